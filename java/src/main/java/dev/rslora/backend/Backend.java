@@ -1,0 +1,45 @@
+package dev.rslora.backend;
+
+import dev.rslora.tensor.Tensor;
+
+/**
+ * One implementation of the rsLoRA layer math (SPEC.md §2–3, §6). Implementations:
+ * {@code reference} (scalar, double accumulation: the oracle), {@code cpu} (Vector API,
+ * multi-threaded) and {@code cuda}. Backends speak in host tensors plus a {@link LoraParams};
+ * {@link Backends} picks one.
+ *
+ * <p>Dtype rules: X, W, b, A, B, dY, Y, dX, dA, dB are each F32, BF16 or F16 (they may differ);
+ * U is the backend's saved activation, always F32 [n, rank] and without γ. Every output is
+ * accumulated in fp32 (or wider) and rounded once to its dtype. A backend instance may be used
+ * by several layers, but one layer call at a time per thread.
+ */
+public interface Backend {
+
+    /** "reference", "cpu" or "cuda". */
+    String name();
+
+    /** Prepares the frozen W [d_out, d_in] and bias [d_out] (nullable) for repeated use. */
+    FrozenWeight prepare(Tensor weight, Tensor bias);
+
+    /**
+     * Forward. {@code U = D(X)·Aᵀ} [n, r] (saved for backward, no γ) and
+     * {@code Y = X·Wᵀ + b + γ·U·Bᵀ} [n, d_out]. When {@code !p.adapterActive()}, Y = X·Wᵀ + b and
+     * a, b, u may be null.
+     */
+    void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y);
+
+    /**
+     * Backward with W frozen. {@code V = dY·B}; {@code dB = γ·dYᵀ·U} [d_out, r];
+     * {@code dA = γ·Vᵀ·D(X)} [r, d_in] (assigned or accumulated per {@code p.gradMode()});
+     * {@code dX = dY·W + γ·D'(V·A)} [n, d_in] (always assigned; skipped when dx is null).
+     * When {@code !p.adapterActive()}, only dX = dY·W is computed and a, b, u, gradA, gradB may be null.
+     */
+    void backward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy,
+                  Tensor dx, Tensor gradA, Tensor gradB);
+
+    /**
+     * {@code W ← round(W + sign·γ·B·A)} computed in fp32 and rounded once to W's dtype
+     * (sign = +1 merge, −1 unmerge); updates the host W and any prepared copy.
+     */
+    void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign);
+}

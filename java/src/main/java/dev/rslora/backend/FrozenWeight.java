@@ -1,0 +1,28 @@
+package dev.rslora.backend;
+
+import dev.rslora.tensor.Tensor;
+
+/**
+ * A backend's prepared copy of a frozen base weight W [d_out, d_in] and optional bias b [d_out]:
+ * the packed panels of the {@code cpu} backend, the device copy of the {@code cuda} backend, or
+ * just the host tensors for {@code reference}. Created once per layer by
+ * {@link Backend#prepare}, updated only by {@link Backend#merge}, closed by its owner.
+ */
+public interface FrozenWeight extends AutoCloseable {
+    /** The host W [d_out, d_in]; merge writes into it. */
+    Tensor weight();
+
+    /** The host bias [d_out], or null. */
+    Tensor bias();
+
+    default int dOut() {
+        return (int) weight().dim(0);
+    }
+
+    default int dIn() {
+        return (int) weight().dim(1);
+    }
+
+    @Override
+    void close();
+}

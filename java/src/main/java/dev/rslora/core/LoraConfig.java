@@ -1,0 +1,58 @@
+package dev.rslora.core;
+
+/**
+ * The hyper-parameters of one LoRA adapter.
+ *
+ * @param rank    r ≥ 1
+ * @param alpha   α &gt; 0 (may be fractional)
+ * @param scaling {@link Scaling#RSLORA} (γ = α/√r, default) or {@link Scaling#LORA} (γ = α/r)
+ * @param dropout p in [0, 1): inverted dropout on the adapter input only
+ * @param init    initialisation of A (B starts at zero)
+ * @param seed    seeds the initialisation and the dropout stream
+ */
+public record LoraConfig(int rank, double alpha, Scaling scaling, double dropout, Init init, long seed) {
+
+    public LoraConfig {
+        if (rank < 1) {
+            throw new IllegalArgumentException("rank must be >= 1, got rank=" + rank);
+        }
+        if (!(alpha > 0) || Double.isInfinite(alpha)) {
+            throw new IllegalArgumentException("alpha must be finite and > 0, got alpha=" + alpha);
+        }
+        if (scaling == null) {
+            throw new IllegalArgumentException("scaling must be RSLORA or LORA, got scaling=null");
+        }
+        if (!(dropout >= 0 && dropout < 1)) {
+            throw new IllegalArgumentException("dropout must be in [0, 1), got dropout=" + dropout);
+        }
+        if (init == null) {
+            throw new IllegalArgumentException("init must be DEFAULT or GAUSSIAN, got init=null");
+        }
+    }
+
+    /** An rsLoRA config (γ = α/√r), no dropout, default init, seed 0. */
+    public static LoraConfig rslora(int rank, double alpha) {
+        return new LoraConfig(rank, alpha, Scaling.RSLORA, 0.0, Init.DEFAULT, 0L);
+    }
+
+    /** γ = α/√r for rsLoRA, α/r for LoRA. */
+    public double gamma() {
+        return scaling.gamma(alpha, rank);
+    }
+
+    public LoraConfig withScaling(Scaling s) {
+        return new LoraConfig(rank, alpha, s, dropout, init, seed);
+    }
+
+    public LoraConfig withDropout(double p) {
+        return new LoraConfig(rank, alpha, scaling, p, init, seed);
+    }
+
+    public LoraConfig withInit(Init i) {
+        return new LoraConfig(rank, alpha, scaling, dropout, i, seed);
+    }
+
+    public LoraConfig withSeed(long s) {
+        return new LoraConfig(rank, alpha, scaling, dropout, init, s);
+    }
+}

@@ -1,0 +1,75 @@
+package dev.rslora.tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * Storage dtypes of host tensors. All data is little-endian (the safetensors byte order);
+ * arithmetic is always fp32 or wider, and stores round to nearest even exactly as CUDA's
+ * {@code __float2bfloat16_rn} / {@code __float2half_rn} (see {@link Fp16} and {@link Bf16}).
+ */
+public enum DType {
+    F32("F32", 4),
+    BF16("BF16", 2),
+    F16("F16", 2);
+
+    /** Unaligned little-endian layouts: safetensors data offsets need not be aligned. */
+    public static final ValueLayout.OfFloat LE_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    public static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private final String safetensorsName;
+    private final int byteSize;
+
+    DType(String safetensorsName, int byteSize) {
+        this.safetensorsName = safetensorsName;
+        this.byteSize = byteSize;
+    }
+
+    /** Bytes per element. */
+    public int byteSize() {
+        return byteSize;
+    }
+
+    /** The dtype string used in safetensors headers ("F32", "BF16", "F16"). */
+    public String safetensorsName() {
+        return safetensorsName;
+    }
+
+    /** Parses a safetensors dtype name; returns null when it is not one of ours. */
+    public static DType fromSafetensorsName(String name) {
+        for (DType d : values()) {
+            if (d.safetensorsName.equals(name)) {
+                return d;
+            }
+        }
+        return null;
+    }
+
+    /** Reads element {@code index} (element units, not bytes) widened to fp32. */
+    public float load(MemorySegment seg, long index) {
+        return switch (this) {
+            case F32 -> seg.getAtIndex(LE_FLOAT, index);
+            case BF16 -> Bf16.toFloat(seg.getAtIndex(LE_SHORT, index));
+            case F16 -> Fp16.toFloat(seg.getAtIndex(LE_SHORT, index));
+        };
+    }
+
+    /** Stores {@code value} at element {@code index}, rounding to nearest even for 16-bit dtypes. */
+    public void store(MemorySegment seg, long index, float value) {
+        switch (this) {
+            case F32 -> seg.setAtIndex(LE_FLOAT, index, value);
+            case BF16 -> seg.setAtIndex(LE_SHORT, index, Bf16.fromFloat(value));
+            case F16 -> seg.setAtIndex(LE_SHORT, index, Fp16.fromFloat(value));
+        }
+    }
+
+    /** Rounds an fp32 value to this dtype and back (the value a store followed by a load gives). */
+    public float round(float value) {
+        return switch (this) {
+            case F32 -> value;
+            case BF16 -> Bf16.toFloat(Bf16.fromFloat(value));
+            case F16 -> Fp16.toFloat(Fp16.fromFloat(value));
+        };
+    }
+}

@@ -1,0 +1,24 @@
+package dev.rslora.tensor;
+
+/**
+ * IEEE binary16 conversions, bit-identical to CUDA's {@code __float2half_rn} and
+ * {@code __half2float}: round to nearest, ties to even (subnormals included), overflow to
+ * ±infinity, and every NaN becomes the canonical NaN 0x7FFF as CUDA produces.
+ */
+public final class Fp16 {
+    public static final short CANONICAL_NAN = 0x7FFF;
+
+    private Fp16() {
+    }
+
+    public static short fromFloat(float f) {
+        if (Float.isNaN(f)) {
+            return CANONICAL_NAN;
+        }
+        return Float.floatToFloat16(f); // IEEE round-to-nearest-even, as cvt.rn.f16.f32
+    }
+
+    public static float toFloat(short h) {
+        return Float.float16ToFloat(h);
+    }
+}
