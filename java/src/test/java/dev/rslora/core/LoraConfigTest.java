@@ -1,0 +1,38 @@
+package dev.rslora.core;
+
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class LoraConfigTest {
+
+    @Test
+    void rsloraIsTheDefaultAndGammaIsAlphaOverSqrtR() {
+        LoraConfig c = LoraConfig.rslora(16, 8);
+        assertEquals(Scaling.RSLORA, c.scaling());
+        assertEquals(2.0, c.gamma());
+        assertEquals(0.5, c.withScaling(Scaling.LORA).gamma());
+        // γ ratio rsLoRA / LoRA = √r: the conformance bug several engines shipped
+        assertEquals(4.0, c.gamma() / c.withScaling(Scaling.LORA).gamma(), 1e-15);
+        assertEquals(1.5 / Math.sqrt(3), new LoraConfig(3, 1.5, Scaling.RSLORA, 0, Init.DEFAULT, 0).gamma());
+    }
+
+    @Test
+    void invalidValuesNameTheFieldAndValue() {
+        assertMessage("rank=0", () -> new LoraConfig(0, 8, Scaling.RSLORA, 0, Init.DEFAULT, 0));
+        assertMessage("alpha=0.0", () -> new LoraConfig(4, 0, Scaling.RSLORA, 0, Init.DEFAULT, 0));
+        assertMessage("alpha=NaN", () -> new LoraConfig(4, Double.NaN, Scaling.RSLORA, 0, Init.DEFAULT, 0));
+        assertMessage("alpha=Infinity", () -> new LoraConfig(4, Double.POSITIVE_INFINITY, Scaling.RSLORA, 0, Init.DEFAULT, 0));
+        assertMessage("dropout=1.0", () -> new LoraConfig(4, 8, Scaling.RSLORA, 1.0, Init.DEFAULT, 0));
+        assertMessage("dropout=-0.1", () -> new LoraConfig(4, 8, Scaling.RSLORA, -0.1, Init.DEFAULT, 0));
+        assertMessage("scaling=null", () -> new LoraConfig(4, 8, null, 0, Init.DEFAULT, 0));
+        assertMessage("init=null", () -> new LoraConfig(4, 8, Scaling.LORA, 0, null, 0));
+    }
+
+    private static void assertMessage(String fragment, Runnable r) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, r::run);
+        assertTrue(e.getMessage().contains(fragment), e.getMessage());
+    }
+}
