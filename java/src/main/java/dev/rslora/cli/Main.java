@@ -1,0 +1,40 @@
+package dev.rslora.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * The {@code rslora} command line. Subcommands hold no math: they parse, validate, call the
+ * library and report. Errors print one line ({@code rslora: error: …}) and exit non-zero.
+ */
+@Command(name = "rslora", mixinStandardHelpOptions = true, version = "rslora 0.1.0",
+        description = "Fused rank-stabilized LoRA (rsLoRA) layers for the JVM.",
+        subcommands = {InfoCommand.class, CommandLine.HelpCommand.class})
+public final class Main {
+
+    public static void main(String[] args) {
+        System.exit(run(args));
+    }
+
+    /** Runs the CLI and returns its exit code (0 ok, 1 error, 2 usage). */
+    public static int run(String... args) {
+        CommandLine cl = new CommandLine(new Main());
+        cl.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
+            cmd.getErr().println("rslora: error: " + oneLine(ex));
+            if (Boolean.getBoolean("rslora.debug")) {
+                ex.printStackTrace(cmd.getErr());
+            }
+            return 1;
+        });
+        return cl.execute(args);
+    }
+
+    /** The exception's message on one line (its class name when it has none). */
+    static String oneLine(Throwable ex) {
+        String m = ex.getMessage();
+        if (m == null || m.isBlank()) {
+            m = ex.getClass().getSimpleName();
+        }
+        return m.replace('\n', ' ').replace('\r', ' ');
+    }
+}
