@@ -45,7 +45,7 @@ record LayerInputs(Tensor x, Tensor weight, Tensor bias, Tensor loraA, Tensor lo
             }
         }
         if (!missing.isEmpty()) {
-            throw new IllegalArgumentException(f.source() + ": missing tensor(s) " + missing + " (file has " + f.names() + ")");
+            throw new IllegalArgumentException(f.source() + ": missing tensor(s) " + missing + " (file has " + preview(f.names()) + ")");
         }
         List<String> present = new ArrayList<>(required);
         if (f.contains("bias")) {
@@ -91,6 +91,11 @@ record LayerInputs(Tensor x, Tensor weight, Tensor bias, Tensor loraA, Tensor lo
         }
         return new LayerInputs(f.tensor("x"), f.tensor("weight"), bias, f.tensor("lora_A"), f.tensor("lora_B"),
                 f.tensor("grad_y"));
+    }
+
+    private static String preview(List<String> names) {
+        return names.size() <= 8 ? names.toString()
+                : names.subList(0, 8) + " and " + (names.size() - 8) + " more";
     }
 
     private static void agree(SafetensorsFile f, String n1, long[] s1, int ax1, String n2, long[] s2, int ax2, String dim) {
