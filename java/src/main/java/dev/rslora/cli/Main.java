@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "rslora", mixinStandardHelpOptions = true, version = "rslora 0.1.0",
         description = "Fused rank-stabilized LoRA (rsLoRA) layers for the JVM.",
-        subcommands = {InfoCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {InfoCommand.class, LayerCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
     public static void main(String[] args) {
@@ -18,7 +18,14 @@ public final class Main {
 
     /** Runs the CLI and returns its exit code (0 ok, 1 error, 2 usage). */
     public static int run(String... args) {
+        return run(new java.io.PrintWriter(System.out, true), new java.io.PrintWriter(System.err, true), args);
+    }
+
+    /** Runs the CLI with the given output streams (for tests) and returns its exit code. */
+    public static int run(java.io.PrintWriter out, java.io.PrintWriter err, String... args) {
         CommandLine cl = new CommandLine(new Main());
+        cl.setOut(out);
+        cl.setErr(err);
         cl.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
             cmd.getErr().println("rslora: error: " + oneLine(ex));
             if (Boolean.getBoolean("rslora.debug")) {
@@ -31,6 +38,15 @@ public final class Main {
 
     /** The exception's message on one line (its class name when it has none). */
     static String oneLine(Throwable ex) {
+        if (ex instanceof java.nio.file.NoSuchFileException e) {
+            return "no such file: " + e.getFile();
+        }
+        if (ex instanceof java.nio.file.AccessDeniedException e) {
+            return "permission denied: " + e.getFile();
+        }
+        if (ex instanceof OutOfMemoryError) {
+            return "out of memory (raise -Xmx via RSLORA_JAVA_OPTS): " + ex.getMessage();
+        }
         String m = ex.getMessage();
         if (m == null || m.isBlank()) {
             m = ex.getClass().getSimpleName();

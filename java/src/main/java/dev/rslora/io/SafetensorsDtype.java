@@ -1,0 +1,78 @@
+package dev.rslora.io;
+
+import dev.rslora.tensor.DType;
+
+/**
+ * Every dtype name a safetensors header may carry, with its element size in bytes.
+ *
+ * <p>The constants are declared in the reference implementation's order (increasing alignment:
+ * {@code BOOL} first, {@code U64} last); the writer orders tensors by this order, largest first,
+ * then by name. Any tensor of a listed dtype can be read and copied as raw bytes; only
+ * {@code F32}, {@code BF16} and {@code F16} map to a {@link DType} for arithmetic. A name missing
+ * from this table (for example the sub-byte {@code F4}/{@code F6_*} types of newer writers) is an
+ * unknown dtype and the file is refused.
+ */
+public enum SafetensorsDtype {
+    BOOL(1, null),
+    U8(1, null),
+    I8(1, null),
+    F8_E5M2(1, null),
+    F8_E4M3(1, null),
+    I16(2, null),
+    U16(2, null),
+    F16(2, DType.F16),
+    BF16(2, DType.BF16),
+    I32(4, null),
+    U32(4, null),
+    F32(4, DType.F32),
+    F64(8, null),
+    I64(8, null),
+    U64(8, null);
+
+    private final int byteSize;
+    private final DType compute;
+
+    SafetensorsDtype(int byteSize, DType compute) {
+        this.byteSize = byteSize;
+        this.compute = compute;
+    }
+
+    /** Bytes per element. */
+    public int byteSize() {
+        return byteSize;
+    }
+
+    /** The name written in headers ("F32", "F8_E4M3", ...). */
+    public String headerName() {
+        return name();
+    }
+
+    /** The arithmetic dtype of F32/BF16/F16; null for the dtypes that are read as raw bytes only. */
+    public DType compute() {
+        return compute;
+    }
+
+    /** True for F32, BF16 and F16. */
+    public boolean isComputable() {
+        return compute != null;
+    }
+
+    /** The table entry for a header dtype name (case-sensitive); null when the name is unknown. */
+    public static SafetensorsDtype byName(String name) {
+        for (SafetensorsDtype d : values()) {
+            if (d.name().equals(name)) {
+                return d;
+            }
+        }
+        return null;
+    }
+
+    /** The table entry of an arithmetic dtype. */
+    public static SafetensorsDtype of(DType dtype) {
+        return switch (dtype) {
+            case F32 -> F32;
+            case BF16 -> BF16;
+            case F16 -> F16;
+        };
+    }
+}

@@ -1,0 +1,67 @@
+package dev.rslora.io;
+
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * One tensor of a safetensors header: name, dtype, shape (row-major, outermost first) and its byte
+ * range [begin, end) relative to the start of the data buffer (file offset 8 + N).
+ */
+public record SafetensorsEntry(String name, SafetensorsDtype dtype, long[] shape, long begin, long end) {
+
+    public SafetensorsEntry {
+        Objects.requireNonNull(name, "name");
+        Objects.requireNonNull(dtype, "dtype");
+        shape = shape.clone();
+    }
+
+    /** The dtype name as written in the header. */
+    public String dtypeName() {
+        return dtype.name();
+    }
+
+    /** A copy of the shape; [] for a rank-0 scalar. */
+    @Override
+    public long[] shape() {
+        return shape.clone();
+    }
+
+    public int rank() {
+        return shape.length;
+    }
+
+    /** Number of elements (1 for a scalar, 0 when a dimension is 0); validated not to overflow. */
+    public long numel() {
+        long n = 1;
+        for (long d : shape) {
+            n = Math.multiplyExact(n, d);
+        }
+        return n;
+    }
+
+    /** end − begin. */
+    public long byteLength() {
+        return end - begin;
+    }
+
+    /** "[d0, d1, ...]". */
+    public String shapeString() {
+        return Arrays.toString(shape);
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof SafetensorsEntry e && name.equals(e.name) && dtype == e.dtype
+                && Arrays.equals(shape, e.shape) && begin == e.begin && end == e.end;
+    }
+
+    @Override
+    public int hashCode() {
+        return Objects.hash(name, dtype, Arrays.hashCode(shape), begin, end);
+    }
+
+    @Override
+    public String toString() {
+        return name + " " + dtype + " " + shapeString() + " [" + begin + ", " + end + ")";
+    }
+}

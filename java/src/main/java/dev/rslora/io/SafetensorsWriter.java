@@ -1,0 +1,267 @@
+package dev.rslora.io;
+
+import dev.rslora.tensor.Tensor;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * Writes a safetensors file, streaming each tensor from its segment to disk; the heap holds only
+ * the header. Tensors are laid out as the reference writer lays them out (dtype in
+ * {@link SafetensorsDtype} order, largest alignment first, then name by UTF-8 bytes), the compact
+ * JSON header ({@code __metadata__} first) is padded with spaces to a multiple of 8 bytes.
+ *
+ * <p>The file is written to {@code .<name>.tmp-<random>} in the target's directory, forced to
+ * disk and renamed over the target atomically only when complete; on any failure the temporary
+ * file is deleted, so a reader never sees a partial file and an existing target survives intact.
+ * Because of the rename, a file may be rewritten from tensors mapped from that same file.
+ *
+ * <pre>{@code
+ * new SafetensorsWriter().metadata("format", "pt").add("a.weight", tensorA).write(path);
+ * }</pre>
+ */
+public final class SafetensorsWriter {
+    /** Bytes per write call; heap-backed sources are staged through an off-heap buffer this large. */
+    private static final int CHUNK = 8 << 20;
+
+    /** One tensor to write: its header name, dtype, shape and exactly numel × element size bytes. */
+    public record Item(String name, SafetensorsDtype dtype, long[] shape, MemorySegment data) {
+        public Item {
+            Objects.requireNonNull(name, "name");
+            Objects.requireNonNull(dtype, "dtype");
+            Objects.requireNonNull(data, "data");
+            shape = shape.clone();
+            if (name.equals(HeaderParser.METADATA_KEY)) {
+                throw new IllegalArgumentException("a tensor cannot be named " + HeaderParser.METADATA_KEY);
+            }
+            requireEncodable(name, "tensor name");
+            long numel = 1;
+            try {
+                for (int i = 0; i < shape.length; i++) {
+                    if (shape[i] < 0) {
+                        throw new IllegalArgumentException("tensor " + HeaderParser.quote(name) + ": negative dimension "
+                                + shape[i] + " at axis " + i + " in shape " + Arrays.toString(shape));
+                    }
+                    numel = Math.multiplyExact(numel, shape[i]);
+                }
+                long need = Math.multiplyExact(numel, (long) dtype.byteSize());
+                if (need != data.byteSize()) {
+                    throw new IllegalArgumentException("tensor " + HeaderParser.quote(name) + " " + dtype + " "
+                            + Arrays.toString(shape) + " needs " + need + " bytes but its source segment holds " + data.byteSize());
+                }
+            } catch (ArithmeticException e) {
+                throw new IllegalArgumentException("tensor " + HeaderParser.quote(name) + " " + dtype + " "
+                        + Arrays.toString(shape) + ": byte size overflows a signed 64-bit integer", e);
+            }
+        }
+
+        /** A copy of the shape. */
+        @Override
+        public long[] shape() {
+            return shape.clone();
+        }
+
+        /** A tensor's bytes under {@code name}, in its own dtype (F32, BF16 or F16). */
+        public static Item of(String name, Tensor tensor) {
+            return new Item(name, SafetensorsDtype.of(tensor.dtype()), tensor.shape(), tensor.segment());
+        }
+
+        /** Raw bytes of any known dtype (e.g. "I64"); IllegalArgumentException for an unknown name. */
+        public static Item raw(String name, String dtypeName, long[] shape, MemorySegment data) {
+            SafetensorsDtype d = SafetensorsDtype.byName(dtypeName);
+            if (d == null) {
+                throw new IllegalArgumentException("tensor " + HeaderParser.quote(name) + ": unknown safetensors dtype "
+                        + HeaderParser.quote(String.valueOf(dtypeName)));
+            }
+            return new Item(name, d, shape, data);
+        }
+
+        /** Tensor {@code name} of {@code source}, byte for byte, whatever its dtype. */
+        public static Item copyOf(SafetensorsFile source, String name) {
+            SafetensorsEntry e = source.entry(name);
+            return new Item(name, e.dtype(), e.shape(), source.bytes(name));
+        }
+
+        long byteSize() {
+            return data.byteSize();
+        }
+    }
+
+    private final Map<String, Item> items = new LinkedHashMap<>();
+    private final Map<String, String> metadata = new LinkedHashMap<>();
+
+    /** Adds a tensor; IllegalArgumentException when the name is already taken. */
+    public SafetensorsWriter add(Item item) {
+        if (items.putIfAbsent(item.name(), item) != null) {
+            throw new IllegalArgumentException("tensor " + HeaderParser.quote(item.name()) + " added twice");
+        }
+        return this;
+    }
+
+    /** Adds {@code tensor} under {@code name} in its own dtype. */
+    public SafetensorsWriter add(String name, Tensor tensor) {
+        return add(Item.of(name, tensor));
+    }
+
+    /** Adds raw bytes of any known dtype. */
+    public SafetensorsWriter addRaw(String name, String dtypeName, long[] shape, MemorySegment data) {
+        return add(Item.raw(name, dtypeName, shape, data));
+    }
+
+    /** Copies tensor {@code name} of {@code source} byte for byte. */
+    public SafetensorsWriter copy(SafetensorsFile source, String name) {
+        return add(Item.copyOf(source, name));
+    }
+
+    /** Sets one {@code __metadata__} entry (insertion order is kept in the header). */
+    public SafetensorsWriter metadata(String key, String value) {
+        requireEncodable(Objects.requireNonNull(key, "key"), "metadata key");
+        requireEncodable(Objects.requireNonNull(value, "value"), "metadata value");
+        metadata.put(key, value);
+        return this;
+    }
+
+    /** Sets every entry of {@code entries}. */
+    public SafetensorsWriter metadata(Map<String, String> entries) {
+        entries.forEach(this::metadata);
+        return this;
+    }
+
+    /** The items in file order: dtype order largest first, then name by unsigned UTF-8 bytes. */
+    List<Item> fileOrder() {
+        List<Item> ordered = new ArrayList<>(items.values());
+        ordered.sort((a, b) -> {
+            int byDtype = Integer.compare(b.dtype().ordinal(), a.dtype().ordinal());
+            return byDtype != 0 ? byDtype : HeaderEncoder.compareUtf8(a.name(), b.name());
+        });
+        return Collections.unmodifiableList(ordered);
+    }
+
+    /** The padded header bytes this writer would write now (the N bytes after the length prefix). */
+    byte[] header() {
+        return HeaderEncoder.encode(fileOrder(), metadata);
+    }
+
+    /**
+     * Writes the file atomically (temporary file, fsync, rename). On failure nothing is left
+     * behind and an existing {@code target} is unchanged.
+     */
+    public void write(Path target) throws IOException {
+        List<Item> ordered = fileOrder();
+        byte[] header = HeaderEncoder.encode(ordered, metadata);
+        if (header.length > SafetensorsFile.MAX_HEADER_LENGTH) {
+            throw new IllegalArgumentException("header of " + header.length + " bytes exceeds the "
+                    + SafetensorsFile.MAX_HEADER_LENGTH + "-byte limit readers enforce");
+        }
+        long expectedSize = 8L + header.length;
+        for (Item it : ordered) {
+            expectedSize = Math.addExact(expectedSize, it.byteSize());
+        }
+        Path abs = target.toAbsolutePath();
+        Path dir = abs.getParent();
+        Path tmp = dir.resolve("." + abs.getFileName() + ".tmp-" + Long.toHexString(ThreadLocalRandom.current().nextLong()));
+        boolean created = false;
+        try {
+            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+                created = true;
+                ByteBuffer prefix = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, header.length);
+                writeFully(ch, prefix);
+                writeFully(ch, ByteBuffer.wrap(header));
+                try (Arena staging = Arena.ofConfined()) {
+                    MemorySegment buffer = null;
+                    for (Item it : ordered) {
+                        if (it.data().isNative()) {
+                            writeNative(ch, it.data());
+                        } else {
+                            if (buffer == null) {
+                                buffer = staging.allocate(CHUNK);
+                            }
+                            writeStaged(ch, it.data(), buffer);
+                        }
+                    }
+                }
+                if (ch.position() != expectedSize) {
+                    throw new IOException("wrote " + ch.position() + " bytes to " + tmp + " but expected " + expectedSize);
+                }
+                ch.force(true);
+            }
+            moveIntoPlace(tmp, abs);
+        } catch (Throwable t) {
+            if (created) {
+                try {
+                    Files.deleteIfExists(tmp);
+                } catch (IOException suppressed) {
+                    t.addSuppressed(suppressed);
+                }
+            }
+            throw t;
+        }
+        syncDirectory(dir);
+    }
+
+    private static void moveIntoPlace(Path tmp, Path target) throws IOException {
+        try {
+            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+        } catch (AtomicMoveNotSupportedException e) {
+            Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
+        }
+    }
+
+    /** Makes the rename durable where the platform allows fsync on a directory (Linux does). */
+    private static void syncDirectory(Path dir) {
+        try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
+            d.force(true);
+        } catch (IOException e) {
+            // Not supported everywhere (e.g. Windows); the file's own data was already forced.
+        }
+    }
+
+    private static void writeNative(FileChannel ch, MemorySegment data) throws IOException {
+        for (long off = 0; off < data.byteSize(); off += CHUNK) {
+            long len = Math.min(CHUNK, data.byteSize() - off);
+            writeFully(ch, data.asSlice(off, len).asByteBuffer());
+        }
+    }
+
+    private static void writeStaged(FileChannel ch, MemorySegment data, MemorySegment buffer) throws IOException {
+        for (long off = 0; off < data.byteSize(); off += CHUNK) {
+            long len = Math.min(CHUNK, data.byteSize() - off);
+            MemorySegment.copy(data, off, buffer, 0, len);
+            writeFully(ch, buffer.asSlice(0, len).asByteBuffer());
+        }
+    }
+
+    private static void writeFully(FileChannel ch, ByteBuffer b) throws IOException {
+        while (b.hasRemaining()) {
+            ch.write(b);
+        }
+    }
+
+    /** Rejects strings with an unpaired surrogate: they have no UTF-8 encoding. */
+    private static void requireEncodable(String s, String what) {
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                throw new IllegalArgumentException(what + " " + HeaderParser.quote(s) + " holds an unpaired surrogate at index " + i);
+            }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+package dev.rslora.io;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The writer never leaves a partial file, and refuses inconsistent input before writing. */
+class SafetensorsWriterFailureTest {
+
+    private static List<Path> listing(Path dir) throws IOException {
+        try (var s = Files.list(dir)) {
+            return s.sorted().toList();
+        }
+    }
+
+    @Test
+    void aShortSourceSegmentIsRefusedAndNothingIsWritten(@TempDir Path dir) throws Exception {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment shortSeg = arena.allocate(20);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> new SafetensorsWriter().addRaw("w", "F32", new long[]{2, 3}, shortSeg));
+            assertTrue(e.getMessage().contains("\"w\"") && e.getMessage().contains("needs 24 bytes")
+                    && e.getMessage().contains("holds 20"), e.getMessage());
+        }
+        assertEquals(List.of(), listing(dir));
+    }
+
+    @Test
+    void aFailureMidWriteLeavesNeitherTargetNorTemporaryFile(@TempDir Path dir) throws Exception {
+        Path target = dir.resolve("out.safetensors");
+        SafetensorsWriter w = new SafetensorsWriter();
+        try (Arena live = Arena.ofConfined()) {
+            w.add("a.first", Tensor.of(live, DType.F32, new float[]{1, 2, 3, 4}, 4));
+            Arena doomed = Arena.ofConfined();
+            w.add("b.second", Tensor.of(doomed, DType.F32, new float[]{5, 6}, 2));
+            doomed.close(); // its memory is gone: copying "b.second" fails after "a.first" was written
+            assertThrows(IllegalStateException.class, () -> w.write(target));
+        }
+        assertEquals(List.of(), listing(dir), "no target and no .tmp file");
+    }
+
+    @Test
+    void aFailedWriteKeepsTheExistingTarget(@TempDir Path dir) throws Exception {
+        Path target = dir.resolve("out.safetensors");
+        try (Arena arena = Arena.ofConfined()) {
+            new SafetensorsWriter().add("old", Tensor.of(arena, DType.F32, new float[]{7}, 1)).write(target);
+        }
+        byte[] before = Files.readAllBytes(target);
+        SafetensorsWriter w = new SafetensorsWriter();
+        Arena doomed = Arena.ofConfined();
+        w.add("new", Tensor.of(doomed, DType.BF16, new float[]{1, 2}, 2));
+        doomed.close();
+        assertThrows(IllegalStateException.class, () -> w.write(target));
+        assertArrayEquals(before, Files.readAllBytes(target));
+        assertEquals(List.of(target), listing(dir));
+    }
+
+    @Test
+    void aMissingDirectoryFailsCleanly(@TempDir Path dir) {
+        Path target = dir.resolve("missing").resolve("out.safetensors");
+        assertThrows(IOException.class, () -> new SafetensorsWriter().metadata("k", "v").write(target));
+        assertTrue(Files.notExists(dir.resolve("missing")));
+    }
+
+    @Test
+    void writingOverADirectoryFailsAndCleansUp(@TempDir Path dir) throws Exception {
+        Path target = Files.createDirectory(dir.resolve("taken"));
+        Files.writeString(target.resolve("keep.txt"), "x");
+        assertThrows(IOException.class, () -> new SafetensorsWriter().metadata("k", "v").write(target));
+        assertEquals(List.of(target), listing(dir), "only the directory remains");
+        assertTrue(Files.exists(target.resolve("keep.txt")));
+    }
+
+    @Test
+    void inconsistentInputIsRefused() {
+        try (Arena arena = Arena.ofConfined()) {
+            SafetensorsWriter w = new SafetensorsWriter().addRaw("x", "U8", new long[]{1}, arena.allocate(1));
+            IllegalArgumentException dup = assertThrows(IllegalArgumentException.class,
+                    () -> w.addRaw("x", "U8", new long[]{1}, arena.allocate(1)));
+            assertTrue(dup.getMessage().contains("\"x\""), dup.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> w.addRaw("__metadata__", "U8", new long[]{1}, arena.allocate(1)));
+            IllegalArgumentException unknown = assertThrows(IllegalArgumentException.class,
+                    () -> w.addRaw("y", "F128", new long[]{1}, arena.allocate(16)));
+            assertTrue(unknown.getMessage().contains("F128"), unknown.getMessage());
+            IllegalArgumentException neg = assertThrows(IllegalArgumentException.class,
+                    () -> w.addRaw("y", "U8", new long[]{-1}, arena.allocate(1)));
+            assertTrue(neg.getMessage().contains("-1"), neg.getMessage());
+            assertThrows(IllegalArgumentException.class,
+                    () -> w.addRaw("y", "F32", new long[]{1L << 62, 4}, arena.allocate(1)));
+            assertThrows(IllegalArgumentException.class, () -> w.addRaw("\uD800", "U8", new long[]{1}, arena.allocate(1)));
+            assertThrows(IllegalArgumentException.class, () -> w.metadata("k", "\uDC00"));
+        }
+    }
+}
