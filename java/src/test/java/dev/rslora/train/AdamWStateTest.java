@@ -1,5 +1,8 @@
 package dev.rslora.train;
 
+import dev.rslora.io.SafetensorsException;
+import dev.rslora.io.SafetensorsFile;
+import dev.rslora.io.SafetensorsWriter;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 import dev.rslora.testing.TestData;
@@ -83,7 +86,7 @@ class AdamWStateTest {
                 a.steps(opt, 0, 7);
                 AdamWState snap = opt.snapshot();
                 List<float[]> atSnapshot = a.values();
-                Path file = dir.resolve("adamw.state");
+                Path file = dir.resolve("adamw.safetensors");
                 opt.save(file);
                 a.steps(opt, 7, 20);
                 List<float[]> want = a.values();
@@ -118,7 +121,7 @@ class AdamWStateTest {
                         new float[] {0, 1, 2, 3}, new float[] {9, 8, 7, 6}),
                 new AdamWState.Entry("b.ü", new long[] {0}, new float[0], new float[0], null),
                 new AdamWState.Entry("scalar", new long[0], new float[] {5}, new float[] {6}, null)));
-        Path f = dir.resolve("s.bin");
+        Path f = dir.resolve("s.safetensors");
         AdamWStateFile.write(s, f);
         AdamWState r = AdamWStateFile.read(f);
         assertEquals(42, r.step());
@@ -136,40 +139,48 @@ class AdamWStateTest {
     }
 
     @Test
-    void corruptTruncatedOrForeignFilesAreRejectedWithTheOffset(@TempDir Path dir) throws IOException {
+    void corruptTruncatedOrForeignFilesAreRejected(@TempDir Path dir) throws IOException {
         AdamWState s = new AdamWState(3, CONFIG, List.of(new AdamWState.Entry("w", new long[] {3},
                 new float[] {1, 2, 3}, new float[] {4, 5, 6}, null)));
-        Path f = dir.resolve("s.bin");
+        Path f = dir.resolve("s.safetensors");
         AdamWStateFile.write(s, f);
         byte[] good = Files.readAllBytes(f);
 
         byte[] flipped = good.clone();
-        flipped[good.length - 10] ^= 1; // inside v
+        flipped[good.length - 2] ^= 1; // inside the data of the last tensor
         Files.write(f, flipped);
         IOException e = assertThrows(IOException.class, () -> AdamWStateFile.read(f));
-        assertTrue(e.getMessage().contains("CRC-32 mismatch") && e.getMessage().contains("offset " + (good.length - 4)),
-                e.getMessage());
+        assertTrue(e.getMessage().contains("checksum mismatch") && e.getMessage().contains("'w."), e.getMessage());
 
         Files.write(f, Arrays.copyOf(good, good.length - 7));
-        e = assertThrows(IOException.class, () -> AdamWStateFile.read(f));
-        assertTrue(e.getMessage().contains("offset"), e.getMessage());
+        e = assertThrows(SafetensorsException.class, () -> AdamWStateFile.read(f));
+        assertTrue(e.getMessage().contains(f.toString()), e.getMessage());
 
-        byte[] longer = Arrays.copyOf(good, good.length + 1);
-        Files.write(f, longer);
-        e = assertThrows(IOException.class, () -> AdamWStateFile.read(f));
-        assertTrue(e.getMessage().contains("1 trailing bytes"), e.getMessage());
+        try (Arena arena = Arena.ofConfined()) {
+            Tensor t = Tensor.of(arena, DType.F32, new float[] {1, 2, 3}, 3);
+            new SafetensorsWriter().metadata("format", "pt").add("w.exp_avg", t).write(f);
+            e = assertThrows(IOException.class, () -> AdamWStateFile.read(f));
+            assertTrue(e.getMessage().contains("not an AdamW state file (metadata format=pt"), e.getMessage());
+        }
+    }
 
-        byte[] foreign = good.clone();
-        foreign[0] = 'X';
-        Files.write(f, foreign);
-        e = assertThrows(IOException.class, () -> AdamWStateFile.read(f));
-        assertTrue(e.getMessage().contains("offset 0") && e.getMessage().contains("not an AdamW state file"), e.getMessage());
-
-        byte[] newer = good.clone();
-        newer[8] = 2;
-        Files.write(f, newer);
-        e = assertThrows(IOException.class, () -> AdamWStateFile.read(f));
-        assertTrue(e.getMessage().contains("version 2"), e.getMessage());
+    @Test
+    void aStateFileWithAnUnlistedTensorOrAMissingOneIsRefused(@TempDir Path dir) throws IOException {
+        Path f = dir.resolve("s.safetensors");
+        AdamWStateFile.write(new AdamWState(1, CONFIG, List.of(new AdamWState.Entry("w", new long[] {2},
+                new float[] {1, 2}, new float[] {3, 4}, null))), f);
+        try (Arena arena = Arena.ofConfined()) {
+            SafetensorsFile good = SafetensorsFile.open(f, arena);
+            Path extra = dir.resolve("extra.safetensors");
+            new SafetensorsWriter().metadata(good.metadata()).copy(good, "w.exp_avg").copy(good, "w.exp_avg_sq")
+                    .add("stray", Tensor.allocate(arena, DType.F32, 1)).write(extra);
+            IOException e = assertThrows(IOException.class, () -> AdamWStateFile.read(extra));
+            assertTrue(e.getMessage().contains("unexpected tensor 'stray'"), e.getMessage());
+            Path missing = dir.resolve("missing.safetensors");
+            new SafetensorsWriter().metadata(good.metadata()).copy(good, "w.exp_avg").write(missing);
+            e = assertThrows(IOException.class, () -> AdamWStateFile.read(missing));
+            assertTrue(e.getMessage().contains("missing tensor 'w.exp_avg_sq'"), e.getMessage());
+        }
     }
 
     @Test
