@@ -70,6 +70,7 @@ public final class LossCurvePlot {
             ch.getStyler().setYAxisDecimalPattern("0.0000");
             ch.getStyler().setXAxisDecimalPattern("0");
             ch.getStyler().setXAxisMaxLabelCount(11);
+            ch.getStyler().setLegendPosition(org.knowm.xchart.style.Styler.LegendPosition.InsideSW);
         }
         Path file = dir.resolve(FILE);
         BitmapEncoder.saveBitmap(List.of(left, right), 1, 2, file.toString(), BitmapEncoder.BitmapFormat.PNG);
