@@ -27,12 +27,12 @@ import java.util.concurrent.Callable;
  * frozen tanh network with a high-rank teacher). Prints a table and writes rank_sweep.csv,
  * rank_sweep.json, loss_curves.png and grad_norm_vs_rank.png into --out.
  */
-@Command(name = "demo", description = {
-        "Rank sweep: fine-tune a frozen 2-layer tanh network (d=128) towards a high-rank teacher with LoRA",
-        "(γ = α/r) and rsLoRA (γ = α/√r) adapters at several ranks and seeds; print a table and write",
-        "rank_sweep.csv, rank_sweep.json, loss_curves.png and grad_norm_vs_rank.png.",
-        "Default: batch 256, 200 steps, ranks 4,16,64,256, 3 seeds, α 8, AdamW lr 5e-5.",
-        "--quick: 100 steps and batch 128. Any option below overrides the preset."})
+@Command(name = "demo", mixinStandardHelpOptions = true, description = {
+        "Rank sweep: fine-tunes a frozen 2-layer tanh network (d=128) towards a high-rank teacher with LoRA "
+                + "(γ = α/r) and rsLoRA (γ = α/√r) adapters at several ranks and seeds; prints a table and writes "
+                + "rank_sweep.csv, rank_sweep.json, loss_curves.png and grad_norm_vs_rank.png.",
+        "Default: batch 256, 200 steps, ranks 4,16,64,256, 3 seeds, α 8, AdamW lr 5e-5. "
+                + "--quick: 100 steps, batch 128. Options below override the preset.", ""})
 final class DemoCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -74,7 +74,7 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--weight-decay", paramLabel = "WD", description = "AdamW weight decay (default 0.01, PyTorch's)")
     Double weightDecay;
 
-    @Option(names = "--final-window", paramLabel = "N", description = "final loss = mean over the last N steps (default 20, at most steps/10)")
+    @Option(names = "--final-window", paramLabel = "N", description = "final loss = mean over the last N steps (default 20, at most a tenth of the steps)")
     Integer finalWindow;
 
     @Option(names = "--max-grad-norm", paramLabel = "X", description = "clip the global gradient norm to X (default: no clipping)")

@@ -35,8 +35,8 @@ public final class Main {
         });
         cl.setParameterExceptionHandler((ex, badArgs) -> {
             CommandLine failed = ex.getCommandLine();
-            failed.getErr().println("rslora: error: " + oneLine(ex) + " (see '"
-                    + failed.getCommandSpec().qualifiedName() + " --help')");
+            String help = failed.getParent() == null ? "rslora --help" : "rslora help " + failed.getCommandName();
+            failed.getErr().println("rslora: error: " + oneLine(ex) + " (see '" + help + "')");
             return 2;
         });
         return cl.execute(args);

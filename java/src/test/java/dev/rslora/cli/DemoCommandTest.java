@@ -135,7 +135,7 @@ class DemoCommandTest {
         }
         List<Case> cases = List.of(
                 new Case(2, "--steps", new String[] {"demo", "--steps", "abc"}),
-                new Case(2, "--bogus", new String[] {"demo", "--bogus"}),
+                new Case(2, "Unknown option: '--bogus' (see 'rslora help demo')", new String[] {"demo", "--bogus"}),
                 new Case(1, "steps must be >= 1, got steps=0", new String[] {"demo", "--steps", "0"}),
                 new Case(1, "ranks must be ascending and distinct", new String[] {"demo", "--ranks", "4,4"}),
                 new Case(1, "unknown backend 'nope'", new String[] {"demo", "--backend", "nope"}),
