@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "rslora", mixinStandardHelpOptions = true, version = "rslora 0.1.0",
         description = "Fused rank-stabilized LoRA (rsLoRA) layers for the JVM.",
-        subcommands = {InfoCommand.class, LayerCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {InfoCommand.class, LayerCommand.class, DemoCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
     public static void main(String[] args) {
@@ -32,6 +32,12 @@ public final class Main {
                 ex.printStackTrace(cmd.getErr());
             }
             return 1;
+        });
+        cl.setParameterExceptionHandler((ex, badArgs) -> {
+            CommandLine failed = ex.getCommandLine();
+            String help = failed.getParent() == null ? "rslora --help" : "rslora help " + failed.getCommandName();
+            failed.getErr().println("rslora: error: " + oneLine(ex) + " (see '" + help + "')");
+            return 2;
         });
         return cl.execute(args);
     }

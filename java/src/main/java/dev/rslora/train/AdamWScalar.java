@@ -1,0 +1,54 @@
+package dev.rslora.train;
+
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The scalar AdamW update over flat elements [from, to) of any dtypes. Per element, in fp32 and in
+ * this order (PyTorch's single-tensor AdamW; Java never contracts to FMA, so the
+ * {@link AdamWVector} path that uses the same operations gives bit-identical results):
+ *
+ * <pre>
+ *   p ← p·decay
+ *   m ← m + (1−β1)·(g − m)                 (torch: exp_avg.lerp_(g, 1−β1))
+ *   v ← v·β2 + ((1−β2)·g)·g                (torch: exp_avg_sq.mul_(β2).addcmul_(g, g, 1−β2))
+ *   p ← p − stepSize·(m / (√v / bc2Sqrt + eps))
+ * </pre>
+ *
+ * {@code target} is the tensor updated (the parameter, or its fp32 master copy); m and v are F32.
+ */
+final class AdamWScalar {
+    private AdamWScalar() {
+    }
+
+    static void update(Tensor target, Tensor grad, Tensor m, Tensor v, AdamWCoefficients c, long from, long to) {
+        DType pt = target.dtype();
+        DType gt = grad.dtype();
+        MemorySegment ps = target.segment();
+        MemorySegment gs = grad.segment();
+        MemorySegment ms = m.segment();
+        MemorySegment vs = v.segment();
+        float decay = c.decay();
+        float omb1 = c.oneMinusB1();
+        float b2 = c.beta2();
+        float omb2 = c.oneMinusB2();
+        float stepSize = c.stepSize();
+        float bc2Sqrt = c.bc2Sqrt();
+        float eps = c.eps();
+        for (long i = from; i < to; i++) {
+            float g = gt.load(gs, i);
+            float p = pt.load(ps, i) * decay;
+            float mi = ms.getAtIndex(DType.LE_FLOAT, i);
+            float vi = vs.getAtIndex(DType.LE_FLOAT, i);
+            mi = mi + omb1 * (g - mi);
+            vi = vi * b2 + (omb2 * g) * g;
+            float denom = (float) Math.sqrt(vi) / bc2Sqrt + eps;
+            p = p - stepSize * (mi / denom);
+            ms.setAtIndex(DType.LE_FLOAT, i, mi);
+            vs.setAtIndex(DType.LE_FLOAT, i, vi);
+            pt.store(ps, i, p);
+        }
+    }
+}

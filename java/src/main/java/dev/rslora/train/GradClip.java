@@ -1,0 +1,79 @@
+package dev.rslora.train;
+
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Collection;
+
+/**
+ * Global gradient-norm clipping with the semantics of {@code torch.nn.utils.clip_grad_norm_}
+ * (2-norm, {@code error_if_nonfinite=False}): the total norm is the 2-norm of all gradient
+ * elements together; every gradient is multiplied by {@code min(1, maxNorm / (total + 1e-6))}.
+ * Squares are accumulated in double (PyTorch accumulates per-tensor norms in fp32). A NaN or
+ * infinite total is returned as is and propagates into the gradients, as in PyTorch.
+ */
+public final class GradClip {
+    /** The constant PyTorch adds to the total norm before dividing. */
+    public static final double EPS = 1e-6;
+
+    private GradClip() {
+    }
+
+    /** The 2-norm of all elements of {@code grads} together. */
+    public static double globalNorm(Collection<Tensor> grads) {
+        double sum = 0;
+        for (Tensor g : grads) {
+            sum += sumOfSquares(g);
+        }
+        return Math.sqrt(sum);
+    }
+
+    /**
+     * Scales {@code grads} in place so that their global 2-norm is at most about {@code maxNorm};
+     * returns the norm before clipping.
+     */
+    public static double clipGlobalNorm(Collection<Tensor> grads, double maxNorm) {
+        if (!(maxNorm > 0) || Double.isInfinite(maxNorm)) {
+            throw new IllegalArgumentException("maxNorm must be finite and > 0, got maxNorm=" + maxNorm);
+        }
+        double total = globalNorm(grads);
+        double coef = Math.min(maxNorm / (total + EPS), 1.0);
+        if (!(coef == 1.0)) { // also NaN: PyTorch multiplies by the NaN coefficient
+            float f = (float) coef;
+            for (Tensor g : grads) {
+                scale(g, f);
+            }
+        }
+        return total;
+    }
+
+    private static double sumOfSquares(Tensor t) {
+        MemorySegment s = t.segment();
+        long n = t.numel();
+        double sum = 0;
+        if (t.dtype() == DType.F32) {
+            for (long i = 0; i < n; i++) {
+                double v = s.getAtIndex(DType.LE_FLOAT, i);
+                sum += v * v;
+            }
+        } else {
+            DType d = t.dtype();
+            for (long i = 0; i < n; i++) {
+                double v = d.load(s, i);
+                sum += v * v;
+            }
+        }
+        return sum;
+    }
+
+    /** g ← round(g·f) in g's dtype. */
+    private static void scale(Tensor t, float f) {
+        MemorySegment s = t.segment();
+        DType d = t.dtype();
+        long n = t.numel();
+        for (long i = 0; i < n; i++) {
+            d.store(s, i, d.load(s, i) * f);
+        }
+    }
+}

@@ -1,0 +1,40 @@
+package dev.rslora.train;
+
+import dev.rslora.core.LoraLinear;
+import dev.rslora.tensor.Tensor;
+
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * A trainable tensor and its gradient, as an optimizer sees them. Both are borrowed live views
+ * (for example {@link LoraLinear#loraA()} and {@link LoraLinear#gradA()}); the optimizer updates
+ * {@code value} in place and only reads {@code grad}.
+ *
+ * @param name  unique name within one optimizer (used to match saved state), e.g. {@code "layers.0.lora_A.weight"}
+ * @param value the parameter, any dtype
+ * @param grad  its gradient, same shape, any dtype
+ */
+public record Parameter(String name, Tensor value, Tensor grad) {
+
+    public Parameter {
+        if (name == null || name.isBlank()) {
+            throw new IllegalArgumentException("parameter name must not be blank, got '" + name + "'");
+        }
+        Objects.requireNonNull(value, "value of " + name);
+        Objects.requireNonNull(grad, "grad of " + name);
+        if (!grad.sameShape(value.shape())) {
+            throw new IllegalArgumentException("parameter " + name + ": grad shape " + grad.shapeString()
+                    + " differs from value shape " + value.shapeString());
+        }
+    }
+
+    /**
+     * The two trainable tensors of a LoRA layer: {@code prefix + ".lora_A.weight"} (A [r, d_in]) and
+     * {@code prefix + ".lora_B.weight"} (B [d_out, r]), with their gradients.
+     */
+    public static List<Parameter> of(LoraLinear layer, String prefix) {
+        return List.of(new Parameter(prefix + ".lora_A.weight", layer.loraA(), layer.gradA()),
+                new Parameter(prefix + ".lora_B.weight", layer.loraB(), layer.gradB()));
+    }
+}
