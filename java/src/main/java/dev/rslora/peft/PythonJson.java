@@ -1,6 +1,8 @@
 package dev.rslora.peft;
 
 import java.math.BigDecimal;
+import java.math.MathContext;
+import java.math.RoundingMode;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -133,8 +135,18 @@ final class PythonJson {
             return 1 / x < 0 ? "-0.0" : "0.0";
         }
         String sign = x < 0 ? "-" : "";
-        // Double.toString gives the shortest digits that round-trip (JDK 19+), as Python's repr
-        BigDecimal bd = new BigDecimal(Double.toString(Math.abs(x))).stripTrailingZeros();
+        // Python's repr: the fewest significant digits that read back as x, the closest such
+        // decimal when several have that length; rounding the exact value to n digits gives it
+        BigDecimal exact = new BigDecimal(Math.abs(x));
+        BigDecimal bd = exact;
+        for (int n = 1; n <= 17; n++) {
+            BigDecimal candidate = exact.round(new MathContext(n, RoundingMode.HALF_EVEN));
+            if (candidate.doubleValue() == Math.abs(x)) {
+                bd = candidate;
+                break;
+            }
+        }
+        bd = bd.stripTrailingZeros();
         String digits = bd.unscaledValue().toString();
         int exp = digits.length() - 1 - bd.scale(); // decimal exponent of the first digit
         if (exp < -4 || exp >= 16) {
