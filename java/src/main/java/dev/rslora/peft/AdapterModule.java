@@ -11,7 +11,8 @@ import java.util.Objects;
  * {@link dev.rslora.core.LoraLinear}'s live parameters, or of an arena the caller owns).
  *
  * @param path   module path, e.g. {@code model.layers.0.self_attn.q_proj}; its base weight is {@code path + ".weight"}
- * @param config r, α and scaling as the PEFT config gives them for this path
+ * @param config r, α and scaling as the PEFT config gives them for this path (its seed is 0: PEFT
+ *               files carry no dropout seed; {@link AdapterSet#layer} takes one)
  */
 public record AdapterModule(String path, LoraConfig config, Tensor loraA, Tensor loraB) {
 

@@ -87,7 +87,7 @@ public final class AdapterSet {
             long[] w = base.entry(path + ".weight").shape();
             long dOut = config.fanInFanOut() ? w[1] : w[0];
             long dIn = config.fanInFanOut() ? w[0] : w[1];
-            LoraConfig lc = config.loraConfig(path, init, seed);
+            LoraConfig lc = config.loraConfig(path, init, 0);   // the dropout seed is chosen in layer()
             Tensor a = Tensor.allocate(arena, DType.F32, lc.rank(), dIn);
             Tensor b = Tensor.allocate(arena, DType.F32, dOut, lc.rank());
             initA(a, init, new SplittableRandom(seed ^ (0x9E3779B97F4A7C15L * (path.hashCode() + 0x632BE5ABL))));
