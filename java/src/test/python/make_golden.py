@@ -272,7 +272,8 @@ def main():
         modules_to_save=["lm_head"], task_type="CAUSAL_LM", base_model_name_or_path="tiny-llama")
     rs_cfg = json.loads(json.dumps(rs_cfg, sort_keys=True))  # the order PEFT will load
     mods = make_adapter(base32, rs_cfg, gen)
-    head = {"lm_head.weight": torch.randn(VOCAB, HIDDEN, generator=gen) * 0.05}
+    # the saved head is dyadic too, so the BF16/F16 copies of the adapter hold exactly the same values
+    head = {"lm_head.weight": dyadic(gen, VOCAB, HIDDEN)}
     assert save_adapter(os.path.join(OUT, "adapter-rslora"), rs_cfg, mods, head, torch.float32) == rs_cfg
     save_adapter(os.path.join(OUT, "adapter-rslora-bf16"), rs_cfg, mods, head, torch.bfloat16)
     save_adapter(os.path.join(OUT, "adapter-rslora-f16"), rs_cfg, mods, head, torch.float16)
