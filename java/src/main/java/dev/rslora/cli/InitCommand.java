@@ -67,7 +67,11 @@ final class InitCommand implements Callable<Integer> {
         if (Files.exists(output)) {
             throw new FileAlreadyExistsException(output.toString(), null, "the output already exists; remove it or choose another path");
         }
-        PeftConfig config = PeftConfig.create(targetModules, rank, alpha, sc, in).withBaseModel(base.toString());
+        List<String> names = targetModules.stream().map(String::strip).filter(n -> !n.isEmpty()).toList();
+        if (names.isEmpty()) {
+            throw new IllegalArgumentException("--target-modules names no module");
+        }
+        PeftConfig config = PeftConfig.create(names, rank, alpha, sc, in).withBaseModel(base.toString());
         try (Arena arena = Arena.ofShared()) {
             BaseCheckpoint ckpt = BaseCheckpoint.open(base, arena);
             AdapterSet set = AdapterSet.init(ckpt, config, seed, arena);

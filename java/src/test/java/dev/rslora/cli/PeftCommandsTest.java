@@ -68,7 +68,7 @@ class PeftCommandsTest {
             AdapterSet set = AdapterSet.load(out, arena);
             assertEquals(8.0, set.module("model.layers.1.self_attn.v_proj").gamma(), "16/√4");
         }
-        Result lora = cli("init", "--base", base, "--target-modules", "down_proj", "--rank", "2", "--alpha", "3",
+        Result lora = cli("init", "--base", base, "--target-modules", " down_proj ,", "--rank", "2", "--alpha", "3",
                 "--scaling", "lora", "--output", dir.resolve("lora").toString());
         assertEquals(0, lora.code(), lora.err());
         String cfg = Files.readString(dir.resolve("lora").resolve(AdapterSet.CONFIG_FILE));
