@@ -9,7 +9,8 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "rslora", mixinStandardHelpOptions = true, version = "rslora 0.1.0",
         description = "Fused rank-stabilized LoRA (rsLoRA) layers for the JVM.",
-        subcommands = {InfoCommand.class, LayerCommand.class, DemoCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {DemoCommand.class, LayerCommand.class, InitCommand.class, MergeCommand.class, InspectCommand.class,
+                InfoCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
     public static void main(String[] args) {

@@ -23,7 +23,9 @@ import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * Writes a safetensors file, streaming each tensor from its segment to disk; the heap holds only
- * the header. Tensors are laid out as the reference writer lays them out (dtype in
+ * the header. A tensor may also be computed while it is written ({@link Item#computed}): its
+ * bytes pass through one 8 MiB off-heap buffer, so a file of any size can be produced with
+ * bounded memory. Tensors are laid out as the reference writer lays them out (dtype in
  * {@link SafetensorsDtype} order, largest alignment first, then name by UTF-8 bytes), the compact
  * JSON header ({@code __metadata__} first) is padded with spaces to a multiple of 8 bytes.
  *
@@ -40,12 +42,38 @@ public final class SafetensorsWriter {
     /** Bytes per write call; heap-backed sources are staged through an off-heap buffer this large. */
     private static final int CHUNK = 8 << 20;
 
-    /** One tensor to write: its header name, dtype, shape and exactly numel × element size bytes. */
-    public record Item(String name, SafetensorsDtype dtype, long[] shape, MemorySegment data) {
+    /**
+     * Computes the bytes of a tensor while it is written, so that a tensor that exists nowhere in
+     * memory (a merged weight, a converted copy) streams to disk through one small buffer.
+     */
+    @FunctionalInterface
+    public interface ByteProducer {
+        /**
+         * Writes bytes [offset, offset + dst.byteSize()) of the tensor's little-endian data into
+         * {@code dst}. The writer calls it with consecutive ranges from 0 to the tensor's byte
+         * size, each a whole number of elements (offset and length are multiples of 8 bytes
+         * except for the last range), from the writing thread. Any exception aborts the write.
+         */
+        void fill(long offset, MemorySegment dst) throws IOException;
+    }
+
+    /**
+     * One tensor to write: its header name, dtype, shape and exactly numel × element size bytes,
+     * either held in {@code data} or computed by {@code producer} during the write (exactly one
+     * of the two is non-null).
+     */
+    public record Item(String name, SafetensorsDtype dtype, long[] shape, MemorySegment data, ByteProducer producer) {
+        /** A tensor whose bytes are in {@code data}. */
+        public Item(String name, SafetensorsDtype dtype, long[] shape, MemorySegment data) {
+            this(name, dtype, shape, Objects.requireNonNull(data, "data"), null);
+        }
+
         public Item {
             Objects.requireNonNull(name, "name");
             Objects.requireNonNull(dtype, "dtype");
-            Objects.requireNonNull(data, "data");
+            if ((data == null) == (producer == null)) {
+                throw new IllegalArgumentException("tensor " + HeaderParser.quote(name) + ": give exactly one of data and producer");
+            }
             shape = shape.clone();
             if (name.equals(HeaderParser.METADATA_KEY)) {
                 throw new IllegalArgumentException("a tensor cannot be named " + HeaderParser.METADATA_KEY);
@@ -61,7 +89,7 @@ public final class SafetensorsWriter {
                     numel = Math.multiplyExact(numel, shape[i]);
                 }
                 long need = Math.multiplyExact(numel, (long) dtype.byteSize());
-                if (need != data.byteSize()) {
+                if (data != null && need != data.byteSize()) {
                     throw new IllegalArgumentException("tensor " + HeaderParser.quote(name) + " " + dtype + " "
                             + Arrays.toString(shape) + " needs " + need + " bytes but its source segment holds " + data.byteSize());
                 }
@@ -92,14 +120,27 @@ public final class SafetensorsWriter {
             return new Item(name, d, shape, data);
         }
 
+        /** A tensor of {@code dtype} and {@code shape} whose bytes {@code producer} computes while the file is written. */
+        public static Item computed(String name, SafetensorsDtype dtype, long[] shape, ByteProducer producer) {
+            return new Item(name, dtype, shape, null, Objects.requireNonNull(producer, "producer"));
+        }
+
         /** Tensor {@code name} of {@code source}, byte for byte, whatever its dtype. */
         public static Item copyOf(SafetensorsFile source, String name) {
             SafetensorsEntry e = source.entry(name);
             return new Item(name, e.dtype(), e.shape(), source.bytes(name));
         }
 
+        /** numel × element size (validated not to overflow). */
         long byteSize() {
-            return data.byteSize();
+            if (data != null) {
+                return data.byteSize();
+            }
+            long n = dtype.byteSize();
+            for (long d : shape) {
+                n *= d;
+            }
+            return n;
         }
     }
 
@@ -186,7 +227,12 @@ public final class SafetensorsWriter {
                 try (Arena staging = Arena.ofConfined()) {
                     MemorySegment buffer = null;
                     for (Item it : ordered) {
-                        if (it.data().isNative()) {
+                        if (it.producer() != null) {
+                            if (buffer == null) {
+                                buffer = staging.allocate(CHUNK);
+                            }
+                            writeProduced(ch, it, buffer);
+                        } else if (it.data().isNative()) {
                             writeNative(ch, it.data());
                         } else {
                             if (buffer == null) {
@@ -244,6 +290,16 @@ public final class SafetensorsWriter {
             long len = Math.min(CHUNK, data.byteSize() - off);
             MemorySegment.copy(data, off, buffer, 0, len);
             writeFully(ch, buffer.asSlice(0, len).asByteBuffer());
+        }
+    }
+
+    private static void writeProduced(FileChannel ch, Item it, MemorySegment buffer) throws IOException {
+        long size = it.byteSize();
+        for (long off = 0; off < size; off += CHUNK) {
+            long len = Math.min(CHUNK, size - off);
+            MemorySegment chunk = buffer.asSlice(0, len);
+            it.producer().fill(off, chunk);
+            writeFully(ch, chunk.asByteBuffer());
         }
     }
 

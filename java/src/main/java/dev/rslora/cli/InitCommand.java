@@ -1,0 +1,84 @@
+package dev.rslora.cli;
+
+import dev.rslora.core.Init;
+import dev.rslora.core.Scaling;
+import dev.rslora.peft.AdapterSet;
+import dev.rslora.peft.BaseCheckpoint;
+import dev.rslora.peft.PeftConfig;
+import dev.rslora.tensor.DType;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.lang.foreign.Arena;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+/** {@code rslora init}: a fresh adapter in PEFT layout (A per --init, B = 0) for modules of a base checkpoint. */
+@Command(name = "init", description = {
+        "Create a new adapter in PEFT layout for the modules of BASE matching --target-modules:",
+        "A initialised (default: U(±1/√d_in); gaussian: N(0, 1/r²)), B = 0, F32; use_rslora true unless --scaling lora."})
+final class InitCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--base", required = true, paramLabel = "BASE", description = "base checkpoint: a .safetensors file or a shard folder")
+    Path base;
+
+    @Option(names = "--target-modules", required = true, split = ",", paramLabel = "NAMES",
+            description = "module names, comma separated (suffix match on the module path, as PEFT)")
+    List<String> targetModules;
+
+    @Option(names = "--rank", required = true, paramLabel = "R", description = "rank r >= 1")
+    int rank;
+
+    @Option(names = "--alpha", required = true, paramLabel = "A", description = "LoRA alpha (> 0, may be fractional)")
+    double alpha;
+
+    @Option(names = "--scaling", defaultValue = "rslora", paramLabel = "rslora|lora",
+            description = "rslora: γ = α/√r (default); lora: γ = α/r")
+    String scaling;
+
+    @Option(names = "--init", defaultValue = "default", paramLabel = "default|gaussian", description = "initialisation of A (default: default)")
+    String init;
+
+    @Option(names = "--seed", defaultValue = "0", paramLabel = "S", description = "seed of the initialisation (default 0)")
+    long seed;
+
+    @Option(names = "--output", required = true, paramLabel = "ADAPTER_DIR", description = "new adapter folder (must not exist)")
+    Path output;
+
+    @Override
+    public Integer call() throws Exception {
+        Scaling sc = switch (scaling) {
+            case "rslora" -> Scaling.RSLORA;
+            case "lora" -> Scaling.LORA;
+            default -> throw new IllegalArgumentException("--scaling must be rslora or lora, got '" + scaling + "'");
+        };
+        Init in = switch (init) {
+            case "default" -> Init.DEFAULT;
+            case "gaussian" -> Init.GAUSSIAN;
+            default -> throw new IllegalArgumentException("--init must be default or gaussian, got '" + init + "'");
+        };
+        if (Files.exists(output)) {
+            throw new FileAlreadyExistsException(output.toString(), null, "the output already exists; remove it or choose another path");
+        }
+        List<String> names = targetModules.stream().map(String::strip).filter(n -> !n.isEmpty()).toList();
+        if (names.isEmpty()) {
+            throw new IllegalArgumentException("--target-modules names no module");
+        }
+        PeftConfig config = PeftConfig.create(names, rank, alpha, sc, in).withBaseModel(base.toString());
+        try (Arena arena = Arena.ofShared()) {
+            BaseCheckpoint ckpt = BaseCheckpoint.open(base, arena);
+            AdapterSet set = AdapterSet.init(ckpt, config, seed, arena);
+            set.save(output, DType.F32);
+            spec.commandLine().getErr().printf("rslora init: %d modules, r=%d, α=%s, γ=%.6g (%s), %d parameters -> %s%n",
+                    set.modules().size(), rank, Inspect.number(alpha), sc.gamma(alpha, rank), scaling, set.loraParameterCount(), output);
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,54 @@
+package dev.rslora.peft;
+
+import dev.rslora.core.LoraConfig;
+import dev.rslora.tensor.Tensor;
+
+import java.util.Objects;
+
+/**
+ * One module's adapter: its path in the base model, its config (r, α, scaling, hence γ) and the
+ * factors {@code A [r, d_in]} and {@code B [d_out, r]} (views: of a mapped adapter file, of a
+ * {@link dev.rslora.core.LoraLinear}'s live parameters, or of an arena the caller owns).
+ *
+ * @param path   module path, e.g. {@code model.layers.0.self_attn.q_proj}; its base weight is {@code path + ".weight"}
+ * @param config r, α and scaling as the PEFT config gives them for this path (its seed is 0: PEFT
+ *               files carry no dropout seed; {@link AdapterSet#layer} takes one)
+ */
+public record AdapterModule(String path, LoraConfig config, Tensor loraA, Tensor loraB) {
+
+    public AdapterModule {
+        Objects.requireNonNull(path, "path");
+        Objects.requireNonNull(config, "config");
+        if (loraA.rank() != 2 || loraB.rank() != 2 || loraA.dim(0) != config.rank() || loraB.dim(1) != config.rank()) {
+            throw new IllegalArgumentException("module " + path + ": lora_A " + loraA.shapeString() + " and lora_B "
+                    + loraB.shapeString() + " must be [r, d_in] and [d_out, r] with r = " + config.rank());
+        }
+    }
+
+    /** γ = α/√r (rsLoRA) or α/r (LoRA). */
+    public double gamma() {
+        return config.gamma();
+    }
+
+    public int rank() {
+        return config.rank();
+    }
+
+    public long dIn() {
+        return loraA.dim(1);
+    }
+
+    public long dOut() {
+        return loraB.dim(0);
+    }
+
+    /** The base weight's tensor name. */
+    public String weightName() {
+        return path + ".weight";
+    }
+
+    /** numel(A) + numel(B) = r·(d_in + d_out). */
+    public long parameterCount() {
+        return loraA.numel() + loraB.numel();
+    }
+}

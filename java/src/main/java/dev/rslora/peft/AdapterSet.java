@@ -1,0 +1,352 @@
+package dev.rslora.peft;
+
+import dev.rslora.backend.Backend;
+import dev.rslora.core.Init;
+import dev.rslora.core.LoraConfig;
+import dev.rslora.core.LoraLinear;
+import dev.rslora.io.SafetensorsDtype;
+import dev.rslora.io.SafetensorsEntry;
+import dev.rslora.io.SafetensorsFile;
+import dev.rslora.io.SafetensorsWriter;
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.SplittableRandom;
+
+/**
+ * A PEFT LoRA adapter over a whole model: adapters keyed by module path, the config they come
+ * from, and the extra tensors PEFT saves next to them (a {@code modules_to_save} module or the
+ * SEQ_CLS head, e.g. {@code score.weight}, which a merge writes over the base tensor).
+ *
+ * <p>The folder layout (SPEC.md §8): {@code adapter_config.json} and
+ * {@code adapter_model.safetensors} with metadata {@code {"format":"pt"}}, keys
+ * {@code base_model.model.<path>.lora_A.weight} [r, d_in] and {@code ….lora_B.weight}
+ * [d_out, r], extra tensors as {@code base_model.model.<base tensor name>}.
+ *
+ * <p>Tensors are views: of the memory-mapped adapter file ({@link #load}), of the caller's arena
+ * ({@link #init}) or of live {@link LoraLinear} parameters ({@link #of}); the arena or layers
+ * must outlive this object. γ is always recomputed from the config (α/√r with use_rslora,
+ * α/r without).
+ */
+public final class AdapterSet {
+    /** The key prefix PEFT writes (the adapter name is not part of the key). */
+    public static final String PREFIX = "base_model.model.";
+    public static final String CONFIG_FILE = "adapter_config.json";
+    public static final String WEIGHTS_FILE = "adapter_model.safetensors";
+    private static final String A_SUFFIX = ".lora_A.weight";
+    private static final String B_SUFFIX = ".lora_B.weight";
+    private static final String B_BIAS_SUFFIX = ".lora_B.bias";
+
+    private final PeftConfig config;
+    private final Map<String, AdapterModule> modules;
+    private final Map<String, Tensor> extras;
+
+    /**
+     * @param modules module path → adapter, in order
+     * @param extras  base tensor name → tensor that replaces it on merge (may be empty)
+     */
+    public AdapterSet(PeftConfig config, Map<String, AdapterModule> modules, Map<String, Tensor> extras) {
+        this.config = Objects.requireNonNull(config, "config");
+        this.modules = Collections.unmodifiableMap(new LinkedHashMap<>(modules));
+        this.extras = Collections.unmodifiableMap(new LinkedHashMap<>(extras));
+        for (Map.Entry<String, AdapterModule> e : this.modules.entrySet()) {
+            if (!e.getKey().equals(e.getValue().path())) {
+                throw new IllegalArgumentException("module keyed " + e.getKey() + " has path " + e.getValue().path());
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ creation
+
+    /**
+     * A new adapter on every module of {@code base} that {@code config} targets (2-D float
+     * weights only): A initialised per the config's init_lora_weights (SPEC.md §5: uniform on
+     * ±1/√d_in, or normal with std 1/r), B = 0, F32, allocated in {@code arena}. Each module draws
+     * from its own stream, a function of {@code seed} and its path only.
+     *
+     * @throws PeftFormatException when no module matches
+     */
+    public static AdapterSet init(BaseCheckpoint base, PeftConfig config, long seed, Arena arena) throws PeftFormatException {
+        Map<String, AdapterModule> mods = new LinkedHashMap<>();
+        Init init = config.init();
+        for (String path : base.linearModules()) {
+            if (!config.targets(path)) {
+                continue;
+            }
+            long[] w = base.entry(path + ".weight").shape();
+            long dOut = config.fanInFanOut() ? w[1] : w[0];
+            long dIn = config.fanInFanOut() ? w[0] : w[1];
+            LoraConfig lc = config.loraConfig(path, init, 0);   // the dropout seed is chosen in layer()
+            Tensor a = Tensor.allocate(arena, DType.F32, lc.rank(), dIn);
+            Tensor b = Tensor.allocate(arena, DType.F32, dOut, lc.rank());
+            initA(a, init, new SplittableRandom(seed ^ (0x9E3779B97F4A7C15L * (path.hashCode() + 0x632BE5ABL))));
+            mods.put(path, new AdapterModule(path, lc, a, b));
+        }
+        if (mods.isEmpty()) {
+            throw new PeftFormatException("target_modules " + config.targetModules() + " matches no 2-D weight of " + base.path()
+                    + " (" + base.linearModules().size() + " candidate modules, e.g. " + preview(base.linearModules()) + ")");
+        }
+        return new AdapterSet(config, mods, Map.of());
+    }
+
+    /** A [r, d_in]: U(−1/√d_in, 1/√d_in) for DEFAULT, N(0, (1/r)²) for GAUSSIAN. */
+    private static void initA(Tensor a, Init init, SplittableRandom rng) {
+        double bound = 1.0 / Math.sqrt(a.dim(1));
+        double std = 1.0 / a.dim(0);
+        for (long i = 0; i < a.numel(); i++) {
+            a.set(i, (float) (init == Init.GAUSSIAN ? std * rng.nextGaussian() : rng.nextDouble(-bound, bound)));
+        }
+    }
+
+    /**
+     * The adapters of trained layers, to save them: module path → layer (its live A and B, its
+     * r, α and scaling, which must agree with {@code config} for that path, as a reader will
+     * recompute them from the config).
+     */
+    public static AdapterSet of(PeftConfig config, Map<String, LoraLinear> layers) {
+        Map<String, AdapterModule> mods = new LinkedHashMap<>();
+        for (Map.Entry<String, LoraLinear> e : layers.entrySet()) {
+            String path = e.getKey();
+            LoraConfig lc = e.getValue().config();
+            if (lc.rank() != config.rankOf(path) || Double.compare(lc.alpha(), config.alphaOf(path)) != 0
+                    || lc.scaling() != config.scaling()) {
+                throw new IllegalArgumentException("layer " + path + " has r=" + lc.rank() + " alpha=" + lc.alpha() + " "
+                        + lc.scaling() + " but the config gives r=" + config.rankOf(path) + " alpha=" + config.alphaOf(path)
+                        + " " + config.scaling() + " for it");
+            }
+            mods.put(path, new AdapterModule(path, lc, e.getValue().loraA(), e.getValue().loraB()));
+        }
+        return new AdapterSet(config, mods, Map.of());
+    }
+
+    /** This set with {@code extras} (base tensor name → replacement) added. */
+    public AdapterSet withExtras(Map<String, Tensor> more) {
+        Map<String, Tensor> all = new LinkedHashMap<>(extras);
+        all.putAll(more);
+        return new AdapterSet(config, modules, all);
+    }
+
+    // ------------------------------------------------------------------ load
+
+    /**
+     * Loads a PEFT adapter folder, mapping its tensors (F32, BF16 or F16) into {@code arena}.
+     * Checks: the config ({@link PeftConfigReader}); every key under {@code base_model.model.};
+     * each module has both lora_A and lora_B, 2-D, of the rank the config gives its path; each
+     * module is one the config targets; lora_B.bias tensors (PEFT's lora_bias) are all zero;
+     * no other LoRA tensor kinds (DoRA magnitudes, embedding adapters).
+     */
+    public static AdapterSet load(Path dir, Arena arena) throws IOException {
+        if (!Files.isDirectory(dir)) {
+            throw new PeftFormatException(dir + ": an adapter is a folder holding " + CONFIG_FILE + " and " + WEIGHTS_FILE);
+        }
+        Path weights = dir.resolve(WEIGHTS_FILE);
+        if (!Files.isRegularFile(weights)) {
+            boolean pickle = Files.isRegularFile(dir.resolve("adapter_model.bin"));
+            throw new PeftFormatException(dir + ": no " + WEIGHTS_FILE
+                    + (pickle ? " (adapter_model.bin pickles are not read; re-save the adapter with safetensors)" : ""));
+        }
+        PeftConfig config = PeftConfigReader.read(dir.resolve(CONFIG_FILE));
+        SafetensorsFile file = SafetensorsFile.open(weights, arena);
+        String src = weights.toString();
+        Map<String, Tensor[]> pairs = new LinkedHashMap<>();
+        Map<String, Tensor> extras = new LinkedHashMap<>();
+        for (SafetensorsEntry e : file.entries()) {
+            String key = e.name();
+            if (!key.startsWith(PREFIX)) {
+                throw new PeftFormatException(src + ": tensor " + PeftConfigReader.quote(key) + " does not start with \"" + PREFIX
+                        + "\" (not a PEFT LoRA adapter key)");
+            }
+            if (!e.dtype().isComputable()) {
+                throw new PeftFormatException(src + ": tensor " + PeftConfigReader.quote(key) + " has dtype " + e.dtypeName()
+                        + "; adapter tensors must be F32, BF16 or F16");
+            }
+            String rest = key.substring(PREFIX.length());
+            if (rest.endsWith(A_SUFFIX)) {
+                pairs.computeIfAbsent(strip(rest, A_SUFFIX), k -> new Tensor[2])[0] = file.tensor(key);
+            } else if (rest.endsWith(B_SUFFIX)) {
+                pairs.computeIfAbsent(strip(rest, B_SUFFIX), k -> new Tensor[2])[1] = file.tensor(key);
+            } else if (rest.endsWith(B_BIAS_SUFFIX)) {
+                requireZeroBias(src, key, file.tensor(key));
+            } else if (rest.contains("lora_magnitude_vector")) {
+                throw new PeftFormatException(src + ": tensor " + PeftConfigReader.quote(key)
+                        + " is a DoRA magnitude (use_dora); DoRA adapters are not supported");
+            } else if (rest.matches(".*(^|\\.)lora_[^.]*(\\..*)?$")) {
+                throw new PeftFormatException(src + ": tensor " + PeftConfigReader.quote(key)
+                        + " is not a lora_A.weight / lora_B.weight of a linear layer; this kind of LoRA tensor is not supported");
+            } else {
+                extras.put(rest, file.tensor(key));
+            }
+        }
+        Map<String, AdapterModule> mods = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor[]> e : pairs.entrySet()) {
+            mods.put(e.getKey(), module(src, config, e.getKey(), e.getValue()[0], e.getValue()[1]));
+        }
+        return new AdapterSet(config, mods, extras);
+    }
+
+    private static AdapterModule module(String src, PeftConfig config, String path, Tensor a, Tensor b) throws PeftFormatException {
+        if (a == null || b == null) {
+            throw new PeftFormatException(src + ": module " + path + " has " + (a == null ? "lora_B but no " + PREFIX + path + A_SUFFIX
+                    : "lora_A but no " + PREFIX + path + B_SUFFIX));
+        }
+        if (a.rank() != 2 || b.rank() != 2 || a.dim(0) != b.dim(1)) {
+            throw new PeftFormatException(src + ": module " + path + ": lora_A " + a.shapeString() + " and lora_B " + b.shapeString()
+                    + " must be [r, d_in] and [d_out, r] with one r");
+        }
+        int r = config.rankOf(path);
+        if (a.dim(0) != r) {
+            String why = config.rankPattern().matchingKey(path) == null ? "r = " + r
+                    : "rank_pattern " + PeftConfigReader.quote(config.rankPattern().matchingKey(path)) + " -> " + r;
+            throw new PeftFormatException(src + ": module " + path + ": lora_A " + a.shapeString() + " has rank " + a.dim(0)
+                    + " but adapter_config.json gives it " + why);
+        }
+        if (config.targetModules() != null && !config.targetModules().isAllLinear() && !config.targets(path)) {
+            throw new PeftFormatException(src + ": module " + path + " has adapter weights but adapter_config.json does not target it"
+                    + " (target_modules " + config.targetModules() + ")");
+        }
+        LoraConfig lc;
+        try {
+            lc = config.loraConfig(path, config.init(), 0);
+        } catch (IllegalArgumentException e) {
+            throw new PeftFormatException(src + ": module " + path + ": " + e.getMessage());
+        }
+        return new AdapterModule(path, lc, a, b);
+    }
+
+    private static void requireZeroBias(String src, String key, Tensor bias) throws PeftFormatException {
+        for (long i = 0; i < bias.numel(); i++) {
+            if (bias.get(i) != 0f) {
+                throw new PeftFormatException(src + ": tensor " + PeftConfigReader.quote(key) + " is a non-zero LoRA bias "
+                        + "(lora_bias: true, element " + i + " = " + bias.get(i) + "); lora_bias adapters are not supported");
+            }
+        }
+    }
+
+    private static String strip(String s, String suffix) {
+        return s.substring(0, s.length() - suffix.length());
+    }
+
+    // ------------------------------------------------------------------ save
+
+    /**
+     * Saves in PEFT's layout: the tensors converted to {@code dtype} (F32 by default in PEFT;
+     * BF16/F16 on request), metadata {@code {"format":"pt"}}, and the config. Both files are
+     * written to a temporary folder first; a missing {@code dir} appears complete in one rename,
+     * an existing folder gets each file replaced atomically.
+     */
+    public void save(Path dir, DType dtype) throws IOException {
+        try (StagedOutput out = StagedOutput.folder(dir, true)) {
+            writeFiles(out.dir(), dtype);
+            out.commit();
+        }
+    }
+
+    /** Writes the two files into an existing folder (each file atomically). */
+    void writeFiles(Path dir, DType dtype) throws IOException {
+        SafetensorsWriter w = new SafetensorsWriter().metadata("format", "pt");
+        SafetensorsDtype st = SafetensorsDtype.of(dtype);
+        for (AdapterModule m : modules.values()) {
+            w.add(SafetensorsWriter.Item.computed(PREFIX + m.path() + A_SUFFIX, st, m.loraA().shape(), TensorBytes.convert(m.loraA(), dtype)));
+            w.add(SafetensorsWriter.Item.computed(PREFIX + m.path() + B_SUFFIX, st, m.loraB().shape(), TensorBytes.convert(m.loraB(), dtype)));
+        }
+        for (Map.Entry<String, Tensor> e : extras.entrySet()) {
+            w.add(SafetensorsWriter.Item.computed(PREFIX + e.getKey(), st, e.getValue().shape(), TensorBytes.convert(e.getValue(), dtype)));
+        }
+        w.write(dir.resolve(WEIGHTS_FILE));
+        Path tmp = dir.resolve("." + CONFIG_FILE + ".tmp");
+        Files.writeString(tmp, PeftConfigWriter.toJson(config), StandardCharsets.UTF_8);
+        Files.move(tmp, dir.resolve(CONFIG_FILE), java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    // ------------------------------------------------------------------ use
+
+    /**
+     * A trainable layer for module {@code path} over its base {@code weight} [d_out, d_in] (for a
+     * fan_in_fan_out model the caller passes W transposed) with this adapter's A and B copied in,
+     * its r, α, scaling and dropout from the config, dropout keyed by {@code seed} and {@code layerId}.
+     */
+    public LoraLinear layer(String path, Tensor weight, Tensor bias, Backend backend, int layerId, long seed) {
+        AdapterModule m = module(path);
+        if (!weight.sameShape(m.dOut(), m.dIn())) {
+            throw new IllegalArgumentException("module " + path + ": weight " + weight.shapeString() + " is not [d_out, d_in] = ["
+                    + m.dOut() + ", " + m.dIn() + "]" + (config.fanInFanOut() ? " (fan_in_fan_out: pass W transposed)" : ""));
+        }
+        return LoraLinear.withAdapter(weight, bias, m.loraA(), m.loraB(), config.loraConfig(path, config.init(), seed), backend, layerId);
+    }
+
+    public PeftConfig config() {
+        return config;
+    }
+
+    /** Module path → adapter, in order (unmodifiable). */
+    public Map<String, AdapterModule> modules() {
+        return modules;
+    }
+
+    /** The adapter of {@code path}; IllegalArgumentException naming it when absent. */
+    public AdapterModule module(String path) {
+        AdapterModule m = modules.get(path);
+        if (m == null) {
+            throw new IllegalArgumentException("no adapter for module " + path + " (" + modules.size() + " modules)");
+        }
+        return m;
+    }
+
+    /** Base tensor name → replacement tensor (unmodifiable). */
+    public Map<String, Tensor> extras() {
+        return extras;
+    }
+
+    /** Σ r·(d_in + d_out) over the modules. */
+    public long loraParameterCount() {
+        long n = 0;
+        for (AdapterModule m : modules.values()) {
+            n += m.parameterCount();
+        }
+        return n;
+    }
+
+    /** Elements of the extra tensors. */
+    public long extraParameterCount() {
+        long n = 0;
+        for (Tensor t : extras.values()) {
+            n += t.numel();
+        }
+        return n;
+    }
+
+    /** The dtypes the tensors are held in (usually one). */
+    public List<DType> dtypes() {
+        List<DType> out = new ArrayList<>();
+        for (AdapterModule m : modules.values()) {
+            addOnce(out, m.loraA().dtype());
+            addOnce(out, m.loraB().dtype());
+        }
+        for (Tensor t : extras.values()) {
+            addOnce(out, t.dtype());
+        }
+        return out;
+    }
+
+    private static void addOnce(List<DType> list, DType d) {
+        if (!list.contains(d)) {
+            list.add(d);
+        }
+    }
+
+    private static String preview(List<String> names) {
+        return names.size() <= 3 ? names.toString() : names.subList(0, 3) + "...";
+    }
+}

@@ -1,0 +1,218 @@
+package dev.rslora.peft;
+
+import dev.rslora.backend.MergeMath;
+import dev.rslora.io.SafetensorsEntry;
+import dev.rslora.io.SafetensorsFile;
+import dev.rslora.io.SafetensorsWriter;
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+/**
+ * Merges an adapter into a whole base checkpoint, streaming: one tensor at a time, each through
+ * one 8 MiB buffer, from the memory-mapped base to the output, so memory stays bounded whatever
+ * the checkpoint's size (the heap holds headers and one module's A and B as fp32).
+ *
+ * <ul>
+ *   <li>each adapted weight {@code P.weight} becomes {@code round(W ± γ·B·A)} ({@link MergeMath}:
+ *       computed in fp32, rounded once to the base dtype; transposed for fan_in_fan_out);</li>
+ *   <li>each extra adapter tensor (modules_to_save, a SEQ_CLS head) replaces the base tensor of
+ *       the same name, converted to its dtype, as PEFT's merge_and_unload does;</li>
+ *   <li>every other tensor is copied byte for byte; each file keeps its header metadata; a
+ *       shard folder keeps its layout, its index and its other files (config.json, tokenizer…).</li>
+ * </ul>
+ * Everything is checked before anything is written (missing base tensors, shape mismatches
+ * named with the module and both shapes, dtypes). The output is written under a temporary name
+ * and renamed into place only when complete ({@link StagedOutput}); on an error or after
+ * {@link #cancel()} nothing of it remains.
+ */
+public final class CheckpointMerge {
+    /** Bytes written so far, reported from the writing thread after each chunk. */
+    @FunctionalInterface
+    public interface Progress {
+        void advance(long bytes);
+    }
+
+    private final BaseCheckpoint base;
+    private final AdapterSet adapter;
+    private final int sign;
+    private volatile boolean cancelled;
+    private final CountDownLatch finished = new CountDownLatch(1);
+
+    /**
+     * Checks that {@code adapter} fits {@code base}.
+     *
+     * @param unmerge subtract instead of add (refused when the adapter replaces base tensors,
+     *                whose original values a merged checkpoint no longer holds)
+     * @throws PeftFormatException naming the module or tensor that does not fit
+     */
+    public CheckpointMerge(BaseCheckpoint base, AdapterSet adapter, boolean unmerge) throws PeftFormatException {
+        this.base = base;
+        this.adapter = adapter;
+        this.sign = unmerge ? -1 : 1;
+        boolean fanInFanOut = adapter.config().fanInFanOut();
+        for (AdapterModule m : adapter.modules().values()) {
+            String name = m.weightName();
+            if (!base.contains(name)) {
+                throw new PeftFormatException("adapter module " + m.path() + ": the base checkpoint " + base.path()
+                        + " has no tensor " + PeftConfigReader.quote(name) + " (missing key)");
+            }
+            SafetensorsEntry e = base.entry(name);
+            if (!e.dtype().isComputable()) {
+                throw new PeftFormatException("adapter module " + m.path() + ": base tensor " + name + " has dtype " + e.dtypeName()
+                        + "; a merge needs F32, BF16 or F16");
+            }
+            try {
+                MergeMath.checkShapes(m.loraA(), m.loraB(), fanInFanOut, e.shape());
+            } catch (IllegalArgumentException ex) {
+                throw new PeftFormatException("adapter module " + m.path() + ": shape mismatch: " + ex.getMessage()
+                        + " (base tensor " + name + ")");
+            }
+        }
+        for (var x : adapter.extras().entrySet()) {
+            String name = x.getKey();
+            if (!base.contains(name)) {
+                throw new PeftFormatException("adapter tensor " + AdapterSet.PREFIX + name + " replaces base tensor "
+                        + PeftConfigReader.quote(name) + ", which " + base.path() + " does not have (missing key)");
+            }
+            SafetensorsEntry e = base.entry(name);
+            if (!Arrays.equals(e.shape(), x.getValue().shape()) || !e.dtype().isComputable()) {
+                throw new PeftFormatException("adapter tensor " + AdapterSet.PREFIX + name + " " + x.getValue().shapeString()
+                        + " cannot replace base tensor " + name + " " + e.dtypeName() + " " + e.shapeString() + " (shape mismatch)");
+            }
+            if (unmerge) {
+                throw new PeftFormatException("cannot unmerge: the adapter replaced base tensor " + name
+                        + " on merge, and its original values are not in the merged checkpoint");
+            }
+        }
+    }
+
+    /** Bytes of tensor data the merge writes (the base's total). */
+    public long totalBytes() {
+        return base.dataBytes();
+    }
+
+    /**
+     * Writes the merged checkpoint to {@code out}: a file when the base is a file (an existing
+     * file is replaced atomically), a folder (which must not exist) when the base is a folder.
+     */
+    public void writeTo(Path out, Progress progress) throws IOException {
+        try {
+            Path target = out.toAbsolutePath().normalize();
+            if (target.equals(base.path().toAbsolutePath().normalize())) {
+                throw new PeftFormatException("the output " + out + " is the base checkpoint itself; choose another path");
+            }
+            try (StagedOutput staged = base.isFolder() ? StagedOutput.folder(out, false) : StagedOutput.file(out)) {
+                for (BaseCheckpoint.Shard shard : base.shards()) {
+                    Path file = base.isFolder() ? staged.dir().resolve(shard.fileName()) : staged.stagedFile();
+                    writeShard(shard.file(), file, progress);
+                }
+                if (base.isFolder()) {
+                    copyOtherFiles(staged.dir());
+                }
+                checkCancelled();
+                staged.commit();
+            }
+        } finally {
+            finished.countDown();
+        }
+    }
+
+    /**
+     * Asks a running {@link #writeTo} to stop at its next chunk and waits up to
+     * {@code waitMillis} for it to have removed its partial output (for a shutdown hook).
+     */
+    public void cancel(long waitMillis) throws InterruptedException {
+        cancelled = true;
+        finished.await(waitMillis, TimeUnit.MILLISECONDS);
+    }
+
+    private void checkCancelled() throws InterruptedIOException {
+        if (cancelled) {
+            throw new InterruptedIOException("merge cancelled");
+        }
+    }
+
+    private void writeShard(SafetensorsFile in, Path file, Progress progress) throws IOException {
+        SafetensorsWriter w = new SafetensorsWriter().metadata(in.metadata());
+        for (SafetensorsEntry e : in.entries()) {
+            String name = e.name();
+            SafetensorsWriter.ByteProducer body;
+            String module = name.endsWith(".weight") ? name.substring(0, name.length() - ".weight".length()) : null;
+            if (module != null && adapter.modules().containsKey(module)) {
+                body = mergedWeight(adapter.module(module), in.tensor(name));
+            } else if (adapter.extras().containsKey(name)) {
+                body = TensorBytes.convert(adapter.extras().get(name), e.dtype().compute());
+            } else {
+                body = TensorBytes.copy(in.bytes(name));
+            }
+            w.add(SafetensorsWriter.Item.computed(name, e.dtype(), e.shape(), (offset, dst) -> {
+                checkCancelled();
+                body.fill(offset, dst);
+                progress.advance(dst.byteSize());
+            }));
+        }
+        w.write(file);
+    }
+
+    /** round(W ± γ·B·A) chunk by chunk; A and B are staged as fp32 only while this tensor is written. */
+    private SafetensorsWriter.ByteProducer mergedWeight(AdapterModule m, Tensor w) {
+        DType dt = w.dtype();
+        boolean fanInFanOut = adapter.config().fanInFanOut();
+        MergeMath[] prepared = new MergeMath[1];
+        long total = w.numel();
+        return (offset, dst) -> {
+            if (offset == 0 || prepared[0] == null) {
+                prepared[0] = MergeMath.prepare(m.loraA(), m.loraB(), m.gamma(), sign, fanInFanOut, w.shape());
+            }
+            long first = offset / dt.byteSize();
+            long count = dst.byteSize() / dt.byteSize();
+            prepared[0].apply(w, first, count, dst, dt);
+            if (first + count == total) {
+                prepared[0] = null;
+            }
+        };
+    }
+
+    /** A shard folder's other files (index, config.json, tokenizer files...), byte for byte. */
+    private void copyOtherFiles(Path staging) throws IOException {
+        Set<String> shardNames = new HashSet<>();
+        for (BaseCheckpoint.Shard s : base.shards()) {
+            shardNames.add(s.fileName());
+        }
+        List<Path> others = new ArrayList<>();
+        try (Stream<Path> list = Files.list(base.path())) {
+            for (Path p : list.toList()) {
+                String n = p.getFileName().toString();
+                if (Files.isRegularFile(p) && !shardNames.contains(n) && !n.startsWith(".")) {
+                    others.add(p);
+                }
+            }
+        }
+        for (Path p : others) {
+            checkCancelled();
+            Files.copy(p, staging.resolve(p.getFileName()));
+        }
+    }
+
+    /** The base weights the adapter changes, in adapter order. */
+    public List<String> targetTensors() {
+        List<String> out = new ArrayList<>();
+        for (AdapterModule m : adapter.modules().values()) {
+            out.add(m.weightName());
+        }
+        return out;
+    }
+}

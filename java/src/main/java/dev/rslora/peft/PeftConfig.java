@@ -1,0 +1,210 @@
+package dev.rslora.peft;
+
+import dev.rslora.core.Init;
+import dev.rslora.core.LoraConfig;
+import dev.rslora.core.Scaling;
+
+import java.util.List;
+import java.util.Objects;
+import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * A PEFT LoRA adapter config ({@code adapter_config.json}, SPEC.md §8) restricted to what this
+ * library implements: plain LoRA / rsLoRA on linear layers. Variants (DoRA, LoftQ, layer
+ * replication, ...) cannot be represented; {@link PeftConfigReader} refuses them by name.
+ *
+ * <p>Per module path p (e.g. {@code model.layers.0.self_attn.q_proj}):
+ * r(p) = {@code rankPattern} match or {@code r}; α(p) = {@code alphaPattern} match or
+ * {@code loraAlpha}; γ(p) = α(p)/√r(p) when {@code useRslora}, else α(p)/r(p) — recomputed from
+ * the config every time, never stored.
+ *
+ * @param r                   default rank (PEFT default 8)
+ * @param loraAlpha           default α (PEFT default 8; may be fractional)
+ * @param useRslora           γ = α/√r when true, α/r when false (PEFT default false)
+ * @param loraDropout         dropout probability on the adapter input, in [0, 1)
+ * @param targetModules       which modules carry an adapter, or null when the file does not say
+ * @param excludeModules      modules never adapted, or null
+ * @param layersToTransform   layer indices to adapt (list-form target_modules only), or null
+ * @param layersPattern       names of the layer lists for layersToTransform, or null
+ * @param rankPattern         per-module ranks (first matching key in file order)
+ * @param alphaPattern        per-module alphas (first matching key in file order)
+ * @param bias                "none", "all" or "lora_only" (trained base biases travel as extra tensors)
+ * @param fanInFanOut         true for GPT-2 Conv1D weights stored [d_in, d_out]
+ * @param initLoraWeights     PEFT's init_lora_weights: Boolean, or "gaussian", "eva", "orthogonal"
+ * @param modulesToSave       modules saved whole next to the adapter (e.g. a classifier head), or null
+ * @param taskType            e.g. "CAUSAL_LM", "SEQ_CLS", or null
+ * @param baseModelNameOrPath the base model's name or path, or null
+ */
+public record PeftConfig(int r, double loraAlpha, boolean useRslora, double loraDropout,
+                         ModuleSelector targetModules, ModuleSelector excludeModules,
+                         List<Integer> layersToTransform, List<String> layersPattern,
+                         PatternMap<Integer> rankPattern, PatternMap<Double> alphaPattern,
+                         String bias, boolean fanInFanOut, Object initLoraWeights,
+                         List<String> modulesToSave, String taskType, String baseModelNameOrPath) {
+
+    /** The values of {@code bias} PEFT accepts. */
+    public static final Set<String> BIAS_VALUES = Set.of("none", "all", "lora_only");
+
+    /** init_lora_weights strings that only initialise A and B (the base weights are untouched). */
+    public static final Set<String> PLAIN_INITS = Set.of("gaussian", "eva", "orthogonal");
+
+    public PeftConfig {
+        if (r < 1) {
+            throw new IllegalArgumentException("r must be an integer >= 1, got r=" + r);
+        }
+        if (!Double.isFinite(loraAlpha)) {
+            throw new IllegalArgumentException("lora_alpha must be a finite number, got lora_alpha=" + loraAlpha);
+        }
+        if (!(loraDropout >= 0 && loraDropout < 1)) {
+            throw new IllegalArgumentException("lora_dropout must be in [0, 1), got lora_dropout=" + loraDropout);
+        }
+        rankPattern = rankPattern == null ? PatternMap.empty() : rankPattern;
+        alphaPattern = alphaPattern == null ? PatternMap.empty() : alphaPattern;
+        for (var e : rankPattern.entries().entrySet()) {
+            if (e.getValue() < 1) {
+                throw new IllegalArgumentException("rank_pattern " + PeftConfigReader.quote(e.getKey()) + " gives rank "
+                        + e.getValue() + "; ranks must be >= 1");
+            }
+        }
+        for (var e : alphaPattern.entries().entrySet()) {
+            if (!Double.isFinite(e.getValue())) {
+                throw new IllegalArgumentException("alpha_pattern " + PeftConfigReader.quote(e.getKey()) + " gives alpha "
+                        + e.getValue() + "; alphas must be finite");
+            }
+        }
+        bias = bias == null ? "none" : bias;
+        if (!BIAS_VALUES.contains(bias)) {
+            throw new IllegalArgumentException("bias must be \"none\", \"all\" or \"lora_only\", got bias=" + PeftConfigReader.quote(bias));
+        }
+        initLoraWeights = initLoraWeights == null ? Boolean.TRUE : initLoraWeights;
+        if (!(initLoraWeights instanceof Boolean) && !(initLoraWeights instanceof String s && PLAIN_INITS.contains(s))) {
+            throw new IllegalArgumentException("init_lora_weights must be true, false, \"gaussian\", \"eva\" or \"orthogonal\", got "
+                    + initLoraWeights);
+        }
+        layersToTransform = layersToTransform == null ? null : List.copyOf(layersToTransform);
+        layersPattern = layersPattern == null ? null : List.copyOf(layersPattern);
+        modulesToSave = modulesToSave == null ? null : List.copyOf(modulesToSave);
+    }
+
+    /**
+     * A config for a new adapter on the modules matching {@code targetModules} (list form),
+     * with rank r, α, the given scaling and init, and PEFT's defaults elsewhere.
+     */
+    public static PeftConfig create(List<String> targetModules, int r, double alpha, Scaling scaling, Init init) {
+        return new PeftConfig(r, alpha, scaling == Scaling.RSLORA, 0.0, ModuleSelector.names(targetModules), null, null, null,
+                PatternMap.empty(), PatternMap.empty(), "none", false, init == Init.GAUSSIAN ? "gaussian" : Boolean.TRUE,
+                null, null, null);
+    }
+
+    public PeftConfig withPatterns(PatternMap<Integer> ranks, PatternMap<Double> alphas) {
+        return new PeftConfig(r, loraAlpha, useRslora, loraDropout, targetModules, excludeModules, layersToTransform,
+                layersPattern, ranks, alphas, bias, fanInFanOut, initLoraWeights, modulesToSave, taskType, baseModelNameOrPath);
+    }
+
+    public PeftConfig withBaseModel(String nameOrPath) {
+        return new PeftConfig(r, loraAlpha, useRslora, loraDropout, targetModules, excludeModules, layersToTransform,
+                layersPattern, rankPattern, alphaPattern, bias, fanInFanOut, initLoraWeights, modulesToSave, taskType, nameOrPath);
+    }
+
+    public PeftConfig withFanInFanOut(boolean on) {
+        return new PeftConfig(r, loraAlpha, useRslora, loraDropout, targetModules, excludeModules, layersToTransform,
+                layersPattern, rankPattern, alphaPattern, bias, on, initLoraWeights, modulesToSave, taskType, baseModelNameOrPath);
+    }
+
+    public PeftConfig withUseRslora(boolean on) {
+        return new PeftConfig(r, loraAlpha, on, loraDropout, targetModules, excludeModules, layersToTransform,
+                layersPattern, rankPattern, alphaPattern, bias, fanInFanOut, initLoraWeights, modulesToSave, taskType, baseModelNameOrPath);
+    }
+
+    public PeftConfig withDropout(double p) {
+        return new PeftConfig(r, loraAlpha, useRslora, p, targetModules, excludeModules, layersToTransform,
+                layersPattern, rankPattern, alphaPattern, bias, fanInFanOut, initLoraWeights, modulesToSave, taskType, baseModelNameOrPath);
+    }
+
+    /** RSLORA when {@code use_rslora} is true, else LORA. */
+    public Scaling scaling() {
+        return useRslora ? Scaling.RSLORA : Scaling.LORA;
+    }
+
+    /** r of module {@code path}: the first matching rank_pattern key in file order, else {@code r}. */
+    public int rankOf(String path) {
+        return rankPattern.lookup(path, r);
+    }
+
+    /** α of module {@code path}: the first matching alpha_pattern key in file order, else {@code lora_alpha}. */
+    public double alphaOf(String path) {
+        return alphaPattern.lookup(path, loraAlpha);
+    }
+
+    /** γ of module {@code path}: α/√r (use_rslora) or α/r, from {@link Scaling#gamma}. */
+    public double gammaOf(String path) {
+        return scaling().gamma(alphaOf(path), rankOf(path));
+    }
+
+    /** The core config of module {@code path} (its r, α, this scaling and dropout). */
+    public LoraConfig loraConfig(String path, Init init, long seed) {
+        return new LoraConfig(rankOf(path), alphaOf(path), scaling(), loraDropout, init, seed);
+    }
+
+    /** The core init matching init_lora_weights: GAUSSIAN for "gaussian", else DEFAULT. */
+    public Init init() {
+        return "gaussian".equals(initLoraWeights) ? Init.GAUSSIAN : Init.DEFAULT;
+    }
+
+    /**
+     * Whether PEFT would put an adapter on module {@code path} (peft check_target_module_exists):
+     * not excluded, not inside a modules_to_save module, matched by target_modules, and, for the
+     * list form with layers_to_transform, in one of those layers. False when target_modules is null.
+     */
+    public boolean targets(String path) {
+        if (excludeModules != null && excludeModules.matches(path)) {
+            return false;
+        }
+        if (modulesToSave != null) {
+            for (String m : modulesToSave) {
+                if (Pattern.compile("(^|.*\\.)" + m + "($|\\..*)").matcher(path).lookingAt()) {
+                    return false;
+                }
+            }
+        }
+        if (targetModules == null || !targetModules.matches(path)) {
+            return false;
+        }
+        if (targetModules.isRegex() || !targetModules.matchesBySuffixOnly(path)
+                || layersToTransform == null || layersToTransform.isEmpty()) {
+            return true;
+        }
+        Integer layer = layerIndex(path);
+        return layer != null && layersToTransform.contains(layer);
+    }
+
+    /** The layer index PEFT reads from a path: {@code .*\.<pattern>\.(\d+)\.} (any list name when layers_pattern is empty). */
+    private Integer layerIndex(String path) {
+        List<String> patterns = layersPattern == null || layersPattern.isEmpty() ? List.of("[^.]*") : layersPattern;
+        for (String p : patterns) {
+            Matcher m = Pattern.compile(".*\\." + p + "\\.(\\d+)\\.").matcher(path);
+            if (m.lookingAt()) {
+                return Integer.valueOf(m.group(1));
+            }
+        }
+        return null;
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof PeftConfig c && r == c.r && Double.compare(loraAlpha, c.loraAlpha) == 0 && useRslora == c.useRslora
+                && Double.compare(loraDropout, c.loraDropout) == 0 && Objects.equals(targetModules, c.targetModules)
+                && Objects.equals(excludeModules, c.excludeModules) && Objects.equals(layersToTransform, c.layersToTransform)
+                && Objects.equals(layersPattern, c.layersPattern) && rankPattern.equals(c.rankPattern)
+                && alphaPattern.equals(c.alphaPattern) && bias.equals(c.bias) && fanInFanOut == c.fanInFanOut
+                && initLoraWeights.equals(c.initLoraWeights) && Objects.equals(modulesToSave, c.modulesToSave)
+                && Objects.equals(taskType, c.taskType) && Objects.equals(baseModelNameOrPath, c.baseModelNameOrPath);
+    }
+
+    @Override
+    public int hashCode() {
+        return Objects.hash(r, loraAlpha, useRslora, targetModules, rankPattern, alphaPattern);
+    }
+}

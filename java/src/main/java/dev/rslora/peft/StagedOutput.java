@@ -1,0 +1,128 @@
+package dev.rslora.peft;
+
+import java.io.IOException;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Comparator;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.stream.Stream;
+
+/**
+ * An output written under a temporary folder next to its target ({@code .NAME.tmp-<random>}) and
+ * moved into place only by {@link #commit()}; {@link #close()} without a commit deletes everything
+ * written, so a failed or interrupted write never leaves a partial target.
+ *
+ * <ul>
+ *   <li>{@link #folder}: the whole temporary folder becomes the target folder (one rename); the
+ *       target must not exist, or (when {@code replaceFiles}) may be an existing folder whose
+ *       files of the same names are then replaced one by one, each atomically.</li>
+ *   <li>{@link #file}: the one file written into the temporary folder replaces the target file
+ *       atomically (an existing file survives any failure intact).</li>
+ * </ul>
+ */
+final class StagedOutput implements AutoCloseable {
+    private final Path target;
+    private final Path staging;
+    private final boolean singleFile;
+    private final boolean replaceFiles;
+    private boolean committed;
+
+    private StagedOutput(Path target, boolean singleFile, boolean replaceFiles) throws IOException {
+        this.target = target.toAbsolutePath().normalize();
+        this.singleFile = singleFile;
+        this.replaceFiles = replaceFiles;
+        Path parent = this.target.getParent();
+        if (parent == null || !Files.isDirectory(parent)) {
+            throw new java.nio.file.NoSuchFileException(String.valueOf(parent), null, "the output's parent folder does not exist");
+        }
+        this.staging = Files.createDirectory(parent.resolve("." + this.target.getFileName() + ".tmp-"
+                + Long.toHexString(ThreadLocalRandom.current().nextLong())));
+    }
+
+    /** A folder target; refuses an existing target unless {@code replaceFiles}. */
+    static StagedOutput folder(Path target, boolean replaceFiles) throws IOException {
+        if (Files.exists(target) && !(replaceFiles && Files.isDirectory(target))) {
+            throw new FileAlreadyExistsException(target.toString(), null, "the output already exists; remove it or choose another path");
+        }
+        return new StagedOutput(target, false, replaceFiles);
+    }
+
+    /** A single-file target (an existing regular file is replaced on commit; a folder is refused). */
+    static StagedOutput file(Path target) throws IOException {
+        if (Files.isDirectory(target)) {
+            throw new FileAlreadyExistsException(target.toString(), null, "the output is a folder, not a file");
+        }
+        return new StagedOutput(target, true, true);
+    }
+
+    /** Where to write: the temporary folder (for {@link #file}, write the file as {@link #stagedFile()}). */
+    Path dir() {
+        return staging;
+    }
+
+    /** For a single-file output: the staged file's path. */
+    Path stagedFile() {
+        return staging.resolve(target.getFileName());
+    }
+
+    Path target() {
+        return target;
+    }
+
+    /** Moves the staged output into place. */
+    void commit() throws IOException {
+        if (singleFile) {
+            move(stagedFile(), target, true);
+        } else if (!Files.exists(target)) {
+            move(staging, target, false);
+        } else if (replaceFiles) {
+            try (Stream<Path> files = Files.list(staging)) {
+                for (Path f : files.toList()) {
+                    move(f, target.resolve(f.getFileName()), true);
+                }
+            }
+        } else {
+            throw new FileAlreadyExistsException(target.toString(), null, "the output appeared while it was being written");
+        }
+        committed = true;
+        deleteTree(staging);
+    }
+
+    private static void move(Path from, Path to, boolean replace) throws IOException {
+        try {
+            if (replace) {
+                Files.move(from, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } else {
+                Files.move(from, to, StandardCopyOption.ATOMIC_MOVE);
+            }
+        } catch (AtomicMoveNotSupportedException e) {
+            if (replace) {
+                Files.move(from, to, StandardCopyOption.REPLACE_EXISTING);
+            } else {
+                Files.move(from, to);
+            }
+        }
+    }
+
+    /** Deletes the staging folder unless committed (then it is already gone). */
+    @Override
+    public void close() throws IOException {
+        if (!committed) {
+            deleteTree(staging);
+        }
+    }
+
+    static void deleteTree(Path root) throws IOException {
+        if (!Files.exists(root)) {
+            return;
+        }
+        try (Stream<Path> walk = Files.walk(root)) {
+            for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+}
