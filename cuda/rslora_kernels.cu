@@ -1,0 +1,11 @@
+// The one translation unit of the kernel fatbin (native-build/build-kernels.sh): every kernel
+// family of cuda/kernels/, version 1 (plain tiled SIMT, the GPU-side oracle). Each header states
+// its shapes, γ and launch geometry; rslora_params.h holds the parameter structs.
+#include "kernels/lora_down.cuh"
+#include "kernels/lora_forward.cuh"
+#include "kernels/lora_backward_vdb.cuh"
+#include "kernels/lora_backward_da.cuh"
+#include "kernels/reduce_groups.cuh"
+#include "kernels/lora_backward_dx.cuh"
+#include "kernels/lora_merge.cuh"
+#include "kernels/convert.cuh"
