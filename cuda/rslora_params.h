@@ -31,6 +31,10 @@ struct RsDropout {
     int32_t enabled;     // 0: identity
 };
 static_assert(sizeof(RsDropout) == 28, "RsDropout size");
+static_assert(offsetof(RsDropout, key_lo) == 0, "RsDropout.key_lo");
+static_assert(offsetof(RsDropout, key_hi) == 4, "RsDropout.key_hi");
+static_assert(offsetof(RsDropout, layer) == 8, "RsDropout.layer");
+static_assert(offsetof(RsDropout, step) == 12, "RsDropout.step");
 static_assert(offsetof(RsDropout, threshold) == 16, "RsDropout.threshold");
 static_assert(offsetof(RsDropout, scale) == 20, "RsDropout.scale");
 static_assert(offsetof(RsDropout, enabled) == 24, "RsDropout.enabled");

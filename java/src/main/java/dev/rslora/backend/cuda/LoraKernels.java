@@ -1,0 +1,123 @@
+package dev.rslora.backend.cuda;
+
+import dev.rslora.dropout.DropoutMask;
+import dev.rslora.tensor.DType;
+
+/**
+ * Launchers of the version-1 kernels of {@code cuda/kernels/}, one method per kernel family: each
+ * packs the family's params struct ({@link KernelParams}), computes the grid
+ * ({@link LaunchGeometry}) and queues the launch on the context's stream. Shapes (row-major):
+ * X [n, d_in], W [d_out, d_in], bias [d_out], A [r, d_in], B [d_out, r], U, V [n, r],
+ * Y, dY [n, d_out], dX [n, d_in]; "T" buffers hold dtype {@code t}, the adapter side is f32.
+ */
+final class LoraKernels {
+    /** The dropout of one step: mask null = identity (eval, or p = 0). */
+    record Dropout(DropoutMask mask, long seed, long step, int layer) {
+        static final Dropout NONE = new Dropout(null, 0, 0, 0);
+    }
+
+    private final CudaContext ctx;
+
+    LoraKernels(CudaContext ctx) {
+        this.ctx = ctx;
+    }
+
+    /** The exported-name suffix of dtype {@code t}. */
+    static String suffix(DType t) {
+        return switch (t) {
+            case F32 -> "f32";
+            case BF16 -> "bf16";
+            case F16 -> "f16";
+        };
+    }
+
+    static String kernelName(String family, DType t) {
+        return "rslora_" + family + "_v1_" + suffix(t);
+    }
+
+    private static long addr(DeviceBuffer b) {
+        return b == null ? 0L : b.address();
+    }
+
+    /** (1) U = D(X)·Aᵀ  [n, r] f32. */
+    void down(DType t, DeviceBuffer x, DeviceBuffer a, DeviceBuffer u, int n, int dIn, int r, Dropout d) {
+        CStruct.Packer p = KernelParams.DOWN.packer()
+                .ptr("x", addr(x)).ptr("lora_a", addr(a)).ptr("u", addr(u)).i32("n", n).i32("d_in", dIn).i32("r", r);
+        KernelParams.dropout(p, "drop", d.mask(), d.seed(), d.step(), d.layer());
+        ctx.launch(kernelName("lora_down", t), LaunchGeometry.down(n, r), p.bytes());
+    }
+
+    /** (2) Y = X·Wᵀ + bias + γ·U·Bᵀ  [n, d_out] T; r = 0 (u, b null): Y = X·Wᵀ + bias. */
+    void forward(DType t, DeviceBuffer x, DeviceBuffer w, DeviceBuffer bias, DeviceBuffer u, DeviceBuffer b,
+                 DeviceBuffer y, int n, int dIn, int dOut, int r, float gamma) {
+        byte[] params = KernelParams.FORWARD.packer()
+                .ptr("x", addr(x)).ptr("w", addr(w)).ptr("bias", addr(bias)).ptr("u", addr(u)).ptr("lora_b", addr(b))
+                .ptr("y", addr(y)).i32("n", n).i32("d_in", dIn).i32("d_out", dOut).i32("r", r).f32("gamma", gamma)
+                .bytes();
+        ctx.launch(kernelName("lora_forward", t), LaunchGeometry.forward(n, dOut), params);
+    }
+
+    /** (3) V = dY·B [n, r] and ws[g] = dYᵀ·U over row group g ([groups, d_out, r] f32). */
+    void backwardVdb(DType t, DeviceBuffer dy, DeviceBuffer b, DeviceBuffer u, DeviceBuffer v, DeviceBuffer ws,
+                     int n, int dOut, int r, int rowsPerGroup) {
+        byte[] params = KernelParams.BACKWARD_VDB.packer()
+                .ptr("dy", addr(dy)).ptr("lora_b", addr(b)).ptr("u", addr(u)).ptr("v", addr(v)).ptr("ws", addr(ws))
+                .i32("n", n).i32("d_out", dOut).i32("r", r).i32("rows_per_group", rowsPerGroup)
+                .bytes();
+        ctx.launch(kernelName("lora_backward_vdb", t),
+                LaunchGeometry.backwardVdb(r, LaunchGeometry.groups(n, rowsPerGroup)), params);
+    }
+
+    /** (4) ws[g] = Vᵀ·D(X) over row group g ([groups, r, d_in] f32). */
+    void backwardDa(DType t, DeviceBuffer v, DeviceBuffer x, DeviceBuffer ws, int n, int dIn, int r, int rowsPerGroup,
+                    Dropout d) {
+        CStruct.Packer p = KernelParams.BACKWARD_DA.packer()
+                .ptr("v", addr(v)).ptr("x", addr(x)).ptr("ws", addr(ws))
+                .i32("n", n).i32("d_in", dIn).i32("r", r).i32("rows_per_group", rowsPerGroup);
+        KernelParams.dropout(p, "drop", d.mask(), d.seed(), d.step(), d.layer());
+        ctx.launch(kernelName("lora_backward_da", t),
+                LaunchGeometry.backwardDa(dIn, r, LaunchGeometry.groups(n, rowsPerGroup)), p.bytes());
+    }
+
+    /** out (=|+=) γ·Σ_g ws[g]  (count f32 elements per group; deterministic order). */
+    void reduceGroups(DeviceBuffer ws, DeviceBuffer out, long count, int groups, float gamma, boolean accumulate) {
+        byte[] params = KernelParams.REDUCE.packer()
+                .ptr("ws", addr(ws)).ptr("out", addr(out)).i64("count", count).i32("groups", groups)
+                .f32("gamma", gamma).i32("accumulate", accumulate ? 1 : 0)
+                .bytes();
+        ctx.launch("rslora_reduce_groups_v1", LaunchGeometry.elementwise(count), params);
+    }
+
+    /** (5) dX = dY·W + γ·D'(V·A)  [n, d_in] T; r = 0 (v, a null): dX = dY·W. */
+    void backwardDx(DType t, DeviceBuffer dy, DeviceBuffer w, DeviceBuffer v, DeviceBuffer a, DeviceBuffer dx,
+                    int n, int dIn, int dOut, int r, float gamma, Dropout d) {
+        CStruct.Packer p = KernelParams.BACKWARD_DX.packer()
+                .ptr("dy", addr(dy)).ptr("w", addr(w)).ptr("v", addr(v)).ptr("lora_a", addr(a)).ptr("dx", addr(dx))
+                .i32("n", n).i32("d_in", dIn).i32("d_out", dOut).i32("r", r).f32("gamma", gamma);
+        KernelParams.dropout(p, "drop", d.mask(), d.seed(), d.step(), d.layer());
+        ctx.launch(kernelName("lora_backward_dx", t), LaunchGeometry.backwardDx(n, dIn), p.bytes());
+    }
+
+    /** (6) W ← round(W + signedGamma·B·A)  (W [d_out, d_in] T in place). */
+    void merge(DType t, DeviceBuffer w, DeviceBuffer b, DeviceBuffer a, int dOut, int dIn, int r, float signedGamma) {
+        byte[] params = KernelParams.MERGE.packer()
+                .ptr("w", addr(w)).ptr("lora_b", addr(b)).ptr("lora_a", addr(a))
+                .i32("d_out", dOut).i32("d_in", dIn).i32("r", r).f32("signed_gamma", signedGamma)
+                .bytes();
+        ctx.launch(kernelName("lora_merge", t), LaunchGeometry.merge(dOut, dIn), params);
+    }
+
+    /** dst = convert(src) for {@code count} elements; one of the two dtypes must be F32 and they must differ. */
+    void convert(DType from, DType to, DeviceBuffer src, DeviceBuffer dst, long count) {
+        byte[] params = KernelParams.CONVERT.packer().ptr("src", addr(src)).ptr("dst", addr(dst)).i64("count", count).bytes();
+        ctx.launch(convertName(from, to), LaunchGeometry.elementwise(count), params);
+    }
+
+    static String convertName(DType from, DType to) {
+        if (from == to || (from != DType.F32 && to != DType.F32)) {
+            throw new IllegalArgumentException("no conversion kernel from " + from + " to " + to
+                    + " (kernels convert between F32 and BF16/F16)");
+        }
+        return "rslora_convert_" + suffix(from) + "_to_" + suffix(to);
+    }
+}
