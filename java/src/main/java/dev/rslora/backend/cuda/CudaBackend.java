@@ -70,6 +70,72 @@ public final class CudaBackend implements Backend, AutoCloseable {
         return ctx;
     }
 
+    synchronized boolean isClosed() {
+        return closed;
+    }
+
+    LoraKernels kernels() {
+        return kernels;
+    }
+
+    Transfers transfers() {
+        return io;
+    }
+
+    long workspaceCapBytes() {
+        return workspaceCapBytes;
+    }
+
+    /** A new device tensor (contents undefined, or NaN when poisoning is on); the caller owns it. */
+    public synchronized DeviceTensor allocate(DType t, long... shape) {
+        enter();
+        long n = 1;
+        for (long d : shape) {
+            n = Math.multiplyExact(n, d);
+        }
+        if (n < 1) {
+            throw new IllegalArgumentException("device tensor shape " + Arrays.toString(shape) + " has no elements");
+        }
+        return new DeviceTensor(this, t, shape, ctx.allocate(Transfers.bytes(n, t)));
+    }
+
+    /** A new device tensor holding a copy of {@code host} (same dtype and shape). */
+    public synchronized DeviceTensor upload(Tensor host) {
+        enter();
+        return new DeviceTensor(this, host.dtype(), host.shape(), io.upload(host, host.dtype()));
+    }
+
+    synchronized void copyIn(Tensor host, DeviceTensor dst) {
+        enter();
+        checkOwn(dst);
+        if (host.dtype() == dst.dtype()) {
+            ctx.upload(host.segment(), dst.buffer());
+            return;
+        }
+        try (DeviceBuffer tmp = io.upload(host, dst.dtype())) {
+            JCudaDriverCopies.deviceToDevice(ctx, tmp, dst.buffer(), Transfers.bytes(dst.numel(), dst.dtype()));
+        }
+    }
+
+    synchronized void copyOut(DeviceTensor src, Tensor host) {
+        enter();
+        checkOwn(src);
+        io.download(src.buffer(), src.dtype(), host);
+    }
+
+    synchronized void free(DeviceBuffer b) {
+        if (!closed) {
+            ctx.makeCurrent();
+        }
+        b.close();
+    }
+
+    void checkOwn(DeviceTensor t) {
+        if (t.backend() != this) {
+            throw new IllegalArgumentException(t + " belongs to another cuda backend");
+        }
+    }
+
     @Override
     public synchronized FrozenWeight prepare(Tensor weight, Tensor bias) {
         enter();
@@ -119,11 +185,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
              DeviceBuffer du = lora ? ctx.allocate(Transfers.bytes((long) p.n() * p.rank(), DType.F32)) : null;
              DeviceBuffer dy = ctx.allocate(Transfers.bytes((long) p.n() * p.dOut(), t))) {
             int r = lora ? p.rank() : 0;
-            if (lora) {
-                kernels.down(t, dx, da, du, p.n(), p.dIn(), r, drop);
-            }
-            kernels.forward(t, dx, fw.residentWeight().as(io, t), bias == null ? null : bias.as(io, t), du, db, dy,
-                    p.n(), p.dIn(), p.dOut(), r, (float) p.gamma());
+            kernels.forwardStep(t, dx, fw.residentWeight().as(io, t), bias == null ? null : bias.as(io, t), da, db, du, dy,
+                    p.n(), p.dIn(), p.dOut(), r, (float) p.gamma(), drop);
             io.download(dy, t, y);
             if (lora && u != null) {
                 io.download(du, DType.F32, u);
@@ -162,13 +225,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
         require("grad_B", gradB, p.dOut(), p.rank());
         int n = p.n();
         int r = p.rank();
-        long dbCount = (long) p.dOut() * r;
-        long daCount = (long) r * p.dIn();
-        int rpgB = LaunchGeometry.rowsPerGroup(n, dbCount, workspaceCapBytes);
-        int rpgA = LaunchGeometry.rowsPerGroup(n, daCount, workspaceCapBytes);
-        long wsBytes = Math.max(LaunchGeometry.workspaceBytes(n, dbCount, rpgB), LaunchGeometry.workspaceBytes(n, daCount, rpgA));
+        long wsBytes = LoraKernels.workspaceBytes(n, p.dIn(), p.dOut(), r, workspaceCapBytes);
         boolean acc = p.gradMode() == GradMode.ACCUMULATE;
-        float gamma = (float) p.gamma();
         LoraKernels.Dropout drop = dropout(p);
         try (DeviceBuffer ddy = io.upload(dy, t);
              DeviceBuffer dxIn = io.upload(x, t);
@@ -177,16 +235,11 @@ public final class CudaBackend implements Backend, AutoCloseable {
              DeviceBuffer du = io.upload(u, DType.F32);
              DeviceBuffer dv = ctx.allocate(Transfers.bytes((long) n * r, DType.F32));
              DeviceBuffer ws = ctx.allocate(wsBytes);
-             DeviceBuffer gA = acc ? io.upload(gradA, DType.F32) : ctx.allocate(Transfers.bytes(daCount, DType.F32));
-             DeviceBuffer gB = acc ? io.upload(gradB, DType.F32) : ctx.allocate(Transfers.bytes(dbCount, DType.F32));
+             DeviceBuffer gA = acc ? io.upload(gradA, DType.F32) : ctx.allocate(Transfers.bytes((long) r * p.dIn(), DType.F32));
+             DeviceBuffer gB = acc ? io.upload(gradB, DType.F32) : ctx.allocate(Transfers.bytes((long) p.dOut() * r, DType.F32));
              DeviceBuffer ddx = dx != null ? ctx.allocate(Transfers.bytes((long) n * p.dIn(), t)) : null) {
-            kernels.backwardVdb(t, ddy, db, du, dv, ws, n, p.dOut(), r, rpgB);
-            kernels.reduceGroups(ws, gB, dbCount, LaunchGeometry.groups(n, rpgB), gamma, acc);
-            kernels.backwardDa(t, dv, dxIn, ws, n, p.dIn(), r, rpgA, drop);
-            kernels.reduceGroups(ws, gA, daCount, LaunchGeometry.groups(n, rpgA), gamma, acc);
-            if (dx != null) {
-                kernels.backwardDx(t, ddy, fw.residentWeight().as(io, t), dv, da, ddx, n, p.dIn(), p.dOut(), r, gamma, drop);
-            }
+            kernels.backwardStep(t, dxIn, ddy, dx != null ? fw.residentWeight().as(io, t) : null, da, db, du, dv, ws, gA, gB,
+                    ddx, n, p.dIn(), p.dOut(), r, (float) p.gamma(), drop, acc, workspaceCapBytes);
             io.download(gA, DType.F32, gradA);
             io.download(gB, DType.F32, gradB);
             if (dx != null) {

@@ -58,11 +58,27 @@ final class CudaContext implements AutoCloseable {
         }
         this.name = new String(nameBytes, 0, len, StandardCharsets.UTF_8);
         JCudaDriver.cuDevicePrimaryCtxRetain(context, device);
-        JCudaDriver.cuCtxSetCurrent(context);
-        JCudaDriver.cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING);
-        JCudaDriver.cuModuleLoadData(module, fatbin);
-        this.allocator = new CachingAllocator(new DriverMemory());
-        this.staging = new PinnedStaging(STAGING_BYTES);
+        boolean streamMade = false;
+        boolean moduleLoaded = false;
+        try {
+            JCudaDriver.cuCtxSetCurrent(context);
+            JCudaDriver.cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING);
+            streamMade = true;
+            JCudaDriver.cuModuleLoadData(module, fatbin);
+            moduleLoaded = true;
+            this.allocator = new CachingAllocator(new DriverMemory());
+            this.staging = new PinnedStaging(STAGING_BYTES);
+        } catch (RuntimeException e) {
+            // e.g. a driver too old for the fatbin: give back what was taken, keep the driver's message
+            if (moduleLoaded) {
+                JCudaDriver.cuModuleUnload(module);
+            }
+            if (streamMade) {
+                JCudaDriver.cuStreamDestroy(stream);
+            }
+            JCudaDriver.cuDevicePrimaryCtxRelease(device);
+            throw e;
+        }
     }
 
     private int attribute(int attr) {

@@ -120,4 +120,49 @@ final class LoraKernels {
         }
         return "rslora_convert_" + suffix(from) + "_to_" + suffix(to);
     }
+
+    /**
+     * The forward of one layer: {@code U = D(X)·Aᵀ} (r > 0) then {@code Y = X·Wᵀ + bias + γ·U·Bᵀ}.
+     * r = 0: Y = X·Wᵀ + bias (a, b, u unused).
+     */
+    void forwardStep(DType t, DeviceBuffer x, DeviceBuffer w, DeviceBuffer bias, DeviceBuffer a, DeviceBuffer b,
+                     DeviceBuffer u, DeviceBuffer y, int n, int dIn, int dOut, int r, float gamma, Dropout d) {
+        if (r > 0) {
+            down(t, x, a, u, n, dIn, r, d);
+        }
+        forward(t, x, w, bias, u, b, y, n, dIn, dOut, r, gamma);
+    }
+
+    /**
+     * The backward of one layer (r > 0): V = dY·B and dB (=|+=) γ·dYᵀ·U (kernel + reduction), dA (=|+=)
+     * γ·Vᵀ·D(X) (kernel + reduction), then dX = dY·W + γ·D'(V·A) when dx is not null. ws must hold
+     * {@link #workspaceBytes} bytes for the same (n, d_in, d_out, r, cap).
+     */
+    void backwardStep(DType t, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer w, DeviceBuffer a, DeviceBuffer b,
+                      DeviceBuffer u, DeviceBuffer v, DeviceBuffer ws, DeviceBuffer gradA, DeviceBuffer gradB,
+                      DeviceBuffer dx, int n, int dIn, int dOut, int r, float gamma, Dropout d, boolean accumulate,
+                      long wsCap) {
+        long dbCount = (long) dOut * r;
+        long daCount = (long) r * dIn;
+        int rpgB = LaunchGeometry.rowsPerGroup(n, dbCount, wsCap);
+        int rpgA = LaunchGeometry.rowsPerGroup(n, daCount, wsCap);
+        if (ws.bytes() < workspaceBytes(n, dIn, dOut, r, wsCap)) {
+            throw new IllegalArgumentException("workspace of " + ws.bytes() + " bytes < " + workspaceBytes(n, dIn, dOut, r, wsCap));
+        }
+        backwardVdb(t, dy, b, u, v, ws, n, dOut, r, rpgB);
+        reduceGroups(ws, gradB, dbCount, LaunchGeometry.groups(n, rpgB), gamma, accumulate);
+        backwardDa(t, v, x, ws, n, dIn, r, rpgA, d);
+        reduceGroups(ws, gradA, daCount, LaunchGeometry.groups(n, rpgA), gamma, accumulate);
+        if (dx != null) {
+            backwardDx(t, dy, w, v, a, dx, n, dIn, dOut, r, gamma, d);
+        }
+    }
+
+    /** Bytes of the split-over-N partials that {@link #backwardStep} needs (shared by dB and dA, used in turn). */
+    static long workspaceBytes(int n, int dIn, int dOut, int r, long wsCap) {
+        long dbCount = (long) dOut * r;
+        long daCount = (long) r * dIn;
+        return Math.max(LaunchGeometry.workspaceBytes(n, dbCount, LaunchGeometry.rowsPerGroup(n, dbCount, wsCap)),
+                LaunchGeometry.workspaceBytes(n, daCount, LaunchGeometry.rowsPerGroup(n, daCount, wsCap)));
+    }
 }
