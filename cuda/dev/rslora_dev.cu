@@ -6,8 +6,10 @@
 //   rslora_dev validate [version]  every kernel × dtype × shape × dropout × assign/accumulate vs the CPU
 //   rslora_dev bench [version]     median time of each kernel at the PERFORMANCE.md reference shapes
 //
-// Versions: 1 = the production v1 kernels of cuda/kernels/ (plain tiled SIMT). A version that is
-// not in the build is refused by name. Build: make -C cuda/dev (needs nvcc; runs on sm_80+).
+// Versions: 1 = the v1 kernels of cuda/kernels/ (plain tiled SIMT, the GPU-side oracle);
+// 2 = v1 with the forward and dX GEMMs replaced by the tensor-core (wmma/mma.sync) kernels for
+// bf16/fp16 (f32 stays v1). v2 is validated with an extra bound for its bf16/fp16 staging of the
+// f32 LoRA operands (γ·U, B, V, A): 4·u_T·γ·Σ_j |U_ij·B_oj| (and the same for V·A in dX). Build: make -C cuda/dev (needs nvcc; runs on sm_80+).
 // Shapes (SPEC.md §1): X [n, d_in], W [d_out, d_in], bias [d_out], A [r, d_in], B [d_out, r],
 // U = D(X)·Aᵀ, V = dY·B [n, r]; Y = X·Wᵀ + bias + γ·U·Bᵀ; dB = γ·dYᵀ·U; dA = γ·Vᵀ·D(X);
 // dX = dY·W + γ·D'(V·A); merge W ± γ·B·A.
@@ -110,11 +112,14 @@ struct Problem {
 struct Expected {
     std::vector<double> u, y, v, db, da, dx, wm;
 };
-static double dmask(const Problem& p, int i, int c) { return (double)rs_dropout_one(p.drop, (uint32_t)i, (uint32_t)c); }
-
 static Expected reference(const Problem& p) {
     Expected e;
     const int n = p.n, di = p.d_in, dout = p.d_out, r = p.r;
+    // the mask multipliers of X [n, d_in], computed once (scale or 0; 1 when dropout is off)
+    std::vector<float> mk((size_t)n * di);
+    for (int i = 0; i < n; ++i)
+        for (int c = 0; c < di; ++c) mk[(size_t)i * di + c] = rs_dropout_one(p.drop, (uint32_t)i, (uint32_t)c);
+    auto dmask = [&](const Problem&, int i, int c) { return (double)mk[(size_t)i * di + c]; };
     e.u.assign((size_t)n * r, 0.0);
     for (int i = 0; i < n; ++i)
         for (int j = 0; j < r; ++j) {
@@ -189,11 +194,12 @@ static Tol tol_for(DT d, bool stored_in_dtype) {
     if (d == DT::BF16) return {2e-3, 1e-2};
     return {5e-4, 2e-3};
 }
-static int check(const char* what, const std::vector<float>& got, const std::vector<double>& ref, Tol t, int k) {
+static int check(const char* what, const std::vector<float>& got, const std::vector<double>& ref, Tol t, int k,
+                 const std::vector<double>* extra = nullptr) {
     int bad = 0;
     double worst = 0;
     for (size_t i = 0; i < ref.size(); ++i) {
-        double lim = t.atol * std::sqrt((double)std::max(k, 1)) + t.rtol * std::fabs(ref[i]);
+        double lim = t.atol * std::sqrt((double)std::max(k, 1)) + t.rtol * std::fabs(ref[i]) + (extra ? (*extra)[i] : 0.0);
         double err = std::fabs((double)got[i] - ref[i]);
         if (!(err <= lim)) {  // NaN fails
             if (bad < 5) std::printf("    MISMATCH %s[%zu]: got %.9g ref %.9g (tol %.3g)\n", what, i, got[i], ref[i], lim);
@@ -220,6 +226,26 @@ template <typename T> struct V1;
 RS_DEV_BIND(float, f32)
 RS_DEV_BIND(__nv_bfloat16, bf16)
 RS_DEV_BIND(__half, f16)
+
+// version 2: the tensor-core forward and dX (bf16/fp16), 128 threads per block; f32 maps to v1
+template <typename T> struct V2 {
+    static constexpr bool tensor_cores = false;
+    static constexpr int threads = 256;
+    static constexpr auto forward = V1<T>::forward;
+    static constexpr auto dx = V1<T>::dx;
+};
+template <> struct V2<__nv_bfloat16> {
+    static constexpr bool tensor_cores = true;
+    static constexpr int threads = rs2::kThreads;
+    static constexpr auto forward = rslora_lora_forward_v2_bf16;
+    static constexpr auto dx = rslora_lora_backward_dx_v2_bf16;
+};
+template <> struct V2<__half> {
+    static constexpr bool tensor_cores = true;
+    static constexpr int threads = rs2::kThreads;
+    static constexpr auto forward = rslora_lora_forward_v2_f16;
+    static constexpr auto dx = rslora_lora_backward_dx_v2_f16;
+};
 
 static unsigned cdiv(long long a, long long b) { return (unsigned)((a + b - 1) / b); }
 
@@ -249,7 +275,7 @@ static std::vector<unsigned char> download(const void* p, size_t bytes) {
 
 // Runs one whole layer step (forward, backward, merge) with version-1 kernels and checks all outputs.
 template <typename T>
-static int run_step(const Problem& p, DT dt, long long ws_cap) {
+static int run_step(const Problem& p, DT dt, long long ws_cap, int version) {
     Expected e = reference(p);
     Dev d;
     const int n = p.n, di = p.d_in, dout = p.d_out, r = p.r;
@@ -271,21 +297,51 @@ static int run_step(const Problem& p, DT dt, long long ws_cap) {
     float* ws = (float*)d.alloc(std::max((size_t)g_b * dout * r, (size_t)g_a * r * di) * 4, 0xFF);
 
     V1<T>::down<<<dim3(cdiv(r, 64), cdiv(n, 64)), 256>>>(RsLoraDownParams{x, a, u, n, di, r, p.drop});
-    V1<T>::forward<<<dim3(cdiv(dout, 64), cdiv(n, 64)), 256>>>(RsLoraForwardParams{x, w, bias, u, bb, y, n, di, dout, r, p.gamma});
+    const bool v2 = version == 2 && V2<T>::tensor_cores;
+    if (v2) {
+        V2<T>::forward<<<dim3(cdiv(dout, 64), cdiv(n, 64)), V2<T>::threads>>>(RsLoraForwardParams{x, w, bias, u, bb, y, n, di, dout, r, p.gamma});
+    } else {
+        V1<T>::forward<<<dim3(cdiv(dout, 64), cdiv(n, 64)), 256>>>(RsLoraForwardParams{x, w, bias, u, bb, y, n, di, dout, r, p.gamma});
+    }
     V1<T>::vdb<<<dim3(cdiv(r, 64), g_b), 256>>>(RsLoraBackwardVdbParams{dy, bb, u, v, ws, n, dout, r, rpg_b});
     rslora_reduce_groups_v1<<<cdiv((long long)dout * r, 256), 256>>>(RsReduceParams{ws, gb, (int64_t)dout * r, g_b, p.gamma, p.accumulate ? 1 : 0});
     V1<T>::da<<<dim3(cdiv(di, 64), cdiv(r, 64), g_a), 256>>>(RsLoraBackwardDaParams{v, x, ws, n, di, r, rpg_a, p.drop});
     rslora_reduce_groups_v1<<<cdiv((long long)r * di, 256), 256>>>(RsReduceParams{ws, ga, (int64_t)r * di, g_a, p.gamma, p.accumulate ? 1 : 0});
-    V1<T>::dx<<<dim3(cdiv(di, 64), cdiv(n, 64)), 256>>>(RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, p.gamma, p.drop});
+    if (v2) {
+        V2<T>::dx<<<dim3(cdiv(di, 64), cdiv(n, 64)), V2<T>::threads>>>(RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, p.gamma, p.drop});
+    } else {
+        V1<T>::dx<<<dim3(cdiv(di, 64), cdiv(n, 64)), 256>>>(RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, p.gamma, p.drop});
+    }
     CUDA_CHECK(cudaGetLastError());
     CUDA_CHECK(cudaDeviceSynchronize());
+    // v2 stages the f32 LoRA operands as T: bound their rounding by 4·u_T·γ·Σ_j |·|
+    std::vector<double> ey, edx;
+    if (v2) {
+        const double unit = dt == DT::BF16 ? 0x1p-8 : 0x1p-11;
+        ey.assign((size_t)n * dout, 0.0);
+        edx.assign((size_t)n * di, 0.0);
+        for (int i = 0; i < n; ++i) {
+            for (int o = 0; o < dout; ++o) {
+                double s = 0;
+                for (int j = 0; j < r; ++j) s += std::fabs(e.u[(size_t)i * r + j] * p.bb[(size_t)o * r + j]);
+                ey[(size_t)i * dout + o] = 4 * unit * std::fabs(p.gamma) * s;
+            }
+            for (int c = 0; c < di; ++c) {
+                double s = 0;
+                for (int j = 0; j < r; ++j) s += std::fabs(e.v[(size_t)i * r + j] * p.a[(size_t)j * di + c]);
+                edx[(size_t)i * di + c] = 4 * unit * std::fabs(p.gamma) * p.drop.scale * s;
+            }
+        }
+    }
     int bad = 0;
     bad += check("U", unpack(DT::F32, download(u, (size_t)n * r * 4), (size_t)n * r), e.u, tol_for(dt, false), di);
-    bad += check("Y", unpack(dt, download(y, (size_t)n * dout * dt_size(dt)), (size_t)n * dout), e.y, tol_for(dt, true), di + r);
+    bad += check("Y", unpack(dt, download(y, (size_t)n * dout * dt_size(dt)), (size_t)n * dout), e.y, tol_for(dt, true), di + r,
+                 v2 ? &ey : nullptr);
     bad += check("V", unpack(DT::F32, download(v, (size_t)n * r * 4), (size_t)n * r), e.v, tol_for(dt, false), dout);
     bad += check("dB", unpack(DT::F32, download(gb, (size_t)dout * r * 4), (size_t)dout * r), e.db, tol_for(dt, false), n * 4);
     bad += check("dA", unpack(DT::F32, download(ga, (size_t)r * di * 4), (size_t)r * di), e.da, tol_for(dt, false), n * 4);
-    bad += check("dX", unpack(dt, download(dx, (size_t)n * di * dt_size(dt)), (size_t)n * di), e.dx, tol_for(dt, true), dout + r);
+    bad += check("dX", unpack(dt, download(dx, (size_t)n * di * dt_size(dt)), (size_t)n * di), e.dx, tol_for(dt, true), dout + r,
+                 v2 ? &edx : nullptr);
     // merge then unmerge (W is T; merged values compared with W + γ·B·A)
     V1<T>::merge<<<dim3(cdiv(di, 64), cdiv(dout, 64)), 256>>>(RsMergeParams{w, bb, a, dout, di, r, p.gamma});
     CUDA_CHECK(cudaDeviceSynchronize());
@@ -301,8 +357,8 @@ static std::vector<float> rnd(std::mt19937_64& g, size_t count, DT d, float lo, 
 }
 
 static int validate(int version) {
-    if (version != 1) {
-        std::printf("version %d is not in this build (available: 1)\n", version);
+    if (version != 1 && version != 2) {
+        std::printf("version %d is not in this build (available: 1, 2)\n", version);
         return 2;
     }
     struct Shape { int n, d_in, d_out, r; };
@@ -334,11 +390,11 @@ static int validate(int version) {
                         p.dy = rnd(g, (size_t)s.n * s.d_out, dt, -1, 1);
                         p.ga0 = rnd(g, (size_t)s.r * s.d_in, DT::F32, -1, 1);
                         p.gb0 = rnd(g, (size_t)s.d_out * s.r, DT::F32, -1, 1);
-                        int bad = dt == DT::F32 ? run_step<float>(p, dt, cap)
-                                : dt == DT::BF16 ? run_step<__nv_bfloat16>(p, dt, cap)
-                                : run_step<__half>(p, dt, cap);
-                        std::printf("%s v1 %-4s n=%d d_in=%d d_out=%d r=%d p=%.1f %s %s seed=%llu\n",
-                                    bad ? "FAIL" : "ok  ", dt_name(dt), s.n, s.d_in, s.d_out, s.r, pdrop,
+                        int bad = dt == DT::F32 ? run_step<float>(p, dt, cap, version)
+                                : dt == DT::BF16 ? run_step<__nv_bfloat16>(p, dt, cap, version)
+                                : run_step<__half>(p, dt, cap, version);
+                        std::printf("%s v%d %-4s n=%d d_in=%d d_out=%d r=%d p=%.1f %s %s seed=%llu\n",
+                                    bad ? "FAIL" : "ok  ", dt == DT::F32 ? 1 : version, dt_name(dt), s.n, s.d_in, s.d_out, s.r, pdrop,
                                     acc ? "accumulate" : "assign", cap == 1 ? "groups=max" : "groups=1",
                                     (unsigned long long)seed);
                         failures += bad ? 1 : 0;
@@ -375,16 +431,17 @@ static float median_ms(F launch, int reps) {
 }
 
 static int bench(int version) {
-    if (version != 1) {
-        std::printf("version %d is not in this build (available: 1)\n", version);
+    if (version != 1 && version != 2) {
+        std::printf("version %d is not in this build (available: 1, 2)\n", version);
         return 2;
     }
+    const bool v2 = version == 2;
     typedef __nv_bfloat16 T;
     const int n = 8192, di = 4096, dout = 4096;
     cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    std::printf("device: %s (sm_%d%d), bf16, n=%d d_in=%d d_out=%d, dropout 0.1, median of 20\n", prop.name,
-                prop.major, prop.minor, n, di, dout);
+    std::printf("device: %s (sm_%d%d), bf16, n=%d d_in=%d d_out=%d, dropout 0.1, median of 20, kernels v%d\n", prop.name,
+                prop.major, prop.minor, n, di, dout, version);
     std::printf("%-10s %5s %10s %10s\n", "kernel", "r", "ms", "TFLOP/s");
     for (int r : {16, 64, 256}) {
         Dev d;
@@ -411,7 +468,8 @@ static int bench(int version) {
         items.push_back({"down", 2.0 * n * di * r, median_ms([&] {
             V1<T>::down<<<dim3(cdiv(r, 64), cdiv(n, 64)), 256>>>(RsLoraDownParams{x, a, u, n, di, r, drop}); }, 20)});
         items.push_back({"forward", 2.0 * n * dout * (di + r), median_ms([&] {
-            V1<T>::forward<<<dim3(cdiv(dout, 64), cdiv(n, 64)), 256>>>(RsLoraForwardParams{x, w, nullptr, u, bb, y, n, di, dout, r, gamma}); }, 20)});
+            if (v2) V2<T>::forward<<<dim3(cdiv(dout, 64), cdiv(n, 64)), V2<T>::threads>>>(RsLoraForwardParams{x, w, nullptr, u, bb, y, n, di, dout, r, gamma});
+            else V1<T>::forward<<<dim3(cdiv(dout, 64), cdiv(n, 64)), 256>>>(RsLoraForwardParams{x, w, nullptr, u, bb, y, n, di, dout, r, gamma}); }, 20)});
         items.push_back({"vdb", 4.0 * n * dout * r, median_ms([&] {
             V1<T>::vdb<<<dim3(cdiv(r, 64), g_b), 256>>>(RsLoraBackwardVdbParams{dy, bb, u, v, ws, n, dout, r, rpg_b});
             rslora_reduce_groups_v1<<<cdiv((long long)dout * r, 256), 256>>>(RsReduceParams{ws, gb, (int64_t)dout * r, g_b, gamma, 0}); }, 20)});
@@ -419,7 +477,8 @@ static int bench(int version) {
             V1<T>::da<<<dim3(cdiv(di, 64), cdiv(r, 64), g_a), 256>>>(RsLoraBackwardDaParams{v, x, ws, n, di, r, rpg_a, drop});
             rslora_reduce_groups_v1<<<cdiv((long long)r * di, 256), 256>>>(RsReduceParams{ws, ga, (int64_t)r * di, g_a, gamma, 0}); }, 20)});
         items.push_back({"dx", 2.0 * n * di * (dout + r), median_ms([&] {
-            V1<T>::dx<<<dim3(cdiv(di, 64), cdiv(n, 64)), 256>>>(RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, gamma, drop}); }, 20)});
+            if (v2) V2<T>::dx<<<dim3(cdiv(di, 64), cdiv(n, 64)), V2<T>::threads>>>(RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, gamma, drop});
+            else V1<T>::dx<<<dim3(cdiv(di, 64), cdiv(n, 64)), 256>>>(RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, gamma, drop}); }, 20)});
         for (const Item& it : items) std::printf("%-10s %5d %10.3f %10.2f\n", it.name, r, it.ms, it.flop / (it.ms * 1e-3) / 1e12);
     }
     return 0;

@@ -39,8 +39,13 @@ public final class CudaBackend implements Backend, AutoCloseable {
     }
 
     CudaBackend(CudaContext ctx, long workspaceCapBytes) {
+        this(ctx, workspaceCapBytes, LoraKernels.parseVersion(System.getProperty(LoraKernels.VERSION_PROPERTY, "v1")));
+    }
+
+    /** A backend on {@code ctx} using kernel {@code version} (1, or 2 for the bf16/fp16 GEMMs). */
+    CudaBackend(CudaContext ctx, long workspaceCapBytes, int version) {
         this.ctx = ctx;
-        this.kernels = new LoraKernels(ctx);
+        this.kernels = new LoraKernels(ctx, version);
         this.io = new Transfers(ctx, kernels);
         this.workspaceCapBytes = workspaceCapBytes;
     }
@@ -50,10 +55,11 @@ public final class CudaBackend implements Backend, AutoCloseable {
         return "cuda";
     }
 
-    /** "NVIDIA H200 (sm_90, 132 SMs, device 0)". */
+    /** "NVIDIA H200 (sm_90, 132 SMs, device 0, kernels v1)". */
     public String deviceDescription() {
         return ctx.deviceName() + " (sm_" + ctx.computeCapabilityMajor() + ctx.computeCapabilityMinor() + ", "
-                + ctx.multiprocessors() + " SMs, device " + ctx.ordinal() + ")";
+                + ctx.multiprocessors() + " SMs, device " + ctx.ordinal() + ", kernels v" + kernels.version()
+                + (kernels.version() == 2 ? " (tensor-core GEMMs not yet validated on hardware)" : "") + ")";
     }
 
     /** The caching allocator's counters. */

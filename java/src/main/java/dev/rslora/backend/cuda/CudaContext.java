@@ -131,12 +131,17 @@ final class CudaContext implements AutoCloseable {
         });
     }
 
-    /** Launches {@code kernel} on the stream with its one by-value params struct. */
+    /** Launches {@code kernel} on the stream with its one by-value params struct, 256 threads per block. */
     void launch(String kernel, LaunchGeometry.Grid grid, byte[] params) {
+        launch(kernel, grid, LaunchGeometry.THREADS, params);
+    }
+
+    /** Launches {@code kernel} with {@code threads} threads per (1-D) block. */
+    void launch(String kernel, LaunchGeometry.Grid grid, int threads, byte[] params) {
         CUfunction f = function(kernel);
         JCudaDriver.cuLaunchKernel(f,
                 grid.x(), grid.y(), grid.z(),         // grid
-                LaunchGeometry.THREADS, 1, 1,         // block: 256 threads, 1-D
+                threads, 1, 1,                        // block: 1-D
                 0, stream,                            // no dynamic shared memory
                 Pointer.to(Pointer.to(params)),       // kernelParams: one pointer, to the struct's bytes
                 null);

@@ -8,7 +8,9 @@ package dev.rslora.backend.cuda;
 final class LaunchGeometry {
     /** Threads per block of every kernel. */
     static final int THREADS = 256;
-    /** Output tile edge. */
+    /** Threads per block of the version-2 (tensor-core) kernels. */
+    static final int THREADS_V2 = 128;
+    /** Output tile edge (v1 and v2). */
     static final int TILE = 64;
     /** CUDA's limit on gridDim.y and gridDim.z. */
     static final int MAX_GRID_YZ = 65_535;

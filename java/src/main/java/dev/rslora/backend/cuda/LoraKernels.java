@@ -16,10 +16,40 @@ final class LoraKernels {
         static final Dropout NONE = new Dropout(null, 0, 0, 0);
     }
 
+    /**
+     * System property choosing the kernel versions: {@code v1} (default, the plain tiled kernels) or
+     * {@code v2} (tensor-core forward and dX GEMMs for bf16/fp16, NOT YET VALIDATED ON HARDWARE; f32
+     * and every other kernel stay v1).
+     */
+    static final String VERSION_PROPERTY = "rslora.cuda.kernels";
+
     private final CudaContext ctx;
+    private final int version;
 
     LoraKernels(CudaContext ctx) {
+        this(ctx, parseVersion(System.getProperty(VERSION_PROPERTY, "v1")));
+    }
+
+    LoraKernels(CudaContext ctx, int version) {
         this.ctx = ctx;
+        this.version = version;
+    }
+
+    static int parseVersion(String s) {
+        return switch (s.trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "v1", "1" -> 1;
+            case "v2", "2" -> 2;
+            default -> throw new IllegalArgumentException("-D" + VERSION_PROPERTY + "=" + s + ": expected v1 or v2");
+        };
+    }
+
+    /** The version used for the GEMM families (forward, dX) at dtype {@code t}: v2 exists for BF16/F16 only. */
+    static int gemmVersion(int requested, DType t) {
+        return requested == 2 && t != DType.F32 ? 2 : 1;
+    }
+
+    static String kernelName(String family, int version, DType t) {
+        return "rslora_" + family + "_v" + version + "_" + suffix(t);
     }
 
     /** The exported-name suffix of dtype {@code t}. */
@@ -31,8 +61,14 @@ final class LoraKernels {
         };
     }
 
+    /** The version-1 name of a family at dtype {@code t}. */
     static String kernelName(String family, DType t) {
-        return "rslora_" + family + "_v1_" + suffix(t);
+        return kernelName(family, 1, t);
+    }
+
+    /** The requested version (1 or 2). */
+    int version() {
+        return version;
     }
 
     private static long addr(DeviceBuffer b) {
@@ -54,7 +90,9 @@ final class LoraKernels {
                 .ptr("x", addr(x)).ptr("w", addr(w)).ptr("bias", addr(bias)).ptr("u", addr(u)).ptr("lora_b", addr(b))
                 .ptr("y", addr(y)).i32("n", n).i32("d_in", dIn).i32("d_out", dOut).i32("r", r).f32("gamma", gamma)
                 .bytes();
-        ctx.launch(kernelName("lora_forward", t), LaunchGeometry.forward(n, dOut), params);
+        int ver = gemmVersion(version, t);
+        ctx.launch(kernelName("lora_forward", ver, t), LaunchGeometry.forward(n, dOut),
+                ver == 2 ? LaunchGeometry.THREADS_V2 : LaunchGeometry.THREADS, params);
     }
 
     /** (3) V = dY·B [n, r] and ws[g] = dYᵀ·U over row group g ([groups, d_out, r] f32). */
@@ -95,7 +133,9 @@ final class LoraKernels {
                 .ptr("dy", addr(dy)).ptr("w", addr(w)).ptr("v", addr(v)).ptr("lora_a", addr(a)).ptr("dx", addr(dx))
                 .i32("n", n).i32("d_in", dIn).i32("d_out", dOut).i32("r", r).f32("gamma", gamma);
         KernelParams.dropout(p, "drop", d.mask(), d.seed(), d.step(), d.layer());
-        ctx.launch(kernelName("lora_backward_dx", t), LaunchGeometry.backwardDx(n, dIn), p.bytes());
+        int ver = gemmVersion(version, t);
+        ctx.launch(kernelName("lora_backward_dx", ver, t), LaunchGeometry.backwardDx(n, dIn),
+                ver == 2 ? LaunchGeometry.THREADS_V2 : LaunchGeometry.THREADS, p.bytes());
     }
 
     /** (6) W ← round(W + signedGamma·B·A)  (W [d_out, d_in] T in place). */

@@ -109,6 +109,18 @@ class KernelParamsTest {
     }
 
     @Test
+    void versionTwoIsOptInAndOnlyForSixteenBitGemms() {
+        assertEquals(1, LoraKernels.parseVersion("v1"));
+        assertEquals(2, LoraKernels.parseVersion(" V2 "));
+        assertThrows(IllegalArgumentException.class, () -> LoraKernels.parseVersion("v3"));
+        assertEquals(1, LoraKernels.gemmVersion(1, dev.rslora.tensor.DType.BF16));
+        assertEquals(2, LoraKernels.gemmVersion(2, dev.rslora.tensor.DType.BF16));
+        assertEquals(2, LoraKernels.gemmVersion(2, dev.rslora.tensor.DType.F16));
+        assertEquals(1, LoraKernels.gemmVersion(2, dev.rslora.tensor.DType.F32), "no f32 tensor-core kernel");
+        assertEquals("rslora_lora_forward_v2_bf16", LoraKernels.kernelName("lora_forward", 2, dev.rslora.tensor.DType.BF16));
+    }
+
+    @Test
     void kernelNamesFollowTheExportScheme() {
         assertEquals("rslora_lora_down_v1_bf16", LoraKernels.kernelName("lora_down", dev.rslora.tensor.DType.BF16));
         assertEquals("rslora_convert_f32_to_f16", LoraKernels.convertName(dev.rslora.tensor.DType.F32, dev.rslora.tensor.DType.F16));
@@ -130,6 +142,9 @@ class KernelParamsTest {
             assertTrue(all.contains("RS_EXPORT_DTYPES(" + family + "_v1,"), family + "_v1 is not exported per dtype");
         }
         assertTrue(all.contains("void __launch_bounds__(rs::kThreads) rslora_reduce_groups_v1("));
+        for (String family : new String[] {"lora_forward", "lora_backward_dx"}) {
+            assertTrue(all.contains("RS_EXPORT_V2(" + family + "_v2,"), family + "_v2 is not exported");
+        }
         for (String c : new String[] {"f32_to_bf16", "f32_to_f16", "bf16_to_f32", "f16_to_f32"}) {
             assertTrue(all.contains("rslora_convert_" + c + "("), c);
         }
