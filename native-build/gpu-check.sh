@@ -108,6 +108,8 @@ else
 fi
 
 # 3 gpu-tests ------------------------------------------------------------------------------------
+# the toolkit's libraries (cuBLAS for the baseline test) are often not on the loader's path
+[[ -d /usr/local/cuda/lib64 ]] && export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 if [[ -n "$java" ]]; then
     cp="gpu-bundle/test-classes:$(ls gpu-bundle/lib/*.jar | grep -v -e benchmarks.jar -e console-standalone | tr '\n' ':')"
     run_step gpu-tests 240 "$java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xss4m \

@@ -30,7 +30,7 @@ final class CudaContext implements AutoCloseable {
     private final int ordinal;
     private final CUdevice device = new CUdevice();
     private final CUcontext context = new CUcontext();
-    private final CUstream stream = new CUstream();
+    private final RawStream stream = new RawStream();
     private final CUmodule module = new CUmodule();
     private final Map<String, CUfunction> functions = new HashMap<>();
     private final CachingAllocator allocator;
@@ -95,6 +95,18 @@ final class CudaContext implements AutoCloseable {
 
     CUstream stream() {
         return stream;
+    }
+
+    /** The stream's raw handle (a cudaStream_t), for libraries bound through java.lang.foreign (cuBLAS). */
+    long streamAddress() {
+        return stream.address();
+    }
+
+    /** A CUstream whose raw handle can be read. */
+    private static final class RawStream extends CUstream {
+        long address() {
+            return getNativePointer();
+        }
     }
 
     CachingAllocator allocator() {
