@@ -9,6 +9,7 @@
 #include "kernels/lora_backward_dx.cuh"
 #include "kernels/lora_merge.cuh"
 #include "kernels/convert.cuh"
+#include "kernels/dropout_elementwise.cuh"  // the unfused cuBLAS baseline only
 // version 2 (tensor cores, bf16/fp16; opt-in, not yet validated on hardware)
 #include "kernels/lora_forward_v2.cuh"
 #include "kernels/lora_backward_dx_v2.cuh"

@@ -193,3 +193,19 @@ static_assert(offsetof(RsConvertParams, src) == 0, "RsConvertParams.src");
 static_assert(offsetof(RsConvertParams, dst) == 8, "RsConvertParams.dst");
 static_assert(offsetof(RsConvertParams, count) == 16, "RsConvertParams.count");
 static_assert(sizeof(RsConvertParams) == 24, "RsConvertParams size");
+
+// Elementwise dropout of the unfused (PEFT-equivalent) cuBLAS baseline, on T [n, d]:
+//   rslora_dropout_apply_v1_*: dst = D(src)          (PEFT's nn.Dropout output, rounded to T)
+//   rslora_dropout_add_v1_*:   dst = dst + D'(src)   (its backward, added into dX; fp32 add, rounded once)
+struct RsDropoutElementwiseParams {
+    const void* src;  // [n, d] T
+    void* dst;        // [n, d] T
+    int32_t n, d;
+    RsDropout drop;
+};
+static_assert(offsetof(RsDropoutElementwiseParams, src) == 0, "RsDropoutElementwiseParams.src");
+static_assert(offsetof(RsDropoutElementwiseParams, dst) == 8, "RsDropoutElementwiseParams.dst");
+static_assert(offsetof(RsDropoutElementwiseParams, n) == 16, "RsDropoutElementwiseParams.n");
+static_assert(offsetof(RsDropoutElementwiseParams, d) == 20, "RsDropoutElementwiseParams.d");
+static_assert(offsetof(RsDropoutElementwiseParams, drop) == 24, "RsDropoutElementwiseParams.drop");
+static_assert(sizeof(RsDropoutElementwiseParams) == 56, "RsDropoutElementwiseParams size");

@@ -110,20 +110,30 @@ final class Cublas implements AutoCloseable {
 
     /** C = A·B per {@code g} (see {@link CublasGemm}), all three buffers of dtype {@code t}; queued on the stream. */
     void gemm(CublasGemm g, DType t, DeviceBuffer a, DeviceBuffer b, DeviceBuffer c) {
+        gemm(g, t, t, a, b, c, 1.0f, 0.0f);
+    }
+
+    /**
+     * C = alpha·A·B + beta·C per {@code g}; A and B of dtype {@code ab}, C of dtype {@code ct}
+     * (equal, or F32 with 16-bit A/B); fp32 compute; queued on the stream.
+     */
+    void gemm(CublasGemm g, DType ab, DType ct, DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, float alpha, float beta) {
         if (closed) {
             throw new IllegalStateException("cuBLAS handle is closed");
         }
-        int dt = CublasGemm.cudaDataType(t);
         int status;
-        try {
-            status = (int) gemmEx.invoke(handle, g.transa(), g.transb(), g.m(), g.n(), g.k(), one,
-                    MemorySegment.ofAddress(a.address()), dt, g.lda(),
-                    MemorySegment.ofAddress(b.address()), dt, g.ldb(), zero,
-                    MemorySegment.ofAddress(c.address()), dt, g.ldc(), CublasGemm.COMPUTE_32F, CublasGemm.GEMM_DEFAULT);
+        try (Arena scalars = Arena.ofConfined()) {
+            MemorySegment al = alpha == 1.0f ? one : scalars.allocateFrom(ValueLayout.JAVA_FLOAT, alpha);
+            MemorySegment be = beta == 0.0f ? zero : scalars.allocateFrom(ValueLayout.JAVA_FLOAT, beta);
+            status = (int) gemmEx.invoke(handle, g.transa(), g.transb(), g.m(), g.n(), g.k(), al,
+                    MemorySegment.ofAddress(a.address()), CublasGemm.cudaDataType(ab), g.lda(),
+                    MemorySegment.ofAddress(b.address()), CublasGemm.cudaDataType(ab), g.ldb(), be,
+                    MemorySegment.ofAddress(c.address()), CublasGemm.cudaDataType(ct), g.ldc(),
+                    CublasGemm.COMPUTE_32F, CublasGemm.GEMM_DEFAULT);
         } catch (Throwable e) {
             throw new IllegalStateException("cublasGemmEx failed: " + e, e);
         }
-        check("cublasGemmEx(" + g + ", " + t + ")", status);
+        check("cublasGemmEx(" + g + ", " + ab + " -> " + ct + ")", status);
     }
 
     @Override

@@ -52,9 +52,13 @@ final class KernelParams {
             .ptr("src").ptr("dst").i64("count")
             .build();
 
+    static final CStruct DROPOUT_ELEMENTWISE = CStruct.builder("RsDropoutElementwiseParams")
+            .ptr("src").ptr("dst").i32("n").i32("d").struct("drop", DROPOUT)
+            .build();
+
     /** Every struct of the header, for the layout test. */
     static final List<CStruct> ALL = List.of(DROPOUT, DOWN, FORWARD, BACKWARD_VDB, BACKWARD_DA, REDUCE, BACKWARD_DX,
-            MERGE, CONVERT);
+            MERGE, CONVERT, DROPOUT_ELEMENTWISE);
 
     /**
      * Writes the dropout struct into {@code prefix.*} of {@code p}: the mask's key, layer, step,

@@ -153,6 +153,18 @@ final class LoraKernels {
         ctx.launch(convertName(from, to), LaunchGeometry.elementwise(count), params);
     }
 
+    /**
+     * Unfused baseline only: dst = D(src) ({@code add} false) or dst += D'(src) ({@code add} true),
+     * src and dst [n, d] of dtype t.
+     */
+    void dropoutElementwise(DType t, boolean add, DeviceBuffer src, DeviceBuffer dst, int n, int d, Dropout drop) {
+        CStruct.Packer p = KernelParams.DROPOUT_ELEMENTWISE.packer().ptr("src", addr(src)).ptr("dst", addr(dst))
+                .i32("n", n).i32("d", d);
+        KernelParams.dropout(p, "drop", drop.mask(), drop.seed(), drop.step(), drop.layer());
+        long quads = (long) n * ((d + 3) / 4);
+        ctx.launch(kernelName(add ? "dropout_add" : "dropout_apply", t), LaunchGeometry.elementwise(quads), p.bytes());
+    }
+
     static String convertName(DType from, DType to) {
         if (from == to || (from != DType.F32 && to != DType.F32)) {
             throw new IllegalArgumentException("no conversion kernel from " + from + " to " + to

@@ -82,6 +82,38 @@ class CublasGemmTest {
     }
 
     @Test
+    void rowMajorGeneralCaseForEveryTransposeCombination() {
+        long seed = 8;
+        SplittableRandom rnd = new SplittableRandom(seed);
+        int rows = 5;
+        int cols = 4;
+        int inner = 3;
+        for (boolean ta : new boolean[] {false, true}) {
+            for (boolean tb : new boolean[] {false, true}) {
+                // op(A) [rows, inner]: A is [rows, inner] or, transposed, [inner, rows]; likewise B
+                int lda = ta ? rows : inner;
+                int ldb = tb ? inner : cols;
+                float[] a = random(rnd, rows * inner);
+                float[] b = random(rnd, inner * cols);
+                float[] c = new float[rows * cols];
+                CublasGemm g = CublasGemm.rowMajor(ta, tb, rows, cols, inner, lda, ldb, cols);
+                columnMajorGemm(g, b, a, c);  // cuBLAS's first operand is the row-major right factor
+                for (int i = 0; i < rows; i++) {
+                    for (int j = 0; j < cols; j++) {
+                        float expect = 0;
+                        for (int p = 0; p < inner; p++) {
+                            float av = ta ? a[p * lda + i] : a[i * lda + p];
+                            float bv = tb ? b[j * ldb + p] : b[p * ldb + j];
+                            expect += av * bv;
+                        }
+                        assertEquals(expect, c[i * cols + j], "transA=" + ta + " transB=" + tb + " C[" + i + "][" + j + "]");
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
     void dataTypeCodesAreCudas() {
         assertEquals(0, CublasGemm.cudaDataType(dev.rslora.tensor.DType.F32));
         assertEquals(2, CublasGemm.cudaDataType(dev.rslora.tensor.DType.F16));

@@ -138,7 +138,7 @@ class KernelParamsTest {
         }
         String all = src.toString();
         for (String family : new String[] {"lora_down", "lora_forward", "lora_backward_vdb", "lora_backward_da",
-                "lora_backward_dx", "lora_merge"}) {
+                "lora_backward_dx", "lora_merge", "dropout_apply", "dropout_add"}) {
             assertTrue(all.contains("RS_EXPORT_DTYPES(" + family + "_v1,"), family + "_v1 is not exported per dtype");
         }
         assertTrue(all.contains("void __launch_bounds__(rs::kThreads) rslora_reduce_groups_v1("));
