@@ -42,8 +42,17 @@ public final class CudaBackendFactory implements BackendFactory {
         if (!kernels.built()) {
             return Availability.no(kernels.reason());
         }
-        return DeviceProbe.probe(deviceOrdinal(), kernels.detail());
+        int ordinal = deviceOrdinal();
+        Availability known = DEVICE_PROBES.get(ordinal);
+        if (known == null) {
+            known = DeviceProbe.probe(ordinal, kernels.detail());
+            DEVICE_PROBES.put(ordinal, known);
+        }
+        return known;
     }
+
+    /** Device probes per ordinal: cuInit and the device queries run once per JVM. */
+    private static final java.util.Map<Integer, Availability> DEVICE_PROBES = new java.util.concurrent.ConcurrentHashMap<>();
 
     @Override
     public Backend create() {

@@ -22,11 +22,23 @@ final class KernelImage {
         }
     }
 
+    private static volatile Status cached;
+
     private KernelImage() {
     }
 
-    /** Loads the image from the classpath (never throws). */
+    /** The image of this class loader's jar, read once (never throws). */
     static Status load() {
+        Status s = cached;
+        if (s == null) {
+            s = read();
+            cached = s;
+        }
+        return s;
+    }
+
+    /** Reads the image from the classpath (never throws). */
+    static Status read() {
         Properties props = new Properties();
         try (InputStream in = KernelImage.class.getResourceAsStream(PROPERTIES)) {
             if (in == null) {
