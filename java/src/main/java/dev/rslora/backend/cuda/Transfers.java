@@ -7,8 +7,9 @@ import java.lang.foreign.Arena;
 
 /**
  * Host tensor ↔ device buffer copies with dtype conversion: conversions between F32 and BF16/F16
- * run on the device (the conversion kernels, round to nearest even); BF16↔F16 goes through the
- * host's exact conversions. Every returned buffer is owned by the caller.
+ * run on the device (the conversion kernels, round to nearest even); BF16↔F16 goes through F32 on
+ * the device, or the host's exact conversions for host tensors. Every returned buffer is owned by
+ * the caller.
  */
 final class Transfers {
     private final CudaContext ctx;
@@ -49,8 +50,19 @@ final class Transfers {
         }
     }
 
-    /** A new buffer with {@code count} elements of {@code src} (dtype {@code from}) converted to {@code to}. */
+    /**
+     * A new buffer with {@code count} elements of {@code src} (dtype {@code from}) converted to {@code to};
+     * BF16↔F16 goes through F32 (exact widening, then one rounding).
+     */
     DeviceBuffer convert(DeviceBuffer src, DType from, DType to, long count) {
+        if (from == to) {
+            throw new IllegalArgumentException("conversion from " + from + " to itself");
+        }
+        if (from != DType.F32 && to != DType.F32) {
+            try (DeviceBuffer wide = convert(src, from, DType.F32, count)) {
+                return convert(wide, DType.F32, to, count);
+            }
+        }
         DeviceBuffer dst = ctx.allocate(bytes(count, to));
         try {
             kernels.convert(from, to, src, dst, count);

@@ -311,6 +311,19 @@ class CudaBackendGpuTest {
             }
             GpuSupport.assertClose("Y", y, yRef, GpuSupport.rtol(DType.BF16), 1e-5, "seed " + seed);
             GpuSupport.assertClose("U", u, uRef, 1e-5, 1e-5, "seed " + seed);
+            // a device-resident layer over a bf16 W with an f16 bias (bias converted f16 → f32 → bf16)
+            Tensor xb = x.to(arena, DType.BF16);
+            Tensor yb = Tensor.allocate(arena, DType.BF16, 77, 33);
+            Tensor ybRef = Tensor.allocate(arena, DType.BF16, 77, 33);
+            Tensor biasAsBf16 = bias.to(arena, DType.BF16);
+            try (CudaLoraLayer layer = new CudaLoraLayer(cuda, w, bias, a, b, 2.0, 0.1f, seed, 0, 77, GradMode.ASSIGN);
+                 DeviceTensor dx = cuda.upload(xb); DeviceTensor dy = cuda.allocate(DType.BF16, 77, 33);
+                 FrozenWeight rw = ref.prepare(w, biasAsBf16)) {
+                layer.forward(dx, dy, 0, true);
+                dy.copyTo(yb);
+                ref.forward(p, rw, xb, a, b, uRef, ybRef);
+            }
+            GpuSupport.assertClose("layer Y", yb, ybRef, GpuSupport.rtol(DType.BF16), 1e-5, "seed " + seed);
         }
     }
 
