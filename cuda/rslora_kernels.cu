@@ -1,0 +1,15 @@
+// The one translation unit of the kernel fatbin (native-build/build-kernels.sh): every kernel
+// family of cuda/kernels/, version 1 (plain tiled SIMT, the GPU-side oracle). Each header states
+// its shapes, γ and launch geometry; rslora_params.h holds the parameter structs.
+#include "kernels/lora_down.cuh"
+#include "kernels/lora_forward.cuh"
+#include "kernels/lora_backward_vdb.cuh"
+#include "kernels/lora_backward_da.cuh"
+#include "kernels/reduce_groups.cuh"
+#include "kernels/lora_backward_dx.cuh"
+#include "kernels/lora_merge.cuh"
+#include "kernels/convert.cuh"
+#include "kernels/dropout_elementwise.cuh"  // the unfused cuBLAS baseline only
+// version 2 (tensor cores, bf16/fp16; opt-in, not yet validated on hardware)
+#include "kernels/lora_forward_v2.cuh"
+#include "kernels/lora_backward_dx_v2.cuh"

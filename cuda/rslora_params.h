@@ -1,0 +1,211 @@
+// Launch parameter structs of the rsLoRA kernels: one struct per kernel family, passed BY VALUE
+// as the kernel's only argument. The Java side (dev.rslora.backend.cuda.KernelParams) packs the
+// same bytes; the static_asserts below are the contract, and a Java unit test reads them from this
+// file and compares them with its own layout, so a change here that is not mirrored there fails
+// the Java build.
+//
+// Names and shapes (row-major everywhere, SPEC.md §1):
+//   X [n, d_in], W [d_out, d_in], bias [d_out], A [r, d_in], B [d_out, r],
+//   U [n, r] = D(X)·Aᵀ (no γ), V [n, r] = dY·B, Y/dY [n, d_out], dX [n, d_in],
+//   dA [r, d_in], dB [d_out, r];  γ = α/√r (rsLoRA) or α/r (LoRA), computed by the caller.
+// Storage: "T" tensors (X, W, bias, Y, dY, dX) are f32, bf16 or f16 per exported kernel suffix;
+// adapter-side tensors (A, B, U, V, dA, dB, workspaces) are always f32 on the device.
+// Pointers are device addresses (8 bytes); every int32 shape is >= 1 unless said otherwise.
+#pragma once
+#include <stdint.h>
+#include <stddef.h>
+
+// The dropout mask of one (seed, step, layer) (dev.rslora.dropout.DropoutMask, bit for bit):
+//   counter = (col >> 2, row, layer, step), key = (key_lo, key_hi),
+//   bits = Philox4x32-10(counter, key)[col & 3], keep iff (bits >> 8) >= threshold,
+//   D(x) = keep ? x * scale : 0.
+// threshold = ceil(p_f * 2^24) and scale = fp32(1 / (1 - p_f)) are computed by the host, so no
+// result depends on device division. enabled = 0 means D is the identity (eval or p = 0).
+struct RsDropout {
+    uint32_t key_lo;     // low 32 bits of the seed
+    uint32_t key_hi;     // high 32 bits of the seed
+    uint32_t layer;      // layer id
+    uint32_t step;       // low 32 bits of the step
+    uint32_t threshold;  // keep iff (bits >> 8) >= threshold
+    float scale;         // 1/(1-p) in fp32
+    int32_t enabled;     // 0: identity
+};
+static_assert(sizeof(RsDropout) == 28, "RsDropout size");
+static_assert(offsetof(RsDropout, key_lo) == 0, "RsDropout.key_lo");
+static_assert(offsetof(RsDropout, key_hi) == 4, "RsDropout.key_hi");
+static_assert(offsetof(RsDropout, layer) == 8, "RsDropout.layer");
+static_assert(offsetof(RsDropout, step) == 12, "RsDropout.step");
+static_assert(offsetof(RsDropout, threshold) == 16, "RsDropout.threshold");
+static_assert(offsetof(RsDropout, scale) == 20, "RsDropout.scale");
+static_assert(offsetof(RsDropout, enabled) == 24, "RsDropout.enabled");
+
+// (1) U = D(X)·Aᵀ  [n, r] f32, no γ.
+struct RsLoraDownParams {
+    const void* x;        // X [n, d_in] T
+    const float* lora_a;  // A [r, d_in] f32
+    float* u;             // U [n, r] f32 (assigned)
+    int32_t n, d_in, r;
+    RsDropout drop;
+};
+static_assert(offsetof(RsLoraDownParams, x) == 0, "RsLoraDownParams.x");
+static_assert(offsetof(RsLoraDownParams, lora_a) == 8, "RsLoraDownParams.lora_a");
+static_assert(offsetof(RsLoraDownParams, u) == 16, "RsLoraDownParams.u");
+static_assert(offsetof(RsLoraDownParams, n) == 24, "RsLoraDownParams.n");
+static_assert(offsetof(RsLoraDownParams, d_in) == 28, "RsLoraDownParams.d_in");
+static_assert(offsetof(RsLoraDownParams, r) == 32, "RsLoraDownParams.r");
+static_assert(offsetof(RsLoraDownParams, drop) == 36, "RsLoraDownParams.drop");
+static_assert(sizeof(RsLoraDownParams) == 64, "RsLoraDownParams size");
+
+// (2) Y = X·Wᵀ + bias + γ·U·Bᵀ  [n, d_out] T. r = 0: base layer only (u, lora_b unused).
+struct RsLoraForwardParams {
+    const void* x;        // X [n, d_in] T
+    const void* w;        // W [d_out, d_in] T
+    const void* bias;     // bias [d_out] T, or null
+    const float* u;       // U [n, r] f32
+    const float* lora_b;  // B [d_out, r] f32
+    void* y;              // Y [n, d_out] T (assigned)
+    int32_t n, d_in, d_out, r;  // r >= 0
+    float gamma;
+};
+static_assert(offsetof(RsLoraForwardParams, x) == 0, "RsLoraForwardParams.x");
+static_assert(offsetof(RsLoraForwardParams, w) == 8, "RsLoraForwardParams.w");
+static_assert(offsetof(RsLoraForwardParams, bias) == 16, "RsLoraForwardParams.bias");
+static_assert(offsetof(RsLoraForwardParams, u) == 24, "RsLoraForwardParams.u");
+static_assert(offsetof(RsLoraForwardParams, lora_b) == 32, "RsLoraForwardParams.lora_b");
+static_assert(offsetof(RsLoraForwardParams, y) == 40, "RsLoraForwardParams.y");
+static_assert(offsetof(RsLoraForwardParams, n) == 48, "RsLoraForwardParams.n");
+static_assert(offsetof(RsLoraForwardParams, d_in) == 52, "RsLoraForwardParams.d_in");
+static_assert(offsetof(RsLoraForwardParams, d_out) == 56, "RsLoraForwardParams.d_out");
+static_assert(offsetof(RsLoraForwardParams, r) == 60, "RsLoraForwardParams.r");
+static_assert(offsetof(RsLoraForwardParams, gamma) == 64, "RsLoraForwardParams.gamma");
+static_assert(sizeof(RsLoraForwardParams) == 72, "RsLoraForwardParams size");
+
+// (3) V = dY·B [n, r] f32 (assigned) and, per row group g of rows_per_group rows,
+//     ws[g][o][j] = Σ_{i in group g} dY[i,o]·U[i,j]  (ws [groups, d_out, r] f32, no γ);
+//     rslora_reduce_groups_v1 then forms dB (=|+=) γ·Σ_g ws[g].
+struct RsLoraBackwardVdbParams {
+    const void* dy;       // dY [n, d_out] T
+    const float* lora_b;  // B [d_out, r] f32
+    const float* u;       // U [n, r] f32
+    float* v;             // V [n, r] f32
+    float* ws;            // ws [ceil(n / rows_per_group), d_out, r] f32
+    int32_t n, d_out, r;
+    int32_t rows_per_group;  // a multiple of 64
+};
+static_assert(offsetof(RsLoraBackwardVdbParams, dy) == 0, "RsLoraBackwardVdbParams.dy");
+static_assert(offsetof(RsLoraBackwardVdbParams, lora_b) == 8, "RsLoraBackwardVdbParams.lora_b");
+static_assert(offsetof(RsLoraBackwardVdbParams, u) == 16, "RsLoraBackwardVdbParams.u");
+static_assert(offsetof(RsLoraBackwardVdbParams, v) == 24, "RsLoraBackwardVdbParams.v");
+static_assert(offsetof(RsLoraBackwardVdbParams, ws) == 32, "RsLoraBackwardVdbParams.ws");
+static_assert(offsetof(RsLoraBackwardVdbParams, n) == 40, "RsLoraBackwardVdbParams.n");
+static_assert(offsetof(RsLoraBackwardVdbParams, d_out) == 44, "RsLoraBackwardVdbParams.d_out");
+static_assert(offsetof(RsLoraBackwardVdbParams, r) == 48, "RsLoraBackwardVdbParams.r");
+static_assert(offsetof(RsLoraBackwardVdbParams, rows_per_group) == 52, "RsLoraBackwardVdbParams.rows_per_group");
+static_assert(sizeof(RsLoraBackwardVdbParams) == 56, "RsLoraBackwardVdbParams size");
+
+// (4) ws[g][j][c] = Σ_{i in group g} V[i,j]·D(X)[i,c]  (ws [groups, r, d_in] f32, no γ);
+//     rslora_reduce_groups_v1 then forms dA (=|+=) γ·Σ_g ws[g].
+struct RsLoraBackwardDaParams {
+    const float* v;   // V [n, r] f32
+    const void* x;    // X [n, d_in] T
+    float* ws;        // ws [ceil(n / rows_per_group), r, d_in] f32
+    int32_t n, d_in, r;
+    int32_t rows_per_group;  // a multiple of 64
+    RsDropout drop;
+};
+static_assert(offsetof(RsLoraBackwardDaParams, v) == 0, "RsLoraBackwardDaParams.v");
+static_assert(offsetof(RsLoraBackwardDaParams, x) == 8, "RsLoraBackwardDaParams.x");
+static_assert(offsetof(RsLoraBackwardDaParams, ws) == 16, "RsLoraBackwardDaParams.ws");
+static_assert(offsetof(RsLoraBackwardDaParams, n) == 24, "RsLoraBackwardDaParams.n");
+static_assert(offsetof(RsLoraBackwardDaParams, d_in) == 28, "RsLoraBackwardDaParams.d_in");
+static_assert(offsetof(RsLoraBackwardDaParams, r) == 32, "RsLoraBackwardDaParams.r");
+static_assert(offsetof(RsLoraBackwardDaParams, rows_per_group) == 36, "RsLoraBackwardDaParams.rows_per_group");
+static_assert(offsetof(RsLoraBackwardDaParams, drop) == 40, "RsLoraBackwardDaParams.drop");
+static_assert(sizeof(RsLoraBackwardDaParams) == 72, "RsLoraBackwardDaParams size");
+
+// Second pass of (3) and (4): out[i] (=|+=) γ·Σ_{g=0..groups-1} ws[g·count + i], g in fixed
+// ascending order (deterministic: the same bits on every run and in graph replay).
+struct RsReduceParams {
+    const float* ws;   // ws [groups, count] f32
+    float* out;        // out [count] f32
+    int64_t count;
+    int32_t groups;
+    float gamma;
+    int32_t accumulate;  // 0: out = γ·Σ;  1: out = out + γ·Σ
+};
+static_assert(offsetof(RsReduceParams, ws) == 0, "RsReduceParams.ws");
+static_assert(offsetof(RsReduceParams, out) == 8, "RsReduceParams.out");
+static_assert(offsetof(RsReduceParams, count) == 16, "RsReduceParams.count");
+static_assert(offsetof(RsReduceParams, groups) == 24, "RsReduceParams.groups");
+static_assert(offsetof(RsReduceParams, gamma) == 28, "RsReduceParams.gamma");
+static_assert(offsetof(RsReduceParams, accumulate) == 32, "RsReduceParams.accumulate");
+static_assert(sizeof(RsReduceParams) == 40, "RsReduceParams size");
+
+// (5) dX = dY·W + γ·D'(V·A)  [n, d_in] T (assigned). r = 0: dX = dY·W only.
+struct RsLoraBackwardDxParams {
+    const void* dy;       // dY [n, d_out] T
+    const void* w;        // W [d_out, d_in] T
+    const float* v;       // V [n, r] f32
+    const float* lora_a;  // A [r, d_in] f32
+    void* dx;             // dX [n, d_in] T
+    int32_t n, d_in, d_out, r;  // r >= 0
+    float gamma;
+    RsDropout drop;
+};
+static_assert(offsetof(RsLoraBackwardDxParams, dy) == 0, "RsLoraBackwardDxParams.dy");
+static_assert(offsetof(RsLoraBackwardDxParams, w) == 8, "RsLoraBackwardDxParams.w");
+static_assert(offsetof(RsLoraBackwardDxParams, v) == 16, "RsLoraBackwardDxParams.v");
+static_assert(offsetof(RsLoraBackwardDxParams, lora_a) == 24, "RsLoraBackwardDxParams.lora_a");
+static_assert(offsetof(RsLoraBackwardDxParams, dx) == 32, "RsLoraBackwardDxParams.dx");
+static_assert(offsetof(RsLoraBackwardDxParams, n) == 40, "RsLoraBackwardDxParams.n");
+static_assert(offsetof(RsLoraBackwardDxParams, d_in) == 44, "RsLoraBackwardDxParams.d_in");
+static_assert(offsetof(RsLoraBackwardDxParams, d_out) == 48, "RsLoraBackwardDxParams.d_out");
+static_assert(offsetof(RsLoraBackwardDxParams, r) == 52, "RsLoraBackwardDxParams.r");
+static_assert(offsetof(RsLoraBackwardDxParams, gamma) == 56, "RsLoraBackwardDxParams.gamma");
+static_assert(offsetof(RsLoraBackwardDxParams, drop) == 60, "RsLoraBackwardDxParams.drop");
+static_assert(sizeof(RsLoraBackwardDxParams) == 88, "RsLoraBackwardDxParams size");
+
+// (6) W ← round(W + signed_gamma·B·A), computed in fp32, rounded once (merge: +γ, unmerge: −γ).
+struct RsMergeParams {
+    void* w;              // W [d_out, d_in] T (updated in place)
+    const float* lora_b;  // B [d_out, r] f32
+    const float* lora_a;  // A [r, d_in] f32
+    int32_t d_out, d_in, r;
+    float signed_gamma;   // +γ to merge, −γ to unmerge
+};
+static_assert(offsetof(RsMergeParams, w) == 0, "RsMergeParams.w");
+static_assert(offsetof(RsMergeParams, lora_b) == 8, "RsMergeParams.lora_b");
+static_assert(offsetof(RsMergeParams, lora_a) == 16, "RsMergeParams.lora_a");
+static_assert(offsetof(RsMergeParams, d_out) == 24, "RsMergeParams.d_out");
+static_assert(offsetof(RsMergeParams, d_in) == 28, "RsMergeParams.d_in");
+static_assert(offsetof(RsMergeParams, r) == 32, "RsMergeParams.r");
+static_assert(offsetof(RsMergeParams, signed_gamma) == 36, "RsMergeParams.signed_gamma");
+static_assert(sizeof(RsMergeParams) == 40, "RsMergeParams size");
+
+// dtype conversion: dst[i] = convert(src[i]) for i < count (to bf16/f16: round to nearest even,
+// NaN stays NaN, as __float2bfloat16_rn / __float2half_rn; to f32: exact).
+struct RsConvertParams {
+    const void* src;
+    void* dst;
+    int64_t count;
+};
+static_assert(offsetof(RsConvertParams, src) == 0, "RsConvertParams.src");
+static_assert(offsetof(RsConvertParams, dst) == 8, "RsConvertParams.dst");
+static_assert(offsetof(RsConvertParams, count) == 16, "RsConvertParams.count");
+static_assert(sizeof(RsConvertParams) == 24, "RsConvertParams size");
+
+// Elementwise dropout of the unfused (PEFT-equivalent) cuBLAS baseline, on T [n, d]:
+//   rslora_dropout_apply_v1_*: dst = D(src)          (PEFT's nn.Dropout output, rounded to T)
+//   rslora_dropout_add_v1_*:   dst = dst + D'(src)   (its backward, added into dX; fp32 add, rounded once)
+struct RsDropoutElementwiseParams {
+    const void* src;  // [n, d] T
+    void* dst;        // [n, d] T
+    int32_t n, d;
+    RsDropout drop;
+};
+static_assert(offsetof(RsDropoutElementwiseParams, src) == 0, "RsDropoutElementwiseParams.src");
+static_assert(offsetof(RsDropoutElementwiseParams, dst) == 8, "RsDropoutElementwiseParams.dst");
+static_assert(offsetof(RsDropoutElementwiseParams, n) == 16, "RsDropoutElementwiseParams.n");
+static_assert(offsetof(RsDropoutElementwiseParams, d) == 20, "RsDropoutElementwiseParams.d");
+static_assert(offsetof(RsDropoutElementwiseParams, drop) == 24, "RsDropoutElementwiseParams.drop");
+static_assert(sizeof(RsDropoutElementwiseParams) == 56, "RsDropoutElementwiseParams size");

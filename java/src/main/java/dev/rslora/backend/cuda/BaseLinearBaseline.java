@@ -1,0 +1,73 @@
+package dev.rslora.backend.cuda;
+
+import dev.rslora.tensor.DType;
+
+/**
+ * The frozen base linear layer on cuBLAS: {@code Y = X·Wᵀ} [n, d_out] and {@code dX = dY·W}
+ * [n, d_in] (no dW: W is frozen), the denominator of the PERFORMANCE.md ratio
+ * R = (LoRA fwd + bwd) / (base fwd + bwd), and an independent cross-check of the kernels' base
+ * GEMMs. Operates on {@link DeviceTensor}s of one dtype on the backend's stream.
+ */
+public final class BaseLinearBaseline implements AutoCloseable {
+    private final CudaBackend backend;
+    private final Cublas cublas;
+
+    /** Binds cuBLAS (libcublas.so.13 or .so.12) to the backend's stream; throws when cuBLAS is absent. */
+    public BaseLinearBaseline(CudaBackend backend) {
+        this.backend = backend;
+        synchronized (backend) {
+            this.cublas = new Cublas(backend.context());
+        }
+    }
+
+    /** The cuBLAS soname in use. */
+    public String library() {
+        return cublas.library();
+    }
+
+    /** Queues Y = X·Wᵀ: X [n, d_in], W [d_out, d_in], Y [n, d_out], one dtype. */
+    public void forward(DeviceTensor x, DeviceTensor w, DeviceTensor y) {
+        int n = (int) x.dim(0);
+        int dIn = (int) x.dim(1);
+        int dOut = (int) w.dim(0);
+        check(x, w, y, n, dIn, dOut, y, n, dOut);
+        synchronized (backend) {
+            backend.context().makeCurrent();
+            cublas.gemm(CublasGemm.baseForward(n, dIn, dOut), x.dtype(), w.buffer(), x.buffer(), y.buffer());
+        }
+    }
+
+    /** Queues dX = dY·W: dY [n, d_out], W [d_out, d_in], dX [n, d_in], one dtype. */
+    public void backwardData(DeviceTensor dy, DeviceTensor w, DeviceTensor dx) {
+        int n = (int) dy.dim(0);
+        int dOut = (int) dy.dim(1);
+        int dIn = (int) w.dim(1);
+        check(dx, w, dy, n, dIn, dOut, dy, n, dOut);
+        synchronized (backend) {
+            backend.context().makeCurrent();
+            cublas.gemm(CublasGemm.baseBackwardData(n, dIn, dOut), dy.dtype(), w.buffer(), dy.buffer(), dx.buffer());
+        }
+    }
+
+    private static void check(DeviceTensor nByDin, DeviceTensor w, DeviceTensor other, int n, int dIn, int dOut,
+                              DeviceTensor nByDout, long rows, long cols) {
+        DType t = w.dtype();
+        if (nByDin.dtype() != t || other.dtype() != t || nByDout.dtype() != t) {
+            throw new IllegalArgumentException("cuBLAS baseline needs one dtype: " + nByDin + ", " + w + ", " + other);
+        }
+        if (nByDin.dim(0) != n || nByDin.dim(1) != dIn || w.dim(0) != dOut || w.dim(1) != dIn
+                || nByDout.dim(0) != rows || nByDout.dim(1) != cols) {
+            throw new IllegalArgumentException("shapes disagree: " + nByDin + ", W " + w + ", " + nByDout);
+        }
+    }
+
+    @Override
+    public void close() {
+        synchronized (backend) {
+            if (!backend.isClosed()) {
+                backend.context().makeCurrent();
+            }
+            cublas.close();
+        }
+    }
+}

@@ -1,0 +1,116 @@
+package dev.rslora.backend.cuda;
+
+import java.util.ArrayDeque;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * A caching device allocator with size classes ({@link SizeClasses}): a closed
+ * {@link DeviceBuffer} goes back to a free list of its class and is handed out again to the next
+ * request of that class, so a training loop of fixed shapes stops calling the driver after its
+ * first step. Statistics: bytes in use (by class size), its high-water mark, bytes cached, driver
+ * allocations. One stream per context makes reuse safe (see {@link DeviceBuffer}).
+ * Not thread-safe on its own: its context serialises calls.
+ */
+final class CachingAllocator implements AutoCloseable {
+    private final RawDeviceMemory raw;
+    private final Map<Long, ArrayDeque<RawDeviceMemory.RawBlock>> free = new HashMap<>();
+    private boolean poison;
+    private long bytesInUse;
+    private long highWater;
+    private long bytesCached;
+    private long buffersInUse;
+    private long driverAllocations;
+    private long reuses;
+    private boolean closed;
+
+    CachingAllocator(RawDeviceMemory raw) {
+        this.raw = raw;
+    }
+
+    /** When on, every handed-out buffer is first filled with 0xFF bytes (NaN in f32, bf16 and f16): for tests. */
+    void setPoison(boolean on) {
+        this.poison = on;
+    }
+
+    /** A buffer of at least {@code bytes} bytes (>= 1). */
+    DeviceBuffer allocate(long bytes) {
+        if (closed) {
+            throw new IllegalStateException("allocator is closed");
+        }
+        long cls = SizeClasses.classOf(bytes);
+        ArrayDeque<RawDeviceMemory.RawBlock> list = free.get(cls);
+        RawDeviceMemory.RawBlock block;
+        if (list != null && !list.isEmpty()) {
+            block = list.pop();
+            bytesCached -= cls;
+            reuses++;
+        } else {
+            try {
+                block = raw.allocate(cls);
+            } catch (RuntimeException outOfMemory) {
+                if (bytesCached == 0) {
+                    throw outOfMemory;
+                }
+                trim();  // give the cache back to the driver and try once more
+                block = raw.allocate(cls);
+            }
+            driverAllocations++;
+        }
+        bytesInUse += cls;
+        buffersInUse++;
+        highWater = Math.max(highWater, bytesInUse);
+        if (poison) {
+            raw.fill(block, cls, (byte) 0xFF);
+        }
+        return new DeviceBuffer(this, block, bytes);
+    }
+
+    /** Called by {@link DeviceBuffer#close()}. */
+    void release(DeviceBuffer buffer) {
+        RawDeviceMemory.RawBlock block = buffer.block();
+        bytesInUse -= block.bytes();
+        buffersInUse--;
+        if (closed) {
+            raw.free(block);
+            return;
+        }
+        free.computeIfAbsent(block.bytes(), k -> new ArrayDeque<>()).push(block);
+        bytesCached += block.bytes();
+    }
+
+    /** Frees every cached (unused) block to the driver. */
+    void trim() {
+        for (ArrayDeque<RawDeviceMemory.RawBlock> list : free.values()) {
+            while (!list.isEmpty()) {
+                raw.free(list.pop());
+            }
+        }
+        free.clear();
+        bytesCached = 0;
+    }
+
+    DeviceMemoryStats stats() {
+        return new DeviceMemoryStats(bytesInUse, highWater, bytesCached, buffersInUse, driverAllocations, reuses);
+    }
+
+    /** Resets the high-water mark to the current use. */
+    void resetHighWater() {
+        highWater = bytesInUse;
+    }
+
+    /**
+     * Frees the cache. Buffers still open are freed to the driver when their owners close them;
+     * their count is returned so the owner of the context can report a leak.
+     */
+    long closeAndCountLeaks() {
+        trim();
+        closed = true;
+        return buffersInUse;
+    }
+
+    @Override
+    public void close() {
+        closeAndCountLeaks();
+    }
+}

@@ -1,0 +1,237 @@
+package dev.rslora.backend.cuda;
+
+import jcuda.Pointer;
+import jcuda.driver.CUcontext;
+import jcuda.driver.CUdevice;
+import jcuda.driver.CUdevice_attribute;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUmodule;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
+import jcuda.driver.JCudaDriver;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.charset.StandardCharsets;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * One device's CUDA state for this library: the primary context, one non-blocking stream, the
+ * kernel module (loaded once from the jar's fatbin with {@code cuModuleLoadData}), the caching
+ * allocator and the pinned staging buffer. JCuda exceptions are enabled: every driver error is a
+ * {@code jcuda.CudaException}. All work goes to {@link #stream()}, so buffers recycled by the
+ * allocator are always used in stream order. Callers serialise access (the backend's methods are
+ * synchronized) and call {@link #makeCurrent()} on the thread that uses it.
+ */
+final class CudaContext implements AutoCloseable {
+    /** Staging chunk: 16 MiB of pinned host memory. */
+    static final long STAGING_BYTES = 16L << 20;
+
+    private final int ordinal;
+    private final CUdevice device = new CUdevice();
+    private final CUcontext context = new CUcontext();
+    private final RawStream stream = new RawStream();
+    private final CUmodule module = new CUmodule();
+    private final Map<String, CUfunction> functions = new HashMap<>();
+    private final CachingAllocator allocator;
+    private final PinnedStaging staging;
+    private final String name;
+    private final int ccMajor;
+    private final int ccMinor;
+    private final int multiprocessors;
+    private boolean closed;
+
+    /** Opens device {@code ordinal}; the caller has checked (probe) that the driver and a device exist. */
+    CudaContext(int ordinal, byte[] fatbin) {
+        JCudaDriver.setExceptionsEnabled(true);
+        JCudaDriver.cuInit(0);
+        this.ordinal = ordinal;
+        JCudaDriver.cuDeviceGet(device, ordinal);
+        this.ccMajor = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
+        this.ccMinor = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
+        this.multiprocessors = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+        byte[] nameBytes = new byte[256];
+        JCudaDriver.cuDeviceGetName(nameBytes, nameBytes.length, device);
+        int len = 0;
+        while (len < nameBytes.length && nameBytes[len] != 0) {
+            len++;
+        }
+        this.name = new String(nameBytes, 0, len, StandardCharsets.UTF_8);
+        JCudaDriver.cuDevicePrimaryCtxRetain(context, device);
+        boolean streamMade = false;
+        boolean moduleLoaded = false;
+        try {
+            JCudaDriver.cuCtxSetCurrent(context);
+            JCudaDriver.cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING);
+            streamMade = true;
+            JCudaDriver.cuModuleLoadData(module, fatbin);
+            moduleLoaded = true;
+            this.allocator = new CachingAllocator(new DriverMemory());
+            this.staging = new PinnedStaging(STAGING_BYTES);
+        } catch (RuntimeException e) {
+            // e.g. a driver too old for the fatbin: give back what was taken, keep the driver's message
+            if (moduleLoaded) {
+                JCudaDriver.cuModuleUnload(module);
+            }
+            if (streamMade) {
+                JCudaDriver.cuStreamDestroy(stream);
+            }
+            JCudaDriver.cuDevicePrimaryCtxRelease(device);
+            throw e;
+        }
+    }
+
+    private int attribute(int attr) {
+        int[] v = new int[1];
+        JCudaDriver.cuDeviceGetAttribute(v, attr, device);
+        return v[0];
+    }
+
+    /** Binds the context to the calling thread. */
+    void makeCurrent() {
+        check();
+        JCudaDriver.cuCtxSetCurrent(context);
+    }
+
+    CUstream stream() {
+        return stream;
+    }
+
+    /** The stream's raw handle (a cudaStream_t), for libraries bound through java.lang.foreign (cuBLAS). */
+    long streamAddress() {
+        return stream.address();
+    }
+
+    /** A CUstream whose raw handle can be read. */
+    private static final class RawStream extends CUstream {
+        long address() {
+            return getNativePointer();
+        }
+    }
+
+    CachingAllocator allocator() {
+        return allocator;
+    }
+
+    String deviceName() {
+        return name;
+    }
+
+    int ordinal() {
+        return ordinal;
+    }
+
+    int computeCapabilityMajor() {
+        return ccMajor;
+    }
+
+    int computeCapabilityMinor() {
+        return ccMinor;
+    }
+
+    int multiprocessors() {
+        return multiprocessors;
+    }
+
+    /** A kernel of the module by its exported name (looked up once). */
+    CUfunction function(String kernel) {
+        check();
+        return functions.computeIfAbsent(kernel, k -> {
+            CUfunction f = new CUfunction();
+            JCudaDriver.cuModuleGetFunction(f, module, k);
+            return f;
+        });
+    }
+
+    /** Launches {@code kernel} on the stream with its one by-value params struct, 256 threads per block. */
+    void launch(String kernel, LaunchGeometry.Grid grid, byte[] params) {
+        launch(kernel, grid, LaunchGeometry.THREADS, params);
+    }
+
+    /** Launches {@code kernel} with {@code threads} threads per (1-D) block. */
+    void launch(String kernel, LaunchGeometry.Grid grid, int threads, byte[] params) {
+        CUfunction f = function(kernel);
+        JCudaDriver.cuLaunchKernel(f,
+                grid.x(), grid.y(), grid.z(),         // grid
+                threads, 1, 1,                        // block: 1-D
+                0, stream,                            // no dynamic shared memory
+                Pointer.to(Pointer.to(params)),       // kernelParams: one pointer, to the struct's bytes
+                null);
+    }
+
+    DeviceBuffer allocate(long bytes) {
+        check();
+        return allocator.allocate(bytes);
+    }
+
+    /** Host → device, complete on return. */
+    void upload(MemorySegment src, DeviceBuffer dst) {
+        staging.upload(src, 0, dst, 0, src.byteSize(), stream);
+    }
+
+    /** Device → host, complete on return (waits for all queued work first: stream order). */
+    void download(DeviceBuffer src, MemorySegment dst) {
+        staging.download(src, 0, dst, 0, dst.byteSize(), stream);
+    }
+
+    void synchronize() {
+        JCudaDriver.cuStreamSynchronize(stream);
+    }
+
+    /** Free and total device memory in bytes. */
+    long[] memoryInfo() {
+        long[] free = new long[1];
+        long[] total = new long[1];
+        JCudaDriver.cuMemGetInfo(free, total);
+        return new long[] {free[0], total[0]};
+    }
+
+    private void check() {
+        if (closed) {
+            throw new IllegalStateException("CUDA context of device " + ordinal + " is closed");
+        }
+    }
+
+    /** Frees everything; returns how many device buffers were still open (a leak in the caller). */
+    long closeAndCountLeaks() {
+        if (closed) {
+            return 0;
+        }
+        JCudaDriver.cuCtxSetCurrent(context);
+        JCudaDriver.cuStreamSynchronize(stream);
+        long leaks = allocator.closeAndCountLeaks();
+        staging.close();
+        JCudaDriver.cuModuleUnload(module);
+        JCudaDriver.cuStreamDestroy(stream);
+        closed = true;
+        JCudaDriver.cuDevicePrimaryCtxRelease(device);
+        return leaks;
+    }
+
+    @Override
+    public void close() {
+        closeAndCountLeaks();
+    }
+
+    /** cuMemAlloc / cuMemFree; frees after close are dropped (the context's memory went with it). */
+    private final class DriverMemory implements RawDeviceMemory {
+        @Override
+        public RawBlock allocate(long bytes) {
+            DevPtr p = new DevPtr();
+            JCudaDriver.cuMemAlloc(p, bytes);
+            return new RawBlock(p.address(), bytes, p);
+        }
+
+        @Override
+        public void free(RawBlock block) {
+            if (!closed) {
+                JCudaDriver.cuMemFree(block.handle());
+            }
+        }
+
+        @Override
+        public void fill(RawBlock block, long bytes, byte value) {
+            JCudaDriver.cuMemsetD8Async(block.handle(), value, bytes, stream);
+        }
+    }
+}

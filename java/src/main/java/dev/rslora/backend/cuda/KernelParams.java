@@ -1,0 +1,76 @@
+package dev.rslora.backend.cuda;
+
+import dev.rslora.dropout.DropoutMask;
+
+import java.util.List;
+
+/**
+ * The params structs of {@code cuda/rslora_params.h}, field for field (see that file for the
+ * shapes and γ of each kernel), and the packing of the dropout mask. Field order and types here
+ * must match the C declarations; {@code KernelParamsTest} checks every offset and size against the
+ * header's static_asserts.
+ */
+final class KernelParams {
+    private KernelParams() {
+    }
+
+    static final CStruct DROPOUT = CStruct.builder("RsDropout")
+            .u32("key_lo").u32("key_hi").u32("layer").u32("step").u32("threshold").f32("scale").i32("enabled")
+            .build();
+
+    static final CStruct DOWN = CStruct.builder("RsLoraDownParams")
+            .ptr("x").ptr("lora_a").ptr("u").i32("n").i32("d_in").i32("r").struct("drop", DROPOUT)
+            .build();
+
+    static final CStruct FORWARD = CStruct.builder("RsLoraForwardParams")
+            .ptr("x").ptr("w").ptr("bias").ptr("u").ptr("lora_b").ptr("y")
+            .i32("n").i32("d_in").i32("d_out").i32("r").f32("gamma")
+            .build();
+
+    static final CStruct BACKWARD_VDB = CStruct.builder("RsLoraBackwardVdbParams")
+            .ptr("dy").ptr("lora_b").ptr("u").ptr("v").ptr("ws").i32("n").i32("d_out").i32("r").i32("rows_per_group")
+            .build();
+
+    static final CStruct BACKWARD_DA = CStruct.builder("RsLoraBackwardDaParams")
+            .ptr("v").ptr("x").ptr("ws").i32("n").i32("d_in").i32("r").i32("rows_per_group").struct("drop", DROPOUT)
+            .build();
+
+    static final CStruct REDUCE = CStruct.builder("RsReduceParams")
+            .ptr("ws").ptr("out").i64("count").i32("groups").f32("gamma").i32("accumulate")
+            .build();
+
+    static final CStruct BACKWARD_DX = CStruct.builder("RsLoraBackwardDxParams")
+            .ptr("dy").ptr("w").ptr("v").ptr("lora_a").ptr("dx").i32("n").i32("d_in").i32("d_out").i32("r").f32("gamma")
+            .struct("drop", DROPOUT)
+            .build();
+
+    static final CStruct MERGE = CStruct.builder("RsMergeParams")
+            .ptr("w").ptr("lora_b").ptr("lora_a").i32("d_out").i32("d_in").i32("r").f32("signed_gamma")
+            .build();
+
+    static final CStruct CONVERT = CStruct.builder("RsConvertParams")
+            .ptr("src").ptr("dst").i64("count")
+            .build();
+
+    static final CStruct DROPOUT_ELEMENTWISE = CStruct.builder("RsDropoutElementwiseParams")
+            .ptr("src").ptr("dst").i32("n").i32("d").struct("drop", DROPOUT)
+            .build();
+
+    /** Every struct of the header, for the layout test. */
+    static final List<CStruct> ALL = List.of(DROPOUT, DOWN, FORWARD, BACKWARD_VDB, BACKWARD_DA, REDUCE, BACKWARD_DX,
+            MERGE, CONVERT, DROPOUT_ELEMENTWISE);
+
+    /**
+     * Writes the dropout struct into {@code prefix.*} of {@code p}: the mask's key, layer, step,
+     * threshold = ceil(p·2^24) and scale = fp32 1/(1-p), exactly as {@link DropoutMask} defines them;
+     * {@code mask == null} (eval or p = 0) writes enabled = 0.
+     */
+    static CStruct.Packer dropout(CStruct.Packer p, String prefix, DropoutMask mask, long seed, long step, int layer) {
+        p.i32(prefix + ".key_lo", (int) seed).i32(prefix + ".key_hi", (int) (seed >>> 32))
+                .i32(prefix + ".layer", layer).i32(prefix + ".step", (int) step);
+        if (mask == null) {
+            return p.i32(prefix + ".threshold", 0).f32(prefix + ".scale", 1.0f).i32(prefix + ".enabled", 0);
+        }
+        return p.i32(prefix + ".threshold", mask.threshold()).f32(prefix + ".scale", mask.scale()).i32(prefix + ".enabled", 1);
+    }
+}

@@ -1,0 +1,54 @@
+package dev.rslora.backend.cuda;
+
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+
+import java.util.EnumMap;
+import java.util.Map;
+
+/**
+ * A host tensor kept on the device: the primary copy in the host dtype, uploaded once, plus
+ * converted copies made on demand (e.g. an f32 W for a call whose X is f32 while W is bf16).
+ * {@link #invalidateConversions()} drops the converted copies after the primary changes (merge).
+ */
+final class ResidentTensor implements AutoCloseable {
+    private final Tensor host;
+    private final DeviceBuffer primary;
+    private final Map<DType, DeviceBuffer> converted = new EnumMap<>(DType.class);
+
+    ResidentTensor(Transfers io, Tensor host) {
+        this.host = host;
+        this.primary = io.upload(host, host.dtype());
+    }
+
+    Tensor host() {
+        return host;
+    }
+
+    DType dtype() {
+        return host.dtype();
+    }
+
+    DeviceBuffer primary() {
+        return primary;
+    }
+
+    /** The device copy in dtype {@code t} (the primary, or a cached conversion of it). */
+    DeviceBuffer as(Transfers io, DType t) {
+        if (t == host.dtype()) {
+            return primary;
+        }
+        return converted.computeIfAbsent(t, k -> io.convert(primary, host.dtype(), k, host.numel()));
+    }
+
+    void invalidateConversions() {
+        converted.values().forEach(DeviceBuffer::close);
+        converted.clear();
+    }
+
+    @Override
+    public void close() {
+        invalidateConversions();
+        primary.close();
+    }
+}

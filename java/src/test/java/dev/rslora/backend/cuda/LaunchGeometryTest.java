@@ -1,0 +1,69 @@
+package dev.rslora.backend.cuda;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class LaunchGeometryTest {
+
+    @Test
+    void gridsCoverTheOutputWithSixtyFourWideTiles() {
+        assertEquals(new LaunchGeometry.Grid(1, 1, 1), LaunchGeometry.down(1, 1));
+        assertEquals(new LaunchGeometry.Grid(4, 128, 1), LaunchGeometry.down(8192, 256));
+        assertEquals(new LaunchGeometry.Grid(172, 2, 1), LaunchGeometry.forward(127, 11008));
+        assertEquals(new LaunchGeometry.Grid(16, 1, 1), LaunchGeometry.forward(64, 1000));
+        assertEquals(new LaunchGeometry.Grid(2, 5, 1), LaunchGeometry.backwardVdb(65, 5));
+        assertEquals(new LaunchGeometry.Grid(64, 8, 3), LaunchGeometry.backwardDa(4096, 512, 3));
+        assertEquals(new LaunchGeometry.Grid(2, 1, 1), LaunchGeometry.backwardDx(7, 96));
+        assertEquals(new LaunchGeometry.Grid(1, 172, 1), LaunchGeometry.merge(11008, 1));
+        assertEquals(new LaunchGeometry.Grid(1, 1, 1), LaunchGeometry.elementwise(1));
+        assertEquals(new LaunchGeometry.Grid(2, 1, 1), LaunchGeometry.elementwise(257));
+        assertEquals(new LaunchGeometry.Grid(LaunchGeometry.MAX_ELEMENTWISE_BLOCKS, 1, 1), LaunchGeometry.elementwise(1L << 40));
+    }
+
+    @Test
+    void gridLimitsAreEnforcedWithTheNumbers() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> LaunchGeometry.forward(65_536 * 64 + 1, 64));
+        assertTrue(e.getMessage().contains("65536") || e.getMessage().contains("65535"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> LaunchGeometry.down(0, 8));
+        assertThrows(IllegalArgumentException.class, () -> LaunchGeometry.elementwise(0));
+    }
+
+    @Test
+    void rowsPerGroupRespectsTheCapAndCoversN() {
+        long seed = 20261128L;
+        SplittableRandom rnd = new SplittableRandom(seed);
+        for (int trial = 0; trial < 10_000; trial++) {
+            int n = 1 + rnd.nextInt(rnd.nextBoolean() ? 300 : 100_000);
+            long out = 1 + rnd.nextLong(rnd.nextBoolean() ? 5_000 : 11008L * 512);
+            long cap = 1 + rnd.nextLong(1L << 30);
+            int rpg = LaunchGeometry.rowsPerGroup(n, out, cap);
+            int groups = LaunchGeometry.groups(n, rpg);
+            String ctx = "seed " + seed + " trial " + trial + ": n=" + n + " out=" + out + " cap=" + cap + " rpg=" + rpg;
+            assertEquals(0, rpg % 64, ctx);
+            assertTrue(rpg >= 64, ctx);
+            assertTrue((long) groups * rpg >= n && (long) (groups - 1) * rpg < n, ctx);
+            assertTrue(groups == 1 || (long) groups * out * 4 <= cap, "workspace over the cap: " + ctx);
+            assertTrue(groups <= LaunchGeometry.tiles(n), ctx);
+            assertTrue(groups <= LaunchGeometry.MAX_GRID_YZ || rpg * 2L > n, ctx);
+        }
+    }
+
+    @Test
+    void rowsPerGroupExamples() {
+        // unlimited cap: one 64-row tile per group
+        assertEquals(64, LaunchGeometry.rowsPerGroup(8192, 4096L * 16, 1L << 40));
+        // Llama MLP: d_out 11008, r 256, 256 MiB: 23 groups of 384 rows
+        int rpg = LaunchGeometry.rowsPerGroup(8192, 11008L * 256, 256L << 20);
+        assertEquals(384, rpg);
+        assertEquals(22, LaunchGeometry.groups(8192, rpg));
+        // a cap below one group's partials: one group
+        assertEquals(8192, LaunchGeometry.rowsPerGroup(8192, 1000, 1));
+        assertEquals(64, LaunchGeometry.rowsPerGroup(1, 1, 1));
+    }
+}
