@@ -1,5 +1,7 @@
 package dev.rslora.cli;
 
+import dev.rslora.testing.CliRun;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.rslora.demo.SweepConfig;
@@ -9,8 +11,6 @@ import picocli.CommandLine;
 
 import javax.imageio.ImageIO;
 import java.awt.image.BufferedImage;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -28,14 +28,8 @@ class DemoCommandTest {
     @TempDir
     Path dir;
 
-    record Result(int code, String out, String err) {
-    }
-
-    static Result cli(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        int code = Main.run(new PrintWriter(out, true), new PrintWriter(err, true), args);
-        return new Result(code, out.toString(), err.toString());
+    static CliRun cli(String... args) {
+        return CliRun.of(args);
     }
 
     private static SweepConfig parse(String... args) {
@@ -70,7 +64,7 @@ class DemoCommandTest {
     @Test
     void tinySweepWritesTheTableCsvJsonAndPlots() throws Exception {
         Path out = dir.resolve("demo-out");
-        Result r = cli("demo", "--quick", "--backend", "reference", "--dim", "16", "--batch", "16", "--steps", "10",
+        CliRun r = cli("demo", "--quick", "--backend", "reference", "--dim", "16", "--batch", "16", "--steps", "10",
                 "--ranks", "1,2,4,8", "--out", out.toString());
         assertEquals(0, r.code(), r.err());
         // the table: a header and one row per (scaling, rank)
@@ -144,7 +138,7 @@ class DemoCommandTest {
             Path out = dir.resolve("never");
             String[] args = java.util.stream.Stream.concat(java.util.Arrays.stream(c.args()),
                     java.util.stream.Stream.of("--out", out.toString())).toArray(String[]::new);
-            Result r = cli(args);
+            CliRun r = cli(args);
             assertEquals(c.code(), r.code(), String.join(" ", args) + ": " + r.err());
             assertEquals(1, r.err().lines().count(), "one line: " + r.err());
             assertTrue(r.err().startsWith("rslora: error: ") && r.err().contains(c.fragment()), r.err());

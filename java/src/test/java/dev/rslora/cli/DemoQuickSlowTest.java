@@ -1,5 +1,7 @@
 package dev.rslora.cli;
 
+import dev.rslora.testing.CliRun;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.Tag;
@@ -22,7 +24,7 @@ class DemoQuickSlowTest {
 
     @Test
     void quickDemoShowsTheRsloraEffect() throws Exception {
-        DemoCommandTest.Result r = DemoCommandTest.cli("demo", "--quick", "--out", dir.toString());
+        CliRun r = DemoCommandTest.cli("demo", "--quick", "--out", dir.toString());
         assertEquals(0, r.code(), r.err());
         JsonNode results = new ObjectMapper().readTree(dir.resolve("rank_sweep.json").toFile()).get("results");
         assertEquals(8, results.size());

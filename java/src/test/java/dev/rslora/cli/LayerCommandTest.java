@@ -1,5 +1,7 @@
 package dev.rslora.cli;
 
+import dev.rslora.testing.CliRun;
+
 import dev.rslora.backend.Backend;
 import dev.rslora.backend.FrozenWeight;
 import dev.rslora.backend.LoraParams;
@@ -16,8 +18,6 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.lang.foreign.Arena;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -33,14 +33,8 @@ class LayerCommandTest {
     @TempDir
     Path dir;
 
-    record Result(int code, String out, String err) {
-    }
-
-    static Result cli(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        int code = Main.run(new PrintWriter(out, true), new PrintWriter(err, true), args);
-        return new Result(code, out.toString(), err.toString());
+    static CliRun cli(String... args) {
+        return CliRun.of(args);
     }
 
     private Path writeInput(Arena arena, DType dt, int n, int dIn, int dOut, int r, boolean bias, String skip,
@@ -73,7 +67,7 @@ class LayerCommandTest {
         try (Arena arena = Arena.ofShared()) {
             Path in = writeInput(arena, dt, 5, 12, 7, 3, true, null, null);
             Path out = dir.resolve("out.safetensors");
-            Result r = cli("layer", "--input", in.toString(), "--output", out.toString(), "--alpha", "6",
+            CliRun r = cli("layer", "--input", in.toString(), "--output", out.toString(), "--alpha", "6",
                     "--dropout", "0.2", "--seed", "9", "--backend", "reference");
             assertEquals(0, r.code(), r.err());
             SafetensorsFile inF = SafetensorsFile.open(in, arena);
@@ -100,7 +94,7 @@ class LayerCommandTest {
         }
     }
 
-    private void assertRefused(Result r, Path out, String... fragments) {
+    private void assertRefused(CliRun r, Path out, String... fragments) {
         assertEquals(1, r.code(), r.err());
         String line = r.err().strip();
         assertFalse(line.contains("\n"), "one line: " + line);
@@ -159,7 +153,7 @@ class LayerCommandTest {
 
     @Test
     void infoListsEveryBackendWithAReason() {
-        Result r = cli("info");
+        CliRun r = cli("info");
         assertEquals(0, r.code());
         assertTrue(r.out().contains("java: "), r.out());
         for (String b : new String[] {"cuda", "cpu", "reference"}) {

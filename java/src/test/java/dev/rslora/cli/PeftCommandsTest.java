@@ -1,5 +1,7 @@
 package dev.rslora.cli;
 
+import dev.rslora.testing.CliRun;
+
 import dev.rslora.io.SafetensorsFile;
 import dev.rslora.io.SafetensorsWriter;
 import dev.rslora.peft.AdapterSet;
@@ -10,8 +12,6 @@ import dev.rslora.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.lang.foreign.Arena;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -31,14 +31,8 @@ class PeftCommandsTest {
     @TempDir
     Path dir;
 
-    record Result(int code, String out, String err) {
-    }
-
-    static Result cli(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        int code = Main.run(new PrintWriter(out, true), new PrintWriter(err, true), args);
-        return new Result(code, out.toString(), err.toString());
+    static CliRun cli(String... args) {
+        return CliRun.of(args);
     }
 
     private static String g(String relative) {
@@ -49,7 +43,7 @@ class PeftCommandsTest {
     void initWritesPeftsLayoutAndTheConfigPeftWould() throws Exception {
         Path out = dir.resolve("fresh");
         String base = g("base-bf16.safetensors");
-        Result r = cli("init", "--base", base, "--target-modules", "q_proj,v_proj", "--rank", "4", "--alpha", "16",
+        CliRun r = cli("init", "--base", base, "--target-modules", "q_proj,v_proj", "--rank", "4", "--alpha", "16",
                 "--init", "gaussian", "--seed", "3", "--output", out.toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.err().contains("4 modules") && r.err().contains("γ=8"), r.err());
@@ -68,7 +62,7 @@ class PeftCommandsTest {
             AdapterSet set = AdapterSet.load(out, arena);
             assertEquals(8.0, set.module("model.layers.1.self_attn.v_proj").gamma(), "16/√4");
         }
-        Result lora = cli("init", "--base", base, "--target-modules", " down_proj ,", "--rank", "2", "--alpha", "3",
+        CliRun lora = cli("init", "--base", base, "--target-modules", " down_proj ,", "--rank", "2", "--alpha", "3",
                 "--scaling", "lora", "--output", dir.resolve("lora").toString());
         assertEquals(0, lora.code(), lora.err());
         String cfg = Files.readString(dir.resolve("lora").resolve(AdapterSet.CONFIG_FILE));
@@ -90,13 +84,13 @@ class PeftCommandsTest {
         Path adapter = dir.resolve("a");
         assertEquals(0, cli("init", "--base", g("base-bf16-sharded"), "--target-modules", "q_proj", "--rank", "2", "--alpha", "2",
                 "--output", adapter.toString()).code());
-        Result inspect = cli("inspect", adapter.toString());
+        CliRun inspect = cli("inspect", adapter.toString());
         assertEquals(0, inspect.code(), inspect.err());
         assertTrue(inspect.out().contains("modules: 2"), inspect.out());
         assertTrue(inspect.out().contains("model.layers.0.self_attn.q_proj     2         2       1.41421  [2, 16]        [16, 2]"),
                 inspect.out());
         Path merged = dir.resolve("merged");
-        Result m = cli("merge", "--base", g("base-bf16-sharded"), "--adapter", adapter.toString(), "--output", merged.toString());
+        CliRun m = cli("merge", "--base", g("base-bf16-sharded"), "--adapter", adapter.toString(), "--output", merged.toString());
         assertEquals(0, m.code(), m.err());
         assertEquals("", m.out(), "no progress bar when not on a terminal");
         assertEquals(1, m.err().strip().lines().count(), m.err());
@@ -111,7 +105,7 @@ class PeftCommandsTest {
 
     @Test
     void inspectShowsModulesRanksAlphasGammasDtypeAndParameterCount() {
-        Result r = cli("inspect", g("adapter-rslora-bf16"));
+        CliRun r = cli("inspect", g("adapter-rslora-bf16"));
         assertEquals(0, r.code(), r.err());
         String o = r.out();
         for (String s : new String[] {"peft_type: LORA  task_type: CAUSAL_LM  base_model: tiny-llama",
@@ -128,7 +122,7 @@ class PeftCommandsTest {
     @Test
     void mergeOfTheGoldenFilesEqualsTheGoldenOutputAndRefusesAnExistingFolder() throws Exception {
         Path out = dir.resolve("m.safetensors");
-        Result r = cli("merge", "--base", g("base-f32.safetensors"), "--adapter", g("adapter-rslora-f16"), "--output", out.toString());
+        CliRun r = cli("merge", "--base", g("base-f32.safetensors"), "--adapter", g("adapter-rslora-f16"), "--output", out.toString());
         assertEquals(0, r.code(), r.err());
         assertEquals(-1, Files.mismatch(out, Golden.path("expected/merged-rslora-f32.safetensors")));
         Path folder = Files.createDirectory(dir.resolve("exists"));
@@ -141,7 +135,7 @@ class PeftCommandsTest {
     // ------------------------------------------------------------------ bad inputs
 
     /** Exit 1, one line "rslora: error: …" without a stack trace naming each fragment, and no output or temporary file left. */
-    private void assertRefused(Result r, Path out, String... fragments) throws Exception {
+    private void assertRefused(CliRun r, Path out, String... fragments) throws Exception {
         assertEquals(1, r.code(), r.err());
         String line = r.err().strip();
         assertFalse(line.contains("\n"), "one line: " + line);

@@ -10,6 +10,7 @@ import java.lang.foreign.Arena;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
+import dev.rslora.testing.SharedData;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -22,29 +23,11 @@ import org.junit.jupiter.api.io.TempDir;
 class PeftAdapterFileTest {
     private static Path adapter;
 
-    /** -Drslora.shared.data=DIR, else the first {@code shared/data} found walking up from the working directory. */
-    static Path sharedData() {
-        String prop = System.getProperty("rslora.shared.data");
-        if (prop != null && !prop.isBlank()) {
-            return Path.of(prop);
-        }
-        for (Path d = Path.of("").toAbsolutePath(); d != null; d = d.getParent()) {
-            Path c = d.resolve("shared").resolve("data");
-            if (Files.isDirectory(c)) {
-                return c;
-            }
-        }
-        return null;
-    }
-
     @BeforeEach
     void locate() {
-        Path data = sharedData();
-        Path p = data == null ? null : data.resolve("peft-gpt2-seqcls-lora").resolve("adapter_model.safetensors");
-        String where = p != null ? p.toString() : "no shared/data folder above " + Path.of("").toAbsolutePath();
-        Assumptions.assumeTrue(p != null && Files.isRegularFile(p),
-                "skipped: PEFT adapter not found (" + where + "); set -Drslora.shared.data=DIR to point at it");
-        adapter = p;
+        Path folder = SharedData.peftGpt2Adapter();
+        Assumptions.assumeTrue(folder != null, SharedData::whyAbsent);
+        adapter = folder.resolve("adapter_model.safetensors");
     }
 
     @Test
