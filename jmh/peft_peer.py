@@ -158,9 +158,11 @@ def main(argv):
             return skip(out, "peft is not importable: %s" % e)
 
         class Wrap(nn.Module):
-            def __init__(self, d_in, d_out):
+            """The smallest model PEFT can wrap: one bias-free linear layer called "proj"."""
+
+            def __init__(self, d_in, d_out, device, dtype):
                 super().__init__()
-                self.proj = nn.Linear(d_in, d_out, bias=False)
+                self.proj = nn.Linear(d_in, d_out, bias=False, device=device, dtype=dtype)
 
             def forward(self, x):
                 return self.proj(x)
@@ -224,7 +226,7 @@ def main(argv):
                 for r in args.ranks:
                     models = []
                     for _ in range(sets):
-                        m = Wrap(d, d).to(device=dev, dtype=bf16)
+                        m = Wrap(d, d, dev, bf16)
                         with torch.no_grad():
                             m.proj.weight.uniform_(-w_bound, w_bound)
                         cfg = LoraConfig(r=r, lora_alpha=args.alpha, lora_dropout=args.dropout,
