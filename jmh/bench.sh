@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark suite and its results file, in one command (see jmh/README.md):
-#   jmh/bench.sh cpu [--quick] [--no-build]  run the CPU suite here (≈15 min on 2 cores), write the raw JMH
+#   jmh/bench.sh cpu [--quick] [--no-build]  run the CPU suite here (≈10–15 min on 2 cores), write the raw JMH
 #                                           JSON to bench/raw/cpu-*.json (+ cpu-env.json), regenerate
 #   jmh/bench.sh gpu-import LOGDIR          take a GPU check's files (native-build/gpu-check.sh LOGDIR on a GPU
 #                                           host) into bench/raw/gpu/ (only when it measured something), regenerate
@@ -93,9 +93,10 @@ cpu() {
         # Shapes N ∈ {512, 2048}, d ∈ {1024, 4096}, r ∈ {16, 64, 256}, fp32, dropout 0; each implementation's
         # frozen base once per shape (it does not depend on r). Ours and OpenBLAS run shape group by shape
         # group so that their ratio is measured minutes, not a quarter of an hour, apart. Iterations per
-        # group fit the ≈15 min budget: a d=4096, N=2048 step takes 1–3 s, so an iteration is one step there.
-        local small=(-wi 3 -w 1s -i 5 -r 1s) mid=(-wi 2 -w 1s -i 5 -r 1s) big=(-wi 1 -w 1s -i 4 -r 1s)
-        local groups=("d1024:512,2048:small" "d4096-n512:512:mid" "d4096-n2048:2048:big")
+        # group fit the ≲ 20 min budget (≈10 min estimated from single-iteration probes on this 2-core
+        # machine, where a d=4096, N=2048 step took 0.4–0.8 s: an iteration there is one or two steps).
+        local small=(-wi 3 -w 1s -i 5 -r 1s) big=(-wi 2 -w 1s -i 5 -r 1s)
+        local groups=("d1024:512,2048:small" "d4096-n512:512:big" "d4096-n2048:2048:big")
         for g in "${groups[@]}"; do
             IFS=: read -r tag ns set <<<"$g"
             local d=1024

@@ -18,7 +18,7 @@ final class ResultsMarkdown {
         sb.append("Generated ").append(generated).append(" by `jmh/bench.sh report` (`dev.rslora.bench.report.ResultsReport`) ")
                 .append("from the raw benchmark output in `bench/raw/`. **Do not edit by hand; no number here is typed in.** ")
                 .append("To regenerate:\n\n")
-                .append("- `jmh/bench.sh cpu`: runs the CPU suite on this machine (≈15 min), writes `bench/raw/cpu-*.json`, then regenerates;\n")
+                .append("- `jmh/bench.sh cpu`: runs the CPU suite on this machine (≈10–15 min on 2 cores), writes `bench/raw/cpu-*.json`, then regenerates;\n")
                 .append("- `native-build/gpu-check.sh LOGDIR` on a GPU host, then `jmh/bench.sh gpu-import LOGDIR` here: replaces ")
                 .append("`bench/raw/gpu/` with that run's files (only when it holds GPU results), then regenerates;\n")
                 .append("- `jmh/bench.sh report [LOGDIR]`: regenerates from `bench/raw/` (GPU part from LOGDIR when given).\n\n");
