@@ -497,6 +497,7 @@ static int bench(int version, const char* jsonl) {
                              "\"kernel\": \"%s\", \"dtype\": \"bf16\", \"n\": %d, \"d_in\": %d, \"d_out\": %d, "
                              "\"r\": %d, \"dropout\": 0.1, \"reps\": 20, \"median_ms\": %.6f, \"flop\": %.0f}\n",
                              prop.name, prop.major, prop.minor, version, it.name, n, di, dout, r, it.ms, it.flop);
+            if (json) std::fflush(json);  // whole lines survive a run cut short by its timeout
         }
     }
     if (json) std::fclose(json);

@@ -41,7 +41,11 @@ public final class GpuLines {
         for (Path f : files) {
             String source = f.getFileName().toString();
             List<String> lines = Files.readAllLines(f, StandardCharsets.UTF_8);
-            for (int i = 0; i < lines.size(); i++) {
+            int last = lines.size() - 1;
+            while (last >= 0 && lines.get(last).isBlank()) {
+                last--;
+            }
+            for (int i = 0; i <= last; i++) {
                 String line = lines.get(i).strip();
                 if (line.isEmpty()) {
                     continue;
@@ -51,6 +55,11 @@ public final class GpuLines {
                 try {
                     o = json.readTree(line);
                 } catch (IOException e) {
+                    if (i == last) {
+                        // a run killed by its timeout may leave half a line: the complete ones still count
+                        notes.add(where + ": incomplete last line ignored (was the run cut short?)");
+                        continue;
+                    }
                     throw new IOException(where + " is not JSON: " + e.getMessage());
                 }
                 switch (o.path("kind").asText("")) {

@@ -58,6 +58,10 @@ public final class Results {
         Path g = gpu != null ? gpu : raw.resolve("gpu");
         for (Path f : files(g, ".json")) {
             if (f.getFileName().toString().startsWith("jmh-gpu")) {
+                if (Files.size(f) == 0) {
+                    r.notes.add(f.getFileName() + ": empty (the JMH run did not finish)");
+                    continue;
+                }
                 r.addJmh(JmhJson.read(f), r.gpuSources, r.gpuJvms);
             }
         }

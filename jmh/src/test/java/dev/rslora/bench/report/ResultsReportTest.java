@@ -164,6 +164,28 @@ class ResultsReportTest {
     }
 
     @Test
+    void aRunCutShortKeepsItsCompleteLines() throws IOException {
+        Path raw = tmp.resolve("raw");
+        Path check = tmp.resolve("check");
+        Synthetic.gpu(check);
+        String dev = Files.readString(check.resolve("dev-bench-v1.jsonl"));
+        // the last kernel line cut in half, and a JMH file the killed run left empty
+        Files.writeString(check.resolve("dev-bench-v1.jsonl"), dev.substring(0, dev.length() - 40));
+        Files.writeString(check.resolve("jmh-gpu-r64.json"), "");
+        Files.createDirectories(raw);
+        String md = generate(raw, check);
+        assertTrue(md.contains("dev-bench-v1.jsonl line 5: incomplete last line ignored"), md);
+        assertTrue(md.contains("jmh-gpu-r64.json: empty (the JMH run did not finish)"), md);
+        assertTrue(line(md, "| v1 | 8192 | 4096 | 16 | da |").contains("| 0.050 |"), md);
+        // four of five kernels: no cuda/dev step sum
+        assertFalse(md.contains("| 8192 | 4096 | 16 | rslora kernels v1"), md);
+        // a broken line before the last one is an error naming it
+        Files.writeString(check.resolve("peft.jsonl"), "{\"kind\": \"meta\"\n{\"kind\": \"meta\"}\n");
+        IOException e = assertThrows(IOException.class, () -> Results.load(raw, check));
+        assertTrue(e.getMessage().contains("peft.jsonl line 1 is not JSON"), e.getMessage());
+    }
+
+    @Test
     void flopsFollowTheIssueFormulas() {
         Shape s = new Shape(8192, 4096, 4096, 16);
         assertEquals(4.0 * 8192 * 4096 * 4096, s.baseFlop());
