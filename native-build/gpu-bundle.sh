@@ -48,6 +48,11 @@ for j in "$out"/lib/jcuda-natives-*.jar "$out"/lib/benchmarks.jar; do
         zip -q -d "$j" 'lib/libJNvPTXCompiler*' 'lib/libJNvrtc*' >/dev/null 2>&1 || true
     fi
 done
+# The GPU host runs only the GPU benchmarks (GpuBench): the CPU peer's OpenBLAS natives (~85 MB
+# unpacked) stay out of the bundled benchmarks.jar.
+if [[ -f "$out/lib/benchmarks.jar" ]]; then
+    zip -q -d "$out/lib/benchmarks.jar" 'org/bytedeco/openblas/linux-x86_64/*' >/dev/null 2>&1 || true
+fi
 
 # java.base + the Vector API + what JUnit, jackson and JMH touch (logging, management)
 modules="java.base,java.logging,java.management,java.xml,java.sql,jdk.incubator.vector,jdk.unsupported,jdk.management"

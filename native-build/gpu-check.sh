@@ -7,11 +7,14 @@
 # 3 gpu-tests  the JUnit @Tag("gpu") tests with the bundled runtime (JUnit XML in LOGDIR/junit)
 # 4 dev-build  make -C cuda/dev (needs nvcc)
 # 5 dev-*      cuda/dev/build/rslora_dev selftest, validate 1, bench 1, validate 2, bench 2
-# 6 benchmarks native-build/gpu-bench.sh LOGDIR when the benchmarks work provides it
+#   (bench also writes LOGDIR/dev-bench-v<version>.jsonl)
+# 6 benchmarks native-build/gpu-bench.sh LOGDIR: PEFT peer and GPU JMH (gpu-info.csv, peft.jsonl,
+#              jmh-gpu-r*.json); jmh/bench.sh gpu-import LOGDIR turns them into bench/RESULTS.md
 # Every step writes LOGDIR/<step>.log; the run ends with a short table (also LOGDIR/summary.txt) and
 # exits 0 only when no step failed. Without an NVIDIA driver it says so, skips the GPU steps and
 # exits 3 (--force runs them anyway, to test this script on a machine without a GPU).
-# Whole run budget: 6 minutes (RSLORA_CHECK_BUDGET_S); each step's timeout is cut to what is left.
+# Whole run budget: 6 minutes (RSLORA_CHECK_BUDGET_S); each step's timeout is cut to what is left,
+# and steps 2-5 leave RSLORA_BENCH_RESERVE_S (default 120) of it to the benchmarks.
 set -uo pipefail
 
 if [[ $# -lt 1 ]]; then
@@ -23,13 +26,14 @@ force="${2:-}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 budget="${RSLORA_CHECK_BUDGET_S:-360}"
+reserve="${RSLORA_BENCH_RESERVE_S:-120}"  # kept for step 6 until it starts
 t_start=$(date +%s)
 rows=()
 overall=0
 
 left() { echo $(( budget - ($(date +%s) - t_start) )); }
-limit() {  # step maximum → min(max, time left - 5), at least 1
-    local l=$(( $(left) - 5 ))
+limit() {  # step maximum → min(max, time left - reserve - 5), at least 1
+    local l=$(( $(left) - reserve - 5 ))
     (( l > $1 )) && l=$1
     (( l < 1 )) && l=1
     echo "$l"
@@ -155,7 +159,9 @@ else
             sub=$1 ver=$2 max=$3
             name="dev-$sub"
             [[ $sub != selftest ]] && name="dev-$sub-v$ver"
-            run_step "$name" "$max" cuda/dev/build/rslora_dev "$sub" "$ver"
+            json=()
+            [[ $sub == bench ]] && json=("$logdir/$name.jsonl")
+            run_step "$name" "$max" cuda/dev/build/rslora_dev "$sub" "$ver" "${json[@]}"
             line="$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$logdir/$name.log" | tail -1)"
             [[ $sub == bench ]] && line="$(grep -cE '^(down|forward|vdb|da|dx) ' "$logdir/$name.log") timings"
             if (( step_rc == 0 )); then
@@ -170,11 +176,21 @@ else
 fi
 
 # 6 benchmarks -----------------------------------------------------------------------------------
+reserve=0
 if [[ -x native-build/gpu-bench.sh && -n "$java" ]]; then
-    run_step benchmarks 90 env RSLORA_JAVA="$java" native-build/gpu-bench.sh "$logdir"
-    record benchmarks "$( ((step_rc == 0)) && echo PASS || echo FAIL)" "$step_secs" "see benchmarks.log"
+    bench_limit=$(limit 600)
+    run_step benchmarks "$bench_limit" env RSLORA_JAVA="$java" RSLORA_BENCH_BUDGET_S="$(( bench_limit > 4 ? bench_limit - 3 : 1 ))" \
+        native-build/gpu-bench.sh "$logdir"
+    files="$(cd "$logdir" && ls peft.jsonl jmh-gpu-r*.json 2>/dev/null | tr '\n' ' ')"
+    case $step_rc in
+        0) record benchmarks PASS "$step_secs" "${files:-no files}" ;;
+        3) record benchmarks SKIP "$step_secs" "$(grep -m2 'skipped' "$logdir/benchmarks.log" | tr '\n' ' ' | cut -c1-110)" ;;
+        *) record benchmarks FAIL "$step_secs" "rc $step_rc; ${files:-no files} (see benchmarks.log)" ;;
+    esac
+elif [[ -z "$java" ]]; then
+    record benchmarks SKIP 0 "no runtime"
 else
-    record benchmarks SKIP 0 "no native-build/gpu-bench.sh (short GPU benchmarks not provided yet)"
+    record benchmarks SKIP 0 "native-build/gpu-bench.sh missing or not executable"
 fi
 
 echo

@@ -4,7 +4,9 @@
 //
 //   rslora_dev selftest            CPU only (no GPU needed): Philox known-answer vectors and mask facts
 //   rslora_dev validate [version]  every kernel × dtype × shape × dropout × assign/accumulate vs the CPU
-//   rslora_dev bench [version]     median time of each kernel at the PERFORMANCE.md reference shapes
+//   rslora_dev bench [version] [jsonl]  median time of each kernel at the PERFORMANCE.md reference shapes;
+//                                  with jsonl, also one JSON line per (kernel, r) in that file (bench/RESULTS.md
+//                                  is generated from it: jmh/bench.sh)
 //
 // Versions: 1 = the v1 kernels of cuda/kernels/ (plain tiled SIMT, the GPU-side oracle);
 // 2 = v1 with the forward and dX GEMMs replaced by the tensor-core (wmma/mma.sync) kernels for
@@ -430,10 +432,18 @@ static float median_ms(F launch, int reps) {
     return t[t.size() / 2];
 }
 
-static int bench(int version) {
+static int bench(int version, const char* jsonl) {
     if (version != 1 && version != 2) {
         std::printf("version %d is not in this build (available: 1, 2)\n", version);
         return 2;
+    }
+    FILE* json = nullptr;
+    if (jsonl) {
+        json = std::fopen(jsonl, "w");
+        if (!json) {
+            std::fprintf(stderr, "cannot write %s\n", jsonl);
+            return 2;
+        }
     }
     const bool v2 = version == 2;
     typedef __nv_bfloat16 T;
@@ -479,8 +489,18 @@ static int bench(int version) {
         items.push_back({"dx", 2.0 * n * di * (dout + r), median_ms([&] {
             if (v2) V2<T>::dx<<<dim3(cdiv(di, 64), cdiv(n, 64)), V2<T>::threads>>>(RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, gamma, drop});
             else V1<T>::dx<<<dim3(cdiv(di, 64), cdiv(n, 64)), 256>>>(RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, gamma, drop}); }, 20)});
-        for (const Item& it : items) std::printf("%-10s %5d %10.3f %10.2f\n", it.name, r, it.ms, it.flop / (it.ms * 1e-3) / 1e12);
+        for (const Item& it : items) {
+            std::printf("%-10s %5d %10.3f %10.2f\n", it.name, r, it.ms, it.flop / (it.ms * 1e-3) / 1e12);
+            if (json)
+                std::fprintf(json,
+                             "{\"kind\": \"kernel\", \"device\": \"%s\", \"sm\": \"%d%d\", \"version\": %d, "
+                             "\"kernel\": \"%s\", \"dtype\": \"bf16\", \"n\": %d, \"d_in\": %d, \"d_out\": %d, "
+                             "\"r\": %d, \"dropout\": 0.1, \"reps\": 20, \"median_ms\": %.6f, \"flop\": %.0f}\n",
+                             prop.name, prop.major, prop.minor, version, it.name, n, di, dout, r, it.ms, it.flop);
+            if (json) std::fflush(json);  // whole lines survive a run cut short by its timeout
+        }
     }
+    if (json) std::fclose(json);
     return 0;
 }
 
@@ -538,7 +558,7 @@ int main(int argc, char** argv) {
         return 3;
     }
     if (cmd == "validate") return validate(version);
-    if (cmd == "bench") return bench(version);
-    std::fprintf(stderr, "usage: %s selftest | validate [version] | bench [version]\n", argv[0]);
+    if (cmd == "bench") return bench(version, argc > 3 ? argv[3] : nullptr);
+    std::fprintf(stderr, "usage: %s selftest | validate [version] | bench [version] [jsonl]\n", argv[0]);
     return 2;
 }

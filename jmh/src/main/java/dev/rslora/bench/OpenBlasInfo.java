@@ -3,6 +3,7 @@ package dev.rslora.bench;
 import org.bytedeco.javacpp.Loader;
 import org.bytedeco.openblas.global.openblas_nolapack;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
@@ -40,6 +41,37 @@ public final class OpenBlasInfo {
         }
     }
 
+    /**
+     * Asks OpenBLAS for a kernel set by setting (or, for "auto", removing) the process environment
+     * variable {@code OPENBLAS_CORETYPE} through libc. OpenBLAS reads it once, when its library is
+     * loaded, so this must run before anything touches OpenBLAS in this JVM; {@link #coreName()}
+     * afterwards says whether the request took. Returns false when libc's setenv/unsetenv are not found.
+     */
+    public static boolean requestCore(String core) {
+        Linker linker = Linker.nativeLinker();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment name = arena.allocateFrom("OPENBLAS_CORETYPE");
+            if (core == null || core.isBlank() || core.equalsIgnoreCase("auto")) {
+                Optional<MemorySegment> unset = linker.defaultLookup().find("unsetenv");
+                if (unset.isEmpty()) {
+                    return false;
+                }
+                int rc = (int) linker.downcallHandle(unset.get(), FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS))
+                        .invokeExact(name);
+                return rc == 0;
+            }
+            Optional<MemorySegment> set = linker.defaultLookup().find("setenv");
+            if (set.isEmpty()) {
+                return false;
+            }
+            int rc = (int) linker.downcallHandle(set.get(), FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.ADDRESS, ValueLayout.JAVA_INT)).invokeExact(name, arena.allocateFrom(core), 1);
+            return rc == 0;
+        } catch (Throwable t) {
+            return false;
+        }
+    }
+
     /** The kernel set OpenBLAS uses on this CPU (e.g. "Cooperlake", "SkylakeX", "Prescott"). */
     public static String coreName() {
         return string("openblas_get_corename");
@@ -74,8 +106,15 @@ public final class OpenBlasInfo {
         }
     }
 
-    /** Prints the three facts; run with java -cp benchmarks.jar dev.rslora.bench.OpenBlasInfo. */
+    /**
+     * Prints the three facts as key=value lines; run with
+     * {@code java -cp benchmarks.jar dev.rslora.bench.OpenBlasInfo [CORETYPE]} (a core type, e.g.
+     * Cooperlake, is requested first with {@link #requestCore}; default: what OPENBLAS_CORETYPE says).
+     */
     public static void main(String[] args) {
+        if (args.length > 0) {
+            requestCore(args[0]);
+        }
         setThreads(Runtime.getRuntime().availableProcessors());
         System.out.println("openblas.core=" + coreName());
         System.out.println("openblas.config=" + config());

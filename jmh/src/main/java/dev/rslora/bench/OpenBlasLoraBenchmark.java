@@ -40,6 +40,13 @@ import static org.bytedeco.openblas.global.openblas_nolapack.CblasTrans;
  * base    : Y = X·Wᵀ and dX = dY·W only.
  * </pre>
  * Row-major cblas: C[m,n] = op(A)[m,k]·op(B)[k,n]; "X·Wᵀ" is (NoTrans, Trans) with lda = ldb = d_in.
+ *
+ * <p>{@code core} chooses OpenBLAS's kernel set explicitly, so the peer does not depend on the
+ * caller's environment: "Haswell" (AVX2) or "Cooperlake" (AVX-512; what the bytedeco 0.3.31 build's
+ * own detection picks on an AVX-512 Zen 5 when OPENBLAS_CORETYPE is unset), or "auto" (unset: the
+ * detection). It is requested through OPENBLAS_CORETYPE before the library loads in the forked JVM
+ * and verified (a request that does not take fails the trial). Other OPENBLAS_* variables (e.g.
+ * OPENBLAS_L2_SIZE) are inherited; BenchEnv records them.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -54,12 +61,22 @@ public class OpenBlasLoraBenchmark {
     public int d;
     @Param({"16", "64", "256"})
     public int r;
+    @Param({"Haswell", "Cooperlake"})
+    public String core;
 
     private final float gamma = 2.0f; // α/√r with α = 2√r: the value does not change the cost
     private FloatPointer x, w, a, b, u, v, y, dy, dx, dA, dB;
 
     @Setup(Level.Trial)
     public void setUp() {
+        if (!OpenBlasInfo.requestCore(core)) {
+            throw new IllegalStateException("cannot set OPENBLAS_CORETYPE=" + core + " (libc setenv/unsetenv not found)");
+        }
+        String running = OpenBlasInfo.coreName();
+        if (!core.equalsIgnoreCase("auto") && !running.equalsIgnoreCase(core)) {
+            throw new IllegalStateException("OPENBLAS_CORETYPE=" + core + " requested but OpenBLAS runs its " + running
+                    + " kernels (was OpenBLAS loaded earlier in this JVM, or does this build lack " + core + "?)");
+        }
         OpenBlasInfo.setThreads(Runtime.getRuntime().availableProcessors());
         System.out.println("\nOpenBLAS " + OpenBlasInfo.config() + ", core " + OpenBlasInfo.coreName()
                 + ", threads " + OpenBlasInfo.threads());

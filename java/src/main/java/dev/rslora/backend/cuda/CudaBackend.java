@@ -62,6 +62,15 @@ public final class CudaBackend implements Backend, AutoCloseable {
                 + (kernels.version() == 2 ? " (tensor-core GEMMs not yet validated on hardware)" : "") + ")";
     }
 
+    /**
+     * Waits until all work queued so far on the backend's stream (layer steps, graph replays,
+     * cuBLAS baselines) has finished: what a benchmark calls inside its measured method.
+     */
+    public synchronized void synchronize() {
+        enter();
+        ctx.synchronize();
+    }
+
     /** The caching allocator's counters. */
     public synchronized DeviceMemoryStats memoryStats() {
         return ctx.allocator().stats();

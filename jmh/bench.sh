@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# The benchmark suite and its results file, in one command (see jmh/README.md):
+#   jmh/bench.sh cpu [--quick] [--no-build]  run the CPU suite here (≈10–15 min on 2 cores), write the raw JMH
+#                                           JSON to bench/raw/cpu-*.json (+ cpu-env.json), regenerate
+#   jmh/bench.sh gpu-import LOGDIR          take a GPU check's files (native-build/gpu-check.sh LOGDIR on a GPU
+#                                           host) into bench/raw/gpu/ (only when it measured something), regenerate
+#   jmh/bench.sh report [LOGDIR]            regenerate bench/RESULTS.md and bench/r-vs-rank.png from bench/raw/
+#                                           (the GPU part from LOGDIR instead of bench/raw/gpu/ when given)
+# --quick is a smoke test of the pipeline (N=512, d=1024, r=16, one short iteration each; benchmarks
+# missing from this build are skipped) that writes to bench/raw-quick/ and bench/quick/, never to the
+# committed results. Environment: JAVA_HOME (a JDK 25; found like ./rslora does), MVN_FLAGS (default -q -B).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=../native-build/find-jdk.sh
+. "$here/native-build/find-jdk.sh"
+cd "$here"
+jar=jmh/target/benchmarks.jar
+java=("$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector)
+mvn_flags=(${MVN_FLAGS:--q -B})
+
+usage() {
+    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+build() {
+    rslora_require_maven
+    echo "bench: building jmh/target/benchmarks.jar"
+    mvn "${mvn_flags[@]}" -DskipTests -pl jmh -am package
+}
+
+stale() { # true when the jar is missing or older than any build input
+    [[ -f "$jar" ]] || return 0
+    [[ -n "$(find pom.xml java/pom.xml jmh/pom.xml java/src/main jmh/src/main cuda -newer "$jar" -type f -print -quit 2>/dev/null)" ]]
+}
+
+report() { # extra ResultsReport arguments
+    "${java[@]}" -cp "$jar" dev.rslora.bench.report.ResultsReport "$@"
+}
+
+# jmh NAME SETTINGS... : one JMH invocation writing $stage/cpu-NAME.json
+jmh() {
+    local name="$1"
+    shift
+    echo "bench: [$(date -u +%H:%M:%S)] $name"
+    if ! "${java[@]}" -jar "$jar" "$@" -f 1 -foe true -rf json -rff "$stage/cpu-$name.json" >"$stage/cpu-$name.log" 2>&1; then
+        echo "bench: $name FAILED; its output: $stage/cpu-$name.log" >&2
+        tail -n 30 "$stage/cpu-$name.log" >&2
+        return 1
+    fi
+    grep -E '^(Benchmark|[A-Za-z]+Benchmark\.)' "$stage/cpu-$name.log" || true
+}
+
+cpu() {
+    local quick=0 nobuild=0
+    for a in "$@"; do
+        case "$a" in
+            --quick) quick=1 ;;
+            --no-build) nobuild=1 ;;
+            *) usage ;;
+        esac
+    done
+    if (( nobuild == 0 )) && stale; then build; fi
+    [[ -f "$jar" ]] || { echo "bench: $jar missing (run without --no-build)" >&2; exit 1; }
+    local listed
+    listed="$("${java[@]}" -jar "$jar" -l 2>/dev/null)"
+    local have_cpu=1
+    for cls in CpuLayerBenchmark ReferenceLayerBenchmark OpenBlasLoraBenchmark; do
+        if ! grep -q "\.$cls\." <<<"$listed"; then
+            if (( quick )); then
+                echo "bench: $cls is not in this build: skipped (--quick)" >&2
+                [[ $cls == CpuLayerBenchmark ]] && have_cpu=0
+            else
+                echo "bench: $cls is not in $jar: the CPU suite needs the cpu backend's benchmark (merge branch cpu)" >&2
+                exit 1
+            fi
+        fi
+    done
+    local raw=bench/raw out=bench
+    (( quick )) && raw=bench/raw-quick out=bench/quick
+    stage="$raw/.run-$(date -u +%Y%m%dT%H%M%SZ)"
+    mkdir -p "$stage"
+    local t0=$(date +%s)
+    "${java[@]}" -cp "$jar" dev.rslora.bench.BenchEnv --out "$stage/cpu-env.json" \
+        --openblas auto --openblas Haswell --openblas Cooperlake
+    local cores=(-p core=Haswell,Cooperlake)
+    if (( quick )); then
+        local q=(-wi 1 -w 500ms -i 2 -r 500ms)
+        (( have_cpu )) && jmh quick-ours 'CpuLayerBenchmark' -p n=512 -p dIn=1024 -p dOut=1024 -p r=16 -p dropout=0 "${q[@]}"
+        jmh quick-openblas 'OpenBlasLoraBenchmark' -p n=512 -p d=1024 -p r=16 "${cores[@]}" "${q[@]}"
+        jmh quick-reference 'ReferenceLayerBenchmark' -p r=16 -wi 0 -i 1
+    else
+        # Shapes N ∈ {512, 2048}, d ∈ {1024, 4096}, r ∈ {16, 64, 256}, fp32, dropout 0; each implementation's
+        # frozen base once per shape (it does not depend on r). Ours and OpenBLAS run shape group by shape
+        # group so that their ratio is measured minutes, not a quarter of an hour, apart. Iterations per
+        # group fit the ≲ 20 min budget (≈10 min estimated from single-iteration probes on this 2-core
+        # machine, where a d=4096, N=2048 step took 0.4–0.8 s: an iteration there is one or two steps).
+        local small=(-wi 3 -w 1s -i 5 -r 1s) big=(-wi 2 -w 1s -i 5 -r 1s)
+        local groups=("d1024:512,2048:small" "d4096-n512:512:big" "d4096-n2048:2048:big")
+        for g in "${groups[@]}"; do
+            IFS=: read -r tag ns set <<<"$g"
+            local d=1024
+            [[ $tag == d4096* ]] && d=4096
+            local -n it="$set"
+            jmh "$tag-ours-lora" 'CpuLayerBenchmark.loraForwardBackward' -p "n=$ns" -p "dIn=$d" -p "dOut=$d" \
+                -p r=16,64,256 -p dropout=0 "${it[@]}"
+            jmh "$tag-ours-base" 'CpuLayerBenchmark.baseForwardBackward' -p "n=$ns" -p "dIn=$d" -p "dOut=$d" \
+                -p r=16 -p dropout=0 "${it[@]}"
+            jmh "$tag-openblas-lora" 'OpenBlasLoraBenchmark.loraForwardBackward' -p "n=$ns" -p "d=$d" \
+                -p r=16,64,256 "${cores[@]}" "${it[@]}"
+            jmh "$tag-openblas-base" 'OpenBlasLoraBenchmark.baseForwardBackward' -p "n=$ns" -p "d=$d" \
+                -p r=16 "${cores[@]}" "${it[@]}"
+            unset -n it
+        done
+        # the scalar oracle: seconds per step, single shots at the smallest shape only
+        jmh reference-lora 'ReferenceLayerBenchmark.loraForwardBackward' -p n=512 -p dIn=1024 -p dOut=1024 \
+            -p r=16,64,256 -p dropout=0 -wi 1 -i 3
+        jmh reference-base 'ReferenceLayerBenchmark.baseForwardBackward' -p n=512 -p dIn=1024 -p dOut=1024 \
+            -p r=16 -p dropout=0 -wi 1 -i 3
+    fi
+    # the run succeeded: its files replace the previous CPU results (logs stay in the run folder)
+    rm -f "$raw"/cpu-*.json
+    mv "$stage"/cpu-*.json "$raw"/
+    echo "bench: CPU suite done in $(( $(date +%s) - t0 )) s; raw JSON in $raw/, logs in $stage/"
+    report --raw "$raw" --out "$out/RESULTS.md" --plot "$out/r-vs-rank.png"
+}
+
+cmd="${1:-}"
+[[ -n "$cmd" ]] || usage
+shift
+case "$cmd" in
+    cpu) cpu "$@" ;;
+    gpu-import)
+        [[ $# -eq 1 ]] || usage
+        if stale; then build; fi
+        report --import-gpu "$1"
+        ;;
+    report)
+        [[ $# -le 1 ]] || usage
+        if stale; then build; fi
+        if [[ $# -eq 1 ]]; then report --gpu "$1"; else report; fi
+        ;;
+    *) usage ;;
+esac

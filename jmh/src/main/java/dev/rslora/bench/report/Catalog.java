@@ -1,0 +1,83 @@
+package dev.rslora.bench.report;
+
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * What each raw result is: implementation id, label, platform, role, and which frozen base its R
+ * divides by. JMH results are recognised by benchmark class and method (and OpenBLAS's {@code core}
+ * parameter); unknown benchmarks are not guessed at (the report lists them apart).
+ */
+public final class Catalog {
+    /**
+     * @param ours  true for this project's implementations (the ratio tables compare them with the peers)
+     * @param order sort key: ours first, then peers, then the oracle
+     */
+    public record Impl(String id, String label, Platform platform, Role role, String baseId, boolean ours, int order) {
+    }
+
+    private Catalog() {
+    }
+
+    private static final Map<String, Impl> FIXED = Map.ofEntries(
+            entry(new Impl("cpu", "rslora cpu (Vector API)", Platform.CPU, Role.LORA, "cpu-base", true, 0)),
+            entry(new Impl("cpu-base", "rslora cpu, frozen base", Platform.CPU, Role.BASE, null, true, 0)),
+            entry(new Impl("reference", "rslora reference (scalar oracle)", Platform.CPU, Role.LORA, "reference-base", true, 90)),
+            entry(new Impl("reference-base", "rslora reference, frozen base", Platform.CPU, Role.BASE, null, true, 90)),
+            entry(new Impl("cuda-eager", "rslora cuda fused, eager (JMH)", Platform.GPU, Role.LORA, "cublas-base", true, 0)),
+            entry(new Impl("cuda-graph", "rslora cuda fused, CUDA graph (JMH)", Platform.GPU, Role.LORA, "cublas-base", true, 1)),
+            entry(new Impl("cuda-dev-v1", "rslora kernels v1, cuda/dev sum of kernels (events)", Platform.GPU, Role.LORA,
+                    "torch-base", true, 2)),
+            entry(new Impl("cuda-dev-v2", "rslora kernels v2, cuda/dev sum of kernels (events)", Platform.GPU, Role.LORA,
+                    "torch-base", true, 3)),
+            entry(new Impl("cublas-chain", "unfused cuBLAS chain, PEFT's ops (JMH)", Platform.GPU, Role.LORA, "cublas-base",
+                    false, 10)),
+            entry(new Impl("peft", "PyTorch PEFT eager (events)", Platform.GPU, Role.LORA, "torch-base", false, 11)),
+            entry(new Impl("cublas-base", "cuBLAS frozen base (JMH)", Platform.GPU, Role.BASE, null, false, 20)),
+            entry(new Impl("torch-base", "torch nn.Linear frozen base (events)", Platform.GPU, Role.BASE, null, false, 21)));
+
+    private static Map.Entry<String, Impl> entry(Impl i) {
+        return Map.entry(i.id(), i);
+    }
+
+    /** The implementation with this id, or null when unknown. */
+    public static Impl byId(String id) {
+        Impl fixed = FIXED.get(id);
+        if (fixed != null) {
+            return fixed;
+        }
+        if (id.startsWith("openblas-")) {
+            boolean base = id.endsWith("-base");
+            String core = id.substring("openblas-".length(), base ? id.length() - "-base".length() : id.length());
+            String name = core.isEmpty() ? "?" : Character.toUpperCase(core.charAt(0)) + core.substring(1);
+            return base
+                    ? new Impl(id, "OpenBLAS " + name + ", frozen base", Platform.CPU, Role.BASE, null, false, 50)
+                    : new Impl(id, "OpenBLAS sgemm chain, " + name + " kernels", Platform.CPU, Role.LORA,
+                            "openblas-" + core + "-base", false, 50);
+        }
+        return null;
+    }
+
+    /** The implementation a JMH result belongs to, or null when the benchmark is not one of ours. */
+    public static Impl ofJmh(String benchmarkClass, String method, Map<String, String> params) {
+        String id = switch (benchmarkClass + "." + method) {
+            case "CpuLayerBenchmark.loraForwardBackward" -> "cpu";
+            case "CpuLayerBenchmark.baseForwardBackward" -> "cpu-base";
+            case "ReferenceLayerBenchmark.loraForwardBackward" -> "reference";
+            case "ReferenceLayerBenchmark.baseForwardBackward" -> "reference-base";
+            case "OpenBlasLoraBenchmark.loraForwardBackward" -> "openblas-" + core(params);
+            case "OpenBlasLoraBenchmark.baseForwardBackward" -> "openblas-" + core(params) + "-base";
+            case "CudaLayerBenchmark.fusedEager" -> "cuda-eager";
+            case "CudaLayerBenchmark.fusedGraph" -> "cuda-graph";
+            case "CudaLayerBenchmark.unfusedChain" -> "cublas-chain";
+            case "CudaLayerBenchmark.cublasBase" -> "cublas-base";
+            default -> null;
+        };
+        return id == null ? null : byId(id);
+    }
+
+    private static String core(Map<String, String> params) {
+        // results from before the core parameter ran with whatever OPENBLAS_CORETYPE said
+        return params.getOrDefault("core", "env").toLowerCase(Locale.ROOT);
+    }
+}

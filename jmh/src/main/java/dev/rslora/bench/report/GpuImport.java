@@ -1,0 +1,96 @@
+package dev.rslora.bench.report;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Moves a GPU check's machine-readable files into the committed GPU folder (bench/raw/gpu): the
+ * newer run replaces the older one as a whole, and only when it holds at least one GPU result
+ * (a JMH result, a PEFT timing or a cuda/dev kernel timing), so a check that skipped or failed
+ * everywhere leaves the previous results in place. README.md in the folder is kept.
+ */
+final class GpuImport {
+    /** What the import did. */
+    record Outcome(boolean imported, List<String> files, String message) {
+    }
+
+    private GpuImport() {
+    }
+
+    /** The check files this import takes: nvidia-smi CSV, summary, PEFT and cuda/dev JSON lines, GPU JMH JSON. */
+    static boolean wanted(String name) {
+        return name.equals("gpu-info.csv") || name.equals("summary.txt") || (name.startsWith("peft") && name.endsWith(".jsonl"))
+                || (name.startsWith("dev-bench") && name.endsWith(".jsonl")) || (name.startsWith("jmh-gpu") && name.endsWith(".json"));
+    }
+
+    static Outcome run(Path logDir, Path gpuRaw) throws IOException {
+        if (!Files.isDirectory(logDir)) {
+            throw new IOException("GPU check folder " + logDir + " does not exist");
+        }
+        List<Path> files = new ArrayList<>();
+        for (Path f : Results.files(logDir, "")) {
+            if (wanted(f.getFileName().toString())) {
+                files.add(f);
+            }
+        }
+        int results = 0;
+        for (Path f : files) {
+            results += countResults(f);
+        }
+        if (results == 0) {
+            return new Outcome(false, List.of(), "no GPU results in " + logDir + " (no JMH result, PEFT timing or cuda/dev kernel "
+                    + "timing): kept the previous " + gpuRaw);
+        }
+        Files.createDirectories(gpuRaw);
+        for (Path old : Results.files(gpuRaw, "")) {
+            if (!old.getFileName().toString().equals("README.md")) {
+                Files.delete(old);
+            }
+        }
+        List<String> names = new ArrayList<>();
+        for (Path f : files) {
+            Files.copy(f, gpuRaw.resolve(f.getFileName().toString()), StandardCopyOption.REPLACE_EXISTING);
+            names.add(f.getFileName().toString());
+        }
+        return new Outcome(true, names, "imported " + results + " GPU results from " + logDir + " into " + gpuRaw + ": " + names);
+    }
+
+    /** Results in one file: JMH array elements, PEFT "timing" lines, cuda/dev "kernel" lines. */
+    static int countResults(Path f) throws IOException {
+        String name = f.getFileName().toString();
+        if (name.endsWith(".json")) {
+            JsonNode root = new ObjectMapper().readTree(f.toFile());
+            return root != null && JmhJson.isJmh(root) ? root.size() : 0;
+        }
+        if (name.endsWith(".jsonl")) {
+            ObjectMapper json = new ObjectMapper();
+            List<String> lines = Files.readAllLines(f, StandardCharsets.UTF_8);
+            int n = 0;
+            for (int i = 0; i < lines.size(); i++) {
+                if (lines.get(i).isBlank()) {
+                    continue;
+                }
+                JsonNode o;
+                try {
+                    o = json.readTree(lines.get(i));
+                } catch (IOException e) {
+                    continue; // counted only; GpuLines says which line is broken when the report reads it
+                }
+                String kind = o.path("kind").asText("");
+                if (kind.equals("timing") || kind.equals("kernel")) {
+                    n++;
+                }
+            }
+            return n;
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,161 @@
+package dev.rslora.bench.report;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/** The GPU part of the results file: machine, targets, every figure, ours vs PEFT, cuda/dev kernels, scaling. */
+final class GpuSection {
+    /** Issue 6's R targets at bf16, N = 8192, d = 4096, dropout 0.1. */
+    static final Map<Integer, Double> R_TARGETS = Map.of(16, 1.10, 64, 1.12, 256, 1.25);
+    static final int TARGET_N = 8192;
+    static final int TARGET_D = 4096;
+    /** fwd+bwd at least this many times faster than PEFT eager at r = 16. */
+    static final double PEFT_SPEEDUP = 1.3;
+    /** Our GPU implementations, in report order. */
+    static final List<String> OURS = List.of("cuda-eager", "cuda-graph", "cuda-dev-v1", "cuda-dev-v2");
+
+    private GpuSection() {
+    }
+
+    static String write(Results res) {
+        StringBuilder sb = new StringBuilder("## GPU: bf16, dropout 0.1, fwd+bwd\n\n");
+        List<Measurement> lora = res.of(Platform.GPU, Role.LORA);
+        if (lora.isEmpty() && res.of(Platform.GPU, Role.BASE).isEmpty()) {
+            sb.append("GPU results: **" + Fmt.NONE + "** (no GPU run imported: run `native-build/gpu-check.sh LOGDIR` on a "
+                    + "GPU host, then `jmh/bench.sh gpu-import LOGDIR`).\n\n");
+            if (!res.notes().isEmpty()) {
+                sb.append("Notes from the last GPU files:\n\n");
+                res.notes().forEach(n -> sb.append("- ").append(n).append("\n"));
+                sb.append("\n");
+            }
+            return sb.toString();
+        }
+        sb.append(machine(res)).append("\n");
+        sb.append("### Targets (issue 6; N = " + TARGET_N + ", d = " + TARGET_D + ")\n\n").append(targets(res)).append("\n");
+        sb.append("### Every figure\n\nR: the JMH rows divide by the cuBLAS frozen base (JMH, same run); PEFT and the cuda/dev ")
+                .append("kernel sums divide by torch's frozen nn.Linear (CUDA events, same check run). JMH times are wall times ")
+                .append("of a synchronised step through the Java API (host launch cost included); CUDA-event times are device ")
+                .append("time only.\n\n").append(FigureTable.write(res, Platform.GPU)).append("\n");
+        sb.append("### Against PEFT (speed-up = PEFT time ÷ ours) and the JCuda launch cost (eager − graph)\n\n")
+                .append(versusPeft(res)).append("\n");
+        sb.append("### cuda/dev kernels (CUDA events, median of 20, one copy of the inputs)\n\n").append(kernels(res)).append("\n");
+        String byRank = Scaling.byRank(lora);
+        String byTokens = Scaling.byTokens(lora);
+        sb.append("### Scaling\n\nTime vs r at fixed N, d:\n").append(byRank.isEmpty() ? "\n" + Fmt.NONE + "\n" : byRank)
+                .append("\nTime vs N at fixed r, d:\n").append(byTokens.isEmpty() ? "\n" + Fmt.NONE + "\n" : byTokens).append("\n");
+        if (!res.notes().isEmpty()) {
+            sb.append("### Notes\n\n");
+            res.notes().forEach(n -> sb.append("- ").append(n).append("\n"));
+            sb.append("\n");
+        }
+        return sb.toString();
+    }
+
+    static String machine(Results res) {
+        Map<String, String> f = res.gpuFacts();
+        StringBuilder sb = new StringBuilder("### Machine\n\n");
+        sb.append("- GPU check: ").append(f.getOrDefault("check", "? (no summary.txt)")).append("\n");
+        List<String> gpu = new ArrayList<>();
+        f.forEach((k, v) -> {
+            if (k.startsWith("gpu.")) {
+                gpu.add(k.substring(4) + " " + v);
+            }
+        });
+        sb.append("- card (nvidia-smi): ").append(gpu.isEmpty() ? "? (no gpu-info.csv)" : String.join(", ", gpu)).append("\n");
+        if (f.containsKey("peft.torch")) {
+            sb.append("- PEFT peer: ").append(f.getOrDefault("peft.device", "?")).append(", torch ").append(f.get("peft.torch"))
+                    .append(" (CUDA ").append(f.getOrDefault("peft.torch_cuda", "?")).append("), peft ")
+                    .append(f.getOrDefault("peft.peft", "?")).append(", Python ").append(f.getOrDefault("peft.python", "?"))
+                    .append(", adapter kept in fp32 (PEFT's default autocast): ").append(f.getOrDefault("peft.keep_adapter_fp32", "?"))
+                    .append(", run ").append(f.getOrDefault("peft.date", "?")).append("\n");
+        }
+        res.kernels().stream().map(GpuLines.Kernel::device).distinct()
+                .forEach(d -> sb.append("- cuda/dev device: ").append(d).append("\n"));
+        sb.append("- JVM (GPU JMH): ").append(res.gpuJvms().isEmpty() ? "?" : String.join("; ", res.gpuJvms())).append("\n");
+        return sb.toString();
+    }
+
+    static String targets(Results res) {
+        List<List<String>> rows = new ArrayList<>();
+        for (int r : List.of(16, 64, 256)) {
+            double max = R_TARGETS.get(r);
+            Shape s = new Shape(TARGET_N, TARGET_D, TARGET_D, r);
+            for (String impl : OURS.subList(0, 3)) {
+                Optional<Paired> p = res.find(impl, s).flatMap(m -> Paired.of(res, m));
+                rows.add(List.of("R ≤ " + Fmt.num(max, 2) + " at r=" + r, Catalog.byId(impl).label(),
+                        p.map(x -> Fmt.ratio(x.r(), x.rError())).orElse(Fmt.NONE),
+                        p.map(x -> x.r() <= max ? "**met**" : "**not met**").orElse(Fmt.NONE)));
+            }
+        }
+        Shape s16 = new Shape(TARGET_N, TARGET_D, TARGET_D, 16);
+        Optional<Measurement> peft = res.find("peft", s16);
+        for (String impl : OURS.subList(0, 3)) {
+            Optional<Measurement> ours = res.find(impl, s16);
+            String got = peft.isPresent() && ours.isPresent() ? Fmt.num(peft.get().ms() / ours.get().ms(), 3) + "×" : Fmt.NONE;
+            String verdict = peft.isPresent() && ours.isPresent()
+                    ? (peft.get().ms() / ours.get().ms() >= PEFT_SPEEDUP ? "**met**" : "**not met**") : Fmt.NONE;
+            rows.add(List.of("≥ " + PEFT_SPEEDUP + "× faster than PEFT eager at r=16", Catalog.byId(impl).label(), got, verdict));
+        }
+        return Fmt.table(List.of("target", "implementation", "measured", "verdict"), rows);
+    }
+
+    static String versusPeft(Results res) {
+        List<List<String>> rows = new ArrayList<>();
+        for (Measurement p : Paired.sorted(res.of(Platform.GPU, Role.LORA))) {
+            if (!p.impl().equals("peft")) {
+                continue;
+            }
+            List<String> row = new ArrayList<>(List.of(Integer.toString(p.shape().n()), p.shape().dLabel(),
+                    Integer.toString(p.shape().r()), Fmt.num(p.ms(), Fmt.decimals(p.ms()))));
+            for (String impl : OURS) {
+                row.add(res.find(impl, p.shape()).map(o -> Fmt.num(o.ms(), Fmt.decimals(o.ms())) + " ("
+                        + Fmt.num(p.ms() / o.ms(), 2) + "×)").orElse("—"));
+            }
+            row.add(launchCost(res, p.shape()));
+            rows.add(row);
+        }
+        // shapes our JMH measured but PEFT did not still show the launch cost
+        for (Measurement e : Paired.sorted(res.of(Platform.GPU, Role.LORA))) {
+            if (e.impl().equals("cuda-eager") && res.find("peft", e.shape()).isEmpty()) {
+                List<String> row = new ArrayList<>(List.of(Integer.toString(e.shape().n()), e.shape().dLabel(),
+                        Integer.toString(e.shape().r()), Fmt.NONE));
+                for (String impl : OURS) {
+                    row.add(res.find(impl, e.shape()).map(o -> Fmt.num(o.ms(), Fmt.decimals(o.ms()))).orElse("—"));
+                }
+                row.add(launchCost(res, e.shape()));
+                rows.add(row);
+            }
+        }
+        if (rows.isEmpty()) {
+            return Fmt.NONE + "\n";
+        }
+        List<String> header = new ArrayList<>(List.of("N", "d", "r", "PEFT ms"));
+        OURS.forEach(i -> header.add(Catalog.byId(i).label() + ", ms (speed-up)"));
+        header.add("eager − graph, ms");
+        return Fmt.table(header, rows);
+    }
+
+    private static String launchCost(Results res, Shape s) {
+        Optional<Measurement> e = res.find("cuda-eager", s);
+        Optional<Measurement> g = res.find("cuda-graph", s);
+        if (e.isEmpty() || g.isEmpty()) {
+            return "—";
+        }
+        double d = e.get().ms() - g.get().ms();
+        return Fmt.num(d, 3) + " ± " + Fmt.num(Math.hypot(e.get().errorMs(), g.get().errorMs()), 3);
+    }
+
+    static String kernels(Results res) {
+        if (res.kernels().isEmpty()) {
+            return Fmt.NONE + "\n";
+        }
+        List<List<String>> rows = new ArrayList<>();
+        for (GpuLines.Kernel k : res.kernels()) {
+            rows.add(List.of("v" + k.version(), Integer.toString(k.shape().n()), k.shape().dLabel(), Integer.toString(k.shape().r()),
+                    k.kernel(), Fmt.num(k.ms(), 3), Fmt.num(k.flop() / (k.ms() * 1e9), 1)));
+        }
+        return Fmt.table(List.of("kernels", "N", "d", "r", "kernel", "ms", "TFLOP/s"), rows);
+    }
+}

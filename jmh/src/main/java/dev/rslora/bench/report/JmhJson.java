@@ -1,0 +1,142 @@
+package dev.rslora.bench.report;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Reads a JMH result file ({@code -rf json}): one element per (benchmark, parameters) with the
+ * primary metric's score and its 99.9 % confidence half-width, in any time-per-op unit.
+ */
+public final class JmhJson {
+    /** A result this reader does not map to an implementation (listed apart in the report). */
+    public record Unknown(String benchmark, Map<String, String> params, double ms, double errorMs, String source) {
+    }
+
+    /** Everything one file held. */
+    public record Content(List<Measurement> measurements, List<Unknown> unknown, List<String> jvms) {
+    }
+
+    private JmhJson() {
+    }
+
+    /** True when {@code root} looks like a JMH result array (empty arrays included). */
+    public static boolean isJmh(JsonNode root) {
+        return root.isArray() && (root.isEmpty() || root.get(0).has("benchmark") && root.get(0).has("primaryMetric"));
+    }
+
+    public static Content read(Path file) throws IOException {
+        JsonNode root = new ObjectMapper().readTree(file.toFile());
+        if (root == null || !isJmh(root)) {
+            throw new IOException(file + " is not a JMH JSON result array");
+        }
+        return parse(root, file.getFileName().toString());
+    }
+
+    static Content parse(JsonNode root, String source) throws IOException {
+        List<Measurement> out = new ArrayList<>();
+        List<Unknown> unknown = new ArrayList<>();
+        List<String> jvms = new ArrayList<>();
+        for (int i = 0; i < root.size(); i++) {
+            JsonNode run = root.get(i);
+            String where = source + " element " + i;
+            String benchmark = text(run, "benchmark", where);
+            int dot = benchmark.lastIndexOf('.');
+            int dot2 = benchmark.lastIndexOf('.', dot - 1);
+            if (dot < 0) {
+                throw new IOException(where + ": benchmark name '" + benchmark + "' has no method part");
+            }
+            String cls = benchmark.substring(dot2 + 1, dot);
+            String method = benchmark.substring(dot + 1);
+            Map<String, String> params = new LinkedHashMap<>();
+            JsonNode p = run.get("params");
+            if (p != null) {
+                p.properties().forEach(e -> params.put(e.getKey(), e.getValue().asText()));
+            }
+            JsonNode metric = run.get("primaryMetric");
+            if (metric == null) {
+                throw new IOException(where + " (" + benchmark + "): no primaryMetric");
+            }
+            double scale = toMs(text(metric, "scoreUnit", where), where);
+            double score = number(metric.get("score"), where + " score") * scale;
+            double error = number(metric.get("scoreError"), where + " scoreError") * scale;
+            String jvm = run.path("vmName").asText("?") + " " + run.path("vmVersion").asText(run.path("jdkVersion").asText("?"));
+            if (!jvms.contains(jvm)) {
+                jvms.add(jvm);
+            }
+            Catalog.Impl impl = Catalog.ofJmh(cls, method, params);
+            if (impl == null) {
+                unknown.add(new Unknown(cls + "." + method, params, score, error, source));
+                continue;
+            }
+            Shape shape = shape(params, where);
+            String kind = run.path("measurementIterations").asInt(0) * run.path("forks").asInt(1) + " iterations, 99.9% CI";
+            out.add(new Measurement(impl.id(), impl.role(), impl.platform(), shape, score, error, kind, source));
+        }
+        return new Content(out, unknown, jvms);
+    }
+
+    /** n, r and either d (square) or dIn and dOut. */
+    static Shape shape(Map<String, String> params, String where) throws IOException {
+        int n = intParam(params, "n", where);
+        int r = params.containsKey("r") ? intParam(params, "r", where) : 0;
+        if (params.containsKey("d")) {
+            int d = intParam(params, "d", where);
+            return new Shape(n, d, d, r);
+        }
+        return new Shape(n, intParam(params, "dIn", where), intParam(params, "dOut", where), r);
+    }
+
+    private static int intParam(Map<String, String> params, String key, String where) throws IOException {
+        String v = params.get(key);
+        if (v == null) {
+            throw new IOException(where + ": parameter '" + key + "' missing (have " + params.keySet() + ")");
+        }
+        try {
+            return Integer.parseInt(v.strip());
+        } catch (NumberFormatException e) {
+            throw new IOException(where + ": parameter " + key + "=" + v + " is not an integer");
+        }
+    }
+
+    /** Milliseconds per unit of a JMH time-per-op unit. */
+    static double toMs(String unit, String where) throws IOException {
+        return switch (unit) {
+            case "s/op" -> 1e3;
+            case "ms/op" -> 1.0;
+            case "us/op" -> 1e-3;
+            case "ns/op" -> 1e-6;
+            default -> throw new IOException(where + ": score unit '" + unit
+                    + "' is not a time per operation (run the benchmarks in avgt or ss mode)");
+        };
+    }
+
+    private static String text(JsonNode node, String field, String where) throws IOException {
+        JsonNode v = node.get(field);
+        if (v == null || !v.isValueNode()) {
+            throw new IOException(where + ": field '" + field + "' missing");
+        }
+        return v.asText();
+    }
+
+    /** A JSON number, or the strings "NaN"/"Infinity" JMH writes for undefined errors. */
+    private static double number(JsonNode v, String where) throws IOException {
+        if (v == null) {
+            throw new IOException(where + " missing");
+        }
+        if (v.isNumber()) {
+            return v.asDouble();
+        }
+        try {
+            return Double.parseDouble(v.asText());
+        } catch (NumberFormatException e) {
+            throw new IOException(where + " is '" + v.asText() + "', not a number");
+        }
+    }
+}

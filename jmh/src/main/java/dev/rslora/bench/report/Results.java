@@ -1,0 +1,183 @@
+package dev.rslora.bench.report;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.stream.Stream;
+
+/**
+ * Every raw result the report is made from:
+ * <pre>
+ *   RAW/*.json          JMH result arrays (CPU suite; any other JMH file works too) and cpu-env.json (BenchEnv)
+ *   GPU/jmh-gpu*.json   JMH result arrays of GpuBench
+ *   GPU/peft*.jsonl     jmh/peft_peer.py;  GPU/dev-bench-v*.jsonl  cuda/dev bench
+ *   GPU/gpu-info.csv    nvidia-smi;        GPU/summary.txt         the gpu-check summary (date, commit)
+ * </pre>
+ * GPU is RAW/gpu unless another folder (a gpu-check log folder) is given.
+ */
+public final class Results {
+    private final List<Measurement> measurements = new ArrayList<>();
+    private final List<JmhJson.Unknown> unknown = new ArrayList<>();
+    private final List<GpuLines.Kernel> kernels = new ArrayList<>();
+    private final List<String> cpuJvms = new ArrayList<>();
+    private final List<String> gpuJvms = new ArrayList<>();
+    private final List<String> notes = new ArrayList<>();
+    private final List<String> cpuSources = new ArrayList<>();
+    private final List<String> gpuSources = new ArrayList<>();
+    private final Map<String, String> gpuFacts = new LinkedHashMap<>();
+    private JsonNode cpuEnv;
+
+    private Results() {
+    }
+
+    /** Loads RAW (JMH JSON and cpu-env.json) and GPU (null: RAW/gpu; absent folders hold nothing). */
+    public static Results load(Path raw, Path gpu) throws IOException {
+        Results r = new Results();
+        ObjectMapper json = new ObjectMapper();
+        for (Path f : files(raw, ".json")) {
+            JsonNode root = json.readTree(f.toFile());
+            if (root != null && JmhJson.isJmh(root)) {
+                r.addJmh(JmhJson.parse(root, f.getFileName().toString()), r.cpuSources, r.cpuJvms);
+            } else if (root != null && root.isObject() && root.has("openblas")) {
+                r.cpuEnv = root;
+                r.cpuSources.add(f.getFileName().toString());
+            } else {
+                throw new IOException(f + " is neither a JMH result array nor a BenchEnv file (cpu-env.json)");
+            }
+        }
+        Path g = gpu != null ? gpu : raw.resolve("gpu");
+        for (Path f : files(g, ".json")) {
+            if (f.getFileName().toString().startsWith("jmh-gpu")) {
+                if (Files.size(f) == 0) {
+                    r.notes.add(f.getFileName() + ": empty (the JMH run did not finish)");
+                    continue;
+                }
+                r.addJmh(JmhJson.read(f), r.gpuSources, r.gpuJvms);
+            }
+        }
+        List<Path> lines = files(g, ".jsonl").stream().filter(f -> f.getFileName().toString().startsWith("peft")
+                || f.getFileName().toString().startsWith("dev-bench")).toList();
+        GpuLines.Content gl = GpuLines.read(lines);
+        r.measurements.addAll(gl.measurements());
+        r.kernels.addAll(gl.kernels());
+        r.gpuFacts.putAll(gl.facts());
+        r.notes.addAll(gl.notes());
+        lines.forEach(f -> r.gpuSources.add(f.getFileName().toString()));
+        Path info = g.resolve("gpu-info.csv");
+        if (Files.isRegularFile(info)) {
+            r.gpuFacts.putAll(nvidiaSmi(Files.readAllLines(info, StandardCharsets.UTF_8)));
+            r.gpuSources.add("gpu-info.csv");
+        }
+        Path summary = g.resolve("summary.txt");
+        if (Files.isRegularFile(summary)) {
+            Files.readAllLines(summary, StandardCharsets.UTF_8).stream().filter(l -> l.startsWith("rslora gpu-check")).findFirst()
+                    .ifPresent(l -> r.gpuFacts.put("check", l.strip()));
+            r.gpuSources.add("summary.txt");
+        }
+        return r;
+    }
+
+    private void addJmh(JmhJson.Content c, List<String> sources, List<String> jvms) {
+        measurements.addAll(c.measurements());
+        unknown.addAll(c.unknown());
+        c.jvms().stream().filter(j -> !jvms.contains(j)).forEach(jvms::add);
+        c.measurements().stream().map(Measurement::source).findFirst().ifPresent(sources::add);
+        if (c.measurements().isEmpty()) {
+            c.unknown().stream().map(JmhJson.Unknown::source).findFirst().ifPresent(sources::add);
+        }
+    }
+
+    /** The regular files of {@code dir} ending in {@code suffix}, by name; none when dir is absent. */
+    static List<Path> files(Path dir, String suffix) throws IOException {
+        if (!Files.isDirectory(dir)) {
+            return List.of();
+        }
+        try (Stream<Path> s = Files.list(dir)) {
+            return s.filter(Files::isRegularFile).filter(f -> f.getFileName().toString().endsWith(suffix))
+                    .sorted(Comparator.comparing(f -> f.getFileName().toString())).toList();
+        }
+    }
+
+    /** "name, driver_version, ..." header and the first GPU's row of nvidia-smi --format=csv, as gpu.* facts. */
+    static Map<String, String> nvidiaSmi(List<String> lines) {
+        Map<String, String> out = new LinkedHashMap<>();
+        if (lines.size() < 2) {
+            return out;
+        }
+        String[] keys = lines.get(0).split(",");
+        String[] values = lines.get(1).split(",");
+        for (int i = 0; i < Math.min(keys.length, values.length); i++) {
+            out.put("gpu." + keys[i].strip(), values[i].strip());
+        }
+        return out;
+    }
+
+    public List<Measurement> measurements() {
+        return measurements;
+    }
+
+    public List<Measurement> of(Platform p, Role role) {
+        return measurements.stream().filter(m -> m.platform() == p && m.role() == role).toList();
+    }
+
+    /** The first measurement of {@code impl} at exactly {@code shape} (rank included). */
+    public Optional<Measurement> find(String impl, Shape shape) {
+        return measurements.stream().filter(m -> m.impl().equals(impl) && m.shape().equals(shape)).findFirst();
+    }
+
+    /** The frozen base {@code baseId} at shape's N, d_in, d_out: the one run with the same r if any, else the first. */
+    public Optional<Measurement> base(String baseId, Shape shape) {
+        List<Measurement> same = measurements.stream().filter(m -> m.impl().equals(baseId)
+                && m.shape().base().equals(shape.base())).toList();
+        return same.stream().filter(m -> m.shape().r() == shape.r()).findFirst().or(() -> same.stream().findFirst());
+    }
+
+    public List<JmhJson.Unknown> unknown() {
+        return unknown;
+    }
+
+    public List<GpuLines.Kernel> kernels() {
+        return kernels;
+    }
+
+    /** The JVMs (name and version) the CPU-side JMH files report. */
+    public List<String> cpuJvms() {
+        return cpuJvms;
+    }
+
+    /** The JVMs the GPU-side JMH files report. */
+    public List<String> gpuJvms() {
+        return gpuJvms;
+    }
+
+    public List<String> notes() {
+        return notes;
+    }
+
+    public List<String> cpuSources() {
+        return cpuSources;
+    }
+
+    public List<String> gpuSources() {
+        return gpuSources;
+    }
+
+    public Map<String, String> gpuFacts() {
+        return gpuFacts;
+    }
+
+    /** BenchEnv's JSON, or null. */
+    public JsonNode cpuEnv() {
+        return cpuEnv;
+    }
+}

@@ -1,0 +1,197 @@
+package dev.rslora.bench.report;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The results generator on small synthetic raw files (see {@link Synthetic} for the numbers). */
+class ResultsReportTest {
+    @TempDir
+    Path tmp;
+
+    private String generate(Path raw, Path gpu) throws IOException {
+        Results res = Results.load(raw, gpu);
+        Path out = tmp.resolve("out/RESULTS.md");
+        ResultsReport.generate(res, out, tmp.resolve("out/r-vs-rank.png"), "2026-01-01T00:00:00Z");
+        return Files.readString(out, StandardCharsets.UTF_8);
+    }
+
+    private static String line(String md, String... parts) {
+        for (String l : md.split("\n")) {
+            boolean all = true;
+            for (String p : parts) {
+                all &= l.contains(p);
+            }
+            if (all) {
+                return l;
+            }
+        }
+        throw new AssertionError("no line with " + List.of(parts) + " in:\n" + md);
+    }
+
+    @Test
+    void cpuFiguresRatiosTargetsAndScaling() throws IOException {
+        Path raw = tmp.resolve("raw");
+        Synthetic.cpu(raw);
+        String md = generate(raw, null);
+        // ours at N=512, r=16: 5.632 ms, R = 1.1 ± 1.1·√2 %, 2,248,146,944 FLOP → 399.2 GFLOP/s
+        assertEquals("| 512 | 1024 | 16 | rslora cpu (Vector API) | 5.63 ± 0.06 | 399.2 | 1.100 ± 0.016 | 5 iterations, 99.9% CI |",
+                line(md, "| 512 | 1024 | 16 | rslora cpu"));
+        // the reference in s/op, converted to ms, no error
+        assertTrue(line(md, "| 512 | 1024 | 16 | rslora reference").contains("| 5500 ± n/a |"), md);
+        assertTrue(line(md, "| 512 | 1024 | 16 | rslora reference").contains("| 2.000 ± n/a |"), md);
+        // ours ÷ OpenBLAS: 1.1 against Haswell, 1/1.1 against Cooperlake
+        String vs = line(md, "| 2048 | 1024 | 64 |", "GFLOP/s →");
+        assertTrue(vs.contains("Haswell kernels") && vs.contains("→ 1.100 ±"), vs);
+        assertTrue(vs.contains("Cooperlake kernels") && vs.contains("→ 0.909 ±"), vs);
+        assertTrue(line(md, "ours ≥ 0.8× OpenBLAS at N=2048").contains("**met**: 0.909× the faster OpenBLAS"), md);
+        assertTrue(line(md, "ours ≥ 1.0× OpenBLAS at N=512").contains("**not met**: 0.909×"), md);
+        // machine facts
+        assertTrue(md.contains("Test CPU 9000") && md.contains("OPENBLAS_CORETYPE=Haswell")
+                && md.contains("OPENBLAS_CORETYPE unset (its own detection): runs **Cooperlake** kernels"), md);
+        assertTrue(md.contains("OpenJDK 64-Bit Server VM 25.0.3+9-LTS"), md);
+        // scaling: r 16 → 64 at N=512 costs 1.4/1.1 = ×1.27 for (1 + 3·64/1024)/(1 + 3·16/1024) = ×1.13 the work;
+        // N 512 → 2048 at r=16 costs ×4.00
+        assertTrue(line(md, "| 64 |", "(×1.27)").startsWith("| 64 | 1.13 |"), md);
+        assertTrue(line(md, "| 2048 | 4.00 |").contains("22.5 (×4.00)"), md);
+        // the unknown benchmark is listed, not dropped; 1 µs is 0.001 ms
+        assertTrue(line(md, "SomethingElse.run").contains("0.0010 ± 0.0001"), md);
+        // no GPU files: the GPU part says so
+        assertTrue(md.contains("GPU results: **not yet measured**"), md);
+        assertTrue(md.contains("Generated 2026-01-01T00:00:00Z") && md.contains("`jmh/bench.sh report`"), md);
+        byte[] png = Files.readAllBytes(tmp.resolve("out/r-vs-rank.png"));
+        assertArrayEquals(new byte[] {(byte) 0x89, 'P', 'N', 'G'}, java.util.Arrays.copyOf(png, 4));
+        assertTrue(md.contains("Panels: CPU fp32: N=512, d=1024; CPU fp32: N=2048, d=1024."), md);
+    }
+
+    @Test
+    void gpuFiguresTargetsAndPeft() throws IOException {
+        Path raw = tmp.resolve("raw");
+        Files.createDirectories(raw);
+        Path check = tmp.resolve("check");
+        Synthetic.gpu(check);
+        String md = generate(raw, check);
+        assertTrue(md.contains("CPU results: **not yet measured**"), md);
+        assertTrue(line(md, "| 8192 | 4096 | 16 | rslora cuda fused, eager").contains("| 1.200 ± 0.016 |"), md);
+        assertTrue(line(md, "| 8192 | 4096 | 16 | unfused cuBLAS chain").contains("| 1.50 ± 0.01 |"), md);
+        // bases after the LoRA rows, ours (JMH's cuBLAS) before torch's
+        assertTrue(md.indexOf("| cuBLAS frozen base (JMH) |") < md.indexOf("| torch nn.Linear frozen base"), md);
+        // PEFT divides by torch's base: 1.47; its error is (p90 − p10)/2
+        assertTrue(line(md, "| 8192 | 4096 | 16 | PyTorch PEFT").contains("| 1.47 ± 0.02 |"), md);
+        assertTrue(line(md, "| 8192 | 4096 | 16 | PyTorch PEFT").contains("| 1.470 ±"), md);
+        // cuda/dev v1: five kernels sum to 1.09 ms
+        assertTrue(line(md, "| 8192 | 4096 | 16 | rslora kernels v1").contains("| 1.09 ± n/a |"), md);
+        assertTrue(line(md, "R ≤ 1.10 at r=16", "eager").endsWith("| **not met** |"), md);
+        assertTrue(line(md, "R ≤ 1.10 at r=16", "CUDA graph").endsWith("| **met** |"), md);
+        assertTrue(line(md, "R ≤ 1.12 at r=64", "eager").contains("| not yet measured |"), md);
+        assertTrue(line(md, "faster than PEFT eager at r=16", "eager").contains("| 1.225× | **not met** |"), md);
+        assertTrue(line(md, "faster than PEFT eager at r=16", "CUDA graph").contains("| 1.400× | **met** |"), md);
+        // eager − graph = 0.15 ms ± √2·0.01
+        assertTrue(line(md, "| 8192 | 4096 | 16 | 1.47 |").endsWith("| 0.150 ± 0.014 |"), md);
+        assertTrue(md.contains("NVIDIA H200") && md.contains("driver_version 580.65") && md.contains("peft 0.18.0")
+                && md.contains("commit abc1234"), md);
+        assertTrue(line(md, "| v1 | 8192 | 4096 | 16 | forward |").contains("| 0.450 | 1000.0 |"), md);
+        assertTrue(md.contains("Panels: GPU bf16, p=0.1: N=8192, d=4096."), md);
+    }
+
+    @Test
+    void nothingMeasuredSaysSoAndRemovesAStalePlot() throws IOException {
+        Path raw = tmp.resolve("raw");
+        Files.createDirectories(raw);
+        Files.createDirectories(tmp.resolve("out"));
+        Files.writeString(tmp.resolve("out/r-vs-rank.png"), "stale");
+        String md = generate(raw, null);
+        assertTrue(md.contains("CPU results: **not yet measured**") && md.contains("GPU results: **not yet measured**"), md);
+        assertTrue(md.contains("## Plot: R against r\n\nnot yet measured"), md);
+        assertFalse(Files.exists(tmp.resolve("out/r-vs-rank.png")));
+    }
+
+    @Test
+    void gpuImportReplacesOnlyWithResults() throws IOException {
+        Path raw = tmp.resolve("raw");
+        Path gpuRaw = raw.resolve("gpu");
+        Files.createDirectories(gpuRaw);
+        Files.writeString(gpuRaw.resolve("README.md"), "kept");
+        Files.writeString(gpuRaw.resolve("jmh-gpu-r64.json"), "[]");
+        Path check = tmp.resolve("check");
+        Synthetic.gpu(check);
+        GpuImport.Outcome o = GpuImport.run(check, gpuRaw);
+        assertTrue(o.imported(), o.message());
+        assertEquals(List.of("README.md", "dev-bench-v1.jsonl", "gpu-info.csv", "jmh-gpu-r16.json", "peft.jsonl", "summary.txt"),
+                Results.files(gpuRaw, "").stream().map(f -> f.getFileName().toString()).toList());
+        // a later check that measured nothing (skipped everywhere) keeps these
+        Path empty = tmp.resolve("empty");
+        Synthetic.lines(empty.resolve("peft.jsonl"), "{\"kind\": \"skipped\", \"reason\": \"no CUDA\"}");
+        Synthetic.write(empty.resolve("jmh-gpu-r16.json"), List.of());
+        Synthetic.lines(empty.resolve("summary.txt"), "rslora gpu-check later");
+        GpuImport.Outcome kept = GpuImport.run(empty, gpuRaw);
+        assertFalse(kept.imported(), kept.message());
+        assertTrue(kept.message().contains("kept the previous"), kept.message());
+        assertTrue(Files.readString(gpuRaw.resolve("summary.txt")).contains("abc1234"));
+        String md = generate(raw, null);
+        assertTrue(md.contains("| 8192 | 4096 | 16 | rslora cuda fused, CUDA graph"), md);
+        assertThrows(IOException.class, () -> GpuImport.run(tmp.resolve("missing"), gpuRaw));
+    }
+
+    @Test
+    void badRawFilesAreRefusedNamingTheFileAndField() throws IOException {
+        Path raw = tmp.resolve("raw");
+        Synthetic.write(raw.resolve("cpu-bad.json"), List.of(Synthetic.jmh(Synthetic.B + "CpuLayerBenchmark.loraForwardBackward",
+                1.0, 0.1, "ms/op", "dIn=8", "dOut=8", "r=2")));
+        IOException e = assertThrows(IOException.class, () -> Results.load(raw, null));
+        assertTrue(e.getMessage().contains("cpu-bad.json element 0") && e.getMessage().contains("parameter 'n' missing"),
+                e.getMessage());
+        Path raw2 = tmp.resolve("raw2");
+        Synthetic.write(raw2.resolve("cpu-thrpt.json"), List.of(Synthetic.jmh(Synthetic.B + "CpuLayerBenchmark.loraForwardBackward",
+                1.0, 0.1, "ops/ms", "n=4", "dIn=8", "dOut=8", "r=2")));
+        e = assertThrows(IOException.class, () -> Results.load(raw2, null));
+        assertTrue(e.getMessage().contains("'ops/ms' is not a time per operation"), e.getMessage());
+        Path raw3 = tmp.resolve("raw3");
+        Synthetic.lines(raw3.resolve("gpu/peft.jsonl"), "{\"kind\": \"timing\", \"impl\": \"peft\", \"n\": 1}");
+        e = assertThrows(IOException.class, () -> Results.load(raw3, null));
+        assertTrue(e.getMessage().contains("peft.jsonl line 1") && e.getMessage().contains("'d_in'"), e.getMessage());
+    }
+
+    @Test
+    void aRunCutShortKeepsItsCompleteLines() throws IOException {
+        Path raw = tmp.resolve("raw");
+        Path check = tmp.resolve("check");
+        Synthetic.gpu(check);
+        String dev = Files.readString(check.resolve("dev-bench-v1.jsonl"));
+        // the last kernel line cut in half, and a JMH file the killed run left empty
+        Files.writeString(check.resolve("dev-bench-v1.jsonl"), dev.substring(0, dev.length() - 40));
+        Files.writeString(check.resolve("jmh-gpu-r64.json"), "");
+        Files.createDirectories(raw);
+        String md = generate(raw, check);
+        assertTrue(md.contains("dev-bench-v1.jsonl line 5: incomplete last line ignored"), md);
+        assertTrue(md.contains("jmh-gpu-r64.json: empty (the JMH run did not finish)"), md);
+        assertTrue(line(md, "| v1 | 8192 | 4096 | 16 | da |").contains("| 0.050 |"), md);
+        // four of five kernels: no cuda/dev step sum
+        assertFalse(md.contains("| 8192 | 4096 | 16 | rslora kernels v1"), md);
+        // a broken line before the last one is an error naming it
+        Files.writeString(check.resolve("peft.jsonl"), "{\"kind\": \"meta\"\n{\"kind\": \"meta\"}\n");
+        IOException e = assertThrows(IOException.class, () -> Results.load(raw, check));
+        assertTrue(e.getMessage().contains("peft.jsonl line 1 is not JSON"), e.getMessage());
+    }
+
+    @Test
+    void flopsFollowTheIssueFormulas() {
+        Shape s = new Shape(8192, 4096, 4096, 16);
+        assertEquals(4.0 * 8192 * 4096 * 4096, s.baseFlop());
+        assertEquals(s.baseFlop() + 6.0 * 8192 * 16 * 8192, s.loraFlop());
+        // PERFORMANCE.md §2: 549.8 GFLOP for the base at the reference shape; LoRA extra 3r/d of it
+        assertEquals(549.8, s.baseFlop() / 1e9, 0.05);
+        assertEquals(3.0 * 16 / 4096, (s.loraFlop() - s.baseFlop()) / s.baseFlop(), 1e-12);
+    }
+}

@@ -1,0 +1,136 @@
+package dev.rslora.bench.report;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+/** Writes small raw files in the formats the producers write (JMH -rf json, peft_peer.py, cuda/dev bench, nvidia-smi). */
+final class Synthetic {
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    private Synthetic() {
+    }
+
+    /** One JMH result element: benchmark FQN, params as "k=v" pairs, score ± error in unit. */
+    static ObjectNode jmh(String benchmark, double score, double error, String unit, String... params) {
+        ObjectNode o = JSON.createObjectNode();
+        o.put("jmhVersion", "1.37");
+        o.put("benchmark", benchmark);
+        o.put("mode", "avgt");
+        o.put("forks", 1);
+        o.put("jdkVersion", "25.0.3");
+        o.put("vmName", "OpenJDK 64-Bit Server VM");
+        o.put("vmVersion", "25.0.3+9-LTS");
+        o.put("measurementIterations", 5);
+        ObjectNode p = o.putObject("params");
+        for (String kv : params) {
+            int eq = kv.indexOf('=');
+            p.put(kv.substring(0, eq), kv.substring(eq + 1));
+        }
+        ObjectNode m = o.putObject("primaryMetric");
+        m.put("score", score);
+        if (Double.isNaN(error)) {
+            m.put("scoreError", "NaN");
+        } else {
+            m.put("scoreError", error);
+        }
+        m.put("scoreUnit", unit);
+        o.putObject("secondaryMetrics");
+        return o;
+    }
+
+    static void write(Path file, List<ObjectNode> elements) throws IOException {
+        ArrayNode a = JSON.createArrayNode();
+        elements.forEach(a::add);
+        Files.createDirectories(file.getParent());
+        Files.writeString(file, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(a), StandardCharsets.UTF_8);
+    }
+
+    static void lines(Path file, String... lines) throws IOException {
+        Files.createDirectories(file.getParent());
+        Files.writeString(file, String.join("\n", lines) + "\n", StandardCharsets.UTF_8);
+    }
+
+    static final String B = "dev.rslora.bench.";
+
+    /**
+     * The CPU suite at N=512 and 2048, d=1024, r=16 and 64: ours 10 % faster than Haswell, 10 % slower
+     * than Cooperlake; bases per implementation; the reference at the smallest shape only; one
+     * unknown benchmark; a cpu-env.json.
+     */
+    static void cpu(Path raw) throws IOException {
+        List<ObjectNode> ours = new java.util.ArrayList<>();
+        List<ObjectNode> blas = new java.util.ArrayList<>();
+        for (int n : new int[] {512, 2048}) {
+            double base = n / 100.0; // 5.12 ms and 20.48 ms
+            for (int r : new int[] {16, 64}) {
+                double lora = base * (1 + r / 160.0); // R = 1.1 at r=16, 1.4 at r=64
+                ours.add(jmh(B + "CpuLayerBenchmark.loraForwardBackward", lora, lora / 100, "ms/op",
+                        "n=" + n, "dIn=1024", "dOut=1024", "r=" + r, "dropout=0"));
+                blas.add(jmh(B + "OpenBlasLoraBenchmark.loraForwardBackward", lora * 1.1, 0.01, "ms/op",
+                        "core=Haswell", "d=1024", "n=" + n, "r=" + r));
+                blas.add(jmh(B + "OpenBlasLoraBenchmark.loraForwardBackward", lora / 1.1, 0.01, "ms/op",
+                        "core=Cooperlake", "d=1024", "n=" + n, "r=" + r));
+            }
+            ours.add(jmh(B + "CpuLayerBenchmark.baseForwardBackward", base, base / 100, "ms/op",
+                    "n=" + n, "dIn=1024", "dOut=1024", "r=16", "dropout=0"));
+            blas.add(jmh(B + "OpenBlasLoraBenchmark.baseForwardBackward", base, 0.01, "ms/op", "core=Haswell", "d=1024",
+                    "n=" + n, "r=16"));
+            blas.add(jmh(B + "OpenBlasLoraBenchmark.baseForwardBackward", base, 0.01, "ms/op", "core=Cooperlake", "d=1024",
+                    "n=" + n, "r=16"));
+        }
+        write(raw.resolve("cpu-ours-d1024.json"), ours);
+        write(raw.resolve("cpu-openblas-d1024.json"), blas);
+        write(raw.resolve("cpu-reference.json"), List.of(
+                jmh(B + "ReferenceLayerBenchmark.loraForwardBackward", 5.5, Double.NaN, "s/op",
+                        "n=512", "dIn=1024", "dOut=1024", "r=16", "dropout=0"),
+                jmh(B + "ReferenceLayerBenchmark.baseForwardBackward", 2.75, Double.NaN, "s/op",
+                        "n=512", "dIn=1024", "dOut=1024", "r=16", "dropout=0"),
+                jmh("org.example.SomethingElse.run", 1.0, 0.1, "us/op", "x=1")));
+        lines(raw.resolve("cpu-env.json"), "{\"date\": \"2026-01-02T03:04:05Z\", \"cpu_model\": \"Test CPU 9000\", "
+                + "\"cpu_vendor\": \"AuthenticAMD\", \"cpu_family_model\": \"26/2\", \"logical_cpus\": 2, \"isa\": \"avx2 avx512f\", "
+                + "\"memory\": \"1 kB\", \"load_average\": \"0.1\", \"os\": \"Linux\", \"vector_bits\": \"512-bit FloatVector\", "
+                + "\"openblas_environment\": {\"OPENBLAS_CORETYPE\": \"Haswell\"}, \"openblas\": [{\"requested\": \"auto\", "
+                + "\"core\": \"Cooperlake\", \"config\": \"OpenBLAS 0.3.31 DYNAMIC_ARCH\", \"threads\": \"2\"}]}");
+    }
+
+    /**
+     * A GPU check folder at N=8192, d=4096, r=16: cuBLAS base 1.0 ms, fused eager 1.2 ms (R 1.2), graph
+     * 1.05 ms (R 1.05), chain 1.5 ms; PEFT 1.47 ms over torch's base 1.0 ms; cuda/dev v1 kernels
+     * summing to 1.09 ms.
+     */
+    static void gpu(Path dir) throws IOException {
+        String[] p = {"n=8192", "d=4096", "r=16", "dropout=0.1"};
+        write(dir.resolve("jmh-gpu-r16.json"), List.of(
+                jmh(B + "CudaLayerBenchmark.cublasBase", 1.0, 0.01, "ms/op", p),
+                jmh(B + "CudaLayerBenchmark.fusedEager", 1.2, 0.01, "ms/op", p),
+                jmh(B + "CudaLayerBenchmark.fusedGraph", 1.05, 0.01, "ms/op", p),
+                jmh(B + "CudaLayerBenchmark.unfusedChain", 1500.0, 10.0, "us/op", p)));
+        lines(dir.resolve("peft.jsonl"),
+                "{\"kind\": \"meta\", \"device\": \"NVIDIA H200\", \"torch\": \"2.11.0\", \"torch_cuda\": \"13.0\", \"peft\": \"0.18.0\"}",
+                "{\"kind\": \"timing\", \"impl\": \"torch_base\", \"n\": 8192, \"d_in\": 4096, \"d_out\": 4096, \"r\": 0, "
+                        + "\"dropout\": 0.0, \"sets\": 2, \"median_ms\": 1.0, \"p10_ms\": 0.98, \"p90_ms\": 1.02, \"min_ms\": 0.97, \"reps\": 50}",
+                "{\"kind\": \"timing\", \"impl\": \"peft\", \"n\": 8192, \"d_in\": 4096, \"d_out\": 4096, \"r\": 16, "
+                        + "\"dropout\": 0.1, \"sets\": 2, \"adapter_dtype\": \"float32\", \"gamma\": 4.0, \"median_ms\": 1.47, "
+                        + "\"p10_ms\": 1.45, \"p90_ms\": 1.49, \"min_ms\": 1.44, \"reps\": 50}",
+                "{\"kind\": \"ratio\", \"impl\": \"peft\", \"n\": 8192, \"d_in\": 4096, \"d_out\": 4096, \"r\": 16, \"R\": 1.47}");
+        StringBuilder dev = new StringBuilder();
+        String[] kernels = {"down", "forward", "vdb", "da", "dx"};
+        double[] ms = {0.05, 0.45, 0.05, 0.05, 0.49};
+        for (int i = 0; i < kernels.length; i++) {
+            dev.append(String.format(java.util.Locale.ROOT, "{\"kind\": \"kernel\", \"device\": \"NVIDIA H200\", \"sm\": \"90\", "
+                    + "\"version\": 1, \"kernel\": \"%s\", \"dtype\": \"bf16\", \"n\": 8192, \"d_in\": 4096, \"d_out\": 4096, "
+                    + "\"r\": 16, \"dropout\": 0.1, \"reps\": 20, \"median_ms\": %.6f, \"flop\": %.0f}%n", kernels[i], ms[i], 1e12 * ms[i]));
+        }
+        lines(dir.resolve("dev-bench-v1.jsonl"), dev.toString().strip());
+        lines(dir.resolve("gpu-info.csv"), "name, driver_version, memory.total [MiB]", "NVIDIA H200, 580.65, 143771 MiB");
+        lines(dir.resolve("summary.txt"), "rslora gpu-check 2026-02-03T04:05:06Z, commit abc1234, 300 s", "step state");
+        lines(dir.resolve("gpu-tests.log"), "not imported");
+    }
+}
