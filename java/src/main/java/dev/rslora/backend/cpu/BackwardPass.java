@@ -1,0 +1,334 @@
+package dev.rslora.backend.cpu;
+
+import dev.rslora.backend.LoraParams;
+import dev.rslora.core.GradMode;
+import dev.rslora.tensor.Tensor;
+
+import java.lang.foreign.MemorySegment;
+
+import static dev.rslora.backend.cpu.MicroKernel.MR;
+import static dev.rslora.backend.cpu.MicroKernel.NR;
+import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
+
+/**
+ * One backward call (W frozen):
+ * <pre>
+ *   per chunk of rows (dY chunk read once into dyc [mc, d_out] and dY panels):
+ *     V tile    = dY[MR, d_out] · B panel                         (K = d_out)  → vc [mc, r], vt [r, mc]
+ *     dBᵀ part += Uᵀ[MR of r, mc] · dY panel                      (K = mc, per-worker partial)
+ *     dA  part += Vᵀ[MR of r, mc] · D(X) panel                    (K = mc, per-worker partial; the
+ *                 keep bits of the chunk are generated once here and reused by dX)
+ *     dX tile   = mask ⊙ (V[MR, r] · (γA) panel) + dY[MR, d_out] · W panel   (K = r, then K = d_out,
+ *                 the same accumulators; dX is written once)
+ *   reduction:  dA = γ·Σ_w partA[w] (+ old),  dB = γ·(Σ_w partB[w])ᵀ (+ old), w in increasing order
+ * </pre>
+ * Rows are split over workers statically ({@link Split}); with few rows the LoRA part is split by
+ * rows and dX by d_in panels, in two jobs.
+ */
+final class BackwardPass {
+    private final LoraParams p;
+    private final CpuFrozenWeight w;
+    private final Tensor x;
+    private final Tensor u;
+    private final Tensor dy;
+    private final Tensor dx;
+    private final Tensor gradA;
+    private final Tensor gradB;
+    private final MemorySegment bP;
+    private final MemorySegment gaP;
+    private final Scratch[] scratch;
+    private final int workers;
+    private final boolean active;
+    private final MaskBits mask;
+    private final int n;
+    private final int dIn;
+    private final int dOut;
+    private final int r;
+    private final int rPad;
+    private final int words;
+    private final boolean byRows;
+    /** V [nPad, r] shared by the two jobs of the column-split path (null on the row path). */
+    private final float[] vAll;
+
+    /**
+     * @param bP   B packed direct (panels over r, K = d_out); null when the adapter is inactive
+     * @param gaP  γA packed direct (panels over d_in, K = r); null when inactive
+     * @param vAll V buffer of at least padRows(n)·r floats for the column-split path, else null
+     */
+    BackwardPass(LoraParams p, CpuFrozenWeight w, Tensor x, Tensor u, Tensor dy, Tensor dx, Tensor gradA,
+                 Tensor gradB, MemorySegment bP, MemorySegment gaP, Scratch[] scratch, float[] vAll) {
+        this.p = p;
+        this.w = w;
+        this.x = x;
+        this.u = u;
+        this.dy = dy;
+        this.dx = dx;
+        this.gradA = gradA;
+        this.gradB = gradB;
+        this.bP = bP;
+        this.gaP = gaP;
+        this.scratch = scratch;
+        this.workers = scratch.length;
+        this.active = p.adapterActive();
+        this.mask = MaskBits.of(p);
+        this.n = p.n();
+        this.dIn = p.dIn();
+        this.dOut = p.dOut();
+        this.r = p.rank();
+        this.rPad = Split.padRows(r);
+        this.words = MaskBits.words(dIn);
+        this.byRows = Split.byRows(n, workers);
+        this.vAll = vAll;
+    }
+
+    /** Whether this shape takes the column-split path (and so needs a shared V buffer). */
+    static boolean needsSharedV(int n, int workers) {
+        return !Split.byRows(n, workers);
+    }
+
+    void run(WorkerPool pool, boolean parallel) {
+        if (byRows) {
+            pool.run(this::byRows, parallel);
+        } else {
+            if (active) {
+                pool.run(this::loraByRows, parallel);
+            }
+            if (dx != null) {
+                pool.run(this::dxByColumns, parallel);
+            }
+        }
+        if (active) {
+            pool.run(this::reduce, parallel);
+        }
+    }
+
+    /** Worker wk: the whole backward of each chunk of its rows. */
+    private void byRows(int wk) {
+        Scratch s = scratch[wk];
+        int start = Split.rowStart(n, workers, wk);
+        int end = Split.rowStart(n, workers, wk + 1);
+        for (int c0 = start; c0 < end; c0 += Split.MC) {
+            int c1 = Math.min(c0 + Split.MC, end);
+            loadDy(s, c0, c1);
+            if (active) {
+                lora(s, c0, c1, c0 == start, s.vc, 0);
+            }
+            if (dx != null) {
+                computeDx(s, c0, c1, 0, Panels.panels(dIn), s.vc, 0);
+            }
+        }
+    }
+
+    /** Worker wk: V (into vAll), dBᵀ and dA partials for each chunk of its rows. */
+    private void loraByRows(int wk) {
+        Scratch s = scratch[wk];
+        int start = Split.rowStart(n, workers, wk);
+        int end = Split.rowStart(n, workers, wk + 1);
+        for (int c0 = start; c0 < end; c0 += Split.MC) {
+            int c1 = Math.min(c0 + Split.MC, end);
+            loadDy(s, c0, c1);
+            lora(s, c0, c1, c0 == start, vAll, c0 * r);
+        }
+    }
+
+    /** Worker wk: dX for its share of the d_in panels, all rows. */
+    private void dxByColumns(int wk) {
+        int panels = Panels.panels(dIn);
+        int pk0 = Split.part(panels, workers, wk);
+        int pk1 = Split.part(panels, workers, wk + 1);
+        if (pk0 == pk1) {
+            return;
+        }
+        Scratch s = scratch[wk];
+        for (int c0 = 0; c0 < n; c0 += Split.MC) {
+            int c1 = Math.min(c0 + Split.MC, n);
+            loadDy(s, c0, c1);
+            if (mask != null) {
+                int word0 = (int) ((long) pk0 * NR / 64);
+                int word1 = (int) (((long) pk1 * NR + 63) / 64);
+                s.bits = Scratch.grow(s.bits, (long) Split.padRows(c1 - c0) * words);
+                for (int i = 0; i < c1 - c0; i++) {
+                    mask.row(c0 + i, word0, word1, dIn, s.bits, i * words);
+                }
+            }
+            computeDx(s, c0, c1, pk0, pk1, active ? vAll : null, c0 * r);
+        }
+    }
+
+    /** dyc = dY[c0:c1] as fp32, row-major [mcPad, d_out]. */
+    private void loadDy(Scratch s, int c0, int c1) {
+        int mc = c1 - c0;
+        s.dyc = Scratch.grow(s.dyc, (long) Split.padRows(mc) * dOut);
+        Convert.load(dy, (long) c0 * dOut, mc * dOut, s.dyc, 0);
+    }
+
+    /**
+     * The LoRA part of chunk [c0, c1): V rows into {@code v} (row-major, lda r, chunk row 0 at
+     * {@code vOff}) and vt; the chunk's keep bits into s.bits; the dBᵀ and dA partials
+     * (assigned when {@code first}, else accumulated).
+     */
+    private void lora(Scratch s, int c0, int c1, boolean first, float[] v, int vOff) {
+        int mc = c1 - c0;
+        int mcPad = Split.padRows(mc);
+        if (v == s.vc) {
+            s.vc = Scratch.grow(s.vc, (long) mcPad * r);
+            v = s.vc;
+        }
+        s.vt = Scratch.grow(s.vt, (long) rPad * Split.MC);
+        s.ut = Scratch.grow(s.ut, (long) rPad * Split.MC);
+        s.row = Scratch.grow(s.row, Math.max(dIn, Math.max(dOut, r)));
+        float[] tile = s.tile;
+        long chunkPanel = (long) mc * PANEL_ROW_BYTES;
+
+        // dY chunk as direct panels over d_out (B operand of dBᵀ, K = mc).
+        MemorySegment dyPack = s.dyPack.ensure(Panels.bytes(dOut, mc));
+        for (int i = 0; i < mc; i++) {
+            Panels.packRow(s.dyc, i * dOut, dOut, 1f, dyPack, i * PANEL_ROW_BYTES, chunkPanel);
+        }
+
+        // V = dY·B, tiles of MR rows × NR columns of r.
+        for (int pj = 0; pj < Panels.panels(r); pj++) {
+            long bOff = (long) pj * dOut * PANEL_ROW_BYTES;
+            int j0 = pj * NR;
+            int jn = Math.min(NR, r - j0);
+            for (int it = 0; it < mc; it += MR) {
+                MicroKernel.mma(s.dyc, it * dOut, dOut, bP, bOff, dOut, tile, 0, false);
+                int rows = Math.min(MR, mc - it);
+                for (int m = 0; m < rows; m++) {
+                    int i = it + m;
+                    System.arraycopy(tile, m * NR, v, vOff + i * r + j0, jn);
+                    for (int j = 0; j < jn; j++) {
+                        s.vt[(j0 + j) * Split.MC + i] = tile[m * NR + j];
+                    }
+                }
+            }
+        }
+
+        // Uᵀ of the chunk (A operand of dBᵀ).
+        for (int i = 0; i < mc; i++) {
+            Convert.load(u, (long) (c0 + i) * r, r, s.row, 0);
+            for (int j = 0; j < r; j++) {
+                s.ut[j * Split.MC + i] = s.row[j];
+            }
+        }
+
+        // dBᵀ partial += Uᵀ·dY  [r, d_out]
+        int po = Panels.panels(dOut);
+        s.partB = Scratch.grow(s.partB, (long) rPad * po * NR);
+        for (int jt = 0; jt < rPad; jt += MR) {
+            for (int q = 0; q < po; q++) {
+                MicroKernel.mma(s.ut, jt * Split.MC, Split.MC, dyPack, q * chunkPanel, mc, s.partB,
+                        (jt / MR * po + q) * MR * NR, !first);
+            }
+        }
+
+        // Keep bits and D(X) of the chunk as direct panels over d_in (B operand of dA, K = mc).
+        MemorySegment dxPack = s.dxPack.ensure(Panels.bytes(dIn, mc));
+        if (mask != null) {
+            s.bits = Scratch.grow(s.bits, (long) mcPad * words);
+        }
+        for (int i = 0; i < mc; i++) {
+            Convert.load(x, (long) (c0 + i) * dIn, dIn, s.row, 0);
+            if (mask != null) {
+                mask.row(c0 + i, dIn, s.bits, i * words);
+                mask.apply(s.row, 0, s.bits, i * words, dIn, s.row, 0);
+            }
+            Panels.packRow(s.row, 0, dIn, 1f, dxPack, i * PANEL_ROW_BYTES, chunkPanel);
+        }
+
+        // dA partial += Vᵀ·D(X)  [r, d_in]
+        int pk = Panels.panels(dIn);
+        s.partA = Scratch.grow(s.partA, (long) rPad * pk * NR);
+        for (int jt = 0; jt < rPad; jt += MR) {
+            for (int q = 0; q < pk; q++) {
+                MicroKernel.mma(s.vt, jt * Split.MC, Split.MC, dxPack, q * chunkPanel, mc, s.partA,
+                        (jt / MR * pk + q) * MR * NR, !first);
+            }
+        }
+    }
+
+    /**
+     * dX[c0:c1, panels pk0..pk1) = mask ⊙ (V·γA) + dY·W. V rows from {@code v} (lda r, chunk row 0
+     * at {@code vOff}); null when the adapter is inactive.
+     */
+    private void computeDx(Scratch s, int c0, int c1, int pk0, int pk1, float[] v, int vOff) {
+        int mc = c1 - c0;
+        float[] tile = s.tile;
+        boolean lora = active && v != null;
+        for (int pk = pk0; pk < pk1; pk++) {
+            long wOff = (long) pk * dOut * PANEL_ROW_BYTES;
+            long aOff = (long) pk * r * PANEL_ROW_BYTES;
+            int k0 = pk * NR;
+            int kn = Math.min(NR, dIn - k0);
+            for (int it = 0; it < mc; it += MR) {
+                if (lora) {
+                    MicroKernel.mma(v, vOff + it * r, r, gaP, aOff, r, tile, 0, false);
+                    if (mask != null) {
+                        for (int m = 0; m < MR; m++) {
+                            mask.applyToTileRow(tile, m * NR, s.bits, (it + m) * words, k0);
+                        }
+                    }
+                }
+                MicroKernel.mma(s.dyc, it * dOut, dOut, w.backward, wOff, dOut, tile, 0, lora);
+                int rows = Math.min(MR, mc - it);
+                for (int m = 0; m < rows; m++) {
+                    Convert.store(tile, m * NR, kn, dx, (long) (c0 + it + m) * dIn + k0);
+                }
+            }
+        }
+    }
+
+    /** Worker wk: its share of the rows of dA [r, d_in] and of dB [d_out, r]. */
+    private void reduce(int wk) {
+        Scratch s = scratch[wk];
+        float g = (float) p.gamma();
+        boolean acc = p.gradMode() == GradMode.ACCUMULATE;
+        int width = Math.max(Panels.panels(dIn) * NR, r);
+        s.row = Scratch.grow(s.row, width);
+        s.dyc = Scratch.grow(s.dyc, width);
+        float[] sum = s.row;
+        float[] old = s.dyc;
+        int contributors = 0;
+        Scratch[] from = new Scratch[workers];
+        for (int v = 0; v < workers; v++) {
+            if (Split.rowStart(n, workers, v) < Split.rowStart(n, workers, v + 1)) {
+                from[contributors++] = scratch[v];
+            }
+        }
+        // dA rows j: Σ over contributing workers, in worker order.
+        int pk = Panels.panels(dIn);
+        for (int j = Split.part(r, workers, wk); j < Split.part(r, workers, wk + 1); j++) {
+            int tileRow = j / MR * pk * MR * NR + (j % MR) * NR;
+            for (int q = 0; q < pk; q++) {
+                int at = tileRow + q * MR * NR;
+                System.arraycopy(from[0].partA, at, sum, q * NR, NR);
+                for (int c = 1; c < contributors; c++) {
+                    TileOps.addPadded(sum, q * NR, from[c].partA, at, NR);
+                }
+            }
+            if (acc) {
+                Convert.load(gradA, (long) j * dIn, dIn, old, 0);
+            }
+            TileOps.scaleAdd(sum, dIn, g, acc ? old : null);
+            Convert.store(sum, 0, dIn, gradA, (long) j * dIn);
+        }
+        // dB rows o: dB[o, j] = γ·Σ partB[j, o] (transposing the dBᵀ tiles).
+        int po = Panels.panels(dOut);
+        for (int o = Split.part(dOut, workers, wk); o < Split.part(dOut, workers, wk + 1); o++) {
+            int colInTile = (o / NR) * MR * NR + o % NR;
+            for (int j = 0; j < r; j++) {
+                int at = (j / MR * po) * MR * NR + (j % MR) * NR + colInTile;
+                float t = from[0].partB[at];
+                for (int c = 1; c < contributors; c++) {
+                    t += from[c].partB[at];
+                }
+                sum[j] = t;
+            }
+            if (acc) {
+                Convert.load(gradB, (long) o * r, r, old, 0);
+            }
+            TileOps.scaleAdd(sum, r, g, acc ? old : null);
+            Convert.store(sum, 0, r, gradB, (long) o * r);
+        }
+    }
+}

@@ -1,0 +1,183 @@
+package dev.rslora.backend.cpu;
+
+import dev.rslora.backend.LoraParams;
+import dev.rslora.tensor.Tensor;
+
+import java.lang.foreign.MemorySegment;
+
+import static dev.rslora.backend.cpu.MicroKernel.MR;
+import static dev.rslora.backend.cpu.MicroKernel.NR;
+import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
+
+/**
+ * One forward call, {@code U = D(X)·Aᵀ} [n, r] and {@code Y = X·Wᵀ + b + γ·U·Bᵀ} [n, d_out]:
+ * <pre>
+ *   per chunk of rows: X chunk → fp32 (xc); D(X) chunk (dxc, dropout only)
+ *     U tile  = D(X)[MR, d_in] · Aᵀ panel                                  (K = d_in)
+ *     Y tile  = X[MR, d_in] · Wᵀ panel  +  U[MR, r] · (γBᵀ) panel  + b     (K = d_in, then K = r,
+ *               the same 16 accumulators: Y is written once)
+ * </pre>
+ * With enough rows each worker takes a row range and does U then Y for each of its chunks;
+ * otherwise (small N) U is split by rows and Y by d_out panels, in two jobs.
+ */
+final class ForwardPass {
+    private final LoraParams p;
+    private final CpuFrozenWeight w;
+    private final Tensor x;
+    private final Tensor y;
+    private final Tensor u;
+    private final MemorySegment aT;
+    private final MemorySegment gbT;
+    private final Scratch[] scratch;
+    private final int workers;
+    private final boolean active;
+    private final MaskBits mask;
+    private final int n;
+    private final int dIn;
+    private final int dOut;
+    private final int r;
+
+    /**
+     * @param aT  Aᵀ packed (transposed panels of A [r, d_in]), null when the adapter is inactive
+     * @param gbT (γB)ᵀ packed (transposed panels of B [d_out, r] times γ), null when inactive
+     * @param u   U [n, r] F32 output, null when inactive
+     */
+    ForwardPass(LoraParams p, CpuFrozenWeight w, Tensor x, Tensor y, Tensor u, MemorySegment aT, MemorySegment gbT,
+                Scratch[] scratch) {
+        this.p = p;
+        this.w = w;
+        this.x = x;
+        this.y = y;
+        this.u = u;
+        this.aT = aT;
+        this.gbT = gbT;
+        this.scratch = scratch;
+        this.workers = scratch.length;
+        this.active = p.adapterActive();
+        this.mask = MaskBits.of(p);
+        this.n = p.n();
+        this.dIn = p.dIn();
+        this.dOut = p.dOut();
+        this.r = p.rank();
+    }
+
+    void run(WorkerPool pool, boolean parallel) {
+        if (Split.byRows(n, workers)) {
+            pool.run(this::byRows, parallel);
+        } else {
+            if (active) {
+                pool.run(this::uByRows, parallel);
+            }
+            pool.run(this::yByColumns, parallel);
+        }
+    }
+
+    /** Worker wk: U then Y for each chunk of its rows. */
+    private void byRows(int wk) {
+        Scratch s = scratch[wk];
+        int end = Split.rowStart(n, workers, wk + 1);
+        for (int c0 = Split.rowStart(n, workers, wk); c0 < end; c0 += Split.MC) {
+            int c1 = Math.min(c0 + Split.MC, end);
+            loadX(s, c0, c1);
+            if (active) {
+                computeU(s, c0, c1);
+            }
+            computeY(s, c0, c1, 0, Panels.panels(dOut));
+        }
+    }
+
+    /** Worker wk: U for each chunk of its rows. */
+    private void uByRows(int wk) {
+        Scratch s = scratch[wk];
+        int end = Split.rowStart(n, workers, wk + 1);
+        for (int c0 = Split.rowStart(n, workers, wk); c0 < end; c0 += Split.MC) {
+            int c1 = Math.min(c0 + Split.MC, end);
+            loadX(s, c0, c1);
+            computeU(s, c0, c1);
+        }
+    }
+
+    /** Worker wk: Y for its share of the d_out panels, all rows (U read back from the u tensor). */
+    private void yByColumns(int wk) {
+        int panels = Panels.panels(dOut);
+        int po0 = Split.part(panels, workers, wk);
+        int po1 = Split.part(panels, workers, wk + 1);
+        if (po0 == po1) {
+            return;
+        }
+        Scratch s = scratch[wk];
+        for (int c0 = 0; c0 < n; c0 += Split.MC) {
+            int c1 = Math.min(c0 + Split.MC, n);
+            loadX(s, c0, c1);
+            if (active) {
+                int mc = c1 - c0;
+                s.uc = Scratch.grow(s.uc, (long) Split.padRows(mc) * r);
+                Convert.load(u, (long) c0 * r, mc * r, s.uc, 0);
+            }
+            computeY(s, c0, c1, po0, po1);
+        }
+    }
+
+    /** xc = X[c0:c1] as fp32, row-major [mcPad, d_in]. */
+    private void loadX(Scratch s, int c0, int c1) {
+        int mc = c1 - c0;
+        s.xc = Scratch.grow(s.xc, (long) Split.padRows(mc) * dIn);
+        Convert.load(x, (long) c0 * dIn, mc * dIn, s.xc, 0);
+    }
+
+    /** U[c0:c1] = D(X)·Aᵀ into the u tensor and uc (row-major [mcPad, r]). */
+    private void computeU(Scratch s, int c0, int c1) {
+        int mc = c1 - c0;
+        float[] src = s.xc;
+        if (mask != null) {
+            s.dxc = Scratch.grow(s.dxc, (long) Split.padRows(mc) * dIn);
+            s.bits = Scratch.grow(s.bits, MaskBits.words(dIn));
+            for (int i = 0; i < mc; i++) {
+                mask.row(c0 + i, dIn, s.bits, 0);
+                mask.apply(s.xc, i * dIn, s.bits, 0, dIn, s.dxc, i * dIn);
+            }
+            src = s.dxc;
+        }
+        s.uc = Scratch.grow(s.uc, (long) Split.padRows(mc) * r);
+        float[] tile = s.tile;
+        for (int pj = 0; pj < Panels.panels(r); pj++) {
+            long bOff = (long) pj * dIn * PANEL_ROW_BYTES;
+            int j0 = pj * NR;
+            int jn = Math.min(NR, r - j0);
+            for (int it = 0; it < mc; it += MR) {
+                MicroKernel.mma(src, it * dIn, dIn, aT, bOff, dIn, tile, 0, false);
+                int rows = Math.min(MR, mc - it);
+                for (int m = 0; m < rows; m++) {
+                    System.arraycopy(tile, m * NR, s.uc, (it + m) * r + j0, jn);
+                    Convert.store(tile, m * NR, jn, u, (long) (c0 + it + m) * r + j0);
+                }
+            }
+        }
+    }
+
+    /** Y[c0:c1, panels po0..po1) = X·Wᵀ + U·(γB)ᵀ + b. */
+    private void computeY(Scratch s, int c0, int c1, int po0, int po1) {
+        int mc = c1 - c0;
+        float[] tile = s.tile;
+        boolean bias = w.bias() != null;
+        for (int po = po0; po < po1; po++) {
+            long wOff = (long) po * dIn * PANEL_ROW_BYTES;
+            long bOff = (long) po * r * PANEL_ROW_BYTES;
+            int o0 = po * NR;
+            int on = Math.min(NR, dOut - o0);
+            for (int it = 0; it < mc; it += MR) {
+                MicroKernel.mma(s.xc, it * dIn, dIn, w.forward, wOff, dIn, tile, 0, false);
+                if (active) {
+                    MicroKernel.mma(s.uc, it * r, r, gbT, bOff, r, tile, 0, true);
+                }
+                int rows = Math.min(MR, mc - it);
+                for (int m = 0; m < rows; m++) {
+                    if (bias) {
+                        TileOps.addPadded(tile, m * NR, w.biasF32, o0, NR);
+                    }
+                    Convert.store(tile, m * NR, on, y, (long) (c0 + it + m) * dOut + o0);
+                }
+            }
+        }
+    }
+}
