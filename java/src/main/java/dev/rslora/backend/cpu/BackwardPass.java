@@ -4,7 +4,11 @@ import dev.rslora.backend.LoraParams;
 import dev.rslora.core.GradMode;
 import dev.rslora.tensor.Tensor;
 
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
 import java.lang.foreign.MemorySegment;
+import java.util.concurrent.atomic.AtomicInteger;
 
 import static dev.rslora.backend.cpu.MicroKernel.MR;
 import static dev.rslora.backend.cpu.MicroKernel.NR;
@@ -20,10 +24,11 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  *                 keep bits of the chunk are generated once here and reused by dX)
  *     dX tile   = mask ⊙ (V[MR, r] · (γA) panel) + dY[MR, d_out] · W panel   (K = r, then K = d_out,
  *                 the same accumulators; dX is written once)
- *   reduction:  dA = γ·Σ_w partA[w] (+ old),  dB = γ·(Σ_w partB[w])ᵀ (+ old), w in increasing order
+ *   reduction:  dA = γ·Σ_w partA[w] (+ old),  dB = γ·(Σ_w partB[w])ᵀ (+ old), w in increasing order,
+ *               done by the last worker to finish (no barrier; the order is fixed, not who runs it)
  * </pre>
- * Rows are split over workers statically ({@link Split}); with few rows the LoRA part is split by
- * rows and dX by d_in panels, in two jobs.
+ * Rows are split over workers statically ({@link Split}); each worker packs the B and γA panels
+ * it needs itself. With few rows the LoRA part is split by rows and dX by d_in panels, in two jobs.
  */
 final class BackwardPass {
     private final LoraParams p;
@@ -34,8 +39,10 @@ final class BackwardPass {
     private final Tensor dx;
     private final Tensor gradA;
     private final Tensor gradB;
-    private final MemorySegment bP;
-    private final MemorySegment gaP;
+    private final Tensor a;
+    private final Tensor b;
+    private final float gamma;
+    private final AtomicInteger arrived = new AtomicInteger();
     private final Scratch[] scratch;
     private final int workers;
     private final boolean active;
@@ -51,12 +58,11 @@ final class BackwardPass {
     private final float[] vAll;
 
     /**
-     * @param bP   B packed direct (panels over r, K = d_out); null when the adapter is inactive
-     * @param gaP  γA packed direct (panels over d_in, K = r); null when inactive
-     * @param vAll V buffer of at least padRows(n)·r floats for the column-split path, else null
+     * @param vAll V buffer of at least padRows(n)·r floats for the column-split path, else null;
+     *             x, a, b, u, gradA, gradB are null when the adapter is inactive
      */
-    BackwardPass(LoraParams p, CpuFrozenWeight w, Tensor x, Tensor u, Tensor dy, Tensor dx, Tensor gradA,
-                 Tensor gradB, MemorySegment bP, MemorySegment gaP, Scratch[] scratch, float[] vAll) {
+    BackwardPass(LoraParams p, CpuFrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy, Tensor dx,
+                 Tensor gradA, Tensor gradB, Scratch[] scratch, float[] vAll) {
         this.p = p;
         this.w = w;
         this.x = x;
@@ -65,8 +71,9 @@ final class BackwardPass {
         this.dx = dx;
         this.gradA = gradA;
         this.gradB = gradB;
-        this.bP = bP;
-        this.gaP = gaP;
+        this.a = a;
+        this.b = b;
+        this.gamma = (float) p.gamma();
         this.scratch = scratch;
         this.workers = scratch.length;
         this.active = p.adapterActive();
@@ -97,38 +104,67 @@ final class BackwardPass {
                 pool.run(this::dxByColumns, parallel);
             }
         }
-        if (active) {
-            pool.run(this::reduce, parallel);
-        }
     }
 
-    /** Worker wk: the whole backward of each chunk of its rows. */
+    /** Worker wk: the whole backward of each chunk of its rows; the last worker reduces dA, dB. */
     private void byRows(int wk) {
         Scratch s = scratch[wk];
         int start = Split.rowStart(n, workers, wk);
         int end = Split.rowStart(n, workers, wk + 1);
-        for (int c0 = start; c0 < end; c0 += Split.MC) {
-            int c1 = Math.min(c0 + Split.MC, end);
-            loadDy(s, c0, c1);
-            if (active) {
-                lora(s, c0, c1, c0 == start, s.vc, 0);
-            }
-            if (dx != null) {
-                computeDx(s, c0, c1, 0, Panels.panels(dIn), s.vc, 0);
+        if (start < end) {
+            MemorySegment bP = active ? packB(s) : null;
+            MemorySegment gaP = active && dx != null ? packGA(s) : null;
+            for (int c0 = start; c0 < end; c0 += Split.MC) {
+                int c1 = Math.min(c0 + Split.MC, end);
+                loadDy(s, c0, c1);
+                if (active) {
+                    lora(s, c0, c1, c0 == start, s.vc, 0, bP);
+                }
+                if (dx != null) {
+                    computeDx(s, c0, c1, 0, Panels.panels(dIn), s.vc, 0, gaP);
+                }
             }
         }
+        arrive(s);
     }
 
-    /** Worker wk: V (into vAll), dBᵀ and dA partials for each chunk of its rows. */
+    /** Worker wk: V (into vAll), dBᵀ and dA partials for each chunk of its rows; the last reduces. */
     private void loraByRows(int wk) {
         Scratch s = scratch[wk];
         int start = Split.rowStart(n, workers, wk);
         int end = Split.rowStart(n, workers, wk + 1);
-        for (int c0 = start; c0 < end; c0 += Split.MC) {
-            int c1 = Math.min(c0 + Split.MC, end);
-            loadDy(s, c0, c1);
-            lora(s, c0, c1, c0 == start, vAll, c0 * r);
+        if (start < end) {
+            MemorySegment bP = packB(s);
+            for (int c0 = start; c0 < end; c0 += Split.MC) {
+                int c1 = Math.min(c0 + Split.MC, end);
+                loadDy(s, c0, c1);
+                lora(s, c0, c1, c0 == start, vAll, c0 * r, bP);
+            }
         }
+        arrive(s);
+    }
+
+    /** Counts this worker in; the last one (all partials final) performs the reduction. */
+    private void arrive(Scratch s) {
+        if (active && arrived.incrementAndGet() == workers) {
+            reduce(s);
+        }
+    }
+
+    /** This worker's B panels (direct panels of B [d_out, r], K = d_out). */
+    private MemorySegment packB(Scratch s) {
+        MemorySegment bP = s.bP.ensure(Panels.bytes(r, dOut));
+        s.row = Scratch.grow(s.row, Math.max(r, dIn));
+        Panels.packDirect(b, 1f, bP, 0, dOut, s.row);
+        return bP;
+    }
+
+    /** This worker's γA panels (direct panels of γ·A [r, d_in], K = r). */
+    private MemorySegment packGA(Scratch s) {
+        MemorySegment gaP = s.gaP.ensure(Panels.bytes(dIn, r));
+        s.row = Scratch.grow(s.row, Math.max(r, dIn));
+        Panels.packDirect(a, gamma, gaP, 0, r, s.row);
+        return gaP;
     }
 
     /** Worker wk: dX for its share of the d_in panels, all rows. */
@@ -140,6 +176,7 @@ final class BackwardPass {
             return;
         }
         Scratch s = scratch[wk];
+        MemorySegment gaP = active ? packGA(s) : null;
         for (int c0 = 0; c0 < n; c0 += Split.MC) {
             int c1 = Math.min(c0 + Split.MC, n);
             loadDy(s, c0, c1);
@@ -151,7 +188,7 @@ final class BackwardPass {
                     mask.row(c0 + i, word0, word1, dIn, s.bits, i * words);
                 }
             }
-            computeDx(s, c0, c1, pk0, pk1, active ? vAll : null, c0 * r);
+            computeDx(s, c0, c1, pk0, pk1, active ? vAll : null, c0 * r, gaP);
         }
     }
 
@@ -167,7 +204,7 @@ final class BackwardPass {
      * {@code vOff}) and vt; the chunk's keep bits into s.bits; the dBᵀ and dA partials
      * (assigned when {@code first}, else accumulated).
      */
-    private void lora(Scratch s, int c0, int c1, boolean first, float[] v, int vOff) {
+    private void lora(Scratch s, int c0, int c1, boolean first, float[] v, int vOff, MemorySegment bP) {
         int mc = c1 - c0;
         int mcPad = Split.padRows(mc);
         if (v == s.vc) {
@@ -251,7 +288,7 @@ final class BackwardPass {
      * dX[c0:c1, panels pk0..pk1) = mask ⊙ (V·γA) + dY·W. V rows from {@code v} (lda r, chunk row 0
      * at {@code vOff}); null when the adapter is inactive.
      */
-    private void computeDx(Scratch s, int c0, int c1, int pk0, int pk1, float[] v, int vOff) {
+    private void computeDx(Scratch s, int c0, int c1, int pk0, int pk1, float[] v, int vOff, MemorySegment gaP) {
         int mc = c1 - c0;
         float[] tile = s.tile;
         boolean lora = active && v != null;
@@ -278,57 +315,83 @@ final class BackwardPass {
         }
     }
 
-    /** Worker wk: its share of the rows of dA [r, d_in] and of dB [d_out, r]. */
-    private void reduce(int wk) {
-        Scratch s = scratch[wk];
-        float g = (float) p.gamma();
+    /**
+     * dA [r, d_in] = γ·Σ partA (+ old) and dB [d_out, r] = γ·(Σ partB)ᵀ (+ old), summing the
+     * partials of the workers that had rows in increasing worker order. dB rows are gathered
+     * across the dBᵀ tiles, L values of r at a time.
+     */
+    private void reduce(Scratch s) {
         boolean acc = p.gradMode() == GradMode.ACCUMULATE;
-        int width = Math.max(Panels.panels(dIn) * NR, r);
+        int width = Math.max(Panels.panels(dIn) * NR, Math.max(r, dOut));
         s.row = Scratch.grow(s.row, width);
         s.dyc = Scratch.grow(s.dyc, width);
         float[] sum = s.row;
         float[] old = s.dyc;
+        float[][] partA = new float[workers][];
+        float[][] partB = new float[workers][];
         int contributors = 0;
-        Scratch[] from = new Scratch[workers];
         for (int v = 0; v < workers; v++) {
             if (Split.rowStart(n, workers, v) < Split.rowStart(n, workers, v + 1)) {
-                from[contributors++] = scratch[v];
+                partA[contributors] = scratch[v].partA;
+                partB[contributors++] = scratch[v].partB;
             }
         }
-        // dA rows j: Σ over contributing workers, in worker order.
         int pk = Panels.panels(dIn);
-        for (int j = Split.part(r, workers, wk); j < Split.part(r, workers, wk + 1); j++) {
+        for (int j = 0; j < r; j++) {
             int tileRow = j / MR * pk * MR * NR + (j % MR) * NR;
             for (int q = 0; q < pk; q++) {
                 int at = tileRow + q * MR * NR;
-                System.arraycopy(from[0].partA, at, sum, q * NR, NR);
+                System.arraycopy(partA[0], at, sum, q * NR, NR);
                 for (int c = 1; c < contributors; c++) {
-                    TileOps.addPadded(sum, q * NR, from[c].partA, at, NR);
+                    TileOps.addPadded(sum, q * NR, partA[c], at, NR);
                 }
             }
             if (acc) {
                 Convert.load(gradA, (long) j * dIn, dIn, old, 0);
             }
-            TileOps.scaleAdd(sum, dIn, g, acc ? old : null);
+            TileOps.scaleAdd(sum, dIn, gamma, acc ? old : null);
             Convert.store(sum, 0, dIn, gradA, (long) j * dIn);
         }
-        // dB rows o: dB[o, j] = γ·Σ partB[j, o] (transposing the dBᵀ tiles).
         int po = Panels.panels(dOut);
-        for (int o = Split.part(dOut, workers, wk); o < Split.part(dOut, workers, wk + 1); o++) {
-            int colInTile = (o / NR) * MR * NR + o % NR;
-            for (int j = 0; j < r; j++) {
-                int at = (j / MR * po) * MR * NR + (j % MR) * NR + colInTile;
-                float t = from[0].partB[at];
-                for (int c = 1; c < contributors; c++) {
-                    t += from[c].partB[at];
-                }
-                sum[j] = t;
-            }
+        int[] index = s.reduceIndex(po);
+        for (int o = 0; o < dOut; o++) {
+            int base = (o / NR) * MR * NR + o % NR;
+            gatherColumn(partB, contributors, base, po, index, sum);
             if (acc) {
                 Convert.load(gradB, (long) o * r, r, old, 0);
             }
-            TileOps.scaleAdd(sum, r, g, acc ? old : null);
+            TileOps.scaleAdd(sum, r, gamma, acc ? old : null);
             Convert.store(sum, 0, r, gradB, (long) o * r);
+        }
+    }
+
+    private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
+
+    /**
+     * sum[j] = Σ_c part[c][tile(j) + base] for j &lt; r: column o of Σ dBᵀ, where row j of the
+     * tiles sits at (j/MR)·po·MR·NR + (j%MR)·NR; {@code index} holds those offsets for j &lt; L.
+     */
+    private void gatherColumn(float[][] part, int contributors, int base, int po, int[] index, float[] sum) {
+        int j = 0;
+        if (!MicroKernel.SCALAR) {
+            // Full groups of L only: a masked gather range-checks every lane in this JDK.
+            int stride = po * MR * NR;
+            for (; j + MicroKernel.L <= r; j += MicroKernel.L) {
+                int off = base + j / MR * stride;
+                FloatVector v = FloatVector.fromArray(S, part[0], off, index, 0);
+                for (int c = 1; c < contributors; c++) {
+                    v = v.add(FloatVector.fromArray(S, part[c], off, index, 0));
+                }
+                v.intoArray(sum, j);
+            }
+        }
+        for (; j < r; j++) {
+            int at = (j / MR * po) * MR * NR + (j % MR) * NR + base;
+            float t = part[0][at];
+            for (int c = 1; c < contributors; c++) {
+                t += part[c][at];
+            }
+            sum[j] = t;
         }
     }
 }

@@ -36,8 +36,8 @@ public final class CpuBackend implements Backend, AutoCloseable {
     private final WorkerPool pool;
     private final Scratch[] scratch;
     private final ReentrantLock lock = new ReentrantLock();
+    /** γA panels for merge. */
     private final NativeBuffer packA = new NativeBuffer();
-    private final NativeBuffer packB = new NativeBuffer();
     private final NativeBuffer uScratch = new NativeBuffer();
     private float[] vAll = new float[0];
 
@@ -114,37 +114,15 @@ public final class CpuBackend implements Backend, AutoCloseable {
         try {
             w.checkOpen();
             boolean parallel = accessible(x, y, w.weight(), w.bias(), a, b, u);
-            MemorySegment aT = null;
-            MemorySegment gbT = null;
             Tensor uOut = u;
-            if (active) {
-                aT = packA.ensure(Panels.bytes(p.rank(), p.dIn()));
-                gbT = packB.ensure(Panels.bytes(p.dOut(), p.rank()));
-                MemorySegment aT0 = aT;
-                MemorySegment gbT0 = gbT;
-                float gamma = (float) p.gamma();
-                pool.run(wk -> packForward(a, b, gamma, aT0, gbT0, wk), parallel);
-                if (uOut == null) {
-                    long bytes = (long) p.n() * p.rank() * 4;
-                    uOut = Tensor.wrap(uScratch.ensure(bytes).asSlice(0, bytes), DType.F32, p.n(), p.rank());
-                }
+            if (active && uOut == null) {
+                long bytes = (long) p.n() * p.rank() * 4;
+                uOut = Tensor.wrap(uScratch.ensure(bytes).asSlice(0, bytes), DType.F32, p.n(), p.rank());
             }
-            new ForwardPass(p, w, x, y, uOut, aT, gbT, scratch).run(pool, parallel);
+            new ForwardPass(p, w, x, y, uOut, active ? a : null, active ? b : null, scratch).run(pool, parallel);
         } finally {
             lock.unlock();
         }
-    }
-
-    /** Worker wk's share of Aᵀ panels and (γB)ᵀ panels. */
-    private void packForward(Tensor a, Tensor b, float gamma, MemorySegment aT, MemorySegment gbT, int wk) {
-        Scratch s = scratch[wk];
-        int workers = scratch.length;
-        int pr = Panels.panels((int) a.dim(0));
-        Panels.packTransposed(a, 1f, aT, Split.part(pr, workers, wk), Split.part(pr, workers, wk + 1),
-                s.gather, s.gatherIndex);
-        int po = Panels.panels((int) b.dim(0));
-        Panels.packTransposed(b, gamma, gbT, Split.part(po, workers, wk), Split.part(po, workers, wk + 1),
-                s.gather, s.gatherIndex);
     }
 
     @Override
@@ -172,36 +150,16 @@ public final class CpuBackend implements Backend, AutoCloseable {
         try {
             w.checkOpen();
             boolean parallel = accessible(x, dy, dx, w.weight(), a, b, u, gradA, gradB);
-            MemorySegment bP = null;
-            MemorySegment gaP = null;
-            if (active) {
-                bP = packB.ensure(Panels.bytes(p.rank(), p.dOut()));
-                gaP = packA.ensure(Panels.bytes(p.dIn(), p.rank()));
-                MemorySegment bP0 = bP;
-                MemorySegment gaP0 = gaP;
-                float gamma = (float) p.gamma();
-                pool.run(wk -> packBackward(a, b, gamma, bP0, gaP0, wk), parallel);
-            }
             float[] v = null;
             if (active && BackwardPass.needsSharedV(p.n(), scratch.length)) {
                 vAll = Scratch.grow(vAll, (long) Split.padRows(p.n()) * p.rank());
                 v = vAll;
             }
-            new BackwardPass(p, w, x, u, dy, dx, gradA, gradB, bP, gaP, scratch, v).run(pool, parallel);
+            new BackwardPass(p, w, active ? x : null, active ? a : null, active ? b : null, active ? u : null, dy, dx,
+                    active ? gradA : null, active ? gradB : null, scratch, v).run(pool, parallel);
         } finally {
             lock.unlock();
         }
-    }
-
-    /** Worker wk's share of B panels (direct, K = d_out) and γA panels (direct, K = r). */
-    private void packBackward(Tensor a, Tensor b, float gamma, MemorySegment bP, MemorySegment gaP, int wk) {
-        Scratch s = scratch[wk];
-        int workers = scratch.length;
-        int r = (int) a.dim(0);
-        int dOut = (int) b.dim(0);
-        s.row = Scratch.grow(s.row, Math.max(r, (int) a.dim(1)));
-        Panels.packDirect(b, 1f, bP, Split.part(dOut, workers, wk), Split.part(dOut, workers, wk + 1), s.row);
-        Panels.packDirect(a, gamma, gaP, Split.part(r, workers, wk), Split.part(r, workers, wk + 1), s.row);
     }
 
     /**
@@ -317,7 +275,6 @@ public final class CpuBackend implements Backend, AutoCloseable {
         try {
             pool.close();
             packA.close();
-            packB.close();
             uScratch.close();
             for (Scratch s : scratch) {
                 s.close();

@@ -17,8 +17,9 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  *     Y tile  = X[MR, d_in] · Wᵀ panel  +  U[MR, r] · (γBᵀ) panel  + b     (K = d_in, then K = r,
  *               the same 16 accumulators: Y is written once)
  * </pre>
- * With enough rows each worker takes a row range and does U then Y for each of its chunks;
- * otherwise (small N) U is split by rows and Y by d_out panels, in two jobs.
+ * With enough rows each worker takes a row range and does U then Y for each of its chunks, after
+ * packing Aᵀ and (γB)ᵀ itself (a few µs of duplicated work instead of a barrier); otherwise (small
+ * N) U is split by rows and Y by d_out panels, in two jobs.
  */
 final class ForwardPass {
     private final LoraParams p;
@@ -26,8 +27,9 @@ final class ForwardPass {
     private final Tensor x;
     private final Tensor y;
     private final Tensor u;
-    private final MemorySegment aT;
-    private final MemorySegment gbT;
+    private final Tensor a;
+    private final Tensor b;
+    private final float gamma;
     private final Scratch[] scratch;
     private final int workers;
     private final boolean active;
@@ -37,20 +39,16 @@ final class ForwardPass {
     private final int dOut;
     private final int r;
 
-    /**
-     * @param aT  Aᵀ packed (transposed panels of A [r, d_in]), null when the adapter is inactive
-     * @param gbT (γB)ᵀ packed (transposed panels of B [d_out, r] times γ), null when inactive
-     * @param u   U [n, r] F32 output, null when inactive
-     */
-    ForwardPass(LoraParams p, CpuFrozenWeight w, Tensor x, Tensor y, Tensor u, MemorySegment aT, MemorySegment gbT,
-                Scratch[] scratch) {
+    /** @param u U [n, r] F32 output; u, a, b are null when the adapter is inactive */
+    ForwardPass(LoraParams p, CpuFrozenWeight w, Tensor x, Tensor y, Tensor u, Tensor a, Tensor b, Scratch[] scratch) {
         this.p = p;
         this.w = w;
         this.x = x;
         this.y = y;
         this.u = u;
-        this.aT = aT;
-        this.gbT = gbT;
+        this.a = a;
+        this.b = b;
+        this.gamma = (float) p.gamma();
         this.scratch = scratch;
         this.workers = scratch.length;
         this.active = p.adapterActive();
@@ -75,25 +73,50 @@ final class ForwardPass {
     /** Worker wk: U then Y for each chunk of its rows. */
     private void byRows(int wk) {
         Scratch s = scratch[wk];
+        int start = Split.rowStart(n, workers, wk);
         int end = Split.rowStart(n, workers, wk + 1);
-        for (int c0 = Split.rowStart(n, workers, wk); c0 < end; c0 += Split.MC) {
+        if (start == end) {
+            return;
+        }
+        MemorySegment aT = active ? packAT(s) : null;
+        MemorySegment gbT = active ? packGBT(s, 0, Panels.panels(dOut)) : null;
+        for (int c0 = start; c0 < end; c0 += Split.MC) {
             int c1 = Math.min(c0 + Split.MC, end);
             loadX(s, c0, c1);
             if (active) {
-                computeU(s, c0, c1);
+                computeU(s, c0, c1, aT);
             }
-            computeY(s, c0, c1, 0, Panels.panels(dOut));
+            computeY(s, c0, c1, 0, Panels.panels(dOut), gbT);
         }
+    }
+
+    /** This worker's Aᵀ panels (transposed panels of A [r, d_in], K = d_in). */
+    private MemorySegment packAT(Scratch s) {
+        MemorySegment aT = s.aT.ensure(Panels.bytes(r, dIn));
+        Panels.packTransposed(a, 1f, aT, 0, Panels.panels(r), s.gather, s.gatherIndex);
+        return aT;
+    }
+
+    /** Panels [po0, po1) of (γB)ᵀ (transposed panels of B [d_out, r] times γ, K = r). */
+    private MemorySegment packGBT(Scratch s, int po0, int po1) {
+        MemorySegment gbT = s.gbT.ensure(Panels.bytes(dOut, r));
+        Panels.packTransposed(b, gamma, gbT, po0, po1, s.gather, s.gatherIndex);
+        return gbT;
     }
 
     /** Worker wk: U for each chunk of its rows. */
     private void uByRows(int wk) {
         Scratch s = scratch[wk];
+        int start = Split.rowStart(n, workers, wk);
         int end = Split.rowStart(n, workers, wk + 1);
-        for (int c0 = Split.rowStart(n, workers, wk); c0 < end; c0 += Split.MC) {
+        if (start == end) {
+            return;
+        }
+        MemorySegment aT = packAT(s);
+        for (int c0 = start; c0 < end; c0 += Split.MC) {
             int c1 = Math.min(c0 + Split.MC, end);
             loadX(s, c0, c1);
-            computeU(s, c0, c1);
+            computeU(s, c0, c1, aT);
         }
     }
 
@@ -106,6 +129,7 @@ final class ForwardPass {
             return;
         }
         Scratch s = scratch[wk];
+        MemorySegment gbT = active ? packGBT(s, po0, po1) : null;
         for (int c0 = 0; c0 < n; c0 += Split.MC) {
             int c1 = Math.min(c0 + Split.MC, n);
             loadX(s, c0, c1);
@@ -114,7 +138,7 @@ final class ForwardPass {
                 s.uc = Scratch.grow(s.uc, (long) Split.padRows(mc) * r);
                 Convert.load(u, (long) c0 * r, mc * r, s.uc, 0);
             }
-            computeY(s, c0, c1, po0, po1);
+            computeY(s, c0, c1, po0, po1, gbT);
         }
     }
 
@@ -126,7 +150,7 @@ final class ForwardPass {
     }
 
     /** U[c0:c1] = D(X)·Aᵀ into the u tensor and uc (row-major [mcPad, r]). */
-    private void computeU(Scratch s, int c0, int c1) {
+    private void computeU(Scratch s, int c0, int c1, MemorySegment aT) {
         int mc = c1 - c0;
         float[] src = s.xc;
         if (mask != null) {
@@ -156,7 +180,7 @@ final class ForwardPass {
     }
 
     /** Y[c0:c1, panels po0..po1) = X·Wᵀ + U·(γB)ᵀ + b. */
-    private void computeY(Scratch s, int c0, int c1, int po0, int po1) {
+    private void computeY(Scratch s, int c0, int c1, int po0, int po1, MemorySegment gbT) {
         int mc = c1 - c0;
         float[] tile = s.tile;
         boolean bias = w.bias() != null;

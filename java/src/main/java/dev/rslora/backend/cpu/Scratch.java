@@ -2,8 +2,10 @@ package dev.rslora.backend.cpu;
 
 /**
  * One worker's reusable buffers: chunk copies of the A operands (heap, fp32, row-major, padded
- * to MR rows), per-chunk B panels (native), dropout bits of the chunk, the register-tile spill
- * and the partial sums of dA and dBᵀ. Grown on demand, never shrunk, owned by one worker index.
+ * to MR rows), per-chunk B panels and the worker's own packing of the small adapter matrices
+ * (native; every worker packs the A/B panels it needs itself, so a layer call needs no barrier
+ * besides its end), dropout bits of the chunk, the register-tile spill and the partial sums of dA
+ * and dBᵀ. Grown on demand, never shrunk, owned by one worker index.
  */
 final class Scratch implements AutoCloseable {
     /** X chunk [mcPad, d_in] (forward A operand). */
@@ -37,6 +39,33 @@ final class Scratch implements AutoCloseable {
     final NativeBuffer dyPack = new NativeBuffer();
     /** D(X) chunk as direct panels over d_in (B operand of dA), K = chunk rows. */
     final NativeBuffer dxPack = new NativeBuffer();
+    /** This worker's copy of Aᵀ panels (forward U), K = d_in. */
+    final NativeBuffer aT = new NativeBuffer();
+    /** This worker's copy of (γB)ᵀ panels (forward LoRA K-segment of Y), K = r. */
+    final NativeBuffer gbT = new NativeBuffer();
+    /** This worker's copy of B panels (backward V = dY·B), K = d_out. */
+    final NativeBuffer bP = new NativeBuffer();
+    /** This worker's copy of γA panels (backward LoRA K-segment of dX), K = r. */
+    final NativeBuffer gaP = new NativeBuffer();
+
+    private int[] reduceIndex = new int[0];
+    private int reduceIndexPanels = -1;
+
+    /**
+     * Gather offsets of rows t &lt; L of the dBᵀ partial tiles ({@code po} panels over d_out):
+     * (t/MR)·po·MR·NR + (t%MR)·NR.
+     */
+    int[] reduceIndex(int po) {
+        if (reduceIndexPanels != po) {
+            int[] index = new int[MicroKernel.L];
+            for (int t = 0; t < index.length; t++) {
+                index[t] = (t / MicroKernel.MR) * po * MicroKernel.MR * MicroKernel.NR + (t % MicroKernel.MR) * MicroKernel.NR;
+            }
+            reduceIndex = index;
+            reduceIndexPanels = po;
+        }
+        return reduceIndex;
+    }
 
     static float[] grow(float[] a, long n) {
         return a.length >= n ? a : new float[Math.toIntExact(n)];
@@ -50,5 +79,9 @@ final class Scratch implements AutoCloseable {
     public void close() {
         dyPack.close();
         dxPack.close();
+        aT.close();
+        gbT.close();
+        bP.close();
+        gaP.close();
     }
 }
