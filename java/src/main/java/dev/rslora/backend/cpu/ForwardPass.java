@@ -12,7 +12,7 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
 /**
  * One forward call, {@code U = D(X)·Aᵀ} [n, r] and {@code Y = X·Wᵀ + b + γ·U·Bᵀ} [n, d_out]:
  * <pre>
- *   per chunk of rows: X chunk → fp32 (xc); D(X) chunk (dxc, dropout only)
+ *   per chunk of rows: X chunk → fp32 (xc, rows ld(d_in) apart); D(X) chunk (dxc, dropout only)
  *     U tile  = D(X)[MR, d_in] · Aᵀ panel                                  (K = d_in)
  *     Y tile  = X[MR, d_in] · Wᵀ panel  +  U[MR, r] · (γBᵀ) panel  + b     (K = d_in, then K = r,
  *               the same 16 accumulators: Y is written once)
@@ -142,23 +142,27 @@ final class ForwardPass {
         }
     }
 
-    /** xc = X[c0:c1] as fp32, row-major [mcPad, d_in]. */
+    /** xc = X[c0:c1] as fp32, rows ld(d_in) apart, [mcPad rows]. */
     private void loadX(Scratch s, int c0, int c1) {
         int mc = c1 - c0;
-        s.xc = Scratch.grow(s.xc, (long) Split.padRows(mc) * dIn);
-        Convert.load(x, (long) c0 * dIn, mc * dIn, s.xc, 0);
+        int ld = Split.ld(dIn);
+        s.xc = Scratch.grow(s.xc, (long) Split.padRows(mc) * ld);
+        for (int i = 0; i < mc; i++) {
+            Convert.load(x, (long) (c0 + i) * dIn, dIn, s.xc, i * ld);
+        }
     }
 
     /** U[c0:c1] = D(X)·Aᵀ into the u tensor and uc (row-major [mcPad, r]). */
     private void computeU(Scratch s, int c0, int c1, MemorySegment aT) {
         int mc = c1 - c0;
+        int ld = Split.ld(dIn);
         float[] src = s.xc;
         if (mask != null) {
-            s.dxc = Scratch.grow(s.dxc, (long) Split.padRows(mc) * dIn);
+            s.dxc = Scratch.grow(s.dxc, (long) Split.padRows(mc) * ld);
             s.bits = Scratch.grow(s.bits, MaskBits.words(dIn));
             for (int i = 0; i < mc; i++) {
                 mask.row(c0 + i, dIn, s.bits, 0);
-                mask.apply(s.xc, i * dIn, s.bits, 0, dIn, s.dxc, i * dIn);
+                mask.apply(s.xc, i * ld, s.bits, 0, dIn, s.dxc, i * ld);
             }
             src = s.dxc;
         }
@@ -169,7 +173,7 @@ final class ForwardPass {
             int j0 = pj * NR;
             int jn = Math.min(NR, r - j0);
             for (int it = 0; it < mc; it += MR) {
-                MicroKernel.mma(src, it * dIn, dIn, aT, bOff, dIn, tile, 0, false);
+                MicroKernel.mma(src, it * ld, ld, aT, bOff, dIn, tile, 0, false);
                 int rows = Math.min(MR, mc - it);
                 for (int m = 0; m < rows; m++) {
                     System.arraycopy(tile, m * NR, s.uc, (it + m) * r + j0, jn);
@@ -182,6 +186,7 @@ final class ForwardPass {
     /** Y[c0:c1, panels po0..po1) = X·Wᵀ + U·(γB)ᵀ + b. */
     private void computeY(Scratch s, int c0, int c1, int po0, int po1, MemorySegment gbT) {
         int mc = c1 - c0;
+        int ld = Split.ld(dIn);
         float[] tile = s.tile;
         boolean bias = w.bias() != null;
         for (int po = po0; po < po1; po++) {
@@ -190,7 +195,7 @@ final class ForwardPass {
             int o0 = po * NR;
             int on = Math.min(NR, dOut - o0);
             for (int it = 0; it < mc; it += MR) {
-                MicroKernel.mma(s.xc, it * dIn, dIn, w.forward, wOff, dIn, tile, 0, false);
+                MicroKernel.mma(s.xc, it * ld, ld, w.forward, wOff, dIn, tile, 0, false);
                 if (active) {
                     MicroKernel.mma(s.uc, it * r, r, gbT, bOff, r, tile, 0, true);
                 }

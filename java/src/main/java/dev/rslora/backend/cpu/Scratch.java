@@ -8,13 +8,13 @@ package dev.rslora.backend.cpu;
  * and dBᵀ. Grown on demand, never shrunk, owned by one worker index.
  */
 final class Scratch implements AutoCloseable {
-    /** X chunk [mcPad, d_in] (forward A operand). */
+    /** X chunk [mcPad, ld(d_in)] (forward A operand; backward D(X), the B operand of dA). */
     float[] xc = new float[0];
-    /** D(X) chunk [mcPad, d_in] (forward A operand of U when dropout is on). */
+    /** D(X) chunk [mcPad, ld(d_in)] (forward A operand of U when dropout is on). */
     float[] dxc = new float[0];
     /** U chunk [mcPad, r] (forward A operand of the LoRA K-segment). */
     float[] uc = new float[0];
-    /** dY chunk [mcPad, d_out] (backward A operand of V and dX). */
+    /** dY chunk [mcPad, ld(d_out)] (backward A operand of V and dX, B operand of dBᵀ). */
     float[] dyc = new float[0];
     /** V chunk [mcPad, r] (backward A operand of the LoRA K-segment of dX). */
     float[] vc = new float[0];
@@ -35,18 +35,14 @@ final class Scratch implements AutoCloseable {
     /** Gather block for transposed packs, NR × Panels.T_BLOCK. */
     final float[] gather = new float[MicroKernel.NR * Panels.T_BLOCK];
     final int[] gatherIndex = Panels.gatherIndex();
-    /** dY chunk as direct panels over d_out (B operand of dBᵀ), K = chunk rows. */
-    final NativeBuffer dyPack = new NativeBuffer();
-    /** D(X) chunk as direct panels over d_in (B operand of dA), K = chunk rows. */
-    final NativeBuffer dxPack = new NativeBuffer();
     /** This worker's copy of Aᵀ panels (forward U), K = d_in. */
     final NativeBuffer aT = new NativeBuffer();
     /** This worker's copy of (γB)ᵀ panels (forward LoRA K-segment of Y), K = r. */
     final NativeBuffer gbT = new NativeBuffer();
-    /** This worker's copy of B panels (backward V = dY·B), K = d_out. */
-    final NativeBuffer bP = new NativeBuffer();
-    /** This worker's copy of γA panels (backward LoRA K-segment of dX), K = r. */
-    final NativeBuffer gaP = new NativeBuffer();
+    /** This worker's fp32 copy of B [d_out, r], row-major, + NR slack (B operand of V = dY·B). */
+    float[] bc = new float[0];
+    /** This worker's fp32 copy of γ·A [r, d_in], rows ld(d_in) apart (B operand of dX's LoRA segment). */
+    float[] gac = new float[0];
 
     private int[] reduceIndex = new int[0];
     private int reduceIndexPanels = -1;
@@ -77,11 +73,7 @@ final class Scratch implements AutoCloseable {
 
     @Override
     public void close() {
-        dyPack.close();
-        dxPack.close();
         aT.close();
         gbT.close();
-        bP.close();
-        gaP.close();
     }
 }

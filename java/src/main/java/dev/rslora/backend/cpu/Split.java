@@ -31,6 +31,15 @@ final class Split {
         return (int) ((long) total * w / workers);
     }
 
+    /**
+     * Leading dimension of a row-major fp32 chunk copy with {@code d} columns: d rounded up to NR
+     * (so NR-wide reads of the last panel stay inside the row) plus one vector, so that rows are
+     * not a power of two apart (which would map them all to the same L1 sets).
+     */
+    static int ld(int d) {
+        return (d + MicroKernel.NR - 1) / MicroKernel.NR * MicroKernel.NR + MicroKernel.L;
+    }
+
     /** {@code n} rounded up to a multiple of MR. */
     static int padRows(int n) {
         return (n + MicroKernel.MR - 1) / MicroKernel.MR * MicroKernel.MR;
