@@ -7,6 +7,7 @@ import dev.rslora.tensor.Tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
+import java.lang.foreign.MemorySegment;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import static dev.rslora.backend.cpu.MicroKernel.MR;
@@ -16,19 +17,18 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
 /**
  * One backward call (W frozen):
  * <pre>
- *   per chunk of rows (dY chunk converted once into dyc [mc, d_out], read in place below):
- *     V tile    = dY[MR, d_out] · B[:, NR cols]                   (K = d_out)  → vc [mc, r], vt [r, mc]
- *     dBᵀ part += Uᵀ[MR of r, mc] · dY[:, NR cols]                (K = mc, per-worker partial)
- *     dA  part += Vᵀ[MR of r, mc] · D(X)[:, NR cols]              (K = mc, per-worker partial; the
+ *   per chunk of rows (dY chunk converted once into dyc [mc, d_out] and its panels):
+ *     V tile    = dY[MR, d_out] · B panel                         (K = d_out)  → vc [mc, r], vt [r, mc]
+ *     dBᵀ part += Uᵀ[MR of r, mc] · dY panel                      (K = mc, per-worker partial)
+ *     dA  part += Vᵀ[MR of r, mc] · D(X) panel                    (K = mc, per-worker partial; the
  *                 keep bits of the chunk are generated once here and reused by dX)
  *     dX tile   = mask ⊙ (V[MR, r] · (γA) panel) + dY[MR, d_out] · W panel   (K = r, then K = d_out,
  *                 the same accumulators; dX is written once)
  *   reduction:  dA = γ·Σ_w partA[w] (+ old),  dB = γ·(Σ_w partB[w])ᵀ (+ old), w in increasing order,
  *               done by the last worker to finish (no barrier; the order is fixed, not who runs it)
  * </pre>
- * Rows are split over workers statically ({@link Split}); each worker converts B and γA into its
- * own fp32 copies (read in place as B operands: no packing). With few rows the LoRA part is split
- * by rows and dX by d_in panels, in two jobs.
+ * Rows are split over workers statically ({@link Split}); each worker packs the B and γA panels
+ * it needs itself. With few rows the LoRA part is split by rows and dX by d_in panels, in two jobs.
  */
 final class BackwardPass {
     private final LoraParams p;
@@ -112,20 +112,16 @@ final class BackwardPass {
         int start = Split.rowStart(n, workers, wk);
         int end = Split.rowStart(n, workers, wk + 1);
         if (start < end) {
-            if (active) {
-                copyB(s);
-                if (dx != null) {
-                    copyGammaA(s);
-                }
-            }
+            MemorySegment bP = active ? packB(s) : null;
+            MemorySegment gaP = active && dx != null ? packGammaA(s) : null;
             for (int c0 = start; c0 < end; c0 += Split.MC) {
                 int c1 = Math.min(c0 + Split.MC, end);
                 loadDy(s, c0, c1);
                 if (active) {
-                    lora(s, c0, c1, c0 == start, s.vc, 0);
+                    lora(s, c0, c1, c0 == start, s.vc, 0, bP);
                 }
                 if (dx != null) {
-                    computeDx(s, c0, c1, 0, Panels.panels(dIn), s.vc, 0);
+                    computeDx(s, c0, c1, 0, Panels.panels(dIn), s.vc, 0, gaP);
                 }
             }
         }
@@ -138,11 +134,11 @@ final class BackwardPass {
         int start = Split.rowStart(n, workers, wk);
         int end = Split.rowStart(n, workers, wk + 1);
         if (start < end) {
-            copyB(s);
+            MemorySegment bP = packB(s);
             for (int c0 = start; c0 < end; c0 += Split.MC) {
                 int c1 = Math.min(c0 + Split.MC, end);
                 loadDy(s, c0, c1);
-                lora(s, c0, c1, c0 == start, vAll, c0 * r);
+                lora(s, c0, c1, c0 == start, vAll, c0 * r, bP);
             }
         }
         arrive(s);
@@ -155,20 +151,18 @@ final class BackwardPass {
         }
     }
 
-    /** bc = B [d_out, r] as fp32, row-major (lda r) with NR floats of slack. */
-    private void copyB(Scratch s) {
-        s.bc = Scratch.grow(s.bc, (long) dOut * r + NR);
-        Convert.load(b, 0, dOut * r, s.bc, 0);
+    /** This worker's B panels (direct panels of B [d_out, r], K = d_out). */
+    private MemorySegment packB(Scratch s) {
+        MemorySegment bP = s.bP.ensure(Panels.bytes(r, dOut));
+        Panels.packDirect(b, 1f, bP, 0, dOut, s.block(r));
+        return bP;
     }
 
-    /** gac = γ·A [r, d_in] as fp32, rows ld(d_in) apart. */
-    private void copyGammaA(Scratch s) {
-        int ld = Split.ld(dIn);
-        s.gac = Scratch.grow(s.gac, (long) r * ld);
-        for (int j = 0; j < r; j++) {
-            Convert.load(a, (long) j * dIn, dIn, s.gac, j * ld);
-            TileOps.scaleAdd(s.gac, j * ld, dIn, gamma);
-        }
+    /** This worker's γA panels (direct panels of γ·A [r, d_in], K = r). */
+    private MemorySegment packGammaA(Scratch s) {
+        MemorySegment gaP = s.gaP.ensure(Panels.bytes(dIn, r));
+        Panels.packDirect(a, gamma, gaP, 0, r, s.block(dIn));
+        return gaP;
     }
 
     /** Worker wk: dX for its share of the d_in panels, all rows. */
@@ -180,9 +174,7 @@ final class BackwardPass {
             return;
         }
         Scratch s = scratch[wk];
-        if (active) {
-            copyGammaA(s);
-        }
+        MemorySegment gaP = active ? packGammaA(s) : null;
         for (int c0 = 0; c0 < n; c0 += Split.MC) {
             int c1 = Math.min(c0 + Split.MC, n);
             loadDy(s, c0, c1);
@@ -194,7 +186,7 @@ final class BackwardPass {
                     mask.row(c0 + i, word0, word1, dIn, s.bits, i * words);
                 }
             }
-            computeDx(s, c0, c1, pk0, pk1, active ? vAll : null, c0 * r);
+            computeDx(s, c0, c1, pk0, pk1, active ? vAll : null, c0 * r, gaP);
         }
     }
 
@@ -213,7 +205,7 @@ final class BackwardPass {
      * {@code vOff}) and vt; the chunk's keep bits into s.bits and D(X) into xc; the dBᵀ and dA
      * partials (assigned when {@code first}, else accumulated).
      */
-    private void lora(Scratch s, int c0, int c1, boolean first, float[] v, int vOff) {
+    private void lora(Scratch s, int c0, int c1, boolean first, float[] v, int vOff, MemorySegment bP) {
         int mc = c1 - c0;
         int mcPad = Split.padRows(mc);
         int ldy = Split.ld(dOut);
@@ -226,13 +218,15 @@ final class BackwardPass {
         s.ut = Scratch.grow(s.ut, (long) rPad * Split.MC);
         s.row = Scratch.grow(s.row, Math.max(dIn, Math.max(dOut, r)));
         float[] tile = s.tile;
+        long chunkPanel = (long) mc * PANEL_ROW_BYTES;
 
-        // V = dY·B, tiles of MR rows × NR columns of r (B read in place from its copy, K = d_out).
+        // V = dY·B, tiles of MR rows × NR columns of r (K = d_out).
         for (int pj = 0; pj < Panels.panels(r); pj++) {
+            long bOff = (long) pj * dOut * PANEL_ROW_BYTES;
             int j0 = pj * NR;
             int jn = Math.min(NR, r - j0);
             for (int it = 0; it < mc; it += MR) {
-                MicroKernel.mma(s.dyc, it * ldy, ldy, s.bc, j0, r, dOut, tile, 0, false);
+                MicroKernel.mma(s.dyc, it * ldy, ldy, bP, bOff, dOut, tile, 0, false);
                 int rows = Math.min(MR, mc - it);
                 for (int m = 0; m < rows; m++) {
                     int i = it + m;
@@ -252,12 +246,14 @@ final class BackwardPass {
             }
         }
 
-        // dBᵀ partial += Uᵀ·dY  [r, d_out]  (dY chunk read in place, K = mc)
+        // dBᵀ partial += Uᵀ·dY  [r, d_out]  (dY chunk as direct panels, K = mc)
+        MemorySegment dyPack = s.dyPack.ensure(Panels.bytes(dOut, mc));
+        Panels.packRows(s.dyc, 0, ldy, mc, dOut, 1f, dyPack, 0, chunkPanel);
         int po = Panels.panels(dOut);
         s.partB = Scratch.grow(s.partB, (long) rPad * po * NR);
         for (int jt = 0; jt < rPad; jt += MR) {
             for (int q = 0; q < po; q++) {
-                MicroKernel.mma(s.ut, jt * Split.MC, Split.MC, s.dyc, q * NR, ldy, mc, s.partB,
+                MicroKernel.mma(s.ut, jt * Split.MC, Split.MC, dyPack, q * chunkPanel, mc, s.partB,
                         (jt / MR * po + q) * MR * NR, !first);
             }
         }
@@ -275,12 +271,14 @@ final class BackwardPass {
             }
         }
 
-        // dA partial += Vᵀ·D(X)  [r, d_in]  (D(X) read in place, K = mc)
+        // dA partial += Vᵀ·D(X)  [r, d_in]  (D(X) chunk as direct panels, K = mc)
+        MemorySegment dxPack = s.dxPack.ensure(Panels.bytes(dIn, mc));
+        Panels.packRows(s.xc, 0, ldx, mc, dIn, 1f, dxPack, 0, chunkPanel);
         int pk = Panels.panels(dIn);
         s.partA = Scratch.grow(s.partA, (long) rPad * pk * NR);
         for (int jt = 0; jt < rPad; jt += MR) {
             for (int q = 0; q < pk; q++) {
-                MicroKernel.mma(s.vt, jt * Split.MC, Split.MC, s.xc, q * NR, ldx, mc, s.partA,
+                MicroKernel.mma(s.vt, jt * Split.MC, Split.MC, dxPack, q * chunkPanel, mc, s.partA,
                         (jt / MR * pk + q) * MR * NR, !first);
             }
         }
@@ -290,19 +288,19 @@ final class BackwardPass {
      * dX[c0:c1, panels pk0..pk1) = mask ⊙ (V·γA) + dY·W. V rows from {@code v} (lda r, chunk row 0
      * at {@code vOff}); null when the adapter is inactive.
      */
-    private void computeDx(Scratch s, int c0, int c1, int pk0, int pk1, float[] v, int vOff) {
+    private void computeDx(Scratch s, int c0, int c1, int pk0, int pk1, float[] v, int vOff, MemorySegment gaP) {
         int mc = c1 - c0;
         int ldy = Split.ld(dOut);
-        int lda = Split.ld(dIn);
         float[] tile = s.tile;
         boolean lora = active && v != null;
         for (int pk = pk0; pk < pk1; pk++) {
             long wOff = (long) pk * dOut * PANEL_ROW_BYTES;
+            long aOff = (long) pk * r * PANEL_ROW_BYTES;
             int k0 = pk * NR;
             int kn = Math.min(NR, dIn - k0);
             for (int it = 0; it < mc; it += MR) {
                 if (lora) {
-                    MicroKernel.mma(v, vOff + it * r, r, s.gac, k0, lda, r, tile, 0, false);
+                    MicroKernel.mma(v, vOff + it * r, r, gaP, aOff, r, tile, 0, false);
                     if (mask != null) {
                         for (int m = 0; m < MR; m++) {
                             mask.applyToTileRow(tile, m * NR, s.bits, (it + m) * words, k0);

@@ -92,9 +92,8 @@ public final class CpuBackend implements Backend, AutoCloseable {
         int panels = Panels.panels(w.dOut);
         Panels.packTransposed(w.weight(), 1f, w.forward, Split.part(panels, workers, wk),
                 Split.part(panels, workers, wk + 1), s.gather, s.gatherIndex);
-        s.row = Scratch.grow(s.row, w.dIn);
         Panels.packDirect(w.weight(), 1f, w.backward, Split.part(w.dOut, workers, wk),
-                Split.part(w.dOut, workers, wk + 1), s.row);
+                Split.part(w.dOut, workers, wk + 1), s.block(w.dIn));
     }
 
     @Override
@@ -189,9 +188,8 @@ public final class CpuBackend implements Backend, AutoCloseable {
             float g = (float) (sign * gamma);
             pool.run(wk -> {
                 Scratch s = scratch[wk];
-                s.row = Scratch.grow(s.row, w.dIn);
                 Panels.packDirect(a, g, gaP, Split.part(r, scratch.length, wk), Split.part(r, scratch.length, wk + 1),
-                        s.row);
+                        s.block(w.dIn));
             }, parallel);
             pool.run(wk -> mergeRows(w, b, r, gaP, wk), parallel);
             pool.run(wk -> packWeight(w, wk), parallel);

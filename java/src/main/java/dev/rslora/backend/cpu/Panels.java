@@ -40,49 +40,69 @@ final class Panels {
         return (long) panels(panelDim) * NR * k * 4L;
     }
 
+    /** Rows per block of a direct pack from a tensor: the block's fp32 copy stays in L1/L2. */
+    static int directBlockRows(int cols) {
+        return Math.max(1, Math.min(32, (1 << 16) / Math.max(1, cols)));
+    }
+
     /**
-     * Direct pack of rows [row0, row1) of {@code src} [R, C] (any dtype) into {@code dst}.
-     * {@code rowBuf} holds at least C floats.
+     * Direct pack of rows [row0, row1) of {@code src} [R, C] (any dtype) times {@code scale} into
+     * {@code dst} (panels over C, K = R). Rows are converted in blocks into {@code tmp} (at least
+     * directBlockRows(C)·C floats) and written panel by panel.
      */
-    static void packDirect(Tensor src, float scale, MemorySegment dst, int row0, int row1, float[] rowBuf) {
+    static void packDirect(Tensor src, float scale, MemorySegment dst, int row0, int row1, float[] tmp) {
         int rows = (int) src.dim(0);
         int cols = (int) src.dim(1);
-        for (int r = row0; r < row1; r++) {
-            Convert.load(src, (long) r * cols, cols, rowBuf, 0);
-            packRow(rowBuf, 0, cols, scale, dst, (long) r * NR * 4L, (long) rows * NR * 4L);
+        int block = directBlockRows(cols);
+        for (int r0 = row0; r0 < row1; r0 += block) {
+            int nb = Math.min(block, row1 - r0);
+            Convert.load(src, (long) r0 * cols, nb * cols, tmp, 0);
+            packRows(tmp, 0, cols, nb, cols, scale, dst, (long) r0 * NR * 4L, (long) rows * NR * 4L);
         }
     }
 
     /**
-     * Writes one fp32 row (cols values from src[off]) times {@code scale} into direct panels:
-     * panel p's copy starts at {@code rowOffset + p·panelStride} bytes. Values past cols are 0.
+     * Direct pack of an fp32 row-major block: rows i &lt; {@code rows} of {@code src} (row i at
+     * off + i·ld, {@code cols} values) times {@code scale}; panel p, row i goes to byte
+     * {@code base + p·panelStride + i·NR·4}. Written panel by panel (sequential stores); values past
+     * cols are 0.
      */
-    static void packRow(float[] src, int off, int cols, float scale, MemorySegment dst, long rowOffset,
-                        long panelStride) {
+    static void packRows(float[] src, int off, int ld, int rows, int cols, float scale, MemorySegment dst,
+                         long base, long panelStride) {
         int np = panels(cols);
-        long at = rowOffset;
-        for (int p = 0; p < np; p++, at += panelStride) {
+        for (int p = 0; p < np; p++) {
             int c0 = p * NR;
+            long at = base + p * panelStride;
             if (MicroKernel.SCALAR) {
-                for (int c = 0; c < NR; c++) {
-                    float v = c0 + c < cols ? src[off + c0 + c] * scale : 0f;
-                    dst.set(ValueLayout.JAVA_FLOAT, at + c * 4L, v);
+                for (int i = 0; i < rows; i++, at += NR * 4L) {
+                    for (int c = 0; c < NR; c++) {
+                        float v = c0 + c < cols ? src[off + i * ld + c0 + c] * scale : 0f;
+                        dst.set(ValueLayout.JAVA_FLOAT, at + c * 4L, v);
+                    }
                 }
                 continue;
             }
-            for (int h = 0; h < NR; h += L) {
-                int c = c0 + h;
-                FloatVector v;
-                if (c + L <= cols) {
-                    v = FloatVector.fromArray(S, src, off + c);
-                } else {
-                    VectorMask<Float> m = S.indexInRange(c, cols);
-                    v = FloatVector.fromArray(S, src, off + c, m);
+            if (c0 + NR <= cols) {
+                for (int i = 0; i < rows; i++, at += NR * 4L) {
+                    int from = off + i * ld + c0;
+                    FloatVector v0 = FloatVector.fromArray(S, src, from);
+                    FloatVector v1 = FloatVector.fromArray(S, src, from + L);
+                    if (scale != 1f) {
+                        v0 = v0.mul(scale);
+                        v1 = v1.mul(scale);
+                    }
+                    v0.intoMemorySegment(dst, at, MicroKernel.ORDER);
+                    v1.intoMemorySegment(dst, at + L * 4L, MicroKernel.ORDER);
                 }
-                if (scale != 1f) {
-                    v = v.mul(scale);
+            } else {
+                VectorMask<Float> m0 = S.indexInRange(c0, cols);
+                VectorMask<Float> m1 = S.indexInRange(c0 + L, cols);
+                for (int i = 0; i < rows; i++, at += NR * 4L) {
+                    int from = off + i * ld + c0;
+                    FloatVector.fromArray(S, src, from, m0).mul(scale).intoMemorySegment(dst, at, MicroKernel.ORDER);
+                    FloatVector.fromArray(S, src, from + L, m1).mul(scale)
+                            .intoMemorySegment(dst, at + L * 4L, MicroKernel.ORDER);
                 }
-                v.intoMemorySegment(dst, at + h * 4L, MicroKernel.ORDER);
             }
         }
     }

@@ -8,13 +8,13 @@ package dev.rslora.backend.cpu;
  * and dBᵀ. Grown on demand, never shrunk, owned by one worker index.
  */
 final class Scratch implements AutoCloseable {
-    /** X chunk [mcPad, ld(d_in)] (forward A operand; backward D(X), the B operand of dA). */
+    /** X chunk [mcPad, ld(d_in)] (forward A operand; backward D(X) before packing). */
     float[] xc = new float[0];
     /** D(X) chunk [mcPad, ld(d_in)] (forward A operand of U when dropout is on). */
     float[] dxc = new float[0];
     /** U chunk [mcPad, r] (forward A operand of the LoRA K-segment). */
     float[] uc = new float[0];
-    /** dY chunk [mcPad, ld(d_out)] (backward A operand of V and dX, B operand of dBᵀ). */
+    /** dY chunk [mcPad, ld(d_out)] (backward A operand of V and dX). */
     float[] dyc = new float[0];
     /** V chunk [mcPad, r] (backward A operand of the LoRA K-segment of dX). */
     float[] vc = new float[0];
@@ -39,10 +39,16 @@ final class Scratch implements AutoCloseable {
     final NativeBuffer aT = new NativeBuffer();
     /** This worker's copy of (γB)ᵀ panels (forward LoRA K-segment of Y), K = r. */
     final NativeBuffer gbT = new NativeBuffer();
-    /** This worker's fp32 copy of B [d_out, r], row-major, + NR slack (B operand of V = dY·B). */
-    float[] bc = new float[0];
-    /** This worker's fp32 copy of γ·A [r, d_in], rows ld(d_in) apart (B operand of dX's LoRA segment). */
-    float[] gac = new float[0];
+    /** This worker's B panels (direct panels of B [d_out, r], K = d_out: backward V = dY·B). */
+    final NativeBuffer bP = new NativeBuffer();
+    /** This worker's γA panels (direct panels of γ·A [r, d_in], K = r: backward LoRA segment of dX). */
+    final NativeBuffer gaP = new NativeBuffer();
+    /** dY chunk as direct panels over d_out (B operand of dBᵀ), K = chunk rows. */
+    final NativeBuffer dyPack = new NativeBuffer();
+    /** D(X) chunk as direct panels over d_in (B operand of dA), K = chunk rows. */
+    final NativeBuffer dxPack = new NativeBuffer();
+    /** Row block of a direct pack from a tensor (Panels.directBlockRows(C)·C floats). */
+    float[] block = new float[0];
 
     private int[] reduceIndex = new int[0];
     private int reduceIndexPanels = -1;
@@ -63,6 +69,12 @@ final class Scratch implements AutoCloseable {
         return reduceIndex;
     }
 
+    /** The block buffer sized for a direct pack of a matrix with {@code cols} columns. */
+    float[] block(int cols) {
+        block = grow(block, (long) Panels.directBlockRows(cols) * cols);
+        return block;
+    }
+
     static float[] grow(float[] a, long n) {
         return a.length >= n ? a : new float[Math.toIntExact(n)];
     }
@@ -75,5 +87,9 @@ final class Scratch implements AutoCloseable {
     public void close() {
         aT.close();
         gbT.close();
+        bP.close();
+        gaP.close();
+        dyPack.close();
+        dxPack.close();
     }
 }

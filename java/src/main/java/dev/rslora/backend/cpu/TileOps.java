@@ -24,19 +24,6 @@ final class TileOps {
         }
     }
 
-    /** a[off + c] ·= g for c &lt; n. */
-    static void scaleAdd(float[] a, int off, int n, float g) {
-        int c = 0;
-        if (!MicroKernel.SCALAR) {
-            for (; c + L <= n; c += L) {
-                FloatVector.fromArray(S, a, off + c).mul(g).intoArray(a, off + c);
-            }
-        }
-        for (; c < n; c++) {
-            a[off + c] *= g;
-        }
-    }
-
     /** a[c] = a[c]·g (+ old[c] when {@code old} is not null) for c &lt; n. */
     static void scaleAdd(float[] a, int n, float g, float[] old) {
         int c = 0;
