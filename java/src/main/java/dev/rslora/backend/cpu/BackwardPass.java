@@ -25,7 +25,7 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  *     dX tile   = mask ⊙ (V[MR, r] · (γA) panel) + dY[MR, d_out] · W panel   (K = r, then K = d_out,
  *                 the same accumulators; dX is written once)
  *   reduction:  dA = γ·Σ_w partA[w] (+ old),  dB = γ·(Σ_w partB[w])ᵀ (+ old), w in increasing order,
- *               done by the last worker to finish (no barrier; the order is fixed, not who runs it)
+ *               in fixed blocks claimed by the workers once all have arrived (see {@link #arrive})
  * </pre>
  * Rows are split over workers statically ({@link Split}); each worker packs the B and γA panels
  * it needs itself. With few rows the LoRA part is split by rows and dX by d_in panels, in two jobs.
@@ -43,6 +43,14 @@ final class BackwardPass {
     private final Tensor b;
     private final float gamma;
     private final AtomicInteger arrived = new AtomicInteger();
+    private final AtomicInteger nextBlock = new AtomicInteger();
+    private volatile boolean allArrived;
+    private volatile boolean failed;
+    /** Whether the workers run concurrently (else one after another on the caller: never wait). */
+    private boolean concurrent;
+    /** Reduction blocks: rows of dA in groups of A_BLOCK, then rows of dB in groups of B_BLOCK. */
+    private static final int A_BLOCK = 16;
+    private static final int B_BLOCK = 64;
     private final Scratch[] scratch;
     private final int workers;
     private final boolean active;
@@ -94,6 +102,7 @@ final class BackwardPass {
     }
 
     void run(WorkerPool pool, boolean parallel) {
+        concurrent = parallel && pool.size() > 1;
         if (byRows) {
             pool.run(this::byRows, parallel);
         } else {
@@ -111,43 +120,91 @@ final class BackwardPass {
         Scratch s = scratch[wk];
         int start = Split.rowStart(n, workers, wk);
         int end = Split.rowStart(n, workers, wk + 1);
-        if (start < end) {
-            MemorySegment bP = active ? packB(s) : null;
-            MemorySegment gaP = active && dx != null ? packGammaA(s) : null;
-            for (int c0 = start; c0 < end; c0 += Split.MC) {
-                int c1 = Math.min(c0 + Split.MC, end);
-                loadDy(s, c0, c1);
-                if (active) {
-                    lora(s, c0, c1, c0 == start, s.vc, 0, bP);
-                }
-                if (dx != null) {
-                    computeDx(s, c0, c1, 0, Panels.panels(dIn), s.vc, 0, gaP);
+        try {
+            if (start < end) {
+                MemorySegment bP = active ? packB(s) : null;
+                MemorySegment gaP = active && dx != null ? packGammaA(s) : null;
+                for (int c0 = start; c0 < end; c0 += Split.MC) {
+                    int c1 = Math.min(c0 + Split.MC, end);
+                    loadDy(s, c0, c1);
+                    if (active) {
+                        lora(s, c0, c1, c0 == start, s.vc, 0, bP);
+                    }
+                    if (dx != null) {
+                        computeDx(s, c0, c1, 0, Panels.panels(dIn), s.vc, 0, gaP);
+                    }
                 }
             }
+        } catch (RuntimeException | Error e) {
+            abandon();
+            throw e;
         }
         arrive(s);
     }
 
-    /** Worker wk: V (into vAll), dBᵀ and dA partials for each chunk of its rows; the last reduces. */
+    /** Worker wk: V (into vAll), dBᵀ and dA partials for each chunk of its rows; then the reduction. */
     private void loraByRows(int wk) {
         Scratch s = scratch[wk];
         int start = Split.rowStart(n, workers, wk);
         int end = Split.rowStart(n, workers, wk + 1);
-        if (start < end) {
-            MemorySegment bP = packB(s);
-            for (int c0 = start; c0 < end; c0 += Split.MC) {
-                int c1 = Math.min(c0 + Split.MC, end);
-                loadDy(s, c0, c1);
-                lora(s, c0, c1, c0 == start, vAll, c0 * r, bP);
+        try {
+            if (start < end) {
+                MemorySegment bP = packB(s);
+                for (int c0 = start; c0 < end; c0 += Split.MC) {
+                    int c1 = Math.min(c0 + Split.MC, end);
+                    loadDy(s, c0, c1);
+                    lora(s, c0, c1, c0 == start, vAll, c0 * r, bP);
+                }
             }
+        } catch (RuntimeException | Error e) {
+            abandon();
+            throw e;
         }
         arrive(s);
     }
 
-    /** Counts this worker in; the last one (all partials final) performs the reduction. */
+    /** A worker failed: release the others waiting in {@link #arrive} and skip the reduction. */
+    private void abandon() {
+        failed = true;
+        allArrived = true;
+    }
+
+    /**
+     * Counts this worker in. Once every worker has arrived (all partials final) the reduction
+     * blocks are claimed from a counter by every worker still here: early finishers wait for the
+     * last one (they would otherwise idle until the end of the job), except when the shares run
+     * one after another on the caller, where the last share reduces alone. Each block's
+     * arithmetic is fixed, so the bits do not depend on which worker reduces which block.
+     */
     private void arrive(Scratch s) {
-        if (active && arrived.incrementAndGet() == workers) {
-            reduce(s);
+        if (!active) {
+            return;
+        }
+        if (arrived.incrementAndGet() == workers) {
+            allArrived = true;
+        } else if (!concurrent) {
+            return;
+        } else {
+            for (int spins = 1; !allArrived; spins++) {
+                if ((spins & 1023) == 0) {
+                    Thread.yield();
+                } else {
+                    Thread.onSpinWait();
+                }
+            }
+        }
+        if (failed) {
+            return;
+        }
+        int aBlocks = (r + A_BLOCK - 1) / A_BLOCK;
+        int blocks = aBlocks + (dOut + B_BLOCK - 1) / B_BLOCK;
+        for (int blk = nextBlock.getAndIncrement(); blk < blocks; blk = nextBlock.getAndIncrement()) {
+            if (blk < aBlocks) {
+                reduceA(s, blk * A_BLOCK, Math.min(r, (blk + 1) * A_BLOCK));
+            } else {
+                int o0 = (blk - aBlocks) * B_BLOCK;
+                reduceB(s, o0, Math.min(dOut, o0 + B_BLOCK));
+            }
         }
     }
 
@@ -310,41 +367,40 @@ final class BackwardPass {
                 MicroKernel.mma(s.dyc, it * ldy, ldy, w.backward, wOff, dOut, tile, 0, lora);
                 int rows = Math.min(MR, mc - it);
                 for (int m = 0; m < rows; m++) {
-                    Convert.store(tile, m * NR, kn, dx, (long) (c0 + it + m) * dIn + k0);
+                    Convert.storeTileRow(tile, m * NR, kn, dx, (long) (c0 + it + m) * dIn + k0);
                 }
             }
         }
     }
 
-    /**
-     * dA [r, d_in] = γ·Σ partA (+ old) and dB [d_out, r] = γ·(Σ partB)ᵀ (+ old), summing the
-     * partials of the workers that had rows in increasing worker order. dB rows are gathered
-     * across the dBᵀ tiles, L values of r at a time.
-     */
-    private void reduce(Scratch s) {
-        boolean acc = p.gradMode() == GradMode.ACCUMULATE;
-        int width = Math.max(Panels.panels(dIn) * NR, Math.max(r, dOut));
-        s.row = Scratch.grow(s.row, width);
-        s.dyc = Scratch.grow(s.dyc, width);
-        float[] sum = s.row;
-        float[] old = s.dyc;
-        float[][] partA = new float[workers][];
-        float[][] partB = new float[workers][];
-        int contributors = 0;
+    /** The partial sums of the workers that had rows, in increasing worker order. */
+    private float[][] partials(boolean ofA) {
+        float[][] out = new float[workers][];
+        int c = 0;
         for (int v = 0; v < workers; v++) {
             if (Split.rowStart(n, workers, v) < Split.rowStart(n, workers, v + 1)) {
-                partA[contributors] = scratch[v].partA;
-                partB[contributors++] = scratch[v].partB;
+                out[c++] = ofA ? scratch[v].partA : scratch[v].partB;
             }
         }
+        return java.util.Arrays.copyOf(out, c);
+    }
+
+    /** dA rows [j0, j1) = γ·Σ_w partA[w] (+ old), w in increasing order. */
+    private void reduceA(Scratch s, int j0, int j1) {
+        boolean acc = p.gradMode() == GradMode.ACCUMULATE;
         int pk = Panels.panels(dIn);
-        for (int j = 0; j < r; j++) {
+        s.row = Scratch.grow(s.row, (long) pk * NR);
+        s.dyc = Scratch.grow(s.dyc, dIn);
+        float[] sum = s.row;
+        float[] old = s.dyc;
+        float[][] part = partials(true);
+        for (int j = j0; j < j1; j++) {
             int tileRow = j / MR * pk * MR * NR + (j % MR) * NR;
             for (int q = 0; q < pk; q++) {
                 int at = tileRow + q * MR * NR;
-                System.arraycopy(partA[0], at, sum, q * NR, NR);
-                for (int c = 1; c < contributors; c++) {
-                    TileOps.addPadded(sum, q * NR, partA[c], at, NR);
+                System.arraycopy(part[0], at, sum, q * NR, NR);
+                for (int c = 1; c < part.length; c++) {
+                    TileOps.addPadded(sum, q * NR, part[c], at, NR);
                 }
             }
             if (acc) {
@@ -353,11 +409,21 @@ final class BackwardPass {
             TileOps.scaleAdd(sum, dIn, gamma, acc ? old : null);
             Convert.store(sum, 0, dIn, gradA, (long) j * dIn);
         }
+    }
+
+    /** dB rows [o0, o1) = γ·(Σ_w partB[w])ᵀ (+ old): each row gathered across the dBᵀ tiles. */
+    private void reduceB(Scratch s, int o0, int o1) {
+        boolean acc = p.gradMode() == GradMode.ACCUMULATE;
+        s.row = Scratch.grow(s.row, r);
+        s.dyc = Scratch.grow(s.dyc, r);
+        float[] sum = s.row;
+        float[] old = s.dyc;
+        float[][] part = partials(false);
         int po = Panels.panels(dOut);
         int[] index = s.reduceIndex(po);
-        for (int o = 0; o < dOut; o++) {
+        for (int o = o0; o < o1; o++) {
             int base = (o / NR) * MR * NR + o % NR;
-            gatherColumn(partB, contributors, base, po, index, sum);
+            gatherColumn(part, part.length, base, po, index, sum);
             if (acc) {
                 Convert.load(gradB, (long) o * r, r, old, 0);
             }

@@ -58,6 +58,35 @@ final class Convert {
         }
     }
 
+    /**
+     * One register-tile row: t[start + i] = round(src[off + i]) for i &lt; count ≤ NR, with vector
+     * stores for F32 and BF16 (a bulk copy costs more than the 32 values it moves).
+     */
+    static void storeTileRow(float[] src, int off, int count, Tensor t, long start) {
+        if (MicroKernel.SCALAR || t.dtype() == DType.F16) {
+            store(src, off, count, t, start);
+            return;
+        }
+        MemorySegment seg = t.segment();
+        for (int h = 0; h < count; h += L) {
+            FloatVector v = FloatVector.fromArray(FS, src, off + h);
+            if (t.dtype() == DType.F32) {
+                if (h + L <= count) {
+                    v.intoMemorySegment(seg, (start + h) * 4, LE);
+                } else {
+                    v.intoMemorySegment(seg, (start + h) * 4, LE, FS.indexInRange(h, count));
+                }
+            } else {
+                ShortVector bits = toBf16Bits(v.reinterpretAsInts());
+                if (h + L <= count) {
+                    bits.intoMemorySegment(seg, (start + h) * 2, LE);
+                } else {
+                    bits.intoMemorySegment(seg, (start + h) * 2, LE, SS.indexInRange(h, count));
+                }
+            }
+        }
+    }
+
     private static void loadBf16(MemorySegment seg, long start, int count, float[] dst, int off) {
         int i = 0;
         if (!MicroKernel.SCALAR) {

@@ -177,7 +177,7 @@ final class ForwardPass {
                 int rows = Math.min(MR, mc - it);
                 for (int m = 0; m < rows; m++) {
                     System.arraycopy(tile, m * NR, s.uc, (it + m) * r + j0, jn);
-                    Convert.store(tile, m * NR, jn, u, (long) (c0 + it + m) * r + j0);
+                    Convert.storeTileRow(tile, m * NR, jn, u, (long) (c0 + it + m) * r + j0);
                 }
             }
         }
@@ -204,7 +204,7 @@ final class ForwardPass {
                     if (bias) {
                         TileOps.addPadded(tile, m * NR, w.biasF32, o0, NR);
                     }
-                    Convert.store(tile, m * NR, on, y, (long) (c0 + it + m) * dOut + o0);
+                    Convert.storeTileRow(tile, m * NR, on, y, (long) (c0 + it + m) * dOut + o0);
                 }
             }
         }
