@@ -115,7 +115,7 @@ final class BackwardPass {
         }
     }
 
-    /** Worker wk: the whole backward of each chunk of its rows; the last worker reduces dA, dB. */
+    /** Worker wk: the whole backward of each chunk of its rows; then its part of the reduction. */
     private void byRows(int wk) {
         Scratch s = scratch[wk];
         int start = Split.rowStart(n, workers, wk);

@@ -40,6 +40,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
     private final NativeBuffer packA = new NativeBuffer();
     private final NativeBuffer uScratch = new NativeBuffer();
     private float[] vAll = new float[0];
+    private boolean closed;
 
     /** A backend with one worker per available processor. */
     public CpuBackend() {
@@ -77,6 +78,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
         }
         lock.lock();
         try {
+            checkOpen();
             CpuFrozenWeight w = new CpuFrozenWeight(weight, bias);
             pool.run(wk -> packWeight(w, wk), accessible(weight, bias));
             return w;
@@ -111,6 +113,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
         }
         lock.lock();
         try {
+            checkOpen();
             w.checkOpen();
             boolean parallel = accessible(x, y, w.weight(), w.bias(), a, b, u);
             Tensor uOut = u;
@@ -147,6 +150,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
         }
         lock.lock();
         try {
+            checkOpen();
             w.checkOpen();
             boolean parallel = accessible(x, dy, dx, w.weight(), a, b, u, gradA, gradB);
             float[] v = null;
@@ -181,6 +185,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
         check("b", b, w.dOut, (int) a.dim(0));
         lock.lock();
         try {
+            checkOpen();
             w.checkOpen();
             int r = (int) a.dim(0);
             boolean parallel = accessible(a, b, w.weight());
@@ -266,11 +271,18 @@ public final class CpuBackend implements Backend, AutoCloseable {
         return true;
     }
 
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("this cpu backend is closed");
+        }
+    }
+
     /** Stops the worker threads and frees the packing buffers; the instance is unusable afterwards. */
     @Override
     public void close() {
         lock.lock();
         try {
+            closed = true;
             pool.close();
             packA.close();
             uScratch.close();

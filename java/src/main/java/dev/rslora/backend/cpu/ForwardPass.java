@@ -22,7 +22,6 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  * N) U is split by rows and Y by d_out panels, in two jobs.
  */
 final class ForwardPass {
-    private final LoraParams p;
     private final CpuFrozenWeight w;
     private final Tensor x;
     private final Tensor y;
@@ -41,7 +40,6 @@ final class ForwardPass {
 
     /** @param u U [n, r] F32 output; u, a, b are null when the adapter is inactive */
     ForwardPass(LoraParams p, CpuFrozenWeight w, Tensor x, Tensor y, Tensor u, Tensor a, Tensor b, Scratch[] scratch) {
-        this.p = p;
         this.w = w;
         this.x = x;
         this.y = y;

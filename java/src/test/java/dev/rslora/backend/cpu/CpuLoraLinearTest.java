@@ -166,6 +166,13 @@ class CpuLoraLinearTest {
             FrozenWeight closed = cpu.prepare(w, null);
             closed.close();
             assertThrows(IllegalStateException.class, () -> cpu.forward(p, closed, x, a, b, u, y));
+            FrozenWeight open = cpu.prepare(w, null);
+            CpuBackend other = new CpuBackend(2);
+            other.close();
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> other.prepare(w, null));
+            assertTrue(e.getMessage().contains("closed"), e.getMessage());
+            assertThrows(IllegalStateException.class, () -> other.forward(p, open, x, a, b, u, y));
+            open.close();
         }
     }
 }
