@@ -27,8 +27,9 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  *   reduction:  dA = γ·Σ_w partA[w] (+ old),  dB = γ·(Σ_w partB[w])ᵀ (+ old), w in increasing order,
  *               in fixed blocks claimed by the workers once all have arrived (see {@link #arrive})
  * </pre>
- * Rows are split over workers statically ({@link Split}); each worker packs the B and γA panels
- * it needs itself. With few rows the LoRA part is split by rows and dX by d_in panels, in two jobs.
+ * Rows are split over workers statically ({@link Split}); the workers pack the B and γA panels
+ * together first ({@link SharedWork}). With few rows the LoRA part is split by rows and dX by d_in
+ * panels, in two jobs.
  */
 final class BackwardPass {
     private final LoraParams p;
@@ -42,6 +43,13 @@ final class BackwardPass {
     private final Tensor a;
     private final Tensor b;
     private final float gamma;
+    /** B panels (direct panels of B [d_out, r], K = d_out), filled by the workers together. */
+    private final MemorySegment bP;
+    /** γA panels (direct panels of γ·A [r, d_in], K = r). */
+    private final MemorySegment gaP;
+    /** Rows of B, and of γA, per packing unit. */
+    private static final int B_PACK_ROWS = 64;
+    private static final int A_PACK_ROWS = 16;
     private final AtomicInteger arrived = new AtomicInteger();
     private final AtomicInteger nextBlock = new AtomicInteger();
     private volatile boolean allArrived;
@@ -66,11 +74,13 @@ final class BackwardPass {
     private final float[] vAll;
 
     /**
+     * @param bP   buffer of Panels.bytes(r, d_out) bytes for the B panels
+     * @param gaP  buffer of Panels.bytes(d_in, r) bytes for the γA panels
      * @param vAll V buffer of at least padRows(n)·r floats for the column-split path, else null;
-     *             x, a, b, u, gradA, gradB are null when the adapter is inactive
+     *             x, a, b, u, gradA, gradB, bP, gaP are null when the adapter is inactive
      */
     BackwardPass(LoraParams p, CpuFrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy, Tensor dx,
-                 Tensor gradA, Tensor gradB, Scratch[] scratch, float[] vAll) {
+                 Tensor gradA, Tensor gradB, MemorySegment bP, MemorySegment gaP, Scratch[] scratch, float[] vAll) {
         this.p = p;
         this.w = w;
         this.x = x;
@@ -82,6 +92,8 @@ final class BackwardPass {
         this.a = a;
         this.b = b;
         this.gamma = (float) p.gamma();
+        this.bP = bP;
+        this.gaP = gaP;
         this.scratch = scratch;
         this.workers = scratch.length;
         this.active = p.adapterActive();
@@ -103,35 +115,45 @@ final class BackwardPass {
 
     void run(WorkerPool pool, boolean parallel) {
         concurrent = parallel && pool.size() > 1;
+        int bUnits = active ? (dOut + B_PACK_ROWS - 1) / B_PACK_ROWS : 0;
+        int aUnits = active && dx != null ? (r + A_PACK_ROWS - 1) / A_PACK_ROWS : 0;
         if (byRows) {
-            pool.run(this::byRows, parallel);
+            SharedWork packs = new SharedWork(bUnits + aUnits, (wk, unit) -> {
+                if (unit < bUnits) {
+                    packB(scratch[wk], unit);
+                } else {
+                    packGammaA(scratch[wk], unit - bUnits);
+                }
+            });
+            pool.run(wk -> byRows(wk, packs), parallel);
         } else {
             if (active) {
-                pool.run(this::loraByRows, parallel);
+                SharedWork packs = new SharedWork(bUnits, (wk, unit) -> packB(scratch[wk], unit));
+                pool.run(wk -> loraByRows(wk, packs), parallel);
             }
             if (dx != null) {
-                pool.run(this::dxByColumns, parallel);
+                SharedWork packs = new SharedWork(aUnits, (wk, unit) -> packGammaA(scratch[wk], unit));
+                pool.run(wk -> dxByColumns(wk, packs), parallel);
             }
         }
     }
 
-    /** Worker wk: the whole backward of each chunk of its rows; then its part of the reduction. */
-    private void byRows(int wk) {
+    /** Worker wk: its part of the panels, the whole backward of each chunk of its rows, then its part of the reduction. */
+    private void byRows(int wk, SharedWork packs) {
         Scratch s = scratch[wk];
         int start = Split.rowStart(n, workers, wk);
         int end = Split.rowStart(n, workers, wk + 1);
         try {
             if (start < end) {
-                MemorySegment bP = active ? packB(s) : null;
-                MemorySegment gaP = active && dx != null ? packGammaA(s) : null;
+                packs.runAndWait(wk);
                 for (int c0 = start; c0 < end; c0 += Split.MC) {
                     int c1 = Math.min(c0 + Split.MC, end);
                     loadDy(s, c0, c1);
                     if (active) {
-                        lora(s, c0, c1, c0 == start, s.vc, 0, bP);
+                        lora(s, c0, c1, c0 == start, s.vc, 0);
                     }
                     if (dx != null) {
-                        computeDx(s, c0, c1, 0, Panels.panels(dIn), s.vc, 0, gaP);
+                        computeDx(s, c0, c1, 0, Panels.panels(dIn), s.vc, 0);
                     }
                 }
             }
@@ -142,18 +164,18 @@ final class BackwardPass {
         arrive(s);
     }
 
-    /** Worker wk: V (into vAll), dBᵀ and dA partials for each chunk of its rows; then the reduction. */
-    private void loraByRows(int wk) {
+    /** Worker wk: its part of the B panels, V (into vAll), dBᵀ and dA partials for each chunk of its rows; then the reduction. */
+    private void loraByRows(int wk, SharedWork packs) {
         Scratch s = scratch[wk];
         int start = Split.rowStart(n, workers, wk);
         int end = Split.rowStart(n, workers, wk + 1);
         try {
             if (start < end) {
-                MemorySegment bP = packB(s);
+                packs.runAndWait(wk);
                 for (int c0 = start; c0 < end; c0 += Split.MC) {
                     int c1 = Math.min(c0 + Split.MC, end);
                     loadDy(s, c0, c1);
-                    lora(s, c0, c1, c0 == start, vAll, c0 * r, bP);
+                    lora(s, c0, c1, c0 == start, vAll, c0 * r);
                 }
             }
         } catch (RuntimeException | Error e) {
@@ -167,6 +189,45 @@ final class BackwardPass {
     private void abandon() {
         failed = true;
         allArrived = true;
+    }
+
+    /** Rows [unit·B_PACK_ROWS, +B_PACK_ROWS) of the B panels. */
+    private void packB(Scratch s, int unit) {
+        int o0 = unit * B_PACK_ROWS;
+        Panels.packDirect(b, 1f, bP, o0, Math.min(dOut, o0 + B_PACK_ROWS), s.block(r));
+    }
+
+    /** Rows [unit·A_PACK_ROWS, +A_PACK_ROWS) of the γA panels. */
+    private void packGammaA(Scratch s, int unit) {
+        int j0 = unit * A_PACK_ROWS;
+        Panels.packDirect(a, gamma, gaP, j0, Math.min(r, j0 + A_PACK_ROWS), s.block(dIn));
+    }
+
+    /** Worker wk: its part of the γA panels, then dX for its share of the d_in panels, all rows. */
+    private void dxByColumns(int wk, SharedWork packs) {
+        int panels = Panels.panels(dIn);
+        int pk0 = Split.part(panels, workers, wk);
+        int pk1 = Split.part(panels, workers, wk + 1);
+        if (active) {
+            packs.runAndWait(wk);
+        }
+        if (pk0 == pk1) {
+            return;
+        }
+        Scratch s = scratch[wk];
+        for (int c0 = 0; c0 < n; c0 += Split.MC) {
+            int c1 = Math.min(c0 + Split.MC, n);
+            loadDy(s, c0, c1);
+            if (mask != null) {
+                int word0 = (int) ((long) pk0 * NR / 64);
+                int word1 = (int) (((long) pk1 * NR + 63) / 64);
+                s.bits = Scratch.grow(s.bits, (long) Split.padRows(c1 - c0) * words);
+                for (int i = 0; i < c1 - c0; i++) {
+                    mask.row(c0 + i, word0, word1, dIn, s.bits, i * words);
+                }
+            }
+            computeDx(s, c0, c1, pk0, pk1, active ? vAll : null, c0 * r);
+        }
     }
 
     /**
@@ -208,45 +269,6 @@ final class BackwardPass {
         }
     }
 
-    /** This worker's B panels (direct panels of B [d_out, r], K = d_out). */
-    private MemorySegment packB(Scratch s) {
-        MemorySegment bP = s.bP.ensure(Panels.bytes(r, dOut));
-        Panels.packDirect(b, 1f, bP, 0, dOut, s.block(r));
-        return bP;
-    }
-
-    /** This worker's γA panels (direct panels of γ·A [r, d_in], K = r). */
-    private MemorySegment packGammaA(Scratch s) {
-        MemorySegment gaP = s.gaP.ensure(Panels.bytes(dIn, r));
-        Panels.packDirect(a, gamma, gaP, 0, r, s.block(dIn));
-        return gaP;
-    }
-
-    /** Worker wk: dX for its share of the d_in panels, all rows. */
-    private void dxByColumns(int wk) {
-        int panels = Panels.panels(dIn);
-        int pk0 = Split.part(panels, workers, wk);
-        int pk1 = Split.part(panels, workers, wk + 1);
-        if (pk0 == pk1) {
-            return;
-        }
-        Scratch s = scratch[wk];
-        MemorySegment gaP = active ? packGammaA(s) : null;
-        for (int c0 = 0; c0 < n; c0 += Split.MC) {
-            int c1 = Math.min(c0 + Split.MC, n);
-            loadDy(s, c0, c1);
-            if (mask != null) {
-                int word0 = (int) ((long) pk0 * NR / 64);
-                int word1 = (int) (((long) pk1 * NR + 63) / 64);
-                s.bits = Scratch.grow(s.bits, (long) Split.padRows(c1 - c0) * words);
-                for (int i = 0; i < c1 - c0; i++) {
-                    mask.row(c0 + i, word0, word1, dIn, s.bits, i * words);
-                }
-            }
-            computeDx(s, c0, c1, pk0, pk1, active ? vAll : null, c0 * r, gaP);
-        }
-    }
-
     /** dyc = dY[c0:c1] as fp32, rows ld(d_out) apart, [mcPad rows]. */
     private void loadDy(Scratch s, int c0, int c1) {
         int mc = c1 - c0;
@@ -262,7 +284,7 @@ final class BackwardPass {
      * {@code vOff}) and vt; the chunk's keep bits into s.bits and D(X) into xc; the dBᵀ and dA
      * partials (assigned when {@code first}, else accumulated).
      */
-    private void lora(Scratch s, int c0, int c1, boolean first, float[] v, int vOff, MemorySegment bP) {
+    private void lora(Scratch s, int c0, int c1, boolean first, float[] v, int vOff) {
         int mc = c1 - c0;
         int mcPad = Split.padRows(mc);
         int ldy = Split.ld(dOut);
@@ -345,7 +367,7 @@ final class BackwardPass {
      * dX[c0:c1, panels pk0..pk1) = mask ⊙ (V·γA) + dY·W. V rows from {@code v} (lda r, chunk row 0
      * at {@code vOff}); null when the adapter is inactive.
      */
-    private void computeDx(Scratch s, int c0, int c1, int pk0, int pk1, float[] v, int vOff, MemorySegment gaP) {
+    private void computeDx(Scratch s, int c0, int c1, int pk0, int pk1, float[] v, int vOff) {
         int mc = c1 - c0;
         int ldy = Split.ld(dOut);
         float[] tile = s.tile;

@@ -36,8 +36,10 @@ public final class CpuBackend implements Backend, AutoCloseable {
     private final WorkerPool pool;
     private final Scratch[] scratch;
     private final ReentrantLock lock = new ReentrantLock();
-    /** γA panels for merge. */
+    /** Panels of A: Aᵀ (forward), γA (backward, merge). */
     private final NativeBuffer packA = new NativeBuffer();
+    /** Panels of B: (γB)ᵀ (forward), B (backward). */
+    private final NativeBuffer packB = new NativeBuffer();
     private final NativeBuffer uScratch = new NativeBuffer();
     private float[] vAll = new float[0];
     private boolean closed;
@@ -121,7 +123,9 @@ public final class CpuBackend implements Backend, AutoCloseable {
                 long bytes = (long) p.n() * p.rank() * 4;
                 uOut = Tensor.wrap(uScratch.ensure(bytes).asSlice(0, bytes), DType.F32, p.n(), p.rank());
             }
-            new ForwardPass(p, w, x, y, uOut, active ? a : null, active ? b : null, scratch).run(pool, parallel);
+            MemorySegment aT = active ? packA.ensure(Panels.bytes(p.rank(), p.dIn())) : null;
+            MemorySegment gbT = active ? packB.ensure(Panels.bytes(p.dOut(), p.rank())) : null;
+            new ForwardPass(p, w, x, y, uOut, active ? a : null, active ? b : null, aT, gbT, scratch).run(pool, parallel);
         } finally {
             lock.unlock();
         }
@@ -158,8 +162,10 @@ public final class CpuBackend implements Backend, AutoCloseable {
                 vAll = Scratch.grow(vAll, (long) Split.padRows(p.n()) * p.rank());
                 v = vAll;
             }
+            MemorySegment bP = active ? packB.ensure(Panels.bytes(p.rank(), p.dOut())) : null;
+            MemorySegment gaP = active ? packA.ensure(Panels.bytes(p.dIn(), p.rank())) : null;
             new BackwardPass(p, w, active ? x : null, active ? a : null, active ? b : null, active ? u : null, dy, dx,
-                    active ? gradA : null, active ? gradB : null, scratch, v).run(pool, parallel);
+                    active ? gradA : null, active ? gradB : null, bP, gaP, scratch, v).run(pool, parallel);
         } finally {
             lock.unlock();
         }
@@ -285,6 +291,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
             closed = true;
             pool.close();
             packA.close();
+            packB.close();
             uScratch.close();
             for (Scratch s : scratch) {
                 s.close();

@@ -18,8 +18,8 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  *               the same 16 accumulators: Y is written once)
  * </pre>
  * With enough rows each worker takes a row range and does U then Y for each of its chunks, after
- * packing Aᵀ and (γB)ᵀ itself (a few µs of duplicated work instead of a barrier); otherwise (small
- * N) U is split by rows and Y by d_out panels, in two jobs.
+ * the workers have packed Aᵀ and (γB)ᵀ together ({@link SharedWork}: no barrier, each panel once);
+ * otherwise (small N) U is split by rows and Y by d_out panels, in two jobs.
  */
 final class ForwardPass {
     private final CpuFrozenWeight w;
@@ -29,6 +29,12 @@ final class ForwardPass {
     private final Tensor a;
     private final Tensor b;
     private final float gamma;
+    /** Aᵀ panels (transposed panels of A [r, d_in], K = d_in), filled by the workers together. */
+    private final MemorySegment aT;
+    /** (γB)ᵀ panels (transposed panels of B [d_out, r] times γ, K = r). */
+    private final MemorySegment gbT;
+    /** (γB)ᵀ panels per packing unit. */
+    private static final int GBT_GROUP = 4;
     private final Scratch[] scratch;
     private final int workers;
     private final boolean active;
@@ -38,8 +44,13 @@ final class ForwardPass {
     private final int dOut;
     private final int r;
 
-    /** @param u U [n, r] F32 output; u, a, b are null when the adapter is inactive */
-    ForwardPass(LoraParams p, CpuFrozenWeight w, Tensor x, Tensor y, Tensor u, Tensor a, Tensor b, Scratch[] scratch) {
+    /**
+     * @param u   U [n, r] F32 output; u, a, b, aT, gbT are null when the adapter is inactive
+     * @param aT  buffer of Panels.bytes(r, d_in) bytes for the Aᵀ panels
+     * @param gbT buffer of Panels.bytes(d_out, r) bytes for the (γB)ᵀ panels
+     */
+    ForwardPass(LoraParams p, CpuFrozenWeight w, Tensor x, Tensor y, Tensor u, Tensor a, Tensor b, MemorySegment aT,
+                MemorySegment gbT, Scratch[] scratch) {
         this.w = w;
         this.x = x;
         this.y = y;
@@ -47,6 +58,8 @@ final class ForwardPass {
         this.a = a;
         this.b = b;
         this.gamma = (float) p.gamma();
+        this.aT = aT;
+        this.gbT = gbT;
         this.scratch = scratch;
         this.workers = scratch.length;
         this.active = p.adapterActive();
@@ -58,67 +71,73 @@ final class ForwardPass {
     }
 
     void run(WorkerPool pool, boolean parallel) {
+        int aUnits = active ? Panels.panels(r) : 0;
         if (Split.byRows(n, workers)) {
-            pool.run(this::byRows, parallel);
+            int bUnits = active ? (Panels.panels(dOut) + GBT_GROUP - 1) / GBT_GROUP : 0;
+            SharedWork packs = new SharedWork(aUnits + bUnits, (wk, unit) -> {
+                if (unit < aUnits) {
+                    packAT(scratch[wk], unit);
+                } else {
+                    int g = (unit - aUnits) * GBT_GROUP;
+                    packGBT(scratch[wk], g, Math.min(Panels.panels(dOut), g + GBT_GROUP));
+                }
+            });
+            pool.run(wk -> byRows(wk, packs), parallel);
         } else {
             if (active) {
-                pool.run(this::uByRows, parallel);
+                SharedWork packs = new SharedWork(aUnits, (wk, unit) -> packAT(scratch[wk], unit));
+                pool.run(wk -> uByRows(wk, packs), parallel);
             }
             pool.run(this::yByColumns, parallel);
         }
     }
 
-    /** Worker wk: U then Y for each chunk of its rows. */
-    private void byRows(int wk) {
+    /** Worker wk: its part of the panels, then U and Y for each chunk of its rows. */
+    private void byRows(int wk, SharedWork packs) {
         Scratch s = scratch[wk];
         int start = Split.rowStart(n, workers, wk);
         int end = Split.rowStart(n, workers, wk + 1);
         if (start == end) {
             return;
         }
-        MemorySegment aT = active ? packAT(s) : null;
-        MemorySegment gbT = active ? packGBT(s, 0, Panels.panels(dOut)) : null;
+        packs.runAndWait(wk);
         for (int c0 = start; c0 < end; c0 += Split.MC) {
             int c1 = Math.min(c0 + Split.MC, end);
             loadX(s, c0, c1);
             if (active) {
-                computeU(s, c0, c1, aT);
+                computeU(s, c0, c1);
             }
-            computeY(s, c0, c1, 0, Panels.panels(dOut), gbT);
+            computeY(s, c0, c1, 0, Panels.panels(dOut));
         }
     }
 
-    /** This worker's Aᵀ panels (transposed panels of A [r, d_in], K = d_in). */
-    private MemorySegment packAT(Scratch s) {
-        MemorySegment aT = s.aT.ensure(Panels.bytes(r, dIn));
-        Panels.packTransposed(a, 1f, aT, 0, Panels.panels(r), s.gather, s.gatherIndex);
-        return aT;
+    /** Aᵀ panel {@code panel}. */
+    private void packAT(Scratch s, int panel) {
+        Panels.packTransposed(a, 1f, aT, panel, panel + 1, s.gather, s.gatherIndex);
     }
 
-    /** Panels [po0, po1) of (γB)ᵀ (transposed panels of B [d_out, r] times γ, K = r). */
-    private MemorySegment packGBT(Scratch s, int po0, int po1) {
-        MemorySegment gbT = s.gbT.ensure(Panels.bytes(dOut, r));
+    /** (γB)ᵀ panels [po0, po1). */
+    private void packGBT(Scratch s, int po0, int po1) {
         Panels.packTransposed(b, gamma, gbT, po0, po1, s.gather, s.gatherIndex);
-        return gbT;
     }
 
-    /** Worker wk: U for each chunk of its rows. */
-    private void uByRows(int wk) {
+    /** Worker wk: its part of the Aᵀ panels, then U for each chunk of its rows. */
+    private void uByRows(int wk, SharedWork packs) {
         Scratch s = scratch[wk];
         int start = Split.rowStart(n, workers, wk);
         int end = Split.rowStart(n, workers, wk + 1);
         if (start == end) {
             return;
         }
-        MemorySegment aT = packAT(s);
+        packs.runAndWait(wk);
         for (int c0 = start; c0 < end; c0 += Split.MC) {
             int c1 = Math.min(c0 + Split.MC, end);
             loadX(s, c0, c1);
-            computeU(s, c0, c1, aT);
+            computeU(s, c0, c1);
         }
     }
 
-    /** Worker wk: Y for its share of the d_out panels, all rows (U read back from the u tensor). */
+    /** Worker wk: its own (γB)ᵀ panels, then Y for its share of the d_out panels, all rows. */
     private void yByColumns(int wk) {
         int panels = Panels.panels(dOut);
         int po0 = Split.part(panels, workers, wk);
@@ -127,7 +146,9 @@ final class ForwardPass {
             return;
         }
         Scratch s = scratch[wk];
-        MemorySegment gbT = active ? packGBT(s, po0, po1) : null;
+        if (active) {
+            packGBT(s, po0, po1);
+        }
         for (int c0 = 0; c0 < n; c0 += Split.MC) {
             int c1 = Math.min(c0 + Split.MC, n);
             loadX(s, c0, c1);
@@ -136,7 +157,7 @@ final class ForwardPass {
                 s.uc = Scratch.grow(s.uc, (long) Split.padRows(mc) * r);
                 Convert.load(u, (long) c0 * r, mc * r, s.uc, 0);
             }
-            computeY(s, c0, c1, po0, po1, gbT);
+            computeY(s, c0, c1, po0, po1);
         }
     }
 
@@ -151,7 +172,7 @@ final class ForwardPass {
     }
 
     /** U[c0:c1] = D(X)·Aᵀ into the u tensor and uc (row-major [mcPad, r]). */
-    private void computeU(Scratch s, int c0, int c1, MemorySegment aT) {
+    private void computeU(Scratch s, int c0, int c1) {
         int mc = c1 - c0;
         int ld = Split.ld(dIn);
         float[] src = s.xc;
@@ -182,7 +203,7 @@ final class ForwardPass {
     }
 
     /** Y[c0:c1, panels po0..po1) = X·Wᵀ + U·(γB)ᵀ + b. */
-    private void computeY(Scratch s, int c0, int c1, int po0, int po1, MemorySegment gbT) {
+    private void computeY(Scratch s, int c0, int c1, int po0, int po1) {
         int mc = c1 - c0;
         int ld = Split.ld(dIn);
         float[] tile = s.tile;

@@ -2,10 +2,9 @@ package dev.rslora.backend.cpu;
 
 /**
  * One worker's reusable buffers: chunk copies of the A operands (heap, fp32, row-major, padded
- * to MR rows), per-chunk B panels and the worker's own packing of the small adapter matrices
- * (native; every worker packs the A/B panels it needs itself, so a layer call needs no barrier
- * besides its end), dropout bits of the chunk, the register-tile spill and the partial sums of dA
- * and dBᵀ. Grown on demand, never shrunk, owned by one worker index.
+ * to MR rows), per-chunk B panels (native), dropout bits of the chunk, the register-tile spill,
+ * temporaries for packing and the partial sums of dA and dBᵀ. Grown on demand, never shrunk,
+ * owned by one worker index.
  */
 final class Scratch implements AutoCloseable {
     /** X chunk [mcPad, ld(d_in)] (forward A operand; backward D(X) before packing). */
@@ -35,14 +34,6 @@ final class Scratch implements AutoCloseable {
     /** Gather block for transposed packs, NR × Panels.T_BLOCK. */
     final float[] gather = new float[MicroKernel.NR * Panels.T_BLOCK];
     final int[] gatherIndex = Panels.gatherIndex();
-    /** This worker's copy of Aᵀ panels (forward U), K = d_in. */
-    final NativeBuffer aT = new NativeBuffer();
-    /** This worker's copy of (γB)ᵀ panels (forward LoRA K-segment of Y), K = r. */
-    final NativeBuffer gbT = new NativeBuffer();
-    /** This worker's B panels (direct panels of B [d_out, r], K = d_out: backward V = dY·B). */
-    final NativeBuffer bP = new NativeBuffer();
-    /** This worker's γA panels (direct panels of γ·A [r, d_in], K = r: backward LoRA segment of dX). */
-    final NativeBuffer gaP = new NativeBuffer();
     /** dY chunk as direct panels over d_out (B operand of dBᵀ), K = chunk rows. */
     final NativeBuffer dyPack = new NativeBuffer();
     /** D(X) chunk as direct panels over d_in (B operand of dA), K = chunk rows. */
@@ -85,10 +76,6 @@ final class Scratch implements AutoCloseable {
 
     @Override
     public void close() {
-        aT.close();
-        gbT.close();
-        bP.close();
-        gaP.close();
         dyPack.close();
         dxPack.close();
     }
