@@ -365,18 +365,21 @@ final class BackwardPass {
 
     /**
      * dX[c0:c1, panels pk0..pk1) = mask ⊙ (V·γA) + dY·W. V rows from {@code v} (lda r, chunk row 0
-     * at {@code vOff}); null when the adapter is inactive.
+     * at {@code vOff}); null when the adapter is inactive. Tiles go to the chunk buffer yc, then
+     * each row is stored whole.
      */
     private void computeDx(Scratch s, int c0, int c1, int pk0, int pk1, float[] v, int vOff) {
         int mc = c1 - c0;
         int ldy = Split.ld(dOut);
+        int ldx = Split.ld(dIn);
+        s.yc = Scratch.grow(s.yc, (long) Split.padRows(mc) * ldx);
+        float[] out = s.yc;
         float[] tile = s.tile;
         boolean lora = active && v != null;
         for (int pk = pk0; pk < pk1; pk++) {
             long wOff = (long) pk * dOut * PANEL_ROW_BYTES;
             long aOff = (long) pk * r * PANEL_ROW_BYTES;
             int k0 = pk * NR;
-            int kn = Math.min(NR, dIn - k0);
             for (int it = 0; it < mc; it += MR) {
                 if (lora) {
                     MicroKernel.mma(v, vOff + it * r, r, gaP, aOff, r, tile, 0, false);
@@ -389,9 +392,14 @@ final class BackwardPass {
                 MicroKernel.mma(s.dyc, it * ldy, ldy, w.backward, wOff, dOut, tile, 0, lora);
                 int rows = Math.min(MR, mc - it);
                 for (int m = 0; m < rows; m++) {
-                    Convert.storeTileRow(tile, m * NR, kn, dx, (long) (c0 + it + m) * dIn + k0);
+                    System.arraycopy(tile, m * NR, out, (it + m) * ldx + k0, NR);
                 }
             }
+        }
+        int col0 = pk0 * NR;
+        int cols = Math.min(dIn, pk1 * NR) - col0;
+        for (int i = 0; i < mc; i++) {
+            Convert.store(out, i * ldx + col0, cols, dx, (long) (c0 + i) * dIn + col0);
         }
     }
 

@@ -202,17 +202,23 @@ final class ForwardPass {
         }
     }
 
-    /** Y[c0:c1, panels po0..po1) = X·Wᵀ + U·(γB)ᵀ + b. */
+    /**
+     * Y[c0:c1, panels po0..po1) = X·Wᵀ + U·(γB)ᵀ + b: tiles go to the chunk buffer yc (rows
+     * ld(d_out) apart), then each row is stored whole (sequential writes instead of 128-byte
+     * pieces of rows 4 KB apart).
+     */
     private void computeY(Scratch s, int c0, int c1, int po0, int po1) {
         int mc = c1 - c0;
         int ld = Split.ld(dIn);
+        int ldy = Split.ld(dOut);
+        s.yc = Scratch.grow(s.yc, (long) Split.padRows(mc) * ldy);
+        float[] yc = s.yc;
         float[] tile = s.tile;
         boolean bias = w.bias() != null;
         for (int po = po0; po < po1; po++) {
             long wOff = (long) po * dIn * PANEL_ROW_BYTES;
             long bOff = (long) po * r * PANEL_ROW_BYTES;
             int o0 = po * NR;
-            int on = Math.min(NR, dOut - o0);
             for (int it = 0; it < mc; it += MR) {
                 MicroKernel.mma(s.xc, it * ld, ld, w.forward, wOff, dIn, tile, 0, false);
                 if (active) {
@@ -223,9 +229,14 @@ final class ForwardPass {
                     if (bias) {
                         TileOps.addPadded(tile, m * NR, w.biasF32, o0, NR);
                     }
-                    Convert.storeTileRow(tile, m * NR, on, y, (long) (c0 + it + m) * dOut + o0);
+                    System.arraycopy(tile, m * NR, yc, (it + m) * ldy + o0, NR);
                 }
             }
+        }
+        int col0 = po0 * NR;
+        int cols = Math.min(dOut, po1 * NR) - col0;
+        for (int i = 0; i < mc; i++) {
+            Convert.store(yc, i * ldy + col0, cols, y, (long) (c0 + i) * dOut + col0);
         }
     }
 }

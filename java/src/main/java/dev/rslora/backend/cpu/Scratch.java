@@ -11,6 +11,8 @@ final class Scratch implements AutoCloseable {
     float[] xc = new float[0];
     /** D(X) chunk [mcPad, ld(d_in)] (forward A operand of U when dropout is on). */
     float[] dxc = new float[0];
+    /** Output chunk [mcPad, ld(d)] (Y in forward, dX in backward) before its rows are stored. */
+    float[] yc = new float[0];
     /** U chunk [mcPad, r] (forward A operand of the LoRA K-segment). */
     float[] uc = new float[0];
     /** dY chunk [mcPad, ld(d_out)] (backward A operand of V and dX). */
