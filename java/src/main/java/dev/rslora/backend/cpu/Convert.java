@@ -1,0 +1,125 @@
+package dev.rslora.backend.cpu;
+
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Fp16;
+import dev.rslora.tensor.Tensor;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+
+/**
+ * Contiguous runs of tensor elements to and from fp32 heap arrays. F32 is a bulk copy; BF16 is
+ * vectorised both ways (the store is round-to-nearest-even with NaN → 0x7FFF, bit-identical to
+ * {@link dev.rslora.tensor.Bf16#fromFloat}); F16 uses the scalar {@link Fp16} conversions
+ * (the JIT maps them to F16C instructions). Indices are flat element indices of the tensor.
+ */
+final class Convert {
+    private static final VectorSpecies<Float> FS = MicroKernel.SPECIES;
+    private static final int L = MicroKernel.L;
+    private static final VectorSpecies<Integer> IS = VectorSpecies.of(int.class, FS.vectorShape());
+    private static final VectorSpecies<Short> SS = VectorSpecies.of(short.class, VectorShape.forBitSize(L * 16));
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+
+    private Convert() {
+    }
+
+    /** dst[off + i] = t[start + i] as fp32, i &lt; count. */
+    static void load(Tensor t, long start, int count, float[] dst, int off) {
+        MemorySegment seg = t.segment();
+        switch (t.dtype()) {
+            case F32 -> MemorySegment.copy(seg, DType.LE_FLOAT, start * 4, dst, off, count);
+            case BF16 -> loadBf16(seg, start, count, dst, off);
+            case F16 -> {
+                for (int i = 0; i < count; i++) {
+                    dst[off + i] = Fp16.toFloat(seg.getAtIndex(DType.LE_SHORT, start + i));
+                }
+            }
+        }
+    }
+
+    /** t[start + i] = round(src[off + i]) to t's dtype, i &lt; count. */
+    static void store(float[] src, int off, int count, Tensor t, long start) {
+        MemorySegment seg = t.segment();
+        switch (t.dtype()) {
+            case F32 -> MemorySegment.copy(src, off, seg, DType.LE_FLOAT, start * 4, count);
+            case BF16 -> storeBf16(src, off, count, seg, start);
+            case F16 -> {
+                for (int i = 0; i < count; i++) {
+                    seg.setAtIndex(DType.LE_SHORT, start + i, Fp16.fromFloat(src[off + i]));
+                }
+            }
+        }
+    }
+
+    /**
+     * One register-tile row: t[start + i] = round(src[off + i]) for i &lt; count ≤ NR, with vector
+     * stores for F32 and BF16 (a bulk copy costs more than the 32 values it moves).
+     */
+    static void storeTileRow(float[] src, int off, int count, Tensor t, long start) {
+        if (MicroKernel.SCALAR || t.dtype() == DType.F16) {
+            store(src, off, count, t, start);
+            return;
+        }
+        MemorySegment seg = t.segment();
+        for (int h = 0; h < count; h += L) {
+            FloatVector v = FloatVector.fromArray(FS, src, off + h);
+            if (t.dtype() == DType.F32) {
+                if (h + L <= count) {
+                    v.intoMemorySegment(seg, (start + h) * 4, LE);
+                } else {
+                    v.intoMemorySegment(seg, (start + h) * 4, LE, FS.indexInRange(h, count));
+                }
+            } else {
+                ShortVector bits = toBf16Bits(v.reinterpretAsInts());
+                if (h + L <= count) {
+                    bits.intoMemorySegment(seg, (start + h) * 2, LE);
+                } else {
+                    bits.intoMemorySegment(seg, (start + h) * 2, LE, SS.indexInRange(h, count));
+                }
+            }
+        }
+    }
+
+    private static void loadBf16(MemorySegment seg, long start, int count, float[] dst, int off) {
+        int i = 0;
+        if (!MicroKernel.SCALAR) {
+            for (; i + L <= count; i += L) {
+                ShortVector h = ShortVector.fromMemorySegment(SS, seg, (start + i) * 2, LE);
+                IntVector w = (IntVector) h.convertShape(VectorOperators.ZERO_EXTEND_S2I, IS, 0);
+                w.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(dst, off + i);
+            }
+        }
+        for (; i < count; i++) {
+            dst[off + i] = Float.intBitsToFloat((seg.getAtIndex(DType.LE_SHORT, start + i) & 0xFFFF) << 16);
+        }
+    }
+
+    private static void storeBf16(float[] src, int off, int count, MemorySegment seg, long start) {
+        int i = 0;
+        if (!MicroKernel.SCALAR) {
+            for (; i + L <= count; i += L) {
+                IntVector x = FloatVector.fromArray(FS, src, off + i).reinterpretAsInts();
+                toBf16Bits(x).intoMemorySegment(seg, (start + i) * 2, LE);
+            }
+        }
+        for (; i < count; i++) {
+            seg.setAtIndex(DType.LE_SHORT, start + i, dev.rslora.tensor.Bf16.fromFloat(src[off + i]));
+        }
+    }
+
+    /** Round-to-nearest-even of fp32 bits to bf16 bits, NaN → 0x7FFF (as Bf16.fromFloat). */
+    static ShortVector toBf16Bits(IntVector x) {
+        IntVector lsb = x.lanewise(VectorOperators.LSHR, 16).and(1);
+        IntVector r = x.add(0x7FFF).add(lsb).lanewise(VectorOperators.LSHR, 16);
+        VectorMask<Integer> nan = x.and(0x7FFF_FFFF).compare(VectorOperators.GT, 0x7F80_0000);
+        r = r.blend(0x7FFF, nan);
+        return (ShortVector) r.convertShape(VectorOperators.I2S, SS, 0);
+    }
+}

@@ -1,0 +1,66 @@
+package dev.rslora.backend.cpu;
+
+import dev.rslora.backend.FrozenWeight;
+import dev.rslora.tensor.Tensor;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The cpu backend's prepared W [d_out, d_in]: two fp32 packings in an arena this object owns
+ * (freed by {@link #close()}), and the bias as fp32.
+ * <pre>
+ *   forward  = transposed panels of W (panels over d_out, K = d_in): tile of Y = X·Wᵀ
+ *   backward = direct panels of W     (panels over d_in,  K = d_out): tile of dX = dY·W
+ * </pre>
+ * Filled by {@link CpuBackend#prepare} and refreshed by {@link CpuBackend#merge}.
+ */
+final class CpuFrozenWeight implements FrozenWeight {
+    private final Tensor weight;
+    private final Tensor bias;
+    private final Arena arena = Arena.ofShared();
+    final int dOut;
+    final int dIn;
+    final MemorySegment forward;
+    final MemorySegment backward;
+    /** b [d_out] as fp32, zero-padded to panels(d_out)·NR; all zeros without a bias. */
+    final float[] biasF32;
+    private boolean closed;
+
+    CpuFrozenWeight(Tensor weight, Tensor bias) {
+        this.weight = weight;
+        this.bias = bias;
+        this.dOut = (int) weight.dim(0);
+        this.dIn = (int) weight.dim(1);
+        this.forward = arena.allocate(Panels.bytes(dOut, dIn), 64);
+        this.backward = arena.allocate(Panels.bytes(dIn, dOut), 64);
+        this.biasF32 = new float[Panels.panels(dOut) * MicroKernel.NR];
+        if (bias != null) {
+            Convert.load(bias, 0, dOut, biasF32, 0);
+        }
+    }
+
+    @Override
+    public Tensor weight() {
+        return weight;
+    }
+
+    @Override
+    public Tensor bias() {
+        return bias;
+    }
+
+    void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("the prepared weight " + weight.shapeString() + " is closed");
+        }
+    }
+
+    @Override
+    public void close() {
+        if (!closed) {
+            closed = true;
+            arena.close();
+        }
+    }
+}

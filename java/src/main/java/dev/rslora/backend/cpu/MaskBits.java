@@ -1,0 +1,200 @@
+package dev.rslora.backend.cpu;
+
+import dev.rslora.backend.LoraParams;
+import dev.rslora.dropout.DropoutMask;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.LongVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The dropout mask of one step as keep bits, generated row by row and never stored beyond a
+ * chunk of rows. Bit c%64 of word c/64 is 1 when element (row, c) survives. The bits are exactly
+ * {@link DropoutMask#keep}: counter (c/4, row, layer, step), key (seed low, seed high),
+ * Philox4x32-10 lane c%4, keep iff {@code (bits >>> 8) >= threshold} (see DropoutMask's javadoc);
+ * this class inlines the generator (vectorised over 8 counters, scalar for the tail) so that no
+ * array is allocated per call.
+ *
+ * @param k0        key word 0 (low 32 bits of the seed)
+ * @param k1        key word 1 (high 32 bits of the seed)
+ * @param layer     counter word 2
+ * @param step      counter word 3 (low 32 bits of the step)
+ * @param threshold ceil(p·2^24): keep iff the 24-bit draw is at least this
+ * @param scale     1/(1-p) in fp32, the factor of survivors
+ */
+record MaskBits(int k0, int k1, int layer, int step, int threshold, float scale) {
+    private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
+    private static final int L = MicroKernel.L;
+    /** 64-bit lanes: one Philox instance (4 columns) per lane, 8 per vector with AVX-512. */
+    private static final VectorSpecies<Long> LS = LongVector.SPECIES_PREFERRED;
+    private static final int LL = LS.length();
+    private static final LongVector IOTA = LongVector.zero(LS).addIndex(1);
+    /** Long.expand patterns: bit t of every nibble of the low 4·LL bits. */
+    private static final long[] NIBBLE_BIT = nibblePatterns();
+    private static final long PHILOX_M0 = 0xD2511F53L;
+    private static final long PHILOX_M1 = 0xCD9E8D57L;
+    private static final int PHILOX_W0 = 0x9E3779B9;
+    private static final int PHILOX_W1 = 0xBB67AE85;
+
+    /** The mask of this step, or null when dropout is inactive (or the adapter is merged). */
+    static MaskBits of(LoraParams p) {
+        if (!p.adapterActive() || !p.dropoutActive()) {
+            return null;
+        }
+        DropoutMask m = p.mask();
+        return new MaskBits((int) p.seed(), (int) (p.seed() >>> 32), p.layer(), (int) p.step(), m.threshold(),
+                m.scale());
+    }
+
+    /** Words needed for {@code cols} bits. */
+    static int words(int cols) {
+        return (cols + 63) >>> 6;
+    }
+
+    /**
+     * Keep bits of {@code row} for the 64-column words [word0, word1) (clipped to {@code cols}
+     * columns), written to words[off + word]. Bits past {@code cols} are unspecified.
+     */
+    void row(long row, int word0, int word1, int cols, long[] words, int off) {
+        int g0 = word0 << 4;
+        int g1 = Math.min(word1 << 4, (cols + 3) >>> 2);
+        int g = g0;
+        if (!MicroKernel.SCALAR && LL >= 2 && 16 % LL == 0) {
+            // 16 groups (one 64-column word) per step, LL generator instances per vector.
+            for (; g + 16 <= g1; g += 16) {
+                long word = 0;
+                for (int v = 0; v < 16; v += LL) {
+                    word |= vectorBits(row, g + v) << (4 * v);
+                }
+                words[off + (g >>> 4)] = word;
+            }
+        }
+        long word = 0;
+        for (; g < g1; g++) {
+            word |= scalarNibble(row, g) << ((g & 15) << 2);
+            if ((g & 15) == 15 || g == g1 - 1) {
+                words[off + (g >>> 4)] = word;
+                word = 0;
+            }
+        }
+    }
+
+    /** The 4 keep bits of columns 4g .. 4g+3 of {@code row} (bit t = column 4g + t). */
+    private long scalarNibble(long row, int g) {
+        int c0 = g;
+        int c1 = (int) row;
+        int c2 = layer;
+        int c3 = step;
+        int key0 = k0;
+        int key1 = k1;
+        for (int round = 0; round < 10; round++) {
+            if (round > 0) {
+                key0 += PHILOX_W0;
+                key1 += PHILOX_W1;
+            }
+            long p0 = (c0 & 0xFFFF_FFFFL) * PHILOX_M0;
+            long p1 = (c2 & 0xFFFF_FFFFL) * PHILOX_M1;
+            int n0 = (int) (p1 >>> 32) ^ c1 ^ key0;
+            int n2 = (int) (p0 >>> 32) ^ c3 ^ key1;
+            c0 = n0;
+            c1 = (int) p1;
+            c2 = n2;
+            c3 = (int) p0;
+        }
+        return ((c0 >>> 8) >= threshold ? 1L : 0L)
+                | ((c1 >>> 8) >= threshold ? 2L : 0L)
+                | ((c2 >>> 8) >= threshold ? 4L : 0L)
+                | ((c3 >>> 8) >= threshold ? 8L : 0L);
+    }
+
+    /**
+     * The 4·LL keep bits of columns 4g .. 4(g+LL)-1 of {@code row}: Philox4x32-10 for the LL
+     * counters (g + lane, row, layer, step), each 32-bit word held zero-extended in a 64-bit lane
+     * so that the 64-bit lane multiply gives the exact 32×32 → 64 product. Output word t of lane
+     * i is the bit of column 4(g+i)+t; Long.expand interleaves the four LL-bit masks.
+     */
+    private long vectorBits(long row, int g) {
+        LongVector c0 = LongVector.broadcast(LS, g & 0xFFFF_FFFFL).add(IOTA);
+        LongVector c1 = LongVector.broadcast(LS, row & 0xFFFF_FFFFL);
+        LongVector c2 = LongVector.broadcast(LS, layer & 0xFFFF_FFFFL);
+        LongVector c3 = LongVector.broadcast(LS, step & 0xFFFF_FFFFL);
+        int key0 = k0;
+        int key1 = k1;
+        for (int round = 0; round < 10; round++) {
+            if (round > 0) {
+                key0 += PHILOX_W0;
+                key1 += PHILOX_W1;
+            }
+            LongVector p0 = c0.mul(PHILOX_M0);
+            LongVector p1 = c2.mul(PHILOX_M1);
+            LongVector n0 = p1.lanewise(VectorOperators.LSHR, 32).lanewise(VectorOperators.XOR, c1)
+                    .lanewise(VectorOperators.XOR, key0 & 0xFFFF_FFFFL);
+            LongVector n2 = p0.lanewise(VectorOperators.LSHR, 32).lanewise(VectorOperators.XOR, c3)
+                    .lanewise(VectorOperators.XOR, key1 & 0xFFFF_FFFFL);
+            c0 = n0;
+            c1 = p1.and(0xFFFF_FFFFL);
+            c2 = n2;
+            c3 = p0.and(0xFFFF_FFFFL);
+        }
+        long t = threshold;
+        long m0 = c0.lanewise(VectorOperators.LSHR, 8).compare(VectorOperators.GE, t).toLong();
+        long m1 = c1.lanewise(VectorOperators.LSHR, 8).compare(VectorOperators.GE, t).toLong();
+        long m2 = c2.lanewise(VectorOperators.LSHR, 8).compare(VectorOperators.GE, t).toLong();
+        long m3 = c3.lanewise(VectorOperators.LSHR, 8).compare(VectorOperators.GE, t).toLong();
+        return Long.expand(m0, NIBBLE_BIT[0]) | Long.expand(m1, NIBBLE_BIT[1])
+                | Long.expand(m2, NIBBLE_BIT[2]) | Long.expand(m3, NIBBLE_BIT[3]);
+    }
+
+    private static long[] nibblePatterns() {
+        long[] p = new long[4];
+        for (int t = 0; t < 4; t++) {
+            for (int i = 0; i < LL && 4 * i + t < 64; i++) {
+                p[t] |= 1L << (4 * i + t);
+            }
+        }
+        return p;
+    }
+
+    /** Keep bits of every column [0, cols) of {@code row} into words[off .. off + words(cols)). */
+    void row(long row, int cols, long[] words, int off) {
+        row(row, 0, words(cols), cols, words, off);
+    }
+
+    /** tile[off + c] = keep(col0 + c) ? tile[off + c]·scale : 0 for c &lt; NR; col0 is a multiple of NR. */
+    void applyToTileRow(float[] tile, int off, long[] words, int wOff, int col0) {
+        if (MicroKernel.SCALAR) {
+            for (int c = 0; c < MicroKernel.NR; c++) {
+                int col = col0 + c;
+                boolean keep = ((words[wOff + (col >>> 6)] >>> (col & 63)) & 1L) != 0;
+                tile[off + c] = keep ? tile[off + c] * scale : 0f;
+            }
+            return;
+        }
+        for (int h = 0; h < MicroKernel.NR; h += L) {
+            VectorMask<Float> keep = VectorMask.fromLong(S, bits(words, wOff, col0 + h, L));
+            FloatVector.fromArray(S, tile, off + h, keep).mul(scale).intoArray(tile, off + h);
+        }
+    }
+
+    /** The keep bits of columns [col, col + count), low bit first; requires col%64 + count ≤ 64. */
+    static long bits(long[] words, int off, int col, int count) {
+        long w = words[off + (col >>> 6)] >>> (col & 63);
+        return count == 64 ? w : w & ((1L << count) - 1);
+    }
+
+    /** dst[dstOff + c] = keep(c) ? src[srcOff + c]·scale : 0 for c &lt; cols (bits from words[wOff]). */
+    void apply(float[] src, int srcOff, long[] words, int wOff, int cols, float[] dst, int dstOff) {
+        int c = 0;
+        if (!MicroKernel.SCALAR) {
+            for (; c + L <= cols; c += L) {
+                VectorMask<Float> keep = VectorMask.fromLong(S, bits(words, wOff, c, L));
+                FloatVector.fromArray(S, src, srcOff + c, keep).mul(scale).intoArray(dst, dstOff + c);
+            }
+        }
+        for (; c < cols; c++) {
+            boolean keep = ((words[wOff + (c >>> 6)] >>> (c & 63)) & 1L) != 0;
+            dst[dstOff + c] = keep ? src[srcOff + c] * scale : 0f;
+        }
+    }
+}

@@ -1,0 +1,158 @@
+package dev.rslora.backend.cpu;
+
+import dev.rslora.tensor.Tensor;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * Packing matrices into the B-operand panels of {@link MicroKernel}: fp32, NR floats per panel
+ * row, zero-padded past the matrix edge.
+ * <pre>
+ *   direct     M [R, C] → panels over columns: panel p, row k = M[k, p·NR .. p·NR+NR)     (K = R)
+ *              byte offset of (p, k) = (p·R + k)·NR·4
+ *   transposed M [R, C] → panels over rows:    panel p, row k = M[p·NR .. p·NR+NR, k]    (K = C)
+ *              byte offset of (p, k) = (p·C + k)·NR·4
+ * </pre>
+ * Direct panels make the micro-kernel compute A·M; transposed panels compute A·Mᵀ. Every value
+ * is converted to fp32 and multiplied by {@code scale} (γ where it is folded in, else 1).
+ */
+final class Panels {
+    private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
+    private static final int L = MicroKernel.L;
+    private static final int NR = MicroKernel.NR;
+    /** Columns of a transposed pack handled per gather block. */
+    static final int T_BLOCK = 256;
+
+    private Panels() {
+    }
+
+    /** Number of NR-wide panels covering {@code n}. */
+    static int panels(int n) {
+        return (n + NR - 1) / NR;
+    }
+
+    /** Bytes of a packing of {@code panelDim} (padded to NR) by {@code k}. */
+    static long bytes(int panelDim, int k) {
+        return (long) panels(panelDim) * NR * k * 4L;
+    }
+
+    /** Rows per block of a direct pack from a tensor: the block's fp32 copy stays in L1/L2. */
+    static int directBlockRows(int cols) {
+        return Math.max(1, Math.min(32, (1 << 16) / Math.max(1, cols)));
+    }
+
+    /**
+     * Direct pack of rows [row0, row1) of {@code src} [R, C] (any dtype) times {@code scale} into
+     * {@code dst} (panels over C, K = R). Rows are converted in blocks into {@code tmp} (at least
+     * directBlockRows(C)·C floats) and written panel by panel.
+     */
+    static void packDirect(Tensor src, float scale, MemorySegment dst, int row0, int row1, float[] tmp) {
+        int rows = (int) src.dim(0);
+        int cols = (int) src.dim(1);
+        int block = directBlockRows(cols);
+        for (int r0 = row0; r0 < row1; r0 += block) {
+            int nb = Math.min(block, row1 - r0);
+            Convert.load(src, (long) r0 * cols, nb * cols, tmp, 0);
+            packRows(tmp, 0, cols, nb, cols, scale, dst, (long) r0 * NR * 4L, (long) rows * NR * 4L);
+        }
+    }
+
+    /**
+     * Direct pack of an fp32 row-major block: rows i &lt; {@code rows} of {@code src} (row i at
+     * off + i·ld, {@code cols} values) times {@code scale}; panel p, row i goes to byte
+     * {@code base + p·panelStride + i·NR·4}. Written panel by panel (sequential stores); values past
+     * cols are 0.
+     */
+    static void packRows(float[] src, int off, int ld, int rows, int cols, float scale, MemorySegment dst,
+                         long base, long panelStride) {
+        int np = panels(cols);
+        for (int p = 0; p < np; p++) {
+            int c0 = p * NR;
+            long at = base + p * panelStride;
+            if (MicroKernel.SCALAR) {
+                for (int i = 0; i < rows; i++, at += NR * 4L) {
+                    for (int c = 0; c < NR; c++) {
+                        float v = c0 + c < cols ? src[off + i * ld + c0 + c] * scale : 0f;
+                        dst.set(ValueLayout.JAVA_FLOAT, at + c * 4L, v);
+                    }
+                }
+                continue;
+            }
+            if (c0 + NR <= cols) {
+                for (int i = 0; i < rows; i++, at += NR * 4L) {
+                    int from = off + i * ld + c0;
+                    FloatVector v0 = FloatVector.fromArray(S, src, from);
+                    FloatVector v1 = FloatVector.fromArray(S, src, from + L);
+                    if (scale != 1f) {
+                        v0 = v0.mul(scale);
+                        v1 = v1.mul(scale);
+                    }
+                    v0.intoMemorySegment(dst, at, MicroKernel.ORDER);
+                    v1.intoMemorySegment(dst, at + L * 4L, MicroKernel.ORDER);
+                }
+            } else {
+                VectorMask<Float> m0 = S.indexInRange(c0, cols);
+                VectorMask<Float> m1 = S.indexInRange(c0 + L, cols);
+                for (int i = 0; i < rows; i++, at += NR * 4L) {
+                    int from = off + i * ld + c0;
+                    FloatVector.fromArray(S, src, from, m0).mul(scale).intoMemorySegment(dst, at, MicroKernel.ORDER);
+                    FloatVector.fromArray(S, src, from + L, m1).mul(scale)
+                            .intoMemorySegment(dst, at + L * 4L, MicroKernel.ORDER);
+                }
+            }
+        }
+    }
+
+    /**
+     * Transposed pack of panels [panel0, panel1) of {@code src} [R, C] (panels over its rows) into
+     * {@code dst}. {@code tmp} holds at least NR·T_BLOCK floats; {@code index} is
+     * {@link #gatherIndex()}.
+     */
+    static void packTransposed(Tensor src, float scale, MemorySegment dst, int panel0, int panel1, float[] tmp,
+                               int[] index) {
+        int rows = (int) src.dim(0);
+        int cols = (int) src.dim(1);
+        for (int p = panel0; p < panel1; p++) {
+            for (int k0 = 0; k0 < cols; k0 += T_BLOCK) {
+                int kb = Math.min(T_BLOCK, cols - k0);
+                for (int c = 0; c < NR; c++) {
+                    int r = p * NR + c;
+                    if (r < rows) {
+                        Convert.load(src, (long) r * cols + k0, kb, tmp, c * T_BLOCK);
+                    } else {
+                        java.util.Arrays.fill(tmp, c * T_BLOCK, c * T_BLOCK + kb, 0f);
+                    }
+                }
+                long at = ((long) p * cols + k0) * NR * 4L;
+                for (int k = 0; k < kb; k++, at += NR * 4L) {
+                    if (MicroKernel.SCALAR) {
+                        for (int c = 0; c < NR; c++) {
+                            dst.set(ValueLayout.JAVA_FLOAT, at + c * 4L, tmp[c * T_BLOCK + k] * scale);
+                        }
+                        continue;
+                    }
+                    for (int h = 0; h < NR; h += L) {
+                        FloatVector v = FloatVector.fromArray(S, tmp, k, index, h);
+                        if (scale != 1f) {
+                            v = v.mul(scale);
+                        }
+                        v.intoMemorySegment(dst, at + h * 4L, MicroKernel.ORDER);
+                    }
+                }
+            }
+        }
+    }
+
+    /** The gather offsets c·T_BLOCK, c &lt; NR, used by {@link #packTransposed}. */
+    static int[] gatherIndex() {
+        int[] index = new int[NR];
+        for (int c = 0; c < NR; c++) {
+            index[c] = c * T_BLOCK;
+        }
+        return index;
+    }
+}

@@ -1,0 +1,44 @@
+package dev.rslora.backend.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/** Small vector helpers on register-tile rows and fp32 rows. */
+final class TileOps {
+    private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
+    private static final int L = MicroKernel.L;
+
+    private TileOps() {
+    }
+
+    /** a[aOff + c] += b[bOff + c] for c &lt; n (n a multiple of L: tile rows, padded rows). */
+    static void addPadded(float[] a, int aOff, float[] b, int bOff, int n) {
+        if (MicroKernel.SCALAR) {
+            for (int c = 0; c < n; c++) {
+                a[aOff + c] += b[bOff + c];
+            }
+            return;
+        }
+        for (int c = 0; c < n; c += L) {
+            FloatVector.fromArray(S, a, aOff + c).add(FloatVector.fromArray(S, b, bOff + c)).intoArray(a, aOff + c);
+        }
+    }
+
+    /** a[c] = a[c]·g (+ old[c] when {@code old} is not null) for c &lt; n. */
+    static void scaleAdd(float[] a, int n, float g, float[] old) {
+        int c = 0;
+        if (!MicroKernel.SCALAR) {
+            for (; c + L <= n; c += L) {
+                FloatVector v = FloatVector.fromArray(S, a, c).mul(g);
+                if (old != null) {
+                    v = v.add(FloatVector.fromArray(S, old, c));
+                }
+                v.intoArray(a, c);
+            }
+        }
+        for (; c < n; c++) {
+            float v = a[c] * g;
+            a[c] = old != null ? v + old[c] : v;
+        }
+    }
+}

@@ -1,0 +1,125 @@
+package dev.rslora.bench;
+
+import dev.rslora.backend.FrozenWeight;
+import dev.rslora.backend.LoraParams;
+import dev.rslora.backend.cpu.CpuBackend;
+import dev.rslora.core.GradMode;
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+import org.openjdk.jmh.infra.Blackhole;
+
+import java.lang.foreign.Arena;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * One LoRA layer training step on the cpu backend, fp32: forward + backward (dX, dA, dB) against
+ * the frozen base alone (forward with the adapter off + backward computing dX only), measured
+ * side by side in one run. Effective GFLOP/s count what the layer must do:
+ * LoRA = 4·N·d_in·d_out + 6·N·r·(d_in + d_out), base = 4·N·d_in·d_out
+ * ({@link CpuLayerReport} turns the JSON results into GFLOP/s and R = LoRA time / base time).
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MILLISECONDS)
+@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules", "jdk.incubator.vector"})
+@Warmup(iterations = 6, time = 2)
+@Measurement(iterations = 8, time = 2)
+public class CpuLayerBenchmark {
+    @Param({"512"})
+    public int n;
+    @Param({"1024"})
+    public int dIn;
+    @Param({"1024"})
+    public int dOut;
+    @Param({"16", "64", "256"})
+    public int r;
+    /** Dropout probability on the LoRA input (0 in the headline numbers). */
+    @Param({"0"})
+    public float dropout;
+
+    private Arena arena;
+    private CpuBackend backend;
+    private FrozenWeight weight;
+    private LoraParams lora;
+    private LoraParams base;
+    private Tensor x;
+    private Tensor a;
+    private Tensor b;
+    private Tensor u;
+    private Tensor y;
+    private Tensor dy;
+    private Tensor dx;
+    private Tensor gradA;
+    private Tensor gradB;
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        arena = Arena.ofShared();
+        backend = new CpuBackend();
+        SplittableRandom rng = new SplittableRandom(42);
+        Tensor w = random(rng, dOut, dIn);
+        Tensor bias = random(rng, dOut);
+        weight = backend.prepare(w, bias);
+        x = random(rng, n, dIn);
+        a = random(rng, r, dIn);
+        b = random(rng, dOut, r);
+        dy = random(rng, n, dOut);
+        u = Tensor.allocate(arena, DType.F32, n, r);
+        y = Tensor.allocate(arena, DType.F32, n, dOut);
+        dx = Tensor.allocate(arena, DType.F32, n, dIn);
+        gradA = Tensor.allocate(arena, DType.F32, r, dIn);
+        gradB = Tensor.allocate(arena, DType.F32, dOut, r);
+        double gamma = 16.0 / Math.sqrt(r);
+        lora = new LoraParams(n, dIn, dOut, r, gamma, dropout, 7L, 0L, 0, true, true, GradMode.ASSIGN);
+        base = new LoraParams(n, dIn, dOut, r, gamma, dropout, 7L, 0L, 0, true, false, GradMode.ASSIGN);
+    }
+
+    private Tensor random(SplittableRandom rng, long... shape) {
+        Tensor t = Tensor.allocate(arena, DType.F32, shape);
+        for (long i = 0; i < t.numel(); i++) {
+            t.set(i, (float) rng.nextDouble(-1, 1));
+        }
+        return t;
+    }
+
+    /** Forward (Y, U) and backward (dX, dA, dB) with the adapter active. */
+    @Benchmark
+    public void loraForwardBackward(Blackhole bh) {
+        backend.forward(lora, weight, x, a, b, u, y);
+        backend.backward(lora, weight, x, a, b, u, dy, dx, gradA, gradB);
+        bh.consume(y);
+        bh.consume(dx);
+        bh.consume(gradA);
+        bh.consume(gradB);
+    }
+
+    /** The frozen base layer alone: forward with the adapter off, backward computing dX only. */
+    @Benchmark
+    public void baseForwardBackward(Blackhole bh) {
+        backend.forward(base, weight, x, null, null, null, y);
+        backend.backward(base, weight, x, null, null, null, dy, dx, null, null);
+        bh.consume(y);
+        bh.consume(dx);
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        weight.close();
+        backend.close();
+        arena.close();
+    }
+}
