@@ -31,6 +31,13 @@ import java.util.concurrent.TimeUnit;
  * side by side in one run. Effective GFLOP/s count what the layer must do:
  * LoRA = 4·N·d_in·d_out + 6·N·r·(d_in + d_out), base = 4·N·d_in·d_out
  * ({@link CpuLayerReport} turns the JSON results into GFLOP/s and R = LoRA time / base time).
+ * <pre>
+ *   mvn -o -q -B package -DskipTests
+ *   java -jar jmh/target/benchmarks.jar CpuLayerBenchmark -rf json -rff bench-cpu-layer.json
+ *   java -cp jmh/target/benchmarks.jar dev.rslora.bench.CpuLayerReport bench-cpu-layer.json
+ * </pre>
+ * The default run (r ∈ {16, 64, 256}, 6×2 s warm-up + 8×2 s measurement per benchmark) takes
+ * about 3.5 minutes; -p n=… -p dIn=… -p dOut=… -p dropout=0.1 sweep other shapes.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
