@@ -6,6 +6,7 @@ import dev.rslora.backend.cpu.CpuBackend;
 import dev.rslora.core.GradMode;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
+import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -31,6 +32,16 @@ import java.util.concurrent.TimeUnit;
  * side by side in one run. Effective GFLOP/s count what the layer must do:
  * LoRA = 4·N·d_in·d_out + 6·N·r·(d_in + d_out), base = 4·N·d_in·d_out
  * ({@link CpuLayerReport} turns the JSON results into GFLOP/s and R = LoRA time / base time).
+ * The two steps are also measured interleaved ({@link #loraThenBase}: one LoRA step then one
+ * base step per invocation, each timed): on a shared, noisy machine that ratio is the reliable
+ * one, since both sides see the same load.
+ * <pre>
+ *   mvn -o -q -B package -DskipTests
+ *   java -jar jmh/target/benchmarks.jar CpuLayerBenchmark -rf json -rff bench-cpu-layer.json
+ *   java -cp jmh/target/benchmarks.jar dev.rslora.bench.CpuLayerReport bench-cpu-layer.json
+ * </pre>
+ * The default run (r ∈ {16, 64, 256}, 3 benchmarks, 6×2 s warm-up + 8×2 s measurement each)
+ * takes about 4.5 minutes; -p n=… -p dIn=… -p dOut=… -p dropout=0.1 sweep other shapes.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -114,6 +125,38 @@ public class CpuLayerBenchmark {
         backend.backward(base, weight, x, null, null, null, dy, dx, null, null);
         bh.consume(y);
         bh.consume(dx);
+    }
+
+    /** Time spent in each half of {@link #loraThenBase}, summed per iteration (JMH aux counters). */
+    @State(Scope.Thread)
+    @AuxCounters(AuxCounters.Type.EVENTS)
+    public static class Interleaved {
+        public long loraNanos;
+        public long baseNanos;
+
+        @Setup(Level.Iteration)
+        public void reset() {
+            loraNanos = 0;
+            baseNanos = 0;
+        }
+    }
+
+    /** One LoRA step then one base step, each timed: R = Σ loraNanos / Σ baseNanos, side by side. */
+    @Benchmark
+    public void loraThenBase(Interleaved t, Blackhole bh) {
+        long t0 = System.nanoTime();
+        backend.forward(lora, weight, x, a, b, u, y);
+        backend.backward(lora, weight, x, a, b, u, dy, dx, gradA, gradB);
+        long t1 = System.nanoTime();
+        backend.forward(base, weight, x, null, null, null, y);
+        backend.backward(base, weight, x, null, null, null, dy, dx, null, null);
+        long t2 = System.nanoTime();
+        t.loraNanos += t1 - t0;
+        t.baseNanos += t2 - t1;
+        bh.consume(y);
+        bh.consume(dx);
+        bh.consume(gradA);
+        bh.consume(gradB);
     }
 
     @TearDown(Level.Trial)
