@@ -3,8 +3,12 @@
 // the reference, then CUDA-event timing.
 //
 //   rslora_dev selftest            CPU only (no GPU needed): Philox known-answer vectors and mask facts
-//   rslora_dev validate [version]  every kernel × dtype × shape × dropout × assign/accumulate vs the CPU
+//   rslora_dev mask SEED STEP LAYER P ROW0 ROWS COLS   CPU only: the mask as 0/1 lines (Java compares it)
+//   rslora_dev validate [version [quick]]  every kernel × dtype × shape × dropout × assign/accumulate
+//                                  × row groups vs the CPU reference (quick: a quarter of the combinations)
 //   rslora_dev bench [version]     median time of each kernel at the PERFORMANCE.md reference shapes
+// The same source builds for the CPU emulation (-DRS_EMULATE, g++, cuda/dev/emu/cuda_emu.h): then
+// validate runs the unchanged kernels on the CPU (native-build/cpu-emulate.sh) and bench is refused.
 //
 // Versions: 1 = the v1 kernels of cuda/kernels/ (plain tiled SIMT, the GPU-side oracle);
 // 2 = v1 with the forward and dX GEMMs replaced by the tensor-core (wmma/mma.sync) kernels for
@@ -13,7 +17,12 @@
 // Shapes (SPEC.md §1): X [n, d_in], W [d_out, d_in], bias [d_out], A [r, d_in], B [d_out, r],
 // U = D(X)·Aᵀ, V = dY·B [n, r]; Y = X·Wᵀ + bias + γ·U·Bᵀ; dB = γ·dYᵀ·U; dA = γ·Vᵀ·D(X);
 // dX = dY·W + γ·D'(V·A); merge W ± γ·B·A.
+#if defined(RS_EMULATE)
+#include "emu/cuda_emu.h"  // CPU emulation (no GPU): see that file for what it does and does not cover
+#else
 #include <cuda_runtime.h>
+#define RS_LAUNCH(kernel, grid, block, ...) kernel<<<grid, block>>>(__VA_ARGS__)
+#endif
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -253,8 +262,10 @@ struct Dev {
     std::vector<void*> ptrs;
     void* alloc(size_t bytes, unsigned char poison) {
         void* p = nullptr;
-        CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 16)));
-        CUDA_CHECK(cudaMemset(p, poison, std::max<size_t>(bytes, 16)));
+        // exactly the tensor's bytes (no slack), so an out-of-bounds tail access is visible to
+        // compute-sanitizer on a GPU and to AddressSanitizer in the CPU emulation
+        CUDA_CHECK(cudaMalloc(&p, bytes));
+        CUDA_CHECK(cudaMemset(p, poison, bytes));
         ptrs.push_back(p);
         return p;
     }
@@ -296,21 +307,21 @@ static int run_step(const Problem& p, DT dt, long long ws_cap, int version) {
     const int g_b = (int)cdiv(n, rpg_b), g_a = (int)cdiv(n, rpg_a);
     float* ws = (float*)d.alloc(std::max((size_t)g_b * dout * r, (size_t)g_a * r * di) * 4, 0xFF);
 
-    V1<T>::down<<<dim3(cdiv(r, 64), cdiv(n, 64)), 256>>>(RsLoraDownParams{x, a, u, n, di, r, p.drop});
+    RS_LAUNCH(V1<T>::down, dim3(cdiv(r, 64), cdiv(n, 64)), 256, RsLoraDownParams{x, a, u, n, di, r, p.drop});
     const bool v2 = version == 2 && V2<T>::tensor_cores;
     if (v2) {
-        V2<T>::forward<<<dim3(cdiv(dout, 64), cdiv(n, 64)), V2<T>::threads>>>(RsLoraForwardParams{x, w, bias, u, bb, y, n, di, dout, r, p.gamma});
+        RS_LAUNCH(V2<T>::forward, dim3(cdiv(dout, 64), cdiv(n, 64)), V2<T>::threads, RsLoraForwardParams{x, w, bias, u, bb, y, n, di, dout, r, p.gamma});
     } else {
-        V1<T>::forward<<<dim3(cdiv(dout, 64), cdiv(n, 64)), 256>>>(RsLoraForwardParams{x, w, bias, u, bb, y, n, di, dout, r, p.gamma});
+        RS_LAUNCH(V1<T>::forward, dim3(cdiv(dout, 64), cdiv(n, 64)), 256, RsLoraForwardParams{x, w, bias, u, bb, y, n, di, dout, r, p.gamma});
     }
-    V1<T>::vdb<<<dim3(cdiv(r, 64), g_b), 256>>>(RsLoraBackwardVdbParams{dy, bb, u, v, ws, n, dout, r, rpg_b});
-    rslora_reduce_groups_v1<<<cdiv((long long)dout * r, 256), 256>>>(RsReduceParams{ws, gb, (int64_t)dout * r, g_b, p.gamma, p.accumulate ? 1 : 0});
-    V1<T>::da<<<dim3(cdiv(di, 64), cdiv(r, 64), g_a), 256>>>(RsLoraBackwardDaParams{v, x, ws, n, di, r, rpg_a, p.drop});
-    rslora_reduce_groups_v1<<<cdiv((long long)r * di, 256), 256>>>(RsReduceParams{ws, ga, (int64_t)r * di, g_a, p.gamma, p.accumulate ? 1 : 0});
+    RS_LAUNCH(V1<T>::vdb, dim3(cdiv(r, 64), g_b), 256, RsLoraBackwardVdbParams{dy, bb, u, v, ws, n, dout, r, rpg_b});
+    RS_LAUNCH(rslora_reduce_groups_v1, cdiv((long long)dout * r, 256), 256, RsReduceParams{ws, gb, (int64_t)dout * r, g_b, p.gamma, p.accumulate ? 1 : 0});
+    RS_LAUNCH(V1<T>::da, dim3(cdiv(di, 64), cdiv(r, 64), g_a), 256, RsLoraBackwardDaParams{v, x, ws, n, di, r, rpg_a, p.drop});
+    RS_LAUNCH(rslora_reduce_groups_v1, cdiv((long long)r * di, 256), 256, RsReduceParams{ws, ga, (int64_t)r * di, g_a, p.gamma, p.accumulate ? 1 : 0});
     if (v2) {
-        V2<T>::dx<<<dim3(cdiv(di, 64), cdiv(n, 64)), V2<T>::threads>>>(RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, p.gamma, p.drop});
+        RS_LAUNCH(V2<T>::dx, dim3(cdiv(di, 64), cdiv(n, 64)), V2<T>::threads, RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, p.gamma, p.drop});
     } else {
-        V1<T>::dx<<<dim3(cdiv(di, 64), cdiv(n, 64)), 256>>>(RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, p.gamma, p.drop});
+        RS_LAUNCH(V1<T>::dx, dim3(cdiv(di, 64), cdiv(n, 64)), 256, RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, p.gamma, p.drop});
     }
     CUDA_CHECK(cudaGetLastError());
     CUDA_CHECK(cudaDeviceSynchronize());
@@ -343,7 +354,7 @@ static int run_step(const Problem& p, DT dt, long long ws_cap, int version) {
     bad += check("dX", unpack(dt, download(dx, (size_t)n * di * dt_size(dt)), (size_t)n * di), e.dx, tol_for(dt, true), dout + r,
                  v2 ? &edx : nullptr);
     // merge then unmerge (W is T; merged values compared with W + γ·B·A)
-    V1<T>::merge<<<dim3(cdiv(di, 64), cdiv(dout, 64)), 256>>>(RsMergeParams{w, bb, a, dout, di, r, p.gamma});
+    RS_LAUNCH(V1<T>::merge, dim3(cdiv(di, 64), cdiv(dout, 64)), 256, RsMergeParams{w, bb, a, dout, di, r, p.gamma});
     CUDA_CHECK(cudaDeviceSynchronize());
     bad += check("Wmerged", unpack(dt, download(w, (size_t)dout * di * dt_size(dt)), (size_t)dout * di), e.wm, tol_for(dt, true), r);
     return bad;
@@ -356,7 +367,10 @@ static std::vector<float> rnd(std::mt19937_64& g, size_t count, DT d, float lo, 
     return v;
 }
 
-static int validate(int version) {
+// quick: per (shape, dtype) two of the eight (dropout, assign/accumulate, groups) combinations, one
+// with dropout 0 and one with 0.1, rotating over shapes (for the CPU emulation in CI); the seeds
+// are those of the full run, so a quick failure reproduces in the full run.
+static int validate(int version, bool quick) {
     if (version != 1 && version != 2) {
         std::printf("version %d is not in this build (available: 1, 2)\n", version);
         return 2;
@@ -366,14 +380,23 @@ static int validate(int version) {
                             {130, 130, 71, 64}, {65, 200, 33, 100}, {300, 64, 127, 1},  {257, 33, 257, 256},
                             {64, 1000, 96, 512}};
     const DT dts[] = {DT::F32, DT::BF16, DT::F16};
-    int failures = 0, runs = 0;
+    int failures = 0, runs = 0, checked = 0;
     uint64_t seed0 = 0x5eed0001ULL;
     for (const Shape& s : shapes)
-        for (DT dt : dts)
+        for (int di = 0; di < 3; ++di)
             for (float pdrop : {0.0f, 0.1f})
                 for (int acc = 0; acc < 2; ++acc)
-                    for (long long cap : {1LL << 40, 1LL})  // one group, and the most groups (64-row groups)
+                    for (long long cap : {1LL << 40, 1LL})  // the most groups (one per 64-row tile), and one group
                     {
+                        const DT dt = dts[di];
+                        const int combo = acc * 2 + (cap == 1 ? 1 : 0);
+                        const int shape_i = (int)(&s - shapes);
+                        const bool skip = quick && combo != (shape_i + di + (pdrop > 0 ? 2 : 0)) % 4;
+                        if (skip) {
+                            ++runs;
+                            continue;
+                        }
+                        ++checked;
                         uint64_t seed = seed0 + runs;
                         std::mt19937_64 g(seed);
                         Problem p;
@@ -395,12 +418,12 @@ static int validate(int version) {
                                 : run_step<__half>(p, dt, cap, version);
                         std::printf("%s v%d %-4s n=%d d_in=%d d_out=%d r=%d p=%.1f %s %s seed=%llu\n",
                                     bad ? "FAIL" : "ok  ", dt == DT::F32 ? 1 : version, dt_name(dt), s.n, s.d_in, s.d_out, s.r, pdrop,
-                                    acc ? "accumulate" : "assign", cap == 1 ? "groups=max" : "groups=1",
+                                    acc ? "accumulate" : "assign", cap == 1 ? "groups=1" : "groups=max",
                                     (unsigned long long)seed);
                         failures += bad ? 1 : 0;
                         ++runs;
                     }
-    std::printf("%d passed, %d failed\n", runs - failures, failures);
+    std::printf("%d passed, %d failed\n", checked - failures, failures);
     return failures ? 1 : 0;
 }
 
@@ -430,6 +453,7 @@ static float median_ms(F launch, int reps) {
     return t[t.size() / 2];
 }
 
+#if !defined(RS_EMULATE)
 static int bench(int version) {
     if (version != 1 && version != 2) {
         std::printf("version %d is not in this build (available: 1, 2)\n", version);
@@ -466,23 +490,24 @@ static int bench(int version) {
         struct Item { const char* name; double flop; float ms; };
         std::vector<Item> items;
         items.push_back({"down", 2.0 * n * di * r, median_ms([&] {
-            V1<T>::down<<<dim3(cdiv(r, 64), cdiv(n, 64)), 256>>>(RsLoraDownParams{x, a, u, n, di, r, drop}); }, 20)});
+            RS_LAUNCH(V1<T>::down, dim3(cdiv(r, 64), cdiv(n, 64)), 256, RsLoraDownParams{x, a, u, n, di, r, drop}); }, 20)});
         items.push_back({"forward", 2.0 * n * dout * (di + r), median_ms([&] {
-            if (v2) V2<T>::forward<<<dim3(cdiv(dout, 64), cdiv(n, 64)), V2<T>::threads>>>(RsLoraForwardParams{x, w, nullptr, u, bb, y, n, di, dout, r, gamma});
-            else V1<T>::forward<<<dim3(cdiv(dout, 64), cdiv(n, 64)), 256>>>(RsLoraForwardParams{x, w, nullptr, u, bb, y, n, di, dout, r, gamma}); }, 20)});
+            if (v2) RS_LAUNCH(V2<T>::forward, dim3(cdiv(dout, 64), cdiv(n, 64)), V2<T>::threads, RsLoraForwardParams{x, w, nullptr, u, bb, y, n, di, dout, r, gamma});
+            else RS_LAUNCH(V1<T>::forward, dim3(cdiv(dout, 64), cdiv(n, 64)), 256, RsLoraForwardParams{x, w, nullptr, u, bb, y, n, di, dout, r, gamma}); }, 20)});
         items.push_back({"vdb", 4.0 * n * dout * r, median_ms([&] {
-            V1<T>::vdb<<<dim3(cdiv(r, 64), g_b), 256>>>(RsLoraBackwardVdbParams{dy, bb, u, v, ws, n, dout, r, rpg_b});
-            rslora_reduce_groups_v1<<<cdiv((long long)dout * r, 256), 256>>>(RsReduceParams{ws, gb, (int64_t)dout * r, g_b, gamma, 0}); }, 20)});
+            RS_LAUNCH(V1<T>::vdb, dim3(cdiv(r, 64), g_b), 256, RsLoraBackwardVdbParams{dy, bb, u, v, ws, n, dout, r, rpg_b});
+            RS_LAUNCH(rslora_reduce_groups_v1, cdiv((long long)dout * r, 256), 256, RsReduceParams{ws, gb, (int64_t)dout * r, g_b, gamma, 0}); }, 20)});
         items.push_back({"da", 2.0 * n * di * r, median_ms([&] {
-            V1<T>::da<<<dim3(cdiv(di, 64), cdiv(r, 64), g_a), 256>>>(RsLoraBackwardDaParams{v, x, ws, n, di, r, rpg_a, drop});
-            rslora_reduce_groups_v1<<<cdiv((long long)r * di, 256), 256>>>(RsReduceParams{ws, ga, (int64_t)r * di, g_a, gamma, 0}); }, 20)});
+            RS_LAUNCH(V1<T>::da, dim3(cdiv(di, 64), cdiv(r, 64), g_a), 256, RsLoraBackwardDaParams{v, x, ws, n, di, r, rpg_a, drop});
+            RS_LAUNCH(rslora_reduce_groups_v1, cdiv((long long)r * di, 256), 256, RsReduceParams{ws, ga, (int64_t)r * di, g_a, gamma, 0}); }, 20)});
         items.push_back({"dx", 2.0 * n * di * (dout + r), median_ms([&] {
-            if (v2) V2<T>::dx<<<dim3(cdiv(di, 64), cdiv(n, 64)), V2<T>::threads>>>(RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, gamma, drop});
-            else V1<T>::dx<<<dim3(cdiv(di, 64), cdiv(n, 64)), 256>>>(RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, gamma, drop}); }, 20)});
+            if (v2) RS_LAUNCH(V2<T>::dx, dim3(cdiv(di, 64), cdiv(n, 64)), V2<T>::threads, RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, gamma, drop});
+            else RS_LAUNCH(V1<T>::dx, dim3(cdiv(di, 64), cdiv(n, 64)), 256, RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, gamma, drop}); }, 20)});
         for (const Item& it : items) std::printf("%-10s %5d %10.3f %10.2f\n", it.name, r, it.ms, it.flop / (it.ms * 1e-3) / 1e12);
     }
     return 0;
 }
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // CPU-only self test: Philox known-answer vectors (SPEC.md §4) and dropout facts
@@ -528,17 +553,56 @@ static int selftest() {
     return fail ? 1 : 0;
 }
 
+// CPU only: the mask of rows [row0, row0 + rows) × columns [0, cols) as one line of '1' (kept) and
+// '0' (dropped) per row, from the kernels' own rs_dropout_one. The Java tests compare it with
+// dev.rslora.dropout.DropoutMask (the CPU backends' mask) bit for bit, without a GPU.
+static int print_mask(int argc, char** argv) {
+    if (argc != 9) {
+        std::fprintf(stderr, "usage: %s mask SEED STEP LAYER P ROW0 ROWS COLS\n", argv[0]);
+        return 2;
+    }
+    const uint64_t seed = std::strtoull(argv[2], nullptr, 0), step = std::strtoull(argv[3], nullptr, 0);
+    const uint32_t layer = (uint32_t)std::strtoul(argv[4], nullptr, 0);
+    const float p = std::strtof(argv[5], nullptr);
+    const uint32_t row0 = (uint32_t)std::strtoul(argv[6], nullptr, 0);
+    const int rows = std::atoi(argv[7]), cols = std::atoi(argv[8]);
+    const RsDropout d = make_dropout(seed, step, layer, p, true);
+    std::printf("threshold %u scale %.9g\n", d.threshold, d.scale);
+    std::string line((size_t)cols, '0');
+    for (int i = 0; i < rows; ++i) {
+        for (int c = 0; c < cols; ++c) line[(size_t)c] = rs_dropout_one(d, row0 + (uint32_t)i, (uint32_t)c) != 0.0f ? '1' : '0';
+        std::printf("%s\n", line.c_str());
+    }
+    return 0;
+}
+
 int main(int argc, char** argv) {
     std::string cmd = argc > 1 ? argv[1] : "validate";
     int version = argc > 2 ? std::atoi(argv[2]) : 1;
+    const bool quick = argc > 3 && std::string(argv[3]) == "quick";
     if (cmd == "selftest") return selftest();
+    if (cmd == "mask") return print_mask(argc, argv);
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
         std::printf("no CUDA device: '%s' needs a GPU (selftest runs without one)\n", cmd.c_str());
         return 3;
     }
-    if (cmd == "validate") return validate(version);
+#if defined(RS_EMULATE)
+    if (cmd == "validate") {
+        std::printf("CPU emulation (cuda/dev/emu/cuda_emu.h), thread order %s between barriers\n", rs_emu::order_name());
+        int rc = validate(version, quick);
+        std::printf("emulated %llu launches, %llu blocks, %llu block barriers\n", (unsigned long long)rs_emu::st().launches,
+                    (unsigned long long)rs_emu::st().blocks, (unsigned long long)rs_emu::st().barriers);
+        return rc;
+    }
+    if (cmd == "bench") {
+        std::printf("bench needs a GPU (this is the CPU emulation build)\n");
+        return 3;
+    }
+#else
+    if (cmd == "validate") return validate(version, quick);
     if (cmd == "bench") return bench(version);
-    std::fprintf(stderr, "usage: %s selftest | validate [version] | bench [version]\n", argv[0]);
+#endif
+    std::fprintf(stderr, "usage: %s selftest | mask ... | validate [version [quick]] | bench [version]\n", argv[0]);
     return 2;
 }
