@@ -5,10 +5,11 @@
 # double-precision reference. Catches tail/bounds bugs, index and stride mistakes, mask mismatches
 # and most missing barriers; NOT true data races, tensor-core rounding, timing or the Java side
 # (see cuda/dev/emu/cuda_emu.h and cuda/REVIEW.md).
-#   native-build/cpu-emulate.sh [quick|full] [BUILD_DIR]
+#   native-build/cpu-emulate.sh [quick|full|build] [BUILD_DIR]
 #     quick (default, ~30 s; the Java test CudaCpuEmulationTest runs it in CI): selftest,
 #           validate 1 quick in forward thread order, validate 2 quick in reverse order
 #     full  (~4 min): selftest, validate 1 and 2 over every combination, in two thread orders each
+#     build: only build BUILD_DIR/rslora_dev_emu
 #   BUILD_DIR defaults to cuda/dev/build. Needs g++ and the CUDA toolkit headers (no nvcc, no driver).
 # Exit: 0 all passed; 1 a failure; 3 g++ or the CUDA headers absent (nothing run, reason printed).
 set -uo pipefail
@@ -16,8 +17,8 @@ mode="${1:-quick}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 build="${2:-$root/cuda/dev/build}"
-if [[ "$mode" != quick && "$mode" != full ]]; then
-    echo "usage: $0 [quick|full] [BUILD_DIR]" >&2
+if [[ "$mode" != quick && "$mode" != full && "$mode" != build ]]; then
+    echo "usage: $0 [quick|full|build] [BUILD_DIR]" >&2
     exit 2
 fi
 cxx="${CXX_EMU:-g++}"
@@ -44,6 +45,10 @@ if ! make -s -C "$root/cuda/dev" BUILD="$build" CXX_EMU="$cxx" CUDA_INC="$inc" "
     exit 1
 fi
 bin="$build/rslora_dev_emu"
+if [[ "$mode" == build ]]; then
+    echo "cpu-emulate: built $bin"
+    exit 0
+fi
 fail=0
 run() {  # order, args...
     local order="$1"
