@@ -4,7 +4,8 @@
 #   native-build/gpu-check.sh LOGDIR [--force]
 # 1 env        driver, GPU, CUDA toolkit and cuBLAS libraries found
 # 2 jre        unpack gpu-bundle/jre.tar.xz
-# 3 gpu-tests  the JUnit @Tag("gpu") tests with the bundled runtime (JUnit XML in LOGDIR/junit)
+# 3 gpu-tests  the JUnit @Tag("gpu") tests with the bundled runtime (JUnit XML in LOGDIR/junit);
+#   cublas     the cuBLAS binding those tests used (JCublas 12.6.0 or java.lang.foreign, and the library)
 # 4 dev-build  make -C cuda/dev (needs nvcc)
 # 5 dev-*      cuda/dev/build/rslora_dev selftest, validate 1, bench 1, validate 2, bench 2
 # 6 benchmarks native-build/gpu-bench.sh LOGDIR when the benchmarks work provides it
@@ -81,7 +82,7 @@ if [[ -z "$driver" ]]; then
         echo
         echo "gpu-check: NO GPU: libcuda.so.1 was not found, so the GPU tests, cuda/dev and benchmarks cannot run here."
         echo "gpu-check: run this on a machine with an NVIDIA GPU and driver (or pass --force to exercise the script)."
-        for s in jre gpu-tests dev-build dev-selftest dev-validate-v1 dev-bench-v1 dev-validate-v2 dev-bench-v2 benchmarks; do
+        for s in jre gpu-tests cublas dev-build dev-selftest dev-validate-v1 dev-bench-v1 dev-validate-v2 dev-bench-v2 benchmarks; do
             record "$s" SKIP 0 "no GPU"
         done
         { echo "step             state   time  summary"; printf '%s\n' "${rows[@]}"; } | tee "$logdir/summary.txt"
@@ -133,8 +134,17 @@ if [[ -n "$java" ]]; then
     else
         record gpu-tests PASS "$step_secs" "$summary ${reason}"
     fi
+    # which cuBLAS binding the baseline used (CublasBinding: JCublas where libcublas.so.12 loads, else
+    # java.lang.foreign), as printed by the baseline GPU tests
+    cub="$(grep -m1 -oE 'cuBLAS binding: .*' "$logdir/gpu-tests.log" | cut -c17-150)"
+    case "$cub" in
+        "cuBLAS via"*) record cublas PASS 0 "$cub" ;;
+        "no cuBLAS"*) record cublas "$([[ -n "$driver" ]] && echo FAIL || echo SKIP)" 0 "$cub" ;;
+        *) record cublas SKIP 0 "binding not reported (the cuBLAS baseline tests did not run)" ;;
+    esac
 else
     record gpu-tests SKIP 0 "no runtime"
+    record cublas SKIP 0 "no runtime"
 fi
 
 # 4-5 cuda/dev -----------------------------------------------------------------------------------
