@@ -6,9 +6,11 @@
 # and most missing barriers; NOT true data races, tensor-core rounding, timing or the Java side
 # (see cuda/dev/emu/cuda_emu.h and cuda/REVIEW.md).
 #   native-build/cpu-emulate.sh [quick|full|build] [BUILD_DIR]
-#     quick (default, ~30 s; the Java test CudaCpuEmulationTest runs it in CI): selftest,
-#           validate 1 quick in forward thread order, validate 2 quick in reverse order
-#     full  (~4 min): selftest, validate 1 and 2 over every combination, in two thread orders each
+#     quick (default, ~45 s; the Java test CudaCpuEmulationTest runs it in CI): selftest,
+#           validate 1 quick in forward thread order, validate 2 quick in reverse order, bigindex 1
+#           (n·d > 2^31 elements: 64-bit index math, last row tile only)
+#     full  (~4 min): selftest, validate 1 and 2 over every combination, in two thread orders each,
+#           bigindex 1 and 2
 #     build: only build BUILD_DIR/rslora_dev_emu
 #   BUILD_DIR defaults to cuda/dev/build. Needs g++ and the CUDA toolkit headers (no nvcc, no driver).
 # Exit: 0 all passed; 1 a failure; 3 g++ or the CUDA headers absent (nothing run, reason printed).
@@ -71,11 +73,14 @@ run fwd selftest
 if [[ "$mode" == quick ]]; then
     run fwd validate 1 quick
     run rev validate 2 quick
+    run fwd bigindex 1
 else
     run fwd validate 1
     run rev validate 1
     run fwd validate 2
     run shuffle validate 2
+    run fwd bigindex 1
+    run rev bigindex 2
 fi
 if (( fail )); then
     echo "cpu-emulate: FAILED"

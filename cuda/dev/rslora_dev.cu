@@ -6,6 +6,7 @@
 //   rslora_dev mask SEED STEP LAYER P ROW0 ROWS COLS   CPU only: the mask as 0/1 lines (Java compares it)
 //   rslora_dev validate [version [quick]]  every kernel × dtype × shape × dropout × assign/accumulate
 //                                  × row groups vs the CPU reference (quick: a quarter of the combinations)
+//   rslora_dev bigindex [version]  n·d > 2^31 elements (64-bit index math): the last row tile and row group
 //   rslora_dev bench [version]     median time of each kernel at the PERFORMANCE.md reference shapes
 // The same source builds for the CPU emulation (-DRS_EMULATE, g++, cuda/dev/emu/cuda_emu.h): then
 // validate runs the unchanged kernels on the CPU (native-build/cpu-emulate.sh) and bench is refused.
@@ -274,6 +275,13 @@ struct Dev {
         CUDA_CHECK(cudaMemcpy(p, b.data(), b.size(), cudaMemcpyHostToDevice));
         return p;
     }
+    // no fill: for the multi-GB buffers of bigindex (the caller poisons the part it checks)
+    void* alloc_raw(size_t bytes) {
+        void* p = nullptr;
+        CUDA_CHECK(cudaMalloc(&p, bytes));
+        ptrs.push_back(p);
+        return p;
+    }
     ~Dev() {
         for (void* p : ptrs) cudaFree(p);
     }
@@ -425,6 +433,147 @@ static int validate(int version, bool quick) {
                     }
     std::printf("%d passed, %d failed\n", checked - failures, failures);
     return failures ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// bigindex: a problem whose X, dX [n, d_in] and Y, dY [n, d_out] hold more than 2^31 elements, so
+// every element index and byte offset must be computed in 64 bits. Checked against the double
+// reference: the last row tile (a 37-row tail) of U, Y, V, dX and the last row group's dB and dA
+// partials. A GPU runs the whole grids (~25 GB of device memory; the other rows hold garbage and are
+// not checked); the CPU emulation runs only the blocks that produce the checked part.
+#if defined(RS_EMULATE)
+#define RS_ONLY_BLOCKS(pred) (rs_emu::st().block_filter = (pred))
+#else
+#define RS_ONLY_BLOCKS(pred) ((void)0)
+#endif
+static int bigindex(int version) {
+    typedef __nv_bfloat16 T;
+    const DT dt = DT::BF16;
+    const int n = 600037, di = 4099, dout = 4101, r = 16;
+    const int last = (n - 1) / 64, row0 = last * 64, rows = n - row0;  // the last row tile: 37 rows
+    const int rpg = 64, groups = last + 1;                             // one row group per row tile
+    const float gamma = 2.0f / std::sqrt((float)r);
+    const RsDropout drop = make_dropout(0xB16B16B16ULL, 0x100000003ULL, 7, 0.1f, true);
+    const bool v2 = version == 2;
+    std::printf("bigindex: n=%d d_in=%d d_out=%d r=%d bf16: n*d_in = %.3g, n*d_out = %.3g elements (2^31 = %.3g); "
+                "checking rows %d..%d, kernels v%d\n", n, di, dout, r, (double)n * di, (double)n * dout, 2147483648.0, row0,
+                n - 1, version);
+    std::mt19937_64 g(0xB16);
+    std::vector<float> x = rnd(g, (size_t)rows * di, dt, -1, 1), dy = rnd(g, (size_t)rows * dout, dt, -1, 1);
+    std::vector<float> w = rnd(g, (size_t)dout * di, dt, -1, 1), b = rnd(g, dout, dt, -1, 1);
+    std::vector<float> a = rnd(g, (size_t)r * di, DT::F32, -1, 1), bb = rnd(g, (size_t)dout * r, DT::F32, -1, 1);
+    Dev d;
+    char* X = (char*)d.alloc_raw((size_t)n * di * 2);
+    char* DY = (char*)d.alloc_raw((size_t)n * dout * 2);
+    char* Y = (char*)d.alloc_raw((size_t)n * dout * 2);
+    char* DX = (char*)d.alloc_raw((size_t)n * di * 2);
+    float* wsb = (float*)d.alloc_raw((size_t)groups * dout * r * 4);
+    float* wsa = (float*)d.alloc_raw((size_t)groups * r * di * 4);
+    void* W = d.upload(pack(dt, w));
+    void* bias = d.upload(pack(dt, b));
+    float* A = (float*)d.upload(pack(DT::F32, a));
+    float* B = (float*)d.upload(pack(DT::F32, bb));
+    float* U = (float*)d.alloc((size_t)n * r * 4, 0xFF);
+    float* V = (float*)d.alloc((size_t)n * r * 4, 0xFF);
+    // the checked rows: inputs uploaded, outputs poisoned (NaN)
+    const std::vector<unsigned char> xb = pack(dt, x), dyb = pack(dt, dy);
+    CUDA_CHECK(cudaMemcpy(X + (size_t)row0 * di * 2, xb.data(), xb.size(), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(DY + (size_t)row0 * dout * 2, dyb.data(), dyb.size(), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemset(Y + (size_t)row0 * dout * 2, 0xFF, (size_t)rows * dout * 2));
+    CUDA_CHECK(cudaMemset(DX + (size_t)row0 * di * 2, 0xFF, (size_t)rows * di * 2));
+    CUDA_CHECK(cudaMemset(wsb + (size_t)last * dout * r, 0xFF, (size_t)dout * r * 4));
+    CUDA_CHECK(cudaMemset(wsa + (size_t)last * r * di, 0xFF, (size_t)r * di * 4));
+
+    RS_ONLY_BLOCKS([&](uint3 blk) { return (int)blk.y == last; });
+    RS_LAUNCH(V1<T>::down, dim3(cdiv(r, 64), cdiv(n, 64)), 256, RsLoraDownParams{X, A, U, n, di, r, drop});
+    if (v2) {
+        RS_LAUNCH(V2<T>::forward, dim3(cdiv(dout, 64), cdiv(n, 64)), V2<T>::threads, RsLoraForwardParams{X, W, bias, U, B, Y, n, di, dout, r, gamma});
+    } else {
+        RS_LAUNCH(V1<T>::forward, dim3(cdiv(dout, 64), cdiv(n, 64)), 256, RsLoraForwardParams{X, W, bias, U, B, Y, n, di, dout, r, gamma});
+    }
+    RS_LAUNCH(V1<T>::vdb, dim3(cdiv(r, 64), groups), 256, RsLoraBackwardVdbParams{DY, B, U, V, wsb, n, dout, r, rpg});
+    RS_ONLY_BLOCKS([&](uint3 blk) { return (int)blk.z == last; });
+    RS_LAUNCH(V1<T>::da, dim3(cdiv(di, 64), cdiv(r, 64), groups), 256, RsLoraBackwardDaParams{V, X, wsa, n, di, r, rpg, drop});
+    RS_ONLY_BLOCKS([&](uint3 blk) { return (int)blk.y == last; });
+    if (v2) {
+        RS_LAUNCH(V2<T>::dx, dim3(cdiv(di, 64), cdiv(n, 64)), V2<T>::threads, RsLoraBackwardDxParams{DY, W, V, A, DX, n, di, dout, r, gamma, drop});
+    } else {
+        RS_LAUNCH(V1<T>::dx, dim3(cdiv(di, 64), cdiv(n, 64)), 256, RsLoraBackwardDxParams{DY, W, V, A, DX, n, di, dout, r, gamma, drop});
+    }
+    RS_ONLY_BLOCKS(nullptr);
+    CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaDeviceSynchronize());
+
+    // double reference on the last rows (mask of the absolute row)
+    std::vector<double> mk((size_t)rows * di);
+    for (int i = 0; i < rows; ++i)
+        for (int c = 0; c < di; ++c) mk[(size_t)i * di + c] = rs_dropout_one(drop, (uint32_t)(row0 + i), (uint32_t)c);
+    auto xd = [&](int i, int c) { double m = mk[(size_t)i * di + c]; return m == 0.0 ? 0.0 : (double)(x[(size_t)i * di + c] * (float)m); };
+    std::vector<double> eu((size_t)rows * r), ey((size_t)rows * dout), ev((size_t)rows * r), edx((size_t)rows * di);
+    std::vector<double> ewb((size_t)dout * r, 0.0), ewa((size_t)r * di, 0.0), bound_y((size_t)rows * dout, 0.0), bound_dx((size_t)rows * di, 0.0);
+    const double unit = 0x1p-8;
+    for (int i = 0; i < rows; ++i) {
+        for (int j = 0; j < r; ++j) {
+            double su = 0, sv = 0;
+            for (int c = 0; c < di; ++c) su += xd(i, c) * a[(size_t)j * di + c];
+            for (int o = 0; o < dout; ++o) sv += (double)dy[(size_t)i * dout + o] * bb[(size_t)o * r + j];
+            eu[(size_t)i * r + j] = su;
+            ev[(size_t)i * r + j] = sv;
+        }
+        for (int o = 0; o < dout; ++o) {
+            double s = b[o], l = 0, mag = 0;
+            for (int c = 0; c < di; ++c) s += (double)x[(size_t)i * di + c] * w[(size_t)o * di + c];
+            for (int j = 0; j < r; ++j) {
+                l += eu[(size_t)i * r + j] * bb[(size_t)o * r + j];
+                mag += std::fabs(eu[(size_t)i * r + j] * bb[(size_t)o * r + j]);
+            }
+            ey[(size_t)i * dout + o] = s + gamma * l;
+            if (v2) bound_y[(size_t)i * dout + o] = 4 * unit * gamma * mag;
+        }
+        for (int c = 0; c < di; ++c) {
+            double s = 0, l = 0, mag = 0;
+            for (int o = 0; o < dout; ++o) s += (double)dy[(size_t)i * dout + o] * w[(size_t)o * di + c];
+            for (int j = 0; j < r; ++j) {
+                l += ev[(size_t)i * r + j] * a[(size_t)j * di + c];
+                mag += std::fabs(ev[(size_t)i * r + j] * a[(size_t)j * di + c]);
+            }
+            edx[(size_t)i * di + c] = s + gamma * l * mk[(size_t)i * di + c];
+            if (v2) bound_dx[(size_t)i * di + c] = 4 * unit * gamma * drop.scale * mag;
+        }
+    }
+    // the partials from the kernels' own U and V (checked above), so their tolerance is that of a 37-term sum
+    const std::vector<float> gu = unpack(DT::F32, download(U + (size_t)row0 * r, (size_t)rows * r * 4), (size_t)rows * r);
+    const std::vector<float> gv = unpack(DT::F32, download(V + (size_t)row0 * r, (size_t)rows * r * 4), (size_t)rows * r);
+    // (rounding bound of an fp32 sum of `rows` products: rows·2^-24·Σ|terms|, the standard forward bound)
+    std::vector<double> bound_b((size_t)dout * r, 0.0), bound_a((size_t)r * di, 0.0);
+    for (int o = 0; o < dout; ++o)
+        for (int j = 0; j < r; ++j)
+            for (int i = 0; i < rows; ++i) {
+                const double t = (double)dy[(size_t)i * dout + o] * gu[(size_t)i * r + j];
+                ewb[(size_t)o * r + j] += t;
+                bound_b[(size_t)o * r + j] += rows * 0x1p-24 * std::fabs(t);
+            }
+    for (int j = 0; j < r; ++j)
+        for (int c = 0; c < di; ++c)
+            for (int i = 0; i < rows; ++i) {
+                const double t = (double)gv[(size_t)i * r + j] * xd(i, c);
+                ewa[(size_t)j * di + c] += t;
+                bound_a[(size_t)j * di + c] += rows * 0x1p-24 * std::fabs(t);
+            }
+
+    int bad = 0;
+    bad += check("U", gu, eu, tol_for(dt, false), di);
+    bad += check("Y", unpack(dt, download(Y + (size_t)row0 * dout * 2, (size_t)rows * dout * 2), (size_t)rows * dout), ey,
+                 tol_for(dt, true), di + r, v2 ? &bound_y : nullptr);
+    bad += check("V", gv, ev, tol_for(dt, false), dout);
+    bad += check("dB partial", unpack(DT::F32, download(wsb + (size_t)last * dout * r, (size_t)dout * r * 4), (size_t)dout * r), ewb,
+                 tol_for(dt, false), rows, &bound_b);
+    bad += check("dA partial", unpack(DT::F32, download(wsa + (size_t)last * r * di, (size_t)r * di * 4), (size_t)r * di), ewa,
+                 tol_for(dt, false), rows, &bound_a);
+    bad += check("dX", unpack(dt, download(DX + (size_t)row0 * di * 2, (size_t)rows * di * 2), (size_t)rows * di), edx,
+                 tol_for(dt, true), dout + r, v2 ? &bound_dx : nullptr);
+    std::printf("%s bigindex v%d\n%d passed, %d failed\n", bad ? "FAIL" : "ok  ", version, bad ? 0 : 1, bad ? 1 : 0);
+    return bad ? 1 : 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -599,10 +748,12 @@ int main(int argc, char** argv) {
         std::printf("bench needs a GPU (this is the CPU emulation build)\n");
         return 3;
     }
+    if (cmd == "bigindex") return bigindex(version);
 #else
+    if (cmd == "bigindex") return bigindex(version);
     if (cmd == "validate") return validate(version, quick);
     if (cmd == "bench") return bench(version);
 #endif
-    std::fprintf(stderr, "usage: %s selftest | mask ... | validate [version [quick]] | bench [version]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s selftest | mask ... | validate [version [quick]] | bigindex [version] | bench [version]\n", argv[0]);
     return 2;
 }

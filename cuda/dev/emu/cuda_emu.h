@@ -18,7 +18,9 @@
 //     cudaGetLastError(), as on a GPU;
 //   - "device" memory is host heap memory of exactly the requested size, so an AddressSanitizer
 //     build (the default of the script) reports any out-of-bounds access at a tail, and an
-//     UndefinedBehaviorSanitizer build reports signed-overflow in the index math;
+//     UndefinedBehaviorSanitizer build reports signed-overflow in the index math; buffers of 1 GiB
+//     and more are lazily backed mappings that end at a guard page (rslora_dev bigindex), and a
+//     block filter runs only some blocks of a grid (the last row tile of an N·d > 2^31 problem);
 //   - nvcuda::wmma: each thread loads the whole 16×16 operand tiles; accumulator elements are
 //     shared out over the 32 lanes of the warp (each lane computes, fp32 fma in ascending k, and
 //     stores only its own), so every lane must take part in mma/store as on the hardware;
@@ -151,6 +153,9 @@ struct State {
     int order = -1;  // 0 forward, 1 reverse, 2 shuffled
     std::mt19937 shuffle{12345};
     cudaError_t pending = cudaSuccess;
+    // when set, only the blocks it accepts run (rslora_dev bigindex: the last row tile of a huge grid)
+    std::function<bool(uint3)> block_filter;
+    std::vector<std::pair<char*, size_t>> big_maps;  // cudaMalloc'd regions >= 1 GiB (mmap, see there)
     uint64_t launches = 0, blocks = 0, barriers = 0;
 };
 
@@ -288,7 +293,10 @@ void launch(const char* name, void (*kernel)(Params), dim3 grid, dim3 block, Par
     s.body = [kernel, p] { kernel(p); };
     for (unsigned z = 0; z < grid.z; ++z)
         for (unsigned y = 0; y < grid.y; ++y)
-            for (unsigned x = 0; x < grid.x; ++x) run_block(make_uint3(x, y, z));
+            for (unsigned x = 0; x < grid.x; ++x) {
+                const uint3 b = make_uint3(x, y, z);
+                if (!s.block_filter || s.block_filter(b)) run_block(b);
+            }
     ++s.launches;
 }
 
@@ -310,12 +318,35 @@ inline int max(int a, int b) { return a > b ? a : b; }
 
 // ---- runtime API subset used by cuda/dev/rslora_dev.cu ---------------------------------------
 inline cudaError_t cudaMalloc(void** p, size_t bytes) {
+    if (bytes == 0) return cudaErrorMemoryAllocation;
+    if (bytes >= (size_t(1) << 30)) {
+        // huge (rslora_dev bigindex): a lazily backed mapping, so only the pages a test touches cost
+        // memory; not tracked by AddressSanitizer, so it ends at a PROT_NONE page instead (the end of
+        // the buffer is placed within 255 bytes of it; the start stays 256-byte aligned)
+        const size_t span = (bytes + 4095) & ~size_t(4095), used = (bytes + 255) & ~size_t(255);
+        void* m = mmap(nullptr, span + 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) return cudaErrorMemoryAllocation;
+        char* base = static_cast<char*>(m);
+        mprotect(base + span, 4096, PROT_NONE);
+        *p = base + (span - used);
+        ::rs_emu::st().big_maps.push_back({base, span + 4096});
+        return cudaSuccess;
+    }
     // exactly `bytes` (AddressSanitizer sees one byte past the end), 256-byte aligned like the driver
-    if (bytes == 0 || posix_memalign(p, 256, bytes) != 0) return cudaErrorMemoryAllocation;
+    if (posix_memalign(p, 256, bytes) != 0) return cudaErrorMemoryAllocation;
     std::memset(*p, 0xA5, bytes);  // cudaMalloc'd memory is garbage, never zero by promise
     return cudaSuccess;
 }
 inline cudaError_t cudaFree(void* p) {
+    auto& maps = ::rs_emu::st().big_maps;
+    for (size_t i = 0; i < maps.size(); ++i) {
+        char* c = static_cast<char*>(p);
+        if (c >= maps[i].first && c < maps[i].first + maps[i].second) {
+            munmap(maps[i].first, maps[i].second);
+            maps.erase(maps.begin() + (long)i);
+            return cudaSuccess;
+        }
+    }
     std::free(p);
     return cudaSuccess;
 }
