@@ -11,6 +11,7 @@ import dev.rslora.tensor.DType;
 public final class BaseLinearBaseline implements AutoCloseable {
     private final CudaBackend backend;
     private final CublasApi cublas;
+    private final String library;
 
     /**
      * Binds cuBLAS to the backend's stream through the binding {@link CublasBinding} selects (JCublas
@@ -26,6 +27,12 @@ public final class BaseLinearBaseline implements AutoCloseable {
         synchronized (backend) {
             this.cublas = CublasBinding.open(backend.context(), binding);
         }
+        this.library = binding.library();
+    }
+
+    /** The cuBLAS library in use, e.g. "libcublas.so.13". */
+    public String library() {
+        return library;
     }
 
     /** The cuBLAS binding and library in use, e.g. "JCublas 12.6.0 (libcublas.so.12)". */
