@@ -3,8 +3,10 @@
 # Maven is, from anywhere in the repo):
 #   gpu-bundle/jre.tar.xz      jlink'd Java 25 with only the modules the library, tests and JMH need
 #                              (xz-compressed: libjvm.so alone is ~25 MB; gpu-check.sh unpacks it)
-#   gpu-bundle/lib/*.jar       the library jar (with the kernel fatbin), its runtime dependencies,
-#                              junit-platform-console-standalone, and benchmarks.jar when the jmh module builds one
+#   gpu-bundle/lib/*.jar       the library jar (with the kernel fatbin), its runtime dependencies
+#                              (JCuda and JCublas with their linux-x86_64 natives: the cuBLAS baseline uses
+#                              JCublas where libcublas.so.12 loads), junit-platform-console-standalone, and
+#                              benchmarks.jar when the jmh module builds one
 #   gpu-bundle/test-classes/   the compiled tests (the GPU tests are tagged "gpu")
 #   gpu-bundle/BUNDLE.txt      what was packed, from which commit, and the size
 # Fails if the bundle exceeds 45 MB. Environment: JAVA_HOME (a JDK 25; default temurin-25),
@@ -32,7 +34,7 @@ mkdir -p "$out/lib"
 lib_jar="$(ls java/target/rslora-*.jar | grep -v -e '-cli.jar' -e 'sources' | head -1)"
 cp "$lib_jar" "$out/lib/"
 mvn "${mvn_flags[@]}" -pl java org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$out/lib" -DexcludeArtifactIds=jcublas,jcublas-natives
+    -DincludeScope=runtime -DoutputDirectory="$out/lib"
 # only the linux-x86_64 natives are needed on the GPU host
 find "$out/lib" -name '*-natives-*' ! -name '*linux-x86_64*' -delete
 mvn "${mvn_flags[@]}" org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \

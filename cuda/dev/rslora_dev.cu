@@ -3,10 +3,15 @@
 // the reference, then CUDA-event timing.
 //
 //   rslora_dev selftest            CPU only (no GPU needed): Philox known-answer vectors and mask facts
-//   rslora_dev validate [version]  every kernel × dtype × shape × dropout × assign/accumulate vs the CPU
+//   rslora_dev mask SEED STEP LAYER P ROW0 ROWS COLS   CPU only: the mask as 0/1 lines (Java compares it)
+//   rslora_dev validate [version [quick]]  every kernel × dtype × shape × dropout × assign/accumulate
+//                                  × row groups vs the CPU reference (quick: a quarter of the combinations)
+//   rslora_dev bigindex [version]  n·d > 2^31 elements (64-bit index math): the last row tile and row group
 //   rslora_dev bench [version] [jsonl]  median time of each kernel at the PERFORMANCE.md reference shapes;
 //                                  with jsonl, also one JSON line per (kernel, r) in that file (bench/RESULTS.md
 //                                  is generated from it: jmh/bench.sh)
+// The same source builds for the CPU emulation (-DRS_EMULATE, g++, cuda/dev/emu/cuda_emu.h): then
+// validate runs the unchanged kernels on the CPU (native-build/cpu-emulate.sh) and bench is refused.
 //
 // Versions: 1 = the v1 kernels of cuda/kernels/ (plain tiled SIMT, the GPU-side oracle);
 // 2 = v1 with the forward and dX GEMMs replaced by the tensor-core (wmma/mma.sync) kernels for
@@ -15,7 +20,12 @@
 // Shapes (SPEC.md §1): X [n, d_in], W [d_out, d_in], bias [d_out], A [r, d_in], B [d_out, r],
 // U = D(X)·Aᵀ, V = dY·B [n, r]; Y = X·Wᵀ + bias + γ·U·Bᵀ; dB = γ·dYᵀ·U; dA = γ·Vᵀ·D(X);
 // dX = dY·W + γ·D'(V·A); merge W ± γ·B·A.
+#if defined(RS_EMULATE)
+#include "emu/cuda_emu.h"  // CPU emulation (no GPU): see that file for what it does and does not cover
+#else
 #include <cuda_runtime.h>
+#define RS_LAUNCH(kernel, grid, block, ...) kernel<<<grid, block>>>(__VA_ARGS__)
+#endif
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -255,14 +265,23 @@ struct Dev {
     std::vector<void*> ptrs;
     void* alloc(size_t bytes, unsigned char poison) {
         void* p = nullptr;
-        CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 16)));
-        CUDA_CHECK(cudaMemset(p, poison, std::max<size_t>(bytes, 16)));
+        // exactly the tensor's bytes (no slack), so an out-of-bounds tail access is visible to
+        // compute-sanitizer on a GPU and to AddressSanitizer in the CPU emulation
+        CUDA_CHECK(cudaMalloc(&p, bytes));
+        CUDA_CHECK(cudaMemset(p, poison, bytes));
         ptrs.push_back(p);
         return p;
     }
     void* upload(const std::vector<unsigned char>& b) {
         void* p = alloc(b.size(), 0xFF);
         CUDA_CHECK(cudaMemcpy(p, b.data(), b.size(), cudaMemcpyHostToDevice));
+        return p;
+    }
+    // no fill: for the multi-GB buffers of bigindex (the caller poisons the part it checks)
+    void* alloc_raw(size_t bytes) {
+        void* p = nullptr;
+        CUDA_CHECK(cudaMalloc(&p, bytes));
+        ptrs.push_back(p);
         return p;
     }
     ~Dev() {
@@ -298,21 +317,21 @@ static int run_step(const Problem& p, DT dt, long long ws_cap, int version) {
     const int g_b = (int)cdiv(n, rpg_b), g_a = (int)cdiv(n, rpg_a);
     float* ws = (float*)d.alloc(std::max((size_t)g_b * dout * r, (size_t)g_a * r * di) * 4, 0xFF);
 
-    V1<T>::down<<<dim3(cdiv(r, 64), cdiv(n, 64)), 256>>>(RsLoraDownParams{x, a, u, n, di, r, p.drop});
+    RS_LAUNCH(V1<T>::down, dim3(cdiv(r, 64), cdiv(n, 64)), 256, RsLoraDownParams{x, a, u, n, di, r, p.drop});
     const bool v2 = version == 2 && V2<T>::tensor_cores;
     if (v2) {
-        V2<T>::forward<<<dim3(cdiv(dout, 64), cdiv(n, 64)), V2<T>::threads>>>(RsLoraForwardParams{x, w, bias, u, bb, y, n, di, dout, r, p.gamma});
+        RS_LAUNCH(V2<T>::forward, dim3(cdiv(dout, 64), cdiv(n, 64)), V2<T>::threads, RsLoraForwardParams{x, w, bias, u, bb, y, n, di, dout, r, p.gamma});
     } else {
-        V1<T>::forward<<<dim3(cdiv(dout, 64), cdiv(n, 64)), 256>>>(RsLoraForwardParams{x, w, bias, u, bb, y, n, di, dout, r, p.gamma});
+        RS_LAUNCH(V1<T>::forward, dim3(cdiv(dout, 64), cdiv(n, 64)), 256, RsLoraForwardParams{x, w, bias, u, bb, y, n, di, dout, r, p.gamma});
     }
-    V1<T>::vdb<<<dim3(cdiv(r, 64), g_b), 256>>>(RsLoraBackwardVdbParams{dy, bb, u, v, ws, n, dout, r, rpg_b});
-    rslora_reduce_groups_v1<<<cdiv((long long)dout * r, 256), 256>>>(RsReduceParams{ws, gb, (int64_t)dout * r, g_b, p.gamma, p.accumulate ? 1 : 0});
-    V1<T>::da<<<dim3(cdiv(di, 64), cdiv(r, 64), g_a), 256>>>(RsLoraBackwardDaParams{v, x, ws, n, di, r, rpg_a, p.drop});
-    rslora_reduce_groups_v1<<<cdiv((long long)r * di, 256), 256>>>(RsReduceParams{ws, ga, (int64_t)r * di, g_a, p.gamma, p.accumulate ? 1 : 0});
+    RS_LAUNCH(V1<T>::vdb, dim3(cdiv(r, 64), g_b), 256, RsLoraBackwardVdbParams{dy, bb, u, v, ws, n, dout, r, rpg_b});
+    RS_LAUNCH(rslora_reduce_groups_v1, cdiv((long long)dout * r, 256), 256, RsReduceParams{ws, gb, (int64_t)dout * r, g_b, p.gamma, p.accumulate ? 1 : 0});
+    RS_LAUNCH(V1<T>::da, dim3(cdiv(di, 64), cdiv(r, 64), g_a), 256, RsLoraBackwardDaParams{v, x, ws, n, di, r, rpg_a, p.drop});
+    RS_LAUNCH(rslora_reduce_groups_v1, cdiv((long long)r * di, 256), 256, RsReduceParams{ws, ga, (int64_t)r * di, g_a, p.gamma, p.accumulate ? 1 : 0});
     if (v2) {
-        V2<T>::dx<<<dim3(cdiv(di, 64), cdiv(n, 64)), V2<T>::threads>>>(RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, p.gamma, p.drop});
+        RS_LAUNCH(V2<T>::dx, dim3(cdiv(di, 64), cdiv(n, 64)), V2<T>::threads, RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, p.gamma, p.drop});
     } else {
-        V1<T>::dx<<<dim3(cdiv(di, 64), cdiv(n, 64)), 256>>>(RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, p.gamma, p.drop});
+        RS_LAUNCH(V1<T>::dx, dim3(cdiv(di, 64), cdiv(n, 64)), 256, RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, p.gamma, p.drop});
     }
     CUDA_CHECK(cudaGetLastError());
     CUDA_CHECK(cudaDeviceSynchronize());
@@ -345,7 +364,7 @@ static int run_step(const Problem& p, DT dt, long long ws_cap, int version) {
     bad += check("dX", unpack(dt, download(dx, (size_t)n * di * dt_size(dt)), (size_t)n * di), e.dx, tol_for(dt, true), dout + r,
                  v2 ? &edx : nullptr);
     // merge then unmerge (W is T; merged values compared with W + γ·B·A)
-    V1<T>::merge<<<dim3(cdiv(di, 64), cdiv(dout, 64)), 256>>>(RsMergeParams{w, bb, a, dout, di, r, p.gamma});
+    RS_LAUNCH(V1<T>::merge, dim3(cdiv(di, 64), cdiv(dout, 64)), 256, RsMergeParams{w, bb, a, dout, di, r, p.gamma});
     CUDA_CHECK(cudaDeviceSynchronize());
     bad += check("Wmerged", unpack(dt, download(w, (size_t)dout * di * dt_size(dt)), (size_t)dout * di), e.wm, tol_for(dt, true), r);
     return bad;
@@ -358,7 +377,10 @@ static std::vector<float> rnd(std::mt19937_64& g, size_t count, DT d, float lo, 
     return v;
 }
 
-static int validate(int version) {
+// quick: per (shape, dtype) two of the eight (dropout, assign/accumulate, groups) combinations, one
+// with dropout 0 and one with 0.1, rotating over shapes (for the CPU emulation in CI); the seeds
+// are those of the full run, so a quick failure reproduces in the full run.
+static int validate(int version, bool quick) {
     if (version != 1 && version != 2) {
         std::printf("version %d is not in this build (available: 1, 2)\n", version);
         return 2;
@@ -368,14 +390,23 @@ static int validate(int version) {
                             {130, 130, 71, 64}, {65, 200, 33, 100}, {300, 64, 127, 1},  {257, 33, 257, 256},
                             {64, 1000, 96, 512}};
     const DT dts[] = {DT::F32, DT::BF16, DT::F16};
-    int failures = 0, runs = 0;
+    int failures = 0, runs = 0, checked = 0;
     uint64_t seed0 = 0x5eed0001ULL;
     for (const Shape& s : shapes)
-        for (DT dt : dts)
+        for (int di = 0; di < 3; ++di)
             for (float pdrop : {0.0f, 0.1f})
                 for (int acc = 0; acc < 2; ++acc)
-                    for (long long cap : {1LL << 40, 1LL})  // one group, and the most groups (64-row groups)
+                    for (long long cap : {1LL << 40, 1LL})  // the most groups (one per 64-row tile), and one group
                     {
+                        const DT dt = dts[di];
+                        const int combo = acc * 2 + (cap == 1 ? 1 : 0);
+                        const int shape_i = (int)(&s - shapes);
+                        const bool skip = quick && combo != (shape_i + di + (pdrop > 0 ? 2 : 0)) % 4;
+                        if (skip) {
+                            ++runs;
+                            continue;
+                        }
+                        ++checked;
                         uint64_t seed = seed0 + runs;
                         std::mt19937_64 g(seed);
                         Problem p;
@@ -397,13 +428,154 @@ static int validate(int version) {
                                 : run_step<__half>(p, dt, cap, version);
                         std::printf("%s v%d %-4s n=%d d_in=%d d_out=%d r=%d p=%.1f %s %s seed=%llu\n",
                                     bad ? "FAIL" : "ok  ", dt == DT::F32 ? 1 : version, dt_name(dt), s.n, s.d_in, s.d_out, s.r, pdrop,
-                                    acc ? "accumulate" : "assign", cap == 1 ? "groups=max" : "groups=1",
+                                    acc ? "accumulate" : "assign", cap == 1 ? "groups=1" : "groups=max",
                                     (unsigned long long)seed);
                         failures += bad ? 1 : 0;
                         ++runs;
                     }
-    std::printf("%d passed, %d failed\n", runs - failures, failures);
+    std::printf("%d passed, %d failed\n", checked - failures, failures);
     return failures ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// bigindex: a problem whose X, dX [n, d_in] and Y, dY [n, d_out] hold more than 2^31 elements, so
+// every element index and byte offset must be computed in 64 bits. Checked against the double
+// reference: the last row tile (a 37-row tail) of U, Y, V, dX and the last row group's dB and dA
+// partials. A GPU runs the whole grids (~25 GB of device memory; the other rows hold garbage and are
+// not checked); the CPU emulation runs only the blocks that produce the checked part.
+#if defined(RS_EMULATE)
+#define RS_ONLY_BLOCKS(pred) (rs_emu::st().block_filter = (pred))
+#else
+#define RS_ONLY_BLOCKS(pred) ((void)0)
+#endif
+static int bigindex(int version) {
+    typedef __nv_bfloat16 T;
+    const DT dt = DT::BF16;
+    const int n = 600037, di = 4099, dout = 4101, r = 16;
+    const int last = (n - 1) / 64, row0 = last * 64, rows = n - row0;  // the last row tile: 37 rows
+    const int rpg = 64, groups = last + 1;                             // one row group per row tile
+    const float gamma = 2.0f / std::sqrt((float)r);
+    const RsDropout drop = make_dropout(0xB16B16B16ULL, 0x100000003ULL, 7, 0.1f, true);
+    const bool v2 = version == 2;
+    std::printf("bigindex: n=%d d_in=%d d_out=%d r=%d bf16: n*d_in = %.3g, n*d_out = %.3g elements (2^31 = %.3g); "
+                "checking rows %d..%d, kernels v%d\n", n, di, dout, r, (double)n * di, (double)n * dout, 2147483648.0, row0,
+                n - 1, version);
+    std::mt19937_64 g(0xB16);
+    std::vector<float> x = rnd(g, (size_t)rows * di, dt, -1, 1), dy = rnd(g, (size_t)rows * dout, dt, -1, 1);
+    std::vector<float> w = rnd(g, (size_t)dout * di, dt, -1, 1), b = rnd(g, dout, dt, -1, 1);
+    std::vector<float> a = rnd(g, (size_t)r * di, DT::F32, -1, 1), bb = rnd(g, (size_t)dout * r, DT::F32, -1, 1);
+    Dev d;
+    char* X = (char*)d.alloc_raw((size_t)n * di * 2);
+    char* DY = (char*)d.alloc_raw((size_t)n * dout * 2);
+    char* Y = (char*)d.alloc_raw((size_t)n * dout * 2);
+    char* DX = (char*)d.alloc_raw((size_t)n * di * 2);
+    float* wsb = (float*)d.alloc_raw((size_t)groups * dout * r * 4);
+    float* wsa = (float*)d.alloc_raw((size_t)groups * r * di * 4);
+    void* W = d.upload(pack(dt, w));
+    void* bias = d.upload(pack(dt, b));
+    float* A = (float*)d.upload(pack(DT::F32, a));
+    float* B = (float*)d.upload(pack(DT::F32, bb));
+    float* U = (float*)d.alloc((size_t)n * r * 4, 0xFF);
+    float* V = (float*)d.alloc((size_t)n * r * 4, 0xFF);
+    // the checked rows: inputs uploaded, outputs poisoned (NaN)
+    const std::vector<unsigned char> xb = pack(dt, x), dyb = pack(dt, dy);
+    CUDA_CHECK(cudaMemcpy(X + (size_t)row0 * di * 2, xb.data(), xb.size(), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(DY + (size_t)row0 * dout * 2, dyb.data(), dyb.size(), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemset(Y + (size_t)row0 * dout * 2, 0xFF, (size_t)rows * dout * 2));
+    CUDA_CHECK(cudaMemset(DX + (size_t)row0 * di * 2, 0xFF, (size_t)rows * di * 2));
+    CUDA_CHECK(cudaMemset(wsb + (size_t)last * dout * r, 0xFF, (size_t)dout * r * 4));
+    CUDA_CHECK(cudaMemset(wsa + (size_t)last * r * di, 0xFF, (size_t)r * di * 4));
+
+    RS_ONLY_BLOCKS([&](uint3 blk) { return (int)blk.y == last; });
+    RS_LAUNCH(V1<T>::down, dim3(cdiv(r, 64), cdiv(n, 64)), 256, RsLoraDownParams{X, A, U, n, di, r, drop});
+    if (v2) {
+        RS_LAUNCH(V2<T>::forward, dim3(cdiv(dout, 64), cdiv(n, 64)), V2<T>::threads, RsLoraForwardParams{X, W, bias, U, B, Y, n, di, dout, r, gamma});
+    } else {
+        RS_LAUNCH(V1<T>::forward, dim3(cdiv(dout, 64), cdiv(n, 64)), 256, RsLoraForwardParams{X, W, bias, U, B, Y, n, di, dout, r, gamma});
+    }
+    RS_LAUNCH(V1<T>::vdb, dim3(cdiv(r, 64), groups), 256, RsLoraBackwardVdbParams{DY, B, U, V, wsb, n, dout, r, rpg});
+    RS_ONLY_BLOCKS([&](uint3 blk) { return (int)blk.z == last; });
+    RS_LAUNCH(V1<T>::da, dim3(cdiv(di, 64), cdiv(r, 64), groups), 256, RsLoraBackwardDaParams{V, X, wsa, n, di, r, rpg, drop});
+    RS_ONLY_BLOCKS([&](uint3 blk) { return (int)blk.y == last; });
+    if (v2) {
+        RS_LAUNCH(V2<T>::dx, dim3(cdiv(di, 64), cdiv(n, 64)), V2<T>::threads, RsLoraBackwardDxParams{DY, W, V, A, DX, n, di, dout, r, gamma, drop});
+    } else {
+        RS_LAUNCH(V1<T>::dx, dim3(cdiv(di, 64), cdiv(n, 64)), 256, RsLoraBackwardDxParams{DY, W, V, A, DX, n, di, dout, r, gamma, drop});
+    }
+    RS_ONLY_BLOCKS(nullptr);
+    CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaDeviceSynchronize());
+
+    // double reference on the last rows (mask of the absolute row)
+    std::vector<double> mk((size_t)rows * di);
+    for (int i = 0; i < rows; ++i)
+        for (int c = 0; c < di; ++c) mk[(size_t)i * di + c] = rs_dropout_one(drop, (uint32_t)(row0 + i), (uint32_t)c);
+    auto xd = [&](int i, int c) { double m = mk[(size_t)i * di + c]; return m == 0.0 ? 0.0 : (double)(x[(size_t)i * di + c] * (float)m); };
+    std::vector<double> eu((size_t)rows * r), ey((size_t)rows * dout), ev((size_t)rows * r), edx((size_t)rows * di);
+    std::vector<double> ewb((size_t)dout * r, 0.0), ewa((size_t)r * di, 0.0), bound_y((size_t)rows * dout, 0.0), bound_dx((size_t)rows * di, 0.0);
+    const double unit = 0x1p-8;
+    for (int i = 0; i < rows; ++i) {
+        for (int j = 0; j < r; ++j) {
+            double su = 0, sv = 0;
+            for (int c = 0; c < di; ++c) su += xd(i, c) * a[(size_t)j * di + c];
+            for (int o = 0; o < dout; ++o) sv += (double)dy[(size_t)i * dout + o] * bb[(size_t)o * r + j];
+            eu[(size_t)i * r + j] = su;
+            ev[(size_t)i * r + j] = sv;
+        }
+        for (int o = 0; o < dout; ++o) {
+            double s = b[o], l = 0, mag = 0;
+            for (int c = 0; c < di; ++c) s += (double)x[(size_t)i * di + c] * w[(size_t)o * di + c];
+            for (int j = 0; j < r; ++j) {
+                l += eu[(size_t)i * r + j] * bb[(size_t)o * r + j];
+                mag += std::fabs(eu[(size_t)i * r + j] * bb[(size_t)o * r + j]);
+            }
+            ey[(size_t)i * dout + o] = s + gamma * l;
+            if (v2) bound_y[(size_t)i * dout + o] = 4 * unit * gamma * mag;
+        }
+        for (int c = 0; c < di; ++c) {
+            double s = 0, l = 0, mag = 0;
+            for (int o = 0; o < dout; ++o) s += (double)dy[(size_t)i * dout + o] * w[(size_t)o * di + c];
+            for (int j = 0; j < r; ++j) {
+                l += ev[(size_t)i * r + j] * a[(size_t)j * di + c];
+                mag += std::fabs(ev[(size_t)i * r + j] * a[(size_t)j * di + c]);
+            }
+            edx[(size_t)i * di + c] = s + gamma * l * mk[(size_t)i * di + c];
+            if (v2) bound_dx[(size_t)i * di + c] = 4 * unit * gamma * drop.scale * mag;
+        }
+    }
+    // the partials from the kernels' own U and V (checked above), so their tolerance is that of a 37-term sum
+    const std::vector<float> gu = unpack(DT::F32, download(U + (size_t)row0 * r, (size_t)rows * r * 4), (size_t)rows * r);
+    const std::vector<float> gv = unpack(DT::F32, download(V + (size_t)row0 * r, (size_t)rows * r * 4), (size_t)rows * r);
+    // (rounding bound of an fp32 sum of `rows` products: rows·2^-24·Σ|terms|, the standard forward bound)
+    std::vector<double> bound_b((size_t)dout * r, 0.0), bound_a((size_t)r * di, 0.0);
+    for (int o = 0; o < dout; ++o)
+        for (int j = 0; j < r; ++j)
+            for (int i = 0; i < rows; ++i) {
+                const double t = (double)dy[(size_t)i * dout + o] * gu[(size_t)i * r + j];
+                ewb[(size_t)o * r + j] += t;
+                bound_b[(size_t)o * r + j] += rows * 0x1p-24 * std::fabs(t);
+            }
+    for (int j = 0; j < r; ++j)
+        for (int c = 0; c < di; ++c)
+            for (int i = 0; i < rows; ++i) {
+                const double t = (double)gv[(size_t)i * r + j] * xd(i, c);
+                ewa[(size_t)j * di + c] += t;
+                bound_a[(size_t)j * di + c] += rows * 0x1p-24 * std::fabs(t);
+            }
+
+    int bad = 0;
+    bad += check("U", gu, eu, tol_for(dt, false), di);
+    bad += check("Y", unpack(dt, download(Y + (size_t)row0 * dout * 2, (size_t)rows * dout * 2), (size_t)rows * dout), ey,
+                 tol_for(dt, true), di + r, v2 ? &bound_y : nullptr);
+    bad += check("V", gv, ev, tol_for(dt, false), dout);
+    bad += check("dB partial", unpack(DT::F32, download(wsb + (size_t)last * dout * r, (size_t)dout * r * 4), (size_t)dout * r), ewb,
+                 tol_for(dt, false), rows, &bound_b);
+    bad += check("dA partial", unpack(DT::F32, download(wsa + (size_t)last * r * di, (size_t)r * di * 4), (size_t)r * di), ewa,
+                 tol_for(dt, false), rows, &bound_a);
+    bad += check("dX", unpack(dt, download(DX + (size_t)row0 * di * 2, (size_t)rows * di * 2), (size_t)rows * di), edx,
+                 tol_for(dt, true), dout + r, v2 ? &bound_dx : nullptr);
+    std::printf("%s bigindex v%d\n%d passed, %d failed\n", bad ? "FAIL" : "ok  ", version, bad ? 0 : 1, bad ? 1 : 0);
+    return bad ? 1 : 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -432,6 +604,7 @@ static float median_ms(F launch, int reps) {
     return t[t.size() / 2];
 }
 
+#if !defined(RS_EMULATE)
 static int bench(int version, const char* jsonl) {
     if (version != 1 && version != 2) {
         std::printf("version %d is not in this build (available: 1, 2)\n", version);
@@ -476,19 +649,19 @@ static int bench(int version, const char* jsonl) {
         struct Item { const char* name; double flop; float ms; };
         std::vector<Item> items;
         items.push_back({"down", 2.0 * n * di * r, median_ms([&] {
-            V1<T>::down<<<dim3(cdiv(r, 64), cdiv(n, 64)), 256>>>(RsLoraDownParams{x, a, u, n, di, r, drop}); }, 20)});
+            RS_LAUNCH(V1<T>::down, dim3(cdiv(r, 64), cdiv(n, 64)), 256, RsLoraDownParams{x, a, u, n, di, r, drop}); }, 20)});
         items.push_back({"forward", 2.0 * n * dout * (di + r), median_ms([&] {
-            if (v2) V2<T>::forward<<<dim3(cdiv(dout, 64), cdiv(n, 64)), V2<T>::threads>>>(RsLoraForwardParams{x, w, nullptr, u, bb, y, n, di, dout, r, gamma});
-            else V1<T>::forward<<<dim3(cdiv(dout, 64), cdiv(n, 64)), 256>>>(RsLoraForwardParams{x, w, nullptr, u, bb, y, n, di, dout, r, gamma}); }, 20)});
+            if (v2) RS_LAUNCH(V2<T>::forward, dim3(cdiv(dout, 64), cdiv(n, 64)), V2<T>::threads, RsLoraForwardParams{x, w, nullptr, u, bb, y, n, di, dout, r, gamma});
+            else RS_LAUNCH(V1<T>::forward, dim3(cdiv(dout, 64), cdiv(n, 64)), 256, RsLoraForwardParams{x, w, nullptr, u, bb, y, n, di, dout, r, gamma}); }, 20)});
         items.push_back({"vdb", 4.0 * n * dout * r, median_ms([&] {
-            V1<T>::vdb<<<dim3(cdiv(r, 64), g_b), 256>>>(RsLoraBackwardVdbParams{dy, bb, u, v, ws, n, dout, r, rpg_b});
-            rslora_reduce_groups_v1<<<cdiv((long long)dout * r, 256), 256>>>(RsReduceParams{ws, gb, (int64_t)dout * r, g_b, gamma, 0}); }, 20)});
+            RS_LAUNCH(V1<T>::vdb, dim3(cdiv(r, 64), g_b), 256, RsLoraBackwardVdbParams{dy, bb, u, v, ws, n, dout, r, rpg_b});
+            RS_LAUNCH(rslora_reduce_groups_v1, cdiv((long long)dout * r, 256), 256, RsReduceParams{ws, gb, (int64_t)dout * r, g_b, gamma, 0}); }, 20)});
         items.push_back({"da", 2.0 * n * di * r, median_ms([&] {
-            V1<T>::da<<<dim3(cdiv(di, 64), cdiv(r, 64), g_a), 256>>>(RsLoraBackwardDaParams{v, x, ws, n, di, r, rpg_a, drop});
-            rslora_reduce_groups_v1<<<cdiv((long long)r * di, 256), 256>>>(RsReduceParams{ws, ga, (int64_t)r * di, g_a, gamma, 0}); }, 20)});
+            RS_LAUNCH(V1<T>::da, dim3(cdiv(di, 64), cdiv(r, 64), g_a), 256, RsLoraBackwardDaParams{v, x, ws, n, di, r, rpg_a, drop});
+            RS_LAUNCH(rslora_reduce_groups_v1, cdiv((long long)r * di, 256), 256, RsReduceParams{ws, ga, (int64_t)r * di, g_a, gamma, 0}); }, 20)});
         items.push_back({"dx", 2.0 * n * di * (dout + r), median_ms([&] {
-            if (v2) V2<T>::dx<<<dim3(cdiv(di, 64), cdiv(n, 64)), V2<T>::threads>>>(RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, gamma, drop});
-            else V1<T>::dx<<<dim3(cdiv(di, 64), cdiv(n, 64)), 256>>>(RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, gamma, drop}); }, 20)});
+            if (v2) RS_LAUNCH(V2<T>::dx, dim3(cdiv(di, 64), cdiv(n, 64)), V2<T>::threads, RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, gamma, drop});
+            else RS_LAUNCH(V1<T>::dx, dim3(cdiv(di, 64), cdiv(n, 64)), 256, RsLoraBackwardDxParams{dy, w, v, a, dx, n, di, dout, r, gamma, drop}); }, 20)});
         for (const Item& it : items) {
             std::printf("%-10s %5d %10.3f %10.2f\n", it.name, r, it.ms, it.flop / (it.ms * 1e-3) / 1e12);
             if (json)
@@ -503,6 +676,7 @@ static int bench(int version, const char* jsonl) {
     if (json) std::fclose(json);
     return 0;
 }
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // CPU-only self test: Philox known-answer vectors (SPEC.md §4) and dropout facts
@@ -548,17 +722,58 @@ static int selftest() {
     return fail ? 1 : 0;
 }
 
+// CPU only: the mask of rows [row0, row0 + rows) × columns [0, cols) as one line of '1' (kept) and
+// '0' (dropped) per row, from the kernels' own rs_dropout_one. The Java tests compare it with
+// dev.rslora.dropout.DropoutMask (the CPU backends' mask) bit for bit, without a GPU.
+static int print_mask(int argc, char** argv) {
+    if (argc != 9) {
+        std::fprintf(stderr, "usage: %s mask SEED STEP LAYER P ROW0 ROWS COLS\n", argv[0]);
+        return 2;
+    }
+    const uint64_t seed = std::strtoull(argv[2], nullptr, 0), step = std::strtoull(argv[3], nullptr, 0);
+    const uint32_t layer = (uint32_t)std::strtoul(argv[4], nullptr, 0);
+    const float p = std::strtof(argv[5], nullptr);
+    const uint32_t row0 = (uint32_t)std::strtoul(argv[6], nullptr, 0);
+    const int rows = std::atoi(argv[7]), cols = std::atoi(argv[8]);
+    const RsDropout d = make_dropout(seed, step, layer, p, true);
+    std::printf("threshold %u scale %.9g\n", d.threshold, d.scale);
+    std::string line((size_t)cols, '0');
+    for (int i = 0; i < rows; ++i) {
+        for (int c = 0; c < cols; ++c) line[(size_t)c] = rs_dropout_one(d, row0 + (uint32_t)i, (uint32_t)c) != 0.0f ? '1' : '0';
+        std::printf("%s\n", line.c_str());
+    }
+    return 0;
+}
+
 int main(int argc, char** argv) {
     std::string cmd = argc > 1 ? argv[1] : "validate";
     int version = argc > 2 ? std::atoi(argv[2]) : 1;
+    const bool quick = argc > 3 && std::string(argv[3]) == "quick";
     if (cmd == "selftest") return selftest();
+    if (cmd == "mask") return print_mask(argc, argv);
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
         std::printf("no CUDA device: '%s' needs a GPU (selftest runs without one)\n", cmd.c_str());
         return 3;
     }
-    if (cmd == "validate") return validate(version);
+#if defined(RS_EMULATE)
+    if (cmd == "validate") {
+        std::printf("CPU emulation (cuda/dev/emu/cuda_emu.h), thread order %s between barriers\n", rs_emu::order_name());
+        int rc = validate(version, quick);
+        std::printf("emulated %llu launches, %llu blocks, %llu block barriers\n", (unsigned long long)rs_emu::st().launches,
+                    (unsigned long long)rs_emu::st().blocks, (unsigned long long)rs_emu::st().barriers);
+        return rc;
+    }
+    if (cmd == "bench") {
+        std::printf("bench needs a GPU (this is the CPU emulation build)\n");
+        return 3;
+    }
+    if (cmd == "bigindex") return bigindex(version);
+#else
+    if (cmd == "bigindex") return bigindex(version);
+    if (cmd == "validate") return validate(version, quick);
     if (cmd == "bench") return bench(version, argc > 3 ? argv[3] : nullptr);
-    std::fprintf(stderr, "usage: %s selftest | validate [version] | bench [version] [jsonl]\n", argv[0]);
+#endif
+    std::fprintf(stderr, "usage: %s selftest | mask ... | validate [version [quick]] | bigindex [version] | bench [version] [jsonl]\n", argv[0]);
     return 2;
 }

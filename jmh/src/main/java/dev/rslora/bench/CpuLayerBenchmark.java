@@ -31,14 +31,13 @@ import java.util.concurrent.TimeUnit;
  * the frozen base alone (forward with the adapter off + backward computing dX only), measured
  * side by side in one run. Effective GFLOP/s count what the layer must do:
  * LoRA = 4·N·d_in·d_out + 6·N·r·(d_in + d_out), base = 4·N·d_in·d_out
- * ({@link CpuLayerReport} turns the JSON results into GFLOP/s and R = LoRA time / base time).
+ * ({@code jmh/bench.sh cpu} runs it with the peers and turns the JSON into bench/RESULTS.md: GFLOP/s and R).
  * The two steps are also measured interleaved ({@link #loraThenBase}: one LoRA step then one
  * base step per invocation, each timed): on a shared, noisy machine that ratio is the reliable
  * one, since both sides see the same load.
  * <pre>
  *   mvn -o -q -B package -DskipTests
  *   java -jar jmh/target/benchmarks.jar CpuLayerBenchmark -rf json -rff bench-cpu-layer.json
- *   java -cp jmh/target/benchmarks.jar dev.rslora.bench.CpuLayerReport bench-cpu-layer.json
  * </pre>
  * The default run (r ∈ {16, 64, 256}, 3 benchmarks, 6×2 s warm-up + 8×2 s measurement each)
  * takes about 4.5 minutes; -p n=… -p dIn=… -p dOut=… -p dropout=0.1 sweep other shapes.

@@ -10,19 +10,34 @@ import dev.rslora.tensor.DType;
  */
 public final class BaseLinearBaseline implements AutoCloseable {
     private final CudaBackend backend;
-    private final Cublas cublas;
+    private final CublasApi cublas;
+    private final String library;
 
-    /** Binds cuBLAS (libcublas.so.13 or .so.12) to the backend's stream; throws when cuBLAS is absent. */
+    /**
+     * Binds cuBLAS to the backend's stream through the binding {@link CublasBinding} selects (JCublas
+     * where libcublas.so.12 loads, else java.lang.foreign); throws with both reasons when neither does.
+     */
     public BaseLinearBaseline(CudaBackend backend) {
-        this.backend = backend;
-        synchronized (backend) {
-            this.cublas = new Cublas(backend.context());
-        }
+        this(backend, CublasBinding.current());
     }
 
-    /** The cuBLAS soname in use. */
+    /** On a given binding (tests cover each binding that loads). */
+    BaseLinearBaseline(CudaBackend backend, CublasBinding.Choice binding) {
+        this.backend = backend;
+        synchronized (backend) {
+            this.cublas = CublasBinding.open(backend.context(), binding);
+        }
+        this.library = binding.library();
+    }
+
+    /** The cuBLAS library in use, e.g. "libcublas.so.13". */
     public String library() {
-        return cublas.library();
+        return library;
+    }
+
+    /** The cuBLAS binding and library in use, e.g. "JCublas 12.6.0 (libcublas.so.12)". */
+    public String binding() {
+        return cublas.binding();
     }
 
     /** Queues Y = X·Wᵀ: X [n, d_in], W [d_out, d_in], Y [n, d_out], one dtype. */

@@ -15,6 +15,8 @@ import dev.rslora.backend.BackendUnavailableException;
  *   <li>cuInit succeeds and the device exists ({@code -Drslora.cuda.device}, default 0);</li>
  *   <li>its compute capability is 8.0 or newer.</li>
  * </ol>
+ * An available backend's detail also names the cuBLAS binding of the unfused baseline
+ * ({@link CublasBinding}: JCublas where libcublas.so.12 loads, else java.lang.foreign, else none).
  */
 public final class CudaBackendFactory implements BackendFactory {
     /** System property: the CUDA device ordinal to use (default 0). */
@@ -46,6 +48,10 @@ public final class CudaBackendFactory implements BackendFactory {
         Availability known = DEVICE_PROBES.get(ordinal);
         if (known == null) {
             known = DeviceProbe.probe(ordinal, kernels.detail());
+            if (known.available()) {
+                // which cuBLAS binding the baseline would use (JCublas or java.lang.foreign), for rslora info
+                known = Availability.yes(known.detail() + "; " + CublasBinding.current().detail());
+            }
             DEVICE_PROBES.put(ordinal, known);
         }
         return known;

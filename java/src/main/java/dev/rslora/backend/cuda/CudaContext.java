@@ -23,7 +23,7 @@ import java.util.Map;
  * allocator are always used in stream order. Callers serialise access (the backend's methods are
  * synchronized) and call {@link #makeCurrent()} on the thread that uses it.
  */
-final class CudaContext implements AutoCloseable {
+final class CudaContext implements KernelLauncher, AutoCloseable {
     /** Staging chunk: 16 MiB of pinned host memory. */
     static final long STAGING_BYTES = 16L << 20;
 
@@ -143,13 +143,14 @@ final class CudaContext implements AutoCloseable {
         });
     }
 
-    /** Launches {@code kernel} on the stream with its one by-value params struct, 256 threads per block. */
-    void launch(String kernel, LaunchGeometry.Grid grid, byte[] params) {
-        launch(kernel, grid, LaunchGeometry.THREADS, params);
+    @Override
+    public void resolve(String kernel) {
+        function(kernel);
     }
 
-    /** Launches {@code kernel} with {@code threads} threads per (1-D) block. */
-    void launch(String kernel, LaunchGeometry.Grid grid, int threads, byte[] params) {
+    /** Launches {@code kernel} on the stream with its one by-value params struct, {@code threads} threads per (1-D) block. */
+    @Override
+    public void launch(String kernel, LaunchGeometry.Grid grid, int threads, byte[] params) {
         CUfunction f = function(kernel);
         JCudaDriver.cuLaunchKernel(f,
                 grid.x(), grid.y(), grid.z(),         // grid

@@ -167,6 +167,8 @@ public final class CudaLoraLayer implements AutoCloseable {
         synchronized (backend) {
             enter();
             CudaContext ctx = backend.context();
+            // no module loading inside the capture: look every kernel of the step up first
+            backend.kernels().resolve(backend.kernels().stepKernelNames(t));
             ctx.synchronize();
             JCudaDriver.cuStreamBeginCapture(ctx.stream(), CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
             CUgraph graph = new CUgraph();

@@ -3,6 +3,8 @@ package dev.rslora.backend.cuda;
 import dev.rslora.dropout.DropoutMask;
 import dev.rslora.tensor.DType;
 
+import java.util.List;
+
 /**
  * Launchers of the version-1 kernels of {@code cuda/kernels/}, one method per kernel family: each
  * packs the family's params struct ({@link KernelParams}), computes the grid
@@ -23,15 +25,15 @@ final class LoraKernels {
      */
     static final String VERSION_PROPERTY = "rslora.cuda.kernels";
 
-    private final CudaContext ctx;
+    private final KernelLauncher launcher;
     private final int version;
 
-    LoraKernels(CudaContext ctx) {
-        this(ctx, parseVersion(System.getProperty(VERSION_PROPERTY, "v1")));
+    LoraKernels(KernelLauncher launcher) {
+        this(launcher, parseVersion(System.getProperty(VERSION_PROPERTY, "v1")));
     }
 
-    LoraKernels(CudaContext ctx, int version) {
-        this.ctx = ctx;
+    LoraKernels(KernelLauncher launcher, int version) {
+        this.launcher = launcher;
         this.version = version;
     }
 
@@ -80,7 +82,7 @@ final class LoraKernels {
         CStruct.Packer p = KernelParams.DOWN.packer()
                 .ptr("x", addr(x)).ptr("lora_a", addr(a)).ptr("u", addr(u)).i32("n", n).i32("d_in", dIn).i32("r", r);
         KernelParams.dropout(p, "drop", d.mask(), d.seed(), d.step(), d.layer());
-        ctx.launch(kernelName("lora_down", t), LaunchGeometry.down(n, r), p.bytes());
+        launcher.launch(kernelName("lora_down", t), LaunchGeometry.down(n, r), LaunchGeometry.THREADS, p.bytes());
     }
 
     /** (2) Y = X·Wᵀ + bias + γ·U·Bᵀ  [n, d_out] T; r = 0 (u, b null): Y = X·Wᵀ + bias. */
@@ -91,7 +93,7 @@ final class LoraKernels {
                 .ptr("y", addr(y)).i32("n", n).i32("d_in", dIn).i32("d_out", dOut).i32("r", r).f32("gamma", gamma)
                 .bytes();
         int ver = gemmVersion(version, t);
-        ctx.launch(kernelName("lora_forward", ver, t), LaunchGeometry.forward(n, dOut),
+        launcher.launch(kernelName("lora_forward", ver, t), LaunchGeometry.forward(n, dOut),
                 ver == 2 ? LaunchGeometry.THREADS_V2 : LaunchGeometry.THREADS, params);
     }
 
@@ -102,8 +104,8 @@ final class LoraKernels {
                 .ptr("dy", addr(dy)).ptr("lora_b", addr(b)).ptr("u", addr(u)).ptr("v", addr(v)).ptr("ws", addr(ws))
                 .i32("n", n).i32("d_out", dOut).i32("r", r).i32("rows_per_group", rowsPerGroup)
                 .bytes();
-        ctx.launch(kernelName("lora_backward_vdb", t),
-                LaunchGeometry.backwardVdb(r, LaunchGeometry.groups(n, rowsPerGroup)), params);
+        launcher.launch(kernelName("lora_backward_vdb", t),
+                LaunchGeometry.backwardVdb(r, LaunchGeometry.groups(n, rowsPerGroup)), LaunchGeometry.THREADS, params);
     }
 
     /** (4) ws[g] = Vᵀ·D(X) over row group g ([groups, r, d_in] f32). */
@@ -113,8 +115,8 @@ final class LoraKernels {
                 .ptr("v", addr(v)).ptr("x", addr(x)).ptr("ws", addr(ws))
                 .i32("n", n).i32("d_in", dIn).i32("r", r).i32("rows_per_group", rowsPerGroup);
         KernelParams.dropout(p, "drop", d.mask(), d.seed(), d.step(), d.layer());
-        ctx.launch(kernelName("lora_backward_da", t),
-                LaunchGeometry.backwardDa(dIn, r, LaunchGeometry.groups(n, rowsPerGroup)), p.bytes());
+        launcher.launch(kernelName("lora_backward_da", t),
+                LaunchGeometry.backwardDa(dIn, r, LaunchGeometry.groups(n, rowsPerGroup)), LaunchGeometry.THREADS, p.bytes());
     }
 
     /** out (=|+=) γ·Σ_g ws[g]  (count f32 elements per group; deterministic order). */
@@ -123,7 +125,7 @@ final class LoraKernels {
                 .ptr("ws", addr(ws)).ptr("out", addr(out)).i64("count", count).i32("groups", groups)
                 .f32("gamma", gamma).i32("accumulate", accumulate ? 1 : 0)
                 .bytes();
-        ctx.launch("rslora_reduce_groups_v1", LaunchGeometry.elementwise(count), params);
+        launcher.launch("rslora_reduce_groups_v1", LaunchGeometry.elementwise(count), LaunchGeometry.THREADS, params);
     }
 
     /** (5) dX = dY·W + γ·D'(V·A)  [n, d_in] T; r = 0 (v, a null): dX = dY·W. */
@@ -134,7 +136,7 @@ final class LoraKernels {
                 .i32("n", n).i32("d_in", dIn).i32("d_out", dOut).i32("r", r).f32("gamma", gamma);
         KernelParams.dropout(p, "drop", d.mask(), d.seed(), d.step(), d.layer());
         int ver = gemmVersion(version, t);
-        ctx.launch(kernelName("lora_backward_dx", ver, t), LaunchGeometry.backwardDx(n, dIn),
+        launcher.launch(kernelName("lora_backward_dx", ver, t), LaunchGeometry.backwardDx(n, dIn),
                 ver == 2 ? LaunchGeometry.THREADS_V2 : LaunchGeometry.THREADS, p.bytes());
     }
 
@@ -144,13 +146,13 @@ final class LoraKernels {
                 .ptr("w", addr(w)).ptr("lora_b", addr(b)).ptr("lora_a", addr(a))
                 .i32("d_out", dOut).i32("d_in", dIn).i32("r", r).f32("signed_gamma", signedGamma)
                 .bytes();
-        ctx.launch(kernelName("lora_merge", t), LaunchGeometry.merge(dOut, dIn), params);
+        launcher.launch(kernelName("lora_merge", t), LaunchGeometry.merge(dOut, dIn), LaunchGeometry.THREADS, params);
     }
 
     /** dst = convert(src) for {@code count} elements; one of the two dtypes must be F32 and they must differ. */
     void convert(DType from, DType to, DeviceBuffer src, DeviceBuffer dst, long count) {
         byte[] params = KernelParams.CONVERT.packer().ptr("src", addr(src)).ptr("dst", addr(dst)).i64("count", count).bytes();
-        ctx.launch(convertName(from, to), LaunchGeometry.elementwise(count), params);
+        launcher.launch(convertName(from, to), LaunchGeometry.elementwise(count), LaunchGeometry.THREADS, params);
     }
 
     /**
@@ -162,7 +164,7 @@ final class LoraKernels {
                 .i32("n", n).i32("d", d);
         KernelParams.dropout(p, "drop", drop.mask(), drop.seed(), drop.step(), drop.layer());
         long quads = (long) n * ((d + 3) / 4);
-        ctx.launch(kernelName(add ? "dropout_add" : "dropout_apply", t), LaunchGeometry.elementwise(quads), p.bytes());
+        launcher.launch(kernelName(add ? "dropout_add" : "dropout_apply", t), LaunchGeometry.elementwise(quads), LaunchGeometry.THREADS, p.bytes());
     }
 
     static String convertName(DType from, DType to) {
@@ -207,6 +209,26 @@ final class LoraKernels {
         reduceGroups(ws, gradA, daCount, LaunchGeometry.groups(n, rpgA), gamma, accumulate);
         if (dx != null) {
             backwardDx(t, dy, w, v, a, dx, n, dIn, dOut, r, gamma, d);
+        }
+    }
+
+    /**
+     * Every kernel that {@link #forwardStep} and {@link #backwardStep} (r > 0, with dX) launch at dtype
+     * {@code t}, in launch order. A graph capture resolves them first ({@link #resolve}): with lazy
+     * module loading (the default since CUDA 12.2) the first {@code cuModuleGetFunction} of a kernel
+     * loads its code, which must not happen inside a stream capture.
+     */
+    List<String> stepKernelNames(DType t) {
+        int ver = gemmVersion(version, t);
+        return List.of(kernelName("lora_down", t), kernelName("lora_forward", ver, t), kernelName("lora_backward_vdb", t),
+                "rslora_reduce_groups_v1", kernelName("lora_backward_da", t), "rslora_reduce_groups_v1",
+                kernelName("lora_backward_dx", ver, t));
+    }
+
+    /** Looks up (and so loads) each kernel now, outside any capture. */
+    void resolve(List<String> kernelNames) {
+        for (String k : kernelNames) {
+            launcher.resolve(k);
         }
     }
 

@@ -20,7 +20,7 @@ import dev.rslora.tensor.DType;
  */
 public final class PeftChainBaseline implements AutoCloseable {
     private final CudaBackend backend;
-    private final Cublas cublas;
+    private final CublasApi cublas;
     private final DType t;
     private final int n;
     private final int dIn;
@@ -32,6 +32,11 @@ public final class PeftChainBaseline implements AutoCloseable {
     private final DeviceBuffer t1;
 
     public PeftChainBaseline(CudaBackend backend, DType t, int n, int dIn, int dOut, int r) {
+        this(backend, t, n, dIn, dOut, r, CublasBinding.current());
+    }
+
+    /** On a given cuBLAS binding (tests cover each binding that loads). */
+    PeftChainBaseline(CudaBackend backend, DType t, int n, int dIn, int dOut, int r, CublasBinding.Choice binding) {
         this.backend = backend;
         this.t = t;
         this.n = n;
@@ -41,7 +46,7 @@ public final class PeftChainBaseline implements AutoCloseable {
         synchronized (backend) {
             CudaContext ctx = backend.context();
             ctx.makeCurrent();
-            this.cublas = new Cublas(ctx);
+            this.cublas = CublasBinding.open(ctx, binding);
             this.xd = ctx.allocate(Transfers.bytes((long) n * dIn, t));
             this.u = ctx.allocate(Transfers.bytes((long) n * r, t));
             this.v = ctx.allocate(Transfers.bytes((long) n * r, t));

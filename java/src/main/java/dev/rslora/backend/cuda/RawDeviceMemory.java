@@ -15,9 +15,9 @@ interface RawDeviceMemory {
     void fill(RawBlock block, long bytes, byte value);
 
     /**
-     * One raw allocation: its device address and the object that holds it for the driver
-     * ({@link DevPtr} for JCuda, null in fakes).
+     * One raw allocation: its device address and the JCuda pointer to it ({@link DevPtr} from
+     * cuMemAlloc; in fakes null, or a pointer carrying a made-up address).
      */
-    record RawBlock(long address, long bytes, DevPtr handle) {
+    record RawBlock(long address, long bytes, jcuda.driver.CUdeviceptr handle) {
     }
 }

@@ -20,10 +20,19 @@ class BaseLinearBaselineGpuTest {
     @Test
     void cublasBaseGemmsMatchTheReference() {
         CudaBackend cuda = GpuSupport.backend();
-        Assumptions.assumeTrue(Cublas.findLibrary() != null, "cuBLAS not found: none of libcublas.so.13/.12 loads");
+        CublasBinding.Choice binding = CublasBinding.current();
+        System.out.println("cuBLAS binding: " + binding.detail());
+        Assumptions.assumeTrue(binding.available(), binding::detail);
+        // every binding that loads here: JCublas and java.lang.foreign both where libcublas.so.12 is present
+        for (CublasBinding.Choice each : CublasBinding.loadable()) {
+            checkAgainstTheReference(cuda, each);
+        }
+    }
+
+    private static void checkAgainstTheReference(CudaBackend cuda, CublasBinding.Choice binding) {
         ReferenceBackend ref = new ReferenceBackend();
-        try (BaseLinearBaseline blas = new BaseLinearBaseline(cuda); Arena arena = Arena.ofShared()) {
-            System.out.println("cuBLAS baseline via " + blas.library());
+        try (BaseLinearBaseline blas = new BaseLinearBaseline(cuda, binding); Arena arena = Arena.ofShared()) {
+            System.out.println("cuBLAS baseline via " + blas.binding());
             for (DType t : DType.values()) {
                 int n = 129;
                 int dIn = 95;
@@ -54,8 +63,9 @@ class BaseLinearBaselineGpuTest {
                 }
                 // cuBLAS may use TF32 or split-K for f32; allow a little more than one output ulp
                 double rtol = t == DType.F32 ? 1e-3 : GpuSupport.rtol(t);
-                GpuSupport.assertClose("cuBLAS Y", y, yRef, rtol, 1e-3, t + " seed " + seed);
-                GpuSupport.assertClose("cuBLAS dX", dx, dxRef, rtol, 1e-3, t + " seed " + seed);
+                String ctx = t + " seed " + seed + " via " + blas.binding();
+                GpuSupport.assertClose("cuBLAS Y", y, yRef, rtol, 1e-3, ctx);
+                GpuSupport.assertClose("cuBLAS dX", dx, dxRef, rtol, 1e-3, ctx);
             }
         }
     }

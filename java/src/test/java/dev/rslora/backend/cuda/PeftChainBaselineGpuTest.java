@@ -25,7 +25,9 @@ class PeftChainBaselineGpuTest {
     @Test
     void unfusedChainMatchesTheReference() {
         CudaBackend cuda = GpuSupport.backend();
-        Assumptions.assumeTrue(Cublas.findLibrary() != null, "cuBLAS not found: none of libcublas.so.13/.12 loads");
+        CublasBinding.Choice binding = CublasBinding.current();
+        System.out.println("cuBLAS binding: " + binding.detail());
+        Assumptions.assumeTrue(binding.available(), binding::detail);
         ReferenceBackend ref = new ReferenceBackend();
         for (DType t : DType.values()) {
             for (GradMode mode : GradMode.values()) {

@@ -11,13 +11,13 @@ import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 
 /**
- * cuBLAS for the unfused baseline (the frozen base GEMMs that the PERFORMANCE.md ratio R divides
- * by, and cross-checks), bound through {@code java.lang.foreign}: the few functions used
+ * The {@code java.lang.foreign} binding of {@link CublasApi}: the few functions used
  * (cublasCreate_v2, cublasSetStream_v2, cublasGemmEx, cublasDestroy_v2) have the same C ABI in
- * libcublas.so.13 and .so.12, so one binding serves CUDA 12 and CUDA 13 hosts (JCublas 12.6 would
- * need libcublas.so.12 only). Runs on the context's stream; fp32 accumulation (CUBLAS_COMPUTE_32F).
+ * libcublas.so.13 and .so.12, so this binding serves a CUDA-13-only host, where JCublas 12.6
+ * ({@link CublasJcublas}, libcublas.so.12 only) cannot load. Runs on the context's stream; fp32
+ * accumulation (CUBLAS_COMPUTE_32F).
  */
-final class Cublas implements AutoCloseable {
+final class CublasFfm implements CublasApi {
     /**
      * Libraries tried in order (after {@code -Drslora.cublas.path} when set): the sonames through the
      * dynamic loader's search path, then the CUDA toolkit's default location.
@@ -31,7 +31,6 @@ final class Cublas implements AutoCloseable {
     private static final java.lang.foreign.AddressLayout A = ValueLayout.ADDRESS;
 
     private final Arena arena = Arena.ofShared();
-    private final CudaContext ctx;
     private final String library;
     private final MethodHandle gemmEx;
     private final MethodHandle destroy;
@@ -59,9 +58,11 @@ final class Cublas implements AutoCloseable {
         return null;
     }
 
-    /** Creates a handle bound to {@code ctx}'s stream; throws with the tried sonames when cuBLAS is absent. */
-    Cublas(CudaContext ctx) {
-        this.ctx = ctx;
+    /**
+     * Creates a handle bound to the stream whose raw handle is {@code streamAddress} (a cudaStream_t;
+     * its context must be current on this thread); throws with the tried sonames when cuBLAS is absent.
+     */
+    CublasFfm(long streamAddress) {
         String lib = findLibrary();
         if (lib == null) {
             arena.close();
@@ -80,10 +81,14 @@ final class Cublas implements AutoCloseable {
         this.one = arena.allocateFrom(ValueLayout.JAVA_FLOAT, 1.0f);
         this.zero = arena.allocateFrom(ValueLayout.JAVA_FLOAT, 0.0f);
         MemorySegment slot = arena.allocate(A);
-        ctx.makeCurrent();
         check("cublasCreate_v2", invoke(create, slot));
         this.handle = slot.get(A, 0);
-        check("cublasSetStream_v2", invoke(setStream, handle, MemorySegment.ofAddress(ctx.streamAddress())));
+        int status = invoke(setStream, handle, MemorySegment.ofAddress(streamAddress));
+        if (status != 0) {
+            invoke(destroy, handle);
+            arena.close();
+            check("cublasSetStream_v2", status);
+        }
     }
 
     private static MemorySegment find(SymbolLookup lookup, String name) {
@@ -108,16 +113,13 @@ final class Cublas implements AutoCloseable {
         return library;
     }
 
-    /** C = A·B per {@code g} (see {@link CublasGemm}), all three buffers of dtype {@code t}; queued on the stream. */
-    void gemm(CublasGemm g, DType t, DeviceBuffer a, DeviceBuffer b, DeviceBuffer c) {
-        gemm(g, t, t, a, b, c, 1.0f, 0.0f);
+    @Override
+    public String binding() {
+        return "java.lang.foreign (" + library + ")";
     }
 
-    /**
-     * C = alpha·A·B + beta·C per {@code g}; A and B of dtype {@code ab}, C of dtype {@code ct}
-     * (equal, or F32 with 16-bit A/B); fp32 compute; queued on the stream.
-     */
-    void gemm(CublasGemm g, DType ab, DType ct, DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, float alpha, float beta) {
+    @Override
+    public void gemm(CublasGemm g, DType ab, DType ct, DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, float alpha, float beta) {
         if (closed) {
             throw new IllegalStateException("cuBLAS handle is closed");
         }
