@@ -73,16 +73,16 @@ __device__ __forceinline__ int find(const RsAdamWTensor* t, int lo, int hi, int6
 extern "C" __global__ void __launch_bounds__(rs::kThreads) rslora_adamw_v1(RsAdamWParams p) {
     const int64_t stride = (int64_t)gridDim.x * blockDim.x;
     const float s = p.grad_scale ? *p.grad_scale : 1.0f;
+    RsAdamWTensor t = {};  // register copy of the current tensor's descriptor (k)
     int k = 0;
-    int64_t begin = 0, end = 0;  // [begin, end): the elements of tensor k; empty before the first search
+    int64_t end = 0;       // t.offset + t.count; 0 before the first search
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < p.total; i += stride) {
         if (i >= end) {
             k = rs_adamw::find(p.tensors, end == 0 ? 0 : k + 1, p.num_tensors, i);
-            begin = p.tensors[k].offset;
-            end = begin + p.tensors[k].count;
+            t = p.tensors[k];
+            end = t.offset + t.count;
         }
-        const RsAdamWTensor& t = p.tensors[k];
-        const int64_t e = i - begin;
+        const int64_t e = i - t.offset;
         float g = rs_adamw::load(t.grad, t.grad_dtype, e);
         if (s != 1.0f) {  // also NaN: as GradClip / torch, which scale by a NaN coefficient
             g = rs_adamw::round_to(t.grad_dtype, __fmul_rn(g, s));
@@ -108,15 +108,16 @@ extern "C" __global__ void __launch_bounds__(rs::kThreads) rslora_grad_sumsq_v1(
     __shared__ double red[rs::kThreads];
     const int64_t stride = (int64_t)gridDim.x * blockDim.x;
     double acc = 0.0;
+    RsAdamWTensor t = {};
     int k = 0;
-    int64_t begin = 0, end = 0;
+    int64_t end = 0;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < p.total; i += stride) {
         if (i >= end) {
             k = rs_adamw::find(p.tensors, end == 0 ? 0 : k + 1, p.num_tensors, i);
-            begin = p.tensors[k].offset;
-            end = begin + p.tensors[k].count;
+            t = p.tensors[k];
+            end = t.offset + t.count;
         }
-        const double g = rs_adamw::load(p.tensors[k].grad, p.tensors[k].grad_dtype, i - begin);
+        const double g = rs_adamw::load(t.grad, t.grad_dtype, i - t.offset);
         acc = __dadd_rn(acc, __dmul_rn(g, g));
     }
     red[threadIdx.x] = acc;
