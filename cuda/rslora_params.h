@@ -209,3 +209,82 @@ static_assert(offsetof(RsDropoutElementwiseParams, n) == 16, "RsDropoutElementwi
 static_assert(offsetof(RsDropoutElementwiseParams, d) == 20, "RsDropoutElementwiseParams.d");
 static_assert(offsetof(RsDropoutElementwiseParams, drop) == 24, "RsDropoutElementwiseParams.drop");
 static_assert(sizeof(RsDropoutElementwiseParams) == 56, "RsDropoutElementwiseParams size");
+
+// Fused AdamW over every adapter tensor in ONE launch (kernels/adamw.cuh). The tensors are one
+// global element space [0, total): tensor k holds elements [offset, offset + count), offsets
+// ascending and contiguous (offset_0 = 0, offset_{k+1} = offset_k + count_k). The table lives in
+// device memory (uploaded once, re-used every step); only RsAdamWParams changes per step.
+// dtype codes: 0 = f32, 1 = bf16, 2 = f16.
+struct RsAdamWTensor {
+    void* param;          // [count] param_dtype, updated in place (the rounded master when master != null)
+    const void* grad;     // [count] grad_dtype, read only
+    float* exp_avg;       // m [count] f32
+    float* exp_avg_sq;    // v [count] f32
+    float* master;        // [count] f32 master weights (the update runs on them), or null
+    int64_t count;        // >= 1
+    int64_t offset;       // first element in the global index space
+    int32_t param_dtype;
+    int32_t grad_dtype;
+};
+static_assert(offsetof(RsAdamWTensor, param) == 0, "RsAdamWTensor.param");
+static_assert(offsetof(RsAdamWTensor, grad) == 8, "RsAdamWTensor.grad");
+static_assert(offsetof(RsAdamWTensor, exp_avg) == 16, "RsAdamWTensor.exp_avg");
+static_assert(offsetof(RsAdamWTensor, exp_avg_sq) == 24, "RsAdamWTensor.exp_avg_sq");
+static_assert(offsetof(RsAdamWTensor, master) == 32, "RsAdamWTensor.master");
+static_assert(offsetof(RsAdamWTensor, count) == 40, "RsAdamWTensor.count");
+static_assert(offsetof(RsAdamWTensor, offset) == 48, "RsAdamWTensor.offset");
+static_assert(offsetof(RsAdamWTensor, param_dtype) == 56, "RsAdamWTensor.param_dtype");
+static_assert(offsetof(RsAdamWTensor, grad_dtype) == 60, "RsAdamWTensor.grad_dtype");
+static_assert(sizeof(RsAdamWTensor) == 64, "RsAdamWTensor size");
+
+// One AdamW step t over the table. The fp32 scalars are computed on the host in double and rounded
+// once (dev.rslora.train.AdamWCoefficients): decay = 1 − lr·λ, one_minus_beta1 = 1 − β1, beta2,
+// one_minus_beta2 = 1 − β2, step_size = lr / (1 − β1^t), bc2_sqrt = √(1 − β2^t), eps.
+// grad_scale: null, or a device f32 s (the clip coefficient of rslora_grad_norm_finish_v1) by which
+// every gradient is multiplied (and rounded to its dtype) before the update.
+struct RsAdamWParams {
+    const RsAdamWTensor* tensors;  // [num_tensors] device table
+    const float* grad_scale;       // device scalar, or null (= 1)
+    int64_t total;                 // Σ count
+    int32_t num_tensors;
+    float decay, one_minus_beta1, beta2, one_minus_beta2, step_size, bc2_sqrt, eps;
+};
+static_assert(offsetof(RsAdamWParams, tensors) == 0, "RsAdamWParams.tensors");
+static_assert(offsetof(RsAdamWParams, grad_scale) == 8, "RsAdamWParams.grad_scale");
+static_assert(offsetof(RsAdamWParams, total) == 16, "RsAdamWParams.total");
+static_assert(offsetof(RsAdamWParams, num_tensors) == 24, "RsAdamWParams.num_tensors");
+static_assert(offsetof(RsAdamWParams, decay) == 28, "RsAdamWParams.decay");
+static_assert(offsetof(RsAdamWParams, one_minus_beta1) == 32, "RsAdamWParams.one_minus_beta1");
+static_assert(offsetof(RsAdamWParams, beta2) == 36, "RsAdamWParams.beta2");
+static_assert(offsetof(RsAdamWParams, one_minus_beta2) == 40, "RsAdamWParams.one_minus_beta2");
+static_assert(offsetof(RsAdamWParams, step_size) == 44, "RsAdamWParams.step_size");
+static_assert(offsetof(RsAdamWParams, bc2_sqrt) == 48, "RsAdamWParams.bc2_sqrt");
+static_assert(offsetof(RsAdamWParams, eps) == 52, "RsAdamWParams.eps");
+static_assert(sizeof(RsAdamWParams) == 56, "RsAdamWParams size");
+
+// Global gradient 2-norm over the same table (deterministic two passes, f64 accumulation):
+//   rslora_grad_sumsq_v1:       partials[b] = Σ g² over the elements block b visits (grid-stride,
+//                               each thread in ascending order, then a fixed tree over the block);
+//   rslora_grad_norm_finish_v1: one block: norm = √(Σ_b partials[b]) (fixed order), *norm_out = norm,
+//                               and when clip_coef != null: *clip_coef = f32(min(max_norm / (norm + 1e-6), 1))
+//                               (a NaN norm gives a NaN coefficient, as torch.nn.utils.clip_grad_norm_).
+// The result depends only on the table and pass 1's grid, which the host fixes from total alone.
+struct RsGradNormParams {
+    const RsAdamWTensor* tensors;  // [num_tensors] device table (grad, grad_dtype, count, offset used)
+    double* partials;              // [num_partials] f64 workspace
+    double* norm_out;              // pass 2: the norm, f64
+    float* clip_coef;              // pass 2: the clip coefficient, or null
+    int64_t total;
+    int32_t num_tensors;
+    int32_t num_partials;          // = pass 1's gridDim.x
+    double max_norm;               // > 0 when clip_coef != null
+};
+static_assert(offsetof(RsGradNormParams, tensors) == 0, "RsGradNormParams.tensors");
+static_assert(offsetof(RsGradNormParams, partials) == 8, "RsGradNormParams.partials");
+static_assert(offsetof(RsGradNormParams, norm_out) == 16, "RsGradNormParams.norm_out");
+static_assert(offsetof(RsGradNormParams, clip_coef) == 24, "RsGradNormParams.clip_coef");
+static_assert(offsetof(RsGradNormParams, total) == 32, "RsGradNormParams.total");
+static_assert(offsetof(RsGradNormParams, num_tensors) == 40, "RsGradNormParams.num_tensors");
+static_assert(offsetof(RsGradNormParams, num_partials) == 44, "RsGradNormParams.num_partials");
+static_assert(offsetof(RsGradNormParams, max_norm) == 48, "RsGradNormParams.max_norm");
+static_assert(sizeof(RsGradNormParams) == 56, "RsGradNormParams size");

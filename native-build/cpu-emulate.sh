@@ -8,9 +8,10 @@
 #   native-build/cpu-emulate.sh [quick|full|build] [BUILD_DIR]
 #     quick (default, ~45 s; the Java test CudaCpuEmulationTest runs it in CI): selftest,
 #           validate 1 quick in forward thread order, validate 2 quick in reverse order, bigindex 1
-#           (n·d > 2^31 elements: 64-bit index math, last row tile only)
+#           (n·d > 2^31 elements: 64-bit index math, last row tile only), adamw quick in reverse order
+#           (fused AdamW + gradient norm, 30 steps per tensor mix)
 #     full  (~4 min): selftest, validate 1 and 2 over every combination, in two thread orders each,
-#           bigindex 1 and 2
+#           bigindex 1 and 2, adamw (100 steps per mix) in two thread orders
 #     build: only build BUILD_DIR/rslora_dev_emu
 #   BUILD_DIR defaults to cuda/dev/build. Needs g++ and the CUDA toolkit headers (no nvcc, no driver).
 # Exit: 0 all passed; 1 a failure; 3 g++ or the CUDA headers absent (nothing run, reason printed).
@@ -74,6 +75,7 @@ if [[ "$mode" == quick ]]; then
     run fwd validate 1 quick
     run rev validate 2 quick
     run fwd bigindex 1
+    run rev adamw quick
 else
     run fwd validate 1
     run rev validate 1
@@ -81,6 +83,8 @@ else
     run shuffle validate 2
     run fwd bigindex 1
     run rev bigindex 2
+    run fwd adamw
+    run shuffle adamw
 fi
 if (( fail )); then
     echo "cpu-emulate: FAILED"

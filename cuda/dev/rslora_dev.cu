@@ -7,6 +7,7 @@
 //   rslora_dev validate [version [quick]]  every kernel × dtype × shape × dropout × assign/accumulate
 //                                  × row groups vs the CPU reference (quick: a quarter of the combinations)
 //   rslora_dev bigindex [version]  n·d > 2^31 elements (64-bit index math): the last row tile and row group
+//   rslora_dev adamw [quick|bench]  the fused AdamW and the gradient norm vs host references (adamw_check.cuh)
 //   rslora_dev bench [version] [jsonl]  median time of each kernel at the PERFORMANCE.md reference shapes;
 //                                  with jsonl, also one JSON line per (kernel, r) in that file (bench/RESULTS.md
 //                                  is generated from it: jmh/bench.sh)
@@ -678,6 +679,8 @@ static int bench(int version, const char* jsonl) {
 }
 #endif
 
+#include "adamw_check.cuh"  // the `adamw` command: fused AdamW and gradient norm
+
 // ---------------------------------------------------------------------------------------------
 // CPU-only self test: Philox known-answer vectors (SPEC.md §4) and dropout facts
 static int selftest() {
@@ -756,6 +759,19 @@ int main(int argc, char** argv) {
         std::printf("no CUDA device: '%s' needs a GPU (selftest runs without one)\n", cmd.c_str());
         return 3;
     }
+    if (cmd == "adamw") {
+        const std::string mode = argc > 2 ? argv[2] : "";
+#if defined(RS_EMULATE)
+        if (mode == "bench") {
+            std::printf("bench needs a GPU (this is the CPU emulation build)\n");
+            return 3;
+        }
+        std::printf("CPU emulation (cuda/dev/emu/cuda_emu.h), thread order %s between barriers\n", rs_emu::order_name());
+#else
+        if (mode == "bench") return adamw_dev::bench();
+#endif
+        return adamw_dev::validate(mode == "quick");
+    }
 #if defined(RS_EMULATE)
     if (cmd == "validate") {
         std::printf("CPU emulation (cuda/dev/emu/cuda_emu.h), thread order %s between barriers\n", rs_emu::order_name());
@@ -774,6 +790,6 @@ int main(int argc, char** argv) {
     if (cmd == "validate") return validate(version, quick);
     if (cmd == "bench") return bench(version, argc > 3 ? argv[3] : nullptr);
 #endif
-    std::fprintf(stderr, "usage: %s selftest | mask ... | validate [version [quick]] | bigindex [version] | bench [version] [jsonl]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s selftest | mask ... | validate [version [quick]] | bigindex [version] | bench [version] [jsonl] | adamw [quick|bench]\n", argv[0]);
     return 2;
 }

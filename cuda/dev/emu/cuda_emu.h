@@ -313,6 +313,19 @@ inline void __syncthreads() {
     ::rs_emu::to_scheduler(false);
 }
 
+// IEEE round-to-nearest arithmetic intrinsics (kernels/adamw.cuh): on the host plain operators
+// (the emulation is built with -ffp-contract=off, so nothing is fused) and the correctly rounded
+// std::sqrt.
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline float __fsqrt_rn(float a) { return std::sqrt(a); }
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline double __ddiv_rn(double a, double b) { return a / b; }
+inline double __dsqrt_rn(double a) { return std::sqrt(a); }
+
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
 

@@ -18,7 +18,7 @@ import java.util.Map;
  */
 final class CStruct {
     enum Kind {
-        PTR(8), I64(8), I32(4), U32(4), F32(4);
+        PTR(8), I64(8), F64(8), I32(4), U32(4), F32(4);
 
         final int size;
 
@@ -119,6 +119,10 @@ final class CStruct {
             return add(f, Kind.F32);
         }
 
+        Builder f64(String f) {
+            return add(f, Kind.F64);
+        }
+
         /** Embeds {@code inner} by value; its fields become "field.innerField". */
         Builder struct(String field, CStruct inner) {
             offset = alignUp(offset, inner.align);
@@ -192,6 +196,11 @@ final class CStruct {
 
         Packer f32(String name, float v) {
             buf.putFloat(field(name, Kind.F32).offset(), v);
+            return this;
+        }
+
+        Packer f64(String name, double v) {
+            buf.putDouble(field(name, Kind.F64).offset(), v);
             return this;
         }
 

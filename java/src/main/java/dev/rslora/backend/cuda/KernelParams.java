@@ -56,9 +56,25 @@ final class KernelParams {
             .ptr("src").ptr("dst").i32("n").i32("d").struct("drop", DROPOUT)
             .build();
 
+    /** One entry of the fused AdamW's device-side tensor table (not a params struct: an array of them is uploaded). */
+    static final CStruct ADAMW_TENSOR = CStruct.builder("RsAdamWTensor")
+            .ptr("param").ptr("grad").ptr("exp_avg").ptr("exp_avg_sq").ptr("master").i64("count").i64("offset")
+            .i32("param_dtype").i32("grad_dtype")
+            .build();
+
+    static final CStruct ADAMW = CStruct.builder("RsAdamWParams")
+            .ptr("tensors").ptr("grad_scale").i64("total").i32("num_tensors")
+            .f32("decay").f32("one_minus_beta1").f32("beta2").f32("one_minus_beta2").f32("step_size").f32("bc2_sqrt").f32("eps")
+            .build();
+
+    static final CStruct GRAD_NORM = CStruct.builder("RsGradNormParams")
+            .ptr("tensors").ptr("partials").ptr("norm_out").ptr("clip_coef").i64("total").i32("num_tensors").i32("num_partials")
+            .f64("max_norm")
+            .build();
+
     /** Every struct of the header, for the layout test. */
     static final List<CStruct> ALL = List.of(DROPOUT, DOWN, FORWARD, BACKWARD_VDB, BACKWARD_DA, REDUCE, BACKWARD_DX,
-            MERGE, CONVERT, DROPOUT_ELEMENTWISE);
+            MERGE, CONVERT, DROPOUT_ELEMENTWISE, ADAMW_TENSOR, ADAMW, GRAD_NORM);
 
     /**
      * Writes the dropout struct into {@code prefix.*} of {@code p}: the mask's key, layer, step,

@@ -80,6 +80,21 @@ final class LaunchGeometry {
         return new Grid((int) blocks, 1, 1);
     }
 
+    /** Most pass-1 blocks of the gradient norm (its f64 partials workspace holds this many). */
+    static final int MAX_GRAD_NORM_BLOCKS = 1024;
+
+    /**
+     * Pass-1 blocks of the two-pass gradient norm over {@code total} elements: min(ceil(total/256), 1024).
+     * A function of {@code total} only (never of the device), so the norm's summation order, and so
+     * its bits, are the same on every GPU.
+     */
+    static int gradNormBlocks(long total) {
+        if (total < 1) {
+            throw new IllegalArgumentException("total must be >= 1, got " + total);
+        }
+        return (int) Math.min((total + THREADS - 1) / THREADS, MAX_GRAD_NORM_BLOCKS);
+    }
+
     /**
      * Rows per group of the split-over-N reductions: the fewest 64-row tiles per group such that the
      * partials (groups × outElems f32) fit in {@code capBytes}, i.e. as many groups as the cap allows

@@ -22,7 +22,8 @@ import static org.junit.jupiter.api.Assertions.fail;
  * against the CPU emulation of cuda/dev/emu/cuda_emu.h (AddressSanitizer + UBSan) and runs its
  * validation of every v1 and v2 kernel against the harness's double reference (quick set: every
  * shape and dtype, both dropout settings) and its n·d > 2^31 check of the 64-bit index math (UBSan
- * aborts on a 32-bit overflow); and the kernels' own mask code (rslora_philox.cuh, as
+ * aborts on a 32-bit overflow) and of the fused AdamW and gradient norm (bit for bit against the
+ * host mirror of the CPU AdamW over 30 steps per tensor mix); and the kernels' own mask code (rslora_philox.cuh, as
  * compiled into that binary) is compared bit for bit with {@link DropoutMask}. Skipped, with the
  * reason printed, where g++ or the CUDA headers are absent.
  */
@@ -79,7 +80,7 @@ class CudaCpuEmulationTest {
             fail("cpu-emulate.sh quick failed (rc " + r.rc() + "):\n" + tail(r.out()));
         }
         assertTrue(r.out().contains("ok   validate 1 quick") && r.out().contains("ok   validate 2 quick")
-                && r.out().contains("ok   bigindex 1"), r.out());
+                && r.out().contains("ok   bigindex 1") && r.out().contains("ok   adamw quick"), r.out());
     }
 
     @Test

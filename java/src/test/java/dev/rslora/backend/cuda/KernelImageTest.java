@@ -44,7 +44,8 @@ class KernelImageTest {
         String latin = new String(img, java.nio.charset.StandardCharsets.ISO_8859_1);
         for (String k : new String[] {"rslora_lora_down_v1_bf16", "rslora_lora_forward_v1_f16", "rslora_lora_backward_vdb_v1_f32",
                 "rslora_lora_backward_da_v1_bf16", "rslora_lora_backward_dx_v1_f16", "rslora_lora_merge_v1_f32",
-                "rslora_reduce_groups_v1", "rslora_convert_f32_to_bf16"}) {
+                "rslora_reduce_groups_v1", "rslora_convert_f32_to_bf16", "rslora_adamw_v1", "rslora_grad_sumsq_v1",
+                "rslora_grad_norm_finish_v1"}) {
             assertTrue(latin.contains(k), k + " not in the fatbin");
         }
     }
