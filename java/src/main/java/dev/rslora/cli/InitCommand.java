@@ -54,11 +54,7 @@ final class InitCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Scaling sc = switch (scaling) {
-            case "rslora" -> Scaling.RSLORA;
-            case "lora" -> Scaling.LORA;
-            default -> throw new IllegalArgumentException("--scaling must be rslora or lora, got '" + scaling + "'");
-        };
+        Scaling sc = Scaling.fromName(scaling);
         Init in = switch (init) {
             case "default" -> Init.DEFAULT;
             case "gaussian" -> Init.GAUSSIAN;

@@ -57,11 +57,7 @@ final class LayerCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Scaling sc = switch (scaling) {
-            case "rslora" -> Scaling.RSLORA;
-            case "lora" -> Scaling.LORA;
-            default -> throw new IllegalArgumentException("--scaling must be rslora or lora, got '" + scaling + "'");
-        };
+        Scaling sc = Scaling.fromName(scaling);
         try (Arena arena = Arena.ofShared()) {
             SafetensorsFile in = SafetensorsFile.open(input, arena);
             LayerInputs t = LayerInputs.from(in);

@@ -7,6 +7,23 @@ public enum Scaling {
     /** Classic LoRA (PEFT {@code use_rslora=False}): γ = α/r. */
     LORA;
 
+    /** Parses the CLI / config spelling: "rslora" or "lora" (case-insensitive). */
+    public static Scaling fromName(String name) {
+        if (name != null) {
+            switch (name.trim().toLowerCase(java.util.Locale.ROOT)) {
+                case "rslora" -> {
+                    return RSLORA;
+                }
+                case "lora" -> {
+                    return LORA;
+                }
+                default -> {
+                }
+            }
+        }
+        throw new IllegalArgumentException("scaling must be rslora or lora, got '" + name + "'");
+    }
+
     /** γ for rank {@code r} and alpha {@code alpha}; the only place γ is computed. */
     public double gamma(double alpha, int r) {
         return switch (this) {

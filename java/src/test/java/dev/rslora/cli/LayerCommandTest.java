@@ -134,7 +134,7 @@ class LayerCommandTest {
             assertRefused(cli("layer", "--input", ok.toString(), "--output", out.toString(), "--alpha", "8", "--dropout", "1.5"),
                     out, "dropout=1.5");
             assertRefused(cli("layer", "--input", ok.toString(), "--output", out.toString(), "--alpha", "8", "--scaling", "nope"),
-                    out, "--scaling", "nope");
+                    out, "scaling must be rslora or lora", "nope");
             if (!dev.rslora.backend.Backends.probeAll().get("cuda").available()) {
                 assertRefused(cli("layer", "--input", ok.toString(), "--output", out.toString(), "--alpha", "8", "--backend", "cuda"),
                         out, "cuda", "unavailable");
