@@ -1,6 +1,6 @@
 package dev.rslora.demo;
 
-import dev.rslora.train.AdamWConfig;
+import dev.rslora.core.AdamWConfig;
 
 import java.util.ArrayList;
 import java.util.List;

@@ -1,5 +1,8 @@
 package dev.rslora.train;
 
+import dev.rslora.core.AdamWConfig;
+import dev.rslora.core.AdamWState;
+
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 

@@ -1,5 +1,7 @@
 package dev.rslora.train;
 
+import dev.rslora.core.AdamWConfig;
+
 /**
  * The fp32 scalars of one AdamW step t (t ≥ 1), computed in double from the config and rounded
  * once, as PyTorch does when it passes Python floats to fp32 tensor ops.

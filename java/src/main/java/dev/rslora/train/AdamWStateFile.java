@@ -1,5 +1,8 @@
 package dev.rslora.train;
 
+import dev.rslora.core.AdamWConfig;
+import dev.rslora.core.AdamWState;
+
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.ObjectMapper;

@@ -1,5 +1,7 @@
 package dev.rslora.train;
 
+import dev.rslora.core.AdamWConfig;
+
 /**
  * The AdamW formulas of torch.optim.AdamW in double, on heap arrays: the oracle of the tests.
  * p ← p·(1 − lr·λ); m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²;

@@ -1,5 +1,8 @@
 package dev.rslora.train;
 
+import dev.rslora.core.AdamWConfig;
+import dev.rslora.core.AdamWState;
+
 import dev.rslora.io.SafetensorsException;
 import dev.rslora.io.SafetensorsFile;
 import dev.rslora.io.SafetensorsWriter;

@@ -1,5 +1,7 @@
 package dev.rslora.train;
 
+import dev.rslora.core.AdamWConfig;
+
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 import dev.rslora.testing.TestData;

@@ -1,7 +1,7 @@
 package dev.rslora.backend.cuda;
 
 import dev.rslora.tensor.DType;
-import dev.rslora.train.AdamWConfig;
+import dev.rslora.core.AdamWConfig;
 
 import java.util.List;
 

@@ -1,8 +1,8 @@
 package dev.rslora.backend.cuda;
 
 import dev.rslora.tensor.DType;
-import dev.rslora.train.AdamWConfig;
-import dev.rslora.train.AdamWState;
+import dev.rslora.core.AdamWConfig;
+import dev.rslora.core.AdamWState;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -15,7 +15,7 @@ import java.util.Set;
 
 /**
  * AdamW on the device, with the semantics and the exact fp32 arithmetic of the CPU
- * {@link dev.rslora.train.AdamW} (torch.optim.AdamW: decoupled weight decay, bias-corrected moments,
+ * {@code dev.rslora.train.AdamW} (torch.optim.AdamW: decoupled weight decay, bias-corrected moments,
  * eps added to the corrected √v): one launch of {@code rslora_adamw_v1} updates every parameter.
  *
  * <p>The constructor allocates f32 moments m, v (zero) and, with master weights, an f32 master copy
@@ -30,7 +30,7 @@ import java.util.Set;
  * the global 2-norm of all gradients is computed on the device in two deterministic passes (f64)
  * and the coefficient min(maxNorm / (norm + 1e-6), 1) multiplies every gradient inside the AdamW
  * kernel (rounded to the gradient's dtype, as the CPU's in-place scaling does). Unlike the CPU
- * {@link dev.rslora.train.GradClip}, the gradients themselves are left unscaled. The f64 norm is summed
+ * {@code dev.rslora.train.GradClip}, the gradients themselves are left unscaled. The f64 norm is summed
  * in a different (tree) order from GradClip's sequential sum, so the two norms may differ in their
  * last bits and, rarely, the f32 coefficients by one unit.
  *
@@ -205,7 +205,7 @@ public final class CudaAdamW implements AutoCloseable {
 
     /**
      * A heap copy of the state (step, config, m, v, master weights), in the format of the CPU
-     * {@link dev.rslora.train.AdamW#snapshot()}, so it can be saved with the same state file or
+     * {@code dev.rslora.train.AdamW#snapshot()}, so it can be saved with the same state file or
      * compared with a CPU run. Waits for all queued work.
      */
     public AdamWState snapshot() {

@@ -1,7 +1,10 @@
-package dev.rslora.train;
+package dev.rslora.core;
 
 /**
- * AdamW hyper-parameters, with the meaning and defaults of {@code torch.optim.AdamW}.
+ * AdamW hyper-parameters, with the meaning and defaults of {@code torch.optim.AdamW}. A value type
+ * in {@code core} (with {@link AdamWState}) so that the CPU optimizer ({@code dev.rslora.train.AdamW})
+ * and the fused CUDA one ({@code dev.rslora.backend.cuda.CudaAdamW}) share it without a backend
+ * depending on the training layer.
  *
  * @param lr          learning rate (≥ 0)
  * @param beta1       first-moment decay β1 in [0, 1)

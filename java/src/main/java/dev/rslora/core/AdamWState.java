@@ -1,14 +1,14 @@
-package dev.rslora.train;
+package dev.rslora.core;
 
 import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
 
 /**
- * A copy of an {@link AdamW} optimizer's state, in parameter order: the step count t, the
+ * A copy of an {@code dev.rslora.train.AdamW} (or {@code CudaAdamW}) optimizer's state, in parameter order: the step count t, the
  * hyper-parameters, and per parameter the fp32 moments m and v and, for a 16-bit parameter with
  * master weights, its fp32 master copy. Held on the heap; the arrays are the snapshot's own
- * (treat them as read-only). Written to and read from files by {@link AdamWStateFile}.
+ * (treat them as read-only). Written to and read from files by {@code dev.rslora.train.AdamWStateFile}.
  *
  * @param step    the number of steps taken (the next step is t = step + 1)
  * @param config  the hyper-parameters at the time of the snapshot
