@@ -1,11 +1,6 @@
 package dev.rslora.bench;
 
-import dev.rslora.backend.FrozenWeight;
-import dev.rslora.backend.LoraParams;
 import dev.rslora.backend.cpu.CpuBackend;
-import dev.rslora.core.GradMode;
-import dev.rslora.tensor.DType;
-import dev.rslora.tensor.Tensor;
 import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -22,8 +17,6 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 import org.openjdk.jmh.infra.Blackhole;
 
-import java.lang.foreign.Arena;
-import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -61,69 +54,25 @@ public class CpuLayerBenchmark {
     @Param({"0"})
     public float dropout;
 
-    private Arena arena;
     private CpuBackend backend;
-    private FrozenWeight weight;
-    private LoraParams lora;
-    private LoraParams base;
-    private Tensor x;
-    private Tensor a;
-    private Tensor b;
-    private Tensor u;
-    private Tensor y;
-    private Tensor dy;
-    private Tensor dx;
-    private Tensor gradA;
-    private Tensor gradB;
+    private LayerStep step;
 
     @Setup(Level.Trial)
     public void setUp() {
-        arena = Arena.ofShared();
         backend = new CpuBackend();
-        SplittableRandom rng = new SplittableRandom(42);
-        Tensor w = random(rng, dOut, dIn);
-        Tensor bias = random(rng, dOut);
-        weight = backend.prepare(w, bias);
-        x = random(rng, n, dIn);
-        a = random(rng, r, dIn);
-        b = random(rng, dOut, r);
-        dy = random(rng, n, dOut);
-        u = Tensor.allocate(arena, DType.F32, n, r);
-        y = Tensor.allocate(arena, DType.F32, n, dOut);
-        dx = Tensor.allocate(arena, DType.F32, n, dIn);
-        gradA = Tensor.allocate(arena, DType.F32, r, dIn);
-        gradB = Tensor.allocate(arena, DType.F32, dOut, r);
-        double gamma = 16.0 / Math.sqrt(r);
-        lora = new LoraParams(n, dIn, dOut, r, gamma, dropout, 7L, 0L, 0, true, true, GradMode.ASSIGN);
-        base = new LoraParams(n, dIn, dOut, r, gamma, dropout, 7L, 0L, 0, true, false, GradMode.ASSIGN);
-    }
-
-    private Tensor random(SplittableRandom rng, long... shape) {
-        Tensor t = Tensor.allocate(arena, DType.F32, shape);
-        for (long i = 0; i < t.numel(); i++) {
-            t.set(i, (float) rng.nextDouble(-1, 1));
-        }
-        return t;
+        step = new LayerStep(backend, n, dIn, dOut, r, dropout);
     }
 
     /** Forward (Y, U) and backward (dX, dA, dB) with the adapter active. */
     @Benchmark
     public void loraForwardBackward(Blackhole bh) {
-        backend.forward(lora, weight, x, a, b, u, y);
-        backend.backward(lora, weight, x, a, b, u, dy, dx, gradA, gradB);
-        bh.consume(y);
-        bh.consume(dx);
-        bh.consume(gradA);
-        bh.consume(gradB);
+        bh.consume(step.lora());
     }
 
     /** The frozen base layer alone: forward with the adapter off, backward computing dX only. */
     @Benchmark
     public void baseForwardBackward(Blackhole bh) {
-        backend.forward(base, weight, x, null, null, null, y);
-        backend.backward(base, weight, x, null, null, null, dy, dx, null, null);
-        bh.consume(y);
-        bh.consume(dx);
+        bh.consume(step.base());
     }
 
     /** Time spent in each half of {@link #loraThenBase}, summed per iteration (JMH aux counters). */
@@ -144,24 +93,18 @@ public class CpuLayerBenchmark {
     @Benchmark
     public void loraThenBase(Interleaved t, Blackhole bh) {
         long t0 = System.nanoTime();
-        backend.forward(lora, weight, x, a, b, u, y);
-        backend.backward(lora, weight, x, a, b, u, dy, dx, gradA, gradB);
+        float l = step.lora();
         long t1 = System.nanoTime();
-        backend.forward(base, weight, x, null, null, null, y);
-        backend.backward(base, weight, x, null, null, null, dy, dx, null, null);
+        float b = step.base();
         long t2 = System.nanoTime();
         t.loraNanos += t1 - t0;
         t.baseNanos += t2 - t1;
-        bh.consume(y);
-        bh.consume(dx);
-        bh.consume(gradA);
-        bh.consume(gradB);
+        bh.consume(l + b);
     }
 
     @TearDown(Level.Trial)
     public void tearDown() {
-        weight.close();
+        step.close();
         backend.close();
-        arena.close();
     }
 }

@@ -1,0 +1,71 @@
+package dev.rslora.bench;
+
+import dev.rslora.backend.Backend;
+import dev.rslora.backend.FrozenWeight;
+import dev.rslora.backend.LoraParams;
+import dev.rslora.core.GradMode;
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+
+import java.lang.foreign.Arena;
+import java.util.SplittableRandom;
+
+/**
+ * One fp32 LoRA layer training step on a host backend, with seeded random inputs, shared by the
+ * CPU benchmarks. Shapes: X [n, d_in], W [d_out, d_in] (+ bias), A [r, d_in], B [d_out, r],
+ * dY [n, d_out]; γ = 16/√r (α = 16, rsLoRA); dropout p on the LoRA input.
+ */
+final class LayerStep implements AutoCloseable {
+    private final Arena arena = Arena.ofShared();
+    private final Backend backend;
+    private final FrozenWeight weight;
+    private final LoraParams lora;
+    private final LoraParams base;
+    private final Tensor x, a, b, u, y, dy, dx, gradA, gradB;
+
+    LayerStep(Backend backend, int n, int dIn, int dOut, int r, float dropout) {
+        this.backend = backend;
+        SplittableRandom rng = new SplittableRandom(42);
+        weight = backend.prepare(random(rng, dOut, dIn), random(rng, dOut));
+        x = random(rng, n, dIn);
+        a = random(rng, r, dIn);
+        b = random(rng, dOut, r);
+        dy = random(rng, n, dOut);
+        u = Tensor.allocate(arena, DType.F32, n, r);
+        y = Tensor.allocate(arena, DType.F32, n, dOut);
+        dx = Tensor.allocate(arena, DType.F32, n, dIn);
+        gradA = Tensor.allocate(arena, DType.F32, r, dIn);
+        gradB = Tensor.allocate(arena, DType.F32, dOut, r);
+        double gamma = 16.0 / Math.sqrt(r);
+        lora = new LoraParams(n, dIn, dOut, r, gamma, dropout, 7L, 0L, 0, true, true, GradMode.ASSIGN);
+        base = new LoraParams(n, dIn, dOut, r, gamma, dropout, 7L, 0L, 0, true, false, GradMode.ASSIGN);
+    }
+
+    private Tensor random(SplittableRandom rng, long... shape) {
+        Tensor t = Tensor.allocate(arena, DType.F32, shape);
+        for (long i = 0; i < t.numel(); i++) {
+            t.set(i, (float) rng.nextDouble(-1, 1));
+        }
+        return t;
+    }
+
+    /** Forward (Y, U) and backward (dX, dA, dB) with the adapter active; returns dX[0] to consume. */
+    float lora() {
+        backend.forward(lora, weight, x, a, b, u, y);
+        backend.backward(lora, weight, x, a, b, u, dy, dx, gradA, gradB);
+        return y.get(0) + dx.get(0) + gradA.get(0) + gradB.get(0);
+    }
+
+    /** The frozen base alone: forward with the adapter off, backward computing dX only. */
+    float base() {
+        backend.forward(base, weight, x, null, null, null, y);
+        backend.backward(base, weight, x, null, null, null, dy, dx, null, null);
+        return y.get(0) + dx.get(0);
+    }
+
+    @Override
+    public void close() {
+        weight.close();
+        arena.close();
+    }
+}
