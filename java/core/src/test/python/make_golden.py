@@ -22,7 +22,7 @@ A and B hold multiples of 2^-10 with |k| <= 64 and r <= 8, so every product and 
 B·A is exact in fp32 whatever the summation order; the merge then rounds the same fp32 operations
 in both implementations: delta = fl32(fl32(B·A) * fl32(gamma)), W' = round_dtype(fl32(W + delta)).
 
-Run: /usr/bin/python3 java/src/test/python/make_golden.py  (needs only torch; the Debian
+Run: /usr/bin/python3 java/core/src/test/python/make_golden.py  (needs only torch; the Debian
 python3-torch package is enough). The outputs are deterministic for a given torch version.
 """
 import json

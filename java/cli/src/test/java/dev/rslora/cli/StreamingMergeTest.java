@@ -36,10 +36,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * {@code rslora merge} in a child JVM limited to -Xmx256m; the peak heap is recorded.
  *
  * <pre>
- * mvn -o -B -pl java test -Dtest=StreamingMergeTest -Drslora.test.excludedGroups=none \
+ * mvn -o -B -pl java/cli -am test -Dtest=StreamingMergeTest -Dsurefire.failIfNoSpecifiedTests=false -Drslora.test.excludedGroups=none \
  *     [-Drslora.streaming.dir=/big/disk]      # needs ~7 GB free
  * </pre>
- * Results go to stdout and {@code java/target/streaming-merge.txt}.
+ * Results go to stdout and {@code java/cli/target/streaming-merge.txt}.
  */
 @Tag("slow")
 class StreamingMergeTest {
