@@ -1,23 +1,31 @@
 package dev.rslora.backend;
 
-import dev.rslora.backend.reference.ReferenceBackend;
-
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.ServiceConfigurationError;
+import java.util.ServiceLoader;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * The backend provider. {@code auto} picks the first available of cuda → cpu → reference and logs
- * the choice (with the reasons the faster ones were skipped) once. The system property
+ * The backend provider. Backends are found with {@link ServiceLoader} ({@link BackendFactory}
+ * providers: rslora-core registers {@code reference} and {@code cpu}, rslora-cuda registers
+ * {@code cuda}), so this class names no implementation. {@code auto} picks the first available of
+ * cuda → cpu → reference (then any other provider, by name) and logs the choice (with the reasons
+ * the faster ones were skipped) once. The system property
  * {@code -Drslora.backend=reference|cpu|cuda|auto} overrides the default; asking for an
- * unavailable backend fails with the reason.
+ * unavailable backend fails with the reason. Without rslora-cuda on the class path, {@code cuda}
+ * is listed as unavailable and says so.
  */
 public final class Backends {
     /** The system property that chooses the default backend. */
     public static final String PROPERTY = "rslora.backend";
+
+    /** The preference order of the known backends; other providers follow, by name. */
+    private static final List<String> PREFERENCE = List.of("cuda", "cpu", "reference");
 
     private static final System.Logger LOG = System.getLogger("dev.rslora.backend");
     private static final Map<String, Backend> CREATED = new ConcurrentHashMap<>();
@@ -26,9 +34,9 @@ public final class Backends {
     private Backends() {
     }
 
-    /** All factories in preference order (fastest first). */
+    /** All factories in preference order (fastest first); a missing {@code cuda} is a placeholder that says why. */
     public static List<BackendFactory> factories() {
-        return List.of(new CudaSlot(), new CpuFactory(), new ReferenceFactory());
+        return Discovered.FACTORIES;
     }
 
     /** Probes every backend: name → availability, in preference order. */
@@ -63,7 +71,8 @@ public final class Backends {
                 return CREATED.computeIfAbsent(key, k -> f.create());
             }
         }
-        throw new IllegalArgumentException("unknown backend '" + name + "': expected reference, cpu, cuda or auto");
+        throw new IllegalArgumentException("unknown backend '" + name + "': expected "
+                + String.join(", ", factories().stream().map(BackendFactory::name).toList().reversed()) + " or auto");
     }
 
     private static Backend auto() {
@@ -92,63 +101,41 @@ public final class Backends {
         }
     }
 
-    /** The scalar oracle: always available. */
-    static final class ReferenceFactory implements BackendFactory {
-        @Override
-        public String name() {
-            return "reference";
-        }
-
-        @Override
-        public Availability probe() {
-            return Availability.yes("scalar loops, double accumulation (the oracle)");
-        }
-
-        @Override
-        public Backend create() {
-            return new ReferenceBackend();
-        }
-    }
-
-    /** The Vector API backend; needs the jdk.incubator.vector module in the boot layer. */
-    static final class CpuFactory implements BackendFactory {
-        private static final String CLASS = "dev.rslora.backend.cpu.CpuBackend";
-
-        @Override
-        public String name() {
-            return "cpu";
-        }
-
-        @Override
-        public Availability probe() {
-            if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
-                return Availability.no("the Vector API module is not enabled: run java with --add-modules jdk.incubator.vector");
-            }
-            try {
-                Class.forName(CLASS, false, Backends.class.getClassLoader());
-            } catch (ClassNotFoundException e) {
-                return Availability.no("class " + CLASS + " is missing from this build");
-            }
-            return Availability.yes("Vector API, " + Runtime.getRuntime().availableProcessors() + " threads");
-        }
-
-        @Override
-        public Backend create() {
-            try {
-                return (Backend) Class.forName(CLASS).getConstructor().newInstance();
-            } catch (ReflectiveOperationException e) {
-                throw new BackendUnavailableException("cannot create the cpu backend: " + e);
-            }
-        }
-    }
-
     /**
-     * The CUDA slot. It reports why CUDA cannot run here: no driver library, or (until the CUDA
-     * backend lands) no kernels in this build. It never loads JCuda's natives during the probe.
+     * The providers found on the class path (or module path) of this class's loader, sorted by
+     * preference; the first provider of a name wins. Found once per JVM.
      */
-    static final class CudaSlot implements BackendFactory {
-        private static final String CLASS = "dev.rslora.backend.cuda.CudaBackendFactory";
+    private static final class Discovered {
+        static final List<BackendFactory> FACTORIES = discover();
 
+        private static List<BackendFactory> discover() {
+            Map<String, BackendFactory> byName = new LinkedHashMap<>();
+            List<String> broken = new ArrayList<>();
+            for (ServiceLoader.Provider<BackendFactory> p
+                    : ServiceLoader.load(BackendFactory.class, Backends.class.getClassLoader()).stream().toList()) {
+                try {
+                    BackendFactory f = p.get();
+                    byName.putIfAbsent(f.name(), f);
+                } catch (ServiceConfigurationError | LinkageError e) {
+                    broken.add(p.type().getName() + ": " + e);
+                }
+            }
+            if (!byName.containsKey("cuda")) {
+                byName.put("cuda", new MissingCuda(broken));
+            }
+            List<BackendFactory> sorted = new ArrayList<>(byName.values());
+            sorted.sort(Comparator.comparingInt((BackendFactory f) -> rank(f.name())).thenComparing(BackendFactory::name));
+            return List.copyOf(sorted);
+        }
+
+        private static int rank(String name) {
+            int i = PREFERENCE.indexOf(name);
+            return i < 0 ? PREFERENCE.size() : i;
+        }
+    }
+
+    /** Stands in for {@code cuda} when no provider of it loaded: says why, with the driver's state. */
+    private record MissingCuda(List<String> broken) implements BackendFactory {
         @Override
         public String name() {
             return "cuda";
@@ -156,26 +143,15 @@ public final class Backends {
 
         @Override
         public Availability probe() {
-            try {
-                Class<?> c = Class.forName(CLASS, true, Backends.class.getClassLoader());
-                BackendFactory real = (BackendFactory) c.getConstructor().newInstance();
-                return real.probe();
-            } catch (ClassNotFoundException e) {
-                String driver = CudaDriverProbe.describe();
-                return Availability.no(driver + "; the CUDA kernels are not part of this build");
-            } catch (ReflectiveOperationException | LinkageError e) {
-                return Availability.no("cannot load the CUDA backend: " + e);
-            }
+            String why = broken.isEmpty()
+                    ? "the CUDA backend (dev.rslora:rslora-cuda) is not on the class path"
+                    : "cannot load a backend provider (" + String.join("; ", broken) + ")";
+            return Availability.no(why + "; " + CudaDriverProbe.describe());
         }
 
         @Override
         public Backend create() {
-            try {
-                Class<?> c = Class.forName(CLASS);
-                return ((BackendFactory) c.getConstructor().newInstance()).create();
-            } catch (ReflectiveOperationException e) {
-                throw new BackendUnavailableException("cannot create the cuda backend: " + e);
-            }
+            throw new BackendUnavailableException("cuda backend is unavailable: " + probe().detail());
         }
     }
 }

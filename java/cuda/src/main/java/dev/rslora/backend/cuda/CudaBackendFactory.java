@@ -5,8 +5,8 @@ import dev.rslora.backend.BackendFactory;
 import dev.rslora.backend.BackendUnavailableException;
 
 /**
- * Creates the {@code cuda} backend ({@link CudaBackend}). Loaded by reflection from
- * {@code Backends.CudaSlot}. Loading this class loads no native code; {@link #probe()} checks, in
+ * Creates the {@code cuda} backend ({@link CudaBackend}). Registered in META-INF/services and found
+ * by {@code Backends} through {@link java.util.ServiceLoader}. Loading this class loads no native code; {@link #probe()} checks, in
  * this order, and reports the first failure precisely:
  * <ol>
  *   <li>the NVIDIA driver library loads ({@code java.lang.foreign}, no CUDA call);</li>

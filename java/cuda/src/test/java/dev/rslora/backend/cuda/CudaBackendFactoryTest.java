@@ -19,7 +19,8 @@ class CudaBackendFactoryTest {
         BackendFactory f = (BackendFactory) c.getConstructor().newInstance();
         assertEquals("cuda", f.name());
         BackendFactory.Availability viaProvider = Backends.probeAll().get("cuda");
-        assertEquals(f.probe(), viaProvider, "Backends.CudaSlot delegates to this factory");
+        assertEquals(f.probe(), viaProvider, "Backends finds this factory through ServiceLoader");
+        assertTrue(Backends.factories().stream().anyMatch(CudaBackendFactory.class::isInstance), "registered in META-INF/services");
     }
 
     @Test
