@@ -180,6 +180,15 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
         return layer != null && layersToTransform.contains(layer);
     }
 
+    /**
+     * Whether an adapter on module {@code path} is accepted with this config, by
+     * {@link AdapterSet#load} and so at save time too: {@link #targets} it, or target_modules is
+     * null or "all-linear" (which only the model can resolve, so any module is accepted).
+     */
+    public boolean admits(String path) {
+        return targetModules == null || targetModules.isAllLinear() || targets(path);
+    }
+
     /** The layer index PEFT reads from a path: {@code .*\.<pattern>\.(\d+)\.} (any list name when layers_pattern is empty). */
     private Integer layerIndex(String path) {
         List<String> patterns = layersPattern == null || layersPattern.isEmpty() ? List.of("[^.]*") : layersPattern;
