@@ -42,7 +42,9 @@ import java.util.SplittableRandom;
 public final class AdapterSet {
     /** The key prefix PEFT writes (the adapter name is not part of the key). */
     public static final String PREFIX = "base_model.model.";
+    /** The config file's name in an adapter folder. */
     public static final String CONFIG_FILE = "adapter_config.json";
+    /** The weights file's name in an adapter folder. */
     public static final String WEIGHTS_FILE = "adapter_model.safetensors";
     private static final String A_SUFFIX = ".lora_A.weight";
     private static final String B_SUFFIX = ".lora_B.weight";
@@ -328,6 +330,7 @@ public final class AdapterSet {
         return LoraLinear.withAdapter(weight, bias, m.loraA(), m.loraB(), config.loraConfig(path, config.init(), seed), backend, layerId);
     }
 
+    /** The config every module's r, α and γ come from. */
     public PeftConfig config() {
         return config;
     }

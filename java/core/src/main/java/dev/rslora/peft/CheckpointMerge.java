@@ -42,6 +42,7 @@ public final class CheckpointMerge {
     /** Bytes written so far, reported from the writing thread after each chunk. */
     @FunctionalInterface
     public interface Progress {
+        /** Called with the bytes written since the last call. */
         void advance(long bytes);
     }
 

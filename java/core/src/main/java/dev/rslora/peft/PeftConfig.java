@@ -52,6 +52,7 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
     /** init_lora_weights strings that only initialise A and B (the base weights are untouched). */
     public static final Set<String> PLAIN_INITS = Set.of("gaussian", "eva", "orthogonal");
 
+    /** Checks the values (IllegalArgumentException naming the field) and fills PEFT's defaults for nulls. */
     public PeftConfig {
         if (r < 1) {
             throw new IllegalArgumentException("r must be an integer >= 1, got r=" + r);
@@ -223,26 +224,31 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
         }
     }
 
+    /** This config with rank_pattern {@code ranks} and alpha_pattern {@code alphas}. */
     public PeftConfig withPatterns(PatternMap<Integer> ranks, PatternMap<Double> alphas) {
         return new PeftConfig(r, loraAlpha, useRslora, loraDropout, targetModules, excludeModules, layersToTransform,
                 layersPattern, ranks, alphas, bias, fanInFanOut, initLoraWeights, modulesToSave, taskType, baseModelNameOrPath);
     }
 
+    /** This config with base_model_name_or_path {@code nameOrPath}. */
     public PeftConfig withBaseModel(String nameOrPath) {
         return new PeftConfig(r, loraAlpha, useRslora, loraDropout, targetModules, excludeModules, layersToTransform,
                 layersPattern, rankPattern, alphaPattern, bias, fanInFanOut, initLoraWeights, modulesToSave, taskType, nameOrPath);
     }
 
+    /** This config with fan_in_fan_out {@code on}. */
     public PeftConfig withFanInFanOut(boolean on) {
         return new PeftConfig(r, loraAlpha, useRslora, loraDropout, targetModules, excludeModules, layersToTransform,
                 layersPattern, rankPattern, alphaPattern, bias, on, initLoraWeights, modulesToSave, taskType, baseModelNameOrPath);
     }
 
+    /** This config with use_rslora {@code on}. */
     public PeftConfig withUseRslora(boolean on) {
         return new PeftConfig(r, loraAlpha, on, loraDropout, targetModules, excludeModules, layersToTransform,
                 layersPattern, rankPattern, alphaPattern, bias, fanInFanOut, initLoraWeights, modulesToSave, taskType, baseModelNameOrPath);
     }
 
+    /** This config with lora_dropout {@code p}. */
     public PeftConfig withDropout(double p) {
         return new PeftConfig(r, loraAlpha, useRslora, p, targetModules, excludeModules, layersToTransform,
                 layersPattern, rankPattern, alphaPattern, bias, fanInFanOut, initLoraWeights, modulesToSave, taskType, baseModelNameOrPath);

@@ -90,6 +90,7 @@ public final class Tensor {
         return n;
     }
 
+    /** The element type. */
     public DType dtype() {
         return dtype;
     }
@@ -99,18 +100,22 @@ public final class Tensor {
         return shape.clone();
     }
 
+    /** The number of dimensions. */
     public int rank() {
         return shape.length;
     }
 
+    /** The size of dimension {@code axis}. */
     public long dim(int axis) {
         return shape[axis];
     }
 
+    /** The number of elements. */
     public long numel() {
         return numel;
     }
 
+    /** The memory this tensor views (row-major, little-endian). */
     public MemorySegment segment() {
         return data;
     }
@@ -130,6 +135,7 @@ public final class Tensor {
         dtype.store(data, i, v);
     }
 
+    /** Stores {@code v} at (row, col) of a 2-D tensor, rounded to this dtype. */
     public void set(long row, long col, float v) {
         dtype.store(data, row * shape[1] + col, v);
     }
