@@ -70,7 +70,8 @@ public final class GpuLines {
                     });
                     case "timing" -> out.add(timing(o, where, source));
                     case "kernel" -> kernels.add(kernel(o, where, source));
-                    case "skipped" -> notes.add(source + ": skipped: " + o.path("reason").asText("?"));
+                    case "skipped" -> notes.add(source + ": skipped" + (o.has("impl") ? " " + o.path("impl").asText()
+                            + (o.has("r") ? " r=" + o.path("r").asText() : "") : "") + ": " + o.path("reason").asText("?"));
                     case "check_failed" -> notes.add(source + ": CHECK FAILED: " + o.path("reason").asText("?"));
                     case "ratio" -> {
                         // recomputed from the timings
@@ -85,7 +86,12 @@ public final class GpuLines {
 
     private static Measurement timing(JsonNode o, String where, String source) throws IOException {
         String impl = switch (o.path("impl").asText("")) {
-            case "peft" -> "peft";
+            // "peft" lines before 2026-12 carried the adapter dtype of --keep-adapter-fp32 (true by default)
+            case "peft" -> o.path("adapter_dtype").asText("float32").equals("bfloat16") ? "peft-bf16" : "peft";
+            case "peft_bf16" -> "peft-bf16";
+            case "eager" -> "torch-eager";
+            case "compile" -> "torch-compile";
+            case "addmm" -> "torch-addmm";
             case "torch_base" -> "torch-base";
             default -> throw new IOException(where + ": unknown impl '" + o.path("impl").asText("") + "'");
         };
