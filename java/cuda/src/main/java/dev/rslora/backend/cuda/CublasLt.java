@@ -26,14 +26,15 @@ import java.util.concurrent.ConcurrentHashMap;
  * </pre>
  * One plan per (geometry, dtypes, epilogue, pointer alignment): the matmul descriptor and the four
  * layouts are made once, and the algorithm is the first that {@code cublasLtMatmulAlgoGetHeuristic}
- * returns for them with this workspace, cached per (plan, device) for the JVM, so a training loop
+ * returns for them with this workspace and without in-place (atomic) split-K reductions, so results
+ * are bit-reproducible, cached per (plan, device) for the JVM, so a training loop
  * asks the heuristic once per layer shape. The workspace is one {@link DeviceBuffer} of the caller's
  * allocator (default 32 MiB, {@value #WORKSPACE_PROPERTY}; cuBLAS recommends 32 MiB on Hopper);
  * work is queued on the stream given at construction and never synchronised here, so a CUDA graph
  * may capture it (the heuristic runs on the host, before the first launch of a plan). Not
  * thread-safe: the backend serialises calls.
  */
-final class CublasLt implements AutoCloseable {
+final class CublasLt implements LtGemm, AutoCloseable {
     /**
      * Libraries tried in order (after {@value #PATH_PROPERTY} when set): the sonames through the
      * loader's search path, then the CUDA toolkit's default location.
@@ -56,6 +57,12 @@ final class CublasLt implements AutoCloseable {
     static final int EPILOGUE_BIAS = 4;
     // cublasLtMatmulPreferenceAttributes_t
     static final int PREF_MAX_WORKSPACE_BYTES = 1;
+    static final int PREF_REDUCTION_SCHEME_MASK = 3;
+    /**
+     * cublasLtReductionScheme_t bits allowed: COMPUTE_TYPE (2) | OUTPUT_TYPE (4), not INPLACE (1), whose
+     * split-K reduces with atomics in the output: results stay deterministic, as the step's contract asks.
+     */
+    static final int DETERMINISTIC_REDUCTIONS = 2 | 4;
     static final int PREF_MIN_ALIGNMENT_A = 5;
     static final int PREF_MIN_ALIGNMENT_B = 6;
     static final int PREF_MIN_ALIGNMENT_C = 7;
@@ -88,7 +95,7 @@ final class CublasLt implements AutoCloseable {
     }
 
     /** A made plan: descriptor, layouts A, B, C (= D), algorithm. */
-    private record Plan(MemorySegment desc, MemorySegment aLayout, MemorySegment bLayout, MemorySegment cLayout,
+    private record Plan(PlanKey key, MemorySegment desc, MemorySegment aLayout, MemorySegment bLayout, MemorySegment cLayout,
                         MemorySegment algo, long workspaceNeeded) {
     }
 
@@ -205,7 +212,8 @@ final class CublasLt implements AutoCloseable {
     }
 
     /** "cuBLASLt via java.lang.foreign (libcublasLt.so.13, 32 MiB workspace)". */
-    String binding() {
+    @Override
+    public String binding() {
         return "cuBLASLt via java.lang.foreign (" + library + ", " + (workspace == null ? 0 : workspace.bytes() >> 20)
                 + " MiB workspace)";
     }
@@ -220,8 +228,34 @@ final class CublasLt implements AutoCloseable {
      * not null) per {@code g}: A and B of dtype {@code ab}, C of {@code cd} (equal, or F32 with
      * 16-bit A/B), bias of dtype {@code cd}.
      */
-    void matmul(CublasGemm g, DType ab, DType cd, DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, DeviceBuffer bias,
-                float alphaValue, float betaValue) {
+    @Override
+    public void matmul(CublasGemm g, DType ab, DType cd, DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, DeviceBuffer bias,
+                       float alphaValue, float betaValue) {
+        Plan plan = plan(g, ab, cd, a, b, c, bias);
+        if (bias != null) {
+            biasSlot.set(P, 0, MemorySegment.ofAddress(bias.address()));
+            check("cublasLtMatmulDescSetAttribute(BIAS_POINTER)", call(fn.descSet(), plan.desc(), DESC_BIAS_POINTER, biasSlot,
+                    P.byteSize()));
+        }
+        alpha.set(ValueLayout.JAVA_FLOAT, 0, alphaValue);
+        beta.set(ValueLayout.JAVA_FLOAT, 0, betaValue);
+        MemorySegment cPtr = MemorySegment.ofAddress(c.address());
+        long wsBytes = workspace == null ? 0 : workspace.bytes();
+        int status = call(fn.matmul(), handle, plan.desc(), alpha,
+                MemorySegment.ofAddress(a.address()), plan.aLayout(), MemorySegment.ofAddress(b.address()), plan.bLayout(), beta,
+                cPtr, plan.cLayout(), cPtr, plan.cLayout(), plan.algo(),
+                workspace == null ? MemorySegment.NULL : MemorySegment.ofAddress(workspace.address()), wsBytes, stream);
+        if (status != 0) {
+            check("cublasLtMatmul(" + describe(plan.key()) + ")", status);
+        }
+    }
+
+    @Override
+    public void prepare(CublasGemm g, DType ab, DType cd, DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, DeviceBuffer bias) {
+        plan(g, ab, cd, a, b, c, bias);
+    }
+
+    private Plan plan(CublasGemm g, DType ab, DType cd, DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, DeviceBuffer bias) {
         if (closed) {
             throw new IllegalStateException("cuBLASLt handle is closed");
         }
@@ -235,19 +269,7 @@ final class CublasLt implements AutoCloseable {
             plan = makePlan(key);
             plans.put(key, plan);
         }
-        if (bias != null) {
-            biasSlot.set(P, 0, MemorySegment.ofAddress(bias.address()));
-            check("cublasLtMatmulDescSetAttribute(BIAS_POINTER)", call(fn.descSet(), plan.desc(), DESC_BIAS_POINTER, biasSlot,
-                    P.byteSize()));
-        }
-        alpha.set(ValueLayout.JAVA_FLOAT, 0, alphaValue);
-        beta.set(ValueLayout.JAVA_FLOAT, 0, betaValue);
-        MemorySegment cPtr = MemorySegment.ofAddress(c.address());
-        long wsBytes = workspace == null ? 0 : workspace.bytes();
-        check("cublasLtMatmul(" + describe(key) + ")", call(fn.matmul(), handle, plan.desc(), alpha,
-                MemorySegment.ofAddress(a.address()), plan.aLayout(), MemorySegment.ofAddress(b.address()), plan.bLayout(), beta,
-                cPtr, plan.cLayout(), cPtr, plan.cLayout(), plan.algo(),
-                workspace == null ? MemorySegment.NULL : MemorySegment.ofAddress(workspace.address()), wsBytes, stream));
+        return plan;
     }
 
     /** The largest power of two ≤ 256 that divides every non-zero address. */
@@ -303,7 +325,7 @@ final class CublasLt implements AutoCloseable {
                 ByteUtil.putLong(store, ALGO_BYTES, needed);
                 ALGOS.put(cacheKey, store);
             }
-            return new Plan(desc, aL, bL, cL, algo, needed);
+            return new Plan(k, desc, aL, bL, cL, algo, needed);
         } catch (RuntimeException e) {
             for (int i = made.size() - 1; i >= 0; i--) {
                 call(i == 0 ? fn.descDestroy() : fn.layoutDestroy(), made.get(i));
@@ -334,6 +356,8 @@ final class CublasLt implements AutoCloseable {
                 long wsBytes = workspace == null ? 0 : workspace.bytes();
                 check("cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)", call(fn.prefSet(), pref,
                         PREF_MAX_WORKSPACE_BYTES, tmp.allocateFrom(J, wsBytes), J.byteSize()));
+                check("cublasLtMatmulPreferenceSetAttribute(REDUCTION_SCHEME_MASK)", call(fn.prefSet(), pref,
+                        PREF_REDUCTION_SCHEME_MASK, tmp.allocateFrom(I, DETERMINISTIC_REDUCTIONS), I.byteSize()));
                 for (int attr : new int[] {PREF_MIN_ALIGNMENT_A, PREF_MIN_ALIGNMENT_B, PREF_MIN_ALIGNMENT_C, PREF_MIN_ALIGNMENT_D}) {
                     check("cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT " + attr + ")", call(fn.prefSet(), pref, attr,
                             tmp.allocateFrom(I, k.alignment()), I.byteSize()));

@@ -7,7 +7,9 @@ import dev.rslora.backend.GradMode;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * The {@code cuda} backend: the version-1 kernels of {@code cuda/} on one device through JCuda.
@@ -28,10 +30,18 @@ public final class CudaBackend implements Backend, AutoCloseable {
     /** Upper bound for the split-over-N partials of dA and dB, MiB (property {@code rslora.cuda.workspaceMiB}). */
     static final String WORKSPACE_PROPERTY = "rslora.cuda.workspaceMiB";
 
+    private static final System.Logger LOG = System.getLogger("dev.rslora.backend.cuda");
+
     private final CudaContext ctx;
     private final LoraKernels kernels;
     private final Transfers io;
     private final long workspaceCapBytes;
+    private String stepRequest = System.getProperty(StepPolicy.PROPERTY, "auto");
+    private boolean ltOpened;
+    private CublasLt lt;
+    private DeviceBuffer ltWorkspace;
+    private String ltMissing = "";
+    private final java.util.Set<String> loggedSteps = new java.util.HashSet<>();
     private boolean closed;
 
     CudaBackend(CudaContext ctx) {
@@ -83,6 +93,68 @@ public final class CudaBackend implements Backend, AutoCloseable {
 
     CudaContext context() {
         return ctx;
+    }
+
+    /** For tests: fused, split or auto instead of {@value StepPolicy#PROPERTY}. */
+    synchronized void setStepRequest(String request) {
+        this.stepRequest = StepPolicy.requested(request);
+    }
+
+    /** cuBLASLt on this backend's stream with a workspace from its allocator, opened on first use; null when absent. */
+    synchronized CublasLt cublasLt() {
+        enter();
+        if (!ltOpened) {
+            ltOpened = true;
+            String lib = CublasLt.findLibrary();
+            if (lib == null) {
+                ltMissing = "none of " + String.join(", ", CublasLt.LIBRARIES) + " loads";
+            } else {
+                long ws = CublasLt.workspaceBytes();
+                try {
+                    ltWorkspace = ws > 0 ? ctx.allocate(ws) : null;
+                    lt = new CublasLt(lib, ctx.streamAddress(), ctx.deviceName() + " sm_" + ctx.computeCapabilityMajor()
+                            + ctx.computeCapabilityMinor() + " #" + ctx.ordinal(), ltWorkspace);
+                } catch (RuntimeException e) {
+                    ltMissing = CublasBinding.firstLine(e);
+                    if (ltWorkspace != null) {
+                        ltWorkspace.close();
+                        ltWorkspace = null;
+                    }
+                }
+            }
+        }
+        return lt;
+    }
+
+    /** Why cuBLASLt (so the split step) is not usable here, or "" when it is or was not tried yet. */
+    public synchronized String splitUnavailableReason() {
+        return ltMissing;
+    }
+
+    /** The split step on this backend's kernels and cuBLASLt; throws with the reason when cuBLASLt is absent. */
+    synchronized SplitStep splitStep() {
+        CublasLt l = cublasLt();
+        if (l == null) {
+            throw new IllegalStateException("the split step needs cuBLASLt: " + ltMissing);
+        }
+        return new SplitStep(kernels, l);
+    }
+
+    /**
+     * Which step (fused or split) runs a layer of this shape and dtype here ({@link StepPolicy};
+     * {@value StepPolicy#PROPERTY} overrides); each distinct choice is logged once.
+     */
+    public synchronized StepPolicy.Choice stepFor(DType t, int n, int dIn, int dOut, int r) {
+        CublasLt l = cublasLt();
+        List<StepPolicy.Fused> fused = new ArrayList<>();
+        fused.add(new StepPolicy.Fused("v" + kernels.version(), LoraKernels.gemmVersion(kernels.version(), t) == 2, false, Double.NaN));
+        StepPolicy.Choice c = StepPolicy.choose(stepRequest, t, l == null ? null : l.binding(), ltMissing, Double.NaN, fused);
+        String line = "rslora cuda step for n=" + n + " d_in=" + dIn + " d_out=" + dOut + " r=" + r + " " + t + " on sm_"
+                + ctx.computeCapabilityMajor() + ctx.computeCapabilityMinor() + ": " + c;
+        if (loggedSteps.add(c.kind() + " " + c.reason() + " " + t)) {
+            LOG.log(System.Logger.Level.INFO, line);
+        }
+        return c;
     }
 
     synchronized boolean isClosed() {
@@ -200,8 +272,15 @@ public final class CudaBackend implements Backend, AutoCloseable {
              DeviceBuffer du = lora ? ctx.allocate(Transfers.bytes((long) p.n() * p.rank(), DType.F32)) : null;
              DeviceBuffer dy = ctx.allocate(Transfers.bytes((long) p.n() * p.dOut(), t))) {
             int r = lora ? p.rank() : 0;
-            kernels.forwardStep(t, dx, fw.residentWeight().as(io, t), bias == null ? null : bias.as(io, t), da, db, du, dy,
-                    p.n(), p.dIn(), p.dOut(), r, (float) p.gamma(), drop);
+            DeviceBuffer wt = fw.residentWeight().as(io, t);
+            DeviceBuffer bt = bias == null ? null : bias.as(io, t);
+            if (stepFor(t, p.n(), p.dIn(), p.dOut(), r).kind() == StepPolicy.Kind.SPLIT) {
+                try (SplitStep.Scratch s = SplitStep.Scratch.allocate(ctx, t, p.n(), p.dIn(), p.dOut(), r)) {
+                    splitStep().forward(t, dx, wt, bt, da, db, du, dy, p.n(), p.dIn(), p.dOut(), r, (float) p.gamma(), drop, s);
+                }
+            } else {
+                kernels.forwardStep(t, dx, wt, bt, da, db, du, dy, p.n(), p.dIn(), p.dOut(), r, (float) p.gamma(), drop);
+            }
             io.download(dy, t, y);
             if (lora && u != null) {
                 io.download(du, DType.F32, u);
@@ -225,8 +304,14 @@ public final class CudaBackend implements Backend, AutoCloseable {
             if (dx != null) {
                 try (DeviceBuffer ddy = io.upload(dy, t);
                      DeviceBuffer ddx = ctx.allocate(Transfers.bytes((long) p.n() * p.dIn(), t))) {
-                    kernels.backwardDx(t, ddy, fw.residentWeight().as(io, t), null, null, ddx,
-                            p.n(), p.dIn(), p.dOut(), 0, (float) p.gamma(), LoraKernels.Dropout.NONE);
+                    DeviceBuffer wt = fw.residentWeight().as(io, t);
+                    if (stepFor(t, p.n(), p.dIn(), p.dOut(), 0).kind() == StepPolicy.Kind.SPLIT) {
+                        splitStep().backwardDx(t, ddy, wt, null, null, ddx, p.n(), p.dIn(), p.dOut(), 0, (float) p.gamma(),
+                                LoraKernels.Dropout.NONE, null);
+                    } else {
+                        kernels.backwardDx(t, ddy, wt, null, null, ddx, p.n(), p.dIn(), p.dOut(), 0, (float) p.gamma(),
+                                LoraKernels.Dropout.NONE);
+                    }
                     io.download(ddx, t, dx);
                 }
             }
@@ -253,8 +338,16 @@ public final class CudaBackend implements Backend, AutoCloseable {
              DeviceBuffer gA = acc ? io.upload(gradA, DType.F32) : ctx.allocate(Transfers.bytes((long) r * p.dIn(), DType.F32));
              DeviceBuffer gB = acc ? io.upload(gradB, DType.F32) : ctx.allocate(Transfers.bytes((long) p.dOut() * r, DType.F32));
              DeviceBuffer ddx = dx != null ? ctx.allocate(Transfers.bytes((long) n * p.dIn(), t)) : null) {
-            kernels.backwardStep(t, dxIn, ddy, dx != null ? fw.residentWeight().as(io, t) : null, da, db, du, dv, ws, gA, gB,
-                    ddx, n, p.dIn(), p.dOut(), r, (float) p.gamma(), drop, acc, workspaceCapBytes);
+            DeviceBuffer wt = dx != null ? fw.residentWeight().as(io, t) : null;
+            if (stepFor(t, n, p.dIn(), p.dOut(), r).kind() == StepPolicy.Kind.SPLIT) {
+                try (SplitStep.Scratch s = SplitStep.Scratch.allocate(ctx, t, n, p.dIn(), p.dOut(), r)) {
+                    splitStep().backward(t, dxIn, ddy, wt, da, db, du, dv, ws, gA, gB, ddx, n, p.dIn(), p.dOut(), r,
+                            (float) p.gamma(), drop, acc, workspaceCapBytes, s);
+                }
+            } else {
+                kernels.backwardStep(t, dxIn, ddy, wt, da, db, du, dv, ws, gA, gB, ddx, n, p.dIn(), p.dOut(), r, (float) p.gamma(),
+                        drop, acc, workspaceCapBytes);
+            }
             io.download(gA, DType.F32, gradA);
             io.download(gB, DType.F32, gradB);
             if (dx != null) {
@@ -342,6 +435,15 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public synchronized void close() {
         if (!closed) {
+            ctx.makeCurrent();
+            if (lt != null) {
+                lt.close();
+                lt = null;
+            }
+            if (ltWorkspace != null) {
+                ltWorkspace.close();
+                ltWorkspace = null;
+            }
             closed = true;
             ctx.close();
         }

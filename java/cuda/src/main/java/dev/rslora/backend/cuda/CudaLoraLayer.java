@@ -49,6 +49,9 @@ public final class CudaLoraLayer implements AutoCloseable {
     private final DeviceBuffer u;
     private final DeviceBuffer v;
     private final DeviceBuffer ws;
+    private final StepPolicy.Choice step;
+    private final SplitStep split;
+    private final SplitStep.Scratch scratch;
     private int graphs;
     private boolean closed;
 
@@ -95,10 +98,18 @@ public final class CudaLoraLayer implements AutoCloseable {
             this.u = ctx.allocate(Transfers.bytes((long) n * r, DType.F32));
             this.v = ctx.allocate(Transfers.bytes((long) n * r, DType.F32));
             this.ws = ctx.allocate(LoraKernels.workspaceBytes(n, dIn, dOut, r, backend.workspaceCapBytes()));
+            this.step = backend.stepFor(t, n, dIn, dOut, r);
+            this.split = step.kind() == StepPolicy.Kind.SPLIT ? backend.splitStep() : null;
+            this.scratch = split != null ? SplitStep.Scratch.allocate(ctx, t, n, dIn, dOut, r) : null;
             JCudaDriverCopies.zero(ctx, gradA);
             JCudaDriverCopies.zero(ctx, gradB);
             ctx.synchronize();
         }
+    }
+
+    /** The step this layer runs (fused or split) and why; chosen once, at construction. */
+    public StepPolicy.Choice step() {
+        return step;
     }
 
     private LoraKernels.Dropout drop(long step, boolean training) {
@@ -144,11 +155,22 @@ public final class CudaLoraLayer implements AutoCloseable {
     }
 
     private void launchForward(DeviceTensor x, DeviceTensor y, long step, boolean training) {
+        if (split != null) {
+            split.forward(t, x.buffer(), weight.primary(), biasT, a, b, u, y.buffer(), n, dIn, dOut, r, gamma, drop(step, training),
+                    scratch);
+            return;
+        }
         backend.kernels().forwardStep(t, x.buffer(), weight.primary(), biasT, a, b, u, y.buffer(), n, dIn, dOut, r, gamma,
                 drop(step, training));
     }
 
     private void launchBackward(DeviceTensor x, DeviceTensor dy, DeviceTensor dx, long step, boolean training) {
+        if (split != null) {
+            split.backward(t, x.buffer(), dy.buffer(), weight.primary(), a, b, u, v, ws, gradA, gradB,
+                    dx == null ? null : dx.buffer(), n, dIn, dOut, r, gamma, drop(step, training),
+                    gradMode == GradMode.ACCUMULATE, backend.workspaceCapBytes(), scratch);
+            return;
+        }
         backend.kernels().backwardStep(t, x.buffer(), dy.buffer(), weight.primary(), a, b, u, v, ws, gradA, gradB,
                 dx == null ? null : dx.buffer(), n, dIn, dOut, r, gamma, drop(step, training),
                 gradMode == GradMode.ACCUMULATE, backend.workspaceCapBytes());
@@ -167,8 +189,15 @@ public final class CudaLoraLayer implements AutoCloseable {
         synchronized (backend) {
             enter();
             CudaContext ctx = backend.context();
-            // no module loading inside the capture: look every kernel of the step up first
-            backend.kernels().resolve(backend.kernels().stepKernelNames(t));
+            // no module loading inside the capture: look every kernel of the step up first; no
+            // cuBLASLt heuristic either: make the split step's plans first
+            if (split != null) {
+                backend.kernels().resolve(split.kernelNames(t, dropout > 0f));
+                split.preparePlans(t, x.buffer(), weight.primary(), biasT, a, b, u, y.buffer(), dy.buffer(), v, dx.buffer(), n, dIn,
+                        dOut, r, scratch);
+            } else {
+                backend.kernels().resolve(backend.kernels().stepKernelNames(t));
+            }
             ctx.synchronize();
             JCudaDriver.cuStreamBeginCapture(ctx.stream(), CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
             CUgraph graph = new CUgraph();
@@ -239,6 +268,9 @@ public final class CudaLoraLayer implements AutoCloseable {
             }
             for (DeviceBuffer buf : new DeviceBuffer[] {a, b, gradA, gradB, u, v, ws}) {
                 buf.close();
+            }
+            if (scratch != null) {
+                scratch.close();
             }
             weight.close();
             if (bias != null) {

@@ -158,18 +158,19 @@ class CublasLtStubTest {
         assertEquals("layoutCreate 0x1020 type=14 5x6 ld=5", calls.get(5));
         assertEquals("layoutCreate 0x1030 type=14 5x8 ld=5", calls.get(6));
         assertEquals("layoutCreate 0x1040 type=14 6x8 ld=6", calls.get(7));
-        // the heuristic: workspace limit, 256-byte alignment of every pointer (the fixed addresses are 4096-aligned)
-        assertEquals(List.of("prefCreate", "prefSet attr=1 4096", "prefSet attr=5 256", "prefSet attr=6 256",
+        // (the fixed addresses are 4096-aligned)
+        // the heuristic: workspace limit, no in-place (atomic) split-K, 256-byte alignment of every pointer
+        assertEquals(List.of("prefCreate", "prefSet attr=1 4096", "prefSet attr=3 6", "prefSet attr=5 256", "prefSet attr=6 256",
                 "prefSet attr=7 256", "prefSet attr=8 256",
                 "heuristic 0x17 0x1010 A=0x1020 B=0x1030 C=0x1040 D=0x1040 pref=0x9000 req=8", "prefDestroy 0x9000"),
-                calls.subList(8, 16));
+                calls.subList(8, 17));
         String matmul = "matmul 0x17 0x1010 alpha=1 A=" + hex(A) + " 0x1020 B=" + hex(B) + " 0x1030 beta=0 C=" + hex(C)
                 + " 0x1040 D=" + hex(C) + " 0x1040 algo=a100 ws=" + hex(WS) + " 4096 stream=" + hex(STREAM);
         assertEquals(List.of("descSet 0x1010 attr=8 " + hex(BIAS), matmul, "descSet 0x1010 attr=8 " + hex(BIAS), matmul),
-                calls.subList(16, 20), "the second call reuses the plan: no new descriptor, no heuristic");
+                calls.subList(17, 21), "the second call reuses the plan: no new descriptor, no heuristic");
         assertEquals(List.of("layoutDestroy 0x1020", "layoutDestroy 0x1030", "layoutDestroy 0x1040", "descDestroy 0x1010",
-                "destroy 0x17"), calls.subList(20, 25));
-        assertEquals(25, calls.size(), calls.toString());
+                "destroy 0x17"), calls.subList(21, 26));
+        assertEquals(26, calls.size(), calls.toString());
     }
 
     @Test

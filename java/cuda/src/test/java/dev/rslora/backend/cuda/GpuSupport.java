@@ -33,11 +33,24 @@ final class GpuSupport {
             } else {
                 backend = (CudaBackend) f.create();
                 backend.setPoison(true);
+                // the GPU tests of the fused kernels pin them; the split step's tests ask for it (withStep)
+                backend.setStepRequest("fused");
                 System.out.println("GPU tests on " + backend.deviceDescription() + " (" + a.detail() + ")");
             }
         }
         Assumptions.assumeTrue(backend != null, () -> "CUDA unavailable: " + unavailable);
         return backend;
+    }
+
+    /** Runs {@code body} with the shared backend's step request set to {@code step}, then back to fused. */
+    static void withStep(String step, Runnable body) {
+        CudaBackend b = backend();
+        b.setStepRequest(step);
+        try {
+            body.run();
+        } finally {
+            b.setStepRequest("fused");
+        }
     }
 
     /** Uniform values in [lo, hi), rounded to the tensor's dtype. */
