@@ -54,7 +54,12 @@ public final class Catalog {
             entry(new Impl("cublas-base", "cuBLAS frozen base, cublasGemmEx (JMH)", Platform.GPU, Role.BASE, null, true, 20)),
             entry(new Impl("cublaslt-base", "cuBLASLt frozen base, heuristic algorithm + workspace (JMH)", Platform.GPU,
                     Role.BASE, null, true, 21)),
-            entry(new Impl("torch-base", "torch nn.Linear frozen base (events)", Platform.GPU, Role.BASE, null, false, 22)));
+            entry(new Impl("torch-base", "torch nn.Linear frozen base (events)", Platform.GPU, Role.BASE, null, false, 22)),
+            entry(new Impl("cuda-graph-events", "rslora cuda fused, CUDA graph (events)", Platform.GPU, Role.LORA, BEST_BASE, true, 1)),
+            entry(new Impl("cuda-split-graph-events", "rslora cuda split, CUDA graph (events)", Platform.GPU, Role.LORA, BEST_BASE,
+                    true, 3)),
+            entry(new Impl("cublas-base-events", "cuBLAS frozen base, cublasGemmEx (events)", Platform.GPU, Role.BASE, null, true, 20)),
+            entry(new Impl("cublaslt-base-events", "cuBLASLt frozen base (events)", Platform.GPU, Role.BASE, null, true, 21)));
 
     private static Map.Entry<String, Impl> entry(Impl i) {
         return Map.entry(i.id(), i);
@@ -92,14 +97,14 @@ public final class Catalog {
             case "ReferenceLayerBenchmark.baseForwardBackward" -> "reference-base";
             case "OpenBlasLoraBenchmark.loraForwardBackward" -> "openblas-" + core(params);
             case "OpenBlasLoraBenchmark.baseForwardBackward" -> "openblas-" + core(params) + "-base";
-            case "CudaLayerBenchmark.fusedEager" -> "cuda-eager";
-            case "CudaLayerBenchmark.fusedGraph" -> "cuda-graph";
+            case "CudaLayerBenchmark.fusedEager" -> params.getOrDefault("kernels", "v1").equalsIgnoreCase("v1") ? "cuda-eager" : null;
+            case "CudaLayerBenchmark.fusedGraph" -> params.getOrDefault("kernels", "v1").equalsIgnoreCase("v1") ? "cuda-graph"
+                    : "cuda-graph-" + params.get("kernels").toLowerCase(Locale.ROOT);
             case "CudaLayerBenchmark.unfusedChain" -> "cublas-chain";
             case "CudaLayerBenchmark.cublasBase" -> "cublas-base";
             case "CudaLayerBenchmark.cublasLtBase" -> "cublaslt-base";
             case "CudaLayerBenchmark.splitEager" -> "cuda-split";
             case "CudaLayerBenchmark.splitGraph" -> "cuda-split-graph";
-            case "CudaFamilyBenchmark.familyGraph" -> "cuda-graph-" + params.getOrDefault("kernels", "v1").toLowerCase(Locale.ROOT);
             default -> null;
         };
         return id == null ? null : byId(id);

@@ -14,7 +14,8 @@ import java.util.Map;
 
 /**
  * Reads the JSON-lines files of a GPU check: {@code peft.jsonl} (jmh/peft_peer.py: "meta", "timing",
- * "ratio", "skipped", "check_failed" lines) and {@code dev-bench-v*.jsonl} (cuda/dev bench: one
+ * "ratio", "skipped", "check_failed" lines), {@code java-events.jsonl} (GpuEventBench: ours timed the
+ * same way) and {@code dev-bench-v*.jsonl} (cuda/dev bench: one
  * "kernel" line per kernel and rank). A cuda/dev step is the sum of its five kernels' medians.
  */
 public final class GpuLines {
@@ -65,7 +66,7 @@ public final class GpuLines {
                 switch (o.path("kind").asText("")) {
                     case "meta" -> o.properties().forEach(e -> {
                         if (!e.getKey().equals("kind")) {
-                            facts.put("peft." + e.getKey(), e.getValue().asText());
+                            facts.put((source.startsWith("java-events") ? "events." : "peft.") + e.getKey(), e.getValue().asText());
                         }
                     });
                     case "timing" -> out.add(timing(o, where, source));
@@ -93,6 +94,11 @@ public final class GpuLines {
             case "compile" -> "torch-compile";
             case "addmm" -> "torch-addmm";
             case "torch_base" -> "torch-base";
+            // GpuEventBench: ours, timed with CUDA events like the peer
+            case "java_cublas_base" -> "cublas-base-events";
+            case "java_cublaslt_base" -> "cublaslt-base-events";
+            case "java_split_graph" -> "cuda-split-graph-events";
+            case "java_fused_graph" -> "cuda-graph-events";
             default -> throw new IOException(where + ": unknown impl '" + o.path("impl").asText("") + "'");
         };
         Catalog.Impl i = Catalog.byId(impl);

@@ -14,14 +14,15 @@ final class GpuSection {
     /** Issue 11 (fused families, whole step, graph replay) and issue 12 (the cuBLASLt split step). */
     static final List<RTarget> R_TARGETS = List.of(
             new RTarget("issue 11", List.of("cuda-graph", "cuda-graph-v3", "cuda-graph-v4"), Map.of(16, 1.10, 64, 1.12, 256, 1.25)),
-            new RTarget("issue 12", List.of("cuda-split", "cuda-split-graph"), Map.of(16, 1.20, 64, 1.22, 256, 1.35)));
+            new RTarget("issue 12", List.of("cuda-split", "cuda-split-graph", "cuda-split-graph-events"),
+                    Map.of(16, 1.20, 64, 1.22, 256, 1.35)));
     static final int TARGET_N = 8192;
     static final int TARGET_D = 4096;
     /** fwd+bwd at least this many times faster than PEFT with bf16 adapters (issue 11), at every r. */
     static final double PEFT_SPEEDUP = 1.4;
     /** Our GPU implementations, in report order. */
-    static final List<String> OURS = List.of("cuda-eager", "cuda-graph", "cuda-split", "cuda-split-graph", "cuda-graph-v1",
-            "cuda-graph-v2", "cuda-graph-v3", "cuda-graph-v4", "cuda-dev-v1", "cuda-dev-v2");
+    static final List<String> OURS = List.of("cuda-eager", "cuda-graph", "cuda-graph-events", "cuda-split", "cuda-split-graph",
+            "cuda-split-graph-events", "cuda-graph-v2", "cuda-graph-v3", "cuda-graph-v4", "cuda-dev-v1", "cuda-dev-v2");
 
     private GpuSection() {
     }
@@ -90,6 +91,11 @@ final class GpuSection {
                     .append(f.containsKey("peft.impls") ? ", measured: " + f.get("peft.impls")
                             : ", adapter kept in fp32 (PEFT's default autocast): " + f.getOrDefault("peft.keep_adapter_fp32", "?"))
                     .append(", run ").append(f.getOrDefault("peft.date", "?")).append("\n");
+        }
+        if (f.containsKey("events.device")) {
+            sb.append("- our steps timed with CUDA events (GpuEventBench, as the peer times its own): ").append(f.get("events.device"))
+                    .append(", warm-up ").append(f.getOrDefault("events.warmup", "?")).append(", median of ")
+                    .append(f.getOrDefault("events.reps", "?")).append(", run ").append(f.getOrDefault("events.date", "?")).append("\n");
         }
         res.kernels().stream().map(GpuLines.Kernel::device).distinct()
                 .forEach(d -> sb.append("- cuda/dev device: ").append(d).append("\n"));

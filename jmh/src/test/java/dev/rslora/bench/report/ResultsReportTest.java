@@ -112,6 +112,10 @@ class ResultsReportTest {
         assertTrue(md.contains("project commit packed into the bundle: 0123456789abcdef (BUNDLE.txt)"), md);
         assertTrue(md.contains("SM clock 1755 / 1830 / 1980 MHz, power 351 / 690 / 699 W"), md);
         assertTrue(md.contains("peft.jsonl: skipped compile: torch.compile failed: no Triton"), md);
+        // ours timed with CUDA events like the peer: split graph 0.90 / torch 0.80; the event-timed cuBLASLt base is a base row
+        assertTrue(line(md, "| 8192 | 4096 | 16 | rslora cuda split, CUDA graph (events)").contains("| 1.125 ±"), md);
+        assertTrue(line(md, "| cuBLASLt frozen base (events) |").contains("| 0.850 ± 0.010 |"), md);
+        assertTrue(md.contains("our steps timed with CUDA events (GpuEventBench, as the peer times its own): NVIDIA H200 (sm_90)"), md);
         assertTrue(line(md, "| v1 | 8192 | 4096 | 16 | forward |").contains("| 0.450 | 1000.0 |"), md);
         assertTrue(md.contains("Panels: GPU bf16, p=0.1: N=8192, d=4096."), md);
     }
@@ -139,8 +143,8 @@ class ResultsReportTest {
         Synthetic.gpu(check);
         GpuImport.Outcome o = GpuImport.run(check, gpuRaw);
         assertTrue(o.imported(), o.message());
-        assertEquals(List.of("BUNDLE.txt", "README.md", "dev-bench-v1.jsonl", "gpu-clocks.csv", "gpu-info.csv", "jmh-gpu-r16.json",
-                        "peft.jsonl", "summary.txt"),
+        assertEquals(List.of("BUNDLE.txt", "README.md", "dev-bench-v1.jsonl", "gpu-clocks.csv", "gpu-info.csv", "java-events.jsonl",
+                        "jmh-gpu-r16.json", "peft.jsonl", "summary.txt"),
                 Results.files(gpuRaw, "").stream().map(f -> f.getFileName().toString()).toList());
         // a later check that measured nothing (skipped everywhere) keeps these
         Path empty = tmp.resolve("empty");

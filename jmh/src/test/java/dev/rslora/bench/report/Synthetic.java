@@ -134,6 +134,14 @@ final class Synthetic {
                 "{\"kind\": \"timing\", \"impl\": \"addmm\", \"n\": 8192, \"d_in\": 4096, \"d_out\": 4096, \"r\": 16, "
                         + "\"dropout\": 0.0, \"sets\": 2, \"median_ms\": 1.10, \"p10_ms\": 1.09, \"p90_ms\": 1.11, \"min_ms\": 1.08, \"reps\": 50}",
                 "{\"kind\": \"skipped\", \"impl\": \"compile\", \"reason\": \"torch.compile failed: no Triton\"}");
+        lines(dir.resolve("java-events.jsonl"),
+                "{\"kind\": \"meta\", \"date\": \"2026-02-03T04:06:00Z\", \"device\": \"NVIDIA H200 (sm_90)\", \"warmup\": 10, \"reps\": 50}",
+                "{\"kind\": \"timing\", \"impl\": \"java_cublaslt_base\", \"n\": 8192, \"d_in\": 4096, \"d_out\": 4096, \"r\": 0, "
+                        + "\"dropout\": 0.0, \"sets\": 2, \"median_ms\": 0.85, \"p10_ms\": 0.84, \"p90_ms\": 0.86, \"min_ms\": 0.83, "
+                        + "\"reps\": 50, \"detail\": \"cuBLASLt\"}",
+                "{\"kind\": \"timing\", \"impl\": \"java_split_graph\", \"n\": 8192, \"d_in\": 4096, \"d_out\": 4096, \"r\": 16, "
+                        + "\"dropout\": 0.1, \"sets\": 2, \"median_ms\": 0.90, \"p10_ms\": 0.89, \"p90_ms\": 0.91, \"min_ms\": 0.88, "
+                        + "\"reps\": 50, \"detail\": \"split (...)\"}");
         StringBuilder dev = new StringBuilder();
         String[] kernels = {"down", "forward", "vdb", "da", "dx"};
         double[] ms = {0.05, 0.45, 0.05, 0.05, 0.49};

@@ -232,19 +232,26 @@ final class CublasLt implements LtGemm, AutoCloseable {
     public void matmul(CublasGemm g, DType ab, DType cd, DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, DeviceBuffer bias,
                        float alphaValue, float betaValue) {
         Plan plan = plan(g, ab, cd, a, b, c, bias);
-        if (bias != null) {
-            biasSlot.set(P, 0, MemorySegment.ofAddress(bias.address()));
-            check("cublasLtMatmulDescSetAttribute(BIAS_POINTER)", call(fn.descSet(), plan.desc(), DESC_BIAS_POINTER, biasSlot,
-                    P.byteSize()));
-        }
         alpha.set(ValueLayout.JAVA_FLOAT, 0, alphaValue);
         beta.set(ValueLayout.JAVA_FLOAT, 0, betaValue);
         MemorySegment cPtr = MemorySegment.ofAddress(c.address());
         long wsBytes = workspace == null ? 0 : workspace.bytes();
-        int status = call(fn.matmul(), handle, plan.desc(), alpha,
-                MemorySegment.ofAddress(a.address()), plan.aLayout(), MemorySegment.ofAddress(b.address()), plan.bLayout(), beta,
-                cPtr, plan.cLayout(), cPtr, plan.cLayout(), plan.algo(),
-                workspace == null ? MemorySegment.NULL : MemorySegment.ofAddress(workspace.address()), wsBytes, stream);
+        MemorySegment ws = workspace == null ? MemorySegment.NULL : MemorySegment.ofAddress(workspace.address());
+        int status;
+        try {  // invokeExact: no boxing or argument spreading on the per-step path
+            if (bias != null) {
+                biasSlot.set(P, 0, MemorySegment.ofAddress(bias.address()));
+                int rc = (int) fn.descSet().invokeExact(plan.desc(), DESC_BIAS_POINTER, biasSlot, P.byteSize());
+                check("cublasLtMatmulDescSetAttribute(BIAS_POINTER)", rc);
+            }
+            status = (int) fn.matmul().invokeExact(handle, plan.desc(), alpha, MemorySegment.ofAddress(a.address()), plan.aLayout(),
+                    MemorySegment.ofAddress(b.address()), plan.bLayout(), beta, cPtr, plan.cLayout(), cPtr, plan.cLayout(),
+                    plan.algo(), ws, wsBytes, stream);
+        } catch (IllegalStateException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("cuBLASLt call failed: " + t, t);
+        }
         if (status != 0) {
             check("cublasLtMatmul(" + describe(plan.key()) + ")", status);
         }

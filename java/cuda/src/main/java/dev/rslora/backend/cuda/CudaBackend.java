@@ -145,10 +145,15 @@ public final class CudaBackend implements Backend, AutoCloseable {
      * {@value StepPolicy#PROPERTY} overrides); each distinct choice is logged once.
      */
     public synchronized StepPolicy.Choice stepFor(DType t, int n, int dIn, int dOut, int r) {
+        return stepFor(t, n, dIn, dOut, r, stepRequest);
+    }
+
+    /** {@link #stepFor(DType, int, int, int, int)} with the request given (fused, split or auto). */
+    public synchronized StepPolicy.Choice stepFor(DType t, int n, int dIn, int dOut, int r, String request) {
         CublasLt l = cublasLt();
         List<StepPolicy.Fused> fused = new ArrayList<>();
         fused.add(new StepPolicy.Fused("v" + kernels.version(), LoraKernels.gemmVersion(kernels.version(), t) == 2, false, Double.NaN));
-        StepPolicy.Choice c = StepPolicy.choose(stepRequest, t, l == null ? null : l.binding(), ltMissing, Double.NaN, fused);
+        StepPolicy.Choice c = StepPolicy.choose(request, t, l == null ? null : l.binding(), ltMissing, Double.NaN, fused);
         String line = "rslora cuda step for n=" + n + " d_in=" + dIn + " d_out=" + dOut + " r=" + r + " " + t + " on sm_"
                 + ctx.computeCapabilityMajor() + ctx.computeCapabilityMinor() + ": " + c;
         if (loggedSteps.add(c.kind() + " " + c.reason() + " " + t)) {

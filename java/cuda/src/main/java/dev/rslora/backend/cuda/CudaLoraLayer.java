@@ -62,6 +62,15 @@ public final class CudaLoraLayer implements AutoCloseable {
      */
     public CudaLoraLayer(CudaBackend backend, Tensor w, Tensor bias, Tensor loraA, Tensor loraB, double gamma,
                          float dropout, long seed, int layerId, int n, GradMode gradMode) {
+        this(backend, w, bias, loraA, loraB, gamma, dropout, seed, layerId, n, gradMode, null);
+    }
+
+    /**
+     * As above, with the step forced: {@code stepRequest} = "fused", "split" or "auto" (null: the backend's
+     * {@value StepPolicy#PROPERTY}, default auto).
+     */
+    public CudaLoraLayer(CudaBackend backend, Tensor w, Tensor bias, Tensor loraA, Tensor loraB, double gamma,
+                         float dropout, long seed, int layerId, int n, GradMode gradMode, String stepRequest) {
         if (w.rank() != 2 || loraA.rank() != 2 || loraB.rank() != 2) {
             throw new IllegalArgumentException("W, A, B must be 2-D: " + w.shapeString() + " " + loraA.shapeString() + " "
                     + loraB.shapeString());
@@ -98,7 +107,7 @@ public final class CudaLoraLayer implements AutoCloseable {
             this.u = ctx.allocate(Transfers.bytes((long) n * r, DType.F32));
             this.v = ctx.allocate(Transfers.bytes((long) n * r, DType.F32));
             this.ws = ctx.allocate(LoraKernels.workspaceBytes(n, dIn, dOut, r, backend.workspaceCapBytes()));
-            this.step = backend.stepFor(t, n, dIn, dOut, r);
+            this.step = stepRequest == null ? backend.stepFor(t, n, dIn, dOut, r) : backend.stepFor(t, n, dIn, dOut, r, stepRequest);
             this.split = step.kind() == StepPolicy.Kind.SPLIT ? backend.splitStep() : null;
             this.scratch = split != null ? SplitStep.Scratch.allocate(ctx, t, n, dIn, dOut, r) : null;
             JCudaDriverCopies.zero(ctx, gradA);
