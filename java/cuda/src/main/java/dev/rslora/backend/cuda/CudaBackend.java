@@ -49,7 +49,36 @@ public final class CudaBackend implements Backend, AutoCloseable {
     }
 
     CudaBackend(CudaContext ctx, long workspaceCapBytes) {
-        this(ctx, workspaceCapBytes, LoraKernels.parseVersion(System.getProperty(LoraKernels.VERSION_PROPERTY, "v1")));
+        this(ctx, workspaceCapBytes, familyVersion(ctx, System.getProperty(KernelSelector.PROPERTY, "auto")));
+    }
+
+    /**
+     * The fused family's version for LoraKernels: {@link KernelSelector} over the jar's kernel table
+     * ({@value KernelSelector#PROPERTY} = auto | v1 | v2 | v3 | v4), among the families this host can
+     * launch (v1, v2 today; v3/v4 fall back with their reason); logged once. Without a table in the
+     * jar: the requested v1/v2, auto = v1.
+     */
+    static int familyVersion(CudaContext ctx, String requested) {
+        String req = KernelSelector.requested(requested);
+        KernelTable table = KernelTable.load();
+        if (table == null) {
+            int v = req.equals("auto") ? 1 : LoraKernels.parseVersion(req);
+            logFamily("v" + v + " (" + (req.equals("auto") ? "auto" : "-D" + KernelSelector.PROPERTY + "=" + req)
+                    + "; no kernel table in this jar)");
+            return v;
+        }
+        KernelSelector.Selection sel = KernelSelector.select(req, table, ctx.computeCapabilityMajor(), ctx.computeCapabilityMinor(),
+                DType.BF16, new KernelSelector.Shape(4096, 4096, 4096, 16, true), LoraKernels::launches, java.util.Map.of());
+        logFamily(sel.toString());
+        return sel.family().equals("v2") ? 2 : 1;
+    }
+
+    private static final java.util.Set<String> LOGGED_FAMILIES = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    private static void logFamily(String line) {
+        if (LOGGED_FAMILIES.add(line)) {
+            LOG.log(System.Logger.Level.INFO, "rslora cuda fused kernel family: " + line);
+        }
     }
 
     /** A backend on {@code ctx} using kernel {@code version} (1, or 2 for the bf16/fp16 GEMMs). */
@@ -68,8 +97,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     /** "NVIDIA H200 (sm_90, 132 SMs, device 0, kernels v1)". */
     public String deviceDescription() {
         return ctx.deviceName() + " (sm_" + ctx.computeCapabilityMajor() + ctx.computeCapabilityMinor() + ", "
-                + ctx.multiprocessors() + " SMs, device " + ctx.ordinal() + ", kernels v" + kernels.version()
-                + (kernels.version() == 2 ? " (tensor-core GEMMs not yet validated on hardware)" : "") + ")";
+                + ctx.multiprocessors() + " SMs, device " + ctx.ordinal() + ", kernels v" + kernels.version() + ")";
     }
 
     /**

@@ -24,7 +24,7 @@ import java.util.List;
  * {@code DriverFfmTest} against the header where one is installed). Every call returns CUresult;
  * a non-zero one throws with the function, its arguments and the result's name.
  */
-final class DriverFfm implements AutoCloseable {
+final class DriverFfm implements TensorMapCache.Encoder, AutoCloseable {
     // CUtensorMapDataType
     static final int TMA_FLOAT16 = 6;
     static final int TMA_FLOAT32 = 7;
@@ -171,8 +171,9 @@ final class DriverFfm implements AutoCloseable {
      * out-of-bounds elements read as zero. Throws IllegalArgumentException with {@link #refusal}'s
      * reason before calling the driver, IllegalStateException when the driver refuses.
      */
-    TensorMap encode(int dtype, int elementBytes, long base, long inner, long outer, long rowStrideBytes, int boxInner, int boxOuter,
-                     int swizzle) {
+    @Override
+    public TensorMap encode(int dtype, int elementBytes, long base, long inner, long outer, long rowStrideBytes, int boxInner,
+                            int boxOuter, int swizzle) {
         String why = refusal(base, inner, outer, rowStrideBytes, elementBytes, boxInner, boxOuter, swizzle);
         if (why != null) {
             throw new IllegalArgumentException("cannot describe the tensor for TMA: " + why);

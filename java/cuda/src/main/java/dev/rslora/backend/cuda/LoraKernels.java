@@ -39,10 +39,18 @@ final class LoraKernels {
 
     static int parseVersion(String s) {
         return switch (s.trim().toLowerCase(java.util.Locale.ROOT)) {
-            case "v1", "1" -> 1;
+            case "v1", "1", "auto" -> 1;
             case "v2", "2" -> 2;
             default -> throw new IllegalArgumentException("-D" + VERSION_PROPERTY + "=" + s + ": expected v1 or v2");
         };
+    }
+
+    private static final java.util.regex.Pattern LAUNCHES = java.util.regex.Pattern.compile(
+            "rslora_(lora_(down|forward|backward_vdb|backward_da|backward_dx|merge)_v[12]_(f32|bf16|f16)|reduce_groups_v1)");
+
+    /** Whether this class launches the table row's kernel (the v1 kernels and v2's forward and dX). */
+    static boolean launches(KernelTable.Row row) {
+        return LAUNCHES.matcher(row.name()).matches();
     }
 
     /** The version used for the GEMM families (forward, dX) at dtype {@code t}: v2 exists for BF16/F16 only. */
