@@ -6,6 +6,8 @@
 #       family step dtype name threads smem cluster arch image grid rmax validated
 #   native-build/kernel-table.sh names [FILTER...]     the distinct exported names
 #   native-build/kernel-table.sh families [FILTER...]  the layer-step families (those with a `down` row)
+#   native-build/kernel-table.sh strict                the kernels the strict build and SASS checks cover: named by
+#       a family after v2 and by no v1/v2 row (the v3/v4 GEMMs and the memory-bound rslora_mb_* kernels)
 # FILTER: family=v3, step=down, dtype=bf16, image=main, arch=sm90a, name=..., validated=none (all must hold).
 # RSLORA_KERNEL_TABLE overrides the table path (tests).
 set -euo pipefail
@@ -54,8 +56,11 @@ parse() {
         if (f[12] !~ /^(none|sm[0-9]+(\+sm[0-9]+)*)$/) bad("validated " f[12])
         if ((f[8] == "sm90a") != (f[9] == "sm90a")) bad("arch sm90a kernels live in the sm90a image and only they")
         seen = f[1] SUBSEP f[2] SUBSEP f[3]
-        if (seen in dup) bad("second row for " f[1] "/" f[2] "/" f[3] " (first on line " dup[seen] ")")
-        dup[seen] = NR
+        if ((seen SUBSEP f[11]) in dup) bad("second row for " f[1] "/" f[2] "/" f[3] " rmax " f[11] " (first on line " dup[seen SUBSEP f[11]] ")")
+        if ((seen in anyr) || (f[11] == 0 && (seen in rows))) bad("an rmax 0 row must be the only row of " f[1] "/" f[2] "/" f[3])
+        dup[seen SUBSEP f[11]] = NR
+        rows[seen] = 1
+        if (f[11] == 0) anyr[seen] = 1
         for (c in want) if (f[c] != want[c]) next
         out = f[1]
         for (i = 2; i <= 12; i++) out = out "\t" f[i]
@@ -70,5 +75,7 @@ case "$cmd" in
     rows) parse "$@" ;;
     names) parse "$@" | cut -f4 | awk '!seen[$0]++' ;;
     families) parse "step=down" "$@" | cut -f1 | awk '!seen[$0]++' ;;
-    *) echo "kernel-table: unknown command $cmd (check, rows, names, families)" >&2; exit 2 ;;
+    strict) parse | awk -F'\t' '$1 == "v1" || $1 == "v2" { old[$4] = 1; next } !($4 in seen) { seen[$4] = 1; order[++n] = $4 }
+                                 END { for (i = 1; i <= n; i++) if (!(order[i] in old)) print order[i] }' ;;
+    *) echo "kernel-table: unknown command $cmd (check, rows, names, families, strict)" >&2; exit 2 ;;
 esac

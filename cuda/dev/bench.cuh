@@ -73,7 +73,7 @@ inline int bench(const std::string& family, const char* jsonl, const char* shape
             c.ws_cap = 256LL << 20;  // the Java default (-Drslora.cuda.workspaceMiB)
             run_layer_step(family, c);  // allocates the workspaces
             CUDA_CHECK(cudaDeviceSynchronize());
-            const auto plan = step_plan(family, dt);
+            const auto plan = step_plan(family, dt, r);
             const double E = 2, X = (double)n * di * E, Y = (double)n * dout * E, W = (double)di * dout * E;
             const double A = (double)r * di * E, B = (double)dout * r * E, U = (double)n * r * E;
             for (const BenchPart& part : parts) {

@@ -117,15 +117,23 @@ Kernel make_kernel(KernelRow row, void (*k)(P, M...)) {
 
 const std::vector<Kernel>& registry();
 
-// The row of (family, step, dtype): an exact dtype row, else an `any` row, else null.
-inline const Kernel* find_kernel(const std::string& family, const std::string& step, DT dt) {
-    const Kernel* any = nullptr;
+// The row of (family, step, dtype) for rank r: among the exact-dtype rows (else the `any` rows),
+// the one with rmax 0, else the smallest rmax >= r, else the largest rmax (rank chunks). Null: none.
+inline const Kernel* find_kernel(const std::string& family, const std::string& step, DT dt, int r) {
+    std::vector<const Kernel*> exact, any;
     for (const Kernel& k : registry()) {
         if (k.row.family != family || k.row.step != step) continue;
-        if (k.row.dtype == dt_name(dt)) return &k;
-        if (k.row.dtype == "any") any = &k;
+        if (k.row.dtype == dt_name(dt)) exact.push_back(&k);
+        if (k.row.dtype == "any") any.push_back(&k);
     }
-    return any;
+    const std::vector<const Kernel*>& c = exact.empty() ? any : exact;
+    const Kernel *fit = nullptr, *largest = nullptr;
+    for (const Kernel* k : c) {
+        if (k->row.rmax == 0) return k;
+        if (k->row.rmax >= r && (!fit || k->row.rmax < fit->row.rmax)) fit = k;
+        if (!largest || k->row.rmax > largest->row.rmax) largest = k;
+    }
+    return fit ? fit : largest;
 }
 
 // The layer-step families of the table, in table order (families with a `down` row).

@@ -9,6 +9,7 @@
 //                                  assign/accumulate × row groups vs the CPU reference (quick: a quarter)
 //   rslora_dev bigindex [FAMILY]   n·d > 2^31 elements (64-bit index math): the last row tile and row group
 //   rslora_dev adamw [quick|bench]  the fused AdamW and the gradient norm vs host references (adamw_check.cuh)
+//   rslora_dev oracle FAMILY [quick]  GPU only: the family vs v1 on the device at large shapes (oracle.cuh)
 //   rslora_dev bench [FAMILY] [JSONL|-] [NxDINxDOUT,...]  median time of each part of the step (bench.cuh)
 // FAMILY is v1, v2, ... or 1, 2, ... (default v1). The same source builds for the CPU emulation
 // (-DRS_EMULATE, g++, cuda/dev/emu/cuda_emu.h): then validate runs the unchanged kernels on the CPU
@@ -58,16 +59,18 @@ const std::vector<rsdev::Kernel>& rsdev::registry() {
 #include "validate.cuh"
 #include "bigindex.cuh"
 #include "bench.cuh"
+#include "oracle.cuh"
 #include "selftest.cuh"
 #include "adamw_check.cuh"  // the `adamw` command: fused AdamW and gradient norm
 
+// the families and the kernels of their step at r = 64 (other ranks may pick other rank classes)
 static int list_families() {
     for (const std::string& f : rsdev::families()) {
         std::printf("%s:", f.c_str());
         for (DT d : rsdev::family_dtypes(f)) std::printf(" %s", dt_name(d));
         std::printf("\n");
         for (DT d : rsdev::family_dtypes(f))
-            for (const auto& rk : rsdev::step_plan(f, d))
+            for (const auto& rk : rsdev::step_plan(f, d, 64))
                 std::printf("  %-4s %-11s %-36s %4d thr %6zu B smem  %-6s %-5s %s\n", dt_name(d), rsdev::role_name(rk.first),
                             rk.second->row.name.c_str(), rk.second->row.threads, rk.second->row.smem, rk.second->row.arch.c_str(),
                             rk.second->row.image.c_str(), rk.second->row.grid.c_str());
@@ -78,7 +81,7 @@ static int list_families() {
 static int usage(const char* argv0) {
     std::fprintf(stderr,
                  "usage: %s selftest | mask ... | families | validate [FAMILY [quick]] | bigindex [FAMILY] | "
-                 "bench [FAMILY] [JSONL|-] [NxDINxDOUT,...] | adamw [quick|bench]\n(families in the table: %s)\n",
+                 "bench [FAMILY] [JSONL|-] [NxDINxDOUT,...] | oracle FAMILY [quick] | adamw [quick|bench]\n(families in the table: %s)\n",
                  argv0, rsdev::family_list().c_str());
     return 2;
 }
@@ -88,7 +91,7 @@ int main(int argc, char** argv) {
     if (cmd == "selftest") return selftest();
     if (cmd == "mask") return print_mask(argc, argv);
     if (cmd == "families") return list_families();
-    const bool family_cmd = cmd == "validate" || cmd == "bigindex" || cmd == "bench";
+    const bool family_cmd = cmd == "validate" || cmd == "bigindex" || cmd == "bench" || cmd == "oracle";
     std::string family;
     if (family_cmd) {
         family = rsdev::family_arg(argc > 2 ? argv[2] : "v1");
@@ -104,8 +107,8 @@ int main(int argc, char** argv) {
     }
     const std::string mode = argc > 2 ? argv[2] : "";
 #if defined(RS_EMULATE)
-    if (cmd == "bench" || (cmd == "adamw" && mode == "bench")) {
-        std::printf("bench needs a GPU (this is the CPU emulation build)\n");
+    if (cmd == "bench" || cmd == "oracle" || (cmd == "adamw" && mode == "bench")) {
+        std::printf("%s needs a GPU (this is the CPU emulation build)\n", cmd.c_str());
         return 3;
     }
     if (cmd == "validate" || cmd == "adamw")
@@ -124,6 +127,8 @@ int main(int argc, char** argv) {
 #if !defined(RS_EMULATE)
     } else if (cmd == "bench") {
         rc = rsdev::bench(family, argc > 3 ? argv[3] : nullptr, argc > 4 ? argv[4] : nullptr);
+    } else if (cmd == "oracle") {
+        rc = rsdev::oracle(family, argc > 3 && std::string(argv[3]) == "quick");
 #endif
     } else {
         return usage(argv[0]);

@@ -34,7 +34,7 @@ struct Ctx {
     // what the step did: outputs written ("U", "Ug", ...), partials waiting for their reduce
     std::set<std::string> written;
     bool db_pending = false, da_pending = false;
-    int db_groups = 0, da_groups = 0;
+    int db_groups = 0, da_groups = 0, v_chunks = 0;
     float db_scale = 1.0f, da_scale = 1.0f;  // the reduce's multiplier (γ when the partials carry none)
 };
 
@@ -139,6 +139,93 @@ inline GridArgs fill(RsMergeParams& p, Ctx& c, Role role, const KernelRow& row, 
     return {};
 }
 
+// ---- v3/v4 memory-bound params (cuda/kernels/mb_*.cuh) -----------------------------------------
+// The row groups of a split over n (grid rules mb_vdb, mb_da in cuda/kernels.table): about `want`
+// groups (at least 1, at most one per 64-row tile), at most what the partials' byte budget allows.
+inline int mb_rows_per_group(const Ctx& c, long long want, long long out_elems) {
+    if (c.force_rows_per_group > 0) return c.force_rows_per_group;
+    const long long tiles = (c.n + 63) / 64;
+    long long groups = std::min(std::max(want, 1LL), tiles);
+    groups = std::min(groups, std::max(1LL, c.ws_cap / (out_elems * 4)));
+    return (int)(((tiles + groups - 1) / groups) * 64);
+}
+constexpr long long kMbTargetBlocks = 128;  // the mb grid rules aim at about this many blocks (device independent)
+
+inline int rank_chunks(const Ctx& c, const KernelRow& row) { return row.rmax > 0 ? (int)cdiv(c.r, row.rmax) : 1; }
+
+inline GridArgs fill(RsMbPrepParams& p, Ctx& c, Role role, const KernelRow& row, CUtensorMap*) {
+    need_role(role, Role::PREP, row);
+    p = RsMbPrepParams{c.a, c.b, c.at, c.bt, c.r, c.r_pad, c.d_in, c.d_out};
+    c.written.insert("At");
+    c.written.insert("Bt");
+    GridArgs g;
+    g.count = (long long)c.r * c.d_in + (long long)c.d_out * c.r_pad;
+    return g;
+}
+
+inline GridArgs fill(RsMbDownParams& p, Ctx& c, Role role, const KernelRow& row, CUtensorMap*) {
+    need_role(role, Role::DOWN, row);
+    p = RsMbDownParams{c.x, c.at, c.u, c.ug, c.n, c.d_in, c.r, c.r_pad, c.gamma, c.drop};
+    c.written.insert("U");
+    c.written.insert("Ug");
+    GridArgs g;
+    g.rchunks = rank_chunks(c, row);
+    return g;
+}
+
+inline GridArgs fill(RsMbVdbParams& p, Ctx& c, Role role, const KernelRow& row, CUtensorMap*) {
+    need_role(role, Role::VDB, row);
+    const int rc = row.rmax;
+    if ((rc != 16 && rc != 64) || row.smem < (size_t)rsmb::vdb_smem_bytes(rc))
+        dev_die("table row " + row.name + ": rmax " + std::to_string(rc) + " / smem " + std::to_string(row.smem) +
+                " do not match the vdb kernel (rmax 16 or 64, smem " + std::to_string(rsmb::vdb_smem_bytes(rc)) + ")");
+    GridArgs g;
+    g.rchunks = rank_chunks(c, row);
+    const int cpc = rsmb::vdb_chunk_cols(rc);
+    g.chunks = (int)cdiv(c.d_out, cpc);
+    const int rpg = mb_rows_per_group(c, (long long)cdiv(kMbTargetBlocks, (long long)g.chunks * g.rchunks), (long long)c.d_out * c.r);
+    g.groups = (int)cdiv(c.n, rpg);
+    float* wv = workspace(c, c.ws_v, c.ws_v_bytes, (size_t)g.chunks * c.n * c.r * 4);
+    float* wb = workspace(c, c.ws_db, c.ws_db_bytes, (size_t)g.groups * c.d_out * c.r * 4);
+    p = RsMbVdbParams{c.dy, c.bt, c.ug, wv, wb, c.n, c.d_out, c.r, c.r_pad, rpg, cpc};
+    c.v_chunks = g.chunks;
+    c.db_groups = g.groups;
+    c.db_pending = true;  // reduced by vdb_reduce, which also forms V and Vg
+    c.db_scale = 1.0f;    // γ is in Ug
+    return g;
+}
+
+inline GridArgs fill(RsMbVdbReduceParams& p, Ctx& c, Role role, const KernelRow& row, CUtensorMap*) {
+    need_role(role, Role::VDB_REDUCE, row);
+    const bool db = !c.skip_reductions;
+    p = RsMbVdbReduceParams{c.ws_v, db ? c.ws_db : nullptr, c.v, c.vg, c.gb, c.n, c.d_out, c.r, c.r_pad, c.v_chunks,
+                            c.db_groups, c.gamma, c.accumulate ? 1 : 0};
+    c.written.insert("V");
+    c.written.insert("Vg");
+    if (db) {
+        c.written.insert("dB");
+        c.db_pending = false;
+    }
+    GridArgs g;
+    g.count = (long long)c.n * c.r_pad + (db ? (long long)c.d_out * c.r : 0);
+    return g;
+}
+
+inline GridArgs fill(RsMbDaParams& p, Ctx& c, Role role, const KernelRow& row, CUtensorMap*) {
+    need_role(role, Role::DA, row);
+    GridArgs g;
+    g.rchunks = rank_chunks(c, row);
+    g.chunks = (int)cdiv(c.d_in, 64);
+    const int rpg = mb_rows_per_group(c, (long long)cdiv(kMbTargetBlocks, (long long)g.chunks * g.rchunks), (long long)c.r * c.d_in);
+    g.groups = (int)cdiv(c.n, rpg);
+    float* ws = workspace(c, c.ws_da, c.ws_da_bytes, (size_t)g.groups * c.r * c.d_in * 4);
+    p = RsMbDaParams{c.x, c.vg, ws, c.n, c.d_in, c.r, c.r_pad, rpg, c.drop};
+    c.da_pending = true;
+    c.da_groups = g.groups;
+    c.da_scale = 1.0f;  // γ is in Vg, the dropout scale in the partials
+    return g;
+}
+
 // ---- grid rules (the list in cuda/kernels.table) ----------------------------------------------
 inline dim3 grid_of(const KernelRow& row, const Ctx& c, const GridArgs& g) {
     const std::string& rule = row.grid;
@@ -152,12 +239,16 @@ inline dim3 grid_of(const KernelRow& row, const Ctx& c, const GridArgs& g) {
     if (rule == "elementwise") return dim3((unsigned)std::min<long long>(cdiv(g.count, 256), 65536));
     if (rule == "gradnorm") return dim3((unsigned)std::min<long long>(cdiv(g.count, 256), 1024));
     if (rule == "one") return dim3(1);
+    if (rule == "mb_rows") return dim3(t(c.n), (unsigned)g.rchunks);
+    if (rule == "mb_vdb") return dim3((unsigned)g.rchunks, (unsigned)g.chunks, (unsigned)g.groups);
+    if (rule == "mb_da") return dim3((unsigned)g.rchunks, (unsigned)g.chunks, (unsigned)g.groups);
     dev_die("table row " + row.name + ": unknown grid rule '" + rule + "' (cuda/dev/steps.cuh grid_of)");
 }
 
 inline int row_coord(const std::string& rule) {
     if (rule == "tiles_r_n" || rule == "tiles_dout_n" || rule == "tiles_din_n" || rule == "tiles_r_groups") return 1;
-    if (rule == "tiles_din_r_groups") return 2;
+    if (rule == "tiles_din_r_groups" || rule == "mb_vdb" || rule == "mb_da") return 2;
+    if (rule == "mb_rows") return 0;
     return -1;
 }
 
@@ -184,10 +275,10 @@ inline void after_launch(Ctx&) {
 
 // ---- the step ---------------------------------------------------------------------------------
 // The kernel of each role of `family` at c.dt, in launch order (absent roles skipped).
-inline std::vector<std::pair<Role, const Kernel*>> step_plan(const std::string& family, DT dt) {
+inline std::vector<std::pair<Role, const Kernel*>> step_plan(const std::string& family, DT dt, int r) {
     std::vector<std::pair<Role, const Kernel*>> plan;
     for (Role role : kStepRoles) {
-        const Kernel* k = find_kernel(family, role_step(role), dt);
+        const Kernel* k = find_kernel(family, role_step(role), dt, r);
         if (k) plan.push_back({role, k});
     }
     return plan;
@@ -197,14 +288,14 @@ inline std::vector<std::pair<Role, const Kernel*>> step_plan(const std::string& 
 inline void run_layer_step(const std::string& family, Ctx& c) {
     c.written.clear();
     c.db_pending = c.da_pending = false;
-    for (const auto& rk : step_plan(family, c.dt)) rk.second->run(c, rk.first);
+    for (const auto& rk : step_plan(family, c.dt, c.r)) rk.second->run(c, rk.first);
     if ((c.db_pending || c.da_pending) && !c.skip_reductions)
         dev_die("family " + family + " at " + dt_name(c.dt) + " leaves " + (c.db_pending ? "dB" : "dA") +
                 " partials unreduced: the table has no reduce row for it");
 }
 
 inline void run_merge(const std::string& family, Ctx& c) {
-    const Kernel* k = find_kernel(family, "merge", c.dt);
+    const Kernel* k = find_kernel(family, "merge", c.dt, c.r);
     if (!k) dev_die("family " + family + " has no merge row at " + dt_name(c.dt));
     k->run(c, Role::MERGE);
 }

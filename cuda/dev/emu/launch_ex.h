@@ -1,7 +1,8 @@
-// Minimal emulation of the launch pieces the table-driven harness needs beyond cuda_emu.h's
-// single-params launch: a variadic launch with dynamic shared memory and a cluster shape, and the
-// block's dynamic shared memory window (RS_DYNAMIC_SMEM in cuda/rslora_smem.cuh). Stands aside
-// when cuda_emu.h provides its own (it then defines RS_EMU_HAS_LAUNCH_EX).
+// Minimal emulation of what the table-driven harness and the memory-bound kernels need beyond
+// cuda_emu.h: a variadic launch with dynamic shared memory and a cluster shape, the block's
+// dynamic shared memory window (RS_DYNAMIC_SMEM in cuda/rslora_smem.cuh), __trap(), and wmma's
+// accumulator load from memory. Each piece stands aside when cuda_emu.h provides its own (it then
+// defines RS_EMU_HAS_LAUNCH_EX, RS_EMU_HAS_TRAP, RS_EMU_HAS_WMMA_ACC_LOAD).
 //   - the window is one buffer of exactly dyn_smem bytes (AddressSanitizer sees one byte past it),
 //     1024-byte aligned, filled with 0xFF (NaN for f32/bf16/f16) before every block, so a kernel
 //     that reads shared memory it did not write in this block gets poison, not a neighbour's data;
@@ -66,4 +67,25 @@ void launch_ex(const char* name, void (*kernel)(Args...), dim3 grid, dim3 block,
 }
 
 }  // namespace rs_emu
+#endif
+
+#if !defined(RS_EMU_HAS_TRAP)
+#define RS_EMU_HAS_TRAP 1
+inline void __trap() { ::rs_emu::die(std::string("__trap() in kernel ") + ::rs_emu::st().kernel); }
+#endif
+
+#if !defined(RS_EMU_HAS_WMMA_ACC_LOAD)
+#define RS_EMU_HAS_WMMA_ACC_LOAD 1
+namespace nvcuda {
+namespace wmma {
+// load_matrix_sync(accumulator, float*, ldm, layout): every lane holds the whole tile, as the
+// other fragments of cuda_emu.h (mma_sync then updates and store_matrix_sync writes the lane's share)
+template <int M, int N, int K>
+inline void load_matrix_sync(fragment<accumulator, M, N, K, float>& f, const float* p, unsigned ldm, layout_t layout) {
+    check_ptr(p, ldm, sizeof(float), "load_matrix_sync(accumulator)");
+    for (int i = 0; i < M; ++i)
+        for (int j = 0; j < N; ++j) f.v[i][j] = layout == mem_row_major ? p[(size_t)i * ldm + j] : p[(size_t)j * ldm + i];
+}
+}  // namespace wmma
+}  // namespace nvcuda
 #endif
