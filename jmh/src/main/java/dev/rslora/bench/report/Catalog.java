@@ -36,10 +36,6 @@ public final class Catalog {
                     BEST_BASE, true, 2)),
             entry(new Impl("cuda-split-graph", "rslora cuda split (cuBLASLt + LoRA kernels), CUDA graph (JMH)", Platform.GPU,
                     Role.LORA, BEST_BASE, true, 3)),
-            entry(new Impl("cuda-dev-v1", "rslora kernels v1, cuda/dev sum of kernels (events)", Platform.GPU, Role.LORA,
-                    BEST_BASE, true, 8)),
-            entry(new Impl("cuda-dev-v2", "rslora kernels v2, cuda/dev sum of kernels (events)", Platform.GPU, Role.LORA,
-                    BEST_BASE, true, 9)),
             entry(new Impl("cublas-chain", "unfused cuBLAS chain, PEFT's ops (JMH)", Platform.GPU, Role.LORA, BEST_BASE,
                     false, 10)),
             entry(new Impl("peft", "PyTorch PEFT, fp32 adapters (its default) (events)", Platform.GPU, Role.LORA, BEST_BASE,
@@ -75,6 +71,12 @@ public final class Catalog {
             String v = id.substring("cuda-graph-".length());
             return new Impl(id, "rslora cuda fused, kernels " + v + ", CUDA graph (JMH)", Platform.GPU, Role.LORA, BEST_BASE, true,
                     4 + Math.min(3, v.length()));
+        }
+        if (id.matches("cuda-dev-v\\d+")) {
+            // a family of cuda/kernels.table, as the cuda/dev bench lines name it (v1, v2, v3, ...)
+            String family = id.substring("cuda-dev-".length());
+            return new Impl(id, "rslora kernels " + family + ", cuda/dev sum of kernels (events)", Platform.GPU, Role.LORA,
+                    BEST_BASE, true, 8 + GpuLines.Kernel.familyNumber(family));
         }
         if (id.startsWith("openblas-")) {
             boolean base = id.endsWith("-base");

@@ -20,9 +20,21 @@ final class GpuSection {
     static final int TARGET_D = 4096;
     /** fwd+bwd at least this many times faster than PEFT with bf16 adapters (issue 11), at every r. */
     static final double PEFT_SPEEDUP = 1.4;
-    /** Our GPU implementations, in report order. */
-    static final List<String> OURS = List.of("cuda-eager", "cuda-graph", "cuda-graph-events", "cuda-split", "cuda-split-graph",
-            "cuda-split-graph-events", "cuda-graph-v2", "cuda-graph-v3", "cuda-graph-v4", "cuda-dev-v1", "cuda-dev-v2");
+    /** Our GPU implementations through the Java API, in report order; the cuda/dev families follow (ours()). */
+    static final List<String> JAVA_API = List.of("cuda-eager", "cuda-graph", "cuda-graph-events", "cuda-split", "cuda-split-graph",
+            "cuda-split-graph-events", "cuda-graph-v2", "cuda-graph-v3", "cuda-graph-v4");
+
+    /** JAVA_API, then one cuda/dev row per kernel family the bench lines hold (v1 at least), by family number. */
+    static List<String> ours(Results res) {
+        java.util.TreeMap<Integer, String> fams = new java.util.TreeMap<>();
+        fams.put(1, "v1");
+        for (GpuLines.Kernel k : res.kernels()) {
+            fams.put(k.familyNumber(), k.family());
+        }
+        List<String> out = new ArrayList<>(JAVA_API);
+        fams.values().forEach(f -> out.add("cuda-dev-" + f));
+        return out;
+    }
 
     private GpuSection() {
     }
@@ -136,7 +148,7 @@ final class GpuSection {
     }
 
     static String versusPeft(Results res) {
-        List<String> ours = OURS.stream().filter(i -> res.of(Platform.GPU, Role.LORA).stream().anyMatch(m -> m.impl().equals(i)))
+        List<String> ours = ours(res).stream().filter(i -> res.of(Platform.GPU, Role.LORA).stream().anyMatch(m -> m.impl().equals(i)))
                 .toList();
         List<List<String>> rows = new ArrayList<>();
         for (Measurement p : Paired.sorted(res.of(Platform.GPU, Role.LORA))) {
@@ -190,9 +202,10 @@ final class GpuSection {
         }
         List<List<String>> rows = new ArrayList<>();
         for (GpuLines.Kernel k : res.kernels()) {
-            rows.add(List.of("v" + k.version(), Integer.toString(k.shape().n()), k.shape().dLabel(), Integer.toString(k.shape().r()),
-                    k.kernel(), Fmt.num(k.ms(), 3), Fmt.num(k.flop() / (k.ms() * 1e9), 1)));
+            rows.add(List.of(k.family(), Integer.toString(k.shape().n()), k.shape().dLabel(), Integer.toString(k.shape().r()),
+                    k.kernel(), Fmt.num(k.ms(), 3), Fmt.num(k.flop() / (k.ms() * 1e9), 1),
+                    Double.isNaN(k.floorMs()) ? "—" : Fmt.num(100 * k.floorMs() / k.ms(), 0) + " %"));
         }
-        return Fmt.table(List.of("kernels", "N", "d", "r", "kernel", "ms", "TFLOP/s"), rows);
+        return Fmt.table(List.of("family", "N", "d", "r", "part", "ms", "TFLOP/s", "roofline floor / measured"), rows);
     }
 }

@@ -60,7 +60,12 @@ public final class CudaBackend implements Backend, AutoCloseable {
      */
     static int familyVersion(CudaContext ctx, String requested) {
         String req = KernelSelector.requested(requested);
-        KernelTable table = KernelTable.load();
+        KernelTable table;
+        try {
+            table = KernelTable.load();
+        } catch (IllegalStateException e) {
+            table = null;  // a jar built before the table was copied into it
+        }
         if (table == null) {
             int v = req.equals("auto") ? 1 : LoraKernels.parseVersion(req);
             logFamily("v" + v + " (" + (req.equals("auto") ? "auto" : "-D" + KernelSelector.PROPERTY + "=" + req)

@@ -48,6 +48,21 @@ final class KernelSelector {
     private KernelSelector() {
     }
 
+    /** "sm90" for compute capability 9.0: how the table's validated column names an architecture. */
+    static String smArch(int ccMajor, int ccMinor) {
+        return "sm" + ccMajor + ccMinor;
+    }
+
+    /** The table's dtype token of t ("bf16"). */
+    static String dtypeToken(DType t) {
+        return t.name().toLowerCase(Locale.ROOT);
+    }
+
+    /** sm80 rows (SASS sm_80/86/89/90 + compute_90 PTX) run on compute capability 8.0 and newer; sm90a rows on 9.0 only. */
+    static boolean runsOn(KernelTable.Row row, int ccMajor, int ccMinor) {
+        return row.arch().equals("sm90a") ? ccMajor == 9 && ccMinor == 0 : ccMajor * 10 + ccMinor >= 80;
+    }
+
     static String requested(String value) {
         String v = value == null || value.isBlank() ? "auto" : value.strip().toLowerCase(Locale.ROOT);
         if (v.matches("[0-9]+")) {
@@ -92,15 +107,15 @@ final class KernelSelector {
     /** Why {@code family} cannot run this step here, or null. */
     static String whyNot(KernelTable table, String family, int ccMajor, int ccMinor, DType t, Shape s, Predicate<KernelTable.Row> launchable) {
         if (!table.families().contains(family)) {
-            return "not in the kernel table (" + table.source() + ")";
+            return "not a layer-step family of the kernel table";
         }
         for (String step : STEPS) {
-            var row = table.row(family, step, t);
+            var row = table.find(family, step, dtypeToken(t), (int) Math.max(1, s.r()));
             if (row.isEmpty()) {
-                return "no " + step + " row for " + KernelTable.dtypeToken(t);
+                return "no " + step + " row for " + dtypeToken(t);
             }
             KernelTable.Row r = row.get();
-            if (!r.runsOn(ccMajor, ccMinor)) {
+            if (!runsOn(r, ccMajor, ccMinor)) {
                 return r.name() + " is " + r.arch() + " code, not for compute capability " + ccMajor + "." + ccMinor;
             }
             if (!launchable.test(r)) {
@@ -122,7 +137,7 @@ final class KernelSelector {
                             Predicate<KernelTable.Row> launchable, Map<String, Double> measuredMs) {
         String req = requested(requested);
         Map<String, String> skipped = new LinkedHashMap<>();
-        String arch = KernelTable.smArch(ccMajor, ccMinor);
+        String arch = smArch(ccMajor, ccMinor);
         if (!req.equals("auto")) {
             List<String> chain = new ArrayList<>(List.of(req));
             if (req.equals("v3")) {
@@ -147,7 +162,8 @@ final class KernelSelector {
                 skipped.put(f, why);
                 continue;
             }
-            boolean validated = STEPS.stream().allMatch(step -> table.row(f, step, t).orElseThrow().validatedOn(arch));
+            boolean validated = STEPS.stream().allMatch(step -> table.find(f, step, dtypeToken(t), (int) Math.max(1, s.r()))
+                    .orElseThrow().validatedOn(arch));
             if (validated) {
                 runnable.add(f);
             } else {
