@@ -13,7 +13,7 @@
 #                       (split, fused; CUDA graph replay) timed with CUDA events exactly as the peer times its own
 #   jmh-gpu-r<R>.json   dev.rslora.bench.GpuBench (JMH, CudaLayerBenchmark), one file per rank, so a
 #                       timeout loses one rank only
-#   jmh-gpu-families.json  fusedGraph for the other fused families (RSLORA_BENCH_FAMILIES, default v2)
+#   jmh-gpu-families.json  fusedGraph for the other fused families (RSLORA_BENCH_FAMILIES, default v2,v3,v4)
 #   gpu-bench.log       what each part printed
 # Environment:
 #   RSLORA_JAVA            java to use (default: java on PATH); needs the bundled benchmarks.jar
@@ -26,7 +26,7 @@
 #   RSLORA_PYTHON          python for the PEFT peer (default python3)
 #   RSLORA_PEER_TIMEOUT_S  the PyTorch peers' timeout (default 120: torch.compile compiles in it; the peer gets
 #                          --budget-s 15 s less, so a slow compile skips its own tail instead of being killed)
-#   RSLORA_BENCH_FAMILIES  fused families besides v1 for jmh-gpu-families.json (default v2; empty: none)
+#   RSLORA_BENCH_FAMILIES  fused families besides v1 for jmh-gpu-families.json (default v2,v3,v4; empty: none)
 # Exit status: 0 when every part produced results; 1 when a part failed, timed out or was not run;
 # 3 when nothing failed but a part skipped itself (no CUDA, or no torch/peft for the peer).
 set -uo pipefail
@@ -50,7 +50,7 @@ ds="${RSLORA_BENCH_D:-4096}"
 rs="${RSLORA_BENCH_R:-16,64,256}"
 budget="${RSLORA_BENCH_BUDGET_S:-420}"
 peer_timeout="${RSLORA_PEER_TIMEOUT_S:-120}"
-families="${RSLORA_BENCH_FAMILIES-v2}"
+families="${RSLORA_BENCH_FAMILIES-v2,v3,v4}"
 t_start=$(date +%s)
 log="$logdir/gpu-bench.log"
 : >"$log"

@@ -80,7 +80,8 @@ public class CudaLayerBenchmark {
     public float dropout;
     /**
      * The fused family (-Drslora.cuda.kernels) of fusedEager/fusedGraph; the other methods ignore it.
-     * The GPU check runs the default v1 for everything, then fusedGraph alone with -p kernels=v2,...
+     * The GPU check runs the default v1 for everything, then fusedGraph alone with -p kernels=v2,v3,v4 (v3/v4 run
+     * through the table-driven FamilyStep; a family a device cannot run falls back, and the log says to which).
      */
     @Param({"v1"})
     public String kernels;

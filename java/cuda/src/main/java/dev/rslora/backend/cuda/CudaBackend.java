@@ -36,6 +36,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     private final LoraKernels kernels;
     private final Transfers io;
     private final long workspaceCapBytes;
+    private final FamilyChoice family;
     private String stepRequest = System.getProperty(StepPolicy.PROPERTY, "auto");
     private boolean ltOpened;
     private CublasLt lt;
@@ -49,16 +50,25 @@ public final class CudaBackend implements Backend, AutoCloseable {
     }
 
     CudaBackend(CudaContext ctx, long workspaceCapBytes) {
-        this(ctx, workspaceCapBytes, familyVersion(ctx, System.getProperty(KernelSelector.PROPERTY, "auto")));
+        this(ctx, workspaceCapBytes, chooseFamily(ctx, System.getProperty(KernelSelector.PROPERTY, "auto")));
+    }
+
+    /** The fused family requested or chosen for the device, the kernel table it came from (null: none in this jar). */
+    record FamilyChoice(String family, KernelTable table) {
+        /** LoraKernels' version for the v1/v2 paths (and for the r = 0 base-only calls of every family). */
+        int version() {
+            return family.equals("v2") ? 2 : 1;
+        }
     }
 
     /**
-     * The fused family's version for LoraKernels: {@link KernelSelector} over the jar's kernel table
-     * ({@value KernelSelector#PROPERTY} = auto | v1 | v2 | v3 | v4), among the families this host can
-     * launch (v1, v2 today; v3/v4 fall back with their reason); logged once. Without a table in the
-     * jar: the requested v1/v2, auto = v1.
+     * The fused family: {@link KernelSelector} over the jar's kernel table ({@value KernelSelector#PROPERTY}
+     * = auto | v1 | v2 | v3 | v4) among the families this host can launch ({@link FamilyStep#launches}),
+     * for bf16 at a typical aligned shape; each layer shape and dtype is then checked again
+     * ({@link #familyFor}) and falls back with its reason. Logged once. Without a table in the jar:
+     * the requested v1/v2, auto = v1.
      */
-    static int familyVersion(CudaContext ctx, String requested) {
+    static FamilyChoice chooseFamily(CudaContext ctx, String requested) {
         String req = KernelSelector.requested(requested);
         KernelTable table;
         try {
@@ -70,12 +80,12 @@ public final class CudaBackend implements Backend, AutoCloseable {
             int v = req.equals("auto") ? 1 : LoraKernels.parseVersion(req);
             logFamily("v" + v + " (" + (req.equals("auto") ? "auto" : "-D" + KernelSelector.PROPERTY + "=" + req)
                     + "; no kernel table in this jar)");
-            return v;
+            return new FamilyChoice("v" + v, null);
         }
         KernelSelector.Selection sel = KernelSelector.select(req, table, ctx.computeCapabilityMajor(), ctx.computeCapabilityMinor(),
-                DType.BF16, new KernelSelector.Shape(4096, 4096, 4096, 16, true), LoraKernels::launches, java.util.Map.of());
+                DType.BF16, new KernelSelector.Shape(4096, 4096, 4096, 16, true), FamilyStep::launches, java.util.Map.of());
         logFamily(sel.toString());
-        return sel.family().equals("v2") ? 2 : 1;
+        return new FamilyChoice(sel.family(), table);
     }
 
     private static final java.util.Set<String> LOGGED_FAMILIES = java.util.concurrent.ConcurrentHashMap.newKeySet();
@@ -86,12 +96,54 @@ public final class CudaBackend implements Backend, AutoCloseable {
         }
     }
 
+    /** A second backend on {@code ctx} (shared context, own kernels) with the fused family chosen as {@code requested} says. */
+    static CudaBackend withFamily(CudaContext ctx, long workspaceCapBytes, String requested) {
+        return new CudaBackend(ctx, workspaceCapBytes, chooseFamily(ctx, requested));
+    }
+
+    /** The fused family this backend was opened with (its layers may still fall back per shape: {@link #familyFor}). */
+    public String fusedFamily() {
+        return family.family();
+    }
+
     /** A backend on {@code ctx} using kernel {@code version} (1, or 2 for the bf16/fp16 GEMMs). */
     CudaBackend(CudaContext ctx, long workspaceCapBytes, int version) {
+        this(ctx, workspaceCapBytes, new FamilyChoice("v" + version, null));
+    }
+
+    private CudaBackend(CudaContext ctx, long workspaceCapBytes, FamilyChoice family) {
         this.ctx = ctx;
-        this.kernels = new LoraKernels(ctx, version);
+        this.kernels = new LoraKernels(ctx, family.version());
         this.io = new Transfers(ctx, kernels);
         this.workspaceCapBytes = workspaceCapBytes;
+        this.family = family;
+    }
+
+    /**
+     * The fused family for one layer of this shape and dtype: the backend's family when it can take
+     * it, else its fallback (v3 → v4 → v1) with the reason logged once. v1 and v2 run through
+     * {@link LoraKernels}; other families through {@link FamilyStep}.
+     */
+    synchronized String familyFor(DType t, int n, int dIn, int dOut, int r, boolean aligned16) {
+        if (family.table() == null || family.family().equals("v1") || family.family().equals("v2") || r == 0) {
+            return family.family().equals("v2") ? "v2" : "v1";
+        }
+        KernelSelector.Selection sel = KernelSelector.select(family.family(), family.table(), ctx.computeCapabilityMajor(),
+                ctx.computeCapabilityMinor(), t, new KernelSelector.Shape(n, dIn, dOut, r, aligned16), FamilyStep::launches,
+                java.util.Map.of());
+        if (!sel.family().equals(family.family())) {
+            logFamily("for n=" + n + " d_in=" + dIn + " d_out=" + dOut + " r=" + r + " " + t + ": " + sel);
+        }
+        return sel.family();
+    }
+
+    /** A table-driven step of {@code fam} (not v1/v2) for this layer shape. */
+    FamilyStep familyStep(String fam, DType t, int n, int dIn, int dOut, int r) {
+        return new FamilyStep(ctx, family.table(), fam, t, n, dIn, dOut, r, workspaceCapBytes);
+    }
+
+    static boolean tableFamily(String fam) {
+        return !fam.equals("v1") && !fam.equals("v2");
     }
 
     @Override
@@ -102,7 +154,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     /** "NVIDIA H200 (sm_90, 132 SMs, device 0, kernels v1)". */
     public String deviceDescription() {
         return ctx.deviceName() + " (sm_" + ctx.computeCapabilityMajor() + ctx.computeCapabilityMinor() + ", "
-                + ctx.multiprocessors() + " SMs, device " + ctx.ordinal() + ", kernels v" + kernels.version() + ")";
+                + ctx.multiprocessors() + " SMs, device " + ctx.ordinal() + ", kernels " + family.family() + ")";
     }
 
     /**
@@ -185,7 +237,10 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public synchronized StepPolicy.Choice stepFor(DType t, int n, int dIn, int dOut, int r, String request) {
         CublasLt l = cublasLt();
         List<StepPolicy.Fused> fused = new ArrayList<>();
-        fused.add(new StepPolicy.Fused("v" + kernels.version(), LoraKernels.gemmVersion(kernels.version(), t) == 2, false, Double.NaN));
+        String fam = familyFor(t, n, dIn, dOut, r, true);
+        boolean validated = family.table() != null && family.table().validatedOn(fam, KernelSelector.dtypeToken(t),
+                KernelSelector.smArch(ctx.computeCapabilityMajor(), ctx.computeCapabilityMinor()));
+        fused.add(new StepPolicy.Fused(fam, !fam.equals("v1") && t != DType.F32, validated, Double.NaN));
         StepPolicy.Choice c = StepPolicy.choose(request, t, l == null ? null : l.binding(), ltMissing, Double.NaN, fused);
         String line = "rslora cuda step for n=" + n + " d_in=" + dIn + " d_out=" + dOut + " r=" + r + " " + t + " on sm_"
                 + ctx.computeCapabilityMajor() + ctx.computeCapabilityMinor() + ": " + c;
@@ -317,7 +372,15 @@ public final class CudaBackend implements Backend, AutoCloseable {
                     splitStep().forward(t, dx, wt, bt, da, db, du, dy, p.n(), p.dIn(), p.dOut(), r, (float) p.gamma(), drop, s);
                 }
             } else {
-                kernels.forwardStep(t, dx, wt, bt, da, db, du, dy, p.n(), p.dIn(), p.dOut(), r, (float) p.gamma(), drop);
+                String fam = familyFor(t, p.n(), p.dIn(), p.dOut(), r, true);
+                if (tableFamily(fam)) {
+                    FamilyStep fs = familyStep(fam, t, p.n(), p.dIn(), p.dOut(), r);
+                    try (FamilyStep.Buffers fb = fs.allocate(ctx)) {
+                        fs.forward(dx, wt, bt, da, db, du, dy, (float) p.gamma(), drop, fb);
+                    }
+                } else {
+                    kernels.forwardStep(t, dx, wt, bt, da, db, du, dy, p.n(), p.dIn(), p.dOut(), r, (float) p.gamma(), drop);
+                }
             }
             io.download(dy, t, y);
             if (lora && u != null) {
@@ -383,8 +446,18 @@ public final class CudaBackend implements Backend, AutoCloseable {
                             (float) p.gamma(), drop, acc, workspaceCapBytes, s);
                 }
             } else {
-                kernels.backwardStep(t, dxIn, ddy, wt, da, db, du, dv, ws, gA, gB, ddx, n, p.dIn(), p.dOut(), r, (float) p.gamma(),
-                        drop, acc, workspaceCapBytes);
+                String fam = familyFor(t, n, p.dIn(), p.dOut(), r, true);
+                if (tableFamily(fam)) {
+                    FamilyStep fs = familyStep(fam, t, n, p.dIn(), p.dOut(), r);
+                    // this call's buffers did not exist in the forward's call: At, Bt and Ug are made again
+                    try (FamilyStep.Buffers fb = fs.allocate(ctx)) {
+                        fs.prepareBackward(dxIn, da, db, du, (float) p.gamma(), drop, fb);
+                        fs.backward(dxIn, ddy, wt, da, db, du, dv, gA, gB, ddx, (float) p.gamma(), drop, acc, fb);
+                    }
+                } else {
+                    kernels.backwardStep(t, dxIn, ddy, wt, da, db, du, dv, ws, gA, gB, ddx, n, p.dIn(), p.dOut(), r, (float) p.gamma(),
+                            drop, acc, workspaceCapBytes);
+                }
             }
             io.download(gA, DType.F32, gradA);
             io.download(gB, DType.F32, gradB);

@@ -52,6 +52,8 @@ public final class CudaLoraLayer implements AutoCloseable {
     private final StepPolicy.Choice step;
     private final SplitStep split;
     private final SplitStep.Scratch scratch;
+    private final FamilyStep familyStep;
+    private final FamilyStep.Buffers familyBuffers;
     private int graphs;
     private boolean closed;
 
@@ -110,6 +112,9 @@ public final class CudaLoraLayer implements AutoCloseable {
             this.step = stepRequest == null ? backend.stepFor(t, n, dIn, dOut, r) : backend.stepFor(t, n, dIn, dOut, r, stepRequest);
             this.split = step.kind() == StepPolicy.Kind.SPLIT ? backend.splitStep() : null;
             this.scratch = split != null ? SplitStep.Scratch.allocate(ctx, t, n, dIn, dOut, r) : null;
+            String fam = split == null ? backend.familyFor(t, n, dIn, dOut, r, true) : "v1";
+            this.familyStep = CudaBackend.tableFamily(fam) ? backend.familyStep(fam, t, n, dIn, dOut, r) : null;
+            this.familyBuffers = familyStep != null ? familyStep.allocate(ctx) : null;
             JCudaDriverCopies.zero(ctx, gradA);
             JCudaDriverCopies.zero(ctx, gradB);
             ctx.synchronize();
@@ -169,6 +174,10 @@ public final class CudaLoraLayer implements AutoCloseable {
                     scratch);
             return;
         }
+        if (familyStep != null) {
+            familyStep.forward(x.buffer(), weight.primary(), biasT, a, b, u, y.buffer(), gamma, drop(step, training), familyBuffers);
+            return;
+        }
         backend.kernels().forwardStep(t, x.buffer(), weight.primary(), biasT, a, b, u, y.buffer(), n, dIn, dOut, r, gamma,
                 drop(step, training));
     }
@@ -178,6 +187,11 @@ public final class CudaLoraLayer implements AutoCloseable {
             split.backward(t, x.buffer(), dy.buffer(), weight.primary(), a, b, u, v, ws, gradA, gradB,
                     dx == null ? null : dx.buffer(), n, dIn, dOut, r, gamma, drop(step, training),
                     gradMode == GradMode.ACCUMULATE, backend.workspaceCapBytes(), scratch);
+            return;
+        }
+        if (familyStep != null) {
+            familyStep.backward(x.buffer(), dy.buffer(), weight.primary(), a, b, u, v, gradA, gradB, dx == null ? null : dx.buffer(), gamma,
+                    drop(step, training), gradMode == GradMode.ACCUMULATE, familyBuffers);
             return;
         }
         backend.kernels().backwardStep(t, x.buffer(), dy.buffer(), weight.primary(), a, b, u, v, ws, gradA, gradB,
@@ -204,6 +218,8 @@ public final class CudaLoraLayer implements AutoCloseable {
                 backend.kernels().resolve(split.kernelNames(t, dropout > 0f));
                 split.preparePlans(t, x.buffer(), weight.primary(), biasT, a, b, u, y.buffer(), dy.buffer(), v, dx.buffer(), n, dIn,
                         dOut, r, scratch);
+            } else if (familyStep != null) {
+                familyStep.resolveAll();
             } else {
                 backend.kernels().resolve(backend.kernels().stepKernelNames(t));
             }
@@ -280,6 +296,9 @@ public final class CudaLoraLayer implements AutoCloseable {
             }
             if (scratch != null) {
                 scratch.close();
+            }
+            if (familyBuffers != null) {
+                familyBuffers.close();
             }
             weight.close();
             if (bias != null) {

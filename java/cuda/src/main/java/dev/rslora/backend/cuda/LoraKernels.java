@@ -45,14 +45,6 @@ final class LoraKernels {
         };
     }
 
-    private static final java.util.regex.Pattern LAUNCHES = java.util.regex.Pattern.compile(
-            "rslora_(lora_(down|forward|backward_vdb|backward_da|backward_dx|merge)_v[12]_(f32|bf16|f16)|reduce_groups_v1)");
-
-    /** Whether this class launches the table row's kernel (the v1 kernels and v2's forward and dX). */
-    static boolean launches(KernelTable.Row row) {
-        return LAUNCHES.matcher(row.name()).matches();
-    }
-
     /** The version used for the GEMM families (forward, dX) at dtype {@code t}: v2 exists for BF16/F16 only. */
     static int gemmVersion(int requested, DType t) {
         return requested == 2 && t != DType.F32 ? 2 : 1;
