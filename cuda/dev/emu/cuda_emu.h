@@ -17,8 +17,9 @@
 //     (x86-64: a 6-register context switch; elsewhere ucontext); blocks run one after another;
 //     a thread parks at a synchronisation point with a wait reason and runs again when it is
 //     satisfied; between two such points the threads run one after another in forward, reverse,
-//     shuffled or "chaos" order (RS_EMU_ORDER=fwd|rev|shuffle|chaos, see emu_sched.h), so a missing
-//     barrier shows up as a wrong result in at least one of the orders (the scripts run several);
+//     shuffled, "chaos" or "starve" order (RS_EMU_ORDER=fwd|rev|shuffle|chaos|starve, see
+//     emu_sched.h), so a missing barrier or wait shows up as a wrong result in at least one of the
+//     orders (the scripts run several);
 //   - a block in which no thread can continue is a reported deadlock listing every thread's wait
 //     (never a hang); lanes of a warp at different collectives are reported as divergence; a barrier
 //     reached by some threads while others have exited is reported (undefined behaviour on hardware);
@@ -41,8 +42,8 @@
 //     stores only its own), so every lane must take part in mma/store as on the hardware;
 //     load/store check the pointer alignment (32 bytes) and ldm rules that the hardware requires.
 // What it does NOT do: real concurrency (threads switch only at synchronisation points, so a race
-// between two such points, or one that needs true interleaving, is not found: "chaos" order only
-// widens the interleavings at synchronisation granularity), timing and asynchronous progress
+// between two such points, or one that needs true interleaving, is not found: "chaos" and "starve"
+// only widen the interleavings at synchronisation granularity), timing and asynchronous progress
 // (async results land at the wait, never earlier), the tensor cores' accumulation order and
 // rounding (sums in fp32 in ascending k), register limits (setmaxnreg is a checked no-op, no spills),
 // shared-memory bank conflicts, L2/TMA caching hints, the driver API beyond cuTensorMapEncodeTiled,

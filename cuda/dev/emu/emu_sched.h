@@ -11,8 +11,8 @@
 //           needing a lane that has exited, or a partial warp, is reported;
 //   - Ext:  a condition owned by another part of the emulation (an mbarrier phase, sm90_emu.h),
 //           which wakes the fiber itself and says how to describe the wait.
-// Rounds: each round runs every runnable fiber once, in forward, reverse or shuffled thread order
-// (RS_EMU_ORDER=fwd|rev|shuffle), until it parks; a fiber whose wait is satisfied during a round
+// Rounds: each round runs every runnable fiber once, in forward, reverse, shuffled, chaos or starve
+// thread order (RS_EMU_ORDER=fwd|rev|shuffle|chaos|starve, see order() below), until it parks; a fiber whose wait is satisfied during a round
 // runs in the next one (a fiber completing a barrier or collective yields too), so between two
 // synchronisation points the threads run in the chosen order and a missing barrier shows up as a
 // wrong result in at least one order. A round after which no fiber is runnable while some have not
@@ -220,22 +220,25 @@ constexpr size_t kGuard = 4096;        // PROT_NONE page below each stack: an ov
 
 // 0 fwd, 1 rev, 2 shuffle (a new random order every round), 3 chaos (shuffle, and every runnable
 // thread sits a round out with probability 1/4, so a warp can fall behind the others by several
-// synchronisation points: races across warps that the regular orders never interleave show up).
-// RS_EMU_SEED (default 12345) seeds shuffle and chaos.
+// synchronisation points), 4 starve (shuffle, and one warp of each block, chosen at random, runs
+// only in rounds where no other thread can: it falls as far behind as the synchronisation allows,
+// so a reader that does not wait for that warp's data reads garbage). RS_EMU_SEED (default 12345)
+// seeds shuffle, chaos and starve.
 inline int order() {
     State& s = st();
     if (s.order < 0) {
         const char* e = std::getenv("RS_EMU_ORDER");
         std::string o = e ? e : "fwd";
-        s.order = o == "rev" ? 1 : o == "shuffle" ? 2 : o == "chaos" ? 3 : 0;
-        if (o != "fwd" && o != "rev" && o != "shuffle" && o != "chaos") die("RS_EMU_ORDER must be fwd, rev, shuffle or chaos, got " + o);
+        s.order = o == "rev" ? 1 : o == "shuffle" ? 2 : o == "chaos" ? 3 : o == "starve" ? 4 : 0;
+        if (o != "fwd" && o != "rev" && o != "shuffle" && o != "chaos" && o != "starve")
+            die("RS_EMU_ORDER must be fwd, rev, shuffle, chaos or starve, got " + o);
         if (const char* seed = std::getenv("RS_EMU_SEED")) s.shuffle.seed((unsigned)std::strtoul(seed, nullptr, 0));
     }
     return s.order;
 }
 
 inline const char* order_name() {
-    static const char* names[] = {"fwd", "rev", "shuffle", "chaos"};
+    static const char* names[] = {"fwd", "rev", "shuffle", "chaos", "starve"};
     return names[order()];
 }
 
@@ -645,16 +648,27 @@ inline void run_cluster(const std::vector<uint3>& blocks) {
     for (const Hooks& h : s.hooks)
         if (h.cluster_start) h.cluster_start();
     s.seq.resize(total);
+    const int ord = order();
+    unsigned starved = ~0u;  // starve: the fibers of warp `starved` of each block
+    if (ord == 4) starved = (unsigned)(s.shuffle() % ((nt + 31) / 32));
     for (;;) {
         for (unsigned t = 0; t < total; ++t) s.seq[t] = t;
-        if (order() == 1) std::reverse(s.seq.begin(), s.seq.end());
-        const int ord = order();
+        if (ord == 1) std::reverse(s.seq.begin(), s.seq.end());
         if (ord >= 2) std::shuffle(s.seq.begin(), s.seq.end(), s.shuffle);
+        bool ran = false;
         for (unsigned t : s.seq) {
             Fiber& f = s.fibers[t];
             if (f.run != Run::Ready) continue;
             if (ord == 3 && (s.shuffle() & 3) == 0) continue;  // chaos: this one waits a round
+            if (f.lin / 32 == starved) continue;
             run_fiber(f);
+            ran = true;
+        }
+        if (ord == 4 && !ran) {  // nobody else could run: now the starved warp may
+            for (unsigned t : s.seq) {
+                Fiber& f = s.fibers[t];
+                if (f.run == Run::Ready && f.lin / 32 == starved) run_fiber(f);
+            }
         }
         ++s.rounds;
         if (s.done == total) break;

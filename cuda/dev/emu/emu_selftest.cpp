@@ -123,6 +123,30 @@ void k_shfl(ShflP p) {
     o[4] = __shfl_xor_sync(0xffffffffu, v, 1);
 }
 
+// Warp 0 writes a value and arrives on an mbarrier; warp 1 first synchronises among itself a few
+// times, then reads the value with or without waiting. Without the wait it is a race that the
+// regular orders never expose (warp 0 always runs first, or before warp 1 gets there); starve,
+// which holds a random warp back until nobody else can run, does.
+struct RaceP {
+    int* out;
+    bool wait;
+};
+void k_race(RaceP p) {
+    RS_DYNAMIC_SMEM(sm);
+    const uint32_t bar = rsarch::smem_addr(sm);
+    int* v = reinterpret_cast<int*>(sm + 64);
+    if (threadIdx.x == 0) rsarch::mbar_init(bar, 32);
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        v[threadIdx.x] = 7 * (int)threadIdx.x;
+        rsarch::mbar_arrive(bar);
+    } else {
+        for (int i = 0; i < 4; ++i) rsarch::syncwarp();
+        if (p.wait) rsarch::mbar_wait_parity(bar, 0);
+        p.out[blockIdx.x * 32 + threadIdx.x - 32] = v[threadIdx.x - 32];
+    }
+}
+
 void test_sched() {
     for (int o = 0; o < 4; ++o) {
         set_order(o);
@@ -148,6 +172,20 @@ void test_sched() {
         cudaFree(so);
     }
     set_order(0);
+    // the race: caught by starve (8 blocks: some block holds warp 0 back), correct with the wait
+    int* ro = dalloc<int>(8 * 32);
+    auto race_ok = [&](int o, bool wait) {
+        set_order(o);
+        RS_LAUNCH_EX(k_race, 8, 64, 256, RaceP{ro, wait});
+        bool ok = launched_ok();
+        for (int i = 0; i < 8 * 32; ++i) ok = ok && ro[i] == 7 * (i % 32);
+        return ok;
+    };
+    const bool regular_miss = race_ok(0, false) && race_ok(1, false);
+    check(regular_miss && !race_ok(4, false) && race_ok(4, true),
+          "starve order: a reader that skips the mbarrier wait for another warp's data is caught (fwd and rev miss it)");
+    set_order(0);
+    cudaFree(ro);
 }
 
 // ---- ldmatrix -----------------------------------------------------------------------------------------

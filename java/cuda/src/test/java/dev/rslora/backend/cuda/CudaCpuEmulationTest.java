@@ -19,7 +19,9 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * The kernels without a GPU: native-build/cpu-emulate.sh builds cuda/dev/rslora_dev.cu with g++
- * against the CPU emulation of cuda/dev/emu/cuda_emu.h (AddressSanitizer + UBSan) and runs its
+ * against the CPU emulation of cuda/dev/emu/cuda_emu.h (AddressSanitizer + UBSan), runs the emulation's
+ * own self-test (cuda/dev/emu/emu_selftest.cpp: the emulated sm80/sm90 instructions against hand-derived
+ * expectations, deadlock/divergence reports, deliberately broken kernels) and the harness's
  * validation of every v1 and v2 kernel against the harness's double reference (quick set: every
  * shape and dtype, both dropout settings) and its n·d > 2^31 check of the 64-bit index math (UBSan
  * aborts on a 32-bit overflow) and of the fused AdamW and gradient norm (bit for bit against the
@@ -79,7 +81,7 @@ class CudaCpuEmulationTest {
         if (r.rc() != 0) {
             fail("cpu-emulate.sh quick failed (rc " + r.rc() + "):\n" + tail(r.out()));
         }
-        assertTrue(r.out().contains("ok   validate 1 quick") && r.out().contains("ok   validate 2 quick")
+        assertTrue(r.out().contains("ok   emuself") && r.out().contains("ok   validate 1 quick") && r.out().contains("ok   validate 2 quick")
                 && r.out().contains("ok   bigindex 1") && r.out().contains("ok   adamw quick"), r.out());
     }
 
