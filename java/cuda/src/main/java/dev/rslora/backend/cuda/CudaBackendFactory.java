@@ -9,14 +9,18 @@ import dev.rslora.backend.BackendUnavailableException;
  * by {@code Backends} through {@link java.util.ServiceLoader}. Loading this class loads no native code; {@link #probe()} checks, in
  * this order, and reports the first failure precisely:
  * <ol>
- *   <li>the NVIDIA driver library loads ({@code java.lang.foreign}, no CUDA call);</li>
+ *   <li>JCuda publishes natives for this platform and they are on the class path
+ *       ({@link JCudaNatives}: "no CUDA natives for macOS-aarch64");</li>
+ *   <li>the NVIDIA driver library loads ({@code java.lang.foreign}, no CUDA call; a denied native
+ *       access is named with the flag to add);</li>
  *   <li>the kernels were built into this jar (else: "kernels not built: nvcc absent at build time");</li>
  *   <li>JCuda's native library loads;</li>
  *   <li>cuInit succeeds and the device exists ({@code -Drslora.cuda.device}, default 0);</li>
  *   <li>its compute capability is 8.0 or newer.</li>
  * </ol>
  * An available backend's detail also names the cuBLAS binding of the unfused baseline
- * ({@link CublasBinding}: JCublas where libcublas.so.12 loads, else java.lang.foreign, else none).
+ * ({@link CublasBinding}: JCublas where libcublas.so.12 loads, else java.lang.foreign, else none)
+ * and the cuBLASLt library of the split step ({@link CublasLt}; without it layer steps are fused).
  */
 public final class CudaBackendFactory implements BackendFactory {
     /** System property: the CUDA device ordinal to use (default 0). */
@@ -36,6 +40,11 @@ public final class CudaBackendFactory implements BackendFactory {
 
     @Override
     public Availability probe() {
+        String noNatives = JCudaNatives.missingReason(System.getProperty("os.name", ""), System.getProperty("os.arch", ""),
+                CudaBackendFactory.class.getClassLoader());
+        if (noNatives != null) {
+            return Availability.no(noNatives);
+        }
         KernelImage.Status kernels = KernelImage.load();
         String noDriver = DriverLibrary.missingReason();
         if (noDriver != null) {
@@ -50,7 +59,10 @@ public final class CudaBackendFactory implements BackendFactory {
             known = DeviceProbe.probe(ordinal, kernels.detail());
             if (known.available()) {
                 // which cuBLAS binding the baseline would use (JCublas or java.lang.foreign), for rslora info
-                known = Availability.yes(known.detail() + "; " + CublasBinding.current().detail());
+                String lt = CublasLt.findLibrary();
+                known = Availability.yes(known.detail() + "; " + CublasBinding.current().detail() + "; "
+                        + (lt != null ? "cuBLASLt " + lt + " (the split step)" : "no cuBLASLt (none of "
+                        + String.join(", ", CublasLt.LIBRARIES) + " loads): fused steps only"));
             }
             DEVICE_PROBES.put(ordinal, known);
         }
