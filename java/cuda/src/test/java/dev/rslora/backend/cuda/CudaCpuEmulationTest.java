@@ -19,7 +19,9 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * The kernels without a GPU: native-build/cpu-emulate.sh builds cuda/dev/rslora_dev.cu with g++
- * against the CPU emulation of cuda/dev/emu/cuda_emu.h (AddressSanitizer + UBSan) and runs its
+ * against the CPU emulation of cuda/dev/emu/cuda_emu.h (AddressSanitizer + UBSan), runs the emulation's
+ * own self-test (cuda/dev/emu/emu_selftest.cpp: the emulated sm80/sm90 instructions against hand-derived
+ * expectations, deadlock/divergence reports, deliberately broken kernels) and the harness's
  * validation of every family of cuda/kernels.table against the harness's double reference (quick set: every
  * shape and dtype, both dropout settings) and its n·d > 2^31 check of the 64-bit index math (UBSan
  * aborts on a 32-bit overflow) and of the fused AdamW and gradient norm (bit for bit against the
@@ -80,6 +82,7 @@ class CudaCpuEmulationTest {
         if (r.rc() != 0) {
             fail("cpu-emulate.sh quick failed (rc " + r.rc() + "):\n" + tail(r.out()));
         }
+        assertTrue(r.out().contains("ok   emuself"), "the emulation's self-test did not pass:\n" + r.out());
         // every family of the table (v1, v2 and the tensor-core families with the memory-bound kernels)
         for (String family : KernelTable.read(ROOT.resolve("cuda/kernels.table")).families()) {
             assertTrue(r.out().contains("ok   validate " + family + " quick"), family + " not validated:\n" + r.out());
