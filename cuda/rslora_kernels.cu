@@ -14,3 +14,6 @@
 // version 2 (tensor cores, bf16/fp16; opt-in, not yet validated on hardware)
 #include "kernels/lora_forward_v2.cuh"
 #include "kernels/lora_backward_dx_v2.cuh"
+// version 4 (sm_80-family mma.sync GEMM core, bf16/fp16; not yet validated on hardware)
+#include "kernels/lora_forward_v4.cuh"
+#include "kernels/lora_backward_dx_v4.cuh"
