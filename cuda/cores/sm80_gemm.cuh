@@ -56,11 +56,57 @@ __device__ __forceinline__ void tile_coords(int tiles_m, int tiles_n, int& tm, i
     tn = local / rows;
 }
 
+// ---- shared-memory layout: every address the core computes, as host+device functions so that
+// cuda/dev/gemm_sm80.cu (`banks`) can enumerate them and check that no access phase has a bank
+// conflict (16-byte accesses: 8 lanes per phase; 8-byte: 16 lanes; ldmatrix: one phase per 8×8 matrix).
+#define RS4_HD __host__ __device__ __forceinline__
+
 // Byte offset of 16-byte chunk ch of row r in a swizzled K-major [rows][32] tile.
-__device__ __forceinline__ uint32_t kmajor_off(int r, int ch) { return (uint32_t)(r * 64 + ((ch ^ ((r >> 1) & 3)) << 4)); }
+RS4_HD uint32_t kmajor_off(int r, int ch) { return (uint32_t)(r * 64 + ((ch ^ ((r >> 1) & 3)) << 4)); }
 // Byte offset of 16-byte chunk ch of row r in a swizzled MN-major [32][BN] tile.
 template <int BN>
-__device__ __forceinline__ uint32_t mnmajor_off(int r, int ch) { return (uint32_t)(r * (BN * 2) + ((ch ^ (r & 7)) << 4)); }
+RS4_HD uint32_t mnmajor_off(int r, int ch) { return (uint32_t)(r * (BN * 2) + ((ch ^ (r & 7)) << 4)); }
+
+template <class C>
+struct Layout {
+    // cp.async: copy number c (= thread + i·THREADS) of a stage writes row r, chunk ch
+    RS4_HD static void kmajor_copy(int c, int& r, int& ch) {
+        r = c >> 2;
+        ch = c & 3;
+    }
+    RS4_HD static void mnmajor_copy(int c, int& r, int& ch) {
+        r = c / (C::BN / 8);
+        ch = c % (C::BN / 8);
+    }
+    // ldmatrix.x4 row address of A fragment i, k16 step ks: matrices 0..3 = (rows 0-7, k 0-7),
+    // (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15) = a[0..3]
+    RS4_HD static uint32_t a_row(int warp_m, int i, int ks, int lane) {
+        return kmajor_off(warp_m * C::WTM + i * 16 + (lane & 15), ks * 2 + (lane >> 4));
+    }
+    // ldmatrix.x4 row address of B fragments 2jj, 2jj+1 from a K-major [n][k] tile: matrices =
+    // (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15) = b[2jj][0..1], b[2jj+1][0..1]
+    RS4_HD static uint32_t b_row_kmajor(int warp_n, int jj, int ks, int lane) {
+        return kmajor_off(warp_n * C::WTN + jj * 16 + (lane & 7) + ((lane >> 4) << 3), ks * 2 + ((lane >> 3) & 1));
+    }
+    // ldmatrix.x4.trans row address of the same four matrices from an MN-major [k][n] tile
+    RS4_HD static uint32_t b_row_mnmajor(int warp_n, int jj, int ks, int lane) {
+        return mnmajor_off<C::BN>(ks * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), (warp_n * C::WTN + jj * 16) / 8 + (lane >> 4));
+    }
+    // epilogue staging (fp32, row stride C_LD floats): float index of accumulator pair
+    // (acc[i][j][2·half], acc[i][j][2·half + 1]) of this lane, within its warp-row's WTM rows
+    RS4_HD static int frag_pair(int i, int j, int half, int warp_n, int lane) {
+        return (i * 16 + (lane >> 2) + 8 * half) * C::C_LD + warp_n * C::WTN + j * 8 + 2 * (lane & 3);
+    }
+    // epilogue read-out: 16-byte output chunk `task` = (row r, chunk ch); its two float4 halves are
+    // read in the order (h, h ^ 1), h = (lane >> 2) & 1, so that no 8-lane phase conflicts
+    RS4_HD static void out_chunk(int task, int& r, int& ch) {
+        r = task / (C::BN / 8);
+        ch = task % (C::BN / 8);
+    }
+    RS4_HD static int out_read(int r, int ch, int lane, int second) {
+        return r * C::C_LD + ch * 8 + 4 * (((lane >> 2) & 1) ^ second);
+    }
+};
 
 // Issues this thread's cp.async copies of K-tile [k0, k0 + 32) of segment s into one stage.
 template <class C, typename T, bool Q_MN>
@@ -68,7 +114,8 @@ __device__ __forceinline__ void load_stage(uint32_t stage, const Segment<T>& s, 
     const int tid = (int)threadIdx.x;
 #pragma unroll
     for (int i = 0; i < C::BM * 4 / C::THREADS; ++i) {  // P: BM rows × 4 chunks
-        const int c = tid + i * C::THREADS, r = c >> 2, ch = c & 3;
+        int r, ch;
+        Layout<C>::kmajor_copy(tid + i * C::THREADS, r, ch);
         const int m = m0 + r, k = k0 + ch * 8;
         const bool ok = m < M && k < s.k;
         rsarch::cp_async_16(stage + kmajor_off(r, ch), ok ? s.p + (int64_t)m * s.ldp + k : s.p, ok);
@@ -77,16 +124,17 @@ __device__ __forceinline__ void load_stage(uint32_t stage, const Segment<T>& s, 
     if (!Q_MN) {
 #pragma unroll
         for (int i = 0; i < C::BN * 4 / C::THREADS; ++i) {  // Q: BN rows × 4 chunks
-            const int c = tid + i * C::THREADS, r = c >> 2, ch = c & 3;
+            int r, ch;
+            Layout<C>::kmajor_copy(tid + i * C::THREADS, r, ch);
             const int n = n0 + r, k = k0 + ch * 8;
             const bool ok = n < N && k < s.k;
             rsarch::cp_async_16(qs + kmajor_off(r, ch), ok ? s.q + (int64_t)n * s.ldq + k : s.q, ok);
         }
     } else {
-        constexpr int CPR = C::BN / 8;  // chunks per row
 #pragma unroll
-        for (int i = 0; i < C::BK * CPR / C::THREADS; ++i) {  // Q: 32 rows (k) × BN/8 chunks (n)
-            const int c = tid + i * C::THREADS, r = c / CPR, ch = c % CPR;
+        for (int i = 0; i < C::BK * (C::BN / 8) / C::THREADS; ++i) {  // Q: 32 rows (k) × BN/8 chunks (n)
+            int r, ch;
+            Layout<C>::mnmajor_copy(tid + i * C::THREADS, r, ch);
             const int k = k0 + r, n = n0 + ch * 8;
             const bool ok = k < s.k && n < N;
             rsarch::cp_async_16(qs + mnmajor_off<C::BN>(r, ch), ok ? s.q + (int64_t)k * s.ldq + n : s.q, ok);
@@ -105,21 +153,15 @@ __device__ __forceinline__ void compute_stage(float (&acc)[C::MT][C::NT][4], uin
         uint32_t b[C::NT][2];
 #pragma unroll
         for (int i = 0; i < C::MT; ++i) {
-            // matrices 0..3 = (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15)
-            const int r = warp_m * C::WTM + i * 16 + (lane & 15);
-            rsarch::ldmatrix_x4(a[i], stage + kmajor_off(r, ks * 2 + (lane >> 4)));
+            rsarch::ldmatrix_x4(a[i], stage + Layout<C>::a_row(warp_m, i, ks, lane));
         }
 #pragma unroll
         for (int jj = 0; jj < C::NT / 2; ++jj) {  // two n8 fragments per ldmatrix.x4
             uint32_t t4[4];
             if (!Q_MN) {
-                // matrices = (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15), stored [n][k]
-                const int r = warp_n * C::WTN + jj * 16 + (lane & 7) + ((lane >> 4) << 3);
-                rsarch::ldmatrix_x4(t4, qs + kmajor_off(r, ks * 2 + ((lane >> 3) & 1)));
+                rsarch::ldmatrix_x4(t4, qs + Layout<C>::b_row_kmajor(warp_n, jj, ks, lane));
             } else {
-                // the same four matrices stored [k][n]: transposed on load
-                const int r = ks * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
-                rsarch::ldmatrix_x4_trans(t4, qs + mnmajor_off<C::BN>(r, (warp_n * C::WTN + jj * 16) / 8 + (lane >> 4)));
+                rsarch::ldmatrix_x4_trans(t4, qs + Layout<C>::b_row_mnmajor(warp_n, jj, ks, lane));
             }
             b[2 * jj][0] = t4[0];
             b[2 * jj][1] = t4[1];
@@ -236,16 +278,16 @@ template <typename T>
 __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
     const T a = rs::from_f32<T>(lo), b = rs::from_f32<T>(hi);
     uint16_t ua, ub;
-    memcpy(&ua, &a, 2);
-    memcpy(&ub, &b, 2);
+    memcpy(&ua, static_cast<const void*>(&a), 2);
+    memcpy(&ub, static_cast<const void*>(&b), 2);
     return (uint32_t)ua | ((uint32_t)ub << 16);
 }
 template <typename T>
 __device__ __forceinline__ void unpack2(uint32_t w, float& lo, float& hi) {
     const uint16_t ua = (uint16_t)(w & 0xffffu), ub = (uint16_t)(w >> 16);
     T a, b;
-    memcpy(&a, &ua, 2);
-    memcpy(&b, &ub, 2);
+    memcpy(static_cast<void*>(&a), &ua, 2);
+    memcpy(static_cast<void*>(&b), &ub, 2);
     lo = rs::to_f32<T>(a);
     hi = rs::to_f32<T>(b);
 }
@@ -260,9 +302,7 @@ __device__ __forceinline__ void epilogue(const float (&acc)[C::MT][C::NT][4], un
     float* cs = reinterpret_cast<float*>(smem);
     const int lane = (int)rsarch::lane_id(), warp = (int)rsarch::warp_id();
     const int warp_m = warp / C::WARPS_N, warp_n = warp % C::WARPS_N;
-    const int g = lane >> 2, t = lane & 3;
     constexpr int CPR = C::BN / 8;  // 16-byte output chunks per tile row
-    const int h = (lane >> 2) & 1;  // read order of the two float4 of a chunk: no bank conflicts
 #pragma unroll 1
     for (int pass = 0; pass < C::WARPS_M; ++pass) {
         if (warp_m == pass) {
@@ -270,26 +310,25 @@ __device__ __forceinline__ void epilogue(const float (&acc)[C::MT][C::NT][4], un
             for (int i = 0; i < C::MT; ++i) {
 #pragma unroll
                 for (int j = 0; j < C::NT; ++j) {
-                    const int r = i * 16 + g, c = warp_n * C::WTN + j * 8 + 2 * t;
                     float2 top, bot;
                     top.x = acc[i][j][0];
                     top.y = acc[i][j][1];
                     bot.x = acc[i][j][2];
                     bot.y = acc[i][j][3];
-                    *reinterpret_cast<float2*>(&cs[r * C::C_LD + c]) = top;
-                    *reinterpret_cast<float2*>(&cs[(r + 8) * C::C_LD + c]) = bot;
+                    *reinterpret_cast<float2*>(&cs[Layout<C>::frag_pair(i, j, 0, warp_n, lane)]) = top;
+                    *reinterpret_cast<float2*>(&cs[Layout<C>::frag_pair(i, j, 1, warp_n, lane)]) = bot;
                 }
             }
         }
         __syncthreads();
 #pragma unroll
         for (int it = 0; it < C::WTM * CPR / C::THREADS; ++it) {
-            const int task = (int)threadIdx.x + it * C::THREADS;
-            const int r = task / CPR, ch = task % CPR;
+            int r, ch;
+            Layout<C>::out_chunk((int)threadIdx.x + it * C::THREADS, r, ch);
             const int m = m0 + pass * C::WTM + r, n = n0 + ch * 8;
-            const float* src = &cs[r * C::C_LD + ch * 8];
-            const float4 first = *reinterpret_cast<const float4*>(src + 4 * h);
-            const float4 second = *reinterpret_cast<const float4*>(src + 4 * (h ^ 1));
+            const float4 first = *reinterpret_cast<const float4*>(&cs[Layout<C>::out_read(r, ch, lane, 0)]);
+            const float4 second = *reinterpret_cast<const float4*>(&cs[Layout<C>::out_read(r, ch, lane, 1)]);
+            const int h = (lane >> 2) & 1;  // first is the high half of the chunk
             const float4 lo = h ? second : first, hi = h ? first : second;
             float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
             if (m < M && n < N) {

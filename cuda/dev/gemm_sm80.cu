@@ -11,6 +11,10 @@
 //                            GPU-CONTRACT.md: Ug, Bt, Vg with zero pad columns up to r_pad, At [r, d_in])
 //                            with the mask compared to rs_dropout_one element by element
 //   gemm_sm80 refuse         the launch-side refusals of cuda/kernels/lora_v4_launch.h (CPU only)
+//   gemm_sm80 banks          CPU only: every shared-memory address pattern of the core (rs4::Layout:
+//                            cp.async writes, ldmatrix reads of A and of both Q layouts, the epilogue's
+//                            float2 writes and float4 reads) for both tile configs, checked for bank
+//                            conflicts, 16-byte alignment, bounds and exact tile coverage
 //   gemm_sm80 bench [jsonl]  GPU only: median time and TFLOP/s of the v4 kernels at N = 8192,
 //                            d = 4096, r = 16/64/256 (bf16, dropout 0.1)
 // Build: make -C cuda/dev gemm (nvcc, sm_80 + sm_90) or make -C cuda/dev gemm-emu (g++ against the
@@ -521,6 +525,126 @@ static int refuse() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// shared-memory bank model (CPU only): 32 banks of 4 bytes; a 16-byte access (cp.async, ld.shared.v4)
+// is served 8 lanes per phase, an 8-byte one 16 lanes per phase, ldmatrix one 8×8 matrix (8 row
+// addresses of 16 bytes) per phase. A phase is conflict-free when its lanes' accesses occupy distinct
+// bank groups of the access width inside 128 bytes.
+struct BankCheck {
+    const char* what;
+    int fail = 0, phases = 0;
+    // offsets in bytes of one phase's lanes, each `width` bytes wide
+    void phase(const std::vector<uint32_t>& off, int width, uint32_t limit) {
+        ++phases;
+        std::vector<int> seen(128 / width, 0);
+        for (uint32_t o : off) {
+            if (o % (uint32_t)width != 0 || o + (uint32_t)width > limit) {
+                if (fail++ < 3) std::printf("    %s: offset %u misaligned or past %u\n", what, o, limit);
+                continue;
+            }
+            if (seen[(o % 128) / width]++) {
+                if (fail++ < 3) std::printf("    %s: bank conflict at offset %u\n", what, o);
+            }
+        }
+    }
+    int report() {
+        std::printf("%s banks %-44s %6d phases%s\n", fail ? "FAIL" : "ok  ", what, phases, fail ? " CONFLICTS" : " conflict-free");
+        return fail ? 1 : 0;
+    }
+};
+
+template <class C>
+static int banks_of(const char* cfg) {
+    typedef rs4::Layout<C> L;
+    int bad = 0;
+    std::string tag;
+    // cp.async writes of one stage: P and K-major Q (rows × 4 chunks), MN-major Q (32 × BN/8 chunks);
+    // every chunk written exactly once
+    for (int kind = 0; kind < 3; ++kind) {
+        const int rows = kind == 0 ? C::BM : kind == 1 ? C::BN : C::BK;
+        const int chunks = rows * (kind == 2 ? C::BN / 8 : 4);
+        tag = std::string(cfg) + (kind == 0 ? " cp.async P" : kind == 1 ? " cp.async Q K-major" : " cp.async Q MN-major");
+        BankCheck b{tag.c_str()};
+        std::vector<int> hits((size_t)chunks, 0);
+        for (int i = 0; i < chunks / C::THREADS; ++i)
+            for (int t0 = 0; t0 < C::THREADS; t0 += 8) {
+                std::vector<uint32_t> off;
+                for (int t = t0; t < t0 + 8; ++t) {
+                    int r, ch;
+                    if (kind == 2) L::mnmajor_copy(t + i * C::THREADS, r, ch);
+                    else L::kmajor_copy(t + i * C::THREADS, r, ch);
+                    const uint32_t o = kind == 2 ? rs4::mnmajor_off<C::BN>(r, ch) : rs4::kmajor_off(r, ch);
+                    off.push_back(o);
+                    if (o / 16 < (uint32_t)chunks) ++hits[o / 16];
+                }
+                b.phase(off, 16, (uint32_t)chunks * 16);
+            }
+        for (int h : hits)
+            if (h != 1) {
+                std::printf("    %s: a chunk written %d times\n", tag.c_str(), h);
+                ++b.fail;
+                break;
+            }
+        bad += b.report();
+    }
+    // ldmatrix reads: one phase per matrix (lanes 8q .. 8q+7)
+    for (int kind = 0; kind < 3; ++kind) {
+        tag = std::string(cfg) + (kind == 0 ? " ldmatrix A" : kind == 1 ? " ldmatrix B K-major" : " ldmatrix.trans B MN-major");
+        BankCheck b{tag.c_str()};
+        const uint32_t limit = kind == 0 ? C::P_BYTES : C::Q_BYTES;
+        for (int w = 0; w < C::WARPS_M * C::WARPS_N; ++w)
+            for (int ks = 0; ks < 2; ++ks)
+                for (int f = 0; f < (kind == 0 ? C::MT : C::NT / 2); ++f)
+                    for (int q = 0; q < 4; ++q) {
+                        std::vector<uint32_t> off;
+                        for (int lane = 8 * q; lane < 8 * q + 8; ++lane)
+                            off.push_back(kind == 0   ? L::a_row(w / C::WARPS_N, f, ks, lane)
+                                          : kind == 1 ? L::b_row_kmajor(w % C::WARPS_N, f, ks, lane)
+                                                      : L::b_row_mnmajor(w % C::WARPS_N, f, ks, lane));
+                        b.phase(off, 16, limit);
+                    }
+        bad += b.report();
+    }
+    // epilogue: float2 writes of the fragments (16 lanes per phase), float4 reads (8 lanes per phase)
+    {
+        tag = std::string(cfg) + " epilogue float2 writes";
+        BankCheck b{tag.c_str()};
+        for (int wn = 0; wn < C::WARPS_N; ++wn)
+            for (int i = 0; i < C::MT; ++i)
+                for (int j = 0; j < C::NT; ++j)
+                    for (int half = 0; half < 2; ++half)
+                        for (int l0 = 0; l0 < 32; l0 += 16) {
+                            std::vector<uint32_t> off;
+                            for (int lane = l0; lane < l0 + 16; ++lane) off.push_back(4u * (uint32_t)L::frag_pair(i, j, half, wn, lane));
+                            b.phase(off, 8, C::EPI_BYTES);
+                        }
+        bad += b.report();
+    }
+    {
+        tag = std::string(cfg) + " epilogue float4 reads";
+        BankCheck b{tag.c_str()};
+        for (int it = 0; it < C::WTM * (C::BN / 8) / C::THREADS; ++it)
+            for (int second = 0; second < 2; ++second)
+                for (int t0 = 0; t0 < C::THREADS; t0 += 8) {
+                    std::vector<uint32_t> off;
+                    for (int t = t0; t < t0 + 8; ++t) {
+                        int r, ch;
+                        L::out_chunk(t + it * C::THREADS, r, ch);
+                        off.push_back(4u * (uint32_t)L::out_read(r, ch, t & 31, second));
+                    }
+                    b.phase(off, 16, C::EPI_BYTES);
+                }
+        bad += b.report();
+    }
+    return bad;
+}
+
+static int banks() {
+    const int bad = banks_of<rs4::BigTile>("128x256") + banks_of<rs4::SmallTile>("128x128");
+    std::printf("%d passed, %d failed\n", 16 - bad, bad);
+    return bad ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
 #if !defined(RS_EMULATE)
 template <typename F>
 static float median_ms(F launch, int reps) {
@@ -621,6 +745,7 @@ int main(int argc, char** argv) {
     const std::string cmd = argc > 1 ? argv[1] : "core";
     const bool quick = argc > 2 && std::string(argv[2]) == "quick";
     if (cmd == "refuse") return refuse();
+    if (cmd == "banks") return banks();
 #if defined(RS_EMULATE)
     if (cmd == "bench") {
         std::printf("bench needs a GPU (this is the CPU emulation build)\n");
@@ -637,6 +762,6 @@ int main(int argc, char** argv) {
 #endif
     if (cmd == "core") return core(quick);
     if (cmd == "v4") return v4(quick);
-    std::fprintf(stderr, "usage: %s core [quick] | v4 [quick] | refuse | bench [jsonl]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s core [quick] | v4 [quick] | refuse | banks | bench [jsonl]\n", argv[0]);
     return 2;
 }
