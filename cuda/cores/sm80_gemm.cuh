@@ -43,17 +43,20 @@ struct Segment {
     int k;
 };
 
-// Block → (tile_m, tile_n) in the grouped order: blockIdx.x runs over groups of kGroupM row tiles,
-// inside a group down the rows first, then across the columns.
-__device__ __forceinline__ void tile_coords(int tiles_m, int tiles_n, int& tm, int& tn) {
-    const int pid = (int)blockIdx.x;
+// Block pid → (tile_m, tile_n) in the grouped order: pid runs over groups of kGroupM row tiles,
+// inside a group down the rows first, then across the columns (host + device: the dev harness uses it
+// to pick the blocks of one row tile).
+__host__ __device__ __forceinline__ void tile_of(int pid, int tiles_m, int tiles_n, int& tm, int& tn) {
     const int per_group = kGroupM * tiles_n;
     const int group = pid / per_group;
     const int first_m = group * kGroupM;
-    const int rows = min(tiles_m - first_m, kGroupM);
+    const int rows = tiles_m - first_m < kGroupM ? tiles_m - first_m : kGroupM;
     const int local = pid - group * per_group;
     tm = first_m + local % rows;
     tn = local / rows;
+}
+__device__ __forceinline__ void tile_coords(int tiles_m, int tiles_n, int& tm, int& tn) {
+    tile_of((int)blockIdx.x, tiles_m, tiles_n, tm, tn);
 }
 
 // ---- shared-memory layout: every address the core computes, as host+device functions so that

@@ -10,6 +10,8 @@
 //                            the double reference from the same T inputs (data contract of
 //                            GPU-CONTRACT.md: Ug, Bt, Vg with zero pad columns up to r_pad, At [r, d_in])
 //                            with the mask compared to rs_dropout_one element by element
+//   gemm_sm80 bigindex       n·d > 2^31 elements (64-bit index math) for the four v4 kernels, the last
+//                            row tile checked (the emulation runs only its blocks)
 //   gemm_sm80 refuse         the launch-side refusals of cuda/kernels/lora_v4_launch.h (CPU only)
 //   gemm_sm80 banks          CPU only: every shared-memory address pattern of the core (rs4::Layout:
 //                            cp.async writes, ldmatrix reads of A and of both Q layouts, the epilogue's
@@ -513,6 +515,20 @@ static int refuse() {
         {RsV4Kernel::Forward, 5, 64, 64, -1, aligned, "r = -1"},
         {RsV4Kernel::Forward, 5, 64, 64, 4, skew, "w = "},
     };
+    // the grouped tile order visits every (tile_m, tile_n) exactly once
+    const int grids[][2] = {{1, 1}, {7, 3}, {8, 16}, {64, 16}, {65, 5}, {17, 43}};
+    for (const auto& tmn : grids) {
+        const int tiles_m = tmn[0], tiles_n = tmn[1];
+        std::vector<int> seen((size_t)tiles_m * tiles_n, 0);
+        bool ok = true;
+        for (int pid = 0; pid < tiles_m * tiles_n; ++pid) {
+            int tm, tn;
+            rs4::tile_of(pid, tiles_m, tiles_n, tm, tn);
+            if (tm < 0 || tm >= tiles_m || tn < 0 || tn >= tiles_n || seen[(size_t)tm * tiles_n + tn]++) ok = false;
+        }
+        std::printf("%s tile order %d x %d tiles: each once\n", ok ? "ok  " : "FAIL", tiles_m, tiles_n);
+        ok ? ++pass : ++fail;
+    }
     for (const Case& c : cases) {
         const char* why = rs_v4_refusal(c.k, c.n, c.d_in, c.d_out, c.r, c.ptrs, names, 2, buf, sizeof buf);
         const bool ok = c.expect == nullptr ? why == nullptr : why != nullptr && std::strstr(why, c.expect) != nullptr;
@@ -522,6 +538,110 @@ static int refuse() {
     }
     std::printf("%d passed, %d failed\n", pass, fail);
     return fail ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// n·d > 2^31 elements: the 64-bit index math of every v4 kernel, checked on the last row tile (the
+// emulation runs only that tile's blocks; memory there is lazily backed, so only the rows written
+// here cost anything). n = 2^31 / 256 + 200 rows of d_in = d_out = 256, r = 16, dropout 0.1.
+template <typename T>
+static T* upload_rows(std::vector<void*>& keep, size_t total_elems, size_t offset, const std::vector<float>& v) {
+    void* p = nullptr;
+    CUDA_CHECK(cudaMalloc(&p, total_elems * sizeof(T)));
+    keep.push_back(p);
+    std::vector<T> h(v.size());
+    for (size_t i = 0; i < v.size(); ++i) h[i] = Ty<T>::from(v[i]);
+    CUDA_CHECK(cudaMemcpy(static_cast<T*>(p) + offset, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
+    return static_cast<T*>(p);
+}
+
+static int bigindex() {
+    typedef __nv_bfloat16 T;
+    const int d = 256, r = 16, n = (int)((1LL << 31) / d + 200);
+    const int row0 = (n - 1) / 128 * 128, rows = n - row0;  // the last row tile: rows [row0, n)
+    std::vector<void*> keep;
+    g_rng.seed(77);
+    Mat<T> x = make_mat<T>(rows, d, d, d), dy = make_mat<T>(rows, d, d, d), ug = make_mat<T>(rows, r, r, r);
+    Mat<T> vg = make_mat<T>(rows, r, r, r), w = make_mat<T>(d, d, d, d), bt = make_mat<T>(d, r, r, r);
+    Mat<T> at = make_mat<T>(r, d, d, d), y0 = make_mat<T>(rows, d, d, d), dx0 = make_mat<T>(rows, d, d, d);
+    const size_t big = (size_t)n * d, off = (size_t)row0 * d;
+    T* X = upload_rows<T>(keep, big, off, x.v);
+    T* DY = upload_rows<T>(keep, big, off, dy.v);
+    T* UG = upload_rows<T>(keep, (size_t)n * r, (size_t)row0 * r, ug.v);
+    T* VG = upload_rows<T>(keep, (size_t)n * r, (size_t)row0 * r, vg.v);
+    T* W = upload_rows<T>(keep, (size_t)d * d, 0, w.v);
+    T* BT = upload_rows<T>(keep, (size_t)d * r, 0, bt.v);
+    T* AT = upload_rows<T>(keep, (size_t)r * d, 0, at.v);
+    std::vector<float> nan_rows(x.v.size(), std::nanf(""));
+    T* Y = upload_rows<T>(keep, big, off, nan_rows);
+    T* DX = upload_rows<T>(keep, big, off, nan_rows);
+    T* YA = upload_rows<T>(keep, big, off, y0.v);
+    T* DXA = upload_rows<T>(keep, big, off, dx0.v);
+    const RsDropout drop = make_dropout(99, 3, 1, 0.1f);
+    const int tiles_m = (n + 127) / 128;
+#if defined(RS_EMULATE)
+    // only the blocks of the last row tile (both tile widths: d = 256 is one or two column tiles)
+    rs_emu::st().block_filter = [tiles_m](uint3 b) {
+        const int tiles_n = (int)rs_emu::st().grid_dim.x / tiles_m;
+        int tm, tn;
+        rs4::tile_of((int)b.x, tiles_m, tiles_n, tm, tn);
+        return tm == tiles_m - 1;
+    };
+#endif
+    const void* none[] = {nullptr};
+    const char* names[] = {"-"};
+    const RsLoraForwardV4Params pf{X, W, nullptr, UG, BT, Y, n, d, d, r, 0};
+    launch_v4(V4K<T>::forward, RsV4Kernel::Forward, pf, n, d, d, r, none, names, 0);
+    const RsLoraForwardV4Params pu{nullptr, nullptr, nullptr, UG, BT, YA, n, 0, d, r, 1};
+    launch_v4(V4K<T>::up_add, RsV4Kernel::UpAdd, pu, n, 0, d, r, none, names, 0);
+    const RsLoraBackwardDxV4Params pd{DY, W, VG, AT, DX, n, d, d, r, 0, drop};
+    launch_v4(V4K<T>::dx, RsV4Kernel::BackwardDx, pd, n, d, d, r, none, names, 0);
+    const RsLoraBackwardDxV4Params pa{nullptr, nullptr, VG, AT, DXA, n, d, 0, r, 1, drop};
+    launch_v4(V4K<T>::dx_add, RsV4Kernel::DxAdd, pa, n, d, 0, r, none, names, 0);
+    CUDA_CHECK(cudaDeviceSynchronize());
+#if defined(RS_EMULATE)
+    rs_emu::st().block_filter = nullptr;
+#endif
+    std::vector<double> ry((size_t)rows * d), my(ry.size()), ru(ry.size()), mu(ry.size());
+    std::vector<double> rx(ry.size()), mx(ry.size()), ra(ry.size()), ma(ry.size());
+    for (int i = 0; i < rows; ++i)
+        for (int c = 0; c < d; ++c) {
+            double s = 0, sa = 0, l = 0, la = 0, b = 0, ba = 0, v = 0, va = 0;
+            for (int k = 0; k < d; ++k) {
+                s += (double)x.at(i, k) * w.at(c, k);
+                sa += std::fabs((double)x.at(i, k) * w.at(c, k));
+                b += (double)dy.at(i, k) * w.at(k, c);
+                ba += std::fabs((double)dy.at(i, k) * w.at(k, c));
+            }
+            for (int j = 0; j < r; ++j) {
+                l += (double)ug.at(i, j) * bt.at(c, j);
+                la += std::fabs((double)ug.at(i, j) * bt.at(c, j));
+                v += (double)vg.at(i, j) * at.at(j, c);
+                va += std::fabs((double)vg.at(i, j) * at.at(j, c));
+            }
+            const double m = rs_dropout_one(drop, (uint32_t)(row0 + i), (uint32_t)c);
+            v = m == 0.0 ? 0.0 : v * m;
+            va *= m;
+            const size_t e = (size_t)i * d + c;
+            ry[e] = s + l;
+            my[e] = sa + la;
+            ru[e] = y0.at(i, c) + l;
+            mu[e] = std::fabs(y0.at(i, c)) + la;
+            rx[e] = b + v;
+            mx[e] = ba + va;
+            ra[e] = dx0.at(i, c) + v;
+            ma[e] = std::fabs(dx0.at(i, c)) + va;
+        }
+    int bad = 0;
+    bad += compare<T>("Y (forward_v4)", download(Y + off, (size_t)rows * d), ry, my, d + r, d, rows, d);
+    bad += compare<T>("Y (up_add_v4)", download(YA + off, (size_t)rows * d), ru, mu, r, d, rows, d);
+    bad += compare<T>("dX (backward_dx_v4)", download(DX + off, (size_t)rows * d), rx, mx, d + r, d, rows, d);
+    bad += compare<T>("dX (dx_add_v4)", download(DXA + off, (size_t)rows * d), ra, ma, r, d, rows, d);
+    for (void* p : keep) cudaFree(p);
+    std::printf("%s bigindex v4 bf16 n=%d d_in=d_out=%d r=%d (n*d = %lld > 2^31), rows %d..%d\n", bad ? "FAIL" : "ok  ", n, d,
+                r, (long long)n * d, row0, n - 1);
+    std::printf("%d passed, %d failed\n", bad ? 0 : 1, bad ? 1 : 0);
+    return bad ? 1 : 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -762,6 +882,7 @@ int main(int argc, char** argv) {
 #endif
     if (cmd == "core") return core(quick);
     if (cmd == "v4") return v4(quick);
-    std::fprintf(stderr, "usage: %s core [quick] | v4 [quick] | refuse | banks | bench [jsonl]\n", argv[0]);
+    if (cmd == "bigindex") return bigindex();
+    std::fprintf(stderr, "usage: %s core [quick] | v4 [quick] | bigindex | refuse | banks | bench [jsonl]\n", argv[0]);
     return 2;
 }

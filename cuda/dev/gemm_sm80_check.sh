@@ -7,6 +7,7 @@
 #   banks      the shared-memory layout has no bank conflicts (CPU only, as in the emulation)
 #   core       the core at awkward shapes, both Q layouts, bf16/f16, both tiles, masks (CPU reference)
 #   v4         the four exported v4 kernels × bf16/f16 against the double reference (data contract)
+#   bigindex   n·d > 2^31 elements (64-bit index math), the last row tile checked (~26 GB of device memory)
 #   sass       cuobjdump: HMMA.16816 (bf16 and f16), LDSM (+ .MT88 transposed), LDGSTS in the v4
 #              kernels, and no local memory (LDL/STL)
 #   memcheck, racecheck, synccheck, initcheck   compute-sanitizer on `v4 quick` (0 errors / hazards)
@@ -66,6 +67,7 @@ if [[ -x "$bin" ]]; then
     step banks 30 "$bin" banks
     step core 120 "$bin" core
     step v4 120 "$bin" v4
+    step bigindex 120 "$bin" bigindex
     step sass 60 bash -c sass
     if command -v compute-sanitizer >/dev/null 2>&1; then
         for tool in memcheck racecheck synccheck initcheck; do
