@@ -14,6 +14,9 @@
 // version 2 (tensor cores, bf16/fp16; opt-in, not yet validated on hardware)
 #include "kernels/lora_forward_v2.cuh"
 #include "kernels/lora_backward_dx_v2.cuh"
-// version 4 (sm_80-family mma.sync GEMM core, bf16/fp16; not yet validated on hardware)
+// version 4 (sm_80-family mma.sync GEMM core, bf16/fp16; not yet validated on hardware). The CPU
+// emulation takes them once it emulates the sm80 instructions (cuda/dev/emu/sm80_emu.h).
+#if !defined(RS_EMULATE) || __has_include("dev/emu/sm80_emu.h")
 #include "kernels/lora_forward_v4.cuh"
 #include "kernels/lora_backward_dx_v4.cuh"
+#endif
