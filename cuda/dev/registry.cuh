@@ -74,6 +74,9 @@ struct Kernel {
     KernelRow row;
     std::string params_type;  // the C++ params struct (for messages)
     std::function<void(Ctx&, Role)> run;
+    // the launch run() would make, without launching: "role name grid.x grid.y grid.z threads smem"
+    // (`geometry` command; the Ctx should be a dry run: no device memory, workspaces not allocated)
+    std::function<std::string(Ctx&, Role)> describe;
 };
 
 // fill(P&, Ctx&, Role, const KernelRow&, CUtensorMap* maps) -> GridArgs is overloaded per params
@@ -111,6 +114,17 @@ Kernel make_kernel(KernelRow row, void (*k)(P, M...)) {
         before_launch(c, row, role, s.grid);
         launch_with_maps(row, k, s, p, maps, std::index_sequence_for<M...>{});
         after_launch(c);
+    };
+    out.describe = [row](Ctx& c, Role role) {
+        P p;
+        std::memset(static_cast<void*>(&p), 0, sizeof p);
+        std::array<CUtensorMap, sizeof...(M)> maps{};
+        const GridArgs g = fill(p, c, role, row, maps.data());
+        const dim3 grid = grid_of(row, c, g);
+        char line[256];
+        std::snprintf(line, sizeof line, "%s %s %u %u %u %d %zu", role_name(role), row.name.c_str(), grid.x, grid.y, grid.z,
+                      row.threads, row.smem);
+        return std::string(line);
     };
     return out;
 }

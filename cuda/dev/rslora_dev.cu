@@ -5,6 +5,7 @@
 //   rslora_dev selftest            CPU only (no GPU needed): Philox known-answer vectors and mask facts
 //   rslora_dev mask SEED STEP LAYER P ROW0 ROWS COLS   CPU only: the mask as 0/1 lines (Java compares it)
 //   rslora_dev families            the layer-step families of the table, their dtypes and kernels
+//   rslora_dev geometry FAMILY DTYPE N D_IN D_OUT R [CAP]  CPU only: the step's launches (grids) at that shape
 //   rslora_dev validate [FAMILY [quick]]  the family's whole layer step × dtype × shape × dropout ×
 //                                  assign/accumulate × row groups vs the CPU reference (quick: a quarter)
 //   rslora_dev bigindex [FAMILY]   n·d > 2^31 elements (64-bit index math): the last row tile and row group
@@ -80,7 +81,7 @@ static int list_families() {
 
 static int usage(const char* argv0) {
     std::fprintf(stderr,
-                 "usage: %s selftest | mask ... | families | validate [FAMILY [quick]] | bigindex [FAMILY] | "
+                 "usage: %s selftest | mask ... | families | geometry FAMILY DTYPE N D_IN D_OUT R [CAP] | validate [FAMILY [quick]] | bigindex [FAMILY] | "
                  "bench [FAMILY] [JSONL|-] [NxDINxDOUT,...] | oracle FAMILY [quick] | adamw [quick|bench]\n(families in the table: %s)\n",
                  argv0, rsdev::family_list().c_str());
     return 2;
@@ -91,6 +92,7 @@ int main(int argc, char** argv) {
     if (cmd == "selftest") return selftest();
     if (cmd == "mask") return print_mask(argc, argv);
     if (cmd == "families") return list_families();
+    if (cmd == "geometry") return rsdev::print_geometry(argc, argv);
     const bool family_cmd = cmd == "validate" || cmd == "bigindex" || cmd == "bench" || cmd == "oracle";
     std::string family;
     if (family_cmd) {

@@ -21,6 +21,8 @@ struct Ctx {
     bool raw_workspaces = false;   // allocate workspaces unfilled (bigindex: lazily backed multi-GB buffers)
     bool only_last_rows = false;   // emulation: run only the blocks of the last row tile / group (bigindex)
     bool skip_reductions = false;  // leave dB/dA as partials (bigindex checks the last group's partial)
+    bool dry_run = false;          // `geometry`: fills run without device memory (workspaces stay null;
+                                   // a fill that encodes TMA descriptors must skip them when set)
     Dev* dev = nullptr;
     // the layer (device): T = dt
     void *x = nullptr, *w = nullptr, *bias = nullptr, *dy = nullptr, *y = nullptr, *dx = nullptr;  // T
@@ -42,6 +44,7 @@ struct Ctx {
 inline int round_up8(int r) { return (r + 7) / 8 * 8; }
 
 inline float* workspace(Ctx& c, float*& buf, size_t& have, size_t bytes) {
+    if (c.dry_run) return nullptr;
     if (bytes == 0) bytes = 4;
     if (have < bytes) {
         buf = (float*)(c.raw_workspaces ? c.dev->alloc_raw(bytes) : c.dev->alloc(bytes, 0xFF));
@@ -344,6 +347,35 @@ inline void run_layer_step(const std::string& family, Ctx& c) {
     if ((c.db_pending || c.da_pending) && !c.skip_reductions)
         dev_die("family " + family + " at " + dt_name(c.dt) + " leaves " + (c.db_pending ? "dB" : "dA") +
                 " partials unreduced: the table has no reduce row for it");
+}
+
+// `geometry FAMILY DTYPE N D_IN D_OUT R [CAP]`: the launches of the family's step at that shape, one
+// line each ("role kernel grid.x grid.y grid.z threads smem"), without a device. The Java tests
+// compare these grids with dev.rslora.backend.cuda.LaunchGeometry, so the grid rules of the table
+// have one meaning on both sides.
+inline int print_geometry(int argc, char** argv) {
+    if (argc < 8) {
+        std::fprintf(stderr, "usage: %s geometry FAMILY DTYPE N D_IN D_OUT R [CAP_BYTES]\n", argv[0]);
+        return 2;
+    }
+    const std::string family = family_arg(argv[2]);
+    if (family.empty()) dev_die(std::string("family ") + argv[2] + " is not in the kernel table (" + family_list() + ")");
+    Ctx c;
+    const std::string dts = argv[3];
+    c.dt = dts == "f32" ? DT::F32 : dts == "bf16" ? DT::BF16 : dts == "f16" ? DT::F16 : (dev_die("dtype " + dts), DT::F32);
+    c.n = std::atoi(argv[4]);
+    c.d_in = std::atoi(argv[5]);
+    c.d_out = std::atoi(argv[6]);
+    c.r = std::atoi(argv[7]);
+    if (c.n < 1 || c.d_in < 1 || c.d_out < 1 || c.r < 1) dev_die("shapes must be >= 1");
+    c.r_pad = round_up8(c.r);
+    c.ws_cap = argc > 8 ? std::atoll(argv[8]) : 256LL << 20;
+    c.dry_run = true;
+    for (const auto& rk : step_plan(family, c.dt, c.r)) {
+        if (!role_needed(c, rk.first)) continue;
+        std::printf("%s\n", rk.second->describe(c, rk.first).c_str());
+    }
+    return 0;
 }
 
 inline void run_merge(const std::string& family, Ctx& c) {

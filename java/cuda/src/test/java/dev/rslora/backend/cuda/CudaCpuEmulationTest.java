@@ -123,4 +123,66 @@ class CudaCpuEmulationTest {
         }
     }
 
+
+    /**
+     * The grid rules of cuda/kernels.table have one meaning: for every family, shape and workspace cap,
+     * the grids the harness launches (its {@code geometry} command, the same code as validate/bench)
+     * equal what {@link LaunchGeometry} computes for the row {@link KernelTable#find} picks.
+     */
+    @Test
+    void theHarnessAndLaunchGeometryComputeTheSameGrids() throws Exception {
+        Assumptions.assumeTrue(skipped == null, () -> "skipped: " + skipped);
+        KernelTable table = KernelTable.read(ROOT.resolve("cuda/kernels.table"));
+        int[][] shapes = {{8192, 4096, 4096, 16}, {8192, 4096, 4096, 64}, {8192, 4096, 11008, 256}, {300, 33, 1030, 24},
+            {600_037, 4104, 4101, 16}, {1, 1, 1, 1}, {2048, 11008, 4096, 512}, {130, 130, 71, 100}};
+        long[] caps = {256L << 20, 1L << 40, 1};
+        Path bin = BUILD.resolve("rslora_dev_emu");
+        int checked = 0;
+        for (String family : table.families()) {
+            String dtype = table.dtypes(family).getLast();
+            for (int[] s : shapes) {
+                int n = s[0], dIn = s[1], dOut = s[2], r = s[3], rPad = (r + 7) / 8 * 8;
+                for (long cap : caps) {
+                    Run run = run(60, bin.toString(), "geometry", family, dtype, Integer.toString(n), Integer.toString(dIn),
+                            Integer.toString(dOut), Integer.toString(r), Long.toString(cap));
+                    assertEquals(0, run.rc(), run.out());
+                    List<String> lines = run.out().lines().toList();
+                    assertTrue(lines.size() >= 5, run.out());
+                    for (String line : lines) {
+                        String[] f = line.split(" ");
+                        String role = f[0];
+                        String step = role.startsWith("reduce") ? "reduce" : role;
+                        KernelTable.Row row = table.find(family, step, dtype, r).orElseThrow();
+                        String ctx = family + " " + dtype + " n=" + n + " d_in=" + dIn + " d_out=" + dOut + " r=" + r + " cap=" + cap + ": " + line;
+                        assertEquals(row.name(), f[1], ctx);
+                        assertEquals(row.threads(), Integer.parseInt(f[5]), ctx);
+                        assertEquals(row.smem(), Integer.parseInt(f[6]), ctx);
+                        LaunchGeometry.Grid want = switch (row.grid()) {
+                            case "tiles_r_n" -> LaunchGeometry.down(n, r);
+                            case "tiles_dout_n" -> LaunchGeometry.forward(n, dOut);
+                            case "tiles_din_n" -> LaunchGeometry.backwardDx(n, dIn);
+                            case "tiles_r_groups" -> LaunchGeometry.backwardVdb(r,
+                                    LaunchGeometry.groups(n, LaunchGeometry.rowsPerGroup(n, (long) dOut * r, cap)));
+                            case "tiles_din_r_groups" -> LaunchGeometry.backwardDa(dIn, r,
+                                    LaunchGeometry.groups(n, LaunchGeometry.rowsPerGroup(n, (long) r * dIn, cap)));
+                            case "elementwise" -> LaunchGeometry.elementwise(switch (role) {
+                                case "prep" -> (long) r * dIn + (long) dOut * rPad;
+                                case "vdb_reduce" -> (long) n * rPad + (long) dOut * r;
+                                case "reduce(dB)" -> (long) dOut * r;
+                                case "reduce(dA)" -> (long) r * dIn;
+                                default -> throw new AssertionError("no element count for " + ctx);
+                            });
+                            case "mb_rows" -> LaunchGeometry.mbRows(n, r, row.rmax());
+                            case "mb_vdb" -> LaunchGeometry.mbVdb(n, dOut, r, row.rmax(), cap).grid();
+                            case "mb_da" -> LaunchGeometry.mbDa(n, dIn, r, row.rmax(), cap).grid();
+                            default -> throw new AssertionError("LaunchGeometry has no rule " + row.grid() + ": " + ctx);
+                        };
+                        assertEquals(want, new LaunchGeometry.Grid(Integer.parseInt(f[2]), Integer.parseInt(f[3]), Integer.parseInt(f[4])), ctx);
+                        checked++;
+                    }
+                }
+            }
+        }
+        assertTrue(checked > 300, "checked " + checked + " launches");
+    }
 }
