@@ -218,6 +218,7 @@ public final class AdamW implements AutoCloseable {
         return step;
     }
 
+    /** The current hyper-parameters. */
     public AdamWConfig config() {
         return config;
     }
