@@ -239,6 +239,22 @@ inline void check_v4_row(const KernelRow& row, RsV4Kernel k) {
                 " do not match " + l.name + " (" + std::to_string(l.threads) + " / " + std::to_string(l.smem_bytes) + ")");
 }
 
+// The shapes and pointers the v4 kernels refuse (registry.cuh refusal(), asked before fill(): a refused
+// role runs v1's kernel of its step): rs_v4_refusal, i.e. d_in / d_out % 8 where touched, unaligned bases.
+inline std::string v4_refusal(const Ctx& c, const KernelRow& row) {
+    const RsV4Kernel k = row.step == "lora_up_add" ? RsV4Kernel::UpAdd
+                         : row.step == "lora_dx_add" ? RsV4Kernel::DxAdd
+                         : row.step == "dx"          ? RsV4Kernel::BackwardDx
+                                                     : RsV4Kernel::Forward;
+    const void* bases[] = {c.x, c.w, c.bias, c.dy, c.y, c.dx, c.ug, c.vg, c.at, c.bt};
+    const char* names[] = {"x", "w", "bias", "dy", "y", "dx", "ug", "vg", "at", "bt"};
+    char buf[256];
+    const char* why = rs_v4_refusal(k, c.n, c.d_in, c.d_out, c.r, bases, names, 10, buf, sizeof buf);
+    return why ? std::string(why) : std::string();
+}
+inline std::string refusal(const RsLoraForwardV4Params&, const Ctx& c, const KernelRow& row) { return v4_refusal(c, row); }
+inline std::string refusal(const RsLoraBackwardDxV4Params&, const Ctx& c, const KernelRow& row) { return v4_refusal(c, row); }
+
 // forward: Y = X·Wᵀ + bias + Ug·Btᵀ (lora_up_add: Y += bias + Ug·Btᵀ, the split step's LoRA term)
 inline GridArgs fill(RsLoraForwardV4Params& p, Ctx& c, Role role, const KernelRow& row, CUtensorMap*) {
     const bool split = row.step == "lora_up_add";
@@ -266,6 +282,19 @@ inline bool v4_flat_rule(const std::string& rule, long long& cols_of_dout, int& 
     if (rule == "flat_dout_128x128") return cols_of_dout = 1, tile_n = 128, true;
     if (rule == "flat_din_128x128") return cols_of_dout = 0, tile_n = 128, true;
     return false;
+}
+
+// The v1 kernel that runs a role whose table kernel refuses the layer's shape (registry.cuh refusal()).
+inline const Kernel* refused_fallback(const std::string& why, const KernelRow& row, const Ctx& c, Role role) {
+    const Kernel* v1 = find_kernel("v1", role_step(role), c.dt, c.r);
+    if (!v1 || v1->row.family == row.family) dev_die("kernel " + row.name + " refuses the shape (" + why + ") and v1 has no " + role_step(role) + " row");
+    static std::set<std::string> said;
+    const std::string key = row.name + " " + std::to_string(c.n) + "x" + std::to_string(c.d_in) + "x" + std::to_string(c.d_out) + "x" +
+                            std::to_string(c.r);
+    if (!c.dry_run && said.insert(key).second)
+        std::printf("    %s: %s refuses n=%d d_in=%d d_out=%d r=%d (%s) -> %s\n", role_name(role), row.name.c_str(), c.n, c.d_in,
+                    c.d_out, c.r, why.c_str(), v1->row.name.c_str());
+    return v1;
 }
 
 // ---- grid rules (the list in cuda/kernels.table) ----------------------------------------------
