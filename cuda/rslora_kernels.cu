@@ -21,3 +21,6 @@
 #include "kernels/mb_vdb.cuh"
 #include "kernels/mb_vdb_reduce.cuh"
 #include "kernels/mb_da.cuh"
+// version 4 (sm_80-family mma.sync GEMM core, bf16/fp16; not yet validated on hardware)
+#include "kernels/lora_forward_v4.cuh"
+#include "kernels/lora_backward_dx_v4.cuh"

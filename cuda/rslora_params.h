@@ -165,6 +165,63 @@ static_assert(offsetof(RsLoraBackwardDxParams, gamma) == 56, "RsLoraBackwardDxPa
 static_assert(offsetof(RsLoraBackwardDxParams, drop) == 60, "RsLoraBackwardDxParams.drop");
 static_assert(sizeof(RsLoraBackwardDxParams) == 88, "RsLoraBackwardDxParams size");
 
+// v4 (sm_80-family tensor-core GEMMs, bf16/f16 only; GPU-CONTRACT.md data contract). T = the
+// dtype of X and W; r_pad = round_up(r, 8) is the row stride of Ug, Bt and Vg, whose pad columns
+// are 0. Every T tensor row must start 16-byte aligned: d_in % 8 == 0, d_out % 8 == 0, 16-byte
+// aligned bases (cuda/kernels/lora_v4_launch.h refuses anything else).
+//   rslora_lora_forward_v4_*: Y (=|+=) X·Wᵀ + bias + Ug·Btᵀ, ONE fp32 accumulator (the LoRA term is
+//     a K-extension over (Ug, Bt)), rounded once.
+//   rslora_lora_up_add_v4_*:  Y (=|+=) bias + Ug·Btᵀ (x, w, d_in unused): the cuBLASLt split step.
+struct RsLoraForwardV4Params {
+    const void* x;     // X [n, d_in] T
+    const void* w;     // W [d_out, d_in] T
+    const void* bias;  // bias [d_out] T, or null
+    const void* ug;    // Ug [n, r_pad] T = T(γ·U), pad columns 0 (unused when r == 0)
+    const void* bt;    // Bt [d_out, r_pad] T = T(B), pad columns 0 (unused when r == 0)
+    void* y;           // Y [n, d_out] T
+    int32_t n, d_in, d_out, r;  // r >= 0
+    int32_t accumulate;         // 0: Y = ...;  1: Y = T(Y + ...) (fp32 add, one rounding)
+};
+static_assert(offsetof(RsLoraForwardV4Params, x) == 0, "RsLoraForwardV4Params.x");
+static_assert(offsetof(RsLoraForwardV4Params, w) == 8, "RsLoraForwardV4Params.w");
+static_assert(offsetof(RsLoraForwardV4Params, bias) == 16, "RsLoraForwardV4Params.bias");
+static_assert(offsetof(RsLoraForwardV4Params, ug) == 24, "RsLoraForwardV4Params.ug");
+static_assert(offsetof(RsLoraForwardV4Params, bt) == 32, "RsLoraForwardV4Params.bt");
+static_assert(offsetof(RsLoraForwardV4Params, y) == 40, "RsLoraForwardV4Params.y");
+static_assert(offsetof(RsLoraForwardV4Params, n) == 48, "RsLoraForwardV4Params.n");
+static_assert(offsetof(RsLoraForwardV4Params, d_in) == 52, "RsLoraForwardV4Params.d_in");
+static_assert(offsetof(RsLoraForwardV4Params, d_out) == 56, "RsLoraForwardV4Params.d_out");
+static_assert(offsetof(RsLoraForwardV4Params, r) == 60, "RsLoraForwardV4Params.r");
+static_assert(offsetof(RsLoraForwardV4Params, accumulate) == 64, "RsLoraForwardV4Params.accumulate");
+static_assert(sizeof(RsLoraForwardV4Params) == 72, "RsLoraForwardV4Params size");
+
+//   rslora_lora_backward_dx_v4_*: dX (=|+=) dY·W + D'(Vg·At): the LoRA product first into the fp32
+//     accumulators, the forward's mask (regenerated from drop) applied to them in registers, then
+//     the dY·W K-steps on top; rounded once. D' uses the same (row, col) mask as X's dropout.
+//   rslora_lora_dx_add_v4_*: dX (=|+=) D'(Vg·At) (dy, w, d_out unused): the cuBLASLt split step.
+struct RsLoraBackwardDxV4Params {
+    const void* dy;  // dY [n, d_out] T
+    const void* w;   // W [d_out, d_in] T
+    const void* vg;  // Vg [n, r_pad] T = T(γ·V), pad columns 0 (unused when r == 0)
+    const void* at;  // At [r, d_in] T = T(A) (unused when r == 0)
+    void* dx;        // dX [n, d_in] T
+    int32_t n, d_in, d_out, r;  // r >= 0
+    int32_t accumulate;         // 0: dX = ...;  1: dX = T(dX + ...) (fp32 add, one rounding)
+    RsDropout drop;             // the forward's dropout of X (enabled = 0: identity)
+};
+static_assert(offsetof(RsLoraBackwardDxV4Params, dy) == 0, "RsLoraBackwardDxV4Params.dy");
+static_assert(offsetof(RsLoraBackwardDxV4Params, w) == 8, "RsLoraBackwardDxV4Params.w");
+static_assert(offsetof(RsLoraBackwardDxV4Params, vg) == 16, "RsLoraBackwardDxV4Params.vg");
+static_assert(offsetof(RsLoraBackwardDxV4Params, at) == 24, "RsLoraBackwardDxV4Params.at");
+static_assert(offsetof(RsLoraBackwardDxV4Params, dx) == 32, "RsLoraBackwardDxV4Params.dx");
+static_assert(offsetof(RsLoraBackwardDxV4Params, n) == 40, "RsLoraBackwardDxV4Params.n");
+static_assert(offsetof(RsLoraBackwardDxV4Params, d_in) == 44, "RsLoraBackwardDxV4Params.d_in");
+static_assert(offsetof(RsLoraBackwardDxV4Params, d_out) == 48, "RsLoraBackwardDxV4Params.d_out");
+static_assert(offsetof(RsLoraBackwardDxV4Params, r) == 52, "RsLoraBackwardDxV4Params.r");
+static_assert(offsetof(RsLoraBackwardDxV4Params, accumulate) == 56, "RsLoraBackwardDxV4Params.accumulate");
+static_assert(offsetof(RsLoraBackwardDxV4Params, drop) == 60, "RsLoraBackwardDxV4Params.drop");
+static_assert(sizeof(RsLoraBackwardDxV4Params) == 88, "RsLoraBackwardDxV4Params size");
+
 // (6) W ← round(W + signed_gamma·B·A), computed in fp32, rounded once (merge: +γ, unmerge: −γ).
 struct RsMergeParams {
     void* w;              // W [d_out, d_in] T (updated in place)

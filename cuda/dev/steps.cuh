@@ -4,6 +4,7 @@
 // existing params struct needs a table row only; a new params struct needs its fill() here.
 #pragma once
 #include <set>
+#include "../kernels/lora_v4_launch.h"  // v4 launch rules (threads, smem, refusals)
 #include <string>
 
 namespace rsdev {
@@ -229,6 +230,73 @@ inline GridArgs fill(RsMbDaParams& p, Ctx& c, Role role, const KernelRow& row, C
     return g;
 }
 
+// ---- v4 params (sm80: cuda/kernels/lora_forward_v4.cuh, lora_backward_dx_v4.cuh) ----------------
+// The row must carry the kernel's own threads and dynamic shared memory (cuda/kernels/lora_v4_launch.h).
+inline void check_v4_row(const KernelRow& row, RsV4Kernel k) {
+    const RsV4Launch l = rs_v4_launch(k);
+    if (row.threads != l.threads || row.smem != (size_t)l.smem_bytes)
+        dev_die("table row " + row.name + ": threads " + std::to_string(row.threads) + " / smem " + std::to_string(row.smem) +
+                " do not match " + l.name + " (" + std::to_string(l.threads) + " / " + std::to_string(l.smem_bytes) + ")");
+}
+
+// The shapes and pointers the v4 kernels refuse (registry.cuh refusal(), asked before fill(): a refused
+// role runs v1's kernel of its step): rs_v4_refusal, i.e. d_in / d_out % 8 where touched, unaligned bases.
+inline std::string v4_refusal(const Ctx& c, const KernelRow& row) {
+    const RsV4Kernel k = row.step == "lora_up_add" ? RsV4Kernel::UpAdd
+                         : row.step == "lora_dx_add" ? RsV4Kernel::DxAdd
+                         : row.step == "dx"          ? RsV4Kernel::BackwardDx
+                                                     : RsV4Kernel::Forward;
+    const void* bases[] = {c.x, c.w, c.bias, c.dy, c.y, c.dx, c.ug, c.vg, c.at, c.bt};
+    const char* names[] = {"x", "w", "bias", "dy", "y", "dx", "ug", "vg", "at", "bt"};
+    char buf[256];
+    const char* why = rs_v4_refusal(k, c.n, c.d_in, c.d_out, c.r, bases, names, 10, buf, sizeof buf);
+    return why ? std::string(why) : std::string();
+}
+inline std::string refusal(const RsLoraForwardV4Params&, const Ctx& c, const KernelRow& row) { return v4_refusal(c, row); }
+inline std::string refusal(const RsLoraBackwardDxV4Params&, const Ctx& c, const KernelRow& row) { return v4_refusal(c, row); }
+
+// forward: Y = X·Wᵀ + bias + Ug·Btᵀ (lora_up_add: Y += bias + Ug·Btᵀ, the split step's LoRA term)
+inline GridArgs fill(RsLoraForwardV4Params& p, Ctx& c, Role role, const KernelRow& row, CUtensorMap*) {
+    const bool split = row.step == "lora_up_add";
+    if (!split) need_role(role, Role::FORWARD, row);
+    check_v4_row(row, split ? RsV4Kernel::UpAdd : RsV4Kernel::Forward);
+    p = RsLoraForwardV4Params{c.x, c.w, c.bias, c.ug, c.bt, c.y, c.n, c.d_in, c.d_out, c.r, split ? 1 : 0};
+    c.written.insert("Y");
+    return {};
+}
+
+// dX = dY·W + D'(Vg·At) (lora_dx_add: dX += D'(Vg·At))
+inline GridArgs fill(RsLoraBackwardDxV4Params& p, Ctx& c, Role role, const KernelRow& row, CUtensorMap*) {
+    const bool split = row.step == "lora_dx_add";
+    if (!split) need_role(role, Role::DX, row);
+    check_v4_row(row, split ? RsV4Kernel::DxAdd : RsV4Kernel::BackwardDx);
+    p = RsLoraBackwardDxV4Params{c.dy, c.w, c.vg, c.at, c.dx, c.n, c.d_in, c.d_out, c.r, split ? 1 : 0, c.drop};
+    c.written.insert("dX");
+    return {};
+}
+
+// The v4 grid rules: 1-D, ⌈n/128⌉·⌈cols/tile_n⌉ blocks (the kernel orders the tiles itself).
+inline bool v4_flat_rule(const std::string& rule, long long& cols_of_dout, int& tile_n) {
+    if (rule == "flat_dout_128x256") return cols_of_dout = 1, tile_n = 256, true;
+    if (rule == "flat_din_128x256") return cols_of_dout = 0, tile_n = 256, true;
+    if (rule == "flat_dout_128x128") return cols_of_dout = 1, tile_n = 128, true;
+    if (rule == "flat_din_128x128") return cols_of_dout = 0, tile_n = 128, true;
+    return false;
+}
+
+// The v1 kernel that runs a role whose table kernel refuses the layer's shape (registry.cuh refusal()).
+inline const Kernel* refused_fallback(const std::string& why, const KernelRow& row, const Ctx& c, Role role) {
+    const Kernel* v1 = find_kernel("v1", role_step(role), c.dt, c.r);
+    if (!v1 || v1->row.family == row.family) dev_die("kernel " + row.name + " refuses the shape (" + why + ") and v1 has no " + role_step(role) + " row");
+    static std::set<std::string> said;
+    const std::string key = row.name + " " + std::to_string(c.n) + "x" + std::to_string(c.d_in) + "x" + std::to_string(c.d_out) + "x" +
+                            std::to_string(c.r);
+    if (!c.dry_run && said.insert(key).second)
+        std::printf("    %s: %s refuses n=%d d_in=%d d_out=%d r=%d (%s) -> %s\n", role_name(role), row.name.c_str(), c.n, c.d_in,
+                    c.d_out, c.r, why.c_str(), v1->row.name.c_str());
+    return v1;
+}
+
 // ---- grid rules (the list in cuda/kernels.table) ----------------------------------------------
 inline dim3 grid_of(const KernelRow& row, const Ctx& c, const GridArgs& g) {
     const std::string& rule = row.grid;
@@ -245,6 +313,9 @@ inline dim3 grid_of(const KernelRow& row, const Ctx& c, const GridArgs& g) {
     if (rule == "mb_rows") return dim3(t(c.n), (unsigned)g.rchunks);
     if (rule == "mb_vdb") return dim3((unsigned)g.rchunks, (unsigned)g.chunks, (unsigned)g.groups);
     if (rule == "mb_da") return dim3((unsigned)g.rchunks, (unsigned)g.chunks, (unsigned)g.groups);
+    long long of_dout;
+    int tile_n;
+    if (v4_flat_rule(rule, of_dout, tile_n)) return dim3((unsigned)(cdiv(c.n, 128) * cdiv(of_dout ? c.d_out : c.d_in, tile_n)));
     dev_die("table row " + row.name + ": unknown grid rule '" + rule + "' (cuda/dev/steps.cuh grid_of)");
 }
 
@@ -262,6 +333,16 @@ inline void before_launch(Ctx& c, const KernelRow& row, Role role, const dim3& g
     if (coord >= 0) {
         const unsigned last = (coord == 0 ? grid.x : coord == 1 ? grid.y : grid.z) - 1;
         ::rs_emu::st().block_filter = [coord, last](uint3 b) { return (coord == 0 ? b.x : coord == 1 ? b.y : b.z) == last; };
+    }
+    long long of_dout;
+    int tile_n;
+    if (c.only_last_rows && v4_flat_rule(row.grid, of_dout, tile_n)) {  // 1-D grid in grouped tile order
+        const int tiles_m = (int)cdiv(c.n, 128), tiles_n = (int)grid.x / tiles_m;
+        ::rs_emu::st().block_filter = [tiles_m, tiles_n](uint3 b) {
+            int tm, tn;
+            rs4::tile_of((int)b.x, tiles_m, tiles_n, tm, tn);
+            return tm == tiles_m - 1;
+        };
     }
 #else
     (void)c;

@@ -44,6 +44,18 @@ final class KernelParams {
             .struct("drop", DROPOUT)
             .build();
 
+    /** v4 forward and its LoRA-only split variant (up_add): Y (=|+=) X·Wᵀ + bias + Ug·Btᵀ. */
+    static final CStruct FORWARD_V4 = CStruct.builder("RsLoraForwardV4Params")
+            .ptr("x").ptr("w").ptr("bias").ptr("ug").ptr("bt").ptr("y").i32("n").i32("d_in").i32("d_out").i32("r")
+            .i32("accumulate")
+            .build();
+
+    /** v4 dX and its LoRA-only split variant (dx_add): dX (=|+=) dY·W + D'(Vg·At). */
+    static final CStruct BACKWARD_DX_V4 = CStruct.builder("RsLoraBackwardDxV4Params")
+            .ptr("dy").ptr("w").ptr("vg").ptr("at").ptr("dx").i32("n").i32("d_in").i32("d_out").i32("r")
+            .i32("accumulate").struct("drop", DROPOUT)
+            .build();
+
     static final CStruct MERGE = CStruct.builder("RsMergeParams")
             .ptr("w").ptr("lora_b").ptr("lora_a").i32("d_out").i32("d_in").i32("r").f32("signed_gamma")
             .build();
@@ -99,7 +111,8 @@ final class KernelParams {
 
     /** Every struct of the header, for the layout test. */
     static final List<CStruct> ALL = List.of(DROPOUT, DOWN, FORWARD, BACKWARD_VDB, BACKWARD_DA, REDUCE, BACKWARD_DX,
-            MERGE, CONVERT, DROPOUT_ELEMENTWISE, ADAMW_TENSOR, ADAMW, GRAD_NORM, MB_PREP, MB_DOWN, MB_VDB, MB_VDB_REDUCE, MB_DA);
+            MERGE, CONVERT, DROPOUT_ELEMENTWISE, ADAMW_TENSOR, ADAMW, GRAD_NORM, MB_PREP, MB_DOWN, MB_VDB, MB_VDB_REDUCE, MB_DA,
+            FORWARD_V4, BACKWARD_DX_V4);
 
     /**
      * Writes the dropout struct into {@code prefix.*} of {@code p}: the mask's key, layer, step,
