@@ -331,10 +331,12 @@ static void core_suite(DT dt, bool quick, int& pass, int& fail, uint64_t& seed) 
         {127, 255, 63, 0, 0, 0.0f, true},   {129, 257, 65, 0, 0, 0.0f, false},    {300, 520, 600, 0, 0, 0.0f, true},
         {65, 100, 130, 9, 0, 0.0f, false},  {200, 300, 100, 37, 0, 0.0f, true},   {256, 512, 192, 64, 0, 0.0f, false},
         {33, 777, 8, 600, 0, 0.0f, true},   {390, 1000, 72, 16, 1, 0.0f, true},   {390, 1000, 72, 16, 5, 0.0f, false},
+        {2181, 300, 16, 8, 7, 0.0f, true},  // 18 tile rows: a second, partial group of the tile order
     };
     const CoreCase mask_cases[] = {
         {130, 300, 16, 72, 0, 0.1f, false}, {7, 9, 1, 7, 0, 0.5f, false},        {257, 520, 200, 64, 2, 0.1f, false},
         {390, 1000, 65, 40, 3, 0.25f, false}, {200, 300, 64, 64, 0, 0.0f, false}, {300, 260, 100, 0, 0, 0.1f, false},
+        {2181, 300, 24, 40, 5, 0.1f, true},
     };
     int i = 0;
     for (const CoreCase& c : k_cases) {
