@@ -537,6 +537,39 @@ static void v3_suite(DT dt, bool quick, int& pass, int& fail, uint64_t& seed) {
 
 #if !defined(RS_EMULATE)
 // ---------------------------------------------------------------------------------------------
+// cuBLAS for the side-by-side base GEMMs of `bench`, through dlopen (no cuBLAS headers or link-time
+// library needed to build): cublasGemmEx, bf16 in/out, fp32 compute, default algorithm.
+#include <dlfcn.h>
+struct Cublas {
+    typedef int (*CreateFn)(void**);
+    typedef int (*GemmExFn)(void*, int, int, int, int, int, const void*, const void*, int, int, const void*, int, int,
+                            const void*, void*, int, int, int, int);
+    void* handle = nullptr;
+    GemmExFn gemm = nullptr;
+    std::string lib;
+    bool load() {
+        for (const char* name : {"libcublas.so.13", "libcublas.so.12", "libcublas.so"}) {
+            void* so = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+            if (!so) continue;
+            CreateFn create = reinterpret_cast<CreateFn>(dlsym(so, "cublasCreate_v2"));
+            gemm = reinterpret_cast<GemmExFn>(dlsym(so, "cublasGemmEx"));
+            if (create && gemm && create(&handle) == 0) {
+                lib = name;
+                return true;
+            }
+        }
+        return false;
+    }
+    // row-major C[m, n] = A[m, k]·op(B), op(B) = B[n, k]ᵀ (b_kmajor) or B[k, n]; column-major cuBLAS sees Cᵀ = op(B)ᵀ·Aᵀ
+    int run(const void* a, const void* b, void* c, int m, int n, int k, bool b_kmajor) const {
+        const float one = 1.0f, zero = 0.0f;
+        const int kOpN = 0, kOpT = 1, kBf16 = 14, kCompute32F = 68, kDefault = -1;
+        return gemm(handle, b_kmajor ? kOpT : kOpN, kOpN, n, m, k, &one, b, kBf16, b_kmajor ? k : n, a, kBf16, k, &zero, c,
+                    kBf16, n, kCompute32F, kDefault);
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
 // timing (GPU only): CUDA events, warm-up, median of 20; inputs random, never zeros
 template <typename F>
 static float median_ms(F launch, int reps) {
@@ -569,6 +602,19 @@ static int bench() {
     std::printf("device: %s (sm_%d%d, %d SMs), bf16, n=%d d_in=%d d_out=%d, median of 20\n", prop.name, prop.major,
                 prop.minor, prop.multiProcessorCount, n, di, dout);
     std::mt19937_64 g(42);
+    Cublas cublas;
+    if (cublas.load()) {  // the frozen base GEMMs through cuBLAS, same shapes, same process
+        Dev dev;
+        void* x = dev.upload(random_mat(dt, n, di, g).bits);
+        void* w = dev.upload(random_mat(dt, dout, di, g).bits);
+        void* y = dev.poisoned((size_t)n * dout);
+        const float fms = median_ms([&] { cublas.run(x, w, y, n, dout, di, true); }, 20);
+        const float dms = median_ms([&] { cublas.run(x, w, y, n, di, dout, false); }, 20);
+        std::printf("cuBLAS (%s) Y = X·Wᵀ %8.3f ms %7.1f TFLOP/s | dX = dY·W %8.3f ms %7.1f TFLOP/s\n", cublas.lib.c_str(), fms,
+                    2.0 * n * dout * di / (fms * 1e-3) / 1e12, dms, 2.0 * n * di * dout / (dms * 1e-3) / 1e12);
+    } else {
+        std::printf("cuBLAS: no libcublas.so.13/.12 could be loaded (no side-by-side base GEMM)\n");
+    }
     for (int r : {0, 16, 64, 256}) {
         const int rp = (int)round_up(std::max(r, 1), 8);
         Dev dev;
