@@ -23,6 +23,11 @@
 //     producer already fills the ring for the next tile.
 // Persistent grid: CTA b takes tiles b, b + gridDim.x, ...; tile t → (tm, tn) in groups of
 // kGroupM tile rows (consecutive CTAs share Q tiles and a band of P rows in L2).
+// CM = 2 (optional, launched with cluster dims (2, 1, 1)): the two CTAs of a cluster take the two
+// vertically adjacent tiles (2p, tn), (2p + 1, tn) of a unit and share its Q tile: each loads its
+// own P tile and one half of Q, multicast into both CTAs (same shared offsets, complete_tx on both
+// CTAs' full barriers); a stage is free again when the consumer warps of BOTH CTAs released it
+// (empty barriers count 16 arrivals: local and remote). Halves the L2 → SM traffic of Q.
 //
 // Shared memory (dynamic, base rounded up to 1024 in the kernel: +1024 bytes requested), per
 // stage P: 128 rows × 128 bytes (TMA box {64, 128}, SWIZZLE_128B), Q K-major: BN rows × 128 bytes
@@ -73,9 +78,10 @@ template <> struct Pair2<__half> { typedef __half2 type; };
 
 __host__ __device__ constexpr int cdiv(int a, int b) { return (a + b - 1) / b; }
 
-template <typename T, int BN, int STAGES, bool QMN, bool MASK>
+template <typename T, int BN, int STAGES, bool QMN, bool MASK, int CM = 1>
 struct Sm90Gemm {
     static_assert(BN == 128 || BN == 256, "BN: 128 or 256");
+    static_assert(CM == 1 || CM == 2, "CM: cluster of 1 or 2 CTAs along M");
     static_assert(STAGES >= 2, "STAGES >= 2");
     static constexpr int kThreads = 384;
     static constexpr int kBM = 128, kBK = 64;
@@ -99,14 +105,24 @@ struct Sm90Gemm {
     static constexpr uint32_t kSmemBytes = ((kOffBars + kNumBars * 8 + 1023) / 1024) * 1024 + 1024;
     static_assert(kSmemBytes <= 227 * 1024, "over the sm_90 per-block shared memory limit");
 
-    // tile t of the persistent order → (tile row tm, tile column tn)
-    static __device__ __forceinline__ void tile_coords(int t, int tiles_m, int tiles_n, int& tm, int& tn) {
-        const int per_group = kGroupM * tiles_n;
-        const int g = t / per_group;
-        const int first = g * kGroupM;
-        const int rows = min(tiles_m - first, kGroupM);
-        const int r = t - g * per_group;
-        tm = first + r % rows;
+    // The persistent schedule: work units (CM vertically adjacent tiles, one per CTA of a cluster)
+    // u = first, first + stride, ... < units; the same sequence in every role of the CTA.
+    struct Sched {
+        int tiles_m, tiles_n;  // output tiles
+        int units;             // ⌈tiles_m / CM⌉ · tiles_n
+        int first, stride;     // this cluster's first unit, the number of clusters
+        int rank;              // this CTA's rank in its cluster (0 when CM == 1)
+    };
+    // unit u → this CTA's (tile row tm, tile column tn): units in groups of kGroupM / CM unit rows
+    static __device__ __forceinline__ void tile_coords(const Sched& sc, int u, int& tm, int& tn) {
+        constexpr int kGroup = kGroupM / CM;
+        const int unit_rows = cdiv(sc.tiles_m, CM);
+        const int per_group = kGroup * sc.tiles_n;
+        const int g = u / per_group;
+        const int first = g * kGroup;
+        const int rows = min(unit_rows - first, kGroup);
+        const int r = u - g * per_group;
+        tm = (first + r % rows) * CM + sc.rank;
         tn = r / rows;
     }
 
@@ -117,13 +133,18 @@ struct Sm90Gemm {
         unsigned char* smem = smem_raw + pad;
         const uint32_t sbase = raw + pad;
         const uint32_t bars = sbase + kOffBars;
-        const int tiles_m = cdiv(pb.m, kBM), tiles_n = cdiv(pb.n, BN);
-        const int tiles = tiles_m * tiles_n;
+        Sched sc;
+        sc.tiles_m = cdiv(pb.m, kBM);
+        sc.tiles_n = cdiv(pb.n, BN);
+        sc.units = cdiv(sc.tiles_m, CM) * sc.tiles_n;
+        sc.first = (int)blockIdx.x / CM;
+        sc.stride = (int)gridDim.x / CM;
+        sc.rank = CM == 1 ? 0 : (int)rsarch::cluster_ctarank();
         const bool masked = MASK && pb.nseg == 2 && pb.drop.enabled != 0;
         if (threadIdx.x == 0) {
             for (int s = 0; s < STAGES; ++s) {
                 rsarch::mbar_init(full_bar(bars, s), 1);        // the producer's arrive.expect_tx
-                rsarch::mbar_init(empty_bar(bars, s), 8);       // one arrival per consumer warp
+                rsarch::mbar_init(empty_bar(bars, s), 8 * CM);  // one arrival per consumer warp of the cluster
             }
             if (MASK) {
                 for (int b = 0; b < 2; ++b) {
@@ -133,18 +154,28 @@ struct Sm90Gemm {
             }
             rsarch::fence_mbarrier_init();
         }
-        __syncthreads();
+        if (CM == 1) {
+            __syncthreads();
+        } else {
+            rsarch::cluster_sync();  // both CTAs' barriers exist before any remote arrival or multicast
+        }
         const int wg = (int)(threadIdx.x >> 7);
         if (wg == 0) {
             rsarch::setmaxnreg_dec<kProducerRegs>();
             if (threadIdx.x == 0) {
-                producer(pb, sbase, bars, tiles_m, tiles_n, tiles);
+                producer(pb, sbase, bars, sc);
             } else if (masked && threadIdx.x >= 32) {
-                mask_worker(pb, smem, bars, tiles_m, tiles_n, tiles);
+                mask_worker(pb, smem, bars, sc);
+            } else {
+                return;  // idle: exited threads do not take part in the cluster barrier below
             }
         } else {
             rsarch::setmaxnreg_inc<kConsumerRegs>();
-            consumer(pb, smem, sbase, bars, tiles_m, tiles_n, tiles, masked);
+            consumer(pb, smem, sbase, bars, sc, masked);
+        }
+        if (CM == 2) {
+            // no CTA leaves while its peer may still arrive on its barriers (or multicast into it)
+            rsarch::cluster_sync();
         }
     }
 
@@ -162,8 +193,7 @@ struct Sm90Gemm {
 
     // One thread: every (tile, segment, k-block) in order, into stage it % STAGES. Before the
     // r-th fill of a stage (r >= 1) it waits for the consumers' r-th release (phase r - 1).
-    static __device__ __forceinline__ void producer(const Problem<T>& pb, uint32_t sbase, uint32_t bars, int tiles_m,
-                                                    int tiles_n, int tiles) {
+    static __device__ __forceinline__ void producer(const Problem<T>& pb, uint32_t sbase, uint32_t bars, const Sched& sc) {
 #pragma unroll
         for (int s = 0; s < 2; ++s) {
             if (s < pb.nseg) {
@@ -174,9 +204,9 @@ struct Sm90Gemm {
         int stage = 0;
         uint32_t phase = 0;
         bool wrapped = false;  // the ring has been filled once: wait for releases from now on
-        for (int t = (int)blockIdx.x; t < tiles; t += (int)gridDim.x) {
+        for (int u = sc.first; u < sc.units; u += sc.stride) {
             int tm, tn;
-            tile_coords(t, tiles_m, tiles_n, tm, tn);
+            tile_coords(sc, u, tm, tn);
             const int m0 = tm * kBM, n0 = tn * BN;
 #pragma unroll
             for (int s = 0; s < 2; ++s) {
@@ -193,13 +223,25 @@ struct Sm90Gemm {
                     const uint32_t sp = sbase + (uint32_t)stage * kStageBytes;
                     rsarch::mbar_arrive_expect_tx(full, kStageBytes);
                     rsarch::tma_load_2d(sp, pm, full, kb * kBK, m0);
-                    if (QMN) {
+                    if (CM == 1) {
+                        if (QMN) {
 #pragma unroll
-                        for (int j = 0; j < BN / 64; ++j) {
-                            rsarch::tma_load_2d(sp + kPBytes + (uint32_t)j * 8192u, qm, full, n0 + 64 * j, kb * kBK);
+                            for (int j = 0; j < BN / 64; ++j) {
+                                rsarch::tma_load_2d(sp + kPBytes + (uint32_t)j * 8192u, qm, full, n0 + 64 * j, kb * kBK);
+                            }
+                        } else {
+                            rsarch::tma_load_2d(sp + kPBytes, qm, full, kb * kBK, n0);
                         }
-                    } else {
-                        rsarch::tma_load_2d(sp + kPBytes, qm, full, kb * kBK, n0);
+                    } else if (QMN) {  // this CTA's half of the n chunks, into both CTAs
+#pragma unroll
+                        for (int jj = 0; jj < BN / 128; ++jj) {
+                            const int j = sc.rank * (BN / 128) + jj;
+                            rsarch::tma_load_2d_multicast(sp + kPBytes + (uint32_t)j * 8192u, qm, full, n0 + 64 * j,
+                                                          kb * kBK, (uint16_t)3);
+                        }
+                    } else {           // this CTA's half of the Q rows (map box {64, BN/2}), into both CTAs
+                        rsarch::tma_load_2d_multicast(sp + kPBytes + (uint32_t)sc.rank * (kQBytes / 2), qm, full, kb * kBK,
+                                                      n0 + sc.rank * (BN / 2), (uint16_t)3);
                     }
                     if (++stage == STAGES) {
                         stage = 0;
@@ -215,12 +257,12 @@ struct Sm90Gemm {
     // keep bit of X element (m0 + r, n0 + c); word (r, w) holds columns 32w .. 32w + 31. Buffer
     // b = tile_iter % 2; before its k-th fill (k >= 1) it waits for the consumers' k-th release.
     static __device__ __forceinline__ void mask_worker(const Problem<T>& pb, unsigned char* smem, uint32_t bars,
-                                                       int tiles_m, int tiles_n, int tiles) {
+                                                       const Sched& sc) {
         const int mt = (int)threadIdx.x - 32;
         int tile_iter = 0;
-        for (int t = (int)blockIdx.x; t < tiles; t += (int)gridDim.x, ++tile_iter) {
+        for (int u = sc.first; u < sc.units; u += sc.stride, ++tile_iter) {
             int tm, tn;
-            tile_coords(t, tiles_m, tiles_n, tm, tn);
+            tile_coords(sc, u, tm, tn);
             const uint32_t m0 = (uint32_t)(tm * kBM), n0 = (uint32_t)(tn * BN);
             const int b = tile_iter & 1;
             if (tile_iter >= 2) {
@@ -247,7 +289,7 @@ struct Sm90Gemm {
     }
 
     static __device__ __forceinline__ void consumer(const Problem<T>& pb, unsigned char* smem, uint32_t sbase,
-                                                    uint32_t bars, int tiles_m, int tiles_n, int tiles, bool masked) {
+                                                    uint32_t bars, const Sched& sc, bool masked) {
         const int cw = (int)(threadIdx.x >> 7) - 1;  // 0, 1: rows 64·cw .. of the tile
         const int tid = (int)(threadIdx.x & 127);
         const int warp = tid >> 5, lane = tid & 31;
@@ -261,9 +303,10 @@ struct Sm90Gemm {
         int stage = 0;
         uint32_t phase = 0;
         int tile_iter = 0;
-        for (int t = (int)blockIdx.x; t < tiles; t += (int)gridDim.x, ++tile_iter) {
+        const int peer = sc.rank ^ 1;
+        for (int u = sc.first; u < sc.units; u += sc.stride, ++tile_iter) {
             int tm, tn;
-            tile_coords(t, tiles_m, tiles_n, tm, tn);
+            tile_coords(sc, u, tm, tn);
             const int m0 = tm * kBM, n0 = tn * BN;
             int pending = -1;   // the stage of the last issued wgmma group, not yet released
             int scale_d = 0;    // 0 for the tile's first wgmma: D = A·B
@@ -289,7 +332,7 @@ struct Sm90Gemm {
                     rsarch::wgmma_commit();
                     rsarch::wgmma_wait<1>();  // every group but the one just issued has completed
                     if (pending >= 0) {
-                        release(bars, pending, lane);
+                        release(bars, pending, lane, peer);
                     }
                     pending = stage;
                     if (++stage == STAGES) {
@@ -300,7 +343,7 @@ struct Sm90Gemm {
                 if (s == 0 && masked) {
                     rsarch::wgmma_wait<0>();
                     rsarch::reg_fence(acc);
-                    release(bars, pending, lane);
+                    release(bars, pending, lane, peer);
                     pending = -1;
                     apply_mask(pb, acc, smem, bars, tile_iter, cw, rr, q);
                 }
@@ -308,7 +351,7 @@ struct Sm90Gemm {
             rsarch::wgmma_wait<0>();
             rsarch::reg_fence(acc);
             if (pending >= 0) {
-                release(bars, pending, lane);
+                release(bars, pending, lane, peer);
             }
             epilogue(pb, acc, smem, sbase, m0, n0, cw, tid, rr, q);
         }
@@ -317,9 +360,12 @@ struct Sm90Gemm {
         }
     }
 
-    static __device__ __forceinline__ void release(uint32_t bars, int stage, int lane) {
+    static __device__ __forceinline__ void release(uint32_t bars, int stage, int lane, int peer) {
         if (lane == 0) {
             rsarch::mbar_arrive(empty_bar(bars, stage));
+            if (CM == 2) {
+                rsarch::mbar_arrive_cluster(empty_bar(bars, stage), (uint32_t)peer);  // the peer's producer writes here too
+            }
         }
     }
 

@@ -55,7 +55,7 @@ struct CoreTestParams {
     RsDropout drop;
 };
 
-template <typename T, int BN, int STAGES, bool QMN, bool MASK>
+template <typename T, int BN, int STAGES, bool QMN, bool MASK, int CM>
 __global__ void __launch_bounds__(384, 1)
     core_test_kernel(const CoreTestParams p, const __grid_constant__ CUtensorMap p0, const __grid_constant__ CUtensorMap q0,
                      const __grid_constant__ CUtensorMap p1, const __grid_constant__ CUtensorMap q1,
@@ -63,7 +63,37 @@ __global__ void __launch_bounds__(384, 1)
     RS_SM90A_BODY(RS_DYNAMIC_SMEM(core_smem); rs3::Problem<T> pb; pb.m = p.m; pb.n = p.n; pb.nseg = p.nseg;
                   pb.seg[0] = rs3::Segment{&p0, &q0, p.kb0}; pb.seg[1] = rs3::Segment{&p1, &q1, p.kb1}; pb.c = &c;
                   pb.bias = static_cast<const T*>(p.bias); pb.drop = p.drop;
-                  rs3::Sm90Gemm<T, BN, STAGES, QMN, MASK>::run(pb, core_smem);)
+                  rs3::Sm90Gemm<T, BN, STAGES, QMN, MASK, CM>::run(pb, core_smem);)
+}
+
+// One launch path for the GPU and the emulation: dynamic shared memory (opted in above 48 KB) and
+// cluster dims (cudaLaunchKernelEx's attribute; the emulation's launch_ex).
+template <typename... P, typename... A>
+static void launch(const char* name, void (*k)(P...), dim3 grid, dim3 block, size_t smem, dim3 cluster, A&&... args) {
+    if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+#if defined(RS_EMULATE)
+    ::rs_emu::launch_ex(name, k, grid, block, smem, cluster, P(args)...);
+#else
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cudaLaunchAttribute attr[1];
+    if (cluster.x * cluster.y * cluster.z > 1) {
+        attr[0].id = cudaLaunchAttributeClusterDimension;
+        attr[0].val.clusterDim.x = cluster.x;
+        attr[0].val.clusterDim.y = cluster.y;
+        attr[0].val.clusterDim.z = cluster.z;
+        cfg.attrs = attr;
+        cfg.numAttrs = 1;
+    }
+    const cudaError_t e = cudaLaunchKernelEx(&cfg, k, P(args)...);
+    if (e != cudaSuccess) {
+        std::fprintf(stderr, "launch of %s (grid %u, smem %zu, cluster %u) failed: %s\n", name, grid.x, smem, cluster.x,
+                     cudaGetErrorString(e));
+        std::exit(2);
+    }
+#endif
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -232,9 +262,9 @@ struct CoreCase {
     bool bias;
 };
 
-template <typename T, int BN, int STAGES, bool QMN, bool MASK>
+template <typename T, int BN, int STAGES, bool QMN, bool MASK, int CM = 1>
 static int run_core_case(DT dt, const CoreCase& cc, uint64_t seed) {
-    typedef rs3::Sm90Gemm<T, BN, STAGES, QMN, MASK> Core;
+    typedef rs3::Sm90Gemm<T, BN, STAGES, QMN, MASK, CM> Core;
     std::mt19937_64 g(seed);
     const int M = cc.m, N = cc.n, nseg = cc.k1 > 0 ? 2 : 1;
     const int K[2] = {cc.k0, cc.k1};
@@ -248,7 +278,7 @@ static int run_core_case(DT dt, const CoreCase& cc, uint64_t seed) {
         void* pd = dev.upload(P[s].bits);
         void* qd = dev.upload(Q[s].bits);
         pm[s] = make_map(dt, pd, K[s], M, P[s].ld, 64, 128);
-        qm[s] = QMN ? make_map(dt, qd, N, K[s], Q[s].ld, 64, 64) : make_map(dt, qd, K[s], N, Q[s].ld, 64, BN);
+        qm[s] = QMN ? make_map(dt, qd, N, K[s], Q[s].ld, 64, 64) : make_map(dt, qd, K[s], N, Q[s].ld, 64, BN / CM);
     }
     if (nseg == 1) {
         pm[1] = pm[0];
@@ -308,18 +338,20 @@ static int run_core_case(DT dt, const CoreCase& cc, uint64_t seed) {
 
     CoreTestParams p{M, N, nseg, cdiv(K[0], 64), nseg == 2 ? cdiv(K[1], 64) : 0, bias_d, drop};
     const long long tiles = (long long)cdiv(M, 128) * cdiv(N, BN);
-    int grid = (int)std::min<long long>(tiles, sm_count());
-    if (cc.grid_cap > 0) grid = std::min(grid, cc.grid_cap);
-    auto* kernel = core_test_kernel<T, BN, STAGES, QMN, MASK>;
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)Core::kSmemBytes));
-    RS_LAUNCH_EX(kernel, dim3(grid), dim3(384), Core::kSmemBytes, p, pm[0], qm[0], pm[1], qm[1], cm);
+    const long long units = (long long)cdiv(cdiv(M, 128), CM) * cdiv(N, BN);  // CM tiles (one per CTA of a cluster)
+    int clusters = (int)std::min<long long>(units, sm_count() / CM);
+    if (cc.grid_cap > 0) clusters = std::min(clusters, std::max(1, cc.grid_cap / CM));
+    const int grid = clusters * CM;
+    auto* kernel = core_test_kernel<T, BN, STAGES, QMN, MASK, CM>;
+    launch("core_test_kernel", kernel, dim3(grid), dim3(384), Core::kSmemBytes, dim3(CM, 1, 1), p, pm[0], qm[0], pm[1],
+           qm[1], cm);
     CUDA_CHECK(cudaGetLastError());
     CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<uint16_t> got = download(c_d, (size_t)M * ldc);
     const int bad = check("C", dt, got, M, N, ldc, ref, bound);
     const std::string ks = std::to_string(K[0]) + (nseg == 2 ? "+" + std::to_string(K[1]) : std::string());
-    std::printf("%s core %s BN=%d S=%d Q=%s%s M=%d N=%d K=%s grid=%d/%lld tiles%s%s seed=%llu\n", bad ? "FAIL" : "ok  ",
-                dt_name(dt), BN, STAGES, QMN ? "MN" : "K ", MASK ? " mask" : "", M, N, ks.c_str(), grid, tiles,
+    std::printf("%s core %s BN=%d S=%d Q=%s%s%s M=%d N=%d K=%s grid=%d/%lld tiles%s%s seed=%llu\n", bad ? "FAIL" : "ok  ",
+                dt_name(dt), BN, STAGES, QMN ? "MN" : "K ", MASK ? " mask" : "", CM == 2 ? " cluster2" : "", M, N, ks.c_str(), grid, tiles,
                 cc.bias ? " bias" : "", masked ? " dropout" : "", (unsigned long long)seed);
     return bad ? 1 : 0;
 }
@@ -349,6 +381,19 @@ static void core_suite(DT dt, bool quick, int& pass, int& fail, uint64_t& seed) 
         if (quick && (i++ % 2) != 0) continue;
         (run_core_case<T, 256, 3, true, true>(dt, c, ++seed) ? fail : pass)++;
     }
+    // clusters of 2 along M with Q multicast: odd tile-row counts (a unit whose second tile is empty),
+    // several units per cluster, both Q layouts, the mask
+    const CoreCase c2_cases[] = {
+        {300, 520, 600, 0, 0, 0.0f, true}, {390, 1000, 72, 16, 4, 0.0f, false}, {1, 9, 7, 0, 0, 0.0f, true},
+        {2181, 300, 16, 8, 6, 0.0f, false},
+    };
+    i = 0;
+    for (const CoreCase& c : c2_cases) {
+        if (quick && (i++ % 2) != 0) continue;
+        (run_core_case<T, 256, 3, false, false, 2>(dt, c, ++seed) ? fail : pass)++;
+        (run_core_case<T, 256, 3, true, false, 2>(dt, c, ++seed) ? fail : pass)++;
+    }
+    (run_core_case<T, 256, 3, true, true, 2>(dt, CoreCase{390, 1000, 65, 40, 4, 0.25f, true}, ++seed) ? fail : pass)++;
     if (!quick) {  // the 128-wide tile (wgmma N = 128) and a deeper ring
         (run_core_case<T, 128, 4, false, false>(dt, CoreCase{200, 300, 100, 37, 2, 0.0f, true}, ++seed) ? fail : pass)++;
         (run_core_case<T, 128, 4, true, true>(dt, CoreCase{257, 390, 130, 20, 3, 0.1f, false}, ++seed) ? fail : pass)++;
@@ -458,9 +503,8 @@ static int run_v3_case(DT dt, const LayerCase& lc, uint64_t seed, bool pattern_o
         RsLoraForwardV3Params p{bias_d, n, di, dout, r};
         int grid = rs3launch::grid(sms, n, dout);
         if (lc.grid_cap > 0) grid = std::min(grid, lc.grid_cap);
-        auto* k = V3<T>::forward;
-        CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)rs3launch::kForwardSmemBytes));
-        RS_LAUNCH_EX(k, dim3(grid), dim3(rs3launch::kThreads), rs3launch::kForwardSmemBytes, p, xm, wm, um, bm, ym);
+        launch("rslora_lora_forward_v3", V3<T>::forward, dim3(grid), dim3(rs3launch::kThreads), rs3launch::kForwardSmemBytes,
+               dim3(1, 1, 1), p, xm, wm, um, bm, ym);
         CUDA_CHECK(cudaGetLastError());
         CUDA_CHECK(cudaDeviceSynchronize());
         bad += check("Y", dt, download(y_d, (size_t)n * ldy), n, dout, ldy, ref, bound);
@@ -495,9 +539,8 @@ static int run_v3_case(DT dt, const LayerCase& lc, uint64_t seed, bool pattern_o
         RsLoraBackwardDxV3Params p{n, di, dout, r, drop};
         int grid = rs3launch::grid(sms, n, di);
         if (lc.grid_cap > 0) grid = std::min(grid, lc.grid_cap);
-        auto* k = V3<T>::dx;
-        CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)rs3launch::kDxSmemBytes));
-        RS_LAUNCH_EX(k, dim3(grid), dim3(rs3launch::kThreads), rs3launch::kDxSmemBytes, p, vm, am, dym, wm, dxm);
+        launch("rslora_lora_backward_dx_v3", V3<T>::dx, dim3(grid), dim3(rs3launch::kThreads), rs3launch::kDxSmemBytes,
+               dim3(1, 1, 1), p, vm, am, dym, wm, dxm);
         CUDA_CHECK(cudaGetLastError());
         CUDA_CHECK(cudaDeviceSynchronize());
         const std::vector<uint16_t> got = download(dx_d, (size_t)n * ldx);
@@ -614,6 +657,27 @@ static int bench() {
                     2.0 * n * dout * di / (fms * 1e-3) / 1e12, dms, 2.0 * n * di * dout / (dms * 1e-3) / 1e12);
     } else {
         std::printf("cuBLAS: no libcublas.so.13/.12 could be loaded (no side-by-side base GEMM)\n");
+    }
+    {  // the core alone (one segment, no bias): cluster of 1 (what v3 ships) vs 2 (Q multicast), both Q layouts
+        Dev dev;
+        void* x = dev.upload(random_mat(dt, n, di, g).bits);
+        void* w = dev.upload(random_mat(dt, dout, di, g).bits);
+        void* y = dev.poisoned((size_t)n * dout);
+        const CUtensorMap xm = make_map(dt, x, di, n, di, 64, 128), w256 = make_map(dt, w, di, dout, di, 64, 256),
+                          w128 = make_map(dt, w, di, dout, di, 64, 128), wmn = make_map(dt, w, di, dout, di, 64, 64),
+                          ym = make_map(dt, y, dout, n, dout, 64, 64);
+        const CoreTestParams p{n, dout, 1, di / 64, 0, nullptr, RsDropout{0u, 0u, 0u, 0u, 0u, 1.0f, 0}};
+        const int sms = prop.multiProcessorCount & ~1;
+        const long long tiles = (long long)(n / 128) * (dout / 256);
+        const int g1 = (int)std::min<long long>(tiles, sms), g2 = (int)std::min<long long>(tiles, sms) & ~1;
+        typedef rs3::Sm90Gemm<T, 256, 3, false, false, 1> K1;
+        const float k1 = median_ms([&] { launch("core", core_test_kernel<T, 256, 3, false, false, 1>, dim3(g1), dim3(384), K1::kSmemBytes, dim3(1, 1, 1), p, xm, w256, xm, w256, ym); }, 20);
+        const float k2 = median_ms([&] { launch("core", core_test_kernel<T, 256, 3, false, false, 2>, dim3(g2), dim3(384), K1::kSmemBytes, dim3(2, 1, 1), p, xm, w128, xm, w128, ym); }, 20);
+        const float m1 = median_ms([&] { launch("core", core_test_kernel<T, 256, 3, true, false, 1>, dim3(g1), dim3(384), K1::kSmemBytes, dim3(1, 1, 1), p, xm, wmn, xm, wmn, ym); }, 20);
+        const float m2 = median_ms([&] { launch("core", core_test_kernel<T, 256, 3, true, false, 2>, dim3(g2), dim3(384), K1::kSmemBytes, dim3(2, 1, 1), p, xm, wmn, xm, wmn, ym); }, 20);
+        const double f = 2.0 * n * dout * di / 1e12;
+        std::printf("core Q K-major  cluster 1 %8.3f ms %7.1f TFLOP/s | cluster 2 %8.3f ms %7.1f TFLOP/s\n", k1, f / (k1 * 1e-3), k2, f / (k2 * 1e-3));
+        std::printf("core Q MN-major cluster 1 %8.3f ms %7.1f TFLOP/s | cluster 2 %8.3f ms %7.1f TFLOP/s\n", m1, f / (m1 * 1e-3), m2, f / (m2 * 1e-3));
     }
     for (int r : {0, 16, 64, 256}) {
         const int rp = (int)round_up(std::max(r, 1), 8);
