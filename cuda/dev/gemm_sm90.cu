@@ -636,74 +636,76 @@ static float median_ms(F launch, int reps) {
     cudaEventDestroy(e1);
     return t[t.size() / 2];
 }
+// Random T bits in [-1, 1) without the float copy (the bench's 8192×4096 operands).
+static std::vector<uint16_t> random_bits(DT d, size_t count, uint64_t seed) {
+    std::vector<uint16_t> out(count);
+    uint64_t z = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < count; ++i) {
+        z ^= z << 13, z ^= z >> 7, z ^= z << 17;  // xorshift64
+        out[i] = bits_of(d, (float)((double)(z >> 11) * 0x1p-52 - 1.0));
+    }
+    return out;
+}
 static int bench() {
     typedef __nv_bfloat16 T;
     const DT dt = DT::BF16;
     const int n = 8192, di = 4096, dout = 4096;
     cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    std::printf("device: %s (sm_%d%d, %d SMs), bf16, n=%d d_in=%d d_out=%d, median of 20\n", prop.name, prop.major,
-                prop.minor, prop.multiProcessorCount, n, di, dout);
-    std::mt19937_64 g(42);
+    std::printf("device: %s (sm_%d%d, %d SMs), bf16, n=%d d_in=%d d_out=%d, median of 20 (CUDA events, after 3 warm-ups)\n",
+                prop.name, prop.major, prop.minor, prop.multiProcessorCount, n, di, dout);
+    Dev dev;  // the large operands once: X [n, d_in], W [d_out, d_in], dY [n, d_out]; Y, dX outputs
+    void* x = dev.upload(random_bits(dt, (size_t)n * di, 1));
+    void* w = dev.upload(random_bits(dt, (size_t)dout * di, 2));
+    void* dy = dev.upload(random_bits(dt, (size_t)n * dout, 3));
+    void* y = dev.poisoned((size_t)n * dout);
+    void* dx = dev.poisoned((size_t)n * di);
+    const double base = 2.0 * n * dout * di / 1e12;  // TFLOP of one base GEMM
     Cublas cublas;
     if (cublas.load()) {  // the frozen base GEMMs through cuBLAS, same shapes, same process
-        Dev dev;
-        void* x = dev.upload(random_mat(dt, n, di, g).bits);
-        void* w = dev.upload(random_mat(dt, dout, di, g).bits);
-        void* y = dev.poisoned((size_t)n * dout);
         const float fms = median_ms([&] { cublas.run(x, w, y, n, dout, di, true); }, 20);
-        const float dms = median_ms([&] { cublas.run(x, w, y, n, di, dout, false); }, 20);
+        const float dms = median_ms([&] { cublas.run(dy, w, dx, n, di, dout, false); }, 20);
         std::printf("cuBLAS (%s) Y = X·Wᵀ %8.3f ms %7.1f TFLOP/s | dX = dY·W %8.3f ms %7.1f TFLOP/s\n", cublas.lib.c_str(), fms,
-                    2.0 * n * dout * di / (fms * 1e-3) / 1e12, dms, 2.0 * n * di * dout / (dms * 1e-3) / 1e12);
+                    base / (fms * 1e-3), dms, base / (dms * 1e-3));
     } else {
         std::printf("cuBLAS: no libcublas.so.13/.12 could be loaded (no side-by-side base GEMM)\n");
     }
+    const CUtensorMap xm = make_map(dt, x, di, n, di, 64, 128), w256 = make_map(dt, w, di, dout, di, 64, 256),
+                      w128 = make_map(dt, w, di, dout, di, 64, 128), wmn = make_map(dt, w, di, dout, di, 64, 64),
+                      ym = make_map(dt, y, dout, n, dout, 64, 64), dym = make_map(dt, dy, dout, n, dout, 64, 128),
+                      dxm = make_map(dt, dx, di, n, di, 64, 64);
     {  // the core alone (one segment, no bias): cluster of 1 (what v3 ships) vs 2 (Q multicast), both Q layouts
-        Dev dev;
-        void* x = dev.upload(random_mat(dt, n, di, g).bits);
-        void* w = dev.upload(random_mat(dt, dout, di, g).bits);
-        void* y = dev.poisoned((size_t)n * dout);
-        const CUtensorMap xm = make_map(dt, x, di, n, di, 64, 128), w256 = make_map(dt, w, di, dout, di, 64, 256),
-                          w128 = make_map(dt, w, di, dout, di, 64, 128), wmn = make_map(dt, w, di, dout, di, 64, 64),
-                          ym = make_map(dt, y, dout, n, dout, 64, 64);
-        const CoreTestParams p{n, dout, 1, di / 64, 0, nullptr, RsDropout{0u, 0u, 0u, 0u, 0u, 1.0f, 0}};
-        const int sms = prop.multiProcessorCount & ~1;
+        const CoreTestParams pk{n, dout, 1, di / 64, 0, nullptr, RsDropout{0u, 0u, 0u, 0u, 0u, 1.0f, 0}};
+        const CoreTestParams pm{n, di, 1, dout / 64, 0, nullptr, RsDropout{0u, 0u, 0u, 0u, 0u, 1.0f, 0}};
         const long long tiles = (long long)(n / 128) * (dout / 256);
-        const int g1 = (int)std::min<long long>(tiles, sms), g2 = (int)std::min<long long>(tiles, sms) & ~1;
+        const int g1 = (int)std::min<long long>(tiles, prop.multiProcessorCount);
+        const int g2 = (int)std::min<long long>(tiles, prop.multiProcessorCount) & ~1;
         typedef rs3::Sm90Gemm<T, 256, 3, false, false, 1> K1;
-        const float k1 = median_ms([&] { launch("core", core_test_kernel<T, 256, 3, false, false, 1>, dim3(g1), dim3(384), K1::kSmemBytes, dim3(1, 1, 1), p, xm, w256, xm, w256, ym); }, 20);
-        const float k2 = median_ms([&] { launch("core", core_test_kernel<T, 256, 3, false, false, 2>, dim3(g2), dim3(384), K1::kSmemBytes, dim3(2, 1, 1), p, xm, w128, xm, w128, ym); }, 20);
-        const float m1 = median_ms([&] { launch("core", core_test_kernel<T, 256, 3, true, false, 1>, dim3(g1), dim3(384), K1::kSmemBytes, dim3(1, 1, 1), p, xm, wmn, xm, wmn, ym); }, 20);
-        const float m2 = median_ms([&] { launch("core", core_test_kernel<T, 256, 3, true, false, 2>, dim3(g2), dim3(384), K1::kSmemBytes, dim3(2, 1, 1), p, xm, wmn, xm, wmn, ym); }, 20);
-        const double f = 2.0 * n * dout * di / 1e12;
-        std::printf("core Q K-major  cluster 1 %8.3f ms %7.1f TFLOP/s | cluster 2 %8.3f ms %7.1f TFLOP/s\n", k1, f / (k1 * 1e-3), k2, f / (k2 * 1e-3));
-        std::printf("core Q MN-major cluster 1 %8.3f ms %7.1f TFLOP/s | cluster 2 %8.3f ms %7.1f TFLOP/s\n", m1, f / (m1 * 1e-3), m2, f / (m2 * 1e-3));
+        const size_t sm = K1::kSmemBytes;
+        const float k1 = median_ms([&] { launch("core", core_test_kernel<T, 256, 3, false, false, 1>, dim3(g1), dim3(384), sm, dim3(1, 1, 1), pk, xm, w256, xm, w256, ym); }, 20);
+        const float k2 = median_ms([&] { launch("core", core_test_kernel<T, 256, 3, false, false, 2>, dim3(g2), dim3(384), sm, dim3(2, 1, 1), pk, xm, w128, xm, w128, ym); }, 20);
+        const float m1 = median_ms([&] { launch("core", core_test_kernel<T, 256, 3, true, false, 1>, dim3(g1), dim3(384), sm, dim3(1, 1, 1), pm, dym, wmn, dym, wmn, dxm); }, 20);
+        const float m2 = median_ms([&] { launch("core", core_test_kernel<T, 256, 3, true, false, 2>, dim3(g2), dim3(384), sm, dim3(2, 1, 1), pm, dym, wmn, dym, wmn, dxm); }, 20);
+        std::printf("core Q K-major  (Y = X·Wᵀ)  cluster 1 %8.3f ms %7.1f TFLOP/s | cluster 2 %8.3f ms %7.1f TFLOP/s\n", k1, base / (k1 * 1e-3), k2, base / (k2 * 1e-3));
+        std::printf("core Q MN-major (dX = dY·W) cluster 1 %8.3f ms %7.1f TFLOP/s | cluster 2 %8.3f ms %7.1f TFLOP/s\n", m1, base / (m1 * 1e-3), m2, base / (m2 * 1e-3));
     }
-    for (int r : {0, 16, 64, 256}) {
+    CUDA_CHECK(cudaFuncSetAttribute(rslora_lora_forward_v3_bf16, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)rs3launch::kForwardSmemBytes));
+    CUDA_CHECK(cudaFuncSetAttribute(rslora_lora_backward_dx_v3_bf16, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)rs3launch::kDxSmemBytes));
+    const int gf = rs3launch::grid(prop.multiProcessorCount, n, dout), gd = rs3launch::grid(prop.multiProcessorCount, n, di);
+    const RsDropout drop{1234u, 0u, 0u, 1u, (uint32_t)std::ceil(0.1 * 16777216.0), 1.0f / 0.9f, 1};
+    for (int r : {0, 16, 64, 256}) {  // the v3 kernels, dropout 0.1 in dX
         const int rp = (int)round_up(std::max(r, 1), 8);
-        Dev dev;
-        void* x = dev.upload(random_mat(dt, n, di, g).bits);
-        void* w = dev.upload(random_mat(dt, dout, di, g).bits);
-        void* dy = dev.upload(random_mat(dt, n, dout, g).bits);
-        void* ug = dev.upload(random_mat(dt, n, rp, g).bits);
-        void* bt = dev.upload(random_mat(dt, dout, rp, g).bits);
-        void* at = dev.upload(random_mat(dt, std::max(r, 1), di, g).bits);
-        void* y = dev.poisoned((size_t)n * dout);
-        void* dx = dev.poisoned((size_t)n * di);
-        const CUtensorMap xm = make_map(dt, x, di, n, di, 64, 128), wk = make_map(dt, w, di, dout, di, 64, 256),
-                          um = make_map(dt, ug, rp, n, rp, 64, 128), bm = make_map(dt, bt, rp, dout, rp, 64, 256),
-                          ym = make_map(dt, y, dout, n, dout, 64, 64), am = make_map(dt, at, di, std::max(r, 1), di, 64, 64),
-                          dym = make_map(dt, dy, dout, n, dout, 64, 128), wmn = make_map(dt, w, di, dout, di, 64, 64),
-                          dxm = make_map(dt, dx, di, n, di, 64, 64);
-        RsDropout drop{1234u, 0u, 0u, 1u, (uint32_t)std::ceil(0.1 * 16777216.0), 1.0f / 0.9f, 1};
-        CUDA_CHECK(cudaFuncSetAttribute(rslora_lora_forward_v3_bf16, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        (int)rs3launch::kForwardSmemBytes));
-        CUDA_CHECK(cudaFuncSetAttribute(rslora_lora_backward_dx_v3_bf16, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        (int)rs3launch::kDxSmemBytes));
-        const int gf = rs3launch::grid(prop.multiProcessorCount, n, dout), gd = rs3launch::grid(prop.multiProcessorCount, n, di);
+        Dev lora;
+        void* ug = lora.upload(random_bits(dt, (size_t)n * rp, 10 + r));
+        void* bt = lora.upload(random_bits(dt, (size_t)dout * rp, 20 + r));
+        void* at = lora.upload(random_bits(dt, (size_t)std::max(r, 1) * di, 30 + r));
+        const CUtensorMap um = make_map(dt, ug, rp, n, rp, 64, 128), bm = make_map(dt, bt, rp, dout, rp, 64, 256),
+                          am = make_map(dt, at, di, std::max(r, 1), di, 64, 64);
         const float fms = median_ms([&] {
             RS_LAUNCH_EX(rslora_lora_forward_v3_bf16, dim3(gf), dim3(rs3launch::kThreads), rs3launch::kForwardSmemBytes,
-                         RsLoraForwardV3Params{nullptr, n, di, dout, r}, xm, wk, um, bm, ym);
+                         RsLoraForwardV3Params{nullptr, n, di, dout, r}, xm, w256, um, bm, ym);
         }, 20);
         const float dms = median_ms([&] {
             RS_LAUNCH_EX(rslora_lora_backward_dx_v3_bf16, dim3(gd), dim3(rs3launch::kThreads), rs3launch::kDxSmemBytes,
