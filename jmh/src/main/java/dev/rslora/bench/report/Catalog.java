@@ -26,10 +26,6 @@ public final class Catalog {
             entry(new Impl("reference-base", "rslora reference, frozen base", Platform.CPU, Role.BASE, null, true, 90)),
             entry(new Impl("cuda-eager", "rslora cuda fused, eager (JMH)", Platform.GPU, Role.LORA, "cublas-base", true, 0)),
             entry(new Impl("cuda-graph", "rslora cuda fused, CUDA graph (JMH)", Platform.GPU, Role.LORA, "cublas-base", true, 1)),
-            entry(new Impl("cuda-dev-v1", "rslora kernels v1, cuda/dev sum of kernels (events)", Platform.GPU, Role.LORA,
-                    "torch-base", true, 2)),
-            entry(new Impl("cuda-dev-v2", "rslora kernels v2, cuda/dev sum of kernels (events)", Platform.GPU, Role.LORA,
-                    "torch-base", true, 3)),
             entry(new Impl("cublas-chain", "unfused cuBLAS chain, PEFT's ops (JMH)", Platform.GPU, Role.LORA, "cublas-base",
                     false, 10)),
             entry(new Impl("peft", "PyTorch PEFT eager (events)", Platform.GPU, Role.LORA, "torch-base", false, 11)),
@@ -45,6 +41,12 @@ public final class Catalog {
         Impl fixed = FIXED.get(id);
         if (fixed != null) {
             return fixed;
+        }
+        if (id.matches("cuda-dev-v\\d+")) {
+            // a family of cuda/kernels.table, as the cuda/dev bench lines name it (v1, v2, v3, ...)
+            String family = id.substring("cuda-dev-".length());
+            return new Impl(id, "rslora kernels " + family + ", cuda/dev sum of kernels (events)", Platform.GPU, Role.LORA,
+                    "torch-base", true, 1 + GpuLines.Kernel.familyNumber(family));
         }
         if (id.startsWith("openblas-")) {
             boolean base = id.endsWith("-base");

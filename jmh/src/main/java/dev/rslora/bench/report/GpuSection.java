@@ -13,8 +13,20 @@ final class GpuSection {
     static final int TARGET_D = 4096;
     /** fwd+bwd at least this many times faster than PEFT eager at r = 16. */
     static final double PEFT_SPEEDUP = 1.3;
-    /** Our GPU implementations, in report order. */
-    static final List<String> OURS = List.of("cuda-eager", "cuda-graph", "cuda-dev-v1", "cuda-dev-v2");
+    /** Our GPU implementations through the Java API, in report order; the cuda/dev families follow (ours()). */
+    static final List<String> JAVA_API = List.of("cuda-eager", "cuda-graph");
+
+    /** JAVA_API, then one cuda/dev row per kernel family the bench lines hold (v1 at least), by family number. */
+    static List<String> ours(Results res) {
+        java.util.TreeMap<Integer, String> fams = new java.util.TreeMap<>();
+        fams.put(1, "v1");
+        for (GpuLines.Kernel k : res.kernels()) {
+            fams.put(k.familyNumber(), k.family());
+        }
+        List<String> out = new ArrayList<>(JAVA_API);
+        fams.values().forEach(f -> out.add("cuda-dev-" + f));
+        return out;
+    }
 
     private GpuSection() {
     }
@@ -82,7 +94,7 @@ final class GpuSection {
         for (int r : List.of(16, 64, 256)) {
             double max = R_TARGETS.get(r);
             Shape s = new Shape(TARGET_N, TARGET_D, TARGET_D, r);
-            for (String impl : OURS.subList(0, 3)) {
+            for (String impl : ours(res)) {
                 Optional<Paired> p = res.find(impl, s).flatMap(m -> Paired.of(res, m));
                 rows.add(List.of("R ≤ " + Fmt.num(max, 2) + " at r=" + r, Catalog.byId(impl).label(),
                         p.map(x -> Fmt.ratio(x.r(), x.rError())).orElse(Fmt.NONE),
@@ -91,7 +103,7 @@ final class GpuSection {
         }
         Shape s16 = new Shape(TARGET_N, TARGET_D, TARGET_D, 16);
         Optional<Measurement> peft = res.find("peft", s16);
-        for (String impl : OURS.subList(0, 3)) {
+        for (String impl : ours(res)) {
             Optional<Measurement> ours = res.find(impl, s16);
             String got = peft.isPresent() && ours.isPresent() ? Fmt.num(peft.get().ms() / ours.get().ms(), 3) + "×" : Fmt.NONE;
             String verdict = peft.isPresent() && ours.isPresent()
@@ -109,7 +121,7 @@ final class GpuSection {
             }
             List<String> row = new ArrayList<>(List.of(Integer.toString(p.shape().n()), p.shape().dLabel(),
                     Integer.toString(p.shape().r()), Fmt.num(p.ms(), Fmt.decimals(p.ms()))));
-            for (String impl : OURS) {
+            for (String impl : ours(res)) {
                 row.add(res.find(impl, p.shape()).map(o -> Fmt.num(o.ms(), Fmt.decimals(o.ms())) + " ("
                         + Fmt.num(p.ms() / o.ms(), 2) + "×)").orElse("—"));
             }
@@ -121,7 +133,7 @@ final class GpuSection {
             if (e.impl().equals("cuda-eager") && res.find("peft", e.shape()).isEmpty()) {
                 List<String> row = new ArrayList<>(List.of(Integer.toString(e.shape().n()), e.shape().dLabel(),
                         Integer.toString(e.shape().r()), Fmt.NONE));
-                for (String impl : OURS) {
+                for (String impl : ours(res)) {
                     row.add(res.find(impl, e.shape()).map(o -> Fmt.num(o.ms(), Fmt.decimals(o.ms()))).orElse("—"));
                 }
                 row.add(launchCost(res, e.shape()));
@@ -132,7 +144,7 @@ final class GpuSection {
             return Fmt.NONE + "\n";
         }
         List<String> header = new ArrayList<>(List.of("N", "d", "r", "PEFT ms"));
-        OURS.forEach(i -> header.add(Catalog.byId(i).label() + ", ms (speed-up)"));
+        ours(res).forEach(i -> header.add(Catalog.byId(i).label() + ", ms (speed-up)"));
         header.add("eager − graph, ms");
         return Fmt.table(header, rows);
     }
@@ -153,9 +165,10 @@ final class GpuSection {
         }
         List<List<String>> rows = new ArrayList<>();
         for (GpuLines.Kernel k : res.kernels()) {
-            rows.add(List.of("v" + k.version(), Integer.toString(k.shape().n()), k.shape().dLabel(), Integer.toString(k.shape().r()),
-                    k.kernel(), Fmt.num(k.ms(), 3), Fmt.num(k.flop() / (k.ms() * 1e9), 1)));
+            rows.add(List.of(k.family(), Integer.toString(k.shape().n()), k.shape().dLabel(), Integer.toString(k.shape().r()),
+                    k.kernel(), Fmt.num(k.ms(), 3), Fmt.num(k.flop() / (k.ms() * 1e9), 1),
+                    Double.isNaN(k.floorMs()) ? "—" : Fmt.num(100 * k.floorMs() / k.ms(), 0) + " %"));
         }
-        return Fmt.table(List.of("kernels", "N", "d", "r", "kernel", "ms", "TFLOP/s"), rows);
+        return Fmt.table(List.of("family", "N", "d", "r", "part", "ms", "TFLOP/s", "roofline floor / measured"), rows);
     }
 }

@@ -20,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 /**
  * The kernels without a GPU: native-build/cpu-emulate.sh builds cuda/dev/rslora_dev.cu with g++
  * against the CPU emulation of cuda/dev/emu/cuda_emu.h (AddressSanitizer + UBSan) and runs its
- * validation of every v1 and v2 kernel against the harness's double reference (quick set: every
+ * validation of every family of cuda/kernels.table against the harness's double reference (quick set: every
  * shape and dtype, both dropout settings) and its n·d > 2^31 check of the 64-bit index math (UBSan
  * aborts on a 32-bit overflow) and of the fused AdamW and gradient norm (bit for bit against the
  * host mirror of the CPU AdamW over 30 steps per tensor mix); and the kernels' own mask code (rslora_philox.cuh, as
@@ -62,7 +62,8 @@ class CudaCpuEmulationTest {
             skipped = SCRIPT + " not found (not run from the java/ module of a checkout)";
             return;
         }
-        Run r = run(300, "bash", SCRIPT.toString(), "build", BUILD.toString());
+        // one large translation unit under ASan/UBSan: minutes on a busy 2-core machine
+        Run r = run(1200, "bash", SCRIPT.toString(), "build", BUILD.toString());
         System.out.println(r.out().strip());
         if (r.rc() == 3) {
             skipped = r.out().strip();
@@ -74,13 +75,16 @@ class CudaCpuEmulationTest {
     @Test
     void everyKernelPassesTheHarnessValidationOnTheCpuEmulation() throws Exception {
         Assumptions.assumeTrue(skipped == null, () -> "skipped: " + skipped);
-        Run r = run(600, "bash", SCRIPT.toString(), "quick", BUILD.toString());
+        Run r = run(1200, "bash", SCRIPT.toString(), "quick", BUILD.toString());
         System.out.println(r.out().lines().filter(l -> l.startsWith("cpu-emulate")).reduce((a, b) -> a + "\n" + b).orElse(""));
         if (r.rc() != 0) {
             fail("cpu-emulate.sh quick failed (rc " + r.rc() + "):\n" + tail(r.out()));
         }
-        assertTrue(r.out().contains("ok   validate 1 quick") && r.out().contains("ok   validate 2 quick")
-                && r.out().contains("ok   bigindex 1") && r.out().contains("ok   adamw quick"), r.out());
+        // every family of the table (v1, v2 and the tensor-core families with the memory-bound kernels)
+        for (String family : KernelTable.read(ROOT.resolve("cuda/kernels.table")).families()) {
+            assertTrue(r.out().contains("ok   validate " + family + " quick"), family + " not validated:\n" + r.out());
+        }
+        assertTrue(r.out().contains("ok   bigindex v1") && r.out().contains("ok   adamw quick"), r.out());
     }
 
     @Test
@@ -119,4 +123,66 @@ class CudaCpuEmulationTest {
         }
     }
 
+
+    /**
+     * The grid rules of cuda/kernels.table have one meaning: for every family, shape and workspace cap,
+     * the grids the harness launches (its {@code geometry} command, the same code as validate/bench)
+     * equal what {@link LaunchGeometry} computes for the row {@link KernelTable#find} picks.
+     */
+    @Test
+    void theHarnessAndLaunchGeometryComputeTheSameGrids() throws Exception {
+        Assumptions.assumeTrue(skipped == null, () -> "skipped: " + skipped);
+        KernelTable table = KernelTable.read(ROOT.resolve("cuda/kernels.table"));
+        int[][] shapes = {{8192, 4096, 4096, 16}, {8192, 4096, 4096, 64}, {8192, 4096, 11008, 256}, {300, 33, 1030, 24},
+            {600_037, 4104, 4101, 16}, {1, 1, 1, 1}, {2048, 11008, 4096, 512}, {130, 130, 71, 100}};
+        long[] caps = {256L << 20, 1L << 40, 1};
+        Path bin = BUILD.resolve("rslora_dev_emu");
+        int checked = 0;
+        for (String family : table.families()) {
+            String dtype = table.dtypes(family).getLast();
+            for (int[] s : shapes) {
+                int n = s[0], dIn = s[1], dOut = s[2], r = s[3], rPad = (r + 7) / 8 * 8;
+                for (long cap : caps) {
+                    Run run = run(60, bin.toString(), "geometry", family, dtype, Integer.toString(n), Integer.toString(dIn),
+                            Integer.toString(dOut), Integer.toString(r), Long.toString(cap));
+                    assertEquals(0, run.rc(), run.out());
+                    List<String> lines = run.out().lines().toList();
+                    assertTrue(lines.size() >= 5, run.out());
+                    for (String line : lines) {
+                        String[] f = line.split(" ");
+                        String role = f[0];
+                        String step = role.startsWith("reduce") ? "reduce" : role;
+                        KernelTable.Row row = table.find(family, step, dtype, r).orElseThrow();
+                        String ctx = family + " " + dtype + " n=" + n + " d_in=" + dIn + " d_out=" + dOut + " r=" + r + " cap=" + cap + ": " + line;
+                        assertEquals(row.name(), f[1], ctx);
+                        assertEquals(row.threads(), Integer.parseInt(f[5]), ctx);
+                        assertEquals(row.smem(), Integer.parseInt(f[6]), ctx);
+                        LaunchGeometry.Grid want = switch (row.grid()) {
+                            case "tiles_r_n" -> LaunchGeometry.down(n, r);
+                            case "tiles_dout_n" -> LaunchGeometry.forward(n, dOut);
+                            case "tiles_din_n" -> LaunchGeometry.backwardDx(n, dIn);
+                            case "tiles_r_groups" -> LaunchGeometry.backwardVdb(r,
+                                    LaunchGeometry.groups(n, LaunchGeometry.rowsPerGroup(n, (long) dOut * r, cap)));
+                            case "tiles_din_r_groups" -> LaunchGeometry.backwardDa(dIn, r,
+                                    LaunchGeometry.groups(n, LaunchGeometry.rowsPerGroup(n, (long) r * dIn, cap)));
+                            case "elementwise" -> LaunchGeometry.elementwise(switch (role) {
+                                case "prep" -> (long) r * dIn + (long) dOut * rPad;
+                                case "vdb_reduce" -> (long) n * rPad + (long) dOut * r;
+                                case "reduce(dB)" -> (long) dOut * r;
+                                case "reduce(dA)" -> (long) r * dIn;
+                                default -> throw new AssertionError("no element count for " + ctx);
+                            });
+                            case "mb_rows" -> LaunchGeometry.mbRows(n, r, row.rmax());
+                            case "mb_vdb" -> LaunchGeometry.mbVdb(n, dOut, r, row.rmax(), cap).grid();
+                            case "mb_da" -> LaunchGeometry.mbDa(n, dIn, r, row.rmax(), cap).grid();
+                            default -> throw new AssertionError("LaunchGeometry has no rule " + row.grid() + ": " + ctx);
+                        };
+                        assertEquals(want, new LaunchGeometry.Grid(Integer.parseInt(f[2]), Integer.parseInt(f[3]), Integer.parseInt(f[4])), ctx);
+                        checked++;
+                    }
+                }
+            }
+        }
+        assertTrue(checked > 300, "checked " + checked + " launches");
+    }
 }
