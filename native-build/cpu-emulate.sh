@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Runs the CUDA kernels WITHOUT a GPU: builds cuda/dev/rslora_dev.cu with g++ against the CPU
-# emulation of cuda/dev/emu/cuda_emu.h (every CUDA thread a fiber, __syncthreads a barrier,
+# emulation of cuda/dev/emu/ (every CUDA thread a fiber, barriers / collectives / mbarriers park it,
 # AddressSanitizer + UBSan on every access) and runs the harness's own validation against its
-# double-precision reference. Catches tail/bounds bugs, index and stride mistakes, mask mismatches
-# and most missing barriers; NOT true data races, tensor-core rounding, timing or the Java side
-# (see cuda/dev/emu/cuda_emu.h and cuda/REVIEW.md).
+# double-precision reference, after the emulation's own self-test (cuda/dev/emu/emu_selftest.cpp:
+# every emulated instruction against hand-derived expectations, deadlock/divergence/misuse reports,
+# deliberately broken kernels that must fail). Catches tail/bounds bugs, index and stride mistakes,
+# mask mismatches, most missing barriers and waits; NOT true data races, tensor-core rounding,
+# timing or the Java side (see cuda/dev/emu/cuda_emu.h and cuda/REVIEW.md).
 #   native-build/cpu-emulate.sh [quick|full|build] [BUILD_DIR]
 # The families come from cuda/kernels.table (native-build/kernel-table.sh families), in table order.
-#     quick (default; the Java test CudaCpuEmulationTest runs it in CI): selftest, validate FAMILY
+#     quick (default; the Java test CudaCpuEmulationTest runs it in CI): emuself (the emulation's
+#           self-test), selftest, validate FAMILY
 #           quick for every family (thread order alternating forward / reverse), bigindex of the
 #           first and the last family (n·d > 2^31 elements: 64-bit index math, last row tile only),
 #           adamw quick in reverse order (fused AdamW + gradient norm, 30 steps per tensor mix)
-#     full: selftest, validate of every family over every combination in two thread orders
+#     full: emuself, selftest, validate of every family over every combination in two thread orders
 #           (forward + reverse, or forward + shuffled), bigindex of every family, adamw (100 steps
 #           per mix) in two thread orders
-#     build: only build BUILD_DIR/rslora_dev_emu
+#     build: only build BUILD_DIR/rslora_dev_emu and BUILD_DIR/emu_selftest
 #   BUILD_DIR defaults to cuda/dev/build. Needs g++ and the CUDA toolkit headers (no nvcc, no driver).
 # Exit: 0 all passed; 1 a failure; 3 g++ or the CUDA headers absent (nothing run, reason printed).
 set -uo pipefail
@@ -44,23 +47,24 @@ if [[ -z "$inc" ]]; then
     exit 3
 fi
 mkdir -p "$build"
-echo "cpu-emulate: building $build/rslora_dev_emu ($cxx, headers $inc)"
-if ! make -s -C "$root/cuda/dev" BUILD="$build" CXX_EMU="$cxx" CUDA_INC="$inc" "$build/rslora_dev_emu"; then
+echo "cpu-emulate: building $build/rslora_dev_emu and $build/emu_selftest ($cxx, headers $inc)"
+if ! make -s -j2 -C "$root/cuda/dev" BUILD="$build" CXX_EMU="$cxx" CUDA_INC="$inc" "$build/rslora_dev_emu" "$build/emu_selftest"; then
     echo "cpu-emulate: BUILD FAILED"
     exit 1
 fi
 bin="$build/rslora_dev_emu"
 if [[ "$mode" == build ]]; then
-    echo "cpu-emulate: built $bin"
+    echo "cpu-emulate: built $bin and $build/emu_selftest"
     exit 0
 fi
 fail=0
-run() {  # order, args...
+run() {  # order, args... (args "emuself": the emulation's own self-test binary)
     local order="$1"
     shift
     local t0=$(date +%s)
-    local out
-    out="$(RS_EMU_ORDER="$order" ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}" "$bin" "$@" 2>&1)"
+    local out exe="$bin"
+    [[ "$1" == emuself ]] && exe="$build/emu_selftest"
+    out="$(RS_EMU_ORDER="$order" ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}" "$exe" "$@" 2>&1)"
     local rc=$?
     local line
     line="$(grep -E '^[0-9]+ passed, [0-9]+ failed' <<<"$out" | tail -1)"
@@ -76,6 +80,7 @@ if ! families=($("$here/kernel-table.sh" families)) || (( ${#families[@]} == 0 )
     echo "cpu-emulate: FAIL: no families in cuda/kernels.table"
     exit 1
 fi
+run fwd emuself
 run fwd selftest
 if [[ "$mode" == quick ]]; then
     orders=(fwd rev)

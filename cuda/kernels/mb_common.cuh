@@ -13,7 +13,7 @@
 #pragma once
 #include <mma.h>
 #include "../rslora_tile.cuh"
-#include "../rslora_smem.cuh"
+#include "../arch/common.cuh"  // RS_DYNAMIC_SMEM (GPU side; the emulation defines its own)
 
 namespace rsmb {
 

@@ -1,21 +1,36 @@
-// CPU emulation of the small part of CUDA that the rsLoRA kernels and cuda/dev/rslora_dev.cu use,
-// so the UNCHANGED kernel sources run on a machine without a GPU (g++ host build, see
-// cuda/dev/Makefile target `emu` and native-build/cpu-emulate.sh). Included first, before any
-// kernel header, when RS_EMULATE is defined.
+// CPU emulation of the part of CUDA that the rsLoRA kernels and the cuda/dev programs use, so the
+// UNCHANGED kernel sources run on a machine without a GPU (g++ host build, see cuda/dev/Makefile
+// targets `emu`, `emu-selftest` and native-build/cpu-emulate.sh). Included first, before any
+// kernel header, when RS_EMULATE is defined. Files:
+//   cuda_emu.h     CUDA keywords, the runtime API subset, launches, nvcuda::wmma (this file)
+//   emu_sched.h    fibers and the scheduler: barriers, named barriers, warp/warpgroup collectives,
+//                  deadlock and divergence reports, the dynamic shared-memory window
+//   common_emu.h   GPU-CONTRACT.md "Common": smem_addr, lane/warp id, syncwarp, shuffles, named barriers
+//   sm80_emu.h     cp.async, ldmatrix, mma.sync m16n8k16
+//   sm90_emu.h     mbarrier, TMA (cuTensorMapEncodeTiled, loads, stores, multicast), wgmma, setmaxnreg,
+//                  fences, clusters
+//   emu_selftest.cpp  the emulation's own tests (hand-derived expectations, death tests, mutations)
+// Each header says exactly what it emulates and the semantics chosen where the PTX ISA leaves latitude.
 //
 // What it does:
-//   - every CUDA thread of a block is a fiber on its own guarded stack (x86-64: a 6-register
-//     context switch; elsewhere ucontext); blocks run one
-//     after another; __syncthreads() parks the fiber until every thread of the block has reached
-//     it. Between barriers the threads run one after another in forward, reverse or shuffled order
-//     (RS_EMU_ORDER=fwd|rev|shuffle), so a missing barrier shows up as a wrong result in at least
-//     one of the orders (the check script runs more than one);
-//   - a barrier reached by some threads while others have exited is reported and aborts
-//     (undefined behaviour on hardware);
-//   - __shared__ variables are function statics (one block runs at a time, so they are per block);
+//   - every CUDA thread of a block (of every block of a cluster) is a fiber on its own guarded stack
+//     (x86-64: a 6-register context switch; elsewhere ucontext); blocks run one after another;
+//     a thread parks at a synchronisation point with a wait reason and runs again when it is
+//     satisfied; between two such points the threads run one after another in forward, reverse,
+//     shuffled or "chaos" order (RS_EMU_ORDER=fwd|rev|shuffle|chaos, see emu_sched.h), so a missing
+//     barrier shows up as a wrong result in at least one of the orders (the scripts run several);
+//   - a block in which no thread can continue is a reported deadlock listing every thread's wait
+//     (never a hang); lanes of a warp at different collectives are reported as divergence; a barrier
+//     reached by some threads while others have exited is reported (undefined behaviour on hardware);
+//   - __shared__ variables are function statics (one block runs at a time, so they are per block;
+//     AddressSanitizer sees overruns of them); dynamic shared memory (RS_DYNAMIC_SMEM) is a heap block
+//     of exactly the launch's size per block, filled with 0xFF garbage at block start, whose 32-bit
+//     shared addresses start at 0x400 (1024-aligned, so swizzle and descriptor address bits are real);
+//     an access outside it through the device-function API is reported, a plain one by ASan;
 //   - launch configurations are checked like the driver does (block <= 1024 threads, gridDim.y and
-//     .z <= 65535, every extent >= 1): a bad one is a cudaErrorInvalidConfiguration from
-//     cudaGetLastError(), as on a GPU;
+//     .z <= 65535, every extent >= 1; dynamic shared memory above 48 KiB only with
+//     cudaFuncAttributeMaxDynamicSharedMemorySize, at most 232448 B; clusters along x dividing the
+//     grid): a bad one is an error from cudaGetLastError(), as on a GPU;
 //   - "device" memory is host heap memory of exactly the requested size, so an AddressSanitizer
 //     build (the default of the script) reports any out-of-bounds access at a tail, and an
 //     UndefinedBehaviorSanitizer build reports signed-overflow in the index math; buffers of 1 GiB
@@ -25,11 +40,13 @@
 //     shared out over the 32 lanes of the warp (each lane computes, fp32 fma in ascending k, and
 //     stores only its own), so every lane must take part in mma/store as on the hardware;
 //     load/store check the pointer alignment (32 bytes) and ldm rules that the hardware requires.
-// What it does NOT do: real concurrency (no data race between threads that run between the same
-// two barriers is possible here, so a race that needs true interleaving is not found), warp
-// semantics beyond wmma (no shuffles are used), the tensor-core accumulation order and
-// rounding, timing, the driver API / JCuda / graphs, and device-specific limits (shared memory
-// per block, registers). Shared memory is not poisoned between blocks.
+// What it does NOT do: real concurrency (threads switch only at synchronisation points, so a race
+// between two such points, or one that needs true interleaving, is not found: "chaos" order only
+// widens the interleavings at synchronisation granularity), timing and asynchronous progress
+// (async results land at the wait, never earlier), the tensor cores' accumulation order and
+// rounding (sums in fp32 in ascending k), register limits (setmaxnreg is a checked no-op, no spills),
+// shared-memory bank conflicts, L2/TMA caching hints, the driver API beyond cuTensorMapEncodeTiled,
+// JCuda and graphs. The GPU check settles what the emulation and the hardware might disagree on.
 #pragma once
 
 #define __device__
@@ -37,247 +54,53 @@
 #define __global__
 #define __shared__ static
 #define __launch_bounds__(...)
+#define __grid_constant__
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <driver_types.h>
 #include <vector_types.h>
 
-#include <sys/mman.h>
-#include <ucontext.h>
-#include <unistd.h>
-
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
-#include <random>
+#include <map>
+#include <memory>
 #include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#include <sanitizer/common_interface_defs.h>
-#define RS_EMU_ASAN 1
-#else
-#define RS_EMU_ASAN 0
-#endif
+#include "emu_sched.h"
 
 namespace rs_emu {
 
-[[noreturn]] inline void die(const std::string& what) {
-    std::fprintf(stderr, "cuda-emu: %s\n", what.c_str());
-    std::fflush(stdout);
-    std::abort();
+constexpr size_t kMaxDynSmemDefault = 232448;  // sm_90 opt-in maximum per block (227 KiB)
+constexpr size_t kDynSmemNoOptIn = 48 * 1024;  // above this a kernel needs cudaFuncAttributeMaxDynamicSharedMemorySize
+
+inline std::map<const void*, int>& func_max_dyn_smem() {
+    static std::map<const void*, int> m;
+    return m;
 }
 
-// The context switch. x86-64: six callee-saved registers and the stack pointer (a few ns; the
-// emulation switches ~10^8 times per validate run). Elsewhere: ucontext (slower, same semantics).
-#if defined(__x86_64__)
-extern "C" void rs_emu_switch(void** save_sp, void* next_sp);
-asm(R"(
-    .text
-    .globl rs_emu_switch
-    .type rs_emu_switch, @function
-rs_emu_switch:
-    pushq %rbp
-    pushq %rbx
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
-    movq %rsp, (%rdi)
-    movq %rsi, %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbx
-    popq %rbp
-    ret
-    .size rs_emu_switch, .-rs_emu_switch
-)");
-struct Context {
-    void* sp = nullptr;
-};
-inline void ctx_switch(Context& from, Context& to) { rs_emu_switch(&from.sp, to.sp); }
-inline void ctx_make(Context& c, char* stack, size_t size, void (*entry)()) {
-    // entered by the `ret` of rs_emu_switch: the slot holding `entry` must be 16-byte aligned so
-    // that entry starts with rsp % 16 == 8, as after a call
-    uintptr_t top = (reinterpret_cast<uintptr_t>(stack) + size) & ~uintptr_t(15);
-    void** slot = reinterpret_cast<void**>(top - 16);
-    slot[1] = nullptr;  // entry's return address: entry never returns
-    slot[0] = reinterpret_cast<void*>(entry);
-    for (int r = 1; r <= 6; ++r) slot[-r] = nullptr;  // rbp rbx r12 r13 r14 r15
-    c.sp = slot - 6;
-}
-#else
-struct Context {
-    ucontext_t uc;
-};
-inline void ctx_switch(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
-inline void ctx_make(Context& c, char* stack, size_t size, void (*entry)()) {
-    getcontext(&c.uc);
-    c.uc.uc_stack.ss_sp = stack;
-    c.uc.uc_stack.ss_size = size;
-    c.uc.uc_link = nullptr;
-    makecontext(&c.uc, entry, 0);
-}
-#endif
-
-struct Fiber {
-    Context ctx;
-    uint3 tid;
-    bool done = false;
-    bool waiting = false;
-    char* stack = nullptr;
-    void* fake_stack = nullptr;  // AddressSanitizer bookkeeping
-};
-
-struct State {
-    dim3 grid_dim, block_dim;
-    uint3 block_idx;
-    Fiber* cur = nullptr;
-    Context sched;
-    void* sched_fake_stack = nullptr;
-    const void* main_bottom = nullptr;
-    size_t main_size = 0;
-    std::vector<Fiber> fibers;
-    char* stacks = nullptr;
-    size_t stacks_bytes = 0;
-    std::function<void()> body;
-    const char* kernel = "";
-    int order = -1;  // 0 forward, 1 reverse, 2 shuffled
-    std::mt19937 shuffle{12345};
-    cudaError_t pending = cudaSuccess;
-    // when set, only the blocks it accepts run (rslora_dev bigindex: the last row tile of a huge grid)
-    std::function<bool(uint3)> block_filter;
-    std::vector<std::pair<char*, size_t>> big_maps;  // cudaMalloc'd regions >= 1 GiB (mmap, see there)
-    uint64_t launches = 0, blocks = 0, barriers = 0;
-};
-
-inline State& st() {
-    static State s;
-    return s;
-}
-
-constexpr size_t kStack = 64 * 1024;  // per fiber (the kernels need a few KiB, sanitizer builds more)
-constexpr size_t kGuard = 4096;        // PROT_NONE page below each stack: an overflow faults
-
-inline int order() {
+inline void free_windows() {
     State& s = st();
-    if (s.order < 0) {
-        const char* e = std::getenv("RS_EMU_ORDER");
-        std::string o = e ? e : "fwd";
-        s.order = o == "rev" ? 1 : o == "shuffle" ? 2 : 0;
-        if (o != "fwd" && o != "rev" && o != "shuffle") die("RS_EMU_ORDER must be fwd, rev or shuffle, got " + o);
-    }
-    return s.order;
+    for (unsigned char* w : s.windows) std::free(w);
+    for (unsigned char* w : s.aviews) std::free(w);
+    s.windows.clear();
+    s.aviews.clear();
 }
 
-inline const char* order_name() {
-    static const char* names[] = {"fwd", "rev", "shuffle"};
-    return names[order()];
-}
-
-// Fiber → scheduler (at a barrier, or for good when the thread has finished).
-inline void to_scheduler(bool exiting) {
-    State& s = st();
-    Fiber* f = s.cur;
-#if RS_EMU_ASAN
-    __sanitizer_start_switch_fiber(exiting ? nullptr : &f->fake_stack, s.main_bottom, s.main_size);
-#endif
-    ctx_switch(f->ctx, s.sched);
-#if RS_EMU_ASAN
-    __sanitizer_finish_switch_fiber(f->fake_stack, &s.main_bottom, &s.main_size);
-#endif
-    (void)exiting;
-}
-
-inline void trampoline() {
-    State& s = st();
-#if RS_EMU_ASAN
-    __sanitizer_finish_switch_fiber(nullptr, &s.main_bottom, &s.main_size);
-#endif
-    s.body();
-    s.cur->done = true;
-    to_scheduler(true);
-    die("a finished fiber was resumed");
-}
-
-// Scheduler → fiber f, until it parks at a barrier or finishes.
-inline void run_fiber(Fiber& f) {
-    State& s = st();
-    s.cur = &f;
-#if RS_EMU_ASAN
-    __sanitizer_start_switch_fiber(&s.sched_fake_stack, f.stack, kStack);
-#endif
-    ctx_switch(s.sched, f.ctx);
-#if RS_EMU_ASAN
-    __sanitizer_finish_switch_fiber(s.sched_fake_stack, nullptr, nullptr);
-#endif
-    s.cur = nullptr;
-}
-
-inline void ensure_stacks(size_t threads) {
-    State& s = st();
-    size_t need = threads * (kStack + kGuard);
-    if (s.stacks_bytes >= need) return;
-    if (s.stacks) munmap(s.stacks, s.stacks_bytes);
-    void* m = mmap(nullptr, need, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) die("cannot map fiber stacks");
-    s.stacks = static_cast<char*>(m);
-    s.stacks_bytes = need;
-    for (size_t t = 0; t < threads; ++t) mprotect(s.stacks + t * (kStack + kGuard), kGuard, PROT_NONE);
-}
-
-inline void run_block(uint3 b) {
-    State& s = st();
-    const unsigned nt = s.block_dim.x * s.block_dim.y * s.block_dim.z;
-    s.block_idx = b;
-    ensure_stacks(nt);
-    s.fibers.assign(nt, Fiber{});
-    for (unsigned t = 0; t < nt; ++t) {
-        Fiber& f = s.fibers[t];
-        f.tid = make_uint3(t % s.block_dim.x, (t / s.block_dim.x) % s.block_dim.y, t / (s.block_dim.x * s.block_dim.y));
-        f.stack = s.stacks + t * (kStack + kGuard) + kGuard;
-#if RS_EMU_ASAN
-        __asan_unpoison_memory_region(f.stack, kStack);  // frames of the previous block's fibers never unwound
-#endif
-        ctx_make(f.ctx, f.stack, kStack, trampoline);
-    }
-    std::vector<unsigned> seq(nt);
-    for (;;) {
-        for (unsigned t = 0; t < nt; ++t) seq[t] = t;
-        if (order() == 1) std::reverse(seq.begin(), seq.end());
-        if (order() == 2) std::shuffle(seq.begin(), seq.end(), s.shuffle);
-        for (unsigned t : seq) {
-            Fiber& f = s.fibers[t];
-            if (!f.done) {
-                f.waiting = false;
-                run_fiber(f);
-                if (!f.done) f.waiting = true;
-            }
-        }
-        unsigned done = 0;
-        for (const Fiber& f : s.fibers) done += f.done ? 1 : 0;
-        if (done == nt) break;
-        if (done > 0) {
-            die(std::string("__syncthreads() reached by ") + std::to_string(nt - done) + " thread(s) of kernel " + s.kernel +
-                " block (" + std::to_string(b.x) + "," + std::to_string(b.y) + "," + std::to_string(b.z) + ") while " +
-                std::to_string(done) + " had exited (undefined behaviour on a GPU)");
-        }
-        ++s.barriers;
-    }
-    ++s.blocks;
-}
-
-// kernel<<<grid, block>>>(p): checks the configuration like the driver, then runs every block.
-template <typename Params>
-void launch(const char* name, void (*kernel)(Params), dim3 grid, dim3 block, Params p) {
+// kernel<<<grid, block, smem>>>(args...) with clusters of cluster.x blocks along x: checks the
+// configuration like the driver, then runs every block (every cluster: its blocks together).
+// opt_in: as if cudaFuncSetAttribute(MaxDynamicSharedMemorySize) had been set to smem (the harness's
+// launcher does that on a GPU); otherwise, as for kernel<<<>>>, above 48 KiB it must have been set.
+template <typename... Params, typename... Args>
+void launch(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, dim3 cluster, bool opt_in, Args&&... args) {
+    static_assert(sizeof...(Params) == sizeof...(Args), "RS_LAUNCH: argument count differs from the kernel's parameters");
     State& s = st();
     const unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
     if (grid.x < 1 || grid.y < 1 || grid.z < 1 || grid.x > 0x7fffffffu || grid.y > 65535 || grid.z > 65535 ||
@@ -287,30 +110,86 @@ void launch(const char* name, void (*kernel)(Params), dim3 grid, dim3 block, Par
         s.pending = cudaErrorInvalidConfiguration;
         return;
     }
+    const char* env = std::getenv("RS_EMU_MAX_DYN_SMEM");
+    const size_t max_smem = env ? (size_t)std::strtoull(env, nullptr, 0) : kMaxDynSmemDefault;
+    auto it = func_max_dyn_smem().find(reinterpret_cast<const void*>(kernel));
+    const size_t allowed = opt_in ? max_smem : it == func_max_dyn_smem().end() ? kDynSmemNoOptIn : std::max(kDynSmemNoOptIn, (size_t)it->second);
+    if (smem > max_smem || smem > allowed) {
+        std::fprintf(stderr, "cuda-emu: invalid launch of %s: %zu bytes of dynamic shared memory, %s %zu\n", name, smem,
+                     smem > max_smem ? "above the device maximum" : "above the kernel's cudaFuncAttributeMaxDynamicSharedMemorySize",
+                     smem > max_smem ? max_smem : allowed);
+        s.pending = cudaErrorInvalidValue;
+        return;
+    }
+    if (cluster.x < 1 || cluster.y != 1 || cluster.z != 1 || cluster.x > 8 || grid.x % cluster.x != 0) {
+        std::fprintf(stderr, "cuda-emu: invalid launch of %s: cluster (%u,%u,%u) (the emulation takes clusters along x of at most 8 "
+                     "blocks that divide gridDim.x %u)\n", name, cluster.x, cluster.y, cluster.z, grid.x);
+        s.pending = cudaErrorInvalidValue;
+        return;
+    }
     s.grid_dim = grid;
     s.block_dim = block;
+    s.cluster_dim = cluster;
+    s.nt = (unsigned)threads;
     s.kernel = name;
-    s.body = [kernel, p] { kernel(p); };
+    s.dyn_smem = smem;
+    free_windows();
+    if (smem > 0) {
+        for (unsigned k = 0; k < cluster.x; ++k) {
+            void* w = nullptr;
+            // exactly `smem` bytes (AddressSanitizer sees one past the end), 1024-aligned like the shared window base
+            if (posix_memalign(&w, 1024, smem) != 0) die("cannot allocate the dynamic shared memory window");
+            s.windows.push_back(static_cast<unsigned char*>(w));
+            s.aviews.push_back(static_cast<unsigned char*>(std::malloc(smem)));
+        }
+    }
+    auto params = std::make_shared<std::tuple<typename std::decay<Params>::type...>>(std::forward<Args>(args)...);
+    s.body = [kernel, params] { std::apply(kernel, *params); };
+    std::vector<uint3> blocks(cluster.x);
     for (unsigned z = 0; z < grid.z; ++z)
         for (unsigned y = 0; y < grid.y; ++y)
-            for (unsigned x = 0; x < grid.x; ++x) {
-                const uint3 b = make_uint3(x, y, z);
-                if (!s.block_filter || s.block_filter(b)) run_block(b);
+            for (unsigned x = 0; x < grid.x; x += cluster.x) {
+                bool any = !s.block_filter;
+                for (unsigned k = 0; k < cluster.x; ++k) {
+                    blocks[k] = make_uint3(x + k, y, z);
+                    any = any || s.block_filter(blocks[k]);
+                }
+                if (any) run_cluster(blocks);
             }
+    free_windows();
+    s.body = nullptr;
     ++s.launches;
+}
+
+// The harness's launcher (cuda/dev/launch.cuh): cudaLaunchKernelEx after cudaFuncSetAttribute on a GPU.
+template <typename... Params, typename... Args>
+void launch_ex(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, dim3 cluster, Args&&... args) {
+    launch(name, kernel, grid, block, smem, cluster, true, std::forward<Args>(args)...);
+}
+
+// The window of the current CTA (RS_DYNAMIC_SMEM): a launch without dynamic shared memory has none,
+// and any access through this pointer is then an AddressSanitizer report.
+inline unsigned char* dynamic_smem() {
+    Cta& c = *cur().cta;
+    if (c.window) return c.window;
+    alignas(1024) static unsigned char none[1024];
+#if RS_EMU_ASAN
+    __asan_poison_memory_region(none, sizeof none);
+#endif
+    return none;
 }
 
 }  // namespace rs_emu
 
 // ---- device-side names used by the kernels -------------------------------------------------
 #define threadIdx (::rs_emu::st().cur->tid)
-#define blockIdx (::rs_emu::st().block_idx)
+#define blockIdx (::rs_emu::st().cur->cta->idx)
 #define blockDim (::rs_emu::st().block_dim)
 #define gridDim (::rs_emu::st().grid_dim)
 
-inline void __syncthreads() {
+inline void __syncthreads(const char* rs_file_ = __builtin_FILE(), int rs_line_ = __builtin_LINE()) {
     if (::rs_emu::st().cur == nullptr) ::rs_emu::die("__syncthreads() outside a kernel");
-    ::rs_emu::to_scheduler(false);
+    ::rs_emu::block_barrier(::rs_emu::Site{rs_file_, rs_line_});
 }
 
 // IEEE round-to-nearest arithmetic intrinsics (kernels/adamw.cuh): on the host plain operators
@@ -381,9 +260,44 @@ inline cudaError_t cudaGetDeviceCount(int* n) {
     *n = 1;
     return cudaSuccess;
 }
+// cudaFuncAttributeMaxDynamicSharedMemorySize is recorded per kernel and checked at launch.
+inline cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int value) {
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaSuccess;
+    const char* env = std::getenv("RS_EMU_MAX_DYN_SMEM");
+    const long long max = env ? std::strtoll(env, nullptr, 0) : (long long)::rs_emu::kMaxDynSmemDefault;
+    if (value < 0 || value > max) return cudaErrorInvalidValue;
+    ::rs_emu::func_max_dyn_smem()[func] = value;
+    return cudaSuccess;
+}
+template <typename T>
+inline cudaError_t cudaFuncSetAttribute(T* func, cudaFuncAttribute attr, int value) {
+    return cudaFuncSetAttribute(reinterpret_cast<const void*>(func), attr, value);
+}
+// The emulated device: an sm_90 with RS_EMU_SM_COUNT (default 132) multiprocessors.
+inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+    if (device != 0) return cudaErrorInvalidDevice;
+    const char* sms = std::getenv("RS_EMU_SM_COUNT");
+    switch (attr) {
+        case cudaDevAttrMultiProcessorCount: *value = sms ? std::atoi(sms) : 132; return cudaSuccess;
+        case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = (int)::rs_emu::kMaxDynSmemDefault; return cudaSuccess;
+        case cudaDevAttrMaxSharedMemoryPerBlock: *value = 49152; return cudaSuccess;
+        case cudaDevAttrComputeCapabilityMajor: *value = 9; return cudaSuccess;
+        case cudaDevAttrComputeCapabilityMinor: *value = 0; return cudaSuccess;
+        case cudaDevAttrMaxThreadsPerBlock: *value = 1024; return cudaSuccess;
+        case cudaDevAttrWarpSize: *value = 32; return cudaSuccess;
+        default: return cudaErrorInvalidValue;
+    }
+}
+inline cudaError_t cudaGetDevice(int* device) {
+    *device = 0;
+    return cudaSuccess;
+}
+inline cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
 inline const char* cudaGetErrorName(cudaError_t e) {
     return e == cudaSuccess ? "cudaSuccess"
          : e == cudaErrorInvalidConfiguration ? "cudaErrorInvalidConfiguration"
+         : e == cudaErrorInvalidValue ? "cudaErrorInvalidValue"
+         : e == cudaErrorInvalidDevice ? "cudaErrorInvalidDevice"
          : e == cudaErrorMemoryAllocation ? "cudaErrorMemoryAllocation"
                                           : "cudaError(emulated)";
 }
@@ -440,11 +354,7 @@ inline void load_matrix_sync(fragment<Use, M, N, K, T, L>& f, const T* p, unsign
 // Accumulator element (i, j) belongs to lane (i·N + j) % 32 of the warp, as on the hardware each
 // lane holds a share of the tile: mma_sync computes and store_matrix_sync writes only the calling
 // lane's elements, so a lane that skips a collective leaves a hole in the result.
-inline unsigned lane() {
-    const ::rs_emu::State& s = ::rs_emu::st();
-    const uint3 t = s.cur->tid;
-    return (t.x + t.y * s.block_dim.x + t.z * s.block_dim.x * s.block_dim.y) % 32u;
-}
+inline unsigned lane() { return ::rs_emu::cur().lin % 32u; }
 
 template <int M, int N, int K, typename TA, typename LA, typename TB, typename LB>
 inline void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a, M, N, K, TA, LA>& a,
@@ -473,5 +383,23 @@ inline void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, flo
 }  // namespace wmma
 }  // namespace nvcuda
 
-// <<<>>> does not exist in a host compiler: cuda/dev/rslora_dev.cu launches through RS_LAUNCH
-#define RS_LAUNCH(kernel, grid, block, ...) ::rs_emu::launch(#kernel, kernel, dim3(grid), dim3(block), __VA_ARGS__)
+// <<<>>> does not exist in a host compiler: cuda/dev/rslora_dev.cu launches through these (its nvcc
+// build defines them as kernel<<<grid, block[, smem]>>>(args...)).
+#define RS_LAUNCH(kernel, grid, block, ...) \
+    ::rs_emu::launch(#kernel, kernel, dim3(grid), dim3(block), size_t(0), dim3(1, 1, 1), false, __VA_ARGS__)
+#define RS_LAUNCH_EX(kernel, grid, block, smem, ...) \
+    ::rs_emu::launch(#kernel, kernel, dim3(grid), dim3(block), size_t(smem), dim3(1, 1, 1), false, __VA_ARGS__)
+
+// Dynamic shared memory of a kernel (GPU: extern __shared__ __align__(1024) unsigned char name[],
+// cuda/arch/common.cuh): here the current block's window. (The same token sequence as any other
+// emulation-side definition, so a second identical #define is no error.)
+#define RS_DYNAMIC_SMEM(name) unsigned char* const name = ::rs_emu::dynamic_smem()
+
+// What the harness's cuda/dev/emu/launch_ex.h supplies until the emulation does: it stands aside.
+#define RS_EMU_HAS_LAUNCH_EX 1
+#define RS_EMU_HAS_TRAP 1
+inline void __trap() { ::rs_emu::die(std::string("__trap() in ") + ::rs_emu::where()); }
+
+#include "common_emu.h"
+#include "sm80_emu.h"
+#include "sm90_emu.h"
