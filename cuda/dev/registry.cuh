@@ -87,6 +87,18 @@ GridArgs fill(P&, Ctx&, Role role, const KernelRow& row, CUtensorMap*) {
             ": add one for its params struct in cuda/dev/steps.cuh");
 }
 
+// refusal(const P&, const Ctx&, const KernelRow&) -> std::string: why this kernel cannot take the
+// layer's shape (the TMA GEMMs of v3 need 16-byte row strides, ...), or "" when it can. Overloaded
+// per params struct next to its fill() in steps.cuh; asked BEFORE fill() (a fill may encode tensor
+// maps the driver would refuse for that shape). A refused role runs the v1 kernel of its step
+// instead (v1 reads the f32 U, V, A, B every family writes), said once per (kernel, shape). This
+// fallback: every shape.
+template <typename P>
+std::string refusal(const P&, const Ctx&, const KernelRow&) {
+    return std::string();
+}
+inline const Kernel* refused_fallback(const std::string& why, const KernelRow& row, const Ctx& c, Role role);
+
 inline bool role_needed(const Ctx& c, Role role);  // false: an earlier kernel already produced this role's output
 inline void before_launch(Ctx& c, const KernelRow& row, Role role, const dim3& grid);
 inline void after_launch(Ctx& c);
@@ -108,6 +120,11 @@ Kernel make_kernel(KernelRow row, void (*k)(P, M...)) {
         if (!role_needed(c, role)) return;
         P p;
         std::memset(static_cast<void*>(&p), 0, sizeof p);
+        const std::string why = refusal(p, c, row);
+        if (!why.empty()) {
+            refused_fallback(why, row, c, role)->run(c, role);
+            return;
+        }
         std::array<CUtensorMap, sizeof...(M)> maps{};
         const GridArgs g = fill(p, c, role, row, maps.data());
         const LaunchShape s{grid_of(row, c, g), dim3(row.threads), row.smem, row.cluster};
@@ -118,6 +135,8 @@ Kernel make_kernel(KernelRow row, void (*k)(P, M...)) {
     out.describe = [row](Ctx& c, Role role) {
         P p;
         std::memset(static_cast<void*>(&p), 0, sizeof p);
+        const std::string why = refusal(p, c, row);
+        if (!why.empty()) return refused_fallback(why, row, c, role)->describe(c, role);
         std::array<CUtensorMap, sizeof...(M)> maps{};
         const GridArgs g = fill(p, c, role, row, maps.data());
         const dim3 grid = grid_of(row, c, g);

@@ -121,6 +121,48 @@ final class LaunchGeometry {
         return (long) groups(n, rowsPerGroup) * outElems * 4;
     }
 
+    /** Output tile of the v3 (Hopper) GEMMs: 128 rows (tokens) × 256 columns (cuda/kernels/lora_v3_launch.h). */
+    static final int V3_TILE_M = 128;
+    static final int V3_TILE_N = 256;
+
+    /** ⌈a/b⌉ for positive longs. */
+    static long cdiv(long a, long b) {
+        return (a + b - 1) / b;
+    }
+
+    /** A 1-D grid of {@code blocks} blocks (checked against CUDA's 2³¹ − 1 limit). */
+    static Grid flat(long blocks) {
+        if (blocks < 1 || blocks > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(blocks + " blocks do not fit a 1-D grid (1 .. 2^31 - 1)");
+        }
+        return new Grid((int) blocks, 1, 1);
+    }
+
+    /**
+     * The grid of a kernel-table grid rule for the GEMM-shaped rules of the v3/v4 families:
+     * {@code persistent_dout_n} / {@code persistent_din_n} = min(SMs, ⌈n/128⌉·⌈cols/256⌉) (v3, one
+     * persistent CTA per SM at most), {@code flat_<cols>_<m>x<n>} = ⌈n/m⌉·⌈cols/n⌉ (v4), cols = d_out or
+     * d_in as the rule names. Throws naming an unknown rule.
+     */
+    static Grid gemmGrid(String rule, int sms, long n, long dIn, long dOut) {
+        switch (rule) {
+            case "persistent_dout_n" -> {
+                return flat(Math.min(sms, cdiv(n, V3_TILE_M) * cdiv(dOut, V3_TILE_N)));
+            }
+            case "persistent_din_n" -> {
+                return flat(Math.min(sms, cdiv(n, V3_TILE_M) * cdiv(dIn, V3_TILE_N)));
+            }
+            default -> {
+                var m = java.util.regex.Pattern.compile("flat_(dout|din)_([0-9]+)x([0-9]+)").matcher(rule);
+                if (!m.matches()) {
+                    throw new IllegalArgumentException("unknown GEMM grid rule '" + rule + "'");
+                }
+                long cols = m.group(1).equals("dout") ? dOut : dIn;
+                return flat(cdiv(n, Long.parseLong(m.group(2))) * cdiv(cols, Long.parseLong(m.group(3))));
+            }
+        }
+    }
+
     // ---- the memory-bound kernels of the v3/v4 families (cuda/kernels/mb_*.cuh) -----------------------
     // Mirrors the grid rules mb_rows, mb_vdb, mb_da of cuda/kernels.table and their host side in
     // cuda/dev/steps.cuh (mb_rows_per_group, the mb fills): shape-only, so the sums' grouping (and so
