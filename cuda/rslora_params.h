@@ -222,6 +222,38 @@ static_assert(offsetof(RsLoraBackwardDxV4Params, accumulate) == 56, "RsLoraBackw
 static_assert(offsetof(RsLoraBackwardDxV4Params, drop) == 60, "RsLoraBackwardDxV4Params.drop");
 static_assert(sizeof(RsLoraBackwardDxV4Params) == 88, "RsLoraBackwardDxV4Params size");
 
+// (2) v3, sm_90a (kernels/lora_forward_v3.cuh): Y = X·Wᵀ + bias + Ug·Btᵀ  [n, d_out] T (assigned),
+//     one fp32 accumulator over k = d_in steps of (X, W) then ceil(r/64) steps of (Ug, Bt).
+//     The tensors reach the kernel as TMA maps (const __grid_constant__ CUtensorMap params after
+//     this struct: X, W, Ug, Bt, Y; kernels/lora_v3_launch.h); Ug [n, r_pad] = T(γ·U) and
+//     Bt [d_out, r_pad] = T(B) with zero pad columns (r_pad = round_up(r, 8)). r = 0: base layer.
+struct RsLoraForwardV3Params {
+    const void* bias;           // bias [d_out] T, or null
+    int32_t n, d_in, d_out, r;  // r >= 0
+};
+static_assert(offsetof(RsLoraForwardV3Params, bias) == 0, "RsLoraForwardV3Params.bias");
+static_assert(offsetof(RsLoraForwardV3Params, n) == 8, "RsLoraForwardV3Params.n");
+static_assert(offsetof(RsLoraForwardV3Params, d_in) == 12, "RsLoraForwardV3Params.d_in");
+static_assert(offsetof(RsLoraForwardV3Params, d_out) == 16, "RsLoraForwardV3Params.d_out");
+static_assert(offsetof(RsLoraForwardV3Params, r) == 20, "RsLoraForwardV3Params.r");
+static_assert(sizeof(RsLoraForwardV3Params) == 24, "RsLoraForwardV3Params size");
+
+// (5) v3, sm_90a (kernels/lora_backward_dx_v3.cuh): dX = D'(Vg·At) + dY·W  [n, d_in] T (assigned):
+//     the ceil(r/64) steps over (Vg, At) first, then D' applied to the fp32 accumulators (keep ?
+//     ·scale : 0, the forward's mask of X element (i, c)), then the d_out steps over (dY, W) on top.
+//     TMA maps after this struct: Vg, At, dY, W, dX; Vg [n, r_pad] = T(γ·V) with zero pad columns,
+//     At [r, d_in] = T(A). r = 0: dX = dY·W.
+struct RsLoraBackwardDxV3Params {
+    int32_t n, d_in, d_out, r;  // r >= 0
+    RsDropout drop;
+};
+static_assert(offsetof(RsLoraBackwardDxV3Params, n) == 0, "RsLoraBackwardDxV3Params.n");
+static_assert(offsetof(RsLoraBackwardDxV3Params, d_in) == 4, "RsLoraBackwardDxV3Params.d_in");
+static_assert(offsetof(RsLoraBackwardDxV3Params, d_out) == 8, "RsLoraBackwardDxV3Params.d_out");
+static_assert(offsetof(RsLoraBackwardDxV3Params, r) == 12, "RsLoraBackwardDxV3Params.r");
+static_assert(offsetof(RsLoraBackwardDxV3Params, drop) == 16, "RsLoraBackwardDxV3Params.drop");
+static_assert(sizeof(RsLoraBackwardDxV3Params) == 44, "RsLoraBackwardDxV3Params size");
+
 // (6) W ← round(W + signed_gamma·B·A), computed in fp32, rounded once (merge: +γ, unmerge: −γ).
 struct RsMergeParams {
     void* w;              // W [d_out, d_in] T (updated in place)

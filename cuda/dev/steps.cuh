@@ -6,6 +6,7 @@
 #include <set>
 #include "../kernels/lora_v4_launch.h"  // v4 launch rules (threads, smem, refusals)
 #include <string>
+#include "../kernels/lora_v3_launch.h"  // v3 launch rules (threads, smem, grid, maps, refusals)
 
 namespace rsdev {
 
@@ -265,12 +266,58 @@ inline GridArgs fill(RsLoraForwardV4Params& p, Ctx& c, Role role, const KernelRo
     return {};
 }
 
+// ---- v3 GEMM params (cuda/kernels/lora_forward_v3.cuh, lora_backward_dx_v3.cuh) -----------------
+// The tensors travel as TMA maps (kernels/lora_v3_launch.h: dims, boxes, 128-byte swizzle); Ug, Vg,
+// Bt [*, r_pad] and At [r, d_in] are the mb kernels' T outputs, γ is in Ug and Vg.
+inline std::string v3_refusal(const Ctx& c) {
+    const void* bases[] = {c.x, c.w, c.bias, c.dy, c.y, c.dx, c.ug, c.vg, c.at, c.bt};
+    const char* why = rs3launch::refuse(c.n, c.d_in, c.d_out, c.r, bases, 10);
+    if (why) return why;
+#if defined(RS_EMULATE)
+    // a persistent grid's CTAs do not map to row tiles: the emulation cannot run only the last rows
+    if (c.only_last_rows) return "v3: persistent tiles cannot be filtered to the last rows (emulated bigindex)";
+#endif
+    return std::string();
+}
+inline std::string refusal(const RsLoraForwardV3Params&, const Ctx& c, const KernelRow&) { return v3_refusal(c); }
+inline std::string refusal(const RsLoraBackwardDxV3Params&, const Ctx& c, const KernelRow&) { return v3_refusal(c); }
+
+inline GridArgs fill(RsLoraForwardV3Params& p, Ctx& c, Role role, const KernelRow& row, CUtensorMap* maps) {
+    need_role(role, Role::FORWARD, row);
+    p = RsLoraForwardV3Params{c.bias, c.n, c.d_in, c.d_out, c.r};
+    if (!c.dry_run) {
+        const CUtensorMapSwizzle sw = CU_TENSOR_MAP_SWIZZLE_128B;
+        maps[0] = tensor_map_2d(c.x, c.dt, c.n, c.d_in, (uint64_t)c.d_in * 2, 128, 64, sw);          // X  box {64, 128}
+        maps[1] = tensor_map_2d(c.w, c.dt, c.d_out, c.d_in, (uint64_t)c.d_in * 2, 256, 64, sw);      // W  box {64, 256}
+        maps[2] = tensor_map_2d(c.ug, c.dt, c.n, c.r_pad, (uint64_t)c.r_pad * 2, 128, 64, sw);      // Ug box {64, 128}
+        maps[3] = tensor_map_2d(c.bt, c.dt, c.d_out, c.r_pad, (uint64_t)c.r_pad * 2, 256, 64, sw);  // Bt box {64, 256}
+        maps[4] = tensor_map_2d(c.y, c.dt, c.n, c.d_out, (uint64_t)c.d_out * 2, 64, 64, sw);        // Y  box {64, 64}
+    }
+    c.written.insert("Y");
+    return {};
+}
+
 // dX = dY·W + D'(Vg·At) (lora_dx_add: dX += D'(Vg·At))
 inline GridArgs fill(RsLoraBackwardDxV4Params& p, Ctx& c, Role role, const KernelRow& row, CUtensorMap*) {
     const bool split = row.step == "lora_dx_add";
     if (!split) need_role(role, Role::DX, row);
     check_v4_row(row, split ? RsV4Kernel::DxAdd : RsV4Kernel::BackwardDx);
     p = RsLoraBackwardDxV4Params{c.dy, c.w, c.vg, c.at, c.dx, c.n, c.d_in, c.d_out, c.r, split ? 1 : 0, c.drop};
+    c.written.insert("dX");
+    return {};
+}
+
+inline GridArgs fill(RsLoraBackwardDxV3Params& p, Ctx& c, Role role, const KernelRow& row, CUtensorMap* maps) {
+    need_role(role, Role::DX, row);
+    p = RsLoraBackwardDxV3Params{c.n, c.d_in, c.d_out, c.r, c.drop};
+    if (!c.dry_run) {
+        const CUtensorMapSwizzle sw = CU_TENSOR_MAP_SWIZZLE_128B;
+        maps[0] = tensor_map_2d(c.vg, c.dt, c.n, c.r_pad, (uint64_t)c.r_pad * 2, 128, 64, sw);   // Vg box {64, 128}
+        maps[1] = tensor_map_2d(c.at, c.dt, c.r, c.d_in, (uint64_t)c.d_in * 2, 64, 64, sw);      // At box {64, 64} (MN-major)
+        maps[2] = tensor_map_2d(c.dy, c.dt, c.n, c.d_out, (uint64_t)c.d_out * 2, 128, 64, sw);   // dY box {64, 128}
+        maps[3] = tensor_map_2d(c.w, c.dt, c.d_out, c.d_in, (uint64_t)c.d_in * 2, 64, 64, sw);   // W  box {64, 64} (MN-major)
+        maps[4] = tensor_map_2d(c.dx, c.dt, c.n, c.d_in, (uint64_t)c.d_in * 2, 64, 64, sw);      // dX box {64, 64}
+    }
     c.written.insert("dX");
     return {};
 }
@@ -282,6 +329,17 @@ inline bool v4_flat_rule(const std::string& rule, long long& cols_of_dout, int& 
     if (rule == "flat_dout_128x128") return cols_of_dout = 1, tile_n = 128, true;
     if (rule == "flat_din_128x128") return cols_of_dout = 0, tile_n = 128, true;
     return false;
+}
+
+// The device's SM count for the persistent grid rules (no device: 132, an H100/H200's).
+inline int sm_count_or_default() {
+    static int sms = [] {
+        int n = 0;
+        if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, 0) == cudaSuccess && n > 0) return n;
+        (void)cudaGetLastError();  // no device: clear the error for whoever checks next
+        return 132;
+    }();
+    return sms;
 }
 
 // The v1 kernel that runs a role whose table kernel refuses the layer's shape (registry.cuh refusal()).
@@ -316,6 +374,8 @@ inline dim3 grid_of(const KernelRow& row, const Ctx& c, const GridArgs& g) {
     long long of_dout;
     int tile_n;
     if (v4_flat_rule(rule, of_dout, tile_n)) return dim3((unsigned)(cdiv(c.n, 128) * cdiv(of_dout ? c.d_out : c.d_in, tile_n)));
+    if (rule == "persistent_dout_n") return dim3((unsigned)rs3launch::grid(sm_count_or_default(), c.n, c.d_out));
+    if (rule == "persistent_din_n") return dim3((unsigned)rs3launch::grid(sm_count_or_default(), c.n, c.d_in));
     dev_die("table row " + row.name + ": unknown grid rule '" + rule + "' (cuda/dev/steps.cuh grid_of)");
 }
 

@@ -56,6 +56,16 @@ final class KernelParams {
             .i32("accumulate").struct("drop", DROPOUT)
             .build();
 
+    /** v3 (sm_90a) forward; the tensors travel as TMA maps after the struct (cuda/kernels/lora_v3_launch.h). */
+    static final CStruct FORWARD_V3 = CStruct.builder("RsLoraForwardV3Params")
+            .ptr("bias").i32("n").i32("d_in").i32("d_out").i32("r")
+            .build();
+
+    /** v3 (sm_90a) dX; the tensors travel as TMA maps after the struct. */
+    static final CStruct BACKWARD_DX_V3 = CStruct.builder("RsLoraBackwardDxV3Params")
+            .i32("n").i32("d_in").i32("d_out").i32("r").struct("drop", DROPOUT)
+            .build();
+
     static final CStruct MERGE = CStruct.builder("RsMergeParams")
             .ptr("w").ptr("lora_b").ptr("lora_a").i32("d_out").i32("d_in").i32("r").f32("signed_gamma")
             .build();
@@ -112,7 +122,7 @@ final class KernelParams {
     /** Every struct of the header, for the layout test. */
     static final List<CStruct> ALL = List.of(DROPOUT, DOWN, FORWARD, BACKWARD_VDB, BACKWARD_DA, REDUCE, BACKWARD_DX,
             MERGE, CONVERT, DROPOUT_ELEMENTWISE, ADAMW_TENSOR, ADAMW, GRAD_NORM, MB_PREP, MB_DOWN, MB_VDB, MB_VDB_REDUCE, MB_DA,
-            FORWARD_V4, BACKWARD_DX_V4);
+            FORWARD_V4, BACKWARD_DX_V4, FORWARD_V3, BACKWARD_DX_V3);
 
     /**
      * Writes the dropout struct into {@code prefix.*} of {@code p}: the mask's key, layer, step,
