@@ -26,6 +26,9 @@ import java.util.concurrent.atomic.AtomicReference;
  * step, and its backward regenerates the same mask. Gradients dA, dB are assigned or accumulated
  * ({@link #setGradMode}); {@link #zeroGrad()} clears them.
  *
+ * <p>{@link #disableAdapter()} (PEFT's {@code disable_adapter()}) makes the layer its base path only,
+ * {@code Y = X·Wᵀ + b} exactly, without a second copy of the model: the reference pass of DPO.
+ *
  * <p>Ownership: the layer owns a shared arena holding A, B, their gradients and U; {@link #close()}
  * frees it. One thread at a time may call a layer (checked: a concurrent call throws).
  */
@@ -47,6 +50,7 @@ public final class LoraLinear implements AutoCloseable {
     private long nextStep;
     private boolean training = true;
     private boolean merged;
+    private boolean adapterEnabled = true;
     private boolean closed;
     private GradMode gradMode = GradMode.ASSIGN;
 
@@ -120,7 +124,8 @@ public final class LoraLinear implements AutoCloseable {
     /**
      * Forward: {@code Y = X·Wᵀ + b + γ·U·Bᵀ} with {@code U = D(X)·Aᵀ}. X [N, d_in] and Y [N, d_out]
      * are caller-owned; X must stay alive until {@link #backward}. In training mode with p &gt; 0
-     * each call advances the dropout step. A merged layer computes the base output only.
+     * each call advances the dropout step. A merged layer computes the base output only; so does a
+     * layer with its adapter disabled ({@code Y = X·Wᵀ + b}, the dropout step not advanced).
      */
     public void forward(Tensor x, Tensor y) {
         enter();
@@ -128,11 +133,11 @@ public final class LoraLinear implements AutoCloseable {
             int n = checkRows("x", x, dIn());
             requireShape("y", y, new long[] {n, dOut()});
             LoraParams p = params(n, nextStep);
-            if (training && config.dropout() > 0) {
-                nextStep++;
+            if (p.adapterActive() && training && config.dropout() > 0) {
+                nextStep++;  // a disabled adapter draws no mask (PEFT does not call its dropout)
             }
             Tensor uView = null;
-            if (!merged) {
+            if (p.adapterActive()) {
                 uView = uFor(n);
             }
             backend.forward(p, frozen, x, a, b, uView, y);
@@ -153,7 +158,9 @@ public final class LoraLinear implements AutoCloseable {
     /**
      * Backward of the last forward (same X, same dropout mask):
      * {@code dX = dY·W + γ·D'(V·A)} (assigned; skipped when dx is null),
-     * {@code dA (=|+=) γ·Vᵀ·D(X)}, {@code dB (=|+=) γ·dYᵀ·U} with {@code V = dY·B}.
+     * {@code dA (=|+=) γ·Vᵀ·D(X)}, {@code dB (=|+=) γ·dYᵀ·U} with {@code V = dY·B}. After a forward
+     * with the adapter disabled: {@code dX = dY·W} and dA, dB (=|+=) 0 (set to zero in assign mode,
+     * left alone in accumulate mode).
      */
     public void backward(Tensor dy, Tensor dx) {
         enter();
@@ -169,6 +176,16 @@ public final class LoraLinear implements AutoCloseable {
             if (dx != null) {
                 requireShape("grad_x", dx, new long[] {n, dIn()});
             }
+            if (!savedParams.adapterActive()) {
+                // the forward ran with the adapter disabled: dX = dY·W, and A, B received no gradient
+                if (dx != null) {
+                    backend.backward(savedParams, frozen, savedX, null, null, null, dy, dx, null, null);
+                }
+                if (gradMode == GradMode.ASSIGN) {
+                    zeroGrad();
+                }
+                return;
+            }
             LoraParams p = new LoraParams(n, dIn(), dOut(), config.rank(), savedParams.gamma(), savedParams.dropout(),
                     savedParams.seed(), savedParams.step(), layerId, savedParams.training(), true, gradMode);
             backend.backward(p, frozen, savedX, a, b, uFor(n), dy, dx, gradA, gradB);
@@ -183,6 +200,9 @@ public final class LoraLinear implements AutoCloseable {
         try {
             if (merged) {
                 throw new IllegalStateException("already merged");
+            }
+            if (!adapterEnabled) {
+                throw new IllegalStateException("the adapter is disabled: enable it before merging");
             }
             backend.merge(frozen, a, b, config.gamma(), +1);
             merged = true;
@@ -213,7 +233,7 @@ public final class LoraLinear implements AutoCloseable {
 
     private LoraParams params(int n, long step) {
         return new LoraParams(n, dIn(), dOut(), config.rank(), config.gamma(), (float) config.dropout(), config.seed(),
-                step, layerId, training, !merged, gradMode);
+                step, layerId, training, !merged && adapterEnabled, gradMode);
     }
 
     private Tensor uFor(int n) {
@@ -323,6 +343,44 @@ public final class LoraLinear implements AutoCloseable {
 
     public boolean isMerged() {
         return merged;
+    }
+
+    /** Whether forward adds the adapter term (true unless {@link #disableAdapter()} or {@link #setAdapterEnabled}(false)). */
+    public boolean isAdapterEnabled() {
+        return adapterEnabled;
+    }
+
+    /**
+     * Enables or disables the adapter (PEFT's {@code enable_adapters} / {@code disable_adapters}):
+     * disabled, forward is the base layer {@code Y = X·Wᵀ + b} exactly. Refused while merged (the
+     * base weight then holds the adapter; unmerge first).
+     */
+    public void setAdapterEnabled(boolean on) {
+        if (closed) {
+            throw new IllegalStateException("layer is closed");
+        }
+        if (!on && merged) {
+            throw new IllegalStateException("the adapter is merged into W: unmerge() before disabling it");
+        }
+        this.adapterEnabled = on;
+    }
+
+    /**
+     * Disables the adapter until the returned scope is closed, which restores the previous state
+     * (PEFT's {@code with model.disable_adapter():}); for the reference log-probs of DPO:
+     * <pre>{@code try (var off = layer.disableAdapter()) { layer.forward(x, yRef); }}</pre>
+     */
+    public AdapterScope disableAdapter() {
+        boolean before = adapterEnabled;
+        setAdapterEnabled(false);
+        return () -> setAdapterEnabled(before);
+    }
+
+    /** The scope of {@link #disableAdapter()}; closing it restores the previous adapter state. */
+    @FunctionalInterface
+    public interface AdapterScope extends AutoCloseable {
+        @Override
+        void close();
     }
 
     public GradMode gradMode() {
