@@ -9,9 +9,10 @@
 #     quick (default, ~45 s; the Java test CudaCpuEmulationTest runs it in CI): selftest,
 #           validate 1 quick in forward thread order, validate 2 quick in reverse order, bigindex 1
 #           (n·d > 2^31 elements: 64-bit index math, last row tile only), adamw quick in reverse order
-#           (fused AdamW + gradient norm, 30 steps per tensor mix)
+#           (fused AdamW + gradient norm, 30 steps per tensor mix), adafactor quick in reverse order (fused
+#           Adafactor bit for bit vs the CPU update's mirror, 6 steps per mix and option set), seqlogprob quick
 #     full  (~4 min): selftest, validate 1 and 2 over every combination, in two thread orders each,
-#           bigindex 1 and 2, adamw (100 steps per mix) in two thread orders
+#           bigindex 1 and 2, adamw (100 steps per mix), adafactor (30 steps) in two thread orders, seqlogprob
 #     build: only build BUILD_DIR/rslora_dev_emu
 #   BUILD_DIR defaults to cuda/dev/build. Needs g++ and the CUDA toolkit headers (no nvcc, no driver).
 # Exit: 0 all passed; 1 a failure; 3 g++ or the CUDA headers absent (nothing run, reason printed).
@@ -76,6 +77,8 @@ if [[ "$mode" == quick ]]; then
     run rev validate 2 quick
     run fwd bigindex 1
     run rev adamw quick
+    run rev adafactor quick
+    run fwd seqlogprob quick
 else
     run fwd validate 1
     run rev validate 1
@@ -85,6 +88,9 @@ else
     run rev bigindex 2
     run fwd adamw
     run shuffle adamw
+    run fwd adafactor
+    run shuffle adafactor
+    run rev seqlogprob
 fi
 if (( fail )); then
     echo "cpu-emulate: FAILED"

@@ -8,7 +8,7 @@
 #   cublas     the cuBLAS binding those tests used (JCublas 12.6.0 or java.lang.foreign, and the library)
 # 4 dev-build  make -C cuda/dev (needs nvcc)
 # 5 dev-*      cuda/dev/build/rslora_dev selftest, validate 1, bigindex 1 (n·d > 2^31, ~25 GB), bench 1,
-#              adamw (full validation, then bench), validate 2, bench 2 (bench also writes LOGDIR/dev-bench-v<version>.jsonl)
+#              adamw, adafactor, seqlogprob (full validation, then bench), validate 2, bench 2 (bench also writes LOGDIR/dev-bench-v<version>.jsonl)
 # 6 benchmarks native-build/gpu-bench.sh LOGDIR: PEFT peer and GPU JMH (gpu-info.csv, peft.jsonl,
 #              jmh-gpu-r*.json); jmh/bench.sh gpu-import LOGDIR turns them into bench/RESULTS.md
 # Every step writes LOGDIR/<step>.log; the run ends with a short table (also LOGDIR/summary.txt) and
@@ -86,7 +86,7 @@ if [[ -z "$driver" ]]; then
         echo
         echo "gpu-check: NO GPU: libcuda.so.1 was not found, so the GPU tests, cuda/dev and benchmarks cannot run here."
         echo "gpu-check: run this on a machine with an NVIDIA GPU and driver (or pass --force to exercise the script)."
-        for s in jre gpu-tests cublas dev-build dev-selftest dev-validate-v1 dev-bigindex-v1 dev-bench-v1 dev-adamw-full dev-adamw-bench dev-validate-v2 dev-bench-v2 benchmarks; do
+        for s in jre gpu-tests cublas dev-build dev-selftest dev-validate-v1 dev-bigindex-v1 dev-bench-v1 dev-adamw-full dev-adamw-bench dev-adafactor-full dev-adafactor-bench dev-seqlogprob-full dev-seqlogprob-bench dev-validate-v2 dev-bench-v2 benchmarks; do
             record "$s" SKIP 0 "no GPU"
         done
         { echo "step             state   time  summary"; printf '%s\n' "${rows[@]}"; } | tee "$logdir/summary.txt"
@@ -154,22 +154,22 @@ fi
 # 4-5 cuda/dev -----------------------------------------------------------------------------------
 nvcc_bin="$(command -v nvcc || { [[ -x /usr/local/cuda/bin/nvcc ]] && echo /usr/local/cuda/bin/nvcc; })"
 if [[ -z "$nvcc_bin" ]]; then
-    for s in dev-build dev-selftest dev-validate-v1 dev-bigindex-v1 dev-bench-v1 dev-adamw-full dev-adamw-bench dev-validate-v2 dev-bench-v2; do record "$s" SKIP 0 "nvcc not found on this host"; done
+    for s in dev-build dev-selftest dev-validate-v1 dev-bigindex-v1 dev-bench-v1 dev-adamw-full dev-adamw-bench dev-adafactor-full dev-adafactor-bench dev-seqlogprob-full dev-seqlogprob-bench dev-validate-v2 dev-bench-v2; do record "$s" SKIP 0 "nvcc not found on this host"; done
 else
     run_step dev-build 90 make -C cuda/dev NVCC="$nvcc_bin"
     if (( step_rc != 0 )); then
         record dev-build FAIL "$step_secs" "see dev-build.log"
-        for s in dev-selftest dev-validate-v1 dev-bigindex-v1 dev-bench-v1 dev-adamw-full dev-adamw-bench dev-validate-v2 dev-bench-v2; do record "$s" SKIP 0 "not built"; done
+        for s in dev-selftest dev-validate-v1 dev-bigindex-v1 dev-bench-v1 dev-adamw-full dev-adamw-bench dev-adafactor-full dev-adafactor-bench dev-seqlogprob-full dev-seqlogprob-bench dev-validate-v2 dev-bench-v2; do record "$s" SKIP 0 "not built"; done
     else
         record dev-build PASS "$step_secs" "cuda/dev/build/rslora_dev"
         # v1 is the oracle (a failure fails the check); v2 is opt-in and not yet validated on
         # hardware: its results are reported, and recorded as FAIL too so nobody misses them.
-        for job in "selftest 1 20" "validate 1 75" "bigindex 1 45" "bench 1 30" "adamw full 30" "adamw bench 20" "validate 2 75" "bench 2 30"; do
+        for job in "selftest 1 20" "validate 1 75" "bigindex 1 45" "bench 1 30" "adamw full 30" "adamw bench 20" "adafactor full 40" "adafactor bench 20" "seqlogprob full 20" "seqlogprob bench 20" "validate 2 75" "bench 2 30"; do
             set -- $job
             sub=$1 ver=$2 max=$3
             name="dev-$sub"
             [[ $sub != selftest ]] && name="dev-$sub-v$ver"
-            [[ $sub == adamw ]] && name="dev-adamw-$ver"   # adamw full: the fused AdamW vs its host references
+            [[ $sub == adamw || $sub == adafactor || $sub == seqlogprob ]] && name="dev-$sub-$ver"  # e.g. adamw full: vs its host references
             json=()
             [[ $sub == bench ]] && json=("$logdir/$name.jsonl")
             run_step "$name" "$max" cuda/dev/build/rslora_dev "$sub" "$ver" "${json[@]}"

@@ -8,6 +8,8 @@
 //                                  × row groups vs the CPU reference (quick: a quarter of the combinations)
 //   rslora_dev bigindex [version]  n·d > 2^31 elements (64-bit index math): the last row tile and row group
 //   rslora_dev adamw [quick|bench]  the fused AdamW and the gradient norm vs host references (adamw_check.cuh)
+//   rslora_dev adafactor [quick|bench]  the fused Adafactor vs the CPU update's host mirror (adafactor_check.cuh)
+//   rslora_dev seqlogprob [quick|bench] sequence log-probs and their backward vs double (seq_logprob_check.cuh)
 //   rslora_dev bench [version] [jsonl]  median time of each kernel at the PERFORMANCE.md reference shapes;
 //                                  with jsonl, also one JSON line per (kernel, r) in that file (bench/RESULTS.md
 //                                  is generated from it: jmh/bench.sh)
@@ -680,6 +682,8 @@ static int bench(int version, const char* jsonl) {
 #endif
 
 #include "adamw_check.cuh"  // the `adamw` command: fused AdamW and gradient norm
+#include "adafactor_check.cuh"     // the `adafactor` command: fused Adafactor
+#include "seq_logprob_check.cuh"   // the `seqlogprob` command: sequence log-probs (DPO)
 
 // ---------------------------------------------------------------------------------------------
 // CPU-only self test: Philox known-answer vectors (SPEC.md §4) and dropout facts
@@ -759,6 +763,20 @@ int main(int argc, char** argv) {
         std::printf("no CUDA device: '%s' needs a GPU (selftest runs without one)\n", cmd.c_str());
         return 3;
     }
+    if (cmd == "adafactor" || cmd == "seqlogprob") {
+        const std::string mode = argc > 2 ? argv[2] : "";
+        const bool af = cmd == "adafactor";
+#if defined(RS_EMULATE)
+        if (mode == "bench") {
+            std::printf("bench needs a GPU (this is the CPU emulation build)\n");
+            return 3;
+        }
+        std::printf("CPU emulation (cuda/dev/emu/cuda_emu.h), thread order %s between barriers\n", rs_emu::order_name());
+#else
+        if (mode == "bench") return af ? adafactor_dev::bench() : seqlp_dev::bench();
+#endif
+        return af ? adafactor_dev::validate(mode == "quick") : seqlp_dev::validate(mode == "quick");
+    }
     if (cmd == "adamw") {
         const std::string mode = argc > 2 ? argv[2] : "";
 #if defined(RS_EMULATE)
@@ -790,6 +808,6 @@ int main(int argc, char** argv) {
     if (cmd == "validate") return validate(version, quick);
     if (cmd == "bench") return bench(version, argc > 3 ? argv[3] : nullptr);
 #endif
-    std::fprintf(stderr, "usage: %s selftest | mask ... | validate [version [quick]] | bigindex [version] | bench [version] [jsonl] | adamw [quick|bench]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s selftest | mask ... | validate [version [quick]] | bigindex [version] | bench [version] [jsonl] | adamw [quick|bench] | adafactor [quick|bench] | seqlogprob [quick|bench]\n", argv[0]);
     return 2;
 }

@@ -80,7 +80,8 @@ class CudaCpuEmulationTest {
             fail("cpu-emulate.sh quick failed (rc " + r.rc() + "):\n" + tail(r.out()));
         }
         assertTrue(r.out().contains("ok   validate 1 quick") && r.out().contains("ok   validate 2 quick")
-                && r.out().contains("ok   bigindex 1") && r.out().contains("ok   adamw quick"), r.out());
+                && r.out().contains("ok   bigindex 1") && r.out().contains("ok   adamw quick")
+                && r.out().contains("ok   adafactor quick") && r.out().contains("ok   seqlogprob quick"), r.out());
     }
 
     @Test
