@@ -290,7 +290,7 @@ static_assert(offsetof(RsGradNormParams, max_norm) == 48, "RsGradNormParams.max_
 static_assert(sizeof(RsGradNormParams) == 56, "RsGradNormParams size");
 
 // Fused Adafactor over every adapter tensor (kernels/adafactor.cuh; transformers.optimization.Adafactor
-// semantics with the exact arithmetic and reduction order of dev.rslora.core.AdafactorSpec). The table
+// semantics with the exact arithmetic and reduction order of dev.rslora.optim.AdafactorSpec). The table
 // and two work lists are uploaded once; per step only RsAdafactorParams changes. Tensors form one global
 // element space [0, total) for the element-wise apply pass (offset_k = Σ_{j<k} count_j). A factored
 // tensor is [rows, cols] (rank 2); an unfactored one is rank 0/1 (rows = 1, cols = 0).
@@ -363,7 +363,7 @@ static_assert(offsetof(RsAdafactorWork, b) == 12, "RsAdafactorWork.b");
 static_assert(sizeof(RsAdafactorWork) == 16, "RsAdafactorWork size");
 
 // One Adafactor step t (all five kernels take it; `work` is the stats list or the update list). The
-// fp32 scalars are rounded once on the host from double (dev.rslora.core.AdafactorSpec.step):
+// fp32 scalars are rounded once on the host from double (dev.rslora.optim.AdafactorSpec.step):
 // beta2 = f32(1 − t^decay_rate), one_minus_beta2 = f32(1 − (1 − t^decay_rate)), eps1, beta1, 1 − beta1;
 // rho = the relative step or the lr, and eps2, clip_threshold, weight_decay stay double.
 struct RsAdafactorParams {

@@ -31,7 +31,7 @@ build() {
 
 stale() { # true when the jar is missing or older than any build input
     [[ -f "$jar" ]] || return 0
-    [[ -n "$(find pom.xml java/pom.xml jmh/pom.xml java/src/main jmh/src/main cuda -newer "$jar" -type f -print -quit 2>/dev/null)" ]]
+    [[ -n "$(find pom.xml java/*/pom.xml jmh/pom.xml java/*/src/main jmh/src/main cuda -newer "$jar" -type f -print -quit 2>/dev/null)" ]]
 }
 
 report() { # extra ResultsReport arguments

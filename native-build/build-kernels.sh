@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compiles cuda/rslora_kernels.cu (every kernel family) into ONE fatbin:
 #   SASS for sm_80, sm_86, sm_89, sm_90 plus compute_90 PTX (JIT for newer cards).
-# Usage: native-build/build-kernels.sh OUTDIR      (Maven passes java/target/classes)
+# Usage: native-build/build-kernels.sh OUTDIR      (Maven passes java/cuda/target/classes)
 # Writes OUTDIR/dev/rslora/cuda/rslora_kernels.fatbin, OUTDIR/dev/rslora/cuda/kernels.properties
 # (built=true|false and why: the Java side reports "kernels not built: ..." from it) and the
 # ptxas -v report (registers, shared memory, spills per kernel and arch) to OUTDIR/../ptxas-report.txt,

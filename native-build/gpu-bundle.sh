@@ -3,11 +3,11 @@
 # Maven is, from anywhere in the repo):
 #   gpu-bundle/jre.tar.xz      jlink'd Java 25 with only the modules the library, tests and JMH need
 #                              (xz-compressed: libjvm.so alone is ~25 MB; gpu-check.sh unpacks it)
-#   gpu-bundle/lib/*.jar       the library jar (with the kernel fatbin), its runtime dependencies
+#   gpu-bundle/lib/*.jar       rslora-core, rslora-cuda (with the kernel fatbin), their runtime dependencies
 #                              (JCuda and JCublas with their linux-x86_64 natives: the cuBLAS baseline uses
 #                              JCublas where libcublas.so.12 loads), junit-platform-console-standalone, and
 #                              benchmarks.jar when the jmh module builds one
-#   gpu-bundle/test-classes/   the compiled tests (the GPU tests are tagged "gpu")
+#   gpu-bundle/test-classes/   the compiled tests of java/core and java/cuda (the GPU tests are tagged "gpu")
 #   gpu-bundle/BUNDLE.txt      what was packed, from which commit, and the size
 # Fails if the bundle exceeds 45 MB. Environment: JAVA_HOME (a JDK 25; default temurin-25),
 # MVN_FLAGS (default "-o -q -B").
@@ -20,8 +20,13 @@ junit_console="org.junit.platform:junit-platform-console-standalone:1.14.4"
 limit_mb=45
 
 cd "$root"
-echo "gpu-bundle: building the library and test classes (skipping tests)"
-mvn "${mvn_flags[@]}" -pl java -DskipTests package
+echo "gpu-bundle: building rslora-core, rslora-cuda and their test classes (skipping tests)"
+deps_tmp="$(mktemp -d)"
+trap 'rm -rf "$deps_tmp"' EXIT
+# one reactor run: copy-dependencies then sees rslora-core as packaged in this session
+mvn "${mvn_flags[@]}" -pl java/cuda -am -DskipTests package \
+    org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
+    -DincludeScope=runtime -DexcludeGroupIds=dev.rslora -DoutputDirectory="$deps_tmp"
 if mvn "${mvn_flags[@]}" -pl jmh -am -DskipTests package >/dev/null 2>&1 && [[ -f jmh/target/benchmarks.jar ]]; then
     bench=jmh/target/benchmarks.jar
 else
@@ -31,15 +36,16 @@ fi
 
 rm -rf "$out"
 mkdir -p "$out/lib"
-lib_jar="$(ls java/target/rslora-*.jar | grep -v -e '-cli.jar' -e 'sources' | head -1)"
-cp "$lib_jar" "$out/lib/"
-mvn "${mvn_flags[@]}" -pl java org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$out/lib"
+for m in core cuda; do
+    cp "$(ls java/$m/target/rslora-$m-*.jar | grep -v -e '-tests.jar' -e '-sources.jar' -e '-javadoc.jar' | head -1)" "$out/lib/"
+done
+cp "$deps_tmp"/*.jar "$out/lib/"
 # only the linux-x86_64 natives are needed on the GPU host
 find "$out/lib" -name '*-natives-*' ! -name '*linux-x86_64*' -delete
 mvn "${mvn_flags[@]}" org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
     -Dartifact="$junit_console" -DoutputDirectory="$out/lib"
-cp -r java/target/test-classes "$out/test-classes"
+cp -r java/core/target/test-classes "$out/test-classes"
+cp -r java/cuda/target/test-classes/. "$out/test-classes/"
 if [[ -n "$bench" ]]; then
     cp "$bench" "$out/lib/benchmarks.jar"
 fi
@@ -59,7 +65,7 @@ fi
 # java.base + the Vector API + what JUnit, jackson and JMH touch (logging, management)
 modules="java.base,java.logging,java.management,java.xml,java.sql,jdk.incubator.vector,jdk.unsupported,jdk.management"
 jre_tmp="$(mktemp -d)"
-trap 'rm -rf "$jre_tmp"' EXIT
+trap 'rm -rf "$jre_tmp" "$deps_tmp"' EXIT
 "$JAVA_HOME/bin/jlink" --add-modules "$modules" --strip-debug --no-man-pages --no-header-files \
     --compress zip-9 --output "$jre_tmp/jre"
 strip --strip-unneeded "$jre_tmp/jre/lib/server/libjvm.so" 2>/dev/null || true

@@ -10,7 +10,7 @@
 //                                 block for the reduction passes with a 2-block apply and the work items in
 //                                 shuffled order), fresh random gradients every step (some 2^-12 smaller):
 //     - bit for bit against the host mirror of dev.rslora.train.AdafactorUpdate (the same fp32 operations and
-//       double reduction order, dev.rslora.core.AdafactorSpec; this file is compiled without FMA contraction):
+//       double reduction order, dev.rslora.optim.AdafactorSpec; this file is compiled without FMA contraction):
 //       param, master, row/col or v, exp_avg after EVERY step;
 //     - the f32 (or master) values against a float64 transcription of transformers.optimization.Adafactor
 //       (reductions in plain double, torch's formula order), |Δ| <= 2e-6·|p| + 1e-4·(|p − p0| + lr_1):
@@ -37,7 +37,7 @@ struct Spec {
     bool master;
 };
 
-// dev.rslora.core.AdafactorSpec.step: the step scalars
+// dev.rslora.optim.AdafactorSpec.step: the step scalars
 struct Step {
     float b2, omb2, eps1, b1, omb1;
     bool first;

@@ -1,7 +1,7 @@
 // Fused Adafactor (transformers.optimization.Adafactor semantics) over ALL adapter tensors: five
 // launches per step over one table (RsAdafactorTensor[]) and two work lists (RsAdafactorWork[]),
 // both uploaded once. Structs in rslora_params.h. The fp32 operations, their order and the double
-// reduction order are those of dev.rslora.core.AdafactorSpec, so that parameters, masters and state
+// reduction order are those of dev.rslora.optim.AdafactorSpec, so that parameters, masters and state
 // are bit for bit those of the CPU dev.rslora.train.Adafactor (which the harness's host mirror copies):
 // every operation is a round-to-nearest intrinsic (no FMA contraction, no approximate division,
 // square root or reciprocal square root), reductions run in double in a fixed order, no atomics.
@@ -35,8 +35,8 @@
 namespace rs_adafactor {
 
 constexpr int kRowSeg = 0, kColChunk = 1, kPSeg = 2, kUSeg = 3;
-constexpr int kSegment = 2048;       // dev.rslora.core.AdafactorSpec.SEGMENT
-constexpr int kColChunkRows = 64;    // dev.rslora.core.AdafactorSpec.COL_CHUNK
+constexpr int kSegment = 2048;       // dev.rslora.optim.AdafactorSpec.SEGMENT
+constexpr int kColChunkRows = 64;    // dev.rslora.optim.AdafactorSpec.COL_CHUNK
 constexpr int kWarps = rs::kThreads / 32;
 
 __device__ __forceinline__ float sq(float g, float eps1) { return __fadd_rn(__fmul_rn(g, g), eps1); }

@@ -10,7 +10,7 @@ import dev.rslora.backend.cuda.CudaGraph;
 import dev.rslora.backend.cuda.CudaLoraLayer;
 import dev.rslora.backend.cuda.DeviceTensor;
 import dev.rslora.backend.cuda.PeftChainBaseline;
-import dev.rslora.core.GradMode;
+import dev.rslora.backend.GradMode;
 import dev.rslora.dropout.DropoutMask;
 import dev.rslora.tensor.Bf16;
 import dev.rslora.tensor.DType;

@@ -3,7 +3,7 @@ package dev.rslora.bench;
 import dev.rslora.backend.Backend;
 import dev.rslora.backend.FrozenWeight;
 import dev.rslora.backend.LoraParams;
-import dev.rslora.core.GradMode;
+import dev.rslora.backend.GradMode;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 

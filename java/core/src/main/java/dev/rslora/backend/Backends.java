@@ -1,0 +1,157 @@
+package dev.rslora.backend;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.ServiceConfigurationError;
+import java.util.ServiceLoader;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The backend provider. Backends are found with {@link ServiceLoader} ({@link BackendFactory}
+ * providers: rslora-core registers {@code reference} and {@code cpu}, rslora-cuda registers
+ * {@code cuda}), so this class names no implementation. {@code auto} picks the first available of
+ * cuda → cpu → reference (then any other provider, by name) and logs the choice (with the reasons
+ * the faster ones were skipped) once. The system property
+ * {@code -Drslora.backend=reference|cpu|cuda|auto} overrides the default; asking for an
+ * unavailable backend fails with the reason. Without rslora-cuda on the class path, {@code cuda}
+ * is listed as unavailable and says so.
+ */
+public final class Backends {
+    /** The system property that chooses the default backend. */
+    public static final String PROPERTY = "rslora.backend";
+
+    /** The preference order of the known backends; other providers follow, by name. */
+    private static final List<String> PREFERENCE = List.of("cuda", "cpu", "reference");
+
+    private static final System.Logger LOG = System.getLogger("dev.rslora.backend");
+    private static final Map<String, Backend> CREATED = new ConcurrentHashMap<>();
+    private static volatile boolean autoLogged;
+
+    private Backends() {
+    }
+
+    /** All factories in preference order (fastest first); a missing {@code cuda} is a placeholder that says why. */
+    public static List<BackendFactory> factories() {
+        return Discovered.FACTORIES;
+    }
+
+    /** Probes every backend: name → availability, in preference order. */
+    public static Map<String, BackendFactory.Availability> probeAll() {
+        Map<String, BackendFactory.Availability> out = new LinkedHashMap<>();
+        for (BackendFactory f : factories()) {
+            out.put(f.name(), safeProbe(f));
+        }
+        return out;
+    }
+
+    /** The backend named by {@code -Drslora.backend}, or {@code auto}. */
+    public static Backend fromSystemProperty() {
+        return get(System.getProperty(PROPERTY, "auto"));
+    }
+
+    /**
+     * The backend called {@code name} ("reference", "cpu", "cuda" or "auto"); one instance per
+     * name per JVM. Throws {@link BackendUnavailableException} with the reason when it cannot run.
+     */
+    public static Backend get(String name) {
+        String key = name == null ? "auto" : name.trim().toLowerCase(Locale.ROOT);
+        if (key.equals("auto")) {
+            return auto();
+        }
+        for (BackendFactory f : factories()) {
+            if (f.name().equals(key)) {
+                BackendFactory.Availability a = safeProbe(f);
+                if (!a.available()) {
+                    throw new BackendUnavailableException("backend '" + key + "' is unavailable: " + a.detail());
+                }
+                return CREATED.computeIfAbsent(key, k -> f.create());
+            }
+        }
+        throw new IllegalArgumentException("unknown backend '" + name + "': expected "
+                + String.join(", ", factories().stream().map(BackendFactory::name).toList().reversed()) + " or auto");
+    }
+
+    private static Backend auto() {
+        List<String> skipped = new ArrayList<>();
+        for (BackendFactory f : factories()) {
+            BackendFactory.Availability a = safeProbe(f);
+            if (a.available()) {
+                Backend b = CREATED.computeIfAbsent(f.name(), k -> f.create());
+                if (!autoLogged) {
+                    autoLogged = true;
+                    LOG.log(System.Logger.Level.INFO, "rslora backend: " + f.name()
+                            + (skipped.isEmpty() ? "" : " (skipped " + String.join("; ", skipped) + ")"));
+                }
+                return b;
+            }
+            skipped.add(f.name() + ": " + a.detail());
+        }
+        throw new BackendUnavailableException("no backend available: " + String.join("; ", skipped));
+    }
+
+    private static BackendFactory.Availability safeProbe(BackendFactory f) {
+        try {
+            return f.probe();
+        } catch (Throwable t) {
+            return BackendFactory.Availability.no("probe failed: " + t);
+        }
+    }
+
+    /**
+     * The providers found on the class path (or module path) of this class's loader, sorted by
+     * preference; the first provider of a name wins. Found once per JVM.
+     */
+    private static final class Discovered {
+        static final List<BackendFactory> FACTORIES = discover();
+
+        private static List<BackendFactory> discover() {
+            Map<String, BackendFactory> byName = new LinkedHashMap<>();
+            List<String> broken = new ArrayList<>();
+            for (ServiceLoader.Provider<BackendFactory> p
+                    : ServiceLoader.load(BackendFactory.class, Backends.class.getClassLoader()).stream().toList()) {
+                try {
+                    BackendFactory f = p.get();
+                    byName.putIfAbsent(f.name(), f);
+                } catch (ServiceConfigurationError | LinkageError e) {
+                    broken.add(p.type().getName() + ": " + e);
+                }
+            }
+            if (!byName.containsKey("cuda")) {
+                byName.put("cuda", new MissingCuda(broken));
+            }
+            List<BackendFactory> sorted = new ArrayList<>(byName.values());
+            sorted.sort(Comparator.comparingInt((BackendFactory f) -> rank(f.name())).thenComparing(BackendFactory::name));
+            return List.copyOf(sorted);
+        }
+
+        private static int rank(String name) {
+            int i = PREFERENCE.indexOf(name);
+            return i < 0 ? PREFERENCE.size() : i;
+        }
+    }
+
+    /** Stands in for {@code cuda} when no provider of it loaded: says why, with the driver's state. */
+    private record MissingCuda(List<String> broken) implements BackendFactory {
+        @Override
+        public String name() {
+            return "cuda";
+        }
+
+        @Override
+        public Availability probe() {
+            String why = broken.isEmpty()
+                    ? "the CUDA backend (dev.rslora:rslora-cuda) is not on the class path"
+                    : "cannot load a backend provider (" + String.join("; ", broken) + ")";
+            return Availability.no(why + "; " + CudaDriverProbe.describe());
+        }
+
+        @Override
+        public Backend create() {
+            throw new BackendUnavailableException("cuda backend is unavailable: " + probe().detail());
+        }
+    }
+}

@@ -1,0 +1,52 @@
+package dev.rslora.backend;
+
+import dev.rslora.dropout.DropoutMask;
+
+/**
+ * Everything a backend needs to run one LoRA layer step besides the tensors.
+ *
+ * <pre>
+ *   X [n, dIn], W [dOut, dIn], b [dOut], A [rank, dIn], B [dOut, rank], U [n, rank], Y/dY [n, dOut]
+ *   forward : U = D(X)·Aᵀ;  Y = X·Wᵀ + b + γ·U·Bᵀ
+ *   backward: V = dY·B;  dB (=|+=) γ·dYᵀ·U;  dA (=|+=) γ·Vᵀ·D(X);  dX = dY·W + γ·D'(V·A)
+ * </pre>
+ *
+ * @param gamma         γ (α/√r for rsLoRA, α/r for LoRA), as computed by {@link dev.rslora.core.LoraConfig#gamma()}
+ * @param dropout       p; the mask is applied only when {@code training} and p &gt; 0
+ * @param seed          dropout key
+ * @param step          dropout step (the same in a forward and its backward)
+ * @param layer         dropout layer id
+ * @param training      training mode (dropout active); eval mode skips the mask
+ * @param adapterActive false when the adapter is merged into W: forward and backward are the base layer only
+ * @param gradMode      assign or accumulate dA and dB
+ */
+public record LoraParams(int n, int dIn, int dOut, int rank, double gamma, float dropout, long seed, long step,
+                         int layer, boolean training, boolean adapterActive, GradMode gradMode) {
+
+    public LoraParams {
+        if (n < 1 || dIn < 1 || dOut < 1 || rank < 1) {
+            throw new IllegalArgumentException("shapes must be >= 1: n=" + n + " dIn=" + dIn + " dOut=" + dOut + " rank=" + rank);
+        }
+        if (!(dropout >= 0f && dropout < 1f)) {
+            throw new IllegalArgumentException("dropout must be in [0, 1), got " + dropout);
+        }
+        if (gradMode == null) {
+            throw new IllegalArgumentException("gradMode is null");
+        }
+    }
+
+    /** True when the forward/backward apply a dropout mask. */
+    public boolean dropoutActive() {
+        return training && dropout > 0f;
+    }
+
+    /** The mask of this step, or null when dropout is inactive. */
+    public DropoutMask mask() {
+        return dropoutActive() ? new DropoutMask(seed, step, layer, dropout) : null;
+    }
+
+    /** The same step with a different row count (for benchmarks and chunked callers). */
+    public LoraParams withN(int newN) {
+        return new LoraParams(newN, dIn, dOut, rank, gamma, dropout, seed, step, layer, training, adapterActive, gradMode);
+    }
+}

@@ -1,0 +1,413 @@
+package dev.rslora.core;
+
+import dev.rslora.backend.Backend;
+import dev.rslora.backend.FrozenWeight;
+import dev.rslora.backend.GradMode;
+import dev.rslora.backend.LoraParams;
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+
+import java.lang.foreign.Arena;
+import java.util.SplittableRandom;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * A linear layer with a LoRA adapter: {@code Y = X·Wᵀ + b + γ·B(A·D(X))}, W and b frozen.
+ *
+ * <pre>
+ *   W [d_out, d_in] frozen (borrowed: the caller owns it; merge() writes into it)
+ *   b [d_out]       frozen, optional (borrowed)
+ *   A [r, d_in], B [d_out, r]  trainable, owned by this layer (dtype F32 by default, as PEFT)
+ *   γ = α/√r (rsLoRA, default) or α/r (LoRA), from {@link LoraConfig#gamma()}
+ * </pre>
+ *
+ * <p>Training step: {@link #forward(Tensor, Tensor)} then {@link #backward(Tensor, Tensor)}; the
+ * caller keeps X alive between the two (the layer keeps only U = D(X)·Aᵀ [N, r]). The dropout mask
+ * is a function of (seed, step, layer id, row, column): each training forward uses the next
+ * step, and its backward regenerates the same mask. Gradients dA, dB are assigned or accumulated
+ * ({@link #setGradMode}); {@link #zeroGrad()} clears them.
+ *
+ * <p>{@link #disableAdapter()} (PEFT's {@code disable_adapter()}) makes the layer its base path only,
+ * {@code Y = X·Wᵀ + b} exactly, without a second copy of the model: the reference pass of DPO.
+ *
+ * <p>Ownership: the layer owns a shared arena holding A, B, their gradients and U; {@link #close()}
+ * frees it. One thread at a time may call a layer (checked: a concurrent call throws).
+ */
+public final class LoraLinear implements AutoCloseable {
+    private final LoraConfig config;
+    private final int layerId;
+    private final Backend backend;
+    private final FrozenWeight frozen;
+    private final Arena arena = Arena.ofShared();
+    private final Tensor a;
+    private final Tensor b;
+    private final Tensor gradA;
+    private final Tensor gradB;
+    private final AtomicReference<Thread> user = new AtomicReference<>();
+
+    private Tensor u;              // [capacity, r] F32, reused across steps
+    private Tensor savedX;         // the X of the last forward (borrowed)
+    private LoraParams savedParams;
+    private long nextStep;
+    private boolean training = true;
+    private boolean merged;
+    private boolean adapterEnabled = true;
+    private boolean closed;
+    private GradMode gradMode = GradMode.ASSIGN;
+
+    private LoraLinear(Tensor weight, Tensor bias, LoraConfig config, DType adapterDType, Backend backend, int layerId) {
+        checkMatrix("weight", weight);
+        long dOut = weight.dim(0);
+        long dIn = weight.dim(1);
+        if (bias != null && !(bias.rank() == 1 && bias.dim(0) == dOut)) {
+            throw new IllegalArgumentException("bias shape " + bias.shapeString() + " does not match weight "
+                    + weight.shapeString() + ": expected [" + dOut + "]");
+        }
+        this.config = config;
+        this.layerId = layerId;
+        this.backend = backend;
+        this.a = Tensor.allocate(arena, adapterDType, config.rank(), dIn);
+        this.b = Tensor.allocate(arena, adapterDType, dOut, config.rank());
+        this.gradA = Tensor.allocate(arena, adapterDType, config.rank(), dIn);
+        this.gradB = Tensor.allocate(arena, adapterDType, dOut, config.rank());
+        this.frozen = backend.prepare(weight, bias);
+    }
+
+    /**
+     * A new adapter over the frozen {@code weight} [d_out, d_in] and optional {@code bias} [d_out]:
+     * A initialised per {@code config.init()} from {@code config.seed()} and the layer id, B = 0,
+     * so the layer starts as exactly the base layer.
+     */
+    public static LoraLinear create(Tensor weight, Tensor bias, LoraConfig config, DType adapterDType,
+                                    Backend backend, int layerId) {
+        LoraLinear layer = new LoraLinear(weight, bias, config, adapterDType, backend, layerId);
+        layer.initA();
+        return layer;
+    }
+
+    /** {@link #create} with F32 adapters and layer id 0. */
+    public static LoraLinear create(Tensor weight, Tensor bias, LoraConfig config, Backend backend) {
+        return create(weight, bias, config, DType.F32, backend, 0);
+    }
+
+    /** A layer with the given adapter weights (copied): A [r, d_in], B [d_out, r], r = config.rank(). */
+    public static LoraLinear withAdapter(Tensor weight, Tensor bias, Tensor loraA, Tensor loraB, LoraConfig config,
+                                         Backend backend, int layerId) {
+        LoraLinear layer = new LoraLinear(weight, bias, config, loraA.dtype(), backend, layerId);
+        requireShape("lora_A", loraA, layer.a.shape());
+        requireShape("lora_B", loraB, layer.b.shape());
+        layer.a.copyFrom(loraA);
+        layer.b.copyFrom(loraB);
+        return layer;
+    }
+
+    private void initA() {
+        SplittableRandom rng = new SplittableRandom(config.seed() * 0x9E3779B97F4A7C15L + layerId);
+        long dIn = a.dim(1);
+        double bound = 1.0 / Math.sqrt(dIn);
+        double std = 1.0 / config.rank();
+        for (long i = 0; i < a.numel(); i++) {
+            double v = switch (config.init()) {
+                case DEFAULT -> rng.nextDouble(-bound, bound);
+                case GAUSSIAN -> std * gaussian(rng);
+            };
+            a.set(i, (float) v);
+        }
+    }
+
+    private static double gaussian(SplittableRandom rng) {
+        // Box–Muller; one normal per call keeps the stream simple and reproducible.
+        double u1 = 1.0 - rng.nextDouble();
+        double u2 = rng.nextDouble();
+        return Math.sqrt(-2.0 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+    }
+
+    /**
+     * Forward: {@code Y = X·Wᵀ + b + γ·U·Bᵀ} with {@code U = D(X)·Aᵀ}. X [N, d_in] and Y [N, d_out]
+     * are caller-owned; X must stay alive until {@link #backward}. In training mode with p &gt; 0
+     * each call advances the dropout step. A merged layer computes the base output only; so does a
+     * layer with its adapter disabled ({@code Y = X·Wᵀ + b}, the dropout step not advanced).
+     */
+    public void forward(Tensor x, Tensor y) {
+        enter();
+        try {
+            int n = checkRows("x", x, dIn());
+            requireShape("y", y, new long[] {n, dOut()});
+            LoraParams p = params(n, nextStep);
+            if (p.adapterActive() && training && config.dropout() > 0) {
+                nextStep++;  // a disabled adapter draws no mask (PEFT does not call its dropout)
+            }
+            Tensor uView = null;
+            if (p.adapterActive()) {
+                uView = uFor(n);
+            }
+            backend.forward(p, frozen, x, a, b, uView, y);
+            savedX = x;
+            savedParams = p;
+        } finally {
+            exit();
+        }
+    }
+
+    /** Forward into a new Y [N, d_out] of X's dtype allocated in {@code arena}. */
+    public Tensor forward(Arena outArena, Tensor x) {
+        Tensor y = Tensor.allocate(outArena, x.dtype(), x.dim(0), dOut());
+        forward(x, y);
+        return y;
+    }
+
+    /**
+     * Backward of the last forward (same X, same dropout mask):
+     * {@code dX = dY·W + γ·D'(V·A)} (assigned; skipped when dx is null),
+     * {@code dA (=|+=) γ·Vᵀ·D(X)}, {@code dB (=|+=) γ·dYᵀ·U} with {@code V = dY·B}. After a forward
+     * with the adapter disabled: {@code dX = dY·W} and dA, dB (=|+=) 0 (set to zero in assign mode,
+     * left alone in accumulate mode).
+     */
+    public void backward(Tensor dy, Tensor dx) {
+        enter();
+        try {
+            if (savedParams == null) {
+                throw new IllegalStateException("backward called before forward");
+            }
+            if (merged) {
+                throw new IllegalStateException("the adapter is merged into W: unmerge() before training");
+            }
+            int n = savedParams.n();
+            requireShape("grad_y", dy, new long[] {n, dOut()});
+            if (dx != null) {
+                requireShape("grad_x", dx, new long[] {n, dIn()});
+            }
+            if (!savedParams.adapterActive()) {
+                // the forward ran with the adapter disabled: dX = dY·W, and A, B received no gradient
+                if (dx != null) {
+                    backend.backward(savedParams, frozen, savedX, null, null, null, dy, dx, null, null);
+                }
+                if (gradMode == GradMode.ASSIGN) {
+                    zeroGrad();
+                }
+                return;
+            }
+            LoraParams p = new LoraParams(n, dIn(), dOut(), config.rank(), savedParams.gamma(), savedParams.dropout(),
+                    savedParams.seed(), savedParams.step(), layerId, savedParams.training(), true, gradMode);
+            backend.backward(p, frozen, savedX, a, b, uFor(n), dy, dx, gradA, gradB);
+        } finally {
+            exit();
+        }
+    }
+
+    /** W ← round(W + γ·B·A); afterwards forward is the base layer alone (as PEFT's merge). */
+    public void merge() {
+        enter();
+        try {
+            if (merged) {
+                throw new IllegalStateException("already merged");
+            }
+            if (!adapterEnabled) {
+                throw new IllegalStateException("the adapter is disabled: enable it before merging");
+            }
+            backend.merge(frozen, a, b, config.gamma(), +1);
+            merged = true;
+        } finally {
+            exit();
+        }
+    }
+
+    /** W ← round(W − γ·B·A), undoing {@link #merge()} up to rounding. */
+    public void unmerge() {
+        enter();
+        try {
+            if (!merged) {
+                throw new IllegalStateException("not merged");
+            }
+            backend.merge(frozen, a, b, config.gamma(), -1);
+            merged = false;
+        } finally {
+            exit();
+        }
+    }
+
+    /** Sets dA and dB to zero. */
+    public void zeroGrad() {
+        gradA.segment().fill((byte) 0);
+        gradB.segment().fill((byte) 0);
+    }
+
+    private LoraParams params(int n, long step) {
+        return new LoraParams(n, dIn(), dOut(), config.rank(), config.gamma(), (float) config.dropout(), config.seed(),
+                step, layerId, training, !merged && adapterEnabled, gradMode);
+    }
+
+    private Tensor uFor(int n) {
+        if (u == null || u.dim(0) < n) {
+            u = Tensor.allocate(arena, DType.F32, n, config.rank());
+        }
+        if (u.dim(0) == n) {
+            return u;
+        }
+        return Tensor.wrap(u.segment().asSlice(0, (long) n * config.rank() * 4), DType.F32, n, config.rank());
+    }
+
+    private void enter() {
+        if (closed) {
+            throw new IllegalStateException("layer is closed");
+        }
+        Thread me = Thread.currentThread();
+        if (!user.compareAndSet(null, me)) {
+            throw new IllegalStateException("LoraLinear used by two threads at once (" + user.get().getName()
+                    + " and " + me.getName() + "): one thread at a time");
+        }
+    }
+
+    private void exit() {
+        user.set(null);
+    }
+
+    private static void checkMatrix(String name, Tensor t) {
+        if (t == null || t.rank() != 2) {
+            throw new IllegalArgumentException(name + " must be 2-D, got " + (t == null ? "null" : t.shapeString()));
+        }
+    }
+
+    private static int checkRows(String name, Tensor t, int cols) {
+        checkMatrix(name, t);
+        if (t.dim(1) != cols || t.dim(0) < 1 || t.dim(0) > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(name + " shape " + t.shapeString() + " must be [N, " + cols + "] with N >= 1");
+        }
+        return (int) t.dim(0);
+    }
+
+    private static void requireShape(String name, Tensor t, long[] expected) {
+        if (t == null || !t.sameShape(expected)) {
+            throw new IllegalArgumentException(name + " shape " + (t == null ? "null" : t.shapeString())
+                    + " must be " + java.util.Arrays.toString(expected));
+        }
+    }
+
+    public LoraConfig config() {
+        return config;
+    }
+
+    public double gamma() {
+        return config.gamma();
+    }
+
+    public int dIn() {
+        return frozen.dIn();
+    }
+
+    public int dOut() {
+        return frozen.dOut();
+    }
+
+    public int layerId() {
+        return layerId;
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    /** Trainable A [r, d_in] (live view: an optimizer updates it in place). */
+    public Tensor loraA() {
+        return a;
+    }
+
+    /** Trainable B [d_out, r] (live view). */
+    public Tensor loraB() {
+        return b;
+    }
+
+    public Tensor gradA() {
+        return gradA;
+    }
+
+    public Tensor gradB() {
+        return gradB;
+    }
+
+    public Tensor weight() {
+        return frozen.weight();
+    }
+
+    public Tensor bias() {
+        return frozen.bias();
+    }
+
+    public boolean isTraining() {
+        return training;
+    }
+
+    /** Training mode applies dropout; eval mode does not. */
+    public void train(boolean on) {
+        this.training = on;
+    }
+
+    public boolean isMerged() {
+        return merged;
+    }
+
+    /** Whether forward adds the adapter term (true unless {@link #disableAdapter()} or {@link #setAdapterEnabled}(false)). */
+    public boolean isAdapterEnabled() {
+        return adapterEnabled;
+    }
+
+    /**
+     * Enables or disables the adapter (PEFT's {@code enable_adapters} / {@code disable_adapters}):
+     * disabled, forward is the base layer {@code Y = X·Wᵀ + b} exactly. Refused while merged (the
+     * base weight then holds the adapter; unmerge first).
+     */
+    public void setAdapterEnabled(boolean on) {
+        if (closed) {
+            throw new IllegalStateException("layer is closed");
+        }
+        if (!on && merged) {
+            throw new IllegalStateException("the adapter is merged into W: unmerge() before disabling it");
+        }
+        this.adapterEnabled = on;
+    }
+
+    /**
+     * Disables the adapter until the returned scope is closed, which restores the previous state
+     * (PEFT's {@code with model.disable_adapter():}); for the reference log-probs of DPO:
+     * <pre>{@code try (var off = layer.disableAdapter()) { layer.forward(x, yRef); }}</pre>
+     */
+    public AdapterScope disableAdapter() {
+        boolean before = adapterEnabled;
+        setAdapterEnabled(false);
+        return () -> setAdapterEnabled(before);
+    }
+
+    /** The scope of {@link #disableAdapter()}; closing it restores the previous adapter state. */
+    @FunctionalInterface
+    public interface AdapterScope extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    public GradMode gradMode() {
+        return gradMode;
+    }
+
+    public void setGradMode(GradMode mode) {
+        this.gradMode = java.util.Objects.requireNonNull(mode, "mode");
+    }
+
+    /** The dropout step the next training forward will use. */
+    public long step() {
+        return nextStep;
+    }
+
+    /** Sets the dropout step of the next training forward (to resume a run reproducibly). */
+    public void setStep(long step) {
+        this.nextStep = step;
+    }
+
+    @Override
+    public void close() {
+        if (!closed) {
+            closed = true;
+            frozen.close();
+            arena.close();
+        }
+    }
+}

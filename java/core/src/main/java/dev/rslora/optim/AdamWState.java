@@ -1,0 +1,64 @@
+package dev.rslora.optim;
+
+import java.util.Arrays;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * A copy of an {@code dev.rslora.train.AdamW} (or {@code CudaAdamW}) optimizer's state, in parameter order: the step count t, the
+ * hyper-parameters, and per parameter the fp32 moments m and v and, for a 16-bit parameter with
+ * master weights, its fp32 master copy. Held on the heap; the arrays are the snapshot's own
+ * (treat them as read-only). Written to and read from files by {@code dev.rslora.train.AdamWStateFile}.
+ *
+ * @param step    the number of steps taken (the next step is t = step + 1)
+ * @param config  the hyper-parameters at the time of the snapshot
+ * @param entries one per parameter, in the optimizer's order
+ */
+public record AdamWState(long step, AdamWConfig config, List<Entry> entries) {
+
+    public AdamWState {
+        if (step < 0) {
+            throw new IllegalArgumentException("step must be >= 0, got step=" + step);
+        }
+        Objects.requireNonNull(config, "config");
+        entries = List.copyOf(entries);
+    }
+
+    /**
+     * The state of one parameter.
+     *
+     * @param name   the parameter's name
+     * @param shape  its shape
+     * @param m      first moment, numel(shape) values
+     * @param v      second moment, numel(shape) values
+     * @param master fp32 master weights, or null when the parameter has none
+     */
+    public record Entry(String name, long[] shape, float[] m, float[] v, float[] master) {
+        public Entry {
+            Objects.requireNonNull(name, "name");
+            shape = shape.clone();
+            long numel = 1;
+            for (long d : shape) {
+                if (d < 0) {
+                    throw new IllegalArgumentException("entry " + name + ": negative dimension in shape " + Arrays.toString(shape));
+                }
+                numel = Math.multiplyExact(numel, d);
+            }
+            if (m.length != numel || v.length != numel || (master != null && master.length != numel)) {
+                throw new IllegalArgumentException("entry " + name + " of shape " + Arrays.toString(shape) + " (" + numel
+                        + " elements) has m/v/master lengths " + m.length + "/" + v.length + "/"
+                        + (master == null ? "none" : master.length));
+            }
+        }
+
+        /** A copy of the shape. */
+        @Override
+        public long[] shape() {
+            return shape.clone();
+        }
+
+        public long numel() {
+            return m.length;
+        }
+    }
+}

@@ -1,0 +1,131 @@
+package dev.rslora.train;
+
+import dev.rslora.optim.AdamWConfig;
+import dev.rslora.optim.AdamWState;
+
+import com.fasterxml.jackson.core.type.TypeReference;
+import dev.rslora.io.SafetensorsFile;
+import dev.rslora.io.SafetensorsWriter;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+import static dev.rslora.train.StateFiles.JSON;
+import static dev.rslora.train.StateFiles.add;
+import static dev.rslora.train.StateFiles.bad;
+import static dev.rslora.train.StateFiles.floats;
+import static dev.rslora.train.StateFiles.parseDouble;
+import static dev.rslora.train.StateFiles.parseJson;
+import static dev.rslora.train.StateFiles.parseLong;
+/**
+ * The AdamW state file: a safetensors file (see {@link dev.rslora.io}) that any safetensors
+ * reader can open. For each parameter {@code NAME} it holds F32 tensors of the parameter's shape
+ * {@code NAME.exp_avg} (m), {@code NAME.exp_avg_sq} (v) and, with master weights, {@code NAME.master}
+ * (PyTorch's state names). The {@code __metadata__} strings are:
+ *
+ * <pre>
+ *   format        "rslora.adamw"
+ *   version       "1"
+ *   step          t, decimal
+ *   lr, beta1, beta2, eps, weight_decay     Java Double.toString (reads back exactly)
+ *   parameters    JSON array of the parameter names, in optimizer order
+ *   crc32         JSON object: tensor name → CRC-32 (8 hex digits) of its little-endian bytes
+ * </pre>
+ *
+ * A reader refuses a file of another format or version, a missing, extra, non-F32 or mis-shaped
+ * tensor, and a checksum mismatch, naming the file and the tensor or key.
+ */
+public final class AdamWStateFile {
+    public static final String FORMAT = "rslora.adamw";
+    public static final String VERSION = "1";
+    private static final String M = ".exp_avg";
+    private static final String V = ".exp_avg_sq";
+    private static final String MASTER = ".master";
+
+    private AdamWStateFile() {
+    }
+
+    /** Writes {@code state} to {@code file} atomically (replacing it). */
+    public static void write(AdamWState state, Path file) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            SafetensorsWriter w = new SafetensorsWriter();
+            List<String> names = new ArrayList<>();
+            Map<String, String> crcs = new LinkedHashMap<>();
+            for (AdamWState.Entry e : state.entries()) {
+                names.add(e.name());
+                add(w, crcs, arena, e.name() + M, e.shape(), e.m());
+                add(w, crcs, arena, e.name() + V, e.shape(), e.v());
+                if (e.master() != null) {
+                    add(w, crcs, arena, e.name() + MASTER, e.shape(), e.master());
+                }
+            }
+            AdamWConfig c = state.config();
+            w.metadata("format", FORMAT).metadata("version", VERSION).metadata("step", Long.toString(state.step()))
+                    .metadata("lr", Double.toString(c.lr())).metadata("beta1", Double.toString(c.beta1()))
+                    .metadata("beta2", Double.toString(c.beta2())).metadata("eps", Double.toString(c.eps()))
+                    .metadata("weight_decay", Double.toString(c.weightDecay()))
+                    .metadata("parameters", JSON.writeValueAsString(names))
+                    .metadata("crc32", JSON.writeValueAsString(crcs));
+            w.write(file);
+        }
+    }
+
+    /** Reads and validates a state file. */
+    public static AdamWState read(Path file) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            SafetensorsFile f = SafetensorsFile.open(file, arena);
+            Map<String, String> meta = f.metadata();
+            if (!FORMAT.equals(meta.get("format"))) {
+                throw bad(file, "not an AdamW state file (metadata format=" + meta.get("format") + ", expected " + FORMAT + ")");
+            }
+            if (!VERSION.equals(meta.get("version"))) {
+                throw bad(file, "unsupported AdamW state version " + meta.get("version") + " (this reader knows " + VERSION + ")");
+            }
+            long step = parseLong(file, meta, "step");
+            AdamWConfig config;
+            try {
+                config = new AdamWConfig(parseDouble(file, meta, "lr"), parseDouble(file, meta, "beta1"),
+                        parseDouble(file, meta, "beta2"), parseDouble(file, meta, "eps"), parseDouble(file, meta, "weight_decay"));
+            } catch (IllegalArgumentException e) {
+                throw bad(file, "bad hyper-parameters: " + e.getMessage());
+            }
+            List<String> names = parseJson(file, meta, "parameters", new TypeReference<List<String>>() { });
+            Map<String, String> crcs = parseJson(file, meta, "crc32", new TypeReference<Map<String, String>>() { });
+            Set<String> expected = new HashSet<>();
+            List<AdamWState.Entry> entries = new ArrayList<>();
+            for (String name : names) {
+                if (!expected.add(name + M)) {
+                    throw bad(file, "parameter '" + name + "' is listed twice");
+                }
+                float[] m = floats(f, file, crcs, name + M, null);
+                long[] shape = f.entry(name + M).shape();
+                float[] v = floats(f, file, crcs, name + V, shape);
+                expected.add(name + V);
+                float[] master = null;
+                if (f.contains(name + MASTER)) {
+                    master = floats(f, file, crcs, name + MASTER, shape);
+                    expected.add(name + MASTER);
+                }
+                entries.add(new AdamWState.Entry(name, shape, m, v, master));
+            }
+            for (String t : f.names()) {
+                if (!expected.contains(t)) {
+                    throw bad(file, "unexpected tensor '" + t + "' (not the state of a listed parameter)");
+                }
+            }
+            try {
+                return new AdamWState(step, config, entries);
+            } catch (IllegalArgumentException e) {
+                throw bad(file, e.getMessage());
+            }
+        }
+    }
+
+}

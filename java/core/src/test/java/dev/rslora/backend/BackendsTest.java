@@ -1,0 +1,43 @@
+package dev.rslora.backend;
+
+import dev.rslora.backend.cpu.CpuBackendFactory;
+import dev.rslora.backend.reference.ReferenceBackendFactory;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+/** The provider in rslora-core alone: reference and cpu come from META-INF/services, cuda is absent and says so. */
+class BackendsTest {
+    private static final String NO_CUDA = "the CUDA backend (dev.rslora:rslora-cuda) is not on the class path";
+
+    @Test
+    void factoriesComeFromServiceLoaderInPreferenceOrder() {
+        List<BackendFactory> fs = Backends.factories();
+        assertEquals(List.of("cuda", "cpu", "reference"), fs.stream().map(BackendFactory::name).toList());
+        assertInstanceOf(CpuBackendFactory.class, fs.get(1));
+        assertInstanceOf(ReferenceBackendFactory.class, fs.get(2));
+        assertEquals("cpu", Backends.get("auto").name(), "the Vector API module is enabled in the tests");
+    }
+
+    @Test
+    void withoutRsloraCudaTheCudaEntryNamesTheMissingArtifactAndTheDriver() {
+        BackendFactory.Availability a = Backends.probeAll().get("cuda");
+        assertFalse(a.available());
+        assertEquals(NO_CUDA + "; " + CudaDriverProbe.describe(), a.detail());
+        BackendUnavailableException e = assertThrows(BackendUnavailableException.class, () -> Backends.get("cuda"));
+        assertEquals("backend 'cuda' is unavailable: " + a.detail(), e.getMessage());
+        BackendUnavailableException create = assertThrows(BackendUnavailableException.class, () -> Backends.factories().get(0).create());
+        assertEquals("cuda backend is unavailable: " + a.detail(), create.getMessage());
+    }
+
+    @Test
+    void anUnknownNameListsTheKnownOnes() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Backends.get("nope"));
+        assertEquals("unknown backend 'nope': expected reference, cpu, cuda or auto", e.getMessage());
+    }
+}

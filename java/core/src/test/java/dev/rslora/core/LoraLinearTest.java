@@ -1,0 +1,267 @@
+package dev.rslora.core;
+
+import dev.rslora.backend.Backend;
+import dev.rslora.backend.FrozenWeight;
+import dev.rslora.backend.GradMode;
+import dev.rslora.backend.LoraParams;
+import dev.rslora.backend.reference.ReferenceBackend;
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+import dev.rslora.testing.TestData;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicReference;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class LoraLinearTest {
+    private final Backend ref = new ReferenceBackend();
+
+    /** Kolmogorov–Smirnov statistic of sorted samples against a CDF. */
+    private static double ks(float[] sorted, java.util.function.DoubleUnaryOperator cdf) {
+        double d = 0;
+        int n = sorted.length;
+        for (int i = 0; i < n; i++) {
+            double f = cdf.applyAsDouble(sorted[i]);
+            d = Math.max(d, Math.max(Math.abs(f - (double) i / n), Math.abs((double) (i + 1) / n - f)));
+        }
+        return d;
+    }
+
+    private static double normalCdf(double z) {
+        // Abramowitz–Stegun 7.1.26 erf approximation (|error| < 1.5e-7): enough for a KS test.
+        double t = 1 / (1 + 0.3275911 * Math.abs(z) / Math.sqrt(2));
+        double y = 1 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t
+                * Math.exp(-z * z / 2);
+        return z >= 0 ? 0.5 * (1 + y) : 0.5 * (1 - y);
+    }
+
+    @Test
+    void defaultInitIsUniformOnPlusMinusOneOverSqrtDinAndBIsZero() {
+        try (Arena arena = Arena.ofShared()) {
+            int dIn = 400, dOut = 30, r = 16;
+            Tensor w = TestData.uniform(arena, DType.F32, new SplittableRandom(1), 1, dOut, dIn);
+            try (LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(r, 8).withSeed(3), ref)) {
+                float[] a = layer.loraA().toFloatArray();
+                double bound = 1 / Math.sqrt(dIn);
+                Arrays.sort(a);
+                assertTrue(a[0] >= -bound && a[a.length - 1] <= bound);
+                double d = ks(a, v -> (v + bound) / (2 * bound));
+                assertTrue(d < 1.95 / Math.sqrt(a.length), "KS D=" + d + " for U(±1/√d_in)");
+                for (float v : layer.loraB().toFloatArray()) {
+                    assertEquals(0f, v);
+                }
+            }
+        }
+    }
+
+    @Test
+    void gaussianInitHasStdOneOverR() {
+        try (Arena arena = Arena.ofShared()) {
+            int dIn = 500, dOut = 10, r = 8;
+            Tensor w = TestData.uniform(arena, DType.F32, new SplittableRandom(1), 1, dOut, dIn);
+            LoraConfig cfg = LoraConfig.rslora(r, 8).withInit(Init.GAUSSIAN).withSeed(9);
+            try (LoraLinear layer = LoraLinear.create(w, null, cfg, ref)) {
+                float[] a = layer.loraA().toFloatArray();
+                Arrays.sort(a);
+                double d = ks(a, v -> normalCdf(v * r));
+                assertTrue(d < 1.95 / Math.sqrt(a.length), "KS D=" + d + " for N(0, (1/r)²)");
+                // and it is not the uniform init
+                assertTrue(ks(a, v -> Math.min(1, Math.max(0, (v + 1 / Math.sqrt(dIn)) * Math.sqrt(dIn) / 2))) > 0.05);
+            }
+        }
+    }
+
+    @Test
+    void newAdapterIsANoOpAndTrainingStepMatchesTheBackendCalledDirectly() {
+        SplittableRandom rng = new SplittableRandom(21);
+        try (Arena arena = Arena.ofShared()) {
+            int n = 6, dIn = 11, dOut = 7, r = 4;
+            Tensor w = TestData.uniform(arena, DType.F32, rng, 1, dOut, dIn);
+            Tensor bias = TestData.uniform(arena, DType.F32, rng, 1, dOut);
+            Tensor x = TestData.uniform(arena, DType.F32, rng, 1, n, dIn);
+            LoraConfig cfg = LoraConfig.rslora(r, 8).withDropout(0.25).withSeed(77);
+            try (LoraLinear layer = LoraLinear.create(w, bias, cfg, DType.F32, ref, 5)) {
+                Tensor y = layer.forward(arena, x);
+                Tensor base = Tensor.allocate(arena, DType.F32, n, dOut);
+                ref.forward(new LoraParams(n, dIn, dOut, r, cfg.gamma(), 0.25f, 77, 0, 5, true, false, GradMode.ASSIGN),
+                        ref.prepare(w, bias), x, null, null, null, base);
+                assertArrayEquals(base.toFloatArray(), y.toFloatArray(), "B = 0: the layer is the base layer");
+
+                // Give B values, run a step, and compare with the backend called with the same step/layer.
+                for (long i = 0; i < layer.loraB().numel(); i++) {
+                    layer.loraB().set(i, (float) rng.nextDouble(-1, 1));
+                }
+                assertEquals(1, layer.step());
+                Tensor y2 = layer.forward(arena, x);
+                Tensor dy = TestData.uniform(arena, DType.F32, rng, 1, n, dOut);
+                Tensor dx = TestData.poisoned(arena, DType.F32, n, dIn);
+                layer.backward(dy, dx);
+
+                LoraParams p = new LoraParams(n, dIn, dOut, r, cfg.gamma(), 0.25f, 77, 1, 5, true, true, GradMode.ASSIGN);
+                FrozenWeight fw = ref.prepare(w, bias);
+                Tensor u = Tensor.allocate(arena, DType.F32, n, r);
+                Tensor yWant = Tensor.allocate(arena, DType.F32, n, dOut);
+                ref.forward(p, fw, x, layer.loraA(), layer.loraB(), u, yWant);
+                Tensor dxWant = Tensor.allocate(arena, DType.F32, n, dIn);
+                Tensor dAWant = Tensor.allocate(arena, DType.F32, r, dIn);
+                Tensor dBWant = Tensor.allocate(arena, DType.F32, dOut, r);
+                ref.backward(p, fw, x, layer.loraA(), layer.loraB(), u, dy, dxWant, dAWant, dBWant);
+                assertArrayEquals(yWant.toFloatArray(), y2.toFloatArray());
+                assertArrayEquals(dxWant.toFloatArray(), dx.toFloatArray());
+                assertArrayEquals(dAWant.toFloatArray(), layer.gradA().toFloatArray());
+                assertArrayEquals(dBWant.toFloatArray(), layer.gradB().toFloatArray());
+
+                // Eval mode: no dropout and the step does not advance.
+                layer.train(false);
+                Tensor yEval = layer.forward(arena, x);
+                assertEquals(2, layer.step());
+                assertNotEquals(Arrays.toString(y2.toFloatArray()), Arrays.toString(yEval.toFloatArray()));
+            }
+        }
+    }
+
+    @Test
+    void gradientsAccumulateAcrossMicroBatchesAndZeroGradClears() {
+        SplittableRandom rng = new SplittableRandom(4);
+        try (Arena arena = Arena.ofShared()) {
+            int n = 3, dIn = 5, dOut = 4, r = 2;
+            Tensor w = TestData.integers(arena, DType.F32, rng, 2, dOut, dIn);
+            Tensor x = TestData.integers(arena, DType.F32, rng, 2, n, dIn);
+            Tensor dy = TestData.integers(arena, DType.F32, rng, 2, n, dOut);
+            try (LoraLinear layer = LoraLinear.create(w, null, new LoraConfig(r, 4, Scaling.LORA, 0, Init.DEFAULT, 1), ref)) {
+                layer.loraB().fill(0.5f);
+                layer.forward(arena, x);
+                layer.backward(dy, null);
+                float[] once = layer.gradA().toFloatArray();
+                layer.setGradMode(GradMode.ACCUMULATE);
+                layer.forward(arena, x);
+                layer.backward(dy, null);
+                float[] twice = layer.gradA().toFloatArray();
+                for (int i = 0; i < once.length; i++) {
+                    assertEquals(2 * once[i], twice[i], 1e-6 * Math.abs(once[i]));
+                }
+                layer.zeroGrad();
+                for (float v : layer.gradA().toFloatArray()) {
+                    assertEquals(0f, v);
+                }
+            }
+        }
+    }
+
+    @Test
+    void mergeAndUnmergeThroughTheLayer() {
+        SplittableRandom rng = new SplittableRandom(8);
+        try (Arena arena = Arena.ofShared()) {
+            int n = 4, dIn = 9, dOut = 6, r = 3;
+            Tensor w = TestData.uniform(arena, DType.BF16, rng, 1, dOut, dIn);
+            float[] w0 = w.toFloatArray();
+            Tensor x = TestData.uniform(arena, DType.F32, rng, 1, n, dIn);
+            try (LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(r, 8), ref)) {
+                layer.train(false);
+                for (long i = 0; i < layer.loraB().numel(); i++) {
+                    layer.loraB().set(i, (float) rng.nextDouble(-0.1, 0.1));
+                }
+                float[] y = layer.forward(arena, x).toFloatArray();
+                layer.merge();
+                assertTrue(layer.isMerged());
+                float[] wMerged = w.toFloatArray();
+                float[] yMerged = layer.forward(arena, x).toFloatArray();
+                for (int i = 0; i < y.length; i++) {
+                    assertEquals(y[i], yMerged[i], 0.05 * (1 + Math.abs(y[i])), "bf16 W: equal within its rounding");
+                }
+                IllegalStateException e = assertThrows(IllegalStateException.class, () -> layer.backward(
+                        Tensor.allocate(arena, DType.F32, n, dOut), null));
+                assertTrue(e.getMessage().contains("unmerge"));
+                layer.unmerge();
+                float[] w1 = w.toFloatArray();
+                for (int i = 0; i < w0.length; i++) {
+                    assertEquals(w0[i], w1[i], Math.ulp(Math.max(Math.abs(w0[i]), Math.abs(wMerged[i]))) * 65536,
+                            "W[" + i + "] restored within one bf16 ulp of the larger of W and W + ΔW");
+                }
+            }
+        }
+    }
+
+    @Test
+    void shapeErrorsNameTheTensorAndShapes() {
+        try (Arena arena = Arena.ofShared()) {
+            Tensor w = Tensor.allocate(arena, DType.F32, 4, 3);
+            try (LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(2, 2), ref)) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> layer.forward(arena, Tensor.allocate(arena, DType.F32, 5, 7)));
+                assertTrue(e.getMessage().contains("[5, 7]") && e.getMessage().contains("3"), e.getMessage());
+                IllegalStateException s = assertThrows(IllegalStateException.class,
+                        () -> layer.backward(Tensor.allocate(arena, DType.F32, 5, 4), null));
+                assertTrue(s.getMessage().contains("before forward"));
+            }
+            IllegalArgumentException b = assertThrows(IllegalArgumentException.class,
+                    () -> LoraLinear.create(w, Tensor.allocate(arena, DType.F32, 3), LoraConfig.rslora(2, 2), ref));
+            assertTrue(b.getMessage().contains("bias shape [3]"), b.getMessage());
+        }
+    }
+
+    @Test
+    void concurrentUseIsDetected() throws Exception {
+        CountDownLatch inside = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        Backend slow = new Backend() {
+            @Override
+            public String name() {
+                return "slow";
+            }
+
+            @Override
+            public FrozenWeight prepare(Tensor weight, Tensor bias) {
+                return ref.prepare(weight, bias);
+            }
+
+            @Override
+            public void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
+                inside.countDown();
+                try {
+                    release.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+
+            @Override
+            public void backward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy,
+                                 Tensor dx, Tensor gradA, Tensor gradB) {
+            }
+
+            @Override
+            public void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign) {
+            }
+        };
+        try (Arena arena = Arena.ofShared()) {
+            Tensor w = Tensor.allocate(arena, DType.F32, 2, 2);
+            try (LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(1, 1), slow)) {
+                Tensor x = Tensor.allocate(arena, DType.F32, 1, 2);
+                AtomicReference<Throwable> failure = new AtomicReference<>();
+                Thread t = new Thread(() -> layer.forward(arena, x));
+                t.start();
+                inside.await();
+                try {
+                    layer.forward(arena, x);
+                } catch (Throwable e) {
+                    failure.set(e);
+                }
+                release.countDown();
+                t.join();
+                assertInstanceOf(IllegalStateException.class, failure.get());
+                assertTrue(failure.get().getMessage().contains("two threads"));
+            }
+        }
+    }
+}

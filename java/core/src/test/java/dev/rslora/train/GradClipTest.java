@@ -1,0 +1,94 @@
+package dev.rslora.train;
+
+import dev.rslora.optim.AdamWConfig;
+
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+import dev.rslora.testing.TestData;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class GradClipTest {
+
+    private static double exactNorm(List<Tensor> grads) {
+        double s = 0;
+        for (Tensor g : grads) {
+            for (float v : g.toFloatArray()) {
+                s += (double) v * v;
+            }
+        }
+        return Math.sqrt(s);
+    }
+
+    @Test
+    void clipsTheGlobalNormWithTorchSemantics() {
+        long seed = 4242;
+        SplittableRandom rng = new SplittableRandom(seed);
+        try (Arena arena = Arena.ofShared()) {
+            List<Tensor> grads = List.of(TestData.uniform(arena, DType.F32, rng, 2, 17, 5),
+                    TestData.uniform(arena, DType.BF16, rng, 0.5, 129), TestData.uniform(arena, DType.F32, rng, 1, 3));
+            double before = exactNorm(grads);
+            List<float[]> original = grads.stream().map(Tensor::toFloatArray).toList();
+            double max = before / 4;
+            double returned = GradClip.clipGlobalNorm(grads, max);
+            assertEquals(before, returned, 1e-12 * before, "seed=" + seed + ": returns the norm before clipping");
+            double coef = max / (before + GradClip.EPS);
+            for (int k = 0; k < grads.size(); k++) {
+                Tensor g = grads.get(k);
+                for (int i = 0; i < g.numel(); i++) {
+                    float want = g.dtype().round(original.get(k)[i] * (float) coef);
+                    assertEquals(want, g.get(i), "seed=" + seed + " tensor " + k + " element " + i);
+                }
+            }
+            // fp32/bf16 rounding of each element moves the norm by at most a few bf16 ulps relative
+            assertEquals(max, exactNorm(grads), 4e-3 * max, "seed=" + seed);
+        }
+    }
+
+    @Test
+    void leavesGradientsBelowTheLimitBitForBit() {
+        SplittableRandom rng = new SplittableRandom(9);
+        try (Arena arena = Arena.ofShared()) {
+            Tensor g = TestData.uniform(arena, DType.F32, rng, 1, 64);
+            float[] before = g.toFloatArray();
+            double norm = GradClip.globalNorm(List.of(g));
+            assertEquals(norm, GradClip.clipGlobalNorm(List.of(g), norm * 1.01));
+            float[] after = g.toFloatArray();
+            for (int i = 0; i < before.length; i++) {
+                assertEquals(Float.floatToRawIntBits(before[i]), Float.floatToRawIntBits(after[i]));
+            }
+        }
+    }
+
+    @Test
+    void nonFiniteNormPropagatesAsInTorchAndBadLimitsAreRefused() {
+        try (Arena arena = Arena.ofShared()) {
+            Tensor g = Tensor.of(arena, DType.F32, new float[] {1f, Float.NaN, 2f}, 3);
+            assertTrue(Double.isNaN(GradClip.clipGlobalNorm(List.of(g), 1.0)));
+            assertTrue(Float.isNaN(g.get(0)) && Float.isNaN(g.get(2)));
+            Tensor h = Tensor.of(arena, DType.F32, new float[] {1f}, 1);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> GradClip.clipGlobalNorm(List.of(h), 0));
+            assertTrue(e.getMessage().contains("maxNorm=0"), e.getMessage());
+        }
+    }
+
+    @Test
+    void optimizerClipsItsOwnGradients() {
+        try (Arena arena = Arena.ofShared()) {
+            Tensor p = Tensor.allocate(arena, DType.F32, 2);
+            Tensor g = Tensor.of(arena, DType.F32, new float[] {3f, 4f}, 2);
+            try (AdamW opt = new AdamW(List.of(new Parameter("p", p, g)), AdamWConfig.torchDefaults())) {
+                assertEquals(5.0, opt.gradNorm(), 1e-12);
+                assertEquals(5.0, opt.clipGradNorm(1.0), 1e-12);
+                assertEquals(1.0, opt.gradNorm(), 1e-6);
+            }
+        }
+    }
+}

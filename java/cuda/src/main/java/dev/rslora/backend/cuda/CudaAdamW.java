@@ -1,0 +1,300 @@
+package dev.rslora.backend.cuda;
+
+import dev.rslora.tensor.DType;
+import dev.rslora.optim.AdamWConfig;
+import dev.rslora.optim.AdamWState;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Objects;
+import java.util.Set;
+
+/**
+ * AdamW on the device, with the semantics and the exact fp32 arithmetic of the CPU
+ * {@code dev.rslora.train.AdamW} (torch.optim.AdamW: decoupled weight decay, bias-corrected moments,
+ * eps added to the corrected √v): one launch of {@code rslora_adamw_v1} updates every parameter.
+ *
+ * <p>The constructor allocates f32 moments m, v (zero) and, with master weights, an f32 master copy
+ * of every BF16/F16 parameter (the update runs on the master; the parameter becomes its
+ * nearest-even rounding), then uploads the kernel's tensor table once. {@link #step()} queues one
+ * launch on the backend's stream and returns (no host synchronisation); per step only the 56-byte
+ * params struct with the step's fp32 scalars changes, so steps can also be captured in graphs by
+ * a caller that resolves the kernel first. Parameters and gradients are the caller's
+ * {@link DeviceTensor}s (any of F32/BF16/F16, same shape), borrowed, never freed here.
+ *
+ * <p>{@link #step(double)} clips first, like {@code clip_grad_norm_(maxNorm)} then {@code step()}:
+ * the global 2-norm of all gradients is computed on the device in two deterministic passes (f64)
+ * and the coefficient min(maxNorm / (norm + 1e-6), 1) multiplies every gradient inside the AdamW
+ * kernel (rounded to the gradient's dtype, as the CPU's in-place scaling does). Unlike the CPU
+ * {@code dev.rslora.train.GradClip}, the gradients themselves are left unscaled. The f64 norm is summed
+ * in a different (tree) order from GradClip's sequential sum, so the two norms may differ in their
+ * last bits and, rarely, the f32 coefficients by one unit.
+ *
+ * <p>Results: with the same gradients and no clipping, parameters, masters and moments are bit for
+ * bit those of the CPU AdamW (the kernel uses round-to-nearest intrinsics in AdamWScalar's order, no
+ * FMA). One thread at a time; all work on the backend's stream.
+ */
+public final class CudaAdamW implements AutoCloseable {
+    /**
+     * A trainable device tensor and its gradient.
+     *
+     * @param name  unique name (matches {@link AdamWState} entries), e.g. {@code "layers.0.lora_A.weight"}
+     * @param value the parameter, updated in place
+     * @param grad  its gradient, same shape, read only
+     */
+    public record Param(String name, DeviceTensor value, DeviceTensor grad) {
+        public Param {
+            if (name == null || name.isBlank()) {
+                throw new IllegalArgumentException("parameter name must not be blank, got '" + name + "'");
+            }
+            Objects.requireNonNull(value, "value of " + name);
+            Objects.requireNonNull(grad, "grad of " + name);
+            if (!java.util.Arrays.equals(value.shape(), grad.shape())) {
+                throw new IllegalArgumentException("parameter " + name + ": grad shape " + grad.shapeString()
+                        + " differs from value shape " + value.shapeString());
+            }
+        }
+    }
+
+    private record Slot(Param param, DeviceBuffer m, DeviceBuffer v, DeviceBuffer master) {
+    }
+
+    private final CudaBackend backend;
+    private final AdamWKernels kernels;
+    private final List<Slot> slots;
+    private final long total;
+    private final DeviceBuffer table;
+    private final DeviceBuffer partials;
+    private final DeviceBuffer scalars;  // [0, 8): the last norm (f64), [8, 12): the clip coefficient (f32)
+    private AdamWConfig config;
+    private long step;
+    private boolean normValid;
+    private boolean closed;
+
+    /** AdamW over {@code params} with f32 master weights for every BF16/F16 parameter. */
+    public CudaAdamW(CudaBackend backend, List<Param> params, AdamWConfig config) {
+        this(backend, params, config, true);
+    }
+
+    /**
+     * AdamW over {@code params} (names unique, tensors of {@code backend}). With {@code masterWeights},
+     * each BF16/F16 parameter gets an f32 master copy initialised from its current value.
+     */
+    public CudaAdamW(CudaBackend backend, List<Param> params, AdamWConfig config, boolean masterWeights) {
+        this.backend = Objects.requireNonNull(backend, "backend");
+        this.config = Objects.requireNonNull(config, "config");
+        if (params.isEmpty()) {
+            throw new IllegalArgumentException("AdamW needs at least one parameter");
+        }
+        Set<String> names = new HashSet<>();
+        for (Param p : params) {
+            if (!names.add(p.name())) {
+                throw new IllegalArgumentException("duplicate parameter name '" + p.name() + "'");
+            }
+            backend.checkOwn(p.value());
+            backend.checkOwn(p.grad());
+        }
+        List<Slot> s = new ArrayList<>(params.size());
+        List<DeviceBuffer> made = new ArrayList<>();
+        synchronized (backend) {
+            if (backend.isClosed()) {
+                throw new IllegalStateException("cuda backend is closed");
+            }
+            CudaContext ctx = backend.context();
+            ctx.makeCurrent();
+            try {
+                List<AdamWKernels.Entry> entries = new ArrayList<>(params.size());
+                for (Param p : params) {
+                    long n = p.value().numel();
+                    DeviceBuffer m = track(made, ctx.allocate(Transfers.bytes(n, DType.F32)));
+                    DeviceBuffer v = track(made, ctx.allocate(Transfers.bytes(n, DType.F32)));
+                    JCudaDriverCopies.zero(ctx, m);
+                    JCudaDriverCopies.zero(ctx, v);
+                    DeviceBuffer master = null;
+                    if (masterWeights && p.value().dtype() != DType.F32) {
+                        master = track(made, backend.transfers().convert(p.value().buffer(), p.value().dtype(), DType.F32, n));
+                    }
+                    s.add(new Slot(p, m, v, master));
+                    entries.add(new AdamWKernels.Entry(p.value().buffer().address(), p.value().dtype(), p.grad().buffer().address(),
+                            p.grad().dtype(), m.address(), v.address(), master == null ? 0 : master.address(), n));
+                }
+                this.total = AdamWKernels.total(entries);
+                byte[] tableBytes = AdamWKernels.table(entries);
+                this.table = track(made, ctx.allocate(tableBytes.length));
+                ctx.upload(MemorySegment.ofArray(tableBytes), table);
+                this.partials = track(made, ctx.allocate(8L * LaunchGeometry.gradNormBlocks(total)));
+                this.scalars = track(made, ctx.allocate(16));
+                this.kernels = new AdamWKernels(ctx);
+                kernels.resolveAll();
+                ctx.synchronize();
+            } catch (RuntimeException e) {
+                for (DeviceBuffer b : made) {
+                    b.close();
+                }
+                throw e;
+            }
+        }
+        this.slots = List.copyOf(s);
+    }
+
+    private static DeviceBuffer track(List<DeviceBuffer> made, DeviceBuffer b) {
+        made.add(b);
+        return b;
+    }
+
+    /** Queues one AdamW step (t ← t + 1) from the current gradients: one kernel launch. */
+    public void step() {
+        synchronized (backend) {
+            enter();
+            step++;
+            kernels.step(table.address(), 0, total, slots.size(), AdamWKernels.Scalars.of(config, step));
+        }
+    }
+
+    /**
+     * Queues the global gradient norm, the clip coefficient for {@code maxNorm} and one AdamW step
+     * that multiplies every gradient by it (three launches, no host synchronisation). The norm
+     * before clipping is then available from {@link #lastGradNorm()}.
+     */
+    public void step(double maxNorm) {
+        if (!(maxNorm > 0) || Double.isInfinite(maxNorm)) {
+            throw new IllegalArgumentException("maxNorm must be finite and > 0, got maxNorm=" + maxNorm);
+        }
+        synchronized (backend) {
+            enter();
+            kernels.gradNorm(table.address(), partials.address(), scalars.address(), scalars.address() + 8, total, slots.size(),
+                    maxNorm);
+            normValid = true;
+            step++;
+            kernels.step(table.address(), scalars.address() + 8, total, slots.size(), AdamWKernels.Scalars.of(config, step));
+        }
+    }
+
+    /** The global 2-norm of all gradients now (computed on the device; waits for it). */
+    public double gradNorm() {
+        synchronized (backend) {
+            enter();
+            kernels.gradNorm(table.address(), partials.address(), scalars.address(), 0, total, slots.size(), 0);
+            normValid = true;
+            return readNorm();
+        }
+    }
+
+    /** The norm before clipping of the last {@link #step(double)} or {@link #gradNorm()} (waits for it). */
+    public double lastGradNorm() {
+        synchronized (backend) {
+            enter();
+            if (!normValid) {
+                throw new IllegalStateException("no gradient norm computed yet: call step(maxNorm) or gradNorm() first");
+            }
+            return readNorm();
+        }
+    }
+
+    private double readNorm() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(8, 8);
+            backend.context().download(scalars, out);
+            return out.get(ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), 0);
+        }
+    }
+
+    /**
+     * A heap copy of the state (step, config, m, v, master weights), in the format of the CPU
+     * {@code dev.rslora.train.AdamW#snapshot()}, so it can be saved with the same state file or
+     * compared with a CPU run. Waits for all queued work.
+     */
+    public AdamWState snapshot() {
+        synchronized (backend) {
+            enter();
+            List<AdamWState.Entry> entries = new ArrayList<>(slots.size());
+            for (Slot s : slots) {
+                long n = s.param().value().numel();
+                entries.add(new AdamWState.Entry(s.param().name(), s.param().value().shape(), download(s.m(), n),
+                        download(s.v(), n), s.master() == null ? null : download(s.master(), n)));
+            }
+            return new AdamWState(step, config, entries);
+        }
+    }
+
+    private float[] download(DeviceBuffer b, long n) {
+        if (n > Integer.MAX_VALUE - 8) {
+            throw new IllegalStateException("tensor of " + n + " elements too large for a heap snapshot");
+        }
+        float[] a = new float[(int) n];
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment seg = arena.allocate(4 * n, 4);
+            backend.context().download(b, seg);
+            MemorySegment.copy(seg, DType.LE_FLOAT, 0, a, 0, a.length);
+        }
+        return a;
+    }
+
+    /** Steps taken so far. */
+    public long stepCount() {
+        return step;
+    }
+
+    public AdamWConfig config() {
+        return config;
+    }
+
+    /** Changes the learning rate from the next step on (for schedules). */
+    public void setLearningRate(double lr) {
+        synchronized (backend) {
+            this.config = config.withLr(lr);
+        }
+    }
+
+    /** The parameters, in order. */
+    public List<Param> parameters() {
+        List<Param> p = new ArrayList<>(slots.size());
+        for (Slot s : slots) {
+            p.add(s.param());
+        }
+        return p;
+    }
+
+    /** Total elements over all parameters (the kernel's global index space). */
+    public long elementCount() {
+        return total;
+    }
+
+    private void enter() {
+        if (closed) {
+            throw new IllegalStateException("CUDA AdamW is closed");
+        }
+        if (backend.isClosed()) {
+            throw new IllegalStateException("cuda backend is closed");
+        }
+        backend.context().makeCurrent();
+    }
+
+    /** Frees the moments, masters and the table (not the caller's parameters or gradients). */
+    @Override
+    public void close() {
+        synchronized (backend) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            if (!backend.isClosed()) {
+                backend.context().makeCurrent();
+            }
+            for (Slot s : slots) {
+                s.m().close();
+                s.v().close();
+                if (s.master() != null) {
+                    s.master().close();
+                }
+            }
+            table.close();
+            partials.close();
+            scalars.close();
+        }
+    }
+}

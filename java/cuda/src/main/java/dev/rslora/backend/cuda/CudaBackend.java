@@ -1,0 +1,349 @@
+package dev.rslora.backend.cuda;
+
+import dev.rslora.backend.Backend;
+import dev.rslora.backend.FrozenWeight;
+import dev.rslora.backend.LoraParams;
+import dev.rslora.backend.GradMode;
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+
+import java.util.Arrays;
+
+/**
+ * The {@code cuda} backend: the version-1 kernels of {@code cuda/} on one device through JCuda.
+ *
+ * <p>This class speaks the {@link Backend} contract in HOST tensors: every call stages its inputs
+ * to the device (pinned, chunked), runs the kernels on the context's stream, and copies the
+ * outputs back before returning; only W and bias ({@link #prepare}) stay resident. A trainer that
+ * wants activations to stay on the device uses {@link CudaLoraLayer}, whose X, Y, dY, dX are
+ * device buffers. Shapes and γ as in {@link Backend}: U = D(X)·Aᵀ [n, r] f32 without γ;
+ * Y = X·Wᵀ + b + γ·U·Bᵀ; V = dY·B; dB (=|+=) γ·dYᵀ·U; dA (=|+=) γ·Vᵀ·D(X); dX = dY·W + γ·D'(V·A).
+ *
+ * <p>Dtypes: the kernels run in W's dtype when X, Y (or dY, dX) and bias share it, else in F32
+ * (inputs widened exactly, outputs rounded once); A, B, U, V, dA, dB are f32 on the device and
+ * rounded once to their host dtype. dA and dB are reduced over N in a fixed order (deterministic).
+ * Calls are serialised (synchronized): one device, one stream.
+ */
+public final class CudaBackend implements Backend, AutoCloseable {
+    /** Upper bound for the split-over-N partials of dA and dB, MiB (property {@code rslora.cuda.workspaceMiB}). */
+    static final String WORKSPACE_PROPERTY = "rslora.cuda.workspaceMiB";
+
+    private final CudaContext ctx;
+    private final LoraKernels kernels;
+    private final Transfers io;
+    private final long workspaceCapBytes;
+    private boolean closed;
+
+    CudaBackend(CudaContext ctx) {
+        this(ctx, Long.getLong(WORKSPACE_PROPERTY, 256L) << 20);
+    }
+
+    CudaBackend(CudaContext ctx, long workspaceCapBytes) {
+        this(ctx, workspaceCapBytes, LoraKernels.parseVersion(System.getProperty(LoraKernels.VERSION_PROPERTY, "v1")));
+    }
+
+    /** A backend on {@code ctx} using kernel {@code version} (1, or 2 for the bf16/fp16 GEMMs). */
+    CudaBackend(CudaContext ctx, long workspaceCapBytes, int version) {
+        this.ctx = ctx;
+        this.kernels = new LoraKernels(ctx, version);
+        this.io = new Transfers(ctx, kernels);
+        this.workspaceCapBytes = workspaceCapBytes;
+    }
+
+    @Override
+    public String name() {
+        return "cuda";
+    }
+
+    /** "NVIDIA H200 (sm_90, 132 SMs, device 0, kernels v1)". */
+    public String deviceDescription() {
+        return ctx.deviceName() + " (sm_" + ctx.computeCapabilityMajor() + ctx.computeCapabilityMinor() + ", "
+                + ctx.multiprocessors() + " SMs, device " + ctx.ordinal() + ", kernels v" + kernels.version()
+                + (kernels.version() == 2 ? " (tensor-core GEMMs not yet validated on hardware)" : "") + ")";
+    }
+
+    /**
+     * Waits until all work queued so far on the backend's stream (layer steps, graph replays,
+     * cuBLAS baselines) has finished: what a benchmark calls inside its measured method.
+     */
+    public synchronized void synchronize() {
+        enter();
+        ctx.synchronize();
+    }
+
+    /** The caching allocator's counters. */
+    public synchronized DeviceMemoryStats memoryStats() {
+        return ctx.allocator().stats();
+    }
+
+    /** For tests: fill every new device buffer with 0xFF (NaN) so an unwritten output cannot pass. */
+    synchronized void setPoison(boolean on) {
+        ctx.allocator().setPoison(on);
+    }
+
+    CudaContext context() {
+        return ctx;
+    }
+
+    synchronized boolean isClosed() {
+        return closed;
+    }
+
+    LoraKernels kernels() {
+        return kernels;
+    }
+
+    Transfers transfers() {
+        return io;
+    }
+
+    long workspaceCapBytes() {
+        return workspaceCapBytes;
+    }
+
+    /** A new device tensor (contents undefined, or NaN when poisoning is on); the caller owns it. */
+    public synchronized DeviceTensor allocate(DType t, long... shape) {
+        enter();
+        long n = 1;
+        for (long d : shape) {
+            n = Math.multiplyExact(n, d);
+        }
+        if (n < 1) {
+            throw new IllegalArgumentException("device tensor shape " + Arrays.toString(shape) + " has no elements");
+        }
+        return new DeviceTensor(this, t, shape, ctx.allocate(Transfers.bytes(n, t)));
+    }
+
+    /** A new device tensor holding a copy of {@code host} (same dtype and shape). */
+    public synchronized DeviceTensor upload(Tensor host) {
+        enter();
+        return new DeviceTensor(this, host.dtype(), host.shape(), io.upload(host, host.dtype()));
+    }
+
+    synchronized void copyIn(Tensor host, DeviceTensor dst) {
+        enter();
+        checkOwn(dst);
+        if (host.dtype() == dst.dtype()) {
+            ctx.upload(host.segment(), dst.buffer());
+            return;
+        }
+        try (DeviceBuffer tmp = io.upload(host, dst.dtype())) {
+            JCudaDriverCopies.deviceToDevice(ctx, tmp, dst.buffer(), Transfers.bytes(dst.numel(), dst.dtype()));
+        }
+    }
+
+    synchronized void copyOut(DeviceTensor src, Tensor host) {
+        enter();
+        checkOwn(src);
+        io.download(src.buffer(), src.dtype(), host);
+    }
+
+    synchronized void free(DeviceBuffer b) {
+        if (!closed) {
+            ctx.makeCurrent();
+        }
+        b.close();
+    }
+
+    void checkOwn(DeviceTensor t) {
+        if (t.backend() != this) {
+            throw new IllegalArgumentException(t + " belongs to another cuda backend");
+        }
+    }
+
+    @Override
+    public synchronized FrozenWeight prepare(Tensor weight, Tensor bias) {
+        enter();
+        requireRank("weight", weight, 2);
+        if (bias != null && !(bias.rank() == 1 && bias.dim(0) == weight.dim(0))) {
+            throw new IllegalArgumentException("bias shape " + bias.shapeString() + " does not match weight "
+                    + weight.shapeString() + ": expected [" + weight.dim(0) + "]");
+        }
+        ResidentTensor w = new ResidentTensor(io, weight);
+        try {
+            ResidentTensor b = bias == null ? null : new ResidentTensor(io, bias);
+            return new CudaFrozenWeight(this, w, b);
+        } catch (RuntimeException e) {
+            w.close();
+            throw e;
+        }
+    }
+
+    synchronized void release(CudaFrozenWeight w) {
+        if (!closed) {
+            ctx.makeCurrent();
+            w.freeDeviceCopies();
+        }
+    }
+
+    @Override
+    public synchronized void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
+        enter();
+        CudaFrozenWeight fw = own(w);
+        checkCommon(p, fw);
+        require("x", x, p.n(), p.dIn());
+        require("y", y, p.n(), p.dOut());
+        ResidentTensor bias = fw.residentBias();
+        DType t = computeType(fw, bias, x, y);
+        boolean lora = p.adapterActive();
+        if (lora) {
+            require("lora_A", a, p.rank(), p.dIn());
+            require("lora_B", b, p.dOut(), p.rank());
+            if (u != null) {
+                require("u", u, p.n(), p.rank());
+            }
+        }
+        LoraKernels.Dropout drop = dropout(p);
+        try (DeviceBuffer dx = io.upload(x, t);
+             DeviceBuffer da = lora ? io.upload(a, DType.F32) : null;
+             DeviceBuffer db = lora ? io.upload(b, DType.F32) : null;
+             DeviceBuffer du = lora ? ctx.allocate(Transfers.bytes((long) p.n() * p.rank(), DType.F32)) : null;
+             DeviceBuffer dy = ctx.allocate(Transfers.bytes((long) p.n() * p.dOut(), t))) {
+            int r = lora ? p.rank() : 0;
+            kernels.forwardStep(t, dx, fw.residentWeight().as(io, t), bias == null ? null : bias.as(io, t), da, db, du, dy,
+                    p.n(), p.dIn(), p.dOut(), r, (float) p.gamma(), drop);
+            io.download(dy, t, y);
+            if (lora && u != null) {
+                io.download(du, DType.F32, u);
+            }
+        }
+    }
+
+    @Override
+    public synchronized void backward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy,
+                                      Tensor dx, Tensor gradA, Tensor gradB) {
+        enter();
+        CudaFrozenWeight fw = own(w);
+        checkCommon(p, fw);
+        require("grad_y", dy, p.n(), p.dOut());
+        if (dx != null) {
+            require("grad_x", dx, p.n(), p.dIn());
+        }
+        boolean lora = p.adapterActive();
+        DType t = computeType(fw, null, lora ? x : null, dy, dx);
+        if (!lora) {
+            if (dx != null) {
+                try (DeviceBuffer ddy = io.upload(dy, t);
+                     DeviceBuffer ddx = ctx.allocate(Transfers.bytes((long) p.n() * p.dIn(), t))) {
+                    kernels.backwardDx(t, ddy, fw.residentWeight().as(io, t), null, null, ddx,
+                            p.n(), p.dIn(), p.dOut(), 0, (float) p.gamma(), LoraKernels.Dropout.NONE);
+                    io.download(ddx, t, dx);
+                }
+            }
+            return;
+        }
+        require("x", x, p.n(), p.dIn());
+        require("lora_A", a, p.rank(), p.dIn());
+        require("lora_B", b, p.dOut(), p.rank());
+        require("u", u, p.n(), p.rank());
+        require("grad_A", gradA, p.rank(), p.dIn());
+        require("grad_B", gradB, p.dOut(), p.rank());
+        int n = p.n();
+        int r = p.rank();
+        long wsBytes = LoraKernels.workspaceBytes(n, p.dIn(), p.dOut(), r, workspaceCapBytes);
+        boolean acc = p.gradMode() == GradMode.ACCUMULATE;
+        LoraKernels.Dropout drop = dropout(p);
+        try (DeviceBuffer ddy = io.upload(dy, t);
+             DeviceBuffer dxIn = io.upload(x, t);
+             DeviceBuffer da = io.upload(a, DType.F32);
+             DeviceBuffer db = io.upload(b, DType.F32);
+             DeviceBuffer du = io.upload(u, DType.F32);
+             DeviceBuffer dv = ctx.allocate(Transfers.bytes((long) n * r, DType.F32));
+             DeviceBuffer ws = ctx.allocate(wsBytes);
+             DeviceBuffer gA = acc ? io.upload(gradA, DType.F32) : ctx.allocate(Transfers.bytes((long) r * p.dIn(), DType.F32));
+             DeviceBuffer gB = acc ? io.upload(gradB, DType.F32) : ctx.allocate(Transfers.bytes((long) p.dOut() * r, DType.F32));
+             DeviceBuffer ddx = dx != null ? ctx.allocate(Transfers.bytes((long) n * p.dIn(), t)) : null) {
+            kernels.backwardStep(t, dxIn, ddy, dx != null ? fw.residentWeight().as(io, t) : null, da, db, du, dv, ws, gA, gB,
+                    ddx, n, p.dIn(), p.dOut(), r, (float) p.gamma(), drop, acc, workspaceCapBytes);
+            io.download(gA, DType.F32, gradA);
+            io.download(gB, DType.F32, gradB);
+            if (dx != null) {
+                io.download(ddx, t, dx);
+            }
+        }
+    }
+
+    @Override
+    public synchronized void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign) {
+        enter();
+        CudaFrozenWeight fw = own(w);
+        if (sign != 1 && sign != -1) {
+            throw new IllegalArgumentException("sign must be +1 (merge) or -1 (unmerge), got " + sign);
+        }
+        ResidentTensor wt = fw.residentWeight();
+        int dOut = (int) wt.host().dim(0);
+        int dIn = (int) wt.host().dim(1);
+        requireRank("lora_A", a, 2);
+        int r = (int) a.dim(0);
+        require("lora_A", a, r, dIn);
+        require("lora_B", b, dOut, r);
+        try (DeviceBuffer da = io.upload(a, DType.F32); DeviceBuffer db = io.upload(b, DType.F32)) {
+            kernels.merge(wt.dtype(), wt.primary(), db, da, dOut, dIn, r, (float) (sign * gamma));
+            wt.invalidateConversions();
+            io.download(wt.primary(), wt.dtype(), wt.host());
+        }
+    }
+
+    /** The kernels' storage dtype: W's when every T tensor shares it, else F32. */
+    private static DType computeType(CudaFrozenWeight fw, ResidentTensor bias, Tensor... ts) {
+        DType wt = fw.residentWeight().dtype();
+        if (bias != null && bias.dtype() != wt) {
+            return DType.F32;
+        }
+        for (Tensor t : ts) {
+            if (t != null && t.dtype() != wt) {
+                return DType.F32;
+            }
+        }
+        return wt;
+    }
+
+    private static LoraKernels.Dropout dropout(LoraParams p) {
+        return new LoraKernels.Dropout(p.mask(), p.seed(), p.step(), p.layer());
+    }
+
+    private CudaFrozenWeight own(FrozenWeight w) {
+        if (!(w instanceof CudaFrozenWeight fw) || fw.owner() != this) {
+            throw new IllegalArgumentException("frozen weight " + (w == null ? "null" : w.getClass().getSimpleName())
+                    + " was not prepared by this cuda backend");
+        }
+        return fw;
+    }
+
+    private static void checkCommon(LoraParams p, CudaFrozenWeight fw) {
+        Tensor wt = fw.weight();
+        if (wt.dim(0) != p.dOut() || wt.dim(1) != p.dIn()) {
+            throw new IllegalArgumentException("weight " + wt.shapeString() + " does not match params d_out="
+                    + p.dOut() + " d_in=" + p.dIn());
+        }
+    }
+
+    private static void requireRank(String name, Tensor t, int rank) {
+        if (t == null || t.rank() != rank) {
+            throw new IllegalArgumentException(name + " must be " + rank + "-D, got " + (t == null ? "null" : t.shapeString()));
+        }
+    }
+
+    private static void require(String name, Tensor t, long... shape) {
+        if (t == null || !t.sameShape(shape)) {
+            throw new IllegalArgumentException(name + " shape " + (t == null ? "null" : t.shapeString())
+                    + " != expected " + Arrays.toString(shape));
+        }
+    }
+
+    private void enter() {
+        if (closed) {
+            throw new IllegalStateException("cuda backend is closed");
+        }
+        ctx.makeCurrent();
+    }
+
+    /** Releases the device context. Frozen weights still open are freed with it. */
+    @Override
+    public synchronized void close() {
+        if (!closed) {
+            closed = true;
+            ctx.close();
+        }
+    }
+}

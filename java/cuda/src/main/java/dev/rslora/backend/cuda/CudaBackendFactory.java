@@ -1,0 +1,72 @@
+package dev.rslora.backend.cuda;
+
+import dev.rslora.backend.Backend;
+import dev.rslora.backend.BackendFactory;
+import dev.rslora.backend.BackendUnavailableException;
+
+/**
+ * Creates the {@code cuda} backend ({@link CudaBackend}). Registered in META-INF/services and found
+ * by {@code Backends} through {@link java.util.ServiceLoader}. Loading this class loads no native code; {@link #probe()} checks, in
+ * this order, and reports the first failure precisely:
+ * <ol>
+ *   <li>the NVIDIA driver library loads ({@code java.lang.foreign}, no CUDA call);</li>
+ *   <li>the kernels were built into this jar (else: "kernels not built: nvcc absent at build time");</li>
+ *   <li>JCuda's native library loads;</li>
+ *   <li>cuInit succeeds and the device exists ({@code -Drslora.cuda.device}, default 0);</li>
+ *   <li>its compute capability is 8.0 or newer.</li>
+ * </ol>
+ * An available backend's detail also names the cuBLAS binding of the unfused baseline
+ * ({@link CublasBinding}: JCublas where libcublas.so.12 loads, else java.lang.foreign, else none).
+ */
+public final class CudaBackendFactory implements BackendFactory {
+    /** System property: the CUDA device ordinal to use (default 0). */
+    public static final String DEVICE_PROPERTY = "rslora.cuda.device";
+
+    public CudaBackendFactory() {
+    }
+
+    @Override
+    public String name() {
+        return "cuda";
+    }
+
+    static int deviceOrdinal() {
+        return Integer.getInteger(DEVICE_PROPERTY, 0);
+    }
+
+    @Override
+    public Availability probe() {
+        KernelImage.Status kernels = KernelImage.load();
+        String noDriver = DriverLibrary.missingReason();
+        if (noDriver != null) {
+            return Availability.no(noDriver + (kernels.built() ? "" : "; " + kernels.reason()));
+        }
+        if (!kernels.built()) {
+            return Availability.no(kernels.reason());
+        }
+        int ordinal = deviceOrdinal();
+        Availability known = DEVICE_PROBES.get(ordinal);
+        if (known == null) {
+            known = DeviceProbe.probe(ordinal, kernels.detail());
+            if (known.available()) {
+                // which cuBLAS binding the baseline would use (JCublas or java.lang.foreign), for rslora info
+                known = Availability.yes(known.detail() + "; " + CublasBinding.current().detail());
+            }
+            DEVICE_PROBES.put(ordinal, known);
+        }
+        return known;
+    }
+
+    /** Device probes per ordinal: cuInit and the device queries run once per JVM. */
+    private static final java.util.Map<Integer, Availability> DEVICE_PROBES = new java.util.concurrent.ConcurrentHashMap<>();
+
+    @Override
+    public Backend create() {
+        Availability a = probe();
+        if (!a.available()) {
+            throw new BackendUnavailableException("cuda backend is unavailable: " + a.detail());
+        }
+        KernelImage.Status kernels = KernelImage.load();
+        return new CudaBackend(new CudaContext(deviceOrdinal(), kernels.image()));
+    }
+}

@@ -1,0 +1,249 @@
+package dev.rslora.backend.cuda;
+
+import dev.rslora.backend.GradMode;
+import dev.rslora.dropout.DropoutMask;
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+import jcuda.driver.CUgraph;
+import jcuda.driver.CUgraphExec;
+import jcuda.driver.CUstreamCaptureMode;
+import jcuda.driver.JCudaDriver;
+
+import java.util.List;
+
+/**
+ * A LoRA layer that lives on the device (the device-resident path of the {@code cuda} backend):
+ * activations X, Y, dY, dX are {@link DeviceTensor}s of W's dtype T supplied by the caller, and
+ * nothing crosses PCIe during a step.
+ *
+ * <pre>
+ *   resident: W [d_out, d_in] T, bias [d_out] (as T), A [r, d_in], B [d_out, r], dA, dB f32,
+ *             U, V [n, r] f32 and the dA/dB partials workspace, all for a fixed n
+ *   forward : U = D(X)·Aᵀ;  Y = X·Wᵀ + bias + γ·U·Bᵀ
+ *   backward: V = dY·B;  dB (=|+=) γ·dYᵀ·U;  dA (=|+=) γ·Vᵀ·D(X);  dX = dY·W + γ·D'(V·A)
+ *   γ = α/√r (rsLoRA) or α/r, given by the caller; dropout mask of (seed, step, layer id)
+ * </pre>
+ * {@link #captureStep} records forward + backward of one step into a {@link CudaGraph}; its replay
+ * runs the identical kernels with the identical parameters (including the dropout step), so it
+ * reproduces the eager step bit for bit. One thread at a time; all work is on the backend's stream.
+ */
+public final class CudaLoraLayer implements AutoCloseable {
+    private final CudaBackend backend;
+    private final DType t;
+    private final int n;
+    private final int dIn;
+    private final int dOut;
+    private final int r;
+    private final float gamma;
+    private final float dropout;
+    private final long seed;
+    private final int layerId;
+    private final GradMode gradMode;
+    private final ResidentTensor weight;
+    private final ResidentTensor bias;
+    private final DeviceBuffer biasT;
+    private final DeviceBuffer a;
+    private final DeviceBuffer b;
+    private final DeviceBuffer gradA;
+    private final DeviceBuffer gradB;
+    private final DeviceBuffer u;
+    private final DeviceBuffer v;
+    private final DeviceBuffer ws;
+    private int graphs;
+    private boolean closed;
+
+    /**
+     * Uploads W [d_out, d_in], bias [d_out] (nullable), A [r, d_in] and B [d_out, r] (any dtypes;
+     * the adapter is kept in f32) and preallocates the step's buffers for {@code n} rows. Gradients
+     * start at zero.
+     */
+    public CudaLoraLayer(CudaBackend backend, Tensor w, Tensor bias, Tensor loraA, Tensor loraB, double gamma,
+                         float dropout, long seed, int layerId, int n, GradMode gradMode) {
+        if (w.rank() != 2 || loraA.rank() != 2 || loraB.rank() != 2) {
+            throw new IllegalArgumentException("W, A, B must be 2-D: " + w.shapeString() + " " + loraA.shapeString() + " "
+                    + loraB.shapeString());
+        }
+        this.dOut = (int) w.dim(0);
+        this.dIn = (int) w.dim(1);
+        this.r = (int) loraA.dim(0);
+        if (!loraA.sameShape(r, dIn) || !loraB.sameShape(dOut, r) || (bias != null && !bias.sameShape(dOut)) || n < 1) {
+            throw new IllegalArgumentException("shapes disagree: W " + w.shapeString() + ", A " + loraA.shapeString() + ", B "
+                    + loraB.shapeString() + ", bias " + (bias == null ? "none" : bias.shapeString()) + ", n " + n);
+        }
+        if (!(dropout >= 0f && dropout < 1f)) {
+            throw new IllegalArgumentException("dropout must be in [0, 1), got " + dropout);
+        }
+        this.backend = backend;
+        this.t = w.dtype();
+        this.n = n;
+        this.gamma = (float) gamma;
+        this.dropout = dropout;
+        this.seed = seed;
+        this.layerId = layerId;
+        this.gradMode = gradMode;
+        synchronized (backend) {
+            backend.context().makeCurrent();
+            Transfers io = backend.transfers();
+            CudaContext ctx = backend.context();
+            this.weight = new ResidentTensor(io, w);
+            this.bias = bias == null ? null : new ResidentTensor(io, bias);
+            this.biasT = bias == null ? null : this.bias.as(io, t);
+            this.a = io.upload(loraA, DType.F32);
+            this.b = io.upload(loraB, DType.F32);
+            this.gradA = ctx.allocate(Transfers.bytes((long) r * dIn, DType.F32));
+            this.gradB = ctx.allocate(Transfers.bytes((long) dOut * r, DType.F32));
+            this.u = ctx.allocate(Transfers.bytes((long) n * r, DType.F32));
+            this.v = ctx.allocate(Transfers.bytes((long) n * r, DType.F32));
+            this.ws = ctx.allocate(LoraKernels.workspaceBytes(n, dIn, dOut, r, backend.workspaceCapBytes()));
+            JCudaDriverCopies.zero(ctx, gradA);
+            JCudaDriverCopies.zero(ctx, gradB);
+            ctx.synchronize();
+        }
+    }
+
+    private LoraKernels.Dropout drop(long step, boolean training) {
+        DropoutMask mask = training && dropout > 0f ? new DropoutMask(seed, step, layerId, dropout) : null;
+        return new LoraKernels.Dropout(mask, seed, step, layerId);
+    }
+
+    private void check(String name, DeviceTensor x, long rows, long cols) {
+        backend.checkOwn(x);
+        if (x.dtype() != t || !java.util.Arrays.equals(x.shape(), new long[] {rows, cols})) {
+            throw new IllegalArgumentException(name + " must be [" + rows + ", " + cols + "] " + t + ", got " + x);
+        }
+    }
+
+    private void enter() {
+        if (closed) {
+            throw new IllegalStateException("CUDA LoRA layer is closed");
+        }
+        backend.context().makeCurrent();
+    }
+
+    /** Queues the forward: U = D(X)·Aᵀ, Y = X·Wᵀ + bias + γ·U·Bᵀ (X [n, d_in], Y [n, d_out], dtype T). */
+    public void forward(DeviceTensor x, DeviceTensor y, long step, boolean training) {
+        check("x", x, n, dIn);
+        check("y", y, n, dOut);
+        synchronized (backend) {
+            enter();
+            launchForward(x, y, step, training);
+        }
+    }
+
+    /** Queues the backward of the forward with the same X and step; dx may be null. */
+    public void backward(DeviceTensor x, DeviceTensor dy, DeviceTensor dx, long step, boolean training) {
+        check("x", x, n, dIn);
+        check("grad_y", dy, n, dOut);
+        if (dx != null) {
+            check("grad_x", dx, n, dIn);
+        }
+        synchronized (backend) {
+            enter();
+            launchBackward(x, dy, dx, step, training);
+        }
+    }
+
+    private void launchForward(DeviceTensor x, DeviceTensor y, long step, boolean training) {
+        backend.kernels().forwardStep(t, x.buffer(), weight.primary(), biasT, a, b, u, y.buffer(), n, dIn, dOut, r, gamma,
+                drop(step, training));
+    }
+
+    private void launchBackward(DeviceTensor x, DeviceTensor dy, DeviceTensor dx, long step, boolean training) {
+        backend.kernels().backwardStep(t, x.buffer(), dy.buffer(), weight.primary(), a, b, u, v, ws, gradA, gradB,
+                dx == null ? null : dx.buffer(), n, dIn, dOut, r, gamma, drop(step, training),
+                gradMode == GradMode.ACCUMULATE, backend.workspaceCapBytes());
+    }
+
+    /**
+     * Captures one training step (forward then backward at {@code step}, dropout on) into a graph.
+     * Nothing runs during the capture; every {@link CudaGraph#replay()} runs the step. The graph pins
+     * x, y, dy, dx and this layer until it is closed.
+     */
+    public CudaGraph captureStep(DeviceTensor x, DeviceTensor y, DeviceTensor dy, DeviceTensor dx, long step) {
+        check("x", x, n, dIn);
+        check("y", y, n, dOut);
+        check("grad_y", dy, n, dOut);
+        check("grad_x", dx, n, dIn);
+        synchronized (backend) {
+            enter();
+            CudaContext ctx = backend.context();
+            // no module loading inside the capture: look every kernel of the step up first
+            backend.kernels().resolve(backend.kernels().stepKernelNames(t));
+            ctx.synchronize();
+            JCudaDriver.cuStreamBeginCapture(ctx.stream(), CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
+            CUgraph graph = new CUgraph();
+            try {
+                launchForward(x, y, step, true);
+                launchBackward(x, dy, dx, step, true);
+            } finally {
+                JCudaDriver.cuStreamEndCapture(ctx.stream(), graph);
+            }
+            CUgraphExec exec = new CUgraphExec();
+            try {
+                JCudaDriver.cuGraphInstantiate(exec, graph, 0);
+            } catch (RuntimeException e) {
+                JCudaDriver.cuGraphDestroy(graph);
+                throw e;
+            }
+            graphs++;
+            return new CudaGraph(backend, graph, exec, List.of(x, y, dy, dx), () -> graphs--);
+        }
+    }
+
+    /** Copies dA [r, d_in] and dB [d_out, r] (rounded once to the host dtypes); complete on return. */
+    public void copyGradientsTo(Tensor hostGradA, Tensor hostGradB) {
+        if (!hostGradA.sameShape(r, dIn) || !hostGradB.sameShape(dOut, r)) {
+            throw new IllegalArgumentException("gradient shapes " + hostGradA.shapeString() + ", " + hostGradB.shapeString()
+                    + " != [" + r + ", " + dIn + "], [" + dOut + ", " + r + "]");
+        }
+        synchronized (backend) {
+            enter();
+            backend.transfers().download(gradA, DType.F32, hostGradA);
+            backend.transfers().download(gradB, DType.F32, hostGradB);
+        }
+    }
+
+    /** Copies U [n, r] f32 of the last forward; complete on return. */
+    public void copyUTo(Tensor hostU) {
+        if (!hostU.sameShape(n, r)) {
+            throw new IllegalArgumentException("U shape " + hostU.shapeString() + " != [" + n + ", " + r + "]");
+        }
+        synchronized (backend) {
+            enter();
+            backend.transfers().download(u, DType.F32, hostU);
+        }
+    }
+
+    /** Queues dA = 0, dB = 0. */
+    public void zeroGradients() {
+        synchronized (backend) {
+            enter();
+            JCudaDriverCopies.zero(backend.context(), gradA);
+            JCudaDriverCopies.zero(backend.context(), gradB);
+        }
+    }
+
+    /** Frees every device buffer of the layer (not the caller's tensors). Refused while a captured graph is open. */
+    @Override
+    public void close() {
+        synchronized (backend) {
+            if (closed) {
+                return;
+            }
+            if (graphs > 0) {
+                throw new IllegalStateException("CUDA LoRA layer is used by " + graphs + " captured graph(s): close them first");
+            }
+            closed = true;
+            if (!backend.isClosed()) {
+                backend.context().makeCurrent();
+            }
+            for (DeviceBuffer buf : new DeviceBuffer[] {a, b, gradA, gradB, u, v, ws}) {
+                buf.close();
+            }
+            weight.close();
+            if (bias != null) {
+                bias.close();
+            }
+        }
+    }
+}
