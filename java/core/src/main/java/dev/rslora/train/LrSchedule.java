@@ -18,7 +18,8 @@ import java.util.Locale;
  * </pre>
  *
  * W from a ratio is {@link #warmupSteps}: {@code ceil(N·ratio)} in double, as
- * {@code TrainingArguments.get_warmup_steps} (so 10 % of 300 steps is 31, since 300·0.1 = 30.000000000000004).
+ * {@code TrainingArguments.get_warmup_steps} (so 7 % of 100 steps is 8, since 100·0.07 = 7.000000000000001).
+ * The cosine factor is clamped below at 0 only: past N it rises again, as in Hugging Face.
  *
  * @param kind          constant, linear or cosine
  * @param baseLr        the peak learning rate (the Trainer's {@code learning_rate})
