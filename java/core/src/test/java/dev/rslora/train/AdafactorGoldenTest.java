@@ -8,6 +8,7 @@ import dev.rslora.io.SafetensorsFile;
 import dev.rslora.peft.Golden;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
+import dev.rslora.testing.GoldenValues;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -77,17 +78,13 @@ class AdafactorGoldenTest {
         return n.stream();
     }
 
-    /** value(seed, i) of the generator: an exact fp32 number in [-1, 1). */
+    /** value(seed, i) of the generator (see {@link GoldenValues}). */
     static float value(long seed, long i) {
-        long z = seed * 0x100000001B3L + i + 0x9E3779B97F4A7C15L;
-        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
-        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
-        z = z ^ (z >>> 31);
-        long k = (z >>> 40) - (1L << 23);
-        return (float) k / (float) (1 << 23);
+        return GoldenValues.value(seed, i);
     }
 
-    static AdafactorConfig config(JsonNode c) {
+    /** The config of a golden case's JSON (Hugging Face names). */
+    public static AdafactorConfig config(JsonNode c) {
         return new AdafactorConfig(c.get("lr").isNull() ? null : c.get("lr").asDouble(), c.get("eps1").asDouble(),
                 c.get("eps2").asDouble(), c.get("clip_threshold").asDouble(), c.get("decay_rate").asDouble(),
                 c.get("beta1").isNull() ? null : c.get("beta1").asDouble(), c.get("weight_decay").asDouble(),
