@@ -176,7 +176,7 @@ final class DemoCommand implements Callable<Integer> {
                 backend.name(), c.dim(), c.responses(), c.batch(), c.steps(), c.seedValues(), c.alpha(), c.lr(), c.warmupRatio(),
                 c.beta(), c.dropout());
         o.flush();
-        DpoResult r = DpoExperiment.run(c, backend, ConsoleProgress.create(err));
+        DpoResult r = DpoExperiment.run(c, backend, ConsoleProgress.create(err, "dpo"));
         o.println();
         o.print(DpoTable.format(r));
         o.println();

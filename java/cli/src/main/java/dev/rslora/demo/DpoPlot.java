@@ -20,7 +20,8 @@ import java.util.List;
  * {@code dpo_scores.png}, three panels: the toy's score gain over the base policy per trained row
  * (mean over seeds, error bar = sd); the paper's MT-Bench gain over its base model for the same rows
  * (in its own units: the two are compared by their ordering and relative spacing, not by value); and
- * the DPO training reward margin per step of each row (mean over seeds).
+ * the DPO training reward margin per step of each row (mean over seeds, a trailing average over a
+ * thirtieth of the steps).
  */
 public final class DpoPlot {
     public static final String FILE = "dpo_scores.png";
@@ -55,8 +56,9 @@ public final class DpoPlot {
             charts.add(bars("rsLoRA paper (Table): MT-Bench score − base 7.79", "judge score gain", paperNames, paperGains, null,
                     PlotStyle.color(1)));
         }
-        XYChart curves = PlotStyle.chart(600, 450, "DPO reward margin during training", "step",
-                "mean chosen − rejected implicit reward (mean of seeds)");
+        int window = Math.max(1, r.config().steps() / 30);
+        XYChart curves = PlotStyle.chart(600, 450, "DPO reward margin (mean of seeds, " + window + "-step average)", "step",
+                "chosen − rejected implicit reward");
         double[] steps = new double[r.config().steps()];
         for (int t = 0; t < steps.length; t++) {
             steps[t] = t + 1;
@@ -69,16 +71,32 @@ public final class DpoPlot {
                     mean[t] += run.margin()[t] / runs.size();
                 }
             }
-            XYSeries s = curves.addSeries(rows.get(i).row().label(), steps, mean);
+            XYSeries s = curves.addSeries(rows.get(i).row().label(), steps, movingAverage(mean, window));
             s.setMarker(SeriesMarkers.NONE);
             s.setLineColor(PlotStyle.color(i));
         }
         curves.getStyler().setLegendPosition(Styler.LegendPosition.InsideNW);
         curves.getStyler().setXAxisDecimalPattern("0");
+        curves.getStyler().setXAxisTickMarkSpacingHint(90);
+        curves.getStyler().setYAxisDecimalPattern("0.000");
         charts.add(curves);
         Path file = dir.resolve(FILE);
         BitmapEncoder.saveBitmap(charts, 1, charts.size(), file.toString(), BitmapEncoder.BitmapFormat.PNG);
         return file;
+    }
+
+    /** The trailing mean over the last {@code w} values (fewer at the start). */
+    static double[] movingAverage(double[] x, int w) {
+        double[] out = new double[x.length];
+        double sum = 0;
+        for (int i = 0; i < x.length; i++) {
+            sum += x[i];
+            if (i >= w) {
+                sum -= x[i - w];
+            }
+            out[i] = sum / Math.min(i + 1, w);
+        }
+        return out;
     }
 
     private static CategoryChart bars(String title, String yTitle, List<String> names, List<Double> values, List<Double> errors,

@@ -18,8 +18,8 @@ import java.lang.foreign.MemorySegment;
  *   dlogits[b,t,v] = g_b·(1[v = label_bt] − exp(logits[b,t,v] − lse_bt)),  0 on ignored positions
  * </pre>
  *
- * Accumulation: each row's max, then Σ exp(x − max) in double (the Vector API path sums fp32 exp
- * values of 512-element blocks and adds the block sums in double); per-token and per-sequence sums in
+ * Accumulation: each row's max, then Σ exp(x − max) in double (the Vector API path sums the fp32
+ * vector exp of blocks of 32 vectors in fp32 lanes and adds the block sums in double); per-token and per-sequence sums in
  * double, rounded to F32 once. For a causal LM, pass {@code logits[:, :-1]} and {@code labels[:, 1:]}
  * (TRL shifts by one before calling). The backward may write into the logits tensor itself
  * ({@code dlogits == logits}), as fused cross-entropy kernels do: each element is read before it is
