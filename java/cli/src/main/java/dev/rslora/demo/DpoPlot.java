@@ -77,7 +77,7 @@ public final class DpoPlot {
         }
         curves.getStyler().setLegendPosition(Styler.LegendPosition.InsideNW);
         curves.getStyler().setXAxisDecimalPattern("0");
-        curves.getStyler().setXAxisTickMarkSpacingHint(90);
+        curves.getStyler().setXAxisLabelRotation(60);
         curves.getStyler().setYAxisDecimalPattern("0.000");
         charts.add(curves);
         Path file = dir.resolve(FILE);
