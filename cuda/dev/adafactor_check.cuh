@@ -15,6 +15,8 @@
 //     - the f32 (or master) values against a float64 transcription of transformers.optimization.Adafactor
 //       (reductions in plain double, torch's formula order), |Δ| <= 2e-6·|p| + 1e-4·(|p − p0| + lr_1):
 //       catches a formula error that both fp32 paths would share.
+//   rslora_dev adafactor dump     a fixed generated case; prints hashes of every result for the Java test against the
+//                                 CPU Adafactor (CudaAdafactorEmulationTest), checking the host mirror bit for bit too
 //   rslora_dev adafactor bench    (GPU) median time of one fused step (5 launches) over the adapters of
 //                                 32 layers × (A [r, 4096], B [4096, r]), f32 and bf16 + master.
 #pragma once
@@ -242,6 +244,108 @@ static int bits_differ(const char* mix, const char* what, int tensor, int step, 
     return 0;
 }
 
+// Uploads slot s (host values already set: p, master, zero state) as tensor k of the table and appends
+// its work items (dev.rslora.backend.cuda.AdafactorKernels.statsWork / updateWork order).
+static void add_tensor(Dev& d, Slot& s, const Cfg& c, int k, long long& total, std::vector<RsAdafactorTensor>& table,
+                       std::vector<RsAdafactorWork>& stats, std::vector<RsAdafactorWork>& update) {
+    const bool fac = s.s.cols > 0;
+    const int rows = s.s.rows, cols = fac ? s.s.cols : 0;
+    const size_t n = (size_t)s.n;
+    s.dp = d.upload(pack(s.s.pdt, s.p));
+    s.dg = d.alloc(n * dt_size(s.s.gdt), 0xFF);
+    s.dmaster = s.s.master ? (float*)d.upload(pack(DT::F32, s.master)) : nullptr;
+    const int segs = (int)((s.n + kSegment - 1) / kSegment);
+    const int row_segs = fac ? (cols + kSegment - 1) / kSegment : 0;
+    const int col_chunks = fac ? (rows + kColChunk - 1) / kColChunk : 0;
+    RsAdafactorTensor t = {};
+    t.param = s.dp;
+    t.grad = s.dg;
+    t.master = s.dmaster;
+    if (fac) {
+        t.row = s.drow = (float*)d.upload(pack(DT::F32, s.row));
+        t.col = s.dcol = (float*)d.upload(pack(DT::F32, s.col));
+        t.row_part = (double*)d.alloc((size_t)rows * row_segs * 8, 0xFF);
+        t.col_part = (double*)d.alloc((size_t)col_chunks * cols * 8, 0xFF);
+        t.rfac = (float*)d.alloc((size_t)rows * 4, 0xFF);
+        t.cfac = (float*)d.alloc((size_t)cols * 4, 0xFF);
+    } else {
+        t.v = s.dv = (float*)d.upload(pack(DT::F32, s.v));
+    }
+    if (c.beta1 >= 0) t.exp_avg = s.dm = (float*)d.upload(pack(DT::F32, s.m));
+    t.p_part = (double*)d.alloc((size_t)segs * 8, 0xFF);
+    t.u_part = (double*)d.alloc((size_t)segs * 8, 0xFF);
+    t.scalars = (float*)d.alloc(16, 0xFF);
+    t.count = s.n;
+    t.offset = total;
+    t.rows = fac ? rows : 1;
+    t.cols = cols;
+    t.row_segs = row_segs;
+    t.col_chunks = col_chunks;
+    t.segs = segs;
+    t.param_dtype = code(s.s.pdt);
+    t.grad_dtype = code(s.s.gdt);
+    t.factored = fac ? 1 : 0;
+    table.push_back(t);
+    total += s.n;
+    if (fac) {
+        for (int i = 0; i < rows; ++i)
+            for (int sg = 0; sg < row_segs; ++sg) stats.push_back({0, k, i, sg});
+        for (int ch = 0; ch < col_chunks; ++ch)
+            for (int j0 = 0; j0 < cols; j0 += 32) stats.push_back({1, k, ch, j0});
+    }
+    for (int sg = 0; sg < segs; ++sg) stats.push_back({2, k, sg, 0});
+    for (int sg = 0; sg < segs; ++sg) update.push_back({3, k, sg, 0});
+}
+
+// Sets the zero state of a slot whose s, n, p (and master) are set.
+static void init_state(Slot& s, const Cfg& c) {
+    const size_t n = (size_t)s.n;
+    if (s.s.cols > 0) {
+        s.row.assign((size_t)s.s.rows, 0.0f);
+        s.col.assign((size_t)s.s.cols, 0.0f);
+        s.rowd.assign((size_t)s.s.rows, 0.0);
+        s.cold.assign((size_t)s.s.cols, 0.0);
+    } else {
+        s.v.assign(n, 0.0f);
+        s.vd.assign(n, 0.0);
+    }
+    if (c.beta1 >= 0) {
+        s.m.assign(n, 0.0f);
+        s.md.assign(n, 0.0);
+    }
+}
+
+// The five launches of step t (grids: the host's, or mode 1: one block for the item passes, 2 for apply).
+static void launch_step(const Cfg& c, long t, const RsAdafactorTensor* dtable, int tensors, long long total,
+                        const RsAdafactorWork* dstats, size_t nstats, const RsAdafactorWork* dupdate, size_t nupdate, int grid_mode) {
+    auto items_grid = [&](size_t items) { return grid_mode == 1 ? 1 : (int)std::min<size_t>((items + 7) / 8, 4096); };
+    const int apply_grid = grid_mode == 1 ? 2 : (int)std::min<long long>((total + 255) / 256, 65536);
+    const Step st = step_of(c, t);
+    RsAdafactorParams prm = {dtable, dstats, (int64_t)total, (int32_t)tensors, (int32_t)nstats, st.b2, st.omb2,
+                             st.eps1, st.b1, st.omb1, st.first ? 1 : 0, c.scale ? 1 : 0, c.wd != 0 ? 1 : 0, st.rho, c.eps2,
+                             c.clip, c.wd};
+    RS_LAUNCH(rslora_adafactor_stats_v1, items_grid(nstats), 256, prm);
+    RsAdafactorParams rest = prm;
+    rest.work = nullptr;
+    rest.num_work = 0;
+    RS_LAUNCH(rslora_adafactor_factors_v1, tensors, 256, rest);
+    RsAdafactorParams upd = prm;
+    upd.work = dupdate;
+    upd.num_work = (int32_t)nupdate;
+    RS_LAUNCH(rslora_adafactor_update_v1, items_grid(nupdate), 256, upd);
+    RS_LAUNCH(rslora_adafactor_clip_v1, (tensors + 255) / 256, 256, rest);
+    RS_LAUNCH(rslora_adafactor_apply_v1, apply_grid, 256, rest);
+    CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+template <typename T>
+static const RsAdafactorWork* upload_items(Dev& d, const std::vector<T>& v) {
+    std::vector<unsigned char> b(v.size() * sizeof(T));
+    std::memcpy(b.data(), v.data(), b.size());
+    return (const RsAdafactorWork*)d.upload(b);
+}
+
 // Runs `steps` steps of config c over specs; grid_mode 0: the host's grids; 1: one block for the
 // reduction passes, 2 blocks for apply, work items shuffled. Returns the number of failed checks.
 static int run_mix(const char* name, const std::vector<Spec>& specs, const Cfg& c, int grid_mode, int steps, uint64_t seed) {
@@ -249,94 +353,28 @@ static int run_mix(const char* name, const std::vector<Spec>& specs, const Cfg& 
     std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
     Dev d;
     std::vector<Slot> slots(specs.size());
-    std::vector<RsAdafactorTensor> table(specs.size());
+    std::vector<RsAdafactorTensor> table;
     std::vector<RsAdafactorWork> stats, update;
     long long total = 0;
     for (size_t k = 0; k < specs.size(); ++k) {
         Slot& s = slots[k];
         s.s = specs[k];
-        const bool fac = s.s.cols > 0;
-        const int rows = s.s.rows, cols = fac ? s.s.cols : 0;
-        s.n = fac ? (long long)rows * cols : rows;
-        const size_t n = (size_t)s.n;
-        s.p.resize(n);
+        s.n = s.s.cols > 0 ? (long long)s.s.rows * s.s.cols : s.s.rows;
+        s.p.resize((size_t)s.n);
         for (float& x : s.p) x = round_to(s.s.pdt, 0.5f * uni(gen));
         s.p0 = s.p;
         s.pd.assign(s.p.begin(), s.p.end());
         if (s.s.master) s.master = s.p;
-        if (fac) {
-            s.row.assign((size_t)rows, 0.0f);
-            s.col.assign((size_t)cols, 0.0f);
-            s.rowd.assign((size_t)rows, 0.0);
-            s.cold.assign((size_t)cols, 0.0);
-        } else {
-            s.v.assign(n, 0.0f);
-            s.vd.assign(n, 0.0);
-        }
-        if (c.beta1 >= 0) {
-            s.m.assign(n, 0.0f);
-            s.md.assign(n, 0.0);
-        }
-        s.dp = d.upload(pack(s.s.pdt, s.p));
-        s.dg = d.alloc(n * dt_size(s.s.gdt), 0xFF);
-        s.dmaster = s.s.master ? (float*)d.upload(pack(DT::F32, s.master)) : nullptr;
-        const int segs = (int)((s.n + kSegment - 1) / kSegment);
-        const int row_segs = fac ? (cols + kSegment - 1) / kSegment : 0;
-        const int col_chunks = fac ? (rows + kColChunk - 1) / kColChunk : 0;
-        RsAdafactorTensor t = {};
-        t.param = s.dp;
-        t.grad = s.dg;
-        t.master = s.dmaster;
-        if (fac) {
-            t.row = s.drow = (float*)d.upload(pack(DT::F32, s.row));
-            t.col = s.dcol = (float*)d.upload(pack(DT::F32, s.col));
-            t.row_part = (double*)d.alloc((size_t)rows * row_segs * 8, 0xFF);
-            t.col_part = (double*)d.alloc((size_t)col_chunks * cols * 8, 0xFF);
-            t.rfac = (float*)d.alloc((size_t)rows * 4, 0xFF);
-            t.cfac = (float*)d.alloc((size_t)cols * 4, 0xFF);
-        } else {
-            t.v = s.dv = (float*)d.upload(pack(DT::F32, s.v));
-        }
-        if (c.beta1 >= 0) t.exp_avg = s.dm = (float*)d.upload(pack(DT::F32, s.m));
-        t.p_part = (double*)d.alloc((size_t)segs * 8, 0xFF);
-        t.u_part = (double*)d.alloc((size_t)segs * 8, 0xFF);
-        t.scalars = (float*)d.alloc(16, 0xFF);
-        t.count = s.n;
-        t.offset = total;
-        t.rows = fac ? rows : 1;
-        t.cols = cols;
-        t.row_segs = row_segs;
-        t.col_chunks = col_chunks;
-        t.segs = segs;
-        t.param_dtype = code(s.s.pdt);
-        t.grad_dtype = code(s.s.gdt);
-        t.factored = fac ? 1 : 0;
-        table[k] = t;
-        total += s.n;
-        // the work lists (dev.rslora.backend.cuda.AdafactorKernels.statsWork / updateWork)
-        if (fac) {
-            for (int i = 0; i < rows; ++i)
-                for (int sg = 0; sg < row_segs; ++sg) stats.push_back({0, (int)k, i, sg});
-            for (int ch = 0; ch < col_chunks; ++ch)
-                for (int j0 = 0; j0 < cols; j0 += 32) stats.push_back({1, (int)k, ch, j0});
-        }
-        for (int sg = 0; sg < segs; ++sg) stats.push_back({2, (int)k, sg, 0});
-        for (int sg = 0; sg < segs; ++sg) update.push_back({3, (int)k, sg, 0});
+        init_state(s, c);
+        add_tensor(d, s, c, (int)k, total, table, stats, update);
     }
     if (grid_mode == 1) {
         std::shuffle(stats.begin(), stats.end(), gen);
         std::shuffle(update.begin(), update.end(), gen);
     }
-    auto up = [&](const void* data, size_t bytes) {
-        std::vector<unsigned char> b(bytes);
-        std::memcpy(b.data(), data, bytes);
-        return d.upload(b);
-    };
-    const RsAdafactorTensor* dtable = (const RsAdafactorTensor*)up(table.data(), table.size() * sizeof(RsAdafactorTensor));
-    const RsAdafactorWork* dstats = (const RsAdafactorWork*)up(stats.data(), stats.size() * sizeof(RsAdafactorWork));
-    const RsAdafactorWork* dupdate = (const RsAdafactorWork*)up(update.data(), update.size() * sizeof(RsAdafactorWork));
-    auto items_grid = [&](size_t items) { return grid_mode == 1 ? 1 : (int)std::min<size_t>((items + 7) / 8, 4096); };
-    const int apply_grid = grid_mode == 1 ? 2 : (int)std::min<long long>((total + 255) / 256, 65536);
+    const RsAdafactorTensor* dtable = (const RsAdafactorTensor*)upload_items(d, table);
+    const RsAdafactorWork* dstats = upload_items(d, stats);
+    const RsAdafactorWork* dupdate = upload_items(d, update);
     int bad = 0;
     double worst = 0;
     for (int t = 1; t <= steps && !bad; ++t) {
@@ -347,23 +385,8 @@ static int run_mix(const char* name, const std::vector<Spec>& specs, const Cfg& 
             std::vector<unsigned char> gb = pack(s.s.gdt, s.g);
             CUDA_CHECK(cudaMemcpy(s.dg, gb.data(), gb.size(), cudaMemcpyHostToDevice));
         }
+        launch_step(c, t, dtable, (int)slots.size(), total, dstats, stats.size(), dupdate, update.size(), grid_mode);
         const Step st = step_of(c, t);
-        RsAdafactorParams prm = {dtable, dstats, (int64_t)total, (int32_t)slots.size(), (int32_t)stats.size(), st.b2, st.omb2,
-                                 st.eps1, st.b1, st.omb1, st.first ? 1 : 0, c.scale ? 1 : 0, c.wd != 0 ? 1 : 0, st.rho, c.eps2,
-                                 c.clip, c.wd};
-        RS_LAUNCH(rslora_adafactor_stats_v1, items_grid(stats.size()), 256, prm);
-        RsAdafactorParams rest = prm;
-        rest.work = nullptr;
-        rest.num_work = 0;
-        RS_LAUNCH(rslora_adafactor_factors_v1, (int)slots.size(), 256, rest);
-        RsAdafactorParams upd = prm;
-        upd.work = dupdate;
-        upd.num_work = (int32_t)update.size();
-        RS_LAUNCH(rslora_adafactor_update_v1, items_grid(update.size()), 256, upd);
-        RS_LAUNCH(rslora_adafactor_clip_v1, (int)((slots.size() + 255) / 256), 256, rest);
-        RS_LAUNCH(rslora_adafactor_apply_v1, apply_grid, 256, rest);
-        CUDA_CHECK(cudaGetLastError());
-        CUDA_CHECK(cudaDeviceSynchronize());
         for (size_t k = 0; k < slots.size() && !bad; ++k) {
             Slot& s = slots[k];
             const size_t n = (size_t)s.n;
@@ -449,6 +472,92 @@ static int validate(bool quick) {
             }
     std::printf("%d passed, %d failed\n", runs - failures, failures);
     return failures ? 1 : 0;
+}
+
+// value(seed, i) of dev.rslora.testing.GoldenValues and make_adafactor_golden.py: an exact fp32 number in [-1, 1)
+static float golden_value(uint64_t seed, uint64_t i) {
+    uint64_t z = seed * 0x100000001B3ULL + i + 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z = z ^ (z >> 31);
+    const long long k = (long long)(z >> 40) - (1LL << 23);
+    return (float)k / (float)(1 << 23);
+}
+
+// FNV-1a 64 of bytes
+static uint64_t fnv(const std::vector<unsigned char>& b) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (unsigned char x : b) h = (h ^ x) * 0x100000001b3ULL;
+    return h;
+}
+
+// `adafactor dump`: a fixed case with generated inputs (GoldenValues) through the kernels; prints the
+// FNV-1a 64 of every result's little-endian bytes ("dump K WHAT HASH") for the Java test
+// CudaAdafactorEmulationTest, which computes the same with the CPU dev.rslora.train.Adafactor.
+// Case: relative_step + scale_parameter, beta1 0.9, weight decay 0.01, clip 0.5; tensors
+// 0 [8, 3000] f32, 1 [3000, 8] bf16 + master, 2 [33] f16 + master, 3 [257] f32 with bf16 grads,
+// 4 [5, 7] bf16 without master (bf16 grads), 5 [1, 1] f32; 4 steps; p = round(0.5·value(1000 + k, i)),
+// g_t = round(value(5000 + 100·k + t, i)·(t % 3 == 0 ? 2^-12 : 2^-2)).
+static int dump() {
+    const Cfg c = {"dump", -1, 1e-30, 1e-3, 0.5, -0.8, 0.9, 0.01, true, true, false};
+    const std::vector<Spec> specs = {{8, 3000, DT::F32, DT::F32, false}, {3000, 8, DT::BF16, DT::F32, true},
+                                     {33, 0, DT::F16, DT::F32, true},     {257, 0, DT::F32, DT::BF16, false},
+                                     {5, 7, DT::BF16, DT::BF16, false},   {1, 1, DT::F32, DT::F32, false}};
+    const int steps = 4;
+    Dev d;
+    std::vector<Slot> slots(specs.size());
+    std::vector<RsAdafactorTensor> table;
+    std::vector<RsAdafactorWork> stats, update;
+    long long total = 0;
+    for (size_t k = 0; k < specs.size(); ++k) {
+        Slot& s = slots[k];
+        s.s = specs[k];
+        s.n = s.s.cols > 0 ? (long long)s.s.rows * s.s.cols : s.s.rows;
+        s.p.resize((size_t)s.n);
+        for (size_t i = 0; i < s.p.size(); ++i) s.p[i] = round_to(s.s.pdt, 0.5f * golden_value(1000 + k, i));
+        if (s.s.master) s.master = s.p;
+        init_state(s, c);
+        add_tensor(d, s, c, (int)k, total, table, stats, update);
+    }
+    const RsAdafactorTensor* dtable = (const RsAdafactorTensor*)upload_items(d, table);
+    const RsAdafactorWork* dstats = upload_items(d, stats);
+    const RsAdafactorWork* dupdate = upload_items(d, update);
+    int bad = 0;
+    for (int t = 1; t <= steps; ++t) {
+        for (size_t k = 0; k < slots.size(); ++k) {
+            Slot& s = slots[k];
+            s.g.resize((size_t)s.n);
+            const float scale = t % 3 == 0 ? 0x1p-12f : 0x1p-2f;
+            for (size_t i = 0; i < s.g.size(); ++i) s.g[i] = round_to(s.s.gdt, golden_value(5000 + 100 * k + t, i) * scale);
+            std::vector<unsigned char> gb = pack(s.s.gdt, s.g);
+            CUDA_CHECK(cudaMemcpy(s.dg, gb.data(), gb.size(), cudaMemcpyHostToDevice));
+        }
+        launch_step(c, t, dtable, (int)slots.size(), total, dstats, stats.size(), dupdate, update.size(), 0);
+        const Step st = step_of(c, t);
+        for (Slot& s : slots) mirror_step(s, c, st);
+    }
+    for (size_t k = 0; k < slots.size(); ++k) {
+        Slot& s = slots[k];
+        const size_t n = (size_t)s.n;
+        auto out = [&](const char* what, const std::vector<unsigned char>& kernel, const std::vector<unsigned char>& mirror) {
+            std::printf("dump %zu %s %016llx\n", k, what, (unsigned long long)fnv(kernel));
+            if (kernel != mirror) {
+                std::printf("    MISMATCH tensor %zu %s: kernel and host mirror differ\n", k, what);
+                ++bad;
+            }
+        };
+        out("param", download(s.dp, n * dt_size(s.s.pdt)), pack(s.s.pdt, s.p));
+        if (s.s.master) out("master", download(s.dmaster, n * 4), pack(DT::F32, s.master));
+        if (s.s.cols > 0) {
+            out("exp_avg_sq_row", download(s.drow, s.row.size() * 4), pack(DT::F32, s.row));
+            out("exp_avg_sq_col", download(s.dcol, s.col.size() * 4), pack(DT::F32, s.col));
+        } else {
+            out("exp_avg_sq", download(s.dv, n * 4), pack(DT::F32, s.v));
+        }
+        out("exp_avg", download(s.dm, n * 4), pack(DT::F32, s.m));
+    }
+    std::printf("%d passed, %d failed\n", bad ? 0 : 1, bad ? 1 : 0);
+    return bad ? 1 : 0;
 }
 
 #if !defined(RS_EMULATE)

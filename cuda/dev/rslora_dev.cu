@@ -8,7 +8,7 @@
 //                                  × row groups vs the CPU reference (quick: a quarter of the combinations)
 //   rslora_dev bigindex [version]  n·d > 2^31 elements (64-bit index math): the last row tile and row group
 //   rslora_dev adamw [quick|bench]  the fused AdamW and the gradient norm vs host references (adamw_check.cuh)
-//   rslora_dev adafactor [quick|bench]  the fused Adafactor vs the CPU update's host mirror (adafactor_check.cuh)
+//   rslora_dev adafactor [quick|dump|bench]  the fused Adafactor vs the CPU update's host mirror (adafactor_check.cuh)
 //   rslora_dev seqlogprob [quick|bench] sequence log-probs and their backward vs double (seq_logprob_check.cuh)
 //   rslora_dev bench [version] [jsonl]  median time of each kernel at the PERFORMANCE.md reference shapes;
 //                                  with jsonl, also one JSON line per (kernel, r) in that file (bench/RESULTS.md
@@ -775,6 +775,7 @@ int main(int argc, char** argv) {
 #else
         if (mode == "bench") return af ? adafactor_dev::bench() : seqlp_dev::bench();
 #endif
+        if (af && mode == "dump") return adafactor_dev::dump();
         return af ? adafactor_dev::validate(mode == "quick") : seqlp_dev::validate(mode == "quick");
     }
     if (cmd == "adamw") {
