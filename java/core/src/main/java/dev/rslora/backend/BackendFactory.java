@@ -17,10 +17,12 @@ public interface BackendFactory {
 
     /** The outcome of a probe. */
     record Availability(boolean available, String detail) {
+        /** An available backend; {@code detail} says what it runs on. */
         public static Availability yes(String detail) {
             return new Availability(true, detail);
         }
 
+        /** An unavailable backend; {@code reason} says why, with what to change. */
         public static Availability no(String reason) {
             return new Availability(false, reason);
         }

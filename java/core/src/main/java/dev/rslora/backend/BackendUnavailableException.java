@@ -2,6 +2,7 @@ package dev.rslora.backend;
 
 /** A requested backend cannot run here; the message says why. */
 public final class BackendUnavailableException extends RuntimeException {
+    /** An exception whose message says which backend is unavailable and why. */
     public BackendUnavailableException(String message) {
         super(message);
     }

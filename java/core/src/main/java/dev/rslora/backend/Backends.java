@@ -29,7 +29,7 @@ public final class Backends {
 
     private static final System.Logger LOG = System.getLogger("dev.rslora.backend");
     private static final Map<String, Backend> CREATED = new ConcurrentHashMap<>();
-    private static volatile boolean autoLogged;
+    private static final java.util.concurrent.atomic.AtomicBoolean AUTO_LOGGED = new java.util.concurrent.atomic.AtomicBoolean();
 
     private Backends() {
     }
@@ -81,16 +81,33 @@ public final class Backends {
             BackendFactory.Availability a = safeProbe(f);
             if (a.available()) {
                 Backend b = CREATED.computeIfAbsent(f.name(), k -> f.create());
-                if (!autoLogged) {
-                    autoLogged = true;
-                    LOG.log(System.Logger.Level.INFO, "rslora backend: " + f.name()
-                            + (skipped.isEmpty() ? "" : " (skipped " + String.join("; ", skipped) + ")"));
+                if (AUTO_LOGGED.compareAndSet(false, true)) {
+                    LOG.log(autoLogLevel(f.name(), skipped), autoLogMessage(f.name(), skipped));
                 }
                 return b;
             }
             skipped.add(f.name() + ": " + a.detail());
         }
         throw new BackendUnavailableException("no backend available: " + String.join("; ", skipped));
+    }
+
+    /**
+     * The level of {@code auto}'s one log record: WARNING when it fell back to the scalar
+     * {@code reference} although the {@code cpu} backend exists (usually a missing
+     * {@code --add-modules jdk.incubator.vector}, which costs two orders of magnitude; the cpu
+     * probe's reason gives the flag and the measured cost), INFO otherwise.
+     */
+    static System.Logger.Level autoLogLevel(String chosen, List<String> skipped) {
+        boolean cpuSkipped = skipped.stream().anyMatch(s -> s.startsWith("cpu: "));
+        return chosen.equals("reference") && cpuSkipped ? System.Logger.Level.WARNING : System.Logger.Level.INFO;
+    }
+
+    static String autoLogMessage(String chosen, List<String> skipped) {
+        String why = skipped.isEmpty() ? "" : " (skipped " + String.join("; ", skipped) + ")";
+        if (autoLogLevel(chosen, skipped) == System.Logger.Level.WARNING) {
+            return "rslora backend: reference, the scalar oracle, because the Vector API backend is unavailable" + why;
+        }
+        return "rslora backend: " + chosen + why;
     }
 
     private static BackendFactory.Availability safeProbe(BackendFactory f) {

@@ -15,10 +15,12 @@ public interface FrozenWeight extends AutoCloseable {
     /** The host bias [d_out], or null. */
     Tensor bias();
 
+    /** d_out, the rows of W [d_out, d_in]. */
     default int dOut() {
         return (int) weight().dim(0);
     }
 
+    /** d_in, the columns of W [d_out, d_in]. */
     default int dIn() {
         return (int) weight().dim(1);
     }

@@ -6,6 +6,8 @@ package dev.rslora.backend;
  * not a parameter gradient: it is always assigned.
  */
 public enum GradMode {
+    /** dA, dB ← the gradients of this step (the default). */
     ASSIGN,
+    /** dA, dB += the gradients of this step (micro-batch accumulation). */
     ACCUMULATE
 }

@@ -23,6 +23,7 @@ import dev.rslora.dropout.DropoutMask;
 public record LoraParams(int n, int dIn, int dOut, int rank, double gamma, float dropout, long seed, long step,
                          int layer, boolean training, boolean adapterActive, GradMode gradMode) {
 
+    /** Checks the shapes, p and the grad mode (IllegalArgumentException naming the bad value). */
     public LoraParams {
         if (n < 1 || dIn < 1 || dOut < 1 || rank < 1) {
             throw new IllegalArgumentException("shapes must be >= 1: n=" + n + " dIn=" + dIn + " dOut=" + dOut + " rank=" + rank);

@@ -12,6 +12,7 @@ package dev.rslora.core;
  */
 public record LoraConfig(int rank, double alpha, Scaling scaling, double dropout, Init init, long seed) {
 
+    /** Checks every component (IllegalArgumentException naming the bad value). */
     public LoraConfig {
         if (rank < 1) {
             throw new IllegalArgumentException("rank must be >= 1, got rank=" + rank);
@@ -40,18 +41,22 @@ public record LoraConfig(int rank, double alpha, Scaling scaling, double dropout
         return scaling.gamma(alpha, rank);
     }
 
+    /** This config with scaling {@code s}. */
     public LoraConfig withScaling(Scaling s) {
         return new LoraConfig(rank, alpha, s, dropout, init, seed);
     }
 
+    /** This config with dropout probability {@code p}. */
     public LoraConfig withDropout(double p) {
         return new LoraConfig(rank, alpha, scaling, p, init, seed);
     }
 
+    /** This config with initialisation {@code i}. */
     public LoraConfig withInit(Init i) {
         return new LoraConfig(rank, alpha, scaling, dropout, i, seed);
     }
 
+    /** This config with seed {@code s} (initialisation and dropout stream). */
     public LoraConfig withSeed(long s) {
         return new LoraConfig(rank, alpha, scaling, dropout, init, s);
     }

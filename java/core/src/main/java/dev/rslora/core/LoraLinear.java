@@ -283,26 +283,32 @@ public final class LoraLinear implements AutoCloseable {
         }
     }
 
+    /** The hyper-parameters r, α, scaling, dropout, init and seed. */
     public LoraConfig config() {
         return config;
     }
 
+    /** γ = α/√r (rsLoRA) or α/r (LoRA). */
     public double gamma() {
         return config.gamma();
     }
 
+    /** d_in, the columns of W and A. */
     public int dIn() {
         return frozen.dIn();
     }
 
+    /** d_out, the rows of W and B. */
     public int dOut() {
         return frozen.dOut();
     }
 
+    /** The dropout layer id (part of the mask's counter). */
     public int layerId() {
         return layerId;
     }
 
+    /** The backend this layer runs on. */
     public Backend backend() {
         return backend;
     }
@@ -317,22 +323,27 @@ public final class LoraLinear implements AutoCloseable {
         return b;
     }
 
+    /** dA [r, d_in], written by {@link #backward}. */
     public Tensor gradA() {
         return gradA;
     }
 
+    /** dB [d_out, r], written by {@link #backward}. */
     public Tensor gradB() {
         return gradB;
     }
 
+    /** The frozen W [d_out, d_in] (borrowed). */
     public Tensor weight() {
         return frozen.weight();
     }
 
+    /** The frozen bias [d_out], or null. */
     public Tensor bias() {
         return frozen.bias();
     }
 
+    /** True in training mode (dropout applied), false in eval mode. */
     public boolean isTraining() {
         return training;
     }
@@ -342,6 +353,7 @@ public final class LoraLinear implements AutoCloseable {
         this.training = on;
     }
 
+    /** True while γ·B·A is merged into W ({@link #merge()}). */
     public boolean isMerged() {
         return merged;
     }
@@ -384,10 +396,12 @@ public final class LoraLinear implements AutoCloseable {
         void close();
     }
 
+    /** Whether backward assigns or accumulates dA and dB. */
     public GradMode gradMode() {
         return gradMode;
     }
 
+    /** Sets whether backward assigns (default) or accumulates dA and dB. */
     public void setGradMode(GradMode mode) {
         this.gradMode = java.util.Objects.requireNonNull(mode, "mode");
     }

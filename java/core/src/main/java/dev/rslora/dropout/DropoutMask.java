@@ -28,6 +28,7 @@ public final class DropoutMask {
     private final int step;
     private final int threshold;
 
+    /** The mask of one (seed, step, layer) with drop probability {@code p} in [0, 1). */
     public DropoutMask(long seed, long step, int layer, float p) {
         if (!(p >= 0f && p < 1f)) {
             throw new IllegalArgumentException("dropout p must be in [0, 1), got p=" + p);
@@ -46,6 +47,7 @@ public final class DropoutMask {
         return (int) Math.ceil((double) p * 0x1p24);
     }
 
+    /** The drop probability p. */
     public float p() {
         return p;
     }

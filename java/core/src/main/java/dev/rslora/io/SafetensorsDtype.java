@@ -13,20 +13,35 @@ import dev.rslora.tensor.DType;
  * unknown dtype and the file is refused.
  */
 public enum SafetensorsDtype {
+    /** Boolean, one byte. */
     BOOL(1, null),
+    /** Unsigned 8-bit integer. */
     U8(1, null),
+    /** Signed 8-bit integer. */
     I8(1, null),
+    /** 8-bit float, 5 exponent and 2 mantissa bits. */
     F8_E5M2(1, null),
+    /** 8-bit float, 4 exponent and 3 mantissa bits. */
     F8_E4M3(1, null),
+    /** Signed 16-bit integer. */
     I16(2, null),
+    /** Unsigned 16-bit integer. */
     U16(2, null),
+    /** IEEE half precision ({@link DType#F16}). */
     F16(2, DType.F16),
+    /** bfloat16 ({@link DType#BF16}). */
     BF16(2, DType.BF16),
+    /** Signed 32-bit integer. */
     I32(4, null),
+    /** Unsigned 32-bit integer. */
     U32(4, null),
+    /** IEEE single precision ({@link DType#F32}). */
     F32(4, DType.F32),
+    /** IEEE double precision. */
     F64(8, null),
+    /** Signed 64-bit integer. */
     I64(8, null),
+    /** Unsigned 64-bit integer. */
     U64(8, null);
 
     private final int byteSize;

@@ -9,6 +9,7 @@ import java.util.Objects;
  */
 public record SafetensorsEntry(String name, SafetensorsDtype dtype, long[] shape, long begin, long end) {
 
+    /** Checks the entry (IllegalArgumentException naming the bad value). */
     public SafetensorsEntry {
         Objects.requireNonNull(name, "name");
         Objects.requireNonNull(dtype, "dtype");
@@ -26,6 +27,7 @@ public record SafetensorsEntry(String name, SafetensorsDtype dtype, long[] shape
         return shape.clone();
     }
 
+    /** The number of dimensions. */
     public int rank() {
         return shape.length;
     }

@@ -61,8 +61,11 @@ public final class SafetensorsException extends IOException {
         BAD_METADATA
     }
 
+    /** @serial the rule the file broke */
     private final Rule rule;
+    /** @serial the byte offset in the file where it broke the rule */
     private final long offset;
+    /** @serial the file's name */
     private final String file;
 
     SafetensorsException(Rule rule, String file, long offset, String detail) {

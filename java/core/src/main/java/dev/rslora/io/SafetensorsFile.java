@@ -181,6 +181,7 @@ public final class SafetensorsFile {
         return metadata;
     }
 
+    /** True when the file holds a tensor called {@code name}. */
     public boolean contains(String name) {
         return byName.containsKey(name);
     }

@@ -68,6 +68,7 @@ public final class SafetensorsWriter {
             this(name, dtype, shape, Objects.requireNonNull(data, "data"), null);
         }
 
+        /** Checks the item (IllegalArgumentException naming the bad value). */
         public Item {
             Objects.requireNonNull(name, "name");
             Objects.requireNonNull(dtype, "dtype");

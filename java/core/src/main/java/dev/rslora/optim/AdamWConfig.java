@@ -14,6 +14,7 @@ package dev.rslora.optim;
  */
 public record AdamWConfig(double lr, double beta1, double beta2, double eps, double weightDecay) {
 
+    /** Checks every hyper-parameter (IllegalArgumentException naming the bad value). */
     public AdamWConfig {
         if (!(lr >= 0) || Double.isInfinite(lr)) {
             throw new IllegalArgumentException("lr must be finite and >= 0, got lr=" + lr);
@@ -37,18 +38,22 @@ public record AdamWConfig(double lr, double beta1, double beta2, double eps, dou
         return new AdamWConfig(1e-3, 0.9, 0.999, 1e-8, 0.01);
     }
 
+    /** This config with learning rate {@code newLr}. */
     public AdamWConfig withLr(double newLr) {
         return new AdamWConfig(newLr, beta1, beta2, eps, weightDecay);
     }
 
+    /** This config with decoupled weight decay {@code wd}. */
     public AdamWConfig withWeightDecay(double wd) {
         return new AdamWConfig(lr, beta1, beta2, eps, wd);
     }
 
+    /** This config with eps {@code newEps}. */
     public AdamWConfig withEps(double newEps) {
         return new AdamWConfig(lr, beta1, beta2, newEps, weightDecay);
     }
 
+    /** This config with β1 = {@code b1}, β2 = {@code b2}. */
     public AdamWConfig withBetas(double b1, double b2) {
         return new AdamWConfig(lr, b1, b2, eps, weightDecay);
     }

@@ -16,6 +16,7 @@ import java.util.Objects;
  */
 public record AdamWState(long step, AdamWConfig config, List<Entry> entries) {
 
+    /** Checks the step and copies the entries. */
     public AdamWState {
         if (step < 0) {
             throw new IllegalArgumentException("step must be >= 0, got step=" + step);
@@ -34,6 +35,7 @@ public record AdamWState(long step, AdamWConfig config, List<Entry> entries) {
      * @param master fp32 master weights, or null when the parameter has none
      */
     public record Entry(String name, long[] shape, float[] m, float[] v, float[] master) {
+        /** Checks the entry (IllegalArgumentException naming the parameter). */
         public Entry {
             Objects.requireNonNull(name, "name");
             shape = shape.clone();
@@ -57,6 +59,7 @@ public record AdamWState(long step, AdamWConfig config, List<Entry> entries) {
             return shape.clone();
         }
 
+        /** The parameter's element count. */
         public long numel() {
             return m.length;
         }

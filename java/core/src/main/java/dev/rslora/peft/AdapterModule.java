@@ -16,6 +16,7 @@ import java.util.Objects;
  */
 public record AdapterModule(String path, LoraConfig config, Tensor loraA, Tensor loraB) {
 
+    /** Checks that A is [r, d_in] and B is [d_out, r] with the config's r. */
     public AdapterModule {
         Objects.requireNonNull(path, "path");
         Objects.requireNonNull(config, "config");
@@ -30,14 +31,17 @@ public record AdapterModule(String path, LoraConfig config, Tensor loraA, Tensor
         return config.gamma();
     }
 
+    /** The rank r. */
     public int rank() {
         return config.rank();
     }
 
+    /** d_in, the columns of A. */
     public long dIn() {
         return loraA.dim(1);
     }
 
+    /** d_out, the rows of B. */
     public long dOut() {
         return loraB.dim(0);
     }

@@ -42,7 +42,9 @@ import java.util.SplittableRandom;
 public final class AdapterSet {
     /** The key prefix PEFT writes (the adapter name is not part of the key). */
     public static final String PREFIX = "base_model.model.";
+    /** The config file's name in an adapter folder. */
     public static final String CONFIG_FILE = "adapter_config.json";
+    /** The weights file's name in an adapter folder. */
     public static final String WEIGHTS_FILE = "adapter_model.safetensors";
     private static final String A_SUFFIX = ".lora_A.weight";
     private static final String B_SUFFIX = ".lora_B.weight";
@@ -111,23 +113,45 @@ public final class AdapterSet {
 
     /**
      * The adapters of trained layers, to save them: module path → layer (its live A and B, its
-     * r, α and scaling, which must agree with {@code config} for that path, as a reader will
-     * recompute them from the config).
+     * r, α, scaling and dropout, which must agree with {@code config} for that path, as a reader
+     * will recompute them from the config).
+     *
+     * @throws IllegalArgumentException naming the module when the config does not target a path
+     *         (by the rules {@link #load} applies, {@link PeftConfig#admits}) or gives it another r,
+     *         α, scaling or lora_dropout than its layer has: such an adapter could be saved but
+     *         not loaded, or would load as a different adapter
      */
     public static AdapterSet of(PeftConfig config, Map<String, LoraLinear> layers) {
         Map<String, AdapterModule> mods = new LinkedHashMap<>();
         for (Map.Entry<String, LoraLinear> e : layers.entrySet()) {
             String path = e.getKey();
-            LoraConfig lc = e.getValue().config();
-            if (lc.rank() != config.rankOf(path) || Double.compare(lc.alpha(), config.alphaOf(path)) != 0
-                    || lc.scaling() != config.scaling()) {
-                throw new IllegalArgumentException("layer " + path + " has r=" + lc.rank() + " alpha=" + lc.alpha() + " "
-                        + lc.scaling() + " but the config gives r=" + config.rankOf(path) + " alpha=" + config.alphaOf(path)
-                        + " " + config.scaling() + " for it");
-            }
-            mods.put(path, new AdapterModule(path, lc, e.getValue().loraA(), e.getValue().loraB()));
+            requireAgreement(config, path, e.getValue().config());
+            mods.put(path, new AdapterModule(path, e.getValue().config(), e.getValue().loraA(), e.getValue().loraB()));
         }
         return new AdapterSet(config, mods, Map.of());
+    }
+
+    /**
+     * Refuses module {@code path} with hyper-parameters {@code lc} when a reader of {@code config}
+     * would refuse it or rebuild it differently: not admitted by target_modules, or another r, α,
+     * scaling or dropout than the config gives the path.
+     */
+    private static void requireAgreement(PeftConfig config, String path, LoraConfig lc) {
+        if (!config.admits(path)) {
+            throw new IllegalArgumentException("module " + path + " is not targeted by target_modules " + config.targetModules()
+                    + (config.excludeModules() == null ? "" : " (exclude_modules " + config.excludeModules() + ")")
+                    + ": the saved adapter could not be loaded; add the module to target_modules");
+        }
+        if (lc.rank() != config.rankOf(path) || Double.compare(lc.alpha(), config.alphaOf(path)) != 0
+                || lc.scaling() != config.scaling()) {
+            throw new IllegalArgumentException("layer " + path + " has r=" + lc.rank() + " alpha=" + lc.alpha() + " "
+                    + lc.scaling() + " but the config gives r=" + config.rankOf(path) + " alpha=" + config.alphaOf(path)
+                    + " " + config.scaling() + " for it");
+        }
+        if (Double.compare(lc.dropout(), config.loraDropout()) != 0) {
+            throw new IllegalArgumentException("layer " + path + " has dropout " + lc.dropout() + " but the config gives lora_dropout="
+                    + config.loraDropout() + ": use config.withDropout(" + lc.dropout() + ") so the file records the real value");
+        }
     }
 
     /** This set with {@code extras} (base tensor name → replacement) added. */
@@ -211,7 +235,7 @@ public final class AdapterSet {
             throw new PeftFormatException(src + ": module " + path + ": lora_A " + a.shapeString() + " has rank " + a.dim(0)
                     + " but adapter_config.json gives it " + why);
         }
-        if (config.targetModules() != null && !config.targetModules().isAllLinear() && !config.targets(path)) {
+        if (!config.admits(path)) {
             throw new PeftFormatException(src + ": module " + path + " has adapter weights but adapter_config.json does not target it"
                     + " (target_modules " + config.targetModules() + ")");
         }
@@ -244,11 +268,31 @@ public final class AdapterSet {
      * BF16/F16 on request), metadata {@code {"format":"pt"}}, and the config. Both files are
      * written to a temporary folder first; a missing {@code dir} appears complete in one rename,
      * an existing folder gets each file replaced atomically.
+     *
+     * <p>Nothing is written for a set that {@link #load} would refuse or read back differently
+     * (IllegalArgumentException naming the module or tensor): every module must be admitted by
+     * the config's target_modules and have the r, α, scaling and lora_dropout the config gives
+     * its path; an extra tensor must not be named like a LoRA tensor.
      */
     public void save(Path dir, DType dtype) throws IOException {
+        validateForSave();
         try (StagedOutput out = StagedOutput.folder(dir, true)) {
             writeFiles(out.dir(), dtype);
             out.commit();
+        }
+    }
+
+    /** The checks of {@link #save}: what this set writes, {@link #load} reads back as the same set. */
+    void validateForSave() {
+        for (AdapterModule m : modules.values()) {
+            requireAgreement(config, m.path(), m.config());
+        }
+        for (String name : extras.keySet()) {
+            if (name.endsWith(A_SUFFIX) || name.endsWith(B_SUFFIX) || name.endsWith(B_BIAS_SUFFIX)
+                    || name.matches(".*(^|\\.)lora_[^.]*(\\..*)?$")) {
+                throw new IllegalArgumentException("extra tensor " + name + " is named like a LoRA tensor: a reader would take it "
+                        + "for an adapter factor or refuse it");
+            }
         }
     }
 
@@ -286,6 +330,7 @@ public final class AdapterSet {
         return LoraLinear.withAdapter(weight, bias, m.loraA(), m.loraB(), config.loraConfig(path, config.init(), seed), backend, layerId);
     }
 
+    /** The config every module's r, α and γ come from. */
     public PeftConfig config() {
         return config;
     }

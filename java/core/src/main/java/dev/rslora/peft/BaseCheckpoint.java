@@ -173,6 +173,7 @@ public final class BaseCheckpoint {
         return new ArrayList<>(byTensor.keySet());
     }
 
+    /** True when the checkpoint holds a tensor called {@code name}. */
     public boolean contains(String name) {
         return byTensor.containsKey(name);
     }
@@ -186,6 +187,7 @@ public final class BaseCheckpoint {
         return s;
     }
 
+    /** The header entry of tensor {@code name} (IllegalArgumentException when absent). */
     public SafetensorsEntry entry(String name) {
         return shardOf(name).file().entry(name);
     }

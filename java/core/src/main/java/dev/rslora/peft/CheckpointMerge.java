@@ -36,12 +36,13 @@ import java.util.stream.Stream;
  * Everything is checked before anything is written (missing base tensors, shape mismatches
  * named with the module and both shapes, dtypes). The output is written under a temporary name
  * and renamed into place only when complete ({@link StagedOutput}); on an error or after
- * {@link #cancel()} nothing of it remains.
+ * {@link #cancel(long)} nothing of it remains.
  */
 public final class CheckpointMerge {
     /** Bytes written so far, reported from the writing thread after each chunk. */
     @FunctionalInterface
     public interface Progress {
+        /** Called with the bytes written since the last call. */
         void advance(long bytes);
     }
 

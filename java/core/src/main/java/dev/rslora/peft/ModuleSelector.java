@@ -53,6 +53,7 @@ public final class ModuleSelector {
         }
     }
 
+    /** True for the one-regex form, false for a list of names. */
     public boolean isRegex() {
         return regex != null;
     }
@@ -67,6 +68,7 @@ public final class ModuleSelector {
         return regex;
     }
 
+    /** True for PEFT's "all-linear" shorthand. */
     public boolean isAllLinear() {
         return regex != null && regex.equalsIgnoreCase(ALL_LINEAR);
     }

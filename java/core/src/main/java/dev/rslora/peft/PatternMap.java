@@ -31,6 +31,7 @@ public final class PatternMap<V> {
 
     private static final PatternMap<Object> EMPTY = new PatternMap<>(Map.of(), Map.of());
 
+    /** The map without patterns. */
     @SuppressWarnings("unchecked")
     public static <V> PatternMap<V> empty() {
         return (PatternMap<V>) EMPTY;
@@ -78,6 +79,7 @@ public final class PatternMap<V> {
         return entries;
     }
 
+    /** True when there are no patterns. */
     public boolean isEmpty() {
         return entries.isEmpty();
     }

@@ -4,7 +4,9 @@ import dev.rslora.core.Init;
 import dev.rslora.core.LoraConfig;
 import dev.rslora.core.Scaling;
 
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.regex.Matcher;
@@ -50,6 +52,7 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
     /** init_lora_weights strings that only initialise A and B (the base weights are untouched). */
     public static final Set<String> PLAIN_INITS = Set.of("gaussian", "eva", "orthogonal");
 
+    /** Checks the values (IllegalArgumentException naming the field) and fills PEFT's defaults for nulls. */
     public PeftConfig {
         if (r < 1) {
             throw new IllegalArgumentException("r must be an integer >= 1, got r=" + r);
@@ -98,26 +101,154 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
                 null, null, null);
     }
 
+    /**
+     * A builder with PEFT's {@code LoraConfig} defaults (r 8, lora_alpha 8, use_rslora false,
+     * lora_dropout 0, init_lora_weights true, bias "none"), as a PEFT user writes
+     * {@code LoraConfig(target_modules=[...], r=16, lora_alpha=32, use_rslora=True, ...)}.
+     */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** Builds a {@link PeftConfig} field by field; {@link #build()} checks the values (IllegalArgumentException naming the field). */
+    public static final class Builder {
+        private int r = 8;
+        private double loraAlpha = 8;
+        private boolean useRslora;
+        private double loraDropout;
+        private ModuleSelector targetModules;
+        private ModuleSelector excludeModules;
+        private Map<String, Integer> rankPattern = new LinkedHashMap<>();
+        private Map<String, Double> alphaPattern = new LinkedHashMap<>();
+        private Object initLoraWeights = Boolean.TRUE;
+        private String bias = "none";
+        private List<String> modulesToSave;
+        private String taskType;
+        private String baseModelNameOrPath;
+
+        private Builder() {
+        }
+
+        /** target_modules as a list: a module matches a name exactly or as a suffix at a dot ({@link ModuleSelector#names}). */
+        public Builder targetModules(String... names) {
+            this.targetModules = ModuleSelector.names(List.of(names));
+            return this;
+        }
+
+        /** target_modules as one regex over the whole module path ({@link ModuleSelector#regex}). */
+        public Builder targetModulesRegex(String regex) {
+            this.targetModules = ModuleSelector.regex(regex);
+            return this;
+        }
+
+        /** exclude_modules as a list of names. */
+        public Builder excludeModules(String... names) {
+            this.excludeModules = ModuleSelector.names(List.of(names));
+            return this;
+        }
+
+        /** The default rank r (≥ 1). */
+        public Builder r(int rank) {
+            this.r = rank;
+            return this;
+        }
+
+        /** The default α. */
+        public Builder loraAlpha(double alpha) {
+            this.loraAlpha = alpha;
+            return this;
+        }
+
+        /** γ = α/√r when true (rsLoRA), α/r when false. */
+        public Builder useRslora(boolean on) {
+            this.useRslora = on;
+            return this;
+        }
+
+        /** Dropout probability on the adapter input, in [0, 1). */
+        public Builder loraDropout(double p) {
+            this.loraDropout = p;
+            return this;
+        }
+
+        /** Per-module ranks: regex key → r, first matching key in insertion order ({@link PatternMap}). */
+        public Builder rankPattern(Map<String, Integer> ranks) {
+            this.rankPattern = new LinkedHashMap<>(ranks);
+            return this;
+        }
+
+        /** Per-module alphas: regex key → α, first matching key in insertion order. */
+        public Builder alphaPattern(Map<String, Double> alphas) {
+            this.alphaPattern = new LinkedHashMap<>(alphas);
+            return this;
+        }
+
+        /** init_lora_weights: true (uniform A), or "gaussian". */
+        public Builder initLoraWeights(Object init) {
+            this.initLoraWeights = init;
+            return this;
+        }
+
+        /** "none", "all" or "lora_only". */
+        public Builder bias(String b) {
+            this.bias = b;
+            return this;
+        }
+
+        /** modules_to_save (saved whole next to the adapter by {@link AdapterSet}). */
+        public Builder modulesToSave(String... names) {
+            this.modulesToSave = List.of(names);
+            return this;
+        }
+
+        /** task_type, e.g. "CAUSAL_LM". */
+        public Builder taskType(String type) {
+            this.taskType = type;
+            return this;
+        }
+
+        /** base_model_name_or_path, recorded in the file. */
+        public Builder baseModel(String nameOrPath) {
+            this.baseModelNameOrPath = nameOrPath;
+            return this;
+        }
+
+        /** The config; IllegalArgumentException naming the field when a value is out of range. */
+        public PeftConfig build() {
+            if (targetModules == null) {
+                throw new IllegalArgumentException("target_modules is not set: name the modules to adapt, e.g. targetModules(\"q_proj\", \"v_proj\")");
+            }
+            return new PeftConfig(r, loraAlpha, useRslora, loraDropout, targetModules, excludeModules, null, null,
+                    PatternMap.of(rankPattern), PatternMap.of(alphaPattern), bias, false, initLoraWeights, modulesToSave, taskType,
+                    baseModelNameOrPath);
+        }
+    }
+
+    /** This config with rank_pattern {@code ranks} and alpha_pattern {@code alphas}. */
     public PeftConfig withPatterns(PatternMap<Integer> ranks, PatternMap<Double> alphas) {
         return new PeftConfig(r, loraAlpha, useRslora, loraDropout, targetModules, excludeModules, layersToTransform,
                 layersPattern, ranks, alphas, bias, fanInFanOut, initLoraWeights, modulesToSave, taskType, baseModelNameOrPath);
     }
 
+    /** This config with base_model_name_or_path {@code nameOrPath}. */
     public PeftConfig withBaseModel(String nameOrPath) {
         return new PeftConfig(r, loraAlpha, useRslora, loraDropout, targetModules, excludeModules, layersToTransform,
                 layersPattern, rankPattern, alphaPattern, bias, fanInFanOut, initLoraWeights, modulesToSave, taskType, nameOrPath);
     }
 
+    /** This config with fan_in_fan_out {@code on}. */
     public PeftConfig withFanInFanOut(boolean on) {
         return new PeftConfig(r, loraAlpha, useRslora, loraDropout, targetModules, excludeModules, layersToTransform,
                 layersPattern, rankPattern, alphaPattern, bias, on, initLoraWeights, modulesToSave, taskType, baseModelNameOrPath);
     }
 
+    /** This config with use_rslora {@code on}. */
     public PeftConfig withUseRslora(boolean on) {
         return new PeftConfig(r, loraAlpha, on, loraDropout, targetModules, excludeModules, layersToTransform,
                 layersPattern, rankPattern, alphaPattern, bias, fanInFanOut, initLoraWeights, modulesToSave, taskType, baseModelNameOrPath);
     }
 
+    /** This config with lora_dropout {@code p}. */
     public PeftConfig withDropout(double p) {
         return new PeftConfig(r, loraAlpha, useRslora, p, targetModules, excludeModules, layersToTransform,
                 layersPattern, rankPattern, alphaPattern, bias, fanInFanOut, initLoraWeights, modulesToSave, taskType, baseModelNameOrPath);
@@ -178,6 +309,15 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
         }
         Integer layer = layerIndex(path);
         return layer != null && layersToTransform.contains(layer);
+    }
+
+    /**
+     * Whether an adapter on module {@code path} is accepted with this config, by
+     * {@link AdapterSet#load} and so at save time too: {@link #targets} it, or target_modules is
+     * null or "all-linear" (which only the model can resolve, so any module is accepted).
+     */
+    public boolean admits(String path) {
+        return targetModules == null || targetModules.isAllLinear() || targets(path);
     }
 
     /** The layer index PEFT reads from a path: {@code .*\.<pattern>\.(\d+)\.} (any list name when layers_pattern is empty). */

@@ -11,6 +11,7 @@ import java.io.IOException;
 public final class PeftFormatException extends IOException {
     private static final long serialVersionUID = 1L;
 
+    /** An exception whose message names the file, the field and what is wrong. */
     public PeftFormatException(String message) {
         super(message);
     }

@@ -13,6 +13,7 @@ public final class Bf16 {
     private Bf16() {
     }
 
+    /** {@code f} rounded to bfloat16 bits, to nearest even (NaN to the canonical NaN), as CUDA's {@code __float2bfloat16_rn}. */
     public static short fromFloat(float f) {
         int x = Float.floatToRawIntBits(f);
         if ((x & 0x7FFF_FFFF) > 0x7F80_0000) {
@@ -24,6 +25,7 @@ public final class Bf16 {
         return (short) ((x + 0x7FFF + lsb) >>> 16);
     }
 
+    /** The float of bfloat16 bits {@code h} (exact). */
     public static float toFloat(short h) {
         return Float.intBitsToFloat((h & 0xFFFF) << 16);
     }

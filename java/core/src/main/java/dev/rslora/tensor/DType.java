@@ -10,12 +10,16 @@ import java.nio.ByteOrder;
  * {@code __float2bfloat16_rn} / {@code __float2half_rn} (see {@link Fp16} and {@link Bf16}).
  */
 public enum DType {
+    /** IEEE single precision, 4 bytes. */
     F32("F32", 4),
+    /** bfloat16, 2 bytes. */
     BF16("BF16", 2),
+    /** IEEE half precision, 2 bytes. */
     F16("F16", 2);
 
     /** Unaligned little-endian layouts: safetensors data offsets need not be aligned. */
     public static final ValueLayout.OfFloat LE_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /** A little-endian unaligned 16-bit layout (BF16 and F16 storage). */
     public static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final String safetensorsName;

@@ -6,11 +6,13 @@ package dev.rslora.tensor;
  * ±infinity, and every NaN becomes the canonical NaN 0x7FFF as CUDA produces.
  */
 public final class Fp16 {
+    /** The canonical NaN CUDA produces for any NaN input. */
     public static final short CANONICAL_NAN = 0x7FFF;
 
     private Fp16() {
     }
 
+    /** {@code f} rounded to half-precision bits, to nearest even (NaN to the canonical NaN), as CUDA's {@code __float2half_rn}. */
     public static short fromFloat(float f) {
         if (Float.isNaN(f)) {
             return CANONICAL_NAN;
@@ -18,6 +20,7 @@ public final class Fp16 {
         return Float.floatToFloat16(f); // IEEE round-to-nearest-even, as cvt.rn.f16.f32
     }
 
+    /** The float of half-precision bits {@code h} (exact). */
     public static float toFloat(short h) {
         return Float.float16ToFloat(h);
     }

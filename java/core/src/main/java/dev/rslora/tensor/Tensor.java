@@ -53,6 +53,32 @@ public final class Tensor {
         return t;
     }
 
+    /**
+     * A 2-D tensor [rows.length, rows[0].length] of {@code dtype} in {@code arena} holding
+     * {@code rows} (rounded to nearest even for BF16/F16): for callers whose data lives in heap
+     * arrays. Every row must have the same length ≥ 1.
+     */
+    public static Tensor fromMatrix(Arena arena, DType dtype, float[][] rows) {
+        long[] shape = matrixShape("rows", rows);
+        Tensor t = allocate(arena, dtype, shape);
+        t.copyFrom(rows);
+        return t;
+    }
+
+    /** The shape [rows, cols] of a rectangular {@code float[][]}; IllegalArgumentException naming the ragged row. */
+    private static long[] matrixShape(String what, float[][] rows) {
+        if (rows == null || rows.length == 0 || rows[0] == null || rows[0].length == 0) {
+            throw new IllegalArgumentException(what + " must be a non-empty float[rows][cols]");
+        }
+        for (int i = 1; i < rows.length; i++) {
+            if (rows[i] == null || rows[i].length != rows[0].length) {
+                throw new IllegalArgumentException(what + " is ragged: row " + i + " has " + (rows[i] == null ? "null" : rows[i].length + " values")
+                        + " but row 0 has " + rows[0].length);
+            }
+        }
+        return new long[] {rows.length, rows[0].length};
+    }
+
     private static long numel(long[] shape) {
         long n = 1;
         for (int i = 0; i < shape.length; i++) {
@@ -64,6 +90,7 @@ public final class Tensor {
         return n;
     }
 
+    /** The element type. */
     public DType dtype() {
         return dtype;
     }
@@ -73,18 +100,22 @@ public final class Tensor {
         return shape.clone();
     }
 
+    /** The number of dimensions. */
     public int rank() {
         return shape.length;
     }
 
+    /** The size of dimension {@code axis}. */
     public long dim(int axis) {
         return shape[axis];
     }
 
+    /** The number of elements. */
     public long numel() {
         return numel;
     }
 
+    /** The memory this tensor views (row-major, little-endian). */
     public MemorySegment segment() {
         return data;
     }
@@ -104,6 +135,7 @@ public final class Tensor {
         dtype.store(data, i, v);
     }
 
+    /** Stores {@code v} at (row, col) of a 2-D tensor, rounded to this dtype. */
     public void set(long row, long col, float v) {
         dtype.store(data, row * shape[1] + col, v);
     }
@@ -129,6 +161,61 @@ public final class Tensor {
         }
     }
 
+    /**
+     * Copies {@code values} (row-major, fp32) into this tensor, rounded to its dtype; the length
+     * must equal {@link #numel()}.
+     */
+    public void copyFrom(float[] values) {
+        if (values.length != numel) {
+            throw new IllegalArgumentException(values.length + " values for tensor " + shapeString() + " of " + numel + " elements");
+        }
+        if (dtype == DType.F32) {
+            MemorySegment.copy(values, 0, data, DType.LE_FLOAT, 0, values.length);
+            return;
+        }
+        for (int i = 0; i < values.length; i++) {
+            set(i, values[i]);
+        }
+    }
+
+    /** Copies the rows of {@code rows} into this 2-D tensor of the same shape, rounded to its dtype. */
+    public void copyFrom(float[][] rows) {
+        long[] shape2 = matrixShape("rows", rows);
+        if (rank() != 2 || !sameShape(shape2)) {
+            throw new IllegalArgumentException("float[" + shape2[0] + "][" + shape2[1] + "] does not fit tensor " + shapeString());
+        }
+        int cols = rows[0].length;
+        for (int r = 0; r < rows.length; r++) {
+            if (dtype == DType.F32) {
+                MemorySegment.copy(rows[r], 0, data, DType.LE_FLOAT, (long) r * cols * 4, cols);
+            } else {
+                for (int c = 0; c < cols; c++) {
+                    set((long) r * cols + c, rows[r][c]);
+                }
+            }
+        }
+    }
+
+    /** A 2-D tensor's values as fp32 rows {@code float[dim(0)][dim(1)]}: for heap-array callers and small tensors. */
+    public float[][] toMatrix() {
+        if (rank() != 2 || shape[0] > Integer.MAX_VALUE - 8 || shape[1] > Integer.MAX_VALUE - 8) {
+            throw new IllegalStateException("toMatrix needs a 2-D tensor with fewer than 2^31 rows and columns, got " + shapeString());
+        }
+        int rows = (int) shape[0];
+        int cols = (int) shape[1];
+        float[][] out = new float[rows][cols];
+        for (int r = 0; r < rows; r++) {
+            if (dtype == DType.F32) {
+                MemorySegment.copy(data, DType.LE_FLOAT, (long) r * cols * 4, out[r], 0, cols);
+            } else {
+                for (int c = 0; c < cols; c++) {
+                    out[r][c] = get((long) r * cols + c);
+                }
+            }
+        }
+        return out;
+    }
+
     /** A new tensor in {@code arena} holding these values converted to {@code target}. */
     public Tensor to(Arena arena, DType target) {
         Tensor t = allocate(arena, target, shape);
@@ -142,6 +229,10 @@ public final class Tensor {
             throw new IllegalStateException("tensor " + shapeString() + " too large for a float[]");
         }
         float[] out = new float[(int) numel];
+        if (dtype == DType.F32) {
+            MemorySegment.copy(data, DType.LE_FLOAT, 0, out, 0, out.length);
+            return out;
+        }
         for (int i = 0; i < out.length; i++) {
             out[i] = get(i);
         }

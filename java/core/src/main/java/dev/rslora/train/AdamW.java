@@ -222,6 +222,7 @@ public final class AdamW implements Optimizer {
         return step;
     }
 
+    /** The current hyper-parameters. */
     public AdamWConfig config() {
         return config;
     }

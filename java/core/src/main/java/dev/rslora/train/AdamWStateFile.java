@@ -43,7 +43,9 @@ import static dev.rslora.train.StateFiles.parseLong;
  * tensor, and a checksum mismatch, naming the file and the tensor or key.
  */
 public final class AdamWStateFile {
+    /** The {@code format} metadata value of an AdamW state file. */
     public static final String FORMAT = "rslora.adamw";
+    /** The {@code version} metadata value this code writes and reads. */
     public static final String VERSION = "1";
     private static final String M = ".exp_avg";
     private static final String V = ".exp_avg_sq";

@@ -17,6 +17,7 @@ import java.util.Objects;
  */
 public record Parameter(String name, Tensor value, Tensor grad) {
 
+    /** Checks the name and that value and grad have one shape. */
     public Parameter {
         if (name == null || name.isBlank()) {
             throw new IllegalArgumentException("parameter name must not be blank, got '" + name + "'");

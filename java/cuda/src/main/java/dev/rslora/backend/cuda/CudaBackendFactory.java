@@ -9,7 +9,10 @@ import dev.rslora.backend.BackendUnavailableException;
  * by {@code Backends} through {@link java.util.ServiceLoader}. Loading this class loads no native code; {@link #probe()} checks, in
  * this order, and reports the first failure precisely:
  * <ol>
- *   <li>the NVIDIA driver library loads ({@code java.lang.foreign}, no CUDA call);</li>
+ *   <li>JCuda publishes natives for this platform and they are on the class path
+ *       ({@link JCudaNatives}: "no CUDA natives for macOS-aarch64");</li>
+ *   <li>the NVIDIA driver library loads ({@code java.lang.foreign}, no CUDA call; a denied native
+ *       access is named with the flag to add);</li>
  *   <li>the kernels were built into this jar (else: "kernels not built: nvcc absent at build time");</li>
  *   <li>JCuda's native library loads;</li>
  *   <li>cuInit succeeds and the device exists ({@code -Drslora.cuda.device}, default 0);</li>
@@ -36,6 +39,11 @@ public final class CudaBackendFactory implements BackendFactory {
 
     @Override
     public Availability probe() {
+        String noNatives = JCudaNatives.missingReason(System.getProperty("os.name", ""), System.getProperty("os.arch", ""),
+                CudaBackendFactory.class.getClassLoader());
+        if (noNatives != null) {
+            return Availability.no(noNatives);
+        }
         KernelImage.Status kernels = KernelImage.load();
         String noDriver = DriverLibrary.missingReason();
         if (noDriver != null) {

@@ -23,7 +23,10 @@ final class DeviceProbe {
     static Availability probe(int ordinal, String kernelDetail) {
         try {
             JCudaDriver.setExceptionsEnabled(true);
-        } catch (LinkageError e) {
+        } catch (LinkageError | IllegalCallerException e) {
+            if (NativeAccess.deniedCause(e) != null) {
+                return Availability.no(NativeAccess.denied(JCudaDriver.class.getModule(), "JCuda loads its JNI library"));
+            }
             return Availability.no("JCuda native library failed to load: " + e);
         }
         try {

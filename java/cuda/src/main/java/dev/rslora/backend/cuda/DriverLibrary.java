@@ -16,13 +16,15 @@ final class DriverLibrary {
         return System.getProperty("os.name", "").startsWith("Windows") ? "nvcuda.dll" : "libcuda.so.1";
     }
 
-    /** Null when the library loads, else the reason it does not. */
+    /** Null when the library loads, else the reason it does not (a missing driver, or a denied native access). */
     static String missingReason() {
         String lib = libraryName();
         try (Arena arena = Arena.ofConfined()) {
             SymbolLookup.libraryLookup(lib, arena);
             return null;
-        } catch (IllegalArgumentException | IllegalCallerException e) {
+        } catch (IllegalCallerException e) {
+            return NativeAccess.denied(DriverLibrary.class.getModule(), "loading " + lib + " through java.lang.foreign");
+        } catch (IllegalArgumentException e) {
             return "no NVIDIA driver: " + lib + " cannot be loaded";
         }
     }

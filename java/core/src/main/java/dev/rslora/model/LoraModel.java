@@ -1,0 +1,432 @@
+package dev.rslora.model;
+
+import dev.rslora.backend.Backend;
+import dev.rslora.core.LoraConfig;
+import dev.rslora.core.LoraLinear;
+import dev.rslora.peft.AdapterModule;
+import dev.rslora.peft.AdapterSet;
+import dev.rslora.peft.BaseCheckpoint;
+import dev.rslora.peft.PeftConfig;
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+import dev.rslora.train.Parameter;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+
+/**
+ * A LoRA adapter over a whole model, as PEFT's {@code get_peft_model(model, LoraConfig(...))}: a
+ * set of named frozen weights, a {@link PeftConfig} ({@code target_modules}, {@code r},
+ * {@code lora_alpha}, {@code use_rslora}, {@code lora_dropout}, {@code rank_pattern},
+ * {@code alpha_pattern}; build one with {@link PeftConfig#builder()}) and one trainable
+ * {@link LoraLinear} per targeted module.
+ *
+ * <pre>
+ *   weights: "&lt;path&gt;.weight" W [d_out, d_in] (frozen, borrowed), optional "&lt;path&gt;.bias" [d_out]
+ *   module p is adapted iff the config targets it (PEFT's rules: {@link PeftConfig#targets})
+ *   r(p), α(p): rank_pattern / alpha_pattern, else r / lora_alpha;  γ(p) = α(p)/√r(p) (use_rslora) or α(p)/r(p)
+ *   A(p) [r(p), d_in] initialised per init_lora_weights, B(p) [d_out, r(p)] = 0, F32
+ * </pre>
+ *
+ * <p>Adapters can be switched off ({@link #setAdaptersEnabled}, {@link #disableAdapters()}: every
+ * layer is its base path {@code Y = X·Wᵀ + b} exactly, e.g. for DPO's reference log-probs),
+ * saved as a PEFT folder ({@link #save}: validated before anything is written, so what is saved
+ * loads) and loaded back over the same weights ({@link #load}). Callers without off-heap code use
+ * {@link #forward(String, float[][])} / {@link #backward(String, float[][])} and
+ * {@link #wrapArrays} with {@code float[][]}; everyone else uses {@link #layer(String)} with
+ * {@link Tensor}s. One thread at a time; {@link #close()} frees the layers and buffers.
+ */
+public final class LoraModel implements AutoCloseable {
+    private static final String WEIGHT = ".weight";
+    private static final String BIAS = ".bias";
+
+    private final PeftConfig config;
+    private final Map<String, LoraLinear> layers;
+    private final List<String> untargeted;
+    private final Arena owned;                       // weights copied from heap arrays, or null
+    private final Map<String, HeapBuffers> heap = new LinkedHashMap<>();
+    private boolean closed;
+
+    private LoraModel(PeftConfig config, Map<String, LoraLinear> layers, List<String> untargeted, Arena owned) {
+        this.config = config;
+        this.layers = Collections.unmodifiableMap(layers);
+        this.untargeted = List.copyOf(untargeted);
+        this.owned = owned;
+    }
+
+    // ------------------------------------------------------------------ creation
+
+    /**
+     * A new adapter on every module of {@code weights} that {@code config} targets: A initialised
+     * per the config's init_lora_weights from {@code seed} and the module's index, B = 0 (so the
+     * model starts as exactly the base model), dropout keyed by {@code seed}.
+     *
+     * @param weights state-dict names → tensors: {@code <path>.weight} [d_out, d_in] for every linear
+     *                module, optionally {@code <path>.bias} [d_out]; other entries (1-D norms,
+     *                embeddings) are not adapted. Borrowed: the caller's arena must outlive the model.
+     * @throws IllegalArgumentException when the config targets no 2-D weight, or uses fan_in_fan_out
+     */
+    public static LoraModel wrap(Map<String, Tensor> weights, PeftConfig config, Backend backend, long seed) {
+        return build(weights, config, backend, seed, null, null);
+    }
+
+    /**
+     * {@link #wrap} over heap arrays: each {@code <path>.weight} is a {@code float[d_out][d_in]} and each
+     * {@code <path>.bias} a {@code float[1][d_out]}, copied (F32) into memory this model owns.
+     */
+    public static LoraModel wrapArrays(Map<String, float[][]> weights, PeftConfig config, Backend backend, long seed) {
+        Arena arena = Arena.ofShared();
+        try {
+            return build(copyArrays(weights, arena), config, backend, seed, null, arena);
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    /**
+     * {@link #wrap} over the linear modules of a base checkpoint (one safetensors file or a shard
+     * folder, memory-mapped in the caller's arena).
+     */
+    public static LoraModel wrap(BaseCheckpoint base, PeftConfig config, Backend backend, long seed) {
+        Map<String, Tensor> weights = new LinkedHashMap<>();
+        for (String path : base.linearModules()) {
+            weights.put(path + WEIGHT, base.tensor(path + WEIGHT));
+            if (base.contains(path + BIAS)) {
+                weights.put(path + BIAS, base.tensor(path + BIAS));
+            }
+        }
+        return wrap(weights, config, backend, seed);
+    }
+
+    /**
+     * The PEFT adapter folder {@code dir} over {@code weights}: its config, and every module's A and B
+     * copied into a layer (in the file's dtype). Refused, naming the module, when the folder holds a
+     * module the weights lack, when the config targets a module of the weights that the folder has no
+     * adapter for, or when it holds extra tensors (modules_to_save) that a model of linear adapters
+     * cannot hold (use {@link AdapterSet} for those).
+     */
+    public static LoraModel load(Path dir, Map<String, Tensor> weights, Backend backend, long seed) throws IOException {
+        try (Arena files = Arena.ofShared()) {
+            AdapterSet set = AdapterSet.load(dir, files);
+            return build(weights, set.config(), backend, seed, set, null);
+        }
+    }
+
+    /** {@link #load} over heap arrays (see {@link #wrapArrays}). */
+    public static LoraModel loadArrays(Path dir, Map<String, float[][]> weights, Backend backend, long seed) throws IOException {
+        Arena arena = Arena.ofShared();
+        try (Arena files = Arena.ofShared()) {
+            AdapterSet set = AdapterSet.load(dir, files);
+            return build(copyArrays(weights, arena), set.config(), backend, seed, set, arena);
+        } catch (IOException | RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    private static Map<String, Tensor> copyArrays(Map<String, float[][]> weights, Arena arena) {
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        for (Map.Entry<String, float[][]> e : weights.entrySet()) {
+            Tensor t;
+            try {
+                t = Tensor.fromMatrix(arena, DType.F32, e.getValue());
+            } catch (IllegalArgumentException ex) {
+                throw new IllegalArgumentException("weight " + e.getKey() + ": " + ex.getMessage(), ex);
+            }
+            if (e.getKey().endsWith(BIAS)) {
+                if (t.dim(0) != 1) {
+                    throw new IllegalArgumentException("bias " + e.getKey() + " must be float[1][d_out], got float[" + t.dim(0) + "][" + t.dim(1) + "]");
+                }
+                t = Tensor.wrap(t.segment(), DType.F32, t.dim(1));
+            }
+            out.put(e.getKey(), t);
+        }
+        return out;
+    }
+
+    /** Builds the layers: new adapters when {@code loaded} is null, else the loaded ones (checked against the weights). */
+    private static LoraModel build(Map<String, Tensor> weights, PeftConfig config, Backend backend, long seed,
+                                   AdapterSet loaded, Arena owned) {
+        Objects.requireNonNull(config, "config");
+        Objects.requireNonNull(backend, "backend");
+        if (config.fanInFanOut()) {
+            throw new IllegalArgumentException("fan_in_fan_out is set: pass the weights transposed to [d_out, d_in] and a config "
+                    + "without fan_in_fan_out");
+        }
+        Map<String, Tensor> linear = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : weights.entrySet()) {
+            if (e.getKey().endsWith(WEIGHT) && e.getValue().rank() == 2) {
+                linear.put(e.getKey().substring(0, e.getKey().length() - WEIGHT.length()), e.getValue());
+            }
+        }
+        List<String> targeted = new ArrayList<>();
+        List<String> untargeted = new ArrayList<>();
+        for (String path : linear.keySet()) {
+            (config.targets(path) ? targeted : untargeted).add(path);
+        }
+        if (loaded != null) {
+            checkLoadedModules(loaded, linear.keySet(), targeted);
+            targeted = new ArrayList<>(loaded.modules().keySet());
+        } else if (targeted.isEmpty()) {
+            throw new IllegalArgumentException("target_modules " + config.targetModules() + " matches none of the " + linear.size()
+                    + " 2-D weights (e.g. " + preview(new ArrayList<>(linear.keySet())) + ")");
+        }
+        Map<String, LoraLinear> layers = new LinkedHashMap<>();
+        try {
+            int id = 0;
+            for (String path : targeted) {
+                Tensor w = linear.get(path);
+                Tensor b = weights.get(path + BIAS);
+                if (loaded != null) {
+                    layers.put(path, loaded.layer(path, w, b, backend, id, seed));
+                } else {
+                    LoraConfig lc = config.loraConfig(path, config.init(), seed);
+                    layers.put(path, LoraLinear.create(w, b, lc, DType.F32, backend, id));
+                }
+                id++;
+            }
+        } catch (RuntimeException e) {
+            layers.values().forEach(LoraLinear::close);
+            throw e;
+        }
+        untargeted.removeAll(layers.keySet());
+        return new LoraModel(config, layers, untargeted, owned);
+    }
+
+    private static void checkLoadedModules(AdapterSet loaded, Set<String> linear, List<String> targeted) {
+        if (!loaded.extras().isEmpty()) {
+            throw new IllegalArgumentException("the adapter holds extra tensors " + preview(new ArrayList<>(loaded.extras().keySet()))
+                    + " (modules_to_save) that a LoraModel does not hold; use AdapterSet for it");
+        }
+        for (String path : loaded.modules().keySet()) {
+            if (!linear.contains(path)) {
+                throw new IllegalArgumentException("the adapter has module " + path + " but the weights have no 2-D " + path + WEIGHT
+                        + " (" + linear.size() + " linear weights, e.g. " + preview(new ArrayList<>(linear)) + ")");
+            }
+        }
+        for (String path : targeted) {
+            if (!loaded.modules().containsKey(path)) {
+                throw new IllegalArgumentException("the adapter's target_modules " + loaded.config().targetModules() + " target module "
+                        + path + " of the weights, but the adapter has no lora_A/lora_B for it");
+            }
+        }
+    }
+
+    private static String preview(List<String> names) {
+        return names.size() <= 3 ? names.toString() : names.subList(0, 3) + "...";
+    }
+
+    // ------------------------------------------------------------------ structure
+
+    /** The config every module's r, α, γ and dropout come from. */
+    public PeftConfig config() {
+        return config;
+    }
+
+    /** Adapted module path → its layer, in weight order (unmodifiable). */
+    public Map<String, LoraLinear> layers() {
+        checkOpen();
+        return layers;
+    }
+
+    /** The layer of adapted module {@code path}; IllegalArgumentException naming it when it is not adapted. */
+    public LoraLinear layer(String path) {
+        checkOpen();
+        LoraLinear l = layers.get(path);
+        if (l == null) {
+            throw new IllegalArgumentException("module " + path + " has no adapter"
+                    + (untargeted.contains(path) ? " (target_modules " + config.targetModules() + " does not target it)"
+                    : " (adapted modules: " + preview(new ArrayList<>(layers.keySet())) + ")"));
+        }
+        return l;
+    }
+
+    /** The linear modules of the weights that the config does not target (frozen, not held by this model). */
+    public List<String> untargetedModules() {
+        return untargeted;
+    }
+
+    /**
+     * The trainable tensors for an optimizer: {@code <path>.lora_A.weight} and {@code <path>.lora_B.weight}
+     * of every module, with their gradients ({@link Parameter#of}).
+     */
+    public List<Parameter> parameters() {
+        checkOpen();
+        List<Parameter> out = new ArrayList<>();
+        layers.forEach((path, l) -> out.addAll(Parameter.of(l, path)));
+        return out;
+    }
+
+    /** Σ r·(d_in + d_out) over the adapted modules. */
+    public long trainableParameterCount() {
+        long n = 0;
+        for (LoraLinear l : layers().values()) {
+            n += l.loraA().numel() + l.loraB().numel();
+        }
+        return n;
+    }
+
+    /** Sets every layer's dA and dB to zero. */
+    public void zeroGrad() {
+        layers().values().forEach(LoraLinear::zeroGrad);
+    }
+
+    /** Training mode (dropout on) or eval mode (off), for every layer. */
+    public void train(boolean on) {
+        layers().values().forEach(l -> l.train(on));
+    }
+
+    // ------------------------------------------------------------------ enable / disable
+
+    /** True when every layer adds its adapter term. */
+    public boolean adaptersEnabled() {
+        return layers().values().stream().allMatch(LoraLinear::isAdapterEnabled);
+    }
+
+    /**
+     * Enables or disables every adapter (PEFT's {@code enable_adapters()} / {@code disable_adapters()}):
+     * disabled, every layer computes {@code Y = X·Wᵀ + b} exactly and its backward gives A and B no
+     * gradient.
+     */
+    public void setAdaptersEnabled(boolean on) {
+        layers().values().forEach(l -> l.setAdapterEnabled(on));
+    }
+
+    /**
+     * Disables every adapter until the returned scope is closed, which restores each layer's previous
+     * state (PEFT's {@code with model.disable_adapter():}):
+     * <pre>{@code try (var off = model.disableAdapters()) { ... reference forward ... }}</pre>
+     */
+    public LoraLinear.AdapterScope disableAdapters() {
+        List<LoraLinear.AdapterScope> scopes = new ArrayList<>();
+        for (LoraLinear l : layers().values()) {
+            scopes.add(l.disableAdapter());
+        }
+        return () -> {
+            for (int i = scopes.size() - 1; i >= 0; i--) {
+                scopes.get(i).close();
+            }
+        };
+    }
+
+    // ------------------------------------------------------------------ heap-array compute
+
+    /**
+     * Forward of module {@code path} on heap rows: {@code x} float[N][d_in] → Y float[N][d_out]
+     * ({@code Y = X·Wᵀ + b + γ·B(A·D(X))}, or the base path when adapters are disabled). X is copied into
+     * a buffer the model keeps for {@link #backward(String, float[][])}.
+     */
+    public float[][] forward(String path, float[][] x) {
+        LoraLinear l = layer(path);
+        int n = x.length;
+        HeapBuffers io = buffers(path, l, n);
+        try {
+            io.x.copyFrom(x);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("module " + path + ": x " + e.getMessage() + " (expected float[N][" + l.dIn() + "])", e);
+        }
+        l.forward(io.x, io.y);
+        return io.y.toMatrix();
+    }
+
+    /**
+     * Backward of the last {@link #forward(String, float[][])} of module {@code path}: {@code dy}
+     * float[N][d_out] → dX float[N][d_in]; dA and dB go to the layer's gradients (its grad mode).
+     */
+    public float[][] backward(String path, float[][] dy) {
+        LoraLinear l = layer(path);
+        HeapBuffers io = heap.get(path);
+        if (io == null || io.x.dim(0) != dy.length) {
+            throw new IllegalStateException("module " + path + ": backward(float[][]) needs a forward(float[][]) of the same "
+                    + dy.length + " rows first");
+        }
+        try {
+            io.dy.copyFrom(dy);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("module " + path + ": dy " + e.getMessage() + " (expected float[" + io.x.dim(0) + "]["
+                    + l.dOut() + "])", e);
+        }
+        l.backward(io.dy, io.dx);
+        return io.dx.toMatrix();
+    }
+
+    /** X, Y, dY, dX buffers of one module for N rows, reallocated when N changes. */
+    private record HeapBuffers(Arena arena, Tensor x, Tensor y, Tensor dy, Tensor dx) {
+    }
+
+    private HeapBuffers buffers(String path, LoraLinear l, int n) {
+        if (n < 1) {
+            throw new IllegalArgumentException("module " + path + ": x must have at least one row");
+        }
+        HeapBuffers io = heap.get(path);
+        if (io != null && io.x.dim(0) == n) {
+            return io;
+        }
+        if (io != null) {
+            io.arena.close();
+        }
+        Arena a = Arena.ofShared();
+        io = new HeapBuffers(a, Tensor.allocate(a, DType.F32, n, l.dIn()), Tensor.allocate(a, DType.F32, n, l.dOut()),
+                Tensor.allocate(a, DType.F32, n, l.dOut()), Tensor.allocate(a, DType.F32, n, l.dIn()));
+        heap.put(path, io);
+        return io;
+    }
+
+    // ------------------------------------------------------------------ save
+
+    /**
+     * The adapter as an {@link AdapterSet} (views of the live A and B), validated as {@link #save} validates it.
+     */
+    public AdapterSet adapters() {
+        return AdapterSet.of(config, layers());
+    }
+
+    /** {@link #save(Path, DType)} in F32, as PEFT saves by default. */
+    public void save(Path dir) throws IOException {
+        save(dir, DType.F32);
+    }
+
+    /**
+     * Saves exactly what this model holds as a PEFT folder ({@code adapter_config.json},
+     * {@code adapter_model.safetensors}): its config and every module's A and B in {@code dtype}.
+     * Checked before anything is written ({@link AdapterSet#save}); {@link #load} reads it back.
+     */
+    public void save(Path dir, DType dtype) throws IOException {
+        adapters().save(dir, dtype);
+    }
+
+    /** The adapter of module {@code path} as {@link AdapterSet} holds it (views of the live tensors). */
+    public AdapterModule module(String path) {
+        LoraLinear l = layer(path);
+        return new AdapterModule(path, l.config(), l.loraA(), l.loraB());
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("LoraModel is closed");
+        }
+    }
+
+    /** Closes every layer, the heap-array buffers and the weights copied from heap arrays. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        layers.values().forEach(LoraLinear::close);
+        heap.values().forEach(h -> h.arena.close());
+        if (owned != null) {
+            owned.close();
+        }
+    }
+}

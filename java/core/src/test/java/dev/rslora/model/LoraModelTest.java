@@ -1,0 +1,295 @@
+package dev.rslora.model;
+
+import dev.rslora.backend.Backend;
+import dev.rslora.backend.reference.ReferenceBackend;
+import dev.rslora.core.LoraLinear;
+import dev.rslora.core.Scaling;
+import dev.rslora.optim.AdamWConfig;
+import dev.rslora.peft.AdapterSet;
+import dev.rslora.peft.PeftConfig;
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+import dev.rslora.train.AdamW;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.lang.foreign.Arena;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The model-level adapter API over heap arrays and tensors, on the reference backend (the oracle). */
+class LoraModelTest {
+    @TempDir
+    Path dir;
+
+    private final Backend ref = new ReferenceBackend();
+
+    /** A 2-layer attention-like state dict: q/k/v weights [d, d] with biases [1, d]. */
+    private static Map<String, float[][]> weights(SplittableRandom rng, int d) {
+        Map<String, float[][]> w = new LinkedHashMap<>();
+        for (int layer = 0; layer < 2; layer++) {
+            for (String m : List.of("q_proj", "k_proj", "v_proj")) {
+                String p = "model.layers." + layer + ".self_attn." + m;
+                w.put(p + ".weight", random(rng, d, d, 1 / Math.sqrt(d)));
+                w.put(p + ".bias", random(rng, 1, d, 0.1));
+            }
+        }
+        return w;
+    }
+
+    private static float[][] random(SplittableRandom rng, int rows, int cols, double scale) {
+        float[][] a = new float[rows][cols];
+        for (float[] row : a) {
+            for (int i = 0; i < cols; i++) {
+                row[i] = (float) (scale * rng.nextDouble(-1, 1));
+            }
+        }
+        return a;
+    }
+
+    private static PeftConfig config(double dropout) {
+        return PeftConfig.builder().targetModules("q_proj", "v_proj").r(8).loraAlpha(16).useRslora(true).loraDropout(dropout)
+                .rankPattern(Map.of("layers\\.1\\.self_attn\\.v_proj", 4)).alphaPattern(Map.of("v_proj", 4.0)).build();
+    }
+
+    /** X·Wᵀ + b in double, the base model. */
+    private static double[][] base(float[][] x, float[][] w, float[] b) {
+        double[][] y = new double[x.length][w.length];
+        for (int n = 0; n < x.length; n++) {
+            for (int o = 0; o < w.length; o++) {
+                double s = b[o];
+                for (int i = 0; i < x[n].length; i++) {
+                    s += (double) x[n][i] * w[o][i];
+                }
+                y[n][o] = s;
+            }
+        }
+        return y;
+    }
+
+    @Test
+    void wrapAdaptsTheTargetedModulesWithPerModuleRankAlphaGammaAndDropoutByPeftRules() {
+        long seed = 0x10ad1L;
+        try (LoraModel model = LoraModel.wrapArrays(weights(new SplittableRandom(seed), 12), config(0.1), ref, seed)) {
+            assertEquals(List.of("model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj",
+                    "model.layers.1.self_attn.q_proj", "model.layers.1.self_attn.v_proj"), List.copyOf(model.layers().keySet()));
+            assertEquals(List.of("model.layers.0.self_attn.k_proj", "model.layers.1.self_attn.k_proj"), model.untargetedModules());
+            LoraLinear q0 = model.layer("model.layers.0.self_attn.q_proj");
+            LoraLinear v0 = model.layer("model.layers.0.self_attn.v_proj");
+            LoraLinear v1 = model.layer("model.layers.1.self_attn.v_proj");
+            assertEquals(8, q0.config().rank());
+            assertEquals(16 / Math.sqrt(8), q0.gamma(), 1e-15, "rsLoRA γ = α/√r");
+            assertEquals(8, v0.config().rank());
+            assertEquals(4 / Math.sqrt(8), v0.gamma(), 1e-15, "alpha_pattern v_proj -> 4");
+            assertEquals(4, v1.config().rank(), "rank_pattern layers.1 v_proj -> 4");
+            assertEquals(4 / Math.sqrt(4), v1.gamma(), 1e-15);
+            for (LoraLinear l : model.layers().values()) {
+                assertEquals(0.1, l.config().dropout());
+                assertEquals(Scaling.RSLORA, l.config().scaling());
+                assertTrue(l.bias() != null, "the <path>.bias weight is the layer's bias");
+            }
+            assertEquals(2L * 8 * (12 + 12) + 8 * (12 + 12) + 4 * (12 + 12), model.trainableParameterCount());
+            assertEquals(8, model.parameters().size());
+            assertEquals("model.layers.0.self_attn.q_proj.lora_A.weight", model.parameters().get(0).name());
+            String msg = assertThrows(IllegalArgumentException.class, () -> model.layer("model.layers.0.self_attn.k_proj")).getMessage();
+            assertTrue(msg.contains("does not target"), msg);
+        }
+    }
+
+    @Test
+    void startsAsTheBaseModelAndDisablingTheAdaptersGivesTheBasePathExactly() {
+        long seed = 0xd15aL;
+        SplittableRandom rng = new SplittableRandom(seed);
+        Map<String, float[][]> w = weights(rng, 10);
+        String q = "model.layers.0.self_attn.q_proj";
+        float[][] x = random(rng, 5, 10, 1);
+        try (LoraModel model = LoraModel.wrapArrays(w, config(0.0), ref, seed)) {
+            float[][] y0 = model.forward(q, x);
+            double[][] expect = base(x, w.get(q + ".weight"), w.get(q + ".bias")[0]);
+            for (int n = 0; n < 5; n++) {
+                for (int o = 0; o < 10; o++) {
+                    assertEquals(expect[n][o], y0[n][o], 1e-5, "seed " + seed + ": B = 0 at start, the base model");
+                }
+            }
+            LoraLinear l = model.layer(q);
+            l.loraB().copyFrom(random(rng, 10, 8, 1));            // "trained"
+            float[][] adapted = model.forward(q, x);
+            assertNotEquals(y0[0][0], adapted[0][0]);
+            try (var off = model.disableAdapters()) {
+                assertFalse(model.adaptersEnabled());
+                float[][] yOff = model.forward(q, x);
+                for (int n = 0; n < 5; n++) {
+                    assertArrayEquals(y0[n], yOff[n], "seed " + seed + ": disabled = the base path, bit for bit");
+                }
+                model.zeroGrad();
+                l.gradA().fill(7f);
+                float[][] dx = model.backward(q, random(rng, 5, 10, 1));
+                assertEquals(10, dx[0].length);
+                assertArrayEquals(new float[l.gradA().toFloatArray().length], l.gradA().toFloatArray(), "no gradient for a disabled adapter");
+            }
+            assertTrue(model.adaptersEnabled(), "closing the scope restores the adapters");
+            float[][] again = model.forward(q, x);
+            for (int n = 0; n < 5; n++) {
+                assertArrayEquals(adapted[n], again[n]);
+            }
+            model.setAdaptersEnabled(false);
+            assertArrayEquals(y0[2], model.forward(q, x)[2]);
+            model.setAdaptersEnabled(true);
+        }
+    }
+
+    /** Mean squared error of every adapted module's output against a teacher whose q/v weights differ by a low-rank ΔW. */
+    private static double step(LoraModel model, Map<String, float[][]> teacherW, Map<String, float[][]> biases, float[][] x, boolean update,
+                               AdamW opt) {
+        double loss = 0;
+        model.zeroGrad();
+        for (String p : model.layers().keySet()) {
+            float[][] y = model.forward(p, x);
+            double[][] t = base(x, teacherW.get(p), biases.get(p)[0]);
+            float[][] dy = new float[y.length][y[0].length];
+            double scale = 1.0 / (y.length * y[0].length);
+            for (int n = 0; n < y.length; n++) {
+                for (int o = 0; o < y[0].length; o++) {
+                    double e = y[n][o] - t[n][o];
+                    loss += e * e * scale;
+                    dy[n][o] = (float) (2 * e * scale);
+                }
+            }
+            model.backward(p, dy);
+        }
+        if (update) {
+            opt.step();
+        }
+        return loss / model.layers().size();
+    }
+
+    @Test
+    void trainsSavesAndLoadsBackExactlyWhatItHolds() throws Exception {
+        long seed = 0x7a1dL;
+        SplittableRandom rng = new SplittableRandom(seed);
+        int d = 16;
+        Map<String, float[][]> w = weights(rng, d);
+        Map<String, float[][]> teacher = new LinkedHashMap<>();
+        Map<String, float[][]> biases = new LinkedHashMap<>();
+        float[][] u = random(rng, d, 2, 0.5);
+        float[][] v = random(rng, 2, d, 0.5);
+        for (String key : w.keySet()) {
+            if (key.endsWith("_proj.weight")) {
+                String p = key.substring(0, key.length() - ".weight".length());
+                float[][] t = new float[d][d];
+                for (int o = 0; o < d; o++) {
+                    for (int i = 0; i < d; i++) {
+                        t[o][i] = w.get(key)[o][i] + u[o][0] * v[0][i] + u[o][1] * v[1][i];
+                    }
+                }
+                teacher.put(p, t);
+                biases.put(p, w.get(p + ".bias"));
+            }
+        }
+        PeftConfig cfg = config(0.05);
+        float[][] x = random(rng, 32, d, 1);
+        float[][] probe = random(rng, 3, d, 1);
+        Map<String, float[][]> outputs = new LinkedHashMap<>();
+        try (LoraModel model = LoraModel.wrapArrays(w, cfg, ref, seed);
+             AdamW opt = new AdamW(model.parameters(), AdamWConfig.torchDefaults().withLr(1e-2).withWeightDecay(0))) {
+            double first = step(model, teacher, biases, x, true, opt);
+            double last = first;
+            for (int s = 1; s < 50; s++) {
+                last = step(model, teacher, biases, x, true, opt);
+            }
+            assertTrue(last < 0.5 * first, "seed " + seed + ": loss " + first + " -> " + last + " in 50 AdamW steps");
+            model.train(false);
+            for (String p : model.layers().keySet()) {
+                outputs.put(p, model.forward(p, probe));
+            }
+            model.save(dir.resolve("adapter"));
+            String json = Files.readString(dir.resolve("adapter").resolve(AdapterSet.CONFIG_FILE));
+            assertTrue(json.contains("\"lora_dropout\": 0.05") && json.contains("\"use_rslora\": true"), json);
+
+            try (LoraModel back = LoraModel.loadArrays(dir.resolve("adapter"), w, ref, seed)) {
+                assertEquals(cfg, back.config());
+                assertEquals(model.layers().keySet(), back.layers().keySet());
+                back.train(false);
+                for (String p : model.layers().keySet()) {
+                    LoraLinear a = model.layer(p);
+                    LoraLinear b = back.layer(p);
+                    assertArrayEquals(a.loraA().toFloatArray(), b.loraA().toFloatArray(), p);
+                    assertArrayEquals(a.loraB().toFloatArray(), b.loraB().toFloatArray(), p);
+                    assertEquals(a.config(), b.config().withSeed(a.config().seed()), p);
+                    float[][] y = back.forward(p, probe);
+                    for (int n = 0; n < probe.length; n++) {
+                        assertArrayEquals(outputs.get(p)[n], y[n], p + " row " + n);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void tensorWeightsLoadRefusesWhatTheModelCannotHoldAndHeapCallsNameTheModule() throws Exception {
+        long seed = 0x5afeL;
+        SplittableRandom rng = new SplittableRandom(seed);
+        Map<String, float[][]> w = weights(rng, 8);
+        try (Arena arena = Arena.ofShared()) {
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            w.forEach((k, a) -> tensors.put(k, k.endsWith(".bias") ? Tensor.of(arena, DType.F32, a[0], a[0].length)
+                    : Tensor.fromMatrix(arena, DType.F32, a)));
+            tensors.put("model.norm.weight", Tensor.allocate(arena, DType.F32, 8));     // 1-D: not a linear module
+            try (LoraModel model = LoraModel.wrap(tensors, config(0), ref, seed)) {
+                assertEquals(List.of("model.layers.0.self_attn.k_proj", "model.layers.1.self_attn.k_proj"), model.untargetedModules());
+                model.save(dir.resolve("a"));
+                String q = "model.layers.0.self_attn.q_proj";
+                String msg = assertThrows(IllegalArgumentException.class, () -> model.forward(q, new float[2][7])).getMessage();
+                assertTrue(msg.contains(q) && msg.contains("float[N][8]"), msg);
+                msg = assertThrows(IllegalStateException.class, () -> model.backward("model.layers.1.self_attn.q_proj", new float[2][8]))
+                        .getMessage();
+                assertTrue(msg.contains("forward"), msg);
+            }
+            Map<String, Tensor> fewer = new LinkedHashMap<>(tensors);
+            fewer.remove("model.layers.1.self_attn.v_proj.weight");
+            String msg = assertThrows(IllegalArgumentException.class, () -> LoraModel.load(dir.resolve("a"), fewer, ref, seed)).getMessage();
+            assertTrue(msg.contains("model.layers.1.self_attn.v_proj"), msg);
+
+            Map<String, Tensor> more = new LinkedHashMap<>(tensors);
+            more.put("model.layers.2.self_attn.q_proj.weight", Tensor.allocate(arena, DType.F32, 8, 8));
+            msg = assertThrows(IllegalArgumentException.class, () -> LoraModel.load(dir.resolve("a"), more, ref, seed)).getMessage();
+            assertTrue(msg.contains("model.layers.2.self_attn.q_proj") && msg.contains("no lora_A/lora_B"), msg);
+
+            PeftConfig none = PeftConfig.builder().targetModules("o_proj").build();
+            msg = assertThrows(IllegalArgumentException.class, () -> LoraModel.wrap(tensors, none, ref, seed)).getMessage();
+            assertTrue(msg.contains("[o_proj]") && msg.contains("matches none"), msg);
+            msg = assertThrows(IllegalArgumentException.class, () -> PeftConfig.builder().r(0).targetModules("q").build()).getMessage();
+            assertTrue(msg.contains("r=0"), msg);
+        }
+    }
+
+    @Test
+    void heapArrayConversionsRoundAndRefuseRaggedRows() {
+        try (Arena arena = Arena.ofConfined()) {
+            float[][] rows = {{1f, 2.5f, -3f}, {1.00390625f, 0f, 7f}};
+            Tensor f32 = Tensor.fromMatrix(arena, DType.F32, rows);
+            assertArrayEquals(rows[1], f32.toMatrix()[1]);
+            assertArrayEquals(new float[] {1f, 2.5f, -3f, 1.00390625f, 0f, 7f}, f32.toFloatArray());
+            Tensor bf16 = Tensor.fromMatrix(arena, DType.BF16, rows);
+            assertEquals(1f, bf16.toMatrix()[1][0], "1 + 2^-8 rounds to nearest even in bf16");
+            f32.copyFrom(new float[] {6, 5, 4, 3, 2, 1});
+            assertEquals(4f, f32.get(0, 2));
+            String msg = assertThrows(IllegalArgumentException.class,
+                    () -> Tensor.fromMatrix(arena, DType.F32, new float[][] {{1, 2}, {3}})).getMessage();
+            assertTrue(msg.contains("row 1") && msg.contains("row 0 has 2"), msg);
+            msg = assertThrows(IllegalArgumentException.class, () -> f32.copyFrom(new float[5])).getMessage();
+            assertTrue(msg.contains("5 values"), msg);
+        }
+    }
+}
