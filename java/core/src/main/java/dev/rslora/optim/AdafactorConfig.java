@@ -28,6 +28,7 @@ package dev.rslora.optim;
 public record AdafactorConfig(Double lr, double eps1, double eps2, double clipThreshold, double decayRate, Double beta1,
                               double weightDecay, boolean scaleParameter, boolean relativeStep, boolean warmupInit) {
 
+    /** Validates the hyper-parameters with Hugging Face's rules (lr xor relative_step, warmup_init needs relative_step). */
     public AdafactorConfig {
         if (lr != null && relativeStep) {
             throw new IllegalArgumentException("lr=" + lr + " cannot be combined with relative_step=true "
@@ -94,15 +95,18 @@ public record AdafactorConfig(Double lr, double eps1, double eps2, double clipTh
                 warmupInit);
     }
 
+    /** The same config with eps = (e1, e2). */
     public AdafactorConfig withEps(double e1, double e2) {
         return new AdafactorConfig(lr, e1, e2, clipThreshold, decayRate, beta1, weightDecay, scaleParameter, relativeStep,
                 warmupInit);
     }
 
+    /** The same config with clip_threshold c. */
     public AdafactorConfig withClipThreshold(double c) {
         return new AdafactorConfig(lr, eps1, eps2, c, decayRate, beta1, weightDecay, scaleParameter, relativeStep, warmupInit);
     }
 
+    /** The same config with decay_rate d. */
     public AdafactorConfig withDecayRate(double d) {
         return new AdafactorConfig(lr, eps1, eps2, clipThreshold, d, beta1, weightDecay, scaleParameter, relativeStep, warmupInit);
     }
@@ -113,10 +117,12 @@ public record AdafactorConfig(Double lr, double eps1, double eps2, double clipTh
                 warmupInit);
     }
 
+    /** The same config with weight_decay wd. */
     public AdafactorConfig withWeightDecay(double wd) {
         return new AdafactorConfig(lr, eps1, eps2, clipThreshold, decayRate, beta1, wd, scaleParameter, relativeStep, warmupInit);
     }
 
+    /** The same config with scale_parameter on or off. */
     public AdafactorConfig withScaleParameter(boolean on) {
         return new AdafactorConfig(lr, eps1, eps2, clipThreshold, decayRate, beta1, weightDecay, on, relativeStep, warmupInit);
     }

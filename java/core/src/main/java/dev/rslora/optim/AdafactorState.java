@@ -16,6 +16,7 @@ import java.util.Objects;
  */
 public record AdafactorState(long step, AdafactorConfig config, List<Entry> entries) {
 
+    /** Copies the entries and checks that their first moments match the config's beta1. */
     public AdafactorState {
         if (step < 0) {
             throw new IllegalArgumentException("step must be >= 0, got step=" + step);
@@ -44,6 +45,7 @@ public record AdafactorState(long step, AdafactorConfig config, List<Entry> entr
      */
     public record Entry(String name, long[] shape, float[] expAvgSqRow, float[] expAvgSqCol, float[] expAvgSq, float[] expAvg,
                         float[] master) {
+        /** Checks that every array has the length its shape implies. */
         public Entry {
             Objects.requireNonNull(name, "name");
             shape = shape.clone();
@@ -104,10 +106,12 @@ public record AdafactorState(long step, AdafactorConfig config, List<Entry> entr
             return shape.clone();
         }
 
+        /** Whether this parameter has factored second moments (rank ≥ 2). */
         public boolean isFactored() {
             return factored(shape);
         }
 
+        /** The parameter's element count. */
         public long numel() {
             return numel(shape);
         }

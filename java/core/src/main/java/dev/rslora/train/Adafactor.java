@@ -228,6 +228,7 @@ public final class Adafactor implements Optimizer {
         return step;
     }
 
+    /** The hyper-parameters the next step uses. */
     public AdafactorConfig config() {
         return config;
     }

@@ -50,7 +50,9 @@ import static dev.rslora.train.StateFiles.parseOptionalDouble;
  * tensor, bad hyper-parameters and a checksum mismatch, naming the file and the tensor or key.
  */
 public final class AdafactorStateFile {
+    /** The metadata {@code format} of an Adafactor state file. */
     public static final String FORMAT = "rslora.adafactor";
+    /** The metadata {@code version} this reader and writer use. */
     public static final String VERSION = "1";
     private static final String ROW = ".exp_avg_sq_row";
     private static final String COL = ".exp_avg_sq_col";

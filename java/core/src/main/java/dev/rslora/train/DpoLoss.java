@@ -25,7 +25,12 @@ import java.util.Locale;
 public final class DpoLoss {
     /** TRL's {@code loss_type} values implemented here. */
     public enum Type {
-        SIGMOID, HINGE, IPO;
+        /** −log σ(β·z), with label smoothing (cDPO). */
+        SIGMOID,
+        /** max(0, 1 − β·z) (RSO). */
+        HINGE,
+        /** (z − 1/(2β))² (IPO). */
+        IPO;
 
         /** "sigmoid" | "hinge" | "ipo". */
         public static Type fromName(String name) {
@@ -37,6 +42,7 @@ public final class DpoLoss {
             throw new IllegalArgumentException("loss type must be sigmoid, hinge or ipo, got '" + name + "'");
         }
 
+        /** TRL's {@code loss_type} name. */
         public String trlName() {
             return name().toLowerCase(Locale.ROOT);
         }
@@ -98,14 +104,17 @@ public final class DpoLoss {
         return new DpoLoss(beta, 0.0, Type.SIGMOID);
     }
 
+    /** β. */
     public double beta() {
         return beta;
     }
 
+    /** The label smoothing ε. */
     public double labelSmoothing() {
         return labelSmoothing;
     }
 
+    /** The loss variant. */
     public Type type() {
         return type;
     }

@@ -30,7 +30,12 @@ public record LrSchedule(Kind kind, double baseLr, long warmupSteps, long traini
 
     /** The Trainer's {@code lr_scheduler_type} values implemented here. */
     public enum Kind {
-        CONSTANT, LINEAR, COSINE;
+        /** λ = 1. */
+        CONSTANT,
+        /** Linear warmup, then linear decay to 0. */
+        LINEAR,
+        /** Linear warmup, then a half cosine to 0. */
+        COSINE;
 
         /** "constant" | "linear" | "cosine" (the Hugging Face names). */
         public static Kind fromName(String name) {
@@ -42,11 +47,13 @@ public record LrSchedule(Kind kind, double baseLr, long warmupSteps, long traini
             throw new IllegalArgumentException("lr_scheduler_type must be constant, linear or cosine, got '" + name + "'");
         }
 
+        /** The Hugging Face name: "constant", "linear" or "cosine". */
         public String hfName() {
             return name().toLowerCase(Locale.ROOT);
         }
     }
 
+    /** Validates the schedule: a kind, a finite lr ≥ 0 and step counts ≥ 0. */
     public LrSchedule {
         if (kind == null) {
             throw new IllegalArgumentException("schedule kind is null");

@@ -222,6 +222,7 @@ public final class CudaAdafactor implements AutoCloseable {
         return step;
     }
 
+    /** The hyper-parameters the next step uses. */
     public AdafactorConfig config() {
         return config;
     }
