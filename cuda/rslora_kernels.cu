@@ -16,3 +16,10 @@
 // version 2 (tensor cores, bf16/fp16; opt-in, not yet validated on hardware)
 #include "kernels/lora_forward_v2.cuh"
 #include "kernels/lora_backward_dx_v2.cuh"
+// the memory-bound LoRA kernels of the v3 and v4 families (family-neutral names rslora_mb_*;
+// cuda/kernels.table maps both families to them)
+#include "kernels/mb_prep.cuh"
+#include "kernels/mb_down.cuh"
+#include "kernels/mb_vdb.cuh"
+#include "kernels/mb_vdb_reduce.cuh"
+#include "kernels/mb_da.cuh"

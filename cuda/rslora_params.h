@@ -427,3 +427,123 @@ static_assert(offsetof(RsSeqLogprobParams, vocab) == 60, "RsSeqLogprobParams.voc
 static_assert(offsetof(RsSeqLogprobParams, batch) == 64, "RsSeqLogprobParams.batch");
 static_assert(offsetof(RsSeqLogprobParams, time) == 68, "RsSeqLogprobParams.time");
 static_assert(sizeof(RsSeqLogprobParams) == 72, "RsSeqLogprobParams size");
+// ---- v3/v4 memory-bound LoRA kernels (cuda/kernels/mb_*.cuh), shared by both families ----------
+// T = the GEMM dtype (bf16 or f16). r_pad = round_up(r, 8): rows of 16 bytes. γ folded into the
+// T copies: Ug = T(γ·U), Vg = T(γ·V), so dB = dYᵀ·Ug and dA = Vgᵀ·D(X) need no γ afterwards.
+
+// (prep) once per step after an optimizer update: At [r, d_in] T = T(A); Bt [d_out, r_pad] T = T(B),
+// pad columns 0. Elementwise over r·d_in + d_out·r_pad elements.
+struct RsMbPrepParams {
+    const float* lora_a;  // A [r, d_in] f32
+    const float* lora_b;  // B [d_out, r] f32
+    void* at;             // At [r, d_in] T
+    void* bt;             // Bt [d_out, r_pad] T
+    int32_t r, r_pad, d_in, d_out;
+};
+static_assert(offsetof(RsMbPrepParams, lora_a) == 0, "RsMbPrepParams.lora_a");
+static_assert(offsetof(RsMbPrepParams, lora_b) == 8, "RsMbPrepParams.lora_b");
+static_assert(offsetof(RsMbPrepParams, at) == 16, "RsMbPrepParams.at");
+static_assert(offsetof(RsMbPrepParams, bt) == 24, "RsMbPrepParams.bt");
+static_assert(offsetof(RsMbPrepParams, r) == 32, "RsMbPrepParams.r");
+static_assert(offsetof(RsMbPrepParams, r_pad) == 36, "RsMbPrepParams.r_pad");
+static_assert(offsetof(RsMbPrepParams, d_in) == 40, "RsMbPrepParams.d_in");
+static_assert(offsetof(RsMbPrepParams, d_out) == 44, "RsMbPrepParams.d_out");
+static_assert(sizeof(RsMbPrepParams) == 48, "RsMbPrepParams size");
+
+// (down) U = D(X)·Atᵀ [n, r] f32 (no γ; written when u != null) and Ug [n, r_pad] T = T(γ·U), pad
+// columns 0. Reads X once; the dropout mask comes from Philox in registers.
+struct RsMbDownParams {
+    const void* x;   // X [n, d_in] T
+    const void* at;  // At [r, d_in] T
+    float* u;        // U [n, r] f32, or null
+    void* ug;        // Ug [n, r_pad] T
+    int32_t n, d_in, r, r_pad;
+    float gamma;
+    RsDropout drop;
+};
+static_assert(offsetof(RsMbDownParams, x) == 0, "RsMbDownParams.x");
+static_assert(offsetof(RsMbDownParams, at) == 8, "RsMbDownParams.at");
+static_assert(offsetof(RsMbDownParams, u) == 16, "RsMbDownParams.u");
+static_assert(offsetof(RsMbDownParams, ug) == 24, "RsMbDownParams.ug");
+static_assert(offsetof(RsMbDownParams, n) == 32, "RsMbDownParams.n");
+static_assert(offsetof(RsMbDownParams, d_in) == 36, "RsMbDownParams.d_in");
+static_assert(offsetof(RsMbDownParams, r) == 40, "RsMbDownParams.r");
+static_assert(offsetof(RsMbDownParams, r_pad) == 44, "RsMbDownParams.r_pad");
+static_assert(offsetof(RsMbDownParams, gamma) == 48, "RsMbDownParams.gamma");
+static_assert(offsetof(RsMbDownParams, drop) == 52, "RsMbDownParams.drop");
+static_assert(sizeof(RsMbDownParams) == 80, "RsMbDownParams size");
+
+// (vdb) one read of dY, split over a grid of row groups × d_out column chunks:
+//   v_ws [chunks, n, r] f32: v_ws[c][i][j] = Σ_{o in chunk c} dY[i,o]·Bt[o,j]
+//   db_ws [groups, d_out, r] f32: db_ws[g][o][j] = Σ_{i in group g} dY[i,o]·Ug[i,j]  (γ included)
+// rslora_mb_vdb_reduce_* then forms V, Vg and dB in fixed order (deterministic, no atomics).
+struct RsMbVdbParams {
+    const void* dy;  // dY [n, d_out] T
+    const void* bt;  // Bt [d_out, r_pad] T
+    const void* ug;  // Ug [n, r_pad] T
+    float* v_ws;     // [chunks, n, r] f32
+    float* db_ws;    // [groups, d_out, r] f32
+    int32_t n, d_out, r, r_pad;
+    int32_t rows_per_group;  // a multiple of 64
+    int32_t cols_per_chunk;  // a multiple of 64, at most the kernel's chunk capacity (table header)
+};
+static_assert(offsetof(RsMbVdbParams, dy) == 0, "RsMbVdbParams.dy");
+static_assert(offsetof(RsMbVdbParams, bt) == 8, "RsMbVdbParams.bt");
+static_assert(offsetof(RsMbVdbParams, ug) == 16, "RsMbVdbParams.ug");
+static_assert(offsetof(RsMbVdbParams, v_ws) == 24, "RsMbVdbParams.v_ws");
+static_assert(offsetof(RsMbVdbParams, db_ws) == 32, "RsMbVdbParams.db_ws");
+static_assert(offsetof(RsMbVdbParams, n) == 40, "RsMbVdbParams.n");
+static_assert(offsetof(RsMbVdbParams, d_out) == 44, "RsMbVdbParams.d_out");
+static_assert(offsetof(RsMbVdbParams, r) == 48, "RsMbVdbParams.r");
+static_assert(offsetof(RsMbVdbParams, r_pad) == 52, "RsMbVdbParams.r_pad");
+static_assert(offsetof(RsMbVdbParams, rows_per_group) == 56, "RsMbVdbParams.rows_per_group");
+static_assert(offsetof(RsMbVdbParams, cols_per_chunk) == 60, "RsMbVdbParams.cols_per_chunk");
+static_assert(sizeof(RsMbVdbParams) == 64, "RsMbVdbParams size");
+
+// (vdb_reduce) V [n, r] f32 = Σ_c v_ws[c] (written when v != null), Vg [n, r_pad] T = T(γ·V) with pad
+// columns 0, and, when db_ws != null, dB (=|+=) Σ_g db_ws[g]; sums in ascending c and g.
+struct RsMbVdbReduceParams {
+    const float* v_ws;   // [chunks, n, r]
+    const float* db_ws;  // [groups, d_out, r], or null (V and Vg only)
+    float* v;            // V [n, r] f32, or null
+    void* vg;            // Vg [n, r_pad] T
+    float* db;           // dB [d_out, r] f32
+    int32_t n, d_out, r, r_pad, chunks, groups;
+    float gamma;
+    int32_t accumulate;  // 0: dB = Σ;  1: dB = dB + Σ
+};
+static_assert(offsetof(RsMbVdbReduceParams, v_ws) == 0, "RsMbVdbReduceParams.v_ws");
+static_assert(offsetof(RsMbVdbReduceParams, db_ws) == 8, "RsMbVdbReduceParams.db_ws");
+static_assert(offsetof(RsMbVdbReduceParams, v) == 16, "RsMbVdbReduceParams.v");
+static_assert(offsetof(RsMbVdbReduceParams, vg) == 24, "RsMbVdbReduceParams.vg");
+static_assert(offsetof(RsMbVdbReduceParams, db) == 32, "RsMbVdbReduceParams.db");
+static_assert(offsetof(RsMbVdbReduceParams, n) == 40, "RsMbVdbReduceParams.n");
+static_assert(offsetof(RsMbVdbReduceParams, d_out) == 44, "RsMbVdbReduceParams.d_out");
+static_assert(offsetof(RsMbVdbReduceParams, r) == 48, "RsMbVdbReduceParams.r");
+static_assert(offsetof(RsMbVdbReduceParams, r_pad) == 52, "RsMbVdbReduceParams.r_pad");
+static_assert(offsetof(RsMbVdbReduceParams, chunks) == 56, "RsMbVdbReduceParams.chunks");
+static_assert(offsetof(RsMbVdbReduceParams, groups) == 60, "RsMbVdbReduceParams.groups");
+static_assert(offsetof(RsMbVdbReduceParams, gamma) == 64, "RsMbVdbReduceParams.gamma");
+static_assert(offsetof(RsMbVdbReduceParams, accumulate) == 68, "RsMbVdbReduceParams.accumulate");
+static_assert(sizeof(RsMbVdbReduceParams) == 72, "RsMbVdbReduceParams size");
+
+// (da) one read of X: ws [groups, r, d_in] f32, ws[g][j][c] = Σ_{i in group g} Vg[i,j]·D(X)[i,c]
+// (γ included through Vg); rslora_reduce_groups_v1 with gamma = 1 then forms dA (=|+=) Σ_g ws[g].
+struct RsMbDaParams {
+    const void* x;   // X [n, d_in] T
+    const void* vg;  // Vg [n, r_pad] T
+    float* ws;       // [groups, r, d_in] f32
+    int32_t n, d_in, r, r_pad;
+    int32_t rows_per_group;  // a multiple of 64
+    RsDropout drop;
+};
+static_assert(offsetof(RsMbDaParams, x) == 0, "RsMbDaParams.x");
+static_assert(offsetof(RsMbDaParams, vg) == 8, "RsMbDaParams.vg");
+static_assert(offsetof(RsMbDaParams, ws) == 16, "RsMbDaParams.ws");
+static_assert(offsetof(RsMbDaParams, n) == 24, "RsMbDaParams.n");
+static_assert(offsetof(RsMbDaParams, d_in) == 28, "RsMbDaParams.d_in");
+static_assert(offsetof(RsMbDaParams, r) == 32, "RsMbDaParams.r");
+static_assert(offsetof(RsMbDaParams, r_pad) == 36, "RsMbDaParams.r_pad");
+static_assert(offsetof(RsMbDaParams, rows_per_group) == 40, "RsMbDaParams.rows_per_group");
+static_assert(offsetof(RsMbDaParams, drop) == 44, "RsMbDaParams.drop");
+static_assert(sizeof(RsMbDaParams) == 72, "RsMbDaParams size");

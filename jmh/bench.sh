@@ -2,8 +2,11 @@
 # The benchmark suite and its results file, in one command (see jmh/README.md):
 #   jmh/bench.sh cpu [--quick] [--no-build]  run the CPU suite here (≈10–15 min on 2 cores), write the raw JMH
 #                                           JSON to bench/raw/cpu-*.json (+ cpu-env.json), regenerate
-#   jmh/bench.sh gpu-import LOGDIR          take a GPU check's files (native-build/gpu-check.sh LOGDIR on a GPU
-#                                           host) into bench/raw/gpu/ (only when it measured something), regenerate
+#   jmh/bench.sh gpu-import LOGDIR [--commit SHA]
+#                                           take a GPU check's files (native-build/gpu-check.sh LOGDIR on a GPU
+#                                           host) into bench/raw/gpu/ (only when it measured something), regenerate;
+#                                           --commit names the commit the bundle was packed from when LOGDIR has
+#                                           no BUNDLE.txt (checks before 2026-12 did not copy it)
 #   jmh/bench.sh report [LOGDIR]            regenerate bench/RESULTS.md and bench/r-vs-rank.png from bench/raw/
 #                                           (the GPU part from LOGDIR instead of bench/raw/gpu/ when given)
 # --quick is a smoke test of the pipeline (N=512, d=1024, r=16, one short iteration each; benchmarks
@@ -19,7 +22,7 @@ java=("$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED --add-modules jdk
 mvn_flags=(${MVN_FLAGS:--q -B})
 
 usage() {
-    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -131,9 +134,9 @@ shift
 case "$cmd" in
     cpu) cpu "$@" ;;
     gpu-import)
-        [[ $# -eq 1 ]] || usage
+        [[ $# -eq 1 || ( $# -eq 3 && "$2" == --commit ) ]] || usage
         if stale; then build; fi
-        report --import-gpu "$1"
+        if [[ $# -eq 3 ]]; then report --import-gpu "$1" --commit "$3"; else report --import-gpu "$1"; fi
         ;;
     report)
         [[ $# -le 1 ]] || usage

@@ -6,13 +6,16 @@
 # and most missing barriers; NOT true data races, tensor-core rounding, timing or the Java side
 # (see cuda/dev/emu/cuda_emu.h and cuda/REVIEW.md).
 #   native-build/cpu-emulate.sh [quick|full|build] [BUILD_DIR]
-#     quick (default, ~45 s; the Java test CudaCpuEmulationTest runs it in CI): selftest,
-#           validate 1 quick in forward thread order, validate 2 quick in reverse order, bigindex 1
-#           (n·d > 2^31 elements: 64-bit index math, last row tile only), adamw quick in reverse order
-#           (fused AdamW + gradient norm, 30 steps per tensor mix), adafactor quick in reverse order (fused
-#           Adafactor bit for bit vs the CPU update's mirror, 6 steps per mix and option set), seqlogprob quick
-#     full  (~4 min): selftest, validate 1 and 2 over every combination, in two thread orders each,
-#           bigindex 1 and 2, adamw (100 steps per mix), adafactor (30 steps) in two thread orders, seqlogprob
+# The families come from cuda/kernels.table (native-build/kernel-table.sh families), in table order.
+#     quick (default; the Java test CudaCpuEmulationTest runs it in CI): selftest, validate FAMILY
+#           quick for every family (thread order alternating forward / reverse), bigindex of the
+#           first and the last family (n·d > 2^31 elements: 64-bit index math, last row tile only),
+#           adamw quick in reverse order (fused AdamW + gradient norm, 30 steps per tensor mix), adafactor
+#           quick in reverse order (fused Adafactor bit for bit vs the CPU update's mirror, 6 steps per mix
+#           and option set), seqlogprob quick (sequence log-probs vs a double reference)
+#     full: selftest, validate of every family over every combination in two thread orders
+#           (forward + reverse, or forward + shuffled), bigindex of every family, adamw (100 steps
+#           per mix), adafactor (30 steps) in two thread orders, seqlogprob
 #     build: only build BUILD_DIR/rslora_dev_emu
 #   BUILD_DIR defaults to cuda/dev/build. Needs g++ and the CUDA toolkit headers (no nvcc, no driver).
 # Exit: 0 all passed; 1 a failure; 3 g++ or the CUDA headers absent (nothing run, reason printed).
@@ -71,21 +74,26 @@ run() {  # order, args...
         echo "cpu-emulate: ok   $* (order $order, $(( $(date +%s) - t0 )) s): $line"
     fi
 }
+if ! families=($("$here/kernel-table.sh" families)) || (( ${#families[@]} == 0 )); then
+    echo "cpu-emulate: FAIL: no families in cuda/kernels.table"
+    exit 1
+fi
 run fwd selftest
 if [[ "$mode" == quick ]]; then
-    run fwd validate 1 quick
-    run rev validate 2 quick
-    run fwd bigindex 1
+    orders=(fwd rev)
+    for i in "${!families[@]}"; do run "${orders[$((i % 2))]}" validate "${families[$i]}" quick; done
+    run fwd bigindex "${families[0]}"
+    (( ${#families[@]} > 1 )) && run rev bigindex "${families[${#families[@]} - 1]}"
     run rev adamw quick
     run rev adafactor quick
     run fwd seqlogprob quick
 else
-    run fwd validate 1
-    run rev validate 1
-    run fwd validate 2
-    run shuffle validate 2
-    run fwd bigindex 1
-    run rev bigindex 2
+    second=(rev shuffle)
+    for i in "${!families[@]}"; do
+        run fwd validate "${families[$i]}"
+        run "${second[$((i % 2))]}" validate "${families[$i]}"
+    done
+    for i in "${!families[@]}"; do run "${second[$((i % 2))]}" bigindex "${families[$i]}"; done
     run fwd adamw
     run shuffle adamw
     run fwd adafactor

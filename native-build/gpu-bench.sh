@@ -5,9 +5,15 @@
 # writes into LOGDIR, all machine-readable (jmh/bench.sh gpu-import LOGDIR turns them into
 # bench/RESULTS.md):
 #   gpu-info.csv        nvidia-smi: name, driver, memory, SM clock now and max, power limit
-#   peft.jsonl          jmh/peft_peer.py: PyTorch/PEFT rsLoRA step and torch's frozen base, CUDA events
+#   gpu-clocks.csv      nvidia-smi every 250 ms while the benchmarks run: SM clock, power draw, temperature
+#   BUNDLE.txt          the bundle's record of what was packed (the project commit), when gpu-bundle/ has one
+#   peft.jsonl          jmh/peft_peer.py: the PyTorch peers (PEFT fp32 and bf16 adapters, the eager formula,
+#                       addmm without dropout, torch.compile) and torch's frozen base, CUDA events
+#   java-events.jsonl   dev.rslora.bench.GpuEventBench: our bases (cublasGemmEx, cuBLASLt) and layer steps
+#                       (split, fused; CUDA graph replay) timed with CUDA events exactly as the peer times its own
 #   jmh-gpu-r<R>.json   dev.rslora.bench.GpuBench (JMH, CudaLayerBenchmark), one file per rank, so a
 #                       timeout loses one rank only
+#   jmh-gpu-families.json  fusedGraph for the other fused families (RSLORA_BENCH_FAMILIES, default v2,v3,v4)
 #   gpu-bench.log       what each part printed
 # Environment:
 #   RSLORA_JAVA            java to use (default: java on PATH); needs the bundled benchmarks.jar
@@ -15,9 +21,12 @@
 #   RSLORA_BENCH_N, _D, _R comma lists (default 8192 / 4096 / 16,64,256: the reference shape, ~1.5 min);
 #                          the full sweep is RSLORA_BENCH_N=2048,8192,16384 RSLORA_BENCH_D=4096,11008
 #                          (about 12 minutes: run it alone with RSLORA_BENCH_BUDGET_S=900)
-#   RSLORA_BENCH_BUDGET_S  seconds this script may use in all (default 120); each part's timeout is
+#   RSLORA_BENCH_BUDGET_S  seconds this script may use in all (default 420); each part's timeout is
 #                          cut to what is left
 #   RSLORA_PYTHON          python for the PEFT peer (default python3)
+#   RSLORA_PEER_TIMEOUT_S  the PyTorch peers' timeout (default 120: torch.compile compiles in it; the peer gets
+#                          --budget-s 15 s less, so a slow compile skips its own tail instead of being killed)
+#   RSLORA_BENCH_FAMILIES  fused families besides v1 for jmh-gpu-families.json (default v2,v3,v4; empty: none)
 # Exit status: 0 when every part produced results; 1 when a part failed, timed out or was not run;
 # 3 when nothing failed but a part skipped itself (no CUDA, or no torch/peft for the peer).
 set -uo pipefail
@@ -39,7 +48,9 @@ python="${RSLORA_PYTHON:-python3}"
 ns="${RSLORA_BENCH_N:-8192}"
 ds="${RSLORA_BENCH_D:-4096}"
 rs="${RSLORA_BENCH_R:-16,64,256}"
-budget="${RSLORA_BENCH_BUDGET_S:-120}"
+budget="${RSLORA_BENCH_BUDGET_S:-420}"
+peer_timeout="${RSLORA_PEER_TIMEOUT_S:-120}"
+families="${RSLORA_BENCH_FAMILIES-v2,v3,v4}"
 t_start=$(date +%s)
 log="$logdir/gpu-bench.log"
 : >"$log"
@@ -58,21 +69,46 @@ note() { echo "gpu-bench: $*" | tee -a "$log"; }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,power.limit,temperature.gpu \
     --format=csv >"$logdir/gpu-info.csv" 2>>"$log" || { rm -f "$logdir/gpu-info.csv"; note "nvidia-smi failed: no gpu-info.csv"; }
+[[ -f gpu-bundle/BUNDLE.txt ]] && cp gpu-bundle/BUNDLE.txt "$logdir/BUNDLE.txt"
+# clocks and power while the benchmarks run (a long JMH iteration may run at lower clocks than a short
+# CUDA-event burst: issue 12 §2); stopped by its PID at the end
+sampler=""
+if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu --format=csv,nounits -lms 250 \
+        >"$logdir/gpu-clocks.csv" 2>>"$log" &
+    sampler=$!
+fi
+stop_sampler() { [[ -n "$sampler" ]] && kill "$sampler" 2>/dev/null; sampler=""; }
+trap stop_sampler EXIT
 
-# 1 the PEFT peer (fast; first, so a slow JMH run cannot starve it)
+# 1 the PyTorch peers (first, so a slow JMH run cannot starve them)
 parts=$((parts + 1))
-t=$(cap 45)
-note "PEFT peer: n=$ns d=$ds r=$rs (timeout ${t}s)"
+t=$(cap "$peer_timeout")
+note "PyTorch peers: n=$ns d=$ds r=$rs (timeout ${t}s)"
 timeout --kill-after=5 "$t" "$python" jmh/peft_peer.py --n "$ns" --d "$ds" --ranks "$rs" --dropout 0.1 \
-    --out "$logdir/peft.jsonl" >>"$log" 2>&1
+    --budget-s "$(( t > 20 ? t - 15 : 5 ))" --out "$logdir/peft.jsonl" >>"$log" 2>&1
 rc=$?
 case $rc in
-    0) note "PEFT peer: done ($(grep -c '"kind": "timing"' "$logdir/peft.jsonl") timings)" ;;
-    3) skipped=$((skipped + 1)); note "PEFT peer: skipped ($(grep -o '"reason": "[^"]*"' "$logdir/peft.jsonl" 2>/dev/null))" ;;
-    *) failed=1; note "PEFT peer: FAILED (rc $rc$( ((rc == 124 || rc == 137)) && echo ", timed out after ${t}s"))" ;;
+    0) note "PyTorch peers: done ($(grep -c '"kind": "timing"' "$logdir/peft.jsonl") timings)" ;;
+    3) skipped=$((skipped + 1)); note "PyTorch peers: skipped ($(grep -o '"reason": "[^"]*"' "$logdir/peft.jsonl" 2>/dev/null))" ;;
+    *) failed=1; note "PyTorch peers: FAILED (rc $rc$( ((rc == 124 || rc == 137)) && echo ", timed out after ${t}s"))" ;;
 esac
 
-# 2 JMH through the Java API, one run per rank
+# 2 ours timed with CUDA events, as the peers time theirs (bases, split and fused graph replay)
+parts=$((parts + 1))
+t=$(cap 60)
+note "Java CUDA-event timings: n=$ns d=$ds r=$rs (timeout ${t}s)"
+timeout --kill-after=5 "$t" "$java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector \
+    -cp "$jar" dev.rslora.bench.GpuEventBench --n "$ns" --d "$ds" --ranks "$rs" --dropout 0.1 \
+    --out "$logdir/java-events.jsonl" >>"$log" 2>&1
+rc=$?
+case $rc in
+    0) note "Java CUDA-event timings: done ($(grep -c '"kind": "timing"' "$logdir/java-events.jsonl") timings)" ;;
+    3) skipped=$((skipped + 1)); note "Java CUDA-event timings: skipped (CUDA unavailable)" ;;
+    *) failed=1; note "Java CUDA-event timings: FAILED (rc $rc$( ((rc == 124 || rc == 137)) && echo ", timed out after ${t}s"))" ;;
+esac
+
+# 3 JMH through the Java API, one run per rank
 IFS=, read -r -a ranks <<<"$rs"
 for r in "${ranks[@]}"; do
     parts=$((parts + 1))
@@ -81,7 +117,7 @@ for r in "${ranks[@]}"; do
         note "JMH r=$r: not run, the budget (${budget}s) is spent"
         continue
     fi
-    t=$(cap 60)
+    t=$(cap 90)
     out="$logdir/jmh-gpu-r$r.json"
     note "JMH r=$r: n=$ns d=$ds (timeout ${t}s)"
     timeout --kill-after=5 "$t" "$java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector \
@@ -95,7 +131,30 @@ for r in "${ranks[@]}"; do
     esac
 done
 
-note "$(( $(date +%s) - t_start ))s; files: $(cd "$logdir" && ls gpu-info.csv peft.jsonl jmh-gpu-r*.json 2>/dev/null | tr '\n' ' ')"
+# 4 the other fused families' graph replay, every rank in one JMH run
+if [[ -n "$families" ]]; then
+    parts=$((parts + 1))
+    if (( $(left) < 15 )); then
+        failed=1
+        note "JMH families $families: not run, the budget (${budget}s) is spent"
+    else
+        t=$(cap 60)
+        out="$logdir/jmh-gpu-families.json"
+        note "JMH fusedGraph, kernels $families: n=$ns d=$ds r=$rs (timeout ${t}s)"
+        timeout --kill-after=5 "$t" "$java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector \
+            -cp "$jar" dev.rslora.bench.GpuBench 'CudaLayerBenchmark.fusedGraph' -p "kernels=$families" -p "n=$ns" -p "d=$ds" \
+            -p "r=$rs" -p dropout=0.1 -rf json -rff "$out" >>"$log" 2>&1
+        rc=$?
+        case $rc in
+            0) note "JMH families: done ($(grep -c '"benchmark"' "$out" 2>/dev/null) results in $(basename "$out"))" ;;
+            3) skipped=$((skipped + 1)); note "JMH families: skipped (CUDA unavailable)" ;;
+            *) failed=1; note "JMH families: FAILED (rc $rc$( ((rc == 124 || rc == 137)) && echo ", timed out after ${t}s"))" ;;
+        esac
+    fi
+fi
+
+stop_sampler
+note "$(( $(date +%s) - t_start ))s; files: $(cd "$logdir" && ls gpu-info.csv gpu-clocks.csv peft.jsonl java-events.jsonl jmh-gpu-*.json 2>/dev/null | tr '\n' ' ')"
 if (( failed )); then
     exit 1
 fi

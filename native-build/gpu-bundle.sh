@@ -8,8 +8,12 @@
 #                              JCublas where libcublas.so.12 loads), junit-platform-console-standalone, and
 #                              benchmarks.jar when the jmh module builds one
 #   gpu-bundle/test-classes/   the compiled tests of java/core and java/cuda (the GPU tests are tagged "gpu")
+#   gpu-bundle/rslora          the CLI launcher (native-build/bundle-launcher.sh): same commands as ./rslora,
+#                              on the bundled runtime (which includes java.desktop, so the demo draws its PNGs)
 #   gpu-bundle/BUNDLE.txt      what was packed, from which commit, and the size
-# Fails if the bundle exceeds 45 MB. Environment: JAVA_HOME (a JDK 25; default temurin-25),
+# The packed runtime is smoke-tested here: the JUnit console on the packed classes, and the launcher's
+# `info` and `demo --quick` (on the cpu backend here; RSLORA_BUNDLE_DEMO=0 skips the demo, ~1 min).
+# Fails if the bundle exceeds 49 MB. Environment: JAVA_HOME (a JDK 25; default temurin-25),
 # MVN_FLAGS (default "-o -q -B").
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,14 +21,14 @@ out="$root/gpu-bundle"
 export JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
 mvn_flags=(${MVN_FLAGS:--o -q -B})
 junit_console="org.junit.platform:junit-platform-console-standalone:1.14.4"
-limit_mb=45
+limit_mb=49
 
 cd "$root"
-echo "gpu-bundle: building rslora-core, rslora-cuda and their test classes (skipping tests)"
+echo "gpu-bundle: building rslora-core, rslora-cuda, rslora-cli and their test classes (skipping tests)"
 deps_tmp="$(mktemp -d)"
 trap 'rm -rf "$deps_tmp"' EXIT
 # one reactor run: copy-dependencies then sees rslora-core as packaged in this session
-mvn "${mvn_flags[@]}" -pl java/cuda -am -DskipTests package \
+mvn "${mvn_flags[@]}" -pl java/cuda,java/cli -am -DskipTests package \
     org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
     -DincludeScope=runtime -DexcludeGroupIds=dev.rslora -DoutputDirectory="$deps_tmp"
 if mvn "${mvn_flags[@]}" -pl jmh -am -DskipTests package >/dev/null 2>&1 && [[ -f jmh/target/benchmarks.jar ]]; then
@@ -36,8 +40,8 @@ fi
 
 rm -rf "$out"
 mkdir -p "$out/lib"
-for m in core cuda; do
-    cp "$(ls java/$m/target/rslora-$m-*.jar | grep -v -e '-tests.jar' -e '-sources.jar' -e '-javadoc.jar' | head -1)" "$out/lib/"
+for m in core cuda cli; do  # the thin jars (not the shaded -cli.jar: its classes are all here already)
+    cp "$(ls java/$m/target/rslora-$m-*.jar | grep -v -e '-tests.jar' -e '-sources.jar' -e '-javadoc.jar' -e '-cli.jar' | head -1)" "$out/lib/"
 done
 cp "$deps_tmp"/*.jar "$out/lib/"
 # only the linux-x86_64 natives are needed on the GPU host
@@ -62,14 +66,17 @@ if [[ -f "$out/lib/benchmarks.jar" ]]; then
     zip -q -d "$out/lib/benchmarks.jar" 'org/bytedeco/openblas/linux-x86_64/*' >/dev/null 2>&1 || true
 fi
 
-# java.base + the Vector API + what JUnit, jackson and JMH touch (logging, management)
-modules="java.base,java.logging,java.management,java.xml,java.sql,jdk.incubator.vector,jdk.unsupported,jdk.management"
+# java.base + the Vector API + what JUnit, jackson and JMH touch (logging, management), java.desktop for
+# the demo's PNG plots (XChart draws with java.awt), jdk.zipfs for JUnit's class-path scan of jars
+modules="java.base,java.logging,java.management,java.xml,java.sql,java.desktop,jdk.incubator.vector,jdk.unsupported,jdk.management,jdk.zipfs"
 jre_tmp="$(mktemp -d)"
 trap 'rm -rf "$jre_tmp" "$deps_tmp"' EXIT
+# The modules image is left uncompressed (zip-0) for xz to compress: with java.desktop, zip-9 inside
+# plus xz outside made a 34.6 MB archive, zip-0 plus xz -9 makes 20.8 MB (measured 2026-12-04 here).
 "$JAVA_HOME/bin/jlink" --add-modules "$modules" --strip-debug --no-man-pages --no-header-files \
-    --compress zip-9 --output "$jre_tmp/jre"
+    --compress zip-0 --output "$jre_tmp/jre"
 strip --strip-unneeded "$jre_tmp/jre/lib/server/libjvm.so" 2>/dev/null || true
-tar -C "$jre_tmp" -cJf "$out/jre.tar.xz" jre
+tar -C "$jre_tmp" -cf - jre | xz -9 -T2 >"$out/jre.tar.xz"
 
 # smoke test: the packed runtime starts the console launcher on the packed classes (GPU tests skip here)
 "$jre_tmp/jre/bin/java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector \
@@ -78,6 +85,21 @@ tar -C "$jre_tmp" -cJf "$out/jre.tar.xz" jre
     --select-class dev.rslora.backend.cuda.KernelImageTest --details=summary --disable-banner >"$jre_tmp/smoke.log" 2>&1 \
     || { cat "$jre_tmp/smoke.log" >&2; echo "gpu-bundle: smoke test of the packed runtime FAILED" >&2; exit 1; }
 grep -E "tests (successful|failed)" "$jre_tmp/smoke.log" | sed 's/^/gpu-bundle: smoke: /'
+
+# the launcher: same CLI as ./rslora, on the packed runtime (unpacked once into gpu-bundle/.jre)
+cp native-build/bundle-launcher.sh "$out/rslora"
+chmod +x "$out/rslora"
+RSLORA_JAVA="$jre_tmp/jre/bin/java" "$out/rslora" info >"$jre_tmp/info.log" 2>&1 \
+    || { cat "$jre_tmp/info.log" >&2; echo "gpu-bundle: smoke test 'rslora info' FAILED" >&2; exit 1; }
+echo "gpu-bundle: smoke: rslora info: $(grep -m1 -i 'backend' "$jre_tmp/info.log")"
+if [[ "${RSLORA_BUNDLE_DEMO:-1}" != 0 ]]; then
+    RSLORA_JAVA="$jre_tmp/jre/bin/java" "$out/rslora" demo --quick --out "$jre_tmp/demo" >"$jre_tmp/demo.log" 2>&1 \
+        || { tail -30 "$jre_tmp/demo.log" >&2; echo "gpu-bundle: smoke test 'rslora demo --quick' FAILED" >&2; exit 1; }
+    for f in rank_sweep.csv rank_sweep.json loss_curves.png grad_norm_vs_rank.png; do
+        [[ -s "$jre_tmp/demo/$f" ]] || { tail -30 "$jre_tmp/demo.log" >&2; echo "gpu-bundle: demo --quick wrote no $f" >&2; exit 1; }
+    done
+    echo "gpu-bundle: smoke: rslora demo --quick wrote rank_sweep.csv, .json and both PNGs ($(tail -1 "$jre_tmp/demo.log"))"
+fi
 
 size_kb=$(du -sk "$out" | cut -f1)
 {
@@ -91,6 +113,11 @@ size_kb=$(du -sk "$out" | cut -f1)
     (cd "$out" && ls -s lib | sed 's/^/  /')
 } >"$out/BUNDLE.txt"
 cat "$out/BUNDLE.txt"
+# the launcher's own runtime path: unpack jre.tar.xz next to itself on first use (then removed again)
+"$out/rslora" info >"$jre_tmp/info-unpacked.log" 2>&1 \
+    || { cat "$jre_tmp/info-unpacked.log" >&2; echo "gpu-bundle: 'rslora info' on the unpacked bundled runtime FAILED" >&2; exit 1; }
+rm -rf "$out/.jre"
+echo "gpu-bundle: smoke: rslora info on the bundled runtime (unpacked on first use): ok"
 if (( size_kb > limit_mb * 1024 )); then
     echo "gpu-bundle: $((size_kb / 1024)) MB exceeds the ${limit_mb} MB limit" >&2
     exit 1

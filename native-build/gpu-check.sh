@@ -6,16 +6,34 @@
 # 2 jre        unpack gpu-bundle/jre.tar.xz
 # 3 gpu-tests  the JUnit @Tag("gpu") tests with the bundled runtime (JUnit XML in LOGDIR/junit);
 #   cublas     the cuBLAS binding those tests used (JCublas 12.6.0 or java.lang.foreign, and the library)
-# 4 dev-build  make -C cuda/dev (needs nvcc)
-# 5 dev-*      cuda/dev/build/rslora_dev selftest, validate 1, bigindex 1 (n·d > 2^31, ~25 GB), bench 1,
-#              adamw, adafactor, seqlogprob (full validation, then bench), validate 2, bench 2 (bench also writes LOGDIR/dev-bench-v<version>.jsonl)
+# 4 dev-build  make -C cuda/dev (needs nvcc; SASS for sm_80 and sm_90a)
+# 5 cuda/dev, for every family of cuda/kernels.table (native-build/kernel-table.sh families), in order:
+#   dev-selftest; dev-validate-F (the whole step vs the double reference); dev-bigindex-F
+#   (n·d > 2^31, ~25 GB); dev-oracle-F (F ≠ v1: the whole step vs v1 ON THE DEVICE at large shapes);
+#   dev-bench-F (LOGDIR/dev-bench-F.jsonl: one line per part of the step, with the family);
+#   dev-adamw-full, dev-adamw-bench, dev-adafactor-full, dev-adafactor-bench, dev-seqlogprob-full,
+#   dev-seqlogprob-bench; dev-memcheck-F, dev-racecheck-F, dev-synccheck-F
+#   (compute-sanitizer on `validate F quick`, families after v2); dev-sass (native-build/check-sass.sh:
+#   cuobjdump -sass of the shipped fatbins: every sm90a-image kernel holds HGMMA and UTMALDG, no kernel
+#   of the families after v2 holds LDL/STL). bigindex, oracle and the sanitizers run for a family only
+#   when it brings kernels no earlier family ran (otherwise SKIP, with that reason).
 # 6 benchmarks native-build/gpu-bench.sh LOGDIR: PEFT peer and GPU JMH (gpu-info.csv, peft.jsonl,
 #              jmh-gpu-r*.json); jmh/bench.sh gpu-import LOGDIR turns them into bench/RESULTS.md
-# Every step writes LOGDIR/<step>.log; the run ends with a short table (also LOGDIR/summary.txt) and
-# exits 0 only when no step failed. Without an NVIDIA driver it says so, skips the GPU steps and
-# exits 3 (--force runs them anyway, to test this script on a machine without a GPU).
-# Whole run budget: 6 minutes (RSLORA_CHECK_BUDGET_S); each step's timeout is cut to what is left,
-# and steps 2-5 leave RSLORA_BENCH_RESERVE_S (default 120) of it to the benchmarks.
+# Every step writes LOGDIR/<step>.log; the run ends with one table (LOGDIR/summary.txt) and the same
+# rows as JSON lines (LOGDIR/summary.jsonl: step, state, seconds, summary), and exits 0 only when no
+# step failed. Without an NVIDIA driver it says so, skips the GPU steps and exits 3 (--force runs them
+# anyway, to test this script on a machine without a GPU).
+#
+# Time budget: 8 minutes (RSLORA_CHECK_BUDGET_S, default 480); each step's timeout is cut to what is
+# left, and steps 2-5 leave RSLORA_BENCH_RESERVE_S (default 100) to the benchmarks. Per step, from the
+# 2026-12-04 H200 run (../shared/gpu-runs/2026-12-04-h200/gpu-check: measured) or scaled from it:
+#   env + jre 4 s (measured 0 + 3) | gpu-tests 90 s (84) | dev-build 60 s (14 with v1/v2; now ~2.5×
+#   the kernels plus sm_90a SASS, nvcc --threads = cores) | selftest 1 s | validate v1 11 s, v2 13 s
+#   (measured), v3, v4 ~15 s (2 of the 3 dtypes, plus the T-rounding bounds) | bigindex v1 7 s
+#   (measured), v2, v3 ~8 s, v4 skipped while its kernels are v3's | oracle v2, v3 ~25 s (7 large
+#   shapes, inputs drawn on the host) | bench v1 10 s, v2 9 s (measured), v3, v4 ~10 s | adamw 3 s
+#   (1 + 2) | compute-sanitizer on v3 (22 small configurations): memcheck, synccheck ~30 s, racecheck
+#   ~45 s | dev-sass 5 s (cuobjdump) | benchmarks 81 s (measured) → ~470 s in all.
 set -uo pipefail
 
 if [[ $# -lt 1 ]]; then
@@ -26,8 +44,8 @@ logdir="$(mkdir -p "$1" && cd "$1" && pwd)"
 force="${2:-}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-budget="${RSLORA_CHECK_BUDGET_S:-360}"
-reserve="${RSLORA_BENCH_RESERVE_S:-120}"  # kept for step 6 until it starts
+budget="${RSLORA_CHECK_BUDGET_S:-480}"
+reserve="${RSLORA_BENCH_RESERVE_S:-100}"  # kept for step 6 until it starts
 t_start=$(date +%s)
 rows=()
 overall=0
@@ -39,10 +57,36 @@ limit() {  # step maximum → min(max, time left - reserve - 5), at least 1
     (( l < 1 )) && l=1
     echo "$l"
 }
+json_rows=()
+json_str() {  # a JSON string literal of $1
+    local v="${1//\\/\\\\}"
+    v="${v//\"/\\\"}"
+    v="${v//$'\t'/ }"
+    printf '"%s"' "${v//$'\n'/ }"
+}
 record() {  # step status seconds summary
-    rows+=("$(printf '%-16s %-5s %5ss  %s' "$1" "$2" "$3" "$4")")
+    rows+=("$(printf '%-20s %-5s %5ss  %s' "$1" "$2" "$3" "$4")")
+    json_rows+=("{\"step\": $(json_str "$1"), \"state\": $(json_str "$2"), \"seconds\": $3, \"summary\": $(json_str "$4")}")
     [[ "$2" == "FAIL" ]] && overall=1
     echo "== $1: $2 ($3 s) $4"
+}
+write_summary() {
+    {
+        echo "rslora gpu-check $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo ?), $(( $(date +%s) - t_start )) s"
+        echo "step                 state   time  summary"
+        printf '%s\n' "${rows[@]}"
+    } | tee "$logdir/summary.txt"
+    printf '%s\n' "${json_rows[@]}" >"$logdir/summary.jsonl"
+}
+families=($(native-build/kernel-table.sh families 2>/dev/null))
+(( ${#families[@]} > 0 )) || families=(v1)
+dev_steps() {  # every cuda/dev step name (the SKIP rows when cuda/dev cannot run)
+    local f
+    echo dev-build dev-selftest
+    for f in "${families[@]}"; do echo "dev-validate-$f dev-bigindex-$f dev-oracle-$f dev-bench-$f"; done
+    echo dev-adamw-full dev-adamw-bench dev-adafactor-full dev-adafactor-bench dev-seqlogprob-full dev-seqlogprob-bench
+    for f in "${families[@]}"; do [[ $f == v1 || $f == v2 ]] || echo "dev-memcheck-$f dev-racecheck-$f dev-synccheck-$f"; done
+    echo dev-sass
 }
 run_step() {  # name max_seconds command... → sets step_rc, step_secs
     local name="$1" max="$2"
@@ -86,10 +130,10 @@ if [[ -z "$driver" ]]; then
         echo
         echo "gpu-check: NO GPU: libcuda.so.1 was not found, so the GPU tests, cuda/dev and benchmarks cannot run here."
         echo "gpu-check: run this on a machine with an NVIDIA GPU and driver (or pass --force to exercise the script)."
-        for s in jre gpu-tests cublas dev-build dev-selftest dev-validate-v1 dev-bigindex-v1 dev-bench-v1 dev-adamw-full dev-adamw-bench dev-adafactor-full dev-adafactor-bench dev-seqlogprob-full dev-seqlogprob-bench dev-validate-v2 dev-bench-v2 benchmarks; do
+        for s in jre gpu-tests cublas $(dev_steps) benchmarks; do
             record "$s" SKIP 0 "no GPU"
         done
-        { echo "step             state   time  summary"; printf '%s\n' "${rows[@]}"; } | tee "$logdir/summary.txt"
+        write_summary
         exit 3
     fi
 else
@@ -152,37 +196,100 @@ else
 fi
 
 # 4-5 cuda/dev -----------------------------------------------------------------------------------
+dev_result() {  # name [summary] → records the step from step_rc and its log's "N passed, N failed" line
+    local name="$1" line="${2:-}"
+    [[ -z "$line" ]] && line="$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$logdir/$name.log" | tail -1)"
+    if (( step_rc == 0 )); then
+        record "$name" PASS "$step_secs" "$line"
+    elif (( step_rc == 3 )); then
+        record "$name" SKIP "$step_secs" "no CUDA device visible to the runtime"
+    elif (( step_rc == 124 || step_rc == 137 )); then
+        record "$name" FAIL "$step_secs" "timed out; ${line:-no summary} (see $name.log)"
+    else
+        record "$name" FAIL "$step_secs" "rc $step_rc; ${line:-no summary} (see $name.log)"
+    fi
+}
 nvcc_bin="$(command -v nvcc || { [[ -x /usr/local/cuda/bin/nvcc ]] && echo /usr/local/cuda/bin/nvcc; })"
 if [[ -z "$nvcc_bin" ]]; then
-    for s in dev-build dev-selftest dev-validate-v1 dev-bigindex-v1 dev-bench-v1 dev-adamw-full dev-adamw-bench dev-adafactor-full dev-adafactor-bench dev-seqlogprob-full dev-seqlogprob-bench dev-validate-v2 dev-bench-v2; do record "$s" SKIP 0 "nvcc not found on this host"; done
+    for s in $(dev_steps); do record "$s" SKIP 0 "nvcc not found on this host"; done
 else
-    run_step dev-build 90 make -C cuda/dev NVCC="$nvcc_bin"
+    run_step dev-build 150 make -C cuda/dev NVCC="$nvcc_bin" FLAGS="-std=c++17 -O3 --threads $(nproc 2>/dev/null || echo 4)"
     if (( step_rc != 0 )); then
         record dev-build FAIL "$step_secs" "see dev-build.log"
-        for s in dev-selftest dev-validate-v1 dev-bigindex-v1 dev-bench-v1 dev-adamw-full dev-adamw-bench dev-adafactor-full dev-adafactor-bench dev-seqlogprob-full dev-seqlogprob-bench dev-validate-v2 dev-bench-v2; do record "$s" SKIP 0 "not built"; done
+        for s in $(dev_steps); do [[ $s == dev-build ]] || record "$s" SKIP 0 "not built"; done
     else
-        record dev-build PASS "$step_secs" "cuda/dev/build/rslora_dev"
-        # v1 is the oracle (a failure fails the check); v2 is opt-in and not yet validated on
-        # hardware: its results are reported, and recorded as FAIL too so nobody misses them.
-        for job in "selftest 1 20" "validate 1 75" "bigindex 1 45" "bench 1 30" "adamw full 30" "adamw bench 20" "adafactor full 40" "adafactor bench 20" "seqlogprob full 20" "seqlogprob bench 20" "validate 2 75" "bench 2 30"; do
-            set -- $job
-            sub=$1 ver=$2 max=$3
-            name="dev-$sub"
-            [[ $sub != selftest ]] && name="dev-$sub-v$ver"
-            [[ $sub == adamw || $sub == adafactor || $sub == seqlogprob ]] && name="dev-$sub-$ver"  # e.g. adamw full: vs its host references
-            json=()
-            [[ $sub == bench ]] && json=("$logdir/$name.jsonl")
-            run_step "$name" "$max" cuda/dev/build/rslora_dev "$sub" "$ver" "${json[@]}"
-            line="$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$logdir/$name.log" | tail -1)"
-            [[ $sub == bench ]] && line="$(grep -cE '^(down|forward|vdb|da|dx) ' "$logdir/$name.log") timings"
-            if (( step_rc == 0 )); then
-                record "$name" PASS "$step_secs" "$line"
-            elif (( step_rc == 3 )); then
-                record "$name" SKIP "$step_secs" "no CUDA device visible to the runtime"
-            else
-                record "$name" FAIL "$step_secs" "rc $step_rc; $line (see $name.log)"
-            fi
+        record dev-build PASS "$step_secs" "cuda/dev/build/rslora_dev (families: ${families[*]})"
+        dev=cuda/dev/build/rslora_dev
+        run_step dev-selftest 20 "$dev" selftest
+        dev_result dev-selftest
+        covered=" "
+        declare -A brings=()
+        for f in "${families[@]}"; do  # the kernels a family adds to those of the families before it
+            n=0
+            for k in $(native-build/kernel-table.sh names "family=$f"); do
+                [[ "$covered" == *" $k "* ]] || { n=$((n + 1)); covered+="$k "; }
+            done
+            brings[$f]=$n
         done
+        for f in "${families[@]}"; do
+            run_step "dev-validate-$f" 90 "$dev" validate "$f"
+            dev_result "dev-validate-$f"
+            if (( brings[$f] == 0 )); then
+                record "dev-bigindex-$f" SKIP 0 "every kernel of $f is run by an earlier family"
+            else
+                run_step "dev-bigindex-$f" 60 "$dev" bigindex "$f"
+                dev_result "dev-bigindex-$f"
+            fi
+            if [[ $f == v1 ]]; then
+                record "dev-oracle-$f" SKIP 0 "v1 is the oracle"
+            elif (( brings[$f] == 0 )); then
+                record "dev-oracle-$f" SKIP 0 "every kernel of $f is run by an earlier family"
+            else
+                run_step "dev-oracle-$f" 75 "$dev" oracle "$f"
+                dev_result "dev-oracle-$f"
+            fi
+            run_step "dev-bench-$f" 45 "$dev" bench "$f" "$logdir/dev-bench-$f.jsonl"
+            dev_result "dev-bench-$f" "$(grep -c '"kind": "kernel"' "$logdir/dev-bench-$f.jsonl" 2>/dev/null) timings"
+        done
+        run_step dev-adamw-full 30 "$dev" adamw   # the fused AdamW vs its host references
+        dev_result dev-adamw-full
+        run_step dev-adamw-bench 20 "$dev" adamw bench
+        dev_result dev-adamw-bench " "
+        run_step dev-adafactor-full 40 "$dev" adafactor   # the fused Adafactor vs the CPU update's host mirror
+        dev_result dev-adafactor-full
+        run_step dev-adafactor-bench 20 "$dev" adafactor bench
+        dev_result dev-adafactor-bench " "
+        run_step dev-seqlogprob-full 20 "$dev" seqlogprob   # sequence log-probs vs the double reference
+        dev_result dev-seqlogprob-full
+        run_step dev-seqlogprob-bench 20 "$dev" seqlogprob bench
+        dev_result dev-seqlogprob-bench " "
+        # compute-sanitizer on the quick set of the families after v2 that bring kernels
+        sanitizer="$(command -v compute-sanitizer || { [[ -x /usr/local/cuda/bin/compute-sanitizer ]] && echo /usr/local/cuda/bin/compute-sanitizer; })"
+        for f in "${families[@]}"; do
+            [[ $f == v1 || $f == v2 ]] && continue
+            for tool in memcheck racecheck synccheck; do
+                name="dev-$tool-$f"
+                if [[ -z "$sanitizer" ]]; then
+                    record "$name" SKIP 0 "compute-sanitizer not found"
+                    continue
+                elif (( brings[$f] == 0 )); then
+                    record "$name" SKIP 0 "every kernel of $f is run by an earlier family"
+                    continue
+                fi
+                max=40
+                [[ $tool == racecheck ]] && max=60
+                run_step "$name" "$max" "$sanitizer" --tool "$tool" --error-exitcode 1 "$dev" validate "$f" quick
+                errs="$(grep -hE 'ERROR SUMMARY|RACECHECK SUMMARY' "$logdir/$name.log" | tail -1)"
+                dev_result "$name" "$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$logdir/$name.log" | tail -1); ${errs:-no sanitizer summary}"
+            done
+        done
+        # the SASS of the shipped images (gpu-bundle's rslora-cuda jar; else a fresh build-kernels.sh)
+        run_step dev-sass 90 native-build/check-sass.sh "$logdir/sass"
+        case $step_rc in
+            0) record dev-sass PASS "$step_secs" "$(tail -1 "$logdir/dev-sass.log")" ;;
+            3) record dev-sass SKIP "$step_secs" "$(tail -1 "$logdir/dev-sass.log")" ;;
+            *) record dev-sass FAIL "$step_secs" "rc $step_rc; $(grep -m1 'FAIL' "$logdir/dev-sass.log" | cut -c1-100) (see dev-sass.log)" ;;
+        esac
     fi
 fi
 
@@ -205,9 +312,5 @@ else
 fi
 
 echo
-{
-    echo "rslora gpu-check $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo ?), $(( $(date +%s) - t_start )) s"
-    echo "step             state   time  summary"
-    printf '%s\n' "${rows[@]}"
-} | tee "$logdir/summary.txt"
+write_summary
 exit $overall

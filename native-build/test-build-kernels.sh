@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Self-test of build-kernels.sh without compiling anything real: (1) nvcc absent → exit 0 and
-# built=false recorded; (2) a fake nvcc that reports a spill → the report has the kernel row and a
-# SPILL WARNING line; (3) a fake nvcc that fails → the script fails. Prints "N passed, N failed".
+# Self-test of build-kernels.sh. With a fake nvcc (no real compile): (1) nvcc absent → exit 0,
+# built=false, the table still copied; (2) v1 spills → report rows + SPILL WARNING, still built;
+# (3) a compile error fails; (4) a spilling or stack-using kernel of the new families fails the
+# build; (5) ptxas C7510/C7511/C7515 (wgmma serialised) fails it; (6) a table kernel missing from its
+# image, or an untabled kernel in an image, fails it. With the real nvcc (when present): (7) a small
+# cuda/ tree whose v3 kernel needs a stack frame fails, the same tree with a register-only kernel
+# builds both images. check-sass.sh with a fake cuobjdump: (8) HGMMA/UTMALDG in every sm90a kernel and
+# no LDL/STL in the new families' kernels pass; a missing HGMMA, a local-memory access, or a table
+# kernel absent from the SASS fail. Prints "N passed, N failed".
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 work="$(mktemp -d)"
@@ -14,48 +20,219 @@ check() {  # name, command...
     if "$@"; then pass=$((pass + 1)); echo "ok   $name"; else fail=$((fail + 1)); echo "FAIL $name"; fi
 }
 
-# (1) nvcc absent
-RSLORA_FORCE_NO_NVCC=1 "$here/build-kernels.sh" "$work/a/classes" >"$work/a.log" 2>&1
-rc=$?
-check "absent nvcc exits 0" test "$rc" -eq 0
-check "absent nvcc recorded" grep -q '^built=false' "$work/a/classes/dev/rslora/cuda/kernels.properties"
-check "absent nvcc says so" grep -q 'NOT built: nvcc absent' "$work/a.log"
-check "absent nvcc leaves no fatbin" test ! -e "$work/a/classes/dev/rslora/cuda/rslora_kernels.fatbin"
-
-# (2) a fake nvcc whose ptxas output reports spills
+# a cuda/ tree for the fake compiler: the two translation units (never read) and a table
+tree="$work/tree"
+mkdir -p "$tree"
+: >"$tree/rslora_kernels.cu"
+: >"$tree/rslora_kernels_sm90a.cu"
+cat >"$tree/kernels.table" <<'T'
+// test table
+RS_KERNEL(v1, down, f32,  rslora_clean_v1_f32, 256, 0, 1x1x1, sm80,  main,  tiles_r_n, 0, sm90)
+RS_KERNEL(v1, dx,   f32,  rslora_fake_v1_f32,  256, 0, 1x1x1, sm80,  main,  tiles_din_n, 0, none)
+RS_KERNEL(v3, down, bf16, rslora_mb_new_bf16,  256, 0, 1x1x1, sm80,  main,  mb_rows, 16, none)
+RS_KERNEL(v3, dx,   bf16, rslora_v3_gemm_bf16, 384, 0, 1x1x1, sm90a, sm90a, tiles_din_n, 0, none)
+T
+entry() {  # name arch stack spill_stores spill_loads regs
+    printf "ptxas info    : Compiling entry function '%s' for '%s'\nptxas info    : Function properties for %s\n    %s bytes stack frame, %s bytes spill stores, %s bytes spill loads\nptxas info    : Used %s registers, used 1 barriers, 8704 bytes smem, 424 bytes cmem[0]\n" \
+        "$1" "$2" "$1" "$3" "$4" "$5" "$6"
+}
 mkdir -p "$work/bin"
 cat >"$work/bin/nvcc" <<'FAKE'
 #!/bin/bash
 if [[ "$1" == "--version" ]]; then echo "Cuda compilation tools, release 99.1, V99.1.0"; exit 0; fi
-out=""; while [[ $# -gt 0 ]]; do if [[ "$1" == "-o" ]]; then out="$2"; shift; fi; shift; done
+out=""; src=""; while [[ $# -gt 0 ]]; do if [[ "$1" == "-o" ]]; then out="$2"; shift; fi; src="$1"; shift; done
 if [[ -n "${FAKE_FAIL:-}" ]]; then echo "error: fake compile error" >&2; exit 1; fi
 printf 'P\xedU\xba' >"$out"
-cat >&2 <<'L'
-ptxas info    : Compiling entry function 'rslora_clean_v1_f32' for 'sm_80'
-ptxas info    : Function properties for rslora_clean_v1_f32
-    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
-ptxas info    : Used 40 registers, used 1 barriers, 8704 bytes smem, 424 bytes cmem[0]
-ptxas info    : Compiling entry function 'rslora_fake_v1_f32' for 'sm_90'
-ptxas info    : Function properties for rslora_fake_v1_f32
-    16 bytes stack frame, 12 bytes spill stores, 8 bytes spill loads
-ptxas info    : Used 255 registers, used 1 barriers, 8704 bytes smem, 424 bytes cmem[0]
-L
+case "$src" in
+    *_sm90a.cu) cat "$FAKE_DIR/sm90a.txt" >&2 ;;
+    *) cat "$FAKE_DIR/main.txt" >&2 ;;
+esac
 FAKE
 chmod +x "$work/bin/nvcc"
-NVCC="$work/bin/nvcc" "$here/build-kernels.sh" "$work/b/classes" >"$work/b.log" 2>&1
+fake() {  # case name: writes $work/<case>/{main,sm90a}.txt from the entries given on stdin, tagged M: or S:
+    local d="$work/fake-$1"
+    mkdir -p "$d"
+    : >"$d/main.txt"
+    : >"$d/sm90a.txt"
+    while read -r img rest; do
+        # shellcheck disable=SC2086
+        if [[ "$img" == M ]]; then entry $rest >>"$d/main.txt"; elif [[ "$img" == S ]]; then entry $rest >>"$d/sm90a.txt"; else echo "$rest" >>"$d/$img"; fi
+    done
+    echo "$d"
+}
+build() {  # case → runs build-kernels.sh with the fake compiler and FAKE_DIR, output in $work/<case>.log
+    local c="$1"
+    shift
+    env "$@" NVCC="$work/bin/nvcc" RSLORA_CUDA_DIR="$tree" "$here/build-kernels.sh" "$work/$c/classes" >"$work/$c.log" 2>&1
+}
+clean_entries() {
+    cat <<'E'
+M rslora_clean_v1_f32 sm_80 0 0 0 40
+M rslora_clean_v1_f32 sm_90 0 0 0 40
+M rslora_fake_v1_f32 sm_90 16 12 8 255
+M rslora_mb_new_bf16 sm_80 0 0 0 96
+M rslora_mb_new_bf16 sm_90 0 0 0 96
+S rslora_v3_gemm_bf16 sm_90a 0 0 0 168
+E
+}
+res() { echo "$work/$1/classes/dev/rslora/cuda"; }
+
+# (1) nvcc absent
+RSLORA_FORCE_NO_NVCC=1 RSLORA_CUDA_DIR="$tree" "$here/build-kernels.sh" "$work/a/classes" >"$work/a.log" 2>&1
 rc=$?
-check "fake nvcc exits 0" test "$rc" -eq 0
-check "report row" grep -Eq '^rslora_fake_v1_f32 +sm_90 +255 +8704 +16 +12 +8$' "$work/b/ptxas-report.txt"
+check "absent nvcc exits 0" test "$rc" -eq 0
+check "absent nvcc recorded" grep -q '^built=false' "$(res a)/kernels.properties"
+check "absent nvcc says so" grep -q 'NOT built: nvcc absent' "$work/a.log"
+check "absent nvcc leaves no fatbin" test ! -e "$(res a)/rslora_kernels.fatbin"
+check "the table is copied anyway" cmp -s "$tree/kernels.table" "$(res a)/kernels.table"
+
+# (2) v1 spills: a warning; both images built
+d="$(clean_entries | fake b)"
+build b FAKE_DIR="$d"
+rc=$?
+check "v1 spill builds (exit 0)" test "$rc" -eq 0
+check "report row with the image" grep -Eq '^rslora_fake_v1_f32 +sm_90 +255 +8704 +16 +12 +8 +main$' "$work/b/ptxas-report.txt"
+check "sm90a image row" grep -Eq '^rslora_v3_gemm_bf16 +sm_90a +168 +8704 +0 +0 +0 +sm90a$' "$work/b/ptxas-report.txt"
 check "clean kernel not warned" bash -c "! grep -q 'SPILL WARNING: rslora_clean' '$work/b/ptxas-report.txt'"
 check "spill warning in report" grep -q 'SPILL WARNING: rslora_fake_v1_f32 on sm_90' "$work/b/ptxas-report.txt"
 check "spill warning printed" grep -q 'SPILL WARNING: rslora_fake_v1_f32' "$work/b.log"
-check "built recorded" grep -q '^built=true' "$work/b/classes/dev/rslora/cuda/kernels.properties"
+check "built recorded" grep -q '^built=true' "$(res b)/kernels.properties"
+check "both images written" test -s "$(res b)/rslora_kernels.fatbin" -a -s "$(res b)/rslora_kernels_sm90a.fatbin"
+check "images recorded" grep -q '^image.sm90a=dev/rslora/cuda/rslora_kernels_sm90a.fatbin' "$(res b)/kernels.properties"
 
 # (3) a compile error fails the script
-FAKE_FAIL=1 NVCC="$work/bin/nvcc" "$here/build-kernels.sh" "$work/c/classes" >"$work/c.log" 2>&1
+build c FAKE_FAIL=1 FAKE_DIR="$d"
 rc=$?
 check "compile error fails" test "$rc" -ne 0
 check "compile error shown" grep -q 'fake compile error' "$work/c.log"
+
+refused() {  # case, expected message fragment
+    local c="$1" want="$2"
+    test "$rc" -ne 0 && grep -q "BUILD CHECK FAILED: .*$want" "$work/$c.log" && grep -q '^built=false' "$(res "$c")/kernels.properties" \
+        && test ! -e "$(res "$c")/rslora_kernels.fatbin"
+}
+# (4) a memory-bound kernel that spills, and a v3 GEMM with a stack frame
+d="$(clean_entries | sed 's/^M rslora_mb_new_bf16 sm_90 0 0 0 96$/M rslora_mb_new_bf16 sm_90 8 8 8 128/' | fake d)"
+build d FAKE_DIR="$d"
+rc=$?
+check "a spilling mb kernel fails the build" refused d "rslora_mb_new_bf16 on sm_90 .*8 bytes spill stores"
+d="$(clean_entries | sed 's/^S rslora_v3_gemm_bf16 sm_90a 0 0 0 168$/S rslora_v3_gemm_bf16 sm_90a 32 0 0 168/' | fake e)"
+build e FAKE_DIR="$d"
+rc=$?
+check "a v3 kernel with a stack frame fails the build" refused e "rslora_v3_gemm_bf16 on sm_90a .*32 bytes stack frame"
+
+# (5) wgmma serialised
+d="$( { clean_entries; echo "sm90a.txt ptxas warning : (C7515) Potential Performance Loss: wgmma.mma_async instructions are serialized due to the presence of Extern calls in the function 'rslora_v3_gemm_bf16'."; } | fake f)"
+build f FAKE_DIR="$d"
+rc=$?
+check "C7515 fails the build" refused f "C7515"
+d="$( { clean_entries; echo "main.txt ptxas warning : (C7510) Potential Performance Loss: wgmma.mma_async instructions are serialized"; } | fake f2)"
+build f2 FAKE_DIR="$d"
+rc=$?
+check "C7510 fails the build" refused f2 "C7510"
+
+# (6) table ↔ images
+d="$(clean_entries | grep -v rslora_mb_new_bf16 | fake g)"
+build g FAKE_DIR="$d"
+rc=$?
+check "a table kernel missing from its image fails" refused g "table names rslora_mb_new_bf16 (image main)"
+d="$( { clean_entries; echo "M rslora_untabled_v1_f32 sm_80 0 0 0 20"; } | fake h)"
+build h FAKE_DIR="$d"
+rc=$?
+check "an untabled kernel fails" refused h "exports rslora_untabled_v1_f32"
+
+# (7) the real compiler: a stack-using v3 kernel (a dynamically indexed local array) is refused
+nvcc_real="$(command -v nvcc || { [[ -x /usr/local/cuda/bin/nvcc ]] && echo /usr/local/cuda/bin/nvcc; })"
+if [[ -n "$nvcc_real" && -z "${RSLORA_SKIP_REAL_NVCC:-}" ]]; then
+    real="$work/real"
+    mkdir -p "$real"
+    cat >"$real/kernels.table" <<'T'
+RS_KERNEL(v3, down, bf16, rslora_mb_probe_bf16, 256, 0, 1x1x1, sm80, main, mb_rows, 16, none)
+T
+    cat >"$real/rslora_kernels_sm90a.cu" <<'K'
+// empty sm90a image
+K
+    write_probe() {  # local array size and index mask: 64 with data-dependent indices = a stack frame; 1 = a register
+        cat >"$real/rslora_kernels.cu" <<K
+extern "C" __global__ void rslora_mb_probe_bf16(const float* in, float* out, int k) {
+    float a[$1];
+#pragma unroll
+    for (int i = 0; i < $1; ++i) a[(i * k) & $2] = in[threadIdx.x * $1 + i];
+    out[threadIdx.x] = a[k & $2] + a[(k >> 6) & $2];
+}
+K
+    }
+    write_probe 64 63
+    NVCC="$nvcc_real" RSLORA_NVCC_THREADS=1 RSLORA_CUDA_DIR="$real" "$here/build-kernels.sh" "$work/r1/classes" >"$work/r1.log" 2>&1
+    rc=$?
+    check "real nvcc: a v3 kernel with a stack frame is refused" refused r1 "rslora_mb_probe_bf16 on sm_80 .*bytes stack frame"
+    write_probe 1 0
+    NVCC="$nvcc_real" RSLORA_NVCC_THREADS=1 RSLORA_CUDA_DIR="$real" "$here/build-kernels.sh" "$work/r2/classes" >"$work/r2.log" 2>&1
+    rc=$?
+    check "real nvcc: the register-only version builds both images" test "$rc" -eq 0 -a -s "$(res r2)/rslora_kernels_sm90a.fatbin"
+    check "real nvcc: its report row" grep -Eq '^rslora_mb_probe_bf16 +sm_90 +[0-9]+ +0 +0 +0 +0 +main$' "$work/r2/ptxas-report.txt"
+else
+    echo "skip (7): no nvcc here"
+fi
+
+# (8) check-sass.sh with a fake cuobjdump that prints the SASS in $SASS_DIR/<fatbin name>.sass
+sass="$work/sass"
+mkdir -p "$sass/img"
+: >"$sass/img/rslora_kernels.fatbin"
+: >"$sass/img/rslora_kernels_sm90a.fatbin"
+cat >"$work/bin/cuobjdump" <<'FAKE'
+#!/bin/bash
+cat "$SASS_DIR/$(basename "$2").sass"
+FAKE
+chmod +x "$work/bin/cuobjdump"
+fn() {  # arch name opcodes...
+    local arch="$1" name="$2"
+    shift 2
+    printf '\n\tcode for %s\n\t\tFunction : %s\n' "$arch" "$name"
+    local i=0
+    for op in "$@"; do printf '        /*%04x*/                   %s ;\n' $((i += 16)) "$op"; done
+}
+write_sass() {  # main-gemm-op  v3-gemm-extra-op  mb-op
+    {
+        echo "arch = sm_80"
+        fn sm_80 rslora_clean_v1_f32 "LDG.E R2, desc[UR4][R2.64]" "STL [R1], R2" "EXIT"
+        fn sm_80 rslora_fake_v1_f32 "EXIT"
+        fn sm_80 rslora_mb_new_bf16 "LDG.E.128 R4, desc[UR4][R2.64]" "$3" "HMMA.16816.F32.BF16 R8, R4, R6, R8" "EXIT"
+    } >"$sass/rslora_kernels.fatbin.sass"
+    {
+        echo "arch = sm_90a"
+        fn sm_90a rslora_v3_gemm_bf16 "UTMALDG.2D [UR8], [UR4]" "$1" "$2" "EXIT"
+    } >"$sass/rslora_kernels_sm90a.fatbin.sass"
+}
+sass_check() {  # case
+    env SASS_DIR="$sass" CUOBJDUMP="$work/bin/cuobjdump" RSLORA_FATBIN_DIR="$sass/img" RSLORA_KERNEL_TABLE="$tree/kernels.table" \
+        "$here/check-sass.sh" "$work/$1" >"$work/$1.log" 2>&1
+}
+write_sass "HGMMA.64x128x16.F32.BF16 R24, gdesc[UR4], RZ" "NOP" "NOP"
+sass_check s1
+rc=$?
+check "sass: clean kernels pass (a v1 STL is not checked)" test "$rc" -eq 0
+check "sass: the sm90a kernel reported" grep -q '^ok   rslora_v3_gemm_bf16 sm_90a (sm90a): HGMMA, UTMALDG' "$work/s1.log"
+write_sass "NOP" "NOP" "NOP"
+sass_check s2
+rc=$?
+check "sass: an sm90a kernel without HGMMA fails" bash -c "test $rc -eq 1 && grep -q 'FAIL rslora_v3_gemm_bf16 sm_90a (sm90a): no HGMMA' '$work/s2.log'"
+write_sass "HGMMA.64x128x16.F32.BF16 R24, gdesc[UR4], RZ" "NOP" "LDL.LU R5, [R1+0x4]"
+sass_check s3
+rc=$?
+check "sass: local memory in an mb kernel fails" bash -c "test $rc -eq 1 && grep -q 'FAIL rslora_mb_new_bf16 sm_80 (main): LDL/STL' '$work/s3.log'"
+write_sass "HGMMA.64x128x16.F32.BF16 R24, gdesc[UR4], RZ" "STL.64 [R1], R4" "NOP"
+sass_check s4
+rc=$?
+check "sass: local memory in a v3 GEMM fails" bash -c "test $rc -eq 1 && grep -q 'FAIL rslora_v3_gemm_bf16 sm_90a (sm90a): LDL/STL' '$work/s4.log'"
+write_sass "HGMMA.64x128x16.F32.BF16 R24, gdesc[UR4], RZ" "NOP" "NOP"
+sed -i 's/rslora_mb_new_bf16/rslora_mb_other_bf16/' "$sass/rslora_kernels.fatbin.sass"
+sass_check s5
+rc=$?
+check "sass: a table kernel missing from the SASS fails" bash -c "test $rc -eq 1 && grep -q 'FAIL rslora_mb_new_bf16: in the table' '$work/s5.log'"
+CUOBJDUMP=/nonexistent "$here/check-sass.sh" "$work/s6" >"$work/s6.log" 2>&1
+rc=$?
+check "sass: no cuobjdump is a skip (exit 3)" test "$rc" -eq 3
 
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -1,5 +1,8 @@
 // (6) Merge / unmerge: W ← round(W + signed_gamma·B·A), ΔW computed in fp32 and added in fp32,
-// rounded once to W's dtype (signed_gamma = +γ merge, −γ unmerge; SPEC.md §6).
+// rounded once to W's dtype (signed_gamma = +γ merge, −γ unmerge; SPEC.md §6):
+//   s = Σ_j B[o,j]·A[j,c] (fp32 FMA, j ascending), δ = fl32(signed_gamma·s), W' = round_T(fl32(W + δ)).
+// __fmul_rn/__fadd_rn keep nvcc from contracting W + signed_gamma·s into one FMA (it did until
+// 2026-12: one rounding less than SPEC and MergeMath/PEFT; MergeRule in the Java tests emulates both).
 //   W [d_out, d_in] T (in place), B [d_out, r] f32, A [r, d_in] f32.
 // Launch: grid (ceil(d_in/64), ceil(d_out/64)), block 256.
 #pragma once
@@ -28,7 +31,7 @@ __device__ __forceinline__ void lora_merge_v1(const RsMergeParams& p) {
             const int c = n0 + 4 * tx + b;
             if (o < p.d_out && c < p.d_in) {
                 T* e = w + (int64_t)o * p.d_in + c;
-                *e = rs::from_f32<T>(rs::to_f32<T>(*e) + p.signed_gamma * acc[a][b]);
+                *e = rs::from_f32<T>(__fadd_rn(rs::to_f32<T>(*e), __fmul_rn(p.signed_gamma, acc[a][b])));
             }
         }
     }

@@ -40,10 +40,13 @@ import java.util.concurrent.TimeUnit;
  * One LoRA layer training step on the GPU through the Java API, bf16, d_in = d_out = d, dropout
  * p, γ = α/√r with α = 16, bias-free, dA/dB assigned:
  * <pre>
- *   fusedEager   CudaLoraLayer.forward + backward (the version-1 fused kernels, JCuda launches)
+ *   fusedEager   CudaLoraLayer.forward + backward, the fused step (-Drslora.cuda.kernels family, default v1)
  *   fusedGraph   the same step captured once into a CUDA graph and replayed
+ *   splitEager   CudaLoraLayer with the split step: cuBLASLt for Y = X·Wᵀ and dX = dY·W, our LoRA kernels
+ *   splitGraph   the split step captured once into a CUDA graph and replayed
  *   unfusedChain PeftChainBaseline: PEFT's eager op sequence on cuBLAS (8 GEMMs + 2 dropout kernels)
- *   cublasBase   BaseLinearBaseline: the frozen base alone, Y = X·Wᵀ and dX = dY·W on cuBLAS (R's denominator)
+ *   cublasBase   BaseLinearBaseline: the frozen base alone, Y = X·Wᵀ and dX = dY·W on cublasGemmEx
+ *   cublasLtBase the same two GEMMs on cuBLASLt (heuristic algorithm, 32 MiB workspace), as the split step runs them
  * </pre>
  * Every invocation synchronizes the stream before returning, so the time is the step's wall time
  * including the host-side launch cost. Inputs rotate over {@link Rotation#sets} copies of X, dY,
@@ -75,6 +78,13 @@ public class CudaLayerBenchmark {
     public int r;
     @Param({"0.1"})
     public float dropout;
+    /**
+     * The fused family (-Drslora.cuda.kernels) of fusedEager/fusedGraph; the other methods ignore it.
+     * The GPU check runs the default v1 for everything, then fusedGraph alone with -p kernels=v2,v3,v4 (v3/v4 run
+     * through the table-driven FamilyStep; a family a device cannot run falls back, and the log says to which).
+     */
+    @Param({"v1"})
+    public String kernels;
 
     private Arena arena;
     private CudaBackend cuda;
@@ -113,6 +123,7 @@ public class CudaLayerBenchmark {
     @Setup(Level.Trial)
     public void setUp(BenchmarkParams bp) {
         String variant = bp.getBenchmark().substring(bp.getBenchmark().lastIndexOf('.') + 1);
+        System.setProperty("rslora.cuda.kernels", kernels);
         cuda = openBackend();
         arena = Arena.ofShared();
         double gamma = ALPHA / Math.sqrt(r);
@@ -136,7 +147,9 @@ public class CudaLayerBenchmark {
             s.dx = own(cuda.allocate(DType.BF16, n, d));
             switch (variant) {
                 case "fusedEager", "fusedGraph" -> s.layer = own(new CudaLoraLayer(cuda, w, null, a, b, gamma, dropout, SEED,
-                        LAYER, n, GradMode.ASSIGN));
+                        LAYER, n, GradMode.ASSIGN, "fused"));
+                case "splitEager", "splitGraph" -> s.layer = own(new CudaLoraLayer(cuda, w, null, a, b, gamma, dropout, SEED,
+                        LAYER, n, GradMode.ASSIGN, "split"));
                 case "unfusedChain" -> {
                     s.w = own(cuda.upload(w));
                     s.a16 = own(cuda.upload(a.to(arena, DType.BF16)));
@@ -144,13 +157,16 @@ public class CudaLayerBenchmark {
                     s.gradA = own(cuda.allocate(DType.F32, r, d));
                     s.gradB = own(cuda.allocate(DType.F32, d, r));
                 }
-                case "cublasBase" -> s.w = own(cuda.upload(w));
+                case "cublasBase", "cublasLtBase" -> s.w = own(cuda.upload(w));
                 default -> throw new IllegalStateException("no setup for benchmark method " + variant);
             }
             slots[i] = s;
         }
+        if (slots[0].layer != null) {
+            System.out.println(variant + ": step " + slots[0].layer.step());
+        }
         switch (variant) {
-            case "fusedGraph" -> {
+            case "fusedGraph", "splitGraph" -> {
                 graphs = new CudaGraph[sets];
                 for (int i = 0; i < sets; i++) {
                     Slot s = slots[i];
@@ -159,6 +175,10 @@ public class CudaLayerBenchmark {
             }
             case "unfusedChain" -> chain = new PeftChainBaseline(cuda, DType.BF16, n, d, d, r);
             case "cublasBase" -> base = new BaseLinearBaseline(cuda);
+            case "cublasLtBase" -> {
+                base = BaseLinearBaseline.cublasLt(cuda);
+                System.out.println(variant + ": " + base.binding());
+            }
             default -> {
             }
         }
@@ -173,6 +193,9 @@ public class CudaLayerBenchmark {
             case "fusedGraph" -> fusedGraph();
             case "unfusedChain" -> unfusedChain();
             case "cublasBase" -> cublasBase();
+            case "cublasLtBase" -> cublasLtBase();
+            case "splitEager" -> splitEager();
+            case "splitGraph" -> splitGraph();
             default -> throw new IllegalStateException("no check for benchmark method " + variant);
         }
         next = 0;
@@ -183,7 +206,7 @@ public class CudaLayerBenchmark {
         s.dx.copyTo(dx);
         StepCheck.requireFiniteNonZero(variant + " Y", y);
         StepCheck.requireFiniteNonZero(variant + " dX", dx);
-        boolean lora = !variant.equals("cublasBase");
+        boolean lora = !variant.equals("cublasBase") && !variant.equals("cublasLtBase");
         if (lora) {
             Tensor gA = Tensor.allocate(arena, DType.F32, r, d);
             Tensor gB = Tensor.allocate(arena, DType.F32, d, r);
@@ -241,6 +264,18 @@ public class CudaLayerBenchmark {
         cuda.synchronize();
     }
 
+    /** The split step (cuBLASLt + our LoRA kernels), launched eagerly from Java, then synchronized. */
+    @Benchmark
+    public void splitEager() {
+        fusedEager();
+    }
+
+    /** The split step replayed from a CUDA graph, then synchronized. */
+    @Benchmark
+    public void splitGraph() {
+        fusedGraph();
+    }
+
     /** PEFT's unfused op sequence on cuBLAS (forward then backward), then synchronized. */
     @Benchmark
     public void unfusedChain() {
@@ -257,6 +292,12 @@ public class CudaLayerBenchmark {
         base.forward(s.x, s.w, s.y);
         base.backwardData(s.dy, s.w, s.dx);
         cuda.synchronize();
+    }
+
+    /** The frozen base on cuBLASLt: Y = X·Wᵀ, dX = dY·W, then synchronized. */
+    @Benchmark
+    public void cublasLtBase() {
+        cublasBase();
     }
 
     @TearDown(Level.Trial)

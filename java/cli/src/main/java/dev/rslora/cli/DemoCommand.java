@@ -208,12 +208,26 @@ final class DemoCommand implements Callable<Integer> {
         o.println();
         o.print(SummaryTable.format(r.summaries(), c.finalWindow()));
         o.println();
-        for (Path p : List.of(CsvReport.write(r, out), JsonReport.write(r, out), LossCurvePlot.write(r, out),
-                GradNormPlot.write(r, out))) {
+        for (Path p : List.of(CsvReport.write(r, out), JsonReport.write(r, out))) {
             o.println("wrote " + p);
+        }
+        try {
+            o.println("wrote " + LossCurvePlot.write(r, out));
+            o.println("wrote " + GradNormPlot.write(r, out));
+        } catch (VirtualMachineError e) {
+            throw e;
+        } catch (Error | RuntimeException e) {
+            // a runtime without java.desktop (NoClassDefFoundError: java/awt/...) or a host without fonts
+            o.println("plots skipped: cannot draw PNGs on this Java runtime or host (" + firstLine(e)
+                    + "); rank_sweep.csv and rank_sweep.json hold the same data");
         }
         o.printf(Locale.ROOT, "%.1f s on the %s backend%n", r.wallSeconds(), r.backend());
         o.flush();
         return 0;
+    }
+
+    private static String firstLine(Throwable e) {
+        String m = e.getMessage() == null ? "" : e.getMessage().strip().lines().findFirst().orElse("");
+        return e.getClass().getName() + (m.isEmpty() ? "" : ": " + m);
     }
 }

@@ -19,22 +19,43 @@ public final class Catalog {
     private Catalog() {
     }
 
+    /**
+     * The base id of the GPU LoRA rows: their R divides by the fastest frozen base measured in the same
+     * run at that shape (ours through cuBLAS or cuBLASLt, or torch's), whichever it is (issue 12 §2).
+     */
+    public static final String BEST_BASE = "best";
+
     private static final Map<String, Impl> FIXED = Map.ofEntries(
             entry(new Impl("cpu", "rslora cpu (Vector API)", Platform.CPU, Role.LORA, "cpu-base", true, 0)),
             entry(new Impl("cpu-base", "rslora cpu, frozen base", Platform.CPU, Role.BASE, null, true, 0)),
             entry(new Impl("reference", "rslora reference (scalar oracle)", Platform.CPU, Role.LORA, "reference-base", true, 90)),
             entry(new Impl("reference-base", "rslora reference, frozen base", Platform.CPU, Role.BASE, null, true, 90)),
-            entry(new Impl("cuda-eager", "rslora cuda fused, eager (JMH)", Platform.GPU, Role.LORA, "cublas-base", true, 0)),
-            entry(new Impl("cuda-graph", "rslora cuda fused, CUDA graph (JMH)", Platform.GPU, Role.LORA, "cublas-base", true, 1)),
-            entry(new Impl("cuda-dev-v1", "rslora kernels v1, cuda/dev sum of kernels (events)", Platform.GPU, Role.LORA,
-                    "torch-base", true, 2)),
-            entry(new Impl("cuda-dev-v2", "rslora kernels v2, cuda/dev sum of kernels (events)", Platform.GPU, Role.LORA,
-                    "torch-base", true, 3)),
-            entry(new Impl("cublas-chain", "unfused cuBLAS chain, PEFT's ops (JMH)", Platform.GPU, Role.LORA, "cublas-base",
+            entry(new Impl("cuda-eager", "rslora cuda fused, eager (JMH)", Platform.GPU, Role.LORA, BEST_BASE, true, 0)),
+            entry(new Impl("cuda-graph", "rslora cuda fused, CUDA graph (JMH)", Platform.GPU, Role.LORA, BEST_BASE, true, 1)),
+            entry(new Impl("cuda-split", "rslora cuda split (cuBLASLt + LoRA kernels), eager (JMH)", Platform.GPU, Role.LORA,
+                    BEST_BASE, true, 2)),
+            entry(new Impl("cuda-split-graph", "rslora cuda split (cuBLASLt + LoRA kernels), CUDA graph (JMH)", Platform.GPU,
+                    Role.LORA, BEST_BASE, true, 3)),
+            entry(new Impl("cublas-chain", "unfused cuBLAS chain, PEFT's ops (JMH)", Platform.GPU, Role.LORA, BEST_BASE,
                     false, 10)),
-            entry(new Impl("peft", "PyTorch PEFT eager (events)", Platform.GPU, Role.LORA, "torch-base", false, 11)),
-            entry(new Impl("cublas-base", "cuBLAS frozen base (JMH)", Platform.GPU, Role.BASE, null, false, 20)),
-            entry(new Impl("torch-base", "torch nn.Linear frozen base (events)", Platform.GPU, Role.BASE, null, false, 21)));
+            entry(new Impl("peft", "PyTorch PEFT, fp32 adapters (its default) (events)", Platform.GPU, Role.LORA, BEST_BASE,
+                    false, 11)),
+            entry(new Impl("peft-bf16", "PyTorch PEFT, bf16 adapters (events)", Platform.GPU, Role.LORA, BEST_BASE, false, 12)),
+            entry(new Impl("torch-eager", "PyTorch eager formula x·Wᵀ + drop(x)·Aᵀ·Bᵀ·γ (events)", Platform.GPU, Role.LORA,
+                    BEST_BASE, false, 13)),
+            entry(new Impl("torch-compile", "torch.compile of that formula (events)", Platform.GPU, Role.LORA, BEST_BASE,
+                    false, 14)),
+            entry(new Impl("torch-addmm", "PyTorch addmm into Y, no dropout (Unsloth's shape) (events)", Platform.GPU,
+                    Role.LORA, BEST_BASE, false, 15)),
+            entry(new Impl("cublas-base", "cuBLAS frozen base, cublasGemmEx (JMH)", Platform.GPU, Role.BASE, null, true, 20)),
+            entry(new Impl("cublaslt-base", "cuBLASLt frozen base, heuristic algorithm + workspace (JMH)", Platform.GPU,
+                    Role.BASE, null, true, 21)),
+            entry(new Impl("torch-base", "torch nn.Linear frozen base (events)", Platform.GPU, Role.BASE, null, false, 22)),
+            entry(new Impl("cuda-graph-events", "rslora cuda fused, CUDA graph (events)", Platform.GPU, Role.LORA, BEST_BASE, true, 1)),
+            entry(new Impl("cuda-split-graph-events", "rslora cuda split, CUDA graph (events)", Platform.GPU, Role.LORA, BEST_BASE,
+                    true, 3)),
+            entry(new Impl("cublas-base-events", "cuBLAS frozen base, cublasGemmEx (events)", Platform.GPU, Role.BASE, null, true, 20)),
+            entry(new Impl("cublaslt-base-events", "cuBLASLt frozen base (events)", Platform.GPU, Role.BASE, null, true, 21)));
 
     private static Map.Entry<String, Impl> entry(Impl i) {
         return Map.entry(i.id(), i);
@@ -45,6 +66,17 @@ public final class Catalog {
         Impl fixed = FIXED.get(id);
         if (fixed != null) {
             return fixed;
+        }
+        if (id.startsWith("cuda-graph-v") && id.length() > "cuda-graph-v".length()) {
+            String v = id.substring("cuda-graph-".length());
+            return new Impl(id, "rslora cuda fused, kernels " + v + ", CUDA graph (JMH)", Platform.GPU, Role.LORA, BEST_BASE, true,
+                    4 + Math.min(3, v.length()));
+        }
+        if (id.matches("cuda-dev-v\\d+")) {
+            // a family of cuda/kernels.table, as the cuda/dev bench lines name it (v1, v2, v3, ...)
+            String family = id.substring("cuda-dev-".length());
+            return new Impl(id, "rslora kernels " + family + ", cuda/dev sum of kernels (events)", Platform.GPU, Role.LORA,
+                    BEST_BASE, true, 8 + GpuLines.Kernel.familyNumber(family));
         }
         if (id.startsWith("openblas-")) {
             boolean base = id.endsWith("-base");
@@ -67,10 +99,14 @@ public final class Catalog {
             case "ReferenceLayerBenchmark.baseForwardBackward" -> "reference-base";
             case "OpenBlasLoraBenchmark.loraForwardBackward" -> "openblas-" + core(params);
             case "OpenBlasLoraBenchmark.baseForwardBackward" -> "openblas-" + core(params) + "-base";
-            case "CudaLayerBenchmark.fusedEager" -> "cuda-eager";
-            case "CudaLayerBenchmark.fusedGraph" -> "cuda-graph";
+            case "CudaLayerBenchmark.fusedEager" -> params.getOrDefault("kernels", "v1").equalsIgnoreCase("v1") ? "cuda-eager" : null;
+            case "CudaLayerBenchmark.fusedGraph" -> params.getOrDefault("kernels", "v1").equalsIgnoreCase("v1") ? "cuda-graph"
+                    : "cuda-graph-" + params.get("kernels").toLowerCase(Locale.ROOT);
             case "CudaLayerBenchmark.unfusedChain" -> "cublas-chain";
             case "CudaLayerBenchmark.cublasBase" -> "cublas-base";
+            case "CudaLayerBenchmark.cublasLtBase" -> "cublaslt-base";
+            case "CudaLayerBenchmark.splitEager" -> "cuda-split";
+            case "CudaLayerBenchmark.splitGraph" -> "cuda-split-graph";
             default -> null;
         };
         return id == null ? null : byId(id);

@@ -21,10 +21,27 @@ final class FigureTable {
         List<List<String>> rows = new ArrayList<>();
         for (Measurement m : Paired.sorted(all)) {
             boolean lora = m.role() == Role.LORA;
-            String r = lora ? Paired.of(res, m).map(x -> Fmt.ratio(x.r(), x.rError())).orElse("no base measured") : "—";
-            rows.add(List.of(Integer.toString(m.shape().n()), m.shape().dLabel(), lora ? Integer.toString(m.shape().r()) : "—",
-                    Catalog.byId(m.impl()).label(), Fmt.time(m.ms(), m.errorMs()), throughput(m, tera), r, m.errorKind()));
+            java.util.Optional<Paired> pair = lora ? Paired.of(res, m) : java.util.Optional.empty();
+            String r = lora ? pair.map(x -> Fmt.ratio(x.r(), x.rError())).orElse("no base measured") : "—";
+            List<String> row = new ArrayList<>(List.of(Integer.toString(m.shape().n()), m.shape().dLabel(),
+                    lora ? Integer.toString(m.shape().r()) : "—", Catalog.byId(m.impl()).label(), Fmt.time(m.ms(), m.errorMs()),
+                    throughput(m, tera), r));
+            if (tera) {  // the GPU's R divides by the fastest base of the run: say which
+                row.add(pair.map(x -> baseName(x.base())).orElse("—"));
+            }
+            row.add(m.errorKind());
+            rows.add(row);
         }
-        return Fmt.table(List.of("N", "d", "r", "implementation", "ms per step", tera ? "TFLOP/s" : "GFLOP/s", "R", "±"), rows);
+        List<String> header = new ArrayList<>(List.of("N", "d", "r", "implementation", "ms per step", tera ? "TFLOP/s" : "GFLOP/s", "R"));
+        if (tera) {
+            header.add("R ÷");
+        }
+        header.add("±");
+        return Fmt.table(header, rows);
+    }
+
+    /** "torch-base 0.684 ms (peft.jsonl)": the base an R divides by. */
+    static String baseName(Measurement b) {
+        return b.impl() + " " + Fmt.num(b.ms(), 3) + " ms (" + b.source() + ")";
     }
 }

@@ -25,10 +25,34 @@ final class GpuImport {
     private GpuImport() {
     }
 
-    /** The check files this import takes: nvidia-smi CSV, summary, PEFT and cuda/dev JSON lines, GPU JMH JSON. */
+    /**
+     * The check files this import takes: nvidia-smi CSVs (card, and the clocks sampled during the
+     * benchmarks), the summary, the bundle's BUNDLE.txt (which commit was packed), PEFT, Java
+     * event-timed and cuda/dev JSON lines, GPU JMH JSON.
+     */
     static boolean wanted(String name) {
-        return name.equals("gpu-info.csv") || name.equals("summary.txt") || (name.startsWith("peft") && name.endsWith(".jsonl"))
+        return name.equals("gpu-info.csv") || name.equals("gpu-clocks.csv") || name.equals("summary.txt") || name.equals("BUNDLE.txt")
+                || (name.startsWith("peft") && name.endsWith(".jsonl")) || (name.startsWith("java-events") && name.endsWith(".jsonl"))
                 || (name.startsWith("dev-bench") && name.endsWith(".jsonl")) || (name.startsWith("jmh-gpu") && name.endsWith(".json"));
+    }
+
+    /** The file holding a commit given at import ({@code --commit}), for runs whose folder has no BUNDLE.txt. */
+    static final String COMMIT_FILE = "commit.txt";
+
+    /**
+     * Imports like {@link #run(Path, Path)}; when {@code commit} is not null it is recorded in
+     * {@value #COMMIT_FILE} as the commit the run's bundle was packed from (with {@code why}).
+     */
+    static Outcome run(Path logDir, Path gpuRaw, String commit, String why) throws IOException {
+        Outcome o = run(logDir, gpuRaw);
+        if (o.imported() && commit != null) {
+            if (!commit.matches("[0-9a-f]{7,40}")) {
+                throw new IOException("--commit " + commit + " is not a git commit id (7 to 40 hex digits)");
+            }
+            Files.writeString(gpuRaw.resolve(COMMIT_FILE), "commit: " + commit + "\nsource: " + (why == null ? "given at import" : why)
+                    + "\n", StandardCharsets.UTF_8);
+        }
+        return o;
     }
 
     static Outcome run(Path logDir, Path gpuRaw) throws IOException {

@@ -4,7 +4,11 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Optional;
 
-/** A LoRA measurement with the frozen base its R divides by (same implementation family, shape and run). */
+/**
+ * A LoRA measurement with the frozen base its R divides by: on the CPU the implementation's own base
+ * (same family, shape and run); on the GPU the fastest frozen base measured in the same run at that
+ * N, d_in, d_out, whoever measured it (ours through cuBLAS or cuBLASLt, or torch's), named in the report.
+ */
 record Paired(Measurement lora, Measurement base) {
 
     /** R = LoRA time / base time. */
@@ -21,6 +25,9 @@ record Paired(Measurement lora, Measurement base) {
         Catalog.Impl impl = Catalog.byId(lora.impl());
         if (impl == null || impl.baseId() == null) {
             return Optional.empty();
+        }
+        if (impl.baseId().equals(Catalog.BEST_BASE)) {
+            return res.bestBase(impl.platform(), lora.shape()).map(b -> new Paired(lora, b));
         }
         return res.base(impl.baseId(), lora.shape()).map(b -> new Paired(lora, b));
     }

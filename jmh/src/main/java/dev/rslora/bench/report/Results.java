@@ -66,7 +66,7 @@ public final class Results {
             }
         }
         List<Path> lines = files(g, ".jsonl").stream().filter(f -> f.getFileName().toString().startsWith("peft")
-                || f.getFileName().toString().startsWith("dev-bench")).toList();
+                || f.getFileName().toString().startsWith("dev-bench") || f.getFileName().toString().startsWith("java-events")).toList();
         GpuLines.Content gl = GpuLines.read(lines);
         r.measurements.addAll(gl.measurements());
         r.kernels.addAll(gl.kernels());
@@ -77,6 +77,25 @@ public final class Results {
         if (Files.isRegularFile(info)) {
             r.gpuFacts.putAll(nvidiaSmi(Files.readAllLines(info, StandardCharsets.UTF_8)));
             r.gpuSources.add("gpu-info.csv");
+        }
+        Path bundle = g.resolve("BUNDLE.txt");
+        if (Files.isRegularFile(bundle)) {
+            Files.readAllLines(bundle, StandardCharsets.UTF_8).stream().filter(l -> l.startsWith("commit:")).findFirst()
+                    .ifPresent(l -> r.gpuFacts.put("bundle.commit", l.substring("commit:".length()).strip() + " (BUNDLE.txt)"));
+            r.gpuSources.add("BUNDLE.txt");
+        }
+        Path commit = g.resolve(GpuImport.COMMIT_FILE);
+        if (Files.isRegularFile(commit) && !r.gpuFacts.containsKey("bundle.commit")) {
+            List<String> cl = Files.readAllLines(commit, StandardCharsets.UTF_8);
+            String c = cl.stream().filter(l -> l.startsWith("commit:")).map(l -> l.substring(7).strip()).findFirst().orElse("?");
+            String src = cl.stream().filter(l -> l.startsWith("source:")).map(l -> l.substring(7).strip()).findFirst().orElse("?");
+            r.gpuFacts.put("bundle.commit", c + " (" + src + ")");
+            r.gpuSources.add(GpuImport.COMMIT_FILE);
+        }
+        Path clocks = g.resolve("gpu-clocks.csv");
+        if (Files.isRegularFile(clocks)) {
+            r.gpuFacts.putAll(clockSummary(Files.readAllLines(clocks, StandardCharsets.UTF_8)));
+            r.gpuSources.add("gpu-clocks.csv");
         }
         Path summary = g.resolve("summary.txt");
         if (Files.isRegularFile(summary)) {
@@ -122,6 +141,40 @@ public final class Results {
         return out;
     }
 
+    /**
+     * nvidia-smi samples taken while the benchmarks ran ({@code --query-gpu=timestamp,clocks.sm,power.draw,
+     * temperature.gpu --format=csv,noheader,nounits -lms 250}, first line a header): the SM clock's and the
+     * power draw's min / median / max, as clocks.* facts. Lines that do not parse are ignored.
+     */
+    static Map<String, String> clockSummary(List<String> lines) {
+        List<Double> sm = new ArrayList<>();
+        List<Double> power = new ArrayList<>();
+        for (String l : lines) {
+            String[] f = l.split(",");
+            if (f.length < 3) {
+                continue;
+            }
+            try {
+                sm.add(Double.parseDouble(f[1].replaceAll("[^0-9.]", "")));
+                power.add(Double.parseDouble(f[2].replaceAll("[^0-9.]", "")));
+            } catch (NumberFormatException e) {
+                // the header, or a sample nvidia-smi could not read ("[N/A]")
+            }
+        }
+        Map<String, String> out = new LinkedHashMap<>();
+        if (!sm.isEmpty()) {
+            out.put("clocks.samples", Integer.toString(sm.size()));
+            out.put("clocks.sm_mhz", spread(sm));
+            out.put("clocks.power_w", spread(power));
+        }
+        return out;
+    }
+
+    private static String spread(List<Double> v) {
+        List<Double> s = v.stream().sorted().toList();
+        return Fmt.num(s.getFirst(), 0) + " / " + Fmt.num(s.get(s.size() / 2), 0) + " / " + Fmt.num(s.getLast(), 0);
+    }
+
     public List<Measurement> measurements() {
         return measurements;
     }
@@ -140,6 +193,12 @@ public final class Results {
         List<Measurement> same = measurements.stream().filter(m -> m.impl().equals(baseId)
                 && m.shape().base().equals(shape.base())).toList();
         return same.stream().filter(m -> m.shape().r() == shape.r()).findFirst().or(() -> same.stream().findFirst());
+    }
+
+    /** The fastest frozen base of platform {@code p} at shape's N, d_in, d_out (any implementation, any r of its run). */
+    public Optional<Measurement> bestBase(Platform p, Shape shape) {
+        return measurements.stream().filter(m -> m.platform() == p && m.role() == Role.BASE && m.shape().base().equals(shape.base()))
+                .min(Comparator.comparingDouble(Measurement::ms));
     }
 
     public List<JmhJson.Unknown> unknown() {

@@ -12,11 +12,12 @@ import java.util.List;
  * Regenerates the results file and its plot from the raw benchmark output (jmh/bench.sh calls it):
  * <pre>
  *   java -cp benchmarks.jar dev.rslora.bench.report.ResultsReport \
- *        [--raw bench/raw] [--gpu DIR] [--import-gpu LOGDIR] [--out bench/RESULTS.md] [--plot bench/r-vs-rank.png]
+ *        [--raw bench/raw] [--gpu DIR] [--import-gpu LOGDIR [--commit SHA]] [--out bench/RESULTS.md] [--plot bench/r-vs-rank.png]
  * </pre>
  * {@code --import-gpu LOGDIR} first replaces RAW/gpu with the GPU files of a gpu-check log folder
  * (when it holds GPU results; otherwise the old ones stay and the exit status is 4). {@code --gpu DIR}
- * reads the GPU part from DIR instead of RAW/gpu without importing. Exit status: 0 written,
+ * reads the GPU part from DIR instead of RAW/gpu without importing. {@code --commit SHA} records which
+ * project commit the run's bundle was packed from, for a LOGDIR without BUNDLE.txt (runs before 2026-12). Exit status: 0 written,
  * 2 bad arguments, 1 unreadable raw files, 4 written but nothing imported.
  */
 public final class ResultsReport {
@@ -29,13 +30,19 @@ public final class ResultsReport {
         Path importFrom = null;
         Path out = Path.of("bench/RESULTS.md");
         Path plot = Path.of("bench/r-vs-rank.png");
+        String commit = null;
         try {
             for (int i = 0; i < args.length; i++) {
                 String a = args[i];
                 if (i + 1 >= args.length) {
                     usage("option " + a + " needs a value");
                 }
-                Path v = Path.of(args[++i]);
+                String value = args[++i];
+                if (a.equals("--commit")) {
+                    commit = value;
+                    continue;
+                }
+                Path v = Path.of(value);
                 switch (a) {
                     case "--raw" -> raw = v;
                     case "--gpu" -> gpu = v;
@@ -51,7 +58,8 @@ public final class ResultsReport {
         int status = 0;
         try {
             if (importFrom != null) {
-                GpuImport.Outcome o = GpuImport.run(importFrom, raw.resolve("gpu"));
+                GpuImport.Outcome o = GpuImport.run(importFrom, raw.resolve("gpu"), commit,
+                        commit == null ? null : "given at import with --commit");
                 System.out.println("ResultsReport: " + o.message());
                 status = o.imported() ? 0 : 4;
             }
@@ -80,7 +88,7 @@ public final class ResultsReport {
 
     private static void usage(String why) {
         System.err.println("ResultsReport: " + why);
-        System.err.println("usage: ResultsReport [--raw DIR] [--gpu DIR] [--import-gpu LOGDIR] [--out FILE.md] [--plot FILE.png]");
+        System.err.println("usage: ResultsReport [--raw DIR] [--gpu DIR] [--import-gpu LOGDIR [--commit SHA]] [--out FILE.md] [--plot FILE.png]");
         System.exit(2);
     }
 }

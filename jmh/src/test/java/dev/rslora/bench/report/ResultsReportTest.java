@@ -83,24 +83,39 @@ class ResultsReportTest {
         Synthetic.gpu(check);
         String md = generate(raw, check);
         assertTrue(md.contains("CPU results: **not yet measured**"), md);
-        assertTrue(line(md, "| 8192 | 4096 | 16 | rslora cuda fused, eager").contains("| 1.200 ± 0.016 |"), md);
+        // every GPU R divides by the fastest base of the run, torch's 0.8 ms (± 0.02), named in the "R ÷" column
+        String eager = line(md, "| 8192 | 4096 | 16 | rslora cuda fused, eager");
+        assertTrue(eager.contains("| 1.500 ± 0.040 |") && eager.contains("| torch-base 0.800 ms (peft.jsonl) |"), eager);
         assertTrue(line(md, "| 8192 | 4096 | 16 | unfused cuBLAS chain").contains("| 1.50 ± 0.01 |"), md);
-        // bases after the LoRA rows, ours (JMH's cuBLAS) before torch's
-        assertTrue(md.indexOf("| cuBLAS frozen base (JMH) |") < md.indexOf("| torch nn.Linear frozen base"), md);
-        // PEFT divides by torch's base: 1.47; its error is (p90 − p10)/2
-        assertTrue(line(md, "| 8192 | 4096 | 16 | PyTorch PEFT").contains("| 1.47 ± 0.02 |"), md);
-        assertTrue(line(md, "| 8192 | 4096 | 16 | PyTorch PEFT").contains("| 1.470 ±"), md);
+        assertTrue(line(md, "| 8192 | 4096 | 16 | unfused cuBLAS chain").contains("| 1.875 ±"), md);
+        // bases after the LoRA rows: ours (cuBLAS, then cuBLASLt) before torch's
+        assertTrue(md.indexOf("| cuBLAS frozen base, cublasGemmEx (JMH) |") < md.indexOf("| cuBLASLt frozen base"), md);
+        assertTrue(md.indexOf("| cuBLASLt frozen base") < md.indexOf("| torch nn.Linear frozen base"), md);
+        // PEFT: 1.47 / 0.8; its error is (p90 − p10)/2; the bf16-adapter PEFT and addmm peers are their own rows
+        assertTrue(line(md, "| 8192 | 4096 | 16 | PyTorch PEFT, fp32").contains("| 1.47 ± 0.02 |"), md);
+        assertTrue(line(md, "| 8192 | 4096 | 16 | PyTorch PEFT, fp32").contains("| 1.838 ±"), md);
+        assertTrue(line(md, "| 8192 | 4096 | 16 | PyTorch PEFT, bf16").contains("| 1.625 ±"), md);
+        assertTrue(line(md, "| 8192 | 4096 | 16 | PyTorch addmm").contains("| 1.375 ±"), md);
         // cuda/dev v1: five kernels sum to 1.09 ms
         assertTrue(line(md, "| 8192 | 4096 | 16 | rslora kernels v1").contains("| 1.09 ± n/a |"), md);
-        assertTrue(line(md, "R ≤ 1.10 at r=16", "eager").endsWith("| **not met** |"), md);
-        assertTrue(line(md, "R ≤ 1.10 at r=16", "CUDA graph").endsWith("| **met** |"), md);
-        assertTrue(line(md, "R ≤ 1.12 at r=64", "eager").contains("| not yet measured |"), md);
-        assertTrue(line(md, "faster than PEFT eager at r=16", "eager").contains("| 1.225× | **not met** |"), md);
-        assertTrue(line(md, "faster than PEFT eager at r=16", "CUDA graph").contains("| 1.400× | **met** |"), md);
-        // eager − graph = 0.15 ms ± √2·0.01
-        assertTrue(line(md, "| 8192 | 4096 | 16 | 1.47 |").endsWith("| 0.150 ± 0.014 |"), md);
+        // issue 11 (fused, graph replay) and issue 12 (split) targets
+        assertTrue(line(md, "issue 11: R ≤ 1.10 at r=16", "CUDA graph").endsWith(" (÷ torch-base) | **met** |"), md);
+        assertTrue(line(md, "issue 11: R ≤ 1.12 at r=64", "CUDA graph").contains("| not yet measured |"), md);
+        assertTrue(line(md, "issue 12: R ≤ 1.20 at r=16", "split", "eager").endsWith("| **not met** |"), md);
+        assertTrue(line(md, "issue 12: R ≤ 1.20 at r=16", "split", "CUDA graph").endsWith("| **met** |"), md);
+        assertTrue(line(md, "faster than PEFT with bf16 adapters at r=16", "fused, CUDA graph").contains("| 1.529× | **met** |"), md);
+        assertTrue(line(md, "faster than PEFT with bf16 adapters at r=16", "split").contains("| 1.368× | **not met** |"), md);
+        // against PEFT with bf16 adapters (1.30): eager − graph = 0.35 ms ± √2·0.01
+        assertTrue(line(md, "| 8192 | 4096 | 16 | 1.30 |").endsWith("| 0.350 ± 0.014 |"), md);
         assertTrue(md.contains("NVIDIA H200") && md.contains("driver_version 580.65") && md.contains("peft 0.18.0")
                 && md.contains("commit abc1234"), md);
+        assertTrue(md.contains("project commit packed into the bundle: 0123456789abcdef (BUNDLE.txt)"), md);
+        assertTrue(md.contains("SM clock 1755 / 1830 / 1980 MHz, power 351 / 690 / 699 W"), md);
+        assertTrue(md.contains("peft.jsonl: skipped compile: torch.compile failed: no Triton"), md);
+        // ours timed with CUDA events like the peer: split graph 0.90 / torch 0.80; the event-timed cuBLASLt base is a base row
+        assertTrue(line(md, "| 8192 | 4096 | 16 | rslora cuda split, CUDA graph (events)").contains("| 1.125 ±"), md);
+        assertTrue(line(md, "| cuBLASLt frozen base (events) |").contains("| 0.850 ± 0.010 |"), md);
+        assertTrue(md.contains("our steps timed with CUDA events (GpuEventBench, as the peer times its own): NVIDIA H200 (sm_90)"), md);
         assertTrue(line(md, "| v1 | 8192 | 4096 | 16 | forward |").contains("| 0.450 | 1000.0 |"), md);
         assertTrue(md.contains("Panels: GPU bf16, p=0.1: N=8192, d=4096."), md);
     }
@@ -128,7 +143,8 @@ class ResultsReportTest {
         Synthetic.gpu(check);
         GpuImport.Outcome o = GpuImport.run(check, gpuRaw);
         assertTrue(o.imported(), o.message());
-        assertEquals(List.of("README.md", "dev-bench-v1.jsonl", "gpu-info.csv", "jmh-gpu-r16.json", "peft.jsonl", "summary.txt"),
+        assertEquals(List.of("BUNDLE.txt", "README.md", "dev-bench-v1.jsonl", "gpu-clocks.csv", "gpu-info.csv", "java-events.jsonl",
+                        "jmh-gpu-r16.json", "peft.jsonl", "summary.txt"),
                 Results.files(gpuRaw, "").stream().map(f -> f.getFileName().toString()).toList());
         // a later check that measured nothing (skipped everywhere) keeps these
         Path empty = tmp.resolve("empty");

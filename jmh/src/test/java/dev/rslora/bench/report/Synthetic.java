@@ -105,21 +105,43 @@ final class Synthetic {
      * 1.05 ms (R 1.05), chain 1.5 ms; PEFT 1.47 ms over torch's base 1.0 ms; cuda/dev v1 kernels
      * summing to 1.09 ms.
      */
+    /**
+     * A GPU check folder: our JMH steps and bases (cuBLAS 1.0 ms, cuBLASLt 0.9 ms), torch's base 0.8 ms
+     * (the fastest, so every GPU R divides by it), PEFT fp32 1.47 and bf16 1.30, addmm 1.10, the
+     * cuda/dev kernels, nvidia-smi card and clock samples, the bundle's commit.
+     */
     static void gpu(Path dir) throws IOException {
         String[] p = {"n=8192", "d=4096", "r=16", "dropout=0.1"};
         write(dir.resolve("jmh-gpu-r16.json"), List.of(
                 jmh(B + "CudaLayerBenchmark.cublasBase", 1.0, 0.01, "ms/op", p),
+                jmh(B + "CudaLayerBenchmark.cublasLtBase", 0.9, 0.01, "ms/op", p),
                 jmh(B + "CudaLayerBenchmark.fusedEager", 1.2, 0.01, "ms/op", p),
-                jmh(B + "CudaLayerBenchmark.fusedGraph", 1.05, 0.01, "ms/op", p),
+                jmh(B + "CudaLayerBenchmark.fusedGraph", 0.85, 0.01, "ms/op", p),
+                jmh(B + "CudaLayerBenchmark.splitEager", 1.0, 0.01, "ms/op", p),
+                jmh(B + "CudaLayerBenchmark.splitGraph", 0.95, 0.01, "ms/op", p),
                 jmh(B + "CudaLayerBenchmark.unfusedChain", 1500.0, 10.0, "us/op", p)));
         lines(dir.resolve("peft.jsonl"),
-                "{\"kind\": \"meta\", \"device\": \"NVIDIA H200\", \"torch\": \"2.11.0\", \"torch_cuda\": \"13.0\", \"peft\": \"0.18.0\"}",
+                "{\"kind\": \"meta\", \"device\": \"NVIDIA H200\", \"torch\": \"2.11.0\", \"torch_cuda\": \"13.0\", \"peft\": \"0.18.0\", "
+                        + "\"impls\": \"base,peft,peft_bf16,addmm\"}",
                 "{\"kind\": \"timing\", \"impl\": \"torch_base\", \"n\": 8192, \"d_in\": 4096, \"d_out\": 4096, \"r\": 0, "
-                        + "\"dropout\": 0.0, \"sets\": 2, \"median_ms\": 1.0, \"p10_ms\": 0.98, \"p90_ms\": 1.02, \"min_ms\": 0.97, \"reps\": 50}",
+                        + "\"dropout\": 0.0, \"sets\": 2, \"median_ms\": 0.8, \"p10_ms\": 0.78, \"p90_ms\": 0.82, \"min_ms\": 0.77, \"reps\": 50}",
                 "{\"kind\": \"timing\", \"impl\": \"peft\", \"n\": 8192, \"d_in\": 4096, \"d_out\": 4096, \"r\": 16, "
                         + "\"dropout\": 0.1, \"sets\": 2, \"adapter_dtype\": \"float32\", \"gamma\": 4.0, \"median_ms\": 1.47, "
                         + "\"p10_ms\": 1.45, \"p90_ms\": 1.49, \"min_ms\": 1.44, \"reps\": 50}",
-                "{\"kind\": \"ratio\", \"impl\": \"peft\", \"n\": 8192, \"d_in\": 4096, \"d_out\": 4096, \"r\": 16, \"R\": 1.47}");
+                "{\"kind\": \"ratio\", \"impl\": \"peft\", \"n\": 8192, \"d_in\": 4096, \"d_out\": 4096, \"r\": 16, \"R\": 1.47}",
+                "{\"kind\": \"timing\", \"impl\": \"peft_bf16\", \"n\": 8192, \"d_in\": 4096, \"d_out\": 4096, \"r\": 16, "
+                        + "\"dropout\": 0.1, \"sets\": 2, \"median_ms\": 1.30, \"p10_ms\": 1.29, \"p90_ms\": 1.31, \"min_ms\": 1.28, \"reps\": 50}",
+                "{\"kind\": \"timing\", \"impl\": \"addmm\", \"n\": 8192, \"d_in\": 4096, \"d_out\": 4096, \"r\": 16, "
+                        + "\"dropout\": 0.0, \"sets\": 2, \"median_ms\": 1.10, \"p10_ms\": 1.09, \"p90_ms\": 1.11, \"min_ms\": 1.08, \"reps\": 50}",
+                "{\"kind\": \"skipped\", \"impl\": \"compile\", \"reason\": \"torch.compile failed: no Triton\"}");
+        lines(dir.resolve("java-events.jsonl"),
+                "{\"kind\": \"meta\", \"date\": \"2026-02-03T04:06:00Z\", \"device\": \"NVIDIA H200 (sm_90)\", \"warmup\": 10, \"reps\": 50}",
+                "{\"kind\": \"timing\", \"impl\": \"java_cublaslt_base\", \"n\": 8192, \"d_in\": 4096, \"d_out\": 4096, \"r\": 0, "
+                        + "\"dropout\": 0.0, \"sets\": 2, \"median_ms\": 0.85, \"p10_ms\": 0.84, \"p90_ms\": 0.86, \"min_ms\": 0.83, "
+                        + "\"reps\": 50, \"detail\": \"cuBLASLt\"}",
+                "{\"kind\": \"timing\", \"impl\": \"java_split_graph\", \"n\": 8192, \"d_in\": 4096, \"d_out\": 4096, \"r\": 16, "
+                        + "\"dropout\": 0.1, \"sets\": 2, \"median_ms\": 0.90, \"p10_ms\": 0.89, \"p90_ms\": 0.91, \"min_ms\": 0.88, "
+                        + "\"reps\": 50, \"detail\": \"split (...)\"}");
         StringBuilder dev = new StringBuilder();
         String[] kernels = {"down", "forward", "vdb", "da", "dx"};
         double[] ms = {0.05, 0.45, 0.05, 0.05, 0.49};
@@ -131,6 +153,10 @@ final class Synthetic {
         lines(dir.resolve("dev-bench-v1.jsonl"), dev.toString().strip());
         lines(dir.resolve("gpu-info.csv"), "name, driver_version, memory.total [MiB]", "NVIDIA H200, 580.65, 143771 MiB");
         lines(dir.resolve("summary.txt"), "rslora gpu-check 2026-02-03T04:05:06Z, commit abc1234, 300 s", "step state");
+        lines(dir.resolve("BUNDLE.txt"), "rslora GPU bundle", "commit: 0123456789abcdef", "size: 38 MB");
+        lines(dir.resolve("gpu-clocks.csv"), "timestamp, clocks.current.sm [MHz], power.draw [W], temperature.gpu",
+                "2026/02/03 04:05:06.000, 1980, 350.5, 40", "2026/02/03 04:05:06.250, 1755, 699.0, 55",
+                "2026/02/03 04:05:06.500, 1830, 690.2, 56", "2026/02/03 04:05:06.750, [N/A], [N/A], 56");
         lines(dir.resolve("gpu-tests.log"), "not imported");
     }
 }

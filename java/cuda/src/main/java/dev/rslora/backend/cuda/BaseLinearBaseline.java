@@ -6,11 +6,15 @@ import dev.rslora.tensor.DType;
  * The frozen base linear layer on cuBLAS: {@code Y = X·Wᵀ} [n, d_out] and {@code dX = dY·W}
  * [n, d_in] (no dW: W is frozen), the denominator of the PERFORMANCE.md ratio
  * R = (LoRA fwd + bwd) / (base fwd + bwd), and an independent cross-check of the kernels' base
- * GEMMs. Operates on {@link DeviceTensor}s of one dtype on the backend's stream.
+ * GEMMs. Operates on {@link DeviceTensor}s of one dtype on the backend's stream. Two ways: the
+ * classic {@code cublasGemmEx} ({@link CublasBinding}: JCublas or java.lang.foreign; algorithm
+ * CUBLAS_GEMM_DEFAULT, cuBLAS's own workspace), or {@link #cublasLt} (the backend's cuBLASLt handle:
+ * heuristic algorithm, our 32 MiB workspace; the split step's GEMMs).
  */
 public final class BaseLinearBaseline implements AutoCloseable {
     private final CudaBackend backend;
     private final CublasApi cublas;
+    private final LtGemm lt;
     private final String library;
 
     /**
@@ -27,7 +31,24 @@ public final class BaseLinearBaseline implements AutoCloseable {
         synchronized (backend) {
             this.cublas = CublasBinding.open(backend.context(), binding);
         }
+        this.lt = null;
         this.library = binding.library();
+    }
+
+    private BaseLinearBaseline(CudaBackend backend, CublasLt lt) {
+        this.backend = backend;
+        this.cublas = null;
+        this.lt = lt;
+        this.library = lt.library();
+    }
+
+    /** The base on the backend's cuBLASLt handle (shared with the split step; closing this leaves it open). */
+    public static BaseLinearBaseline cublasLt(CudaBackend backend) {
+        CublasLt lt = backend.cublasLt();
+        if (lt == null) {
+            throw new IllegalStateException("no cuBLASLt here: " + backend.splitUnavailableReason());
+        }
+        return new BaseLinearBaseline(backend, lt);
     }
 
     /** The cuBLAS library in use, e.g. "libcublas.so.13". */
@@ -37,7 +58,7 @@ public final class BaseLinearBaseline implements AutoCloseable {
 
     /** The cuBLAS binding and library in use, e.g. "JCublas 12.6.0 (libcublas.so.12)". */
     public String binding() {
-        return cublas.binding();
+        return cublas != null ? cublas.binding() : lt.binding();
     }
 
     /** Queues Y = X·Wᵀ: X [n, d_in], W [d_out, d_in], Y [n, d_out], one dtype. */
@@ -48,7 +69,11 @@ public final class BaseLinearBaseline implements AutoCloseable {
         check(x, w, y, n, dIn, dOut, y, n, dOut);
         synchronized (backend) {
             backend.context().makeCurrent();
-            cublas.gemm(CublasGemm.baseForward(n, dIn, dOut), x.dtype(), w.buffer(), x.buffer(), y.buffer());
+            if (cublas != null) {
+                cublas.gemm(CublasGemm.baseForward(n, dIn, dOut), x.dtype(), w.buffer(), x.buffer(), y.buffer());
+            } else {
+                lt.matmul(CublasGemm.baseForward(n, dIn, dOut), x.dtype(), x.dtype(), w.buffer(), x.buffer(), y.buffer(), null, 1f, 0f);
+            }
         }
     }
 
@@ -60,7 +85,12 @@ public final class BaseLinearBaseline implements AutoCloseable {
         check(dx, w, dy, n, dIn, dOut, dy, n, dOut);
         synchronized (backend) {
             backend.context().makeCurrent();
-            cublas.gemm(CublasGemm.baseBackwardData(n, dIn, dOut), dy.dtype(), w.buffer(), dy.buffer(), dx.buffer());
+            if (cublas != null) {
+                cublas.gemm(CublasGemm.baseBackwardData(n, dIn, dOut), dy.dtype(), w.buffer(), dy.buffer(), dx.buffer());
+            } else {
+                lt.matmul(CublasGemm.baseBackwardData(n, dIn, dOut), dy.dtype(), dy.dtype(), w.buffer(), dy.buffer(), dx.buffer(), null,
+                        1f, 0f);
+            }
         }
     }
 
@@ -82,7 +112,9 @@ public final class BaseLinearBaseline implements AutoCloseable {
             if (!backend.isClosed()) {
                 backend.context().makeCurrent();
             }
-            cublas.close();
+            if (cublas != null) {
+                cublas.close();
+            }
         }
     }
 }

@@ -7,7 +7,9 @@ import dev.rslora.backend.GradMode;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * The {@code cuda} backend: the version-1 kernels of {@code cuda/} on one device through JCuda.
@@ -28,10 +30,19 @@ public final class CudaBackend implements Backend, AutoCloseable {
     /** Upper bound for the split-over-N partials of dA and dB, MiB (property {@code rslora.cuda.workspaceMiB}). */
     static final String WORKSPACE_PROPERTY = "rslora.cuda.workspaceMiB";
 
+    private static final System.Logger LOG = System.getLogger("dev.rslora.backend.cuda");
+
     private final CudaContext ctx;
     private final LoraKernels kernels;
     private final Transfers io;
     private final long workspaceCapBytes;
+    private final FamilyChoice family;
+    private String stepRequest = System.getProperty(StepPolicy.PROPERTY, "auto");
+    private boolean ltOpened;
+    private CublasLt lt;
+    private DeviceBuffer ltWorkspace;
+    private String ltMissing = "";
+    private final java.util.Set<String> loggedSteps = new java.util.HashSet<>();
     private boolean closed;
 
     CudaBackend(CudaContext ctx) {
@@ -39,15 +50,100 @@ public final class CudaBackend implements Backend, AutoCloseable {
     }
 
     CudaBackend(CudaContext ctx, long workspaceCapBytes) {
-        this(ctx, workspaceCapBytes, LoraKernels.parseVersion(System.getProperty(LoraKernels.VERSION_PROPERTY, "v1")));
+        this(ctx, workspaceCapBytes, chooseFamily(ctx, System.getProperty(KernelSelector.PROPERTY, "auto")));
+    }
+
+    /** The fused family requested or chosen for the device, the kernel table it came from (null: none in this jar). */
+    record FamilyChoice(String family, KernelTable table) {
+        /** LoraKernels' version for the v1/v2 paths (and for the r = 0 base-only calls of every family). */
+        int version() {
+            return family.equals("v2") ? 2 : 1;
+        }
+    }
+
+    /**
+     * The fused family: {@link KernelSelector} over the jar's kernel table ({@value KernelSelector#PROPERTY}
+     * = auto | v1 | v2 | v3 | v4) among the families this host can launch ({@link FamilyStep#launches}),
+     * for bf16 at a typical aligned shape; each layer shape and dtype is then checked again
+     * ({@link #familyFor}) and falls back with its reason. Logged once. Without a table in the jar:
+     * the requested v1/v2, auto = v1.
+     */
+    static FamilyChoice chooseFamily(CudaContext ctx, String requested) {
+        String req = KernelSelector.requested(requested);
+        KernelTable table;
+        try {
+            table = KernelTable.load();
+        } catch (IllegalStateException e) {
+            table = null;  // a jar built before the table was copied into it
+        }
+        if (table == null) {
+            int v = req.equals("auto") ? 1 : LoraKernels.parseVersion(req);
+            logFamily("v" + v + " (" + (req.equals("auto") ? "auto" : "-D" + KernelSelector.PROPERTY + "=" + req)
+                    + "; no kernel table in this jar)");
+            return new FamilyChoice("v" + v, null);
+        }
+        KernelSelector.Selection sel = KernelSelector.select(req, table, ctx.computeCapabilityMajor(), ctx.computeCapabilityMinor(),
+                DType.BF16, new KernelSelector.Shape(4096, 4096, 4096, 16, true), FamilyStep::launches, java.util.Map.of());
+        logFamily(sel.toString());
+        return new FamilyChoice(sel.family(), table);
+    }
+
+    private static final java.util.Set<String> LOGGED_FAMILIES = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    private static void logFamily(String line) {
+        if (LOGGED_FAMILIES.add(line)) {
+            LOG.log(System.Logger.Level.INFO, "rslora cuda fused kernel family: " + line);
+        }
+    }
+
+    /** A second backend on {@code ctx} (shared context, own kernels) with the fused family chosen as {@code requested} says. */
+    static CudaBackend withFamily(CudaContext ctx, long workspaceCapBytes, String requested) {
+        return new CudaBackend(ctx, workspaceCapBytes, chooseFamily(ctx, requested));
+    }
+
+    /** The fused family this backend was opened with (its layers may still fall back per shape: {@link #familyFor}). */
+    public String fusedFamily() {
+        return family.family();
     }
 
     /** A backend on {@code ctx} using kernel {@code version} (1, or 2 for the bf16/fp16 GEMMs). */
     CudaBackend(CudaContext ctx, long workspaceCapBytes, int version) {
+        this(ctx, workspaceCapBytes, new FamilyChoice("v" + version, null));
+    }
+
+    private CudaBackend(CudaContext ctx, long workspaceCapBytes, FamilyChoice family) {
         this.ctx = ctx;
-        this.kernels = new LoraKernels(ctx, version);
+        this.kernels = new LoraKernels(ctx, family.version());
         this.io = new Transfers(ctx, kernels);
         this.workspaceCapBytes = workspaceCapBytes;
+        this.family = family;
+    }
+
+    /**
+     * The fused family for one layer of this shape and dtype: the backend's family when it can take
+     * it, else its fallback (v3 → v4 → v1) with the reason logged once. v1 and v2 run through
+     * {@link LoraKernels}; other families through {@link FamilyStep}.
+     */
+    synchronized String familyFor(DType t, int n, int dIn, int dOut, int r, boolean aligned16) {
+        if (family.table() == null || family.family().equals("v1") || family.family().equals("v2") || r == 0) {
+            return family.family().equals("v2") ? "v2" : "v1";
+        }
+        KernelSelector.Selection sel = KernelSelector.select(family.family(), family.table(), ctx.computeCapabilityMajor(),
+                ctx.computeCapabilityMinor(), t, new KernelSelector.Shape(n, dIn, dOut, r, aligned16), FamilyStep::launches,
+                java.util.Map.of());
+        if (!sel.family().equals(family.family())) {
+            logFamily("for n=" + n + " d_in=" + dIn + " d_out=" + dOut + " r=" + r + " " + t + ": " + sel);
+        }
+        return sel.family();
+    }
+
+    /** A table-driven step of {@code fam} (not v1/v2) for this layer shape. */
+    FamilyStep familyStep(String fam, DType t, int n, int dIn, int dOut, int r) {
+        return new FamilyStep(ctx, family.table(), fam, t, n, dIn, dOut, r, workspaceCapBytes);
+    }
+
+    static boolean tableFamily(String fam) {
+        return !fam.equals("v1") && !fam.equals("v2");
     }
 
     @Override
@@ -58,8 +154,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     /** "NVIDIA H200 (sm_90, 132 SMs, device 0, kernels v1)". */
     public String deviceDescription() {
         return ctx.deviceName() + " (sm_" + ctx.computeCapabilityMajor() + ctx.computeCapabilityMinor() + ", "
-                + ctx.multiprocessors() + " SMs, device " + ctx.ordinal() + ", kernels v" + kernels.version()
-                + (kernels.version() == 2 ? " (tensor-core GEMMs not yet validated on hardware)" : "") + ")";
+                + ctx.multiprocessors() + " SMs, device " + ctx.ordinal() + ", kernels " + family.family() + ")";
     }
 
     /**
@@ -83,6 +178,76 @@ public final class CudaBackend implements Backend, AutoCloseable {
 
     CudaContext context() {
         return ctx;
+    }
+
+    /** For tests: fused, split or auto instead of {@value StepPolicy#PROPERTY}. */
+    synchronized void setStepRequest(String request) {
+        this.stepRequest = StepPolicy.requested(request);
+    }
+
+    /** cuBLASLt on this backend's stream with a workspace from its allocator, opened on first use; null when absent. */
+    synchronized CublasLt cublasLt() {
+        enter();
+        if (!ltOpened) {
+            ltOpened = true;
+            String lib = CublasLt.findLibrary();
+            if (lib == null) {
+                ltMissing = "none of " + String.join(", ", CublasLt.LIBRARIES) + " loads";
+            } else {
+                long ws = CublasLt.workspaceBytes();
+                try {
+                    ltWorkspace = ws > 0 ? ctx.allocate(ws) : null;
+                    lt = new CublasLt(lib, ctx.streamAddress(), ctx.deviceName() + " sm_" + ctx.computeCapabilityMajor()
+                            + ctx.computeCapabilityMinor() + " #" + ctx.ordinal(), ltWorkspace);
+                } catch (RuntimeException e) {
+                    ltMissing = CublasBinding.firstLine(e);
+                    if (ltWorkspace != null) {
+                        ltWorkspace.close();
+                        ltWorkspace = null;
+                    }
+                }
+            }
+        }
+        return lt;
+    }
+
+    /** Why cuBLASLt (so the split step) is not usable here, or "" when it is or was not tried yet. */
+    public synchronized String splitUnavailableReason() {
+        return ltMissing;
+    }
+
+    /** The split step on this backend's kernels and cuBLASLt; throws with the reason when cuBLASLt is absent. */
+    synchronized SplitStep splitStep() {
+        CublasLt l = cublasLt();
+        if (l == null) {
+            throw new IllegalStateException("the split step needs cuBLASLt: " + ltMissing);
+        }
+        return new SplitStep(kernels, l);
+    }
+
+    /**
+     * Which step (fused or split) runs a layer of this shape and dtype here ({@link StepPolicy};
+     * {@value StepPolicy#PROPERTY} overrides); each distinct choice is logged once.
+     */
+    public synchronized StepPolicy.Choice stepFor(DType t, int n, int dIn, int dOut, int r) {
+        return stepFor(t, n, dIn, dOut, r, stepRequest);
+    }
+
+    /** {@link #stepFor(DType, int, int, int, int)} with the request given (fused, split or auto). */
+    public synchronized StepPolicy.Choice stepFor(DType t, int n, int dIn, int dOut, int r, String request) {
+        CublasLt l = cublasLt();
+        List<StepPolicy.Fused> fused = new ArrayList<>();
+        String fam = familyFor(t, n, dIn, dOut, r, true);
+        boolean validated = family.table() != null && family.table().validatedOn(fam, KernelSelector.dtypeToken(t),
+                KernelSelector.smArch(ctx.computeCapabilityMajor(), ctx.computeCapabilityMinor()));
+        fused.add(new StepPolicy.Fused(fam, !fam.equals("v1") && t != DType.F32, validated, Double.NaN));
+        StepPolicy.Choice c = StepPolicy.choose(request, t, l == null ? null : l.binding(), ltMissing, Double.NaN, fused);
+        String line = "rslora cuda step for n=" + n + " d_in=" + dIn + " d_out=" + dOut + " r=" + r + " " + t + " on sm_"
+                + ctx.computeCapabilityMajor() + ctx.computeCapabilityMinor() + ": " + c;
+        if (loggedSteps.add(c.kind() + " " + c.reason() + " " + t)) {
+            LOG.log(System.Logger.Level.INFO, line);
+        }
+        return c;
     }
 
     synchronized boolean isClosed() {
@@ -200,8 +365,23 @@ public final class CudaBackend implements Backend, AutoCloseable {
              DeviceBuffer du = lora ? ctx.allocate(Transfers.bytes((long) p.n() * p.rank(), DType.F32)) : null;
              DeviceBuffer dy = ctx.allocate(Transfers.bytes((long) p.n() * p.dOut(), t))) {
             int r = lora ? p.rank() : 0;
-            kernels.forwardStep(t, dx, fw.residentWeight().as(io, t), bias == null ? null : bias.as(io, t), da, db, du, dy,
-                    p.n(), p.dIn(), p.dOut(), r, (float) p.gamma(), drop);
+            DeviceBuffer wt = fw.residentWeight().as(io, t);
+            DeviceBuffer bt = bias == null ? null : bias.as(io, t);
+            if (stepFor(t, p.n(), p.dIn(), p.dOut(), r).kind() == StepPolicy.Kind.SPLIT) {
+                try (SplitStep.Scratch s = SplitStep.Scratch.allocate(ctx, t, p.n(), p.dIn(), p.dOut(), r)) {
+                    splitStep().forward(t, dx, wt, bt, da, db, du, dy, p.n(), p.dIn(), p.dOut(), r, (float) p.gamma(), drop, s);
+                }
+            } else {
+                String fam = familyFor(t, p.n(), p.dIn(), p.dOut(), r, true);
+                if (tableFamily(fam)) {
+                    FamilyStep fs = familyStep(fam, t, p.n(), p.dIn(), p.dOut(), r);
+                    try (FamilyStep.Buffers fb = fs.allocate(ctx)) {
+                        fs.forward(dx, wt, bt, da, db, du, dy, (float) p.gamma(), drop, fb);
+                    }
+                } else {
+                    kernels.forwardStep(t, dx, wt, bt, da, db, du, dy, p.n(), p.dIn(), p.dOut(), r, (float) p.gamma(), drop);
+                }
+            }
             io.download(dy, t, y);
             if (lora && u != null) {
                 io.download(du, DType.F32, u);
@@ -225,8 +405,14 @@ public final class CudaBackend implements Backend, AutoCloseable {
             if (dx != null) {
                 try (DeviceBuffer ddy = io.upload(dy, t);
                      DeviceBuffer ddx = ctx.allocate(Transfers.bytes((long) p.n() * p.dIn(), t))) {
-                    kernels.backwardDx(t, ddy, fw.residentWeight().as(io, t), null, null, ddx,
-                            p.n(), p.dIn(), p.dOut(), 0, (float) p.gamma(), LoraKernels.Dropout.NONE);
+                    DeviceBuffer wt = fw.residentWeight().as(io, t);
+                    if (stepFor(t, p.n(), p.dIn(), p.dOut(), 0).kind() == StepPolicy.Kind.SPLIT) {
+                        splitStep().backwardDx(t, ddy, wt, null, null, ddx, p.n(), p.dIn(), p.dOut(), 0, (float) p.gamma(),
+                                LoraKernels.Dropout.NONE, null);
+                    } else {
+                        kernels.backwardDx(t, ddy, wt, null, null, ddx, p.n(), p.dIn(), p.dOut(), 0, (float) p.gamma(),
+                                LoraKernels.Dropout.NONE);
+                    }
                     io.download(ddx, t, dx);
                 }
             }
@@ -253,8 +439,26 @@ public final class CudaBackend implements Backend, AutoCloseable {
              DeviceBuffer gA = acc ? io.upload(gradA, DType.F32) : ctx.allocate(Transfers.bytes((long) r * p.dIn(), DType.F32));
              DeviceBuffer gB = acc ? io.upload(gradB, DType.F32) : ctx.allocate(Transfers.bytes((long) p.dOut() * r, DType.F32));
              DeviceBuffer ddx = dx != null ? ctx.allocate(Transfers.bytes((long) n * p.dIn(), t)) : null) {
-            kernels.backwardStep(t, dxIn, ddy, dx != null ? fw.residentWeight().as(io, t) : null, da, db, du, dv, ws, gA, gB,
-                    ddx, n, p.dIn(), p.dOut(), r, (float) p.gamma(), drop, acc, workspaceCapBytes);
+            DeviceBuffer wt = dx != null ? fw.residentWeight().as(io, t) : null;
+            if (stepFor(t, n, p.dIn(), p.dOut(), r).kind() == StepPolicy.Kind.SPLIT) {
+                try (SplitStep.Scratch s = SplitStep.Scratch.allocate(ctx, t, n, p.dIn(), p.dOut(), r)) {
+                    splitStep().backward(t, dxIn, ddy, wt, da, db, du, dv, ws, gA, gB, ddx, n, p.dIn(), p.dOut(), r,
+                            (float) p.gamma(), drop, acc, workspaceCapBytes, s);
+                }
+            } else {
+                String fam = familyFor(t, n, p.dIn(), p.dOut(), r, true);
+                if (tableFamily(fam)) {
+                    FamilyStep fs = familyStep(fam, t, n, p.dIn(), p.dOut(), r);
+                    // this call's buffers did not exist in the forward's call: At, Bt and Ug are made again
+                    try (FamilyStep.Buffers fb = fs.allocate(ctx)) {
+                        fs.prepareBackward(dxIn, da, db, du, (float) p.gamma(), drop, fb);
+                        fs.backward(dxIn, ddy, wt, da, db, du, dv, gA, gB, ddx, (float) p.gamma(), drop, acc, fb);
+                    }
+                } else {
+                    kernels.backwardStep(t, dxIn, ddy, wt, da, db, du, dv, ws, gA, gB, ddx, n, p.dIn(), p.dOut(), r, (float) p.gamma(),
+                            drop, acc, workspaceCapBytes);
+                }
+            }
             io.download(gA, DType.F32, gradA);
             io.download(gB, DType.F32, gradB);
             if (dx != null) {
@@ -342,6 +546,15 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public synchronized void close() {
         if (!closed) {
+            ctx.makeCurrent();
+            if (lt != null) {
+                lt.close();
+                lt = null;
+            }
+            if (ltWorkspace != null) {
+                ltWorkspace.close();
+                ltWorkspace = null;
+            }
             closed = true;
             ctx.close();
         }

@@ -19,7 +19,8 @@ import dev.rslora.backend.BackendUnavailableException;
  *   <li>its compute capability is 8.0 or newer.</li>
  * </ol>
  * An available backend's detail also names the cuBLAS binding of the unfused baseline
- * ({@link CublasBinding}: JCublas where libcublas.so.12 loads, else java.lang.foreign, else none).
+ * ({@link CublasBinding}: JCublas where libcublas.so.12 loads, else java.lang.foreign, else none)
+ * and the cuBLASLt library of the split step ({@link CublasLt}; without it layer steps are fused).
  */
 public final class CudaBackendFactory implements BackendFactory {
     /** System property: the CUDA device ordinal to use (default 0). */
@@ -58,7 +59,10 @@ public final class CudaBackendFactory implements BackendFactory {
             known = DeviceProbe.probe(ordinal, kernels.detail());
             if (known.available()) {
                 // which cuBLAS binding the baseline would use (JCublas or java.lang.foreign), for rslora info
-                known = Availability.yes(known.detail() + "; " + CublasBinding.current().detail());
+                String lt = CublasLt.findLibrary();
+                known = Availability.yes(known.detail() + "; " + CublasBinding.current().detail() + "; "
+                        + (lt != null ? "cuBLASLt " + lt + " (the split step)" : "no cuBLASLt (none of "
+                        + String.join(", ", CublasLt.LIBRARIES) + " loads): fused steps only"));
             }
             DEVICE_PROBES.put(ordinal, known);
         }

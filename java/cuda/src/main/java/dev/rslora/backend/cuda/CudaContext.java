@@ -33,6 +33,12 @@ final class CudaContext implements KernelLauncher, AutoCloseable {
     private final RawStream stream = new RawStream();
     private final CUmodule module = new CUmodule();
     private final Map<String, CUfunction> functions = new HashMap<>();
+    /** The sm_90a image (v3 kernels), loaded on first use on a compute capability 9.0 device; null until then. */
+    private CUmodule moduleSm90a;
+    /** Functions launched through cuLaunchKernelEx, by "image:name". */
+    private final Map<String, RawFunction> rawFunctions = new HashMap<>();
+    private final Map<String, Integer> smemLimits = new HashMap<>();
+    private DriverFfm driver;
     private final CachingAllocator allocator;
     private final PinnedStaging staging;
     private final String name;
@@ -148,6 +154,76 @@ final class CudaContext implements KernelLauncher, AutoCloseable {
         function(kernel);
     }
 
+    /** A CUfunction whose raw handle can be read (for cuLaunchKernelEx through java.lang.foreign). */
+    private static final class RawFunction extends CUfunction {
+        long address() {
+            return getNativePointer();
+        }
+    }
+
+    /** The driver functions JCuda lacks, bound on first use. */
+    DriverFfm driver() {
+        check();
+        if (driver == null) {
+            driver = new DriverFfm(DriverLibrary.libraryName());
+        }
+        return driver;
+    }
+
+    @Override
+    public TensorMapCache.Encoder tensorMaps() {
+        return driver();
+    }
+
+    /** The raw handle of {@code kernel} in {@code image} ("main" or "sm90a"), looked up once. */
+    private long rawFunction(String kernel, String image) {
+        check();
+        if (image.equals("main")) {
+            return rawFunctions.computeIfAbsent("main:" + kernel, k -> {
+                RawFunction f = new RawFunction();
+                JCudaDriver.cuModuleGetFunction(f, module, kernel);
+                return f;
+            }).address();
+        }
+        if (!image.equals("sm90a")) {
+            throw new IllegalArgumentException("unknown kernel image '" + image + "' (main or sm90a)");
+        }
+        if (moduleSm90a == null) {
+            if (ccMajor != 9 || ccMinor != 0) {
+                throw new IllegalStateException(kernel + " is sm_90a code; this device is compute capability " + ccMajor + "." + ccMinor);
+            }
+            byte[] image90a = KernelImage.sm90a();
+            if (image90a == null) {
+                throw new IllegalStateException("this jar has no sm_90a kernel image (" + KernelImage.FATBIN_SM90A.substring(1) + ")");
+            }
+            CUmodule m = new CUmodule();
+            JCudaDriver.cuModuleLoadData(m, image90a);
+            moduleSm90a = m;
+        }
+        return rawFunctions.computeIfAbsent("sm90a:" + kernel, k -> {
+            RawFunction f = new RawFunction();
+            JCudaDriver.cuModuleGetFunction(f, moduleSm90a, kernel);
+            return f;
+        }).address();
+    }
+
+    @Override
+    public void resolve(String kernel, String image) {
+        rawFunction(kernel, image);
+    }
+
+    @Override
+    public void launchEx(String kernel, String image, LaunchGeometry.Grid grid, int threads, int smemBytes, DriverFfm.Cluster cluster,
+                         byte[] params, java.util.List<DriverFfm.TensorMap> maps) {
+        long f = rawFunction(kernel, image);
+        String key = image + ":" + kernel;
+        if (smemBytes > DriverFfm.DEFAULT_DYNAMIC_SMEM && smemLimits.getOrDefault(key, 0) < smemBytes) {
+            driver().setAttribute(f, DriverFfm.FUNC_MAX_DYNAMIC_SHARED_SIZE_BYTES, smemBytes);
+            smemLimits.put(key, smemBytes);
+        }
+        driver().launch(f, grid, threads, smemBytes, cluster, stream.address(), params, maps);
+    }
+
     /** Launches {@code kernel} on the stream with its one by-value params struct, {@code threads} threads per (1-D) block. */
     @Override
     public void launch(String kernel, LaunchGeometry.Grid grid, int threads, byte[] params) {
@@ -203,6 +279,12 @@ final class CudaContext implements KernelLauncher, AutoCloseable {
         long leaks = allocator.closeAndCountLeaks();
         staging.close();
         JCudaDriver.cuModuleUnload(module);
+        if (moduleSm90a != null) {
+            JCudaDriver.cuModuleUnload(moduleSm90a);
+        }
+        if (driver != null) {
+            driver.close();
+        }
         JCudaDriver.cuStreamDestroy(stream);
         closed = true;
         JCudaDriver.cuDevicePrimaryCtxRelease(device);

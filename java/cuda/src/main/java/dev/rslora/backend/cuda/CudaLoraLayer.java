@@ -49,6 +49,11 @@ public final class CudaLoraLayer implements AutoCloseable {
     private final DeviceBuffer u;
     private final DeviceBuffer v;
     private final DeviceBuffer ws;
+    private final StepPolicy.Choice step;
+    private final SplitStep split;
+    private final SplitStep.Scratch scratch;
+    private final FamilyStep familyStep;
+    private final FamilyStep.Buffers familyBuffers;
     private int graphs;
     private boolean closed;
 
@@ -59,6 +64,15 @@ public final class CudaLoraLayer implements AutoCloseable {
      */
     public CudaLoraLayer(CudaBackend backend, Tensor w, Tensor bias, Tensor loraA, Tensor loraB, double gamma,
                          float dropout, long seed, int layerId, int n, GradMode gradMode) {
+        this(backend, w, bias, loraA, loraB, gamma, dropout, seed, layerId, n, gradMode, null);
+    }
+
+    /**
+     * As above, with the step forced: {@code stepRequest} = "fused", "split" or "auto" (null: the backend's
+     * {@value StepPolicy#PROPERTY}, default auto).
+     */
+    public CudaLoraLayer(CudaBackend backend, Tensor w, Tensor bias, Tensor loraA, Tensor loraB, double gamma,
+                         float dropout, long seed, int layerId, int n, GradMode gradMode, String stepRequest) {
         if (w.rank() != 2 || loraA.rank() != 2 || loraB.rank() != 2) {
             throw new IllegalArgumentException("W, A, B must be 2-D: " + w.shapeString() + " " + loraA.shapeString() + " "
                     + loraB.shapeString());
@@ -95,10 +109,21 @@ public final class CudaLoraLayer implements AutoCloseable {
             this.u = ctx.allocate(Transfers.bytes((long) n * r, DType.F32));
             this.v = ctx.allocate(Transfers.bytes((long) n * r, DType.F32));
             this.ws = ctx.allocate(LoraKernels.workspaceBytes(n, dIn, dOut, r, backend.workspaceCapBytes()));
+            this.step = stepRequest == null ? backend.stepFor(t, n, dIn, dOut, r) : backend.stepFor(t, n, dIn, dOut, r, stepRequest);
+            this.split = step.kind() == StepPolicy.Kind.SPLIT ? backend.splitStep() : null;
+            this.scratch = split != null ? SplitStep.Scratch.allocate(ctx, t, n, dIn, dOut, r) : null;
+            String fam = split == null ? backend.familyFor(t, n, dIn, dOut, r, true) : "v1";
+            this.familyStep = CudaBackend.tableFamily(fam) ? backend.familyStep(fam, t, n, dIn, dOut, r) : null;
+            this.familyBuffers = familyStep != null ? familyStep.allocate(ctx) : null;
             JCudaDriverCopies.zero(ctx, gradA);
             JCudaDriverCopies.zero(ctx, gradB);
             ctx.synchronize();
         }
+    }
+
+    /** The step this layer runs (fused or split) and why; chosen once, at construction. */
+    public StepPolicy.Choice step() {
+        return step;
     }
 
     private LoraKernels.Dropout drop(long step, boolean training) {
@@ -144,11 +169,31 @@ public final class CudaLoraLayer implements AutoCloseable {
     }
 
     private void launchForward(DeviceTensor x, DeviceTensor y, long step, boolean training) {
+        if (split != null) {
+            split.forward(t, x.buffer(), weight.primary(), biasT, a, b, u, y.buffer(), n, dIn, dOut, r, gamma, drop(step, training),
+                    scratch);
+            return;
+        }
+        if (familyStep != null) {
+            familyStep.forward(x.buffer(), weight.primary(), biasT, a, b, u, y.buffer(), gamma, drop(step, training), familyBuffers);
+            return;
+        }
         backend.kernels().forwardStep(t, x.buffer(), weight.primary(), biasT, a, b, u, y.buffer(), n, dIn, dOut, r, gamma,
                 drop(step, training));
     }
 
     private void launchBackward(DeviceTensor x, DeviceTensor dy, DeviceTensor dx, long step, boolean training) {
+        if (split != null) {
+            split.backward(t, x.buffer(), dy.buffer(), weight.primary(), a, b, u, v, ws, gradA, gradB,
+                    dx == null ? null : dx.buffer(), n, dIn, dOut, r, gamma, drop(step, training),
+                    gradMode == GradMode.ACCUMULATE, backend.workspaceCapBytes(), scratch);
+            return;
+        }
+        if (familyStep != null) {
+            familyStep.backward(x.buffer(), dy.buffer(), weight.primary(), a, b, u, v, gradA, gradB, dx == null ? null : dx.buffer(), gamma,
+                    drop(step, training), gradMode == GradMode.ACCUMULATE, familyBuffers);
+            return;
+        }
         backend.kernels().backwardStep(t, x.buffer(), dy.buffer(), weight.primary(), a, b, u, v, ws, gradA, gradB,
                 dx == null ? null : dx.buffer(), n, dIn, dOut, r, gamma, drop(step, training),
                 gradMode == GradMode.ACCUMULATE, backend.workspaceCapBytes());
@@ -167,8 +212,17 @@ public final class CudaLoraLayer implements AutoCloseable {
         synchronized (backend) {
             enter();
             CudaContext ctx = backend.context();
-            // no module loading inside the capture: look every kernel of the step up first
-            backend.kernels().resolve(backend.kernels().stepKernelNames(t));
+            // no module loading inside the capture: look every kernel of the step up first; no
+            // cuBLASLt heuristic either: make the split step's plans first
+            if (split != null) {
+                backend.kernels().resolve(split.kernelNames(t, dropout > 0f));
+                split.preparePlans(t, x.buffer(), weight.primary(), biasT, a, b, u, y.buffer(), dy.buffer(), v, dx.buffer(), n, dIn,
+                        dOut, r, scratch);
+            } else if (familyStep != null) {
+                familyStep.resolveAll();
+            } else {
+                backend.kernels().resolve(backend.kernels().stepKernelNames(t));
+            }
             ctx.synchronize();
             JCudaDriver.cuStreamBeginCapture(ctx.stream(), CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
             CUgraph graph = new CUgraph();
@@ -239,6 +293,12 @@ public final class CudaLoraLayer implements AutoCloseable {
             }
             for (DeviceBuffer buf : new DeviceBuffer[] {a, b, gradA, gradB, u, v, ws}) {
                 buf.close();
+            }
+            if (scratch != null) {
+                scratch.close();
+            }
+            if (familyBuffers != null) {
+                familyBuffers.close();
             }
             weight.close();
             if (bias != null) {

@@ -12,6 +12,8 @@ import java.util.Properties;
 final class KernelImage {
     static final String FATBIN = "/dev/rslora/cuda/rslora_kernels.fatbin";
     static final String PROPERTIES = "/dev/rslora/cuda/kernels.properties";
+    /** The sm_90a-only image (the v3 kernels), next to the main one when the build made it. */
+    static final String FATBIN_SM90A = "/dev/rslora/cuda/rslora_kernels_sm90a.fatbin";
     /** The first four bytes of a fatbin container, little-endian 0xBA55ED50. */
     static final int FATBIN_MAGIC = 0xBA55ED50;
 
@@ -68,6 +70,19 @@ final class KernelImage {
                     + " bytes, magic 0x" + Integer.toHexString(image.length >= 4 ? magic(image) : 0) + ")", detail);
         }
         return new Status(image, "", detail);
+    }
+
+    /** The sm_90a image's bytes, or null when this jar has none (or it is not a fatbin). Never throws. */
+    static byte[] sm90a() {
+        try (InputStream in = KernelImage.class.getResourceAsStream(FATBIN_SM90A)) {
+            if (in == null) {
+                return null;
+            }
+            byte[] image = in.readAllBytes();
+            return image.length >= 16 && magic(image) == FATBIN_MAGIC ? image : null;
+        } catch (IOException e) {
+            return null;
+        }
     }
 
     /** The little-endian int at the start of {@code b}. */

@@ -11,4 +11,27 @@ interface KernelLauncher {
 
     /** Queues {@code kernel} on a grid of 1-D blocks of {@code threads} threads with its one by-value params struct. */
     void launch(String kernel, LaunchGeometry.Grid grid, int threads, byte[] params);
+
+    /**
+     * Queues a kernel of the table's {@code image} ("main" or "sm90a") through cuLaunchKernelEx:
+     * {@code smemBytes} of dynamic shared memory (the function's limit raised first when above 48 KiB),
+     * a cluster, and after the params struct each tensor map as one more by-value parameter.
+     */
+    default void launchEx(String kernel, String image, LaunchGeometry.Grid grid, int threads, int smemBytes, DriverFfm.Cluster cluster,
+                          byte[] params, java.util.List<DriverFfm.TensorMap> maps) {
+        throw new UnsupportedOperationException("this launcher has no cuLaunchKernelEx (" + kernel + ")");
+    }
+
+    /** Looks up (and so loads) a kernel of {@code image} before a graph capture. */
+    default void resolve(String kernel, String image) {
+        if (!image.equals("main")) {
+            throw new UnsupportedOperationException("this launcher has no image " + image + " (" + kernel + ")");
+        }
+        resolve(kernel);
+    }
+
+    /** The encoder of TMA descriptors (the driver's cuTensorMapEncodeTiled). */
+    default TensorMapCache.Encoder tensorMaps() {
+        throw new UnsupportedOperationException("this launcher encodes no tensor maps");
+    }
 }

@@ -95,12 +95,35 @@ final class KernelParams {
     static final CStruct SEQ_LOGPROB = CStruct.builder("RsSeqLogprobParams")
             .ptr("logits").ptr("labels").ptr("lse").ptr("tok").ptr("logp").ptr("grad").ptr("dlogits")
             .i32("rows").i32("vocab").i32("batch").i32("time")
+    // the memory-bound kernels of the v3/v4 families (cuda/kernels/mb_*.cuh)
+    static final CStruct MB_PREP = CStruct.builder("RsMbPrepParams")
+            .ptr("lora_a").ptr("lora_b").ptr("at").ptr("bt").i32("r").i32("r_pad").i32("d_in").i32("d_out")
+            .build();
+
+    static final CStruct MB_DOWN = CStruct.builder("RsMbDownParams")
+            .ptr("x").ptr("at").ptr("u").ptr("ug").i32("n").i32("d_in").i32("r").i32("r_pad").f32("gamma")
+            .struct("drop", DROPOUT)
+            .build();
+
+    static final CStruct MB_VDB = CStruct.builder("RsMbVdbParams")
+            .ptr("dy").ptr("bt").ptr("ug").ptr("v_ws").ptr("db_ws").i32("n").i32("d_out").i32("r").i32("r_pad")
+            .i32("rows_per_group").i32("cols_per_chunk")
+            .build();
+
+    static final CStruct MB_VDB_REDUCE = CStruct.builder("RsMbVdbReduceParams")
+            .ptr("v_ws").ptr("db_ws").ptr("v").ptr("vg").ptr("db").i32("n").i32("d_out").i32("r").i32("r_pad")
+            .i32("chunks").i32("groups").f32("gamma").i32("accumulate")
+            .build();
+
+    static final CStruct MB_DA = CStruct.builder("RsMbDaParams")
+            .ptr("x").ptr("vg").ptr("ws").i32("n").i32("d_in").i32("r").i32("r_pad").i32("rows_per_group")
+            .struct("drop", DROPOUT)
             .build();
 
     /** Every struct of the header, for the layout test. */
     static final List<CStruct> ALL = List.of(DROPOUT, DOWN, FORWARD, BACKWARD_VDB, BACKWARD_DA, REDUCE, BACKWARD_DX,
-            MERGE, CONVERT, DROPOUT_ELEMENTWISE, ADAMW_TENSOR, ADAMW, GRAD_NORM, ADAFACTOR_TENSOR, ADAFACTOR_WORK, ADAFACTOR,
-            SEQ_LOGPROB);
+            MERGE, CONVERT, DROPOUT_ELEMENTWISE, ADAMW_TENSOR, ADAMW, GRAD_NORM, MB_PREP, MB_DOWN, MB_VDB, MB_VDB_REDUCE, MB_DA,
+            ADAFACTOR_TENSOR, ADAFACTOR_WORK, ADAFACTOR, SEQ_LOGPROB);
 
     /**
      * Writes the dropout struct into {@code prefix.*} of {@code p}: the mask's key, layer, step,

@@ -120,4 +120,115 @@ final class LaunchGeometry {
     static long workspaceBytes(int n, long outElems, int rowsPerGroup) {
         return (long) groups(n, rowsPerGroup) * outElems * 4;
     }
+
+    /** Output tile of the v3 (Hopper) GEMMs: 128 rows (tokens) × 256 columns (cuda/kernels/lora_v3_launch.h). */
+    static final int V3_TILE_M = 128;
+    static final int V3_TILE_N = 256;
+
+    /** ⌈a/b⌉ for positive longs. */
+    static long cdiv(long a, long b) {
+        return (a + b - 1) / b;
+    }
+
+    /** A 1-D grid of {@code blocks} blocks (checked against CUDA's 2³¹ − 1 limit). */
+    static Grid flat(long blocks) {
+        if (blocks < 1 || blocks > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(blocks + " blocks do not fit a 1-D grid (1 .. 2^31 - 1)");
+        }
+        return new Grid((int) blocks, 1, 1);
+    }
+
+    /**
+     * The grid of a kernel-table grid rule for the GEMM-shaped rules of the v3/v4 families:
+     * {@code persistent_dout_n} / {@code persistent_din_n} = min(SMs, ⌈n/128⌉·⌈cols/256⌉) (v3, one
+     * persistent CTA per SM at most), {@code flat_<cols>_<m>x<n>} = ⌈n/m⌉·⌈cols/n⌉ (v4), cols = d_out or
+     * d_in as the rule names. Throws naming an unknown rule.
+     */
+    static Grid gemmGrid(String rule, int sms, long n, long dIn, long dOut) {
+        switch (rule) {
+            case "persistent_dout_n" -> {
+                return flat(Math.min(sms, cdiv(n, V3_TILE_M) * cdiv(dOut, V3_TILE_N)));
+            }
+            case "persistent_din_n" -> {
+                return flat(Math.min(sms, cdiv(n, V3_TILE_M) * cdiv(dIn, V3_TILE_N)));
+            }
+            default -> {
+                var m = java.util.regex.Pattern.compile("flat_(dout|din)_([0-9]+)x([0-9]+)").matcher(rule);
+                if (!m.matches()) {
+                    throw new IllegalArgumentException("unknown GEMM grid rule '" + rule + "'");
+                }
+                long cols = m.group(1).equals("dout") ? dOut : dIn;
+                return flat(cdiv(n, Long.parseLong(m.group(2))) * cdiv(cols, Long.parseLong(m.group(3))));
+            }
+        }
+    }
+
+    // ---- the memory-bound kernels of the v3/v4 families (cuda/kernels/mb_*.cuh) -----------------------
+    // Mirrors the grid rules mb_rows, mb_vdb, mb_da of cuda/kernels.table and their host side in
+    // cuda/dev/steps.cuh (mb_rows_per_group, the mb fills): shape-only, so the sums' grouping (and so
+    // the bits of dB and dA) is the same on every GPU.
+
+    /** The mb grid rules aim at about this many blocks. */
+    static final long MB_TARGET_BLOCKS = 128;
+
+    /** The d_out columns one vdb block covers, by rank class (rsmb::vdb_chunk_cols: 96 KB of shared memory). */
+    static int mbVdbChunkCols(int rmax) {
+        return switch (rmax) {
+            case 16 -> 1024;
+            case 64 -> 256;
+            default -> throw new IllegalArgumentException("no vdb kernel of rank class " + rmax + " (16 or 64)");
+        };
+    }
+
+    /** ceil(r / rmax): the rank chunks a rank-class kernel runs (rmax 0: one). */
+    static int rankChunks(int r, int rmax) {
+        if (r < 1 || rmax < 0) {
+            throw new IllegalArgumentException("rankChunks(r=" + r + ", rmax=" + rmax + ")");
+        }
+        return rmax == 0 ? 1 : (r + rmax - 1) / rmax;
+    }
+
+    /**
+     * Rows per group of an mb split over n: about {@code want} groups (at least 1, at most one per
+     * 64-row tile), at most {@code max(1, capBytes / (4·outElems))} of them. A multiple of 64.
+     */
+    static int mbRowsPerGroup(int n, long want, long outElems, long capBytes) {
+        if (n < 1 || outElems < 1 || capBytes < 1) {
+            throw new IllegalArgumentException("mbRowsPerGroup(n=" + n + ", outElems=" + outElems + ", capBytes=" + capBytes + ")");
+        }
+        long tiles = tiles(n);
+        long groups = Math.min(Math.max(want, 1), tiles);
+        groups = Math.min(groups, Math.max(1, capBytes / (outElems * 4)));
+        return (int) ((tiles + groups - 1) / groups * TILE);
+    }
+
+    /** An mb split: the grid and the partition the kernel's params carry. */
+    record MbSplit(Grid grid, int rowsPerGroup, int groups, int colsPerChunk, int chunks, int rankChunks) {
+    }
+
+    /** down (rule mb_rows): grid (ceil(n/64), ceil(r/rmax)). */
+    static Grid mbRows(int n, int r, int rmax) {
+        return new Grid(tiles(n), rankChunks(r, rmax), 1);
+    }
+
+    /** vdb (rule mb_vdb): grid (rank chunks, column chunks of d_out, row groups). */
+    static MbSplit mbVdb(int n, int dOut, int r, int rmax, long capBytes) {
+        int rc = rankChunks(r, rmax);
+        int cols = mbVdbChunkCols(rmax);
+        int chunks = (dOut + cols - 1) / cols;
+        long want = (MB_TARGET_BLOCKS + (long) chunks * rc - 1) / ((long) chunks * rc);
+        int rpg = mbRowsPerGroup(n, want, (long) dOut * r, capBytes);
+        int groups = groups(n, rpg);
+        return new MbSplit(new Grid(rc, chunks, groups), rpg, groups, cols, chunks, rc);
+    }
+
+    /** da (rule mb_da): grid (rank chunks, ceil(d_in/64), row groups). */
+    static MbSplit mbDa(int n, int dIn, int r, int rmax, long capBytes) {
+        int rc = rankChunks(r, rmax);
+        int chunks = tiles(dIn);
+        long want = (MB_TARGET_BLOCKS + (long) chunks * rc - 1) / ((long) chunks * rc);
+        int rpg = mbRowsPerGroup(n, want, (long) r * dIn, capBytes);
+        int groups = groups(n, rpg);
+        return new MbSplit(new Grid(rc, chunks, groups), rpg, groups, TILE, chunks, rc);
+    }
 }

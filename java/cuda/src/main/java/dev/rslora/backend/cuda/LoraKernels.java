@@ -39,7 +39,7 @@ final class LoraKernels {
 
     static int parseVersion(String s) {
         return switch (s.trim().toLowerCase(java.util.Locale.ROOT)) {
-            case "v1", "1" -> 1;
+            case "v1", "1", "auto" -> 1;
             case "v2", "2" -> 2;
             default -> throw new IllegalArgumentException("-D" + VERSION_PROPERTY + "=" + s + ": expected v1 or v2");
         };

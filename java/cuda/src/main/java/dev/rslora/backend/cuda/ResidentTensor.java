@@ -15,6 +15,7 @@ final class ResidentTensor implements AutoCloseable {
     private final Tensor host;
     private final DeviceBuffer primary;
     private final Map<DType, DeviceBuffer> converted = new EnumMap<>(DType.class);
+    private final TensorMapCache maps = new TensorMapCache();
 
     ResidentTensor(Transfers io, Tensor host) {
         this.host = host;
@@ -39,6 +40,24 @@ final class ResidentTensor implements AutoCloseable {
             return primary;
         }
         return converted.computeIfAbsent(t, k -> io.convert(primary, host.dtype(), k, host.numel()));
+    }
+
+    /**
+     * The TMA descriptor of the primary copy, a row-major [rows, cols] tensor, read with a
+     * {boxInner, boxOuter} box and 128-byte swizzle: encoded once per box for the life of this tensor
+     * (a merge rewrites the primary in place, so its descriptors stay valid; see {@link TensorMapCache}).
+     */
+    DriverFfm.TensorMap tensorMap(TensorMapCache.Encoder encoder, int boxInner, int boxOuter) {
+        long rows = host.dim(0);
+        long cols = host.dim(1);
+        int eb = host.dtype().byteSize();
+        return maps.get(encoder, DriverFfm.tmaType(host.dtype()), eb, primary.address(), cols, rows, cols * eb, boxInner, boxOuter,
+                DriverFfm.TMA_SWIZZLE_128B);
+    }
+
+    /** Descriptors encoded for this tensor so far. */
+    int tensorMapsEncoded() {
+        return maps.encoded();
     }
 
     void invalidateConversions() {

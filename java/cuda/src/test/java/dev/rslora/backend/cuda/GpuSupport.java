@@ -31,13 +31,31 @@ final class GpuSupport {
                 unavailable = a.detail();
                 System.out.println("GPU tests skipped: " + unavailable);
             } else {
+                // the GPU tests of the fused kernels are v1's (the oracle) unless a family is asked for;
+                // CudaKernelsV2GpuTest opens its own v2 backend on the same context
+                if (System.getProperty(KernelSelector.PROPERTY) == null) {
+                    System.setProperty(KernelSelector.PROPERTY, "v1");
+                }
                 backend = (CudaBackend) f.create();
                 backend.setPoison(true);
+                // the GPU tests of the fused kernels pin them; the split step's tests ask for it (withStep)
+                backend.setStepRequest("fused");
                 System.out.println("GPU tests on " + backend.deviceDescription() + " (" + a.detail() + ")");
             }
         }
         Assumptions.assumeTrue(backend != null, () -> "CUDA unavailable: " + unavailable);
         return backend;
+    }
+
+    /** Runs {@code body} with the shared backend's step request set to {@code step}, then back to fused. */
+    static void withStep(String step, Runnable body) {
+        CudaBackend b = backend();
+        b.setStepRequest(step);
+        try {
+            body.run();
+        } finally {
+            b.setStepRequest("fused");
+        }
     }
 
     /** Uniform values in [lo, hi), rounded to the tensor's dtype. */

@@ -2,6 +2,7 @@ package dev.rslora.backend.cuda;
 
 import org.junit.jupiter.api.Test;
 
+import java.util.List;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -65,5 +66,50 @@ class LaunchGeometryTest {
         // a cap below one group's partials: one group
         assertEquals(8192, LaunchGeometry.rowsPerGroup(8192, 1000, 1));
         assertEquals(64, LaunchGeometry.rowsPerGroup(1, 1, 1));
+    }
+
+    @Test
+    void memoryBoundSplitsAtTheReferenceShape() {
+        long cap = 256L << 20;
+        // vdb, r = 64 (rank class 64: 256 d_out columns per block): 16 column chunks × 8 row groups of 1024 rows
+        LaunchGeometry.MbSplit v = LaunchGeometry.mbVdb(8192, 4096, 64, 64, cap);
+        assertEquals(new LaunchGeometry.Grid(1, 16, 8), v.grid());
+        assertEquals(1024, v.rowsPerGroup());
+        assertEquals(256, v.colsPerChunk());
+        // r = 256 on the rank-64 class: 4 rank chunks, 2 row groups
+        assertEquals(new LaunchGeometry.Grid(4, 16, 2), LaunchGeometry.mbVdb(8192, 4096, 256, 64, cap).grid());
+        // r = 16 (class 16: 1024 columns per block): 4 chunks × 32 groups of 256 rows
+        LaunchGeometry.MbSplit v16 = LaunchGeometry.mbVdb(8192, 4096, 16, 16, cap);
+        assertEquals(new LaunchGeometry.Grid(1, 4, 32), v16.grid());
+        assertEquals(256, v16.rowsPerGroup());
+        // da: 64 column tiles of d_in × 2 row groups
+        assertEquals(new LaunchGeometry.Grid(1, 64, 2), LaunchGeometry.mbDa(8192, 4096, 64, 64, cap).grid());
+        assertEquals(new LaunchGeometry.Grid(2, 64, 1), LaunchGeometry.mbDa(8192, 4096, 256, 128, cap).grid());
+        // down: row tiles × rank chunks
+        assertEquals(new LaunchGeometry.Grid(128, 2, 1), LaunchGeometry.mbRows(8192, 512, 256));
+        // a one-byte cap: one row group (validate's groups=1)
+        assertEquals(1, LaunchGeometry.mbVdb(300, 600, 40, 64, 1).groups());
+        assertThrows(IllegalArgumentException.class, () -> LaunchGeometry.mbVdb(8, 8, 8, 128, cap));
+    }
+
+    @Test
+    void memoryBoundSplitsCoverEveryRowOnceWithinTheGridLimits() {
+        SplittableRandom rnd = new SplittableRandom(7);
+        for (int trial = 0; trial < 5_000; trial++) {
+            int n = 1 + rnd.nextInt(rnd.nextBoolean() ? 500 : 600_037);
+            int d = 1 + rnd.nextInt(12_000);
+            int r = 1 + rnd.nextInt(512);
+            long cap = 1 + rnd.nextLong(1L << 30);
+            for (LaunchGeometry.MbSplit s : List.of(LaunchGeometry.mbVdb(n, d, r, r <= 16 ? 16 : 64, cap),
+                    LaunchGeometry.mbDa(n, d, r, r <= 16 ? 16 : r <= 64 ? 64 : 128, cap))) {
+                String ctx = "trial " + trial + ": n=" + n + " d=" + d + " r=" + r + " cap=" + cap + " " + s;
+                assertEquals(0, s.rowsPerGroup() % 64, ctx);
+                assertTrue((long) s.groups() * s.rowsPerGroup() >= n && (long) (s.groups() - 1) * s.rowsPerGroup() < n, ctx);
+                assertTrue((long) s.chunks() * s.colsPerChunk() >= d && (long) (s.chunks() - 1) * s.colsPerChunk() < d, ctx);
+                assertEquals(s.groups(), s.grid().z(), ctx);
+                assertEquals(s.chunks(), s.grid().y(), ctx);
+                assertTrue((long) s.grid().x() * s.colsPerChunk() > 0, ctx);
+            }
+        }
     }
 }

@@ -1,0 +1,166 @@
+package dev.rslora.backend.cuda;
+
+import dev.rslora.backend.FrozenWeight;
+import dev.rslora.backend.GradMode;
+import dev.rslora.backend.LoraParams;
+import dev.rslora.backend.reference.ReferenceBackend;
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.lang.foreign.Arena;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * The table-driven families beyond v2 (v3, v4: {@link FamilyStep}, the memory-bound mb kernels and
+ * whatever GEMMs their rows name) through the Java host on a GPU, against the double reference, on
+ * the 16-bit cases of {@link CudaBackendGpuTest}: the v1 tolerances plus, on every LoRA output, the
+ * bound of the T rounding of γ·U, γ·V, A and B (4·u_T·Σ|terms|, the harness's bound for every family
+ * but v1). A family this device or host cannot run is skipped with the selector's reason.
+ */
+@Tag("gpu")
+class CudaFamilyGpuTest {
+    private static final Map<String, CudaBackend> BACKENDS = new HashMap<>();
+
+    static List<Arguments> cases() {
+        List<Arguments> out = new ArrayList<>();
+        for (String family : List.of("v3", "v4")) {
+            for (CudaBackendGpuTest.Case c : CudaBackendGpuTest.cases()) {
+                if (c.t() != DType.F32 && c.adapter() == DType.F32) {
+                    out.add(Arguments.of(family, c));
+                }
+            }
+        }
+        return out;
+    }
+
+    static synchronized CudaBackend family(String family) {
+        CudaBackend base = GpuSupport.backend();
+        return BACKENDS.computeIfAbsent(family, f -> {
+            CudaBackend b = CudaBackend.withFamily(base.context(), 256L << 20, f);
+            b.setPoison(true);
+            b.setStepRequest("fused");
+            return b;
+        });
+    }
+
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource("cases")
+    void forwardAndBackwardMatchTheReference(String family, CudaBackendGpuTest.Case c) {
+        CudaBackend cuda = family(family);
+        String used = cuda.familyFor(c.t(), c.n(), c.dIn(), c.dOut(), c.r(), true);
+        Assumptions.assumeTrue(used.equals(family), () -> family + " does not run here: the selector fell back to " + used
+                + " (see the log line)");
+        ReferenceBackend ref = new ReferenceBackend();
+        SplittableRandom rnd = new SplittableRandom(c.seed());
+        try (Arena arena = Arena.ofShared()) {
+            CudaBackendGpuTest.Step s = new CudaBackendGpuTest.Step(arena, c, rnd);
+            double gamma = 16.0 / Math.sqrt(c.r());
+            LoraParams p = new LoraParams(c.n(), c.dIn(), c.dOut(), c.r(), gamma, c.p(), c.seed() ^ 0x5DEECE66DL, 3, 2, true, true,
+                    c.mode());
+            Tensor u = CudaBackendGpuTest.nans(arena, DType.F32, c.n(), c.r());
+            Tensor y = CudaBackendGpuTest.nans(arena, c.t(), c.n(), c.dOut());
+            Tensor uRef = Tensor.allocate(arena, DType.F32, c.n(), c.r());
+            Tensor yRef = Tensor.allocate(arena, c.t(), c.n(), c.dOut());
+            double unit = CudaSplitStepGpuTest.unit(c.t());
+            String ctx = family + " " + c;
+            try (FrozenWeight fw = cuda.prepare(s.w, s.bias); FrozenWeight rw = ref.prepare(s.w, s.bias)) {
+                cuda.forward(p, fw, s.x, s.a, s.b, u, y);
+                ref.forward(p, rw, s.x, s.a, s.b, uRef, yRef);
+                // U from At = T(A): the T rounding of A enters U
+                double[] eu = new double[c.n() * c.r()];
+                for (int i = 0; i < c.n(); i++) {
+                    for (int j = 0; j < c.r(); j++) {
+                        double sum = 0;
+                        for (int k = 0; k < c.dIn(); k++) {
+                            sum += Math.abs((double) s.x.get(i, k) * s.a.get(j, k));
+                        }
+                        eu[i * c.r() + j] = 4 * unit * (p.mask() == null ? 1 : p.mask().scale()) * sum;
+                    }
+                }
+                CudaSplitStepGpuTest.assertCloseWithExtra("U", u, uRef, 1e-5, 1e-5, eu, ctx);
+                double[] ey = new double[c.n() * c.dOut()];
+                for (int i = 0; i < c.n(); i++) {
+                    for (int o = 0; o < c.dOut(); o++) {
+                        double sum = 0;
+                        for (int j = 0; j < c.r(); j++) {
+                            sum += Math.abs(uRef.get(i, j) * s.b.get(o, j)) + Math.abs(eu[i * c.r() + j] * s.b.get(o, j));
+                        }
+                        ey[i * c.dOut() + o] = 4 * unit * gamma * sum;
+                    }
+                }
+                CudaSplitStepGpuTest.assertCloseWithExtra("Y", y, yRef, GpuSupport.rtol(c.t()), 1e-5, ey, ctx);
+
+                Tensor dx = CudaBackendGpuTest.nans(arena, c.t(), c.n(), c.dIn());
+                Tensor dxRef = Tensor.allocate(arena, c.t(), c.n(), c.dIn());
+                Tensor gA = Tensor.allocate(arena, DType.F32, c.r(), c.dIn());
+                Tensor gB = Tensor.allocate(arena, DType.F32, c.dOut(), c.r());
+                if (c.mode() == GradMode.ACCUMULATE) {
+                    GpuSupport.fill(gA, rnd, -1, 1);
+                    GpuSupport.fill(gB, rnd, -1, 1);
+                } else {
+                    gA.fill(Float.NaN);
+                    gB.fill(Float.NaN);
+                }
+                Tensor gARef = gA.to(arena, DType.F32);
+                Tensor gBRef = gB.to(arena, DType.F32);
+                cuda.backward(p, fw, s.x, s.a, s.b, u, s.dy, dx, gA, gB);
+                ref.backward(p, rw, s.x, s.a, s.b, uRef, s.dy, dxRef, gARef, gBRef);
+                double scale = p.mask() == null ? 1 : p.mask().scale();
+                double[][] v = new double[c.n()][c.r()];
+                for (int i = 0; i < c.n(); i++) {
+                    for (int j = 0; j < c.r(); j++) {
+                        for (int o = 0; o < c.dOut(); o++) {
+                            v[i][j] += Math.abs((double) s.dy.get(i, o) * s.b.get(o, j));
+                        }
+                    }
+                }
+                double[] edx = new double[c.n() * c.dIn()];
+                for (int i = 0; i < c.n(); i++) {
+                    for (int k = 0; k < c.dIn(); k++) {
+                        double sum = 0;
+                        for (int j = 0; j < c.r(); j++) {
+                            sum += v[i][j] * Math.abs(s.a.get(j, k));
+                        }
+                        edx[i * c.dIn() + k] = 4 * unit * gamma * scale * sum;
+                    }
+                }
+                CudaSplitStepGpuTest.assertCloseWithExtra("dX", dx, dxRef, GpuSupport.rtol(c.t()), 1e-5, edx, ctx);
+                // dB = γ·dYᵀ·U from Ug = T(γ·U) (and Bt for V); dA = γ·Vᵀ·D(X) from Vg = T(γ·V)
+                double[] edb = new double[c.dOut() * c.r()];
+                for (int o = 0; o < c.dOut(); o++) {
+                    for (int j = 0; j < c.r(); j++) {
+                        double sum = 0;
+                        for (int i = 0; i < c.n(); i++) {
+                            sum += Math.abs((double) s.dy.get(i, o)) * (Math.abs(uRef.get(i, j)) + eu[i * c.r() + j]);
+                        }
+                        edb[o * c.r() + j] = 4 * unit * gamma * sum;
+                    }
+                }
+                double[] eda = new double[c.r() * c.dIn()];
+                for (int j = 0; j < c.r(); j++) {
+                    for (int k = 0; k < c.dIn(); k++) {
+                        double sum = 0;
+                        for (int i = 0; i < c.n(); i++) {
+                            sum += v[i][j] * Math.abs(s.x.get(i, k));
+                        }
+                        eda[j * c.dIn() + k] = 4 * unit * gamma * scale * sum;
+                    }
+                }
+                CudaSplitStepGpuTest.assertCloseWithExtra("dA", gA, gARef, GpuSupport.rtol(DType.F32), 1e-4, eda, ctx);
+                CudaSplitStepGpuTest.assertCloseWithExtra("dB", gB, gBRef, GpuSupport.rtol(DType.F32), 1e-4, edb, ctx);
+            }
+        }
+        assertEquals(family, used);
+    }
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Reads cuda/kernels.table (the one table of kernel versions; grammar in its header) for the shell
+# side: the build checks, gpu-check.sh, cpu-emulate.sh and the harness Makefile.
+#   native-build/kernel-table.sh check                 the grammar holds for every line (exit 1 with the line if not)
+#   native-build/kernel-table.sh rows [FILTER...]      rows as tab-separated fields, in table order:
+#       family step dtype name threads smem cluster arch image grid rmax validated
+#   native-build/kernel-table.sh names [FILTER...]     the distinct exported names
+#   native-build/kernel-table.sh families [FILTER...]  the layer-step families (those with a `down` row)
+#   native-build/kernel-table.sh strict                the kernels the strict build and SASS checks cover: named by
+#       a family after v2 and by no v1/v2 row (the v3/v4 GEMMs and the memory-bound rslora_mb_* kernels)
+# FILTER: family=v3, step=down, dtype=bf16, image=main, arch=sm90a, name=..., validated=none (all must hold).
+# RSLORA_KERNEL_TABLE overrides the table path (tests).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+table="${RSLORA_KERNEL_TABLE:-$here/../cuda/kernels.table}"
+[[ -f "$table" ]] || { echo "kernel-table: $table not found" >&2; exit 2; }
+cmd="${1:-}"
+[[ -n "$cmd" ]] || { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+shift
+
+# One awk program: parses every line, fails on a malformed one, prints the matching rows as TSV.
+parse() {
+    awk -v filters="$*" '
+    BEGIN {
+        split("family step dtype name threads smem cluster arch image grid rmax validated", key, " ")
+        for (i = 1; i <= 12; i++) col[key[i]] = i
+        nf = split(filters, fl, " ")
+        for (i = 1; i <= nf; i++) {
+            eq = index(fl[i], "=")
+            k = substr(fl[i], 1, eq - 1)
+            if (eq < 2 || !(k in col)) { printf "kernel-table: bad filter %s\n", fl[i] > "/dev/stderr"; exit 2 }
+            want[col[k]] = substr(fl[i], eq + 1)
+        }
+    }
+    /^[ \t]*$/ || /^[ \t]*\/\// { next }
+    {
+        line = $0
+        if (line !~ /^[ \t]*RS_KERNEL\([^()]*\)[ \t]*$/) { bad("not a row, comment or blank line") }
+        body = line
+        sub(/^[ \t]*RS_KERNEL\(/, "", body)
+        sub(/\)[ \t]*$/, "", body)
+        n = split(body, f, ",")
+        if (n != 12) { bad("has " n " fields, not 12") }
+        for (i = 1; i <= 12; i++) {
+            gsub(/^[ \t]+|[ \t]+$/, "", f[i])
+            if (f[i] !~ /^[A-Za-z0-9_+]+$/) { bad("field " i " (" key[i] ") \"" f[i] "\" is not a token of [A-Za-z0-9_+]") }
+        }
+        if (f[1] !~ /^v[0-9]+$/) bad("family " f[1] " is not v<N>")
+        if (f[3] !~ /^(f32|bf16|f16|any)$/) bad("dtype " f[3])
+        if (f[5] !~ /^[0-9]+$/ || f[5] + 0 < 1 || f[5] + 0 > 1024) bad("threads " f[5])
+        if (f[6] !~ /^[0-9]+$/) bad("smem " f[6])
+        if (f[7] !~ /^[0-9]+x[0-9]+x[0-9]+$/) bad("cluster " f[7])
+        if (f[8] !~ /^(sm80|sm90a)$/) bad("arch " f[8])
+        if (f[9] !~ /^(main|sm90a)$/) bad("image " f[9])
+        if (f[11] !~ /^[0-9]+$/) bad("rmax " f[11])
+        if (f[12] !~ /^(none|sm[0-9]+(\+sm[0-9]+)*)$/) bad("validated " f[12])
+        if ((f[8] == "sm90a") != (f[9] == "sm90a")) bad("arch sm90a kernels live in the sm90a image and only they")
+        seen = f[1] SUBSEP f[2] SUBSEP f[3]
+        if ((seen SUBSEP f[11]) in dup) bad("second row for " f[1] "/" f[2] "/" f[3] " rmax " f[11] " (first on line " dup[seen SUBSEP f[11]] ")")
+        if ((seen in anyr) || (f[11] == 0 && (seen in rows))) bad("an rmax 0 row must be the only row of " f[1] "/" f[2] "/" f[3])
+        dup[seen SUBSEP f[11]] = NR
+        rows[seen] = 1
+        if (f[11] == 0) anyr[seen] = 1
+        for (c in want) if (f[c] != want[c]) next
+        out = f[1]
+        for (i = 2; i <= 12; i++) out = out "\t" f[i]
+        print out
+    }
+    function bad(why) { printf "kernel-table: %s line %d %s: %s\n", FILENAME, NR, why, $0 > "/dev/stderr"; exit 1 }
+    ' "$table"
+}
+
+case "$cmd" in
+    check) parse >/dev/null && echo "kernel-table: $(parse | wc -l) rows ok" ;;
+    rows) parse "$@" ;;
+    names) parse "$@" | cut -f4 | awk '!seen[$0]++' ;;
+    families) parse "step=down" "$@" | cut -f1 | awk '!seen[$0]++' ;;
+    strict) parse | awk -F'\t' '$1 == "v1" || $1 == "v2" { old[$4] = 1; next } !($4 in seen) { seen[$4] = 1; order[++n] = $4 }
+                                 END { for (i = 1; i <= n; i++) if (!(order[i] in old)) print order[i] }' ;;
+    *) echo "kernel-table: unknown command $cmd (check, rows, names, families, strict)" >&2; exit 2 ;;
+esac
