@@ -427,6 +427,7 @@ static_assert(offsetof(RsSeqLogprobParams, vocab) == 60, "RsSeqLogprobParams.voc
 static_assert(offsetof(RsSeqLogprobParams, batch) == 64, "RsSeqLogprobParams.batch");
 static_assert(offsetof(RsSeqLogprobParams, time) == 68, "RsSeqLogprobParams.time");
 static_assert(sizeof(RsSeqLogprobParams) == 72, "RsSeqLogprobParams size");
+
 // ---- v3/v4 memory-bound LoRA kernels (cuda/kernels/mb_*.cuh), shared by both families ----------
 // T = the GEMM dtype (bf16 or f16). r_pad = round_up(r, 8): rows of 16 bytes. γ folded into the
 // T copies: Ug = T(γ·U), Vg = T(γ·V), so dB = dYᵀ·Ug and dA = Vgᵀ·D(X) need no γ afterwards.

@@ -95,6 +95,8 @@ final class KernelParams {
     static final CStruct SEQ_LOGPROB = CStruct.builder("RsSeqLogprobParams")
             .ptr("logits").ptr("labels").ptr("lse").ptr("tok").ptr("logp").ptr("grad").ptr("dlogits")
             .i32("rows").i32("vocab").i32("batch").i32("time")
+            .build();
+
     // the memory-bound kernels of the v3/v4 families (cuda/kernels/mb_*.cuh)
     static final CStruct MB_PREP = CStruct.builder("RsMbPrepParams")
             .ptr("lora_a").ptr("lora_b").ptr("at").ptr("bt").i32("r").i32("r_pad").i32("d_in").i32("d_out")
