@@ -11,6 +11,8 @@
 #include "kernels/convert.cuh"
 #include "kernels/dropout_elementwise.cuh"  // the unfused cuBLAS baseline only
 #include "kernels/adamw.cuh"                // fused AdamW over all adapter tensors, grad norm for clipping
+#include "kernels/adafactor.cuh"            // fused Adafactor over all adapter tensors (five passes, deterministic)
+#include "kernels/seq_logprob.cuh"          // per-sequence log-probs of labels and their backward (DPO)
 // version 2 (tensor cores, bf16/fp16; opt-in, not yet validated on hardware)
 #include "kernels/lora_forward_v2.cuh"
 #include "kernels/lora_backward_dx_v2.cuh"

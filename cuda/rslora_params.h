@@ -378,6 +378,145 @@ static_assert(offsetof(RsGradNormParams, num_partials) == 44, "RsGradNormParams.
 static_assert(offsetof(RsGradNormParams, max_norm) == 48, "RsGradNormParams.max_norm");
 static_assert(sizeof(RsGradNormParams) == 56, "RsGradNormParams size");
 
+// Fused Adafactor over every adapter tensor (kernels/adafactor.cuh; transformers.optimization.Adafactor
+// semantics with the exact arithmetic and reduction order of dev.rslora.optim.AdafactorSpec). The table
+// and two work lists are uploaded once; per step only RsAdafactorParams changes. Tensors form one global
+// element space [0, total) for the element-wise apply pass (offset_k = Σ_{j<k} count_j). A factored
+// tensor is [rows, cols] (rank 2); an unfactored one is rank 0/1 (rows = 1, cols = 0).
+// dtype codes as RsAdamWTensor: 0 = f32, 1 = bf16, 2 = f16.
+struct RsAdafactorTensor {
+    void* param;          // [count] param_dtype, updated in place (rounded from the master when there is one)
+    const void* grad;     // [count] grad_dtype, read only
+    float* master;        // [count] f32 master weights (the update runs on them), or null
+    float* row;           // factored: exp_avg_sq_row [rows]; else null
+    float* col;           // factored: exp_avg_sq_col [cols]; else null
+    float* v;             // unfactored: exp_avg_sq [count]; else null
+    float* exp_avg;       // [count] first moment (beta1), or null
+    double* row_part;     // factored: [rows * row_segs] segment sums of grad² + eps1 per row
+    double* col_part;     // factored: [col_chunks * cols] row-chunk sums of grad² + eps1 per column
+    double* p_part;       // [segs] segment sums of p² (RMS(p))
+    double* u_part;       // [segs] segment sums of u² (RMS(update))
+    float* rfac;          // factored: [rows] 1/√(row_i / mean(row)); else null
+    float* cfac;          // factored: [cols] 1/√col_j; else null
+    float* scalars;       // [4]: f32(lr_t), f32(−weight_decay·lr_t), clip divisor, unused (written each step)
+    int64_t count;        // >= 1
+    int64_t offset;       // first element in the global index space
+    int32_t rows;         // factored: >= 1; unfactored: 1
+    int32_t cols;         // factored: >= 1; unfactored: 0
+    int32_t row_segs;     // factored: ceil(cols / 2048)
+    int32_t col_chunks;   // factored: ceil(rows / 64)
+    int32_t segs;         // ceil(count / 2048)
+    int32_t param_dtype;
+    int32_t grad_dtype;
+    int32_t factored;     // 1: rank 2, 0: rank 0/1
+};
+static_assert(offsetof(RsAdafactorTensor, param) == 0, "RsAdafactorTensor.param");
+static_assert(offsetof(RsAdafactorTensor, grad) == 8, "RsAdafactorTensor.grad");
+static_assert(offsetof(RsAdafactorTensor, master) == 16, "RsAdafactorTensor.master");
+static_assert(offsetof(RsAdafactorTensor, row) == 24, "RsAdafactorTensor.row");
+static_assert(offsetof(RsAdafactorTensor, col) == 32, "RsAdafactorTensor.col");
+static_assert(offsetof(RsAdafactorTensor, v) == 40, "RsAdafactorTensor.v");
+static_assert(offsetof(RsAdafactorTensor, exp_avg) == 48, "RsAdafactorTensor.exp_avg");
+static_assert(offsetof(RsAdafactorTensor, row_part) == 56, "RsAdafactorTensor.row_part");
+static_assert(offsetof(RsAdafactorTensor, col_part) == 64, "RsAdafactorTensor.col_part");
+static_assert(offsetof(RsAdafactorTensor, p_part) == 72, "RsAdafactorTensor.p_part");
+static_assert(offsetof(RsAdafactorTensor, u_part) == 80, "RsAdafactorTensor.u_part");
+static_assert(offsetof(RsAdafactorTensor, rfac) == 88, "RsAdafactorTensor.rfac");
+static_assert(offsetof(RsAdafactorTensor, cfac) == 96, "RsAdafactorTensor.cfac");
+static_assert(offsetof(RsAdafactorTensor, scalars) == 104, "RsAdafactorTensor.scalars");
+static_assert(offsetof(RsAdafactorTensor, count) == 112, "RsAdafactorTensor.count");
+static_assert(offsetof(RsAdafactorTensor, offset) == 120, "RsAdafactorTensor.offset");
+static_assert(offsetof(RsAdafactorTensor, rows) == 128, "RsAdafactorTensor.rows");
+static_assert(offsetof(RsAdafactorTensor, cols) == 132, "RsAdafactorTensor.cols");
+static_assert(offsetof(RsAdafactorTensor, row_segs) == 136, "RsAdafactorTensor.row_segs");
+static_assert(offsetof(RsAdafactorTensor, col_chunks) == 140, "RsAdafactorTensor.col_chunks");
+static_assert(offsetof(RsAdafactorTensor, segs) == 144, "RsAdafactorTensor.segs");
+static_assert(offsetof(RsAdafactorTensor, param_dtype) == 148, "RsAdafactorTensor.param_dtype");
+static_assert(offsetof(RsAdafactorTensor, grad_dtype) == 152, "RsAdafactorTensor.grad_dtype");
+static_assert(offsetof(RsAdafactorTensor, factored) == 156, "RsAdafactorTensor.factored");
+static_assert(sizeof(RsAdafactorTensor) == 160, "RsAdafactorTensor size");
+
+// One reduction item of the stats / update passes, done by one warp (kind: 0 row segment (a = row,
+// b = segment), 1 column chunk (a = row chunk, b = first of 32 columns), 2 p² segment (a = segment),
+// 3 update segment (a = segment)).
+struct RsAdafactorWork {
+    int32_t kind;
+    int32_t tensor;
+    int32_t a;
+    int32_t b;
+};
+static_assert(offsetof(RsAdafactorWork, kind) == 0, "RsAdafactorWork.kind");
+static_assert(offsetof(RsAdafactorWork, tensor) == 4, "RsAdafactorWork.tensor");
+static_assert(offsetof(RsAdafactorWork, a) == 8, "RsAdafactorWork.a");
+static_assert(offsetof(RsAdafactorWork, b) == 12, "RsAdafactorWork.b");
+static_assert(sizeof(RsAdafactorWork) == 16, "RsAdafactorWork size");
+
+// One Adafactor step t (all five kernels take it; `work` is the stats list or the update list). The
+// fp32 scalars are rounded once on the host from double (dev.rslora.optim.AdafactorSpec.step):
+// beta2 = f32(1 − t^decay_rate), one_minus_beta2 = f32(1 − (1 − t^decay_rate)), eps1, beta1, 1 − beta1;
+// rho = the relative step or the lr, and eps2, clip_threshold, weight_decay stay double.
+struct RsAdafactorParams {
+    const RsAdafactorTensor* tensors;  // [num_tensors] device table
+    const RsAdafactorWork* work;       // [num_work] device work list of this pass (null for the others)
+    int64_t total;                     // Σ count
+    int32_t num_tensors;
+    int32_t num_work;
+    float beta2, one_minus_beta2, eps1, beta1, one_minus_beta1;
+    int32_t first_moment;              // 1: beta1 is set (exp_avg kept)
+    int32_t scale_parameter;           // 1: lr_t = max(eps2, RMS(p))·rho
+    int32_t weight_decay_on;           // 1: weight_decay != 0
+    double rho, eps2, clip_threshold, weight_decay;
+};
+static_assert(offsetof(RsAdafactorParams, tensors) == 0, "RsAdafactorParams.tensors");
+static_assert(offsetof(RsAdafactorParams, work) == 8, "RsAdafactorParams.work");
+static_assert(offsetof(RsAdafactorParams, total) == 16, "RsAdafactorParams.total");
+static_assert(offsetof(RsAdafactorParams, num_tensors) == 24, "RsAdafactorParams.num_tensors");
+static_assert(offsetof(RsAdafactorParams, num_work) == 28, "RsAdafactorParams.num_work");
+static_assert(offsetof(RsAdafactorParams, beta2) == 32, "RsAdafactorParams.beta2");
+static_assert(offsetof(RsAdafactorParams, one_minus_beta2) == 36, "RsAdafactorParams.one_minus_beta2");
+static_assert(offsetof(RsAdafactorParams, eps1) == 40, "RsAdafactorParams.eps1");
+static_assert(offsetof(RsAdafactorParams, beta1) == 44, "RsAdafactorParams.beta1");
+static_assert(offsetof(RsAdafactorParams, one_minus_beta1) == 48, "RsAdafactorParams.one_minus_beta1");
+static_assert(offsetof(RsAdafactorParams, first_moment) == 52, "RsAdafactorParams.first_moment");
+static_assert(offsetof(RsAdafactorParams, scale_parameter) == 56, "RsAdafactorParams.scale_parameter");
+static_assert(offsetof(RsAdafactorParams, weight_decay_on) == 60, "RsAdafactorParams.weight_decay_on");
+static_assert(offsetof(RsAdafactorParams, rho) == 64, "RsAdafactorParams.rho");
+static_assert(offsetof(RsAdafactorParams, eps2) == 72, "RsAdafactorParams.eps2");
+static_assert(offsetof(RsAdafactorParams, clip_threshold) == 80, "RsAdafactorParams.clip_threshold");
+static_assert(offsetof(RsAdafactorParams, weight_decay) == 88, "RsAdafactorParams.weight_decay");
+static_assert(sizeof(RsAdafactorParams) == 96, "RsAdafactorParams size");
+
+// Sequence log-probabilities (kernels/seq_logprob.cuh): logits [B, T, V] of dtype T (f32/bf16/f16 per
+// exported kernel suffix), labels [B·T] int32 (−100 = ignored). Forward: lse [B·T] f32 and the token
+// terms tok [B·T] f64 (x[label] − lse, 0 where ignored) per row, then logp [B] f32 = Σ_t tok (ascending t,
+// double). Backward: dlogits[b,t,v] = g_b·(1[v = label] − exp(x − lse)) (0 on ignored rows), dlogits may
+// alias logits.
+struct RsSeqLogprobParams {
+    const void* logits;   // [rows, vocab] T
+    const int32_t* labels;// [rows]
+    float* lse;           // [rows] f32 (forward: written; backward: read)
+    double* tok;          // [rows] f64 (forward rows pass: written; sum pass: read)
+    float* logp;          // [batch] f32 (sum pass)
+    const float* grad;    // [batch] f32 ∂L/∂logp (backward)
+    void* dlogits;        // [rows, vocab] T (backward; may equal logits)
+    int32_t rows;         // B·T
+    int32_t vocab;        // V
+    int32_t batch;        // B
+    int32_t time;         // T
+};
+static_assert(offsetof(RsSeqLogprobParams, logits) == 0, "RsSeqLogprobParams.logits");
+static_assert(offsetof(RsSeqLogprobParams, labels) == 8, "RsSeqLogprobParams.labels");
+static_assert(offsetof(RsSeqLogprobParams, lse) == 16, "RsSeqLogprobParams.lse");
+static_assert(offsetof(RsSeqLogprobParams, tok) == 24, "RsSeqLogprobParams.tok");
+static_assert(offsetof(RsSeqLogprobParams, logp) == 32, "RsSeqLogprobParams.logp");
+static_assert(offsetof(RsSeqLogprobParams, grad) == 40, "RsSeqLogprobParams.grad");
+static_assert(offsetof(RsSeqLogprobParams, dlogits) == 48, "RsSeqLogprobParams.dlogits");
+static_assert(offsetof(RsSeqLogprobParams, rows) == 56, "RsSeqLogprobParams.rows");
+static_assert(offsetof(RsSeqLogprobParams, vocab) == 60, "RsSeqLogprobParams.vocab");
+static_assert(offsetof(RsSeqLogprobParams, batch) == 64, "RsSeqLogprobParams.batch");
+static_assert(offsetof(RsSeqLogprobParams, time) == 68, "RsSeqLogprobParams.time");
+static_assert(sizeof(RsSeqLogprobParams) == 72, "RsSeqLogprobParams size");
+
 // ---- v3/v4 memory-bound LoRA kernels (cuda/kernels/mb_*.cuh), shared by both families ----------
 // T = the GEMM dtype (bf16 or f16). r_pad = round_up(r, 8): rows of 16 bytes. γ folded into the
 // T copies: Ug = T(γ·U), Vg = T(γ·V), so dB = dYᵀ·Ug and dA = Vgᵀ·D(X) need no γ afterwards.

@@ -13,10 +13,12 @@
 #           self-test), selftest, validate FAMILY quick for every family (thread order alternating
 #           forward / reverse), bigindex of the first and the last family (n·d > 2^31 elements:
 #           64-bit index math, last row tile only), adamw quick in reverse order (fused AdamW +
-#           gradient norm, 30 steps per tensor mix)
+#           gradient norm, 30 steps per tensor mix), adafactor quick in reverse order (fused Adafactor
+#           bit for bit vs the CPU update's mirror, 6 steps per mix and option set), seqlogprob quick
+#           (sequence log-probs vs a double reference)
 #     full: emuself, selftest, validate of every family over every combination in two thread orders
 #           (forward + reverse, or forward + shuffled), bigindex of every family, adamw (100 steps
-#           per mix) in two thread orders
+#           per mix), adafactor (30 steps) in two thread orders, seqlogprob
 #     build: only build BUILD_DIR/rslora_dev_emu and BUILD_DIR/emu_selftest
 #   BUILD_DIR defaults to cuda/dev/build. Needs g++ and the CUDA toolkit headers (no nvcc, no driver).
 # Exit: 0 all passed; 1 a failure; 3 g++ or the CUDA headers absent (nothing run, reason printed).
@@ -88,6 +90,8 @@ if [[ "$mode" == quick ]]; then
     run fwd bigindex "${families[0]}"
     (( ${#families[@]} > 1 )) && run rev bigindex "${families[${#families[@]} - 1]}"
     run rev adamw quick
+    run rev adafactor quick
+    run fwd seqlogprob quick
 else
     second=(rev shuffle)
     for i in "${!families[@]}"; do
@@ -97,6 +101,9 @@ else
     for i in "${!families[@]}"; do run "${second[$((i % 2))]}" bigindex "${families[$i]}"; done
     run fwd adamw
     run shuffle adamw
+    run fwd adafactor
+    run shuffle adafactor
+    run rev seqlogprob
 fi
 if (( fail )); then
     echo "cpu-emulate: FAILED"

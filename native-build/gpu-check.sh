@@ -11,7 +11,8 @@
 #   dev-selftest; dev-validate-F (the whole step vs the double reference); dev-bigindex-F
 #   (n·d > 2^31, ~25 GB); dev-oracle-F (F ≠ v1: the whole step vs v1 ON THE DEVICE at large shapes);
 #   dev-bench-F (LOGDIR/dev-bench-F.jsonl: one line per part of the step, with the family);
-#   dev-adamw-full, dev-adamw-bench; dev-memcheck-F, dev-racecheck-F, dev-synccheck-F
+#   dev-adamw-full, dev-adamw-bench, dev-adafactor-full, dev-adafactor-bench, dev-seqlogprob-full,
+#   dev-seqlogprob-bench; dev-memcheck-F, dev-racecheck-F, dev-synccheck-F
 #   (compute-sanitizer on `validate F quick`, families after v2); dev-sass (native-build/check-sass.sh:
 #   cuobjdump -sass of the shipped fatbins: every sm90a-image kernel holds HGMMA and UTMALDG, no kernel
 #   of the families after v2 holds LDL/STL). bigindex, oracle and the sanitizers run for a family only
@@ -83,7 +84,7 @@ dev_steps() {  # every cuda/dev step name (the SKIP rows when cuda/dev cannot ru
     local f
     echo dev-build dev-selftest
     for f in "${families[@]}"; do echo "dev-validate-$f dev-bigindex-$f dev-oracle-$f dev-bench-$f"; done
-    echo dev-adamw-full dev-adamw-bench
+    echo dev-adamw-full dev-adamw-bench dev-adafactor-full dev-adafactor-bench dev-seqlogprob-full dev-seqlogprob-bench
     for f in "${families[@]}"; do [[ $f == v1 || $f == v2 ]] || echo "dev-memcheck-$f dev-racecheck-$f dev-synccheck-$f"; done
     echo dev-sass
 }
@@ -254,6 +255,14 @@ else
         dev_result dev-adamw-full
         run_step dev-adamw-bench 20 "$dev" adamw bench
         dev_result dev-adamw-bench " "
+        run_step dev-adafactor-full 40 "$dev" adafactor   # the fused Adafactor vs the CPU update's host mirror
+        dev_result dev-adafactor-full
+        run_step dev-adafactor-bench 20 "$dev" adafactor bench
+        dev_result dev-adafactor-bench " "
+        run_step dev-seqlogprob-full 20 "$dev" seqlogprob   # sequence log-probs vs the double reference
+        dev_result dev-seqlogprob-full
+        run_step dev-seqlogprob-bench 20 "$dev" seqlogprob bench
+        dev_result dev-seqlogprob-bench " "
         # compute-sanitizer on the quick set of the families after v2 that bring kernels
         sanitizer="$(command -v compute-sanitizer || { [[ -x /usr/local/cuda/bin/compute-sanitizer ]] && echo /usr/local/cuda/bin/compute-sanitizer; })"
         for f in "${families[@]}"; do

@@ -10,6 +10,8 @@
 //                                  assign/accumulate × row groups vs the CPU reference (quick: a quarter)
 //   rslora_dev bigindex [FAMILY]   n·d > 2^31 elements (64-bit index math): the last row tile and row group
 //   rslora_dev adamw [quick|bench]  the fused AdamW and the gradient norm vs host references (adamw_check.cuh)
+//   rslora_dev adafactor [quick|dump|bench]  the fused Adafactor vs the CPU update's host mirror (adafactor_check.cuh)
+//   rslora_dev seqlogprob [quick|bench] sequence log-probs and their backward vs double (seq_logprob_check.cuh)
 //   rslora_dev oracle FAMILY [quick]  GPU only: the family vs v1 on the device at large shapes (oracle.cuh)
 //   rslora_dev bench [FAMILY] [JSONL|-] [NxDINxDOUT,...]  median time of each part of the step (bench.cuh)
 // FAMILY is v1, v2, ... or 1, 2, ... (default v1). The same source builds for the CPU emulation
@@ -20,7 +22,7 @@
 // clusters, tensor maps), registry.cuh (the table as kernels), steps.cuh (a layer step of any
 // family: buffers, one fill() per params struct, the grid rules), reference.cuh (the double
 // reference and the T-rounding bounds), problems.cuh (shapes, inputs, tolerances), validate.cuh,
-// bigindex.cuh, bench.cuh, selftest.cuh, adamw_check.cuh.
+// bigindex.cuh, bench.cuh, selftest.cuh, adamw_check.cuh, adafactor_check.cuh, seq_logprob_check.cuh.
 // Shapes (SPEC.md §1): X [n, d_in], W [d_out, d_in], bias [d_out], A [r, d_in], B [d_out, r],
 // U = D(X)·Aᵀ, V = dY·B [n, r]; Y = X·Wᵀ + bias + γ·U·Bᵀ; dB = γ·dYᵀ·U; dA = γ·Vᵀ·D(X);
 // dX = dY·W + γ·D'(V·A); merge W ± γ·B·A. Build: make -C cuda/dev (needs nvcc; runs on sm_80+).
@@ -63,6 +65,8 @@ const std::vector<rsdev::Kernel>& rsdev::registry() {
 #include "oracle.cuh"
 #include "selftest.cuh"
 #include "adamw_check.cuh"  // the `adamw` command: fused AdamW and gradient norm
+#include "adafactor_check.cuh"     // the `adafactor` command: fused Adafactor
+#include "seq_logprob_check.cuh"   // the `seqlogprob` command: sequence log-probs (DPO)
 
 // the families and the kernels of their step at r = 64 (other ranks may pick other rank classes)
 static int list_families() {
@@ -82,7 +86,8 @@ static int list_families() {
 static int usage(const char* argv0) {
     std::fprintf(stderr,
                  "usage: %s selftest | mask ... | families | geometry FAMILY DTYPE N D_IN D_OUT R [CAP] | validate [FAMILY [quick]] | bigindex [FAMILY] | "
-                 "bench [FAMILY] [JSONL|-] [NxDINxDOUT,...] | oracle FAMILY [quick] | adamw [quick|bench]\n(families in the table: %s)\n",
+                 "bench [FAMILY] [JSONL|-] [NxDINxDOUT,...] | oracle FAMILY [quick] | adamw [quick|bench] | "
+                 "adafactor [quick|dump|bench] | seqlogprob [quick|bench]\n(families in the table: %s)\n",
                  argv0, rsdev::family_list().c_str());
     return 2;
 }
@@ -109,11 +114,12 @@ int main(int argc, char** argv) {
     }
     const std::string mode = argc > 2 ? argv[2] : "";
 #if defined(RS_EMULATE)
-    if (cmd == "bench" || cmd == "oracle" || (cmd == "adamw" && mode == "bench")) {
+    const bool optimizer_cmd = cmd == "adamw" || cmd == "adafactor" || cmd == "seqlogprob";
+    if (cmd == "bench" || cmd == "oracle" || (optimizer_cmd && mode == "bench")) {
         std::printf("%s needs a GPU (this is the CPU emulation build)\n", cmd.c_str());
         return 3;
     }
-    if (cmd == "validate" || cmd == "adamw")
+    if (cmd == "validate" || optimizer_cmd)
         std::printf("CPU emulation (cuda/dev/emu/cuda_emu.h), thread order %s between barriers\n", rs_emu::order_name());
 #endif
     int rc = -1;
@@ -122,6 +128,16 @@ int main(int argc, char** argv) {
         if (mode == "bench") return adamw_dev::bench();
 #endif
         rc = adamw_dev::validate(mode == "quick");
+    } else if (cmd == "adafactor") {
+#if !defined(RS_EMULATE)
+        if (mode == "bench") return adafactor_dev::bench();
+#endif
+        rc = mode == "dump" ? adafactor_dev::dump() : adafactor_dev::validate(mode == "quick");
+    } else if (cmd == "seqlogprob") {
+#if !defined(RS_EMULATE)
+        if (mode == "bench") return seqlp_dev::bench();
+#endif
+        rc = seqlp_dev::validate(mode == "quick");
     } else if (cmd == "validate") {
         rc = rsdev::validate(family, argc > 3 && std::string(argv[3]) == "quick");
     } else if (cmd == "bigindex") {

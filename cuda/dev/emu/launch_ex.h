@@ -1,6 +1,6 @@
 // Minimal emulation of what the table-driven harness and the memory-bound kernels need beyond
 // cuda_emu.h: a variadic launch with dynamic shared memory and a cluster shape, the block's
-// dynamic shared memory window (RS_DYNAMIC_SMEM in cuda/rslora_smem.cuh), __trap(), and wmma's
+// dynamic shared memory window (RS_DYNAMIC_SMEM in cuda/arch/common.cuh), __trap(), and wmma's
 // accumulator load from memory. Each piece stands aside when cuda_emu.h provides its own (it then
 // defines RS_EMU_HAS_LAUNCH_EX, RS_EMU_HAS_TRAP, RS_EMU_HAS_WMMA_ACC_LOAD).
 //   - the window is one buffer of exactly dyn_smem bytes (AddressSanitizer sees one byte past it),

@@ -16,22 +16,32 @@ final class ConsoleProgress {
     private ConsoleProgress() {
     }
 
-    /** A bar on a terminal, plain lines on {@code err} otherwise. */
+    /** A bar on a terminal, plain lines on {@code err} otherwise, named "rank sweep". */
     static SweepProgress create(PrintWriter err) {
+        return create(err, "rank sweep");
+    }
+
+    /** A bar on a terminal, plain lines on {@code err} otherwise, named {@code task}. */
+    static SweepProgress create(PrintWriter err, String task) {
         java.io.Console console = System.console();
         if (console != null && console.isTerminal()) {
-            return new Bar();
+            return new Bar(task);
         }
-        return new Lines(err);
+        return new Lines(err, task);
     }
 
     /** The terminal progress bar. */
     static final class Bar implements SweepProgress {
+        private final String task;
         private ProgressBar bar;
+
+        Bar(String task) {
+            this.task = task;
+        }
 
         @Override
         public void start(long totalUnits) {
-            bar = new ProgressBarBuilder().setTaskName("rank sweep").setInitialMax(totalUnits)
+            bar = new ProgressBarBuilder().setTaskName(task).setInitialMax(totalUnits)
                     .setStyle(ProgressBarStyle.COLORFUL_UNICODE_BLOCK).setUpdateIntervalMillis(250).setUnit(" steps", 1)
                     .build();
         }
@@ -53,13 +63,15 @@ final class ConsoleProgress {
     /** Plain lines at 25 %, 50 %, 75 % and 100 % with the elapsed time (for logs and pipes). */
     static final class Lines implements SweepProgress {
         private final PrintWriter err;
+        private final String task;
         private long total;
         private long done;
         private int nextQuarter;
         private long started;
 
-        Lines(PrintWriter err) {
+        Lines(PrintWriter err, String task) {
             this.err = err;
+            this.task = task;
         }
 
         @Override
@@ -74,7 +86,7 @@ final class ConsoleProgress {
         public void advance(String label) {
             done++;
             while (nextQuarter <= 4 && done * 4 >= nextQuarter * total) {
-                err.printf(Locale.ROOT, "rank sweep: %3d%% (%d/%d steps, %s) %.1f s%n", nextQuarter * 25, done, total, label,
+                err.printf(Locale.ROOT, "%s: %3d%% (%d/%d steps, %s) %.1f s%n", task, nextQuarter * 25, done, total, label,
                         (System.nanoTime() - started) / 1e9);
                 err.flush();
                 nextQuarter++;

@@ -3,6 +3,12 @@ package dev.rslora.cli;
 import dev.rslora.backend.Backend;
 import dev.rslora.backend.Backends;
 import dev.rslora.demo.CsvReport;
+import dev.rslora.demo.DpoConfig;
+import dev.rslora.demo.DpoExperiment;
+import dev.rslora.demo.DpoPlot;
+import dev.rslora.demo.DpoReport;
+import dev.rslora.demo.DpoResult;
+import dev.rslora.demo.DpoTable;
 import dev.rslora.demo.GradNormPlot;
 import dev.rslora.demo.JsonReport;
 import dev.rslora.demo.LossCurvePlot;
@@ -25,20 +31,31 @@ import java.util.concurrent.Callable;
 /**
  * {@code rslora demo}: the rank-sweep experiment (LoRA γ = α/r vs rsLoRA γ = α/√r on a small
  * frozen tanh network with a high-rank teacher). Prints a table and writes rank_sweep.csv,
- * rank_sweep.json, loss_curves.png and grad_norm_vs_rank.png into --out.
+ * rank_sweep.json, loss_curves.png and grad_norm_vs_rank.png into --out. With
+ * {@code --experiment dpo}: the rsLoRA paper's DPO comparison on a toy policy (base, LoRA r16,
+ * LoRA r256, rsLoRA r256 at α 16), writing dpo_sweep.csv, dpo_sweep.json and dpo_scores.png.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true, description = {
         "Rank sweep: fine-tunes a frozen 2-layer tanh network (d=128) towards a high-rank teacher with LoRA "
                 + "(γ = α/r) and rsLoRA (γ = α/√r) adapters at several ranks and seeds; prints a table and writes "
                 + "rank_sweep.csv, rank_sweep.json, loss_curves.png and grad_norm_vs_rank.png.",
         "Default: batch 256, 200 steps, ranks 4,16,64,256, 3 seeds, α 8, AdamW lr 5e-5. "
-                + "--quick: 100 steps, batch 128. Options below override the preset.", ""})
+                + "--quick: 100 steps, batch 128. Options below override the preset.",
+        "--experiment dpo: the rsLoRA paper's DPO comparison on a toy policy (d=128, K=256 responses): base, LoRA r16, "
+                + "LoRA r256 and rsLoRA r256 (α 16) trained with DPO (β 0.1, dropout 0.1) by Adafactor with a linear 10 % "
+                + "warmup schedule; writes dpo_sweep.csv, dpo_sweep.json and dpo_scores.png. Default: 64 pairs per step, "
+                + "300 steps, 3 seeds, lr 1e-4; --quick: 32 pairs, 150 steps, 2 seeds. --steps, --seeds, --seed, --batch, "
+                + "--dim, --alpha and --lr apply to it too.", ""})
 final class DemoCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
     @Option(names = "--quick", description = "the shorter preset (100 steps, batch 128)")
     boolean quick;
+
+    @Option(names = "--experiment", defaultValue = "rank", paramLabel = "rank|dpo",
+            description = "rank: the rank sweep (default); dpo: the paper's DPO comparison")
+    String experiment;
 
     @Option(names = "--backend", defaultValue = "auto", paramLabel = "auto|cpu|cuda|reference",
             description = "backend (default auto: the fastest available)")
@@ -68,7 +85,7 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--alpha", paramLabel = "A", description = "LoRA alpha (default 8)")
     Double alpha;
 
-    @Option(names = "--lr", paramLabel = "LR", description = "AdamW learning rate (default 5e-5)")
+    @Option(names = "--lr", paramLabel = "LR", description = "learning rate (rank sweep: AdamW, default 5e-5; dpo: Adafactor, default 1e-4)")
     Double lr;
 
     @Option(names = "--weight-decay", paramLabel = "WD", description = "AdamW weight decay (default 0.01, PyTorch's)")
@@ -119,10 +136,68 @@ final class DemoCommand implements Callable<Integer> {
         return c;
     }
 
+    /** The DPO preset with the options that apply to it (validated by {@link DpoConfig}). */
+    DpoConfig dpoConfig() {
+        DpoConfig c = quick ? DpoConfig.quick() : DpoConfig.defaults();
+        if (ranks != null || weightDecay != null || finalWindow != null || maxGradNorm != null) {
+            throw new IllegalArgumentException("--ranks, --weight-decay, --final-window and --max-grad-norm apply to the rank "
+                    + "sweep only, not to --experiment dpo");
+        }
+        if (steps != null) {
+            c = c.withSteps(steps);
+        }
+        if (seeds != null) {
+            c = c.withSeeds(seeds);
+        }
+        if (seed != null) {
+            c = c.withBaseSeed(seed);
+        }
+        if (batch != null) {
+            c = c.withBatch(batch);
+        }
+        if (dim != null) {
+            c = c.withDim(dim);
+        }
+        if (alpha != null) {
+            c = c.withAlpha(alpha);
+        }
+        if (lr != null) {
+            c = c.withLr(lr);
+        }
+        return c;
+    }
+
+    private Integer runDpo(PrintWriter o, PrintWriter err) throws Exception {
+        DpoConfig c = dpoConfig();
+        Backend backend = Backends.get(backendName);
+        Files.createDirectories(out);
+        o.printf(Locale.ROOT, "DPO on the %s backend: d=%d, K=%d responses, %d pairs/step, %d steps, seeds %s, alpha %s, "
+                        + "Adafactor lr %s (linear, warmup %s), beta %s, dropout %s%n",
+                backend.name(), c.dim(), c.responses(), c.batch(), c.steps(), c.seedValues(), c.alpha(), c.lr(), c.warmupRatio(),
+                c.beta(), c.dropout());
+        o.flush();
+        DpoResult r = DpoExperiment.run(c, backend, ConsoleProgress.create(err, "dpo"));
+        o.println();
+        o.print(DpoTable.format(r));
+        o.println();
+        for (Path p : List.of(DpoReport.writeCsv(r, out), DpoReport.writeJson(r, out), DpoPlot.write(r, out))) {
+            o.println("wrote " + p);
+        }
+        o.printf(Locale.ROOT, "%.1f s on the %s backend%n", r.wallSeconds(), r.backend());
+        o.flush();
+        return 0;
+    }
+
     @Override
     public Integer call() throws Exception {
         PrintWriter o = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
+        if (experiment.equals("dpo")) {
+            return runDpo(o, err);
+        }
+        if (!experiment.equals("rank")) {
+            throw new IllegalArgumentException("--experiment must be rank or dpo, got '" + experiment + "'");
+        }
         SweepConfig c = config();
         Backend backend = Backends.get(backendName);
         Files.createDirectories(out);

@@ -9,7 +9,8 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "rslora", mixinStandardHelpOptions = true, version = "rslora 0.1.0",
         description = "Fused rank-stabilized LoRA (rsLoRA) layers for the JVM.",
-        subcommands = {DemoCommand.class, LayerCommand.class, InitCommand.class, MergeCommand.class, InspectCommand.class,
+        subcommands = {DemoCommand.class, LayerCommand.class, OptimizerStepCommand.class, DpoLossCommand.class, InitCommand.class,
+                MergeCommand.class, InspectCommand.class,
                 InfoCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 

@@ -37,7 +37,7 @@ import java.util.Set;
  *
  * <p>Gradients are read, never cleared. One thread at a time.
  */
-public final class AdamW implements AutoCloseable {
+public final class AdamW implements Optimizer {
     /** Set to true to force the scalar update loop (for comparison). */
     public static final String SCALAR_PROPERTY = "rslora.train.scalar";
 
@@ -90,6 +90,7 @@ public final class AdamW implements AutoCloseable {
     }
 
     /** Takes one AdamW step (t ← t + 1) from the current gradients. */
+    @Override
     public void step() {
         checkOpen();
         step++;
@@ -109,12 +110,14 @@ public final class AdamW implements AutoCloseable {
     }
 
     /** The global 2-norm of all gradients (see {@link GradClip}). */
+    @Override
     public double gradNorm() {
         checkOpen();
         return GradClip.globalNorm(grads());
     }
 
     /** Clips all gradients to global 2-norm {@code maxNorm} (see {@link GradClip}); returns the norm before clipping. */
+    @Override
     public double clipGradNorm(double maxNorm) {
         checkOpen();
         return GradClip.clipGlobalNorm(grads(), maxNorm);
@@ -214,6 +217,7 @@ public final class AdamW implements AutoCloseable {
     }
 
     /** Steps taken so far. */
+    @Override
     public long stepCount() {
         return step;
     }
@@ -224,11 +228,13 @@ public final class AdamW implements AutoCloseable {
     }
 
     /** Changes the learning rate from the next step on (for schedules). */
+    @Override
     public void setLearningRate(double lr) {
         this.config = config.withLr(lr);
     }
 
     /** The parameters, in order. */
+    @Override
     public List<Parameter> parameters() {
         List<Parameter> p = new ArrayList<>(slots.size());
         for (Slot s : slots) {

@@ -3,28 +3,27 @@ package dev.rslora.train;
 import dev.rslora.optim.AdamWConfig;
 import dev.rslora.optim.AdamWState;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.type.TypeReference;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.rslora.io.SafetensorsEntry;
 import dev.rslora.io.SafetensorsFile;
 import dev.rslora.io.SafetensorsWriter;
-import dev.rslora.tensor.DType;
-import dev.rslora.tensor.Tensor;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.zip.CRC32;
 
+import static dev.rslora.train.StateFiles.JSON;
+import static dev.rslora.train.StateFiles.add;
+import static dev.rslora.train.StateFiles.bad;
+import static dev.rslora.train.StateFiles.floats;
+import static dev.rslora.train.StateFiles.parseDouble;
+import static dev.rslora.train.StateFiles.parseJson;
+import static dev.rslora.train.StateFiles.parseLong;
 /**
  * The AdamW state file: a safetensors file (see {@link dev.rslora.io}) that any safetensors
  * reader can open. For each parameter {@code NAME} it holds F32 tensors of the parameter's shape
@@ -51,7 +50,6 @@ public final class AdamWStateFile {
     private static final String M = ".exp_avg";
     private static final String V = ".exp_avg_sq";
     private static final String MASTER = ".master";
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     private AdamWStateFile() {
     }
@@ -79,20 +77,6 @@ public final class AdamWStateFile {
                     .metadata("crc32", JSON.writeValueAsString(crcs));
             w.write(file);
         }
-    }
-
-    private static void add(SafetensorsWriter w, Map<String, String> crcs, Arena arena, String name, long[] shape,
-                            float[] values) {
-        Tensor t = Tensor.allocate(arena, DType.F32, shape);
-        MemorySegment.copy(values, 0, t.segment(), DType.LE_FLOAT, 0, values.length);
-        w.add(name, t);
-        crcs.put(name, crc(t.segment()));
-    }
-
-    private static String crc(MemorySegment bytes) {
-        CRC32 crc = new CRC32();
-        crc.update(bytes.asByteBuffer());
-        return String.format("%08x", crc.getValue());
     }
 
     /** Reads and validates a state file. */
@@ -146,77 +130,4 @@ public final class AdamWStateFile {
         }
     }
 
-    /** Tensor {@code name} as floats, checked: present, F32, of {@code shape} (when given), matching its CRC. */
-    private static float[] floats(SafetensorsFile f, Path file, Map<String, String> crcs, String name, long[] shape)
-            throws IOException {
-        if (!f.contains(name)) {
-            throw bad(file, "missing tensor '" + name + "'");
-        }
-        SafetensorsEntry e = f.entry(name);
-        if (!e.dtypeName().equals("F32")) {
-            throw bad(file, "tensor '" + name + "' has dtype " + e.dtypeName() + ", expected F32");
-        }
-        if (shape != null && !Arrays.equals(shape, e.shape())) {
-            throw bad(file, "tensor '" + name + "' has shape " + e.shapeString() + ", expected " + Arrays.toString(shape));
-        }
-        if (e.numel() > Integer.MAX_VALUE - 8) {
-            throw bad(file, "tensor '" + name + "' of shape " + e.shapeString() + " is too large for a heap snapshot");
-        }
-        MemorySegment bytes = f.bytes(name);
-        String want = crcs.get(name);
-        String got = crc(bytes);
-        if (!got.equals(want)) {
-            throw bad(file, "tensor '" + name + "' checksum mismatch: metadata crc32 " + want + ", data " + got);
-        }
-        float[] out = new float[(int) e.numel()];
-        MemorySegment.copy(bytes, DType.LE_FLOAT, 0, out, 0, out.length);
-        return out;
-    }
-
-    private static String required(Path file, Map<String, String> meta, String key) throws IOException {
-        String v = meta.get(key);
-        if (v == null) {
-            throw bad(file, "metadata key '" + key + "' is missing");
-        }
-        return v;
-    }
-
-    private static long parseLong(Path file, Map<String, String> meta, String key) throws IOException {
-        String v = required(file, meta, key);
-        try {
-            long x = Long.parseLong(v);
-            if (x < 0) {
-                throw bad(file, "metadata " + key + "=" + v + " is negative");
-            }
-            return x;
-        } catch (NumberFormatException e) {
-            throw bad(file, "metadata " + key + "=" + v + " is not an integer");
-        }
-    }
-
-    private static double parseDouble(Path file, Map<String, String> meta, String key) throws IOException {
-        String v = required(file, meta, key);
-        try {
-            return Double.parseDouble(v);
-        } catch (NumberFormatException e) {
-            throw bad(file, "metadata " + key + "=" + v + " is not a number");
-        }
-    }
-
-    private static <T> T parseJson(Path file, Map<String, String> meta, String key, TypeReference<T> type) throws IOException {
-        String v = required(file, meta, key);
-        try {
-            T t = JSON.readValue(v, type);
-            if (t == null) {
-                throw bad(file, "metadata " + key + " is null");
-            }
-            return t;
-        } catch (JsonProcessingException e) {
-            throw bad(file, "metadata " + key + " is not the expected JSON: " + e.getOriginalMessage());
-        }
-    }
-
-    private static IOException bad(Path file, String what) {
-        return new IOException(file + ": " + what);
-    }
 }

@@ -94,6 +94,31 @@ final class KernelParams {
             .f64("max_norm")
             .build();
 
+    /** One entry of the fused Adafactor's device-side tensor table. */
+    static final CStruct ADAFACTOR_TENSOR = CStruct.builder("RsAdafactorTensor")
+            .ptr("param").ptr("grad").ptr("master").ptr("row").ptr("col").ptr("v").ptr("exp_avg").ptr("row_part")
+            .ptr("col_part").ptr("p_part").ptr("u_part").ptr("rfac").ptr("cfac").ptr("scalars").i64("count").i64("offset")
+            .i32("rows").i32("cols").i32("row_segs").i32("col_chunks").i32("segs").i32("param_dtype").i32("grad_dtype")
+            .i32("factored")
+            .build();
+
+    /** One reduction item of the fused Adafactor's work lists. */
+    static final CStruct ADAFACTOR_WORK = CStruct.builder("RsAdafactorWork")
+            .i32("kind").i32("tensor").i32("a").i32("b")
+            .build();
+
+    static final CStruct ADAFACTOR = CStruct.builder("RsAdafactorParams")
+            .ptr("tensors").ptr("work").i64("total").i32("num_tensors").i32("num_work")
+            .f32("beta2").f32("one_minus_beta2").f32("eps1").f32("beta1").f32("one_minus_beta1")
+            .i32("first_moment").i32("scale_parameter").i32("weight_decay_on")
+            .f64("rho").f64("eps2").f64("clip_threshold").f64("weight_decay")
+            .build();
+
+    static final CStruct SEQ_LOGPROB = CStruct.builder("RsSeqLogprobParams")
+            .ptr("logits").ptr("labels").ptr("lse").ptr("tok").ptr("logp").ptr("grad").ptr("dlogits")
+            .i32("rows").i32("vocab").i32("batch").i32("time")
+            .build();
+
     // the memory-bound kernels of the v3/v4 families (cuda/kernels/mb_*.cuh)
     static final CStruct MB_PREP = CStruct.builder("RsMbPrepParams")
             .ptr("lora_a").ptr("lora_b").ptr("at").ptr("bt").i32("r").i32("r_pad").i32("d_in").i32("d_out")
@@ -122,7 +147,7 @@ final class KernelParams {
     /** Every struct of the header, for the layout test. */
     static final List<CStruct> ALL = List.of(DROPOUT, DOWN, FORWARD, BACKWARD_VDB, BACKWARD_DA, REDUCE, BACKWARD_DX,
             MERGE, CONVERT, DROPOUT_ELEMENTWISE, ADAMW_TENSOR, ADAMW, GRAD_NORM, MB_PREP, MB_DOWN, MB_VDB, MB_VDB_REDUCE, MB_DA,
-            FORWARD_V4, BACKWARD_DX_V4, FORWARD_V3, BACKWARD_DX_V3);
+            FORWARD_V4, BACKWARD_DX_V4, FORWARD_V3, BACKWARD_DX_V3, ADAFACTOR_TENSOR, ADAFACTOR_WORK, ADAFACTOR, SEQ_LOGPROB);
 
     /**
      * Writes the dropout struct into {@code prefix.*} of {@code p}: the mask's key, layer, step,

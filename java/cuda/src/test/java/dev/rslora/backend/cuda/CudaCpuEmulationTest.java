@@ -87,7 +87,8 @@ class CudaCpuEmulationTest {
         for (String family : KernelTable.read(ROOT.resolve("cuda/kernels.table")).families()) {
             assertTrue(r.out().contains("ok   validate " + family + " quick"), family + " not validated:\n" + r.out());
         }
-        assertTrue(r.out().contains("ok   bigindex v1") && r.out().contains("ok   adamw quick"), r.out());
+        assertTrue(r.out().contains("ok   bigindex v1") && r.out().contains("ok   adamw quick")
+                && r.out().contains("ok   adafactor quick") && r.out().contains("ok   seqlogprob quick"), r.out());
     }
 
     @Test

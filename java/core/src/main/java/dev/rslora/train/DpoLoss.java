@@ -1,0 +1,188 @@
+package dev.rslora.train;
+
+import java.util.Locale;
+
+/**
+ * The DPO loss as TRL's {@code DPOTrainer.dpo_loss} computes it (Rafailov et al. 2023), from the
+ * summed log-probabilities of the chosen and rejected responses under the policy and the reference
+ * model, for a batch of B preference pairs. In double, per pair b:
+ *
+ * <pre>
+ *   z_b = (π_c − π_r) − (ρ_c − ρ_r)                       (policy log-ratio minus reference log-ratio)
+ *   sigmoid: ℓ_b = −(1−ε)·log σ(β·z_b) − ε·log σ(−β·z_b)    (ε = label_smoothing, cDPO)
+ *   hinge:   ℓ_b = max(0, 1 − β·z_b)                        (RSO)
+ *   ipo:     ℓ_b = (z_b − 1/(2β))²                          (IPO; TRL feeds it length-averaged log-probs)
+ *   loss = (1/B)·Σ ℓ_b
+ *   chosen_rewards_b = β·(π_c − ρ_c),  rejected_rewards_b = β·(π_r − ρ_r)
+ *   reward accuracy = (1/B)·#{b : chosen_rewards_b &gt; rejected_rewards_b}
+ *   ∂loss/∂π_c,b = ℓ'(z_b)/B,  ∂loss/∂π_r,b = −ℓ'(z_b)/B, with
+ *     sigmoid: ℓ' = β·(σ(β·z) − (1 − ε));  hinge: ℓ' = −β where 1 − β·z &gt; 0, else 0;  ipo: ℓ' = 2·(z − 1/(2β))
+ * </pre>
+ *
+ * log σ is evaluated stably (no overflow for any finite argument). The reference log-probs get no
+ * gradient (TRL computes them under {@code torch.no_grad()}).
+ */
+public final class DpoLoss {
+    /** TRL's {@code loss_type} values implemented here. */
+    public enum Type {
+        /** −log σ(β·z), with label smoothing (cDPO). */
+        SIGMOID,
+        /** max(0, 1 − β·z) (RSO). */
+        HINGE,
+        /** (z − 1/(2β))² (IPO). */
+        IPO;
+
+        /** "sigmoid" | "hinge" | "ipo". */
+        public static Type fromName(String name) {
+            for (Type t : values()) {
+                if (t.name().toLowerCase(Locale.ROOT).equals(name)) {
+                    return t;
+                }
+            }
+            throw new IllegalArgumentException("loss type must be sigmoid, hinge or ipo, got '" + name + "'");
+        }
+
+        /** TRL's {@code loss_type} name. */
+        public String trlName() {
+            return name().toLowerCase(Locale.ROOT);
+        }
+    }
+
+    /**
+     * The loss of one batch.
+     *
+     * @param loss                the mean loss
+     * @param losses              ℓ_b per pair
+     * @param chosenRewards       β·(π_c − ρ_c) per pair
+     * @param rejectedRewards     β·(π_r − ρ_r) per pair
+     * @param rewardAccuracy      fraction of pairs whose chosen reward is strictly larger
+     * @param gradPolicyChosen    ∂loss/∂π_c per pair (of the mean loss)
+     * @param gradPolicyRejected  ∂loss/∂π_r per pair
+     */
+    public record Result(double loss, double[] losses, double[] chosenRewards, double[] rejectedRewards, double rewardAccuracy,
+                         double[] gradPolicyChosen, double[] gradPolicyRejected) {
+        /** Mean of chosen − rejected rewards (TRL's rewards/margins). */
+        public double rewardMargin() {
+            double s = 0;
+            for (int b = 0; b < chosenRewards.length; b++) {
+                s += chosenRewards[b] - rejectedRewards[b];
+            }
+            return s / chosenRewards.length;
+        }
+    }
+
+    private final double beta;
+    private final double labelSmoothing;
+    private final Type type;
+
+    /**
+     * @param beta           β &gt; 0 (the paper's recipe: 0.1)
+     * @param labelSmoothing ε in [0, 0.5] (sigmoid only; TRL's cDPO), 0 for plain DPO
+     * @param type           the loss variant
+     */
+    public DpoLoss(double beta, double labelSmoothing, Type type) {
+        if (!(beta > 0) || Double.isInfinite(beta)) {
+            throw new IllegalArgumentException("beta must be finite and > 0, got beta=" + beta);
+        }
+        if (!(labelSmoothing >= 0 && labelSmoothing <= 0.5)) {
+            throw new IllegalArgumentException("label_smoothing must be in [0, 0.5], got label_smoothing=" + labelSmoothing);
+        }
+        if (type == null) {
+            throw new IllegalArgumentException("loss type is null");
+        }
+        if (type != Type.SIGMOID && labelSmoothing != 0) {
+            throw new IllegalArgumentException("label_smoothing=" + labelSmoothing + " applies to the sigmoid loss only, not "
+                    + type.trlName());
+        }
+        this.beta = beta;
+        this.labelSmoothing = labelSmoothing;
+        this.type = type;
+    }
+
+    /** The sigmoid loss with β and no label smoothing (DPO as in the paper). */
+    public static DpoLoss paper(double beta) {
+        return new DpoLoss(beta, 0.0, Type.SIGMOID);
+    }
+
+    /** β. */
+    public double beta() {
+        return beta;
+    }
+
+    /** The label smoothing ε. */
+    public double labelSmoothing() {
+        return labelSmoothing;
+    }
+
+    /** The loss variant. */
+    public Type type() {
+        return type;
+    }
+
+    /** The loss, rewards, accuracy and gradients for B ≥ 1 pairs (all arrays of length B). */
+    public Result compute(double[] policyChosen, double[] policyRejected, double[] referenceChosen, double[] referenceRejected) {
+        int n = policyChosen.length;
+        if (n < 1) {
+            throw new IllegalArgumentException("DPO needs at least one preference pair");
+        }
+        if (policyRejected.length != n || referenceChosen.length != n || referenceRejected.length != n) {
+            throw new IllegalArgumentException("batch sizes differ: policy chosen " + n + ", policy rejected "
+                    + policyRejected.length + ", reference chosen " + referenceChosen.length + ", reference rejected "
+                    + referenceRejected.length);
+        }
+        double[] losses = new double[n];
+        double[] chosen = new double[n];
+        double[] rejected = new double[n];
+        double[] gc = new double[n];
+        double[] gr = new double[n];
+        double sum = 0;
+        int correct = 0;
+        for (int b = 0; b < n; b++) {
+            double z = (policyChosen[b] - policyRejected[b]) - (referenceChosen[b] - referenceRejected[b]);
+            double l;
+            double dl;
+            switch (type) {
+                case SIGMOID -> {
+                    double bz = beta * z;
+                    l = -(1 - labelSmoothing) * logSigmoid(bz) - labelSmoothing * logSigmoid(-bz);
+                    dl = beta * (sigmoid(bz) - (1 - labelSmoothing));
+                }
+                case HINGE -> {
+                    double m = 1 - beta * z;
+                    l = Math.max(0.0, m);
+                    dl = m > 0 ? -beta : 0.0;
+                }
+                case IPO -> {
+                    double d = z - 1 / (2 * beta);
+                    l = d * d;
+                    dl = 2 * d;
+                }
+                default -> throw new IllegalStateException(type.toString());
+            }
+            losses[b] = l;
+            sum += l;
+            gc[b] = dl / n;
+            gr[b] = -dl / n;
+            chosen[b] = beta * (policyChosen[b] - referenceChosen[b]);
+            rejected[b] = beta * (policyRejected[b] - referenceRejected[b]);
+            if (chosen[b] > rejected[b]) {
+                correct++;
+            }
+        }
+        return new Result(sum / n, losses, chosen, rejected, (double) correct / n, gc, gr);
+    }
+
+    /** log σ(x) = −log(1 + e^(−x)), stable for every finite x (torch's logsigmoid). */
+    public static double logSigmoid(double x) {
+        return x >= 0 ? -Math.log1p(Math.exp(-x)) : x - Math.log1p(Math.exp(x));
+    }
+
+    /** σ(x) = 1/(1 + e^(−x)), stable for every finite x. */
+    public static double sigmoid(double x) {
+        if (x >= 0) {
+            return 1 / (1 + Math.exp(-x));
+        }
+        double e = Math.exp(x);
+        return e / (1 + e);
+    }
+}

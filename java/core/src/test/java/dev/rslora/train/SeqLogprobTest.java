@@ -1,0 +1,195 @@
+package dev.rslora.train;
+
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+import dev.rslora.testing.TestData;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@link SeqLogprob} against a double reference (log-softmax in double over the same stored logits):
+ * awkward vocabularies (1, 7, 255, 1025, 4099, 32003), ignored positions (the prompt part, random
+ * ones, a whole sequence), F32/BF16/F16 logits, outputs poisoned first, the backward into a
+ * separate tensor and in place, and the Vector API path against the scalar one.
+ */
+class SeqLogprobTest {
+
+    private record Ref(double[] lse, double[] logp) {
+    }
+
+    private static Ref reference(Tensor logits, int[] labels) {
+        int b = (int) logits.dim(0);
+        int t = (int) logits.dim(1);
+        int v = (int) logits.dim(2);
+        double[] lse = new double[b * t];
+        double[] logp = new double[b];
+        for (int r = 0; r < b * t; r++) {
+            if (labels[r] == SeqLogprob.IGNORE_INDEX) {
+                continue;
+            }
+            double m = Double.NEGATIVE_INFINITY;
+            for (int k = 0; k < v; k++) {
+                m = Math.max(m, logits.get((long) r * v + k));
+            }
+            double s = 0;
+            for (int k = 0; k < v; k++) {
+                s += Math.exp(logits.get((long) r * v + k) - m);
+            }
+            lse[r] = m + Math.log(s);
+            logp[r / t] += logits.get((long) r * v + labels[r]) - lse[r];
+        }
+        return new Ref(lse, logp);
+    }
+
+    private static int[] labels(SplittableRandom rnd, int b, int t, int v) {
+        int[] l = new int[b * t];
+        for (int i = 0; i < l.length; i++) {
+            boolean ignored = i % t < t / 3 || (b > 2 && i / t == 1) || rnd.nextInt(5) == 0;
+            l[i] = ignored ? SeqLogprob.IGNORE_INDEX : rnd.nextInt(v);
+        }
+        l[l.length - 1] = v - 1;
+        return l;
+    }
+
+    @Test
+    void forwardAndBackwardMatchTheDoubleReference() {
+        long seed = 0x5E9L;
+        SplittableRandom rnd = new SplittableRandom(seed);
+        int[][] shapes = {{1, 1, 1}, {2, 3, 7}, {3, 5, 255}, {4, 6, 1025}, {2, 4, 4099}, {2, 2, 32003}};
+        for (DType dt : DType.values()) {
+            for (int[] s : shapes) {
+                int b = s[0];
+                int t = s[1];
+                int v = s[2];
+                String ctx = dt + " " + b + "x" + t + "x" + v + " seed " + seed;
+                try (Arena a = Arena.ofConfined()) {
+                    Tensor logits = TestData.uniform(a, dt, rnd, 12, b, t, v);
+                    int[] labels = labels(rnd, b, t, v);
+                    Tensor lse = TestData.poisoned(a, DType.F32, b, t);
+                    Tensor logp = TestData.poisoned(a, DType.F32, b);
+                    SeqLogprob.forward(logits, labels, lse, logp);
+                    Ref ref = reference(logits, labels);
+                    for (int r = 0; r < b * t; r++) {
+                        assertEquals(ref.lse()[r], lse.get(r), 2e-6 * (1 + Math.abs(ref.lse()[r])), "lse[" + r + "] " + ctx);
+                    }
+                    for (int i = 0; i < b; i++) {
+                        double scale = 0;
+                        for (int r = i * t; r < (i + 1) * t; r++) {
+                            scale += labels[r] == SeqLogprob.IGNORE_INDEX ? 0 : 1 + Math.abs(ref.lse()[r]);
+                        }
+                        assertEquals(ref.logp()[i], logp.get(i), 1e-6 * scale + 1e-30, "logp[" + i + "] " + ctx);
+                    }
+                    Tensor g = TestData.uniform(a, DType.F32, rnd, 2, b);
+                    Tensor d = TestData.poisoned(a, dt, b, t, v);
+                    SeqLogprob.backward(logits, labels, lse, g, d);
+                    checkGrad(d, logits, labels, ref, g, dt, ctx);
+                    Tensor copy = Tensor.allocate(a, dt, b, t, v);
+                    copy.copyFrom(logits);
+                    SeqLogprob.backward(copy, labels, lse, g, copy);
+                    for (long i = 0; i < d.numel(); i++) {
+                        assertEquals(Float.floatToRawIntBits(d.get(i)), Float.floatToRawIntBits(copy.get(i)), "in place [" + i + "] " + ctx);
+                    }
+                }
+            }
+        }
+    }
+
+    private static void checkGrad(Tensor d, Tensor logits, int[] labels, Ref ref, Tensor g, DType dt, String ctx) {
+        int t = (int) logits.dim(1);
+        int v = (int) logits.dim(2);
+        double unit = dt == DType.BF16 ? 0x1p-8 : dt == DType.F16 ? 0x1p-11 : 0x1p-24;
+        for (int r = 0; r < labels.length; r++) {
+            double gr = g.get(r / t);
+            for (int k = 0; k < v; k++) {
+                double want = 0;
+                if (labels[r] != SeqLogprob.IGNORE_INDEX) {
+                    double p = Math.exp(logits.get((long) r * v + k) - ref.lse()[r]);
+                    want = gr * ((k == labels[r] ? 1 : 0) - p);
+                }
+                double got = d.get((long) r * v + k);
+                double tol = Math.abs(gr) * 2e-6 + unit * Math.abs(want);
+                if (!(Math.abs(got - want) <= tol)) {
+                    throw new AssertionError("dlogits[" + r + ", " + k + "] " + got + " vs " + want + " (label " + labels[r] + ", " + ctx + ")");
+                }
+                if (labels[r] == SeqLogprob.IGNORE_INDEX) {
+                    assertEquals(0f, (float) got, "ignored rows are exact zeros");
+                }
+            }
+        }
+    }
+
+    @Test
+    void theGradientIsTheDerivativeOfTheForward() {
+        // d/dx_v Σ log softmax(x)[label] by central differences in double through the op itself
+        try (Arena a = Arena.ofConfined()) {
+            int b = 2;
+            int t = 3;
+            int v = 9;
+            SplittableRandom rnd = new SplittableRandom(8);
+            Tensor x = TestData.uniform(a, DType.F32, rnd, 3, b, t, v);
+            int[] labels = {4, SeqLogprob.IGNORE_INDEX, 0, 8, 2, SeqLogprob.IGNORE_INDEX};
+            Tensor lse = Tensor.allocate(a, DType.F32, b, t);
+            Tensor logp = Tensor.allocate(a, DType.F32, b);
+            Tensor g = Tensor.of(a, DType.F32, new float[] {1f, -0.5f}, b);
+            Tensor d = Tensor.allocate(a, DType.F32, b, t, v);
+            SeqLogprob.forward(x, labels, lse, logp);
+            SeqLogprob.backward(x, labels, lse, g, d);
+            for (long i = 0; i < x.numel(); i++) {
+                float keep = x.get(i);
+                double h = 1e-2;
+                x.set(i, (float) (keep + h));
+                double up = objective(x, labels, g);
+                x.set(i, (float) (keep - h));
+                double down = objective(x, labels, g);
+                x.set(i, keep);
+                assertEquals((up - down) / (2 * h), d.get(i), 2e-4, "element " + i);
+            }
+        }
+    }
+
+    private static double objective(Tensor x, int[] labels, Tensor g) {
+        Ref r = reference(x, labels);
+        return g.get(0) * r.logp()[0] + g.get(1) * r.logp()[1];
+    }
+
+    @Test
+    void vectorAndScalarPathsAgree() throws Exception {
+        // the scalar rows (Math.exp in double) against the Vector API rows (vector EXP, blocked fp32 sums)
+        assertTrue(SeqLogprob.vectorized() || !ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent());
+        try (Arena a = Arena.ofConfined()) {
+            SplittableRandom rnd = new SplittableRandom(12);
+            Tensor x = TestData.uniform(a, DType.F32, rnd, 20, 3, 1, 50_000);
+            for (int r = 0; r < 3; r++) {
+                double scalar = SeqLogprob.logSumExp(x.segment(), DType.F32, (long) r * 50_000, 50_000);
+                double vector = SeqLogprob.vectorized() ? SeqLogprobVector.logSumExp(x.segment(), (long) r * 50_000, 50_000) : scalar;
+                assertEquals(scalar, vector, 2e-6 * Math.abs(scalar), "row " + r);
+            }
+        }
+    }
+
+    @Test
+    void badInputsAreRefusedNamingThem() {
+        try (Arena a = Arena.ofConfined()) {
+            Tensor x = Tensor.allocate(a, DType.F32, 2, 3, 5);
+            Tensor lse = Tensor.allocate(a, DType.F32, 2, 3);
+            Tensor logp = Tensor.allocate(a, DType.F32, 2);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> SeqLogprob.forward(x, new int[] {0, 1, 2, 3, 5, 0}, lse, logp));
+            assertTrue(e.getMessage().contains("label 5 at [1, 1]"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> SeqLogprob.forward(x, new int[5], lse, logp));
+            assertTrue(e.getMessage().contains("B·T = 6"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> SeqLogprob.forward(Tensor.allocate(a, DType.F32, 6, 5), new int[6], lse, logp));
+            assertTrue(e.getMessage().contains("[B, T, V]"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> SeqLogprob.forward(x, new int[6], Tensor.allocate(a, DType.BF16, 2, 3), logp));
+            assertTrue(e.getMessage().contains("lse must be F32"), e.getMessage());
+        }
+    }
+}

@@ -1,0 +1,282 @@
+package dev.rslora.backend.cuda;
+
+import dev.rslora.optim.AdafactorConfig;
+import dev.rslora.optim.AdafactorSpec;
+import dev.rslora.optim.AdafactorState;
+import dev.rslora.tensor.DType;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Objects;
+import java.util.Set;
+
+/**
+ * Adafactor on the device ({@code transformers.optimization.Adafactor} semantics, see
+ * {@link AdafactorConfig}), with the exact fp32 arithmetic and double reduction order of
+ * {@link AdafactorSpec}: the fused kernels of {@code cuda/kernels/adafactor.cuh} give, from the same
+ * gradients, the same bits as the CPU {@code dev.rslora.train.Adafactor} (parameters, masters,
+ * row/column or full second moments, first moment). One step is five launches over one table of
+ * every parameter; reductions are deterministic (fixed order, no atomics).
+ *
+ * <p>Parameters are rank 0, 1 (unfactored) or 2 (factored [rows, cols]); rank ≥ 3 is refused (the CPU
+ * optimizer handles it). The constructor allocates the fp32 state (zero), per tensor a reduction
+ * workspace, and, with master weights, an fp32 master copy of every BF16/F16 parameter; then uploads
+ * the tensor table and the two work lists once. {@link #step()} queues the launches on the backend's
+ * stream and returns; per step only the 96-byte params struct changes. Parameters and gradients are
+ * the caller's {@link DeviceTensor}s, borrowed. One thread at a time.
+ */
+public final class CudaAdafactor implements AutoCloseable {
+    /**
+     * A trainable device tensor and its gradient.
+     *
+     * @param name  unique name (matches {@link AdafactorState} entries)
+     * @param value the parameter, updated in place
+     * @param grad  its gradient, same shape, read only
+     */
+    public record Param(String name, DeviceTensor value, DeviceTensor grad) {
+        public Param {
+            if (name == null || name.isBlank()) {
+                throw new IllegalArgumentException("parameter name must not be blank, got '" + name + "'");
+            }
+            Objects.requireNonNull(value, "value of " + name);
+            Objects.requireNonNull(grad, "grad of " + name);
+            if (!java.util.Arrays.equals(value.shape(), grad.shape())) {
+                throw new IllegalArgumentException("parameter " + name + ": grad shape " + grad.shapeString()
+                        + " differs from value shape " + value.shapeString());
+            }
+        }
+    }
+
+    private record Slot(Param param, AdafactorKernels.Layout layout, DeviceBuffer row, DeviceBuffer col, DeviceBuffer v,
+                        DeviceBuffer expAvg, DeviceBuffer master, DeviceBuffer workspace) {
+        List<DeviceBuffer> buffers() {
+            List<DeviceBuffer> b = new ArrayList<>();
+            for (DeviceBuffer x : new DeviceBuffer[] {row, col, v, expAvg, master, workspace}) {
+                if (x != null) {
+                    b.add(x);
+                }
+            }
+            return b;
+        }
+    }
+
+    private final CudaBackend backend;
+    private final AdafactorKernels kernels;
+    private final List<Slot> slots;
+    private final long total;
+    private final DeviceBuffer table;
+    private final DeviceBuffer statsWork;
+    private final DeviceBuffer updateWork;
+    private final int numStats;
+    private final int numUpdate;
+    private AdafactorConfig config;
+    private long step;
+    private boolean closed;
+
+    /** Adafactor over {@code params} with f32 master weights for every BF16/F16 parameter. */
+    public CudaAdafactor(CudaBackend backend, List<Param> params, AdafactorConfig config) {
+        this(backend, params, config, true);
+    }
+
+    /**
+     * Adafactor over {@code params} (names unique, tensors of {@code backend}, rank ≤ 2). With
+     * {@code masterWeights}, each BF16/F16 parameter gets an f32 master copy of its current value.
+     */
+    public CudaAdafactor(CudaBackend backend, List<Param> params, AdafactorConfig config, boolean masterWeights) {
+        this.backend = Objects.requireNonNull(backend, "backend");
+        this.config = Objects.requireNonNull(config, "config");
+        if (params.isEmpty()) {
+            throw new IllegalArgumentException("Adafactor needs at least one parameter");
+        }
+        Set<String> names = new HashSet<>();
+        List<AdafactorKernels.Layout> layouts = new ArrayList<>();
+        for (Param p : params) {
+            if (!names.add(p.name())) {
+                throw new IllegalArgumentException("duplicate parameter name '" + p.name() + "'");
+            }
+            backend.checkOwn(p.value());
+            backend.checkOwn(p.grad());
+            if (p.value().numel() < 1) {
+                throw new IllegalArgumentException("parameter " + p.name() + " " + p.value().shapeString() + " is empty");
+            }
+            layouts.add(AdafactorKernels.Layout.of(p.value().shape()));
+        }
+        List<Slot> s = new ArrayList<>(params.size());
+        List<DeviceBuffer> made = new ArrayList<>();
+        synchronized (backend) {
+            if (backend.isClosed()) {
+                throw new IllegalStateException("cuda backend is closed");
+            }
+            CudaContext ctx = backend.context();
+            ctx.makeCurrent();
+            try {
+                List<AdafactorKernels.Entry> entries = new ArrayList<>(params.size());
+                for (int k = 0; k < params.size(); k++) {
+                    Param p = params.get(k);
+                    AdafactorKernels.Layout l = layouts.get(k);
+                    DeviceBuffer row = l.factored() ? zeroed(ctx, made, 4L * l.rows()) : null;
+                    DeviceBuffer col = l.factored() ? zeroed(ctx, made, 4L * l.cols()) : null;
+                    DeviceBuffer v = l.factored() ? null : zeroed(ctx, made, 4L * l.count());
+                    DeviceBuffer m = config.usesFirstMoment() ? zeroed(ctx, made, 4L * l.count()) : null;
+                    DeviceBuffer master = null;
+                    if (masterWeights && p.value().dtype() != DType.F32) {
+                        master = track(made, backend.transfers().convert(p.value().buffer(), p.value().dtype(), DType.F32, l.count()));
+                    }
+                    DeviceBuffer ws = track(made, ctx.allocate(l.workspaceBytes()));
+                    s.add(new Slot(p, l, row, col, v, m, master, ws));
+                    entries.add(new AdafactorKernels.Entry(p.value().buffer().address(), p.value().dtype(),
+                            p.grad().buffer().address(), p.grad().dtype(), address(master), address(row), address(col),
+                            address(v), address(m), ws.address(), l));
+                }
+                this.total = AdafactorKernels.total(entries);
+                this.table = upload(ctx, made, AdafactorKernels.table(entries));
+                List<int[]> st = AdafactorKernels.statsWork(layouts);
+                List<int[]> up = AdafactorKernels.updateWork(layouts);
+                this.numStats = st.size();
+                this.numUpdate = up.size();
+                this.statsWork = upload(ctx, made, AdafactorKernels.work(st));
+                this.updateWork = upload(ctx, made, AdafactorKernels.work(up));
+                this.kernels = new AdafactorKernels(ctx);
+                kernels.resolveAll();
+                ctx.synchronize();
+            } catch (RuntimeException e) {
+                for (DeviceBuffer b : made) {
+                    b.close();
+                }
+                throw e;
+            }
+        }
+        this.slots = List.copyOf(s);
+    }
+
+    private static long address(DeviceBuffer b) {
+        return b == null ? 0 : b.address();
+    }
+
+    private static DeviceBuffer track(List<DeviceBuffer> made, DeviceBuffer b) {
+        made.add(b);
+        return b;
+    }
+
+    private static DeviceBuffer zeroed(CudaContext ctx, List<DeviceBuffer> made, long bytes) {
+        DeviceBuffer b = track(made, ctx.allocate(bytes));
+        JCudaDriverCopies.zero(ctx, b);
+        return b;
+    }
+
+    private static DeviceBuffer upload(CudaContext ctx, List<DeviceBuffer> made, byte[] bytes) {
+        DeviceBuffer b = track(made, ctx.allocate(bytes.length));
+        ctx.upload(MemorySegment.ofArray(bytes), b);
+        return b;
+    }
+
+    /** Queues one Adafactor step (t ← t + 1) from the current gradients: five launches, no host synchronisation. */
+    public void step() {
+        synchronized (backend) {
+            enter();
+            step++;
+            kernels.step(table.address(), statsWork.address(), numStats, updateWork.address(), numUpdate, total, slots.size(),
+                    AdafactorSpec.step(config, step));
+        }
+    }
+
+    /**
+     * A heap copy of the state in the format of the CPU {@code dev.rslora.train.Adafactor#snapshot()}
+     * (save it with the same state file, or compare it with a CPU run). Waits for all queued work.
+     */
+    public AdafactorState snapshot() {
+        synchronized (backend) {
+            enter();
+            List<AdafactorState.Entry> entries = new ArrayList<>(slots.size());
+            for (Slot s : slots) {
+                AdafactorKernels.Layout l = s.layout();
+                entries.add(new AdafactorState.Entry(s.param().name(), s.param().value().shape(), download(s.row(), l.rows()),
+                        download(s.col(), l.cols()), download(s.v(), l.count()), download(s.expAvg(), l.count()),
+                        download(s.master(), l.count())));
+            }
+            return new AdafactorState(step, config, entries);
+        }
+    }
+
+    private float[] download(DeviceBuffer b, long n) {
+        if (b == null) {
+            return null;
+        }
+        if (n > Integer.MAX_VALUE - 8) {
+            throw new IllegalStateException("tensor of " + n + " elements too large for a heap snapshot");
+        }
+        float[] a = new float[(int) n];
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment seg = arena.allocate(4 * n, 4);
+            backend.context().download(b, seg);
+            MemorySegment.copy(seg, DType.LE_FLOAT, 0, a, 0, a.length);
+        }
+        return a;
+    }
+
+    /** Steps taken so far. */
+    public long stepCount() {
+        return step;
+    }
+
+    /** The hyper-parameters the next step uses. */
+    public AdafactorConfig config() {
+        return config;
+    }
+
+    /** Changes the external learning rate from the next step on (for schedules; refused with relative_step). */
+    public void setLearningRate(double lr) {
+        synchronized (backend) {
+            this.config = config.withLr(lr);
+        }
+    }
+
+    /** The parameters, in order. */
+    public List<Param> parameters() {
+        List<Param> p = new ArrayList<>(slots.size());
+        for (Slot s : slots) {
+            p.add(s.param());
+        }
+        return p;
+    }
+
+    /** Total elements over all parameters (the apply kernel's global index space). */
+    public long elementCount() {
+        return total;
+    }
+
+    private void enter() {
+        if (closed) {
+            throw new IllegalStateException("CUDA Adafactor is closed");
+        }
+        if (backend.isClosed()) {
+            throw new IllegalStateException("cuda backend is closed");
+        }
+        backend.context().makeCurrent();
+    }
+
+    /** Frees the state, masters, workspaces, table and work lists (not the caller's parameters or gradients). */
+    @Override
+    public void close() {
+        synchronized (backend) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            if (!backend.isClosed()) {
+                backend.context().makeCurrent();
+            }
+            for (Slot s : slots) {
+                for (DeviceBuffer b : s.buffers()) {
+                    b.close();
+                }
+            }
+            table.close();
+            statsWork.close();
+            updateWork.close();
+        }
+    }
+}
