@@ -128,6 +128,12 @@ cpu() {
         jmh vs-512 'CpuVsOpenBlasBenchmark' -p n=512,2048 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512
         jmh vs-256 'CpuVsOpenBlasBenchmark' -p n=512,2048 -p d=1024 -p r=64 -p core=Haswell "${t256[@]}"
         jmh vs-busy 'CpuVsOpenBlasBenchmark' -p n=512 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512 -p busy=1
+        #    The same pairs with one thread each, timed in the calling thread's CPU time as well: each side's
+        #    rate per core, which other processes on a shared machine do not dilute.
+        jmh vs-1t-512 'CpuVsOpenBlasBenchmark' -p n=512,2048 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512 -p threads=1 \
+            -p block=4
+        jmh vs-1t-256 'CpuVsOpenBlasBenchmark' -p n=512,2048 -p d=1024 -p r=64 -p core=Haswell -p threads=1 -p block=4 \
+            "${t256[@]}"
         # 3. R and decoding latency with the LoRA and base steps interleaved.
         local ri=(-wi 3 -w 1s -i 6 -r 1s)
         jmh r-d1024 'CpuLayerBenchmark.loraThenBase' -p n=512 -p dIn=1024 -p dOut=1024 -p r=16,64,256 -p dropout=0 \

@@ -17,6 +17,8 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 import org.openjdk.jmh.infra.Blackhole;
 
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -28,7 +30,9 @@ import java.util.concurrent.TimeUnit;
  * next block; ours park after ~0.3 ms. The ratio of the two blocks' times per step (per iteration
  * and its spread over iterations) is the figure to quote on a shared machine: a load that comes
  * and goes hits both sides alike. {@code busy} adds competing threads ({@link Busy}) for the whole
- * run: how each side degrades when another process holds a core.
+ * run: how each side degrades when another process holds a core. With {@code threads} = 1 both
+ * sides run on the calling thread, and its CPU time per block (oursCpuNanos, peerCpuNanos) gives
+ * each side's rate while it runs, which other processes on a shared machine do not dilute.
  * <pre>
  *   java -jar jmh/target/benchmarks.jar CpuVsOpenBlasBenchmark -p n=512 -p core=Cooperlake
  * </pre>
@@ -61,6 +65,11 @@ public class CpuVsOpenBlasBenchmark {
     /** Untimed pause after each block, ms. */
     @Param({"150"})
     public int gapMs;
+    /** Threads of each side (ours: workers with the caller; OpenBLAS: its threads); 0: one per processor. */
+    @Param({"0"})
+    public int threads;
+
+    private static final ThreadMXBean THREAD_TIME = ManagementFactory.getThreadMXBean();
 
     private CpuBackend backend;
     private LayerStep ours;
@@ -69,9 +78,10 @@ public class CpuVsOpenBlasBenchmark {
 
     @Setup(Level.Trial)
     public void setUp() {
-        OpenBlasChain.load(core);
+        int t = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
+        OpenBlasChain.load(core, t);
         Tile.apply(tile);
-        backend = new CpuBackend();
+        backend = new CpuBackend(t);
         ours = new LayerStep(backend, n, d, d, r, 0f);
         peer = new OpenBlasChain(n, d, r);
         load = busy > 0 ? new Busy(busy) : null;
@@ -87,7 +97,10 @@ public class CpuVsOpenBlasBenchmark {
         backend.close();
     }
 
-    /** Block times summed per iteration (JMH aux counters): the ratio is (peerNanos/peerSteps)/(oursNanos/oursSteps). */
+    /**
+     * Block times summed per iteration (JMH aux counters): the ratio is (peerNanos/peerSteps) /
+     * (oursNanos/oursSteps); the same from the calling thread's CPU time (complete with threads = 1).
+     */
     @State(Scope.Thread)
     @AuxCounters(AuxCounters.Type.EVENTS)
     public static class Blocks {
@@ -95,6 +108,8 @@ public class CpuVsOpenBlasBenchmark {
         public long oursSteps;
         public long peerNanos;
         public long peerSteps;
+        public long oursCpuNanos;
+        public long peerCpuNanos;
 
         @Setup(Level.Iteration)
         public void reset() {
@@ -102,27 +117,35 @@ public class CpuVsOpenBlasBenchmark {
             oursSteps = 0;
             peerNanos = 0;
             peerSteps = 0;
+            oursCpuNanos = 0;
+            peerCpuNanos = 0;
         }
     }
 
     /** One block of ours, a pause, one block of OpenBLAS, a pause. */
     @Benchmark
     public void oursThenOpenBlas(Blocks t, Blackhole bh) throws InterruptedException {
+        long c0 = THREAD_TIME.getCurrentThreadCpuTime();
         long t0 = System.nanoTime();
         float sum = 0;
         for (int i = 0; i < block; i++) {
             sum += ours.lora();
         }
         long t1 = System.nanoTime();
+        long c1 = THREAD_TIME.getCurrentThreadCpuTime();
         Thread.sleep(gapMs);
+        long c2 = THREAD_TIME.getCurrentThreadCpuTime();
         long t2 = System.nanoTime();
         for (int i = 0; i < block; i++) {
             sum += peer.lora();
         }
         long t3 = System.nanoTime();
+        long c3 = THREAD_TIME.getCurrentThreadCpuTime();
         Thread.sleep(gapMs);
         t.oursNanos += t1 - t0;
         t.peerNanos += t3 - t2;
+        t.oursCpuNanos += c1 - c0;
+        t.peerCpuNanos += c3 - c2;
         t.oursSteps += block;
         t.peerSteps += block;
         bh.consume(sum);

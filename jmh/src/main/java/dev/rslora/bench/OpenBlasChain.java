@@ -39,6 +39,11 @@ final class OpenBlasChain implements AutoCloseable {
      * all cores. Must run before anything else touches OpenBLAS in this JVM.
      */
     static void load(String core) {
+        load(core, Runtime.getRuntime().availableProcessors());
+    }
+
+    /** {@link #load(String)} with {@code threads} OpenBLAS threads (1: every call runs on the caller). */
+    static void load(String core, int threads) {
         if (!OpenBlasInfo.requestCore(core)) {
             throw new IllegalStateException("cannot set OPENBLAS_CORETYPE=" + core + " (libc setenv/unsetenv not found)");
         }
@@ -47,7 +52,7 @@ final class OpenBlasChain implements AutoCloseable {
             throw new IllegalStateException("OPENBLAS_CORETYPE=" + core + " requested but OpenBLAS runs its " + running
                     + " kernels (was OpenBLAS loaded earlier in this JVM, or does this build lack " + core + "?)");
         }
-        OpenBlasInfo.setThreads(Runtime.getRuntime().availableProcessors());
+        OpenBlasInfo.setThreads(threads);
         System.out.println("\nOpenBLAS " + OpenBlasInfo.config() + ", core " + OpenBlasInfo.coreName()
                 + ", threads " + OpenBlasInfo.threads());
     }

@@ -134,18 +134,22 @@ final class CpuSideBySide {
 
     static String versusOpenBlas(Results res) {
         List<List<String>> rows = new ArrayList<>();
-        for (Interleaved i : of(res, Interleaved.Kind.OURS_VS_OPENBLAS, x -> true)) {
+        List<Interleaved> all = new ArrayList<>(of(res, Interleaved.Kind.OURS_VS_OPENBLAS, x -> !x.param("threads", "0").equals("1")));
+        all.addAll(of(res, Interleaved.Kind.OURS_VS_OPENBLAS_CPU, x -> true));
+        for (Interleaved i : all) {
             String core = i.param("core", "?");
             int busy = Integer.parseInt(i.param("busy", "0"));
+            boolean cpu = i.kind() == Interleaved.Kind.OURS_VS_OPENBLAS_CPU;
             rows.add(List.of(Integer.toString(i.shape().n()), i.shape().dLabel(), Integer.toString(i.shape().r()),
                     "rslora cpu, " + tile(i), "OpenBLAS sgemm chain, " + core + " kernels" + Catalog.isa(core),
+                    cpu ? "1 each, CPU time" : i.param("threads", "0").equals("0") ? "all cores" : i.param("threads", "?"),
                     busy == 0 ? "none" : busy + " thread" + (busy > 1 ? "s" : ""), Fmt.num(i.aMedian(), Fmt.decimals(i.aMedian())),
                     Fmt.num(i.bMedian(), Fmt.decimals(i.bMedian())), figure(i), res.load(i.source())));
         }
         if (rows.isEmpty()) {
             return Fmt.NONE + "\n";
         }
-        return Fmt.table(List.of("N", "d", "r", "ours", "peer", "competing load", "ours ms/step", "peer ms/step",
+        return Fmt.table(List.of("N", "d", "r", "ours", "peer", "threads", "competing load", "ours ms/step", "peer ms/step",
                 "ours ÷ peer (throughput; > 1: ours faster)", "load (1/5/15 min) before → after"), rows)
                 + busyEffect(res);
     }
@@ -153,7 +157,8 @@ final class CpuSideBySide {
     /** How much a busy core slows each side: the busy run's ms per step over the quiet run's, per shape, tile and core. */
     static String busyEffect(Results res) {
         List<String> lines = new ArrayList<>();
-        for (Interleaved busy : of(res, Interleaved.Kind.OURS_VS_OPENBLAS, i -> !i.param("busy", "0").equals("0"))) {
+        for (Interleaved busy : of(res, Interleaved.Kind.OURS_VS_OPENBLAS, i -> !i.param("busy", "0").equals("0")
+                && !i.param("threads", "0").equals("1"))) {
             Optional<Interleaved> quiet = quietTwin(res, busy);
             if (quiet.isEmpty()) {
                 continue;
@@ -169,6 +174,7 @@ final class CpuSideBySide {
 
     private static Optional<Interleaved> quietTwin(Results res, Interleaved busy) {
         return of(res, Interleaved.Kind.OURS_VS_OPENBLAS, i -> i.param("busy", "0").equals("0") && i.shape().equals(busy.shape())
+                && i.param("threads", "0").equals(busy.param("threads", "0"))
                 && i.param("tile", "auto").equals(busy.param("tile", "auto"))
                 && i.param("core", "?").equals(busy.param("core", "?"))).stream().findFirst();
     }
@@ -194,6 +200,7 @@ final class CpuSideBySide {
                                               String core) {
         return of(res, kind, i -> i.shape().n() == n && i.shape().dIn() == d && i.shape().dOut() == d && i.shape().r() == r
                 && i.param("tile", "auto").equals(tile) && i.param("busy", "0").equals("0")
+                && (kind == Interleaved.Kind.OURS_VS_OPENBLAS_CPU || !i.param("threads", "0").equals("1"))
                 && (core == null || i.param("core", "?").equalsIgnoreCase(core))).stream().findFirst();
     }
 
@@ -203,9 +210,12 @@ final class CpuSideBySide {
             String what = "ours (" + Catalog.tileName(t.tile()) + ") ÷ OpenBLAS " + t.core() + Catalog.isa(t.core()) + " ≥ "
                     + Fmt.num(t.min(), 2) + "× at N=" + t.n() + ", d=1024, r=64";
             Optional<Interleaved> m = find(res, Interleaved.Kind.OURS_VS_OPENBLAS, t.n(), 1024, 64, t.tile(), t.core());
-            rows.add(m.map(i -> List.of(what, figure(i) + "; load " + res.load(i.source()),
+            rows.add(m.map(i -> List.of(what + " (all cores, wall time)", figure(i) + "; load " + res.load(i.source()),
                     verdict(i.figure() >= t.min(), i.figureMin() >= t.min(), i.figureMax() >= t.min())))
-                    .orElse(List.of(what, Fmt.NONE, Fmt.NONE)));
+                    .orElse(List.of(what + " (all cores, wall time)", Fmt.NONE, Fmt.NONE)));
+            find(res, Interleaved.Kind.OURS_VS_OPENBLAS_CPU, t.n(), 1024, 64, t.tile(), t.core()).ifPresent(i -> rows.add(List.of(
+                    what + " (one thread each, CPU time)", figure(i) + "; load " + res.load(i.source()),
+                    verdict(i.figure() >= t.min(), i.figureMin() >= t.min(), i.figureMax() >= t.min()))));
         }
         for (RTarget t : R_TARGETS) {
             double floor = 1 + 3.0 * t.r() / 1024;

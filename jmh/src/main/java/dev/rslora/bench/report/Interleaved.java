@@ -15,6 +15,7 @@ import java.util.Map;
  *   LORA_VS_BASE        CpuLayerBenchmark.loraThenBase          A = our LoRA step, B = our frozen base; figure R = A/B
  *   LORA_VS_BASE_CPU    CpuLayerBenchmark.loraThenBaseCpu       the same in the calling thread's CPU time (threads = 1)
  *   OURS_VS_OPENBLAS    CpuVsOpenBlasBenchmark.oursThenOpenBlas A = ours, B = the OpenBLAS chain; figure B/A (ours faster above 1)
+ *   OURS_VS_OPENBLAS_CPU  the same run in the calling thread's CPU time (kept for threads = 1, where it holds all the work)
  * </pre>
  * The figure quoted is the median over iterations of the per-iteration ratio, with its range.
  */
@@ -23,7 +24,8 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
     public enum Kind {
         LORA_VS_BASE,
         LORA_VS_BASE_CPU,
-        OURS_VS_OPENBLAS
+        OURS_VS_OPENBLAS,
+        OURS_VS_OPENBLAS_CPU
     }
 
     static Kind kindOf(String cls, String method) {
@@ -47,17 +49,19 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
             case LORA_VS_BASE -> "loraNanos";
             case LORA_VS_BASE_CPU -> "loraCpuNanos";
             case OURS_VS_OPENBLAS -> "oursNanos";
+            case OURS_VS_OPENBLAS_CPU -> "oursCpuNanos";
         };
         String b = switch (kind) {
             case LORA_VS_BASE -> "baseNanos";
             case LORA_VS_BASE_CPU -> "baseCpuNanos";
             case OURS_VS_OPENBLAS -> "peerNanos";
+            case OURS_VS_OPENBLAS_CPU -> "peerCpuNanos";
         };
         double[] aNs = raw(sm, a, where);
         double[] bNs = raw(sm, b, where);
         double[] aSteps;
         double[] bSteps;
-        if (kind == Kind.OURS_VS_OPENBLAS) {
+        if (kind == Kind.OURS_VS_OPENBLAS || kind == Kind.OURS_VS_OPENBLAS_CPU) {
             aSteps = raw(sm, "oursSteps", where);
             bSteps = raw(sm, "peerSteps", where);
         } else if (sm.has("steps")) {
@@ -139,7 +143,7 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
     double[] figures() {
         double[] f = new double[aMs.length];
         for (int i = 0; i < f.length; i++) {
-            f[i] = kind == Kind.OURS_VS_OPENBLAS ? bMs[i] / aMs[i] : aMs[i] / bMs[i];
+            f[i] = kind == Kind.OURS_VS_OPENBLAS || kind == Kind.OURS_VS_OPENBLAS_CPU ? bMs[i] / aMs[i] : aMs[i] / bMs[i];
         }
         return f;
     }

@@ -82,13 +82,15 @@ class ResultsReportTest {
         Synthetic.cpu(raw);
         Synthetic.sideBySide(raw);
         String md = generate(raw, null);
-        String vs = line(md, "| 512 | 1024 | 64 | rslora cpu, 512-bit vectors, 8×32 tile | OpenBLAS sgemm chain, Cooperlake kernels (AVX-512) | none |");
+        String vs = line(md, "| 512 | 1024 | 64 | rslora cpu, 512-bit vectors, 8×32 tile | OpenBLAS sgemm chain, Cooperlake kernels (AVX-512) | all cores | none |");
         assertTrue(vs.contains("| 5.00 | 6.00 | 1.200 (1.100–1.300, 3 iterations) | 0.50 0.40 0.30 → 1.10 0.60 0.35 |"), vs);
         assertTrue(line(md, "| 1 thread |").contains("| 7.50 | 65.0 | 8.667 (8.667–8.667, 2 iterations) | 0.50 0.40 0.30 → 1.10 0.60 0.35 |"), md);
         assertTrue(md.contains("with 1 competing thread(s) ours takes 1.50× its time, OpenBLAS 10.83×"), md);
         assertTrue(line(md, "≥ 1.20× at N=512").contains("1.200 (1.100–1.300, 3 iterations)")
                 && line(md, "≥ 1.20× at N=512").contains("**met** by the median (not by every iteration)"), md);
-        assertTrue(line(md, "≥ 1.05× at N=2048").contains("not yet measured"), md);
+        assertTrue(line(md, "≥ 1.05× at N=2048, d=1024, r=64 (all cores").contains("not yet measured"), md);
+        assertTrue(line(md, "≥ 1.05× at N=2048, d=1024, r=64 (one thread each, CPU time)").contains("1.250 (1.250–1.250, 1 iterations)"), md);
+        assertTrue(line(md, "| 2048 | 1024 | 64 |", "1 each, CPU time").contains("| 10.0 | 12.5 | 1.250"), md);
         String r256 = line(md, "| 512 | 1024 | 256 | 512-bit vectors");
         assertTrue(r256.contains("| 8.00 | 4.50 | 1.778 (1.778–1.778, 2 iterations) | 1.750 |"), r256);
         assertTrue(line(md, "R ≤ 1.40 at r=256").contains("**not met**; the target is below the FLOP floor"), md);

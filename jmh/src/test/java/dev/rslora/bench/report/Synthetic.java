@@ -136,7 +136,11 @@ final class Synthetic {
                 aux(B + "CpuVsOpenBlasBenchmark.oursThenOpenBlas", 500, p, c,
                         new double[][] {{40e6, 40e6, 40e6}, {8, 8, 8}, {52e6, 48e6, 44e6}, {8, 8, 8}}),
                 aux(B + "CpuVsOpenBlasBenchmark.oursThenOpenBlas", 900, pb, c,
-                        new double[][] {{60e6, 60e6}, {8, 8}, {520e6, 520e6}, {8, 8}})));
+                        new double[][] {{60e6, 60e6}, {8, 8}, {520e6, 520e6}, {8, 8}}),
+                // one thread each: CPU time 80 ms vs 100 ms per 8 steps (ratio 1.25); wall diluted
+                aux(B + "CpuVsOpenBlasBenchmark.oursThenOpenBlas", 900, new String[] {"n=2048", "d=1024", "r=64",
+                        "core=Cooperlake", "tile=512", "busy=0", "threads=1"}, new String[] {"oursNanos", "oursSteps", "peerNanos",
+                        "peerSteps", "oursCpuNanos", "peerCpuNanos"}, new double[][] {{200e6}, {8}, {200e6}, {8}, {80e6}, {100e6}})));
         String[] l = {"loraNanos", "baseNanos", "steps"};
         write(raw.resolve("cpu-r.json"), List.of(
                 aux(B + "CpuLayerBenchmark.loraThenBase", 12.5, new String[] {"n=512", "dIn=1024", "dOut=1024", "r=256",
