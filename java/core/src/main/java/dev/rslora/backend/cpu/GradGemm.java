@@ -104,30 +104,31 @@ final class GradGemm {
         }
     }
 
-    /** Columns o in [col0, col0 + count) of the result as rows o of out [cols, r]. */
+    /** Columns o in [col0, col0 + count) of the result as rows o of out [cols, r] (contiguous: one block, stored once). */
     private static void storeColumns(Scratch s, float[] acc, int np, int r, int col0, int count, float gamma,
                                      Tensor old, Convert.Sink out) {
         int[] index = s.columnIndex(np, r);
-        s.row = Scratch.grow(s.row, r);
-        s.old = Scratch.grow(s.old, r);
-        float[] col = s.row;
+        s.row = Scratch.grow(s.row, (long) count * r);
+        float[] block = s.row;
         for (int oc = 0; oc < count; oc++) {
             int base = (oc / NR) * MR * NR + oc % NR;
+            int at = oc * r;
             int j = 0;
             if (!MicroKernel.SCALAR) {
                 for (; j + MicroKernel.L <= r; j += MicroKernel.L) {
-                    FloatVector.fromArray(MicroKernel.SPECIES, acc, base, index, j).intoArray(col, j);
+                    FloatVector.fromArray(MicroKernel.SPECIES, acc, base, index, j).intoArray(block, at + j);
                 }
             }
             for (; j < r; j++) {
-                col[j] = acc[base + index[j]];
+                block[at + j] = acc[base + index[j]];
             }
-            long o = col0 + oc;
-            if (old != null) {
-                Convert.load(old, o * r, r, s.old, 0);
-            }
-            TileOps.scaleAdd(col, r, gamma, old != null ? s.old : null);
-            Convert.store(col, 0, r, out, o * r);
         }
+        int n = count * r;
+        if (old != null) {
+            s.old = Scratch.grow(s.old, n);
+            Convert.load(old, (long) col0 * r, n, s.old, 0);
+        }
+        TileOps.scaleAdd(block, n, gamma, old != null ? s.old : null);
+        Convert.store(block, 0, n, out, (long) col0 * r);
     }
 }

@@ -71,7 +71,7 @@ final class RowGrads {
 
     /** dB rows o in [o0, o1) of dB [d_out, r], from dy [n, d_out] and u [n, r] (F32). */
     static void dB(Scratch s, Tensor u, int n, int r, Tensor dy, int dOut, int o0, int o1, float gamma, Tensor old,
-                   Convert.Sink out) {
+                   Convert.Sink sink) {
         int cols = o1 - o0;
         s.gradBlock = Scratch.grow(s.gradBlock, (long) n * cols);
         float[] yb = s.gradBlock;
@@ -81,10 +81,11 @@ final class RowGrads {
         s.uc = Scratch.grow(s.uc, (long) n * r);
         float[] ub = s.uc;
         Convert.load(u, 0, n * r, ub, 0);
-        s.row = Scratch.grow(s.row, r);
-        s.old = Scratch.grow(s.old, r);
-        float[] row = s.row;
+        // dB rows [o0, o1) are contiguous: build them in one block, then scale, add and store it once
+        s.row = Scratch.grow(s.row, (long) cols * r);
+        float[] out = s.row;
         for (int oc = 0; oc < cols; oc++) {
+            int at = oc * r;
             int c = 0;
             if (!MicroKernel.SCALAR) {
                 for (; c + L <= r; c += L) {
@@ -92,7 +93,7 @@ final class RowGrads {
                     for (int i = 1; i < n; i++) {
                         acc = FloatVector.fromArray(S, ub, i * r + c).fma(FloatVector.broadcast(S, yb[i * cols + oc]), acc);
                     }
-                    acc.intoArray(row, c);
+                    acc.intoArray(out, at + c);
                 }
             }
             for (; c < r; c++) {
@@ -100,14 +101,15 @@ final class RowGrads {
                 for (int i = 1; i < n; i++) {
                     acc = Math.fma(ub[i * r + c], yb[i * cols + oc], acc);
                 }
-                row[c] = acc;
+                out[at + c] = acc;
             }
-            long o = o0 + oc;
-            if (old != null) {
-                Convert.load(old, o * r, r, s.old, 0);
-            }
-            TileOps.scaleAdd(row, r, gamma, old != null ? s.old : null);
-            Convert.store(row, 0, r, out, o * r);
         }
+        int count = cols * r;
+        if (old != null) {
+            s.old = Scratch.grow(s.old, count);
+            Convert.load(old, (long) o0 * r, count, s.old, 0);
+        }
+        TileOps.scaleAdd(out, count, gamma, old != null ? s.old : null);
+        Convert.store(out, 0, count, sink, (long) o0 * r);
     }
 }
