@@ -123,16 +123,16 @@ cpu() {
         # 1. The machine's FMA ceiling per vector width, one thread.
         jmh fma 'FmaPeakBenchmark' -t 1 -wi 2 -w 1s -i 3 -r 1s
         # 2. Ours against OpenBLAS interleaved in one JVM (N = 512 and 2048, d = 1024, r = 64): the 512-bit
-        #    tile against the Cooperlake (AVX-512) kernels, the 256-bit tile against the Haswell (AVX2) ones,
-        #    and the 512-bit pair again with a thread of competing load.
-        jmh vs-512 'CpuVsOpenBlasBenchmark' -p n=512,2048 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512
-        jmh vs-256 'CpuVsOpenBlasBenchmark' -p n=512,2048 -p d=1024 -p r=64 -p core=Haswell "${t256[@]}"
-        jmh vs-busy 'CpuVsOpenBlasBenchmark' -p n=512 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512 -p busy=1
+        #    tile against the Cooperlake (AVX-512) kernels, the 256-bit tile against the Haswell (AVX2) ones.
+        jmh vs-512 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512
+        jmh vs-256 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Haswell "${t256[@]}"
+        #    How much one busy core slows each side: blocks with and without a competing thread, side by side.
+        jmh busy 'CpuVsOpenBlasBenchmark.busyEffect' -p n=512 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512
         #    The same pairs with one thread each, timed in the calling thread's CPU time as well: each side's
         #    rate per core, which other processes on a shared machine do not dilute.
-        jmh vs-1t-512 'CpuVsOpenBlasBenchmark' -p n=512,2048 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512 -p threads=1 \
+        jmh vs-1t-512 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512 -p threads=1 \
             -p block=4
-        jmh vs-1t-256 'CpuVsOpenBlasBenchmark' -p n=512,2048 -p d=1024 -p r=64 -p core=Haswell -p threads=1 -p block=4 \
+        jmh vs-1t-256 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Haswell -p threads=1 -p block=4 \
             "${t256[@]}"
         # 3. R and decoding latency with the LoRA and base steps interleaved.
         local ri=(-wi 3 -w 1s -i 6 -r 1s)

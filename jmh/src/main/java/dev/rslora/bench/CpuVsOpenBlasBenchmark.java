@@ -87,6 +87,70 @@ public class CpuVsOpenBlasBenchmark {
         load = busy > 0 ? new Busy(busy) : null;
     }
 
+    /**
+     * Block times per iteration of {@link #busyEffect}: each side without and with one thread of
+     * competing load, all four in the same invocation.
+     */
+    @State(Scope.Thread)
+    @AuxCounters(AuxCounters.Type.EVENTS)
+    public static class BusyBlocks {
+        public long oursNanos;
+        public long oursBusyNanos;
+        public long peerNanos;
+        public long peerBusyNanos;
+        public long steps;
+
+        @Setup(Level.Iteration)
+        public void reset() {
+            oursNanos = 0;
+            oursBusyNanos = 0;
+            peerNanos = 0;
+            peerBusyNanos = 0;
+            steps = 0;
+        }
+    }
+
+    /**
+     * How much one busy core slows each side, measured side by side: per invocation a block of ours,
+     * a block of ours while a {@link Busy} thread runs, a block of OpenBLAS, a block of OpenBLAS with
+     * the busy thread (pauses between). The slowdowns are oursBusyNanos/oursNanos and
+     * peerBusyNanos/peerNanos. Run with busy = 0 (the load is switched per block here).
+     */
+    @Benchmark
+    public void busyEffect(BusyBlocks t, Blackhole bh) throws InterruptedException {
+        float sum = 0;
+        long t0 = System.nanoTime();
+        for (int i = 0; i < block; i++) {
+            sum += ours.lora();
+        }
+        t.oursNanos += System.nanoTime() - t0;
+        Thread.sleep(gapMs);
+        try (Busy b = new Busy(1)) {
+            long t1 = System.nanoTime();
+            for (int i = 0; i < block; i++) {
+                sum += ours.lora();
+            }
+            t.oursBusyNanos += System.nanoTime() - t1;
+        }
+        Thread.sleep(gapMs);
+        long t2 = System.nanoTime();
+        for (int i = 0; i < block; i++) {
+            sum += peer.lora();
+        }
+        t.peerNanos += System.nanoTime() - t2;
+        Thread.sleep(gapMs);
+        try (Busy b = new Busy(1)) {
+            long t3 = System.nanoTime();
+            for (int i = 0; i < block; i++) {
+                sum += peer.lora();
+            }
+            t.peerBusyNanos += System.nanoTime() - t3;
+        }
+        Thread.sleep(gapMs);
+        t.steps += block;
+        bh.consume(sum);
+    }
+
     @TearDown(Level.Trial)
     public void tearDown() {
         if (load != null) {

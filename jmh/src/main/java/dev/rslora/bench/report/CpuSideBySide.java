@@ -154,8 +154,30 @@ final class CpuSideBySide {
                 + busyEffect(res);
     }
 
-    /** How much a busy core slows each side: the busy run's ms per step over the quiet run's, per shape, tile and core. */
+    /**
+     * How much one busy core slows each side: measured side by side ({@code busyEffect}: blocks with
+     * and without a competing thread in the same invocation) when available, else from a busy run
+     * and a quiet run of the same shape (two runs).
+     */
     static String busyEffect(Results res) {
+        List<List<String>> rows = new ArrayList<>();
+        for (Interleaved o : of(res, Interleaved.Kind.BUSY_OURS, x -> true)) {
+            Optional<Interleaved> p = of(res, Interleaved.Kind.BUSY_PEER, x -> x.source().equals(o.source())
+                    && x.shape().equals(o.shape()) && x.params().equals(o.params())).stream().findFirst();
+            if (p.isEmpty()) {
+                continue;
+            }
+            String core = o.param("core", "?");
+            rows.add(List.of(Integer.toString(o.shape().n()), o.shape().dLabel(), Integer.toString(o.shape().r()),
+                    "rslora cpu, " + tile(o), "OpenBLAS " + core + Catalog.isa(core), figure(o), figure(p.get()),
+                    res.load(o.source())));
+        }
+        if (!rows.isEmpty()) {
+            return "\nA busy core, side by side (`busyEffect`: each side's blocks without and with one thread of competing "
+                    + "load in the same invocation; time with ÷ time without):\n\n"
+                    + Fmt.table(List.of("N", "d", "r", "ours", "peer", "ours slowed by", "peer slowed by",
+                    "load (1/5/15 min) before → after"), rows);
+        }
         List<String> lines = new ArrayList<>();
         for (Interleaved busy : of(res, Interleaved.Kind.OURS_VS_OPENBLAS, i -> !i.param("busy", "0").equals("0")
                 && !i.param("threads", "0").equals("1"))) {
@@ -211,11 +233,11 @@ final class CpuSideBySide {
                     + Fmt.num(t.min(), 2) + "× at N=" + t.n() + ", d=1024, r=64";
             Optional<Interleaved> m = find(res, Interleaved.Kind.OURS_VS_OPENBLAS, t.n(), 1024, 64, t.tile(), t.core());
             rows.add(m.map(i -> List.of(what + " (all cores, wall time)", figure(i) + "; load " + res.load(i.source()),
-                    verdict(i.figure() >= t.min(), i.figureMin() >= t.min(), i.figureMax() >= t.min())))
+                    verdict(i.figure() >= t.min(), i.figureMin() >= t.min(), i.figureMax() >= t.min()) + underLoad(res, i)))
                     .orElse(List.of(what + " (all cores, wall time)", Fmt.NONE, Fmt.NONE)));
             find(res, Interleaved.Kind.OURS_VS_OPENBLAS_CPU, t.n(), 1024, 64, t.tile(), t.core()).ifPresent(i -> rows.add(List.of(
                     what + " (one thread each, CPU time)", figure(i) + "; load " + res.load(i.source()),
-                    verdict(i.figure() >= t.min(), i.figureMin() >= t.min(), i.figureMax() >= t.min()))));
+                    verdict(i.figure() >= t.min(), i.figureMin() >= t.min(), i.figureMax() >= t.min()) + underLoad(res, i))));
         }
         for (RTarget t : R_TARGETS) {
             double floor = 1 + 3.0 * t.r() / 1024;
@@ -225,14 +247,22 @@ final class CpuSideBySide {
                     + ", reachable only if the LoRA FLOPs ran faster than the base's" : "";
             rows.add(m.map(i -> List.of(what, "R = " + figure(i) + "; load " + res.load(i.source()),
                     verdict(i.figure() <= t.max(), i.figureMax() <= t.max(), i.figureMin() <= t.max()) + floorNote
-                            + baseEfficiency(res, i)))
+                            + baseEfficiency(res, i) + underLoad(res, i)))
                     .orElse(List.of(what, Fmt.NONE, Fmt.NONE + floorNote)));
+        }
+        for (Interleaved o : of(res, Interleaved.Kind.BUSY_OURS, x -> true)) {
+            of(res, Interleaved.Kind.BUSY_PEER, x -> x.source().equals(o.source()) && x.params().equals(o.params())).stream()
+                    .findFirst().ifPresent(p -> rows.add(List.of("a busy second core slows ours far less than OpenBLAS's "
+                            + "all-core chain (N=" + o.shape().n() + ", d=" + o.shape().dLabel() + ", r=" + o.shape().r() + ", "
+                            + tile(o) + " vs " + o.param("core", "?") + ")", "ours ×" + figure(o) + ", OpenBLAS ×" + figure(p)
+                            + "; load " + res.load(o.source()), (o.figure() < p.figure() ? "**kept**" : "**not kept**")
+                            + ": ours slowed " + Fmt.num(o.figure(), 2) + "×, OpenBLAS " + Fmt.num(p.figure(), 2) + "×")));
         }
         String what = "N=1: the LoRA step ≤ " + Fmt.num(DECODE_MAX, 1) + "× the frozen base (d=1024, r=64, 512-bit tile)";
         Optional<Interleaved> m = find(res, Interleaved.Kind.LORA_VS_BASE, 1, 1024, 64, "512", null);
         rows.add(m.map(i -> List.of(what, Fmt.num(i.aMedian() * 1e3, 1) + " µs vs " + Fmt.num(i.bMedian() * 1e3, 1)
                         + " µs: " + figure(i) + "; load " + res.load(i.source()),
-                verdict(i.figure() <= DECODE_MAX, i.figureMax() <= DECODE_MAX, i.figureMin() <= DECODE_MAX)))
+                verdict(i.figure() <= DECODE_MAX, i.figureMax() <= DECODE_MAX, i.figureMin() <= DECODE_MAX) + underLoad(res, i)))
                 .orElse(List.of(what, Fmt.NONE, Fmt.NONE)));
         return Fmt.table(List.of("target", "measured: median (range over iterations)", "verdict"), rows);
     }
@@ -254,6 +284,25 @@ final class CpuSideBySide {
         double gflops = i.shape().baseFlop() / (i.bMedian() * 1e6);
         return "; the base step (interleaved) ran at " + Fmt.num(gflops, 0) + " GFLOP/s, " + Fmt.num(100 * gflops / (perCore * cores), 0)
                 + " % of " + cores + " × the 512-bit FMA ceiling";
+    }
+
+    /**
+     * " — under load: …" when the run started with a 1-minute load average at or above the number
+     * of logical CPUs (other processes held the cores: such a figure is not a quiet machine's), else "".
+     */
+    static String underLoad(Results res, Interleaved i) {
+        String load = res.load(i.source());
+        int cpus = res.cpuEnv() == null ? 0 : res.cpuEnv().path("logical_cpus").asInt(0);
+        try {
+            double first = Double.parseDouble(load.strip().split("\\s+")[0]);
+            if (cpus > 0 && first >= cpus) {
+                return " — **under load** (" + Fmt.num(first, 1) + " on " + cpus + " logical CPUs at the start): not a quiet "
+                        + "machine's figure; the all-core ratios against OpenBLAS grow with the load";
+            }
+        } catch (NumberFormatException e) {
+            return "";
+        }
+        return "";
     }
 
     /** "**met**" when the median meets it (and every iteration does, or not), "**not met**" otherwise. */

@@ -16,6 +16,8 @@ import java.util.Map;
  *   LORA_VS_BASE_CPU    CpuLayerBenchmark.loraThenBaseCpu       the same in the calling thread's CPU time (threads = 1)
  *   OURS_VS_OPENBLAS    CpuVsOpenBlasBenchmark.oursThenOpenBlas A = ours, B = the OpenBLAS chain; figure B/A (ours faster above 1)
  *   OURS_VS_OPENBLAS_CPU  the same run in the calling thread's CPU time (kept for threads = 1, where it holds all the work)
+ *   BUSY_OURS, BUSY_PEER  CpuVsOpenBlasBenchmark.busyEffect: A = the side's steps with a busy thread, B = without;
+ *                       figure A/B (the slowdown one busy core causes)
  * </pre>
  * The figure quoted is the median over iterations of the per-iteration ratio, with its range.
  */
@@ -25,7 +27,9 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
         LORA_VS_BASE,
         LORA_VS_BASE_CPU,
         OURS_VS_OPENBLAS,
-        OURS_VS_OPENBLAS_CPU
+        OURS_VS_OPENBLAS_CPU,
+        BUSY_OURS,
+        BUSY_PEER
     }
 
     static Kind kindOf(String cls, String method) {
@@ -33,6 +37,7 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
             case "CpuLayerBenchmark.loraThenBase" -> Kind.LORA_VS_BASE;
             case "CpuLayerBenchmark.loraThenBaseCpu" -> Kind.LORA_VS_BASE_CPU;
             case "CpuVsOpenBlasBenchmark.oursThenOpenBlas" -> Kind.OURS_VS_OPENBLAS;
+            case "CpuVsOpenBlasBenchmark.busyEffect" -> Kind.BUSY_OURS;
             default -> null;
         };
     }
@@ -50,12 +55,16 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
             case LORA_VS_BASE_CPU -> "loraCpuNanos";
             case OURS_VS_OPENBLAS -> "oursNanos";
             case OURS_VS_OPENBLAS_CPU -> "oursCpuNanos";
+            case BUSY_OURS -> "oursBusyNanos";
+            case BUSY_PEER -> "peerBusyNanos";
         };
         String b = switch (kind) {
             case LORA_VS_BASE -> "baseNanos";
             case LORA_VS_BASE_CPU -> "baseCpuNanos";
             case OURS_VS_OPENBLAS -> "peerNanos";
             case OURS_VS_OPENBLAS_CPU -> "peerCpuNanos";
+            case BUSY_OURS -> "oursNanos";
+            case BUSY_PEER -> "peerNanos";
         };
         double[] aNs = raw(sm, a, where);
         double[] bNs = raw(sm, b, where);

@@ -79,6 +79,9 @@ public final class JmhJson {
             Interleaved.Kind pair = Interleaved.kindOf(cls, method);
             if (pair != null) {
                 interleaved.add(Interleaved.parse(pair, run, shape(params, where), params, source, where));
+                if (pair == Interleaved.Kind.BUSY_OURS) {
+                    interleaved.add(Interleaved.parse(Interleaved.Kind.BUSY_PEER, run, shape(params, where), params, source, where));
+                }
                 if (pair == Interleaved.Kind.OURS_VS_OPENBLAS && "1".equals(params.get("threads"))
                         && run.path("secondaryMetrics").has("oursCpuNanos")) {
                     interleaved.add(Interleaved.parse(Interleaved.Kind.OURS_VS_OPENBLAS_CPU, run, shape(params, where), params,

@@ -85,7 +85,11 @@ class ResultsReportTest {
         String vs = line(md, "| 512 | 1024 | 64 | rslora cpu, 512-bit vectors, 8×32 tile | OpenBLAS sgemm chain, Cooperlake kernels (AVX-512) | all cores | none |");
         assertTrue(vs.contains("| 5.00 | 6.00 | 1.200 (1.100–1.300, 3 iterations) | 0.50 0.40 0.30 → 1.10 0.60 0.35 |"), vs);
         assertTrue(line(md, "| 1 thread |").contains("| 7.50 | 65.0 | 8.667 (8.667–8.667, 2 iterations) | 0.50 0.40 0.30 → 1.10 0.60 0.35 |"), md);
-        assertTrue(md.contains("with 1 competing thread(s) ours takes 1.50× its time, OpenBLAS 10.83×"), md);
+        // the side-by-side busy effect replaces the two-run comparison
+        assertTrue(line(md, "| ours slowed by | peer slowed by |") != null && !md.contains("medians of two runs"), md);
+        assertTrue(line(md, "| 512 | 1024 | 64 | rslora cpu, 512-bit vectors, 8×32 tile | OpenBLAS Cooperlake (AVX-512) |")
+                .contains("| 1.500 (1.500–1.500, 2 iterations) | 10.000 (10.000–10.000, 2 iterations) |"), md);
+        assertTrue(line(md, "a busy second core slows ours far less").contains("**kept**: ours slowed 1.50×, OpenBLAS 10.00×"), md);
         assertTrue(line(md, "≥ 1.20× at N=512").contains("1.200 (1.100–1.300, 3 iterations)")
                 && line(md, "≥ 1.20× at N=512").contains("**met** by the median (not by every iteration)"), md);
         assertTrue(line(md, "≥ 1.05× at N=2048, d=1024, r=64 (all cores").contains("not yet measured"), md);
@@ -99,6 +103,9 @@ class ResultsReportTest {
         // the old-format run: 2.2 ms per pair split 1.2 : 1.0, the JIT's widest tile
         assertTrue(line(md, "| 512 | 1024 | 64 | the JIT's widest vectors").contains("| 1.20 | 1.00 | 1.200 (1.200–1.200, 2 iterations) | 1.188 |"), md);
         assertTrue(line(md, "N=1: the LoRA step").contains("100.0 µs vs 80.0 µs: 1.250") && line(md, "N=1: the LoRA step").contains("**met** (every iteration)"), md);
+        // cpu-r.json ran at load 3 on 2 CPUs: its verdicts say so; the quiet run's do not
+        assertTrue(line(md, "N=1: the LoRA step").contains("**under load** (3.0 on 2 logical CPUs at the start)"), md);
+        assertFalse(line(md, "≥ 1.20× at N=512").contains("under load"), md);
         // wall: 2·16/0.139 ns; CPU time: 2·16·8e9 FMAs / 1 s = 256 GFLOP/s; 256-bit: 2·8·7e9 / 1 s = 112
         assertTrue(line(md, "| 512-bit | 0.1390 |").contains("| 230.2 | 256.0 |"), md);
         assertTrue(line(md, "| 256-bit | 0.1390 |").contains("| 115.1 | 112.0 |"), md);

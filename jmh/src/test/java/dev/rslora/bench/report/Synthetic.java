@@ -140,7 +140,10 @@ final class Synthetic {
                 // one thread each: CPU time 80 ms vs 100 ms per 8 steps (ratio 1.25); wall diluted
                 aux(B + "CpuVsOpenBlasBenchmark.oursThenOpenBlas", 900, new String[] {"n=2048", "d=1024", "r=64",
                         "core=Cooperlake", "tile=512", "busy=0", "threads=1"}, new String[] {"oursNanos", "oursSteps", "peerNanos",
-                        "peerSteps", "oursCpuNanos", "peerCpuNanos"}, new double[][] {{200e6}, {8}, {200e6}, {8}, {80e6}, {100e6}})));
+                        "peerSteps", "oursCpuNanos", "peerCpuNanos"}, new double[][] {{200e6}, {8}, {200e6}, {8}, {80e6}, {100e6}}),
+                // a busy core: ours 40 → 60 ms per 8 steps (×1.5), OpenBLAS 52 → 520 (×10)
+                aux(B + "CpuVsOpenBlasBenchmark.busyEffect", 900, p, new String[] {"oursNanos", "oursBusyNanos", "peerNanos",
+                        "peerBusyNanos", "steps"}, new double[][] {{40e6, 40e6}, {60e6, 60e6}, {52e6, 52e6}, {520e6, 520e6}, {8, 8}})));
         String[] l = {"loraNanos", "baseNanos", "steps"};
         write(raw.resolve("cpu-r.json"), List.of(
                 aux(B + "CpuLayerBenchmark.loraThenBase", 12.5, new String[] {"n=512", "dIn=1024", "dOut=1024", "r=256",
@@ -163,7 +166,7 @@ final class Synthetic {
         cpu.putArray("jvmArgs").add("--add-modules").add("-XX:UseAVX=2");
         write(raw.resolve("cpu-cputime.json"), List.of(cpu));
         lines(raw.resolve("cpu-loads.json"), "{\"loads\": {\"cpu-vs-openblas.json\": {\"before\": \"0.50 0.40 0.30\", "
-                + "\"after\": \"1.10 0.60 0.35\"}}}");
+                + "\"after\": \"1.10 0.60 0.35\"}, \"cpu-r.json\": {\"before\": \"3.00 2.00 1.00\", \"after\": \"3.50 2.10 1.00\"}}}");
     }
 
     /**
