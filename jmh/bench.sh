@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The benchmark suite and its results file, in one command (see jmh/README.md):
-#   jmh/bench.sh cpu [--quick] [--no-build]  run the CPU suite here (≈10–15 min on 2 cores), write the raw JMH
-#                                           JSON to bench/raw/cpu-*.json (+ cpu-env.json), regenerate
+#   jmh/bench.sh cpu [--quick] [--no-build]  run the CPU suite here (see jmh/README.md for its duration), write the
+#                                           raw JMH JSON to bench/raw/cpu-*.json (+ cpu-env.json, cpu-loads.json),
+#                                           regenerate bench/RESULTS.md and the README's CPU summary
 #   jmh/bench.sh gpu-import LOGDIR [--commit SHA]
 #                                           take a GPU check's files (native-build/gpu-check.sh LOGDIR on a GPU
 #                                           host) into bench/raw/gpu/ (only when it measured something), regenerate;
 #                                           --commit names the commit the bundle was packed from when LOGDIR has
 #                                           no BUNDLE.txt (checks before 2026-12 did not copy it)
-#   jmh/bench.sh report [LOGDIR]            regenerate bench/RESULTS.md and bench/r-vs-rank.png from bench/raw/
-#                                           (the GPU part from LOGDIR instead of bench/raw/gpu/ when given)
+#   jmh/bench.sh report [LOGDIR]            regenerate bench/RESULTS.md, bench/r-vs-rank.png and the README's CPU
+#                                           summary from bench/raw/ (the GPU part from LOGDIR instead of bench/raw/gpu/)
 # --quick is a smoke test of the pipeline (N=512, d=1024, r=16, one short iteration each; benchmarks
 # missing from this build are skipped) that writes to bench/raw-quick/ and bench/quick/, never to the
 # committed results. Environment: JAVA_HOME (a JDK 25; found like ./rslora does), MVN_FLAGS (default -q -B).
@@ -41,17 +42,37 @@ report() { # extra ResultsReport arguments
     "${java[@]}" -cp "$jar" dev.rslora.bench.report.ResultsReport "$@"
 }
 
-# jmh NAME SETTINGS... : one JMH invocation writing $stage/cpu-NAME.json
+load_now() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?"; }
+
+# jmh NAME SETTINGS... : one JMH invocation writing $stage/cpu-NAME.json; the load average before
+# and after goes to $stage/loads.tsv (cpu-loads.json at the end)
 jmh() {
     local name="$1"
     shift
-    echo "bench: [$(date -u +%H:%M:%S)] $name"
+    local before
+    before="$(load_now)"
+    echo "bench: [$(date -u +%H:%M:%S)] $name (load $before)"
     if ! "${java[@]}" -jar "$jar" "$@" -f 1 -foe true -rf json -rff "$stage/cpu-$name.json" >"$stage/cpu-$name.log" 2>&1; then
         echo "bench: $name FAILED; its output: $stage/cpu-$name.log" >&2
         tail -n 30 "$stage/cpu-$name.log" >&2
         return 1
     fi
-    grep -E '^(Benchmark|[A-Za-z]+Benchmark\.)' "$stage/cpu-$name.log" || true
+    printf 'cpu-%s.json\t%s\t%s\n' "$name" "$before" "$(load_now)" >>"$stage/loads.tsv"
+    grep -E '^(Benchmark|[A-Za-z]+Benchmark[.:])' "$stage/cpu-$name.log" || true
+}
+
+# cpu-loads.json from loads.tsv
+write_loads() {
+    local first=1
+    {
+        printf '{"loads": {'
+        while IFS=$'\t' read -r file before after; do
+            (( first )) || printf ','
+            first=0
+            printf '\n  "%s": {"before": "%s", "after": "%s"}' "$file" "$before" "$after"
+        done <"$stage/loads.tsv"
+        printf '\n}}\n'
+    } >"$stage/cpu-loads.json"
 }
 
 cpu() {
@@ -68,7 +89,7 @@ cpu() {
     local listed
     listed="$("${java[@]}" -jar "$jar" -l 2>/dev/null)"
     local have_cpu=1
-    for cls in CpuLayerBenchmark ReferenceLayerBenchmark OpenBlasLoraBenchmark; do
+    for cls in CpuLayerBenchmark ReferenceLayerBenchmark OpenBlasLoraBenchmark CpuVsOpenBlasBenchmark FmaPeakBenchmark; do
         if ! grep -q "\.$cls\." <<<"$listed"; then
             if (( quick )); then
                 echo "bench: $cls is not in this build: skipped (--quick)" >&2
@@ -86,18 +107,63 @@ cpu() {
     local t0=$(date +%s)
     "${java[@]}" -cp "$jar" dev.rslora.bench.BenchEnv --out "$stage/cpu-env.json" \
         --openblas auto --openblas Haswell --openblas Cooperlake
+    : >"$stage/loads.tsv"
     local cores=(-p core=Haswell,Cooperlake)
+    # Our 256-bit tile runs with the JIT limited to 256-bit vectors, as on an AVX2 machine.
+    local t256=(-p tile=256 -jvmArgsAppend "-XX:MaxVectorSize=32")
     if (( quick )); then
         local q=(-wi 1 -w 500ms -i 2 -r 500ms)
         (( have_cpu )) && jmh quick-ours 'CpuLayerBenchmark' -p n=512 -p dIn=1024 -p dOut=1024 -p r=16 -p dropout=0 "${q[@]}"
         jmh quick-openblas 'OpenBlasLoraBenchmark' -p n=512 -p d=1024 -p r=16 "${cores[@]}" "${q[@]}"
         jmh quick-reference 'ReferenceLayerBenchmark' -p r=16 -wi 0 -i 1
+        if (( have_cpu )); then
+            jmh quick-vs 'CpuVsOpenBlasBenchmark' -p n=512 -p tile=512 -p block=2 -p gapMs=20 "${q[@]}"
+            jmh quick-fma 'FmaPeakBenchmark.fma512' -t 1 "${q[@]}"
+            jmh quick-cpu 'CpuLayerBenchmark.loraThenBaseCpu' -p n=512 -p dIn=1024 -p dOut=1024 -p r=64 -p threads=1 \
+                -p tile=256 -jvmArgsAppend "-XX:UseAVX=2" "${q[@]}"
+        fi
     else
+        # 1. The machine's FMA ceiling per vector width, one thread.
+        jmh fma 'FmaPeakBenchmark' -t 1 -wi 2 -w 1s -i 3 -r 1s
+        # 2. Ours against OpenBLAS interleaved in one JVM (N = 512 and 2048, d = 1024, r = 64): the 512-bit
+        #    tile against the Cooperlake (AVX-512) kernels, the 256-bit tile against the Haswell (AVX2) ones.
+        jmh vs-512 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512
+        jmh vs-256 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Haswell "${t256[@]}"
+        #    How much one busy core slows each side: blocks with and without a competing thread, side by side.
+        jmh busy 'CpuVsOpenBlasBenchmark.busyEffect' -p n=512 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512
+        #    The same pairs with one thread each, timed in the calling thread's CPU time as well: each side's
+        #    rate per core, which other processes on a shared machine do not dilute.
+        jmh vs-1t-512 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512 -p threads=1 \
+            -p block=4
+        jmh vs-1t-256 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Haswell -p threads=1 -p block=4 \
+            "${t256[@]}"
+        # 3. R and decoding latency with the LoRA and base steps interleaved.
+        local ri=(-wi 3 -w 1s -i 6 -r 1s)
+        jmh r-d1024 'CpuLayerBenchmark.loraThenBase$' -p n=512 -p dIn=1024 -p dOut=1024 -p r=16,64,256 -p dropout=0 \
+            -p tile=512 "${ri[@]}"
+        jmh r-d1024-t256 'CpuLayerBenchmark.loraThenBase$' -p n=512 -p dIn=1024 -p dOut=1024 -p r=64,256 -p dropout=0 \
+            "${t256[@]}" "${ri[@]}"
+        jmh r-n2048 'CpuLayerBenchmark.loraThenBase$' -p n=2048 -p dIn=1024 -p dOut=1024 -p r=64 -p dropout=0 -p tile=512 \
+            "${ri[@]}"
+        jmh r-d4096 'CpuLayerBenchmark.loraThenBase$' -p n=512 -p dIn=4096 -p dOut=4096 -p r=64,256 -p dropout=0 \
+            -p tile=512 -wi 2 -w 2s -i 5 -r 2s
+        jmh decode 'CpuLayerBenchmark.loraThenBase$' -p n=1,8 -p dIn=1024 -p dOut=1024 -p r=16,64 -p dropout=0 -p tile=512 \
+            "${ri[@]}"
+        # 4. One worker thread timed in its CPU time: each tile's rate against the FMA ceiling of its width
+        #    (256 bits as on an AVX2 machine twice: the JIT limited to 32-byte vectors, and AVX2 alone with 16
+        #    registers), unaffected by other processes on a shared machine.
+        local ct=(-p n=512 -p dIn=1024 -p dOut=1024 -p r=64 -p dropout=0 -p threads=1 -wi 3 -w 1s -i 5 -r 1s)
+        jmh cpu-t512 'CpuLayerBenchmark.loraThenBaseCpu' -p tile=512 "${ct[@]}"
+        jmh cpu-t256 'CpuLayerBenchmark.loraThenBaseCpu' "${t256[@]}" "${ct[@]}"
+        jmh cpu-t256-avx2 'CpuLayerBenchmark.loraThenBaseCpu' -p tile=256 -jvmArgsAppend "-XX:UseAVX=2" "${ct[@]}"
+        jmh cpu-t128 'CpuLayerBenchmark.loraThenBaseCpu' -p tile=128 -jvmArgsAppend "-XX:MaxVectorSize=16" "${ct[@]}"
+        jmh cpu-scalar 'CpuLayerBenchmark.loraThenBaseCpu' -p tile=0 "${ct[@]}"
+        # 5. Separate runs, shape group by shape group: every figure and the scaling tables.
         # Shapes N ∈ {512, 2048}, d ∈ {1024, 4096}, r ∈ {16, 64, 256}, fp32, dropout 0; each implementation's
         # frozen base once per shape (it does not depend on r). Ours and OpenBLAS run shape group by shape
         # group so that their ratio is measured minutes, not a quarter of an hour, apart. Iterations per
-        # group fit the ≲ 20 min budget (≈10 min estimated from single-iteration probes on this 2-core
-        # machine, where a d=4096, N=2048 step took 0.4–0.8 s: an iteration there is one or two steps).
+        # group fit the time budget (a d=4096, N=2048 step took 0.4–0.8 s on the 2-core machine: an
+        # iteration there is one or two steps).
         local small=(-wi 3 -w 1s -i 5 -r 1s) big=(-wi 2 -w 1s -i 5 -r 1s)
         local groups=("d1024:512,2048:small" "d4096-n512:512:big" "d4096-n2048:2048:big")
         for g in "${groups[@]}"; do
@@ -106,9 +172,9 @@ cpu() {
             [[ $tag == d4096* ]] && d=4096
             local -n it="$set"
             jmh "$tag-ours-lora" 'CpuLayerBenchmark.loraForwardBackward' -p "n=$ns" -p "dIn=$d" -p "dOut=$d" \
-                -p r=16,64,256 -p dropout=0 "${it[@]}"
+                -p r=16,64,256 -p dropout=0 -p tile=512 "${it[@]}"
             jmh "$tag-ours-base" 'CpuLayerBenchmark.baseForwardBackward' -p "n=$ns" -p "dIn=$d" -p "dOut=$d" \
-                -p r=16 -p dropout=0 "${it[@]}"
+                -p r=16 -p dropout=0 -p tile=512 "${it[@]}"
             jmh "$tag-openblas-lora" 'OpenBlasLoraBenchmark.loraForwardBackward' -p "n=$ns" -p "d=$d" \
                 -p r=16,64,256 "${cores[@]}" "${it[@]}"
             jmh "$tag-openblas-base" 'OpenBlasLoraBenchmark.baseForwardBackward' -p "n=$ns" -p "d=$d" \
@@ -121,11 +187,16 @@ cpu() {
         jmh reference-base 'ReferenceLayerBenchmark.baseForwardBackward' -p n=512 -p dIn=1024 -p dOut=1024 \
             -p r=16 -p dropout=0 -wi 1 -i 3
     fi
+    write_loads
     # the run succeeded: its files replace the previous CPU results (logs stay in the run folder)
     rm -f "$raw"/cpu-*.json
     mv "$stage"/cpu-*.json "$raw"/
     echo "bench: CPU suite done in $(( $(date +%s) - t0 )) s; raw JSON in $raw/, logs in $stage/"
-    report --raw "$raw" --out "$out/RESULTS.md" --plot "$out/r-vs-rank.png"
+    if (( quick )); then
+        report --raw "$raw" --out "$out/RESULTS.md" --plot "$out/r-vs-rank.png"
+    else
+        report --raw "$raw" --out "$out/RESULTS.md" --plot "$out/r-vs-rank.png" --readme README.md
+    fi
 }
 
 cmd="${1:-}"
@@ -136,12 +207,12 @@ case "$cmd" in
     gpu-import)
         [[ $# -eq 1 || ( $# -eq 3 && "$2" == --commit ) ]] || usage
         if stale; then build; fi
-        if [[ $# -eq 3 ]]; then report --import-gpu "$1" --commit "$3"; else report --import-gpu "$1"; fi
+        if [[ $# -eq 3 ]]; then report --import-gpu "$1" --commit "$3" --readme README.md; else report --import-gpu "$1" --readme README.md; fi
         ;;
     report)
         [[ $# -le 1 ]] || usage
         if stale; then build; fi
-        if [[ $# -eq 1 ]]; then report --gpu "$1"; else report; fi
+        if [[ $# -eq 1 ]]; then report --gpu "$1" --readme README.md; else report --readme README.md; fi
         ;;
     *) usage ;;
 esac

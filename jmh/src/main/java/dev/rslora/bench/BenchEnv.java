@@ -20,7 +20,7 @@ import java.util.concurrent.TimeUnit;
 /**
  * Writes the facts of the machine a CPU benchmark run happens on, as JSON, for the results
  * report: date, OS, CPU model and ISA extensions (/proc/cpuinfo), logical CPUs, memory, load
- * average, the JDK and its Vector API width, the OPENBLAS_* variables inherited from the
+ * average, the JDK and its Vector API width, the cpu backend's register tile, the OPENBLAS_* variables inherited from the
  * environment, and per requested OpenBLAS core type ("auto" = OPENBLAS_CORETYPE unset) the kernel
  * set OpenBLAS actually runs, its build config and thread count (each probed in a child JVM, since
  * OpenBLAS reads OPENBLAS_CORETYPE only when it loads).
@@ -64,6 +64,7 @@ public final class BenchEnv {
         root.put("load_average", read(Path.of("/proc/loadavg")).strip());
         root.put("java", System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version"));
         root.put("vector_bits", vectorBits());
+        root.put("cpu_tile", dev.rslora.backend.cpu.CpuBackend.tileShape());
         ObjectNode env = root.putObject("openblas_environment");
         System.getenv().entrySet().stream().filter(e -> e.getKey().startsWith("OPENBLAS_")).sorted(Map.Entry.comparingByKey())
                 .forEach(e -> env.put(e.getKey(), e.getValue()));

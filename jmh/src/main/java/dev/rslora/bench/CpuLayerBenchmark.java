@@ -17,6 +17,8 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 import org.openjdk.jmh.infra.Blackhole;
 
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -33,7 +35,8 @@ import java.util.concurrent.TimeUnit;
  *   java -jar jmh/target/benchmarks.jar CpuLayerBenchmark -rf json -rff bench-cpu-layer.json
  * </pre>
  * The default run (r ∈ {16, 64, 256}, 3 benchmarks, 6×2 s warm-up + 8×2 s measurement each)
- * takes about 4.5 minutes; -p n=… -p dIn=… -p dOut=… -p dropout=0.1 sweep other shapes.
+ * takes about 4.5 minutes; -p n=… -p dIn=… -p dOut=… -p dropout=0.1 sweep other shapes, -p tile=256
+ * (with -jvmArgsAppend -XX:MaxVectorSize=32) another register tile, -p busy=1 a competing thread.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -53,14 +56,28 @@ public class CpuLayerBenchmark {
     /** Dropout probability on the LoRA input (0 in the headline numbers). */
     @Param({"0"})
     public float dropout;
+    /** The register tile: "auto" (the JIT's widest), or 512, 256, 128, 0 (see {@link Tile}). */
+    @Param({"auto"})
+    public String tile;
+    /** Threads of competing floating-point load ({@link Busy}) while measuring. */
+    @Param({"0"})
+    public int busy;
+    /** Our worker threads, the caller included; 0: one per available processor. */
+    @Param({"0"})
+    public int threads;
+
+    private static final ThreadMXBean THREAD_TIME = ManagementFactory.getThreadMXBean();
 
     private CpuBackend backend;
     private LayerStep step;
+    private Busy load;
 
     @Setup(Level.Trial)
     public void setUp() {
-        backend = new CpuBackend();
+        Tile.apply(tile);
+        backend = threads > 0 ? new CpuBackend(threads) : new CpuBackend();
         step = new LayerStep(backend, n, dIn, dOut, r, dropout);
+        load = busy > 0 ? new Busy(busy) : null;
     }
 
     /** Forward (Y, U) and backward (dX, dA, dB) with the adapter active. */
@@ -81,11 +98,14 @@ public class CpuLayerBenchmark {
     public static class Interleaved {
         public long loraNanos;
         public long baseNanos;
+        /** Pairs of steps (each side ran this many). */
+        public long steps;
 
         @Setup(Level.Iteration)
         public void reset() {
             loraNanos = 0;
             baseNanos = 0;
+            steps = 0;
         }
     }
 
@@ -99,11 +119,49 @@ public class CpuLayerBenchmark {
         long t2 = System.nanoTime();
         t.loraNanos += t1 - t0;
         t.baseNanos += t2 - t1;
+        t.steps++;
+        bh.consume(l + b);
+    }
+
+    /** CPU time of this thread in each half of {@link #loraThenBaseCpu}, summed per iteration. */
+    @State(Scope.Thread)
+    @AuxCounters(AuxCounters.Type.EVENTS)
+    public static class CpuTimes {
+        public long loraCpuNanos;
+        public long baseCpuNanos;
+        public long steps;
+
+        @Setup(Level.Iteration)
+        public void reset() {
+            loraCpuNanos = 0;
+            baseCpuNanos = 0;
+            steps = 0;
+        }
+    }
+
+    /**
+     * As {@link #loraThenBase}, timed in this thread's CPU time: with threads = 1 all the work runs
+     * on this thread, so the figures are the rates while it runs, which other processes on a
+     * shared machine do not dilute (GFLOP/s per CPU-second of the base GEMM; R).
+     */
+    @Benchmark
+    public void loraThenBaseCpu(CpuTimes t, Blackhole bh) {
+        long t0 = THREAD_TIME.getCurrentThreadCpuTime();
+        float l = step.lora();
+        long t1 = THREAD_TIME.getCurrentThreadCpuTime();
+        float b = step.base();
+        long t2 = THREAD_TIME.getCurrentThreadCpuTime();
+        t.loraCpuNanos += t1 - t0;
+        t.baseCpuNanos += t2 - t1;
+        t.steps++;
         bh.consume(l + b);
     }
 
     @TearDown(Level.Trial)
     public void tearDown() {
+        if (load != null) {
+            load.close();
+        }
         step.close();
         backend.close();
     }

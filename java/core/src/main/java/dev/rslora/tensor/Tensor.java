@@ -11,12 +11,25 @@ import java.util.Objects;
  * <p>A tensor never owns memory; the {@link Arena} that allocated (or memory-mapped) its segment
  * does, and closing that arena invalidates the tensor. Use a shared arena
  * ({@link Arena#ofShared()}) for tensors that the multi-threaded {@code cpu} backend touches.
+ *
+ * <p>Version stamp: {@link #version()} changes whenever the contents may have changed, so that a
+ * consumer can cache something derived from them (the {@code cpu} backend keeps its packed copies
+ * of the adapter A and B per layer and repacks when their stamps move). Every write path bumps it:
+ * {@link #set}, {@link #fill}, {@link #copyFrom}, and {@link #segment()}, which hands out write
+ * access and therefore counts as a write each time it is called. Readers that do not write use
+ * {@link #readOnlySegment()}, which does not bump it. Two rules follow: code that keeps a segment
+ * from {@code segment()} and writes through it later calls {@link #markWritten()} (or
+ * {@code segment()} again) after writing; and a second tensor {@link #wrap}ped around the same
+ * memory has its own stamp, so writes through it are not seen in this one's.
  */
 public final class Tensor {
     private final DType dtype;
     private final long[] shape;
     private final long numel;
     private final MemorySegment data;
+    private final MemorySegment readOnly;
+    /** Bumped by every write path (a plain field: it only has to differ from a value read earlier). */
+    private long version;
 
     private Tensor(DType dtype, long[] shape, MemorySegment data) {
         this.dtype = Objects.requireNonNull(dtype, "dtype");
@@ -28,6 +41,7 @@ public final class Tensor {
                     + " needs " + need + " bytes but the segment holds " + data.byteSize());
         }
         this.data = data;
+        this.readOnly = data.asReadOnly();
     }
 
     /** Allocates a zero-filled tensor in {@code arena}. */
@@ -115,9 +129,31 @@ public final class Tensor {
         return numel;
     }
 
-    /** The memory this tensor views (row-major, little-endian). */
+    /**
+     * The tensor's memory, for reading and writing. Counts as a write: every call bumps
+     * {@link #version()}. Use {@link #readOnlySegment()} to read.
+     */
     public MemorySegment segment() {
+        version++;
         return data;
+    }
+
+    /** The tensor's memory as a read-only view (writes through it throw); does not bump the version. */
+    public MemorySegment readOnlySegment() {
+        return readOnly;
+    }
+
+    /**
+     * A stamp that changes whenever this tensor's contents may have changed through it (see the
+     * class comment): equal stamps at two moments mean no write path of this tensor ran between them.
+     */
+    public long version() {
+        return version;
+    }
+
+    /** Records a write made through a segment obtained earlier from {@link #segment()}: bumps {@link #version()}. */
+    public void markWritten() {
+        version++;
     }
 
     /** Element {@code i} of the flattened tensor, widened to fp32. */
@@ -132,16 +168,19 @@ public final class Tensor {
 
     /** Stores {@code v} at flat index {@code i}, rounded to this dtype. */
     public void set(long i, float v) {
+        version++;
         dtype.store(data, i, v);
     }
 
     /** Stores {@code v} at (row, col) of a 2-D tensor, rounded to this dtype. */
     public void set(long row, long col, float v) {
+        version++;
         dtype.store(data, row * shape[1] + col, v);
     }
 
     /** Sets every element to {@code v}. */
     public void fill(float v) {
+        version++;
         for (long i = 0; i < numel; i++) {
             dtype.store(data, i, v);
         }
@@ -152,6 +191,7 @@ public final class Tensor {
         if (!Arrays.equals(shape, src.shape)) {
             throw new IllegalArgumentException("copy from shape " + src.shapeString() + " into " + shapeString());
         }
+        version++;
         if (src.dtype == dtype) {
             data.copyFrom(src.data);
             return;

@@ -61,8 +61,19 @@ public final class Catalog {
         return Map.entry(i.id(), i);
     }
 
-    /** The implementation with this id, or null when unknown. */
+    /**
+     * The implementation with this id, or null when unknown. Our cpu backend's ids carry the
+     * register tile they ran with: "cpu@256" (LoRA) and "cpu-base@256" (its base); plain "cpu" is
+     * the JIT's widest (results from before the tile parameter).
+     */
     public static Impl byId(String id) {
+        int at = id.indexOf('@');
+        if (at > 0 && (id.startsWith("cpu@") || id.startsWith("cpu-base@"))) {
+            Impl plain = FIXED.get(id.substring(0, at));
+            String tile = tileName(id.substring(at + 1));
+            return tile == null ? null : new Impl(id, plain.label() + ", " + tile, plain.platform(), plain.role(),
+                    plain.baseId() == null ? null : plain.baseId() + id.substring(at), true, plain.order());
+        }
         Impl fixed = FIXED.get(id);
         if (fixed != null) {
             return fixed;
@@ -83,18 +94,27 @@ public final class Catalog {
             String core = id.substring("openblas-".length(), base ? id.length() - "-base".length() : id.length());
             String name = core.isEmpty() ? "?" : Character.toUpperCase(core.charAt(0)) + core.substring(1);
             return base
-                    ? new Impl(id, "OpenBLAS " + name + ", frozen base", Platform.CPU, Role.BASE, null, false, 50)
-                    : new Impl(id, "OpenBLAS sgemm chain, " + name + " kernels", Platform.CPU, Role.LORA,
+                    ? new Impl(id, "OpenBLAS " + name + isa(core) + ", frozen base", Platform.CPU, Role.BASE, null, false, 50)
+                    : new Impl(id, "OpenBLAS sgemm chain, " + name + " kernels" + isa(core), Platform.CPU, Role.LORA,
                             "openblas-" + core + "-base", false, 50);
         }
         return null;
     }
 
+    /** " (AVX2, 256-bit)" or " (AVX-512)" for the kernel sets the suite measures, else "". */
+    static String isa(String core) {
+        return switch (core.toLowerCase(Locale.ROOT)) {
+            case "haswell" -> " (AVX2, 256-bit)";
+            case "skylakex", "cooperlake", "sapphirerapids" -> " (AVX-512)";
+            default -> "";
+        };
+    }
+
     /** The implementation a JMH result belongs to, or null when the benchmark is not one of ours. */
     public static Impl ofJmh(String benchmarkClass, String method, Map<String, String> params) {
         String id = switch (benchmarkClass + "." + method) {
-            case "CpuLayerBenchmark.loraForwardBackward" -> "cpu";
-            case "CpuLayerBenchmark.baseForwardBackward" -> "cpu-base";
+            case "CpuLayerBenchmark.loraForwardBackward" -> "cpu" + tile(params);
+            case "CpuLayerBenchmark.baseForwardBackward" -> "cpu-base" + tile(params);
             case "ReferenceLayerBenchmark.loraForwardBackward" -> "reference";
             case "ReferenceLayerBenchmark.baseForwardBackward" -> "reference-base";
             case "OpenBlasLoraBenchmark.loraForwardBackward" -> "openblas-" + core(params);
@@ -110,6 +130,21 @@ public final class Catalog {
             default -> null;
         };
         return id == null ? null : byId(id);
+    }
+
+    /** "@bits" for a benchmark run with an explicit tile parameter, "" for "auto" or none. */
+    static String tile(Map<String, String> params) {
+        String t = params.getOrDefault("tile", "auto");
+        return t.equals("auto") ? "" : "@" + t;
+    }
+
+    /** "512-bit vectors, 8×32 tile" for "512", …; null for a value that is no tile width. */
+    static String tileName(String bits) {
+        try {
+            return dev.rslora.backend.cpu.CpuBackend.tileShape(Integer.parseInt(bits));
+        } catch (IllegalArgumentException e) {
+            return null;
+        }
     }
 
     private static String core(Map<String, String> params) {

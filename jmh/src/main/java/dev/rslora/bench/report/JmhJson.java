@@ -15,12 +15,17 @@ import java.util.Map;
  * primary metric's score and its 99.9 % confidence half-width, in any time-per-op unit.
  */
 public final class JmhJson {
-    /** A result this reader does not map to an implementation (listed apart in the report). */
-    public record Unknown(String benchmark, Map<String, String> params, double ms, double errorMs, String source) {
+    /**
+     * A result this reader does not map to an implementation (listed apart in the report, or used
+     * by a section that knows it); {@code aux} holds its secondary metrics' scores (JMH aux counters: sums).
+     */
+    public record Unknown(String benchmark, Map<String, String> params, double ms, double errorMs, String source,
+                          Map<String, Double> aux) {
     }
 
     /** Everything one file held. */
-    public record Content(List<Measurement> measurements, List<Unknown> unknown, List<String> jvms) {
+    public record Content(List<Measurement> measurements, List<Unknown> unknown, List<String> jvms,
+                          List<Interleaved> interleaved) {
     }
 
     private JmhJson() {
@@ -43,6 +48,7 @@ public final class JmhJson {
         List<Measurement> out = new ArrayList<>();
         List<Unknown> unknown = new ArrayList<>();
         List<String> jvms = new ArrayList<>();
+        List<Interleaved> interleaved = new ArrayList<>();
         for (int i = 0; i < root.size(); i++) {
             JsonNode run = root.get(i);
             String where = source + " element " + i;
@@ -70,16 +76,31 @@ public final class JmhJson {
             if (!jvms.contains(jvm)) {
                 jvms.add(jvm);
             }
+            Interleaved.Kind pair = Interleaved.kindOf(cls, method);
+            if (pair != null) {
+                interleaved.add(Interleaved.parse(pair, run, shape(params, where), params, source, where));
+                if (pair == Interleaved.Kind.BUSY_OURS) {
+                    interleaved.add(Interleaved.parse(Interleaved.Kind.BUSY_PEER, run, shape(params, where), params, source, where));
+                }
+                if (pair == Interleaved.Kind.OURS_VS_OPENBLAS && "1".equals(params.get("threads"))
+                        && run.path("secondaryMetrics").has("oursCpuNanos")) {
+                    interleaved.add(Interleaved.parse(Interleaved.Kind.OURS_VS_OPENBLAS_CPU, run, shape(params, where), params,
+                            source, where));
+                }
+                continue;
+            }
             Catalog.Impl impl = Catalog.ofJmh(cls, method, params);
             if (impl == null) {
-                unknown.add(new Unknown(cls + "." + method, params, score, error, source));
+                Map<String, Double> aux = new LinkedHashMap<>();
+                run.path("secondaryMetrics").properties().forEach(e -> aux.put(e.getKey(), e.getValue().path("score").asDouble(Double.NaN)));
+                unknown.add(new Unknown(cls + "." + method, params, score, error, source, aux));
                 continue;
             }
             Shape shape = shape(params, where);
             String kind = run.path("measurementIterations").asInt(0) * run.path("forks").asInt(1) + " iterations, 99.9% CI";
             out.add(new Measurement(impl.id(), impl.role(), impl.platform(), shape, score, error, kind, source));
         }
-        return new Content(out, unknown, jvms);
+        return new Content(out, unknown, jvms, interleaved);
     }
 
     /** n, r and either d (square) or dIn and dOut. */
@@ -117,7 +138,7 @@ public final class JmhJson {
         };
     }
 
-    private static String text(JsonNode node, String field, String where) throws IOException {
+    static String text(JsonNode node, String field, String where) throws IOException {
         JsonNode v = node.get(field);
         if (v == null || !v.isValueNode()) {
             throw new IOException(where + ": field '" + field + "' missing");
@@ -126,7 +147,7 @@ public final class JmhJson {
     }
 
     /** A JSON number, or the strings "NaN"/"Infinity" JMH writes for undefined errors. */
-    private static double number(JsonNode v, String where) throws IOException {
+    static double number(JsonNode v, String where) throws IOException {
         if (v == null) {
             throw new IOException(where + " missing");
         }

@@ -18,7 +18,8 @@ import java.util.stream.Stream;
 /**
  * Every raw result the report is made from:
  * <pre>
- *   RAW/*.json          JMH result arrays (CPU suite; any other JMH file works too) and cpu-env.json (BenchEnv)
+ *   RAW/*.json          JMH result arrays (CPU suite; any other JMH file works too), cpu-env.json (BenchEnv)
+ *                       and cpu-loads.json (jmh/bench.sh: the load average before and after each JMH run)
  *   GPU/jmh-gpu*.json   JMH result arrays of GpuBench
  *   GPU/peft*.jsonl     jmh/peft_peer.py;  GPU/dev-bench-v*.jsonl  cuda/dev bench
  *   GPU/gpu-info.csv    nvidia-smi;        GPU/summary.txt         the gpu-check summary (date, commit)
@@ -27,6 +28,8 @@ import java.util.stream.Stream;
  */
 public final class Results {
     private final List<Measurement> measurements = new ArrayList<>();
+    private final List<Interleaved> interleaved = new ArrayList<>();
+    private final Map<String, String> loads = new LinkedHashMap<>();
     private final List<JmhJson.Unknown> unknown = new ArrayList<>();
     private final List<GpuLines.Kernel> kernels = new ArrayList<>();
     private final List<String> cpuJvms = new ArrayList<>();
@@ -51,8 +54,13 @@ public final class Results {
             } else if (root != null && root.isObject() && root.has("openblas")) {
                 r.cpuEnv = root;
                 r.cpuSources.add(f.getFileName().toString());
+            } else if (root != null && root.isObject() && root.has("loads")) {
+                root.path("loads").properties().forEach(e -> r.loads.put(e.getKey(),
+                        e.getValue().path("before").asText("?") + " → " + e.getValue().path("after").asText("?")));
+                r.cpuSources.add(f.getFileName().toString());
             } else {
-                throw new IOException(f + " is neither a JMH result array nor a BenchEnv file (cpu-env.json)");
+                throw new IOException(f + " is neither a JMH result array nor a BenchEnv file (cpu-env.json) nor a "
+                        + "load record (cpu-loads.json)");
             }
         }
         Path g = gpu != null ? gpu : raw.resolve("gpu");
@@ -108,10 +116,13 @@ public final class Results {
 
     private void addJmh(JmhJson.Content c, List<String> sources, List<String> jvms) {
         measurements.addAll(c.measurements());
+        interleaved.addAll(c.interleaved());
+        c.interleaved().stream().map(Interleaved::source).findFirst().filter(x -> c.measurements().isEmpty())
+                .ifPresent(sources::add);
         unknown.addAll(c.unknown());
         c.jvms().stream().filter(j -> !jvms.contains(j)).forEach(jvms::add);
         c.measurements().stream().map(Measurement::source).findFirst().ifPresent(sources::add);
-        if (c.measurements().isEmpty()) {
+        if (c.measurements().isEmpty() && c.interleaved().isEmpty()) {
             c.unknown().stream().map(JmhJson.Unknown::source).findFirst().ifPresent(sources::add);
         }
     }
@@ -199,6 +210,16 @@ public final class Results {
     public Optional<Measurement> bestBase(Platform p, Shape shape) {
         return measurements.stream().filter(m -> m.platform() == p && m.role() == Role.BASE && m.shape().base().equals(shape.base()))
                 .min(Comparator.comparingDouble(Measurement::ms));
+    }
+
+    /** Interleaved pairs (LoRA vs base, ours vs OpenBLAS) measured in one JVM. */
+    public List<Interleaved> interleaved() {
+        return interleaved;
+    }
+
+    /** "before → after" 1-, 5-, 15-minute load averages of the JMH run that wrote {@code source}, or "not recorded". */
+    public String load(String source) {
+        return loads.getOrDefault(source, "not recorded");
     }
 
     public List<JmhJson.Unknown> unknown() {

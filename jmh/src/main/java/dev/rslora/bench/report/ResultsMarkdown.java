@@ -18,7 +18,7 @@ final class ResultsMarkdown {
         sb.append("Generated ").append(generated).append(" by `jmh/bench.sh report` (`dev.rslora.bench.report.ResultsReport`) ")
                 .append("from the raw benchmark output in `bench/raw/`. **Do not edit by hand; no number here is typed in.** ")
                 .append("To regenerate:\n\n")
-                .append("- `jmh/bench.sh cpu`: runs the CPU suite on this machine (≈10–15 min on 2 cores), writes `bench/raw/cpu-*.json`, then regenerates;\n")
+                .append("- `jmh/bench.sh cpu`: runs the CPU suite on this machine (see jmh/README.md for its duration), writes `bench/raw/cpu-*.json`, then regenerates;\n")
                 .append("- `native-build/gpu-check.sh LOGDIR` on a GPU host, then `jmh/bench.sh gpu-import LOGDIR [--commit SHA]` here: replaces ")
                 .append("`bench/raw/gpu/` with that run's files (only when it holds GPU results), then regenerates;\n")
                 .append("- `jmh/bench.sh report [LOGDIR]`: regenerates from `bench/raw/` (GPU part from LOGDIR when given).\n\n");
@@ -40,9 +40,10 @@ final class ResultsMarkdown {
             sb.append("Panels: ").append(String.join("; ", plotPanels)).append(".\n\n")
                     .append("![R against the rank r, ours and the peers](").append(plotFile).append(")\n\n");
         }
-        if (!res.unknown().isEmpty()) {
+        List<JmhJson.Unknown> other = res.unknown().stream().filter(u -> !CpuSideBySide.handles(u)).toList();
+        if (!other.isEmpty()) {
             sb.append("## Other JMH results (benchmarks this report does not know)\n\n");
-            List<List<String>> rows = res.unknown().stream().map(u -> List.of(u.benchmark(), u.params().toString(),
+            List<List<String>> rows = other.stream().map(u -> List.of(u.benchmark(), u.params().toString(),
                     Fmt.time(u.ms(), u.errorMs()), u.source())).toList();
             sb.append(Fmt.table(List.of("benchmark", "params", "ms", "file"), rows)).append("\n");
         }

@@ -13,7 +13,9 @@ import java.util.List;
  * <pre>
  *   java -cp benchmarks.jar dev.rslora.bench.report.ResultsReport \
  *        [--raw bench/raw] [--gpu DIR] [--import-gpu LOGDIR [--commit SHA]] [--out bench/RESULTS.md] [--plot bench/r-vs-rank.png]
+ *        [--readme README.md]
  * </pre>
+ * {@code --readme FILE} also regenerates FILE's CPU summary between its markers ({@link ReadmeCpuBlock}).
  * {@code --import-gpu LOGDIR} first replaces RAW/gpu with the GPU files of a gpu-check log folder
  * (when it holds GPU results; otherwise the old ones stay and the exit status is 4). {@code --gpu DIR}
  * reads the GPU part from DIR instead of RAW/gpu without importing. {@code --commit SHA} records which
@@ -31,6 +33,7 @@ public final class ResultsReport {
         Path out = Path.of("bench/RESULTS.md");
         Path plot = Path.of("bench/r-vs-rank.png");
         String commit = null;
+        Path readme = null;
         try {
             for (int i = 0; i < args.length; i++) {
                 String a = args[i];
@@ -49,6 +52,7 @@ public final class ResultsReport {
                     case "--import-gpu" -> importFrom = v;
                     case "--out" -> out = v;
                     case "--plot" -> plot = v;
+                    case "--readme" -> readme = v;
                     default -> usage("unknown option " + a);
                 }
             }
@@ -65,8 +69,16 @@ public final class ResultsReport {
             }
             Results res = Results.load(raw, gpu);
             generate(res, out, plot, Instant.now().truncatedTo(ChronoUnit.SECONDS).toString());
-            System.out.println("ResultsReport: wrote " + out + " (" + res.measurements().size() + " measurements)"
-                    + (Files.exists(plot) ? " and " + plot : ""));
+            System.out.println("ResultsReport: wrote " + out + " (" + res.measurements().size() + " measurements, "
+                    + res.interleaved().size() + " side-by-side runs)" + (Files.exists(plot) ? " and " + plot : ""));
+            if (readme != null) {
+                if (ReadmeCpuBlock.update(readme, res)) {
+                    System.out.println("ResultsReport: regenerated the CPU summary in " + readme);
+                } else {
+                    System.err.println("ResultsReport: " + readme + " has no CPU summary markers (" + ReadmeCpuBlock.BEGIN
+                            + " … " + ReadmeCpuBlock.END + "): left unchanged");
+                }
+            }
         } catch (IOException e) {
             System.err.println("ResultsReport: " + e.getMessage());
             System.exit(1);
@@ -88,7 +100,8 @@ public final class ResultsReport {
 
     private static void usage(String why) {
         System.err.println("ResultsReport: " + why);
-        System.err.println("usage: ResultsReport [--raw DIR] [--gpu DIR] [--import-gpu LOGDIR [--commit SHA]] [--out FILE.md] [--plot FILE.png]");
+        System.err.println("usage: ResultsReport [--raw DIR] [--gpu DIR] [--import-gpu LOGDIR [--commit SHA]] [--out FILE.md] [--plot FILE.png]"
+                + " [--readme README.md]");
         System.exit(2);
     }
 }

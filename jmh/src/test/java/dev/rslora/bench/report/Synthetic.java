@@ -72,14 +72,14 @@ final class Synthetic {
             for (int r : new int[] {16, 64}) {
                 double lora = base * (1 + r / 160.0); // R = 1.1 at r=16, 1.4 at r=64
                 ours.add(jmh(B + "CpuLayerBenchmark.loraForwardBackward", lora, lora / 100, "ms/op",
-                        "n=" + n, "dIn=1024", "dOut=1024", "r=" + r, "dropout=0"));
+                        "n=" + n, "dIn=1024", "dOut=1024", "r=" + r, "dropout=0", "tile=512"));
                 blas.add(jmh(B + "OpenBlasLoraBenchmark.loraForwardBackward", lora * 1.1, 0.01, "ms/op",
                         "core=Haswell", "d=1024", "n=" + n, "r=" + r));
                 blas.add(jmh(B + "OpenBlasLoraBenchmark.loraForwardBackward", lora / 1.1, 0.01, "ms/op",
                         "core=Cooperlake", "d=1024", "n=" + n, "r=" + r));
             }
             ours.add(jmh(B + "CpuLayerBenchmark.baseForwardBackward", base, base / 100, "ms/op",
-                    "n=" + n, "dIn=1024", "dOut=1024", "r=16", "dropout=0"));
+                    "n=" + n, "dIn=1024", "dOut=1024", "r=16", "dropout=0", "tile=512"));
             blas.add(jmh(B + "OpenBlasLoraBenchmark.baseForwardBackward", base, 0.01, "ms/op", "core=Haswell", "d=1024",
                     "n=" + n, "r=16"));
             blas.add(jmh(B + "OpenBlasLoraBenchmark.baseForwardBackward", base, 0.01, "ms/op", "core=Cooperlake", "d=1024",
@@ -97,7 +97,76 @@ final class Synthetic {
                 + "\"cpu_vendor\": \"AuthenticAMD\", \"cpu_family_model\": \"26/2\", \"logical_cpus\": 2, \"isa\": \"avx2 avx512f\", "
                 + "\"memory\": \"1 kB\", \"load_average\": \"0.1\", \"os\": \"Linux\", \"vector_bits\": \"512-bit FloatVector\", "
                 + "\"openblas_environment\": {\"OPENBLAS_CORETYPE\": \"Haswell\"}, \"openblas\": [{\"requested\": \"auto\", "
-                + "\"core\": \"Cooperlake\", \"config\": \"OpenBLAS 0.3.31 DYNAMIC_ARCH\", \"threads\": \"2\"}]}");
+                + "\"core\": \"Cooperlake\", \"config\": \"OpenBLAS 0.3.31 DYNAMIC_ARCH\", \"threads\": \"2\"}], "
+                + "\"cpu_tile\": \"512-bit vectors, 8×32 tile\"}");
+    }
+
+    /** A JMH element with aux counters: name → per-iteration values (one fork). */
+    static ObjectNode aux(String benchmark, double score, String[] params, String[] names, double[][] values) {
+        ObjectNode o = jmh(benchmark, score, 0.1, "ms/op", params);
+        ArrayNode fork = o.with("primaryMetric").putArray("rawData").addArray();
+        for (int i = 0; i < values[0].length; i++) {
+            fork.add(score);
+        }
+        ObjectNode sm = o.putObject("secondaryMetrics");
+        for (int c = 0; c < names.length; c++) {
+            ObjectNode m = sm.putObject(names[c]);
+            m.put("score", java.util.Arrays.stream(values[c]).sum());
+            m.put("scoreUnit", "#");
+            ArrayNode f = m.putArray("rawData").addArray();
+            for (double v : values[c]) {
+                f.add(v);
+            }
+        }
+        return o;
+    }
+
+    /**
+     * The side-by-side runs: ours vs OpenBLAS Cooperlake at N=512 (ours 5 ms/step; OpenBLAS 6.5,
+     * 6.0 and 5.5 ms over three iterations: ratios 1.3, 1.2, 1.1), the same with one busy thread
+     * (ours 7.5, OpenBLAS 65: ratio 8.667); R at r=256 (LoRA 8 ms, base 4.5: R 1.778) and at N=1
+     * (0.1 ms vs 0.08: 1.25); an old-format loraThenBase (no steps counter) at r=64 (1.2 ms + 1.0
+     * ms per pair, R 1.2); the FMA ceiling; the loads.
+     */
+    static void sideBySide(Path raw) throws IOException {
+        String[] c = {"oursNanos", "oursSteps", "peerNanos", "peerSteps"};
+        String[] p = {"n=512", "d=1024", "r=64", "core=Cooperlake", "tile=512", "busy=0"};
+        String[] pb = {"n=512", "d=1024", "r=64", "core=Cooperlake", "tile=512", "busy=1"};
+        write(raw.resolve("cpu-vs-openblas.json"), List.of(
+                aux(B + "CpuVsOpenBlasBenchmark.oursThenOpenBlas", 500, p, c,
+                        new double[][] {{40e6, 40e6, 40e6}, {8, 8, 8}, {52e6, 48e6, 44e6}, {8, 8, 8}}),
+                aux(B + "CpuVsOpenBlasBenchmark.oursThenOpenBlas", 900, pb, c,
+                        new double[][] {{60e6, 60e6}, {8, 8}, {520e6, 520e6}, {8, 8}}),
+                // one thread each: CPU time 80 ms vs 100 ms per 8 steps (ratio 1.25); wall diluted
+                aux(B + "CpuVsOpenBlasBenchmark.oursThenOpenBlas", 900, new String[] {"n=2048", "d=1024", "r=64",
+                        "core=Cooperlake", "tile=512", "busy=0", "threads=1"}, new String[] {"oursNanos", "oursSteps", "peerNanos",
+                        "peerSteps", "oursCpuNanos", "peerCpuNanos"}, new double[][] {{200e6}, {8}, {200e6}, {8}, {80e6}, {100e6}}),
+                // a busy core: ours 40 → 60 ms per 8 steps (×1.5), OpenBLAS 52 → 520 (×10)
+                aux(B + "CpuVsOpenBlasBenchmark.busyEffect", 900, p, new String[] {"oursNanos", "oursBusyNanos", "peerNanos",
+                        "peerBusyNanos", "steps"}, new double[][] {{40e6, 40e6}, {60e6, 60e6}, {52e6, 52e6}, {520e6, 520e6}, {8, 8}})));
+        String[] l = {"loraNanos", "baseNanos", "steps"};
+        write(raw.resolve("cpu-r.json"), List.of(
+                aux(B + "CpuLayerBenchmark.loraThenBase", 12.5, new String[] {"n=512", "dIn=1024", "dOut=1024", "r=256",
+                        "dropout=0", "tile=512", "busy=0"}, l, new double[][] {{800e6, 800e6}, {450e6, 450e6}, {100, 100}}),
+                aux(B + "CpuLayerBenchmark.loraThenBase", 0.18, new String[] {"n=1", "dIn=1024", "dOut=1024", "r=64",
+                        "dropout=0", "tile=512", "busy=0"}, l, new double[][] {{1e6, 1e6, 1e6}, {0.8e6, 0.8e6, 0.8e6}, {10, 10, 10}})));
+        write(raw.resolve("cpu-r-old.json"), List.of(
+                aux(B + "CpuLayerBenchmark.loraThenBase", 2.2, new String[] {"n=512", "dIn=1024", "dOut=1024", "r=64",
+                        "dropout=0"}, new String[] {"loraNanos", "baseNanos"}, new double[][] {{1.2e9, 1.2e9}, {1e9, 1e9}})));
+        write(raw.resolve("cpu-fma.json"), List.of(
+                aux(B + "FmaPeakBenchmark.fma512", 0.139e-6, new String[0], new String[] {"cpuNanos", "fmas"},
+                        new double[][] {{1e9}, {8e9}}),
+                aux(B + "FmaPeakBenchmark.fma256", 0.139e-6, new String[0], new String[] {"cpuNanos", "fmas"},
+                        new double[][] {{1e9}, {7e9}}),
+                jmh(B + "FmaPeakBenchmark.fmaScalar", 0.139, 0.001, "ns/op")));
+        // one thread in CPU time, 256-bit tile under -XX:UseAVX=2: LoRA 24 CPU-ms, base 20 CPU-ms per step
+        ObjectNode cpu = aux(B + "CpuLayerBenchmark.loraThenBaseCpu", 30, new String[] {"n=512", "dIn=1024", "dOut=1024", "r=64",
+                "dropout=0", "tile=256", "busy=0", "threads=1"}, new String[] {"loraCpuNanos", "baseCpuNanos", "steps"},
+                new double[][] {{2.4e9, 2.4e9}, {2.0e9, 2.0e9}, {100, 100}});
+        cpu.putArray("jvmArgs").add("--add-modules").add("-XX:UseAVX=2");
+        write(raw.resolve("cpu-cputime.json"), List.of(cpu));
+        lines(raw.resolve("cpu-loads.json"), "{\"loads\": {\"cpu-vs-openblas.json\": {\"before\": \"0.50 0.40 0.30\", "
+                + "\"after\": \"1.10 0.60 0.35\"}, \"cpu-r.json\": {\"before\": \"3.00 2.00 1.00\", \"after\": \"3.50 2.10 1.00\"}}}");
     }
 
     /**

@@ -1,64 +1,58 @@
 package dev.rslora.backend.cpu;
 
-import dev.rslora.backend.LoraParams;
 import dev.rslora.backend.GradMode;
+import dev.rslora.backend.LoraParams;
 import dev.rslora.tensor.Tensor;
 
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorSpecies;
-
 import java.lang.foreign.MemorySegment;
-import java.util.concurrent.atomic.AtomicInteger;
 
 import static dev.rslora.backend.cpu.MicroKernel.MR;
 import static dev.rslora.backend.cpu.MicroKernel.NR;
 import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
 
 /**
- * One backward call (W frozen):
+ * One backward call (W frozen), in two jobs:
  * <pre>
- *   per chunk of rows (dY chunk converted once into dyc [mc, d_out] and its panels):
- *     V tile    = dY[MR, d_out] · B panel                         (K = d_out)  → vc [mc, r], vt [r, mc]
- *     dBᵀ part += Uᵀ[MR of r, mc] · dY panel                      (K = mc, per-worker partial)
- *     dA  part += Vᵀ[MR of r, mc] · D(X) panel                    (K = mc, per-worker partial; the
- *                 keep bits of the chunk are generated once here and reused by dX)
- *     dX tile   = mask ⊙ (V[MR, r] · (γA) panel) + dY[MR, d_out] · W panel   (K = r, then K = d_out,
- *                 the same accumulators; dX is written once)
- *   reduction:  dA = γ·Σ_w partA[w] (+ old),  dB = γ·(Σ_w partB[w])ᵀ (+ old), w in increasing order,
- *               in fixed blocks claimed by the workers once all have arrived (see {@link #arrive})
+ *   job 1, per chunk of rows (dY chunk converted once into dyc [mc, ld(d_out)]):
+ *     V tile  = dY[MR, d_out] · B panel                            (K = d_out) → V [n, r] and Vᵀ [r, n]
+ *     Uᵀ rows of the chunk; keep bits of the chunk (dropout)       → Uᵀ [r, n], bits [n, words(d_in)]
+ *     dX tile = mask ⊙ (V[MR, r] · (γA) panel) + dY[MR, d_out] · W panel   (K = r, then K = d_out,
+ *               the same accumulators: dX is written once)
+ *   job 2, per group of columns ({@link GradGemm}, K = all n rows):
+ *     dA  [r, d_in]  (=|+=) γ·Vᵀ·D(X)      a group of d_in panels
+ *     dB  [d_out, r] (=|+=) γ·(Uᵀ·dY)ᵀ     a group of d_out panels
  * </pre>
- * Rows are split over workers statically ({@link Split}); the workers pack the B and γA panels
- * together first ({@link SharedWork}). With few rows the LoRA part is split by rows and dX by d_in
- * panels, in two jobs.
+ * With few rows (small N, decoding) job 1 computes V per r panel instead of per chunk, and job 2
+ * also computes dX per group of d_in panels; a single row (N = 1) runs the one-row kernel, and up
+ * to {@link RowGrads#MAX_ROWS} rows make dA and dB as outer products ({@link RowGrads}: no Vᵀ, Uᵀ).
+ * Workers claim chunks, panels and column groups as they come ({@link WorkerPool}). The B and γA
+ * panels come from the layer's {@link AdapterPanels}; when stale they are packed first, in a job of
+ * their own. Every element's arithmetic is the same whichever worker computes it, so results do
+ * not depend on the worker count or on timing.
  */
 final class BackwardPass {
-    private final LoraParams p;
     private final CpuFrozenWeight w;
     private final Tensor x;
     private final Tensor u;
     private final Tensor dy;
-    private final Tensor dx;
+    private final Convert.Sink dx;
     private final Tensor gradA;
     private final Tensor gradB;
+    private final Convert.Sink gradAOut;
+    private final Convert.Sink gradBOut;
     private final Tensor a;
     private final Tensor b;
     private final float gamma;
-    /** B panels (direct panels of B [d_out, r], K = d_out), filled by the workers together. */
+    private final boolean accumulate;
+    /** B panels (direct panels of B [d_out, r], K = d_out). */
     private final MemorySegment bP;
     /** γA panels (direct panels of γ·A [r, d_in], K = r). */
     private final MemorySegment gaP;
+    private final boolean packBP;
+    private final boolean packGAP;
     /** Rows of B, and of γA, per packing unit. */
     private static final int B_PACK_ROWS = 64;
     private static final int A_PACK_ROWS = 16;
-    private final AtomicInteger arrived = new AtomicInteger();
-    private final AtomicInteger nextBlock = new AtomicInteger();
-    private volatile boolean allArrived;
-    private volatile boolean failed;
-    /** Whether the workers run concurrently (else one after another on the caller: never wait). */
-    private boolean concurrent;
-    /** Reduction blocks: rows of dA in groups of A_BLOCK, then rows of dB in groups of B_BLOCK. */
-    private static final int A_BLOCK = 16;
-    private static final int B_BLOCK = 64;
     private final Scratch[] scratch;
     private final int workers;
     private final boolean active;
@@ -67,206 +61,181 @@ final class BackwardPass {
     private final int dIn;
     private final int dOut;
     private final int r;
-    private final int rPad;
+    /** Words per row of keep bits, covering d_in rounded up to whole panels. */
     private final int words;
     private final boolean byRows;
-    /** V [nPad, r] shared by the two jobs of the column-split path (null on the row path). */
-    private final float[] vAll;
+    private final boolean oneRow;
+    /** N ≤ RowGrads.MAX_ROWS: dA and dB as outer products ({@link RowGrads}), no Vᵀ or Uᵀ. */
+    private final boolean rowGrads;
+    private final Shared shared;
+
+    /** Buffers the workers share within one call (owned by the backend, grown on demand). */
+    static final class Shared {
+        /** V [padRows(n), r] row-major (the A operand of dX's LoRA K-segment). */
+        float[] v = new float[0];
+        /** Vᵀ [padRows(r), n] (the left operand of dA). */
+        float[] vT = new float[0];
+        /** Uᵀ [padRows(r), n] (the left operand of dBᵀ). */
+        float[] uT = new float[0];
+        /** Keep bits of every row [padRows(n), words(d_in)] (row path with dropout). */
+        long[] bits = new long[0];
+    }
 
     /**
-     * @param bP   buffer of Panels.bytes(r, d_out) bytes for the B panels
-     * @param gaP  buffer of Panels.bytes(d_in, r) bytes for the γA panels
-     * @param vAll V buffer of at least padRows(n)·r floats for the column-split path, else null;
-     *             x, a, b, u, gradA, gradB, bP, gaP are null when the adapter is inactive
+     * @param bP  Panels.bytes(r, d_out) bytes for the B panels, packed here when {@code packBP}
+     * @param gaP Panels.bytes(d_in, r) bytes for the γA panels, packed here when {@code packGAP};
+     *            x, a, b, u, gradA, gradB, bP, gaP are null when the adapter is inactive
      */
     BackwardPass(LoraParams p, CpuFrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy, Tensor dx,
-                 Tensor gradA, Tensor gradB, MemorySegment bP, MemorySegment gaP, Scratch[] scratch, float[] vAll) {
-        this.p = p;
+                 Tensor gradA, Tensor gradB, MemorySegment bP, boolean packBP, MemorySegment gaP, boolean packGAP,
+                 Scratch[] scratch, Shared shared) {
         this.w = w;
         this.x = x;
         this.u = u;
         this.dy = dy;
-        this.dx = dx;
+        this.dx = Convert.Sink.of(dx);
         this.gradA = gradA;
         this.gradB = gradB;
+        this.gradAOut = Convert.Sink.of(gradA);
+        this.gradBOut = Convert.Sink.of(gradB);
         this.a = a;
         this.b = b;
         this.gamma = (float) p.gamma();
+        this.accumulate = p.gradMode() == GradMode.ACCUMULATE;
         this.bP = bP;
         this.gaP = gaP;
+        this.packBP = packBP;
+        this.packGAP = packGAP;
         this.scratch = scratch;
         this.workers = scratch.length;
         this.active = p.adapterActive();
-        this.mask = MaskBits.of(p);
+        this.mask = active ? MaskBits.of(p) : null;
         this.n = p.n();
         this.dIn = p.dIn();
         this.dOut = p.dOut();
         this.r = p.rank();
-        this.rPad = Split.padRows(r);
-        this.words = MaskBits.words(dIn);
+        // Row stride of the keep bits: whole panels (a 12-wide tile's last panel can reach past words(d_in)).
+        this.words = MaskBits.words(Panels.panels(dIn) * NR);
         this.byRows = Split.byRows(n, workers);
-        this.vAll = vAll;
-    }
-
-    /** Whether this shape takes the column-split path (and so needs a shared V buffer). */
-    static boolean needsSharedV(int n, int workers) {
-        return !Split.byRows(n, workers);
+        this.oneRow = n == 1;
+        this.rowGrads = n <= RowGrads.MAX_ROWS;
+        this.shared = shared;
+        if (active) {
+            int rPad = Split.padRows(r);
+            shared.v = Scratch.grow(shared.v, (long) Split.padRows(n) * r);
+            shared.vT = Scratch.grow(shared.vT, (long) rPad * n);
+            shared.uT = Scratch.grow(shared.uT, (long) rPad * n);
+            if (mask != null && byRows) {
+                shared.bits = Scratch.grow(shared.bits, (long) Split.padRows(n) * words);
+            }
+        }
     }
 
     void run(WorkerPool pool, boolean parallel) {
-        concurrent = parallel && pool.size() > 1;
-        int bUnits = active ? (dOut + B_PACK_ROWS - 1) / B_PACK_ROWS : 0;
-        int aUnits = active && dx != null ? (r + A_PACK_ROWS - 1) / A_PACK_ROWS : 0;
-        if (byRows) {
-            SharedWork packs = new SharedWork(bUnits + aUnits, (wk, unit) -> {
-                if (unit < bUnits) {
-                    packB(scratch[wk], unit);
-                } else {
-                    packGammaA(scratch[wk], unit - bUnits);
-                }
-            });
-            pool.run(wk -> byRows(wk, packs), parallel);
-        } else {
-            if (active) {
-                SharedWork packs = new SharedWork(bUnits, (wk, unit) -> packB(scratch[wk], unit));
-                pool.run(wk -> loraByRows(wk, packs), parallel);
-            }
-            if (dx != null) {
-                SharedWork packs = new SharedWork(aUnits, (wk, unit) -> packGammaA(scratch[wk], unit));
-                pool.run(wk -> dxByColumns(wk, packs), parallel);
-            }
-        }
-    }
-
-    /** Worker wk: its part of the panels, the whole backward of each chunk of its rows, then its part of the reduction. */
-    private void byRows(int wk, SharedWork packs) {
-        Scratch s = scratch[wk];
-        int start = Split.rowStart(n, workers, wk);
-        int end = Split.rowStart(n, workers, wk + 1);
-        try {
-            if (start < end) {
-                packs.runAndWait(wk);
-                for (int c0 = start; c0 < end; c0 += Split.MC) {
-                    int c1 = Math.min(c0 + Split.MC, end);
-                    loadDy(s, c0, c1);
-                    if (active) {
-                        lora(s, c0, c1, c0 == start, s.vc, 0);
-                    }
-                    if (dx != null) {
-                        computeDx(s, c0, c1, 0, Panels.panels(dIn), s.vc, 0);
-                    }
-                }
-            }
-        } catch (RuntimeException | Error e) {
-            abandon();
-            throw e;
-        }
-        arrive(s);
-    }
-
-    /** Worker wk: its part of the B panels, V (into vAll), dBᵀ and dA partials for each chunk of its rows; then the reduction. */
-    private void loraByRows(int wk, SharedWork packs) {
-        Scratch s = scratch[wk];
-        int start = Split.rowStart(n, workers, wk);
-        int end = Split.rowStart(n, workers, wk + 1);
-        try {
-            if (start < end) {
-                packs.runAndWait(wk);
-                for (int c0 = start; c0 < end; c0 += Split.MC) {
-                    int c1 = Math.min(c0 + Split.MC, end);
-                    loadDy(s, c0, c1);
-                    lora(s, c0, c1, c0 == start, vAll, c0 * r);
-                }
-            }
-        } catch (RuntimeException | Error e) {
-            abandon();
-            throw e;
-        }
-        arrive(s);
-    }
-
-    /** A worker failed: release the others waiting in {@link #arrive} and skip the reduction. */
-    private void abandon() {
-        failed = true;
-        allArrived = true;
-    }
-
-    /** Rows [unit·B_PACK_ROWS, +B_PACK_ROWS) of the B panels. */
-    private void packB(Scratch s, int unit) {
-        int o0 = unit * B_PACK_ROWS;
-        Panels.packDirect(b, 1f, bP, o0, Math.min(dOut, o0 + B_PACK_ROWS), s.block(r));
-    }
-
-    /** Rows [unit·A_PACK_ROWS, +A_PACK_ROWS) of the γA panels. */
-    private void packGammaA(Scratch s, int unit) {
-        int j0 = unit * A_PACK_ROWS;
-        Panels.packDirect(a, gamma, gaP, j0, Math.min(r, j0 + A_PACK_ROWS), s.block(dIn));
-    }
-
-    /** Worker wk: its part of the γA panels, then dX for its share of the d_in panels, all rows. */
-    private void dxByColumns(int wk, SharedWork packs) {
-        int panels = Panels.panels(dIn);
-        int pk0 = Split.part(panels, workers, wk);
-        int pk1 = Split.part(panels, workers, wk + 1);
-        if (active) {
-            packs.runAndWait(wk);
-        }
-        if (pk0 == pk1) {
-            return;
-        }
-        Scratch s = scratch[wk];
-        for (int c0 = 0; c0 < n; c0 += Split.MC) {
-            int c1 = Math.min(c0 + Split.MC, n);
-            loadDy(s, c0, c1);
-            if (mask != null) {
-                int word0 = (int) ((long) pk0 * NR / 64);
-                int word1 = (int) (((long) pk1 * NR + 63) / 64);
-                s.bits = Scratch.grow(s.bits, (long) Split.padRows(c1 - c0) * words);
-                for (int i = 0; i < c1 - c0; i++) {
-                    mask.row(c0 + i, word0, word1, dIn, s.bits, i * words);
-                }
-            }
-            computeDx(s, c0, c1, pk0, pk1, active ? vAll : null, c0 * r);
-        }
-    }
-
-    /**
-     * Counts this worker in. Once every worker has arrived (all partials final) the reduction
-     * blocks are claimed from a counter by every worker still here: early finishers wait for the
-     * last one (they would otherwise idle until the end of the job), except when the shares run
-     * one after another on the caller, where the last share reduces alone. Each block's
-     * arithmetic is fixed, so the bits do not depend on which worker reduces which block.
-     */
-    private void arrive(Scratch s) {
-        if (!active) {
-            return;
-        }
-        if (arrived.incrementAndGet() == workers) {
-            allArrived = true;
-        } else if (!concurrent) {
-            return;
-        } else {
-            for (int spins = 1; !allArrived; spins++) {
-                if ((spins & 1023) == 0) {
-                    Thread.yield();
-                } else {
-                    Thread.onSpinWait();
-                }
-            }
-        }
-        if (failed) {
-            return;
-        }
-        int aBlocks = (r + A_BLOCK - 1) / A_BLOCK;
-        int blocks = aBlocks + (dOut + B_BLOCK - 1) / B_BLOCK;
-        for (int blk = nextBlock.getAndIncrement(); blk < blocks; blk = nextBlock.getAndIncrement()) {
-            if (blk < aBlocks) {
-                reduceA(s, blk * A_BLOCK, Math.min(r, (blk + 1) * A_BLOCK));
+        int bUnits = active && packBP ? (dOut + B_PACK_ROWS - 1) / B_PACK_ROWS : 0;
+        int aUnits = active && packGAP ? (r + A_PACK_ROWS - 1) / A_PACK_ROWS : 0;
+        pool.run(bUnits + aUnits, (wk, unit) -> {
+            Scratch s = scratch[wk];
+            if (unit < bUnits) {
+                int o0 = unit * B_PACK_ROWS;
+                Panels.packDirect(b, 1f, bP, o0, Math.min(dOut, o0 + B_PACK_ROWS), s.block(r));
             } else {
-                int o0 = (blk - aBlocks) * B_BLOCK;
-                reduceB(s, o0, Math.min(dOut, o0 + B_BLOCK));
+                int j0 = (unit - bUnits) * A_PACK_ROWS;
+                Panels.packDirect(a, gamma, gaP, j0, Math.min(r, j0 + A_PACK_ROWS), s.block(dIn));
+            }
+        }, parallel);
+        if (byRows) {
+            int rows = Split.chunkRows(n, workers);
+            pool.run((n + rows - 1) / rows, (wk, c) -> chunk(scratch[wk], c * rows, Math.min(n, (c + 1) * rows)), parallel);
+        } else if (active) {
+            pool.run(Panels.panels(r), (wk, pj) -> {
+                Scratch s = scratch[wk];
+                allRows(s);
+                computeV(s, 0, n, pj, pj + 1);
+                if (!rowGrads) {
+                    transposeU(s, 0, n, pj * NR, Math.min(r, pj * NR + NR));
+                }
+            }, parallel);
+        }
+        // job 2: column groups of dX (small N), dA and dB
+        int groupPanels = Split.NC / NR;
+        int inGroups = (Panels.panels(dIn) + groupPanels - 1) / groupPanels;
+        int outGroups = (Panels.panels(dOut) + groupPanels - 1) / groupPanels;
+        int dxUnits = !byRows && dx != null ? inGroups : 0;
+        int aGrad = active ? inGroups : 0;
+        int bGrad = active ? outGroups : 0;
+        pool.run(dxUnits + aGrad + bGrad, (wk, unit) -> {
+            Scratch s = scratch[wk];
+            if (unit < dxUnits) {
+                int pk0 = unit * groupPanels;
+                int pk1 = Math.min(Panels.panels(dIn), pk0 + groupPanels);
+                allRows(s);
+                computeDx(s, 0, n, pk0, pk1, groupBits(s, pk0, pk1));
+            } else if (unit < dxUnits + aGrad) {
+                int pk0 = (unit - dxUnits) * groupPanels;
+                int pk1 = Math.min(Panels.panels(dIn), pk0 + groupPanels);
+                long[] bits = byRows ? shared.bits : groupBits(s, pk0, pk1);
+                if (rowGrads) {
+                    RowGrads.dA(s, shared.v, n, r, x, dIn, mask, bits, words, pk0 * NR, Math.min(dIn, pk1 * NR), gamma,
+                            accumulate ? gradA : null, gradAOut);
+                } else {
+                    GradGemm.run(s, shared.vT, n, r, x, dIn, mask, bits, words, pk0, pk1, gamma, accumulate ? gradA : null,
+                            gradAOut, false);
+                }
+            } else {
+                int po0 = (unit - dxUnits - aGrad) * groupPanels;
+                int po1 = Math.min(Panels.panels(dOut), po0 + groupPanels);
+                if (rowGrads) {
+                    RowGrads.dB(s, u, n, r, dy, dOut, po0 * NR, Math.min(dOut, po1 * NR), gamma, accumulate ? gradB : null,
+                            gradBOut);
+                } else {
+                    GradGemm.run(s, shared.uT, n, r, dy, dOut, null, null, 0, po0, po1, gamma, accumulate ? gradB : null,
+                            gradBOut, true);
+                }
+            }
+        }, parallel);
+    }
+
+    /** Job 1, row path: rows [c0, c1): V, Vᵀ, Uᵀ, keep bits, then dX. */
+    private void chunk(Scratch s, int c0, int c1) {
+        loadDy(s, c0, c1);
+        s.rowsOf = null;
+        if (active) {
+            computeV(s, c0, c1, 0, Panels.panels(r));
+            if (!rowGrads) {
+                transposeU(s, c0, c1, 0, r);
+            }
+            if (mask != null) {
+                for (int i = c0; i < c1; i++) {
+                    mask.row(i, dIn, shared.bits, i * words);
+                }
             }
         }
+        if (dx != null) {
+            computeDx(s, c0, c1, 0, Panels.panels(dIn), shared.bits);
+        }
+    }
+
+    /** Small N: all n rows of dY in this worker's dyc, loaded once per call and worker. */
+    private void allRows(Scratch s) {
+        if (s.rowsOf != this) {
+            loadDy(s, 0, n);
+            s.rowsOf = this;
+        }
+    }
+
+    /** Small N: keep bits of every row for the d_in columns of panels [pk0, pk1) into s.bits (null without dropout). */
+    private long[] groupBits(Scratch s, int pk0, int pk1) {
+        if (mask == null) {
+            return null;
+        }
+        int word0 = (int) ((long) pk0 * NR / 64);
+        int word1 = (int) (((long) pk1 * NR + 63) / 64);
+        s.bits = Scratch.grow(s.bits, (long) Split.padRows(n) * words);
+        for (int i = 0; i < n; i++) {
+            mask.row(i, word0, word1, dIn, s.bits, i * words);
+        }
+        return s.bits;
     }
 
     /** dyc = dY[c0:c1] as fp32, rows ld(d_out) apart, [mcPad rows]. */
@@ -279,117 +248,89 @@ final class BackwardPass {
         }
     }
 
-    /**
-     * The LoRA part of chunk [c0, c1): V rows into {@code v} (row-major, lda r, chunk row 0 at
-     * {@code vOff}) and vt; the chunk's keep bits into s.bits and D(X) into xc; the dBᵀ and dA
-     * partials (assigned when {@code first}, else accumulated).
-     */
-    private void lora(Scratch s, int c0, int c1, boolean first, float[] v, int vOff) {
+    /** V[c0:c1, panels pj0..pj1) = dY·B into V (row-major) and Vᵀ. */
+    private void computeV(Scratch s, int c0, int c1, int pj0, int pj1) {
         int mc = c1 - c0;
-        int mcPad = Split.padRows(mc);
         int ldy = Split.ld(dOut);
-        int ldx = Split.ld(dIn);
-        if (v == s.vc) {
-            s.vc = Scratch.grow(s.vc, (long) mcPad * r);
-            v = s.vc;
-        }
-        s.vt = Scratch.grow(s.vt, (long) rPad * Split.MC);
-        s.ut = Scratch.grow(s.ut, (long) rPad * Split.MC);
-        s.row = Scratch.grow(s.row, Math.max(dIn, Math.max(dOut, r)));
         float[] tile = s.tile;
-        long chunkPanel = (long) mc * PANEL_ROW_BYTES;
-
-        // V = dY·B, tiles of MR rows × NR columns of r (K = d_out).
-        for (int pj = 0; pj < Panels.panels(r); pj++) {
+        float[] v = shared.v;
+        float[] vT = shared.vT;
+        for (int pj = pj0; pj < pj1; pj++) {
             long bOff = (long) pj * dOut * PANEL_ROW_BYTES;
             int j0 = pj * NR;
             int jn = Math.min(NR, r - j0);
             for (int it = 0; it < mc; it += MR) {
-                MicroKernel.mma(s.dyc, it * ldy, ldy, bP, bOff, dOut, tile, 0, false);
+                if (oneRow) {
+                    MicroKernel.mmaRow(s.dyc, 0, bP, bOff, dOut, tile, 0, false);
+                } else {
+                    MicroKernel.mma(s.dyc, it * ldy, ldy, bP, bOff, dOut, tile, 0, false);
+                }
                 int rows = Math.min(MR, mc - it);
                 for (int m = 0; m < rows; m++) {
-                    int i = it + m;
-                    System.arraycopy(tile, m * NR, v, vOff + i * r + j0, jn);
-                    for (int j = 0; j < jn; j++) {
-                        s.vt[(j0 + j) * Split.MC + i] = tile[m * NR + j];
+                    int i = c0 + it + m;
+                    System.arraycopy(tile, m * NR, v, i * r + j0, jn);
+                    if (!rowGrads) {
+                        for (int j = 0; j < jn; j++) {
+                            vT[(j0 + j) * n + i] = tile[m * NR + j];
+                        }
                     }
                 }
             }
         }
+    }
 
-        // Uᵀ of the chunk (A operand of dBᵀ).
-        for (int i = 0; i < mc; i++) {
-            Convert.load(u, (long) (c0 + i) * r, r, s.row, 0);
-            for (int j = 0; j < r; j++) {
-                s.ut[j * Split.MC + i] = s.row[j];
-            }
-        }
-
-        // dBᵀ partial += Uᵀ·dY  [r, d_out]  (dY chunk as direct panels, K = mc)
-        MemorySegment dyPack = s.dyPack.ensure(Panels.bytes(dOut, mc));
-        Panels.packRows(s.dyc, 0, ldy, mc, dOut, 1f, dyPack, 0, chunkPanel);
-        int po = Panels.panels(dOut);
-        s.partB = Scratch.grow(s.partB, (long) rPad * po * NR);
-        for (int jt = 0; jt < rPad; jt += MR) {
-            for (int q = 0; q < po; q++) {
-                MicroKernel.mma(s.ut, jt * Split.MC, Split.MC, dyPack, q * chunkPanel, mc, s.partB,
-                        (jt / MR * po + q) * MR * NR, !first);
-            }
-        }
-
-        // Keep bits and D(X) of the chunk into xc (rows ld(d_in) apart).
-        s.xc = Scratch.grow(s.xc, (long) mcPad * ldx);
-        if (mask != null) {
-            s.bits = Scratch.grow(s.bits, (long) mcPad * words);
-        }
-        for (int i = 0; i < mc; i++) {
-            Convert.load(x, (long) (c0 + i) * dIn, dIn, s.xc, i * ldx);
-            if (mask != null) {
-                mask.row(c0 + i, dIn, s.bits, i * words);
-                mask.apply(s.xc, i * ldx, s.bits, i * words, dIn, s.xc, i * ldx);
-            }
-        }
-
-        // dA partial += Vᵀ·D(X)  [r, d_in]  (D(X) chunk as direct panels, K = mc)
-        MemorySegment dxPack = s.dxPack.ensure(Panels.bytes(dIn, mc));
-        Panels.packRows(s.xc, 0, ldx, mc, dIn, 1f, dxPack, 0, chunkPanel);
-        int pk = Panels.panels(dIn);
-        s.partA = Scratch.grow(s.partA, (long) rPad * pk * NR);
-        for (int jt = 0; jt < rPad; jt += MR) {
-            for (int q = 0; q < pk; q++) {
-                MicroKernel.mma(s.vt, jt * Split.MC, Split.MC, dxPack, q * chunkPanel, mc, s.partA,
-                        (jt / MR * pk + q) * MR * NR, !first);
+    /** Uᵀ[j0:j1, c0:c1] = U[c0:c1, j0:j1]ᵀ. */
+    private void transposeU(Scratch s, int c0, int c1, int j0, int j1) {
+        int mc = c1 - c0;
+        int jn = j1 - j0;
+        s.row = Scratch.grow(s.row, (long) mc * r);
+        float[] rows = s.row;
+        Convert.load(u, (long) c0 * r, mc * r, rows, 0);
+        float[] uT = shared.uT;
+        for (int j = j0; j < j0 + jn; j++) {
+            int to = j * n + c0;
+            for (int i = 0; i < mc; i++) {
+                uT[to + i] = rows[i * r + j];
             }
         }
     }
 
     /**
-     * dX[c0:c1, panels pk0..pk1) = mask ⊙ (V·γA) + dY·W. V rows from {@code v} (lda r, chunk row 0
-     * at {@code vOff}); null when the adapter is inactive. Tiles go to the chunk buffer yc, then
-     * each row is stored whole.
+     * dX[c0:c1, panels pk0..pk1) = mask ⊙ (V·γA) + dY·W, V from the shared V, keep bits of row i
+     * at bits[i·words]. Tiles go to the chunk buffer yc, then each row is stored whole.
      */
-    private void computeDx(Scratch s, int c0, int c1, int pk0, int pk1, float[] v, int vOff) {
+    private void computeDx(Scratch s, int c0, int c1, int pk0, int pk1, long[] bits) {
         int mc = c1 - c0;
         int ldy = Split.ld(dOut);
         int ldx = Split.ld(dIn);
         s.yc = Scratch.grow(s.yc, (long) Split.padRows(mc) * ldx);
         float[] out = s.yc;
         float[] tile = s.tile;
-        boolean lora = active && v != null;
+        float[] v = shared.v;
         for (int pk = pk0; pk < pk1; pk++) {
             long wOff = (long) pk * dOut * PANEL_ROW_BYTES;
             long aOff = (long) pk * r * PANEL_ROW_BYTES;
             int k0 = pk * NR;
             for (int it = 0; it < mc; it += MR) {
-                if (lora) {
-                    MicroKernel.mma(v, vOff + it * r, r, gaP, aOff, r, tile, 0, false);
-                    if (mask != null) {
-                        for (int m = 0; m < MR; m++) {
-                            mask.applyToTileRow(tile, m * NR, s.bits, (it + m) * words, k0);
+                if (oneRow) {
+                    if (active) {
+                        MicroKernel.mmaRow(v, 0, gaP, aOff, r, tile, 0, false);
+                        if (mask != null) {
+                            mask.applyToTileRow(tile, 0, bits, 0, k0);
                         }
                     }
+                    MicroKernel.mmaRow(s.dyc, 0, w.backward, wOff, dOut, tile, 0, active);
+                } else {
+                    if (active) {
+                        MicroKernel.mma(v, (c0 + it) * r, r, gaP, aOff, r, tile, 0, false);
+                        if (mask != null) {
+                            for (int m = 0; m < MR; m++) {
+                                mask.applyToTileRow(tile, m * NR, bits, (c0 + it + m) * words, k0);
+                            }
+                        }
+                    }
+                    MicroKernel.mma(s.dyc, it * ldy, ldy, w.backward, wOff, dOut, tile, 0, active);
                 }
-                MicroKernel.mma(s.dyc, it * ldy, ldy, w.backward, wOff, dOut, tile, 0, lora);
                 int rows = Math.min(MR, mc - it);
                 for (int m = 0; m < rows; m++) {
                     System.arraycopy(tile, m * NR, out, (it + m) * ldx + k0, NR);
@@ -400,95 +341,6 @@ final class BackwardPass {
         int cols = Math.min(dIn, pk1 * NR) - col0;
         for (int i = 0; i < mc; i++) {
             Convert.store(out, i * ldx + col0, cols, dx, (long) (c0 + i) * dIn + col0);
-        }
-    }
-
-    /** The partial sums of the workers that had rows, in increasing worker order. */
-    private float[][] partials(boolean ofA) {
-        float[][] out = new float[workers][];
-        int c = 0;
-        for (int v = 0; v < workers; v++) {
-            if (Split.rowStart(n, workers, v) < Split.rowStart(n, workers, v + 1)) {
-                out[c++] = ofA ? scratch[v].partA : scratch[v].partB;
-            }
-        }
-        return java.util.Arrays.copyOf(out, c);
-    }
-
-    /** dA rows [j0, j1) = γ·Σ_w partA[w] (+ old), w in increasing order. */
-    private void reduceA(Scratch s, int j0, int j1) {
-        boolean acc = p.gradMode() == GradMode.ACCUMULATE;
-        int pk = Panels.panels(dIn);
-        s.row = Scratch.grow(s.row, (long) pk * NR);
-        s.dyc = Scratch.grow(s.dyc, dIn);
-        float[] sum = s.row;
-        float[] old = s.dyc;
-        float[][] part = partials(true);
-        for (int j = j0; j < j1; j++) {
-            int tileRow = j / MR * pk * MR * NR + (j % MR) * NR;
-            for (int q = 0; q < pk; q++) {
-                int at = tileRow + q * MR * NR;
-                System.arraycopy(part[0], at, sum, q * NR, NR);
-                for (int c = 1; c < part.length; c++) {
-                    TileOps.addPadded(sum, q * NR, part[c], at, NR);
-                }
-            }
-            if (acc) {
-                Convert.load(gradA, (long) j * dIn, dIn, old, 0);
-            }
-            TileOps.scaleAdd(sum, dIn, gamma, acc ? old : null);
-            Convert.store(sum, 0, dIn, gradA, (long) j * dIn);
-        }
-    }
-
-    /** dB rows [o0, o1) = γ·(Σ_w partB[w])ᵀ (+ old): each row gathered across the dBᵀ tiles. */
-    private void reduceB(Scratch s, int o0, int o1) {
-        boolean acc = p.gradMode() == GradMode.ACCUMULATE;
-        s.row = Scratch.grow(s.row, r);
-        s.dyc = Scratch.grow(s.dyc, r);
-        float[] sum = s.row;
-        float[] old = s.dyc;
-        float[][] part = partials(false);
-        int po = Panels.panels(dOut);
-        int[] index = s.reduceIndex(po);
-        for (int o = o0; o < o1; o++) {
-            int base = (o / NR) * MR * NR + o % NR;
-            gatherColumn(part, part.length, base, po, index, sum);
-            if (acc) {
-                Convert.load(gradB, (long) o * r, r, old, 0);
-            }
-            TileOps.scaleAdd(sum, r, gamma, acc ? old : null);
-            Convert.store(sum, 0, r, gradB, (long) o * r);
-        }
-    }
-
-    private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
-
-    /**
-     * sum[j] = Σ_c part[c][tile(j) + base] for j &lt; r: column o of Σ dBᵀ, where row j of the
-     * tiles sits at (j/MR)·po·MR·NR + (j%MR)·NR; {@code index} holds those offsets for j &lt; L.
-     */
-    private void gatherColumn(float[][] part, int contributors, int base, int po, int[] index, float[] sum) {
-        int j = 0;
-        if (!MicroKernel.SCALAR) {
-            // Full groups of L only: a masked gather range-checks every lane in this JDK.
-            int stride = po * MR * NR;
-            for (; j + MicroKernel.L <= r; j += MicroKernel.L) {
-                int off = base + j / MR * stride;
-                FloatVector v = FloatVector.fromArray(S, part[0], off, index, 0);
-                for (int c = 1; c < contributors; c++) {
-                    v = v.add(FloatVector.fromArray(S, part[c], off, index, 0));
-                }
-                v.intoArray(sum, j);
-            }
-        }
-        for (; j < r; j++) {
-            int at = (j / MR * po) * MR * NR + (j % MR) * NR + base;
-            float t = part[0][at];
-            for (int c = 1; c < contributors; c++) {
-                t += part[c][at];
-            }
-            sum[j] = t;
         }
     }
 }

@@ -24,15 +24,29 @@ final class Convert {
     private static final VectorSpecies<Float> FS = MicroKernel.SPECIES;
     private static final int L = MicroKernel.L;
     private static final VectorSpecies<Integer> IS = VectorSpecies.of(int.class, FS.vectorShape());
-    private static final VectorSpecies<Short> SS = VectorSpecies.of(short.class, VectorShape.forBitSize(L * 16));
+    /** Shorts of half the width (L lanes); unused (and a placeholder) with scalar tiles. */
+    private static final VectorSpecies<Short> SS = VectorSpecies.of(short.class,
+            VectorShape.forBitSize(MicroKernel.SCALAR ? 64 : L * 16));
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
     private Convert() {
     }
 
+    /**
+     * Where a call writes one output tensor: its segment taken once, on the calling thread (taking
+     * it bumps the tensor's version; the workers then write through this without touching the
+     * tensor object).
+     */
+    record Sink(MemorySegment seg, DType dtype) {
+        /** The sink of {@code t}, or null for null. */
+        static Sink of(Tensor t) {
+            return t == null ? null : new Sink(t.segment(), t.dtype());
+        }
+    }
+
     /** dst[off + i] = t[start + i] as fp32, i &lt; count. */
     static void load(Tensor t, long start, int count, float[] dst, int off) {
-        MemorySegment seg = t.segment();
+        MemorySegment seg = t.readOnlySegment();
         switch (t.dtype()) {
             case F32 -> MemorySegment.copy(seg, DType.LE_FLOAT, start * 4, dst, off, count);
             case BF16 -> loadBf16(seg, start, count, dst, off);
@@ -45,8 +59,8 @@ final class Convert {
     }
 
     /** t[start + i] = round(src[off + i]) to t's dtype, i &lt; count. */
-    static void store(float[] src, int off, int count, Tensor t, long start) {
-        MemorySegment seg = t.segment();
+    static void store(float[] src, int off, int count, Sink t, long start) {
+        MemorySegment seg = t.seg();
         switch (t.dtype()) {
             case F32 -> MemorySegment.copy(src, off, seg, DType.LE_FLOAT, start * 4, count);
             case BF16 -> storeBf16(src, off, count, seg, start);
@@ -62,12 +76,12 @@ final class Convert {
      * One register-tile row: t[start + i] = round(src[off + i]) for i &lt; count ≤ NR, with vector
      * stores for F32 and BF16 (a bulk copy costs more than the 32 values it moves).
      */
-    static void storeTileRow(float[] src, int off, int count, Tensor t, long start) {
+    static void storeTileRow(float[] src, int off, int count, Sink t, long start) {
         if (MicroKernel.SCALAR || t.dtype() == DType.F16) {
             store(src, off, count, t, start);
             return;
         }
-        MemorySegment seg = t.segment();
+        MemorySegment seg = t.seg();
         for (int h = 0; h < count; h += L) {
             FloatVector v = FloatVector.fromArray(FS, src, off + h);
             if (t.dtype() == DType.F32) {

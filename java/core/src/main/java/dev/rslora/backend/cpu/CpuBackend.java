@@ -15,33 +15,36 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
 
 /**
  * The Vector API backend: the semantics of the reference backend (SPEC.md §2–3, §6), computed
- * with cache-blocked, register-tiled fp32 GEMMs ({@link MicroKernel}) on a fixed pool of threads.
+ * with cache-blocked, register-tiled fp32 GEMMs ({@link MicroKernel}, its tile shape chosen from
+ * the vector length) on a fixed pool of threads.
  *
  * <ul>
  *   <li>{@link #prepare} packs W [d_out, d_in] once into two panel layouts (Y = X·Wᵀ and
  *       dX = dY·W) held off-heap by the returned weight; {@link #merge} rewrites W and re-packs.</li>
+ *   <li>The adapter's panels (Aᵀ, (γB)ᵀ, B, γA) are kept per layer in its prepared weight and
+ *       packed again only when A, B or γ changed ({@link AdapterPanels}: tensors' version stamps).</li>
  *   <li>Forward: Y = X·Wᵀ + b + γ·U·Bᵀ with the LoRA term as a second K-segment of the same
  *       register tile (γ folded into the packed Bᵀ); U = D(X)·Aᵀ is written as F32 without γ.</li>
- *   <li>Backward: V = dY·B, dBᵀ and dA partials from one read of each dY/X chunk, dX = dY·W +
- *       γ·D'(V·A) with the V·A tile as a second K-segment masked in the register tile.</li>
- *   <li>Determinism: rows are split statically over workers, partial sums of dA/dB are reduced in
- *       worker order; results depend on the worker count (fixed per instance), never on timing.</li>
- *   <li>Dropout bits are regenerated per chunk of rows (never an N×d_in mask).</li>
+ *   <li>Backward: V = dY·B and dX = dY·W + γ·D'(V·A) (the V·A tile a second K-segment masked in
+ *       the register tile), then dA and dB as GEMMs over all N rows ({@link GradGemm}).</li>
+ *   <li>Small N (decoding): the work is split over columns instead of rows; N = 1 runs a one-row kernel.</li>
+ *   <li>Determinism: each output element is one fixed sequence of fp32 operations, whichever worker
+ *       computes it: results do not depend on the worker count or on timing.</li>
+ *   <li>Dropout bits are regenerated from the key (never an N×d_in float mask).</li>
  * </ul>
  * Tensors must live in shared (or global) arenas for the workers to read them; otherwise the
  * call runs every worker's share on the calling thread, with identical results. Calls on one
- * instance are serialised. {@code -Drslora.cpu.scalar=true} forces scalar kernels.
+ * instance are serialised. {@code -Drslora.cpu.vectorBits=256|128|0} forces a narrower tile
+ * shape (0: scalar code).
  */
 public final class CpuBackend implements Backend, AutoCloseable {
     private final WorkerPool pool;
     private final Scratch[] scratch;
     private final ReentrantLock lock = new ReentrantLock();
-    /** Panels of A: Aᵀ (forward), γA (backward, merge). */
-    private final NativeBuffer packA = new NativeBuffer();
-    /** Panels of B: (γB)ᵀ (forward), B (backward). */
-    private final NativeBuffer packB = new NativeBuffer();
+    /** sign·γ·A panels of a merge. */
+    private final NativeBuffer mergePanels = new NativeBuffer();
     private final NativeBuffer uScratch = new NativeBuffer();
-    private float[] vAll = new float[0];
+    private final BackwardPass.Shared shared = new BackwardPass.Shared();
     private boolean closed;
 
     /** A backend with one worker per available processor. */
@@ -49,8 +52,19 @@ public final class CpuBackend implements Backend, AutoCloseable {
         this(Runtime.getRuntime().availableProcessors());
     }
 
-    /** A backend with {@code threads} workers (the caller counts as one). */
+    /**
+     * A backend with {@code threads} workers (the caller counts as one).
+     *
+     * @throws IllegalArgumentException when {@code -Drslora.cpu.vectorBits} holds a value other
+     *                                  than 512, 256, 128 or 0, or threads &lt; 1
+     */
     public CpuBackend(int threads) {
+        if (MicroKernel.CONFIG_ERROR != null) {
+            throw new IllegalArgumentException(MicroKernel.CONFIG_ERROR);
+        }
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be >= 1, got " + threads);
+        }
         this.pool = new WorkerPool(threads);
         this.scratch = new Scratch[threads];
         for (int w = 0; w < threads; w++) {
@@ -68,6 +82,21 @@ public final class CpuBackend implements Backend, AutoCloseable {
         return pool.size();
     }
 
+    /** The register tile in use, e.g. "512-bit vectors, 8×32 tile" (chosen once per JVM; see {@link MicroKernel}). */
+    public static String tileShape() {
+        return MicroKernel.describe();
+    }
+
+    /** The register tile for a width (512, 256, 128, or 0 for scalar code), in use or not. */
+    public static String tileShape(int vectorBits) {
+        return MicroKernel.shapeName(vectorBits);
+    }
+
+    /** Vector bits of the register tile in use: 512, 256, 128, or 0 for scalar code. */
+    public static int vectorBits() {
+        return MicroKernel.BITS;
+    }
+
     @Override
     public FrozenWeight prepare(Tensor weight, Tensor bias) {
         if (weight == null || weight.rank() != 2 || weight.dim(0) < 1 || weight.dim(1) < 1) {
@@ -82,22 +111,29 @@ public final class CpuBackend implements Backend, AutoCloseable {
         try {
             checkOpen();
             CpuFrozenWeight w = new CpuFrozenWeight(weight, bias);
-            pool.run(wk -> packWeight(w, wk), accessible(weight, bias));
+            packWeight(w, accessible(weight, bias));
             return w;
         } finally {
             lock.unlock();
         }
     }
 
-    /** Worker wk's share of both packings of W. */
-    private void packWeight(CpuFrozenWeight w, int wk) {
-        Scratch s = scratch[wk];
-        int workers = scratch.length;
+    /** Rows of W per unit of its direct packing. */
+    private static final int W_PACK_ROWS = 64;
+
+    /** Both packings of W: one unit per transposed panel, one per W_PACK_ROWS rows of the direct packing. */
+    private void packWeight(CpuFrozenWeight w, boolean parallel) {
         int panels = Panels.panels(w.dOut);
-        Panels.packTransposed(w.weight(), 1f, w.forward, Split.part(panels, workers, wk),
-                Split.part(panels, workers, wk + 1), s.gather, s.gatherIndex);
-        Panels.packDirect(w.weight(), 1f, w.backward, Split.part(w.dOut, workers, wk),
-                Split.part(w.dOut, workers, wk + 1), s.block(w.dIn));
+        int blocks = (w.dOut + W_PACK_ROWS - 1) / W_PACK_ROWS;
+        pool.run(panels + blocks, (wk, unit) -> {
+            Scratch s = scratch[wk];
+            if (unit < panels) {
+                Panels.packTransposed(w.weight(), 1f, w.forward, unit, unit + 1, s.gather, s.gatherIndex);
+            } else {
+                int o0 = (unit - panels) * W_PACK_ROWS;
+                Panels.packDirect(w.weight(), 1f, w.backward, o0, Math.min(w.dOut, o0 + W_PACK_ROWS), s.block(w.dIn));
+            }
+        }, parallel);
     }
 
     @Override
@@ -123,9 +159,36 @@ public final class CpuBackend implements Backend, AutoCloseable {
                 long bytes = (long) p.n() * p.rank() * 4;
                 uOut = Tensor.wrap(uScratch.ensure(bytes).asSlice(0, bytes), DType.F32, p.n(), p.rank());
             }
-            MemorySegment aT = active ? packA.ensure(Panels.bytes(p.rank(), p.dIn())) : null;
-            MemorySegment gbT = active ? packB.ensure(Panels.bytes(p.dOut(), p.rank())) : null;
-            new ForwardPass(p, w, x, y, uOut, active ? a : null, active ? b : null, aT, gbT, scratch).run(pool, parallel);
+            AdapterPanels cache = w.adapter;
+            MemorySegment aT = null;
+            MemorySegment gbT = null;
+            boolean packAT = false;
+            boolean packGBT = false;
+            AdapterPanels.Key aKey = null;
+            AdapterPanels.Key bKey = null;
+            if (active) {
+                aKey = AdapterPanels.Key.of(a, 1f);
+                bKey = AdapterPanels.Key.of(b, (float) p.gamma());
+                packAT = cache.aT.needs(aKey, Panels.bytes(p.rank(), p.dIn()));
+                packGBT = cache.gbT.needs(bKey, Panels.bytes(p.dOut(), p.rank()));
+                aT = cache.aT.segment();
+                gbT = cache.gbT.segment();
+            }
+            try {
+                new ForwardPass(p, w, x, y, uOut, active ? a : null, active ? b : null, aT, packAT, gbT, packGBT, scratch)
+                        .run(pool, parallel);
+            } catch (RuntimeException | Error e) {
+                cache.invalidateAll();
+                throw e;
+            }
+            if (packAT) {
+                cache.aT.packed(aKey);
+                cache.packs++;
+            }
+            if (packGBT) {
+                cache.gbT.packed(bKey);
+                cache.packs++;
+            }
         } finally {
             lock.unlock();
         }
@@ -157,15 +220,39 @@ public final class CpuBackend implements Backend, AutoCloseable {
             checkOpen();
             w.checkOpen();
             boolean parallel = accessible(x, dy, dx, w.weight(), a, b, u, gradA, gradB);
-            float[] v = null;
-            if (active && BackwardPass.needsSharedV(p.n(), scratch.length)) {
-                vAll = Scratch.grow(vAll, (long) Split.padRows(p.n()) * p.rank());
-                v = vAll;
+            AdapterPanels cache = w.adapter;
+            MemorySegment bP = null;
+            MemorySegment gaP = null;
+            boolean packBP = false;
+            boolean packGAP = false;
+            AdapterPanels.Key bKey = null;
+            AdapterPanels.Key aKey = null;
+            if (active) {
+                bKey = AdapterPanels.Key.of(b, 1f);
+                aKey = AdapterPanels.Key.of(a, (float) p.gamma());
+                packBP = cache.bP.needs(bKey, Panels.bytes(p.rank(), p.dOut()));
+                bP = cache.bP.segment();
+                if (dx != null) {
+                    packGAP = cache.gaP.needs(aKey, Panels.bytes(p.dIn(), p.rank()));
+                    gaP = cache.gaP.segment();
+                }
             }
-            MemorySegment bP = active ? packB.ensure(Panels.bytes(p.rank(), p.dOut())) : null;
-            MemorySegment gaP = active ? packA.ensure(Panels.bytes(p.dIn(), p.rank())) : null;
-            new BackwardPass(p, w, active ? x : null, active ? a : null, active ? b : null, active ? u : null, dy, dx,
-                    active ? gradA : null, active ? gradB : null, bP, gaP, scratch, v).run(pool, parallel);
+            try {
+                new BackwardPass(p, w, active ? x : null, active ? a : null, active ? b : null, active ? u : null, dy, dx,
+                        active ? gradA : null, active ? gradB : null, bP, packBP, gaP, packGAP, scratch, shared)
+                        .run(pool, parallel);
+            } catch (RuntimeException | Error e) {
+                cache.invalidateAll();
+                throw e;
+            }
+            if (packBP) {
+                cache.bP.packed(bKey);
+                cache.packs++;
+            }
+            if (packGAP) {
+                cache.gaP.packed(aKey);
+                cache.packs++;
+            }
         } finally {
             lock.unlock();
         }
@@ -195,31 +282,29 @@ public final class CpuBackend implements Backend, AutoCloseable {
             w.checkOpen();
             int r = (int) a.dim(0);
             boolean parallel = accessible(a, b, w.weight());
-            MemorySegment gaP = packA.ensure(Panels.bytes(w.dIn, r));
+            MemorySegment gaP = mergePanels.ensure(Panels.bytes(w.dIn, r));
             float g = (float) (sign * gamma);
-            pool.run(wk -> {
-                Scratch s = scratch[wk];
-                Panels.packDirect(a, g, gaP, Split.part(r, scratch.length, wk), Split.part(r, scratch.length, wk + 1),
-                        s.block(w.dIn));
-            }, parallel);
-            pool.run(wk -> mergeRows(w, b, r, gaP, wk), parallel);
-            pool.run(wk -> packWeight(w, wk), parallel);
+            pool.run((r + MR - 1) / MR, (wk, unit) -> Panels.packDirect(a, g, gaP, unit * MR, Math.min(r, unit * MR + MR),
+                    scratch[wk].block(w.dIn)), parallel);
+            Convert.Sink out = Convert.Sink.of(w.weight());
+            int blocks = (w.dOut + W_PACK_ROWS - 1) / W_PACK_ROWS;
+            pool.run(blocks, (wk, unit) -> mergeRows(w, b, r, gaP, out, scratch[wk], unit * W_PACK_ROWS,
+                    Math.min(w.dOut, unit * W_PACK_ROWS + W_PACK_ROWS)), parallel);
+            packWeight(w, parallel);
         } finally {
             lock.unlock();
         }
     }
 
-    /** Worker wk: W[o] ← round(W[o] + ΔW[o]) for its rows o, MR rows at a time. */
-    private void mergeRows(CpuFrozenWeight w, Tensor b, int r, MemorySegment gaP, int wk) {
-        Scratch s = scratch[wk];
-        int workers = scratch.length;
+    /** W[o] ← round(W[o] + ΔW[o]) for rows o in [from, end), MR rows at a time. */
+    private void mergeRows(CpuFrozenWeight w, Tensor b, int r, MemorySegment gaP, Convert.Sink out, Scratch s, int from,
+                           int end) {
         int dIn = w.dIn;
         s.xc = Scratch.grow(s.xc, (long) MR * dIn);
         s.uc = Scratch.grow(s.uc, (long) MR * r);
         float[] tile = s.tile;
         Tensor wt = w.weight();
-        int end = Split.rowStart(w.dOut, workers, wk + 1);
-        for (int o0 = Split.rowStart(w.dOut, workers, wk); o0 < end; o0 += MR) {
+        for (int o0 = from; o0 < end; o0 += MR) {
             int rows = Math.min(MR, end - o0);
             Convert.load(b, (long) o0 * r, rows * r, s.uc, 0);
             Convert.load(wt, (long) o0 * dIn, rows * dIn, s.xc, 0);
@@ -233,7 +318,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
                     }
                 }
             }
-            Convert.store(s.xc, 0, rows * dIn, wt, (long) o0 * dIn);
+            Convert.store(s.xc, 0, rows * dIn, out, (long) o0 * dIn);
         }
     }
 
@@ -270,7 +355,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
             return false;
         }
         for (Tensor t : tensors) {
-            if (t != null && !t.segment().isAccessibleBy(worker)) {
+            if (t != null && !t.readOnlySegment().isAccessibleBy(worker)) {
                 return false;
             }
         }
@@ -290,8 +375,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
         try {
             closed = true;
             pool.close();
-            packA.close();
-            packB.close();
+            mergePanels.close();
             uScratch.close();
             for (Scratch s : scratch) {
                 s.close();

@@ -13,7 +13,8 @@ import java.lang.foreign.MemorySegment;
  *   forward  = transposed panels of W (panels over d_out, K = d_in): tile of Y = X·Wᵀ
  *   backward = direct panels of W     (panels over d_in,  K = d_out): tile of dX = dY·W
  * </pre>
- * Filled by {@link CpuBackend#prepare} and refreshed by {@link CpuBackend#merge}.
+ * Filled by {@link CpuBackend#prepare} and refreshed by {@link CpuBackend#merge}. It also holds
+ * the layer's packed adapter ({@link AdapterPanels}), reused while A, B and γ do not change.
  */
 final class CpuFrozenWeight implements FrozenWeight {
     private final Tensor weight;
@@ -25,6 +26,8 @@ final class CpuFrozenWeight implements FrozenWeight {
     final MemorySegment backward;
     /** b [d_out] as fp32, zero-padded to panels(d_out)·NR; all zeros without a bias. */
     final float[] biasF32;
+    /** The packed A and B of the adapter last used with this weight. */
+    final AdapterPanels adapter = new AdapterPanels();
     private boolean closed;
 
     CpuFrozenWeight(Tensor weight, Tensor bias) {
@@ -61,6 +64,7 @@ final class CpuFrozenWeight implements FrozenWeight {
         if (!closed) {
             closed = true;
             arena.close();
+            adapter.close();
         }
     }
 }

@@ -15,24 +15,30 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  *   per chunk of rows: X chunk → fp32 (xc, rows ld(d_in) apart); D(X) chunk (dxc, dropout only)
  *     U tile  = D(X)[MR, d_in] · Aᵀ panel                                  (K = d_in)
  *     Y tile  = X[MR, d_in] · Wᵀ panel  +  U[MR, r] · (γBᵀ) panel  + b     (K = d_in, then K = r,
- *               the same 16 accumulators: Y is written once)
+ *               the same accumulators: Y is written once)
  * </pre>
- * With enough rows each worker takes a row range and does U then Y for each of its chunks, after
- * the workers have packed Aᵀ and (γB)ᵀ together ({@link SharedWork}: no barrier, each panel once);
- * otherwise (small N) U is split by rows and Y by d_out panels, in two jobs.
+ * With enough rows the work is chunks of rows, each doing U then Y; otherwise (small N,
+ * decoding) U is computed per r panel and Y per d_out panel, in two jobs, and a single row (N = 1)
+ * runs the one-row kernel. Workers claim chunks or panels as they come ({@link WorkerPool}). The
+ * Aᵀ and (γB)ᵀ panels come from the layer's {@link AdapterPanels}; when stale they are packed
+ * first, in a job of their own. Every element's arithmetic is the same whichever worker computes
+ * it, so results do not depend on the worker count or on timing.
  */
 final class ForwardPass {
     private final CpuFrozenWeight w;
     private final Tensor x;
-    private final Tensor y;
+    private final Convert.Sink y;
     private final Tensor u;
+    private final Convert.Sink uOut;
     private final Tensor a;
     private final Tensor b;
     private final float gamma;
-    /** Aᵀ panels (transposed panels of A [r, d_in], K = d_in), filled by the workers together. */
+    /** Aᵀ panels (transposed panels of A [r, d_in], K = d_in). */
     private final MemorySegment aT;
     /** (γB)ᵀ panels (transposed panels of B [d_out, r] times γ, K = r). */
     private final MemorySegment gbT;
+    private final boolean packAT;
+    private final boolean packGBT;
     /** (γB)ᵀ panels per packing unit. */
     private static final int GBT_GROUP = 4;
     private final Scratch[] scratch;
@@ -43,23 +49,28 @@ final class ForwardPass {
     private final int dIn;
     private final int dOut;
     private final int r;
+    /** N = 1: the one-row kernel. */
+    private final boolean oneRow;
 
     /**
-     * @param u   U [n, r] F32 output; u, a, b, aT, gbT are null when the adapter is inactive
-     * @param aT  buffer of Panels.bytes(r, d_in) bytes for the Aᵀ panels
-     * @param gbT buffer of Panels.bytes(d_out, r) bytes for the (γB)ᵀ panels
+     * @param u      U [n, r] F32 output; u, a, b, aT, gbT are null when the adapter is inactive
+     * @param aT     Panels.bytes(r, d_in) bytes for the Aᵀ panels, packed here when {@code packAT}
+     * @param gbT    Panels.bytes(d_out, r) bytes for the (γB)ᵀ panels, packed here when {@code packGBT}
      */
     ForwardPass(LoraParams p, CpuFrozenWeight w, Tensor x, Tensor y, Tensor u, Tensor a, Tensor b, MemorySegment aT,
-                MemorySegment gbT, Scratch[] scratch) {
+                boolean packAT, MemorySegment gbT, boolean packGBT, Scratch[] scratch) {
         this.w = w;
         this.x = x;
-        this.y = y;
+        this.y = Convert.Sink.of(y);
         this.u = u;
+        this.uOut = Convert.Sink.of(u);
         this.a = a;
         this.b = b;
         this.gamma = (float) p.gamma();
         this.aT = aT;
         this.gbT = gbT;
+        this.packAT = packAT;
+        this.packGBT = packGBT;
         this.scratch = scratch;
         this.workers = scratch.length;
         this.active = p.adapterActive();
@@ -68,97 +79,70 @@ final class ForwardPass {
         this.dIn = p.dIn();
         this.dOut = p.dOut();
         this.r = p.rank();
+        this.oneRow = n == 1;
     }
 
     void run(WorkerPool pool, boolean parallel) {
-        int aUnits = active ? Panels.panels(r) : 0;
+        int aUnits = active && packAT ? Panels.panels(r) : 0;
+        int bUnits = active && packGBT ? (Panels.panels(dOut) + GBT_GROUP - 1) / GBT_GROUP : 0;
+        pool.run(aUnits + bUnits, (wk, unit) -> {
+            if (unit < aUnits) {
+                Panels.packTransposed(a, 1f, aT, unit, unit + 1, scratch[wk].gather, scratch[wk].gatherIndex);
+            } else {
+                int g = (unit - aUnits) * GBT_GROUP;
+                Panels.packTransposed(b, gamma, gbT, g, Math.min(Panels.panels(dOut), g + GBT_GROUP), scratch[wk].gather,
+                        scratch[wk].gatherIndex);
+            }
+        }, parallel);
         if (Split.byRows(n, workers)) {
-            int bUnits = active ? (Panels.panels(dOut) + GBT_GROUP - 1) / GBT_GROUP : 0;
-            SharedWork packs = new SharedWork(aUnits + bUnits, (wk, unit) -> {
-                if (unit < aUnits) {
-                    packAT(scratch[wk], unit);
-                } else {
-                    int g = (unit - aUnits) * GBT_GROUP;
-                    packGBT(scratch[wk], g, Math.min(Panels.panels(dOut), g + GBT_GROUP));
-                }
-            });
-            pool.run(wk -> byRows(wk, packs), parallel);
+            int rows = Split.chunkRows(n, workers);
+            pool.run((n + rows - 1) / rows, (wk, c) -> chunk(scratch[wk], c * rows, Math.min(n, (c + 1) * rows)), parallel);
         } else {
             if (active) {
-                SharedWork packs = new SharedWork(aUnits, (wk, unit) -> packAT(scratch[wk], unit));
-                pool.run(wk -> uByRows(wk, packs), parallel);
+                pool.run(Panels.panels(r), (wk, pj) -> {
+                    Scratch s = scratch[wk];
+                    allRows(s, false);
+                    computeU(s, 0, n, pj, pj + 1, false);
+                }, parallel);
             }
-            pool.run(this::yByColumns, parallel);
+            pool.run(Panels.panels(dOut), (wk, po) -> {
+                Scratch s = scratch[wk];
+                allRows(s, active);
+                computeY(s, 0, n, po, po + 1);
+            }, parallel);
         }
     }
 
-    /** Worker wk: its part of the panels, then U and Y for each chunk of its rows. */
-    private void byRows(int wk, SharedWork packs) {
-        Scratch s = scratch[wk];
-        int start = Split.rowStart(n, workers, wk);
-        int end = Split.rowStart(n, workers, wk + 1);
-        if (start == end) {
-            return;
-        }
-        packs.runAndWait(wk);
-        for (int c0 = start; c0 < end; c0 += Split.MC) {
-            int c1 = Math.min(c0 + Split.MC, end);
-            loadX(s, c0, c1);
-            if (active) {
-                computeU(s, c0, c1);
-            }
-            computeY(s, c0, c1, 0, Panels.panels(dOut));
-        }
-    }
-
-    /** Aᵀ panel {@code panel}. */
-    private void packAT(Scratch s, int panel) {
-        Panels.packTransposed(a, 1f, aT, panel, panel + 1, s.gather, s.gatherIndex);
-    }
-
-    /** (γB)ᵀ panels [po0, po1). */
-    private void packGBT(Scratch s, int po0, int po1) {
-        Panels.packTransposed(b, gamma, gbT, po0, po1, s.gather, s.gatherIndex);
-    }
-
-    /** Worker wk: its part of the Aᵀ panels, then U for each chunk of its rows. */
-    private void uByRows(int wk, SharedWork packs) {
-        Scratch s = scratch[wk];
-        int start = Split.rowStart(n, workers, wk);
-        int end = Split.rowStart(n, workers, wk + 1);
-        if (start == end) {
-            return;
-        }
-        packs.runAndWait(wk);
-        for (int c0 = start; c0 < end; c0 += Split.MC) {
-            int c1 = Math.min(c0 + Split.MC, end);
-            loadX(s, c0, c1);
-            computeU(s, c0, c1);
-        }
-    }
-
-    /** Worker wk: its own (γB)ᵀ panels, then Y for its share of the d_out panels, all rows. */
-    private void yByColumns(int wk) {
-        int panels = Panels.panels(dOut);
-        int po0 = Split.part(panels, workers, wk);
-        int po1 = Split.part(panels, workers, wk + 1);
-        if (po0 == po1) {
-            return;
-        }
-        Scratch s = scratch[wk];
+    /** Rows [c0, c1): U, then Y. */
+    private void chunk(Scratch s, int c0, int c1) {
+        loadX(s, c0, c1);
+        s.rowsOf = null;
         if (active) {
-            packGBT(s, po0, po1);
+            s.uc = Scratch.grow(s.uc, (long) Split.padRows(c1 - c0) * r);
+            computeU(s, c0, c1, 0, Panels.panels(r), true);
         }
-        for (int c0 = 0; c0 < n; c0 += Split.MC) {
-            int c1 = Math.min(c0 + Split.MC, n);
-            loadX(s, c0, c1);
-            if (active) {
-                int mc = c1 - c0;
-                s.uc = Scratch.grow(s.uc, (long) Split.padRows(mc) * r);
-                Convert.load(u, (long) c0 * r, mc * r, s.uc, 0);
-            }
-            computeY(s, c0, c1, po0, po1);
+        computeY(s, c0, c1, 0, Panels.panels(dOut));
+    }
+
+    /**
+     * Small N: all n rows of X (and D(X) with dropout) in this worker's xc (dxc), and with
+     * {@code withU} U in uc, loaded once per job and worker.
+     */
+    private void allRows(Scratch s, boolean withU) {
+        Object tag = withU ? (Object) y : (Object) x;
+        if (s.rowsOf == this && s.rowsTag == tag) {
+            return;
         }
+        loadX(s, 0, n);
+        if (mask != null && !withU) {
+            maskRows(s, 0, n);
+        }
+        if (withU) {
+            s.uc = Scratch.grow(s.uc, (long) Split.padRows(n) * r);
+            Convert.load(u, 0, n * r, s.uc, 0);
+        }
+        s.rowsOf = this;
+        s.rowsTag = tag;
     }
 
     /** xc = X[c0:c1] as fp32, rows ld(d_in) apart, [mcPad rows]. */
@@ -171,32 +155,46 @@ final class ForwardPass {
         }
     }
 
-    /** U[c0:c1] = D(X)·Aᵀ into the u tensor and uc (row-major [mcPad, r]). */
-    private void computeU(Scratch s, int c0, int c1) {
+    /** dxc = D(X)[c0:c1] from xc (dropout only). */
+    private void maskRows(Scratch s, int c0, int c1) {
         int mc = c1 - c0;
         int ld = Split.ld(dIn);
-        float[] src = s.xc;
-        if (mask != null) {
-            s.dxc = Scratch.grow(s.dxc, (long) Split.padRows(mc) * ld);
-            s.bits = Scratch.grow(s.bits, MaskBits.words(dIn));
-            for (int i = 0; i < mc; i++) {
-                mask.row(c0 + i, dIn, s.bits, 0);
-                mask.apply(s.xc, i * ld, s.bits, 0, dIn, s.dxc, i * ld);
-            }
-            src = s.dxc;
+        s.dxc = Scratch.grow(s.dxc, (long) Split.padRows(mc) * ld);
+        s.bits = Scratch.grow(s.bits, MaskBits.words(dIn));
+        for (int i = 0; i < mc; i++) {
+            mask.row(c0 + i, dIn, s.bits, 0);
+            mask.apply(s.xc, i * ld, s.bits, 0, dIn, s.dxc, i * ld);
         }
-        s.uc = Scratch.grow(s.uc, (long) Split.padRows(mc) * r);
+    }
+
+    /**
+     * U[c0:c1, panels pj0..pj1) = D(X)·Aᵀ into the u tensor and, when {@code keep}, into uc
+     * (row-major [mcPad, r]: the A operand of the chunk's LoRA K-segment).
+     */
+    private void computeU(Scratch s, int c0, int c1, int pj0, int pj1, boolean keep) {
+        int mc = c1 - c0;
+        int ld = Split.ld(dIn);
+        if (mask != null && keep) {
+            maskRows(s, c0, c1);
+        }
+        float[] src = mask != null ? s.dxc : s.xc;
         float[] tile = s.tile;
-        for (int pj = 0; pj < Panels.panels(r); pj++) {
+        for (int pj = pj0; pj < pj1; pj++) {
             long bOff = (long) pj * dIn * PANEL_ROW_BYTES;
             int j0 = pj * NR;
             int jn = Math.min(NR, r - j0);
             for (int it = 0; it < mc; it += MR) {
-                MicroKernel.mma(src, it * ld, ld, aT, bOff, dIn, tile, 0, false);
+                if (oneRow) {
+                    MicroKernel.mmaRow(src, 0, aT, bOff, dIn, tile, 0, false);
+                } else {
+                    MicroKernel.mma(src, it * ld, ld, aT, bOff, dIn, tile, 0, false);
+                }
                 int rows = Math.min(MR, mc - it);
                 for (int m = 0; m < rows; m++) {
-                    System.arraycopy(tile, m * NR, s.uc, (it + m) * r + j0, jn);
-                    Convert.storeTileRow(tile, m * NR, jn, u, (long) (c0 + it + m) * r + j0);
+                    if (keep) {
+                        System.arraycopy(tile, m * NR, s.uc, (it + m) * r + j0, jn);
+                    }
+                    Convert.storeTileRow(tile, m * NR, jn, uOut, (long) (c0 + it + m) * r + j0);
                 }
             }
         }
@@ -220,9 +218,16 @@ final class ForwardPass {
             long bOff = (long) po * r * PANEL_ROW_BYTES;
             int o0 = po * NR;
             for (int it = 0; it < mc; it += MR) {
-                MicroKernel.mma(s.xc, it * ld, ld, w.forward, wOff, dIn, tile, 0, false);
-                if (active) {
-                    MicroKernel.mma(s.uc, it * r, r, gbT, bOff, r, tile, 0, true);
+                if (oneRow) {
+                    MicroKernel.mmaRow(s.xc, 0, w.forward, wOff, dIn, tile, 0, false);
+                    if (active) {
+                        MicroKernel.mmaRow(s.uc, 0, gbT, bOff, r, tile, 0, true);
+                    }
+                } else {
+                    MicroKernel.mma(s.xc, it * ld, ld, w.forward, wOff, dIn, tile, 0, false);
+                    if (active) {
+                        MicroKernel.mma(s.uc, it * r, r, gbT, bOff, r, tile, 0, true);
+                    }
                 }
                 int rows = Math.min(MR, mc - it);
                 for (int m = 0; m < rows; m++) {

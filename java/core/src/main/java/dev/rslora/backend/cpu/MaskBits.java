@@ -6,6 +6,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -26,8 +27,9 @@ import jdk.incubator.vector.VectorSpecies;
 record MaskBits(int k0, int k1, int layer, int step, int threshold, float scale) {
     private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
     private static final int L = MicroKernel.L;
-    /** 64-bit lanes: one Philox instance (4 columns) per lane, 8 per vector with AVX-512. */
-    private static final VectorSpecies<Long> LS = LongVector.SPECIES_PREFERRED;
+    /** 64-bit lanes of the tile width: one Philox instance (4 columns) per lane, 8 per vector with AVX-512. */
+    private static final VectorSpecies<Long> LS = VectorSpecies.of(long.class,
+            VectorShape.forBitSize(Math.max(128, MicroKernel.BITS)));
     private static final int LL = LS.length();
     private static final LongVector IOTA = LongVector.zero(LS).addIndex(1);
     /** Long.expand patterns: bit t of every nibble of the low 4·LL bits. */
@@ -185,15 +187,24 @@ record MaskBits(int k0, int k1, int layer, int step, int threshold, float scale)
 
     /** dst[dstOff + c] = keep(c) ? src[srcOff + c]·scale : 0 for c &lt; cols (bits from words[wOff]). */
     void apply(float[] src, int srcOff, long[] words, int wOff, int cols, float[] dst, int dstOff) {
+        apply(src, srcOff, words, wOff, 0, cols, dst, dstOff);
+    }
+
+    /**
+     * dst[dstOff + c] = keep(col0 + c) ? src[srcOff + c]·scale : 0 for c &lt; count, the bits of
+     * column col0 + c read from words[wOff] onwards (the row's word 0 at wOff); col0 is a multiple of L.
+     */
+    void apply(float[] src, int srcOff, long[] words, int wOff, int col0, int count, float[] dst, int dstOff) {
         int c = 0;
         if (!MicroKernel.SCALAR) {
-            for (; c + L <= cols; c += L) {
-                VectorMask<Float> keep = VectorMask.fromLong(S, bits(words, wOff, c, L));
+            for (; c + L <= count; c += L) {
+                VectorMask<Float> keep = VectorMask.fromLong(S, bits(words, wOff, col0 + c, L));
                 FloatVector.fromArray(S, src, srcOff + c, keep).mul(scale).intoArray(dst, dstOff + c);
             }
         }
-        for (; c < cols; c++) {
-            boolean keep = ((words[wOff + (c >>> 6)] >>> (c & 63)) & 1L) != 0;
+        for (; c < count; c++) {
+            int col = col0 + c;
+            boolean keep = ((words[wOff + (col >>> 6)] >>> (col & 63)) & 1L) != 0;
             dst[dstOff + c] = keep ? src[srcOff + c] * scale : 0f;
         }
     }

@@ -8,7 +8,8 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * The register tile every GEMM of the cpu backend is built from:
+ * The register tile every GEMM of the cpu backend is built from, in the shape that suits the
+ * vector length, chosen once when this class is initialised:
  * <pre>
  *   C[MR, NR] (=|+=) Σ_{k&lt;K} a[aOff + m·lda + k] · panel[k][0..NR)
  * </pre>
@@ -19,91 +20,420 @@ import java.nio.ByteOrder;
  * row stride measured 15% slower). C is a contiguous MR×NR tile in a heap float[] (row m at
  * {@code cOff + m·NR}).
  *
- * <p>MR = 8 rows × NR = 2 vectors (32 lanes with 512-bit vectors): 16 accumulators, 2 panel loads
- * and 8 broadcasts per k. {@code -Drslora.cpu.scalar=true} selects a scalar loop with the same
- * contract (for comparison only).
+ * <p>Shapes (MR rows × NV vectors; per k: NV panel loads, MR broadcasts, MR·NV FMAs), each sized
+ * to leave its accumulators, panel vectors and broadcast in registers:
+ * <pre>
+ *   512-bit (AVX-512, 32 zmm)       8 × 2 vectors = 8×32 floats   16 + 2 + 1 = 19 registers
+ *   256-bit (AVX2, 16 ymm)          6 × 2 vectors = 6×16 floats   12 + 2 + 1 = 15 registers
+ *   128-bit (NEON, 32 v-registers)  8 × 3 vectors = 8×12 floats   24 + 3 + 1 = 28 registers
+ *   scalar  (no usable vectors)     4 × 4 floats                  16 + 4 + 1 = 21 FP registers
+ * </pre>
+ * (8×2 with 256-bit vectors would need 19 of AVX2's 16 registers: that is what the 6×2 shape
+ * avoids.) The width is the JIT's preferred float vector width, or smaller when the system
+ * property {@code rslora.cpu.vectorBits} (512, 256, 128 or 0 = scalar) asks for it; a request
+ * above the preferred width is lowered to it (a species wider than the hardware's runs unintrinsified).
+ * {@link #mmaRow} is the one-row form of the same contract (decoding: N = 1).
  */
 final class MicroKernel {
-    static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
-    /** Lanes per vector. */
-    static final int L = SPECIES.length();
+    /** The system property that forces a narrower tile shape. */
+    static final String PROPERTY = "rslora.cpu.vectorBits";
+    private static final VectorSpecies<Float> S512 = FloatVector.SPECIES_512;
+    private static final VectorSpecies<Float> S256 = FloatVector.SPECIES_256;
+    private static final VectorSpecies<Float> S128 = FloatVector.SPECIES_128;
+    private static final int L512 = 16;
+    private static final int L256 = 8;
+    private static final int L128 = 4;
+
+    /** The JIT's preferred float vector width in bits, as a tile shape (512, 256, 128, or 0 below 128). */
+    static final int PREFERRED_BITS = shapeBits(FloatVector.SPECIES_PREFERRED.vectorBitSize());
+    /** Why {@link #PROPERTY} was rejected (the backend refuses to start), or null. */
+    static final String CONFIG_ERROR = configError(System.getProperty(PROPERTY));
+    /** Vector bits of the tiles: 512, 256, 128, or 0 for scalar code. */
+    static final int BITS = chooseBits(System.getProperty(PROPERTY), PREFERRED_BITS);
+    static final boolean SCALAR = BITS == 0;
+    /** The species of every vector loop of the backend (never used when {@link #SCALAR}). */
+    static final VectorSpecies<Float> SPECIES = switch (BITS) {
+        case 512 -> S512;
+        case 256 -> S256;
+        default -> S128;
+    };
+    /** Lanes per vector (1 for scalar code). */
+    static final int L = lanesFor(BITS);
     /** Rows of the register tile. */
-    static final int MR = 8;
+    static final int MR = rowsFor(BITS);
+    /** Vectors per tile row. */
+    static final int NV = vectorsFor(BITS);
     /** Columns of the register tile and width of every packed panel. */
-    static final int NR = 2 * L;
+    static final int NR = NV * L;
     /** Bytes of one packed panel row (NR floats). */
     static final long PANEL_ROW_BYTES = NR * 4L;
-    static final boolean SCALAR = Boolean.getBoolean("rslora.cpu.scalar");
     static final ByteOrder ORDER = ByteOrder.nativeOrder();
 
     private MicroKernel() {
     }
 
+    /** The largest tile width ≤ {@code bits}. */
+    static int shapeBits(int bits) {
+        return bits >= 512 ? 512 : bits >= 256 ? 256 : bits >= 128 ? 128 : 0;
+    }
+
+    /** The error message for a bad {@link #PROPERTY} value, or null when it is absent or valid. */
+    static String configError(String requested) {
+        if (requested == null) {
+            return null;
+        }
+        return switch (requested.strip()) {
+            case "512", "256", "128", "0" -> null;
+            default -> "-D" + PROPERTY + "=" + requested + " is not a tile width: expected 512, 256, 128 or 0 (scalar)";
+        };
+    }
+
+    /** The tile width for a request (null: none) on a JIT whose preferred width is {@code preferred}. */
+    static int chooseBits(String requested, int preferred) {
+        if (requested == null || configError(requested) != null) {
+            return preferred;
+        }
+        return Math.min(Integer.parseInt(requested.strip()), preferred);
+    }
+
+    /** Tile rows of the shape for {@code bits} (512, 256, 128, 0). */
+    static int rowsFor(int bits) {
+        return bits == 256 ? 6 : bits == 0 ? 4 : 8;
+    }
+
+    /** Vectors per tile row of the shape for {@code bits}. */
+    static int vectorsFor(int bits) {
+        return bits == 128 ? 3 : bits == 0 ? 4 : 2;
+    }
+
+    /** fp32 lanes per vector for {@code bits} (1: scalar). */
+    static int lanesFor(int bits) {
+        return bits == 0 ? 1 : bits / 32;
+    }
+
+    /** "512-bit vectors, 8×32 tile", "scalar, 4×4 tile", … for a tile width. */
+    static String shapeName(int bits) {
+        if (bits != 512 && bits != 256 && bits != 128 && bits != 0) {
+            throw new IllegalArgumentException("no tile shape for " + bits + " bits: expected 512, 256, 128 or 0");
+        }
+        return (bits == 0 ? "scalar" : bits + "-bit vectors") + ", " + rowsFor(bits) + "×" + vectorsFor(bits) * lanesFor(bits)
+                + " tile";
+    }
+
+    /** The shape in use, plus why when it differs from the JIT's preferred width. */
+    static String describe() {
+        String what = shapeName(BITS);
+        String requested = System.getProperty(PROPERTY);
+        if (BITS < PREFERRED_BITS) {
+            what += " (" + PROPERTY + "=" + requested + "; the JIT's widest is " + PREFERRED_BITS + ")";
+        } else if (requested != null && CONFIG_ERROR == null && Integer.parseInt(requested.strip()) > BITS) {
+            what += " (" + PROPERTY + "=" + requested + " lowered to the JIT's widest)";
+        }
+        return what;
+    }
+
     /** C tile (=|+=) A[MR, K]·panel[K, NR]. */
     static void mma(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
                     boolean accumulate) {
-        if (SCALAR) {
-            mmaScalar(a, aOff, lda, b, bOff, k, c, cOff, accumulate);
-        } else {
-            mmaVector(a, aOff, lda, b, bOff, k, c, cOff, accumulate);
+        switch (BITS) {
+            case 512 -> mma512(a, aOff, lda, b, bOff, k, c, cOff, accumulate);
+            case 256 -> mma256(a, aOff, lda, b, bOff, k, c, cOff, accumulate);
+            case 128 -> mma128(a, aOff, lda, b, bOff, k, c, cOff, accumulate);
+            default -> mmaScalar(a, aOff, lda, b, bOff, k, c, cOff, accumulate);
         }
     }
 
-    private static void mmaVector(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c,
-                                  int cOff, boolean accumulate) {
+    /** One row: c[cOff .. cOff+NR) (=|+=) a[aOff .. aOff+K)·panel[K, NR]. */
+    static void mmaRow(float[] a, int aOff, MemorySegment b, long bOff, int k, float[] c, int cOff, boolean accumulate) {
+        switch (BITS) {
+            case 512 -> row512(a, aOff, b, bOff, k, c, cOff, accumulate);
+            case 256 -> row256(a, aOff, b, bOff, k, c, cOff, accumulate);
+            case 128 -> row128(a, aOff, b, bOff, k, c, cOff, accumulate);
+            default -> rowScalar(a, aOff, b, bOff, k, c, cOff, accumulate);
+        }
+    }
+
+    /** 8×2 vectors of 512 bits: 16 accumulators + 2 panel vectors + 1 broadcast = 19 registers. */
+    private static void mma512(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
+                              boolean accumulate) {
+        final int nr = 2 * L512;
         FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
         if (accumulate) {
             int o = cOff;
-            c00 = FloatVector.fromArray(SPECIES, c, o); c01 = FloatVector.fromArray(SPECIES, c, o + L); o += NR;
-            c10 = FloatVector.fromArray(SPECIES, c, o); c11 = FloatVector.fromArray(SPECIES, c, o + L); o += NR;
-            c20 = FloatVector.fromArray(SPECIES, c, o); c21 = FloatVector.fromArray(SPECIES, c, o + L); o += NR;
-            c30 = FloatVector.fromArray(SPECIES, c, o); c31 = FloatVector.fromArray(SPECIES, c, o + L); o += NR;
-            c40 = FloatVector.fromArray(SPECIES, c, o); c41 = FloatVector.fromArray(SPECIES, c, o + L); o += NR;
-            c50 = FloatVector.fromArray(SPECIES, c, o); c51 = FloatVector.fromArray(SPECIES, c, o + L); o += NR;
-            c60 = FloatVector.fromArray(SPECIES, c, o); c61 = FloatVector.fromArray(SPECIES, c, o + L); o += NR;
-            c70 = FloatVector.fromArray(SPECIES, c, o); c71 = FloatVector.fromArray(SPECIES, c, o + L);
+            c00 = FloatVector.fromArray(S512, c, o); c01 = FloatVector.fromArray(S512, c, o + L512); o += nr;
+            c10 = FloatVector.fromArray(S512, c, o); c11 = FloatVector.fromArray(S512, c, o + L512); o += nr;
+            c20 = FloatVector.fromArray(S512, c, o); c21 = FloatVector.fromArray(S512, c, o + L512); o += nr;
+            c30 = FloatVector.fromArray(S512, c, o); c31 = FloatVector.fromArray(S512, c, o + L512); o += nr;
+            c40 = FloatVector.fromArray(S512, c, o); c41 = FloatVector.fromArray(S512, c, o + L512); o += nr;
+            c50 = FloatVector.fromArray(S512, c, o); c51 = FloatVector.fromArray(S512, c, o + L512); o += nr;
+            c60 = FloatVector.fromArray(S512, c, o); c61 = FloatVector.fromArray(S512, c, o + L512); o += nr;
+            c70 = FloatVector.fromArray(S512, c, o); c71 = FloatVector.fromArray(S512, c, o + L512);
         } else {
-            FloatVector z = FloatVector.zero(SPECIES);
-            c00 = z; c01 = z; c10 = z; c11 = z; c20 = z; c21 = z; c30 = z; c31 = z;
-            c40 = z; c41 = z; c50 = z; c51 = z; c60 = z; c61 = z; c70 = z; c71 = z;
+            FloatVector z = FloatVector.zero(S512);
+            c00 = z; c01 = z;
+            c10 = z; c11 = z;
+            c20 = z; c21 = z;
+            c30 = z; c31 = z;
+            c40 = z; c41 = z;
+            c50 = z; c51 = z;
+            c60 = z; c61 = z;
+            c70 = z; c71 = z;
         }
         long bp = bOff;
-        for (int kk = 0; kk < k; kk++, bp += PANEL_ROW_BYTES) {
-            FloatVector b0 = FloatVector.fromMemorySegment(SPECIES, b, bp, ORDER);
-            FloatVector b1 = FloatVector.fromMemorySegment(SPECIES, b, bp + L * 4L, ORDER);
+        for (int kk = 0; kk < k; kk++, bp += nr * 4L) {
+            FloatVector b0 = FloatVector.fromMemorySegment(S512, b, bp, ORDER);
+            FloatVector b1 = FloatVector.fromMemorySegment(S512, b, bp + L512 * 4L, ORDER);
             int ai = aOff + kk;
             FloatVector x;
-            x = FloatVector.broadcast(SPECIES, a[ai]); c00 = x.fma(b0, c00); c01 = x.fma(b1, c01); ai += lda;
-            x = FloatVector.broadcast(SPECIES, a[ai]); c10 = x.fma(b0, c10); c11 = x.fma(b1, c11); ai += lda;
-            x = FloatVector.broadcast(SPECIES, a[ai]); c20 = x.fma(b0, c20); c21 = x.fma(b1, c21); ai += lda;
-            x = FloatVector.broadcast(SPECIES, a[ai]); c30 = x.fma(b0, c30); c31 = x.fma(b1, c31); ai += lda;
-            x = FloatVector.broadcast(SPECIES, a[ai]); c40 = x.fma(b0, c40); c41 = x.fma(b1, c41); ai += lda;
-            x = FloatVector.broadcast(SPECIES, a[ai]); c50 = x.fma(b0, c50); c51 = x.fma(b1, c51); ai += lda;
-            x = FloatVector.broadcast(SPECIES, a[ai]); c60 = x.fma(b0, c60); c61 = x.fma(b1, c61); ai += lda;
-            x = FloatVector.broadcast(SPECIES, a[ai]); c70 = x.fma(b0, c70); c71 = x.fma(b1, c71);
+            x = FloatVector.broadcast(S512, a[ai]); c00 = x.fma(b0, c00); c01 = x.fma(b1, c01); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]); c10 = x.fma(b0, c10); c11 = x.fma(b1, c11); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]); c20 = x.fma(b0, c20); c21 = x.fma(b1, c21); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]); c30 = x.fma(b0, c30); c31 = x.fma(b1, c31); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]); c40 = x.fma(b0, c40); c41 = x.fma(b1, c41); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]); c50 = x.fma(b0, c50); c51 = x.fma(b1, c51); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]); c60 = x.fma(b0, c60); c61 = x.fma(b1, c61); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]); c70 = x.fma(b0, c70); c71 = x.fma(b1, c71);
         }
         int o = cOff;
-        c00.intoArray(c, o); c01.intoArray(c, o + L); o += NR;
-        c10.intoArray(c, o); c11.intoArray(c, o + L); o += NR;
-        c20.intoArray(c, o); c21.intoArray(c, o + L); o += NR;
-        c30.intoArray(c, o); c31.intoArray(c, o + L); o += NR;
-        c40.intoArray(c, o); c41.intoArray(c, o + L); o += NR;
-        c50.intoArray(c, o); c51.intoArray(c, o + L); o += NR;
-        c60.intoArray(c, o); c61.intoArray(c, o + L); o += NR;
-        c70.intoArray(c, o); c71.intoArray(c, o + L);
+        c00.intoArray(c, o); c01.intoArray(c, o + L512); o += nr;
+        c10.intoArray(c, o); c11.intoArray(c, o + L512); o += nr;
+        c20.intoArray(c, o); c21.intoArray(c, o + L512); o += nr;
+        c30.intoArray(c, o); c31.intoArray(c, o + L512); o += nr;
+        c40.intoArray(c, o); c41.intoArray(c, o + L512); o += nr;
+        c50.intoArray(c, o); c51.intoArray(c, o + L512); o += nr;
+        c60.intoArray(c, o); c61.intoArray(c, o + L512); o += nr;
+        c70.intoArray(c, o); c71.intoArray(c, o + L512);
     }
 
-    private static void mmaScalar(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c,
-                                  int cOff, boolean accumulate) {
-        for (int m = 0; m < MR; m++) {
-            for (int n = 0; n < NR; n++) {
-                float s = accumulate ? c[cOff + m * NR + n] : 0f;
-                for (int kk = 0; kk < k; kk++) {
-                    s = Math.fma(a[aOff + m * lda + kk],
-                            b.get(ValueLayout.JAVA_FLOAT, bOff + kk * PANEL_ROW_BYTES + n * 4L), s);
-                }
-                c[cOff + m * NR + n] = s;
-            }
+    /** 6×2 vectors of 256 bits: 12 accumulators + 2 panel vectors + 1 broadcast = 15 registers. */
+    private static void mma256(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
+                              boolean accumulate) {
+        final int nr = 2 * L256;
+        FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+        if (accumulate) {
+            int o = cOff;
+            c00 = FloatVector.fromArray(S256, c, o); c01 = FloatVector.fromArray(S256, c, o + L256); o += nr;
+            c10 = FloatVector.fromArray(S256, c, o); c11 = FloatVector.fromArray(S256, c, o + L256); o += nr;
+            c20 = FloatVector.fromArray(S256, c, o); c21 = FloatVector.fromArray(S256, c, o + L256); o += nr;
+            c30 = FloatVector.fromArray(S256, c, o); c31 = FloatVector.fromArray(S256, c, o + L256); o += nr;
+            c40 = FloatVector.fromArray(S256, c, o); c41 = FloatVector.fromArray(S256, c, o + L256); o += nr;
+            c50 = FloatVector.fromArray(S256, c, o); c51 = FloatVector.fromArray(S256, c, o + L256);
+        } else {
+            FloatVector z = FloatVector.zero(S256);
+            c00 = z; c01 = z;
+            c10 = z; c11 = z;
+            c20 = z; c21 = z;
+            c30 = z; c31 = z;
+            c40 = z; c41 = z;
+            c50 = z; c51 = z;
         }
+        long bp = bOff;
+        for (int kk = 0; kk < k; kk++, bp += nr * 4L) {
+            FloatVector b0 = FloatVector.fromMemorySegment(S256, b, bp, ORDER);
+            FloatVector b1 = FloatVector.fromMemorySegment(S256, b, bp + L256 * 4L, ORDER);
+            int ai = aOff + kk;
+            FloatVector x;
+            x = FloatVector.broadcast(S256, a[ai]); c00 = x.fma(b0, c00); c01 = x.fma(b1, c01); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]); c10 = x.fma(b0, c10); c11 = x.fma(b1, c11); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]); c20 = x.fma(b0, c20); c21 = x.fma(b1, c21); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]); c30 = x.fma(b0, c30); c31 = x.fma(b1, c31); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]); c40 = x.fma(b0, c40); c41 = x.fma(b1, c41); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]); c50 = x.fma(b0, c50); c51 = x.fma(b1, c51);
+        }
+        int o = cOff;
+        c00.intoArray(c, o); c01.intoArray(c, o + L256); o += nr;
+        c10.intoArray(c, o); c11.intoArray(c, o + L256); o += nr;
+        c20.intoArray(c, o); c21.intoArray(c, o + L256); o += nr;
+        c30.intoArray(c, o); c31.intoArray(c, o + L256); o += nr;
+        c40.intoArray(c, o); c41.intoArray(c, o + L256); o += nr;
+        c50.intoArray(c, o); c51.intoArray(c, o + L256);
+    }
+
+    /** 8×3 vectors of 128 bits: 24 accumulators + 3 panel vectors + 1 broadcast = 28 registers. */
+    private static void mma128(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
+                              boolean accumulate) {
+        final int nr = 3 * L128;
+        FloatVector c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32, c40, c41, c42, c50, c51, c52, c60, c61, c62, c70, c71, c72;
+        if (accumulate) {
+            int o = cOff;
+            c00 = FloatVector.fromArray(S128, c, o); c01 = FloatVector.fromArray(S128, c, o + L128); c02 = FloatVector.fromArray(S128, c, o + 2 * L128); o += nr;
+            c10 = FloatVector.fromArray(S128, c, o); c11 = FloatVector.fromArray(S128, c, o + L128); c12 = FloatVector.fromArray(S128, c, o + 2 * L128); o += nr;
+            c20 = FloatVector.fromArray(S128, c, o); c21 = FloatVector.fromArray(S128, c, o + L128); c22 = FloatVector.fromArray(S128, c, o + 2 * L128); o += nr;
+            c30 = FloatVector.fromArray(S128, c, o); c31 = FloatVector.fromArray(S128, c, o + L128); c32 = FloatVector.fromArray(S128, c, o + 2 * L128); o += nr;
+            c40 = FloatVector.fromArray(S128, c, o); c41 = FloatVector.fromArray(S128, c, o + L128); c42 = FloatVector.fromArray(S128, c, o + 2 * L128); o += nr;
+            c50 = FloatVector.fromArray(S128, c, o); c51 = FloatVector.fromArray(S128, c, o + L128); c52 = FloatVector.fromArray(S128, c, o + 2 * L128); o += nr;
+            c60 = FloatVector.fromArray(S128, c, o); c61 = FloatVector.fromArray(S128, c, o + L128); c62 = FloatVector.fromArray(S128, c, o + 2 * L128); o += nr;
+            c70 = FloatVector.fromArray(S128, c, o); c71 = FloatVector.fromArray(S128, c, o + L128); c72 = FloatVector.fromArray(S128, c, o + 2 * L128);
+        } else {
+            FloatVector z = FloatVector.zero(S128);
+            c00 = z; c01 = z; c02 = z;
+            c10 = z; c11 = z; c12 = z;
+            c20 = z; c21 = z; c22 = z;
+            c30 = z; c31 = z; c32 = z;
+            c40 = z; c41 = z; c42 = z;
+            c50 = z; c51 = z; c52 = z;
+            c60 = z; c61 = z; c62 = z;
+            c70 = z; c71 = z; c72 = z;
+        }
+        long bp = bOff;
+        for (int kk = 0; kk < k; kk++, bp += nr * 4L) {
+            FloatVector b0 = FloatVector.fromMemorySegment(S128, b, bp, ORDER);
+            FloatVector b1 = FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER);
+            FloatVector b2 = FloatVector.fromMemorySegment(S128, b, bp + 2 * L128 * 4L, ORDER);
+            int ai = aOff + kk;
+            FloatVector x;
+            x = FloatVector.broadcast(S128, a[ai]); c00 = x.fma(b0, c00); c01 = x.fma(b1, c01); c02 = x.fma(b2, c02); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]); c10 = x.fma(b0, c10); c11 = x.fma(b1, c11); c12 = x.fma(b2, c12); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]); c20 = x.fma(b0, c20); c21 = x.fma(b1, c21); c22 = x.fma(b2, c22); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]); c30 = x.fma(b0, c30); c31 = x.fma(b1, c31); c32 = x.fma(b2, c32); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]); c40 = x.fma(b0, c40); c41 = x.fma(b1, c41); c42 = x.fma(b2, c42); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]); c50 = x.fma(b0, c50); c51 = x.fma(b1, c51); c52 = x.fma(b2, c52); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]); c60 = x.fma(b0, c60); c61 = x.fma(b1, c61); c62 = x.fma(b2, c62); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]); c70 = x.fma(b0, c70); c71 = x.fma(b1, c71); c72 = x.fma(b2, c72);
+        }
+        int o = cOff;
+        c00.intoArray(c, o); c01.intoArray(c, o + L128); c02.intoArray(c, o + 2 * L128); o += nr;
+        c10.intoArray(c, o); c11.intoArray(c, o + L128); c12.intoArray(c, o + 2 * L128); o += nr;
+        c20.intoArray(c, o); c21.intoArray(c, o + L128); c22.intoArray(c, o + 2 * L128); o += nr;
+        c30.intoArray(c, o); c31.intoArray(c, o + L128); c32.intoArray(c, o + 2 * L128); o += nr;
+        c40.intoArray(c, o); c41.intoArray(c, o + L128); c42.intoArray(c, o + 2 * L128); o += nr;
+        c50.intoArray(c, o); c51.intoArray(c, o + L128); c52.intoArray(c, o + 2 * L128); o += nr;
+        c60.intoArray(c, o); c61.intoArray(c, o + L128); c62.intoArray(c, o + 2 * L128); o += nr;
+        c70.intoArray(c, o); c71.intoArray(c, o + L128); c72.intoArray(c, o + 2 * L128);
+    }
+
+    /** 4×4 scalars: 16 accumulators + 4 panel values + 1 A value = 21 FP registers. */
+    private static void mmaScalar(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
+                                  boolean accumulate) {
+        float c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33;
+        if (accumulate) {
+            c00 = c[cOff + 0]; c01 = c[cOff + 1]; c02 = c[cOff + 2]; c03 = c[cOff + 3];
+            c10 = c[cOff + 4]; c11 = c[cOff + 5]; c12 = c[cOff + 6]; c13 = c[cOff + 7];
+            c20 = c[cOff + 8]; c21 = c[cOff + 9]; c22 = c[cOff + 10]; c23 = c[cOff + 11];
+            c30 = c[cOff + 12]; c31 = c[cOff + 13]; c32 = c[cOff + 14]; c33 = c[cOff + 15];
+        } else {
+            c00 = 0f; c01 = 0f; c02 = 0f; c03 = 0f; c10 = 0f; c11 = 0f; c12 = 0f; c13 = 0f;
+            c20 = 0f; c21 = 0f; c22 = 0f; c23 = 0f; c30 = 0f; c31 = 0f; c32 = 0f; c33 = 0f;
+        }
+        long bp = bOff;
+        for (int kk = 0; kk < k; kk++, bp += 4 * 4L) {
+            float b0 = b.get(ValueLayout.JAVA_FLOAT, bp);
+            float b1 = b.get(ValueLayout.JAVA_FLOAT, bp + 4);
+            float b2 = b.get(ValueLayout.JAVA_FLOAT, bp + 8);
+            float b3 = b.get(ValueLayout.JAVA_FLOAT, bp + 12);
+            int ai = aOff + kk;
+            float x;
+            x = a[ai]; c00 = Math.fma(x, b0, c00); c01 = Math.fma(x, b1, c01); c02 = Math.fma(x, b2, c02); c03 = Math.fma(x, b3, c03); ai += lda;
+            x = a[ai]; c10 = Math.fma(x, b0, c10); c11 = Math.fma(x, b1, c11); c12 = Math.fma(x, b2, c12); c13 = Math.fma(x, b3, c13); ai += lda;
+            x = a[ai]; c20 = Math.fma(x, b0, c20); c21 = Math.fma(x, b1, c21); c22 = Math.fma(x, b2, c22); c23 = Math.fma(x, b3, c23); ai += lda;
+            x = a[ai]; c30 = Math.fma(x, b0, c30); c31 = Math.fma(x, b1, c31); c32 = Math.fma(x, b2, c32); c33 = Math.fma(x, b3, c33);
+        }
+        c[cOff + 0] = c00; c[cOff + 1] = c01; c[cOff + 2] = c02; c[cOff + 3] = c03;
+        c[cOff + 4] = c10; c[cOff + 5] = c11; c[cOff + 6] = c12; c[cOff + 7] = c13;
+        c[cOff + 8] = c20; c[cOff + 9] = c21; c[cOff + 10] = c22; c[cOff + 11] = c23;
+        c[cOff + 12] = c30; c[cOff + 13] = c31; c[cOff + 14] = c32; c[cOff + 15] = c33;
+    }
+
+    /** One row × 2 vectors of 512 bits, two accumulator sets (even and odd k) to hide the FMA latency. */
+    private static void row512(float[] a, int aOff, MemorySegment b, long bOff, int k, float[] c, int cOff, boolean accumulate) {
+        final long row = 2 * L512 * 4L;
+        FloatVector z = FloatVector.zero(S512);
+        FloatVector e0 = z, e1 = z, d0 = z, d1 = z;
+        if (accumulate) {
+            e0 = FloatVector.fromArray(S512, c, cOff);
+            e1 = FloatVector.fromArray(S512, c, cOff + L512);
+        }
+        long bp = bOff;
+        int kk = 0;
+        for (; kk + 1 < k; kk += 2, bp += 2 * row) {
+            FloatVector x = FloatVector.broadcast(S512, a[aOff + kk]);
+            FloatVector y = FloatVector.broadcast(S512, a[aOff + kk + 1]);
+            e0 = x.fma(FloatVector.fromMemorySegment(S512, b, bp, ORDER), e0);
+            d0 = y.fma(FloatVector.fromMemorySegment(S512, b, bp + row, ORDER), d0);
+            e1 = x.fma(FloatVector.fromMemorySegment(S512, b, bp + L512 * 4L, ORDER), e1);
+            d1 = y.fma(FloatVector.fromMemorySegment(S512, b, bp + row + L512 * 4L, ORDER), d1);
+        }
+        if (kk < k) {
+            FloatVector x = FloatVector.broadcast(S512, a[aOff + kk]);
+            e0 = x.fma(FloatVector.fromMemorySegment(S512, b, bp, ORDER), e0);
+            e1 = x.fma(FloatVector.fromMemorySegment(S512, b, bp + L512 * 4L, ORDER), e1);
+        }
+        e0.add(d0).intoArray(c, cOff);
+        e1.add(d1).intoArray(c, cOff + L512);
+    }
+
+    /** One row × 2 vectors of 256 bits, two accumulator sets (even and odd k) to hide the FMA latency. */
+    private static void row256(float[] a, int aOff, MemorySegment b, long bOff, int k, float[] c, int cOff, boolean accumulate) {
+        final long row = 2 * L256 * 4L;
+        FloatVector z = FloatVector.zero(S256);
+        FloatVector e0 = z, e1 = z, d0 = z, d1 = z;
+        if (accumulate) {
+            e0 = FloatVector.fromArray(S256, c, cOff);
+            e1 = FloatVector.fromArray(S256, c, cOff + L256);
+        }
+        long bp = bOff;
+        int kk = 0;
+        for (; kk + 1 < k; kk += 2, bp += 2 * row) {
+            FloatVector x = FloatVector.broadcast(S256, a[aOff + kk]);
+            FloatVector y = FloatVector.broadcast(S256, a[aOff + kk + 1]);
+            e0 = x.fma(FloatVector.fromMemorySegment(S256, b, bp, ORDER), e0);
+            d0 = y.fma(FloatVector.fromMemorySegment(S256, b, bp + row, ORDER), d0);
+            e1 = x.fma(FloatVector.fromMemorySegment(S256, b, bp + L256 * 4L, ORDER), e1);
+            d1 = y.fma(FloatVector.fromMemorySegment(S256, b, bp + row + L256 * 4L, ORDER), d1);
+        }
+        if (kk < k) {
+            FloatVector x = FloatVector.broadcast(S256, a[aOff + kk]);
+            e0 = x.fma(FloatVector.fromMemorySegment(S256, b, bp, ORDER), e0);
+            e1 = x.fma(FloatVector.fromMemorySegment(S256, b, bp + L256 * 4L, ORDER), e1);
+        }
+        e0.add(d0).intoArray(c, cOff);
+        e1.add(d1).intoArray(c, cOff + L256);
+    }
+
+    /** One row × 3 vectors of 128 bits, two accumulator sets (even and odd k) to hide the FMA latency. */
+    private static void row128(float[] a, int aOff, MemorySegment b, long bOff, int k, float[] c, int cOff, boolean accumulate) {
+        final long row = 3 * L128 * 4L;
+        FloatVector z = FloatVector.zero(S128);
+        FloatVector e0 = z, e1 = z, e2 = z, d0 = z, d1 = z, d2 = z;
+        if (accumulate) {
+            e0 = FloatVector.fromArray(S128, c, cOff);
+            e1 = FloatVector.fromArray(S128, c, cOff + L128);
+            e2 = FloatVector.fromArray(S128, c, cOff + 2 * L128);
+        }
+        long bp = bOff;
+        int kk = 0;
+        for (; kk + 1 < k; kk += 2, bp += 2 * row) {
+            FloatVector x = FloatVector.broadcast(S128, a[aOff + kk]);
+            FloatVector y = FloatVector.broadcast(S128, a[aOff + kk + 1]);
+            e0 = x.fma(FloatVector.fromMemorySegment(S128, b, bp, ORDER), e0);
+            d0 = y.fma(FloatVector.fromMemorySegment(S128, b, bp + row, ORDER), d0);
+            e1 = x.fma(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER), e1);
+            d1 = y.fma(FloatVector.fromMemorySegment(S128, b, bp + row + L128 * 4L, ORDER), d1);
+            e2 = x.fma(FloatVector.fromMemorySegment(S128, b, bp + 2 * L128 * 4L, ORDER), e2);
+            d2 = y.fma(FloatVector.fromMemorySegment(S128, b, bp + row + 2 * L128 * 4L, ORDER), d2);
+        }
+        if (kk < k) {
+            FloatVector x = FloatVector.broadcast(S128, a[aOff + kk]);
+            e0 = x.fma(FloatVector.fromMemorySegment(S128, b, bp, ORDER), e0);
+            e1 = x.fma(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER), e1);
+            e2 = x.fma(FloatVector.fromMemorySegment(S128, b, bp + 2 * L128 * 4L, ORDER), e2);
+        }
+        e0.add(d0).intoArray(c, cOff);
+        e1.add(d1).intoArray(c, cOff + L128);
+        e2.add(d2).intoArray(c, cOff + 2 * L128);
+    }
+
+    /** One row × 4 scalars. */
+    private static void rowScalar(float[] a, int aOff, MemorySegment b, long bOff, int k, float[] c, int cOff, boolean accumulate) {
+        float s0 = accumulate ? c[cOff + 0] : 0f, s1 = accumulate ? c[cOff + 1] : 0f, s2 = accumulate ? c[cOff + 2] : 0f, s3 = accumulate ? c[cOff + 3] : 0f;
+        long bp = bOff;
+        for (int kk = 0; kk < k; kk++, bp += 4 * 4L) {
+            float x = a[aOff + kk];
+            s0 = Math.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp), s0);
+            s1 = Math.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp + 4), s1);
+            s2 = Math.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp + 8), s2);
+            s3 = Math.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp + 12), s3);
+        }
+        c[cOff + 0] = s0; c[cOff + 1] = s1; c[cOff + 2] = s2; c[cOff + 3] = s3;
     }
 }

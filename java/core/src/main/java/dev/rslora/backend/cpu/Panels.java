@@ -85,23 +85,22 @@ final class Panels {
             if (c0 + NR <= cols) {
                 for (int i = 0; i < rows; i++, at += NR * 4L) {
                     int from = off + i * ld + c0;
-                    FloatVector v0 = FloatVector.fromArray(S, src, from);
-                    FloatVector v1 = FloatVector.fromArray(S, src, from + L);
-                    if (scale != 1f) {
-                        v0 = v0.mul(scale);
-                        v1 = v1.mul(scale);
+                    for (int h = 0; h < NR; h += L) {
+                        FloatVector v = FloatVector.fromArray(S, src, from + h);
+                        if (scale != 1f) {
+                            v = v.mul(scale);
+                        }
+                        v.intoMemorySegment(dst, at + h * 4L, MicroKernel.ORDER);
                     }
-                    v0.intoMemorySegment(dst, at, MicroKernel.ORDER);
-                    v1.intoMemorySegment(dst, at + L * 4L, MicroKernel.ORDER);
                 }
             } else {
-                VectorMask<Float> m0 = S.indexInRange(c0, cols);
-                VectorMask<Float> m1 = S.indexInRange(c0 + L, cols);
-                for (int i = 0; i < rows; i++, at += NR * 4L) {
-                    int from = off + i * ld + c0;
-                    FloatVector.fromArray(S, src, from, m0).mul(scale).intoMemorySegment(dst, at, MicroKernel.ORDER);
-                    FloatVector.fromArray(S, src, from + L, m1).mul(scale)
-                            .intoMemorySegment(dst, at + L * 4L, MicroKernel.ORDER);
+                for (int h = 0; h < NR; h += L) {
+                    VectorMask<Float> m = S.indexInRange(c0 + h, cols);
+                    long to = at;
+                    for (int i = 0; i < rows; i++, to += NR * 4L) {
+                        FloatVector.fromArray(S, src, off + i * ld + c0 + h, m).mul(scale)
+                                .intoMemorySegment(dst, to + h * 4L, MicroKernel.ORDER);
+                    }
                 }
             }
         }

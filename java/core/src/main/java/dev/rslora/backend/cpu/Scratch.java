@@ -2,12 +2,12 @@ package dev.rslora.backend.cpu;
 
 /**
  * One worker's reusable buffers: chunk copies of the A operands (heap, fp32, row-major, padded
- * to MR rows), per-chunk B panels (native), dropout bits of the chunk, the register-tile spill,
- * temporaries for packing and the partial sums of dA and dBᵀ. Grown on demand, never shrunk,
- * owned by one worker index.
+ * to MR rows), dropout bits, the register-tile spill, temporaries for packing, and the
+ * accumulators and blocks of the gradient GEMMs. Grown on demand, never shrunk, owned by one
+ * worker index.
  */
 final class Scratch implements AutoCloseable {
-    /** X chunk [mcPad, ld(d_in)] (forward A operand; backward D(X) before packing). */
+    /** X chunk [mcPad, ld(d_in)] (forward A operand). */
     float[] xc = new float[0];
     /** D(X) chunk [mcPad, ld(d_in)] (forward A operand of U when dropout is on). */
     float[] dxc = new float[0];
@@ -17,49 +17,47 @@ final class Scratch implements AutoCloseable {
     float[] uc = new float[0];
     /** dY chunk [mcPad, ld(d_out)] (backward A operand of V and dX). */
     float[] dyc = new float[0];
-    /** V chunk [mcPad, r] (backward A operand of the LoRA K-segment of dX). */
-    float[] vc = new float[0];
-    /** Vᵀ chunk [rPad, MC] (A operand of dA). */
-    float[] vt = new float[0];
-    /** Uᵀ chunk [rPad, MC] (A operand of dBᵀ). */
-    float[] ut = new float[0];
-    /** One row of a tensor as fp32. */
+    /** The pass (and what) whose rows xc/dyc hold whole for the current job (small N), or null. */
+    Object rowsOf;
+    Object rowsTag;
+    /** Rows of a tensor as fp32 (U rows; epilogue rows of the gradients). */
     float[] row = new float[0];
+    /** Current gradient values when accumulating. */
+    float[] old = new float[0];
     /** The MR×NR register tile spilled between K-segments and for the epilogue. */
     final float[] tile = new float[MicroKernel.MR * MicroKernel.NR];
-    /** Keep bits of the chunk, [mcPad, words(d_in)]. */
+    /** Keep bits: one row (forward) or [padRows(n), words(d_in)] (backward, small N). */
     long[] bits = new long[0];
-    /** Partial Σ over this worker's rows of Vᵀ·D(X), in MR×NR tiles [rPad/MR][panels(d_in)]. */
-    float[] partA = new float[0];
-    /** Partial Σ over this worker's rows of Uᵀ·dY (= dBᵀ), in tiles [rPad/MR][panels(d_out)]. */
-    float[] partB = new float[0];
+    /** Gradient GEMM accumulators, tiles [rPad/MR][panels][MR×NR]. */
+    float[] acc = new float[0];
+    /** Gradient GEMM: a K block of rows of X or dY over a group of columns, fp32. */
+    float[] gradBlock = new float[0];
+    /** Gradient GEMM: that block as direct panels (K = block rows). */
+    final NativeBuffer gradPack = new NativeBuffer();
     /** Gather block for transposed packs, NR × Panels.T_BLOCK. */
     final float[] gather = new float[MicroKernel.NR * Panels.T_BLOCK];
     final int[] gatherIndex = Panels.gatherIndex();
-    /** dY chunk as direct panels over d_out (B operand of dBᵀ), K = chunk rows. */
-    final NativeBuffer dyPack = new NativeBuffer();
-    /** D(X) chunk as direct panels over d_in (B operand of dA), K = chunk rows. */
-    final NativeBuffer dxPack = new NativeBuffer();
     /** Row block of a direct pack from a tensor (Panels.directBlockRows(C)·C floats). */
-    float[] block = new float[0];
+    private float[] block = new float[0];
 
-    private int[] reduceIndex = new int[0];
-    private int reduceIndexPanels = -1;
+    private int[] columnIndex = new int[0];
+    private int columnIndexPanels = -1;
 
     /**
-     * Gather offsets of rows t &lt; L of the dBᵀ partial tiles ({@code po} panels over d_out):
-     * (t/MR)·po·MR·NR + (t%MR)·NR.
+     * Offsets of rows j &lt; padRows(r) within one column of gradient accumulators over
+     * {@code np} panels: (j/MR)·np·MR·NR + (j%MR)·NR.
      */
-    int[] reduceIndex(int po) {
-        if (reduceIndexPanels != po) {
-            int[] index = new int[MicroKernel.L];
-            for (int t = 0; t < index.length; t++) {
-                index[t] = (t / MicroKernel.MR) * po * MicroKernel.MR * MicroKernel.NR + (t % MicroKernel.MR) * MicroKernel.NR;
+    int[] columnIndex(int np, int r) {
+        int rPad = Split.padRows(r);
+        if (columnIndexPanels != np || columnIndex.length < rPad) {
+            int[] index = new int[rPad];
+            for (int j = 0; j < rPad; j++) {
+                index[j] = (j / MicroKernel.MR) * np * MicroKernel.MR * MicroKernel.NR + (j % MicroKernel.MR) * MicroKernel.NR;
             }
-            reduceIndex = index;
-            reduceIndexPanels = po;
+            columnIndex = index;
+            columnIndexPanels = np;
         }
-        return reduceIndex;
+        return columnIndex;
     }
 
     /** The block buffer sized for a direct pack of a matrix with {@code cols} columns. */
@@ -78,7 +76,6 @@ final class Scratch implements AutoCloseable {
 
     @Override
     public void close() {
-        dyPack.close();
-        dxPack.close();
+        gradPack.close();
     }
 }

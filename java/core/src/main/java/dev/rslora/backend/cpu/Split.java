@@ -1,34 +1,36 @@
 package dev.rslora.backend.cpu;
 
 /**
- * Static work partitions. Rows of N: worker w owns [rowStart(w), rowStart(w+1)), boundaries
- * rounded down to MR, processed in chunks of at most {@link #MC} rows in increasing order; the
- * partial sums of dA and dB therefore depend only on (N, worker count), never on timing.
+ * How work is cut: chunks of rows (at most {@link #MC}, whole tiles, as many as a multiple of the
+ * workers where N allows), K blocks and column groups of the gradient GEMMs, and padding.
  */
 final class Split {
-    /** Rows per chunk: the A operands of a chunk stay in L2 while the W panels stream through. */
-    static final int MC = 64;
+    /** Rows per chunk (64 rounded up to whole tiles): the A operands of a chunk stay in L2 while the W panels stream through. */
+    static final int MC = padRows(64);
+    /**
+     * Rows of N per block of the dA and dB GEMMs (their K): a block's panel of X or dY (KC·NR
+     * floats, 32 KB with 512-bit tiles) stays in L1 while the tiles of Vᵀ or Uᵀ pass over it.
+     */
+    static final int KC = 256;
+    /** Columns of X or dY packed together per K block of the dA and dB GEMMs (a whole number of panels). */
+    static final int NC = Math.max(1, 256 / MicroKernel.NR) * MicroKernel.NR;
 
     private Split() {
     }
 
-    /** First row of worker w's range (w = workers gives n). */
-    static int rowStart(int n, int workers, int w) {
-        if (w >= workers) {
-            return n;
-        }
-        int s = (int) ((long) n * w / workers);
-        return s - s % MicroKernel.MR;
+    /**
+     * Rows per chunk for n rows over {@code workers}: at most MC, whole tiles, and an even split
+     * (ceil(n/MC) chunks rounded up to a multiple of the workers).
+     */
+    static int chunkRows(int n, int workers) {
+        int chunks = (n + MC - 1) / MC;
+        chunks = (chunks + workers - 1) / workers * workers;
+        return Math.min(MC, padRows((n + chunks - 1) / chunks));
     }
 
     /** Whether every worker has enough rows to work on whole rows (else columns are split). */
     static boolean byRows(int n, int workers) {
         return n >= 2 * MicroKernel.MR * workers;
-    }
-
-    /** Start of share w of {@code total} items split evenly over {@code workers}. */
-    static int part(int total, int workers, int w) {
-        return (int) ((long) total * w / workers);
     }
 
     /**

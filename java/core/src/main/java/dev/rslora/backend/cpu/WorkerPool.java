@@ -7,15 +7,44 @@ import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * A fixed pool of {@code size - 1} daemon threads plus the calling thread, created once. A job is
- * run as {@code job.run(w)} for every worker index w in [0, size): w = 0 on the caller. Work is
- * split statically by w inside the job, so which thread computes what never depends on timing.
- * Workers spin briefly between jobs (jobs of one layer call follow each other within
- * microseconds), then park. One job at a time: concurrent callers queue on a lock.
+ * a number of units; the caller (worker 0) and the pool's threads claim units from a counter
+ * until none is left, each running {@code body.run(worker, unit)} with its own worker index (which
+ * selects its scratch buffers).
+ *
+ * <p>Nobody waits for a thread that has not started: the caller works through the units itself,
+ * then waits only for threads that are inside the job. A thread that wakes up after the caller has
+ * closed the job leaves without touching it. So when another process holds a core, a job costs
+ * about what one thread needs for it, instead of waiting for the busy core's time slice (a static
+ * split of the work waits for the slowest share). Callers make every unit's result independent of
+ * which worker runs it, so results never depend on timing. Threads spin briefly between jobs (jobs
+ * of one layer call follow each other within microseconds), then park. One job at a time:
+ * concurrent callers queue on a lock.
  */
 final class WorkerPool implements AutoCloseable {
-    /** The share of worker {@code w}. */
-    interface Job {
-        void run(int worker);
+    /** One unit of a job, run by worker {@code worker}. */
+    interface Body {
+        void run(int worker, int unit);
+    }
+
+    /** One job: its units, the claim counter, the threads inside, and whether the caller closed it. */
+    private static final class Job {
+        final int units;
+        final Body body;
+        final AtomicInteger next = new AtomicInteger();
+        final AtomicInteger inside = new AtomicInteger();
+        volatile boolean closed;
+
+        Job(int units, Body body) {
+            this.units = units;
+            this.body = body;
+        }
+
+        /** Claims and runs units until none is left. */
+        void work(int worker) {
+            for (int u = next.getAndIncrement(); u < units; u = next.getAndIncrement()) {
+                body.run(worker, u);
+            }
+        }
     }
 
     private static final int SPINS = 1 << 14;
@@ -23,10 +52,8 @@ final class WorkerPool implements AutoCloseable {
     private final int size;
     private final Thread[] threads;
     private final ReentrantLock lock = new ReentrantLock();
-    private final AtomicInteger pending = new AtomicInteger();
     private final AtomicReference<Throwable> failure = new AtomicReference<>();
     private volatile Job job;
-    private volatile long generation;
     private volatile Thread caller;
     private volatile boolean closed;
 
@@ -56,13 +83,16 @@ final class WorkerPool implements AutoCloseable {
     }
 
     /**
-     * Runs {@code job.run(w)} for w in [0, size) and returns when all are done. With
-     * {@code parallel} false every share runs on the caller, in order of w (the same results).
+     * Runs {@code body} for units [0, units) and returns when all are done. With {@code parallel}
+     * false (or one unit) every unit runs on the caller as worker 0, in order.
      */
-    void run(Job job, boolean parallel) {
-        if (!parallel || threads.length == 0) {
-            for (int w = 0; w < size; w++) {
-                job.run(w);
+    void run(int units, Body body, boolean parallel) {
+        if (units <= 0) {
+            return;
+        }
+        if (!parallel || threads.length == 0 || units == 1) {
+            for (int u = 0; u < units; u++) {
+                body.run(0, u);
             }
             return;
         }
@@ -73,28 +103,29 @@ final class WorkerPool implements AutoCloseable {
             }
             failure.set(null);
             caller = Thread.currentThread();
-            pending.set(threads.length);
-            this.job = job;
-            generation = generation + 1;
+            Job j = new Job(units, body);
+            job = j;
             for (Thread t : threads) {
                 LockSupport.unpark(t);
             }
             Throwable mine = null;
             try {
-                job.run(0);
+                j.work(0);
             } catch (Throwable t) {
                 mine = t;
+                j.next.set(j.units);
             }
+            j.closed = true;
             int spins = 0;
-            while (pending.get() != 0) {
+            while (j.inside.get() != 0) {
                 if (spins < SPINS) {
                     spins++;
                     Thread.onSpinWait();
                 } else {
-                    LockSupport.park(this);
+                    LockSupport.parkNanos(this, 10_000);
                 }
             }
-            this.job = null;
+            job = null;
             Throwable f = mine != null ? mine : failure.get();
             if (f instanceof RuntimeException e) {
                 throw e;
@@ -111,11 +142,11 @@ final class WorkerPool implements AutoCloseable {
     }
 
     private void loop(int w) {
-        long seen = 0;
+        Job seen = null;
         while (true) {
-            long g;
+            Job j;
             int spins = 0;
-            while ((g = generation) == seen) {
+            while ((j = job) == null || j == seen) {
                 if (closed) {
                     return;
                 }
@@ -126,14 +157,18 @@ final class WorkerPool implements AutoCloseable {
                     LockSupport.park(this);
                 }
             }
-            seen = g;
+            seen = j;
+            j.inside.incrementAndGet();
             try {
-                job.run(w);
+                if (!j.closed) {
+                    j.work(w);
+                }
             } catch (Throwable t) {
                 failure.compareAndSet(null, t);
-            }
-            if (pending.decrementAndGet() == 0) {
-                LockSupport.unpark(caller);
+                // the caller may be claiming units of this job: stop it from taking more
+                j.next.set(j.units);
+            } finally {
+                j.inside.decrementAndGet();
             }
         }
     }

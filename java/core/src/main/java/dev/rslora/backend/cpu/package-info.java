@@ -1,6 +1,6 @@
 /**
  * The {@code cpu} backend: the rsLoRA layer of SPEC.md §2–4 and §6 on the JVM's Vector API,
- * multi-threaded, bit-for-bit deterministic for a given worker count.
+ * multi-threaded, bit-for-bit deterministic.
  *
  * <pre>
  *   X [N, d_in], W [d_out, d_in], b [d_out], A [r, d_in], B [d_out, r], U [N, r], Y/dY [N, d_out]
@@ -11,21 +11,28 @@
  * Where things are:
  * <ul>
  *   <li>{@link dev.rslora.backend.cpu.CpuBackend}: the public entry point (validation, locking, merge);</li>
- *   <li>{@link dev.rslora.backend.cpu.ForwardPass}, {@link dev.rslora.backend.cpu.BackwardPass}: the
- *       per-call work split over the workers, chunk by chunk of rows;</li>
- *   <li>{@link dev.rslora.backend.cpu.MicroKernel}: the 8×32 fp32 register tile every GEMM uses;</li>
+ *   <li>{@link dev.rslora.backend.cpu.ForwardPass}, {@link dev.rslora.backend.cpu.BackwardPass}: one
+ *       call's work as jobs of units (chunks of rows, panels, column groups);</li>
+ *   <li>{@link dev.rslora.backend.cpu.MicroKernel}: the fp32 register tile every GEMM uses, shaped for
+ *       the vector length (8×32 with 512-bit vectors, 6×16 with 256-bit, 8×12 with 128-bit, 4×4
+ *       scalar; {@code -Drslora.cpu.vectorBits} forces a narrower one), and its one-row form;</li>
+ *   <li>{@link dev.rslora.backend.cpu.GradGemm}, {@link dev.rslora.backend.cpu.RowGrads}: dA and dB
+ *       as GEMMs over all N rows, or as outer products for N ≤ 8;</li>
  *   <li>{@link dev.rslora.backend.cpu.Panels}: packing into the kernel's B-operand panels;
- *       {@link dev.rslora.backend.cpu.CpuFrozenWeight}: W packed once, off-heap;</li>
+ *       {@link dev.rslora.backend.cpu.CpuFrozenWeight}: W packed once, off-heap, and the layer's
+ *       packed adapter ({@link dev.rslora.backend.cpu.AdapterPanels}, repacked when A, B or γ change);</li>
  *   <li>{@link dev.rslora.backend.cpu.MaskBits}: the dropout mask as keep bits (vectorised Philox,
  *       identical to {@link dev.rslora.dropout.DropoutMask});</li>
  *   <li>{@link dev.rslora.backend.cpu.Convert}: F32/BF16/F16 rows to and from fp32 (RNE stores);</li>
  *   <li>{@link dev.rslora.backend.cpu.WorkerPool}, {@link dev.rslora.backend.cpu.Split},
  *       {@link dev.rslora.backend.cpu.Scratch}, {@link dev.rslora.backend.cpu.NativeBuffer}:
- *       threads, static partitions and per-worker buffers.</li>
+ *       threads that claim units as they come, how work is cut, per-worker buffers.</li>
  * </ul>
  * Precision: every product is accumulated in fp32 (fma) and each output is rounded once to its
  * dtype; γ is folded into the packed Bᵀ (forward) and γA (backward dX) panels and applied to
- * the fp32 sums of dA and dB. Performance notes and measurements: the commit history and
- * {@code dev.rslora.bench.CpuLayerBenchmark}.
+ * the fp32 sums of dA and dB. Each output element is one fixed sequence of operations whichever
+ * worker computes it, so results depend neither on the worker count nor on timing. Performance
+ * notes and measurements: the commit history, {@code dev.rslora.bench.CpuLayerBenchmark} and
+ * bench/RESULTS.md.
  */
 package dev.rslora.backend.cpu;

@@ -32,7 +32,7 @@ class ConvertTest {
         float[] v = samples(0xBF16L, 100_003);
         try (Arena arena = Arena.ofConfined()) {
             Tensor t = Tensor.allocate(arena, DType.BF16, v.length);
-            Convert.store(v, 0, v.length, t, 0);
+            Convert.store(v, 0, v.length, Convert.Sink.of(t), 0);
             for (int i = 0; i < v.length; i++) {
                 short got = t.segment().getAtIndex(DType.LE_SHORT, i);
                 assertEquals(Bf16.fromFloat(v[i]), got, "bits 0x" + Integer.toHexString(Float.floatToRawIntBits(v[i])));
@@ -47,7 +47,7 @@ class ConvertTest {
             for (DType d : DType.values()) {
                 for (int start : new int[] {0, 1, 17}) {
                     Tensor t = Tensor.allocate(arena, d, v.length + start);
-                    Convert.store(v, 3, v.length - 3, t, start);
+                    Convert.store(v, 3, v.length - 3, Convert.Sink.of(t), start);
                     float[] back = new float[v.length];
                     Convert.load(t, start, v.length - 3, back, 0);
                     for (int i = 0; i < v.length - 3; i++) {

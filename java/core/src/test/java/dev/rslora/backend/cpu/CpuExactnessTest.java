@@ -198,4 +198,27 @@ class CpuExactnessTest {
             Compare.bitEqual("dB", second.gradB(), first.gradB(), f.describe());
         }
     }
+
+    /**
+     * Each output element is one fixed sequence of fp32 operations whoever computes it, so 1, 3
+     * and 4 workers give the bits of 2, on the small-N and the row path (dropout, accumulate).
+     */
+    @ParameterizedTest(name = "n={0}")
+    @CsvSource({"1", "5", "20", "37", "300"})
+    void resultsDoNotDependOnTheWorkerCount(int n) {
+        try (LayerFixture f = new LayerFixture(n, 129, 70, 20, DType.F32, 0.1f, GradMode.ACCUMULATE, true, BASE_SEED + n)) {
+            LayerFixture.Outputs two = f.run(cpu);
+            for (int threads : new int[] {1, 3, 4}) {
+                try (CpuBackend other = new CpuBackend(threads)) {
+                    LayerFixture.Outputs got = f.run(other);
+                    String ctx = f.describe() + " threads=" + threads;
+                    Compare.bitEqual("Y", got.y(), two.y(), ctx);
+                    Compare.bitEqual("U", got.u(), two.u(), ctx);
+                    Compare.bitEqual("dX", got.dx(), two.dx(), ctx);
+                    Compare.bitEqual("dA", got.gradA(), two.gradA(), ctx);
+                    Compare.bitEqual("dB", got.gradB(), two.gradB(), ctx);
+                }
+            }
+        }
+    }
 }

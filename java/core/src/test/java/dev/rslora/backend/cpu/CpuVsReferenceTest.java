@@ -15,10 +15,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The cpu backend against the double-accumulating reference over a covering subset of
- * N ∈ {1, 7, 64, 1025}, d ∈ {1, 3, 64, 129, 1024}, r ∈ {1, 2, 8, 16, 64, 256}: every small shape
+ * N ∈ {1, 7, 8, 9, 20, 64, 1025}, d ∈ {1, 3, 64, 129, 1024}, r ∈ {1, 2, 8, 16, 64, 256}: every small shape
  * in every dtype × dropout {0, 0.1} × {assign, accumulate}; the large shapes (where the O(n·d²)
- * oracle is slow) on a few combinations. Rows N ≥ 32 take the row-split path, smaller N the
- * column-split path; one case uses 3 workers. Tolerances (SPEC.md §7): |got − ref| ≤
+ * oracle is slow) on a few combinations. N ≥ 2·MR·workers takes the row path, smaller N the
+ * column path (N ≤ 8 with outer-product gradients, N = 1 with the one-row kernel); some cases use
+ * 3 workers. Tolerances (SPEC.md §7): |got − ref| ≤
  * atol·max|ref| + rtol·|ref| per tensor and dtype, looser atol for dA/dB (sums over N); for BF16
  * and F16 the max error must also be at most 2× that of {@link NaiveLayer} (+1e-6·max|ref|).
  */
@@ -73,6 +74,11 @@ class CpuVsReferenceTest {
         out.add(new Case(1, 1024, 129, 1, DType.BF16, 0.1f, GradMode.ACCUMULATE, 2));
         out.add(new Case(1025, 64, 129, 256, DType.F32, 0.1f, GradMode.ACCUMULATE, 2));
         out.add(new Case(131, 129, 64, 64, DType.BF16, 0.1f, GradMode.ACCUMULATE, 3));
+        // small N around the row-vector (N ≤ 8) and small-path (N < 2·MR·workers) boundaries
+        out.add(new Case(8, 129, 70, 24, DType.F32, 0.1f, GradMode.ACCUMULATE, 2));
+        out.add(new Case(9, 129, 70, 24, DType.F16, 0.1f, GradMode.ASSIGN, 2));
+        out.add(new Case(20, 300, 129, 40, DType.F32, 0.1f, GradMode.ACCUMULATE, 2));
+        out.add(new Case(20, 64, 257, 33, DType.BF16, 0f, GradMode.ASSIGN, 3));
         return out;
     }
 

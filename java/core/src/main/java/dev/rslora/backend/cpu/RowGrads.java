@@ -1,0 +1,115 @@
+package dev.rslora.backend.cpu;
+
+import dev.rslora.tensor.Tensor;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The adapter gradients for a handful of rows (N ≤ {@link #MAX_ROWS}: decoding), as sums of
+ * outer products written in one pass over the output instead of {@link GradGemm}'s tiles:
+ * <pre>
+ *   dA[j, c] (=|+=) γ·Σ_{i&lt;n} V[i, j]·D(X)[i, c]      row j of dA, columns of one group
+ *   dB[o, j] (=|+=) γ·Σ_{i&lt;n} dY[i, o]·U[i, j]        rows o of one group, all r columns
+ * </pre>
+ * Each sum runs over i in increasing order in fp32 (fma), is multiplied by γ, has the old value
+ * added when accumulating, and is rounded once: the same arithmetic whichever worker runs it.
+ */
+final class RowGrads {
+    /** The largest N that takes this path. */
+    static final int MAX_ROWS = 8;
+    private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
+    private static final int L = MicroKernel.L;
+
+    private RowGrads() {
+    }
+
+    /**
+     * dA rows j &lt; r over columns [col0, col1) of x [n, d_in] (masked when {@code mask} is set:
+     * keep bits of row i from bits[i·words]).
+     *
+     * @param v V [n, r] row-major
+     */
+    static void dA(Scratch s, float[] v, int n, int r, Tensor x, int dIn, MaskBits mask, long[] bits, int words,
+                   int col0, int col1, float gamma, Tensor old, Convert.Sink out) {
+        int cols = col1 - col0;
+        s.gradBlock = Scratch.grow(s.gradBlock, (long) n * cols);
+        float[] xb = s.gradBlock;
+        for (int i = 0; i < n; i++) {
+            Convert.load(x, (long) i * dIn + col0, cols, xb, i * cols);
+            if (mask != null) {
+                mask.apply(xb, i * cols, bits, i * words, col0, cols, xb, i * cols);
+            }
+        }
+        s.row = Scratch.grow(s.row, cols);
+        s.old = Scratch.grow(s.old, cols);
+        float[] row = s.row;
+        for (int j = 0; j < r; j++) {
+            int c = 0;
+            if (!MicroKernel.SCALAR) {
+                for (; c + L <= cols; c += L) {
+                    FloatVector acc = FloatVector.fromArray(S, xb, c).mul(v[j]);
+                    for (int i = 1; i < n; i++) {
+                        acc = FloatVector.fromArray(S, xb, i * cols + c).fma(FloatVector.broadcast(S, v[i * r + j]), acc);
+                    }
+                    acc.intoArray(row, c);
+                }
+            }
+            for (; c < cols; c++) {
+                float acc = xb[c] * v[j];
+                for (int i = 1; i < n; i++) {
+                    acc = Math.fma(xb[i * cols + c], v[i * r + j], acc);
+                }
+                row[c] = acc;
+            }
+            if (old != null) {
+                Convert.load(old, (long) j * dIn + col0, cols, s.old, 0);
+            }
+            TileOps.scaleAdd(row, cols, gamma, old != null ? s.old : null);
+            Convert.store(row, 0, cols, out, (long) j * dIn + col0);
+        }
+    }
+
+    /** dB rows o in [o0, o1) of dB [d_out, r], from dy [n, d_out] and u [n, r] (F32). */
+    static void dB(Scratch s, Tensor u, int n, int r, Tensor dy, int dOut, int o0, int o1, float gamma, Tensor old,
+                   Convert.Sink sink) {
+        int cols = o1 - o0;
+        s.gradBlock = Scratch.grow(s.gradBlock, (long) n * cols);
+        float[] yb = s.gradBlock;
+        for (int i = 0; i < n; i++) {
+            Convert.load(dy, (long) i * dOut + o0, cols, yb, i * cols);
+        }
+        s.uc = Scratch.grow(s.uc, (long) n * r);
+        float[] ub = s.uc;
+        Convert.load(u, 0, n * r, ub, 0);
+        // dB rows [o0, o1) are contiguous: build them in one block, then scale, add and store it once
+        s.row = Scratch.grow(s.row, (long) cols * r);
+        float[] out = s.row;
+        for (int oc = 0; oc < cols; oc++) {
+            int at = oc * r;
+            int c = 0;
+            if (!MicroKernel.SCALAR) {
+                for (; c + L <= r; c += L) {
+                    FloatVector acc = FloatVector.fromArray(S, ub, c).mul(yb[oc]);
+                    for (int i = 1; i < n; i++) {
+                        acc = FloatVector.fromArray(S, ub, i * r + c).fma(FloatVector.broadcast(S, yb[i * cols + oc]), acc);
+                    }
+                    acc.intoArray(out, at + c);
+                }
+            }
+            for (; c < r; c++) {
+                float acc = ub[c] * yb[oc];
+                for (int i = 1; i < n; i++) {
+                    acc = Math.fma(ub[i * r + c], yb[i * cols + oc], acc);
+                }
+                out[at + c] = acc;
+            }
+        }
+        int count = cols * r;
+        if (old != null) {
+            s.old = Scratch.grow(s.old, count);
+            Convert.load(old, (long) o0 * r, count, s.old, 0);
+        }
+        TileOps.scaleAdd(out, count, gamma, old != null ? s.old : null);
+        Convert.store(out, 0, count, sink, (long) o0 * r);
+    }
+}

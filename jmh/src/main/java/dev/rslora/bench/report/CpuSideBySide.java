@@ -1,0 +1,315 @@
+package dev.rslora.bench.report;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Optional;
+import java.util.function.Predicate;
+
+/**
+ * The CPU figures measured side by side in one JVM (see {@link Interleaved}): ours against the
+ * OpenBLAS chain, R with the LoRA and base steps alternating, decoding latencies, the effect of a
+ * busy core, the machine's FMA ceiling, and issue 14's targets. Every row names our register tile.
+ */
+final class CpuSideBySide {
+    /** Issue 14: ours (tile) ÷ OpenBLAS (core) ≥ min at N, d = 1024, r = 64. */
+    record SpeedTarget(int n, String tile, String core, double min) {
+    }
+
+    /** Issue 14: R ≤ max at N = 512, d = 1024, r. */
+    record RTarget(int r, double max) {
+    }
+
+    static final List<SpeedTarget> SPEED = List.of(new SpeedTarget(512, "512", "Cooperlake", 1.2),
+            new SpeedTarget(2048, "512", "Cooperlake", 1.05), new SpeedTarget(512, "256", "Haswell", 1.05),
+            new SpeedTarget(2048, "256", "Haswell", 1.05));
+    static final List<RTarget> R_TARGETS = List.of(new RTarget(64, 1.10), new RTarget(256, 1.4));
+    /** Issue 14: the LoRA step at N = 1 costs at most this many base steps. */
+    static final double DECODE_MAX = 1.3;
+
+    private CpuSideBySide() {
+    }
+
+    static String write(Results res) {
+        StringBuilder sb = new StringBuilder();
+        sb.append("### The machine's FMA ceiling (`FmaPeakBenchmark`, one thread, operands in registers)\n\n")
+                .append(fmaCeiling(res)).append("\n");
+        sb.append("### Ours against OpenBLAS, interleaved in one JVM (the ratios to quote)\n\n")
+                .append("`CpuVsOpenBlasBenchmark`: per invocation a block of our LoRA steps, a pause, a block of the OpenBLAS ")
+                .append("chain's, a pause (the pauses, untimed, let the other side's threads go idle first); the ratio is taken ")
+                .append("per iteration and its median and range over the iterations are given. A load that comes and goes ")
+                .append("hits both sides alike, which separate runs minutes apart (the tables further down) do not.\n\n")
+                .append(versusOpenBlas(res)).append("\n");
+        sb.append("### R and decoding latency, the LoRA and base steps interleaved\n\n")
+                .append("`CpuLayerBenchmark.loraThenBase`: one LoRA step then one frozen-base step per invocation, each timed; ")
+                .append("R per iteration, median and range. The FLOP ratio 1 + 3r/d is R if the LoRA FLOPs ran at the base's rate.\n\n")
+                .append(rTable(res)).append("\n");
+        sb.append("### One thread, timed in its CPU time (the register tiles' rates)\n\n")
+                .append("`CpuLayerBenchmark.loraThenBaseCpu` with one worker thread: all the work runs on the timed thread, so ")
+                .append("its CPU time gives the rates while it runs, which other processes on a shared machine do not dilute; ")
+                .append("compare with the FMA ceiling of the same width (the table above).\n\n")
+                .append(cpuTimeTable(res)).append("\n");
+        sb.append("### Targets (issue 14)\n\n").append(targets(res)).append("\n");
+        return sb.toString();
+    }
+
+    private static List<Interleaved> of(Results res, Interleaved.Kind kind, Predicate<Interleaved> p) {
+        return res.interleaved().stream().filter(i -> i.kind() == kind).filter(p)
+                .sorted(Comparator.<Interleaved>comparingInt(i -> i.shape().n()).thenComparingInt(i -> i.shape().dIn())
+                        .thenComparingInt(i -> i.shape().r()).thenComparing(i -> i.param("tile", "auto"))
+                        .thenComparing(i -> i.param("busy", "0")))
+                .toList();
+    }
+
+    /** "512-bit vectors, 8×32 tile" for the run's tile parameter; "the JIT's widest" for "auto". */
+    static String tile(Interleaved i) {
+        String t = i.param("tile", "auto");
+        String name = t.equals("auto") ? null : Catalog.tileName(t);
+        String jvm = i.param("jvm", "");
+        return (name != null ? name : "the JIT's widest vectors") + (jvm.isEmpty() ? "" : " (" + jvm + ")");
+    }
+
+    static String figure(Interleaved i) {
+        return Fmt.num(i.figure(), 3) + " (" + Fmt.num(i.figureMin(), 3) + "–" + Fmt.num(i.figureMax(), 3) + ", "
+                + i.iterations() + " iterations)";
+    }
+
+    static String fmaCeiling(Results res) {
+        List<List<String>> rows = new ArrayList<>();
+        for (JmhJson.Unknown u : res.unknown()) {
+            if (!handles(u)) {
+                continue;
+            }
+            String width = u.benchmark().substring("FmaPeakBenchmark.fma".length());
+            double ns = u.ms() * 1e6;
+            double cpu = ceiling(res, width);
+            rows.add(List.of(width.equals("Scalar") ? "scalar" : width + "-bit", Fmt.num(ns, 4),
+                    Fmt.num(2.0 * lanes(width) / ns, 1), Double.isNaN(cpu) ? "n/a" : Fmt.num(cpu, 1), res.load(u.source())));
+        }
+        if (rows.isEmpty()) {
+            return Fmt.NONE + "\n";
+        }
+        return Fmt.table(List.of("vector width", "ns per FMA instruction (wall)", "GFLOP/s per core (wall)",
+                "GFLOP/s per CPU-second of the thread", "load (1/5/15 min) before → after"), rows);
+    }
+
+    private static int lanes(String width) {
+        return width.equals("Scalar") ? 1 : Integer.parseInt(width) / 32;
+    }
+
+    /**
+     * The FMA ceiling of one core at a width ("512", "256", "128", "Scalar") in GFLOP/s per second
+     * of the thread's CPU time (NaN when not measured).
+     */
+    static double ceiling(Results res, String width) {
+        return res.unknown().stream().filter(u -> u.benchmark().equals("FmaPeakBenchmark.fma" + width))
+                .mapToDouble(u -> {
+                    Double f = u.aux().get("fmas");
+                    Double c = u.aux().get("cpuNanos");
+                    return f == null || c == null || !(c > 0) ? Double.NaN : 2.0 * lanes(width) * f / c;
+                }).findFirst().orElse(Double.NaN);
+    }
+
+    static String cpuTimeTable(Results res) {
+        List<List<String>> rows = new ArrayList<>();
+        for (Interleaved i : of(res, Interleaved.Kind.LORA_VS_BASE_CPU, x -> x.param("threads", "0").equals("1"))) {
+            String t = i.param("tile", "auto");
+            double gflops = i.shape().baseFlop() / (i.bMedian() * 1e6);
+            double ceil = t.equals("auto") ? Double.NaN : ceiling(res, t.equals("0") ? "Scalar" : t);
+            rows.add(List.of(Integer.toString(i.shape().n()), i.shape().dLabel(), Integer.toString(i.shape().r()), tile(i),
+                    i.param("jvm", "none"), Fmt.num(i.bMedian(), Fmt.decimals(i.bMedian())), Fmt.num(gflops, 1),
+                    Double.isNaN(ceil) ? "n/a" : Fmt.num(100 * gflops / ceil, 0) + " %", figure(i), res.load(i.source())));
+        }
+        if (rows.isEmpty()) {
+            return Fmt.NONE + "\n";
+        }
+        return Fmt.table(List.of("N", "d", "r", "ours", "JIT flags", "base CPU-ms/step", "base GFLOP/s per CPU-second",
+                "of the FMA ceiling at that width", "R in CPU time: median (range)", "load (1/5/15 min) before → after"), rows);
+    }
+
+    /** Whether this section renders an otherwise unknown JMH result (the FMA ceiling). */
+    static boolean handles(JmhJson.Unknown u) {
+        return u.benchmark().startsWith("FmaPeakBenchmark.fma");
+    }
+
+    static String versusOpenBlas(Results res) {
+        List<List<String>> rows = new ArrayList<>();
+        List<Interleaved> all = new ArrayList<>(of(res, Interleaved.Kind.OURS_VS_OPENBLAS, x -> !x.param("threads", "0").equals("1")));
+        all.addAll(of(res, Interleaved.Kind.OURS_VS_OPENBLAS_CPU, x -> true));
+        for (Interleaved i : all) {
+            String core = i.param("core", "?");
+            int busy = Integer.parseInt(i.param("busy", "0"));
+            boolean cpu = i.kind() == Interleaved.Kind.OURS_VS_OPENBLAS_CPU;
+            rows.add(List.of(Integer.toString(i.shape().n()), i.shape().dLabel(), Integer.toString(i.shape().r()),
+                    "rslora cpu, " + tile(i), "OpenBLAS sgemm chain, " + core + " kernels" + Catalog.isa(core),
+                    cpu ? "1 each, CPU time" : i.param("threads", "0").equals("0") ? "all cores" : i.param("threads", "?"),
+                    busy == 0 ? "none" : busy + " thread" + (busy > 1 ? "s" : ""), Fmt.num(i.aMedian(), Fmt.decimals(i.aMedian())),
+                    Fmt.num(i.bMedian(), Fmt.decimals(i.bMedian())), figure(i), res.load(i.source())));
+        }
+        if (rows.isEmpty()) {
+            return Fmt.NONE + "\n";
+        }
+        return Fmt.table(List.of("N", "d", "r", "ours", "peer", "threads", "competing load", "ours ms/step", "peer ms/step",
+                "ours ÷ peer (throughput; > 1: ours faster)", "load (1/5/15 min) before → after"), rows)
+                + busyEffect(res);
+    }
+
+    /**
+     * How much one busy core slows each side: measured side by side ({@code busyEffect}: blocks with
+     * and without a competing thread in the same invocation) when available, else from a busy run
+     * and a quiet run of the same shape (two runs).
+     */
+    static String busyEffect(Results res) {
+        List<List<String>> rows = new ArrayList<>();
+        for (Interleaved o : of(res, Interleaved.Kind.BUSY_OURS, x -> true)) {
+            Optional<Interleaved> p = of(res, Interleaved.Kind.BUSY_PEER, x -> x.source().equals(o.source())
+                    && x.shape().equals(o.shape()) && x.params().equals(o.params())).stream().findFirst();
+            if (p.isEmpty()) {
+                continue;
+            }
+            String core = o.param("core", "?");
+            rows.add(List.of(Integer.toString(o.shape().n()), o.shape().dLabel(), Integer.toString(o.shape().r()),
+                    "rslora cpu, " + tile(o), "OpenBLAS " + core + Catalog.isa(core), figure(o), figure(p.get()),
+                    res.load(o.source())));
+        }
+        if (!rows.isEmpty()) {
+            return "\nA busy core, side by side (`busyEffect`: each side's blocks without and with one thread of competing "
+                    + "load in the same invocation; time with ÷ time without):\n\n"
+                    + Fmt.table(List.of("N", "d", "r", "ours", "peer", "ours slowed by", "peer slowed by",
+                    "load (1/5/15 min) before → after"), rows);
+        }
+        List<String> lines = new ArrayList<>();
+        for (Interleaved busy : of(res, Interleaved.Kind.OURS_VS_OPENBLAS, i -> !i.param("busy", "0").equals("0")
+                && !i.param("threads", "0").equals("1"))) {
+            Optional<Interleaved> quiet = quietTwin(res, busy);
+            if (quiet.isEmpty()) {
+                continue;
+            }
+            Interleaved q = quiet.get();
+            lines.add("- N = " + busy.shape().n() + ", d = " + busy.shape().dLabel() + ", r = " + busy.shape().r() + ", "
+                    + tile(busy) + " vs " + q.param("core", "?") + ": with " + busy.param("busy", "?")
+                    + " competing thread(s) ours takes " + Fmt.num(busy.aMedian() / q.aMedian(), 2) + "× its time, OpenBLAS "
+                    + Fmt.num(busy.bMedian() / q.bMedian(), 2) + "× (medians of two runs: " + q.source() + " and " + busy.source() + ")");
+        }
+        return lines.isEmpty() ? "" : "\nA busy core (the same shape with and without competing threads):\n\n" + String.join("\n", lines) + "\n";
+    }
+
+    private static Optional<Interleaved> quietTwin(Results res, Interleaved busy) {
+        return of(res, Interleaved.Kind.OURS_VS_OPENBLAS, i -> i.param("busy", "0").equals("0") && i.shape().equals(busy.shape())
+                && i.param("threads", "0").equals(busy.param("threads", "0"))
+                && i.param("tile", "auto").equals(busy.param("tile", "auto"))
+                && i.param("core", "?").equals(busy.param("core", "?"))).stream().findFirst();
+    }
+
+    static String rTable(Results res) {
+        List<List<String>> rows = new ArrayList<>();
+        for (Interleaved i : of(res, Interleaved.Kind.LORA_VS_BASE, x -> true)) {
+            Shape s = i.shape();
+            double floor = 1 + 6.0 * s.r() * (s.dIn() + s.dOut()) / (4.0 * s.dIn() * s.dOut());
+            String busy = i.param("busy", "0");
+            rows.add(List.of(Integer.toString(s.n()), s.dLabel(), Integer.toString(s.r()), tile(i) + (busy.equals("0") ? ""
+                    : ", " + busy + " competing thread(s)"), Fmt.num(i.aMedian(), Fmt.decimals(i.aMedian())),
+                    Fmt.num(i.bMedian(), Fmt.decimals(i.bMedian())), figure(i), Fmt.num(floor, 3), res.load(i.source())));
+        }
+        if (rows.isEmpty()) {
+            return Fmt.NONE + "\n";
+        }
+        return Fmt.table(List.of("N", "d", "r", "ours", "LoRA ms/step", "base ms/step", "R: median (range)", "FLOP ratio",
+                "load (1/5/15 min) before → after"), rows);
+    }
+
+    private static Optional<Interleaved> find(Results res, Interleaved.Kind kind, int n, int d, int r, String tile,
+                                              String core) {
+        return of(res, kind, i -> i.shape().n() == n && i.shape().dIn() == d && i.shape().dOut() == d && i.shape().r() == r
+                && i.param("tile", "auto").equals(tile) && i.param("busy", "0").equals("0")
+                && (kind == Interleaved.Kind.OURS_VS_OPENBLAS_CPU || !i.param("threads", "0").equals("1"))
+                && (core == null || i.param("core", "?").equalsIgnoreCase(core))).stream().findFirst();
+    }
+
+    static String targets(Results res) {
+        List<List<String>> rows = new ArrayList<>();
+        for (SpeedTarget t : SPEED) {
+            String what = "ours (" + Catalog.tileName(t.tile()) + ") ÷ OpenBLAS " + t.core() + Catalog.isa(t.core()) + " ≥ "
+                    + Fmt.num(t.min(), 2) + "× at N=" + t.n() + ", d=1024, r=64";
+            Optional<Interleaved> m = find(res, Interleaved.Kind.OURS_VS_OPENBLAS, t.n(), 1024, 64, t.tile(), t.core());
+            rows.add(m.map(i -> List.of(what + " (all cores, wall time)", figure(i) + "; load " + res.load(i.source()),
+                    verdict(i.figure() >= t.min(), i.figureMin() >= t.min(), i.figureMax() >= t.min()) + underLoad(res, i)))
+                    .orElse(List.of(what + " (all cores, wall time)", Fmt.NONE, Fmt.NONE)));
+            find(res, Interleaved.Kind.OURS_VS_OPENBLAS_CPU, t.n(), 1024, 64, t.tile(), t.core()).ifPresent(i -> rows.add(List.of(
+                    what + " (one thread each, CPU time)", figure(i) + "; load " + res.load(i.source()),
+                    verdict(i.figure() >= t.min(), i.figureMin() >= t.min(), i.figureMax() >= t.min()) + underLoad(res, i))));
+        }
+        for (RTarget t : R_TARGETS) {
+            double floor = 1 + 3.0 * t.r() / 1024;
+            String what = "R ≤ " + Fmt.num(t.max(), 2) + " at r=" + t.r() + ", N=512, d=1024 (512-bit tile)";
+            Optional<Interleaved> m = find(res, Interleaved.Kind.LORA_VS_BASE, 512, 1024, t.r(), "512", null);
+            String floorNote = floor > t.max() ? "; the target is below the FLOP floor R = 1 + 3r/d = " + Fmt.num(floor, 3)
+                    + ", reachable only if the LoRA FLOPs ran faster than the base's" : "";
+            rows.add(m.map(i -> List.of(what, "R = " + figure(i) + "; load " + res.load(i.source()),
+                    verdict(i.figure() <= t.max(), i.figureMax() <= t.max(), i.figureMin() <= t.max()) + floorNote
+                            + baseEfficiency(res, i) + underLoad(res, i)))
+                    .orElse(List.of(what, Fmt.NONE, Fmt.NONE + floorNote)));
+        }
+        for (Interleaved o : of(res, Interleaved.Kind.BUSY_OURS, x -> true)) {
+            of(res, Interleaved.Kind.BUSY_PEER, x -> x.source().equals(o.source()) && x.params().equals(o.params())).stream()
+                    .findFirst().ifPresent(p -> rows.add(List.of("a busy second core slows ours far less than OpenBLAS's "
+                            + "all-core chain (N=" + o.shape().n() + ", d=" + o.shape().dLabel() + ", r=" + o.shape().r() + ", "
+                            + tile(o) + " vs " + o.param("core", "?") + ")", "ours ×" + figure(o) + ", OpenBLAS ×" + figure(p)
+                            + "; load " + res.load(o.source()), (o.figure() < p.figure() ? "**kept**" : "**not kept**")
+                            + ": ours slowed " + Fmt.num(o.figure(), 2) + "×, OpenBLAS " + Fmt.num(p.figure(), 2) + "×")));
+        }
+        String what = "N=1: the LoRA step ≤ " + Fmt.num(DECODE_MAX, 1) + "× the frozen base (d=1024, r=64, 512-bit tile)";
+        Optional<Interleaved> m = find(res, Interleaved.Kind.LORA_VS_BASE, 1, 1024, 64, "512", null);
+        rows.add(m.map(i -> List.of(what, Fmt.num(i.aMedian() * 1e3, 1) + " µs vs " + Fmt.num(i.bMedian() * 1e3, 1)
+                        + " µs: " + figure(i) + "; load " + res.load(i.source()),
+                verdict(i.figure() <= DECODE_MAX, i.figureMax() <= DECODE_MAX, i.figureMin() <= DECODE_MAX) + underLoad(res, i)))
+                .orElse(List.of(what, Fmt.NONE, Fmt.NONE)));
+        return Fmt.table(List.of("target", "measured: median (range over iterations)", "verdict"), rows);
+    }
+
+    /**
+     * "; the base step ran at G GFLOP/s, P % of the FMA ceiling of all cores" when the 512-bit
+     * ceiling and the machine's core count were measured, else "".
+     */
+    static String baseEfficiency(Results res, Interleaved i) {
+        double perCore = ceiling(res, "512");
+        if (Double.isNaN(perCore)) {
+            perCore = res.unknown().stream().filter(u -> u.benchmark().equals("FmaPeakBenchmark.fma512"))
+                    .mapToDouble(u -> 2.0 * 16 / (u.ms() * 1e6)).findFirst().orElse(Double.NaN);
+        }
+        int cores = res.cpuEnv() == null ? 0 : res.cpuEnv().path("logical_cpus").asInt(0);
+        if (Double.isNaN(perCore) || cores == 0) {
+            return "";
+        }
+        double gflops = i.shape().baseFlop() / (i.bMedian() * 1e6);
+        return "; the base step (interleaved) ran at " + Fmt.num(gflops, 0) + " GFLOP/s, " + Fmt.num(100 * gflops / (perCore * cores), 0)
+                + " % of " + cores + " × the 512-bit FMA ceiling";
+    }
+
+    /**
+     * " — under load: …" when the run started with a 1-minute load average at or above the number
+     * of logical CPUs (other processes held the cores: such a figure is not a quiet machine's), else "".
+     */
+    static String underLoad(Results res, Interleaved i) {
+        String load = res.load(i.source());
+        int cpus = res.cpuEnv() == null ? 0 : res.cpuEnv().path("logical_cpus").asInt(0);
+        try {
+            double first = Double.parseDouble(load.strip().split("\\s+")[0]);
+            if (cpus > 0 && first >= cpus) {
+                return " — **under load** (" + Fmt.num(first, 1) + " on " + cpus + " logical CPUs at the start): not a quiet "
+                        + "machine's figure; the all-core ratios against OpenBLAS grow with the load";
+            }
+        } catch (NumberFormatException e) {
+            return "";
+        }
+        return "";
+    }
+
+    /** "**met**" when the median meets it (and every iteration does, or not), "**not met**" otherwise. */
+    private static String verdict(boolean median, boolean all, boolean any) {
+        if (median) {
+            return all ? "**met** (every iteration)" : "**met** by the median (not by every iteration)";
+        }
+        return any ? "**not met** by the median (met by some iterations)" : "**not met**";
+    }
+}
