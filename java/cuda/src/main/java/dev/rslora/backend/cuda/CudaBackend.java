@@ -83,7 +83,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
             return new FamilyChoice("v" + v, null);
         }
         KernelSelector.Selection sel = KernelSelector.select(req, table, ctx.computeCapabilityMajor(), ctx.computeCapabilityMinor(),
-                DType.BF16, new KernelSelector.Shape(4096, 4096, 4096, 16, true), FamilyStep::launches, java.util.Map.of());
+                DType.BF16, new KernelSelector.Shape(4096, 4096, 4096, 16, true), CudaBackend::hostLaunches, java.util.Map.of());
         logFamily(sel.toString());
         return new FamilyChoice(sel.family(), table);
     }
@@ -129,7 +129,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
             return family.family().equals("v2") ? "v2" : "v1";
         }
         KernelSelector.Selection sel = KernelSelector.select(family.family(), family.table(), ctx.computeCapabilityMajor(),
-                ctx.computeCapabilityMinor(), t, new KernelSelector.Shape(n, dIn, dOut, r, aligned16), FamilyStep::launches,
+                ctx.computeCapabilityMinor(), t, new KernelSelector.Shape(n, dIn, dOut, r, aligned16), CudaBackend::hostLaunches,
                 java.util.Map.of());
         if (!sel.family().equals(family.family())) {
             logFamily("for n=" + n + " d_in=" + dIn + " d_out=" + dOut + " r=" + r + " " + t + ": " + sel);
@@ -140,6 +140,33 @@ public final class CudaBackend implements Backend, AutoCloseable {
     /** A table-driven step of {@code fam} (not v1/v2) for this layer shape. */
     FamilyStep familyStep(String fam, DType t, int n, int dIn, int dOut, int r) {
         return new FamilyStep(ctx, family.table(), fam, t, n, dIn, dOut, r, workspaceCapBytes);
+    }
+
+    /** As above, with the frozen weight's descriptor cache (W's v3 TMA maps encoded once per weight). */
+    FamilyStep familyStep(String fam, DType t, int n, int dIn, int dOut, int r, TensorMapCache weightMaps) {
+        return new FamilyStep(ctx, family.table(), fam, t, n, dIn, dOut, r, workspaceCapBytes, weightMaps);
+    }
+
+    private static volatile Boolean sm90aImage;
+
+    /**
+     * The rows this host launches: {@link FamilyStep#launches}, and an sm90a row only when the jar
+     * holds the sm_90a image (else an explicit v3 falls back to v4 with that reason instead of failing
+     * at its first launch).
+     */
+    static boolean hostLaunches(KernelTable.Row row) {
+        if (!FamilyStep.launches(row)) {
+            return false;
+        }
+        if (!row.image().equals("sm90a")) {
+            return true;
+        }
+        Boolean has = sm90aImage;
+        if (has == null) {
+            has = KernelImage.sm90a() != null;
+            sm90aImage = has;
+        }
+        return has;
     }
 
     static boolean tableFamily(String fam) {
@@ -374,7 +401,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
             } else {
                 String fam = familyFor(t, p.n(), p.dIn(), p.dOut(), r, true);
                 if (tableFamily(fam)) {
-                    FamilyStep fs = familyStep(fam, t, p.n(), p.dIn(), p.dOut(), r);
+                    FamilyStep fs = familyStep(fam, t, p.n(), p.dIn(), p.dOut(), r, fw.residentWeight().tensorMaps());
                     try (FamilyStep.Buffers fb = fs.allocate(ctx)) {
                         fs.forward(dx, wt, bt, da, db, du, dy, (float) p.gamma(), drop, fb);
                     }
@@ -448,7 +475,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
             } else {
                 String fam = familyFor(t, n, p.dIn(), p.dOut(), r, true);
                 if (tableFamily(fam)) {
-                    FamilyStep fs = familyStep(fam, t, n, p.dIn(), p.dOut(), r);
+                    FamilyStep fs = familyStep(fam, t, n, p.dIn(), p.dOut(), r, fw.residentWeight().tensorMaps());
                     // this call's buffers did not exist in the forward's call: At, Bt and Ug are made again
                     try (FamilyStep.Buffers fb = fs.allocate(ctx)) {
                         fs.prepareBackward(dxIn, da, db, du, (float) p.gamma(), drop, fb);

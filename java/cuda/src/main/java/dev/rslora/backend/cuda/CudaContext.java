@@ -135,7 +135,8 @@ final class CudaContext implements KernelLauncher, AutoCloseable {
         return ccMinor;
     }
 
-    int multiprocessors() {
+    @Override
+    public int multiprocessors() {
         return multiprocessors;
     }
 

@@ -113,7 +113,7 @@ public final class CudaLoraLayer implements AutoCloseable {
             this.split = step.kind() == StepPolicy.Kind.SPLIT ? backend.splitStep() : null;
             this.scratch = split != null ? SplitStep.Scratch.allocate(ctx, t, n, dIn, dOut, r) : null;
             String fam = split == null ? backend.familyFor(t, n, dIn, dOut, r, true) : "v1";
-            this.familyStep = CudaBackend.tableFamily(fam) ? backend.familyStep(fam, t, n, dIn, dOut, r) : null;
+            this.familyStep = CudaBackend.tableFamily(fam) ? backend.familyStep(fam, t, n, dIn, dOut, r, weight.tensorMaps()) : null;
             this.familyBuffers = familyStep != null ? familyStep.allocate(ctx) : null;
             JCudaDriverCopies.zero(ctx, gradA);
             JCudaDriverCopies.zero(ctx, gradB);

@@ -30,6 +30,11 @@ interface KernelLauncher {
         resolve(kernel);
     }
 
+    /** The device's SM count (the persistent v3 grids: one CTA per SM at most). */
+    default int multiprocessors() {
+        throw new UnsupportedOperationException("this launcher knows no SM count");
+    }
+
     /** The encoder of TMA descriptors (the driver's cuTensorMapEncodeTiled). */
     default TensorMapCache.Encoder tensorMaps() {
         throw new UnsupportedOperationException("this launcher encodes no tensor maps");

@@ -55,6 +55,11 @@ final class ResidentTensor implements AutoCloseable {
                 DriverFfm.TMA_SWIZZLE_128B);
     }
 
+    /** The cache of this tensor's descriptors (also for its converted copies: the key holds the dtype, the entry the base). */
+    TensorMapCache tensorMaps() {
+        return maps;
+    }
+
     /** Descriptors encoded for this tensor so far. */
     int tensorMapsEncoded() {
         return maps.encoded();

@@ -13,9 +13,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * A table-driven layer step ({@link FamilyStep}) recorded without a device: for a v3-style family
- * (the memory-bound mb kernels around v1's GEMMs, as cuda/kernels.table has it until the sm90 GEMMs
- * land) every launch's kernel, grid, block, dynamic shared memory and packed params, in order,
+ * A table-driven layer step ({@link FamilyStep}) recorded without a device: for a synthetic family
+ * of the memory-bound mb kernels around v1's GEMMs (the real v3/v4 GEMMs: {@code FamilyStepV3V4Test})
+ * every launch's kernel, grid, block, dynamic shared memory and packed params, in order,
  * checked against the harness's fill() rules (cuda/dev/steps.cuh): where γ goes (Ug, Vg: reduces
  * with 1), which buffers each kernel reads and writes, one dropout for down, da and dx, rank classes.
  */
