@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The benchmark suite and its results file, in one command (see jmh/README.md):
-#   jmh/bench.sh cpu [--quick] [--no-build]  run the CPU suite here (see jmh/README.md for its duration), write the
+#   jmh/bench.sh cpu [--quick] [--no-build] [--only RUN,RUN...]
+#                                           run the CPU suite here (see jmh/README.md for its duration), write the
 #                                           raw JMH JSON to bench/raw/cpu-*.json (+ cpu-env.json, cpu-loads.json),
-#                                           regenerate bench/RESULTS.md and the README's CPU summary
+#                                           regenerate bench/RESULTS.md and the README's CPU summary; --only re-runs
+#                                           the named runs (vs-512, decode, ...: the names of bench/raw/cpu-NAME.json)
+#                                           and keeps every other result with its load
 #   jmh/bench.sh gpu-import LOGDIR [--commit SHA]
 #                                           take a GPU check's files (native-build/gpu-check.sh LOGDIR on a GPU
 #                                           host) into bench/raw/gpu/ (only when it measured something), regenerate;
@@ -23,7 +26,7 @@ java=("$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED --add-modules jdk
 mvn_flags=(${MVN_FLAGS:--q -B})
 
 usage() {
-    sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -49,6 +52,7 @@ load_now() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?"; }
 jmh() {
     local name="$1"
     shift
+    if [[ -n "$only" && ",$only," != *",$name,"* ]]; then return 0; fi
     local before
     before="$(load_now)"
     echo "bench: [$(date -u +%H:%M:%S)] $name (load $before)"
@@ -76,14 +80,32 @@ write_loads() {
 }
 
 cpu() {
-    local quick=0 nobuild=0
+    local quick=0 nobuild=0 want_only=0
+    only=""
     for a in "$@"; do
+        if (( want_only )); then only="$a"; want_only=0; continue; fi
         case "$a" in
             --quick) quick=1 ;;
             --no-build) nobuild=1 ;;
+            --only) want_only=1 ;;
             *) usage ;;
         esac
     done
+    (( want_only )) && usage
+    if [[ -n "$only" ]]; then  # every name must be one of the suite's runs (the NAME of a jmh line below)
+        local known n
+        known="$(grep -oE '^ *jmh [a-z0-9-]+' "${BASH_SOURCE[0]}" | awk '{print $2}' | grep -v '^quick-' | tr '\n' ' ')"
+        local g  # the shape groups' runs (step 5): TAG-ours-lora, TAG-ours-base, TAG-openblas-lora, TAG-openblas-base
+        for g in $(sed -n 's/^ *local groups=(\(.*\))$/\1/p' "${BASH_SOURCE[0]}" | tr -d '"'); do
+            known+="${g%%:*}-ours-lora ${g%%:*}-ours-base ${g%%:*}-openblas-lora ${g%%:*}-openblas-base "
+        done
+        for n in ${only//,/ }; do
+            if [[ " $known " != *" $n "* ]]; then
+                echo "bench: --only: '$n' is not a run of the CPU suite (runs: $known)" >&2
+                exit 2
+            fi
+        done
+    fi
     if (( nobuild == 0 )) && stale; then build; fi
     [[ -f "$jar" ]] || { echo "bench: $jar missing (run without --no-build)" >&2; exit 1; }
     local listed
@@ -187,9 +209,20 @@ cpu() {
         jmh reference-base 'ReferenceLayerBenchmark.baseForwardBackward' -p n=512 -p dIn=1024 -p dOut=1024 \
             -p r=16 -p dropout=0 -wi 1 -i 3
     fi
+    if [[ -n "$only" && -f "$raw/cpu-loads.json" ]]; then
+        # a partial run keeps the loads of the results it does not replace
+        local f
+        for f in "$raw"/cpu-*.json; do
+            f="$(basename "$f")"
+            [[ "$f" == cpu-loads.json || "$f" == cpu-env.json || -f "$stage/$f" ]] && continue
+            sed -n "s/^ *\"$f\": {\"before\": \"\([^\"]*\)\", \"after\": \"\([^\"]*\)\"}.*/$f\t\1\t\2/p" \
+                "$raw/cpu-loads.json" >>"$stage/loads.tsv"
+        done
+    fi
     write_loads
-    # the run succeeded: its files replace the previous CPU results (logs stay in the run folder)
-    rm -f "$raw"/cpu-*.json
+    # the run succeeded: its files replace the previous CPU results (all of them, or with --only the
+    # ones it re-ran; logs stay in the run folder)
+    [[ -z "$only" ]] && rm -f "$raw"/cpu-*.json
     mv "$stage"/cpu-*.json "$raw"/
     echo "bench: CPU suite done in $(( $(date +%s) - t0 )) s; raw JSON in $raw/, logs in $stage/"
     if (( quick )); then

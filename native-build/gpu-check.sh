@@ -7,16 +7,17 @@
 # 3 gpu-tests  the JUnit @Tag("gpu") tests with the bundled runtime (JUnit XML in LOGDIR/junit);
 #   cublas     the cuBLAS binding those tests used (JCublas 12.6.0 or java.lang.foreign, and the library)
 # 4 dev-build  make -C cuda/dev (needs nvcc; SASS for sm_80 and sm_90a)
-# 5 cuda/dev, for every family of cuda/kernels.table (native-build/kernel-table.sh families), in order:
-#   dev-selftest; dev-validate-F (the whole step vs the double reference); dev-bigindex-F
-#   (n·d > 2^31, ~25 GB); dev-oracle-F (F ≠ v1: the whole step vs v1 ON THE DEVICE at large shapes);
-#   dev-bench-F (LOGDIR/dev-bench-F.jsonl: one line per part of the step, with the family);
-#   dev-adamw-full, dev-adamw-bench, dev-adafactor-full, dev-adafactor-bench, dev-seqlogprob-full,
-#   dev-seqlogprob-bench; dev-memcheck-F, dev-racecheck-F, dev-synccheck-F
-#   (compute-sanitizer on `validate F quick`, families after v2); dev-sass (native-build/check-sass.sh:
-#   cuobjdump -sass of the shipped fatbins: every sm90a-image kernel holds HGMMA and UTMALDG, no kernel
-#   of the families after v2 holds LDL/STL). bigindex, oracle and the sanitizers run for a family only
-#   when it brings kernels no earlier family ran (otherwise SKIP, with that reason).
+# 5 cuda/dev (families of cuda/kernels.table, native-build/kernel-table.sh families; those with a
+#   layer-step row not yet validated on hardware first, then the rest): dev-selftest; dev-validate-F
+#   (the whole step vs the double reference) and dev-bench-F (LOGDIR/dev-bench-F.jsonl: one line per
+#   part of the step at 8192x4096x4096) for every family; then dev-bigindex-F (n·d > 2^31, ~25 GB)
+#   and dev-oracle-F (F ≠ v1: the whole step vs v1 ON THE DEVICE at large shapes), only for a family
+#   that brings kernels no family checked before it ran; dev-adamw-full, dev-adamw-bench,
+#   dev-adafactor-full, dev-adafactor-bench, dev-seqlogprob-full, dev-seqlogprob-bench;
+#   dev-memcheck-F, dev-racecheck-F, dev-synccheck-F (compute-sanitizer on `validate F quick`,
+#   families after v2); dev-sass (native-build/check-sass.sh: cuobjdump -sass of the shipped
+#   fatbins: every sm90a-image kernel holds HGMMA and UTMALDG, no kernel of the families after v2
+#   holds LDL/STL).
 # 6 benchmarks native-build/gpu-bench.sh LOGDIR: PEFT peer and GPU JMH (gpu-info.csv, peft.jsonl,
 #              jmh-gpu-r*.json); jmh/bench.sh gpu-import LOGDIR turns them into bench/RESULTS.md
 # Every step writes LOGDIR/<step>.log; the run ends with one table (LOGDIR/summary.txt) and the same
@@ -24,16 +25,18 @@
 # step failed. Without an NVIDIA driver it says so, skips the GPU steps and exits 3 (--force runs them
 # anyway, to test this script on a machine without a GPU).
 #
-# Time budget: 8 minutes (RSLORA_CHECK_BUDGET_S, default 480); each step's timeout is cut to what is
-# left, and steps 2-5 leave RSLORA_BENCH_RESERVE_S (default 100) to the benchmarks. Per step, from the
-# 2026-12-04 H200 run (../shared/gpu-runs/2026-12-04-h200/gpu-check: measured) or scaled from it:
-#   env + jre 4 s (measured 0 + 3) | gpu-tests 90 s (84) | dev-build 60 s (14 with v1/v2; now ~2.5×
-#   the kernels plus sm_90a SASS, nvcc --threads = cores) | selftest 1 s | validate v1 11 s, v2 13 s
-#   (measured), v3, v4 ~15 s (2 of the 3 dtypes, plus the T-rounding bounds) | bigindex v1 7 s
-#   (measured), v2, v3 ~8 s, v4 skipped while its kernels are v3's | oracle v2, v3 ~25 s (7 large
-#   shapes, inputs drawn on the host) | bench v1 10 s, v2 9 s (measured), v3, v4 ~10 s | adamw 3 s
-#   (1 + 2) | compute-sanitizer on v3 (22 small configurations): memcheck, synccheck ~30 s, racecheck
-#   ~45 s | dev-sass 5 s (cuobjdump) | benchmarks 81 s (measured) → ~470 s in all.
+# Time budget: 8 minutes (RSLORA_CHECK_BUDGET_S, default 480). Steps 2-5 leave RSLORA_BENCH_RESERVE_S
+# (default 100) to the benchmarks; each step's timeout is cut to what is left, and a cuda/dev step
+# that would get less than it needs is recorded SKIP with "budget: ..." (never a one-second timeout
+# reported as a failure). The steps run in order of value for a short run: what is new on hardware
+# first. Per step, from the 2026-12-04 H200 run (../shared/gpu-runs/2026-12-04-h200/gpu-check:
+# measured) or scaled from it: env + jre 4 s (measured 0 + 3) | gpu-tests ~120 s (84 then; the split,
+# family, Adafactor and seq-logprob GPU tests came since) | dev-build ~90 s (14 with v1/v2; now ~3x the
+# kernels plus sm_90a SASS) | selftest 1 s | validate + bench: v1 21 s, v2 22 s (measured), v3, v4
+# ~25 s each | bigindex + oracle ~35 s per family that brings kernels | optimizers ~20 s |
+# compute-sanitizer on v3, v4 ~250 s | dev-sass 5 s | benchmarks 81 s (measured) -> ~780 s in all: at
+# the default budget the validation and benchmarks of every family run, and the large-shape checks,
+# sanitizers and SASS check are the steps a short run SKIPs. RSLORA_CHECK_BUDGET_S=900 runs them all.
 set -uo pipefail
 
 if [[ $# -lt 1 ]]; then
@@ -80,13 +83,32 @@ write_summary() {
 }
 families=($(native-build/kernel-table.sh families 2>/dev/null))
 (( ${#families[@]} > 0 )) || families=(v1)
+# The order cuda/dev checks the families in: those with a layer-step row not yet validated on hardware
+# (column 12 of the table is none) first, then the rest, each group in table order.
+check_order=()
+for f in "${families[@]}"; do
+    native-build/kernel-table.sh rows "family=$f" validated=none 2>/dev/null \
+        | awk -F'\t' '$2 ~ /^(prep|down|forward|vdb|vdb_reduce|reduce|da|dx)$/ {found = 1} END {exit !found}' \
+        && check_order+=("$f")
+done
+n_new=${#check_order[@]}
+for f in "${families[@]}"; do
+    [[ " ${check_order[*]} " == *" $f "* ]] || check_order+=("$f")
+done
 dev_steps() {  # every cuda/dev step name (the SKIP rows when cuda/dev cannot run)
     local f
-    echo dev-build dev-selftest
-    for f in "${families[@]}"; do echo "dev-validate-$f dev-bigindex-$f dev-oracle-$f dev-bench-$f"; done
+    echo dev-build dev-selftest dev-sass
+    for f in "${check_order[@]}"; do echo "dev-validate-$f dev-bench-$f dev-oracle-$f"; done
+    for f in "${check_order[@]}"; do [[ $f == v1 || $f == v2 ]] || echo "dev-memcheck-$f dev-synccheck-$f dev-racecheck-$f"; done
+    for f in "${check_order[@]}"; do echo "dev-bigindex-$f"; done
     echo dev-adamw-full dev-adamw-bench dev-adafactor-full dev-adafactor-bench dev-seqlogprob-full dev-seqlogprob-bench
-    for f in "${families[@]}"; do [[ $f == v1 || $f == v2 ]] || echo "dev-memcheck-$f dev-racecheck-$f dev-synccheck-$f"; done
-    echo dev-sass
+}
+gate() {  # name min_seconds → 0 when the budget (less the benchmarks' reserve) leaves at least min_seconds;
+    # else records the step as SKIP (a step cut to a second would only report a timeout)
+    local l=$(( $(left) - reserve - 5 ))
+    (( l >= $2 )) && return 0
+    record "$1" SKIP 0 "budget: $(( l > 0 ? l : 0 )) s left of ${budget} s (RSLORA_CHECK_BUDGET_S) before the benchmarks' ${reserve} s"
+    return 1
 }
 run_step() {  # name max_seconds command... → sets step_rc, step_secs
     local name="$1" max="$2"
@@ -222,74 +244,110 @@ else
         dev=cuda/dev/build/rslora_dev
         run_step dev-selftest 20 "$dev" selftest
         dev_result dev-selftest
+        # the SASS of the shipped images (gpu-bundle's rslora-cuda jar; else a fresh build-kernels.sh)
+        if gate dev-sass 10; then
+            run_step dev-sass 90 native-build/check-sass.sh "$logdir/sass"
+            case $step_rc in
+                0) record dev-sass PASS "$step_secs" "$(tail -1 "$logdir/dev-sass.log")" ;;
+                3) record dev-sass SKIP "$step_secs" "$(tail -1 "$logdir/dev-sass.log")" ;;
+                *) record dev-sass FAIL "$step_secs" "rc $step_rc; $(grep -m1 'FAIL' "$logdir/dev-sass.log" | cut -c1-100) (see dev-sass.log)" ;;
+            esac
+        fi
         covered=" "
         declare -A brings=()
-        for f in "${families[@]}"; do  # the kernels a family adds to those of the families before it
+        for f in "${check_order[@]}"; do  # the kernels a family adds to those of the families checked before it
             n=0
             for k in $(native-build/kernel-table.sh names "family=$f"); do
                 [[ "$covered" == *" $k "* ]] || { n=$((n + 1)); covered+="$k "; }
             done
             brings[$f]=$n
         done
-        for f in "${families[@]}"; do
-            run_step "dev-validate-$f" 90 "$dev" validate "$f"
-            dev_result "dev-validate-$f"
-            if (( brings[$f] == 0 )); then
-                record "dev-bigindex-$f" SKIP 0 "every kernel of $f is run by an earlier family"
-            else
-                run_step "dev-bigindex-$f" 60 "$dev" bigindex "$f"
-                dev_result "dev-bigindex-$f"
-            fi
-            if [[ $f == v1 ]]; then
-                record "dev-oracle-$f" SKIP 0 "v1 is the oracle"
-            elif (( brings[$f] == 0 )); then
-                record "dev-oracle-$f" SKIP 0 "every kernel of $f is run by an earlier family"
-            else
-                run_step "dev-oracle-$f" 75 "$dev" oracle "$f"
-                dev_result "dev-oracle-$f"
-            fi
-            run_step "dev-bench-$f" 45 "$dev" bench "$f" "$logdir/dev-bench-$f.jsonl"
-            dev_result "dev-bench-$f" "$(grep -c '"kind": "kernel"' "$logdir/dev-bench-$f.jsonl" 2>/dev/null) timings"
-        done
-        run_step dev-adamw-full 30 "$dev" adamw   # the fused AdamW vs its host references
-        dev_result dev-adamw-full
-        run_step dev-adamw-bench 20 "$dev" adamw bench
-        dev_result dev-adamw-bench " "
-        run_step dev-adafactor-full 40 "$dev" adafactor   # the fused Adafactor vs the CPU update's host mirror
-        dev_result dev-adafactor-full
-        run_step dev-adafactor-bench 20 "$dev" adafactor bench
-        dev_result dev-adafactor-bench " "
-        run_step dev-seqlogprob-full 20 "$dev" seqlogprob   # sequence log-probs vs the double reference
-        dev_result dev-seqlogprob-full
-        run_step dev-seqlogprob-bench 20 "$dev" seqlogprob bench
-        dev_result dev-seqlogprob-bench " "
-        # compute-sanitizer on the quick set of the families after v2 that bring kernels
         sanitizer="$(command -v compute-sanitizer || { [[ -x /usr/local/cuda/bin/compute-sanitizer ]] && echo /usr/local/cuda/bin/compute-sanitizer; })"
-        for f in "${families[@]}"; do
-            [[ $f == v1 || $f == v2 ]] && continue
-            for tool in memcheck racecheck synccheck; do
-                name="dev-$tool-$f"
+        validate() {  # family: the whole step vs the double reference
+            if gate "dev-validate-$1" 10; then
+                run_step "dev-validate-$1" 90 "$dev" validate "$1"
+                dev_result "dev-validate-$1"
+            fi
+        }
+        bench() {  # family: its timings at the reference shape
+            if gate "dev-bench-$1" 8; then
+                run_step "dev-bench-$1" 45 "$dev" bench "$1" "$logdir/dev-bench-$1.jsonl"
+                dev_result "dev-bench-$1" "$(grep -c '"kind": "kernel"' "$logdir/dev-bench-$1.jsonl" 2>/dev/null) timings"
+            fi
+        }
+        oracle() {  # family: the whole step vs v1 on the device at large shapes
+            if [[ $1 == v1 ]]; then
+                record "dev-oracle-$1" SKIP 0 "v1 is the oracle"
+            elif (( brings[$1] == 0 )); then
+                record "dev-oracle-$1" SKIP 0 "every kernel of $1 is run by an earlier family"
+            elif gate "dev-oracle-$1" 20; then
+                run_step "dev-oracle-$1" 75 "$dev" oracle "$1"
+                dev_result "dev-oracle-$1"
+            fi
+        }
+        sanitize() {  # family: compute-sanitizer on its quick set (families after v2 that bring kernels)
+            local tool name max errs
+            [[ $1 == v1 || $1 == v2 ]] && return
+            for tool in memcheck synccheck racecheck; do
+                name="dev-$tool-$1"
                 if [[ -z "$sanitizer" ]]; then
                     record "$name" SKIP 0 "compute-sanitizer not found"
                     continue
-                elif (( brings[$f] == 0 )); then
-                    record "$name" SKIP 0 "every kernel of $f is run by an earlier family"
+                elif (( brings[$1] == 0 )); then
+                    record "$name" SKIP 0 "every kernel of $1 is run by an earlier family"
                     continue
                 fi
                 max=40
                 [[ $tool == racecheck ]] && max=60
-                run_step "$name" "$max" "$sanitizer" --tool "$tool" --error-exitcode 1 "$dev" validate "$f" quick
+                gate "$name" 20 || continue
+                run_step "$name" "$max" "$sanitizer" --tool "$tool" --error-exitcode 1 "$dev" validate "$1" quick
                 errs="$(grep -hE 'ERROR SUMMARY|RACECHECK SUMMARY' "$logdir/$name.log" | tail -1)"
                 dev_result "$name" "$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$logdir/$name.log" | tail -1); ${errs:-no sanitizer summary}"
             done
+        }
+        # what is new on hardware first (the issue-11 checks: validate, bench, v1 as the on-device
+        # oracle, compute-sanitizer; the bench of every family), then the optimizers, then the families
+        # already validated there, then the large-shape index checks
+        for f in "${check_order[@]:0:n_new}"; do validate "$f"; bench "$f"; done
+        for f in "${check_order[@]:n_new}"; do bench "$f"; done
+        for f in "${check_order[@]:0:n_new}"; do oracle "$f"; done
+        for f in "${check_order[@]:0:n_new}"; do sanitize "$f"; done
+        # the fused optimizers and the sequence log-probs (Adafactor and seqlogprob are new on hardware too)
+        if gate dev-adamw-full 5; then
+            run_step dev-adamw-full 30 "$dev" adamw   # the fused AdamW vs its host references
+            dev_result dev-adamw-full
+        fi
+        if gate dev-adamw-bench 5; then
+            run_step dev-adamw-bench 20 "$dev" adamw bench
+            dev_result dev-adamw-bench " "
+        fi
+        if gate dev-adafactor-full 8; then
+            run_step dev-adafactor-full 40 "$dev" adafactor   # the fused Adafactor vs the CPU update's host mirror
+            dev_result dev-adafactor-full
+        fi
+        if gate dev-adafactor-bench 5; then
+            run_step dev-adafactor-bench 20 "$dev" adafactor bench
+            dev_result dev-adafactor-bench " "
+        fi
+        if gate dev-seqlogprob-full 5; then
+            run_step dev-seqlogprob-full 20 "$dev" seqlogprob   # sequence log-probs vs the double reference
+            dev_result dev-seqlogprob-full
+        fi
+        if gate dev-seqlogprob-bench 5; then
+            run_step dev-seqlogprob-bench 20 "$dev" seqlogprob bench
+            dev_result dev-seqlogprob-bench " "
+        fi
+        for f in "${check_order[@]:n_new}"; do validate "$f"; done
+        for f in "${check_order[@]}"; do
+            if (( brings[$f] == 0 )); then
+                record "dev-bigindex-$f" SKIP 0 "every kernel of $f is run by an earlier family"
+            elif gate "dev-bigindex-$f" 10; then
+                run_step "dev-bigindex-$f" 60 "$dev" bigindex "$f"
+                dev_result "dev-bigindex-$f"
+            fi
         done
-        # the SASS of the shipped images (gpu-bundle's rslora-cuda jar; else a fresh build-kernels.sh)
-        run_step dev-sass 90 native-build/check-sass.sh "$logdir/sass"
-        case $step_rc in
-            0) record dev-sass PASS "$step_secs" "$(tail -1 "$logdir/dev-sass.log")" ;;
-            3) record dev-sass SKIP "$step_secs" "$(tail -1 "$logdir/dev-sass.log")" ;;
-            *) record dev-sass FAIL "$step_secs" "rc $step_rc; $(grep -m1 'FAIL' "$logdir/dev-sass.log" | cut -c1-100) (see dev-sass.log)" ;;
-        esac
+        for f in "${check_order[@]:n_new}"; do oracle "$f"; done
+        for f in "${check_order[@]:n_new}"; do sanitize "$f"; done
     fi
 fi
 

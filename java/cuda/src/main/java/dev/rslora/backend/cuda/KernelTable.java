@@ -208,11 +208,18 @@ final class KernelTable {
         return Optional.ofNullable(fit != null ? fit : largest);
     }
 
-    /** Whether every row of the family at dtype passed the GPU check on {@code smArch} ("sm90", ...). */
+    /** The steps a family's layer step (and merge) runs: what "the family is validated" is about. */
+    static final Set<String> LAYER_STEPS = Set.of("prep", "down", "forward", "vdb", "vdb_reduce", "reduce", "da", "dx", "merge");
+
+    /**
+     * Whether every layer-step row ({@link #LAYER_STEPS}) of the family at dtype passed the GPU check
+     * on {@code smArch} ("sm90", ...). Rows outside the layer step (optimizers, conversions, the
+     * sequence log-probs, the split step's LoRA-only kernels) are validated on their own.
+     */
     boolean validatedOn(String family, String dtype, String smArch) {
         boolean any = false;
         for (Row r : rows) {
-            if (r.family().equals(family) && (r.dtype().equals(dtype) || r.dtype().equals("any"))) {
+            if (r.family().equals(family) && LAYER_STEPS.contains(r.step()) && (r.dtype().equals(dtype) || r.dtype().equals("any"))) {
                 any = true;
                 if (!r.validatedOn(smArch)) {
                     return false;

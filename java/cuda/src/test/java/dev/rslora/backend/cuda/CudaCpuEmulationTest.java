@@ -44,6 +44,9 @@ class CudaCpuEmulationTest {
             Process p = new ProcessBuilder(command).directory(ROOT.toFile()).redirectErrorStream(true)
                     .redirectOutput(log.toFile()).start();
             if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
+                // the whole tree (make, g++, the emulated harness), not only the shell: an orphaned build
+                // would keep writing the build folder the next test reads
+                p.descendants().forEach(ProcessHandle::destroyForcibly);
                 p.destroyForcibly().waitFor();
                 fail(String.join(" ", command) + " did not finish within " + timeoutSeconds + " s:\n" + tail(Files.readString(log)));
             }
