@@ -525,6 +525,11 @@ final class FamilyStep {
         launch(fr, LaunchGeometry.forward(n, dOut), fp);
     }
 
+    /** Whether {@code kernel} refused a step of this shape in this JVM (and v1's kernel ran instead); for tests. */
+    static boolean refusedOnce(String kernel, int n, int dIn, int dOut, int r) {
+        return LOGGED_REFUSALS.contains(kernel + " " + n + "x" + dIn + "x" + dOut + "x" + r);
+    }
+
     /** The v1 row that runs a role whose kernel refused the step, logged once per (kernel, shape). */
     private KernelTable.Row refused(KernelTable.Row row, KernelTable.Row v1, String why) {
         String key = row.name() + " " + n + "x" + dIn + "x" + dOut + "x" + r;

@@ -20,10 +20,13 @@ import java.util.Map;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The table-driven families beyond v2 (v3, v4: {@link FamilyStep}, the memory-bound mb kernels and
- * whatever GEMMs their rows name) through the Java host on a GPU, against the double reference, on
+ * the family's own forward and dX GEMMs: v4's mma.sync kernels, v3's sm_90a wgmma + TMA kernels,
+ * checked to have run, not v1's fallback) through the Java host on a GPU, against the double reference, on
  * the 16-bit cases of {@link CudaBackendGpuTest}: the v1 tolerances plus, on every LoRA output, the
  * bound of the T rounding of γ·U, γ·V, A and B (4·u_T·Σ|terms|, the harness's bound for every family
  * but v1). A family this device or host cannot run is skipped with the selector's reason.
@@ -136,6 +139,12 @@ class CudaFamilyGpuTest {
                     }
                 }
                 CudaSplitStepGpuTest.assertCloseWithExtra("dX", dx, dxRef, GpuSupport.rtol(c.t()), 1e-5, edx, ctx);
+                // the family's own GEMMs ran (its rows name them, and neither refused this step's shape or pointers)
+                FamilyStep fs = cuda.familyStep(family, c.t(), c.n(), c.dIn(), c.dOut(), c.r());
+                for (KernelTable.Row row : List.of(fs.rows().forward(), fs.rows().dx())) {
+                    assertTrue(row.name().contains("_" + family + "_"), ctx + ": " + row.name());
+                    assertFalse(FamilyStep.refusedOnce(row.name(), c.n(), c.dIn(), c.dOut(), c.r()), ctx + ": " + row.name() + " refused");
+                }
                 // dB = γ·dYᵀ·U from Ug = T(γ·U) (and Bt for V); dA = γ·Vᵀ·D(X) from Vg = T(γ·V)
                 double[] edb = new double[c.dOut() * c.r()];
                 for (int o = 0; o < c.dOut(); o++) {

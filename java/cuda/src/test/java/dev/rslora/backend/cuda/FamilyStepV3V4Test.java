@@ -382,6 +382,9 @@ class FamilyStepV3V4Test {
                     dxf.get("gamma")));
             assertEquals(l.v.address(), rec.launches.get(4).fields(KernelParams.MB_VDB_REDUCE).get("v"), "vdb_reduce writes V for v1's dx");
             assertEquals(LaunchGeometry.backwardDx(n, dIn), rec.of("rslora_lora_backward_dx_v1_bf16").grid());
+            assertTrue(FamilyStep.refusedOnce("rslora_lora_forward" + gemm, n, dIn, dOut, r), "the refusal is logged (and visible to tests)");
+            assertTrue(FamilyStep.refusedOnce("rslora_lora_backward_dx" + gemm, n, dIn, dOut, r));
+            assertTrue(!FamilyStep.refusedOnce("rslora_lora_forward" + gemm, n, 1024, dOut, r));
 
             // an unaligned dY (read by dx only): the forward keeps its GEMM, dx runs v1's
             rec.launches.clear();
