@@ -216,13 +216,24 @@ final class CudaContext implements KernelLauncher, AutoCloseable {
     @Override
     public void launchEx(String kernel, String image, LaunchGeometry.Grid grid, int threads, int smemBytes, DriverFfm.Cluster cluster,
                          byte[] params, java.util.List<DriverFfm.TensorMap> maps) {
+        long f = raiseSmem(kernel, image, smemBytes);
+        driver().launch(f, grid, threads, smemBytes, cluster, stream.address(), params, maps);
+    }
+
+    @Override
+    public void prepare(String kernel, String image, int smemBytes) {
+        raiseSmem(kernel, image, smemBytes);
+    }
+
+    /** The function, its dynamic shared memory limit raised to smemBytes first when above 48 KiB (once per function). */
+    private long raiseSmem(String kernel, String image, int smemBytes) {
         long f = rawFunction(kernel, image);
         String key = image + ":" + kernel;
         if (smemBytes > DriverFfm.DEFAULT_DYNAMIC_SMEM && smemLimits.getOrDefault(key, 0) < smemBytes) {
             driver().setAttribute(f, DriverFfm.FUNC_MAX_DYNAMIC_SHARED_SIZE_BYTES, smemBytes);
             smemLimits.put(key, smemBytes);
         }
-        driver().launch(f, grid, threads, smemBytes, cluster, stream.address(), params, maps);
+        return f;
     }
 
     /** Launches {@code kernel} on the stream with its one by-value params struct, {@code threads} threads per (1-D) block. */

@@ -698,10 +698,14 @@ final class FamilyStep {
         launch(rows.reduce(), LaunchGeometry.elementwise(count), p);
     }
 
-    /** Every kernel of the step with its image, to load them before a graph capture. */
+    /**
+     * Every kernel of the step (the v1 fallbacks included) loaded from its image and its shared memory
+     * limit raised, before a graph capture. The v3 tensor maps need nothing up front: encoding one is a
+     * host call, and the launch copies it into the captured node.
+     */
     void resolveAll() {
         for (KernelTable.Row row : all()) {
-            launcher.resolve(row.name(), row.image());
+            launcher.prepare(row.name(), row.image(), row.smem());
         }
     }
 

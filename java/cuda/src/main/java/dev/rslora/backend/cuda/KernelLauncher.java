@@ -30,6 +30,14 @@ interface KernelLauncher {
         resolve(kernel);
     }
 
+    /**
+     * {@link #resolve(String, String)}, and the function's dynamic shared memory limit raised to
+     * {@code smemBytes} now (not at its first launch, which may be inside a graph capture).
+     */
+    default void prepare(String kernel, String image, int smemBytes) {
+        resolve(kernel, image);
+    }
+
     /** The device's SM count (the persistent v3 grids: one CTA per SM at most). */
     default int multiprocessors() {
         throw new UnsupportedOperationException("this launcher knows no SM count");

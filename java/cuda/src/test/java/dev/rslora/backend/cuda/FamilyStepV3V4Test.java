@@ -77,6 +77,14 @@ class FamilyStepV3V4Test {
             launches.add(new Launch(kernel, "main", grid, threads, 0, params.clone(), List.of()));
         }
 
+        final List<String> prepared = new ArrayList<>();
+
+        @Override
+        public void prepare(String kernel, String image, int smemBytes) {
+            resolve(kernel, image);
+            prepared.add(image + ":" + kernel + " " + smemBytes);
+        }
+
         @Override
         public void launchEx(String kernel, String image, LaunchGeometry.Grid grid, int threads, int smemBytes, DriverFfm.Cluster cluster,
                              byte[] params, List<DriverFfm.TensorMap> maps) {
@@ -351,6 +359,9 @@ class FamilyStepV3V4Test {
                 fs.resolveAll();
                 assertTrue(rec.resolved.containsAll(List.of("sm90a:rslora_lora_forward_v3_" + d, "sm90a:rslora_lora_backward_dx_v3_" + d,
                         "main:rslora_lora_forward_v1_" + d, "main:rslora_lora_backward_dx_v1_" + d)), rec.resolved.toString());
+                assertTrue(rec.prepared.containsAll(List.of("sm90a:rslora_lora_forward_v3_" + d + " 215040",
+                        "sm90a:rslora_lora_backward_dx_v3_" + d + " 223232", "main:rslora_mb_vdb_" + (r <= 16 ? "r16" : "r64") + "_" + d + " 97280")),
+                        "shared memory limits raised before a capture: " + rec.prepared);
             }
         }
     }
