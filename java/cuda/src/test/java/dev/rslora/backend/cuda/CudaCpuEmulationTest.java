@@ -213,4 +213,66 @@ class CudaCpuEmulationTest {
         }
         assertTrue(checked > 300, "checked " + checked + " launches");
     }
+
+    /**
+     * The Java host launches what the harness launches: for every table-driven family (not v1/v2,
+     * which run through {@link LoraKernels}) and shape, the launches {@link FamilyStep} records
+     * (kernel, grid, threads, dynamic shared memory, in order, the v3/v4 refusals included) equal the
+     * harness's {@code geometry} lines, which come from the same fill()/refusal() code as validate.
+     */
+    @Test
+    void familyStepLaunchesWhatTheHarnessLaunches() throws Exception {
+        Assumptions.assumeTrue(skipped == null, () -> "skipped: " + skipped);
+        KernelTable table = KernelTable.read(ROOT.resolve("cuda/kernels.table"));
+        int[][] shapes = {{8192, 4096, 4096, 16}, {8192, 4096, 11008, 256}, {300, 33, 1030, 24}, {300, 1024, 1030, 24},
+            {600_037, 4104, 4101, 16}, {1, 8, 8, 1}, {2048, 11008, 4096, 512}, {130, 136, 72, 100}};
+        long[] caps = {256L << 20, 1};
+        CachingAllocator memory = new CachingAllocator(new CachingAllocatorTest.FakeDevice());
+        int checked = 0;
+        for (String family : table.families()) {
+            if (!CudaBackend.tableFamily(family)) {
+                continue;
+            }
+            for (String dtype : table.dtypes(family)) {
+                dev.rslora.tensor.DType t = dev.rslora.tensor.DType.valueOf(dtype.toUpperCase(java.util.Locale.ROOT));
+                for (int[] s : shapes) {
+                    int n = s[0], dIn = s[1], dOut = s[2], r = s[3];
+                    for (long cap : caps) {
+                        Run run = run(60, BUILD.resolve("rslora_dev_emu").toString(), "geometry", family, dtype, Integer.toString(n),
+                                Integer.toString(dIn), Integer.toString(dOut), Integer.toString(r), Long.toString(cap));
+                        assertEquals(0, run.rc(), run.out());
+                        List<String> harness = run.out().lines().map(l -> {
+                            String[] f = l.split(" ");
+                            return f[1] + " " + f[2] + "," + f[3] + "," + f[4] + " " + f[5] + " " + f[6];
+                        }).toList();
+                        FamilyStepV3V4Test.Recorder rec = new FamilyStepV3V4Test.Recorder();
+                        FamilyStep fs = new FamilyStep(rec, table, family, t, n, dIn, dOut, r, cap);
+                        FamilyStep.Sizes z = fs.plan();
+                        List<DeviceBuffer> made = new ArrayList<>();
+                        java.util.function.LongFunction<DeviceBuffer> buf = bytes -> {
+                            DeviceBuffer b = memory.allocate(Math.max(16, Math.min(bytes, 1L << 20)));  // addresses only
+                            made.add(b);
+                            return b;
+                        };
+                        FamilyStep.Buffers f = new FamilyStep.Buffers(buf.apply(z.at()), buf.apply(z.bt()), buf.apply(z.ug()),
+                                buf.apply(z.vg()), buf.apply(z.wsV()), buf.apply(z.wsDb()), buf.apply(z.wsDa()));
+                        DeviceBuffer[] l = new DeviceBuffer[12];
+                        for (int i = 0; i < l.length; i++) {
+                            l[i] = buf.apply(1L << 20);
+                        }
+                        LoraKernels.Dropout d = new LoraKernels.Dropout(new DropoutMask(1, 2, 3, 0.1f), 1, 2, 3);
+                        fs.forward(l[0], l[1], l[2], l[3], l[4], l[5], l[6], 2f, d, f);
+                        fs.backward(l[0], l[7], l[1], l[3], l[4], l[5], l[8], l[9], l[10], l[11], 2f, d, false, f);
+                        List<String> java = rec.launches.stream().map(x -> x.kernel() + " " + x.grid().x() + "," + x.grid().y() + ","
+                                + x.grid().z() + " " + x.threads() + " " + x.smem()).toList();
+                        assertEquals(harness, java, family + " " + dtype + " n=" + n + " d_in=" + dIn + " d_out=" + dOut + " r=" + r
+                                + " cap=" + cap);
+                        made.forEach(DeviceBuffer::close);
+                        checked++;
+                    }
+                }
+            }
+        }
+        assertTrue(checked >= 2 * 2 * 8 * 2, "checked " + checked + " steps");
+    }
 }
