@@ -57,8 +57,8 @@ final class DemoCommand implements Callable<Integer> {
             description = "rank: the rank sweep (default); dpo: the paper's DPO comparison")
     String experiment;
 
-    @Option(names = "--backend", defaultValue = "auto", paramLabel = "auto|cpu|cuda|reference",
-            description = "backend (default auto: the fastest available)")
+    @Option(names = "--backend", defaultValue = "${sys:rslora.backend:-auto}", paramLabel = "auto|cpu|cuda|reference",
+            description = "backend (default: -Drslora.backend when set, else auto: the fastest available)")
     String backendName;
 
     @Option(names = "--out", defaultValue = "out/demo", paramLabel = "DIR", description = "output folder (default out/demo)")

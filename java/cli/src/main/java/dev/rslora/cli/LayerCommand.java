@@ -52,7 +52,8 @@ final class LayerCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "0", paramLabel = "S", description = "dropout seed (default 0)")
     long seed;
 
-    @Option(names = "--backend", defaultValue = "auto", paramLabel = "reference|cpu|cuda|auto", description = "backend (default auto)")
+    @Option(names = "--backend", defaultValue = "${sys:rslora.backend:-auto}", paramLabel = "reference|cpu|cuda|auto",
+            description = "backend (default: -Drslora.backend when set, else auto)")
     String backendName;
 
     @Override

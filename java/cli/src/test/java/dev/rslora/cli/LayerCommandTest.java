@@ -93,6 +93,30 @@ class LayerCommandTest {
         }
     }
 
+    /** Without --backend, -Drslora.backend picks the backend (./rslora passes leading -D options to the JVM). */
+    @Test
+    void theBackendPropertyIsTheDefaultOfBackend() throws Exception {
+        String old = System.getProperty(dev.rslora.backend.Backends.PROPERTY);
+        try (Arena arena = Arena.ofShared()) {
+            Path in = writeInput(arena, DType.F32, 3, 8, 5, 2, false, null, null);
+            System.setProperty(dev.rslora.backend.Backends.PROPERTY, "reference");
+            Path out = dir.resolve("prop.safetensors");
+            CliRun r = cli("layer", "--input", in.toString(), "--output", out.toString(), "--alpha", "4");
+            assertEquals(0, r.code(), r.err());
+            assertTrue(r.err().contains("backend=reference"), r.err());
+            System.setProperty(dev.rslora.backend.Backends.PROPERTY, "no-such-backend");
+            Path bad = dir.resolve("bad.safetensors");
+            CliRun b = cli("layer", "--input", in.toString(), "--output", bad.toString(), "--alpha", "4");
+            assertRefused(b, bad, "no-such-backend");
+        } finally {
+            if (old == null) {
+                System.clearProperty(dev.rslora.backend.Backends.PROPERTY);
+            } else {
+                System.setProperty(dev.rslora.backend.Backends.PROPERTY, old);
+            }
+        }
+    }
+
     private void assertRefused(CliRun r, Path out, String... fragments) {
         assertEquals(1, r.code(), r.err());
         String line = r.err().strip();
