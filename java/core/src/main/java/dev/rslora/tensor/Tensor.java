@@ -307,6 +307,7 @@ public final class Tensor {
             throw new IllegalArgumentException(values.length + " values for tensor " + shapeString() + " of " + numel + " elements");
         }
         if (dtype == DType.F32) {
+            version++;
             MemorySegment.copy(values, 0, data, DType.LE_FLOAT, 0, values.length);
             return;
         }
@@ -327,6 +328,7 @@ public final class Tensor {
             throw new IllegalArgumentException("float[" + shape2[0] + "][" + shape2[1] + "] does not fit tensor " + shapeString());
         }
         int cols = rows[0].length;
+        version++;
         for (int r = 0; r < rows.length; r++) {
             if (dtype == DType.F32) {
                 MemorySegment.copy(rows[r], 0, data, DType.LE_FLOAT, (long) r * cols * 4, cols);
