@@ -14,16 +14,37 @@ import picocli.CommandLine.Command;
                 InfoCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
+    /** Instantiated by picocli as the top-level command; run the CLI with {@link #run}. */
+    public Main() {
+    }
+
+    /**
+     * Runs the CLI and exits the JVM with its exit code.
+     *
+     * @param args the command line, e.g. {@code demo --quick} ({@code --help} lists the commands)
+     */
     public static void main(String[] args) {
         System.exit(run(args));
     }
 
-    /** Runs the CLI and returns its exit code (0 ok, 1 error, 2 usage). */
+    /**
+     * Runs the CLI and returns its exit code (0 ok, 1 error, 2 usage).
+     *
+     * @param args the command line
+     * @return 0 on success, 1 on an error, 2 on a usage error
+     */
     public static int run(String... args) {
         return run(new java.io.PrintWriter(System.out, true), new java.io.PrintWriter(System.err, true), args);
     }
 
-    /** Runs the CLI with the given output streams (for tests) and returns its exit code. */
+    /**
+     * Runs the CLI with the given output streams (for tests) and returns its exit code.
+     *
+     * @param out  receives normal output
+     * @param err  receives errors and usage messages
+     * @param args the command line
+     * @return 0 on success, 1 on an error, 2 on a usage error
+     */
     public static int run(java.io.PrintWriter out, java.io.PrintWriter err, String... args) {
         // One-line log records (the backend choice) instead of JUL's two-line default.
         if (System.getProperty("java.util.logging.SimpleFormatter.format") == null) {

@@ -10,11 +10,24 @@ import java.util.List;
  * is its mean loss over the last {@code finalWindow} steps; the sd is the sample standard
  * deviation over seeds (n − 1; 0 with one seed); the initial gradient norm is the global adapter
  * gradient norm at step 0.
+ *
+ * @param scaling             LoRA or rsLoRA
+ * @param rank                the adapter rank r
+ * @param seeds               the number of runs (seeds) aggregated
+ * @param finalLossMean       the mean over seeds of each run's final loss (MSE)
+ * @param finalLossSd         their sample standard deviation (0 with one seed)
+ * @param initialGradNormMean the mean over seeds of the gradient norm at step 0
  */
 public record ConfigSummary(Scaling scaling, int rank, int seeds, double finalLossMean, double finalLossSd,
                             double initialGradNormMean) {
 
-    /** Rows for every (scaling, rank) of {@code curves}, LoRA first, ranks ascending. */
+    /**
+     * Rows for every (scaling, rank) of {@code curves}, LoRA first, ranks ascending.
+     *
+     * @param curves      the runs of a sweep
+     * @param finalWindow the number of last steps whose mean loss is a run's final loss
+     * @return one row per (scaling, rank) present
+     */
     public static List<ConfigSummary> of(List<RunCurve> curves, int finalWindow) {
         List<ConfigSummary> rows = new ArrayList<>();
         for (Scaling s : new Scaling[] {Scaling.LORA, Scaling.RSLORA}) {
@@ -48,7 +61,11 @@ public record ConfigSummary(Scaling scaling, int rank, int seeds, double finalLo
         return Math.sqrt(s / (v.length - 1));
     }
 
-    /** "lora" or "rslora". */
+    /**
+     * "lora" or "rslora".
+     *
+     * @return the scaling's lower-case name
+     */
     public String scalingName() {
         return RunCurve.label(scaling);
     }

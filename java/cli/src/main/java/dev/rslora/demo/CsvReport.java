@@ -8,13 +8,26 @@ import java.nio.file.Path;
 
 /** {@code rank_sweep.csv}: one row per (scaling, rank, seed, step): {@code scaling,rank,seed,step,loss,grad_norm}. */
 public final class CsvReport {
+    /**
+     * The file name, in the output folder.
+     */
     public static final String FILE = "rank_sweep.csv";
+    /**
+     * The CSV header line.
+     */
     public static final String HEADER = "scaling,rank,seed,step,loss,grad_norm";
 
     private CsvReport() {
     }
 
-    /** Writes the curves of {@code result} into {@code dir}/rank_sweep.csv; returns the path. */
+    /**
+     * Writes the curves of {@code result} into {@code dir}/rank_sweep.csv; returns the path.
+     *
+     * @param result the sweep
+     * @param dir    the output folder (must exist)
+     * @return the written file
+     * @throws IOException if it cannot be written
+     */
     public static Path write(SweepResult result, Path dir) throws IOException {
         Path file = dir.resolve(FILE);
         try (BufferedWriter w = Files.newBufferedWriter(file, StandardCharsets.UTF_8)) {

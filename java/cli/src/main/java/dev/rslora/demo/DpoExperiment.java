@@ -23,7 +23,14 @@ public final class DpoExperiment {
     private DpoExperiment() {
     }
 
-    /** Runs the experiment on {@code backend}, one progress unit per (seed, step). */
+    /**
+     * Runs the experiment on {@code backend}, one progress unit per (seed, step).
+     *
+     * @param c        the settings
+     * @param backend  the backend every layer runs on
+     * @param progress told of each (seed, step) done
+     * @return every row's runs, the base score and the wall time
+     */
     public static DpoResult run(DpoConfig c, Backend backend, SweepProgress progress) {
         long started = System.nanoTime();
         List<DpoResult.Run> runs = new ArrayList<>();

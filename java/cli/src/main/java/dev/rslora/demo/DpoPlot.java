@@ -24,12 +24,22 @@ import java.util.List;
  * thirtieth of the steps).
  */
 public final class DpoPlot {
+    /**
+     * The file name, in the output folder.
+     */
     public static final String FILE = "dpo_scores.png";
 
     private DpoPlot() {
     }
 
-    /** Writes {@code dir}/dpo_scores.png; returns the path. */
+    /**
+     * Writes {@code dir}/dpo_scores.png; returns the path.
+     *
+     * @param r   the experiment's result
+     * @param dir the output folder (must exist)
+     * @return the written file
+     * @throws IOException if it cannot be written
+     */
     public static Path write(DpoResult r, Path dir) throws IOException {
         PlotStyle.headless();
         List<DpoResult.Summary> rows = r.summaries();

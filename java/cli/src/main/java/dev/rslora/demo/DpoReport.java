@@ -22,14 +22,30 @@ import java.nio.file.Path;
  * </ul>
  */
 public final class DpoReport {
+    /**
+     * The CSV file name, in the output folder.
+     */
     public static final String CSV = "dpo_sweep.csv";
+    /**
+     * The JSON file name, in the output folder.
+     */
     public static final String JSON = "dpo_sweep.json";
+    /**
+     * The CSV header line: one row per (row, seed).
+     */
     public static final String CSV_HEADER = "scaling,rank,alpha,seed,score,reward_accuracy,kl,final_loss";
 
     private DpoReport() {
     }
 
-    /** Writes {@code dir}/dpo_sweep.csv; returns the path. */
+    /**
+     * Writes {@code dir}/dpo_sweep.csv; returns the path.
+     *
+     * @param r   the experiment's result
+     * @param dir the output folder (must exist)
+     * @return the written file
+     * @throws IOException if it cannot be written
+     */
     public static Path writeCsv(DpoResult r, Path dir) throws IOException {
         Path file = dir.resolve(CSV);
         int window = Math.max(1, r.config().steps() / 10);
@@ -49,7 +65,12 @@ public final class DpoReport {
         return file;
     }
 
-    /** The JSON tree of {@code r}. */
+    /**
+     * The JSON tree of {@code r}.
+     *
+     * @param r the experiment's result
+     * @return the settings, per-row summaries and runs as JSON
+     */
     public static ObjectNode tree(DpoResult r) {
         ObjectMapper om = new ObjectMapper();
         DpoConfig c = r.config();
@@ -106,7 +127,14 @@ public final class DpoReport {
         return root;
     }
 
-    /** Writes {@code dir}/dpo_sweep.json (2-space indented); returns the path. */
+    /**
+     * Writes {@code dir}/dpo_sweep.json (2-space indented); returns the path.
+     *
+     * @param r   the experiment's result
+     * @param dir the output folder (must exist)
+     * @return the written file
+     * @throws IOException if it cannot be written
+     */
     public static Path writeJson(DpoResult r, Path dir) throws IOException {
         Path file = dir.resolve(JSON);
         new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(file.toFile(), tree(r));

@@ -14,6 +14,7 @@ import java.util.List;
  */
 public record DpoResult(DpoConfig config, String backend, double baseScore, List<Run> runs, double wallSeconds) {
 
+    /** Copies the runs into an unmodifiable list. */
     public DpoResult {
         runs = List.copyOf(runs);
     }
@@ -32,26 +33,55 @@ public record DpoResult(DpoConfig config, String backend, double baseScore, List
     public record Run(DpoConfig.Row row, long seed, double score, double rewardAccuracy, double kl, double[] loss, double[] margin) {
     }
 
-    /** Mean and sample standard deviation over the seeds of one row. */
+    /**
+     * Mean and sample standard deviation over the seeds of one row.
+     *
+     * @param row                scaling and rank
+     * @param seeds              the number of seeds aggregated
+     * @param scoreMean          the mean held-out score
+     * @param scoreSd            its sample standard deviation (0 with one seed)
+     * @param rewardAccuracyMean the mean held-out reward accuracy, in [0, 1]
+     * @param klMean             the mean KL(π ‖ π_ref), nats
+     * @param finalLossMean      the mean DPO loss over the last tenth of the steps
+     */
     public record Summary(DpoConfig.Row row, int seeds, double scoreMean, double scoreSd, double rewardAccuracyMean, double klMean,
                           double finalLossMean) {
-        /** Score gain over the base row. */
+        /**
+         * Score gain over the base row.
+         *
+         * @param baseScore the base row's score
+         * @return scoreMean − baseScore
+         */
         public double gain(double baseScore) {
             return scoreMean - baseScore;
         }
     }
 
-    /** The runs of {@code row}. */
+    /**
+     * The runs of {@code row}.
+     *
+     * @param row a configured row
+     * @return its runs, seeds ascending (empty for an unknown row)
+     */
     public List<Run> runsOf(DpoConfig.Row row) {
         return runs.stream().filter(r -> r.row().equals(row)).toList();
     }
 
-    /** One summary per configured row, in config order. */
+    /**
+     * One summary per configured row, in config order.
+     *
+     * @return the summaries
+     */
     public List<Summary> summaries() {
         return config.rows().stream().map(this::summary).toList();
     }
 
-    /** The summary of {@code row}; the final loss is the mean over the last tenth of the steps. */
+    /**
+     * The summary of {@code row}; the final loss is the mean over the last tenth of the steps.
+     *
+     * @param row a configured row
+     * @return its mean and spread over the seeds
+     */
     public Summary summary(DpoConfig.Row row) {
         List<Run> rs = runsOf(row);
         int n = rs.size();

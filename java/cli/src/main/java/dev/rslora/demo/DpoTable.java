@@ -13,7 +13,13 @@ public final class DpoTable {
     private DpoTable() {
     }
 
-    /** The paper's score of {@code row} at α = 16, or NaN when the paper has no such row. */
+    /**
+     * The paper's score of {@code row} at α = 16, or NaN when the paper has no such row.
+     *
+     * @param row   scaling and rank
+     * @param alpha α
+     * @return the paper's score, or NaN
+     */
     public static double paperScore(DpoConfig.Row row, double alpha) {
         if (alpha != 16.0) {
             return Double.NaN;
@@ -33,7 +39,12 @@ public final class DpoTable {
     /** The paper's base-model score. */
     public static final double PAPER_BASE = 7.79;
 
-    /** The table as fixed-width text. */
+    /**
+     * The table as fixed-width text.
+     *
+     * @param r the experiment's result
+     * @return one line per row with ours and the paper's scores
+     */
     public static String format(DpoResult r) {
         DpoConfig c = r.config();
         StringBuilder sb = new StringBuilder();

@@ -16,12 +16,22 @@ import java.util.List;
  * log–log, for both scalings, with a dashed r^−1/2 guide through LoRA's lowest rank.
  */
 public final class GradNormPlot {
+    /**
+     * The file name, in the output folder.
+     */
     public static final String FILE = "grad_norm_vs_rank.png";
 
     private GradNormPlot() {
     }
 
-    /** Writes {@code dir}/grad_norm_vs_rank.png; returns the path. */
+    /**
+     * Writes {@code dir}/grad_norm_vs_rank.png; returns the path.
+     *
+     * @param result the sweep
+     * @param dir    the output folder (must exist)
+     * @return the written file
+     * @throws IOException if it cannot be written
+     */
     public static Path write(SweepResult result, Path dir) throws IOException {
         List<ConfigSummary> rows = result.summaries();
         List<ConfigSummary> lora = rows.stream().filter(r -> r.scalingName().equals("lora")).toList();

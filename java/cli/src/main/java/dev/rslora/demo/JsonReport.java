@@ -13,12 +13,20 @@ import java.nio.file.Path;
  * "rank": R, "seeds": S, "final_loss_mean": …, "final_loss_sd": …, "initial_grad_norm_mean": …}, …]}}.
  */
 public final class JsonReport {
+    /**
+     * The file name, in the output folder.
+     */
     public static final String FILE = "rank_sweep.json";
 
     private JsonReport() {
     }
 
-    /** The JSON tree of {@code result}. */
+    /**
+     * The JSON tree of {@code result}.
+     *
+     * @param result the sweep
+     * @return the settings, summaries and curves as JSON
+     */
     public static ObjectNode tree(SweepResult result) {
         ObjectMapper om = new ObjectMapper();
         SweepConfig c = result.config();
@@ -64,7 +72,14 @@ public final class JsonReport {
         return root;
     }
 
-    /** Writes {@code dir}/rank_sweep.json (2-space indented); returns the path. */
+    /**
+     * Writes {@code dir}/rank_sweep.json (2-space indented); returns the path.
+     *
+     * @param result the sweep
+     * @param dir    the output folder (must exist)
+     * @return the written file
+     * @throws IOException if it cannot be written
+     */
     public static Path write(SweepResult result, Path dir) throws IOException {
         Path file = dir.resolve(FILE);
         new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(file.toFile(), tree(result));

@@ -15,6 +15,9 @@ import java.util.List;
  * (γ = α/r) on the left and rsLoRA (γ = α/√r) on the right with the same y range.
  */
 public final class LossCurvePlot {
+    /**
+     * The file name, in the output folder.
+     */
     public static final String FILE = "loss_curves.png";
 
     private LossCurvePlot() {
@@ -33,7 +36,14 @@ public final class LossCurvePlot {
         return mean;
     }
 
-    /** Writes {@code dir}/loss_curves.png; returns the path. */
+    /**
+     * Writes {@code dir}/loss_curves.png; returns the path.
+     *
+     * @param result the sweep
+     * @param dir    the output folder (must exist)
+     * @return the written file
+     * @throws IOException if it cannot be written
+     */
     public static Path write(SweepResult result, Path dir) throws IOException {
         SweepConfig c = result.config();
         double[] steps = new double[c.steps()];

@@ -19,7 +19,14 @@ public final class RankSweep {
     private RankSweep() {
     }
 
-    /** Runs the sweep on {@code backend}, reporting one progress unit per (seed, step). */
+    /**
+     * Runs the sweep on {@code backend}, reporting one progress unit per (seed, step).
+     *
+     * @param c        the settings
+     * @param backend  the backend every layer runs on
+     * @param progress told of each (seed, step) done
+     * @return every run's curves and the wall time
+     */
     public static SweepResult run(SweepConfig c, Backend backend, SweepProgress progress) {
         long started = System.nanoTime();
         List<RunCurve> curves = new ArrayList<>();

@@ -8,7 +8,13 @@ public final class SummaryTable {
     private SummaryTable() {
     }
 
-    /** Formats rows as a fixed-width text table (with a header and the final-loss window). */
+    /**
+     * Formats rows as a fixed-width text table (with a header and the final-loss window).
+     *
+     * @param rows        the rows to print
+     * @param finalWindow the final-loss window, shown in the header
+     * @return the table, lines separated by newlines
+     */
     public static String format(List<ConfigSummary> rows, int finalWindow) {
         StringBuilder sb = new StringBuilder();
         sb.append(String.format(Locale.ROOT, "%-8s %6s %6s   %-24s %s%n", "scaling", "rank", "seeds",

@@ -33,6 +33,7 @@ public record SweepConfig(int dim, int batch, int steps, List<Integer> ranks, in
      */
     public static final AdamWConfig PROTOTYPE_OPTIMIZER = AdamWConfig.torchDefaults().withLr(5e-5);
 
+    /** Checks every setting (IllegalArgumentException naming the bad value). */
     public SweepConfig {
         require(dim >= 1, "dim must be >= 1, got dim=" + dim);
         require(batch >= 1, "batch must be >= 1, got batch=" + batch);
@@ -61,6 +62,8 @@ public record SweepConfig(int dim, int batch, int steps, List<Integer> ranks, in
     /**
      * The full experiment, the PyTorch prototype's setup: d = 128, batch 256, 200 steps, ranks
      * {4, 16, 64, 256}, 3 seeds, α = 8, AdamW lr 5e-5, final loss over the last 20 steps.
+     *
+     * @return the settings of {@code rslora demo}
      */
     public static SweepConfig defaults() {
         return new SweepConfig(128, 256, 200, List.of(4, 16, 64, 256), 3, 0, 8.0, PROTOTYPE_OPTIMIZER, 0.5, 20, 0.0);
@@ -70,56 +73,121 @@ public record SweepConfig(int dim, int batch, int steps, List<Integer> ranks, in
      * {@code --quick}: the same network, ranks, seeds and optimizer, half the steps (100) and half
      * the batch (128); the effect is already clear at step 100 (rsLoRA's high ranks separate from
      * the bunched LoRA curves within the first 50 steps).
+     *
+     * @return the reduced settings of {@code --quick}
      */
     public static SweepConfig quick() {
         return defaults().withSteps(100).withBatch(128);
     }
 
+    /**
+     * This config with width d.
+     *
+     * @param d input, hidden and output width, ≥ 1
+     * @return a copy
+     */
     public SweepConfig withDim(int d) {
         return new SweepConfig(d, batch, steps, ranks, seeds, baseSeed, alpha, optimizer, teacherScale, finalWindow, maxGradNorm);
     }
 
+    /**
+     * This config with n inputs per step.
+     *
+     * @param n fresh inputs per step, ≥ 1
+     * @return a copy
+     */
     public SweepConfig withBatch(int n) {
         return new SweepConfig(dim, n, steps, ranks, seeds, baseSeed, alpha, optimizer, teacherScale, finalWindow, maxGradNorm);
     }
 
-    /** Changes the step count; the final-loss window shrinks to at most a tenth of the steps (at least 1). */
+    /**
+     * Changes the step count; the final-loss window shrinks to at most a tenth of the steps (at least 1).
+     *
+     * @param s optimizer steps per run, ≥ 1
+     * @return a copy
+     */
     public SweepConfig withSteps(int s) {
         int window = Math.max(1, Math.min(finalWindow, s / 10));
         return new SweepConfig(dim, batch, s, ranks, seeds, baseSeed, alpha, optimizer, teacherScale, window, maxGradNorm);
     }
 
+    /**
+     * This config with ranks r.
+     *
+     * @param r ranks, ascending and distinct, each ≥ 1
+     * @return a copy
+     */
     public SweepConfig withRanks(List<Integer> r) {
         List<Integer> sorted = new ArrayList<>(r);
         sorted.sort(null);
         return new SweepConfig(dim, batch, steps, sorted, seeds, baseSeed, alpha, optimizer, teacherScale, finalWindow, maxGradNorm);
     }
 
+    /**
+     * This config with n seeds.
+     *
+     * @param n the number of seeds, ≥ 1
+     * @return a copy
+     */
     public SweepConfig withSeeds(int n) {
         return new SweepConfig(dim, batch, steps, ranks, n, baseSeed, alpha, optimizer, teacherScale, finalWindow, maxGradNorm);
     }
 
+    /**
+     * This config with first seed s.
+     *
+     * @param s the first seed
+     * @return a copy
+     */
     public SweepConfig withBaseSeed(long s) {
         return new SweepConfig(dim, batch, steps, ranks, seeds, s, alpha, optimizer, teacherScale, finalWindow, maxGradNorm);
     }
 
+    /**
+     * This config with α = a.
+     *
+     * @param a α (finite, &gt; 0)
+     * @return a copy
+     */
     public SweepConfig withAlpha(double a) {
         return new SweepConfig(dim, batch, steps, ranks, seeds, baseSeed, a, optimizer, teacherScale, finalWindow, maxGradNorm);
     }
 
+    /**
+     * This config with AdamW hyper-parameters o.
+     *
+     * @param o the optimizer settings (constant learning rate)
+     * @return a copy
+     */
     public SweepConfig withOptimizer(AdamWConfig o) {
         return new SweepConfig(dim, batch, steps, ranks, seeds, baseSeed, alpha, o, teacherScale, finalWindow, maxGradNorm);
     }
 
+    /**
+     * This config with final-loss window w.
+     *
+     * @param w the last steps averaged into a run's final loss, in [1, steps]
+     * @return a copy
+     */
     public SweepConfig withFinalWindow(int w) {
         return new SweepConfig(dim, batch, steps, ranks, seeds, baseSeed, alpha, optimizer, teacherScale, w, maxGradNorm);
     }
 
+    /**
+     * This config with gradient clipping at m.
+     *
+     * @param m the global gradient-norm limit (finite, ≥ 0; 0 = no clipping)
+     * @return a copy
+     */
     public SweepConfig withMaxGradNorm(double m) {
         return new SweepConfig(dim, batch, steps, ranks, seeds, baseSeed, alpha, optimizer, teacherScale, finalWindow, m);
     }
 
-    /** The seed values, baseSeed … baseSeed + seeds − 1. */
+    /**
+     * The seed values, baseSeed … baseSeed + seeds − 1.
+     *
+     * @return the seeds in ascending order
+     */
     public List<Long> seedValues() {
         List<Long> s = new ArrayList<>(seeds);
         for (int i = 0; i < seeds; i++) {

@@ -15,16 +15,34 @@ import dev.rslora.tensor.Tensor;
  */
 public interface Backend {
 
-    /** "reference", "cpu" or "cuda". */
+    /**
+     * The backend's name.
+     *
+     * @return "reference", "cpu" or "cuda" (what {@link Backends#get} takes)
+     */
     String name();
 
-    /** Prepares the frozen W [d_out, d_in] and bias [d_out] (nullable) for repeated use. */
+    /**
+     * Prepares the frozen W [d_out, d_in] and bias [d_out] (nullable) for repeated use.
+     *
+     * @param weight W [d_out, d_in] (borrowed: must outlive the returned handle)
+     * @param bias   b [d_out], or null for none
+     * @return the prepared weight (packed panels, a device copy, or just the host tensors); close it when done
+     */
     FrozenWeight prepare(Tensor weight, Tensor bias);
 
     /**
      * Forward. {@code U = D(X)·Aᵀ} [n, r] (saved for backward, no γ) and
      * {@code Y = X·Wᵀ + b + γ·U·Bᵀ} [n, d_out]. When {@code !p.adapterActive()}, Y = X·Wᵀ + b and
      * a, b, u may be null.
+     *
+     * @param p the step's shapes, γ, dropout key and mode
+     * @param w the prepared W and bias
+     * @param x X [n, d_in]
+     * @param a A [r, d_in]
+     * @param b B [d_out, r]
+     * @param u receives U [n, r] F32 (without γ), kept for backward
+     * @param y receives Y [n, d_out] (assigned)
      */
     void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y);
 
@@ -33,6 +51,17 @@ public interface Backend {
      * {@code dA = γ·Vᵀ·D(X)} [r, d_in] (assigned or accumulated per {@code p.gradMode()});
      * {@code dX = dY·W + γ·D'(V·A)} [n, d_in] (always assigned; skipped when dx is null).
      * When {@code !p.adapterActive()}, only dX = dY·W is computed and a, b, u, gradA, gradB may be null.
+     *
+     * @param p     the forward's params (same step, so the same dropout mask)
+     * @param w     the prepared W
+     * @param x     the forward's X [n, d_in]
+     * @param a     A [r, d_in]
+     * @param b     B [d_out, r]
+     * @param u     the forward's U [n, r] F32
+     * @param dy    dY [n, d_out]
+     * @param dx    receives dX [n, d_in] (assigned), or null to skip it
+     * @param gradA receives dA [r, d_in] (assigned or accumulated)
+     * @param gradB receives dB [d_out, r] (assigned or accumulated)
      */
     void backward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy,
                   Tensor dx, Tensor gradA, Tensor gradB);
@@ -40,6 +69,13 @@ public interface Backend {
     /**
      * {@code W ← round(W + sign·γ·B·A)} computed in fp32 and rounded once to W's dtype
      * (sign = +1 merge, −1 unmerge); updates the host W and any prepared copy.
+     *
+     * @param w     the prepared W, written in place
+     * @param a     A [r, d_in]
+     * @param b     B [d_out, r]
+     * @param gamma γ of the layer
+     * @param sign  +1 to merge, −1 to unmerge
      */
+
     void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign);
 }

@@ -6,23 +6,52 @@ package dev.rslora.backend;
  */
 public interface BackendFactory {
 
-    /** "reference", "cpu" or "cuda". */
+    /**
+     * The name of the backend this factory creates.
+     *
+     * @return "reference", "cpu" or "cuda"
+     */
     String name();
 
-    /** Whether this backend can run on this machine, and if not, why. */
+    /**
+     * Whether this backend can run on this machine, and if not, why.
+     *
+     * @return the availability; never throws
+     */
     Availability probe();
 
-    /** Creates the backend; only called after {@link #probe()} said it is available. */
+    /**
+     * Creates the backend; only called after {@link #probe()} said it is available.
+     *
+     * @return a new backend instance
+     */
     Backend create();
 
-    /** The outcome of a probe. */
+    /**
+     * The outcome of a probe.
+     *
+     * @param available whether the backend can run here
+     * @param detail    what it runs on when available (e.g. the vector width or the GPU), else why
+     *                  not and what to change (a flag, a driver, a platform)
+     */
     record Availability(boolean available, String detail) {
-        /** An available backend; {@code detail} says what it runs on. */
+        /**
+         * An available backend; {@code detail} says what it runs on.
+         *
+         * @param detail what the backend runs on, for {@code rslora info}
+         * @return an availability with available = true
+         */
         public static Availability yes(String detail) {
             return new Availability(true, detail);
         }
 
-        /** An unavailable backend; {@code reason} says why, with what to change. */
+        /**
+         * An unavailable backend; {@code reason} says why, with what to change.
+         *
+         * @param reason why it cannot run, naming what to change
+         * @return an availability with available = false
+         */
+
         public static Availability no(String reason) {
             return new Availability(false, reason);
         }

@@ -34,12 +34,20 @@ public final class Backends {
     private Backends() {
     }
 
-    /** All factories in preference order (fastest first); a missing {@code cuda} is a placeholder that says why. */
+    /**
+     * All factories in preference order (fastest first); a missing {@code cuda} is a placeholder that says why.
+     *
+     * @return the factories found through {@link java.util.ServiceLoader} (unmodifiable)
+     */
     public static List<BackendFactory> factories() {
         return Discovered.FACTORIES;
     }
 
-    /** Probes every backend: name → availability, in preference order. */
+    /**
+     * Probes every backend: name → availability, in preference order.
+     *
+     * @return each backend's name and availability (a probe that throws counts as unavailable)
+     */
     public static Map<String, BackendFactory.Availability> probeAll() {
         Map<String, BackendFactory.Availability> out = new LinkedHashMap<>();
         for (BackendFactory f : factories()) {
@@ -48,7 +56,14 @@ public final class Backends {
         return out;
     }
 
-    /** The backend named by {@code -Drslora.backend}, or {@code auto}. */
+    /**
+     * The backend named by {@code -Drslora.backend}, or {@code auto}.
+     *
+     * @return that backend
+     * @throws BackendUnavailableException if the named backend cannot run here
+     * @throws IllegalArgumentException if the property names no known backend
+
+     */
     public static Backend fromSystemProperty() {
         return get(System.getProperty(PROPERTY, "auto"));
     }
@@ -56,7 +71,14 @@ public final class Backends {
     /**
      * The backend called {@code name} ("reference", "cpu", "cuda" or "auto"); one instance per
      * name per JVM. Throws {@link BackendUnavailableException} with the reason when it cannot run.
+     *
+     * @param name "reference", "cpu", "cuda" or "auto" (any case; null means auto)
+     * @return the shared instance of that backend; auto gives the fastest available one
+     * @throws BackendUnavailableException if the backend cannot run here (auto: if none can)
+     * @throws IllegalArgumentException if the name is none of these
+
      */
+
     public static Backend get(String name) {
         String key = name == null ? "auto" : name.trim().toLowerCase(Locale.ROOT);
         if (key.equals("auto")) {

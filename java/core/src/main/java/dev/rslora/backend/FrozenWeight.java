@@ -9,18 +9,35 @@ import dev.rslora.tensor.Tensor;
  * {@link Backend#prepare}, updated only by {@link Backend#merge}, closed by its owner.
  */
 public interface FrozenWeight extends AutoCloseable {
-    /** The host W [d_out, d_in]; merge writes into it. */
+    /**
+     * The host W [d_out, d_in]; merge writes into it.
+     *
+     * @return the caller's W tensor
+     */
     Tensor weight();
 
-    /** The host bias [d_out], or null. */
+    /**
+     * The host bias [d_out], or null.
+     *
+     * @return the caller's bias, or null when the layer has none
+     */
     Tensor bias();
 
-    /** d_out, the rows of W [d_out, d_in]. */
+    /**
+     * d_out, the rows of W [d_out, d_in].
+     *
+     * @return the output width
+     */
     default int dOut() {
         return (int) weight().dim(0);
     }
 
-    /** d_in, the columns of W [d_out, d_in]. */
+    /**
+     * d_in, the columns of W [d_out, d_in].
+     *
+     * @return the input width
+     */
+
     default int dIn() {
         return (int) weight().dim(1);
     }

@@ -11,6 +11,10 @@ import dev.rslora.dropout.DropoutMask;
  *   backward: V = dY·B;  dB (=|+=) γ·dYᵀ·U;  dA (=|+=) γ·Vᵀ·D(X);  dX = dY·W + γ·D'(V·A)
  * </pre>
  *
+ * @param n             the rows of X (tokens in the batch), ≥ 1
+ * @param dIn           d_in, the columns of X, W and A, ≥ 1
+ * @param dOut          d_out, the rows of W and B, ≥ 1
+ * @param rank          r, the rows of A and columns of B, ≥ 1
  * @param gamma         γ (α/√r for rsLoRA, α/r for LoRA), as computed by {@link dev.rslora.core.LoraConfig#gamma()}
  * @param dropout       p; the mask is applied only when {@code training} and p &gt; 0
  * @param seed          dropout key
@@ -36,17 +40,31 @@ public record LoraParams(int n, int dIn, int dOut, int rank, double gamma, float
         }
     }
 
-    /** True when the forward/backward apply a dropout mask. */
+    /**
+     * Whether the forward/backward apply a dropout mask.
+     *
+     * @return true in training mode with p &gt; 0
+     */
     public boolean dropoutActive() {
         return training && dropout > 0f;
     }
 
-    /** The mask of this step, or null when dropout is inactive. */
+    /**
+     * The mask of this step, or null when dropout is inactive.
+     *
+     * @return the mask of (seed, step, layer, p), or null
+     */
     public DropoutMask mask() {
         return dropoutActive() ? new DropoutMask(seed, step, layer, dropout) : null;
     }
 
-    /** The same step with a different row count (for benchmarks and chunked callers). */
+    /**
+     * The same step with a different row count (for benchmarks and chunked callers).
+     *
+     * @param newN the row count, ≥ 1
+     * @return a copy with n = newN
+     */
+
     public LoraParams withN(int newN) {
         return new LoraParams(newN, dIn, dOut, rank, gamma, dropout, seed, step, layer, training, adapterActive, gradMode);
     }

@@ -51,9 +51,13 @@ public final class MergeMath {
      *
      * @param a            A [r, d_in], any dtype
      * @param b            B [d_out, r], any dtype
-     * @param fanInFanOut  true when W is stored [d_in, d_out] (GPT-2 Conv1D)
+     * @param gamma        γ of the adapter (finite)
      * @param sign         +1 (merge) or −1 (unmerge)
-     * @throws IllegalArgumentException when the shapes disagree (the message shows all three)
+     * @param fanInFanOut  true when W is stored [d_in, d_out] (GPT-2 Conv1D)
+     * @param weightShape  the stored W's shape, [d_out, d_in] (or [d_in, d_out] with fanInFanOut)
+     * @return the staged factors (fp32 heap copies of B and A, laid out for the stored orientation)
+     * @throws IllegalArgumentException when the shapes disagree (the message shows all three), sign
+     *                                  is not ±1, γ is not finite, or the factors are too large to stage
      */
     public static MergeMath prepare(Tensor a, Tensor b, double gamma, int sign, boolean fanInFanOut, long[] weightShape) {
         if (sign != 1 && sign != -1) {
@@ -95,6 +99,10 @@ public final class MergeMath {
      * Checks A [r, d_in], B [d_out, r] (r ≥ 1) against the stored weight shape ([d_out, d_in], or
      * [d_in, d_out] with fan_in_fan_out) without staging anything.
      *
+     * @param a           A [r, d_in]
+     * @param b           B [d_out, r]
+     * @param fanInFanOut true when W is stored [d_in, d_out]
+     * @param weightShape the stored W's shape
      * @throws IllegalArgumentException showing all three shapes when they do not fit
      */
     public static void checkShapes(Tensor a, Tensor b, boolean fanInFanOut, long[] weightShape) {
@@ -119,7 +127,11 @@ public final class MergeMath {
         }
     }
 
-    /** Stored shape of the weight this delta applies to. */
+    /**
+     * Stored shape of the weight this delta applies to.
+     *
+     * @return a new array [rows, cols] of the stored W
+     */
     public long[] weightShape() {
         return new long[] {rows, cols};
     }
@@ -128,6 +140,14 @@ public final class MergeMath {
      * Writes merged elements [first, first + count) (flat, row-major) of the stored weight into
      * {@code dst}, reading the base values from {@code w}; dst holds exactly count elements of
      * {@code dstType}. w may be a read-only memory mapping; dst must not overlap it.
+     *
+     * @param w       the stored base weight, of {@link #weightShape()}; only read
+     * @param first   the first flat element, ≥ 0
+     * @param count   the number of elements, ≥ 0 (first + count ≤ numel)
+     * @param dst     receives W ± γ·B·A for those elements: exactly count·dstType bytes
+     * @param dstType the dtype written to dst (the sum is rounded once to it)
+     * @throws IllegalArgumentException if w's shape or dst's size does not match
+     * @throws IndexOutOfBoundsException if [first, first + count) is outside the weight
      */
     public void apply(Tensor w, long first, long count, MemorySegment dst, DType dstType) {
         if (!w.sameShape(rows, cols)) {
@@ -167,7 +187,14 @@ public final class MergeMath {
         }
     }
 
-    /** The whole merged weight into {@code dst} (same shape as W; dtype of dst). */
+    /**
+     * The whole merged weight into {@code dst} (same shape as W; dtype of dst).
+     *
+     * @param w   the stored base weight; only read
+     * @param dst receives W ± γ·B·A, same shape as W, any dtype (may not overlap w)
+     * @throws IllegalArgumentException if a shape does not match
+     */
+
     public void apply(Tensor w, Tensor dst) {
         if (!dst.sameShape(rows, cols)) {
             throw new IllegalArgumentException("destination " + dst.shapeString() + " is not " + Arrays.toString(weightShape()));

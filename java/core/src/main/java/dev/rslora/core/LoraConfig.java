@@ -31,32 +31,65 @@ public record LoraConfig(int rank, double alpha, Scaling scaling, double dropout
         }
     }
 
-    /** An rsLoRA config (γ = α/√r), no dropout, default init, seed 0. */
+    /**
+     * An rsLoRA config (γ = α/√r), no dropout, default init, seed 0.
+     *
+     * @param rank  r ≥ 1
+     * @param alpha α &gt; 0 (finite)
+     * @return the config
+     * @throws IllegalArgumentException if r &lt; 1 or α is not finite and &gt; 0
+     */
     public static LoraConfig rslora(int rank, double alpha) {
         return new LoraConfig(rank, alpha, Scaling.RSLORA, 0.0, Init.DEFAULT, 0L);
     }
 
-    /** γ = α/√r for rsLoRA, α/r for LoRA. */
+    /**
+     * γ = α/√r for rsLoRA, α/r for LoRA.
+     *
+     * @return the factor of the adapter term γ·B·A·x
+     */
     public double gamma() {
         return scaling.gamma(alpha, rank);
     }
 
-    /** This config with scaling {@code s}. */
+    /**
+     * This config with scaling {@code s}.
+     *
+     * @param s RSLORA or LORA (not null)
+     * @return a copy with the new scaling
+     */
     public LoraConfig withScaling(Scaling s) {
         return new LoraConfig(rank, alpha, s, dropout, init, seed);
     }
 
-    /** This config with dropout probability {@code p}. */
+    /**
+     * This config with dropout probability {@code p}.
+     *
+     * @param p in [0, 1); 0 disables dropout
+     * @return a copy with the new dropout
+     * @throws IllegalArgumentException if p is outside [0, 1)
+     */
     public LoraConfig withDropout(double p) {
         return new LoraConfig(rank, alpha, scaling, p, init, seed);
     }
 
-    /** This config with initialisation {@code i}. */
+    /**
+     * This config with initialisation {@code i}.
+     *
+     * @param i how A is initialised (not null)
+     * @return a copy with the new initialisation
+     */
     public LoraConfig withInit(Init i) {
         return new LoraConfig(rank, alpha, scaling, dropout, i, seed);
     }
 
-    /** This config with seed {@code s} (initialisation and dropout stream). */
+    /**
+     * This config with seed {@code s} (initialisation and dropout stream).
+     *
+     * @param s any long; equal seeds give equal A and equal dropout masks
+     * @return a copy with the new seed
+     */
+
     public LoraConfig withSeed(long s) {
         return new LoraConfig(rank, alpha, scaling, dropout, init, s);
     }

@@ -77,6 +77,16 @@ public final class LoraLinear implements AutoCloseable {
      * A new adapter over the frozen {@code weight} [d_out, d_in] and optional {@code bias} [d_out]:
      * A initialised per {@code config.init()} from {@code config.seed()} and the layer id, B = 0,
      * so the layer starts as exactly the base layer.
+     *
+     * @param weight       the frozen W [d_out, d_in] (borrowed: must outlive the layer; prepared by the backend)
+     * @param bias         the frozen bias [d_out], or null for none
+     * @param config       r, α, scaling, dropout, initialisation and seed
+     * @param adapterDType the dtype of A, B and their gradients (F32, BF16 or F16)
+     * @param backend      the backend that runs forward and backward
+     * @param layerId      this layer's id: seeds A's initialisation with config.seed() and enters the
+     *                     dropout mask's counter, so give each layer of a model its own
+     * @return the new layer, in training mode with its adapter enabled
+     * @throws IllegalArgumentException if W is not 2-D or the bias does not match it
      */
     public static LoraLinear create(Tensor weight, Tensor bias, LoraConfig config, DType adapterDType,
                                     Backend backend, int layerId) {
@@ -85,12 +95,32 @@ public final class LoraLinear implements AutoCloseable {
         return layer;
     }
 
-    /** {@link #create} with F32 adapters and layer id 0. */
+    /**
+     * {@link #create} with F32 adapters and layer id 0.
+     *
+     * @param weight the frozen W [d_out, d_in] (borrowed)
+     * @param bias   the frozen bias [d_out], or null
+     * @param config r, α, scaling, dropout, initialisation and seed
+     * @param backend the backend that runs forward and backward
+     * @return the new layer
+     */
     public static LoraLinear create(Tensor weight, Tensor bias, LoraConfig config, Backend backend) {
         return create(weight, bias, config, DType.F32, backend, 0);
     }
 
-    /** A layer with the given adapter weights (copied): A [r, d_in], B [d_out, r], r = config.rank(). */
+    /**
+     * A layer with the given adapter weights (copied): A [r, d_in], B [d_out, r], r = config.rank().
+     *
+     * @param weight  the frozen W [d_out, d_in] (borrowed)
+     * @param bias    the frozen bias [d_out], or null
+     * @param loraA   A [r, d_in]; its dtype becomes the adapter dtype
+     * @param loraB   B [d_out, r], any dtype (converted)
+     * @param config  r (must match A and B), α, scaling, dropout and seed (init is unused)
+     * @param backend the backend that runs forward and backward
+     * @param layerId this layer's dropout id
+     * @return the new layer
+     * @throws IllegalArgumentException if a shape does not match
+     */
     public static LoraLinear withAdapter(Tensor weight, Tensor bias, Tensor loraA, Tensor loraB, LoraConfig config,
                                          Backend backend, int layerId) {
         LoraLinear layer = new LoraLinear(weight, bias, config, loraA.dtype(), backend, layerId);
@@ -127,6 +157,11 @@ public final class LoraLinear implements AutoCloseable {
      * are caller-owned; X must stay alive until {@link #backward}. In training mode with p &gt; 0
      * each call advances the dropout step. A merged layer computes the base output only; so does a
      * layer with its adapter disabled ({@code Y = X·Wᵀ + b}, the dropout step not advanced).
+     *
+     * @param x the input X [N, d_in], N ≥ 1 (borrowed until the next backward)
+     * @param y the output Y [N, d_out], overwritten
+     * @throws IllegalArgumentException if a shape does not match
+     * @throws IllegalStateException if the layer is closed or used by two threads at once
      */
     public void forward(Tensor x, Tensor y) {
         enter();
@@ -149,7 +184,13 @@ public final class LoraLinear implements AutoCloseable {
         }
     }
 
-    /** Forward into a new Y [N, d_out] of X's dtype allocated in {@code arena}. */
+    /**
+     * Forward into a new Y [N, d_out] of X's dtype allocated in {@code arena}.
+     *
+     * @param outArena the arena that owns Y
+     * @param x        the input X [N, d_in]
+     * @return Y [N, d_out]
+     */
     public Tensor forward(Arena outArena, Tensor x) {
         Tensor y = Tensor.allocate(outArena, x.dtype(), x.dim(0), dOut());
         forward(x, y);
@@ -162,6 +203,11 @@ public final class LoraLinear implements AutoCloseable {
      * {@code dA (=|+=) γ·Vᵀ·D(X)}, {@code dB (=|+=) γ·dYᵀ·U} with {@code V = dY·B}. After a forward
      * with the adapter disabled: {@code dX = dY·W} and dA, dB (=|+=) 0 (set to zero in assign mode,
      * left alone in accumulate mode).
+     *
+     * @param dy the upstream gradient dY [N, d_out], N as in the last forward
+     * @param dx receives dX [N, d_in] (assigned), or null when the input needs no gradient
+     * @throws IllegalStateException if no forward ran, the adapter is merged, or the layer is closed
+     * @throws IllegalArgumentException if a shape does not match
      */
     public void backward(Tensor dy, Tensor dx) {
         enter();
@@ -283,82 +329,146 @@ public final class LoraLinear implements AutoCloseable {
         }
     }
 
-    /** The hyper-parameters r, α, scaling, dropout, init and seed. */
+    /**
+     * The hyper-parameters r, α, scaling, dropout, init and seed.
+     *
+     * @return the config this layer was built with
+     */
     public LoraConfig config() {
         return config;
     }
 
-    /** γ = α/√r (rsLoRA) or α/r (LoRA). */
+    /**
+     * γ = α/√r (rsLoRA) or α/r (LoRA).
+     *
+     * @return the factor of the adapter term
+     */
     public double gamma() {
         return config.gamma();
     }
 
-    /** d_in, the columns of W and A. */
+    /**
+     * d_in, the columns of W and A.
+     *
+     * @return the input width
+     */
     public int dIn() {
         return frozen.dIn();
     }
 
-    /** d_out, the rows of W and B. */
+    /**
+     * d_out, the rows of W and B.
+     *
+     * @return the output width
+     */
     public int dOut() {
         return frozen.dOut();
     }
 
-    /** The dropout layer id (part of the mask's counter). */
+    /**
+     * The dropout layer id (part of the mask's counter).
+     *
+     * @return the id given at construction
+     */
     public int layerId() {
         return layerId;
     }
 
-    /** The backend this layer runs on. */
+    /**
+     * The backend this layer runs on.
+     *
+     * @return the backend given at construction
+     */
     public Backend backend() {
         return backend;
     }
 
-    /** Trainable A [r, d_in] (live view: an optimizer updates it in place). */
+    /**
+     * Trainable A [r, d_in] (live view: an optimizer updates it in place).
+     *
+     * @return A, owned by this layer (valid until {@link #close()})
+     */
     public Tensor loraA() {
         return a;
     }
 
-    /** Trainable B [d_out, r] (live view). */
+    /**
+     * Trainable B [d_out, r] (live view).
+     *
+     * @return B, owned by this layer (valid until {@link #close()})
+     */
     public Tensor loraB() {
         return b;
     }
 
-    /** dA [r, d_in], written by {@link #backward}. */
+    /**
+     * dA [r, d_in], written by {@link #backward}.
+     *
+     * @return the gradient of A, in the adapter dtype, owned by this layer
+     */
     public Tensor gradA() {
         return gradA;
     }
 
-    /** dB [d_out, r], written by {@link #backward}. */
+    /**
+     * dB [d_out, r], written by {@link #backward}.
+     *
+     * @return the gradient of B, in the adapter dtype, owned by this layer
+     */
     public Tensor gradB() {
         return gradB;
     }
 
-    /** The frozen W [d_out, d_in] (borrowed). */
+    /**
+     * The frozen W [d_out, d_in] (borrowed).
+     *
+     * @return the caller's W (holding γ·B·A too while merged)
+     */
     public Tensor weight() {
         return frozen.weight();
     }
 
-    /** The frozen bias [d_out], or null. */
+    /**
+     * The frozen bias [d_out], or null.
+     *
+     * @return the caller's bias, or null when the layer has none
+     */
     public Tensor bias() {
         return frozen.bias();
     }
 
-    /** True in training mode (dropout applied), false in eval mode. */
+    /**
+     * Whether the layer is in training mode.
+     *
+     * @return true in training mode (dropout applied), false in eval mode
+     */
     public boolean isTraining() {
         return training;
     }
 
-    /** Training mode applies dropout; eval mode does not. */
+    /**
+     * Training mode applies dropout; eval mode does not.
+     *
+     * @param on true for training mode, false for eval mode
+     */
     public void train(boolean on) {
         this.training = on;
     }
 
-    /** True while γ·B·A is merged into W ({@link #merge()}). */
+    /**
+     * Whether γ·B·A is merged into W ({@link #merge()}).
+     *
+     * @return true between merge() and unmerge()
+     */
     public boolean isMerged() {
         return merged;
     }
 
-    /** Whether forward adds the adapter term (true unless {@link #disableAdapter()} or {@link #setAdapterEnabled}(false)). */
+    /**
+     * Whether forward adds the adapter term.
+     *
+     * @return true unless {@link #disableAdapter()} or {@link #setAdapterEnabled}(false) turned it off
+     */
     public boolean isAdapterEnabled() {
         return adapterEnabled;
     }
@@ -367,6 +477,9 @@ public final class LoraLinear implements AutoCloseable {
      * Enables or disables the adapter (PEFT's {@code enable_adapters} / {@code disable_adapters}):
      * disabled, forward is the base layer {@code Y = X·Wᵀ + b} exactly. Refused while merged (the
      * base weight then holds the adapter; unmerge first).
+     *
+     * @param on true to add the adapter term, false for the base layer alone
+     * @throws IllegalStateException if the layer is closed, or disabling while merged
      */
     public void setAdapterEnabled(boolean on) {
         if (closed) {
@@ -382,6 +495,9 @@ public final class LoraLinear implements AutoCloseable {
      * Disables the adapter until the returned scope is closed, which restores the previous state
      * (PEFT's {@code with model.disable_adapter():}); for the reference log-probs of DPO:
      * <pre>{@code try (var off = layer.disableAdapter()) { layer.forward(x, yRef); }}</pre>
+     *
+     * @return a scope whose close() re-enables the adapter if it was enabled before
+     * @throws IllegalStateException if the layer is closed or merged
      */
     public AdapterScope disableAdapter() {
         boolean before = adapterEnabled;
@@ -396,22 +512,39 @@ public final class LoraLinear implements AutoCloseable {
         void close();
     }
 
-    /** Whether backward assigns or accumulates dA and dB. */
+    /**
+     * Whether backward assigns or accumulates dA and dB.
+     *
+     * @return ASSIGN (the default) or ACCUMULATE
+     */
     public GradMode gradMode() {
         return gradMode;
     }
 
-    /** Sets whether backward assigns (default) or accumulates dA and dB. */
+    /**
+     * Sets whether backward assigns (default) or accumulates dA and dB.
+     *
+     * @param mode ASSIGN, or ACCUMULATE for gradient accumulation over micro-batches (not null)
+     */
     public void setGradMode(GradMode mode) {
         this.gradMode = java.util.Objects.requireNonNull(mode, "mode");
     }
 
-    /** The dropout step the next training forward will use. */
+    /**
+     * The dropout step the next training forward will use.
+     *
+     * @return the step, 0 for a new layer; advanced by each training forward with dropout
+     */
     public long step() {
         return nextStep;
     }
 
-    /** Sets the dropout step of the next training forward (to resume a run reproducibly). */
+    /**
+     * Sets the dropout step of the next training forward (to resume a run reproducibly).
+     *
+     * @param step the step a saved run had reached ({@link #step()})
+     */
+
     public void setStep(long step) {
         this.nextStep = step;
     }

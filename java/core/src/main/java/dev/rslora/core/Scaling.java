@@ -7,7 +7,13 @@ public enum Scaling {
     /** Classic LoRA (PEFT {@code use_rslora=False}): γ = α/r. */
     LORA;
 
-    /** Parses the CLI / config spelling: "rslora" or "lora" (case-insensitive). */
+    /**
+     * Parses the CLI / config spelling: "rslora" or "lora" (case-insensitive).
+     *
+     * @param name "rslora" or "lora", any case, surrounding blanks ignored
+     * @return the scaling
+     * @throws IllegalArgumentException if the name is null or neither (the message quotes it)
+     */
     public static Scaling fromName(String name) {
         if (name != null) {
             switch (name.trim().toLowerCase(java.util.Locale.ROOT)) {
@@ -24,7 +30,14 @@ public enum Scaling {
         throw new IllegalArgumentException("scaling must be rslora or lora, got '" + name + "'");
     }
 
-    /** γ for rank {@code r} and alpha {@code alpha}; the only place γ is computed. */
+    /**
+     * γ for rank {@code r} and alpha {@code alpha}; the only place γ is computed.
+     *
+     * @param alpha α &gt; 0
+     * @param r     the rank, ≥ 1
+     * @return α/√r for RSLORA, α/r for LORA
+     */
+
     public double gamma(double alpha, int r) {
         return switch (this) {
             case RSLORA -> alpha / Math.sqrt(r);

@@ -28,7 +28,15 @@ public final class DropoutMask {
     private final int step;
     private final int threshold;
 
-    /** The mask of one (seed, step, layer) with drop probability {@code p} in [0, 1). */
+    /**
+     * The mask of one (seed, step, layer) with drop probability {@code p} in [0, 1).
+     *
+     * @param seed  the run's seed: its low and high 32 bits are the Philox key
+     * @param step  the training step; only its low 32 bits enter the counter (the mask repeats every 2^32 steps)
+     * @param layer the layer's index, so that layers of one step draw independent masks
+     * @param p     the drop probability in [0, 1) (0: every element kept, scale 1)
+     * @throws IllegalArgumentException if p is outside [0, 1) or NaN
+     */
     public DropoutMask(long seed, long step, int layer, float p) {
         if (!(p >= 0f && p < 1f)) {
             throw new IllegalArgumentException("dropout p must be in [0, 1), got p=" + p);
@@ -47,32 +55,62 @@ public final class DropoutMask {
         return (int) Math.ceil((double) p * 0x1p24);
     }
 
-    /** The drop probability p. */
+    /**
+     * The drop probability p.
+     *
+     * @return p in [0, 1), as given
+     */
     public float p() {
         return p;
     }
 
-    /** 1/(1-p) in fp32: the factor applied to kept elements. */
+    /**
+     * 1/(1-p) in fp32: the factor applied to kept elements.
+     *
+     * @return the fp32 quotient 1.0f / (1.0f − p), ≥ 1
+     */
     public float scale() {
         return scale;
     }
 
-    /** The 24-bit threshold: keep iff {@code (bits >>> 8) >= threshold()}. */
+    /**
+     * The 24-bit threshold: keep iff {@code (bits >>> 8) >= threshold()}.
+     *
+     * @return ceil(p·2^24), in [0, 2^24)
+     */
     public int threshold() {
         return threshold;
     }
 
-    /** The raw 32-bit draw for element (row, col). */
+    /**
+     * The raw 32-bit draw for element (row, col).
+     *
+     * @param row the element's row in X [N, d_in]; only its low 32 bits are used
+     * @param col the element's column in X; col &gt;&gt;&gt; 2 selects the Philox call, col &amp; 3 its output lane
+     * @return the draw, an unsigned 32-bit value in an int
+     */
     public int bits(long row, long col) {
         return Philox4x32.draw((int) (col >>> 2), (int) row, layer, step, k0, k1, (int) (col & 3));
     }
 
-    /** The uniform in [0, 1) for element (row, col). */
+    /**
+     * The uniform in [0, 1) for element (row, col).
+     *
+     * @param row the element's row in X [N, d_in]
+     * @param col the element's column
+     * @return (bits &gt;&gt;&gt; 8)·2^-24, a multiple of 2^-24 in [0, 1)
+     */
     public float uniform(long row, long col) {
         return (bits(row, col) >>> 8) * 0x1p-24f;
     }
 
-    /** Whether element (row, col) survives. */
+    /**
+     * Whether element (row, col) survives.
+     *
+     * @param row the element's row in X [N, d_in]
+     * @param col the element's column
+     * @return true when the element is kept (and scaled), false when it is dropped
+     */
     public boolean keep(long row, long col) {
         return uniform(row, col) >= p;
     }
@@ -80,7 +118,13 @@ public final class DropoutMask {
     /**
      * The multipliers of columns [col0, col0 + count) of {@code row}: {@code scale} where kept,
      * 0 where dropped, written to {@code out[0..count)}. One Philox call per four columns.
+     *
+     * @param row   the row in X [N, d_in]
+     * @param col0  the first column
+     * @param count the number of columns, ≥ 0
+     * @param out   receives the multipliers in {@code out[0..count)}; at least count long
      */
+
     public void rowMultipliers(long row, long col0, int count, float[] out) {
         int[] q = new int[4];
         int i = 0;

@@ -14,7 +14,18 @@ public final class Philox4x32 {
     private Philox4x32() {
     }
 
-    /** Ten rounds on counter (c0..c3) with key (k0, k1); writes the four outputs into {@code out[0..3]}. */
+    /**
+     * Ten rounds on counter (c0..c3) with key (k0, k1); writes the four outputs into {@code out[0..3]}.
+     * All values are unsigned 32-bit words held in ints.
+     *
+     * @param c0  counter word 0 (least significant)
+     * @param c1  counter word 1
+     * @param c2  counter word 2
+     * @param c3  counter word 3 (most significant)
+     * @param k0  key word 0
+     * @param k1  key word 1
+     * @param out receives the four output words; at least 4 long
+     */
     public static void generate(int c0, int c1, int c2, int c3, int k0, int k1, int[] out) {
         for (int round = 0; round < 10; round++) {
             if (round > 0) {
@@ -40,7 +51,19 @@ public final class Philox4x32 {
         out[3] = c3;
     }
 
-    /** Output lane {@code lane} (0..3) only; the same value {@link #generate} writes to out[lane]. */
+    /**
+     * Output lane {@code lane} (0..3) only; the same value {@link #generate} writes to out[lane].
+     *
+     * @param c0   counter word 0 (least significant)
+     * @param c1   counter word 1
+     * @param c2   counter word 2
+     * @param c3   counter word 3 (most significant)
+     * @param k0   key word 0
+     * @param k1   key word 1
+     * @param lane which of the four outputs, 0..3
+     * @return that output word, unsigned 32 bits in an int
+     */
+
     public static int draw(int c0, int c1, int c2, int c3, int k0, int k1, int lane) {
         int[] out = new int[4];
         generate(c0, c1, c2, c3, k0, k1, out);

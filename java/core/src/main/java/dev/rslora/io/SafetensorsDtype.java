@@ -52,27 +52,48 @@ public enum SafetensorsDtype {
         this.compute = compute;
     }
 
-    /** Bytes per element. */
+    /**
+     * Bytes per element.
+     *
+     * @return 1 (BOOL, U8, I8, F8_*), 2 (16-bit), 4 (32-bit) or 8 (F64, I64, U64)
+     */
     public int byteSize() {
         return byteSize;
     }
 
-    /** The name written in headers ("F32", "F8_E4M3", ...). */
+    /**
+     * The name written in headers.
+     *
+     * @return the header spelling ("F32", "F8_E4M3", ...), equal to the constant's name
+     */
     public String headerName() {
         return name();
     }
 
-    /** The arithmetic dtype of F32/BF16/F16; null for the dtypes that are read as raw bytes only. */
+    /**
+     * The arithmetic dtype of F32/BF16/F16.
+     *
+     * @return that dtype, or null for the dtypes that are read as raw bytes only
+     */
     public DType compute() {
         return compute;
     }
 
-    /** True for F32, BF16 and F16. */
+    /**
+     * Whether tensors of this dtype can be computed with.
+     *
+     * @return true for F32, BF16 and F16
+     */
     public boolean isComputable() {
         return compute != null;
     }
 
-    /** The table entry for a header dtype name (case-sensitive); null when the name is unknown. */
+    /**
+     * The table entry for a header dtype name (case-sensitive).
+     *
+     * @param name a header's dtype string
+     * @return the entry, or null when the name is unknown
+     */
     public static SafetensorsDtype byName(String name) {
         for (SafetensorsDtype d : values()) {
             if (d.name().equals(name)) {
@@ -82,7 +103,13 @@ public enum SafetensorsDtype {
         return null;
     }
 
-    /** The table entry of an arithmetic dtype. */
+    /**
+     * The table entry of an arithmetic dtype.
+     *
+     * @param dtype F32, BF16 or F16
+     * @return the matching entry
+     */
+
     public static SafetensorsDtype of(DType dtype) {
         return switch (dtype) {
             case F32 -> F32;

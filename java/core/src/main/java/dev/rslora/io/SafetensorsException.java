@@ -61,11 +61,11 @@ public final class SafetensorsException extends IOException {
         BAD_METADATA
     }
 
-    /** @serial the rule the file broke */
+    /** The rule the file broke. */
     private final Rule rule;
-    /** @serial the byte offset in the file where it broke the rule */
+    /** The byte offset in the file where it broke the rule, or −1. */
     private final long offset;
-    /** @serial the file's name */
+    /** The file's name, as given to the reader. */
     private final String file;
 
     SafetensorsException(Rule rule, String file, long offset, String detail) {
@@ -79,18 +79,31 @@ public final class SafetensorsException extends IOException {
         this(rule, String.valueOf(file), offset, detail);
     }
 
-    /** The rule the file broke. */
+    /**
+     * The rule the file broke.
+     *
+     * @return the broken rule, one constant per check of the reader
+     */
     public Rule rule() {
         return rule;
     }
 
-    /** Absolute byte offset in the file where the problem is, or −1 when not applicable. */
+    /**
+     * Absolute byte offset in the file where the problem is.
+     *
+     * @return the offset from the start of the file, or −1 when not applicable
+     */
     public long offset() {
         return offset;
     }
 
-    /** The file, as given to the reader. */
+    /**
+     * The file, as given to the reader.
+     *
+     * @return the path or source name as text
+     */
     public String file() {
+
         return file;
     }
 }

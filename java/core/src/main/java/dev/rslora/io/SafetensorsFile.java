@@ -61,6 +61,9 @@ public final class SafetensorsFile {
     /**
      * Maps {@code path} read-only into {@code arena} and validates it.
      *
+     * @param path  the .safetensors file
+     * @param arena owns the mapping: tensors of the returned file are valid until it closes
+     * @return the validated file; its tensors are zero-copy views of the mapping
      * @throws SafetensorsException when the file breaks a format rule
      * @throws IOException          when the file cannot be opened or mapped
      */
@@ -77,6 +80,11 @@ public final class SafetensorsFile {
     /**
      * Validates a safetensors image already in memory (for example a downloaded buffer); tensors
      * are views of {@code image}. {@code source} names the image in error messages.
+     *
+     * @param image  the whole file's bytes (header length, header, data buffer)
+     * @param source a name for the image in error messages (a path, a URL)
+     * @return the validated file
+     * @throws SafetensorsException when the image breaks a format rule (the rule and byte offset are in it)
      */
     public static SafetensorsFile parse(MemorySegment image, String source) throws SafetensorsException {
         long size = image.byteSize();
@@ -137,37 +145,65 @@ public final class SafetensorsFile {
         }
     }
 
-    /** The path or label this file was read from. */
+    /**
+     * The path or label this file was read from.
+     *
+     * @return the path as text, or the source given to {@link #parse}
+     */
     public String source() {
         return source;
     }
 
-    /** The whole file as a read-only segment (a memory mapping when opened from a path). */
+    /**
+     * The whole file as a read-only segment (a memory mapping when opened from a path).
+     *
+     * @return the file's bytes, from offset 0
+     */
     public MemorySegment mapping() {
         return mapping;
     }
 
-    /** File size in bytes. */
+    /**
+     * File size in bytes.
+     *
+     * @return 8 + N + the data buffer's length
+     */
     public long fileSize() {
         return mapping.byteSize();
     }
 
-    /** N, the JSON header's length in bytes (including its padding). */
+    /**
+     * N, the JSON header's length in bytes (including its padding).
+     *
+     * @return N, as stored in the file's first 8 bytes
+     */
     public long headerLength() {
         return headerLength;
     }
 
-    /** File offset of the data buffer: 8 + N. */
+    /**
+     * File offset of the data buffer.
+     *
+     * @return 8 + N
+     */
     public long dataStart() {
         return 8 + headerLength;
     }
 
-    /** All tensors, in header (file) order. */
+    /**
+     * All tensors, in header (file) order.
+     *
+     * @return the entries (unmodifiable)
+     */
     public List<SafetensorsEntry> entries() {
         return entries;
     }
 
-    /** Tensor names, in header order. */
+    /**
+     * Tensor names, in header order.
+     *
+     * @return the names (unmodifiable)
+     */
     public List<String> names() {
         List<String> names = new ArrayList<>(entries.size());
         for (SafetensorsEntry e : entries) {
@@ -176,17 +212,32 @@ public final class SafetensorsFile {
         return Collections.unmodifiableList(names);
     }
 
-    /** The {@code __metadata__} map with keys in file order; empty when the header has none. */
+    /**
+     * The {@code __metadata__} map with keys in file order.
+     *
+     * @return the metadata (unmodifiable); empty when the header has none
+     */
     public Map<String, String> metadata() {
         return metadata;
     }
 
-    /** True when the file holds a tensor called {@code name}. */
+    /**
+     * Whether the file holds a tensor called {@code name}.
+     *
+     * @param name a tensor name (exact)
+     * @return true when the header lists it
+     */
     public boolean contains(String name) {
         return byName.containsKey(name);
     }
 
-    /** The entry of tensor {@code name}; IllegalArgumentException naming the file when absent. */
+    /**
+     * The entry of tensor {@code name}.
+     *
+     * @param name a tensor name (exact)
+     * @return its header entry
+     * @throws IllegalArgumentException naming the file when the tensor is absent
+     */
     public SafetensorsEntry entry(String name) {
         SafetensorsEntry e = byName.get(name);
         if (e == null) {
@@ -196,7 +247,13 @@ public final class SafetensorsFile {
         return e;
     }
 
-    /** The raw little-endian bytes of tensor {@code name}: a read-only slice of the mapping, any dtype. */
+    /**
+     * The raw little-endian bytes of tensor {@code name}: a read-only slice of the mapping, any dtype.
+     *
+     * @param name a tensor name (exact)
+     * @return its byte range of the data buffer
+     * @throws IllegalArgumentException when the tensor is absent
+     */
     public MemorySegment bytes(String name) {
         SafetensorsEntry e = entry(name);
         return mapping.asSlice(dataStart() + e.begin(), e.byteLength());
@@ -205,7 +262,12 @@ public final class SafetensorsFile {
     /**
      * Tensor {@code name} as a zero-copy view of the mapping. Only F32, BF16 and F16 tensors have
      * an arithmetic view; others (I64, U8, ...) throw IllegalArgumentException: use {@link #bytes}.
+     *
+     * @param name a tensor name (exact)
+     * @return a read-only tensor over the mapping (valid while the arena is open)
+     * @throws IllegalArgumentException when the tensor is absent or its dtype has no arithmetic view
      */
+
     public Tensor tensor(String name) {
         SafetensorsEntry e = entry(name);
         if (!e.dtype().isComputable()) {

@@ -53,6 +53,10 @@ public final class SafetensorsWriter {
          * {@code dst}. The writer calls it with consecutive ranges from 0 to the tensor's byte
          * size, each a whole number of elements (offset and length are multiples of 8 bytes
          * except for the last range), from the writing thread. Any exception aborts the write.
+         *
+         * @param offset the byte offset of {@code dst}'s first byte within the tensor's data
+         * @param dst    the range to fill, completely (its size is the range's length)
+         * @throws IOException to abort the write (the target is then left unchanged)
          */
         void fill(long offset, MemorySegment dst) throws IOException;
     }
@@ -61,9 +65,22 @@ public final class SafetensorsWriter {
      * One tensor to write: its header name, dtype, shape and exactly numel × element size bytes,
      * either held in {@code data} or computed by {@code producer} during the write (exactly one
      * of the two is non-null).
+     *
+     * @param name     the header name (not {@code __metadata__})
+     * @param dtype    the header dtype
+     * @param shape    the dimensions, each ≥ 0
+     * @param data     the bytes (exactly numel × element size), or null when producer is set
+     * @param producer computes the bytes during the write, or null when data is set
      */
     public record Item(String name, SafetensorsDtype dtype, long[] shape, MemorySegment data, ByteProducer producer) {
-        /** A tensor whose bytes are in {@code data}. */
+        /**
+         * A tensor whose bytes are in {@code data}.
+         *
+         * @param name  the header name
+         * @param dtype the header dtype
+         * @param shape the dimensions, each ≥ 0
+         * @param data  exactly numel × element size bytes, little-endian (not null)
+         */
         public Item(String name, SafetensorsDtype dtype, long[] shape, MemorySegment data) {
             this(name, dtype, shape, Objects.requireNonNull(data, "data"), null);
         }
@@ -100,18 +117,37 @@ public final class SafetensorsWriter {
             }
         }
 
-        /** A copy of the shape. */
+        /**
+         * The shape.
+         *
+         * @return a copy of the dimensions
+         */
         @Override
         public long[] shape() {
             return shape.clone();
         }
 
-        /** A tensor's bytes under {@code name}, in its own dtype (F32, BF16 or F16). */
+        /**
+         * A tensor's bytes under {@code name}, in its own dtype (F32, BF16 or F16).
+         *
+         * @param name   the header name
+         * @param tensor the tensor (its memory is read during the write, not copied now)
+         * @return the item
+         */
         public static Item of(String name, Tensor tensor) {
             return new Item(name, SafetensorsDtype.of(tensor.dtype()), tensor.shape(), tensor.segment());
         }
 
-        /** Raw bytes of any known dtype (e.g. "I64"); IllegalArgumentException for an unknown name. */
+        /**
+         * Raw bytes of any known dtype (e.g. "I64").
+         *
+         * @param name      the header name
+         * @param dtypeName a safetensors dtype name, case-sensitive
+         * @param shape     the dimensions, each ≥ 0
+         * @param data      exactly numel × element size bytes
+         * @return the item
+         * @throws IllegalArgumentException for an unknown dtype name or a size mismatch
+         */
         public static Item raw(String name, String dtypeName, long[] shape, MemorySegment data) {
             SafetensorsDtype d = SafetensorsDtype.byName(dtypeName);
             if (d == null) {
@@ -121,12 +157,27 @@ public final class SafetensorsWriter {
             return new Item(name, d, shape, data);
         }
 
-        /** A tensor of {@code dtype} and {@code shape} whose bytes {@code producer} computes while the file is written. */
+        /**
+         * A tensor of {@code dtype} and {@code shape} whose bytes {@code producer} computes while the file is written.
+         *
+         * @param name     the header name
+         * @param dtype    the header dtype
+         * @param shape    the dimensions, each ≥ 0
+         * @param producer fills the bytes in consecutive ranges (not null)
+         * @return the item
+         */
         public static Item computed(String name, SafetensorsDtype dtype, long[] shape, ByteProducer producer) {
             return new Item(name, dtype, shape, null, Objects.requireNonNull(producer, "producer"));
         }
 
-        /** Tensor {@code name} of {@code source}, byte for byte, whatever its dtype. */
+        /**
+         * Tensor {@code name} of {@code source}, byte for byte, whatever its dtype.
+         *
+         * @param source an open safetensors file
+         * @param name   a tensor of it; the copy keeps the name
+         * @return the item
+         * @throws IllegalArgumentException when the source has no such tensor
+         */
         public static Item copyOf(SafetensorsFile source, String name) {
             SafetensorsEntry e = source.entry(name);
             return new Item(name, e.dtype(), e.shape(), source.bytes(name));
@@ -148,7 +199,18 @@ public final class SafetensorsWriter {
     private final Map<String, Item> items = new LinkedHashMap<>();
     private final Map<String, String> metadata = new LinkedHashMap<>();
 
-    /** Adds a tensor; IllegalArgumentException when the name is already taken. */
+    /** An empty writer: no tensors, no metadata. */
+    public SafetensorsWriter() {
+    }
+
+
+    /**
+     * Adds a tensor.
+     *
+     * @param item the tensor to write
+     * @return this writer
+     * @throws IllegalArgumentException when the name is already taken
+     */
     public SafetensorsWriter add(Item item) {
         if (items.putIfAbsent(item.name(), item) != null) {
             throw new IllegalArgumentException("tensor " + HeaderParser.quote(item.name()) + " added twice");
@@ -156,22 +218,48 @@ public final class SafetensorsWriter {
         return this;
     }
 
-    /** Adds {@code tensor} under {@code name} in its own dtype. */
+    /**
+     * Adds {@code tensor} under {@code name} in its own dtype.
+     *
+     * @param name   the header name
+     * @param tensor an F32, BF16 or F16 tensor, read during {@link #write}
+     * @return this writer
+     */
     public SafetensorsWriter add(String name, Tensor tensor) {
         return add(Item.of(name, tensor));
     }
 
-    /** Adds raw bytes of any known dtype. */
+    /**
+     * Adds raw bytes of any known dtype.
+     *
+     * @param name      the header name
+     * @param dtypeName a safetensors dtype name (e.g. "I64")
+     * @param shape     the dimensions
+     * @param data      exactly numel × element size bytes
+     * @return this writer
+     */
     public SafetensorsWriter addRaw(String name, String dtypeName, long[] shape, MemorySegment data) {
         return add(Item.raw(name, dtypeName, shape, data));
     }
 
-    /** Copies tensor {@code name} of {@code source} byte for byte. */
+    /**
+     * Copies tensor {@code name} of {@code source} byte for byte.
+     *
+     * @param source an open safetensors file (may be the target itself: the write renames)
+     * @param name   a tensor of it
+     * @return this writer
+     */
     public SafetensorsWriter copy(SafetensorsFile source, String name) {
         return add(Item.copyOf(source, name));
     }
 
-    /** Sets one {@code __metadata__} entry (insertion order is kept in the header). */
+    /**
+     * Sets one {@code __metadata__} entry (insertion order is kept in the header).
+     *
+     * @param key   the key (not null)
+     * @param value the value (not null), replacing an earlier value of the key
+     * @return this writer
+     */
     public SafetensorsWriter metadata(String key, String value) {
         requireEncodable(Objects.requireNonNull(key, "key"), "metadata key");
         requireEncodable(Objects.requireNonNull(value, "value"), "metadata value");
@@ -179,7 +267,12 @@ public final class SafetensorsWriter {
         return this;
     }
 
-    /** Sets every entry of {@code entries}. */
+    /**
+     * Sets every entry of {@code entries}.
+     *
+     * @param entries keys and values (none null), in their iteration order
+     * @return this writer
+     */
     public SafetensorsWriter metadata(Map<String, String> entries) {
         entries.forEach(this::metadata);
         return this;
@@ -203,7 +296,12 @@ public final class SafetensorsWriter {
     /**
      * Writes the file atomically (temporary file, fsync, rename). On failure nothing is left
      * behind and an existing {@code target} is unchanged.
+     *
+     * @param target the file to create or replace
+     * @throws IOException if writing, syncing or renaming fails, or a producer aborts
+     * @throws IllegalArgumentException if the header would exceed the readers' size limit
      */
+
     public void write(Path target) throws IOException {
         List<Item> ordered = fileOrder();
         byte[] header = HeaderEncoder.encode(ordered, metadata);

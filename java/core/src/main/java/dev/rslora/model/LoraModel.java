@@ -72,6 +72,10 @@ public final class LoraModel implements AutoCloseable {
      * @param weights state-dict names → tensors: {@code <path>.weight} [d_out, d_in] for every linear
      *                module, optionally {@code <path>.bias} [d_out]; other entries (1-D norms,
      *                embeddings) are not adapted. Borrowed: the caller's arena must outlive the model.
+     * @param config  which modules to adapt and their r, α, scaling, dropout and initialisation
+     * @param backend the backend every layer runs on
+     * @param seed    seeds A's initialisation (with each module's index) and the dropout streams
+     * @return the model, in training mode with every adapter enabled
      * @throws IllegalArgumentException when the config targets no 2-D weight, or uses fan_in_fan_out
      */
     public static LoraModel wrap(Map<String, Tensor> weights, PeftConfig config, Backend backend, long seed) {
@@ -81,6 +85,13 @@ public final class LoraModel implements AutoCloseable {
     /**
      * {@link #wrap} over heap arrays: each {@code <path>.weight} is a {@code float[d_out][d_in]} and each
      * {@code <path>.bias} a {@code float[1][d_out]}, copied (F32) into memory this model owns.
+     *
+     * @param weights state-dict names → rectangular heap arrays (copied; the caller may reuse them)
+     * @param config  which modules to adapt and their hyper-parameters
+     * @param backend the backend every layer runs on
+     * @param seed    seeds A's initialisation and the dropout streams
+     * @return the model; {@link #close()} also frees the copied weights
+     * @throws IllegalArgumentException as {@link #wrap(Map, PeftConfig, Backend, long)}, or for a ragged array
      */
     public static LoraModel wrapArrays(Map<String, float[][]> weights, PeftConfig config, Backend backend, long seed) {
         Arena arena = Arena.ofShared();
@@ -95,6 +106,12 @@ public final class LoraModel implements AutoCloseable {
     /**
      * {@link #wrap} over the linear modules of a base checkpoint (one safetensors file or a shard
      * folder, memory-mapped in the caller's arena).
+     *
+     * @param base    the open checkpoint; its arena must outlive the model
+     * @param config  which modules to adapt and their hyper-parameters
+     * @param backend the backend every layer runs on
+     * @param seed    seeds A's initialisation and the dropout streams
+     * @return the model over the checkpoint's 2-D {@code .weight} tensors (and their biases)
      */
     public static LoraModel wrap(BaseCheckpoint base, PeftConfig config, Backend backend, long seed) {
         Map<String, Tensor> weights = new LinkedHashMap<>();
@@ -113,6 +130,14 @@ public final class LoraModel implements AutoCloseable {
      * module the weights lack, when the config targets a module of the weights that the folder has no
      * adapter for, or when it holds extra tensors (modules_to_save) that a model of linear adapters
      * cannot hold (use {@link AdapterSet} for those).
+     *
+     * @param dir     a folder with {@code adapter_config.json} and {@code adapter_model.safetensors}
+     * @param weights the base weights, as for {@link #wrap(Map, PeftConfig, Backend, long)} (borrowed)
+     * @param backend the backend every layer runs on
+     * @param seed    seeds the dropout streams (A and B come from the folder)
+     * @return the model holding the folder's adapter
+     * @throws IOException if the folder cannot be read or is not a valid PEFT adapter
+     * @throws IllegalArgumentException if the adapter does not fit the weights (the message names the module)
      */
     public static LoraModel load(Path dir, Map<String, Tensor> weights, Backend backend, long seed) throws IOException {
         try (Arena files = Arena.ofShared()) {
@@ -121,7 +146,17 @@ public final class LoraModel implements AutoCloseable {
         }
     }
 
-    /** {@link #load} over heap arrays (see {@link #wrapArrays}). */
+    /**
+     * {@link #load} over heap arrays (see {@link #wrapArrays}).
+     *
+     * @param dir     a PEFT adapter folder
+     * @param weights the base weights as heap arrays (copied)
+     * @param backend the backend every layer runs on
+     * @param seed    seeds the dropout streams
+     * @return the model holding the folder's adapter
+     * @throws IOException if the folder cannot be read or is not a valid PEFT adapter
+     * @throws IllegalArgumentException if the adapter does not fit the weights
+     */
     public static LoraModel loadArrays(Path dir, Map<String, float[][]> weights, Backend backend, long seed) throws IOException {
         Arena arena = Arena.ofShared();
         try (Arena files = Arena.ofShared()) {
@@ -227,18 +262,33 @@ public final class LoraModel implements AutoCloseable {
 
     // ------------------------------------------------------------------ structure
 
-    /** The config every module's r, α, γ and dropout come from. */
+    /**
+     * The config every module's r, α, γ and dropout come from.
+     *
+     * @return the PEFT config (what {@link #save} writes as adapter_config.json)
+     */
     public PeftConfig config() {
         return config;
     }
 
-    /** Adapted module path → its layer, in weight order (unmodifiable). */
+    /**
+     * Adapted module path → its layer, in weight order (unmodifiable).
+     *
+     * @return the layers, keyed by module path (e.g. {@code model.layers.0.self_attn.q_proj})
+     * @throws IllegalStateException if the model is closed
+     */
     public Map<String, LoraLinear> layers() {
         checkOpen();
         return layers;
     }
 
-    /** The layer of adapted module {@code path}; IllegalArgumentException naming it when it is not adapted. */
+    /**
+     * The layer of adapted module {@code path}.
+     *
+     * @param path the module path, without {@code .weight}
+     * @return its layer
+     * @throws IllegalArgumentException naming the path when it is not adapted (and why)
+     */
     public LoraLinear layer(String path) {
         checkOpen();
         LoraLinear l = layers.get(path);
@@ -250,7 +300,11 @@ public final class LoraModel implements AutoCloseable {
         return l;
     }
 
-    /** The linear modules of the weights that the config does not target (frozen, not held by this model). */
+    /**
+     * The linear modules of the weights that the config does not target (frozen, not held by this model).
+     *
+     * @return their paths, in weight order (unmodifiable; empty when every linear module is adapted)
+     */
     public List<String> untargetedModules() {
         return untargeted;
     }
@@ -258,6 +312,8 @@ public final class LoraModel implements AutoCloseable {
     /**
      * The trainable tensors for an optimizer: {@code <path>.lora_A.weight} and {@code <path>.lora_B.weight}
      * of every module, with their gradients ({@link Parameter#of}).
+     *
+     * @return two parameters per adapted module, in weight order (live tensors, not copies)
      */
     public List<Parameter> parameters() {
         checkOpen();
@@ -266,7 +322,11 @@ public final class LoraModel implements AutoCloseable {
         return out;
     }
 
-    /** Σ r·(d_in + d_out) over the adapted modules. */
+    /**
+     * Σ r·(d_in + d_out) over the adapted modules.
+     *
+     * @return the number of trainable scalars
+     */
     public long trainableParameterCount() {
         long n = 0;
         for (LoraLinear l : layers().values()) {
@@ -280,14 +340,22 @@ public final class LoraModel implements AutoCloseable {
         layers().values().forEach(LoraLinear::zeroGrad);
     }
 
-    /** Training mode (dropout on) or eval mode (off), for every layer. */
+    /**
+     * Training mode (dropout on) or eval mode (off), for every layer.
+     *
+     * @param on true for training mode, false for eval mode
+     */
     public void train(boolean on) {
         layers().values().forEach(l -> l.train(on));
     }
 
     // ------------------------------------------------------------------ enable / disable
 
-    /** True when every layer adds its adapter term. */
+    /**
+     * Whether every layer adds its adapter term.
+     *
+     * @return true when every adapter is enabled (also for a model of no layers)
+     */
     public boolean adaptersEnabled() {
         return layers().values().stream().allMatch(LoraLinear::isAdapterEnabled);
     }
@@ -296,6 +364,9 @@ public final class LoraModel implements AutoCloseable {
      * Enables or disables every adapter (PEFT's {@code enable_adapters()} / {@code disable_adapters()}):
      * disabled, every layer computes {@code Y = X·Wᵀ + b} exactly and its backward gives A and B no
      * gradient.
+     *
+     * @param on true to enable every adapter, false to disable them
+     * @throws IllegalStateException if a layer is merged (disabling) or the model is closed
      */
     public void setAdaptersEnabled(boolean on) {
         layers().values().forEach(l -> l.setAdapterEnabled(on));
@@ -305,6 +376,8 @@ public final class LoraModel implements AutoCloseable {
      * Disables every adapter until the returned scope is closed, which restores each layer's previous
      * state (PEFT's {@code with model.disable_adapter():}):
      * <pre>{@code try (var off = model.disableAdapters()) { ... reference forward ... }}</pre>
+     *
+     * @return a scope whose close() restores every layer's previous state
      */
     public LoraLinear.AdapterScope disableAdapters() {
         List<LoraLinear.AdapterScope> scopes = new ArrayList<>();
@@ -324,6 +397,11 @@ public final class LoraModel implements AutoCloseable {
      * Forward of module {@code path} on heap rows: {@code x} float[N][d_in] → Y float[N][d_out]
      * ({@code Y = X·Wᵀ + b + γ·B(A·D(X))}, or the base path when adapters are disabled). X is copied into
      * a buffer the model keeps for {@link #backward(String, float[][])}.
+     *
+     * @param path the adapted module's path
+     * @param x    the input rows float[N][d_in], N ≥ 1 (copied)
+     * @return Y as a new float[N][d_out]
+     * @throws IllegalArgumentException if the path is not adapted or x has the wrong shape (naming the module)
      */
     public float[][] forward(String path, float[][] x) {
         LoraLinear l = layer(path);
@@ -341,6 +419,12 @@ public final class LoraModel implements AutoCloseable {
     /**
      * Backward of the last {@link #forward(String, float[][])} of module {@code path}: {@code dy}
      * float[N][d_out] → dX float[N][d_in]; dA and dB go to the layer's gradients (its grad mode).
+     *
+     * @param path the module of the last heap-array forward
+     * @param dy   the upstream gradient float[N][d_out], N as in that forward (copied)
+     * @return dX as a new float[N][d_in]
+     * @throws IllegalStateException if no heap-array forward of N rows ran on this module
+     * @throws IllegalArgumentException if dy has the wrong shape
      */
     public float[][] backward(String path, float[][] dy) {
         LoraLinear l = layer(path);
@@ -385,12 +469,19 @@ public final class LoraModel implements AutoCloseable {
 
     /**
      * The adapter as an {@link AdapterSet} (views of the live A and B), validated as {@link #save} validates it.
+     *
+     * @return the adapter set (it changes as training updates A and B)
      */
     public AdapterSet adapters() {
         return AdapterSet.of(config, layers());
     }
 
-    /** {@link #save(Path, DType)} in F32, as PEFT saves by default. */
+    /**
+     * {@link #save(Path, DType)} in F32, as PEFT saves by default.
+     *
+     * @param dir the folder to write (created if absent)
+     * @throws IOException if the folder or files cannot be written
+     */
     public void save(Path dir) throws IOException {
         save(dir, DType.F32);
     }
@@ -399,12 +490,23 @@ public final class LoraModel implements AutoCloseable {
      * Saves exactly what this model holds as a PEFT folder ({@code adapter_config.json},
      * {@code adapter_model.safetensors}): its config and every module's A and B in {@code dtype}.
      * Checked before anything is written ({@link AdapterSet#save}); {@link #load} reads it back.
+     *
+     * @param dir   the folder to write (created if absent)
+     * @param dtype the dtype of the saved A and B (F32, BF16 or F16; narrowing rounds to nearest even)
+     * @throws IOException if the folder or files cannot be written
      */
     public void save(Path dir, DType dtype) throws IOException {
         adapters().save(dir, dtype);
     }
 
-    /** The adapter of module {@code path} as {@link AdapterSet} holds it (views of the live tensors). */
+    /**
+     * The adapter of module {@code path} as {@link AdapterSet} holds it (views of the live tensors).
+     *
+     * @param path an adapted module's path
+     * @return its module config, A and B
+     * @throws IllegalArgumentException if the path is not adapted
+     */
+
     public AdapterModule module(String path) {
         LoraLinear l = layer(path);
         return new AdapterModule(path, l.config(), l.loraA(), l.loraB());

@@ -67,6 +67,8 @@ public record AdafactorConfig(Double lr, double eps1, double eps2, double clipTh
     /**
      * The defaults of {@code Adafactor(params)}: lr None, eps (1e-30, 1e-3), clip_threshold 1.0,
      * decay_rate −0.8, beta1 None, weight_decay 0, scale_parameter, relative_step, no warmup_init.
+     *
+     * @return Hugging Face's defaults
      */
     public static AdafactorConfig hfDefaults() {
         return new AdafactorConfig(null, 1e-30, 1e-3, 1.0, -0.8, null, 0.0, true, true, false);
@@ -76,17 +78,32 @@ public record AdafactorConfig(Double lr, double eps1, double eps2, double clipTh
      * What the Hugging Face Trainer builds for {@code optim="adafactor"}: the defaults with
      * {@code scale_parameter=False, relative_step=False} and the given learning rate (the
      * rsLoRA paper's DPO recipe: lr 5e-7).
+     *
+     * @param lr the learning rate ρ_t of every step (finite, ≥ 0)
+     * @return the Trainer's config with that learning rate
+     * @throws IllegalArgumentException if lr is negative, infinite or NaN
      */
     public static AdafactorConfig trainer(double lr) {
         return new AdafactorConfig(lr, 1e-30, 1e-3, 1.0, -0.8, null, 0.0, false, false, false);
     }
 
-    /** True when a first moment (exp_avg) is kept. */
+    /**
+     * Whether a first moment is kept.
+     *
+     * @return true when beta1 is set (the state has an exp_avg per parameter)
+     */
     public boolean usesFirstMoment() {
         return beta1 != null;
     }
 
-    /** The same config with learning rate {@code newLr} (for schedules; refused with relative_step). */
+    /**
+     * The same config with learning rate {@code newLr} (for schedules; refused with relative_step).
+     *
+     * @param newLr the learning rate (finite, ≥ 0)
+     * @return a copy with lr = newLr
+     * @throws IllegalStateException if relative_step is on (it computes its own step size)
+     * @throws IllegalArgumentException if newLr is negative, infinite or NaN
+     */
     public AdafactorConfig withLr(double newLr) {
         if (relativeStep) {
             throw new IllegalStateException("relative_step=true computes its own step size: no learning rate to set");
@@ -95,34 +112,65 @@ public record AdafactorConfig(Double lr, double eps1, double eps2, double clipTh
                 warmupInit);
     }
 
-    /** The same config with eps = (e1, e2). */
+    /**
+     * The same config with eps = (e1, e2).
+     *
+     * @param e1 added to grad² (eps1, finite, ≥ 0)
+     * @param e2 lower bound of RMS(p) (eps2, finite, ≥ 0)
+     * @return a copy with the new eps
+     */
     public AdafactorConfig withEps(double e1, double e2) {
         return new AdafactorConfig(lr, e1, e2, clipThreshold, decayRate, beta1, weightDecay, scaleParameter, relativeStep,
                 warmupInit);
     }
 
-    /** The same config with clip_threshold c. */
+    /**
+     * The same config with clip_threshold c.
+     *
+     * @param c the update-RMS threshold (finite, &gt; 0)
+     * @return a copy with clip_threshold = c
+     */
     public AdafactorConfig withClipThreshold(double c) {
         return new AdafactorConfig(lr, eps1, eps2, c, decayRate, beta1, weightDecay, scaleParameter, relativeStep, warmupInit);
     }
 
-    /** The same config with decay_rate d. */
+    /**
+     * The same config with decay_rate d.
+     *
+     * @param d the exponent of β2_t = 1 − t^d (finite, &lt; 0)
+     * @return a copy with decay_rate = d
+     */
     public AdafactorConfig withDecayRate(double d) {
         return new AdafactorConfig(lr, eps1, eps2, clipThreshold, d, beta1, weightDecay, scaleParameter, relativeStep, warmupInit);
     }
 
-    /** beta1 null = no first moment. */
+    /**
+     * The same config with first-moment decay {@code b1}.
+     *
+     * @param b1 in [0, 1), or null for no first moment (no exp_avg state)
+     * @return a copy with beta1 = b1
+     */
     public AdafactorConfig withBeta1(Double b1) {
         return new AdafactorConfig(lr, eps1, eps2, clipThreshold, decayRate, b1, weightDecay, scaleParameter, relativeStep,
                 warmupInit);
     }
 
-    /** The same config with weight_decay wd. */
+    /**
+     * The same config with weight_decay wd.
+     *
+     * @param wd the decoupled weight decay (finite, ≥ 0; 0 = none)
+     * @return a copy with weight_decay = wd
+     */
     public AdafactorConfig withWeightDecay(double wd) {
         return new AdafactorConfig(lr, eps1, eps2, clipThreshold, decayRate, beta1, wd, scaleParameter, relativeStep, warmupInit);
     }
 
-    /** The same config with scale_parameter on or off. */
+    /**
+     * The same config with scale_parameter on or off.
+     *
+     * @param on whether lr_t is multiplied by max(eps2, RMS(p))
+     * @return a copy with scale_parameter = on
+     */
     public AdafactorConfig withScaleParameter(boolean on) {
         return new AdafactorConfig(lr, eps1, eps2, clipThreshold, decayRate, beta1, weightDecay, on, relativeStep, warmupInit);
     }
@@ -130,7 +178,14 @@ public record AdafactorConfig(Double lr, double eps1, double eps2, double clipTh
     /**
      * Relative step on (lr dropped) or off with learning rate {@code lrWhenOff}; warmup_init is kept
      * only when relative step stays on.
+     *
+     * @param on        relative step on (lr dropped) or off
+     * @param lrWhenOff the learning rate when {@code on} is false (required then, finite, ≥ 0); ignored when on
+     * @param warmup    warmup_init (only allowed when {@code on})
+     * @return a copy with the new step-size mode
+     * @throws IllegalArgumentException if the combination is one Hugging Face refuses
      */
+
     public AdafactorConfig withRelativeStep(boolean on, Double lrWhenOff, boolean warmup) {
         return new AdafactorConfig(on ? null : lrWhenOff, eps1, eps2, clipThreshold, decayRate, beta1, weightDecay,
                 scaleParameter, on, warmup);

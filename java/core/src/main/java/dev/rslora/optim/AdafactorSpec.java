@@ -51,12 +51,31 @@ public final class AdafactorSpec {
     /**
      * The scalars of step t that do not depend on the parameter: fp32 β2, 1−β2, eps1, β1, 1−β1, and in
      * double the relative step ρ_t, eps2, clipThreshold and weightDecay, with the config's flags.
+     *
+     * @param t              the step number, ≥ 1 (the first step is 1, as in Hugging Face)
+     * @param beta2          f32(1 − t^decayRate), the second-moment decay of this step
+     * @param oneMinusBeta2  f32(1 − (1 − t^decayRate)), rounded separately from {@code beta2}
+     * @param eps1           f32(eps1), added to grad² before the averages
+     * @param beta1          f32(beta1), or 0 when there is no first moment
+     * @param oneMinusBeta1  f32(1 − beta1), or 1 when there is no first moment
+     * @param firstMoment    whether an exp_avg is kept (the config's beta1 is set)
+     * @param rho            ρ_t in double: the relative step, or the config's lr
+     * @param scaleParameter whether lr_t is multiplied by max(eps2, RMS(p))
+     * @param eps2           the lower bound of RMS(p) in that product
+     * @param clipThreshold  the RMS above which the update is scaled down (&gt; 0)
+     * @param weightDecay    the decoupled weight decay (≥ 0; 0 skips the decay step)
      */
     public record Step(long t, float beta2, float oneMinusBeta2, float eps1, float beta1, float oneMinusBeta1,
                        boolean firstMoment, double rho, boolean scaleParameter, double eps2, double clipThreshold,
                        double weightDecay) {
 
-        /** lr_t of a parameter whose RMS before the step is {@code rms} (double). */
+        /**
+         * lr_t of a parameter whose RMS before the step is {@code rms} (double).
+         *
+         * @param rms RMS(p) of the parameter (or its fp32 master) before this step; ignored without
+         *            scaleParameter; NaN gives eps2·ρ_t, as Python's {@code max(eps2, nan)}
+         * @return ρ_t, times max(eps2, rms) when scaleParameter is set
+         */
         public double lr(double rms) {
             if (!scaleParameter) {
                 return rho;
@@ -65,19 +84,36 @@ public final class AdafactorSpec {
             return (rms > eps2 ? rms : eps2) * rho;
         }
 
-        /** f32(−weightDecay·lr_t). */
+        /**
+         * f32(−weightDecay·lr_t).
+         *
+         * @param lr lr_t of the parameter, from {@link #lr(double)}
+         * @return the factor f with p ← p + p·f, 0 when weightDecay is 0
+         */
         public float decay(double lr) {
             return (float) (-weightDecay * lr);
         }
 
-        /** f32(max(rmsUpdate/clipThreshold, 1)); NaN stays NaN (torch clamp_). */
+        /**
+         * f32(max(rmsUpdate/clipThreshold, 1)); NaN stays NaN (torch clamp_).
+         *
+         * @param rmsUpdate RMS of the unclipped update u, in double
+         * @return the divisor of u, ≥ 1 (or NaN when rmsUpdate is NaN)
+         */
         public float clipDivisor(double rmsUpdate) {
             double d = rmsUpdate / clipThreshold;
             return (float) (d < 1.0 ? 1.0 : d);
         }
     }
 
-    /** The scalars of step t ≥ 1 under {@code c}. */
+    /**
+     * The scalars of step t ≥ 1 under {@code c}.
+     *
+     * @param c the hyper-parameters
+     * @param t the step number, ≥ 1
+     * @return the step's scalars, rounded as {@link Step} documents
+     * @throws IllegalArgumentException if t &lt; 1
+     */
     public static Step step(AdafactorConfig c, long t) {
         if (t < 1) {
             throw new IllegalArgumentException("Adafactor step must be >= 1, got t=" + t);
@@ -96,18 +132,35 @@ public final class AdafactorSpec {
                 c.scaleParameter(), c.eps2(), c.clipThreshold(), c.weightDecay());
     }
 
-    /** √(sumSq)/√n in double, as Hugging Face's {@code tensor.norm(2) / numel ** 0.5}. */
+    /**
+     * √(sumSq)/√n in double, as Hugging Face's {@code tensor.norm(2) / numel ** 0.5}.
+     *
+     * @param sumSq the sum of squares, a flat sum in the order above
+     * @param n     the number of elements summed (n = 0 gives NaN, as torch)
+     * @return the root mean square
+     */
     public static double rms(double sumSq, long n) {
         return Math.sqrt(sumSq) / Math.sqrt((double) n);
     }
 
-    /** Number of segments of a flat sum over n elements (at least 1). */
+    /**
+     * Number of segments of a flat sum over n elements (at least 1).
+     *
+     * @param n the element count, ≥ 0
+     * @return ⌈n / {@link #SEGMENT}⌉, or 1 when n is 0
+     */
     public static long segments(long n) {
         return Math.max(1, (n + SEGMENT - 1) / SEGMENT);
     }
 
-    /** Number of row chunks of a column sum over r rows (at least 1). */
+    /**
+     * Number of row chunks of a column sum over r rows (at least 1).
+     *
+     * @param r the row count R, ≥ 0
+     * @return ⌈r / {@link #COL_CHUNK}⌉, or 1 when r is 0
+     */
     public static long colChunks(long r) {
+
         return Math.max(1, (r + COL_CHUNK - 1) / COL_CHUNK);
     }
 }

@@ -84,7 +84,12 @@ public record AdafactorState(long step, AdafactorConfig config, List<Entry> entr
             }
         }
 
-        /** Whether a parameter of this shape has factored second moments (rank ≥ 2, as Hugging Face). */
+        /**
+         * Whether a parameter of this shape has factored second moments (rank ≥ 2, as Hugging Face).
+         *
+         * @param shape the parameter's shape
+         * @return true for rank ≥ 2 (row and column averages), false for rank 0 or 1 (full exp_avg_sq)
+         */
         public static boolean factored(long[] shape) {
             return shape.length >= 2;
         }
@@ -100,18 +105,31 @@ public record AdafactorState(long step, AdafactorConfig config, List<Entry> entr
             return n;
         }
 
-        /** A copy of the shape. */
+        /**
+         * The parameter's shape.
+         *
+         * @return a copy of the shape (the caller may modify it)
+         */
         @Override
         public long[] shape() {
             return shape.clone();
         }
 
-        /** Whether this parameter has factored second moments (rank ≥ 2). */
+        /**
+         * Whether this parameter has factored second moments (rank ≥ 2).
+         *
+         * @return true when the row/column averages are set, false when exp_avg_sq is
+         */
         public boolean isFactored() {
             return factored(shape);
         }
 
-        /** The parameter's element count. */
+        /**
+         * The parameter's element count.
+         *
+         * @return the product of the shape's dimensions (1 for rank 0)
+         */
+
         public long numel() {
             return numel(shape);
         }

@@ -33,27 +33,54 @@ public record AdamWConfig(double lr, double beta1, double beta2, double eps, dou
         }
     }
 
-    /** PyTorch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0.01. */
+    /**
+     * PyTorch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0.01.
+     *
+     * @return {@code torch.optim.AdamW}'s defaults
+     */
     public static AdamWConfig torchDefaults() {
         return new AdamWConfig(1e-3, 0.9, 0.999, 1e-8, 0.01);
     }
 
-    /** This config with learning rate {@code newLr}. */
+    /**
+     * This config with learning rate {@code newLr}.
+     *
+     * @param newLr the learning rate (finite, ≥ 0)
+     * @return a copy with lr = newLr
+     * @throws IllegalArgumentException if newLr is negative, infinite or NaN
+     */
     public AdamWConfig withLr(double newLr) {
         return new AdamWConfig(newLr, beta1, beta2, eps, weightDecay);
     }
 
-    /** This config with decoupled weight decay {@code wd}. */
+    /**
+     * This config with decoupled weight decay {@code wd}.
+     *
+     * @param wd λ in p ← p·(1 − lr·λ) (finite, ≥ 0; 0 = none)
+     * @return a copy with weightDecay = wd
+     */
     public AdamWConfig withWeightDecay(double wd) {
         return new AdamWConfig(lr, beta1, beta2, eps, wd);
     }
 
-    /** This config with eps {@code newEps}. */
+    /**
+     * This config with eps {@code newEps}.
+     *
+     * @param newEps added to the bias-corrected √v (finite, ≥ 0)
+     * @return a copy with eps = newEps
+     */
     public AdamWConfig withEps(double newEps) {
         return new AdamWConfig(lr, beta1, beta2, newEps, weightDecay);
     }
 
-    /** This config with β1 = {@code b1}, β2 = {@code b2}. */
+    /**
+     * This config with β1 = {@code b1}, β2 = {@code b2}.
+     *
+     * @param b1 first-moment decay in [0, 1)
+     * @param b2 second-moment decay in [0, 1)
+     * @return a copy with the new betas
+     */
+
     public AdamWConfig withBetas(double b1, double b2) {
         return new AdamWConfig(lr, b1, b2, eps, weightDecay);
     }

@@ -53,13 +53,22 @@ public record AdamWState(long step, AdamWConfig config, List<Entry> entries) {
             }
         }
 
-        /** A copy of the shape. */
+        /**
+         * The parameter's shape.
+         *
+         * @return a copy of the shape (the caller may modify it)
+         */
         @Override
         public long[] shape() {
             return shape.clone();
         }
 
-        /** The parameter's element count. */
+        /**
+         * The parameter's element count.
+         *
+         * @return the length of m (= v = master, the product of the shape)
+         */
+
         public long numel() {
             return m.length;
         }

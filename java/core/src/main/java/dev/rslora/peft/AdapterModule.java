@@ -13,6 +13,8 @@ import java.util.Objects;
  * @param path   module path, e.g. {@code model.layers.0.self_attn.q_proj}; its base weight is {@code path + ".weight"}
  * @param config r, α and scaling as the PEFT config gives them for this path (its seed is 0: PEFT
  *               files carry no dropout seed; {@link AdapterSet#layer} takes one)
+ * @param loraA  A [r, d_in], any of F32, BF16, F16
+ * @param loraB  B [d_out, r], any of F32, BF16, F16
  */
 public record AdapterModule(String path, LoraConfig config, Tensor loraA, Tensor loraB) {
 
@@ -26,32 +28,57 @@ public record AdapterModule(String path, LoraConfig config, Tensor loraA, Tensor
         }
     }
 
-    /** γ = α/√r (rsLoRA) or α/r (LoRA). */
+    /**
+     * γ = α/√r (rsLoRA) or α/r (LoRA).
+     *
+     * @return the module's γ
+     */
     public double gamma() {
         return config.gamma();
     }
 
-    /** The rank r. */
+    /**
+     * The rank r.
+     *
+     * @return r ≥ 1, the rows of A and columns of B
+     */
     public int rank() {
         return config.rank();
     }
 
-    /** d_in, the columns of A. */
+    /**
+     * d_in, the columns of A.
+     *
+     * @return the base layer's input width
+     */
     public long dIn() {
         return loraA.dim(1);
     }
 
-    /** d_out, the rows of B. */
+    /**
+     * d_out, the rows of B.
+     *
+     * @return the base layer's output width
+     */
     public long dOut() {
         return loraB.dim(0);
     }
 
-    /** The base weight's tensor name. */
+    /**
+     * The base weight's tensor name.
+     *
+     * @return {@code path + ".weight"}
+     */
     public String weightName() {
         return path + ".weight";
     }
 
-    /** numel(A) + numel(B) = r·(d_in + d_out). */
+    /**
+     * The module's trainable parameter count.
+     *
+     * @return numel(A) + numel(B) = r·(d_in + d_out)
+     */
+
     public long parameterCount() {
         return loraA.numel() + loraB.numel();
     }

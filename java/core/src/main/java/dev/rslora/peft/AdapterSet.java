@@ -55,8 +55,12 @@ public final class AdapterSet {
     private final Map<String, Tensor> extras;
 
     /**
+     * An adapter set from its parts (copied into unmodifiable maps).
+     *
+     * @param config  the PEFT config written with the adapter
      * @param modules module path → adapter, in order
      * @param extras  base tensor name → tensor that replaces it on merge (may be empty)
+     * @throws IllegalArgumentException if a module is keyed under another path than its own
      */
     public AdapterSet(PeftConfig config, Map<String, AdapterModule> modules, Map<String, Tensor> extras) {
         this.config = Objects.requireNonNull(config, "config");
@@ -77,6 +81,11 @@ public final class AdapterSet {
      * ±1/√d_in, or normal with std 1/r), B = 0, F32, allocated in {@code arena}. Each module draws
      * from its own stream, a function of {@code seed} and its path only.
      *
+     * @param base   the base checkpoint whose 2-D weights are candidates
+     * @param config target_modules, ranks, alphas and init
+     * @param seed   seeds every module's A (with the module's path)
+     * @param arena  owns the new A and B tensors
+     * @return the new set, one module per targeted weight, no extras
      * @throws PeftFormatException when no module matches
      */
     public static AdapterSet init(BaseCheckpoint base, PeftConfig config, long seed, Arena arena) throws PeftFormatException {
@@ -116,6 +125,9 @@ public final class AdapterSet {
      * r, α, scaling and dropout, which must agree with {@code config} for that path, as a reader
      * will recompute them from the config).
      *
+     * @param config the config to save with the layers
+     * @param layers module path → layer, in the order to save (A and B are views, not copies)
+     * @return the set
      * @throws IllegalArgumentException naming the module when the config does not target a path
      *         (by the rules {@link #load} applies, {@link PeftConfig#admits}) or gives it another r,
      *         α, scaling or lora_dropout than its layer has: such an adapter could be saved but
@@ -154,7 +166,13 @@ public final class AdapterSet {
         }
     }
 
-    /** This set with {@code extras} (base tensor name → replacement) added. */
+    /**
+     * This set with {@code extras} (base tensor name → replacement) added.
+     *
+     * @param more base tensor name → replacement tensor (e.g. a trained modules_to_save weight);
+     *             replaces an earlier extra of the same name
+     * @return a new set with the same modules
+     */
     public AdapterSet withExtras(Map<String, Tensor> more) {
         Map<String, Tensor> all = new LinkedHashMap<>(extras);
         all.putAll(more);
@@ -169,6 +187,12 @@ public final class AdapterSet {
      * each module has both lora_A and lora_B, 2-D, of the rank the config gives its path; each
      * module is one the config targets; lora_B.bias tensors (PEFT's lora_bias) are all zero;
      * no other LoRA tensor kinds (DoRA magnitudes, embedding adapters).
+     *
+     * @param dir   a folder holding adapter_config.json and adapter_model.safetensors
+     * @param arena owns the mapping: the set's tensors are valid until it closes
+     * @return the adapter, its tensors zero-copy views of the file
+     * @throws PeftFormatException when a check fails (naming the file, module or tensor)
+     * @throws IOException if the files cannot be read
      */
     public static AdapterSet load(Path dir, Arena arena) throws IOException {
         if (!Files.isDirectory(dir)) {
@@ -273,6 +297,11 @@ public final class AdapterSet {
      * (IllegalArgumentException naming the module or tensor): every module must be admitted by
      * the config's target_modules and have the r, α, scaling and lora_dropout the config gives
      * its path; an extra tensor must not be named like a LoRA tensor.
+     *
+     * @param dir   the adapter folder to write (created if absent)
+     * @param dtype the dtype of every saved tensor (F32, BF16 or F16; narrowing rounds to nearest even)
+     * @throws IOException if the folder or files cannot be written
+     * @throws IllegalArgumentException naming the module or tensor when {@link #load} would refuse the set
      */
     public void save(Path dir, DType dtype) throws IOException {
         validateForSave();
@@ -320,6 +349,15 @@ public final class AdapterSet {
      * A trainable layer for module {@code path} over its base {@code weight} [d_out, d_in] (for a
      * fan_in_fan_out model the caller passes W transposed) with this adapter's A and B copied in,
      * its r, α, scaling and dropout from the config, dropout keyed by {@code seed} and {@code layerId}.
+     *
+     * @param path    a module of this set
+     * @param weight  its base W [d_out, d_in] (borrowed)
+     * @param bias    its base bias [d_out], or null
+     * @param backend the backend the layer runs on
+     * @param layerId the layer's dropout id
+     * @param seed    the dropout seed
+     * @return a new layer holding copies of the module's A and B
+     * @throws IllegalArgumentException when the set has no such module or the weight's shape does not match
      */
     public LoraLinear layer(String path, Tensor weight, Tensor bias, Backend backend, int layerId, long seed) {
         AdapterModule m = module(path);
@@ -330,17 +368,31 @@ public final class AdapterSet {
         return LoraLinear.withAdapter(weight, bias, m.loraA(), m.loraB(), config.loraConfig(path, config.init(), seed), backend, layerId);
     }
 
-    /** The config every module's r, α and γ come from. */
+    /**
+     * The config every module's r, α and γ come from.
+     *
+     * @return the PEFT config
+     */
     public PeftConfig config() {
         return config;
     }
 
-    /** Module path → adapter, in order (unmodifiable). */
+    /**
+     * Module path → adapter, in order (unmodifiable).
+     *
+     * @return the modules
+     */
     public Map<String, AdapterModule> modules() {
         return modules;
     }
 
-    /** The adapter of {@code path}; IllegalArgumentException naming it when absent. */
+    /**
+     * The adapter of {@code path}.
+     *
+     * @param path the module path
+     * @return its adapter
+     * @throws IllegalArgumentException naming the path when the set has no such module
+     */
     public AdapterModule module(String path) {
         AdapterModule m = modules.get(path);
         if (m == null) {
@@ -349,12 +401,20 @@ public final class AdapterSet {
         return m;
     }
 
-    /** Base tensor name → replacement tensor (unmodifiable). */
+    /**
+     * Base tensor name → replacement tensor (unmodifiable).
+     *
+     * @return the extras, empty when the adapter has none
+     */
     public Map<String, Tensor> extras() {
         return extras;
     }
 
-    /** Σ r·(d_in + d_out) over the modules. */
+    /**
+     * Σ r·(d_in + d_out) over the modules.
+     *
+     * @return the number of LoRA scalars
+     */
     public long loraParameterCount() {
         long n = 0;
         for (AdapterModule m : modules.values()) {
@@ -363,7 +423,11 @@ public final class AdapterSet {
         return n;
     }
 
-    /** Elements of the extra tensors. */
+    /**
+     * Elements of the extra tensors.
+     *
+     * @return Σ numel over the extras, 0 when none
+     */
     public long extraParameterCount() {
         long n = 0;
         for (Tensor t : extras.values()) {
@@ -372,7 +436,12 @@ public final class AdapterSet {
         return n;
     }
 
-    /** The dtypes the tensors are held in (usually one). */
+    /**
+     * The dtypes the tensors are held in (usually one).
+     *
+     * @return each dtype once, in order of first appearance
+     */
+
     public List<DType> dtypes() {
         List<DType> out = new ArrayList<>();
         for (AdapterModule m : modules.values()) {

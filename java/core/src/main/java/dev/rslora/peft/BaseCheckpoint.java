@@ -37,7 +37,12 @@ public final class BaseCheckpoint {
     /** The single-file name inside a folder (transformers' SAFE_WEIGHTS_NAME). */
     public static final String SINGLE = "model.safetensors";
 
-    /** One file of the checkpoint: its name relative to the folder (the file name for a single file) and its contents. */
+    /**
+     * One file of the checkpoint.
+     *
+     * @param fileName its name relative to the folder (the file name for a single file)
+     * @param file     its validated, mapped contents
+     */
     public record Shard(String fileName, SafetensorsFile file) {
     }
 
@@ -56,6 +61,10 @@ public final class BaseCheckpoint {
     /**
      * Opens a file or a shard folder (see the class comment), mapping every shard into {@code arena}.
      *
+     * @param path  a .safetensors file, or a folder with model.safetensors or an index and its shards
+     * @param arena owns the mappings: the checkpoint's tensors are valid until it closes
+     * @return the checkpoint
+     * @throws java.nio.file.NoSuchFileException when the path does not exist
      * @throws dev.rslora.io.SafetensorsException when a shard breaks the safetensors format
      * @throws PeftFormatException                 when the folder or its index is inconsistent
      */
@@ -148,37 +157,68 @@ public final class BaseCheckpoint {
         return out;
     }
 
-    /** The path given to {@link #open}. */
+    /**
+     * The path given to {@link #open}.
+     *
+     * @return the file or folder
+     */
     public Path path() {
         return path;
     }
 
-    /** True for a folder (sharded or a single model.safetensors), false for one file. */
+    /**
+     * Whether the checkpoint was opened from a folder.
+     *
+     * @return true for a folder (sharded or a single model.safetensors), false for one file
+     */
     public boolean isFolder() {
         return folder;
     }
 
-    /** True when the folder has an index. */
+    /**
+     * Whether the checkpoint is sharded.
+     *
+     * @return true when the folder has model.safetensors.index.json
+     */
     public boolean isSharded() {
         return folder && Files.isRegularFile(path.resolve(INDEX));
     }
 
-    /** The files, ordered by name. */
+    /**
+     * The files, ordered by name.
+     *
+     * @return the shards (one for a single file)
+     */
     public List<Shard> shards() {
         return shards;
     }
 
-    /** Every tensor name, shard by shard in header order. */
+    /**
+     * Every tensor name, shard by shard in header order.
+     *
+     * @return a new list of the names
+     */
     public List<String> names() {
         return new ArrayList<>(byTensor.keySet());
     }
 
-    /** True when the checkpoint holds a tensor called {@code name}. */
+    /**
+     * Whether the checkpoint holds a tensor called {@code name}.
+     *
+     * @param name a tensor name (exact)
+     * @return true when some shard holds it
+     */
     public boolean contains(String name) {
         return byTensor.containsKey(name);
     }
 
-    /** The shard holding tensor {@code name}; IllegalArgumentException naming the checkpoint when absent. */
+    /**
+     * The shard holding tensor {@code name}.
+     *
+     * @param name a tensor name (exact)
+     * @return its shard
+     * @throws IllegalArgumentException naming the checkpoint when the tensor is absent
+     */
     public Shard shardOf(String name) {
         Shard s = byTensor.get(name);
         if (s == null) {
@@ -187,17 +227,33 @@ public final class BaseCheckpoint {
         return s;
     }
 
-    /** The header entry of tensor {@code name} (IllegalArgumentException when absent). */
+    /**
+     * The header entry of tensor {@code name}.
+     *
+     * @param name a tensor name (exact)
+     * @return its dtype, shape and byte range
+     * @throws IllegalArgumentException when the tensor is absent
+     */
     public SafetensorsEntry entry(String name) {
         return shardOf(name).file().entry(name);
     }
 
-    /** Tensor {@code name} (F32/BF16/F16) as a zero-copy view of its mapped shard. */
+    /**
+     * Tensor {@code name} (F32/BF16/F16) as a zero-copy view of its mapped shard.
+     *
+     * @param name a tensor name (exact)
+     * @return a read-only tensor over the mapping
+     * @throws IllegalArgumentException when the tensor is absent or not F32/BF16/F16
+     */
     public Tensor tensor(String name) {
         return shardOf(name).file().tensor(name);
     }
 
-    /** Total bytes of tensor data over all shards. */
+    /**
+     * Total bytes of tensor data over all shards.
+     *
+     * @return Σ of every tensor's byte length (headers excluded)
+     */
     public long dataBytes() {
         long n = 0;
         for (Shard s : shards) {
@@ -211,7 +267,10 @@ public final class BaseCheckpoint {
     /**
      * Module paths with a 2-D floating-point weight ({@code P.weight} with a rank-2 F32/BF16/F16
      * tensor), in tensor order: the modules an adapter can target.
+     *
+     * @return the module paths (without ".weight")
      */
+
     public List<String> linearModules() {
         List<String> out = new ArrayList<>();
         for (Map.Entry<String, Shard> e : byTensor.entrySet()) {

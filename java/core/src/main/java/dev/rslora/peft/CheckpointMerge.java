@@ -42,7 +42,11 @@ public final class CheckpointMerge {
     /** Bytes written so far, reported from the writing thread after each chunk. */
     @FunctionalInterface
     public interface Progress {
-        /** Called with the bytes written since the last call. */
+        /**
+         * Called with the bytes written since the last call.
+         *
+         * @param bytes tensor-data bytes written, &gt; 0; the calls sum to {@link #totalBytes()}
+         */
         void advance(long bytes);
     }
 
@@ -55,6 +59,8 @@ public final class CheckpointMerge {
     /**
      * Checks that {@code adapter} fits {@code base}.
      *
+     * @param base    the checkpoint to merge into (only read)
+     * @param adapter the adapter whose γ·B·A is added to (or subtracted from) the base weights
      * @param unmerge subtract instead of add (refused when the adapter replaces base tensors,
      *                whose original values a merged checkpoint no longer holds)
      * @throws PeftFormatException naming the module or tensor that does not fit
@@ -100,7 +106,11 @@ public final class CheckpointMerge {
         }
     }
 
-    /** Bytes of tensor data the merge writes (the base's total). */
+    /**
+     * Bytes of tensor data the merge writes (the base's total).
+     *
+     * @return the sum that {@link Progress#advance} will report
+     */
     public long totalBytes() {
         return base.dataBytes();
     }
@@ -108,6 +118,11 @@ public final class CheckpointMerge {
     /**
      * Writes the merged checkpoint to {@code out}: a file when the base is a file (an existing
      * file is replaced atomically), a folder (which must not exist) when the base is a folder.
+     *
+     * @param out      the output file or folder; not the base itself
+     * @param progress told of the bytes written, from this thread
+     * @throws java.io.InterruptedIOException after {@link #cancel(long)} (nothing of the output remains)
+     * @throws IOException if writing fails, the output folder exists, or out is the base (nothing remains)
      */
     public void writeTo(Path out, Progress progress) throws IOException {
         try {
@@ -134,6 +149,9 @@ public final class CheckpointMerge {
     /**
      * Asks a running {@link #writeTo} to stop at its next chunk and waits up to
      * {@code waitMillis} for it to have removed its partial output (for a shutdown hook).
+     *
+     * @param waitMillis how long to wait, in milliseconds (0: do not wait)
+     * @throws InterruptedException if this thread is interrupted while waiting
      */
     public void cancel(long waitMillis) throws InterruptedException {
         cancelled = true;
@@ -208,7 +226,12 @@ public final class CheckpointMerge {
         }
     }
 
-    /** The base weights the adapter changes, in adapter order. */
+    /**
+     * The base weights the adapter changes, in adapter order.
+     *
+     * @return the tensor names ({@code <module>.weight})
+     */
+
     public List<String> targetTensors() {
         List<String> out = new ArrayList<>();
         for (AdapterModule m : adapter.modules().values()) {

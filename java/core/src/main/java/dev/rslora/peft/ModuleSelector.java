@@ -31,7 +31,12 @@ public final class ModuleSelector {
         this.pattern = pattern;
     }
 
-    /** A list of module names (suffix match at a dot boundary), in the given order. */
+    /**
+     * A list of module names (suffix match at a dot boundary), in the given order.
+     *
+     * @param names module names, e.g. "q_proj" (none null)
+     * @return the list selector
+     */
     public static ModuleSelector names(List<String> names) {
         for (String n : names) {
             Objects.requireNonNull(n, "module name");
@@ -42,6 +47,8 @@ public final class ModuleSelector {
     /**
      * A regex that must match the whole module path.
      *
+     * @param regex a Java regex; "all-linear" is PEFT's shorthand for every linear module
+     * @return the regex selector
      * @throws IllegalArgumentException when the regex does not compile (the message says why)
      */
     public static ModuleSelector regex(String regex) {
@@ -53,27 +60,49 @@ public final class ModuleSelector {
         }
     }
 
-    /** True for the one-regex form, false for a list of names. */
+    /**
+     * Whether this is the one-regex form.
+     *
+     * @return true for a regex, false for a list of names
+     */
     public boolean isRegex() {
         return regex != null;
     }
 
-    /** The names of a list selector (empty for a regex). */
+    /**
+     * The names of a list selector.
+     *
+     * @return the names in order (unmodifiable), empty for a regex
+     */
     public List<String> nameList() {
         return names == null ? List.of() : names;
     }
 
-    /** The regex of a string selector, or null. */
+    /**
+     * The regex of a string selector.
+     *
+     * @return the regex as given, or null for a list
+     */
     public String regexString() {
         return regex;
     }
 
-    /** True for PEFT's "all-linear" shorthand. */
+    /**
+     * Whether this is PEFT's "all-linear" shorthand.
+     *
+     * @return true for the regex "all-linear" (any case)
+     */
     public boolean isAllLinear() {
         return regex != null && regex.equalsIgnoreCase(ALL_LINEAR);
     }
 
-    /** PEFT's match of module path {@code path} (see the class comment). */
+    /**
+     * PEFT's match of module path {@code path} (see the class comment).
+     *
+     * @param path the module path, e.g. {@code model.layers.0.self_attn.q_proj}
+     * @return true when the regex matches the whole path, or a name equals it or is its suffix after a dot
+     */
+
     public boolean matches(String path) {
         if (pattern != null) {
             return pattern.matcher(path).matches();

@@ -31,7 +31,12 @@ public final class PatternMap<V> {
 
     private static final PatternMap<Object> EMPTY = new PatternMap<>(Map.of(), Map.of());
 
-    /** The map without patterns. */
+    /**
+     * The map without patterns.
+     *
+     * @param <V> the value type (Integer for ranks, Double for alphas)
+     * @return the shared empty map
+     */
     @SuppressWarnings("unchecked")
     public static <V> PatternMap<V> empty() {
         return (PatternMap<V>) EMPTY;
@@ -40,6 +45,9 @@ public final class PatternMap<V> {
     /**
      * The patterns of {@code entries}, in its iteration order.
      *
+     * @param <V>     the value type
+     * @param entries regex key → value (none null), copied in iteration order
+     * @return the pattern map
      * @throws IllegalArgumentException naming the key when a key is not a valid regex
      */
     public static <V> PatternMap<V> of(Map<String, V> entries) {
@@ -58,13 +66,24 @@ public final class PatternMap<V> {
         return new PatternMap<>(Collections.unmodifiableMap(copy), Collections.unmodifiableMap(compiled));
     }
 
-    /** The value of the first key that matches {@code path}, or {@code fallback}. */
+    /**
+     * The value of the first key that matches {@code path}, or {@code fallback}.
+     *
+     * @param path     the module path
+     * @param fallback the value when no key matches (the config's r or lora_alpha)
+     * @return the first matching key's value, or fallback
+     */
     public V lookup(String path, V fallback) {
         String key = matchingKey(path);
         return key == null ? fallback : entries.get(key);
     }
 
-    /** The first key (in order) whose pattern matches {@code path}, or null. */
+    /**
+     * The first key (in order) whose pattern matches {@code path}.
+     *
+     * @param path the module path; a key matches its end at a dot boundary
+     * @return the key, or null when none matches
+     */
     public String matchingKey(String path) {
         for (Map.Entry<String, Pattern> e : compiled.entrySet()) {
             if (e.getValue().matcher(path).lookingAt()) {
@@ -74,12 +93,21 @@ public final class PatternMap<V> {
         return null;
     }
 
-    /** Key → value in order (unmodifiable). */
+    /**
+     * Key → value in order (unmodifiable).
+     *
+     * @return the entries
+     */
     public Map<String, V> entries() {
         return entries;
     }
 
-    /** True when there are no patterns. */
+    /**
+     * Whether there are no patterns.
+     *
+     * @return true when empty
+     */
+
     public boolean isEmpty() {
         return entries.isEmpty();
     }

@@ -94,6 +94,14 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
     /**
      * A config for a new adapter on the modules matching {@code targetModules} (list form),
      * with rank r, α, the given scaling and init, and PEFT's defaults elsewhere.
+     *
+     * @param targetModules module names; a module matches a name exactly or as a suffix at a dot
+     * @param r             the rank of every module, ≥ 1
+     * @param alpha         α of every module, &gt; 0
+     * @param scaling       RSLORA writes use_rslora true, LORA false
+     * @param init          GAUSSIAN writes init_lora_weights "gaussian", DEFAULT true
+     * @return the config
+     * @throws IllegalArgumentException if r or α is out of range
      */
     public static PeftConfig create(List<String> targetModules, int r, double alpha, Scaling scaling, Init init) {
         return new PeftConfig(r, alpha, scaling == Scaling.RSLORA, 0.0, ModuleSelector.names(targetModules), null, null, null,
@@ -105,6 +113,8 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
      * A builder with PEFT's {@code LoraConfig} defaults (r 8, lora_alpha 8, use_rslora false,
      * lora_dropout 0, init_lora_weights true, bias "none"), as a PEFT user writes
      * {@code LoraConfig(target_modules=[...], r=16, lora_alpha=32, use_rslora=True, ...)}.
+     *
+     * @return a new builder; target_modules must be set before {@link Builder#build()}
      */
     public static Builder builder() {
         return new Builder();
@@ -129,91 +139,167 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
         private Builder() {
         }
 
-        /** target_modules as a list: a module matches a name exactly or as a suffix at a dot ({@link ModuleSelector#names}). */
+        /**
+         * target_modules as a list: a module matches a name exactly or as a suffix at a dot ({@link ModuleSelector#names}).
+         *
+         * @param names module names, e.g. "q_proj", "v_proj"; "all-linear" for every linear module
+         * @return this builder
+         */
         public Builder targetModules(String... names) {
             this.targetModules = ModuleSelector.names(List.of(names));
             return this;
         }
 
-        /** target_modules as one regex over the whole module path ({@link ModuleSelector#regex}). */
+        /**
+         * target_modules as one regex over the whole module path ({@link ModuleSelector#regex}).
+         *
+         * @param regex a Java regex that must match the whole path (PEFT's {@code re.fullmatch})
+         * @return this builder
+         */
         public Builder targetModulesRegex(String regex) {
             this.targetModules = ModuleSelector.regex(regex);
             return this;
         }
 
-        /** exclude_modules as a list of names. */
+        /**
+         * exclude_modules as a list of names.
+         *
+         * @param names module names never adapted, matched as target_modules' list form
+         * @return this builder
+         */
         public Builder excludeModules(String... names) {
             this.excludeModules = ModuleSelector.names(List.of(names));
             return this;
         }
 
-        /** The default rank r (≥ 1). */
+        /**
+         * The default rank r (≥ 1).
+         *
+         * @param rank r for modules that rank_pattern does not name
+         * @return this builder
+         */
         public Builder r(int rank) {
             this.r = rank;
             return this;
         }
 
-        /** The default α. */
+        /**
+         * The default α.
+         *
+         * @param alpha lora_alpha (&gt; 0) for modules that alpha_pattern does not name
+         * @return this builder
+         */
         public Builder loraAlpha(double alpha) {
             this.loraAlpha = alpha;
             return this;
         }
 
-        /** γ = α/√r when true (rsLoRA), α/r when false. */
+        /**
+         * γ = α/√r when true (rsLoRA), α/r when false.
+         *
+         * @param on use_rslora
+         * @return this builder
+         */
         public Builder useRslora(boolean on) {
             this.useRslora = on;
             return this;
         }
 
-        /** Dropout probability on the adapter input, in [0, 1). */
+        /**
+         * Dropout probability on the adapter input, in [0, 1).
+         *
+         * @param p lora_dropout; 0 for none
+         * @return this builder
+         */
         public Builder loraDropout(double p) {
             this.loraDropout = p;
             return this;
         }
 
-        /** Per-module ranks: regex key → r, first matching key in insertion order ({@link PatternMap}). */
+        /**
+         * Per-module ranks: regex key → r, first matching key in insertion order ({@link PatternMap}).
+         *
+         * @param ranks rank_pattern (copied; iterate in the intended order, e.g. a LinkedHashMap)
+         * @return this builder
+         */
         public Builder rankPattern(Map<String, Integer> ranks) {
             this.rankPattern = new LinkedHashMap<>(ranks);
             return this;
         }
 
-        /** Per-module alphas: regex key → α, first matching key in insertion order. */
+        /**
+         * Per-module alphas: regex key → α, first matching key in insertion order.
+         *
+         * @param alphas alpha_pattern (copied, in iteration order)
+         * @return this builder
+         */
         public Builder alphaPattern(Map<String, Double> alphas) {
             this.alphaPattern = new LinkedHashMap<>(alphas);
             return this;
         }
 
-        /** init_lora_weights: true (uniform A), or "gaussian". */
+        /**
+         * init_lora_weights: true (uniform A), or "gaussian".
+         *
+         * @param init Boolean.TRUE, Boolean.FALSE, or one of PEFT's strings ("gaussian", …), checked by build()
+         * @return this builder
+         */
         public Builder initLoraWeights(Object init) {
             this.initLoraWeights = init;
             return this;
         }
 
-        /** "none", "all" or "lora_only". */
+        /**
+         * PEFT's bias setting.
+         *
+         * @param b "none", "all" or "lora_only"
+         * @return this builder
+         */
         public Builder bias(String b) {
             this.bias = b;
             return this;
         }
 
-        /** modules_to_save (saved whole next to the adapter by {@link AdapterSet}). */
+        /**
+         * modules_to_save (saved whole next to the adapter by {@link AdapterSet}).
+         *
+         * @param names module names whose weights are trained and saved in full
+         * @return this builder
+         */
         public Builder modulesToSave(String... names) {
             this.modulesToSave = List.of(names);
             return this;
         }
 
-        /** task_type, e.g. "CAUSAL_LM". */
+        /**
+         * task_type, e.g. "CAUSAL_LM".
+         *
+         * @param type PEFT's task type, written to adapter_config.json; null for none
+         * @return this builder
+         */
         public Builder taskType(String type) {
             this.taskType = type;
             return this;
         }
 
-        /** base_model_name_or_path, recorded in the file. */
+        /**
+         * base_model_name_or_path, recorded in the file.
+         *
+         * @param nameOrPath a Hugging Face model id or a local path; null for none
+         * @return this builder
+         */
         public Builder baseModel(String nameOrPath) {
             this.baseModelNameOrPath = nameOrPath;
             return this;
         }
 
-        /** The config; IllegalArgumentException naming the field when a value is out of range. */
+        /**
+         * The config.
+         *
+         * @return a validated config
+         * @throws IllegalArgumentException naming the field when a value is out of range or
+         *                                  target_modules is not set
+         */
         public PeftConfig build() {
             if (targetModules == null) {
                 throw new IllegalArgumentException("target_modules is not set: name the modules to adapt, e.g. targetModules(\"q_proj\", \"v_proj\")");
@@ -224,62 +310,119 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
         }
     }
 
-    /** This config with rank_pattern {@code ranks} and alpha_pattern {@code alphas}. */
+    /**
+     * This config with rank_pattern {@code ranks} and alpha_pattern {@code alphas}.
+     *
+     * @param ranks  the new rank_pattern
+     * @param alphas the new alpha_pattern
+     * @return a copy with both patterns replaced
+     */
     public PeftConfig withPatterns(PatternMap<Integer> ranks, PatternMap<Double> alphas) {
         return new PeftConfig(r, loraAlpha, useRslora, loraDropout, targetModules, excludeModules, layersToTransform,
                 layersPattern, ranks, alphas, bias, fanInFanOut, initLoraWeights, modulesToSave, taskType, baseModelNameOrPath);
     }
 
-    /** This config with base_model_name_or_path {@code nameOrPath}. */
+    /**
+     * This config with base_model_name_or_path {@code nameOrPath}.
+     *
+     * @param nameOrPath a model id or path; null for none
+     * @return a copy with the new base model
+     */
     public PeftConfig withBaseModel(String nameOrPath) {
         return new PeftConfig(r, loraAlpha, useRslora, loraDropout, targetModules, excludeModules, layersToTransform,
                 layersPattern, rankPattern, alphaPattern, bias, fanInFanOut, initLoraWeights, modulesToSave, taskType, nameOrPath);
     }
 
-    /** This config with fan_in_fan_out {@code on}. */
+    /**
+     * This config with fan_in_fan_out {@code on}.
+     *
+     * @param on true when the base weights are stored [d_in, d_out] (GPT-2 Conv1D)
+     * @return a copy with the new setting
+     */
     public PeftConfig withFanInFanOut(boolean on) {
         return new PeftConfig(r, loraAlpha, useRslora, loraDropout, targetModules, excludeModules, layersToTransform,
                 layersPattern, rankPattern, alphaPattern, bias, on, initLoraWeights, modulesToSave, taskType, baseModelNameOrPath);
     }
 
-    /** This config with use_rslora {@code on}. */
+    /**
+     * This config with use_rslora {@code on}.
+     *
+     * @param on true for γ = α/√r, false for α/r
+     * @return a copy with the new scaling
+     */
     public PeftConfig withUseRslora(boolean on) {
         return new PeftConfig(r, loraAlpha, on, loraDropout, targetModules, excludeModules, layersToTransform,
                 layersPattern, rankPattern, alphaPattern, bias, fanInFanOut, initLoraWeights, modulesToSave, taskType, baseModelNameOrPath);
     }
 
-    /** This config with lora_dropout {@code p}. */
+    /**
+     * This config with lora_dropout {@code p}.
+     *
+     * @param p in [0, 1)
+     * @return a copy with the new dropout
+     * @throws IllegalArgumentException if p is outside [0, 1)
+     */
     public PeftConfig withDropout(double p) {
         return new PeftConfig(r, loraAlpha, useRslora, p, targetModules, excludeModules, layersToTransform,
                 layersPattern, rankPattern, alphaPattern, bias, fanInFanOut, initLoraWeights, modulesToSave, taskType, baseModelNameOrPath);
     }
 
-    /** RSLORA when {@code use_rslora} is true, else LORA. */
+    /**
+     * The scaling rule of every module.
+     *
+     * @return RSLORA when {@code use_rslora} is true, else LORA
+     */
     public Scaling scaling() {
         return useRslora ? Scaling.RSLORA : Scaling.LORA;
     }
 
-    /** r of module {@code path}: the first matching rank_pattern key in file order, else {@code r}. */
+    /**
+     * r of module {@code path}: the first matching rank_pattern key in file order, else {@code r}.
+     *
+     * @param path the module path, e.g. {@code model.layers.0.self_attn.q_proj}
+     * @return the module's rank
+     */
     public int rankOf(String path) {
         return rankPattern.lookup(path, r);
     }
 
-    /** α of module {@code path}: the first matching alpha_pattern key in file order, else {@code lora_alpha}. */
+    /**
+     * α of module {@code path}: the first matching alpha_pattern key in file order, else {@code lora_alpha}.
+     *
+     * @param path the module path
+     * @return the module's α
+     */
     public double alphaOf(String path) {
         return alphaPattern.lookup(path, loraAlpha);
     }
 
-    /** γ of module {@code path}: α/√r (use_rslora) or α/r, from {@link Scaling#gamma}. */
+    /**
+     * γ of module {@code path}: α/√r (use_rslora) or α/r, from {@link Scaling#gamma}.
+     *
+     * @param path the module path
+     * @return the module's γ
+     */
     public double gammaOf(String path) {
         return scaling().gamma(alphaOf(path), rankOf(path));
     }
 
-    /** The core config of module {@code path} (its r, α, this scaling and dropout). */
+    /**
+     * The core config of module {@code path} (its r, α, this scaling and dropout).
+     *
+     * @param path the module path
+     * @param init the initialisation of A
+     * @param seed seeds the initialisation and dropout
+     * @return the layer config
+     */
     public LoraConfig loraConfig(String path, Init init, long seed) {
         return new LoraConfig(rankOf(path), alphaOf(path), scaling(), loraDropout, init, seed);
     }
 
-    /** The core init matching init_lora_weights: GAUSSIAN for "gaussian", else DEFAULT. */
+    /**
+     * The core init matching init_lora_weights.
+     *
+     * @return GAUSSIAN for "gaussian", else DEFAULT
+     */
     public Init init() {
         return "gaussian".equals(initLoraWeights) ? Init.GAUSSIAN : Init.DEFAULT;
     }
@@ -288,6 +431,9 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
      * Whether PEFT would put an adapter on module {@code path} (peft check_target_module_exists):
      * not excluded, not inside a modules_to_save module, matched by target_modules, and, for the
      * list form with layers_to_transform, in one of those layers. False when target_modules is null.
+     *
+     * @param path the module path
+     * @return true when PEFT would adapt it
      */
     public boolean targets(String path) {
         if (excludeModules != null && excludeModules.matches(path)) {
@@ -315,7 +461,11 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
      * Whether an adapter on module {@code path} is accepted with this config, by
      * {@link AdapterSet#load} and so at save time too: {@link #targets} it, or target_modules is
      * null or "all-linear" (which only the model can resolve, so any module is accepted).
+     *
+     * @param path the module path
+     * @return true when an adapter on it may be saved and loaded with this config
      */
+
     public boolean admits(String path) {
         return targetModules == null || targetModules.isAllLinear() || targets(path);
     }

@@ -47,12 +47,28 @@ public final class PeftConfigReader {
         this.source = source;
     }
 
-    /** Reads and checks {@code file}; errors start with the file name and name the field. */
+    /**
+     * Reads and checks {@code file}; errors start with the file name and name the field.
+     *
+     * @param file an adapter_config.json
+     * @return the config
+     * @throws PeftFormatException when the JSON is invalid or a field is missing, out of range or unsupported
+     * @throws IOException if the file cannot be read
+     */
     public static PeftConfig read(Path file) throws IOException {
         return parse(Files.readString(file), file.toString());
     }
 
-    /** Parses the text of an adapter_config.json; {@code source} names it in errors. */
+    /**
+     * Parses the text of an adapter_config.json; {@code source} names it in errors.
+     *
+     * @param json   the file's text
+     * @param source a name for the text in error messages
+     * @return the config
+     * @throws PeftFormatException when the JSON is invalid or a field is missing, out of range or unsupported
+     * @throws IOException only as PeftFormatException
+     */
+
     public static PeftConfig parse(String json, String source) throws IOException {
         JsonNode root;
         try {

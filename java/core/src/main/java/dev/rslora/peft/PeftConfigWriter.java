@@ -17,7 +17,13 @@ public final class PeftConfigWriter {
     private PeftConfigWriter() {
     }
 
-    /** The JSON text (no trailing newline, as PEFT). */
+    /**
+     * The JSON text (no trailing newline, as PEFT).
+     *
+     * @param c the config
+     * @return adapter_config.json's text, which {@link PeftConfigReader#parse} reads back as an equal config
+     */
+
     public static String toJson(PeftConfig c) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("peft_type", "LORA");

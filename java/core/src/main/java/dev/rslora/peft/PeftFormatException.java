@@ -11,7 +11,12 @@ import java.io.IOException;
 public final class PeftFormatException extends IOException {
     private static final long serialVersionUID = 1L;
 
-    /** An exception whose message names the file, the field and what is wrong. */
+    /**
+     * An exception whose message names the file, the field and what is wrong.
+     *
+     * @param message the file, the field or module, and the values that disagree
+     */
+
     public PeftFormatException(String message) {
         super(message);
     }

@@ -13,7 +13,12 @@ public final class Bf16 {
     private Bf16() {
     }
 
-    /** {@code f} rounded to bfloat16 bits, to nearest even (NaN to the canonical NaN), as CUDA's {@code __float2bfloat16_rn}. */
+    /**
+     * {@code f} rounded to bfloat16 bits, to nearest even (NaN to the canonical NaN), as CUDA's {@code __float2bfloat16_rn}.
+     *
+     * @param f any float (values beyond bfloat16's range round to ±infinity)
+     * @return the 16 bits: sign, 8 exponent bits, 7 mantissa bits
+     */
     public static short fromFloat(float f) {
         int x = Float.floatToRawIntBits(f);
         if ((x & 0x7FFF_FFFF) > 0x7F80_0000) {
@@ -25,7 +30,13 @@ public final class Bf16 {
         return (short) ((x + 0x7FFF + lsb) >>> 16);
     }
 
-    /** The float of bfloat16 bits {@code h} (exact). */
+    /**
+     * The float of bfloat16 bits {@code h} (exact).
+     *
+     * @param h bfloat16 bits
+     * @return the same value as a float
+     */
+
     public static float toFloat(short h) {
         return Float.intBitsToFloat((h & 0xFFFF) << 16);
     }

@@ -30,17 +30,30 @@ public enum DType {
         this.byteSize = byteSize;
     }
 
-    /** Bytes per element. */
+    /**
+     * Bytes per element.
+     *
+     * @return 4 for F32, 2 for BF16 and F16
+     */
     public int byteSize() {
         return byteSize;
     }
 
-    /** The dtype string used in safetensors headers ("F32", "BF16", "F16"). */
+    /**
+     * The dtype string used in safetensors headers.
+     *
+     * @return "F32", "BF16" or "F16"
+     */
     public String safetensorsName() {
         return safetensorsName;
     }
 
-    /** Parses a safetensors dtype name; returns null when it is not one of ours. */
+    /**
+     * Parses a safetensors dtype name.
+     *
+     * @param name a header's dtype string, case-sensitive ("F32", "BF16", "F16", …)
+     * @return the dtype, or null when it is not one of ours (e.g. "F64", "I8")
+     */
     public static DType fromSafetensorsName(String name) {
         for (DType d : values()) {
             if (d.safetensorsName.equals(name)) {
@@ -50,7 +63,13 @@ public enum DType {
         return null;
     }
 
-    /** Reads element {@code index} (element units, not bytes) widened to fp32. */
+    /**
+     * Reads element {@code index} (element units, not bytes) widened to fp32.
+     *
+     * @param seg   little-endian memory holding elements of this dtype
+     * @param index the element index (not a byte offset)
+     * @return the element, widened exactly
+     */
     public float load(MemorySegment seg, long index) {
         return switch (this) {
             case F32 -> seg.getAtIndex(LE_FLOAT, index);
@@ -59,7 +78,13 @@ public enum DType {
         };
     }
 
-    /** Stores {@code value} at element {@code index}, rounding to nearest even for 16-bit dtypes. */
+    /**
+     * Stores {@code value} at element {@code index}, rounding to nearest even for 16-bit dtypes.
+     *
+     * @param seg   writable little-endian memory holding elements of this dtype
+     * @param index the element index (not a byte offset)
+     * @param value the value to round and store
+     */
     public void store(MemorySegment seg, long index, float value) {
         switch (this) {
             case F32 -> seg.setAtIndex(LE_FLOAT, index, value);
@@ -68,7 +93,13 @@ public enum DType {
         }
     }
 
-    /** Rounds an fp32 value to this dtype and back (the value a store followed by a load gives). */
+    /**
+     * Rounds an fp32 value to this dtype and back (the value a store followed by a load gives).
+     *
+     * @param value any float
+     * @return the nearest value of this dtype (ties to even), as a float; NaN becomes the canonical NaN
+     */
+
     public float round(float value) {
         return switch (this) {
             case F32 -> value;

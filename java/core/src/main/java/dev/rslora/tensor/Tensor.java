@@ -44,18 +44,44 @@ public final class Tensor {
         this.readOnly = data.asReadOnly();
     }
 
-    /** Allocates a zero-filled tensor in {@code arena}. */
+    /**
+     * Allocates a zero-filled tensor in {@code arena}.
+     *
+     * @param arena the arena that owns the memory (64-byte aligned); the tensor dies with it
+     * @param dtype the element type
+     * @param shape the dimensions, each ≥ 0 (none: a scalar of one element)
+     * @return the new tensor, all elements 0
+     * @throws IllegalArgumentException if a dimension is negative
+     * @throws ArithmeticException if the byte size overflows a long
+     */
     public static Tensor allocate(Arena arena, DType dtype, long... shape) {
         long bytes = Math.multiplyExact(numel(shape), (long) dtype.byteSize());
         return new Tensor(dtype, shape, arena.allocate(bytes, 64));
     }
 
-    /** Views existing memory (for example a memory-mapped safetensors region) without copying. */
+    /**
+     * Views existing memory (for example a memory-mapped safetensors region) without copying.
+     *
+     * @param data  the memory, little-endian and row-major; its size must be exactly numel·dtype bytes
+     * @param dtype the element type
+     * @param shape the dimensions, each ≥ 0
+     * @return a tensor over {@code data} (writes go to that memory; a read-only segment makes writes throw)
+     * @throws IllegalArgumentException if the segment's size does not match the shape and dtype
+     */
     public static Tensor wrap(MemorySegment data, DType dtype, long... shape) {
         return new Tensor(dtype, shape, data);
     }
 
-    /** Copies fp32 values into a new tensor of {@code dtype} (rounded to nearest even). For tests and setup, not hot paths. */
+    /**
+     * Copies fp32 values into a new tensor of {@code dtype} (rounded to nearest even). For tests and setup, not hot paths.
+     *
+     * @param arena  the arena that owns the memory
+     * @param dtype  the element type
+     * @param values the elements in row-major order; exactly numel(shape) of them
+     * @param shape  the dimensions, each ≥ 0
+     * @return the new tensor
+     * @throws IllegalArgumentException if the number of values does not match the shape
+     */
     public static Tensor of(Arena arena, DType dtype, float[] values, long... shape) {
         Tensor t = allocate(arena, dtype, shape);
         if (values.length != t.numel) {
@@ -71,6 +97,12 @@ public final class Tensor {
      * A 2-D tensor [rows.length, rows[0].length] of {@code dtype} in {@code arena} holding
      * {@code rows} (rounded to nearest even for BF16/F16): for callers whose data lives in heap
      * arrays. Every row must have the same length ≥ 1.
+     *
+     * @param arena the arena that owns the memory
+     * @param dtype the element type
+     * @param rows  the values, {@code rows[r][c]} at (r, c); at least one row of at least one value
+     * @return a new [rows.length, rows[0].length] tensor
+     * @throws IllegalArgumentException if rows is empty or ragged (the message names the row)
      */
     public static Tensor fromMatrix(Arena arena, DType dtype, float[][] rows) {
         long[] shape = matrixShape("rows", rows);
@@ -104,27 +136,49 @@ public final class Tensor {
         return n;
     }
 
-    /** The element type. */
+    /**
+     * The element type.
+     *
+     * @return F32, BF16 or F16
+     */
     public DType dtype() {
         return dtype;
     }
 
-    /** A copy of the shape. */
+    /**
+     * The shape.
+     *
+     * @return a copy of the dimensions (the caller may modify it)
+     */
     public long[] shape() {
         return shape.clone();
     }
 
-    /** The number of dimensions. */
+    /**
+     * The number of dimensions.
+     *
+     * @return the rank, ≥ 0 (0 for a scalar)
+     */
     public int rank() {
         return shape.length;
     }
 
-    /** The size of dimension {@code axis}. */
+    /**
+     * The size of dimension {@code axis}.
+     *
+     * @param axis in [0, rank())
+     * @return that dimension
+     * @throws ArrayIndexOutOfBoundsException if axis is outside [0, rank())
+     */
     public long dim(int axis) {
         return shape[axis];
     }
 
-    /** The number of elements. */
+    /**
+     * The number of elements.
+     *
+     * @return the product of the dimensions (1 for a scalar, 0 if a dimension is 0)
+     */
     public long numel() {
         return numel;
     }
@@ -132,13 +186,19 @@ public final class Tensor {
     /**
      * The tensor's memory, for reading and writing. Counts as a write: every call bumps
      * {@link #version()}. Use {@link #readOnlySegment()} to read.
+     *
+     * @return the writable segment of numel·dtype bytes (little-endian, row-major)
      */
     public MemorySegment segment() {
         version++;
         return data;
     }
 
-    /** The tensor's memory as a read-only view (writes through it throw); does not bump the version. */
+    /**
+     * The tensor's memory as a read-only view (writes through it throw); does not bump the version.
+     *
+     * @return a read-only view of the same numel·dtype bytes
+     */
     public MemorySegment readOnlySegment() {
         return readOnly;
     }
@@ -146,6 +206,8 @@ public final class Tensor {
     /**
      * A stamp that changes whenever this tensor's contents may have changed through it (see the
      * class comment): equal stamps at two moments mean no write path of this tensor ran between them.
+     *
+     * @return the current stamp; compare it only with earlier stamps of this tensor
      */
     public long version() {
         return version;
@@ -156,29 +218,56 @@ public final class Tensor {
         version++;
     }
 
-    /** Element {@code i} of the flattened tensor, widened to fp32. */
+    /**
+     * Element {@code i} of the flattened tensor, widened to fp32.
+     *
+     * @param i the row-major flat index, in [0, numel())
+     * @return the element, exactly (BF16 and F16 widen without rounding)
+     * @throws IndexOutOfBoundsException if i is outside the tensor
+     */
     public float get(long i) {
         return dtype.load(data, i);
     }
 
-    /** Element (row, col) of a 2-D tensor, widened to fp32. */
+    /**
+     * Element (row, col) of a 2-D tensor, widened to fp32.
+     *
+     * @param row in [0, dim(0))
+     * @param col in [0, dim(1)); not checked against the row length (an out-of-range col reads the next row)
+     * @return the element, exactly
+     */
     public float get(long row, long col) {
         return dtype.load(data, row * shape[1] + col);
     }
 
-    /** Stores {@code v} at flat index {@code i}, rounded to this dtype. */
+    /**
+     * Stores {@code v} at flat index {@code i}, rounded to this dtype.
+     *
+     * @param i the row-major flat index, in [0, numel())
+     * @param v the value; rounded to nearest even for BF16/F16
+     */
     public void set(long i, float v) {
         version++;
         dtype.store(data, i, v);
     }
 
-    /** Stores {@code v} at (row, col) of a 2-D tensor, rounded to this dtype. */
+    /**
+     * Stores {@code v} at (row, col) of a 2-D tensor, rounded to this dtype.
+     *
+     * @param row in [0, dim(0))
+     * @param col in [0, dim(1)); not checked against the row length
+     * @param v   the value; rounded to nearest even for BF16/F16
+     */
     public void set(long row, long col, float v) {
         version++;
         dtype.store(data, row * shape[1] + col, v);
     }
 
-    /** Sets every element to {@code v}. */
+    /**
+     * Sets every element to {@code v}.
+     *
+     * @param v the value, rounded once to this dtype
+     */
     public void fill(float v) {
         version++;
         for (long i = 0; i < numel; i++) {
@@ -186,7 +275,12 @@ public final class Tensor {
         }
     }
 
-    /** Copies {@code src} into this tensor, converting the dtype; shapes must be equal. */
+    /**
+     * Copies {@code src} into this tensor, converting the dtype; shapes must be equal.
+     *
+     * @param src the source, any dtype (narrowing rounds to nearest even)
+     * @throws IllegalArgumentException if the shapes differ
+     */
     public void copyFrom(Tensor src) {
         if (!Arrays.equals(shape, src.shape)) {
             throw new IllegalArgumentException("copy from shape " + src.shapeString() + " into " + shapeString());
@@ -204,12 +298,16 @@ public final class Tensor {
     /**
      * Copies {@code values} (row-major, fp32) into this tensor, rounded to its dtype; the length
      * must equal {@link #numel()}.
+     *
+     * @param values the elements in row-major order
+     * @throws IllegalArgumentException if values.length ≠ numel()
      */
     public void copyFrom(float[] values) {
         if (values.length != numel) {
             throw new IllegalArgumentException(values.length + " values for tensor " + shapeString() + " of " + numel + " elements");
         }
         if (dtype == DType.F32) {
+            version++;
             MemorySegment.copy(values, 0, data, DType.LE_FLOAT, 0, values.length);
             return;
         }
@@ -218,13 +316,19 @@ public final class Tensor {
         }
     }
 
-    /** Copies the rows of {@code rows} into this 2-D tensor of the same shape, rounded to its dtype. */
+    /**
+     * Copies the rows of {@code rows} into this 2-D tensor of the same shape, rounded to its dtype.
+     *
+     * @param rows {@code rows[r][c]} goes to (r, c); rectangular, [dim(0)][dim(1)]
+     * @throws IllegalArgumentException if rows is empty, ragged, or does not match this 2-D shape
+     */
     public void copyFrom(float[][] rows) {
         long[] shape2 = matrixShape("rows", rows);
         if (rank() != 2 || !sameShape(shape2)) {
             throw new IllegalArgumentException("float[" + shape2[0] + "][" + shape2[1] + "] does not fit tensor " + shapeString());
         }
         int cols = rows[0].length;
+        version++;
         for (int r = 0; r < rows.length; r++) {
             if (dtype == DType.F32) {
                 MemorySegment.copy(rows[r], 0, data, DType.LE_FLOAT, (long) r * cols * 4, cols);
@@ -236,7 +340,12 @@ public final class Tensor {
         }
     }
 
-    /** A 2-D tensor's values as fp32 rows {@code float[dim(0)][dim(1)]}: for heap-array callers and small tensors. */
+    /**
+     * A 2-D tensor's values as fp32 rows {@code float[dim(0)][dim(1)]}: for heap-array callers and small tensors.
+     *
+     * @return a new array, {@code [r][c]} = element (r, c), widened exactly
+     * @throws IllegalStateException if the tensor is not 2-D or a dimension does not fit an array
+     */
     public float[][] toMatrix() {
         if (rank() != 2 || shape[0] > Integer.MAX_VALUE - 8 || shape[1] > Integer.MAX_VALUE - 8) {
             throw new IllegalStateException("toMatrix needs a 2-D tensor with fewer than 2^31 rows and columns, got " + shapeString());
@@ -256,14 +365,25 @@ public final class Tensor {
         return out;
     }
 
-    /** A new tensor in {@code arena} holding these values converted to {@code target}. */
+    /**
+     * A new tensor in {@code arena} holding these values converted to {@code target}.
+     *
+     * @param arena  the arena that owns the new memory
+     * @param target the new dtype (narrowing rounds to nearest even)
+     * @return a copy of the same shape
+     */
     public Tensor to(Arena arena, DType target) {
         Tensor t = allocate(arena, target, shape);
         t.copyFrom(this);
         return t;
     }
 
-    /** All values as fp32 in a heap array: for tests and small tensors, never on hot paths. */
+    /**
+     * All values as fp32 in a heap array: for tests and small tensors, never on hot paths.
+     *
+     * @return a new array of numel() values in row-major order, widened exactly
+     * @throws IllegalStateException if the tensor has too many elements for an array
+     */
     public float[] toFloatArray() {
         if (numel > Integer.MAX_VALUE - 8) {
             throw new IllegalStateException("tensor " + shapeString() + " too large for a float[]");
@@ -279,12 +399,22 @@ public final class Tensor {
         return out;
     }
 
-    /** "[d0, d1, ...]". */
+    /**
+     * The shape as text, for messages.
+     *
+     * @return "[d0, d1, ...]" ("[]" for a scalar)
+     */
     public String shapeString() {
         return Arrays.toString(shape);
     }
 
-    /** True when both tensors have the same shape. */
+    /**
+     * Whether this tensor has the given shape.
+     *
+     * @param other the dimensions to compare with
+     * @return true when the rank and every dimension are equal
+     */
+
     public boolean sameShape(long... other) {
         return Arrays.equals(shape, other);
     }

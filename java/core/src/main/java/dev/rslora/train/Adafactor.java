@@ -48,7 +48,13 @@ public final class Adafactor implements Optimizer {
     private long step;
     private boolean closed;
 
-    /** Adafactor over {@code params} with fp32 master weights for every BF16/F16 parameter. */
+    /**
+     * Adafactor over {@code params} with fp32 master weights for every BF16/F16 parameter.
+     *
+     * @param params the parameters to update, in the order of the state (names unique, not empty)
+     * @param config the hyper-parameters of the first step
+     * @throws IllegalArgumentException if params is empty or names a parameter twice
+     */
     public Adafactor(List<Parameter> params, AdafactorConfig config) {
         this(params, config, true);
     }
@@ -56,6 +62,11 @@ public final class Adafactor implements Optimizer {
     /**
      * Adafactor over {@code params} (names unique, every parameter with at least one element). With
      * {@code masterWeights}, each BF16/F16 parameter gets an fp32 master copy of its current value.
+     *
+     * @param params        the parameters to update, in the order of the state (not empty)
+     * @param config        the hyper-parameters of the first step
+     * @param masterWeights whether BF16/F16 parameters get an fp32 master copy (F32 ones never need one)
+     * @throws IllegalArgumentException if params is empty or names a parameter twice
      */
     public Adafactor(List<Parameter> params, AdafactorConfig config, boolean masterWeights) {
         this.config = Objects.requireNonNull(config, "config");
@@ -140,7 +151,11 @@ public final class Adafactor implements Optimizer {
         }
     }
 
-    /** A heap copy of the state (step, config, second and first moments, master weights). */
+    /**
+     * A heap copy of the state (step, config, second and first moments, master weights).
+     *
+     * @return a copy independent of this optimizer (later steps do not change it)
+     */
     public AdafactorState snapshot() {
         checkOpen();
         List<AdafactorState.Entry> entries = new ArrayList<>(slots.size());
@@ -155,6 +170,11 @@ public final class Adafactor implements Optimizer {
      * Restores a snapshot taken from an optimizer over the same parameters (same names, order,
      * shapes, first-moment and master-weight layout). A parameter with master weights is set to its
      * rounded master; other parameter values are left alone (restore them yourself).
+     *
+     * @param state a snapshot of an optimizer over the same parameters; its step count and config
+     *              become this optimizer's
+     * @throws IllegalArgumentException if the names, order, shapes or state layout differ (nothing is
+     *                                  changed then)
      */
     public void restore(AdafactorState state) {
         checkOpen();
@@ -198,12 +218,23 @@ public final class Adafactor implements Optimizer {
         this.config = state.config();
     }
 
-    /** Writes {@link #snapshot()} to {@code file} (format: {@link AdafactorStateFile}). */
+    /**
+     * Writes {@link #snapshot()} to {@code file} (format: {@link AdafactorStateFile}).
+     *
+     * @param file the state file to write; replaced atomically if it exists
+     * @throws IOException if the file cannot be written
+     */
     public void save(Path file) throws IOException {
         AdafactorStateFile.write(snapshot(), file);
     }
 
-    /** Reads a state file written by {@link #save} and {@link #restore}s it. */
+    /**
+     * Reads a state file written by {@link #save} and {@link #restore}s it.
+     *
+     * @param file a state file written by {@link #save} for the same parameters
+     * @throws IOException if the file cannot be read or is not a valid Adafactor state file
+     * @throws IllegalArgumentException if the state does not fit this optimizer's parameters
+     */
     public void load(Path file) throws IOException {
         restore(AdafactorStateFile.read(file));
     }
@@ -228,7 +259,11 @@ public final class Adafactor implements Optimizer {
         return step;
     }
 
-    /** The hyper-parameters the next step uses. */
+    /**
+     * The hyper-parameters the next step uses.
+     *
+     * @return the config, with the learning rate last set by {@link #setLearningRate}
+     */
     public AdafactorConfig config() {
         return config;
     }
@@ -236,7 +271,12 @@ public final class Adafactor implements Optimizer {
     /**
      * Changes the external learning rate from the next step on (for schedules). Refused with
      * relative_step, whose step size is ρ_t (as in Hugging Face, where the lr is then unused).
+     *
+     * @param lr the new learning rate (finite, ≥ 0)
+     * @throws IllegalStateException if the config has relative_step on
+     * @throws IllegalArgumentException if lr is negative, infinite or NaN
      */
+
     @Override
     public void setLearningRate(double lr) {
         this.config = config.withLr(lr);

@@ -79,7 +79,13 @@ public final class AdafactorStateFile {
         return d == null ? "None" : Double.toString(d);
     }
 
-    /** Writes {@code state} to {@code file} atomically (replacing it). */
+    /**
+     * Writes {@code state} to {@code file} atomically (replacing it).
+     *
+     * @param state the optimizer state, e.g. from {@code snapshot()}
+     * @param file  the safetensors file to write; a partial file is never left behind
+     * @throws IOException if the file cannot be written
+     */
     public static void write(AdafactorState state, Path file) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             SafetensorsWriter w = new SafetensorsWriter();
@@ -119,7 +125,15 @@ public final class AdafactorStateFile {
         }
     }
 
-    /** Reads and validates a state file. */
+    /**
+     * Reads and validates a state file.
+     *
+     * @param file a file written by {@link #write}
+     * @return the state it holds, with every tensor's CRC-32 checked
+     * @throws IOException if the file cannot be read, or is not a valid state file of this format and
+     *                     version (the message names the file and what is wrong)
+     */
+
     public static AdafactorState read(Path file) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             SafetensorsFile f = SafetensorsFile.open(file, arena);

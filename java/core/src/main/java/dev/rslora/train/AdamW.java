@@ -58,7 +58,13 @@ public final class AdamW implements Optimizer {
     private long step;
     private boolean closed;
 
-    /** AdamW over {@code params} with fp32 master weights for every BF16/F16 parameter. */
+    /**
+     * AdamW over {@code params} with fp32 master weights for every BF16/F16 parameter.
+     *
+     * @param params the parameters to update, in the order of the state (names unique, not empty)
+     * @param config the hyper-parameters of the first step
+     * @throws IllegalArgumentException if params is empty or names a parameter twice
+     */
     public AdamW(List<Parameter> params, AdamWConfig config) {
         this(params, config, true);
     }
@@ -67,6 +73,11 @@ public final class AdamW implements Optimizer {
      * AdamW over {@code params} (names must be unique). With {@code masterWeights}, each BF16/F16
      * parameter gets an fp32 master copy initialised from its current value; without, 16-bit
      * parameters are updated in fp32 and rounded back each step.
+     *
+     * @param params        the parameters to update, in the order of the state (not empty)
+     * @param config        the hyper-parameters of the first step
+     * @param masterWeights whether BF16/F16 parameters get an fp32 master copy (F32 ones never need one)
+     * @throws IllegalArgumentException if params is empty or names a parameter twice
      */
     public AdamW(List<Parameter> params, AdamWConfig config, boolean masterWeights) {
         this.config = Objects.requireNonNull(config, "config");
@@ -141,7 +152,11 @@ public final class AdamW implements Optimizer {
         }
     }
 
-    /** A heap copy of the state (step, config, m, v, master weights). */
+    /**
+     * A heap copy of the state (step, config, m, v, master weights).
+     *
+     * @return a copy independent of this optimizer (later steps do not change it)
+     */
     public AdamWState snapshot() {
         checkOpen();
         List<AdamWState.Entry> entries = new ArrayList<>(slots.size());
@@ -156,6 +171,11 @@ public final class AdamW implements Optimizer {
      * Restores a snapshot taken from an optimizer over the same parameters (same names, order,
      * shapes and master-weight layout). A parameter with master weights is set to its rounded
      * master; other parameter values are left alone (restore them yourself).
+     *
+     * @param state a snapshot of an optimizer over the same parameters; its step count and config
+     *              become this optimizer's
+     * @throws IllegalArgumentException if the names, order, shapes or state layout differ (nothing is
+     *                                  changed then)
      */
     public void restore(AdamWState state) {
         checkOpen();
@@ -193,12 +213,23 @@ public final class AdamW implements Optimizer {
         this.config = state.config();
     }
 
-    /** Writes {@link #snapshot()} to {@code file} (format: {@link AdamWStateFile}). */
+    /**
+     * Writes {@link #snapshot()} to {@code file} (format: {@link AdamWStateFile}).
+     *
+     * @param file the state file to write; replaced atomically if it exists
+     * @throws IOException if the file cannot be written
+     */
     public void save(Path file) throws IOException {
         AdamWStateFile.write(snapshot(), file);
     }
 
-    /** Reads a state file written by {@link #save} and {@link #restore}s it. */
+    /**
+     * Reads a state file written by {@link #save} and {@link #restore}s it.
+     *
+     * @param file a state file written by {@link #save} for the same parameters
+     * @throws IOException if the file cannot be read or is not a valid AdamW state file
+     * @throws IllegalArgumentException if the state does not fit this optimizer's parameters
+     */
     public void load(Path file) throws IOException {
         restore(AdamWStateFile.read(file));
     }
@@ -222,7 +253,11 @@ public final class AdamW implements Optimizer {
         return step;
     }
 
-    /** The current hyper-parameters. */
+    /**
+     * The current hyper-parameters.
+     *
+     * @return the config the next step uses, with the learning rate last set by {@link #setLearningRate}
+     */
     public AdamWConfig config() {
         return config;
     }
@@ -243,7 +278,11 @@ public final class AdamW implements Optimizer {
         return p;
     }
 
-    /** Whether the F32 update loop uses the Vector API in this JVM. */
+    /**
+     * Whether the F32 update loop uses the Vector API in this JVM.
+     *
+     * @return true when {@code jdk.incubator.vector} is in the boot layer (else a scalar loop runs)
+     */
     public static boolean vectorized() {
         return VECTOR;
     }

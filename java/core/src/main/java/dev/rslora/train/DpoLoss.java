@@ -32,7 +32,13 @@ public final class DpoLoss {
         /** (z − 1/(2β))² (IPO). */
         IPO;
 
-        /** "sigmoid" | "hinge" | "ipo". */
+        /**
+         * The variant with TRL's {@code loss_type} name.
+         *
+         * @param name "sigmoid", "hinge" or "ipo" (lower case, as TRL)
+         * @return the variant
+         * @throws IllegalArgumentException if the name is none of these (the message quotes it)
+         */
         public static Type fromName(String name) {
             for (Type t : values()) {
                 if (t.name().toLowerCase(Locale.ROOT).equals(name)) {
@@ -42,7 +48,11 @@ public final class DpoLoss {
             throw new IllegalArgumentException("loss type must be sigmoid, hinge or ipo, got '" + name + "'");
         }
 
-        /** TRL's {@code loss_type} name. */
+        /**
+         * TRL's {@code loss_type} name.
+         *
+         * @return "sigmoid", "hinge" or "ipo"
+         */
         public String trlName() {
             return name().toLowerCase(Locale.ROOT);
         }
@@ -61,7 +71,11 @@ public final class DpoLoss {
      */
     public record Result(double loss, double[] losses, double[] chosenRewards, double[] rejectedRewards, double rewardAccuracy,
                          double[] gradPolicyChosen, double[] gradPolicyRejected) {
-        /** Mean of chosen − rejected rewards (TRL's rewards/margins). */
+        /**
+         * Mean of chosen − rejected rewards (TRL's rewards/margins).
+         *
+         * @return (1/B)·Σ (chosen_rewards_b − rejected_rewards_b), in nats scaled by β
+         */
         public double rewardMargin() {
             double s = 0;
             for (int b = 0; b < chosenRewards.length; b++) {
@@ -76,9 +90,13 @@ public final class DpoLoss {
     private final Type type;
 
     /**
+     * A DPO loss of the given variant.
+     *
      * @param beta           β &gt; 0 (the paper's recipe: 0.1)
      * @param labelSmoothing ε in [0, 0.5] (sigmoid only; TRL's cDPO), 0 for plain DPO
      * @param type           the loss variant
+     * @throws IllegalArgumentException if β is not finite and &gt; 0, ε is outside [0, 0.5], type is
+     *                                  null, or ε ≠ 0 with a variant other than sigmoid
      */
     public DpoLoss(double beta, double labelSmoothing, Type type) {
         if (!(beta > 0) || Double.isInfinite(beta)) {
@@ -99,27 +117,54 @@ public final class DpoLoss {
         this.type = type;
     }
 
-    /** The sigmoid loss with β and no label smoothing (DPO as in the paper). */
+    /**
+     * The sigmoid loss with β and no label smoothing (DPO as in the paper).
+     *
+     * @param beta β &gt; 0, the strength of the implicit KL penalty (the paper's recipe: 0.1)
+     * @return the plain DPO loss
+     * @throws IllegalArgumentException if β is not finite and &gt; 0
+     */
     public static DpoLoss paper(double beta) {
         return new DpoLoss(beta, 0.0, Type.SIGMOID);
     }
 
-    /** β. */
+    /**
+     * β, the scale of the log-ratio difference z.
+     *
+     * @return β &gt; 0
+     */
     public double beta() {
         return beta;
     }
 
-    /** The label smoothing ε. */
+    /**
+     * The label smoothing ε (cDPO: the assumed probability that a preference label is flipped).
+     *
+     * @return ε in [0, 0.5]; 0 unless the variant is sigmoid
+     */
     public double labelSmoothing() {
         return labelSmoothing;
     }
 
-    /** The loss variant. */
+    /**
+     * The loss variant.
+     *
+     * @return sigmoid, hinge or ipo
+     */
     public Type type() {
         return type;
     }
 
-    /** The loss, rewards, accuracy and gradients for B ≥ 1 pairs (all arrays of length B). */
+    /**
+     * The loss, rewards, accuracy and gradients for B ≥ 1 pairs (all arrays of length B).
+     *
+     * @param policyChosen      π_c: the policy's sequence log-probabilities of the chosen responses (nats)
+     * @param policyRejected    π_r: the policy's sequence log-probabilities of the rejected responses
+     * @param referenceChosen   ρ_c: the frozen reference model's log-probabilities of the chosen responses
+     * @param referenceRejected ρ_r: the reference's log-probabilities of the rejected responses
+     * @return the mean loss, per-pair losses and rewards, the reward accuracy and ∂loss/∂π per pair
+     * @throws IllegalArgumentException if B = 0 or the four lengths differ
+     */
     public Result compute(double[] policyChosen, double[] policyRejected, double[] referenceChosen, double[] referenceRejected) {
         int n = policyChosen.length;
         if (n < 1) {
@@ -172,12 +217,23 @@ public final class DpoLoss {
         return new Result(sum / n, losses, chosen, rejected, (double) correct / n, gc, gr);
     }
 
-    /** log σ(x) = −log(1 + e^(−x)), stable for every finite x (torch's logsigmoid). */
+    /**
+     * log σ(x) = −log(1 + e^(−x)), stable for every finite x (torch's logsigmoid).
+     *
+     * @param x any double
+     * @return log σ(x) ≤ 0, without overflow (≈ x for large negative x)
+     */
     public static double logSigmoid(double x) {
         return x >= 0 ? -Math.log1p(Math.exp(-x)) : x - Math.log1p(Math.exp(x));
     }
 
-    /** σ(x) = 1/(1 + e^(−x)), stable for every finite x. */
+    /**
+     * σ(x) = 1/(1 + e^(−x)), stable for every finite x.
+     *
+     * @param x any double
+     * @return σ(x) in [0, 1]
+     */
+
     public static double sigmoid(double x) {
         if (x >= 0) {
             return 1 / (1 + Math.exp(-x));

@@ -20,7 +20,12 @@ public final class GradClip {
     private GradClip() {
     }
 
-    /** The 2-norm of all elements of {@code grads} together. */
+    /**
+     * The 2-norm of all elements of {@code grads} together.
+     *
+     * @param grads the gradient tensors (any shapes; F32, BF16 or F16)
+     * @return √(Σ g²) accumulated in double; 0 for no tensors, NaN if any element is NaN
+     */
     public static double globalNorm(Collection<Tensor> grads) {
         double sum = 0;
         for (Tensor g : grads) {
@@ -32,7 +37,13 @@ public final class GradClip {
     /**
      * Scales {@code grads} in place so that their global 2-norm is at most about {@code maxNorm};
      * returns the norm before clipping.
+     *
+     * @param grads   the gradient tensors, scaled in place when their norm exceeds maxNorm
+     * @param maxNorm the largest global norm to keep (finite, &gt; 0)
+     * @return the global norm before clipping
+     * @throws IllegalArgumentException if maxNorm is not finite and &gt; 0
      */
+
     public static double clipGlobalNorm(Collection<Tensor> grads, double maxNorm) {
         if (!(maxNorm > 0) || Double.isInfinite(maxNorm)) {
             throw new IllegalArgumentException("maxNorm must be finite and > 0, got maxNorm=" + maxNorm);

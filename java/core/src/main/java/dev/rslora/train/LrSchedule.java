@@ -37,7 +37,13 @@ public record LrSchedule(Kind kind, double baseLr, long warmupSteps, long traini
         /** Linear warmup, then a half cosine to 0. */
         COSINE;
 
-        /** "constant" | "linear" | "cosine" (the Hugging Face names). */
+        /**
+         * The kind with the Hugging Face name.
+         *
+         * @param name "constant", "linear" or "cosine" (lower case, as {@code lr_scheduler_type})
+         * @return the kind
+         * @throws IllegalArgumentException if the name is none of these (the message quotes it)
+         */
         public static Kind fromName(String name) {
             for (Kind k : values()) {
                 if (k.name().toLowerCase(Locale.ROOT).equals(name)) {
@@ -47,7 +53,11 @@ public record LrSchedule(Kind kind, double baseLr, long warmupSteps, long traini
             throw new IllegalArgumentException("lr_scheduler_type must be constant, linear or cosine, got '" + name + "'");
         }
 
-        /** The Hugging Face name: "constant", "linear" or "cosine". */
+        /**
+         * The Hugging Face name.
+         *
+         * @return "constant", "linear" or "cosine"
+         */
         public String hfName() {
             return name().toLowerCase(Locale.ROOT);
         }
@@ -67,27 +77,62 @@ public record LrSchedule(Kind kind, double baseLr, long warmupSteps, long traini
         }
     }
 
-    /** {@code get_constant_schedule}: λ = 1. */
+    /**
+     * {@code get_constant_schedule}: λ = 1.
+     *
+     * @param baseLr the learning rate of every step (finite, ≥ 0)
+     * @return the constant schedule
+     */
     public static LrSchedule constant(double baseLr) {
         return new LrSchedule(Kind.CONSTANT, baseLr, 0, 0);
     }
 
-    /** {@code get_linear_schedule_with_warmup(W, N)}. */
+    /**
+     * {@code get_linear_schedule_with_warmup(W, N)}.
+     *
+     * @param baseLr        the peak learning rate, reached after W steps (finite, ≥ 0)
+     * @param warmupSteps   W ≥ 0 (0: no warmup, step 1 runs at baseLr)
+     * @param trainingSteps N ≥ 0, the step at which the rate reaches 0
+     * @return the linear schedule
+     */
     public static LrSchedule linear(double baseLr, long warmupSteps, long trainingSteps) {
         return new LrSchedule(Kind.LINEAR, baseLr, warmupSteps, trainingSteps);
     }
 
-    /** {@code get_cosine_schedule_with_warmup(W, N)} with the default half cycle. */
+    /**
+     * {@code get_cosine_schedule_with_warmup(W, N)} with the default half cycle.
+     *
+     * @param baseLr        the peak learning rate, reached after W steps (finite, ≥ 0)
+     * @param warmupSteps   W ≥ 0
+     * @param trainingSteps N ≥ 0, the step at which the half cosine reaches 0
+     * @return the cosine schedule
+     */
     public static LrSchedule cosine(double baseLr, long warmupSteps, long trainingSteps) {
         return new LrSchedule(Kind.COSINE, baseLr, warmupSteps, trainingSteps);
     }
 
-    /** The Trainer's schedule {@code kind} with {@code warmup_ratio} over N steps. */
+    /**
+     * The Trainer's schedule {@code kind} with {@code warmup_ratio} over N steps.
+     *
+     * @param kind          constant, linear or cosine
+     * @param baseLr        the peak learning rate (finite, ≥ 0)
+     * @param warmupRatio   the fraction of N spent warming up, in [0, 1]; W = {@link #warmupSteps}
+     * @param trainingSteps N ≥ 0
+     * @return the schedule with W = ceil(N·warmupRatio)
+     * @throws IllegalArgumentException if warmupRatio is outside [0, 1] or another value is invalid
+     */
     public static LrSchedule withWarmupRatio(Kind kind, double baseLr, double warmupRatio, long trainingSteps) {
         return new LrSchedule(kind, baseLr, warmupSteps(trainingSteps, warmupRatio), trainingSteps);
     }
 
-    /** {@code math.ceil(num_training_steps * warmup_ratio)} (ratio in [0, 1]). */
+    /**
+     * {@code math.ceil(num_training_steps * warmup_ratio)} (ratio in [0, 1]).
+     *
+     * @param trainingSteps N ≥ 0
+     * @param warmupRatio   in [0, 1]
+     * @return W, rounded up in double arithmetic exactly as Python does
+     * @throws IllegalArgumentException if warmupRatio is outside [0, 1] (or NaN)
+     */
     public static long warmupSteps(long trainingSteps, double warmupRatio) {
         if (!(warmupRatio >= 0 && warmupRatio <= 1)) {
             throw new IllegalArgumentException("warmup_ratio must be in [0, 1], got " + warmupRatio);
@@ -95,7 +140,13 @@ public record LrSchedule(Kind kind, double baseLr, long warmupSteps, long traini
         return (long) Math.ceil(trainingSteps * warmupRatio);
     }
 
-    /** λ(k) after k ≥ 0 scheduler steps. */
+    /**
+     * λ(k) after k ≥ 0 scheduler steps.
+     *
+     * @param k the number of scheduler steps taken (optimizer step t uses k = t − 1)
+     * @return the multiplier of baseLr, in [0, 1]
+     * @throws IllegalArgumentException if k &lt; 0
+     */
     public double factor(long k) {
         if (k < 0) {
             throw new IllegalArgumentException("scheduler step must be >= 0, got " + k);
@@ -113,7 +164,13 @@ public record LrSchedule(Kind kind, double baseLr, long warmupSteps, long traini
         return Math.max(0.0, 0.5 * (1.0 + Math.cos(Math.PI * 0.5 * 2.0 * progress)));
     }
 
-    /** The learning rate of optimizer step t ≥ 1: baseLr·λ(t − 1), computed as LambdaLR does (base · λ). */
+    /**
+     * The learning rate of optimizer step t ≥ 1: baseLr·λ(t − 1), computed as LambdaLR does (base · λ).
+     *
+     * @param t the optimizer step, ≥ 1 (the first step is 1)
+     * @return the learning rate that step runs with
+     * @throws IllegalArgumentException if t &lt; 1
+     */
     public double lr(long t) {
         if (t < 1) {
             throw new IllegalArgumentException("optimizer step must be >= 1, got t=" + t);
@@ -121,7 +178,13 @@ public record LrSchedule(Kind kind, double baseLr, long warmupSteps, long traini
         return baseLr * factor(t - 1);
     }
 
-    /** Sets the learning rate of {@code optimizer}'s next step (call right before {@code step()}). */
+    /**
+     * Sets the learning rate of {@code optimizer}'s next step (call right before {@code step()}).
+     *
+     * @param optimizer the optimizer whose next step, t = stepCount() + 1, gets {@link #lr lr(t)}
+     * @throws IllegalStateException if the optimizer computes its own step size (Adafactor's relative_step)
+     */
+
     public void apply(Optimizer optimizer) {
         optimizer.setLearningRate(lr(optimizer.stepCount() + 1));
     }

@@ -11,19 +11,45 @@ public interface Optimizer extends AutoCloseable {
     /** Takes one step (t ← t + 1) from the current gradients. */
     void step();
 
-    /** Steps taken so far (the next step is t = stepCount() + 1). */
+    /**
+     * Steps taken so far.
+     *
+     * @return the number of completed steps, ≥ 0 (the next step is t = stepCount() + 1)
+     */
     long stepCount();
 
-    /** Changes the learning rate from the next step on. */
+    /**
+     * Changes the learning rate from the next step on.
+     *
+     * @param lr the new learning rate (finite, ≥ 0)
+     * @throws IllegalArgumentException if lr is negative, infinite or NaN
+     * @throws IllegalStateException if the optimizer computes its own step size (Adafactor's
+     *                               relative_step)
+     */
     void setLearningRate(double lr);
 
-    /** The parameters, in order. */
+    /**
+     * The parameters, in order.
+     *
+     * @return the parameters this optimizer updates, in the order of its state
+     */
     List<Parameter> parameters();
 
-    /** The global 2-norm of all gradients (see {@link GradClip}). */
+    /**
+     * The global 2-norm of all gradients (see {@link GradClip}).
+     *
+     * @return √(Σ g²) over every element of every parameter's gradient (NaN if any is NaN)
+     */
     double gradNorm();
 
-    /** Clips all gradients to global 2-norm {@code maxNorm}; returns the norm before clipping. */
+    /**
+     * Clips all gradients to global 2-norm {@code maxNorm}.
+     *
+     * @param maxNorm the largest global norm to keep (finite, &gt; 0)
+     * @return the global norm before clipping
+     * @throws IllegalArgumentException if maxNorm is not finite and &gt; 0
+     */
+
     double clipGradNorm(double maxNorm);
 
     @Override

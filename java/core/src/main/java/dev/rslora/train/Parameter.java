@@ -33,7 +33,13 @@ public record Parameter(String name, Tensor value, Tensor grad) {
     /**
      * The two trainable tensors of a LoRA layer: {@code prefix + ".lora_A.weight"} (A [r, d_in]) and
      * {@code prefix + ".lora_B.weight"} (B [d_out, r]), with their gradients.
+     *
+     * @param layer  the layer whose adapter is trained (its A, B and their gradient tensors are used,
+     *               not copied)
+     * @param prefix the module path, e.g. {@code "model.layers.0.self_attn.q_proj"} (PEFT names)
+     * @return the two parameters, A first
      */
+
     public static List<Parameter> of(LoraLinear layer, String prefix) {
         return List.of(new Parameter(prefix + ".lora_A.weight", layer.loraA(), layer.gradA()),
                 new Parameter(prefix + ".lora_B.weight", layer.loraB(), layer.gradB()));

@@ -38,6 +38,14 @@ public final class SeqLogprob {
     /**
      * Forward: writes lse [B, T] (F32) and logp [B] (F32) for logits [B, T, V] and labels [B·T].
      * Refuses a label outside [0, V) other than −100 (naming its position).
+     *
+     * @param logits the scores [B, T, V] (F32, BF16 or F16; every dimension ≥ 1); only read
+     * @param labels B·T token ids, row-major [b][t]: in [0, V), or {@link #IGNORE_INDEX} for no target
+     * @param lse    output, F32 [B, T]: log Σ_v exp(logits[b,t,v]), 0 at ignored positions (keep it for
+     *               {@link #backward})
+     * @param logp   output, F32 [B]: each sequence's summed log-probability of its labels (nats, ≤ 0);
+     *               0 for a sequence whose labels are all ignored
+     * @throws IllegalArgumentException if a shape or dtype does not match, or a label is out of range
      */
     public static void forward(Tensor logits, int[] labels, Tensor lse, Tensor logp) {
         Shape s = check(logits, labels);
@@ -68,6 +76,14 @@ public final class SeqLogprob {
     /**
      * Backward: dlogits [B, T, V] (any of F32/BF16/F16, may be {@code logits} itself) from the forward's
      * lse and gradOut [B] (F32, ∂L/∂logp). Assigns every element (zeros on ignored positions).
+     *
+     * @param logits  the forward's scores [B, T, V]
+     * @param labels  the forward's labels (B·T entries)
+     * @param lse     the forward's F32 [B, T] output
+     * @param gradOut F32 [B]: ∂L/∂logp_b, e.g. a {@link DpoLoss.Result}'s gradient per sequence
+     * @param dlogits output [B, T, V] (F32, BF16 or F16): ∂L/∂logits, every element written; may be
+     *                {@code logits} itself (the scores are then overwritten)
+     * @throws IllegalArgumentException if a shape, dtype or label does not match the forward's rules
      */
     public static void backward(Tensor logits, int[] labels, Tensor lse, Tensor gradOut, Tensor dlogits) {
         Shape s = check(logits, labels);
@@ -124,7 +140,13 @@ public final class SeqLogprob {
         return max + Math.log(sum);
     }
 
-    /** Whether F32 rows use the Vector API in this JVM. */
+    /**
+     * Whether F32 rows use the Vector API in this JVM.
+     *
+     * @return true when {@code jdk.incubator.vector} is in the boot layer and the scalar property
+     *         ({@code AdamW.SCALAR_PROPERTY}) is not set
+     */
+
     public static boolean vectorized() {
         return VECTOR;
     }

@@ -147,6 +147,10 @@ class AdapterPanelsCacheTest {
             change(l, "Tensor.set on B", t -> t.b.set(D_OUT * R - 1, -2f), 2);
             change(l, "copyFrom into A (loading)", t -> t.a.copyFrom(t.random(DType.F32, 0.2, R, D_IN)), 2);
             change(l, "copyFrom into B (loading)", t -> t.b.copyFrom(t.random(DType.F32, 1, D_OUT, R)), 2);
+            change(l, "copyFrom(float[]) into A (loading from a heap array)", t -> t.a.copyFrom(t.random(DType.F32, 0.3, R, D_IN)
+                    .toFloatArray()), 2);
+            change(l, "copyFrom(float[][]) into B (loading from heap rows)", t -> t.b.copyFrom(t.random(DType.F32, 0.7, D_OUT, R)
+                    .toMatrix()), 2);
             change(l, "fill B", t -> t.b.fill(0.25f), 2);
             change(l, "a write through A's segment()", t -> {
                 float[] v = new float[R * D_IN];

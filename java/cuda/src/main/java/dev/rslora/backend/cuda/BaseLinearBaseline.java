@@ -20,6 +20,9 @@ public final class BaseLinearBaseline implements AutoCloseable {
     /**
      * Binds cuBLAS to the backend's stream through the binding {@link CublasBinding} selects (JCublas
      * where libcublas.so.12 loads, else java.lang.foreign); throws with both reasons when neither does.
+     *
+     * @param backend the backend whose context and stream the GEMMs run on
+     * @throws IllegalStateException naming both bindings' reasons when neither loads
      */
     public BaseLinearBaseline(CudaBackend backend) {
         this(backend, CublasBinding.current());
@@ -42,7 +45,13 @@ public final class BaseLinearBaseline implements AutoCloseable {
         this.library = lt.library();
     }
 
-    /** The base on the backend's cuBLASLt handle (shared with the split step; closing this leaves it open). */
+    /**
+     * The base on the backend's cuBLASLt handle (shared with the split step; closing this leaves it open).
+     *
+     * @param backend the backend whose cuBLASLt handle is used
+     * @return the baseline on cuBLASLt
+     * @throws IllegalStateException when cuBLASLt is not usable here (with the reason)
+     */
     public static BaseLinearBaseline cublasLt(CudaBackend backend) {
         CublasLt lt = backend.cublasLt();
         if (lt == null) {
@@ -51,17 +60,31 @@ public final class BaseLinearBaseline implements AutoCloseable {
         return new BaseLinearBaseline(backend, lt);
     }
 
-    /** The cuBLAS library in use, e.g. "libcublas.so.13". */
+    /**
+     * The cuBLAS library in use, e.g. "libcublas.so.13".
+     *
+     * @return the shared library's file name
+     */
     public String library() {
         return library;
     }
 
-    /** The cuBLAS binding and library in use, e.g. "JCublas 12.6.0 (libcublas.so.12)". */
+    /**
+     * The cuBLAS binding and library in use, e.g. "JCublas 12.6.0 (libcublas.so.12)".
+     *
+     * @return the binding (JCublas, java.lang.foreign or cuBLASLt) and library
+     */
     public String binding() {
         return cublas != null ? cublas.binding() : lt.binding();
     }
 
-    /** Queues Y = X·Wᵀ: X [n, d_in], W [d_out, d_in], Y [n, d_out], one dtype. */
+    /**
+     * Queues Y = X·Wᵀ: X [n, d_in], W [d_out, d_in], Y [n, d_out], one dtype.
+     *
+     * @param x X [n, d_in]
+     * @param w W [d_out, d_in], X's dtype
+     * @param y receives Y [n, d_out], X's dtype
+     */
     public void forward(DeviceTensor x, DeviceTensor w, DeviceTensor y) {
         int n = (int) x.dim(0);
         int dIn = (int) x.dim(1);
@@ -77,7 +100,13 @@ public final class BaseLinearBaseline implements AutoCloseable {
         }
     }
 
-    /** Queues dX = dY·W: dY [n, d_out], W [d_out, d_in], dX [n, d_in], one dtype. */
+    /**
+     * Queues dX = dY·W: dY [n, d_out], W [d_out, d_in], dX [n, d_in], one dtype.
+     *
+     * @param dy dY [n, d_out]
+     * @param w  W [d_out, d_in], dY's dtype
+     * @param dx receives dX [n, d_in], dY's dtype
+     */
     public void backwardData(DeviceTensor dy, DeviceTensor w, DeviceTensor dx) {
         int n = (int) dy.dim(0);
         int dOut = (int) dy.dim(1);

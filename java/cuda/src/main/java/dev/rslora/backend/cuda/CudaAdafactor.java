@@ -37,6 +37,11 @@ public final class CudaAdafactor implements AutoCloseable {
      * @param grad  its gradient, same shape, read only
      */
     public record Param(String name, DeviceTensor value, DeviceTensor grad) {
+        /**
+         * Checks the parameter: a non-blank name, and value and grad of the same shape.
+         *
+         * @throws IllegalArgumentException naming the parameter when the name is blank or the shapes differ
+         */
         public Param {
             if (name == null || name.isBlank()) {
                 throw new IllegalArgumentException("parameter name must not be blank, got '" + name + "'");
@@ -76,7 +81,14 @@ public final class CudaAdafactor implements AutoCloseable {
     private long step;
     private boolean closed;
 
-    /** Adafactor over {@code params} with f32 master weights for every BF16/F16 parameter. */
+    /**
+     * Adafactor over {@code params} with f32 master weights for every BF16/F16 parameter.
+     *
+     * @param backend the backend whose context holds the tensors and runs the kernels
+     * @param params  the parameters, in the order of the state (names unique, not empty)
+     * @param config  the hyper-parameters of the first step
+     * @throws IllegalArgumentException if params is empty, names a parameter twice, or holds another backend's tensor
+     */
     public CudaAdafactor(CudaBackend backend, List<Param> params, AdafactorConfig config) {
         this(backend, params, config, true);
     }
@@ -84,6 +96,12 @@ public final class CudaAdafactor implements AutoCloseable {
     /**
      * Adafactor over {@code params} (names unique, tensors of {@code backend}, rank ≤ 2). With
      * {@code masterWeights}, each BF16/F16 parameter gets an f32 master copy of its current value.
+     *
+     * @param backend       the backend whose context holds the tensors and runs the kernels
+     * @param params        the parameters, in the order of the state (not empty)
+     * @param config        the hyper-parameters of the first step
+     * @param masterWeights whether BF16/F16 parameters get an f32 master copy on the device
+     * @throws IllegalArgumentException if params is empty, names a parameter twice, or holds another backend's tensor
      */
     public CudaAdafactor(CudaBackend backend, List<Param> params, AdafactorConfig config, boolean masterWeights) {
         this.backend = Objects.requireNonNull(backend, "backend");
@@ -186,6 +204,8 @@ public final class CudaAdafactor implements AutoCloseable {
     /**
      * A heap copy of the state in the format of the CPU {@code dev.rslora.train.Adafactor#snapshot()}
      * (save it with the same state file, or compare it with a CPU run). Waits for all queued work.
+     *
+     * @return a copy independent of this optimizer, equal in layout to the CPU optimizer's snapshot
      */
     public AdafactorState snapshot() {
         synchronized (backend) {
@@ -217,24 +237,42 @@ public final class CudaAdafactor implements AutoCloseable {
         return a;
     }
 
-    /** Steps taken so far. */
+    /**
+     * Steps taken so far.
+     *
+     * @return the number of completed steps (the next step is t = stepCount() + 1)
+     */
     public long stepCount() {
         return step;
     }
 
-    /** The hyper-parameters the next step uses. */
+    /**
+     * The hyper-parameters the next step uses.
+     *
+     * @return the config the next step uses, with the learning rate last set by {@link #setLearningRate}
+     */
     public AdafactorConfig config() {
         return config;
     }
 
-    /** Changes the external learning rate from the next step on (for schedules; refused with relative_step). */
+    /**
+     * Changes the external learning rate from the next step on (for schedules; refused with relative_step).
+     *
+     * @param lr the new learning rate (finite, ≥ 0)
+     * @throws IllegalArgumentException if lr is negative, infinite or NaN
+     * @throws IllegalStateException if the config has relative_step on
+     */
     public void setLearningRate(double lr) {
         synchronized (backend) {
             this.config = config.withLr(lr);
         }
     }
 
-    /** The parameters, in order. */
+    /**
+     * The parameters, in order.
+     *
+     * @return the parameters this optimizer updates, in the order of its state
+     */
     public List<Param> parameters() {
         List<Param> p = new ArrayList<>(slots.size());
         for (Slot s : slots) {
@@ -243,7 +281,11 @@ public final class CudaAdafactor implements AutoCloseable {
         return p;
     }
 
-    /** Total elements over all parameters (the apply kernel's global index space). */
+    /**
+     * Total elements over all parameters (the apply kernel's global index space).
+     *
+     * @return Σ numel over the parameters
+     */
     public long elementCount() {
         return total;
     }

@@ -47,6 +47,11 @@ public final class CudaAdamW implements AutoCloseable {
      * @param grad  its gradient, same shape, read only
      */
     public record Param(String name, DeviceTensor value, DeviceTensor grad) {
+        /**
+         * Checks the parameter: a non-blank name, and value and grad of the same shape.
+         *
+         * @throws IllegalArgumentException naming the parameter when the name is blank or the shapes differ
+         */
         public Param {
             if (name == null || name.isBlank()) {
                 throw new IllegalArgumentException("parameter name must not be blank, got '" + name + "'");
@@ -75,7 +80,14 @@ public final class CudaAdamW implements AutoCloseable {
     private boolean normValid;
     private boolean closed;
 
-    /** AdamW over {@code params} with f32 master weights for every BF16/F16 parameter. */
+    /**
+     * AdamW over {@code params} with f32 master weights for every BF16/F16 parameter.
+     *
+     * @param backend the backend whose context holds the tensors and runs the kernels
+     * @param params  the parameters, in the order of the state (names unique, not empty)
+     * @param config  the hyper-parameters of the first step
+     * @throws IllegalArgumentException if params is empty, names a parameter twice, or holds another backend's tensor
+     */
     public CudaAdamW(CudaBackend backend, List<Param> params, AdamWConfig config) {
         this(backend, params, config, true);
     }
@@ -83,6 +95,12 @@ public final class CudaAdamW implements AutoCloseable {
     /**
      * AdamW over {@code params} (names unique, tensors of {@code backend}). With {@code masterWeights},
      * each BF16/F16 parameter gets an f32 master copy initialised from its current value.
+     *
+     * @param backend       the backend whose context holds the tensors and runs the kernels
+     * @param params        the parameters, in the order of the state (not empty)
+     * @param config        the hyper-parameters of the first step
+     * @param masterWeights whether BF16/F16 parameters get an f32 master copy on the device
+     * @throws IllegalArgumentException if params is empty, names a parameter twice, or holds another backend's tensor
      */
     public CudaAdamW(CudaBackend backend, List<Param> params, AdamWConfig config, boolean masterWeights) {
         this.backend = Objects.requireNonNull(backend, "backend");
@@ -159,6 +177,9 @@ public final class CudaAdamW implements AutoCloseable {
      * Queues the global gradient norm, the clip coefficient for {@code maxNorm} and one AdamW step
      * that multiplies every gradient by it (three launches, no host synchronisation). The norm
      * before clipping is then available from {@link #lastGradNorm()}.
+     *
+     * @param maxNorm the largest global gradient norm to keep (finite, &gt; 0)
+     * @throws IllegalArgumentException if maxNorm is not finite and &gt; 0
      */
     public void step(double maxNorm) {
         if (!(maxNorm > 0) || Double.isInfinite(maxNorm)) {
@@ -174,7 +195,11 @@ public final class CudaAdamW implements AutoCloseable {
         }
     }
 
-    /** The global 2-norm of all gradients now (computed on the device; waits for it). */
+    /**
+     * The global 2-norm of all gradients now (computed on the device; waits for it).
+     *
+     * @return √(Σ g²) over every gradient element, NaN if any is NaN
+     */
     public double gradNorm() {
         synchronized (backend) {
             enter();
@@ -184,7 +209,11 @@ public final class CudaAdamW implements AutoCloseable {
         }
     }
 
-    /** The norm before clipping of the last {@link #step(double)} or {@link #gradNorm()} (waits for it). */
+    /**
+     * The norm before clipping of the last {@link #step(double)} or {@link #gradNorm()} (waits for it).
+     *
+     * @return the global norm before clipping, as {@code torch.nn.utils.clip_grad_norm_} returns it
+     */
     public double lastGradNorm() {
         synchronized (backend) {
             enter();
@@ -207,6 +236,8 @@ public final class CudaAdamW implements AutoCloseable {
      * A heap copy of the state (step, config, m, v, master weights), in the format of the CPU
      * {@code dev.rslora.train.AdamW#snapshot()}, so it can be saved with the same state file or
      * compared with a CPU run. Waits for all queued work.
+     *
+     * @return a copy independent of this optimizer, equal in layout to the CPU optimizer's snapshot
      */
     public AdamWState snapshot() {
         synchronized (backend) {
@@ -234,23 +265,41 @@ public final class CudaAdamW implements AutoCloseable {
         return a;
     }
 
-    /** Steps taken so far. */
+    /**
+     * Steps taken so far.
+     *
+     * @return the number of completed steps (the next step is t = stepCount() + 1)
+     */
     public long stepCount() {
         return step;
     }
 
+    /**
+     * The current hyper-parameters.
+     *
+     * @return the config the next step uses, with the learning rate last set by {@link #setLearningRate}
+     */
     public AdamWConfig config() {
         return config;
     }
 
-    /** Changes the learning rate from the next step on (for schedules). */
+    /**
+     * Changes the learning rate from the next step on (for schedules).
+     *
+     * @param lr the new learning rate (finite, ≥ 0)
+     * @throws IllegalArgumentException if lr is negative, infinite or NaN
+     */
     public void setLearningRate(double lr) {
         synchronized (backend) {
             this.config = config.withLr(lr);
         }
     }
 
-    /** The parameters, in order. */
+    /**
+     * The parameters, in order.
+     *
+     * @return the parameters this optimizer updates, in the order of its state
+     */
     public List<Param> parameters() {
         List<Param> p = new ArrayList<>(slots.size());
         for (Slot s : slots) {
@@ -259,7 +308,11 @@ public final class CudaAdamW implements AutoCloseable {
         return p;
     }
 
-    /** Total elements over all parameters (the kernel's global index space). */
+    /**
+     * Total elements over all parameters (the kernel's global index space).
+     *
+     * @return Σ numel over the parameters
+     */
     public long elementCount() {
         return total;
     }

@@ -101,7 +101,11 @@ public final class CudaBackend implements Backend, AutoCloseable {
         return new CudaBackend(ctx, workspaceCapBytes, chooseFamily(ctx, requested));
     }
 
-    /** The fused family this backend was opened with (its layers may still fall back per shape: {@link #familyFor}). */
+    /**
+     * The fused family this backend was opened with (its layers may still fall back per shape: {@link #familyFor}).
+     *
+     * @return the family's name, e.g. "v1", "v3" (sm_90a) or "v4" (sm_80 mma.sync)
+     */
     public String fusedFamily() {
         return family.family();
     }
@@ -178,7 +182,11 @@ public final class CudaBackend implements Backend, AutoCloseable {
         return "cuda";
     }
 
-    /** "NVIDIA H200 (sm_90, 132 SMs, device 0, kernels v1)". */
+    /**
+     * "NVIDIA H200 (sm_90, 132 SMs, device 0, kernels v1)".
+     *
+     * @return the device's name, compute capability, SM count, ordinal and kernel version
+     */
     public String deviceDescription() {
         return ctx.deviceName() + " (sm_" + ctx.computeCapabilityMajor() + ctx.computeCapabilityMinor() + ", "
                 + ctx.multiprocessors() + " SMs, device " + ctx.ordinal() + ", kernels " + family.family() + ")";
@@ -193,7 +201,11 @@ public final class CudaBackend implements Backend, AutoCloseable {
         ctx.synchronize();
     }
 
-    /** The caching allocator's counters. */
+    /**
+     * The caching allocator's counters.
+     *
+     * @return bytes in use, high-water mark, bytes cached and buffer counts, now
+     */
     public synchronized DeviceMemoryStats memoryStats() {
         return ctx.allocator().stats();
     }
@@ -238,7 +250,11 @@ public final class CudaBackend implements Backend, AutoCloseable {
         return lt;
     }
 
-    /** Why cuBLASLt (so the split step) is not usable here, or "" when it is or was not tried yet. */
+    /**
+     * Why cuBLASLt (so the split step) is not usable here, or "" when it is or was not tried yet.
+     *
+     * @return the reason, or "" when cuBLASLt loads or has not been tried
+     */
     public synchronized String splitUnavailableReason() {
         return ltMissing;
     }
@@ -255,12 +271,31 @@ public final class CudaBackend implements Backend, AutoCloseable {
     /**
      * Which step (fused or split) runs a layer of this shape and dtype here ({@link StepPolicy};
      * {@value StepPolicy#PROPERTY} overrides); each distinct choice is logged once.
+     *
+     * @param t    the activations' dtype
+     * @param n    the rows of X
+     * @param dIn  d_in
+     * @param dOut d_out
+     * @param r    the adapter rank
+     * @return fused or split, with the reason
      */
     public synchronized StepPolicy.Choice stepFor(DType t, int n, int dIn, int dOut, int r) {
         return stepFor(t, n, dIn, dOut, r, stepRequest);
     }
 
-    /** {@link #stepFor(DType, int, int, int, int)} with the request given (fused, split or auto). */
+    /**
+     * {@link #stepFor(DType, int, int, int, int)} with the request given (fused, split or auto).
+     *
+     * @param t       the activations' dtype
+     * @param n       the rows of X
+     * @param dIn     d_in
+     * @param dOut    d_out
+     * @param r       the adapter rank
+     * @param request "fused", "split" or "auto" (null: the backend's default)
+     * @return fused or split, with the reason
+     * @throws IllegalArgumentException if the request is none of fused, split, auto
+     * @throws IllegalStateException if split is requested and cuBLASLt is not usable here
+     */
     public synchronized StepPolicy.Choice stepFor(DType t, int n, int dIn, int dOut, int r, String request) {
         CublasLt l = cublasLt();
         List<StepPolicy.Fused> fused = new ArrayList<>();
@@ -293,7 +328,13 @@ public final class CudaBackend implements Backend, AutoCloseable {
         return workspaceCapBytes;
     }
 
-    /** A new device tensor (contents undefined, or NaN when poisoning is on); the caller owns it. */
+    /**
+     * A new device tensor (contents undefined, or NaN when poisoning is on); the caller owns it.
+     *
+     * @param t     the element type
+     * @param shape the dimensions, each ≥ 1
+     * @return the tensor; close it to return its memory to the caching allocator
+     */
     public synchronized DeviceTensor allocate(DType t, long... shape) {
         enter();
         long n = 1;
@@ -306,7 +347,12 @@ public final class CudaBackend implements Backend, AutoCloseable {
         return new DeviceTensor(this, t, shape, ctx.allocate(Transfers.bytes(n, t)));
     }
 
-    /** A new device tensor holding a copy of {@code host} (same dtype and shape). */
+    /**
+     * A new device tensor holding a copy of {@code host} (same dtype and shape).
+     *
+     * @param host the host tensor to copy (F32, BF16 or F16)
+     * @return a new device tensor the caller owns; the copy is complete on return
+     */
     public synchronized DeviceTensor upload(Tensor host) {
         enter();
         return new DeviceTensor(this, host.dtype(), host.shape(), io.upload(host, host.dtype()));

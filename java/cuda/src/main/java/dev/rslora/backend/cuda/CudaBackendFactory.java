@@ -26,6 +26,9 @@ public final class CudaBackendFactory implements BackendFactory {
     /** System property: the CUDA device ordinal to use (default 0). */
     public static final String DEVICE_PROPERTY = "rslora.cuda.device";
 
+    /**
+     * The factory {@link java.util.ServiceLoader} instantiates; probing happens in {@link #probe()}, not here.
+     */
     public CudaBackendFactory() {
     }
 

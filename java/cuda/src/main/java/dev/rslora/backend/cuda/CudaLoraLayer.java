@@ -61,6 +61,19 @@ public final class CudaLoraLayer implements AutoCloseable {
      * Uploads W [d_out, d_in], bias [d_out] (nullable), A [r, d_in] and B [d_out, r] (any dtypes;
      * the adapter is kept in f32) and preallocates the step's buffers for {@code n} rows. Gradients
      * start at zero.
+     *
+     * @param backend     the backend whose context holds the layer's device copies
+     * @param w           W [d_out, d_in] (copied to the device)
+     * @param bias        bias [d_out], or null
+     * @param loraA       A [r, d_in] (copied, kept in f32)
+     * @param loraB       B [d_out, r] (copied, kept in f32)
+     * @param gamma       γ (α/√r for rsLoRA, α/r for LoRA)
+     * @param dropout     p in [0, 1) on the adapter input
+     * @param seed        the dropout key
+     * @param layerId     the dropout layer id
+     * @param n           the rows of X every step uses, ≥ 1
+     * @param gradMode    assign or accumulate dA and dB
+     * @throws IllegalArgumentException if a tensor is not 2-D or the shapes do not fit
      */
     public CudaLoraLayer(CudaBackend backend, Tensor w, Tensor bias, Tensor loraA, Tensor loraB, double gamma,
                          float dropout, long seed, int layerId, int n, GradMode gradMode) {
@@ -70,6 +83,21 @@ public final class CudaLoraLayer implements AutoCloseable {
     /**
      * As above, with the step forced: {@code stepRequest} = "fused", "split" or "auto" (null: the backend's
      * {@value StepPolicy#PROPERTY}, default auto).
+     *
+     * @param backend     the backend whose context holds the layer's device copies
+     * @param w           W [d_out, d_in] (copied to the device)
+     * @param bias        bias [d_out], or null
+     * @param loraA       A [r, d_in] (copied, kept in f32)
+     * @param loraB       B [d_out, r] (copied, kept in f32)
+     * @param gamma       γ (α/√r for rsLoRA, α/r for LoRA)
+     * @param dropout     p in [0, 1) on the adapter input
+     * @param seed        the dropout key
+     * @param layerId     the dropout layer id
+     * @param n           the rows of X every step uses, ≥ 1
+     * @param gradMode    assign or accumulate dA and dB
+     * @param stepRequest "fused", "split", "auto", or null for the backend's default
+     * @throws IllegalArgumentException if a tensor is not 2-D, the shapes do not fit, or the request is unknown
+     * @throws IllegalStateException if split is requested and cuBLASLt is not usable here
      */
     public CudaLoraLayer(CudaBackend backend, Tensor w, Tensor bias, Tensor loraA, Tensor loraB, double gamma,
                          float dropout, long seed, int layerId, int n, GradMode gradMode, String stepRequest) {
@@ -121,7 +149,11 @@ public final class CudaLoraLayer implements AutoCloseable {
         }
     }
 
-    /** The step this layer runs (fused or split) and why; chosen once, at construction. */
+    /**
+     * The step this layer runs (fused or split) and why; chosen once, at construction.
+     *
+     * @return fused or split, with the reason
+     */
     public StepPolicy.Choice step() {
         return step;
     }
@@ -145,7 +177,14 @@ public final class CudaLoraLayer implements AutoCloseable {
         backend.context().makeCurrent();
     }
 
-    /** Queues the forward: U = D(X)·Aᵀ, Y = X·Wᵀ + bias + γ·U·Bᵀ (X [n, d_in], Y [n, d_out], dtype T). */
+    /**
+     * Queues the forward: U = D(X)·Aᵀ, Y = X·Wᵀ + bias + γ·U·Bᵀ (X [n, d_in], Y [n, d_out], dtype T).
+     *
+     * @param x        X [n, d_in], dtype T
+     * @param y        receives Y [n, d_out], dtype T
+     * @param step     the dropout step (the backward of this forward must pass the same)
+     * @param training whether dropout applies (p &gt; 0 too)
+     */
     public void forward(DeviceTensor x, DeviceTensor y, long step, boolean training) {
         check("x", x, n, dIn);
         check("y", y, n, dOut);
@@ -155,7 +194,15 @@ public final class CudaLoraLayer implements AutoCloseable {
         }
     }
 
-    /** Queues the backward of the forward with the same X and step; dx may be null. */
+    /**
+     * Queues the backward of the forward with the same X and step; dx may be null.
+     *
+     * @param x        the forward's X [n, d_in]
+     * @param dy       dY [n, d_out]
+     * @param dx       receives dX [n, d_in], or null to skip it
+     * @param step     the forward's dropout step
+     * @param training the forward's mode
+     */
     public void backward(DeviceTensor x, DeviceTensor dy, DeviceTensor dx, long step, boolean training) {
         check("x", x, n, dIn);
         check("grad_y", dy, n, dOut);
@@ -203,6 +250,13 @@ public final class CudaLoraLayer implements AutoCloseable {
      * Captures one training step (forward then backward at {@code step}, dropout on) into a graph.
      * Nothing runs during the capture; every {@link CudaGraph#replay()} runs the step. The graph pins
      * x, y, dy, dx and this layer until it is closed.
+     *
+     * @param x    X [n, d_in]
+     * @param y    receives Y [n, d_out] at each replay
+     * @param dy   dY [n, d_out], read at each replay
+     * @param dx   receives dX [n, d_in] at each replay, or null
+     * @param step the dropout step every replay uses
+     * @return the graph; close it to release the pins
      */
     public CudaGraph captureStep(DeviceTensor x, DeviceTensor y, DeviceTensor dy, DeviceTensor dx, long step) {
         check("x", x, n, dIn);
@@ -244,7 +298,12 @@ public final class CudaLoraLayer implements AutoCloseable {
         }
     }
 
-    /** Copies dA [r, d_in] and dB [d_out, r] (rounded once to the host dtypes); complete on return. */
+    /**
+     * Copies dA [r, d_in] and dB [d_out, r] (rounded once to the host dtypes); complete on return.
+     *
+     * @param hostGradA receives dA [r, d_in], any dtype
+     * @param hostGradB receives dB [d_out, r], any dtype
+     */
     public void copyGradientsTo(Tensor hostGradA, Tensor hostGradB) {
         if (!hostGradA.sameShape(r, dIn) || !hostGradB.sameShape(dOut, r)) {
             throw new IllegalArgumentException("gradient shapes " + hostGradA.shapeString() + ", " + hostGradB.shapeString()
@@ -257,7 +316,11 @@ public final class CudaLoraLayer implements AutoCloseable {
         }
     }
 
-    /** Copies U [n, r] f32 of the last forward; complete on return. */
+    /**
+     * Copies U [n, r] f32 of the last forward; complete on return.
+     *
+     * @param hostU receives U [n, r] (any dtype; U is without γ)
+     */
     public void copyUTo(Tensor hostU) {
         if (!hostU.sameShape(n, r)) {
             throw new IllegalArgumentException("U shape " + hostU.shapeString() + " != [" + n + ", " + r + "]");

@@ -38,7 +38,14 @@ public final class CudaSeqLogprob implements AutoCloseable {
     private DType forwardType;
     private boolean closed;
 
-    /** Workspaces for logits of shape [batch, time, vocab]. */
+    /**
+     * Workspaces for logits of shape [batch, time, vocab].
+     *
+     * @param backend the backend that runs the kernels
+     * @param batch   B, the sequences, ≥ 1
+     * @param time    T, the positions per sequence, ≥ 1
+     * @param vocab   V, the vocabulary size, ≥ 1
+     */
     public CudaSeqLogprob(CudaBackend backend, int batch, int time, int vocab) {
         this.backend = Objects.requireNonNull(backend, "backend");
         new SeqLogprobKernels.Call(1, 1, 1, 1, 1, 1, 1, batch, time, vocab);  // validates the shape
@@ -88,6 +95,10 @@ public final class CudaSeqLogprob implements AutoCloseable {
     /**
      * Uploads {@code labels} [B·T] (each in [0, V) or −100, checked), runs the forward on {@code logits}
      * and returns logp [B] (waits for it). The lse of every row stays on the device for {@link #backward}.
+     *
+     * @param logits   [B, T, V] on this backend (F32, BF16 or F16)
+     * @param labelIds B·T labels, row-major: token ids in [0, V) or −100 (ignored)
+     * @return logp [B]: each sequence's summed log-probability of its labels (nats, ≤ 0)
      */
     public float[] forward(DeviceTensor logits, int[] labelIds) {
         checkLogits("logits", logits);
@@ -122,6 +133,10 @@ public final class CudaSeqLogprob implements AutoCloseable {
     /**
      * The backward of the last forward: dlogits [B, T, V] (same dtype as the logits; may be the logits
      * tensor itself) from g [B]. Queued on the stream; returns without waiting.
+     *
+     * @param logits   the forward's logits
+     * @param gradLogp g [B] = ∂L/∂logp
+     * @param dlogits  receives ∂L/∂logits [B, T, V], every element (zeros on ignored positions)
      */
     public void backward(DeviceTensor logits, float[] gradLogp, DeviceTensor dlogits) {
         checkLogits("logits", logits);
@@ -147,7 +162,11 @@ public final class CudaSeqLogprob implements AutoCloseable {
         }
     }
 
-    /** The lse [B·T] of the last forward (0 on ignored rows; waits for it). */
+    /**
+     * The lse [B·T] of the last forward (0 on ignored rows; waits for it).
+     *
+     * @return a new array of B·T log-sum-exps
+     */
     public float[] lse() {
         synchronized (backend) {
             enter();

@@ -34,22 +34,48 @@ public final class DeviceTensor implements AutoCloseable {
         this.buffer = buffer;
     }
 
+    /**
+     * The element type.
+     *
+     * @return F32, BF16 or F16
+     */
     public DType dtype() {
         return dtype;
     }
 
+    /**
+     * The shape.
+     *
+     * @return a copy of the dimensions (each ≥ 1)
+     */
     public long[] shape() {
         return shape.clone();
     }
 
+    /**
+     * The size of dimension {@code axis}.
+     *
+     * @param axis in [0, rank)
+     * @return that dimension
+     */
     public long dim(int axis) {
         return shape[axis];
     }
 
+    /**
+     * The number of elements.
+     *
+     * @return the product of the dimensions
+     */
     public long numel() {
         return numel;
     }
 
+    /**
+     * The shape as text, for messages.
+     *
+     * @return "[d0, d1, ...]"
+     */
     public String shapeString() {
         return Arrays.toString(shape);
     }
@@ -62,13 +88,21 @@ public final class DeviceTensor implements AutoCloseable {
         return buffer;
     }
 
-    /** Copies (and converts) a host tensor of the same shape into this tensor; complete on return. */
+    /**
+     * Copies (and converts) a host tensor of the same shape into this tensor; complete on return.
+     *
+     * @param host a host tensor of this shape, any dtype (converted, rounded to nearest even)
+     */
     public void copyFrom(Tensor host) {
         requireSameShape(host);
         backend.copyIn(host, this);
     }
 
-    /** Copies (and converts) this tensor into a host tensor of the same shape; complete on return. */
+    /**
+     * Copies (and converts) this tensor into a host tensor of the same shape; complete on return.
+     *
+     * @param host receives this tensor's values; same shape, any dtype
+     */
     public void copyTo(Tensor host) {
         requireSameShape(host);
         backend.copyOut(this, host);

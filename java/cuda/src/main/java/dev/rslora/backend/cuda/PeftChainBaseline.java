@@ -31,6 +31,16 @@ public final class PeftChainBaseline implements AutoCloseable {
     private final DeviceBuffer v;
     private final DeviceBuffer t1;
 
+    /**
+     * Binds cuBLAS ({@link CublasBinding#current()}) and allocates Xd, U, V, T1 for n rows.
+     *
+     * @param backend the backend whose context and stream run the chain
+     * @param t       the storage dtype T of X, W, A, B, Y and the intermediates
+     * @param n       the rows of X, ≥ 1
+     * @param dIn     d_in
+     * @param dOut    d_out
+     * @param r       the adapter rank
+     */
     public PeftChainBaseline(CudaBackend backend, DType t, int n, int dIn, int dOut, int r) {
         this(backend, t, n, dIn, dOut, r, CublasBinding.current());
     }
@@ -72,7 +82,16 @@ public final class PeftChainBaseline implements AutoCloseable {
         return new LoraKernels.Dropout(p.mask(), p.seed(), p.step(), p.layer());
     }
 
-    /** Queues the forward (see the class comment). */
+    /**
+     * Queues the forward (see the class comment).
+     *
+     * @param p the step (n, shapes, γ, dropout) matching this chain's sizes
+     * @param x X [n, d_in], T
+     * @param w W [d_out, d_in], T
+     * @param a A [r, d_in], T
+     * @param b B [d_out, r], T
+     * @param y receives Y [n, d_out], T
+     */
     public void forward(LoraParams p, DeviceTensor x, DeviceTensor w, DeviceTensor a, DeviceTensor b, DeviceTensor y) {
         checkParams(p);
         check("x", x, t, n, dIn);
@@ -94,7 +113,18 @@ public final class PeftChainBaseline implements AutoCloseable {
         }
     }
 
-    /** Queues the backward of the last forward (same params); dA and dB are F32 [r, d_in], [d_out, r]. */
+    /**
+     * Queues the backward of the last forward (same params); dA and dB are F32 [r, d_in], [d_out, r].
+     *
+     * @param p     the forward's params
+     * @param dy    dY [n, d_out], T
+     * @param w     W [d_out, d_in], T
+     * @param a     A [r, d_in], T
+     * @param b     B [d_out, r], T
+     * @param dx    receives dX [n, d_in], T
+     * @param gradA receives dA [r, d_in], F32 (assigned or accumulated per p.gradMode())
+     * @param gradB receives dB [d_out, r], F32
+     */
     public void backward(LoraParams p, DeviceTensor dy, DeviceTensor w, DeviceTensor a, DeviceTensor b, DeviceTensor dx,
                          DeviceTensor gradA, DeviceTensor gradB) {
         checkParams(p);

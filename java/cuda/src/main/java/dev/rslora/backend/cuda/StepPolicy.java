@@ -26,9 +26,19 @@ public final class StepPolicy {
     static final String PROPERTY = "rslora.cuda.step";
 
     /** The two kinds of layer step. */
-    public enum Kind { FUSED, SPLIT }
+    public enum Kind {
+        /** Our kernels only (one fused family). */
+        FUSED,
+        /** cuBLASLt for the two big GEMMs, our kernels for the LoRA side ({@link SplitStep}). */
+        SPLIT
+    }
 
-    /** The choice and why, e.g. "split (cuBLASLt via ...; fused families here: v1, v2 ...)". */
+    /**
+     * The choice and why, e.g. "split (cuBLASLt via ...; fused families here: v1, v2 ...)".
+     *
+     * @param kind   fused or split
+     * @param reason why, for the log and {@code rslora info}
+     */
     public record Choice(Kind kind, String reason) {
         @Override
         public String toString() {
