@@ -135,7 +135,7 @@ public final class SafetensorsWriter {
          * @return the item
          */
         public static Item of(String name, Tensor tensor) {
-            return new Item(name, SafetensorsDtype.of(tensor.dtype()), tensor.shape(), tensor.segment());
+            return new Item(name, SafetensorsDtype.of(tensor.dtype()), tensor.shape(), tensor.readOnlySegment());
         }
 
         /**
