@@ -8,14 +8,13 @@ import dev.rslora.tensor.Tensor;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Objects;
-import java.util.Set;
+
+import static dev.rslora.train.OptimizerParams.fromArray;
+import static dev.rslora.train.OptimizerParams.toArray;
 
 /**
  * Adafactor with the semantics of {@code transformers.optimization.Adafactor}: for parameters of
@@ -34,19 +33,16 @@ import java.util.Set;
  * <p>Gradients are read, never cleared. One thread at a time.
  */
 public final class Adafactor implements Optimizer {
-    private record Slot(Parameter param, Tensor row, Tensor col, Tensor v, Tensor expAvg, Tensor master) {
-        Tensor target() {
-            return master != null ? master : param.value();
-        }
+    /** Parameter i's own state: row and column means (factored) or full v, and the first moment (or null). */
+    private record Slot(Tensor row, Tensor col, Tensor v, Tensor expAvg) {
     }
 
-    private final Arena arena = Arena.ofShared();
+    private final OptimizerParams params;  // parameters, masters, the arena of the state, closed
     private final List<Slot> slots;
     private final float[] scratch;
     private final FlatSum sum = new FlatSum();
     private AdafactorConfig config;
     private long step;
-    private boolean closed;
 
     /**
      * Adafactor over {@code params} with fp32 master weights for every BF16/F16 parameter.
@@ -70,37 +66,30 @@ public final class Adafactor implements Optimizer {
      */
     public Adafactor(List<Parameter> params, AdafactorConfig config, boolean masterWeights) {
         this.config = Objects.requireNonNull(config, "config");
-        if (params.isEmpty()) {
-            throw new IllegalArgumentException("Adafactor needs at least one parameter");
-        }
-        Set<String> names = new HashSet<>();
-        List<Slot> s = new ArrayList<>(params.size());
-        long largest = 0;
-        for (Parameter p : params) {
-            if (!names.add(p.name())) {
-                throw new IllegalArgumentException("duplicate parameter name '" + p.name() + "'");
-            }
+        this.params = new OptimizerParams("Adafactor", params, masterWeights, p -> {
             long n = p.value().numel();
             if (n < 1 || n > Integer.MAX_VALUE - 8) {
                 throw new IllegalArgumentException("parameter " + p.name() + " " + p.value().shapeString()
                         + " must have between 1 and " + (Integer.MAX_VALUE - 8) + " elements");
             }
-            largest = Math.max(largest, n);
+        });
+        Arena arena = this.params.arena();
+        List<Slot> s = new ArrayList<>(params.size());
+        long largest = 0;
+        for (Parameter p : params) {
+            largest = Math.max(largest, p.value().numel());
             long[] shape = p.value().shape();
             Tensor row = null;
             Tensor col = null;
             Tensor v = null;
             if (AdafactorState.Entry.factored(shape)) {
-                row = Tensor.allocate(arena, DType.F32, Arrays.copyOf(shape, shape.length - 1));
-                long[] colShape = Arrays.copyOf(shape, shape.length - 1);
-                colShape[colShape.length - 1] = shape[shape.length - 1];
-                col = Tensor.allocate(arena, DType.F32, colShape);
+                row = Tensor.allocate(arena, DType.F32, AdafactorStateFile.rowShape(shape));
+                col = Tensor.allocate(arena, DType.F32, AdafactorStateFile.colShape(shape));
             } else {
                 v = Tensor.allocate(arena, DType.F32, shape);
             }
             Tensor m = config.usesFirstMoment() ? Tensor.allocate(arena, DType.F32, shape) : null;
-            Tensor master = masterWeights && p.value().dtype() != DType.F32 ? p.value().to(arena, DType.F32) : null;
-            s.add(new Slot(p, row, col, v, m, master));
+            s.add(new Slot(row, col, v, m));
         }
         this.slots = List.copyOf(s);
         this.scratch = new float[(int) largest];
@@ -109,46 +98,30 @@ public final class Adafactor implements Optimizer {
     /** Takes one Adafactor step (t ← t + 1) from the current gradients. */
     @Override
     public void step() {
-        checkOpen();
+        params.checkOpen();
         step++;
         AdafactorSpec.Step st = AdafactorSpec.step(config, step);
-        for (Slot s : slots) {
-            AdafactorUpdate.step(AdafactorUpdate.slot(s.target(), s.param().grad(), s.row(), s.col(), s.v(), s.expAvg()), st,
-                    scratch, sum);
-            if (s.master() != null) {
-                s.param().value().copyFrom(s.master());
-            }
+        for (int i = 0; i < slots.size(); i++) {
+            Slot s = slots.get(i);
+            AdafactorUpdate.step(AdafactorUpdate.slot(params.target(i), params.param(i).grad(), s.row(), s.col(), s.v(),
+                    s.expAvg()), st, scratch, sum);
+            params.roundToParam(i);
         }
     }
 
     @Override
     public double gradNorm() {
-        checkOpen();
-        return GradClip.globalNorm(grads());
+        return params.gradNorm();
     }
 
     @Override
     public double clipGradNorm(double maxNorm) {
-        checkOpen();
-        return GradClip.clipGlobalNorm(grads(), maxNorm);
-    }
-
-    private List<Tensor> grads() {
-        List<Tensor> g = new ArrayList<>(slots.size());
-        for (Slot s : slots) {
-            g.add(s.param().grad());
-        }
-        return g;
+        return params.clipGradNorm(maxNorm);
     }
 
     /** Re-reads every master copy from its 16-bit parameter (after the caller wrote new parameter values). */
     public void reloadMasterWeights() {
-        checkOpen();
-        for (Slot s : slots) {
-            if (s.master() != null) {
-                s.master().copyFrom(s.param().value());
-            }
-        }
+        params.reloadMasterWeights();
     }
 
     /**
@@ -157,11 +130,13 @@ public final class Adafactor implements Optimizer {
      * @return a copy independent of this optimizer (later steps do not change it)
      */
     public AdafactorState snapshot() {
-        checkOpen();
+        params.checkOpen();
         List<AdafactorState.Entry> entries = new ArrayList<>(slots.size());
-        for (Slot s : slots) {
-            entries.add(new AdafactorState.Entry(s.param().name(), s.param().value().shape(), toArray(s.row()), toArray(s.col()),
-                    toArray(s.v()), toArray(s.expAvg()), toArray(s.master())));
+        for (int i = 0; i < slots.size(); i++) {
+            Slot s = slots.get(i);
+            Parameter p = params.param(i);
+            entries.add(new AdafactorState.Entry(p.name(), p.value().shape(), toArray(s.row()), toArray(s.col()),
+                    toArray(s.v()), toArray(s.expAvg()), params.masterArray(i)));
         }
         return new AdafactorState(step, config, entries);
     }
@@ -177,30 +152,16 @@ public final class Adafactor implements Optimizer {
      *                                  changed then)
      */
     public void restore(AdafactorState state) {
-        checkOpen();
+        params.checkOpen();
         List<AdafactorState.Entry> entries = state.entries();
-        if (entries.size() != slots.size()) {
-            throw new IllegalArgumentException("state has " + entries.size() + " parameters, this optimizer " + slots.size());
-        }
+        params.checkEntryCount(entries.size());
         if (state.config().usesFirstMoment() != config.usesFirstMoment()) {
             throw new IllegalArgumentException("state has beta1=" + state.config().beta1() + " but this optimizer beta1="
                     + config.beta1() + " (the first-moment state must match)");
         }
         for (int i = 0; i < slots.size(); i++) {
-            Slot s = slots.get(i);
             AdafactorState.Entry e = entries.get(i);
-            if (!e.name().equals(s.param().name())) {
-                throw new IllegalArgumentException("state parameter " + i + " is '" + e.name() + "', expected '"
-                        + s.param().name() + "'");
-            }
-            if (!s.param().value().sameShape(e.shape())) {
-                throw new IllegalArgumentException("state parameter '" + e.name() + "' has shape " + Arrays.toString(e.shape())
-                        + ", the parameter " + s.param().value().shapeString());
-            }
-            if ((e.master() != null) != (s.master() != null)) {
-                throw new IllegalArgumentException("state parameter '" + e.name() + "' " + (e.master() != null ? "has" : "lacks")
-                        + " master weights but this optimizer " + (s.master() != null ? "keeps them" : "keeps none"));
-            }
+            params.checkEntry(i, e.name(), e.shape(), e.master() != null);
         }
         for (int i = 0; i < slots.size(); i++) {
             Slot s = slots.get(i);
@@ -209,10 +170,7 @@ public final class Adafactor implements Optimizer {
             fromArray(s.col(), e.expAvgSqCol());
             fromArray(s.v(), e.expAvgSq());
             fromArray(s.expAvg(), e.expAvg());
-            if (s.master() != null) {
-                fromArray(s.master(), e.master());
-                s.param().value().copyFrom(s.master());
-            }
+            params.restoreMaster(i, e.master());
         }
         this.step = state.step();
         this.config = state.config();
@@ -237,21 +195,6 @@ public final class Adafactor implements Optimizer {
      */
     public void load(Path file) throws IOException {
         restore(AdafactorStateFile.read(file));
-    }
-
-    private static float[] toArray(Tensor t) {
-        if (t == null) {
-            return null;
-        }
-        float[] a = new float[(int) t.numel()];
-        MemorySegment.copy(t.segment(), DType.LE_FLOAT, 0, a, 0, a.length);
-        return a;
-    }
-
-    private static void fromArray(Tensor t, float[] a) {
-        if (t != null) {
-            MemorySegment.copy(a, 0, t.segment(), DType.LE_FLOAT, 0, a.length);
-        }
     }
 
     @Override
@@ -284,24 +227,11 @@ public final class Adafactor implements Optimizer {
 
     @Override
     public List<Parameter> parameters() {
-        List<Parameter> p = new ArrayList<>(slots.size());
-        for (Slot s : slots) {
-            p.add(s.param());
-        }
-        return p;
-    }
-
-    private void checkOpen() {
-        if (closed) {
-            throw new IllegalStateException("optimizer is closed");
-        }
+        return params.parameters();
     }
 
     @Override
     public void close() {
-        if (!closed) {
-            closed = true;
-            arena.close();
-        }
+        params.close();
     }
 }

@@ -20,6 +20,8 @@ import java.util.Set;
 import static dev.rslora.train.StateFiles.JSON;
 import static dev.rslora.train.StateFiles.add;
 import static dev.rslora.train.StateFiles.bad;
+import static dev.rslora.train.StateFiles.checkFormat;
+import static dev.rslora.train.StateFiles.checkNoOthers;
 import static dev.rslora.train.StateFiles.floats;
 import static dev.rslora.train.StateFiles.parseBoolean;
 import static dev.rslora.train.StateFiles.parseDouble;
@@ -138,12 +140,7 @@ public final class AdafactorStateFile {
         try (Arena arena = Arena.ofConfined()) {
             SafetensorsFile f = SafetensorsFile.open(file, arena);
             Map<String, String> meta = f.metadata();
-            if (!FORMAT.equals(meta.get("format"))) {
-                throw bad(file, "not an Adafactor state file (metadata format=" + meta.get("format") + ", expected " + FORMAT + ")");
-            }
-            if (!VERSION.equals(meta.get("version"))) {
-                throw bad(file, "unsupported Adafactor state version " + meta.get("version") + " (this reader knows " + VERSION + ")");
-            }
+            checkFormat(file, meta, "Adafactor", FORMAT, VERSION);
             long step = parseLong(file, meta, "step");
             AdafactorConfig config;
             try {
@@ -198,11 +195,7 @@ public final class AdafactorStateFile {
                 }
                 entries.add(new AdafactorState.Entry(name, s, row, col, sq, m, master));
             }
-            for (String t : f.names()) {
-                if (!expected.contains(t)) {
-                    throw bad(file, "unexpected tensor '" + t + "' (not the state of a listed parameter)");
-                }
-            }
+            checkNoOthers(f, file, expected);
             try {
                 return new AdafactorState(step, config, entries);
             } catch (IllegalArgumentException e) {

@@ -8,13 +8,13 @@ import dev.rslora.tensor.Tensor;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Objects;
-import java.util.Set;
+
+import static dev.rslora.train.OptimizerParams.fromArray;
+import static dev.rslora.train.OptimizerParams.toArray;
 
 /**
  * AdamW with the semantics of {@code torch.optim.AdamW} (decoupled weight decay, bias-corrected
@@ -44,19 +44,14 @@ public final class AdamW implements Optimizer {
     private static final boolean VECTOR = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
             && !Boolean.getBoolean(SCALAR_PROPERTY);
 
-    /** One parameter's optimizer state: m, v [shape of p] F32, master F32 or null. */
-    private record Slot(Parameter param, Tensor m, Tensor v, Tensor master) {
-        /** The tensor the update is applied to. */
-        Tensor target() {
-            return master != null ? master : param.value();
-        }
+    /** Parameter i's moments: m, v [shape of p] F32. */
+    private record Slot(Tensor m, Tensor v) {
     }
 
-    private final Arena arena = Arena.ofShared();
+    private final OptimizerParams params;  // parameters, masters, the arena of the moments, closed
     private final List<Slot> slots;
     private AdamWConfig config;
     private long step;
-    private boolean closed;
 
     /**
      * AdamW over {@code params} with fp32 master weights for every BF16/F16 parameter.
@@ -81,21 +76,12 @@ public final class AdamW implements Optimizer {
      */
     public AdamW(List<Parameter> params, AdamWConfig config, boolean masterWeights) {
         this.config = Objects.requireNonNull(config, "config");
-        if (params.isEmpty()) {
-            throw new IllegalArgumentException("AdamW needs at least one parameter");
-        }
-        Set<String> names = new HashSet<>();
+        this.params = new OptimizerParams("AdamW", params, masterWeights, p -> { });
+        Arena arena = this.params.arena();
         List<Slot> s = new ArrayList<>(params.size());
         for (Parameter p : params) {
-            if (!names.add(p.name())) {
-                throw new IllegalArgumentException("duplicate parameter name '" + p.name() + "'");
-            }
             long[] shape = p.value().shape();
-            Tensor master = null;
-            if (masterWeights && p.value().dtype() != DType.F32) {
-                master = p.value().to(arena, DType.F32);
-            }
-            s.add(new Slot(p, Tensor.allocate(arena, DType.F32, shape), Tensor.allocate(arena, DType.F32, shape), master));
+            s.add(new Slot(Tensor.allocate(arena, DType.F32, shape), Tensor.allocate(arena, DType.F32, shape)));
         }
         this.slots = List.copyOf(s);
     }
@@ -103,53 +89,37 @@ public final class AdamW implements Optimizer {
     /** Takes one AdamW step (t ← t + 1) from the current gradients. */
     @Override
     public void step() {
-        checkOpen();
+        params.checkOpen();
         step++;
         AdamWCoefficients c = AdamWCoefficients.of(config, step);
-        for (Slot s : slots) {
-            Tensor target = s.target();
-            Tensor grad = s.param().grad();
+        for (int i = 0; i < slots.size(); i++) {
+            Slot s = slots.get(i);
+            Tensor target = params.target(i);
+            Tensor grad = params.param(i).grad();
             if (VECTOR && target.dtype() == DType.F32 && grad.dtype() == DType.F32) {
                 AdamWVector.update(target, grad, s.m(), s.v(), c);
             } else {
                 AdamWScalar.update(target, grad, s.m(), s.v(), c, 0, target.numel());
             }
-            if (s.master() != null) {
-                s.param().value().copyFrom(s.master());
-            }
+            params.roundToParam(i);
         }
     }
 
     /** The global 2-norm of all gradients (see {@link GradClip}). */
     @Override
     public double gradNorm() {
-        checkOpen();
-        return GradClip.globalNorm(grads());
+        return params.gradNorm();
     }
 
     /** Clips all gradients to global 2-norm {@code maxNorm} (see {@link GradClip}); returns the norm before clipping. */
     @Override
     public double clipGradNorm(double maxNorm) {
-        checkOpen();
-        return GradClip.clipGlobalNorm(grads(), maxNorm);
-    }
-
-    private List<Tensor> grads() {
-        List<Tensor> g = new ArrayList<>(slots.size());
-        for (Slot s : slots) {
-            g.add(s.param().grad());
-        }
-        return g;
+        return params.clipGradNorm(maxNorm);
     }
 
     /** Re-reads every master copy from its 16-bit parameter (after the caller wrote new parameter values). */
     public void reloadMasterWeights() {
-        checkOpen();
-        for (Slot s : slots) {
-            if (s.master() != null) {
-                s.master().copyFrom(s.param().value());
-            }
-        }
+        params.reloadMasterWeights();
     }
 
     /**
@@ -158,11 +128,12 @@ public final class AdamW implements Optimizer {
      * @return a copy independent of this optimizer (later steps do not change it)
      */
     public AdamWState snapshot() {
-        checkOpen();
+        params.checkOpen();
         List<AdamWState.Entry> entries = new ArrayList<>(slots.size());
-        for (Slot s : slots) {
-            entries.add(new AdamWState.Entry(s.param().name(), s.m().shape(), toArray(s.m()), toArray(s.v()),
-                    s.master() == null ? null : toArray(s.master())));
+        for (int i = 0; i < slots.size(); i++) {
+            Slot s = slots.get(i);
+            entries.add(new AdamWState.Entry(params.param(i).name(), s.m().shape(), toArray(s.m()), toArray(s.v()),
+                    params.masterArray(i)));
         }
         return new AdamWState(step, config, entries);
     }
@@ -178,36 +149,19 @@ public final class AdamW implements Optimizer {
      *                                  changed then)
      */
     public void restore(AdamWState state) {
-        checkOpen();
+        params.checkOpen();
         List<AdamWState.Entry> entries = state.entries();
-        if (entries.size() != slots.size()) {
-            throw new IllegalArgumentException("state has " + entries.size() + " parameters, this optimizer " + slots.size());
-        }
+        params.checkEntryCount(entries.size());
         for (int i = 0; i < slots.size(); i++) {
-            Slot s = slots.get(i);
             AdamWState.Entry e = entries.get(i);
-            if (!e.name().equals(s.param().name())) {
-                throw new IllegalArgumentException("state parameter " + i + " is '" + e.name() + "', expected '"
-                        + s.param().name() + "'");
-            }
-            if (!s.m().sameShape(e.shape())) {
-                throw new IllegalArgumentException("state parameter '" + e.name() + "' has shape "
-                        + java.util.Arrays.toString(e.shape()) + ", the parameter " + s.m().shapeString());
-            }
-            if ((e.master() != null) != (s.master() != null)) {
-                throw new IllegalArgumentException("state parameter '" + e.name() + "' " + (e.master() != null ? "has" : "lacks")
-                        + " master weights but this optimizer " + (s.master() != null ? "keeps" : "keeps none"));
-            }
+            params.checkEntry(i, e.name(), e.shape(), e.master() != null);
         }
         for (int i = 0; i < slots.size(); i++) {
             Slot s = slots.get(i);
             AdamWState.Entry e = entries.get(i);
             fromArray(s.m(), e.m());
             fromArray(s.v(), e.v());
-            if (s.master() != null) {
-                fromArray(s.master(), e.master());
-                s.param().value().copyFrom(s.master());
-            }
+            params.restoreMaster(i, e.master());
         }
         this.step = state.step();
         this.config = state.config();
@@ -234,19 +188,6 @@ public final class AdamW implements Optimizer {
         restore(AdamWStateFile.read(file));
     }
 
-    private static float[] toArray(Tensor t) {
-        if (t.numel() > Integer.MAX_VALUE - 8) {
-            throw new IllegalStateException("tensor " + t.shapeString() + " too large for a heap snapshot");
-        }
-        float[] a = new float[(int) t.numel()];
-        MemorySegment.copy(t.segment(), DType.LE_FLOAT, 0, a, 0, a.length);
-        return a;
-    }
-
-    private static void fromArray(Tensor t, float[] a) {
-        MemorySegment.copy(a, 0, t.segment(), DType.LE_FLOAT, 0, a.length);
-    }
-
     /** Steps taken so far. */
     @Override
     public long stepCount() {
@@ -271,11 +212,7 @@ public final class AdamW implements Optimizer {
     /** The parameters, in order. */
     @Override
     public List<Parameter> parameters() {
-        List<Parameter> p = new ArrayList<>(slots.size());
-        for (Slot s : slots) {
-            p.add(s.param());
-        }
-        return p;
+        return params.parameters();
     }
 
     /**
@@ -287,17 +224,8 @@ public final class AdamW implements Optimizer {
         return VECTOR;
     }
 
-    private void checkOpen() {
-        if (closed) {
-            throw new IllegalStateException("optimizer is closed");
-        }
-    }
-
     @Override
     public void close() {
-        if (!closed) {
-            closed = true;
-            arena.close();
-        }
+        params.close();
     }
 }

@@ -20,6 +20,8 @@ import java.util.Set;
 import static dev.rslora.train.StateFiles.JSON;
 import static dev.rslora.train.StateFiles.add;
 import static dev.rslora.train.StateFiles.bad;
+import static dev.rslora.train.StateFiles.checkFormat;
+import static dev.rslora.train.StateFiles.checkNoOthers;
 import static dev.rslora.train.StateFiles.floats;
 import static dev.rslora.train.StateFiles.parseDouble;
 import static dev.rslora.train.StateFiles.parseJson;
@@ -98,12 +100,7 @@ public final class AdamWStateFile {
         try (Arena arena = Arena.ofConfined()) {
             SafetensorsFile f = SafetensorsFile.open(file, arena);
             Map<String, String> meta = f.metadata();
-            if (!FORMAT.equals(meta.get("format"))) {
-                throw bad(file, "not an AdamW state file (metadata format=" + meta.get("format") + ", expected " + FORMAT + ")");
-            }
-            if (!VERSION.equals(meta.get("version"))) {
-                throw bad(file, "unsupported AdamW state version " + meta.get("version") + " (this reader knows " + VERSION + ")");
-            }
+            checkFormat(file, meta, "AdamW", FORMAT, VERSION);
             long step = parseLong(file, meta, "step");
             AdamWConfig config;
             try {
@@ -131,11 +128,7 @@ public final class AdamWStateFile {
                 }
                 entries.add(new AdamWState.Entry(name, shape, m, v, master));
             }
-            for (String t : f.names()) {
-                if (!expected.contains(t)) {
-                    throw bad(file, "unexpected tensor '" + t + "' (not the state of a listed parameter)");
-                }
-            }
+            checkNoOthers(f, file, expected);
             try {
                 return new AdamWState(step, config, entries);
             } catch (IllegalArgumentException e) {

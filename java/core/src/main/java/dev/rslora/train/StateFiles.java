@@ -15,6 +15,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Map;
+import java.util.Set;
 import java.util.zip.CRC32;
 
 /**
@@ -68,6 +69,31 @@ final class StateFiles {
         float[] out = new float[(int) e.numel()];
         MemorySegment.copy(bytes, DType.LE_FLOAT, 0, out, 0, out.length);
         return out;
+    }
+
+    /**
+     * Refuses a file whose metadata {@code format} is not {@code format} ("not an {@code optimizer}
+     * state file") or whose {@code version} is not {@code version}.
+     */
+    static void checkFormat(Path file, Map<String, String> meta, String optimizer, String format, String version)
+            throws IOException {
+        if (!format.equals(meta.get("format"))) {
+            throw bad(file, "not an " + optimizer + " state file (metadata format=" + meta.get("format") + ", expected "
+                    + format + ")");
+        }
+        if (!version.equals(meta.get("version"))) {
+            throw bad(file, "unsupported " + optimizer + " state version " + meta.get("version") + " (this reader knows "
+                    + version + ")");
+        }
+    }
+
+    /** Refuses a file holding a tensor that is not in {@code expected} (the state of the listed parameters). */
+    static void checkNoOthers(SafetensorsFile f, Path file, Set<String> expected) throws IOException {
+        for (String t : f.names()) {
+            if (!expected.contains(t)) {
+                throw bad(file, "unexpected tensor '" + t + "' (not the state of a listed parameter)");
+            }
+        }
     }
 
     static String required(Path file, Map<String, String> meta, String key) throws IOException {

@@ -3,15 +3,14 @@ package dev.rslora.backend.cuda;
 import dev.rslora.optim.AdafactorConfig;
 import dev.rslora.optim.AdafactorSpec;
 import dev.rslora.optim.AdafactorState;
-import dev.rslora.tensor.DType;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Objects;
 import java.util.Set;
+
+import static dev.rslora.backend.cuda.OptimizerBuffers.address;
 
 /**
  * Adafactor on the device ({@code transformers.optimization.Adafactor} semantics, see
@@ -43,32 +42,17 @@ public final class CudaAdafactor implements AutoCloseable {
          * @throws IllegalArgumentException naming the parameter when the name is blank or the shapes differ
          */
         public Param {
-            if (name == null || name.isBlank()) {
-                throw new IllegalArgumentException("parameter name must not be blank, got '" + name + "'");
-            }
-            Objects.requireNonNull(value, "value of " + name);
-            Objects.requireNonNull(grad, "grad of " + name);
-            if (!java.util.Arrays.equals(value.shape(), grad.shape())) {
-                throw new IllegalArgumentException("parameter " + name + ": grad shape " + grad.shapeString()
-                        + " differs from value shape " + value.shapeString());
-            }
+            OptimizerBuffers.checkParam(name, value, grad);
         }
     }
 
+    /** One parameter's device state (buffers owned by {@link #buffers}; null where the layout has none). */
     private record Slot(Param param, AdafactorKernels.Layout layout, DeviceBuffer row, DeviceBuffer col, DeviceBuffer v,
-                        DeviceBuffer expAvg, DeviceBuffer master, DeviceBuffer workspace) {
-        List<DeviceBuffer> buffers() {
-            List<DeviceBuffer> b = new ArrayList<>();
-            for (DeviceBuffer x : new DeviceBuffer[] {row, col, v, expAvg, master, workspace}) {
-                if (x != null) {
-                    b.add(x);
-                }
-            }
-            return b;
-        }
+                        DeviceBuffer expAvg, DeviceBuffer master) {
     }
 
     private final CudaBackend backend;
+    private final OptimizerBuffers buffers;  // every buffer below and in the slots; the closed flag
     private final AdafactorKernels kernels;
     private final List<Slot> slots;
     private final long total;
@@ -79,7 +63,6 @@ public final class CudaAdafactor implements AutoCloseable {
     private final int numUpdate;
     private AdafactorConfig config;
     private long step;
-    private boolean closed;
 
     /**
      * Adafactor over {@code params} with f32 master weights for every BF16/F16 parameter.
@@ -123,7 +106,7 @@ public final class CudaAdafactor implements AutoCloseable {
             layouts.add(AdafactorKernels.Layout.of(p.value().shape()));
         }
         List<Slot> s = new ArrayList<>(params.size());
-        List<DeviceBuffer> made = new ArrayList<>();
+        this.buffers = new OptimizerBuffers(backend, "CUDA Adafactor");
         synchronized (backend) {
             if (backend.isClosed()) {
                 throw new IllegalStateException("cuda backend is closed");
@@ -135,66 +118,40 @@ public final class CudaAdafactor implements AutoCloseable {
                 for (int k = 0; k < params.size(); k++) {
                     Param p = params.get(k);
                     AdafactorKernels.Layout l = layouts.get(k);
-                    DeviceBuffer row = l.factored() ? zeroed(ctx, made, 4L * l.rows()) : null;
-                    DeviceBuffer col = l.factored() ? zeroed(ctx, made, 4L * l.cols()) : null;
-                    DeviceBuffer v = l.factored() ? null : zeroed(ctx, made, 4L * l.count());
-                    DeviceBuffer m = config.usesFirstMoment() ? zeroed(ctx, made, 4L * l.count()) : null;
-                    DeviceBuffer master = null;
-                    if (masterWeights && p.value().dtype() != DType.F32) {
-                        master = track(made, backend.transfers().convert(p.value().buffer(), p.value().dtype(), DType.F32, l.count()));
-                    }
-                    DeviceBuffer ws = track(made, ctx.allocate(l.workspaceBytes()));
-                    s.add(new Slot(p, l, row, col, v, m, master, ws));
+                    DeviceBuffer row = l.factored() ? buffers.zeroed(4L * l.rows()) : null;
+                    DeviceBuffer col = l.factored() ? buffers.zeroed(4L * l.cols()) : null;
+                    DeviceBuffer v = l.factored() ? null : buffers.zeroed(4L * l.count());
+                    DeviceBuffer m = config.usesFirstMoment() ? buffers.zeroed(4L * l.count()) : null;
+                    DeviceBuffer master = buffers.master(p.value(), l.count(), masterWeights);
+                    DeviceBuffer ws = buffers.allocate(l.workspaceBytes());
+                    s.add(new Slot(p, l, row, col, v, m, master));
                     entries.add(new AdafactorKernels.Entry(p.value().buffer().address(), p.value().dtype(),
                             p.grad().buffer().address(), p.grad().dtype(), address(master), address(row), address(col),
                             address(v), address(m), ws.address(), l));
                 }
                 this.total = AdafactorKernels.total(entries);
-                this.table = upload(ctx, made, AdafactorKernels.table(entries));
+                this.table = buffers.upload(AdafactorKernels.table(entries));
                 List<int[]> st = AdafactorKernels.statsWork(layouts);
                 List<int[]> up = AdafactorKernels.updateWork(layouts);
                 this.numStats = st.size();
                 this.numUpdate = up.size();
-                this.statsWork = upload(ctx, made, AdafactorKernels.work(st));
-                this.updateWork = upload(ctx, made, AdafactorKernels.work(up));
+                this.statsWork = buffers.upload(AdafactorKernels.work(st));
+                this.updateWork = buffers.upload(AdafactorKernels.work(up));
                 this.kernels = new AdafactorKernels(ctx);
                 kernels.resolveAll();
                 ctx.synchronize();
             } catch (RuntimeException e) {
-                for (DeviceBuffer b : made) {
-                    b.close();
-                }
+                buffers.freeAll();
                 throw e;
             }
         }
         this.slots = List.copyOf(s);
     }
 
-    private static long address(DeviceBuffer b) {
-        return b == null ? 0 : b.address();
-    }
-
-    private static DeviceBuffer track(List<DeviceBuffer> made, DeviceBuffer b) {
-        made.add(b);
-        return b;
-    }
-
-    private static DeviceBuffer zeroed(CudaContext ctx, List<DeviceBuffer> made, long bytes) {
-        DeviceBuffer b = track(made, ctx.allocate(bytes));
-        JCudaDriverCopies.zero(ctx, b);
-        return b;
-    }
-
-    private static DeviceBuffer upload(CudaContext ctx, List<DeviceBuffer> made, byte[] bytes) {
-        DeviceBuffer b = track(made, ctx.allocate(bytes.length));
-        ctx.upload(MemorySegment.ofArray(bytes), b);
-        return b;
-    }
-
     /** Queues one Adafactor step (t ← t + 1) from the current gradients: five launches, no host synchronisation. */
     public void step() {
         synchronized (backend) {
-            enter();
+            buffers.enter();
             step++;
             kernels.step(table.address(), statsWork.address(), numStats, updateWork.address(), numUpdate, total, slots.size(),
                     AdafactorSpec.step(config, step));
@@ -209,32 +166,17 @@ public final class CudaAdafactor implements AutoCloseable {
      */
     public AdafactorState snapshot() {
         synchronized (backend) {
-            enter();
+            buffers.enter();
             List<AdafactorState.Entry> entries = new ArrayList<>(slots.size());
             for (Slot s : slots) {
                 AdafactorKernels.Layout l = s.layout();
-                entries.add(new AdafactorState.Entry(s.param().name(), s.param().value().shape(), download(s.row(), l.rows()),
-                        download(s.col(), l.cols()), download(s.v(), l.count()), download(s.expAvg(), l.count()),
-                        download(s.master(), l.count())));
+                entries.add(new AdafactorState.Entry(s.param().name(), s.param().value().shape(),
+                        buffers.download(s.row(), l.rows()), buffers.download(s.col(), l.cols()),
+                        buffers.download(s.v(), l.count()), buffers.download(s.expAvg(), l.count()),
+                        buffers.download(s.master(), l.count())));
             }
             return new AdafactorState(step, config, entries);
         }
-    }
-
-    private float[] download(DeviceBuffer b, long n) {
-        if (b == null) {
-            return null;
-        }
-        if (n > Integer.MAX_VALUE - 8) {
-            throw new IllegalStateException("tensor of " + n + " elements too large for a heap snapshot");
-        }
-        float[] a = new float[(int) n];
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment seg = arena.allocate(4 * n, 4);
-            backend.context().download(b, seg);
-            MemorySegment.copy(seg, DType.LE_FLOAT, 0, a, 0, a.length);
-        }
-        return a;
     }
 
     /**
@@ -290,35 +232,9 @@ public final class CudaAdafactor implements AutoCloseable {
         return total;
     }
 
-    private void enter() {
-        if (closed) {
-            throw new IllegalStateException("CUDA Adafactor is closed");
-        }
-        if (backend.isClosed()) {
-            throw new IllegalStateException("cuda backend is closed");
-        }
-        backend.context().makeCurrent();
-    }
-
     /** Frees the state, masters, workspaces, table and work lists (not the caller's parameters or gradients). */
     @Override
     public void close() {
-        synchronized (backend) {
-            if (closed) {
-                return;
-            }
-            closed = true;
-            if (!backend.isClosed()) {
-                backend.context().makeCurrent();
-            }
-            for (Slot s : slots) {
-                for (DeviceBuffer b : s.buffers()) {
-                    b.close();
-                }
-            }
-            table.close();
-            statsWork.close();
-            updateWork.close();
-        }
+        buffers.close();
     }
 }

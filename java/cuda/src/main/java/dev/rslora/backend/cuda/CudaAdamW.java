@@ -53,22 +53,16 @@ public final class CudaAdamW implements AutoCloseable {
          * @throws IllegalArgumentException naming the parameter when the name is blank or the shapes differ
          */
         public Param {
-            if (name == null || name.isBlank()) {
-                throw new IllegalArgumentException("parameter name must not be blank, got '" + name + "'");
-            }
-            Objects.requireNonNull(value, "value of " + name);
-            Objects.requireNonNull(grad, "grad of " + name);
-            if (!java.util.Arrays.equals(value.shape(), grad.shape())) {
-                throw new IllegalArgumentException("parameter " + name + ": grad shape " + grad.shapeString()
-                        + " differs from value shape " + value.shapeString());
-            }
+            OptimizerBuffers.checkParam(name, value, grad);
         }
     }
 
+    /** One parameter's device state (buffers owned by {@link #buffers}; master null where none). */
     private record Slot(Param param, DeviceBuffer m, DeviceBuffer v, DeviceBuffer master) {
     }
 
     private final CudaBackend backend;
+    private final OptimizerBuffers buffers;  // every buffer below and in the slots; the closed flag
     private final AdamWKernels kernels;
     private final List<Slot> slots;
     private final long total;
@@ -78,7 +72,6 @@ public final class CudaAdamW implements AutoCloseable {
     private AdamWConfig config;
     private long step;
     private boolean normValid;
-    private boolean closed;
 
     /**
      * AdamW over {@code params} with f32 master weights for every BF16/F16 parameter.
@@ -117,7 +110,7 @@ public final class CudaAdamW implements AutoCloseable {
             backend.checkOwn(p.grad());
         }
         List<Slot> s = new ArrayList<>(params.size());
-        List<DeviceBuffer> made = new ArrayList<>();
+        this.buffers = new OptimizerBuffers(backend, "CUDA AdamW");
         synchronized (backend) {
             if (backend.isClosed()) {
                 throw new IllegalStateException("cuda backend is closed");
@@ -128,46 +121,32 @@ public final class CudaAdamW implements AutoCloseable {
                 List<AdamWKernels.Entry> entries = new ArrayList<>(params.size());
                 for (Param p : params) {
                     long n = p.value().numel();
-                    DeviceBuffer m = track(made, ctx.allocate(Transfers.bytes(n, DType.F32)));
-                    DeviceBuffer v = track(made, ctx.allocate(Transfers.bytes(n, DType.F32)));
-                    JCudaDriverCopies.zero(ctx, m);
-                    JCudaDriverCopies.zero(ctx, v);
-                    DeviceBuffer master = null;
-                    if (masterWeights && p.value().dtype() != DType.F32) {
-                        master = track(made, backend.transfers().convert(p.value().buffer(), p.value().dtype(), DType.F32, n));
-                    }
+                    DeviceBuffer m = buffers.zeroed(Transfers.bytes(n, DType.F32));
+                    DeviceBuffer v = buffers.zeroed(Transfers.bytes(n, DType.F32));
+                    DeviceBuffer master = buffers.master(p.value(), n, masterWeights);
                     s.add(new Slot(p, m, v, master));
                     entries.add(new AdamWKernels.Entry(p.value().buffer().address(), p.value().dtype(), p.grad().buffer().address(),
-                            p.grad().dtype(), m.address(), v.address(), master == null ? 0 : master.address(), n));
+                            p.grad().dtype(), m.address(), v.address(), OptimizerBuffers.address(master), n));
                 }
                 this.total = AdamWKernels.total(entries);
-                byte[] tableBytes = AdamWKernels.table(entries);
-                this.table = track(made, ctx.allocate(tableBytes.length));
-                ctx.upload(MemorySegment.ofArray(tableBytes), table);
-                this.partials = track(made, ctx.allocate(8L * LaunchGeometry.gradNormBlocks(total)));
-                this.scalars = track(made, ctx.allocate(16));
+                this.table = buffers.upload(AdamWKernels.table(entries));
+                this.partials = buffers.allocate(8L * LaunchGeometry.gradNormBlocks(total));
+                this.scalars = buffers.allocate(16);
                 this.kernels = new AdamWKernels(ctx);
                 kernels.resolveAll();
                 ctx.synchronize();
             } catch (RuntimeException e) {
-                for (DeviceBuffer b : made) {
-                    b.close();
-                }
+                buffers.freeAll();
                 throw e;
             }
         }
         this.slots = List.copyOf(s);
     }
 
-    private static DeviceBuffer track(List<DeviceBuffer> made, DeviceBuffer b) {
-        made.add(b);
-        return b;
-    }
-
     /** Queues one AdamW step (t ← t + 1) from the current gradients: one kernel launch. */
     public void step() {
         synchronized (backend) {
-            enter();
+            buffers.enter();
             step++;
             kernels.step(table.address(), 0, total, slots.size(), AdamWKernels.Scalars.of(config, step));
         }
@@ -186,7 +165,7 @@ public final class CudaAdamW implements AutoCloseable {
             throw new IllegalArgumentException("maxNorm must be finite and > 0, got maxNorm=" + maxNorm);
         }
         synchronized (backend) {
-            enter();
+            buffers.enter();
             kernels.gradNorm(table.address(), partials.address(), scalars.address(), scalars.address() + 8, total, slots.size(),
                     maxNorm);
             normValid = true;
@@ -202,7 +181,7 @@ public final class CudaAdamW implements AutoCloseable {
      */
     public double gradNorm() {
         synchronized (backend) {
-            enter();
+            buffers.enter();
             kernels.gradNorm(table.address(), partials.address(), scalars.address(), 0, total, slots.size(), 0);
             normValid = true;
             return readNorm();
@@ -216,7 +195,7 @@ public final class CudaAdamW implements AutoCloseable {
      */
     public double lastGradNorm() {
         synchronized (backend) {
-            enter();
+            buffers.enter();
             if (!normValid) {
                 throw new IllegalStateException("no gradient norm computed yet: call step(maxNorm) or gradNorm() first");
             }
@@ -241,28 +220,15 @@ public final class CudaAdamW implements AutoCloseable {
      */
     public AdamWState snapshot() {
         synchronized (backend) {
-            enter();
+            buffers.enter();
             List<AdamWState.Entry> entries = new ArrayList<>(slots.size());
             for (Slot s : slots) {
                 long n = s.param().value().numel();
-                entries.add(new AdamWState.Entry(s.param().name(), s.param().value().shape(), download(s.m(), n),
-                        download(s.v(), n), s.master() == null ? null : download(s.master(), n)));
+                entries.add(new AdamWState.Entry(s.param().name(), s.param().value().shape(), buffers.download(s.m(), n),
+                        buffers.download(s.v(), n), buffers.download(s.master(), n)));
             }
             return new AdamWState(step, config, entries);
         }
-    }
-
-    private float[] download(DeviceBuffer b, long n) {
-        if (n > Integer.MAX_VALUE - 8) {
-            throw new IllegalStateException("tensor of " + n + " elements too large for a heap snapshot");
-        }
-        float[] a = new float[(int) n];
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment seg = arena.allocate(4 * n, 4);
-            backend.context().download(b, seg);
-            MemorySegment.copy(seg, DType.LE_FLOAT, 0, a, 0, a.length);
-        }
-        return a;
     }
 
     /**
@@ -317,37 +283,9 @@ public final class CudaAdamW implements AutoCloseable {
         return total;
     }
 
-    private void enter() {
-        if (closed) {
-            throw new IllegalStateException("CUDA AdamW is closed");
-        }
-        if (backend.isClosed()) {
-            throw new IllegalStateException("cuda backend is closed");
-        }
-        backend.context().makeCurrent();
-    }
-
     /** Frees the moments, masters and the table (not the caller's parameters or gradients). */
     @Override
     public void close() {
-        synchronized (backend) {
-            if (closed) {
-                return;
-            }
-            closed = true;
-            if (!backend.isClosed()) {
-                backend.context().makeCurrent();
-            }
-            for (Slot s : slots) {
-                s.m().close();
-                s.v().close();
-                if (s.master() != null) {
-                    s.master().close();
-                }
-            }
-            table.close();
-            partials.close();
-            scalars.close();
-        }
+        buffers.close();
     }
 }

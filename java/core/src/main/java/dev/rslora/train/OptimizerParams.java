@@ -1,0 +1,198 @@
+package dev.rslora.train;
+
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.function.Consumer;
+
+/**
+ * The parameter bookkeeping the CPU optimizers ({@link AdamW}, {@link Adafactor}) share: the
+ * parameters in state order (names unique), with master weights an fp32 master copy of each
+ * BF16/F16 parameter, the off-heap arena that holds the masters and the optimizer's own state, and
+ * the closed flag. An optimizer keeps only its update and its state tensors (allocated in
+ * {@link #arena()}), indexed like {@link #param(int)}.
+ */
+final class OptimizerParams implements AutoCloseable {
+    private final List<Parameter> params;
+    private final Arena arena;
+    private final Tensor[] masters;  // [i]: F32 master of parameter i, or null (F32 parameter or no master weights)
+    private boolean closed;
+
+    /**
+     * Checks {@code params} (not empty; per parameter in order: its name unused so far, then
+     * {@code check}) and then allocates the arena and the masters.
+     *
+     * @param optimizer     the optimizer's name for the error message, e.g. "AdamW"
+     * @param params        the parameters, in the order of the state
+     * @param masterWeights whether BF16/F16 parameters get an fp32 master copy of their current value
+     * @param check         the optimizer's own check of one parameter (throws IllegalArgumentException)
+     */
+    OptimizerParams(String optimizer, List<Parameter> params, boolean masterWeights, Consumer<Parameter> check) {
+        if (params.isEmpty()) {
+            throw new IllegalArgumentException(optimizer + " needs at least one parameter");
+        }
+        Set<String> names = new HashSet<>();
+        for (Parameter p : params) {
+            if (!names.add(p.name())) {
+                throw new IllegalArgumentException("duplicate parameter name '" + p.name() + "'");
+            }
+            check.accept(p);
+        }
+        this.params = List.copyOf(params);
+        this.arena = Arena.ofShared();
+        this.masters = new Tensor[params.size()];
+        for (int i = 0; i < masters.length; i++) {
+            Tensor value = this.params.get(i).value();
+            if (masterWeights && value.dtype() != DType.F32) {
+                masters[i] = value.to(arena, DType.F32);
+            }
+        }
+    }
+
+    /** The arena of the masters, for the optimizer's state; closed by {@link #close()}. */
+    Arena arena() {
+        return arena;
+    }
+
+    int size() {
+        return params.size();
+    }
+
+    Parameter param(int i) {
+        return params.get(i);
+    }
+
+    /** The fp32 master of parameter i, or null. */
+    Tensor master(int i) {
+        return masters[i];
+    }
+
+    /** The tensor the update of parameter i is applied to: its master if it has one, else its value. */
+    Tensor target(int i) {
+        return masters[i] != null ? masters[i] : params.get(i).value();
+    }
+
+    /** After an update: parameter i becomes the (nearest-even) rounding of its master, if it has one. */
+    void roundToParam(int i) {
+        if (masters[i] != null) {
+            params.get(i).value().copyFrom(masters[i]);
+        }
+    }
+
+    /** The parameters, in order (a new list). */
+    List<Parameter> parameters() {
+        return new ArrayList<>(params);
+    }
+
+    /** The global 2-norm of all gradients (see {@link GradClip}). */
+    double gradNorm() {
+        checkOpen();
+        return GradClip.globalNorm(grads());
+    }
+
+    /** Clips all gradients to global 2-norm {@code maxNorm} (see {@link GradClip}); returns the norm before clipping. */
+    double clipGradNorm(double maxNorm) {
+        checkOpen();
+        return GradClip.clipGlobalNorm(grads(), maxNorm);
+    }
+
+    private List<Tensor> grads() {
+        List<Tensor> g = new ArrayList<>(params.size());
+        for (Parameter p : params) {
+            g.add(p.grad());
+        }
+        return g;
+    }
+
+    /** Re-reads every master copy from its 16-bit parameter (after the caller wrote new parameter values). */
+    void reloadMasterWeights() {
+        checkOpen();
+        for (int i = 0; i < masters.length; i++) {
+            if (masters[i] != null) {
+                masters[i].copyFrom(params.get(i).value());
+            }
+        }
+    }
+
+    /** A heap copy of master i, or null when it has none. */
+    float[] masterArray(int i) {
+        return toArray(masters[i]);
+    }
+
+    /** Refuses a restored state of {@code count} parameters unless it matches this optimizer's. */
+    void checkEntryCount(int count) {
+        if (count != params.size()) {
+            throw new IllegalArgumentException("state has " + count + " parameters, this optimizer " + params.size());
+        }
+    }
+
+    /**
+     * Refuses state entry i unless it names parameter i, has its shape, and has a master exactly
+     * when parameter i has one.
+     */
+    void checkEntry(int i, String name, long[] shape, boolean hasMaster) {
+        Parameter p = params.get(i);
+        if (!name.equals(p.name())) {
+            throw new IllegalArgumentException("state parameter " + i + " is '" + name + "', expected '" + p.name() + "'");
+        }
+        if (!p.value().sameShape(shape)) {
+            throw new IllegalArgumentException("state parameter '" + name + "' has shape " + Arrays.toString(shape)
+                    + ", the parameter " + p.value().shapeString());
+        }
+        boolean keeps = masters[i] != null;
+        if (hasMaster != keeps) {
+            throw new IllegalArgumentException("state parameter '" + name + "' " + (hasMaster ? "has" : "lacks")
+                    + " master weights but this optimizer " + (keeps ? "keeps them" : "keeps none"));
+        }
+    }
+
+    /** Sets master i to {@code values} and parameter i to its rounding; nothing when it has no master. */
+    void restoreMaster(int i, float[] values) {
+        if (masters[i] != null) {
+            fromArray(masters[i], values);
+            params.get(i).value().copyFrom(masters[i]);
+        }
+    }
+
+    /** A heap copy of F32 tensor {@code t}, or null when t is null. */
+    static float[] toArray(Tensor t) {
+        if (t == null) {
+            return null;
+        }
+        if (t.numel() > Integer.MAX_VALUE - 8) {
+            throw new IllegalStateException("tensor " + t.shapeString() + " too large for a heap snapshot");
+        }
+        float[] a = new float[(int) t.numel()];
+        MemorySegment.copy(t.segment(), DType.LE_FLOAT, 0, a, 0, a.length);
+        return a;
+    }
+
+    /** Writes {@code a} into F32 tensor {@code t}; nothing when t is null. */
+    static void fromArray(Tensor t, float[] a) {
+        if (t != null) {
+            MemorySegment.copy(a, 0, t.segment(), DType.LE_FLOAT, 0, a.length);
+        }
+    }
+
+    void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("optimizer is closed");
+        }
+    }
+
+    /** Frees the masters and the optimizer's state (idempotent). */
+    @Override
+    public void close() {
+        if (!closed) {
+            closed = true;
+            arena.close();
+        }
+    }
+}

@@ -1,0 +1,142 @@
+package dev.rslora.backend.cuda;
+
+import dev.rslora.tensor.DType;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * The device bookkeeping {@link CudaAdamW} and {@link CudaAdafactor} share: every buffer the optimizer
+ * allocates (its state, f32 masters, tensor table and work buffers), freed together by {@link #close()}
+ * or by {@link #freeAll()} when the constructor fails; heap downloads of f32 state for snapshots; and the
+ * closed / backend-closed check before each use. The optimizer keeps its update launches and state layout.
+ */
+final class OptimizerBuffers implements AutoCloseable {
+    private final CudaBackend backend;
+    private final String what;
+    private final List<DeviceBuffer> owned = new ArrayList<>();
+    private boolean closed;
+
+    /**
+     * Buffers of an optimizer on {@code backend}; none yet.
+     *
+     * @param backend the backend whose context holds the buffers (its monitor guards every use)
+     * @param what    the optimizer in the closed message, e.g. "CUDA AdamW"
+     */
+    OptimizerBuffers(CudaBackend backend, String what) {
+        this.backend = backend;
+        this.what = what;
+    }
+
+    /**
+     * Checks a parameter of a device optimizer: a non-blank name, value and grad present and of the
+     * same shape (the check of {@link CudaAdamW.Param} and {@link CudaAdafactor.Param}).
+     */
+    static void checkParam(String name, DeviceTensor value, DeviceTensor grad) {
+        if (name == null || name.isBlank()) {
+            throw new IllegalArgumentException("parameter name must not be blank, got '" + name + "'");
+        }
+        Objects.requireNonNull(value, "value of " + name);
+        Objects.requireNonNull(grad, "grad of " + name);
+        if (!java.util.Arrays.equals(value.shape(), grad.shape())) {
+            throw new IllegalArgumentException("parameter " + name + ": grad shape " + grad.shapeString()
+                    + " differs from value shape " + value.shapeString());
+        }
+    }
+
+    /** {@code bytes} of device memory (contents undefined), owned from now on. */
+    DeviceBuffer allocate(long bytes) {
+        return own(backend.context().allocate(bytes));
+    }
+
+    /** {@code bytes} of zeroed device memory (f32 state starts at 0), owned from now on. */
+    DeviceBuffer zeroed(long bytes) {
+        DeviceBuffer b = allocate(bytes);
+        JCudaDriverCopies.zero(backend.context(), b);
+        return b;
+    }
+
+    /** A device copy of {@code bytes} (a tensor table or work list), owned from now on. */
+    DeviceBuffer upload(byte[] bytes) {
+        DeviceBuffer b = allocate(bytes.length);
+        backend.context().upload(MemorySegment.ofArray(bytes), b);
+        return b;
+    }
+
+    /**
+     * The f32 master copy of parameter {@code value} ({@code count} elements), owned from now on, or null
+     * when {@code masterWeights} is off or the parameter is F32 already.
+     */
+    DeviceBuffer master(DeviceTensor value, long count, boolean masterWeights) {
+        if (!masterWeights || value.dtype() == DType.F32) {
+            return null;
+        }
+        return own(backend.transfers().convert(value.buffer(), value.dtype(), DType.F32, count));
+    }
+
+    private DeviceBuffer own(DeviceBuffer b) {
+        owned.add(b);
+        return b;
+    }
+
+    /** Device address of {@code b}, 0 for none (the kernels' "absent"). */
+    static long address(DeviceBuffer b) {
+        return b == null ? 0 : b.address();
+    }
+
+    /** Frees every buffer allocated so far (a constructor that fails after allocating calls this). */
+    void freeAll() {
+        for (DeviceBuffer b : owned) {
+            b.close();
+        }
+    }
+
+    /**
+     * Before each use, under the backend's monitor: refuses a closed optimizer or backend and makes
+     * the backend's context current.
+     */
+    void enter() {
+        if (closed) {
+            throw new IllegalStateException(what + " is closed");
+        }
+        if (backend.isClosed()) {
+            throw new IllegalStateException("cuda backend is closed");
+        }
+        backend.context().makeCurrent();
+    }
+
+    /** A heap copy of {@code n} f32 values of {@code b} (waits for queued work), or null when b is null. */
+    float[] download(DeviceBuffer b, long n) {
+        if (b == null) {
+            return null;
+        }
+        if (n > Integer.MAX_VALUE - 8) {
+            throw new IllegalStateException("tensor of " + n + " elements too large for a heap snapshot");
+        }
+        float[] a = new float[(int) n];
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment seg = arena.allocate(4 * n, 4);
+            backend.context().download(b, seg);
+            MemorySegment.copy(seg, DType.LE_FLOAT, 0, a, 0, a.length);
+        }
+        return a;
+    }
+
+    /** Frees every owned buffer once (not the caller's parameters or gradients). */
+    @Override
+    public void close() {
+        synchronized (backend) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            if (!backend.isClosed()) {
+                backend.context().makeCurrent();
+            }
+            freeAll();
+        }
+    }
+}
