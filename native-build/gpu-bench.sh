@@ -27,8 +27,10 @@
 #   RSLORA_PEER_TIMEOUT_S  the PyTorch peers' timeout (default 120: torch.compile compiles in it; the peer gets
 #                          --budget-s 15 s less, so a slow compile skips its own tail instead of being killed)
 #   RSLORA_BENCH_FAMILIES  fused families besides v1 for jmh-gpu-families.json (default v2,v3,v4; empty: none)
-# Exit status: 0 when every part produced results; 1 when a part failed, timed out or was not run;
-# 3 when nothing failed but a part skipped itself (no CUDA, or no torch/peft for the peer).
+# Order: our CUDA-event timings (the figures R is made of), the PyTorch peers, JMH per rank, the fused
+# families. Exit status: 0 when every part that ran produced results (parts the budget left no time
+# for are counted in the last line, "N of M parts not run: the budget ..."); 1 when a part failed or
+# timed out; 3 when nothing failed but a part skipped itself (no CUDA, or no torch/peft for the peer).
 set -uo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -57,6 +59,7 @@ log="$logdir/gpu-bench.log"
 failed=0
 skipped=0
 parts=0
+cut=0  # parts the budget left no time for (not failures: the summary counts them)
 
 left() { echo $(( budget - ($(date +%s) - t_start) )); }
 cap() {  # max seconds → min(max, time left - 2), at least 1
@@ -81,22 +84,12 @@ fi
 stop_sampler() { [[ -n "$sampler" ]] && kill "$sampler" 2>/dev/null; sampler=""; }
 trap stop_sampler EXIT
 
-# 1 the PyTorch peers (first, so a slow JMH run cannot starve them)
+# 1 ours timed with CUDA events, as the peers time theirs (bases, split and fused graph replay): first,
+#   the figures R is made of; at most a third of the budget
 parts=$((parts + 1))
-t=$(cap "$peer_timeout")
-note "PyTorch peers: n=$ns d=$ds r=$rs (timeout ${t}s)"
-timeout --kill-after=5 "$t" "$python" jmh/peft_peer.py --n "$ns" --d "$ds" --ranks "$rs" --dropout 0.1 \
-    --budget-s "$(( t > 20 ? t - 15 : 5 ))" --out "$logdir/peft.jsonl" >>"$log" 2>&1
-rc=$?
-case $rc in
-    0) note "PyTorch peers: done ($(grep -c '"kind": "timing"' "$logdir/peft.jsonl") timings)" ;;
-    3) skipped=$((skipped + 1)); note "PyTorch peers: skipped ($(grep -o '"reason": "[^"]*"' "$logdir/peft.jsonl" 2>/dev/null))" ;;
-    *) failed=1; note "PyTorch peers: FAILED (rc $rc$( ((rc == 124 || rc == 137)) && echo ", timed out after ${t}s"))" ;;
-esac
-
-# 2 ours timed with CUDA events, as the peers time theirs (bases, split and fused graph replay)
-parts=$((parts + 1))
-t=$(cap 60)
+et=$(( budget / 3 ))
+(( et > 60 )) && et=60
+t=$(cap "$et")
 note "Java CUDA-event timings: n=$ns d=$ds r=$rs (timeout ${t}s)"
 timeout --kill-after=5 "$t" "$java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector \
     -cp "$jar" dev.rslora.bench.GpuEventBench --n "$ns" --d "$ds" --ranks "$rs" --dropout 0.1 \
@@ -108,12 +101,28 @@ case $rc in
     *) failed=1; note "Java CUDA-event timings: FAILED (rc $rc$( ((rc == 124 || rc == 137)) && echo ", timed out after ${t}s"))" ;;
 esac
 
+# 2 the PyTorch peers (torch's base is usually the best base: R's denominator), at most two thirds of
+#   what is left, so the JMH runs keep some
+parts=$((parts + 1))
+pt=$(( $(left) * 2 / 3 ))
+(( pt > peer_timeout )) && pt=$peer_timeout
+t=$(cap "$pt")
+note "PyTorch peers: n=$ns d=$ds r=$rs (timeout ${t}s)"
+timeout --kill-after=5 "$t" "$python" jmh/peft_peer.py --n "$ns" --d "$ds" --ranks "$rs" --dropout 0.1 \
+    --budget-s "$(( t > 20 ? t - 15 : 5 ))" --out "$logdir/peft.jsonl" >>"$log" 2>&1
+rc=$?
+case $rc in
+    0) note "PyTorch peers: done ($(grep -c '"kind": "timing"' "$logdir/peft.jsonl") timings)" ;;
+    3) skipped=$((skipped + 1)); note "PyTorch peers: skipped ($(grep -o '"reason": "[^"]*"' "$logdir/peft.jsonl" 2>/dev/null))" ;;
+    *) failed=1; note "PyTorch peers: FAILED (rc $rc$( ((rc == 124 || rc == 137)) && echo ", timed out after ${t}s"))" ;;
+esac
+
 # 3 JMH through the Java API, one run per rank
 IFS=, read -r -a ranks <<<"$rs"
 for r in "${ranks[@]}"; do
     parts=$((parts + 1))
     if (( $(left) < 15 )); then
-        failed=1
+        cut=$((cut + 1))
         note "JMH r=$r: not run, the budget (${budget}s) is spent"
         continue
     fi
@@ -135,7 +144,7 @@ done
 if [[ -n "$families" ]]; then
     parts=$((parts + 1))
     if (( $(left) < 15 )); then
-        failed=1
+        cut=$((cut + 1))
         note "JMH families $families: not run, the budget (${budget}s) is spent"
     else
         t=$(cap 60)
@@ -154,6 +163,7 @@ if [[ -n "$families" ]]; then
 fi
 
 stop_sampler
+(( cut > 0 )) && note "$cut of $parts parts not run: the budget (${budget}s) was spent (RSLORA_BENCH_BUDGET_S)"
 note "$(( $(date +%s) - t_start ))s; files: $(cd "$logdir" && ls gpu-info.csv gpu-clocks.csv peft.jsonl java-events.jsonl jmh-gpu-*.json 2>/dev/null | tr '\n' ' ')"
 if (( failed )); then
     exit 1

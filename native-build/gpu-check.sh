@@ -26,17 +26,18 @@
 # anyway, to test this script on a machine without a GPU).
 #
 # Time budget: 8 minutes (RSLORA_CHECK_BUDGET_S, default 480). Steps 2-5 leave RSLORA_BENCH_RESERVE_S
-# (default 100) to the benchmarks; each step's timeout is cut to what is left, and a cuda/dev step
-# that would get less than it needs is recorded SKIP with "budget: ..." (never a one-second timeout
-# reported as a failure). The steps run in order of value for a short run: what is new on hardware
+# (default 150) to the benchmarks; each step's timeout is cut to what is left; a step that would get
+# less than it needs is recorded SKIP with "budget: ...", and so is one the cut timeout stopped
+# (never a budget cut reported as a failure). The steps run in order of value for a short run: what is new on hardware
 # first. Per step, from the 2026-12-04 H200 run (../shared/gpu-runs/2026-12-04-h200/gpu-check:
 # measured) or scaled from it: env + jre 4 s (measured 0 + 3) | gpu-tests ~120 s (84 then; the split,
 # family, Adafactor and seq-logprob GPU tests came since) | dev-build ~90 s (14 with v1/v2; now ~3x the
 # kernels plus sm_90a SASS) | selftest 1 s | validate + bench: v1 21 s, v2 22 s (measured), v3, v4
 # ~25 s each | bigindex + oracle ~35 s per family that brings kernels | optimizers ~20 s |
-# compute-sanitizer on v3, v4 ~250 s | dev-sass 5 s | benchmarks 81 s (measured) -> ~780 s in all: at
-# the default budget the validation and benchmarks of every family run, and the large-shape checks,
-# sanitizers and SASS check are the steps a short run SKIPs. RSLORA_CHECK_BUDGET_S=900 runs them all.
+# compute-sanitizer on v3, v4 ~250 s | dev-sass 5 s | benchmarks 81 s measured, ~150 s now -> ~850 s
+# in all. At the default budget the SASS check, v3/v4 validation and every family's bench run, and
+# the v1 oracle, the sanitizers, the optimizers and the large-shape checks are what a short run
+# SKIPs (each row says so); in a 15-minute device session run it with RSLORA_CHECK_BUDGET_S=900.
 set -uo pipefail
 
 if [[ $# -lt 1 ]]; then
@@ -48,10 +49,11 @@ force="${2:-}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 budget="${RSLORA_CHECK_BUDGET_S:-480}"
-reserve="${RSLORA_BENCH_RESERVE_S:-100}"  # kept for step 6 until it starts
+reserve="${RSLORA_BENCH_RESERVE_S:-150}"  # kept for step 6 until it starts
 t_start=$(date +%s)
 rows=()
 overall=0
+step_cut=0
 
 left() { echo $(( budget - ($(date +%s) - t_start) )); }
 limit() {  # step maximum → min(max, time left - reserve - 5), at least 1
@@ -110,15 +112,18 @@ gate() {  # name min_seconds → 0 when the budget (less the benchmarks' reserve
     record "$1" SKIP 0 "budget: $(( l > 0 ? l : 0 )) s left of ${budget} s (RSLORA_CHECK_BUDGET_S) before the benchmarks' ${reserve} s"
     return 1
 }
-run_step() {  # name max_seconds command... → sets step_rc, step_secs
+run_step() {  # name max_seconds command... → sets step_rc, step_secs, step_cut (1: timed out under a limit the budget cut below max)
     local name="$1" max="$2"
     shift 2
-    local t0=$(date +%s)
-    timeout --kill-after=5 "$(limit "$max")" "$@" >"$logdir/$name.log" 2>&1
+    local t0=$(date +%s) lim
+    lim=$(limit "$max")
+    timeout --kill-after=5 "$lim" "$@" >"$logdir/$name.log" 2>&1
     step_rc=$?
     step_secs=$(( $(date +%s) - t0 ))
+    step_cut=0
     if (( step_rc == 124 || step_rc == 137 )); then
-        echo "(timed out after $(limit "$max") s)" >>"$logdir/$name.log"
+        echo "(timed out after $lim s)" >>"$logdir/$name.log"
+        (( lim < max )) && step_cut=1
     fi
 }
 
@@ -181,7 +186,12 @@ fi
 # 3 gpu-tests ------------------------------------------------------------------------------------
 # the toolkit's libraries (cuBLAS for the baseline test) are often not on the loader's path
 [[ -d /usr/local/cuda/lib64 ]] && export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-if [[ -n "$java" ]]; then
+if [[ -z "$java" ]]; then
+    record gpu-tests SKIP 0 "no runtime"
+    record cublas SKIP 0 "no runtime"
+elif ! gate gpu-tests 60; then
+    record cublas SKIP 0 "gpu-tests did not run (budget)"
+else
     cp="gpu-bundle/test-classes:$(ls gpu-bundle/lib/*.jar | grep -v -e benchmarks.jar -e console-standalone | tr '\n' ':')"
     run_step gpu-tests 240 "$java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xss4m \
         -jar gpu-bundle/lib/junit-platform-console-standalone-1.14.4.jar execute --disable-banner \
@@ -192,7 +202,9 @@ if [[ -n "$java" ]]; then
     aborted=$(sed -n 's/.*\[ *\([0-9]*\) tests aborted.*/\1/p' "$logdir/gpu-tests.log" | tail -1)
     summary="${ok:-?} passed, ${failed:-?} failed, ${aborted:-?} skipped"
     reason="$(grep -m1 -oE 'GPU tests (skipped|on)[^)]*\)?' "$logdir/gpu-tests.log")"
-    if (( step_rc == 124 || step_rc == 137 )); then
+    if (( step_cut )); then
+        record gpu-tests SKIP "$step_secs" "budget: cut to ${step_secs} s before finishing; $summary"
+    elif (( step_rc == 124 || step_rc == 137 )); then
         record gpu-tests FAIL "$step_secs" "timed out; $summary"
     elif [[ "${failed:-1}" != "0" ]]; then
         record gpu-tests FAIL "$step_secs" "$summary ${reason}"
@@ -212,9 +224,6 @@ if [[ -n "$java" ]]; then
         "no cuBLAS"*) record cublas "$([[ -n "$driver" ]] && echo FAIL || echo SKIP)" 0 "$cub" ;;
         *) record cublas SKIP 0 "binding not reported (the cuBLAS baseline tests did not run)" ;;
     esac
-else
-    record gpu-tests SKIP 0 "no runtime"
-    record cublas SKIP 0 "no runtime"
 fi
 
 # 4-5 cuda/dev -----------------------------------------------------------------------------------
@@ -225,6 +234,8 @@ dev_result() {  # name [summary] → records the step from step_rc and its log's
         record "$name" PASS "$step_secs" "$line"
     elif (( step_rc == 3 )); then
         record "$name" SKIP "$step_secs" "no CUDA device visible to the runtime"
+    elif (( step_cut )); then
+        record "$name" SKIP "$step_secs" "budget: cut to the ${step_secs} s left before finishing; ${line:-no summary} (see $name.log)"
     elif (( step_rc == 124 || step_rc == 137 )); then
         record "$name" FAIL "$step_secs" "timed out; ${line:-no summary} (see $name.log)"
     else
@@ -235,8 +246,15 @@ nvcc_bin="$(command -v nvcc || { [[ -x /usr/local/cuda/bin/nvcc ]] && echo /usr/
 if [[ -z "$nvcc_bin" ]]; then
     for s in $(dev_steps); do record "$s" SKIP 0 "nvcc not found on this host"; done
 else
-    run_step dev-build 150 make -C cuda/dev NVCC="$nvcc_bin" FLAGS="-std=c++17 -O3 --threads $(nproc 2>/dev/null || echo 4)"
-    if (( step_rc != 0 )); then
+    if gate dev-build 90; then
+        run_step dev-build 150 make -C cuda/dev NVCC="$nvcc_bin" FLAGS="-std=c++17 -O3 --threads $(nproc 2>/dev/null || echo 4)"
+    else
+        step_rc=-1
+    fi
+    if (( step_rc == -1 )) || (( step_cut )); then
+        (( step_rc == -1 )) || record dev-build SKIP "$step_secs" "budget: cut to ${step_secs} s before the build finished"
+        for s in $(dev_steps); do [[ $s == dev-build ]] || record "$s" SKIP 0 "not built (budget)"; done
+    elif (( step_rc != 0 )); then
         record dev-build FAIL "$step_secs" "see dev-build.log"
         for s in $(dev_steps); do [[ $s == dev-build ]] || record "$s" SKIP 0 "not built"; done
     else
@@ -264,13 +282,13 @@ else
         done
         sanitizer="$(command -v compute-sanitizer || { [[ -x /usr/local/cuda/bin/compute-sanitizer ]] && echo /usr/local/cuda/bin/compute-sanitizer; })"
         validate() {  # family: the whole step vs the double reference
-            if gate "dev-validate-$1" 10; then
+            if gate "dev-validate-$1" 25; then
                 run_step "dev-validate-$1" 90 "$dev" validate "$1"
                 dev_result "dev-validate-$1"
             fi
         }
         bench() {  # family: its timings at the reference shape
-            if gate "dev-bench-$1" 8; then
+            if gate "dev-bench-$1" 15; then
                 run_step "dev-bench-$1" 45 "$dev" bench "$1" "$logdir/dev-bench-$1.jsonl"
                 dev_result "dev-bench-$1" "$(grep -c '"kind": "kernel"' "$logdir/dev-bench-$1.jsonl" 2>/dev/null) timings"
             fi
@@ -280,7 +298,7 @@ else
                 record "dev-oracle-$1" SKIP 0 "v1 is the oracle"
             elif (( brings[$1] == 0 )); then
                 record "dev-oracle-$1" SKIP 0 "every kernel of $1 is run by an earlier family"
-            elif gate "dev-oracle-$1" 20; then
+            elif gate "dev-oracle-$1" 35; then
                 run_step "dev-oracle-$1" 75 "$dev" oracle "$1"
                 dev_result "dev-oracle-$1"
             fi
@@ -299,7 +317,7 @@ else
                 fi
                 max=40
                 [[ $tool == racecheck ]] && max=60
-                gate "$name" 20 || continue
+                gate "$name" "$max" || continue
                 run_step "$name" "$max" "$sanitizer" --tool "$tool" --error-exitcode 1 "$dev" validate "$1" quick
                 errs="$(grep -hE 'ERROR SUMMARY|RACECHECK SUMMARY' "$logdir/$name.log" | tail -1)"
                 dev_result "$name" "$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$logdir/$name.log" | tail -1); ${errs:-no sanitizer summary}"
@@ -313,7 +331,7 @@ else
         for f in "${check_order[@]:0:n_new}"; do oracle "$f"; done
         for f in "${check_order[@]:0:n_new}"; do sanitize "$f"; done
         # the fused optimizers and the sequence log-probs (Adafactor and seqlogprob are new on hardware too)
-        if gate dev-adamw-full 5; then
+        if gate dev-adamw-full 10; then
             run_step dev-adamw-full 30 "$dev" adamw   # the fused AdamW vs its host references
             dev_result dev-adamw-full
         fi
@@ -321,7 +339,7 @@ else
             run_step dev-adamw-bench 20 "$dev" adamw bench
             dev_result dev-adamw-bench " "
         fi
-        if gate dev-adafactor-full 8; then
+        if gate dev-adafactor-full 15; then
             run_step dev-adafactor-full 40 "$dev" adafactor   # the fused Adafactor vs the CPU update's host mirror
             dev_result dev-adafactor-full
         fi
@@ -329,7 +347,7 @@ else
             run_step dev-adafactor-bench 20 "$dev" adafactor bench
             dev_result dev-adafactor-bench " "
         fi
-        if gate dev-seqlogprob-full 5; then
+        if gate dev-seqlogprob-full 10; then
             run_step dev-seqlogprob-full 20 "$dev" seqlogprob   # sequence log-probs vs the double reference
             dev_result dev-seqlogprob-full
         fi
@@ -341,7 +359,7 @@ else
         for f in "${check_order[@]}"; do
             if (( brings[$f] == 0 )); then
                 record "dev-bigindex-$f" SKIP 0 "every kernel of $f is run by an earlier family"
-            elif gate "dev-bigindex-$f" 10; then
+            elif gate "dev-bigindex-$f" 15; then
                 run_step "dev-bigindex-$f" 60 "$dev" bigindex "$f"
                 dev_result "dev-bigindex-$f"
             fi
@@ -359,7 +377,7 @@ if [[ -x native-build/gpu-bench.sh && -n "$java" ]]; then
         native-build/gpu-bench.sh "$logdir"
     files="$(cd "$logdir" && ls peft.jsonl jmh-gpu-r*.json 2>/dev/null | tr '\n' ' ')"
     case $step_rc in
-        0) record benchmarks PASS "$step_secs" "${files:-no files}" ;;
+        0) record benchmarks PASS "$step_secs" "${files:-no files}$(grep -m1 -o '[0-9]* of [0-9]* parts not run' "$logdir/benchmarks.log" | sed 's/^/; /')" ;;
         3) record benchmarks SKIP "$step_secs" "$(grep -m2 'skipped' "$logdir/benchmarks.log" | tr '\n' ' ' | cut -c1-110)" ;;
         *) record benchmarks FAIL "$step_secs" "rc $step_rc; ${files:-no files} (see benchmarks.log)" ;;
     esac
