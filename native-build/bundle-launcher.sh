@@ -26,11 +26,16 @@ if [[ -z "$java" ]]; then
         if mkdir -p "$base" 2>/dev/null && [[ -w "$base" ]]; then
             tmp="$(mktemp -d "$base/.unpack.XXXXXX")"
             if tar -C "$tmp" -xJf "$here/jre.tar.xz" 2>"$tmp.err"; then
-                rm -rf "${base:?}/$stamp"
-                mv "$tmp" "$base/$stamp"
                 rm -f "$tmp.err"
-                java="$base/$stamp/jre/bin/java"
-                break
+                # rename is atomic; when two launchers unpacked at once the second rename fails on the
+                # first's non-empty folder and that one is used (never removed while it may run)
+                mv -T "$tmp" "$base/$stamp" 2>/dev/null || rm -rf "$tmp"
+                if [[ -x "$base/$stamp/jre/bin/java" ]]; then
+                    java="$base/$stamp/jre/bin/java"
+                    break
+                fi
+                echo "rslora: $base/$stamp exists but holds no runtime (remove it to unpack again)" >&2
+                continue
             fi
             echo "rslora: cannot unpack $here/jre.tar.xz into $base: $(head -c 300 "$tmp.err")" >&2
             rm -rf "$tmp" "$tmp.err"
