@@ -19,10 +19,10 @@ final class TensorBytes {
     /** {@code src} converted element by element to {@code target} (round to nearest even), or copied when the dtypes agree. */
     static SafetensorsWriter.ByteProducer convert(Tensor src, DType target) {
         if (src.dtype() == target) {
-            return copy(src.segment());
+            return copy(src.readOnlySegment());
         }
         DType from = src.dtype();
-        MemorySegment s = src.segment();
+        MemorySegment s = src.readOnlySegment();
         int size = target.byteSize();
         return (offset, dst) -> {
             long first = offset / size;

@@ -170,7 +170,7 @@ final class OptimizerParams implements AutoCloseable {
             throw new IllegalStateException("tensor " + t.shapeString() + " too large for a heap snapshot");
         }
         float[] a = new float[(int) t.numel()];
-        MemorySegment.copy(t.segment(), DType.LE_FLOAT, 0, a, 0, a.length);
+        MemorySegment.copy(t.readOnlySegment(), DType.LE_FLOAT, 0, a, 0, a.length);
         return a;
     }
 

@@ -34,7 +34,7 @@ final class StateFiles {
         Tensor t = Tensor.allocate(arena, DType.F32, shape);
         MemorySegment.copy(values, 0, t.segment(), DType.LE_FLOAT, 0, values.length);
         w.add(name, t);
-        crcs.put(name, crc(t.segment()));
+        crcs.put(name, crc(t.readOnlySegment()));
     }
 
     /** CRC-32 of the bytes as 8 hex digits. */
