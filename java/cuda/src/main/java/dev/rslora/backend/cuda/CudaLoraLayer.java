@@ -9,6 +9,7 @@ import jcuda.driver.CUgraphExec;
 import jcuda.driver.CUstreamCaptureMode;
 import jcuda.driver.JCudaDriver;
 
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -127,26 +128,45 @@ public final class CudaLoraLayer implements AutoCloseable {
             backend.context().makeCurrent();
             Transfers io = backend.transfers();
             CudaContext ctx = backend.context();
-            this.weight = new ResidentTensor(io, w);
-            this.bias = bias == null ? null : new ResidentTensor(io, bias);
-            this.biasT = bias == null ? null : this.bias.as(io, t);
-            this.a = io.upload(loraA, DType.F32);
-            this.b = io.upload(loraB, DType.F32);
-            this.gradA = ctx.allocate(Transfers.bytes((long) r * dIn, DType.F32));
-            this.gradB = ctx.allocate(Transfers.bytes((long) dOut * r, DType.F32));
-            this.u = ctx.allocate(Transfers.bytes((long) n * r, DType.F32));
-            this.v = ctx.allocate(Transfers.bytes((long) n * r, DType.F32));
-            this.ws = ctx.allocate(LoraKernels.workspaceBytes(n, dIn, dOut, r, backend.workspaceCapBytes()));
+            // the choices that can refuse (an unknown request, split without cuBLASLt) come before any
+            // allocation, and what is allocated is freed again if a later step throws
             this.step = stepRequest == null ? backend.stepFor(t, n, dIn, dOut, r) : backend.stepFor(t, n, dIn, dOut, r, stepRequest);
             this.split = step.kind() == StepPolicy.Kind.SPLIT ? backend.splitStep() : null;
-            this.scratch = split != null ? SplitStep.Scratch.allocate(ctx, t, n, dIn, dOut, r) : null;
             String fam = split == null ? backend.familyFor(t, n, dIn, dOut, r, true) : "v1";
-            this.familyStep = CudaBackend.tableFamily(fam) ? backend.familyStep(fam, t, n, dIn, dOut, r, weight.tensorMaps()) : null;
-            this.familyBuffers = familyStep != null ? familyStep.allocate(ctx) : null;
-            JCudaDriverCopies.zero(ctx, gradA);
-            JCudaDriverCopies.zero(ctx, gradB);
-            ctx.synchronize();
+            List<AutoCloseable> made = new ArrayList<>();
+            try {
+                this.weight = made(made, new ResidentTensor(io, w));
+                this.bias = bias == null ? null : made(made, new ResidentTensor(io, bias));
+                this.biasT = bias == null ? null : this.bias.as(io, t);
+                this.a = made(made, io.upload(loraA, DType.F32));
+                this.b = made(made, io.upload(loraB, DType.F32));
+                this.gradA = made(made, ctx.allocate(Transfers.bytes((long) r * dIn, DType.F32)));
+                this.gradB = made(made, ctx.allocate(Transfers.bytes((long) dOut * r, DType.F32)));
+                this.u = made(made, ctx.allocate(Transfers.bytes((long) n * r, DType.F32)));
+                this.v = made(made, ctx.allocate(Transfers.bytes((long) n * r, DType.F32)));
+                this.ws = made(made, ctx.allocate(LoraKernels.workspaceBytes(n, dIn, dOut, r, backend.workspaceCapBytes())));
+                this.scratch = split != null ? made(made, SplitStep.Scratch.allocate(ctx, t, n, dIn, dOut, r)) : null;
+                this.familyStep = CudaBackend.tableFamily(fam) ? backend.familyStep(fam, t, n, dIn, dOut, r, weight.tensorMaps()) : null;
+                this.familyBuffers = familyStep != null ? made(made, familyStep.allocate(ctx)) : null;
+                JCudaDriverCopies.zero(ctx, gradA);
+                JCudaDriverCopies.zero(ctx, gradB);
+                ctx.synchronize();
+            } catch (RuntimeException | Error e) {
+                for (int i = made.size() - 1; i >= 0; i--) {
+                    try {
+                        made.get(i).close();
+                    } catch (Exception suppressed) {
+                        e.addSuppressed(suppressed);
+                    }
+                }
+                throw e;
+            }
         }
+    }
+
+    private static <T extends AutoCloseable> T made(List<AutoCloseable> made, T resource) {
+        made.add(resource);
+        return resource;
     }
 
     /**
@@ -262,7 +282,9 @@ public final class CudaLoraLayer implements AutoCloseable {
         check("x", x, n, dIn);
         check("y", y, n, dOut);
         check("grad_y", dy, n, dOut);
-        check("grad_x", dx, n, dIn);
+        if (dx != null) {
+            check("grad_x", dx, n, dIn);
+        }
         synchronized (backend) {
             enter();
             CudaContext ctx = backend.context();
@@ -270,7 +292,7 @@ public final class CudaLoraLayer implements AutoCloseable {
             // cuBLASLt heuristic either: make the split step's plans first
             if (split != null) {
                 backend.kernels().resolve(split.kernelNames(t, dropout > 0f));
-                split.preparePlans(t, x.buffer(), weight.primary(), biasT, a, b, u, y.buffer(), dy.buffer(), v, dx.buffer(), n, dIn,
+                split.preparePlans(t, x.buffer(), weight.primary(), biasT, a, b, u, y.buffer(), dy.buffer(), v, dx == null ? null : dx.buffer(), n, dIn,
                         dOut, r, scratch);
             } else if (familyStep != null) {
                 familyStep.resolveAll();
@@ -294,7 +316,7 @@ public final class CudaLoraLayer implements AutoCloseable {
                 throw e;
             }
             graphs++;
-            return new CudaGraph(backend, graph, exec, List.of(x, y, dy, dx), () -> graphs--);
+            return new CudaGraph(backend, graph, exec, dx == null ? List.of(x, y, dy) : List.of(x, y, dy, dx), () -> graphs--);
         }
     }
 
