@@ -120,7 +120,9 @@ compile() {  # label, output, source, gencode...
     if ! "$nvcc_bin" -std=c++17 -O3 -fatbin "$@" --threads "${RSLORA_NVCC_THREADS:-2}" \
             -Xptxas -v -Werror all-warnings ${RSLORA_NVCC_EXTRA:-} -o "$out.tmp" "$src" >"$tmp/$label.log" 2>&1; then
         cat "$tmp/$label.log" >&2
-        rm -f "$out.tmp"
+        # no image of an earlier build stays beside the new table as if it were current
+        rm -f "$fatbin" "$fatbin.tmp" "$fatbin90a" "$fatbin90a.tmp"
+        write_props false "compilation failed ($label image)" "$nvcc_version"
         echo "rslora: CUDA kernel compilation FAILED ($label image, see above)" >&2
         exit 1
     fi
