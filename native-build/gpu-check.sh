@@ -85,12 +85,13 @@ write_summary() {
 }
 families=($(native-build/kernel-table.sh families 2>/dev/null))
 (( ${#families[@]} > 0 )) || families=(v1)
-# The order cuda/dev checks the families in: those with a layer-step row not yet validated on hardware
-# (column 12 of the table is none) first, then the rest, each group in table order.
+# The order cuda/dev checks the families in: those with a layer-step row (the steps of
+# dev.rslora.backend.cuda.KernelTable.LAYER_STEPS) not yet validated on hardware (column 12 of the
+# table is none) first, then the rest, each group in table order.
 check_order=()
 for f in "${families[@]}"; do
     native-build/kernel-table.sh rows "family=$f" validated=none 2>/dev/null \
-        | awk -F'\t' '$2 ~ /^(prep|down|forward|vdb|vdb_reduce|reduce|da|dx)$/ {found = 1} END {exit !found}' \
+        | awk -F'\t' '$2 ~ /^(prep|down|forward|vdb|vdb_reduce|reduce|da|dx|merge)$/ {found = 1} END {exit !found}' \
         && check_order+=("$f")
 done
 n_new=${#check_order[@]}

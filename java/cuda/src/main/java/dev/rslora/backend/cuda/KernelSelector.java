@@ -17,7 +17,8 @@ import java.util.function.Predicate;
  *       ({@link #STEPS}) at the dtype (or "any"), every row runs on this architecture, the host can
  *       launch it, and the shape passes the family's refusal rules ({@link #refusal}: TMA and cp.async
  *       need 16-byte rows and bases, 16-bit T);</li>
- *   <li>auto: among the families that can run, those validated on this architecture in every row;
+ *   <li>auto: among the families that can run, those validated on this architecture in every row
+ *       of the layer step at this rank ({@link KernelTable#validatedFor});
  *       the fastest measured one, else by expected speed v3, v4, v2, v1; none validated → v1, the
  *       oracle;</li>
  *   <li>an explicit family that cannot run falls back along v3 → v4 → v1 (v2 → v1), each skip with
@@ -162,8 +163,7 @@ final class KernelSelector {
                 skipped.put(f, why);
                 continue;
             }
-            boolean validated = STEPS.stream().allMatch(step -> table.find(f, step, dtypeToken(t), (int) Math.max(1, s.r()))
-                    .orElseThrow().validatedOn(arch));
+            boolean validated = table.validatedFor(f, dtypeToken(t), (int) Math.max(1, s.r()), arch);
             if (validated) {
                 runnable.add(f);
             } else {

@@ -208,6 +208,25 @@ final class KernelTable {
         return Optional.ofNullable(fit != null ? fit : largest);
     }
 
+    /**
+     * Whether every layer-step row ({@link #LAYER_STEPS}) that the family runs at dtype and rank r
+     * (its rank class, {@link #find}) passed the GPU check on {@code smArch}: what the selector's
+     * {@code auto} asks. False when the family has no row of its own at that dtype.
+     */
+    boolean validatedFor(String family, String dtype, int r, String smArch) {
+        boolean any = false;
+        for (String step : LAYER_STEPS) {
+            Optional<Row> row = find(family, step, dtype, r);
+            if (row.isPresent()) {
+                any |= row.get().dtype().equals(dtype);  // dtype-generic rows alone do not make a family run at dtype
+                if (!row.get().validatedOn(smArch)) {
+                    return false;
+                }
+            }
+        }
+        return any;
+    }
+
     /** The steps a family's layer step (and merge) runs: what "the family is validated" is about. */
     static final Set<String> LAYER_STEPS = Set.of("prep", "down", "forward", "vdb", "vdb_reduce", "reduce", "da", "dx", "merge");
 
@@ -220,7 +239,7 @@ final class KernelTable {
         boolean any = false;
         for (Row r : rows) {
             if (r.family().equals(family) && LAYER_STEPS.contains(r.step()) && (r.dtype().equals(dtype) || r.dtype().equals("any"))) {
-                any = true;
+                any |= r.dtype().equals(dtype);
                 if (!r.validatedOn(smArch)) {
                     return false;
                 }

@@ -97,6 +97,28 @@ class KernelTableTest {
         }
     }
 
+    /** What auto asks (validatedFor: the rows the layer step runs at this rank) and what the family table says (validatedOn: every rank class). */
+    @Test
+    void validatedForLooksAtTheRowsOfThisRankAndEveryLayerStep() {
+        List<String> rows = new java.util.ArrayList<>();
+        for (String step : List.of("down", "forward", "vdb", "reduce", "da", "dx", "merge")) {
+            String dtype = step.equals("reduce") ? "any" : "bf16";
+            rows.add("RS_KERNEL(v3, " + step + ", " + dtype + ", k_" + step + ", 256, 0, 1x1x1, sm80, main, tiles_r_n, 0, sm90)");
+        }
+        rows.set(0, "RS_KERNEL(v3, down, bf16, k_down16, 256, 0, 1x1x1, sm80, main, mb_rows, 16, sm90)");
+        rows.add("RS_KERNEL(v3, down, bf16, k_down64, 256, 0, 1x1x1, sm80, main, mb_rows, 64, none)");
+        rows.add("RS_KERNEL(v3, adafactor_stats, any, k_opt, 256, 0, 1x1x1, sm80, main, elementwise, 0, none)");
+        KernelTable t = KernelTable.parse(rows, "t");
+        assertTrue(t.validatedFor("v3", "bf16", 16, "sm90"), "rank 16 runs only validated rows");
+        assertFalse(t.validatedFor("v3", "bf16", 64, "sm90"), "rank 64 runs the unvalidated down row");
+        assertFalse(t.validatedOn("v3", "bf16", "sm90"), "not every rank class is validated");
+        assertFalse(t.validatedFor("v3", "bf16", 16, "sm80"));
+        assertFalse(t.validatedFor("v3", "f16", 16, "sm90"), "no f16 rows");
+        List<String> noMerge = new java.util.ArrayList<>(rows);
+        noMerge.replaceAll(l -> l.contains(", merge,") ? l.replace("sm90)", "none)") : l);
+        assertFalse(KernelTable.parse(noMerge, "t").validatedFor("v3", "bf16", 16, "sm90"), "merge is part of the layer's kernels");
+    }
+
     @Test
     void malformedLinesAreRefusedWithTheirLineNumber() {
         String ok = "RS_KERNEL(v1, down, f32, k, 256, 0, 1x1x1, sm80, main, tiles_r_n, 0, none)";
