@@ -53,7 +53,9 @@ final class ReadmeCpuBlock {
             }
             String busy = i.param("busy", "0");
             String core = i.param("core", "?");
+            boolean oneThread = i.param("threads", "0").equals("1");  // the per-core rate ratio, timed in CPU time
             rows.add(List.of("ours ÷ OpenBLAS sgemm chain, " + core + " kernels" + Catalog.isa(core)
+                            + (oneThread ? ", one thread each, CPU time" : ", all cores")
                             + (busy.equals("0") ? "" : ", " + busy + " competing thread(s)"), shape(i), CpuSideBySide.tile(i),
                     Fmt.num(i.figure(), 2) + " (" + Fmt.num(i.figureMin(), 2) + "–" + Fmt.num(i.figureMax(), 2) + ")",
                     res.load(i.source())));

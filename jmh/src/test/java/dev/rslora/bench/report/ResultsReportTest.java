@@ -129,7 +129,7 @@ class ResultsReportTest {
         assertFalse(text.contains("9.99"), text);
         assertTrue(text.startsWith("# title\n\nbefore\n" + ReadmeCpuBlock.BEGIN + "\nMeasured 2026-01-02T03:04:05Z on Test CPU 9000"), text);
         assertTrue(text.endsWith(ReadmeCpuBlock.END + "\nafter\n"), text);
-        assertTrue(line(text, "ours ÷ OpenBLAS sgemm chain, Cooperlake kernels (AVX-512) |")
+        assertTrue(line(text, "ours ÷ OpenBLAS sgemm chain, Cooperlake kernels (AVX-512), all cores |")
                 .contains("| 512, 1024, 64 | 512-bit vectors, 8×32 tile | 1.20 (1.10–1.30) | 0.50 0.40 0.30 → 1.10 0.60 0.35 |"), text);
         assertTrue(line(text, "R (LoRA 100 µs, base 80 µs per step)").contains("| 1.25 (1.25–1.25) |"), text);
         Path other = tmp.resolve("OTHER.md");
