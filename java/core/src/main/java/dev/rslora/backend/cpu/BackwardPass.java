@@ -24,7 +24,8 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  * </pre>
  * With few rows (small N, decoding) job 1 computes V per r panel instead of per chunk, and job 2
  * also computes dX per group of d_in panels; a single row (N = 1) runs the one-row kernel, and up
- * to {@link RowGrads#MAX_ROWS} rows make dA and dB as outer products ({@link RowGrads}: no Vᵀ, Uᵀ).
+ * to {@link RowGrads#MAX_ROWS} rows make dA and dB as outer products ({@link RowGrads}: no Vᵀ, Uᵀ),
+ * dB's groups in job 1 beside V (they need neither V nor Uᵀ) and dA in blocks of whole rows.
  * Workers claim chunks, panels and column groups as they come ({@link WorkerPool}). The B and γA
  * panels come from the layer's {@link AdapterPanels}; when stale they are packed first, in a job of
  * their own. Every element's arithmetic is the same whichever worker computes it, so results do
@@ -147,23 +148,32 @@ final class BackwardPass {
         if (byRows) {
             int rows = Split.chunkRows(n, workers);
             pool.run((n + rows - 1) / rows, (wk, c) -> chunk(scratch[wk], c * rows, Math.min(n, (c + 1) * rows)), parallel);
-        } else if (active) {
-            pool.run(Panels.panels(r), (wk, pj) -> {
+        }
+        int groupPanels = Split.NC / NR;
+        int inGroups = (Panels.panels(dIn) + groupPanels - 1) / groupPanels;
+        int outGroups = (Panels.panels(dOut) + groupPanels - 1) / groupPanels;
+        // up to RowGrads.MAX_ROWS rows, dB needs neither V nor Uᵀ: its groups join job 1
+        int earlyB = active && !byRows && rowGrads ? outGroups : 0;
+        if (active && !byRows) {
+            int vUnits = Panels.panels(r);
+            pool.run(vUnits + earlyB, (wk, unit) -> {
                 Scratch s = scratch[wk];
-                allRows(s);
-                computeV(s, 0, n, pj, pj + 1);
-                if (!rowGrads) {
-                    transposeU(s, 0, n, pj * NR, Math.min(r, pj * NR + NR));
+                if (unit < vUnits) {
+                    allRows(s);
+                    computeV(s, 0, n, unit, unit + 1);
+                    if (!rowGrads) {
+                        transposeU(s, 0, n, unit * NR, Math.min(r, unit * NR + NR));
+                    }
+                } else {
+                    rowGradB(s, unit - vUnits, groupPanels);
                 }
             }, parallel);
         }
         // job 2: column groups of dX (small N), dA and dB
-        int groupPanels = Split.NC / NR;
-        int inGroups = (Panels.panels(dIn) + groupPanels - 1) / groupPanels;
-        int outGroups = (Panels.panels(dOut) + groupPanels - 1) / groupPanels;
         int dxUnits = !byRows && dx != null ? inGroups : 0;
-        int aGrad = active ? inGroups : 0;
-        int bGrad = active ? outGroups : 0;
+        int aRows = RowGrads.dARowsPerUnit(r, dIn, workers);
+        int aGrad = !active ? 0 : rowGrads ? (r + aRows - 1) / aRows : inGroups;
+        int bGrad = active && earlyB == 0 ? outGroups : 0;
         pool.run(dxUnits + aGrad + bGrad, (wk, unit) -> {
             Scratch s = scratch[wk];
             if (unit < dxUnits) {
@@ -172,28 +182,34 @@ final class BackwardPass {
                 allRows(s);
                 computeDx(s, 0, n, pk0, pk1, groupBits(s, pk0, pk1));
             } else if (unit < dxUnits + aGrad) {
-                int pk0 = (unit - dxUnits) * groupPanels;
-                int pk1 = Math.min(Panels.panels(dIn), pk0 + groupPanels);
-                long[] bits = byRows ? shared.bits : groupBits(s, pk0, pk1);
                 if (rowGrads) {
-                    RowGrads.dA(s, shared.v, n, r, x, dIn, mask, bits, words, pk0 * NR, Math.min(dIn, pk1 * NR), gamma,
+                    int j0 = (unit - dxUnits) * aRows;
+                    long[] bits = byRows ? shared.bits : groupBits(s, 0, Panels.panels(dIn));
+                    RowGrads.dA(s, shared.v, n, r, x, dIn, mask, bits, words, j0, Math.min(r, j0 + aRows), gamma,
                             accumulate ? gradA : null, gradAOut);
                 } else {
+                    int pk0 = (unit - dxUnits) * groupPanels;
+                    int pk1 = Math.min(Panels.panels(dIn), pk0 + groupPanels);
+                    long[] bits = byRows ? shared.bits : groupBits(s, pk0, pk1);
                     GradGemm.run(s, shared.vT, n, r, x, dIn, mask, bits, words, pk0, pk1, gamma, accumulate ? gradA : null,
                             gradAOut, false);
                 }
+            } else if (rowGrads) {
+                rowGradB(s, unit - dxUnits - aGrad, groupPanels);
             } else {
                 int po0 = (unit - dxUnits - aGrad) * groupPanels;
                 int po1 = Math.min(Panels.panels(dOut), po0 + groupPanels);
-                if (rowGrads) {
-                    RowGrads.dB(s, u, n, r, dy, dOut, po0 * NR, Math.min(dOut, po1 * NR), gamma, accumulate ? gradB : null,
-                            gradBOut);
-                } else {
-                    GradGemm.run(s, shared.uT, n, r, dy, dOut, null, null, 0, po0, po1, gamma, accumulate ? gradB : null,
-                            gradBOut, true);
-                }
+                GradGemm.run(s, shared.uT, n, r, dy, dOut, null, null, 0, po0, po1, gamma, accumulate ? gradB : null,
+                        gradBOut, true);
             }
         }, parallel);
+    }
+
+    /** dB rows of column group {@code group} (groupPanels panels of d_out) as outer products ({@link RowGrads#dB}). */
+    private void rowGradB(Scratch s, int group, int groupPanels) {
+        int po0 = group * groupPanels;
+        int po1 = Math.min(Panels.panels(dOut), po0 + groupPanels);
+        RowGrads.dB(s, u, n, r, dy, dOut, po0 * NR, Math.min(dOut, po1 * NR), gamma, accumulate ? gradB : null, gradBOut);
     }
 
     /** Job 1, row path: rows [c0, c1): V, Vᵀ, Uᵀ, keep bits, then dX. */

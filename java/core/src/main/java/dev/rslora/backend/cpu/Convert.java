@@ -73,6 +73,59 @@ final class Convert {
     }
 
     /**
+     * The gradient epilogue of one run of values: {@code t[start + i] = round(src[off + i]·g + old[i])}
+     * for i &lt; count, the product rounded to fp32 before the old value is added, and {@code old[i]}
+     * read from {@code old} at {@code oldStart + i} (no addition when {@code old} is null). An F32
+     * sink with an F32 (or no) old value is written with vector loads and stores straight to the
+     * segments: no scratch pass and no bulk-copy call, whose fixed cost dominated short runs (a
+     * 256-float row of dA). Other dtypes go through {@code tmp} (at least count floats, not {@code src}) and
+     * {@link #store}: the same arithmetic, one rounding to the sink's dtype.
+     */
+    static void storeScaled(float[] src, int off, int count, float g, Tensor old, long oldStart, Sink t, long start,
+                            float[] tmp) {
+        if (MicroKernel.SCALAR || t.dtype() != DType.F32 || (old != null && old.dtype() != DType.F32)) {
+            if (old != null) {
+                load(old, oldStart, count, tmp, 0);
+            }
+            int i = 0;
+            if (!MicroKernel.SCALAR) {
+                for (; i + L <= count; i += L) {
+                    FloatVector v = FloatVector.fromArray(FS, src, off + i).mul(g);
+                    if (old != null) {
+                        v = v.add(FloatVector.fromArray(FS, tmp, i));
+                    }
+                    v.intoArray(tmp, i);
+                }
+            }
+            for (; i < count; i++) {
+                float v = src[off + i] * g;
+                tmp[i] = old != null ? v + tmp[i] : v;
+            }
+            store(tmp, 0, count, t, start);
+            return;
+        }
+        MemorySegment seg = t.seg();
+        MemorySegment prior = old == null ? null : old.readOnlySegment();
+        long at = start * 4;
+        long from = oldStart * 4;
+        int i = 0;
+        for (; i + L <= count; i += L, at += L * 4L, from += L * 4L) {
+            FloatVector v = FloatVector.fromArray(FS, src, off + i).mul(g);
+            if (prior != null) {
+                v = v.add(FloatVector.fromMemorySegment(FS, prior, from, LE));
+            }
+            v.intoMemorySegment(seg, at, LE);
+        }
+        for (; i < count; i++, at += 4, from += 4) {
+            float v = src[off + i] * g;
+            if (prior != null) {
+                v += prior.get(DType.LE_FLOAT, from);
+            }
+            seg.set(DType.LE_FLOAT, at, v);
+        }
+    }
+
+    /**
      * One register-tile row: t[start + i] = round(src[off + i]) for i &lt; count ≤ NR, with vector
      * stores for F32 and BF16 (a bulk copy costs more than the 32 values it moves).
      */

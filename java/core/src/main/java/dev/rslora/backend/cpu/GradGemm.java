@@ -96,11 +96,8 @@ final class GradGemm {
             for (int q = 0; q < np; q++) {
                 System.arraycopy(acc, tileRow + q * MR * NR, s.row, q * NR, NR);
             }
-            if (old != null) {
-                Convert.load(old, (long) j * cols + col0, count, s.old, 0);
-            }
-            TileOps.scaleAdd(s.row, count, gamma, old != null ? s.old : null);
-            Convert.store(s.row, 0, count, out, (long) j * cols + col0);
+            long at = (long) j * cols + col0;
+            Convert.storeScaled(s.row, 0, count, gamma, old, at, out, at, s.old);
         }
     }
 
@@ -124,11 +121,7 @@ final class GradGemm {
             }
         }
         int n = count * r;
-        if (old != null) {
-            s.old = Scratch.grow(s.old, n);
-            Convert.load(old, (long) col0 * r, n, s.old, 0);
-        }
-        TileOps.scaleAdd(block, n, gamma, old != null ? s.old : null);
-        Convert.store(block, 0, n, out, (long) col0 * r);
+        s.old = Scratch.grow(s.old, n);
+        Convert.storeScaled(block, 0, n, gamma, old, (long) col0 * r, out, (long) col0 * r, s.old);
     }
 }

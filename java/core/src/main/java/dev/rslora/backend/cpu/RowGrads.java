@@ -8,8 +8,12 @@ import jdk.incubator.vector.VectorSpecies;
  * The adapter gradients for a handful of rows (N ≤ {@link #MAX_ROWS}: decoding), as sums of
  * outer products written in one pass over the output instead of {@link GradGemm}'s tiles:
  * <pre>
- *   dA[j, c] (=|+=) γ·Σ_{i&lt;n} V[i, j]·D(X)[i, c]      row j of dA, columns of one group
+ *   dA[j, c] (=|+=) γ·Σ_{i&lt;n} V[i, j]·D(X)[i, c]      rows j of one block, all d_in columns
  *   dB[o, j] (=|+=) γ·Σ_{i&lt;n} dY[i, o]·U[i, j]        rows o of one group, all r columns
+ * </pre>
+ * Each unit writes whole rows of the gradient, one contiguous block (a group of columns of dA
+ * would write a short piece of every row, one 4 KB page each).
+ * <pre>
  * </pre>
  * Each sum runs over i in increasing order in fp32 (fma), is multiplied by γ, has the old value
  * added when accumulating, and is rounded once: the same arithmetic whichever worker runs it.
@@ -23,27 +27,34 @@ final class RowGrads {
     private RowGrads() {
     }
 
+    /** Rows of dA per unit of work: about 64 KB of dA each (whole rows, so every unit writes one contiguous block). */
+    static int dARowsPerUnit(int r, int dIn, int workers) {
+        int rows = Math.max(1, (16 * 1024) / Math.max(1, dIn));
+        // at least two units per worker where r allows, so a slow core does not hold the job
+        return Math.max(1, Math.min(rows, (r + 2 * workers - 1) / (2 * workers)));
+    }
+
     /**
-     * dA rows j &lt; r over columns [col0, col1) of x [n, d_in] (masked when {@code mask} is set:
-     * keep bits of row i from bits[i·words]).
+     * dA rows [j0, j1), all d_in columns, of x [n, d_in] (masked when {@code mask} is set: keep
+     * bits of row i from bits[i·words], covering every column).
      *
      * @param v V [n, r] row-major
      */
     static void dA(Scratch s, float[] v, int n, int r, Tensor x, int dIn, MaskBits mask, long[] bits, int words,
-                   int col0, int col1, float gamma, Tensor old, Convert.Sink out) {
-        int cols = col1 - col0;
+                   int j0, int j1, float gamma, Tensor old, Convert.Sink out) {
+        int cols = dIn;
         s.gradBlock = Scratch.grow(s.gradBlock, (long) n * cols);
         float[] xb = s.gradBlock;
         for (int i = 0; i < n; i++) {
-            Convert.load(x, (long) i * dIn + col0, cols, xb, i * cols);
+            Convert.load(x, (long) i * dIn, cols, xb, i * cols);
             if (mask != null) {
-                mask.apply(xb, i * cols, bits, i * words, col0, cols, xb, i * cols);
+                mask.apply(xb, i * cols, bits, i * words, 0, cols, xb, i * cols);
             }
         }
         s.row = Scratch.grow(s.row, cols);
         s.old = Scratch.grow(s.old, cols);
         float[] row = s.row;
-        for (int j = 0; j < r; j++) {
+        for (int j = j0; j < j1; j++) {
             int c = 0;
             if (!MicroKernel.SCALAR) {
                 for (; c + L <= cols; c += L) {
@@ -61,11 +72,8 @@ final class RowGrads {
                 }
                 row[c] = acc;
             }
-            if (old != null) {
-                Convert.load(old, (long) j * dIn + col0, cols, s.old, 0);
-            }
-            TileOps.scaleAdd(row, cols, gamma, old != null ? s.old : null);
-            Convert.store(row, 0, cols, out, (long) j * dIn + col0);
+            long at = (long) j * dIn;
+            Convert.storeScaled(row, 0, cols, gamma, old, at, out, at, s.old);
         }
     }
 
@@ -81,11 +89,12 @@ final class RowGrads {
         s.uc = Scratch.grow(s.uc, (long) n * r);
         float[] ub = s.uc;
         Convert.load(u, 0, n * r, ub, 0);
-        // dB rows [o0, o1) are contiguous: build them in one block, then scale, add and store it once
-        s.row = Scratch.grow(s.row, (long) cols * r);
+        // one row of dB at a time, built in L1 and stored (scaled, old added) straight from there
+        s.row = Scratch.grow(s.row, r);
+        s.old = Scratch.grow(s.old, r);
         float[] out = s.row;
         for (int oc = 0; oc < cols; oc++) {
-            int at = oc * r;
+            int at = 0;
             int c = 0;
             if (!MicroKernel.SCALAR) {
                 for (; c + L <= r; c += L) {
@@ -103,13 +112,8 @@ final class RowGrads {
                 }
                 out[at + c] = acc;
             }
+            long to = (long) (o0 + oc) * r;
+            Convert.storeScaled(out, 0, r, gamma, old, to, sink, to, s.old);
         }
-        int count = cols * r;
-        if (old != null) {
-            s.old = Scratch.grow(s.old, count);
-            Convert.load(old, (long) o0 * r, count, s.old, 0);
-        }
-        TileOps.scaleAdd(out, count, gamma, old != null ? s.old : null);
-        Convert.store(out, 0, count, sink, (long) o0 * r);
     }
 }

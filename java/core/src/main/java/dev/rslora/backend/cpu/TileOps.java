@@ -23,22 +23,4 @@ final class TileOps {
             FloatVector.fromArray(S, a, aOff + c).add(FloatVector.fromArray(S, b, bOff + c)).intoArray(a, aOff + c);
         }
     }
-
-    /** a[c] = a[c]·g (+ old[c] when {@code old} is not null) for c &lt; n. */
-    static void scaleAdd(float[] a, int n, float g, float[] old) {
-        int c = 0;
-        if (!MicroKernel.SCALAR) {
-            for (; c + L <= n; c += L) {
-                FloatVector v = FloatVector.fromArray(S, a, c).mul(g);
-                if (old != null) {
-                    v = v.add(FloatVector.fromArray(S, old, c));
-                }
-                v.intoArray(a, c);
-            }
-        }
-        for (; c < n; c++) {
-            float v = a[c] * g;
-            a[c] = old != null ? v + old[c] : v;
-        }
-    }
 }
