@@ -1,5 +1,6 @@
 package dev.rslora.backend.cpu;
 
+import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 import jdk.incubator.vector.FloatVector;
 
@@ -17,8 +18,9 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  *   dBᵀ [r, d_out] (=|+=) γ·Uᵀ·dY      left Uᵀ [rPad, N], right dY [N, d_out]; stored as dB [d_out, r]
  *
  *   for each block of KC rows of N:                     (K block: its right panels stay in L1)
- *     for each group of NC columns of the worker's share: convert (and mask) the block's rows,
- *       pack them into direct panels (K = kc), then every MR×NR tile of the group:
+ *     for each group of NC columns of the worker's share: pack the block's rows into direct
+ *       panels (K = kc; F32 without dropout straight from the tensor, else converted and masked
+ *       into fp32 rows first), then every MR×NR tile of the group:
  *       acc tile (=|+=) left[MR rows, kc] · panel      (accumulators in tiles [rPad/MR][panels])
  *   epilogue: γ·acc (+ old) rounded once to the gradient's dtype
  * </pre>
@@ -57,17 +59,21 @@ final class GradGemm {
                 int g1 = Math.min(p1, g0 + groupPanels);
                 int gc0 = g0 * NR;
                 int ncols = Math.min(cols, g1 * NR) - gc0;
-                int ldb = (g1 - g0) * NR;
-                s.gradBlock = Scratch.grow(s.gradBlock, (long) kc * ldb);
-                for (int i = 0; i < kc; i++) {
-                    Convert.load(right, (long) (kb + i) * cols + gc0, ncols, s.gradBlock, i * ldb);
-                    if (mask != null) {
-                        mask.apply(s.gradBlock, i * ldb, bits, (kb + i) * words, gc0, ncols, s.gradBlock, i * ldb);
-                    }
-                }
                 long panelBytes = (long) kc * PANEL_ROW_BYTES;
                 MemorySegment pack = s.gradPack.ensure((g1 - g0) * panelBytes);
-                Panels.packRows(s.gradBlock, 0, ldb, kc, ncols, 1f, pack, 0, panelBytes);
+                if (mask == null && right.dtype() == DType.F32) {
+                    Panels.packRowsF32(right.readOnlySegment(), kb, cols, gc0, kc, ncols, pack, 0, panelBytes);
+                } else {
+                    int ldb = (g1 - g0) * NR;
+                    s.gradBlock = Scratch.grow(s.gradBlock, (long) kc * ldb);
+                    for (int i = 0; i < kc; i++) {
+                        Convert.load(right, (long) (kb + i) * cols + gc0, ncols, s.gradBlock, i * ldb);
+                        if (mask != null) {
+                            mask.apply(s.gradBlock, i * ldb, bits, (kb + i) * words, gc0, ncols, s.gradBlock, i * ldb);
+                        }
+                    }
+                    Panels.packRows(s.gradBlock, 0, ldb, kc, ncols, 1f, pack, 0, panelBytes);
+                }
                 for (int p = g0; p < g1; p++) {
                     long bOff = (p - g0) * panelBytes;
                     for (int it = 0; it < rPad; it += MR) {

@@ -1,5 +1,6 @@
 package dev.rslora.backend.cpu;
 
+import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
@@ -7,6 +8,7 @@ import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 
 /**
  * Packing matrices into the B-operand panels of {@link MicroKernel}: fp32, NR floats per panel
@@ -99,6 +101,48 @@ final class Panels {
                     long to = at;
                     for (int i = 0; i < rows; i++, to += NR * 4L) {
                         FloatVector.fromArray(S, src, off + i * ld + c0 + h, m).mul(scale)
+                                .intoMemorySegment(dst, to + h * 4L, MicroKernel.ORDER);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * {@link #packRows} straight from an F32 tensor's segment (one pass: no fp32 staging copy):
+     * rows [row0, row0 + rows) of {@code src} [*, ld], columns [col0, col0 + cols); panel p, row i
+     * goes to byte {@code base + p·panelStride + i·NR·4}; values past cols are 0.
+     */
+    static void packRowsF32(MemorySegment src, long row0, int ld, int col0, int rows, int cols, MemorySegment dst,
+                            long base, long panelStride) {
+        int np = panels(cols);
+        for (int p = 0; p < np; p++) {
+            int c0 = p * NR;
+            long at = base + p * panelStride;
+            long from = (row0 * ld + col0 + c0) * 4L;
+            if (MicroKernel.SCALAR) {
+                for (int i = 0; i < rows; i++, at += NR * 4L, from += ld * 4L) {
+                    for (int c = 0; c < NR; c++) {
+                        float v = c0 + c < cols ? src.get(DType.LE_FLOAT, from + c * 4L) : 0f;
+                        dst.set(ValueLayout.JAVA_FLOAT, at + c * 4L, v);
+                    }
+                }
+                continue;
+            }
+            if (c0 + NR <= cols) {
+                for (int i = 0; i < rows; i++, at += NR * 4L, from += ld * 4L) {
+                    for (int h = 0; h < NR; h += L) {
+                        FloatVector.fromMemorySegment(S, src, from + h * 4L, ByteOrder.LITTLE_ENDIAN)
+                                .intoMemorySegment(dst, at + h * 4L, MicroKernel.ORDER);
+                    }
+                }
+            } else {
+                for (int h = 0; h < NR; h += L) {
+                    VectorMask<Float> m = S.indexInRange(c0 + h, cols);
+                    long to = at;
+                    long f = from;
+                    for (int i = 0; i < rows; i++, to += NR * 4L, f += ld * 4L) {
+                        FloatVector.fromMemorySegment(S, src, f + h * 4L, ByteOrder.LITTLE_ENDIAN, m)
                                 .intoMemorySegment(dst, to + h * 4L, MicroKernel.ORDER);
                     }
                 }
