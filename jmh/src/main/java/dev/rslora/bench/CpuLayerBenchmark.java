@@ -29,13 +29,14 @@ import java.util.concurrent.TimeUnit;
  * ({@code jmh/bench.sh cpu} runs it with the peers and turns the JSON into bench/RESULTS.md: GFLOP/s and R).
  * The two steps are also measured interleaved ({@link #loraThenBase}: one LoRA step then one
  * base step per invocation, each timed): on a shared, noisy machine that ratio is the reliable
- * one, since both sides see the same load.
+ * one, since both sides see the same load. {@link #forwardThenBase} does the same with the forwards
+ * alone (decoding: the LoRA forward against the frozen base's).
  * <pre>
  *   mvn -o -q -B package -DskipTests
  *   java -jar jmh/target/benchmarks.jar CpuLayerBenchmark -rf json -rff bench-cpu-layer.json
  * </pre>
- * The default run (r ∈ {16, 64, 256}, 3 benchmarks, 6×2 s warm-up + 8×2 s measurement each)
- * takes about 4.5 minutes; -p n=… -p dIn=… -p dOut=… -p dropout=0.1 sweep other shapes, -p tile=256
+ * The default run (r ∈ {16, 64, 256}, 5 benchmarks, 6×2 s warm-up + 8×2 s measurement each) is
+ * 15 trials of 28 s, over 7 minutes; -p n=… -p dIn=… -p dOut=… -p dropout=0.1 sweep other shapes, -p tile=256
  * (with -jvmArgsAppend -XX:MaxVectorSize=32) another register tile, -p busy=1 a competing thread.
  */
 @State(Scope.Benchmark)
@@ -92,7 +93,10 @@ public class CpuLayerBenchmark {
         bh.consume(step.base());
     }
 
-    /** Time spent in each half of {@link #loraThenBase}, summed per iteration (JMH aux counters). */
+    /**
+     * Time spent in each half of {@link #loraThenBase} (or of {@link #forwardThenBase}: the LoRA and
+     * base forwards), summed per iteration (JMH aux counters).
+     */
     @State(Scope.Thread)
     @AuxCounters(AuxCounters.Type.EVENTS)
     public static class Interleaved {
@@ -116,6 +120,23 @@ public class CpuLayerBenchmark {
         float l = step.lora();
         long t1 = System.nanoTime();
         float b = step.base();
+        long t2 = System.nanoTime();
+        t.loraNanos += t1 - t0;
+        t.baseNanos += t2 - t1;
+        t.steps++;
+        bh.consume(l + b);
+    }
+
+    /**
+     * Decoding: one LoRA forward (adapter active, eval mode) then one frozen-base forward (adapter
+     * off) per invocation, each timed, no backward; LoRA forward ÷ base forward = Σ loraNanos / Σ baseNanos.
+     */
+    @Benchmark
+    public void forwardThenBase(Interleaved t, Blackhole bh) {
+        long t0 = System.nanoTime();
+        float l = step.loraForward();
+        long t1 = System.nanoTime();
+        float b = step.baseForward();
         long t2 = System.nanoTime();
         t.loraNanos += t1 - t0;
         t.baseNanos += t2 - t1;

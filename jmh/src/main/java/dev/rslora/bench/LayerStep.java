@@ -21,6 +21,7 @@ final class LayerStep implements AutoCloseable {
     private final FrozenWeight weight;
     private final LoraParams lora;
     private final LoraParams base;
+    private final LoraParams decode;
     private final Tensor x, a, b, u, y, dy, dx, gradA, gradB;
 
     LayerStep(Backend backend, int n, int dIn, int dOut, int r, float dropout) {
@@ -39,6 +40,8 @@ final class LayerStep implements AutoCloseable {
         double gamma = 16.0 / Math.sqrt(r);
         lora = new LoraParams(n, dIn, dOut, r, gamma, dropout, 7L, 0L, 0, true, true, GradMode.ASSIGN);
         base = new LoraParams(n, dIn, dOut, r, gamma, dropout, 7L, 0L, 0, true, false, GradMode.ASSIGN);
+        // decoding is inference: eval mode, so dropout never applies to the forward-only steps
+        decode = new LoraParams(n, dIn, dOut, r, gamma, dropout, 7L, 0L, 0, false, true, GradMode.ASSIGN);
     }
 
     private Tensor random(SplittableRandom rng, long... shape) {
@@ -61,6 +64,21 @@ final class LayerStep implements AutoCloseable {
         backend.forward(base, weight, x, null, null, null, y);
         backend.backward(base, weight, x, null, null, null, dy, dx, null, null);
         return y.get(0) + dx.get(0);
+    }
+
+    /**
+     * Forward only with the adapter active, in eval mode (decoding): Y = X·Wᵀ + b + γ·U·Bᵀ with
+     * U = X·Aᵀ [n, r]; returns Y[0] to consume.
+     */
+    float loraForward() {
+        backend.forward(decode, weight, x, a, b, u, y);
+        return y.get(0);
+    }
+
+    /** Forward only with the adapter off (the frozen base decoding): Y = X·Wᵀ + b; returns Y[0] to consume. */
+    float baseForward() {
+        backend.forward(base, weight, x, null, null, null, y);
+        return y.get(0);
     }
 
     @Override

@@ -24,7 +24,7 @@ final class CpuSideBySide {
             new SpeedTarget(2048, "512", "Cooperlake", 1.05), new SpeedTarget(512, "256", "Haswell", 1.05),
             new SpeedTarget(2048, "256", "Haswell", 1.05));
     static final List<RTarget> R_TARGETS = List.of(new RTarget(64, 1.10), new RTarget(256, 1.4));
-    /** Issue 14: the LoRA step at N = 1 costs at most this many base steps. */
+    /** Issue 14: the LoRA step (and, decoding, the LoRA forward) at N = 1 costs at most this many of the base's. */
     static final double DECODE_MAX = 1.3;
 
     private CpuSideBySide() {
@@ -43,7 +43,11 @@ final class CpuSideBySide {
         sb.append("### R and decoding latency, the LoRA and base steps interleaved\n\n")
                 .append("`CpuLayerBenchmark.loraThenBase`: one LoRA step then one frozen-base step per invocation, each timed; ")
                 .append("R per iteration, median and range. The FLOP ratio 1 + 3r/d is R if the LoRA FLOPs ran at the base's rate.\n\n")
-                .append(rTable(res)).append("\n");
+                .append(rTable(res)).append("\n")
+                .append("Decoding, forward only (`CpuLayerBenchmark.forwardThenBase`): one LoRA forward (adapter active, eval mode) ")
+                .append("then one frozen-base forward (adapter off) per invocation, each timed, no backward; the ratio per ")
+                .append("iteration, median and range. The forward FLOP ratio is 1 + r(d_in + d_out)/(d_in·d_out).\n\n")
+                .append(decodeTable(res)).append("\n");
         sb.append("### One thread, timed in its CPU time (the register tiles' rates)\n\n")
                 .append("`CpuLayerBenchmark.loraThenBaseCpu` with one worker thread: all the work runs on the timed thread, so ")
                 .append("its CPU time gives the rates while it runs, which other processes on a shared machine do not dilute; ")
@@ -218,6 +222,26 @@ final class CpuSideBySide {
                 "load (1/5/15 min) before → after"), rows);
     }
 
+    /** The forward-only pairs (decoding): LoRA and base forward µs, their ratio, the forward FLOP ratio. */
+    static String decodeTable(Results res) {
+        List<List<String>> rows = new ArrayList<>();
+        for (Interleaved i : of(res, Interleaved.Kind.LORA_VS_BASE_FORWARD, x -> true)) {
+            Shape s = i.shape();
+            double floor = 1 + (double) s.r() * (s.dIn() + s.dOut()) / ((double) s.dIn() * s.dOut());
+            String busy = i.param("busy", "0");
+            double aUs = i.aMedian() * 1e3;
+            double bUs = i.bMedian() * 1e3;
+            rows.add(List.of(Integer.toString(s.n()), s.dLabel(), Integer.toString(s.r()), tile(i) + (busy.equals("0") ? ""
+                    : ", " + busy + " competing thread(s)"), Fmt.num(aUs, Fmt.decimals(aUs)), Fmt.num(bUs, Fmt.decimals(bUs)),
+                    figure(i), Fmt.num(floor, 3), res.load(i.source())));
+        }
+        if (rows.isEmpty()) {
+            return Fmt.NONE + "\n";
+        }
+        return Fmt.table(List.of("N", "d", "r", "ours", "LoRA forward µs", "base forward µs",
+                "LoRA ÷ base forward (decoding): median (range)", "forward FLOP ratio", "load (1/5/15 min) before → after"), rows);
+    }
+
     private static Optional<Interleaved> find(Results res, Interleaved.Kind kind, int n, int d, int r, String tile,
                                               String core) {
         return of(res, kind, i -> i.shape().n() == n && i.shape().dIn() == d && i.shape().dOut() == d && i.shape().r() == r
@@ -264,6 +288,13 @@ final class CpuSideBySide {
                         + " µs: " + figure(i) + "; load " + res.load(i.source()),
                 verdict(i.figure() <= DECODE_MAX, i.figureMax() <= DECODE_MAX, i.figureMin() <= DECODE_MAX) + underLoad(res, i)))
                 .orElse(List.of(what, Fmt.NONE, Fmt.NONE)));
+        String fwd = "N=1 decoding (forward only): LoRA forward ≤ " + Fmt.num(DECODE_MAX, 1)
+                + "× the frozen base forward (d=1024, r=64, 512-bit tile)";
+        Optional<Interleaved> f = find(res, Interleaved.Kind.LORA_VS_BASE_FORWARD, 1, 1024, 64, "512", null);
+        rows.add(f.map(i -> List.of(fwd, Fmt.num(i.aMedian() * 1e3, 1) + " µs vs " + Fmt.num(i.bMedian() * 1e3, 1)
+                        + " µs: " + figure(i) + "; load " + res.load(i.source()),
+                verdict(i.figure() <= DECODE_MAX, i.figureMax() <= DECODE_MAX, i.figureMin() <= DECODE_MAX) + underLoad(res, i)))
+                .orElse(List.of(fwd, Fmt.NONE, Fmt.NONE)));
         return Fmt.table(List.of("target", "measured: median (range over iterations)", "verdict"), rows);
     }
 

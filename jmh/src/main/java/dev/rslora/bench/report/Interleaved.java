@@ -14,6 +14,8 @@ import java.util.Map;
  * <pre>
  *   LORA_VS_BASE        CpuLayerBenchmark.loraThenBase          A = our LoRA step, B = our frozen base; figure R = A/B
  *   LORA_VS_BASE_CPU    CpuLayerBenchmark.loraThenBaseCpu       the same in the calling thread's CPU time (threads = 1)
+ *   LORA_VS_BASE_FORWARD  CpuLayerBenchmark.forwardThenBase     forward only (decoding): A = our LoRA forward, B = the
+ *                       frozen base's forward; figure A/B
  *   OURS_VS_OPENBLAS    CpuVsOpenBlasBenchmark.oursThenOpenBlas A = ours, B = the OpenBLAS chain; figure B/A (ours faster above 1)
  *   OURS_VS_OPENBLAS_CPU  the same run in the calling thread's CPU time (kept for threads = 1, where it holds all the work)
  *   BUSY_OURS, BUSY_PEER  CpuVsOpenBlasBenchmark.busyEffect: A = the side's steps with a busy thread, B = without;
@@ -26,6 +28,7 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
     public enum Kind {
         LORA_VS_BASE,
         LORA_VS_BASE_CPU,
+        LORA_VS_BASE_FORWARD,
         OURS_VS_OPENBLAS,
         OURS_VS_OPENBLAS_CPU,
         BUSY_OURS,
@@ -36,6 +39,7 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
         return switch (cls + "." + method) {
             case "CpuLayerBenchmark.loraThenBase" -> Kind.LORA_VS_BASE;
             case "CpuLayerBenchmark.loraThenBaseCpu" -> Kind.LORA_VS_BASE_CPU;
+            case "CpuLayerBenchmark.forwardThenBase" -> Kind.LORA_VS_BASE_FORWARD;
             case "CpuVsOpenBlasBenchmark.oursThenOpenBlas" -> Kind.OURS_VS_OPENBLAS;
             case "CpuVsOpenBlasBenchmark.busyEffect" -> Kind.BUSY_OURS;
             default -> null;
@@ -51,7 +55,7 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
             throws IOException {
         JsonNode sm = run.path("secondaryMetrics");
         String a = switch (kind) {
-            case LORA_VS_BASE -> "loraNanos";
+            case LORA_VS_BASE, LORA_VS_BASE_FORWARD -> "loraNanos";
             case LORA_VS_BASE_CPU -> "loraCpuNanos";
             case OURS_VS_OPENBLAS -> "oursNanos";
             case OURS_VS_OPENBLAS_CPU -> "oursCpuNanos";
@@ -59,7 +63,7 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
             case BUSY_PEER -> "peerBusyNanos";
         };
         String b = switch (kind) {
-            case LORA_VS_BASE -> "baseNanos";
+            case LORA_VS_BASE, LORA_VS_BASE_FORWARD -> "baseNanos";
             case LORA_VS_BASE_CPU -> "baseCpuNanos";
             case OURS_VS_OPENBLAS -> "peerNanos";
             case OURS_VS_OPENBLAS_CPU -> "peerCpuNanos";
@@ -148,7 +152,7 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
         return median(bMs);
     }
 
-    /** The per-iteration figure: R = A/B for the LoRA/base kinds, B/A (ours faster above 1) for OURS_VS_OPENBLAS. */
+    /** The per-iteration figure: R = A/B for the LoRA/base kinds (forward only for LORA_VS_BASE_FORWARD), B/A (ours faster above 1) for OURS_VS_OPENBLAS. */
     double[] figures() {
         double[] f = new double[aMs.length];
         for (int i = 0; i < f.length; i++) {

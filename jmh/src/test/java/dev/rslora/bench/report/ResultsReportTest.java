@@ -117,6 +117,35 @@ class ResultsReportTest {
     }
 
     @Test
+    void decodingForwardOnlyRowsAndTheirTarget() throws IOException {
+        String target = "N=1 decoding (forward only): LoRA forward ≤ 1.3× the frozen base forward (d=1024, r=64, 512-bit tile)";
+        // no forward-only run: the table and the target say so; the full-step N=1 row keeps its figure
+        Path raw = tmp.resolve("raw");
+        Synthetic.cpu(raw);
+        Synthetic.sideBySide(raw);
+        String md = generate(raw, null);
+        assertTrue(md.contains("Decoding, forward only (`CpuLayerBenchmark.forwardThenBase`)"), md);
+        assertTrue(md.contains("1 + r(d_in + d_out)/(d_in·d_out).\n\nnot yet measured\n"), md);
+        assertTrue(line(md, target).endsWith("| not yet measured | not yet measured |"), md);
+        assertTrue(line(md, "N=1: the LoRA step").contains("100.0 µs vs 80.0 µs: 1.250"), md);
+        // ratios 1.2, 1.25, 1.1 (base 10 µs): met by every iteration; the table has both shapes, forward FLOP ratios
+        Synthetic.decode(raw, 1.2, 1.25, 1.1);
+        md = generate(raw, null);
+        assertEquals("| 1 | 1024 | 64 | 512-bit vectors, 8×32 tile | 12.0 | 10.0 | 1.200 (1.100–1.250, 3 iterations) | 1.125 "
+                + "| not recorded |", line(md, "| 1 | 1024 | 64 | 512-bit vectors, 8×32 tile | 12.0 |"));
+        assertTrue(line(md, "| 8 | 1024 | 16 | 512-bit vectors, 8×32 tile |").contains("| 30.0 | 25.0 | 1.200 (1.200–1.200, 2 iterations) | 1.031 |"), md);
+        assertTrue(line(md, target).contains("| 12.0 µs vs 10.0 µs: 1.200 (1.100–1.250, 3 iterations); load not recorded | **met** (every iteration) |"), md);
+        // the full-step row is still its own, from loraThenBase
+        assertTrue(line(md, "N=1: the LoRA step ≤ 1.3× the frozen base").contains("100.0 µs vs 80.0 µs"), md);
+        // median 1.4, one iteration under 1.3: not met by the median; all above: not met
+        Synthetic.decode(raw, 1.5, 1.4, 1.2);
+        assertTrue(line(generate(raw, null), target).endsWith("| **not met** by the median (met by some iterations) |"));
+        Synthetic.decode(raw, 1.5, 1.4, 1.35);
+        md = generate(raw, null);
+        assertTrue(line(md, target).contains("| 14.0 µs vs 10.0 µs: 1.400 (1.350–1.500, 3 iterations)") && line(md, target).endsWith("| **not met** |"), md);
+    }
+
+    @Test
     void theReadmeSummaryIsRegeneratedBetweenItsMarkersOnly() throws IOException {
         Path raw = tmp.resolve("raw");
         Synthetic.cpu(raw);

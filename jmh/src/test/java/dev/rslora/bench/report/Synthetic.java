@@ -170,6 +170,28 @@ final class Synthetic {
     }
 
     /**
+     * Decoding, forward only ({@code forwardThenBase}, cpu-decode.json): N=1, d=1024, r=64, 512-bit
+     * tile, the base forward 10 µs per step and the LoRA forward {@code ratios[i]}× that in iteration
+     * i (100 steps each); N=8, r=16: LoRA 30 µs, base 25 µs (1.2) in both of two iterations.
+     */
+    static void decode(Path raw, double... ratios) throws IOException {
+        String[] l = {"loraNanos", "baseNanos", "steps"};
+        double[] lora = new double[ratios.length];
+        double[] base = new double[ratios.length];
+        double[] steps = new double[ratios.length];
+        for (int i = 0; i < ratios.length; i++) {
+            base[i] = 100 * 10e3;
+            lora[i] = base[i] * ratios[i];
+            steps[i] = 100;
+        }
+        write(raw.resolve("cpu-decode.json"), List.of(
+                aux(B + "CpuLayerBenchmark.forwardThenBase", 0.02, new String[] {"n=1", "dIn=1024", "dOut=1024", "r=64",
+                        "dropout=0", "tile=512", "busy=0"}, l, new double[][] {lora, base, steps}),
+                aux(B + "CpuLayerBenchmark.forwardThenBase", 0.055, new String[] {"n=8", "dIn=1024", "dOut=1024", "r=16",
+                        "dropout=0", "tile=512", "busy=0"}, l, new double[][] {{3e6, 3e6}, {2.5e6, 2.5e6}, {100, 100}})));
+    }
+
+    /**
      * A GPU check folder at N=8192, d=4096, r=16: cuBLAS base 1.0 ms, fused eager 1.2 ms (R 1.2), graph
      * 1.05 ms (R 1.05), chain 1.5 ms; PEFT 1.47 ms over torch's base 1.0 ms; cuda/dev v1 kernels
      * summing to 1.09 ms.
