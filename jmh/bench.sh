@@ -147,6 +147,8 @@ cpu() {
     else
         # 1. The machine's FMA ceiling per vector width, one thread.
         jmh fma 'FmaPeakBenchmark' -t 1 -wi 2 -w 1s -i 3 -r 1s
+        #    and with one thread per core (all cores together: the ceiling of the all-core figures)
+        jmh fma-all 'FmaPeakBenchmark.fma(512|256)$' -t "$(nproc)" -wi 2 -w 1s -i 3 -r 1s
         # 2. Ours against OpenBLAS interleaved in one JVM (N = 512 and 2048, d = 1024, r = 64): the 512-bit
         #    tile against the Cooperlake (AVX-512) kernels, the 256-bit tile against the Haswell (AVX2) ones.
         jmh vs-512 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512

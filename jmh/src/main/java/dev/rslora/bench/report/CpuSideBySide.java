@@ -32,7 +32,7 @@ final class CpuSideBySide {
 
     static String write(Results res) {
         StringBuilder sb = new StringBuilder();
-        sb.append("### The machine's FMA ceiling (`FmaPeakBenchmark`, one thread, operands in registers)\n\n")
+        sb.append("### The machine's FMA ceiling (`FmaPeakBenchmark`, operands in registers; one thread, and one per core)\n\n")
                 .append(fmaCeiling(res)).append("\n");
         sb.append("### Ours against OpenBLAS, interleaved in one JVM (the ratios to quote)\n\n")
                 .append("`CpuVsOpenBlasBenchmark`: per invocation a block of our LoRA steps, a pause, a block of the OpenBLAS ")
@@ -85,16 +85,41 @@ final class CpuSideBySide {
                 continue;
             }
             String width = u.benchmark().substring("FmaPeakBenchmark.fma".length());
+            int threads = threadsOf(u);
             double ns = u.ms() * 1e6;
-            double cpu = ceiling(res, width);
-            rows.add(List.of(width.equals("Scalar") ? "scalar" : width + "-bit", Fmt.num(ns, 4),
-                    Fmt.num(2.0 * lanes(width) / ns, 1), Double.isNaN(cpu) ? "n/a" : Fmt.num(cpu, 1), res.load(u.source())));
+            double perThread = 2.0 * lanes(width) / ns;
+            double cpu = perCpuSecond(u, width);
+            rows.add(List.of(width.equals("Scalar") ? "scalar" : width + "-bit", Integer.toString(threads), Fmt.num(ns, 4),
+                    Fmt.num(perThread, 1), Fmt.num(threads * perThread, 1), Double.isNaN(cpu) ? "n/a" : Fmt.num(cpu, 1),
+                    res.load(u.source())));
         }
         if (rows.isEmpty()) {
             return Fmt.NONE + "\n";
         }
-        return Fmt.table(List.of("vector width", "ns per FMA instruction (wall)", "GFLOP/s per core (wall)",
-                "GFLOP/s per CPU-second of the thread", "load (1/5/15 min) before → after"), rows);
+        return Fmt.table(List.of("vector width", "threads", "ns per FMA instruction per thread (wall)", "GFLOP/s per thread (wall)",
+                "GFLOP/s, all threads (wall)", "GFLOP/s per CPU-second of a thread", "load (1/5/15 min) before → after"), rows);
+    }
+
+    private static int threadsOf(JmhJson.Unknown u) {
+        return Integer.parseInt(u.params().getOrDefault(JmhJson.JMH_THREADS, "1"));
+    }
+
+    /** GFLOP/s per second of the threads' CPU time from the aux counters (NaN without them). */
+    private static double perCpuSecond(JmhJson.Unknown u, String width) {
+        Double f = u.aux().get("fmas");
+        Double c = u.aux().get("cpuNanos");
+        return f == null || c == null || !(c > 0) ? Double.NaN : 2.0 * lanes(width) * f / c;
+    }
+
+    /**
+     * The FMA ceiling of all the machine's cores at a width, in wall-clock GFLOP/s, as measured with
+     * one JMH thread per core (NaN when that run is missing).
+     */
+    static double allCoreCeiling(Results res, String width) {
+        int cores = res.cpuEnv() == null ? 0 : res.cpuEnv().path("logical_cpus").asInt(0);
+        return res.unknown().stream().filter(u -> u.benchmark().equals("FmaPeakBenchmark.fma" + width)
+                        && cores > 1 && threadsOf(u) == cores)
+                .mapToDouble(u -> cores * 2.0 * lanes(width) / (u.ms() * 1e6)).findFirst().orElse(Double.NaN);
     }
 
     private static int lanes(String width) {
@@ -106,12 +131,8 @@ final class CpuSideBySide {
      * of the thread's CPU time (NaN when not measured).
      */
     static double ceiling(Results res, String width) {
-        return res.unknown().stream().filter(u -> u.benchmark().equals("FmaPeakBenchmark.fma" + width))
-                .mapToDouble(u -> {
-                    Double f = u.aux().get("fmas");
-                    Double c = u.aux().get("cpuNanos");
-                    return f == null || c == null || !(c > 0) ? Double.NaN : 2.0 * lanes(width) * f / c;
-                }).findFirst().orElse(Double.NaN);
+        return res.unknown().stream().filter(u -> u.benchmark().equals("FmaPeakBenchmark.fma" + width) && threadsOf(u) == 1)
+                .mapToDouble(u -> perCpuSecond(u, width)).findFirst().orElse(Double.NaN);
     }
 
     static String cpuTimeTable(Results res) {
@@ -257,11 +278,13 @@ final class CpuSideBySide {
                     + Fmt.num(t.min(), 2) + "× at N=" + t.n() + ", d=1024, r=64";
             Optional<Interleaved> m = find(res, Interleaved.Kind.OURS_VS_OPENBLAS, t.n(), 1024, 64, t.tile(), t.core());
             rows.add(m.map(i -> List.of(what + " (all cores, wall time)", figure(i) + "; load " + res.load(i.source()),
-                    verdict(i.figure() >= t.min(), i.figureMin() >= t.min(), i.figureMax() >= t.min()) + underLoad(res, i)))
+                    verdict(i.figure() >= t.min(), i.figureMin() >= t.min(), i.figureMax() >= t.min())
+                            + ceilingNote(res, i, t, true) + underLoad(res, i)))
                     .orElse(List.of(what + " (all cores, wall time)", Fmt.NONE, Fmt.NONE)));
             find(res, Interleaved.Kind.OURS_VS_OPENBLAS_CPU, t.n(), 1024, 64, t.tile(), t.core()).ifPresent(i -> rows.add(List.of(
                     what + " (one thread each, CPU time)", figure(i) + "; load " + res.load(i.source()),
-                    verdict(i.figure() >= t.min(), i.figureMin() >= t.min(), i.figureMax() >= t.min()) + underLoad(res, i))));
+                    verdict(i.figure() >= t.min(), i.figureMin() >= t.min(), i.figureMax() >= t.min())
+                            + ceilingNote(res, i, t, false) + underLoad(res, i))));
         }
         for (RTarget t : R_TARGETS) {
             double floor = 1 + 3.0 * t.r() / 1024;
@@ -299,6 +322,26 @@ final class CpuSideBySide {
     }
 
     /**
+     * What a speed target asks of the FMA ceiling: "; OpenBLAS's chain ran at G GFLOP/s, P % of the
+     * ceiling; ≥ T× needs Q % of it" (plus "above the ceiling: out of reach ..." when Q exceeds 100).
+     * One thread each ({@code allCores} false): GFLOP/s per CPU-second against one core's ceiling at
+     * the tile's width; all cores: wall-clock GFLOP/s against the ceiling all cores reached together.
+     * "" when that ceiling was not measured.
+     */
+    static String ceilingNote(Results res, Interleaved i, SpeedTarget t, boolean allCores) {
+        double ceil = allCores ? allCoreCeiling(res, t.tile()) : ceiling(res, t.tile());
+        if (Double.isNaN(ceil) || !(i.bMedian() > 0)) {
+            return "";
+        }
+        double peer = i.shape().loraFlop() / (i.bMedian() * 1e6);
+        double need = 100 * t.min() * peer / ceil;
+        return "; OpenBLAS's chain ran at " + Fmt.num(peer, 0) + (allCores ? " GFLOP/s, " : " GFLOP/s per CPU-second, ")
+                + Fmt.num(100 * peer / ceil, 0) + " % of the " + t.tile() + "-bit FMA ceiling" + (allCores ? " of all cores" : "")
+                + "; ≥ " + Fmt.num(t.min(), 2) + "× needs " + Fmt.num(need, 0) + " % of it"
+                + (need > 100 ? ", above the ceiling: out of reach for any code doing these FLOPs" + (allCores ? "" : " on one core") : "");
+    }
+
+    /**
      * "; the base step ran at G GFLOP/s, P % of the FMA ceiling of all cores" when the 512-bit
      * ceiling and the machine's core count were measured, else "".
      */
@@ -313,8 +356,11 @@ final class CpuSideBySide {
             return "";
         }
         double gflops = i.shape().baseFlop() / (i.bMedian() * 1e6);
+        double all = allCoreCeiling(res, "512");
         return "; the base step (interleaved) ran at " + Fmt.num(gflops, 0) + " GFLOP/s, " + Fmt.num(100 * gflops / (perCore * cores), 0)
-                + " % of " + cores + " × the 512-bit FMA ceiling";
+                + " % of " + cores + " × the 512-bit FMA ceiling" + (Double.isNaN(all) ? ""
+                : " (" + Fmt.num(100 * gflops / all, 0) + " % of the " + Fmt.num(all, 0) + " GFLOP/s all " + cores
+                + " cores reached together)");
     }
 
     /**

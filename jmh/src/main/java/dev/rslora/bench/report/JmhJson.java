@@ -19,6 +19,9 @@ public final class JmhJson {
      * A result this reader does not map to an implementation (listed apart in the report, or used
      * by a section that knows it); {@code aux} holds its secondary metrics' scores (JMH aux counters: sums).
      */
+    /** The parameter an unknown result gets when JMH ran it on more than one thread (-t): their number. */
+    public static final String JMH_THREADS = "jmh.threads";
+
     public record Unknown(String benchmark, Map<String, String> params, double ms, double errorMs, String source,
                           Map<String, Double> aux) {
     }
@@ -93,6 +96,10 @@ public final class JmhJson {
             if (impl == null) {
                 Map<String, Double> aux = new LinkedHashMap<>();
                 run.path("secondaryMetrics").properties().forEach(e -> aux.put(e.getKey(), e.getValue().path("score").asDouble(Double.NaN)));
+                int jmhThreads = run.path("threads").asInt(1);
+                if (jmhThreads > 1) {  // JMH's -t (no @Param of these benchmarks is called that)
+                    params.put(JMH_THREADS, Integer.toString(jmhThreads));
+                }
                 unknown.add(new Unknown(cls + "." + method, params, score, error, source, aux));
                 continue;
             }

@@ -43,7 +43,7 @@ final class ReadmeCpuBlock {
                 + env.path("logical_cpus").asText("?") + " logical CPUs, " + env.path("isa").asText("?");
         String date = env == null ? "?" : env.path("date").asText("?");
         sb.append("Measured ").append(date).append(" on ").append(machine)
-                .append(" (fp32, dropout 0, forward + backward), each figure side by side in one JVM: the median over ")
+                .append(" (fp32, dropout 0, forward + backward unless a row says otherwise), each figure side by side in one JVM: the median over ")
                 .append("JMH iterations of the per-iteration ratio, with its range and the load average before → after the run. ")
                 .append("All figures, the separate runs and the issue-14 targets: [`bench/RESULTS.md`](bench/RESULTS.md).\n\n");
         List<List<String>> rows = new ArrayList<>();
@@ -68,6 +68,15 @@ final class ReadmeCpuBlock {
                     ? "R (LoRA " + Fmt.num(i.aMedian() * 1e3, 0) + " µs, base " + Fmt.num(i.bMedian() * 1e3, 0) + " µs per step)"
                     : "R (LoRA step ÷ frozen base)";
             rows.add(List.of(what, shape(i), CpuSideBySide.tile(i),
+                    Fmt.num(i.figure(), 2) + " (" + Fmt.num(i.figureMin(), 2) + "–" + Fmt.num(i.figureMax(), 2) + ")",
+                    res.load(i.source())));
+        }
+        for (Interleaved i : res.interleaved()) {
+            if (i.kind() != Interleaved.Kind.LORA_VS_BASE_FORWARD || !i.param("busy", "0").equals("0")) {
+                continue;
+            }
+            rows.add(List.of("decoding, forward only: LoRA " + Fmt.num(i.aMedian() * 1e3, 0) + " µs ÷ base "
+                            + Fmt.num(i.bMedian() * 1e3, 0) + " µs", shape(i), CpuSideBySide.tile(i),
                     Fmt.num(i.figure(), 2) + " (" + Fmt.num(i.figureMin(), 2) + "–" + Fmt.num(i.figureMax(), 2) + ")",
                     res.load(i.source())));
         }

@@ -158,6 +158,10 @@ final class Synthetic {
                         new double[][] {{1e9}, {8e9}}),
                 aux(B + "FmaPeakBenchmark.fma256", 0.139e-6, new String[0], new String[] {"cpuNanos", "fmas"},
                         new double[][] {{1e9}, {7e9}}),
+                // with one thread per core (JMH -t 2 on the synthetic 2-CPU machine): 0.2 ns per FMA per thread,
+                // 160 GFLOP/s per thread, 320 all together
+                threads(aux(B + "FmaPeakBenchmark.fma512", 0.2e-6, new String[0], new String[] {"cpuNanos", "fmas"},
+                        new double[][] {{2e9}, {10e9}}), 2),
                 jmh(B + "FmaPeakBenchmark.fmaScalar", 0.139, 0.001, "ns/op")));
         // one thread in CPU time, 256-bit tile under -XX:UseAVX=2: LoRA 24 CPU-ms, base 20 CPU-ms per step
         ObjectNode cpu = aux(B + "CpuLayerBenchmark.loraThenBaseCpu", 30, new String[] {"n=512", "dIn=1024", "dOut=1024", "r=64",
@@ -167,6 +171,12 @@ final class Synthetic {
         write(raw.resolve("cpu-cputime.json"), List.of(cpu));
         lines(raw.resolve("cpu-loads.json"), "{\"loads\": {\"cpu-vs-openblas.json\": {\"before\": \"0.50 0.40 0.30\", "
                 + "\"after\": \"1.10 0.60 0.35\"}, \"cpu-r.json\": {\"before\": \"3.00 2.00 1.00\", \"after\": \"3.50 2.10 1.00\"}}}");
+    }
+
+    /** {@code run} as JMH writes it for -t {@code n}. */
+    static ObjectNode threads(ObjectNode run, int n) {
+        run.put("threads", n);
+        return run;
     }
 
     /**
