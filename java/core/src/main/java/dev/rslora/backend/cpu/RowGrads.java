@@ -55,23 +55,7 @@ final class RowGrads {
         s.old = Scratch.grow(s.old, cols);
         float[] row = s.row;
         for (int j = j0; j < j1; j++) {
-            int c = 0;
-            if (!MicroKernel.SCALAR) {
-                for (; c + L <= cols; c += L) {
-                    FloatVector acc = FloatVector.fromArray(S, xb, c).mul(v[j]);
-                    for (int i = 1; i < n; i++) {
-                        acc = FloatVector.fromArray(S, xb, i * cols + c).fma(FloatVector.broadcast(S, v[i * r + j]), acc);
-                    }
-                    acc.intoArray(row, c);
-                }
-            }
-            for (; c < cols; c++) {
-                float acc = xb[c] * v[j];
-                for (int i = 1; i < n; i++) {
-                    acc = Math.fma(xb[i * cols + c], v[i * r + j], acc);
-                }
-                row[c] = acc;
-            }
+            combine(xb, cols, cols, v, j, r, n, row);
             long at = (long) j * dIn;
             Convert.storeScaled(row, 0, cols, gamma, old, at, out, at, s.old);
         }
@@ -94,26 +78,53 @@ final class RowGrads {
         s.old = Scratch.grow(s.old, r);
         float[] out = s.row;
         for (int oc = 0; oc < cols; oc++) {
-            int at = 0;
-            int c = 0;
-            if (!MicroKernel.SCALAR) {
-                for (; c + L <= r; c += L) {
-                    FloatVector acc = FloatVector.fromArray(S, ub, c).mul(yb[oc]);
-                    for (int i = 1; i < n; i++) {
-                        acc = FloatVector.fromArray(S, ub, i * r + c).fma(FloatVector.broadcast(S, yb[i * cols + oc]), acc);
-                    }
-                    acc.intoArray(out, at + c);
-                }
-            }
-            for (; c < r; c++) {
-                float acc = ub[c] * yb[oc];
-                for (int i = 1; i < n; i++) {
-                    acc = Math.fma(ub[i * r + c], yb[i * cols + oc], acc);
-                }
-                out[at + c] = acc;
-            }
+            combine(ub, r, r, yb, oc, cols, n, out);
             long to = (long) (o0 + oc) * r;
             Convert.storeScaled(out, 0, r, gamma, old, to, sink, to, s.old);
+        }
+    }
+
+    /**
+     * out[c] = Σ_{i&lt;n} src[i·ld + c]·w[wOff + i·wStride] for c &lt; count: the first term a
+     * product, the others fma in increasing i, in fp32. Four vectors of c at a time, so four fma
+     * chains run side by side (one chain of n dependent fmas per vector ran at the fma latency).
+     */
+    static void combine(float[] src, int ld, int count, float[] w, int wOff, int wStride, int n, float[] out) {
+        int c = 0;
+        if (!MicroKernel.SCALAR) {
+            float w0 = w[wOff];
+            for (; c + 4 * L <= count; c += 4 * L) {
+                FloatVector a0 = FloatVector.fromArray(S, src, c).mul(w0);
+                FloatVector a1 = FloatVector.fromArray(S, src, c + L).mul(w0);
+                FloatVector a2 = FloatVector.fromArray(S, src, c + 2 * L).mul(w0);
+                FloatVector a3 = FloatVector.fromArray(S, src, c + 3 * L).mul(w0);
+                for (int i = 1; i < n; i++) {
+                    FloatVector wi = FloatVector.broadcast(S, w[wOff + i * wStride]);
+                    int at = i * ld + c;
+                    a0 = FloatVector.fromArray(S, src, at).fma(wi, a0);
+                    a1 = FloatVector.fromArray(S, src, at + L).fma(wi, a1);
+                    a2 = FloatVector.fromArray(S, src, at + 2 * L).fma(wi, a2);
+                    a3 = FloatVector.fromArray(S, src, at + 3 * L).fma(wi, a3);
+                }
+                a0.intoArray(out, c);
+                a1.intoArray(out, c + L);
+                a2.intoArray(out, c + 2 * L);
+                a3.intoArray(out, c + 3 * L);
+            }
+            for (; c + L <= count; c += L) {
+                FloatVector acc = FloatVector.fromArray(S, src, c).mul(w0);
+                for (int i = 1; i < n; i++) {
+                    acc = FloatVector.fromArray(S, src, i * ld + c).fma(FloatVector.broadcast(S, w[wOff + i * wStride]), acc);
+                }
+                acc.intoArray(out, c);
+            }
+        }
+        for (; c < count; c++) {
+            float acc = src[c] * w[wOff];
+            for (int i = 1; i < n; i++) {
+                acc = Math.fma(src[i * ld + c], w[wOff + i * wStride], acc);
+            }
+            out[c] = acc;
         }
     }
 }
