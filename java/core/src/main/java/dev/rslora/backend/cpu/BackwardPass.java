@@ -169,7 +169,8 @@ final class BackwardPass {
                 }
             }, parallel);
         }
-        // job 2: column groups of dX (small N), dA and dB
+        // job 2: column groups of dX (small N); dA (column groups, or row blocks up to RowGrads.MAX_ROWS rows);
+        // dB's column groups, unless they ran in job 1
         int dxUnits = !byRows && dx != null ? inGroups : 0;
         int aRows = RowGrads.dARowsPerUnit(r, dIn, workers);
         int aGrad = !active ? 0 : rowGrads ? (r + aRows - 1) / aRows : inGroups;
@@ -184,9 +185,8 @@ final class BackwardPass {
             } else if (unit < dxUnits + aGrad) {
                 if (rowGrads) {
                     int j0 = (unit - dxUnits) * aRows;
-                    long[] bits = byRows ? shared.bits : groupBits(s, 0, Panels.panels(dIn));
-                    RowGrads.dA(s, shared.v, n, r, x, dIn, mask, bits, words, j0, Math.min(r, j0 + aRows), gamma,
-                            accumulate ? gradA : null, gradAOut);
+                    RowGrads.dA(s, maskedX(s), shared.v, n, r, dIn, j0, Math.min(r, j0 + aRows), gamma, accumulate ? gradA : null,
+                            gradAOut);
                 } else {
                     int pk0 = (unit - dxUnits) * groupPanels;
                     int pk1 = Math.min(Panels.panels(dIn), pk0 + groupPanels);
@@ -238,6 +238,25 @@ final class BackwardPass {
             loadDy(s, 0, n);
             s.rowsOf = this;
         }
+    }
+
+    /**
+     * Up to RowGrads.MAX_ROWS rows: D(X) [n, d_in] as fp32 rows d_in apart in this worker's xRows,
+     * converted (and masked) once per call and worker, whichever dA units the worker runs.
+     */
+    private float[] maskedX(Scratch s) {
+        if (s.xRowsOf != this) {
+            long[] bits = byRows ? shared.bits : groupBits(s, 0, Panels.panels(dIn));
+            s.xRows = Scratch.grow(s.xRows, (long) n * dIn);
+            for (int i = 0; i < n; i++) {
+                Convert.load(x, (long) i * dIn, dIn, s.xRows, i * dIn);
+                if (mask != null) {
+                    mask.apply(s.xRows, i * dIn, bits, i * words, 0, dIn, s.xRows, i * dIn);
+                }
+            }
+            s.xRowsOf = this;
+        }
+        return s.xRows;
     }
 
     /** Small N: keep bits of every row for the d_in columns of panels [pk0, pk1) into s.bits (null without dropout). */

@@ -15,7 +15,8 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
 /**
- * Contiguous runs of tensor elements to and from fp32 heap arrays. F32 is a bulk copy; BF16 is
+ * Contiguous runs of tensor elements to and from fp32 heap arrays. F32 is a bulk copy (vector
+ * stores in the short-run paths: tile rows, the gradient epilogue {@link #storeScaled}); BF16 is
  * vectorised both ways (the store is round-to-nearest-even with NaN → 0x7FFF, bit-identical to
  * {@link dev.rslora.tensor.Bf16#fromFloat}); F16 uses the scalar {@link Fp16} conversions
  * (the JIT maps them to F16C instructions). Indices are flat element indices of the tensor.

@@ -69,6 +69,7 @@ final class Panels {
      * {@code base + p·panelStride + i·NR·4}. Written panel by panel (sequential stores); values past
      * cols are 0.
      */
+    // packRowsF32 below is the same loop reading an F32 segment: keep the two in step
     static void packRows(float[] src, int off, int ld, int rows, int cols, float scale, MemorySegment dst,
                          long base, long panelStride) {
         int np = panels(cols);
@@ -109,7 +110,8 @@ final class Panels {
     }
 
     /**
-     * {@link #packRows} straight from an F32 tensor's segment (one pass: no fp32 staging copy):
+     * {@link #packRows} straight from an F32 tensor's segment (one pass: no fp32 staging copy; the
+     * same three cases as packRows, which a change to either must keep in step):
      * rows [row0, row0 + rows) of {@code src} [*, ld], columns [col0, col0 + cols); panel p, row i
      * goes to byte {@code base + p·panelStride + i·NR·4}; values past cols are 0.
      */

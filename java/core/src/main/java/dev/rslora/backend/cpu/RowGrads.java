@@ -12,10 +12,7 @@ import jdk.incubator.vector.VectorSpecies;
  *   dB[o, j] (=|+=) γ·Σ_{i&lt;n} dY[i, o]·U[i, j]        rows o of one group, all r columns
  * </pre>
  * Each unit writes whole rows of the gradient, one contiguous block (a group of columns of dA
- * would write a short piece of every row, one 4 KB page each).
- * <pre>
- * </pre>
- * Each sum runs over i in increasing order in fp32 (fma), is multiplied by γ, has the old value
+ * would write a short piece of every row, one 4 KB page each). Each sum runs over i in increasing order in fp32 (fma), is multiplied by γ, has the old value
  * added when accumulating, and is rounded once: the same arithmetic whichever worker runs it.
  */
 final class RowGrads {
@@ -27,7 +24,7 @@ final class RowGrads {
     private RowGrads() {
     }
 
-    /** Rows of dA per unit of work: about 64 KB of dA each (whole rows, so every unit writes one contiguous block). */
+    /** Rows of dA per unit of work: about 16K elements of dA each (whole rows, so every unit writes one contiguous block). */
     static int dARowsPerUnit(int r, int dIn, int workers) {
         int rows = Math.max(1, (16 * 1024) / Math.max(1, dIn));
         // at least two units per worker where r allows, so a slow core does not hold the job
@@ -35,29 +32,19 @@ final class RowGrads {
     }
 
     /**
-     * dA rows [j0, j1), all d_in columns, of x [n, d_in] (masked when {@code mask} is set: keep
-     * bits of row i from bits[i·words], covering every column).
+     * dA rows [j0, j1), all d_in columns, from xb = D(X) [n, d_in] as fp32 rows d_in apart.
      *
      * @param v V [n, r] row-major
      */
-    static void dA(Scratch s, float[] v, int n, int r, Tensor x, int dIn, MaskBits mask, long[] bits, int words,
-                   int j0, int j1, float gamma, Tensor old, Convert.Sink out) {
-        int cols = dIn;
-        s.gradBlock = Scratch.grow(s.gradBlock, (long) n * cols);
-        float[] xb = s.gradBlock;
-        for (int i = 0; i < n; i++) {
-            Convert.load(x, (long) i * dIn, cols, xb, i * cols);
-            if (mask != null) {
-                mask.apply(xb, i * cols, bits, i * words, 0, cols, xb, i * cols);
-            }
-        }
-        s.row = Scratch.grow(s.row, cols);
-        s.old = Scratch.grow(s.old, cols);
+    static void dA(Scratch s, float[] xb, float[] v, int n, int r, int dIn, int j0, int j1, float gamma, Tensor old,
+                   Convert.Sink out) {
+        s.row = Scratch.grow(s.row, dIn);
+        s.old = Scratch.grow(s.old, dIn);
         float[] row = s.row;
         for (int j = j0; j < j1; j++) {
-            combine(xb, cols, cols, v, j, r, n, row);
+            combine(xb, dIn, dIn, v, j, r, n, row);
             long at = (long) j * dIn;
-            Convert.storeScaled(row, 0, cols, gamma, old, at, out, at, s.old);
+            Convert.storeScaled(row, 0, dIn, gamma, old, at, out, at, s.old);
         }
     }
 

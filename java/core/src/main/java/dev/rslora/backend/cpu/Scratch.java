@@ -22,8 +22,12 @@ final class Scratch implements AutoCloseable {
     Object rowsTag;
     /** Rows of a tensor as fp32 (U rows; epilogue rows of the gradients). */
     float[] row = new float[0];
-    /** Current gradient values when accumulating. */
+    /** Current gradient values when accumulating; the rounding buffer of {@link Convert#storeScaled} for other dtypes. */
     float[] old = new float[0];
+    /** Up to RowGrads.MAX_ROWS rows of D(X) [n, d_in] (the dA units' operand), loaded once per backward call. */
+    float[] xRows = new float[0];
+    /** The backward call whose D(X) rows {@link #xRows} holds. */
+    Object xRowsOf;
     /** The MR×NR register tile spilled between K-segments and for the epilogue. */
     final float[] tile = new float[MicroKernel.MR * MicroKernel.NR];
     /** Keep bits: one row (forward) or [padRows(n), words(d_in)] (backward, small N). */
