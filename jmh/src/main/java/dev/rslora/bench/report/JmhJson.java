@@ -15,13 +15,13 @@ import java.util.Map;
  * primary metric's score and its 99.9 % confidence half-width, in any time-per-op unit.
  */
 public final class JmhJson {
+    /** The parameter an unknown result gets when JMH ran it on more than one thread (-t): their number. */
+    public static final String JMH_THREADS = "jmh.threads";
+
     /**
      * A result this reader does not map to an implementation (listed apart in the report, or used
      * by a section that knows it); {@code aux} holds its secondary metrics' scores (JMH aux counters: sums).
      */
-    /** The parameter an unknown result gets when JMH ran it on more than one thread (-t): their number. */
-    public static final String JMH_THREADS = "jmh.threads";
-
     public record Unknown(String benchmark, Map<String, String> params, double ms, double errorMs, String source,
                           Map<String, Double> aux) {
     }
