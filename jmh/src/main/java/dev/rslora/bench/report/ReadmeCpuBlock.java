@@ -75,8 +75,8 @@ final class ReadmeCpuBlock {
             if (i.kind() != Interleaved.Kind.LORA_VS_BASE_FORWARD || !i.param("busy", "0").equals("0")) {
                 continue;
             }
-            rows.add(List.of("decoding, forward only: LoRA " + Fmt.num(i.aMedian() * 1e3, 0) + " µs ÷ base "
-                            + Fmt.num(i.bMedian() * 1e3, 0) + " µs", shape(i), CpuSideBySide.tile(i),
+            rows.add(List.of("decoding, forward only: LoRA " + micros(i.aMedian()) + " µs ÷ base " + micros(i.bMedian()) + " µs",
+                    shape(i), CpuSideBySide.tile(i),
                     Fmt.num(i.figure(), 2) + " (" + Fmt.num(i.figureMin(), 2) + "–" + Fmt.num(i.figureMax(), 2) + ")",
                     res.load(i.source())));
         }
@@ -85,6 +85,12 @@ final class ReadmeCpuBlock {
         }
         return sb.append(Fmt.table(List.of("figure", "N, d, r", "our register tile", "median (range)", "load before → after"),
                 rows)).toString();
+    }
+
+    /** ms as µs: whole µs from 10 µs up, one decimal below. */
+    private static String micros(double ms) {
+        double us = ms * 1e3;
+        return Fmt.num(us, us < 10 ? 1 : 0);
     }
 
     private static String shape(Interleaved i) {
