@@ -116,15 +116,7 @@ public class CpuLayerBenchmark {
     /** One LoRA step then one base step, each timed: R = Σ loraNanos / Σ baseNanos, side by side. */
     @Benchmark
     public void loraThenBase(Interleaved t, Blackhole bh) {
-        long t0 = System.nanoTime();
-        float l = step.lora();
-        long t1 = System.nanoTime();
-        float b = step.base();
-        long t2 = System.nanoTime();
-        t.loraNanos += t1 - t0;
-        t.baseNanos += t2 - t1;
-        t.steps++;
-        bh.consume(l + b);
+        timePair(t, bh, step::lora, step::base);
     }
 
     /**
@@ -133,10 +125,20 @@ public class CpuLayerBenchmark {
      */
     @Benchmark
     public void forwardThenBase(Interleaved t, Blackhole bh) {
+        timePair(t, bh, step::loraForward, step::baseForward);
+    }
+
+    /** One call that returns a value to consume (a LoRA or base step, or forward). */
+    private interface Side {
+        float run();
+    }
+
+    /** Runs {@code lora} then {@code base} once each, adding each one's wall time to {@code t}. */
+    private static void timePair(Interleaved t, Blackhole bh, Side lora, Side base) {
         long t0 = System.nanoTime();
-        float l = step.loraForward();
+        float l = lora.run();
         long t1 = System.nanoTime();
-        float b = step.baseForward();
+        float b = base.run();
         long t2 = System.nanoTime();
         t.loraNanos += t1 - t0;
         t.baseNanos += t2 - t1;
