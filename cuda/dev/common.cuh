@@ -1,6 +1,7 @@
-// Host helpers of the development harness (cuda/dev/rslora_dev.cu): error checks, dtypes and
+// Host helpers of the development harness (cuda/dev/rslora_dev.cu): dtypes and
 // their packing, seeded random data, device allocation with poison, the dropout parameters, the
-// split-over-N rule of the v1 reductions, and CUDA-event timing. No kernel knowledge here.
+// split-over-N rule of the v1 reductions; the error check and CUDA-event timing come from check.cuh.
+// No kernel knowledge here.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -11,15 +12,7 @@
 #include <string>
 #include <vector>
 
-#define CUDA_CHECK(call)                                                                        \
-    do {                                                                                        \
-        cudaError_t err_ = (call);                                                              \
-        if (err_ != cudaSuccess) {                                                              \
-            std::fprintf(stderr, "CUDA error %s at %s:%d: %s\n", cudaGetErrorName(err_), __FILE__, \
-                         __LINE__, cudaGetErrorString(err_));                                   \
-            std::exit(2);                                                                       \
-        }                                                                                       \
-    } while (0)
+#include "check.cuh"
 
 [[noreturn]] inline void dev_die(const std::string& what) {
     std::fflush(stdout);
@@ -139,30 +132,3 @@ static std::vector<unsigned char> download(const void* p, size_t bytes) {
     return out;
 }
 
-// ---------------------------------------------------------------------------------------------
-// timing: warm-up first, CUDA events around each launch, median of reps (one copy of the inputs:
-// the L2-defeating rotation is the Java benchmarks' job)
-#if !defined(RS_EMULATE)
-template <typename F>
-static float median_ms(F launch, int reps) {
-    cudaEvent_t e0, e1;
-    CUDA_CHECK(cudaEventCreate(&e0));
-    CUDA_CHECK(cudaEventCreate(&e1));
-    for (int i = 0; i < 3; ++i) launch();
-    std::vector<float> t;
-    for (int i = 0; i < reps; ++i) {
-        CUDA_CHECK(cudaEventRecord(e0));
-        launch();
-        CUDA_CHECK(cudaEventRecord(e1));
-        CUDA_CHECK(cudaEventSynchronize(e1));
-        float ms;
-        CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-        t.push_back(ms);
-    }
-    CUDA_CHECK(cudaGetLastError());
-    std::sort(t.begin(), t.end());
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
-    return t[t.size() / 2];
-}
-#endif

@@ -42,15 +42,7 @@
 #include "../kernels/lora_forward_v4.cuh"
 #include "../kernels/lora_v4_launch.h"
 
-#define CUDA_CHECK(call)                                                                                       \
-    do {                                                                                                       \
-        cudaError_t err_ = (call);                                                                             \
-        if (err_ != cudaSuccess) {                                                                             \
-            std::fprintf(stderr, "CUDA error %s at %s:%d: %s\n", cudaGetErrorName(err_), __FILE__, __LINE__, \
-                         cudaGetErrorString(err_));                                                            \
-            std::exit(2);                                                                                      \
-        }                                                                                                      \
-    } while (0)
+#include "check.cuh"
 
 // ---------------------------------------------------------------------------------------------
 // host side of the 16-bit types
@@ -766,28 +758,6 @@ static int banks() {
 
 // ---------------------------------------------------------------------------------------------
 #if !defined(RS_EMULATE)
-template <typename F>
-static float median_ms(F launch, int reps) {
-    cudaEvent_t e0, e1;
-    CUDA_CHECK(cudaEventCreate(&e0));
-    CUDA_CHECK(cudaEventCreate(&e1));
-    for (int i = 0; i < 3; ++i) launch();
-    std::vector<float> t;
-    for (int i = 0; i < reps; ++i) {
-        CUDA_CHECK(cudaEventRecord(e0));
-        launch();
-        CUDA_CHECK(cudaEventRecord(e1));
-        CUDA_CHECK(cudaEventSynchronize(e1));
-        float ms;
-        CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-        t.push_back(ms);
-    }
-    CUDA_CHECK(cudaGetLastError());
-    std::sort(t.begin(), t.end());
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
-    return t[t.size() / 2];
-}
 
 static int bench(const char* jsonl) {
     typedef __nv_bfloat16 T;

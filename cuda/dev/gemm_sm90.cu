@@ -37,15 +37,7 @@
 #include "../cores/sm90_gemm.cuh"
 #include "../rslora_kernels_sm90a.cu"
 
-#define CUDA_CHECK(call)                                                                                \
-    do {                                                                                                \
-        cudaError_t err_ = (call);                                                                      \
-        if (err_ != cudaSuccess) {                                                                      \
-            std::fprintf(stderr, "CUDA error %s at %s:%d: %s\n", cudaGetErrorName(err_), __FILE__, __LINE__, \
-                         cudaGetErrorString(err_));                                                     \
-            std::exit(2);                                                                               \
-        }                                                                                               \
-    } while (0)
+#include "check.cuh"
 
 // ---------------------------------------------------------------------------------------------
 // the core under test: a kernel that runs one Problem with up to two segments
@@ -613,29 +605,7 @@ struct Cublas {
 };
 
 // ---------------------------------------------------------------------------------------------
-// timing (GPU only): CUDA events, warm-up, median of 20; inputs random, never zeros
-template <typename F>
-static float median_ms(F launch, int reps) {
-    cudaEvent_t e0, e1;
-    CUDA_CHECK(cudaEventCreate(&e0));
-    CUDA_CHECK(cudaEventCreate(&e1));
-    for (int i = 0; i < 3; ++i) launch();
-    std::vector<float> t;
-    for (int i = 0; i < reps; ++i) {
-        CUDA_CHECK(cudaEventRecord(e0));
-        launch();
-        CUDA_CHECK(cudaEventRecord(e1));
-        CUDA_CHECK(cudaEventSynchronize(e1));
-        float ms;
-        CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-        t.push_back(ms);
-    }
-    CUDA_CHECK(cudaGetLastError());
-    std::sort(t.begin(), t.end());
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
-    return t[t.size() / 2];
-}
+// inputs random, never zeros (timing: median_ms of check.cuh)
 // Random T bits in [-1, 1) without the float copy (the bench's 8192×4096 operands).
 static std::vector<uint16_t> random_bits(DT d, size_t count, uint64_t seed) {
     std::vector<uint16_t> out(count);
