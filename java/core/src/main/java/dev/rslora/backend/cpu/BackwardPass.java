@@ -283,13 +283,12 @@ final class BackwardPass {
         }
     }
 
-    /** V[c0:c1, panels pj0..pj1) = dY·B into V (row-major) and Vᵀ. */
+    /** V[c0:c1, panels pj0..pj1) = dY·B into V (row-major) and, unless N ≤ RowGrads.MAX_ROWS, Vᵀ. */
     private void computeV(Scratch s, int c0, int c1, int pj0, int pj1) {
         int mc = c1 - c0;
         int ldy = Split.ld(dOut);
         float[] tile = s.tile;
         float[] v = shared.v;
-        float[] vT = shared.vT;
         for (int pj = pj0; pj < pj1; pj++) {
             long bOff = (long) pj * dOut * PANEL_ROW_BYTES;
             int j0 = pj * NR;
@@ -302,32 +301,21 @@ final class BackwardPass {
                 }
                 int rows = Math.min(MR, mc - it);
                 for (int m = 0; m < rows; m++) {
-                    int i = c0 + it + m;
-                    System.arraycopy(tile, m * NR, v, i * r + j0, jn);
-                    if (!rowGrads) {
-                        for (int j = 0; j < jn; j++) {
-                            vT[(j0 + j) * n + i] = tile[m * NR + j];
-                        }
-                    }
+                    System.arraycopy(tile, m * NR, v, (c0 + it + m) * r + j0, jn);
                 }
             }
+        }
+        if (!rowGrads) {
+            TileOps.transpose(v, c0 * r, r, mc, pj0 * NR, Math.min(r, pj1 * NR), shared.vT, c0, n, s.gatherRows(r));
         }
     }
 
     /** Uᵀ[j0:j1, c0:c1] = U[c0:c1, j0:j1]ᵀ. */
     private void transposeU(Scratch s, int c0, int c1, int j0, int j1) {
         int mc = c1 - c0;
-        int jn = j1 - j0;
         s.row = Scratch.grow(s.row, (long) mc * r);
-        float[] rows = s.row;
-        Convert.load(u, (long) c0 * r, mc * r, rows, 0);
-        float[] uT = shared.uT;
-        for (int j = j0; j < j0 + jn; j++) {
-            int to = j * n + c0;
-            for (int i = 0; i < mc; i++) {
-                uT[to + i] = rows[i * r + j];
-            }
-        }
+        Convert.load(u, (long) c0 * r, mc * r, s.row, 0);
+        TileOps.transpose(s.row, 0, r, mc, j0, j1, shared.uT, c0, n, s.gatherRows(r));
     }
 
     /**

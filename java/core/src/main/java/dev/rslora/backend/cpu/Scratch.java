@@ -45,6 +45,8 @@ final class Scratch implements AutoCloseable {
     private float[] block = new float[0];
 
     private int[] columnIndex = new int[0];
+    private int[] rowGather = new int[0];
+    private int rowGatherLd = -1;
     private int columnIndexPanels = -1;
 
     /**
@@ -62,6 +64,15 @@ final class Scratch implements AutoCloseable {
             columnIndexPanels = np;
         }
         return columnIndex;
+    }
+
+    /** {@link TileOps#gatherRows}(ld), kept while ld stays the same. */
+    int[] gatherRows(int ld) {
+        if (rowGatherLd != ld) {
+            rowGather = TileOps.gatherRows(ld);
+            rowGatherLd = ld;
+        }
+        return rowGather;
     }
 
     /** The block buffer sized for a direct pack of a matrix with {@code cols} columns. */

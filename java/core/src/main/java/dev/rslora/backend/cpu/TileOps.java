@@ -3,7 +3,7 @@ package dev.rslora.backend.cpu;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
-/** Small vector helpers on register-tile rows and fp32 rows. */
+/** Small vector helpers on register-tile rows, fp32 rows and blocks. */
 final class TileOps {
     private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
     private static final int L = MicroKernel.L;
@@ -21,6 +21,37 @@ final class TileOps {
         }
         for (int c = 0; c < n; c += L) {
             FloatVector.fromArray(S, a, aOff + c).add(FloatVector.fromArray(S, b, bOff + c)).intoArray(a, aOff + c);
+        }
+    }
+
+    /** The gather offsets i·ld, i &lt; L, that {@link #transpose} reads one column of L rows with. */
+    static int[] gatherRows(int ld) {
+        int[] index = new int[L];
+        for (int i = 0; i < L; i++) {
+            index[i] = i * ld;
+        }
+        return index;
+    }
+
+    /**
+     * dst[dstOff + j·ldd + i] = src[srcOff + i·lds + j] for rows i &lt; rows and columns j in [j0, j1):
+     * columns of L rows at a time through vector gathers ({@code index} = gatherRows(lds)), each
+     * stored as L consecutive floats of a dst row, instead of one scalar store per element.
+     */
+    static void transpose(float[] src, int srcOff, int lds, int rows, int j0, int j1, float[] dst, int dstOff, int ldd,
+                          int[] index) {
+        int i0 = 0;
+        if (!MicroKernel.SCALAR) {
+            for (; i0 + L <= rows; i0 += L) {
+                for (int j = j0; j < j1; j++) {
+                    FloatVector.fromArray(S, src, srcOff + i0 * lds + j, index, 0).intoArray(dst, dstOff + j * ldd + i0);
+                }
+            }
+        }
+        for (int j = j0; j < j1; j++) {
+            for (int i = i0; i < rows; i++) {
+                dst[dstOff + j * ldd + i] = src[srcOff + i * lds + j];
+            }
         }
     }
 }

@@ -1,0 +1,46 @@
+package dev.rslora.backend.cpu;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/** {@link TileOps#transpose} against the element-wise definition, at the tile width the suite runs with. */
+class TileOpsTest {
+    @Test
+    void transposeMatchesTheDefinitionAndWritesNothingElse() {
+        SplittableRandom rng = new SplittableRandom(0x7A5L);
+        // rows below, at and past one vector of rows; column ranges from the start, the middle and the end
+        for (int rows : new int[] {1, 3, MicroKernel.L, MicroKernel.L + 1, 2 * MicroKernel.L + 5, 64}) {
+            for (int lds : new int[] {1, 7, 16, 64}) {
+                for (int[] cols : new int[][] {{0, lds}, {lds / 2, lds}, {0, Math.max(1, lds / 3)}}) {
+                    int j0 = cols[0];
+                    int j1 = cols[1];
+                    int srcOff = 5;
+                    int dstOff = 3;
+                    int ldd = rows + 9;
+                    float[] src = new float[srcOff + rows * lds];
+                    for (int i = 0; i < src.length; i++) {
+                        src[i] = (float) rng.nextDouble(-1, 1);
+                    }
+                    float[] dst = new float[dstOff + lds * ldd + 4];
+                    java.util.Arrays.fill(dst, Float.NaN);
+                    TileOps.transpose(src, srcOff, lds, rows, j0, j1, dst, dstOff, ldd, TileOps.gatherRows(lds));
+                    for (int j = 0; j < lds; j++) {
+                        for (int i = 0; i < ldd; i++) {
+                            float got = dst[dstOff + j * ldd + i];
+                            String where = "rows " + rows + " lds " + lds + " cols [" + j0 + ", " + j1 + ") at j " + j + " i " + i;
+                            if (j >= j0 && j < j1 && i < rows) {
+                                assertEquals(src[srcOff + i * lds + j], got, where);
+                            } else {
+                                assertEquals(Float.NaN, got, "written outside the block: " + where);
+                            }
+                        }
+                    }
+                    assertEquals(Float.NaN, dst[0]);
+                }
+            }
+        }
+    }
+}
