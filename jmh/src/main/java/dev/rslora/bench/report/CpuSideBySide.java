@@ -73,9 +73,18 @@ final class CpuSideBySide {
         return (name != null ? name : "the JIT's widest vectors") + (jvm.isEmpty() ? "" : " (" + jvm + ")");
     }
 
+    /** "1.150 (1.050–1.300, 6 iterations)"; over several JVMs "…, 18 iterations in 3 JVMs; per JVM 1.10, 1.25, 1.08)". */
     static String figure(Interleaved i) {
-        return Fmt.num(i.figure(), 3) + " (" + Fmt.num(i.figureMin(), 3) + "–" + Fmt.num(i.figureMax(), 3) + ", "
-                + i.iterations() + " iterations)";
+        String f = Fmt.num(i.figure(), 3) + " (" + Fmt.num(i.figureMin(), 3) + "–" + Fmt.num(i.figureMax(), 3) + ", "
+                + i.iterations() + " iterations";
+        if (i.forks() > 1) {
+            List<String> each = new ArrayList<>();
+            for (double x : i.forkFigures()) {
+                each.add(Fmt.num(x, 3));
+            }
+            f += " in " + i.forks() + " JVMs; per JVM " + String.join(", ", each);
+        }
+        return f + ")";
     }
 
     static String fmaCeiling(Results res) {

@@ -21,9 +21,16 @@ import java.util.Map;
  *   BUSY_OURS, BUSY_PEER  CpuVsOpenBlasBenchmark.busyEffect: A = the side's steps with a busy thread, B = without;
  *                       figure A/B (the slowdown one busy core causes)
  * </pre>
- * The figure quoted is the median over iterations of the per-iteration ratio, with its range.
+ * The figure quoted is the median over iterations of the per-iteration ratio, with its range; a run
+ * with several forks (JMH -f, one JVM each) pools the iterations of all of them, and
+ * {@link #forkFigures} gives each JVM's own median: on the shared development machine a whole JVM
+ * can run faster or slower than the next one (OpenBLAS's chain by up to ~20 %), which one fork
+ * cannot show.
+ *
+ * @param fork the fork (JVM) each iteration ran in, 0-based, in the order of aMs and bMs
  */
-public record Interleaved(Kind kind, Shape shape, Map<String, String> params, double[] aMs, double[] bMs, String source) {
+public record Interleaved(Kind kind, Shape shape, Map<String, String> params, double[] aMs, double[] bMs, int[] fork,
+                          String source) {
 
     public enum Kind {
         LORA_VS_BASE,
@@ -47,7 +54,7 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
     }
 
     /**
-     * Per-iteration ms per step of each side from the aux counters' raw data (one fork). Files from
+     * Per-iteration ms per step of each side from the aux counters' raw data (every fork). Files from
      * before the steps counter (loraThenBase without "steps") split the primary score (ms per
      * pair of steps) in proportion to the two times.
      */
@@ -81,7 +88,7 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
             aSteps = raw(sm, "steps", where);
             bSteps = aSteps;
         } else {
-            double[] msPerPair = first(run.path("primaryMetric").path("rawData"), where + " primaryMetric.rawData");
+            double[] msPerPair = iterations(run.path("primaryMetric").path("rawData"), where + " primaryMetric.rawData");
             double scale = JmhJson.toMs(JmhJson.text(run.path("primaryMetric"), "scoreUnit", where), where);
             aSteps = new double[aNs.length];
             for (int i = 0; i < aNs.length; i++) {
@@ -113,7 +120,11 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
             aMs[i] = aNs[i] / 1e6 / aSteps[i];
             bMs[i] = bNs[i] / 1e6 / bSteps[i];
         }
-        return new Interleaved(kind, shape, params, aMs, bMs, source);
+        int[] fork = forks(sm.get(a).path("rawData"));
+        if (fork.length != k) {
+            throw new IOException(where + ": aux counters of " + kind + " have unequal or no iterations");
+        }
+        return new Interleaved(kind, shape, params, aMs, bMs, fork, source);
     }
 
     private static double[] raw(JsonNode sm, String name, String where) throws IOException {
@@ -121,7 +132,7 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
         if (m == null) {
             throw new IOException(where + ": aux counter '" + name + "' missing (have " + iterable(sm) + ")");
         }
-        return first(m.path("rawData"), where + " " + name + ".rawData");
+        return iterations(m.path("rawData"), where + " " + name + ".rawData");
     }
 
     private static List<String> iterable(JsonNode sm) {
@@ -130,17 +141,33 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
         return names;
     }
 
-    /** The first fork's per-iteration values. */
-    private static double[] first(JsonNode rawData, String where) throws IOException {
-        JsonNode fork = rawData.path(0);
-        if (!fork.isArray() || fork.isEmpty()) {
+    /** The per-iteration values of every fork, fork after fork (rawData is [fork][iteration]). */
+    private static double[] iterations(JsonNode rawData, String where) throws IOException {
+        if (!rawData.isArray() || rawData.isEmpty()) {
             throw new IOException(where + " has no iterations");
         }
-        double[] v = new double[fork.size()];
-        for (int i = 0; i < v.length; i++) {
-            v[i] = JmhJson.number(fork.get(i), where);
+        List<Double> v = new ArrayList<>();
+        for (int f = 0; f < rawData.size(); f++) {
+            JsonNode fork = rawData.get(f);
+            if (!fork.isArray() || fork.isEmpty()) {
+                throw new IOException(where + " has no iterations in fork " + f);
+            }
+            for (JsonNode x : fork) {
+                v.add(JmhJson.number(x, where));
+            }
         }
-        return v;
+        return v.stream().mapToDouble(Double::doubleValue).toArray();
+    }
+
+    /** The fork of each value {@link #iterations} returns for the same rawData. */
+    private static int[] forks(JsonNode rawData) {
+        List<Integer> fork = new ArrayList<>();
+        for (int f = 0; f < rawData.size(); f++) {
+            for (int i = 0; i < rawData.get(f).size(); i++) {
+                fork.add(f);
+            }
+        }
+        return fork.stream().mapToInt(Integer::intValue).toArray();
     }
 
     /** A's ms per step, median over iterations. */
@@ -175,6 +202,23 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
 
     int iterations() {
         return aMs.length;
+    }
+
+    /** JVMs (JMH forks) the iterations ran in. */
+    int forks() {
+        return Arrays.stream(fork).max().orElse(-1) + 1;
+    }
+
+    /** Each fork's median figure, in fork order. */
+    double[] forkFigures() {
+        double[] all = figures();
+        double[] out = new double[forks()];
+        for (int f = 0; f < out.length; f++) {
+            final int ff = f;
+            out[f] = median(java.util.stream.IntStream.range(0, all.length).filter(i -> fork[i] == ff).mapToDouble(i -> all[i])
+                    .toArray());
+        }
+        return out;
     }
 
     String param(String name, String otherwise) {

@@ -132,6 +132,18 @@ class ResultsReportTest {
     }
 
     @Test
+    void aRunOverSeveralJvmsPoolsTheirIterationsAndShowsEachJvm() throws IOException {
+        Path raw = tmp.resolve("raw");
+        Synthetic.cpu(raw);
+        Synthetic.twoForks(raw);
+        String md = generate(raw, null);
+        // ratios 1.0, 1.1 (first JVM) and 1.3, 1.2 (second): median 1.15 over all four, each JVM's own median beside it
+        String row = line(md, "| 2048 | 1024 | 64 | rslora cpu, 512-bit vectors, 8×32 tile | OpenBLAS sgemm chain, Cooperlake");
+        assertTrue(row.contains("| 1.150 (1.000–1.300, 4 iterations in 2 JVMs; per JVM 1.050, 1.250) |"), row);
+        assertTrue(line(md, "≥ 1.05× at N=2048, d=1024, r=64 (all cores").contains("1.150 (1.000–1.300, 4 iterations in 2 JVMs"), md);
+    }
+
+    @Test
     void decodingForwardOnlyRowsAndTheirTarget() throws IOException {
         String target = "N=1 decoding (forward only): LoRA forward ≤ 1.3× the frozen base forward (d=1024, r=64, 512-bit tile)";
         // no forward-only run: the table and the target say so; the full-step N=1 row keeps its figure

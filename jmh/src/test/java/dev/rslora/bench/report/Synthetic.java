@@ -122,6 +122,27 @@ final class Synthetic {
     }
 
     /**
+     * Ours vs OpenBLAS Cooperlake at N=2048 over two forks (JVMs): ours 40 ms per 8 steps throughout;
+     * OpenBLAS 40 and 44 ms in the first (ratios 1.0, 1.1), 52 and 48 in the second (1.3, 1.2).
+     */
+    static void twoForks(Path raw) throws IOException {
+        ObjectNode o = aux(B + "CpuVsOpenBlasBenchmark.oursThenOpenBlas", 900, new String[] {"n=2048", "d=1024", "r=64",
+                "core=Cooperlake", "tile=512", "busy=0"}, new String[] {"oursNanos", "oursSteps", "peerNanos", "peerSteps"},
+                new double[][] {{40e6, 40e6}, {8, 8}, {40e6, 44e6}, {8, 8}});
+        double[][] second = {{40e6, 40e6}, {8, 8}, {52e6, 48e6}, {8, 8}};
+        String[] names = {"oursNanos", "oursSteps", "peerNanos", "peerSteps"};
+        ArrayNode primary = o.with("primaryMetric").withArray("rawData").addArray();
+        for (int c = 0; c < names.length; c++) {
+            ArrayNode f = o.with("secondaryMetrics").with(names[c]).withArray("rawData").addArray();
+            for (double v : second[c]) {
+                f.add(v);
+            }
+        }
+        primary.add(900).add(900);
+        write(raw.resolve("cpu-vs-forks.json"), List.of(o));
+    }
+
+    /**
      * The side-by-side runs: ours vs OpenBLAS Cooperlake at N=512 (ours 5 ms/step; OpenBLAS 6.5,
      * 6.0 and 5.5 ms over three iterations: ratios 1.3, 1.2, 1.1), the same with one busy thread
      * (ours 7.5, OpenBLAS 65: ratio 8.667); R at r=256 (LoRA 8 ms, base 4.5: R 1.778) and at N=1
