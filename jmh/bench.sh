@@ -157,8 +157,9 @@ cpu() {
         #    the three JVMs' iterations and lists each JVM's median.
         jmh vs-512 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512 -f 3
         jmh vs-256 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Haswell "${t256[@]}" -f 3
-        #    How much one busy core slows each side: blocks with and without a competing thread, side by side.
-        jmh busy 'CpuVsOpenBlasBenchmark.busyEffect' -p n=512 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512
+        #    How much one busy core slows each side: blocks with and without a competing thread, side by side
+        #    (three JVMs as well).
+        jmh busy 'CpuVsOpenBlasBenchmark.busyEffect' -p n=512 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512 -f 3
         #    The same pairs with one thread each, timed in the calling thread's CPU time as well: each side's
         #    rate per core, which other processes on a shared machine do not dilute.
         jmh vs-1t-512 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512 -p threads=1 \
