@@ -152,9 +152,9 @@ cpu() {
         jmh fma-all 'FmaPeakBenchmark.fma(512|256)$' -t "$(nproc)" -wi 2 -w 1s -i 3 -r 1s
         # 2. Ours against OpenBLAS interleaved in one JVM (N = 512 and 2048, d = 1024, r = 64): the 512-bit
         #    tile against the Cooperlake (AVX-512) kernels, the 256-bit tile against the Haswell (AVX2) ones.
-        #    Three JVMs each (-f 3): OpenBLAS's chain runs up to ~20 % faster in one JVM than in the next on
-        #    this machine while ours holds, so one JVM's ratio does not survive a re-run; the report pools
-        #    the three JVMs' iterations and lists each JVM's median.
+        #    Three JVMs each (-f 3): on this shared machine both sides' times move from one JVM to the next,
+        #    OpenBLAS's more than ours (jmh/README.md), so one JVM's ratio does not survive a re-run; the
+        #    report pools the three JVMs' iterations and lists each JVM's median.
         jmh vs-512 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512 -f 3
         jmh vs-256 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Haswell "${t256[@]}" -f 3
         #    How much one busy core slows each side: blocks with and without a competing thread, side by side
