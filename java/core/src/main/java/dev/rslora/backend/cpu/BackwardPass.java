@@ -152,57 +152,103 @@ final class BackwardPass {
         int groupPanels = Split.NC / NR;
         int inGroups = (Panels.panels(dIn) + groupPanels - 1) / groupPanels;
         int outGroups = (Panels.panels(dOut) + groupPanels - 1) / groupPanels;
-        // up to RowGrads.MAX_ROWS rows, dB needs neither V nor Uᵀ: its groups join job 1
-        int earlyB = active && !byRows && rowGrads ? outGroups : 0;
-        if (active && !byRows) {
-            int vUnits = Panels.panels(r);
-            pool.run(vUnits + earlyB, (wk, unit) -> {
-                Scratch s = scratch[wk];
-                if (unit < vUnits) {
+        // small N: V (and Uᵀ) by r panels come first in the same job; up to RowGrads.MAX_ROWS rows dB
+        // needs neither, so its groups follow them and the units after those wait for V
+        int vUnits = active && !byRows ? Panels.panels(r) : 0;
+        int earlyB = vUnits > 0 && rowGrads ? outGroups : 0;
+        int first = vUnits + earlyB;
+        // then: column groups of dX (small N); dA (column groups, or row blocks up to RowGrads.MAX_ROWS
+        // rows); dB's column groups, unless they ran among the first
+        int dxUnits = !byRows && dx != null ? inGroups : 0;
+        int aRows = RowGrads.dARowsPerUnit(r, dIn, workers);
+        int aGrad = !active ? 0 : rowGrads ? (r + aRows - 1) / aRows : inGroups;
+        int bGrad = active && earlyB == 0 ? outGroups : 0;
+        UnitsDone ready = new UnitsDone(vUnits);
+        int[] order = unitOrder(vUnits, first, dxUnits, first + dxUnits + aGrad + bGrad, rowGrads && vUnits > 0);
+        pool.run(order.length, (wk, claimed) -> {
+            int unit = order[claimed];
+            Scratch s = scratch[wk];
+            if (unit < vUnits) {
+                try {
                     allRows(s);
                     computeV(s, 0, n, unit, unit + 1);
                     if (!rowGrads) {
                         transposeU(s, 0, n, unit * NR, Math.min(r, unit * NR + NR));
                     }
-                } else {
-                    rowGradB(s, unit - vUnits, groupPanels);
+                } finally {
+                    ready.done();
                 }
-            }, parallel);
-        }
-        // job 2: column groups of dX (small N); dA (column groups, or row blocks up to RowGrads.MAX_ROWS rows);
-        // dB's column groups, unless they ran in job 1
-        int dxUnits = !byRows && dx != null ? inGroups : 0;
-        int aRows = RowGrads.dARowsPerUnit(r, dIn, workers);
-        int aGrad = !active ? 0 : rowGrads ? (r + aRows - 1) / aRows : inGroups;
-        int bGrad = active && earlyB == 0 ? outGroups : 0;
-        pool.run(dxUnits + aGrad + bGrad, (wk, unit) -> {
-            Scratch s = scratch[wk];
-            if (unit < dxUnits) {
-                int pk0 = unit * groupPanels;
-                int pk1 = Math.min(Panels.panels(dIn), pk0 + groupPanels);
-                allRows(s);
-                computeDx(s, 0, n, pk0, pk1, groupBits(s, pk0, pk1));
-            } else if (unit < dxUnits + aGrad) {
-                if (rowGrads) {
-                    int j0 = (unit - dxUnits) * aRows;
-                    RowGrads.dA(s, maskedX(s), shared.v, n, r, dIn, j0, Math.min(r, j0 + aRows), gamma, accumulate ? gradA : null,
-                            gradAOut);
-                } else {
-                    int pk0 = (unit - dxUnits) * groupPanels;
-                    int pk1 = Math.min(Panels.panels(dIn), pk0 + groupPanels);
-                    long[] bits = byRows ? shared.bits : groupBits(s, pk0, pk1);
-                    GradGemm.run(s, shared.vT, n, r, x, dIn, mask, bits, words, pk0, pk1, gamma, accumulate ? gradA : null,
-                            gradAOut, false);
-                }
-            } else if (rowGrads) {
-                rowGradB(s, unit - dxUnits - aGrad, groupPanels);
+            } else if (unit < first) {
+                rowGradB(s, unit - vUnits, groupPanels);
             } else {
-                int po0 = (unit - dxUnits - aGrad) * groupPanels;
-                int po1 = Math.min(Panels.panels(dOut), po0 + groupPanels);
-                GradGemm.run(s, shared.uT, n, r, dy, dOut, null, null, 0, po0, po1, gamma, accumulate ? gradB : null,
-                        gradBOut, true);
+                ready.await();
+                int u = unit - first;
+                if (u < dxUnits) {
+                    int pk0 = u * groupPanels;
+                    int pk1 = Math.min(Panels.panels(dIn), pk0 + groupPanels);
+                    allRows(s);
+                    computeDx(s, 0, n, pk0, pk1, groupBits(s, pk0, pk1));
+                } else if (u < dxUnits + aGrad) {
+                    gradA(s, u - dxUnits, aRows, groupPanels);
+                } else if (rowGrads) {
+                    rowGradB(s, u - dxUnits - aGrad, groupPanels);
+                } else {
+                    int po0 = (u - dxUnits - aGrad) * groupPanels;
+                    int po1 = Math.min(Panels.panels(dOut), po0 + groupPanels);
+                    GradGemm.run(s, shared.uT, n, r, dy, dOut, null, null, 0, po0, po1, gamma, accumulate ? gradB : null,
+                            gradBOut, true);
+                }
             }
         }, parallel);
+    }
+
+    /**
+     * The order in which units are claimed: V's first, then the rest as numbered, except with
+     * outer-product gradients (up to RowGrads.MAX_ROWS rows), where the dX units [first, first + dxUnits)
+     * are spread evenly among the units that write dB and dA (a dX unit first, then writers in
+     * proportion). Writing the gradients is bound by the memory's write bandwidth: two workers writing
+     * at once each ran at half speed (N = 1, d = 1024, r = 64: dB 13 µs of worker time, 7 of wall,
+     * when all its units came together), while one writing beside another's dX, which reads W, overlaps.
+     */
+    static int[] unitOrder(int vUnits, int first, int dxUnits, int total, boolean spread) {
+        int[] order = new int[total];
+        for (int i = 0; i < total; i++) {
+            order[i] = i;
+        }
+        if (!spread || dxUnits == 0) {
+            return order;
+        }
+        int writers = total - vUnits - dxUnits;
+        int k = vUnits;
+        int w = 0;
+        int x = 0;
+        while (k < total) {
+            // a writer while the writers taken so far are a smaller fraction of all writers than the dX units taken
+            boolean writer = x == dxUnits || (w < writers && (long) w * dxUnits < (long) x * writers);
+            if (writer) {
+                // writers: dB's groups [vUnits, first), then dA's (and any others) after the dX units
+                order[k++] = w < first - vUnits ? vUnits + w : first + dxUnits + (w - (first - vUnits));
+                w++;
+            } else {
+                order[k++] = first + x++;
+            }
+        }
+        return order;
+    }
+
+    /** dA's unit {@code unit}: a block of aRows rows (up to RowGrads.MAX_ROWS rows of X), else a column group. */
+    private void gradA(Scratch s, int unit, int aRows, int groupPanels) {
+        if (rowGrads) {
+            int j0 = unit * aRows;
+            RowGrads.dA(s, maskedX(s), shared.v, n, r, dIn, j0, Math.min(r, j0 + aRows), gamma, accumulate ? gradA : null,
+                    gradAOut);
+        } else {
+            int pk0 = unit * groupPanels;
+            int pk1 = Math.min(Panels.panels(dIn), pk0 + groupPanels);
+            long[] bits = byRows ? shared.bits : groupBits(s, pk0, pk1);
+            GradGemm.run(s, shared.vT, n, r, x, dIn, mask, bits, words, pk0, pk1, gamma, accumulate ? gradA : null,
+                    gradAOut, false);
+        }
     }
 
     /** dB rows of column group {@code group} (groupPanels panels of d_out) as outer products ({@link RowGrads#dB}). */

@@ -98,17 +98,23 @@ final class ForwardPass {
             int rows = Split.chunkRows(n, workers);
             pool.run((n + rows - 1) / rows, (wk, c) -> chunk(scratch[wk], c * rows, Math.min(n, (c + 1) * rows)), parallel);
         } else {
-            if (active) {
-                pool.run(Panels.panels(r), (wk, pj) -> {
-                    Scratch s = scratch[wk];
-                    allRows(s, false);
-                    computeU(s, 0, n, pj, pj + 1, false);
-                }, parallel);
-            }
-            pool.run(Panels.panels(dOut), (wk, po) -> {
+            // U's r panels first, then Y's d_out panels, which wait for all of U (one job)
+            int uUnits = active ? Panels.panels(r) : 0;
+            UnitsDone uDone = new UnitsDone(uUnits);
+            pool.run(uUnits + Panels.panels(dOut), (wk, unit) -> {
                 Scratch s = scratch[wk];
-                allRows(s, active);
-                computeY(s, 0, n, po, po + 1);
+                if (unit < uUnits) {
+                    try {
+                        allRows(s, false);
+                        computeU(s, 0, n, unit, unit + 1, false);
+                    } finally {
+                        uDone.done();
+                    }
+                } else {
+                    uDone.await();
+                    allRows(s, active);
+                    computeY(s, 0, n, unit - uUnits, unit - uUnits + 1);
+                }
             }, parallel);
         }
     }

@@ -1,8 +1,12 @@
 package dev.rslora.backend.cpu;
 
+import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
 
 /**
  * The adapter gradients for a handful of rows (N ≤ {@link #MAX_ROWS}: decoding), as sums of
@@ -20,6 +24,7 @@ final class RowGrads {
     static final int MAX_ROWS = 8;
     private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
     private static final int L = MicroKernel.L;
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
     private RowGrads() {
     }
@@ -38,6 +43,14 @@ final class RowGrads {
      */
     static void dA(Scratch s, float[] xb, float[] v, int n, int r, int dIn, int j0, int j1, float gamma, Tensor old,
                    Convert.Sink out) {
+        if (direct(old, out)) {
+            MemorySegment prior = old == null ? null : old.readOnlySegment();
+            for (int j = j0; j < j1; j++) {
+                long at = (long) j * dIn * 4;
+                combineInto(xb, dIn, dIn, v, j, r, n, gamma, prior, at, out.seg(), at);
+            }
+            return;
+        }
         s.row = Scratch.grow(s.row, dIn);
         s.old = Scratch.grow(s.old, dIn);
         float[] row = s.row;
@@ -60,6 +73,14 @@ final class RowGrads {
         s.uc = Scratch.grow(s.uc, (long) n * r);
         float[] ub = s.uc;
         Convert.load(u, 0, n * r, ub, 0);
+        if (direct(old, sink)) {
+            MemorySegment prior = old == null ? null : old.readOnlySegment();
+            for (int oc = 0; oc < cols; oc++) {
+                long at = (long) (o0 + oc) * r * 4;
+                combineInto(ub, r, r, yb, oc, cols, n, gamma, prior, at, sink.seg(), at);
+            }
+            return;
+        }
         // one row of dB at a time, built in L1 and stored (scaled, old added) straight from there
         s.row = Scratch.grow(s.row, r);
         s.old = Scratch.grow(s.old, r);
@@ -68,6 +89,79 @@ final class RowGrads {
             combine(ub, r, r, yb, oc, cols, n, out);
             long to = (long) (o0 + oc) * r;
             Convert.storeScaled(out, 0, r, gamma, old, to, sink, to, s.old);
+        }
+    }
+
+    /**
+     * Whether a gradient goes straight from the registers to its segment ({@link #combineInto}): an
+     * F32 sink, an F32 old value or none. Otherwise each row goes through {@link #combine}
+     * and {@link Convert#storeScaled}, the same arithmetic with a rounding to the sink's dtype.
+     */
+    private static boolean direct(Tensor old, Convert.Sink out) {
+        return out.dtype() == DType.F32 && (old == null || old.dtype() == DType.F32);
+    }
+
+    /**
+     * {@link #combine} followed by {@link Convert#storeScaled}'s F32 epilogue without the row in
+     * between: {@code seg[at + 4c] = (Σ_{i<n} src[i·ld + c]·w[wOff + i·wStride])·g (+ prior[from + 4c])}
+     * for c &lt; count, byte offsets, the same roundings in the same order (the sum in fp32, then the
+     * product by g, then the old value added). The row of a decoding step's dA or dB went through
+     * L1 twice and a store call per row before (dB: 1024 rows of 64 floats at d_out = 1024, r = 64).
+     */
+    static void combineInto(float[] src, int ld, int count, float[] w, int wOff, int wStride, int n, float g,
+                            MemorySegment prior, long from, MemorySegment seg, long at) {
+        int c = 0;
+        float w0 = w[wOff];
+        int vectors = MicroKernel.SCALAR ? 0 : count;
+        for (; c + 4 * L <= vectors; c += 4 * L, at += 16L * L, from += 16L * L) {
+            FloatVector a0 = FloatVector.fromArray(S, src, c).mul(w0);
+            FloatVector a1 = FloatVector.fromArray(S, src, c + L).mul(w0);
+            FloatVector a2 = FloatVector.fromArray(S, src, c + 2 * L).mul(w0);
+            FloatVector a3 = FloatVector.fromArray(S, src, c + 3 * L).mul(w0);
+            for (int i = 1; i < n; i++) {
+                FloatVector wi = FloatVector.broadcast(S, w[wOff + i * wStride]);
+                int k = i * ld + c;
+                a0 = FloatVector.fromArray(S, src, k).fma(wi, a0);
+                a1 = FloatVector.fromArray(S, src, k + L).fma(wi, a1);
+                a2 = FloatVector.fromArray(S, src, k + 2 * L).fma(wi, a2);
+                a3 = FloatVector.fromArray(S, src, k + 3 * L).fma(wi, a3);
+            }
+            a0 = a0.mul(g);
+            a1 = a1.mul(g);
+            a2 = a2.mul(g);
+            a3 = a3.mul(g);
+            if (prior != null) {
+                a0 = a0.add(FloatVector.fromMemorySegment(S, prior, from, LE));
+                a1 = a1.add(FloatVector.fromMemorySegment(S, prior, from + 4L * L, LE));
+                a2 = a2.add(FloatVector.fromMemorySegment(S, prior, from + 8L * L, LE));
+                a3 = a3.add(FloatVector.fromMemorySegment(S, prior, from + 12L * L, LE));
+            }
+            a0.intoMemorySegment(seg, at, LE);
+            a1.intoMemorySegment(seg, at + 4L * L, LE);
+            a2.intoMemorySegment(seg, at + 8L * L, LE);
+            a3.intoMemorySegment(seg, at + 12L * L, LE);
+        }
+        for (; c + L <= vectors; c += L, at += 4L * L, from += 4L * L) {
+            FloatVector acc = FloatVector.fromArray(S, src, c).mul(w0);
+            for (int i = 1; i < n; i++) {
+                acc = FloatVector.fromArray(S, src, i * ld + c).fma(FloatVector.broadcast(S, w[wOff + i * wStride]), acc);
+            }
+            acc = acc.mul(g);
+            if (prior != null) {
+                acc = acc.add(FloatVector.fromMemorySegment(S, prior, from, LE));
+            }
+            acc.intoMemorySegment(seg, at, LE);
+        }
+        for (; c < count; c++, at += 4, from += 4) {
+            float acc = src[c] * w0;
+            for (int i = 1; i < n; i++) {
+                acc = Math.fma(src[i * ld + c], w[wOff + i * wStride], acc);
+            }
+            acc *= g;
+            if (prior != null) {
+                acc += prior.get(DType.LE_FLOAT, from);
+            }
+            seg.set(DType.LE_FLOAT, at, acc);
         }
     }
 

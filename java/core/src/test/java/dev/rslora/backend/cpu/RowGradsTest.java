@@ -1,0 +1,69 @@
+package dev.rslora.backend.cpu;
+
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * {@link RowGrads#combineInto} writes, bit for bit, what {@link RowGrads#combine} followed by
+ * {@link Convert#storeScaled} writes (the path it replaces for F32 gradients), with and without an
+ * old value, at lengths around the vector width, and nothing outside its run.
+ */
+class RowGradsTest {
+    @Test
+    void combineIntoIsCombineThenTheStoreEpilogue() {
+        SplittableRandom rng = new SplittableRandom(0xD0A5L);
+        int l = MicroKernel.L;
+        try (Arena arena = Arena.ofConfined()) {
+            for (int n : new int[] {1, 2, 5, 8}) {
+                for (int count : new int[] {1, l - 1, l, l + 3, 4 * l, 4 * l + l + 2, 64, 1029}) {
+                    if (count < 1) {
+                        continue;
+                    }
+                    for (boolean withOld : new boolean[] {false, true}) {
+                        int ld = count + 3;
+                        int wStride = 3;
+                        int wOff = 2;
+                        float[] src = new float[n * ld];
+                        float[] w = new float[wOff + n * wStride];
+                        for (int i = 0; i < src.length; i++) {
+                            // mixed magnitudes, so that a different order or rounding would show
+                            src[i] = (float) (rng.nextDouble(-1, 1) * Math.pow(2, rng.nextInt(-20, 20)));
+                        }
+                        for (int i = 0; i < w.length; i++) {
+                            w[i] = (float) rng.nextDouble(-3, 3);
+                        }
+                        float g = (float) (16 / Math.sqrt(64)) * 1.1f;
+                        int at = 5;
+                        Tensor old = Tensor.allocate(arena, DType.F32, at + count + 4);
+                        for (long i = 0; i < old.numel(); i++) {
+                            old.set(i, (float) rng.nextDouble(-1, 1));
+                        }
+                        Tensor want = Tensor.allocate(arena, DType.F32, at + count + 4);
+                        Tensor got = Tensor.allocate(arena, DType.F32, at + count + 4);
+                        for (long i = 0; i < want.numel(); i++) {
+                            want.set(i, Float.NaN);
+                            got.set(i, Float.NaN);
+                        }
+                        float[] row = new float[count];
+                        RowGrads.combine(src, ld, count, w, wOff, wStride, n, row);
+                        Convert.storeScaled(row, 0, count, g, withOld ? old : null, at, Convert.Sink.of(want), at,
+                                new float[count]);
+                        MemorySegment prior = withOld ? old.readOnlySegment() : null;
+                        RowGrads.combineInto(src, ld, count, w, wOff, wStride, n, g, prior, at * 4L, got.segment(), at * 4L);
+                        for (long i = 0; i < want.numel(); i++) {
+                            assertEquals(Float.floatToRawIntBits(want.get(i)), Float.floatToRawIntBits(got.get(i)),
+                                    "n " + n + " count " + count + " old " + withOld + " at element " + i);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
