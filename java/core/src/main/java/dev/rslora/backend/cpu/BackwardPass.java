@@ -11,7 +11,7 @@ import static dev.rslora.backend.cpu.MicroKernel.NR;
 import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
 
 /**
- * One backward call (W frozen), in two jobs:
+ * One backward call (W frozen); with enough rows, in two jobs:
  * <pre>
  *   job 1, per chunk of rows (dY chunk converted once into dyc [mc, ld(d_out)]):
  *     V tile  = dY[MR, d_out] · B panel                            (K = d_out) → V [n, r] and Vᵀ [r, n]
@@ -22,10 +22,11 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  *     dA  [r, d_in]  (=|+=) γ·Vᵀ·D(X)      a group of d_in panels
  *     dB  [d_out, r] (=|+=) γ·(Uᵀ·dY)ᵀ     a group of d_out panels
  * </pre>
- * With few rows (small N, decoding) job 1 computes V per r panel instead of per chunk, and job 2
- * also computes dX per group of d_in panels; a single row (N = 1) runs the one-row kernel, and up
- * to {@link RowGrads#MAX_ROWS} rows make dA and dB as outer products ({@link RowGrads}: no Vᵀ, Uᵀ),
- * dB's groups in job 1 beside V (they need neither V nor Uᵀ) and dA in blocks of whole rows.
+ * With few rows (small N, decoding) there is one job: V (and Uᵀ) per r panel first, then dX per
+ * group of d_in panels, dA and dB, which wait for V ({@link UnitsDone}) instead of a second job; a
+ * single row (N = 1) runs the one-row kernel, and up to {@link RowGrads#MAX_ROWS} rows make dA and
+ * dB as outer products ({@link RowGrads}: no Vᵀ, Uᵀ), dB's groups right after V (they need neither
+ * V nor Uᵀ), dA in blocks of whole rows, and the dX groups spread among them ({@link #unitOrder}).
  * Workers claim chunks, panels and column groups as they come ({@link WorkerPool}). The B and γA
  * panels come from the layer's {@link AdapterPanels}; when stale they are packed first, in a job of
  * their own. Every element's arithmetic is the same whichever worker computes it, so results do

@@ -18,7 +18,8 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  *               the same accumulators: Y is written once)
  * </pre>
  * With enough rows the work is chunks of rows, each doing U then Y; otherwise (small N,
- * decoding) U is computed per r panel and Y per d_out panel, in two jobs, and a single row (N = 1)
+ * decoding) U is computed per r panel and Y per d_out panel, in one job whose Y units wait for U's
+ * ({@link UnitsDone}), and a single row (N = 1)
  * runs the one-row kernel. Workers claim chunks or panels as they come ({@link WorkerPool}). The
  * Aᵀ and (γB)ᵀ panels come from the layer's {@link AdapterPanels}; when stale they are packed
  * first, in a job of their own. Every element's arithmetic is the same whichever worker computes

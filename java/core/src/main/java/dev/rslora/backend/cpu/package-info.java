@@ -25,8 +25,9 @@
  *       identical to {@link dev.rslora.dropout.DropoutMask});</li>
  *   <li>{@link dev.rslora.backend.cpu.Convert}: F32/BF16/F16 rows to and from fp32 (RNE stores);</li>
  *   <li>{@link dev.rslora.backend.cpu.WorkerPool}, {@link dev.rslora.backend.cpu.Split},
- *       {@link dev.rslora.backend.cpu.Scratch}, {@link dev.rslora.backend.cpu.NativeBuffer}:
- *       threads that claim units as they come, how work is cut, per-worker buffers.</li>
+ *       {@link dev.rslora.backend.cpu.Scratch}, {@link dev.rslora.backend.cpu.NativeBuffer},
+ *       {@link dev.rslora.backend.cpu.UnitsDone}: threads that claim units as they come, how work is
+ *       cut, per-worker buffers, units of a job that its later units wait for.</li>
  * </ul>
  * Precision: every product is accumulated in fp32 (fma) and each output is rounded once to its
  * dtype; γ is folded into the packed Bᵀ (forward) and γA (backward dX) panels and applied to
