@@ -156,12 +156,13 @@ final class BackwardPass {
         // small N: V (and Uᵀ) by r panels come first in the same job; up to RowGrads.MAX_ROWS rows dB
         // needs neither, so its groups follow them and the units after those wait for V
         int vUnits = active && !byRows ? Panels.panels(r) : 0;
-        int earlyB = vUnits > 0 && rowGrads ? outGroups : 0;
+        int bPanels = RowGrads.rowsPerUnit(Panels.panels(dOut), (long) NR * r, workers);
+        int earlyB = vUnits > 0 && rowGrads ? (Panels.panels(dOut) + bPanels - 1) / bPanels : 0;
         int first = vUnits + earlyB;
         // then: column groups of dX (small N); dA (column groups, or row blocks up to RowGrads.MAX_ROWS
         // rows); dB's column groups, unless they ran among the first
         int dxUnits = !byRows && dx != null ? inGroups : 0;
-        int aRows = RowGrads.dARowsPerUnit(r, dIn, workers);
+        int aRows = RowGrads.rowsPerUnit(r, dIn, workers);
         int aGrad = !active ? 0 : rowGrads ? (r + aRows - 1) / aRows : inGroups;
         int bGrad = active && earlyB == 0 ? outGroups : 0;
         UnitsDone ready = new UnitsDone(vUnits);
@@ -180,7 +181,7 @@ final class BackwardPass {
                     ready.done();
                 }
             } else if (unit < first) {
-                rowGradB(s, unit - vUnits, groupPanels);
+                rowGradB(s, unit - vUnits, bPanels);
             } else {
                 ready.await();
                 int u = unit - first;
@@ -252,10 +253,10 @@ final class BackwardPass {
         }
     }
 
-    /** dB rows of column group {@code group} (groupPanels panels of d_out) as outer products ({@link RowGrads#dB}). */
-    private void rowGradB(Scratch s, int group, int groupPanels) {
-        int po0 = group * groupPanels;
-        int po1 = Math.min(Panels.panels(dOut), po0 + groupPanels);
+    /** dB rows of block {@code block} ({@code panels} panels of d_out each) as outer products ({@link RowGrads#dB}). */
+    private void rowGradB(Scratch s, int block, int panels) {
+        int po0 = block * panels;
+        int po1 = Math.min(Panels.panels(dOut), po0 + panels);
         RowGrads.dB(s, u, n, r, dy, dOut, po0 * NR, Math.min(dOut, po1 * NR), gamma, accumulate ? gradB : null, gradBOut);
     }
 
