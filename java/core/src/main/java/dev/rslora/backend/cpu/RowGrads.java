@@ -3,6 +3,7 @@ package dev.rslora.backend.cpu;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -161,6 +162,20 @@ final class RowGrads {
                 acc = acc.add(FloatVector.fromMemorySegment(S, prior, from, LE));
             }
             acc.intoMemorySegment(seg, at, LE);
+        }
+        if (c < vectors) {
+            // the last count − c < L values in one masked vector (r = 8 with 16 lanes: every row of dB)
+            VectorMask<Float> m = S.indexInRange(c, count);
+            FloatVector acc = FloatVector.fromArray(S, src, c, m).mul(w0);
+            for (int i = 1; i < n; i++) {
+                acc = FloatVector.fromArray(S, src, i * ld + c, m).fma(FloatVector.broadcast(S, w[wOff + i * wStride]), acc);
+            }
+            acc = acc.mul(g);
+            if (prior != null) {
+                acc = acc.add(FloatVector.fromMemorySegment(S, prior, from, LE, m));
+            }
+            acc.intoMemorySegment(seg, at, LE, m);
+            return;
         }
         for (; c < count; c++, at += 4, from += 4) {
             float acc = src[c] * w0;
