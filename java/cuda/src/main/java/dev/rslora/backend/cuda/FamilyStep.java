@@ -344,11 +344,67 @@ final class FamilyStep {
      * Why rslora_lora_forward_v4 / rslora_lora_backward_dx_v4 refuse a step, or null: rs_v4_refusal
      * (cuda/kernels/lora_v4_launch.h) for those two kernels, which read and write 16-bit rows of both
      * widths: n ≥ 1, r ≥ 0, d_in and d_out positive multiples of 8, at most 2³¹ − 1 blocks, every
-     * non-null base 16-byte aligned. {@code names[i]} names {@code bases[i]}.
+     * non-null base 16-byte aligned; and, before those, extents that fit the C function's int
+     * parameters. {@code names[i]} names {@code bases[i]}.
      */
     static String v4Refusal(String kernel, long n, long dIn, long dOut, long r, String[] names, long[] bases) {
+        String why = v4Extents(kernel, n, dIn, dOut, r);
+        if (why != null) {
+            return why;
+        }
+        int i = firstUnaligned(bases);
+        return i < 0 ? null : v4Name(kernel) + ": " + names[i] + " = 0x" + Long.toHexString(bases[i]) + " is not 16-byte aligned";
+    }
+
+    /**
+     * Why the v3 kernels refuse a step, or null: rs3launch::refuse (cuda/kernels/lora_v3_launch.h), its
+     * rules in its order and its words, with the offending value added (the C returns fixed strings).
+     */
+    static String v3Refusal(long n, long dIn, long dOut, long r, String[] names, long[] bases) {
+        String why = v3Extents(n, dIn, dOut, r);
+        if (why != null) {
+            return why;
+        }
+        int i = firstUnaligned(bases);
+        return i < 0 ? null : V3_UNALIGNED + " (" + names[i] + " = 0x" + Long.toHexString(bases[i]) + ")";
+    }
+
+    /**
+     * Why the v3/v4 GEMM {@code kernel} refuses a step of (n, d_in, d_out, r), or null (also for every
+     * other kernel): {@link #v3Refusal} / {@link #v4Refusal} for a caller that knows only whether every
+     * tensor base is 16-byte aligned, not the bases ({@link KernelSelector.Shape}).
+     */
+    static String gemmRefusal(String kernel, long n, long dIn, long dOut, long r, boolean aligned16) {
+        CStruct p = paramsOf(kernel);
+        if (p == KernelParams.FORWARD_V3 || p == KernelParams.BACKWARD_DX_V3) {
+            String why = v3Extents(n, dIn, dOut, r);
+            return why != null || aligned16 ? why : V3_UNALIGNED;
+        }
+        if (p == KernelParams.FORWARD_V4 || p == KernelParams.BACKWARD_DX_V4) {
+            String why = v4Extents(kernel, n, dIn, dOut, r);
+            return why != null || aligned16 ? why : v4Name(kernel) + ": a tensor base is not 16-byte aligned";
+        }
+        return null;
+    }
+
+    private static final String V3_UNALIGNED = "v3: a tensor base is not 16-byte aligned";
+
+    /** rs_v4_refusal's name of the kernel (the launch's, without the dtype). */
+    private static String v4Name(String kernel) {
+        return paramsOf(kernel) == KernelParams.BACKWARD_DX_V4 ? "rslora_lora_backward_dx_v4" : "rslora_lora_forward_v4";
+    }
+
+    /** rs_v4_refusal's rules but the bases', after the int parameters the C function takes. */
+    private static String v4Extents(String kernel, long n, long dIn, long dOut, long r) {
         boolean dx = paramsOf(kernel) == KernelParams.BACKWARD_DX_V4;
-        String l = dx ? "rslora_lora_backward_dx_v4" : "rslora_lora_forward_v4";
+        String l = v4Name(kernel);
+        String[] extents = {"n", "d_in", "d_out", "r"};
+        long[] values = {n, dIn, dOut, r};
+        for (int i = 0; i < values.length; i++) {
+            if (values[i] != (int) values[i]) {
+                return l + ": " + extents[i] + " = " + values[i] + " does not fit int32 (rs_v4_refusal takes int extents)";
+            }
+        }
         if (n < 1) {
             return l + ": n = " + n + " (must be >= 1)";
         }
@@ -365,11 +421,11 @@ final class FamilyStep {
         if (blocks > Integer.MAX_VALUE) {
             return l + ": " + blocks + " blocks exceed the 1-D grid limit (n = " + n + ")";
         }
-        return unaligned(l, names, bases);
+        return null;
     }
 
-    /** Why the v3 kernels refuse a step, or null: rs3launch::refuse (cuda/kernels/lora_v3_launch.h), word for word. */
-    static String v3Refusal(long n, long dIn, long dOut, long r, String[] names, long[] bases) {
+    /** rs3launch::refuse's rules but the bases'. */
+    private static String v3Extents(long n, long dIn, long dOut, long r) {
         if (n < 1 || dIn < 1 || dOut < 1 || r < 0) {
             return "v3: n, d_in, d_out must be >= 1 and r >= 0";
         }
@@ -377,26 +433,22 @@ final class FamilyStep {
             return "v3: a dimension does not fit int32 TMA coordinates";
         }
         if (dIn % 8 != 0) {
-            return "v3: d_in is not a multiple of 8 (TMA row stride must be a multiple of 16 bytes)";
+            return "v3: d_in = " + dIn + " is not a multiple of 8 (TMA row stride must be a multiple of 16 bytes)";
         }
         if (dOut % 8 != 0) {
-            return "v3: d_out is not a multiple of 8 (TMA row stride must be a multiple of 16 bytes)";
-        }
-        for (int i = 0; i < bases.length; i++) {
-            if (bases[i] != 0 && (bases[i] & 15) != 0) {
-                return "v3: a tensor base is not 16-byte aligned (" + names[i] + " = 0x" + Long.toHexString(bases[i]) + ")";
-            }
+            return "v3: d_out = " + dOut + " is not a multiple of 8 (TMA row stride must be a multiple of 16 bytes)";
         }
         return null;
     }
 
-    private static String unaligned(String who, String[] names, long[] bases) {
+    /** The index of the first non-null base that is not 16-byte aligned, or -1. */
+    private static int firstUnaligned(long[] bases) {
         for (int i = 0; i < bases.length; i++) {
             if (bases[i] != 0 && (bases[i] & 15) != 0) {
-                return who + ": " + names[i] + " = 0x" + Long.toHexString(bases[i]) + " is not 16-byte aligned";
+                return i;
             }
         }
-        return null;
+        return -1;
     }
 
     private static long addr(DeviceBuffer b) {

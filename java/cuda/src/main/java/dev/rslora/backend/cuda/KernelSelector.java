@@ -15,8 +15,8 @@ import java.util.function.Predicate;
  * <ul>
  *   <li>a family can run a step here when it has a row for every step of the layer step
  *       ({@link #STEPS}) at the dtype (or "any"), every row runs on this architecture, the host can
- *       launch it, and the shape passes the family's refusal rules ({@link #refusal}: TMA and cp.async
- *       need 16-byte rows and bases, 16-bit T);</li>
+ *       launch it, and the shape passes the family's refusal rules ({@link #refusal}: 16-bit T, and
+ *       TMA and cp.async's 16-byte rows and bases, {@link FamilyStep#gemmRefusal});</li>
  *   <li>auto: among the families that can run, those validated on this architecture in every row
  *       of the layer step at this rank ({@link KernelTable#validatedFor});
  *       the fastest measured one, else by expected speed v3, v4, v2, v1; none validated → v1, the
@@ -77,8 +77,8 @@ final class KernelSelector {
 
     /**
      * Why {@code kernel} (a row's exported name) cannot take this step, or null: the v3 (TMA) and v4
-     * (cp.async) GEMMs need 16-bit T, d_in and d_out multiples of 8 (16-byte rows), 16-byte aligned
-     * bases and int32 extents (cuda/kernels/lora_v3_launch.h, lora_v4_launch.h).
+     * (cp.async) GEMMs have no f32 kernels; their shape and alignment rules are the launch headers',
+     * as {@link FamilyStep#gemmRefusal} states them (the offending value named).
      */
     static String refusal(String kernel, DType t, Shape s) {
         boolean tma = kernel.contains("_v3_");
@@ -86,23 +86,10 @@ final class KernelSelector {
         if (!tma && !cpAsync) {
             return null;
         }
-        String family = tma ? "v3 (TMA)" : "v4 (cp.async)";
         if (t == DType.F32) {
-            return family + " has no f32 kernels";
+            return (tma ? "v3 (TMA)" : "v4 (cp.async)") + " has no f32 kernels";
         }
-        if (s.dIn() % 8 != 0) {
-            return family + ": d_in = " + s.dIn() + " is not a multiple of 8 (16-byte rows)";
-        }
-        if (s.dOut() % 8 != 0) {
-            return family + ": d_out = " + s.dOut() + " is not a multiple of 8 (16-byte rows)";
-        }
-        if (!s.aligned16()) {
-            return family + ": a tensor base is not 16-byte aligned";
-        }
-        if (s.n() > Integer.MAX_VALUE || s.dIn() > Integer.MAX_VALUE || s.dOut() > Integer.MAX_VALUE) {
-            return family + ": an extent does not fit int32";
-        }
-        return null;
+        return FamilyStep.gemmRefusal(kernel, s.n(), s.dIn(), s.dOut(), s.r(), s.aligned16());
     }
 
     /** Why {@code family} cannot run this step here, or null. */

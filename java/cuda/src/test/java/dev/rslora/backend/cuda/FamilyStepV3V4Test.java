@@ -432,13 +432,27 @@ class FamilyStepV3V4Test {
         assertTrue(FamilyStep.v4Refusal("rslora_lora_forward_v4_bf16", Integer.MAX_VALUE, 8, 1L << 20, 1, names, aligned)
                 .contains("blocks exceed the 1-D grid limit"));
         assertNull(FamilyStep.v3Refusal(1, 8, 8, 0, names, aligned));
-        assertEquals("v3: d_in is not a multiple of 8 (TMA row stride must be a multiple of 16 bytes)",
+        assertEquals("v3: d_in = 1030 is not a multiple of 8 (TMA row stride must be a multiple of 16 bytes)",
                 FamilyStep.v3Refusal(300, 1030, 152, 16, names, aligned));
-        assertEquals("v3: d_out is not a multiple of 8 (TMA row stride must be a multiple of 16 bytes)",
+        assertEquals("v3: d_out = 1030 is not a multiple of 8 (TMA row stride must be a multiple of 16 bytes)",
                 FamilyStep.v3Refusal(300, 1024, 1030, 16, names, aligned));
         assertEquals("v3: a tensor base is not 16-byte aligned (x = 0x1008)", FamilyStep.v3Refusal(300, 1024, 152, 16, names,
                 new long[] {0x1008, 0}));
         assertEquals("v3: a dimension does not fit int32 TMA coordinates", FamilyStep.v3Refusal(1L << 31, 8, 8, 1, names, aligned));
+        // the C takes int extents: a wider one cannot reach rs_v4_refusal
+        assertEquals("rslora_lora_backward_dx_v4: n = 2147483648 does not fit int32 (rs_v4_refusal takes int extents)",
+                FamilyStep.v4Refusal("rslora_lora_backward_dx_v4_bf16", 1L << 31, 8, 8, 1, names, aligned));
+        // the same rules for a caller that knows only whether every base is aligned (the selector's shape)
+        assertNull(FamilyStep.gemmRefusal("rslora_lora_forward_v3_bf16", 300, 1024, 152, 16, true));
+        assertEquals("v3: a tensor base is not 16-byte aligned", FamilyStep.gemmRefusal("rslora_lora_backward_dx_v3_f16", 300, 1024, 152,
+                16, false));
+        assertEquals("rslora_lora_backward_dx_v4: a tensor base is not 16-byte aligned",
+                FamilyStep.gemmRefusal("rslora_lora_backward_dx_v4_bf16", 300, 1024, 152, 16, false));
+        assertEquals(FamilyStep.v4Refusal("rslora_lora_forward_v4_bf16", 300, 1030, 152, 16, names, aligned),
+                FamilyStep.gemmRefusal("rslora_lora_forward_v4_bf16", 300, 1030, 152, 16, false), "the shape's rules come first");
+        assertEquals(FamilyStep.v3Refusal(300, 1024, 1030, 16, names, aligned),
+                FamilyStep.gemmRefusal("rslora_lora_forward_v3_bf16", 300, 1024, 1030, 16, true));
+        assertNull(FamilyStep.gemmRefusal("rslora_lora_forward_v1_bf16", 300, 1030, 1001, 16, false), "v1 refuses nothing");
     }
 
     @Test

@@ -109,8 +109,9 @@ class KernelSelectorTest {
         KernelSelector.Shape odd = new KernelSelector.Shape(8192, 1001, 4096, 16, true);
         KernelSelector.Selection v3 = KernelSelector.select("v3", t, 9, 0, DType.BF16, odd, ALL, Map.of());
         assertEquals("v1", v3.family(), v3.toString());
-        assertEquals("v3 (TMA): d_in = 1001 is not a multiple of 8 (16-byte rows)", v3.skipped().get("v3"));
-        assertEquals("v4 (cp.async): d_in = 1001 is not a multiple of 8 (16-byte rows)", v3.skipped().get("v4"));
+        assertEquals("v3: d_in = 1001 is not a multiple of 8 (TMA row stride must be a multiple of 16 bytes)", v3.skipped().get("v3"));
+        assertEquals("rslora_lora_forward_v4: d_in = 1001 is not a positive multiple of 8 (16-byte rows for cp.async)",
+                v3.skipped().get("v4"));
         assertTrue(v3.reason().contains("fallback"));
         // an unaligned base: v3 and v4 refuse; auto picks v2
         KernelSelector.Shape unaligned = new KernelSelector.Shape(8192, 4096, 4096, 16, false);
