@@ -189,64 +189,25 @@ class CudaFamilyGpuTest {
         Assumptions.assumeTrue(used.equals(family), () -> family + " does not run here: the selector fell back to " + used);
         SplittableRandom rnd = new SplittableRandom(seed);
         try (Arena arena = Arena.ofShared()) {
-            Tensor w = Tensor.allocate(arena, t, dOut, dIn);
-            Tensor bias = Tensor.allocate(arena, t, dOut);
-            Tensor a = Tensor.allocate(arena, DType.F32, r, dIn);
-            Tensor b = Tensor.allocate(arena, DType.F32, dOut, r);
-            Tensor x = Tensor.allocate(arena, t, n, dIn);
-            Tensor dy = Tensor.allocate(arena, t, n, dOut);
-            for (Tensor tt : new Tensor[] {w, bias, a, b, x, dy}) {
-                GpuSupport.fill(tt, rnd, -1, 1);
-            }
+            GpuSupport.LayerData in = GpuSupport.LayerData.random(arena, t, n, dIn, dOut, r, rnd);
             double gamma = 8 / Math.sqrt(r);
             LoraParams p = new LoraParams(n, dIn, dOut, r, gamma, 0.1f, seed, step, 3, true, true, GradMode.ASSIGN);
-            Tensor yB = Tensor.allocate(arena, t, n, dOut);
-            Tensor uB = Tensor.allocate(arena, DType.F32, n, r);
-            Tensor dxB = Tensor.allocate(arena, t, n, dIn);
-            Tensor gAB = Tensor.allocate(arena, DType.F32, r, dIn);
-            Tensor gBB = Tensor.allocate(arena, DType.F32, dOut, r);
-            try (FrozenWeight fw = cuda.prepare(w, bias)) {
-                cuda.forward(p, fw, x, a, b, uB, yB);
-                cuda.backward(p, fw, x, a, b, uB, dy, dxB, gAB, gBB);
-            }
+            GpuSupport.StepResult backend = in.onBackend(arena, cuda, p);
             String ctx = family + " seed " + seed;
-            try (CudaLoraLayer layer = new CudaLoraLayer(cuda, w, bias, a, b, gamma, 0.1f, seed, 3, n, GradMode.ASSIGN);
-                 DeviceTensor dX = cuda.upload(x);
-                 DeviceTensor dDy = cuda.upload(dy);
+            try (CudaLoraLayer layer = new CudaLoraLayer(cuda, in.w(), in.bias(), in.a(), in.b(), gamma, 0.1f, seed, 3, n, GradMode.ASSIGN);
+                 DeviceTensor dX = cuda.upload(in.x());
+                 DeviceTensor dDy = cuda.upload(in.dy());
                  DeviceTensor dY1 = cuda.allocate(t, n, dOut);
                  DeviceTensor dDx1 = cuda.allocate(t, n, dIn);
                  DeviceTensor dY2 = cuda.allocate(t, n, dOut);
                  DeviceTensor dDx2 = cuda.allocate(t, n, dIn)) {
                 layer.forward(dX, dY1, step, true);
                 layer.backward(dX, dDy, dDx1, step, true);
-                Tensor y1 = Tensor.allocate(arena, t, n, dOut);
-                Tensor dx1 = Tensor.allocate(arena, t, n, dIn);
-                Tensor gA1 = Tensor.allocate(arena, DType.F32, r, dIn);
-                Tensor gB1 = Tensor.allocate(arena, DType.F32, dOut, r);
-                dY1.copyTo(y1);
-                dDx1.copyTo(dx1);
-                layer.copyGradientsTo(gA1, gB1);
-                GpuSupport.assertBitwise("Y layer vs backend", y1, yB, ctx);
-                GpuSupport.assertBitwise("dX layer vs backend", dx1, dxB, ctx);
-                GpuSupport.assertBitwise("dA layer vs backend", gA1, gAB, ctx);
-                GpuSupport.assertBitwise("dB layer vs backend", gB1, gBB, ctx);
+                GpuSupport.StepResult eager = in.read(arena, layer, dY1, dDx1, false);
+                eager.assertBitwise("layer vs backend", backend, ctx);
                 try (CudaGraph graph = layer.captureStep(dX, dY2, dDy, dDx2, step)) {
                     layer.zeroGradients();
-                    for (int rep = 0; rep < 2; rep++) {
-                        graph.replay();
-                        graph.synchronize();
-                        Tensor y2 = Tensor.allocate(arena, t, n, dOut);
-                        Tensor dx2 = Tensor.allocate(arena, t, n, dIn);
-                        Tensor gA2 = Tensor.allocate(arena, DType.F32, r, dIn);
-                        Tensor gB2 = Tensor.allocate(arena, DType.F32, dOut, r);
-                        dY2.copyTo(y2);
-                        dDx2.copyTo(dx2);
-                        layer.copyGradientsTo(gA2, gB2);
-                        GpuSupport.assertBitwise("Y replay " + rep, y2, y1, ctx);
-                        GpuSupport.assertBitwise("dX replay " + rep, dx2, dx1, ctx);
-                        GpuSupport.assertBitwise("dA replay " + rep, gA2, gA1, ctx);
-                        GpuSupport.assertBitwise("dB replay " + rep, gB2, gB1, ctx);
-                    }
+                    in.assertReplays(arena, graph, layer, dY2, dDx2, 2, eager, ctx);
                 }
             }
             for (String k : List.of("rslora_lora_forward_" + family + "_bf16", "rslora_lora_backward_dx_" + family + "_bf16")) {

@@ -208,39 +208,22 @@ class CudaSplitStepGpuTest {
             SplittableRandom rnd = new SplittableRandom(seed);
             try (Arena arena = Arena.ofShared()) {
                 DType t = DType.BF16;
-                Tensor w = Tensor.allocate(arena, t, dOut, dIn);
-                Tensor bias = Tensor.allocate(arena, t, dOut);
-                Tensor a = Tensor.allocate(arena, DType.F32, r, dIn);
-                Tensor b = Tensor.allocate(arena, DType.F32, dOut, r);
-                Tensor x = Tensor.allocate(arena, t, n, dIn);
-                Tensor dy = Tensor.allocate(arena, t, n, dOut);
-                for (Tensor tt : new Tensor[] {w, bias, a, b, x, dy}) {
-                    GpuSupport.fill(tt, rnd, -1, 1);
-                }
-                CudaLoraLayer layer = new CudaLoraLayer(cuda, w, bias, a, b, 2.0, 0.1f, seed, 3, n, GradMode.ASSIGN);
+                GpuSupport.LayerData in = GpuSupport.LayerData.random(arena, t, n, dIn, dOut, r, rnd);
+                CudaLoraLayer layer = new CudaLoraLayer(cuda, in.w(), in.bias(), in.a(), in.b(), 2.0, 0.1f, seed, 3, n, GradMode.ASSIGN);
                 assertEquals(StepPolicy.Kind.SPLIT, layer.step().kind(), layer.step().toString());
-                DeviceTensor dX = cuda.upload(x);
-                DeviceTensor dDy = cuda.upload(dy);
+                DeviceTensor dX = cuda.upload(in.x());
+                DeviceTensor dDy = cuda.upload(in.dy());
                 DeviceTensor dY1 = cuda.allocate(t, n, dOut);
                 DeviceTensor dDx1 = cuda.allocate(t, n, dIn);
-                Tensor[] first = null;
+                GpuSupport.StepResult first = null;
                 for (int rep = 0; rep < 2; rep++) {
                     layer.forward(dX, dY1, step, true);
                     layer.backward(dX, dDy, dDx1, step, true);
-                    Tensor y1 = Tensor.allocate(arena, t, n, dOut);
-                    Tensor dx1 = Tensor.allocate(arena, t, n, dIn);
-                    Tensor gA1 = Tensor.allocate(arena, DType.F32, r, dIn);
-                    Tensor gB1 = Tensor.allocate(arena, DType.F32, dOut, r);
-                    dY1.copyTo(y1);
-                    dDx1.copyTo(dx1);
-                    layer.copyGradientsTo(gA1, gB1);
+                    GpuSupport.StepResult eager = in.read(arena, layer, dY1, dDx1, false);
                     if (first == null) {
-                        first = new Tensor[] {y1, dx1, gA1, gB1};
+                        first = eager;
                     } else {
-                        GpuSupport.assertBitwise("Y eager rep", y1, first[0], "seed " + seed);
-                        GpuSupport.assertBitwise("dX eager rep", dx1, first[1], "seed " + seed);
-                        GpuSupport.assertBitwise("dA eager rep", gA1, first[2], "seed " + seed);
-                        GpuSupport.assertBitwise("dB eager rep", gB1, first[3], "seed " + seed);
+                        eager.assertBitwise("eager rep", first, "seed " + seed);
                     }
                 }
                 DeviceTensor dY2 = cuda.allocate(t, n, dOut);
@@ -248,21 +231,7 @@ class CudaSplitStepGpuTest {
                 CudaGraph graph = layer.captureStep(dX, dY2, dDy, dDx2, step);
                 assertThrows(IllegalStateException.class, layer::close, "a captured graph pins the layer");
                 layer.zeroGradients();
-                for (int rep = 0; rep < 3; rep++) {
-                    graph.replay();
-                    graph.synchronize();
-                    Tensor y2 = Tensor.allocate(arena, t, n, dOut);
-                    Tensor dx2 = Tensor.allocate(arena, t, n, dIn);
-                    Tensor gA2 = Tensor.allocate(arena, DType.F32, r, dIn);
-                    Tensor gB2 = Tensor.allocate(arena, DType.F32, dOut, r);
-                    dY2.copyTo(y2);
-                    dDx2.copyTo(dx2);
-                    layer.copyGradientsTo(gA2, gB2);
-                    GpuSupport.assertBitwise("Y replay " + rep, y2, first[0], "seed " + seed);
-                    GpuSupport.assertBitwise("dX replay " + rep, dx2, first[1], "seed " + seed);
-                    GpuSupport.assertBitwise("dA replay " + rep, gA2, first[2], "seed " + seed);
-                    GpuSupport.assertBitwise("dB replay " + rep, gB2, first[3], "seed " + seed);
-                }
+                in.assertReplays(arena, graph, layer, dY2, dDx2, 3, first, "seed " + seed);
                 graph.close();
                 layer.close();
                 for (DeviceTensor dt : new DeviceTensor[] {dX, dDy, dY1, dDx1, dY2, dDx2}) {

@@ -1,9 +1,14 @@
 package dev.rslora.backend.cuda;
 
 import dev.rslora.backend.BackendFactory;
+import dev.rslora.backend.FrozenWeight;
+import dev.rslora.backend.LoraParams;
+import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
+import dev.rslora.testing.TestData;
 import org.junit.jupiter.api.Assumptions;
 
+import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -13,7 +18,9 @@ import static org.junit.jupiter.api.Assertions.fail;
 /**
  * Shared pieces of the {@code @Tag("gpu")} tests: one {@link CudaBackend} per JVM (poisoning on),
  * skipped with the probe's reason where CUDA is unavailable; seeded fills; tolerance checks that
- * print the seed and the first mismatches.
+ * print the seed and the first mismatches; the fixture of the device-resident layer tests
+ * ({@link LayerData}: its inputs, the host-staged backend's step, eager and graph-replay outputs
+ * compared bit for bit).
  */
 final class GpuSupport {
     private static CudaBackend backend;
@@ -131,5 +138,74 @@ final class GpuSupport {
             case BF16 -> 0x1p-7 + 1e-5;
             case F16 -> 0x1p-10 + 1e-5;
         };
+    }
+
+    /**
+     * A layer's host inputs, uniform in [-1, 1) from one generator in this order (so a seed gives
+     * the same tensors everywhere): W [d_out, d_in] and bias [d_out] in t, A [r, d_in] and B [d_out, r]
+     * f32, X [n, d_in] and dY [n, d_out] in t.
+     */
+    record LayerData(DType t, int n, int dIn, int dOut, int r, Tensor w, Tensor bias, Tensor a, Tensor b, Tensor x, Tensor dy) {
+        static LayerData random(Arena arena, DType t, int n, int dIn, int dOut, int r, SplittableRandom rnd) {
+            Tensor w = TestData.uniform(arena, t, rnd, 1, dOut, dIn);
+            Tensor bias = TestData.uniform(arena, t, rnd, 1, dOut);
+            Tensor a = TestData.uniform(arena, DType.F32, rnd, 1, r, dIn);
+            Tensor b = TestData.uniform(arena, DType.F32, rnd, 1, dOut, r);
+            Tensor x = TestData.uniform(arena, t, rnd, 1, n, dIn);
+            Tensor dy = TestData.uniform(arena, t, rnd, 1, n, dOut);
+            return new LayerData(t, n, dIn, dOut, r, w, bias, a, b, x, dy);
+        }
+
+        /** Fresh host outputs of one step (U only when {@code withU}). */
+        private StepResult outputs(Arena arena, boolean withU) {
+            return new StepResult(Tensor.allocate(arena, t, n, dOut), withU ? Tensor.allocate(arena, DType.F32, n, r) : null,
+                    Tensor.allocate(arena, t, n, dIn), Tensor.allocate(arena, DType.F32, r, dIn), Tensor.allocate(arena, DType.F32, dOut, r));
+        }
+
+        /** One forward and backward of the host-staged {@code cuda} backend (the layer's kernels, so its bits). */
+        StepResult onBackend(Arena arena, CudaBackend cuda, LoraParams p) {
+            StepResult out = outputs(arena, true);
+            try (FrozenWeight fw = cuda.prepare(w, bias)) {
+                cuda.forward(p, fw, x, a, b, out.u(), out.y());
+                cuda.backward(p, fw, x, a, b, out.u(), dy, out.dx(), out.gA(), out.gB());
+            }
+            return out;
+        }
+
+        /** The layer's step outputs copied to the host: Y from {@code y}, dX from {@code dx}, U (when {@code withU}), dA, dB. */
+        StepResult read(Arena arena, CudaLoraLayer layer, DeviceTensor y, DeviceTensor dx, boolean withU) {
+            StepResult out = outputs(arena, withU);
+            y.copyTo(out.y());
+            dx.copyTo(out.dx());
+            if (withU) {
+                layer.copyUTo(out.u());
+            }
+            layer.copyGradientsTo(out.gA(), out.gB());
+            return out;
+        }
+
+        /** Replays {@code graph} {@code reps} times, each replay's outputs equal to {@code expected} bit for bit ("Y replay 0", ...). */
+        void assertReplays(Arena arena, CudaGraph graph, CudaLoraLayer layer, DeviceTensor y, DeviceTensor dx, int reps,
+                           StepResult expected, String context) {
+            for (int rep = 0; rep < reps; rep++) {
+                graph.replay();
+                graph.synchronize();
+                read(arena, layer, y, dx, false).assertBitwise("replay " + rep, expected, context);
+            }
+        }
+    }
+
+    /** One step's outputs on the host: Y, U (null where the test does not read it), dX, dA, dB. */
+    record StepResult(Tensor y, Tensor u, Tensor dx, Tensor gA, Tensor gB) {
+        /** Y, U (where both have it), dX, dA, dB equal to {@code ref}'s bit for bit, each named "Y " + label, .... */
+        void assertBitwise(String label, StepResult ref, String context) {
+            GpuSupport.assertBitwise("Y " + label, y, ref.y, context);
+            if (u != null && ref.u != null) {
+                GpuSupport.assertBitwise("U " + label, u, ref.u, context);
+            }
+            GpuSupport.assertBitwise("dX " + label, dx, ref.dx, context);
+            GpuSupport.assertBitwise("dA " + label, gA, ref.gA, context);
+            GpuSupport.assertBitwise("dB " + label, gB, ref.gB, context);
+        }
     }
 }
