@@ -9,6 +9,7 @@ import dev.rslora.tensor.Bf16;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Fp16;
 import dev.rslora.tensor.Tensor;
+import dev.rslora.testing.TestData;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -92,12 +93,6 @@ class CudaBackendGpuTest {
         }
     }
 
-    static Tensor nans(Arena arena, DType t, long... shape) {
-        Tensor r = Tensor.allocate(arena, t, shape);
-        r.fill(Float.NaN);
-        return r;
-    }
-
     @ParameterizedTest(name = "{0}")
     @MethodSource("cases")
     void forwardAndBackwardMatchTheReference(Case c) {
@@ -109,8 +104,8 @@ class CudaBackendGpuTest {
             double gamma = 16.0 / Math.sqrt(c.r());
             LoraParams p = new LoraParams(c.n(), c.dIn(), c.dOut(), c.r(), gamma, c.p(), c.seed() ^ 0x5DEECE66DL, 3, 2,
                     true, true, c.mode());
-            Tensor u = nans(arena, DType.F32, c.n(), c.r());
-            Tensor y = nans(arena, c.t(), c.n(), c.dOut());
+            Tensor u = TestData.poisoned(arena, DType.F32, c.n(), c.r());
+            Tensor y = TestData.poisoned(arena, c.t(), c.n(), c.dOut());
             Tensor uRef = Tensor.allocate(arena, DType.F32, c.n(), c.r());
             Tensor yRef = Tensor.allocate(arena, c.t(), c.n(), c.dOut());
             try (FrozenWeight fw = cuda.prepare(s.w, s.bias); FrozenWeight rw = ref.prepare(s.w, s.bias)) {
@@ -120,27 +115,15 @@ class CudaBackendGpuTest {
                 GpuSupport.assertClose("U", u, uRef, 1e-5, 1e-5, ctx);
                 GpuSupport.assertClose("Y", y, yRef, GpuSupport.rtol(c.t()), 1e-5, ctx);
 
-                Tensor dx = nans(arena, c.t(), c.n(), c.dIn());
+                Tensor dx = TestData.poisoned(arena, c.t(), c.n(), c.dIn());
                 Tensor dxRef = Tensor.allocate(arena, c.t(), c.n(), c.dIn());
-                Tensor gA = Tensor.allocate(arena, c.adapter(), c.r(), c.dIn());
-                Tensor gB = Tensor.allocate(arena, c.adapter(), c.dOut(), c.r());
-                if (c.mode() == GradMode.ACCUMULATE) {
-                    GpuSupport.fill(gA, rnd, -1, 1);
-                    GpuSupport.fill(gB, rnd, -1, 1);
-                } else {
-                    gA.fill(Float.NaN);
-                    gB.fill(Float.NaN);
-                }
-                Tensor gARef = Tensor.allocate(arena, c.adapter(), c.r(), c.dIn());
-                Tensor gBRef = Tensor.allocate(arena, c.adapter(), c.dOut(), c.r());
-                gARef.copyFrom(gA);
-                gBRef.copyFrom(gB);
-                cuda.backward(p, fw, s.x, s.a, s.b, u, s.dy, dx, gA, gB);
-                ref.backward(p, rw, s.x, s.a, s.b, uRef, s.dy, dxRef, gARef, gBRef);
+                GpuSupport.Grads g = GpuSupport.Grads.of(arena, c.adapter(), c.r(), c.dIn(), c.dOut(), c.mode(), rnd);
+                cuda.backward(p, fw, s.x, s.a, s.b, u, s.dy, dx, g.gA(), g.gB());
+                ref.backward(p, rw, s.x, s.a, s.b, uRef, s.dy, dxRef, g.gARef(), g.gBRef());
                 GpuSupport.assertClose("dX", dx, dxRef, GpuSupport.rtol(c.t()), 1e-5, ctx);
                 // reductions over N: looser atol (SPEC.md §7)
-                GpuSupport.assertClose("dA", gA, gARef, GpuSupport.rtol(c.adapter()), 1e-4, ctx);
-                GpuSupport.assertClose("dB", gB, gBRef, GpuSupport.rtol(c.adapter()), 1e-4, ctx);
+                GpuSupport.assertClose("dA", g.gA(), g.gARef(), GpuSupport.rtol(c.adapter()), 1e-4, ctx);
+                GpuSupport.assertClose("dB", g.gB(), g.gBRef(), GpuSupport.rtol(c.adapter()), 1e-4, ctx);
             }
         }
     }
@@ -162,8 +145,8 @@ class CudaBackendGpuTest {
                 a.set(j, j, 1f);
             }
             Tensor b = Tensor.allocate(arena, DType.F32, 64, d);
-            Tensor u = nans(arena, DType.F32, n, d);
-            Tensor y = nans(arena, DType.F32, n, 64);
+            Tensor u = TestData.poisoned(arena, DType.F32, n, d);
+            Tensor y = TestData.poisoned(arena, DType.F32, n, 64);
             for (long step : new long[] {0, 7, 0x1_0000_0003L}) {
                 LoraParams p = new LoraParams(n, d, 64, d, 1.0, 0.1f, seed, step, 5, true, true, GradMode.ASSIGN);
                 DropoutMask mask = p.mask();
@@ -203,11 +186,11 @@ class CudaBackendGpuTest {
                 // p = 0.5: scale 2 (exact); γ = 0.25; all partial sums are small integers / powers of two
                 LoraParams p = new LoraParams(c.n(), c.dIn(), c.dOut(), c.r(), 0.25, 0.5f, seed, 1, 0, true, true,
                         GradMode.ACCUMULATE);
-                Tensor u = nans(arena, DType.F32, c.n(), c.r());
-                Tensor y = nans(arena, t, c.n(), c.dOut());
+                Tensor u = TestData.poisoned(arena, DType.F32, c.n(), c.r());
+                Tensor y = TestData.poisoned(arena, t, c.n(), c.dOut());
                 Tensor uRef = Tensor.allocate(arena, DType.F32, c.n(), c.r());
                 Tensor yRef = Tensor.allocate(arena, t, c.n(), c.dOut());
-                Tensor dx = nans(arena, t, c.n(), c.dIn());
+                Tensor dx = TestData.poisoned(arena, t, c.n(), c.dIn());
                 Tensor dxRef = Tensor.allocate(arena, t, c.n(), c.dIn());
                 Tensor gA = Tensor.allocate(arena, DType.F32, c.r(), c.dIn());
                 Tensor gB = Tensor.allocate(arena, DType.F32, c.dOut(), c.r());
@@ -322,9 +305,9 @@ class CudaBackendGpuTest {
                 GpuSupport.fill(t, rnd, -1, 1);
             }
             LoraParams p = new LoraParams(77, 65, 33, 8, 2.0, 0.1f, seed, 0, 0, true, true, GradMode.ASSIGN);
-            Tensor y = nans(arena, DType.BF16, 77, 33);
+            Tensor y = TestData.poisoned(arena, DType.BF16, 77, 33);
             Tensor yRef = Tensor.allocate(arena, DType.BF16, 77, 33);
-            Tensor u = nans(arena, DType.F32, 77, 8);
+            Tensor u = TestData.poisoned(arena, DType.F32, 77, 8);
             Tensor uRef = Tensor.allocate(arena, DType.F32, 77, 8);
             try (FrozenWeight fw = cuda.prepare(w, bias); FrozenWeight rw = ref.prepare(w, bias)) {
                 cuda.forward(p, fw, x, a, b, u, y);

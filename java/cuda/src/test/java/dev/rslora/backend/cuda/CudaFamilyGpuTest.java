@@ -6,6 +6,7 @@ import dev.rslora.backend.LoraParams;
 import dev.rslora.backend.reference.ReferenceBackend;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
+import dev.rslora.testing.TestData;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -71,11 +72,11 @@ class CudaFamilyGpuTest {
             double gamma = 16.0 / Math.sqrt(c.r());
             LoraParams p = new LoraParams(c.n(), c.dIn(), c.dOut(), c.r(), gamma, c.p(), c.seed() ^ 0x5DEECE66DL, 3, 2, true, true,
                     c.mode());
-            Tensor u = CudaBackendGpuTest.nans(arena, DType.F32, c.n(), c.r());
-            Tensor y = CudaBackendGpuTest.nans(arena, c.t(), c.n(), c.dOut());
+            Tensor u = TestData.poisoned(arena, DType.F32, c.n(), c.r());
+            Tensor y = TestData.poisoned(arena, c.t(), c.n(), c.dOut());
             Tensor uRef = Tensor.allocate(arena, DType.F32, c.n(), c.r());
             Tensor yRef = Tensor.allocate(arena, c.t(), c.n(), c.dOut());
-            double unit = CudaSplitStepGpuTest.unit(c.t());
+            double unit = GpuSupport.unit(c.t());
             String ctx = family + " " + c;
             try (FrozenWeight fw = cuda.prepare(s.w, s.bias); FrozenWeight rw = ref.prepare(s.w, s.bias)) {
                 cuda.forward(p, fw, s.x, s.a, s.b, u, y);
@@ -91,7 +92,7 @@ class CudaFamilyGpuTest {
                         eu[i * c.r() + j] = 4 * unit * (p.mask() == null ? 1 : p.mask().scale()) * sum;
                     }
                 }
-                CudaSplitStepGpuTest.assertCloseWithExtra("U", u, uRef, 1e-5, 1e-5, eu, ctx);
+                GpuSupport.assertClose("U", u, uRef, 1e-5, 1e-5, eu, ctx);
                 double[] ey = new double[c.n() * c.dOut()];
                 for (int i = 0; i < c.n(); i++) {
                     for (int o = 0; o < c.dOut(); o++) {
@@ -102,23 +103,13 @@ class CudaFamilyGpuTest {
                         ey[i * c.dOut() + o] = 4 * unit * gamma * sum;
                     }
                 }
-                CudaSplitStepGpuTest.assertCloseWithExtra("Y", y, yRef, GpuSupport.rtol(c.t()), 1e-5, ey, ctx);
+                GpuSupport.assertClose("Y", y, yRef, GpuSupport.rtol(c.t()), 1e-5, ey, ctx);
 
-                Tensor dx = CudaBackendGpuTest.nans(arena, c.t(), c.n(), c.dIn());
+                Tensor dx = TestData.poisoned(arena, c.t(), c.n(), c.dIn());
                 Tensor dxRef = Tensor.allocate(arena, c.t(), c.n(), c.dIn());
-                Tensor gA = Tensor.allocate(arena, DType.F32, c.r(), c.dIn());
-                Tensor gB = Tensor.allocate(arena, DType.F32, c.dOut(), c.r());
-                if (c.mode() == GradMode.ACCUMULATE) {
-                    GpuSupport.fill(gA, rnd, -1, 1);
-                    GpuSupport.fill(gB, rnd, -1, 1);
-                } else {
-                    gA.fill(Float.NaN);
-                    gB.fill(Float.NaN);
-                }
-                Tensor gARef = gA.to(arena, DType.F32);
-                Tensor gBRef = gB.to(arena, DType.F32);
-                cuda.backward(p, fw, s.x, s.a, s.b, u, s.dy, dx, gA, gB);
-                ref.backward(p, rw, s.x, s.a, s.b, uRef, s.dy, dxRef, gARef, gBRef);
+                GpuSupport.Grads g = GpuSupport.Grads.of(arena, DType.F32, c.r(), c.dIn(), c.dOut(), c.mode(), rnd);
+                cuda.backward(p, fw, s.x, s.a, s.b, u, s.dy, dx, g.gA(), g.gB());
+                ref.backward(p, rw, s.x, s.a, s.b, uRef, s.dy, dxRef, g.gARef(), g.gBRef());
                 double scale = p.mask() == null ? 1 : p.mask().scale();
                 double[][] v = new double[c.n()][c.r()];
                 for (int i = 0; i < c.n(); i++) {
@@ -138,7 +129,7 @@ class CudaFamilyGpuTest {
                         edx[i * c.dIn() + k] = 4 * unit * gamma * scale * sum;
                     }
                 }
-                CudaSplitStepGpuTest.assertCloseWithExtra("dX", dx, dxRef, GpuSupport.rtol(c.t()), 1e-5, edx, ctx);
+                GpuSupport.assertClose("dX", dx, dxRef, GpuSupport.rtol(c.t()), 1e-5, edx, ctx);
                 // the family's own GEMMs ran (its rows name them, and neither refused this step's shape or pointers)
                 FamilyStep fs = cuda.familyStep(family, c.t(), c.n(), c.dIn(), c.dOut(), c.r());
                 for (KernelTable.Row row : List.of(fs.rows().forward(), fs.rows().dx())) {
@@ -166,8 +157,8 @@ class CudaFamilyGpuTest {
                         eda[j * c.dIn() + k] = 4 * unit * gamma * scale * sum;
                     }
                 }
-                CudaSplitStepGpuTest.assertCloseWithExtra("dA", gA, gARef, GpuSupport.rtol(DType.F32), 1e-4, eda, ctx);
-                CudaSplitStepGpuTest.assertCloseWithExtra("dB", gB, gBRef, GpuSupport.rtol(DType.F32), 1e-4, edb, ctx);
+                GpuSupport.assertClose("dA", g.gA(), g.gARef(), GpuSupport.rtol(DType.F32), 1e-4, eda, ctx);
+                GpuSupport.assertClose("dB", g.gB(), g.gBRef(), GpuSupport.rtol(DType.F32), 1e-4, edb, ctx);
             }
         }
         assertEquals(family, used);

@@ -7,6 +7,7 @@ import dev.rslora.backend.reference.ReferenceBackend;
 import dev.rslora.dropout.DropoutMask;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
+import dev.rslora.testing.TestData;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -14,7 +15,6 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.lang.foreign.Arena;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -42,36 +42,6 @@ class CudaSplitStepGpuTest {
         return cuda;
     }
 
-    /** One unit of roundoff of T: 2⁻⁸ (bf16), 2⁻¹¹ (f16), 0 for F32 (no extra rounding there). */
-    static double unit(DType t) {
-        return switch (t) {
-            case F32 -> 0;
-            case BF16 -> 0x1p-8;
-            case F16 -> 0x1p-11;
-        };
-    }
-
-    /** |got − ref| ≤ atolFactor·max|ref| + rtol·|ref| + extra[i] elementwise; fails with the first few. */
-    static void assertCloseWithExtra(String what, Tensor got, Tensor ref, double rtol, double atolFactor, double[] extra, String ctx) {
-        double atol = atolFactor * Math.max(GpuSupport.maxAbs(ref), 1e-30);
-        List<String> bad = new ArrayList<>();
-        long count = 0;
-        for (long i = 0; i < ref.numel(); i++) {
-            double g = got.get(i);
-            double r = ref.get(i);
-            double lim = atol + rtol * Math.abs(r) + (extra == null ? 0 : extra[(int) i]);
-            if (!(Math.abs(g - r) <= lim)) {
-                count++;
-                if (bad.size() < 6) {
-                    bad.add("[" + i + "] got " + g + " ref " + r + " limit " + lim);
-                }
-            }
-        }
-        if (count > 0) {
-            fail(what + ": " + count + " of " + ref.numel() + " outside the split step's bound, " + ctx + ": " + bad);
-        }
-    }
-
     @ParameterizedTest(name = "{0}")
     @MethodSource("cases")
     void forwardAndBackwardMatchTheReference(CudaBackendGpuTest.Case c) {
@@ -85,8 +55,8 @@ class CudaSplitStepGpuTest {
                 LoraParams p = new LoraParams(c.n(), c.dIn(), c.dOut(), c.r(), gamma, c.p(), c.seed() ^ 0x5DEECE66DL, 3, 2,
                         true, true, c.mode());
                 assertEquals(StepPolicy.Kind.SPLIT, cuda.stepFor(c.t(), c.n(), c.dIn(), c.dOut(), c.r()).kind());
-                Tensor u = CudaBackendGpuTest.nans(arena, DType.F32, c.n(), c.r());
-                Tensor y = CudaBackendGpuTest.nans(arena, c.t(), c.n(), c.dOut());
+                Tensor u = TestData.poisoned(arena, DType.F32, c.n(), c.r());
+                Tensor y = TestData.poisoned(arena, c.t(), c.n(), c.dOut());
                 Tensor uRef = Tensor.allocate(arena, DType.F32, c.n(), c.r());
                 Tensor yRef = Tensor.allocate(arena, c.t(), c.n(), c.dOut());
                 try (FrozenWeight fw = cuda.prepare(s.w, s.bias); FrozenWeight rw = ref.prepare(s.w, s.bias)) {
@@ -94,7 +64,7 @@ class CudaSplitStepGpuTest {
                     ref.forward(p, rw, s.x, s.a, s.b, uRef, yRef);
                     String ctx = c.toString();
                     GpuSupport.assertClose("U", u, uRef, 1e-5, 1e-5, ctx);
-                    double unit = unit(c.t());
+                    double unit = GpuSupport.unit(c.t());
                     double[] ey = new double[c.n() * c.dOut()];
                     for (int i = 0; i < c.n(); i++) {
                         for (int o = 0; o < c.dOut(); o++) {
@@ -105,23 +75,13 @@ class CudaSplitStepGpuTest {
                             ey[i * c.dOut() + o] = 4 * unit * gamma * sum;
                         }
                     }
-                    assertCloseWithExtra("Y", y, yRef, GpuSupport.rtol(c.t()), 1e-5, ey, ctx);
+                    GpuSupport.assertClose("Y", y, yRef, GpuSupport.rtol(c.t()), 1e-5, ey, ctx);
 
-                    Tensor dx = CudaBackendGpuTest.nans(arena, c.t(), c.n(), c.dIn());
+                    Tensor dx = TestData.poisoned(arena, c.t(), c.n(), c.dIn());
                     Tensor dxRef = Tensor.allocate(arena, c.t(), c.n(), c.dIn());
-                    Tensor gA = Tensor.allocate(arena, c.adapter(), c.r(), c.dIn());
-                    Tensor gB = Tensor.allocate(arena, c.adapter(), c.dOut(), c.r());
-                    if (c.mode() == GradMode.ACCUMULATE) {
-                        GpuSupport.fill(gA, rnd, -1, 1);
-                        GpuSupport.fill(gB, rnd, -1, 1);
-                    } else {
-                        gA.fill(Float.NaN);
-                        gB.fill(Float.NaN);
-                    }
-                    Tensor gARef = gA.to(arena, c.adapter());
-                    Tensor gBRef = gB.to(arena, c.adapter());
-                    cuda.backward(p, fw, s.x, s.a, s.b, u, s.dy, dx, gA, gB);
-                    ref.backward(p, rw, s.x, s.a, s.b, uRef, s.dy, dxRef, gARef, gBRef);
+                    GpuSupport.Grads g = GpuSupport.Grads.of(arena, c.adapter(), c.r(), c.dIn(), c.dOut(), c.mode(), rnd);
+                    cuda.backward(p, fw, s.x, s.a, s.b, u, s.dy, dx, g.gA(), g.gB());
+                    ref.backward(p, rw, s.x, s.a, s.b, uRef, s.dy, dxRef, g.gARef(), g.gBRef());
                     // V = dY·B (double) for the bound of dX's LoRA term
                     double scale = p.mask() == null ? 1 : p.mask().scale();
                     double[] edx = new double[c.n() * c.dIn()];
@@ -140,9 +100,9 @@ class CudaSplitStepGpuTest {
                             edx[i * c.dIn() + k] = 4 * unit * gamma * scale * sum;
                         }
                     }
-                    assertCloseWithExtra("dX", dx, dxRef, GpuSupport.rtol(c.t()), 1e-5, edx, ctx);
-                    GpuSupport.assertClose("dA", gA, gARef, GpuSupport.rtol(c.adapter()), 1e-4, ctx);
-                    GpuSupport.assertClose("dB", gB, gBRef, GpuSupport.rtol(c.adapter()), 1e-4, ctx);
+                    GpuSupport.assertClose("dX", dx, dxRef, GpuSupport.rtol(c.t()), 1e-5, edx, ctx);
+                    GpuSupport.assertClose("dA", g.gA(), g.gARef(), GpuSupport.rtol(c.adapter()), 1e-4, ctx);
+                    GpuSupport.assertClose("dB", g.gB(), g.gBRef(), GpuSupport.rtol(c.adapter()), 1e-4, ctx);
                 }
             }
         });
@@ -172,7 +132,7 @@ class CudaSplitStepGpuTest {
                     DropoutMask mask = p.mask();
                     Tensor u = Tensor.allocate(arena, DType.F32, n, d);
                     Tensor y = Tensor.allocate(arena, DType.F32, n, d);
-                    Tensor dx = CudaBackendGpuTest.nans(arena, DType.F32, n, d);
+                    Tensor dx = TestData.poisoned(arena, DType.F32, n, d);
                     Tensor gA = Tensor.allocate(arena, DType.F32, d, d);
                     Tensor gB = Tensor.allocate(arena, DType.F32, d, d);
                     try (FrozenWeight fw = cuda.prepare(w, null)) {

@@ -2,6 +2,7 @@ package dev.rslora.backend.cuda;
 
 import dev.rslora.backend.BackendFactory;
 import dev.rslora.backend.FrozenWeight;
+import dev.rslora.backend.GradMode;
 import dev.rslora.backend.LoraParams;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
@@ -92,6 +93,14 @@ final class GpuSupport {
      * {@code atol = atolFactor·max|ref|}; fails listing the first mismatches and {@code context}.
      */
     static void assertClose(String what, Tensor got, Tensor ref, double rtol, double atolFactor, String context) {
+        assertClose(what, got, ref, rtol, atolFactor, null, context);
+    }
+
+    /**
+     * As above, each element's bound widened by {@code extra[i]} (null: by nothing), e.g. the bound of
+     * a kernel's extra roundings to T.
+     */
+    static void assertClose(String what, Tensor got, Tensor ref, double rtol, double atolFactor, double[] extra, String context) {
         if (got.numel() != ref.numel()) {
             fail(what + ": " + got + " vs " + ref + " (" + context + ")");
         }
@@ -103,10 +112,11 @@ final class GpuSupport {
             double g = got.get(i);
             double r = ref.get(i);
             double err = Math.abs(g - r);
-            if (!(err <= atol + rtol * Math.abs(r))) {
+            double lim = atol + rtol * Math.abs(r) + (extra == null ? 0 : extra[(int) i]);
+            if (!(err <= lim)) {
                 count++;
                 if (bad.size() < 6) {
-                    bad.add("[" + i + "] got " + g + " ref " + r);
+                    bad.add("[" + i + "] got " + g + " ref " + r + (extra == null ? "" : " limit " + lim));
                 }
             }
             if (err > worst || Double.isNaN(err)) {
@@ -114,8 +124,8 @@ final class GpuSupport {
             }
         }
         if (count > 0) {
-            fail(what + ": " + count + " of " + ref.numel() + " outside atol " + atol + " + rtol " + rtol
-                    + "·|ref| (max err " + worst + "), " + context + ": " + bad);
+            fail(what + ": " + count + " of " + ref.numel() + " outside atol " + atol + " + rtol " + rtol + "·|ref|"
+                    + (extra == null ? "" : " + extra[i]") + " (max err " + worst + "), " + context + ": " + bad);
         }
     }
 
@@ -131,13 +141,36 @@ final class GpuSupport {
         }
     }
 
+    /** One unit of roundoff of T: 2⁻⁸ (bf16), 2⁻¹¹ (f16), 0 for F32 (no extra rounding there). */
+    static double unit(DType t) {
+        return switch (t) {
+            case F32 -> 0;
+            case BF16 -> 0x1p-8;
+            case F16 -> 0x1p-11;
+        };
+    }
+
     /** One output-rounding unit, relative, of a storage dtype (plus fp32 accumulation slack). */
-    static double rtol(dev.rslora.tensor.DType t) {
+    static double rtol(DType t) {
         return switch (t) {
             case F32 -> 1e-5;
             case BF16 -> 0x1p-7 + 1e-5;
             case F16 -> 0x1p-10 + 1e-5;
         };
+    }
+
+    /**
+     * dA [r, d_in] and dB [d_out, r] in {@code dtype} for one backward, and equal copies for the
+     * reference: uniform in [-1, 1) from {@code rnd} (dA, then dB) where the step accumulates into
+     * them, NaN where it must overwrite them.
+     */
+    record Grads(Tensor gA, Tensor gB, Tensor gARef, Tensor gBRef) {
+        static Grads of(Arena arena, DType dtype, int r, int dIn, int dOut, GradMode mode, SplittableRandom rnd) {
+            boolean acc = mode == GradMode.ACCUMULATE;
+            Tensor gA = acc ? TestData.uniform(arena, dtype, rnd, 1, r, dIn) : TestData.poisoned(arena, dtype, r, dIn);
+            Tensor gB = acc ? TestData.uniform(arena, dtype, rnd, 1, dOut, r) : TestData.poisoned(arena, dtype, dOut, r);
+            return new Grads(gA, gB, gA.to(arena, dtype), gB.to(arena, dtype));
+        }
     }
 
     /**
