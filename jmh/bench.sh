@@ -177,7 +177,7 @@ cpu() {
             "${ri[@]}"
         jmh r-d4096 'CpuLayerBenchmark.loraThenBase$' -p n=512 -p dIn=4096 -p dOut=4096 -p r=64,256 -p dropout=0 \
             -p tile=512 -wi 2 -w 2s -i 5 -r 2s
-        jmh decode 'CpuLayerBenchmark.(loraThenBase|forwardThenBase)$' -p n=1,8 -p dIn=1024 -p dOut=1024 -p r=16,64 -p dropout=0 -p tile=512 \
+        jmh decode 'CpuLayerBenchmark.(loraThenBase|forwardThenBase)$' -p n=1,8 -p dIn=1024 -p dOut=1024 -p r=8,16,64 -p dropout=0 -p tile=512 \
             "${ri[@]}"
         # 4. One worker thread timed in its CPU time: each tile's rate against the FMA ceiling of its width
         #    (256 bits as on an AVX2 machine twice: the JIT limited to 32-byte vectors, and AVX2 alone with 16
