@@ -48,7 +48,7 @@ report() { # extra ResultsReport arguments
 load_now() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?"; }
 
 # jmh NAME SETTINGS... : one JMH invocation writing $stage/cpu-NAME.json; the load average before
-# and after goes to $stage/loads.tsv (cpu-loads.json at the end)
+# and after and the UTC time it ended go to $stage/loads.tsv (cpu-loads.json at the end)
 jmh() {
     local name="$1"
     shift
@@ -62,7 +62,7 @@ jmh() {
         tail -n 30 "$stage/cpu-$name.log" >&2
         return 1
     fi
-    printf 'cpu-%s.json\t%s\t%s\n' "$name" "$before" "$(load_now)" >>"$stage/loads.tsv"
+    printf 'cpu-%s.json\t%s\t%s\t%s\n' "$name" "$before" "$(load_now)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$stage/loads.tsv"
     grep -E '^(Benchmark|[A-Za-z]+Benchmark[.:])' "$stage/cpu-$name.log" || true
 }
 
@@ -71,10 +71,12 @@ write_loads() {
     local first=1
     {
         printf '{"loads": {'
-        while IFS=$'\t' read -r file before after; do
+        while IFS=$'\t' read -r file before after ended; do
             (( first )) || printf ','
             first=0
-            printf '\n  "%s": {"before": "%s", "after": "%s"}' "$file" "$before" "$after"
+            printf '\n  "%s": {"before": "%s", "after": "%s"' "$file" "$before" "$after"
+            [[ -n "$ended" ]] && printf ', "ended": "%s"' "$ended"
+            printf '}'
         done <"$stage/loads.tsv"
         printf '\n}}\n'
     } >"$stage/cpu-loads.json"
@@ -223,7 +225,7 @@ cpu() {
         for f in "$raw"/cpu-*.json; do
             f="$(basename "$f")"
             [[ "$f" == cpu-loads.json || "$f" == cpu-env.json || -f "$stage/$f" ]] && continue
-            sed -n "s/^ *\"$f\": {\"before\": \"\([^\"]*\)\", \"after\": \"\([^\"]*\)\"}.*/$f\t\1\t\2/p" \
+            sed -n "s/^ *\"$f\": {\"before\": \"\([^\"]*\)\", \"after\": \"\([^\"]*\)\"\(, \"ended\": \"\([^\"]*\)\"\)\{0,1\}}.*/$f\t\1\t\2\t\4/p" \
                 "$raw/cpu-loads.json" >>"$stage/loads.tsv"
         done
     fi

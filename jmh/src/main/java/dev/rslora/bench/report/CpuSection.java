@@ -41,7 +41,10 @@ final class CpuSection {
         if (env == null) {
             sb.append("- machine facts: not recorded (no cpu-env.json from BenchEnv in bench/raw/)\n");
         } else {
-            sb.append("- run started: ").append(env.path("date").asText("?")).append("\n");
+            sb.append("- machine facts recorded: ").append(env.path("date").asText("?"))
+                    .append(" (at the start of the last `jmh/bench.sh cpu` run, which may have re-run only some results)\n");
+            String ended = res.cpuRunsEnded();
+            sb.append("- the results' runs ended: ").append(ended != null ? ended : "not recorded (older load records)").append("\n");
             sb.append("- CPU: ").append(env.path("cpu_model").asText("?")).append(" (").append(env.path("cpu_vendor").asText("?"))
                     .append(", family/model ").append(env.path("cpu_family_model").asText("?")).append("), ")
                     .append(env.path("logical_cpus").asText("?")).append(" logical CPUs, memory ")

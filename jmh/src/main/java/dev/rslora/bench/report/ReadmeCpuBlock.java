@@ -41,9 +41,13 @@ final class ReadmeCpuBlock {
         JsonNode env = res.cpuEnv();
         String machine = env == null ? "an unrecorded machine" : env.path("cpu_model").asText("?") + ", "
                 + env.path("logical_cpus").asText("?") + " logical CPUs, " + env.path("isa").asText("?");
-        String date = env == null ? "?" : env.path("date").asText("?");
-        sb.append("Measured ").append(date).append(" on ").append(machine)
-                .append(" (fp32, dropout 0, forward + backward unless a row says otherwise), each figure side by side in one JVM: the median over ")
+        String ended = res.cpuRunsEnded();
+        if (ended != null) {
+            sb.append("Measured on ").append(machine).append(" (runs ended ").append(ended).append(")");
+        } else {
+            sb.append("Measured ").append(env == null ? "?" : env.path("date").asText("?")).append(" on ").append(machine);
+        }
+        sb.append(" (fp32, dropout 0, forward + backward unless a row says otherwise), each figure side by side in one JVM: the median over ")
                 .append("JMH iterations of the per-iteration ratio, with its range and the load average before → after the run. ")
                 .append("All figures, the separate runs and the issue-14 targets: [`bench/RESULTS.md`](bench/RESULTS.md).\n\n");
         List<List<String>> rows = new ArrayList<>();

@@ -7,6 +7,10 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.time.format.DateTimeParseException;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
@@ -30,6 +34,8 @@ public final class Results {
     private final List<Measurement> measurements = new ArrayList<>();
     private final List<Interleaved> interleaved = new ArrayList<>();
     private final Map<String, String> loads = new LinkedHashMap<>();
+    /** When the JMH run that wrote each CPU result ended (cpu-loads.json's "ended", recorded since 2026-12-05). */
+    private final Map<String, Instant> ended = new LinkedHashMap<>();
     private final List<JmhJson.Unknown> unknown = new ArrayList<>();
     private final List<GpuLines.Kernel> kernels = new ArrayList<>();
     private final List<String> cpuJvms = new ArrayList<>();
@@ -55,8 +61,18 @@ public final class Results {
                 r.cpuEnv = root;
                 r.cpuSources.add(f.getFileName().toString());
             } else if (root != null && root.isObject() && root.has("loads")) {
-                root.path("loads").properties().forEach(e -> r.loads.put(e.getKey(),
-                        e.getValue().path("before").asText("?") + " → " + e.getValue().path("after").asText("?")));
+                for (var e : root.path("loads").properties()) {
+                    r.loads.put(e.getKey(), e.getValue().path("before").asText("?") + " → " + e.getValue().path("after").asText("?"));
+                    String ended = e.getValue().path("ended").asText("");
+                    if (!ended.isEmpty()) {
+                        try {
+                            r.ended.put(e.getKey(), Instant.parse(ended));
+                        } catch (DateTimeParseException bad) {
+                            throw new IOException(f + ": " + e.getKey() + " has \"ended\": \"" + ended
+                                    + "\", not a UTC time like 2026-12-05T06:53:03Z");
+                        }
+                    }
+                }
                 r.cpuSources.add(f.getFileName().toString());
             } else {
                 throw new IOException(f + " is neither a JMH result array nor a BenchEnv file (cpu-env.json) nor a "
@@ -215,6 +231,26 @@ public final class Results {
     /** Interleaved pairs (LoRA vs base, ours vs OpenBLAS) measured in one JVM. */
     public List<Interleaved> interleaved() {
         return interleaved;
+    }
+
+    /**
+     * When the CPU results' runs ended, for a header: "2026-12-05 04:48–06:53 UTC" (one day) or
+     * "2026-12-04 22:44 UTC – 2026-12-05 06:53 UTC", with "; N runs without a recorded time" when
+     * some load records have no end time; null when none has (results from before the times were kept).
+     */
+    public String cpuRunsEnded() {
+        if (ended.isEmpty()) {
+            return null;
+        }
+        Instant first = ended.values().stream().min(Instant::compareTo).orElseThrow();
+        Instant last = ended.values().stream().max(Instant::compareTo).orElseThrow();
+        DateTimeFormatter day = DateTimeFormatter.ofPattern("yyyy-MM-dd").withZone(ZoneOffset.UTC);
+        DateTimeFormatter time = DateTimeFormatter.ofPattern("HH:mm").withZone(ZoneOffset.UTC);
+        String span = day.format(first).equals(day.format(last))
+                ? day.format(first) + " " + time.format(first) + (time.format(first).equals(time.format(last)) ? "" : "–" + time.format(last)) + " UTC"
+                : day.format(first) + " " + time.format(first) + " UTC – " + day.format(last) + " " + time.format(last) + " UTC";
+        long untimed = loads.keySet().stream().filter(k -> !ended.containsKey(k)).count();
+        return untimed == 0 ? span : span + "; " + untimed + (untimed == 1 ? " run" : " runs") + " without a recorded time";
     }
 
     /** "before → after" 1-, 5-, 15-minute load averages of the JMH run that wrote {@code source}, or "not recorded". */

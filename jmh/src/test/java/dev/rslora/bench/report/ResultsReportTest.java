@@ -173,6 +173,43 @@ class ResultsReportTest {
     }
 
     @Test
+    void theHeadersGiveWhenTheRunsEndedNotWhenTheLastPartialRunStarted() throws IOException {
+        Path raw = tmp.resolve("raw");
+        Synthetic.cpu(raw);
+        Synthetic.sideBySide(raw);
+        // two runs with end times (a partial re-run hours after the other), one from before times were kept
+        Synthetic.lines(raw.resolve("cpu-loads.json"), "{\"loads\": {",
+                "  \"cpu-vs-openblas.json\": {\"before\": \"0.50 0.40 0.30\", \"after\": \"1.10 0.60 0.35\", \"ended\": \"2026-01-02T01:15:59Z\"},",
+                "  \"cpu-r.json\": {\"before\": \"3.00 2.00 1.00\", \"after\": \"3.50 2.10 1.00\", \"ended\": \"2026-01-02T03:04:30Z\"},",
+                "  \"cpu-cputime.json\": {\"before\": \"1.00 1.00 1.00\", \"after\": \"1.00 1.00 1.00\"}",
+                "}}");
+        Results res = Results.load(raw, null);
+        assertEquals("2026-01-02 01:15–03:04 UTC; 1 run without a recorded time", res.cpuRunsEnded());
+        Path readme = tmp.resolve("README.md");
+        Files.writeString(readme, ReadmeCpuBlock.BEGIN + "\n" + ReadmeCpuBlock.END + "\n", StandardCharsets.UTF_8);
+        assertTrue(ReadmeCpuBlock.update(readme, res));
+        String text = Files.readString(readme, StandardCharsets.UTF_8);
+        assertTrue(text.contains("\nMeasured on Test CPU 9000, 2 logical CPUs, avx2 avx512f (runs ended 2026-01-02 01:15–03:04 UTC; 1 run "
+                + "without a recorded time) (fp32,"), text);
+        String md = generate(raw, null);
+        assertTrue(md.contains("- machine facts recorded: 2026-01-02T03:04:05Z (at the start of the last `jmh/bench.sh cpu` run"), md);
+        assertTrue(md.contains("- the results' runs ended: 2026-01-02 01:15–03:04 UTC; 1 run without a recorded time\n"), md);
+
+        // over midnight, every run timed
+        Synthetic.lines(raw.resolve("cpu-loads.json"), "{\"loads\": {",
+                "  \"cpu-r.json\": {\"before\": \"3.00 2.00 1.00\", \"after\": \"3.50 2.10 1.00\", \"ended\": \"2026-01-01T23:59:00Z\"},",
+                "  \"cpu-vs-openblas.json\": {\"before\": \"0.50 0.40 0.30\", \"after\": \"1.10 0.60 0.35\", \"ended\": \"2026-01-02T00:01:00Z\"}",
+                "}}");
+        assertEquals("2026-01-01 23:59 UTC – 2026-01-02 00:01 UTC", Results.load(raw, null).cpuRunsEnded());
+
+        // a malformed time names the file, the result and the value
+        Synthetic.lines(raw.resolve("cpu-loads.json"), "{\"loads\": {\"cpu-r.json\": {\"before\": \"1 1 1\", \"after\": \"1 1 1\", "
+                + "\"ended\": \"yesterday\"}}}");
+        IOException e = assertThrows(IOException.class, () -> Results.load(raw, null));
+        assertTrue(e.getMessage().contains("cpu-loads.json: cpu-r.json has \"ended\": \"yesterday\""), e.getMessage());
+    }
+
+    @Test
     void theReadmeSummaryIsRegeneratedBetweenItsMarkersOnly() throws IOException {
         Path raw = tmp.resolve("raw");
         Synthetic.cpu(raw);
