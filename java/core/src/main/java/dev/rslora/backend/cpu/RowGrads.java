@@ -65,8 +65,9 @@ final class RowGrads {
         s.row = Scratch.grow(s.row, dIn);
         s.old = Scratch.grow(s.old, dIn);
         float[] row = s.row;
+        MemorySegment rowSeg = MemorySegment.ofArray(row);
         for (int j = j0; j < j1; j++) {
-            combine(xb, dIn, dIn, v, j, r, n, row);
+            combineInto(xb, dIn, dIn, v, j, r, n, 1f, null, 0, rowSeg, 0);
             long at = (long) j * dIn;
             Convert.storeScaled(row, 0, dIn, gamma, old, at, out, at, s.old);
         }
@@ -96,8 +97,9 @@ final class RowGrads {
         s.row = Scratch.grow(s.row, r);
         s.old = Scratch.grow(s.old, r);
         float[] out = s.row;
+        MemorySegment outSeg = MemorySegment.ofArray(out);
         for (int oc = 0; oc < cols; oc++) {
-            combine(ub, r, r, yb, oc, cols, n, out);
+            combineInto(ub, r, r, yb, oc, cols, n, 1f, null, 0, outSeg, 0);
             long to = (long) (o0 + oc) * r;
             Convert.storeScaled(out, 0, r, gamma, old, to, sink, to, s.old);
         }
@@ -105,19 +107,23 @@ final class RowGrads {
 
     /**
      * Whether a gradient goes straight from the registers to its segment ({@link #combineInto}): an
-     * F32 sink, an F32 old value or none. Otherwise each row goes through {@link #combine}
-     * and {@link Convert#storeScaled}, the same arithmetic with a rounding to the sink's dtype.
+     * F32 sink, an F32 old value or none. Otherwise each row's sum is built in fp32 (combineInto with
+     * g = 1, exact) and stored by {@link Convert#storeScaled}: the same arithmetic, rounded once to
+     * the sink's dtype.
      */
     private static boolean direct(Tensor old, Convert.Sink out) {
         return out.dtype() == DType.F32 && (old == null || old.dtype() == DType.F32);
     }
 
     /**
-     * {@link #combine} followed by {@link Convert#storeScaled}'s F32 epilogue without the row in
-     * between: {@code seg[at + 4c] = (Σ_{i<n} src[i·ld + c]·w[wOff + i·wStride])·g (+ prior[from + 4c])}
-     * for c &lt; count, byte offsets, the same roundings in the same order (the sum in fp32, then the
-     * product by g, then the old value added). The row of a decoding step's dA or dB went through
-     * L1 twice and a store call per row before (dB: 1024 rows of 64 floats at d_out = 1024, r = 64).
+     * {@code seg[at + 4c] = (Σ_{i<n} src[i·ld + c]·w[wOff + i·wStride])·g (+ prior[from + 4c])} for
+     * c &lt; count (byte offsets, F32 little-endian): the sum in fp32, its first term a product and
+     * the others fma in increasing i, then the product by g, then the old value added, each rounded
+     * to fp32 ({@link Convert#storeScaled}'s F32 epilogue). Four vectors of c at a time, so four fma
+     * chains run side by side (one chain of n dependent fmas per vector ran at the fma latency); a
+     * masked vector for the last count mod L values. Writing straight from the registers saves a
+     * decoding step's dA and dB rows a pass through L1 and a store call each (dB: 1024 rows of 64
+     * floats at d_out = 1024, r = 64).
      */
     static void combineInto(float[] src, int ld, int count, float[] w, int wOff, int wStride, int n, float g,
                             MemorySegment prior, long from, MemorySegment seg, long at) {
@@ -187,50 +193,6 @@ final class RowGrads {
                 acc += prior.get(DType.LE_FLOAT, from);
             }
             seg.set(DType.LE_FLOAT, at, acc);
-        }
-    }
-
-    /**
-     * out[c] = Σ_{i&lt;n} src[i·ld + c]·w[wOff + i·wStride] for c &lt; count: the first term a
-     * product, the others fma in increasing i, in fp32. Four vectors of c at a time, so four fma
-     * chains run side by side (one chain of n dependent fmas per vector ran at the fma latency).
-     */
-    static void combine(float[] src, int ld, int count, float[] w, int wOff, int wStride, int n, float[] out) {
-        int c = 0;
-        if (!MicroKernel.SCALAR) {
-            float w0 = w[wOff];
-            for (; c + 4 * L <= count; c += 4 * L) {
-                FloatVector a0 = FloatVector.fromArray(S, src, c).mul(w0);
-                FloatVector a1 = FloatVector.fromArray(S, src, c + L).mul(w0);
-                FloatVector a2 = FloatVector.fromArray(S, src, c + 2 * L).mul(w0);
-                FloatVector a3 = FloatVector.fromArray(S, src, c + 3 * L).mul(w0);
-                for (int i = 1; i < n; i++) {
-                    FloatVector wi = FloatVector.broadcast(S, w[wOff + i * wStride]);
-                    int at = i * ld + c;
-                    a0 = FloatVector.fromArray(S, src, at).fma(wi, a0);
-                    a1 = FloatVector.fromArray(S, src, at + L).fma(wi, a1);
-                    a2 = FloatVector.fromArray(S, src, at + 2 * L).fma(wi, a2);
-                    a3 = FloatVector.fromArray(S, src, at + 3 * L).fma(wi, a3);
-                }
-                a0.intoArray(out, c);
-                a1.intoArray(out, c + L);
-                a2.intoArray(out, c + 2 * L);
-                a3.intoArray(out, c + 3 * L);
-            }
-            for (; c + L <= count; c += L) {
-                FloatVector acc = FloatVector.fromArray(S, src, c).mul(w0);
-                for (int i = 1; i < n; i++) {
-                    acc = FloatVector.fromArray(S, src, i * ld + c).fma(FloatVector.broadcast(S, w[wOff + i * wStride]), acc);
-                }
-                acc.intoArray(out, c);
-            }
-        }
-        for (; c < count; c++) {
-            float acc = src[c] * w[wOff];
-            for (int i = 1; i < n; i++) {
-                acc = Math.fma(src[i * ld + c], w[wOff + i * wStride], acc);
-            }
-            out[c] = acc;
         }
     }
 }
