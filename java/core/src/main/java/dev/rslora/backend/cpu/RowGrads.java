@@ -124,13 +124,40 @@ final class RowGrads {
      * masked vector for the last count mod L values. Writing straight from the registers saves a
      * decoding step's dA and dB rows a pass through L1 and a store call each (dB: 1024 rows of 64
      * floats at d_out = 1024, r = 64).
+     *
+     * <p>Four-vector groups, single vectors, the masked tail and scalar code are methods of their own,
+     * each small enough for C1 (and called once per row). When this was one 938-byte method,
+     * C1 sometimes failed to compile its loop for on-stack replacement ("out of virtual registers in
+     * linear scan"); a method compiled at tier 2 before that then stayed there, so its vector
+     * operations ran in the Vector API's Java fallback for the whole run: in 5 of 18 JMH forks of
+     * N = 8, r = 16 started beside a competing process the LoRA step took 3.5–4.3× the base step (1.1–1.3× otherwise).
+     * {@code CompileTiersTest} compiles every method of the backend the way that failed.
      */
     static void combineInto(float[] src, int ld, int count, float[] w, int wOff, int wStride, int n, float g,
                             MemorySegment prior, long from, MemorySegment seg, long at) {
-        int c = 0;
+        if (MicroKernel.SCALAR) {
+            sumScalar(src, ld, count, w, wOff, wStride, n, g, prior, from, seg, at);
+            return;
+        }
+        int c4 = count / (4 * L) * (4 * L);
+        int c1 = count / L * L;
+        if (c4 > 0) {
+            sum4(src, ld, c4, w, wOff, wStride, n, g, prior, from, seg, at);
+        }
+        if (c1 > c4) {
+            sum1(src, ld, c4, c1, w, wOff, wStride, n, g, prior, from, seg, at);
+        }
+        if (c1 < count) {
+            // the last count − c1 < L values in one masked vector (r = 8 with 16 lanes: every row of dB)
+            sumMasked(src, ld, c1, count, w, wOff, wStride, n, g, prior, from + 4L * c1, seg, at + 4L * c1);
+        }
+    }
+
+    /** Columns [0, c4) of {@link #combineInto}, c4 a multiple of 4L: four fma chains side by side. */
+    private static void sum4(float[] src, int ld, int c4, float[] w, int wOff, int wStride, int n, float g,
+                             MemorySegment prior, long from, MemorySegment seg, long at) {
         float w0 = w[wOff];
-        int vectors = MicroKernel.SCALAR ? 0 : count;
-        for (; c + 4 * L <= vectors; c += 4 * L, at += 16L * L, from += 16L * L) {
+        for (int c = 0; c < c4; c += 4 * L, at += 16L * L, from += 16L * L) {
             FloatVector a0 = FloatVector.fromArray(S, src, c).mul(w0);
             FloatVector a1 = FloatVector.fromArray(S, src, c + L).mul(w0);
             FloatVector a2 = FloatVector.fromArray(S, src, c + 2 * L).mul(w0);
@@ -158,33 +185,45 @@ final class RowGrads {
             a2.intoMemorySegment(seg, at + 8L * L, LE);
             a3.intoMemorySegment(seg, at + 12L * L, LE);
         }
-        for (; c + L <= vectors; c += L, at += 4L * L, from += 4L * L) {
+    }
+
+    /** Columns [c0, c1) of {@link #combineInto}, whole vectors. */
+    private static void sum1(float[] src, int ld, int c0, int c1, float[] w, int wOff, int wStride, int n, float g,
+                             MemorySegment prior, long from, MemorySegment seg, long at) {
+        float w0 = w[wOff];
+        for (int c = c0; c < c1; c += L) {
             FloatVector acc = FloatVector.fromArray(S, src, c).mul(w0);
             for (int i = 1; i < n; i++) {
                 acc = FloatVector.fromArray(S, src, i * ld + c).fma(FloatVector.broadcast(S, w[wOff + i * wStride]), acc);
             }
             acc = acc.mul(g);
             if (prior != null) {
-                acc = acc.add(FloatVector.fromMemorySegment(S, prior, from, LE));
+                acc = acc.add(FloatVector.fromMemorySegment(S, prior, from + 4L * c, LE));
             }
-            acc.intoMemorySegment(seg, at, LE);
+            acc.intoMemorySegment(seg, at + 4L * c, LE);
         }
-        if (c < vectors) {
-            // the last count − c < L values in one masked vector (r = 8 with 16 lanes: every row of dB)
-            VectorMask<Float> m = S.indexInRange(c, count);
-            FloatVector acc = FloatVector.fromArray(S, src, c, m).mul(w0);
-            for (int i = 1; i < n; i++) {
-                acc = FloatVector.fromArray(S, src, i * ld + c, m).fma(FloatVector.broadcast(S, w[wOff + i * wStride]), acc);
-            }
-            acc = acc.mul(g);
-            if (prior != null) {
-                acc = acc.add(FloatVector.fromMemorySegment(S, prior, from, LE, m));
-            }
-            acc.intoMemorySegment(seg, at, LE, m);
-            return;
+    }
+
+    /** Columns [c, count), fewer than L, of {@link #combineInto}: one masked vector. */
+    private static void sumMasked(float[] src, int ld, int c, int count, float[] w, int wOff, int wStride, int n,
+                                  float g, MemorySegment prior, long from, MemorySegment seg, long at) {
+        VectorMask<Float> m = S.indexInRange(c, count);
+        FloatVector acc = FloatVector.fromArray(S, src, c, m).mul(w[wOff]);
+        for (int i = 1; i < n; i++) {
+            acc = FloatVector.fromArray(S, src, i * ld + c, m).fma(FloatVector.broadcast(S, w[wOff + i * wStride]), acc);
         }
-        for (; c < count; c++, at += 4, from += 4) {
-            float acc = src[c] * w0;
+        acc = acc.mul(g);
+        if (prior != null) {
+            acc = acc.add(FloatVector.fromMemorySegment(S, prior, from, LE, m));
+        }
+        acc.intoMemorySegment(seg, at, LE, m);
+    }
+
+    /** Columns [0, count) of {@link #combineInto} in scalar code (the scalar tile). */
+    private static void sumScalar(float[] src, int ld, int count, float[] w, int wOff, int wStride, int n, float g,
+                                  MemorySegment prior, long from, MemorySegment seg, long at) {
+        for (int c = 0; c < count; c++, at += 4, from += 4) {
+            float acc = src[c] * w[wOff];
             for (int i = 1; i < n; i++) {
                 acc = Math.fma(src[i * ld + c], w[wOff + i * wStride], acc);
             }
