@@ -130,7 +130,8 @@ final class RowGrads {
      * C1 sometimes failed to compile its loop for on-stack replacement ("out of virtual registers in
      * linear scan"); a method compiled at tier 2 before that then stayed there, so its vector
      * operations ran in the Vector API's Java fallback for the whole run: in 5 of 18 JMH forks of
-     * N = 8, r = 16 started beside a competing process the LoRA step took 3.5–4.3× the base step (1.1–1.3× otherwise).
+     * N = 8, r = 16 started beside a competing process the LoRA step took 3.5–4.3× the base step
+     * (1.1–1.3× otherwise). Each helper takes the offsets of column 0 and reads column c at 4c bytes.
      * {@code CompileTiersTest} compiles every method of the backend the way that failed.
      */
     static void combineInto(float[] src, int ld, int count, float[] w, int wOff, int wStride, int n, float g,
@@ -149,7 +150,7 @@ final class RowGrads {
         }
         if (c1 < count) {
             // the last count − c1 < L values in one masked vector (r = 8 with 16 lanes: every row of dB)
-            sumMasked(src, ld, c1, count, w, wOff, wStride, n, g, prior, from + 4L * c1, seg, at + 4L * c1);
+            sumMasked(src, ld, c1, count, w, wOff, wStride, n, g, prior, from, seg, at);
         }
     }
 
@@ -157,7 +158,9 @@ final class RowGrads {
     private static void sum4(float[] src, int ld, int c4, float[] w, int wOff, int wStride, int n, float g,
                              MemorySegment prior, long from, MemorySegment seg, long at) {
         float w0 = w[wOff];
-        for (int c = 0; c < c4; c += 4 * L, at += 16L * L, from += 16L * L) {
+        for (int c = 0; c < c4; c += 4 * L) {
+            long f = from + 4L * c;
+            long t = at + 4L * c;
             FloatVector a0 = FloatVector.fromArray(S, src, c).mul(w0);
             FloatVector a1 = FloatVector.fromArray(S, src, c + L).mul(w0);
             FloatVector a2 = FloatVector.fromArray(S, src, c + 2 * L).mul(w0);
@@ -175,15 +178,15 @@ final class RowGrads {
             a2 = a2.mul(g);
             a3 = a3.mul(g);
             if (prior != null) {
-                a0 = a0.add(FloatVector.fromMemorySegment(S, prior, from, LE));
-                a1 = a1.add(FloatVector.fromMemorySegment(S, prior, from + 4L * L, LE));
-                a2 = a2.add(FloatVector.fromMemorySegment(S, prior, from + 8L * L, LE));
-                a3 = a3.add(FloatVector.fromMemorySegment(S, prior, from + 12L * L, LE));
+                a0 = a0.add(FloatVector.fromMemorySegment(S, prior, f, LE));
+                a1 = a1.add(FloatVector.fromMemorySegment(S, prior, f + 4L * L, LE));
+                a2 = a2.add(FloatVector.fromMemorySegment(S, prior, f + 8L * L, LE));
+                a3 = a3.add(FloatVector.fromMemorySegment(S, prior, f + 12L * L, LE));
             }
-            a0.intoMemorySegment(seg, at, LE);
-            a1.intoMemorySegment(seg, at + 4L * L, LE);
-            a2.intoMemorySegment(seg, at + 8L * L, LE);
-            a3.intoMemorySegment(seg, at + 12L * L, LE);
+            a0.intoMemorySegment(seg, t, LE);
+            a1.intoMemorySegment(seg, t + 4L * L, LE);
+            a2.intoMemorySegment(seg, t + 8L * L, LE);
+            a3.intoMemorySegment(seg, t + 12L * L, LE);
         }
     }
 
@@ -214,24 +217,24 @@ final class RowGrads {
         }
         acc = acc.mul(g);
         if (prior != null) {
-            acc = acc.add(FloatVector.fromMemorySegment(S, prior, from, LE, m));
+            acc = acc.add(FloatVector.fromMemorySegment(S, prior, from + 4L * c, LE, m));
         }
-        acc.intoMemorySegment(seg, at, LE, m);
+        acc.intoMemorySegment(seg, at + 4L * c, LE, m);
     }
 
     /** Columns [0, count) of {@link #combineInto} in scalar code (the scalar tile). */
     private static void sumScalar(float[] src, int ld, int count, float[] w, int wOff, int wStride, int n, float g,
                                   MemorySegment prior, long from, MemorySegment seg, long at) {
-        for (int c = 0; c < count; c++, at += 4, from += 4) {
+        for (int c = 0; c < count; c++) {
             float acc = src[c] * w[wOff];
             for (int i = 1; i < n; i++) {
                 acc = Math.fma(src[i * ld + c], w[wOff + i * wStride], acc);
             }
             acc *= g;
             if (prior != null) {
-                acc += prior.get(DType.LE_FLOAT, from);
+                acc += prior.get(DType.LE_FLOAT, from + 4L * c);
             }
-            seg.set(DType.LE_FLOAT, at, acc);
+            seg.set(DType.LE_FLOAT, at + 4L * c, acc);
         }
     }
 }

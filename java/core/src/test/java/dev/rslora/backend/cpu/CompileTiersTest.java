@@ -4,6 +4,7 @@ import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -46,13 +47,23 @@ class CompileTiersTest {
                 "-XX:Tier3MinInvocationThreshold=100000000", "-XX:Tier3CompileThreshold=100000000",
                 "-XX:Tier3BackEdgeThreshold=2000", "-XX:+PrintCompilation",
                 "-cp", classPath(), CompileTiersWorkload.class.getName(), "15"));
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        if (!p.waitFor(5, TimeUnit.MINUTES)) {
-            p.destroyForcibly();
-            fail("the child JVM did not finish in 5 minutes: " + cmd);
+        // output to a file, so that a hung child meets the timeout instead of a blocked read
+        Path log = Files.createTempFile("compile-tiers", ".log");
+        try {
+            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+            if (!p.waitFor(5, TimeUnit.MINUTES)) {
+                p.destroyForcibly();
+                fail("the child JVM did not finish in 5 minutes: " + cmd);
+            }
+            check(cmd, p.exitValue(), Files.readString(log, StandardCharsets.UTF_8));
+        } finally {
+            Files.deleteIfExists(log);
         }
-        assertEquals(0, p.exitValue(), () -> "child JVM failed: " + cmd + "\n" + out);
+    }
+
+    /** The child JVM's exit status and output (the -XX:+PrintCompilation lines) against what the test expects. */
+    private static void check(List<String> cmd, int exit, String out) {
+        assertEquals(0, exit, () -> "child JVM failed: " + cmd + "\n" + out);
         assertTrue(out.contains("done"), () -> "child JVM did not finish its workload:\n" + out);
         List<String> ours = out.lines().filter(l -> l.contains("dev.rslora.")).toList();
         // a bail-out that gives up on the tier ("retry at different tier", "not retryable"); a
@@ -68,7 +79,10 @@ class CompileTiersTest {
         }
     }
 
-    /** This JVM's class path and module path as one class path (surefire puts the module under test on the module path). */
+    /**
+     * This JVM's class path and module path as one class path
+     * (surefire puts the module under test on the module path).
+     */
     private static String classPath() {
         String cp = System.getProperty("java.class.path", "");
         String mp = System.getProperty("jdk.module.path");
