@@ -159,6 +159,10 @@ cpu() {
         #    report pools the three JVMs' iterations and lists each JVM's median.
         jmh vs-512 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512 -f 3
         jmh vs-256 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Haswell "${t256[@]}" -f 3
+        #    The 512-bit pair at d = 4096 (N = 512): a packed W of 64 MB, which every chunk of rows streams from
+        #    memory; two steps a block (a step takes ~0.1 s), three JVMs as well.
+        jmh vs-512-d4096 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512 -p d=4096 -p r=64 -p core=Cooperlake -p tile=512 \
+            -p block=2 -f 3 -wi 1 -w 4s -i 5 -r 4s
         #    How much one busy core slows each side: blocks with and without a competing thread, side by side
         #    (three JVMs as well).
         jmh busy 'CpuVsOpenBlasBenchmark.busyEffect' -p n=512 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512 -f 3

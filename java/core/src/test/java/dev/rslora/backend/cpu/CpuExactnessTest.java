@@ -17,6 +17,7 @@ import java.lang.foreign.Arena;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Bit-level properties of the cpu backend: exact agreement with the oracle on integer data,
@@ -215,6 +216,32 @@ class CpuExactnessTest {
                     String ctx = f.describe() + " threads=" + threads;
                     Compare.bitEqual("Y", got.y(), two.y(), ctx);
                     Compare.bitEqual("U", got.u(), two.u(), ctx);
+                    Compare.bitEqual("dX", got.dx(), two.dx(), ctx);
+                    Compare.bitEqual("dA", got.gradA(), two.gradA(), ctx);
+                    Compare.bitEqual("dB", got.gradB(), two.gradB(), ctx);
+                }
+            }
+        }
+    }
+
+    /**
+     * A W beyond {@link Split#W_CACHED_BYTES} (2100 × 1050 fp32, 8.8 MB packed) is cut into chunks
+     * of more than MC rows, a different number for each worker count (n = 600: 200 rows with one
+     * worker, 152 with two, 104 with three with 512-bit tiles): the bits do not change.
+     */
+    @Test
+    void largeWeightsChunkedDifferentlyGiveTheSameBits() {
+        int n = 600;
+        try (LayerFixture f = new LayerFixture(n, 2100, 1050, 16, DType.F32, 0.1f, GradMode.ACCUMULATE, true, BASE_SEED + 5)) {
+            long packed = Panels.bytes(1050, 2100);
+            assertTrue(packed > Split.W_CACHED_BYTES && Split.chunkRows(n, 1, packed) > Split.MC,
+                    "the case must take the streamed-W chunks: " + Split.chunkRows(n, 1, packed) + " rows");
+            LayerFixture.Outputs two = f.run(cpu);
+            for (int threads : new int[] {1, 3}) {
+                try (CpuBackend other = new CpuBackend(threads)) {
+                    LayerFixture.Outputs got = f.run(other);
+                    String ctx = f.describe() + " threads=" + threads;
+                    Compare.bitEqual("Y", got.y(), two.y(), ctx);
                     Compare.bitEqual("dX", got.dx(), two.dx(), ctx);
                     Compare.bitEqual("dA", got.gradA(), two.gradA(), ctx);
                     Compare.bitEqual("dB", got.gradB(), two.gradB(), ctx);

@@ -38,6 +38,7 @@ class TileShapeTest {
         assertTrue(registers <= available, registers + " vector registers needed by " + CpuBackend.tileShape());
         assertEquals(MicroKernel.NV * MicroKernel.L, MicroKernel.NR);
         assertEquals(0, Split.MC % MicroKernel.MR, "chunks are whole tiles");
+        assertEquals(0, Split.MC_STREAMED % MicroKernel.MR, "chunks are whole tiles");
         assertEquals(0, Split.NC % MicroKernel.NR, "gradient column groups are whole panels");
     }
 
