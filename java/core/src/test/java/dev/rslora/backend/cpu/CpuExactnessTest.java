@@ -209,17 +209,22 @@ class CpuExactnessTest {
     @CsvSource({"1", "5", "8", "20", "37", "300"})
     void resultsDoNotDependOnTheWorkerCount(int n) {
         try (LayerFixture f = new LayerFixture(n, 129, 70, 20, DType.F32, 0.1f, GradMode.ACCUMULATE, true, BASE_SEED + n)) {
-            LayerFixture.Outputs two = f.run(cpu);
-            for (int threads : new int[] {1, 3, 4}) {
-                try (CpuBackend other = new CpuBackend(threads)) {
-                    LayerFixture.Outputs got = f.run(other);
-                    String ctx = f.describe() + " threads=" + threads;
-                    Compare.bitEqual("Y", got.y(), two.y(), ctx);
-                    Compare.bitEqual("U", got.u(), two.u(), ctx);
-                    Compare.bitEqual("dX", got.dx(), two.dx(), ctx);
-                    Compare.bitEqual("dA", got.gradA(), two.gradA(), ctx);
-                    Compare.bitEqual("dB", got.gradB(), two.gradB(), ctx);
-                }
+            assertWorkerCountsGiveTheBitsOfTwo(f, 1, 3, 4);
+        }
+    }
+
+    /** Each worker count's outputs equal, bit for bit, those of the shared two-worker backend. */
+    private static void assertWorkerCountsGiveTheBitsOfTwo(LayerFixture f, int... workerCounts) {
+        LayerFixture.Outputs two = f.run(cpu);
+        for (int threads : workerCounts) {
+            try (CpuBackend other = new CpuBackend(threads)) {
+                LayerFixture.Outputs got = f.run(other);
+                String ctx = f.describe() + " threads=" + threads;
+                Compare.bitEqual("Y", got.y(), two.y(), ctx);
+                Compare.bitEqual("U", got.u(), two.u(), ctx);
+                Compare.bitEqual("dX", got.dx(), two.dx(), ctx);
+                Compare.bitEqual("dA", got.gradA(), two.gradA(), ctx);
+                Compare.bitEqual("dB", got.gradB(), two.gradB(), ctx);
             }
         }
     }
@@ -236,17 +241,7 @@ class CpuExactnessTest {
             long packed = Panels.bytes(1050, 2100);
             assertTrue(packed > Split.W_CACHED_BYTES && Split.chunkRows(n, 1, packed) > Split.MC,
                     "the case must take the streamed-W chunks: " + Split.chunkRows(n, 1, packed) + " rows");
-            LayerFixture.Outputs two = f.run(cpu);
-            for (int threads : new int[] {1, 3}) {
-                try (CpuBackend other = new CpuBackend(threads)) {
-                    LayerFixture.Outputs got = f.run(other);
-                    String ctx = f.describe() + " threads=" + threads;
-                    Compare.bitEqual("Y", got.y(), two.y(), ctx);
-                    Compare.bitEqual("dX", got.dx(), two.dx(), ctx);
-                    Compare.bitEqual("dA", got.gradA(), two.gradA(), ctx);
-                    Compare.bitEqual("dB", got.gradB(), two.gradB(), ctx);
-                }
-            }
+            assertWorkerCountsGiveTheBitsOfTwo(f, 1, 3);
         }
     }
 }
