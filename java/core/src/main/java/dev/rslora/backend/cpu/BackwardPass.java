@@ -147,7 +147,7 @@ final class BackwardPass {
             }
         }, parallel);
         if (byRows) {
-            int rows = Split.chunkRows(n, workers, w.backward.byteSize());
+            int rows = Split.chunkRows(n, workers, dIn, dOut);
             pool.run((n + rows - 1) / rows, (wk, c) -> chunk(scratch[wk], c * rows, Math.min(n, (c + 1) * rows)), parallel);
         }
         int groupPanels = Split.NC / NR;

@@ -96,7 +96,7 @@ final class ForwardPass {
             }
         }, parallel);
         if (Split.byRows(n, workers)) {
-            int rows = Split.chunkRows(n, workers, w.forward.byteSize());
+            int rows = Split.chunkRows(n, workers, dIn, dOut);
             pool.run((n + rows - 1) / rows, (wk, c) -> chunk(scratch[wk], c * rows, Math.min(n, (c + 1) * rows)), parallel);
         } else {
             // U's r panels first, then Y's d_out panels, which wait for all of U (one job)

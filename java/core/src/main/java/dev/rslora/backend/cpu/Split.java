@@ -1,8 +1,9 @@
 package dev.rslora.backend.cpu;
 
 /**
- * How work is cut: chunks of rows (at most {@link #MC}, whole tiles, as many as a multiple of the
- * workers where N allows), K blocks and column groups of the gradient GEMMs, and padding.
+ * How work is cut: chunks of rows (at most {@link #MC}, or more for a large W; whole tiles, as many
+ * as a multiple of the workers where N allows), K blocks and column groups of the gradient GEMMs,
+ * and padding.
  */
 final class Split {
     /**
@@ -20,6 +21,12 @@ final class Split {
     /** Packed W up to this size is taken to stay cached between chunks (a share of a server's L3). */
     static final long W_CACHED_BYTES = 8L << 20;
     /**
+     * With a streamed W, chunks stay within this many bytes of fp32 rows (the longer of X's and the
+     * output's, each worker holding one chunk copy of each), and never drop below MC rows: at
+     * d = 4096 256 rows take 4 MB; an lm_head's 128k-column output keeps MC rows.
+     */
+    static final long CHUNK_BYTES = 16L << 20;
+    /**
      * Rows of N per block of the dA and dB GEMMs (their K): a block's panel of X or dY (KC·NR
      * floats, 32 KB with 512-bit tiles) stays in L1 while the tiles of Vᵀ or Uᵀ pass over it.
      */
@@ -31,17 +38,24 @@ final class Split {
     }
 
     /**
-     * Rows per chunk for n rows over {@code workers}, W packed in {@code wBytes}: at most MC (or
-     * MC_STREAMED for a W beyond W_CACHED_BYTES), whole tiles, an even split (chunks rounded up to a
-     * multiple of the workers), and at least two chunks per worker where MC-row chunks allow it, so
-     * that a worker slowed by another process leaves chunks for the others to take.
+     * Rows per chunk for n rows over {@code workers}, W [d_out, d_in]: at most MC or, for a packed W
+     * beyond W_CACHED_BYTES, at most {@link #streamedRows}; whole tiles; an even split (chunks rounded
+     * up to a multiple of the workers); and at least two chunks per worker where MC-row chunks allow
+     * it, so that a worker slowed by another process leaves chunks for the others to take.
      */
-    static int chunkRows(int n, int workers, long wBytes) {
-        int mc = wBytes > W_CACHED_BYTES ? MC_STREAMED : MC;
+    static int chunkRows(int n, int workers, int dIn, int dOut) {
+        int mc = Panels.bytes(dOut, dIn) > W_CACHED_BYTES ? streamedRows(dIn, dOut) : MC;
         int chunks = (n + mc - 1) / mc;
         chunks = Math.max(chunks, Math.min(2 * workers, (n + MC - 1) / MC));
         chunks = (chunks + workers - 1) / workers * workers;
         return Math.min(mc, padRows((n + chunks - 1) / chunks));
+    }
+
+    /** The chunk limit with a streamed W: MC_STREAMED rows, fewer (whole tiles, at least MC) past CHUNK_BYTES. */
+    static int streamedRows(int dIn, int dOut) {
+        long rowBytes = 4L * Math.max(ld(dIn), ld(dOut));
+        long fit = CHUNK_BYTES / rowBytes / MicroKernel.MR * MicroKernel.MR;
+        return (int) Math.max(MC, Math.min(MC_STREAMED, fit));
     }
 
     /** Whether every worker has enough rows to work on whole rows (else columns are split). */

@@ -238,9 +238,8 @@ class CpuExactnessTest {
     void largeWeightsChunkedDifferentlyGiveTheSameBits() {
         int n = 600;
         try (LayerFixture f = new LayerFixture(n, 2100, 1050, 16, DType.F32, 0.1f, GradMode.ACCUMULATE, true, BASE_SEED + 5)) {
-            long packed = Panels.bytes(1050, 2100);
-            assertTrue(packed > Split.W_CACHED_BYTES && Split.chunkRows(n, 1, packed) > Split.MC,
-                    "the case must take the streamed-W chunks: " + Split.chunkRows(n, 1, packed) + " rows");
+            assertTrue(Panels.bytes(1050, 2100) > Split.W_CACHED_BYTES && Split.chunkRows(n, 1, 2100, 1050) > Split.MC,
+                    "the case must take the streamed-W chunks: " + Split.chunkRows(n, 1, 2100, 1050) + " rows");
             assertWorkerCountsGiveTheBitsOfTwo(f, 1, 3);
         }
     }
