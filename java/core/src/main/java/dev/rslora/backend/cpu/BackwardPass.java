@@ -368,7 +368,9 @@ final class BackwardPass {
 
     /**
      * dX[c0:c1, panels pk0..pk1) = mask ⊙ (V·γA) + dY·W, V from the shared V, keep bits of row i
-     * at bits[i·words]. Tiles go to the chunk buffer yc, then each row is stored whole.
+     * at bits[i·words]: each register tile written in place in the chunk buffer yc (rows ld(d_in)
+     * apart; the LoRA segment and its mask first, then the W segment accumulating on them there),
+     * then each row stored whole.
      */
     private void computeDx(Scratch s, int c0, int c1, int pk0, int pk1, long[] bits) {
         int mc = c1 - c0;
@@ -376,36 +378,32 @@ final class BackwardPass {
         int ldx = Split.ld(dIn);
         s.yc = Scratch.grow(s.yc, (long) Split.padRows(mc) * ldx);
         float[] out = s.yc;
-        float[] tile = s.tile;
         float[] v = shared.v;
         for (int pk = pk0; pk < pk1; pk++) {
             long wOff = (long) pk * dOut * PANEL_ROW_BYTES;
             long aOff = (long) pk * r * PANEL_ROW_BYTES;
             int k0 = pk * NR;
+            if (oneRow) {
+                if (active) {
+                    MicroKernel.mmaRow(v, 0, gaP, aOff, r, out, k0, false);
+                    if (mask != null) {
+                        mask.applyToTileRow(out, k0, bits, 0, k0);
+                    }
+                }
+                MicroKernel.mmaRow(s.dyc, 0, w.backward, wOff, dOut, out, k0, active);
+                continue;
+            }
             for (int it = 0; it < mc; it += MR) {
-                if (oneRow) {
-                    if (active) {
-                        MicroKernel.mmaRow(v, 0, gaP, aOff, r, tile, 0, false);
-                        if (mask != null) {
-                            mask.applyToTileRow(tile, 0, bits, 0, k0);
+                int cOff = it * ldx + k0;
+                if (active) {
+                    MicroKernel.mma(v, (c0 + it) * r, r, gaP, aOff, r, out, cOff, ldx, false);
+                    if (mask != null) {
+                        for (int m = 0; m < MR; m++) {
+                            mask.applyToTileRow(out, cOff + m * ldx, bits, (c0 + it + m) * words, k0);
                         }
                     }
-                    MicroKernel.mmaRow(s.dyc, 0, w.backward, wOff, dOut, tile, 0, active);
-                } else {
-                    if (active) {
-                        MicroKernel.mma(v, (c0 + it) * r, r, gaP, aOff, r, tile, 0, false);
-                        if (mask != null) {
-                            for (int m = 0; m < MR; m++) {
-                                mask.applyToTileRow(tile, m * NR, bits, (c0 + it + m) * words, k0);
-                            }
-                        }
-                    }
-                    MicroKernel.mma(s.dyc, it * ldy, ldy, w.backward, wOff, dOut, tile, 0, active);
                 }
-                int rows = Math.min(MR, mc - it);
-                for (int m = 0; m < rows; m++) {
-                    System.arraycopy(tile, m * NR, out, (it + m) * ldx + k0, NR);
-                }
+                MicroKernel.mma(s.dyc, it * ldy, ldy, w.backward, wOff, dOut, out, cOff, ldx, active);
             }
         }
         int col0 = pk0 * NR;

@@ -17,8 +17,10 @@ import java.nio.ByteOrder;
  * MR rows so pad rows may hold stale values: they only reach pad rows of C). The B operand is a
  * packed panel in native memory: K consecutive groups of NR floats (see {@link Panels}); its
  * constant stride lets the JIT drop the per-load range checks (a B operand read with a run-time
- * row stride measured 15% slower). C is a contiguous MR×NR tile in a heap float[] (row m at
- * {@code cOff + m·NR}).
+ * row stride measured 15% slower). C is an MR×NR tile in a heap float[], row m at
+ * {@code cOff + m·ldc}: ldc = NR for a contiguous tile, or a chunk buffer's row length for a tile
+ * written in place among the chunk's output rows (Y and dX); C is read and written only outside
+ * the k loop, so its stride costs nothing there.
  *
  * <p>Shapes (MR rows × NV vectors; per k: NV panel loads, MR broadcasts, MR·NV FMAs), each sized
  * to leave its accumulators, panel vectors and broadcast in registers:
@@ -132,14 +134,20 @@ final class MicroKernel {
         return what;
     }
 
-    /** C tile (=|+=) A[MR, K]·panel[K, NR]. */
+    /** C tile (=|+=) A[MR, K]·panel[K, NR], the tile contiguous (row m at cOff + m·NR). */
     static void mma(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
                     boolean accumulate) {
+        mma(a, aOff, lda, b, bOff, k, c, cOff, NR, accumulate);
+    }
+
+    /** C tile (=|+=) A[MR, K]·panel[K, NR], tile row m at cOff + m·ldc (ldc ≥ NR). */
+    static void mma(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff, int ldc,
+                    boolean accumulate) {
         switch (BITS) {
-            case 512 -> mma512(a, aOff, lda, b, bOff, k, c, cOff, accumulate);
-            case 256 -> mma256(a, aOff, lda, b, bOff, k, c, cOff, accumulate);
-            case 128 -> mma128(a, aOff, lda, b, bOff, k, c, cOff, accumulate);
-            default -> mmaScalar(a, aOff, lda, b, bOff, k, c, cOff, accumulate);
+            case 512 -> mma512(a, aOff, lda, b, bOff, k, c, cOff, ldc, accumulate);
+            case 256 -> mma256(a, aOff, lda, b, bOff, k, c, cOff, ldc, accumulate);
+            case 128 -> mma128(a, aOff, lda, b, bOff, k, c, cOff, ldc, accumulate);
+            default -> mmaScalar(a, aOff, lda, b, bOff, k, c, cOff, ldc, accumulate);
         }
     }
 
@@ -155,18 +163,18 @@ final class MicroKernel {
 
     /** 8×2 vectors of 512 bits: 16 accumulators + 2 panel vectors + 1 broadcast = 19 registers. */
     private static void mma512(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
-                              boolean accumulate) {
+                               int ldc, boolean accumulate) {
         final int nr = 2 * L512;
         FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
         if (accumulate) {
             int o = cOff;
-            c00 = FloatVector.fromArray(S512, c, o); c01 = FloatVector.fromArray(S512, c, o + L512); o += nr;
-            c10 = FloatVector.fromArray(S512, c, o); c11 = FloatVector.fromArray(S512, c, o + L512); o += nr;
-            c20 = FloatVector.fromArray(S512, c, o); c21 = FloatVector.fromArray(S512, c, o + L512); o += nr;
-            c30 = FloatVector.fromArray(S512, c, o); c31 = FloatVector.fromArray(S512, c, o + L512); o += nr;
-            c40 = FloatVector.fromArray(S512, c, o); c41 = FloatVector.fromArray(S512, c, o + L512); o += nr;
-            c50 = FloatVector.fromArray(S512, c, o); c51 = FloatVector.fromArray(S512, c, o + L512); o += nr;
-            c60 = FloatVector.fromArray(S512, c, o); c61 = FloatVector.fromArray(S512, c, o + L512); o += nr;
+            c00 = FloatVector.fromArray(S512, c, o); c01 = FloatVector.fromArray(S512, c, o + L512); o += ldc;
+            c10 = FloatVector.fromArray(S512, c, o); c11 = FloatVector.fromArray(S512, c, o + L512); o += ldc;
+            c20 = FloatVector.fromArray(S512, c, o); c21 = FloatVector.fromArray(S512, c, o + L512); o += ldc;
+            c30 = FloatVector.fromArray(S512, c, o); c31 = FloatVector.fromArray(S512, c, o + L512); o += ldc;
+            c40 = FloatVector.fromArray(S512, c, o); c41 = FloatVector.fromArray(S512, c, o + L512); o += ldc;
+            c50 = FloatVector.fromArray(S512, c, o); c51 = FloatVector.fromArray(S512, c, o + L512); o += ldc;
+            c60 = FloatVector.fromArray(S512, c, o); c61 = FloatVector.fromArray(S512, c, o + L512); o += ldc;
             c70 = FloatVector.fromArray(S512, c, o); c71 = FloatVector.fromArray(S512, c, o + L512);
         } else {
             FloatVector z = FloatVector.zero(S512);
@@ -195,28 +203,28 @@ final class MicroKernel {
             x = FloatVector.broadcast(S512, a[ai]); c70 = x.fma(b0, c70); c71 = x.fma(b1, c71);
         }
         int o = cOff;
-        c00.intoArray(c, o); c01.intoArray(c, o + L512); o += nr;
-        c10.intoArray(c, o); c11.intoArray(c, o + L512); o += nr;
-        c20.intoArray(c, o); c21.intoArray(c, o + L512); o += nr;
-        c30.intoArray(c, o); c31.intoArray(c, o + L512); o += nr;
-        c40.intoArray(c, o); c41.intoArray(c, o + L512); o += nr;
-        c50.intoArray(c, o); c51.intoArray(c, o + L512); o += nr;
-        c60.intoArray(c, o); c61.intoArray(c, o + L512); o += nr;
+        c00.intoArray(c, o); c01.intoArray(c, o + L512); o += ldc;
+        c10.intoArray(c, o); c11.intoArray(c, o + L512); o += ldc;
+        c20.intoArray(c, o); c21.intoArray(c, o + L512); o += ldc;
+        c30.intoArray(c, o); c31.intoArray(c, o + L512); o += ldc;
+        c40.intoArray(c, o); c41.intoArray(c, o + L512); o += ldc;
+        c50.intoArray(c, o); c51.intoArray(c, o + L512); o += ldc;
+        c60.intoArray(c, o); c61.intoArray(c, o + L512); o += ldc;
         c70.intoArray(c, o); c71.intoArray(c, o + L512);
     }
 
     /** 6×2 vectors of 256 bits: 12 accumulators + 2 panel vectors + 1 broadcast = 15 registers. */
     private static void mma256(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
-                              boolean accumulate) {
+                               int ldc, boolean accumulate) {
         final int nr = 2 * L256;
         FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
         if (accumulate) {
             int o = cOff;
-            c00 = FloatVector.fromArray(S256, c, o); c01 = FloatVector.fromArray(S256, c, o + L256); o += nr;
-            c10 = FloatVector.fromArray(S256, c, o); c11 = FloatVector.fromArray(S256, c, o + L256); o += nr;
-            c20 = FloatVector.fromArray(S256, c, o); c21 = FloatVector.fromArray(S256, c, o + L256); o += nr;
-            c30 = FloatVector.fromArray(S256, c, o); c31 = FloatVector.fromArray(S256, c, o + L256); o += nr;
-            c40 = FloatVector.fromArray(S256, c, o); c41 = FloatVector.fromArray(S256, c, o + L256); o += nr;
+            c00 = FloatVector.fromArray(S256, c, o); c01 = FloatVector.fromArray(S256, c, o + L256); o += ldc;
+            c10 = FloatVector.fromArray(S256, c, o); c11 = FloatVector.fromArray(S256, c, o + L256); o += ldc;
+            c20 = FloatVector.fromArray(S256, c, o); c21 = FloatVector.fromArray(S256, c, o + L256); o += ldc;
+            c30 = FloatVector.fromArray(S256, c, o); c31 = FloatVector.fromArray(S256, c, o + L256); o += ldc;
+            c40 = FloatVector.fromArray(S256, c, o); c41 = FloatVector.fromArray(S256, c, o + L256); o += ldc;
             c50 = FloatVector.fromArray(S256, c, o); c51 = FloatVector.fromArray(S256, c, o + L256);
         } else {
             FloatVector z = FloatVector.zero(S256);
@@ -241,28 +249,28 @@ final class MicroKernel {
             x = FloatVector.broadcast(S256, a[ai]); c50 = x.fma(b0, c50); c51 = x.fma(b1, c51);
         }
         int o = cOff;
-        c00.intoArray(c, o); c01.intoArray(c, o + L256); o += nr;
-        c10.intoArray(c, o); c11.intoArray(c, o + L256); o += nr;
-        c20.intoArray(c, o); c21.intoArray(c, o + L256); o += nr;
-        c30.intoArray(c, o); c31.intoArray(c, o + L256); o += nr;
-        c40.intoArray(c, o); c41.intoArray(c, o + L256); o += nr;
+        c00.intoArray(c, o); c01.intoArray(c, o + L256); o += ldc;
+        c10.intoArray(c, o); c11.intoArray(c, o + L256); o += ldc;
+        c20.intoArray(c, o); c21.intoArray(c, o + L256); o += ldc;
+        c30.intoArray(c, o); c31.intoArray(c, o + L256); o += ldc;
+        c40.intoArray(c, o); c41.intoArray(c, o + L256); o += ldc;
         c50.intoArray(c, o); c51.intoArray(c, o + L256);
     }
 
     /** 8×3 vectors of 128 bits: 24 accumulators + 3 panel vectors + 1 broadcast = 28 registers. */
     private static void mma128(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
-                              boolean accumulate) {
+                               int ldc, boolean accumulate) {
         final int nr = 3 * L128;
         FloatVector c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32, c40, c41, c42, c50, c51, c52, c60, c61, c62, c70, c71, c72;
         if (accumulate) {
             int o = cOff;
-            c00 = FloatVector.fromArray(S128, c, o); c01 = FloatVector.fromArray(S128, c, o + L128); c02 = FloatVector.fromArray(S128, c, o + 2 * L128); o += nr;
-            c10 = FloatVector.fromArray(S128, c, o); c11 = FloatVector.fromArray(S128, c, o + L128); c12 = FloatVector.fromArray(S128, c, o + 2 * L128); o += nr;
-            c20 = FloatVector.fromArray(S128, c, o); c21 = FloatVector.fromArray(S128, c, o + L128); c22 = FloatVector.fromArray(S128, c, o + 2 * L128); o += nr;
-            c30 = FloatVector.fromArray(S128, c, o); c31 = FloatVector.fromArray(S128, c, o + L128); c32 = FloatVector.fromArray(S128, c, o + 2 * L128); o += nr;
-            c40 = FloatVector.fromArray(S128, c, o); c41 = FloatVector.fromArray(S128, c, o + L128); c42 = FloatVector.fromArray(S128, c, o + 2 * L128); o += nr;
-            c50 = FloatVector.fromArray(S128, c, o); c51 = FloatVector.fromArray(S128, c, o + L128); c52 = FloatVector.fromArray(S128, c, o + 2 * L128); o += nr;
-            c60 = FloatVector.fromArray(S128, c, o); c61 = FloatVector.fromArray(S128, c, o + L128); c62 = FloatVector.fromArray(S128, c, o + 2 * L128); o += nr;
+            c00 = FloatVector.fromArray(S128, c, o); c01 = FloatVector.fromArray(S128, c, o + L128); c02 = FloatVector.fromArray(S128, c, o + 2 * L128); o += ldc;
+            c10 = FloatVector.fromArray(S128, c, o); c11 = FloatVector.fromArray(S128, c, o + L128); c12 = FloatVector.fromArray(S128, c, o + 2 * L128); o += ldc;
+            c20 = FloatVector.fromArray(S128, c, o); c21 = FloatVector.fromArray(S128, c, o + L128); c22 = FloatVector.fromArray(S128, c, o + 2 * L128); o += ldc;
+            c30 = FloatVector.fromArray(S128, c, o); c31 = FloatVector.fromArray(S128, c, o + L128); c32 = FloatVector.fromArray(S128, c, o + 2 * L128); o += ldc;
+            c40 = FloatVector.fromArray(S128, c, o); c41 = FloatVector.fromArray(S128, c, o + L128); c42 = FloatVector.fromArray(S128, c, o + 2 * L128); o += ldc;
+            c50 = FloatVector.fromArray(S128, c, o); c51 = FloatVector.fromArray(S128, c, o + L128); c52 = FloatVector.fromArray(S128, c, o + 2 * L128); o += ldc;
+            c60 = FloatVector.fromArray(S128, c, o); c61 = FloatVector.fromArray(S128, c, o + L128); c62 = FloatVector.fromArray(S128, c, o + 2 * L128); o += ldc;
             c70 = FloatVector.fromArray(S128, c, o); c71 = FloatVector.fromArray(S128, c, o + L128); c72 = FloatVector.fromArray(S128, c, o + 2 * L128);
         } else {
             FloatVector z = FloatVector.zero(S128);
@@ -292,25 +300,26 @@ final class MicroKernel {
             x = FloatVector.broadcast(S128, a[ai]); c70 = x.fma(b0, c70); c71 = x.fma(b1, c71); c72 = x.fma(b2, c72);
         }
         int o = cOff;
-        c00.intoArray(c, o); c01.intoArray(c, o + L128); c02.intoArray(c, o + 2 * L128); o += nr;
-        c10.intoArray(c, o); c11.intoArray(c, o + L128); c12.intoArray(c, o + 2 * L128); o += nr;
-        c20.intoArray(c, o); c21.intoArray(c, o + L128); c22.intoArray(c, o + 2 * L128); o += nr;
-        c30.intoArray(c, o); c31.intoArray(c, o + L128); c32.intoArray(c, o + 2 * L128); o += nr;
-        c40.intoArray(c, o); c41.intoArray(c, o + L128); c42.intoArray(c, o + 2 * L128); o += nr;
-        c50.intoArray(c, o); c51.intoArray(c, o + L128); c52.intoArray(c, o + 2 * L128); o += nr;
-        c60.intoArray(c, o); c61.intoArray(c, o + L128); c62.intoArray(c, o + 2 * L128); o += nr;
+        c00.intoArray(c, o); c01.intoArray(c, o + L128); c02.intoArray(c, o + 2 * L128); o += ldc;
+        c10.intoArray(c, o); c11.intoArray(c, o + L128); c12.intoArray(c, o + 2 * L128); o += ldc;
+        c20.intoArray(c, o); c21.intoArray(c, o + L128); c22.intoArray(c, o + 2 * L128); o += ldc;
+        c30.intoArray(c, o); c31.intoArray(c, o + L128); c32.intoArray(c, o + 2 * L128); o += ldc;
+        c40.intoArray(c, o); c41.intoArray(c, o + L128); c42.intoArray(c, o + 2 * L128); o += ldc;
+        c50.intoArray(c, o); c51.intoArray(c, o + L128); c52.intoArray(c, o + 2 * L128); o += ldc;
+        c60.intoArray(c, o); c61.intoArray(c, o + L128); c62.intoArray(c, o + 2 * L128); o += ldc;
         c70.intoArray(c, o); c71.intoArray(c, o + L128); c72.intoArray(c, o + 2 * L128);
     }
 
     /** 4×4 scalars: 16 accumulators + 4 panel values + 1 A value = 21 FP registers. */
     private static void mmaScalar(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
-                                  boolean accumulate) {
+                                  int ldc, boolean accumulate) {
+        final int o1 = cOff + ldc, o2 = o1 + ldc, o3 = o2 + ldc;
         float c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33;
         if (accumulate) {
-            c00 = c[cOff + 0]; c01 = c[cOff + 1]; c02 = c[cOff + 2]; c03 = c[cOff + 3];
-            c10 = c[cOff + 4]; c11 = c[cOff + 5]; c12 = c[cOff + 6]; c13 = c[cOff + 7];
-            c20 = c[cOff + 8]; c21 = c[cOff + 9]; c22 = c[cOff + 10]; c23 = c[cOff + 11];
-            c30 = c[cOff + 12]; c31 = c[cOff + 13]; c32 = c[cOff + 14]; c33 = c[cOff + 15];
+            c00 = c[cOff]; c01 = c[cOff + 1]; c02 = c[cOff + 2]; c03 = c[cOff + 3];
+            c10 = c[o1]; c11 = c[o1 + 1]; c12 = c[o1 + 2]; c13 = c[o1 + 3];
+            c20 = c[o2]; c21 = c[o2 + 1]; c22 = c[o2 + 2]; c23 = c[o2 + 3];
+            c30 = c[o3]; c31 = c[o3 + 1]; c32 = c[o3 + 2]; c33 = c[o3 + 3];
         } else {
             c00 = 0f; c01 = 0f; c02 = 0f; c03 = 0f; c10 = 0f; c11 = 0f; c12 = 0f; c13 = 0f;
             c20 = 0f; c21 = 0f; c22 = 0f; c23 = 0f; c30 = 0f; c31 = 0f; c32 = 0f; c33 = 0f;
@@ -328,10 +337,10 @@ final class MicroKernel {
             x = a[ai]; c20 = Math.fma(x, b0, c20); c21 = Math.fma(x, b1, c21); c22 = Math.fma(x, b2, c22); c23 = Math.fma(x, b3, c23); ai += lda;
             x = a[ai]; c30 = Math.fma(x, b0, c30); c31 = Math.fma(x, b1, c31); c32 = Math.fma(x, b2, c32); c33 = Math.fma(x, b3, c33);
         }
-        c[cOff + 0] = c00; c[cOff + 1] = c01; c[cOff + 2] = c02; c[cOff + 3] = c03;
-        c[cOff + 4] = c10; c[cOff + 5] = c11; c[cOff + 6] = c12; c[cOff + 7] = c13;
-        c[cOff + 8] = c20; c[cOff + 9] = c21; c[cOff + 10] = c22; c[cOff + 11] = c23;
-        c[cOff + 12] = c30; c[cOff + 13] = c31; c[cOff + 14] = c32; c[cOff + 15] = c33;
+        c[cOff] = c00; c[cOff + 1] = c01; c[cOff + 2] = c02; c[cOff + 3] = c03;
+        c[o1] = c10; c[o1 + 1] = c11; c[o1 + 2] = c12; c[o1 + 3] = c13;
+        c[o2] = c20; c[o2 + 1] = c21; c[o2 + 2] = c22; c[o2 + 3] = c23;
+        c[o3] = c30; c[o3 + 1] = c31; c[o3 + 2] = c32; c[o3 + 3] = c33;
     }
 
     /** One row × 2 vectors of 512 bits, two accumulator sets (even and odd k) to hide the FMA latency. */
