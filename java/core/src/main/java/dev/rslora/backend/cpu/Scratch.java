@@ -28,7 +28,7 @@ final class Scratch implements AutoCloseable {
     float[] xRows = new float[0];
     /** The backward call whose D(X) rows {@link #xRows} holds. */
     Object xRowsOf;
-    /** The MR×NR register tile spilled between K-segments and for the epilogue. */
+    /** An MR×NR register tile stored for its epilogue (U, V, merge); Y and dX tiles go straight to yc. */
     final float[] tile = new float[MicroKernel.MR * MicroKernel.NR];
     /** Keep bits: one row (forward) or [padRows(n), words(d_in)] (backward, small N). */
     long[] bits = new long[0];
