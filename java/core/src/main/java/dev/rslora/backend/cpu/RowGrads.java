@@ -56,10 +56,8 @@ final class RowGrads {
                    Convert.Sink out) {
         if (direct(old, out)) {
             MemorySegment prior = old == null ? null : old.readOnlySegment();
-            for (int j = j0; j < j1; j++) {
-                long at = (long) j * dIn * 4;
-                combineInto(xb, dIn, dIn, v, j, r, n, gamma, prior, at, out.seg(), at);
-            }
+            long at = (long) j0 * dIn * 4;
+            combineInto(xb, dIn, dIn, v, j0, r, n, gamma, prior, at, out.seg(), at, j1 - j0);
             return;
         }
         s.row = Scratch.grow(s.row, dIn);
@@ -67,7 +65,7 @@ final class RowGrads {
         float[] row = s.row;
         MemorySegment rowSeg = MemorySegment.ofArray(row);
         for (int j = j0; j < j1; j++) {
-            combineInto(xb, dIn, dIn, v, j, r, n, 1f, null, 0, rowSeg, 0);
+            combineInto(xb, dIn, dIn, v, j, r, n, 1f, null, 0, rowSeg, 0, 1);
             long at = (long) j * dIn;
             Convert.storeScaled(row, 0, dIn, gamma, old, at, out, at, s.old);
         }
@@ -87,10 +85,8 @@ final class RowGrads {
         Convert.load(u, 0, n * r, ub, 0);
         if (direct(old, sink)) {
             MemorySegment prior = old == null ? null : old.readOnlySegment();
-            for (int oc = 0; oc < cols; oc++) {
-                long at = (long) (o0 + oc) * r * 4;
-                combineInto(ub, r, r, yb, oc, cols, n, gamma, prior, at, sink.seg(), at);
-            }
+            long at = (long) o0 * r * 4;
+            combineInto(ub, r, r, yb, 0, cols, n, gamma, prior, at, sink.seg(), at, cols);
             return;
         }
         // one row of dB at a time, built in L1 and stored (scaled, old added) straight from there
@@ -99,7 +95,7 @@ final class RowGrads {
         float[] out = s.row;
         MemorySegment outSeg = MemorySegment.ofArray(out);
         for (int oc = 0; oc < cols; oc++) {
-            combineInto(ub, r, r, yb, oc, cols, n, 1f, null, 0, outSeg, 0);
+            combineInto(ub, r, r, yb, oc, cols, n, 1f, null, 0, outSeg, 0, 1);
             long to = (long) (o0 + oc) * r;
             Convert.storeScaled(out, 0, r, gamma, old, to, sink, to, s.old);
         }
@@ -116,125 +112,144 @@ final class RowGrads {
     }
 
     /**
-     * {@code seg[at + 4c] = (Σ_{i<n} src[i·ld + c]·w[wOff + i·wStride])·g (+ prior[from + 4c])} for
-     * c &lt; count (byte offsets, F32 little-endian): the sum in fp32, its first term a product and
-     * the others fma in increasing i, then the product by g, then the old value added, each rounded
-     * to fp32 ({@link Convert#storeScaled}'s F32 epilogue). Four vectors of c at a time, so four fma
-     * chains run side by side (one chain of n dependent fmas per vector ran at the fma latency); a
-     * masked vector for the last count mod L values. Writing straight from the registers saves a
-     * decoding step's dA and dB rows a pass through L1 and a store call each (dB: 1024 rows of 64
-     * floats at d_out = 1024, r = 64).
+     * For each of {@code rows} consecutive rows q of a gradient, count values apart (byte offsets,
+     * F32 little-endian, row q at {@code 4q·count} past {@code from} and {@code at}):
+     * <pre>
+     *   seg[at + 4(q·count + c)] = (Σ_{i&lt;n} src[i·ld + c]·w[wOff + q + i·wStride])·g (+ prior[from + 4(q·count + c)])
+     * </pre>
+     * for c &lt; count: the sum in fp32, its first term a product and the others fma in increasing
+     * i, then the product by g, then the old value added, each rounded to fp32
+     * ({@link Convert#storeScaled}'s F32 epilogue). Four vectors of c at a time, so four fma chains
+     * run side by side (one chain of n dependent fmas per vector ran at the fma latency); a masked
+     * vector for the last count mod L values. Writing straight from the registers saves a decoding
+     * step's dA and dB rows a pass through L1 and a store call each.
+     *
+     * <p>The rows loop inside each helper: dB's rows are short (64 floats at r = 64, one group of
+     * four vectors), and one call per row made writing dB (1024 rows at d_out = 1024) take 2.8× as
+     * long as writing dA, the same 256 KB in 64 rows (N = 1, one thread, JFR samples: 199 against 71).
      *
      * <p>Four-vector groups, single vectors, the masked tail and scalar code are methods of their own,
-     * each small enough for C1 (and called once per row). When this was one 938-byte method,
+     * each small enough for C1. When this was one 938-byte method,
      * C1 sometimes failed to compile its loop for on-stack replacement ("out of virtual registers in
      * linear scan"); a method compiled at tier 2 before that then stayed there, so its vector
      * operations ran in the Vector API's Java fallback for the whole run: in 5 of 18 JMH forks of
      * N = 8, r = 16 started beside a competing process the LoRA step took 3.5–4.3× the base step
-     * (1.1–1.3× otherwise). Each helper takes the offsets of column 0 and reads column c at 4c bytes.
+     * (1.1–1.3× otherwise). Each helper takes the offsets of row 0, column 0.
      * {@code CompileTiersTest} compiles every method of the backend the way that failed.
      */
     static void combineInto(float[] src, int ld, int count, float[] w, int wOff, int wStride, int n, float g,
-                            MemorySegment prior, long from, MemorySegment seg, long at) {
+                            MemorySegment prior, long from, MemorySegment seg, long at, int rows) {
         if (MicroKernel.SCALAR) {
-            sumScalar(src, ld, count, w, wOff, wStride, n, g, prior, from, seg, at);
+            sumScalar(src, ld, count, w, wOff, wStride, n, g, prior, from, seg, at, rows);
             return;
         }
         int c4 = count / (4 * L) * (4 * L);
         int c1 = count / L * L;
         if (c4 > 0) {
-            sum4(src, ld, c4, w, wOff, wStride, n, g, prior, from, seg, at);
+            sum4(src, ld, count, c4, w, wOff, wStride, n, g, prior, from, seg, at, rows);
         }
         if (c1 > c4) {
-            sum1(src, ld, c4, c1, w, wOff, wStride, n, g, prior, from, seg, at);
+            sum1(src, ld, count, c4, c1, w, wOff, wStride, n, g, prior, from, seg, at, rows);
         }
         if (c1 < count) {
             // the last count − c1 < L values in one masked vector (r = 8 with 16 lanes: every row of dB)
-            sumMasked(src, ld, c1, count, w, wOff, wStride, n, g, prior, from, seg, at);
+            sumMasked(src, ld, count, c1, w, wOff, wStride, n, g, prior, from, seg, at, rows);
         }
     }
 
     /** Columns [0, c4) of {@link #combineInto}, c4 a multiple of 4L: four fma chains side by side. */
-    private static void sum4(float[] src, int ld, int c4, float[] w, int wOff, int wStride, int n, float g,
-                             MemorySegment prior, long from, MemorySegment seg, long at) {
-        float w0 = w[wOff];
-        for (int c = 0; c < c4; c += 4 * L) {
-            long f = from + 4L * c;
-            long t = at + 4L * c;
-            FloatVector a0 = FloatVector.fromArray(S, src, c).mul(w0);
-            FloatVector a1 = FloatVector.fromArray(S, src, c + L).mul(w0);
-            FloatVector a2 = FloatVector.fromArray(S, src, c + 2 * L).mul(w0);
-            FloatVector a3 = FloatVector.fromArray(S, src, c + 3 * L).mul(w0);
-            for (int i = 1; i < n; i++) {
-                FloatVector wi = FloatVector.broadcast(S, w[wOff + i * wStride]);
-                int k = i * ld + c;
-                a0 = FloatVector.fromArray(S, src, k).fma(wi, a0);
-                a1 = FloatVector.fromArray(S, src, k + L).fma(wi, a1);
-                a2 = FloatVector.fromArray(S, src, k + 2 * L).fma(wi, a2);
-                a3 = FloatVector.fromArray(S, src, k + 3 * L).fma(wi, a3);
+    private static void sum4(float[] src, int ld, int count, int c4, float[] w, int wOff, int wStride, int n, float g,
+                             MemorySegment prior, long from, MemorySegment seg, long at, int rows) {
+        for (int q = 0; q < rows; q++) {
+            float w0 = w[wOff + q];
+            long row = 4L * q * count;
+            for (int c = 0; c < c4; c += 4 * L) {
+                long f = from + row + 4L * c;
+                long t = at + row + 4L * c;
+                FloatVector a0 = FloatVector.fromArray(S, src, c).mul(w0);
+                FloatVector a1 = FloatVector.fromArray(S, src, c + L).mul(w0);
+                FloatVector a2 = FloatVector.fromArray(S, src, c + 2 * L).mul(w0);
+                FloatVector a3 = FloatVector.fromArray(S, src, c + 3 * L).mul(w0);
+                for (int i = 1; i < n; i++) {
+                    FloatVector wi = FloatVector.broadcast(S, w[wOff + q + i * wStride]);
+                    int k = i * ld + c;
+                    a0 = FloatVector.fromArray(S, src, k).fma(wi, a0);
+                    a1 = FloatVector.fromArray(S, src, k + L).fma(wi, a1);
+                    a2 = FloatVector.fromArray(S, src, k + 2 * L).fma(wi, a2);
+                    a3 = FloatVector.fromArray(S, src, k + 3 * L).fma(wi, a3);
+                }
+                a0 = a0.mul(g);
+                a1 = a1.mul(g);
+                a2 = a2.mul(g);
+                a3 = a3.mul(g);
+                if (prior != null) {
+                    a0 = a0.add(FloatVector.fromMemorySegment(S, prior, f, LE));
+                    a1 = a1.add(FloatVector.fromMemorySegment(S, prior, f + 4L * L, LE));
+                    a2 = a2.add(FloatVector.fromMemorySegment(S, prior, f + 8L * L, LE));
+                    a3 = a3.add(FloatVector.fromMemorySegment(S, prior, f + 12L * L, LE));
+                }
+                a0.intoMemorySegment(seg, t, LE);
+                a1.intoMemorySegment(seg, t + 4L * L, LE);
+                a2.intoMemorySegment(seg, t + 8L * L, LE);
+                a3.intoMemorySegment(seg, t + 12L * L, LE);
             }
-            a0 = a0.mul(g);
-            a1 = a1.mul(g);
-            a2 = a2.mul(g);
-            a3 = a3.mul(g);
-            if (prior != null) {
-                a0 = a0.add(FloatVector.fromMemorySegment(S, prior, f, LE));
-                a1 = a1.add(FloatVector.fromMemorySegment(S, prior, f + 4L * L, LE));
-                a2 = a2.add(FloatVector.fromMemorySegment(S, prior, f + 8L * L, LE));
-                a3 = a3.add(FloatVector.fromMemorySegment(S, prior, f + 12L * L, LE));
-            }
-            a0.intoMemorySegment(seg, t, LE);
-            a1.intoMemorySegment(seg, t + 4L * L, LE);
-            a2.intoMemorySegment(seg, t + 8L * L, LE);
-            a3.intoMemorySegment(seg, t + 12L * L, LE);
         }
     }
 
     /** Columns [c0, c1) of {@link #combineInto}, whole vectors. */
-    private static void sum1(float[] src, int ld, int c0, int c1, float[] w, int wOff, int wStride, int n, float g,
-                             MemorySegment prior, long from, MemorySegment seg, long at) {
-        float w0 = w[wOff];
-        for (int c = c0; c < c1; c += L) {
-            FloatVector acc = FloatVector.fromArray(S, src, c).mul(w0);
-            for (int i = 1; i < n; i++) {
-                acc = FloatVector.fromArray(S, src, i * ld + c).fma(FloatVector.broadcast(S, w[wOff + i * wStride]), acc);
+    private static void sum1(float[] src, int ld, int count, int c0, int c1, float[] w, int wOff, int wStride, int n,
+                             float g, MemorySegment prior, long from, MemorySegment seg, long at, int rows) {
+        for (int q = 0; q < rows; q++) {
+            float w0 = w[wOff + q];
+            long row = 4L * q * count;
+            for (int c = c0; c < c1; c += L) {
+                FloatVector acc = FloatVector.fromArray(S, src, c).mul(w0);
+                for (int i = 1; i < n; i++) {
+                    acc = FloatVector.fromArray(S, src, i * ld + c).fma(FloatVector.broadcast(S, w[wOff + q + i * wStride]), acc);
+                }
+                acc = acc.mul(g);
+                if (prior != null) {
+                    acc = acc.add(FloatVector.fromMemorySegment(S, prior, from + row + 4L * c, LE));
+                }
+                acc.intoMemorySegment(seg, at + row + 4L * c, LE);
             }
-            acc = acc.mul(g);
-            if (prior != null) {
-                acc = acc.add(FloatVector.fromMemorySegment(S, prior, from + 4L * c, LE));
-            }
-            acc.intoMemorySegment(seg, at + 4L * c, LE);
         }
     }
 
-    /** Columns [c, count), fewer than L, of {@link #combineInto}: one masked vector. */
-    private static void sumMasked(float[] src, int ld, int c, int count, float[] w, int wOff, int wStride, int n,
-                                  float g, MemorySegment prior, long from, MemorySegment seg, long at) {
+    /** Columns [c, count), fewer than L, of {@link #combineInto}: one masked vector per row. */
+    private static void sumMasked(float[] src, int ld, int count, int c, float[] w, int wOff, int wStride, int n,
+                                  float g, MemorySegment prior, long from, MemorySegment seg, long at, int rows) {
         VectorMask<Float> m = S.indexInRange(c, count);
-        FloatVector acc = FloatVector.fromArray(S, src, c, m).mul(w[wOff]);
-        for (int i = 1; i < n; i++) {
-            acc = FloatVector.fromArray(S, src, i * ld + c, m).fma(FloatVector.broadcast(S, w[wOff + i * wStride]), acc);
+        for (int q = 0; q < rows; q++) {
+            long row = 4L * q * count;
+            FloatVector acc = FloatVector.fromArray(S, src, c, m).mul(w[wOff + q]);
+            for (int i = 1; i < n; i++) {
+                acc = FloatVector.fromArray(S, src, i * ld + c, m).fma(FloatVector.broadcast(S, w[wOff + q + i * wStride]), acc);
+            }
+            acc = acc.mul(g);
+            if (prior != null) {
+                acc = acc.add(FloatVector.fromMemorySegment(S, prior, from + row + 4L * c, LE, m));
+            }
+            acc.intoMemorySegment(seg, at + row + 4L * c, LE, m);
         }
-        acc = acc.mul(g);
-        if (prior != null) {
-            acc = acc.add(FloatVector.fromMemorySegment(S, prior, from + 4L * c, LE, m));
-        }
-        acc.intoMemorySegment(seg, at + 4L * c, LE, m);
     }
 
     /** Columns [0, count) of {@link #combineInto} in scalar code (the scalar tile). */
     private static void sumScalar(float[] src, int ld, int count, float[] w, int wOff, int wStride, int n, float g,
-                                  MemorySegment prior, long from, MemorySegment seg, long at) {
-        for (int c = 0; c < count; c++) {
-            float acc = src[c] * w[wOff];
-            for (int i = 1; i < n; i++) {
-                acc = Math.fma(src[i * ld + c], w[wOff + i * wStride], acc);
+                                  MemorySegment prior, long from, MemorySegment seg, long at, int rows) {
+        for (int q = 0; q < rows; q++) {
+            long row = 4L * q * count;
+            for (int c = 0; c < count; c++) {
+                float acc = src[c] * w[wOff + q];
+                for (int i = 1; i < n; i++) {
+                    acc = Math.fma(src[i * ld + c], w[wOff + q + i * wStride], acc);
+                }
+                acc *= g;
+                if (prior != null) {
+                    acc += prior.get(DType.LE_FLOAT, from + row + 4L * c);
+                }
+                seg.set(DType.LE_FLOAT, at + row + 4L * c, acc);
             }
-            acc *= g;
-            if (prior != null) {
-                acc += prior.get(DType.LE_FLOAT, from + 4L * c);
-            }
-            seg.set(DType.LE_FLOAT, at + 4L * c, acc);
         }
     }
 }
