@@ -185,6 +185,10 @@ cpu() {
             -p tile=512 -wi 2 -w 2s -i 5 -r 2s
         jmh decode 'CpuLayerBenchmark.(loraThenBase|forwardThenBase)$' -p n=1,8 -p dIn=1024 -p dOut=1024 -p r=8,16,64 -p dropout=0 -p tile=512 \
             "${ri[@]}"
+        #    the same in blocks of 32 steps a side: single steps alternating let the base step pay for writing back
+        #    the gradients the LoRA step left dirty in the caches
+        jmh decode-blocks 'CpuLayerBenchmark.(loraThenBase|forwardThenBase)$' -p n=1,8 -p dIn=1024 -p dOut=1024 -p r=8,16,64 -p dropout=0 \
+            -p tile=512 -p block=32 "${ri[@]}"
         # 4. One worker thread timed in its CPU time: each tile's rate against the FMA ceiling of its width
         #    (256 bits as on an AVX2 machine twice: the JIT limited to 32-byte vectors, and AVX2 alone with 16
         #    registers), unaffected by other processes on a shared machine.

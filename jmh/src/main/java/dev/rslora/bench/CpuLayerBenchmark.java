@@ -66,6 +66,14 @@ public class CpuLayerBenchmark {
     /** Our worker threads, the caller included; 0: one per available processor. */
     @Param({"0"})
     public int threads;
+    /**
+     * Steps of each side per invocation of {@link #loraThenBase} and {@link #forwardThenBase}: 1
+     * alternates single steps; a block of several times each side mostly after itself. At N = 1 that
+     * differs: a LoRA step leaves 512 KB of dA and dB dirty in the caches (d = 1024, r = 64), and
+     * when the next step is the base's, the base step pays for writing them back.
+     */
+    @Param({"1"})
+    public int block;
 
     private static final ThreadMXBean THREAD_TIME = ManagementFactory.getThreadMXBean();
 
@@ -113,19 +121,23 @@ public class CpuLayerBenchmark {
         }
     }
 
-    /** One LoRA step then one base step, each timed: R = Σ loraNanos / Σ baseNanos, side by side. */
+    /**
+     * {@link #block} LoRA steps then as many base steps, each side timed: R = Σ loraNanos / Σ
+     * baseNanos, side by side.
+     */
     @Benchmark
     public void loraThenBase(Interleaved t, Blackhole bh) {
-        timePair(t, bh, step::lora, step::base);
+        timePair(t, bh, block, step::lora, step::base);
     }
 
     /**
-     * Decoding: one LoRA forward (adapter active, eval mode) then one frozen-base forward (adapter
-     * off) per invocation, each timed, no backward; LoRA forward ÷ base forward = Σ loraNanos / Σ baseNanos.
+     * Decoding: {@link #block} LoRA forwards (adapter active, eval mode) then as many frozen-base
+     * forwards (adapter off) per invocation, each side timed, no backward; LoRA forward ÷ base
+     * forward = Σ loraNanos / Σ baseNanos.
      */
     @Benchmark
     public void forwardThenBase(Interleaved t, Blackhole bh) {
-        timePair(t, bh, step::loraForward, step::baseForward);
+        timePair(t, bh, block, step::loraForward, step::baseForward);
     }
 
     /** One call that returns a value to consume (a LoRA or base step, or forward). */
@@ -133,17 +145,22 @@ public class CpuLayerBenchmark {
         float run();
     }
 
-    /** Runs {@code lora} then {@code base} once each, adding each one's wall time to {@code t}. */
-    private static void timePair(Interleaved t, Blackhole bh, Side lora, Side base) {
+    /** Runs {@code lora} then {@code base} {@code steps} times each, adding each side's wall time to {@code t}. */
+    private static void timePair(Interleaved t, Blackhole bh, int steps, Side lora, Side base) {
+        float sum = 0;
         long t0 = System.nanoTime();
-        float l = lora.run();
+        for (int i = 0; i < steps; i++) {
+            sum += lora.run();
+        }
         long t1 = System.nanoTime();
-        float b = base.run();
+        for (int i = 0; i < steps; i++) {
+            sum += base.run();
+        }
         long t2 = System.nanoTime();
         t.loraNanos += t1 - t0;
         t.baseNanos += t2 - t1;
-        t.steps++;
-        bh.consume(l + b);
+        t.steps += steps;
+        bh.consume(sum);
     }
 
     /** CPU time of this thread in each half of {@link #loraThenBaseCpu}, summed per iteration. */

@@ -41,11 +41,14 @@ final class CpuSideBySide {
                 .append("hits both sides alike, which separate runs minutes apart (the tables further down) do not.\n\n")
                 .append(versusOpenBlas(res)).append("\n");
         sb.append("### R and decoding latency, the LoRA and base steps interleaved\n\n")
-                .append("`CpuLayerBenchmark.loraThenBase`: one LoRA step then one frozen-base step per invocation, each timed; ")
-                .append("R per iteration, median and range. The FLOP ratio 1 + 3r/d is R if the LoRA FLOPs ran at the base's rate.\n\n")
+                .append("`CpuLayerBenchmark.loraThenBase`: one LoRA step then one frozen-base step per invocation, each timed ")
+                .append("(rows marked \"k steps a side\": k LoRA steps, then k base steps); ")
+                .append("R per iteration, median and range. The FLOP ratio 1 + 3r/d is R if the LoRA FLOPs ran at the base's rate. ")
+                .append("At N = 1 single steps flatter R: a LoRA step leaves its dA and dB dirty in the caches, and the base ")
+                .append("step that follows pays for writing them back; in blocks each side mostly follows itself.\n\n")
                 .append(rTable(res)).append("\n")
                 .append("Decoding, forward only (`CpuLayerBenchmark.forwardThenBase`): one LoRA forward (adapter active, eval mode) ")
-                .append("then one frozen-base forward (adapter off) per invocation, each timed, no backward; the ratio per ")
+                .append("then one frozen-base forward (adapter off) per invocation (or k of each), each side timed, no backward; the ratio per ")
                 .append("iteration, median and range. The forward FLOP ratio is 1 + r(d_in + d_out)/(d_in·d_out).\n\n")
                 .append(decodeTable(res)).append("\n");
         sb.append("### One thread, timed in its CPU time (the register tiles' rates)\n\n")
@@ -61,8 +64,23 @@ final class CpuSideBySide {
         return res.interleaved().stream().filter(i -> i.kind() == kind).filter(p)
                 .sorted(Comparator.<Interleaved>comparingInt(i -> i.shape().n()).thenComparingInt(i -> i.shape().dIn())
                         .thenComparingInt(i -> i.shape().r()).thenComparing(i -> i.param("tile", "auto"))
-                        .thenComparing(i -> i.param("busy", "0")))
+                        .thenComparing(i -> i.param("busy", "0")).thenComparingInt(CpuSideBySide::block))
                 .toList();
+    }
+
+    /**
+     * Steps of each side per invocation of loraThenBase and forwardThenBase (their {@code block}
+     * parameter; 1: single steps alternating, also for files from before it existed); 1 for other kinds.
+     */
+    static int block(Interleaved i) {
+        boolean paired = i.kind() == Interleaved.Kind.LORA_VS_BASE || i.kind() == Interleaved.Kind.LORA_VS_BASE_FORWARD;
+        return paired ? Integer.parseInt(i.param("block", "1")) : 1;
+    }
+
+    /** ", 32 steps a side" for a run in blocks; "" for single steps alternating. */
+    static String pairing(Interleaved i) {
+        int b = block(i);
+        return b == 1 ? "" : ", " + b + " steps a side";
     }
 
     /** "512-bit vectors, 8×32 tile" for the run's tile parameter; "the JIT's widest" for "auto". */
@@ -247,7 +265,7 @@ final class CpuSideBySide {
             Shape s = i.shape();
             double floor = 1 + 6.0 * s.r() * (s.dIn() + s.dOut()) / (4.0 * s.dIn() * s.dOut());
             String busy = i.param("busy", "0");
-            rows.add(List.of(Integer.toString(s.n()), s.dLabel(), Integer.toString(s.r()), tile(i) + (busy.equals("0") ? ""
+            rows.add(List.of(Integer.toString(s.n()), s.dLabel(), Integer.toString(s.r()), tile(i) + pairing(i) + (busy.equals("0") ? ""
                     : ", " + busy + " competing thread(s)"), Fmt.num(i.aMedian(), Fmt.decimals(i.aMedian())),
                     Fmt.num(i.bMedian(), Fmt.decimals(i.bMedian())), figure(i), Fmt.num(floor, 3), res.load(i.source())));
         }
@@ -267,7 +285,7 @@ final class CpuSideBySide {
             String busy = i.param("busy", "0");
             double aUs = i.aMedian() * 1e3;
             double bUs = i.bMedian() * 1e3;
-            rows.add(List.of(Integer.toString(s.n()), s.dLabel(), Integer.toString(s.r()), tile(i) + (busy.equals("0") ? ""
+            rows.add(List.of(Integer.toString(s.n()), s.dLabel(), Integer.toString(s.r()), tile(i) + pairing(i) + (busy.equals("0") ? ""
                     : ", " + busy + " competing thread(s)"), Fmt.num(aUs, Fmt.decimals(aUs)), Fmt.num(bUs, Fmt.decimals(bUs)),
                     figure(i), Fmt.num(floor, 3), res.load(i.source())));
         }
@@ -278,12 +296,19 @@ final class CpuSideBySide {
                 "LoRA ÷ base forward (decoding): median (range)", "forward FLOP ratio", "load (1/5/15 min) before → after"), rows);
     }
 
+    /** The first quiet run of a kind at a shape and tile (single steps alternating, for the paired kinds). */
     private static Optional<Interleaved> find(Results res, Interleaved.Kind kind, int n, int d, int r, String tile,
+                                              String core) {
+        return matching(res, kind, n, d, r, tile, core).stream().filter(i -> block(i) == 1).findFirst();
+    }
+
+    /** Every quiet run of a kind at a shape and tile, in {@link #of}'s order (single steps before blocks). */
+    private static List<Interleaved> matching(Results res, Interleaved.Kind kind, int n, int d, int r, String tile,
                                               String core) {
         return of(res, kind, i -> i.shape().n() == n && i.shape().dIn() == d && i.shape().dOut() == d && i.shape().r() == r
                 && i.param("tile", "auto").equals(tile) && i.param("busy", "0").equals("0")
                 && (kind == Interleaved.Kind.OURS_VS_OPENBLAS_CPU || !i.param("threads", "0").equals("1"))
-                && (core == null || i.param("core", "?").equalsIgnoreCase(core))).stream().findFirst();
+                && (core == null || i.param("core", "?").equalsIgnoreCase(core)));
     }
 
     static String targets(Results res) {
@@ -320,20 +345,28 @@ final class CpuSideBySide {
                             + "; load " + res.load(o.source()), (o.figure() < p.figure() ? "**kept**" : "**not kept**")
                             + ": ours slowed " + Fmt.num(o.figure(), 2) + "×, OpenBLAS " + Fmt.num(p.figure(), 2) + "×")));
         }
-        String what = "N=1: the LoRA step ≤ " + Fmt.num(DECODE_MAX, 1) + "× the frozen base (d=1024, r=64, 512-bit tile)";
-        Optional<Interleaved> m = find(res, Interleaved.Kind.LORA_VS_BASE, 1, 1024, 64, "512", null);
-        rows.add(m.map(i -> List.of(what, Fmt.num(i.aMedian() * 1e3, 1) + " µs vs " + Fmt.num(i.bMedian() * 1e3, 1)
-                        + " µs: " + figure(i) + "; load " + res.load(i.source()),
-                verdict(i.figure() <= DECODE_MAX, i.figureMax() <= DECODE_MAX, i.figureMin() <= DECODE_MAX) + underLoad(res, i)))
-                .orElse(List.of(what, Fmt.NONE, Fmt.NONE)));
-        String fwd = "N=1 decoding (forward only): LoRA forward ≤ " + Fmt.num(DECODE_MAX, 1)
-                + "× the frozen base forward (d=1024, r=64, 512-bit tile)";
-        Optional<Interleaved> f = find(res, Interleaved.Kind.LORA_VS_BASE_FORWARD, 1, 1024, 64, "512", null);
-        rows.add(f.map(i -> List.of(fwd, Fmt.num(i.aMedian() * 1e3, 1) + " µs vs " + Fmt.num(i.bMedian() * 1e3, 1)
-                        + " µs: " + figure(i) + "; load " + res.load(i.source()),
-                verdict(i.figure() <= DECODE_MAX, i.figureMax() <= DECODE_MAX, i.figureMin() <= DECODE_MAX) + underLoad(res, i)))
-                .orElse(List.of(fwd, Fmt.NONE, Fmt.NONE)));
+        decodeTargets(rows, res, Interleaved.Kind.LORA_VS_BASE,
+                "N=1: the LoRA step ≤ " + Fmt.num(DECODE_MAX, 1) + "× the frozen base (d=1024, r=64, 512-bit tile)");
+        decodeTargets(rows, res, Interleaved.Kind.LORA_VS_BASE_FORWARD, "N=1 decoding (forward only): LoRA forward ≤ "
+                + Fmt.num(DECODE_MAX, 1) + "× the frozen base forward (d=1024, r=64, 512-bit tile)");
         return Fmt.table(List.of("target", "measured: median (range over iterations)", "verdict"), rows);
+    }
+
+    /**
+     * The rows of an N = 1 target ({@link #DECODE_MAX}): one per pairing measured (single steps
+     * alternating, then each block size), each with its own verdict; "not yet measured" without any.
+     */
+    private static void decodeTargets(List<List<String>> rows, Results res, Interleaved.Kind kind, String what) {
+        List<Interleaved> runs = matching(res, kind, 1, 1024, 64, "512", null);
+        if (runs.isEmpty()) {
+            rows.add(List.of(what, Fmt.NONE, Fmt.NONE));
+        }
+        for (Interleaved i : runs) {
+            String how = block(i) == 1 ? "single steps alternating" : block(i) + " steps a side";
+            rows.add(List.of(what + ", " + how, Fmt.num(i.aMedian() * 1e3, 1) + " µs vs " + Fmt.num(i.bMedian() * 1e3, 1)
+                            + " µs: " + figure(i) + "; load " + res.load(i.source()),
+                    verdict(i.figure() <= DECODE_MAX, i.figureMax() <= DECODE_MAX, i.figureMin() <= DECODE_MAX) + underLoad(res, i)));
+        }
     }
 
     /**

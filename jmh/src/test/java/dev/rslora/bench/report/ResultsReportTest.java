@@ -173,6 +173,43 @@ class ResultsReportTest {
     }
 
     @Test
+    void stepsInBlocksGetRowsAndTargetVerdictsOfTheirOwn() throws IOException {
+        Path raw = tmp.resolve("raw");
+        Synthetic.cpu(raw);
+        Synthetic.sideBySide(raw);
+        Synthetic.decode(raw, 1.2, 1.25, 1.1);
+        Synthetic.decodeBlocks(raw);
+        String md = generate(raw, null);
+        // the R table: single steps (1.25) and blocks (1.4) on rows of their own, single steps first
+        String single = line(md, "| 1 | 1024 | 64 | 512-bit vectors, 8×32 tile | 0.100 |");
+        String blocks = line(md, "| 1 | 1024 | 64 | 512-bit vectors, 8×32 tile, 32 steps a side |");
+        assertTrue(blocks.contains("| 0.140 | 0.100 | 1.400 (1.400–1.400, 2 iterations) |"), blocks);
+        assertTrue(md.indexOf(single) < md.indexOf(blocks), md);
+        assertTrue(line(md, "| 1 | 1024 | 64 | 512-bit vectors, 8×32 tile, 32 steps a side | 11.0 | 10.0 |")
+                .contains("1.100 (1.100–1.100, 2 iterations)"), md);
+        // each pairing has its own target row and verdict
+        String step = "N=1: the LoRA step ≤ 1.3× the frozen base (d=1024, r=64, 512-bit tile)";
+        assertTrue(line(md, step + ", single steps alternating").contains("100.0 µs vs 80.0 µs: 1.250")
+                && line(md, step + ", single steps alternating").contains("| **met** (every iteration)"), md);
+        assertTrue(line(md, step + ", 32 steps a side").contains("140.0 µs vs 100.0 µs: 1.400")
+                && line(md, step + ", 32 steps a side").endsWith("| **not met** |"), md);
+        String fwd = "N=1 decoding (forward only): LoRA forward ≤ 1.3× the frozen base forward (d=1024, r=64, 512-bit tile)";
+        assertTrue(line(md, fwd + ", 32 steps a side").contains("11.0 µs vs 10.0 µs: 1.100"), md);
+        assertTrue(line(md, fwd + ", single steps alternating").contains("12.0 µs vs 10.0 µs: 1.200"), md);
+        // the README's summary names the pairing of the block rows only
+        Path readme = tmp.resolve("README.md");
+        Files.writeString(readme, ReadmeCpuBlock.BEGIN + "\n" + ReadmeCpuBlock.END + "\n", StandardCharsets.UTF_8);
+        assertTrue(ReadmeCpuBlock.update(readme, Results.load(raw, null)));
+        String text = Files.readString(readme, StandardCharsets.UTF_8);
+        assertTrue(text.contains("| R (LoRA 140 µs, base 100 µs per step, 32 steps a side) |"), text);
+        assertTrue(text.contains("| R (LoRA 100 µs, base 80 µs per step) |"), text);
+        assertTrue(text.contains("| decoding, forward only: LoRA 11 µs ÷ base 10 µs, 32 steps a side | 1, 1024, 64 |"), text);
+        // of the decoding shapes only r = 64 (N = 8, r = 16 is in RESULTS.md alone)
+        assertTrue(md.contains("| 8 | 1024 | 16 | 512-bit vectors, 8×32 tile |"), md);
+        assertFalse(text.contains("| 8, 1024, 16 |"), text);
+    }
+
+    @Test
     void theHeadersGiveWhenTheRunsEndedNotWhenTheLastPartialRunStarted() throws IOException {
         Path raw = tmp.resolve("raw");
         Synthetic.cpu(raw);

@@ -227,6 +227,20 @@ final class Synthetic {
     }
 
     /**
+     * The N = 1 pairs in blocks of 32 steps a side (cpu-decode-blocks.json, 512-bit tile, r=64):
+     * the step, LoRA 140 µs against base 100 µs (R 1.4) in both of two iterations; the forward,
+     * LoRA 11 µs against base 10 µs (1.1).
+     */
+    static void decodeBlocks(Path raw) throws IOException {
+        String[] l = {"loraNanos", "baseNanos", "steps"};
+        String[] p = {"n=1", "dIn=1024", "dOut=1024", "r=64", "dropout=0", "tile=512", "busy=0", "block=32"};
+        write(raw.resolve("cpu-decode-blocks.json"), List.of(
+                aux(B + "CpuLayerBenchmark.loraThenBase", 7.68, p, l, new double[][] {{4.48e6, 4.48e6}, {3.2e6, 3.2e6}, {32, 32}}),
+                aux(B + "CpuLayerBenchmark.forwardThenBase", 0.672, p, l, new double[][] {{0.352e6, 0.352e6}, {0.32e6, 0.32e6},
+                        {32, 32}})));
+    }
+
+    /**
      * A GPU check folder at N=8192, d=4096, r=16: cuBLAS base 1.0 ms, fused eager 1.2 ms (R 1.2), graph
      * 1.05 ms (R 1.05), chain 1.5 ms; PEFT 1.47 ms over torch's base 1.0 ms; cuda/dev v1 kernels
      * summing to 1.09 ms.
