@@ -68,9 +68,10 @@ public class CpuLayerBenchmark {
     public int threads;
     /**
      * Steps of each side per invocation of {@link #loraThenBase} and {@link #forwardThenBase}: 1
-     * alternates single steps; a block of several times each side mostly after itself. At N = 1 that
-     * differs: a LoRA step leaves 512 KB of dA and dB dirty in the caches (d = 1024, r = 64), and
-     * when the next step is the base's, the base step pays for writing them back.
+     * alternates single steps; more run each side's steps back to back. At N = 1 that changes R: a
+     * LoRA step leaves 512 KB of dA and dB dirty in the caches (d = 1024, r = 64), and a base step
+     * right after it was measured faster in blocks and the LoRA step slower (jmh/README.md), as if
+     * the base step paid for writing them back.
      */
     @Param({"1"})
     public int block;
