@@ -57,7 +57,11 @@ final class CpuSideBySide {
                 .append("its CPU time gives the rates while it runs, which other processes on a shared machine do not dilute; ")
                 .append("compare with the FMA ceiling of the same width (the table above).\n\n")
                 .append(cpuTimeTable(res)).append("\n");
-        sb.append("### Targets (issue 14)\n\n").append(targets(res)).append("\n");
+        sb.append("### Targets (issue 14)\n\n")
+                .append("Each verdict is this run's alone. On this shared machine some ratios move by more than their margin from ")
+                .append("one run to the next; jmh/README.md lists earlier runs, and a target counts as met only when it holds ")
+                .append("across them.\n\n")
+                .append(targets(res)).append("\n");
         return sb.toString();
     }
 

@@ -187,6 +187,8 @@ class ResultsReportTest {
         assertTrue(md.indexOf(single) < md.indexOf(blocks), md);
         assertTrue(line(md, "| 1 | 1024 | 64 | 512-bit vectors, 8×32 tile, 32 steps a side | 11.0 | 10.0 |")
                 .contains("1.100 (1.100–1.100, 2 iterations)"), md);
+        // the verdicts say they are one run's
+        assertTrue(md.contains("### Targets (issue 14)\n\nEach verdict is this run's alone."), md);
         // each pairing has its own target row and verdict
         String step = "N=1: the LoRA step ≤ 1.3× the frozen base (d=1024, r=64, 512-bit tile)";
         assertTrue(line(md, step + ", single steps alternating").contains("100.0 µs vs 80.0 µs: 1.250")
