@@ -12,6 +12,10 @@ import dev.rslora.tensor.Tensor;
  * U is the backend's saved activation, always F32 [n, rank] and without γ. Every output is
  * accumulated in fp32 (or wider) and rounded once to its dtype. A backend instance may be used
  * by several layers, but one layer call at a time per thread.
+ *
+ * <p>Arguments are checked once per call, before any work ({@link BackendChecks}): a tensor of the
+ * wrong shape, a missing one, or an output (Y, U, dX, dA, dB, merge's W) that shares memory with an
+ * input or another output is refused with an {@link IllegalArgumentException} naming it.
  */
 public interface Backend {
 

@@ -15,7 +15,8 @@ import dev.rslora.dropout.DropoutMask;
  * @param dIn           d_in, the columns of X, W and A, ≥ 1
  * @param dOut          d_out, the rows of W and B, ≥ 1
  * @param rank          r, the rows of A and columns of B, ≥ 1
- * @param gamma         γ (α/√r for rsLoRA, α/r for LoRA), as computed by {@link dev.rslora.core.LoraConfig#gamma()}
+ * @param gamma         γ (α/√r for rsLoRA, α/r for LoRA), as computed by {@link dev.rslora.core.LoraConfig#gamma()};
+ *                      finite and within fp32's range
  * @param dropout       p; the mask is applied only when {@code training} and p &gt; 0
  * @param seed          dropout key
  * @param step          dropout step (the same in a forward and its backward)
@@ -27,10 +28,14 @@ import dev.rslora.dropout.DropoutMask;
 public record LoraParams(int n, int dIn, int dOut, int rank, double gamma, float dropout, long seed, long step,
                          int layer, boolean training, boolean adapterActive, GradMode gradMode) {
 
-    /** Checks the shapes, p and the grad mode (IllegalArgumentException naming the bad value). */
+    /** Checks the shapes, γ, p and the grad mode (IllegalArgumentException naming the bad value). */
     public LoraParams {
         if (n < 1 || dIn < 1 || dOut < 1 || rank < 1) {
             throw new IllegalArgumentException("shapes must be >= 1: n=" + n + " dIn=" + dIn + " dOut=" + dOut + " rank=" + rank);
+        }
+        if (!(Math.abs(gamma) <= Float.MAX_VALUE)) {
+            throw new IllegalArgumentException("gamma must be finite (within fp32's range: backends scale in fp32), got gamma="
+                    + gamma);
         }
         if (!(dropout >= 0f && dropout < 1f)) {
             throw new IllegalArgumentException("dropout must be in [0, 1), got " + dropout);

@@ -409,6 +409,18 @@ public final class Tensor {
     }
 
     /**
+     * Whether this tensor and {@code other} share memory: the same tensor, two tensors
+     * {@link #wrap}ped around one buffer, or overlapping slices of one. For refusing an output that
+     * would overwrite an input (or another output) while it is still being read.
+     *
+     * @param other another tensor, or null (which overlaps nothing)
+     * @return true when at least one byte of the two tensors is the same memory (an empty tensor overlaps nothing)
+     */
+    public boolean overlaps(Tensor other) {
+        return other != null && readOnly.asOverlappingSlice(other.readOnly).isPresent();
+    }
+
+    /**
      * Whether this tensor has the given shape.
      *
      * @param other the dimensions to compare with

@@ -1,6 +1,7 @@
 package dev.rslora.backend.cpu;
 
 import dev.rslora.backend.Backend;
+import dev.rslora.backend.BackendChecks;
 import dev.rslora.backend.FrozenWeight;
 import dev.rslora.backend.LoraParams;
 import dev.rslora.tensor.DType;
@@ -99,14 +100,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
 
     @Override
     public FrozenWeight prepare(Tensor weight, Tensor bias) {
-        if (weight == null || weight.rank() != 2 || weight.dim(0) < 1 || weight.dim(1) < 1) {
-            throw new IllegalArgumentException("weight must be 2-D [d_out, d_in] with dims >= 1, got "
-                    + (weight == null ? "null" : weight.shapeString()));
-        }
-        if (bias != null && !(bias.rank() == 1 && bias.dim(0) == weight.dim(0))) {
-            throw new IllegalArgumentException("bias shape " + bias.shapeString() + " does not match weight "
-                    + weight.shapeString() + ": expected [" + weight.dim(0) + "]");
-        }
+        BackendChecks.prepare(weight, bias);
         lock.lock();
         try {
             checkOpen();
@@ -138,17 +132,9 @@ public final class CpuBackend implements Backend, AutoCloseable {
 
     @Override
     public void forward(LoraParams p, FrozenWeight fw, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
+        BackendChecks.forward(p, fw, x, a, b, u, y);
         CpuFrozenWeight w = frozen(fw, p);
-        check("x", x, p.n(), p.dIn());
-        check("y", y, p.n(), p.dOut());
         boolean active = p.adapterActive();
-        if (active) {
-            check("a", a, p.rank(), p.dIn());
-            check("b", b, p.dOut(), p.rank());
-            if (u != null) {
-                checkU(u, p);
-            }
-        }
         lock.lock();
         try {
             checkOpen();
@@ -197,24 +183,9 @@ public final class CpuBackend implements Backend, AutoCloseable {
     @Override
     public void backward(LoraParams p, FrozenWeight fw, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy,
                          Tensor dx, Tensor gradA, Tensor gradB) {
+        BackendChecks.backward(p, fw, x, a, b, u, dy, dx, gradA, gradB, true);
         CpuFrozenWeight w = frozen(fw, p);
-        check("dy", dy, p.n(), p.dOut());
-        if (dx != null) {
-            check("dx", dx, p.n(), p.dIn());
-        }
         boolean active = p.adapterActive();
-        if (active) {
-            check("x", x, p.n(), p.dIn());
-            check("a", a, p.rank(), p.dIn());
-            check("b", b, p.dOut(), p.rank());
-            if (u == null) {
-                throw new IllegalArgumentException("u (the U = D(X)·Aᵀ saved by forward) is required by backward, "
-                        + "expected F32 [" + p.n() + ", " + p.rank() + "]");
-            }
-            checkU(u, p);
-            check("gradA", gradA, p.rank(), p.dIn());
-            check("gradB", gradB, p.dOut(), p.rank());
-        }
         lock.lock();
         try {
             checkOpen();
@@ -269,13 +240,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
             throw new IllegalArgumentException("weight was prepared by another backend: "
                     + (fw == null ? "null" : fw.getClass().getName()));
         }
-        if (sign != 1 && sign != -1) {
-            throw new IllegalArgumentException("sign must be +1 (merge) or -1 (unmerge), got " + sign);
-        }
-        if (a == null || a.rank() != 2 || a.dim(1) != w.dIn || a.dim(0) < 1) {
-            throw new IllegalArgumentException("a must be [r, " + w.dIn + "], got " + (a == null ? "null" : a.shapeString()));
-        }
-        check("b", b, w.dOut, (int) a.dim(0));
+        BackendChecks.merge(w, a, b, gamma, sign);
         lock.lock();
         try {
             checkOpen();
@@ -332,20 +297,6 @@ public final class CpuBackend implements Backend, AutoCloseable {
                     + p.dOut() + ", d_in=" + p.dIn());
         }
         return w;
-    }
-
-    private static void check(String name, Tensor t, long rows, long cols) {
-        if (t == null || !t.sameShape(rows, cols)) {
-            throw new IllegalArgumentException(name + " shape " + (t == null ? "null" : t.shapeString())
-                    + " must be [" + rows + ", " + cols + "]");
-        }
-    }
-
-    private static void checkU(Tensor u, LoraParams p) {
-        check("u", u, p.n(), p.rank());
-        if (u.dtype() != DType.F32) {
-            throw new IllegalArgumentException("u must be F32 [" + p.n() + ", " + p.rank() + "], got " + u.dtype());
-        }
     }
 
     /** Whether the pool's threads may read every (non-null) tensor. */

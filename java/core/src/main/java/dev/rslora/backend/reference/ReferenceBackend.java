@@ -1,6 +1,7 @@
 package dev.rslora.backend.reference;
 
 import dev.rslora.backend.Backend;
+import dev.rslora.backend.BackendChecks;
 import dev.rslora.backend.FrozenWeight;
 import dev.rslora.backend.LoraParams;
 import dev.rslora.backend.GradMode;
@@ -22,6 +23,7 @@ public final class ReferenceBackend implements Backend {
 
     @Override
     public FrozenWeight prepare(Tensor weight, Tensor bias) {
+        BackendChecks.prepare(weight, bias);
         return new HostWeight(weight, bias);
     }
 
@@ -58,6 +60,7 @@ public final class ReferenceBackend implements Backend {
 
     @Override
     public void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
+        BackendChecks.forward(p, w, x, a, b, u, y);
         Tensor wt = w.weight();
         Tensor bias = w.bias();
         double[][] uu = p.adapterActive() ? computeU(p, x, a, p.mask()) : null;
@@ -92,6 +95,7 @@ public final class ReferenceBackend implements Backend {
     @Override
     public void backward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy,
                          Tensor dx, Tensor gradA, Tensor gradB) {
+        BackendChecks.backward(p, w, x, a, b, u, dy, dx, gradA, gradB, false);  // U is recomputed, so it may be null
         Tensor wt = w.weight();
         boolean acc = p.gradMode() == GradMode.ACCUMULATE;
         DropoutMask mask = p.adapterActive() ? p.mask() : null;
@@ -159,6 +163,7 @@ public final class ReferenceBackend implements Backend {
 
     @Override
     public void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign) {
+        BackendChecks.merge(w, a, b, gamma, sign);
         Tensor wt = w.weight();
         int dOut = (int) wt.dim(0);
         int dIn = (int) wt.dim(1);

@@ -1,0 +1,218 @@
+package dev.rslora.backend;
+
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+
+/**
+ * The argument checks of the {@link Backend} contract, run once per call before any work: every
+ * tensor present and of the shape {@link LoraParams} says, the prepared weight of the shape the
+ * params say, U F32, γ finite and merge's sign ±1, and no output sharing memory with an input or
+ * another output (an aliased output would be overwritten while it is still read, silently giving
+ * wrong numbers). Each failure is an {@link IllegalArgumentException} naming the argument and its
+ * value. Backends call these at their entry points; the checks do not depend on the tensors' sizes
+ * beyond a few comparisons.
+ */
+public final class BackendChecks {
+    private BackendChecks() {
+    }
+
+    /**
+     * Checks the arguments of {@link Backend#prepare}.
+     *
+     * @param weight W [d_out, d_in], both ≥ 1
+     * @param bias   b [d_out], or null
+     * @throws IllegalArgumentException if W is null, not 2-D, has an empty dimension, or the bias does not match it
+     */
+    public static void prepare(Tensor weight, Tensor bias) {
+        if (weight == null || weight.rank() != 2 || weight.dim(0) < 1 || weight.dim(1) < 1
+                || weight.dim(0) > Integer.MAX_VALUE || weight.dim(1) > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("weight must be 2-D [d_out, d_in] with dims >= 1, got "
+                    + (weight == null ? "null" : weight.shapeString()));
+        }
+        if (bias != null && !(bias.rank() == 1 && bias.dim(0) == weight.dim(0))) {
+            throw new IllegalArgumentException("bias shape " + bias.shapeString() + " does not match weight "
+                    + weight.shapeString() + ": expected [" + weight.dim(0) + "]");
+        }
+    }
+
+    /**
+     * Checks the arguments of {@link Backend#forward}: shapes, U's dtype, and that Y and U share no
+     * memory with X, W, b, A, B or each other.
+     *
+     * @param p the step's params (not null)
+     * @param w the prepared weight, of [p.dOut(), p.dIn()]
+     * @param x X [n, d_in]
+     * @param a A [r, d_in] (checked when the adapter is active)
+     * @param b B [d_out, r] (checked when the adapter is active)
+     * @param u U [n, r] F32, or null
+     * @param y Y [n, d_out]
+     * @throws IllegalArgumentException naming the first argument that does not fit
+     */
+    public static void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
+        weight(p, w);
+        shape("x", x, p.n(), p.dIn());
+        shape("y", y, p.n(), p.dOut());
+        boolean active = p.adapterActive();
+        if (active) {
+            shape("a", a, p.rank(), p.dIn());
+            shape("b", b, p.dOut(), p.rank());
+            if (u != null) {
+                u(u, p);
+            }
+        }
+        Tensor wt = w.weight();
+        Tensor bias = w.bias();
+        disjoint("y", y, "x", x);
+        disjoint("y", y, "weight", wt);
+        disjoint("y", y, "bias", bias);
+        if (active) {
+            disjoint("y", y, "a", a);
+            disjoint("y", y, "b", b);
+            disjoint("y", y, "u", u);
+            disjoint("u", u, "x", x);
+            disjoint("u", u, "weight", wt);
+            disjoint("u", u, "bias", bias);
+            disjoint("u", u, "a", a);
+            disjoint("u", u, "b", b);
+        }
+    }
+
+    /**
+     * Checks the arguments of {@link Backend#backward}: shapes, U's dtype, and that dX, dA and dB
+     * share no memory with X, W, A, B, U, dY or each other.
+     *
+     * @param p     the forward's params (not null)
+     * @param w     the prepared weight, of [p.dOut(), p.dIn()]
+     * @param x     X [n, d_in] (checked when the adapter is active, else may be null)
+     * @param a     A [r, d_in] (adapter active)
+     * @param b     B [d_out, r] (adapter active)
+     * @param u     U [n, r] F32 (adapter active); null only where {@code uRequired} is false
+     * @param dy    dY [n, d_out]
+     * @param dx    dX [n, d_in], or null
+     * @param gradA dA [r, d_in] (adapter active)
+     * @param gradB dB [d_out, r] (adapter active)
+     * @param uRequired whether the backend reads the saved U (else a null U is allowed)
+     * @throws IllegalArgumentException naming the first argument that does not fit
+     */
+    public static void backward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy,
+                                Tensor dx, Tensor gradA, Tensor gradB, boolean uRequired) {
+        weight(p, w);
+        shape("dy", dy, p.n(), p.dOut());
+        if (dx != null) {
+            shape("dx", dx, p.n(), p.dIn());
+        }
+        boolean active = p.adapterActive();
+        if (active) {
+            shape("x", x, p.n(), p.dIn());
+            shape("a", a, p.rank(), p.dIn());
+            shape("b", b, p.dOut(), p.rank());
+            if (u == null && uRequired) {
+                throw new IllegalArgumentException("u (the U = D(X)·Aᵀ saved by forward) is required by backward, "
+                        + "expected F32 [" + p.n() + ", " + p.rank() + "]");
+            }
+            if (u != null) {
+                u(u, p);
+            }
+            shape("gradA", gradA, p.rank(), p.dIn());
+            shape("gradB", gradB, p.dOut(), p.rank());
+        }
+        Tensor wt = w.weight();
+        disjoint("dx", dx, "dy", dy);
+        disjoint("dx", dx, "x", x);
+        disjoint("dx", dx, "weight", wt);
+        if (active) {
+            disjoint("dx", dx, "a", a);
+            disjoint("dx", dx, "b", b);
+            disjoint("dx", dx, "u", u);
+            disjoint("dx", dx, "gradA", gradA);
+            disjoint("dx", dx, "gradB", gradB);
+            gradDisjoint("gradA", gradA, x, wt, a, b, u, dy);
+            gradDisjoint("gradB", gradB, x, wt, a, b, u, dy);
+            disjoint("gradA", gradA, "gradB", gradB);
+        }
+    }
+
+    /**
+     * Checks the arguments of {@link Backend#merge}: A [r, d_in] and B [d_out, r] of the weight's
+     * shape, γ finite in fp32, sign ±1, and A and B sharing no memory with W.
+     *
+     * @param w     the prepared weight (not null)
+     * @param a     A [r, d_in], r ≥ 1
+     * @param b     B [d_out, r]
+     * @param gamma γ, finite and within fp32's range
+     * @param sign  +1 or −1
+     * @throws IllegalArgumentException naming the first argument that does not fit
+     */
+    public static void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign) {
+        if (w == null) {
+            throw new IllegalArgumentException("the prepared weight is null");
+        }
+        if (sign != 1 && sign != -1) {
+            throw new IllegalArgumentException("sign must be +1 (merge) or -1 (unmerge), got " + sign);
+        }
+        if (!(Math.abs(gamma) <= Float.MAX_VALUE)) {
+            throw new IllegalArgumentException("gamma must be finite (within fp32's range), got gamma=" + gamma);
+        }
+        Tensor wt = w.weight();
+        long dIn = wt.dim(1);
+        if (a == null || a.rank() != 2 || a.dim(1) != dIn || a.dim(0) < 1 || a.dim(0) > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("a must be [r, " + dIn + "], got " + (a == null ? "null" : a.shapeString()));
+        }
+        shape("b", b, wt.dim(0), a.dim(0));
+        disjoint("weight", wt, "a", a);
+        disjoint("weight", wt, "b", b);
+    }
+
+    /**
+     * Refuses an output that shares memory with another tensor (nulls are ignored).
+     *
+     * @param outName the output's name, for the message
+     * @param out     the tensor written, or null
+     * @param inName  the other tensor's name
+     * @param in      a tensor read (or another output), or null
+     * @throws IllegalArgumentException if both are present and overlap
+     */
+    public static void disjoint(String outName, Tensor out, String inName, Tensor in) {
+        if (out != null && out.overlaps(in)) {
+            throw new IllegalArgumentException(outName + " " + out.shapeString() + " shares memory with " + inName + " "
+                    + in.shapeString() + ": an output must not alias an input or another output (pass a separate tensor)");
+        }
+    }
+
+    private static void gradDisjoint(String name, Tensor g, Tensor x, Tensor wt, Tensor a, Tensor b, Tensor u, Tensor dy) {
+        disjoint(name, g, "dy", dy);
+        disjoint(name, g, "x", x);
+        disjoint(name, g, "weight", wt);
+        disjoint(name, g, "a", a);
+        disjoint(name, g, "b", b);
+        disjoint(name, g, "u", u);
+    }
+
+    private static void weight(LoraParams p, FrozenWeight w) {
+        if (p == null) {
+            throw new IllegalArgumentException("params are null");
+        }
+        if (w == null) {
+            throw new IllegalArgumentException("the prepared weight is null");
+        }
+        Tensor wt = w.weight();
+        if (wt == null || !wt.sameShape(p.dOut(), p.dIn())) {
+            throw new IllegalArgumentException("prepared weight is " + (wt == null ? "null" : wt.shapeString())
+                    + " but params say d_out=" + p.dOut() + ", d_in=" + p.dIn());
+        }
+    }
+
+    private static void shape(String name, Tensor t, long rows, long cols) {
+        if (t == null || !t.sameShape(rows, cols)) {
+            throw new IllegalArgumentException(name + " shape " + (t == null ? "null" : t.shapeString())
+                    + " must be [" + rows + ", " + cols + "]");
+        }
+    }
+
+    private static void u(Tensor u, LoraParams p) {
+        shape("u", u, p.n(), p.rank());
+        if (u.dtype() != DType.F32) {
+            throw new IllegalArgumentException("u must be F32 [" + p.n() + ", " + p.rank() + "], got " + u.dtype());
+        }
+    }
+}
