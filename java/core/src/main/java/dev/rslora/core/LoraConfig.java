@@ -4,9 +4,9 @@ package dev.rslora.core;
  * The hyper-parameters of one LoRA adapter.
  *
  * @param rank    r ≥ 1
- * @param alpha   α &gt; 0 (may be fractional)
+ * @param alpha   α &gt; 0 (may be fractional), small enough that γ fits in fp32
  * @param scaling {@link Scaling#RSLORA} (γ = α/√r, default) or {@link Scaling#LORA} (γ = α/r)
- * @param dropout p in [0, 1): inverted dropout on the adapter input only
+ * @param dropout p in [0, 1), also once rounded to fp32: inverted dropout on the adapter input only
  * @param init    initialisation of A (B starts at zero)
  * @param seed    seeds the initialisation and the dropout stream
  */
@@ -26,8 +26,18 @@ public record LoraConfig(int rank, double alpha, Scaling scaling, double dropout
         if (!(dropout >= 0 && dropout < 1)) {
             throw new IllegalArgumentException("dropout must be in [0, 1), got dropout=" + dropout);
         }
+        if (!((float) dropout < 1f)) {
+            // the masks use p as an fp32 (DropoutMask, LoraParams): a p this close to 1 would become 1
+            throw new IllegalArgumentException("dropout must be in [0, 1) after rounding to fp32, got dropout=" + dropout
+                    + ", which rounds to " + (float) dropout);
+        }
         if (init == null) {
             throw new IllegalArgumentException("init must be DEFAULT or GAUSSIAN, got init=null");
+        }
+        if (!(scaling.gamma(alpha, rank) <= Float.MAX_VALUE)) {
+            // the backends scale by γ in fp32: a larger γ would be Infinity there
+            throw new IllegalArgumentException("alpha=" + alpha + " with rank=" + rank + " gives γ=" + scaling.gamma(alpha, rank)
+                    + ", beyond fp32's range");
         }
     }
 

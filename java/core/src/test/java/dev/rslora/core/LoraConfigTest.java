@@ -31,6 +31,21 @@ class LoraConfigTest {
         assertMessage("init=null", () -> new LoraConfig(4, 8, Scaling.LORA, 0, null, 0));
     }
 
+    /**
+     * The masks and the backends use p and γ in fp32: a config whose p rounds to 1 there, or whose γ
+     * overflows it, is refused when built, not at the first forward (p) or never (γ: cpu's output
+     * became NaN where the reference's did not).
+     */
+    @Test
+    void valuesThatBreakInFp32AreRefusedUpFront() {
+        assertMessage("dropout=0.99999999999, which rounds to 1.0",
+                () -> new LoraConfig(4, 8, Scaling.RSLORA, 0.99999999999, Init.DEFAULT, 0));
+        assertEquals(0.9999999f, (float) new LoraConfig(4, 8, Scaling.RSLORA, 0.9999999, Init.DEFAULT, 0).dropout());
+        assertMessage("alpha=1.0E39 with rank=1 gives", () -> new LoraConfig(1, 1e39, Scaling.LORA, 0, Init.DEFAULT, 0));
+        assertMessage("alpha=1.0E39 with rank=4", () -> LoraConfig.rslora(4, 1e39));
+        assertEquals(Float.MAX_VALUE / 2, LoraConfig.rslora(4, Float.MAX_VALUE).gamma());
+    }
+
     private static void assertMessage(String fragment, Runnable r) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, r::run);
         assertTrue(e.getMessage().contains(fragment), e.getMessage());
