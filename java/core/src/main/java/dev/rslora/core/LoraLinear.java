@@ -1,6 +1,7 @@
 package dev.rslora.core;
 
 import dev.rslora.backend.Backend;
+import dev.rslora.backend.BackendChecks;
 import dev.rslora.backend.FrozenWeight;
 import dev.rslora.backend.GradMode;
 import dev.rslora.backend.LoraParams;
@@ -8,6 +9,7 @@ import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 
 import java.lang.foreign.Arena;
+import java.util.Objects;
 import java.util.SplittableRandom;
 import java.util.concurrent.atomic.AtomicReference;
 
@@ -56,21 +58,23 @@ public final class LoraLinear implements AutoCloseable {
     private GradMode gradMode = GradMode.ASSIGN;
 
     private LoraLinear(Tensor weight, Tensor bias, LoraConfig config, DType adapterDType, Backend backend, int layerId) {
-        checkMatrix("weight", weight);
+        checkWeight(weight, bias);
         long dOut = weight.dim(0);
         long dIn = weight.dim(1);
-        if (bias != null && !(bias.rank() == 1 && bias.dim(0) == dOut)) {
-            throw new IllegalArgumentException("bias shape " + bias.shapeString() + " does not match weight "
-                    + weight.shapeString() + ": expected [" + dOut + "]");
-        }
-        this.config = config;
+        this.config = Objects.requireNonNull(config, "config");
+        Objects.requireNonNull(adapterDType, "adapterDType");
         this.layerId = layerId;
-        this.backend = backend;
-        this.a = Tensor.allocate(arena, adapterDType, config.rank(), dIn);
-        this.b = Tensor.allocate(arena, adapterDType, dOut, config.rank());
-        this.gradA = Tensor.allocate(arena, adapterDType, config.rank(), dIn);
-        this.gradB = Tensor.allocate(arena, adapterDType, dOut, config.rank());
-        this.frozen = backend.prepare(weight, bias);
+        this.backend = Objects.requireNonNull(backend, "backend");
+        try {  // the arena holds off-heap memory until closed: a failed construction must not leak it
+            this.a = Tensor.allocate(arena, adapterDType, config.rank(), dIn);
+            this.b = Tensor.allocate(arena, adapterDType, dOut, config.rank());
+            this.gradA = Tensor.allocate(arena, adapterDType, config.rank(), dIn);
+            this.gradB = Tensor.allocate(arena, adapterDType, dOut, config.rank());
+            this.frozen = backend.prepare(weight, bias);
+        } catch (RuntimeException | Error e) {
+            arena.close();
+            throw e;
+        }
     }
 
     /**
@@ -86,7 +90,7 @@ public final class LoraLinear implements AutoCloseable {
      * @param layerId      this layer's id: seeds A's initialisation with config.seed() and enters the
      *                     dropout mask's counter, so give each layer of a model its own
      * @return the new layer, in training mode with its adapter enabled
-     * @throws IllegalArgumentException if W is not 2-D or the bias does not match it
+     * @throws IllegalArgumentException if W is not 2-D, has an empty dimension, or the bias does not match it
      */
     public static LoraLinear create(Tensor weight, Tensor bias, LoraConfig config, DType adapterDType,
                                     Backend backend, int layerId) {
@@ -123,9 +127,12 @@ public final class LoraLinear implements AutoCloseable {
      */
     public static LoraLinear withAdapter(Tensor weight, Tensor bias, Tensor loraA, Tensor loraB, LoraConfig config,
                                          Backend backend, int layerId) {
+        checkWeight(weight, bias);
+        Objects.requireNonNull(config, "config");
+        // checked before the layer allocates its adapter and the backend prepares W
+        requireShape("lora_A", loraA, new long[] {config.rank(), weight.dim(1)});
+        requireShape("lora_B", loraB, new long[] {weight.dim(0), config.rank()});
         LoraLinear layer = new LoraLinear(weight, bias, config, loraA.dtype(), backend, layerId);
-        requireShape("lora_A", loraA, layer.a.shape());
-        requireShape("lora_B", loraB, layer.b.shape());
         layer.a.copyFrom(loraA);
         layer.b.copyFrom(loraB);
         return layer;
@@ -159,8 +166,8 @@ public final class LoraLinear implements AutoCloseable {
      * layer with its adapter disabled ({@code Y = X·Wᵀ + b}, the dropout step not advanced).
      *
      * @param x the input X [N, d_in], N ≥ 1 (borrowed until the next backward)
-     * @param y the output Y [N, d_out], overwritten
-     * @throws IllegalArgumentException if a shape does not match
+     * @param y the output Y [N, d_out], overwritten; must not share memory with X, W, b, A or B
+     * @throws IllegalArgumentException if a shape does not match, or y aliases an input
      * @throws IllegalStateException if the layer is closed or used by two threads at once
      */
     public void forward(Tensor x, Tensor y) {
@@ -168,6 +175,11 @@ public final class LoraLinear implements AutoCloseable {
         try {
             int n = checkRows("x", x, dIn());
             requireShape("y", y, new long[] {n, dOut()});
+            BackendChecks.disjoint("y", y, "x", x);
+            BackendChecks.disjoint("y", y, "weight", frozen.weight());
+            BackendChecks.disjoint("y", y, "bias", frozen.bias());
+            BackendChecks.disjoint("y", y, "lora_A", a);
+            BackendChecks.disjoint("y", y, "lora_B", b);
             LoraParams p = params(n, nextStep);
             if (p.adapterActive() && training && config.dropout() > 0) {
                 nextStep++;  // a disabled adapter draws no mask (PEFT does not call its dropout)
@@ -205,9 +217,10 @@ public final class LoraLinear implements AutoCloseable {
      * left alone in accumulate mode).
      *
      * @param dy the upstream gradient dY [N, d_out], N as in the last forward
-     * @param dx receives dX [N, d_in] (assigned), or null when the input needs no gradient
+     * @param dx receives dX [N, d_in] (assigned), or null when the input needs no gradient; must not share
+     *           memory with dY, the forward's X, W, A, B, dA or dB
      * @throws IllegalStateException if no forward ran, the adapter is merged, or the layer is closed
-     * @throws IllegalArgumentException if a shape does not match
+     * @throws IllegalArgumentException if a shape does not match, or dx aliases an input or a gradient
      */
     public void backward(Tensor dy, Tensor dx) {
         enter();
@@ -223,6 +236,15 @@ public final class LoraLinear implements AutoCloseable {
             if (dx != null) {
                 requireShape("grad_x", dx, new long[] {n, dIn()});
             }
+            BackendChecks.disjoint("grad_x", dx, "grad_y", dy);
+            BackendChecks.disjoint("grad_x", dx, "x (of the forward)", savedX);
+            BackendChecks.disjoint("grad_x", dx, "weight", frozen.weight());
+            BackendChecks.disjoint("grad_x", dx, "lora_A", a);
+            BackendChecks.disjoint("grad_x", dx, "lora_B", b);
+            BackendChecks.disjoint("grad_x", dx, "grad_A", gradA);
+            BackendChecks.disjoint("grad_x", dx, "grad_B", gradB);
+            BackendChecks.disjoint("grad_A", gradA, "grad_y", dy);
+            BackendChecks.disjoint("grad_B", gradB, "grad_y", dy);
             if (!savedParams.adapterActive()) {
                 // the forward ran with the adapter disabled: dX = dY·W, and A, B received no gradient
                 if (dx != null) {
@@ -272,8 +294,15 @@ public final class LoraLinear implements AutoCloseable {
         }
     }
 
-    /** Sets dA and dB to zero. */
+    /**
+     * Sets dA and dB to zero.
+     *
+     * @throws IllegalStateException if the layer is closed
+     */
     public void zeroGrad() {
+        if (closed) {
+            throw new IllegalStateException("layer is closed");
+        }
         gradA.segment().fill((byte) 0);
         gradB.segment().fill((byte) 0);
     }
@@ -306,6 +335,19 @@ public final class LoraLinear implements AutoCloseable {
 
     private void exit() {
         user.set(null);
+    }
+
+    /** W 2-D with both dimensions in [1, 2^31), the bias [d_out] or null (IllegalArgumentException naming the shape). */
+    private static void checkWeight(Tensor weight, Tensor bias) {
+        checkMatrix("weight", weight);
+        if (weight.dim(0) < 1 || weight.dim(1) < 1 || weight.dim(0) > Integer.MAX_VALUE || weight.dim(1) > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("weight shape " + weight.shapeString() + " must be [d_out, d_in] with both in [1, "
+                    + Integer.MAX_VALUE + "]");
+        }
+        if (bias != null && !(bias.rank() == 1 && bias.dim(0) == weight.dim(0))) {
+            throw new IllegalArgumentException("bias shape " + bias.shapeString() + " does not match weight "
+                    + weight.shapeString() + ": expected [" + weight.dim(0) + "]");
+        }
     }
 
     private static void checkMatrix(String name, Tensor t) {

@@ -264,4 +264,136 @@ class LoraLinearTest {
             }
         }
     }
+
+    /** A backend that checks nothing and computes nothing, counting prepared and closed weights: what the layer itself must refuse. */
+    private static final class Unchecked implements Backend {
+        int prepared;
+        int closed;
+
+        @Override
+        public String name() {
+            return "unchecked";
+        }
+
+        @Override
+        public FrozenWeight prepare(Tensor weight, Tensor bias) {
+            prepared++;
+            return new FrozenWeight() {
+                @Override
+                public Tensor weight() {
+                    return weight;
+                }
+
+                @Override
+                public Tensor bias() {
+                    return bias;
+                }
+
+                @Override
+                public void close() {
+                    closed++;
+                }
+            };
+        }
+
+        @Override
+        public void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
+        }
+
+        @Override
+        public void backward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy,
+                             Tensor dx, Tensor gradA, Tensor gradB) {
+        }
+
+        @Override
+        public void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign) {
+        }
+    }
+
+    private static void refused(String fragment, org.junit.jupiter.api.function.Executable call) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call);
+        assertTrue(e.getMessage().contains(fragment), () -> "message '" + e.getMessage() + "' lacks '" + fragment + "'");
+    }
+
+    /**
+     * Outputs that share memory with an input are refused by the layer itself, whatever the backend
+     * checks (d_in = d_out and N = r, so every alias passes the shape checks): on the reference
+     * backend dX = dY gave a wrong dX, on the cpu backend dX = X a wrong dA.
+     */
+    @Test
+    void aliasedOutputsAreRefusedByTheLayer() {
+        int d = 4;
+        int r = 2;
+        try (Arena arena = Arena.ofShared()) {
+            Tensor w = TestData.uniform(arena, DType.F32, new SplittableRandom(5), 1, d, d);
+            try (LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(r, 4), new Unchecked())) {
+                Tensor x = TestData.uniform(arena, DType.F32, new SplittableRandom(6), 1, r, d);
+                refused("y [2, 4] shares memory with x [2, 4]", () -> layer.forward(x, x));
+                refused("y [2, 4] shares memory with x", () -> layer.forward(x, Tensor.wrap(x.segment(), DType.F32, r, d)));
+                refused("y [2, 4] shares memory with lora_A", () -> layer.forward(x, layer.loraA()));
+                layer.forward(x, Tensor.allocate(arena, DType.F32, r, d));
+                Tensor dy = TestData.uniform(arena, DType.F32, new SplittableRandom(7), 1, r, d);
+                refused("grad_x [2, 4] shares memory with grad_y", () -> layer.backward(dy, dy));
+                refused("grad_x [2, 4] shares memory with x (of the forward)", () -> layer.backward(dy, x));
+                refused("grad_x [2, 4] shares memory with grad_A", () -> layer.backward(dy, layer.gradA()));
+                refused("grad_A [2, 4] shares memory with grad_y", () -> layer.backward(layer.gradA(), null));
+                layer.backward(dy, Tensor.allocate(arena, DType.F32, r, d));
+                layer.backward(dy, null);
+            }
+        }
+    }
+
+    /** The reference backend used to build a layer over W [0, 4] that failed only at its first forward. */
+    @Test
+    void anEmptyWeightIsRefusedAtCreation() {
+        try (Arena arena = Arena.ofShared()) {
+            Backend be = new Unchecked();
+            refused("weight shape [0, 4]", () -> LoraLinear.create(Tensor.allocate(arena, DType.F32, 0, 4), null,
+                    LoraConfig.rslora(2, 4), be));
+            refused("weight shape [4, 0]", () -> LoraLinear.create(Tensor.allocate(arena, DType.F32, 4, 0), null,
+                    LoraConfig.rslora(2, 4), ref));
+        }
+    }
+
+    /**
+     * A refused withAdapter used to build the layer first (its off-heap arena and the backend's
+     * prepared W, packed panels on cpu) and leak both; now nothing is prepared.
+     */
+    @Test
+    void aRefusedAdapterPreparesNothing() {
+        try (Arena arena = Arena.ofShared()) {
+            Unchecked be = new Unchecked();
+            Tensor w = Tensor.allocate(arena, DType.F32, 6, 4);
+            Tensor goodA = Tensor.allocate(arena, DType.F32, 2, 4);
+            Tensor goodB = Tensor.allocate(arena, DType.F32, 6, 2);
+            LoraConfig cfg = LoraConfig.rslora(2, 4);
+            refused("lora_A shape [3, 4] must be [2, 4]",
+                    () -> LoraLinear.withAdapter(w, null, Tensor.allocate(arena, DType.F32, 3, 4), goodB, cfg, be, 0));
+            refused("lora_A shape null must be [2, 4]", () -> LoraLinear.withAdapter(w, null, null, goodB, cfg, be, 0));
+            refused("lora_B shape [6, 3] must be [6, 2]",
+                    () -> LoraLinear.withAdapter(w, null, goodA, Tensor.allocate(arena, DType.F32, 6, 3), cfg, be, 0));
+            assertEquals(0, be.prepared, "no weight prepared for a refused adapter");
+            NullPointerException e = assertThrows(NullPointerException.class,
+                    () -> LoraLinear.withAdapter(w, null, goodA, goodB, null, be, 0));
+            assertEquals("config", e.getMessage());
+            assertEquals("backend", assertThrows(NullPointerException.class,
+                    () -> LoraLinear.create(w, null, cfg, null)).getMessage());
+            assertEquals("adapterDType", assertThrows(NullPointerException.class,
+                    () -> LoraLinear.create(w, null, cfg, null, be, 0)).getMessage());
+            try (LoraLinear layer = LoraLinear.withAdapter(w, null, goodA, goodB, cfg, be, 0)) {
+                assertEquals(1, be.prepared);
+            }
+            assertEquals(1, be.closed);
+        }
+    }
+
+    @Test
+    void zeroGradAfterCloseSaysTheLayerIsClosed() {
+        try (Arena arena = Arena.ofShared()) {
+            LoraLinear layer = LoraLinear.create(Tensor.allocate(arena, DType.F32, 3, 2), null, LoraConfig.rslora(1, 1), ref);
+            layer.close();
+            IllegalStateException e = assertThrows(IllegalStateException.class, layer::zeroGrad);
+            assertEquals("layer is closed", e.getMessage());
+        }
+    }
 }
