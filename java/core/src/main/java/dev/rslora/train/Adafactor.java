@@ -49,7 +49,7 @@ public final class Adafactor implements Optimizer {
      *
      * @param params the parameters to update, in the order of the state (names unique, not empty)
      * @param config the hyper-parameters of the first step
-     * @throws IllegalArgumentException if params is empty or names a parameter twice
+     * @throws IllegalArgumentException if params is empty, names a parameter twice, or two parameters share memory
      */
     public Adafactor(List<Parameter> params, AdafactorConfig config) {
         this(params, config, true);
@@ -62,7 +62,7 @@ public final class Adafactor implements Optimizer {
      * @param params        the parameters to update, in the order of the state (not empty)
      * @param config        the hyper-parameters of the first step
      * @param masterWeights whether BF16/F16 parameters get an fp32 master copy (F32 ones never need one)
-     * @throws IllegalArgumentException if params is empty or names a parameter twice
+     * @throws IllegalArgumentException if params is empty, names a parameter twice, or two parameters share memory
      */
     public Adafactor(List<Parameter> params, AdafactorConfig config, boolean masterWeights) {
         this.config = Objects.requireNonNull(config, "config");
@@ -222,6 +222,7 @@ public final class Adafactor implements Optimizer {
 
     @Override
     public void setLearningRate(double lr) {
+        params.checkOpen();
         this.config = config.withLr(lr);
     }
 

@@ -58,7 +58,7 @@ public final class AdamW implements Optimizer {
      *
      * @param params the parameters to update, in the order of the state (names unique, not empty)
      * @param config the hyper-parameters of the first step
-     * @throws IllegalArgumentException if params is empty or names a parameter twice
+     * @throws IllegalArgumentException if params is empty, names a parameter twice, or two parameters share memory
      */
     public AdamW(List<Parameter> params, AdamWConfig config) {
         this(params, config, true);
@@ -72,7 +72,7 @@ public final class AdamW implements Optimizer {
      * @param params        the parameters to update, in the order of the state (not empty)
      * @param config        the hyper-parameters of the first step
      * @param masterWeights whether BF16/F16 parameters get an fp32 master copy (F32 ones never need one)
-     * @throws IllegalArgumentException if params is empty or names a parameter twice
+     * @throws IllegalArgumentException if params is empty, names a parameter twice, or two parameters share memory
      */
     public AdamW(List<Parameter> params, AdamWConfig config, boolean masterWeights) {
         this.config = Objects.requireNonNull(config, "config");
@@ -206,6 +206,7 @@ public final class AdamW implements Optimizer {
     /** Changes the learning rate from the next step on (for schedules). */
     @Override
     public void setLearningRate(double lr) {
+        params.checkOpen();
         this.config = config.withLr(lr);
     }
 

@@ -23,8 +23,8 @@ public interface Optimizer extends AutoCloseable {
      *
      * @param lr the new learning rate (finite, ≥ 0)
      * @throws IllegalArgumentException if lr is negative, infinite or NaN
-     * @throws IllegalStateException if the optimizer computes its own step size (Adafactor's
-     *                               relative_step)
+     * @throws IllegalStateException if the optimizer is closed, or computes its own step size
+     *                               (Adafactor's relative_step)
      */
     void setLearningRate(double lr);
 

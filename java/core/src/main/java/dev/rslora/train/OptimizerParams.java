@@ -45,6 +45,7 @@ final class OptimizerParams implements AutoCloseable {
             }
             check.accept(p);
         }
+        checkDisjoint(params);
         this.params = List.copyOf(params);
         this.arena = Arena.ofShared();
         this.masters = new Tensor[params.size()];
@@ -52,6 +53,28 @@ final class OptimizerParams implements AutoCloseable {
             Tensor value = this.params.get(i).value();
             if (masterWeights && value.dtype() != DType.F32) {
                 masters[i] = value.to(arena, DType.F32);
+            }
+        }
+    }
+
+    /**
+     * Refuses two parameters whose tensors share memory (the same value twice would be updated twice
+     * per step; a value that is another's gradient would change that gradient mid-step; a shared
+     * gradient would be clipped twice). Once, at construction: (2n)² cheap range comparisons.
+     */
+    private static void checkDisjoint(List<Parameter> params) {
+        for (int i = 0; i < params.size(); i++) {
+            Parameter p = params.get(i);
+            for (int j = 0; j < i; j++) {
+                Parameter q = params.get(j);
+                String clash = p.value().overlaps(q.value()) ? "value shares memory with the value"
+                        : p.value().overlaps(q.grad()) ? "value shares memory with the grad"
+                        : p.grad().overlaps(q.value()) ? "grad shares memory with the value"
+                        : p.grad().overlaps(q.grad()) ? "grad shares memory with the grad" : null;
+                if (clash != null) {
+                    throw new IllegalArgumentException("parameter '" + p.name() + "': its " + clash + " of parameter '"
+                            + q.name() + "'; each parameter needs its own value and gradient tensors");
+                }
             }
         }
     }

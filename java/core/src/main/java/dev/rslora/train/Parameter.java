@@ -13,11 +13,11 @@ import java.util.Objects;
  *
  * @param name  unique name within one optimizer (used to match saved state), e.g. {@code "layers.0.lora_A.weight"}
  * @param value the parameter, any dtype
- * @param grad  its gradient, same shape, any dtype
+ * @param grad  its gradient, same shape, any dtype, not sharing memory with value
  */
 public record Parameter(String name, Tensor value, Tensor grad) {
 
-    /** Checks the name and that value and grad have one shape. */
+    /** Checks the name, that value and grad have one shape, and that they do not share memory. */
     public Parameter {
         if (name == null || name.isBlank()) {
             throw new IllegalArgumentException("parameter name must not be blank, got '" + name + "'");
@@ -27,6 +27,10 @@ public record Parameter(String name, Tensor value, Tensor grad) {
         if (!grad.sameShape(value.shape())) {
             throw new IllegalArgumentException("parameter " + name + ": grad shape " + grad.shapeString()
                     + " differs from value shape " + value.shapeString());
+        }
+        if (value.overlaps(grad)) {
+            throw new IllegalArgumentException("parameter " + name + ": grad shares memory with value (an optimizer step "
+                    + "would update the gradient it reads); pass a separate gradient tensor");
         }
     }
 

@@ -286,4 +286,29 @@ class AdafactorTest {
             assertThrows(IllegalStateException.class, o::step);
         }
     }
+
+    /** The same value under two names was updated twice per step; refused like AdamW's. */
+    @Test
+    void parametersThatShareMemoryAreRefused() {
+        try (Arena arena = Arena.ofShared()) {
+            Tensor v = Tensor.allocate(arena, DType.F32, 2, 3);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new Adafactor(List.of(
+                    new Parameter("a", v, Tensor.allocate(arena, DType.F32, 2, 3)),
+                    new Parameter("b", Tensor.wrap(v.segment(), DType.F32, 2, 3), Tensor.allocate(arena, DType.F32, 2, 3))),
+                    AdafactorConfig.trainer(1e-3)));
+            assertTrue(e.getMessage().contains("parameter 'b': its value shares memory with the value of parameter 'a'"),
+                    e.getMessage());
+        }
+    }
+
+    @Test
+    void setLearningRateAfterCloseIsRefused() {
+        try (Arena arena = Arena.ofShared()) {
+            Adafactor opt = new Adafactor(List.of(new Parameter("a", Tensor.allocate(arena, DType.F32, 2),
+                    Tensor.allocate(arena, DType.F32, 2))), AdafactorConfig.trainer(1e-3));
+            opt.close();
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> opt.setLearningRate(1e-4));
+            assertEquals("optimizer is closed", e.getMessage());
+        }
+    }
 }

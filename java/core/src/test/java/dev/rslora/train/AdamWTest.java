@@ -184,12 +184,53 @@ class AdamWTest {
             Tensor b = Tensor.allocate(arena, DType.F32, 3, 2);
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new Parameter("w", a, b));
             assertTrue(e.getMessage().contains("[3, 2]") && e.getMessage().contains("[2, 3]"), e.getMessage());
-            Parameter p = new Parameter("w", a, a);
+            Parameter p = new Parameter("w", a, Tensor.allocate(arena, DType.F32, 2, 3));
             e = assertThrows(IllegalArgumentException.class, () -> new AdamW(List.of(p, p), AdamWConfig.torchDefaults()));
             assertTrue(e.getMessage().contains("duplicate parameter name 'w'"), e.getMessage());
             AdamW opt = new AdamW(List.of(p), AdamWConfig.torchDefaults());
             opt.close();
             assertThrows(IllegalStateException.class, opt::step);
+        }
+    }
+
+    /**
+     * Tensors shared between parameters, or a gradient that is its own value, used to be accepted:
+     * the same value listed twice moved two steps per step(), silently.
+     */
+    @Test
+    void parametersThatShareMemoryAreRefused() {
+        try (Arena arena = Arena.ofShared()) {
+            Tensor v = Tensor.allocate(arena, DType.F32, 2, 3);
+            Tensor w = Tensor.allocate(arena, DType.F32, 2, 3);
+            Tensor g1 = Tensor.allocate(arena, DType.F32, 2, 3);
+            Tensor g2 = Tensor.allocate(arena, DType.F32, 2, 3);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new Parameter("a", v, v));
+            assertTrue(e.getMessage().contains("parameter a: grad shares memory with value"), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> new Parameter("a", v, Tensor.wrap(v.segment(), DType.F32, 2, 3)));
+            AdamWConfig c = AdamWConfig.torchDefaults();
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> new AdamW(List.of(new Parameter("a", v, g1), new Parameter("b", v, g2)), c));
+            assertTrue(e.getMessage().contains("parameter 'b': its value shares memory with the value of parameter 'a'"),
+                    e.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> new AdamW(List.of(new Parameter("a", v, g1), new Parameter("b", w, v)), c));
+            assertTrue(e.getMessage().contains("parameter 'b': its grad shares memory with the value of parameter 'a'"),
+                    e.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> new AdamW(List.of(new Parameter("a", v, g1), new Parameter("b", w, g1)), c));
+            assertTrue(e.getMessage().contains("grad shares memory with the grad of parameter 'a'"), e.getMessage());
+            new AdamW(List.of(new Parameter("a", v, g1), new Parameter("b", w, g2)), c).close();
+        }
+    }
+
+    @Test
+    void setLearningRateAfterCloseIsRefused() {
+        try (Arena arena = Arena.ofShared()) {
+            AdamW opt = new AdamW(List.of(new Parameter("a", Tensor.allocate(arena, DType.F32, 2),
+                    Tensor.allocate(arena, DType.F32, 2))), AdamWConfig.torchDefaults());
+            opt.close();
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> opt.setLearningRate(1e-4));
+            assertEquals("optimizer is closed", e.getMessage());
         }
     }
 }
