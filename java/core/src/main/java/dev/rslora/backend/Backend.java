@@ -13,9 +13,12 @@ import dev.rslora.tensor.Tensor;
  * accumulated in fp32 (or wider) and rounded once to its dtype. A backend instance may be used
  * by several layers, but one layer call at a time per thread.
  *
- * <p>Arguments are checked once per call, before any work ({@link BackendChecks}): a tensor of the
- * wrong shape, a missing one, or an output (Y, U, dX, dA, dB, merge's W) that shares memory with an
- * input or another output is refused with an {@link IllegalArgumentException} naming it.
+ * <p>Outputs (Y, U, dX, dA, dB, merge's W) must not share memory with an input or another output.
+ * The reference and cpu backends check every argument once per call, before any work
+ * ({@link BackendChecks}): a tensor of the wrong shape, a missing one, or an aliased output is refused
+ * with an {@link IllegalArgumentException} naming it. The cuda backend checks shapes only (it copies
+ * host tensors in and out); the layer ({@code dev.rslora.core.LoraLinear}) refuses aliased outputs
+ * whatever the backend.
  */
 public interface Backend {
 
