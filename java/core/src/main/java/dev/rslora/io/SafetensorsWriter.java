@@ -8,7 +8,9 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
@@ -298,7 +300,8 @@ public final class SafetensorsWriter {
      * behind and an existing {@code target} is unchanged.
      *
      * @param target the file to create or replace
-     * @throws IOException if writing, syncing or renaming fails, or a producer aborts
+     * @throws IOException if writing, syncing or renaming fails, or a producer aborts; before anything is
+     *                     written, when {@code target} is a folder or its parent folder does not exist
      * @throws IllegalArgumentException if the header would exceed the readers' size limit
      */
 
@@ -315,6 +318,12 @@ public final class SafetensorsWriter {
         }
         Path abs = target.toAbsolutePath();
         Path dir = abs.getParent();
+        if (dir == null || Files.isDirectory(abs)) {
+            throw new FileSystemException(target.toString(), null, "the output is a folder, not a file");
+        }
+        if (!Files.isDirectory(dir)) {
+            throw new NoSuchFileException(dir.toString(), null, "the output's parent folder does not exist");
+        }
         Path tmp = dir.resolve("." + abs.getFileName() + ".tmp-" + Long.toHexString(ThreadLocalRandom.current().nextLong()));
         boolean created = false;
         try {

@@ -84,6 +84,24 @@ class SafetensorsWriterFailureTest {
     }
 
     @Test
+    void badTargetsAreNamedInTheErrorNotTheTemporaryFile(@TempDir Path dir) throws Exception {
+        Path missing = dir.resolve("missing");
+        IOException parent = assertThrows(IOException.class,
+                () -> new SafetensorsWriter().metadata("k", "v").write(missing.resolve("out.safetensors")));
+        assertTrue(parent.getMessage().contains(missing.toString()) && !parent.getMessage().contains(".tmp-")
+                && parent.getMessage().contains("parent folder does not exist"), parent.getMessage());
+        Path folder = Files.createDirectory(dir.resolve("folder"));
+        IOException isDir = assertThrows(IOException.class, () -> new SafetensorsWriter().metadata("k", "v").write(folder));
+        assertTrue(isDir.getMessage().contains(folder.toString()) && !isDir.getMessage().contains(".tmp-")
+                && isDir.getMessage().contains("is a folder"), isDir.getMessage());
+        // the root has no parent: an IOException naming it, not a NullPointerException
+        Path root = dir.getRoot();
+        IOException atRoot = assertThrows(IOException.class, () -> new SafetensorsWriter().metadata("k", "v").write(root));
+        assertTrue(atRoot.getMessage().contains(root.toString()) && atRoot.getMessage().contains("is a folder"), atRoot.getMessage());
+        assertEquals(List.of(folder), listing(dir));
+    }
+
+    @Test
     void inconsistentInputIsRefused() {
         try (Arena arena = Arena.ofConfined()) {
             SafetensorsWriter w = new SafetensorsWriter().addRaw("x", "U8", new long[]{1}, arena.allocate(1));
