@@ -14,6 +14,8 @@ import java.nio.charset.CharsetDecoder;
 import java.nio.charset.CoderResult;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
@@ -65,9 +67,12 @@ public final class SafetensorsFile {
      * @param arena owns the mapping: tensors of the returned file are valid until it closes
      * @return the validated file; its tensors are zero-copy views of the mapping
      * @throws SafetensorsException when the file breaks a format rule
-     * @throws IOException          when the file cannot be opened or mapped
+     * @throws IOException          when the file cannot be opened or mapped (a folder: a FileSystemException naming it)
      */
     public static SafetensorsFile open(Path path, Arena arena) throws IOException {
+        if (Files.isDirectory(path)) {
+            throw new FileSystemException(path.toString(), null, "is a folder, not a .safetensors file");
+        }
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
             long size = ch.size();
             if (size < 8) {

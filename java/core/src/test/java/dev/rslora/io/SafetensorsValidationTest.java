@@ -59,6 +59,15 @@ class SafetensorsValidationTest {
     }
 
     @Test
+    void aFolderIsRefusedWithItsPath(@TempDir Path dir) throws Exception {
+        Path folder = Files.createDirectory(dir.resolve("model.safetensors"));
+        try (Arena arena = Arena.ofConfined()) {
+            java.io.IOException e = assertThrows(java.io.IOException.class, () -> SafetensorsFile.open(folder, arena));
+            assertTrue(e.getMessage().contains(folder.toString()) && e.getMessage().contains("is a folder"), e.getMessage());
+        }
+    }
+
+    @Test
     void headerLengthOverLimit() {
         assertRule(file(100_000_001L, "{}".getBytes(), 0), Rule.HEADER_TOO_LARGE, 0, "100000001", "100000000");
         // 2^64 − 1 does not fit a signed long: reported unsigned, still no allocation.
