@@ -11,6 +11,7 @@ import java.util.Objects;
 import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.regex.PatternSyntaxException;
 
 /**
  * A PEFT LoRA adapter config ({@code adapter_config.json}, SPEC.md §8) restricted to what this
@@ -88,6 +89,14 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
         }
         layersToTransform = layersToTransform == null ? null : List.copyOf(layersToTransform);
         layersPattern = layersPattern == null ? null : List.copyOf(layersPattern);
+        for (String p : layersPattern == null ? List.<String>of() : layersPattern) {
+            try {
+                Pattern.compile(layerRegex(p));
+            } catch (PatternSyntaxException e) {
+                throw new IllegalArgumentException("layers_pattern " + PeftConfigReader.quote(p) + " is not a valid regex: "
+                        + e.getDescription());
+            }
+        }
         modulesToSave = modulesToSave == null ? null : List.copyOf(modulesToSave);
     }
 
@@ -441,7 +450,7 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
         }
         if (modulesToSave != null) {
             for (String m : modulesToSave) {
-                if (Pattern.compile("(^|.*\\.)" + m + "($|\\..*)").matcher(path).lookingAt()) {
+                if (Pattern.compile("(^|.*\\.)" + Pattern.quote(m) + "($|\\..*)").matcher(path).lookingAt()) {
                     return false;
                 }
             }
@@ -474,12 +483,17 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
     private Integer layerIndex(String path) {
         List<String> patterns = layersPattern == null || layersPattern.isEmpty() ? List.of("[^.]*") : layersPattern;
         for (String p : patterns) {
-            Matcher m = Pattern.compile(".*\\." + p + "\\.(\\d+)\\.").matcher(path);
+            Matcher m = Pattern.compile(layerRegex(p)).matcher(path);
             if (m.lookingAt()) {
                 return Integer.valueOf(m.group(1));
             }
         }
         return null;
+    }
+
+    /** PEFT's regex for the layer index under list name {@code pattern}. */
+    private static String layerRegex(String pattern) {
+        return ".*\\." + pattern + "\\.(\\d+)\\.";
     }
 
     @Override

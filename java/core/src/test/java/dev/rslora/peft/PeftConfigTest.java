@@ -105,6 +105,12 @@ class PeftConfigTest {
         PeftConfig save = parse("{\"peft_type\":\"LORA\",\"target_modules\":[\"dense\"],\"modules_to_save\":[\"classifier\"]}");
         assertTrue(save.targets("encoder.layer.0.dense"));
         assertFalse(save.targets("classifier.dense"), "never inside a modules_to_save module");
+        // modules_to_save holds module names (PEFT compares them as text), not regexes: "[" is no syntax error, "." no wildcard
+        PeftConfig literal = parse("{\"peft_type\":\"LORA\",\"target_modules\":[\"dense\"],\"modules_to_save\":[\"head[0]\",\"cls.out\"]}");
+        assertFalse(literal.targets("head[0].dense"));
+        assertTrue(literal.targets("head0.dense"));
+        assertTrue(literal.targets("clsXout.dense"));
+        assertFalse(literal.targets("cls.out.dense"));
     }
 
     @Test
@@ -147,6 +153,8 @@ class PeftConfigTest {
                 {"{\"peft_type\":\"LORA\",\"target_modules\":[\"q\",3]}", "\"target_modules\""},
                 {"{\"peft_type\":\"LORA\",\"bias\":\"some\"}", "bias"},
                 {"{\"peft_type\":\"LORA\",\"lora_dropout\":1.0}", "lora_dropout"},
+                {"{\"peft_type\":\"LORA\",\"layers_pattern\":\"lay(ers\",\"layers_to_transform\":[0]}", "layers_pattern", "lay(ers"},
+                {"{\"peft_type\":\"LORA\",\"layers_pattern\":[\"h\",\"[x\"]}", "layers_pattern", "[x", "not a valid regex"},
                 {"{\"peft_type\":\"LORA\",", "not valid JSON"},
                 {"[1]", "JSON object"},
         };
