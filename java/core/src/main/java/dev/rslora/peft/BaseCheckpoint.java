@@ -1,8 +1,6 @@
 package dev.rslora.peft;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.rslora.io.SafetensorsEntry;
 import dev.rslora.io.SafetensorsFile;
 import dev.rslora.tensor.Tensor;
@@ -135,12 +133,7 @@ public final class BaseCheckpoint {
     }
 
     private static Map<String, String> readWeightMap(Path index) throws IOException {
-        JsonNode root;
-        try {
-            root = new ObjectMapper().readTree(Files.readString(index));
-        } catch (JsonProcessingException e) {
-            throw new PeftFormatException(index + ": not valid JSON: " + e.getOriginalMessage());
-        }
+        JsonNode root = PeftConfigReader.readTree(PeftConfigReader.readText(index), index.toString());
         JsonNode map = root == null ? null : root.get("weight_map");
         if (map == null || !map.isObject()) {
             throw new PeftFormatException(index + ": \"weight_map\" must be an object of tensor name -> shard file");

@@ -1,11 +1,16 @@
 package dev.rslora.peft;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeType;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -32,7 +37,8 @@ import java.util.Map;
  * any is non-zero. {@code eva_config} (an initialisation recipe) is accepted.
  */
 public final class PeftConfigReader {
-    private static final ObjectMapper JSON = new ObjectMapper();
+    /** Refuses trailing content after the top-level value (Python's json.load does: "Extra data"). */
+    private static final ObjectMapper JSON = new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
     /** Fields holding a sub-config of a variant this library does not implement. */
     private static final List<String> VARIANT_CONFIGS = List.of("loftq_config", "corda_config", "megatron_config",
@@ -56,7 +62,48 @@ public final class PeftConfigReader {
      * @throws IOException if the file cannot be read
      */
     public static PeftConfig read(Path file) throws IOException {
-        return parse(Files.readString(file), file.toString());
+        return parse(readText(file), file.toString());
+    }
+
+    /**
+     * The text of a JSON file, refusing a folder and bytes that are not UTF-8 with an error naming the file.
+     *
+     * @param file a .json file
+     * @return its text
+     * @throws PeftFormatException when {@code file} is a folder or not UTF-8
+     * @throws IOException         if the file cannot be read
+     */
+    static String readText(Path file) throws IOException {
+        if (Files.isDirectory(file)) {
+            throw new PeftFormatException(file + ": is a folder, not a JSON file");
+        }
+        byte[] bytes = Files.readAllBytes(file);
+        ByteBuffer in = ByteBuffer.wrap(bytes);
+        try {
+            return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(in).toString();
+        } catch (CharacterCodingException e) {
+            int at = in.position();
+            throw new PeftFormatException(file + ": not valid UTF-8 (byte 0x" + String.format("%02x", bytes[at] & 0xff)
+                    + " at offset " + at + "); JSON files must be UTF-8");
+        }
+    }
+
+    /**
+     * Parses JSON text strictly (nothing may follow the top-level value); {@code source} names it in errors.
+     *
+     * @param json   the text
+     * @param source a name for the text in error messages
+     * @return the tree (null for empty text)
+     * @throws PeftFormatException when the text is not valid JSON
+     */
+    static JsonNode readTree(String json, String source) throws PeftFormatException {
+        try {
+            return JSON.readTree(json);
+        } catch (JsonProcessingException e) {
+            throw new PeftFormatException(source + ": not valid JSON: " + e.getOriginalMessage()
+                    + (e.getLocation() == null ? "" : " (line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr() + ")"));
+        }
     }
 
     /**
@@ -70,13 +117,7 @@ public final class PeftConfigReader {
      */
 
     public static PeftConfig parse(String json, String source) throws IOException {
-        JsonNode root;
-        try {
-            root = JSON.readTree(json);
-        } catch (JsonProcessingException e) {
-            throw new PeftFormatException(source + ": not valid JSON: " + e.getOriginalMessage()
-                    + (e.getLocation() == null ? "" : " (line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr() + ")"));
-        }
+        JsonNode root = readTree(json, source);
         if (root == null || !root.isObject()) {
             throw new PeftFormatException(source + ": the config must be a JSON object");
         }

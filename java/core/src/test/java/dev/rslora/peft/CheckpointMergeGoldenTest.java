@@ -190,4 +190,32 @@ class CheckpointMergeGoldenTest {
             assertTrue(e.getMessage().contains("lm_head.weight"), e.getMessage());
         }
     }
+
+    @Test
+    void aCorruptShardIndexIsRefusedNamingTheIndex() throws Exception {
+        Path base = Files.createDirectory(dir.resolve("sharded"));
+        try (Stream<Path> files = Files.list(Golden.path("base-bf16-sharded"))) {
+            for (Path f : files.toList()) {
+                Files.copy(f, base.resolve(f.getFileName()));
+            }
+        }
+        Path index = base.resolve(BaseCheckpoint.INDEX);
+        String json = Files.readString(index);
+        // trailing content: Python's json.load (transformers) refuses it with "Extra data"
+        Files.writeString(index, json + "\n{\"weight_map\": {}}");
+        assertIndexRefused(base, index.toString(), "not valid JSON");
+        // a byte that is not UTF-8
+        byte[] latin1 = json.replace("\"total_size\"", "\"caf\u00e9\": 1, \"total_size\"").getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
+        Files.write(index, latin1);
+        assertIndexRefused(base, index.toString(), "not valid UTF-8", "0xe9");
+    }
+
+    private static void assertIndexRefused(Path base, String... fragments) throws Exception {
+        try (Arena arena = Arena.ofShared()) {
+            PeftFormatException e = assertThrows(PeftFormatException.class, () -> BaseCheckpoint.open(base, arena));
+            for (String f : fragments) {
+                assertTrue(e.getMessage().contains(f), "'" + f + "' in: " + e.getMessage());
+            }
+        }
+    }
 }

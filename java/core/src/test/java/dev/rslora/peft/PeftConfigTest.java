@@ -169,6 +169,21 @@ class PeftConfigTest {
     }
 
     @Test
+    void aConfigFileThatIsAFolderNotUtf8OrFollowedByMoreJsonIsRefusedNamingTheFile(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws Exception {
+        java.nio.file.Path folder = Files.createDirectory(dir.resolve("folder.json"));
+        String m = assertThrows(PeftFormatException.class, () -> PeftConfigReader.read(folder)).getMessage();
+        assertTrue(m.startsWith(folder + ": ") && m.contains("folder"), m);
+        java.nio.file.Path latin1 = Files.write(dir.resolve("latin1.json"),
+                "{\"peft_type\": \"LORA\", \"task_type\": \"caus\u00e9\"}".getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+        m = assertThrows(PeftFormatException.class, () -> PeftConfigReader.read(latin1)).getMessage();
+        assertTrue(m.startsWith(latin1 + ": ") && m.contains("not valid UTF-8") && m.contains("0xe9") && m.contains("offset 40"), m);
+        java.nio.file.Path twice = Files.writeString(dir.resolve("twice.json"), "{\"peft_type\": \"LORA\", \"r\": 4} {\"r\": 8}");
+        m = assertThrows(PeftFormatException.class, () -> PeftConfigReader.read(twice)).getMessage();
+        assertTrue(m.startsWith(twice + ": not valid JSON"), m);
+    }
+
+    @Test
     void theWriterProducesPeftsFormatAndReadsBackEqual() throws Exception {
         Map<String, Integer> ranks = new LinkedHashMap<>();
         ranks.put("v_proj", 2);
