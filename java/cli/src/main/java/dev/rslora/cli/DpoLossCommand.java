@@ -52,6 +52,7 @@ final class DpoLossCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         DpoLoss loss = new DpoLoss(beta, labelSmoothing, DpoLoss.Type.fromName(lossType));
+        OutputPaths.requireNotAnInput(output, input);
         try (Arena arena = Arena.ofShared()) {
             SafetensorsFile in = SafetensorsFile.open(input, arena);
             double[][] v = read(in);

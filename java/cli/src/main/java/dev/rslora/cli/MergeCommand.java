@@ -42,6 +42,8 @@ final class MergeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         long start = System.nanoTime();
+        OutputPaths.requireNotAnInput(output, base, adapter, adapter.resolve(AdapterSet.WEIGHTS_FILE),
+                adapter.resolve(AdapterSet.CONFIG_FILE));
         try (Arena arena = Arena.ofShared()) {
             BaseCheckpoint ckpt = BaseCheckpoint.open(base, arena);
             AdapterSet set = AdapterSet.load(adapter, arena);

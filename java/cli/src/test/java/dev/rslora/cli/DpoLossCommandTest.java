@@ -144,4 +144,14 @@ class DpoLossCommandTest {
                     "unexpected tensor 'labels'");
         }
     }
+
+    @Test
+    void anOutputThatIsTheInputIsRefusedAndTheInputKept() throws Exception {
+        try (Arena arena = Arena.ofShared()) {
+            Path in = input(arena, new SplittableRandom(5), 3, null, null);
+            byte[] before = Files.readAllBytes(in);
+            LayerCommandTest.assertInputKept(CliRun.of("dpo-loss", "--input", in.toString(), "--output", in.toString(), "--beta", "0.1"),
+                    in, before);
+        }
+    }
 }

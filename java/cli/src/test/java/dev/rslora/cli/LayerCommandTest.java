@@ -184,4 +184,23 @@ class LayerCommandTest {
         }
         assertTrue(r.out().contains("auto -> "));
     }
+
+    @Test
+    void anOutputThatIsTheInputIsRefusedAndTheInputKept() throws Exception {
+        try (Arena arena = Arena.ofShared()) {
+            Path in = writeInput(arena, DType.F32, 2, 3, 4, 1, false, null, null);
+            byte[] before = Files.readAllBytes(in);
+            String same = dir.resolve(".").resolve(in.getFileName()).toString();
+            assertInputKept(cli("layer", "--input", in.toString(), "--output", same, "--alpha", "8"), in, before);
+        }
+    }
+
+    /** Exit 1 with one line naming --output and the input, and the input file unchanged. */
+    static void assertInputKept(CliRun r, Path in, byte[] before) throws Exception {
+        assertEquals(1, r.code(), r.err());
+        String line = r.err().strip();
+        assertTrue(line.startsWith("rslora: error: --output ") && !line.contains("\n"), line);
+        assertTrue(line.contains("is the input file") && line.contains(in.getFileName().toString()), line);
+        assertArrayEquals(before, Files.readAllBytes(in), "the input is unchanged");
+    }
 }

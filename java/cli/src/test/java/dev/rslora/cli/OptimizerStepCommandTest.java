@@ -225,4 +225,13 @@ class OptimizerStepCommandTest {
             assertRefused(run(dir.resolve("absent.safetensors"), out, "--optimizer", "adamw", "--lr", "1"), out, "no such file");
         }
     }
+
+    @Test
+    void anOutputThatIsTheInputIsRefusedAndTheInputKept() throws Exception {
+        try (Arena arena = Arena.ofShared()) {
+            Path in = input(arena, new long[] {2, 2}, 2, 1, 2);
+            byte[] before = Files.readAllBytes(in);
+            LayerCommandTest.assertInputKept(run(in, in, "--optimizer", "adamw", "--lr", "1e-3"), in, before);
+        }
+    }
 }

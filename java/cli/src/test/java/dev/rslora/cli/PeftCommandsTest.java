@@ -251,4 +251,20 @@ class PeftCommandsTest {
         assertRefused(cli("merge", "--base", base, "--adapter", g("adapter-rslora"), "--output", out.toString(), "--unmerge"), out,
                 "cannot unmerge", "lm_head.weight");
     }
+
+    @Test
+    void aMergeOutputThatIsAnInputFileIsRefusedAndTheInputKept() throws Exception {
+        Path adapter = adapterVariant("adapter", null, null);
+        Path base = Files.copy(Golden.path("base-bf16.safetensors"), dir.resolve("base.safetensors"));
+        for (Path in : List.of(adapter.resolve(AdapterSet.WEIGHTS_FILE), adapter.resolve(AdapterSet.CONFIG_FILE), base)) {
+            byte[] before = Files.readAllBytes(in);
+            LayerCommandTest.assertInputKept(cli("merge", "--base", base.toString(), "--adapter", adapter.toString(),
+                    "--output", in.toString()), in, before);
+        }
+        // the base given through a symbolic link, the output naming the file itself
+        Path link = Files.createSymbolicLink(dir.resolve("link.safetensors"), base);
+        byte[] before = Files.readAllBytes(base);
+        LayerCommandTest.assertInputKept(cli("merge", "--base", link.toString(), "--adapter", adapter.toString(),
+                "--output", base.toString()), base, before);
+    }
 }
