@@ -66,7 +66,18 @@ public final class Main {
             failed.getErr().println("rslora: error: " + oneLine(ex) + " (see '" + help + "')");
             return 2;
         });
-        return cl.execute(args);
+        try {
+            return cl.execute(args);
+        } catch (OutOfMemoryError e) {
+            // picocli hands only Exceptions to the handler above; an Error (a rank or width too large
+            // to allocate) would otherwise escape as a stack trace
+            err.println("rslora: error: " + oneLine(e));
+            if (Boolean.getBoolean("rslora.debug")) {
+                e.printStackTrace(err);
+            }
+            err.flush();
+            return 1;
+        }
     }
 
     /** The exception's message on one line (its class name when it has none). */

@@ -267,4 +267,11 @@ class PeftCommandsTest {
         LayerCommandTest.assertInputKept(cli("merge", "--base", link.toString(), "--adapter", adapter.toString(),
                 "--output", base.toString()), base, before);
     }
+
+    @Test
+    void aRankTooLargeToAllocateIsOneLineNotAStackTrace() throws Exception {
+        Path out = dir.resolve("huge");
+        assertRefused(cli("init", "--base", g("base-bf16.safetensors"), "--target-modules", "q_proj", "--rank", "2147483647",
+                "--alpha", "8", "--output", out.toString()), out, "out of memory", "137438953456 bytes");
+    }
 }
