@@ -22,6 +22,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -192,6 +193,9 @@ final class DemoCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         PrintWriter o = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
+        if (Files.exists(out) && !Files.isDirectory(out)) {
+            throw new FileAlreadyExistsException(out.toString(), null, "--out must be a folder, but a file of that name exists");
+        }
         if (experiment.equals("dpo")) {
             return runDpo(o, err);
         }

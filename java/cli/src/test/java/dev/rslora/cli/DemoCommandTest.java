@@ -144,4 +144,16 @@ class DemoCommandTest {
             assertFalse(Files.exists(out), "nothing written for " + String.join(" ", args));
         }
     }
+
+    @Test
+    void anOutFolderThatIsAFileIsNamedInTheError() throws Exception {
+        Path file = Files.writeString(dir.resolve("results"), "keep");
+        for (String experiment : List.of("rank", "dpo")) {
+            CliRun r = cli("demo", "--experiment", experiment, "--out", file.toString());
+            assertEquals(1, r.code(), r.err());
+            assertEquals(1, r.err().lines().count(), "one line: " + r.err());
+            assertTrue(r.err().startsWith("rslora: error: " + file + ": ") && r.err().contains("--out must be a folder"), r.err());
+            assertEquals("keep", Files.readString(file));
+        }
+    }
 }
