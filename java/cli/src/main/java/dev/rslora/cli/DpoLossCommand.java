@@ -31,6 +31,9 @@ final class DpoLossCommand implements Callable<Integer> {
     static final List<String> INPUTS = List.of("policy_chosen_logps", "policy_rejected_logps", "reference_chosen_logps",
             "reference_rejected_logps");
 
+    /** The largest batch: the pairs are held in Java arrays. */
+    static final int MAX_BATCH = Integer.MAX_VALUE - 8;
+
     @Spec
     CommandSpec spec;
 
@@ -108,9 +111,9 @@ final class DpoLossCommand implements Callable<Integer> {
                 throw new IllegalArgumentException(f.source() + ": tensor '" + name + "' has dtype " + e.dtypeName()
                         + "; dpo-loss needs F32");
             }
-            if (e.rank() != 1 || e.numel() < 1) {
+            if (e.rank() != 1 || e.numel() < 1 || e.numel() > MAX_BATCH) {
                 throw new IllegalArgumentException(f.source() + ": tensor '" + name + "' " + e.shapeString()
-                        + " must be 1-D [batch] with batch >= 1");
+                        + " must be 1-D [batch] with 1 <= batch <= " + MAX_BATCH);
             }
             if (batch < 0) {
                 batch = e.numel();

@@ -154,4 +154,25 @@ class DpoLossCommandTest {
                     in, before);
         }
     }
+
+    @Test
+    void aBatchTooLargeForAnArrayIsRefusedNamingTheTensor() throws Exception {
+        // a sparse file: four F32 [2^31] tensors (32 GiB declared, nothing read before the check)
+        long n = 1L << 31;
+        StringBuilder h = new StringBuilder("{");
+        for (int k = 0; k < DpoLossCommand.INPUTS.size(); k++) {
+            h.append(k == 0 ? "" : ",").append('"').append(DpoLossCommand.INPUTS.get(k)).append("\":{\"dtype\":\"F32\",\"shape\":[")
+                    .append(n).append("],\"data_offsets\":[").append(k * 4 * n).append(',').append((k + 1) * 4 * n).append("]}");
+        }
+        byte[] header = h.append('}').toString().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        Path in = dir.resolve("huge.safetensors");
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(in.toFile(), "rw")) {
+            f.write(java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(header.length).array());
+            f.write(header);
+            f.setLength(8 + header.length + 16 * n);
+        }
+        Path out = dir.resolve("never.safetensors");
+        assertRefused(CliRun.of("dpo-loss", "--input", in.toString(), "--output", out.toString(), "--beta", "0.1"), out,
+                "policy_chosen_logps", "[2147483648]", "batch <= 2147483639");
+    }
 }
