@@ -8,6 +8,7 @@ import dev.rslora.io.SafetensorsDtype;
 import dev.rslora.io.SafetensorsEntry;
 import dev.rslora.io.SafetensorsFile;
 import dev.rslora.io.SafetensorsWriter;
+import dev.rslora.io.StagedOutput;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 

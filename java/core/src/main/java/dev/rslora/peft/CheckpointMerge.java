@@ -4,6 +4,7 @@ import dev.rslora.backend.MergeMath;
 import dev.rslora.io.SafetensorsEntry;
 import dev.rslora.io.SafetensorsFile;
 import dev.rslora.io.SafetensorsWriter;
+import dev.rslora.io.StagedOutput;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 

@@ -1,4 +1,4 @@
-package dev.rslora.peft;
+package dev.rslora.io;
 
 import java.io.IOException;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -23,7 +23,7 @@ import java.util.stream.Stream;
  *       atomically (an existing file survives any failure intact).</li>
  * </ul>
  */
-final class StagedOutput implements AutoCloseable {
+public final class StagedOutput implements AutoCloseable {
     private final Path target;
     private final Path staging;
     private final boolean singleFile;
@@ -42,38 +42,68 @@ final class StagedOutput implements AutoCloseable {
                 + Long.toHexString(ThreadLocalRandom.current().nextLong())));
     }
 
-    /** A folder target; refuses an existing target unless {@code replaceFiles}. */
-    static StagedOutput folder(Path target, boolean replaceFiles) throws IOException {
+    /**
+     * A folder target; refuses an existing target unless {@code replaceFiles}.
+     *
+     * @param target       the folder to create (its parent must exist), or with {@code replaceFiles} an existing folder
+     * @param replaceFiles whether an existing folder is allowed, its files of the same names replaced on commit
+     * @return the staged output; write into {@link #dir()}, then {@link #commit()}
+     * @throws IOException if the target exists (and may not), the parent folder is missing, or the staging folder cannot be made
+     */
+    public static StagedOutput folder(Path target, boolean replaceFiles) throws IOException {
         if (Files.exists(target) && !(replaceFiles && Files.isDirectory(target))) {
             throw new FileAlreadyExistsException(target.toString(), null, "the output already exists; remove it or choose another path");
         }
         return new StagedOutput(target, false, replaceFiles);
     }
 
-    /** A single-file target (an existing regular file is replaced on commit; a folder is refused). */
-    static StagedOutput file(Path target) throws IOException {
+    /**
+     * A single-file target (an existing regular file is replaced on commit; a folder is refused).
+     *
+     * @param target the file to create or replace (its parent must exist)
+     * @return the staged output; write {@link #stagedFile()}, then {@link #commit()}
+     * @throws IOException if the target is a folder, the parent folder is missing, or the staging folder cannot be made
+     */
+    public static StagedOutput file(Path target) throws IOException {
         if (Files.isDirectory(target)) {
             throw new FileAlreadyExistsException(target.toString(), null, "the output is a folder, not a file");
         }
         return new StagedOutput(target, true, true);
     }
 
-    /** Where to write: the temporary folder (for {@link #file}, write the file as {@link #stagedFile()}). */
-    Path dir() {
+    /**
+     * Where to write: the temporary folder (for {@link #file}, write the file as {@link #stagedFile()}).
+     *
+     * @return the staging folder, next to the target
+     */
+    public Path dir() {
         return staging;
     }
 
-    /** For a single-file output: the staged file's path. */
-    Path stagedFile() {
+    /**
+     * For a single-file output: the staged file's path.
+     *
+     * @return the file to write, inside {@link #dir()}
+     */
+    public Path stagedFile() {
         return staging.resolve(target.getFileName());
     }
 
-    Path target() {
+    /**
+     * The target, absolute and normalised.
+     *
+     * @return where {@link #commit()} puts the output
+     */
+    public Path target() {
         return target;
     }
 
-    /** Moves the staged output into place. */
-    void commit() throws IOException {
+    /**
+     * Moves the staged output into place (each file atomically where the file system allows).
+     *
+     * @throws IOException if a move fails; files not yet moved stay staged and {@link #close()} deletes them
+     */
+    public void commit() throws IOException {
         if (singleFile) {
             move(stagedFile(), target, true);
         } else if (!Files.exists(target)) {
@@ -107,7 +137,11 @@ final class StagedOutput implements AutoCloseable {
         }
     }
 
-    /** Deletes the staging folder unless committed (then it is already gone). */
+    /**
+     * Deletes the staging folder unless committed (then it is already gone).
+     *
+     * @throws IOException if the staging folder cannot be deleted
+     */
     @Override
     public void close() throws IOException {
         if (!committed) {
@@ -115,7 +149,7 @@ final class StagedOutput implements AutoCloseable {
         }
     }
 
-    static void deleteTree(Path root) throws IOException {
+    private static void deleteTree(Path root) throws IOException {
         if (!Files.exists(root)) {
             return;
         }

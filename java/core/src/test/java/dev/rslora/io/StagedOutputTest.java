@@ -1,0 +1,86 @@
+package dev.rslora.io;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@link StagedOutput}: nothing reaches the target before commit, and nothing is left behind without one. */
+class StagedOutputTest {
+    @TempDir
+    Path dir;
+
+    private List<String> names(Path folder) throws IOException {
+        try (Stream<Path> s = Files.list(folder)) {
+            return s.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+    }
+
+    @Test
+    void aNewFolderAppearsWholeOnCommit() throws IOException {
+        Path target = dir.resolve("out");
+        try (StagedOutput s = StagedOutput.folder(target, false)) {
+            Files.writeString(s.dir().resolve("a.txt"), "a");
+            Files.writeString(s.dir().resolve("b.txt"), "b");
+            assertFalse(Files.exists(target), "nothing at the target before commit");
+            s.commit();
+        }
+        assertEquals(List.of("a.txt", "b.txt"), names(target));
+        assertEquals(List.of("out"), names(dir), "no staging folder left");
+    }
+
+    @Test
+    void anExistingFolderKeepsItsOtherFilesAndGetsTheNewOnesOnCommit() throws IOException {
+        Path target = Files.createDirectories(dir.resolve("out"));
+        Files.writeString(target.resolve("a.txt"), "old a");
+        Files.writeString(target.resolve("keep.txt"), "keep");
+        try (StagedOutput s = StagedOutput.folder(target, true)) {
+            Files.writeString(s.dir().resolve("a.txt"), "new a");
+            assertEquals("old a", Files.readString(target.resolve("a.txt")), "replaced only on commit");
+            s.commit();
+        }
+        assertEquals("new a", Files.readString(target.resolve("a.txt")));
+        assertEquals("keep", Files.readString(target.resolve("keep.txt")));
+        assertEquals(List.of("out"), names(dir));
+    }
+
+    @Test
+    void closingWithoutCommitLeavesTheTargetAsItWasAndNoStagingFolder() throws IOException {
+        Path target = Files.createDirectories(dir.resolve("out"));
+        Files.writeString(target.resolve("a.txt"), "old a");
+        try (StagedOutput s = StagedOutput.folder(target, true)) {
+            Files.writeString(s.dir().resolve("a.txt"), "half");
+        }
+        assertEquals("old a", Files.readString(target.resolve("a.txt")));
+        assertEquals(List.of("out"), names(dir));
+        Path file = Files.writeString(dir.resolve("f.bin"), "old");
+        try (StagedOutput s = StagedOutput.file(file)) {
+            Files.writeString(s.stagedFile(), "half");
+        }
+        assertEquals("old", Files.readString(file));
+        assertEquals(List.of("f.bin", "out"), names(dir));
+    }
+
+    @Test
+    void refusesWhatItCannotReplace() throws IOException {
+        Path folder = Files.createDirectories(dir.resolve("out"));
+        assertThrows(FileAlreadyExistsException.class, () -> StagedOutput.folder(folder, false));
+        assertThrows(FileAlreadyExistsException.class, () -> StagedOutput.file(folder));
+        Path file = Files.writeString(dir.resolve("f"), "x");
+        assertThrows(FileAlreadyExistsException.class, () -> StagedOutput.folder(file, true));
+        NoSuchFileException e = assertThrows(NoSuchFileException.class, () -> StagedOutput.file(dir.resolve("no/such/f")));
+        assertTrue(e.getMessage().contains("no" + java.io.File.separator + "such"), e.getMessage());
+        assertEquals(List.of("f", "out"), names(dir), "no staging folder made for a refused target");
+    }
+}
