@@ -16,15 +16,19 @@ import dev.rslora.demo.RankSweep;
 import dev.rslora.demo.SummaryTable;
 import dev.rslora.demo.SweepConfig;
 import dev.rslora.demo.SweepResult;
+import dev.rslora.io.StagedOutput;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -181,8 +185,14 @@ final class DemoCommand implements Callable<Integer> {
         o.println();
         o.print(DpoTable.format(r));
         o.println();
-        for (Path p : List.of(DpoReport.writeCsv(r, out), DpoReport.writeJson(r, out), DpoPlot.write(r, out))) {
-            o.println("wrote " + p);
+        List<Path> written;
+        try (StagedOutput staged = StagedOutput.folder(out, true)) {
+            Path d = staged.dir();
+            written = List.of(DpoReport.writeCsv(r, d), DpoReport.writeJson(r, d), DpoPlot.write(r, d));
+            staged.commit();
+        }
+        for (Path p : written) {
+            o.println("wrote " + out.resolve(p.getFileName()));
         }
         o.printf(Locale.ROOT, "%.1f s on the %s backend%n", r.wallSeconds(), r.backend());
         o.flush();
@@ -196,12 +206,29 @@ final class DemoCommand implements Callable<Integer> {
         if (Files.exists(out) && !Files.isDirectory(out)) {
             throw new FileAlreadyExistsException(out.toString(), null, "--out must be a folder, but a file of that name exists");
         }
-        if (experiment.equals("dpo")) {
-            return runDpo(o, err);
-        }
-        if (!experiment.equals("rank")) {
+        if (!experiment.equals("rank") && !experiment.equals("dpo")) {
             throw new IllegalArgumentException("--experiment must be rank or dpo, got '" + experiment + "'");
         }
+        // --out is made before the run (a bad path fails in seconds, not after it); a failed run removes
+        // it again if it made it and nothing was written there
+        boolean made = !Files.exists(out);
+        try {
+            return experiment.equals("dpo") ? runDpo(o, err) : runRank(o, err);
+        } catch (Exception | Error e) {
+            if (made) {
+                try {
+                    Files.deleteIfExists(out);
+                } catch (DirectoryNotEmptyException kept) {
+                    // some results were moved in before the failure: they are whole files, keep them
+                } catch (IOException other) {
+                    e.addSuppressed(other);
+                }
+            }
+            throw e;
+        }
+    }
+
+    private Integer runRank(PrintWriter o, PrintWriter err) throws Exception {
         SweepConfig c = config();
         Backend backend = Backends.get(backendName);
         Files.createDirectories(out);
@@ -212,17 +239,33 @@ final class DemoCommand implements Callable<Integer> {
         o.println();
         o.print(SummaryTable.format(r.summaries(), c.finalWindow()));
         o.println();
-        for (Path p : List.of(CsvReport.write(r, out), JsonReport.write(r, out))) {
-            o.println("wrote " + p);
+        List<Path> written = new ArrayList<>();
+        String plotsSkipped = null;
+        try (StagedOutput staged = StagedOutput.folder(out, true)) {
+            Path d = staged.dir();
+            written.add(CsvReport.write(r, d));
+            written.add(JsonReport.write(r, d));
+            try {
+                written.add(LossCurvePlot.write(r, d));
+                written.add(GradNormPlot.write(r, d));
+            } catch (VirtualMachineError e) {
+                throw e;
+            } catch (Error | RuntimeException e) {
+                // a runtime without java.desktop (NoClassDefFoundError: java/awt/...) or a host without fonts:
+                // no plot is kept (a half-drawn one would be a partial file)
+                written.removeIf(p -> p.getFileName().toString().endsWith(".png"));
+                for (String png : List.of(LossCurvePlot.FILE, GradNormPlot.FILE)) {
+                    Files.deleteIfExists(d.resolve(png));
+                }
+                plotsSkipped = firstLine(e);
+            }
+            staged.commit();
         }
-        try {
-            o.println("wrote " + LossCurvePlot.write(r, out));
-            o.println("wrote " + GradNormPlot.write(r, out));
-        } catch (VirtualMachineError e) {
-            throw e;
-        } catch (Error | RuntimeException e) {
-            // a runtime without java.desktop (NoClassDefFoundError: java/awt/...) or a host without fonts
-            o.println("plots skipped: cannot draw PNGs on this Java runtime or host (" + firstLine(e)
+        for (Path p : written) {
+            o.println("wrote " + out.resolve(p.getFileName()));
+        }
+        if (plotsSkipped != null) {
+            o.println("plots skipped: cannot draw PNGs on this Java runtime or host (" + plotsSkipped
                     + "); rank_sweep.csv and rank_sweep.json hold the same data");
         }
         o.printf(Locale.ROOT, "%.1f s on the %s backend%n", r.wallSeconds(), r.backend());

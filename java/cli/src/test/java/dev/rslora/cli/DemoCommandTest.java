@@ -156,4 +156,32 @@ class DemoCommandTest {
             assertEquals("keep", Files.readString(file));
         }
     }
+
+    @Test
+    void resultsAreStagedSoAFailedMoveLeavesWholeFilesAndNoTemporaryFolder() throws Exception {
+        Path out = Files.createDirectories(dir.resolve("staged"));
+        Files.writeString(out.resolve("rank_sweep.json"), "old");
+        // a non-empty folder where rank_sweep.csv goes: moving the staged CSV over it fails
+        Files.writeString(Files.createDirectories(out.resolve("rank_sweep.csv")).resolve("x"), "x");
+        CliRun r = cli("demo", "--quick", "--backend", "reference", "--dim", "8", "--batch", "8", "--steps", "3",
+                "--ranks", "1,2", "--seeds", "1", "--out", out.toString());
+        assertEquals(1, r.code(), r.err());
+        assertTrue(r.err().contains("rank_sweep.csv"), r.err());
+        try (var entries = Files.list(dir)) {
+            assertEquals(List.of("staged"), entries.map(p -> p.getFileName().toString()).toList(),
+                    "the staging folder next to --out is gone");
+        }
+        String json = Files.readString(out.resolve("rank_sweep.json"));
+        // moved before the CSV failed (whole) or not at all (the old file): never a partial file
+        assertTrue(json.equals("old") || new ObjectMapper().readTree(json).has("results"), json);
+    }
+
+    @Test
+    void aRunThatFailsAfterMakingTheOutFolderRemovesIt() throws Exception {
+        Path out = dir.resolve("made");
+        CliRun r = cli("demo", "--quick", "--backend", "reference", "--dim", "2000000000", "--out", out.toString());
+        assertEquals(1, r.code(), r.err());
+        assertEquals(1, r.err().lines().count(), "one line: " + r.err());
+        assertFalse(Files.exists(out), "the --out folder this run made is removed again");
+    }
 }
