@@ -327,7 +327,15 @@ public final class SafetensorsWriter {
         Path tmp = dir.resolve("." + abs.getFileName() + ".tmp-" + Long.toHexString(ThreadLocalRandom.current().nextLong()));
         boolean created = false;
         try {
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            FileChannel opened;
+            try {
+                opened = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+            } catch (FileSystemException e) {
+                // name the folder the user chose (and the target), not the hidden temporary file
+                throw new FileSystemException(target.toString(), null, "cannot write in " + dir + ": "
+                        + (e.getReason() != null ? e.getReason() : e.getClass().getSimpleName()));
+            }
+            try (FileChannel ch = opened) {
                 created = true;
                 ByteBuffer prefix = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, header.length);
                 writeFully(ch, prefix);

@@ -2,8 +2,10 @@ package dev.rslora.io;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
@@ -14,6 +16,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.EnabledOnOs;
+import org.junit.jupiter.api.condition.OS;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The writer never leaves a partial file, and refuses inconsistent input before writing. */
@@ -119,6 +123,21 @@ class SafetensorsWriterFailureTest {
                     () -> w.addRaw("y", "F32", new long[]{1L << 62, 4}, arena.allocate(1)));
             assertThrows(IllegalArgumentException.class, () -> w.addRaw("\uD800", "U8", new long[]{1}, arena.allocate(1)));
             assertThrows(IllegalArgumentException.class, () -> w.metadata("k", "\uDC00"));
+        }
+    }
+
+    @Test
+    @EnabledOnOs(OS.LINUX)
+    void aFolderThatRefusesNewFilesIsNamedNotTheTemporaryFile() throws Exception {
+        // sysfs refuses to create files, even for root (whom permission bits would not stop)
+        Path sys = Path.of("/sys");
+        assumeTrue(Files.isDirectory(sys) && !Files.exists(sys.resolve("rslora.safetensors")));
+        Path target = sys.resolve("rslora.safetensors");
+        try (Arena arena = Arena.ofConfined()) {
+            SafetensorsWriter w = new SafetensorsWriter().add("x", Tensor.of(arena, DType.F32, new float[]{1}, 1));
+            IOException e = assertThrows(IOException.class, () -> w.write(target));
+            assertTrue(e.getMessage().startsWith(target + ": cannot write in " + sys), e.getMessage());
+            assertFalse(e.getMessage().contains(".tmp-"), e.getMessage());
         }
     }
 }
