@@ -221,6 +221,12 @@ public final class AdapterSet {
                         + "; adapter tensors must be F32, BF16 or F16");
             }
             String rest = key.substring(PREFIX.length());
+            if ((rest.endsWith(A_SUFFIX) || rest.endsWith(B_SUFFIX) || rest.endsWith(B_BIAS_SUFFIX))
+                    && !rest.matches("([^.]+\\.)+lora_[AB]\\.(weight|bias)")) {
+                throw new PeftFormatException(src + ": tensor " + PeftConfigReader.quote(key)
+                        + " does not name a module: expected " + PREFIX + "<module path>" + A_SUFFIX + " (or " + B_SUFFIX
+                        + ") with no empty part in the path");
+            }
             if (rest.endsWith(A_SUFFIX)) {
                 pairs.computeIfAbsent(strip(rest, A_SUFFIX), k -> new Tensor[2])[0] = file.tensor(key);
             } else if (rest.endsWith(B_SUFFIX)) {

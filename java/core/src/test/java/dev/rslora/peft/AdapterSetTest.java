@@ -271,6 +271,8 @@ class AdapterSetTest {
         Map<String, long[]> bias = new LinkedHashMap<>(ok);
         bias.put("base_model.model.m.q_proj.lora_B.bias", new long[] {5});
         assertMentions(refused(adapter("bias", ",\"lora_bias\":true", bias)), "lora_B.bias", "lora_bias");
+        assertMentions(refused(adapter("nopath", "", pair("", 2, 6, 5))), "base_model.model..lora_A.weight", "does not name a module");
+        assertMentions(refused(adapter("emptypart", "", pair("m..q_proj", 2, 6, 5))), "m..q_proj", "does not name a module");
         Path noWeights = Files.createDirectory(dir.resolve("empty"));
         Files.writeString(noWeights.resolve("adapter_model.bin"), "pickle");
         assertMentions(refused(noWeights), "adapter_model.safetensors", "adapter_model.bin");
