@@ -51,6 +51,13 @@ public final class Main {
             System.setProperty("java.util.logging.SimpleFormatter.format", "%5$s%n");
         }
         CommandLine cl = new CommandLine(new Main());
+        // an empty path would mean the working folder: refuse it where it is given, as a usage error
+        cl.registerConverter(java.nio.file.Path.class, s -> {
+            if (s.isBlank()) {
+                throw new CommandLine.TypeConversionException("a path must not be empty");
+            }
+            return java.nio.file.Path.of(s);
+        });
         cl.setOut(out);
         cl.setErr(err);
         cl.setExecutionExceptionHandler((ex, cmd, parseResult) -> {

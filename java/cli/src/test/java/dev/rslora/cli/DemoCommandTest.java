@@ -184,4 +184,14 @@ class DemoCommandTest {
         assertEquals(1, r.err().lines().count(), "one line: " + r.err());
         assertFalse(Files.exists(out), "the --out folder this run made is removed again");
     }
+
+    @Test
+    void anEmptyPathIsAUsageErrorNotTheWorkingFolder() {
+        for (String[] args : List.of(new String[] {"demo", "--out", ""}, new String[] {"init", "--base", "b.safetensors",
+                "--output", "", "--rank", "4", "--target-modules", "q_proj"}, new String[] {"layer", "--input", " ", "--output", "o"})) {
+            CliRun r = cli(args);
+            assertEquals(2, r.code(), String.join(" ", args) + ": " + r.err());
+            assertTrue(r.err().contains("a path must not be empty"), r.err());
+        }
+    }
 }
