@@ -86,7 +86,15 @@ cpu() {
     local quick=0 nobuild=0 want_only=0
     only=""
     for a in "$@"; do
-        if (( want_only )); then only="$a"; want_only=0; continue; fi
+        if (( want_only )); then
+            only="$a"
+            want_only=0
+            if [[ -z "${only//,/}" ]]; then  # an empty list would re-run nothing (",") or everything ("")
+                echo "bench: --only '$a' names no run (e.g. --only vs-512,decode)" >&2
+                exit 2
+            fi
+            continue
+        fi
         case "$a" in
             --quick) quick=1 ;;
             --no-build) nobuild=1 ;;
@@ -95,6 +103,10 @@ cpu() {
         esac
     done
     (( want_only )) && usage
+    if (( quick )) && [[ -n "$only" ]]; then
+        echo "bench: --only names runs of the full suite; --quick runs its own smoke set (use one or the other)" >&2
+        exit 2
+    fi
     if [[ -n "$only" ]]; then  # every name must be one of the suite's runs (the NAME of a jmh line below)
         local known n
         known="$(grep -oE '^ *jmh [a-z0-9-]+' "${BASH_SOURCE[0]}" | awk '{print $2}' | grep -v '^quick-' | tr '\n' ' ')"
@@ -256,12 +268,16 @@ shift
 case "$cmd" in
     cpu) cpu "$@" ;;
     gpu-import)
-        [[ $# -eq 1 || ( $# -eq 3 && "$2" == --commit ) ]] || usage
+        [[ ( $# -eq 1 || ( $# -eq 3 && "$2" == --commit ) ) && "$1" != -* ]] || usage
+        if [[ $# -eq 3 ]] && ! git rev-parse -q --verify "$3^{commit}" >/dev/null 2>&1; then
+            echo "bench: --commit $3 is not a commit of this repository" >&2
+            exit 2
+        fi
         if stale; then build; fi
         if [[ $# -eq 3 ]]; then report --import-gpu "$1" --commit "$3" --readme README.md; else report --import-gpu "$1" --readme README.md; fi
         ;;
     report)
-        [[ $# -le 1 ]] || usage
+        [[ $# -le 1 && "${1:-}" != -* ]] || usage
         if stale; then build; fi
         if [[ $# -eq 1 ]]; then report --gpu "$1" --readme README.md; else report --readme README.md; fi
         ;;

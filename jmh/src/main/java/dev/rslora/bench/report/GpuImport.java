@@ -39,50 +39,86 @@ final class GpuImport {
     /** The file holding a commit given at import ({@code --commit}), for runs whose folder has no BUNDLE.txt. */
     static final String COMMIT_FILE = "commit.txt";
 
+    /** Whether {@code commit} looks like a git commit id (7 to 40 lower-case hex digits). */
+    static boolean isCommitId(String commit) {
+        return commit.matches("[0-9a-f]{7,40}");
+    }
+
     /**
      * Imports like {@link #run(Path, Path)}; when {@code commit} is not null it is recorded in
-     * {@value #COMMIT_FILE} as the commit the run's bundle was packed from (with {@code why}).
+     * {@value #COMMIT_FILE} as the commit the run's bundle was packed from (with {@code why}). A commit
+     * that is not a commit id is refused before anything is touched.
      */
     static Outcome run(Path logDir, Path gpuRaw, String commit, String why) throws IOException {
-        Outcome o = run(logDir, gpuRaw);
-        if (o.imported() && commit != null) {
-            if (!commit.matches("[0-9a-f]{7,40}")) {
-                throw new IOException("--commit " + commit + " is not a git commit id (7 to 40 hex digits)");
-            }
-            Files.writeString(gpuRaw.resolve(COMMIT_FILE), "commit: " + commit + "\nsource: " + (why == null ? "given at import" : why)
-                    + "\n", StandardCharsets.UTF_8);
+        if (commit != null && !isCommitId(commit)) {
+            throw new IOException("--commit " + commit + " is not a git commit id (7 to 40 hex digits)");
         }
-        return o;
+        return run(logDir, gpuRaw, commit == null ? null
+                : "commit: " + commit + "\nsource: " + (why == null ? "given at import" : why) + "\n");
     }
 
     static Outcome run(Path logDir, Path gpuRaw) throws IOException {
-        if (!Files.isDirectory(logDir)) {
-            throw new IOException("GPU check folder " + logDir + " does not exist");
+        return run(logDir, gpuRaw, null);
+    }
+
+    /** The GPU results in {@code dir} (a gpu-check folder, or the committed one); refuses a missing folder. */
+    static int countResults(Path dir, String what) throws IOException {
+        if (!Files.isDirectory(dir)) {
+            throw new IOException(what + " " + dir + (Files.exists(dir) ? " is not a folder" : " does not exist"));
         }
+        int results = 0;
+        for (Path f : Results.files(dir, "")) {
+            if (wanted(f.getFileName().toString())) {
+                results += countResults(f);
+            }
+        }
+        return results;
+    }
+
+    /**
+     * The import: nothing changes unless LOGDIR holds GPU results and every file the report reads from it
+     * parses; the files are copied next to the GPU folder first and replace its old ones only then.
+     */
+    private static Outcome run(Path logDir, Path gpuRaw, String commitRecord) throws IOException {
+        int results = countResults(logDir, "GPU check folder");
+        if (Files.isDirectory(gpuRaw) && Files.isSameFile(logDir, gpuRaw)) {
+            throw new IOException("GPU check folder " + logDir + " is " + gpuRaw + " itself, the folder an import replaces");
+        }
+        if (results == 0) {
+            return new Outcome(false, List.of(), "no GPU results in " + logDir + " (no JMH result, PEFT timing or cuda/dev kernel "
+                    + "timing): kept the previous " + gpuRaw);
+        }
+        Results.loadGpu(logDir);  // a file the report cannot read is refused here, before the old results go
         List<Path> files = new ArrayList<>();
         for (Path f : Results.files(logDir, "")) {
             if (wanted(f.getFileName().toString())) {
                 files.add(f);
             }
         }
-        int results = 0;
-        for (Path f : files) {
-            results += countResults(f);
-        }
-        if (results == 0) {
-            return new Outcome(false, List.of(), "no GPU results in " + logDir + " (no JMH result, PEFT timing or cuda/dev kernel "
-                    + "timing): kept the previous " + gpuRaw);
-        }
         Files.createDirectories(gpuRaw);
-        for (Path old : Results.files(gpuRaw, "")) {
-            if (!old.getFileName().toString().equals("README.md")) {
-                Files.delete(old);
-            }
-        }
+        Path stage = Files.createTempDirectory(gpuRaw.toAbsolutePath().getParent(), ".gpu-import-");
         List<String> names = new ArrayList<>();
-        for (Path f : files) {
-            Files.copy(f, gpuRaw.resolve(f.getFileName().toString()), StandardCopyOption.REPLACE_EXISTING);
-            names.add(f.getFileName().toString());
+        try {
+            for (Path f : files) {
+                Files.copy(f, stage.resolve(f.getFileName().toString()));
+                names.add(f.getFileName().toString());
+            }
+            if (commitRecord != null) {
+                Files.writeString(stage.resolve(COMMIT_FILE), commitRecord, StandardCharsets.UTF_8);
+            }
+            for (Path old : Results.files(gpuRaw, "")) {
+                if (!old.getFileName().toString().equals("README.md")) {
+                    Files.delete(old);
+                }
+            }
+            for (Path f : Results.files(stage, "")) {
+                Files.move(f, gpuRaw.resolve(f.getFileName().toString()), StandardCopyOption.REPLACE_EXISTING);
+            }
+        } finally {
+            for (Path f : Results.files(stage, "")) {
+                Files.deleteIfExists(f);
+            }
+            Files.deleteIfExists(stage);
         }
         return new Outcome(true, names, "imported " + results + " GPU results from " + logDir + " into " + gpuRaw + ": " + names);
     }
@@ -91,7 +127,7 @@ final class GpuImport {
     static int countResults(Path f) throws IOException {
         String name = f.getFileName().toString();
         if (name.endsWith(".json")) {
-            JsonNode root = new ObjectMapper().readTree(f.toFile());
+            JsonNode root = Results.readJson(new ObjectMapper(), f);
             return root != null && JmhJson.isJmh(root) ? root.size() : 0;
         }
         if (name.endsWith(".jsonl")) {

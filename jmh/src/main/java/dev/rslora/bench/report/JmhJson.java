@@ -40,7 +40,7 @@ public final class JmhJson {
     }
 
     public static Content read(Path file) throws IOException {
-        JsonNode root = new ObjectMapper().readTree(file.toFile());
+        JsonNode root = Results.readJson(new ObjectMapper(), file);
         if (root == null || !isJmh(root)) {
             throw new IOException(file + " is not a JMH JSON result array");
         }

@@ -25,16 +25,24 @@ final class ReadmeCpuBlock {
     /** Replaces the block in {@code readme}; false (file untouched) when the markers are missing. */
     static boolean update(Path readme, Results res) throws IOException {
         String text = Files.readString(readme, StandardCharsets.UTF_8);
+        String updated = updated(text, res);
+        if (updated == null) {
+            return false;
+        }
+        if (!updated.equals(text)) {
+            ResultsReport.writeAtomically(readme, updated);
+        }
+        return true;
+    }
+
+    /** {@code text} with the block regenerated; null when the markers are missing. */
+    static String updated(String text, Results res) {
         int b = text.indexOf(BEGIN);
         int e = text.indexOf(END);
         if (b < 0 || e < b) {
-            return false;
+            return null;
         }
-        String updated = text.substring(0, b + BEGIN.length()) + "\n" + write(res) + text.substring(e);
-        if (!updated.equals(text)) {
-            Files.writeString(readme, updated, StandardCharsets.UTF_8);
-        }
-        return true;
+        return text.substring(0, b + BEGIN.length()) + "\n" + write(res) + text.substring(e);
     }
 
     static String write(Results res) {

@@ -1,5 +1,6 @@
 package dev.rslora.bench.report;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
@@ -49,12 +50,31 @@ public final class Results {
     private Results() {
     }
 
-    /** Loads RAW (JMH JSON and cpu-env.json) and GPU (null: RAW/gpu; absent folders hold nothing). */
+    /** The GPU files of {@code gpu} alone (a gpu-check folder before it is imported): refuses what the report would. */
+    static Results loadGpu(Path gpu) throws IOException {
+        return load(null, gpu);
+    }
+
+    /** JSON from {@code f}; an IOException naming the file when it is not JSON. */
+    static JsonNode readJson(ObjectMapper json, Path f) throws IOException {
+        try {
+            return json.readTree(f.toFile());
+        } catch (JsonProcessingException e) {
+            var at = e.getLocation();
+            throw new IOException(f + " is not JSON: " + e.getOriginalMessage()
+                    + (at == null ? "" : " (line " + at.getLineNr() + ", column " + at.getColumnNr() + ")"));
+        }
+    }
+
+    /**
+     * Loads RAW (JMH JSON and cpu-env.json; null: no CPU files) and GPU (null: RAW/gpu; absent folders hold
+     * nothing).
+     */
     public static Results load(Path raw, Path gpu) throws IOException {
         Results r = new Results();
         ObjectMapper json = new ObjectMapper();
-        for (Path f : files(raw, ".json")) {
-            JsonNode root = json.readTree(f.toFile());
+        for (Path f : raw == null ? List.<Path>of() : files(raw, ".json")) {
+            JsonNode root = readJson(json, f);
             if (root != null && JmhJson.isJmh(root)) {
                 r.addJmh(JmhJson.parse(root, f.getFileName().toString()), r.cpuSources, r.cpuJvms);
             } else if (root != null && root.isObject() && root.has("openblas")) {

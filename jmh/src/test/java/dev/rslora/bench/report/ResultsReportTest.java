@@ -358,6 +358,94 @@ class ResultsReportTest {
         assertThrows(IOException.class, () -> GpuImport.run(tmp.resolve("missing"), gpuRaw));
     }
 
+    /** Every file of {@code dir} with its content, for "nothing changed" checks. */
+    private static java.util.Map<String, String> snapshot(Path dir) throws IOException {
+        java.util.Map<String, String> m = new java.util.TreeMap<>();
+        if (Files.isDirectory(dir)) {
+            try (var s = Files.walk(dir)) {
+                for (Path f : s.filter(Files::isRegularFile).toList()) {
+                    m.put(dir.relativize(f).toString(), Files.readString(f, StandardCharsets.ISO_8859_1));
+                }
+            }
+        }
+        return m;
+    }
+
+    @Test
+    void aBadImportLeavesTheCommittedGpuFolderAsItWas() throws IOException {
+        Path raw = tmp.resolve("raw");
+        Path gpuRaw = raw.resolve("gpu");
+        Synthetic.gpu(gpuRaw);
+        Files.writeString(gpuRaw.resolve("README.md"), "kept");
+        var before = snapshot(raw);
+        Path check = tmp.resolve("check");
+        Synthetic.gpu(check);
+        // a --commit that is not a commit id is refused before the old files go
+        IOException e = assertThrows(IOException.class, () -> GpuImport.run(check, gpuRaw, "nothex", "test"));
+        assertTrue(e.getMessage().contains("--commit nothex is not a git commit id"), e.getMessage());
+        assertEquals(before, snapshot(raw));
+        // a file the report cannot read (a broken line before the last one) is refused before the old files go
+        Path broken = tmp.resolve("broken");
+        Synthetic.gpu(broken);
+        Files.writeString(broken.resolve("peft.jsonl"), "{\"kind\": \"meta\"\n" + Files.readString(check.resolve("peft.jsonl")));
+        e = assertThrows(IOException.class, () -> GpuImport.run(broken, gpuRaw));
+        assertTrue(e.getMessage().contains("peft.jsonl line 1 is not JSON"), e.getMessage());
+        assertEquals(before, snapshot(raw));
+        // the committed folder itself, named as the check folder, is not emptied
+        e = assertThrows(IOException.class, () -> GpuImport.run(raw.resolve("../raw/gpu"), gpuRaw));
+        assertTrue(e.getMessage().contains("the folder an import replaces"), e.getMessage());
+        assertEquals(before, snapshot(raw));
+        // a file named as the check folder
+        e = assertThrows(IOException.class, () -> GpuImport.run(check.resolve("peft.jsonl"), gpuRaw));
+        assertTrue(e.getMessage().endsWith("peft.jsonl is not a folder"), e.getMessage());
+        assertEquals(before, snapshot(raw));
+    }
+
+    @Test
+    void aMissingEmptyOrResultlessGpuFolderWritesNothing() throws IOException {
+        Path raw = tmp.resolve("raw");
+        Synthetic.cpu(raw);
+        Synthetic.gpu(raw.resolve("gpu"));
+        Path out = tmp.resolve("out");
+        Files.createDirectories(out);
+        Files.writeString(out.resolve("RESULTS.md"), "old results");
+        Path readme = tmp.resolve("README.md");
+        Files.writeString(readme, ReadmeCpuBlock.BEGIN + "\nold\n" + ReadmeCpuBlock.END + "\n");
+        String[] common = {"--raw", raw.toString(), "--out", out.resolve("RESULTS.md").toString(), "--plot",
+                out.resolve("r-vs-rank.png").toString(), "--readme", readme.toString()};
+        Path empty = tmp.resolve("empty");
+        Files.createDirectories(empty);
+        Path skipped = tmp.resolve("skipped");
+        Synthetic.lines(skipped.resolve("peft.jsonl"), "{\"kind\": \"skipped\", \"reason\": \"no CUDA\"}");
+        Synthetic.lines(skipped.resolve("summary.txt"), "rslora gpu-check later");
+        var before = snapshot(tmp);
+        for (Path dir : List.of(tmp.resolve("missing"), empty, skipped)) {
+            assertEquals(1, ResultsReport.run(concat(common, "--gpu", dir.toString())), dir.toString());
+            assertEquals(before, snapshot(tmp), dir.toString());
+            assertEquals(dir.equals(tmp.resolve("missing")) ? 1 : 4, ResultsReport.run(concat(common, "--import-gpu", dir.toString())),
+                    dir.toString());
+            assertEquals(before, snapshot(tmp), dir.toString());
+        }
+        // a README that is not there is named, and nothing is written
+        assertEquals(1, ResultsReport.run("--raw", raw.toString(), "--out", out.resolve("RESULTS.md").toString(), "--plot",
+                out.resolve("r-vs-rank.png").toString(), "--readme", tmp.resolve("NO-README.md").toString()));
+        assertEquals(before, snapshot(tmp));
+        // bad arguments
+        assertEquals(2, ResultsReport.run(concat(common, "--commit", "abc1234")));
+        assertEquals(2, ResultsReport.run(concat(common, "--import-gpu", skipped.toString(), "--commit", "HEAD")));
+        assertEquals(before, snapshot(tmp));
+        // and the good case writes both
+        assertEquals(0, ResultsReport.run(common));
+        assertTrue(Files.readString(out.resolve("RESULTS.md")).startsWith("# rsLoRA benchmark results"));
+        assertFalse(Files.readString(readme).contains("old"));
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+
     @Test
     void badRawFilesAreRefusedNamingTheFileAndField() throws IOException {
         Path raw = tmp.resolve("raw");
@@ -375,6 +463,16 @@ class ResultsReportTest {
         Synthetic.lines(raw3.resolve("gpu/peft.jsonl"), "{\"kind\": \"timing\", \"impl\": \"peft\", \"n\": 1}");
         e = assertThrows(IOException.class, () -> Results.load(raw3, null));
         assertTrue(e.getMessage().contains("peft.jsonl line 1") && e.getMessage().contains("'d_in'"), e.getMessage());
+        // a file that is not JSON at all is named, in RAW and in the GPU folder
+        Path raw4 = tmp.resolve("raw4");
+        Files.createDirectories(raw4.resolve("gpu"));
+        Files.writeString(raw4.resolve("cpu-broken.json"), "[{\"benchmark\": ");
+        e = assertThrows(IOException.class, () -> Results.load(raw4, null));
+        assertTrue(e.getMessage().contains("cpu-broken.json is not JSON"), e.getMessage());
+        Files.delete(raw4.resolve("cpu-broken.json"));
+        Files.writeString(raw4.resolve("gpu/jmh-gpu-r16.json"), "{not json");
+        e = assertThrows(IOException.class, () -> Results.load(raw4, null));
+        assertTrue(e.getMessage().contains("jmh-gpu-r16.json is not JSON"), e.getMessage());
     }
 
     @Test
