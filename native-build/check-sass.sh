@@ -20,6 +20,11 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 out="$(mkdir -p "$1" && cd "$1" && pwd)"
 cd "$root"
+# a malformed table would leave nothing (or only the rows above the bad line) to check: refuse it
+if ! table_err="$("$here/kernel-table.sh" check 2>&1 >/dev/null)"; then
+    echo "check-sass: FAIL: ${table_err:-kernel-table.sh check failed}"
+    exit 1
+fi
 cuobjdump="${CUOBJDUMP:-$(command -v cuobjdump || { [[ -x /usr/local/cuda/bin/cuobjdump ]] && echo /usr/local/cuda/bin/cuobjdump; })}"
 if [[ -z "$cuobjdump" || ! -x "$cuobjdump" ]]; then
     echo "check-sass: SKIPPED: cuobjdump not found (CUDA toolkit bin/)"

@@ -18,7 +18,8 @@ cmd="${1:-}"
 [[ -n "$cmd" ]] || { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 shift
 
-# One awk program: parses every line, fails on a malformed one, prints the matching rows as TSV.
+# One awk program: parses every line, fails on a malformed one, prints the matching rows as TSV (all
+# of them at the end: a malformed table prints no row, never the rows above the bad line).
 parse() {
     awk -v filters="$*" '
     BEGIN {
@@ -28,7 +29,7 @@ parse() {
         for (i = 1; i <= nf; i++) {
             eq = index(fl[i], "=")
             k = substr(fl[i], 1, eq - 1)
-            if (eq < 2 || !(k in col)) { printf "kernel-table: bad filter %s\n", fl[i] > "/dev/stderr"; exit 2 }
+            if (eq < 2 || !(k in col)) { printf "kernel-table: bad filter %s\n", fl[i] > "/dev/stderr"; failed = 1; exit 2 }
             want[col[k]] = substr(fl[i], eq + 1)
         }
     }
@@ -48,11 +49,11 @@ parse() {
         if (f[1] !~ /^v[0-9]+$/) bad("family " f[1] " is not v<N>")
         if (f[3] !~ /^(f32|bf16|f16|any)$/) bad("dtype " f[3])
         if (f[5] !~ /^[0-9]+$/ || f[5] + 0 < 1 || f[5] + 0 > 1024) bad("threads " f[5])
-        if (f[6] !~ /^[0-9]+$/) bad("smem " f[6])
+        if (f[6] !~ /^[0-9]+$/ || !int32(f[6])) bad("smem " f[6])
         if (f[7] !~ /^[0-9]+x[0-9]+x[0-9]+$/) bad("cluster " f[7])
         if (f[8] !~ /^(sm80|sm90a)$/) bad("arch " f[8])
         if (f[9] !~ /^(main|sm90a)$/) bad("image " f[9])
-        if (f[11] !~ /^[0-9]+$/) bad("rmax " f[11])
+        if (f[11] !~ /^[0-9]+$/ || !int32(f[11])) bad("rmax " f[11])
         if (f[12] !~ /^(none|sm[0-9]+(\+sm[0-9]+)*)$/) bad("validated " f[12])
         if ((f[8] == "sm90a") != (f[9] == "sm90a")) bad("arch sm90a kernels live in the sm90a image and only they")
         seen = f[1] SUBSEP f[2] SUBSEP f[3]
@@ -64,9 +65,11 @@ parse() {
         for (c in want) if (f[c] != want[c]) next
         out = f[1]
         for (i = 2; i <= 12; i++) out = out "\t" f[i]
-        print out
+        rows_out = rows_out out "\n"
     }
-    function bad(why) { printf "kernel-table: %s line %d %s: %s\n", FILENAME, NR, why, $0 > "/dev/stderr"; exit 1 }
+    END { if (!failed) printf "%s", rows_out }
+    function int32(v) { sub(/^0+/, "", v); return length(v) < 10 || (length(v) == 10 && v <= "2147483647") }  # a Java int
+    function bad(why) { printf "kernel-table: %s line %d %s: %s\n", FILENAME, NR, why, $0 > "/dev/stderr"; failed = 1; exit 1 }
     ' "$table"
 }
 

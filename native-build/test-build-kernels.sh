@@ -7,7 +7,8 @@
 # cuda/ tree whose v3 kernel needs a stack frame fails, the same tree with a register-only kernel
 # builds both images. check-sass.sh with a fake cuobjdump: (8) HGMMA/UTMALDG in every sm90a kernel and
 # no LDL/STL in the new families' kernels pass; a missing HGMMA, a local-memory access, or a table
-# kernel absent from the SASS fail. Prints "N passed, N failed".
+# kernel absent from the SASS fail. kernel-table.sh: (9) a malformed table prints no row and names the
+# line, sizes beyond a Java int are malformed, and check-sass.sh refuses such a table. Prints "N passed, N failed".
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 work="$(mktemp -d)"
@@ -233,6 +234,26 @@ check "sass: a table kernel missing from the SASS fails" bash -c "test $rc -eq 1
 CUOBJDUMP=/nonexistent "$here/check-sass.sh" "$work/s6" >"$work/s6.log" 2>&1
 rc=$?
 check "sass: no cuobjdump is a skip (exit 3)" test "$rc" -eq 3
+
+# (9) kernel-table.sh on a malformed table: no row at all (not the rows above the bad line), the line
+# named, exit 1; a size no Java int holds is malformed too (the Java reader refuses it); check-sass.sh
+# refuses such a table instead of checking what is left of it
+bad_table="$work/bad.table"
+{ head -n 2 "$tree/kernels.table"; echo "RS_KERNEL(v1, da, f32, rslora_x_v1_f32, 256, 0, 1x1x1, sm80, main, tiles_r_n, 0, none"; } >"$bad_table"
+RSLORA_KERNEL_TABLE="$bad_table" "$here/kernel-table.sh" names >"$work/t1.out" 2>"$work/t1.err"
+rc=$?
+check "table: a malformed line fails (exit 1)" test "$rc" -eq 1
+check "table: a malformed table prints no row" test ! -s "$work/t1.out"
+check "table: the bad line is named" grep -q "bad.table line 3 not a row" "$work/t1.err"
+sed 's/rslora_clean_v1_f32, 256, 0,/rslora_clean_v1_f32, 256, 2147483648,/' "$tree/kernels.table" >"$work/big.table"
+RSLORA_KERNEL_TABLE="$work/big.table" "$here/kernel-table.sh" check >"$work/t2.log" 2>&1
+rc=$?
+check "table: smem beyond a Java int is refused" bash -c "test $rc -eq 1 && grep -q 'big.table line 2 smem 2147483648' '$work/t2.log'"
+write_sass "HGMMA.64x128x16.F32.BF16 R24, gdesc[UR4], RZ" "NOP" "NOP"
+env SASS_DIR="$sass" CUOBJDUMP="$work/bin/cuobjdump" RSLORA_FATBIN_DIR="$sass/img" RSLORA_KERNEL_TABLE="$bad_table" \
+    "$here/check-sass.sh" "$work/s7" >"$work/s7.log" 2>&1
+rc=$?
+check "sass: a malformed table fails naming the line" bash -c "test $rc -eq 1 && grep -q 'FAIL: kernel-table: .*bad.table line 3' '$work/s7.log'"
 
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
