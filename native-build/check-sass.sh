@@ -12,13 +12,13 @@
 # Environment: CUOBJDUMP (path), RSLORA_FATBIN_DIR (take the fatbins from there), RSLORA_KERNEL_TABLE
 # (table path; both for the tests of this script in test-build-kernels.sh).
 set -uo pipefail
-if [[ $# -ne 1 ]]; then
+if [[ $# -ne 1 || "$1" == -* ]]; then
     echo "usage: $0 OUTDIR" >&2
     exit 2
 fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-out="$(mkdir -p "$1" && cd "$1" && pwd)"
+out="$(mkdir -p "$1" && cd "$1" && pwd)" || { echo "check-sass: cannot create OUTDIR $1" >&2; exit 2; }
 cd "$root"
 # a malformed table would leave nothing (or only the rows above the bad line) to check: refuse it
 if ! table_err="$("$here/kernel-table.sh" check 2>&1 >/dev/null)"; then

@@ -33,11 +33,11 @@
 # timed out; 3 when nothing failed but a part skipped itself (no CUDA, or no torch/peft for the peer).
 set -uo pipefail
 
-if [[ $# -ne 1 ]]; then
+if [[ $# -ne 1 || "$1" == -* ]]; then
     echo "usage: $0 LOGDIR" >&2
     exit 2
 fi
-logdir="$(mkdir -p "$1" && cd "$1" && pwd)"
+logdir="$(mkdir -p "$1" && cd "$1" && pwd)" || { echo "gpu-bench: cannot create LOGDIR $1" >&2; exit 2; }
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 java="${RSLORA_JAVA:-java}"

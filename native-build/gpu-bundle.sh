@@ -16,6 +16,10 @@
 # Fails if the bundle exceeds 49 MB. Environment: JAVA_HOME (a JDK 25; default temurin-25),
 # MVN_FLAGS (default "-o -q -B").
 set -euo pipefail
+if [[ $# -gt 0 ]]; then
+    echo "usage: $0   (takes no arguments; see its header)" >&2
+    exit 2
+fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$root/gpu-bundle"
 export JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"

@@ -40,14 +40,19 @@
 # SKIPs (each row says so); in a 15-minute device session run it with RSLORA_CHECK_BUDGET_S=900.
 set -uo pipefail
 
-if [[ $# -lt 1 ]]; then
+if [[ $# -lt 1 || $# -gt 2 || "$1" == -* || ( $# -eq 2 && "$2" != --force ) ]]; then
     echo "usage: $0 LOGDIR [--force]" >&2
     exit 2
 fi
-logdir="$(mkdir -p "$1" && cd "$1" && pwd)"
+logdir="$(mkdir -p "$1" && cd "$1" && pwd)" || { echo "gpu-check: cannot create LOGDIR $1" >&2; exit 2; }
 force="${2:-}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# the families and their order come from the kernel table: a malformed one is named, not read as "v1 only"
+if ! table_err="$(native-build/kernel-table.sh check 2>&1 >/dev/null)"; then
+    echo "gpu-check: ${table_err:-native-build/kernel-table.sh check failed}" >&2
+    exit 2
+fi
 budget="${RSLORA_CHECK_BUDGET_S:-480}"
 reserve="${RSLORA_BENCH_RESERVE_S:-150}"  # kept for step 6 until it starts
 t_start=$(date +%s)

@@ -4,6 +4,10 @@
 # byte for byte. Prints one line per jar and exits non-zero when any differs.
 # Usage: native-build/reproducible-check.sh   (takes two full builds; kernels too when nvcc exists)
 set -euo pipefail
+if [[ $# -gt 0 ]]; then
+    echo "usage: $0   (takes no arguments; see its header)" >&2
+    exit 2
+fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=find-jdk.sh
 . "$here/native-build/find-jdk.sh"

@@ -8,7 +8,8 @@
 # builds both images. check-sass.sh with a fake cuobjdump: (8) HGMMA/UTMALDG in every sm90a kernel and
 # no LDL/STL in the new families' kernels pass; a missing HGMMA, a local-memory access, or a table
 # kernel absent from the SASS fail. kernel-table.sh: (9) a malformed table prints no row and names the
-# line, sizes beyond a Java int are malformed, and check-sass.sh refuses such a table. Prints "N passed, N failed".
+# line, sizes beyond a Java int are malformed, and check-sass.sh refuses such a table. (10) gpu-check.sh,
+# gpu-bench.sh and check-sass.sh refuse bad arguments before doing anything. Prints "N passed, N failed".
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 work="$(mktemp -d)"
@@ -254,6 +255,26 @@ env SASS_DIR="$sass" CUOBJDUMP="$work/bin/cuobjdump" RSLORA_FATBIN_DIR="$sass/im
     "$here/check-sass.sh" "$work/s7" >"$work/s7.log" 2>&1
 rc=$?
 check "sass: a malformed table fails naming the line" bash -c "test $rc -eq 1 && grep -q 'FAIL: kernel-table: .*bad.table line 3' '$work/s7.log'"
+
+# (10) the GPU scripts refuse bad arguments before doing anything: an unknown option, a LOGDIR/OUTDIR that
+# cannot be created (they wrote their logs to / before), a malformed table (gpu-check read it as "v1 only")
+: >"$work/afile"
+root="$(cd "$here/.." && pwd)"
+(cd "$root" && native-build/gpu-check.sh "$work/g1" --forec) >"$work/g1.log" 2>&1
+rc=$?
+check "gpu-check: an unknown option is a usage error" bash -c "test $rc -eq 2 && grep -q '^usage:' '$work/g1.log' && test ! -e '$work/g1'"
+(cd "$root" && native-build/gpu-check.sh "$work/afile/logs") >"$work/g2.log" 2>&1
+rc=$?
+check "gpu-check: a LOGDIR it cannot create is named" bash -c "test $rc -eq 2 && grep -q 'cannot create LOGDIR $work/afile/logs' '$work/g2.log'"
+(cd "$root" && RSLORA_KERNEL_TABLE="$bad_table" native-build/gpu-check.sh "$work/g3") >"$work/g3.log" 2>&1
+rc=$?
+check "gpu-check: a malformed table is named" bash -c "test $rc -eq 2 && grep -q 'bad.table line 3 not a row' '$work/g3.log'"
+"$here/gpu-bench.sh" "$work/afile/logs" >"$work/g4.log" 2>&1
+rc=$?
+check "gpu-bench: a LOGDIR it cannot create is named" bash -c "test $rc -eq 2 && grep -q 'cannot create LOGDIR $work/afile/logs' '$work/g4.log'"
+"$here/check-sass.sh" "$work/afile/out" >"$work/g5.log" 2>&1
+rc=$?
+check "check-sass: an OUTDIR it cannot create is named" bash -c "test $rc -eq 2 && grep -q 'cannot create OUTDIR $work/afile/out' '$work/g5.log'"
 
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
