@@ -97,7 +97,8 @@ public enum DType {
      * Rounds an fp32 value to this dtype and back (the value a store followed by a load gives).
      *
      * @param value any float
-     * @return the nearest value of this dtype (ties to even), as a float; NaN becomes the canonical NaN
+     * @return the nearest value of this dtype (ties to even), as a float; for BF16 and F16 every NaN becomes the
+     *         canonical NaN (F32 returns {@code value} unchanged, its NaN payload included)
      */
 
     public float round(float value) {

@@ -235,9 +235,10 @@ public final class Tensor {
      * @param row in [0, dim(0))
      * @param col in [0, dim(1)); not checked against the row length (an out-of-range col reads the next row)
      * @return the element, exactly
+     * @throws IllegalStateException if the tensor is not 2-D
      */
     public float get(long row, long col) {
-        return dtype.load(data, row * shape[1] + col);
+        return dtype.load(data, row * cols2d("get") + col);
     }
 
     /**
@@ -257,10 +258,20 @@ public final class Tensor {
      * @param row in [0, dim(0))
      * @param col in [0, dim(1)); not checked against the row length
      * @param v   the value; rounded to nearest even for BF16/F16
+     * @throws IllegalStateException if the tensor is not 2-D
      */
     public void set(long row, long col, float v) {
+        long cols = cols2d("set");
         version++;
-        dtype.store(data, row * shape[1] + col, v);
+        dtype.store(data, row * cols + col, v);
+    }
+
+    /** dim(1) of a 2-D tensor, for the (row, col) accessors; any other rank would read the wrong element or none. */
+    private long cols2d(String op) {
+        if (shape.length != 2) {
+            throw new IllegalStateException(op + "(row, col) needs a 2-D tensor, got " + shapeString() + " (use the flat index)");
+        }
+        return shape[1];
     }
 
     /**
@@ -278,12 +289,19 @@ public final class Tensor {
     /**
      * Copies {@code src} into this tensor, converting the dtype; shapes must be equal.
      *
-     * @param src the source, any dtype (narrowing rounds to nearest even)
-     * @throws IllegalArgumentException if the shapes differ
+     * @param src the source, any dtype (narrowing rounds to nearest even); of the same dtype it may
+     *            share memory with this tensor (copied as if through a temporary), of another dtype it may not
+     * @throws IllegalArgumentException if the shapes differ, or src of another dtype shares memory with this tensor
      */
     public void copyFrom(Tensor src) {
         if (!Arrays.equals(shape, src.shape)) {
             throw new IllegalArgumentException("copy from shape " + src.shapeString() + " into " + shapeString());
+        }
+        if (src.dtype != dtype && overlaps(src)) {
+            // element i of src and element i of this sit at different byte offsets: converting in place
+            // would overwrite source elements before they are read
+            throw new IllegalArgumentException("copy from " + src + " into " + this + ": the source shares memory with the"
+                    + " destination, which a dtype conversion cannot copy in place (convert into a separate tensor)");
         }
         version++;
         if (src.dtype == dtype) {

@@ -1,0 +1,58 @@
+package dev.rslora.tensor;
+
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Bad arguments to {@link Tensor}'s accessors and copies: refused naming them, never a wrong element. */
+class TensorArgumentsTest {
+    @Test
+    void rowColAccessorsRefuseATensorThatIsNot2D() {
+        try (Arena arena = Arena.ofConfined()) {
+            Tensor flat = Tensor.allocate(arena, DType.F32, 6);
+            Tensor cube = Tensor.of(arena, DType.F32, new float[] {0, 1, 2, 3, 4, 5, 6, 7}, 2, 2, 2);
+            Tensor scalar = Tensor.allocate(arena, DType.F32);
+            for (Tensor t : new Tensor[] {flat, cube, scalar}) {
+                IllegalStateException get = assertThrows(IllegalStateException.class, () -> t.get(0, 1), t.toString());
+                assertTrue(get.getMessage().contains("get(row, col) needs a 2-D tensor, got " + t.shapeString()), get.getMessage());
+                IllegalStateException set = assertThrows(IllegalStateException.class, () -> t.set(0, 1, 9f), t.toString());
+                assertTrue(set.getMessage().contains("set(row, col) needs a 2-D tensor, got " + t.shapeString()), set.getMessage());
+            }
+            assertArrayEquals(new float[] {0, 1, 2, 3, 4, 5, 6, 7}, cube.toFloatArray(), "nothing was written");
+            Tensor m = Tensor.of(arena, DType.BF16, new float[] {1, 2, 3, 4, 5, 6}, 2, 3);
+            m.set(1, 2, 7f);
+            assertEquals(7f, m.get(1, 2));
+            assertEquals(2f, m.get(0, 1));
+        }
+    }
+
+    @Test
+    void aConversionIntoMemoryTheSourceSharesIsRefused() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment mem = arena.allocate(16);
+            Tensor src = Tensor.wrap(mem.asSlice(0, 8), DType.BF16, 4);
+            src.copyFrom(new float[] {1, 2, 3, 4});
+            Tensor dst = Tensor.wrap(mem, DType.F32, 4);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> dst.copyFrom(src));
+            assertTrue(e.getMessage().contains("shares memory"), e.getMessage());
+            assertArrayEquals(new float[] {1, 2, 3, 4}, src.toFloatArray(), "the source is untouched");
+            // the same dtype may overlap: copied as if through a temporary
+            Tensor a = Tensor.wrap(mem.asSlice(0, 12), DType.F32, 3);
+            Tensor b = Tensor.wrap(mem.asSlice(4, 12), DType.F32, 3);
+            a.copyFrom(new float[] {1, 2, 3});
+            b.copyFrom(a);
+            assertArrayEquals(new float[] {1, 2, 3}, b.toFloatArray());
+            // and a conversion between separate tensors is unaffected
+            Tensor f = Tensor.allocate(arena, DType.F32, 4);
+            Tensor h = Tensor.of(arena, DType.F16, new float[] {1, 2, 3, 4}, 4);
+            f.copyFrom(h);
+            assertArrayEquals(new float[] {1, 2, 3, 4}, f.toFloatArray());
+        }
+    }
+}
