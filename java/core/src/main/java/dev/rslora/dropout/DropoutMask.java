@@ -120,12 +120,21 @@ public final class DropoutMask {
      * 0 where dropped, written to {@code out[0..count)}. One Philox call per four columns.
      *
      * @param row   the row in X [N, d_in]
-     * @param col0  the first column
+     * @param col0  the first column, ≥ 0
      * @param count the number of columns, ≥ 0
      * @param out   receives the multipliers in {@code out[0..count)}; at least count long
+     * @throws IllegalArgumentException if col0 or count is negative, or out is null or shorter than count
+     *                                  (nothing is written then)
      */
 
     public void rowMultipliers(long row, long col0, int count, float[] out) {
+        if (col0 < 0 || count < 0 || col0 > Long.MAX_VALUE - count) {
+            throw new IllegalArgumentException("rowMultipliers needs col0 >= 0 and count >= 0, got col0=" + col0 + " count=" + count);
+        }
+        if (out == null || out.length < count) {
+            throw new IllegalArgumentException("rowMultipliers of " + count + " columns needs out of at least " + count
+                    + " floats, got " + (out == null ? "null" : out.length));
+        }
         int[] q = new int[4];
         int i = 0;
         while (i < count) {

@@ -25,8 +25,12 @@ public final class Philox4x32 {
      * @param k0  key word 0
      * @param k1  key word 1
      * @param out receives the four output words; at least 4 long
+     * @throws IllegalArgumentException if out is null or shorter than 4
      */
     public static void generate(int c0, int c1, int c2, int c3, int k0, int k1, int[] out) {
+        if (out == null || out.length < 4) {
+            throw new IllegalArgumentException("Philox4x32 writes 4 words, out holds " + (out == null ? "null" : out.length));
+        }
         for (int round = 0; round < 10; round++) {
             if (round > 0) {
                 k0 += W0;
@@ -62,9 +66,13 @@ public final class Philox4x32 {
      * @param k1   key word 1
      * @param lane which of the four outputs, 0..3
      * @return that output word, unsigned 32 bits in an int
+     * @throws IllegalArgumentException if lane is outside 0..3
      */
 
     public static int draw(int c0, int c1, int c2, int c3, int k0, int k1, int lane) {
+        if ((lane & ~3) != 0) {
+            throw new IllegalArgumentException("Philox4x32 lane must be 0..3, got lane=" + lane);
+        }
         int[] out = new int[4];
         generate(c0, c1, c2, c3, k0, k1, out);
         return out[lane];

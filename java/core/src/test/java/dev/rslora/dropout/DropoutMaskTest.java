@@ -2,6 +2,7 @@ package dev.rslora.dropout;
 
 import org.junit.jupiter.api.Test;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -50,6 +51,28 @@ class DropoutMaskTest {
             assertEquals(m.keep(17, 5 + i) ? m.scale() : 0f, mult[i], "col " + (5 + i));
         }
         assertEquals(1.0f / 0.7f, m.scale());
+    }
+
+    @Test
+    void rowMultipliersRefuseBadArgumentsBeforeWriting() {
+        DropoutMask m = new DropoutMask(7, 3, 1, 0.5f);
+        float[] out = {9, 9, 9, 9};
+        IllegalArgumentException shortOut = assertThrows(IllegalArgumentException.class, () -> m.rowMultipliers(0, 0, 8, out));
+        assertTrue(shortOut.getMessage().contains("at least 8 floats, got 4"), shortOut.getMessage());
+        assertArrayEquals(new float[] {9, 9, 9, 9}, out, "nothing written");
+        IllegalArgumentException negCount = assertThrows(IllegalArgumentException.class, () -> m.rowMultipliers(0, 0, -1, out));
+        assertTrue(negCount.getMessage().contains("count=-1"), negCount.getMessage());
+        IllegalArgumentException negCol = assertThrows(IllegalArgumentException.class, () -> m.rowMultipliers(0, -3, 4, out));
+        assertTrue(negCol.getMessage().contains("col0=-3"), negCol.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> m.rowMultipliers(0, Long.MAX_VALUE - 1, 4, out));
+        IllegalArgumentException nullOut = assertThrows(IllegalArgumentException.class, () -> m.rowMultipliers(0, 0, 2, null));
+        assertTrue(nullOut.getMessage().contains("null"), nullOut.getMessage());
+        m.rowMultipliers(0, 0, 0, new float[0]);
+        IllegalArgumentException lane = assertThrows(IllegalArgumentException.class, () -> Philox4x32.draw(0, 0, 0, 0, 0, 0, 4));
+        assertTrue(lane.getMessage().contains("lane=4"), lane.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> Philox4x32.draw(0, 0, 0, 0, 0, 0, -1));
+        IllegalArgumentException words = assertThrows(IllegalArgumentException.class, () -> Philox4x32.generate(0, 0, 0, 0, 0, 0, new int[2]));
+        assertTrue(words.getMessage().contains("out holds 2"), words.getMessage());
     }
 
     @Test
