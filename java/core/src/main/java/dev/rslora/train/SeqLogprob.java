@@ -45,12 +45,16 @@ public final class SeqLogprob {
      *               {@link #backward})
      * @param logp   output, F32 [B]: each sequence's summed log-probability of its labels (nats, ≤ 0);
      *               0 for a sequence whose labels are all ignored
-     * @throws IllegalArgumentException if a shape or dtype does not match, or a label is out of range
+     * @throws IllegalArgumentException if a shape or dtype does not match, a label is out of range, or lse
+     *                                  or logp shares memory with logits or with each other
      */
     public static void forward(Tensor logits, int[] labels, Tensor lse, Tensor logp) {
         Shape s = check(logits, labels);
         requireF32("lse", lse, s.batch, s.time);
         requireF32("logp", logp, s.batch);
+        disjoint("lse", lse, "logits", logits);
+        disjoint("logp", logp, "logits", logits);
+        disjoint("logp", logp, "lse", lse);
         MemorySegment xs = logits.segment();
         DType dt = logits.dtype();
         MemorySegment ls = lse.segment();
@@ -83,14 +87,23 @@ public final class SeqLogprob {
      * @param gradOut F32 [B]: ∂L/∂logp_b, e.g. a {@link DpoLoss.Result}'s gradient per sequence
      * @param dlogits output [B, T, V] (F32, BF16 or F16): ∂L/∂logits, every element written; may be
      *                {@code logits} itself (the scores are then overwritten)
-     * @throws IllegalArgumentException if a shape, dtype or label does not match the forward's rules
+     * @throws IllegalArgumentException if a shape, dtype or label does not match the forward's rules, or
+     *                                  dlogits shares memory with lse, gradOut, or with logits other than
+     *                                  as the very same elements of the same dtype
      */
     public static void backward(Tensor logits, int[] labels, Tensor lse, Tensor gradOut, Tensor dlogits) {
         Shape s = check(logits, labels);
         requireF32("lse", lse, s.batch, s.time);
         requireF32("grad_logp", gradOut, s.batch);
-        if (!dlogits.sameShape(logits.shape())) {
-            throw new IllegalArgumentException("dlogits shape " + dlogits.shapeString() + " must be " + logits.shapeString());
+        if (dlogits == null || !dlogits.sameShape(logits.shape())) {
+            throw new IllegalArgumentException("dlogits shape " + (dlogits == null ? "null" : dlogits.shapeString()) + " must be "
+                    + logits.shapeString());
+        }
+        disjoint("dlogits", dlogits, "lse", lse);
+        disjoint("dlogits", dlogits, "grad_logp", gradOut);
+        if (dlogits.overlaps(logits) && !sameElements(dlogits, logits)) {
+            throw new IllegalArgumentException("dlogits " + dlogits + " partly overlaps logits " + logits + ": it may be logits itself"
+                    + " (the same memory, the same dtype) or separate memory, nothing in between");
         }
         MemorySegment xs = logits.segment();
         DType dt = logits.dtype();
@@ -179,6 +192,21 @@ public final class SeqLogprob {
             }
         }
         return new Shape(batch, time, vocab);
+    }
+
+    /** Refuses an output that shares memory with an input or another output (read after being overwritten). */
+    private static void disjoint(String outName, Tensor out, String inName, Tensor in) {
+        if (out.overlaps(in)) {
+            throw new IllegalArgumentException(outName + " " + out.shapeString() + " shares memory with " + inName + " "
+                    + in.shapeString() + ": an output must not alias an input or another output (pass a separate tensor)");
+        }
+    }
+
+    /** Whether two overlapping tensors of one shape are the same elements: the same bytes, read as the same dtype. */
+    private static boolean sameElements(Tensor a, Tensor b) {
+        MemorySegment x = a.readOnlySegment();
+        MemorySegment y = b.readOnlySegment();
+        return a.dtype() == b.dtype() && x.address() == y.address() && x.byteSize() == y.byteSize();
     }
 
     private static void requireF32(String name, Tensor t, long... shape) {

@@ -6,8 +6,10 @@ import dev.rslora.testing.TestData;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.util.SplittableRandom;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -190,6 +192,60 @@ class SeqLogprobTest {
             e = assertThrows(IllegalArgumentException.class,
                     () -> SeqLogprob.forward(x, new int[6], Tensor.allocate(a, DType.BF16, 2, 3), logp));
             assertTrue(e.getMessage().contains("lse must be F32"), e.getMessage());
+        }
+    }
+
+    @Test
+    void outputsThatShareMemoryWithAnInputOrEachOtherAreRefused() {
+        try (Arena a = Arena.ofConfined()) {
+            int[] labels = {0, 1};
+            float[] values = {1, 2, 3, 4, 5, 6};
+            Tensor x = Tensor.of(a, DType.F32, values, 1, 2, 3);
+            Tensor lse = Tensor.allocate(a, DType.F32, 1, 2);
+            Tensor logp = Tensor.allocate(a, DType.F32, 1);
+            Tensor g = Tensor.of(a, DType.F32, new float[] {1}, 1);
+            // forward: lse over the first logits, logp over lse
+            Tensor lseInX = Tensor.wrap(x.segment().asSlice(0, 8), DType.F32, 1, 2);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SeqLogprob.forward(x, labels, lseInX, logp));
+            assertTrue(e.getMessage().startsWith("lse [1, 2] shares memory with logits [1, 2, 3]"), e.getMessage());
+            Tensor logpInLse = Tensor.wrap(lse.segment().asSlice(0, 4), DType.F32, 1);
+            e = assertThrows(IllegalArgumentException.class, () -> SeqLogprob.forward(x, labels, lse, logpInLse));
+            assertTrue(e.getMessage().startsWith("logp [1] shares memory with lse [1, 2]"), e.getMessage());
+            Tensor logpInX = Tensor.wrap(x.segment().asSlice(20, 4), DType.F32, 1);
+            e = assertThrows(IllegalArgumentException.class, () -> SeqLogprob.forward(x, labels, lse, logpInX));
+            assertTrue(e.getMessage().startsWith("logp [1] shares memory with logits"), e.getMessage());
+            assertArrayEquals(values, x.toFloatArray(), "nothing was written");
+
+            SeqLogprob.forward(x, labels, lse, logp);
+            // backward: dlogits shifted by one row over logits, or over lse / grad_logp
+            MemorySegment mem = a.allocate(4 * 9);
+            Tensor x2 = Tensor.wrap(mem.asSlice(0, 24), DType.F32, 1, 2, 3);
+            x2.copyFrom(values);
+            Tensor shifted = Tensor.wrap(mem.asSlice(12, 24), DType.F32, 1, 2, 3);
+            e = assertThrows(IllegalArgumentException.class, () -> SeqLogprob.backward(x2, labels, lse, g, shifted));
+            assertTrue(e.getMessage().contains("partly overlaps logits"), e.getMessage());
+            Tensor asBf16 = Tensor.wrap(x2.segment().asSlice(0, 12), DType.BF16, 1, 2, 3);
+            e = assertThrows(IllegalArgumentException.class, () -> SeqLogprob.backward(x2, labels, lse, g, asBf16));
+            assertTrue(e.getMessage().contains("partly overlaps logits"), e.getMessage());
+            MemorySegment both = a.allocate(24);
+            Tensor d = Tensor.wrap(both, DType.F32, 1, 2, 3);
+            Tensor lseInD = Tensor.wrap(both.asSlice(16, 8), DType.F32, 1, 2);
+            lseInD.copyFrom(lse.toFloatArray());
+            e = assertThrows(IllegalArgumentException.class, () -> SeqLogprob.backward(x, labels, lseInD, g, d));
+            assertTrue(e.getMessage().startsWith("dlogits [1, 2, 3] shares memory with lse"), e.getMessage());
+            Tensor gInD = Tensor.wrap(both.asSlice(8, 4), DType.F32, 1);
+            e = assertThrows(IllegalArgumentException.class, () -> SeqLogprob.backward(x, labels, lse, gInD, d));
+            assertTrue(e.getMessage().startsWith("dlogits [1, 2, 3] shares memory with grad_logp"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> SeqLogprob.backward(x, labels, lse, g, null));
+            assertTrue(e.getMessage().contains("dlogits shape null"), e.getMessage());
+
+            // dlogits == logits (and a second view of exactly its memory) is still the documented in-place backward
+            Tensor separate = Tensor.allocate(a, DType.F32, 1, 2, 3);
+            SeqLogprob.backward(x, labels, lse, g, separate);
+            SeqLogprob.backward(x2, labels, lse, g, Tensor.wrap(x2.segment(), DType.F32, 1, 2, 3));
+            assertArrayEquals(separate.toFloatArray(), x2.toFloatArray());
+            SeqLogprob.backward(x, labels, lse, g, x);
+            assertArrayEquals(separate.toFloatArray(), x.toFloatArray());
         }
     }
 }
