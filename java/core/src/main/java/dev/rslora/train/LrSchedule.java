@@ -131,9 +131,12 @@ public record LrSchedule(Kind kind, double baseLr, long warmupSteps, long traini
      * @param trainingSteps N ≥ 0
      * @param warmupRatio   in [0, 1]
      * @return W, rounded up in double arithmetic exactly as Python does
-     * @throws IllegalArgumentException if warmupRatio is outside [0, 1] (or NaN)
+     * @throws IllegalArgumentException if warmupRatio is outside [0, 1] (or NaN), or trainingSteps &lt; 0
      */
     public static long warmupSteps(long trainingSteps, double warmupRatio) {
+        if (trainingSteps < 0) {
+            throw new IllegalArgumentException("training steps must be >= 0, got " + trainingSteps);
+        }
         if (!(warmupRatio >= 0 && warmupRatio <= 1)) {
             throw new IllegalArgumentException("warmup_ratio must be in [0, 1], got " + warmupRatio);
         }

@@ -25,6 +25,15 @@ class LrScheduleTest {
     }
 
     @Test
+    void aNegativeStepCountIsRefusedNamingIt() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> LrSchedule.warmupSteps(-5, 0.5));
+        assertTrue(e.getMessage().contains("training steps must be >= 0, got -5"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> LrSchedule.withWarmupRatio(LrSchedule.Kind.LINEAR, 1e-3, 0.5, -5));
+        assertTrue(e.getMessage().contains("got -5"), e.getMessage());
+    }
+
+    @Test
     void linearRisesFromZeroThenFallsToZero() {
         LrSchedule s = LrSchedule.linear(2.0, 4, 10);
         // λ(k) = k/4 for k < 4, then (10 − k)/6, clamped at 0
