@@ -4,7 +4,10 @@ import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
 import java.util.Collection;
+import java.util.Comparator;
+import java.util.List;
 
 /**
  * Global gradient-norm clipping with the semantics of {@code torch.nn.utils.clip_grad_norm_}
@@ -23,10 +26,15 @@ public final class GradClip {
     /**
      * The 2-norm of all elements of {@code grads} together.
      *
-     * @param grads the gradient tensors (any shapes; F32, BF16 or F16)
+     * @param grads the gradient tensors (any shapes; F32, BF16 or F16), each in its own memory
      * @return √(Σ g²) accumulated in double; 0 for no tensors, NaN if any element is NaN
+     * @throws IllegalArgumentException if grads or one of them is null, or two of them share memory
      */
     public static double globalNorm(Collection<Tensor> grads) {
+        return norm(checked(grads));
+    }
+
+    private static double norm(Tensor[] grads) {
         double sum = 0;
         for (Tensor g : grads) {
             sum += sumOfSquares(g);
@@ -38,25 +46,77 @@ public final class GradClip {
      * Scales {@code grads} in place so that their global 2-norm is at most about {@code maxNorm};
      * returns the norm before clipping.
      *
-     * @param grads   the gradient tensors, scaled in place when their norm exceeds maxNorm
+     * @param grads   the gradient tensors, scaled in place when their norm exceeds maxNorm; each in its
+     *                own memory (a tensor listed twice would be counted twice and scaled twice)
      * @param maxNorm the largest global norm to keep (finite, &gt; 0)
      * @return the global norm before clipping
-     * @throws IllegalArgumentException if maxNorm is not finite and &gt; 0
+     * @throws IllegalArgumentException if maxNorm is not finite and &gt; 0, grads or one of them is null,
+     *                                  or two of them share memory (nothing is scaled then)
      */
 
     public static double clipGlobalNorm(Collection<Tensor> grads, double maxNorm) {
         if (!(maxNorm > 0) || Double.isInfinite(maxNorm)) {
             throw new IllegalArgumentException("maxNorm must be finite and > 0, got maxNorm=" + maxNorm);
         }
-        double total = globalNorm(grads);
+        Tensor[] all = checked(grads);
+        double total = norm(all);
         double coef = Math.min(maxNorm / (total + EPS), 1.0);
         if (!(coef == 1.0)) { // also NaN: PyTorch multiplies by the NaN coefficient
             float f = (float) coef;
-            for (Tensor g : grads) {
+            for (Tensor g : all) {
                 scale(g, f);
             }
         }
         return total;
+    }
+
+    /**
+     * The gradients as an array, refusing a null and two that share memory: once per call, native
+     * tensors by one sweep over their start addresses (O(k log k)), heap-backed ones pairwise.
+     */
+    private static Tensor[] checked(Collection<Tensor> grads) {
+        if (grads == null) {
+            throw new IllegalArgumentException("grads is null");
+        }
+        Tensor[] all = grads.toArray(new Tensor[0]);
+        List<Integer> natives = new ArrayList<>();
+        List<Integer> heap = new ArrayList<>();
+        for (int i = 0; i < all.length; i++) {
+            if (all[i] == null) {
+                throw new IllegalArgumentException("grads[" + i + "] is null");
+            }
+            MemorySegment s = all[i].readOnlySegment();
+            if (s.byteSize() > 0) {
+                (s.isNative() ? natives : heap).add(i);
+            }
+        }
+        natives.sort(Comparator.comparingLong((Integer i) -> all[i].readOnlySegment().address()).thenComparingInt(i -> i));
+        int furthest = -1;     // of the tensors before this one (by address), the one whose memory ends last
+        long end = 0;
+        for (int i : natives) {
+            MemorySegment s = all[i].readOnlySegment();
+            if (furthest >= 0 && s.address() < end) {
+                throw shared(all, Math.min(i, furthest), Math.max(i, furthest));
+            }
+            if (furthest < 0 || s.address() + s.byteSize() > end) {
+                furthest = i;
+                end = s.address() + s.byteSize();
+            }
+        }
+        for (int a = 0; a < heap.size(); a++) {
+            for (int b = 0; b < a; b++) {
+                if (all[heap.get(a)].overlaps(all[heap.get(b)])) {
+                    throw shared(all, Math.min(heap.get(a), heap.get(b)), Math.max(heap.get(a), heap.get(b)));
+                }
+            }
+        }
+        return all;
+    }
+
+    private static IllegalArgumentException shared(Tensor[] all, int first, int second) {
+        return new IllegalArgumentException("grads[" + second + "] " + all[second] + " shares memory with grads[" + first + "] "
+                + all[first] + ": each gradient must be listed once, in its own memory (it would be counted twice in the"
+                + " norm and scaled twice)");
     }
 
     private static double sumOfSquares(Tensor t) {

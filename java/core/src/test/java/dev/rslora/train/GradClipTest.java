@@ -11,6 +11,7 @@ import java.lang.foreign.Arena;
 import java.util.List;
 import java.util.SplittableRandom;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -76,6 +77,34 @@ class GradClipTest {
             Tensor h = Tensor.of(arena, DType.F32, new float[] {1f}, 1);
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> GradClip.clipGlobalNorm(List.of(h), 0));
             assertTrue(e.getMessage().contains("maxNorm=0"), e.getMessage());
+        }
+    }
+
+    @Test
+    void aGradientListedTwiceOrSharingMemoryIsRefusedBeforeScaling() {
+        try (Arena arena = Arena.ofShared()) {
+            Tensor g = Tensor.of(arena, DType.F32, new float[] {3f, 4f}, 2);
+            Tensor other = Tensor.of(arena, DType.F32, new float[] {1f, 1f}, 2);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> GradClip.clipGlobalNorm(List.of(g, other, g), 1.0));
+            assertTrue(e.getMessage().startsWith("grads[2] Tensor[2] F32 shares memory with grads[0]"), e.getMessage());
+            assertArrayEquals(new float[] {3f, 4f}, g.toFloatArray(), "nothing scaled");
+            Tensor tail = Tensor.wrap(g.segment().asSlice(4, 4), DType.F32, 1);
+            e = assertThrows(IllegalArgumentException.class, () -> GradClip.globalNorm(List.of(tail, other, g)));
+            assertTrue(e.getMessage().startsWith("grads[2] Tensor[2] F32 shares memory with grads[0] Tensor[1] F32"), e.getMessage());
+            float[] heap = {3f, 4f};
+            Tensor h1 = Tensor.wrap(java.lang.foreign.MemorySegment.ofArray(heap), DType.F32, 2);
+            Tensor h2 = Tensor.wrap(java.lang.foreign.MemorySegment.ofArray(heap), DType.F32, 2);
+            Tensor h3 = Tensor.wrap(java.lang.foreign.MemorySegment.ofArray(new float[] {0f, 0f}), DType.F32, 2);
+            assertEquals(5.0, GradClip.globalNorm(List.of(h1, h3)), "two heap arrays are separate memory");
+            e = assertThrows(IllegalArgumentException.class, () -> GradClip.clipGlobalNorm(List.of(h1, h3, h2), 1.0));
+            assertTrue(e.getMessage().startsWith("grads[2]") && e.getMessage().contains("grads[0]"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> GradClip.clipGlobalNorm(java.util.Arrays.asList(g, null), 1.0));
+            assertTrue(e.getMessage().contains("grads[1] is null"), e.getMessage());
+            Tensor empty = Tensor.allocate(arena, DType.F32, 0);
+            assertEquals(5.0, GradClip.clipGlobalNorm(List.of(g, empty, empty), 10.0), 1e-12);
+            // adjacent (not overlapping) views of one buffer are separate gradients
+            Tensor head = Tensor.wrap(g.segment().asSlice(0, 4), DType.F32, 1);
+            assertEquals(5.0, GradClip.globalNorm(List.of(tail, head)), 1e-12);
         }
     }
 
