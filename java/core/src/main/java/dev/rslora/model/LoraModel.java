@@ -291,6 +291,9 @@ public final class LoraModel implements AutoCloseable {
      */
     public LoraLinear layer(String path) {
         checkOpen();
+        if (path == null) {
+            throw new IllegalArgumentException("module path is null (adapted modules: " + preview(new ArrayList<>(layers.keySet())) + ")");
+        }
         LoraLinear l = layers.get(path);
         if (l == null) {
             throw new IllegalArgumentException("module " + path + " has no adapter"
@@ -401,16 +404,28 @@ public final class LoraModel implements AutoCloseable {
      * @param path the adapted module's path
      * @param x    the input rows float[N][d_in], N ≥ 1 (copied)
      * @return Y as a new float[N][d_out]
-     * @throws IllegalArgumentException if the path is not adapted or x has the wrong shape (naming the module)
+     * @throws IllegalArgumentException if the path is not adapted or x has the wrong shape (naming the module);
+     *                                  the model is then as before the call
      */
     public float[][] forward(String path, float[][] x) {
         LoraLinear l = layer(path);
         int n = x.length;
+        HeapBuffers old = heap.get(path);
         HeapBuffers io = buffers(path, l, n);
         try {
             io.x.copyFrom(x);
         } catch (IllegalArgumentException e) {
+            if (io != old) {
+                // a new N: drop the new buffers, keep the old ones (the layer's last forward still reads them)
+                io.arena.close();
+            }
             throw new IllegalArgumentException("module " + path + ": x " + e.getMessage() + " (expected float[N][" + l.dIn() + "])", e);
+        }
+        if (io != old) {
+            heap.put(path, io);
+            if (old != null) {
+                old.arena.close();
+            }
         }
         l.forward(io.x, io.y);
         return io.y.toMatrix();
@@ -447,6 +462,7 @@ public final class LoraModel implements AutoCloseable {
     private record HeapBuffers(Arena arena, Tensor x, Tensor y, Tensor dy, Tensor dx) {
     }
 
+    /** The module's buffers if they hold N rows, else new ones (not yet registered: the caller swaps them in). */
     private HeapBuffers buffers(String path, LoraLinear l, int n) {
         if (n < 1) {
             throw new IllegalArgumentException("module " + path + ": x must have at least one row");
@@ -455,14 +471,14 @@ public final class LoraModel implements AutoCloseable {
         if (io != null && io.x.dim(0) == n) {
             return io;
         }
-        if (io != null) {
-            io.arena.close();
-        }
         Arena a = Arena.ofShared();
-        io = new HeapBuffers(a, Tensor.allocate(a, DType.F32, n, l.dIn()), Tensor.allocate(a, DType.F32, n, l.dOut()),
-                Tensor.allocate(a, DType.F32, n, l.dOut()), Tensor.allocate(a, DType.F32, n, l.dIn()));
-        heap.put(path, io);
-        return io;
+        try {
+            return new HeapBuffers(a, Tensor.allocate(a, DType.F32, n, l.dIn()), Tensor.allocate(a, DType.F32, n, l.dOut()),
+                    Tensor.allocate(a, DType.F32, n, l.dOut()), Tensor.allocate(a, DType.F32, n, l.dIn()));
+        } catch (RuntimeException | OutOfMemoryError e) {
+            a.close();
+            throw e;
+        }
     }
 
     // ------------------------------------------------------------------ save

@@ -292,4 +292,38 @@ class LoraModelTest {
             assertTrue(msg.contains("5 values"), msg);
         }
     }
+
+    @Test
+    void aRefusedHeapForwardLeavesTheModelAsItWasAndANullPathIsNamed() {
+        SplittableRandom rng = new SplittableRandom(11);
+        try (LoraModel model = LoraModel.wrapArrays(weights(rng, 8), config(0), ref, 11)) {
+            String q = "model.layers.0.self_attn.q_proj";
+            float[][] x = random(rng, 2, 8, 1);
+            model.forward(q, x);
+            model.layer(q).loraB().fill(0.25f);
+            float[][] dy = random(rng, 2, 8, 1);
+            model.zeroGrad();
+            float[][] dx = model.backward(q, dy);
+            float[] gradA = model.layer(q).gradA().toFloatArray();
+            // a forward of a new N with the wrong width is refused ...
+            String msg = assertThrows(IllegalArgumentException.class, () -> model.forward(q, new float[3][7])).getMessage();
+            assertTrue(msg.contains(q) && msg.contains("float[N][8]"), msg);
+            // ... and the last forward (2 rows) is still the one a backward differentiates, through either API
+            model.zeroGrad();
+            assertArrayEquals(dx[1], model.backward(q, dy)[1]);
+            assertArrayEquals(gradA, model.layer(q).gradA().toFloatArray());
+            try (Arena arena = Arena.ofConfined()) {
+                Tensor dyT = Tensor.fromMatrix(arena, DType.F32, dy);
+                Tensor dxT = Tensor.allocate(arena, DType.F32, 2, 8);
+                model.zeroGrad();
+                model.layer(q).backward(dyT, dxT);
+                assertArrayEquals(dx[0], dxT.toMatrix()[0]);
+                assertArrayEquals(gradA, model.layer(q).gradA().toFloatArray());
+            }
+            assertEquals(3, model.forward(q, random(rng, 3, 8, 1)).length, "a valid new N still works");
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> model.layer(null));
+            assertTrue(e.getMessage().startsWith("module path is null"), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> model.forward(null, x));
+        }
+    }
 }
