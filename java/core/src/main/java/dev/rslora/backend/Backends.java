@@ -61,11 +61,17 @@ public final class Backends {
      *
      * @return that backend
      * @throws BackendUnavailableException if the named backend cannot run here
-     * @throws IllegalArgumentException if the property names no known backend
+     * @throws IllegalArgumentException if the property names no known backend (the message starts with
+     *                                  {@code -Drslora.backend=<value>})
 
      */
     public static Backend fromSystemProperty() {
-        return get(System.getProperty(PROPERTY, "auto"));
+        String value = System.getProperty(PROPERTY, "auto");
+        try {
+            return get(value);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("-D" + PROPERTY + "=" + value + ": " + e.getMessage(), e);
+        }
     }
 
     /**

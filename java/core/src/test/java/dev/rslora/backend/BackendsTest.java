@@ -40,4 +40,22 @@ class BackendsTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Backends.get("nope"));
         assertEquals("unknown backend 'nope': expected reference, cpu, cuda or auto", e.getMessage());
     }
+
+    @Test
+    void aBadSystemPropertyIsNamedAsTheProperty() {
+        String before = System.getProperty(Backends.PROPERTY);
+        try {
+            System.setProperty(Backends.PROPERTY, "gpu");
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, Backends::fromSystemProperty);
+            assertEquals("-Drslora.backend=gpu: unknown backend 'gpu': expected reference, cpu, cuda or auto", e.getMessage());
+            System.setProperty(Backends.PROPERTY, "reference");
+            assertEquals("reference", Backends.fromSystemProperty().name());
+        } finally {
+            if (before == null) {
+                System.clearProperty(Backends.PROPERTY);
+            } else {
+                System.setProperty(Backends.PROPERTY, before);
+            }
+        }
+    }
 }
