@@ -34,7 +34,7 @@ final class KernelTable {
     /** Cluster dims of a launch (1x1x1: no cluster). */
     record Cluster(int x, int y, int z) {
         boolean none() {
-            return x * y * z == 1;
+            return x == 1 && y == 1 && z == 1;
         }
     }
 
@@ -110,6 +110,11 @@ final class KernelTable {
             if (!c.matches()) {
                 throw bad(source, no, "cluster " + f[6] + " is not XxYxZ", line);
             }
+            Cluster cluster = new Cluster(integer(c.group(1), source, no, line), integer(c.group(2), source, no, line),
+                    integer(c.group(3), source, no, line));
+            if (cluster.x() < 1 || cluster.y() < 1 || cluster.z() < 1) {
+                throw bad(source, no, "cluster " + f[6] + " has a dimension 0 (1x1x1: no cluster)", line);
+            }
             if (!f[7].matches("sm80|sm90a") || !f[8].matches("main|sm90a") || f[7].equals("sm90a") != f[8].equals("sm90a")) {
                 throw bad(source, no, "arch " + f[7] + " / image " + f[8] + " (sm90a kernels live in the sm90a image, and only they)", line);
             }
@@ -134,8 +139,7 @@ final class KernelTable {
             if (!f[11].equals("none")) {
                 validated.addAll(List.of(f[11].split("\\+")));
             }
-            out.add(new Row(f[0], f[1], f[2], f[3], threads, integer(f[5], source, no, line),
-                    new Cluster(Integer.parseInt(c.group(1)), Integer.parseInt(c.group(2)), Integer.parseInt(c.group(3))),
+            out.add(new Row(f[0], f[1], f[2], f[3], threads, integer(f[5], source, no, line), cluster,
                     f[7], f[8], f[9], rmax, Set.copyOf(validated), no));
         }
         return new KernelTable(out);

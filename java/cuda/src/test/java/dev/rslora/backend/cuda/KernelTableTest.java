@@ -132,6 +132,9 @@ class KernelTableTest {
                 new Bad("RS_KERNEL(v1, down, f64, k, 256, 0, 1x1x1, sm80, main, tiles_r_n, 0, none)", "dtype"),
                 new Bad("RS_KERNEL(v1, down, f32, k, 2048, 0, 1x1x1, sm80, main, tiles_r_n, 0, none)", "threads"),
                 new Bad("RS_KERNEL(v1, down, f32, k, 256, 0, 1x1, sm80, main, tiles_r_n, 0, none)", "cluster"),
+                new Bad("RS_KERNEL(v1, down, f32, k, 256, 0, 99999999999x1x1, sm80, main, tiles_r_n, 0, none)",
+                        "\"99999999999\" is not an integer"),
+                new Bad("RS_KERNEL(v1, down, f32, k, 256, 0, 2x0x1, sm80, main, tiles_r_n, 0, none)", "cluster 2x0x1 has a dimension 0"),
                 new Bad("RS_KERNEL(v1, down, f32, k, 256, 0, 1x1x1, sm90a, main, tiles_r_n, 0, none)", "image"),
                 new Bad("RS_KERNEL(v1, down, f32, k, 256, 0, 1x1x1, sm80, main, tiles_r_n, 0, sm90+)", "validated"),
                 new Bad("RS_KERNEL(v1, down, f32, k, 256, 0, 1x1x1, sm80, main, tiles_r_n, 0, none) x", "not a row"),
@@ -139,6 +142,8 @@ class KernelTableTest {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> KernelTable.parse(List.of("", b.line()), "t"), b.line());
             assertTrue(e.getMessage().startsWith("t line 2 ") && e.getMessage().contains(b.why()), e.getMessage());
         }
+        assertFalse(KernelTable.parse(List.of(ok.replace("1x1x1", "2147483647x2147483647x1")), "t").rows().get(0).cluster().none(),
+                "a cluster whose product overflows to 1 is still a cluster");
         IllegalArgumentException dup = assertThrows(IllegalArgumentException.class, () -> KernelTable.parse(List.of(ok, ok), "t"));
         assertTrue(dup.getMessage().contains("second row") && dup.getMessage().contains("first on line 1"), dup.getMessage());
         String r16 = "RS_KERNEL(v1, down, f32, k, 256, 0, 1x1x1, sm80, main, tiles_r_n, 16, none)";
