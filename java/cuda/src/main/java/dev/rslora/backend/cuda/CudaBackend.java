@@ -46,7 +46,32 @@ public final class CudaBackend implements Backend, AutoCloseable {
     private boolean closed;
 
     CudaBackend(CudaContext ctx) {
-        this(ctx, Long.getLong(WORKSPACE_PROPERTY, 256L) << 20);
+        this(ctx, workspaceCapFromProperty());
+    }
+
+    /** Default of {@value #WORKSPACE_PROPERTY}, MiB. */
+    static final long DEFAULT_WORKSPACE_MIB = 256;
+
+    /**
+     * The cap of the split-over-N partials: {@value #WORKSPACE_PROPERTY} MiB (default 256).
+     *
+     * @throws IllegalArgumentException naming the property and its value when it is not an integer in
+     *                                  1..2^43-1 (0 or less leaves no room for one group of partials)
+     */
+    static long workspaceCapFromProperty() {
+        String v = System.getProperty(WORKSPACE_PROPERTY);
+        if (v == null || v.isBlank()) {
+            return DEFAULT_WORKSPACE_MIB << 20;
+        }
+        try {
+            long mib = Long.parseLong(v.strip());
+            if (mib >= 1 && mib <= Long.MAX_VALUE >> 20) {
+                return mib << 20;
+            }
+        } catch (NumberFormatException e) {
+            // below
+        }
+        throw new IllegalArgumentException("-D" + WORKSPACE_PROPERTY + "=" + v + ": expected MiB, an integer >= 1");
     }
 
     CudaBackend(CudaContext ctx, long workspaceCapBytes) {

@@ -37,12 +37,35 @@ public final class CudaBackendFactory implements BackendFactory {
         return "cuda";
     }
 
+    /**
+     * The device ordinal of {@value #DEVICE_PROPERTY} (default 0).
+     *
+     * @throws IllegalArgumentException naming the property and its value when it is not an integer &gt;= 0
+     */
     static int deviceOrdinal() {
-        return Integer.getInteger(DEVICE_PROPERTY, 0);
+        String v = System.getProperty(DEVICE_PROPERTY);
+        if (v == null || v.isBlank()) {
+            return 0;
+        }
+        try {
+            int ordinal = Integer.parseInt(v.strip());
+            if (ordinal >= 0) {
+                return ordinal;
+            }
+        } catch (NumberFormatException e) {
+            // below
+        }
+        throw new IllegalArgumentException("-D" + DEVICE_PROPERTY + "=" + v + ": expected a CUDA device ordinal (an integer >= 0)");
     }
 
     @Override
     public Availability probe() {
+        int ordinal;
+        try {
+            ordinal = deviceOrdinal();  // a bad value is reported on any machine, before the hardware is looked at
+        } catch (IllegalArgumentException e) {
+            return Availability.no(e.getMessage());
+        }
         String noNatives = JCudaNatives.missingReason(System.getProperty("os.name", ""), System.getProperty("os.arch", ""),
                 CudaBackendFactory.class.getClassLoader());
         if (noNatives != null) {
@@ -56,7 +79,6 @@ public final class CudaBackendFactory implements BackendFactory {
         if (!kernels.built()) {
             return Availability.no(kernels.reason());
         }
-        int ordinal = deviceOrdinal();
         Availability known = DEVICE_PROBES.get(ordinal);
         if (known == null) {
             known = DeviceProbe.probe(ordinal, kernels.detail());
@@ -81,7 +103,10 @@ public final class CudaBackendFactory implements BackendFactory {
         if (!a.available()) {
             throw new BackendUnavailableException("cuda backend is unavailable: " + a.detail());
         }
+        // the backend's own properties, checked before a CUDA context exists (an exception after it would leak it)
+        long workspaceCap = CudaBackend.workspaceCapFromProperty();
+        KernelSelector.requested(System.getProperty(KernelSelector.PROPERTY, "auto"));
         KernelImage.Status kernels = KernelImage.load();
-        return new CudaBackend(new CudaContext(deviceOrdinal(), kernels.image()));
+        return new CudaBackend(new CudaContext(deviceOrdinal(), kernels.image()), workspaceCap);
     }
 }
