@@ -197,6 +197,18 @@ public final class LoraLinear implements AutoCloseable {
     }
 
     /**
+     * Whether the last forward read {@code x} (the same tensor object): what {@link #backward} will
+     * differentiate. A caller that keeps its own input buffer (the model's heap-array API) checks with
+     * this that no other forward of this layer ran in between.
+     *
+     * @param x a tensor
+     * @return true when a forward ran and its X was {@code x}
+     */
+    public boolean lastForwardRead(Tensor x) {
+        return x != null && savedX == x;
+    }
+
+    /**
      * Forward into a new Y [N, d_out] of X's dtype allocated in {@code arena}.
      *
      * @param outArena the arena that owns Y

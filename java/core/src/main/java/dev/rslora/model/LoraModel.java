@@ -438,7 +438,8 @@ public final class LoraModel implements AutoCloseable {
      * @param path the module of the last heap-array forward
      * @param dy   the upstream gradient float[N][d_out], N as in that forward (copied)
      * @return dX as a new float[N][d_in]
-     * @throws IllegalStateException if no heap-array forward of N rows ran on this module
+     * @throws IllegalStateException if no heap-array forward of N rows ran on this module, or another forward
+     *                               of its layer ({@link #layer(String)}) ran after it
      * @throws IllegalArgumentException if dy has the wrong shape
      */
     public float[][] backward(String path, float[][] dy) {
@@ -447,6 +448,11 @@ public final class LoraModel implements AutoCloseable {
         if (io == null || io.x.dim(0) != dy.length) {
             throw new IllegalStateException("module " + path + ": backward(float[][]) needs a forward(float[][]) of the same "
                     + dy.length + " rows first");
+        }
+        if (!l.lastForwardRead(io.x)) {
+            // the layer would differentiate that other forward, silently
+            throw new IllegalStateException("module " + path + ": another forward of this layer (through layer(\"" + path
+                    + "\")) ran after forward(float[][]); run forward(\"" + path + "\", x) again before backward(float[][])");
         }
         try {
             io.dy.copyFrom(dy);

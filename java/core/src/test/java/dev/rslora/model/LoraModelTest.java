@@ -326,4 +326,23 @@ class LoraModelTest {
             assertThrows(IllegalArgumentException.class, () -> model.forward(null, x));
         }
     }
+
+    @Test
+    void aHeapBackwardRefusesWhenAnotherForwardOfItsLayerRanInBetween() {
+        SplittableRandom rng = new SplittableRandom(12);
+        try (LoraModel model = LoraModel.wrapArrays(weights(rng, 8), config(0), ref, 12); Arena arena = Arena.ofConfined()) {
+            String q = "model.layers.0.self_attn.q_proj";
+            float[][] x = new float[2][8];
+            x[0][1] = 1f;
+            model.forward(q, x);
+            assertEquals(2, model.backward(q, new float[2][8]).length, "backward of its own forward");
+            model.forward(q, x);
+            Tensor other = Tensor.allocate(arena, DType.F32, 2, 8);
+            model.layer(q).forward(other, Tensor.allocate(arena, DType.F32, 2, 8));
+            String msg = assertThrows(IllegalStateException.class, () -> model.backward(q, new float[2][8])).getMessage();
+            assertTrue(msg.contains(q) && msg.contains("another forward of this layer"), msg);
+            model.forward(q, x);
+            assertEquals(2, model.backward(q, new float[2][8]).length, "a new heap forward makes backward valid again");
+        }
+    }
 }
