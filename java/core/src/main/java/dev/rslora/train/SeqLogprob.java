@@ -1,5 +1,6 @@
 package dev.rslora.train;
 
+import dev.rslora.backend.BackendChecks;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 
@@ -52,9 +53,9 @@ public final class SeqLogprob {
         Shape s = check(logits, labels);
         requireF32("lse", lse, s.batch, s.time);
         requireF32("logp", logp, s.batch);
-        disjoint("lse", lse, "logits", logits);
-        disjoint("logp", logp, "logits", logits);
-        disjoint("logp", logp, "lse", lse);
+        BackendChecks.disjoint("lse", lse, "logits", logits);
+        BackendChecks.disjoint("logp", logp, "logits", logits);
+        BackendChecks.disjoint("logp", logp, "lse", lse);
         MemorySegment xs = logits.segment();
         DType dt = logits.dtype();
         MemorySegment ls = lse.segment();
@@ -99,8 +100,8 @@ public final class SeqLogprob {
             throw new IllegalArgumentException("dlogits shape " + (dlogits == null ? "null" : dlogits.shapeString()) + " must be "
                     + logits.shapeString());
         }
-        disjoint("dlogits", dlogits, "lse", lse);
-        disjoint("dlogits", dlogits, "grad_logp", gradOut);
+        BackendChecks.disjoint("dlogits", dlogits, "lse", lse);
+        BackendChecks.disjoint("dlogits", dlogits, "grad_logp", gradOut);
         if (dlogits.overlaps(logits) && !sameElements(dlogits, logits)) {
             throw new IllegalArgumentException("dlogits " + dlogits + " partly overlaps logits " + logits + ": it may be logits itself"
                     + " (the same memory, the same dtype) or separate memory, nothing in between");
@@ -192,14 +193,6 @@ public final class SeqLogprob {
             }
         }
         return new Shape(batch, time, vocab);
-    }
-
-    /** Refuses an output that shares memory with an input or another output (read after being overwritten). */
-    private static void disjoint(String outName, Tensor out, String inName, Tensor in) {
-        if (out.overlaps(in)) {
-            throw new IllegalArgumentException(outName + " " + out.shapeString() + " shares memory with " + inName + " "
-                    + in.shapeString() + ": an output must not alias an input or another output (pass a separate tensor)");
-        }
     }
 
     /** Whether two overlapping tensors of one shape are the same elements: the same bytes, read as the same dtype. */
