@@ -8,8 +8,9 @@
 # builds both images. check-sass.sh with a fake cuobjdump: (8) HGMMA/UTMALDG in every sm90a kernel and
 # no LDL/STL in the new families' kernels pass; a missing HGMMA, a local-memory access, or a table
 # kernel absent from the SASS fail. kernel-table.sh: (9) a malformed table prints no row and names the
-# line, sizes beyond a Java int are malformed, and check-sass.sh refuses such a table. (10) gpu-check.sh,
-# gpu-bench.sh and check-sass.sh refuse bad arguments before doing anything. Prints "N passed, N failed".
+# line, sizes beyond a Java int are malformed, a step or grid rule not in the header's lists is refused
+# naming it, and check-sass.sh refuses such a table. (10) gpu-check.sh, gpu-bench.sh and check-sass.sh
+# refuse bad arguments before doing anything. Prints "N passed, N failed".
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 work="$(mktemp -d)"
@@ -250,6 +251,21 @@ sed 's/rslora_clean_v1_f32, 256, 0,/rslora_clean_v1_f32, 256, 2147483648,/' "$tr
 RSLORA_KERNEL_TABLE="$work/big.table" "$here/kernel-table.sh" check >"$work/t2.log" 2>&1
 rc=$?
 check "table: smem beyond a Java int is refused" bash -c "test $rc -eq 1 && grep -q 'big.table line 2 smem 2147483648' '$work/t2.log'"
+# a step or grid rule outside the header's lists (a typo the kernel selector or the C++ build met only later)
+sed 's/^RS_KERNEL(v1, dx,   f32,/RS_KERNEL(v1, dX,   f32,/' "$tree/kernels.table" >"$work/step.table"
+RSLORA_KERNEL_TABLE="$work/step.table" "$here/kernel-table.sh" rows >"$work/t3.out" 2>"$work/t3.err"
+rc=$?
+check "table: an unknown step is refused naming the line and the step" \
+    bash -c "test $rc -eq 1 && test ! -s '$work/t3.out' && grep -q 'step.table line 3 unknown step dX ' '$work/t3.err'"
+sed 's/main,  mb_rows, 16/main,  mb_row, 16/' "$tree/kernels.table" >"$work/grid.table"
+RSLORA_KERNEL_TABLE="$work/grid.table" "$here/kernel-table.sh" names >"$work/t4.out" 2>"$work/t4.err"
+rc=$?
+check "table: an unknown grid rule is refused naming the line and the rule" \
+    bash -c "test $rc -eq 1 && test ! -s '$work/t4.out' && grep -q 'grid.table line 4 unknown grid rule mb_row ' '$work/t4.err'"
+"$here/kernel-table.sh" steps >"$work/t5.out" 2>&1 && "$here/kernel-table.sh" grids >>"$work/t5.out" 2>&1
+rc=$?
+check "table: every step and grid rule of the test table is listed" \
+    bash -c "test $rc -eq 0 && grep -qx dx '$work/t5.out' && grep -qx mb_rows '$work/t5.out' && grep -qx persistent_din_n '$work/t5.out'"
 write_sass "HGMMA.64x128x16.F32.BF16 R24, gdesc[UR4], RZ" "NOP" "NOP"
 env SASS_DIR="$sass" CUOBJDUMP="$work/bin/cuobjdump" RSLORA_FATBIN_DIR="$sass/img" RSLORA_KERNEL_TABLE="$bad_table" \
     "$here/check-sass.sh" "$work/s7" >"$work/s7.log" 2>&1

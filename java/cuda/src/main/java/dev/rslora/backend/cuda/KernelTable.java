@@ -22,14 +22,34 @@ import java.util.regex.Pattern;
  * file is an X-macro for the C++ harness and is read by the shell scripts; the build copies it into
  * the jar as {@value #RESOURCE}. Grammar (the table's header has the field meanings): blank lines,
  * {@code //} comments, and rows {@code RS_KERNEL(f1, ..., f12)}, fields tokens of
- * {@code [A-Za-z0-9_+]}; no two rows share (family, step, dtype, rmax), and an rmax 0 row is the
- * only row of its (family, step, dtype).
+ * {@code [A-Za-z0-9_+]}; steps and grid rules from {@link #STEPS} and {@link #GRIDS}; no two rows share
+ * (family, step, dtype, rmax), and an rmax 0 row is the only row of its (family, step, dtype).
  */
 final class KernelTable {
     static final String RESOURCE = "/dev/rslora/cuda/kernels.table";
     private static final Pattern ROW = Pattern.compile("^\\s*RS_KERNEL\\(([^()]*)\\)\\s*$");
     private static final Pattern TOKEN = Pattern.compile("[A-Za-z0-9_+]+");
     private static final Pattern CLUSTER = Pattern.compile("(\\d+)x(\\d+)x(\\d+)");
+
+    /**
+     * The names a row's step (field 2) may take, as the table's header lists them; any other is refused
+     * naming its line (a typo would otherwise surface later, as a family the selector passes over).
+     * native-build/kernel-table.sh has the shell reader's copy ({@code kernel-table.sh steps}).
+     */
+    static final List<String> STEPS = List.of("down", "prep", "forward", "vdb", "vdb_reduce", "reduce", "da", "dx", "merge",
+            "lora_up_add", "lora_dx_add", "dropout_apply", "dropout_add", "convert_to", "convert_from", "adamw", "grad_sumsq",
+            "grad_norm_finish", "adafactor_stats", "adafactor_factors", "adafactor_update", "adafactor_clip", "adafactor_apply",
+            "seq_logprob_rows", "seq_logprob_sum", "seq_logprob_backward");
+
+    /**
+     * The grid rules a row (field 10) may name, as the table's header lists them (cuda/dev/steps.cuh
+     * grid_of and {@link LaunchGeometry} implement them); any other is refused naming its line.
+     * native-build/kernel-table.sh has the shell reader's copy ({@code kernel-table.sh grids}).
+     */
+    static final List<String> GRIDS = List.of("tiles_r_n", "tiles_dout_n", "tiles_din_n", "tiles_din_dout", "tiles_r_groups",
+            "tiles_din_r_groups", "elementwise", "gradnorm", "one", "adafactor_items", "per_tensor", "tensor_threads", "rows",
+            "batch_threads", "mb_rows", "flat_dout_128x256", "flat_din_128x256", "flat_dout_128x128", "flat_din_128x128", "mb_vdb",
+            "mb_da", "persistent_dout_n", "persistent_din_n");
 
     /** Cluster dims of a launch (1x1x1: no cluster). */
     record Cluster(int x, int y, int z) {
@@ -103,6 +123,9 @@ final class KernelTable {
             if (!f[0].matches("v\\d+")) {
                 throw bad(source, no, "family " + f[0] + " is not v<N>", line);
             }
+            if (!STEPS.contains(f[1])) {
+                throw bad(source, no, "unknown step " + f[1] + " (steps: " + String.join(", ", STEPS) + ")", line);
+            }
             if (!f[2].matches("f32|bf16|f16|any")) {
                 throw bad(source, no, "dtype " + f[2], line);
             }
@@ -117,6 +140,9 @@ final class KernelTable {
             }
             if (!f[7].matches("sm80|sm90a") || !f[8].matches("main|sm90a") || f[7].equals("sm90a") != f[8].equals("sm90a")) {
                 throw bad(source, no, "arch " + f[7] + " / image " + f[8] + " (sm90a kernels live in the sm90a image, and only they)", line);
+            }
+            if (!GRIDS.contains(f[9])) {
+                throw bad(source, no, "unknown grid rule " + f[9] + " (grid rules: " + String.join(", ", GRIDS) + ")", line);
             }
             if (!f[11].matches("none|sm\\d+(\\+sm\\d+)*")) {
                 throw bad(source, no, "validated " + f[11], line);

@@ -11,6 +11,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -23,6 +25,8 @@ class KernelTableTest {
     private static final Path TABLE = ROOT.resolve("cuda/kernels.table");
     /** The steps every layer-step family must have a row for, at each of its dtypes. */
     private static final List<String> STEP = List.of("down", "forward", "vdb", "da", "dx", "merge");
+    /** A rule of the header's "Grid rules" list: three spaces, its name, its grid. */
+    private static final Pattern GRID_RULE = Pattern.compile("//   (\\w+)\\s.*");
 
     private static KernelTable table() throws IOException {
         return KernelTable.read(TABLE);
@@ -137,6 +141,9 @@ class KernelTableTest {
                 new Bad("RS_KERNEL(v1, down, f32, k, 256, 0, 2x0x1, sm80, main, tiles_r_n, 0, none)", "cluster 2x0x1 has a dimension 0"),
                 new Bad("RS_KERNEL(v1, down, f32, k, 256, 0, 1x1x1, sm90a, main, tiles_r_n, 0, none)", "image"),
                 new Bad("RS_KERNEL(v1, down, f32, k, 256, 0, 1x1x1, sm80, main, tiles_r_n, 0, sm90+)", "validated"),
+                new Bad("RS_KERNEL(v1, dwon, f32, k, 256, 0, 1x1x1, sm80, main, tiles_r_n, 0, none)", "unknown step dwon (steps: down, "),
+                new Bad("RS_KERNEL(v1, down, f32, k, 256, 0, 1x1x1, sm80, main, tiles_r_m, 0, none)",
+                        "unknown grid rule tiles_r_m (grid rules: tiles_r_n, "),
                 new Bad("RS_KERNEL(v1, down, f32, k, 256, 0, 1x1x1, sm80, main, tiles_r_n, 0, none) x", "not a row"),
                 new Bad("  rs_kernel(v1, down)", "not a row"))) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> KernelTable.parse(List.of("", b.line()), "t"), b.line());
@@ -167,6 +174,46 @@ class KernelTableTest {
                     r.grid(), Integer.toString(r.rmax()), r.validated().isEmpty() ? "none" : String.join("+", sortedAsWritten(r))));
         }
         assertEquals(java, out.lines().toList());
+    }
+
+    /**
+     * The step names and grid rules the readers accept are the lists of the table's header (field 2's
+     * list; the "Grid rules" list), and the shell reader's (kernel-table.sh steps, grids) are the same.
+     */
+    @Test
+    void theStepAndGridListsAreTheHeadersAndTheShellReaders() throws Exception {
+        List<String> lines = Files.readAllLines(TABLE);
+        StringBuilder stepText = new StringBuilder();
+        List<String> grids = new ArrayList<>();
+        boolean inSteps = false;
+        boolean inGrids = false;
+        for (String l : lines) {
+            if (!l.startsWith("//")) {
+                break;
+            }
+            inSteps = inSteps ? !l.matches("//\\s+3 dtype.*") : l.matches("//\\s+2 step\\s.*");
+            if (inSteps) {
+                stepText.append(' ').append(l.substring(2));
+            }
+            inGrids = inGrids ? !l.startsWith("// A kernel may refuse") : l.startsWith("// Grid rules");
+            Matcher g = GRID_RULE.matcher(l);
+            if (inGrids && g.matches()) {
+                grids.add(g.group(1));
+            }
+        }
+        String st = stepText.toString().replaceFirst("^\\s*2 step\\s+", "");
+        List<String> steps = List.of(st.substring(0, st.indexOf('(')).strip().split("[\\s|]+"));
+        assertEquals(steps, KernelTable.STEPS, "field 2's list in the header");
+        assertEquals(grids, KernelTable.GRIDS, "the header's grid rules");
+        Path script = ROOT.resolve("native-build/kernel-table.sh");
+        Assumptions.assumeTrue(Files.isRegularFile(script), "no " + script);
+        for (String cmd : List.of("steps", "grids")) {
+            Process p = new ProcessBuilder("bash", script.toString(), cmd).redirectErrorStream(true).start();
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertTrue(p.waitFor(60, TimeUnit.SECONDS), "kernel-table.sh did not finish");
+            assertEquals(0, p.exitValue(), out);
+            assertEquals(cmd.equals("steps") ? KernelTable.STEPS : KernelTable.GRIDS, out.lines().toList(), "kernel-table.sh " + cmd);
+        }
     }
 
     private static List<String> sortedAsWritten(KernelTable.Row r) throws IOException {
