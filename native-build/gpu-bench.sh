@@ -27,6 +27,7 @@
 #   RSLORA_PEER_TIMEOUT_S  the PyTorch peers' timeout (default 120: torch.compile compiles in it; the peer gets
 #                          --budget-s 15 s less, so a slow compile skips its own tail instead of being killed)
 #   RSLORA_BENCH_FAMILIES  fused families besides v1 for jmh-gpu-families.json (default v2,v3,v4; empty: none)
+# A number or list of numbers above that is not one (7m, 0420, 16,,64) exits 2 naming it, before anything runs.
 # Order: our CUDA-event timings (the figures R is made of), the PyTorch peers, JMH per rank, the fused
 # families. Exit status: 0 when every part that ran produced results (parts the budget left no time
 # for are counted in the last line, "N of M parts not run: the budget ..."); 1 when a part failed or
@@ -37,6 +38,17 @@ if [[ $# -ne 1 || "$1" == -* ]]; then
     echo "usage: $0 LOGDIR" >&2
     exit 2
 fi
+# the numeric knobs, before anything is made or run: bash arithmetic reads "7m" or "abc" as 0 (or fails
+# mid-run), and "0420" as octal; an empty rank in a list would run JMH with -p r=
+for knob in RSLORA_BENCH_BUDGET_S RSLORA_PEER_TIMEOUT_S; do
+    v="${!knob:-}"
+    [[ -z "$v" || "$v" =~ ^[1-9][0-9]{0,8}$ ]] || { echo "gpu-bench: $knob=$v is not a positive whole number of seconds" >&2; exit 2; }
+done
+for knob in RSLORA_BENCH_N RSLORA_BENCH_D RSLORA_BENCH_R; do
+    v="${!knob:-}"
+    [[ -z "$v" || "$v" =~ ^[1-9][0-9]{0,8}(,[1-9][0-9]{0,8})*$ ]] \
+        || { echo "gpu-bench: $knob=$v is not a comma list of positive integers" >&2; exit 2; }
+done
 logdir="$(mkdir -p "$1" && cd "$1" && pwd)" || { echo "gpu-bench: cannot create LOGDIR $1" >&2; exit 2; }
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

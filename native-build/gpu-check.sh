@@ -38,12 +38,22 @@
 # in all. At the default budget the SASS check, v3/v4 validation and every family's bench run, and
 # the v1 oracle, the sanitizers, the optimizers and the large-shape checks are what a short run
 # SKIPs (each row says so); in a 15-minute device session run it with RSLORA_CHECK_BUDGET_S=900.
+# RSLORA_CHECK_BUDGET_S and RSLORA_BENCH_RESERVE_S are whole numbers of seconds (the reserve may be 0);
+# any other value exits 2 naming it, before LOGDIR is made.
 set -uo pipefail
 
 if [[ $# -lt 1 || $# -gt 2 || "$1" == -* || ( $# -eq 2 && "$2" != --force ) ]]; then
     echo "usage: $0 LOGDIR [--force]" >&2
     exit 2
 fi
+# the numeric knobs, before anything is made or run: bash arithmetic reads "8m" or "abc" as 0 (or
+# fails mid-run), and "0480" as octal
+budget="${RSLORA_CHECK_BUDGET_S:-480}"
+reserve="${RSLORA_BENCH_RESERVE_S:-150}"  # kept for step 6 until it starts
+[[ "$budget" =~ ^[1-9][0-9]{0,8}$ ]] \
+    || { echo "gpu-check: RSLORA_CHECK_BUDGET_S=$budget is not a positive whole number of seconds" >&2; exit 2; }
+[[ "$reserve" =~ ^(0|[1-9][0-9]{0,8})$ ]] \
+    || { echo "gpu-check: RSLORA_BENCH_RESERVE_S=$reserve is not a whole number of seconds (0 or more)" >&2; exit 2; }
 logdir="$(mkdir -p "$1" && cd "$1" && pwd)" || { echo "gpu-check: cannot create LOGDIR $1" >&2; exit 2; }
 force="${2:-}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -53,8 +63,6 @@ if ! table_err="$(native-build/kernel-table.sh check 2>&1 >/dev/null)"; then
     echo "gpu-check: ${table_err:-native-build/kernel-table.sh check failed}" >&2
     exit 2
 fi
-budget="${RSLORA_CHECK_BUDGET_S:-480}"
-reserve="${RSLORA_BENCH_RESERVE_S:-150}"  # kept for step 6 until it starts
 t_start=$(date +%s)
 rows=()
 overall=0

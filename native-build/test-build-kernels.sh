@@ -10,7 +10,8 @@
 # kernel absent from the SASS fail. kernel-table.sh: (9) a malformed table prints no row and names the
 # line, sizes beyond a Java int are malformed, a step or grid rule not in the header's lists is refused
 # naming it, and check-sass.sh refuses such a table. (10) gpu-check.sh, gpu-bench.sh and check-sass.sh
-# refuse bad arguments before doing anything. Prints "N passed, N failed".
+# refuse bad arguments, and the GPU scripts numeric environment knobs that are not whole numbers, before
+# doing anything. Prints "N passed, N failed".
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 work="$(mktemp -d)"
@@ -291,6 +292,35 @@ check "gpu-bench: a LOGDIR it cannot create is named" bash -c "test $rc -eq 2 &&
 "$here/check-sass.sh" "$work/afile/out" >"$work/g5.log" 2>&1
 rc=$?
 check "check-sass: an OUTDIR it cannot create is named" bash -c "test $rc -eq 2 && grep -q 'cannot create OUTDIR $work/afile/out' '$work/g5.log'"
+
+# numeric knobs that are not whole numbers of seconds are refused naming the variable and the value, before
+# LOGDIR is made (bash arithmetic read "8m" or "abc" as 0, or failed mid-run; "0480" as octal)
+knob() {  # case script variable value: exit 2, the variable and value named, no LOGDIR
+    local c="$1" script="$2" var="$3" val="$4"
+    (cd "$root" && env "$var=$val" "native-build/$script" "$work/$c") >"$work/$c.log" 2>&1
+    local r=$?
+    test "$r" -eq 2 && grep -qF "$var=$val is not" "$work/$c.log" && test ! -e "$work/$c"
+}
+check "gpu-check: RSLORA_CHECK_BUDGET_S=8m is refused" knob k1 gpu-check.sh RSLORA_CHECK_BUDGET_S 8m
+check "gpu-check: RSLORA_CHECK_BUDGET_S=0 is refused" knob k2 gpu-check.sh RSLORA_CHECK_BUDGET_S 0
+check "gpu-check: RSLORA_CHECK_BUDGET_S=0480 is refused" knob k3 gpu-check.sh RSLORA_CHECK_BUDGET_S 0480
+check "gpu-check: RSLORA_BENCH_RESERVE_S=-5 is refused" knob k4 gpu-check.sh RSLORA_BENCH_RESERVE_S -5
+check "gpu-check: RSLORA_BENCH_RESERVE_S=abc is refused" knob k5 gpu-check.sh RSLORA_BENCH_RESERVE_S abc
+check "gpu-bench: RSLORA_BENCH_BUDGET_S=abc is refused" knob k6 gpu-bench.sh RSLORA_BENCH_BUDGET_S abc
+check "gpu-bench: RSLORA_BENCH_BUDGET_S=99999999999999999999 is refused" knob k7 gpu-bench.sh RSLORA_BENCH_BUDGET_S 99999999999999999999
+check "gpu-bench: RSLORA_PEER_TIMEOUT_S=2.5 is refused" knob k8 gpu-bench.sh RSLORA_PEER_TIMEOUT_S 2.5
+check "gpu-bench: RSLORA_BENCH_R=16,,64 is refused" knob k9 gpu-bench.sh RSLORA_BENCH_R 16,,64
+check "gpu-bench: RSLORA_BENCH_N=8k is refused" knob k10 gpu-bench.sh RSLORA_BENCH_N 8k
+# valid values pass the check (seen by the next refusal: a LOGDIR it cannot create, checked after the knobs)
+(cd "$root" && RSLORA_CHECK_BUDGET_S=1 RSLORA_BENCH_RESERVE_S=0 native-build/gpu-check.sh "$work/afile/k11") >"$work/k11.log" 2>&1
+rc=$?
+check "gpu-check: RSLORA_CHECK_BUDGET_S=1 and RSLORA_BENCH_RESERVE_S=0 are accepted" \
+    bash -c "test $rc -eq 2 && grep -q 'cannot create LOGDIR' '$work/k11.log' && ! grep -q ' is not ' '$work/k11.log'"
+RSLORA_BENCH_BUDGET_S=900 RSLORA_PEER_TIMEOUT_S=60 RSLORA_BENCH_N=2048,8192 RSLORA_BENCH_D=4096 RSLORA_BENCH_R=16 \
+    "$here/gpu-bench.sh" "$work/afile/k12" >"$work/k12.log" 2>&1
+rc=$?
+check "gpu-bench: valid budget, timeout and shape lists are accepted" \
+    bash -c "test $rc -eq 2 && grep -q 'cannot create LOGDIR' '$work/k12.log' && ! grep -q ' is not ' '$work/k12.log'"
 
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
