@@ -5,9 +5,14 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -15,7 +20,9 @@ import java.util.List;
  * Moves a GPU check's machine-readable files into the committed GPU folder (bench/raw/gpu): the
  * newer run replaces the older one as a whole, and only when it holds at least one GPU result
  * (a JMH result, a PEFT timing or a cuda/dev kernel timing), so a check that skipped or failed
- * everywhere leaves the previous results in place. README.md in the folder is kept.
+ * everywhere leaves the previous results in place. README.md in the folder is kept. The swap is
+ * two directory renames ({@link #replace}), so an interrupted import never leaves a folder of
+ * old and new files mixed.
  */
 final class GpuImport {
     /** What the import did. */
@@ -77,13 +84,19 @@ final class GpuImport {
 
     /**
      * The import: nothing changes unless LOGDIR holds GPU results and every file the report reads from it
-     * parses; the files are copied next to the GPU folder first and replace its old ones only then.
+     * parses; the new folder is built whole beside the GPU folder (the run's files, its README.md) and
+     * takes the GPU folder's place by renames only ({@link #replace}).
      */
     private static Outcome run(Path logDir, Path gpuRaw, String commitRecord) throws IOException {
         int results = countResults(logDir, "GPU check folder");
         if (Files.isDirectory(gpuRaw) && Files.isSameFile(logDir, gpuRaw)) {
             throw new IOException("GPU check folder " + logDir + " is " + gpuRaw + " itself, the folder an import replaces");
         }
+        if (Files.exists(gpuRaw, LinkOption.NOFOLLOW_LINKS) && !Files.isDirectory(gpuRaw, LinkOption.NOFOLLOW_LINKS)) {
+            throw new IOException("GPU folder " + gpuRaw + " is not a folder");
+        }
+        Path parent = gpuRaw.toAbsolutePath().getParent();
+        refuseLeftovers(parent, gpuRaw);
         if (results == 0) {
             return new Outcome(false, List.of(), "no GPU results in " + logDir + " (no JMH result, PEFT timing or cuda/dev kernel "
                     + "timing): kept the previous " + gpuRaw);
@@ -95,10 +108,15 @@ final class GpuImport {
                 files.add(f);
             }
         }
-        Files.createDirectories(gpuRaw);
-        Path stage = Files.createTempDirectory(gpuRaw.toAbsolutePath().getParent(), ".gpu-import-");
+        Files.createDirectories(parent);
+        Path stage = Files.createTempDirectory(parent, STAGE_PREFIX);
         List<String> names = new ArrayList<>();
+        String leftOver;
         try {
+            Path readme = gpuRaw.resolve("README.md");
+            if (Files.isRegularFile(readme)) {
+                Files.copy(readme, stage.resolve("README.md"));
+            }
             for (Path f : files) {
                 Files.copy(f, stage.resolve(f.getFileName().toString()));
                 names.add(f.getFileName().toString());
@@ -106,21 +124,90 @@ final class GpuImport {
             if (commitRecord != null) {
                 Files.writeString(stage.resolve(COMMIT_FILE), commitRecord, StandardCharsets.UTF_8);
             }
-            for (Path old : Results.files(gpuRaw, "")) {
-                if (!old.getFileName().toString().equals("README.md")) {
-                    Files.delete(old);
+            leftOver = replace(gpuRaw, stage);
+        } finally {
+            if (Files.exists(stage, LinkOption.NOFOLLOW_LINKS)) {
+                deleteTree(stage);  // not moved in: the GPU folder is as it was
+            }
+        }
+        return new Outcome(true, names, "imported " + results + " GPU results from " + logDir + " into " + gpuRaw + ": " + names
+                + (leftOver.isEmpty() ? "" : "; " + leftOver));
+    }
+
+    /** The folders an import makes beside the GPU folder: the new one it builds, the old one it renames aside. */
+    static final String STAGE_PREFIX = ".gpu-import-new-";
+    static final String ASIDE_PREFIX = ".gpu-import-old-";
+
+    /**
+     * Puts the complete folder {@code stage} (on the same file system) in {@code target}'s place by
+     * renames only: target, when it exists, is renamed aside ({@value #ASIDE_PREFIX}..., beside it),
+     * stage is renamed to target, then the old folder is deleted. Interrupted anywhere, target is
+     * whole: the old folder or the new one, never a mix; between the two renames it is absent and the
+     * old one lies whole beside it (the next import names it). A failed rename of stage puts the old
+     * folder back. Returns "" or why the old folder could not be deleted (target is the new one then).
+     */
+    static String replace(Path target, Path stage) throws IOException {
+        Path aside = null;
+        if (Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
+            aside = target.toAbsolutePath().getParent().resolve(ASIDE_PREFIX + ProcessHandle.current().pid() + "-" + System.nanoTime());
+            Files.move(target, aside, StandardCopyOption.ATOMIC_MOVE);
+        }
+        try {
+            Files.move(stage, target, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            if (aside != null) {
+                try {
+                    Files.move(aside, target, StandardCopyOption.ATOMIC_MOVE);
+                } catch (IOException back) {
+                    e.addSuppressed(back);
+                    throw new IOException("cannot move " + stage + " to " + target + " (" + e + "), nor the previous folder back from "
+                            + aside + " (" + back + "): move it back by hand", e);
                 }
             }
-            for (Path f : Results.files(stage, "")) {
-                Files.move(f, gpuRaw.resolve(f.getFileName().toString()), StandardCopyOption.REPLACE_EXISTING);
-            }
-        } finally {
-            for (Path f : Results.files(stage, "")) {
-                Files.deleteIfExists(f);
-            }
-            Files.deleteIfExists(stage);
+            throw e;
         }
-        return new Outcome(true, names, "imported " + results + " GPU results from " + logDir + " into " + gpuRaw + ": " + names);
+        if (aside != null) {
+            try {
+                deleteTree(aside);
+            } catch (IOException e) {
+                return "could not delete the previous folder " + aside + " (" + e + "): delete it before the next import";
+            }
+        }
+        return "";
+    }
+
+    /** A folder an earlier import renamed aside and did not delete (it was interrupted) is refused, named. */
+    private static void refuseLeftovers(Path parent, Path gpuRaw) throws IOException {
+        if (!Files.isDirectory(parent)) {
+            return;
+        }
+        try (DirectoryStream<Path> s = Files.newDirectoryStream(parent, ASIDE_PREFIX + "*")) {
+            for (Path p : s) {
+                throw new IOException("an interrupted GPU import left the previous GPU folder at " + p + ": "
+                        + (Files.exists(gpuRaw, LinkOption.NOFOLLOW_LINKS) ? "delete it (" + gpuRaw + " holds the import after it)"
+                                : "move it back to " + gpuRaw) + ", then import again");
+            }
+        }
+    }
+
+    /** Deletes a folder and everything in it (links themselves, never what they point to). */
+    private static void deleteTree(Path dir) throws IOException {
+        Files.walkFileTree(dir, new SimpleFileVisitor<>() {
+            @Override
+            public FileVisitResult visitFile(Path f, BasicFileAttributes attrs) throws IOException {
+                Files.delete(f);
+                return FileVisitResult.CONTINUE;
+            }
+
+            @Override
+            public FileVisitResult postVisitDirectory(Path d, IOException e) throws IOException {
+                if (e != null) {
+                    throw e;
+                }
+                Files.delete(d);
+                return FileVisitResult.CONTINUE;
+            }
+        });
     }
 
     /** Results in one file: JMH array elements, PEFT "timing" lines, cuda/dev "kernel" lines. */

@@ -356,6 +356,101 @@ class ResultsReportTest {
         String md = generate(raw, null);
         assertTrue(md.contains("| 8192 | 4096 | 16 | rslora cuda fused, CUDA graph"), md);
         assertThrows(IOException.class, () -> GpuImport.run(tmp.resolve("missing"), gpuRaw));
+        assertEquals(List.of("gpu"), names(raw), "the import's new and old folders are gone");
+    }
+
+    /** The entries of {@code dir}, folders and hidden ones included, sorted. */
+    private static List<String> names(Path dir) throws IOException {
+        try (var s = Files.list(dir)) {
+            return s.map(f -> f.getFileName().toString()).sorted().toList();
+        }
+    }
+
+    /**
+     * The GPU folder is replaced as a whole or not at all: here a folder where a file of the run goes
+     * (peft.jsonl) used to stop a file-by-file replacement half-way, the old files deleted and only
+     * some new ones moved in; the new folder is now built beside it and renamed into place.
+     */
+    @Test
+    void anImportReplacesTheWholeGpuFolderOrNothing() throws IOException {
+        Path raw = tmp.resolve("raw");
+        Path gpuRaw = raw.resolve("gpu");
+        Synthetic.gpu(gpuRaw);
+        Files.writeString(gpuRaw.resolve("README.md"), "kept");
+        Files.writeString(gpuRaw.resolve("jmh-gpu-r64.json"), "[]");
+        Files.writeString(gpuRaw.resolve("commit.txt"), "commit: 0000000\n");
+        Files.delete(gpuRaw.resolve("peft.jsonl"));
+        Files.createDirectories(gpuRaw.resolve("peft.jsonl"));
+        Files.writeString(gpuRaw.resolve("peft.jsonl/stray"), "in the way");
+        var before = snapshot(raw);
+        Path check = tmp.resolve("check");
+        Synthetic.gpu(check);
+        Files.writeString(check.resolve("summary.txt"), "rslora gpu-check newer");
+        GpuImport.Outcome o;
+        try {
+            o = GpuImport.run(check, gpuRaw);
+        } catch (IOException e) {
+            assertEquals(before, snapshot(raw), "a refused import changed the GPU folder: " + e);
+            throw new AssertionError("the import was refused: " + e, e);
+        }
+        assertTrue(o.imported(), o.message());
+        assertEquals(List.of("BUNDLE.txt", "README.md", "dev-bench-v1.jsonl", "gpu-clocks.csv", "gpu-info.csv", "java-events.jsonl",
+                "jmh-gpu-r16.json", "peft.jsonl", "summary.txt"), names(gpuRaw));
+        assertEquals("kept", Files.readString(gpuRaw.resolve("README.md")));
+        assertEquals("rslora gpu-check newer", Files.readString(gpuRaw.resolve("summary.txt")));
+        assertEquals(Files.readString(check.resolve("peft.jsonl")), Files.readString(gpuRaw.resolve("peft.jsonl")));
+        assertEquals(List.of("gpu"), names(raw), "the import's new and old folders are gone");
+    }
+
+    /** The swap alone: when the new folder cannot be renamed in, the old one is put back whole. */
+    @Test
+    void replaceRestoresTheOldFolderWhenTheNewOneCannotMoveIn() throws IOException {
+        Path raw = tmp.resolve("raw");
+        Path gpuRaw = raw.resolve("gpu");
+        Synthetic.gpu(gpuRaw);
+        var before = snapshot(raw);
+        assertThrows(IOException.class, () -> GpuImport.replace(gpuRaw, raw.resolve(GpuImport.STAGE_PREFIX + "missing")));
+        assertEquals(before, snapshot(raw));
+        assertEquals(List.of("gpu"), names(raw));
+        // and when it can: the stage becomes the folder, the old one is deleted
+        Path stage = Files.createDirectories(raw.resolve(GpuImport.STAGE_PREFIX + "1"));
+        Files.writeString(stage.resolve("summary.txt"), "new");
+        assertEquals("", GpuImport.replace(gpuRaw, stage));
+        assertEquals(List.of("summary.txt"), names(gpuRaw));
+        assertEquals(List.of("gpu"), names(raw));
+        // a target that does not exist yet is just the rename
+        Path fresh = tmp.resolve("fresh");
+        Files.createDirectories(fresh);
+        Path stage2 = Files.createDirectories(fresh.resolve(GpuImport.STAGE_PREFIX + "2"));
+        assertEquals("", GpuImport.replace(fresh.resolve("gpu"), stage2));
+        assertEquals(List.of("gpu"), names(fresh));
+    }
+
+    /** An import interrupted between its two renames left the old folder beside the GPU folder's place: named, nothing touched. */
+    @Test
+    void aFolderAnInterruptedImportLeftIsNamed() throws IOException {
+        Path raw = tmp.resolve("raw");
+        Path aside = raw.resolve(GpuImport.ASIDE_PREFIX + "42-1");
+        Synthetic.gpu(aside);
+        Path check = tmp.resolve("check");
+        Synthetic.gpu(check);
+        var before = snapshot(raw);
+        IOException e = assertThrows(IOException.class, () -> GpuImport.run(check, raw.resolve("gpu")));
+        assertTrue(e.getMessage().contains("left the previous GPU folder at " + aside.toAbsolutePath() + ": move it back to "),
+                e.getMessage());
+        assertEquals(before, snapshot(raw));
+        Synthetic.gpu(raw.resolve("gpu"));
+        var both = snapshot(raw);
+        e = assertThrows(IOException.class, () -> GpuImport.run(check, raw.resolve("gpu")));
+        assertTrue(e.getMessage().contains(aside.toAbsolutePath() + ": delete it"), e.getMessage());
+        assertEquals(both, snapshot(raw));
+        // a file where the GPU folder goes is not replaced either
+        Path other = tmp.resolve("other");
+        Files.createDirectories(other);
+        Files.writeString(other.resolve("gpu"), "a file");
+        e = assertThrows(IOException.class, () -> GpuImport.run(check, other.resolve("gpu")));
+        assertTrue(e.getMessage().endsWith("gpu is not a folder"), e.getMessage());
+        assertEquals("a file", Files.readString(other.resolve("gpu")));
     }
 
     /** Every file of {@code dir} with its content, for "nothing changed" checks. */
