@@ -38,17 +38,10 @@ if [[ $# -ne 1 || "$1" == -* ]]; then
     echo "usage: $0 LOGDIR" >&2
     exit 2
 fi
-# the numeric knobs, before anything is made or run: bash arithmetic reads "7m" or "abc" as 0 (or fails
-# mid-run), and "0420" as octal; an empty rank in a list would run JMH with -p r=
-for knob in RSLORA_BENCH_BUDGET_S RSLORA_PEER_TIMEOUT_S; do
-    v="${!knob:-}"
-    [[ -z "$v" || "$v" =~ ^[1-9][0-9]{0,8}$ ]] || { echo "gpu-bench: $knob=$v is not a positive whole number of seconds" >&2; exit 2; }
-done
-for knob in RSLORA_BENCH_N RSLORA_BENCH_D RSLORA_BENCH_R; do
-    v="${!knob:-}"
-    [[ -z "$v" || "$v" =~ ^[1-9][0-9]{0,8}(,[1-9][0-9]{0,8})*$ ]] \
-        || { echo "gpu-bench: $knob=$v is not a comma list of positive integers" >&2; exit 2; }
-done
+# the numeric knobs (native-build/knobs.sh), before anything is made or run
+# shellcheck source=knobs.sh
+. "$(dirname "${BASH_SOURCE[0]}")/knobs.sh"
+knob_check_bench gpu-bench
 logdir="$(mkdir -p "$1" && cd "$1" && pwd)" || { echo "gpu-bench: cannot create LOGDIR $1" >&2; exit 2; }
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

@@ -46,14 +46,15 @@ if [[ $# -lt 1 || $# -gt 2 || "$1" == -* || ( $# -eq 2 && "$2" != --force ) ]]; 
     echo "usage: $0 LOGDIR [--force]" >&2
     exit 2
 fi
-# the numeric knobs, before anything is made or run: bash arithmetic reads "8m" or "abc" as 0 (or
-# fails mid-run), and "0480" as octal
+# the numeric knobs (native-build/knobs.sh), before anything is made or run; gpu-bench's too, which
+# step 6 would otherwise refuse only after the steps before it had spent their minutes
+# shellcheck source=knobs.sh
+. "$(dirname "${BASH_SOURCE[0]}")/knobs.sh"
+knob_seconds gpu-check RSLORA_CHECK_BUDGET_S
+knob_seconds gpu-check RSLORA_BENCH_RESERVE_S 0
+knob_check_bench gpu-check
 budget="${RSLORA_CHECK_BUDGET_S:-480}"
 reserve="${RSLORA_BENCH_RESERVE_S:-150}"  # kept for step 6 until it starts
-[[ "$budget" =~ ^[1-9][0-9]{0,8}$ ]] \
-    || { echo "gpu-check: RSLORA_CHECK_BUDGET_S=$budget is not a positive whole number of seconds" >&2; exit 2; }
-[[ "$reserve" =~ ^(0|[1-9][0-9]{0,8})$ ]] \
-    || { echo "gpu-check: RSLORA_BENCH_RESERVE_S=$reserve is not a whole number of seconds (0 or more)" >&2; exit 2; }
 logdir="$(mkdir -p "$1" && cd "$1" && pwd)" || { echo "gpu-check: cannot create LOGDIR $1" >&2; exit 2; }
 force="${2:-}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -311,6 +311,9 @@ check "gpu-bench: RSLORA_BENCH_BUDGET_S=99999999999999999999 is refused" knob k7
 check "gpu-bench: RSLORA_PEER_TIMEOUT_S=2.5 is refused" knob k8 gpu-bench.sh RSLORA_PEER_TIMEOUT_S 2.5
 check "gpu-bench: RSLORA_BENCH_R=16,,64 is refused" knob k9 gpu-bench.sh RSLORA_BENCH_R 16,,64
 check "gpu-bench: RSLORA_BENCH_N=8k is refused" knob k10 gpu-bench.sh RSLORA_BENCH_N 8k
+# gpu-check refuses gpu-bench's knobs too, before its first step rather than at step 6
+check "gpu-check: RSLORA_BENCH_R=16,,64 is refused up front" knob k13 gpu-check.sh RSLORA_BENCH_R 16,,64
+check "gpu-check: RSLORA_BENCH_BUDGET_S=7m is refused up front" knob k14 gpu-check.sh RSLORA_BENCH_BUDGET_S 7m
 # valid values pass the check (seen by the next refusal: a LOGDIR it cannot create, checked after the knobs)
 (cd "$root" && RSLORA_CHECK_BUDGET_S=1 RSLORA_BENCH_RESERVE_S=0 native-build/gpu-check.sh "$work/afile/k11") >"$work/k11.log" 2>&1
 rc=$?
