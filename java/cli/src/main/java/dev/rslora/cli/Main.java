@@ -14,6 +14,9 @@ import picocli.CommandLine.Command;
                 InfoCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
+    /** The JDK's message when malloc refuses an off-heap allocation (Arena.allocate, Unsafe.allocateMemory). */
+    private static final java.util.regex.Pattern OFF_HEAP = java.util.regex.Pattern.compile("Unable to allocate (\\d+) bytes");
+
     /** Instantiated by picocli as the top-level command; run the CLI with {@link #run}. */
     public Main() {
     }
@@ -95,13 +98,42 @@ public final class Main {
         if (ex instanceof java.nio.file.AccessDeniedException e) {
             return "permission denied: " + e.getFile();
         }
-        if (ex instanceof OutOfMemoryError) {
-            return "out of memory (raise -Xmx via RSLORA_JAVA_OPTS): " + ex.getMessage();
+        if (ex instanceof OutOfMemoryError e) {
+            return outOfMemory(e);
         }
         String m = ex.getMessage();
         if (m == null || m.isBlank()) {
             m = ex.getClass().getSimpleName();
         }
         return m.replace('\n', ' ').replace('\r', ' ');
+    }
+
+    /**
+     * An OutOfMemoryError with the hint that fits where the memory ran out. Tensors live off the
+     * Java heap (an {@link java.lang.foreign.Arena} allocates them with malloc), so raising -Xmx
+     * helps only when the heap itself is full; the JDK says which it was in the message:
+     * "Unable to allocate N bytes" (malloc refused an off-heap segment: the machine's memory is the
+     * limit), "Cannot reserve N bytes of direct buffer memory (…)" (the -XX:MaxDirectMemorySize
+     * budget of direct buffers and auto arenas), "Java heap space" / "GC overhead limit exceeded"
+     * (the heap: -Xmx), "Requested array size exceeds VM limit" (one Java array longer than any
+     * heap can hold).
+     */
+    static String outOfMemory(OutOfMemoryError e) {
+        String m = e.getMessage() == null ? "" : e.getMessage().replace('\n', ' ').replace('\r', ' ').strip();
+        java.util.regex.Matcher offHeap = OFF_HEAP.matcher(m);
+        if (offHeap.matches()) {
+            return "out of memory: off-heap allocation of " + offHeap.group(1) + " bytes failed (tensors live outside the Java "
+                    + "heap: the machine's free memory or a ulimit/container limit bounds them, not -Xmx)";
+        }
+        if (m.startsWith("Cannot reserve ") && m.contains("direct buffer memory")) {
+            return "out of memory: " + m + " (raise -XX:MaxDirectMemorySize via RSLORA_JAVA_OPTS)";
+        }
+        if (m.equals("Java heap space") || m.equals("GC overhead limit exceeded")) {
+            return "out of memory: " + m + " (raise -Xmx via RSLORA_JAVA_OPTS)";
+        }
+        if (m.equals("Requested array size exceeds VM limit")) {
+            return "out of memory: " + m + " (one Java array longer than the JVM allows; -Xmx does not help)";
+        }
+        return "out of memory: " + (m.isEmpty() ? "the JVM gave no detail" : m);
     }
 }
