@@ -435,7 +435,10 @@ public final class Tensor {
      * @return true when at least one byte of the two tensors is the same memory (an empty tensor overlaps nothing)
      */
     public boolean overlaps(Tensor other) {
-        return other != null && readOnly.asOverlappingSlice(other.readOnly).isPresent();
+        // zero bytes share no memory; asOverlappingSlice alone reports an empty segment whose address
+        // lies strictly inside the other one as overlapping
+        return other != null && readOnly.byteSize() > 0 && other.readOnly.byteSize() > 0
+                && readOnly.asOverlappingSlice(other.readOnly).isPresent();
     }
 
     /**

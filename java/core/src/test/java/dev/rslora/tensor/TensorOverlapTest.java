@@ -19,6 +19,10 @@ class TensorOverlapTest {
             assertTrue(x.overlaps(Tensor.wrap(x.segment().asSlice(60, 4), DType.F32, 1)), "its last element");
             assertTrue(Tensor.wrap(x.readOnlySegment(), DType.F32, 16).overlaps(x), "a read-only view");
             assertFalse(x.overlaps(Tensor.wrap(x.segment().asSlice(0, 0), DType.F32, 0)), "an empty tensor overlaps nothing");
+            Tensor emptyInside = Tensor.wrap(x.segment().asSlice(20, 0), DType.F32, 0);
+            assertFalse(x.overlaps(emptyInside), "not even one that starts inside the other");
+            assertFalse(emptyInside.overlaps(x), "either way round");
+            assertFalse(emptyInside.overlaps(emptyInside), "nor itself");
             assertFalse(x.overlaps(other));
             assertFalse(x.overlaps(null));
         }
