@@ -1,13 +1,13 @@
 package dev.rslora.train;
 
 import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Overlap;
 import dev.rslora.tensor.Tensor;
 
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
-import java.util.Comparator;
-import java.util.List;
+import java.util.Optional;
 
 /**
  * Global gradient-norm clipping with the semantics of {@code torch.nn.utils.clip_grad_norm_}
@@ -71,44 +71,22 @@ public final class GradClip {
     }
 
     /**
-     * The gradients as an array, refusing a null and two that share memory: once per call, native
-     * tensors by one sweep over their start addresses (O(k log k)), heap-backed ones pairwise.
+     * The gradients as an array, refusing a null and two that share memory: once per call, by
+     * {@link Overlap#find} (a sort of the k start and end addresses, O(k log k)).
      */
     private static Tensor[] checked(Collection<Tensor> grads) {
         if (grads == null) {
             throw new IllegalArgumentException("grads is null");
         }
         Tensor[] all = grads.toArray(new Tensor[0]);
-        List<Integer> natives = new ArrayList<>();
-        List<Integer> heap = new ArrayList<>();
         for (int i = 0; i < all.length; i++) {
             if (all[i] == null) {
                 throw new IllegalArgumentException("grads[" + i + "] is null");
             }
-            MemorySegment s = all[i].readOnlySegment();
-            if (s.byteSize() > 0) {
-                (s.isNative() ? natives : heap).add(i);
-            }
         }
-        natives.sort(Comparator.comparingLong((Integer i) -> all[i].readOnlySegment().address()).thenComparingInt(i -> i));
-        int furthest = -1;     // of the tensors before this one (by address), the one whose memory ends last
-        long end = 0;
-        for (int i : natives) {
-            MemorySegment s = all[i].readOnlySegment();
-            if (furthest >= 0 && s.address() < end) {
-                throw shared(all, Math.min(i, furthest), Math.max(i, furthest));
-            }
-            if (furthest < 0 || s.address() + s.byteSize() > end) {
-                furthest = i;
-                end = s.address() + s.byteSize();
-            }
-        }
-        for (int a = 0; a < heap.size(); a++) {
-            for (int b = 0; b < a; b++) {
-                if (all[heap.get(a)].overlaps(all[heap.get(b)])) {
-                    throw shared(all, Math.min(heap.get(a), heap.get(b)), Math.max(heap.get(a), heap.get(b)));
-                }
-            }
+        Optional<Overlap> clash = Overlap.find(Arrays.asList(all));
+        if (clash.isPresent()) {
+            throw shared(all, clash.get().first(), clash.get().second());
         }
         return all;
     }

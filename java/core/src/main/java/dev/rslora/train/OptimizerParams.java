@@ -1,6 +1,7 @@
 package dev.rslora.train;
 
 import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Overlap;
 import dev.rslora.tensor.Tensor;
 
 import java.lang.foreign.Arena;
@@ -9,6 +10,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 import java.util.function.Consumer;
 
@@ -60,23 +62,29 @@ final class OptimizerParams implements AutoCloseable {
     /**
      * Refuses two parameters whose tensors share memory (the same value twice would be updated twice
      * per step; a value that is another's gradient would change that gradient mid-step; a shared
-     * gradient would be clipped twice). Once, at construction: (2n)² cheap range comparisons.
+     * gradient would be clipped twice). Once, at construction, by {@link Overlap#find} over the
+     * values and gradients in order (value 0, grad 0, value 1, …): the message names the later
+     * parameter of the first clash and the earlier one it shares memory with.
      */
     private static void checkDisjoint(List<Parameter> params) {
-        for (int i = 0; i < params.size(); i++) {
-            Parameter p = params.get(i);
-            for (int j = 0; j < i; j++) {
-                Parameter q = params.get(j);
-                String clash = p.value().overlaps(q.value()) ? "value shares memory with the value"
-                        : p.value().overlaps(q.grad()) ? "value shares memory with the grad"
-                        : p.grad().overlaps(q.value()) ? "grad shares memory with the value"
-                        : p.grad().overlaps(q.grad()) ? "grad shares memory with the grad" : null;
-                if (clash != null) {
-                    throw new IllegalArgumentException("parameter '" + p.name() + "': its " + clash + " of parameter '"
-                            + q.name() + "'; each parameter needs its own value and gradient tensors");
-                }
-            }
+        List<Tensor> tensors = new ArrayList<>(2 * params.size());
+        for (Parameter p : params) {
+            tensors.add(p.value());
+            tensors.add(p.grad());
         }
+        Optional<Overlap> clash = Overlap.find(tensors);
+        if (clash.isPresent()) {
+            int later = clash.get().second();
+            int earlier = clash.get().first();
+            throw new IllegalArgumentException("parameter '" + params.get(later / 2).name() + "': its " + role(later)
+                    + " shares memory with the " + role(earlier) + " of parameter '" + params.get(earlier / 2).name()
+                    + "'; each parameter needs its own value and gradient tensors");
+        }
+    }
+
+    /** "value" or "grad": what entry i of the list of {@link #checkDisjoint} is. */
+    private static String role(int i) {
+        return i % 2 == 0 ? "value" : "grad";
     }
 
     /** The arena of the masters, for the optimizer's state; closed by {@link #close()}. */

@@ -108,6 +108,23 @@ class GradClipTest {
         }
     }
 
+    /**
+     * Of several clashes, the message names the first in list order (the smallest later index, then
+     * the smallest earlier one), not the one at the lowest address: the same list gives the same
+     * message whatever memory its tensors were given.
+     */
+    @Test
+    void ofSeveralSharedGradientsTheFirstInListOrderIsNamed() {
+        try (Arena arena = Arena.ofShared()) {
+            Tensor buffer = Tensor.allocate(arena, DType.F32, 4);
+            Tensor high = Tensor.wrap(buffer.segment().asSlice(8, 8), DType.F32, 2);
+            Tensor low = Tensor.wrap(buffer.segment().asSlice(0, 8), DType.F32, 2);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> GradClip.globalNorm(List.of(high, low, high, low)));
+            assertTrue(e.getMessage().startsWith("grads[2] Tensor[2] F32 shares memory with grads[0] Tensor[2] F32"), e.getMessage());
+        }
+    }
+
     @Test
     void optimizerClipsItsOwnGradients() {
         try (Arena arena = Arena.ofShared()) {
