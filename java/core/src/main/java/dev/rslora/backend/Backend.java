@@ -14,11 +14,13 @@ import dev.rslora.tensor.Tensor;
  * by several layers, but one layer call at a time per thread.
  *
  * <p>Outputs (Y, U, dX, dA, dB, merge's W) must not share memory with an input or another output.
- * The reference and cpu backends check every argument once per call, before any work
- * ({@link BackendChecks}): a tensor of the wrong shape, a missing one, or an aliased output is refused
- * with an {@link IllegalArgumentException} naming it. The cuda backend checks shapes only (it copies
- * host tensors in and out); the layer ({@code dev.rslora.core.LoraLinear}) refuses aliased outputs
- * whatever the backend.
+ * Every backend (reference, cpu, cuda) checks every argument once per call, before any work
+ * ({@link BackendChecks}): a tensor of the wrong shape, a missing one, a U that is not F32, a γ that
+ * is not finite, or an aliased output is refused with an {@link IllegalArgumentException} naming it.
+ * The contract is the same for all: the cuda backend, which stages host tensors in and out, would
+ * compute an output that aliases an input correctly, but refuses it too, so that a call accepted by
+ * one backend is accepted by every other. The layer ({@code dev.rslora.core.LoraLinear}) refuses
+ * aliased outputs itself, before it calls the backend.
  */
 public interface Backend {
 

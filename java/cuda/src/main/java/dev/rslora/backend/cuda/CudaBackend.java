@@ -1,6 +1,7 @@
 package dev.rslora.backend.cuda;
 
 import dev.rslora.backend.Backend;
+import dev.rslora.backend.BackendChecks;
 import dev.rslora.backend.FrozenWeight;
 import dev.rslora.backend.LoraParams;
 import dev.rslora.backend.GradMode;
@@ -25,6 +26,13 @@ import java.util.List;
  * (inputs widened exactly, outputs rounded once); A, B, U, V, dA, dB are f32 on the device and
  * rounded once to their host dtype. dA and dB are reduced over N in a fixed order (deterministic).
  * Calls are serialised (synchronized): one device, one stream.
+ *
+ * <p>Arguments: {@link #prepare}, {@link #forward}, {@link #backward} and {@link #merge} run
+ * {@link BackendChecks} first, as the other backends do, so they refuse what the contract refuses
+ * (a shape, U not F32, γ not finite, an output sharing memory with an input or another output)
+ * with the same message. Staging alone would make an output that aliases an input harmless here
+ * (every upload precedes every download), but not two outputs over one buffer (the later download
+ * overwrites the earlier); the contract refuses both, for every backend alike.
  */
 public final class CudaBackend implements Backend, AutoCloseable {
     /** Upper bound for the split-over-N partials of dA and dB, MiB (property {@code rslora.cuda.workspaceMiB}). */
@@ -417,11 +425,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public synchronized FrozenWeight prepare(Tensor weight, Tensor bias) {
         enter();
-        requireRank("weight", weight, 2);
-        if (bias != null && !(bias.rank() == 1 && bias.dim(0) == weight.dim(0))) {
-            throw new IllegalArgumentException("bias shape " + bias.shapeString() + " does not match weight "
-                    + weight.shapeString() + ": expected [" + weight.dim(0) + "]");
-        }
+        BackendChecks.prepare(weight, bias);
         ResidentTensor w = new ResidentTensor(io, weight);
         try {
             ResidentTensor b = bias == null ? null : new ResidentTensor(io, bias);
@@ -443,19 +447,10 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public synchronized void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
         enter();
         CudaFrozenWeight fw = own(w);
-        checkCommon(p, fw);
-        require("x", x, p.n(), p.dIn());
-        require("y", y, p.n(), p.dOut());
+        BackendChecks.forward(p, fw, x, a, b, u, y);
         ResidentTensor bias = fw.residentBias();
         DType t = computeType(fw, bias, x, y);
         boolean lora = p.adapterActive();
-        if (lora) {
-            require("lora_A", a, p.rank(), p.dIn());
-            require("lora_B", b, p.dOut(), p.rank());
-            if (u != null) {
-                require("u", u, p.n(), p.rank());
-            }
-        }
         LoraKernels.Dropout drop = dropout(p);
         try (DeviceBuffer dx = io.upload(x, t);
              DeviceBuffer da = lora ? io.upload(a, DType.F32) : null;
@@ -492,11 +487,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
                                       Tensor dx, Tensor gradA, Tensor gradB) {
         enter();
         CudaFrozenWeight fw = own(w);
-        checkCommon(p, fw);
-        require("grad_y", dy, p.n(), p.dOut());
-        if (dx != null) {
-            require("grad_x", dx, p.n(), p.dIn());
-        }
+        BackendChecks.backward(p, fw, x, a, b, u, dy, dx, gradA, gradB, true);  // U is read, not recomputed
         boolean lora = p.adapterActive();
         DType t = computeType(fw, null, lora ? x : null, dy, dx);
         if (!lora) {
@@ -516,12 +507,6 @@ public final class CudaBackend implements Backend, AutoCloseable {
             }
             return;
         }
-        require("x", x, p.n(), p.dIn());
-        require("lora_A", a, p.rank(), p.dIn());
-        require("lora_B", b, p.dOut(), p.rank());
-        require("u", u, p.n(), p.rank());
-        require("grad_A", gradA, p.rank(), p.dIn());
-        require("grad_B", gradB, p.dOut(), p.rank());
         int n = p.n();
         int r = p.rank();
         long wsBytes = LoraKernels.workspaceBytes(n, p.dIn(), p.dOut(), r, workspaceCapBytes);
@@ -569,16 +554,11 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public synchronized void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign) {
         enter();
         CudaFrozenWeight fw = own(w);
-        if (sign != 1 && sign != -1) {
-            throw new IllegalArgumentException("sign must be +1 (merge) or -1 (unmerge), got " + sign);
-        }
+        BackendChecks.merge(fw, a, b, gamma, sign);
         ResidentTensor wt = fw.residentWeight();
         int dOut = (int) wt.host().dim(0);
         int dIn = (int) wt.host().dim(1);
-        requireRank("lora_A", a, 2);
         int r = (int) a.dim(0);
-        require("lora_A", a, r, dIn);
-        require("lora_B", b, dOut, r);
         try (DeviceBuffer da = io.upload(a, DType.F32); DeviceBuffer db = io.upload(b, DType.F32)) {
             kernels.merge(wt.dtype(), wt.primary(), db, da, dOut, dIn, r, (float) (sign * gamma));
             wt.invalidateConversions();
@@ -610,27 +590,6 @@ public final class CudaBackend implements Backend, AutoCloseable {
                     + " was not prepared by this cuda backend");
         }
         return fw;
-    }
-
-    private static void checkCommon(LoraParams p, CudaFrozenWeight fw) {
-        Tensor wt = fw.weight();
-        if (wt.dim(0) != p.dOut() || wt.dim(1) != p.dIn()) {
-            throw new IllegalArgumentException("weight " + wt.shapeString() + " does not match params d_out="
-                    + p.dOut() + " d_in=" + p.dIn());
-        }
-    }
-
-    private static void requireRank(String name, Tensor t, int rank) {
-        if (t == null || t.rank() != rank) {
-            throw new IllegalArgumentException(name + " must be " + rank + "-D, got " + (t == null ? "null" : t.shapeString()));
-        }
-    }
-
-    private static void require(String name, Tensor t, long... shape) {
-        if (t == null || !t.sameShape(shape)) {
-            throw new IllegalArgumentException(name + " shape " + (t == null ? "null" : t.shapeString())
-                    + " != expected " + Arrays.toString(shape));
-        }
     }
 
     private void enter() {
