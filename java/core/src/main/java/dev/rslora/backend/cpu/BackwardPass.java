@@ -148,7 +148,7 @@ final class BackwardPass {
         }, parallel);
         if (byRows) {
             int rows = Split.chunkRows(n, workers, dIn, dOut);
-            pool.run((n + rows - 1) / rows, (wk, c) -> chunk(scratch[wk], c * rows, Math.min(n, (c + 1) * rows)), parallel);
+            pool.run(Split.chunks(n, rows), (wk, c) -> chunk(scratch[wk], c * rows, Split.chunkEnd(c, rows, n)), parallel);
         }
         int groupPanels = Split.NC / NR;
         int inGroups = (Panels.panels(dIn) + groupPanels - 1) / groupPanels;

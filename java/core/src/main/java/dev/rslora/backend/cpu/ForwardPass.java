@@ -97,7 +97,7 @@ final class ForwardPass {
         }, parallel);
         if (Split.byRows(n, workers)) {
             int rows = Split.chunkRows(n, workers, dIn, dOut);
-            pool.run((n + rows - 1) / rows, (wk, c) -> chunk(scratch[wk], c * rows, Math.min(n, (c + 1) * rows)), parallel);
+            pool.run(Split.chunks(n, rows), (wk, c) -> chunk(scratch[wk], c * rows, Split.chunkEnd(c, rows, n)), parallel);
         } else {
             // U's r panels first, then Y's d_out panels, which wait for all of U (one job)
             int uUnits = active ? Panels.panels(r) : 0;

@@ -45,10 +45,23 @@ final class Split {
      */
     static int chunkRows(int n, int workers, int dIn, int dOut) {
         int mc = Panels.bytes(dOut, dIn) > W_CACHED_BYTES ? streamedRows(dIn, dOut) : MC;
-        int chunks = (n + mc - 1) / mc;
-        chunks = Math.max(chunks, Math.min(2 * workers, (n + MC - 1) / MC));
+        int chunks = chunks(n, mc);
+        chunks = Math.max(chunks, Math.min(2 * workers, chunks(n, MC)));
         chunks = (chunks + workers - 1) / workers * workers;
-        return Math.min(mc, padRows((n + chunks - 1) / chunks));
+        return Math.min(mc, padRows(chunks(n, chunks)));
+    }
+
+    /**
+     * Chunks of {@code rows} rows that cover n rows, ⌈n / rows⌉: in long, since n + rows − 1
+     * passes 2^31 for n near Integer.MAX_VALUE (a forward of that many rows needs no n-sized heap buffer).
+     */
+    static int chunks(int n, int rows) {
+        return (int) ((n + (long) rows - 1) / rows);
+    }
+
+    /** The end of chunk {@code c} of {@code rows} rows out of n: min(n, (c + 1)·rows), the product in long. */
+    static int chunkEnd(int c, int rows, int n) {
+        return (int) Math.min(n, (c + 1L) * rows);
     }
 
     /** The chunk limit with a streamed W: MC_STREAMED rows, fewer (whole tiles, at least MC) past CHUNK_BYTES. */

@@ -65,4 +65,25 @@ class SplitTest {
             }
         }
     }
+
+    @Test
+    void rowCountsNearIntMaxAreCutWithoutOverflow() {
+        // n + rows − 1 passes 2^31 here: chunkRows gave −56 rows, and the pass's chunk loop wrapped
+        int[] ns = {Integer.MAX_VALUE, Integer.MAX_VALUE - 1, Integer.MAX_VALUE - 100, Integer.MAX_VALUE - 300};
+        int[][] dims = {{1, 1}, {4096, 4096}, {4096, 128_000}};
+        for (int n : ns) {
+            for (int workers = 1; workers <= 3; workers++) {
+                for (int[] d : dims) {
+                    int rows = Split.chunkRows(n, workers, d[0], d[1]);
+                    String ctx = "n=" + n + " workers=" + workers + " d_in=" + d[0] + " d_out=" + d[1] + ": " + rows + " rows";
+                    assertTrue(rows >= MicroKernel.MR && rows <= Split.MC_STREAMED && rows % MicroKernel.MR == 0, ctx);
+                    int chunks = Split.chunks(n, rows);
+                    assertEquals((n + (long) rows - 1) / rows, chunks, ctx);
+                    assertEquals(n, Split.chunkEnd(chunks - 1, rows, n), ctx + ": the last chunk ends at n");
+                    assertEquals((long) (chunks - 1) * rows, Split.chunkEnd(chunks - 2, rows, n), ctx + ": the others are whole");
+                    assertTrue(Split.chunkEnd(chunks - 1, rows, n) - (long) (chunks - 1) * rows >= 1, ctx + ": the last chunk is not empty");
+                }
+            }
+        }
+    }
 }
