@@ -36,7 +36,8 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  * Tensors must live in shared (or global) arenas for the workers to read them; otherwise the
  * call runs every worker's share on the calling thread, with identical results. Calls on one
  * instance are serialised. {@code -Drslora.cpu.vectorBits=256|128|0} forces a narrower tile
- * shape (0: scalar code).
+ * shape (0: scalar code). Shapes whose heap scratch would not fit a Java array are refused up front
+ * ({@link CpuLimits}): chiefly a backward with n·r near 2^31, whose forward may run.
  */
 public final class CpuBackend implements Backend, AutoCloseable {
     private final WorkerPool pool;
@@ -101,6 +102,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
     @Override
     public FrozenWeight prepare(Tensor weight, Tensor bias) {
         BackendChecks.prepare(weight, bias);
+        CpuLimits.prepare((int) weight.dim(0), (int) weight.dim(1));
         lock.lock();
         try {
             checkOpen();
@@ -133,6 +135,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
     @Override
     public void forward(LoraParams p, FrozenWeight fw, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
         BackendChecks.forward(p, fw, x, a, b, u, y);
+        CpuLimits.forward(p, pool.size());
         CpuFrozenWeight w = frozen(fw, p);
         boolean active = p.adapterActive();
         lock.lock();
@@ -184,6 +187,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
     public void backward(LoraParams p, FrozenWeight fw, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy,
                          Tensor dx, Tensor gradA, Tensor gradB) {
         BackendChecks.backward(p, fw, x, a, b, u, dy, dx, gradA, gradB, true);
+        CpuLimits.backward(p, pool.size(), dx != null);
         CpuFrozenWeight w = frozen(fw, p);
         boolean active = p.adapterActive();
         lock.lock();
@@ -241,6 +245,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
                     + (fw == null ? "null" : fw.getClass().getName()));
         }
         BackendChecks.merge(w, a, b, gamma, sign);
+        CpuLimits.merge(w.dOut, w.dIn, (int) a.dim(0));
         lock.lock();
         try {
             checkOpen();
