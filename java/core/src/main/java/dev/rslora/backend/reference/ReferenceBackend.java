@@ -15,6 +15,8 @@ import dev.rslora.tensor.Tensor;
  * oracle's gradients carry no fp32 rounding of intermediates.
  */
 public final class ReferenceBackend implements Backend {
+    /** The most values of a Java array (U and V are double[n][r]). */
+    private static final int MAX_ARRAY = Integer.MAX_VALUE - 8;
 
     @Override
     public String name() {
@@ -43,6 +45,17 @@ public final class ReferenceBackend implements Backend {
         return mask.keep(i, k) ? v * mask.scale() : 0.0;
     }
 
+    /**
+     * Refuses an r that a row of U or V, double[r], cannot hold ("Requested array size exceeds VM
+     * limit" otherwise); n·r beyond the heap is the JVM's OutOfMemoryError, as for any heap array.
+     */
+    private static void checkRank(LoraParams p) {
+        if (p.adapterActive() && p.rank() > MAX_ARRAY) {
+            throw new IllegalArgumentException("reference backend: r=" + p.rank() + " is above " + MAX_ARRAY
+                    + ", the most values of a Java array, and U and V are double[n][r]");
+        }
+    }
+
     /** U [n, r] in double: U[i,j] = Σ_k D(X)[i,k]·A[j,k]. */
     private static double[][] computeU(LoraParams p, Tensor x, Tensor a, DropoutMask mask) {
         double[][] u = new double[p.n()][p.rank()];
@@ -61,6 +74,7 @@ public final class ReferenceBackend implements Backend {
     @Override
     public void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
         BackendChecks.forward(p, w, x, a, b, u, y);
+        checkRank(p);
         Tensor wt = w.weight();
         Tensor bias = w.bias();
         double[][] uu = p.adapterActive() ? computeU(p, x, a, p.mask()) : null;
@@ -96,6 +110,7 @@ public final class ReferenceBackend implements Backend {
     public void backward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy,
                          Tensor dx, Tensor gradA, Tensor gradB) {
         BackendChecks.backward(p, w, x, a, b, u, dy, dx, gradA, gradB, false);  // U is recomputed, so it may be null
+        checkRank(p);
         Tensor wt = w.weight();
         boolean acc = p.gradMode() == GradMode.ACCUMULATE;
         DropoutMask mask = p.adapterActive() ? p.mask() : null;
