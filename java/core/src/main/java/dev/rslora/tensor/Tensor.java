@@ -80,13 +80,13 @@ public final class Tensor {
      * @param values the elements in row-major order; exactly numel(shape) of them
      * @param shape  the dimensions, each ≥ 0
      * @return the new tensor
-     * @throws IllegalArgumentException if the number of values does not match the shape
+     * @throws IllegalArgumentException if the number of values does not match the shape (checked before allocating)
      */
     public static Tensor of(Arena arena, DType dtype, float[] values, long... shape) {
-        Tensor t = allocate(arena, dtype, shape);
-        if (values.length != t.numel) {
+        if (values.length != numel(shape)) {
             throw new IllegalArgumentException(values.length + " values for shape " + Arrays.toString(shape));
         }
+        Tensor t = allocate(arena, dtype, shape);
         for (int i = 0; i < values.length; i++) {
             t.set(i, values[i]);
         }

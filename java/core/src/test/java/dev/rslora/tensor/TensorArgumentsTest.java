@@ -55,4 +55,17 @@ class TensorArgumentsTest {
             assertArrayEquals(new float[] {1, 2, 3, 4}, f.toFloatArray());
         }
     }
+
+    @Test
+    void ofRefusesAValueCountThatDoesNotMatchBeforeAllocatingTheShape() {
+        try (Arena arena = Arena.ofConfined()) {
+            // 2^50 F32 elements: 4 PiB, which allocating first failed on with an OutOfMemoryError
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> Tensor.of(arena, DType.F32, new float[4], 1L << 50));
+            assertTrue(e.getMessage().contains("4 values for shape [1125899906842624]"), e.getMessage());
+            IllegalArgumentException few = assertThrows(IllegalArgumentException.class,
+                    () -> Tensor.of(arena, DType.F32, new float[4], 2, 3));
+            assertTrue(few.getMessage().contains("4 values for shape [2, 3]"), few.getMessage());
+        }
+    }
 }
