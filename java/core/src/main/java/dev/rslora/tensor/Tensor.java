@@ -23,6 +23,8 @@ import java.util.Objects;
  * memory has its own stamp, so writes through it are not seen in this one's.
  */
 public final class Tensor {
+    /** The most elements of a Java array, for the heap-array views ({@link #toFloatArray}, {@link #toMatrix}). */
+    private static final long MAX_ARRAY = Integer.MAX_VALUE - 8;
     private final DType dtype;
     private final long[] shape;
     private final long numel;
@@ -365,8 +367,9 @@ public final class Tensor {
      * @throws IllegalStateException if the tensor is not 2-D or a dimension does not fit an array
      */
     public float[][] toMatrix() {
-        if (rank() != 2 || shape[0] > Integer.MAX_VALUE - 8 || shape[1] > Integer.MAX_VALUE - 8) {
-            throw new IllegalStateException("toMatrix needs a 2-D tensor with fewer than 2^31 rows and columns, got " + shapeString());
+        if (rank() != 2 || shape[0] > MAX_ARRAY || shape[1] > MAX_ARRAY) {
+            throw new IllegalStateException("toMatrix needs a 2-D tensor of at most " + MAX_ARRAY
+                    + " rows and columns (a Java array's limit), got " + shapeString());
         }
         int rows = (int) shape[0];
         int cols = (int) shape[1];
@@ -403,8 +406,9 @@ public final class Tensor {
      * @throws IllegalStateException if the tensor has too many elements for an array
      */
     public float[] toFloatArray() {
-        if (numel > Integer.MAX_VALUE - 8) {
-            throw new IllegalStateException("tensor " + shapeString() + " too large for a float[]");
+        if (numel > MAX_ARRAY) {
+            throw new IllegalStateException("tensor " + shapeString() + " has " + numel + " elements, more than a float[] holds ("
+                    + MAX_ARRAY + ")");
         }
         float[] out = new float[(int) numel];
         if (dtype == DType.F32) {

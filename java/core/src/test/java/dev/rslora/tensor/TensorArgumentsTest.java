@@ -1,9 +1,17 @@
 package dev.rslora.tensor;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.EnabledOnOs;
+import org.junit.jupiter.api.condition.OS;
+import org.junit.jupiter.api.io.TempDir;
 
+import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -66,6 +74,28 @@ class TensorArgumentsTest {
             IllegalArgumentException few = assertThrows(IllegalArgumentException.class,
                     () -> Tensor.of(arena, DType.F32, new float[4], 2, 3));
             assertTrue(few.getMessage().contains("4 values for shape [2, 3]"), few.getMessage());
+        }
+    }
+
+    @Test
+    @EnabledOnOs({OS.LINUX, OS.MAC})  // needs a file system with sparse files (ext4, xfs, tmpfs, APFS)
+    void heapArrayViewsOfATensorPastAnArraysLimitNameTheLimit(@TempDir Path dir) throws IOException {
+        // BF16 [2^31] and [1, 2^31 − 8]: 4 GiB declared in a sparse file, never read
+        long n = 1L << 31;
+        Path f = dir.resolve("huge.bin");
+        try (RandomAccessFile raf = new RandomAccessFile(f.toFile(), "rw")) {
+            raf.setLength(2 * n);
+        }
+        try (Arena arena = Arena.ofConfined(); FileChannel ch = FileChannel.open(f, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            MemorySegment all = ch.map(FileChannel.MapMode.READ_ONLY, 0, 2 * n, arena);
+            Tensor flat = Tensor.wrap(all, DType.BF16, n);
+            IllegalStateException e = assertThrows(IllegalStateException.class, flat::toFloatArray);
+            assertTrue(e.getMessage().contains("tensor [2147483648] has 2147483648 elements, more than a float[] holds (2147483639)"),
+                    e.getMessage());
+            Tensor wide = Tensor.wrap(all.asSlice(0, 2 * (n - 8)), DType.BF16, 1, n - 8);
+            IllegalStateException m = assertThrows(IllegalStateException.class, wide::toMatrix);
+            assertTrue(m.getMessage().contains("at most 2147483639 rows and columns (a Java array's limit), got [1, 2147483640]"),
+                    m.getMessage());
         }
     }
 }
