@@ -214,9 +214,11 @@ public final class LoraLinear implements AutoCloseable {
      * @param outArena the arena that owns Y
      * @param x        the input X [N, d_in]
      * @return Y [N, d_out]
+     * @throws IllegalArgumentException if X is not [N, d_in] (checked before Y is allocated)
      */
     public Tensor forward(Arena outArena, Tensor x) {
-        Tensor y = Tensor.allocate(outArena, x.dtype(), x.dim(0), dOut());
+        int n = checkRows("x", x, dIn());
+        Tensor y = Tensor.allocate(outArena, x.dtype(), n, dOut());
         forward(x, y);
         return y;
     }

@@ -396,4 +396,23 @@ class LoraLinearTest {
             assertEquals("layer is closed", e.getMessage());
         }
     }
+
+    /**
+     * forward(arena, x) sized Y from x.dim(0) before checking X: a scalar X threw
+     * ArrayIndexOutOfBoundsException, and a 1-D X of 2^20 values asked for Y [2^20, 65536], 256 GiB
+     * ("OutOfMemoryError: Unable to allocate"), before the 2-D check could refuse it.
+     */
+    @Test
+    void forwardIntoANewTensorChecksXBeforeAllocatingY() {
+        try (Arena arena = Arena.ofShared()) {
+            Tensor w = Tensor.allocate(arena, DType.F32, 1 << 16, 2);
+            try (LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(1, 1), ref)) {
+                refused("x must be 2-D, got []", () -> layer.forward(arena, Tensor.allocate(arena, DType.F32)));
+                refused("x must be 2-D, got [1048576]", () -> layer.forward(arena, Tensor.allocate(arena, DType.F32, 1 << 20)));
+                refused("x shape [3, 5] must be [N, 2]", () -> layer.forward(arena, Tensor.allocate(arena, DType.F32, 3, 5)));
+                Tensor y = layer.forward(arena, Tensor.allocate(arena, DType.BF16, 3, 2));
+                assertTrue(y.sameShape(3, 1 << 16) && y.dtype() == DType.BF16, y.toString());
+            }
+        }
+    }
 }
