@@ -167,7 +167,9 @@ public final class LoraLinear implements AutoCloseable {
      *
      * @param x the input X [N, d_in], N ≥ 1 (borrowed until the next backward)
      * @param y the output Y [N, d_out], overwritten; must not share memory with X, W, b, A or B
-     * @throws IllegalArgumentException if a shape does not match, or y aliases an input
+     * @throws IllegalArgumentException if a shape does not match, y aliases an input, or the backend refuses the
+     *                                  batch (the cpu backend's limits); a refused forward leaves the last one for
+     *                                  {@link #backward} and does not advance the dropout step
      * @throws IllegalStateException if the layer is closed or used by two threads at once
      */
     public void forward(Tensor x, Tensor y) {
@@ -181,14 +183,21 @@ public final class LoraLinear implements AutoCloseable {
             BackendChecks.disjoint("y", y, "lora_A", a);
             BackendChecks.disjoint("y", y, "lora_B", b);
             LoraParams p = params(n, nextStep);
-            if (p.adapterActive() && training && config.dropout() > 0) {
-                nextStep++;  // a disabled adapter draws no mask (PEFT does not call its dropout)
-            }
+            Tensor uBefore = u;
             Tensor uView = null;
             if (p.adapterActive()) {
                 uView = uFor(n);
             }
-            backend.forward(p, frozen, x, a, b, uView, y);
+            try {
+                backend.forward(p, frozen, x, a, b, uView, y);
+            } catch (RuntimeException | Error e) {
+                // refused (a batch past the cpu backend's limits): the last forward's U and step stay what backward reads
+                u = uBefore;
+                throw e;
+            }
+            if (p.adapterActive() && training && config.dropout() > 0) {
+                nextStep++;  // a disabled adapter draws no mask (PEFT does not call its dropout)
+            }
             savedX = x;
             savedParams = p;
         } finally {

@@ -4,6 +4,7 @@ import dev.rslora.backend.Backend;
 import dev.rslora.backend.FrozenWeight;
 import dev.rslora.backend.GradMode;
 import dev.rslora.backend.LoraParams;
+import dev.rslora.backend.cpu.CpuBackend;
 import dev.rslora.backend.reference.ReferenceBackend;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
@@ -412,6 +413,70 @@ class LoraLinearTest {
                 refused("x shape [3, 5] must be [N, 2]", () -> layer.forward(arena, Tensor.allocate(arena, DType.F32, 3, 5)));
                 Tensor y = layer.forward(arena, Tensor.allocate(arena, DType.BF16, 3, 2));
                 assertTrue(y.sameShape(3, 1 << 16) && y.dtype() == DType.BF16, y.toString());
+            }
+        }
+    }
+
+    /** The cpu backend, refusing forwards of {@code refused} rows as it refuses a batch past its limits. */
+    private record RefusingRows(Backend inner, int refused) implements Backend {
+        @Override
+        public String name() {
+            return "refusing";
+        }
+
+        @Override
+        public FrozenWeight prepare(Tensor weight, Tensor bias) {
+            return inner.prepare(weight, bias);
+        }
+
+        @Override
+        public void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
+            if (p.n() == refused) {
+                throw new IllegalArgumentException("n=" + refused + " refused");
+            }
+            inner.forward(p, w, x, a, b, u, y);
+        }
+
+        @Override
+        public void backward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy, Tensor dx,
+                             Tensor gradA, Tensor gradB) {
+            inner.backward(p, w, x, a, b, u, dy, dx, gradA, gradB);
+        }
+
+        @Override
+        public void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign) {
+            inner.merge(w, a, b, gamma, sign);
+        }
+    }
+
+    /**
+     * A forward the backend refuses leaves the last one for backward: it had grown U for the refused
+     * batch (so the cpu backward read a fresh, zero U: dB = 0, silently) and advanced the dropout step.
+     */
+    @Test
+    void aForwardTheBackendRefusesLeavesTheLastOneForBackward() {
+        int d = 8;
+        SplittableRandom rng = new SplittableRandom(21);
+        try (Arena arena = Arena.ofShared(); CpuBackend cpu = new CpuBackend(1)) {
+            Tensor w = TestData.uniform(arena, DType.F32, rng, 1, d, d);
+            Tensor x = TestData.uniform(arena, DType.F32, rng, 1, 2, d);
+            Tensor dy = TestData.uniform(arena, DType.F32, rng, 1, 2, d);
+            LoraConfig cfg = new LoraConfig(4, 8.0, Scaling.RSLORA, 0.25, Init.DEFAULT, 21);
+            float[] expected;
+            try (LoraLinear plain = LoraLinear.create(w, null, cfg, DType.F32, cpu, 0)) {
+                plain.loraB().fill(0.5f);
+                plain.forward(arena, x);
+                plain.backward(dy, null);
+                expected = plain.gradB().toFloatArray();
+            }
+            try (LoraLinear layer = LoraLinear.create(w, null, cfg, DType.F32, new RefusingRows(cpu, 3), 0)) {
+                layer.loraB().fill(0.5f);
+                layer.forward(arena, x);
+                long step = layer.step();
+                refused("n=3 refused", () -> layer.forward(arena, TestData.uniform(arena, DType.F32, rng, 1, 3, d)));
+                assertEquals(step, layer.step(), "a refused forward draws no dropout mask");
+                layer.backward(dy, null);
+                assertArrayEquals(expected, layer.gradB().toFloatArray(), "dB of the 2-row forward, from its U");
             }
         }
     }
