@@ -26,7 +26,7 @@ import static dev.rslora.backend.cpu.MicroKernel.NR;
  * Every int offset of the passes stays below the length of one of these buffers, so a shape that
  * passes cannot wrap one. The backward's [n, r] and [r, n] buffers are what limit the batch: with
  * n·r near 2^31 the forward runs (U is off-heap, rows are cut into chunks) but its backward is
- * refused, with the largest n that fits. A check is a few long multiplications; the message (and
+ * refused, naming the largest n that fits. A check is a few long multiplications; the message (and
  * the search for that n) is built only when it fails.
  */
 final class CpuLimits {
@@ -34,7 +34,7 @@ final class CpuLimits {
     static final long MAX_ARRAY = Integer.MAX_VALUE - 8;
     /**
      * The largest d_in, d_out or r: int offsets round a dimension up to panels (NR ≤ 32) and vector
-     * padding, and step through it in blocks of up to 256 (Panels.T_BLOCK, Split.KC), all within 2^31.
+     * padding, and step through it in blocks of up to 256 (Panels.T_BLOCK, Split.NC), all within 2^31.
      */
     static final int MAX_DIM = Integer.MAX_VALUE - 1023;
 
