@@ -10,7 +10,8 @@
  *
  * Where things are:
  * <ul>
- *   <li>{@link dev.rslora.backend.cpu.CpuBackend}: the public entry point (validation, locking, merge);</li>
+ *   <li>{@link dev.rslora.backend.cpu.CpuBackend}: the public entry point (validation, locking, merge);
+ *       {@link dev.rslora.backend.cpu.CpuLimits}: the shapes whose heap scratch fits a Java array;</li>
  *   <li>{@link dev.rslora.backend.cpu.ForwardPass}, {@link dev.rslora.backend.cpu.BackwardPass}: one
  *       call's work as jobs of units (chunks of rows, panels, column groups);</li>
  *   <li>{@link dev.rslora.backend.cpu.MicroKernel}: the fp32 register tile every GEMM uses, shaped for
