@@ -404,8 +404,9 @@ public final class LoraModel implements AutoCloseable {
      * @param path the adapted module's path
      * @param x    the input rows float[N][d_in], N ≥ 1 (copied)
      * @return Y as a new float[N][d_out]
-     * @throws IllegalArgumentException if the path is not adapted or x has the wrong shape (naming the module);
-     *                                  the model is then as before the call
+     * @throws IllegalArgumentException if the path is not adapted, x has the wrong shape (naming the module), or
+     *                                  the backend refuses the batch (the cpu backend's limits); a refused x, or a
+     *                                  new N the backend refuses, leaves the model as before the call
      */
     public float[][] forward(String path, float[][] x) {
         LoraLinear l = layer(path);
@@ -421,13 +422,22 @@ public final class LoraModel implements AutoCloseable {
             }
             throw new IllegalArgumentException("module " + path + ": x " + e.getMessage() + " (expected float[N][" + l.dIn() + "])", e);
         }
+        try {
+            l.forward(io.x, io.y);
+        } catch (RuntimeException e) {
+            if (io != old) {
+                // refused by the backend (e.g. a batch past the cpu backend's limits): the layer's last forward
+                // still reads the old buffers
+                io.arena.close();
+            }
+            throw e;
+        }
         if (io != old) {
             heap.put(path, io);
             if (old != null) {
                 old.arena.close();
             }
         }
-        l.forward(io.x, io.y);
         return io.y.toMatrix();
     }
 

@@ -1,6 +1,8 @@
 package dev.rslora.model;
 
 import dev.rslora.backend.Backend;
+import dev.rslora.backend.FrozenWeight;
+import dev.rslora.backend.LoraParams;
 import dev.rslora.backend.reference.ReferenceBackend;
 import dev.rslora.core.LoraLinear;
 import dev.rslora.core.Scaling;
@@ -343,6 +345,70 @@ class LoraModelTest {
             assertTrue(msg.contains(q) && msg.contains("another forward of this layer"), msg);
             model.forward(q, x);
             assertEquals(2, model.backward(q, new float[2][8]).length, "a new heap forward makes backward valid again");
+        }
+    }
+
+    /** The oracle, refusing forwards of {@code refused} rows as the cpu backend refuses a batch past its limits. */
+    private record RefusingRows(Backend inner, int refused) implements Backend {
+        @Override
+        public String name() {
+            return "refusing";
+        }
+
+        @Override
+        public FrozenWeight prepare(Tensor weight, Tensor bias) {
+            return inner.prepare(weight, bias);
+        }
+
+        @Override
+        public void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
+            if (p.n() == refused) {
+                throw new IllegalArgumentException("n=" + refused + " refused");
+            }
+            inner.forward(p, w, x, a, b, u, y);
+        }
+
+        @Override
+        public void backward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy, Tensor dx,
+                             Tensor gradA, Tensor gradB) {
+            inner.backward(p, w, x, a, b, u, dy, dx, gradA, gradB);
+        }
+
+        @Override
+        public void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign) {
+            inner.merge(w, a, b, gamma, sign);
+        }
+    }
+
+    /**
+     * A heap forward of a new N that the backend refuses (as the cpu backend refuses a batch whose
+     * backward scratch would not fit an array) used to have swapped in that N's buffers and closed
+     * the old ones: the model's backward then asked for a forward of 3 rows, and the layer's last
+     * forward read buffers that were closed.
+     */
+    @Test
+    void aHeapForwardTheBackendRefusesLeavesTheModelAsItWas() {
+        SplittableRandom rng = new SplittableRandom(12);
+        try (LoraModel model = LoraModel.wrapArrays(weights(rng, 8), config(0), new RefusingRows(ref, 3), 12)) {
+            String q = "model.layers.0.self_attn.q_proj";
+            model.forward(q, random(rng, 2, 8, 1));
+            model.layer(q).loraB().fill(0.25f);
+            float[][] dy = random(rng, 2, 8, 1);
+            model.zeroGrad();
+            float[][] dx = model.backward(q, dy);
+            float[] gradA = model.layer(q).gradA().toFloatArray();
+            String msg = assertThrows(IllegalArgumentException.class, () -> model.forward(q, random(rng, 3, 8, 1))).getMessage();
+            assertEquals("n=3 refused", msg);
+            model.zeroGrad();
+            assertArrayEquals(dx[1], model.backward(q, dy)[1]);
+            assertArrayEquals(gradA, model.layer(q).gradA().toFloatArray());
+            try (Arena arena = Arena.ofConfined()) {
+                Tensor dxT = Tensor.allocate(arena, DType.F32, 2, 8);
+                model.zeroGrad();
+                model.layer(q).backward(Tensor.fromMatrix(arena, DType.F32, dy), dxT);
+                assertArrayEquals(dx[0], dxT.toMatrix()[0]);
+            }
+            assertEquals(4, model.forward(q, random(rng, 4, 8, 1)).length, "a new N the backend takes still works");
         }
     }
 }
