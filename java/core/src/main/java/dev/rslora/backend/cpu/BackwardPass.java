@@ -29,8 +29,10 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  * V nor Uᵀ), dA in blocks of whole rows, and the dX groups spread among them ({@link #unitOrder}).
  * Workers claim chunks, panels and column groups as they come ({@link WorkerPool}). The B and γA
  * panels come from the layer's {@link AdapterPanels}; when stale they are packed first, in a job of
- * their own. Every element's arithmetic is the same whichever worker computes it, so results do
- * not depend on the worker count or on timing.
+ * their own. With many rows and no dropout the dX tiles read W' = W + γ·B·A instead
+ * ({@link MergedWeight}, formed in a job after the packing) and have no LoRA segment. Every
+ * element's arithmetic is the same whichever worker computes it, so results do not depend on the
+ * worker count or on timing.
  */
 final class BackwardPass {
     private final CpuFrozenWeight w;
@@ -70,6 +72,14 @@ final class BackwardPass {
     /** N ≤ RowGrads.MAX_ROWS: dA and dB as outer products ({@link RowGrads}), no Vᵀ or Uᵀ. */
     private final boolean rowGrads;
     private final Shared shared;
+    /** W' panels formed here (the merged route), or null: dX reads W and adds the LoRA segment. */
+    private final MemorySegment merged;
+    /** B [padRows(d_out), r] as fp32 for forming W' (merged route only). */
+    private final float[] bRows;
+    /** The panels dX's W segment reads: W' (merged) or W. */
+    private final MemorySegment wPanels;
+    /** Whether dX's tiles start with the γD'(V·A) segment (adapter active, not merged). */
+    private final boolean loraDx;
 
     /** Buffers the workers share within one call (owned by the backend, grown on demand). */
     static final class Shared {
@@ -87,10 +97,12 @@ final class BackwardPass {
      * @param bP  Panels.bytes(r, d_out) bytes for the B panels, packed here when {@code packBP}
      * @param gaP Panels.bytes(d_in, r) bytes for the γA panels, packed here when {@code packGAP};
      *            x, a, b, u, gradA, gradB, bP, gaP are null when the adapter is inactive
+     * @param merged Panels.bytes(d_in, d_out) bytes for W' (the merged route; dx and gaP not null), or null
+     * @param bRows  at least padRows(d_out)·r floats when merged, else unused
      */
     BackwardPass(LoraParams p, CpuFrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy, Tensor dx,
                  Tensor gradA, Tensor gradB, MemorySegment bP, boolean packBP, MemorySegment gaP, boolean packGAP,
-                 Scratch[] scratch, Shared shared) {
+                 MemorySegment merged, float[] bRows, Scratch[] scratch, Shared shared) {
         this.w = w;
         this.x = x;
         this.u = u;
@@ -122,6 +134,10 @@ final class BackwardPass {
         this.oneRow = n == 1;
         this.rowGrads = n <= RowGrads.MAX_ROWS;
         this.shared = shared;
+        this.merged = active && dx != null ? merged : null;
+        this.bRows = bRows;
+        this.wPanels = this.merged != null ? this.merged : w.backward;
+        this.loraDx = active && this.merged == null;
         if (active) {
             int rPad = Split.padRows(r);
             shared.v = Scratch.grow(shared.v, (long) Split.padRows(n) * r);
@@ -136,16 +152,24 @@ final class BackwardPass {
     void run(WorkerPool pool, boolean parallel) {
         int bUnits = active && packBP ? (dOut + B_PACK_ROWS - 1) / B_PACK_ROWS : 0;
         int aUnits = active && packGAP ? (r + A_PACK_ROWS - 1) / A_PACK_ROWS : 0;
-        pool.run(bUnits + aUnits, (wk, unit) -> {
+        int rowUnits = merged != null ? (dOut + B_PACK_ROWS - 1) / B_PACK_ROWS : 0;
+        pool.run(bUnits + aUnits + rowUnits, (wk, unit) -> {
             Scratch s = scratch[wk];
             if (unit < bUnits) {
                 int o0 = unit * B_PACK_ROWS;
                 Panels.packDirect(b, 1f, bP, o0, Math.min(dOut, o0 + B_PACK_ROWS), s.block(r));
-            } else {
+            } else if (unit < bUnits + aUnits) {
                 int j0 = (unit - bUnits) * A_PACK_ROWS;
                 Panels.packDirect(a, gamma, gaP, j0, Math.min(r, j0 + A_PACK_ROWS), s.block(dIn));
+            } else {
+                int o0 = (unit - bUnits - aUnits) * B_PACK_ROWS;
+                Convert.load(b, (long) o0 * r, (Math.min(dOut, o0 + B_PACK_ROWS) - o0) * r, bRows, o0 * r);
             }
         }, parallel);
+        if (merged != null) {
+            pool.run(Panels.panels(dIn), (wk, pk) -> MergedWeight.formPanel(w.backward, gaP, bRows, dOut, r, merged, pk,
+                    scratch[wk].tile), parallel);
+        }
         if (byRows) {
             int rows = Split.chunkRows(n, workers, dIn, dOut);
             pool.run(Split.chunks(n, rows), (wk, c) -> chunk(scratch[wk], c * rows, Split.chunkEnd(c, rows, n)), parallel);
@@ -384,18 +408,18 @@ final class BackwardPass {
             long aOff = (long) pk * r * PANEL_ROW_BYTES;
             int k0 = pk * NR;
             if (oneRow) {
-                if (active) {
+                if (loraDx) {
                     MicroKernel.mmaRow(v, 0, gaP, aOff, r, out, k0, false);
                     if (mask != null) {
                         mask.applyToTileRow(out, k0, bits, 0, k0);
                     }
                 }
-                MicroKernel.mmaRow(s.dyc, 0, w.backward, wOff, dOut, out, k0, active);
+                MicroKernel.mmaRow(s.dyc, 0, wPanels, wOff, dOut, out, k0, loraDx);
                 continue;
             }
             for (int it = 0; it < mc; it += MR) {
                 int cOff = it * ldx + k0;
-                if (active) {
+                if (loraDx) {
                     MicroKernel.mma(v, (c0 + it) * r, r, gaP, aOff, r, out, cOff, ldx, false);
                     if (mask != null) {
                         for (int m = 0; m < MR; m++) {
@@ -403,7 +427,7 @@ final class BackwardPass {
                         }
                     }
                 }
-                MicroKernel.mma(s.dyc, it * ldy, ldy, w.backward, wOff, dOut, out, cOff, ldx, active);
+                MicroKernel.mma(s.dyc, it * ldy, ldy, wPanels, wOff, dOut, out, cOff, ldx, loraDx);
             }
         }
         int col0 = pk0 * NR;

@@ -28,6 +28,10 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  *       register tile (γ folded into the packed Bᵀ); U = D(X)·Aᵀ is written as F32 without γ.</li>
  *   <li>Backward: V = dY·B and dX = dY·W + γ·D'(V·A) (the V·A tile a second K-segment masked in
  *       the register tile), then dA and dB as GEMMs over all N rows ({@link GradGemm}).</li>
+ *   <li>Many rows without dropout (N ≥ 2·d_in for the forward, N ≥ 2·d_out for dX): the pass forms
+ *       W' = W + γB·A in its packed layout and drops the LoRA K-segment ({@link MergedWeight}); U and
+ *       V are still computed for dA and dB. {@code -Drslora.cpu.mergedWeight=off} keeps the segment
+ *       route everywhere.</li>
  *   <li>Small N (decoding): the work is split over columns instead of rows; N = 1 runs a one-row kernel.</li>
  *   <li>Determinism: each output element is one fixed sequence of fp32 operations, whichever worker
  *       computes it: results do not depend on the worker count or on timing.</li>
@@ -47,6 +51,12 @@ public final class CpuBackend implements Backend, AutoCloseable {
     private final NativeBuffer mergePanels = new NativeBuffer();
     private final NativeBuffer uScratch = new NativeBuffer();
     private final BackwardPass.Shared shared = new BackwardPass.Shared();
+    /** W' of the merged route ({@link MergedWeight}), one pass at a time. */
+    private final NativeBuffer mergedW = new NativeBuffer();
+    /** The A operand of forming W': Aᵀ (forward) or B (backward), fp32. */
+    private float[] mergeRows = new float[0];
+    /** Whether passes may take the merged route ({@code -Drslora.cpu.mergedWeight=off}: never). */
+    private final boolean mergedRoute = MergedWeight.enabledByProperty();
     private boolean closed;
 
     /** A backend with one worker per available processor. */
@@ -163,9 +173,14 @@ public final class CpuBackend implements Backend, AutoCloseable {
                 aT = cache.aT.segment();
                 gbT = cache.gbT.segment();
             }
+            MemorySegment merged = null;
+            if (MergedWeight.use(p, p.dIn(), mergedRoute)) {
+                merged = mergedW.ensure(Panels.bytes(p.dOut(), p.dIn()));
+                mergeRows = Scratch.grow(mergeRows, (long) Split.padRows(p.dIn()) * p.rank());
+            }
             try {
-                new ForwardPass(p, w, x, y, uOut, active ? a : null, active ? b : null, aT, packAT, gbT, packGBT, scratch)
-                        .run(pool, parallel);
+                new ForwardPass(p, w, x, y, uOut, active ? a : null, active ? b : null, aT, packAT, gbT, packGBT, merged,
+                        mergeRows, scratch).run(pool, parallel);
             } catch (RuntimeException | Error e) {
                 cache.invalidateAll();
                 throw e;
@@ -212,10 +227,15 @@ public final class CpuBackend implements Backend, AutoCloseable {
                     gaP = cache.gaP.segment();
                 }
             }
+            MemorySegment merged = null;
+            if (dx != null && MergedWeight.use(p, p.dOut(), mergedRoute)) {
+                merged = mergedW.ensure(Panels.bytes(p.dIn(), p.dOut()));
+                mergeRows = Scratch.grow(mergeRows, (long) Split.padRows(p.dOut()) * p.rank());
+            }
             try {
                 new BackwardPass(p, w, active ? x : null, active ? a : null, active ? b : null, active ? u : null, dy, dx,
-                        active ? gradA : null, active ? gradB : null, bP, packBP, gaP, packGAP, scratch, shared)
-                        .run(pool, parallel);
+                        active ? gradA : null, active ? gradB : null, bP, packBP, gaP, packGAP, merged, mergeRows, scratch,
+                        shared).run(pool, parallel);
             } catch (RuntimeException | Error e) {
                 cache.invalidateAll();
                 throw e;
@@ -332,6 +352,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
             closed = true;
             pool.close();
             mergePanels.close();
+            mergedW.close();
             uScratch.close();
             for (Scratch s : scratch) {
                 s.close();

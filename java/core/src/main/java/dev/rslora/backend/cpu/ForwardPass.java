@@ -22,8 +22,10 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  * ({@link UnitsDone}), and a single row (N = 1)
  * runs the one-row kernel. Workers claim chunks or panels as they come ({@link WorkerPool}). The
  * Aᵀ and (γB)ᵀ panels come from the layer's {@link AdapterPanels}; when stale they are packed
- * first, in a job of their own. Every element's arithmetic is the same whichever worker computes
- * it, so results do not depend on the worker count or on timing.
+ * first, in a job of their own. With many rows and no dropout the Y tiles read W' = W + γ·B·A
+ * instead ({@link MergedWeight}, formed in a job after the packing) and have no LoRA segment.
+ * Every element's arithmetic is the same whichever worker computes it, so results do not depend on
+ * the worker count or on timing.
  */
 final class ForwardPass {
     private final CpuFrozenWeight w;
@@ -52,14 +54,24 @@ final class ForwardPass {
     private final int r;
     /** N = 1: the one-row kernel. */
     private final boolean oneRow;
+    /** W'ᵀ panels formed here (the merged route), or null: Y reads Wᵀ and adds the LoRA segment. */
+    private final MemorySegment merged;
+    /** Aᵀ [padRows(d_in), r] for forming W' (merged route only). */
+    private final float[] aTRows;
+    /** The panels Y's W segment reads: W'ᵀ (merged) or Wᵀ. */
+    private final MemorySegment wPanels;
+    /** Whether Y's tiles add the γU·Bᵀ segment (adapter active, not merged). */
+    private final boolean loraY;
 
     /**
      * @param u      U [n, r] F32 output; u, a, b, aT, gbT are null when the adapter is inactive
      * @param aT     Panels.bytes(r, d_in) bytes for the Aᵀ panels, packed here when {@code packAT}
      * @param gbT    Panels.bytes(d_out, r) bytes for the (γB)ᵀ panels, packed here when {@code packGBT}
+     * @param merged Panels.bytes(d_out, d_in) bytes for W'ᵀ (the merged route), or null
+     * @param aTRows at least padRows(d_in)·r floats when merged, else unused
      */
     ForwardPass(LoraParams p, CpuFrozenWeight w, Tensor x, Tensor y, Tensor u, Tensor a, Tensor b, MemorySegment aT,
-                boolean packAT, MemorySegment gbT, boolean packGBT, Scratch[] scratch) {
+                boolean packAT, MemorySegment gbT, boolean packGBT, MemorySegment merged, float[] aTRows, Scratch[] scratch) {
         this.w = w;
         this.x = x;
         this.y = Convert.Sink.of(y);
@@ -81,20 +93,33 @@ final class ForwardPass {
         this.dOut = p.dOut();
         this.r = p.rank();
         this.oneRow = n == 1;
+        this.merged = active ? merged : null;
+        this.aTRows = aTRows;
+        this.wPanels = this.merged != null ? this.merged : w.forward;
+        this.loraY = active && this.merged == null;
     }
 
     void run(WorkerPool pool, boolean parallel) {
         int aUnits = active && packAT ? Panels.panels(r) : 0;
         int bUnits = active && packGBT ? (Panels.panels(dOut) + GBT_GROUP - 1) / GBT_GROUP : 0;
-        pool.run(aUnits + bUnits, (wk, unit) -> {
+        int tRows = Panels.directBlockRows(dIn);
+        int tUnits = merged != null ? (r + tRows - 1) / tRows : 0;
+        pool.run(aUnits + bUnits + tUnits, (wk, unit) -> {
+            Scratch s = scratch[wk];
             if (unit < aUnits) {
-                Panels.packTransposed(a, 1f, aT, unit, unit + 1, scratch[wk].gather, scratch[wk].gatherIndex);
-            } else {
+                Panels.packTransposed(a, 1f, aT, unit, unit + 1, s.gather, s.gatherIndex);
+            } else if (unit < aUnits + bUnits) {
                 int g = (unit - aUnits) * GBT_GROUP;
-                Panels.packTransposed(b, gamma, gbT, g, Math.min(Panels.panels(dOut), g + GBT_GROUP), scratch[wk].gather,
-                        scratch[wk].gatherIndex);
+                Panels.packTransposed(b, gamma, gbT, g, Math.min(Panels.panels(dOut), g + GBT_GROUP), s.gather, s.gatherIndex);
+            } else {
+                int j0 = (unit - aUnits - bUnits) * tRows;
+                MergedWeight.transposeA(a, dIn, r, j0, Math.min(r, j0 + tRows), s.block(dIn), s.gatherRows(dIn), aTRows);
             }
         }, parallel);
+        if (merged != null) {
+            pool.run(Panels.panels(dOut), (wk, po) -> MergedWeight.formPanel(w.forward, gbT, aTRows, dIn, r, merged, po,
+                    scratch[wk].tile), parallel);
+        }
         if (Split.byRows(n, workers)) {
             int rows = Split.chunkRows(n, workers, dIn, dOut);
             pool.run(Split.chunks(n, rows), (wk, c) -> chunk(scratch[wk], c * rows, Split.chunkEnd(c, rows, n)), parallel);
@@ -113,7 +138,7 @@ final class ForwardPass {
                     }
                 } else {
                     uDone.await();
-                    allRows(s, active);
+                    allRows(s, loraY);
                     computeY(s, 0, n, unit - uUnits, unit - uUnits + 1);
                 }
             }, parallel);
@@ -125,8 +150,10 @@ final class ForwardPass {
         loadX(s, c0, c1);
         s.rowsOf = null;
         if (active) {
-            s.uc = Scratch.grow(s.uc, (long) Split.padRows(c1 - c0) * r);
-            computeU(s, c0, c1, 0, Panels.panels(r), true);
+            if (loraY) {
+                s.uc = Scratch.grow(s.uc, (long) Split.padRows(c1 - c0) * r);
+            }
+            computeU(s, c0, c1, 0, Panels.panels(r), loraY);  // kept in uc only for Y's LoRA segment
         }
         computeY(s, c0, c1, 0, Panels.panels(dOut));
     }
@@ -226,15 +253,15 @@ final class ForwardPass {
             long bOff = (long) po * r * PANEL_ROW_BYTES;
             int o0 = po * NR;
             if (oneRow) {
-                MicroKernel.mmaRow(s.xc, 0, w.forward, wOff, dIn, yc, o0, false);
-                if (active) {
+                MicroKernel.mmaRow(s.xc, 0, wPanels, wOff, dIn, yc, o0, false);
+                if (loraY) {
                     MicroKernel.mmaRow(s.uc, 0, gbT, bOff, r, yc, o0, true);
                 }
                 continue;
             }
             for (int it = 0; it < mc; it += MR) {
-                MicroKernel.mma(s.xc, it * ld, ld, w.forward, wOff, dIn, yc, it * ldy + o0, ldy, false);
-                if (active) {
+                MicroKernel.mma(s.xc, it * ld, ld, wPanels, wOff, dIn, yc, it * ldy + o0, ldy, false);
+                if (loraY) {
                     MicroKernel.mma(s.uc, it * r, r, gbT, bOff, r, yc, it * ldy + o0, ldy, true);
                 }
             }

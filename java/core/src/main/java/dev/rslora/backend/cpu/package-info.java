@@ -17,6 +17,8 @@
  *   <li>{@link dev.rslora.backend.cpu.MicroKernel}: the fp32 register tile every GEMM uses, shaped for
  *       the vector length (8×32 with 512-bit vectors, 6×16 with 256-bit, 8×12 with 128-bit, 4×4
  *       scalar; {@code -Drslora.cpu.vectorBits} forces a narrower one), and its one-row form;</li>
+ *   <li>{@link dev.rslora.backend.cpu.MergedWeight}: for many rows and no dropout, W' = W + γB·A
+ *       formed in a pass's packed layout in place of its LoRA K-segment;</li>
  *   <li>{@link dev.rslora.backend.cpu.GradGemm}, {@link dev.rslora.backend.cpu.RowGrads}: dA and dB
  *       as GEMMs over all N rows, or as outer products for N ≤ 8;</li>
  *   <li>{@link dev.rslora.backend.cpu.Panels}: packing into the kernel's B-operand panels;
@@ -32,7 +34,7 @@
  * </ul>
  * Precision: every product is accumulated in fp32 (fma) and each output is rounded once to its
  * dtype; γ is folded into the packed Bᵀ (forward) and γA (backward dX) panels and applied to
- * the fp32 sums of dA and dB. Each output element is one fixed sequence of operations whichever
+ * the fp32 sums of dA and dB; on the merged route W' is rounded to fp32 once per element. Each output element is one fixed sequence of operations whichever
  * worker computes it, so results depend neither on the worker count nor on timing. Performance
  * notes and measurements: the commit history, {@code dev.rslora.bench.CpuLayerBenchmark} and
  * bench/RESULTS.md.

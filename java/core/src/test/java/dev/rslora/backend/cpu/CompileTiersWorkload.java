@@ -12,7 +12,7 @@ import java.util.Arrays;
 /**
  * The child JVM of {@link CompileTiersTest}: runs the cpu backend (two workers) through each of its
  * paths — one row (N = 1), the row-gradient path (N ≤ 8), the column split of small N, chunks of
- * rows with the gradient GEMMs — with dropout, accumulation, bf16/f16 and shapes that leave tails.
+ * rows with the gradient GEMMs, the merged route ({@link MergedWeight}) — with dropout, accumulation, bf16/f16 and shapes that leave tails.
  * Each case runs on the backend's classes loaded afresh (a class loader of its own), so each case's
  * hottest loops get compiled on stack anew: the JIT compiles a method on stack at the loop whose
  * back-edge count trips first, and then compiles the whole method, which ends on-stack compiles of
@@ -31,6 +31,7 @@ public final class CompileTiersWorkload {
         new Case(20, 24, DType.F32, 0.1f, GradMode.ASSIGN),
         new Case(70, 16, DType.F32, 0f, GradMode.ACCUMULATE),
         new Case(70, 8, DType.F16, 0.1f, GradMode.ASSIGN),
+        new Case(200, 16, DType.F32, 0f, GradMode.ASSIGN),  // N ≥ 2·d: both passes on the merged route
     };
 
     private CompileTiersWorkload() {

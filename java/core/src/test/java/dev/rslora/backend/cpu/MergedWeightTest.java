@@ -1,0 +1,99 @@
+package dev.rslora.backend.cpu;
+
+import dev.rslora.backend.GradMode;
+import dev.rslora.backend.LoraParams;
+import dev.rslora.backend.reference.ReferenceBackend;
+import dev.rslora.tensor.DType;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The merged route ({@link MergedWeight}): when a pass takes it, and that both routes match the
+ * reference on the same shapes (CpuVsReferenceTest covers the route across dtypes and paths; here
+ * one backend with the route off runs the same inputs, so a shape that takes the route is also
+ * checked on the segment route).
+ */
+class MergedWeightTest {
+    private static LoraParams params(int n, int dIn, int dOut, int r, float p, boolean training, boolean active) {
+        return new LoraParams(n, dIn, dOut, r, 0.5, p, 1L, 0L, 0, training, active, GradMode.ASSIGN);
+    }
+
+    @Test
+    void takenFromTwiceTheFormedDimensionWithoutDropout() {
+        assertTrue(MergedWeight.use(params(128, 64, 32, 8, 0f, true, true), 64, true));
+        assertFalse(MergedWeight.use(params(127, 64, 32, 8, 0f, true, true), 64, true), "N below 2·d_in");
+        assertTrue(MergedWeight.use(params(64, 64, 32, 8, 0f, true, true), 32, true), "the backward forms over d_out");
+        assertFalse(MergedWeight.use(params(128, 64, 32, 8, 0.1f, true, true), 64, true), "dropout mask");
+        assertTrue(MergedWeight.use(params(128, 64, 32, 8, 0.1f, false, true), 64, true), "eval mode: no mask");
+        assertFalse(MergedWeight.use(params(128, 64, 32, 8, 0f, true, false), 64, true), "adapter inactive");
+        assertFalse(MergedWeight.use(params(128, 64, 32, 8, 0f, true, true), 64, false), "route off");
+        // W' above MAX_BYTES (64 MiB of packed fp32): d_out = d_in = 4160 packs to 66 MiB
+        assertFalse(MergedWeight.use(params(1 << 14, 4160, 4160, 8, 0f, true, true), 4160, true), "W' too large");
+        assertTrue(MergedWeight.use(params(1 << 14, 4000, 4000, 8, 0f, true, true), 4000, true), "W' within 64 MiB at every tile width");
+        // the A operand [padRows(formed), r] past a Java array
+        assertFalse(MergedWeight.use(params(Integer.MAX_VALUE, 1, 1, 1 << 30, 0f, true, true), 1, true), "Aᵀ rows too large");
+    }
+
+    @Test
+    void offReadsTheProperty() {
+        String old = System.getProperty(MergedWeight.PROPERTY);
+        try {
+            System.setProperty(MergedWeight.PROPERTY, "off");
+            assertFalse(MergedWeight.enabledByProperty());
+            System.setProperty(MergedWeight.PROPERTY, "auto");
+            assertTrue(MergedWeight.enabledByProperty());
+            System.clearProperty(MergedWeight.PROPERTY);
+            assertTrue(MergedWeight.enabledByProperty());
+        } finally {
+            if (old == null) {
+                System.clearProperty(MergedWeight.PROPERTY);
+            } else {
+                System.setProperty(MergedWeight.PROPERTY, old);
+            }
+        }
+    }
+
+    /** Both routes against the reference on shapes where both passes take the merged route (dropout 0, N ≥ 2·d). */
+    @Test
+    void bothRoutesMatchTheReference() {
+        String old = System.getProperty(MergedWeight.PROPERTY);
+        CpuBackend segment;
+        try {
+            System.setProperty(MergedWeight.PROPERTY, "off");
+            segment = new CpuBackend(2);
+        } finally {
+            if (old == null) {
+                System.clearProperty(MergedWeight.PROPERTY);
+            } else {
+                System.setProperty(MergedWeight.PROPERTY, old);
+            }
+        }
+        ReferenceBackend ref = new ReferenceBackend();
+        // row path (N ≥ 2·MR·workers), and the column split of small N ({20, 9, 5, 3})
+        int[][] shapes = {{300, 129, 70, 24}, {260, 64, 129, 256}, {40, 17, 3, 5}, {20, 9, 5, 3}};
+        try (segment; CpuBackend merged = new CpuBackend(2)) {
+            for (int[] s : shapes) {
+                for (DType t : new DType[] {DType.F32, DType.BF16}) {
+                    for (GradMode m : GradMode.values()) {
+                        try (LayerFixture f = new LayerFixture(s[0], s[1], s[2], s[3], t, 0f, m, true, 77L * s[0] + s[3])) {
+                            String ctx = f.describe();
+                            LayerFixture.Outputs want = f.run(ref);
+                            CpuVsReferenceTest.Tol tol = CpuVsReferenceTest.Tol.of(t);
+                            for (CpuBackend be : new CpuBackend[] {merged, segment}) {
+                                LayerFixture.Outputs got = f.run(be);
+                                String who = (be == merged ? "merged route " : "segment route ") + ctx;
+                                Compare.close("U", got.u(), want.u(), 1e-5, 1e-5, who);
+                                Compare.close("Y", got.y(), want.y(), tol.atol(), tol.rtol(), who);
+                                Compare.close("dX", got.dx(), want.dx(), tol.atol(), tol.rtol(), who);
+                                Compare.close("dA", got.gradA(), want.gradA(), tol.atolReduced(), tol.rtol(), who);
+                                Compare.close("dB", got.gradB(), want.gradB(), tol.atolReduced(), tol.rtol(), who);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
