@@ -43,14 +43,16 @@ final class CpuSideBySide {
         sb.append("### R and decoding latency, the LoRA and base steps interleaved\n\n")
                 .append("`CpuLayerBenchmark.loraThenBase`: one LoRA step then one frozen-base step per invocation, each timed ")
                 .append("(rows marked \"k steps a side\": k LoRA steps, then k base steps); ")
-                .append("R per iteration, median and range. The FLOP ratio 1 + 3r/d is R if the LoRA FLOPs ran at the base's rate. ")
+                .append("R per iteration, median and range. The FLOP ratio is R if the LoRA step's FLOPs ran at the base's rate: ")
+                .append("1 + 3r/d with the LoRA K-segments, 1 + 2r/d + r/N where the backend forms W' = W + γB·A per pass instead ")
+                .append("(N ≥ 2·d, no dropout; jmh/README.md). ")
                 .append("The two pairings can disagree at N = 1: a LoRA step leaves its dA and dB dirty in the caches, and with ")
                 .append("single steps the base step that follows seems to pay for writing them back (jmh/README.md); in blocks ")
                 .append("each side mostly follows itself.\n\n")
                 .append(rTable(res)).append("\n")
                 .append("Decoding, forward only (`CpuLayerBenchmark.forwardThenBase`): one LoRA forward (adapter active, eval mode) ")
                 .append("then one frozen-base forward (adapter off) per invocation (or k of each), each side timed, no backward; the ratio per ")
-                .append("iteration, median and range. The forward FLOP ratio is 1 + r(d_in + d_out)/(d_in·d_out).\n\n")
+                .append("iteration, median and range. The forward FLOP ratio is 1 + r(d_in + d_out)/(d_in·d_out) (1 + r/d + r/N where W' is formed).\n\n")
                 .append(decodeTable(res)).append("\n");
         sb.append("### One thread, timed in its CPU time (the register tiles' rates)\n\n")
                 .append("`CpuLayerBenchmark.loraThenBaseCpu` with one worker thread: all the work runs on the timed thread, so ")
@@ -268,7 +270,7 @@ final class CpuSideBySide {
         List<List<String>> rows = new ArrayList<>();
         for (Interleaved i : of(res, Interleaved.Kind.LORA_VS_BASE, x -> true)) {
             Shape s = i.shape();
-            double floor = 1 + 6.0 * s.r() * (s.dIn() + s.dOut()) / (4.0 * s.dIn() * s.dOut());
+            double floor = s.cpuStepFlopRatio(dropout(i));
             String busy = i.param("busy", "0");
             rows.add(List.of(Integer.toString(s.n()), s.dLabel(), Integer.toString(s.r()), tile(i) + pairing(i) + (busy.equals("0") ? ""
                     : ", " + busy + " competing thread(s)"), Fmt.num(i.aMedian(), Fmt.decimals(i.aMedian())),
@@ -281,12 +283,17 @@ final class CpuSideBySide {
                 "load (1/5/15 min) before → after"), rows);
     }
 
+    /** Whether a run's LoRA step applied a dropout mask (its JMH parameter, 0 when absent). */
+    private static boolean dropout(Interleaved i) {
+        return Double.parseDouble(i.param("dropout", "0")) > 0;
+    }
+
     /** The forward-only pairs (decoding): LoRA and base forward µs, their ratio, the forward FLOP ratio. */
     static String decodeTable(Results res) {
         List<List<String>> rows = new ArrayList<>();
         for (Interleaved i : of(res, Interleaved.Kind.LORA_VS_BASE_FORWARD, x -> true)) {
             Shape s = i.shape();
-            double floor = 1 + (double) s.r() * (s.dIn() + s.dOut()) / ((double) s.dIn() * s.dOut());
+            double floor = s.cpuForwardFlopRatio(dropout(i));
             String busy = i.param("busy", "0");
             double aUs = i.aMedian() * 1e3;
             double bUs = i.bMedian() * 1e3;

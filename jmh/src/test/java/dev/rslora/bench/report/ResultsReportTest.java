@@ -152,7 +152,7 @@ class ResultsReportTest {
         Synthetic.sideBySide(raw);
         String md = generate(raw, null);
         assertTrue(md.contains("Decoding, forward only (`CpuLayerBenchmark.forwardThenBase`)"), md);
-        assertTrue(md.contains("1 + r(d_in + d_out)/(d_in·d_out).\n\nnot yet measured\n"), md);
+        assertTrue(md.contains("1 + r(d_in + d_out)/(d_in·d_out) (1 + r/d + r/N where W' is formed).\n\nnot yet measured\n"), md);
         assertTrue(line(md, target).endsWith("| not yet measured | not yet measured |"), md);
         assertTrue(line(md, "N=1: the LoRA step").contains("100.0 µs vs 80.0 µs: 1.250"), md);
         // ratios 1.2, 1.25, 1.1 (base 10 µs): met by every iteration; the table has both shapes, forward FLOP ratios
