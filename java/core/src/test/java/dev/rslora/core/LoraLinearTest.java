@@ -4,6 +4,7 @@ import dev.rslora.backend.Backend;
 import dev.rslora.backend.FrozenWeight;
 import dev.rslora.backend.GradMode;
 import dev.rslora.backend.LoraParams;
+import dev.rslora.backend.RefusingRows;
 import dev.rslora.backend.cpu.CpuBackend;
 import dev.rslora.backend.reference.ReferenceBackend;
 import dev.rslora.tensor.DType;
@@ -414,38 +415,6 @@ class LoraLinearTest {
                 Tensor y = layer.forward(arena, Tensor.allocate(arena, DType.BF16, 3, 2));
                 assertTrue(y.sameShape(3, 1 << 16) && y.dtype() == DType.BF16, y.toString());
             }
-        }
-    }
-
-    /** The cpu backend, refusing forwards of {@code refused} rows as it refuses a batch past its limits. */
-    private record RefusingRows(Backend inner, int refused) implements Backend {
-        @Override
-        public String name() {
-            return "refusing";
-        }
-
-        @Override
-        public FrozenWeight prepare(Tensor weight, Tensor bias) {
-            return inner.prepare(weight, bias);
-        }
-
-        @Override
-        public void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
-            if (p.n() == refused) {
-                throw new IllegalArgumentException("n=" + refused + " refused");
-            }
-            inner.forward(p, w, x, a, b, u, y);
-        }
-
-        @Override
-        public void backward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy, Tensor dx,
-                             Tensor gradA, Tensor gradB) {
-            inner.backward(p, w, x, a, b, u, dy, dx, gradA, gradB);
-        }
-
-        @Override
-        public void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign) {
-            inner.merge(w, a, b, gamma, sign);
         }
     }
 

@@ -1,8 +1,7 @@
 package dev.rslora.model;
 
 import dev.rslora.backend.Backend;
-import dev.rslora.backend.FrozenWeight;
-import dev.rslora.backend.LoraParams;
+import dev.rslora.backend.RefusingRows;
 import dev.rslora.backend.reference.ReferenceBackend;
 import dev.rslora.core.LoraLinear;
 import dev.rslora.core.Scaling;
@@ -345,38 +344,6 @@ class LoraModelTest {
             assertTrue(msg.contains(q) && msg.contains("another forward of this layer"), msg);
             model.forward(q, x);
             assertEquals(2, model.backward(q, new float[2][8]).length, "a new heap forward makes backward valid again");
-        }
-    }
-
-    /** The oracle, refusing forwards of {@code refused} rows as the cpu backend refuses a batch past its limits. */
-    private record RefusingRows(Backend inner, int refused) implements Backend {
-        @Override
-        public String name() {
-            return "refusing";
-        }
-
-        @Override
-        public FrozenWeight prepare(Tensor weight, Tensor bias) {
-            return inner.prepare(weight, bias);
-        }
-
-        @Override
-        public void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
-            if (p.n() == refused) {
-                throw new IllegalArgumentException("n=" + refused + " refused");
-            }
-            inner.forward(p, w, x, a, b, u, y);
-        }
-
-        @Override
-        public void backward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy, Tensor dx,
-                             Tensor gradA, Tensor gradB) {
-            inner.backward(p, w, x, a, b, u, dy, dx, gradA, gradB);
-        }
-
-        @Override
-        public void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign) {
-            inner.merge(w, a, b, gamma, sign);
         }
     }
 
