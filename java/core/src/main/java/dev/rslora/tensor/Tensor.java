@@ -23,8 +23,12 @@ import java.util.Objects;
  * memory has its own stamp, so writes through it are not seen in this one's.
  */
 public final class Tensor {
-    /** The most elements of a Java array, for the heap-array views ({@link #toFloatArray}, {@link #toMatrix}). */
-    private static final long MAX_ARRAY = Integer.MAX_VALUE - 8;
+    /**
+     * The most elements of a Java array (Integer.MAX_VALUE − 8, as the JDK's growable collections
+     * assume): the limit of the heap-array views ({@link #toFloatArray}, {@link #toMatrix}) and of
+     * every heap buffer the library sizes from a tensor's shape.
+     */
+    public static final long MAX_ARRAY = Integer.MAX_VALUE - 8;
     private final DType dtype;
     private final long[] shape;
     private final long numel;

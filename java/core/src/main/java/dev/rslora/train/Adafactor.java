@@ -68,9 +68,9 @@ public final class Adafactor implements Optimizer {
         this.config = Objects.requireNonNull(config, "config");
         this.params = new OptimizerParams("Adafactor", params, masterWeights, p -> {
             long n = p.value().numel();
-            if (n < 1 || n > Integer.MAX_VALUE - 8) {
+            if (n < 1 || n > Tensor.MAX_ARRAY) {
                 throw new IllegalArgumentException("parameter " + p.name() + " " + p.value().shapeString()
-                        + " must have between 1 and " + (Integer.MAX_VALUE - 8) + " elements");
+                        + " must have between 1 and " + Tensor.MAX_ARRAY + " elements");
             }
         });
         Arena arena = this.params.arena();

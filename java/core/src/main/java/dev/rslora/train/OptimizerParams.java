@@ -197,7 +197,7 @@ final class OptimizerParams implements AutoCloseable {
         if (t == null) {
             return null;
         }
-        if (t.numel() > Integer.MAX_VALUE - 8) {
+        if (t.numel() > Tensor.MAX_ARRAY) {
             throw new IllegalStateException("tensor " + t.shapeString() + " too large for a heap snapshot");
         }
         float[] a = new float[(int) t.numel()];

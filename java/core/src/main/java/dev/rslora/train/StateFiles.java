@@ -57,7 +57,7 @@ final class StateFiles {
         if (shape != null && !Arrays.equals(shape, e.shape())) {
             throw bad(file, "tensor '" + name + "' has shape " + e.shapeString() + ", expected " + Arrays.toString(shape));
         }
-        if (e.numel() > Integer.MAX_VALUE - 8) {
+        if (e.numel() > Tensor.MAX_ARRAY) {
             throw bad(file, "tensor '" + name + "' of shape " + e.shapeString() + " is too large for a heap snapshot");
         }
         MemorySegment bytes = f.bytes(name);

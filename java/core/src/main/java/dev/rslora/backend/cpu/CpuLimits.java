@@ -1,6 +1,7 @@
 package dev.rslora.backend.cpu;
 
 import dev.rslora.backend.LoraParams;
+import dev.rslora.tensor.Tensor;
 
 import java.util.function.IntPredicate;
 
@@ -30,8 +31,8 @@ import static dev.rslora.backend.cpu.MicroKernel.NR;
  * the search for that n) is built only when it fails.
  */
 final class CpuLimits {
-    /** The most elements of a Java array (as {@code ArrayList} and the JDK's other growers assume). */
-    static final long MAX_ARRAY = Integer.MAX_VALUE - 8;
+    /** The most elements of a heap scratch buffer: a Java array's ({@link Tensor#MAX_ARRAY}). */
+    static final long MAX_ARRAY = Tensor.MAX_ARRAY;
     /**
      * The largest d_in, d_out or r: int offsets round a dimension up to panels (NR ≤ 32) and vector
      * padding, and step through it in blocks of up to 256 (Panels.T_BLOCK, Split.NC), all within 2^31.

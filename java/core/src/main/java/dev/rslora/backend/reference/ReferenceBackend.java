@@ -15,8 +15,6 @@ import dev.rslora.tensor.Tensor;
  * oracle's gradients carry no fp32 rounding of intermediates.
  */
 public final class ReferenceBackend implements Backend {
-    /** The most values of a Java array (U and V are double[n][r]). */
-    private static final int MAX_ARRAY = Integer.MAX_VALUE - 8;
 
     @Override
     public String name() {
@@ -50,8 +48,8 @@ public final class ReferenceBackend implements Backend {
      * limit" otherwise); n·r beyond the heap is the JVM's OutOfMemoryError, as for any heap array.
      */
     private static void checkRank(LoraParams p) {
-        if (p.adapterActive() && p.rank() > MAX_ARRAY) {
-            throw new IllegalArgumentException("reference backend: r=" + p.rank() + " is above " + MAX_ARRAY
+        if (p.adapterActive() && p.rank() > Tensor.MAX_ARRAY) {
+            throw new IllegalArgumentException("reference backend: r=" + p.rank() + " is above " + Tensor.MAX_ARRAY
                     + ", the most values of a Java array, and U and V are double[n][r]");
         }
     }
