@@ -70,7 +70,7 @@ public final class CudaAdafactor implements AutoCloseable {
      * @param backend the backend whose context holds the tensors and runs the kernels
      * @param params  the parameters, in the order of the state (names unique, not empty)
      * @param config  the hyper-parameters of the first step
-     * @throws IllegalArgumentException if params is empty, names a parameter twice, or holds another backend's tensor
+     * @throws IllegalArgumentException if params is empty, names a parameter twice, holds another backend's tensor, or uses one tensor twice (value = grad, or shared between parameters)
      */
     public CudaAdafactor(CudaBackend backend, List<Param> params, AdafactorConfig config) {
         this(backend, params, config, true);
@@ -84,7 +84,7 @@ public final class CudaAdafactor implements AutoCloseable {
      * @param params        the parameters, in the order of the state (not empty)
      * @param config        the hyper-parameters of the first step
      * @param masterWeights whether BF16/F16 parameters get an f32 master copy on the device
-     * @throws IllegalArgumentException if params is empty, names a parameter twice, or holds another backend's tensor
+     * @throws IllegalArgumentException if params is empty, names a parameter twice, holds another backend's tensor, or uses one tensor twice (value = grad, or shared between parameters)
      */
     public CudaAdafactor(CudaBackend backend, List<Param> params, AdafactorConfig config, boolean masterWeights) {
         this.backend = Objects.requireNonNull(backend, "backend");
@@ -105,6 +105,8 @@ public final class CudaAdafactor implements AutoCloseable {
             }
             layouts.add(AdafactorKernels.Layout.of(p.value().shape()));
         }
+        OptimizerBuffers.checkDisjoint(params.stream().map(Param::name).toList(), params.stream().map(Param::value).toList(),
+                params.stream().map(Param::grad).toList());
         List<Slot> s = new ArrayList<>(params.size());
         this.buffers = new OptimizerBuffers(backend, "CUDA Adafactor");
         synchronized (backend) {

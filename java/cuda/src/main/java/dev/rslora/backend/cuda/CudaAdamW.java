@@ -79,7 +79,7 @@ public final class CudaAdamW implements AutoCloseable {
      * @param backend the backend whose context holds the tensors and runs the kernels
      * @param params  the parameters, in the order of the state (names unique, not empty)
      * @param config  the hyper-parameters of the first step
-     * @throws IllegalArgumentException if params is empty, names a parameter twice, or holds another backend's tensor
+     * @throws IllegalArgumentException if params is empty, names a parameter twice, holds another backend's tensor, or uses one tensor twice (value = grad, or shared between parameters)
      */
     public CudaAdamW(CudaBackend backend, List<Param> params, AdamWConfig config) {
         this(backend, params, config, true);
@@ -93,7 +93,7 @@ public final class CudaAdamW implements AutoCloseable {
      * @param params        the parameters, in the order of the state (not empty)
      * @param config        the hyper-parameters of the first step
      * @param masterWeights whether BF16/F16 parameters get an f32 master copy on the device
-     * @throws IllegalArgumentException if params is empty, names a parameter twice, or holds another backend's tensor
+     * @throws IllegalArgumentException if params is empty, names a parameter twice, holds another backend's tensor, or uses one tensor twice (value = grad, or shared between parameters)
      */
     public CudaAdamW(CudaBackend backend, List<Param> params, AdamWConfig config, boolean masterWeights) {
         this.backend = Objects.requireNonNull(backend, "backend");
@@ -109,6 +109,8 @@ public final class CudaAdamW implements AutoCloseable {
             backend.checkOwn(p.value());
             backend.checkOwn(p.grad());
         }
+        OptimizerBuffers.checkDisjoint(params.stream().map(Param::name).toList(), params.stream().map(Param::value).toList(),
+                params.stream().map(Param::grad).toList());
         List<Slot> s = new ArrayList<>(params.size());
         this.buffers = new OptimizerBuffers(backend, "CUDA AdamW");
         synchronized (backend) {

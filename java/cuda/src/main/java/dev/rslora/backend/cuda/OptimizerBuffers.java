@@ -32,8 +32,9 @@ final class OptimizerBuffers implements AutoCloseable {
     }
 
     /**
-     * Checks a parameter of a device optimizer: a non-blank name, value and grad present and of the
-     * same shape (the check of {@link CudaAdamW.Param} and {@link CudaAdafactor.Param}).
+     * Checks a parameter of a device optimizer: a non-blank name, value and grad present, of the
+     * same shape and not the same device memory (the check of {@link CudaAdamW.Param} and
+     * {@link CudaAdafactor.Param}, as the CPU {@code dev.rslora.train.Parameter}'s).
      */
     static void checkParam(String name, DeviceTensor value, DeviceTensor grad) {
         if (name == null || name.isBlank()) {
@@ -45,6 +46,34 @@ final class OptimizerBuffers implements AutoCloseable {
             throw new IllegalArgumentException("parameter " + name + ": grad shape " + grad.shapeString()
                     + " differs from value shape " + value.shapeString());
         }
+        if (value.buffer() == grad.buffer()) {
+            throw new IllegalArgumentException("parameter " + name + ": grad shares memory with value (an optimizer step "
+                    + "would update the gradient it reads); pass a separate gradient tensor");
+        }
+    }
+
+    /**
+     * Refuses one device tensor used by two parameters (the same value twice would be updated twice
+     * per step, a value that is another's gradient would change that gradient mid-step, a shared
+     * gradient would be clipped twice), as the CPU {@code OptimizerParams} does; before any device
+     * work. A device tensor owns its buffer, so two tensors share memory only when they share it.
+     */
+    static void checkDisjoint(List<String> names, List<DeviceTensor> values, List<DeviceTensor> grads) {
+        java.util.Map<DeviceBuffer, Integer> seen = new java.util.IdentityHashMap<>();
+        for (int i = 0; i < 2 * names.size(); i++) {
+            DeviceTensor t = i % 2 == 0 ? values.get(i / 2) : grads.get(i / 2);
+            Integer earlier = seen.putIfAbsent(t.buffer(), i);
+            if (earlier != null) {
+                throw new IllegalArgumentException("parameter '" + names.get(i / 2) + "': its " + role(i)
+                        + " shares memory with the " + role(earlier) + " of parameter '" + names.get(earlier / 2)
+                        + "'; each parameter needs its own value and gradient tensors");
+            }
+        }
+    }
+
+    /** "value" or "grad": what entry i of {@link #checkDisjoint}'s order (value 0, grad 0, value 1, ...) is. */
+    private static String role(int i) {
+        return i % 2 == 0 ? "value" : "grad";
     }
 
     /** {@code bytes} of device memory (contents undefined), owned from now on. */

@@ -1,0 +1,54 @@
+package dev.rslora.backend.cuda;
+
+import dev.rslora.optim.AdafactorConfig;
+import dev.rslora.optim.AdamWConfig;
+import dev.rslora.tensor.DType;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The device optimizers refuse what the CPU optimizers refuse ({@code dev.rslora.train.Parameter},
+ * {@code OptimizerParams}): a gradient that is its own value, and one device tensor used by two
+ * parameters (updated twice per step, or changed mid-step). Checked before any device work: the
+ * backend here has no context (a device call would fail with a NullPointerException), the tensors
+ * live in a fake allocator.
+ */
+class OptimizerArgumentsTest {
+    private final CachingAllocator alloc = new CachingAllocator(new CachingAllocatorTest.FakeDevice());
+    private final CudaBackend backend = new CudaBackend(null, 1L << 20, 1);
+
+    private DeviceTensor tensor(long... shape) {
+        return new DeviceTensor(backend, DType.F32, shape, alloc.allocate(4L * shape[0] * shape[1]));
+    }
+
+    @Test
+    void aGradientThatIsItsOwnValueIsRefused() {
+        DeviceTensor w = tensor(4, 8);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new CudaAdamW.Param("a", w, w));
+        assertTrue(e.getMessage().contains("a") && e.getMessage().contains("shares"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> new CudaAdafactor.Param("a", w, w));
+    }
+
+    @Test
+    void aTensorUsedByTwoParametersIsRefusedBeforeAnyDeviceWork() {
+        DeviceTensor a = tensor(4, 8);
+        DeviceTensor ga = tensor(4, 8);
+        DeviceTensor b = tensor(4, 8);
+        DeviceTensor gb = tensor(4, 8);
+        // the same value twice
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new CudaAdamW(backend,
+                List.of(new CudaAdamW.Param("a", a, ga), new CudaAdamW.Param("b", a, gb)), AdamWConfig.torchDefaults()));
+        assertTrue(e.getMessage().contains("'b'") && e.getMessage().contains("'a'"), e.getMessage());
+        // a value that is another parameter's gradient
+        e = assertThrows(IllegalArgumentException.class, () -> new CudaAdafactor(backend,
+                List.of(new CudaAdafactor.Param("a", a, ga), new CudaAdafactor.Param("b", ga, gb)), AdafactorConfig.hfDefaults(), true));
+        assertTrue(e.getMessage().contains("'b'") && e.getMessage().contains("grad"), e.getMessage());
+        // one gradient shared
+        assertThrows(IllegalArgumentException.class, () -> new CudaAdamW(backend,
+                List.of(new CudaAdamW.Param("a", a, ga), new CudaAdamW.Param("b", b, ga)), AdamWConfig.torchDefaults()));
+    }
+}
