@@ -74,7 +74,7 @@ public final class CudaLoraLayer implements AutoCloseable {
      * @param layerId     the dropout layer id
      * @param n           the rows of X every step uses, ≥ 1
      * @param gradMode    assign or accumulate dA and dB
-     * @throws IllegalArgumentException if a tensor is not 2-D or the shapes do not fit
+     * @throws IllegalArgumentException if a tensor is not 2-D, the shapes do not fit, or γ is not finite in fp32
      */
     public CudaLoraLayer(CudaBackend backend, Tensor w, Tensor bias, Tensor loraA, Tensor loraB, double gamma,
                          float dropout, long seed, int layerId, int n, GradMode gradMode) {
@@ -97,7 +97,8 @@ public final class CudaLoraLayer implements AutoCloseable {
      * @param n           the rows of X every step uses, ≥ 1
      * @param gradMode    assign or accumulate dA and dB
      * @param stepRequest "fused", "split", "auto", or null for the backend's default
-     * @throws IllegalArgumentException if a tensor is not 2-D, the shapes do not fit, or the request is unknown
+     * @throws IllegalArgumentException if a tensor is not 2-D, the shapes do not fit, γ is not finite in fp32, or the
+     *                                  request is unknown
      * @throws IllegalStateException if split is requested and cuBLASLt is not usable here
      */
     public CudaLoraLayer(CudaBackend backend, Tensor w, Tensor bias, Tensor loraA, Tensor loraB, double gamma,
@@ -115,6 +116,10 @@ public final class CudaLoraLayer implements AutoCloseable {
         }
         if (!(dropout >= 0f && dropout < 1f)) {
             throw new IllegalArgumentException("dropout must be in [0, 1), got " + dropout);
+        }
+        if (!(Math.abs(gamma) <= Float.MAX_VALUE)) {
+            throw new IllegalArgumentException("gamma must be finite (within fp32's range: the kernels scale in fp32), got gamma="
+                    + gamma);
         }
         this.backend = backend;
         this.t = w.dtype();
@@ -190,6 +195,18 @@ public final class CudaLoraLayer implements AutoCloseable {
         }
     }
 
+    /**
+     * Refuses an output that is an input or another output (written while it is still read: wrong
+     * numbers, silently), as {@code BackendChecks.disjoint} does for host tensors. A device tensor owns
+     * its buffer, so two of them share memory only when they share the buffer.
+     */
+    static void disjoint(String outName, DeviceTensor out, String inName, DeviceTensor in) {
+        if (out != null && in != null && out.buffer() == in.buffer()) {
+            throw new IllegalArgumentException(outName + " " + out + " is also " + inName
+                    + ": an output must not alias an input or another output (pass a separate tensor)");
+        }
+    }
+
     private void enter() {
         if (closed) {
             throw new IllegalStateException("CUDA LoRA layer is closed");
@@ -208,6 +225,7 @@ public final class CudaLoraLayer implements AutoCloseable {
     public void forward(DeviceTensor x, DeviceTensor y, long step, boolean training) {
         check("x", x, n, dIn);
         check("y", y, n, dOut);
+        disjoint("y", y, "x", x);
         synchronized (backend) {
             enter();
             launchForward(x, y, step, training);
@@ -229,6 +247,8 @@ public final class CudaLoraLayer implements AutoCloseable {
         if (dx != null) {
             check("grad_x", dx, n, dIn);
         }
+        disjoint("grad_x", dx, "x", x);
+        disjoint("grad_x", dx, "grad_y", dy);
         synchronized (backend) {
             enter();
             launchBackward(x, dy, dx, step, training);
@@ -285,6 +305,11 @@ public final class CudaLoraLayer implements AutoCloseable {
         if (dx != null) {
             check("grad_x", dx, n, dIn);
         }
+        disjoint("y", y, "x", x);
+        disjoint("y", y, "grad_y", dy);
+        disjoint("grad_x", dx, "x", x);
+        disjoint("grad_x", dx, "grad_y", dy);
+        disjoint("grad_x", dx, "y", y);
         synchronized (backend) {
             enter();
             CudaContext ctx = backend.context();

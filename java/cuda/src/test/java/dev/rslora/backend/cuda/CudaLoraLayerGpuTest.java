@@ -61,4 +61,23 @@ class CudaLoraLayerGpuTest {
         }
         assertEquals(baseline, cuda.memoryStats().bytesInUse(), "every device buffer returned");
     }
+
+    /** A square layer (d_in = d_out), where X, Y, dY and dX have one shape: an aliased output is refused, not raced. */
+    @Test
+    void aliasedOutputsAreRefused() {
+        CudaBackend cuda = GpuSupport.backend();
+        try (Arena arena = Arena.ofShared()) {
+            int d = 64;
+            int n = 128;
+            GpuSupport.LayerData in = GpuSupport.LayerData.random(arena, DType.BF16, n, d, d, 8, new SplittableRandom(SEED));
+            try (CudaLoraLayer layer = new CudaLoraLayer(cuda, in.w(), in.bias(), in.a(), in.b(), 2.0, 0.1f, SEED, 3, n, GradMode.ASSIGN);
+                 DeviceTensor x = cuda.upload(in.x());
+                 DeviceTensor dy = cuda.upload(in.dy())) {
+                assertThrows(IllegalArgumentException.class, () -> layer.forward(x, x, STEP, true), "y = x");
+                assertThrows(IllegalArgumentException.class, () -> layer.backward(x, dy, dy, STEP, true), "dx = dy");
+                assertThrows(IllegalArgumentException.class, () -> layer.backward(x, dy, x, STEP, true), "dx = x");
+                assertThrows(IllegalArgumentException.class, () -> layer.captureStep(x, dy, dy, null, STEP), "y = dy");
+            }
+        }
+    }
 }

@@ -1,0 +1,46 @@
+package dev.rslora.backend.cuda;
+
+import dev.rslora.backend.GradMode;
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+
+import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The device-resident layer refuses what the host backends refuse, before any device work: a γ that
+ * is not finite in fp32 (the backend here has no context, so a device call would fail with a
+ * NullPointerException), and an output that is an input or another output.
+ */
+class CudaLoraLayerArgumentsTest {
+    private final CudaBackend backend = new CudaBackend(null, 1L << 20, 1);
+
+    @Test
+    void aGammaThatIsNotFiniteInFp32IsRefused() {
+        try (Arena arena = Arena.ofConfined()) {
+            Tensor w = Tensor.allocate(arena, DType.F32, 6, 8);
+            Tensor a = Tensor.allocate(arena, DType.F32, 2, 8);
+            Tensor b = Tensor.allocate(arena, DType.F32, 6, 2);
+            for (double gamma : new double[] {Double.NaN, Double.POSITIVE_INFINITY, -1e39}) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> new CudaLoraLayer(backend, w, null, a, b, gamma, 0f, 1, 0, 4, GradMode.ASSIGN), "gamma " + gamma);
+                assertTrue(e.getMessage().contains("gamma=" + gamma), e.getMessage());
+            }
+        }
+    }
+
+    @Test
+    void anOutputThatIsAnInputIsRefused() {
+        CachingAllocator alloc = new CachingAllocator(new CachingAllocatorTest.FakeDevice());
+        DeviceTensor x = new DeviceTensor(backend, DType.BF16, new long[] {4, 8}, alloc.allocate(64));
+        DeviceTensor y = new DeviceTensor(backend, DType.BF16, new long[] {4, 8}, alloc.allocate(64));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaLoraLayer.disjoint("y", x, "x", x));
+        assertTrue(e.getMessage().startsWith("y DeviceTensor[4, 8] BF16 is also x"), e.getMessage());
+        assertDoesNotThrow(() -> CudaLoraLayer.disjoint("y", y, "x", x));
+        assertDoesNotThrow(() -> CudaLoraLayer.disjoint("grad_x", null, "x", x));
+    }
+}
