@@ -369,14 +369,22 @@ public final class CudaBackend implements Backend, AutoCloseable {
      * @return the tensor; close it to return its memory to the caching allocator
      */
     public synchronized DeviceTensor allocate(DType t, long... shape) {
-        enter();
+        // the shape first: a refused one must not leave device memory behind (two negative
+        // dimensions multiply to a positive count)
         long n = 1;
         for (long d : shape) {
-            n = Math.multiplyExact(n, d);
+            if (d < 1) {
+                throw new IllegalArgumentException("device tensor shape " + Arrays.toString(shape)
+                        + ": every dimension must be >= 1, got " + d);
+            }
+            try {
+                n = Math.multiplyExact(n, d);
+            } catch (ArithmeticException e) {
+                throw new IllegalArgumentException("device tensor shape " + Arrays.toString(shape)
+                        + " has more elements than a long holds");
+            }
         }
-        if (n < 1) {
-            throw new IllegalArgumentException("device tensor shape " + Arrays.toString(shape) + " has no elements");
-        }
+        enter();
         return new DeviceTensor(this, t, shape, ctx.allocate(Transfers.bytes(n, t)));
     }
 

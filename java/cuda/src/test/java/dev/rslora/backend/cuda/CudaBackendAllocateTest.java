@@ -1,0 +1,32 @@
+package dev.rslora.backend.cuda;
+
+import dev.rslora.tensor.DType;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@link CudaBackend#allocate} refuses a bad shape before any device call, so a refused shape
+ * leaves no device memory behind (two negative dimensions multiply to a positive element count:
+ * the memory was allocated, then the tensor refused). The backend here has no context: a device
+ * call would fail with a NullPointerException instead of the refusal.
+ */
+class CudaBackendAllocateTest {
+    private final CudaBackend backend = new CudaBackend(null, 1L << 20, 1);
+
+    @Test
+    void aShapeWithADimensionBelowOneIsRefusedBeforeAnyDeviceCall() {
+        for (long[] shape : new long[][] {{-2, -3}, {0, 4}, {4, 0}, {3, -1, -1}}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> backend.allocate(DType.F32, shape));
+            assertTrue(e.getMessage().contains("must be >= 1"), e.getMessage());
+        }
+    }
+
+    @Test
+    void anElementCountPastALongIsRefusedBeforeAnyDeviceCall() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> backend.allocate(DType.F32, 1L << 40, 1L << 40));
+        assertTrue(e.getMessage().contains("[1099511627776, 1099511627776]"), e.getMessage());
+    }
+}
