@@ -52,6 +52,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     private String ltMissing = "";
     private final java.util.Set<String> loggedSteps = new java.util.HashSet<>();
     private boolean closed;
+    /** The graphs captured on this backend and not closed yet: {@link #close()} frees them with the context. */
+    private final java.util.Set<CudaGraph> graphs = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
 
     CudaBackend(CudaContext ctx) {
         this(ctx, workspaceCapFromProperty());
@@ -607,11 +609,35 @@ public final class CudaBackend implements Backend, AutoCloseable {
         ctx.makeCurrent();
     }
 
-    /** Releases the device context. Frozen weights still open are freed with it. */
+    synchronized void register(CudaGraph g) {
+        graphs.add(g);
+    }
+
+    synchronized void unregister(CudaGraph g) {
+        graphs.remove(g);
+    }
+
+    /**
+     * Releases the device context. Frozen weights and captured graphs still open are freed with it
+     * (the graphs unpin their tensors, so layers and tensors can still be closed).
+     */
     @Override
     public synchronized void close() {
         if (!closed) {
             ctx.makeCurrent();
+            RuntimeException graphError = null;
+            for (CudaGraph g : java.util.List.copyOf(graphs)) {
+                try {
+                    g.destroy();
+                } catch (RuntimeException e) {
+                    // a failed destroy (a sticky device error) must not keep the context open
+                    if (graphError == null) {
+                        graphError = e;
+                    } else {
+                        graphError.addSuppressed(e);
+                    }
+                }
+            }
             if (lt != null) {
                 lt.close();
                 lt = null;
@@ -622,6 +648,9 @@ public final class CudaBackend implements Backend, AutoCloseable {
             }
             closed = true;
             ctx.close();
+            if (graphError != null) {
+                throw graphError;
+            }
         }
     }
 }

@@ -27,6 +27,7 @@ public final class CudaGraph implements AutoCloseable {
         this.pinned = pinned;
         this.onClose = onClose;
         pinned.forEach(DeviceTensor::pin);
+        backend.register(this);
     }
 
     /** Queues one replay on the backend's stream (asynchronous; copies out wait for it). */
@@ -48,17 +49,31 @@ public final class CudaGraph implements AutoCloseable {
         }
     }
 
+    /** Frees the graph and unpins its tensors; after the backend is closed, a no-op (the backend freed it). */
     @Override
     public void close() {
         synchronized (backend) {
             if (closed) {
                 return;
             }
-            closed = true;
             backend.context().makeCurrent();
+            destroy();
+        }
+    }
+
+    /**
+     * Frees the graph on the device and unpins its tensors, with the backend's lock held and its
+     * context current: from {@link #close()}, or from {@link CudaBackend#close()} for a graph still
+     * open then (its context goes away with the backend, and the layer and tensors must stay closable).
+     */
+    void destroy() {
+        closed = true;
+        backend.unregister(this);
+        try {
             backend.context().synchronize();
             JCudaDriver.cuGraphExecDestroy(exec);
             JCudaDriver.cuGraphDestroy(graph);
+        } finally {
             pinned.forEach(DeviceTensor::unpin);
             onClose.run();
         }

@@ -330,9 +330,18 @@ public final class CudaLoraLayer implements AutoCloseable {
             try {
                 launchForward(x, y, step, true);
                 launchBackward(x, dy, dx, step, true);
-            } finally {
-                JCudaDriver.cuStreamEndCapture(ctx.stream(), graph);
+            } catch (RuntimeException | Error e) {
+                // end the capture (the stream must leave capture mode) and free the partial graph; a
+                // failure there (an invalidated capture) is added to the launch's error, not put in its place
+                try {
+                    JCudaDriver.cuStreamEndCapture(ctx.stream(), graph);
+                    JCudaDriver.cuGraphDestroy(graph);
+                } catch (RuntimeException | Error cleanup) {
+                    e.addSuppressed(cleanup);
+                }
+                throw e;
             }
+            JCudaDriver.cuStreamEndCapture(ctx.stream(), graph);
             CUgraphExec exec = new CUgraphExec();
             try {
                 JCudaDriver.cuGraphInstantiate(exec, graph, 0);

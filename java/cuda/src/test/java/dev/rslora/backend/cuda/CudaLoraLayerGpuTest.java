@@ -9,6 +9,7 @@ import org.junit.jupiter.api.Test;
 import java.lang.foreign.Arena;
 import java.util.SplittableRandom;
 
+import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
@@ -78,6 +79,37 @@ class CudaLoraLayerGpuTest {
                 assertThrows(IllegalArgumentException.class, () -> layer.backward(x, dy, x, STEP, true), "dx = x");
                 assertThrows(IllegalArgumentException.class, () -> layer.captureStep(x, dy, dy, null, STEP), "y = dy");
             }
+        }
+    }
+
+    /**
+     * Closing the backend frees a graph still open: the graph then refuses replays, its close is a
+     * no-op, and the layer and tensors it pinned can be closed (before, the graph's close needed the
+     * closed backend's context and threw, so they stayed pinned for good).
+     */
+    @Test
+    void closingTheBackendFreesAnOpenGraphAndItsPins() {
+        GpuSupport.backend();  // skips without a GPU
+        CudaBackend own = (CudaBackend) new CudaBackendFactory().create();
+        try (Arena arena = Arena.ofShared()) {
+            int n = 64;
+            GpuSupport.LayerData in = GpuSupport.LayerData.random(arena, DType.F32, n, 32, 48, 4, new SplittableRandom(SEED));
+            CudaLoraLayer layer = new CudaLoraLayer(own, in.w(), in.bias(), in.a(), in.b(), 2.0, 0f, SEED, 3, n, GradMode.ASSIGN);
+            DeviceTensor x = own.upload(in.x());
+            DeviceTensor dy = own.upload(in.dy());
+            DeviceTensor y = own.allocate(DType.F32, n, 48);
+            CudaGraph graph = layer.captureStep(x, y, dy, null, STEP);
+            graph.replay();
+            graph.synchronize();
+            own.close();
+            assertThrows(IllegalStateException.class, graph::replay, "the backend closed the graph");
+            assertDoesNotThrow(graph::close);
+            assertDoesNotThrow(layer::close);
+            for (DeviceTensor d : new DeviceTensor[] {x, dy, y}) {
+                assertDoesNotThrow(d::close);
+            }
+        } finally {
+            own.close();
         }
     }
 }
