@@ -430,10 +430,36 @@ final class BackwardPass {
                 MicroKernel.mma(s.dyc, it * ldy, ldy, wPanels, wOff, dOut, out, cOff, ldx, loraDx);
             }
         }
+        if (merged != null) {
+            redoNonFinite(s, c0, c1, pk0, pk1);
+        }
         int col0 = pk0 * NR;
         int cols = Math.min(dIn, pk1 * NR) - col0;
         for (int i = 0; i < mc; i++) {
             Convert.store(out, i * ldx + col0, cols, dx, (long) (c0 + i) * dIn + col0);
+        }
+    }
+
+    /**
+     * Merged route: the rows of [c0, c1) whose V is not finite (dY holds ±Inf, or V overflows) get
+     * dX[i, panels pk0..pk1) = V·γA + dY·W again, as the segment route computes it (no mask: the
+     * route runs without dropout). W' = W + γB·A gave ±Inf there where the segment route, the
+     * reference and PEFT give NaN; see ForwardPass.redoNonFinite. V is complete before any dX unit
+     * runs, so the decision is per row, not per chunk or worker count.
+     */
+    private void redoNonFinite(Scratch s, int c0, int c1, int pk0, int pk1) {
+        int ldy = Split.ld(dOut);
+        int ldx = Split.ld(dIn);
+        float[] v = shared.v;
+        for (int i = c0; i < c1; i++) {
+            if (TileOps.allFinite(v, i * r, r)) {
+                continue;
+            }
+            for (int pk = pk0; pk < pk1; pk++) {
+                int cOff = (i - c0) * ldx + pk * NR;
+                MicroKernel.mmaRow(v, i * r, gaP, (long) pk * r * PANEL_ROW_BYTES, r, s.yc, cOff, false);
+                MicroKernel.mmaRow(s.dyc, (i - c0) * ldy, w.backward, (long) pk * dOut * PANEL_ROW_BYTES, dOut, s.yc, cOff, true);
+            }
         }
     }
 }

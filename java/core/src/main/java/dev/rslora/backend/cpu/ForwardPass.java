@@ -266,6 +266,9 @@ final class ForwardPass {
                 }
             }
         }
+        if (merged != null) {
+            redoNonFinite(s, c0, c1, po0, po1);
+        }
         int col0 = po0 * NR;
         if (w.bias() != null) {
             for (int i = 0; i < mc; i++) {
@@ -275,6 +278,33 @@ final class ForwardPass {
         int cols = Math.min(dOut, po1 * NR) - col0;
         for (int i = 0; i < mc; i++) {
             Convert.store(yc, i * ldy + col0, cols, y, (long) (c0 + i) * dOut + col0);
+        }
+    }
+
+    /**
+     * Merged route: the rows of [c0, c1) whose U is not finite (X holds ±Inf, or U overflows) get
+     * Y[i, panels po0..po1) = X·Wᵀ + U·(γB)ᵀ again, as the segment route computes it, in yc before
+     * the bias. W' = W + γB·A folds the adapter in before X meets it, so such a row came out ±Inf
+     * where the segment route, the reference and PEFT give NaN (γ·Inf·B: Inf·0, or Infs of both
+     * signs), and its kind of result depended on the batch size. Decided per row (U is complete
+     * before any Y unit runs), so not on the chunks, hence not on the worker count. Costs a scan of
+     * U's r values per row.
+     */
+    private void redoNonFinite(Scratch s, int c0, int c1, int po0, int po1) {
+        int ld = Split.ld(dIn);
+        int ldy = Split.ld(dOut);
+        s.row = Scratch.grow(s.row, r);
+        float[] uRow = s.row;
+        for (int i = c0; i < c1; i++) {
+            Convert.load(u, (long) i * r, r, uRow, 0);
+            if (TileOps.allFinite(uRow, 0, r)) {
+                continue;
+            }
+            for (int po = po0; po < po1; po++) {
+                int cOff = (i - c0) * ldy + po * NR;
+                MicroKernel.mmaRow(s.xc, (i - c0) * ld, w.forward, (long) po * dIn * PANEL_ROW_BYTES, dIn, s.yc, cOff, false);
+                MicroKernel.mmaRow(uRow, 0, gbT, (long) po * r * PANEL_ROW_BYTES, r, s.yc, cOff, true);
+            }
         }
     }
 }

@@ -26,6 +26,9 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  * tolerance). Each element of W' is one fixed sequence of operations, whichever worker forms it.
  * The route depends on N, so a row's Y and dX can differ in their last bits between a batch that
  * takes it and one that does not (results still do not depend on the worker count or on timing).
+ * A row whose U (forward) or V (backward) is not finite, from ±Inf in X or dY, is computed again on
+ * the segment route: W' folds γB·A in before X meets it and turned the segment's NaN (Inf·0, Infs of
+ * both signs) into ±Inf ({@code ForwardPass.redoNonFinite}, {@code BackwardPass.redoNonFinite}).
  * The pass's K-segment route stays for dropout, small N ({@link #use}) and weights above {@link #MAX_BYTES}.
  */
 final class MergedWeight {

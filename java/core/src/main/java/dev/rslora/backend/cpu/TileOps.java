@@ -24,6 +24,15 @@ final class TileOps {
         }
     }
 
+    /** Whether a[off .. off+n) holds no NaN or ±Inf (x·0 is 0 for every finite x, NaN otherwise). */
+    static boolean allFinite(float[] a, int off, int n) {
+        float z = 0f;
+        for (int c = 0; c < n; c++) {
+            z += a[off + c] * 0f;
+        }
+        return z == 0f;
+    }
+
     /** The gather offsets i·ld, i &lt; L, that {@link #transpose} reads one column of L rows with. */
     static int[] gatherRows(int ld) {
         int[] index = new int[L];

@@ -4,10 +4,12 @@ import dev.rslora.backend.GradMode;
 import dev.rslora.backend.LoraParams;
 import dev.rslora.backend.reference.ReferenceBackend;
 import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * The merged route ({@link MergedWeight}): when a pass takes it, and that both routes match the
@@ -93,6 +95,76 @@ class MergedWeightTest {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /**
+     * A row of X (or dY) holding ±Inf gives the reference's kind of result on both routes: NaN where
+     * γ·U·Bᵀ (γ·V·A) meets Inf·0 or Infs of both signs, ±Inf or finite where the reference has them.
+     * W' = W + γB·A folds the adapter in before X meets it, so without the per-row redo those rows came
+     * out ±Inf on the merged route (the kind depended on the batch size). Row path and column split,
+     * B = 0 (a fresh adapter) and B random.
+     */
+    @Test
+    void nonFiniteRowsGiveTheReferencesKindOfResultOnBothRoutes() {
+        ReferenceBackend ref = new ReferenceBackend();
+        int[][] shapes = {{300, 129, 70, 24}, {20, 9, 5, 3}};
+        try (CpuBackend segment = segmentBackend(); CpuBackend merged = new CpuBackend(2)) {
+            for (int[] s : shapes) {
+                for (boolean zeroB : new boolean[] {true, false}) {
+                    try (LayerFixture f = new LayerFixture(s[0], s[1], s[2], s[3], DType.F32, 0f, GradMode.ASSIGN, true, 5L * s[0])) {
+                        if (zeroB) {
+                            f.b.fill(0f);
+                        }
+                        f.x.set(1, 0, Float.POSITIVE_INFINITY);
+                        f.x.set(s[0] - 2, s[1] - 1, Float.NEGATIVE_INFINITY);
+                        f.dy.set(2, 0, Float.NEGATIVE_INFINITY);
+                        f.dy.set(s[0] - 1, s[2] - 1, Float.POSITIVE_INFINITY);
+                        String ctx = f.describe() + (zeroB ? ", B = 0" : "");
+                        assertTrue(MergedWeight.use(f.params, s[1], true) && MergedWeight.use(f.params, s[2], true), ctx);
+                        LayerFixture.Outputs want = f.run(ref);
+                        for (CpuBackend be : new CpuBackend[] {merged, segment}) {
+                            LayerFixture.Outputs got = f.run(be);
+                            String who = (be == merged ? "merged route " : "segment route ") + ctx;
+                            sameKinds("Y", got.y(), want.y(), who);
+                            sameKinds("dX", got.dx(), want.dx(), who);
+                            sameKinds("dA", got.gradA(), want.gradA(), who);
+                            sameKinds("dB", got.gradB(), want.gradB(), who);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /** Every element NaN, +Inf, −Inf or finite exactly where the reference's is. */
+    private static void sameKinds(String what, Tensor got, Tensor want, String ctx) {
+        int nonFinite = 0;
+        for (long i = 0; i < want.numel(); i++) {
+            float g = got.get(i);
+            float w = want.get(i);
+            boolean same = Float.isNaN(w) ? Float.isNaN(g) : Float.isInfinite(w) ? g == w : Float.isFinite(g);
+            if (!same) {
+                fail(what + "[" + i + "]: " + g + ", the reference " + w + " (" + ctx + ")");
+            }
+            nonFinite += Float.isFinite(w) ? 0 : 1;
+        }
+        if (what.equals("Y") || what.equals("dX")) {
+            assertTrue(nonFinite > 0, what + ": the infinite rows reach it (" + ctx + ")");
+        }
+    }
+
+    private static CpuBackend segmentBackend() {
+        String old = System.getProperty(MergedWeight.PROPERTY);
+        try {
+            System.setProperty(MergedWeight.PROPERTY, "off");
+            return new CpuBackend(2);
+        } finally {
+            if (old == null) {
+                System.clearProperty(MergedWeight.PROPERTY);
+            } else {
+                System.setProperty(MergedWeight.PROPERTY, old);
             }
         }
     }
