@@ -24,7 +24,7 @@
 # default the repo's; the tests of this script build small trees with deliberately bad kernels).
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
+if [[ $# -ne 1 || "$1" == -* ]]; then
     echo "usage: $0 OUTDIR" >&2
     exit 2
 fi

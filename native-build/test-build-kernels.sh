@@ -9,9 +9,9 @@
 # no LDL/STL in the new families' kernels pass; a missing HGMMA, a local-memory access, or a table
 # kernel absent from the SASS fail. kernel-table.sh: (9) a malformed table prints no row and names the
 # line, sizes beyond a Java int are malformed, a step or grid rule not in the header's lists is refused
-# naming it, and check-sass.sh refuses such a table. (10) gpu-check.sh, gpu-bench.sh and check-sass.sh
-# refuse bad arguments, and the GPU scripts numeric environment knobs that are not whole numbers, before
-# doing anything. Prints "N passed, N failed".
+# naming it, and check-sass.sh refuses such a table. (10) gpu-check.sh, gpu-bench.sh, check-sass.sh and
+# build-kernels.sh refuse bad arguments, and the GPU scripts numeric environment knobs that are not whole
+# numbers, before doing anything. Prints "N passed, N failed".
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 work="$(mktemp -d)"
@@ -289,6 +289,9 @@ check "gpu-check: a malformed table is named" bash -c "test $rc -eq 2 && grep -q
 "$here/gpu-bench.sh" "$work/afile/logs" >"$work/g4.log" 2>&1
 rc=$?
 check "gpu-bench: a LOGDIR it cannot create is named" bash -c "test $rc -eq 2 && grep -q 'cannot create LOGDIR $work/afile/logs' '$work/g4.log'"
+(cd "$work" && "$here/build-kernels.sh" --help) >"$work/g6.log" 2>&1
+rc=$?
+check "build-kernels: an option is a usage error, not an OUTDIR" bash -c "test $rc -eq 2 && grep -q '^usage:' '$work/g6.log' && test ! -e '$work/--help'"
 "$here/check-sass.sh" "$work/afile/out" >"$work/g5.log" 2>&1
 rc=$?
 check "check-sass: an OUTDIR it cannot create is named" bash -c "test $rc -eq 2 && grep -q 'cannot create OUTDIR $work/afile/out' '$work/g5.log'"
