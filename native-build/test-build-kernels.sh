@@ -328,5 +328,29 @@ rc=$?
 check "gpu-bench: valid budget, timeout and shape lists are accepted" \
     bash -c "test $rc -eq 2 && grep -q 'cannot create LOGDIR' '$work/k12.log' && ! grep -q ' is not ' '$work/k12.log'"
 
+# (11) gpu-check's budget on a copy of its scripts in a folder with a space (a fake bundle whose runtime
+# only answers -version, a tar that takes 2 s, no driver: --force), at RSLORA_CHECK_BUDGET_S=20: the
+# benchmarks' reserve (150 s by default) is more than the budget, but the runtime they need is unpacked
+fake_root="$work/gpu check/repo"
+mkdir -p "$fake_root/native-build" "$fake_root/cuda" "$work/gc-jre/jre/bin" "$fake_root/gpu-bundle/lib" "$work/bin-slow" "$work/gc-tmp"
+cp "$here"/{gpu-check,gpu-bench,knobs,kernel-table,check-sass}.sh "$fake_root/native-build/"
+cp "$tree/kernels.table" "$fake_root/cuda/kernels.table"
+printf '#!/bin/bash\n[[ "$1" == -version ]] && echo "openjdk version \\"25-fake\\"" >&2\nexit 0\n' >"$work/gc-jre/jre/bin/java"
+chmod +x "$work/gc-jre/jre/bin/java"
+tar -C "$work/gc-jre" -cJf "$fake_root/gpu-bundle/jre.tar.xz" jre
+printf '#!/bin/bash\nsleep 2\nexec %q "$@"\n' "$(command -v tar)" >"$work/bin-slow/tar"
+chmod +x "$work/bin-slow/tar"
+gc_row() {  # step state [summary ERE]: the step's row in summary.txt has that state (and summary)
+    grep -qE "^$1 +$2 +[0-9]+s  ${3:-}" "$work/gpu check/logs/summary.txt"
+}
+(cd / && PATH="$work/bin-slow:$PATH" TMPDIR="$work/gc-tmp" RSLORA_CHECK_BUDGET_S=20 \
+    "$fake_root/native-build/gpu-check.sh" "$work/gpu check/logs" --force) >"$work/gc1.log" 2>&1
+rc=$?
+check "gpu-check: a budget below the benchmarks' reserve still unpacks the runtime" gc_row jre PASS
+# and one that cannot unpack it in time is a budget SKIP, not a FAIL
+(cd / && PATH="$work/bin-slow:$PATH" TMPDIR="$work/gc-tmp" RSLORA_CHECK_BUDGET_S=3 \
+    "$fake_root/native-build/gpu-check.sh" "$work/gpu check/logs2" --force) >"$work/gc2.log" 2>&1
+check "gpu-check: an unpacking the budget cut is SKIP 'budget'" grep -qE '^jre +SKIP +[0-9]+s  budget: ' "$work/gpu check/logs2/summary.txt"
+
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
