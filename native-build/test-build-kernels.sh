@@ -347,6 +347,9 @@ gc_row() {  # step state [summary ERE]: the step's row in summary.txt has that s
     "$fake_root/native-build/gpu-check.sh" "$work/gpu check/logs" --force) >"$work/gc1.log" 2>&1
 rc=$?
 check "gpu-check: a budget below the benchmarks' reserve still unpacks the runtime" gc_row jre PASS
+# the ~15 s left for the benchmarks time nothing: SKIP 'budget', not a gpu-bench run whose parts all time out
+check "gpu-check: benchmarks the budget leaves under 30 s for are SKIP 'budget'" \
+    bash -c "grep -qE '^benchmarks +SKIP +0s  budget: ' '$work/gpu check/logs/summary.txt' && test ! -e '$work/gpu check/logs/benchmarks.log'"
 # and one that cannot unpack it in time is a budget SKIP, not a FAIL
 (cd / && PATH="$work/bin-slow:$PATH" TMPDIR="$work/gc-tmp" RSLORA_CHECK_BUDGET_S=3 \
     "$fake_root/native-build/gpu-check.sh" "$work/gpu check/logs2" --force) >"$work/gc2.log" 2>&1
