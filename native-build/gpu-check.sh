@@ -40,7 +40,7 @@
 # the v1 oracle, the sanitizers, the optimizers and the large-shape checks are what a short run
 # SKIPs (each row says so); in a 15-minute device session run it with RSLORA_CHECK_BUDGET_S=900.
 # RSLORA_CHECK_BUDGET_S and RSLORA_BENCH_RESERVE_S are whole numbers of seconds (the reserve may be 0);
-# any other value exits 2 naming it, before LOGDIR is made.
+# any other value exits 2 naming it, before LOGDIR is made. LOGDIR must be new or empty (exit 2 otherwise).
 set -uo pipefail
 
 if [[ $# -lt 1 || $# -gt 2 || "$1" == -* || ( $# -eq 2 && "$2" != --force ) ]]; then
@@ -57,6 +57,12 @@ knob_check_bench gpu-check
 budget="${RSLORA_CHECK_BUDGET_S:-480}"
 reserve="${RSLORA_BENCH_RESERVE_S:-150}"  # kept for step 6 until it starts
 logdir="$(mkdir -p "$1" && cd "$1" && pwd)" || { echo "gpu-check: cannot create LOGDIR $1" >&2; exit 2; }
+# an earlier check's files would stay beside this one's (a JMH file this run did not get to rewrite) and
+# jmh/bench.sh gpu-import would take them as this run's
+if [[ -n "$(ls -A "$logdir")" ]]; then
+    echo "gpu-check: LOGDIR $logdir is not empty (an earlier check's files would mix with this one's): give a new folder" >&2
+    exit 2
+fi
 force="${2:-}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

@@ -286,6 +286,13 @@ check "gpu-check: a LOGDIR it cannot create is named" bash -c "test $rc -eq 2 &&
 (cd "$root" && RSLORA_KERNEL_TABLE="$bad_table" native-build/gpu-check.sh "$work/g3") >"$work/g3.log" 2>&1
 rc=$?
 check "gpu-check: a malformed table is named" bash -c "test $rc -eq 2 && grep -q 'bad.table line 3 not a row' '$work/g3.log'"
+# a LOGDIR an earlier check wrote to: its files would be imported as this run's
+mkdir -p "$work/g7"
+echo '[]' >"$work/g7/jmh-gpu-r16.json"
+(cd "$root" && native-build/gpu-check.sh "$work/g7") >"$work/g7.log" 2>&1
+rc=$?
+check "gpu-check: a LOGDIR that is not empty is refused, left as it was" \
+    bash -c "test $rc -eq 2 && grep -q 'LOGDIR $work/g7 is not empty' '$work/g7.log' && test \"\$(ls '$work/g7')\" = jmh-gpu-r16.json"
 "$here/gpu-bench.sh" "$work/afile/logs" >"$work/g4.log" 2>&1
 rc=$?
 check "gpu-bench: a LOGDIR it cannot create is named" bash -c "test $rc -eq 2 && grep -q 'cannot create LOGDIR $work/afile/logs' '$work/g4.log'"
