@@ -20,10 +20,13 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=../native-build/find-jdk.sh
 . "$here/native-build/find-jdk.sh"
+caller="$PWD"  # a relative LOGDIR is the caller's, not the repo root's
 cd "$here"
 jar=jmh/target/benchmarks.jar
 java=("$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector)
 mvn_flags=(${MVN_FLAGS:--q -B})
+
+from_caller() { [[ "$1" == /* ]] && echo "$1" || echo "$caller/$1"; }
 
 usage() {
     sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
@@ -273,11 +276,13 @@ case "$cmd" in
             echo "bench: --commit $3 is not a commit of this repository" >&2
             exit 2
         fi
+        set -- "$(from_caller "$1")" "${@:2}"
         if stale; then build; fi
         if [[ $# -eq 3 ]]; then report --import-gpu "$1" --commit "$3" --readme README.md; else report --import-gpu "$1" --readme README.md; fi
         ;;
     report)
         [[ $# -le 1 && "${1:-}" != -* ]] || usage
+        [[ $# -eq 1 ]] && set -- "$(from_caller "$1")"
         if stale; then build; fi
         if [[ $# -eq 1 ]]; then report --gpu "$1" --readme README.md; else report --readme README.md; fi
         ;;

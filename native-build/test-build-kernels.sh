@@ -11,7 +11,9 @@
 # line, sizes beyond a Java int are malformed, a step or grid rule not in the header's lists is refused
 # naming it, and check-sass.sh refuses such a table. (10) gpu-check.sh, gpu-bench.sh, check-sass.sh and
 # build-kernels.sh refuse bad arguments, and the GPU scripts numeric environment knobs that are not whole
-# numbers, before doing anything. Prints "N passed, N failed".
+# numbers, before doing anything. (11) gpu-check's budget on a fake bundle: the runtime is unpacked at a
+# budget below the benchmarks' reserve, what the budget cuts is SKIP 'budget'. (12) jmh/bench.sh takes a
+# relative LOGDIR as the caller's. Prints "N passed, N failed".
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 work="$(mktemp -d)"
@@ -361,6 +363,24 @@ check "gpu-check: benchmarks the budget leaves under 30 s for are SKIP 'budget'"
 (cd / && PATH="$work/bin-slow:$PATH" TMPDIR="$work/gc-tmp" RSLORA_CHECK_BUDGET_S=3 \
     "$fake_root/native-build/gpu-check.sh" "$work/gpu check/logs2" --force) >"$work/gc2.log" 2>&1
 check "gpu-check: an unpacking the budget cut is SKIP 'budget'" grep -qE '^jre +SKIP +[0-9]+s  budget: ' "$work/gpu check/logs2/summary.txt"
+
+# (12) jmh/bench.sh gpu-import and report take a relative LOGDIR as the caller's, not the repo root's (a fake
+# JDK that records the report's arguments, a Maven that builds nothing)
+mkdir -p "$work/jdk/bin" "$work/bin-mvn" "$work/caller dir/run 1"
+cat >"$work/jdk/bin/java" <<'J'
+#!/bin/bash
+[[ "$1" == -XshowSettings* ]] && { echo "    java.specification.version = 25" >&2; exit 0; }
+printf '%s\n' "$@" >"$FAKE_JAVA_ARGS"
+J
+chmod +x "$work/jdk/bin/java"
+cp "$work/jdk/bin/java" "$work/jdk/bin/javac"
+printf '#!/bin/bash\nexit 0\n' >"$work/bin-mvn/mvn"
+chmod +x "$work/bin-mvn/mvn"
+for sub in gpu-import report; do
+    (cd "$work/caller dir" && PATH="$work/bin-mvn:$PATH" JAVA_HOME="$work/jdk" FAKE_JAVA_ARGS="$work/java-args-$sub" \
+        "$root/jmh/bench.sh" "$sub" "run 1") >"$work/bench-$sub.log" 2>&1
+    check "bench.sh $sub: a relative LOGDIR is the caller's" grep -qxF "$work/caller dir/run 1" "$work/java-args-$sub"
+done
 
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
