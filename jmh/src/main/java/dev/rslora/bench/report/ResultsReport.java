@@ -26,7 +26,7 @@ import java.util.List;
  * status is 4). {@code --gpu DIR} reads the GPU part from DIR instead of RAW/gpu without importing (DIR must
  * hold GPU results). {@code --commit SHA} records which
  * project commit the run's bundle was packed from, for a LOGDIR without BUNDLE.txt (runs before 2026-12). Exit status: 0 written,
- * 2 bad arguments, 1 unreadable raw files or a missing or empty folder (nothing written), 4 nothing imported
+ * 2 bad arguments, 1 unreadable raw files, a missing RAW or a missing or empty GPU folder (nothing written), 4 nothing imported
  * (nothing written). Every file is written whole (a temporary file moved into place) after all inputs are read.
  */
 public final class ResultsReport {
@@ -89,6 +89,10 @@ public final class ResultsReport {
             usage("--commit " + commit + " is not a git commit id (7 to 40 hex digits)");
         }
         try {
+            if (!Files.isDirectory(raw)) {  // Results reads an absent folder as one with nothing measured
+                throw new IOException("raw folder " + raw + (Files.exists(raw) ? " is not a folder" : " does not exist")
+                        + ": nothing written");
+            }
             if (gpu != null && GpuImport.countResults(gpu, "GPU folder") == 0) {
                 throw new IOException("GPU folder " + gpu + " holds no GPU results (no JMH result, PEFT timing or cuda/dev kernel "
                         + "timing): nothing written");

@@ -521,6 +521,13 @@ class ResultsReportTest {
                     dir.toString());
             assertEquals(before, snapshot(tmp), dir.toString());
         }
+        // a raw folder that is not there (a typo) is named, and nothing is written: not an empty report and README summary
+        assertEquals(1, ResultsReport.run("--raw", tmp.resolve("no-raw").toString(), "--out", out.resolve("RESULTS.md").toString(),
+                "--plot", out.resolve("r-vs-rank.png").toString(), "--readme", readme.toString()));
+        assertEquals(before, snapshot(tmp));
+        assertEquals(1, ResultsReport.run("--raw", readme.toString(), "--out", out.resolve("RESULTS.md").toString(),
+                "--plot", out.resolve("r-vs-rank.png").toString(), "--readme", readme.toString()));
+        assertEquals(before, snapshot(tmp));
         // a README that is not there is named, and nothing is written
         assertEquals(1, ResultsReport.run("--raw", raw.toString(), "--out", out.resolve("RESULTS.md").toString(), "--plot",
                 out.resolve("r-vs-rank.png").toString(), "--readme", tmp.resolve("NO-README.md").toString()));
