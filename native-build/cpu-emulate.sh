@@ -21,7 +21,7 @@
 #           per mix), adafactor (30 steps) in two thread orders, seqlogprob
 #     build: only build BUILD_DIR/rslora_dev_emu and BUILD_DIR/emu_selftest
 #   BUILD_DIR defaults to cuda/dev/build. Needs g++ and the CUDA toolkit headers (no nvcc, no driver).
-# Exit: 0 all passed; 1 a failure; 3 g++ or the CUDA headers absent (nothing run, reason printed).
+# Exit: 0 all passed; 1 a failure; 2 bad arguments; 3 g++ or the CUDA headers absent (nothing run, reason printed).
 set -uo pipefail
 mode="${1:-quick}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -48,9 +48,16 @@ if [[ -z "$inc" ]]; then
     echo "cpu-emulate: SKIPPED: CUDA toolkit headers (cuda_fp16.h, cuda_bf16.h) not found (set CUDA_HOME)"
     exit 3
 fi
-mkdir -p "$build"
+# absolute (a relative BUILD_DIR is the caller's; make runs in cuda/dev), and given to make relative to
+# cuda/dev: make splits a path at its spaces, and the repo's own path may have one
+build="$(mkdir -p "$build" && cd "$build" && pwd)" || { echo "cpu-emulate: cannot create BUILD_DIR ${2:-}" >&2; exit 2; }
+mk_build="$(realpath --relative-to="$root/cuda/dev" "$build")"
+if [[ "$mk_build" == *" "* ]]; then
+    echo "cpu-emulate: BUILD_DIR $build: make cannot build into a folder whose own path has a space" >&2
+    exit 2
+fi
 echo "cpu-emulate: building $build/rslora_dev_emu and $build/emu_selftest ($cxx, headers $inc)"
-if ! make -s -j2 -C "$root/cuda/dev" BUILD="$build" CXX_EMU="$cxx" CUDA_INC="$inc" "$build/rslora_dev_emu" "$build/emu_selftest"; then
+if ! make -s -j2 -C "$root/cuda/dev" BUILD="$mk_build" CXX_EMU="$cxx" CUDA_INC="$inc" "$mk_build/rslora_dev_emu" "$mk_build/emu_selftest"; then
     echo "cpu-emulate: BUILD FAILED"
     exit 1
 fi

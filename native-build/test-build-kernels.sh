@@ -382,5 +382,33 @@ for sub in gpu-import report; do
     check "bench.sh $sub: a relative LOGDIR is the caller's" grep -qxF "$work/caller dir/run 1" "$work/java-args-$sub"
 done
 
+# (13) cpu-emulate.sh with a fake compiler (each binary it "builds" prints a passing summary): a relative
+# BUILD_DIR is the caller's (make runs in cuda/dev), and a repo whose path has a space builds and runs
+cat >"$work/bin/fake-g++" <<'F'
+#!/bin/bash
+out=""; while [[ $# -gt 0 ]]; do [[ "$1" == -o ]] && { out="$2"; shift; }; shift; done
+printf '#!/bin/bash\necho "1 passed, 0 failed"\n' >"$out" && chmod +x "$out"
+F
+chmod +x "$work/bin/fake-g++"
+mkdir -p "$work/emucwd" "$work/emu repo/native-build"
+cp "$here"/{cpu-emulate,kernel-table}.sh "$work/emu repo/native-build/"
+cp -r "$root/cuda" "$work/emu repo/cuda"
+rm -rf "$work/emu repo/cuda/dev/build"
+(cd "$work/emucwd" && CXX_EMU="$work/bin/fake-g++" "$work/emu repo/native-build/cpu-emulate.sh" build rel-build) >"$work/e1.log" 2>&1
+rc=$?
+if (( rc == 3 )); then
+    echo "skip (13): $(tail -1 "$work/e1.log")"
+else
+    check "cpu-emulate: a relative BUILD_DIR is the caller's" \
+        bash -c "test $rc -eq 0 && test -x '$work/emucwd/rel-build/rslora_dev_emu' -a -x '$work/emucwd/rel-build/emu_selftest'"
+    CXX_EMU="$work/bin/fake-g++" "$work/emu repo/native-build/cpu-emulate.sh" quick >"$work/e2.log" 2>&1
+    rc=$?
+    check "cpu-emulate: a repo path with a space builds and runs" bash -c "test $rc -eq 0 && grep -q 'all passed (quick)' '$work/e2.log'"
+    CXX_EMU="$work/bin/fake-g++" "$work/emu repo/native-build/cpu-emulate.sh" build "$work/emucwd/a build" >"$work/e3.log" 2>&1
+    rc=$?
+    check "cpu-emulate: a BUILD_DIR make cannot take is refused naming it" \
+        bash -c "test $rc -eq 2 && grep -q 'BUILD_DIR $work/emucwd/a build: make cannot' '$work/e3.log'"
+fi
+
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
