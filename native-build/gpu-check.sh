@@ -40,7 +40,7 @@
 # the v1 oracle, the sanitizers, the optimizers and the large-shape checks are what a short run
 # SKIPs (each row says so); in a 15-minute device session run it with RSLORA_CHECK_BUDGET_S=900.
 # RSLORA_CHECK_BUDGET_S and RSLORA_BENCH_RESERVE_S are whole numbers of seconds (the reserve may be 0);
-# any other value exits 2 naming it, before LOGDIR is made. LOGDIR must be new or empty (exit 2 otherwise).
+# any other value exits 2 naming it, before LOGDIR is made. A LOGDIR an earlier check wrote (its env.log or summary) exits 2.
 set -uo pipefail
 
 if [[ $# -lt 1 || $# -gt 2 || "$1" == -* || ( $# -eq 2 && "$2" != --force ) ]]; then
@@ -58,11 +58,14 @@ budget="${RSLORA_CHECK_BUDGET_S:-480}"
 reserve="${RSLORA_BENCH_RESERVE_S:-150}"  # kept for step 6 until it starts
 logdir="$(mkdir -p "$1" && cd "$1" && pwd)" || { echo "gpu-check: cannot create LOGDIR $1" >&2; exit 2; }
 # an earlier check's files would stay beside this one's (a JMH file this run did not get to rewrite) and
-# jmh/bench.sh gpu-import would take them as this run's
-if [[ -n "$(ls -A "$logdir")" ]]; then
-    echo "gpu-check: LOGDIR $logdir is not empty (an earlier check's files would mix with this one's): give a new folder" >&2
-    exit 2
-fi
+# jmh/bench.sh gpu-import would take them as this run's. Its env.log (written first) or summary says
+# one ran here; other files are fine (a console log tee'd into LOGDIR is created before this runs).
+for earlier in env.log summary.txt summary.jsonl; do
+    if [[ -e "$logdir/$earlier" ]]; then
+        echo "gpu-check: LOGDIR $logdir holds an earlier check's $earlier (its files would mix with this one's): give a new folder" >&2
+        exit 2
+    fi
+done
 force="${2:-}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

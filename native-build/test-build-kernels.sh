@@ -291,10 +291,18 @@ check "gpu-check: a malformed table is named" bash -c "test $rc -eq 2 && grep -q
 # a LOGDIR an earlier check wrote to: its files would be imported as this run's
 mkdir -p "$work/g7"
 echo '[]' >"$work/g7/jmh-gpu-r16.json"
+echo 'earlier' >"$work/g7/env.log"
 (cd "$root" && native-build/gpu-check.sh "$work/g7") >"$work/g7.log" 2>&1
 rc=$?
-check "gpu-check: a LOGDIR that is not empty is refused, left as it was" \
-    bash -c "test $rc -eq 2 && grep -q 'LOGDIR $work/g7 is not empty' '$work/g7.log' && test \"\$(ls '$work/g7')\" = jmh-gpu-r16.json"
+check "gpu-check: a LOGDIR an earlier check wrote is refused, left as it was" \
+    bash -c "test $rc -eq 2 && grep -q 'LOGDIR $work/g7 holds an earlier check' '$work/g7.log' && test \"\$(ls '$work/g7' | tr '\n' ' ')\" = 'env.log jmh-gpu-r16.json '"
+# a console log tee'd into LOGDIR exists before the check starts: not an earlier check
+mkdir -p "$work/g8"
+echo 'console' >"$work/g8/console.log"
+(cd "$root" && native-build/gpu-check.sh "$work/g8") >"$work/g8.log" 2>&1
+rc=$?
+check "gpu-check: a LOGDIR holding only other files (a tee'd console log) is used" \
+    bash -c "test $rc -eq 3 && test -f '$work/g8/summary.txt' && grep -q console '$work/g8/console.log'"
 "$here/gpu-bench.sh" "$work/afile/logs" >"$work/g4.log" 2>&1
 rc=$?
 check "gpu-bench: a LOGDIR it cannot create is named" bash -c "test $rc -eq 2 && grep -q 'cannot create LOGDIR $work/afile/logs' '$work/g4.log'"
