@@ -127,7 +127,12 @@ cpu() {
     if (( nobuild == 0 )) && stale; then build; fi
     [[ -f "$jar" ]] || { echo "bench: $jar missing (run without --no-build)" >&2; exit 1; }
     local listed
-    listed="$("${java[@]}" -jar "$jar" -l 2>/dev/null)"
+    # with its errors: under set -e a failed listing used to end the script without a word
+    listed="$("${java[@]}" -jar "$jar" -l 2>&1)" || {
+        echo "bench: cannot list the benchmarks of $jar (a broken jar? rebuild without --no-build):" >&2
+        tail -3 <<<"$listed" >&2
+        exit 1
+    }
     local have_cpu=1
     for cls in CpuLayerBenchmark ReferenceLayerBenchmark OpenBlasLoraBenchmark CpuVsOpenBlasBenchmark FmaPeakBenchmark; do
         if ! grep -q "\.$cls\." <<<"$listed"; then

@@ -13,7 +13,7 @@
 # build-kernels.sh refuse bad arguments, and the GPU scripts numeric environment knobs that are not whole
 # numbers, before doing anything. (11) gpu-check's budget on a fake bundle: the runtime is unpacked at a
 # budget below the benchmarks' reserve, what the budget cuts is SKIP 'budget'. (12) jmh/bench.sh takes a
-# relative LOGDIR as the caller's. Prints "N passed, N failed".
+# relative LOGDIR as the caller's, and names a jar it cannot list. Prints "N passed, N failed".
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 work="$(mktemp -d)"
@@ -389,6 +389,23 @@ for sub in gpu-import report; do
         "$root/jmh/bench.sh" "$sub" "run 1") >"$work/bench-$sub.log" 2>&1
     check "bench.sh $sub: a relative LOGDIR is the caller's" grep -qxF "$work/caller dir/run 1" "$work/java-args-$sub"
 done
+# a benchmarks.jar the JVM cannot list (a truncated jar) is named, not a silent exit: bench.sh in a copy of
+# its tree with an empty jar, the fake JDK failing as java does on a corrupt jarfile
+mkdir -p "$work/btree/jmh/target" "$work/btree/native-build"
+cp "$root/jmh/bench.sh" "$work/btree/jmh/" && cp "$root/native-build/find-jdk.sh" "$work/btree/native-build/"
+: >"$work/btree/jmh/target/benchmarks.jar"
+cat >"$work/jdk-broken-jar" <<'J'
+#!/bin/bash
+[[ "$1" == -XshowSettings* ]] && { echo "    java.specification.version = 25" >&2; exit 0; }
+echo "Error: Invalid or corrupt jarfile jmh/target/benchmarks.jar" >&2
+exit 1
+J
+mkdir -p "$work/jdk2/bin" && cp "$work/jdk-broken-jar" "$work/jdk2/bin/java" && cp "$work/jdk-broken-jar" "$work/jdk2/bin/javac"
+chmod +x "$work/jdk2/bin/java" "$work/jdk2/bin/javac"
+(JAVA_HOME="$work/jdk2" "$work/btree/jmh/bench.sh" cpu --no-build --only vs-512) >"$work/bench-list.log" 2>&1
+rc=$?
+check "bench.sh cpu: a jar it cannot list is named (exit 1)" \
+    bash -c "test $rc -eq 1 && grep -q 'cannot list the benchmarks of jmh/target/benchmarks.jar' '$work/bench-list.log' && grep -q 'corrupt jarfile' '$work/bench-list.log'"
 
 # (13) cpu-emulate.sh with a fake compiler (each binary it "builds" prints a passing summary): a relative
 # BUILD_DIR is the caller's (make runs in cuda/dev), and a repo whose path has a space builds and runs
