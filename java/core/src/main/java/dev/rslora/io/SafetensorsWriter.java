@@ -301,7 +301,7 @@ public final class SafetensorsWriter {
      *
      * @param target the file to create or replace
      * @throws IOException if writing, syncing or renaming fails, or a producer aborts; before anything is
-     *                     written, when {@code target} is a folder or its parent folder does not exist
+     *                     written, when {@code target} is a folder, a device, pipe or socket, or its parent folder does not exist
      * @throws IllegalArgumentException if the header would exceed the readers' size limit
      */
 
@@ -321,6 +321,7 @@ public final class SafetensorsWriter {
         if (dir == null || Files.isDirectory(abs)) {
             throw new FileSystemException(target.toString(), null, "the output is a folder, not a file");
         }
+        StagedOutput.requireReplaceable(target);
         if (!Files.isDirectory(dir)) {
             throw new NoSuchFileException(dir.toString(), null, "the output's parent folder does not exist");
         }

@@ -3,7 +3,9 @@ package dev.rslora.io;
 import java.io.IOException;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.Comparator;
@@ -68,7 +70,24 @@ public final class StagedOutput implements AutoCloseable {
         if (Files.isDirectory(target)) {
             throw new FileAlreadyExistsException(target.toString(), null, "the output is a folder, not a file");
         }
+        requireReplaceable(target);
         return new StagedOutput(target, true, true);
+    }
+
+    /**
+     * Refuses a file target that exists as something a rename must not replace: a device, pipe or
+     * socket (e.g. /dev/null), which the atomic write would turn into a regular file. A symbolic
+     * link is let through (the rename replaces the link, not what it points to).
+     *
+     * @param target the output file
+     * @throws FileSystemException naming the target when it is such a file
+     */
+    static void requireReplaceable(Path target) throws FileSystemException {
+        if (Files.exists(target, LinkOption.NOFOLLOW_LINKS) && !Files.isSymbolicLink(target)
+                && !Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS)) {
+            throw new FileSystemException(target.toString(), null, "the output exists and is not a regular file (a device, "
+                    + "pipe or socket); writing it atomically would replace it, choose a file path");
+        }
     }
 
     /**

@@ -72,6 +72,19 @@ class SafetensorsWriterFailureTest {
     }
 
     @Test
+    void anOutputThatIsAFifoIsRefusedAndStaysAFifo(@TempDir Path dir) throws Exception {
+        // a device or pipe (e.g. --output /dev/null) must not be replaced by a regular file through the rename
+        Path fifo = dev.rslora.testing.Fifo.create(dir.resolve("pipe"));
+        try (Arena arena = Arena.ofConfined()) {
+            SafetensorsWriter w = new SafetensorsWriter().add("a", Tensor.of(arena, DType.F32, new float[]{1}, 1));
+            IOException e = assertThrows(IOException.class, () -> w.write(fifo));
+            assertTrue(e.getMessage().contains(fifo.toString()) && e.getMessage().contains("not a regular file"), e.getMessage());
+        }
+        assertTrue(Files.exists(fifo) && !Files.isRegularFile(fifo), "the FIFO is still a FIFO");
+        assertEquals(List.of(fifo), listing(dir), "no temporary file left");
+    }
+
+    @Test
     void aMissingDirectoryFailsCleanly(@TempDir Path dir) {
         Path target = dir.resolve("missing").resolve("out.safetensors");
         assertThrows(IOException.class, () -> new SafetensorsWriter().metadata("k", "v").write(target));

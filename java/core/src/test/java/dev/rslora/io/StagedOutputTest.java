@@ -83,4 +83,13 @@ class StagedOutputTest {
         assertTrue(e.getMessage().contains("no" + java.io.File.separator + "such"), e.getMessage());
         assertEquals(List.of("f", "out"), names(dir), "no staging folder made for a refused target");
     }
+
+    @Test
+    void refusesAFileTargetThatIsAFifo() throws Exception {
+        Path fifo = dev.rslora.testing.Fifo.create(dir.resolve("pipe"));
+        IOException e = assertThrows(IOException.class, () -> StagedOutput.file(fifo));
+        assertTrue(e.getMessage().contains("not a regular file"), e.getMessage());
+        assertTrue(Files.exists(fifo) && !Files.isRegularFile(fifo), "the FIFO is still a FIFO");
+        assertEquals(List.of("pipe"), names(dir), "no staging folder made for a refused target");
+    }
 }
