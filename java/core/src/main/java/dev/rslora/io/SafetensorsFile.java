@@ -67,11 +67,16 @@ public final class SafetensorsFile {
      * @param arena owns the mapping: tensors of the returned file are valid until it closes
      * @return the validated file; its tensors are zero-copy views of the mapping
      * @throws SafetensorsException when the file breaks a format rule
-     * @throws IOException          when the file cannot be opened or mapped (a folder: a FileSystemException naming it)
+     * @throws IOException          when the file cannot be opened or mapped (a folder, a device or a pipe: a FileSystemException naming it)
      */
     public static SafetensorsFile open(Path path, Arena arena) throws IOException {
         if (Files.isDirectory(path)) {
             throw new FileSystemException(path.toString(), null, "is a folder, not a .safetensors file");
+        }
+        if (Files.exists(path) && !Files.isRegularFile(path)) {
+            // a named pipe would block the open until some process writes to it; a device cannot be mapped
+            throw new FileSystemException(path.toString(), null, "is not a regular file (a device, pipe or socket); "
+                    + "a .safetensors file is memory-mapped");
         }
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
             long size = ch.size();

@@ -200,7 +200,7 @@ public final class AdapterSet {
             throw new PeftFormatException(dir + ": an adapter is a folder holding " + CONFIG_FILE + " and " + WEIGHTS_FILE);
         }
         Path weights = dir.resolve(WEIGHTS_FILE);
-        if (!Files.isRegularFile(weights)) {
+        if (!Files.exists(weights)) {   // a folder, device or pipe of that name is refused by SafetensorsFile, naming it
             boolean pickle = Files.isRegularFile(dir.resolve("adapter_model.bin"));
             throw new PeftFormatException(dir + ": no " + WEIGHTS_FILE
                     + (pickle ? " (adapter_model.bin pickles are not read; re-save the adapter with safetensors)" : ""));

@@ -67,7 +67,7 @@ public final class BaseCheckpoint {
      * @throws PeftFormatException                 when the folder or its index is inconsistent
      */
     public static BaseCheckpoint open(Path path, Arena arena) throws IOException {
-        if (Files.isRegularFile(path)) {
+        if (Files.exists(path) && !Files.isDirectory(path)) {   // SafetensorsFile refuses a device or pipe, naming it
             SafetensorsFile f = SafetensorsFile.open(path, arena);
             Shard s = new Shard(path.getFileName().toString(), f);
             return new BaseCheckpoint(path, false, List.of(s), index(List.of(s)));

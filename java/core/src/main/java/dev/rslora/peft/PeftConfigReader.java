@@ -70,12 +70,16 @@ public final class PeftConfigReader {
      *
      * @param file a .json file
      * @return its text
-     * @throws PeftFormatException when {@code file} is a folder or not UTF-8
+     * @throws PeftFormatException when {@code file} is a folder, a device or pipe, or not UTF-8
      * @throws IOException         if the file cannot be read
      */
     static String readText(Path file) throws IOException {
         if (Files.isDirectory(file)) {
             throw new PeftFormatException(file + ": is a folder, not a JSON file");
+        }
+        if (Files.exists(file) && !Files.isRegularFile(file)) {
+            // reading a named pipe would block until some process writes to it
+            throw new PeftFormatException(file + ": is not a regular file (a device, pipe or socket), not a JSON file");
         }
         byte[] bytes = Files.readAllBytes(file);
         ByteBuffer in = ByteBuffer.wrap(bytes);

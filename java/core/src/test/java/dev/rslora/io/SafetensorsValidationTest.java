@@ -59,6 +59,19 @@ class SafetensorsValidationTest {
     }
 
     @Test
+    void aFifoIsRefusedWithItsPathInsteadOfWaitingForAWriter(@TempDir Path dir) throws Exception {
+        // opening a named pipe for reading blocks until some process writes to it: the reader would hang
+        Path fifo = dev.rslora.testing.Fifo.create(dir.resolve("x.safetensors"));
+        try (Arena arena = Arena.ofShared()) {
+            java.io.IOException e = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(10),
+                    () -> assertThrows(java.io.IOException.class, () -> SafetensorsFile.open(fifo, arena)));
+            assertTrue(e.getMessage().contains(fifo.toString()) && e.getMessage().contains("not a regular file"), e.getMessage());
+        } finally {
+            dev.rslora.testing.Fifo.release(fifo);
+        }
+    }
+
+    @Test
     void aFolderIsRefusedWithItsPath(@TempDir Path dir) throws Exception {
         Path folder = Files.createDirectory(dir.resolve("model.safetensors"));
         try (Arena arena = Arena.ofConfined()) {

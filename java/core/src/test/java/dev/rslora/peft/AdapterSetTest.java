@@ -34,6 +34,30 @@ class AdapterSetTest {
     Path dir;
 
     @Test
+    void aBaseCheckpointThatIsAFifoIsRefusedAsNotARegularFileNotAsMissing() throws Exception {
+        Path fifo = dev.rslora.testing.Fifo.create(dir.resolve("model.safetensors"));
+        try (Arena arena = Arena.ofConfined()) {
+            java.io.IOException e = assertThrows(java.io.IOException.class, () -> BaseCheckpoint.open(fifo, arena));
+            assertTrue(e.getMessage().contains(fifo.toString()) && e.getMessage().contains("not a regular file"), e.getMessage());
+        } finally {
+            dev.rslora.testing.Fifo.release(fifo);
+        }
+    }
+
+    @Test
+    void anAdapterWeightsFileThatIsAFifoIsRefusedAsNotARegularFileNotAsMissing() throws Exception {
+        Path adapter = Files.createDirectory(dir.resolve("adapter"));
+        Files.writeString(adapter.resolve(AdapterSet.CONFIG_FILE), "{\"peft_type\": \"LORA\", \"target_modules\": [\"q_proj\"]}");
+        Path fifo = dev.rslora.testing.Fifo.create(adapter.resolve(AdapterSet.WEIGHTS_FILE));
+        try (Arena arena = Arena.ofConfined()) {
+            java.io.IOException e = assertThrows(java.io.IOException.class, () -> AdapterSet.load(adapter, arena));
+            assertTrue(e.getMessage().contains(fifo.toString()) && e.getMessage().contains("not a regular file"), e.getMessage());
+        } finally {
+            dev.rslora.testing.Fifo.release(fifo);
+        }
+    }
+
+    @Test
     void goldenAdaptersLoadInEveryDtypeWithTheSameValues() throws Exception {
         try (Arena arena = Arena.ofConfined()) {
             AdapterSet f32 = AdapterSet.load(Golden.path("adapter-rslora"), arena);

@@ -184,6 +184,19 @@ class PeftConfigTest {
     }
 
     @Test
+    void aConfigFileThatIsAFifoIsRefusedInsteadOfWaitingForAWriter(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws Exception {
+        java.nio.file.Path fifo = dev.rslora.testing.Fifo.create(dir.resolve("adapter_config.json"));
+        try {
+            String m = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(10),
+                    () -> assertThrows(PeftFormatException.class, () -> PeftConfigReader.read(fifo)).getMessage());
+            assertTrue(m.startsWith(fifo + ": ") && m.contains("not a regular file"), m);
+        } finally {
+            dev.rslora.testing.Fifo.release(fifo);
+        }
+    }
+
+    @Test
     void theWriterProducesPeftsFormatAndReadsBackEqual() throws Exception {
         Map<String, Integer> ranks = new LinkedHashMap<>();
         ranks.put("v_proj", 2);
