@@ -9,7 +9,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The tensors of a {@code rslora layer} input file, validated: names present, one dtype among
+ * The tensors of a {@code rslora layer} input file, validated: names present and no others, one dtype among
  * F32/BF16/F16 for all, and shapes that agree. Every error names the tensors and their shapes.
  *
  * <pre>x [N, d_in], weight [d_out, d_in], bias [d_out] (optional), lora_A [r, d_in], lora_B [d_out, r], grad_y [N, d_out]</pre>
@@ -50,6 +50,13 @@ record LayerInputs(Tensor x, Tensor weight, Tensor bias, Tensor loraA, Tensor lo
         List<String> present = new ArrayList<>(required);
         if (f.contains("bias")) {
             present.add("bias");
+        }
+        for (String name : f.names()) {
+            // a misspelled optional tensor ("Bias", "b") would otherwise be dropped without a word
+            if (!present.contains(name)) {
+                throw new IllegalArgumentException(f.source() + ": unexpected tensor '" + name + "' (the input holds x, weight, "
+                        + "lora_A, lora_B, grad_y and optionally bias)");
+            }
         }
         String firstDtype = f.entry("x").dtypeName();
         for (String name : present) {

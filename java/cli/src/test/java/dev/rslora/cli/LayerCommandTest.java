@@ -175,6 +175,26 @@ class LayerCommandTest {
     }
 
     @Test
+    void anUnexpectedTensorIsRefusedNotIgnored() throws Exception {
+        // a misspelled "bias" must not silently run the layer without its bias
+        try (Arena arena = Arena.ofShared()) {
+            SplittableRandom rng = new SplittableRandom(5);
+            Path in = dir.resolve("typo.safetensors");
+            new SafetensorsWriter()
+                    .add("x", TestData.uniform(arena, DType.F32, rng, 1, 2, 3))
+                    .add("weight", TestData.uniform(arena, DType.F32, rng, 1, 4, 3))
+                    .add("Bias", TestData.uniform(arena, DType.F32, rng, 1, 4))
+                    .add("lora_A", TestData.uniform(arena, DType.F32, rng, 1, 1, 3))
+                    .add("lora_B", TestData.uniform(arena, DType.F32, rng, 1, 4, 1))
+                    .add("grad_y", TestData.uniform(arena, DType.F32, rng, 1, 2, 4))
+                    .write(in);
+            Path out = dir.resolve("never.safetensors");
+            assertRefused(cli("layer", "--input", in.toString(), "--output", out.toString(), "--alpha", "8"), out,
+                    "unexpected tensor 'Bias'", "bias");
+        }
+    }
+
+    @Test
     void infoListsEveryBackendWithAReason() {
         CliRun r = cli("info");
         assertEquals(0, r.code());
