@@ -47,7 +47,7 @@ import java.util.concurrent.Callable;
         "Default: batch 256, 200 steps, ranks 4,16,64,256, 3 seeds, α 8, AdamW lr 5e-5. "
                 + "--quick: 100 steps, batch 128. Options below override the preset.",
         "--experiment dpo: the rsLoRA paper's DPO comparison on a toy policy (d=128, K=256 responses): base, LoRA r16, "
-                + "LoRA r256 and rsLoRA r256 (α 16) trained with DPO (β 0.1, dropout 0.1) by Adafactor with a linear 10 % "
+                + "LoRA r256 and rsLoRA r256 (α 16) trained with DPO (β 0.1, dropout 0.1) by Adafactor with a linear 10 %% "
                 + "warmup schedule; writes dpo_sweep.csv, dpo_sweep.json and dpo_scores.png. Default: 64 pairs per step, "
                 + "300 steps, 3 seeds, lr 1e-4; --quick: 32 pairs, 150 steps, 2 seeds. --steps, --seeds, --seed, --batch, "
                 + "--dim, --alpha and --lr apply to it too.", ""})

@@ -20,7 +20,7 @@ import java.util.concurrent.Callable;
 
 /** {@code rslora init}: a fresh adapter in PEFT layout (A per --init, B = 0) for modules of a base checkpoint. */
 @Command(name = "init", description = {
-        "Create a new adapter in PEFT layout for the modules of BASE matching --target-modules:",
+        "Create a new adapter in PEFT layout for the modules of BASE matching --target-modules.",
         "A initialised (default: U(±1/√d_in); gaussian: N(0, 1/r²)), B = 0, F32; use_rslora true unless --scaling lora."})
 final class InitCommand implements Callable<Integer> {
     @Spec

@@ -20,8 +20,9 @@ import java.util.concurrent.Callable;
  * streaming one tensor at a time; OUT appears only when complete. A progress bar shows on a terminal.
  */
 @Command(name = "merge", description = {
-        "Merge a PEFT adapter into a base checkpoint: each adapted weight becomes round(W ± γ·B·A) (fp32, rounded once",
-        "to the base dtype), extra adapter tensors (e.g. a classifier head) replace theirs, all else is copied byte for byte.",
+        "Merge a PEFT adapter into a base checkpoint (or, with --unmerge, subtract it).",
+        "Each adapted weight becomes round(W ± γ·B·A) (fp32, rounded once to the base dtype), extra adapter tensors",
+        "(e.g. a classifier head) replace theirs, all else is copied byte for byte.",
         "BASE is a .safetensors file (OUT: a file) or a shard folder (OUT: a new folder with the same shards and index)."})
 final class MergeCommand implements Callable<Integer> {
     @Spec

@@ -1,0 +1,47 @@
+package dev.rslora.cli;
+
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Every command's help renders cleanly, and `rslora --help` lists each command with a whole sentence. */
+class HelpTextTest {
+
+    /** picocli formats descriptions with String.format: a lone '%' makes it warn on System.err and print the raw text. */
+    @Test
+    void everyCommandsHelpRendersWithoutAPicocliWarning() {
+        PrintStream old = System.err;
+        ByteArrayOutputStream captured = new ByteArrayOutputStream();
+        try {
+            System.setErr(new PrintStream(captured, true, StandardCharsets.UTF_8));
+            for (String name : new CommandLine(new Main()).getSubcommands().keySet()) {
+                CliRun r = CliRun.of("help", name);
+                assertEquals(0, r.code(), name + ": " + r.err());
+                assertFalse(r.out().isBlank(), name);
+            }
+        } finally {
+            System.setErr(old);
+        }
+        String err = captured.toString(StandardCharsets.UTF_8);
+        assertFalse(err.contains("picocli WARN"), err);
+    }
+
+    /** `rslora --help` shows only the first description line of each command: it must not stop mid-sentence. */
+    @Test
+    void theCommandListShowsEachCommandsFirstLineAsAWholeSentence() {
+        for (Map.Entry<String, CommandLine> e : new CommandLine(new Main()).getSubcommands().entrySet()) {
+            String[] description = e.getValue().getCommandSpec().usageMessage().description();
+            assertTrue(description.length > 0, e.getKey());
+            String first = description[0].strip();
+            assertTrue(first.endsWith("."), e.getKey() + ": the first description line is not a sentence: " + first);
+        }
+    }
+}
