@@ -1,9 +1,11 @@
 package dev.rslora.peft;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.json.JsonReadFeature;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeType;
 
 import java.io.IOException;
@@ -37,8 +39,15 @@ import java.util.Map;
  * any is non-zero. {@code eva_config} (an initialisation recipe) is accepted.
  */
 public final class PeftConfigReader {
-    /** Refuses trailing content after the top-level value (Python's json.load does: "Extra data"). */
-    private static final ObjectMapper JSON = new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+    /**
+     * Reads JSON as Python's json.load does: trailing content after the top-level value is refused
+     * ("Extra data"), and NaN, Infinity and -Infinity are numbers (json.dump writes them), left to
+     * the field that holds one to refuse it by name.
+     */
+    private static final ObjectMapper JSON = JsonMapper.builder()
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+            .enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS)
+            .build();
 
     /** Fields holding a sub-config of a variant this library does not implement. */
     private static final List<String> VARIANT_CONFIGS = List.of("loftq_config", "corda_config", "megatron_config",

@@ -183,6 +183,22 @@ class PeftConfigTest {
         assertTrue(m.startsWith(twice + ": not valid JSON"), m);
     }
 
+    /** Python's json (which PEFT reads and writes configs with) accepts NaN, Infinity and -Infinity. */
+    @Test
+    void nonFiniteNumbersParseAsPythonDoesAndAreRefusedByTheFieldThatHoldsThem() throws Exception {
+        PeftConfig c = parse("{\"peft_type\": \"LORA\", \"r\": 4, \"target_modules\": [\"q_proj\"],"
+                + " \"some_future_field\": {\"threshold\": Infinity, \"floor\": -Infinity, \"x\": NaN}}");
+        assertEquals(4, c.r(), "an ignored field may hold them");
+        String m = refusal("{\"peft_type\": \"LORA\", \"lora_alpha\": Infinity}");
+        assertTrue(m.contains("lora_alpha") && m.contains("Infinity") && !m.contains("JsonReadFeature"), m);
+        m = refusal("{\"peft_type\": \"LORA\", \"lora_dropout\": NaN}");
+        assertTrue(m.contains("lora_dropout") && m.contains("NaN"), m);
+        m = refusal("{\"peft_type\": \"LORA\", \"r\": NaN}");
+        assertTrue(m.contains("\"r\"") && m.contains("NaN"), m);
+        m = refusal("{\"peft_type\": \"LORA\", \"alpha_pattern\": {\"q_proj\": -Infinity}}");
+        assertTrue(m.contains("alpha_pattern") && m.contains("Infinity"), m);
+    }
+
     @Test
     void aConfigFileThatIsAFifoIsRefusedInsteadOfWaitingForAWriter(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
             throws Exception {
