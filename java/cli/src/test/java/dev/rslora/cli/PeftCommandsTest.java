@@ -253,6 +253,17 @@ class PeftCommandsTest {
     }
 
     @Test
+    void anAdapterWithoutTensorsIsRefusedInsteadOfMergingAsACopyOfTheBase() throws Exception {
+        // e.g. a weights file saved from the wrong object: a merge would exit 0 having changed nothing
+        Path empty = dir.resolve("empty.safetensors");
+        new SafetensorsWriter().metadata("format", "pt").write(empty);
+        Path adapter = adapterVariant("empty-adapter", null, empty);
+        Path out = dir.resolve("out.safetensors");
+        assertRefused(cli("merge", "--base", g("base-bf16.safetensors"), "--adapter", adapter.toString(), "--output", out.toString()),
+                out, "no LoRA modules");
+    }
+
+    @Test
     void aMergeOutputThatIsAnInputFileIsRefusedAndTheInputKept() throws Exception {
         Path adapter = adapterVariant("adapter", null, null);
         Path base = Files.copy(Golden.path("base-bf16.safetensors"), dir.resolve("base.safetensors"));

@@ -64,12 +64,16 @@ public final class CheckpointMerge {
      * @param adapter the adapter whose γ·B·A is added to (or subtracted from) the base weights
      * @param unmerge subtract instead of add (refused when the adapter replaces base tensors,
      *                whose original values a merged checkpoint no longer holds)
-     * @throws PeftFormatException naming the module or tensor that does not fit
+     * @throws PeftFormatException naming the module or tensor that does not fit, or when the adapter holds nothing to merge
      */
     public CheckpointMerge(BaseCheckpoint base, AdapterSet adapter, boolean unmerge) throws PeftFormatException {
         this.base = base;
         this.adapter = adapter;
         this.sign = unmerge ? -1 : 1;
+        if (adapter.modules().isEmpty() && adapter.extras().isEmpty()) {
+            throw new PeftFormatException("the adapter has no LoRA modules and no extra tensors: a merge would only copy "
+                    + base.path() + " unchanged");
+        }
         boolean fanInFanOut = adapter.config().fanInFanOut();
         for (AdapterModule m : adapter.modules().values()) {
             String name = m.weightName();
