@@ -49,6 +49,10 @@ final class InitCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "0", paramLabel = "S", description = "seed of the initialisation (default 0)")
     long seed;
 
+    @Option(names = "--fan-in-fan-out", description = "the weights are stored [d_in, d_out] (GPT-2 Conv1D): A [r, d_in] with "
+            + "d_in = dim 0, B [d_out, r], written as fan_in_fan_out true (PEFT's setting for such models)")
+    boolean fanInFanOut;
+
     @Option(names = "--output", required = true, paramLabel = "ADAPTER_DIR", description = "new adapter folder (must not exist)")
     Path output;
 
@@ -67,7 +71,7 @@ final class InitCommand implements Callable<Integer> {
         if (names.isEmpty()) {
             throw new IllegalArgumentException("--target-modules names no module");
         }
-        PeftConfig config = PeftConfig.create(names, rank, alpha, sc, in).withBaseModel(base.toString());
+        PeftConfig config = PeftConfig.create(names, rank, alpha, sc, in).withBaseModel(base.toString()).withFanInFanOut(fanInFanOut);
         try (Arena arena = Arena.ofShared()) {
             BaseCheckpoint ckpt = BaseCheckpoint.open(base, arena);
             AdapterSet set = AdapterSet.init(ckpt, config, seed, arena);

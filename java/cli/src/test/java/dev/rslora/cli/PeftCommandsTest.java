@@ -21,6 +21,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.stream.Stream;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -67,6 +68,28 @@ class PeftCommandsTest {
         String cfg = Files.readString(dir.resolve("lora").resolve(AdapterSet.CONFIG_FILE));
         assertTrue(cfg.contains("\"use_rslora\": false") && cfg.contains("\"init_lora_weights\": true")
                 && cfg.contains("\"lora_alpha\": 3,"), cfg);
+    }
+
+    /** GPT-2's Conv1D weights are stored [d_in, d_out]: PEFT's adapter on them has lora_A [r, d_in] with fan_in_fan_out true. */
+    @Test
+    void initWithFanInFanOutGivesTheTensorsPeftSavesForGpt2() throws Exception {
+        Path out = dir.resolve("gpt2");
+        CliRun r = cli("init", "--base", g("base-gpt2-f32.safetensors"), "--target-modules", "c_attn", "--rank", "4", "--alpha", "8",
+                "--scaling", "lora", "--fan-in-fan-out", "--output", out.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(Files.readString(out.resolve(AdapterSet.CONFIG_FILE)).contains("\"fan_in_fan_out\": true"));
+        try (Arena arena = Arena.ofConfined()) {
+            SafetensorsFile ours = SafetensorsFile.open(out.resolve(AdapterSet.WEIGHTS_FILE), arena);
+            SafetensorsFile peft = SafetensorsFile.open(Golden.path("adapter-gpt2/" + AdapterSet.WEIGHTS_FILE), arena);
+            for (var e : ours.entries()) {
+                assertTrue(peft.contains(e.name()), e.name());
+                assertArrayEquals(peft.entry(e.name()).shape(), e.shape(), e.name());
+            }
+            assertEquals(4, ours.entries().size(), "lora_A and lora_B of both c_attn");
+        }
+        Path merged = dir.resolve("merged.safetensors");
+        assertEquals(0, cli("merge", "--base", g("base-gpt2-f32.safetensors"), "--adapter", out.toString(), "--output",
+                merged.toString()).code());
     }
 
     private static double[] toDoubles(Tensor t) {
