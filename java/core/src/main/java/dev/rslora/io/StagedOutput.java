@@ -50,9 +50,15 @@ public final class StagedOutput implements AutoCloseable {
      * @param target       the folder to create (its parent must exist), or with {@code replaceFiles} an existing folder
      * @param replaceFiles whether an existing folder is allowed, its files of the same names replaced on commit
      * @return the staged output; write into {@link #dir()}, then {@link #commit()}
-     * @throws IOException if the target exists (and may not), the parent folder is missing, or the staging folder cannot be made
+     * @throws IOException if the target exists (and may not) or is a dangling symbolic link, the parent folder is missing, or the
+     *                     staging folder cannot be made
      */
     public static StagedOutput folder(Path target, boolean replaceFiles) throws IOException {
+        if (Files.isSymbolicLink(target) && !Files.exists(target)) {
+            // the commit's rename of the staging folder onto a link fails, and only after everything was written
+            throw new FileAlreadyExistsException(target.toString(), null, "the output is a symbolic link to a missing path; "
+                    + "remove it or choose another path");
+        }
         if (Files.exists(target) && !(replaceFiles && Files.isDirectory(target))) {
             throw new FileAlreadyExistsException(target.toString(), null, "the output already exists; remove it or choose another path");
         }

@@ -85,6 +85,17 @@ class StagedOutputTest {
     }
 
     @Test
+    void refusesAFolderTargetThatIsADanglingLinkBeforeAnythingIsWritten() throws IOException {
+        // the final rename of a folder onto a link fails (ENOTDIR): after a whole merge was written, naming the staging folder
+        Path link = Files.createSymbolicLink(dir.resolve("out"), dir.resolve("nowhere"));
+        for (boolean replaceFiles : new boolean[] {false, true}) {
+            FileAlreadyExistsException e = assertThrows(FileAlreadyExistsException.class, () -> StagedOutput.folder(link, replaceFiles));
+            assertTrue(e.getMessage().contains("symbolic link"), e.getMessage());
+        }
+        assertEquals(List.of("out"), names(dir), "no staging folder made for a refused target");
+    }
+
+    @Test
     void refusesAFileTargetThatIsAFifo() throws Exception {
         Path fifo = dev.rslora.testing.Fifo.create(dir.resolve("pipe"));
         IOException e = assertThrows(IOException.class, () -> StagedOutput.file(fifo));
