@@ -211,7 +211,7 @@ final class DemoCommand implements Callable<Integer> {
         }
         // --out is made before the run (a bad path fails in seconds, not after it); a failed run removes
         // it again if it made it and nothing was written there
-        boolean made = !Files.exists(out);
+        boolean made = !Files.exists(out, java.nio.file.LinkOption.NOFOLLOW_LINKS);   // a dangling link is the user's, not made here
         try {
             return experiment.equals("dpo") ? runDpo(o, err) : runRank(o, err);
         } catch (Exception | Error e) {

@@ -98,6 +98,13 @@ public final class Main {
         if (ex instanceof java.nio.file.AccessDeniedException e) {
             return "permission denied: " + e.getFile();
         }
+        // the JDK throws these with the path as the whole message (e.g. Files.createDirectories over a dangling link)
+        if (ex instanceof java.nio.file.FileAlreadyExistsException e && e.getReason() == null) {
+            return "already exists: " + e.getFile();
+        }
+        if (ex instanceof java.nio.file.NotDirectoryException e && e.getReason() == null) {
+            return "not a folder: " + e.getFile();
+        }
         if (ex instanceof OutOfMemoryError e) {
             return outOfMemory(e);
         }

@@ -186,6 +186,17 @@ class DemoCommandTest {
     }
 
     @Test
+    void anOutFolderThatIsADanglingLinkIsNamedWithWhatIsWrong() throws Exception {
+        // Files.createDirectories throws FileAlreadyExistsException(path) with no reason: the line was "rslora: error: PATH"
+        Path link = Files.createSymbolicLink(dir.resolve("link"), dir.resolve("nowhere"));
+        CliRun r = cli("demo", "--quick", "--backend", "reference", "--out", link.toString());
+        assertEquals(1, r.code(), r.err());
+        String line = r.err().strip();
+        assertEquals("rslora: error: already exists: " + link, line);
+        assertTrue(Files.isSymbolicLink(link), "the failed run removes only a folder it made, not the user's link");
+    }
+
+    @Test
     void anEmptyPathIsAUsageErrorNotTheWorkingFolder() {
         for (String[] args : List.of(new String[] {"demo", "--out", ""}, new String[] {"init", "--base", "b.safetensors",
                 "--output", "", "--rank", "4", "--target-modules", "q_proj"}, new String[] {"layer", "--input", " ", "--output", "o"})) {
