@@ -6,7 +6,10 @@ import dev.rslora.tensor.Tensor;
  * A backend's prepared copy of a frozen base weight W [d_out, d_in] and optional bias b [d_out]:
  * the packed panels of the {@code cpu} backend, the device copy of the {@code cuda} backend, or
  * just the host tensors for {@code reference}. Created once per layer by
- * {@link Backend#prepare}, updated only by {@link Backend#merge}, closed by its owner.
+ * {@link Backend#prepare}, closed by its owner. The copies follow the host tensors: {@link Backend#merge}
+ * updates both, and a write to W or the bias through its tensor (set, copyFrom, fill, segment(), or a
+ * kept segment plus markWritten: see {@link Tensor#version()}) is picked up by the next call, as the
+ * reference backend, which reads the host tensors, sees it.
  */
 public interface FrozenWeight extends AutoCloseable {
     /**

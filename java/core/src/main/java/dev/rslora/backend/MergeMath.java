@@ -160,7 +160,7 @@ public final class MergeMath {
             throw new IllegalArgumentException("destination holds " + dst.byteSize() + " bytes, not " + count + " " + dstType + " elements");
         }
         DType src = w.dtype();
-        MemorySegment ws = w.segment();
+        MemorySegment ws = w.readOnlySegment();  // only read: not a write of W (its version stamp stays)
         double[] acc = new double[(int) Math.min(cols, Math.max(1, count))];
         long e = first;
         long end = first + count;

@@ -129,6 +129,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
 
     /** Both packings of W: one unit per transposed panel, one per W_PACK_ROWS rows of the direct packing. */
     private void packWeight(CpuFrozenWeight w, boolean parallel) {
+        long stamp = w.weight().version();  // before reading: a write during the packing shows as stale
         int panels = Panels.panels(w.dOut);
         int blocks = (w.dOut + W_PACK_ROWS - 1) / W_PACK_ROWS;
         pool.run(panels + blocks, (wk, unit) -> {
@@ -140,6 +141,14 @@ public final class CpuBackend implements Backend, AutoCloseable {
                 Panels.packDirect(w.weight(), 1f, w.backward, o0, Math.min(w.dOut, o0 + W_PACK_ROWS), s.block(w.dIn));
             }
         }, parallel);
+        w.packed(stamp);
+    }
+
+    /** Repacks W and the bias when they were written through their tensors since the last packing. */
+    private void refresh(CpuFrozenWeight w, boolean parallel) {
+        if (w.stale()) {
+            packWeight(w, parallel);
+        }
     }
 
     @Override
@@ -153,6 +162,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
             checkOpen();
             w.checkOpen();
             boolean parallel = accessible(x, y, w.weight(), w.bias(), a, b, u);
+            refresh(w, accessible(w.weight(), w.bias()));
             Tensor uOut = u;
             if (active && uOut == null) {
                 long bytes = (long) p.n() * p.rank() * 4;
@@ -210,6 +220,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
             checkOpen();
             w.checkOpen();
             boolean parallel = accessible(x, dy, dx, w.weight(), a, b, u, gradA, gradB);
+            refresh(w, accessible(w.weight(), w.bias()));
             AdapterPanels cache = w.adapter;
             MemorySegment bP = null;
             MemorySegment gaP = null;

@@ -13,7 +13,9 @@ import java.lang.foreign.MemorySegment;
  *   forward  = transposed panels of W (panels over d_out, K = d_in): tile of Y = X·Wᵀ
  *   backward = direct panels of W     (panels over d_in,  K = d_out): tile of dX = dY·W
  * </pre>
- * Filled by {@link CpuBackend#prepare} and refreshed by {@link CpuBackend#merge}. It also holds
+ * Filled by {@link CpuBackend#prepare} and refreshed by {@link CpuBackend#merge}, and by the next
+ * call after W or the bias was written through its tensor ({@link Tensor#version()} moved since
+ * the packing: the copies follow the live W, as the reference backend reads it). It also holds
  * the layer's packed adapter ({@link AdapterPanels}), reused while A, B and γ do not change.
  */
 final class CpuFrozenWeight implements FrozenWeight {
@@ -26,6 +28,11 @@ final class CpuFrozenWeight implements FrozenWeight {
     final MemorySegment backward;
     /** b [d_out] as fp32, zero-padded to panels(d_out)·NR; all zeros without a bias. */
     final float[] biasF32;
+    /** W's and the bias's version stamps when the packings were made (-1: not yet). */
+    private long weightVersion = -1;
+    private long biasVersion = -1;
+    /** How many times W was packed (prepare, merge, a refresh): tests check that a step does not repack. */
+    int packs;
     /** The packed A and B of the adapter last used with this weight. */
     final AdapterPanels adapter = new AdapterPanels();
     private boolean closed;
@@ -38,9 +45,24 @@ final class CpuFrozenWeight implements FrozenWeight {
         this.forward = arena.allocate(Panels.bytes(dOut, dIn), 64);
         this.backward = arena.allocate(Panels.bytes(dIn, dOut), 64);
         this.biasF32 = new float[Panels.panels(dOut) * MicroKernel.NR];
+    }
+
+    /** Whether W or the bias was written since the packings were made. */
+    boolean stale() {
+        return weight.version() != weightVersion || (bias != null && bias.version() != biasVersion);
+    }
+
+    /**
+     * Loads the bias and records the stamps: called by the packing, after reading W. A write
+     * racing with a packing is the caller's race, as with any tensor a call reads.
+     */
+    void packed(long weightStamp) {
         if (bias != null) {
+            biasVersion = bias.version();
             Convert.load(bias, 0, dOut, biasF32, 0);
         }
+        weightVersion = weightStamp;
+        packs++;
     }
 
     @Override
