@@ -458,6 +458,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
         enter();
         CudaFrozenWeight fw = own(w);
         BackendChecks.forward(p, fw, x, a, b, u, y);
+        fw.refresh(ctx);
         ResidentTensor bias = fw.residentBias();
         DType t = computeType(fw, bias, x, y);
         boolean lora = p.adapterActive();
@@ -498,6 +499,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
         enter();
         CudaFrozenWeight fw = own(w);
         BackendChecks.backward(p, fw, x, a, b, u, dy, dx, gradA, gradB, true);  // U is read, not recomputed
+        fw.refresh(ctx);
         boolean lora = p.adapterActive();
         DType t = computeType(fw, null, lora ? x : null, dy, dx);
         if (!lora) {
@@ -565,6 +567,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
         enter();
         CudaFrozenWeight fw = own(w);
         BackendChecks.merge(fw, a, b, gamma, sign);
+        fw.refresh(ctx);  // merge into the W the caller holds now
         ResidentTensor wt = fw.residentWeight();
         int dOut = (int) wt.host().dim(0);
         int dIn = (int) wt.host().dim(1);
@@ -573,6 +576,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
             kernels.merge(wt.dtype(), wt.primary(), db, da, dOut, dIn, r, (float) (sign * gamma));
             wt.invalidateConversions();
             io.download(wt.primary(), wt.dtype(), wt.host());
+            wt.markCurrent();
         }
     }
 

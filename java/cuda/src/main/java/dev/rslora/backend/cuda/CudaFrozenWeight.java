@@ -7,6 +7,7 @@ import dev.rslora.tensor.Tensor;
  * The cuda backend's prepared frozen weight: W [d_out, d_in] and bias [d_out] uploaded to the
  * device once (in their own dtypes, converted copies on demand), plus the host tensors that merge
  * writes back into. Owned by the layer that prepared it; {@link #close()} frees the device copies.
+ * A write to the host W or bias through its tensor is uploaded again by the next call ({@link #refresh}).
  */
 final class CudaFrozenWeight implements FrozenWeight {
     private final CudaBackend owner;
@@ -43,6 +44,15 @@ final class CudaFrozenWeight implements FrozenWeight {
     @Override
     public Tensor bias() {
         return bias == null ? null : bias.host();
+    }
+
+    /** Uploads W and the bias again where the caller wrote them since the last upload (see ResidentTensor#refresh). */
+    void refresh(CudaContext ctx) {
+        check();
+        weight.refresh(ctx);
+        if (bias != null) {
+            bias.refresh(ctx);
+        }
     }
 
     private void check() {

@@ -10,6 +10,8 @@ import java.util.Map;
  * A host tensor kept on the device: the primary copy in the host dtype, uploaded once, plus
  * converted copies made on demand (e.g. an f32 W for a call whose X is f32 while W is bf16).
  * {@link #invalidateConversions()} drops the converted copies after the primary changes (merge).
+ * The host tensor's {@link Tensor#version()} at the last upload is kept: {@link #refresh} uploads
+ * again (into the same primary) after the caller wrote the host tensor.
  */
 final class ResidentTensor implements AutoCloseable {
     private final Tensor host;
@@ -17,9 +19,32 @@ final class ResidentTensor implements AutoCloseable {
     private final Map<DType, DeviceBuffer> converted = new EnumMap<>(DType.class);
     private final TensorMapCache maps = new TensorMapCache();
 
+    /** The host's version stamp the primary copy holds. */
+    private long uploaded;
+
     ResidentTensor(Transfers io, Tensor host) {
         this.host = host;
         this.primary = io.upload(host, host.dtype());
+        this.uploaded = host.version();  // after the upload, which counts as a write of host (segment())
+    }
+
+    /**
+     * Uploads the host tensor again when it was written since the primary copy was made (a caller's
+     * set, copyFrom, fill or segment() write), into the same primary (its TMA descriptors stay valid),
+     * and drops the converted copies; a no-op otherwise.
+     */
+    void refresh(CudaContext ctx) {
+        long stamp = host.version();
+        if (stamp != uploaded) {
+            ctx.upload(host.readOnlySegment(), primary);
+            invalidateConversions();
+            uploaded = stamp;
+        }
+    }
+
+    /** Records that the primary and the host hold the same values (merge wrote both). */
+    void markCurrent() {
+        uploaded = host.version();
     }
 
     Tensor host() {
