@@ -1,6 +1,7 @@
 package dev.rslora.backend.cpu;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /** Small vector helpers on register-tile rows, fp32 rows and blocks. */
@@ -24,10 +25,21 @@ final class TileOps {
         }
     }
 
-    /** Whether a[off .. off+n) holds no NaN or ±Inf (x·0 is 0 for every finite x, NaN otherwise). */
+    /**
+     * Whether a[off .. off+n) holds no NaN or ±Inf: x·0 is 0 for every finite x and NaN otherwise,
+     * summed a vector at a time (one scalar chain of dependent adds ran at the add latency).
+     */
     static boolean allFinite(float[] a, int off, int n) {
+        int c = 0;
         float z = 0f;
-        for (int c = 0; c < n; c++) {
+        if (!MicroKernel.SCALAR) {
+            FloatVector acc = FloatVector.zero(S);
+            for (; c + L <= n; c += L) {
+                acc = acc.add(FloatVector.fromArray(S, a, off + c).mul(0f));
+            }
+            z = acc.reduceLanes(VectorOperators.ADD);
+        }
+        for (; c < n; c++) {
             z += a[off + c] * 0f;
         }
         return z == 0f;

@@ -43,4 +43,26 @@ class TileOpsTest {
             }
         }
     }
+
+    /** {@link TileOps#allFinite}: false for one NaN or ±Inf at any position (vector body or tail), true for finite extremes. */
+    @Test
+    void allFiniteFindsOneNonFiniteValueAnywhere() {
+        for (int n : new int[] {0, 1, MicroKernel.L - 1, MicroKernel.L, 3 * MicroKernel.L + 2, 64}) {
+            int off = 3;
+            float[] a = new float[off + n + 2];
+            java.util.Arrays.fill(a, Float.NaN);   // outside [off, off + n): never read
+            for (int i = 0; i < n; i++) {
+                a[off + i] = i % 2 == 0 ? Float.MAX_VALUE : -Float.MIN_VALUE;
+            }
+            assertEquals(true, TileOps.allFinite(a, off, n), "finite, n " + n);
+            for (int i = 0; i < n; i++) {
+                for (float bad : new float[] {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY}) {
+                    float keep = a[off + i];
+                    a[off + i] = bad;
+                    assertEquals(false, TileOps.allFinite(a, off, n), bad + " at " + i + " of " + n);
+                    a[off + i] = keep;
+                }
+            }
+        }
+    }
 }
