@@ -295,11 +295,12 @@ final class ForwardPass {
         int ldy = Split.ld(dOut);
         s.row = Scratch.grow(s.row, r);
         float[] uRow = s.row;
+        MemorySegment uSeg = u.readOnlySegment();  // U is F32: scanned in place, copied only for a row to redo
         for (int i = c0; i < c1; i++) {
-            Convert.load(u, (long) i * r, r, uRow, 0);
-            if (TileOps.allFinite(uRow, 0, r)) {
+            if (TileOps.allFinite(uSeg, 4L * i * r, r)) {
                 continue;
             }
+            Convert.load(u, (long) i * r, r, uRow, 0);
             for (int po = po0; po < po1; po++) {
                 int cOff = (i - c0) * ldy + po * NR;
                 MicroKernel.mmaRow(s.xc, (i - c0) * ld, w.forward, (long) po * dIn * PANEL_ROW_BYTES, dIn, s.yc, cOff, false);

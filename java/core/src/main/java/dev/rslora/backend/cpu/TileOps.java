@@ -1,8 +1,12 @@
 package dev.rslora.backend.cpu;
 
+import dev.rslora.tensor.DType;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
 
 /** Small vector helpers on register-tile rows, fp32 rows and blocks. */
 final class TileOps {
@@ -41,6 +45,23 @@ final class TileOps {
         }
         for (; c < n; c++) {
             z += a[off + c] * 0f;
+        }
+        return z == 0f;
+    }
+
+    /** {@link #allFinite(float[], int, int)} of n little-endian fp32 values at byte offset {@code at} of {@code seg}. */
+    static boolean allFinite(MemorySegment seg, long at, int n) {
+        int c = 0;
+        float z = 0f;
+        if (!MicroKernel.SCALAR) {
+            FloatVector acc = FloatVector.zero(S);
+            for (; c + L <= n; c += L) {
+                acc = acc.add(FloatVector.fromMemorySegment(S, seg, at + 4L * c, ByteOrder.LITTLE_ENDIAN).mul(0f));
+            }
+            z = acc.reduceLanes(VectorOperators.ADD);
+        }
+        for (; c < n; c++) {
+            z += seg.get(DType.LE_FLOAT, at + 4L * c) * 0f;
         }
         return z == 0f;
     }
