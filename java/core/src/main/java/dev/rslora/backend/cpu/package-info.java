@@ -22,7 +22,8 @@
  *   <li>{@link dev.rslora.backend.cpu.GradGemm}, {@link dev.rslora.backend.cpu.RowGrads}: dA and dB
  *       as GEMMs over all N rows, or as outer products for N ≤ 8;</li>
  *   <li>{@link dev.rslora.backend.cpu.Panels}: packing into the kernel's B-operand panels;
- *       {@link dev.rslora.backend.cpu.CpuFrozenWeight}: W packed once, off-heap, and the layer's
+ *       {@link dev.rslora.backend.cpu.CpuFrozenWeight}: W packed off-heap (again only after W or the
+ *       bias was written), and the layer's
  *       packed adapter ({@link dev.rslora.backend.cpu.AdapterPanels}, repacked when A, B or γ change);</li>
  *   <li>{@link dev.rslora.backend.cpu.MaskBits}: the dropout mask as keep bits (vectorised Philox,
  *       identical to {@link dev.rslora.dropout.DropoutMask});</li>

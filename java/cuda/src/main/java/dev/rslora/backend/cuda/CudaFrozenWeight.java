@@ -5,7 +5,7 @@ import dev.rslora.tensor.Tensor;
 
 /**
  * The cuda backend's prepared frozen weight: W [d_out, d_in] and bias [d_out] uploaded to the
- * device once (in their own dtypes, converted copies on demand), plus the host tensors that merge
+ * device (in their own dtypes, converted copies on demand), plus the host tensors that merge
  * writes back into. Owned by the layer that prepared it; {@link #close()} frees the device copies.
  * A write to the host W or bias through its tensor is uploaded again by the next call ({@link #refresh}).
  */

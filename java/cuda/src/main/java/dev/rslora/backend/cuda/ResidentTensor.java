@@ -7,7 +7,7 @@ import java.util.EnumMap;
 import java.util.Map;
 
 /**
- * A host tensor kept on the device: the primary copy in the host dtype, uploaded once, plus
+ * A host tensor kept on the device: the primary copy in the host dtype, uploaded at creation, plus
  * converted copies made on demand (e.g. an f32 W for a call whose X is f32 while W is bf16).
  * {@link #invalidateConversions()} drops the converted copies after the primary changes (merge).
  * The host tensor's {@link Tensor#version()} at the last upload is kept: {@link #refresh} uploads
