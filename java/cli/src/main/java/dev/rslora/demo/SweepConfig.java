@@ -48,9 +48,11 @@ public record SweepConfig(int dim, int batch, int steps, List<Integer> ranks, in
         require(alpha > 0 && !Double.isInfinite(alpha), "alpha must be finite and > 0, got alpha=" + alpha);
         require(optimizer != null, "optimizer is null");
         require(teacherScale >= 0 && !Double.isInfinite(teacherScale), "teacherScale must be finite and >= 0, got " + teacherScale);
+        // named as the demo's options (--final-window, --max-grad-norm), which is where these come from
         require(finalWindow >= 1 && finalWindow <= steps,
-                "finalWindow must be in [1, steps=" + steps + "], got finalWindow=" + finalWindow);
-        require(maxGradNorm >= 0 && !Double.isInfinite(maxGradNorm), "maxGradNorm must be finite and >= 0, got " + maxGradNorm);
+                "final window (--final-window) must be in [1, steps=" + steps + "], got " + finalWindow);
+        require(maxGradNorm >= 0 && !Double.isInfinite(maxGradNorm),
+                "max grad norm (--max-grad-norm) must be finite and >= 0, got " + maxGradNorm);
     }
 
     private static void require(boolean ok, String message) {

@@ -132,7 +132,10 @@ class DemoCommandTest {
                 new Case(1, "steps must be >= 1, got steps=0", new String[] {"demo", "--steps", "0"}),
                 new Case(1, "ranks must be ascending and distinct", new String[] {"demo", "--ranks", "4,4"}),
                 new Case(1, "unknown backend 'nope'", new String[] {"demo", "--backend", "nope"}),
-                new Case(1, "lr must be finite and >= 0", new String[] {"demo", "--lr", "-1"}));
+                new Case(1, "lr must be finite and >= 0", new String[] {"demo", "--lr", "-1"}),
+                // named as the options the user typed, not as the config's fields (finalWindow, maxGradNorm)
+                new Case(1, "(--final-window) must be in [1, steps=200], got 0", new String[] {"demo", "--final-window", "0"}),
+                new Case(1, "(--max-grad-norm) must be finite and >= 0, got -1.0", new String[] {"demo", "--max-grad-norm", "-1"}));
         for (Case c : cases) {
             Path out = dir.resolve("never");
             String[] args = java.util.stream.Stream.concat(java.util.Arrays.stream(c.args()),
