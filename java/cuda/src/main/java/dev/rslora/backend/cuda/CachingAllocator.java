@@ -57,12 +57,19 @@ final class CachingAllocator implements AutoCloseable {
             }
             driverAllocations++;
         }
+        if (poison) {
+            try {
+                raw.fill(block, cls, (byte) 0xFF);
+            } catch (RuntimeException | Error e) {
+                // not handed out: back to the cache, so the block is neither lost nor counted in use
+                free.computeIfAbsent(cls, k -> new ArrayDeque<>()).push(block);
+                bytesCached += cls;
+                throw e;
+            }
+        }
         bytesInUse += cls;
         buffersInUse++;
         highWater = Math.max(highWater, bytesInUse);
-        if (poison) {
-            raw.fill(block, cls, (byte) 0xFF);
-        }
         return new DeviceBuffer(this, block, bytes);
     }
 

@@ -23,6 +23,7 @@ class CachingAllocatorTest {
         long liveBytes;
         long limit = Long.MAX_VALUE;
         int fills;
+        boolean failFill;
 
         @Override
         public RawBlock allocate(long bytes) {
@@ -45,6 +46,9 @@ class CachingAllocatorTest {
         @Override
         public void fill(RawBlock block, long bytes, byte value) {
             assertTrue(live.contains(block.address()));
+            if (failFill) {
+                throw new IllegalStateException("fake fill failure");
+            }
             fills++;
         }
     }
@@ -148,5 +152,23 @@ class CachingAllocatorTest {
         a.allocate(10).close();
         a.allocate(10).close();  // reused block is poisoned again
         assertEquals(2, dev.fills);
+    }
+
+    /** A poisoning fill that fails leaves the block in the cache, not counted in use and not lost. */
+    @Test
+    void aFailedPoisonFillLosesNoBlock() {
+        FakeDevice dev = new FakeDevice();
+        CachingAllocator alloc = new CachingAllocator(dev);
+        alloc.setPoison(true);
+        dev.failFill = true;
+        assertThrows(IllegalStateException.class, () -> alloc.allocate(1000));
+        assertEquals(0, alloc.stats().bytesInUse());
+        assertEquals(0, alloc.stats().buffersInUse());
+        dev.failFill = false;
+        DeviceBuffer b = alloc.allocate(1000);   // the cached block, reused
+        assertEquals(1, alloc.stats().reuses());
+        b.close();
+        assertEquals(0, alloc.closeAndCountLeaks());
+        assertTrue(dev.live.isEmpty(), "every block freed to the driver at close");
     }
 }
