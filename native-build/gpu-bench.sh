@@ -74,6 +74,15 @@ cap() {  # max seconds → min(max, time left - 2), at least 1
     echo "$l"
 }
 note() { echo "gpu-bench: $*" | tee -a "$log"; }
+# a part that exited 0 must have written its file: how many results it holds, else the part failed
+produced() {  # label file pattern noun
+    if [[ -s "$2" ]]; then
+        note "$1: done ($(grep -c "$3" "$2") $4 in $(basename "$2"))"
+    else
+        failed=1
+        note "$1: FAILED (exit 0, but no $(basename "$2") written)"
+    fi
+}
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,power.limit,temperature.gpu \
     --format=csv >"$logdir/gpu-info.csv" 2>>"$log" || { rm -f "$logdir/gpu-info.csv"; note "nvidia-smi failed: no gpu-info.csv"; }
@@ -101,7 +110,7 @@ timeout --kill-after=5 "$t" "$java" --enable-native-access=ALL-UNNAMED --add-mod
     --out "$logdir/java-events.jsonl" >>"$log" 2>&1
 rc=$?
 case $rc in
-    0) note "Java CUDA-event timings: done ($(grep -c '"kind": "timing"' "$logdir/java-events.jsonl") timings)" ;;
+    0) produced "Java CUDA-event timings" "$logdir/java-events.jsonl" '"kind": "timing"' timings ;;
     3) skipped=$((skipped + 1)); note "Java CUDA-event timings: skipped (CUDA unavailable)" ;;
     *) failed=1; note "Java CUDA-event timings: FAILED (rc $rc$( ((rc == 124 || rc == 137)) && echo ", timed out after ${t}s"))" ;;
 esac
@@ -117,7 +126,7 @@ timeout --kill-after=5 "$t" "$python" jmh/peft_peer.py --n "$ns" --d "$ds" --ran
     --budget-s "$(( t > 20 ? t - 15 : 5 ))" --out "$logdir/peft.jsonl" >>"$log" 2>&1
 rc=$?
 case $rc in
-    0) note "PyTorch peers: done ($(grep -c '"kind": "timing"' "$logdir/peft.jsonl") timings)" ;;
+    0) produced "PyTorch peers" "$logdir/peft.jsonl" '"kind": "timing"' timings ;;
     3) skipped=$((skipped + 1)); note "PyTorch peers: skipped ($(grep -o '"reason": "[^"]*"' "$logdir/peft.jsonl" 2>/dev/null))" ;;
     *) failed=1; note "PyTorch peers: FAILED (rc $rc$( ((rc == 124 || rc == 137)) && echo ", timed out after ${t}s"))" ;;
 esac
@@ -139,7 +148,7 @@ for r in "${ranks[@]}"; do
         -rf json -rff "$out" >>"$log" 2>&1
     rc=$?
     case $rc in
-        0) note "JMH r=$r: done ($(grep -c '"benchmark"' "$out" 2>/dev/null) results in $(basename "$out"))" ;;
+        0) produced "JMH r=$r" "$out" '"benchmark"' results ;;
         3) skipped=$((skipped + 1)); note "JMH r=$r: skipped (CUDA unavailable, see gpu-bench.log)"; break ;;
         *) failed=1; note "JMH r=$r: FAILED (rc $rc$( ((rc == 124 || rc == 137)) && echo ", timed out after ${t}s"))" ;;
     esac
@@ -160,7 +169,7 @@ if [[ -n "$families" ]]; then
             -p "r=$rs" -p dropout=0.1 -rf json -rff "$out" >>"$log" 2>&1
         rc=$?
         case $rc in
-            0) note "JMH families: done ($(grep -c '"benchmark"' "$out" 2>/dev/null) results in $(basename "$out"))" ;;
+            0) produced "JMH families" "$out" '"benchmark"' results ;;
             3) skipped=$((skipped + 1)); note "JMH families: skipped (CUDA unavailable)" ;;
             *) failed=1; note "JMH families: FAILED (rc $rc$( ((rc == 124 || rc == 137)) && echo ", timed out after ${t}s"))" ;;
         esac

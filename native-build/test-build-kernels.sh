@@ -344,6 +344,25 @@ RSLORA_BENCH_BUDGET_S=900 RSLORA_PEER_TIMEOUT_S=60 RSLORA_BENCH_N=2048,8192 RSLO
 rc=$?
 check "gpu-bench: valid budget, timeout and shape lists are accepted" \
     bash -c "test $rc -eq 2 && grep -q 'cannot create LOGDIR' '$work/k12.log' && ! grep -q ' is not ' '$work/k12.log'"
+# a part that exits 0 without writing its file is a failure, not "done ( timings)": a java that writes
+# nothing, a python peer that writes one timing
+cat >"$work/bin/java-silent" <<'J'
+#!/bin/bash
+exit 0
+J
+cat >"$work/bin/python-one" <<'P'
+#!/bin/bash
+while [[ $# -gt 0 ]]; do [[ "$1" == --out ]] && { echo '{"kind": "timing", "name": "fake"}' >"$2"; shift; }; shift; done
+exit 0
+P
+chmod +x "$work/bin/java-silent" "$work/bin/python-one"
+RSLORA_JAVA="$work/bin/java-silent" RSLORA_PYTHON="$work/bin/python-one" RSLORA_BENCH_R=16 RSLORA_BENCH_FAMILIES= \
+    RSLORA_BENCH_BUDGET_S=60 "$here/gpu-bench.sh" "$work/gb-silent" >"$work/gb-silent.log" 2>&1
+rc=$?
+check "gpu-bench: a part that exits 0 but writes no file fails, one that writes is counted" \
+    bash -c "test $rc -eq 1 && grep -q 'Java CUDA-event timings: FAILED (exit 0, but no java-events.jsonl written)' '$work/gb-silent.log' \
+        && grep -q 'JMH r=16: FAILED (exit 0, but no jmh-gpu-r16.json written)' '$work/gb-silent.log' \
+        && grep -q 'PyTorch peers: done (1 timings in peft.jsonl)' '$work/gb-silent.log'"
 
 # (11) gpu-check's budget on a copy of its scripts in a folder with a space (a fake bundle whose runtime
 # only answers -version, a tar that takes 2 s, no driver: --force), at RSLORA_CHECK_BUDGET_S=20: the
