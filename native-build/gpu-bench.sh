@@ -15,6 +15,7 @@
 #                       timeout loses one rank only
 #   jmh-gpu-families.json  fusedGraph for the other fused families (RSLORA_BENCH_FAMILIES, default v2,v3,v4)
 #   gpu-bench.log       what each part printed
+# (files of these names left in LOGDIR by an earlier run are removed first; nothing else there is touched)
 # Environment:
 #   RSLORA_JAVA            java to use (default: java on PATH); needs the bundled benchmarks.jar
 #   RSLORA_BENCH_JAR       default gpu-bundle/lib/benchmarks.jar, else jmh/target/benchmarks.jar
@@ -60,6 +61,9 @@ peer_timeout="${RSLORA_PEER_TIMEOUT_S:-120}"
 families="${RSLORA_BENCH_FAMILIES-v2,v3,v4}"
 t_start=$(date +%s)
 log="$logdir/gpu-bench.log"
+# an earlier run's files of the same names would pass for this run's (a rank this run times out on):
+# this script's own outputs go first, nothing else in LOGDIR is touched
+rm -f "$logdir"/{gpu-info.csv,gpu-clocks.csv,BUNDLE.txt,peft.jsonl,java-events.jsonl,jmh-gpu-families.json} "$logdir"/jmh-gpu-r*.json
 : >"$log"
 failed=0
 skipped=0

@@ -356,6 +356,9 @@ while [[ $# -gt 0 ]]; do [[ "$1" == --out ]] && { echo '{"kind": "timing", "name
 exit 0
 P
 chmod +x "$work/bin/java-silent" "$work/bin/python-one"
+mkdir -p "$work/gb-silent"   # an earlier run's r = 256 file and someone else's note
+echo '[]' >"$work/gb-silent/jmh-gpu-r256.json"
+echo 'mine' >"$work/gb-silent/notes.txt"
 RSLORA_JAVA="$work/bin/java-silent" RSLORA_PYTHON="$work/bin/python-one" RSLORA_BENCH_R=16 RSLORA_BENCH_FAMILIES= \
     RSLORA_BENCH_BUDGET_S=60 "$here/gpu-bench.sh" "$work/gb-silent" >"$work/gb-silent.log" 2>&1
 rc=$?
@@ -363,6 +366,8 @@ check "gpu-bench: a part that exits 0 but writes no file fails, one that writes 
     bash -c "test $rc -eq 1 && grep -q 'Java CUDA-event timings: FAILED (exit 0, but no java-events.jsonl written)' '$work/gb-silent.log' \
         && grep -q 'JMH r=16: FAILED (exit 0, but no jmh-gpu-r16.json written)' '$work/gb-silent.log' \
         && grep -q 'PyTorch peers: done (1 timings in peft.jsonl)' '$work/gb-silent.log'"
+check "gpu-bench: an earlier run's output of the same name is removed, other files kept" \
+    bash -c "test ! -e '$work/gb-silent/jmh-gpu-r256.json' && grep -qx mine '$work/gb-silent/notes.txt'"
 
 # (11) gpu-check's budget on a copy of its scripts in a folder with a space (a fake bundle whose runtime
 # only answers -version, a tar that takes 2 s, no driver: --force), at RSLORA_CHECK_BUDGET_S=20: the
