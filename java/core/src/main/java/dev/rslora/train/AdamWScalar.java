@@ -12,7 +12,8 @@ import java.lang.foreign.MemorySegment;
  *
  * <pre>
  *   p ← p·decay
- *   m ← m + (1−β1)·(g − m)                 (torch: exp_avg.lerp_(g, 1−β1))
+ *   m ← m + (1−β1)·(g − m)                 (torch: exp_avg.lerp_(g, 1−β1), weight 1−β1 &lt; 0.5)
+ *   m ← g − (g − m)·(1 − (1−β1))           (the same lerp_, weight ≥ 0.5: m = g exactly when β1 = 0)
  *   v ← v·β2 + ((1−β2)·g)·g                (torch: exp_avg_sq.mul_(β2).addcmul_(g, g, 1−β2))
  *   p ← p − stepSize·(m / (√v / bc2Sqrt + eps))
  * </pre>
@@ -32,6 +33,8 @@ final class AdamWScalar {
         MemorySegment vs = v.segment();
         float decay = c.decay();
         float omb1 = c.oneMinusB1();
+        boolean smallWeight = omb1 < 0.5f;  // torch's lerp picks its formula by |weight| < 0.5
+        float omw = 1f - omb1;
         float b2 = c.beta2();
         float omb2 = c.oneMinusB2();
         float stepSize = c.stepSize();
@@ -42,7 +45,8 @@ final class AdamWScalar {
             float p = pt.load(ps, i) * decay;
             float mi = ms.getAtIndex(DType.LE_FLOAT, i);
             float vi = vs.getAtIndex(DType.LE_FLOAT, i);
-            mi = mi + omb1 * (g - mi);
+            float diff = g - mi;
+            mi = smallWeight ? mi + omb1 * diff : g - diff * omw;
             vi = vi * b2 + (omb2 * g) * g;
             float denom = (float) Math.sqrt(vi) / bc2Sqrt + eps;
             p = p - stepSize * (mi / denom);

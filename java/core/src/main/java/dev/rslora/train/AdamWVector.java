@@ -29,6 +29,8 @@ final class AdamWVector {
         long bound = n - n % S.length();
         FloatVector decay = FloatVector.broadcast(S, c.decay());
         FloatVector omb1 = FloatVector.broadcast(S, c.oneMinusB1());
+        boolean smallWeight = c.oneMinusB1() < 0.5f;  // torch's lerp picks its formula by |weight| < 0.5
+        FloatVector omw = FloatVector.broadcast(S, 1f - c.oneMinusB1());
         FloatVector b2 = FloatVector.broadcast(S, c.beta2());
         FloatVector omb2 = FloatVector.broadcast(S, c.oneMinusB2());
         FloatVector stepSize = FloatVector.broadcast(S, c.stepSize());
@@ -40,7 +42,8 @@ final class AdamWVector {
             FloatVector p = FloatVector.fromMemorySegment(S, ps, off, LE).mul(decay);
             FloatVector mi = FloatVector.fromMemorySegment(S, ms, off, LE);
             FloatVector vi = FloatVector.fromMemorySegment(S, vs, off, LE);
-            mi = mi.add(omb1.mul(g.sub(mi)));
+            FloatVector diff = g.sub(mi);
+            mi = smallWeight ? mi.add(omb1.mul(diff)) : g.sub(diff.mul(omw));
             vi = vi.mul(b2).add(omb2.mul(g).mul(g));
             FloatVector denom = vi.sqrt().div(bc2Sqrt).add(eps);
             p = p.sub(stepSize.mul(mi.div(denom)));

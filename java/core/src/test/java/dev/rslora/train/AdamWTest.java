@@ -119,6 +119,42 @@ class AdamWTest {
         }
     }
 
+    /**
+     * β1 = 0: torch's {@code exp_avg.lerp_(g, 1)} takes the weight ≥ 0.5 branch {@code g − (g − m)·(1 − w)},
+     * so m becomes g exactly; {@code m + 1·(g − m)} would cancel a small g against a large old m.
+     */
+    @Test
+    void beta1ZeroKeepsTheGradientAsTheFirstMomentExactly() {
+        AdamWConfig c = new AdamWConfig(0.0, 0.0, 0.999, 1e-8, 0.0);
+        for (boolean scalar : new boolean[] {true, false}) {
+            try (Arena arena = Arena.ofShared()) {
+                Tensor p = Tensor.of(arena, DType.F32, new float[] {0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f}, 9);
+                Tensor g = Tensor.of(arena, DType.F32, new float[] {1f, 1f, 1f, 1f, 1f, 1f, 1f, 1f, 1f}, 9);
+                AdamWCoefficients k1 = AdamWCoefficients.of(c, 1);
+                AdamWCoefficients k2 = AdamWCoefficients.of(c.withLr(1.0), 2);
+                Tensor m = Tensor.allocate(arena, DType.F32, 9);
+                Tensor v = Tensor.allocate(arena, DType.F32, 9);
+                step(p, g, m, v, k1, scalar);
+                for (long i = 0; i < 9; i++) {
+                    g.set(i, 1e-10f);
+                }
+                step(p, g, m, v, k2, scalar);
+                for (long i = 0; i < 9; i++) {
+                    assertEquals(1e-10f, m.get(i), "scalar=" + scalar + " element " + i);
+                    assertTrue(p.get(i) < -1e-10f, "scalar=" + scalar + " p=" + p.get(i));
+                }
+            }
+        }
+    }
+
+    private static void step(Tensor p, Tensor g, Tensor m, Tensor v, AdamWCoefficients k, boolean scalar) {
+        if (scalar) {
+            AdamWScalar.update(p, g, m, v, k, 0, p.numel());
+        } else {
+            AdamWVector.update(p, g, m, v, k);
+        }
+    }
+
     /** Without master weights a BF16 parameter loses updates below half an ulp; with them it does not. */
     @Test
     void masterWeightsKeepSmallBf16UpdatesThatPlainBf16Loses() {
