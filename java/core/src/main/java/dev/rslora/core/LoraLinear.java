@@ -249,7 +249,7 @@ public final class LoraLinear implements AutoCloseable {
         enter();
         try {
             if (savedParams == null) {
-                throw new IllegalStateException("backward called before forward");
+                throw new IllegalStateException("backward called before forward (or after merge()/unmerge() changed W)");
             }
             if (merged) {
                 throw new IllegalStateException("the adapter is merged into W: unmerge() before training");
@@ -298,6 +298,7 @@ public final class LoraLinear implements AutoCloseable {
             }
             backend.merge(frozen, a, b, config.gamma(), +1);
             merged = true;
+            forgetForward();
         } finally {
             exit();
         }
@@ -312,9 +313,16 @@ public final class LoraLinear implements AutoCloseable {
             }
             backend.merge(frozen, a, b, config.gamma(), -1);
             merged = false;
+            forgetForward();
         } finally {
             exit();
         }
+    }
+
+    /** The last forward read a W that merge/unmerge has since changed: its backward would use the wrong W. */
+    private void forgetForward() {
+        savedX = null;
+        savedParams = null;
     }
 
     /**

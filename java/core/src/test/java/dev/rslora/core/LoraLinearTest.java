@@ -194,6 +194,30 @@ class LoraLinearTest {
         }
     }
 
+    /** A forward that ran merged read W + γ·B·A: after unmerge() its backward would use the plain W and give dA = dB = 0. */
+    @Test
+    void backwardOfAForwardAcrossMergeOrUnmergeIsRefused() {
+        SplittableRandom rng = new SplittableRandom(9);
+        try (Arena arena = Arena.ofShared()) {
+            int n = 3, dIn = 5, dOut = 4, r = 2;
+            Tensor w = TestData.uniform(arena, DType.F32, rng, 1, dOut, dIn);
+            Tensor x = TestData.uniform(arena, DType.F32, rng, 1, n, dIn);
+            Tensor dy = TestData.uniform(arena, DType.F32, rng, 1, n, dOut);
+            try (LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(r, 8), ref)) {
+                layer.merge();
+                layer.forward(arena, x);
+                layer.unmerge();
+                IllegalStateException e = assertThrows(IllegalStateException.class,
+                        () -> layer.backward(dy, Tensor.allocate(arena, DType.F32, n, dIn)));
+                assertTrue(e.getMessage().contains("merge"), e.getMessage());
+                layer.forward(arena, x);
+                layer.merge();
+                layer.unmerge();
+                assertThrows(IllegalStateException.class, () -> layer.backward(dy, null));
+            }
+        }
+    }
+
     @Test
     void shapeErrorsNameTheTensorAndShapes() {
         try (Arena arena = Arena.ofShared()) {
