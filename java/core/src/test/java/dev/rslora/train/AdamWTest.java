@@ -128,18 +128,22 @@ class AdamWTest {
         AdamWConfig c = new AdamWConfig(0.0, 0.0, 0.999, 1e-8, 0.0);
         for (boolean scalar : new boolean[] {true, false}) {
             try (Arena arena = Arena.ofShared()) {
-                Tensor p = Tensor.of(arena, DType.F32, new float[] {0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f}, 9);
-                Tensor g = Tensor.of(arena, DType.F32, new float[] {1f, 1f, 1f, 1f, 1f, 1f, 1f, 1f, 1f}, 9);
+                int n = 33;  // past a 16-lane vector loop, with a scalar tail
+                Tensor p = Tensor.allocate(arena, DType.F32, n);
+                Tensor g = Tensor.allocate(arena, DType.F32, n);
+                for (long i = 0; i < n; i++) {
+                    g.set(i, 1f);
+                }
                 AdamWCoefficients k1 = AdamWCoefficients.of(c, 1);
                 AdamWCoefficients k2 = AdamWCoefficients.of(c.withLr(1.0), 2);
-                Tensor m = Tensor.allocate(arena, DType.F32, 9);
-                Tensor v = Tensor.allocate(arena, DType.F32, 9);
+                Tensor m = Tensor.allocate(arena, DType.F32, n);
+                Tensor v = Tensor.allocate(arena, DType.F32, n);
                 step(p, g, m, v, k1, scalar);
-                for (long i = 0; i < 9; i++) {
+                for (long i = 0; i < n; i++) {
                     g.set(i, 1e-10f);
                 }
                 step(p, g, m, v, k2, scalar);
-                for (long i = 0; i < 9; i++) {
+                for (long i = 0; i < n; i++) {
                     assertEquals(1e-10f, m.get(i), "scalar=" + scalar + " element " + i);
                     assertTrue(p.get(i) < -1e-10f, "scalar=" + scalar + " p=" + p.get(i));
                 }
