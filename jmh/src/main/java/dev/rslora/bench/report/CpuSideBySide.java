@@ -90,12 +90,17 @@ final class CpuSideBySide {
         return b == 1 ? "" : ", " + b + " steps a side";
     }
 
-    /** "512-bit vectors, 8×32 tile" for the run's tile parameter; "the JIT's widest" for "auto". */
+    /**
+     * "512-bit vectors, 8×32 tile" for the run's tile parameter; "the JIT's widest" for "auto"; with
+     * ", dropout p" when its LoRA steps applied a mask ({@link #masked}): the section and the README
+     * summary say dropout 0 unless a row says otherwise.
+     */
     static String tile(Interleaved i) {
         String t = i.param("tile", "auto");
         String name = t.equals("auto") ? null : Catalog.tileName(t);
         String jvm = i.param("jvm", "");
-        return (name != null ? name : "the JIT's widest vectors") + (jvm.isEmpty() ? "" : " (" + jvm + ")");
+        return (name != null ? name : "the JIT's widest vectors") + (jvm.isEmpty() ? "" : " (" + jvm + ")")
+                + (masked(i) ? ", dropout " + i.param("dropout", "0") : "");
     }
 
     /** "1.150 (1.050–1.300, 6 iterations)"; over several JVMs "…, 18 iterations in 3 JVMs; per JVM 1.10, 1.25, 1.08)". */
@@ -288,6 +293,14 @@ final class CpuSideBySide {
         return Double.parseDouble(i.param("dropout", "0")) > 0;
     }
 
+    /**
+     * Whether the run's LoRA side applied a dropout mask: training steps with p &gt; 0; never the
+     * forward-only pairs (forwardThenBase runs in eval mode, LayerStep's decode parameters).
+     */
+    static boolean masked(Interleaved i) {
+        return i.kind() != Interleaved.Kind.LORA_VS_BASE_FORWARD && dropout(i);
+    }
+
     /** The forward-only pairs (decoding): LoRA and base forward µs, their ratio, the forward FLOP ratio. */
     static String decodeTable(Results res) {
         List<List<String>> rows = new ArrayList<>();
@@ -314,11 +327,14 @@ final class CpuSideBySide {
         return matching(res, kind, n, d, r, tile, core).stream().filter(i -> block(i) == 1).findFirst();
     }
 
-    /** Every quiet run of a kind at a shape and tile, in {@link #of}'s order (single steps before blocks). */
+    /**
+     * Every quiet run of a kind at a shape and tile without a dropout mask (issue 14's targets are
+     * dropout 0's), in {@link #of}'s order (single steps before blocks).
+     */
     private static List<Interleaved> matching(Results res, Interleaved.Kind kind, int n, int d, int r, String tile,
                                               String core) {
         return of(res, kind, i -> i.shape().n() == n && i.shape().dIn() == d && i.shape().dOut() == d && i.shape().r() == r
-                && i.param("tile", "auto").equals(tile) && i.param("busy", "0").equals("0")
+                && i.param("tile", "auto").equals(tile) && i.param("busy", "0").equals("0") && !masked(i)
                 && (kind == Interleaved.Kind.OURS_VS_OPENBLAS_CPU || !i.param("threads", "0").equals("1"))
                 && (core == null || i.param("core", "?").equalsIgnoreCase(core)));
     }
