@@ -112,6 +112,10 @@ public final class Catalog {
 
     /** The implementation a JMH result belongs to, or null when the benchmark is not one of ours. */
     public static Impl ofJmh(String benchmarkClass, String method, Map<String, String> params) {
+        if (method.equals("loraForwardBackward") && masked(params)) {
+            // the CPU figures are dropout 0's (same ids, same shapes): a -p dropout=… LoRA step is listed apart
+            return null;
+        }
         String id = switch (benchmarkClass + "." + method) {
             case "CpuLayerBenchmark.loraForwardBackward" -> "cpu" + tile(params);
             case "CpuLayerBenchmark.baseForwardBackward" -> "cpu-base" + tile(params);
@@ -130,6 +134,15 @@ public final class Catalog {
             default -> null;
         };
         return id == null ? null : byId(id);
+    }
+
+    /** Whether a run's {@code dropout} parameter is above 0 (absent: 0). */
+    private static boolean masked(Map<String, String> params) {
+        try {
+            return Double.parseDouble(params.getOrDefault("dropout", "0").strip()) > 0;
+        } catch (NumberFormatException e) {
+            return true;
+        }
     }
 
     /** "@bits" for a benchmark run with an explicit tile parameter, "" for "auto" or none. */

@@ -68,4 +68,24 @@ class DropoutRunsTest {
         assertEquals(1 + 64.0 / 1024 + 64.0 / 2048, new Shape(2048, 1024, 1024, 64).cpuForwardFlopRatio(false), 1e-12);
         assertTrue(line(table, "| 2048 | 1024 | 64 |").contains("| 1.094 |"), table);
     }
+
+    @Test
+    void aSeparateLoraRunWithDropoutIsNotTakenForTheDropoutZeroFigure() throws IOException {
+        Path raw = tmp.resolve("raw");
+        // the same shape and tile at p = 0 (6 ms) and p = 0.1 (9 ms), in the file that sorts first
+        Synthetic.write(raw.resolve("cpu-a-dropout.json"), List.of(Synthetic.jmh(Synthetic.B + "CpuLayerBenchmark.loraForwardBackward",
+                9.0, 0.05, "ms/op", "n=512", "dIn=1024", "dOut=1024", "r=64", "dropout=0.1", "tile=512")));
+        Synthetic.write(raw.resolve("cpu-ours.json"), List.of(
+                Synthetic.jmh(Synthetic.B + "CpuLayerBenchmark.loraForwardBackward", 6.0, 0.05, "ms/op",
+                        "n=512", "dIn=1024", "dOut=1024", "r=64", "dropout=0", "tile=512"),
+                Synthetic.jmh(Synthetic.B + "CpuLayerBenchmark.baseForwardBackward", 5.0, 0.05, "ms/op",
+                        "n=512", "dIn=1024", "dOut=1024", "r=64", "dropout=0", "tile=512")));
+        Results res = Results.load(raw, null);
+        List<Measurement> lora = res.of(Platform.CPU, Role.LORA);
+        assertEquals(1, lora.size(), lora.toString());
+        assertEquals(6.0, lora.getFirst().ms(), 1e-12);
+        assertEquals(6.0, res.find("cpu@512", new Shape(512, 1024, 1024, 64)).orElseThrow().ms(), 1e-12);
+        // the dropout run is listed apart, with its parameters
+        assertTrue(res.unknown().stream().anyMatch(u -> "0.1".equals(u.params().get("dropout")) && u.ms() == 9.0), res.unknown().toString());
+    }
 }
