@@ -90,8 +90,8 @@ static int bits_differ(const char* what, int tensor, int step, const std::vector
 }
 
 // Runs `steps` AdamW steps over `specs`; returns the number of failed checks.
-static int run_mix(const char* name, const std::vector<Spec>& specs, int grid_override, int steps, uint64_t seed) {
-    const double lr = 1e-2, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.1;
+static int run_mix(const char* name, const std::vector<Spec>& specs, int grid_override, int steps, uint64_t seed, double b1 = 0.9) {
+    const double lr = 1e-2, b2 = 0.999, eps = 1e-8, wd = 0.1;
     std::mt19937_64 g(seed);
     std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
     Dev d;
@@ -180,7 +180,7 @@ static int run_mix(const char* name, const std::vector<Spec>& specs, int grid_ov
                 if (s_host != 1.0f) gi = round_to(s.s.gdt, gi * s_host);
                 float x = (s.s.master ? s.master[i] : s.p[i]) * c.decay;
                 float mi = s.m[i], vi = s.v[i];
-                mi = mi + c.omb1 * (gi - mi);
+                mi = c.omb1 < 0.5f ? mi + c.omb1 * (gi - mi) : gi - (gi - mi) * (1.0f - c.omb1);  // torch's lerp_
                 vi = vi * c.b2 + (c.omb2 * gi) * gi;
                 const float denom = std::sqrt(vi) / c.bc2 + c.eps;
                 x = x - c.step * (mi / denom);
@@ -244,6 +244,12 @@ static int validate(bool quick) {
             failures += run_mix(m.name, m.specs, grid, steps, 0xADA0000ULL + (uint64_t)runs) ? 1 : 0;
             ++runs;
         }
+    // β1 below 0.5: torch's lerp_ takes its other formula (1−β1 ≥ 0.5); at β1 = 0, m is the gradient exactly
+    for (double b1 : {0.3, 0.0}) {
+        failures += run_mix(b1 == 0.0 ? "mixed-dtypes, beta1 0" : "mixed-dtypes, beta1 0.3", mixes[1].specs, 0, steps,
+                            0xADB0000ULL + (uint64_t)runs, b1) ? 1 : 0;
+        ++runs;
+    }
     std::printf("%d passed, %d failed\n", runs - failures, failures);
     return failures ? 1 : 0;
 }

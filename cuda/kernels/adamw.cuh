@@ -91,7 +91,11 @@ extern "C" __global__ void __launch_bounds__(rs::kThreads) rslora_adamw_v1(RsAda
         x = __fmul_rn(x, p.decay);
         float m = t.exp_avg[e];
         float v = t.exp_avg_sq[e];
-        m = __fadd_rn(m, __fmul_rn(p.one_minus_beta1, __fsub_rn(g, m)));
+        // torch's exp_avg.lerp_(g, 1−β1): m + w·(g − m) for a weight w < 0.5, else g − (g − m)·(1 − w)
+        // (m = g exactly at β1 = 0), as dev.rslora.train.AdamWScalar
+        const float diff = __fsub_rn(g, m);
+        m = p.one_minus_beta1 < 0.5f ? __fadd_rn(m, __fmul_rn(p.one_minus_beta1, diff))
+                                     : __fsub_rn(g, __fmul_rn(diff, __fsub_rn(1.0f, p.one_minus_beta1)));
         v = __fadd_rn(__fmul_rn(v, p.beta2), __fmul_rn(__fmul_rn(p.one_minus_beta2, g), g));
         const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(v), p.bc2_sqrt), p.eps);
         x = __fsub_rn(x, __fmul_rn(p.step_size, __fdiv_rn(m, denom)));
