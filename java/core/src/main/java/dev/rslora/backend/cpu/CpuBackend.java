@@ -145,9 +145,9 @@ public final class CpuBackend implements Backend, AutoCloseable {
     }
 
     /** Repacks W and the bias when they were written through their tensors since the last packing. */
-    private void refresh(CpuFrozenWeight w, boolean parallel) {
+    private void refresh(CpuFrozenWeight w) {
         if (w.stale()) {
-            packWeight(w, parallel);
+            packWeight(w, accessible(w.weight(), w.bias()));
         }
     }
 
@@ -162,7 +162,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
             checkOpen();
             w.checkOpen();
             boolean parallel = accessible(x, y, w.weight(), w.bias(), a, b, u);
-            refresh(w, accessible(w.weight(), w.bias()));
+            refresh(w);
             Tensor uOut = u;
             if (active && uOut == null) {
                 long bytes = (long) p.n() * p.rank() * 4;
@@ -220,7 +220,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
             checkOpen();
             w.checkOpen();
             boolean parallel = accessible(x, dy, dx, w.weight(), a, b, u, gradA, gradB);
-            refresh(w, accessible(w.weight(), w.bias()));
+            refresh(w);
             AdapterPanels cache = w.adapter;
             MemorySegment bP = null;
             MemorySegment gaP = null;

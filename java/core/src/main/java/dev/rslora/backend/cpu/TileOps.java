@@ -1,11 +1,11 @@
 package dev.rslora.backend.cpu;
 
-import dev.rslora.tensor.DType;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /** Small vector helpers on register-tile rows, fp32 rows and blocks. */
@@ -30,38 +30,31 @@ final class TileOps {
     }
 
     /**
-     * Whether a[off .. off+n) holds no NaN or ±Inf: x·0 is 0 for every finite x and NaN otherwise,
-     * summed a vector at a time (one scalar chain of dependent adds ran at the add latency).
+     * Whether a[off .. off+n) holds no NaN or ±Inf (the V rows of the merged route's backward):
+     * {@link #allFinite(MemorySegment, long, int, ByteOrder)} on the array, in the platform's order.
      */
     static boolean allFinite(float[] a, int off, int n) {
-        int c = 0;
-        float z = 0f;
-        if (!MicroKernel.SCALAR) {
-            FloatVector acc = FloatVector.zero(S);
-            for (; c + L <= n; c += L) {
-                acc = acc.add(FloatVector.fromArray(S, a, off + c).mul(0f));
-            }
-            z = acc.reduceLanes(VectorOperators.ADD);
-        }
-        for (; c < n; c++) {
-            z += a[off + c] * 0f;
-        }
-        return z == 0f;
+        return allFinite(MemorySegment.ofArray(a), 4L * off, n, ByteOrder.nativeOrder());
     }
 
-    /** {@link #allFinite(float[], int, int)} of n little-endian fp32 values at byte offset {@code at} of {@code seg}. */
-    static boolean allFinite(MemorySegment seg, long at, int n) {
+    /**
+     * Whether n fp32 values at byte offset {@code at} of {@code seg}, in byte order {@code order},
+     * hold no NaN or ±Inf: x·0 is 0 for every finite x and NaN otherwise, summed a vector at a time
+     * (one scalar chain of dependent adds ran at the add latency).
+     */
+    static boolean allFinite(MemorySegment seg, long at, int n, ByteOrder order) {
         int c = 0;
         float z = 0f;
         if (!MicroKernel.SCALAR) {
             FloatVector acc = FloatVector.zero(S);
             for (; c + L <= n; c += L) {
-                acc = acc.add(FloatVector.fromMemorySegment(S, seg, at + 4L * c, ByteOrder.LITTLE_ENDIAN).mul(0f));
+                acc = acc.add(FloatVector.fromMemorySegment(S, seg, at + 4L * c, order).mul(0f));
             }
             z = acc.reduceLanes(VectorOperators.ADD);
         }
+        ValueLayout.OfFloat f = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(order);
         for (; c < n; c++) {
-            z += seg.get(DType.LE_FLOAT, at + 4L * c) * 0f;
+            z += seg.get(f, at + 4L * c) * 0f;
         }
         return z == 0f;
     }
