@@ -4,6 +4,7 @@ import dev.rslora.core.Init;
 import dev.rslora.core.Scaling;
 import dev.rslora.peft.AdapterSet;
 import dev.rslora.peft.BaseCheckpoint;
+import dev.rslora.peft.ModuleSelector;
 import dev.rslora.peft.PeftConfig;
 import dev.rslora.tensor.DType;
 import picocli.CommandLine.Command;
@@ -15,8 +16,11 @@ import java.lang.foreign.Arena;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
 
 /** {@code rslora init}: a fresh adapter in PEFT layout (A per --init, B = 0) for modules of a base checkpoint. */
 @Command(name = "init", description = {
@@ -29,8 +33,10 @@ final class InitCommand implements Callable<Integer> {
     @Option(names = "--base", required = true, paramLabel = "BASE", description = "base checkpoint: a .safetensors file or a shard folder")
     Path base;
 
-    @Option(names = "--target-modules", required = true, split = ",", paramLabel = "NAMES",
-            description = "module names, comma separated (suffix match on the module path, as PEFT)")
+    // split here, not by picocli: its quote handling would drop a name holding a stray quote
+    @Option(names = "--target-modules", required = true, paramLabel = "NAMES",
+            description = "module names, comma separated, or the option repeated (suffix match on the module path, "
+                    + "as PEFT); each must match a 2-D weight of BASE")
     List<String> targetModules;
 
     @Option(names = "--rank", required = true, paramLabel = "R", description = "rank r >= 1")
@@ -67,7 +73,8 @@ final class InitCommand implements Callable<Integer> {
         if (Files.exists(output)) {
             throw new FileAlreadyExistsException(output.toString(), null, "the output already exists; remove it or choose another path");
         }
-        List<String> names = targetModules.stream().map(String::strip).filter(n -> !n.isEmpty()).toList();
+        List<String> names = targetModules.stream().flatMap(v -> Arrays.stream(v.split(",")))
+                .map(String::strip).filter(n -> !n.isEmpty()).distinct().toList();
         if (names.isEmpty()) {
             throw new IllegalArgumentException("--target-modules names no module");
         }
@@ -75,10 +82,26 @@ final class InitCommand implements Callable<Integer> {
         try (Arena arena = Arena.ofShared()) {
             BaseCheckpoint ckpt = BaseCheckpoint.open(base, arena);
             AdapterSet set = AdapterSet.init(ckpt, config, seed, arena);
+            refuseUnmatched(names, set.modules().keySet());
             set.save(output, DType.F32);
             spec.commandLine().getErr().printf("rslora init: %d modules, r=%d, α=%s, γ=%.6g (%s), %d parameters -> %s%n",
                     set.modules().size(), rank, Inspect.number(alpha), sc.gamma(alpha, rank), scaling, set.loraParameterCount(), output);
         }
         return 0;
+    }
+
+    /**
+     * PEFT adapts what any name matches and ignores a name that matches nothing; here a name that
+     * matches no module is a typo to report (`q_prj,v_proj` would otherwise adapt v_proj alone).
+     * Each name is matched as its own one-name selector (PEFT's suffix rule at a dot boundary).
+     */
+    private void refuseUnmatched(List<String> names, Set<String> adapted) {
+        List<String> unmatched = names.stream()
+                .filter(n -> adapted.stream().noneMatch(ModuleSelector.names(List.of(n))::matches)).toList();
+        if (!unmatched.isEmpty()) {
+            throw new IllegalArgumentException("--target-modules " + (unmatched.size() == 1 ? "name " : "names ")
+                    + unmatched.stream().map(n -> "'" + n + "'").collect(Collectors.joining(", "))
+                    + " matches no 2-D weight of " + base + " (the other names match " + adapted.size() + " modules)");
+        }
     }
 }

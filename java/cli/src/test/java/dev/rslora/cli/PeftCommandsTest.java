@@ -70,6 +70,26 @@ class PeftCommandsTest {
                 && cfg.contains("\"lora_alpha\": 3,"), cfg);
     }
 
+    /** A name matching nothing (a typo, a stray quote) is refused by name and writes nothing; repeating the option adds names. */
+    @Test
+    void initRefusesANameThatMatchesNoModule() throws Exception {
+        String base = g("base-bf16.safetensors");
+        for (String names : new String[] {"q_proj,q_prj", "q_proj,\"v_proj"}) {
+            Path out = dir.resolve("typo" + names.length());
+            CliRun r = cli("init", "--base", base, "--target-modules", names, "--rank", "4", "--alpha", "8", "--output", out.toString());
+            String bad = names.substring(names.indexOf(',') + 1);
+            assertEquals(1, r.code(), r.err());
+            assertTrue(r.err().contains("--target-modules name '" + bad + "' matches no 2-D weight"), r.err());
+            assertFalse(r.err().contains("picocli WARN"), r.err());
+            assertFalse(Files.exists(out), "nothing written for " + names);
+        }
+        Path out = dir.resolve("repeated");
+        CliRun r = cli("init", "--base", base, "--target-modules", "q_proj", "--target-modules", "v_proj,q_proj", "--rank", "4",
+                "--alpha", "8", "--output", out.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.err().contains("4 modules"), r.err());
+    }
+
     /** GPT-2's Conv1D weights are stored [d_in, d_out]: PEFT's adapter on them has lora_A [r, d_in] with fan_in_fan_out true. */
     @Test
     void initWithFanInFanOutGivesTheTensorsPeftSavesForGpt2() throws Exception {
