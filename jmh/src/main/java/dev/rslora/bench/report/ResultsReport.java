@@ -39,15 +39,34 @@ public final class ResultsReport {
 
     /** What {@link #main} does, returning the exit status instead of exiting. */
     static int run(String... args) {
+        if (args.length == 1 && (args[0].equals("--help") || args[0].equals("-h"))) {
+            System.out.println(USAGE);
+            System.out.print(HELP);
+            return 0;
+        }
         try {
             return generateFromArgs(args);
         } catch (Usage u) {
             System.err.println("ResultsReport: " + u.getMessage());
-            System.err.println("usage: ResultsReport [--raw DIR] [--gpu DIR] [--import-gpu LOGDIR [--commit SHA]] [--out FILE.md] [--plot FILE.png]"
-                    + " [--readme README.md]");
+            System.err.println(USAGE);
             return 2;
         }
     }
+
+    private static final String USAGE = "usage: ResultsReport [--raw DIR] [--gpu DIR] [--import-gpu LOGDIR [--commit SHA]] "
+            + "[--out FILE.md] [--plot FILE.png] [--readme README.md]";
+    private static final String HELP = """
+            Regenerates the results file and its plot from the raw benchmark output.
+              --raw DIR            raw JMH/GPU results (default bench/raw)
+              --gpu DIR            read the GPU part from DIR instead of RAW/gpu (nothing imported)
+              --import-gpu LOGDIR  first replace RAW/gpu with a gpu-check log folder's GPU files
+              --commit SHA         the commit the imported run's bundle was packed from (with --import-gpu)
+              --out FILE.md        the results file (default bench/RESULTS.md)
+              --plot FILE.png      the R-vs-rank plot (default bench/r-vs-rank.png)
+              --readme FILE        also regenerate FILE's CPU summary between its markers
+            Exit status: 0 written; 1 unreadable or missing inputs (nothing written); 2 bad arguments;
+            4 nothing imported (nothing written).
+            """;
 
     private static int generateFromArgs(String[] args) {
         Path raw = Path.of("bench/raw");
