@@ -400,7 +400,8 @@ final class CpuSideBySide {
     /**
      * What a speed target asks of the FMA ceiling: "; OpenBLAS's chain ran at G GFLOP/s, P % of the
      * ceiling; ≥ T× needs Q % of it", plus ", more than the ceiling measured in this run" when Q
-     * exceeds 100. When either side ran above the measured ceiling, the ceiling is what is wrong, and
+     * exceeds 100, and the share of the chain's FLOPs ours saved where it took the merged route (Q
+     * counts the chain's FLOPs: the rate the target asks of the same work). When either side ran above the measured ceiling, the ceiling is what is wrong, and
      * the note says that instead. One thread each ({@code allCores} false): GFLOP/s per CPU-second
      * against one core's ceiling at the tile's width; all cores: wall-clock GFLOP/s against the
      * ceiling all cores reached together. "" when that ceiling was not measured.
@@ -411,7 +412,12 @@ final class CpuSideBySide {
             return "";
         }
         double peer = i.shape().loraFlop() / (i.bMedian() * 1e6);
-        double ours = i.shape().loraFlop() / (i.aMedian() * 1e6);
+        // ours may form W' = W + γB·A instead of the LoRA K-segments (N ≥ 2·d): count the FLOPs it did
+        double oursFlop = i.shape().baseFlop() * i.shape().cpuStepFlopRatio(dropout(i));
+        double ours = oursFlop / (i.aMedian() * 1e6);
+        String fewer = oursFlop < 0.999 * i.shape().loraFlop()
+                ? " (ours forms W' = W + γB·A and does " + Fmt.num(100 * (1 - oursFlop / i.shape().loraFlop()), 0)
+                        + " % fewer FLOPs than the chain)" : "";
         String which = " of the " + t.tile() + "-bit FMA ceiling" + (allCores ? " of all cores" : "");
         if (Math.max(peer, ours) > ceil) {
             return "; " + (peer >= ours ? "OpenBLAS's chain" : "ours") + " ran at " + Fmt.num(100 * Math.max(peer, ours) / ceil, 0)
@@ -420,7 +426,7 @@ final class CpuSideBySide {
         double need = 100 * t.min() * peer / ceil;
         return "; OpenBLAS's chain ran at " + Fmt.num(peer, 0) + (allCores ? " GFLOP/s, " : " GFLOP/s per CPU-second, ")
                 + Fmt.num(100 * peer / ceil, 0) + " %" + which + "; ≥ " + Fmt.num(t.min(), 2) + "× needs " + Fmt.num(need, 0)
-                + " % of it" + (need > 100 ? ", more than the ceiling measured in this run" : "");
+                + " % of it" + (need > 100 ? ", more than the ceiling measured in this run" : "") + fewer;
     }
 
     /**
