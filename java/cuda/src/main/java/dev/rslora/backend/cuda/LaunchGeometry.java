@@ -108,12 +108,22 @@ final class LaunchGeometry {
         long byCap = Math.max(1, capBytes / (outElems * 4));
         long groups = Math.min(tiles, byCap);
         long tilesPerGroup = (tiles + groups - 1) / groups;
-        return (int) (tilesPerGroup * TILE);
+        return groupRows(n, tilesPerGroup);
     }
 
-    /** ceil(n / rowsPerGroup). */
+    /** tilesPerGroup · 64 as an int, or an error naming n when a group outgrows the kernels' int32 row count. */
+    private static int groupRows(int n, long tilesPerGroup) {
+        long rows = tilesPerGroup * TILE;
+        if (rows > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("n = " + n + " rows: a row group of " + rows
+                    + " rows does not fit the kernels' int32 row count (at most " + (Integer.MAX_VALUE / TILE * TILE) + " rows)");
+        }
+        return (int) rows;
+    }
+
+    /** ceil(n / rowsPerGroup) (in long arithmetic: n + rowsPerGroup may pass 2^31). */
     static int groups(int n, int rowsPerGroup) {
-        return (n + rowsPerGroup - 1) / rowsPerGroup;
+        return (int) (((long) n + rowsPerGroup - 1) / rowsPerGroup);
     }
 
     /** Bytes of the partials workspace: groups × outElems × 4. */
@@ -199,7 +209,7 @@ final class LaunchGeometry {
         long tiles = tiles(n);
         long groups = Math.min(Math.max(want, 1), tiles);
         groups = Math.min(groups, Math.max(1, capBytes / (outElems * 4)));
-        return (int) ((tiles + groups - 1) / groups * TILE);
+        return groupRows(n, (tiles + groups - 1) / groups);
     }
 
     /** An mb split: the grid and the partition the kernel's params carry. */

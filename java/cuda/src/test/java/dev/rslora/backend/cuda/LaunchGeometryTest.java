@@ -68,6 +68,22 @@ class LaunchGeometryTest {
         assertEquals(64, LaunchGeometry.rowsPerGroup(1, 1, 1));
     }
 
+    /** Near 2^31 rows: the groups are counted in long arithmetic, and one group past int32 is an error naming n. */
+    @Test
+    void rowGroupsNear2To31Rows() {
+        int n = Integer.MAX_VALUE / 64 * 64;  // 2^31 - 64: one group of n rows still fits
+        assertEquals(n, LaunchGeometry.rowsPerGroup(n, 1L << 30, 1));
+        assertEquals(1, LaunchGeometry.groups(n, n));
+        assertEquals(2, LaunchGeometry.groups(Integer.MAX_VALUE, n));
+        assertEquals(n, LaunchGeometry.mbRowsPerGroup(n, 1, 1L << 30, 1));
+        for (int big : new int[] {n + 1, Integer.MAX_VALUE}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> LaunchGeometry.rowsPerGroup(big, 1L << 30, 1));
+            assertTrue(e.getMessage().startsWith("n = " + big + " rows"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> LaunchGeometry.mbRowsPerGroup(big, 1, 1L << 30, 1));
+            assertTrue(e.getMessage().startsWith("n = " + big + " rows"), e.getMessage());
+        }
+    }
+
     @Test
     void memoryBoundSplitsAtTheReferenceShape() {
         long cap = 256L << 20;
