@@ -2,6 +2,9 @@
 // a CPU double-precision reference, the core (cuda/cores/sm80_gemm.cuh) and the exported v4
 // kernels run at awkward shapes, compared element by element.
 //
+//   gemm_sm80 frags          ldmatrix.x4 (.trans), mma.m16n8k16 (bf16, f16) and cp.async zero fill, one
+//                            instruction at a time, against fragment maps taken from CUTLASS's CuTe
+//                            (a second source: see frags() below); run it first on new hardware
 //   gemm_sm80 core [quick]   the core alone: tails in M, N and K, K-segments 1 … 600, both Q layouts
 //                            (K-major, MN-major through ldmatrix.trans), bf16/f16, both tile configs,
 //                            the dropout mask between the segments, bias, accumulate, padded
@@ -36,6 +39,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../kernels/lora_backward_dx_v4.cuh"
@@ -757,6 +761,205 @@ static int banks() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// frags: the PTX-level facts the core stands on, probed one instruction at a time against a model
+// written from a second source. The emulation's ldmatrix / mma_16816 (emu/sm80_emu.h) and the core's
+// addresses (rs4::Layout) were both written from the PTX ISA's fragment figures, so `core` and `v4`
+// cannot catch a misreading the two share. The expectations here are evaluated from the
+// (thread, value) → element maps that CUTLASS's CuTe states for these instructions (shape:stride
+// pairs, colexicographic; MMA_Traits<SM80_16x8x16_*> ALayout/BLayout/CLayout and
+// Copy_Traits<SM75_U32x4_LDSM_N>, <SM75_U16x8_LDSM_T> DstLayout), with a value v of a 16-bit
+// fragment in register v / 2, low half first. On a GPU this tests the hardware, in the emulation
+// the emulation's model; the mma inputs are small integers, so every result is exact and compared
+// bit for bit. Also: cp.async.cg with src-size 16 copies, with src-size 0 zero-fills.
+typedef std::vector<std::pair<int, int>> FragModes;  // (shape, stride) per mode, first mode fastest
+static long frag_eval(const FragModes& m, int i) {
+    long r = 0;
+    for (const auto& p : m) {
+        r += (long)(i % p.first) * p.second;
+        i /= p.first;
+    }
+    return r;
+}
+static int frag_size(const FragModes& m) {
+    int s = 1;
+    for (const auto& p : m) s *= p.first;
+    return s;
+}
+// m16n8k16, 16-bit A/B, f32 C/D: thread modes, value modes → index into A (M16 × K16, column-major:
+// m + 16k), B (N8 × K16: n + 8k), C (M16 × N8: m + 16n)
+static const FragModes kA_T = {{4, 32}, {8, 1}}, kA_V = {{2, 16}, {2, 8}, {2, 128}};
+static const FragModes kB_T = {{4, 16}, {8, 1}}, kB_V = {{2, 8}, {2, 64}};
+static const FragModes kC_T = {{4, 32}, {8, 1}}, kC_V = {{2, 16}, {2, 8}};
+// ldmatrix.x4: thread, value → bit of the four 8×8 b16 matrices laid end to end (row-major each;
+// lane l gives the address of row l % 8 of matrix l / 8); value v is bit v % 32 of register v / 32
+static const FragModes kLdN_T = {{32, 32}}, kLdN_V = {{32, 1}, {4, 1024}};
+static const FragModes kLdT_T = {{4, 256}, {8, 16}}, kLdT_V = {{16, 1}, {2, 128}, {4, 1024}};
+
+struct FragArgs {
+    const uint16_t* s;                   // 32 rows × 8 b16: the four matrices, row l at byte 16·l
+    uint32_t *ld_n, *ld_t;               // [lane][4] registers of ldmatrix.x4 / .x4.trans
+    const uint32_t *a, *b;               // [lane][4], [lane][2] mma A and B registers
+    const float* c;                      // [lane][4]
+    float* d;                            // [lane][4]
+    const uint32_t* src;                 // 32 × 16 bytes
+    uint32_t* cp;                        // [lane][4]: shared memory after the lane's cp.async
+};
+
+template <typename T>
+__global__ void frag_kernel(FragArgs a) {
+    RS_DYNAMIC_SMEM(smem);
+    const int lane = (int)threadIdx.x;
+    uint32_t* w = reinterpret_cast<uint32_t*>(smem);
+    for (int e = 0; e < 4; ++e) {
+        w[lane * 4 + e] = reinterpret_cast<const uint32_t*>(a.s)[lane * 4 + e];
+        w[128 + lane * 4 + e] = 0xFFFFFFFFu;  // what the cp.async below must overwrite
+    }
+    __syncthreads();
+    const uint32_t base = rsarch::smem_addr(smem);
+    uint32_t r[4];
+    rsarch::ldmatrix_x4(r, base + 16u * (uint32_t)lane);
+    for (int e = 0; e < 4; ++e) a.ld_n[lane * 4 + e] = r[e];
+    rsarch::ldmatrix_x4_trans(r, base + 16u * (uint32_t)lane);
+    for (int e = 0; e < 4; ++e) a.ld_t[lane * 4 + e] = r[e];
+    uint32_t fa[4], fb[2];
+    float fc[4], fd[4];
+    for (int e = 0; e < 4; ++e) {
+        fa[e] = a.a[lane * 4 + e];
+        fc[e] = a.c[lane * 4 + e];
+    }
+    for (int e = 0; e < 2; ++e) fb[e] = a.b[lane * 2 + e];
+    rsarch::mma_16816<T>(fd, fa, fb, fc);
+    for (int e = 0; e < 4; ++e) a.d[lane * 4 + e] = fd[e];
+    // even lanes copy their 16 bytes, odd lanes issue a src-size-0 copy (from a valid address)
+    const bool pred = (lane & 1) == 0;
+    rsarch::cp_async_16(base + 512u + 16u * (uint32_t)lane, pred ? a.src + lane * 4 : a.src, pred);
+    rsarch::cp_async_commit();
+    rsarch::cp_async_wait<0>();
+    __syncthreads();
+    for (int e = 0; e < 4; ++e) a.cp[lane * 4 + e] = w[128 + lane * 4 + e];
+}
+
+template <typename T>
+static uint16_t bits16(float v) {
+    const T t = Ty<T>::from(v);
+    uint16_t u;
+    std::memcpy(&u, &t, 2);
+    return u;
+}
+
+template <typename T>
+static int frags_of() {
+    int bad = 0;
+    auto check = [&](const char* what, int wrong, int total) {
+        std::printf("%s frags %s %-36s %5d values, %d wrong\n", wrong ? "FAIL" : "ok  ", Ty<T>::name, what, total, wrong);
+        bad += wrong ? 1 : 0;
+    };
+    // inputs: S[row][col] = 0x4000 | (row·8 + col) (distinct patterns), random small-integer mma operands
+    std::vector<uint16_t> s(256);
+    for (int i = 0; i < 256; ++i) s[i] = (uint16_t)(0x4000 | i);
+    std::vector<uint32_t> ra(128), rb(64), src(128);
+    std::vector<float> rc(128);
+    std::vector<int> Ai(256), Bi(128);  // A(m, k) at m + 16k, B(k, n) at n + 8k (the model's indices)
+    auto ival = [] { return (int)std::uniform_int_distribution<int>(-4, 4)(g_rng); };
+    for (int& v : Ai) v = ival();
+    for (int& v : Bi) v = ival();
+    for (int t = 0; t < 32; ++t)
+        for (int v = 0; v < 8; ++v) {  // pack A's 8 values of lane t, then B's 4
+            const int ia = (int)(frag_eval(kA_T, t) + frag_eval(kA_V, v));
+            ra[t * 4 + v / 2] |= (uint32_t)bits16<T>((float)Ai[ia]) << (16 * (v % 2));
+            if (v < 4) {
+                const int ib = (int)(frag_eval(kB_T, t) + frag_eval(kB_V, v));
+                rb[t * 2 + v / 2] |= (uint32_t)bits16<T>((float)Bi[ib]) << (16 * (v % 2));
+            }
+        }
+    std::vector<float> Cm(128);  // C(m, n) at m + 16n
+    for (float& v : Cm) v = (float)(ival() * 8);
+    for (int t = 0; t < 32; ++t)
+        for (int e = 0; e < 4; ++e) rc[t * 4 + e] = Cm[frag_eval(kC_T, t) + frag_eval(kC_V, e)];
+    for (int i = 0; i < 128; ++i) src[i] = 0x01010101u * (uint32_t)(i + 1);
+
+    auto up = [](const void* h, size_t bytes) {
+        void* p = nullptr;
+        CUDA_CHECK(cudaMalloc(&p, bytes));
+        CUDA_CHECK(cudaMemcpy(p, h, bytes, cudaMemcpyHostToDevice));
+        return p;
+    };
+    FragArgs fa;
+    fa.s = static_cast<const uint16_t*>(up(s.data(), 512));
+    fa.a = static_cast<const uint32_t*>(up(ra.data(), 512));
+    fa.b = static_cast<const uint32_t*>(up(rb.data(), 256));
+    fa.c = static_cast<const float*>(up(rc.data(), 512));
+    fa.src = static_cast<const uint32_t*>(up(src.data(), 512));
+    std::vector<uint32_t> zeros(128, 0);
+    fa.ld_n = static_cast<uint32_t*>(up(zeros.data(), 512));
+    fa.ld_t = static_cast<uint32_t*>(up(zeros.data(), 512));
+    fa.d = static_cast<float*>(up(zeros.data(), 512));
+    fa.cp = static_cast<uint32_t*>(up(zeros.data(), 512));
+    auto k = frag_kernel<T>;
+    RS_LAUNCH_EX(k, dim3(1), dim3(32), 1024, fa);
+    CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<uint32_t> ldn(128), ldt(128), cp(128);
+    std::vector<float> d(128);
+    CUDA_CHECK(cudaMemcpy(ldn.data(), fa.ld_n, 512, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(ldt.data(), fa.ld_t, 512, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(d.data(), fa.d, 512, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(cp.data(), fa.cp, 512, cudaMemcpyDeviceToHost));
+    for (const void* p : {(const void*)fa.s, (const void*)fa.a, (const void*)fa.b, (const void*)fa.c, (const void*)fa.src,
+                          (const void*)fa.ld_n, (const void*)fa.ld_t, (const void*)fa.d, (const void*)fa.cp})
+        cudaFree(const_cast<void*>(p));
+
+    for (int trans = 0; trans < 2; ++trans) {
+        const FragModes& T_ = trans ? kLdT_T : kLdN_T;
+        const FragModes& V_ = trans ? kLdT_V : kLdN_V;
+        const std::vector<uint32_t>& got = trans ? ldt : ldn;
+        int wrong = 0;
+        for (int t = 0; t < 32; ++t) {
+            uint32_t want[4] = {0, 0, 0, 0};
+            for (int v = 0; v < frag_size(V_); ++v) {
+                const long bit = frag_eval(T_, t) + frag_eval(V_, v);
+                want[v / 32] |= (uint32_t)((s[bit / 16] >> (bit % 16)) & 1u) << (v % 32);
+            }
+            for (int e = 0; e < 4; ++e)
+                if (got[t * 4 + e] != want[e] && wrong++ < 3)
+                    std::printf("    lane %d r[%d]: got %08x, model %08x\n", t, e, got[t * 4 + e], want[e]);
+        }
+        check(trans ? "ldmatrix.x4.trans registers" : "ldmatrix.x4 registers", wrong, 128);
+    }
+    {
+        int wrong = 0;
+        for (int t = 0; t < 32; ++t)
+            for (int e = 0; e < 4; ++e) {
+                const long ic = frag_eval(kC_T, t) + frag_eval(kC_V, e);
+                const int m = (int)(ic % 16), n = (int)(ic / 16);
+                long acc = (long)Cm[ic];
+                for (int kk = 0; kk < 16; ++kk) acc += (long)Ai[m + 16 * kk] * Bi[n + 8 * kk];
+                if (d[t * 4 + e] != (float)acc && wrong++ < 3)
+                    std::printf("    lane %d d[%d] = D(%d, %d): got %g, model %ld\n", t, e, m, n, d[t * 4 + e], acc);
+            }
+        check("mma.m16n8k16 A/B/C/D fragments", wrong, 128);
+    }
+    {
+        int wrong = 0;
+        for (int t = 0; t < 32; ++t)
+            for (int e = 0; e < 4; ++e) {
+                const uint32_t want = (t & 1) ? 0u : src[t * 4 + e];
+                if (cp[t * 4 + e] != want && wrong++ < 3)
+                    std::printf("    lane %d word %d: got %08x, want %08x\n", t, e, cp[t * 4 + e], want);
+            }
+        check("cp.async src-size 16 / 0 (zero fill)", wrong, 128);
+    }
+    return bad;
+}
+
+static int frags() {
+    g_rng.seed(80);
+    const int bad = frags_of<__nv_bfloat16>() + frags_of<__half>();
+    std::printf("%d passed, %d failed\n", 8 - bad, bad);
+    return bad ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
 #if !defined(RS_EMULATE)
 
 static int bench(const char* jsonl) {
@@ -850,9 +1053,10 @@ int main(int argc, char** argv) {
     }
     if (cmd == "bench") return bench(argc > 2 ? argv[2] : nullptr);
 #endif
+    if (cmd == "frags") return frags();
     if (cmd == "core") return core(quick);
     if (cmd == "v4") return v4(quick);
     if (cmd == "bigindex") return bigindex();
-    std::fprintf(stderr, "usage: %s core [quick] | v4 [quick] | bigindex | refuse | banks | bench [jsonl]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s frags | core [quick] | v4 [quick] | bigindex | refuse | banks | bench [jsonl]\n", argv[0]);
     return 2;
 }

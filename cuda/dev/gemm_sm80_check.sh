@@ -5,6 +5,8 @@
 # Steps (each writes LOGDIR/v4-<step>.log; LOGDIR/v4-summary.txt is the table):
 #   build      make -C cuda/dev gemm (nvcc, sm_80 + sm_90 SASS)
 #   banks      the shared-memory layout has no bank conflicts (CPU only, as in the emulation)
+#   frags      ldmatrix.x4 (.trans), mma.m16n8k16 bf16/f16, cp.async zero fill, one instruction at a
+#              time against CuTe's fragment maps: the facts the emulation could share a misreading of
 #   core       the core at awkward shapes, both Q layouts, bf16/f16, both tiles, masks (CPU reference)
 #   v4         the four exported v4 kernels × bf16/f16 against the double reference (data contract)
 #   bigindex   n·d > 2^31 elements (64-bit index math), the last row tile checked (~26 GB of device memory)
@@ -65,6 +67,7 @@ export -f sass
 step build 300 make -C cuda/dev gemm
 if [[ -x "$bin" ]]; then
     step banks 30 "$bin" banks
+    step frags 30 "$bin" frags
     step core 120 "$bin" core
     step v4 120 "$bin" v4
     step bigindex 120 "$bin" bigindex
