@@ -21,8 +21,17 @@ import java.lang.foreign.MemorySegment;
  *
  * Accumulation: each row's max, then Σ exp(x − max) in double (the Vector API path sums the fp32
  * vector exp of blocks of 32 vectors in fp32 lanes and adds the block sums in double); per-token and per-sequence sums in
- * double, rounded to F32 once. For a causal LM, pass {@code logits[:, :-1]} and {@code labels[:, 1:]}
- * (TRL shifts by one before calling). The backward may write into the logits tensor itself
+ * double, rounded to F32 once.
+ *
+ * <p>No label shift is done here, unlike TRL: its {@code _get_batch_logps} itself drops the last logit
+ * position and the first label ({@code logits[:, :-1]}, {@code labels[:, 1:]}), and newer TRL's
+ * {@code concatenated_forward} does the same by rolling the input ids and the completion mask left by
+ * one. For a causal LM pass those shifted views (position t's logits score token t + 1), with −100 on
+ * every prompt and padding label, so that only completion tokens are summed. TRL writes a dummy id 0
+ * into the masked labels and zeroes their log-probs afterwards, which gives the same sum as skipping
+ * them; its {@code label_pad_token_id} is configurable, here it is always −100.
+ *
+ * <p>The backward may write into the logits tensor itself
  * ({@code dlogits == logits}), as fused cross-entropy kernels do: each element is read before it is
  * overwritten, and nothing else of that row is read afterwards.
  */

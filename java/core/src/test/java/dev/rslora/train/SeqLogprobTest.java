@@ -175,6 +175,44 @@ class SeqLogprobTest {
         }
     }
 
+    /**
+     * TRL's causal-LM convention, worked by hand: the full logits [B, T, V] and the token ids with −100 on
+     * the prompt and padding are shifted by the caller (logits[:, :-1], labels[:, 1:]), so that position t
+     * scores token t + 1 and only completion tokens count. Sequence 0: prompt (0, 1), completion (1, 0);
+     * sequence 1: prompt (0), completion (1, 0), one padding position.
+     */
+    @Test
+    void shiftedLabelsSumTheCompletionTokensOnlyAsTrl() {
+        double ln2 = Math.log(2);
+        double ln3 = Math.log(3);
+        int b = 2;
+        int t = 4;
+        int v = 2;
+        double[][][] full = {
+            {{7, -3}, {0, ln3}, {ln2, 0}, {100, 100}},   // p(1 | pos 1) = 3/4, p(0 | pos 2) = 2/3; pos 0 scores a prompt token, pos 3 nothing
+            {{0, 0}, {ln3, 0}, {-5, 9}, {1, 2}}};         // p(1 | pos 0) = 1/2, p(0 | pos 1) = 3/4; pos 2 scores padding
+        int[][] labels = {{-100, -100, 1, 0}, {-100, 1, 0, -100}};
+        try (Arena a = Arena.ofConfined()) {
+            Tensor logits = Tensor.allocate(a, DType.F32, b, t - 1, v);  // logits[:, :-1]
+            int[] shifted = new int[b * (t - 1)];                        // labels[:, 1:]
+            for (int i = 0; i < b; i++) {
+                for (int j = 0; j < t - 1; j++) {
+                    for (int k = 0; k < v; k++) {
+                        logits.segment().setAtIndex(DType.LE_FLOAT, ((long) i * (t - 1) + j) * v + k, (float) full[i][j][k]);
+                    }
+                    shifted[i * (t - 1) + j] = labels[i][j + 1];
+                }
+            }
+            Tensor lse = TestData.poisoned(a, DType.F32, b, t - 1);
+            Tensor logp = TestData.poisoned(a, DType.F32, b);
+            SeqLogprob.forward(logits, shifted, lse, logp);
+            assertEquals(Math.log(3.0 / 4) + Math.log(2.0 / 3), logp.get(0), 1e-6, "−ln 2");
+            assertEquals(Math.log(1.0 / 2) + Math.log(3.0 / 4), logp.get(1), 1e-6, "ln(3/8)");
+            assertEquals(0f, lse.get(0), "the position that scores a prompt token is ignored");
+            assertEquals(0f, lse.get(5), "the position that scores padding is ignored");
+        }
+    }
+
     @Test
     void badInputsAreRefusedNamingThem() {
         try (Arena a = Arena.ofConfined()) {
