@@ -31,9 +31,12 @@ import static dev.rslora.train.OptimizerParams.toArray;
  * arena this optimizer owns ({@link #close()} frees it). With master weights, a BF16/F16
  * parameter gets an fp32 master copy: the update applies to the master and the parameter
  * becomes its rounded (nearest-even) copy, so small updates are not lost to 16-bit rounding.
- * F32 parameters are updated in place. F32 updates use the Vector API when the
- * {@code jdk.incubator.vector} module is present (bit-identical to the scalar loop; force the
- * scalar loop with {@code -Drslora.train.scalar=true}).
+ * F32 parameters are updated in place. This differs from PyTorch for 16-bit parameters on purpose:
+ * {@code torch.optim.AdamW} keeps no master copy and allocates m and v in the parameter's dtype
+ * ({@code zeros_like(param)}), rounding after every tensor op; here m and v are always fp32 and a
+ * parameter without a master is rounded once per step. For F32 parameters the two agree.
+ * F32 updates use the Vector API when the {@code jdk.incubator.vector} module is present
+ * (bit-identical to the scalar loop; force the scalar loop with {@code -Drslora.train.scalar=true}).
  *
  * <p>Gradients are read, never cleared. One thread at a time.
  */

@@ -18,6 +18,11 @@ import java.lang.foreign.MemorySegment;
  *   p ← p − stepSize·(m / (√v / bc2Sqrt + eps))
  * </pre>
  *
+ * The lerp is ATen's scalar {@code lerp} (no fused multiply-add). PyTorch's vectorised CPU kernel
+ * computes the same lerp as one FMA ({@code fmadd(w, g − m, m)}, or {@code fmadd(w − 1, g − m, g)} for
+ * w ≥ 0.5, with w = 1−β1), so m can differ from PyTorch's in the last bit: the same formula, not a
+ * bit-for-bit copy of torch.
+ *
  * {@code target} is the tensor updated (the parameter, or its fp32 master copy); m and v are F32.
  */
 final class AdamWScalar {
