@@ -20,7 +20,10 @@ import java.util.Locale;
  * </pre>
  *
  * log σ is evaluated stably (no overflow for any finite argument). The reference log-probs get no
- * gradient (TRL computes them under {@code torch.no_grad()}).
+ * gradient (TRL computes them under {@code torch.no_grad()}). The inputs are taken as given:
+ * {@link SeqLogprob} returns summed log-probs, which is what TRL feeds sigmoid and hinge; for TRL's
+ * ipo divide each by its number of completion tokens first. TRL options not implemented here
+ * (reference_free, rpo_alpha, use_weighting, the other loss types) are absent, not ignored.
  */
 public final class DpoLoss {
     /** TRL's {@code loss_type} values implemented here. */

@@ -13,7 +13,9 @@ import java.util.Optional;
  * Global gradient-norm clipping with the semantics of {@code torch.nn.utils.clip_grad_norm_}
  * (2-norm, {@code error_if_nonfinite=False}): the total norm is the 2-norm of all gradient
  * elements together; every gradient is multiplied by {@code min(1, maxNorm / (total + 1e-6))}.
- * Squares are accumulated in double (PyTorch accumulates per-tensor norms in fp32). A NaN or
+ * Squares are accumulated in double and the coefficient is computed in double and rounded to fp32
+ * once (PyTorch takes per-tensor norms in fp32 and computes the coefficient in the norm's dtype), so
+ * the scaled gradients can differ from PyTorch's in the last bit. A NaN or
  * infinite total is returned as is and propagates into the gradients, as in PyTorch.
  */
 public final class GradClip {
