@@ -32,6 +32,11 @@ import java.util.List;
  *              lr of step t from the Trainer's linear schedule with warmup_ratio
  * </pre>
  *
+ * Two departures from the Trainer's and TRL's defaults, both as in the calibration prototype: the
+ * gradients are not clipped (the Trainer clips at max_grad_norm = 1.0), and the adapter dropout p
+ * stays on while training (recent TRL's DPOConfig disable_dropout = True would turn it off; the
+ * paper's recipe names LoRA dropout 0.1).
+ *
  * Owns its layers, optimizer and buffers; one thread at a time.
  */
 final class DpoPolicy implements AutoCloseable {
