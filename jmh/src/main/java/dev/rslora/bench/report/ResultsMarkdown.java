@@ -22,7 +22,7 @@ final class ResultsMarkdown {
                 .append("- `native-build/gpu-check.sh LOGDIR` on a GPU host, then `jmh/bench.sh gpu-import LOGDIR [--commit SHA]` here: replaces ")
                 .append("`bench/raw/gpu/` with that run's files (only when it holds GPU results), then regenerates;\n")
                 .append("- `jmh/bench.sh report [LOGDIR]`: regenerates from `bench/raw/` (GPU part from LOGDIR when given).\n\n");
-        sb.append("Definitions (docs/PERFORMANCE.md): **R** = LoRA layer forward+backward time / frozen base linear ")
+        sb.append("Definitions: **R** = LoRA layer forward+backward time / frozen base linear ")
                 .append("forward+backward time (Y = X·Wᵀ and dX = dY·W, no dW), same shape, dtype and run; on the CPU the ")
                 .append("implementation's own base, on the GPU the fastest base anyone measured in the run (ours or torch's, named ")
                 .append("in each row); ")
