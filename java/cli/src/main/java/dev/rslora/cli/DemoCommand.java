@@ -40,7 +40,10 @@ import java.util.concurrent.Callable;
  * {@code --experiment dpo}: the rsLoRA paper's DPO comparison on a toy policy (base, LoRA r16,
  * LoRA r256, rsLoRA r256 at α 16), writing dpo_sweep.csv, dpo_sweep.json and dpo_scores.png.
  */
-@Command(name = "demo", mixinStandardHelpOptions = true, description = {
+// the header is the line `rslora --help` lists: it names both experiments (the description's first line is the rank sweep's)
+@Command(name = "demo", mixinStandardHelpOptions = true,
+        header = "Run the rank sweep (default) or, with --experiment dpo, the rsLoRA paper's DPO comparison.",
+        description = {
         "Rank sweep: fine-tunes a frozen 2-layer tanh network (d=128) towards a high-rank teacher with LoRA "
                 + "(γ = α/r) and rsLoRA (γ = α/√r) adapters at several ranks and seeds; prints a table and writes "
                 + "rank_sweep.csv, rank_sweep.json, loss_curves.png and grad_norm_vs_rank.png.",

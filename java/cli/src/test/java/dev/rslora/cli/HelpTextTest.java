@@ -34,14 +34,20 @@ class HelpTextTest {
         assertFalse(err.contains("picocli WARN"), err);
     }
 
-    /** `rslora --help` shows only the first description line of each command: it must not stop mid-sentence. */
+    /**
+     * `rslora --help` shows one line per command, the header or else the first description line: it
+     * must not stop mid-sentence; demo's names both of its experiments.
+     */
     @Test
     void theCommandListShowsEachCommandsFirstLineAsAWholeSentence() {
         for (Map.Entry<String, CommandLine> e : new CommandLine(new Main()).getSubcommands().entrySet()) {
-            String[] description = e.getValue().getCommandSpec().usageMessage().description();
-            assertTrue(description.length > 0, e.getKey());
-            String first = description[0].strip();
-            assertTrue(first.endsWith("."), e.getKey() + ": the first description line is not a sentence: " + first);
+            var usage = e.getValue().getCommandSpec().usageMessage();
+            String[] shown = usage.header().length > 0 ? usage.header() : usage.description();
+            assertTrue(shown.length > 0, e.getKey());
+            String first = shown[0].strip();
+            assertTrue(first.endsWith("."), e.getKey() + ": the command list's line is not a sentence: " + first);
         }
+        String top = CliRun.of("--help").out();
+        assertTrue(top.contains("rank sweep") && top.contains("--experiment dpo"), top);
     }
 }
