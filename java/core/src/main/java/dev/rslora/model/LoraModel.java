@@ -210,7 +210,10 @@ public final class LoraModel implements AutoCloseable {
         }
         if (loaded != null) {
             checkLoadedModules(loaded, linear.keySet(), targeted);
-            targeted = new ArrayList<>(loaded.modules().keySet());
+            // weight order (as wrap), not the file's name order: layer ids (dropout masks) and parameters()
+            // must match the model that was saved, or its optimizer state cannot be restored
+            targeted = new ArrayList<>(linear.keySet());
+            targeted.retainAll(loaded.modules().keySet());
         } else if (targeted.isEmpty()) {
             throw new IllegalArgumentException("target_modules " + config.targetModules() + " matches none of the " + linear.size()
                     + " 2-D weights (e.g. " + preview(new ArrayList<>(linear.keySet())) + ")");

@@ -378,4 +378,46 @@ class LoraModelTest {
             assertEquals(4, model.forward(q, random(rng, 4, 8, 1)).length, "a new N the backend takes still works");
         }
     }
+    /**
+     * A loaded model used to hold its layers in the adapter file's order (tensor names sorted), not in
+     * weight order as wrap does and layers()/parameters() promise: a Llama-style q, v, o came back as
+     * o, q, v with other layer ids (other dropout masks), and an AdamW state saved with the wrapped
+     * model's parameters could not be restored onto the loaded model's.
+     */
+    @Test
+    void aLoadedModelKeepsWeightOrderAndLayerIdsSoAnOptimizerStateCanBeRestored() throws Exception {
+        long seed = 0x07de7L;
+        SplittableRandom rng = new SplittableRandom(seed);
+        Map<String, float[][]> w = new LinkedHashMap<>();
+        for (int layer : new int[] {2, 10}) {
+            for (String m : List.of("q_proj", "k_proj", "v_proj", "o_proj")) {
+                w.put("model.layers." + layer + ".self_attn." + m + ".weight", random(rng, 8, 8, 0.3));
+            }
+        }
+        PeftConfig cfg = PeftConfig.builder().targetModules("q_proj", "v_proj", "o_proj").r(4).loraAlpha(8).loraDropout(0.1).build();
+        Path adapter = dir.resolve("adapter");
+        Path state = dir.resolve("adamw.state");
+        try (LoraModel model = LoraModel.wrapArrays(w, cfg, ref, seed);
+             AdamW opt = new AdamW(model.parameters(), AdamWConfig.torchDefaults().withLr(1e-2))) {
+            List<String> order = List.copyOf(model.layers().keySet());
+            assertEquals("model.layers.2.self_attn.q_proj", order.get(0));
+            assertEquals("model.layers.2.self_attn.o_proj", order.get(2));
+            for (String p : order) {
+                model.forward(p, random(rng, 3, 8, 1));
+                model.backward(p, random(rng, 3, 8, 1));
+            }
+            opt.step();
+            model.save(adapter);
+            opt.save(state);
+            try (LoraModel back = LoraModel.loadArrays(adapter, w, ref, seed);
+                 AdamW resumed = new AdamW(back.parameters(), AdamWConfig.torchDefaults().withLr(1e-2))) {
+                assertEquals(order, List.copyOf(back.layers().keySet()), "weight order, as wrap");
+                for (String p : order) {
+                    assertEquals(model.layer(p).layerId(), back.layer(p).layerId(), p + ": the dropout id");
+                }
+                resumed.load(state);
+                assertEquals(1, resumed.stepCount());
+            }
+        }
+    }
 }
