@@ -224,11 +224,19 @@ public final class LoraModel implements AutoCloseable {
             for (String path : targeted) {
                 Tensor w = linear.get(path);
                 Tensor b = weights.get(path + BIAS);
-                if (loaded != null) {
-                    layers.put(path, loaded.layer(path, w, b, backend, id, seed));
-                } else {
-                    LoraConfig lc = config.loraConfig(path, config.init(), seed);
-                    layers.put(path, LoraLinear.create(w, b, lc, DType.F32, backend, id));
+                try {
+                    if (loaded != null) {
+                        layers.put(path, loaded.layer(path, w, b, backend, id, seed));
+                    } else {
+                        LoraConfig lc = config.loraConfig(path, config.init(), seed);
+                        layers.put(path, LoraLinear.create(w, b, lc, DType.F32, backend, id));
+                    }
+                } catch (IllegalArgumentException e) {
+                    if (e.getMessage() != null && e.getMessage().contains(path)) {
+                        throw e;
+                    }
+                    // e.g. a bias that does not fit its weight: the layer names the shapes, not the module
+                    throw new IllegalArgumentException("module " + path + ": " + e.getMessage(), e);
                 }
                 id++;
             }
@@ -375,7 +383,20 @@ public final class LoraModel implements AutoCloseable {
      * @throws IllegalStateException if a layer is merged (disabling) or the model is closed
      */
     public void setAdaptersEnabled(boolean on) {
+        if (!on) {
+            requireNoneMerged();
+        }
         layers().values().forEach(l -> l.setAdapterEnabled(on));
+    }
+
+    /** Refuses disabling, naming the first merged module, before any layer is disabled (none is left half done). */
+    private void requireNoneMerged() {
+        for (Map.Entry<String, LoraLinear> e : layers().entrySet()) {
+            if (e.getValue().isMerged()) {
+                throw new IllegalStateException("module " + e.getKey() + ": the adapter is merged into W: unmerge() before "
+                        + "disabling the adapters");
+            }
+        }
     }
 
     /**
@@ -384,8 +405,10 @@ public final class LoraModel implements AutoCloseable {
      * <pre>{@code try (var off = model.disableAdapters()) { ... reference forward ... }}</pre>
      *
      * @return a scope whose close() restores every layer's previous state
+     * @throws IllegalStateException if a layer is merged (then no layer is disabled) or the model is closed
      */
     public LoraLinear.AdapterScope disableAdapters() {
+        requireNoneMerged();
         List<LoraLinear.AdapterScope> scopes = new ArrayList<>();
         for (LoraLinear l : layers().values()) {
             scopes.add(l.disableAdapter());

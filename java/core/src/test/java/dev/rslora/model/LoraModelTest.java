@@ -420,4 +420,48 @@ class LoraModelTest {
             }
         }
     }
+    /**
+     * Disabling the adapters with one layer merged is refused; it used to have disabled every layer
+     * before the merged one first, so a caller that caught the refusal went on with a model whose
+     * first layers silently computed the base path only.
+     */
+    @Test
+    void disablingWithAMergedLayerIsRefusedWithoutDisablingTheOthers() {
+        SplittableRandom rng = new SplittableRandom(13);
+        try (LoraModel model = LoraModel.wrapArrays(weights(rng, 8), config(0), ref, 13)) {
+            String v1 = "model.layers.1.self_attn.v_proj";
+            model.layer(v1).merge();
+            String msg = assertThrows(IllegalStateException.class, model::disableAdapters).getMessage();
+            assertTrue(msg.contains(v1), msg);
+            msg = assertThrows(IllegalStateException.class, () -> model.setAdaptersEnabled(false)).getMessage();
+            assertTrue(msg.contains(v1), msg);
+            for (Map.Entry<String, LoraLinear> e : model.layers().entrySet()) {
+                assertTrue(e.getValue().isAdapterEnabled(), e.getKey() + " is still enabled");
+            }
+            assertTrue(model.adaptersEnabled());
+            model.layer(v1).unmerge();
+            try (var off = model.disableAdapters()) {
+                assertFalse(model.adaptersEnabled());
+            }
+            assertTrue(model.adaptersEnabled());
+        }
+    }
+
+    /** A bias that does not fit its weight is refused naming the module, not only the two shapes. */
+    @Test
+    void aBiasThatDoesNotFitItsWeightIsRefusedNamingTheModule() {
+        SplittableRandom rng = new SplittableRandom(14);
+        Map<String, float[][]> w = weights(rng, 8);
+        w.put("model.layers.1.self_attn.v_proj.bias", new float[1][7]);
+        String msg = assertThrows(IllegalArgumentException.class, () -> LoraModel.wrapArrays(w, config(0), ref, 14)).getMessage();
+        assertTrue(msg.contains("model.layers.1.self_attn.v_proj") && msg.contains("[7]"), msg);
+        Map<String, float[][]> good = weights(new SplittableRandom(14), 8);
+        try (LoraModel model = LoraModel.wrapArrays(good, config(0), ref, 14)) {
+            model.save(dir.resolve("adapter"));
+        } catch (java.io.IOException e) {
+            throw new AssertionError(e);
+        }
+        msg = assertThrows(IllegalArgumentException.class, () -> LoraModel.loadArrays(dir.resolve("adapter"), w, ref, 14)).getMessage();
+        assertTrue(msg.contains("model.layers.1.self_attn.v_proj") && msg.contains("[7]"), msg);
+    }
 }
