@@ -32,7 +32,13 @@ final class HeaderEncoder {
             }
             long offset = 0;
             for (SafetensorsWriter.Item it : ordered) {
-                long end = Math.addExact(offset, it.byteSize());
+                long end;
+                try {
+                    end = Math.addExact(offset, it.byteSize());
+                } catch (ArithmeticException e) {
+                    throw new IllegalArgumentException("tensor " + HeaderParser.quote(it.name()) + " ends past data offset 2^63 - 1: "
+                            + "the tensors' total byte size overflows a signed 64-bit integer", e);
+                }
                 g.writeObjectFieldStart(it.name());
                 g.writeStringField("dtype", it.dtype().headerName());
                 g.writeArrayFieldStart("shape");

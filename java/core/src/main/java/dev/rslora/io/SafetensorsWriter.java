@@ -302,7 +302,8 @@ public final class SafetensorsWriter {
      * @param target the file to create or replace
      * @throws IOException if writing, syncing or renaming fails, or a producer aborts; before anything is
      *                     written, when {@code target} is a folder, a device, pipe or socket, or its parent folder does not exist
-     * @throws IllegalArgumentException if the header would exceed the readers' size limit
+     * @throws IllegalArgumentException if the header would exceed the readers' size limit, or the tensors' total size
+     *                                  overflows a signed 64-bit offset (naming the first tensor past it)
      */
 
     public void write(Path target) throws IOException {
@@ -314,7 +315,12 @@ public final class SafetensorsWriter {
         }
         long expectedSize = 8L + header.length;
         for (Item it : ordered) {
-            expectedSize = Math.addExact(expectedSize, it.byteSize());
+            try {
+                expectedSize = Math.addExact(expectedSize, it.byteSize());
+            } catch (ArithmeticException e) {
+                throw new IllegalArgumentException("tensor " + HeaderParser.quote(it.name()) + " ends past byte 2^63 - 1 of the "
+                        + "file: the file's size overflows a signed 64-bit integer", e);
+            }
         }
         Path abs = target.toAbsolutePath();
         Path dir = abs.getParent();

@@ -153,4 +153,20 @@ class SafetensorsWriterFailureTest {
             assertFalse(e.getMessage().contains(".tmp-"), e.getMessage());
         }
     }
+    /**
+     * Tensors whose sizes are each valid but whose sum overflows a signed 64-bit offset used to fail
+     * with a bare ArithmeticException from the header encoder; write promises IllegalArgumentException.
+     */
+    @Test
+    void dataOffsetsThatOverflowTogetherAreRefusedNamingTheTensor(@TempDir Path dir) throws Exception {
+        SafetensorsWriter.ByteProducer never = (offset, dst) -> {
+            throw new AssertionError("nothing may be written");
+        };
+        SafetensorsWriter w = new SafetensorsWriter()
+                .add(SafetensorsWriter.Item.computed("a", SafetensorsDtype.F32, new long[]{1L << 60}, never))
+                .add(SafetensorsWriter.Item.computed("b", SafetensorsDtype.F32, new long[]{1L << 60}, never));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> w.write(dir.resolve("out.safetensors")));
+        assertTrue(e.getMessage().contains("\"b\"") && e.getMessage().contains("overflow"), e.getMessage());
+        assertEquals(List.of(), listing(dir));
+    }
 }
