@@ -21,7 +21,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * Writes a safetensors file, streaming each tensor from its segment to disk; the heap holds only
@@ -31,7 +30,8 @@ import java.util.concurrent.ThreadLocalRandom;
  * {@link SafetensorsDtype} order, largest alignment first, then name by UTF-8 bytes), the compact
  * JSON header ({@code __metadata__} first) is padded with spaces to a multiple of 8 bytes.
  *
- * <p>The file is written to {@code .<name>.tmp-<random>} in the target's directory, forced to
+ * <p>The file is written to {@code .<name>.tmp-<random>} in the target's directory (the name cut to
+ * 64 characters), forced to
  * disk and renamed over the target atomically only when complete; on any failure the temporary
  * file is deleted, so a reader never sees a partial file and an existing target survives intact.
  * Because of the rename, a file may be rewritten from tensors mapped from that same file.
@@ -331,7 +331,7 @@ public final class SafetensorsWriter {
         if (!Files.isDirectory(dir)) {
             throw new NoSuchFileException(dir.toString(), null, "the output's parent folder does not exist");
         }
-        Path tmp = dir.resolve("." + abs.getFileName() + ".tmp-" + Long.toHexString(ThreadLocalRandom.current().nextLong()));
+        Path tmp = dir.resolve(StagedOutput.temporaryName(abs));
         boolean created = false;
         try {
             FileChannel opened;

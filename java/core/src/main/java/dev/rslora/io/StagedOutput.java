@@ -13,7 +13,8 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.stream.Stream;
 
 /**
- * An output written under a temporary folder next to its target ({@code .NAME.tmp-<random>}) and
+ * An output written under a temporary folder next to its target ({@code .NAME.tmp-<random>}, NAME
+ * cut to 64 characters) and
  * moved into place only by {@link #commit()}; {@link #close()} without a commit deletes everything
  * written, so a failed or interrupted write never leaves a partial target.
  *
@@ -40,8 +41,20 @@ public final class StagedOutput implements AutoCloseable {
         if (parent == null || !Files.isDirectory(parent)) {
             throw new java.nio.file.NoSuchFileException(String.valueOf(parent), null, "the output's parent folder does not exist");
         }
-        this.staging = Files.createDirectory(parent.resolve("." + this.target.getFileName() + ".tmp-"
-                + Long.toHexString(ThreadLocalRandom.current().nextLong())));
+        this.staging = Files.createDirectory(parent.resolve(temporaryName(this.target)));
+    }
+
+    /**
+     * {@code .NAME.tmp-<random>} for a target named NAME, NAME cut to its first 64 characters: the
+     * suffix must not make a name the file system takes for the target (up to 255 bytes) too long.
+     */
+    static String temporaryName(Path target) {
+        String name = target.getFileName().toString();
+        int keep = Math.min(name.length(), 64);
+        if (keep > 0 && Character.isHighSurrogate(name.charAt(keep - 1))) {
+            keep--;
+        }
+        return "." + name.substring(0, keep) + ".tmp-" + Long.toHexString(ThreadLocalRandom.current().nextLong());
     }
 
     /**

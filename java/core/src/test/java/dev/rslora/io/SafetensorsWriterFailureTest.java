@@ -169,4 +169,21 @@ class SafetensorsWriterFailureTest {
         assertTrue(e.getMessage().contains("\"b\"") && e.getMessage().contains("overflow"), e.getMessage());
         assertEquals(List.of(), listing(dir));
     }
+
+    /**
+     * The temporary file's name adds a dot and a 21-character suffix to the target's: a target name
+     * that the file system takes (up to 255 bytes) must not fail only because the temporary name would
+     * be too long.
+     */
+    @Test
+    void aLongTargetNameThatTheFileSystemTakesIsWritten(@TempDir Path dir) throws Exception {
+        Path target = dir.resolve("m".repeat(240) + ".safetensors");
+        Files.writeString(target, "probe");   // the file system takes the name itself
+        Files.delete(target);
+        try (Arena arena = Arena.ofConfined()) {
+            new SafetensorsWriter().add("x", Tensor.of(arena, DType.F32, new float[]{1, 2}, 2)).write(target);
+            assertArrayEquals(new float[]{1, 2}, SafetensorsFile.open(target, arena).tensor("x").toFloatArray());
+        }
+        assertEquals(List.of(target), listing(dir));
+    }
 }

@@ -103,4 +103,20 @@ class StagedOutputTest {
         assertTrue(Files.exists(fifo) && !Files.isRegularFile(fifo), "the FIFO is still a FIFO");
         assertEquals(List.of("pipe"), names(dir), "no staging folder made for a refused target");
     }
+    /** A folder name the file system takes (here 250 bytes) must not fail because the staging name adds a suffix. */
+    @Test
+    void aLongTargetNameThatTheFileSystemTakesIsStagedAndCommitted() throws IOException {
+        Path target = dir.resolve("run-" + "x".repeat(246));
+        Files.createDirectory(target);   // the file system takes the name itself
+        Files.delete(target);
+        try (StagedOutput out = StagedOutput.folder(target, false)) {
+            Files.writeString(out.dir().resolve("a.txt"), "a");
+            out.commit();
+        }
+        assertEquals(List.of(target.getFileName().toString()), names(dir));
+        assertEquals(List.of("a.txt"), names(target));
+        String nonBmp = "a" + "\uD83D\uDE00".repeat(40);   // char 63 is a high surrogate: the cut must not split the pair
+        String tmp = StagedOutput.temporaryName(dir.resolve(nonBmp));
+        assertTrue(tmp.startsWith(".a" + "\uD83D\uDE00".repeat(31) + ".tmp-"), tmp);
+    }
 }
