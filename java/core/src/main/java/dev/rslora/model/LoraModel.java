@@ -436,6 +436,9 @@ public final class LoraModel implements AutoCloseable {
      */
     public float[][] forward(String path, float[][] x) {
         LoraLinear l = layer(path);
+        if (x == null) {
+            throw new IllegalArgumentException("module " + path + ": x is null (expected float[N][" + l.dIn() + "])");
+        }
         int n = x.length;
         HeapBuffers old = heap.get(path);
         HeapBuffers io = buffers(path, l, n);
@@ -476,10 +479,13 @@ public final class LoraModel implements AutoCloseable {
      * @return dX as a new float[N][d_in]
      * @throws IllegalStateException if no heap-array forward of N rows ran on this module, or another forward
      *                               of its layer ({@link #layer(String)}) ran after it
-     * @throws IllegalArgumentException if dy has the wrong shape
+     * @throws IllegalArgumentException if dy is null or has the wrong shape
      */
     public float[][] backward(String path, float[][] dy) {
         LoraLinear l = layer(path);
+        if (dy == null) {
+            throw new IllegalArgumentException("module " + path + ": dy is null (expected float[N][" + l.dOut() + "])");
+        }
         HeapBuffers io = heap.get(path);
         if (io == null || io.x.dim(0) != dy.length) {
             throw new IllegalStateException("module " + path + ": backward(float[][]) needs a forward(float[][]) of the same "

@@ -464,4 +464,18 @@ class LoraModelTest {
         msg = assertThrows(IllegalArgumentException.class, () -> LoraModel.loadArrays(dir.resolve("adapter"), w, ref, 14)).getMessage();
         assertTrue(msg.contains("model.layers.1.self_attn.v_proj") && msg.contains("[7]"), msg);
     }
+    /** A null x or dy is refused like any other wrong shape, naming the module, not with a bare NullPointerException. */
+    @Test
+    void aNullHeapInputIsRefusedNamingTheModule() {
+        SplittableRandom rng = new SplittableRandom(15);
+        try (LoraModel model = LoraModel.wrapArrays(weights(rng, 8), config(0), ref, 15)) {
+            String q = "model.layers.0.self_attn.q_proj";
+            String msg = assertThrows(IllegalArgumentException.class, () -> model.forward(q, null)).getMessage();
+            assertTrue(msg.contains(q), msg);
+            model.forward(q, random(rng, 2, 8, 1));
+            msg = assertThrows(IllegalArgumentException.class, () -> model.backward(q, null)).getMessage();
+            assertTrue(msg.contains(q) && msg.contains("dy"), msg);
+            assertEquals(2, model.backward(q, random(rng, 2, 8, 1)).length, "the forward is still there");
+        }
+    }
 }
