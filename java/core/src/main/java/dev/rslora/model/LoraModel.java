@@ -478,7 +478,7 @@ public final class LoraModel implements AutoCloseable {
      * @param dy   the upstream gradient float[N][d_out], N as in that forward (copied)
      * @return dX as a new float[N][d_in]
      * @throws IllegalStateException if no heap-array forward of N rows ran on this module, or another forward
-     *                               of its layer ({@link #layer(String)}) ran after it
+     *                               of its layer ({@link #layer(String)}) or a merge()/unmerge() of it ran after it
      * @throws IllegalArgumentException if dy is null or has the wrong shape
      */
     public float[][] backward(String path, float[][] dy) {
@@ -491,10 +491,15 @@ public final class LoraModel implements AutoCloseable {
             throw new IllegalStateException("module " + path + ": backward(float[][]) needs a forward(float[][]) of the same "
                     + dy.length + " rows first");
         }
+        if (l.isMerged()) {
+            throw new IllegalStateException("module " + path + ": the adapter is merged into W: unmerge() and run forward(\""
+                    + path + "\", x) again before backward(float[][])");
+        }
         if (!l.lastForwardRead(io.x)) {
-            // the layer would differentiate that other forward, silently
+            // the layer would differentiate that other forward, silently (or merge()/unmerge() dropped it)
             throw new IllegalStateException("module " + path + ": another forward of this layer (through layer(\"" + path
-                    + "\")) ran after forward(float[][]); run forward(\"" + path + "\", x) again before backward(float[][])");
+                    + "\")), or a merge()/unmerge() of it, ran after forward(float[][]); run forward(\"" + path
+                    + "\", x) again before backward(float[][])");
         }
         try {
             io.dy.copyFrom(dy);

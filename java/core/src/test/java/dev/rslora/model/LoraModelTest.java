@@ -478,4 +478,21 @@ class LoraModelTest {
             assertEquals(2, model.backward(q, random(rng, 2, 8, 1)).length, "the forward is still there");
         }
     }
+    /** A heap backward after merge()/unmerge() of its layer is refused saying so, not blaming another forward. */
+    @Test
+    void aHeapBackwardAfterAMergeSaysTheMergeInvalidatedTheForward() {
+        SplittableRandom rng = new SplittableRandom(16);
+        try (LoraModel model = LoraModel.wrapArrays(weights(rng, 8), config(0), ref, 16)) {
+            String q = "model.layers.0.self_attn.q_proj";
+            model.forward(q, random(rng, 2, 8, 1));
+            model.layer(q).merge();
+            String msg = assertThrows(IllegalStateException.class, () -> model.backward(q, new float[2][8])).getMessage();
+            assertTrue(msg.contains(q) && msg.contains("merged"), msg);
+            model.layer(q).unmerge();
+            msg = assertThrows(IllegalStateException.class, () -> model.backward(q, new float[2][8])).getMessage();
+            assertTrue(msg.contains(q) && msg.contains("unmerge()"), msg);
+            model.forward(q, random(rng, 2, 8, 1));
+            assertEquals(2, model.backward(q, new float[2][8]).length);
+        }
+    }
 }
