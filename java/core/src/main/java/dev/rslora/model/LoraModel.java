@@ -453,7 +453,7 @@ public final class LoraModel implements AutoCloseable {
         }
         try {
             l.forward(io.x, io.y);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
             if (io != old) {
                 // refused by the backend (e.g. a batch past the cpu backend's limits): the layer's last forward
                 // still reads the old buffers

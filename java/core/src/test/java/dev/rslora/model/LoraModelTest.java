@@ -1,6 +1,8 @@
 package dev.rslora.model;
 
 import dev.rslora.backend.Backend;
+import dev.rslora.backend.FrozenWeight;
+import dev.rslora.backend.LoraParams;
 import dev.rslora.backend.RefusingRows;
 import dev.rslora.backend.reference.ReferenceBackend;
 import dev.rslora.core.LoraLinear;
@@ -493,6 +495,57 @@ class LoraModelTest {
             assertTrue(msg.contains(q) && msg.contains("unmerge()"), msg);
             model.forward(q, random(rng, 2, 8, 1));
             assertEquals(2, model.backward(q, new float[2][8]).length);
+        }
+    }
+    /**
+     * A heap forward of a new N whose backend call fails with an Error (an off-heap scratch allocation
+     * the machine cannot serve: OutOfMemoryError) used to leave that N's new buffers allocated and
+     * unreachable until the JVM exits; a RuntimeException freed them.
+     */
+    @Test
+    void aHeapForwardFailingWithAnErrorFreesItsNewBuffers() {
+        SplittableRandom rng = new SplittableRandom(17);
+        List<Tensor> seen = new java.util.ArrayList<>();
+        Backend oom = new Backend() {
+            @Override
+            public String name() {
+                return "oom";
+            }
+
+            @Override
+            public FrozenWeight prepare(Tensor weight, Tensor bias) {
+                return ref.prepare(weight, bias);
+            }
+
+            @Override
+            public void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
+                seen.add(x);
+                if (p.n() == 3) {
+                    throw new OutOfMemoryError("no scratch for n=3");
+                }
+                ref.forward(p, w, x, a, b, u, y);
+            }
+
+            @Override
+            public void backward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy, Tensor dx,
+                                 Tensor gradA, Tensor gradB) {
+                ref.backward(p, w, x, a, b, u, dy, dx, gradA, gradB);
+            }
+
+            @Override
+            public void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign) {
+                ref.merge(w, a, b, gamma, sign);
+            }
+        };
+        try (LoraModel model = LoraModel.wrapArrays(weights(rng, 8), config(0), oom, 17)) {
+            String q = "model.layers.0.self_attn.q_proj";
+            model.forward(q, random(rng, 2, 8, 1));
+            assertThrows(OutOfMemoryError.class, () -> model.forward(q, random(rng, 3, 8, 1)));
+            Tensor refusedX = seen.get(seen.size() - 1);
+            assertEquals(3, refusedX.dim(0));
+            assertFalse(refusedX.segment().scope().isAlive(), "the refused N's buffers are freed");
+            assertTrue(seen.get(0).segment().scope().isAlive(), "the last forward's buffers are kept");
+            assertEquals(2, model.backward(q, random(rng, 2, 8, 1)).length);
         }
     }
 }
