@@ -270,12 +270,17 @@ public final class SafetensorsWriter {
     }
 
     /**
-     * Sets every entry of {@code entries}.
+     * Sets every entry of {@code entries}, or none of them when one is refused.
      *
      * @param entries keys and values (none null), in their iteration order
      * @return this writer
+     * @throws IllegalArgumentException naming the entry that cannot be encoded (then no entry is set)
      */
     public SafetensorsWriter metadata(Map<String, String> entries) {
+        entries.forEach((key, value) -> {
+            requireEncodable(Objects.requireNonNull(key, "key"), "metadata key");
+            requireEncodable(Objects.requireNonNull(value, "value"), "metadata value");
+        });
         entries.forEach(this::metadata);
         return this;
     }

@@ -186,4 +186,19 @@ class SafetensorsWriterFailureTest {
         }
         assertEquals(List.of(target), listing(dir));
     }
+    /** metadata(Map) with one bad entry is refused whole: it used to have set the entries before it. */
+    @Test
+    void aRefusedMetadataMapSetsNoneOfItsEntries(@TempDir Path dir) throws Exception {
+        java.util.Map<String, String> entries = new java.util.LinkedHashMap<>();
+        entries.put("format", "pt");
+        entries.put("bad", "\uD800");
+        SafetensorsWriter w = new SafetensorsWriter();
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> w.metadata(entries));
+        assertTrue(e.getMessage().contains("\\ud800"), e.getMessage());
+        Path target = dir.resolve("out.safetensors");
+        w.write(target);
+        try (Arena arena = Arena.ofConfined()) {
+            assertTrue(SafetensorsFile.open(target, arena).metadata().isEmpty(), "no entry of the refused map");
+        }
+    }
 }
