@@ -1,6 +1,8 @@
 package dev.rslora.io;
 
+import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.json.JsonWriteFeature;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -16,12 +18,17 @@ import java.util.Map;
  * consecutive offsets from 0, padded with spaces to a multiple of 8 bytes.
  */
 final class HeaderEncoder {
+    /** Writes a character outside the BMP as its 4 UTF-8 bytes, as serde_json does, not as a \\uXXXX surrogate pair. */
+    private static final JsonFactory JSON = JsonFactory.builder()
+            .enable(JsonWriteFeature.COMBINE_UNICODE_SURROGATES_IN_UTF8)
+            .build();
+
     private HeaderEncoder() {
     }
 
     static byte[] encode(List<SafetensorsWriter.Item> ordered, Map<String, String> metadata) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
-        try (JsonGenerator g = HeaderParser.JSON.createGenerator(out)) {
+        try (JsonGenerator g = JSON.createGenerator(out)) {
             g.writeStartObject();
             if (!metadata.isEmpty()) {
                 g.writeObjectFieldStart(HeaderParser.METADATA_KEY);

@@ -204,4 +204,23 @@ class SafetensorsRoundTripTest {
             }
         }
     }
+    /**
+     * The reference writer (serde_json) writes a character outside the BMP as its 4 UTF-8 bytes; the
+     * header used to carry it as the escape pair {@code \\ud83d\\ude00}: the same JSON value, but not the
+     * reference writer's bytes. Expected bytes from Python safetensors 0.8.0's {@code save_file}.
+     */
+    @Test
+    void charactersOutsideTheBmpAreWrittenAsUtf8LikeTheReferenceWriter() {
+        try (Arena arena = Arena.ofConfined()) {
+            SafetensorsWriter w = new SafetensorsWriter().metadata("k", "\uD83D\uDE00\u00e9")
+                    .addRaw("\uD83D\uDE00.w", "U8", new long[]{1}, arena.allocate(1))
+                    .addRaw("a\u0001\u007f\u2028/", "U8", new long[]{1}, arena.allocate(1));
+            String expected = "{\"__metadata__\":{\"k\":\"\uD83D\uDE00\u00e9\"},"
+                    + "\"a\\u0001\u007f\u2028/\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"
+                    + "\"\uD83D\uDE00.w\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}} ";
+            byte[] want = expected.getBytes(StandardCharsets.UTF_8);
+            assertEquals(152, want.length);
+            assertArrayEquals(want, w.header(), new String(w.header(), StandardCharsets.UTF_8));
+        }
+    }
 }
