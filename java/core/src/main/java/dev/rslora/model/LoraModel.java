@@ -97,7 +97,7 @@ public final class LoraModel implements AutoCloseable {
         Arena arena = Arena.ofShared();
         try {
             return build(copyArrays(weights, arena), config, backend, seed, null, arena);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
             arena.close();
             throw e;
         }
@@ -162,7 +162,7 @@ public final class LoraModel implements AutoCloseable {
         try (Arena files = Arena.ofShared()) {
             AdapterSet set = AdapterSet.load(dir, files);
             return build(copyArrays(weights, arena), set.config(), backend, seed, set, arena);
-        } catch (IOException | RuntimeException e) {
+        } catch (IOException | RuntimeException | Error e) {
             arena.close();
             throw e;
         }
@@ -240,7 +240,7 @@ public final class LoraModel implements AutoCloseable {
                 }
                 id++;
             }
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
             layers.values().forEach(LoraLinear::close);
             throw e;
         }

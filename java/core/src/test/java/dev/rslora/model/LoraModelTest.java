@@ -548,4 +548,67 @@ class LoraModelTest {
             assertEquals(2, model.backward(q, random(rng, 2, 8, 1)).length);
         }
     }
+    /**
+     * A layer whose creation fails with an Error (a backend that cannot allocate a prepared weight:
+     * OutOfMemoryError) used to leave the layers built before it, their prepared weights and the
+     * copied heap weights allocated; a RuntimeException freed them.
+     */
+    @Test
+    void aWrapFailingWithAnErrorFreesWhatItBuilt() {
+        List<FrozenWeight> prepared = new java.util.ArrayList<>();
+        List<Boolean> closed = new java.util.ArrayList<>();
+        Backend failsSecond = new Backend() {
+            @Override
+            public String name() {
+                return "fails-second";
+            }
+
+            @Override
+            public FrozenWeight prepare(Tensor weight, Tensor bias) {
+                if (!prepared.isEmpty()) {
+                    throw new OutOfMemoryError("no memory for a second weight");
+                }
+                FrozenWeight inner = ref.prepare(weight, bias);
+                FrozenWeight w = new FrozenWeight() {
+                    @Override
+                    public Tensor weight() {
+                        return inner.weight();
+                    }
+
+                    @Override
+                    public Tensor bias() {
+                        return inner.bias();
+                    }
+
+                    @Override
+                    public void close() {
+                        closed.add(true);
+                        inner.close();
+                    }
+                };
+                prepared.add(w);
+                return w;
+            }
+
+            @Override
+            public void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
+                throw new AssertionError();
+            }
+
+            @Override
+            public void backward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy, Tensor dx,
+                                 Tensor gradA, Tensor gradB) {
+                throw new AssertionError();
+            }
+
+            @Override
+            public void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign) {
+                throw new AssertionError();
+            }
+        };
+        assertThrows(OutOfMemoryError.class, () -> LoraModel.wrapArrays(weights(new SplittableRandom(18), 8), config(0), failsSecond, 18));
+        assertEquals(1, prepared.size());
+        assertEquals(List.of(true), closed, "the first layer is closed");
+        assertFalse(prepared.get(0).weight().segment().scope().isAlive(), "the copied heap weights are freed");
+    }
 }
