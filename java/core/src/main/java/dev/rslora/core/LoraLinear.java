@@ -50,6 +50,8 @@ public final class LoraLinear implements AutoCloseable {
     private Tensor u;              // [capacity, r] F32, reused across steps
     private Tensor savedX;         // the X of the last forward (borrowed)
     private LoraParams savedParams;
+    /** A's version stamp when the last forward (or backward) finished: the A that U = D(X)·Aᵀ was computed from. */
+    private long savedAVersion;
     private long nextStep;
     private boolean training = true;
     private boolean merged;
@@ -200,6 +202,7 @@ public final class LoraLinear implements AutoCloseable {
             }
             savedX = x;
             savedParams = p;
+            savedAVersion = a.version();
         } finally {
             exit();
         }
@@ -242,7 +245,10 @@ public final class LoraLinear implements AutoCloseable {
      * @param dy the upstream gradient dY [N, d_out], N as in the last forward
      * @param dx receives dX [N, d_in] (assigned), or null when the input needs no gradient; must not share
      *           memory with dY, the forward's X, W, A, B, dA or dB
-     * @throws IllegalStateException if no forward ran, the adapter is merged, or the layer is closed
+     * @throws IllegalStateException if no forward ran, the adapter is merged, A was written (through its
+     *                               tensor's write paths, see {@link Tensor#version()}) since that forward (its U
+     *                               is stale; B may change: the backward then is that of the current A and B),
+     *                               or the layer is closed
      * @throws IllegalArgumentException if a shape does not match, or dx aliases an input or a gradient
      */
     public void backward(Tensor dy, Tensor dx) {
@@ -278,9 +284,17 @@ public final class LoraLinear implements AutoCloseable {
                 }
                 return;
             }
+            if (a.version() != savedAVersion) {
+                // U = D(X)·Aᵀ holds the old A: dB = γ·dYᵀ·U from it and dX from the new A would be the gradient of no
+                // function (PyTorch refuses the same: "modified by an inplace operation"). B may change: nothing
+                // saved depends on it, and the backward is then that of the current A and B.
+                throw new IllegalStateException("lora_A was written after the forward this backward would differentiate"
+                        + " (an optimizer step or a load between forward and backward?): its U is stale; run forward again");
+            }
             LoraParams p = new LoraParams(n, dIn(), dOut(), config.rank(), savedParams.gamma(), savedParams.dropout(),
                     savedParams.seed(), savedParams.step(), layerId, savedParams.training(), true, gradMode);
             backend.backward(p, frozen, savedX, a, b, uFor(n), dy, dx, gradA, gradB);
+            savedAVersion = a.version();  // a backend that reads A through segment() bumps its stamp
         } finally {
             exit();
         }

@@ -473,4 +473,37 @@ class LoraLinearTest {
             }
         }
     }
+
+    /**
+     * U = D(X)·Aᵀ is kept from the forward: a write to A before the backward (an optimizer step in
+     * the wrong place) made dB come from the old A and dX from the new one, silently.
+     */
+    @Test
+    void backwardAfterAWasWrittenIsRefusedAndANewForwardClearsIt() {
+        SplittableRandom rng = new SplittableRandom(22);
+        int n = 3, dIn = 5, dOut = 4, r = 2;
+        try (Arena arena = Arena.ofShared(); CpuBackend cpu = new CpuBackend(1)) {
+            Tensor w = TestData.uniform(arena, DType.F32, rng, 1, dOut, dIn);
+            Tensor x = TestData.uniform(arena, DType.F32, rng, 1, n, dIn);
+            Tensor dy = TestData.uniform(arena, DType.F32, rng, 1, n, dOut);
+            for (Backend backend : new Backend[] {ref, cpu}) {
+                try (LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(r, 8), backend)) {
+                    layer.forward(arena, x);
+                    layer.loraB().fill(0.5f);  // nothing saved depends on B
+                    layer.backward(dy, null);
+                    layer.loraA().set(0, 1f);  // the optimizer step after the backward: the next forward reads it
+                    IllegalStateException e = assertThrows(IllegalStateException.class, () -> layer.backward(dy, null));
+                    assertTrue(e.getMessage().contains("lora_A was written"), e.getMessage());
+                    layer.forward(arena, x);
+                    layer.backward(dy, null);
+                    layer.backward(dy, null);  // a second backward of the same forward still runs
+                    try (var off = layer.disableAdapter()) {
+                        layer.forward(arena, x);
+                    }
+                    layer.loraA().set(0, 2f);
+                    layer.backward(dy, null);  // a disabled forward read neither A nor B
+                }
+            }
+        }
+    }
 }
