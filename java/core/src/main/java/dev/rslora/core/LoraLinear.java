@@ -52,6 +52,12 @@ public final class LoraLinear implements AutoCloseable {
     private LoraParams savedParams;
     /** A's version stamp when the last forward (or backward) finished: the A that U = D(X)·Aᵀ was computed from. */
     private long savedAVersion;
+    /** Copies of A and B as merge() added them to W (allocated at the first merge): what unmerge() subtracts. */
+    private Tensor mergedA;
+    private Tensor mergedB;
+    /** A's and B's stamps after the merge: a write to either while merged leaves W holding the old adapter. */
+    private long mergedAVersion;
+    private long mergedBVersion;
     private long nextStep;
     private boolean training = true;
     private boolean merged;
@@ -172,7 +178,8 @@ public final class LoraLinear implements AutoCloseable {
      * @throws IllegalArgumentException if a shape does not match, y aliases an input, or the backend refuses the
      *                                  batch (the cpu backend's limits); a refused forward leaves the last one for
      *                                  {@link #backward} and does not advance the dropout step
-     * @throws IllegalStateException if the layer is closed or used by two threads at once
+     * @throws IllegalStateException if the layer is closed or used by two threads at once, or merged and A or B
+     *                               was written since the merge (W holds the adapter as merged)
      */
     public void forward(Tensor x, Tensor y) {
         enter();
@@ -184,6 +191,11 @@ public final class LoraLinear implements AutoCloseable {
             BackendChecks.disjoint("y", y, "bias", frozen.bias());
             BackendChecks.disjoint("y", y, "lora_A", a);
             BackendChecks.disjoint("y", y, "lora_B", b);
+            if (merged && (a.version() != mergedAVersion || b.version() != mergedBVersion)) {
+                // W holds γ·B·A of the merge: the output would silently be that of the old adapter
+                throw new IllegalStateException("lora_A or lora_B was written after merge(): W holds the adapter as"
+                        + " merged; unmerge() (which subtracts what merge() added) and merge() again");
+            }
             LoraParams p = params(n, nextStep);
             Tensor uBefore = u;
             Tensor uView = null;
@@ -300,7 +312,12 @@ public final class LoraLinear implements AutoCloseable {
         }
     }
 
-    /** W ← round(W + γ·B·A); afterwards forward is the base layer alone (as PEFT's merge). */
+    /**
+     * W ← round(W + γ·B·A); afterwards forward is the base layer alone (as PEFT's merge). The layer keeps a
+     * copy of this A and B for {@link #unmerge()}.
+     *
+     * @throws IllegalStateException if already merged, the adapter is disabled, or the layer is closed
+     */
     public void merge() {
         enter();
         try {
@@ -310,22 +327,35 @@ public final class LoraLinear implements AutoCloseable {
             if (!adapterEnabled) {
                 throw new IllegalStateException("the adapter is disabled: enable it before merging");
             }
+            if (mergedA == null) {
+                mergedA = Tensor.allocate(arena, a.dtype(), a.shape());
+                mergedB = Tensor.allocate(arena, b.dtype(), b.shape());
+            }
+            mergedA.copyFrom(a);
+            mergedB.copyFrom(b);
             backend.merge(frozen, a, b, config.gamma(), +1);
             merged = true;
+            mergedAVersion = a.version();  // after the backend: one that reads A or B through segment() bumps them
+            mergedBVersion = b.version();
             forgetForward();
         } finally {
             exit();
         }
     }
 
-    /** W ← round(W − γ·B·A), undoing {@link #merge()} up to rounding. */
+    /**
+     * W ← round(W − γ·B·A) with the A and B that {@link #merge()} added, undoing it up to rounding even when
+     * A or B was written while merged.
+     *
+     * @throws IllegalStateException if not merged, or the layer is closed
+     */
     public void unmerge() {
         enter();
         try {
             if (!merged) {
                 throw new IllegalStateException("not merged");
             }
-            backend.merge(frozen, a, b, config.gamma(), -1);
+            backend.merge(frozen, mergedA, mergedB, config.gamma(), -1);
             merged = false;
             forgetForward();
         } finally {

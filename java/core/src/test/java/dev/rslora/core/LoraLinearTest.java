@@ -506,4 +506,41 @@ class LoraLinearTest {
             }
         }
     }
+
+    /**
+     * unmerge() subtracted γ·B·A of the current A and B: a write to either while merged (an optimizer
+     * step, a load) left W = W₀ + γ·B₀A₀ − γ·B₁A₁ for good, and forwards while merged silently ran
+     * the old adapter.
+     */
+    @Test
+    void unmergeSubtractsWhatMergeAddedAndAMergedForwardRefusesAChangedAdapter() {
+        SplittableRandom rng = new SplittableRandom(23);
+        int n = 2, dIn = 6, dOut = 5, r = 3;
+        try (Arena arena = Arena.ofShared(); CpuBackend cpu = new CpuBackend(1)) {
+            for (Backend backend : new Backend[] {ref, cpu}) {
+                Tensor w = TestData.uniform(arena, DType.F32, rng, 1, dOut, dIn);
+                Tensor x = TestData.uniform(arena, DType.F32, rng, 1, n, dIn);
+                float[] w0 = w.toFloatArray();
+                try (LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(r, 8), backend)) {
+                    layer.loraB().fill(0.5f);
+                    layer.merge();
+                    layer.loraA().fill(0.25f);
+                    IllegalStateException e = assertThrows(IllegalStateException.class, () -> layer.forward(arena, x));
+                    assertTrue(e.getMessage().contains("after merge()"), e.getMessage());
+                    layer.unmerge();
+                    float[] w1 = w.toFloatArray();
+                    for (int i = 0; i < w0.length; i++) {
+                        assertEquals(w0[i], w1[i], 1e-5, backend.name() + ": W[" + i + "] restored");
+                    }
+                    layer.merge();  // merged with the new A: forward runs again
+                    float[] yMerged = layer.forward(arena, x).toFloatArray();
+                    layer.unmerge();
+                    float[] y = layer.forward(arena, x).toFloatArray();
+                    for (int i = 0; i < y.length; i++) {
+                        assertEquals(y[i], yMerged[i], 1e-4, backend.name() + ": y[" + i + "]");
+                    }
+                }
+            }
+        }
+    }
 }
