@@ -41,7 +41,7 @@ public final class Tensor {
         this.dtype = Objects.requireNonNull(dtype, "dtype");
         this.shape = shape.clone();
         this.numel = numel(this.shape);
-        long need = Math.multiplyExact(numel, (long) dtype.byteSize());
+        long need = byteSize(this.shape, numel, dtype);
         if (data.byteSize() != need) {
             throw new IllegalArgumentException("tensor of shape " + Arrays.toString(shape) + " " + dtype
                     + " needs " + need + " bytes but the segment holds " + data.byteSize());
@@ -57,11 +57,11 @@ public final class Tensor {
      * @param dtype the element type
      * @param shape the dimensions, each ≥ 0 (none: a scalar of one element)
      * @return the new tensor, all elements 0
-     * @throws IllegalArgumentException if a dimension is negative
-     * @throws ArithmeticException if the byte size overflows a long
+     * @throws IllegalArgumentException if a dimension is negative, or the byte size overflows a long (the message
+     *                                  names the shape)
      */
     public static Tensor allocate(Arena arena, DType dtype, long... shape) {
-        long bytes = Math.multiplyExact(numel(shape), (long) dtype.byteSize());
+        long bytes = byteSize(shape, numel(shape), dtype);
         return new Tensor(dtype, shape, arena.allocate(bytes, 64));
     }
 
@@ -72,7 +72,8 @@ public final class Tensor {
      * @param dtype the element type
      * @param shape the dimensions, each ≥ 0
      * @return a tensor over {@code data} (writes go to that memory; a read-only segment makes writes throw)
-     * @throws IllegalArgumentException if the segment's size does not match the shape and dtype
+     * @throws IllegalArgumentException if the segment's size does not match the shape and dtype, a dimension is
+     *                                  negative, or the byte size overflows a long
      */
     public static Tensor wrap(MemorySegment data, DType dtype, long... shape) {
         return new Tensor(dtype, shape, data);
@@ -131,15 +132,39 @@ public final class Tensor {
         return new long[] {rows.length, rows[0].length};
     }
 
+    /**
+     * The product of the dimensions; IllegalArgumentException naming the shape for a negative dimension or a
+     * product past a long (a shape with a 0 has 0 elements, however large the others).
+     */
     private static long numel(long[] shape) {
-        long n = 1;
+        boolean empty = false;
         for (int i = 0; i < shape.length; i++) {
             if (shape[i] < 0) {
                 throw new IllegalArgumentException("negative dimension " + shape[i] + " at axis " + i + " in shape " + Arrays.toString(shape));
             }
-            n = Math.multiplyExact(n, shape[i]);
+            empty |= shape[i] == 0;
+        }
+        if (empty) {
+            return 0;
+        }
+        long n = 1;
+        for (long d : shape) {
+            if (n > Long.MAX_VALUE / d) {
+                throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " has more than " + Long.MAX_VALUE
+                        + " elements (the product overflows a signed 64-bit integer)");
+            }
+            n *= d;
         }
         return n;
+    }
+
+    /** numel·dtype bytes; IllegalArgumentException naming the shape when that overflows a long. */
+    private static long byteSize(long[] shape, long numel, DType dtype) {
+        if (numel > Long.MAX_VALUE / dtype.byteSize()) {
+            throw new IllegalArgumentException("tensor of shape " + Arrays.toString(shape) + " " + dtype + ": " + numel
+                    + " elements × " + dtype.byteSize() + " bytes overflows a signed 64-bit integer");
+        }
+        return numel * dtype.byteSize();
     }
 
     /**

@@ -77,6 +77,29 @@ class TensorArgumentsTest {
         }
     }
 
+    /** A shape whose element or byte count overflows a long threw ArithmeticException "long overflow", naming nothing. */
+    @Test
+    void aShapePastALongIsRefusedNamingItAndAZeroDimensionIsEmpty() {
+        try (Arena arena = Arena.ofConfined()) {
+            long big = 1L << 40;
+            IllegalArgumentException of = assertThrows(IllegalArgumentException.class,
+                    () -> Tensor.of(arena, DType.F32, new float[1], big, big));
+            assertTrue(of.getMessage().contains("[1099511627776, 1099511627776]"), of.getMessage());
+            IllegalArgumentException wrap = assertThrows(IllegalArgumentException.class,
+                    () -> Tensor.wrap(arena.allocate(16), DType.F32, big, big));
+            assertTrue(wrap.getMessage().contains("[1099511627776, 1099511627776]"), wrap.getMessage());
+            IllegalArgumentException bytes = assertThrows(IllegalArgumentException.class,
+                    () -> Tensor.allocate(arena, DType.BF16, 1L << 61, 2));
+            assertTrue(bytes.getMessage().contains("[2305843009213693952, 2] BF16"), bytes.getMessage());
+            IllegalArgumentException elementBytes = assertThrows(IllegalArgumentException.class,
+                    () -> Tensor.allocate(arena, DType.F32, 1L << 62));
+            assertTrue(elementBytes.getMessage().contains("overflows"), elementBytes.getMessage());
+            Tensor empty = Tensor.allocate(arena, DType.F32, big, big, 0);
+            assertEquals(0, empty.numel());
+            assertEquals(0, Tensor.wrap(MemorySegment.NULL, DType.F16, 0, Long.MAX_VALUE, Long.MAX_VALUE).numel());
+        }
+    }
+
     @Test
     @EnabledOnOs({OS.LINUX, OS.MAC})  // needs a file system with sparse files (ext4, xfs, tmpfs, APFS)
     void heapArrayViewsOfATensorPastAnArraysLimitNameTheLimit(@TempDir Path dir) throws IOException {
