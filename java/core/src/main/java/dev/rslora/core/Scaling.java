@@ -36,9 +36,13 @@ public enum Scaling {
      * @param alpha α &gt; 0
      * @param r     the rank, ≥ 1
      * @return α/√r for RSLORA, α/r for LORA
+     * @throws IllegalArgumentException if r &lt; 1 (which gave ±Infinity or NaN)
      */
 
     public double gamma(double alpha, int r) {
+        if (r < 1) {
+            throw new IllegalArgumentException("rank must be >= 1, got r=" + r);
+        }
         return switch (this) {
             case RSLORA -> alpha / Math.sqrt(r);
             case LORA -> alpha / r;

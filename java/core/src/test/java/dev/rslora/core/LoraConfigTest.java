@@ -46,6 +46,15 @@ class LoraConfigTest {
         assertEquals(Float.MAX_VALUE / 2, LoraConfig.rslora(4, Float.MAX_VALUE).gamma());
     }
 
+    /** γ of a rank below 1 was Infinity (r = 0) or NaN (rsLoRA, r &lt; 0), silently. */
+    @Test
+    void gammaOfARankBelowOneIsRefused() {
+        for (Scaling s : Scaling.values()) {
+            assertMessage("r=0", () -> s.gamma(8, 0));
+            assertMessage("r=-4", () -> s.gamma(8, -4));
+        }
+    }
+
     private static void assertMessage(String fragment, Runnable r) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, r::run);
         assertTrue(e.getMessage().contains(fragment), e.getMessage());
