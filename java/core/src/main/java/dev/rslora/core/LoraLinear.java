@@ -292,7 +292,7 @@ public final class LoraLinear implements AutoCloseable {
                     backend.backward(savedParams, frozen, savedX, null, null, null, dy, dx, null, null);
                 }
                 if (gradMode == GradMode.ASSIGN) {
-                    zeroGrad();
+                    clearGrads();
                 }
                 return;
             }
@@ -372,12 +372,19 @@ public final class LoraLinear implements AutoCloseable {
     /**
      * Sets dA and dB to zero.
      *
-     * @throws IllegalStateException if the layer is closed
+     * @throws IllegalStateException if the layer is closed, or used by another thread at the same time (a backward
+     *                               writing the gradients)
      */
     public void zeroGrad() {
-        if (closed) {
-            throw new IllegalStateException("layer is closed");
+        enter();
+        try {
+            clearGrads();
+        } finally {
+            exit();
         }
+    }
+
+    private void clearGrads() {
         gradA.segment().fill((byte) 0);
         gradB.segment().fill((byte) 0);
     }

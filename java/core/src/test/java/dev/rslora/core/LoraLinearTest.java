@@ -283,10 +283,20 @@ class LoraLinearTest {
                 } catch (Throwable e) {
                     failure.set(e);
                 }
+                // zeroGrad writes dA and dB, which a backward on the other thread may be writing: it was not checked
+                AtomicReference<Throwable> zeroGrad = new AtomicReference<>();
+                try {
+                    layer.zeroGrad();
+                } catch (Throwable e) {
+                    zeroGrad.set(e);
+                }
                 release.countDown();
                 t.join();
                 assertInstanceOf(IllegalStateException.class, failure.get());
                 assertTrue(failure.get().getMessage().contains("two threads"));
+                assertInstanceOf(IllegalStateException.class, zeroGrad.get());
+                assertTrue(zeroGrad.get().getMessage().contains("two threads"));
+                layer.zeroGrad();
             }
         }
     }
