@@ -10,15 +10,10 @@ import dev.rslora.tensor.Tensor;
  * @param inner   the backend that runs every other call
  * @param refused the row count whose forwards are refused
  */
-public record RefusingRows(Backend inner, int refused) implements Backend {
+public record RefusingRows(Backend inner, int refused) implements ForwardingBackend {
     @Override
     public String name() {
         return "refusing";
-    }
-
-    @Override
-    public FrozenWeight prepare(Tensor weight, Tensor bias) {
-        return inner.prepare(weight, bias);
     }
 
     @Override
@@ -27,16 +22,5 @@ public record RefusingRows(Backend inner, int refused) implements Backend {
             throw new IllegalArgumentException("n=" + refused + " refused");
         }
         inner.forward(p, w, x, a, b, u, y);
-    }
-
-    @Override
-    public void backward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy, Tensor dx,
-                         Tensor gradA, Tensor gradB) {
-        inner.backward(p, w, x, a, b, u, dy, dx, gradA, gradB);
-    }
-
-    @Override
-    public void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign) {
-        inner.merge(w, a, b, gamma, sign);
     }
 }

@@ -1,6 +1,7 @@
 package dev.rslora.core;
 
 import dev.rslora.backend.Backend;
+import dev.rslora.backend.ForwardingBackend;
 import dev.rslora.backend.FrozenWeight;
 import dev.rslora.backend.GradMode;
 import dev.rslora.backend.LoraParams;
@@ -240,15 +241,15 @@ class LoraLinearTest {
     void concurrentUseIsDetected() throws Exception {
         CountDownLatch inside = new CountDownLatch(1);
         CountDownLatch release = new CountDownLatch(1);
-        Backend slow = new Backend() {
+        Backend slow = new ForwardingBackend() {
             @Override
-            public String name() {
-                return "slow";
+            public Backend inner() {
+                return ref;
             }
 
             @Override
-            public FrozenWeight prepare(Tensor weight, Tensor bias) {
-                return ref.prepare(weight, bias);
+            public String name() {
+                return "slow";
             }
 
             @Override
@@ -259,15 +260,6 @@ class LoraLinearTest {
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }
-            }
-
-            @Override
-            public void backward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor dy,
-                                 Tensor dx, Tensor gradA, Tensor gradB) {
-            }
-
-            @Override
-            public void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign) {
             }
         };
         try (Arena arena = Arena.ofShared()) {
