@@ -432,7 +432,9 @@ public final class LoraModel implements AutoCloseable {
      * @return Y as a new float[N][d_out]
      * @throws IllegalArgumentException if the path is not adapted, x has the wrong shape (naming the module), or
      *                                  the backend refuses the batch (the cpu backend's limits); a refused x, or a
-     *                                  new N the backend refuses, leaves the model as before the call
+     *                                  new N the backend refuses, leaves the model as before the call; a refused
+     *                                  forward of the module's current N drops its last forward (its X was
+     *                                  overwritten), so backward(float[][]) asks for a new forward
      */
     public float[][] forward(String path, float[][] x) {
         LoraLinear l = layer(path);
@@ -454,9 +456,14 @@ public final class LoraModel implements AutoCloseable {
         try {
             l.forward(io.x, io.y);
         } catch (RuntimeException | Error e) {
+            // refused by the backend (e.g. a batch past the cpu backend's limits)
             if (io != old) {
-                // refused by the backend (e.g. a batch past the cpu backend's limits): the layer's last forward
-                // still reads the old buffers
+                // a new N: the layer's last forward still reads the old buffers, which are kept
+                io.arena.close();
+            } else {
+                // the same N: x was copied over the X the layer's last forward reads, so that forward is gone
+                // too (its backward would mix this x with the old U); backward(float[][]) now asks for a forward
+                heap.remove(path);
                 io.arena.close();
             }
             throw e;

@@ -499,6 +499,40 @@ class LoraModelTest {
         }
     }
     /**
+     * A heap forward the backend refuses at the same N has already copied its x over the X of the
+     * layer's last forward: the next backward(float[][]) used to differentiate that forward with the
+     * new X against the old U, silently. Now it is refused, and a new forward works.
+     */
+    @Test
+    void aRefusedForwardOfTheSameNDropsTheLastOne() {
+        SplittableRandom rng = new SplittableRandom(19);
+        int[] forwards = {0};
+        Backend refusesSecond = new ForwardingBackend() {
+            @Override
+            public Backend inner() {
+                return ref;
+            }
+
+            @Override
+            public void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
+                if (++forwards[0] == 2) {
+                    throw new IllegalArgumentException("second forward refused");
+                }
+                ref.forward(p, w, x, a, b, u, y);
+            }
+        };
+        try (LoraModel model = LoraModel.wrapArrays(weights(rng, 8), config(0), refusesSecond, 19)) {
+            String q = "model.layers.0.self_attn.q_proj";
+            model.forward(q, random(rng, 2, 8, 1));
+            assertThrows(IllegalArgumentException.class, () -> model.forward(q, random(rng, 2, 8, 1)));
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> model.backward(q, random(rng, 2, 8, 1)));
+            assertTrue(e.getMessage().contains("needs a forward(float[][])"), e.getMessage());
+            model.forward(q, random(rng, 2, 8, 1));
+            assertEquals(2, model.backward(q, random(rng, 2, 8, 1)).length);
+        }
+    }
+
+    /**
      * A heap forward of a new N whose backend call fails with an Error (an off-heap scratch allocation
      * the machine cannot serve: OutOfMemoryError) used to leave that N's new buffers allocated and
      * unreachable until the JVM exits; a RuntimeException freed them.
