@@ -52,6 +52,7 @@ public final class LoraLinear implements AutoCloseable {
     private LoraParams savedParams;
     /** A's version stamp when the last forward (or backward) finished: the A that U = D(X)·Aᵀ was computed from. */
     private long savedAVersion;
+    private long savedXVersion;    // X's stamp after the last forward: dA reads X again in backward
     /** Copies of A and B as merge() added them to W (allocated at the first merge): what unmerge() subtracts. */
     private Tensor mergedA;
     private Tensor mergedB;
@@ -215,6 +216,7 @@ public final class LoraLinear implements AutoCloseable {
             savedX = x;
             savedParams = p;
             savedAVersion = a.version();
+            savedXVersion = x.version();
         } finally {
             exit();
         }
@@ -260,7 +262,8 @@ public final class LoraLinear implements AutoCloseable {
      * @throws IllegalStateException if no forward ran, the adapter is merged, A was written (through its
      *                               tensor's write paths, see {@link Tensor#version()}) since that forward (its U
      *                               is stale; B may change: the backward then is that of the current A and B),
-     *                               or the layer is closed
+     *                               the forward's X was written (the same way) since, while the adapter is active
+     *                               (dA reads X again), or the layer is closed
      * @throws IllegalArgumentException if a shape does not match, or dx aliases an input or a gradient
      */
     public void backward(Tensor dy, Tensor dx) {
@@ -303,10 +306,17 @@ public final class LoraLinear implements AutoCloseable {
                 throw new IllegalStateException("lora_A was written after the forward this backward would differentiate"
                         + " (an optimizer step or a load between forward and backward?): its U is stale; run forward again");
             }
+            if (savedX.version() != savedXVersion) {
+                // U = D(X)·Aᵀ holds the old X while dA = γ·Vᵀ·D(X) would read the new one (PyTorch refuses the same)
+                throw new IllegalStateException("x was written after the forward this backward would differentiate"
+                        + " (its buffer reused for the next batch?): dA would mix the new X with the U of the old;"
+                        + " run forward again");
+            }
             LoraParams p = new LoraParams(n, dIn(), dOut(), config.rank(), savedParams.gamma(), savedParams.dropout(),
                     savedParams.seed(), savedParams.step(), layerId, savedParams.training(), true, gradMode);
             backend.backward(p, frozen, savedX, a, b, uFor(n), dy, dx, gradA, gradB);
-            savedAVersion = a.version();  // a backend that reads A through segment() bumps its stamp
+            savedAVersion = a.version();  // a backend that reads A or X through segment() bumps its stamp
+            savedXVersion = savedX.version();
         } finally {
             exit();
         }

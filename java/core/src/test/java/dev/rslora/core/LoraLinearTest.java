@@ -510,6 +510,47 @@ class LoraLinearTest {
     }
 
     /**
+     * dA = γ·Vᵀ·D(X) reads the forward's X again in backward, while U = D(X)·Aᵀ was made from it in
+     * the forward: X written in between (its buffer reused for the next micro-batch) made dA come
+     * from the new X and dB from the old, silently. dA of the refused case is checked against a run
+     * that never wrote X, so the test fails on a backward that ran.
+     */
+    @Test
+    void backwardAfterXWasWrittenIsRefusedUnlessTheAdapterWasOff() {
+        SplittableRandom rng = new SplittableRandom(24);
+        int n = 3, dIn = 5, dOut = 4, r = 2;
+        try (Arena arena = Arena.ofShared(); CpuBackend cpu = new CpuBackend(1)) {
+            Tensor w = TestData.uniform(arena, DType.F32, rng, 1, dOut, dIn);
+            Tensor x = TestData.uniform(arena, DType.F32, rng, 1, n, dIn);
+            Tensor dy = TestData.uniform(arena, DType.F32, rng, 1, n, dOut);
+            float[] x0 = x.toFloatArray();
+            for (Backend backend : new Backend[] {ref, cpu}) {
+                try (LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(r, 8), backend)) {
+                    layer.loraB().fill(0.5f);
+                    layer.forward(arena, x);
+                    layer.backward(dy, null);
+                    float[] gradA = layer.gradA().toFloatArray();
+                    layer.forward(arena, x);
+                    x.set(1, 0, 9f);  // the next batch written into the same buffer
+                    IllegalStateException e = assertThrows(IllegalStateException.class, () -> layer.backward(dy, null));
+                    assertTrue(e.getMessage().contains("x was written"), e.getMessage());
+                    x.copyFrom(x0);
+                    layer.forward(arena, x);
+                    layer.backward(dy, null);
+                    assertArrayEquals(gradA, layer.gradA().toFloatArray(), "dA of the X the forward read");
+                    layer.backward(dy, null);  // a second backward of the same forward still runs
+                    try (var off = layer.disableAdapter()) {
+                        layer.forward(arena, x);
+                    }
+                    x.set(1, 0, 9f);
+                    layer.backward(dy, null);  // dX = dY·W alone does not read X
+                    x.copyFrom(x0);
+                }
+            }
+        }
+    }
+
+    /**
      * unmerge() subtracted γ·B·A of the current A and B: a write to either while merged (an optimizer
      * step, a load) left W = W₀ + γ·B₀A₀ − γ·B₁A₁ for good, and forwards while merged silently ran
      * the old adapter.
