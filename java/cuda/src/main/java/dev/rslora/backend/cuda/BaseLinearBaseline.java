@@ -39,10 +39,15 @@ public final class BaseLinearBaseline implements AutoCloseable {
     }
 
     private BaseLinearBaseline(CudaBackend backend, CublasLt lt) {
+        this(backend, lt, lt.library());
+    }
+
+    /** On a given cuBLASLt-style GEMM (a recorder in tests) from {@code library}. */
+    BaseLinearBaseline(CudaBackend backend, LtGemm lt, String library) {
         this.backend = backend;
         this.cublas = null;
         this.lt = lt;
-        this.library = lt.library();
+        this.library = library;
     }
 
     /**
@@ -84,8 +89,10 @@ public final class BaseLinearBaseline implements AutoCloseable {
      * @param x X [n, d_in]
      * @param w W [d_out, d_in], X's dtype
      * @param y receives Y [n, d_out], X's dtype
+     * @throws IllegalArgumentException if a tensor is not 2-D, belongs to another backend, or the shapes or dtypes disagree
      */
     public void forward(DeviceTensor x, DeviceTensor w, DeviceTensor y) {
+        operands("x", x, "w", w, "y", y);
         int n = (int) x.dim(0);
         int dIn = (int) x.dim(1);
         int dOut = (int) w.dim(0);
@@ -106,8 +113,10 @@ public final class BaseLinearBaseline implements AutoCloseable {
      * @param dy dY [n, d_out]
      * @param w  W [d_out, d_in], dY's dtype
      * @param dx receives dX [n, d_in], dY's dtype
+     * @throws IllegalArgumentException if a tensor is not 2-D, belongs to another backend, or the shapes or dtypes disagree
      */
     public void backwardData(DeviceTensor dy, DeviceTensor w, DeviceTensor dx) {
+        operands("grad_y", dy, "w", w, "grad_x", dx);
         int n = (int) dy.dim(0);
         int dOut = (int) dy.dim(1);
         int dIn = (int) w.dim(1);
@@ -119,6 +128,21 @@ public final class BaseLinearBaseline implements AutoCloseable {
             } else {
                 lt.matmul(CublasGemm.baseBackwardData(n, dIn, dOut), dy.dtype(), dy.dtype(), w.buffer(), dy.buffer(), dx.buffer(), null,
                         1f, 0f);
+            }
+        }
+    }
+
+    /**
+     * Refuses a tensor of another backend (its address belongs to another context) and one that is not
+     * 2-D (the GEMM would read or write only its first two dimensions' worth of elements), naming it.
+     */
+    private void operands(String n1, DeviceTensor t1, String n2, DeviceTensor t2, String n3, DeviceTensor t3) {
+        String[] names = {n1, n2, n3};
+        DeviceTensor[] ts = {t1, t2, t3};
+        for (int i = 0; i < ts.length; i++) {
+            backend.checkOwn(ts[i]);
+            if (ts[i].shape().length != 2) {
+                throw new IllegalArgumentException("cuBLAS baseline: " + names[i] + " must be 2-D, got " + ts[i]);
             }
         }
     }
