@@ -405,7 +405,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
         enter();
         checkOwn(dst);
         if (host.dtype() == dst.dtype()) {
-            ctx.upload(host.segment(), dst.buffer());
+            ctx.upload(host.readOnlySegment(), dst.buffer());  // a read: host's version stamp stays
             return;
         }
         try (DeviceBuffer tmp = io.upload(host, dst.dtype())) {

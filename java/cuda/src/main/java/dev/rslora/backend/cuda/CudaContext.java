@@ -23,7 +23,7 @@ import java.util.Map;
  * allocator are always used in stream order. Callers serialise access (the backend's methods are
  * synchronized) and call {@link #makeCurrent()} on the thread that uses it.
  */
-final class CudaContext implements KernelLauncher, AutoCloseable {
+final class CudaContext implements KernelLauncher, Transfers.Device, AutoCloseable {
     /** Staging chunk: 16 MiB of pinned host memory. */
     static final long STAGING_BYTES = 16L << 20;
 
@@ -248,18 +248,21 @@ final class CudaContext implements KernelLauncher, AutoCloseable {
                 null);
     }
 
-    DeviceBuffer allocate(long bytes) {
+    @Override
+    public DeviceBuffer allocate(long bytes) {
         check();
         return allocator.allocate(bytes);
     }
 
     /** Host → device, complete on return. */
-    void upload(MemorySegment src, DeviceBuffer dst) {
+    @Override
+    public void upload(MemorySegment src, DeviceBuffer dst) {
         staging.upload(src, 0, dst, 0, src.byteSize(), stream);
     }
 
     /** Device → host, complete on return (waits for all queued work first: stream order). */
-    void download(DeviceBuffer src, MemorySegment dst) {
+    @Override
+    public void download(DeviceBuffer src, MemorySegment dst) {
         staging.download(src, 0, dst, 0, dst.byteSize(), stream);
     }
 

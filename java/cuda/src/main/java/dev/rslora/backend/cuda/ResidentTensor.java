@@ -24,8 +24,8 @@ final class ResidentTensor implements AutoCloseable {
 
     ResidentTensor(Transfers io, Tensor host) {
         this.host = host;
+        this.uploaded = host.version();  // before reading: a write during the upload shows as stale
         this.primary = io.upload(host, host.dtype());
-        this.uploaded = host.version();  // after the upload, which counts as a write of host (segment())
     }
 
     /**

@@ -4,6 +4,7 @@ import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 
 /**
  * Host tensor ↔ device buffer copies with dtype conversion: conversions between F32 and BF16/F16
@@ -12,10 +13,24 @@ import java.lang.foreign.Arena;
  * the caller.
  */
 final class Transfers {
-    private final CudaContext ctx;
+    /**
+     * What the copies need of a context: its caching allocator and its staged copies, complete on
+     * return ({@link CudaContext}; heap bytes in the unit tests).
+     */
+    interface Device {
+        DeviceBuffer allocate(long bytes);
+
+        /** Host → device, complete on return. */
+        void upload(MemorySegment src, DeviceBuffer dst);
+
+        /** Device → host, complete on return. */
+        void download(DeviceBuffer src, MemorySegment dst);
+    }
+
+    private final Device ctx;
     private final LoraKernels kernels;
 
-    Transfers(CudaContext ctx, LoraKernels kernels) {
+    Transfers(Device ctx, LoraKernels kernels) {
         this.ctx = ctx;
         this.kernels = kernels;
     }
@@ -24,7 +39,10 @@ final class Transfers {
         return Math.multiplyExact(numel, (long) t.byteSize());
     }
 
-    /** A new buffer holding {@code host}'s values in dtype {@code target}. */
+    /**
+     * A new buffer holding {@code host}'s values in dtype {@code target}. Reads {@code host} through its
+     * read-only segment: its version stamp does not move (see {@link Tensor#version()}).
+     */
     DeviceBuffer upload(Tensor host, DType target) {
         long n = host.numel();
         if (n == 0) {
@@ -33,7 +51,7 @@ final class Transfers {
         if (host.dtype() == target) {
             DeviceBuffer b = ctx.allocate(bytes(n, target));
             try {
-                ctx.upload(host.segment(), b);
+                ctx.upload(host.readOnlySegment(), b);
             } catch (RuntimeException e) {
                 b.close();
                 throw e;
