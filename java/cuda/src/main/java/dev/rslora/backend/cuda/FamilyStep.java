@@ -752,12 +752,19 @@ final class FamilyStep {
 
     /**
      * Every kernel of the step (the v1 fallbacks included) loaded from its image and its shared memory
-     * limit raised, before a graph capture. The v3 tensor maps need nothing up front: encoding one is a
-     * host call, and the launch copies it into the captured node.
+     * limit raised, before a graph capture, through the lookup its launch uses: {@link KernelLauncher#resolve(String)}
+     * for a row {@link #launch} queues with {@code launch} (no dynamic shared memory; CudaContext keeps that
+     * lookup apart from the one of cuLaunchKernelEx), {@link KernelLauncher#prepare} for the others. The v3
+     * tensor maps need nothing up front: encoding one is a host call, and the launch copies it into the
+     * captured node.
      */
     void resolveAll() {
         for (KernelTable.Row row : all()) {
-            launcher.prepare(row.name(), row.image(), row.smem());
+            if (row.smem() == 0 && !gemmV3V4(row)) {
+                launcher.resolve(row.name());
+            } else {
+                launcher.prepare(row.name(), row.image(), row.smem());
+            }
         }
     }
 
