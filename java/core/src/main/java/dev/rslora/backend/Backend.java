@@ -13,10 +13,11 @@ import dev.rslora.tensor.Tensor;
  * accumulated in fp32 (or wider) and rounded once to its dtype. A backend instance may be used
  * by several layers, but one layer call at a time per thread.
  *
- * <p>Outputs (Y, U, dX, dA, dB, merge's W) must not share memory with an input or another output.
+ * <p>Outputs (Y, U, dX, dA, dB, merge's W) must be writable and must not share memory with an input
+ * or another output.
  * Every backend (reference, cpu, cuda) checks every argument once per call, before any work
  * ({@link BackendChecks}): a tensor of the wrong shape, a missing one, a U that is not F32, a γ that
- * is not finite, or an aliased output is refused with an {@link IllegalArgumentException} naming it.
+ * is not finite, an output over read-only memory, or an aliased output is refused with an {@link IllegalArgumentException} naming it.
  * The contract is the same for all: the cuda backend, which stages host tensors in and out, would
  * compute an output that aliases an input correctly, but refuses it too, so that a call accepted by
  * one backend is accepted by every other. The layer ({@code dev.rslora.core.LoraLinear}) refuses

@@ -8,7 +8,7 @@ import dev.rslora.tensor.Tensor;
  * tensor present and of the shape {@link LoraParams} says, the prepared weight of the shape the
  * params say, U F32, γ finite and merge's sign ±1, and no output sharing memory with an input or
  * another output (an aliased output would be overwritten while it is still read, silently giving
- * wrong numbers). Each failure is an {@link IllegalArgumentException} naming the argument and its
+ * wrong numbers) or over read-only memory. Each failure is an {@link IllegalArgumentException} naming the argument and its
  * value. Backends call these at their entry points; the checks do not depend on the tensors' sizes
  * beyond a few comparisons.
  */
@@ -59,6 +59,10 @@ public final class BackendChecks {
             if (u != null) {
                 u(u, p);
             }
+        }
+        writable("y", y);
+        if (active) {
+            writable("u", u);
         }
         Tensor wt = w.weight();
         Tensor bias = w.bias();
@@ -116,6 +120,11 @@ public final class BackendChecks {
             shape("gradA", gradA, p.rank(), p.dIn());
             shape("gradB", gradB, p.dOut(), p.rank());
         }
+        writable("dx", dx);
+        if (active) {
+            writable("gradA", gradA);
+            writable("gradB", gradB);
+        }
         Tensor wt = w.weight();
         disjoint("dx", dx, "dy", dy);
         disjoint("dx", dx, "x", x);
@@ -159,6 +168,7 @@ public final class BackendChecks {
             throw new IllegalArgumentException("a must be [r, " + dIn + "], got " + (a == null ? "null" : a.shapeString()));
         }
         shape("b", b, wt.dim(0), a.dim(0));
+        writable("weight", wt);
         disjoint("weight", wt, "a", a);
         disjoint("weight", wt, "b", b);
     }
@@ -176,6 +186,17 @@ public final class BackendChecks {
         if (out != null && out.overlaps(in)) {
             throw new IllegalArgumentException(outName + " " + out.shapeString() + " shares memory with " + inName + " "
                     + in.shapeString() + ": an output must not alias an input or another output (pass a separate tensor)");
+        }
+    }
+
+    /**
+     * Refuses an output over read-only memory (nulls are ignored): its first store would fail deep
+     * inside the call, naming nothing, after the call had written its other outputs.
+     */
+    private static void writable(String name, Tensor out) {
+        if (out != null && out.isReadOnly()) {
+            throw new IllegalArgumentException(name + " " + out.shapeString() + " is read-only memory (for example a"
+                    + " memory-mapped file's tensor) but is written by this call: pass a writable tensor (copy it first)");
         }
     }
 

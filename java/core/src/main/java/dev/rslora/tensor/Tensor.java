@@ -244,6 +244,16 @@ public final class Tensor {
         return version;
     }
 
+    /**
+     * Whether the memory is read-only (a tensor {@link #wrap}ped around a read-only segment, such as a
+     * memory-mapped safetensors file's): every write path then throws. Does not bump the version.
+     *
+     * @return true when writes through this tensor are impossible
+     */
+    public boolean isReadOnly() {
+        return data.isReadOnly();
+    }
+
     /** Records a write made through a segment obtained earlier from {@link #segment()}: bumps {@link #version()}. */
     public void markWritten() {
         version++;

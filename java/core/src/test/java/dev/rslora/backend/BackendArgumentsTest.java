@@ -185,4 +185,53 @@ class BackendArgumentsTest {
             be.backward(p, fw, x, a, b, u, dy, dx, gA, gB);
         }
     }
+    /**
+     * An output over read-only memory (a memory-mapped safetensors tensor, a {@code wrap} of a
+     * read-only segment) is refused up front, naming it. Before, the write failed deep inside the
+     * call with the JDK's "Attempt to write a read-only segment", naming nothing, after other
+     * outputs were written: the cpu backward had already accumulated dA (and written dX) when its
+     * read-only dB refused the first store, so a retry with a writable dB counted dA twice.
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void outputsOverReadOnlyMemoryAreRefusedBeforeAnyWork(String name) {
+        Backend be = backend(name);
+        int n = 40;  // the cpu backend's row path: dX, then dA, then dB
+        try (Arena arena = Arena.ofShared(); FrozenWeight fw = be.prepare(t(arena, D_OUT, D_IN), null)) {
+            LoraParams p = new LoraParams(n, D_IN, D_OUT, R, 1.0, 0f, 0, 0, 0, true, true, GradMode.ACCUMULATE);
+            Tensor x = t(arena, n, D_IN);
+            Tensor a = t(arena, R, D_IN);
+            Tensor b = t(arena, D_OUT, R);
+            Tensor u = t(arena, n, R);
+            Tensor y = t(arena, n, D_OUT);
+            Tensor dy = t(arena, n, D_OUT);
+            Tensor dx = t(arena, n, D_IN);
+            Tensor gA = t(arena, R, D_IN);
+            Tensor gB = t(arena, D_OUT, R);
+            float[] uBefore = u.toFloatArray();
+            refused("y [40, 6] is read-only", () -> be.forward(p, fw, x, a, b, u, readOnly(y)));
+            assertArrayEquals(uBefore, u.toFloatArray(), "a refused forward leaves U alone");
+            refused("u [40, 2] is read-only", () -> be.forward(p, fw, x, a, b, readOnly(u), y));
+            float[] dxBefore = dx.toFloatArray();
+            float[] gABefore = gA.toFloatArray();
+            float[] gBBefore = gB.toFloatArray();
+            refused("gradB [6, 2] is read-only", () -> be.backward(p, fw, x, a, b, u, dy, dx, gA, readOnly(gB)));
+            refused("gradA [2, 4] is read-only", () -> be.backward(p, fw, x, a, b, u, dy, dx, readOnly(gA), gB));
+            refused("dx [40, 4] is read-only", () -> be.backward(p, fw, x, a, b, u, dy, readOnly(dx), gA, gB));
+            assertArrayEquals(dxBefore, dx.toFloatArray(), "a refused backward leaves dX alone");
+            assertArrayEquals(gABefore, gA.toFloatArray(), "a refused backward leaves dA alone (accumulate)");
+            assertArrayEquals(gBBefore, gB.toFloatArray(), "a refused backward leaves dB alone (accumulate)");
+            try (FrozenWeight ro = be.prepare(readOnly(t(arena, D_OUT, D_IN)), null)) {
+                refused("weight [6, 4] is read-only", () -> be.merge(ro, a, b, 1.0, 1));
+                // the weight is only read by forward and backward: a read-only W is fine there
+                be.forward(p, ro, x, a, b, u, y);
+                be.backward(p, ro, x, a, b, u, dy, dx, gA, gB);
+            }
+        }
+    }
+
+    /** Another tensor over the same memory, read-only (as a memory-mapped file's tensors are). */
+    private static Tensor readOnly(Tensor t) {
+        return Tensor.wrap(t.readOnlySegment(), t.dtype(), t.shape());
+    }
 }
