@@ -17,7 +17,8 @@ import dev.rslora.tensor.Tensor;
  * or another output.
  * Every backend (reference, cpu, cuda) checks every argument once per call, before any work
  * ({@link BackendChecks}): a tensor of the wrong shape, a missing one, a U that is not F32, a γ that
- * is not finite, an output over read-only memory, or an aliased output is refused with an {@link IllegalArgumentException} naming it.
+ * is not finite, an output over read-only memory, a tensor whose arena is closed or confined to another
+ * thread, or an aliased output is refused with an {@link IllegalArgumentException} naming it.
  * The contract is the same for all: the cuda backend, which stages host tensors in and out, would
  * compute an output that aliases an input correctly, but refuses it too, so that a call accepted by
  * one backend is accepted by every other. The layer ({@code dev.rslora.core.LoraLinear}) refuses

@@ -3,12 +3,15 @@ package dev.rslora.backend;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 
+import java.lang.foreign.MemorySegment;
+
 /**
  * The argument checks of the {@link Backend} contract, run once per call before any work: every
  * tensor present and of the shape {@link LoraParams} says, the prepared weight of the shape the
  * params say, U F32, γ finite and merge's sign ±1, and no output sharing memory with an input or
  * another output (an aliased output would be overwritten while it is still read, silently giving
- * wrong numbers) or over read-only memory. Each failure is an {@link IllegalArgumentException} naming the argument and its
+ * wrong numbers) or over read-only memory, and every tensor's memory usable by the calling thread
+ * (its arena open and not confined to another thread). Each failure is an {@link IllegalArgumentException} naming the argument and its
  * value. Backends call these at their entry points; the checks do not depend on the tensors' sizes
  * beyond a few comparisons.
  */
@@ -33,6 +36,8 @@ public final class BackendChecks {
             throw new IllegalArgumentException("bias shape " + bias.shapeString() + " does not match weight "
                     + weight.shapeString() + ": expected [" + weight.dim(0) + "]");
         }
+        usable("weight", weight);
+        usable("bias", bias);
     }
 
     /**
@@ -66,6 +71,15 @@ public final class BackendChecks {
         }
         Tensor wt = w.weight();
         Tensor bias = w.bias();
+        usable("x", x);
+        usable("y", y);
+        usable("weight", wt);
+        usable("bias", bias);
+        if (active) {
+            usable("a", a);
+            usable("b", b);
+            usable("u", u);
+        }
         disjoint("y", y, "x", x);
         disjoint("y", y, "weight", wt);
         disjoint("y", y, "bias", bias);
@@ -126,6 +140,17 @@ public final class BackendChecks {
             writable("gradB", gradB);
         }
         Tensor wt = w.weight();
+        usable("dy", dy);
+        usable("dx", dx);
+        usable("weight", wt);
+        if (active) {
+            usable("x", x);
+            usable("a", a);
+            usable("b", b);
+            usable("u", u);
+            usable("gradA", gradA);
+            usable("gradB", gradB);
+        }
         disjoint("dx", dx, "dy", dy);
         disjoint("dx", dx, "x", x);
         disjoint("dx", dx, "weight", wt);
@@ -169,6 +194,9 @@ public final class BackendChecks {
         }
         shape("b", b, wt.dim(0), a.dim(0));
         writable("weight", wt);
+        usable("weight", wt);
+        usable("a", a);
+        usable("b", b);
         disjoint("weight", wt, "a", a);
         disjoint("weight", wt, "b", b);
     }
@@ -186,6 +214,26 @@ public final class BackendChecks {
         if (out != null && out.overlaps(in)) {
             throw new IllegalArgumentException(outName + " " + out.shapeString() + " shares memory with " + inName + " "
                     + in.shapeString() + ": an output must not alias an input or another output (pass a separate tensor)");
+        }
+    }
+
+    /**
+     * Refuses a tensor (nulls are ignored) whose memory this thread cannot use: its arena is closed,
+     * or confined to another thread. The first access would fail inside the call, naming nothing,
+     * possibly after the call had written (or accumulated into) other outputs.
+     */
+    private static void usable(String name, Tensor t) {
+        if (t == null) {
+            return;
+        }
+        MemorySegment seg = t.readOnlySegment();
+        if (!seg.scope().isAlive()) {
+            throw new IllegalArgumentException(name + " " + t.shapeString() + ": its arena is closed (the tensor's memory"
+                    + " was freed)");
+        }
+        if (!seg.isAccessibleBy(Thread.currentThread())) {
+            throw new IllegalArgumentException(name + " " + t.shapeString() + ": its memory is confined to another thread"
+                    + " (allocate it in a shared arena, Arena.ofShared(), to use it from " + Thread.currentThread().getName() + ")");
         }
     }
 

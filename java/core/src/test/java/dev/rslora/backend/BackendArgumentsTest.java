@@ -230,6 +230,50 @@ class BackendArgumentsTest {
         }
     }
 
+    /**
+     * A tensor whose arena is closed, or confined to another thread, is refused up front, naming
+     * it. Before, the first access failed inside the call ("Already closed", "Attempted access
+     * outside owning thread", naming nothing) after other outputs were written: the cpu backward
+     * with such a dB had written dX and accumulated dA, so each retry added dA again.
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void tensorsOfAClosedOrAnotherThreadsArenaAreRefusedBeforeAnyWork(String name) throws Exception {
+        Backend be = backend(name);
+        int n = 40;
+        try (Arena arena = Arena.ofShared(); FrozenWeight fw = be.prepare(t(arena, D_OUT, D_IN), null)) {
+            LoraParams p = new LoraParams(n, D_IN, D_OUT, R, 1.0, 0f, 0, 0, 0, true, true, GradMode.ACCUMULATE);
+            Tensor x = t(arena, n, D_IN);
+            Tensor a = t(arena, R, D_IN);
+            Tensor b = t(arena, D_OUT, R);
+            Tensor u = t(arena, n, R);
+            Tensor y = t(arena, n, D_OUT);
+            Tensor dy = t(arena, n, D_OUT);
+            Tensor dx = t(arena, n, D_IN);
+            Tensor gA = t(arena, R, D_IN);
+            Tensor gB = t(arena, D_OUT, R);
+            Arena gone = Arena.ofShared();
+            Tensor closed = Tensor.allocate(gone, DType.F32, D_OUT, R);
+            Tensor closedX = Tensor.allocate(gone, DType.F32, n, D_IN);
+            gone.close();
+            Tensor[] foreign = new Tensor[1];
+            Thread owner = new Thread(() -> foreign[0] = Tensor.allocate(Arena.ofConfined(), DType.F32, D_OUT, R));
+            owner.start();
+            owner.join();
+            float[] dxBefore = dx.toFloatArray();
+            float[] gABefore = gA.toFloatArray();
+            refused("gradB [6, 2]: its arena is closed", () -> be.backward(p, fw, x, a, b, u, dy, dx, gA, closed));
+            refused("gradB [6, 2]: its memory is confined to another thread",
+                    () -> be.backward(p, fw, x, a, b, u, dy, dx, gA, foreign[0]));
+            refused("x [40, 4]: its arena is closed", () -> be.backward(p, fw, closedX, a, b, u, dy, dx, gA, gB));
+            assertArrayEquals(dxBefore, dx.toFloatArray(), "a refused backward leaves dX alone");
+            assertArrayEquals(gABefore, gA.toFloatArray(), "a refused backward leaves dA alone (accumulate)");
+            refused("b [6, 2]: its arena is closed", () -> be.forward(p, fw, x, a, closed, u, y));
+            refused("b [6, 2]: its arena is closed", () -> be.merge(fw, a, closed, 1.0, 1));
+            refused("weight [6, 2]: its arena is closed", () -> be.prepare(closed, null));
+        }
+    }
+
     /** Another tensor over the same memory, read-only (as a memory-mapped file's tensors are). */
     private static Tensor readOnly(Tensor t) {
         return Tensor.wrap(t.readOnlySegment(), t.dtype(), t.shape());
