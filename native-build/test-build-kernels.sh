@@ -15,6 +15,9 @@
 # budget below the benchmarks' reserve, what the budget cuts is SKIP 'budget'. (12) jmh/bench.sh takes a
 # relative LOGDIR as the caller's, and names a jar it cannot list. Prints "N passed, N failed".
 set -uo pipefail
+# each case sets the build's switches it tests; one inherited from the caller (a test run with
+# RSLORA_FORCE_NO_NVCC=1, as on a machine without a GPU) would turn every compile case into "nvcc absent"
+unset RSLORA_FORCE_NO_NVCC
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
