@@ -72,9 +72,10 @@ public final class CudaLoraLayer implements AutoCloseable {
      * @param dropout     p in [0, 1) on the adapter input
      * @param seed        the dropout key
      * @param layerId     the dropout layer id
-     * @param n           the rows of X every step uses, ≥ 1
+     * @param n           the rows of X every step uses, 1 ≤ n ≤ 4,194,240 (65,535 row tiles of 64)
      * @param gradMode    assign or accumulate dA and dB
-     * @throws IllegalArgumentException if a tensor is not 2-D, the shapes do not fit, or γ is not finite in fp32
+     * @throws IllegalArgumentException if a tensor is not 2-D, the shapes do not fit, n is past the kernels' row limit,
+     *                                  or γ is not finite in fp32
      */
     public CudaLoraLayer(CudaBackend backend, Tensor w, Tensor bias, Tensor loraA, Tensor loraB, double gamma,
                          float dropout, long seed, int layerId, int n, GradMode gradMode) {
@@ -94,11 +95,11 @@ public final class CudaLoraLayer implements AutoCloseable {
      * @param dropout     p in [0, 1) on the adapter input
      * @param seed        the dropout key
      * @param layerId     the dropout layer id
-     * @param n           the rows of X every step uses, ≥ 1
+     * @param n           the rows of X every step uses, 1 ≤ n ≤ 4,194,240 (65,535 row tiles of 64)
      * @param gradMode    assign or accumulate dA and dB
      * @param stepRequest "fused", "split", "auto", or null for the backend's default
-     * @throws IllegalArgumentException if a tensor is not 2-D, the shapes do not fit, γ is not finite in fp32, or the
-     *                                  request is unknown
+     * @throws IllegalArgumentException if a tensor is not 2-D, the shapes do not fit, n is past the kernels' row limit,
+     *                                  γ is not finite in fp32, or the request is unknown
      * @throws IllegalStateException if split is requested and cuBLASLt is not usable here
      */
     public CudaLoraLayer(CudaBackend backend, Tensor w, Tensor bias, Tensor loraA, Tensor loraB, double gamma,
@@ -114,6 +115,7 @@ public final class CudaLoraLayer implements AutoCloseable {
             throw new IllegalArgumentException("shapes disagree: W " + w.shapeString() + ", A " + loraA.shapeString() + ", B "
                     + loraB.shapeString() + ", bias " + (bias == null ? "none" : bias.shapeString()) + ", n " + n);
         }
+        LaunchGeometry.checkRows(n);
         if (!(dropout >= 0f && dropout < 1f)) {
             throw new IllegalArgumentException("dropout must be in [0, 1), got " + dropout);
         }

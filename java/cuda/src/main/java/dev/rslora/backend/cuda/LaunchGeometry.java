@@ -17,7 +17,26 @@ final class LaunchGeometry {
     /** Blocks of the grid-stride elementwise kernels (reduce, convert): enough to fill any current GPU. */
     static final int MAX_ELEMENTWISE_BLOCKS = 1 << 16;
 
+    /**
+     * Most rows n a layer step takes: every path tiles n by 64 along gridDim.y somewhere (the v1/v2
+     * down, forward and dX; the v1 fallback of a v3/v4 GEMM that refuses a shape; the split step's
+     * down; the split-over-N groups), so n ≤ 65,535 · 64 = 4,194,240.
+     */
+    static final int MAX_ROWS = MAX_GRID_YZ * TILE;
+
     private LaunchGeometry() {
+    }
+
+    /**
+     * Refuses a row count the kernels cannot launch, before any device work.
+     *
+     * @throws IllegalArgumentException naming n and {@link #MAX_ROWS} when n &gt; MAX_ROWS
+     */
+    static void checkRows(long n) {
+        if (n > MAX_ROWS) {
+            throw new IllegalArgumentException("n = " + n + " rows is more than the CUDA kernels take: at most " + MAX_ROWS
+                    + " rows (" + MAX_GRID_YZ + " tiles of " + TILE + " rows along gridDim.y); split the batch");
+        }
     }
 
     /** A grid (x, y, z). */

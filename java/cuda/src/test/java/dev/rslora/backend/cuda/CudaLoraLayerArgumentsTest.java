@@ -33,6 +33,30 @@ class CudaLoraLayerArgumentsTest {
         }
     }
 
+    /**
+     * n past 65,535 row tiles of 64 (CUDA's gridDim.y) is refused at construction, naming n and the limit,
+     * not at the first step with a grid in the message (after prep and down of a table family had run).
+     */
+    @Test
+    void rowsPastTheGridLimitAreRefusedAtConstruction() {
+        try (Arena arena = Arena.ofConfined()) {
+            Tensor w = Tensor.allocate(arena, DType.BF16, 6, 8);
+            Tensor a = Tensor.allocate(arena, DType.F32, 2, 8);
+            Tensor b = Tensor.allocate(arena, DType.F32, 6, 2);
+            assertTrue(LaunchGeometry.MAX_ROWS == 4_194_240);
+            for (int n : new int[] {4_194_241, Integer.MAX_VALUE}) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> new CudaLoraLayer(backend, w, null, a, b, 1.0, 0f, 1, 0, n, GradMode.ASSIGN), "n " + n);
+                assertTrue(e.getMessage().contains("n = " + n) && e.getMessage().contains("4194240"), e.getMessage());
+            }
+            // the largest n that launches passes the check (and reaches the device: no context here)
+            assertThrows(NullPointerException.class,
+                    () -> new CudaLoraLayer(backend, w, null, a, b, 1.0, 0f, 1, 0, 4_194_240, GradMode.ASSIGN));
+            assertDoesNotThrow(() -> LaunchGeometry.down(4_194_240, 2));
+            assertThrows(IllegalArgumentException.class, () -> LaunchGeometry.down(4_194_241, 2));
+        }
+    }
+
     @Test
     void anOutputThatIsAnInputIsRefused() {
         CachingAllocator alloc = new CachingAllocator(new CachingAllocatorTest.FakeDevice());
