@@ -86,15 +86,22 @@ final class CachingAllocator implements AutoCloseable {
         bytesCached += block.bytes();
     }
 
-    /** Frees every cached (unused) block to the driver. */
+    /**
+     * Frees every cached (unused) block to the driver. Each free is attempted even when an earlier one
+     * fails (a sticky device error); the cache is empty afterwards either way (a block whose free failed
+     * is not retried), and the first failure is thrown with the others suppressed.
+     */
     void trim() {
+        Release release = new Release();
         for (ArrayDeque<RawDeviceMemory.RawBlock> list : free.values()) {
             while (!list.isEmpty()) {
-                raw.free(list.pop());
+                RawDeviceMemory.RawBlock block = list.pop();
+                release.run(() -> raw.free(block));
             }
         }
         free.clear();
         bytesCached = 0;
+        release.rethrow();
     }
 
     DeviceMemoryStats stats() {
@@ -111,8 +118,8 @@ final class CachingAllocator implements AutoCloseable {
      * their count is returned so the owner of the context can report a leak.
      */
     long closeAndCountLeaks() {
-        trim();
         closed = true;
+        trim();
         return buffersInUse;
     }
 

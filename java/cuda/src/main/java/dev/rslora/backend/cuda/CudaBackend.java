@@ -624,37 +624,35 @@ public final class CudaBackend implements Backend, AutoCloseable {
     /**
      * Releases the device context. Frozen weights and captured graphs still open are freed with it
      * (the graphs unpin their tensors, so layers and tensors can still be closed).
+     *
+     * <p>Failure-safe: every release (each graph, cuBLASLt and its workspace, the context with its
+     * memory, modules, stream and primary-context retain) is attempted once, even when an earlier one
+     * throws, e.g. the sticky error a faulted kernel leaves on the stream. The backend is closed
+     * afterwards either way; the first failure is thrown with the others suppressed in it, and a
+     * second close is a no-op.
      */
     @Override
     public synchronized void close() {
-        if (!closed) {
-            ctx.makeCurrent();
-            RuntimeException graphError = null;
-            for (CudaGraph g : java.util.List.copyOf(graphs)) {
-                try {
-                    g.destroy();
-                } catch (RuntimeException e) {
-                    // a failed destroy (a sticky device error) must not keep the context open
-                    if (graphError == null) {
-                        graphError = e;
-                    } else {
-                        graphError.addSuppressed(e);
-                    }
-                }
-            }
-            if (lt != null) {
-                lt.close();
-                lt = null;
-            }
-            if (ltWorkspace != null) {
-                ltWorkspace.close();
-                ltWorkspace = null;
-            }
-            closed = true;
-            ctx.close();
-            if (graphError != null) {
-                throw graphError;
-            }
+        if (closed) {
+            return;
         }
+        closed = true;
+        Release release = new Release();
+        release.run(() -> ctx.makeCurrent());
+        for (CudaGraph g : java.util.List.copyOf(graphs)) {
+            release.run(g::destroy);
+        }
+        if (lt != null) {
+            CublasLt l = lt;
+            lt = null;
+            release.run(l::close);
+        }
+        if (ltWorkspace != null) {
+            DeviceBuffer w = ltWorkspace;
+            ltWorkspace = null;
+            release.run(w::close);
+        }
+        release.run(() -> ctx.close());
+        release.rethrow();
     }
 }

@@ -284,26 +284,36 @@ final class CudaContext implements KernelLauncher, Transfers.Device, AutoCloseab
         }
     }
 
-    /** Frees everything; returns how many device buffers were still open (a leak in the caller). */
+    /**
+     * Frees everything; returns how many device buffers were still open (a leak in the caller).
+     * Every release is attempted once, even when an earlier one fails (after a kernel fault the
+     * stream's synchronisation, and most driver calls after it, return that fault): the allocator's
+     * memory, the pinned staging buffer, the modules, the stream and last the primary-context retain.
+     * The first failure is then thrown with the others suppressed in it; the context is closed
+     * either way, and a second call returns 0.
+     */
     long closeAndCountLeaks() {
         if (closed) {
             return 0;
         }
-        JCudaDriver.cuCtxSetCurrent(context);
-        JCudaDriver.cuStreamSynchronize(stream);
-        long leaks = allocator.closeAndCountLeaks();
-        staging.close();
-        JCudaDriver.cuModuleUnload(module);
+        Release release = new Release();
+        long[] leaks = new long[1];
+        release.run(() -> JCudaDriver.cuCtxSetCurrent(context));
+        release.run(() -> JCudaDriver.cuStreamSynchronize(stream));
+        release.run(() -> leaks[0] = allocator.closeAndCountLeaks());
+        release.run(staging::close);
+        release.run(() -> JCudaDriver.cuModuleUnload(module));
         if (moduleSm90a != null) {
-            JCudaDriver.cuModuleUnload(moduleSm90a);
+            release.run(() -> JCudaDriver.cuModuleUnload(moduleSm90a));
         }
         if (driver != null) {
-            driver.close();
+            release.run(driver::close);
         }
-        JCudaDriver.cuStreamDestroy(stream);
+        release.run(() -> JCudaDriver.cuStreamDestroy(stream));
         closed = true;
-        JCudaDriver.cuDevicePrimaryCtxRelease(device);
-        return leaks;
+        release.run(() -> JCudaDriver.cuDevicePrimaryCtxRelease(device));
+        release.rethrow();
+        return leaks[0];
     }
 
     @Override

@@ -24,6 +24,9 @@ class CachingAllocatorTest {
         long limit = Long.MAX_VALUE;
         int fills;
         boolean failFill;
+        /** When on, every free throws (after forgetting the block, as a driver that fails the call). */
+        boolean failFree;
+        int frees;
 
         @Override
         public RawBlock allocate(long bytes) {
@@ -39,6 +42,10 @@ class CachingAllocatorTest {
 
         @Override
         public void free(RawBlock block) {
+            frees++;
+            if (failFree) {
+                throw new IllegalStateException("fake free failure " + frees);
+            }
             assertTrue(live.remove(block.address()), "double free of " + Long.toHexString(block.address()));
             liveBytes -= block.bytes();
         }
@@ -142,6 +149,28 @@ class CachingAllocatorTest {
         leaked.close();
         assertTrue(dev.live.isEmpty());
         assertThrows(IllegalStateException.class, () -> a.allocate(1));
+    }
+
+    /**
+     * Closing after a device fault (every cuMemFree fails): each cached block's free is still tried,
+     * the first failure is thrown with the others suppressed, and the allocator is closed anyway.
+     */
+    @Test
+    void aFailingFreeAtCloseStillTriesEveryBlockAndCloses() {
+        FakeDevice dev = new FakeDevice();
+        CachingAllocator a = new CachingAllocator(dev);
+        DeviceBuffer b1 = a.allocate(100);
+        DeviceBuffer b2 = a.allocate(5000);
+        DeviceBuffer b3 = a.allocate(70_000);
+        b1.close();
+        b2.close();
+        b3.close();
+        dev.failFree = true;
+        IllegalStateException e = assertThrows(IllegalStateException.class, a::closeAndCountLeaks);
+        assertEquals(3, dev.frees, "every cached block's free was tried");
+        assertEquals(2, e.getSuppressed().length, e.toString());
+        assertEquals(0, a.stats().bytesCached());
+        assertThrows(IllegalStateException.class, () -> a.allocate(1), "closed despite the failures");
     }
 
     @Test
