@@ -25,7 +25,8 @@ import static dev.rslora.backend.cuda.OptimizerBuffers.address;
  * workspace, and, with master weights, an fp32 master copy of every BF16/F16 parameter; then uploads
  * the tensor table and the two work lists once. {@link #step()} queues the launches on the backend's
  * stream and returns; per step only the 96-byte params struct changes. Parameters and gradients are
- * the caller's {@link DeviceTensor}s, borrowed. One thread at a time.
+ * the caller's {@link DeviceTensor}s, borrowed, and pinned while this optimizer is open: closing one
+ * throws until {@link #close()} (or the backend's close). One thread at a time.
  */
 public final class CudaAdafactor implements AutoCloseable {
     /**
@@ -115,6 +116,8 @@ public final class CudaAdafactor implements AutoCloseable {
             }
             CudaContext ctx = backend.context();
             ctx.makeCurrent();
+            // the table holds the caller's tensors' addresses: pinned until close (unpinned by freeAll if this fails)
+            buffers.pin(pinnedTensors(params));
             try {
                 List<AdafactorKernels.Entry> entries = new ArrayList<>(params.size());
                 for (int k = 0; k < params.size(); k++) {
@@ -143,7 +146,11 @@ public final class CudaAdafactor implements AutoCloseable {
                 kernels.resolveAll();
                 ctx.synchronize();
             } catch (RuntimeException e) {
-                buffers.freeAll();
+                try {
+                    buffers.freeAll();
+                } catch (RuntimeException | Error cleanup) {
+                    e.addSuppressed(cleanup);
+                }
                 throw e;
             }
         }
@@ -234,7 +241,17 @@ public final class CudaAdafactor implements AutoCloseable {
         return total;
     }
 
-    /** Frees the state, masters, workspaces, table and work lists (not the caller's parameters or gradients). */
+    /** Every value and gradient of {@code params}, in order (the tensors the optimizer pins). */
+    private static List<DeviceTensor> pinnedTensors(List<Param> params) {
+        List<DeviceTensor> t = new ArrayList<>(2 * params.size());
+        for (Param p : params) {
+            t.add(p.value());
+            t.add(p.grad());
+        }
+        return t;
+    }
+
+    /** Frees the state, masters, workspaces, table and work lists (not the caller's parameters or gradients), and unpins those. */
     @Override
     public void close() {
         buffers.close();

@@ -24,7 +24,8 @@ import java.util.Set;
  * launch on the backend's stream and returns (no host synchronisation); per step only the 56-byte
  * params struct with the step's fp32 scalars changes, so steps can also be captured in graphs by
  * a caller that resolves the kernel first. Parameters and gradients are the caller's
- * {@link DeviceTensor}s (any of F32/BF16/F16, same shape), borrowed, never freed here.
+ * {@link DeviceTensor}s (any of F32/BF16/F16, same shape), borrowed, never freed here, and pinned
+ * while this optimizer is open: closing one throws until {@link #close()} (or the backend's close).
  *
  * <p>{@link #step(double)} clips first, like {@code clip_grad_norm_(maxNorm)} then {@code step()}:
  * the global 2-norm of all gradients is computed on the device in two deterministic passes (f64)
@@ -119,6 +120,8 @@ public final class CudaAdamW implements AutoCloseable {
             }
             CudaContext ctx = backend.context();
             ctx.makeCurrent();
+            // the table holds the caller's tensors' addresses: pinned until close (unpinned by freeAll if this fails)
+            buffers.pin(pinnedTensors(params));
             try {
                 List<AdamWKernels.Entry> entries = new ArrayList<>(params.size());
                 for (Param p : params) {
@@ -138,7 +141,11 @@ public final class CudaAdamW implements AutoCloseable {
                 kernels.resolveAll();
                 ctx.synchronize();
             } catch (RuntimeException e) {
-                buffers.freeAll();
+                try {
+                    buffers.freeAll();
+                } catch (RuntimeException | Error cleanup) {
+                    e.addSuppressed(cleanup);
+                }
                 throw e;
             }
         }
@@ -285,7 +292,17 @@ public final class CudaAdamW implements AutoCloseable {
         return total;
     }
 
-    /** Frees the moments, masters and the table (not the caller's parameters or gradients). */
+    /** Every value and gradient of {@code params}, in order (the tensors the optimizer pins). */
+    private static List<DeviceTensor> pinnedTensors(List<Param> params) {
+        List<DeviceTensor> t = new ArrayList<>(2 * params.size());
+        for (Param p : params) {
+            t.add(p.value());
+            t.add(p.grad());
+        }
+        return t;
+    }
+
+    /** Frees the moments, masters and the table (not the caller's parameters or gradients), and unpins those. */
     @Override
     public void close() {
         buffers.close();

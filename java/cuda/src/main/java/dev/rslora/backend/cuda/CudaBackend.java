@@ -54,6 +54,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     private boolean closed;
     /** The graphs captured on this backend and not closed yet: {@link #close()} frees them with the context. */
     private final java.util.Set<CudaGraph> graphs = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+    /** The device optimizers open on this backend (they pin tensors): {@link #close()} closes them first. */
+    private final java.util.Set<OptimizerBuffers> optimizers = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
 
     CudaBackend(CudaContext ctx) {
         this(ctx, workspaceCapFromProperty());
@@ -621,9 +623,18 @@ public final class CudaBackend implements Backend, AutoCloseable {
         graphs.remove(g);
     }
 
+    synchronized void register(OptimizerBuffers o) {
+        optimizers.add(o);
+    }
+
+    synchronized void unregister(OptimizerBuffers o) {
+        optimizers.remove(o);
+    }
+
     /**
-     * Releases the device context. Frozen weights and captured graphs still open are freed with it
-     * (the graphs unpin their tensors, so layers and tensors can still be closed).
+     * Releases the device context. Frozen weights, captured graphs and device optimizers still open
+     * are freed with it (the graphs and optimizers unpin their tensors, so layers and tensors can still
+     * be closed; a later close of the graph or optimizer is a no-op).
      *
      * <p>Failure-safe: every release (each graph, cuBLASLt and its workspace, the context with its
      * memory, modules, stream and primary-context retain) is attempted once, even when an earlier one
@@ -641,6 +652,9 @@ public final class CudaBackend implements Backend, AutoCloseable {
         release.run(() -> ctx.makeCurrent());
         for (CudaGraph g : java.util.List.copyOf(graphs)) {
             release.run(g::destroy);
+        }
+        for (OptimizerBuffers o : java.util.List.copyOf(optimizers)) {
+            release.run(o::close);
         }
         if (lt != null) {
             CublasLt l = lt;

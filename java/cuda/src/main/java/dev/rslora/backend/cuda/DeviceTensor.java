@@ -9,7 +9,9 @@ import java.util.Arrays;
  * A row-major tensor in device memory of a {@link CudaBackend}'s context: dtype, shape and one
  * owned {@link DeviceBuffer}. Created by {@link CudaBackend#allocate} / {@link CudaBackend#upload};
  * {@link #close()} returns the memory to the context's caching allocator. A tensor captured into a
- * {@link CudaGraph} cannot be closed until the graph is.
+ * {@link CudaGraph}, or a parameter or gradient of an open {@link CudaAdamW} or {@link CudaAdafactor},
+ * is pinned: it cannot be closed until the graph or optimizer is (else its block would go back to the
+ * allocator, be handed out again, and the replay or step would write into its new owner's memory).
  */
 public final class DeviceTensor implements AutoCloseable {
     private final CudaBackend backend;
@@ -114,6 +116,7 @@ public final class DeviceTensor implements AutoCloseable {
         }
     }
 
+    /** Pins this tensor for a graph or optimizer that holds its address; {@link #close()} is refused until unpinned. */
     synchronized void pin() {
         pins++;
     }
@@ -122,12 +125,22 @@ public final class DeviceTensor implements AutoCloseable {
         pins--;
     }
 
+    /** The open graphs and optimizers that hold this tensor (for tests). */
+    synchronized int pins() {
+        return pins;
+    }
+
+    /**
+     * Returns the memory to the caching allocator.
+     *
+     * @throws IllegalStateException if an open {@link CudaGraph}, {@link CudaAdamW} or {@link CudaAdafactor} holds this tensor
+     */
     @Override
     public void close() {
         synchronized (this) {
             if (pins > 0) {
-                throw new IllegalStateException("device tensor " + shapeString() + " is used by " + pins
-                        + " captured CUDA graph(s): close them first");
+                throw new IllegalStateException("device tensor " + shapeString() + " " + dtype + " is used by " + pins
+                        + " open captured CUDA graph(s) or CUDA optimizer(s): close them first");
             }
         }
         backend.free(buffer);

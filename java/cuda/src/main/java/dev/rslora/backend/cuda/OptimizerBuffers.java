@@ -13,11 +13,17 @@ import java.util.Objects;
  * allocates (its state, f32 masters, tensor table and work buffers), freed together by {@link #close()}
  * or by {@link #freeAll()} when the constructor fails; heap downloads of f32 state for snapshots; and the
  * closed / backend-closed check before each use. The optimizer keeps its update launches and state layout.
+ *
+ * <p>It also pins the caller's parameter and gradient tensors ({@link #pin}) while the optimizer is open:
+ * its tensor table holds their device addresses, so a tensor closed under it would give its block back
+ * to the caching allocator, and the next step would write into whatever was allocated there. The
+ * backend closes open optimizers when it closes (as it destroys open graphs), so the tensors stay closable.
  */
 final class OptimizerBuffers implements AutoCloseable {
     private final CudaBackend backend;
     private final String what;
     private final List<DeviceBuffer> owned = new ArrayList<>();
+    private List<DeviceTensor> pinned = List.of();
     private boolean closed;
 
     /**
@@ -116,11 +122,36 @@ final class OptimizerBuffers implements AutoCloseable {
         return b == null ? 0 : b.address();
     }
 
-    /** Frees every buffer allocated so far (a constructor that fails after allocating calls this). */
+    /**
+     * Pins the optimizer's parameter and gradient tensors until {@link #close()} (or {@link #freeAll()}
+     * when the constructor fails), and registers this optimizer with the backend, whose close closes it.
+     * Called by the constructor, under the backend's monitor, before it reads the tensors' addresses.
+     */
+    void pin(List<DeviceTensor> tensors) {
+        List<DeviceTensor> p = List.copyOf(tensors);
+        p.forEach(DeviceTensor::pin);
+        pinned = p;
+        backend.register(this);
+    }
+
+    /**
+     * Frees every buffer allocated so far and releases the pins (a constructor that fails after
+     * allocating calls this).
+     */
     void freeAll() {
+        Release release = new Release();
         for (DeviceBuffer b : owned) {
-            b.close();
+            release.run(b::close);
         }
+        release.run(this::unpinAll);
+        release.rethrow();
+    }
+
+    private void unpinAll() {
+        List<DeviceTensor> p = pinned;
+        pinned = List.of();
+        p.forEach(DeviceTensor::unpin);
+        backend.unregister(this);
     }
 
     /**
@@ -154,7 +185,11 @@ final class OptimizerBuffers implements AutoCloseable {
         return a;
     }
 
-    /** Frees every owned buffer once (not the caller's parameters or gradients). */
+    /**
+     * Frees every owned buffer once (not the caller's parameters or gradients) and unpins them; also
+     * from {@link CudaBackend#close()} for an optimizer still open then. The pins are released even
+     * when a free fails.
+     */
     @Override
     public void close() {
         synchronized (backend) {
@@ -162,10 +197,12 @@ final class OptimizerBuffers implements AutoCloseable {
                 return;
             }
             closed = true;
+            Release release = new Release();
             if (!backend.isClosed()) {
-                backend.context().makeCurrent();
+                release.run(() -> backend.context().makeCurrent());
             }
-            freeAll();
+            release.run(this::freeAll);
+            release.rethrow();
         }
     }
 }

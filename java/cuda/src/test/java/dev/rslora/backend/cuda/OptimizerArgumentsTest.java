@@ -7,6 +7,8 @@ import org.junit.jupiter.api.Test;
 
 import java.util.List;
 
+import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -50,5 +52,48 @@ class OptimizerArgumentsTest {
         // one gradient shared
         assertThrows(IllegalArgumentException.class, () -> new CudaAdamW(backend,
                 List.of(new CudaAdamW.Param("a", a, ga), new CudaAdamW.Param("b", b, ga)), AdamWConfig.torchDefaults()));
+    }
+
+    /**
+     * An open optimizer pins the tensors its device table points at: closing one throws (before, the
+     * block went back to the caching allocator, was handed out again, and the next step wrote into
+     * it). Its close unpins them even when a free fails (here: the context-less backend's
+     * makeCurrent), and so does a failed constructor's cleanup.
+     */
+    @Test
+    void anOpenOptimizerPinsItsTensorsUntilItCloses() {
+        DeviceTensor w = tensor(4, 8);
+        DeviceTensor g = tensor(4, 8);
+        OptimizerBuffers buffers = new OptimizerBuffers(backend, "CUDA AdamW");
+        buffers.pin(List.of(w, g));
+        IllegalStateException e = assertThrows(IllegalStateException.class, w::close);
+        assertTrue(e.getMessage().contains("[4, 8]") && e.getMessage().contains("optimizer"), e.getMessage());
+        assertThrows(IllegalStateException.class, g::close);
+        assertThrows(NullPointerException.class, buffers::close, "no context here");
+        assertEquals(0, w.pins());
+        assertEquals(0, g.pins());
+        assertDoesNotThrow(buffers::close, "a second close is a no-op");
+        assertEquals(0, w.pins(), "unpinned once only");
+
+        OptimizerBuffers failed = new OptimizerBuffers(backend, "CUDA Adafactor");
+        failed.pin(List.of(w, g));
+        failed.freeAll();  // what a constructor that throws after pinning calls
+        assertEquals(0, w.pins());
+    }
+
+    /** Closing the backend closes an optimizer still open, so its tensors can be closed afterwards. */
+    @Test
+    void closingTheBackendUnpinsAnOpenOptimizersTensors() {
+        DeviceTensor w = tensor(4, 8);
+        DeviceTensor g = tensor(4, 8);
+        OptimizerBuffers buffers = new OptimizerBuffers(backend, "CUDA AdamW");
+        buffers.pin(List.of(w, g));
+        assertThrows(NullPointerException.class, backend::close, "no context here: the release steps fail but all run");
+        assertEquals(0, w.pins());
+        assertEquals(0, g.pins());
+        assertDoesNotThrow(buffers::close);
+        assertThrows(IllegalStateException.class, buffers::enter, "closed with the backend");
+        assertDoesNotThrow(w::close);
+        assertDoesNotThrow(g::close);
     }
 }
