@@ -189,6 +189,29 @@ public final class CudaAdafactor implements AutoCloseable {
     }
 
     /**
+     * Re-reads every f32 master copy from its BF16/F16 parameter, after the caller wrote new parameter
+     * values (a load, a merge): without it the next step would update the stale master and overwrite
+     * the new values with its rounding. The same name and contract as the CPU
+     * {@code dev.rslora.train.Adafactor#reloadMasterWeights()}; parameters without a master (F32, or master
+     * weights off) are untouched. Queued on the backend's stream (a conversion launch per master) after
+     * the writes queued before it, and before the next step; no host synchronisation.
+     *
+     * @throws IllegalStateException if this optimizer or its backend is closed
+     */
+    public void reloadMasterWeights() {
+        synchronized (backend) {
+            buffers.enter();
+            List<DeviceTensor> values = new ArrayList<>(slots.size());
+            List<DeviceBuffer> masters = new ArrayList<>(slots.size());
+            for (Slot s : slots) {
+                values.add(s.param().value());
+                masters.add(s.master());
+            }
+            OptimizerBuffers.reloadMasters(backend.kernels(), values, masters);
+        }
+    }
+
+    /**
      * Steps taken so far.
      *
      * @return the number of completed steps (the next step is t = stepCount() + 1)

@@ -112,6 +112,25 @@ final class OptimizerBuffers implements AutoCloseable {
         return own(backend.transfers().convert(value.buffer(), value.dtype(), DType.F32, count));
     }
 
+    /**
+     * Queues, for every parameter i with a master ({@code masters.get(i)} not null), master_i = its
+     * value widened exactly to f32: one conversion launch each, on the stream, after the work queued
+     * so far (the CPU {@code OptimizerParams.reloadMasterWeights}).
+     *
+     * @param kernels the conversion kernels (the backend's)
+     * @param values  the parameters, in the optimizer's order
+     * @param masters each parameter's f32 master, or null where it has none (F32, or master weights off)
+     */
+    static void reloadMasters(LoraKernels kernels, List<DeviceTensor> values, List<DeviceBuffer> masters) {
+        for (int i = 0; i < values.size(); i++) {
+            DeviceBuffer master = masters.get(i);
+            if (master != null) {
+                DeviceTensor v = values.get(i);
+                kernels.convert(v.dtype(), DType.F32, v.buffer(), master, v.numel());
+            }
+        }
+    }
+
     private DeviceBuffer own(DeviceBuffer b) {
         owned.add(b);
         return b;
