@@ -1,8 +1,12 @@
 package dev.rslora.backend.cuda;
 
 import java.util.ArrayDeque;
+import java.util.Collections;
 import java.util.HashMap;
+import java.util.IdentityHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * A caching device allocator with size classes ({@link SizeClasses}): a closed
@@ -15,6 +19,8 @@ import java.util.Map;
 final class CachingAllocator implements AutoCloseable {
     private final RawDeviceMemory raw;
     private final Map<Long, ArrayDeque<RawDeviceMemory.RawBlock>> free = new HashMap<>();
+    /** The buffers handed out and not closed yet: {@link #closeAndCountLeaks()} frees their blocks too. */
+    private final Set<DeviceBuffer> inUse = Collections.newSetFromMap(new IdentityHashMap<>());
     private boolean poison;
     private long bytesInUse;
     private long highWater;
@@ -70,18 +76,19 @@ final class CachingAllocator implements AutoCloseable {
         bytesInUse += cls;
         buffersInUse++;
         highWater = Math.max(highWater, bytesInUse);
-        return new DeviceBuffer(this, block, bytes);
+        DeviceBuffer b = new DeviceBuffer(this, block, bytes);
+        inUse.add(b);
+        return b;
     }
 
     /** Called by {@link DeviceBuffer#close()}. */
     void release(DeviceBuffer buffer) {
+        if (!inUse.remove(buffer)) {
+            return;  // freed already by closeAndCountLeaks (a buffer reclaimed there is marked closed and does not come here)
+        }
         RawDeviceMemory.RawBlock block = buffer.block();
         bytesInUse -= block.bytes();
         buffersInUse--;
-        if (closed) {
-            raw.free(block);
-            return;
-        }
         free.computeIfAbsent(block.bytes(), k -> new ArrayDeque<>()).push(block);
         bytesCached += block.bytes();
     }
@@ -114,13 +121,31 @@ final class CachingAllocator implements AutoCloseable {
     }
 
     /**
-     * Frees the cache. Buffers still open are freed to the driver when their owners close them;
-     * their count is returned so the owner of the context can report a leak.
+     * Frees every block to the driver: the cache and the buffers still open (a leak in their owners,
+     * whose count is returned so the owner of the context can report it). An open buffer is marked
+     * closed: its owner's later close is a no-op and a later use throws. The context calls this while
+     * it still holds its retain on the device's primary context: after that release the memory would
+     * be freed by no one while another context keeps the primary context alive, and a free then could
+     * hit an address the driver has handed out again. Every free is attempted; the first failure is
+     * thrown with the others suppressed, and the allocator is closed either way.
      */
     long closeAndCountLeaks() {
+        if (closed) {
+            return 0;
+        }
         closed = true;
-        trim();
-        return buffersInUse;
+        long leaks = buffersInUse;
+        Release release = new Release();
+        for (DeviceBuffer b : List.copyOf(inUse)) {
+            b.reclaimed();
+            release.run(() -> raw.free(b.block()));
+        }
+        inUse.clear();
+        bytesInUse = 0;
+        buffersInUse = 0;
+        release.run(this::trim);
+        release.rethrow();
+        return leaks;
     }
 
     @Override

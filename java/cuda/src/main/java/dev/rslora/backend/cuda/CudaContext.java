@@ -285,7 +285,11 @@ final class CudaContext implements KernelLauncher, Transfers.Device, AutoCloseab
     }
 
     /**
-     * Frees everything; returns how many device buffers were still open (a leak in the caller).
+     * Frees everything, including the device buffers still open (a leak in the caller: their count is
+     * returned; their owners' later close is a no-op). The device memory is freed here, not left to
+     * the primary context's destruction: {@code cuDevicePrimaryCtxRelease} destroys it only when no
+     * other retain (another backend on the same device) is left, so buffers closed after their backend
+     * would otherwise stay allocated for as long as the process keeps the device open.
      * Every release is attempted once, even when an earlier one fails (after a kernel fault the
      * stream's synchronisation, and most driver calls after it, return that fault): the allocator's
      * memory, the pinned staging buffer, the modules, the stream and last the primary-context retain.
@@ -321,7 +325,12 @@ final class CudaContext implements KernelLauncher, Transfers.Device, AutoCloseab
         closeAndCountLeaks();
     }
 
-    /** cuMemAlloc / cuMemFree; frees after close are dropped (the context's memory went with it). */
+    /**
+     * cuMemAlloc / cuMemFree. The allocator frees every block, cached or still in use, in
+     * {@link #closeAndCountLeaks()} while this context still holds its primary-context retain, so no
+     * free comes after the close; one that did would be dropped (the memory may belong to someone else
+     * by then: another context on the device can keep the primary context, and its allocations, alive).
+     */
     private final class DriverMemory implements RawDeviceMemory {
         @Override
         public RawBlock allocate(long bytes) {

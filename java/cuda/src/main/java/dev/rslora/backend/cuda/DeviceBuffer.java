@@ -5,7 +5,8 @@ import jcuda.driver.CUdeviceptr;
 /**
  * One device allocation owned by exactly one holder until {@link #close()}, which returns it to
  * its {@link CachingAllocator} (not to the driver). Closing twice is a no-op; using a closed
- * buffer throws. Work queued on the context's stream before the close is safe: every later user
+ * buffer throws. A buffer still open when its context closes is freed by the context and counts as
+ * closed from then on. Work queued on the context's stream before the close is safe: every later user
  * of the recycled block is ordered after it on the same stream.
  */
 final class DeviceBuffer implements AutoCloseable {
@@ -55,8 +56,16 @@ final class DeviceBuffer implements AutoCloseable {
 
     private void check() {
         if (closed) {
-            throw new IllegalStateException("device buffer of " + requested + " bytes used after close");
+            throw new IllegalStateException("device buffer of " + requested + " bytes used after close (its own, or its context's)");
         }
+    }
+
+    /**
+     * Marks this buffer closed without returning it: its allocator freed the block to the driver when
+     * its context closed ({@link CachingAllocator#closeAndCountLeaks()}); a later close is a no-op.
+     */
+    void reclaimed() {
+        closed = true;
     }
 
     @Override
