@@ -41,7 +41,7 @@ import java.util.concurrent.Callable;
  * LoRA r256, rsLoRA r256 at α 16), writing dpo_sweep.csv, dpo_sweep.json and dpo_scores.png.
  */
 // the header is the line `rslora --help` lists: it names both experiments (the description's first line is the rank sweep's)
-@Command(name = "demo", mixinStandardHelpOptions = true,
+@Command(name = "demo",
         header = "Run the rank sweep (default) or, with --experiment dpo, the rsLoRA paper's DPO comparison.",
         description = {
         "Rank sweep: fine-tunes a frozen 2-layer tanh network (d=128) towards a high-rank teacher with LoRA "

@@ -7,7 +7,8 @@ import picocli.CommandLine.Command;
  * The {@code rslora} command line. Subcommands hold no math: they parse, validate, call the
  * library and report. Errors print one line ({@code rslora: error: …}) and exit non-zero.
  */
-@Command(name = "rslora", mixinStandardHelpOptions = true, version = "rslora 0.1.0",
+// INHERIT: every subcommand takes -h/--help (and -V) too; without it 'rslora init --help' was a usage error
+@Command(name = "rslora", mixinStandardHelpOptions = true, version = "rslora 0.1.0", scope = CommandLine.ScopeType.INHERIT,
         description = "Fused rank-stabilized LoRA (rsLoRA) layers for the JVM.",
         subcommands = {DemoCommand.class, LayerCommand.class, OptimizerStepCommand.class, DpoLossCommand.class, InitCommand.class,
                 MergeCommand.class, InspectCommand.class,

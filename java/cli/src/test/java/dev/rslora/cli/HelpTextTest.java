@@ -34,6 +34,23 @@ class HelpTextTest {
         assertFalse(err.contains("picocli WARN"), err);
     }
 
+    /** `rslora init --help` failed as a usage error ("Missing required options"): every command takes -h/--help itself. */
+    @Test
+    void everyCommandTakesHelpAsAnOption() {
+        for (String name : new CommandLine(new Main()).getSubcommands().keySet()) {
+            String expected = CliRun.of("help", name).out();
+            for (String flag : new String[] {"--help", "-h"}) {
+                CliRun r = CliRun.of(name, flag);
+                assertEquals(0, r.code(), name + " " + flag + ": " + r.err());
+                assertEquals("", r.err(), name + " " + flag);
+                assertTrue(r.out().contains("Usage: rslora " + name), name + " " + flag + ": " + r.out());
+                if (!name.equals("help")) {
+                    assertEquals(expected, r.out(), name + " " + flag);
+                }
+            }
+        }
+    }
+
     /**
      * `rslora --help` shows one line per command, the header or else the first description line: it
      * must not stop mid-sentence; demo's names both of its experiments.
