@@ -55,6 +55,7 @@ final class DpoLossCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         DpoLoss loss = new DpoLoss(beta, labelSmoothing, DpoLoss.Type.fromName(lossType));
+        OutputPaths.requireNotALinkToAStream(output);
         OutputPaths.requireNotAnInput(output, input);
         try (Arena arena = Arena.ofShared()) {
             SafetensorsFile in = SafetensorsFile.open(input, arena);

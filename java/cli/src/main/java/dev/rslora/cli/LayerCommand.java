@@ -59,6 +59,7 @@ final class LayerCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Scaling sc = Scaling.fromName(scaling);
+        OutputPaths.requireNotALinkToAStream(output);
         OutputPaths.requireNotAnInput(output, input);
         try (Arena arena = Arena.ofShared()) {
             SafetensorsFile in = SafetensorsFile.open(input, arena);

@@ -43,6 +43,7 @@ final class MergeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         long start = System.nanoTime();
+        OutputPaths.requireNotALinkToAStream(output);
         OutputPaths.requireNotAnInput(output, base, adapter, adapter.resolve(AdapterSet.WEIGHTS_FILE),
                 adapter.resolve(AdapterSet.CONFIG_FILE));
         try (Arena arena = Arena.ofShared()) {

@@ -143,6 +143,7 @@ final class OptimizerStepCommand implements Callable<Integer> {
         boolean adafactor = optimizer.equals("adafactor");
         AdafactorConfig afc = adafactor ? adafactorConfig() : null;
         AdamWConfig awc = adafactor ? null : adamWConfig();
+        OutputPaths.requireNotALinkToAStream(output);
         OutputPaths.requireNotAnInput(output, input);
         try (Arena arena = Arena.ofShared()) {
             SafetensorsFile in = SafetensorsFile.open(input, arena);

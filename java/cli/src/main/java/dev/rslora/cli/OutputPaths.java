@@ -4,8 +4,13 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
-/** Checks on an --output path made before any work: it must not be one of the command's input files. */
+/**
+ * Checks on an --output path made before any work: it must not be one of the command's input files,
+ * nor a link to a stream.
+ */
 final class OutputPaths {
+    private static final Path PROC = Path.of("/proc");
+
     private OutputPaths() {
     }
 
@@ -28,6 +33,36 @@ final class OutputPaths {
                 throw new IllegalArgumentException("--output " + output + " is the input file " + in
                         + "; writing it would replace the input, choose another path");
             }
+        }
+    }
+
+    /**
+     * Refuses an {@code output} that is a symbolic link to a device, pipe, socket or terminal, or whose
+     * links lead through /proc (a process's open files: /dev/stdout is a link to /proc/self/fd/1).
+     * The atomic write renames a new file over the link, so it would replace the link (as root, the
+     * system's /dev/stdout) and the stream the user meant would get nothing. A link to a regular file
+     * or a folder is left to the writer (see {@link #requireNotAnInput}).
+     *
+     * @param output the --output path
+     * @throws IllegalArgumentException naming the output and where its link leads
+     * @throws IOException              if a link cannot be read
+     */
+    static void requireNotALinkToAStream(Path output) throws IOException {
+        if (!Files.isSymbolicLink(output)) {
+            return;
+        }
+        Path first = Files.readSymbolicLink(output);
+        Path p = output.toAbsolutePath();
+        boolean throughProc = false;
+        for (int hops = 0; hops < 40 && Files.isSymbolicLink(p); hops++) {
+            p = p.resolveSibling(Files.readSymbolicLink(p)).normalize();
+            throughProc |= p.startsWith(PROC);
+        }
+        boolean stream = Files.exists(output) && !Files.isRegularFile(output) && !Files.isDirectory(output);
+        if (throughProc || stream) {
+            throw new IllegalArgumentException("--output " + output + " is a link to " + first + ", " + (throughProc
+                    ? "a process's open file" : "a device, pipe or socket") + ": the output is written to a new file renamed "
+                    + "over the link, which would replace the link and write nothing there; choose a file path");
         }
     }
 }
