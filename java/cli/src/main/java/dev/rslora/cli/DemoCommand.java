@@ -213,19 +213,23 @@ final class DemoCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--experiment must be rank or dpo, got '" + experiment + "'");
         }
         // --out is made before the run (a bad path fails in seconds, not after it); a failed run removes
-        // it again if it made it and nothing was written there
-        boolean made = !Files.exists(out, java.nio.file.LinkOption.NOFOLLOW_LINKS);   // a dangling link is the user's, not made here
+        // it again if it made it and nothing was written there, and the missing parents it made with it
+        List<Path> made = new ArrayList<>();   // --out first, then its parents
+        for (Path p = out.toAbsolutePath().normalize(); p != null && !Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+                p = p.getParent()) {
+            made.add(p);   // a dangling link is the user's, not made here
+        }
         try {
             return experiment.equals("dpo") ? runDpo(o, err) : runRank(o, err);
         } catch (Exception | Error e) {
-            if (made) {
-                try {
-                    Files.deleteIfExists(out);
-                } catch (DirectoryNotEmptyException kept) {
-                    // some results were moved in before the failure: they are whole files, keep them
-                } catch (IOException other) {
-                    e.addSuppressed(other);
+            try {
+                for (Path p : made) {
+                    Files.deleteIfExists(p);
                 }
+            } catch (DirectoryNotEmptyException kept) {
+                // some results were moved in before the failure: they are whole files, keep them
+            } catch (IOException other) {
+                e.addSuppressed(other);
             }
             throw e;
         }

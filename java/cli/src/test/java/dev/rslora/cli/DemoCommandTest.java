@@ -188,6 +188,17 @@ class DemoCommandTest {
         assertFalse(Files.exists(out), "the --out folder this run made is removed again");
     }
 
+    /** --out a/b/c made a and a/b too; a failed run removed only c, leaving the empty folders a/b. */
+    @Test
+    void aRunThatFailsAfterMakingTheOutFolderRemovesTheParentsItMadeToo() throws Exception {
+        Path top = dir.resolve("new");
+        Path out = top.resolve("sub").resolve("out");
+        CliRun r = cli("demo", "--quick", "--backend", "reference", "--dim", "2000000000", "--out", out.toString());
+        assertEquals(1, r.code(), r.err());
+        assertFalse(Files.exists(top), "the folders this run made are removed again");
+        assertTrue(Files.isDirectory(dir), "the folder that existed is kept");
+    }
+
     @Test
     void anOutFolderThatIsADanglingLinkIsNamedWithWhatIsWrong() throws Exception {
         // Files.createDirectories throws FileAlreadyExistsException(path) with no reason: the line was "rslora: error: PATH"
