@@ -9,6 +9,8 @@ import dev.rslora.peft.Golden;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.EnabledOnOs;
+import org.junit.jupiter.api.condition.OS;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.lang.foreign.Arena;
@@ -25,6 +27,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** {@code rslora init / merge / inspect} end to end on the golden files, and every bad input refused cleanly. */
 class PeftCommandsTest {
@@ -328,5 +331,32 @@ class PeftCommandsTest {
         assertRefused(cli("init", "--base", g("base-bf16.safetensors"), "--target-modules", "q_proj", "--rank", "2147483647",
                 "--alpha", "8", "--output", out.toString()), out, "out of memory: off-heap allocation of 137438953456 bytes failed",
                 "not -Xmx");
+    }
+
+    /** init and merge named their hidden staging folder (".../.merged.tmp-3f2a…") when the output's folder refused it. */
+    @Test
+    @EnabledOnOs(OS.LINUX)
+    void anOutputFolderThatRefusesNewFilesIsNamedNotTheStagingFolder() throws Exception {
+        // sysfs refuses to create anything, even for root (whom permission bits would not stop)
+        Path sys = Path.of("/sys");
+        assumeTrue(Files.isDirectory(sys));
+        String base = g("base-bf16.safetensors");
+        Path adapter = dir.resolve("adapter");
+        assertEquals(0, cli("init", "--base", base, "--target-modules", "q_proj", "--rank", "2", "--alpha", "4",
+                "--output", adapter.toString()).code());
+        Path shards = Files.createDirectory(dir.resolve("shards"));
+        Files.copy(Golden.path("base-bf16.safetensors"), shards.resolve("model.safetensors"));
+        for (String[] args : List.of(
+                new String[] {"init", "--base", base, "--target-modules", "q_proj", "--rank", "2", "--alpha", "4", "--output",
+                        "/sys/rslora-adapter"},
+                new String[] {"merge", "--base", base, "--adapter", adapter.toString(), "--output", "/sys/rslora-merged.safetensors"},
+                new String[] {"merge", "--base", shards.toString(), "--adapter", adapter.toString(), "--output", "/sys/rslora-merged"})) {
+            CliRun r = cli(args);
+            String output = args[args.length - 1];
+            assertEquals(1, r.code(), r.err());
+            String line = r.err().strip();
+            assertTrue(line.startsWith("rslora: error: " + output + ": cannot write in /sys"), line);
+            assertFalse(line.contains(".tmp-"), line);
+        }
     }
 }

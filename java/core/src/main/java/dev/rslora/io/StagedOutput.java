@@ -41,7 +41,13 @@ public final class StagedOutput implements AutoCloseable {
         if (parent == null || !Files.isDirectory(parent)) {
             throw new java.nio.file.NoSuchFileException(String.valueOf(parent), null, "the output's parent folder does not exist");
         }
-        this.staging = Files.createDirectory(parent.resolve(temporaryName(this.target)));
+        try {
+            this.staging = Files.createDirectory(parent.resolve(temporaryName(this.target)));
+        } catch (FileSystemException e) {
+            // name the target the user chose and its folder, not the hidden staging folder
+            throw new FileSystemException(target.toString(), null, "cannot write in " + parent + ": "
+                    + (e.getReason() != null ? e.getReason() : e.getClass().getSimpleName()));
+        }
     }
 
     /**
