@@ -64,7 +64,7 @@ final class DpoLossCommand implements Callable<Integer> {
             int n = v[0].length;
             Tensor scalar = Tensor.allocate(arena, DType.F32);
             scalar.set(0, (float) r.loss());
-            new SafetensorsWriter()
+            SafetensorsWriter w = new SafetensorsWriter()
                     .metadata("format", "pt")
                     .metadata("rslora.beta", Double.toString(beta))
                     .metadata("rslora.label_smoothing", Double.toString(labelSmoothing))
@@ -76,8 +76,8 @@ final class DpoLossCommand implements Callable<Integer> {
                     .add("chosen_rewards", f32(arena, r.chosenRewards()))
                     .add("rejected_rewards", f32(arena, r.rejectedRewards()))
                     .add("grad_policy_chosen_logps", f32(arena, r.gradPolicyChosen()))
-                    .add("grad_policy_rejected_logps", f32(arena, r.gradPolicyRejected()))
-                    .write(output);
+                    .add("grad_policy_rejected_logps", f32(arena, r.gradPolicyRejected()));
+            OutputPaths.write(w, output);
             spec.commandLine().getErr().printf(Locale.ROOT, "rslora dpo-loss: %d pairs, %s β=%s: loss %.6g, reward accuracy %.4g -> %s%n",
                     n, loss.type().trlName(), beta, r.loss(), r.rewardAccuracy(), output);
         }

@@ -74,7 +74,7 @@ final class LayerCommand implements Callable<Integer> {
                 layer.setGradMode(GradMode.ASSIGN);
                 layer.forward(t.x(), y);
                 layer.backward(t.gradY(), dx);
-                new SafetensorsWriter()
+                SafetensorsWriter w = new SafetensorsWriter()
                         .metadata("format", "pt")
                         .metadata("rslora.scaling", scaling)
                         .metadata("rslora.alpha", Double.toString(alpha))
@@ -85,8 +85,8 @@ final class LayerCommand implements Callable<Integer> {
                         .add("y", y)
                         .add("grad_x", dx)
                         .add("grad_lora_A", layer.gradA())
-                        .add("grad_lora_B", layer.gradB())
-                        .write(output);
+                        .add("grad_lora_B", layer.gradB());
+                OutputPaths.write(w, output);
             }
             spec.commandLine().getErr().printf("rslora layer: N=%d d_in=%d d_out=%d r=%d %s γ=%.6g backend=%s -> %s%n",
                     t.n(), t.dIn(), t.dOut(), t.rank(), dt, cfg.gamma(), backend.name(), output);

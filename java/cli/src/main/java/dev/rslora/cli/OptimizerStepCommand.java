@@ -165,7 +165,7 @@ final class OptimizerStepCommand implements Callable<Integer> {
                     w.add("param." + (t + 1), snapshot);
                 }
             }
-            w.write(output);
+            OutputPaths.write(w, output);
             spec.commandLine().getErr().printf("rslora optimizer-step: %s, param %s, %d step%s -> %s%n", optimizer,
                     Arrays.toString(param.shape()), steps, steps == 1 ? "" : "s", output);
         }

@@ -1,12 +1,16 @@
 package dev.rslora.cli;
 
+import dev.rslora.io.SafetensorsWriter;
+
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Checks on an --output path made before any work: it must not be one of the command's input files,
- * nor a link to a stream.
+ * nor a link to a stream; and the write of an output file that a SIGTERM or Ctrl-C does not leave half done.
  */
 final class OutputPaths {
     private static final Path PROC = Path.of("/proc");
@@ -63,6 +67,40 @@ final class OutputPaths {
             throw new IllegalArgumentException("--output " + output + " is a link to " + first + ", " + (throughProc
                     ? "a process's open file" : "a device, pipe or socket") + ": the output is written to a new file renamed "
                     + "over the link, which would replace the link and write nothing there; choose a file path");
+        }
+    }
+
+    /**
+     * Writes {@code w} to {@code output} (atomically: a temporary file renamed when complete). A SIGTERM
+     * or Ctrl-C during the write runs the JVM's shutdown hooks, not the writer's cleanup, which left the
+     * partial temporary file behind; here a hook interrupts the writing thread, whose channel then
+     * closes and whose cleanup removes the temporary file, and waits up to 10 s for that.
+     *
+     * @param w      the writer, with every tensor added
+     * @param output the --output file
+     * @throws IOException if the write fails (nothing of it remains)
+     */
+    static void write(SafetensorsWriter w, Path output) throws IOException {
+        Thread writer = Thread.currentThread();
+        CountDownLatch done = new CountDownLatch(1);
+        Thread hook = new Thread(() -> {
+            writer.interrupt();
+            try {
+                done.await(10, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, "rslora-write-cancel");
+        Runtime.getRuntime().addShutdownHook(hook);
+        try {
+            w.write(output);
+        } finally {
+            done.countDown();
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException shuttingDown) {
+                // the hook is running: the write has stopped and cleaned up, the hook returns at once
+            }
         }
     }
 }
