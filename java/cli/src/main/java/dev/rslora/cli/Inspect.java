@@ -46,9 +46,13 @@ final class Inspect {
         out.flush();
     }
 
-    /** γ to 6 significant digits without trailing zeros: 4, 5.65685, 0.125. */
+    /**
+     * γ to 6 significant digits without trailing zeros: 4, 5.65685, 0.125; in scientific notation
+     * outside [1e-4, 1e7) (5E-9, 1.25E+12), where the plain digits of γ = 5e-321 ran to 327 characters.
+     */
     static String sixDigits(double v) {
-        String s = new java.math.BigDecimal(v).round(new java.math.MathContext(6)).stripTrailingZeros().toPlainString();
+        java.math.BigDecimal d = new java.math.BigDecimal(v).round(new java.math.MathContext(6)).stripTrailingZeros();
+        String s = v == 0 || (Math.abs(v) >= 1e-4 && Math.abs(v) < 1e7) ? d.toPlainString() : d.toString();
         return s.equals("-0") ? "0" : s;
     }
 

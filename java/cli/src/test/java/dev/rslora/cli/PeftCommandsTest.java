@@ -164,6 +164,22 @@ class PeftCommandsTest {
         }
     }
 
+    /** γ printed in plain digits ran to 327 characters for α = 1e-320 and broke the table. */
+    @Test
+    void inspectShowsAVerySmallOrLargeGammaInScientificNotation() {
+        for (String[] c : new String[][] {{"1e-20", "5E-21"}, {"1e-320", "4.99994E-321"}, {"2.5e12", "1.25E+12"}, {"0.0004", "0.0002"}}) {
+            Path out = dir.resolve("alpha" + c[0]);
+            CliRun init = cli("init", "--base", g("base-bf16.safetensors"), "--target-modules", "q_proj", "--rank", "4", "--alpha",
+                    c[0], "--output", out.toString());
+            assertEquals(0, init.code(), init.err());
+            CliRun r = cli("inspect", out.toString());
+            assertEquals(0, r.code(), r.err());
+            String row = r.out().lines().filter(l -> l.contains("layers.0.self_attn.q_proj")).findFirst().orElseThrow();
+            assertTrue(row.contains("  " + c[1] + "  "), "γ " + c[1] + " in: " + row);
+            assertTrue(row.length() < 120, row);
+        }
+    }
+
     @Test
     void mergeOfTheGoldenFilesEqualsTheGoldenOutputAndRefusesAnExistingFolder() throws Exception {
         Path out = dir.resolve("m.safetensors");
