@@ -164,10 +164,10 @@ class PeftCommandsTest {
         }
     }
 
-    /** γ printed in plain digits ran to 327 characters for α = 1e-320 and broke the table. */
+    /** γ printed in plain digits ran to 327 characters for α = 1e-320 (now refused: γ is 0 in fp32) and broke the table. */
     @Test
-    void inspectShowsAVerySmallOrLargeGammaInScientificNotation() {
-        for (String[] c : new String[][] {{"1e-20", "5E-21"}, {"1e-320", "4.99994E-321"}, {"2.5e12", "1.25E+12"}, {"0.0004", "0.0002"}}) {
+    void inspectShowsAVerySmallOrLargeGammaInScientificNotation() throws Exception {
+        for (String[] c : new String[][] {{"1e-20", "5E-21"}, {"1e-40", "5E-41"}, {"2.5e12", "1.25E+12"}, {"0.0004", "0.0002"}}) {
             Path out = dir.resolve("alpha" + c[0]);
             CliRun init = cli("init", "--base", g("base-bf16.safetensors"), "--target-modules", "q_proj", "--rank", "4", "--alpha",
                     c[0], "--output", out.toString());
@@ -178,6 +178,9 @@ class PeftCommandsTest {
             assertTrue(row.contains("  " + c[1] + "  "), "γ " + c[1] + " in: " + row);
             assertTrue(row.length() < 120, row);
         }
+        // a γ that is 0 in fp32 (the adapter would do nothing on the cpu and cuda backends) is refused by init
+        assertRefused(cli("init", "--base", g("base-bf16.safetensors"), "--target-modules", "q_proj", "--rank", "4", "--alpha",
+                "1e-320", "--output", dir.resolve("alpha-tiny").toString()), dir.resolve("alpha-tiny"), "alpha=1.0E-320", "0 in fp32");
     }
 
     @Test

@@ -4,7 +4,7 @@ package dev.rslora.core;
  * The hyper-parameters of one LoRA adapter.
  *
  * @param rank    r ≥ 1
- * @param alpha   α &gt; 0 (may be fractional), small enough that γ fits in fp32
+ * @param alpha   α &gt; 0 (may be fractional), such that γ fits in fp32 and is not 0 there
  * @param scaling {@link Scaling#RSLORA} (γ = α/√r, default) or {@link Scaling#LORA} (γ = α/r)
  * @param dropout p in [0, 1), also once rounded to fp32: inverted dropout on the adapter input only
  * @param init    initialisation of A (B starts at zero)
@@ -38,6 +38,12 @@ public record LoraConfig(int rank, double alpha, Scaling scaling, double dropout
             // the backends scale by γ in fp32: a larger γ would be Infinity there
             throw new IllegalArgumentException("alpha=" + alpha + " with rank=" + rank + " gives γ=" + scaling.gamma(alpha, rank)
                     + ", beyond fp32's range");
+        }
+        if ((float) scaling.gamma(alpha, rank) == 0f) {
+            // ... and a γ below fp32's smallest subnormal would be 0 there: the adapter silently off on the cpu and
+            // cuda backends while the double reference still applies it
+            throw new IllegalArgumentException("alpha=" + alpha + " with rank=" + rank + " gives γ=" + scaling.gamma(alpha, rank)
+                    + ", which is 0 in fp32 (the adapter would have no effect)");
         }
     }
 

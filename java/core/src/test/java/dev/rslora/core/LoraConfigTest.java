@@ -44,6 +44,11 @@ class LoraConfigTest {
         assertMessage("alpha=1.0E39 with rank=1 gives", () -> new LoraConfig(1, 1e39, Scaling.LORA, 0, Init.DEFAULT, 0));
         assertMessage("alpha=1.0E39 with rank=4", () -> LoraConfig.rslora(4, 1e39));
         assertEquals(Float.MAX_VALUE / 2, LoraConfig.rslora(4, Float.MAX_VALUE).gamma());
+        // a γ that is 0 in fp32 turned the adapter off on the cpu and cuda backends, silently
+        assertMessage("alpha=1.0E-320 with rank=1 gives γ=1.0E-320, which is 0 in fp32",
+                () -> new LoraConfig(1, 1e-320, Scaling.LORA, 0, Init.DEFAULT, 0));
+        assertMessage("alpha=1.0E-46 with rank=64", () -> LoraConfig.rslora(64, 1e-46));
+        assertEquals(Float.MIN_VALUE, (float) LoraConfig.rslora(1, Float.MIN_VALUE).gamma(), "the smallest subnormal γ is kept");
     }
 
     /** γ of a rank below 1 was Infinity (r = 0) or NaN (rsLoRA, r &lt; 0), silently. */
