@@ -26,7 +26,7 @@ import java.util.List;
  * @param steps        optimizer steps per run
  * @param rows         the trained rows (scaling, rank), in report order
  * @param alpha        α of every row (the paper: 16)
- * @param seeds        number of training seeds (baseSeed, baseSeed+1, …)
+ * @param seeds        number of training seeds, 1 to {@link SweepConfig#MAX_SEEDS} (baseSeed, baseSeed+1, …)
  * @param baseSeed     first training seed
  * @param worldSeed    seed of the frozen world
  * @param lr           Adafactor learning rate (peak of the schedule)
@@ -86,7 +86,7 @@ public record DpoConfig(int dim, int responses, int batch, int steps, List<Row> 
         require(rows != null && !rows.isEmpty(), "rows must not be empty");
         rows = List.copyOf(rows);
         require(alpha > 0 && !Double.isInfinite(alpha), "alpha must be finite and > 0, got " + alpha);
-        require(seeds >= 1, "seeds must be >= 1, got " + seeds);
+        require(seeds >= 1 && seeds <= SweepConfig.MAX_SEEDS, "seeds must be in [1, " + SweepConfig.MAX_SEEDS + "], got " + seeds);
         require(lr >= 0 && !Double.isInfinite(lr), "lr must be finite and >= 0, got " + lr);
         require(beta > 0 && !Double.isInfinite(beta), "beta must be finite and > 0, got " + beta);
         require(dropout >= 0 && dropout < 1, "dropout must be in [0, 1), got " + dropout);

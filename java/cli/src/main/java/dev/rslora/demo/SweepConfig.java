@@ -15,7 +15,7 @@ import java.util.List;
  * @param batch        fresh N(0, 1) inputs per step
  * @param steps        optimizer steps per run
  * @param ranks        adapter ranks, ascending, distinct
- * @param seeds        number of seeds; seed values are baseSeed, baseSeed+1, …
+ * @param seeds        number of seeds, 1 to {@link #MAX_SEEDS}; seed values are baseSeed, baseSeed+1, …
  * @param baseSeed     first seed
  * @param alpha        α (γ = α/r for LoRA, α/√r for rsLoRA)
  * @param optimizer    AdamW hyper-parameters (constant learning rate)
@@ -33,12 +33,19 @@ public record SweepConfig(int dim, int batch, int steps, List<Integer> ranks, in
      */
     public static final AdamWConfig PROTOTYPE_OPTIMIZER = AdamWConfig.torchDefaults().withLr(5e-5);
 
+    /**
+     * The most seeds a demo runs (each is a whole training run per rank): far more than a mean ± sd
+     * needs, and a bound that refuses a typo such as 2147483647 by name instead of running out of
+     * memory listing the seeds.
+     */
+    public static final int MAX_SEEDS = 10_000;
+
     /** Checks every setting (IllegalArgumentException naming the bad value). */
     public SweepConfig {
         require(dim >= 1, "dim must be >= 1, got dim=" + dim);
         require(batch >= 1, "batch must be >= 1, got batch=" + batch);
         require(steps >= 1, "steps must be >= 1, got steps=" + steps);
-        require(seeds >= 1, "seeds must be >= 1, got seeds=" + seeds);
+        require(seeds >= 1 && seeds <= MAX_SEEDS, "seeds must be in [1, " + MAX_SEEDS + "], got seeds=" + seeds);
         require(ranks != null && !ranks.isEmpty(), "ranks must not be empty");
         ranks = List.copyOf(ranks);
         for (int i = 0; i < ranks.size(); i++) {

@@ -130,6 +130,9 @@ class DemoCommandTest {
                 new Case(2, "--steps", new String[] {"demo", "--steps", "abc"}),
                 new Case(2, "Unknown option: '--bogus' (see 'rslora help demo')", new String[] {"demo", "--bogus"}),
                 new Case(1, "steps must be >= 1, got steps=0", new String[] {"demo", "--steps", "0"}),
+                // 2147483647 seeds ran out of memory listing them, with a message naming no option
+                new Case(1, "seeds must be in [1, 10000], got seeds=2147483647", new String[] {"demo", "--seeds", "2147483647"}),
+                new Case(1, "seeds must be in [1, 10000], got 10001", new String[] {"demo", "--experiment", "dpo", "--seeds", "10001"}),
                 new Case(1, "ranks must be ascending and distinct", new String[] {"demo", "--ranks", "4,4"}),
                 new Case(1, "unknown backend 'nope'", new String[] {"demo", "--backend", "nope"}),
                 new Case(1, "lr must be finite and >= 0", new String[] {"demo", "--lr", "-1"}),
