@@ -327,6 +327,7 @@ public final class LoraLinear implements AutoCloseable {
      * copy of this A and B for {@link #unmerge()}.
      *
      * @throws IllegalStateException if already merged, the adapter is disabled, or the layer is closed
+     * @throws IllegalArgumentException if W is read-only (e.g. memory-mapped from a checkpoint; the layer stays unmerged)
      */
     public void merge() {
         enter();

@@ -105,7 +105,9 @@ public final class LoraModel implements AutoCloseable {
 
     /**
      * {@link #wrap} over the linear modules of a base checkpoint (one safetensors file or a shard
-     * folder, memory-mapped in the caller's arena).
+     * folder, memory-mapped in the caller's arena). The mapped weights are read-only: a layer's
+     * {@code merge()} is refused (merge the saved adapter into a checkpoint file with
+     * {@link dev.rslora.peft.CheckpointMerge}, or wrap writable copies of the weights).
      *
      * @param base    the open checkpoint; its arena must outlive the model
      * @param config  which modules to adapt and their hyper-parameters

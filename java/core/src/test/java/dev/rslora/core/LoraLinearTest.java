@@ -586,4 +586,34 @@ class LoraLinearTest {
             }
         }
     }
+
+    /**
+     * W in read-only memory (a memory-mapped checkpoint, as {@code LoraModel.wrap(BaseCheckpoint, …)} gives it): the
+     * layer's merge() is refused before any backend work, naming the weight, and the layer stays unmerged with its output
+     * unchanged.
+     */
+    @Test
+    void mergeIntoAReadOnlyWeightIsRefusedBeforeAnyWork() {
+        SplittableRandom rng = new SplittableRandom(12);
+        try (Arena arena = Arena.ofShared(); CpuBackend cpu = new CpuBackend(1)) {
+            Tensor writable = TestData.uniform(arena, DType.BF16, rng, 1, 6, 9);
+            Tensor w = Tensor.wrap(writable.readOnlySegment(), DType.BF16, 6, 9);
+            assertTrue(w.isReadOnly());
+            assertTrue(!writable.isReadOnly());
+            Tensor x = TestData.uniform(arena, DType.F32, rng, 1, 4, 9);
+            for (Backend backend : new Backend[] {ref, cpu}) {
+                try (LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(3, 8), backend)) {
+                    layer.train(false);
+                    for (long i = 0; i < layer.loraB().numel(); i++) {
+                        layer.loraB().set(i, (float) rng.nextDouble(-0.1, 0.1));
+                    }
+                    float[] y = layer.forward(arena, x).toFloatArray();
+                    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, layer::merge, backend.name());
+                    assertTrue(e.getMessage().contains("read-only") && e.getMessage().contains("[6, 9]"), e.getMessage());
+                    assertTrue(!layer.isMerged());
+                    assertArrayEquals(y, layer.forward(arena, x).toFloatArray(), backend.name());
+                }
+            }
+        }
+    }
 }
