@@ -125,11 +125,12 @@ public final class CheckpointMerge {
      * file is replaced atomically), a folder (which must not exist) when the base is a folder.
      *
      * @param out      the output file or folder; not the base itself
-     * @param progress told of the bytes written, from this thread
+     * @param progress told of the bytes written, from this thread; null for no reports
      * @throws java.io.InterruptedIOException after {@link #cancel(long)} (nothing of the output remains)
      * @throws IOException if writing fails, the output folder exists, or out is the base (nothing remains)
      */
     public void writeTo(Path out, Progress progress) throws IOException {
+        Progress report = progress != null ? progress : bytes -> { };
         try {
             Path target = out.toAbsolutePath().normalize();
             if (target.equals(base.path().toAbsolutePath().normalize())) {
@@ -138,7 +139,7 @@ public final class CheckpointMerge {
             try (StagedOutput staged = base.isFolder() ? StagedOutput.folder(out, false) : StagedOutput.file(out)) {
                 for (BaseCheckpoint.Shard shard : base.shards()) {
                     Path file = base.isFolder() ? staged.dir().resolve(shard.fileName()) : staged.stagedFile();
-                    writeShard(shard.file(), file, progress);
+                    writeShard(shard.file(), file, report);
                 }
                 if (base.isFolder()) {
                     copyOtherFiles(staged.dir());

@@ -79,6 +79,17 @@ class CheckpointMergeGoldenTest {
         assertEquals(-1, Files.mismatch(Golden.path(expected), out), "byte-identical file");
     }
 
+    /** A caller with no progress bar passes null: the merge is written all the same (it threw a NullPointerException mid-write). */
+    @Test
+    void aNullProgressWritesTheSameFile() throws Exception {
+        Path out = dir.resolve("merged.safetensors");
+        try (Arena arena = Arena.ofShared()) {
+            new CheckpointMerge(BaseCheckpoint.open(Golden.path("base-bf16.safetensors"), arena),
+                    AdapterSet.load(Golden.path("adapter-rslora"), arena), false).writeTo(out, null);
+        }
+        assertEquals(-1, Files.mismatch(Golden.path("expected/merged-rslora-bf16.safetensors"), out));
+    }
+
     @Test
     void aShardFolderMergesIntoTheSameLayoutWithItsIndexAndOtherFiles() throws Exception {
         Path out = dir.resolve("merged");
