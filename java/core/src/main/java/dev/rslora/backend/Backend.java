@@ -89,4 +89,15 @@ public interface Backend {
      */
 
     void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign);
+
+    /**
+     * Whether this instance was closed. The {@code cpu} and {@code cuda} backends hold threads or a
+     * device context and are {@link AutoCloseable}; closed, they refuse every call (and so do the
+     * layers built on them). {@link Backends#get} never hands out a closed instance.
+     *
+     * @return true once a closeable backend was closed; false for one that holds nothing ({@code reference})
+     */
+    default boolean isClosed() {
+        return false;
+    }
 }

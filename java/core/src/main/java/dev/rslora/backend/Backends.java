@@ -76,7 +76,10 @@ public final class Backends {
 
     /**
      * The backend called {@code name} ("reference", "cpu", "cuda" or "auto"); one instance per
-     * name per JVM. Throws {@link BackendUnavailableException} with the reason when it cannot run.
+     * name per JVM, shared by every caller. Closing it (the cpu and cuda backends are
+     * {@link AutoCloseable}) stops it for every layer built on it, in the whole JVM; the next call
+     * then creates a new instance. Throws {@link BackendUnavailableException} with the reason when
+     * it cannot run.
      *
      * @param name "reference", "cpu", "cuda" or "auto" (any case; null means auto)
      * @return the shared instance of that backend; auto gives the fastest available one
@@ -96,11 +99,16 @@ public final class Backends {
                 if (!a.available()) {
                     throw new BackendUnavailableException("backend '" + key + "' is unavailable: " + a.detail());
                 }
-                return CREATED.computeIfAbsent(key, k -> f.create());
+                return shared(f);
             }
         }
         throw new IllegalArgumentException("unknown backend '" + name + "': expected "
                 + String.join(", ", factories().stream().map(BackendFactory::name).toList().reversed()) + " or auto");
+    }
+
+    /** The shared instance of {@code f}'s backend: created on first use, and again when the last one was closed. */
+    private static Backend shared(BackendFactory f) {
+        return CREATED.compute(f.name(), (k, old) -> old == null || old.isClosed() ? f.create() : old);
     }
 
     private static Backend auto() {
@@ -108,7 +116,7 @@ public final class Backends {
         for (BackendFactory f : factories()) {
             BackendFactory.Availability a = safeProbe(f);
             if (a.available()) {
-                Backend b = CREATED.computeIfAbsent(f.name(), k -> f.create());
+                Backend b = shared(f);
                 if (AUTO_LOGGED.compareAndSet(false, true)) {
                     LOG.log(autoLogLevel(f.name(), skipped), autoLogMessage(f.name(), skipped));
                 }

@@ -4,12 +4,20 @@ import dev.rslora.backend.cpu.CpuBackendFactory;
 import dev.rslora.backend.reference.ReferenceBackendFactory;
 import org.junit.jupiter.api.Test;
 
+import dev.rslora.core.LoraConfig;
+import dev.rslora.core.LoraLinear;
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+
+import java.lang.foreign.Arena;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The provider in rslora-core alone: reference and cpu come from META-INF/services, cuda is absent and says so. */
 class BackendsTest {
@@ -56,6 +64,34 @@ class BackendsTest {
             } else {
                 System.setProperty(Backends.PROPERTY, before);
             }
+        }
+    }
+
+    /**
+     * A caller that closes what it was given (the cpu backend is AutoCloseable) closes the JVM's shared instance: its
+     * layers are refused from then on, but the next get() creates a new instance instead of handing out the closed one
+     * ("this cpu backend is closed" for every later caller in the JVM, before).
+     */
+    @Test
+    void aClosedSharedInstanceIsReplacedByTheNextGet() throws Exception {
+        Backend first = Backends.get("cpu");
+        try (Arena arena = Arena.ofShared()) {
+            Tensor w = Tensor.allocate(arena, DType.F32, 4, 3);
+            Tensor x = Tensor.allocate(arena, DType.F32, 2, 3);
+            try (LoraLinear old = LoraLinear.create(w, null, LoraConfig.rslora(2, 2), first)) {
+                ((AutoCloseable) first).close();
+                assertTrue(first.isClosed());
+                IllegalStateException e = assertThrows(IllegalStateException.class, () -> old.forward(arena, x));
+                assertTrue(e.getMessage().contains("closed"), e.getMessage());
+            }
+            Backend second = Backends.get("cpu");
+            assertNotSame(first, second);
+            assertFalse(second.isClosed());
+            assertEquals("cpu", Backends.get("auto").name());
+            try (LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(2, 2), second)) {
+                layer.forward(arena, x);
+            }
+            assertFalse(Backends.get("reference").isClosed(), "the reference holds nothing to close");
         }
     }
 }

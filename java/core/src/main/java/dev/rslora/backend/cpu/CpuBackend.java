@@ -57,7 +57,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
     private float[] mergeRows = new float[0];
     /** Whether passes may take the merged route ({@code -Drslora.cpu.mergedWeight=off}: never). */
     private final boolean mergedRoute = MergedWeight.enabledByProperty();
-    private boolean closed;
+    private volatile boolean closed;
 
     /** A backend with one worker per available processor. */
     public CpuBackend() {
@@ -353,6 +353,11 @@ public final class CpuBackend implements Backend, AutoCloseable {
         if (closed) {
             throw new IllegalStateException("this cpu backend is closed");
         }
+    }
+
+    @Override
+    public boolean isClosed() {
+        return closed;
     }
 
     /** Stops the worker threads and frees the packing buffers; the instance is unusable afterwards. */

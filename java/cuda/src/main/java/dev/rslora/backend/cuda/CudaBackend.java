@@ -349,7 +349,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
         return c;
     }
 
-    synchronized boolean isClosed() {
+    @Override
+    public synchronized boolean isClosed() {
         return closed;
     }
 
