@@ -21,6 +21,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * A LoRA adapter over a whole model, as PEFT's {@code get_peft_model(model, LoraConfig(...))}: a
@@ -42,7 +43,8 @@ import java.util.Set;
  * loads) and loaded back over the same weights ({@link #load}). Callers without off-heap code use
  * {@link #forward(String, float[][])} / {@link #backward(String, float[][])} and
  * {@link #wrapArrays} with {@code float[][]}; everyone else uses {@link #layer(String)} with
- * {@link Tensor}s. One thread at a time; {@link #close()} frees the layers and buffers.
+ * {@link Tensor}s. One thread at a time (checked for the heap-array forward and backward, as
+ * {@link LoraLinear} checks its calls: a concurrent one throws); {@link #close()} frees the layers and buffers.
  */
 public final class LoraModel implements AutoCloseable {
     private static final String WEIGHT = ".weight";
@@ -53,6 +55,8 @@ public final class LoraModel implements AutoCloseable {
     private final List<String> untargeted;
     private final Arena owned;                       // weights copied from heap arrays, or null
     private final Map<String, HeapBuffers> heap = new LinkedHashMap<>();
+    /** The thread inside a heap-array forward or backward (they share the buffers in {@link #heap}), or null. */
+    private final AtomicReference<Thread> user = new AtomicReference<>();
     private boolean closed;
 
     private LoraModel(PeftConfig config, Map<String, LoraLinear> layers, List<String> untargeted, Arena owned) {
@@ -437,8 +441,19 @@ public final class LoraModel implements AutoCloseable {
      *                                  new N the backend refuses, leaves the model as before the call; a refused
      *                                  forward of the module's current N drops its last forward (its X was
      *                                  overwritten), so backward(float[][]) asks for a new forward
+     * @throws IllegalStateException if another thread is in this model's forward or backward (nothing is touched then),
+     *                               or the model is closed
      */
     public float[][] forward(String path, float[][] x) {
+        enter();
+        try {
+            return heapForward(path, x);
+        } finally {
+            exit();
+        }
+    }
+
+    private float[][] heapForward(String path, float[][] x) {
         LoraLinear l = layer(path);
         if (x == null) {
             throw new IllegalArgumentException("module " + path + ": x is null (expected float[N][" + l.dIn() + "])");
@@ -487,10 +502,20 @@ public final class LoraModel implements AutoCloseable {
      * @param dy   the upstream gradient float[N][d_out], N as in that forward (copied)
      * @return dX as a new float[N][d_in]
      * @throws IllegalStateException if no heap-array forward of N rows ran on this module, or another forward
-     *                               of its layer ({@link #layer(String)}) or a merge()/unmerge() of it ran after it
+     *                               of its layer ({@link #layer(String)}) or a merge()/unmerge() of it ran after it,
+     *                               or another thread is in this model's forward or backward
      * @throws IllegalArgumentException if dy is null or has the wrong shape
      */
     public float[][] backward(String path, float[][] dy) {
+        enter();
+        try {
+            return heapBackward(path, dy);
+        } finally {
+            exit();
+        }
+    }
+
+    private float[][] heapBackward(String path, float[][] dy) {
         LoraLinear l = layer(path);
         if (dy == null) {
             throw new IllegalArgumentException("module " + path + ": dy is null (expected float[N][" + l.dOut() + "])");
@@ -588,6 +613,23 @@ public final class LoraModel implements AutoCloseable {
     public AdapterModule module(String path) {
         LoraLinear l = layer(path);
         return new AdapterModule(path, l.config(), l.loraA(), l.loraB());
+    }
+
+    /**
+     * Claims the heap-array buffers for this thread, before anything is copied into them: a second thread's forward
+     * would overwrite the X the first one's layer reads, and free those buffers when its layer refuses it.
+     */
+    private void enter() {
+        Thread me = Thread.currentThread();
+        if (!user.compareAndSet(null, me)) {
+            Thread other = user.get();
+            throw new IllegalStateException("LoraModel used by two threads at once (" + (other == null ? "another thread" : other.getName())
+                    + " and " + me.getName() + "): one thread at a time");
+        }
+    }
+
+    private void exit() {
+        user.set(null);
     }
 
     private void checkOpen() {

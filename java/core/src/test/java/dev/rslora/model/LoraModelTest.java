@@ -24,10 +24,13 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicReference;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -623,5 +626,71 @@ class LoraModelTest {
         assertEquals(1, prepared.size());
         assertEquals(List.of(true), closed, "the first layer is closed");
         assertFalse(prepared.get(0).weight().segment().scope().isAlive(), "the copied heap weights are freed");
+    }
+
+    /**
+     * Two threads on one model: the second heap forward of a module is refused before it copies its x over the buffer
+     * the first one's forward is reading. It was refused only by the layer, after the copy, and then freed that buffer:
+     * the first thread failed with the JDK's "Already closed", or returned a Y computed from the other thread's rows.
+     */
+    @Test
+    void aSecondThreadIsRefusedBeforeItTouchesTheFirstOnesBuffers() throws Exception {
+        AtomicReference<CountDownLatch[]> gate = new AtomicReference<>(new CountDownLatch[] {new CountDownLatch(1), new CountDownLatch(0)});
+        Backend slow = new ForwardingBackend() {
+            @Override
+            public Backend inner() {
+                return ref;
+            }
+
+            @Override
+            public void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
+                gate.get()[0].countDown();
+                try {
+                    gate.get()[1].await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                ref.forward(p, w, x, a, b, u, y);
+            }
+        };
+        SplittableRandom rng = new SplittableRandom(21);
+        Map<String, float[][]> weights = weights(rng, 8);
+        String q = "model.layers.0.self_attn.q_proj";
+        float[][] x1 = random(rng, 3, 8, 1);
+        float[][] x2 = random(rng, 3, 8, 1);
+        float[][] expected;
+        try (LoraModel model = LoraModel.wrapArrays(weights, config(0), ref, 5)) {
+            expected = model.forward(q, x1);
+        }
+        try (LoraModel model = LoraModel.wrapArrays(weights, config(0), slow, 5)) {
+            model.forward(q, x2);  // the module's buffers for 3 rows now exist: both threads' forwards use them
+            CountDownLatch inside = new CountDownLatch(1);
+            CountDownLatch release = new CountDownLatch(1);
+            gate.set(new CountDownLatch[] {inside, release});
+            AtomicReference<Object> first = new AtomicReference<>();
+            Thread t = new Thread(() -> {
+                try {
+                    first.set(model.forward(q, x1));
+                } catch (Throwable e) {
+                    first.set(e);
+                }
+            });
+            t.start();
+            inside.await();
+            IllegalStateException e = null;
+            try {
+                model.forward(q, x2);
+            } catch (IllegalStateException refused) {
+                e = refused;
+            } finally {
+                release.countDown();
+                t.join();
+            }
+            assertTrue(e != null && e.getMessage().contains("LoraModel used by two threads"), String.valueOf(e));
+            assertInstanceOf(float[][].class, first.get(), "the first thread's forward: " + first.get());
+            assertArrayEquals(expected, (float[][]) first.get());
+            float[][] dy = random(rng, 3, 8, 1);
+            model.backward(q, dy);  // the first forward is still the module's last
+        }
     }
 }
