@@ -6,6 +6,7 @@ import dev.rslora.core.LoraLinear;
 import dev.rslora.peft.AdapterModule;
 import dev.rslora.peft.AdapterSet;
 import dev.rslora.peft.BaseCheckpoint;
+import dev.rslora.peft.ModuleSelector;
 import dev.rslora.peft.PeftConfig;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
@@ -80,7 +81,8 @@ public final class LoraModel implements AutoCloseable {
      * @param backend the backend every layer runs on
      * @param seed    seeds A's initialisation (with each module's index) and the dropout streams
      * @return the model, in training mode with every adapter enabled
-     * @throws IllegalArgumentException when the config targets no 2-D weight, or uses fan_in_fan_out
+     * @throws IllegalArgumentException when the config targets no 2-D weight (PEFT's "all-linear" shorthand is not
+     *                                  resolved here: list the modules), or uses fan_in_fan_out
      */
     public static LoraModel wrap(Map<String, Tensor> weights, PeftConfig config, Backend backend, long seed) {
         return build(weights, config, backend, seed, null, null);
@@ -221,8 +223,12 @@ public final class LoraModel implements AutoCloseable {
             targeted = new ArrayList<>(linear.keySet());
             targeted.retainAll(loaded.modules().keySet());
         } else if (targeted.isEmpty()) {
-            throw new IllegalArgumentException("target_modules " + config.targetModules() + " matches none of the " + linear.size()
-                    + " 2-D weights (e.g. " + preview(new ArrayList<>(linear.keySet())) + ")");
+            ModuleSelector t = config.targetModules();
+            boolean allLinear = t != null && (t.isAllLinear() || t.nameList().stream().anyMatch(ModuleSelector.ALL_LINEAR::equalsIgnoreCase));
+            throw new IllegalArgumentException("target_modules " + t + (allLinear ? " is PEFT's \"all-linear\" shorthand, which PEFT resolves"
+                    + " from the model's layer classes and output layer; a LoraModel sees only weight names: list the modules to adapt"
+                    + " among the " : " matches none of the ") + linear.size() + " 2-D weights (e.g. "
+                    + preview(new ArrayList<>(linear.keySet())) + ")");
         }
         Map<String, LoraLinear> layers = new LinkedHashMap<>();
         try {

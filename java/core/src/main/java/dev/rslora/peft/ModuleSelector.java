@@ -47,7 +47,8 @@ public final class ModuleSelector {
     /**
      * A regex that must match the whole module path.
      *
-     * @param regex a Java regex; "all-linear" is PEFT's shorthand for every linear module
+     * @param regex a Java regex; "all-linear" is PEFT's shorthand for every linear module but the output layer,
+     *              which PEFT resolves from the model's layer classes ({@link #matches} does not interpret it)
      * @return the regex selector
      * @throws IllegalArgumentException when the regex does not compile (the message says why)
      */

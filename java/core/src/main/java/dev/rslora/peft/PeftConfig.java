@@ -151,7 +151,9 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
         /**
          * target_modules as a list: a module matches a name exactly or as a suffix at a dot ({@link ModuleSelector#names}).
          *
-         * @param names module names, e.g. "q_proj", "v_proj"; "all-linear" for every linear module
+         * @param names module names, e.g. "q_proj", "v_proj" (PEFT's "all-linear" shorthand is the string form,
+         *              {@link #targetModulesRegex}; {@code LoraModel} and {@code AdapterSet.init} do not resolve it:
+         *              list the modules)
          * @return this builder
          */
         public Builder targetModules(String... names) {

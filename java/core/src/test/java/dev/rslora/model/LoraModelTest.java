@@ -693,4 +693,21 @@ class LoraModelTest {
             model.backward(q, dy);  // the first forward is still the module's last
         }
     }
+
+    /**
+     * PEFT's "all-linear" shorthand (the builder's javadoc offered it as a list name) is resolved by PEFT from the model's
+     * layer classes and output layer, which a model of named weights cannot see: refused with a message that says so and
+     * what to do, not only that it "matches none" of the weights.
+     */
+    @Test
+    void theAllLinearShorthandIsRefusedWithWhatToDoInstead() {
+        Map<String, float[][]> weights = weights(new SplittableRandom(3), 8);
+        for (PeftConfig c : List.of(PeftConfig.builder().targetModules("all-linear").build(),
+                PeftConfig.builder().targetModulesRegex("all-linear").build(),
+                PeftConfig.builder().targetModulesRegex("ALL-LINEAR").build())) {
+            String msg = assertThrows(IllegalArgumentException.class, () -> LoraModel.wrapArrays(weights, c, ref, 1)).getMessage();
+            assertTrue(msg.contains("shorthand") && msg.contains("list the modules") && msg.contains("model.layers.0.self_attn.q_proj"),
+                    msg);
+        }
+    }
 }
