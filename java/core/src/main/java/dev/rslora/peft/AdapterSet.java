@@ -131,14 +131,16 @@ public final class AdapterSet {
      * @return the set
      * @throws IllegalArgumentException naming the module when the config does not target a path
      *         (by the rules {@link #load} applies, {@link PeftConfig#admits}) or gives it another r,
-     *         α, scaling or lora_dropout than its layer has: such an adapter could be saved but
-     *         not loaded, or would load as a different adapter
+     *         α, scaling or lora_dropout than its layer has, also once its rank_pattern and
+     *         alpha_pattern keys are sorted as the saved file stores them: such an adapter could be
+     *         saved but not loaded, or would load as a different adapter
      */
     public static AdapterSet of(PeftConfig config, Map<String, LoraLinear> layers) {
         Map<String, AdapterModule> mods = new LinkedHashMap<>();
+        PeftConfig written = PeftConfigWriter.asWritten(config);
         for (Map.Entry<String, LoraLinear> e : layers.entrySet()) {
             String path = e.getKey();
-            requireAgreement(config, path, e.getValue().config());
+            requireAgreement(config, written, path, e.getValue().config());
             mods.put(path, new AdapterModule(path, e.getValue().config(), e.getValue().loraA(), e.getValue().loraB()));
         }
         return new AdapterSet(config, mods, Map.of());
@@ -147,9 +149,10 @@ public final class AdapterSet {
     /**
      * Refuses module {@code path} with hyper-parameters {@code lc} when a reader of {@code config}
      * would refuse it or rebuild it differently: not admitted by target_modules, or another r, α,
-     * scaling or dropout than the config gives the path.
+     * scaling or dropout than the config gives the path, or than {@code written} (the config as
+     * adapter_config.json stores it, pattern keys sorted) gives it.
      */
-    private static void requireAgreement(PeftConfig config, String path, LoraConfig lc) {
+    private static void requireAgreement(PeftConfig config, PeftConfig written, String path, LoraConfig lc) {
         if (!config.admits(path)) {
             throw new IllegalArgumentException("module " + path + " is not targeted by target_modules " + config.targetModules()
                     + (config.excludeModules() == null ? "" : " (exclude_modules " + config.excludeModules() + ")")
@@ -160,6 +163,16 @@ public final class AdapterSet {
             throw new IllegalArgumentException("layer " + path + " has r=" + lc.rank() + " alpha=" + lc.alpha() + " "
                     + lc.scaling() + " but the config gives r=" + config.rankOf(path) + " alpha=" + config.alphaOf(path)
                     + " " + config.scaling() + " for it");
+        }
+        if (written.rankOf(path) != lc.rank() || Double.compare(written.alphaOf(path), lc.alpha()) != 0) {
+            boolean rank = written.rankOf(path) != lc.rank();
+            PatternMap<?> patterns = rank ? config.rankPattern() : config.alphaPattern();
+            PatternMap<?> sorted = rank ? written.rankPattern() : written.alphaPattern();
+            throw new IllegalArgumentException("layer " + path + " has " + (rank ? "r=" + lc.rank() : "alpha=" + lc.alpha())
+                    + " from " + (rank ? "rank_pattern" : "alpha_pattern") + " key " + PeftConfigReader.quote(patterns.matchingKey(path))
+                    + ", but adapter_config.json stores the pattern keys sorted (as PEFT does) and a reader takes the first match, "
+                    + PeftConfigReader.quote(sorted.matchingKey(path)) + " -> " + (rank ? written.rankOf(path) : written.alphaOf(path))
+                    + ": make the keys match exclusively (e.g. anchor them with ^) so their order does not matter");
         }
         if (Double.compare(lc.dropout(), config.loraDropout()) != 0) {
             throw new IllegalArgumentException("layer " + path + " has dropout " + lc.dropout() + " but the config gives lora_dropout="
@@ -303,7 +316,8 @@ public final class AdapterSet {
      * <p>Nothing is written for a set that {@link #load} would refuse or read back differently
      * (IllegalArgumentException naming the module or tensor): every module must be admitted by
      * the config's target_modules and have the r, α, scaling and lora_dropout the config gives
-     * its path; an extra tensor must not be named like a LoRA tensor.
+     * its path, also with the rank_pattern / alpha_pattern keys sorted as the file stores them;
+     * an extra tensor must not be named like a LoRA tensor.
      *
      * @param dir   the adapter folder to write (created if absent)
      * @param dtype the dtype of every saved tensor (F32, BF16 or F16; narrowing rounds to nearest even)
@@ -320,8 +334,9 @@ public final class AdapterSet {
 
     /** The checks of {@link #save}: what this set writes, {@link #load} reads back as the same set. */
     void validateForSave() {
+        PeftConfig written = PeftConfigWriter.asWritten(config);
         for (AdapterModule m : modules.values()) {
-            requireAgreement(config, m.path(), m.config());
+            requireAgreement(config, written, m.path(), m.config());
         }
         for (String name : extras.keySet()) {
             if (name.endsWith(A_SUFFIX) || name.endsWith(B_SUFFIX) || name.endsWith(B_BIAS_SUFFIX)

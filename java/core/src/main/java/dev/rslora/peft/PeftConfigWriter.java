@@ -21,7 +21,8 @@ public final class PeftConfigWriter {
      * The JSON text (no trailing newline, as PEFT).
      *
      * @param c the config
-     * @return adapter_config.json's text, which {@link PeftConfigReader#parse} reads back as an equal config
+     * @return adapter_config.json's text, which {@link PeftConfigReader#parse} reads back as
+     *         {@link #asWritten asWritten(c)}: equal to c when its pattern keys are already sorted
      */
 
     public static String toJson(PeftConfig c) {
@@ -56,6 +57,25 @@ public final class PeftConfigWriter {
             m.put("layers_pattern", c.layersPattern());
         }
         return PythonJson.dumps(m);
+    }
+
+    /**
+     * The config a reader of {@link #toJson toJson(c)} gets: c with its rank_pattern and alpha_pattern
+     * keys in sorted (code point) order, as PEFT's {@code sort_keys=True} writes them. When the
+     * first matching key of a module depends on the order, this config can give a module another r
+     * or α than c.
+     *
+     * @param c the config
+     * @return c with both pattern maps sorted by key
+     */
+    static PeftConfig asWritten(PeftConfig c) {
+        return c.withPatterns(sorted(c.rankPattern()), sorted(c.alphaPattern()));
+    }
+
+    private static <V> PatternMap<V> sorted(PatternMap<V> p) {
+        Map<String, V> m = new java.util.TreeMap<>(PythonJson::compareCodePoints);
+        m.putAll(p.entries());
+        return PatternMap.of(m);
     }
 
     /** An integral value as an int (8, not 8.0), else the double. */

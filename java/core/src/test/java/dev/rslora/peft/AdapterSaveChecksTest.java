@@ -150,6 +150,59 @@ class AdapterSaveChecksTest {
         }
     }
 
+    /**
+     * adapter_config.json stores rank_pattern / alpha_pattern with sorted keys (as PEFT does) and a
+     * reader takes the first matching key in file order: a config whose in-memory order decides
+     * another r or α than the sorted order would save an adapter that load refuses (rank) or reads
+     * back with another γ (alpha, silently), so save refuses it.
+     */
+    @Test
+    void patternKeysWhoseSortedOrderGivesAnotherRankOrAlphaAreRefusedAtSaveTime() throws Exception {
+        try (Arena arena = Arena.ofShared()) {
+            List<String> paths = List.of("model.layers.0.q_proj", "model.layers.1.q_proj");
+            Map<String, Double> alphas = new LinkedHashMap<>();
+            alphas.put("q_proj", 16.0);            // first in memory: every q_proj has α 16
+            alphas.put("layers.0.q_proj", 32.0);   // first once sorted ("l" < "q"): layer 0 would read α 32
+            PeftConfig byAlpha = PeftConfig.builder().targetModules("q_proj").r(4).loraAlpha(8).useRslora(true)
+                    .alphaPattern(alphas).build();
+            Map<String, LoraLinear> ls = layers(arena, byAlpha, paths, new SplittableRandom(0xe55L));
+            assertEquals(16.0, ls.get("model.layers.0.q_proj").config().alpha());
+            String msg = assertThrows(IllegalArgumentException.class, () -> AdapterSet.of(byAlpha, ls)).getMessage();
+            assertTrue(msg.contains("model.layers.0.q_proj") && msg.contains("alpha=16.0") && msg.contains("\"layers.0.q_proj\" -> 32.0")
+                    && msg.contains("sorted"), msg);
+            Map<String, AdapterModule> mods = new LinkedHashMap<>();
+            ls.forEach((p, l) -> mods.put(p, new AdapterModule(p, l.config(), l.loraA(), l.loraB())));
+            Path out = dir.resolve("alpha");
+            msg = assertThrows(IllegalArgumentException.class, () -> new AdapterSet(byAlpha, mods, Map.of()).save(out, DType.F32))
+                    .getMessage();
+            assertTrue(msg.contains("model.layers.0.q_proj"), msg);
+            assertFalse(Files.exists(out), "nothing written");
+            closeAll(ls);
+
+            Map<String, Integer> ranks = new LinkedHashMap<>();
+            ranks.put("q_proj", 4);
+            ranks.put("layers.0.q_proj", 2);
+            PeftConfig byRank = PeftConfig.builder().targetModules("q_proj").r(8).loraAlpha(8).useRslora(true).rankPattern(ranks).build();
+            Map<String, LoraLinear> lr = layers(arena, byRank, paths, new SplittableRandom(0xe56L));
+            msg = assertThrows(IllegalArgumentException.class, () -> AdapterSet.of(byRank, lr)).getMessage();
+            assertTrue(msg.contains("model.layers.0.q_proj") && msg.contains("r=4") && msg.contains("\"layers.0.q_proj\" -> 2"), msg);
+            closeAll(lr);
+
+            // keys whose order does not matter save and load back with the same r and α
+            Map<String, Double> exclusive = new LinkedHashMap<>();
+            exclusive.put("layers\\.1\\.q_proj", 16.0);
+            exclusive.put("layers.0.q_proj", 32.0);
+            PeftConfig ok = byAlpha.withPatterns(PatternMap.empty(), PatternMap.of(exclusive));
+            Map<String, LoraLinear> lo = layers(arena, ok, paths, new SplittableRandom(0xe57L));
+            AdapterSet.of(ok, lo).save(dir.resolve("ok"), DType.F32);
+            AdapterSet back = AdapterSet.load(dir.resolve("ok"), arena);
+            for (String p : paths) {
+                assertEquals(lo.get(p).config().gamma(), back.module(p).gamma(), p);
+            }
+            closeAll(lo);
+        }
+    }
+
     @Test
     void anExtraTensorNamedLikeALoraTensorIsRefused() {
         try (Arena arena = Arena.ofShared()) {
