@@ -29,8 +29,8 @@ import java.util.regex.PatternSyntaxException;
  * @param loraDropout         dropout probability on the adapter input, in [0, 1)
  * @param targetModules       which modules carry an adapter, or null when the file does not say
  * @param excludeModules      modules never adapted, or null
- * @param layersToTransform   layer indices to adapt (list-form target_modules only), or null
- * @param layersPattern       names of the layer lists for layersToTransform, or null
+ * @param layersToTransform   layer indices to adapt (list-form target_modules only: refused with a regex), or null
+ * @param layersPattern       names of the layer lists for layersToTransform (refused with a regex), or null
  * @param rankPattern         per-module ranks (first matching key in file order)
  * @param alphaPattern        per-module alphas (first matching key in file order)
  * @param bias                "none", "all" or "lora_only" (trained base biases travel as extra tensors)
@@ -53,7 +53,11 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
     /** init_lora_weights strings that only initialise A and B (the base weights are untouched). */
     public static final Set<String> PLAIN_INITS = Set.of("gaussian", "eva", "orthogonal");
 
-    /** Checks the values (IllegalArgumentException naming the field) and fills PEFT's defaults for nulls. */
+    /**
+     * Checks the values (IllegalArgumentException naming the field) and fills PEFT's defaults for
+     * nulls. As PEFT's LoraConfig, refuses layers_to_transform or layers_pattern with a regex
+     * (string) target_modules, which they could not filter.
+     */
     public PeftConfig {
         if (r < 1) {
             throw new IllegalArgumentException("r must be an integer >= 1, got r=" + r);
@@ -89,6 +93,12 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
         }
         layersToTransform = layersToTransform == null ? null : List.copyOf(layersToTransform);
         layersPattern = layersPattern == null ? null : List.copyOf(layersPattern);
+        if (targetModules != null && targetModules.isRegex() && (layersToTransform != null || layersPattern != null)) {
+            // PEFT's LoraConfig raises the same ValueError: a regex would silently ignore the layer filter
+            throw new IllegalArgumentException((layersToTransform != null ? "layers_to_transform=" + layersToTransform
+                    : "layers_pattern=" + layersPattern) + " cannot be used when target_modules is a string (the regex "
+                    + targetModules + " selects modules by itself); put the layer indices in the regex or make target_modules a list");
+        }
         for (String p : layersPattern == null ? List.<String>of() : layersPattern) {
             try {
                 Pattern.compile(layerRegex(p));

@@ -34,6 +34,8 @@ import java.util.Map;
  *   <li>{@code init_lora_weights} "pissa…", "olora", "corda" or "loftq": they rewrite the base
  *       weights, so the adapter only fits the modified base (PEFT can convert such an adapter to
  *       plain LoRA when saving it).</li>
+ *   <li>{@code layers_to_transform} or {@code layers_pattern} with a string (regex)
+ *       {@code target_modules}, as PEFT's LoraConfig refuses them.</li>
  * </ul>
  * {@code lora_bias: true} is accepted here; {@link AdapterSet#load} refuses its bias tensors when
  * any is non-zero. {@code eva_config} (an initialisation recipe) is accepted.

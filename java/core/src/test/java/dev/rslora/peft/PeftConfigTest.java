@@ -155,6 +155,12 @@ class PeftConfigTest {
                 {"{\"peft_type\":\"LORA\",\"lora_dropout\":1.0}", "lora_dropout"},
                 {"{\"peft_type\":\"LORA\",\"layers_pattern\":\"lay(ers\",\"layers_to_transform\":[0]}", "layers_pattern", "lay(ers"},
                 {"{\"peft_type\":\"LORA\",\"layers_pattern\":[\"h\",\"[x\"]}", "layers_pattern", "[x", "not a valid regex"},
+                // PEFT's LoraConfig raises ValueError: a regex target cannot be filtered by layer
+                {"{\"peft_type\":\"LORA\",\"target_modules\":\".*q_proj\",\"layers_to_transform\":[0]}", "layers_to_transform=[0]",
+                        "target_modules is a string"},
+                {"{\"peft_type\":\"LORA\",\"target_modules\":\".*q_proj\",\"layers_to_transform\":[]}", "layers_to_transform=[]"},
+                {"{\"peft_type\":\"LORA\",\"target_modules\":\".*q_proj\",\"layers_pattern\":\"layers\"}", "layers_pattern=[layers]",
+                        "target_modules is a string"},
                 {"{\"peft_type\":\"LORA\",", "not valid JSON"},
                 {"[1]", "JSON object"},
         };
