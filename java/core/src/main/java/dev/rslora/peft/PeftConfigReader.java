@@ -34,6 +34,8 @@ import java.util.Map;
  *   <li>{@code init_lora_weights} "pissa…", "olora", "corda" or "loftq": they rewrite the base
  *       weights, so the adapter only fits the modified base (PEFT can convert such an adapter to
  *       plain LoRA when saving it).</li>
+ *   <li>an explicit {@code null} in {@code r}, {@code lora_alpha} or {@code lora_dropout} (PEFT
+ *       fails on it; a missing key takes the default);</li>
  *   <li>{@code layers_to_transform} or {@code layers_pattern} with a string (regex)
  *       {@code target_modules}, as PEFT's LoraConfig refuses them.</li>
  * </ul>
@@ -148,6 +150,9 @@ public final class PeftConfigReader {
             throw error("peft_type", "is " + type + "; only \"LORA\" adapters are supported");
         }
         refuseVariants();
+        refuseNull("r");
+        refuseNull("lora_alpha");
+        refuseNull("lora_dropout");
         int r = integer("r", 8);
         double alpha = number("lora_alpha", 8);
         boolean rslora = bool("use_rslora", false);
@@ -208,6 +213,17 @@ public final class PeftConfigReader {
                     + "path_initial_model_for_weight_conversion)");
         }
         throw error("init_lora_weights", "is " + quote(s) + ", which is not a known initialisation");
+    }
+
+    /**
+     * Refuses an explicit null in a field PEFT computes with: PEFT fails on it (None ≤ 0, α / None),
+     * so no γ or dropout is right for it, and taking the default would be a guess.
+     */
+    private void refuseNull(String field) throws PeftFormatException {
+        JsonNode v = root.get(field);
+        if (v != null && v.isNull()) {
+            throw error(field, "is null; PEFT cannot build a layer from it (leave the key out to get PEFT's default)");
+        }
     }
 
     private int integer(String field, int dflt) throws PeftFormatException {

@@ -155,6 +155,10 @@ class PeftConfigTest {
                 {"{\"peft_type\":\"LORA\",\"lora_dropout\":1.0}", "lora_dropout"},
                 {"{\"peft_type\":\"LORA\",\"layers_pattern\":\"lay(ers\",\"layers_to_transform\":[0]}", "layers_pattern", "lay(ers"},
                 {"{\"peft_type\":\"LORA\",\"layers_pattern\":[\"h\",\"[x\"]}", "layers_pattern", "[x", "not a valid regex"},
+                // PEFT fails on None in these (None <= 0, alpha / None): no default is right for them
+                {"{\"peft_type\":\"LORA\",\"r\":4,\"lora_alpha\":null,\"use_rslora\":true}", "\"lora_alpha\"", "null"},
+                {"{\"peft_type\":\"LORA\",\"r\":null,\"lora_alpha\":16}", "\"r\"", "null"},
+                {"{\"peft_type\":\"LORA\",\"lora_dropout\":null}", "\"lora_dropout\"", "null"},
                 // PEFT's LoraConfig raises ValueError: a regex target cannot be filtered by layer
                 {"{\"peft_type\":\"LORA\",\"target_modules\":\".*q_proj\",\"layers_to_transform\":[0]}", "layers_to_transform=[0]",
                         "target_modules is a string"},
