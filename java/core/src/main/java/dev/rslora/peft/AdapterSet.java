@@ -105,6 +105,11 @@ public final class AdapterSet {
             initA(a, init, new SplittableRandom(seed ^ (0x9E3779B97F4A7C15L * (path.hashCode() + 0x632BE5ABL))));
             mods.put(path, new AdapterModule(path, lc, a, b));
         }
+        if (mods.isEmpty() && config.targetModules() != null && config.targetModules().isAllLinear()) {
+            throw new PeftFormatException("target_modules \"all-linear\" is resolved by PEFT from the model's layer types, which "
+                    + base.path() + " does not record (a 2-D weight may be an embedding or the output layer): list the module names,"
+                    + " e.g. " + preview(base.linearModules()));
+        }
         if (mods.isEmpty()) {
             throw new PeftFormatException("target_modules " + config.targetModules() + " matches no 2-D weight of " + base.path()
                     + " (" + base.linearModules().size() + " candidate modules, e.g. " + preview(base.linearModules()) + ")");

@@ -160,14 +160,19 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
 
         /**
          * target_modules as a list: a module matches a name exactly or as a suffix at a dot ({@link ModuleSelector#names}).
+         * The single name "all-linear" is PEFT's shorthand for every linear module but the output layer and is kept as
+         * the string {@code "all-linear"} (PEFT only expands the string form; in a list it would be
+         * a module name): PEFT resolves it against the model when it loads the adapter, so
+         * {@link AdapterSet#of} and {@link AdapterSet#load} accept any module, while
+         * {@link AdapterSet#init}, which sees only a checkpoint, cannot resolve it.
          *
-         * @param names module names, e.g. "q_proj", "v_proj" (PEFT's "all-linear" shorthand is the string form,
-         *              {@link #targetModulesRegex}; {@code LoraModel} and {@code AdapterSet.init} do not resolve it:
-         *              list the modules)
+         * @param names module names, e.g. "q_proj", "v_proj"; or just "all-linear" (kept as PEFT's string shorthand, which
+         *              {@code LoraModel} and {@code AdapterSet.init} do not resolve: they need the modules listed)
          * @return this builder
          */
         public Builder targetModules(String... names) {
-            this.targetModules = ModuleSelector.names(List.of(names));
+            this.targetModules = names.length == 1 && ModuleSelector.ALL_LINEAR.equalsIgnoreCase(names[0])
+                    ? ModuleSelector.regex(names[0]) : ModuleSelector.names(List.of(names));
             return this;
         }
 

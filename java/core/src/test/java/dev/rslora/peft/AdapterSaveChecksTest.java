@@ -203,6 +203,28 @@ class AdapterSaveChecksTest {
         }
     }
 
+    /** The builder's "all-linear" is PEFT's string shorthand (a list holding it would name a module "all-linear"). */
+    @Test
+    void theBuildersAllLinearIsPeftsShorthandAndSavesAndLoads() throws Exception {
+        try (Arena arena = Arena.ofShared()) {
+            PeftConfig config = PeftConfig.builder().targetModules("all-linear").r(2).loraAlpha(4).useRslora(true).build();
+            assertTrue(config.targetModules().isAllLinear(), config.targetModules().toString());
+            Map<String, LoraLinear> ls = layers(arena, config, List.of("model.layers.0.q_proj", "model.layers.0.mlp.down_proj"),
+                    new SplittableRandom(0xf66L));
+            Path out = dir.resolve("all-linear");
+            AdapterSet.of(config, ls).save(out, DType.F32);
+            assertTrue(Files.readString(out.resolve(AdapterSet.CONFIG_FILE)).contains("\"target_modules\": \"all-linear\""));
+            assertEquals(ls.keySet(), AdapterSet.load(out, arena).modules().keySet());
+            closeAll(ls);
+            // a checkpoint does not say which 2-D weights are linear layers: init says so instead of "matches nothing"
+            Path ckpt = dir.resolve("base.safetensors");
+            new dev.rslora.io.SafetensorsWriter().add("model.layers.0.q_proj.weight", Tensor.allocate(arena, DType.F32, 8, 6)).write(ckpt);
+            String msg = assertThrows(PeftFormatException.class,
+                    () -> AdapterSet.init(BaseCheckpoint.open(ckpt, arena), config, 1, arena)).getMessage();
+            assertTrue(msg.contains("all-linear") && msg.contains("list the module names") && msg.contains("model.layers.0.q_proj"), msg);
+        }
+    }
+
     @Test
     void anExtraTensorNamedLikeALoraTensorIsRefused() {
         try (Arena arena = Arena.ofShared()) {
