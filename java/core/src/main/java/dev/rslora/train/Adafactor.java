@@ -49,7 +49,8 @@ public final class Adafactor implements Optimizer {
      *
      * @param params the parameters to update, in the order of the state (names unique, not empty)
      * @param config the hyper-parameters of the first step
-     * @throws IllegalArgumentException if params is empty, names a parameter twice, or two parameters share memory
+     * @throws IllegalArgumentException if params is empty, names a parameter twice, has a read-only value, or two
+     *                                  parameters share memory
      */
     public Adafactor(List<Parameter> params, AdafactorConfig config) {
         this(params, config, true);
@@ -62,7 +63,8 @@ public final class Adafactor implements Optimizer {
      * @param params        the parameters to update, in the order of the state (not empty)
      * @param config        the hyper-parameters of the first step
      * @param masterWeights whether BF16/F16 parameters get an fp32 master copy (F32 ones never need one)
-     * @throws IllegalArgumentException if params is empty, names a parameter twice, or two parameters share memory
+     * @throws IllegalArgumentException if params is empty, names a parameter twice, has a read-only value, or two
+     *                                  parameters share memory
      */
     public Adafactor(List<Parameter> params, AdafactorConfig config, boolean masterWeights) {
         this.config = Objects.requireNonNull(config, "config");

@@ -52,8 +52,8 @@ public final class GradClip {
      *                own memory (a tensor listed twice would be counted twice and scaled twice)
      * @param maxNorm the largest global norm to keep (finite, &gt; 0)
      * @return the global norm before clipping
-     * @throws IllegalArgumentException if maxNorm is not finite and &gt; 0, grads or one of them is null,
-     *                                  or two of them share memory (nothing is scaled then)
+     * @throws IllegalArgumentException if maxNorm is not finite and &gt; 0, grads or one of them is null
+     *                                  or read-only, or two of them share memory (nothing is scaled then)
      */
 
     public static double clipGlobalNorm(Collection<Tensor> grads, double maxNorm) {
@@ -61,6 +61,12 @@ public final class GradClip {
             throw new IllegalArgumentException("maxNorm must be finite and > 0, got maxNorm=" + maxNorm);
         }
         Tensor[] all = checked(grads);
+        for (int i = 0; i < all.length; i++) {
+            if (all[i].isReadOnly()) {
+                // checked before any scaling: a partial clip would leave the gradients inconsistent
+                throw new IllegalArgumentException("grads[" + i + "] " + all[i] + " is read-only and cannot be scaled in place");
+            }
+        }
         double total = norm(all);
         double coef = Math.min(maxNorm / (total + EPS), 1.0);
         if (!(coef == 1.0)) { // also NaN: PyTorch multiplies by the NaN coefficient

@@ -28,8 +28,8 @@ final class OptimizerParams implements AutoCloseable {
     private boolean closed;
 
     /**
-     * Checks {@code params} (not empty; per parameter in order: its name unused so far, then
-     * {@code check}) and then allocates the arena and the masters.
+     * Checks {@code params} (not empty; per parameter in order: its name unused so far, its value
+     * writable, then {@code check}) and then allocates the arena and the masters.
      *
      * @param optimizer     the optimizer's name for the error message, e.g. "AdamW"
      * @param params        the parameters, in the order of the state
@@ -44,6 +44,12 @@ final class OptimizerParams implements AutoCloseable {
         for (Parameter p : params) {
             if (!names.add(p.name())) {
                 throw new IllegalArgumentException("duplicate parameter name '" + p.name() + "'");
+            }
+            if (p.value().isReadOnly()) {
+                // else step() would fail on it midway, after updating the parameters before it
+                throw new IllegalArgumentException("parameter '" + p.name() + "': its value " + p.value().shapeString()
+                        + " is read-only (e.g. a view of a memory-mapped adapter file) and " + optimizer
+                        + " updates values in place; train a writable copy");
             }
             check.accept(p);
         }

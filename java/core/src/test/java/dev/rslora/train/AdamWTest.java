@@ -17,6 +17,7 @@ import java.util.List;
 import java.util.SplittableRandom;
 import java.util.stream.Stream;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -260,6 +261,26 @@ class AdamWTest {
                     () -> new AdamW(List.of(new Parameter("a", v, g1), new Parameter("b", w, g1)), c));
             assertTrue(e.getMessage().contains("grad shares memory with the grad of parameter 'a'"), e.getMessage());
             new AdamW(List.of(new Parameter("a", v, g1), new Parameter("b", w, g2)), c).close();
+        }
+    }
+
+    /**
+     * A read-only value (e.g. a view of a memory-mapped adapter file) used to be accepted: step()
+     * then updated the parameters before it, counted the step and failed with the JDK's "Attempt to
+     * write a read-only segment", which names no parameter.
+     */
+    @Test
+    void aReadOnlyParameterValueIsRefusedAtConstruction() {
+        try (Arena arena = Arena.ofShared()) {
+            Tensor a = Tensor.of(arena, DType.F32, new float[] {1, 2, 3, 4}, 2, 2);
+            Tensor mapped = Tensor.wrap(Tensor.of(arena, DType.F32, new float[] {1, 2, 3, 4}, 2, 2).readOnlySegment(), DType.F32, 2, 2);
+            List<Parameter> ps = List.of(new Parameter("a", a, Tensor.allocate(arena, DType.F32, 2, 2)),
+                    new Parameter("b", mapped, Tensor.allocate(arena, DType.F32, 2, 2)));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new AdamW(ps, AdamWConfig.torchDefaults()));
+            assertTrue(e.getMessage().contains("parameter 'b'") && e.getMessage().contains("read-only"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> new Adafactor(ps, dev.rslora.optim.AdafactorConfig.trainer(1e-3)));
+            assertTrue(e.getMessage().contains("parameter 'b'") && e.getMessage().contains("read-only"), e.getMessage());
+            assertArrayEquals(new float[] {1, 2, 3, 4}, a.toFloatArray(), "nothing updated");
         }
     }
 

@@ -108,6 +108,19 @@ class GradClipTest {
         }
     }
 
+    /** A read-only gradient used to fail midway, after the gradients before it were scaled. */
+    @Test
+    void aReadOnlyGradientIsRefusedBeforeAnythingIsScaled() {
+        try (Arena arena = Arena.ofShared()) {
+            Tensor g = Tensor.of(arena, DType.F32, new float[] {3f, 4f}, 2);
+            Tensor ro = Tensor.wrap(Tensor.of(arena, DType.F32, new float[] {30f, 40f}, 2).readOnlySegment(), DType.F32, 2);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> GradClip.clipGlobalNorm(List.of(g, ro), 1.0));
+            assertTrue(e.getMessage().startsWith("grads[1]") && e.getMessage().contains("read-only"), e.getMessage());
+            assertArrayEquals(new float[] {3f, 4f}, g.toFloatArray(), "nothing scaled");
+            assertEquals(Math.sqrt(2525), GradClip.globalNorm(List.of(g, ro)), 1e-9, "reading the norm needs no write");
+        }
+    }
+
     /**
      * Of several clashes, the message names the first in list order (the smallest later index, then
      * the smallest earlier one), not the one at the lowest address: the same list gives the same
