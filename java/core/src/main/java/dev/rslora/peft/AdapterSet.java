@@ -254,6 +254,14 @@ public final class AdapterSet {
             } else if (rest.contains("lora_magnitude_vector")) {
                 throw new PeftFormatException(src + ": tensor " + PeftConfigReader.quote(key)
                         + " is a DoRA magnitude (use_dora); DoRA adapters are not supported");
+            } else if (rest.matches("([^.]+\\.)+lora_[AB]\\.[^.]+\\.weight")) {
+                // model.state_dict() names, e.g. q_proj.lora_A.default.weight: PEFT's save_pretrained drops the adapter name
+                String name = rest.substring(0, rest.length() - ".weight".length());
+                name = name.substring(name.lastIndexOf('.') + 1);
+                throw new PeftFormatException(src + ": tensor " + PeftConfigReader.quote(key) + " carries the adapter name \""
+                        + name + "\" (a name of PEFT's in-memory parameters, from model.state_dict()); an adapter file as"
+                        + " save_pretrained writes it has none: expected " + PREFIX + "<module path>" + A_SUFFIX + " (or " + B_SUFFIX
+                        + ")");
             } else if (rest.matches(".*(^|\\.)lora_[^.]*(\\..*)?$")) {
                 throw new PeftFormatException(src + ": tensor " + PeftConfigReader.quote(key)
                         + " is not a lora_A.weight / lora_B.weight of a linear layer; this kind of LoRA tensor is not supported");

@@ -292,6 +292,11 @@ class AdapterSetTest {
         Map<String, long[]> embedding = new LinkedHashMap<>(ok);
         embedding.put("base_model.model.embed.lora_embedding_A", new long[] {2, 10});
         assertMentions(refused(adapter("embedding", "", embedding)), "lora_embedding_A", "not supported");
+        // keys of model.state_dict() keep the adapter name; the message said "not a lora_A.weight / lora_B.weight"
+        Map<String, long[]> named = new LinkedHashMap<>();
+        named.put("base_model.model.m.q_proj.lora_A.default.weight", new long[] {2, 6});
+        named.put("base_model.model.m.q_proj.lora_B.default.weight", new long[] {5, 2});
+        assertMentions(refused(adapter("named", "", named)), "lora_A.default.weight", "adapter name \"default\"", "save_pretrained");
         Map<String, long[]> bias = new LinkedHashMap<>(ok);
         bias.put("base_model.model.m.q_proj.lora_B.bias", new long[] {5});
         assertMentions(refused(adapter("bias", ",\"lora_bias\":true", bias)), "lora_B.bias", "lora_bias");
