@@ -585,9 +585,15 @@ public final class LoraLinear implements AutoCloseable {
      * Training mode applies dropout; eval mode does not.
      *
      * @param on true for training mode, false for eval mode
+     * @throws IllegalStateException if the layer is closed, or used by another thread at the same time
      */
     public void train(boolean on) {
-        this.training = on;
+        enter();
+        try {
+            this.training = on;
+        } finally {
+            exit();
+        }
     }
 
     /**
@@ -614,16 +620,19 @@ public final class LoraLinear implements AutoCloseable {
      * base weight then holds the adapter; unmerge first).
      *
      * @param on true to add the adapter term, false for the base layer alone
-     * @throws IllegalStateException if the layer is closed, or disabling while merged
+     * @throws IllegalStateException if the layer is closed or used by another thread at the same time, or disabling
+     *                               while merged
      */
     public void setAdapterEnabled(boolean on) {
-        if (closed) {
-            throw new IllegalStateException("layer is closed");
+        enter();
+        try {
+            if (!on && merged) {
+                throw new IllegalStateException("the adapter is merged into W: unmerge() before disabling it");
+            }
+            this.adapterEnabled = on;
+        } finally {
+            exit();
         }
-        if (!on && merged) {
-            throw new IllegalStateException("the adapter is merged into W: unmerge() before disabling it");
-        }
-        this.adapterEnabled = on;
     }
 
     /**
@@ -660,9 +669,16 @@ public final class LoraLinear implements AutoCloseable {
      * Sets whether backward assigns (default) or accumulates dA and dB.
      *
      * @param mode ASSIGN, or ACCUMULATE for gradient accumulation over micro-batches (not null)
+     * @throws IllegalStateException if the layer is closed, or used by another thread at the same time
      */
     public void setGradMode(GradMode mode) {
-        this.gradMode = java.util.Objects.requireNonNull(mode, "mode");
+        Objects.requireNonNull(mode, "mode");
+        enter();
+        try {
+            this.gradMode = mode;
+        } finally {
+            exit();
+        }
     }
 
     /**
@@ -675,13 +691,23 @@ public final class LoraLinear implements AutoCloseable {
     }
 
     /**
-     * Sets the dropout step of the next training forward (to resume a run reproducibly).
+     * Sets the dropout step of the next training forward (to resume a run reproducibly; a whole model's
+     * steps are saved and restored by {@code LoraModel.saveDropoutSteps} / {@code loadDropoutSteps}).
      *
-     * @param step the step a saved run had reached ({@link #step()})
+     * @param step the step a saved run had reached ({@link #step()}), ≥ 0
+     * @throws IllegalArgumentException if step is negative
+     * @throws IllegalStateException if the layer is closed, or used by another thread at the same time
      */
-
     public void setStep(long step) {
-        this.nextStep = step;
+        if (step < 0) {
+            throw new IllegalArgumentException("dropout step " + step + " is negative (a layer starts at 0 and counts up)");
+        }
+        enter();
+        try {
+            this.nextStep = step;
+        } finally {
+            exit();
+        }
     }
 
     @Override

@@ -15,6 +15,7 @@ import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
 import java.util.Arrays;
+import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicReference;
@@ -422,6 +423,42 @@ class LoraLinearTest {
             layer.close();
             IllegalStateException e = assertThrows(IllegalStateException.class, layer::zeroGrad);
             assertEquals("layer is closed", e.getMessage());
+        }
+    }
+
+    /**
+     * train(boolean), setStep and setGradMode of a closed layer were accepted silently (a trainer that closed a
+     * layer too early got no error until its next forward); every setter now refuses as the other methods do,
+     * and the state the getters report stays that of the closed layer.
+     */
+    @Test
+    void everySetterOfAClosedLayerSaysTheLayerIsClosed() {
+        try (Arena arena = Arena.ofShared()) {
+            LoraLinear layer = LoraLinear.create(Tensor.allocate(arena, DType.F32, 3, 2), null,
+                    LoraConfig.rslora(1, 1).withDropout(0.1), ref);
+            layer.setStep(7);
+            layer.close();
+            List<Runnable> setters = List.of(() -> layer.train(false), () -> layer.setStep(3),
+                    () -> layer.setGradMode(GradMode.ACCUMULATE), () -> layer.setAdapterEnabled(false), layer::disableAdapter,
+                    layer::merge, layer::unmerge);
+            for (Runnable setter : setters) {
+                IllegalStateException e = assertThrows(IllegalStateException.class, setter::run);
+                assertEquals("layer is closed", e.getMessage());
+            }
+            assertTrue(layer.isTraining());
+            assertEquals(7, layer.step());
+            assertEquals(GradMode.ASSIGN, layer.gradMode());
+            assertTrue(layer.isAdapterEnabled());
+        }
+    }
+
+    /** A negative dropout step is refused naming it (the mask counter takes a step a layer could have reached). */
+    @Test
+    void aNegativeDropoutStepIsRefused() {
+        try (Arena arena = Arena.ofShared();
+             LoraLinear layer = LoraLinear.create(Tensor.allocate(arena, DType.F32, 3, 2), null, LoraConfig.rslora(1, 1), ref)) {
+            refused("dropout step -1 is negative (a layer starts at 0 and counts up)", () -> layer.setStep(-1));
+            assertEquals(0, layer.step());
         }
     }
 
