@@ -100,7 +100,7 @@ public final class Adafactor implements Optimizer {
     /** Takes one Adafactor step (t ← t + 1) from the current gradients. */
     @Override
     public void step() {
-        params.checkOpen();
+        params.checkUsable();
         step++;
         AdafactorSpec.Step st = AdafactorSpec.step(config, step);
         for (int i = 0; i < slots.size(); i++) {
@@ -154,7 +154,7 @@ public final class Adafactor implements Optimizer {
      *                                  changed then)
      */
     public void restore(AdafactorState state) {
-        params.checkOpen();
+        params.checkUsable();
         List<AdafactorState.Entry> entries = state.entries();
         params.checkEntryCount(entries.size());
         if (state.config().usesFirstMoment() != config.usesFirstMoment()) {

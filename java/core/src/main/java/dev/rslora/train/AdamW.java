@@ -94,7 +94,7 @@ public final class AdamW implements Optimizer {
     /** Takes one AdamW step (t ← t + 1) from the current gradients. */
     @Override
     public void step() {
-        params.checkOpen();
+        params.checkUsable();
         step++;
         AdamWCoefficients c = AdamWCoefficients.of(config, step);
         for (int i = 0; i < slots.size(); i++) {
@@ -154,7 +154,7 @@ public final class AdamW implements Optimizer {
      *                                  changed then)
      */
     public void restore(AdamWState state) {
-        params.checkOpen();
+        params.checkUsable();
         List<AdamWState.Entry> entries = state.entries();
         params.checkEntryCount(entries.size());
         for (int i = 0; i < slots.size(); i++) {

@@ -8,7 +8,12 @@ import java.util.List;
  * {@link LrSchedule} can set before each step, and global gradient-norm clipping.
  */
 public interface Optimizer extends AutoCloseable {
-    /** Takes one step (t ← t + 1) from the current gradients. */
+    /**
+     * Takes one step (t ← t + 1) from the current gradients.
+     *
+     * @throws IllegalStateException if the optimizer is closed, or a parameter's memory was freed (its model closed
+     *                               first; the message names the parameter): nothing is updated then
+     */
     void step();
 
     /**

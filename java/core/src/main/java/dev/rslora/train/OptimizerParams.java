@@ -130,13 +130,13 @@ final class OptimizerParams implements AutoCloseable {
 
     /** The global 2-norm of all gradients (see {@link GradClip}). */
     double gradNorm() {
-        checkOpen();
+        checkUsable();
         return GradClip.globalNorm(grads());
     }
 
     /** Clips all gradients to global 2-norm {@code maxNorm} (see {@link GradClip}); returns the norm before clipping. */
     double clipGradNorm(double maxNorm) {
-        checkOpen();
+        checkUsable();
         return GradClip.clipGlobalNorm(grads(), maxNorm);
     }
 
@@ -150,7 +150,7 @@ final class OptimizerParams implements AutoCloseable {
 
     /** Re-reads every master copy from its 16-bit parameter (after the caller wrote new parameter values). */
     void reloadMasterWeights() {
-        checkOpen();
+        checkUsable();
         for (int i = 0; i < masters.length; i++) {
             if (masters[i] != null) {
                 masters[i].copyFrom(params.get(i).value());
@@ -221,6 +221,23 @@ final class OptimizerParams implements AutoCloseable {
     void checkOpen() {
         if (closed) {
             throw new IllegalStateException("optimizer is closed");
+        }
+    }
+
+    /**
+     * {@link #checkOpen()}, and refuses parameters whose memory was freed (the model or layer that owns them closed
+     * before the optimizer), naming the first such parameter, before anything reads or writes them: the JDK's own
+     * "Already closed" would come from deep inside an update, naming nothing, after earlier parameters had moved.
+     */
+    void checkUsable() {
+        checkOpen();
+        for (Parameter p : params) {
+            boolean value = p.value().readOnlySegment().scope().isAlive();
+            if (!value || !p.grad().readOnlySegment().scope().isAlive()) {
+                throw new IllegalStateException("parameter '" + p.name() + "': its " + (value ? "gradient" : "value")
+                        + " tensor's memory is freed (the model or layer that owns it was closed): close the optimizer "
+                        + "before the model, or build a new one over the new model's parameters");
+            }
         }
     }
 
