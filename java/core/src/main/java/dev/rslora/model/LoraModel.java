@@ -1,6 +1,7 @@
 package dev.rslora.model;
 
 import dev.rslora.backend.Backend;
+import dev.rslora.backend.GradMode;
 import dev.rslora.core.LoraConfig;
 import dev.rslora.core.LoraLinear;
 import dev.rslora.peft.AdapterModule;
@@ -38,13 +39,16 @@ import java.util.concurrent.atomic.AtomicReference;
  *   A(p) [r(p), d_in] initialised per init_lora_weights, B(p) [d_out, r(p)] = 0, F32
  * </pre>
  *
- * <p>Adapters can be switched off ({@link #setAdaptersEnabled}, {@link #disableAdapters()}: every
+ * <p>Model-wide switches, as PEFT's and PyTorch's: {@link #train(boolean)} (eval mode: no dropout),
+ * {@link #setGradMode} (assign or accumulate dA, dB), {@link #zeroGrad()}, {@link #merge()} / {@link #unmerge()}
+ * (PEFT's {@code merge_adapter()} / {@code unmerge_adapter()}); a switch that a layer refuses changes no layer.
+ * Adapters can be switched off ({@link #setAdaptersEnabled}, {@link #disableAdapters()}: every
  * layer is its base path {@code Y = X·Wᵀ + b} exactly, e.g. for DPO's reference log-probs),
  * saved as a PEFT folder ({@link #save}: validated before anything is written, so what is saved
  * loads) and loaded back over the same weights ({@link #load}). Callers without off-heap code use
  * {@link #forward(String, float[][])} / {@link #backward(String, float[][])} and
  * {@link #wrapArrays} with {@code float[][]}; everyone else uses {@link #layer(String)} with
- * {@link Tensor}s. One thread at a time (checked for the heap-array forward and backward, as
+ * {@link Tensor}s. One thread at a time (checked for the heap-array forward and backward and merge/unmerge, as
  * {@link LoraLinear} checks its calls: a concurrent one throws); {@link #close()} frees the layers and buffers.
  */
 public final class LoraModel implements AutoCloseable {
@@ -361,18 +365,143 @@ public final class LoraModel implements AutoCloseable {
         return n;
     }
 
-    /** Sets every layer's dA and dB to zero. */
+    /**
+     * Sets every layer's dA and dB to zero (PyTorch's {@code zero_grad()}).
+     *
+     * @throws IllegalStateException if the model is closed
+     */
     public void zeroGrad() {
         layers().values().forEach(LoraLinear::zeroGrad);
     }
 
     /**
-     * Training mode (dropout on) or eval mode (off), for every layer.
+     * Training mode (dropout on, each training forward advancing its layer's dropout step) or eval mode
+     * (off), for every layer (PyTorch's {@code train()} / {@code eval()}).
      *
      * @param on true for training mode, false for eval mode
+     * @throws IllegalStateException if the model is closed
      */
     public void train(boolean on) {
         layers().values().forEach(l -> l.train(on));
+    }
+
+    /**
+     * Whether every layer is in training mode.
+     *
+     * @return true when every layer applies dropout (as after {@code train(true)}, the state of a new model)
+     * @throws IllegalStateException if the model is closed
+     */
+    public boolean isTraining() {
+        return layers().values().stream().allMatch(LoraLinear::isTraining);
+    }
+
+    /**
+     * Whether every layer's backward assigns (ASSIGN, the default) or accumulates (ACCUMULATE, for micro-batches)
+     * dA and dB.
+     *
+     * @param mode the mode of every layer
+     * @throws IllegalArgumentException if mode is null (no layer is changed)
+     * @throws IllegalStateException if the model is closed
+     */
+    public void setGradMode(GradMode mode) {
+        if (mode == null) {
+            throw new IllegalArgumentException("grad mode is null: ASSIGN or ACCUMULATE");
+        }
+        layers().values().forEach(l -> l.setGradMode(mode));
+    }
+
+    // ------------------------------------------------------------------ merge / unmerge
+
+    /**
+     * Whether every layer has its adapter merged into W ({@link #merge()}).
+     *
+     * @return true between merge() and unmerge() (false when only some layers were merged through {@link #layer})
+     * @throws IllegalStateException if the model is closed
+     */
+    public boolean isMerged() {
+        return layers().values().stream().allMatch(LoraLinear::isMerged);
+    }
+
+    /**
+     * Merges every adapter into its W (PEFT's {@code merge_adapter()}): {@code W ← round(W + γ·B·A)} per layer
+     * ({@link LoraLinear#merge()}); forward is then the base path alone, on the merged W, and backward is refused
+     * until {@link #unmerge()}. All or nothing: every layer is checked before any W is written, and the first
+     * refusal names its module.
+     *
+     * @throws IllegalStateException if a layer is already merged or its adapter disabled (naming the module), another
+     *                               thread is in this model's heap-array forward or backward, or the model is closed
+     * @throws IllegalArgumentException if a W is read-only, e.g. memory-mapped by {@link #wrap(BaseCheckpoint, PeftConfig,
+     *                                  Backend, long)} (naming the module); if a layer's merge still fails (an
+     *                                  allocation), the layers merged before it are unmerged again (W as before
+     *                                  up to the rounding of W + ΔW − ΔW)
+     */
+    public void merge() {
+        enter();
+        try {
+            for (Map.Entry<String, LoraLinear> e : layers().entrySet()) {
+                LoraLinear l = e.getValue();
+                if (l.isMerged()) {
+                    throw new IllegalStateException("module " + e.getKey() + ": already merged (merge() twice, or merged through"
+                            + " layer(\"" + e.getKey() + "\")); no layer was merged");
+                }
+                if (!l.isAdapterEnabled()) {
+                    throw new IllegalStateException("module " + e.getKey() + ": the adapter is disabled: enable the adapters"
+                            + " before merging; no layer was merged");
+                }
+                if (l.weight().isReadOnly()) {
+                    throw new IllegalArgumentException("module " + e.getKey() + ": weight " + l.weight().shapeString() + " is"
+                            + " read-only memory (e.g. memory-mapped from a checkpoint): merge into a checkpoint file with"
+                            + " CheckpointMerge, or wrap writable copies of the weights; no layer was merged");
+                }
+            }
+            List<LoraLinear> done = new ArrayList<>();
+            try {
+                for (LoraLinear l : layers.values()) {
+                    l.merge();
+                    done.add(l);
+                }
+            } catch (RuntimeException | Error e) {
+                for (int i = done.size() - 1; i >= 0; i--) {
+                    done.get(i).unmerge();
+                }
+                throw e;
+            }
+        } finally {
+            exit();
+        }
+    }
+
+    /**
+     * Subtracts every merged adapter from its W again (PEFT's {@code unmerge_adapter()}):
+     * {@code W ← round(W − γ·B·A)} with the A and B each layer merged ({@link LoraLinear#unmerge()}). All or
+     * nothing: refused, naming the module, when a layer is not merged, before any W is written.
+     *
+     * @throws IllegalStateException if a layer is not merged, another thread is in this model's heap-array forward
+     *                               or backward, or the model is closed
+     */
+    public void unmerge() {
+        enter();
+        try {
+            for (Map.Entry<String, LoraLinear> e : layers().entrySet()) {
+                if (!e.getValue().isMerged()) {
+                    throw new IllegalStateException("module " + e.getKey() + ": not merged; no layer was unmerged");
+                }
+            }
+            List<LoraLinear> done = new ArrayList<>();
+            try {
+                for (LoraLinear l : layers.values()) {
+                    l.unmerge();
+                    done.add(l);
+                }
+            } catch (RuntimeException | Error e) {
+                for (int i = done.size() - 1; i >= 0; i--) {
+                    done.get(i).merge();
+                }
+                throw e;
+            }
+        } finally {
+            exit();
+        }
     }
 
     // ------------------------------------------------------------------ enable / disable
@@ -603,8 +732,16 @@ public final class LoraModel implements AutoCloseable {
      * @param dir   the folder to write (created if absent)
      * @param dtype the dtype of the saved A and B (F32, BF16 or F16; narrowing rounds to nearest even)
      * @throws IOException if the folder or files cannot be written
+     * @throws IllegalArgumentException if dir or dtype is null, or the adapter would not load back (nothing is written)
+     * @throws IllegalStateException if the model is closed
      */
     public void save(Path dir, DType dtype) throws IOException {
+        if (dir == null) {
+            throw new IllegalArgumentException("adapter folder is null");
+        }
+        if (dtype == null) {
+            throw new IllegalArgumentException("dtype is null: save A and B as F32 (PEFT's default), BF16 or F16");
+        }
         adapters().save(dir, dtype);
     }
 
