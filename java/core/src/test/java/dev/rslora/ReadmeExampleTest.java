@@ -79,9 +79,19 @@ class ReadmeExampleTest {
             model.backward("model.layers.0.self_attn.q_proj", dy);                               // dA, dB into the layer
             opt.step();
             try (var off = model.disableAdapters()) { /* the base model, e.g. DPO's reference pass */ }
+            model.train(false);                       // eval mode: no dropout
+            model.merge();                            // W += γ·B·A in every layer (or none), as PEFT's merge_adapter()
+            model.unmerge();
+            model.train(true);
             model.save(dir);                          // dir: a Path; a PEFT folder, refused before writing if it could not be loaded
+            opt.save(dir.resolve("optimizer.safetensors"));                // a resume needs these two as well
+            model.saveDropoutSteps(dir.resolve("dropout_steps.safetensors"));  // (PEFT reads only its own two files)
         }
-        try (LoraModel again = LoraModel.loadArrays(dir, weights, Backends.get("auto"), seed)) { /* train on, or serve */ }
+        try (LoraModel again = LoraModel.loadArrays(dir, weights, Backends.get("auto"), seed);  // the run's seed
+             AdamW opt = new AdamW(again.parameters(), AdamWConfig.torchDefaults())) {
+            opt.load(dir.resolve("optimizer.safetensors"));
+            again.loadDropoutSteps(dir.resolve("dropout_steps.safetensors"));  // trains on bit for bit as if never stopped
+        }
         // README-model:end
         try (LoraModel again = LoraModel.loadArrays(dir, weights, Backends.get("auto"), seed)) {
             assertEquals(List.of("model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj", "model.layers.1.self_attn.q_proj",
@@ -89,6 +99,9 @@ class ReadmeExampleTest {
             assertEquals(64, again.layer("model.layers.0.self_attn.q_proj").config().rank(), "rank_pattern");
             assertEquals(16, again.layer("model.layers.1.self_attn.q_proj").config().rank());
             assertEquals(config, again.config());
+            again.loadDropoutSteps(dir.resolve("dropout_steps.safetensors"));
+            assertEquals(1L, again.dropoutSteps().get("model.layers.0.self_attn.q_proj"), "the one training forward");
+            assertEquals(0L, again.dropoutSteps().get("model.layers.1.self_attn.q_proj"));
         }
     }
 

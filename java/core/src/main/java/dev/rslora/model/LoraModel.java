@@ -45,8 +45,10 @@ import java.util.concurrent.atomic.AtomicReference;
  * Adapters can be switched off ({@link #setAdaptersEnabled}, {@link #disableAdapters()}: every
  * layer is its base path {@code Y = X·Wᵀ + b} exactly, e.g. for DPO's reference log-probs),
  * saved as a PEFT folder ({@link #save}: validated before anything is written, so what is saved
- * loads) and loaded back over the same weights ({@link #load}). Callers without off-heap code use
- * {@link #forward(String, float[][])} / {@link #backward(String, float[][])} and
+ * loads) and loaded back over the same weights ({@link #load}). A run resumes bit for bit from three files: the
+ * adapter, the optimizer's state file, and the layers' dropout steps ({@link #saveDropoutSteps} /
+ * {@link #loadDropoutSteps}), which neither of the others holds; the model is then loaded with the run's seed.
+ * Callers without off-heap code use {@link #forward(String, float[][])} / {@link #backward(String, float[][])} and
  * {@link #wrapArrays} with {@code float[][]}; everyone else uses {@link #layer(String)} with
  * {@link Tensor}s. One thread at a time (checked for the heap-array forward and backward and merge/unmerge, as
  * {@link LoraLinear} checks its calls: a concurrent one throws); {@link #close()} frees the layers and buffers.
@@ -59,13 +61,15 @@ public final class LoraModel implements AutoCloseable {
     private final Map<String, LoraLinear> layers;
     private final List<String> untargeted;
     private final Arena owned;                       // weights copied from heap arrays, or null
+    private final long seed;                         // every layer's dropout (and initialisation) seed
     private final Map<String, HeapBuffers> heap = new LinkedHashMap<>();
     /** The thread inside a heap-array forward or backward (they share the buffers in {@link #heap}), or null. */
     private final AtomicReference<Thread> user = new AtomicReference<>();
     private boolean closed;
 
-    private LoraModel(PeftConfig config, Map<String, LoraLinear> layers, List<String> untargeted, Arena owned) {
+    private LoraModel(PeftConfig config, Map<String, LoraLinear> layers, List<String> untargeted, Arena owned, long seed) {
         this.config = config;
+        this.seed = seed;
         this.layers = Collections.unmodifiableMap(layers);
         this.untargeted = List.copyOf(untargeted);
         this.owned = owned;
@@ -261,7 +265,7 @@ public final class LoraModel implements AutoCloseable {
             throw e;
         }
         untargeted.removeAll(layers.keySet());
-        return new LoraModel(config, layers, untargeted, owned);
+        return new LoraModel(config, layers, untargeted, owned, seed);
     }
 
     private static void checkLoadedModules(AdapterSet loaded, Set<String> linear, List<String> targeted) {
@@ -502,6 +506,121 @@ public final class LoraModel implements AutoCloseable {
         } finally {
             exit();
         }
+    }
+
+    // ------------------------------------------------------------------ dropout steps (exact resume)
+
+    /**
+     * Every layer's dropout step: the step its next training forward draws its mask with ({@link LoraLinear#step()};
+     * each training forward with dropout advances it). Neither {@link #save} nor an optimizer's state file holds it:
+     * a resumed run that does not restore it draws the masks of the run's first steps again.
+     *
+     * @return module path → step, in weight order (an unmodifiable copy)
+     * @throws IllegalStateException if the model is closed
+     */
+    public Map<String, Long> dropoutSteps() {
+        Map<String, Long> out = new LinkedHashMap<>();
+        layers().forEach((path, l) -> out.put(path, l.step()));
+        return Collections.unmodifiableMap(out);
+    }
+
+    /**
+     * Sets every layer's dropout step from {@link #dropoutSteps()} of the same model (or of the run being resumed).
+     * All or nothing: checked before any layer is changed.
+     *
+     * @param steps module path → step (≥ 0), exactly the adapted modules of this model
+     * @throws IllegalArgumentException if steps is null, lacks an adapted module or names one this model does not
+     *                                  adapt (naming them), or holds a null or negative step (naming its module)
+     * @throws IllegalStateException if the model is closed
+     */
+    public void restoreDropoutSteps(Map<String, Long> steps) {
+        if (steps == null) {
+            throw new IllegalArgumentException("dropout steps are null (expected one step per adapted module: "
+                    + preview(new ArrayList<>(layers().keySet())) + ")");
+        }
+        requireSameModules("dropout steps", steps.keySet());
+        for (Map.Entry<String, Long> e : steps.entrySet()) {
+            if (e.getValue() == null || e.getValue() < 0) {
+                throw new IllegalArgumentException("dropout step of module " + e.getKey() + " is " + e.getValue()
+                        + " (expected ≥ 0); no step was restored");
+            }
+        }
+        layers.forEach((path, l) -> l.setStep(steps.get(path)));
+    }
+
+    /** Refuses {@code names} unless they are exactly the adapted modules, naming the missing and the unknown ones. */
+    private void requireSameModules(String what, Set<String> names) {
+        List<String> missing = new ArrayList<>(layers().keySet());
+        missing.removeAll(names);
+        List<String> unknown = new ArrayList<>(names);
+        unknown.removeAll(layers.keySet());
+        if (!missing.isEmpty() || !unknown.isEmpty()) {
+            throw new IllegalArgumentException(what + " do not match this model's " + layers.size() + " adapted modules"
+                    + (missing.isEmpty() ? "" : ": missing " + names(missing))
+                    + (unknown.isEmpty() ? "" : (missing.isEmpty() ? ": " : "; ") + "not adapted here " + names(unknown))
+                    + "; nothing was restored");
+        }
+    }
+
+    /** Up to 5 names, then how many in all. */
+    private static String names(List<String> names) {
+        return names.size() <= 5 ? names.toString() : names.subList(0, 5) + "... (" + names.size() + " in all)";
+    }
+
+    /**
+     * Writes every layer's dropout step, seed and layer id to {@code file}: with the adapter ({@link #save}) and the
+     * optimizer's state file, what a run stopped here needs to resume bit for bit ({@link #loadDropoutSteps}). The
+     * file is a safetensors file holding metadata only (format {@code rslora.dropout}, version 1; keys
+     * {@code seed}, {@code layer_ids} and {@code steps}, the last two JSON objects of module path → integer), written
+     * atomically. It may sit inside the adapter folder: PEFT and {@link #load} read only
+     * {@code adapter_config.json} and {@code adapter_model.safetensors}.
+     *
+     * @param file the file to write (replaced atomically if it exists; its folder must exist)
+     * @throws IOException if the file cannot be written (nothing is left behind)
+     * @throws IllegalArgumentException if file is null
+     * @throws IllegalStateException if the model is closed
+     */
+    public void saveDropoutSteps(Path file) throws IOException {
+        if (file == null) {
+            throw new IllegalArgumentException("dropout-steps file is null");
+        }
+        Map<String, Integer> ids = new LinkedHashMap<>();
+        layers().forEach((path, l) -> ids.put(path, l.layerId()));
+        DropoutStepsFile.write(new DropoutStepsFile.Saved(seed, ids, dropoutSteps()), file);
+    }
+
+    /**
+     * Restores the dropout steps {@link #saveDropoutSteps} wrote, after checking that they fit: the same adapted
+     * modules, each with the same layer id, and the same dropout seed (a mismatch would draw other masks than the
+     * saved run, silently). Checked before any layer is changed.
+     *
+     * @param file a file written by {@link #saveDropoutSteps}
+     * @throws IOException if the file cannot be read or is not a valid dropout-steps file (naming the file and what
+     *                     is wrong)
+     * @throws IllegalArgumentException if the modules differ (naming them), a module's layer id differs (weights
+     *                                  passed in another order), or the seed differs
+     * @throws IllegalStateException if the model is closed
+     */
+    public void loadDropoutSteps(Path file) throws IOException {
+        if (file == null) {
+            throw new IllegalArgumentException("dropout-steps file is null");
+        }
+        checkOpen();
+        DropoutStepsFile.Saved saved = DropoutStepsFile.read(file);
+        requireSameModules(file + ": the dropout steps", saved.steps().keySet());
+        for (Map.Entry<String, LoraLinear> e : layers.entrySet()) {
+            int id = saved.layerIds().get(e.getKey());
+            if (id != e.getValue().layerId()) {
+                throw new IllegalArgumentException(file + ": module " + e.getKey() + " had layer id " + id + ", here "
+                        + e.getValue().layerId() + " (the weights are in another order than in the saved run, so its"
+                        + " dropout masks would differ); nothing was restored");
+            }
+        }
+        if (saved.seed() != seed) {
+            throw new IllegalArgumentException(file + ": the saved run's dropout seed is " + saved.seed() + ", this model's "
+                    + seed + " (pass the seed of the saved run to load/wrap); nothing was restored");
+        }
+        restoreDropoutSteps(saved.steps());
     }
 
     // ------------------------------------------------------------------ enable / disable

@@ -216,10 +216,13 @@ class LoraModelSwitchesTest {
         model.close();
         List<Executable> calls = List.of(model::merge, model::unmerge, () -> model.setGradMode(GradMode.ASSIGN),
                 () -> model.train(true), model::isTraining, model::isMerged, model::zeroGrad,
-                () -> model.setAdaptersEnabled(true), () -> model.save(dir.resolve("adapter")));
+                () -> model.setAdaptersEnabled(true), model::dropoutSteps, () -> model.restoreDropoutSteps(Map.of()),
+                () -> model.saveDropoutSteps(dir.resolve("steps")), () -> model.loadDropoutSteps(dir.resolve("steps")),
+                () -> model.save(dir.resolve("adapter")));
         for (Executable call : calls) {
             refused(IllegalStateException.class, "LoraModel is closed", call);
         }
+        assertFalse(Files.exists(dir.resolve("steps")));
         assertFalse(Files.exists(dir.resolve("adapter")));
     }
 

@@ -22,6 +22,7 @@ import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -30,9 +31,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * whose weights differ by a rank-1 change; MSE, two micro-batches of 16 and 11 rows accumulated per step, gradient
  * clipping at 1, a linear schedule with warmup, AdamW or Adafactor. Checked: the loss falls; the same seed gives the
  * same run bit for bit; cpu and reference agree to fp32 rounding; an eval pass and a reference pass (adapters
- * disabled) between steps change nothing; a run stopped halfway (adapter folder, optimizer state file, each layer's
- * dropout step) and resumed in fresh objects ends bit for bit where the uninterrupted run ends, and the saved
- * adapter loads back with the same eval outputs.
+ * disabled) between steps change nothing; a run stopped halfway and resumed from its files alone (the adapter
+ * folder, the optimizer's state file and the model's dropout-steps file) in fresh objects ends bit for bit where the
+ * uninterrupted run ends, a resume without the dropout steps does not, and the saved adapter loads back with the
+ * same eval outputs.
  */
 class TrainingJourneyTest {
     private static final String[] MODULES = {"net.0.fc", "net.1.fc", "net.2.fc"};
@@ -172,7 +174,7 @@ class TrainingJourneyTest {
     private static Trainer start(String kind, String backend) {
         PeftConfig config = PeftConfig.builder().targetModules("fc").r(4).loraAlpha(8).useRslora(true).loraDropout(0.1).build();
         LoraModel model = LoraModel.wrapArrays(BASE, config, Backends.get(backend), 3);
-        model.layers().values().forEach(l -> l.setGradMode(GradMode.ACCUMULATE));
+        model.setGradMode(GradMode.ACCUMULATE);
         return new Trainer(model, optimizer(kind, model));
     }
 
@@ -239,37 +241,56 @@ class TrainingJourneyTest {
             parameters(t).forEach((name, v) -> assertArrayEquals(v, params.get(name), 1e-5f, name));
         }
 
-        Map<String, Long> dropoutSteps = new LinkedHashMap<>();
+        Path adapter = dir.resolve("adapter");
         Map<String, float[][]> eval = new LinkedHashMap<>();
         try (Trainer t = start(kind, "cpu")) {
             train(t, 0, STEPS / 2, false);
-            t.model.save(dir.resolve("adapter"));
+            t.model.save(adapter);
+            t.model.saveDropoutSteps(adapter.resolve("dropout_steps.safetensors"));  // inside the folder: PEFT ignores it
             if (t.opt instanceof AdamW a) {
                 a.save(dir.resolve("optimizer"));
             } else {
                 ((Adafactor) t.opt).save(dir.resolve("optimizer"));
             }
-            t.model.layers().forEach((path, l) -> dropoutSteps.put(path, l.step()));
             t.model.train(false);
             eval.put(MODULES[0], t.model.forward(MODULES[0], PROBE));
         }
-        LoraModel loaded = LoraModel.loadArrays(dir.resolve("adapter"), BASE, Backends.get("cpu"), 3);
-        loaded.layers().values().forEach(l -> l.setGradMode(GradMode.ACCUMULATE));
-        try (Trainer t = new Trainer(loaded, optimizer(kind, loaded))) {
-            t.model.train(false);
-            assertArrayEquals(eval.get(MODULES[0]), t.model.forward(MODULES[0], PROBE), "the saved adapter loads back exactly");
-            t.model.train(true);
-            t.model.layers().forEach((path, l) -> l.setStep(dropoutSteps.get(path)));
+        for (boolean restoreDropout : new boolean[] {true, false}) {
+            try (Trainer t = resume(kind, adapter, restoreDropout)) {
+                t.model.train(false);
+                assertArrayEquals(eval.get(MODULES[0]), t.model.forward(MODULES[0], PROBE), "the saved adapter loads back exactly");
+                t.model.train(true);
+                double[] resumed = train(t, STEPS / 2, STEPS, false);
+                if (restoreDropout) {
+                    for (int s = STEPS / 2; s < STEPS; s++) {
+                        assertEquals(losses[s], resumed[s - STEPS / 2], "resumed step " + s);
+                    }
+                    parameters(t).forEach((name, v) -> assertArrayEquals(params.get(name), v, name));
+                } else {
+                    assertNotEquals(losses[STEPS / 2], resumed[0], "without the dropout steps, step 0's masks are drawn again");
+                }
+            }
+        }
+    }
+
+    /** A run resumed in fresh objects from the files alone: the adapter folder (with the dropout steps) and the optimizer's file. */
+    private Trainer resume(String kind, Path adapter, boolean restoreDropout) throws Exception {
+        LoraModel model = LoraModel.loadArrays(adapter, BASE, Backends.get("cpu"), 3);
+        Trainer t = new Trainer(model, optimizer(kind, model));
+        try {
+            model.setGradMode(GradMode.ACCUMULATE);
+            if (restoreDropout) {
+                model.loadDropoutSteps(adapter.resolve("dropout_steps.safetensors"));
+            }
             if (t.opt instanceof AdamW a) {
                 a.load(dir.resolve("optimizer"));
             } else {
                 ((Adafactor) t.opt).load(dir.resolve("optimizer"));
             }
-            double[] resumed = train(t, STEPS / 2, STEPS, false);
-            for (int s = STEPS / 2; s < STEPS; s++) {
-                assertEquals(losses[s], resumed[s - STEPS / 2], "resumed step " + s);
-            }
-            parameters(t).forEach((name, v) -> assertArrayEquals(params.get(name), v, name));
+            return t;
+        } catch (Exception | Error e) {
+            t.close();
+            throw e;
         }
     }
 }
