@@ -597,6 +597,15 @@ public final class LoraLinear implements AutoCloseable {
     }
 
     /**
+     * Whether {@link #close()} was called: every other method then refuses.
+     *
+     * @return true once closed
+     */
+    public boolean isClosed() {
+        return closed;
+    }
+
+    /**
      * Whether γ·B·A is merged into W ({@link #merge()}).
      *
      * @return true between merge() and unmerge()

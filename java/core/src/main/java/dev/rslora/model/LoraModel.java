@@ -41,7 +41,9 @@ import java.util.concurrent.atomic.AtomicReference;
  *
  * <p>Model-wide switches, as PEFT's and PyTorch's: {@link #train(boolean)} (eval mode: no dropout),
  * {@link #setGradMode} (assign or accumulate dA, dB), {@link #zeroGrad()}, {@link #merge()} / {@link #unmerge()}
- * (PEFT's {@code merge_adapter()} / {@code unmerge_adapter()}); a switch that a layer refuses changes no layer.
+ * (PEFT's {@code merge_adapter()} / {@code unmerge_adapter()}); a switch that a layer refuses (merged, disabled,
+ * read-only W, closed on its own) changes no layer. One thread at a time: a layer that another thread is using
+ * through {@link #layer} at that moment refuses its part of a switch after others have switched.
  * Adapters can be switched off ({@link #setAdaptersEnabled}, {@link #disableAdapters()}: every
  * layer is its base path {@code Y = X·Wᵀ + b} exactly, e.g. for DPO's reference log-probs),
  * saved as a PEFT folder ({@link #save}: validated before anything is written, so what is saved
@@ -375,7 +377,8 @@ public final class LoraModel implements AutoCloseable {
      * @throws IllegalStateException if the model is closed
      */
     public void zeroGrad() {
-        layers().values().forEach(LoraLinear::zeroGrad);
+        requireLayersOpen("no gradient was zeroed");
+        layers.values().forEach(LoraLinear::zeroGrad);
     }
 
     /**
@@ -386,7 +389,8 @@ public final class LoraModel implements AutoCloseable {
      * @throws IllegalStateException if the model is closed
      */
     public void train(boolean on) {
-        layers().values().forEach(l -> l.train(on));
+        requireLayersOpen("no layer's mode was changed");
+        layers.values().forEach(l -> l.train(on));
     }
 
     /**
@@ -411,7 +415,8 @@ public final class LoraModel implements AutoCloseable {
         if (mode == null) {
             throw new IllegalArgumentException("grad mode is null: ASSIGN or ACCUMULATE");
         }
-        layers().values().forEach(l -> l.setGradMode(mode));
+        requireLayersOpen("no layer's grad mode was changed");
+        layers.values().forEach(l -> l.setGradMode(mode));
     }
 
     // ------------------------------------------------------------------ merge / unmerge
@@ -442,6 +447,7 @@ public final class LoraModel implements AutoCloseable {
     public void merge() {
         enter();
         try {
+            requireLayersOpen("no layer was merged");
             for (Map.Entry<String, LoraLinear> e : layers().entrySet()) {
                 LoraLinear l = e.getValue();
                 if (l.isMerged()) {
@@ -486,6 +492,7 @@ public final class LoraModel implements AutoCloseable {
     public void unmerge() {
         enter();
         try {
+            requireLayersOpen("no layer was unmerged");
             for (Map.Entry<String, LoraLinear> e : layers().entrySet()) {
                 if (!e.getValue().isMerged()) {
                     throw new IllegalStateException("module " + e.getKey() + ": not merged; no layer was unmerged");
@@ -545,6 +552,7 @@ public final class LoraModel implements AutoCloseable {
                         + " (expected ≥ 0); no step was restored");
             }
         }
+        requireLayersOpen("no step was restored");
         layers.forEach((path, l) -> l.setStep(steps.get(path)));
     }
 
@@ -646,7 +654,21 @@ public final class LoraModel implements AutoCloseable {
         if (!on) {
             requireNoneMerged();
         }
-        layers().values().forEach(l -> l.setAdapterEnabled(on));
+        requireLayersOpen("no adapter was switched");
+        layers.values().forEach(l -> l.setAdapterEnabled(on));
+    }
+
+    /**
+     * Refuses a model-wide switch, before it changes any layer, when a layer was closed on its own (through
+     * {@link #layer}): its setter would throw part-way, after the layers before it had switched.
+     */
+    private void requireLayersOpen(String nothingChanged) {
+        for (Map.Entry<String, LoraLinear> e : layers().entrySet()) {
+            if (e.getValue().isClosed()) {
+                throw new IllegalStateException("module " + e.getKey() + ": its layer was closed (through layer(\"" + e.getKey()
+                        + "\")); " + nothingChanged);
+            }
+        }
     }
 
     /** Refuses disabling, naming the first merged module, before any layer is disabled (none is left half done). */

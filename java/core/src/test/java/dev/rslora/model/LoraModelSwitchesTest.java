@@ -153,6 +153,31 @@ class LoraModelSwitchesTest {
         }
     }
 
+    /**
+     * A layer closed on its own (through layer(path)): each switch threw "layer is closed" at that layer, naming no
+     * module, after the layers before it had switched (eval mode, accumulate, step 7 on net.0.fc; second review).
+     */
+    @Test
+    void aLayerClosedOnItsOwnIsRefusedBeforeAnyLayerSwitches() {
+        try (LoraModel model = LoraModel.wrapArrays(weights(), CONFIG, ref, 5)) {
+            model.layer("net.1.fc").close();
+            LoraLinear first = model.layer("net.0.fc");
+            String closed = "module net.1.fc: its layer was closed";
+            refused(IllegalStateException.class, closed, () -> model.train(false));
+            refused(IllegalStateException.class, closed, () -> model.setGradMode(GradMode.ACCUMULATE));
+            refused(IllegalStateException.class, closed, () -> model.restoreDropoutSteps(Map.of("net.0.fc", 7L, "net.1.fc", 7L,
+                    "net.2.fc", 7L)));
+            refused(IllegalStateException.class, closed, () -> model.setAdaptersEnabled(false));
+            refused(IllegalStateException.class, closed, model::zeroGrad);
+            refused(IllegalStateException.class, closed, model::merge);
+            assertTrue(first.isTraining());
+            assertEquals(GradMode.ASSIGN, first.gradMode());
+            assertEquals(0, first.step());
+            assertTrue(first.isAdapterEnabled());
+            assertFalse(first.isMerged());
+        }
+    }
+
     /** A read-only W (a memory-mapped checkpoint's) on the last module: refused before the first W is written. */
     @Test
     void aReadOnlyWeightIsRefusedBeforeAnyLayerIsMerged() {
