@@ -52,8 +52,15 @@ final class Inspect {
      */
     static String sixDigits(double v) {
         java.math.BigDecimal d = new java.math.BigDecimal(v).round(new java.math.MathContext(6)).stripTrailingZeros();
-        String s = v == 0 || (Math.abs(v) >= 1e-4 && Math.abs(v) < 1e7) ? d.toPlainString() : d.toString();
-        return s.equals("-0") ? "0" : s;
+        if (v == 0 || (Math.abs(v) >= 1e-4 && Math.abs(v) < 1e7)) {
+            String s = d.toPlainString();
+            return s.equals("-0") ? "0" : s;
+        }
+        // BigDecimal.toString() keeps plain digits down to 1e-6 (0.00005): the exponent is written here
+        String digits = d.unscaledValue().abs().toString();
+        int exponent = digits.length() - 1 - d.scale();
+        return (v < 0 ? "-" : "") + digits.charAt(0) + (digits.length() > 1 ? "." + digits.substring(1) : "") + "E"
+                + (exponent >= 0 ? "+" : "") + exponent;
     }
 
     /** 8 for 8.0, 3.5 for 3.5. */
