@@ -922,17 +922,27 @@ public final class LoraModel implements AutoCloseable {
         }
     }
 
-    /** Closes every layer, the heap-array buffers and the weights copied from heap arrays. */
+    /**
+     * Closes every layer, the heap-array buffers and the weights copied from heap arrays.
+     *
+     * @throws IllegalStateException if another thread is inside this model's heap-array forward or backward, merge
+     *                               or unmerge (one thread at a time): nothing is closed
+     */
     @Override
     public void close() {
         if (closed) {
             return;
         }
-        closed = true;
-        layers.values().forEach(LoraLinear::close);
-        heap.values().forEach(h -> h.arena.close());
-        if (owned != null) {
-            owned.close();
+        enter();
+        try {
+            closed = true;
+            layers.values().forEach(LoraLinear::close);
+            heap.values().forEach(h -> h.arena.close());
+            if (owned != null) {
+                owned.close();
+            }
+        } finally {
+            exit();
         }
     }
 }

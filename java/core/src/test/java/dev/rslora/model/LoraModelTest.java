@@ -678,15 +678,22 @@ class LoraModelTest {
             t.start();
             inside.await();
             IllegalStateException e = null;
+            IllegalStateException closing = null;
             try {
                 model.forward(q, x2);
             } catch (IllegalStateException refused) {
                 e = refused;
+            }
+            try {
+                model.close();  // freed the buffers under the first thread's forward (second review)
+            } catch (IllegalStateException refused) {
+                closing = refused;
             } finally {
                 release.countDown();
                 t.join();
             }
             assertTrue(e != null && e.getMessage().contains("LoraModel used by two threads"), String.valueOf(e));
+            assertTrue(closing != null && closing.getMessage().contains("LoraModel used by two threads"), String.valueOf(closing));
             assertInstanceOf(float[][].class, first.get(), "the first thread's forward: " + first.get());
             assertArrayEquals(expected, (float[][]) first.get());
             float[][] dy = random(rng, 3, 8, 1);
