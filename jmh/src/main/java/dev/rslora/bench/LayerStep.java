@@ -14,6 +14,12 @@ import java.util.SplittableRandom;
  * One fp32 LoRA layer training step on a host backend, with seeded random inputs, shared by the
  * CPU benchmarks. Shapes: X [n, d_in], W [d_out, d_in] (+ bias), A [r, d_in], B [d_out, r],
  * dY [n, d_out]; γ = 16/√r (α = 16, rsLoRA); dropout p on the LoRA input.
+ *
+ * <p>A training step ({@link #lora}) first marks A and B written, as the optimizer's update after
+ * the previous step does (its cost is not timed: only the write's effect on the backend). Without
+ * that, the cpu backend would pack its copies of A and B once and reuse them in every measured
+ * step (it repacks only when their {@link Tensor#version()} moves), which a real training step
+ * never can. The forward-only steps are inference, where A and B do not change between calls.
  */
 final class LayerStep implements AutoCloseable {
     private final Arena arena = Arena.ofShared();
@@ -52,8 +58,13 @@ final class LayerStep implements AutoCloseable {
         return t;
     }
 
-    /** Forward (Y, U) and backward (dX, dA, dB) with the adapter active; returns dX[0] to consume. */
+    /**
+     * One training step: A and B marked written (the previous step's optimizer update), forward
+     * (Y, U) and backward (dX, dA, dB) with the adapter active; returns a sum of outputs to consume.
+     */
     float lora() {
+        a.markWritten();
+        b.markWritten();
         backend.forward(lora, weight, x, a, b, u, y);
         backend.backward(lora, weight, x, a, b, u, dy, dx, gradA, gradB);
         return y.get(0) + dx.get(0) + gradA.get(0) + gradB.get(0);
