@@ -25,6 +25,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
+import java.util.function.Supplier;
 
 /**
  * Our GPU steps timed the way the PyTorch peer times its own (jmh/peft_peer.py's method): CUDA events
@@ -109,6 +110,45 @@ public final class GpuEventBench {
         void run(int k);
     }
 
+    /** Two events around one step on the stream ({@link CudaEventTimer} on a GPU). */
+    interface StepTimer extends AutoCloseable {
+        void start();
+
+        void stop();
+
+        /** Device milliseconds between the events; waits for the stop event. */
+        float elapsedMs();
+
+        @Override
+        void close();
+    }
+
+    /** A {@link StepTimer} of two fresh CUDA events on {@code cuda}'s stream. */
+    private static StepTimer events(CudaBackend cuda) {
+        CudaEventTimer t = new CudaEventTimer(cuda);
+        return new StepTimer() {
+            @Override
+            public void start() {
+                t.start();
+            }
+
+            @Override
+            public void stop() {
+                t.stop();
+            }
+
+            @Override
+            public float elapsedMs() {
+                return t.elapsedMs();
+            }
+
+            @Override
+            public void close() {
+                t.close();
+            }
+        };
+    }
+
     public static void main(String[] args) throws IOException {
         Options o;
         try {
@@ -125,14 +165,14 @@ public final class GpuEventBench {
             return;
         }
         List<String> lines = new ArrayList<>();
-        try (CudaBackend cuda = CudaLayerBenchmark.openBackend(); CudaEventTimer timer = new CudaEventTimer(cuda)) {
+        try (CudaBackend cuda = CudaLayerBenchmark.openBackend()) {
             lines.add("{\"kind\": \"meta\", \"date\": \"" + Instant.now().truncatedTo(ChronoUnit.SECONDS) + "\", \"device\": \""
                     + cuda.deviceDescription() + "\", \"method\": \"CUDA events per step, median\", \"warmup\": " + o.warmup()
                     + ", \"reps\": " + o.reps() + "}");
             emit(lines, o);
             for (int n : o.ns()) {
                 for (int d : o.ds()) {
-                    measureShape(cuda, timer, o, n, d, lines);
+                    measureShape(cuda, o, n, d, lines);
                 }
             }
         }
@@ -150,7 +190,7 @@ public final class GpuEventBench {
         }
     }
 
-    private static void measureShape(CudaBackend cuda, CudaEventTimer timer, Options o, int n, int d, List<String> lines) {
+    private static void measureShape(CudaBackend cuda, Options o, int n, int d, List<String> lines) {
         int sets = Rotation.sets(Rotation.bytesPerSet(n, d, d, 2));
         try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
             SplittableRandom rng = new SplittableRandom(SEED);
@@ -176,7 +216,7 @@ public final class GpuEventBench {
                         continue;
                     }
                     try (BaseLinearBaseline b = base.equals("cublas_base") ? new BaseLinearBaseline(cuda) : BaseLinearBaseline.cublasLt(cuda)) {
-                        float[] ms = time(cuda, timer, o, sets, k -> {
+                        float[] ms = time(cuda::synchronize, () -> events(cuda), o, sets, k -> {
                             b.forward(xs[k], ws[k], ys[k]);
                             b.backwardData(dys[k], ws[k], dxs[k]);
                         });
@@ -208,7 +248,7 @@ public final class GpuEventBench {
                                 graphs[k] = own(layerOwned, layer.captureStep(xs[k], ys[k], dys[k], dxs[k], STEP));
                             }
                             // layers close after their graphs: own() closes in reverse order
-                            float[] ms = time(cuda, timer, o, sets, k -> graphs[k].replay());
+                            float[] ms = time(cuda::synchronize, () -> events(cuda), o, sets, k -> graphs[k].replay());
                             lines.add(timing("java_" + impl, n, d, r, o.dropout(), sets, ms, chosen));
                         } catch (RuntimeException e) {
                             lines.add("{\"kind\": \"skipped\", \"impl\": \"java_" + impl + "\", \"r\": " + r + ", \"reason\": \""
@@ -225,20 +265,41 @@ public final class GpuEventBench {
         }
     }
 
-    /** CUDA-event time of each of o.reps() steps after o.warmup() untimed ones, rotating over the sets. */
-    static float[] time(CudaBackend cuda, CudaEventTimer timer, Options o, int sets, Step step) {
+    /**
+     * CUDA-event time of each of o.reps() steps after o.warmup() untimed ones, rotating over the sets,
+     * as peft_peer.py's time_steps does: a pair of events per step, every step queued behind the
+     * previous one, one synchronisation after the last, then the times read. Waiting for each step's
+     * stop event before queueing the next would leave the stream idle while the host launches the
+     * next step, and that launch latency would fall inside its events (torch's steps have none).
+     */
+    static float[] time(Runnable synchronize, Supplier<StepTimer> newTimer, Options o, int sets, Step step) {
         for (int i = 0; i < o.warmup(); i++) {
             step.run(i % sets);
         }
-        cuda.synchronize();
-        float[] ms = new float[o.reps()];
-        for (int i = 0; i < o.reps(); i++) {
-            timer.start();
-            step.run(i % sets);
-            timer.stop();
-            ms[i] = timer.elapsedMs();
+        synchronize.run();
+        StepTimer[] timers = new StepTimer[o.reps()];
+        try {
+            for (int i = 0; i < o.reps(); i++) {
+                timers[i] = newTimer.get();
+            }
+            for (int i = 0; i < o.reps(); i++) {
+                timers[i].start();
+                step.run(i % sets);
+                timers[i].stop();
+            }
+            synchronize.run();
+            float[] ms = new float[o.reps()];
+            for (int i = 0; i < o.reps(); i++) {
+                ms[i] = timers[i].elapsedMs();
+            }
+            return ms;
+        } finally {
+            for (StepTimer t : timers) {
+                if (t != null) {
+                    t.close();
+                }
+            }
         }
-        return ms;
     }
 
     private static String timing(String impl, int n, int d, int r, float p, int sets, float[] ms, String detail) {
