@@ -23,8 +23,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The CPU sequence log-probs ({@link SeqLogprob}) at a DPO-like shape: 16 rows (B·T) of fp32 logits
- * over a vocabulary of 32000 or 128256, forward (lse and the summed log-prob) and backward (dlogits in
- * place). Whether the Vector API rows pay: run once as is and once with
+ * over a vocabulary of 32000 or 128256, forward (lse and the summed log-prob) and backward (dlogits into
+ * a separate tensor, from the lse the forward gives these logits). Whether the Vector API rows pay: run once as is and once with
  * {@code -jvmArgsAppend -Drslora.train.scalar=true} (the scalar rows: Math.exp in double), e.g.
  * {@code java -jar jmh/target/benchmarks.jar SeqLogprobBenchmark -f 1}.
  */
@@ -64,6 +64,8 @@ public class SeqLogprobBenchmark {
         for (int i = 0; i < ROWS; i++) {
             labels[i] = rnd.nextInt(vocab);
         }
+        // the backward reads the forward's lse: without this it would exponentiate x − 0 instead of x − lse
+        SeqLogprob.forward(logits, labels, lse, logp);
         System.out.println("SeqLogprob vectorized: " + SeqLogprob.vectorized());
     }
 
