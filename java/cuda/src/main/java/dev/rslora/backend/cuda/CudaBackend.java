@@ -461,6 +461,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
         enter();
         CudaFrozenWeight fw = own(w);
         BackendChecks.forward(p, fw, x, a, b, u, y);
+        LaunchGeometry.checkRows(p.n());  // every step path tiles n by 64 along gridDim.y: refused before any upload
         fw.refresh(ctx);
         ResidentTensor bias = fw.residentBias();
         DType t = computeType(fw, bias, x, y);
@@ -502,6 +503,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
         enter();
         CudaFrozenWeight fw = own(w);
         BackendChecks.backward(p, fw, x, a, b, u, dy, dx, gradA, gradB, true);  // U is read, not recomputed
+        LaunchGeometry.checkRows(p.n());
         fw.refresh(ctx);
         boolean lora = p.adapterActive();
         DType t = computeType(fw, null, lora ? x : null, dy, dx);

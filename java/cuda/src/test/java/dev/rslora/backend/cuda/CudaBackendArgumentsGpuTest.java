@@ -62,6 +62,29 @@ class CudaBackendArgumentsGpuTest {
         }
     }
 
+    /**
+     * n past the kernels' row limit (65,535 tiles of 64 rows along gridDim.y): the host path uploaded X, A, B and
+     * dY and failed at the launch, naming the grid; CudaLoraLayer already refused it at construction.
+     */
+    @Test
+    void rowsPastTheGridLimitAreRefusedBeforeAnyUpload() {
+        CudaBackend cuda = GpuSupport.backend();
+        int n = LaunchGeometry.MAX_ROWS + 1;
+        try (Arena arena = Arena.ofShared(); FrozenWeight fw = cuda.prepare(t(arena, 1, 1), null)) {
+            LoraParams p = new LoraParams(n, 1, 1, 1, 1.0, 0f, 0, 0, 0, true, true, GradMode.ASSIGN);
+            Tensor x = Tensor.allocate(arena, DType.F32, n, 1);
+            Tensor y = Tensor.allocate(arena, DType.F32, n, 1);
+            Tensor u = Tensor.allocate(arena, DType.F32, n, 1);
+            Tensor dy = Tensor.allocate(arena, DType.F32, n, 1);
+            Tensor dx = Tensor.allocate(arena, DType.F32, n, 1);
+            Tensor a = t(arena, 1, 1);
+            Tensor b = t(arena, 1, 1);
+            String limit = "n = " + n + " rows is more than the CUDA kernels take";
+            refused(limit, () -> cuda.forward(p, fw, x, a, b, u, y));
+            refused(limit, () -> cuda.backward(p, fw, x, a, b, u, dy, dx, t(arena, 1, 1), t(arena, 1, 1)));
+        }
+    }
+
     @Test
     void forwardAndBackwardRefuseWhatTheContractRefuses() {
         CudaBackend cuda = GpuSupport.backend();
