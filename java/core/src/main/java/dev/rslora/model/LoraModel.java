@@ -24,6 +24,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Consumer;
 
 /**
  * A LoRA adapter over a whole model, as PEFT's {@code get_peft_model(model, LoraConfig(...))}: a
@@ -464,18 +465,7 @@ public final class LoraModel implements AutoCloseable {
                             + " CheckpointMerge, or wrap writable copies of the weights; no layer was merged");
                 }
             }
-            List<LoraLinear> done = new ArrayList<>();
-            try {
-                for (LoraLinear l : layers.values()) {
-                    l.merge();
-                    done.add(l);
-                }
-            } catch (RuntimeException | Error e) {
-                for (int i = done.size() - 1; i >= 0; i--) {
-                    done.get(i).unmerge();
-                }
-                throw e;
-            }
+            everyLayerOrNone(LoraLinear::merge, LoraLinear::unmerge);
         } finally {
             exit();
         }
@@ -498,18 +488,7 @@ public final class LoraModel implements AutoCloseable {
                     throw new IllegalStateException("module " + e.getKey() + ": not merged; no layer was unmerged");
                 }
             }
-            List<LoraLinear> done = new ArrayList<>();
-            try {
-                for (LoraLinear l : layers.values()) {
-                    l.unmerge();
-                    done.add(l);
-                }
-            } catch (RuntimeException | Error e) {
-                for (int i = done.size() - 1; i >= 0; i--) {
-                    done.get(i).merge();
-                }
-                throw e;
-            }
+            everyLayerOrNone(LoraLinear::unmerge, LoraLinear::merge);
         } finally {
             exit();
         }
@@ -656,6 +635,25 @@ public final class LoraModel implements AutoCloseable {
         }
         requireLayersOpen("no adapter was switched");
         layers.values().forEach(l -> l.setAdapterEnabled(on));
+    }
+
+    /**
+     * Runs {@code step} on every layer in order; if one fails (after the checks passed: an allocation or a
+     * backend error), {@code undo} runs on the layers already done, last first, and the failure is rethrown.
+     */
+    private void everyLayerOrNone(Consumer<LoraLinear> step, Consumer<LoraLinear> undo) {
+        List<LoraLinear> done = new ArrayList<>();
+        try {
+            for (LoraLinear l : layers.values()) {
+                step.accept(l);
+                done.add(l);
+            }
+        } catch (RuntimeException | Error e) {
+            for (int i = done.size() - 1; i >= 0; i--) {
+                undo.accept(done.get(i));
+            }
+            throw e;
+        }
     }
 
     /**
