@@ -101,7 +101,9 @@ public final class AdamW implements Optimizer {
             Slot s = slots.get(i);
             Tensor target = params.target(i);
             Tensor grad = params.param(i).grad();
-            if (VECTOR && target.dtype() == DType.F32 && grad.dtype() == DType.F32) {
+            // heap tensors take the scalar loop (the same arithmetic): see VectorAccess
+            if (VECTOR && target.dtype() == DType.F32 && grad.dtype() == DType.F32 && VectorAccess.ok(target)
+                    && VectorAccess.ok(grad)) {
                 AdamWVector.update(target, grad, s.m(), s.v(), c);
             } else {
                 AdamWScalar.update(target, grad, s.m(), s.v(), c, 0, target.numel());

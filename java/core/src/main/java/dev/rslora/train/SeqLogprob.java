@@ -68,7 +68,7 @@ public final class SeqLogprob {
         MemorySegment xs = logits.segment();
         DType dt = logits.dtype();
         MemorySegment ls = lse.segment();
-        boolean vector = VECTOR && dt == DType.F32;
+        boolean vector = VECTOR && dt == DType.F32 && VectorAccess.ok(logits);
         for (int b = 0; b < s.batch; b++) {
             double seq = 0;
             for (int t = 0; t < s.time; t++) {
@@ -119,7 +119,7 @@ public final class SeqLogprob {
         DType dt = logits.dtype();
         MemorySegment ds = dlogits.segment();
         DType ddt = dlogits.dtype();
-        boolean vector = VECTOR && dt == DType.F32 && ddt == DType.F32;
+        boolean vector = VECTOR && dt == DType.F32 && ddt == DType.F32 && VectorAccess.ok(logits) && VectorAccess.ok(dlogits);
         for (int b = 0; b < s.batch; b++) {
             float g = gradOut.segment().getAtIndex(DType.LE_FLOAT, b);
             for (int t = 0; t < s.time; t++) {

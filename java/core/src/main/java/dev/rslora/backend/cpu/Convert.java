@@ -45,6 +45,17 @@ final class Convert {
         }
     }
 
+    /**
+     * Whether vector loads and stores may touch {@code seg}: native memory only. A tensor over a
+     * heap array takes the scalar loops, which round the same way: one heap segment reaching a
+     * vector access pollutes the JDK's type profile shared by every vector segment access, and the
+     * micro-kernel's panel loads ran 1.75× slower for the rest of the JVM's life
+     * ({@link TileOps#allFinite(float[], int, int)}).
+     */
+    static boolean vectorOk(MemorySegment seg) {
+        return seg.isNative();
+    }
+
     /** dst[off + i] = t[start + i] as fp32, i &lt; count. */
     static void load(Tensor t, long start, int count, float[] dst, int off) {
         MemorySegment seg = t.readOnlySegment();
@@ -84,7 +95,8 @@ final class Convert {
      */
     static void storeScaled(float[] src, int off, int count, float g, Tensor old, long oldStart, Sink t, long start,
                             float[] tmp) {
-        if (MicroKernel.SCALAR || t.dtype() != DType.F32 || (old != null && old.dtype() != DType.F32)) {
+        if (MicroKernel.SCALAR || t.dtype() != DType.F32 || (old != null && old.dtype() != DType.F32) || !vectorOk(t.seg())
+                || (old != null && !vectorOk(old.readOnlySegment()))) {
             if (old != null) {
                 load(old, oldStart, count, tmp, 0);
             }
@@ -131,7 +143,7 @@ final class Convert {
      * stores for F32 and BF16 (a bulk copy costs more than the 32 values it moves).
      */
     static void storeTileRow(float[] src, int off, int count, Sink t, long start) {
-        if (MicroKernel.SCALAR || t.dtype() == DType.F16) {
+        if (MicroKernel.SCALAR || t.dtype() == DType.F16 || !vectorOk(t.seg())) {
             store(src, off, count, t, start);
             return;
         }
@@ -157,7 +169,7 @@ final class Convert {
 
     private static void loadBf16(MemorySegment seg, long start, int count, float[] dst, int off) {
         int i = 0;
-        if (!MicroKernel.SCALAR) {
+        if (!MicroKernel.SCALAR && vectorOk(seg)) {
             for (; i + L <= count; i += L) {
                 ShortVector h = ShortVector.fromMemorySegment(SS, seg, (start + i) * 2, LE);
                 IntVector w = (IntVector) h.convertShape(VectorOperators.ZERO_EXTEND_S2I, IS, 0);
@@ -171,7 +183,7 @@ final class Convert {
 
     private static void storeBf16(float[] src, int off, int count, MemorySegment seg, long start) {
         int i = 0;
-        if (!MicroKernel.SCALAR) {
+        if (!MicroKernel.SCALAR && vectorOk(seg)) {
             for (; i + L <= count; i += L) {
                 IntVector x = FloatVector.fromArray(FS, src, off + i).reinterpretAsInts();
                 toBf16Bits(x).intoMemorySegment(seg, (start + i) * 2, LE);

@@ -122,7 +122,7 @@ final class Panels {
             int c0 = p * NR;
             long at = base + p * panelStride;
             long from = (row0 * ld + col0 + c0) * 4L;
-            if (MicroKernel.SCALAR) {
+            if (MicroKernel.SCALAR || !Convert.vectorOk(src)) {  // heap: see Convert.vectorOk
                 for (int i = 0; i < rows; i++, at += NR * 4L, from += ld * 4L) {
                     for (int c = 0; c < NR; c++) {
                         float v = c0 + c < cols ? src.get(DType.LE_FLOAT, from + c * 4L) : 0f;

@@ -63,9 +63,10 @@ final class RowGrads {
         s.row = Scratch.grow(s.row, dIn);
         s.old = Scratch.grow(s.old, dIn);
         float[] row = s.row;
-        MemorySegment rowSeg = MemorySegment.ofArray(row);
+        MemorySegment rowSeg = s.rowSum.ensure(4L * dIn);  // native: see Scratch.rowSum
         for (int j = j0; j < j1; j++) {
             combineInto(xb, dIn, dIn, v, j, r, n, 1f, null, 0, rowSeg, 0, 1);
+            MemorySegment.copy(rowSeg, DType.LE_FLOAT, 0, row, 0, dIn);
             long at = (long) j * dIn;
             Convert.storeScaled(row, 0, dIn, gamma, old, at, out, at, s.old);
         }
@@ -93,9 +94,10 @@ final class RowGrads {
         s.row = Scratch.grow(s.row, r);
         s.old = Scratch.grow(s.old, r);
         float[] out = s.row;
-        MemorySegment outSeg = MemorySegment.ofArray(out);
+        MemorySegment outSeg = s.rowSum.ensure(4L * r);  // native: see Scratch.rowSum
         for (int oc = 0; oc < cols; oc++) {
             combineInto(ub, r, r, yb, oc, cols, n, 1f, null, 0, outSeg, 0, 1);
+            MemorySegment.copy(outSeg, DType.LE_FLOAT, 0, out, 0, r);
             long to = (long) (o0 + oc) * r;
             Convert.storeScaled(out, 0, r, gamma, old, to, sink, to, s.old);
         }
@@ -108,7 +110,8 @@ final class RowGrads {
      * the sink's dtype.
      */
     private static boolean direct(Tensor old, Convert.Sink out) {
-        return out.dtype() == DType.F32 && (old == null || old.dtype() == DType.F32);
+        return out.dtype() == DType.F32 && (old == null || old.dtype() == DType.F32) && Convert.vectorOk(out.seg())
+                && (old == null || Convert.vectorOk(old.readOnlySegment()));
     }
 
     /**

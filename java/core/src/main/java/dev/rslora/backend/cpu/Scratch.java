@@ -38,6 +38,14 @@ final class Scratch implements AutoCloseable {
     float[] gradBlock = new float[0];
     /** Gradient GEMM: that block as direct panels (K = block rows). */
     final NativeBuffer gradPack = new NativeBuffer();
+    /**
+     * One gradient row's fp32 sum before {@link Convert#storeScaled} rounds it to a BF16/F16 sink
+     * (RowGrads). Native, not a heap segment over {@link #row}: a heap segment reaching a vector
+     * load or store pollutes the JDK's shared type profile of every segment access, and the
+     * micro-kernel's panel loads then ran 1.75× slower for the rest of the JVM's life
+     * ({@link TileOps#allFinite(float[], int, int)} explains).
+     */
+    final NativeBuffer rowSum = new NativeBuffer();
     /** Gather block for transposed packs, NR × Panels.T_BLOCK. */
     final float[] gather = new float[MicroKernel.NR * Panels.T_BLOCK];
     final int[] gatherIndex = Panels.gatherIndex();
@@ -92,5 +100,6 @@ final class Scratch implements AutoCloseable {
     @Override
     public void close() {
         gradPack.close();
+        rowSum.close();
     }
 }

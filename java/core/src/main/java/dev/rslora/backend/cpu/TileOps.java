@@ -30,11 +30,29 @@ final class TileOps {
     }
 
     /**
-     * Whether a[off .. off+n) holds no NaN or ±Inf (the V rows of the merged route's backward):
-     * {@link #allFinite(MemorySegment, long, int, ByteOrder)} on the array, in the platform's order.
+     * Whether a[off .. off+n) holds no NaN or ±Inf (the V rows of the merged route's backward), by
+     * the same sum as {@link #allFinite(MemorySegment, long, int, ByteOrder)} but with array loads.
+     * Not that method on {@code MemorySegment.ofArray(a)}: the JDK keeps one type profile for the
+     * segment accesses of all vector loads and stores, and one heap segment among the native ones
+     * made the micro-kernel's panel loads polymorphic for the rest of the JVM's life. Measured
+     * (JMH, d = 1024, r = 64, N = 2048, one thread, the merged route, 2026-12-06): 91–95 ms a step
+     * with this scan on a heap segment, 52–53 ms without the scan. No code of this backend wraps
+     * a heap array in a segment (CpuSourceRulesTest).
      */
     static boolean allFinite(float[] a, int off, int n) {
-        return allFinite(MemorySegment.ofArray(a), 4L * off, n, ByteOrder.nativeOrder());
+        int c = 0;
+        float z = 0f;
+        if (!MicroKernel.SCALAR) {
+            FloatVector acc = FloatVector.zero(S);
+            for (; c + L <= n; c += L) {
+                acc = acc.add(FloatVector.fromArray(S, a, off + c).mul(0f));
+            }
+            z = acc.reduceLanes(VectorOperators.ADD);
+        }
+        for (; c < n; c++) {
+            z += a[off + c] * 0f;
+        }
+        return z == 0f;
     }
 
     /**
@@ -45,7 +63,7 @@ final class TileOps {
     static boolean allFinite(MemorySegment seg, long at, int n, ByteOrder order) {
         int c = 0;
         float z = 0f;
-        if (!MicroKernel.SCALAR) {
+        if (!MicroKernel.SCALAR && Convert.vectorOk(seg)) {
             FloatVector acc = FloatVector.zero(S);
             for (; c + L <= n; c += L) {
                 acc = acc.add(FloatVector.fromMemorySegment(S, seg, at + 4L * c, order).mul(0f));
