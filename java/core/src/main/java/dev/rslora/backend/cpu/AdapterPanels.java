@@ -6,7 +6,8 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * One layer's packed copies of its adapter (held by its {@link CpuFrozenWeight}), reused from
- * call to call while A, B and γ stay the same:
+ * call to call while A, B and γ stay the same (calls of few rows read A and B as they are instead,
+ * {@link AdapterRows}):
  * <pre>
  *   aT   transposed panels of A [r, d_in]       (panels over r, K = d_in)    forward  U = D(X)·Aᵀ
  *   gbT  transposed panels of γ·B [d_out, r]    (panels over d_out, K = r)   forward  Y += U·(γB)ᵀ

@@ -29,7 +29,8 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  * V nor Uᵀ), dA in blocks of whole rows, and the dX groups spread among them ({@link #unitOrder}).
  * Workers claim chunks, panels and column groups as they come ({@link WorkerPool}). The B and γA
  * panels come from the layer's {@link AdapterPanels}; when stale they are packed first, in a job of
- * their own. With many rows and no dropout the dX tiles read W' = W + γ·B·A instead
+ * their own. Up to {@link RowGrads#MAX_ROWS} rows use no adapter panels: V and dX's adapter term
+ * are axpys over the rows of B and A ({@link AdapterRows}). With many rows and no dropout the dX tiles read W' = W + γ·B·A instead
  * ({@link MergedWeight}, formed in a job after the packing) and have no LoRA segment. Every
  * element's arithmetic is the same whichever worker computes it, so results do not depend on the
  * worker count or on timing.
@@ -78,7 +79,12 @@ final class BackwardPass {
     private final float[] bRows;
     /** The panels dX's W segment reads: W' (merged) or W. */
     private final MemorySegment wPanels;
-    /** Whether dX's tiles start with the γD'(V·A) segment (adapter active, not merged). */
+    /** N ≤ RowGrads.MAX_ROWS: V and dX's adapter term from row-major B and A ({@link AdapterRows}), no panels. */
+    private final boolean rowAdapter;
+    /** A and B as {@link AdapterRows} reads them (row adapter only, else null). */
+    private final AdapterRows.Source aSrc;
+    private final AdapterRows.Source bSrc;
+    /** Whether dX's tiles start with the γD'(V·A) segment (adapter active, not merged, not {@link #rowAdapter}). */
     private final boolean loraDx;
 
     /** Buffers the workers share within one call (owned by the backend, grown on demand). */
@@ -94,7 +100,8 @@ final class BackwardPass {
     }
 
     /**
-     * @param bP  Panels.bytes(r, d_out) bytes for the B panels, packed here when {@code packBP}
+     * @param bP  Panels.bytes(r, d_out) bytes for the B panels, packed here when {@code packBP}; null with the
+     *            adapter active and no merged route: V and dX's adapter term from B and A's rows ({@link AdapterRows})
      * @param gaP Panels.bytes(d_in, r) bytes for the γA panels, packed here when {@code packGAP};
      *            x, a, b, u, gradA, gradB, bP, gaP are null when the adapter is inactive
      * @param merged Panels.bytes(d_in, d_out) bytes for W' (the merged route; dx and gaP not null), or null
@@ -130,14 +137,17 @@ final class BackwardPass {
         this.r = p.rank();
         // Row stride of the keep bits: whole panels (a 12-wide tile's last panel can reach past words(d_in)).
         this.words = MaskBits.words(Panels.panels(dIn) * NR);
-        this.byRows = Split.byRows(n, workers);
         this.oneRow = n == 1;
         this.rowGrads = n <= RowGrads.MAX_ROWS;
         this.shared = shared;
         this.merged = active && dx != null ? merged : null;
         this.bRows = bRows;
         this.wPanels = this.merged != null ? this.merged : w.backward;
-        this.loraDx = active && this.merged == null;
+        this.rowAdapter = active && this.merged == null && bP == null;  // no panels given: AdapterRows
+        this.loraDx = active && this.merged == null && !rowAdapter;
+        this.aSrc = rowAdapter ? AdapterRows.Source.of(a) : null;
+        this.bSrc = rowAdapter ? AdapterRows.Source.of(b) : null;
+        this.byRows = Split.byRows(n, workers) && !rowAdapter;  // the row adapter runs by panels, with any worker count
         if (active) {
             int rPad = Split.padRows(r);
             shared.v = Scratch.grow(shared.v, (long) Split.padRows(n) * r);
@@ -197,7 +207,11 @@ final class BackwardPass {
             if (unit < vUnits) {
                 try {
                     allRows(s);
-                    computeV(s, 0, n, unit, unit + 1);
+                    if (rowAdapter) {
+                        AdapterRows.v(s.dyc, Split.ld(dOut), n, bSrc, dOut, r, unit * NR, Math.min(r, unit * NR + NR), s, shared.v);
+                    } else {
+                        computeV(s, 0, n, unit, unit + 1);
+                    }
                     if (!rowGrads) {
                         transposeU(s, 0, n, unit * NR, Math.min(r, unit * NR + NR));
                     }
@@ -403,6 +417,10 @@ final class BackwardPass {
         s.yc = Scratch.grow(s.yc, (long) Split.padRows(mc) * ldx);
         float[] out = s.yc;
         float[] v = shared.v;
+        if (rowAdapter) {
+            AdapterRows.dx(v, mc, r, aSrc, dIn, gamma, pk0 * NR, pk1 * NR, s, out, ldx);
+        }
+        boolean onLora = loraDx || rowAdapter;  // the W segment accumulates on the adapter term
         for (int pk = pk0; pk < pk1; pk++) {
             long wOff = (long) pk * dOut * PANEL_ROW_BYTES;
             long aOff = (long) pk * r * PANEL_ROW_BYTES;
@@ -410,24 +428,24 @@ final class BackwardPass {
             if (oneRow) {
                 if (loraDx) {
                     MicroKernel.mmaRow(v, 0, gaP, aOff, r, out, k0, false);
-                    if (mask != null) {
-                        mask.applyToTileRow(out, k0, bits, 0, k0);
-                    }
                 }
-                MicroKernel.mmaRow(s.dyc, 0, wPanels, wOff, dOut, out, k0, loraDx);
+                if (onLora && mask != null) {
+                    mask.applyToTileRow(out, k0, bits, 0, k0);
+                }
+                MicroKernel.mmaRow(s.dyc, 0, wPanels, wOff, dOut, out, k0, onLora);
                 continue;
             }
             for (int it = 0; it < mc; it += MR) {
                 int cOff = it * ldx + k0;
                 if (loraDx) {
                     MicroKernel.mma(v, (c0 + it) * r, r, gaP, aOff, r, out, cOff, ldx, false);
-                    if (mask != null) {
-                        for (int m = 0; m < MR; m++) {
-                            mask.applyToTileRow(out, cOff + m * ldx, bits, (c0 + it + m) * words, k0);
-                        }
+                }
+                if (onLora && mask != null) {
+                    for (int m = 0; m < MR; m++) {
+                        mask.applyToTileRow(out, cOff + m * ldx, bits, (c0 + it + m) * words, k0);
                     }
                 }
-                MicroKernel.mma(s.dyc, it * ldy, ldy, wPanels, wOff, dOut, out, cOff, ldx, loraDx);
+                MicroKernel.mma(s.dyc, it * ldy, ldy, wPanels, wOff, dOut, out, cOff, ldx, onLora);
             }
         }
         if (merged != null) {

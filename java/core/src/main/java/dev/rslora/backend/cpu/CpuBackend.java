@@ -57,6 +57,8 @@ public final class CpuBackend implements Backend, AutoCloseable {
     private float[] mergeRows = new float[0];
     /** Whether passes may take the merged route ({@code -Drslora.cpu.mergedWeight=off}: never). */
     private final boolean mergedRoute = MergedWeight.enabledByProperty();
+    /** Whether calls of few rows read A and B as they are ({@code -Drslora.cpu.adapterRows=off}: never). */
+    private final boolean rowRoute = AdapterRows.enabledByProperty();
     private volatile boolean closed;
 
     /** A backend with one worker per available processor. */
@@ -175,18 +177,18 @@ public final class CpuBackend implements Backend, AutoCloseable {
             boolean packGBT = false;
             AdapterPanels.Key aKey = null;
             AdapterPanels.Key bKey = null;
-            if (active) {
+            MemorySegment merged = null;
+            if (MergedWeight.use(p, p.dIn(), mergedRoute)) {
+                merged = mergedW.ensure(Panels.bytes(p.dOut(), p.dIn()));
+                mergeRows = Scratch.grow(mergeRows, (long) Split.padRows(p.dIn()) * p.rank());
+            }
+            if (active && !AdapterRows.useForward(p, merged != null, rowRoute)) {  // one or two rows read A and B as they are
                 aKey = AdapterPanels.Key.of(a, 1f);
                 bKey = AdapterPanels.Key.of(b, (float) p.gamma());
                 packAT = cache.aT.needs(aKey, Panels.bytes(p.rank(), p.dIn()));
                 packGBT = cache.gbT.needs(bKey, Panels.bytes(p.dOut(), p.rank()));
                 aT = cache.aT.segment();
                 gbT = cache.gbT.segment();
-            }
-            MemorySegment merged = null;
-            if (MergedWeight.use(p, p.dIn(), mergedRoute)) {
-                merged = mergedW.ensure(Panels.bytes(p.dOut(), p.dIn()));
-                mergeRows = Scratch.grow(mergeRows, (long) Split.padRows(p.dIn()) * p.rank());
             }
             try {
                 new ForwardPass(p, w, x, y, uOut, active ? a : null, active ? b : null, aT, packAT, gbT, packGBT, merged,
@@ -228,7 +230,12 @@ public final class CpuBackend implements Backend, AutoCloseable {
             boolean packGAP = false;
             AdapterPanels.Key bKey = null;
             AdapterPanels.Key aKey = null;
-            if (active) {
+            MemorySegment merged = null;
+            if (dx != null && MergedWeight.use(p, p.dOut(), mergedRoute)) {
+                merged = mergedW.ensure(Panels.bytes(p.dIn(), p.dOut()));
+                mergeRows = Scratch.grow(mergeRows, (long) Split.padRows(p.dOut()) * p.rank());
+            }
+            if (active && !AdapterRows.useBackward(p, merged != null, rowRoute)) {  // few rows read A and B as they are
                 bKey = AdapterPanels.Key.of(b, 1f);
                 aKey = AdapterPanels.Key.of(a, (float) p.gamma());
                 packBP = cache.bP.needs(bKey, Panels.bytes(p.rank(), p.dOut()));
@@ -237,11 +244,6 @@ public final class CpuBackend implements Backend, AutoCloseable {
                     packGAP = cache.gaP.needs(aKey, Panels.bytes(p.dIn(), p.rank()));
                     gaP = cache.gaP.segment();
                 }
-            }
-            MemorySegment merged = null;
-            if (dx != null && MergedWeight.use(p, p.dOut(), mergedRoute)) {
-                merged = mergedW.ensure(Panels.bytes(p.dIn(), p.dOut()));
-                mergeRows = Scratch.grow(mergeRows, (long) Split.padRows(p.dOut()) * p.rank());
             }
             try {
                 new BackwardPass(p, w, active ? x : null, active ? a : null, active ? b : null, active ? u : null, dy, dx,

@@ -23,7 +23,8 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  * ({@link UnitsDone}), and a single row (N = 1)
  * runs the one-row kernel. Workers claim chunks or panels as they come ({@link WorkerPool}). The
  * Aᵀ and (γB)ᵀ panels come from the layer's {@link AdapterPanels}; when stale they are packed
- * first, in a job of their own. With many rows and no dropout the Y tiles read W' = W + γ·B·A
+ * first, in a job of their own. Up to {@link AdapterRows#FORWARD_MAX_ROWS} rows use no adapter
+ * panels: U and Y's adapter term are dot products over the rows of A and B ({@link AdapterRows}). With many rows and no dropout the Y tiles read W' = W + γ·B·A
  * instead ({@link MergedWeight}, formed in a job after the packing) and have no LoRA segment.
  * Every element's arithmetic is the same whichever worker computes it, so results do not depend on
  * the worker count or on timing.
@@ -61,12 +62,18 @@ final class ForwardPass {
     private final float[] aTRows;
     /** The panels Y's W segment reads: W'ᵀ (merged) or Wᵀ. */
     private final MemorySegment wPanels;
-    /** Whether Y's tiles add the γU·Bᵀ segment (adapter active, not merged). */
+    /** Whether Y's tiles add the γU·Bᵀ segment (adapter active, not merged, not {@link #rowAdapter}). */
     private final boolean loraY;
+    /** N ≤ AdapterRows.FORWARD_MAX_ROWS: U and Y's adapter term from row-major A and B ({@link AdapterRows}), no panels. */
+    private final boolean rowAdapter;
+    /** A and B as {@link AdapterRows} reads them (row adapter only, else null). */
+    private final AdapterRows.Source aSrc;
+    private final AdapterRows.Source bSrc;
 
     /**
      * @param u      U [n, r] F32 output; u, a, b, aT, gbT are null when the adapter is inactive
-     * @param aT     Panels.bytes(r, d_in) bytes for the Aᵀ panels, packed here when {@code packAT}
+     * @param aT     Panels.bytes(r, d_in) bytes for the Aᵀ panels, packed here when {@code packAT}; null with
+     *               the adapter active and no merged route: U and Y's adapter term from A and B's rows ({@link AdapterRows})
      * @param gbT    Panels.bytes(d_out, r) bytes for the (γB)ᵀ panels, packed here when {@code packGBT}
      * @param merged Panels.bytes(d_out, d_in) bytes for W'ᵀ (the merged route), or null
      * @param aTRows at least padRows(d_in)·r floats when merged, else unused
@@ -97,7 +104,10 @@ final class ForwardPass {
         this.merged = active ? merged : null;
         this.aTRows = aTRows;
         this.wPanels = this.merged != null ? this.merged : w.forward;
-        this.loraY = active && this.merged == null;
+        this.rowAdapter = active && this.merged == null && aT == null;  // no panels given: AdapterRows
+        this.loraY = active && this.merged == null && !rowAdapter;
+        this.aSrc = rowAdapter ? AdapterRows.Source.of(a) : null;
+        this.bSrc = rowAdapter ? AdapterRows.Source.of(b) : null;
     }
 
     void run(WorkerPool pool, boolean parallel) {
@@ -121,7 +131,7 @@ final class ForwardPass {
             pool.run(Panels.panels(dOut), (wk, po) -> MergedWeight.formPanel(w.forward, gbT, aTRows, dIn, r, merged, po,
                     scratch[wk].tile), parallel);
         }
-        if (Split.byRows(n, workers)) {
+        if (Split.byRows(n, workers) && !rowAdapter) {  // the row adapter runs by panels, with any worker count
             int rows = Split.chunkRows(n, workers, dIn, dOut);
             pool.run(Split.chunks(n, rows), (wk, c) -> chunk(scratch[wk], c * rows, Split.chunkEnd(c, rows, n)), parallel);
         } else {
@@ -133,13 +143,17 @@ final class ForwardPass {
                 if (unit < uUnits) {
                     try {
                         allRows(s, false);
-                        computeU(s, 0, n, unit, unit + 1, false);
+                        if (rowAdapter) {
+                            computeURows(s, unit);
+                        } else {
+                            computeU(s, 0, n, unit, unit + 1, false);
+                        }
                     } finally {
                         uDone.done();
                     }
                 } else {
                     uDone.await();
-                    allRows(s, loraY);
+                    allRows(s, loraY || rowAdapter);
                     computeY(s, 0, n, unit - uUnits, unit - uUnits + 1);
                 }
             }, parallel);
@@ -175,6 +189,11 @@ final class ForwardPass {
         if (withU) {
             s.uc = Scratch.grow(s.uc, (long) Split.padRows(n) * r);
             Convert.load(u, 0, n * r, s.uc, 0);
+            if (rowAdapter) {
+                for (int c = 0; c < n * r; c++) {
+                    s.uc[c] *= gamma;  // γU, the operand of AdapterRows.addY
+                }
+            }
         }
         s.rowsOf = this;
         s.rowsTag = tag;
@@ -199,6 +218,18 @@ final class ForwardPass {
         for (int i = 0; i < mc; i++) {
             mask.row(c0 + i, dIn, s.bits, 0);
             mask.apply(s.xc, i * ld, s.bits, 0, dIn, s.dxc, i * ld);
+        }
+    }
+
+    /** Row adapter: U[:, panel pj's columns] = D(X)·Aᵀ by dot products over A's rows ({@link AdapterRows#u}). */
+    private void computeURows(Scratch s, int pj) {
+        int j0 = pj * NR;
+        int j1 = Math.min(r, j0 + NR);
+        float[] src = mask != null ? s.dxc : s.xc;
+        s.row = Scratch.grow(s.row, (long) n * NR);
+        AdapterRows.u(src, Split.ld(dIn), n, aSrc, dIn, j0, j1, s, s.row);
+        for (int i = 0; i < n; i++) {
+            Convert.storeTileRow(s.row, i * NR, j1 - j0, uOut, (long) i * r + j0);
         }
     }
 
@@ -266,6 +297,9 @@ final class ForwardPass {
                     MicroKernel.mma(s.uc, it * r, r, gbT, bOff, r, yc, it * ldy + o0, ldy, true);
                 }
             }
+        }
+        if (rowAdapter) {
+            AdapterRows.addY(s.uc, mc, r, bSrc, po0 * NR, Math.min(dOut, po1 * NR), s, yc, ldy);
         }
         if (merged != null) {
             redoNonFinite(s, c0, c1, po0, po1);

@@ -46,6 +46,11 @@ final class Scratch implements AutoCloseable {
      * ({@link TileOps#allFinite(float[], int, int)} explains).
      */
     final NativeBuffer rowSum = new NativeBuffer();
+    /** fp32 rows of A or B converted for {@link AdapterRows} (BF16, F16 or heap tensors), and its native copy. */
+    float[] conv = new float[0];
+    final NativeBuffer adapterRows = new NativeBuffer();
+    /** The segment of the rows {@link AdapterRows#f32} last gave (a tensor's own, or {@link #adapterRows}'). */
+    java.lang.foreign.MemorySegment rows;
     /** Gather block for transposed packs, NR × Panels.T_BLOCK. */
     final float[] gather = new float[MicroKernel.NR * Panels.T_BLOCK];
     final int[] gatherIndex = Panels.gatherIndex();
@@ -101,5 +106,6 @@ final class Scratch implements AutoCloseable {
     public void close() {
         gradPack.close();
         rowSum.close();
+        adapterRows.close();
     }
 }

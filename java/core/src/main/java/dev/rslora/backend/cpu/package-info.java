@@ -20,7 +20,10 @@
  *   <li>{@link dev.rslora.backend.cpu.MergedWeight}: for many rows and no dropout, W' = W + γB·A
  *       formed in a pass's packed layout in place of its LoRA K-segment;</li>
  *   <li>{@link dev.rslora.backend.cpu.GradGemm}, {@link dev.rslora.backend.cpu.RowGrads}: dA and dB
- *       as GEMMs over all N rows, or as outer products for N ≤ 8;</li>
+ *       as GEMMs over all N rows, or as outer products for N ≤ 8;
+ *       {@link dev.rslora.backend.cpu.AdapterRows}: the adapter terms straight from row-major A and B
+ *       for a backward of N ≤ 8 and a forward of N ≤ 2 (no adapter panels to repack after each
+ *       optimizer step);</li>
  *   <li>{@link dev.rslora.backend.cpu.Panels}: packing into the kernel's B-operand panels;
  *       {@link dev.rslora.backend.cpu.CpuFrozenWeight}: W packed off-heap (again only after W or the
  *       bias was written), and the layer's
@@ -34,8 +37,8 @@
  *       cut, per-worker buffers, units of a job that its later units wait for.</li>
  * </ul>
  * Precision: every product is accumulated in fp32 (fma) and each output is rounded once to its
- * dtype; γ is folded into the packed Bᵀ (forward) and γA (backward dX) panels and applied to
- * the fp32 sums of dA and dB; on the merged route W' is rounded to fp32 once per element. Each output element is one fixed sequence of operations whichever
+ * dtype; γ is folded into the packed Bᵀ (forward) and γA (backward dX) panels (without panels: into
+ * U's fp32 copy and, element by element, into A) and applied to the fp32 sums of dA and dB; on the merged route W' is rounded to fp32 once per element. Each output element is one fixed sequence of operations whichever
  * worker computes it, so results depend neither on the worker count nor on timing. Performance
  * notes and measurements: the commit history, {@code dev.rslora.bench.CpuLayerBenchmark} and
  * bench/RESULTS.md.

@@ -1,0 +1,373 @@
+package dev.rslora.backend.cpu;
+
+import dev.rslora.backend.LoraParams;
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorShuffle;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+
+/**
+ * The adapter terms of a call with few rows (a forward of at most {@link #FORWARD_MAX_ROWS}, a
+ * backward of at most {@link RowGrads#MAX_ROWS}), read straight from row-major A [r, d_in] and
+ * B [d_out, r], with no packed panels:
+ * <pre>
+ *   forward   U[i, j]   = D(X)_i · A_j                       a dot product per row and rank (K = d_in)
+ *             Y[i, o]  += (γU_i) · B_o                       a dot product per row and output (K = r), added
+ *                                                            to the W segment's fp32 sum before Y is rounded
+ *   backward  V_i       = Σ_o dY[i, o]·B_o                   axpys over B's rows, o ascending
+ *             dX_i      = D'(Σ_j V[i, j]·(γA)_j) + dY_i·W    axpys over A's rows, j ascending; the mask, then
+ *                                                            the W segment accumulating on them
+ * </pre>
+ * The panel route packs four copies of A and B ({@link AdapterPanels}), two of them transposed,
+ * and a training step must pack them again after every optimizer step: at d = 1024, r = 64, N = 1
+ * that was a third of the LoRA step (JFR samples, one thread, 2026-12-06), more than its adapter
+ * arithmetic. Here A and B are read once per use, in place when they are F32 in native memory,
+ * else through a converted copy of the rows in use ({@link #f32}).
+ *
+ * <p>Dot products sum in vector lanes (four vectors of fma chains, then one, then the rest), then
+ * across the lanes by a fixed tree of shuffles ({@link #hsum}, not {@code reduceLanes}, whose order
+ * the JIT may change between tiers): an element's arithmetic is fixed, whichever worker runs it.
+ * The axpys ({@link #rowTimes}) are, per element, one fma chain in ascending order from +0 held
+ * in registers, as the panel route's tiles. U and Y differ from the panel route's in their last
+ * bits (results depend on N already: {@link MergedWeight}).
+ */
+final class AdapterRows {
+    private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
+    private static final int L = MicroKernel.L;
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    /** Lane permutations i → i ^ h of {@link #hsum} (null where h ≥ L). */
+    private static final VectorShuffle<Float> XOR8 = xor(8);
+    private static final VectorShuffle<Float> XOR4 = xor(4);
+    private static final VectorShuffle<Float> XOR2 = xor(2);
+    private static final VectorShuffle<Float> XOR1 = xor(1);
+    /** {@link #dot4}'s first two levels: i → i ^ L/2 and i ^ L/4, and the lanes with that bit set. */
+    private static final VectorShuffle<Float> SWAP_H1 = xor(L / 2);
+    private static final VectorShuffle<Float> SWAP_H2 = xor(L / 4);
+    private static final VectorMask<Float> UPPER_H1 = bitSet(L / 2);
+    private static final VectorMask<Float> UPPER_H2 = bitSet(L / 4);
+
+    private AdapterRows() {
+    }
+
+    private static VectorShuffle<Float> xor(int h) {
+        return MicroKernel.SCALAR || h < 1 || h >= L ? null : VectorShuffle.fromOp(S, i -> i ^ h);
+    }
+
+    private static VectorMask<Float> bitSet(int h) {
+        if (MicroKernel.SCALAR || h < 1) {
+            return null;
+        }
+        boolean[] set = new boolean[L];
+        for (int i = 0; i < L; i++) {
+            set[i] = (i & h) != 0;
+        }
+        return VectorMask.fromArray(S, set, 0);
+    }
+
+    /** "off" disables the path (A/B measurements: the panel route at every N); anything else, or unset, leaves it on. */
+    static final String PROPERTY = "rslora.cpu.adapterRows";
+
+    /**
+     * The most rows whose forward takes this path. The forward's panels are transposed copies of A
+     * and B, costly to pack after every optimizer step but kept while A and B stay the same, as
+     * they do in decoding; the dot products here pay a reduction per output instead. Measured
+     * (JMH, d = 1024, r = 64, two threads, both routes in one series, 2026-12-06; ratio to the
+     * frozen base): training step (A and B written before each) N = 1, 2, 4, 8: 1.38, 1.33, 1.55,
+     * 1.87 here against 2.45, 2.21, 2.15, 2.20 on panels; decoding forward (A and B unchanged):
+     * 1.26, 1.25, 1.38, 1.70 here against 1.15, 1.18, 1.17, 1.19 on kept panels. Up to two rows
+     * trade a tenth of decoding for training steps 1.7× faster; beyond, decoding keeps its panels.
+     * The backward has no such trade (its axpys cost what its panels' tiles cost): up to
+     * {@link RowGrads#MAX_ROWS} rows.
+     */
+    static final int FORWARD_MAX_ROWS = 2;
+
+    /**
+     * Whether the forward of {@code p} takes this path: {@code enabled}, adapter active, N ≤
+     * {@link #FORWARD_MAX_ROWS}, not on the merged route (which forms W' from the panels).
+     */
+    static boolean useForward(LoraParams p, boolean merged, boolean enabled) {
+        return enabled && p.adapterActive() && p.n() <= FORWARD_MAX_ROWS && !merged;
+    }
+
+    /** Whether the backward of {@code p} takes this path: as {@link #useForward}, with N ≤ {@link RowGrads#MAX_ROWS}. */
+    static boolean useBackward(LoraParams p, boolean merged, boolean enabled) {
+        return enabled && p.adapterActive() && p.n() <= RowGrads.MAX_ROWS && !merged;
+    }
+
+    /** Whether {@link #PROPERTY} leaves the path on (read when a backend is made). */
+    static boolean enabledByProperty() {
+        return !"off".equals(System.getProperty(PROPERTY, "").strip());
+    }
+
+    /**
+     * A or B as the workers read it: the tensor, and its segment when it is F32 in native memory
+     * (read in place), else null (read through converted copies). Made once per call, on the
+     * calling thread: taking a segment per row allocated a view each time (7% of an N = 8 forward).
+     */
+    record Source(Tensor t, MemorySegment direct) {
+        static Source of(Tensor t) {
+            if (t == null) {
+                return null;
+            }
+            MemorySegment seg = t.readOnlySegment();
+            return new Source(t, t.dtype() == DType.F32 && Convert.vectorOk(seg) ? seg : null);
+        }
+    }
+
+    /**
+     * Elements [start, start + count) of {@code src} as fp32 little-endian in {@link Scratch#rows}
+     * from the returned byte offset: the tensor's own segment when direct, else a converted copy at
+     * byte 0 of this worker's {@link Scratch#adapterRows} (valid until its next use).
+     */
+    static long f32(Source src, long start, int count, Scratch s) {
+        if (src.direct() != null) {
+            s.rows = src.direct();
+            return start * 4;
+        }
+        s.conv = Scratch.grow(s.conv, count);
+        Convert.load(src.t(), start, count, s.conv, 0);
+        MemorySegment dst = s.adapterRows.ensure(count * 4L);
+        MemorySegment.copy(s.conv, 0, dst, DType.LE_FLOAT, 0, count);
+        s.rows = dst;
+        return 0;
+    }
+
+    /**
+     * U[i, j0..j1) for the n rows of {@code src} (D(X), fp32 rows {@code ld} apart): into
+     * {@code out} row i at i·NR (j1 − j0 ≤ NR values).
+     */
+    static void u(float[] src, int ld, int n, Source a, int dIn, int j0, int j1, Scratch s, float[] out) {
+        for (int j = j0; j < j1; j++) {
+            long at = f32(a, (long) j * dIn, dIn, s);
+            MemorySegment row = s.rows;
+            for (int i = 0; i < n; i++) {
+                out[i * MicroKernel.NR + j - j0] = dot(src, i * ld, row, at, dIn);
+            }
+        }
+    }
+
+    /**
+     * Y's adapter term for outputs [o0, o1): yc[i·ldy + o] += gu_i · B_o for i &lt; n, with gu = γU
+     * [n, r] row-major (fp32, rounded once).
+     */
+    static void addY(float[] gu, int n, int r, Source b, int o0, int o1, Scratch s, float[] yc, int ldy) {
+        long base = f32(b, (long) o0 * r, (o1 - o0) * r, s);
+        MemorySegment rows = s.rows;
+        int o = o0;
+        if (!MicroKernel.SCALAR && r >= L) {
+            for (; o + 4 <= o1; o += 4) {
+                long at = base + (long) (o - o0) * r * 4;
+                for (int i = 0; i < n; i++) {
+                    dot4(gu, i * r, rows, at, 4L * r, r, yc, i * ldy + o);
+                }
+            }
+        }
+        for (; o < o1; o++) {
+            long at = base + (long) (o - o0) * r * 4;
+            for (int i = 0; i < n; i++) {
+                yc[i * ldy + o] += dot(gu, i * r, rows, at, r);
+            }
+        }
+    }
+
+    /**
+     * out[oo + q] += Σ_{c &lt; len} x[xo + c]·y_q[c] for the four rows q &lt; 4 of y (fp32 little-endian,
+     * row q from byte yOff + q·ld), len ≥ L: per row one fma chain over its vectors, the four sums
+     * across lanes by one tree ({@link #hsum}'s, with the first two levels blending the rows into one
+     * vector: a quarter of the shuffles of four separate trees), then the last len mod L values by
+     * scalar fma.
+     */
+    static void dot4(float[] x, int xo, MemorySegment y, long yOff, long ld, int len, float[] out, int oo) {
+        FloatVector p0 = FloatVector.zero(S);
+        FloatVector p1 = p0;
+        FloatVector p2 = p0;
+        FloatVector p3 = p0;
+        int c = 0;
+        for (; c + L <= len; c += L) {
+            FloatVector xv = FloatVector.fromArray(S, x, xo + c);
+            long at = yOff + 4L * c;
+            p0 = xv.fma(FloatVector.fromMemorySegment(S, y, at, LE), p0);
+            p1 = xv.fma(FloatVector.fromMemorySegment(S, y, at + ld, LE), p1);
+            p2 = xv.fma(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE), p2);
+            p3 = xv.fma(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE), p3);
+        }
+        // lanes i and i^H1 added, rows 0|1 and 2|3 side by side; then i^H2, rows (0|1)|(2|3); then the rest
+        FloatVector a = p0.add(p0.rearrange(SWAP_H1)).blend(p1.add(p1.rearrange(SWAP_H1)), UPPER_H1);
+        FloatVector b = p2.add(p2.rearrange(SWAP_H1)).blend(p3.add(p3.rearrange(SWAP_H1)), UPPER_H1);
+        FloatVector t = a.add(a.rearrange(SWAP_H2)).blend(b.add(b.rearrange(SWAP_H2)), UPPER_H2);
+        if (L >= 16) {
+            t = t.add(t.rearrange(XOR2));
+        }
+        if (L >= 8) {
+            t = t.add(t.rearrange(XOR1));
+        }
+        float s0 = t.lane(0);
+        float s1 = t.lane(L / 2);
+        float s2 = t.lane(L / 4);
+        float s3 = t.lane(L / 2 + L / 4);
+        for (; c < len; c++) {
+            float xc = x[xo + c];
+            long at = yOff + 4L * c;
+            s0 = Math.fma(xc, y.get(DType.LE_FLOAT, at), s0);
+            s1 = Math.fma(xc, y.get(DType.LE_FLOAT, at + ld), s1);
+            s2 = Math.fma(xc, y.get(DType.LE_FLOAT, at + 2 * ld), s2);
+            s3 = Math.fma(xc, y.get(DType.LE_FLOAT, at + 3 * ld), s3);
+        }
+        out[oo] += s0;
+        out[oo + 1] += s1;
+        out[oo + 2] += s2;
+        out[oo + 3] += s3;
+    }
+
+    /**
+     * V[i, j0..j1) = Σ_o dY[i, o]·B[o, j0..j1) for i &lt; n (dY rows of {@code dyc} {@code ldy}
+     * apart), o ascending, into {@code v} row-major [n, r].
+     */
+    static void v(float[] dyc, int ldy, int n, Source b, int dOut, int r, int j0, int j1, Scratch s, float[] v) {
+        long base = f32(b, 0, dOut * r, s);
+        MemorySegment rows = s.rows;
+        for (int i = 0; i < n; i++) {
+            rowTimes(dyc, i * ldy, dOut, rows, base + 4L * j0, 4L * r, 1f, j1 - j0, v, i * r + j0);
+        }
+    }
+
+    /**
+     * dX's adapter term for columns [k0, k1) of the n rows: out[i·ldx + k] = Σ_j V[i, j]·fl(γ·A[j, k]),
+     * j ascending from +0, for k0 ≤ k &lt; min(k1, d_in); columns [d_in, k1) (panel padding) are 0.
+     */
+    static void dx(float[] v, int n, int r, Source a, int dIn, float gamma, int k0, int k1, Scratch s, float[] out,
+                   int ldx) {
+        int len = Math.min(k1, dIn) - k0;
+        MemorySegment slab;
+        long off;
+        long ld;
+        if (a.direct() != null) {
+            slab = a.direct();
+            off = 4L * k0;
+            ld = 4L * dIn;
+        } else {  // columns [k0, k0 + len) of every row, converted, rows len apart
+            s.conv = Scratch.grow(s.conv, (long) r * len);
+            for (int j = 0; j < r; j++) {
+                Convert.load(a.t(), (long) j * dIn + k0, len, s.conv, j * len);
+            }
+            slab = s.adapterRows.ensure(4L * r * len);
+            MemorySegment.copy(s.conv, 0, slab, DType.LE_FLOAT, 0, r * len);
+            off = 0;
+            ld = 4L * len;
+        }
+        for (int i = 0; i < n; i++) {
+            rowTimes(v, i * r, r, slab, off, ld, gamma, len, out, i * ldx + k0);
+            java.util.Arrays.fill(out, i * ldx + k0 + len, i * ldx + k1, 0f);
+        }
+    }
+
+    /**
+     * Σ_{c &lt; len} x[xo + c]·y[c] (y fp32 little-endian from byte {@code yOff}): four vectors of fma
+     * chains over the first multiple of 4L values, then one, added lanewise, then across the lanes
+     * ({@link #hsum}); then the remaining values by scalar fma.
+     */
+    static float dot(float[] x, int xo, MemorySegment y, long yOff, int len) {
+        int c = 0;
+        float sum = 0f;
+        if (!MicroKernel.SCALAR && len >= L) {
+            FloatVector s0 = FloatVector.zero(S);
+            FloatVector s1 = s0;
+            FloatVector s2 = s0;
+            FloatVector s3 = s0;
+            for (; c + 4 * L <= len; c += 4 * L) {
+                long at = yOff + 4L * c;
+                s0 = FloatVector.fromArray(S, x, xo + c).fma(FloatVector.fromMemorySegment(S, y, at, LE), s0);
+                s1 = FloatVector.fromArray(S, x, xo + c + L).fma(FloatVector.fromMemorySegment(S, y, at + 4L * L, LE), s1);
+                s2 = FloatVector.fromArray(S, x, xo + c + 2 * L).fma(FloatVector.fromMemorySegment(S, y, at + 8L * L, LE), s2);
+                s3 = FloatVector.fromArray(S, x, xo + c + 3 * L).fma(FloatVector.fromMemorySegment(S, y, at + 12L * L, LE), s3);
+            }
+            for (; c + L <= len; c += L) {
+                s0 = FloatVector.fromArray(S, x, xo + c).fma(FloatVector.fromMemorySegment(S, y, yOff + 4L * c, LE), s0);
+            }
+            sum = hsum(s0.add(s1).add(s2.add(s3)));
+        }
+        for (; c < len; c++) {
+            sum = Math.fma(x[xo + c], y.get(DType.LE_FLOAT, yOff + 4L * c), sum);
+        }
+        return sum;
+    }
+
+    /**
+     * The sum of v's lanes by a fixed tree: lanes i and i^h added for h = L/2 … 1, then lane 0.
+     * Explicit shuffles and adds, so every compiler tier computes the same bits ({@code reduceLanes}
+     * leaves the order to the JIT, and the interpreter's differs from C2's); no store and reload
+     * of the lanes, which cost a store-forwarding stall per dot product.
+     */
+    static float hsum(FloatVector v) {
+        if (L >= 16) {
+            v = v.add(v.rearrange(XOR8));
+        }
+        if (L >= 8) {
+            v = v.add(v.rearrange(XOR4));
+        }
+        v = v.add(v.rearrange(XOR2));
+        v = v.add(v.rearrange(XOR1));
+        return v.lane(0);
+    }
+
+    /**
+     * out[oo + c] = Σ_{k &lt; K} a[ao + k]·fl(scale·y[k, c]) for c &lt; len, y fp32 little-endian with
+     * y[k, c] at byte yOff + k·ld + 4c: per column one fma chain in ascending k from +0, held in
+     * registers (four vectors of columns at a time, then one, the last one masked), so y's rows are
+     * read straight from the tensor with no packing (scale 1: y as it is).
+     */
+    static void rowTimes(float[] a, int ao, int k, MemorySegment y, long yOff, long ld, float scale, int len,
+                         float[] out, int oo) {
+        int c = 0;
+        if (!MicroKernel.SCALAR) {
+            FloatVector z = FloatVector.zero(S);
+            for (; c + 4 * L <= len; c += 4 * L) {
+                FloatVector c0 = z;
+                FloatVector c1 = z;
+                FloatVector c2 = z;
+                FloatVector c3 = z;
+                long at = yOff + 4L * c;
+                for (int kk = 0; kk < k; kk++, at += ld) {
+                    FloatVector x = FloatVector.broadcast(S, a[ao + kk]);
+                    c0 = x.fma(scaled(y, at, scale), c0);
+                    c1 = x.fma(scaled(y, at + 4L * L, scale), c1);
+                    c2 = x.fma(scaled(y, at + 8L * L, scale), c2);
+                    c3 = x.fma(scaled(y, at + 12L * L, scale), c3);
+                }
+                c0.intoArray(out, oo + c);
+                c1.intoArray(out, oo + c + L);
+                c2.intoArray(out, oo + c + 2 * L);
+                c3.intoArray(out, oo + c + 3 * L);
+            }
+            for (; c < len; c += L) {
+                VectorMask<Float> m = S.indexInRange(c, len);
+                FloatVector c0 = z;
+                long at = yOff + 4L * c;
+                for (int kk = 0; kk < k; kk++, at += ld) {
+                    FloatVector yv = FloatVector.fromMemorySegment(S, y, at, LE, m);
+                    c0 = FloatVector.broadcast(S, a[ao + kk]).fma(scale != 1f ? yv.mul(scale) : yv, c0);
+                }
+                c0.intoArray(out, oo + c, m);
+            }
+            return;
+        }
+        for (; c < len; c++) {
+            float acc = 0f;
+            long at = yOff + 4L * c;
+            for (int kk = 0; kk < k; kk++, at += ld) {
+                acc = Math.fma(a[ao + kk], y.get(DType.LE_FLOAT, at) * scale, acc);
+            }
+            out[oo + c] = acc;
+        }
+    }
+
+    private static FloatVector scaled(MemorySegment y, long at, float scale) {
+        FloatVector v = FloatVector.fromMemorySegment(S, y, at, LE);
+        return scale != 1f ? v.mul(scale) : v;
+    }
+}
