@@ -32,8 +32,8 @@ import java.nio.ByteOrder;
  * <p>Dot products sum in vector lanes (four vectors of fma chains, then one, then the rest), then
  * across the lanes by a fixed tree of shuffles ({@link #hsum}, not {@code reduceLanes}, whose order
  * the JIT may change between tiers): an element's arithmetic is fixed, whichever worker runs it.
- * The axpys ({@link #rowTimes}) are, per element, one fma chain in ascending order from +0 held
- * in registers, as the panel route's tiles. U and Y differ from the panel route's in their last
+ * The axpys ({@link #rowTimes}) are, per element, the panel route's fma chains (one, or for one
+ * row the one-row kernel's two), held in registers: the backward's outputs have its bits. U and Y differ from the panel route's in their last
  * bits (results depend on N already: {@link MergedWeight}).
  */
 final class AdapterRows {
@@ -229,11 +229,34 @@ final class AdapterRows {
      * apart), o ascending, into {@code v} row-major [n, r].
      */
     static void v(float[] dyc, int ldy, int n, Source b, int dOut, int r, int j0, int j1, Scratch s, float[] v) {
-        long base = f32(b, 0, dOut * r, s);
-        MemorySegment rows = s.rows;
-        for (int i = 0; i < n; i++) {
-            rowTimes(dyc, i * ldy, dOut, rows, base + 4L * j0, 4L * r, 1f, j1 - j0, v, i * r + j0);
+        int cols = j1 - j0;
+        MemorySegment slab;
+        long off;
+        long ld;
+        if (b.direct() != null) {
+            slab = b.direct();
+            off = 4L * j0;
+            ld = 4L * r;
+        } else {  // columns [j0, j1) of every row, converted, rows cols apart
+            slab = slab(b, dOut, r, j0, cols, s);
+            off = 0;
+            ld = 4L * cols;
         }
+        for (int i = 0; i < n; i++) {
+            rowTimes(dyc, i * ldy, dOut, slab, off, ld, 1f, cols, v, i * r + j0, n == 1);
+        }
+    }
+
+    /** Columns [c0, c0 + cols) of the rows [rows, ld] of {@code src}, converted to fp32, rows cols apart, in s.adapterRows. */
+    private static MemorySegment slab(Source src, int rows, int ld, int c0, int cols, Scratch s) {
+        long count = (long) rows * cols;
+        s.conv = Scratch.grow(s.conv, count);
+        for (int j = 0; j < rows; j++) {
+            Convert.load(src.t(), (long) j * ld + c0, cols, s.conv, j * cols);
+        }
+        MemorySegment dst = s.adapterRows.ensure(4 * count);
+        MemorySegment.copy(s.conv, 0, dst, DType.LE_FLOAT, 0, Math.toIntExact(count));
+        return dst;
     }
 
     /**
@@ -251,17 +274,12 @@ final class AdapterRows {
             off = 4L * k0;
             ld = 4L * dIn;
         } else {  // columns [k0, k0 + len) of every row, converted, rows len apart
-            s.conv = Scratch.grow(s.conv, (long) r * len);
-            for (int j = 0; j < r; j++) {
-                Convert.load(a.t(), (long) j * dIn + k0, len, s.conv, j * len);
-            }
-            slab = s.adapterRows.ensure(4L * r * len);
-            MemorySegment.copy(s.conv, 0, slab, DType.LE_FLOAT, 0, r * len);
+            slab = slab(a, r, dIn, k0, len, s);
             off = 0;
             ld = 4L * len;
         }
         for (int i = 0; i < n; i++) {
-            rowTimes(v, i * r, r, slab, off, ld, gamma, len, out, i * ldx + k0);
+            rowTimes(v, i * r, r, slab, off, ld, gamma, len, out, i * ldx + k0, n == 1);
             java.util.Arrays.fill(out, i * ldx + k0 + len, i * ldx + k1, 0f);
         }
     }
@@ -317,42 +335,48 @@ final class AdapterRows {
 
     /**
      * out[oo + c] = Σ_{k &lt; K} a[ao + k]·fl(scale·y[k, c]) for c &lt; len, y fp32 little-endian with
-     * y[k, c] at byte yOff + k·ld + 4c: per column one fma chain in ascending k from +0, held in
-     * registers (four vectors of columns at a time, then one, the last one masked), so y's rows are
-     * read straight from the tensor with no packing (scale 1: y as it is).
+     * y[k, c] at byte yOff + k·ld + 4c, held in registers (four vectors of columns at a time, then
+     * one, then one masked), so y's rows are read straight from the tensor with no packing (scale 1:
+     * y as it is). The panel route's arithmetic: per column one fma chain in ascending k from +0, as
+     * {@link MicroKernel#mma}'s tiles; with {@code split} (one row, as {@link MicroKernel#mmaRow}'s
+     * vector kernels) two chains, even and odd k, added at the end. The scalar shape has one chain
+     * either way, as mmaRow's.
      */
     static void rowTimes(float[] a, int ao, int k, MemorySegment y, long yOff, long ld, float scale, int len,
-                         float[] out, int oo) {
+                         float[] out, int oo, boolean split) {
         int c = 0;
         if (!MicroKernel.SCALAR) {
-            FloatVector z = FloatVector.zero(S);
             for (; c + 4 * L <= len; c += 4 * L) {
-                FloatVector c0 = z;
-                FloatVector c1 = z;
-                FloatVector c2 = z;
-                FloatVector c3 = z;
                 long at = yOff + 4L * c;
-                for (int kk = 0; kk < k; kk++, at += ld) {
-                    FloatVector x = FloatVector.broadcast(S, a[ao + kk]);
-                    c0 = x.fma(scaled(y, at, scale), c0);
-                    c1 = x.fma(scaled(y, at + 4L * L, scale), c1);
-                    c2 = x.fma(scaled(y, at + 8L * L, scale), c2);
-                    c3 = x.fma(scaled(y, at + 12L * L, scale), c3);
+                if (split) {
+                    block4Split(a, ao, k, y, at, ld, scale, out, oo + c);
+                } else {
+                    block4(a, ao, k, y, at, ld, scale, out, oo + c);
                 }
-                c0.intoArray(out, oo + c);
-                c1.intoArray(out, oo + c + L);
-                c2.intoArray(out, oo + c + 2 * L);
-                c3.intoArray(out, oo + c + 3 * L);
             }
             for (; c < len; c += L) {
-                VectorMask<Float> m = S.indexInRange(c, len);
-                FloatVector c0 = z;
+                VectorMask<Float> m = c + L <= len ? null : S.indexInRange(c, len);
+                FloatVector e = FloatVector.zero(S);
+                FloatVector d = e;
                 long at = yOff + 4L * c;
-                for (int kk = 0; kk < k; kk++, at += ld) {
-                    FloatVector yv = FloatVector.fromMemorySegment(S, y, at, LE, m);
-                    c0 = FloatVector.broadcast(S, a[ao + kk]).fma(scale != 1f ? yv.mul(scale) : yv, c0);
+                int kk = 0;
+                if (split) {
+                    for (; kk + 1 < k; kk += 2, at += 2 * ld) {
+                        e = FloatVector.broadcast(S, a[ao + kk]).fma(load(y, at, scale, m), e);
+                        d = FloatVector.broadcast(S, a[ao + kk + 1]).fma(load(y, at + ld, scale, m), d);
+                    }
                 }
-                c0.intoArray(out, oo + c, m);
+                for (; kk < k; kk++, at += ld) {
+                    e = FloatVector.broadcast(S, a[ao + kk]).fma(load(y, at, scale, m), e);
+                }
+                if (split) {
+                    e = e.add(d);
+                }
+                if (m == null) {
+                    e.intoArray(out, oo + c);
+                } else {
+                    e.intoArray(out, oo + c, m);
+                }
             }
             return;
         }
@@ -364,6 +388,68 @@ final class AdapterRows {
             }
             out[oo + c] = acc;
         }
+    }
+
+    /** Four vectors of {@link #rowTimes}' columns from byte {@code at}: one chain each. */
+    private static void block4(float[] a, int ao, int k, MemorySegment y, long at, long ld, float scale, float[] out, int o) {
+        FloatVector c0 = FloatVector.zero(S);
+        FloatVector c1 = c0;
+        FloatVector c2 = c0;
+        FloatVector c3 = c0;
+        for (int kk = 0; kk < k; kk++, at += ld) {
+            FloatVector x = FloatVector.broadcast(S, a[ao + kk]);
+            c0 = x.fma(scaled(y, at, scale), c0);
+            c1 = x.fma(scaled(y, at + 4L * L, scale), c1);
+            c2 = x.fma(scaled(y, at + 8L * L, scale), c2);
+            c3 = x.fma(scaled(y, at + 12L * L, scale), c3);
+        }
+        c0.intoArray(out, o);
+        c1.intoArray(out, o + L);
+        c2.intoArray(out, o + 2 * L);
+        c3.intoArray(out, o + 3 * L);
+    }
+
+    /** {@link #block4} with two chains per vector, even and odd k, added at the end (one row: mmaRow's order). */
+    private static void block4Split(float[] a, int ao, int k, MemorySegment y, long at, long ld, float scale, float[] out,
+                                    int o) {
+        FloatVector e0 = FloatVector.zero(S);
+        FloatVector e1 = e0;
+        FloatVector e2 = e0;
+        FloatVector e3 = e0;
+        FloatVector d0 = e0;
+        FloatVector d1 = e0;
+        FloatVector d2 = e0;
+        FloatVector d3 = e0;
+        int kk = 0;
+        for (; kk + 1 < k; kk += 2, at += 2 * ld) {
+            FloatVector x = FloatVector.broadcast(S, a[ao + kk]);
+            FloatVector w = FloatVector.broadcast(S, a[ao + kk + 1]);
+            e0 = x.fma(scaled(y, at, scale), e0);
+            d0 = w.fma(scaled(y, at + ld, scale), d0);
+            e1 = x.fma(scaled(y, at + 4L * L, scale), e1);
+            d1 = w.fma(scaled(y, at + ld + 4L * L, scale), d1);
+            e2 = x.fma(scaled(y, at + 8L * L, scale), e2);
+            d2 = w.fma(scaled(y, at + ld + 8L * L, scale), d2);
+            e3 = x.fma(scaled(y, at + 12L * L, scale), e3);
+            d3 = w.fma(scaled(y, at + ld + 12L * L, scale), d3);
+        }
+        if (kk < k) {
+            FloatVector x = FloatVector.broadcast(S, a[ao + kk]);
+            e0 = x.fma(scaled(y, at, scale), e0);
+            e1 = x.fma(scaled(y, at + 4L * L, scale), e1);
+            e2 = x.fma(scaled(y, at + 8L * L, scale), e2);
+            e3 = x.fma(scaled(y, at + 12L * L, scale), e3);
+        }
+        e0.add(d0).intoArray(out, o);
+        e1.add(d1).intoArray(out, o + L);
+        e2.add(d2).intoArray(out, o + 2 * L);
+        e3.add(d3).intoArray(out, o + 3 * L);
+    }
+
+    /** y's vector at byte {@code at} times scale (scale 1: as it is), masked when {@code m} is not null. */
+    private static FloatVector load(MemorySegment y, long at, float scale, VectorMask<Float> m) {
+        FloatVector v = m == null ? FloatVector.fromMemorySegment(S, y, at, LE) : FloatVector.fromMemorySegment(S, y, at, LE, m);
+        return scale != 1f ? v.mul(scale) : v;
     }
 
     private static FloatVector scaled(MemorySegment y, long at, float scale) {

@@ -6,7 +6,8 @@ import java.lang.foreign.MemorySegment;
 /**
  * A reusable block of native memory that grows on demand: growing closes the old shared arena
  * and opens a new one, so nothing waits for the garbage collector. Used for the packing buffers
- * that the worker threads read. Not thread-safe: grown only between pool jobs.
+ * that the worker threads read. Not thread-safe: a shared one is grown only between pool jobs, a
+ * worker's own ({@link Scratch}) by that worker alone.
  */
 final class NativeBuffer implements AutoCloseable {
     private Arena arena;

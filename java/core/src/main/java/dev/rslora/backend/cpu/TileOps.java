@@ -37,7 +37,7 @@ final class TileOps {
      * made the micro-kernel's panel loads polymorphic for the rest of the JVM's life. Measured
      * (JMH, d = 1024, r = 64, N = 2048, one thread, the merged route, 2026-12-06): 91–95 ms a step
      * with this scan on a heap segment, 52–53 ms without the scan. No code of this backend wraps
-     * a heap array in a segment (CpuSourceRulesTest).
+     * a heap array in a segment (NoHeapSegmentsTest).
      */
     static boolean allFinite(float[] a, int off, int n) {
         int c = 0;

@@ -31,18 +31,7 @@ class CompileTiersTest {
 
     @Test
     void everyLoopCompilesOnStackWithC1() throws IOException, InterruptedException {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        List<String> mine = List.of(ProcessHandle.current().info().arguments().orElse(new String[0]));
-        for (int i = 0; i < mine.size(); i++) {
-            String arg = mine.get(i);
-            if (INHERITED.stream().anyMatch(arg::startsWith)) {
-                cmd.add(arg);
-                if (!arg.contains("=") && arg.startsWith("--") && i + 1 < mine.size()) {
-                    cmd.add(mine.get(++i)); // "--add-modules jdk.incubator.vector" as two arguments
-                }
-            }
-        }
+        List<String> cmd = childJava();
         cmd.addAll(List.of("-XX:TieredStopAtLevel=3", "-XX:Tier3InvocationThreshold=100000000",
                 "-XX:Tier3MinInvocationThreshold=100000000", "-XX:Tier3CompileThreshold=100000000",
                 "-XX:Tier3BackEdgeThreshold=2000", "-XX:+PrintCompilation",
@@ -73,17 +62,34 @@ class CompileTiersTest {
         assertTrue(skipped.isEmpty(), () -> "C1 could not compile " + skipped.size() + " method(s) of the backend:\n"
                 + String.join("\n", skipped));
         // not vacuous: loops of the kernels were compiled on stack
-        for (String type : List.of("MicroKernel::", "RowGrads::", "GradGemm::", "Panels::")) {
+        for (String type : List.of("MicroKernel::", "RowGrads::", "GradGemm::", "Panels::", "AdapterRows::")) {
             assertTrue(ours.stream().anyMatch(l -> l.contains(" % ") && l.contains("dev.rslora.backend.cpu." + type)),
                     () -> "no OSR compile of a method of " + type + " in the child JVM:\n" + String.join("\n", ours));
         }
+    }
+
+    /** The java launcher of this JVM with its flags that choose the tile shape and open the modules (a child's start). */
+    static List<String> childJava() {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        List<String> mine = List.of(ProcessHandle.current().info().arguments().orElse(new String[0]));
+        for (int i = 0; i < mine.size(); i++) {
+            String arg = mine.get(i);
+            if (INHERITED.stream().anyMatch(arg::startsWith)) {
+                cmd.add(arg);
+                if (!arg.contains("=") && arg.startsWith("--") && i + 1 < mine.size()) {
+                    cmd.add(mine.get(++i)); // "--add-modules jdk.incubator.vector" as two arguments
+                }
+            }
+        }
+        return cmd;
     }
 
     /**
      * This JVM's class path and module path as one class path
      * (surefire puts the module under test on the module path).
      */
-    private static String classPath() {
+    static String classPath() {
         String cp = System.getProperty("java.class.path", "");
         String mp = System.getProperty("jdk.module.path");
         return mp == null || mp.isEmpty() ? cp : cp + java.io.File.pathSeparator + mp;
