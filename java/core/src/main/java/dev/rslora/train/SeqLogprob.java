@@ -20,7 +20,7 @@ import java.lang.foreign.MemorySegment;
  * </pre>
  *
  * Accumulation: each row's max, then Σ exp(x − max) in double (the Vector API path sums the fp32
- * vector exp of blocks of 32 vectors in fp32 lanes and adds the block sums in double); per-token and per-sequence sums in
+ * vector exp of blocks of 32 vectors in fp32 lanes and adds each block's lanes in double, in lane order); per-token and per-sequence sums in
  * double, rounded to F32 once.
  *
  * <p>No label shift is done here, unlike TRL: its {@code _get_batch_logps} itself drops the last logit

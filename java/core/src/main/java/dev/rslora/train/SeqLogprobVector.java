@@ -9,7 +9,7 @@ import java.nio.ByteOrder;
 
 /**
  * The Vector API rows of {@link SeqLogprob} for F32 logits: max, Σ exp(x − max) and the backward's
- * −g·exp(x − lse), with the vector {@code EXP} (an SVML-style intrinsic, within a few ulp of Math.exp).
+ * −g·exp(x − lse), with {@link VectorExp} (within 2 ulp of Math.exp, the same bits in every compiler tier).
  * Loaded only when the {@code jdk.incubator.vector} module is present.
  */
 final class SeqLogprobVector {
@@ -39,15 +39,20 @@ final class SeqLogprobVector {
         }
         FloatVector m = FloatVector.broadcast(S, max);
         double sum = 0;
+        float[] lanes = new float[l];
         int v = 0;
         while (v < bound) {
             FloatVector acc = FloatVector.zero(S);
             int end = Math.min(bound, v + BLOCK * l);
             for (; v < end; v += l) {
-                acc = acc.add(FloatVector.fromMemorySegment(S, xs, base + (long) v * Float.BYTES, LE).sub(m)
-                        .lanewise(VectorOperators.EXP));
+                acc = acc.add(VectorExp.exp(FloatVector.fromMemorySegment(S, xs, base + (long) v * Float.BYTES, LE).sub(m)));
             }
-            sum += acc.reduceLanes(VectorOperators.ADD);
+            // the lanes in lane order: reduceLanes(ADD) leaves the order to the JIT, and the interpreter's differs
+            // from C2's, so a run's bits would depend on when the method was compiled (TierBitsTest)
+            acc.intoArray(lanes, 0);
+            for (float x : lanes) {
+                sum += x;
+            }
         }
         for (; v < vocab; v++) {
             sum += Math.exp(xs.getAtIndex(dev.rslora.tensor.DType.LE_FLOAT, row + v) - max);
@@ -64,7 +69,7 @@ final class SeqLogprobVector {
         FloatVector ng = FloatVector.broadcast(S, -g);
         for (int v = 0; v < bound; v += l) {
             long off = base + (long) v * Float.BYTES;
-            FloatVector p = FloatVector.fromMemorySegment(S, xs, off, LE).sub(lv).lanewise(VectorOperators.EXP);
+            FloatVector p = VectorExp.exp(FloatVector.fromMemorySegment(S, xs, off, LE).sub(lv));
             ng.mul(p).intoMemorySegment(ds, off, LE);
         }
         for (int v = bound; v < vocab; v++) {

@@ -1,0 +1,61 @@
+package dev.rslora.train;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * e^x of fp32 lanes from fma, multiplies, adds and an exponent shift only, so that every compiler
+ * tier gives the same bits. The Vector API's {@code lanewise(EXP)} does not: C2 calls a vector math
+ * library, the interpreter and C1 compute {@code (float) Math.exp} per lane, and they differ in
+ * the last bit of some lanes, so a run's results depended on when its loops got compiled
+ * ({@code TierBitsTest} caught it in SeqLogprob).
+ * <pre>
+ *   n = round(x·log₂e)            (adding and subtracting 1.5·2²³)
+ *   t = x − n·ln2                  (ln2 split in two, Cody–Waite; |t| ≤ ln2/2)
+ *   e^t ≈ 1 + t + t²·P(t)          (P of degree 5: Cephes expf's minimax coefficients)
+ *   e^x = e^t · 2ⁿ                 (2ⁿ built in the exponent bits)
+ * </pre>
+ * Within 2 ulp of the exact value for x in [−87.33, 88] ({@code VectorExpTest}); 0 below
+ * −87.33 (where e^x leaves the normal floats: the scalar path's subnormals there are flushed),
+ * +Inf above 88.7, NaN for NaN (SeqLogprob passes x ≤ 0).
+ */
+final class VectorExp {
+    private static final float LOG2E = 1.44269504088896341f;
+    private static final float LN2_HI = 0.693359375f;
+    private static final float LN2_LO = -2.12194440e-4f;
+    private static final float ROUND = 12582912f;  // 1.5·2²³
+    /** ln(2⁻¹²⁶): the smallest x whose e^x is a normal float. */
+    static final float MIN_X = -87.33654f;
+    private static final float MAX_X = 88.72283f;
+    private static final float P0 = 1.9875691500e-4f;
+    private static final float P1 = 1.3981999507e-3f;
+    private static final float P2 = 8.3334519073e-3f;
+    private static final float P3 = 4.1665795894e-2f;
+    private static final float P4 = 1.6666665459e-1f;
+    private static final float P5 = 5.0000001201e-1f;
+
+    private VectorExp() {
+    }
+
+    /** e^x lane by lane. */
+    static FloatVector exp(FloatVector x) {
+        jdk.incubator.vector.VectorSpecies<Float> sp = x.species();
+        VectorMask<Float> under = x.compare(VectorOperators.LT, MIN_X);
+        FloatVector xc = x.max(MIN_X).min(MAX_X);  // NaN stays NaN
+        FloatVector round = FloatVector.broadcast(sp, ROUND);
+        FloatVector n = xc.fma(LOG2E, ROUND).sub(round);
+        FloatVector t = n.fma(FloatVector.broadcast(sp, -LN2_HI), xc);
+        t = n.fma(FloatVector.broadcast(sp, -LN2_LO), t);
+        FloatVector p = t.fma(P0, P1);
+        p = p.fma(t, FloatVector.broadcast(sp, P2));
+        p = p.fma(t, FloatVector.broadcast(sp, P3));
+        p = p.fma(t, FloatVector.broadcast(sp, P4));
+        p = p.fma(t, FloatVector.broadcast(sp, P5));
+        FloatVector et = p.mul(t).fma(t, t).add(1f);  // 1 + t + t²·P(t)
+        IntVector bits = ((IntVector) n.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
+        FloatVector r = et.mul(bits.reinterpretAsFloats());
+        return r.blend(0f, under);
+    }
+}
