@@ -229,34 +229,10 @@ final class AdapterRows {
      * apart), o ascending, into {@code v} row-major [n, r].
      */
     static void v(float[] dyc, int ldy, int n, Source b, int dOut, int r, int j0, int j1, Scratch s, float[] v) {
-        int cols = j1 - j0;
-        MemorySegment slab;
-        long off;
-        long ld;
-        if (b.direct() != null) {
-            slab = b.direct();
-            off = 4L * j0;
-            ld = 4L * r;
-        } else {  // columns [j0, j1) of every row, converted, rows cols apart
-            slab = slab(b, dOut, r, j0, cols, s);
-            off = 0;
-            ld = 4L * cols;
-        }
+        long off = columns(b, dOut, r, j0, j1 - j0, s);
         for (int i = 0; i < n; i++) {
-            rowTimes(dyc, i * ldy, dOut, slab, off, ld, 1f, cols, v, i * r + j0, n == 1);
+            rowTimes(dyc, i * ldy, dOut, s.rows, off, 4L * r, 1f, j1 - j0, v, i * r + j0, n == 1);
         }
-    }
-
-    /** Columns [c0, c0 + cols) of the rows [rows, ld] of {@code src}, converted to fp32, rows cols apart, in s.adapterRows. */
-    private static MemorySegment slab(Source src, int rows, int ld, int c0, int cols, Scratch s) {
-        long count = (long) rows * cols;
-        s.conv = Scratch.grow(s.conv, count);
-        for (int j = 0; j < rows; j++) {
-            Convert.load(src.t(), (long) j * ld + c0, cols, s.conv, j * cols);
-        }
-        MemorySegment dst = s.adapterRows.ensure(4 * count);
-        MemorySegment.copy(s.conv, 0, dst, DType.LE_FLOAT, 0, Math.toIntExact(count));
-        return dst;
     }
 
     /**
@@ -266,22 +242,32 @@ final class AdapterRows {
     static void dx(float[] v, int n, int r, Source a, int dIn, float gamma, int k0, int k1, Scratch s, float[] out,
                    int ldx) {
         int len = Math.min(k1, dIn) - k0;
-        MemorySegment slab;
-        long off;
-        long ld;
-        if (a.direct() != null) {
-            slab = a.direct();
-            off = 4L * k0;
-            ld = 4L * dIn;
-        } else {  // columns [k0, k0 + len) of every row, converted, rows len apart
-            slab = slab(a, r, dIn, k0, len, s);
-            off = 0;
-            ld = 4L * len;
-        }
+        long off = columns(a, r, dIn, k0, len, s);
         for (int i = 0; i < n; i++) {
-            rowTimes(v, i * r, r, slab, off, ld, gamma, len, out, i * ldx + k0, n == 1);
+            rowTimes(v, i * r, r, s.rows, off, 4L * dIn, gamma, len, out, i * ldx + k0, n == 1);
             java.util.Arrays.fill(out, i * ldx + k0 + len, i * ldx + k1, 0f);
         }
+    }
+
+    /**
+     * Columns [c0, c0 + cols) of every row of {@code src} [rows, ld] as fp32 little-endian in
+     * {@link Scratch#rows}, rows 4·ld bytes apart, from the returned byte offset: the tensor's own
+     * segment when direct, else those columns converted into this worker's
+     * {@link Scratch#adapterRows} at the same places (the other columns unset).
+     */
+    private static long columns(Source src, int rows, int ld, int c0, int cols, Scratch s) {
+        if (src.direct() != null) {
+            s.rows = src.direct();
+            return 4L * c0;
+        }
+        s.conv = Scratch.grow(s.conv, cols);
+        MemorySegment dst = s.adapterRows.ensure(4L * rows * ld);
+        for (int j = 0; j < rows; j++) {
+            Convert.load(src.t(), (long) j * ld + c0, cols, s.conv, 0);
+            MemorySegment.copy(s.conv, 0, dst, DType.LE_FLOAT, 4 * ((long) j * ld + c0), cols);
+        }
+        s.rows = dst;
+        return 4L * c0;
     }
 
     /**
