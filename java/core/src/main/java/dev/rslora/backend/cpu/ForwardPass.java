@@ -24,8 +24,9 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  * runs the one-row kernel. Workers claim chunks or panels as they come ({@link WorkerPool}). The
  * Aᵀ and (γB)ᵀ panels come from the layer's {@link AdapterPanels}; when stale they are packed
  * first, in a job of their own. Up to {@link AdapterRows#FORWARD_MAX_ROWS} rows use no adapter
- * panels: U and Y's adapter term are dot products over the rows of A and B ({@link AdapterRows}). With many rows and no dropout the Y tiles read W' = W + γ·B·A
- * instead ({@link MergedWeight}, formed in a job after the packing) and have no LoRA segment.
+ * panels: U and Y's adapter term are dot products over the rows of A and B ({@link AdapterRows}).
+ * With many rows and no dropout the Y tiles read W' = W + γ·B·A instead ({@link MergedWeight},
+ * formed in a job after the packing) and have no LoRA segment.
  * Every element's arithmetic is the same whichever worker computes it, so results do not depend on
  * the worker count or on timing.
  */
