@@ -135,6 +135,9 @@ class DpoLossCommandTest {
             w.write(inf);
             assertRefused(CliRun.of("dpo-loss", "--input", inf.toString(), "--output", out.toString(), "--beta", "0.1"), out,
                     "policy_chosen_logps", "Infinity", "index 2");
+            // a β that overflows the loss: refused by name, nothing written (it wrote loss = Infinity)
+            assertRefused(CliRun.of("dpo-loss", "--input", ok.toString(), "--output", out.toString(), "--beta", "1e308"), out,
+                    "beta=1.0E308", "overflows");
             Path extra = dir.resolve("extra.safetensors");
             w = new SafetensorsWriter();
             for (String n : List.of("policy_chosen_logps", "policy_rejected_logps", "reference_chosen_logps", "reference_rejected_logps",

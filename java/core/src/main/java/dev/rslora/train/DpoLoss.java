@@ -166,7 +166,9 @@ public final class DpoLoss {
      * @param referenceChosen   ρ_c: the frozen reference model's log-probabilities of the chosen responses
      * @param referenceRejected ρ_r: the reference's log-probabilities of the rejected responses
      * @return the mean loss, per-pair losses and rewards, the reward accuracy and ∂loss/∂π per pair
-     * @throws IllegalArgumentException if B = 0 or the four lengths differ
+     * @throws IllegalArgumentException if B = 0, the four lengths differ, an input is not finite, or β
+     *                                  makes a pair's loss, gradient or reward overflow a double (the
+     *                                  message names β and the pair)
      */
     public Result compute(double[] policyChosen, double[] policyRejected, double[] referenceChosen, double[] referenceRejected) {
         int n = policyChosen.length;
@@ -186,6 +188,10 @@ public final class DpoLoss {
         double sum = 0;
         int correct = 0;
         for (int b = 0; b < n; b++) {
+            requireFinite("policy chosen", policyChosen[b], b);
+            requireFinite("policy rejected", policyRejected[b], b);
+            requireFinite("reference chosen", referenceChosen[b], b);
+            requireFinite("reference rejected", referenceRejected[b], b);
             double z = (policyChosen[b] - policyRejected[b]) - (referenceChosen[b] - referenceRejected[b]);
             double l;
             double dl;
@@ -213,11 +219,24 @@ public final class DpoLoss {
             gr[b] = -dl / n;
             chosen[b] = beta * (policyChosen[b] - referenceChosen[b]);
             rejected[b] = beta * (policyRejected[b] - referenceRejected[b]);
+            if (!Double.isFinite(z) || !Double.isFinite(l) || !Double.isFinite(dl) || !Double.isFinite(chosen[b])
+                    || !Double.isFinite(rejected[b])) {
+                throw new IllegalArgumentException("beta=" + beta + " overflows a double at pair " + b + " (" + type
+                        + " loss, log-ratio margin z=" + z + "): loss " + l + ", gradient " + dl + ", rewards " + chosen[b]
+                        + " and " + rejected[b] + "; use a beta within a few orders of magnitude of 0.1");
+            }
             if (chosen[b] > rejected[b]) {
                 correct++;
             }
         }
         return new Result(sum / n, losses, chosen, rejected, (double) correct / n, gc, gr);
+    }
+
+    private static void requireFinite(String what, double v, int pair) {
+        if (!Double.isFinite(v)) {
+            throw new IllegalArgumentException(what + " log-probability " + v + " at pair " + pair
+                    + " is not finite: log-probabilities must be finite");
+        }
     }
 
     /**

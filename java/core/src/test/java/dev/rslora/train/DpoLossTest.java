@@ -127,4 +127,23 @@ class DpoLossTest {
         assertEquals(DpoLoss.Type.IPO, DpoLoss.Type.fromName("ipo"));
         assertThrows(IllegalArgumentException.class, () -> DpoLoss.Type.fromName("robust"));
     }
+
+    /** A β that makes a pair's loss, gradient or reward overflow is refused by name, as are non-finite inputs. */
+    @Test
+    void refusesOverflowAndNonFiniteLogProbabilities() {
+        double[] c = {-30.0, -1.0};
+        double[] r = {-2.0, -2.5};
+        double[] rc = {-2.5, -1.5};
+        double[] rr = {-2.0, -2.0};
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> DpoLoss.paper(1e308).compute(c, r, rc, rr));
+        assertTrue(e.getMessage().contains("beta=1.0E308") && e.getMessage().contains("pair 0"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> new DpoLoss(1e-320, 0, DpoLoss.Type.IPO).compute(c, r, rc, rr));
+        assertTrue(e.getMessage().contains("beta=1.0E-320") && e.getMessage().contains("IPO"), e.getMessage());
+        double[] bad = {-1.0, Double.NEGATIVE_INFINITY};
+        e = assertThrows(IllegalArgumentException.class, () -> DpoLoss.paper(0.1).compute(c, bad, rc, rr));
+        assertTrue(e.getMessage().contains("policy rejected") && e.getMessage().contains("pair 1")
+                && e.getMessage().contains("-Infinity"), e.getMessage());
+        // the same pairs at the paper's β are fine
+        assertTrue(Double.isFinite(DpoLoss.paper(0.1).compute(c, r, rc, rr).loss()));
+    }
 }
