@@ -12,7 +12,7 @@ import picocli.CommandLine.Command;
         description = "Fused rank-stabilized LoRA (rsLoRA) layers for the JVM.",
         subcommands = {DemoCommand.class, LayerCommand.class, OptimizerStepCommand.class, DpoLossCommand.class, InitCommand.class,
                 MergeCommand.class, InspectCommand.class,
-                InfoCommand.class, CommandLine.HelpCommand.class})
+                InfoCommand.class, HelpCommand.class})
 public final class Main {
 
     /** The JDK's message when malloc refuses an off-heap allocation (Arena.allocate, Unsafe.allocateMemory). */
@@ -73,7 +73,8 @@ public final class Main {
         });
         cl.setParameterExceptionHandler((ex, badArgs) -> {
             CommandLine failed = ex.getCommandLine();
-            String help = failed.getParent() == null ? "rslora --help" : "rslora help " + failed.getCommandName();
+            String help = failed.getParent() == null || failed.getCommandSpec().helpCommand() ? "rslora --help"
+                    : "rslora help " + failed.getCommandName();
             failed.getErr().println("rslora: error: " + oneLine(ex) + " (see '" + help + "')");
             return 2;
         });

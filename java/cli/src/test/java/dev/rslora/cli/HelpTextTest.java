@@ -51,6 +51,19 @@ class HelpTextTest {
         }
     }
 
+    /** `rslora help --bogus` printed "Unknown subcommand" and exited 0: a help topic that is no command is a usage error. */
+    @Test
+    void helpForAnUnknownCommandIsAUsageError() {
+        for (String topic : new String[] {"--bogus", "nosuch"}) {
+            CliRun r = CliRun.of("help", topic);
+            assertEquals(2, r.code(), "help " + topic + ": " + r.out() + r.err());
+            assertTrue(r.err().contains(topic), r.err());
+            assertEquals("", r.out(), "help " + topic);
+        }
+        assertEquals(0, CliRun.of("help").code());
+        assertTrue(CliRun.of("help").out().contains("Usage: rslora"));
+    }
+
     /**
      * `rslora --help` shows one line per command, the header or else the first description line: it
      * must not stop mid-sentence; demo's names both of its experiments.
