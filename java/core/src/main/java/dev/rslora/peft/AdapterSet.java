@@ -88,6 +88,7 @@ public final class AdapterSet {
      * @param arena  owns the new A and B tensors
      * @return the new set, one module per targeted weight, no extras
      * @throws PeftFormatException when no module matches
+     * @throws IllegalArgumentException naming the module and r when its A and B cannot be allocated
      */
     public static AdapterSet init(BaseCheckpoint base, PeftConfig config, long seed, Arena arena) throws PeftFormatException {
         Map<String, AdapterModule> mods = new LinkedHashMap<>();
@@ -100,8 +101,16 @@ public final class AdapterSet {
             long dOut = config.fanInFanOut() ? w[1] : w[0];
             long dIn = config.fanInFanOut() ? w[0] : w[1];
             LoraConfig lc = config.loraConfig(path, init, 0);   // the dropout seed is chosen in layer()
-            Tensor a = Tensor.allocate(arena, DType.F32, lc.rank(), dIn);
-            Tensor b = Tensor.allocate(arena, DType.F32, dOut, lc.rank());
+            Tensor a;
+            Tensor b;
+            try {
+                a = Tensor.allocate(arena, DType.F32, lc.rank(), dIn);
+                b = Tensor.allocate(arena, DType.F32, dOut, lc.rank());
+            } catch (OutOfMemoryError e) {  // malloc refused: an absurd r, not a full heap (-Xmx would not help)
+                throw new IllegalArgumentException("module " + path + ": r=" + lc.rank() + " needs lora_A [" + lc.rank() + ", " + dIn
+                        + "] and lora_B [" + dOut + ", " + lc.rank() + "] in F32, " + 4L * lc.rank() * (dIn + dOut)
+                        + " bytes, which this machine could not allocate (" + e.getMessage() + ")", e);
+            }
             initA(a, init, new SplittableRandom(seed ^ (0x9E3779B97F4A7C15L * (path.hashCode() + 0x632BE5ABL))));
             mods.put(path, new AdapterModule(path, lc, a, b));
         }
