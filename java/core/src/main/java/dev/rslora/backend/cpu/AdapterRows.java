@@ -29,9 +29,12 @@ import java.nio.ByteOrder;
  * arithmetic. Here A and B are read once per use, in place when they are F32 in native memory,
  * else through a converted copy of the rows in use ({@link #f32}).
  *
- * <p>Dot products sum in vector lanes (four vectors of fma chains, then one, then the rest), then
- * across the lanes by a fixed tree of shuffles ({@link #hsum}, not {@code reduceLanes}, whose order
- * the JIT may change between tiers): an element's arithmetic is fixed, whichever worker runs it.
+ * <p>Dot products sum in vector lanes (U: four vectors of fma chains, then one, then the rest;
+ * Y: one chain per output, L outputs at a time, a masked last vector), then across the lanes by a
+ * fixed tree of shuffles ({@link #hsum} per U value; {@link #group}'s one tree for L outputs, whose
+ * L separate trees made Y's term cost 1.4× the frozen base's decoding forward at r = 8), not
+ * {@code reduceLanes}, whose order the JIT may change between tiers: an element's arithmetic is
+ * fixed, whichever worker runs it.
  * The axpys ({@link #rowTimes}) are, per element, the panel route's fma chains (one, or for one
  * row the one-row kernel's two), held in registers: the backward's outputs have its bits. U and Y differ from the panel route's in their last
  * bits (results depend on N already: {@link MergedWeight}).
@@ -40,26 +43,29 @@ final class AdapterRows {
     private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
     private static final int L = MicroKernel.L;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    /** Lane permutations i → i ^ h of {@link #hsum} (null where h ≥ L). */
-    private static final VectorShuffle<Float> XOR8 = xor(8);
-    private static final VectorShuffle<Float> XOR4 = xor(4);
-    private static final VectorShuffle<Float> XOR2 = xor(2);
-    private static final VectorShuffle<Float> XOR1 = xor(1);
-    /** {@link #dot4}'s first two levels: i → i ^ L/2 and i ^ L/4, and the lanes with that bit set. */
-    private static final VectorShuffle<Float> SWAP_H1 = xor(L / 2);
-    private static final VectorShuffle<Float> SWAP_H2 = xor(L / 4);
-    private static final VectorMask<Float> UPPER_H1 = bitSet(L / 2);
-    private static final VectorMask<Float> UPPER_H2 = bitSet(L / 4);
+    /** The lane permutations i → i ^ h (null where h ≥ L), see {@link #xor}. */
+    private static final VectorShuffle<Float> XOR1 = xorShuffle(1);
+    private static final VectorShuffle<Float> XOR2 = xorShuffle(2);
+    private static final VectorShuffle<Float> XOR4 = xorShuffle(4);
+    private static final VectorShuffle<Float> XOR8 = xorShuffle(8);
+    /** The lanes with bit h set (null where h ≥ L), see {@link #upper}. */
+    private static final VectorMask<Float> UPPER1 = bitSet(1);
+    private static final VectorMask<Float> UPPER2 = bitSet(2);
+    private static final VectorMask<Float> UPPER4 = bitSet(4);
+    private static final VectorMask<Float> UPPER8 = bitSet(8);
+    /** {@link #group}'s last shuffle: the tree leaves row q's sum in lane {@link #treeLane}(q); this puts it in lane q. */
+    private static final VectorShuffle<Float> GROUP_ORDER =
+            MicroKernel.SCALAR ? null : VectorShuffle.fromOp(S, AdapterRows::treeLane);
 
     private AdapterRows() {
     }
 
-    private static VectorShuffle<Float> xor(int h) {
-        return MicroKernel.SCALAR || h < 1 || h >= L ? null : VectorShuffle.fromOp(S, i -> i ^ h);
+    private static VectorShuffle<Float> xorShuffle(int h) {
+        return MicroKernel.SCALAR || h >= L ? null : VectorShuffle.fromOp(S, i -> i ^ h);
     }
 
     private static VectorMask<Float> bitSet(int h) {
-        if (MicroKernel.SCALAR || h < 1) {
+        if (MicroKernel.SCALAR || h >= L) {
             return null;
         }
         boolean[] set = new boolean[L];
@@ -67,6 +73,33 @@ final class AdapterRows {
             set[i] = (i & h) != 0;
         }
         return VectorMask.fromArray(S, set, 0);
+    }
+
+    /** i → i ^ h for h = 1, 2, 4, 8 (a constant where inlined: the choice folds to one static final). */
+    private static VectorShuffle<Float> xor(int h) {
+        return h == 8 ? XOR8 : h == 4 ? XOR4 : h == 2 ? XOR2 : XOR1;
+    }
+
+    /** The lanes with bit h set, h = 1, 2, 4, 8 (as {@link #xor}). */
+    private static VectorMask<Float> upper(int h) {
+        return h == 8 ? UPPER8 : h == 4 ? UPPER4 : h == 2 ? UPPER2 : UPPER1;
+    }
+
+    /**
+     * The lane of {@link #group}'s tree that holds row q's sum: the lane's bits L/2 and L/4 give the
+     * row within its {@link #quad} (worth 1 and 2), its bits 2 and 1 (L = 16: (t0, t1) and (t2, t3)
+     * paired at bit 2, then the pairs at bit 1) or its bit 1 (L = 8) give the quad.
+     */
+    static int treeLane(int q) {
+        int inQuad = q & 3;
+        int quad = q >> 2;
+        int lane = ((inQuad & 1) != 0 ? L / 2 : 0) | ((inQuad & 2) != 0 ? L / 4 : 0);
+        if (L == 16) {
+            lane |= ((quad & 1) != 0 ? 2 : 0) | ((quad & 2) != 0 ? 1 : 0);
+        } else if (L == 8) {
+            lane |= (quad & 1) != 0 ? 1 : 0;
+        }
+        return lane;
     }
 
     /** "off" disables the path (A/B measurements: the panel route at every N); anything else, or unset, leaves it on. */
@@ -153,17 +186,20 @@ final class AdapterRows {
 
     /**
      * Y's adapter term for outputs [o0, o1): yc[i·ldy + o] += gu_i · B_o for i &lt; n, with gu = γU
-     * [n, r] row-major (fp32, rounded once).
+     * [n, r] row-major (fp32, rounded once): L outputs at a time ({@link #group}), the rest one by
+     * one ({@link #dot}).
      */
     static void addY(float[] gu, int n, int r, Source b, int o0, int o1, Scratch s, float[] yc, int ldy) {
         long base = f32(b, (long) o0 * r, (o1 - o0) * r, s);
         MemorySegment rows = s.rows;
         int o = o0;
-        if (!MicroKernel.SCALAR && r >= L) {
-            for (; o + 4 <= o1; o += 4) {
+        if (!MicroKernel.SCALAR) {
+            VectorMask<Float> tail = r % L == 0 ? null : S.indexInRange(r - r % L, r);
+            for (; o + L <= o1; o += L) {
                 long at = base + (long) (o - o0) * r * 4;
                 for (int i = 0; i < n; i++) {
-                    dot4(gu, i * r, rows, at, 4L * r, r, yc, i * ldy + o);
+                    int yo = i * ldy + o;
+                    FloatVector.fromArray(S, yc, yo).add(group(gu, i * r, rows, at, 4L * r, r, tail)).intoArray(yc, yo);
                 }
             }
         }
@@ -176,13 +212,34 @@ final class AdapterRows {
     }
 
     /**
-     * out[oo + q] += Σ_{c &lt; len} x[xo + c]·y_q[c] for the four rows q &lt; 4 of y (fp32 little-endian,
-     * row q from byte yOff + q·ld), len ≥ L: per row one fma chain over its vectors, the four sums
-     * across lanes by one tree ({@link #hsum}'s, with the first two levels blending the rows into one
-     * vector: a quarter of the shuffles of four separate trees), then the last len mod L values by
-     * scalar fma.
+     * The L sums Σ_{c &lt; len} x[xo + c]·y_q[c] of the L rows q &lt; L of y (fp32 little-endian, row q
+     * from byte yOff + q·ld) as one vector, lane q the sum of row q: per row one fma chain over its
+     * vectors, the last len mod L values through the mask {@code tail}
+     * (indexInRange(len − len mod L, len), null when L divides len); then the L chains' lanes summed
+     * by one tree of {@link #combine}s (L − 1 of them, where L separate trees took L·log2(L)
+     * shuffles and a lane extraction each), in a fixed order whichever tier runs it.
      */
-    static void dot4(float[] x, int xo, MemorySegment y, long yOff, long ld, int len, float[] out, int oo) {
+    static FloatVector group(float[] x, int xo, MemorySegment y, long yOff, long ld, int len, VectorMask<Float> tail) {
+        FloatVector t0 = quad(x, xo, y, yOff, ld, len, tail);
+        if (L == 4) {
+            return t0.rearrange(GROUP_ORDER);
+        }
+        FloatVector t1 = quad(x, xo, y, yOff + 4 * ld, ld, len, tail);
+        if (L == 8) {
+            return combine(t0, t1, 1).rearrange(GROUP_ORDER);
+        }
+        FloatVector t2 = quad(x, xo, y, yOff + 8 * ld, ld, len, tail);
+        FloatVector t3 = quad(x, xo, y, yOff + 12 * ld, ld, len, tail);
+        return combine(combine(t0, t1, 2), combine(t2, t3, 2), 1).rearrange(GROUP_ORDER);
+    }
+
+    /**
+     * Four rows of {@link #group}: their fma chains, then two levels of the tree, the first at lane
+     * bit L/2 (rows 0|1 and 2|3), the second at L/4 (rows 01|23): lane i holds a partial sum of row
+     * [i has bit L/2] + 2·[i has bit L/4].
+     */
+    private static FloatVector quad(float[] x, int xo, MemorySegment y, long yOff, long ld, int len,
+                                    VectorMask<Float> tail) {
         FloatVector p0 = FloatVector.zero(S);
         FloatVector p1 = p0;
         FloatVector p2 = p0;
@@ -196,32 +253,24 @@ final class AdapterRows {
             p2 = xv.fma(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE), p2);
             p3 = xv.fma(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE), p3);
         }
-        // lanes i and i^H1 added, rows 0|1 and 2|3 side by side; then i^H2, rows (0|1)|(2|3); then the rest
-        FloatVector a = p0.add(p0.rearrange(SWAP_H1)).blend(p1.add(p1.rearrange(SWAP_H1)), UPPER_H1);
-        FloatVector b = p2.add(p2.rearrange(SWAP_H1)).blend(p3.add(p3.rearrange(SWAP_H1)), UPPER_H1);
-        FloatVector t = a.add(a.rearrange(SWAP_H2)).blend(b.add(b.rearrange(SWAP_H2)), UPPER_H2);
-        if (L >= 16) {
-            t = t.add(t.rearrange(XOR2));
-        }
-        if (L >= 8) {
-            t = t.add(t.rearrange(XOR1));
-        }
-        float s0 = t.lane(0);
-        float s1 = t.lane(L / 2);
-        float s2 = t.lane(L / 4);
-        float s3 = t.lane(L / 2 + L / 4);
-        for (; c < len; c++) {
-            float xc = x[xo + c];
+        if (tail != null) {
+            FloatVector xv = FloatVector.fromArray(S, x, xo + c, tail);
             long at = yOff + 4L * c;
-            s0 = Math.fma(xc, y.get(DType.LE_FLOAT, at), s0);
-            s1 = Math.fma(xc, y.get(DType.LE_FLOAT, at + ld), s1);
-            s2 = Math.fma(xc, y.get(DType.LE_FLOAT, at + 2 * ld), s2);
-            s3 = Math.fma(xc, y.get(DType.LE_FLOAT, at + 3 * ld), s3);
+            p0 = xv.fma(FloatVector.fromMemorySegment(S, y, at, LE, tail), p0);
+            p1 = xv.fma(FloatVector.fromMemorySegment(S, y, at + ld, LE, tail), p1);
+            p2 = xv.fma(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE, tail), p2);
+            p3 = xv.fma(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE, tail), p3);
         }
-        out[oo] += s0;
-        out[oo + 1] += s1;
-        out[oo + 2] += s2;
-        out[oo + 3] += s3;
+        return combine(combine(p0, p1, L / 2), combine(p2, p3, L / 2), L / 4);
+    }
+
+    /**
+     * One level of the lane tree at lane bit h: lane i of the result is a[i] + a[i^h] where i lacks
+     * bit h, b[i] + b[i^h] where it has it (one shuffle, two blends, one add).
+     */
+    private static FloatVector combine(FloatVector a, FloatVector b, int h) {
+        VectorMask<Float> upper = upper(h);
+        return a.blend(b, upper).add(b.blend(a, upper).rearrange(xor(h)));
     }
 
     /**

@@ -19,8 +19,8 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  *               the same accumulators: Y is written once)
  * </pre>
  * With enough rows the work is chunks of rows, each doing U then Y; otherwise (small N,
- * decoding) U is computed per r panel and Y per d_out panel, in one job whose Y units wait for U's
- * ({@link UnitsDone}), and a single row (N = 1)
+ * decoding) U is computed per r panel and Y per d_out panel, in one job whose Y units run their W
+ * segment, then wait for U's ({@link UnitsDone}) before the adapter term, and a single row (N = 1)
  * runs the one-row kernel. Workers claim chunks or panels as they come ({@link WorkerPool}). The
  * Aᵀ and (γB)ᵀ panels come from the layer's {@link AdapterPanels}; when stale they are packed
  * first, in a job of their own. Up to {@link AdapterRows#FORWARD_MAX_ROWS} rows use no adapter
@@ -143,7 +143,7 @@ final class ForwardPass {
                 Scratch s = scratch[wk];
                 if (unit < uUnits) {
                     try {
-                        allRows(s, false);
+                        allRows(s);
                         if (rowAdapter) {
                             computeURows(s, unit);
                         } else {
@@ -153,9 +153,8 @@ final class ForwardPass {
                         uDone.done();
                     }
                 } else {
-                    uDone.await();
-                    allRows(s, loraY || rowAdapter);
-                    computeY(s, 0, n, unit - uUnits, unit - uUnits + 1);
+                    allRows(s);
+                    computeY(s, 0, n, unit - uUnits, unit - uUnits + 1, active ? uDone : null);
                 }
             }, parallel);
         }
@@ -171,33 +170,41 @@ final class ForwardPass {
             }
             computeU(s, c0, c1, 0, Panels.panels(r), loraY);  // kept in uc only for Y's LoRA segment
         }
-        computeY(s, c0, c1, 0, Panels.panels(dOut));
+        computeY(s, c0, c1, 0, Panels.panels(dOut), null);
     }
 
     /**
-     * Small N: all n rows of X (and D(X) with dropout) in this worker's xc (dxc), and with
-     * {@code withU} U in uc, loaded once per job and worker.
+     * Small N: all n rows of X in this worker's xc, and with dropout D(X) in dxc, loaded once per
+     * job and worker.
      */
-    private void allRows(Scratch s, boolean withU) {
-        Object tag = withU ? (Object) y : (Object) x;
-        if (s.rowsOf == this && s.rowsTag == tag) {
+    private void allRows(Scratch s) {
+        if (s.rowsOf == this) {
             return;
         }
         loadX(s, 0, n);
-        if (mask != null && !withU) {
+        if (mask != null) {
             maskRows(s, 0, n);
         }
-        if (withU) {
-            s.uc = Scratch.grow(s.uc, (long) Split.padRows(n) * r);
-            Convert.load(u, 0, n * r, s.uc, 0);
-            if (rowAdapter) {
-                for (int c = 0; c < n * r; c++) {
-                    s.uc[c] *= gamma;  // γU, the operand of AdapterRows.addY
-                }
+        s.rowsOf = this;
+        s.uOf = null;
+    }
+
+    /**
+     * Small N, once U is complete: all n rows of U in this worker's uc (γU for {@link AdapterRows#addY}),
+     * loaded once per job and worker.
+     */
+    private void allU(Scratch s) {
+        if (s.uOf == this) {
+            return;
+        }
+        s.uc = Scratch.grow(s.uc, (long) Split.padRows(n) * r);
+        Convert.load(u, 0, n * r, s.uc, 0);
+        if (rowAdapter) {
+            for (int c = 0; c < n * r; c++) {
+                s.uc[c] *= gamma;  // γU, the operand of AdapterRows.addY
             }
         }
-        s.rowsOf = this;
-        s.rowsTag = tag;
+        s.uOf = this;
     }
 
     /** xc = X[c0:c1] as fp32, rows ld(d_in) apart, [mcPad rows]. */
@@ -275,7 +282,7 @@ final class ForwardPass {
      * 1.6–2.5 % faster at d = 1024, r = 64, N = 512 and 2048 with two threads, no change beyond the
      * noise at r = 256 or with one thread (medians of per-round ratios, both alternated in one JVM).
      */
-    private void computeY(Scratch s, int c0, int c1, int po0, int po1) {
+    private void computeY(Scratch s, int c0, int c1, int po0, int po1, UnitsDone uReady) {
         int mc = c1 - c0;
         int ld = Split.ld(dIn);
         int ldy = Split.ld(dOut);
@@ -283,19 +290,25 @@ final class ForwardPass {
         float[] yc = s.yc;
         for (int po = po0; po < po1; po++) {
             long wOff = (long) po * dIn * PANEL_ROW_BYTES;
-            long bOff = (long) po * r * PANEL_ROW_BYTES;
-            int o0 = po * NR;
             if (oneRow) {
-                MicroKernel.mmaRow(s.xc, 0, wPanels, wOff, dIn, yc, o0, false);
-                if (loraY) {
-                    MicroKernel.mmaRow(s.uc, 0, gbT, bOff, r, yc, o0, true);
+                MicroKernel.mmaRow(s.xc, 0, wPanels, wOff, dIn, yc, po * NR, false);
+            } else {
+                for (int it = 0; it < mc; it += MR) {
+                    MicroKernel.mma(s.xc, it * ld, ld, wPanels, wOff, dIn, yc, it * ldy + po * NR, ldy, false);
                 }
-                continue;
             }
-            for (int it = 0; it < mc; it += MR) {
-                MicroKernel.mma(s.xc, it * ld, ld, wPanels, wOff, dIn, yc, it * ldy + o0, ldy, false);
-                if (loraY) {
-                    MicroKernel.mma(s.uc, it * r, r, gbT, bOff, r, yc, it * ldy + o0, ldy, true);
+            if (loraY && uReady == null) {
+                loraSegment(s, mc, po);  // while the panel's tiles are in L1
+            }
+        }
+        if (uReady != null) {
+            uReady.await();  // the W segment above needs no U: it ran while U's units finished
+            if (loraY || rowAdapter) {
+                allU(s);
+            }
+            if (loraY) {
+                for (int po = po0; po < po1; po++) {
+                    loraSegment(s, mc, po);
                 }
             }
         }
@@ -314,6 +327,19 @@ final class ForwardPass {
         int cols = Math.min(dOut, po1 * NR) - col0;
         for (int i = 0; i < mc; i++) {
             Convert.store(yc, i * ldy + col0, cols, y, (long) (c0 + i) * dOut + col0);
+        }
+    }
+
+    /** Y's LoRA K-segment for panel po: the mc rows of yc += uc[mc, r]·(γB)ᵀ panel (K = r). */
+    private void loraSegment(Scratch s, int mc, int po) {
+        long bOff = (long) po * r * PANEL_ROW_BYTES;
+        int ldy = Split.ld(dOut);
+        if (oneRow) {
+            MicroKernel.mmaRow(s.uc, 0, gbT, bOff, r, s.yc, po * NR, true);
+            return;
+        }
+        for (int it = 0; it < mc; it += MR) {
+            MicroKernel.mma(s.uc, it * r, r, gbT, bOff, r, s.yc, it * ldy + po * NR, ldy, true);
         }
     }
 

@@ -17,9 +17,10 @@ final class Scratch implements AutoCloseable {
     float[] uc = new float[0];
     /** dY chunk [mcPad, ld(d_out)] (backward A operand of V and dX). */
     float[] dyc = new float[0];
-    /** The pass (and what) whose rows xc/dyc hold whole for the current job (small N), or null. */
+    /** The pass whose rows xc/dyc (and dxc) hold whole for the current job (small N), or null. */
     Object rowsOf;
-    Object rowsTag;
+    /** The forward pass whose U rows uc holds whole for the current job (small N), or null. */
+    Object uOf;
     /** Rows of a tensor as fp32 (U rows; epilogue rows of the gradients). */
     float[] row = new float[0];
     /** Current gradient values when accumulating; the rounding buffer of {@link Convert#storeScaled} for other dtypes. */

@@ -67,6 +67,46 @@ class AdapterRowsTest {
         }
     }
 
+    /**
+     * {@link AdapterRows#group}: lane q is row q's dot product (the tree's lanes put back in order),
+     * within fp32 rounding of a double sum, for lengths with whole vectors only, a masked tail only
+     * (len &lt; L) and both.
+     */
+    @ParameterizedTest(name = "len={0}")
+    @CsvSource({"1", "3", "8", "15", "16", "17", "33", "64", "100"})
+    void groupSumsEachRowIntoItsLane(int len) {
+        if (MicroKernel.SCALAR) {
+            return;  // the scalar shape adds Y's term one output at a time (AdapterRows.dot)
+        }
+        int lanes = MicroKernel.L;
+        java.util.SplittableRandom rng = new java.util.SplittableRandom(len * 31L + lanes);
+        float[] x = new float[len + 3];
+        for (int c = 0; c < x.length; c++) {
+            x[c] = (float) rng.nextDouble(-1, 1);
+        }
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            long ld = 4L * (len + 5);  // rows further apart than len: the tail mask must stop at len
+            java.lang.foreign.MemorySegment y = arena.allocate(ld * lanes + 64);
+            for (long at = 0; at + 4 <= y.byteSize(); at += 4) {
+                y.set(DType.LE_FLOAT, at, (float) rng.nextDouble(-1, 1));
+            }
+            var tail = len % lanes == 0 ? null : MicroKernel.SPECIES.indexInRange(len - len % lanes, len);
+            float[] got = AdapterRows.group(x, 3, y, 8, ld, len, tail).toArray();
+            assertEquals(lanes, got.length);
+            for (int q = 0; q < lanes; q++) {
+                double want = 0;
+                double mag = 0;
+                for (int c = 0; c < len; c++) {
+                    double t = (double) x[3 + c] * y.get(DType.LE_FLOAT, 8 + q * ld + 4L * c);
+                    want += t;
+                    mag += Math.abs(t);
+                }
+                assertTrue(Math.abs(got[q] - want) <= 1e-6 * (mag + 1e-30) * (len + 1),
+                        "row " + q + " of " + lanes + ", len " + len + ": " + got[q] + " against " + want);
+            }
+        }
+    }
+
     private record Step(Tensor dx, Tensor gradA, Tensor gradB, long packs) {
     }
 
