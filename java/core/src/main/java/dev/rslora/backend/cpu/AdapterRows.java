@@ -12,8 +12,8 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
 /**
- * The adapter terms of a call with few rows (a forward of at most {@link #FORWARD_MAX_ROWS}, a
- * backward of at most {@link RowGrads#MAX_ROWS}), read straight from row-major A [r, d_in] and
+ * The adapter terms of a call with few rows (a forward of at most {@link #FORWARD_MAX_ROWS}, or
+ * {@link #TRAINING_FORWARD_MAX_ROWS} in training mode, a backward of at most {@link RowGrads#MAX_ROWS}), read straight from row-major A [r, d_in] and
  * B [d_out, r], with no packed panels:
  * <pre>
  *   forward   U[i, j]   = D(X)_i · A_j                       a dot product per row and rank (K = d_in)
@@ -106,25 +106,41 @@ final class AdapterRows {
     static final String PROPERTY = "rslora.cpu.adapterRows";
 
     /**
-     * The most rows whose forward takes this path. The forward's panels are transposed copies of A
-     * and B, costly to pack after every optimizer step but kept while A and B stay the same, as
-     * they do in decoding; the dot products here pay a reduction per output instead. Measured
-     * (JMH, d = 1024, r = 64, two threads, both routes in one series, 2026-12-06; ratio to the
-     * frozen base): training step (A and B written before each) N = 1, 2, 4, 8: 1.38, 1.33, 1.55,
-     * 1.87 here against 2.45, 2.21, 2.15, 2.20 on panels; decoding forward (A and B unchanged):
-     * 1.26, 1.25, 1.38, 1.70 here against 1.15, 1.18, 1.17, 1.19 on kept panels. Up to two rows
-     * trade a tenth of decoding for training steps 1.7× faster; beyond, decoding keeps its panels.
-     * The backward has no such trade (its axpys cost what its panels' tiles cost): up to
-     * {@link RowGrads#MAX_ROWS} rows.
+     * The most rows whose forward takes this path in eval mode (decoding). The forward's panels are
+     * transposed copies of A and B, costly to pack after every optimizer step but kept while A and B
+     * stay the same, as they do in decoding; the dot products here pay a reduction per output
+     * instead. Measured (JMH, d = 1024, r = 64, two threads, both routes in one series, 2026-12-06;
+     * ratio to the frozen base): decoding forward (A and B unchanged) N = 1, 2, 4, 8: 1.26, 1.25,
+     * 1.38, 1.70 here against 1.15, 1.18, 1.17, 1.19 on kept panels; training step (A and B
+     * written before each): 1.38, 1.33, 1.55, 1.87 here against 2.45, 2.21, 2.15, 2.20 on panels.
+     * Up to two rows trade a tenth of decoding for training steps 1.7× faster; beyond, decoding
+     * keeps its panels, and training takes this path up to {@link #TRAINING_FORWARD_MAX_ROWS}.
      */
     static final int FORWARD_MAX_ROWS = 2;
 
     /**
+     * The most rows whose forward takes this path in training mode, where an optimizer step
+     * normally changes A and B between forwards: {@link RowGrads#MAX_ROWS}, as the backward. Measured
+     * (JMH, d = 1024, two threads, training steps, both limits alternated in one series,
+     * 2026-12-06; ratio to the frozen base, r = 64 / r = 16): N = 3 1.41–1.45 / 1.23 here against
+     * 1.83 / 1.38–1.39 on panels, N = 4 1.53–1.55 / 1.28 against 1.83–1.91 / 1.41–1.46, N = 8
+     * 1.89–1.91 / 1.47–1.50 against 2.01–2.02 / 1.50–1.54. A training loop that runs several
+     * forwards between optimizer steps (gradient accumulation) re-reads A and B each time instead
+     * of reusing packed panels, which these figures do not cover.
+     */
+    static final int TRAINING_FORWARD_MAX_ROWS = RowGrads.MAX_ROWS;
+
+    /** The most rows whose forward takes this path, in training mode or not. */
+    static int forwardMaxRows(boolean training) {
+        return training ? TRAINING_FORWARD_MAX_ROWS : FORWARD_MAX_ROWS;
+    }
+
+    /**
      * Whether the forward of {@code p} takes this path: {@code enabled}, adapter active, N ≤
-     * {@link #FORWARD_MAX_ROWS}, not on the merged route (which forms W' from the panels).
+     * {@link #forwardMaxRows}, not on the merged route (which forms W' from the panels).
      */
     static boolean useForward(LoraParams p, boolean merged, boolean enabled) {
-        return enabled && p.adapterActive() && p.n() <= FORWARD_MAX_ROWS && !merged;
+        return enabled && p.adapterActive() && p.n() <= forwardMaxRows(p.training()) && !merged;
     }
 
     /** Whether the backward of {@code p} takes this path: as {@link #useForward}, with N ≤ {@link RowGrads#MAX_ROWS}. */

@@ -182,7 +182,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
                 merged = mergedW.ensure(Panels.bytes(p.dOut(), p.dIn()));
                 mergeRows = Scratch.grow(mergeRows, (long) Split.padRows(p.dIn()) * p.rank());
             }
-            if (active && !AdapterRows.useForward(p, merged != null, rowRoute)) {  // one or two rows read A and B as they are
+            if (active && !AdapterRows.useForward(p, merged != null, rowRoute)) {  // few rows read A and B as they are
                 aKey = AdapterPanels.Key.of(a, 1f);
                 bKey = AdapterPanels.Key.of(b, (float) p.gamma());
                 packAT = cache.aT.needs(aKey, Panels.bytes(p.rank(), p.dIn()));

@@ -23,7 +23,7 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  * segment, then wait for U's ({@link UnitsDone}) before the adapter term, and a single row (N = 1)
  * runs the one-row kernel. Workers claim chunks or panels as they come ({@link WorkerPool}). The
  * Aᵀ and (γB)ᵀ panels come from the layer's {@link AdapterPanels}; when stale they are packed
- * first, in a job of their own. Up to {@link AdapterRows#FORWARD_MAX_ROWS} rows use no adapter
+ * first, in a job of their own. Up to {@link AdapterRows#forwardMaxRows} rows use no adapter
  * panels: U and Y's adapter term are dot products over the rows of A and B ({@link AdapterRows}).
  * With many rows and no dropout the Y tiles read W' = W + γ·B·A instead ({@link MergedWeight},
  * formed in a job after the packing) and have no LoRA segment.
@@ -65,7 +65,7 @@ final class ForwardPass {
     private final MemorySegment wPanels;
     /** Whether Y's tiles add the γU·Bᵀ segment (adapter active, not merged, not {@link #rowAdapter}). */
     private final boolean loraY;
-    /** N ≤ AdapterRows.FORWARD_MAX_ROWS: U and Y's adapter term from row-major A and B ({@link AdapterRows}), no panels. */
+    /** N ≤ AdapterRows.forwardMaxRows: U and Y's adapter term from row-major A and B ({@link AdapterRows}), no panels. */
     private final boolean rowAdapter;
     /** A and B as {@link AdapterRows} reads them (row adapter only, else null). */
     private final AdapterRows.Source aSrc;

@@ -29,7 +29,8 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
  * through master weights, restoring optimizer state, loading with copyFrom, set, fill, writes
  * through segment(), a kept segment plus markWritten(), another tensor object, another γ, merge
  * and unmerge in between) is followed by a training step that must match the reference backend
- * on the same tensors, on both the row path (N = 37) and the small-N path (N = 5), with dropout.
+ * on the same tensors, on the row path (N = 37), the small-N path (N = 5, in training mode and in
+ * eval mode) and one row, with dropout in training mode.
  */
 class AdapterPanelsCacheTest {
     private static final long SEED = Long.getLong("rslora.test.seed", 0xCAC4EL);
@@ -57,10 +58,18 @@ class AdapterPanelsCacheTest {
         long step;
         final String ctx;
 
+        /** Training mode (dropout 0.1), or eval mode (no dropout: the forward of decoding, then a backward). */
+        final boolean training;
+
         Layer(int n, DType adapterType, long seed) {
+            this(n, adapterType, seed, true);
+        }
+
+        Layer(int n, DType adapterType, long seed, boolean training) {
             this.n = n;
+            this.training = training;
             this.rng = new SplittableRandom(seed);
-            this.ctx = "n=" + n + " " + adapterType + " seed=" + seed;
+            this.ctx = "n=" + n + " " + adapterType + " seed=" + seed + (training ? "" : " eval mode");
             w = random(DType.F32, 1.0 / Math.sqrt(D_IN), D_OUT, D_IN);
             wRef = w.to(arena, DType.F32);
             bias = random(DType.F32, 1, D_OUT);
@@ -90,7 +99,7 @@ class AdapterPanelsCacheTest {
          */
         void stepAndCompare(String what) {
             step++;
-            LoraParams p = new LoraParams(n, D_IN, D_OUT, R, gamma, 0.1f, SEED, step, 3, true, true, GradMode.ASSIGN);
+            LoraParams p = new LoraParams(n, D_IN, D_OUT, R, gamma, 0.1f, SEED, step, 3, training, true, GradMode.ASSIGN);
             Tensor x = random(DType.F32, 1, n, D_IN);
             Tensor dy = random(DType.F32, 1, n, D_OUT);
             Tensor[] got = run(cpu, fc, p, x, dy);
@@ -133,14 +142,14 @@ class AdapterPanelsCacheTest {
         }
     }
 
-    @ParameterizedTest(name = "n={0}")
-    @CsvSource({"37", "5", "1"})
-    void unchangedAdapterIsPackedOnceAndEveryChangeIsSeen(int n) {
+    @ParameterizedTest(name = "n={0} training={1}")
+    @CsvSource({"37, true", "5, true", "5, false", "1, true"})
+    void unchangedAdapterIsPackedOnceAndEveryChangeIsSeen(int n, boolean training) {
         // copies packed per pass that reads a changed tensor: the backward reads A and B as they are up to
-        // RowGrads.MAX_ROWS rows, the forward up to AdapterRows.FORWARD_MAX_ROWS (AdapterRows); every change
-        // must still reach the results
-        int k = (n > AdapterRows.FORWARD_MAX_ROWS ? 1 : 0) + (n > RowGrads.MAX_ROWS ? 1 : 0);
-        try (Layer l = new Layer(n, DType.F32, SEED + n)) {
+        // RowGrads.MAX_ROWS rows, the forward up to AdapterRows.forwardMaxRows (AdapterRows: fewer in eval
+        // mode, where panels kept for unchanged A and B serve decoding); every change must still reach the results
+        int k = (n > AdapterRows.forwardMaxRows(training) ? 1 : 0) + (n > RowGrads.MAX_ROWS ? 1 : 0);
+        try (Layer l = new Layer(n, DType.F32, SEED + n, training)) {
             l.stepAndCompare("the first step");
             long packed = l.packs();
             assertEquals(2 * k, packed, "the first step packs Aᵀ, (γB)ᵀ, B and γA once each (fewer with few rows)");

@@ -17,7 +17,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * rows of B and A) gives the bits of the panel route, which {@code -Drslora.cpu.adapterRows=off}
  * keeps at every N: the one-row kernel's even/odd chains at N = 1, the tiles' single chains
  * above. Both backwards get the same U (the panel forward's), so the forwards, which differ up to
- * {@link AdapterRows#FORWARD_MAX_ROWS} rows, drop out. r and d are chosen so that the axpys have
+ * {@link AdapterRows#forwardMaxRows} rows, drop out. r and d are chosen so that the axpys have
  * whole blocks of four vectors, single vectors, a masked tail and, at r = 1, nothing but the tail;
  * K odd and even for the split chains.
  */
