@@ -30,7 +30,7 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  * Workers claim chunks, panels and column groups as they come ({@link WorkerPool}). The B and γA
  * panels come from the layer's {@link AdapterPanels}; when stale they are packed first, in a job of
  * their own. Up to {@link RowGrads#MAX_ROWS} rows use no adapter panels: V and dX's adapter term
- * are axpys over the rows of B and A ({@link AdapterRows}). With many rows and no dropout the dX
+ * are axpys over the rows of B and A, or tiles over a panel each unit packs ({@link AdapterRows}). With many rows and no dropout the dX
  * tiles read W' = W + γ·B·A instead ({@link MergedWeight}, formed in a job after the packing) and
  * have no LoRA segment. Every
  * element's arithmetic is the same whichever worker computes it, so results do not depend on the

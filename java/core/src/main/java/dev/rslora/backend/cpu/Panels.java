@@ -117,6 +117,12 @@ final class Panels {
      */
     static void packRowsF32(MemorySegment src, long row0, int ld, int col0, int rows, int cols, MemorySegment dst,
                             long base, long panelStride) {
+        packRowsF32(src, row0, ld, col0, rows, cols, 1f, dst, base, panelStride);
+    }
+
+    /** {@link #packRowsF32(MemorySegment, long, int, int, int, int, MemorySegment, long, long)} with every value times {@code scale}. */
+    static void packRowsF32(MemorySegment src, long row0, int ld, int col0, int rows, int cols, float scale,
+                            MemorySegment dst, long base, long panelStride) {
         int np = panels(cols);
         for (int p = 0; p < np; p++) {
             int c0 = p * NR;
@@ -125,7 +131,7 @@ final class Panels {
             if (MicroKernel.SCALAR || !Convert.vectorOk(src)) {  // heap: see Convert.vectorOk
                 for (int i = 0; i < rows; i++, at += NR * 4L, from += ld * 4L) {
                     for (int c = 0; c < NR; c++) {
-                        float v = c0 + c < cols ? src.get(DType.LE_FLOAT, from + c * 4L) : 0f;
+                        float v = c0 + c < cols ? src.get(DType.LE_FLOAT, from + c * 4L) * scale : 0f;
                         dst.set(ValueLayout.JAVA_FLOAT, at + c * 4L, v);
                     }
                 }
@@ -134,7 +140,7 @@ final class Panels {
             if (c0 + NR <= cols) {
                 for (int i = 0; i < rows; i++, at += NR * 4L, from += ld * 4L) {
                     for (int h = 0; h < NR; h += L) {
-                        FloatVector.fromMemorySegment(S, src, from + h * 4L, ByteOrder.LITTLE_ENDIAN)
+                        FloatVector.fromMemorySegment(S, src, from + h * 4L, ByteOrder.LITTLE_ENDIAN).mul(scale)
                                 .intoMemorySegment(dst, at + h * 4L, MicroKernel.ORDER);
                     }
                 }
@@ -144,7 +150,7 @@ final class Panels {
                     long to = at;
                     long f = from;
                     for (int i = 0; i < rows; i++, to += NR * 4L, f += ld * 4L) {
-                        FloatVector.fromMemorySegment(S, src, f + h * 4L, ByteOrder.LITTLE_ENDIAN, m)
+                        FloatVector.fromMemorySegment(S, src, f + h * 4L, ByteOrder.LITTLE_ENDIAN, m).mul(scale)
                                 .intoMemorySegment(dst, to + h * 4L, MicroKernel.ORDER);
                     }
                 }

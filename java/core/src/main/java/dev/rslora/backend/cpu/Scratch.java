@@ -50,6 +50,8 @@ final class Scratch implements AutoCloseable {
     /** fp32 rows of A or B converted for {@link AdapterRows} (BF16, F16 or heap tensors), and its native copy. */
     float[] conv = new float[0];
     final NativeBuffer adapterRows = new NativeBuffer();
+    /** One direct panel of B's or γA's columns for {@link AdapterRows}' tiles (K = d_out or r). */
+    final NativeBuffer rowPanel = new NativeBuffer();
     /** The segment of the rows {@link AdapterRows#f32} last gave (a tensor's own, or {@link #adapterRows}'). */
     java.lang.foreign.MemorySegment rows;
     /** Gather block for transposed packs, NR × Panels.T_BLOCK. */
@@ -108,5 +110,6 @@ final class Scratch implements AutoCloseable {
         gradPack.close();
         rowSum.close();
         adapterRows.close();
+        rowPanel.close();
     }
 }
