@@ -80,7 +80,7 @@ final class BackwardPass {
     private final float[] bRows;
     /** The panels dX's W segment reads: W' (merged) or W. */
     private final MemorySegment wPanels;
-    /** N ≤ RowGrads.MAX_ROWS: V and dX's adapter term from row-major B and A ({@link AdapterRows}), no panels. */
+    /** N ≤ RowGrads.MAX_ROWS: V and dX's adapter term from row-major B and A ({@link AdapterRows}), no kept panels. */
     private final boolean rowAdapter;
     /** A and B as {@link AdapterRows} reads them (row adapter only, else null). */
     private final AdapterRows.Source aSrc;

@@ -136,14 +136,14 @@ final class ForwardPass {
             int rows = Split.chunkRows(n, workers, dIn, dOut);
             pool.run(Split.chunks(n, rows), (wk, c) -> chunk(scratch[wk], c * rows, Split.chunkEnd(c, rows, n)), parallel);
         } else {
-            // U's r panels first, then Y's d_out panels, which wait for all of U (one job)
+            // U's r panels first, then Y's d_out panels, whose adapter term waits for all of U (one job)
             int uUnits = active ? Panels.panels(r) : 0;
             UnitsDone uDone = new UnitsDone(uUnits);
             pool.run(uUnits + Panels.panels(dOut), (wk, unit) -> {
                 Scratch s = scratch[wk];
                 if (unit < uUnits) {
                     try {
-                        allRows(s);
+                        allRows(s, true);
                         if (rowAdapter) {
                             computeURows(s, unit);
                         } else {
@@ -153,7 +153,7 @@ final class ForwardPass {
                         uDone.done();
                     }
                 } else {
-                    allRows(s);
+                    allRows(s, false);
                     computeY(s, 0, n, unit - uUnits, unit - uUnits + 1, active ? uDone : null);
                 }
             }, parallel);
@@ -174,19 +174,20 @@ final class ForwardPass {
     }
 
     /**
-     * Small N: all n rows of X in this worker's xc, and with dropout D(X) in dxc, loaded once per
-     * job and worker.
+     * Small N: all n rows of X in this worker's xc, and with {@code masked} (U's units, dropout on)
+     * D(X) in dxc, each loaded once per job and worker (Y's units need no D(X)).
      */
-    private void allRows(Scratch s) {
-        if (s.rowsOf == this) {
-            return;
+    private void allRows(Scratch s, boolean masked) {
+        if (s.rowsOf != this) {
+            loadX(s, 0, n);
+            s.rowsOf = this;
+            s.uOf = null;
+            s.maskedOf = null;
         }
-        loadX(s, 0, n);
-        if (mask != null) {
+        if (masked && mask != null && s.maskedOf != this) {
             maskRows(s, 0, n);
+            s.maskedOf = this;
         }
-        s.rowsOf = this;
-        s.uOf = null;
     }
 
     /**
@@ -349,7 +350,7 @@ final class ForwardPass {
      * the bias. W' = W + γB·A folds the adapter in before X meets it, so such a row came out ±Inf
      * where the segment route, the reference and PEFT give NaN (γ·Inf·B: Inf·0, or Infs of both
      * signs), and its kind of result depended on the batch size. Decided per row (U is complete
-     * before any Y unit runs), so not on the chunks, hence not on the worker count. Costs a scan of
+     * before any Y unit gets here), so not on the chunks, hence not on the worker count. Costs a scan of
      * U's r values per row.
      */
     private void redoNonFinite(Scratch s, int c0, int c1, int po0, int po1) {

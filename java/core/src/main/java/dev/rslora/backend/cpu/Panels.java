@@ -140,8 +140,8 @@ final class Panels {
             if (c0 + NR <= cols) {
                 for (int i = 0; i < rows; i++, at += NR * 4L, from += ld * 4L) {
                     for (int h = 0; h < NR; h += L) {
-                        FloatVector.fromMemorySegment(S, src, from + h * 4L, ByteOrder.LITTLE_ENDIAN).mul(scale)
-                                .intoMemorySegment(dst, at + h * 4L, MicroKernel.ORDER);
+                        FloatVector v = FloatVector.fromMemorySegment(S, src, from + h * 4L, ByteOrder.LITTLE_ENDIAN);
+                        (scale != 1f ? v.mul(scale) : v).intoMemorySegment(dst, at + h * 4L, MicroKernel.ORDER);
                     }
                 }
             } else {

@@ -21,6 +21,8 @@ final class Scratch implements AutoCloseable {
     Object rowsOf;
     /** The forward pass whose U rows uc holds whole for the current job (small N), or null. */
     Object uOf;
+    /** The forward pass whose D(X) rows dxc holds whole for the current job (small N, dropout), or null. */
+    Object maskedOf;
     /** Rows of a tensor as fp32 (U rows; epilogue rows of the gradients). */
     float[] row = new float[0];
     /** Current gradient values when accumulating; the rounding buffer of {@link Convert#storeScaled} for other dtypes. */

@@ -94,8 +94,8 @@ class AdapterPanelsCacheTest {
         }
 
         /**
-         * A training step (dropout 0.1, a new mask each step) on fresh X, dY through both backends;
-         * asserts they agree and leaves the cpu gradients in gA, gB.
+         * A step (forward and backward; in training mode dropout 0.1, a new mask each step) on fresh
+         * X, dY through both backends; asserts they agree and leaves the cpu gradients in gA, gB.
          */
         void stepAndCompare(String what) {
             step++;

@@ -14,12 +14,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The backward's row path ({@link AdapterRows}: V and dX's adapter term as fma chains over the
- * rows of B and A) gives the bits of the panel route, which {@code -Drslora.cpu.adapterRows=off}
+ * rows of B and A, or from {@link AdapterRows#TILE_MIN_ROWS} rows on as register tiles over a panel
+ * each unit packs) gives the bits of the panel route, which {@code -Drslora.cpu.adapterRows=off}
  * keeps at every N: the one-row kernel's even/odd chains at N = 1, the tiles' single chains
  * above. Both backwards get the same U (the panel forward's), so the forwards, which differ up to
  * {@link AdapterRows#forwardMaxRows} rows, drop out. r and d are chosen so that the axpys have
  * whole blocks of four vectors, single vectors, a masked tail and, at r = 1, nothing but the tail;
- * K odd and even for the split chains.
+ * K odd and even for the split chains; the tiles get N at their threshold, a partial second tile
+ * (N = 7 with the 256-bit shape's six rows) and one-column panels (r = 1).
  */
 class AdapterRowsTest {
     private static CpuBackend rows;
@@ -47,7 +49,9 @@ class AdapterRowsTest {
             "1, 1024, 1024, 64, F32, 0, ASSIGN", "1, 129, 71, 24, F32, 0.1, ACCUMULATE", "1, 300, 129, 1, BF16, 0, ASSIGN",
             "1, 64, 257, 33, F16, 0.1, ACCUMULATE", "2, 37, 1000, 256, BF16, 0, ACCUMULATE", "2, 1024, 3, 16, F32, 0.1, ASSIGN",
             "3, 129, 70, 24, F32, 0.1, ACCUMULATE", "8, 1024, 1024, 64, F32, 0, ASSIGN",
-            "5, 64, 257, 33, BF16, 0.1, ASSIGN", "8, 300, 129, 1, F16, 0, ACCUMULATE"})
+            "5, 64, 257, 33, BF16, 0.1, ASSIGN", "8, 300, 129, 1, F16, 0, ACCUMULATE",
+            "3, 300, 129, 1, F16, 0.1, ACCUMULATE", "4, 129, 70, 24, F32, 0.1, ACCUMULATE",
+            "7, 300, 129, 1, BF16, 0.1, ASSIGN", "6, 1024, 1024, 64, F32, 0, ASSIGN"})
     void backwardRowsGiveThePanelRoutesBits(int n, int dIn, int dOut, int r, DType dtype, float p, GradMode mode) {
         long seed = 0xAD0A7L + n * 131L + dIn * 7L + dOut + r;
         try (LayerFixture f = new LayerFixture(n, dIn, dOut, r, dtype, p, mode, (n + dIn) % 2 == 0, seed)) {

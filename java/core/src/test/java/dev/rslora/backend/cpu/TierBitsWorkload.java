@@ -26,7 +26,7 @@ public final class TierBitsWorkload {
     private static final Case[] CASES = {
         new Case(1, 40, DType.F32, 0f, GradMode.ASSIGN),          // forward and backward rows, one-row kernels
         new Case(2, 40, DType.BF16, 0.1f, GradMode.ACCUMULATE),   // forward rows (group), converted rows
-        new Case(5, 40, DType.F32, 0.1f, GradMode.ASSIGN),        // panel forward, row backward
+        new Case(5, 40, DType.F32, 0.1f, GradMode.ASSIGN),        // training: forward rows, backward tiles on unit panels
         new Case(20, 24, DType.F32, 0.1f, GradMode.ACCUMULATE),   // panels
         new Case(200, 16, DType.F32, 0f, GradMode.ASSIGN),        // N ≥ 2·d: the merged route
     };
