@@ -28,7 +28,8 @@ import static dev.rslora.backend.cpu.MicroKernel.NR;
  *                                                            the W segment accumulating on them
  * </pre>
  * (the backward's axpys from {@link #TILE_MIN_ROWS} rows on: register tiles over one panel of B's
- * or γA's columns, packed by the unit that uses it).
+ * or γA's columns, packed by the unit that uses it; Y's term likewise from
+ * {@link #FORWARD_TILE_MIN_ROWS} rows on, over a panel of (γB)ᵀ).
  * The panel route packs four copies of A and B ({@link AdapterPanels}), two of them transposed,
  * and a training step must pack them again after every optimizer step: at d = 1024, r = 64, N = 1
  * that was a third of the LoRA step (JFR samples, one thread, 2026-12-06), more than its adapter
@@ -353,6 +354,18 @@ final class AdapterRows {
      * 1.43–1.58, N = 2 1.40–1.46 against 1.44–1.60.
      */
     static final int TILE_MIN_ROWS = 4;
+
+    /**
+     * The fewest rows of a (training) row-path forward whose Y adapter term runs on register tiles
+     * over a (γB)ᵀ panel each Y unit packs (ForwardPass: the panel route's K-segment and bits)
+     * instead of {@link #addY}'s reductions, one tree per L outputs and row. The pack is a fixed
+     * cost per step, the reductions grow with N. Measured (JMH, d = 1024, two threads, training
+     * steps, both in separate JVMs alternated, two rounds, 2026-12-06; ratio to the frozen base),
+     * reductions against tiles: r = 64: N = 4 1.46 / 1.51 against 1.55 / 1.56, N = 5 1.53 / 1.55
+     * against 1.55 / 1.61, N = 6 1.57 / 1.59 against 1.57 / 1.61, N = 8 1.69 / 1.73 against
+     * 1.66 / 1.66; r = 16: N = 8 1.46 / 1.52 against 1.35 / 1.38.
+     */
+    static final int FORWARD_TILE_MIN_ROWS = 8;
 
     /**
      * Columns [c0, c0 + cols) (cols ≤ NR) of the K rows of {@code rows} (fp32 little-endian, row k at

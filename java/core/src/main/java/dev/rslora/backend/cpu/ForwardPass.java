@@ -67,6 +67,12 @@ final class ForwardPass {
     private final boolean loraY;
     /** N ≤ AdapterRows.forwardMaxRows: U and Y's adapter term from row-major A and B ({@link AdapterRows}), no panels. */
     private final boolean rowAdapter;
+    /**
+     * Row adapter from AdapterRows.FORWARD_TILE_MIN_ROWS rows: Y's adapter term on register tiles over a
+     * (γB)ᵀ panel each Y unit packs (the panel route's K-segment and bits) instead of
+     * {@link AdapterRows#addY}'s reductions per row and output.
+     */
+    private final boolean yTiles;
     /** A and B as {@link AdapterRows} reads them (row adapter only, else null). */
     private final AdapterRows.Source aSrc;
     private final AdapterRows.Source bSrc;
@@ -107,6 +113,7 @@ final class ForwardPass {
         this.wPanels = this.merged != null ? this.merged : w.forward;
         this.rowAdapter = active && this.merged == null && aT == null;  // no panels given: AdapterRows
         this.loraY = active && this.merged == null && !rowAdapter;
+        this.yTiles = rowAdapter && n >= AdapterRows.FORWARD_TILE_MIN_ROWS;
         this.aSrc = rowAdapter ? AdapterRows.Source.of(a) : null;
         this.bSrc = rowAdapter ? AdapterRows.Source.of(b) : null;
     }
@@ -200,7 +207,7 @@ final class ForwardPass {
         }
         s.uc = Scratch.grow(s.uc, (long) Split.padRows(n) * r);
         Convert.load(u, 0, n * r, s.uc, 0);
-        if (rowAdapter) {
+        if (rowAdapter && !yTiles) {
             for (int c = 0; c < n * r; c++) {
                 s.uc[c] *= gamma;  // γU, the operand of AdapterRows.addY
             }
@@ -299,7 +306,7 @@ final class ForwardPass {
                 }
             }
             if (loraY && uReady == null) {
-                loraSegment(s, mc, po);  // while the panel's tiles are in L1
+                loraSegment(s, mc, po, gbT, (long) po * r * PANEL_ROW_BYTES);  // while the panel's tiles are in L1
             }
         }
         if (uReady != null) {
@@ -309,11 +316,18 @@ final class ForwardPass {
             }
             if (loraY) {
                 for (int po = po0; po < po1; po++) {
-                    loraSegment(s, mc, po);
+                    loraSegment(s, mc, po, gbT, (long) po * r * PANEL_ROW_BYTES);
+                }
+            }
+            if (yTiles) {
+                MemorySegment panel = s.rowPanel.ensure((long) r * PANEL_ROW_BYTES);
+                for (int po = po0; po < po1; po++) {
+                    Panels.packTransposedPanel(b, gamma, po, panel, 0, s.gather, s.gatherIndex);
+                    loraSegment(s, mc, po, panel, 0);
                 }
             }
         }
-        if (rowAdapter) {
+        if (rowAdapter && !yTiles) {
             AdapterRows.addY(s.uc, mc, r, bSrc, po0 * NR, Math.min(dOut, po1 * NR), s, yc, ldy);
         }
         if (merged != null) {
@@ -331,16 +345,18 @@ final class ForwardPass {
         }
     }
 
-    /** Y's LoRA K-segment for panel po: the mc rows of yc += uc[mc, r]·(γB)ᵀ panel (K = r). */
-    private void loraSegment(Scratch s, int mc, int po) {
-        long bOff = (long) po * r * PANEL_ROW_BYTES;
+    /**
+     * Y's LoRA K-segment for panel po: the mc rows of yc += uc[mc, r]·(γB)ᵀ panel (K = r), the panel
+     * at byte {@code bOff} of {@code panels}.
+     */
+    private void loraSegment(Scratch s, int mc, int po, MemorySegment panels, long bOff) {
         int ldy = Split.ld(dOut);
         if (oneRow) {
-            MicroKernel.mmaRow(s.uc, 0, gbT, bOff, r, s.yc, po * NR, true);
+            MicroKernel.mmaRow(s.uc, 0, panels, bOff, r, s.yc, po * NR, true);
             return;
         }
         for (int it = 0; it < mc; it += MR) {
-            MicroKernel.mma(s.uc, it * r, r, gbT, bOff, r, s.yc, it * ldy + po * NR, ldy, true);
+            MicroKernel.mma(s.uc, it * r, r, panels, bOff, r, s.yc, it * ldy + po * NR, ldy, true);
         }
     }
 

@@ -165,34 +165,43 @@ final class Panels {
      */
     static void packTransposed(Tensor src, float scale, MemorySegment dst, int panel0, int panel1, float[] tmp,
                                int[] index) {
+        long cols = src.dim(1);
+        for (int p = panel0; p < panel1; p++) {
+            packTransposedPanel(src, scale, p, dst, p * cols * NR * 4L, tmp, index);
+        }
+    }
+
+    /**
+     * Panel p of a transposed pack of {@code src} [R, C] (its rows p·NR .. p·NR+NR) from byte
+     * {@code at0} of {@code dst}; tmp and index as {@link #packTransposed}.
+     */
+    static void packTransposedPanel(Tensor src, float scale, int p, MemorySegment dst, long at0, float[] tmp, int[] index) {
         int rows = (int) src.dim(0);
         int cols = (int) src.dim(1);
-        for (int p = panel0; p < panel1; p++) {
-            for (int k0 = 0; k0 < cols; k0 += T_BLOCK) {
-                int kb = Math.min(T_BLOCK, cols - k0);
-                for (int c = 0; c < NR; c++) {
-                    int r = p * NR + c;
-                    if (r < rows) {
-                        Convert.load(src, (long) r * cols + k0, kb, tmp, c * T_BLOCK);
-                    } else {
-                        java.util.Arrays.fill(tmp, c * T_BLOCK, c * T_BLOCK + kb, 0f);
-                    }
+        for (int k0 = 0; k0 < cols; k0 += T_BLOCK) {
+            int kb = Math.min(T_BLOCK, cols - k0);
+            for (int c = 0; c < NR; c++) {
+                int r = p * NR + c;
+                if (r < rows) {
+                    Convert.load(src, (long) r * cols + k0, kb, tmp, c * T_BLOCK);
+                } else {
+                    java.util.Arrays.fill(tmp, c * T_BLOCK, c * T_BLOCK + kb, 0f);
                 }
-                long at = ((long) p * cols + k0) * NR * 4L;
-                for (int k = 0; k < kb; k++, at += NR * 4L) {
-                    if (MicroKernel.SCALAR) {
-                        for (int c = 0; c < NR; c++) {
-                            dst.set(ValueLayout.JAVA_FLOAT, at + c * 4L, tmp[c * T_BLOCK + k] * scale);
-                        }
-                        continue;
+            }
+            long at = at0 + (long) k0 * NR * 4L;
+            for (int k = 0; k < kb; k++, at += NR * 4L) {
+                if (MicroKernel.SCALAR) {
+                    for (int c = 0; c < NR; c++) {
+                        dst.set(ValueLayout.JAVA_FLOAT, at + c * 4L, tmp[c * T_BLOCK + k] * scale);
                     }
-                    for (int h = 0; h < NR; h += L) {
-                        FloatVector v = FloatVector.fromArray(S, tmp, k, index, h);
-                        if (scale != 1f) {
-                            v = v.mul(scale);
-                        }
-                        v.intoMemorySegment(dst, at + h * 4L, MicroKernel.ORDER);
+                    continue;
+                }
+                for (int h = 0; h < NR; h += L) {
+                    FloatVector v = FloatVector.fromArray(S, tmp, k, index, h);
+                    if (scale != 1f) {
+                        v = v.mul(scale);
                     }
+                    v.intoMemorySegment(dst, at + h * 4L, MicroKernel.ORDER);
                 }
             }
         }
