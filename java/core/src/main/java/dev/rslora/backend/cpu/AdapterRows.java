@@ -28,8 +28,8 @@ import static dev.rslora.backend.cpu.MicroKernel.NR;
  *                                                            the W segment accumulating on them
  * </pre>
  * (the backward's axpys from {@link #TILE_MIN_ROWS} rows on: register tiles over one panel of B's
- * or γA's columns, packed by the unit that uses it; Y's term likewise from
- * {@link #FORWARD_TILE_MIN_ROWS} rows on, over a panel of (γB)ᵀ).
+ * or γA's columns, packed by the unit that uses it; U's and Y's dot products likewise from
+ * {@link #FORWARD_TILE_MIN_ROWS} rows on, over a panel of Aᵀ or (γB)ᵀ).
  * The panel route packs four copies of A and B ({@link AdapterPanels}), two of them transposed,
  * and a training step must pack them again after every optimizer step: at d = 1024, r = 64, N = 1
  * that was a third of the LoRA step (JFR samples, one thread, 2026-12-06), more than its adapter
@@ -356,16 +356,18 @@ final class AdapterRows {
     static final int TILE_MIN_ROWS = 4;
 
     /**
-     * The fewest rows of a (training) row-path forward whose Y adapter term runs on register tiles
-     * over a (γB)ᵀ panel each Y unit packs (ForwardPass: the panel route's K-segment and bits)
-     * instead of {@link #addY}'s reductions, one tree per L outputs and row. The pack is a fixed
-     * cost per step, the reductions grow with N. Measured (JMH, d = 1024, two threads, training
-     * steps, both in separate JVMs alternated, two rounds, 2026-12-06; ratio to the frozen base),
-     * reductions against tiles: r = 64: N = 4 1.46 / 1.51 against 1.55 / 1.56, N = 5 1.53 / 1.55
-     * against 1.55 / 1.61, N = 6 1.57 / 1.59 against 1.57 / 1.61, N = 8 1.69 / 1.73 against
-     * 1.66 / 1.66; r = 16: N = 8 1.46 / 1.52 against 1.35 / 1.38.
+     * The fewest rows of a (training) row-path forward whose U and Y adapter terms run on register
+     * tiles over an Aᵀ panel each U unit packs and a (γB)ᵀ panel each Y unit packs (ForwardPass: the
+     * panel route's arithmetic and bits) instead of dot products ({@link #u}, {@link #addY}), whose
+     * reductions grow with N while a pack is a fixed cost per step ({@link BlockTranspose}).
+     * Measured (d = 1024, two threads, training forward against the frozen base's, tiles from 1 row
+     * against none, alternated in separate JVMs, 2026-12-06): r = 64: N = 1 1.40–1.44 against
+     * 1.20–1.24, N = 2 1.38–1.41 against 1.18–1.22, N = 3 1.39–1.43 against 1.31–1.34, N = 4
+     * 1.29–1.31 against 1.37–1.41, N = 6 1.33–1.38 against 1.62–1.65; r = 16: N = 4 1.19–1.20
+     * against 1.26–1.36, N = 8 1.10 against 1.41–1.42; r = 8: N = 4 1.24–1.29 against 1.27–1.28,
+     * N = 8 1.18–1.19 against 1.48–1.51.
      */
-    static final int FORWARD_TILE_MIN_ROWS = 8;
+    static final int FORWARD_TILE_MIN_ROWS = 4;
 
     /**
      * Columns [c0, c0 + cols) (cols ≤ NR) of the K rows of {@code rows} (fp32 little-endian, row k at

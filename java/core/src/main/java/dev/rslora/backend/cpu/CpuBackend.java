@@ -137,7 +137,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
         pool.run(panels + blocks, (wk, unit) -> {
             Scratch s = scratch[wk];
             if (unit < panels) {
-                Panels.packTransposed(w.weight(), 1f, w.forward, unit, unit + 1, s.gather, s.gatherIndex);
+                Panels.packTransposed(w.weight(), 1f, w.forward, unit, unit + 1, s.packRows, s.packStage);
             } else {
                 int o0 = (unit - panels) * W_PACK_ROWS;
                 Panels.packDirect(w.weight(), 1f, w.backward, o0, Math.min(w.dOut, o0 + W_PACK_ROWS), s.block(w.dIn));

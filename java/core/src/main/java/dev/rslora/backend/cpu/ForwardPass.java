@@ -23,8 +23,10 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  * segment, then wait for U's ({@link UnitsDone}) before the adapter term, and a single row (N = 1)
  * runs the one-row kernel. Workers claim chunks or panels as they come ({@link WorkerPool}). The
  * Aᵀ and (γB)ᵀ panels come from the layer's {@link AdapterPanels}; when stale they are packed
- * first, in a job of their own. Up to {@link AdapterRows#forwardMaxRows} rows use no adapter
- * panels: U and Y's adapter term are dot products over the rows of A and B ({@link AdapterRows}).
+ * first, in a job of their own. Up to {@link AdapterRows#forwardMaxRows} rows use no cached
+ * adapter panels: U and Y's adapter term are dot products over the rows of A and B
+ * ({@link AdapterRows}), or from {@link AdapterRows#FORWARD_TILE_MIN_ROWS} rows tiles over one Aᵀ
+ * or (γB)ᵀ panel that each unit packs.
  * With many rows and no dropout the Y tiles read W' = W + γ·B·A instead ({@link MergedWeight},
  * formed in a job after the packing) and have no LoRA segment.
  * Every element's arithmetic is the same whichever worker computes it, so results do not depend on
@@ -68,11 +70,11 @@ final class ForwardPass {
     /** N ≤ AdapterRows.forwardMaxRows: U and Y's adapter term from row-major A and B ({@link AdapterRows}), no panels. */
     private final boolean rowAdapter;
     /**
-     * Row adapter from AdapterRows.FORWARD_TILE_MIN_ROWS rows: Y's adapter term on register tiles over a
-     * (γB)ᵀ panel each Y unit packs (the panel route's K-segment and bits) instead of
-     * {@link AdapterRows#addY}'s reductions per row and output.
+     * Row adapter from AdapterRows.FORWARD_TILE_MIN_ROWS rows: U and Y's adapter term on register tiles
+     * over an Aᵀ panel each U unit packs and a (γB)ᵀ panel each Y unit packs (the panel route's
+     * arithmetic and bits) instead of {@link AdapterRows}' dot products per row and value.
      */
-    private final boolean yTiles;
+    private final boolean tiles;
     /** A and B as {@link AdapterRows} reads them (row adapter only, else null). */
     private final AdapterRows.Source aSrc;
     private final AdapterRows.Source bSrc;
@@ -113,7 +115,7 @@ final class ForwardPass {
         this.wPanels = this.merged != null ? this.merged : w.forward;
         this.rowAdapter = active && this.merged == null && aT == null;  // no panels given: AdapterRows
         this.loraY = active && this.merged == null && !rowAdapter;
-        this.yTiles = rowAdapter && n >= AdapterRows.FORWARD_TILE_MIN_ROWS;
+        this.tiles = rowAdapter && n >= AdapterRows.FORWARD_TILE_MIN_ROWS;
         this.aSrc = rowAdapter ? AdapterRows.Source.of(a) : null;
         this.bSrc = rowAdapter ? AdapterRows.Source.of(b) : null;
     }
@@ -126,10 +128,10 @@ final class ForwardPass {
         pool.run(aUnits + bUnits + tUnits, (wk, unit) -> {
             Scratch s = scratch[wk];
             if (unit < aUnits) {
-                Panels.packTransposed(a, 1f, aT, unit, unit + 1, s.gather, s.gatherIndex);
+                Panels.packTransposed(a, 1f, aT, unit, unit + 1, s.packRows, s.packStage);
             } else if (unit < aUnits + bUnits) {
                 int g = (unit - aUnits) * GBT_GROUP;
-                Panels.packTransposed(b, gamma, gbT, g, Math.min(Panels.panels(dOut), g + GBT_GROUP), s.gather, s.gatherIndex);
+                Panels.packTransposed(b, gamma, gbT, g, Math.min(Panels.panels(dOut), g + GBT_GROUP), s.packRows, s.packStage);
             } else {
                 int j0 = (unit - aUnits - bUnits) * tRows;
                 MergedWeight.transposeA(a, dIn, r, j0, Math.min(r, j0 + tRows), s.block(dIn), s.gatherRows(dIn), aTRows);
@@ -207,7 +209,7 @@ final class ForwardPass {
         }
         s.uc = Scratch.grow(s.uc, (long) Split.padRows(n) * r);
         Convert.load(u, 0, n * r, s.uc, 0);
-        if (rowAdapter && !yTiles) {
+        if (rowAdapter && !tiles) {
             for (int c = 0; c < n * r; c++) {
                 s.uc[c] *= gamma;  // γU, the operand of AdapterRows.addY
             }
@@ -237,8 +239,18 @@ final class ForwardPass {
         }
     }
 
-    /** Row adapter: U[:, panel pj's columns] = D(X)·Aᵀ by dot products over A's rows ({@link AdapterRows#u}). */
+    /**
+     * Row adapter: U[:, panel pj's columns] = D(X)·Aᵀ, by dot products over A's rows
+     * ({@link AdapterRows#u}), or with {@link #tiles} on register tiles over the Aᵀ panel this unit
+     * packs (the panel route's arithmetic).
+     */
     private void computeURows(Scratch s, int pj) {
+        if (tiles) {
+            MemorySegment panel = s.rowPanel.ensure((long) dIn * PANEL_ROW_BYTES);
+            Panels.packTransposedPanel(a, 1f, pj, panel, 0, s.packRows, s.packStage);
+            uPanel(s, 0, n, pj, panel, 0, false);
+            return;
+        }
         int j0 = pj * NR;
         int j1 = Math.min(r, j0 + NR);
         float[] src = mask != null ? s.dxc : s.xc;
@@ -254,30 +266,34 @@ final class ForwardPass {
      * (row-major [mcPad, r]: the A operand of the chunk's LoRA K-segment).
      */
     private void computeU(Scratch s, int c0, int c1, int pj0, int pj1, boolean keep) {
-        int mc = c1 - c0;
-        int ld = Split.ld(dIn);
         if (mask != null && keep) {
             maskRows(s, c0, c1);
         }
+        for (int pj = pj0; pj < pj1; pj++) {
+            uPanel(s, c0, c1, pj, aT, (long) pj * dIn * PANEL_ROW_BYTES, keep);
+        }
+    }
+
+    /** U[c0:c1, panel pj's columns] from the Aᵀ panel at byte {@code bOff} of {@code panels} (D(X) in xc or dxc). */
+    private void uPanel(Scratch s, int c0, int c1, int pj, MemorySegment panels, long bOff, boolean keep) {
+        int mc = c1 - c0;
+        int ld = Split.ld(dIn);
         float[] src = mask != null ? s.dxc : s.xc;
         float[] tile = s.tile;
-        for (int pj = pj0; pj < pj1; pj++) {
-            long bOff = (long) pj * dIn * PANEL_ROW_BYTES;
-            int j0 = pj * NR;
-            int jn = Math.min(NR, r - j0);
-            for (int it = 0; it < mc; it += MR) {
-                if (oneRow) {
-                    MicroKernel.mmaRow(src, 0, aT, bOff, dIn, tile, 0, false);
-                } else {
-                    MicroKernel.mma(src, it * ld, ld, aT, bOff, dIn, tile, 0, false);
+        int j0 = pj * NR;
+        int jn = Math.min(NR, r - j0);
+        for (int it = 0; it < mc; it += MR) {
+            if (oneRow) {
+                MicroKernel.mmaRow(src, 0, panels, bOff, dIn, tile, 0, false);
+            } else {
+                MicroKernel.mma(src, it * ld, ld, panels, bOff, dIn, tile, 0, false);
+            }
+            int rows = Math.min(MR, mc - it);
+            for (int m = 0; m < rows; m++) {
+                if (keep) {
+                    System.arraycopy(tile, m * NR, s.uc, (it + m) * r + j0, jn);
                 }
-                int rows = Math.min(MR, mc - it);
-                for (int m = 0; m < rows; m++) {
-                    if (keep) {
-                        System.arraycopy(tile, m * NR, s.uc, (it + m) * r + j0, jn);
-                    }
-                    Convert.storeTileRow(tile, m * NR, jn, uOut, (long) (c0 + it + m) * r + j0);
-                }
+                Convert.storeTileRow(tile, m * NR, jn, uOut, (long) (c0 + it + m) * r + j0);
             }
         }
     }
@@ -319,15 +335,15 @@ final class ForwardPass {
                     loraSegment(s, mc, po, gbT, (long) po * r * PANEL_ROW_BYTES);
                 }
             }
-            if (yTiles) {
+            if (tiles) {
                 MemorySegment panel = s.rowPanel.ensure((long) r * PANEL_ROW_BYTES);
                 for (int po = po0; po < po1; po++) {
-                    Panels.packTransposedPanel(b, gamma, po, panel, 0, s.gather, s.gatherIndex);
+                    Panels.packTransposedPanel(b, gamma, po, panel, 0, s.packRows, s.packStage);
                     loraSegment(s, mc, po, panel, 0);
                 }
             }
         }
-        if (rowAdapter && !yTiles) {
+        if (rowAdapter && !tiles) {
             AdapterRows.addY(s.uc, mc, r, bSrc, po0 * NR, Math.min(dOut, po1 * NR), s, yc, ldy);
         }
         if (merged != null) {

@@ -26,7 +26,7 @@ final class Panels {
     private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
     private static final int L = MicroKernel.L;
     private static final int NR = MicroKernel.NR;
-    /** Columns of a transposed pack handled per gather block. */
+    /** Columns of a converted tensor staged per block of a transposed pack. */
     static final int T_BLOCK = 256;
 
     private Panels() {
@@ -160,59 +160,103 @@ final class Panels {
 
     /**
      * Transposed pack of panels [panel0, panel1) of {@code src} [R, C] (panels over its rows) into
-     * {@code dst}. {@code tmp} holds at least NR·T_BLOCK floats; {@code index} is
-     * {@link #gatherIndex()}.
+     * {@code dst}; {@code tmp} (at least NR·T_BLOCK floats) and {@code stage} as
+     * {@link #packTransposedPanel}.
      */
     static void packTransposed(Tensor src, float scale, MemorySegment dst, int panel0, int panel1, float[] tmp,
-                               int[] index) {
+                               NativeBuffer stage) {
         long cols = src.dim(1);
         for (int p = panel0; p < panel1; p++) {
-            packTransposedPanel(src, scale, p, dst, p * cols * NR * 4L, tmp, index);
+            packTransposedPanel(src, scale, p, dst, p * cols * NR * 4L, tmp, stage);
         }
     }
 
     /**
-     * Panel p of a transposed pack of {@code src} [R, C] (its rows p·NR .. p·NR+NR) from byte
-     * {@code at0} of {@code dst}; tmp and index as {@link #packTransposed}.
+     * Panel p of a transposed pack of {@code src} [R, C] (its rows p·NR .. p·NR+NR, zero past R)
+     * from byte {@code at0} of {@code dst}, by L×L blocks transposed in registers
+     * ({@link BlockTranspose}): straight from the tensor's segment when it is F32 in native memory,
+     * else from T_BLOCK columns at a time converted into {@code tmp} (at least NR·T_BLOCK floats)
+     * and staged in native memory ({@code stage}; vector loads never touch the heap, see
+     * {@link Convert#vectorOk}). Each value is fl(x·scale), as the scalar tile computes it.
      */
-    static void packTransposedPanel(Tensor src, float scale, int p, MemorySegment dst, long at0, float[] tmp, int[] index) {
+    static void packTransposedPanel(Tensor src, float scale, int p, MemorySegment dst, long at0, float[] tmp,
+                                    NativeBuffer stage) {
         int rows = (int) src.dim(0);
         int cols = (int) src.dim(1);
+        int r0 = p * NR;
+        int valid = Math.min(NR, rows - r0);
+        MemorySegment seg = src.readOnlySegment();
+        if (!MicroKernel.SCALAR && src.dtype() == DType.F32 && Convert.vectorOk(seg)) {
+            transposeRows(seg, (long) r0 * cols * 4, cols * 4L, valid, cols, scale, dst, at0, stage);
+            return;
+        }
         for (int k0 = 0; k0 < cols; k0 += T_BLOCK) {
             int kb = Math.min(T_BLOCK, cols - k0);
-            for (int c = 0; c < NR; c++) {
-                int r = p * NR + c;
-                if (r < rows) {
-                    Convert.load(src, (long) r * cols + k0, kb, tmp, c * T_BLOCK);
-                } else {
-                    java.util.Arrays.fill(tmp, c * T_BLOCK, c * T_BLOCK + kb, 0f);
-                }
+            for (int c = 0; c < valid; c++) {
+                Convert.load(src, (long) (r0 + c) * cols + k0, kb, tmp, c * T_BLOCK);
             }
             long at = at0 + (long) k0 * NR * 4L;
-            for (int k = 0; k < kb; k++, at += NR * 4L) {
-                if (MicroKernel.SCALAR) {
+            if (MicroKernel.SCALAR) {
+                for (int k = 0; k < kb; k++, at += NR * 4L) {
                     for (int c = 0; c < NR; c++) {
-                        dst.set(ValueLayout.JAVA_FLOAT, at + c * 4L, tmp[c * T_BLOCK + k] * scale);
+                        dst.set(ValueLayout.JAVA_FLOAT, at + c * 4L, c < valid ? tmp[c * T_BLOCK + k] * scale : 0f);
                     }
-                    continue;
                 }
-                for (int h = 0; h < NR; h += L) {
-                    FloatVector v = FloatVector.fromArray(S, tmp, k, index, h);
-                    if (scale != 1f) {
-                        v = v.mul(scale);
-                    }
-                    v.intoMemorySegment(dst, at + h * 4L, MicroKernel.ORDER);
-                }
+                continue;
             }
+            MemorySegment staged = stageOf(stage);
+            MemorySegment.copy(tmp, 0, staged, DType.LE_FLOAT, 0, valid * T_BLOCK);
+            transposeRows(staged, 0, T_BLOCK * 4L, valid, kb, scale, dst, at, stage);
         }
     }
 
-    /** The gather offsets c·T_BLOCK, c &lt; NR, used by {@link #packTransposed}. */
-    static int[] gatherIndex() {
-        int[] index = new int[NR];
-        for (int c = 0; c < NR; c++) {
-            index[c] = c * T_BLOCK;
+    /** {@code stage}'s segment: NR·T_BLOCK floats of converted rows, then one L×L block ({@link #padBlock}). */
+    private static MemorySegment stageOf(NativeBuffer stage) {
+        return stage.ensure(((long) NR * T_BLOCK + (long) L * L) * 4L);
+    }
+
+    /** Byte offset in {@link #stageOf} of the zero-padded block for a panel's last rows. */
+    private static final long PAD_BLOCK = (long) NR * T_BLOCK * 4L;
+
+    /**
+     * dst row k (byte to + k·NR·4) = the k-th values of {@code valid} ≤ NR rows of fp32 (row c at byte
+     * from + c·stride of {@code src}) times scale, k &lt; cols; lanes c ≥ valid are 0. Whole L×L blocks
+     * in registers; a block with fewer than L rows left from a zero-padded copy in {@code stage}; the
+     * last cols mod L columns one value at a time.
+     */
+    private static void transposeRows(MemorySegment src, long from, long stride, int valid, int cols, float scale,
+                                      MemorySegment dst, long to, NativeBuffer stage) {
+        int full = cols / L * L;
+        long rowBytes = NR * 4L;
+        for (int cb = 0; cb < NR; cb += L) {
+            int rowsIn = Math.max(0, Math.min(L, valid - cb));
+            long first = from + cb * stride;
+            long out = to + 4L * cb;
+            if (rowsIn == L) {
+                for (int k = 0; k < full; k += L) {
+                    BlockTranspose.block(src, first + 4L * k, stride, scale, dst, out + k * rowBytes, rowBytes);
+                }
+            } else if (rowsIn > 0) {
+                MemorySegment pad = stageOf(stage);
+                pad.asSlice(PAD_BLOCK, 4L * L * L).fill((byte) 0);
+                for (int k = 0; k < full; k += L) {
+                    for (int c = 0; c < rowsIn; c++) {
+                        MemorySegment.copy(src, first + c * stride + 4L * k, pad, PAD_BLOCK + 4L * c * L, 4L * L);
+                    }
+                    BlockTranspose.block(pad, PAD_BLOCK, 4L * L, scale, dst, out + k * rowBytes, rowBytes);
+                }
+            } else {
+                FloatVector zero = FloatVector.zero(S);
+                for (int k = 0; k < full; k++) {
+                    zero.intoMemorySegment(dst, out + k * rowBytes, MicroKernel.ORDER);
+                }
+            }
+            for (int k = full; k < cols; k++) {
+                for (int c = 0; c < L; c++) {
+                    float v = c < rowsIn ? src.get(DType.LE_FLOAT, first + c * stride + 4L * k) * scale : 0f;
+                    dst.set(ValueLayout.JAVA_FLOAT, out + k * rowBytes + 4L * c, v);
+                }
+            }
         }
-        return index;
     }
 }

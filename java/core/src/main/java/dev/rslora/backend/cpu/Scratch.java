@@ -56,9 +56,9 @@ final class Scratch implements AutoCloseable {
     final NativeBuffer rowPanel = new NativeBuffer();
     /** The segment of the rows {@link AdapterRows#f32} last gave (a tensor's own, or {@link #adapterRows}'). */
     java.lang.foreign.MemorySegment rows;
-    /** Gather block for transposed packs, NR × Panels.T_BLOCK. */
-    final float[] gather = new float[MicroKernel.NR * Panels.T_BLOCK];
-    final int[] gatherIndex = Panels.gatherIndex();
+    /** A converted tensor's rows for a transposed pack (NR × Panels.T_BLOCK), and their native copy. */
+    final float[] packRows = new float[MicroKernel.NR * Panels.T_BLOCK];
+    final NativeBuffer packStage = new NativeBuffer();
     /** Row block of a direct pack from a tensor (Panels.directBlockRows(C)·C floats). */
     private float[] block = new float[0];
 
@@ -113,5 +113,6 @@ final class Scratch implements AutoCloseable {
         rowSum.close();
         adapterRows.close();
         rowPanel.close();
+        packStage.close();
     }
 }

@@ -52,7 +52,7 @@ class CpuVsReferenceTest {
     static List<Case> cases() {
         List<Case> out = new ArrayList<>();
         int[][] small = {{1, 1, 1, 1}, {7, 3, 64, 2}, {64, 129, 3, 8}, {7, 64, 129, 16}, {64, 3, 1, 64},
-                {1, 129, 64, 256}, {33, 64, 64, 16}, {8, 129, 70, 24}};
+                {1, 129, 64, 256}, {33, 64, 64, 16}, {8, 129, 70, 24}, {4, 100, 33, 40}};
         for (int[] s : small) {
             for (DType t : DType.values()) {
                 for (float p : new float[] {0f, 0.1f}) {

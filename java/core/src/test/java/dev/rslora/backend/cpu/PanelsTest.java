@@ -1,0 +1,80 @@
+package dev.rslora.backend.cpu;
+
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.SplittableRandom;
+
+import static dev.rslora.backend.cpu.MicroKernel.NR;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * {@link Panels#packTransposedPanel} against its definition at the tile width the suite runs with:
+ * panel p, row k = fl(src[p·NR + c, k]·scale) for c &lt; NR (0 past the last row), bit for bit, every
+ * panel byte written and none past it; F32 read in place, BF16, F16 and heap F32 through the staged
+ * copy; row counts and column counts below, at and past a vector, a panel and a staging block.
+ */
+class PanelsTest {
+    private static final int L = MicroKernel.L;
+
+    @Test
+    void transposedPanelsMatchTheDefinition() {
+        SplittableRandom rng = new SplittableRandom(0x9A3E1L);
+        int[] rowCounts = {1, 5, NR, NR + 3, 2 * NR + 7};
+        int[] colCounts = {1, 3, L, L + 1, 64, Panels.T_BLOCK + 9};
+        try (Arena arena = Arena.ofConfined(); NativeBuffer stage = new NativeBuffer()) {
+            float[] tmp = new float[NR * Panels.T_BLOCK];
+            for (DType dtype : new DType[] {DType.F32, DType.BF16, DType.F16}) {
+                for (boolean heap : dtype == DType.F32 ? new boolean[] {false, true} : new boolean[] {false}) {
+                    for (int rows : rowCounts) {
+                        for (int cols : colCounts) {
+                            for (float scale : new float[] {1f, 0.3711f}) {
+                                Tensor native_ = Tensor.allocate(arena, dtype, rows, cols);
+                                for (long i = 0; i < native_.numel(); i++) {
+                                    native_.set(i, (float) rng.nextDouble(-3, 3));
+                                }
+                                Tensor src = heap ? HeapTensorTest.heap(native_) : native_;
+                                check(src, scale, tmp, stage, arena, dtype + (heap ? " heap" : "") + " [" + rows + ", "
+                                        + cols + "] scale " + scale);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static void check(Tensor src, float scale, float[] tmp, NativeBuffer stage, Arena arena, String what) {
+        int rows = (int) src.dim(0);
+        int cols = (int) src.dim(1);
+        int panels = Panels.panels(rows);
+        long panelBytes = (long) cols * NR * 4;
+        long guard = 64;
+        MemorySegment dst = arena.allocate(guard + panels * panelBytes + guard, 64);
+        dst.fill((byte) 0x7f);  // 0x7f7f7f7f: a finite sentinel no packed value here can equal
+        for (int p = 0; p < panels; p++) {
+            Panels.packTransposedPanel(src, scale, p, dst, guard + p * panelBytes, tmp, stage);
+        }
+        float sentinel = Float.intBitsToFloat(0x7f7f7f7f);
+        for (long b = 0; b < guard; b += 4) {
+            assertEquals(sentinel, dst.get(ValueLayout.JAVA_FLOAT, b), what + ": written before the panels");
+            assertEquals(sentinel, dst.get(ValueLayout.JAVA_FLOAT, guard + panels * panelBytes + b),
+                    what + ": written past the panels");
+        }
+        for (int p = 0; p < panels; p++) {
+            for (int k = 0; k < cols; k++) {
+                for (int c = 0; c < NR; c++) {
+                    int row = p * NR + c;
+                    float want = row < rows ? src.get((long) row * cols + k) * scale : 0f;
+                    float got = dst.get(ValueLayout.JAVA_FLOAT, guard + p * panelBytes + ((long) k * NR + c) * 4);
+                    assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(got),
+                            what + ": panel " + p + " row " + k + " lane " + c + " want " + want + " got " + got);
+                }
+            }
+        }
+    }
+}
