@@ -22,9 +22,10 @@
  *   <li>{@link dev.rslora.backend.cpu.GradGemm}, {@link dev.rslora.backend.cpu.RowGrads}: dA and dB
  *       as GEMMs over all N rows, or as outer products for N ≤ 8;
  *       {@link dev.rslora.backend.cpu.AdapterRows}: the adapter terms straight from row-major A and B
- *       for a backward of N ≤ 8 and a forward of N ≤ 2 (no adapter panels to repack after each
- *       optimizer step);</li>
- *   <li>{@link dev.rslora.backend.cpu.Panels}: packing into the kernel's B-operand panels;
+ *       for a backward of N ≤ 8 and a forward of N ≤ 2 (N ≤ 8 in training mode), with no cached
+ *       adapter panels to repack after each optimizer step (from 4 rows, a panel per unit);</li>
+ *   <li>{@link dev.rslora.backend.cpu.Panels}: packing into the kernel's B-operand panels, the
+ *       transposed ones by {@link dev.rslora.backend.cpu.BlockTranspose}'s in-register L×L blocks;
  *       {@link dev.rslora.backend.cpu.CpuFrozenWeight}: W packed off-heap (again only after W or the
  *       bias was written), and the layer's
  *       packed adapter ({@link dev.rslora.backend.cpu.AdapterPanels}, repacked when A, B or γ change);</li>
