@@ -43,53 +43,19 @@ import static dev.rslora.backend.cpu.MicroKernel.NR;
  * {@code reduceLanes}, whose order the JIT may change between tiers: an element's arithmetic is
  * fixed, whichever worker runs it.
  * The axpys ({@link #rowTimes}) are, per element, the panel route's fma chains (one, or for one
- * row the one-row kernel's two), held in registers: the backward's outputs have its bits. U and Y differ from the panel route's in their last
- * bits (results depend on N already: {@link MergedWeight}).
+ * row the one-row kernel's two), held in registers: the backward's outputs have its bits. Below
+ * {@link #FORWARD_TILE_MIN_ROWS} rows U and Y differ from the panel route's in their last bits
+ * (results depend on N already: {@link MergedWeight}); from there the forward's tiles give its bits.
  */
 final class AdapterRows {
     private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
     private static final int L = MicroKernel.L;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    /** The lane permutations i → i ^ h (null where h ≥ L), see {@link #xor}. */
-    private static final VectorShuffle<Float> XOR1 = xorShuffle(1);
-    private static final VectorShuffle<Float> XOR2 = xorShuffle(2);
-    private static final VectorShuffle<Float> XOR4 = xorShuffle(4);
-    private static final VectorShuffle<Float> XOR8 = xorShuffle(8);
-    /** The lanes with bit h set (null where h ≥ L), see {@link #upper}. */
-    private static final VectorMask<Float> UPPER1 = bitSet(1);
-    private static final VectorMask<Float> UPPER2 = bitSet(2);
-    private static final VectorMask<Float> UPPER4 = bitSet(4);
-    private static final VectorMask<Float> UPPER8 = bitSet(8);
     /** {@link #group}'s last shuffle: the tree leaves row q's sum in lane {@link #treeLane}(q); this puts it in lane q. */
     private static final VectorShuffle<Float> GROUP_ORDER =
             MicroKernel.SCALAR ? null : VectorShuffle.fromOp(S, AdapterRows::treeLane);
 
     private AdapterRows() {
-    }
-
-    private static VectorShuffle<Float> xorShuffle(int h) {
-        return MicroKernel.SCALAR || h >= L ? null : VectorShuffle.fromOp(S, i -> i ^ h);
-    }
-
-    private static VectorMask<Float> bitSet(int h) {
-        if (MicroKernel.SCALAR || h >= L) {
-            return null;
-        }
-        boolean[] set = new boolean[L];
-        for (int i = 0; i < L; i++) {
-            set[i] = (i & h) != 0;
-        }
-        return VectorMask.fromArray(S, set, 0);
-    }
-
-    /** i → i ^ h for h = 1, 2, 4, 8 (a constant where inlined: the choice folds to one static final). */
-    private static VectorShuffle<Float> xor(int h) {
-        return h == 8 ? XOR8 : h == 4 ? XOR4 : h == 2 ? XOR2 : XOR1;
-    }
-
-    /** The lanes with bit h set, h = 1, 2, 4, 8 (as {@link #xor}). */
-    private static VectorMask<Float> upper(int h) {
-        return h == 8 ? UPPER8 : h == 4 ? UPPER4 : h == 2 ? UPPER2 : UPPER1;
     }
 
     /**
@@ -292,8 +258,8 @@ final class AdapterRows {
      * bit h, b[i] + b[i^h] where it has it (one shuffle, two blends, one add).
      */
     private static FloatVector combine(FloatVector a, FloatVector b, int h) {
-        VectorMask<Float> upper = upper(h);
-        return a.blend(b, upper).add(b.blend(a, upper).rearrange(xor(h)));
+        VectorMask<Float> upper = Lanes.set(h);
+        return a.blend(b, upper).add(b.blend(a, upper).rearrange(Lanes.xor(h)));
     }
 
     /**
@@ -440,13 +406,13 @@ final class AdapterRows {
      */
     static float hsum(FloatVector v) {
         if (L >= 16) {
-            v = v.add(v.rearrange(XOR8));
+            v = v.add(v.rearrange(Lanes.xor(8)));
         }
         if (L >= 8) {
-            v = v.add(v.rearrange(XOR4));
+            v = v.add(v.rearrange(Lanes.xor(4)));
         }
-        v = v.add(v.rearrange(XOR2));
-        v = v.add(v.rearrange(XOR1));
+        v = v.add(v.rearrange(Lanes.xor(2)));
+        v = v.add(v.rearrange(Lanes.xor(1)));
         return v.lane(0);
     }
 

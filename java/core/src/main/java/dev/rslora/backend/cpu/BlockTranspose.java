@@ -12,8 +12,9 @@ import java.nio.ByteOrder;
  * One L×L block of fp32 (L = {@link MicroKernel#L} lanes) transposed in registers, for the
  * transposed packs ({@link Panels#packTransposedPanel}):
  * <pre>
- *   dst[k][c] = src[c][k]·scale      c, k &lt; L; row c of src at byte from + c·srcStride, row k of
- *                                    dst at byte to + k·dstStride (fp32 little-endian, native)
+ *   dst[k][c] = src[c][k]·scale      c, k &lt; L; row c of src at byte from + c·srcStride (fp32
+ *                                    little-endian, as tensors hold it), row k of dst at byte
+ *                                    to + k·dstStride (the panels' byte order, MicroKernel.ORDER)
  * </pre>
  * L loads, log2(L) stages, L stores. Stage h pairs the rows i and i + h (bit h of i clear) and
  * swaps their lanes whose bit h differs: row i keeps its lanes with bit h clear and takes row
@@ -27,36 +28,20 @@ final class BlockTranspose {
     private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
     private static final int L = MicroKernel.L;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    private static final VectorShuffle<Float> X1 = xor(1);
-    private static final VectorShuffle<Float> X2 = xor(2);
-    private static final VectorShuffle<Float> X4 = xor(4);
-    private static final VectorShuffle<Float> X8 = xor(8);
-    private static final VectorMask<Float> HI1 = bitSet(1, true);
-    private static final VectorMask<Float> HI2 = bitSet(2, true);
-    private static final VectorMask<Float> HI4 = bitSet(4, true);
-    private static final VectorMask<Float> HI8 = bitSet(8, true);
-    private static final VectorMask<Float> LO1 = bitSet(1, false);
-    private static final VectorMask<Float> LO2 = bitSet(2, false);
-    private static final VectorMask<Float> LO4 = bitSet(4, false);
-    private static final VectorMask<Float> LO8 = bitSet(8, false);
+    private static final VectorShuffle<Float> X1 = Lanes.xor(1);
+    private static final VectorShuffle<Float> X2 = Lanes.xor(2);
+    private static final VectorShuffle<Float> X4 = Lanes.xor(4);
+    private static final VectorShuffle<Float> X8 = Lanes.xor(8);
+    private static final VectorMask<Float> HI1 = Lanes.set(1);
+    private static final VectorMask<Float> HI2 = Lanes.set(2);
+    private static final VectorMask<Float> HI4 = Lanes.set(4);
+    private static final VectorMask<Float> HI8 = Lanes.set(8);
+    private static final VectorMask<Float> LO1 = Lanes.clear(1);
+    private static final VectorMask<Float> LO2 = Lanes.clear(2);
+    private static final VectorMask<Float> LO4 = Lanes.clear(4);
+    private static final VectorMask<Float> LO8 = Lanes.clear(8);
 
     private BlockTranspose() {
-    }
-
-    private static VectorShuffle<Float> xor(int h) {
-        return MicroKernel.SCALAR || h >= L ? null : VectorShuffle.fromOp(S, i -> i ^ h);
-    }
-
-    /** The lanes whose bit h is set ({@code set}) or clear; null where h ≥ L. */
-    private static VectorMask<Float> bitSet(int h, boolean set) {
-        if (MicroKernel.SCALAR || h >= L) {
-            return null;
-        }
-        boolean[] lanes = new boolean[L];
-        for (int i = 0; i < L; i++) {
-            lanes[i] = ((i & h) != 0) == set;
-        }
-        return VectorMask.fromArray(S, lanes, 0);
     }
 
     /**
@@ -136,22 +121,22 @@ final class BlockTranspose {
         a = va; va = a.blend(vb.rearrange(X1), HI1); vb = vb.blend(a.rearrange(X1), LO1);
         a = vc; vc = a.blend(vd.rearrange(X1), HI1); vd = vd.blend(a.rearrange(X1), LO1);
         a = ve; ve = a.blend(vf.rearrange(X1), HI1); vf = vf.blend(a.rearrange(X1), LO1);
-        v0.intoMemorySegment(dst, t, LE);
-        v1.intoMemorySegment(dst, t + ds, LE);
-        v2.intoMemorySegment(dst, t + 2 * ds, LE);
-        v3.intoMemorySegment(dst, t + 3 * ds, LE);
-        v4.intoMemorySegment(dst, t + 4 * ds, LE);
-        v5.intoMemorySegment(dst, t + 5 * ds, LE);
-        v6.intoMemorySegment(dst, t + 6 * ds, LE);
-        v7.intoMemorySegment(dst, t + 7 * ds, LE);
-        v8.intoMemorySegment(dst, t + 8 * ds, LE);
-        v9.intoMemorySegment(dst, t + 9 * ds, LE);
-        va.intoMemorySegment(dst, t + 10 * ds, LE);
-        vb.intoMemorySegment(dst, t + 11 * ds, LE);
-        vc.intoMemorySegment(dst, t + 12 * ds, LE);
-        vd.intoMemorySegment(dst, t + 13 * ds, LE);
-        ve.intoMemorySegment(dst, t + 14 * ds, LE);
-        vf.intoMemorySegment(dst, t + 15 * ds, LE);
+        v0.intoMemorySegment(dst, t, MicroKernel.ORDER);
+        v1.intoMemorySegment(dst, t + ds, MicroKernel.ORDER);
+        v2.intoMemorySegment(dst, t + 2 * ds, MicroKernel.ORDER);
+        v3.intoMemorySegment(dst, t + 3 * ds, MicroKernel.ORDER);
+        v4.intoMemorySegment(dst, t + 4 * ds, MicroKernel.ORDER);
+        v5.intoMemorySegment(dst, t + 5 * ds, MicroKernel.ORDER);
+        v6.intoMemorySegment(dst, t + 6 * ds, MicroKernel.ORDER);
+        v7.intoMemorySegment(dst, t + 7 * ds, MicroKernel.ORDER);
+        v8.intoMemorySegment(dst, t + 8 * ds, MicroKernel.ORDER);
+        v9.intoMemorySegment(dst, t + 9 * ds, MicroKernel.ORDER);
+        va.intoMemorySegment(dst, t + 10 * ds, MicroKernel.ORDER);
+        vb.intoMemorySegment(dst, t + 11 * ds, MicroKernel.ORDER);
+        vc.intoMemorySegment(dst, t + 12 * ds, MicroKernel.ORDER);
+        vd.intoMemorySegment(dst, t + 13 * ds, MicroKernel.ORDER);
+        ve.intoMemorySegment(dst, t + 14 * ds, MicroKernel.ORDER);
+        vf.intoMemorySegment(dst, t + 15 * ds, MicroKernel.ORDER);
     }
 
     private static void block8(MemorySegment src, long f, long ss, float g, MemorySegment dst, long t,
@@ -177,14 +162,14 @@ final class BlockTranspose {
         a = v2; v2 = a.blend(v3.rearrange(X1), HI1); v3 = v3.blend(a.rearrange(X1), LO1);
         a = v4; v4 = a.blend(v5.rearrange(X1), HI1); v5 = v5.blend(a.rearrange(X1), LO1);
         a = v6; v6 = a.blend(v7.rearrange(X1), HI1); v7 = v7.blend(a.rearrange(X1), LO1);
-        v0.intoMemorySegment(dst, t, LE);
-        v1.intoMemorySegment(dst, t + ds, LE);
-        v2.intoMemorySegment(dst, t + 2 * ds, LE);
-        v3.intoMemorySegment(dst, t + 3 * ds, LE);
-        v4.intoMemorySegment(dst, t + 4 * ds, LE);
-        v5.intoMemorySegment(dst, t + 5 * ds, LE);
-        v6.intoMemorySegment(dst, t + 6 * ds, LE);
-        v7.intoMemorySegment(dst, t + 7 * ds, LE);
+        v0.intoMemorySegment(dst, t, MicroKernel.ORDER);
+        v1.intoMemorySegment(dst, t + ds, MicroKernel.ORDER);
+        v2.intoMemorySegment(dst, t + 2 * ds, MicroKernel.ORDER);
+        v3.intoMemorySegment(dst, t + 3 * ds, MicroKernel.ORDER);
+        v4.intoMemorySegment(dst, t + 4 * ds, MicroKernel.ORDER);
+        v5.intoMemorySegment(dst, t + 5 * ds, MicroKernel.ORDER);
+        v6.intoMemorySegment(dst, t + 6 * ds, MicroKernel.ORDER);
+        v7.intoMemorySegment(dst, t + 7 * ds, MicroKernel.ORDER);
     }
 
     private static void block4(MemorySegment src, long f, long ss, float g, MemorySegment dst, long t,
@@ -198,9 +183,9 @@ final class BlockTranspose {
         a = v1; v1 = a.blend(v3.rearrange(X2), HI2); v3 = v3.blend(a.rearrange(X2), LO2);
         a = v0; v0 = a.blend(v1.rearrange(X1), HI1); v1 = v1.blend(a.rearrange(X1), LO1);
         a = v2; v2 = a.blend(v3.rearrange(X1), HI1); v3 = v3.blend(a.rearrange(X1), LO1);
-        v0.intoMemorySegment(dst, t, LE);
-        v1.intoMemorySegment(dst, t + ds, LE);
-        v2.intoMemorySegment(dst, t + 2 * ds, LE);
-        v3.intoMemorySegment(dst, t + 3 * ds, LE);
+        v0.intoMemorySegment(dst, t, MicroKernel.ORDER);
+        v1.intoMemorySegment(dst, t + ds, MicroKernel.ORDER);
+        v2.intoMemorySegment(dst, t + 2 * ds, MicroKernel.ORDER);
+        v3.intoMemorySegment(dst, t + 3 * ds, MicroKernel.ORDER);
     }
 }

@@ -67,7 +67,7 @@ final class ForwardPass {
     private final MemorySegment wPanels;
     /** Whether Y's tiles add the γU·Bᵀ segment (adapter active, not merged, not {@link #rowAdapter}). */
     private final boolean loraY;
-    /** N ≤ AdapterRows.forwardMaxRows: U and Y's adapter term from row-major A and B ({@link AdapterRows}), no panels. */
+    /** N ≤ AdapterRows.forwardMaxRows: U and Y's adapter term from row-major A and B ({@link AdapterRows}), no cached panels. */
     private final boolean rowAdapter;
     /**
      * Row adapter from AdapterRows.FORWARD_TILE_MIN_ROWS rows: U and Y's adapter term on register tiles
@@ -200,8 +200,8 @@ final class ForwardPass {
     }
 
     /**
-     * Small N, once U is complete: all n rows of U in this worker's uc (γU for {@link AdapterRows#addY}),
-     * loaded once per job and worker.
+     * Small N, once U is complete: all n rows of U in this worker's uc (γU for {@link AdapterRows#addY};
+     * U as it is for the tiles, whose (γB)ᵀ panel holds γ), loaded once per job and worker.
      */
     private void allU(Scratch s) {
         if (s.uOf == this) {

@@ -173,7 +173,7 @@ final class Panels {
 
     /**
      * Panel p of a transposed pack of {@code src} [R, C] (its rows p·NR .. p·NR+NR, zero past R)
-     * from byte {@code at0} of {@code dst}, by L×L blocks transposed in registers
+     * from byte {@code at0} of {@code dst} (+0 in the padding), by L×L blocks transposed in registers
      * ({@link BlockTranspose}): straight from the tensor's segment when it is F32 in native memory,
      * else from T_BLOCK columns at a time converted into {@code tmp} (at least NR·T_BLOCK floats)
      * and staged in native memory ({@code stage}; vector loads never touch the heap, see
@@ -205,12 +205,14 @@ final class Panels {
                 continue;
             }
             MemorySegment staged = stageOf(stage);
-            MemorySegment.copy(tmp, 0, staged, DType.LE_FLOAT, 0, valid * T_BLOCK);
-            transposeRows(staged, 0, T_BLOCK * 4L, valid, kb, scale, dst, at, stage);
+            for (int c = 0; c < valid; c++) {  // the kb values of each row, kb apart (not T_BLOCK: r = 16 needs 1/16)
+                MemorySegment.copy(tmp, c * T_BLOCK, staged, DType.LE_FLOAT, 4L * c * kb, kb);
+            }
+            transposeRows(staged, 0, 4L * kb, valid, kb, scale, dst, at, stage);
         }
     }
 
-    /** {@code stage}'s segment: NR·T_BLOCK floats of converted rows, then one L×L block ({@link #padBlock}). */
+    /** {@code stage}'s segment: NR·T_BLOCK floats of converted rows, then one L×L block ({@link #PAD_BLOCK}). */
     private static MemorySegment stageOf(NativeBuffer stage) {
         return stage.ensure(((long) NR * T_BLOCK + (long) L * L) * 4L);
     }
@@ -237,13 +239,15 @@ final class Panels {
                     BlockTranspose.block(src, first + 4L * k, stride, scale, dst, out + k * rowBytes, rowBytes);
                 }
             } else if (rowsIn > 0) {
+                // scaled as they are staged, then transposed with scale 1: the padding stays +0 (0·γ is −0 for γ < 0)
                 MemorySegment pad = stageOf(stage);
                 pad.asSlice(PAD_BLOCK, 4L * L * L).fill((byte) 0);
                 for (int k = 0; k < full; k += L) {
                     for (int c = 0; c < rowsIn; c++) {
-                        MemorySegment.copy(src, first + c * stride + 4L * k, pad, PAD_BLOCK + 4L * c * L, 4L * L);
+                        FloatVector.fromMemorySegment(S, src, first + c * stride + 4L * k, ByteOrder.LITTLE_ENDIAN).mul(scale)
+                                .intoMemorySegment(pad, PAD_BLOCK + 4L * c * L, ByteOrder.LITTLE_ENDIAN);
                     }
-                    BlockTranspose.block(pad, PAD_BLOCK, 4L * L, scale, dst, out + k * rowBytes, rowBytes);
+                    BlockTranspose.block(pad, PAD_BLOCK, 4L * L, 1f, dst, out + k * rowBytes, rowBytes);
                 }
             } else {
                 FloatVector zero = FloatVector.zero(S);

@@ -17,8 +17,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * rows of B and A, or from {@link AdapterRows#TILE_MIN_ROWS} rows on as register tiles over a panel
  * each unit packs) gives the bits of the panel route, which {@code -Drslora.cpu.adapterRows=off}
  * keeps at every N: the one-row kernel's even/odd chains at N = 1, the tiles' single chains
- * above. Both backwards get the same U (the panel forward's), so the forwards, which differ up to
- * {@link AdapterRows#forwardMaxRows} rows, drop out. r and d are chosen so that the axpys have
+ * above. Both backwards get the same U (the panel forward's), so the forwards drop out (they differ
+ * below {@link AdapterRows#FORWARD_TILE_MIN_ROWS} rows; {@link #trainingForwardTilesGiveThePanelRoutesBits}
+ * holds them to the panel route's bits from there). r and d are chosen so that the axpys have
  * whole blocks of four vectors, single vectors, a masked tail and, at r = 1, nothing but the tail;
  * K odd and even for the split chains; the tiles get N at their threshold, a partial second tile
  * (N = 7 with the 256-bit shape's six rows) and one-column panels (r = 1).
@@ -68,6 +69,38 @@ class AdapterRowsTest {
             Compare.bitEqual("dA", got.gradA, want.gradA, ctx);
             Compare.bitEqual("dB", got.gradB, want.gradB, ctx);
             assertTrue(n <= RowGrads.MAX_ROWS);
+        }
+    }
+
+    /**
+     * From {@link AdapterRows#FORWARD_TILE_MIN_ROWS} rows a training forward's row path computes U
+     * and Y's adapter term on tiles over an Aᵀ or (γB)ᵀ panel each unit packs (none cached): the
+     * panel route's bits. N at the threshold and up to {@link AdapterRows#TRAINING_FORWARD_MAX_ROWS};
+     * ranks of one column, below, at and past a panel; d_in below one vector (every transposed
+     * block a column edge); dropout; BF16 and F16 adapters (packed through the staged copy).
+     */
+    @ParameterizedTest(name = "n={0} d_in={1} d_out={2} r={3} {4} p={5}")
+    @CsvSource({"4, 129, 70, 24, F32, 0.1", "5, 64, 257, 33, BF16, 0.1", "7, 300, 129, 1, F16, 0",
+            "8, 1024, 1024, 64, F32, 0", "6, 37, 1000, 256, BF16, 0.1", "8, 3, 129, 16, F16, 0.1"})
+    void trainingForwardTilesGiveThePanelRoutesBits(int n, int dIn, int dOut, int r, DType dtype, float p) {
+        assertTrue(n >= AdapterRows.FORWARD_TILE_MIN_ROWS && n <= AdapterRows.TRAINING_FORWARD_MAX_ROWS);
+        long seed = 0xF0A7L + n * 131L + dIn * 7L + dOut + r;
+        try (LayerFixture f = new LayerFixture(n, dIn, dOut, r, dtype, p, GradMode.ASSIGN, (n + dIn) % 2 == 0, seed)) {
+            assertTrue(f.params.training());
+            Tensor uWant = f.poisoned(DType.F32, n, r);
+            Tensor yWant = f.poisoned(dtype, n, dOut);
+            Tensor uGot = f.poisoned(DType.F32, n, r);
+            Tensor yGot = f.poisoned(dtype, n, dOut);
+            try (FrozenWeight fw = panels.prepare(f.w, f.bias)) {
+                panels.forward(f.params, fw, f.x, f.a, f.b, uWant, yWant);
+            }
+            try (FrozenWeight fw = rows.prepare(f.w, f.bias)) {
+                rows.forward(f.params, fw, f.x, f.a, f.b, uGot, yGot);
+                assertEquals(0, ((CpuFrozenWeight) fw).adapter.packs, "the row forward caches no panels");
+            }
+            String ctx = f.describe() + ": tiled row forward against panel forward";
+            Compare.bitEqual("U", uGot, uWant, ctx);
+            Compare.bitEqual("Y", yGot, yWant, ctx);
         }
     }
 

@@ -1,0 +1,62 @@
+package dev.rslora.backend.cpu;
+
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorShuffle;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The lane permutations and masks of the in-register reductions ({@link AdapterRows}) and
+ * transposes ({@link BlockTranspose}), for h = 1, 2, 4, 8 at the backend's species: the
+ * permutation l → l ^ h, and the lanes whose bit h is set or clear. Null where h ≥ L or on the
+ * scalar tile. Each accessor picks one static final by h, so a call with a constant h folds to a
+ * constant.
+ */
+final class Lanes {
+    private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
+    private static final int L = MicroKernel.L;
+    private static final VectorShuffle<Float> XOR1 = xorShuffle(1);
+    private static final VectorShuffle<Float> XOR2 = xorShuffle(2);
+    private static final VectorShuffle<Float> XOR4 = xorShuffle(4);
+    private static final VectorShuffle<Float> XOR8 = xorShuffle(8);
+    private static final VectorMask<Float> SET1 = bit(1, true);
+    private static final VectorMask<Float> SET2 = bit(2, true);
+    private static final VectorMask<Float> SET4 = bit(4, true);
+    private static final VectorMask<Float> SET8 = bit(8, true);
+    private static final VectorMask<Float> CLEAR1 = bit(1, false);
+    private static final VectorMask<Float> CLEAR2 = bit(2, false);
+    private static final VectorMask<Float> CLEAR4 = bit(4, false);
+    private static final VectorMask<Float> CLEAR8 = bit(8, false);
+
+    private Lanes() {
+    }
+
+    private static VectorShuffle<Float> xorShuffle(int h) {
+        return MicroKernel.SCALAR || h >= L ? null : VectorShuffle.fromOp(S, i -> i ^ h);
+    }
+
+    private static VectorMask<Float> bit(int h, boolean set) {
+        if (MicroKernel.SCALAR || h >= L) {
+            return null;
+        }
+        boolean[] lanes = new boolean[L];
+        for (int i = 0; i < L; i++) {
+            lanes[i] = ((i & h) != 0) == set;
+        }
+        return VectorMask.fromArray(S, lanes, 0);
+    }
+
+    /** l → l ^ h. */
+    static VectorShuffle<Float> xor(int h) {
+        return h == 8 ? XOR8 : h == 4 ? XOR4 : h == 2 ? XOR2 : XOR1;
+    }
+
+    /** The lanes with bit h set. */
+    static VectorMask<Float> set(int h) {
+        return h == 8 ? SET8 : h == 4 ? SET4 : h == 2 ? SET2 : SET1;
+    }
+
+    /** The lanes with bit h clear. */
+    static VectorMask<Float> clear(int h) {
+        return h == 8 ? CLEAR8 : h == 4 ? CLEAR4 : h == 2 ? CLEAR2 : CLEAR1;
+    }
+}
