@@ -50,22 +50,15 @@ final class MergeCommand implements Callable<Integer> {
             BaseCheckpoint ckpt = BaseCheckpoint.open(base, arena);
             AdapterSet set = AdapterSet.load(adapter, arena);
             CheckpointMerge merge = new CheckpointMerge(ckpt, set, unmerge);
-            Thread hook = new Thread(() -> {
+            // a SIGTERM or Ctrl-C: the hook cancels the merge and waits for its cleanup
+            try (OutputPaths.OnSignal _ = OutputPaths.onSignal("rslora-merge-cancel", () -> {
                 try {
                     merge.cancel(10_000);
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }
-            }, "rslora-merge-cancel");
-            Runtime.getRuntime().addShutdownHook(hook);
-            try (ProgressBar bar = terminal() ? progressBar(merge.totalBytes()) : null) {
+            }); ProgressBar bar = terminal() ? progressBar(merge.totalBytes()) : null) {
                 merge.writeTo(output, bar == null ? n -> { } : bar::stepBy);
-            } finally {
-                try {
-                    Runtime.getRuntime().removeShutdownHook(hook);
-                } catch (IllegalStateException shuttingDown) {
-                    // the hook is running: it cancels the merge and waits for the cleanup
-                }
             }
             double seconds = (System.nanoTime() - start) / 1e9;
             spec.commandLine().getErr().printf("rslora %s: %d adapted weights%s, %d file(s), %.1f MB in %.1f s -> %s%n",

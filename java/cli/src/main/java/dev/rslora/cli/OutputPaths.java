@@ -10,7 +10,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Checks on an --output path made before any work: it must not be one of the command's input files,
- * nor a link to a stream; and the write of an output file that a SIGTERM or Ctrl-C does not leave half done.
+ * nor a link to a stream; the write of an output file that a SIGTERM or Ctrl-C does not leave half done;
+ * and the shutdown hook that undoes a step's partial output on such a signal ({@link #onSignal}).
  */
 final class OutputPaths {
     private static final Path PROC = Path.of("/proc");
@@ -83,23 +84,52 @@ final class OutputPaths {
     static void write(SafetensorsWriter w, Path output) throws IOException {
         Thread writer = Thread.currentThread();
         CountDownLatch done = new CountDownLatch(1);
-        Thread hook = new Thread(() -> {
+        try (OnSignal _ = onSignal("rslora-write-cancel", () -> {
             writer.interrupt();
             try {
                 done.await(10, TimeUnit.SECONDS);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
-        }, "rslora-write-cancel");
+        })) {
+            try {
+                w.write(output);
+            } finally {
+                done.countDown();   // before the hook is removed: a running hook returns at once
+            }
+        }
+    }
+
+    /**
+     * Runs {@code cleanup} if a SIGTERM or Ctrl-C ends the JVM before the returned handle is closed:
+     * the JVM then runs only its shutdown hooks, not the {@code finally} blocks and {@code catch}
+     * clauses that clean up after a failure. Use it as a try-with-resources around the step that
+     * would leave something behind.
+     *
+     * @param name    the hook thread's name
+     * @param cleanup what to undo; it runs on the hook thread while the step's own thread goes on, and
+     *                the JVM halts when it returns
+     * @return the registered hook; closing it removes the hook
+     */
+    static OnSignal onSignal(String name, Runnable cleanup) {
+        Thread hook = new Thread(cleanup, name);
         Runtime.getRuntime().addShutdownHook(hook);
-        try {
-            w.write(output);
-        } finally {
-            done.countDown();
+        return new OnSignal(hook);
+    }
+
+    /**
+     * A shutdown hook registered by {@link #onSignal}, held for as long as its step runs.
+     *
+     * @param hook the registered hook thread
+     */
+    record OnSignal(Thread hook) implements AutoCloseable {
+        /** Removes the hook; once shutdown has begun the hook is running (or has run), and it is left to finish. */
+        @Override
+        public void close() {
             try {
                 Runtime.getRuntime().removeShutdownHook(hook);
             } catch (IllegalStateException shuttingDown) {
-                // the hook is running: the write has stopped and cleaned up, the hook returns at once
+                // the JVM is shutting down: the hook runs now, or already has
             }
         }
     }
