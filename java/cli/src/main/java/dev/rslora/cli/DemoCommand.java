@@ -27,6 +27,7 @@ import java.io.PrintWriter;
 import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -175,10 +176,10 @@ final class DemoCommand implements Callable<Integer> {
         return c;
     }
 
-    private Integer runDpo(PrintWriter o, PrintWriter err) throws Exception {
+    private Integer runDpo(PrintWriter o, PrintWriter err, MadeFolders made) throws Exception {
         DpoConfig c = dpoConfig();
         Backend backend = Backends.get(backendName);
-        Files.createDirectories(out);
+        made.create();
         o.printf(Locale.ROOT, "DPO on the %s backend: d=%d, K=%d responses, %d pairs/step, %d steps, seeds %s, alpha %s, "
                         + "Adafactor lr %s (linear, warmup %s), beta %s, dropout %s%n",
                 backend.name(), c.dim(), c.responses(), c.batch(), c.steps(), c.seedValues(), c.alpha(), c.lr(), c.warmupRatio(),
@@ -213,32 +214,33 @@ final class DemoCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--experiment must be rank or dpo, got '" + experiment + "'");
         }
         // --out is made before the run (a bad path fails in seconds, not after it); a failed run removes
-        // it again if it made it and nothing was written there, and the missing parents it made with it
-        List<Path> made = new ArrayList<>();   // --out first, then its parents
-        for (Path p = out.toAbsolutePath().normalize(); p != null && !Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS);
-                p = p.getParent()) {
-            made.add(p);   // a dangling link is the user's, not made here
-        }
-        try {
-            return experiment.equals("dpo") ? runDpo(o, err) : runRank(o, err);
-        } catch (Exception | Error e) {
+        // it again if it made it and nothing was written there, and the missing parents it made with it.
+        // A SIGTERM or Ctrl-C runs only the JVM's shutdown hooks, not the catch below: the hook removes them then
+        MadeFolders made = new MadeFolders(out);
+        try (OutputPaths.OnSignal _ = OutputPaths.onSignal("rslora-demo-cleanup", () -> {
             try {
-                for (Path p : made) {
-                    Files.deleteIfExists(p);
-                }
-            } catch (DirectoryNotEmptyException kept) {
-                // some results were moved in before the failure: they are whole files, keep them
-            } catch (IOException other) {
-                e.addSuppressed(other);
+                made.removeIfEmpty();
+            } catch (IOException e) {
+                // the process is ending: the folders stay, as after a crash
             }
-            throw e;
+        })) {
+            try {
+                return experiment.equals("dpo") ? runDpo(o, err, made) : runRank(o, err, made);
+            } catch (Exception | Error e) {
+                try {
+                    made.removeIfEmpty();
+                } catch (IOException other) {
+                    e.addSuppressed(other);
+                }
+                throw e;
+            }
         }
     }
 
-    private Integer runRank(PrintWriter o, PrintWriter err) throws Exception {
+    private Integer runRank(PrintWriter o, PrintWriter err, MadeFolders made) throws Exception {
         SweepConfig c = config();
         Backend backend = Backends.get(backendName);
-        Files.createDirectories(out);
+        made.create();
         o.printf(Locale.ROOT, "rank sweep on the %s backend: d=%d, batch %d, %d steps, ranks %s, seeds %s, alpha %s, AdamW lr %s%n",
                 backend.name(), c.dim(), c.batch(), c.steps(), c.ranks(), c.seedValues(), c.alpha(), c.optimizer().lr());
         o.flush();
@@ -278,6 +280,47 @@ final class DemoCommand implements Callable<Integer> {
         o.printf(Locale.ROOT, "%.1f s on the %s backend%n", r.wallSeconds(), r.backend());
         o.flush();
         return 0;
+    }
+
+    /**
+     * --out and the missing parents a run makes for it, removed again while still empty when the run
+     * fails or a SIGTERM or Ctrl-C ends it; nothing that existed before the run is touched, and a
+     * folder that holds anything (whole result files may have been moved in) is kept with those above it.
+     * The run's thread and the shutdown hook share it: once the folders are removed, none is made again.
+     */
+    private static final class MadeFolders {
+        private final Path out;
+        private final List<Path> missing = new ArrayList<>();   // --out first, then its parents
+        private boolean removed;
+
+        MadeFolders(Path out) {
+            this.out = out;
+            for (Path p = out.toAbsolutePath().normalize(); p != null && !Files.exists(p, LinkOption.NOFOLLOW_LINKS);
+                    p = p.getParent()) {
+                missing.add(p);   // a dangling link is the user's, not made here
+            }
+        }
+
+        /** Makes --out and its missing parents (not once they were removed: the process is stopping). */
+        synchronized void create() throws IOException {
+            if (removed) {
+                throw new IOException("stopping: --out " + out + " is not made");
+            }
+            Files.createDirectories(out);
+        }
+
+        /** Removes the folders this run made, innermost first, up to the first that is not empty. */
+        synchronized void removeIfEmpty() throws IOException {
+            removed = true;
+            try {
+                for (Path p : missing) {
+                    Files.deleteIfExists(p);
+                }
+            } catch (DirectoryNotEmptyException kept) {
+                // results were moved in before the failure or the signal (whole files), or something else was
+                // put there: keep it, and the folders above it
+            }
+        }
     }
 
     private static String firstLine(Throwable e) {
