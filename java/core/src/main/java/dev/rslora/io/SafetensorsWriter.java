@@ -45,6 +45,18 @@ public final class SafetensorsWriter {
     private static final int CHUNK = 8 << 20;
 
     /**
+     * Test only: the system property naming how many milliseconds {@link #write} waits once the
+     * temporary file is created and its header written, before any tensor data (unset or 0, the
+     * default: no wait). It holds a write mid-way so that a test can signal the writing process while
+     * the partial temporary file exists; nothing else should set it. An interrupt ends the wait and
+     * stays set, so the next write to the channel fails exactly as an interrupted write does.
+     */
+    static final String TEST_PAUSE_PROPERTY = "rslora.test.writePauseMillis";
+
+    /** {@link #TEST_PAUSE_PROPERTY}, read once when the class loads. */
+    private static final long TEST_PAUSE_MILLIS = Math.max(0, Long.getLong(TEST_PAUSE_PROPERTY, 0));
+
+    /**
      * Computes the bytes of a tensor while it is written, so that a tensor that exists nowhere in
      * memory (a merged weight, a converted copy) streams to disk through one small buffer.
      */
@@ -352,6 +364,9 @@ public final class SafetensorsWriter {
                 ByteBuffer prefix = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, header.length);
                 writeFully(ch, prefix);
                 writeFully(ch, ByteBuffer.wrap(header));
+                if (TEST_PAUSE_MILLIS > 0) {
+                    pauseForTest();
+                }
                 try (Arena staging = Arena.ofConfined()) {
                     MemorySegment buffer = null;
                     for (Item it : ordered) {
@@ -403,6 +418,15 @@ public final class SafetensorsWriter {
             d.force(true);
         } catch (IOException e) {
             // Not supported everywhere (e.g. Windows); the file's own data was already forced.
+        }
+    }
+
+    /** The wait of {@link #TEST_PAUSE_PROPERTY}; an interrupt ends it and is kept for the channel to see. */
+    private static void pauseForTest() {
+        try {
+            Thread.sleep(TEST_PAUSE_MILLIS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 
