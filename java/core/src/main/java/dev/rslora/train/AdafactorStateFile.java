@@ -20,7 +20,7 @@ import java.util.Set;
 import static dev.rslora.train.StateFiles.JSON;
 import static dev.rslora.train.StateFiles.add;
 import static dev.rslora.train.StateFiles.bad;
-import static dev.rslora.train.StateFiles.checkFormat;
+import static dev.rslora.train.StateFiles.checkMetadata;
 import static dev.rslora.train.StateFiles.checkNoOthers;
 import static dev.rslora.train.StateFiles.floats;
 import static dev.rslora.train.StateFiles.parseBoolean;
@@ -28,6 +28,7 @@ import static dev.rslora.train.StateFiles.parseDouble;
 import static dev.rslora.train.StateFiles.parseJson;
 import static dev.rslora.train.StateFiles.parseLong;
 import static dev.rslora.train.StateFiles.parseOptionalDouble;
+import static dev.rslora.train.StateFiles.putMetadata;
 
 /**
  * The Adafactor state file: a safetensors file (any safetensors reader opens it) with, for each
@@ -38,7 +39,7 @@ import static dev.rslora.train.StateFiles.parseOptionalDouble;
  *
  * <pre>
  *   format          "rslora.adafactor"
- *   version         "1"
+ *   version         "2" (written); "1" is still read
  *   step            t, decimal
  *   lr, beta1       Java Double.toString, or "None"
  *   eps1, eps2, clip_threshold, decay_rate, weight_decay   Java Double.toString (reads back exactly)
@@ -46,16 +47,40 @@ import static dev.rslora.train.StateFiles.parseOptionalDouble;
  *   parameters      JSON array of the parameter names, in optimizer order
  *   shapes          JSON object: parameter name → its shape
  *   crc32           JSON object: tensor name → CRC-32 (8 hex digits) of its little-endian bytes
+ *   metadata_crc32  CRC-32 (8 lowercase hex digits) of all the other metadata entries (below)
  * </pre>
  *
- * A reader refuses a file of another format or version, a missing, extra, non-F32 or mis-shaped
- * tensor, bad hyper-parameters and a checksum mismatch, naming the file and the tensor or key.
+ * The metadata checksum is {@code java.util.zip.CRC32} (zlib's {@code crc32}) of a canonical
+ * serialization, independent of the header's entry order and JSON escaping: every
+ * {@code __metadata__} entry except {@code metadata_crc32} (unknown keys included), sorted by key
+ * comparing the keys' UTF-8 bytes unsigned (code point order, as Python's {@code sorted}), each
+ * written as the key's UTF-8 byte length (u32 little-endian), the key's UTF-8 bytes, the value's
+ * UTF-8 byte length (u32 little-endian) and the value's UTF-8 bytes. In Python:
+ * <pre>
+ *   blob = b"".join(struct.pack("&lt;I", len(k)) + k + struct.pack("&lt;I", len(v)) + v
+ *                   for k, v in sorted((k.encode(), v.encode()) for k, v in meta.items() if k != "metadata_crc32"))
+ *   meta["metadata_crc32"] = "%08x" % zlib.crc32(blob)
+ * </pre>
+ *
+ * Versions: version 2 added {@code metadata_crc32}, so that a corrupted digit in the step, a
+ * hyper-parameter, a shape or a tensor's CRC string is refused instead of loading silently (or
+ * being blamed on the tensor). Files written before it (version 1, without the key) keep loading,
+ * with their tensors checked but not their metadata (saving again writes version 2); a version 2
+ * file without the key is refused, and the key is checked whenever present (a version digit flipped
+ * from 2 to 1 is caught).
+ *
+ * A reader refuses a file of another format or version, a metadata checksum mismatch (naming the
+ * stored and the computed checksum), a missing, extra, non-F32 or mis-shaped tensor, bad
+ * hyper-parameters and a tensor checksum mismatch, naming the file and the tensor or key.
  */
 public final class AdafactorStateFile {
     /** The metadata {@code format} of an Adafactor state file. */
     public static final String FORMAT = "rslora.adafactor";
-    /** The metadata {@code version} this reader and writer use. */
-    public static final String VERSION = "1";
+    /**
+     * The metadata {@code version} this code writes (with {@code metadata_crc32}); it also reads
+     * version "1", the files written before the metadata checksum.
+     */
+    public static final String VERSION = "2";
     private static final String ROW = ".exp_avg_sq_row";
     private static final String COL = ".exp_avg_sq_col";
     private static final String SQ = ".exp_avg_sq";
@@ -112,17 +137,24 @@ public final class AdafactorStateFile {
                 }
             }
             AdafactorConfig c = state.config();
-            w.metadata("format", FORMAT).metadata("version", VERSION).metadata("step", Long.toString(state.step()))
-                    .metadata("lr", optional(c.lr())).metadata("eps1", Double.toString(c.eps1()))
-                    .metadata("eps2", Double.toString(c.eps2())).metadata("clip_threshold", Double.toString(c.clipThreshold()))
-                    .metadata("decay_rate", Double.toString(c.decayRate())).metadata("beta1", optional(c.beta1()))
-                    .metadata("weight_decay", Double.toString(c.weightDecay()))
-                    .metadata("scale_parameter", Boolean.toString(c.scaleParameter()))
-                    .metadata("relative_step", Boolean.toString(c.relativeStep()))
-                    .metadata("warmup_init", Boolean.toString(c.warmupInit()))
-                    .metadata("parameters", JSON.writeValueAsString(names))
-                    .metadata("shapes", JSON.writeValueAsString(shapes))
-                    .metadata("crc32", JSON.writeValueAsString(crcs));
+            Map<String, String> meta = new LinkedHashMap<>();
+            meta.put("format", FORMAT);
+            meta.put("version", VERSION);
+            meta.put("step", Long.toString(state.step()));
+            meta.put("lr", optional(c.lr()));
+            meta.put("eps1", Double.toString(c.eps1()));
+            meta.put("eps2", Double.toString(c.eps2()));
+            meta.put("clip_threshold", Double.toString(c.clipThreshold()));
+            meta.put("decay_rate", Double.toString(c.decayRate()));
+            meta.put("beta1", optional(c.beta1()));
+            meta.put("weight_decay", Double.toString(c.weightDecay()));
+            meta.put("scale_parameter", Boolean.toString(c.scaleParameter()));
+            meta.put("relative_step", Boolean.toString(c.relativeStep()));
+            meta.put("warmup_init", Boolean.toString(c.warmupInit()));
+            meta.put("parameters", JSON.writeValueAsString(names));
+            meta.put("shapes", JSON.writeValueAsString(shapes));
+            meta.put("crc32", JSON.writeValueAsString(crcs));
+            putMetadata(w, meta);
             w.write(file);
         }
     }
@@ -131,16 +163,16 @@ public final class AdafactorStateFile {
      * Reads and validates a state file.
      *
      * @param file a file written by {@link #write}
-     * @return the state it holds, with every tensor's CRC-32 checked
+     * @return the state it holds, with the metadata's CRC-32 (version 2) and every tensor's CRC-32 checked
      * @throws IOException if the file cannot be read, or is not a valid state file of this format and
-     *                     version (the message names the file and what is wrong)
+     *                     version 1 or 2 (the message names the file and what is wrong)
      */
 
     public static AdafactorState read(Path file) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             SafetensorsFile f = SafetensorsFile.open(file, arena);
             Map<String, String> meta = f.metadata();
-            checkFormat(file, meta, "Adafactor", FORMAT, VERSION);
+            checkMetadata(file, meta, "Adafactor", FORMAT, VERSION);
             long step = parseLong(file, meta, "step");
             AdafactorConfig config;
             try {

@@ -20,12 +20,14 @@ import java.util.Set;
 import static dev.rslora.train.StateFiles.JSON;
 import static dev.rslora.train.StateFiles.add;
 import static dev.rslora.train.StateFiles.bad;
-import static dev.rslora.train.StateFiles.checkFormat;
+import static dev.rslora.train.StateFiles.checkMetadata;
 import static dev.rslora.train.StateFiles.checkNoOthers;
 import static dev.rslora.train.StateFiles.floats;
 import static dev.rslora.train.StateFiles.parseDouble;
 import static dev.rslora.train.StateFiles.parseJson;
 import static dev.rslora.train.StateFiles.parseLong;
+import static dev.rslora.train.StateFiles.putMetadata;
+
 /**
  * The AdamW state file: a safetensors file (see {@link dev.rslora.io}) that any safetensors
  * reader can open. For each parameter {@code NAME} it holds F32 tensors of the parameter's shape
@@ -33,22 +35,46 @@ import static dev.rslora.train.StateFiles.parseLong;
  * (PyTorch's state names). The {@code __metadata__} strings are:
  *
  * <pre>
- *   format        "rslora.adamw"
- *   version       "1"
- *   step          t, decimal
+ *   format          "rslora.adamw"
+ *   version         "2" (written); "1" is still read
+ *   step            t, decimal
  *   lr, beta1, beta2, eps, weight_decay     Java Double.toString (reads back exactly)
- *   parameters    JSON array of the parameter names, in optimizer order
- *   crc32         JSON object: tensor name → CRC-32 (8 hex digits) of its little-endian bytes
+ *   parameters      JSON array of the parameter names, in optimizer order
+ *   crc32           JSON object: tensor name → CRC-32 (8 hex digits) of its little-endian bytes
+ *   metadata_crc32  CRC-32 (8 lowercase hex digits) of all the other metadata entries (below)
  * </pre>
  *
- * A reader refuses a file of another format or version, a missing, extra, non-F32 or mis-shaped
- * tensor, and a checksum mismatch, naming the file and the tensor or key.
+ * The metadata checksum is {@code java.util.zip.CRC32} (zlib's {@code crc32}) of a canonical
+ * serialization, independent of the header's entry order and JSON escaping: every
+ * {@code __metadata__} entry except {@code metadata_crc32} (unknown keys included), sorted by key
+ * comparing the keys' UTF-8 bytes unsigned (code point order, as Python's {@code sorted}), each
+ * written as the key's UTF-8 byte length (u32 little-endian), the key's UTF-8 bytes, the value's
+ * UTF-8 byte length (u32 little-endian) and the value's UTF-8 bytes. In Python:
+ * <pre>
+ *   blob = b"".join(struct.pack("&lt;I", len(k)) + k + struct.pack("&lt;I", len(v)) + v
+ *                   for k, v in sorted((k.encode(), v.encode()) for k, v in meta.items() if k != "metadata_crc32"))
+ *   meta["metadata_crc32"] = "%08x" % zlib.crc32(blob)
+ * </pre>
+ *
+ * Versions: version 2 added {@code metadata_crc32}, so that a corrupted digit in the step, a
+ * hyper-parameter or a tensor's CRC string is refused instead of loading silently (or being blamed
+ * on the tensor). Files written before it (version 1, without the key) keep loading, with their
+ * tensors checked but not their metadata (saving again writes version 2); a version 2 file without
+ * the key is refused, and the key is checked whenever present (a version digit flipped from 2 to 1
+ * is caught).
+ *
+ * A reader refuses a file of another format or version, a metadata checksum mismatch (naming the
+ * stored and the computed checksum), a missing, extra, non-F32 or mis-shaped tensor, and a tensor
+ * checksum mismatch, naming the file and the tensor or key.
  */
 public final class AdamWStateFile {
     /** The {@code format} metadata value of an AdamW state file. */
     public static final String FORMAT = "rslora.adamw";
-    /** The {@code version} metadata value this code writes and reads. */
-    public static final String VERSION = "1";
+    /**
+     * The {@code version} metadata value this code writes (with {@code metadata_crc32}); it also
+     * reads version "1", the files written before the metadata checksum.
+     */
+    public static final String VERSION = "2";
     private static final String M = ".exp_avg";
     private static final String V = ".exp_avg_sq";
     private static final String MASTER = ".master";
@@ -77,12 +103,18 @@ public final class AdamWStateFile {
                 }
             }
             AdamWConfig c = state.config();
-            w.metadata("format", FORMAT).metadata("version", VERSION).metadata("step", Long.toString(state.step()))
-                    .metadata("lr", Double.toString(c.lr())).metadata("beta1", Double.toString(c.beta1()))
-                    .metadata("beta2", Double.toString(c.beta2())).metadata("eps", Double.toString(c.eps()))
-                    .metadata("weight_decay", Double.toString(c.weightDecay()))
-                    .metadata("parameters", JSON.writeValueAsString(names))
-                    .metadata("crc32", JSON.writeValueAsString(crcs));
+            Map<String, String> meta = new LinkedHashMap<>();
+            meta.put("format", FORMAT);
+            meta.put("version", VERSION);
+            meta.put("step", Long.toString(state.step()));
+            meta.put("lr", Double.toString(c.lr()));
+            meta.put("beta1", Double.toString(c.beta1()));
+            meta.put("beta2", Double.toString(c.beta2()));
+            meta.put("eps", Double.toString(c.eps()));
+            meta.put("weight_decay", Double.toString(c.weightDecay()));
+            meta.put("parameters", JSON.writeValueAsString(names));
+            meta.put("crc32", JSON.writeValueAsString(crcs));
+            putMetadata(w, meta);
             w.write(file);
         }
     }
@@ -91,16 +123,16 @@ public final class AdamWStateFile {
      * Reads and validates a state file.
      *
      * @param file a file written by {@link #write}
-     * @return the state it holds, with every tensor's CRC-32 checked
+     * @return the state it holds, with the metadata's CRC-32 (version 2) and every tensor's CRC-32 checked
      * @throws IOException if the file cannot be read, or is not a valid state file of this format and
-     *                     version (the message names the file and what is wrong)
+     *                     version 1 or 2 (the message names the file and what is wrong)
      */
 
     public static AdamWState read(Path file) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             SafetensorsFile f = SafetensorsFile.open(file, arena);
             Map<String, String> meta = f.metadata();
-            checkFormat(file, meta, "AdamW", FORMAT, VERSION);
+            checkMetadata(file, meta, "AdamW", FORMAT, VERSION);
             long step = parseLong(file, meta, "step");
             AdamWConfig config;
             try {
