@@ -421,8 +421,9 @@ public final class LoraLinear implements AutoCloseable {
         }
         Thread me = Thread.currentThread();
         if (!user.compareAndSet(null, me)) {
-            throw new IllegalStateException("LoraLinear used by two threads at once (" + user.get().getName()
-                    + " and " + me.getName() + "): one thread at a time");
+            Thread other = user.get();  // null if it left since the claim failed: the message must not throw
+            throw new IllegalStateException("LoraLinear used by two threads at once (" + (other == null ? "another thread"
+                    : other.getName()) + " and " + me.getName() + "): one thread at a time");
         }
     }
 
