@@ -373,17 +373,22 @@ final class CpuSideBySide {
                             + "; load " + res.load(o.source()), busyVerdict(o, p))));
         }
         decodeTargets(rows, res, Interleaved.Kind.LORA_VS_BASE,
-                "N=1: the LoRA step ≤ " + Fmt.num(DECODE_MAX, 1) + "× the frozen base (d=1024, r=64, 512-bit tile)");
+                "N=1: the LoRA step ≤ " + Fmt.num(DECODE_MAX, 1) + "× the frozen base (d=1024, r=64, 512-bit tile)",
+                "; traffic floor 1 + 3r/d = " + Fmt.num(1 + 3.0 * 64 / 1024, 3) + " to 1 + 4r/d = " + Fmt.num(1 + 4.0 * 64 / 1024, 3)
+                        + " (memory-bound: both passes read the packed W, A and B, and dA and dB are written, each"
+                        + " written byte costing one, or two with its read for ownership)");
         decodeTargets(rows, res, Interleaved.Kind.LORA_VS_BASE_FORWARD, "N=1 decoding (forward only): LoRA forward ≤ "
-                + Fmt.num(DECODE_MAX, 1) + "× the frozen base forward (d=1024, r=64, 512-bit tile)");
+                + Fmt.num(DECODE_MAX, 1) + "× the frozen base forward (d=1024, r=64, 512-bit tile)",
+                "; traffic floor 1 + 2r/d = " + Fmt.num(1 + 2.0 * 64 / 1024, 3) + " (the forward reads the packed W, A and B)");
         return Fmt.table(List.of("target", "measured: median (range over iterations)", "verdict"), rows);
     }
 
     /**
      * The rows of an N = 1 target ({@link #DECODE_MAX}): one per pairing measured (single steps
-     * alternating, then each block size), each with its own verdict; "not yet measured" without any.
+     * alternating, then each block size), each with its own verdict and the byte-traffic floor
+     * {@code floor} (N = 1 moves bytes, it does few FLOPs); "not yet measured" without any.
      */
-    private static void decodeTargets(List<List<String>> rows, Results res, Interleaved.Kind kind, String what) {
+    private static void decodeTargets(List<List<String>> rows, Results res, Interleaved.Kind kind, String what, String floor) {
         List<Interleaved> runs = matching(res, kind, 1, 1024, 64, "512", null);
         if (runs.isEmpty()) {
             rows.add(List.of(what, Fmt.NONE, Fmt.NONE));
@@ -392,7 +397,8 @@ final class CpuSideBySide {
             String how = block(i) == 1 ? "single steps alternating" : block(i) + " steps a side";
             rows.add(List.of(what + ", " + how, Fmt.num(i.aMedian() * 1e3, 1) + " µs vs " + Fmt.num(i.bMedian() * 1e3, 1)
                             + " µs: " + figure(i) + "; load " + res.load(i.source()),
-                    verdict(i.figure() <= DECODE_MAX, i.figureMax() <= DECODE_MAX, i.figureMin() <= DECODE_MAX) + underLoad(res, i)));
+                    verdict(i.figure() <= DECODE_MAX, i.figureMax() <= DECODE_MAX, i.figureMin() <= DECODE_MAX) + floor
+                            + underLoad(res, i)));
         }
     }
 
