@@ -49,12 +49,18 @@ final class Panels {
 
     /**
      * Direct pack of rows [row0, row1) of {@code src} [R, C] (any dtype) times {@code scale} into
-     * {@code dst} (panels over C, K = R). Rows are converted in blocks into {@code tmp} (at least
-     * directBlockRows(C)·C floats) and written panel by panel.
+     * {@code dst} (panels over C, K = R): read in place when F32 in native memory
+     * ({@link #packRowsF32}), else converted in blocks of rows into {@code tmp} (at least
+     * directBlockRows(C)·C floats); written panel by panel.
      */
     static void packDirect(Tensor src, float scale, MemorySegment dst, int row0, int row1, float[] tmp) {
         int rows = (int) src.dim(0);
         int cols = (int) src.dim(1);
+        MemorySegment seg = src.readOnlySegment();
+        if (src.dtype() == DType.F32 && Convert.vectorOk(seg)) {  // in place: no fp32 staging copy
+            packRowsF32(seg, row0, cols, 0, row1 - row0, cols, scale, dst, (long) row0 * NR * 4L, (long) rows * NR * 4L);
+            return;
+        }
         int block = directBlockRows(cols);
         for (int r0 = row0; r0 < row1; r0 += block) {
             int nb = Math.min(block, row1 - r0);
@@ -101,7 +107,7 @@ final class Panels {
                     VectorMask<Float> m = S.indexInRange(c0 + h, cols);
                     long to = at;
                     for (int i = 0; i < rows; i++, to += NR * 4L) {
-                        FloatVector.fromArray(S, src, off + i * ld + c0 + h, m).mul(scale)
+                        FloatVector.fromArray(S, src, off + i * ld + c0 + h, m).mul(scale, m)
                                 .intoMemorySegment(dst, to + h * 4L, MicroKernel.ORDER);
                     }
                 }
@@ -150,7 +156,7 @@ final class Panels {
                     long to = at;
                     long f = from;
                     for (int i = 0; i < rows; i++, to += NR * 4L, f += ld * 4L) {
-                        FloatVector.fromMemorySegment(S, src, f + h * 4L, ByteOrder.LITTLE_ENDIAN, m).mul(scale)
+                        FloatVector.fromMemorySegment(S, src, f + h * 4L, ByteOrder.LITTLE_ENDIAN, m).mul(scale, m)
                                 .intoMemorySegment(dst, to + h * 4L, MicroKernel.ORDER);
                     }
                 }

@@ -56,6 +56,57 @@ class PanelsTest {
         }
     }
 
+    /**
+     * {@link Panels#packDirect} of a range of rows against its definition: panel p, row k = fl(src[k,
+     * p·NR + c]·scale) (0 past the last column) for the rows packed, bit for bit, nothing else written;
+     * F32 in place, heap F32, BF16 and F16 through the staged rows.
+     */
+    @Test
+    void directPanelsMatchTheDefinition() {
+        SplittableRandom rng = new SplittableRandom(0xD17EC7L);
+        try (Arena arena = Arena.ofConfined()) {
+            for (DType dtype : new DType[] {DType.F32, DType.BF16, DType.F16}) {
+                for (boolean heap : new boolean[] {false, true}) {
+                    for (int[] shape : new int[][] {{1, 1}, {7, 3}, {64, NR}, {37, NR + 5}, {70, 2 * NR + L + 1}, {5, 1000}}) {
+                        for (float scale : new float[] {1f, -0.625f}) {
+                            int rows = shape[0];
+                            int cols = shape[1];
+                            Tensor t = Tensor.allocate(arena, dtype, rows, cols);
+                            for (long i = 0; i < t.numel(); i++) {
+                                t.set(i, (float) rng.nextDouble(-3, 3));
+                            }
+                            t.set(rng.nextLong(t.numel()), Float.NaN);
+                            t.set(rng.nextLong(t.numel()), -0f);
+                            Tensor src = heap ? HeapTensorTest.heap(t) : t;
+                            long panelBytes = (long) rows * NR * 4;
+                            int panels = Panels.panels(cols);
+                            MemorySegment dst = arena.allocate(panels * panelBytes, 64);
+                            dst.fill((byte) 0x7f);
+                            int row0 = rows / 3;
+                            int row1 = Math.max(row0 + 1, rows - rows / 4);
+                            Panels.packDirect(src, scale, dst, row0, row1, new float[Panels.directBlockRows(cols) * cols]);
+                            String what = dtype + (heap ? " heap" : "") + " [" + rows + ", " + cols + "] rows [" + row0 + ", "
+                                    + row1 + ") scale " + scale;
+                            for (int p = 0; p < panels; p++) {
+                                for (int k = 0; k < rows; k++) {
+                                    for (int c = 0; c < NR; c++) {
+                                        int col = p * NR + c;
+                                        float want = k < row0 || k >= row1 ? Float.intBitsToFloat(0x7f7f7f7f)
+                                                : col < cols ? t.get((long) k * cols + col) * scale : 0f;
+                                        float got = dst.get(ValueLayout.JAVA_FLOAT, p * panelBytes + ((long) k * NR + c) * 4);
+                                        if (Float.floatToRawIntBits(want) != Float.floatToRawIntBits(got)) {
+                                            fail(what + ": panel " + p + " row " + k + " lane " + c + " want " + want + " got " + got);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     private static void check(Tensor src, float scale, float[] tmp, NativeBuffer stage, Arena arena, String what) {
         int rows = (int) src.dim(0);
         int cols = (int) src.dim(1);
