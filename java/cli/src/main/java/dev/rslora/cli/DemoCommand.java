@@ -16,6 +16,7 @@ import dev.rslora.demo.RankSweep;
 import dev.rslora.demo.SummaryTable;
 import dev.rslora.demo.SweepConfig;
 import dev.rslora.demo.SweepResult;
+import dev.rslora.io.OnSignal;
 import dev.rslora.io.StagedOutput;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -217,7 +218,7 @@ final class DemoCommand implements Callable<Integer> {
         // it again if it made it and nothing was written there, and the missing parents it made with it.
         // A SIGTERM or Ctrl-C runs only the JVM's shutdown hooks, not the catch below: the hook removes them then
         MadeFolders made = new MadeFolders(out);
-        try (OutputPaths.OnSignal _ = OutputPaths.onSignal("rslora-demo-cleanup", () -> {
+        try (OnSignal _ = OnSignal.register("rslora-demo-cleanup", () -> {
             try {
                 made.removeIfEmpty();
             } catch (IOException e) {
@@ -286,7 +287,7 @@ final class DemoCommand implements Callable<Integer> {
      * --out and the missing parents a run makes for it, removed again while still empty when the run
      * fails or a SIGTERM or Ctrl-C ends it; nothing that existed before the run is touched, and a
      * folder that holds anything (whole result files may have been moved in) is kept with those above it.
-     * The run's thread and the shutdown hook share it: once the folders are removed, none is made again.
+     * The run's thread and the shutdown cleanup share it: once the folders are removed, none is made again.
      */
     private static final class MadeFolders {
         private final Path out;

@@ -1,5 +1,6 @@
 package dev.rslora.cli;
 
+import dev.rslora.io.OnSignal;
 import dev.rslora.peft.AdapterSet;
 import dev.rslora.peft.BaseCheckpoint;
 import dev.rslora.peft.CheckpointMerge;
@@ -51,7 +52,7 @@ final class MergeCommand implements Callable<Integer> {
             AdapterSet set = AdapterSet.load(adapter, arena);
             CheckpointMerge merge = new CheckpointMerge(ckpt, set, unmerge);
             // a SIGTERM or Ctrl-C: the hook cancels the merge and waits for its cleanup
-            try (OutputPaths.OnSignal _ = OutputPaths.onSignal("rslora-merge-cancel", () -> {
+            try (OnSignal _ = OnSignal.register("rslora-merge-cancel", () -> {
                 try {
                     merge.cancel(10_000);
                 } catch (InterruptedException e) {

@@ -1,5 +1,6 @@
 package dev.rslora.cli;
 
+import dev.rslora.io.OnSignal;
 import dev.rslora.io.SafetensorsWriter;
 
 import java.io.IOException;
@@ -10,8 +11,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Checks on an --output path made before any work: it must not be one of the command's input files,
- * nor a link to a stream; the write of an output file that a SIGTERM or Ctrl-C does not leave half done;
- * and the shutdown hook that undoes a step's partial output on such a signal ({@link #onSignal}).
+ * nor a link to a stream; and the write of an output file that a SIGTERM or Ctrl-C does not leave half
+ * done (through {@link OnSignal}, the shutdown cleanup the commands and {@link dev.rslora.io.StagedOutput} share).
  */
 final class OutputPaths {
     private static final Path PROC = Path.of("/proc");
@@ -74,8 +75,8 @@ final class OutputPaths {
     /**
      * Writes {@code w} to {@code output} (atomically: a temporary file renamed when complete). A SIGTERM
      * or Ctrl-C during the write runs the JVM's shutdown hooks, not the writer's cleanup, which left the
-     * partial temporary file behind; here a hook interrupts the writing thread, whose channel then
-     * closes and whose cleanup removes the temporary file, and waits up to 10 s for that.
+     * partial temporary file behind; here an {@link OnSignal} cleanup interrupts the writing thread,
+     * whose channel then closes and whose cleanup removes the temporary file, and waits up to 10 s for that.
      *
      * @param w      the writer, with every tensor added
      * @param output the --output file
@@ -84,7 +85,7 @@ final class OutputPaths {
     static void write(SafetensorsWriter w, Path output) throws IOException {
         Thread writer = Thread.currentThread();
         CountDownLatch done = new CountDownLatch(1);
-        try (OnSignal _ = onSignal("rslora-write-cancel", () -> {
+        try (OnSignal _ = OnSignal.register("rslora-write-cancel", () -> {
             writer.interrupt();
             try {
                 done.await(10, TimeUnit.SECONDS);
@@ -96,40 +97,6 @@ final class OutputPaths {
                 w.write(output);
             } finally {
                 done.countDown();   // before the hook is removed: a running hook returns at once
-            }
-        }
-    }
-
-    /**
-     * Runs {@code cleanup} if a SIGTERM or Ctrl-C ends the JVM before the returned handle is closed:
-     * the JVM then runs only its shutdown hooks, not the {@code finally} blocks and {@code catch}
-     * clauses that clean up after a failure. Use it as a try-with-resources around the step that
-     * would leave something behind.
-     *
-     * @param name    the hook thread's name
-     * @param cleanup what to undo; it runs on the hook thread while the step's own thread goes on, and
-     *                the JVM halts when it returns
-     * @return the registered hook; closing it removes the hook
-     */
-    static OnSignal onSignal(String name, Runnable cleanup) {
-        Thread hook = new Thread(cleanup, name);
-        Runtime.getRuntime().addShutdownHook(hook);
-        return new OnSignal(hook);
-    }
-
-    /**
-     * A shutdown hook registered by {@link #onSignal}, held for as long as its step runs.
-     *
-     * @param hook the registered hook thread
-     */
-    record OnSignal(Thread hook) implements AutoCloseable {
-        /** Removes the hook; once shutdown has begun the hook is running (or has run), and it is left to finish. */
-        @Override
-        public void close() {
-            try {
-                Runtime.getRuntime().removeShutdownHook(hook);
-            } catch (IllegalStateException shuttingDown) {
-                // the JVM is shutting down: the hook runs now, or already has
             }
         }
     }
