@@ -216,7 +216,9 @@ final class DemoCommand implements Callable<Integer> {
         }
         // --out is made before the run (a bad path fails in seconds, not after it); a failed run removes
         // it again if it made it and nothing was written there, and the missing parents it made with it.
-        // A SIGTERM or Ctrl-C runs only the JVM's shutdown hooks, not the catch below: the hook removes them then
+        // A SIGTERM or Ctrl-C runs only the JVM's shutdown hooks, not the catch below: this cleanup removes them then.
+        // The results' StagedOutput registers its own cleanup later, so it runs first (OnSignal: newest first): the
+        // staging folder next to --out is gone when this one looks, or (a commit in progress) the results are in --out
         MadeFolders made = new MadeFolders(out);
         try (OnSignal _ = OnSignal.register("rslora-demo-cleanup", () -> {
             try {

@@ -1,6 +1,8 @@
 package dev.rslora.io;
 
 import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.io.UncheckedIOException;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.FileSystemException;
@@ -10,6 +12,8 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.Comparator;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.stream.Stream;
 
 /**
@@ -25,13 +29,55 @@ import java.util.stream.Stream;
  *   <li>{@link #file}: the one file written into the temporary folder replaces the target file
  *       atomically (an existing file survives any failure intact).</li>
  * </ul>
+ *
+ * <p>A SIGTERM or Ctrl-C runs only the JVM's shutdown hooks, not {@link #close()}: from the staging
+ * folder's creation until {@link #close()}, an {@link OnSignal} cleanup deletes the staging folder
+ * and the partial files in it then (nothing else: not the target, not an existing folder's files).
+ * It and {@link #commit()} exclude each other: a commit that has begun moving files is waited for
+ * (up to 10 s) and then the cleanup finds nothing left to delete; once the cleanup has run, a commit
+ * fails and moves nothing. A cleanup registered earlier (a command's, for the folders it made around
+ * the target) runs after this one, so it sees the staging folder gone.
  */
 public final class StagedOutput implements AutoCloseable {
+    /**
+     * Test only: the system property naming how many milliseconds {@link #commit()} waits before it
+     * moves anything, every output file written to the staging folder (unset or 0, the default: no
+     * wait). It holds a staged output mid-way so that a test can signal the process while the
+     * staging folder holds the partial output; nothing else should set it. An interrupt ends the
+     * wait and stays set.
+     */
+    static final String TEST_STAGED_PAUSE_PROPERTY = "rslora.test.stagedPauseMillis";
+
+    /**
+     * Test only: the system property naming how many milliseconds {@link #commit()} of files into an
+     * existing folder waits after moving the first file, with the others still staged (unset or 0,
+     * the default: no wait). The wait ends early once the signal cleanup waits for the commit (or has
+     * returned): a test sees that a signal during a commit leaves the whole output, not one file.
+     * Nothing else should set it. An interrupt ends the wait and stays set.
+     */
+    static final String TEST_COMMIT_PAUSE_PROPERTY = "rslora.test.commitPauseMillis";
+
+    /** {@link #TEST_STAGED_PAUSE_PROPERTY}, read once when the class loads. */
+    private static final long TEST_STAGED_PAUSE_MILLIS = Math.max(0, Long.getLong(TEST_STAGED_PAUSE_PROPERTY, 0));
+
+    /** {@link #TEST_COMMIT_PAUSE_PROPERTY}, read once when the class loads. */
+    private static final long TEST_COMMIT_PAUSE_MILLIS = Math.max(0, Long.getLong(TEST_COMMIT_PAUSE_PROPERTY, 0));
+
+    /** How long the signal cleanup waits for a commit (or a close) in progress. */
+    private static final long COMMIT_WAIT_MILLIS = 10_000;
+
     private final Path target;
     private final Path staging;
     private final boolean singleFile;
     private final boolean replaceFiles;
-    private boolean committed;
+    /** Held by commit, close, the staging folder's creation and the signal cleanup: each runs whole or not at all. */
+    private final ReentrantLock lock = new ReentrantLock();
+    /** Set when the signal cleanup returns (ends {@link #TEST_COMMIT_PAUSE_PROPERTY}'s wait). */
+    private volatile boolean cleanupReturned;
+    private OnSignal onSignal;
+    private boolean created;     // the staging folder was made by this output; guarded by lock
+    private boolean committed;   // guarded by lock
+    private boolean abandoned;   // the signal cleanup ran: nothing is made or moved any more; guarded by lock
 
     private StagedOutput(Path target, boolean singleFile, boolean replaceFiles) throws IOException {
         this.target = target.toAbsolutePath().normalize();
@@ -41,12 +87,41 @@ public final class StagedOutput implements AutoCloseable {
         if (parent == null || !Files.isDirectory(parent)) {
             throw new java.nio.file.NoSuchFileException(String.valueOf(parent), null, "the output's parent folder does not exist");
         }
+        this.staging = parent.resolve(temporaryName(this.target));
+    }
+
+    /**
+     * Registers the signal cleanup, then makes the staging folder (under the lock: a signal in
+     * between either finds the folder made or keeps it from being made).
+     *
+     * @param userTarget the target as the caller gave it, for messages
+     * @return this
+     */
+    private StagedOutput open(Path userTarget) throws IOException {
         try {
-            this.staging = Files.createDirectory(parent.resolve(temporaryName(this.target)));
-        } catch (FileSystemException e) {
-            // name the target the user chose and its folder, not the hidden staging folder
-            throw new FileSystemException(target.toString(), null, "cannot write in " + parent + ": "
-                    + (e.getReason() != null ? e.getReason() : e.getClass().getSimpleName()));
+            onSignal = OnSignal.register("rslora-staged-output-cleanup", this::removeOnSignal);
+        } catch (IllegalStateException shuttingDown) {
+            throw new InterruptedIOException("the process is stopping: " + userTarget + " is not written");
+        }
+        lock.lock();
+        try {
+            if (abandoned) {
+                throw new InterruptedIOException("the process is stopping: " + userTarget + " is not written");
+            }
+            try {
+                Files.createDirectory(staging);
+            } catch (FileSystemException e) {
+                // name the target the user chose and its folder, not the hidden staging folder
+                throw new FileSystemException(userTarget.toString(), null, "cannot write in " + staging.getParent() + ": "
+                        + (e.getReason() != null ? e.getReason() : e.getClass().getSimpleName()));
+            }
+            created = true;
+            return this;
+        } catch (IOException | RuntimeException | Error e) {
+            onSignal.close();
+            throw e;
+        } finally {
+            lock.unlock();
         }
     }
 
@@ -81,7 +156,7 @@ public final class StagedOutput implements AutoCloseable {
         if (Files.exists(target) && !(replaceFiles && Files.isDirectory(target))) {
             throw new FileAlreadyExistsException(target.toString(), null, "the output already exists; remove it or choose another path");
         }
-        return new StagedOutput(target, false, replaceFiles);
+        return new StagedOutput(target, false, replaceFiles).open(target);
     }
 
     /**
@@ -96,7 +171,7 @@ public final class StagedOutput implements AutoCloseable {
             throw new FileAlreadyExistsException(target.toString(), null, "the output is a folder, not a file");
         }
         requireReplaceable(target);
-        return new StagedOutput(target, true, true);
+        return new StagedOutput(target, true, true).open(target);
     }
 
     /**
@@ -145,24 +220,114 @@ public final class StagedOutput implements AutoCloseable {
     /**
      * Moves the staged output into place (each file atomically where the file system allows).
      *
-     * @throws IOException if a move fails; files not yet moved stay staged and {@link #close()} deletes them
+     * @throws InterruptedIOException if the signal cleanup has already removed the staged output (nothing is moved)
+     * @throws IOException            if a move fails; files not yet moved stay staged and {@link #close()} deletes them
      */
     public void commit() throws IOException {
-        if (singleFile) {
-            move(stagedFile(), target, true);
-        } else if (!Files.exists(target)) {
-            move(staging, target, false);
-        } else if (replaceFiles) {
-            try (Stream<Path> files = Files.list(staging)) {
-                for (Path f : files.toList()) {
-                    move(f, target.resolve(f.getFileName()), true);
+        if (TEST_STAGED_PAUSE_MILLIS > 0) {
+            try {
+                Thread.sleep(TEST_STAGED_PAUSE_MILLIS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        lock.lock();
+        try {
+            if (abandoned) {
+                throw new InterruptedIOException("the process is stopping: the staged output for " + target + " was removed");
+            }
+            if (singleFile) {
+                move(stagedFile(), target, true);
+            } else if (!Files.exists(target)) {
+                move(staging, target, false);
+            } else if (replaceFiles) {
+                try (Stream<Path> files = Files.list(staging)) {
+                    boolean first = true;
+                    for (Path f : files.toList()) {
+                        move(f, target.resolve(f.getFileName()), true);
+                        if (first && TEST_COMMIT_PAUSE_MILLIS > 0) {
+                            pauseInCommitForTest();
+                        }
+                        first = false;
+                    }
+                }
+            } else {
+                throw new FileAlreadyExistsException(target.toString(), null, "the output appeared while it was being written");
+            }
+            committed = true;
+            deleteTree(staging);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** The wait of {@link #TEST_COMMIT_PAUSE_PROPERTY}, with the lock held: until the signal cleanup waits for it or has returned. */
+    private void pauseInCommitForTest() {
+        long end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(TEST_COMMIT_PAUSE_MILLIS);
+        while (!lock.hasQueuedThreads() && !cleanupReturned && System.nanoTime() - end < 0) {
+            try {
+                Thread.sleep(1);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+    }
+
+    /**
+     * The signal cleanup, on the shutdown hook's thread: waits for a commit or close in progress,
+     * then deletes the staging folder unless the output was committed, and stops any later commit.
+     * The step's thread may still be writing into the folder: a file it makes after the listing
+     * makes the folder's deletion fail, and the deletion is tried again.
+     */
+    void removeOnSignal() {
+        try {
+            removeUnlessCommitted();
+        } finally {
+            cleanupReturned = true;
+        }
+    }
+
+    private void removeUnlessCommitted() {
+        boolean locked;
+        try {
+            locked = lock.tryLock(COMMIT_WAIT_MILLIS, TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return;
+        }
+        if (!locked) {
+            return;   // a commit still moving files after 10 s: what it has not moved stays, as after a crash
+        }
+        try {
+            abandoned = true;
+            if (!created || committed) {
+                return;   // nothing made yet, or everything moved and the staging folder deleted
+            }
+            for (int attempt = 0; attempt < 100 && Files.exists(staging, LinkOption.NOFOLLOW_LINKS); attempt++) {
+                try {
+                    deleteTree(staging);
+                } catch (IOException | UncheckedIOException e) {
+                    try {
+                        Thread.sleep(5);
+                    } catch (InterruptedException stop) {
+                        Thread.currentThread().interrupt();
+                        return;
+                    }
                 }
             }
-        } else {
-            throw new FileAlreadyExistsException(target.toString(), null, "the output appeared while it was being written");
+        } finally {
+            lock.unlock();
         }
-        committed = true;
-        deleteTree(staging);
+    }
+
+    /**
+     * The signal cleanup's registration (for tests).
+     *
+     * @return what {@link #close()} closes
+     */
+    OnSignal onSignal() {
+        return onSignal;
     }
 
     private static void move(Path from, Path to, boolean replace) throws IOException {
@@ -182,14 +347,20 @@ public final class StagedOutput implements AutoCloseable {
     }
 
     /**
-     * Deletes the staging folder unless committed (then it is already gone).
+     * Deletes the staging folder unless committed (then it is already gone), and removes the signal cleanup.
      *
      * @throws IOException if the staging folder cannot be deleted
      */
     @Override
     public void close() throws IOException {
-        if (!committed) {
-            deleteTree(staging);
+        lock.lock();
+        try {
+            if (created && !committed) {
+                deleteTree(staging);
+            }
+        } finally {
+            lock.unlock();
+            onSignal.close();
         }
     }
 

@@ -119,4 +119,62 @@ class StagedOutputTest {
         String tmp = StagedOutput.temporaryName(dir.resolve(nonBmp));
         assertTrue(tmp.startsWith(".a" + "\uD83D\uDE00".repeat(31) + ".tmp-"), tmp);
     }
+
+    @Test
+    void theSignalCleanupIsRegisteredOnlyWhileTheOutputIsOpen() throws IOException {
+        OnSignal committed;
+        try (StagedOutput s = StagedOutput.folder(dir.resolve("a"), false)) {
+            committed = s.onSignal();
+            assertTrue(committed.registered(), "registered while staged");
+            s.commit();
+            assertTrue(committed.registered(), "until closed");
+        }
+        assertFalse(committed.registered(), "removed after a commit");
+        StagedOutput[] open = new StagedOutput[1];
+        IOException e = assertThrows(IOException.class, () -> {
+            try (StagedOutput s = StagedOutput.file(dir.resolve("f.bin"))) {
+                open[0] = s;
+                Files.writeString(s.stagedFile(), "half");
+                throw new IOException("disk full");
+            }
+        });
+        assertEquals("disk full", e.getMessage());
+        assertFalse(open[0].onSignal().registered(), "removed after an exception");
+        assertEquals(List.of("a"), names(dir), "the commit's output, no staging folder, no f.bin");
+    }
+
+    @Test
+    void theSignalCleanupDeletesTheStagedFilesOnlyAndStopsTheCommit() throws IOException {
+        Path target = Files.createDirectories(dir.resolve("out"));
+        Files.writeString(target.resolve("a.txt"), "old a");
+        Files.writeString(target.resolve("keep.txt"), "keep");
+        try (StagedOutput s = StagedOutput.folder(target, true)) {
+            Files.writeString(s.dir().resolve("a.txt"), "new a");
+            Files.createDirectory(s.dir().resolve("sub"));
+            Files.writeString(s.dir().resolve("sub").resolve("b.txt"), "b");
+            s.removeOnSignal();   // what the shutdown hook runs on a SIGTERM or Ctrl-C
+            assertEquals(List.of("out"), names(dir), "the staging folder and its files are gone");
+            assertThrows(java.io.InterruptedIOException.class, s::commit, "nothing is moved after the cleanup");
+        }
+        assertEquals(List.of("a.txt", "keep.txt"), names(target));
+        assertEquals("old a", Files.readString(target.resolve("a.txt")));
+        assertEquals("keep", Files.readString(target.resolve("keep.txt")));
+    }
+
+    @Test
+    void theSignalCleanupAfterACommitDeletesNothing() throws IOException {
+        Path target = dir.resolve("out");
+        Path file = dir.resolve("f.bin");
+        try (StagedOutput folder = StagedOutput.folder(target, false); StagedOutput single = StagedOutput.file(file)) {
+            Files.writeString(folder.dir().resolve("a.txt"), "a");
+            Files.writeString(single.stagedFile(), "f");
+            folder.commit();
+            single.commit();
+            folder.removeOnSignal();
+            single.removeOnSignal();
+        }
+        assertEquals(List.of("f.bin", "out"), names(dir));
+        assertEquals(List.of("a.txt"), names(target));
+        assertEquals("f", Files.readString(file));
+    }
 }
