@@ -557,10 +557,11 @@ public final class LoraModel implements AutoCloseable {
     /**
      * Writes every layer's dropout step, seed and layer id to {@code file}: with the adapter ({@link #save}) and the
      * optimizer's state file, what a run stopped here needs to resume bit for bit ({@link #loadDropoutSteps}). The
-     * file is a safetensors file holding metadata only (format {@code rslora.dropout}, version 1; keys
-     * {@code seed}, {@code layer_ids} and {@code steps}, the last two JSON objects of module path → integer), written
-     * atomically. It may sit inside the adapter folder: PEFT and {@link #load} read only
-     * {@code adapter_config.json} and {@code adapter_model.safetensors}.
+     * file is a safetensors file holding metadata only (format {@code rslora.dropout}, version 2; keys
+     * {@code seed}, {@code layer_ids} and {@code steps}, the last two JSON objects of module path → integer, and
+     * {@code metadata_crc32}, a CRC-32 of the others that {@link #loadDropoutSteps} checks), written atomically. It
+     * may sit inside the adapter folder: PEFT and {@link #load} read only {@code adapter_config.json} and
+     * {@code adapter_model.safetensors}.
      *
      * @param file the file to write (replaced atomically if it exists; its folder must exist)
      * @throws IOException if the file cannot be written (nothing is left behind)
@@ -582,8 +583,9 @@ public final class LoraModel implements AutoCloseable {
      * saved run, silently). Checked before any layer is changed.
      *
      * @param file a file written by {@link #saveDropoutSteps}
-     * @throws IOException if the file cannot be read or is not a valid dropout-steps file (naming the file and what
-     *                     is wrong)
+     * @throws IOException if the file cannot be read or is not a valid dropout-steps file, its metadata checksum
+     *                     included (naming the file and what is wrong; version 1 files, written before the
+     *                     checksum, still load)
      * @throws IllegalArgumentException if the modules differ (naming them), a module's layer id differs (weights
      *                                  passed in another order), or the seed differs
      * @throws IllegalStateException if the model is closed

@@ -50,17 +50,9 @@ import static dev.rslora.train.StateFiles.putMetadata;
  *   metadata_crc32  CRC-32 (8 lowercase hex digits) of all the other metadata entries (below)
  * </pre>
  *
- * The metadata checksum is {@code java.util.zip.CRC32} (zlib's {@code crc32}) of a canonical
- * serialization, independent of the header's entry order and JSON escaping: every
- * {@code __metadata__} entry except {@code metadata_crc32} (unknown keys included), sorted by key
- * comparing the keys' UTF-8 bytes unsigned (code point order, as Python's {@code sorted}), each
- * written as the key's UTF-8 byte length (u32 little-endian), the key's UTF-8 bytes, the value's
- * UTF-8 byte length (u32 little-endian) and the value's UTF-8 bytes. In Python:
- * <pre>
- *   blob = b"".join(struct.pack("&lt;I", len(k)) + k + struct.pack("&lt;I", len(v)) + v
- *                   for k, v in sorted((k.encode(), v.encode()) for k, v in meta.items() if k != "metadata_crc32"))
- *   meta["metadata_crc32"] = "%08x" % zlib.crc32(blob)
- * </pre>
+ * The metadata checksum is the CRC-32 of a canonical serialization of every other
+ * {@code __metadata__} entry (unknown keys included), independent of the header's entry order and
+ * JSON escaping; {@link dev.rslora.io.MetadataChecksum} defines it, with a Python version.
  *
  * Versions: version 2 added {@code metadata_crc32}, so that a corrupted digit in the step, a
  * hyper-parameter, a shape or a tensor's CRC string is refused instead of loading silently (or

@@ -3,21 +3,18 @@ package dev.rslora.train;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.rslora.io.MetadataChecksum;
 import dev.rslora.io.SafetensorsEntry;
 import dev.rslora.io.SafetensorsFile;
 import dev.rslora.io.SafetensorsWriter;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.zip.CRC32;
@@ -28,34 +25,17 @@ import java.util.zip.CRC32;
  * metadata values parsed with errors that name the file and the key or tensor.
  *
  * <h2>The metadata checksum</h2>
- * From version 2 of both formats, {@code __metadata__} holds {@value #METADATA_CRC}: the CRC-32
- * (java.util.zip.CRC32 = zlib's {@code crc32}, 8 lowercase hex digits) of a canonical serialization
- * of every other {@code __metadata__} entry, so that a corrupted step count, hyper-parameter,
- * parameter list, shape or per-tensor CRC string is refused instead of loading silently. The
- * serialization is independent of the order and the JSON escaping of the header:
- * <ol>
- *   <li>take every entry except {@value #METADATA_CRC} itself (unknown keys included);</li>
- *   <li>sort the entries by key, comparing the keys' UTF-8 bytes as unsigned bytes (that is, by code
- *       point: Python's {@code sorted} order, not Java's UTF-16 {@code String.compareTo});</li>
- *   <li>for each entry in that order append: the key's UTF-8 byte length as a 4-byte little-endian
- *       unsigned integer, the key's UTF-8 bytes, the value's UTF-8 byte length (same encoding), the
- *       value's UTF-8 bytes (the strings as they decode from the header JSON, no escaping).</li>
- * </ol>
- * In Python:
- * <pre>
- *   blob = b"".join(struct.pack("&lt;I", len(k)) + k + struct.pack("&lt;I", len(v)) + v
- *                   for k, v in sorted((k.encode(), v.encode()) for k, v in meta.items() if k != "metadata_crc32"))
- *   meta["metadata_crc32"] = "%08x" % zlib.crc32(blob)
- * </pre>
+ * From version 2 of both formats, {@code __metadata__} holds {@value MetadataChecksum#KEY}: the
+ * CRC-32 of a canonical serialization of every other {@code __metadata__} entry (defined, with a
+ * Python version, in {@link MetadataChecksum}), so that a corrupted step count, hyper-parameter,
+ * parameter list, shape or per-tensor CRC string is refused instead of loading silently.
  * A reader checks the key whenever it is present, whatever the version (so a version digit flipped
  * from 2 to 1 is caught too); it requires it in a version 2 file; a version 1 file (written before
  * the key existed) has none and loads as before, with only its tensors checked.
  */
 final class StateFiles {
     static final ObjectMapper JSON = new ObjectMapper();
-    /** The metadata key holding the CRC-32 of the other metadata entries (version 2 on). */
-    static final String METADATA_CRC = "metadata_crc32";
-    /** The version written before {@value #METADATA_CRC} existed; still read, without a metadata check. */
+    /** The version written before {@value MetadataChecksum#KEY} existed; still read, without a metadata check. */
     static final String LEGACY_VERSION = "1";
 
     private StateFiles() {
@@ -70,38 +50,10 @@ final class StateFiles {
     }
 
     /**
-     * Sets {@code meta} (in its order) and then {@value #METADATA_CRC}, its checksum, on {@code w}.
+     * Sets {@code meta} (in its order) and then {@value MetadataChecksum#KEY}, its checksum, on {@code w}.
      */
     static void putMetadata(SafetensorsWriter w, Map<String, String> meta) {
-        w.metadata(meta).metadata(METADATA_CRC, metadataCrc(meta));
-    }
-
-    /** The CRC-32 (8 lowercase hex digits) of the canonical serialization of {@code meta} (see the class comment). */
-    static String metadataCrc(Map<String, String> meta) {
-        List<byte[][]> entries = new ArrayList<>();
-        meta.forEach((k, v) -> {
-            if (!k.equals(METADATA_CRC)) {
-                entries.add(new byte[][] {k.getBytes(StandardCharsets.UTF_8), v.getBytes(StandardCharsets.UTF_8)});
-            }
-        });
-        entries.sort((a, b) -> Arrays.compareUnsigned(a[0], b[0]));
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        for (byte[][] e : entries) {
-            lengthPrefixed(out, e[0]);
-            lengthPrefixed(out, e[1]);
-        }
-        CRC32 crc = new CRC32();
-        crc.update(out.toByteArray());
-        return String.format("%08x", crc.getValue());
-    }
-
-    private static void lengthPrefixed(ByteArrayOutputStream out, byte[] bytes) {
-        int n = bytes.length;
-        out.write(n);
-        out.write(n >>> 8);
-        out.write(n >>> 16);
-        out.write(n >>> 24);
-        out.write(bytes, 0, n);
+        w.metadata(MetadataChecksum.signed(meta));
     }
 
     /** CRC-32 of the bytes as 8 hex digits. */
@@ -139,21 +91,14 @@ final class StateFiles {
     }
 
     /**
-     * Checks the metadata before any value is used: refuses a {@value #METADATA_CRC} that does not
-     * match the other entries (checked whenever present), a file whose {@code format} is not
+     * Checks the metadata before any value is used: refuses a {@value MetadataChecksum#KEY} that does
+     * not match the other entries (checked whenever present), a file whose {@code format} is not
      * {@code format} ("not an {@code optimizer} state file"), a {@code version} other than
      * {@code version} or {@value #LEGACY_VERSION}, and a {@code version} file without the checksum.
      */
     static void checkMetadata(Path file, Map<String, String> meta, String optimizer, String format, String version)
             throws IOException {
-        String stored = meta.get(METADATA_CRC);
-        if (stored != null) {
-            String computed = metadataCrc(meta);
-            if (!computed.equals(stored)) {
-                throw bad(file, "metadata checksum mismatch: stored " + METADATA_CRC + " " + stored + ", computed " + computed
-                        + " (a metadata value such as the step, a hyper-parameter or a tensor CRC is corrupted)");
-            }
-        }
+        boolean checked = MetadataChecksum.verify(file, meta, "the step, a hyper-parameter or a tensor CRC");
         if (!format.equals(meta.get("format"))) {
             throw bad(file, "not an " + optimizer + " state file (metadata format=" + meta.get("format") + ", expected "
                     + format + ")");
@@ -163,9 +108,9 @@ final class StateFiles {
             throw bad(file, "unsupported " + optimizer + " state version " + v + " (this reader knows " + LEGACY_VERSION
                     + " and " + version + ")");
         }
-        if (stored == null && version.equals(v)) {
-            throw bad(file, "metadata key '" + METADATA_CRC + "' is missing (required in " + optimizer + " state version "
-                    + version + "; only version " + LEGACY_VERSION + " files may lack it)");
+        if (!checked && version.equals(v)) {
+            MetadataChecksum.require(file, meta, "required in " + optimizer + " state version " + version
+                    + "; only version " + LEGACY_VERSION + " files may lack it");
         }
     }
 

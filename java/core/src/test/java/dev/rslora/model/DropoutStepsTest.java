@@ -224,7 +224,7 @@ class DropoutStepsTest {
 
             Map<String, String[]> cases = new LinkedHashMap<>();
             cases.put("format", new String[] {"rslora.adamw", "not a dropout-steps file (metadata format=rslora.adamw"});
-            cases.put("version", new String[] {"2", "unsupported dropout-steps version 2"});
+            cases.put("version", new String[] {"3", "unsupported dropout-steps version 3"});
             cases.put("seed", new String[] {"seven", "metadata seed=seven is not an integer"});
             cases.put("steps", new String[] {"{\"net.0.fc\":5,\"net.1.fc\":-5,\"net.2.fc\":5}", "steps: module net.1.fc has step -5"});
             cases.put("layer_ids", new String[] {"[0,1,2]", "metadata layer_ids is not a JSON object"});

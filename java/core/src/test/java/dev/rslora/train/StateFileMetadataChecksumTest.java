@@ -1,7 +1,5 @@
 package dev.rslora.train;
 
-import dev.rslora.io.SafetensorsFile;
-import dev.rslora.io.SafetensorsWriter;
 import dev.rslora.optim.AdafactorConfig;
 import dev.rslora.optim.AdafactorState;
 import dev.rslora.optim.AdamWConfig;
@@ -13,21 +11,19 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.lang.foreign.Arena;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.zip.CRC32;
 
+import static dev.rslora.testing.MetadataFiles.KEY;
+import static dev.rslora.testing.MetadataFiles.canonicalCrc;
+import static dev.rslora.testing.MetadataFiles.corrupt;
+import static dev.rslora.testing.MetadataFiles.metadata;
+import static dev.rslora.testing.MetadataFiles.rewrite;
 import static org.junit.jupiter.api.Assertions.assertAll;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -43,11 +39,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * checked on read so that one corrupted character in the step, a hyper-parameter, a tensor's CRC
  * string, the version or the checksum itself is refused naming the file and both checksums, and
  * required in version 2 files while version 1 files (golden/state-v1, written by the code before
- * the checksum existed) still load.
+ * the checksum existed) still load. The checksum's definition itself is tested in
+ * {@code dev.rslora.io.MetadataChecksumTest}.
  */
 class StateFileMetadataChecksumTest {
-    private static final String KEY = "metadata_crc32";
-
     /** The two state files, each with a state of step 42 and lr 0.003 and the places to corrupt. */
     enum Kind {
         ADAMW(AdamWStateFile.VERSION, "\"beta2\":\"0.99", '8', "w.exp_avg_sq") {
@@ -108,73 +103,6 @@ class StateFileMetadataChecksumTest {
     @TempDir
     Path dir;
 
-    /** The canonical serialization as documented (sorted by unsigned UTF-8 key bytes, u32 LE lengths), written here independently. */
-    static String canonicalCrc(Map<String, String> meta) {
-        List<Map.Entry<byte[], byte[]>> entries = new ArrayList<>();
-        for (Map.Entry<String, String> e : meta.entrySet()) {
-            if (!e.getKey().equals(KEY)) {
-                entries.add(Map.entry(e.getKey().getBytes(StandardCharsets.UTF_8), e.getValue().getBytes(StandardCharsets.UTF_8)));
-            }
-        }
-        entries.sort((a, b) -> Arrays.compareUnsigned(a.getKey(), b.getKey()));
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        for (Map.Entry<byte[], byte[]> e : entries) {
-            for (byte[] part : new byte[][] {e.getKey(), e.getValue()}) {
-                out.writeBytes(ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(part.length).array());
-                out.writeBytes(part);
-            }
-        }
-        CRC32 crc = new CRC32();
-        crc.update(out.toByteArray());
-        return String.format("%08x", crc.getValue());
-    }
-
-    static Map<String, String> metadata(Path file) throws IOException {
-        try (Arena arena = Arena.ofConfined()) {
-            return new LinkedHashMap<>(SafetensorsFile.open(file, arena).metadata());
-        }
-    }
-
-    /**
-     * {@code src} with the one character after the only occurrence of {@code marker} replaced by
-     * {@code to} (or, for 0, by another hex digit), written to {@code dst}.
-     */
-    static Path corrupt(Path src, Path dst, String marker, char to) throws IOException {
-        byte[] b = Files.readAllBytes(src);
-        byte[] m = marker.getBytes(StandardCharsets.UTF_8);
-        int at = -1;
-        for (int i = 0; i + m.length < b.length; i++) {
-            if (Arrays.equals(b, i, i + m.length, m, 0, m.length)) {
-                assertEquals(-1, at, "marker " + marker + " occurs twice");
-                at = i + m.length;
-            }
-        }
-        assertTrue(at >= 0, "marker " + marker + " not found");
-        byte c = b[at];
-        assertTrue(Character.isLetterOrDigit(c), "not a digit after " + marker + ": " + (char) c);
-        char replacement = to != 0 ? to : c == '0' ? '1' : '0';
-        assertNotEquals(replacement, (char) c, "the character after " + marker + " is already " + replacement);
-        b[at] = (byte) replacement;
-        Files.write(dst, b);
-        return dst;
-    }
-
-    @Test
-    void theChecksumIsTheDocumentedOneWhichPythonComputesToo() {
-        // values from the Python transcription in the javadoc (zlib.crc32); the keys U+FF5E and
-        // U+1F600 sort the other way round in Java's UTF-16 String order (that would give 6cb600bb)
-        Map<String, String> m = new LinkedHashMap<>();
-        m.put("step", "42");
-        m.put("format", "rslora.adamw");
-        m.put("\uFF5E", "fullwidth");
-        m.put("\uD83D\uDE00", "smile");
-        m.put("é", "ü\u0000\"x");
-        m.put(KEY, "ignored");
-        assertEquals("0e42565b", StateFiles.metadataCrc(m));
-        assertEquals("0e42565b", canonicalCrc(m));
-        assertEquals("00000000", StateFiles.metadataCrc(Map.of()));
-    }
-
     @ParameterizedTest
     @EnumSource(Kind.class)
     void aWrittenFileCarriesTheChecksumOfItsOtherMetadataAndReadsBack(Kind kind) throws IOException {
@@ -193,12 +121,7 @@ class StateFileMetadataChecksumTest {
             reversed.put(keys.get(i), meta.get(keys.get(i)));
         }
         Path r = dir.resolve(kind + "-reversed.safetensors");
-        try (Arena arena = Arena.ofConfined()) {
-            SafetensorsFile good = SafetensorsFile.open(f, arena);
-            SafetensorsWriter w = new SafetensorsWriter().metadata(reversed);
-            good.names().forEach(n -> w.copy(good, n));
-            w.write(r);
-        }
+        rewrite(f, r, reversed);
         assertEquals(42, kind.readStep(r));
     }
 
@@ -240,13 +163,7 @@ class StateFileMetadataChecksumTest {
         kind.write(good);
         Map<String, String> meta = metadata(good);
         meta.remove(KEY);
-        Path missing = dir.resolve(kind + "-missing.safetensors");
-        try (Arena arena = Arena.ofConfined()) {
-            SafetensorsFile f = SafetensorsFile.open(good, arena);
-            SafetensorsWriter w = new SafetensorsWriter().metadata(meta);
-            f.names().forEach(n -> w.copy(f, n));
-            w.write(missing);
-        }
+        Path missing = rewrite(good, dir.resolve(kind + "-missing.safetensors"), meta);
         IOException e = assertThrows(IOException.class, () -> kind.readStep(missing));
         assertTrue(e.getMessage().startsWith(missing + ": metadata key '" + KEY + "' is missing"), e.getMessage());
         // a corrupted key name is the same as no key
@@ -263,13 +180,7 @@ class StateFileMetadataChecksumTest {
         Map<String, String> meta = metadata(good);
         meta.put("version", "3");
         meta.put(KEY, canonicalCrc(meta));
-        Path later = dir.resolve(kind + "-v3.safetensors");
-        try (Arena arena = Arena.ofConfined()) {
-            SafetensorsFile f = SafetensorsFile.open(good, arena);
-            SafetensorsWriter w = new SafetensorsWriter().metadata(meta);
-            f.names().forEach(n -> w.copy(f, n));
-            w.write(later);
-        }
+        Path later = rewrite(good, dir.resolve(kind + "-v3.safetensors"), meta);
         IOException e = assertThrows(IOException.class, () -> kind.readStep(later));
         assertTrue(e.getMessage().contains("state version 3 (this reader knows 1 and 2)"), e.getMessage());
     }
