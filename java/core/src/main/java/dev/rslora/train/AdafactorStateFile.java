@@ -61,6 +61,10 @@ import static dev.rslora.train.StateFiles.putMetadata;
  * file without the key is refused, and the key is checked whenever present (a version digit flipped
  * from 2 to 1 is caught).
  *
+ * Every tensor is checked against the shape {@code shapes} gives its parameter (the row and column
+ * factors against the shapes derived from it), so a shape rewritten in the safetensors tensor table,
+ * which the metadata checksum does not cover, is refused even when the element count is the same.
+ *
  * A reader refuses a file of another format or version, a metadata checksum mismatch (naming the
  * stored and the computed checksum), a missing, extra, non-F32 or mis-shaped tensor, bad
  * hyper-parameters and a tensor checksum mismatch, naming the file and the tensor or key.

@@ -40,6 +40,7 @@ import static dev.rslora.train.StateFiles.putMetadata;
  *   step            t, decimal
  *   lr, beta1, beta2, eps, weight_decay     Java Double.toString (reads back exactly)
  *   parameters      JSON array of the parameter names, in optimizer order
+ *   shapes          JSON object: parameter name → its shape (see below for files without it)
  *   crc32           JSON object: tensor name → CRC-32 (8 hex digits) of its little-endian bytes
  *   metadata_crc32  CRC-32 (8 lowercase hex digits) of all the other metadata entries (below)
  * </pre>
@@ -54,6 +55,15 @@ import static dev.rslora.train.StateFiles.putMetadata;
  * tensors checked but not their metadata (saving again writes version 2); a version 2 file without
  * the key is refused, and the key is checked whenever present (a version digit flipped from 2 to 1
  * is caught).
+ *
+ * Shapes: the metadata checksum does not cover the safetensors tensor table, so a shape rewritten there
+ * with the same element count ([2,3] to [3,2]) passes the safetensors checks and the tensor CRCs. Every
+ * tensor of a parameter is therefore checked against its shape in {@code shapes}, which the checksum
+ * covers. Files without {@code shapes} (version 1, and the version 2 files of its first writer, at
+ * c1a97c3) still load: there a parameter's shape is its {@code exp_avg} tensor's, the other tensors are
+ * checked against it, and only {@code AdamW.load}'s comparison with the parameters catches a rewrite
+ * of all of them. The key's absence cannot be a corruption of a version 2 file that had it: removing or
+ * renaming it breaks the metadata checksum.
  *
  * A reader refuses a file of another format or version, a metadata checksum mismatch (naming the
  * stored and the computed checksum), a missing, extra, non-F32 or mis-shaped tensor, and a tensor
@@ -85,9 +95,11 @@ public final class AdamWStateFile {
         try (Arena arena = Arena.ofConfined()) {
             SafetensorsWriter w = new SafetensorsWriter();
             List<String> names = new ArrayList<>();
+            Map<String, long[]> shapes = new LinkedHashMap<>();
             Map<String, String> crcs = new LinkedHashMap<>();
             for (AdamWState.Entry e : state.entries()) {
                 names.add(e.name());
+                shapes.put(e.name(), e.shape());
                 add(w, crcs, arena, e.name() + M, e.shape(), e.m());
                 add(w, crcs, arena, e.name() + V, e.shape(), e.v());
                 if (e.master() != null) {
@@ -105,6 +117,7 @@ public final class AdamWStateFile {
             meta.put("eps", Double.toString(c.eps()));
             meta.put("weight_decay", Double.toString(c.weightDecay()));
             meta.put("parameters", JSON.writeValueAsString(names));
+            meta.put("shapes", JSON.writeValueAsString(shapes));
             meta.put("crc32", JSON.writeValueAsString(crcs));
             putMetadata(w, meta);
             w.write(file);
@@ -134,6 +147,9 @@ public final class AdamWStateFile {
                 throw bad(file, "bad hyper-parameters: " + e.getMessage());
             }
             List<String> names = parseJson(file, meta, "parameters", new TypeReference<List<String>>() { });
+            // absent in version 1 files and in the first version 2 writer's (see the class comment)
+            Map<String, long[]> shapes = meta.containsKey("shapes")
+                    ? parseJson(file, meta, "shapes", new TypeReference<Map<String, long[]>>() { }) : null;
             Map<String, String> crcs = parseJson(file, meta, "crc32", new TypeReference<Map<String, String>>() { });
             Set<String> expected = new HashSet<>();
             List<AdamWState.Entry> entries = new ArrayList<>();
@@ -141,8 +157,14 @@ public final class AdamWStateFile {
                 if (!expected.add(name + M)) {
                     throw bad(file, "parameter '" + name + "' is listed twice");
                 }
-                float[] m = floats(f, file, crcs, name + M, null);
-                long[] shape = f.entry(name + M).shape();
+                long[] shape = shapes == null ? null : shapes.get(name);
+                if (shapes != null && shape == null) {
+                    throw bad(file, "metadata shapes has no entry for parameter '" + name + "'");
+                }
+                float[] m = floats(f, file, crcs, name + M, shape);
+                if (shape == null) {
+                    shape = f.entry(name + M).shape();
+                }
                 float[] v = floats(f, file, crcs, name + V, shape);
                 expected.add(name + V);
                 float[] master = null;
