@@ -93,7 +93,8 @@ final class AdapterRows {
 
     /**
      * The most rows whose forward takes this path in training mode, where an optimizer step
-     * normally changes A and B between forwards: {@link RowGrads#MAX_ROWS}, as the backward. Measured
+     * normally changes A and B between forwards: {@link RowGrads#MAX_ROWS}, as the backward (measured
+     * there with it, from 9 rows on). Measured when both limits were 8
      * (JMH, d = 1024, two threads, training steps, both limits alternated in one series,
      * 2026-12-06; ratio to the frozen base, r = 64 / r = 16): N = 3 1.41–1.45 / 1.23 here against
      * 1.83 / 1.38–1.39 on panels, N = 4 1.53–1.55 / 1.28 against 1.83–1.91 / 1.41–1.46, N = 8

@@ -20,9 +20,9 @@
  *   <li>{@link dev.rslora.backend.cpu.MergedWeight}: for many rows and no dropout, W' = W + γB·A
  *       formed in a pass's packed layout in place of its LoRA K-segment;</li>
  *   <li>{@link dev.rslora.backend.cpu.GradGemm}, {@link dev.rslora.backend.cpu.RowGrads}: dA and dB
- *       as GEMMs over all N rows, or as outer products for N ≤ 8;
+ *       as GEMMs over all N rows, or as outer products for N ≤ 64;
  *       {@link dev.rslora.backend.cpu.AdapterRows}: the adapter terms straight from row-major A and B
- *       for a backward of N ≤ 8 and a forward of N ≤ 2 (N ≤ 8 in training mode), with no cached
+ *       for a backward of N ≤ 64 and a forward of N ≤ 2 (N ≤ 64 in training mode), with no cached
  *       adapter panels to repack after each optimizer step (from 4 rows, a panel per unit);</li>
  *   <li>{@link dev.rslora.backend.cpu.Panels}: packing into the kernel's B-operand panels, the
  *       transposed ones by {@link dev.rslora.backend.cpu.BlockTranspose}'s in-register L×L blocks;

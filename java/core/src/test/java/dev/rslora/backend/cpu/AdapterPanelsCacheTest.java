@@ -29,8 +29,9 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
  * through master weights, restoring optimizer state, loading with copyFrom, set, fill, writes
  * through segment(), a kept segment plus markWritten(), another tensor object, another γ, merge
  * and unmerge in between) is followed by a training step that must match the reference backend
- * on the same tensors, on the row path (N = 37), the small-N path (N = 5, in training mode and in
- * eval mode) and one row, with dropout in training mode.
+ * on the same tensors, by chunks of rows (N = 70, past RowGrads.MAX_ROWS), on the row path without
+ * cached panels in training mode (N = 37 and 5; N = 5 in eval mode keeps its panels) and one row,
+ * with dropout in training mode.
  */
 class AdapterPanelsCacheTest {
     private static final long SEED = Long.getLong("rslora.test.seed", 0xCAC4EL);
@@ -143,7 +144,7 @@ class AdapterPanelsCacheTest {
     }
 
     @ParameterizedTest(name = "n={0} training={1}")
-    @CsvSource({"37, true", "5, true", "5, false", "1, true"})
+    @CsvSource({"70, true", "37, true", "5, true", "5, false", "1, true"})
     void unchangedAdapterIsPackedOnceAndEveryChangeIsSeen(int n, boolean training) {
         // copies packed per pass that reads a changed tensor: the backward reads A and B as they are up to
         // RowGrads.MAX_ROWS rows, the forward up to AdapterRows.forwardMaxRows (AdapterRows: fewer in eval
@@ -199,7 +200,7 @@ class AdapterPanelsCacheTest {
     /** BF16 adapters with fp32 master weights: the step writes A and B by copyFrom; restore() writes them back. */
     @Test
     void masterWeightStepsAndRestoredOptimizerStateAreSeen() {
-        try (Layer l = new Layer(37, DType.BF16, SEED + 1);
+        try (Layer l = new Layer(RowGrads.MAX_ROWS + 6, DType.BF16, SEED + 1);
              AdamW opt = new AdamW(List.of(new Parameter("a", l.a, l.gA), new Parameter("b", l.b, l.gB)),
                      AdamWConfig.torchDefaults().withLr(0.05), true)) {
             l.stepAndCompare("the first step");

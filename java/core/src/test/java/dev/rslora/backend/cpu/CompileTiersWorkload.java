@@ -10,16 +10,19 @@ import java.net.URLClassLoader;
 import java.util.Arrays;
 
 /**
- * The child JVM of {@link CompileTiersTest}: runs the cpu backend (two workers) through each of its
- * paths — one row (N = 1), the row-gradient path (N ≤ 8), the column split of small N, chunks of
- * rows with the gradient GEMMs, the merged route ({@link MergedWeight}) — with dropout, accumulation, bf16/f16 and shapes that leave tails.
+ * The child JVM of {@link CompileTiersTest}: runs the cpu backend (two workers, eight for one case)
+ * through each of its paths — one row (N = 1), the row path (N ≤ RowGrads.MAX_ROWS: N = 5, 8, 20),
+ * the column split of small N with the gradient GEMMs (N = 70, eight workers), chunks of rows with them, the merged route ({@link MergedWeight}) — with dropout, accumulation, bf16/f16 and shapes that leave tails.
  * Each case runs on the backend's classes loaded afresh (a class loader of its own), so each case's
  * hottest loops get compiled on stack anew: the JIT compiles a method on stack at the loop whose
  * back-edge count trips first, and then compiles the whole method, which ends on-stack compiles of
  * its other loops. Prints "done" at the end.
  */
 public final class CompileTiersWorkload {
-    private record Case(int n, int r, DType dtype, float dropout, GradMode mode) {
+    private record Case(int n, int r, DType dtype, float dropout, GradMode mode, int workers) {
+        Case(int n, int r, DType dtype, float dropout, GradMode mode) {
+            this(n, r, dtype, dropout, mode, 2);
+        }
     }
 
     private static final Case[] CASES = {
@@ -31,6 +34,7 @@ public final class CompileTiersWorkload {
         new Case(20, 24, DType.F32, 0.1f, GradMode.ASSIGN),
         new Case(70, 16, DType.F32, 0f, GradMode.ACCUMULATE),
         new Case(70, 8, DType.F16, 0.1f, GradMode.ASSIGN),
+        new Case(70, 24, DType.F32, 0.1f, GradMode.ACCUMULATE, 8),  // N < 2·MR·workers: columns, gradient GEMMs
         new Case(200, 16, DType.F32, 0f, GradMode.ASSIGN),  // N ≥ 2·d: both passes on the merged route
     };
 
@@ -58,7 +62,7 @@ public final class CompileTiersWorkload {
     /** Case {@code c}: prepare, forward and backward {@code reps} times. */
     public static void runCase(int c, int reps) {
         Case k = CASES[c];
-        try (CpuBackend backend = new CpuBackend(2);
+        try (CpuBackend backend = new CpuBackend(k.workers());
              LayerFixture f = new LayerFixture(k.n(), 72, 80, k.r(), k.dtype(), k.dropout(), k.mode(), true,
                      k.n() * 31L + k.r())) {
             for (int i = 0; i < reps; i++) {

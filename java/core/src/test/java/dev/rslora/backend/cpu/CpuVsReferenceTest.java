@@ -15,11 +15,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The cpu backend against the double-accumulating reference over a covering subset of
- * N ∈ {1, 7, 8, 9, 20, 64, 1025}, d ∈ {1, 3, 64, 129, 1024}, r ∈ {1, 2, 8, 16, 64, 256}: every small shape
- * in every dtype × dropout {0, 0.1} × {assign, accumulate}; the large shapes (where the O(n·d²)
- * oracle is slow) on a few combinations. N ≥ 2·MR·workers takes the row path, smaller N the
- * column path (N ≤ 8 with outer-product gradients, N = 1 with the one-row kernel); some cases use
- * 3 workers. Tolerances (SPEC.md §7): |got − ref| ≤
+ * N ∈ {1, 4, 7, 8, 9, 20, 64, 65, 70, 1025}, d ∈ {1, 3, 64, 129, 1024}, r ∈ {1, 2, 8, 16, 64, 256}:
+ * every small shape in every dtype × dropout {0, 0.1} × {assign, accumulate}; the large shapes
+ * (where the O(n·d²) oracle is slow) on a few combinations. N ≤ RowGrads.MAX_ROWS (64) takes the
+ * row path (no cached adapter panels, outer-product gradients; N = 1 the one-row kernel); above,
+ * N ≥ 2·MR·workers goes by chunks of rows, smaller N by columns with the gradient GEMMs (8
+ * workers); some cases use 3 workers. Tolerances (SPEC.md §7): |got − ref| ≤
  * atol·max|ref| + rtol·|ref| per tensor and dtype, looser atol for dA/dB (sums over N); for BF16
  * and F16 the max error must also be at most 2× that of {@link NaiveLayer} (+1e-6·max|ref|).
  */
@@ -27,6 +28,7 @@ class CpuVsReferenceTest {
     private static final long BASE_SEED = Long.getLong("rslora.test.seed", 0x5EED_CAFEL);
     private static CpuBackend cpu;
     private static CpuBackend cpu3;
+    private static CpuBackend cpu8;
     private static final ReferenceBackend REF = new ReferenceBackend();
 
     record Case(int n, int dIn, int dOut, int r, DType dtype, float p, GradMode mode, int threads) {
@@ -41,12 +43,14 @@ class CpuVsReferenceTest {
     static void start() {
         cpu = new CpuBackend(2);
         cpu3 = new CpuBackend(3);
+        cpu8 = new CpuBackend(8);
     }
 
     @AfterAll
     static void stop() {
         cpu.close();
         cpu3.close();
+        cpu8.close();
     }
 
     static List<Case> cases() {
@@ -79,6 +83,11 @@ class CpuVsReferenceTest {
         out.add(new Case(9, 129, 70, 24, DType.F16, 0.1f, GradMode.ASSIGN, 2));
         out.add(new Case(20, 300, 129, 40, DType.F32, 0.1f, GradMode.ACCUMULATE, 2));
         out.add(new Case(20, 64, 257, 33, DType.BF16, 0f, GradMode.ASSIGN, 3));
+        // the row path's last N and the first past it (RowGrads.MAX_ROWS); with 8 workers N = 70 is
+        // below 2·MR·workers: the column split with the gradient GEMMs (two or three workers never get there)
+        out.add(new Case(RowGrads.MAX_ROWS, 129, 70, 24, DType.BF16, 0.1f, GradMode.ACCUMULATE, 2));
+        out.add(new Case(RowGrads.MAX_ROWS + 1, 129, 70, 24, DType.F32, 0.1f, GradMode.ASSIGN, 2));
+        out.add(new Case(70, 129, 70, 24, DType.F16, 0.1f, GradMode.ACCUMULATE, 8));
         return out;
     }
 
@@ -90,7 +99,7 @@ class CpuVsReferenceTest {
                 (c.n() + c.dIn()) % 2 == 0, seed)) {
             String ctx = f.describe() + " (rerun with -Drslora.test.seed=" + BASE_SEED + ")";
             LayerFixture.Outputs ref = f.run(REF);
-            LayerFixture.Outputs got = f.run(c.threads() == 3 ? cpu3 : cpu);
+            LayerFixture.Outputs got = f.run(c.threads() == 3 ? cpu3 : c.threads() == 8 ? cpu8 : cpu);
             Tol tol = Tol.of(c.dtype());
             Compare.close("U", got.u(), ref.u(), 1e-5, 1e-5, ctx);
             Compare.close("Y", got.y(), ref.y(), tol.atol, tol.rtol, ctx);
