@@ -51,6 +51,20 @@ final class AdapterRows {
     private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
     private static final int L = MicroKernel.L;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    /**
+     * {@link Lanes}' permutations and masks as fields of this class, read directly (no call in hot
+     * code): C2 left some calls to Lanes.xor out of line (-XX:+PrintInlining, N = 1 training steps,
+     * 2026-12-06: "callee is too large", 38 bytes against the 35-byte limit at a cold call site),
+     * and a shuffle of unknown class keeps the rearrange from its intrinsic.
+     */
+    private static final VectorShuffle<Float> XOR1 = Lanes.xor(1);
+    private static final VectorShuffle<Float> XOR2 = Lanes.xor(2);
+    private static final VectorShuffle<Float> XOR4 = Lanes.xor(4);
+    private static final VectorShuffle<Float> XOR8 = Lanes.xor(8);
+    private static final VectorMask<Float> UPPER1 = Lanes.set(1);
+    private static final VectorMask<Float> UPPER2 = Lanes.set(2);
+    private static final VectorMask<Float> UPPER4 = Lanes.set(4);
+    private static final VectorMask<Float> UPPER8 = Lanes.set(8);
     /** {@link #group}'s last shuffle: the tree leaves row q's sum in lane {@link #treeLane}(q); this puts it in lane q. */
     private static final VectorShuffle<Float> GROUP_ORDER =
             MicroKernel.SCALAR ? null : VectorShuffle.fromOp(S, AdapterRows::treeLane);
@@ -259,8 +273,9 @@ final class AdapterRows {
      * bit h, b[i] + b[i^h] where it has it (one shuffle, two blends, one add).
      */
     private static FloatVector combine(FloatVector a, FloatVector b, int h) {
-        VectorMask<Float> upper = Lanes.set(h);
-        return a.blend(b, upper).add(b.blend(a, upper).rearrange(Lanes.xor(h)));
+        VectorMask<Float> upper = h == 8 ? UPPER8 : h == 4 ? UPPER4 : h == 2 ? UPPER2 : UPPER1;
+        VectorShuffle<Float> xor = h == 8 ? XOR8 : h == 4 ? XOR4 : h == 2 ? XOR2 : XOR1;
+        return a.blend(b, upper).add(b.blend(a, upper).rearrange(xor));
     }
 
     /**
@@ -407,13 +422,13 @@ final class AdapterRows {
      */
     static float hsum(FloatVector v) {
         if (L >= 16) {
-            v = v.add(v.rearrange(Lanes.xor(8)));
+            v = v.add(v.rearrange(XOR8));
         }
         if (L >= 8) {
-            v = v.add(v.rearrange(Lanes.xor(4)));
+            v = v.add(v.rearrange(XOR4));
         }
-        v = v.add(v.rearrange(Lanes.xor(2)));
-        v = v.add(v.rearrange(Lanes.xor(1)));
+        v = v.add(v.rearrange(XOR2));
+        v = v.add(v.rearrange(XOR1));
         return v.lane(0);
     }
 

@@ -8,8 +8,10 @@ import jdk.incubator.vector.VectorSpecies;
  * The lane permutations and masks of the in-register reductions ({@link AdapterRows}) and
  * transposes ({@link BlockTranspose}), for h = 1, 2, 4, 8 at the backend's species: the
  * permutation l → l ^ h, and the lanes whose bit h is set or clear. Null where h ≥ L or on the
- * scalar tile. Each accessor picks one static final by h, so a call with a constant h folds to a
- * constant.
+ * scalar tile. For field initializers: hot code reads fields of its own class, since a call that
+ * C2 leaves out of line at a cold call site (each accessor is 38 bytes of bytecode, over the
+ * 35-byte limit there) returns a shuffle or mask of unknown class, and the vector operation using
+ * it then runs in the Vector API's Java fallback ({@link AdapterRows}).
  */
 final class Lanes {
     private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
