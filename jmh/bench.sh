@@ -203,6 +203,9 @@ cpu() {
             "${ri[@]}"
         jmh r-d4096 'CpuLayerBenchmark.loraThenBase$' -p n=512 -p dIn=4096 -p dOut=4096 -p r=64,256 -p dropout=0 \
             -p tile=512 -wi 2 -w 2s -i 5 -r 2s
+        #    small training batches: up to 64 rows the row path (no cached adapter panels, outer-product gradients)
+        jmh r-small 'CpuLayerBenchmark.loraThenBase$' -p n=16,32,64 -p dIn=1024 -p dOut=1024 -p r=16,64 -p dropout=0 \
+            -p tile=512 "${ri[@]}"
         jmh decode 'CpuLayerBenchmark.(loraThenBase|forwardThenBase)$' -p n=1,8 -p dIn=1024 -p dOut=1024 -p r=8,16,64 -p dropout=0 -p tile=512 \
             "${ri[@]}"
         #    the same in blocks of 32 steps a side: single steps alternating let the base step pay for writing back
