@@ -54,7 +54,7 @@ public final class SafetensorsWriter {
     static final String TEST_PAUSE_PROPERTY = "rslora.test.writePauseMillis";
 
     /** {@link #TEST_PAUSE_PROPERTY}, read once when the class loads. */
-    private static final long TEST_PAUSE_MILLIS = Math.max(0, Long.getLong(TEST_PAUSE_PROPERTY, 0));
+    private static final long TEST_PAUSE_MILLIS = TestPause.millis(TEST_PAUSE_PROPERTY);
 
     /**
      * Computes the bytes of a tensor while it is written, so that a tensor that exists nowhere in
@@ -365,7 +365,7 @@ public final class SafetensorsWriter {
                 writeFully(ch, prefix);
                 writeFully(ch, ByteBuffer.wrap(header));
                 if (TEST_PAUSE_MILLIS > 0) {
-                    pauseForTest();
+                    TestPause.sleep(TEST_PAUSE_MILLIS);  // an interrupt stays set: the next channel write fails
                 }
                 try (Arena staging = Arena.ofConfined()) {
                     MemorySegment buffer = null;
@@ -418,15 +418,6 @@ public final class SafetensorsWriter {
             d.force(true);
         } catch (IOException e) {
             // Not supported everywhere (e.g. Windows); the file's own data was already forced.
-        }
-    }
-
-    /** The wait of {@link #TEST_PAUSE_PROPERTY}; an interrupt ends it and is kept for the channel to see. */
-    private static void pauseForTest() {
-        try {
-            Thread.sleep(TEST_PAUSE_MILLIS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
         }
     }
 

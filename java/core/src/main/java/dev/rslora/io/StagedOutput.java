@@ -58,10 +58,10 @@ public final class StagedOutput implements AutoCloseable {
     static final String TEST_COMMIT_PAUSE_PROPERTY = "rslora.test.commitPauseMillis";
 
     /** {@link #TEST_STAGED_PAUSE_PROPERTY}, read once when the class loads. */
-    private static final long TEST_STAGED_PAUSE_MILLIS = Math.max(0, Long.getLong(TEST_STAGED_PAUSE_PROPERTY, 0));
+    private static final long TEST_STAGED_PAUSE_MILLIS = TestPause.millis(TEST_STAGED_PAUSE_PROPERTY);
 
     /** {@link #TEST_COMMIT_PAUSE_PROPERTY}, read once when the class loads. */
-    private static final long TEST_COMMIT_PAUSE_MILLIS = Math.max(0, Long.getLong(TEST_COMMIT_PAUSE_PROPERTY, 0));
+    private static final long TEST_COMMIT_PAUSE_MILLIS = TestPause.millis(TEST_COMMIT_PAUSE_PROPERTY);
 
     /** How long the signal cleanup waits for a commit (or a close) in progress. */
     private static final long COMMIT_WAIT_MILLIS = 10_000;
@@ -225,11 +225,7 @@ public final class StagedOutput implements AutoCloseable {
      */
     public void commit() throws IOException {
         if (TEST_STAGED_PAUSE_MILLIS > 0) {
-            try {
-                Thread.sleep(TEST_STAGED_PAUSE_MILLIS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+            TestPause.sleep(TEST_STAGED_PAUSE_MILLIS);
         }
         lock.lock();
         try {
