@@ -50,22 +50,41 @@ report() { # extra ResultsReport arguments
 
 load_now() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?"; }
 
+# How many CPUs other processes kept busy over the 2 s before a run, while the suite itself is idle
+# (/proc/stat: user, nice, system, irq, softirq and steal time against the total; steal is the host
+# giving the vCPU to someone else). Unlike the 1-minute load average, which at a run's start still
+# counts the suite's own previous run, this sees only what competes with the run. "?" without /proc/stat.
+busy_now() {
+    local a b
+    a="$(head -n 1 /proc/stat 2>/dev/null)" || { echo "?"; return; }
+    sleep 2
+    b="$(head -n 1 /proc/stat 2>/dev/null)" || { echo "?"; return; }
+    awk -v a="$a" -v b="$b" -v n="$(nproc)" 'BEGIN {
+        split(a, x, " "); split(b, y, " ");
+        busy = (y[2] + y[3] + y[4] + y[7] + y[8] + y[9]) - (x[2] + x[3] + x[4] + x[7] + x[8] + x[9]);
+        total = busy + (y[5] + y[6]) - (x[5] + x[6]);
+        if (total <= 0) print "?"; else printf "%.2f", n * busy / total }'
+}
+
 # jmh NAME SETTINGS... : one JMH invocation writing $stage/cpu-NAME.json; the load average before
-# and after and the UTC time it ended go to $stage/loads.tsv (cpu-loads.json at the end)
+# and after, the UTC time it ended and the CPUs other processes kept busy just before it (busy_now)
+# go to $stage/loads.tsv (cpu-loads.json at the end)
 jmh() {
     local name="$1"
     shift
     if [[ -n "$only" && ",$only," != *",$name,"* ]]; then return 0; fi
-    local before
+    local before busy
+    busy="$(busy_now)"
     before="$(load_now)"
-    echo "bench: [$(date -u +%H:%M:%S)] $name (load $before)"
+    echo "bench: [$(date -u +%H:%M:%S)] $name (load $before; other processes kept $busy of $(nproc) CPUs busy over the last 2 s)"
     [[ " $* " == *" -f "* ]] || set -- "$@" -f 1  # one JVM unless the run asks for more
     if ! "${java[@]}" -jar "$jar" "$@" -foe true -rf json -rff "$stage/cpu-$name.json" >"$stage/cpu-$name.log" 2>&1; then
         echo "bench: $name FAILED; its output: $stage/cpu-$name.log" >&2
         tail -n 30 "$stage/cpu-$name.log" >&2
         return 1
     fi
-    printf 'cpu-%s.json\t%s\t%s\t%s\n' "$name" "$before" "$(load_now)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$stage/loads.tsv"
+    printf 'cpu-%s.json\t%s\t%s\t%s\t%s\n' "$name" "$before" "$(load_now)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$busy" \
+        >>"$stage/loads.tsv"
     grep -E '^(Benchmark|[A-Za-z]+Benchmark[.:])' "$stage/cpu-$name.log" || true
 }
 
@@ -74,11 +93,12 @@ write_loads() {
     local first=1
     {
         printf '{"loads": {'
-        while IFS=$'\t' read -r file before after ended; do
+        while IFS=$'\t' read -r file before after ended busy; do
             (( first )) || printf ','
             first=0
             printf '\n  "%s": {"before": "%s", "after": "%s"' "$file" "$before" "$after"
             [[ -n "$ended" ]] && printf ', "ended": "%s"' "$ended"
+            [[ -n "$busy" ]] && printf ', "busy_before": "%s"' "$busy"
             printf '}'
         done <"$stage/loads.tsv"
         printf '\n}}\n'
@@ -256,7 +276,7 @@ cpu() {
         for f in "$raw"/cpu-*.json; do
             f="$(basename "$f")"
             [[ "$f" == cpu-loads.json || "$f" == cpu-env.json || -f "$stage/$f" ]] && continue
-            sed -n "s/^ *\"$f\": {\"before\": \"\([^\"]*\)\", \"after\": \"\([^\"]*\)\"\(, \"ended\": \"\([^\"]*\)\"\)\{0,1\}}.*/$f\t\1\t\2\t\4/p" \
+            sed -n "s/^ *\"$f\": {\"before\": \"\([^\"]*\)\", \"after\": \"\([^\"]*\)\"\(, \"ended\": \"\([^\"]*\)\"\)\{0,1\}\(, \"busy_before\": \"\([^\"]*\)\"\)\{0,1\}}.*/$f\t\1\t\2\t\4\t\6/p" \
                 "$raw/cpu-loads.json" >>"$stage/loads.tsv"
         done
     fi

@@ -478,23 +478,25 @@ final class CpuSideBySide {
                 + " threads reached together)");
     }
 
+    /** Other processes' CPUs (busy in the 2 s before a run) from which its figures are not a quiet machine's. */
+    static final double BUSY_CPUS = 0.5;
+
     /**
-     * " — under load: …" when the run started with a 1-minute load average at or above the number
-     * of logical CPUs (other processes held the cores: such a figure is not a quiet machine's), else "".
+     * " — under load: …" when other processes kept at least {@link #BUSY_CPUS} CPUs busy in the 2 s
+     * before the run (recorded by jmh/bench.sh since 2026-12-06), else "". Not from the 1-minute load
+     * average: at a run's start it still counts the suite's own previous run (two busy threads for a
+     * minute read as a load near 2), so it flagged quiet runs that followed a long one; runs without
+     * the record are not judged.
      */
     static String underLoad(Results res, Interleaved i) {
-        String load = res.load(i.source());
-        int cpus = res.cpuEnv() == null ? 0 : res.cpuEnv().path("logical_cpus").asInt(0);
-        try {
-            double first = Double.parseDouble(load.strip().split("\\s+")[0]);
-            if (cpus > 0 && first >= cpus) {
-                return " — **under load** (" + Fmt.num(first, 1) + " on " + cpus + " logical CPUs at the start): not a quiet "
-                        + "machine's figure; the all-core ratios against OpenBLAS grow with the load";
-            }
-        } catch (NumberFormatException e) {
+        var busy = res.busyBefore(i.source());
+        if (busy.isEmpty() || busy.getAsDouble() < BUSY_CPUS) {
             return "";
         }
-        return "";
+        int cpus = res.cpuEnv() == null ? 0 : res.cpuEnv().path("logical_cpus").asInt(0);
+        return " — **under load** (other processes kept " + Fmt.num(busy.getAsDouble(), 2) + " of "
+                + (cpus > 0 ? String.valueOf(cpus) : "the") + " logical CPUs busy in the 2 s before the run): not a quiet "
+                + "machine's figure; the all-core ratios against OpenBLAS grow with the load";
     }
 
     /** "**met**" when the median meets it (and every iteration does, or not), "**not met**" otherwise. */

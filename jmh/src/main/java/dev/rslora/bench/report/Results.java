@@ -24,7 +24,8 @@ import java.util.stream.Stream;
  * Every raw result the report is made from:
  * <pre>
  *   RAW/*.json          JMH result arrays (CPU suite; any other JMH file works too), cpu-env.json (BenchEnv)
- *                       and cpu-loads.json (jmh/bench.sh: the load average before and after each JMH run)
+ *                       and cpu-loads.json (jmh/bench.sh: the load average before and after each JMH run, when
+ *                       it ended, and since 2026-12-06 the CPUs other processes kept busy just before it)
  *   GPU/jmh-gpu*.json   JMH result arrays of GpuBench
  *   GPU/peft*.jsonl     jmh/peft_peer.py;  GPU/dev-bench-v*.jsonl  cuda/dev bench
  *   GPU/gpu-info.csv    nvidia-smi;        GPU/summary.txt         the gpu-check summary (date, commit)
@@ -37,6 +38,11 @@ public final class Results {
     private final Map<String, String> loads = new LinkedHashMap<>();
     /** When the JMH run that wrote each CPU result ended (cpu-loads.json's "ended", recorded since 2026-12-05). */
     private final Map<String, Instant> ended = new LinkedHashMap<>();
+    /**
+     * How many CPUs other processes kept busy in the 2 s before each run (cpu-loads.json's
+     * "busy_before", recorded since 2026-12-06; "?" where /proc/stat was unreadable: not kept).
+     */
+    private final Map<String, Double> busyBefore = new LinkedHashMap<>();
     private final List<JmhJson.Unknown> unknown = new ArrayList<>();
     private final List<GpuLines.Kernel> kernels = new ArrayList<>();
     private final List<String> cpuJvms = new ArrayList<>();
@@ -91,6 +97,20 @@ public final class Results {
                             throw new IOException(f + ": " + e.getKey() + " has \"ended\": \"" + ended
                                     + "\", not a UTC time like 2026-12-05T06:53:03Z");
                         }
+                    }
+                    String busy = e.getValue().path("busy_before").asText("?").strip();
+                    if (!busy.equals("?")) {
+                        double cpus;
+                        try {
+                            cpus = Double.parseDouble(busy);
+                        } catch (NumberFormatException bad) {
+                            cpus = Double.NaN;
+                        }
+                        if (!(cpus >= 0)) {
+                            throw new IOException(f + ": " + e.getKey() + " has \"busy_before\": \"" + busy
+                                    + "\", not a number of CPUs like 0.05 (or ? when unknown)");
+                        }
+                        r.busyBefore.put(e.getKey(), cpus);
                     }
                 }
                 r.cpuSources.add(f.getFileName().toString());
@@ -271,6 +291,15 @@ public final class Results {
                 : day.format(first) + " " + time.format(first) + " UTC – " + day.format(last) + " " + time.format(last) + " UTC";
         long untimed = loads.keySet().stream().filter(k -> !ended.containsKey(k)).count();
         return untimed == 0 ? span : span + "; " + untimed + (untimed == 1 ? " run" : " runs") + " without a recorded time";
+    }
+
+    /**
+     * How many CPUs other processes kept busy in the 2 s before the JMH run that wrote {@code source}
+     * (jmh/bench.sh's busy_now), or empty when not recorded.
+     */
+    public java.util.OptionalDouble busyBefore(String source) {
+        Double cpus = busyBefore.get(source);
+        return cpus == null ? java.util.OptionalDouble.empty() : java.util.OptionalDouble.of(cpus);
     }
 
     /** "before → after" 1-, 5-, 15-minute load averages of the JMH run that wrote {@code source}, or "not recorded". */

@@ -119,8 +119,9 @@ class ResultsReportTest {
         // the old-format run: 2.2 ms per pair split 1.2 : 1.0, the JIT's widest tile
         assertTrue(line(md, "| 512 | 1024 | 64 | the JIT's widest vectors").contains("| 1.20 | 1.00 | 1.200 (1.200–1.200, 2 iterations) | 1.188 |"), md);
         assertTrue(line(md, "N=1: the LoRA step").contains("100.0 µs vs 80.0 µs: 1.250") && line(md, "N=1: the LoRA step").contains("**met** (every iteration)"), md);
-        // cpu-r.json ran at load 3 on 2 CPUs: its verdicts say so; the quiet run's do not
-        assertTrue(line(md, "N=1: the LoRA step").contains("**under load** (3.0 on 2 logical CPUs at the start)"), md);
+        // other processes kept 1.6 of 2 CPUs busy before cpu-r.json: its verdicts say so; the quiet run's do not
+        assertTrue(line(md, "N=1: the LoRA step").contains("**under load** (other processes kept 1.60 of 2 logical CPUs busy in "
+                + "the 2 s before the run)"), md);
         assertTrue(line(md, "N=1: the LoRA step").contains("; traffic floor 1 + 3r/d = 1.188 to 1 + 4r/d = 1.250 (memory-bound"), md);
         assertFalse(line(md, "≥ 1.20× at N=512").contains("under load"), md);
         // wall: 2·16/0.139 ns; CPU time: 2·16·8e9 FMAs / 1 s = 256 GFLOP/s; 256-bit: 2·8·7e9 / 1 s = 112
@@ -235,6 +236,12 @@ class ResultsReportTest {
         String md = generate(raw, null);
         assertTrue(md.contains("- machine facts recorded: 2026-01-02T03:04:05Z (at the start of the last `jmh/bench.sh cpu` run"), md);
         assertTrue(md.contains("- the results' runs ended: 2026-01-02 01:15–03:04 UTC; 1 run without a recorded time\n"), md);
+        // cpu-r.json started at a 1-minute load of 3 on 2 CPUs with no record of other processes: not judged
+        // (the load average counts the suite's own previous run)
+        assertFalse(line(md, "N=1: the LoRA step").contains("under load"), md);
+        Synthetic.lines(raw.resolve("cpu-loads.json"), "{\"loads\": {\"cpu-r.json\": {\"before\": \"3.00 2.00 1.00\", "
+                + "\"after\": \"3.50 2.10 1.00\", \"busy_before\": \"0.49\"}}}");
+        assertFalse(line(generate(raw, null), "N=1: the LoRA step").contains("under load"), "0.49 CPUs busy: quiet enough");
 
         // over midnight, every run timed
         Synthetic.lines(raw.resolve("cpu-loads.json"), "{\"loads\": {",
@@ -242,6 +249,15 @@ class ResultsReportTest {
                 "  \"cpu-vs-openblas.json\": {\"before\": \"0.50 0.40 0.30\", \"after\": \"1.10 0.60 0.35\", \"ended\": \"2026-01-02T00:01:00Z\"}",
                 "}}");
         assertEquals("2026-01-01 23:59 UTC – 2026-01-02 00:01 UTC", Results.load(raw, null).cpuRunsEnded());
+
+        // a malformed busy record names the file, the result and the value; "?" (unknown) is no record
+        Synthetic.lines(raw.resolve("cpu-loads.json"), "{\"loads\": {\"cpu-r.json\": {\"before\": \"1 1 1\", \"after\": \"1 1 1\", "
+                + "\"busy_before\": \"lots\"}}}");
+        IOException busy = assertThrows(IOException.class, () -> Results.load(raw, null));
+        assertTrue(busy.getMessage().contains("cpu-loads.json: cpu-r.json has \"busy_before\": \"lots\""), busy.getMessage());
+        Synthetic.lines(raw.resolve("cpu-loads.json"), "{\"loads\": {\"cpu-r.json\": {\"before\": \"1 1 1\", \"after\": \"1 1 1\", "
+                + "\"busy_before\": \"?\"}}}");
+        assertTrue(Results.load(raw, null).busyBefore("cpu-r.json").isEmpty());
 
         // a malformed time names the file, the result and the value
         Synthetic.lines(raw.resolve("cpu-loads.json"), "{\"loads\": {\"cpu-r.json\": {\"before\": \"1 1 1\", \"after\": \"1 1 1\", "

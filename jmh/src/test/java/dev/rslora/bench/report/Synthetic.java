@@ -195,7 +195,8 @@ final class Synthetic {
         cpu.putArray("jvmArgs").add("--add-modules").add("-XX:UseAVX=2");
         write(raw.resolve("cpu-cputime.json"), List.of(cpu));
         lines(raw.resolve("cpu-loads.json"), "{\"loads\": {\"cpu-vs-openblas.json\": {\"before\": \"0.50 0.40 0.30\", "
-                + "\"after\": \"1.10 0.60 0.35\"}, \"cpu-r.json\": {\"before\": \"3.00 2.00 1.00\", \"after\": \"3.50 2.10 1.00\"}}}");
+                + "\"after\": \"1.10 0.60 0.35\", \"busy_before\": \"0.04\"}, \"cpu-r.json\": {\"before\": \"3.00 2.00 1.00\", "
+                + "\"after\": \"3.50 2.10 1.00\", \"busy_before\": \"1.60\"}}}");
     }
 
     /** {@code run} as JMH writes it for -t {@code n}. */
