@@ -14,7 +14,12 @@ import java.nio.ByteOrder;
  *   C[MR, NR] (=|+=) Σ_{k&lt;K} a[aOff + m·lda + k] · panel[k][0..NR)
  * </pre>
  * A is a heap float[] read row-major (K contiguous, rows {@code lda} apart; the caller pads A to
- * MR rows so pad rows may hold stale values: they only reach pad rows of C). The B operand is a
+ * MR rows so pad rows may hold stale values: they only reach pad rows of C). A packed A ([K][MR],
+ * one stream and constant broadcast offsets instead of MR row addresses, some kept on the stack)
+ * was tried and not kept (2026-12-06, 512-bit tile, one thread): alone, 64 rows through all of a
+ * d = 1024 W, it ran 1.04–1.20× faster in three runs of 30–60 alternated rounds, but the frozen
+ * base step (N = 512, d = 1024) took 10.9–11.5 ms with it against 10.6–12.0 ms without, five
+ * alternated runs each, the step already at about 93 % of the FMA ceiling. The B operand is a
  * packed panel in native memory: K consecutive groups of NR floats (see {@link Panels}); its
  * constant stride lets the JIT drop the per-load range checks (a B operand read with a run-time
  * row stride measured 15% slower). C is an MR×NR tile in a heap float[], row m at

@@ -90,6 +90,11 @@ final class TileOps {
      * dst[dstOff + j·ldd + i] = src[srcOff + i·lds + j] for rows i &lt; rows and columns j in [j0, j1):
      * columns of L rows at a time through vector gathers ({@code index} = gatherRows(lds)), each
      * stored as L consecutive floats of a dst row, instead of one scalar store per element.
+     * {@link BlockTranspose}'s L×L blocks on heap-segment views of the two arrays were tried and
+     * not kept: Vᵀ of V [512, 64] by 64-row chunks took 35–46 µs against 12–13, of V [512, 256]
+     * 33–204 µs against 45–49 (one thread, 512-bit, 2026-12-06, two runs each; the 16-lane block is
+     * compiled out of line, and why it ran this slowly was not pinned down); an array flavour would
+     * need its own copy of the blocks.
      */
     static void transpose(float[] src, int srcOff, int lds, int rows, int j0, int j1, float[] dst, int dstOff, int ldd,
                           int[] index) {
