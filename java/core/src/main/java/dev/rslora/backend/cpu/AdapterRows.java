@@ -203,7 +203,8 @@ final class AdapterRows {
                 long at = base + (long) (o - o0) * r * 4;
                 for (int i = 0; i < n; i++) {
                     int yo = i * ldy + o;
-                    FloatVector.fromArray(S, yc, yo).add(group(gu, i * r, rows, at, 4L * r, r, tail)).intoArray(yc, yo);
+                    FloatVector.fromArray(S, yc, yo).add(group(gu, i * r, rows, at, 4L * r, r, tail, s.quads))
+                            .intoArray(yc, yo);
                 }
             }
         }
@@ -221,29 +222,44 @@ final class AdapterRows {
      * vectors, the last len mod L values through the mask {@code tail}
      * (indexInRange(len − len mod L, len), null when L divides len); then the L chains' lanes summed
      * by one tree of {@link #combine}s (L − 1 of them, where L separate trees took L·log2(L)
-     * shuffles and a lane extraction each), in a fixed order whichever tier runs it.
+     * shuffles and a lane extraction each), in a fixed order whichever tier runs it. {@code quads}
+     * (4·L floats, the worker's {@link Scratch#quads}) carries the four {@link #quad}s' vectors.
      */
-    static FloatVector group(float[] x, int xo, MemorySegment y, long yOff, long ld, int len, VectorMask<Float> tail) {
-        FloatVector t0 = quad(x, xo, y, yOff, ld, len, tail);
+    static FloatVector group(float[] x, int xo, MemorySegment y, long yOff, long ld, int len, VectorMask<Float> tail,
+                             float[] quads) {
+        quad(x, xo, y, yOff, ld, len, tail, quads, 0);
         if (L == 4) {
-            return t0.rearrange(GROUP_ORDER);
+            return FloatVector.fromArray(S, quads, 0).rearrange(GROUP_ORDER);
         }
-        FloatVector t1 = quad(x, xo, y, yOff + 4 * ld, ld, len, tail);
+        quad(x, xo, y, yOff + 4 * ld, ld, len, tail, quads, L);
         if (L == 8) {
-            return combine(t0, t1, 1).rearrange(GROUP_ORDER);
+            return combine(FloatVector.fromArray(S, quads, 0), FloatVector.fromArray(S, quads, L), 1).rearrange(GROUP_ORDER);
         }
-        FloatVector t2 = quad(x, xo, y, yOff + 8 * ld, ld, len, tail);
-        FloatVector t3 = quad(x, xo, y, yOff + 12 * ld, ld, len, tail);
-        return combine(combine(t0, t1, 2), combine(t2, t3, 2), 1).rearrange(GROUP_ORDER);
+        quad(x, xo, y, yOff + 8 * ld, ld, len, tail, quads, 2 * L);
+        quad(x, xo, y, yOff + 12 * ld, ld, len, tail, quads, 3 * L);
+        return combine(combine(FloatVector.fromArray(S, quads, 0), FloatVector.fromArray(S, quads, L), 2),
+                combine(FloatVector.fromArray(S, quads, 2 * L), FloatVector.fromArray(S, quads, 3 * L), 2), 1)
+                .rearrange(GROUP_ORDER);
     }
 
     /**
      * Four rows of {@link #group}: their fma chains, then two levels of the tree, the first at lane
      * bit L/2 (rows 0|1 and 2|3), the second at L/4 (rows 01|23): lane i holds a partial sum of row
-     * [i has bit L/2] + 2·[i has bit L/4].
+     * [i has bit L/2] + 2·[i has bit L/4]; stored at {@code out[at0 .. at0 + L)}, not returned.
+     * C2 does not inline this method into {@link #group} (over -XX:FreqInlineSize's 325 bytes of
+     * bytecode: -XX:+PrintInlining "hot method too big"), and a vector returned from a call left out
+     * of line is boxed on the heap; stored, it costs a 64-byte store and reload. {@link #addY} over
+     * 1024 outputs at r = 64 (one thread, 512-bit, alone in a loop, 2026-12-06): 24 KB allocated
+     * and 4.9–51 µs per call returned, nothing allocated and 3.9–5.5 µs stored (six runs each).
+     * <p>Open: with a masked tail (r mod L ≠ 0: r = 8 and 24 at 512 bits) most JVMs still box every
+     * vector of the call (172–184 KB per call, 11–19 µs, against 3.5 at r = 16); one run in five
+     * did not (3.7 µs at r = 8): it depends on the JIT's history. Tried and not kept: a helper for
+     * the loads (under 325 bytes, inlined, but the fourth call then hit NodeCountInliningCutoff),
+     * the tail loaded whole and cleared by an AND of int bits (everything boxed, 10× slower), scalar
+     * {@link #dot}s for a tail (10.5 µs at r = 8).
      */
-    private static FloatVector quad(float[] x, int xo, MemorySegment y, long yOff, long ld, int len,
-                                    VectorMask<Float> tail) {
+    private static void quad(float[] x, int xo, MemorySegment y, long yOff, long ld, int len,
+                             VectorMask<Float> tail, float[] out, int at0) {
         FloatVector p0 = FloatVector.zero(S);
         FloatVector p1 = p0;
         FloatVector p2 = p0;
@@ -265,7 +281,7 @@ final class AdapterRows {
             p2 = xv.fma(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE, tail), p2);
             p3 = xv.fma(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE, tail), p3);
         }
-        return combine(combine(p0, p1, L / 2), combine(p2, p3, L / 2), L / 4);
+        combine(combine(p0, p1, L / 2), combine(p2, p3, L / 2), L / 4).intoArray(out, at0);
     }
 
     /**

@@ -33,6 +33,8 @@ final class Scratch implements AutoCloseable {
     Object xRowsOf;
     /** An MR×NR register tile stored for its epilogue (U, V, merge); Y and dX tiles go straight to yc. */
     final float[] tile = new float[MicroKernel.MR * MicroKernel.NR];
+    /** {@link AdapterRows#group}'s four partial vectors, passed through memory rather than returned (boxed). */
+    final float[] quads = new float[4 * MicroKernel.L];
     /** Keep bits: one row (forward) or [padRows(n), words(d_in)] (backward, small N). */
     long[] bits = new long[0];
     /** Gradient GEMM accumulators, tiles [rPad/MR][panels][MR×NR]. */

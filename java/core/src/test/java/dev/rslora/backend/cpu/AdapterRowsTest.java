@@ -128,7 +128,7 @@ class AdapterRowsTest {
                 y.set(DType.LE_FLOAT, at, (float) rng.nextDouble(-1, 1));
             }
             var tail = len % lanes == 0 ? null : MicroKernel.SPECIES.indexInRange(len - len % lanes, len);
-            float[] got = AdapterRows.group(x, 3, y, 8, ld, len, tail).toArray();
+            float[] got = AdapterRows.group(x, 3, y, 8, ld, len, tail, new float[4 * lanes]).toArray();
             assertEquals(lanes, got.length);
             for (int q = 0; q < lanes; q++) {
                 double want = 0;
