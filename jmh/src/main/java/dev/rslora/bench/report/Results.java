@@ -18,6 +18,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalDouble;
 import java.util.stream.Stream;
 
 /**
@@ -100,13 +101,8 @@ public final class Results {
                     }
                     String busy = e.getValue().path("busy_before").asText("?").strip();
                     if (!busy.equals("?")) {
-                        double cpus;
-                        try {
-                            cpus = Double.parseDouble(busy);
-                        } catch (NumberFormatException bad) {
-                            cpus = Double.NaN;
-                        }
-                        if (!(cpus >= 0)) {
+                        double cpus = busy.matches("\\d+(\\.\\d+)?") ? Double.parseDouble(busy) : -1;
+                        if (cpus < 0) {
                             throw new IOException(f + ": " + e.getKey() + " has \"busy_before\": \"" + busy
                                     + "\", not a number of CPUs like 0.05 (or ? when unknown)");
                         }
@@ -297,9 +293,9 @@ public final class Results {
      * How many CPUs other processes kept busy in the 2 s before the JMH run that wrote {@code source}
      * (jmh/bench.sh's busy_now), or empty when not recorded.
      */
-    public java.util.OptionalDouble busyBefore(String source) {
+    public OptionalDouble busyBefore(String source) {
         Double cpus = busyBefore.get(source);
-        return cpus == null ? java.util.OptionalDouble.empty() : java.util.OptionalDouble.of(cpus);
+        return cpus == null ? OptionalDouble.empty() : OptionalDouble.of(cpus);
     }
 
     /** "before → after" 1-, 5-, 15-minute load averages of the JMH run that wrote {@code source}, or "not recorded". */
