@@ -168,7 +168,7 @@ final class AdapterRows {
         }
         s.conv = Scratch.grow(s.conv, count);
         Convert.load(src.t(), start, count, s.conv, 0);
-        MemorySegment dst = s.adapterRows.ensure(count * 4L);
+        MemorySegment dst = s.adapterRows.ensure(count * 4L + 4L * L);  // L to spare: masked tails stay inside
         MemorySegment.copy(s.conv, 0, dst, DType.LE_FLOAT, 0, count);
         s.rows = dst;
         return 0;
@@ -191,19 +191,32 @@ final class AdapterRows {
     /**
      * Y's adapter term for outputs [o0, o1): yc[i·ldy + o] += gu_i · B_o for i &lt; n, with gu = γU
      * [n, r] row-major (fp32, rounded once): L outputs at a time ({@link #group}), the rest one by
-     * one ({@link #dot}).
+     * one ({@link #dot}). With a tail (r mod L ≠ 0) {@code gu} holds L floats past the tail of its
+     * last row, so that every masked load of it lies inside the array (see {@link #quad}).
      */
     static void addY(float[] gu, int n, int r, Source b, int o0, int o1, Scratch s, float[] yc, int ldy) {
         long base = f32(b, (long) o0 * r, (o1 - o0) * r, s);
         MemorySegment rows = s.rows;
         int o = o0;
         if (!MicroKernel.SCALAR) {
-            VectorMask<Float> tail = r % L == 0 ? null : S.indexInRange(r - r % L, r);
+            int t = r % L;
+            if (t != 0 && (long) n * r - t + L > gu.length) {
+                throw new IllegalStateException("internal: gamma*U holds " + gu.length + " floats, its masked tail loads need "
+                        + ((long) n * r - t + L) + " (n = " + n + ", r = " + r + ")");
+            }
             for (; o + L <= o1; o += L) {
                 long at = base + (long) (o - o0) * r * 4;
+                MemorySegment src = rows;
+                long from = at;
+                if (t != 0 && at + 4L * ((long) L * r - t + L) > rows.byteSize()) {
+                    // the last row's masked tail would reach past the end of B: the group's rows copied
+                    src = s.tailRows.ensure(4L * ((long) L * r + L));
+                    MemorySegment.copy(rows, at, src, 0, 4L * L * r);
+                    from = 0;
+                }
                 for (int i = 0; i < n; i++) {
                     int yo = i * ldy + o;
-                    FloatVector.fromArray(S, yc, yo).add(group(gu, i * r, rows, at, 4L * r, r, tail, s.quads))
+                    FloatVector.fromArray(S, yc, yo).add(group(gu, i * r, src, from, 4L * r, r, s.quads))
                             .intoArray(yc, yo);
                 }
             }
@@ -219,24 +232,23 @@ final class AdapterRows {
     /**
      * The L sums Σ_{c &lt; len} x[xo + c]·y_q[c] of the L rows q &lt; L of y (fp32 little-endian, row q
      * from byte yOff + q·ld) as one vector, lane q the sum of row q: per row one fma chain over its
-     * vectors, the last len mod L values through the mask {@code tail}
-     * (indexInRange(len − len mod L, len), null when L divides len); then the L chains' lanes summed
+     * vectors, the last len mod L values through a mask (see {@link #quad}: every masked load must lie
+     * inside x and y); then the L chains' lanes summed
      * by one tree of {@link #combine}s (L − 1 of them, where L separate trees took L·log2(L)
      * shuffles and a lane extraction each), in a fixed order whichever tier runs it. {@code quads}
      * (4·L floats, the worker's {@link Scratch#quads}) carries the four {@link #quad}s' vectors.
      */
-    static FloatVector group(float[] x, int xo, MemorySegment y, long yOff, long ld, int len, VectorMask<Float> tail,
-                             float[] quads) {
-        quad(x, xo, y, yOff, ld, len, tail, quads, 0);
+    static FloatVector group(float[] x, int xo, MemorySegment y, long yOff, long ld, int len, float[] quads) {
+        quad(x, xo, y, yOff, ld, len, quads, 0);
         if (L == 4) {
             return FloatVector.fromArray(S, quads, 0).rearrange(GROUP_ORDER);
         }
-        quad(x, xo, y, yOff + 4 * ld, ld, len, tail, quads, L);
+        quad(x, xo, y, yOff + 4 * ld, ld, len, quads, L);
         if (L == 8) {
             return combine(FloatVector.fromArray(S, quads, 0), FloatVector.fromArray(S, quads, L), 1).rearrange(GROUP_ORDER);
         }
-        quad(x, xo, y, yOff + 8 * ld, ld, len, tail, quads, 2 * L);
-        quad(x, xo, y, yOff + 12 * ld, ld, len, tail, quads, 3 * L);
+        quad(x, xo, y, yOff + 8 * ld, ld, len, quads, 2 * L);
+        quad(x, xo, y, yOff + 12 * ld, ld, len, quads, 3 * L);
         return combine(combine(FloatVector.fromArray(S, quads, 0), FloatVector.fromArray(S, quads, L), 2),
                 combine(FloatVector.fromArray(S, quads, 2 * L), FloatVector.fromArray(S, quads, 3 * L), 2), 1)
                 .rearrange(GROUP_ORDER);
@@ -251,16 +263,15 @@ final class AdapterRows {
      * of line is boxed on the heap; stored, it costs a 64-byte store and reload. {@link #addY} over
      * 1024 outputs at r = 64 (one thread, 512-bit, alone in a loop, 2026-12-06): 24 KB allocated
      * and 4.9–51 µs per call returned, nothing allocated and 3.9–5.5 µs stored (six runs each).
-     * <p>Open: with a masked tail (r mod L ≠ 0: r = 8 and 24 at 512 bits) most JVMs still box every
-     * vector of the call (172–184 KB per call, 11–19 µs, against 3.5 at r = 16); one run in five
-     * did not (3.7 µs at r = 8): it depends on the JIT's history. Tried and not kept: a helper for
-     * the loads (under 325 bytes, inlined, but the fourth call then hit NodeCountInliningCutoff),
-     * the tail loaded whole and cleared by an AND of int bits (everything boxed, 10× slower), scalar
-     * {@link #dot}s for a tail (10.5 µs at r = 8), the mask as one of fifteen static final constants
-     * chosen by a switch instead of an argument (unchanged: 184 KB, 11–13 µs).
+     * <p>The tail (len mod L ≠ 0: r = 8 and 24 at 512 bits) is loaded through a mask made here, and
+     * callers keep every masked load inside its array or segment. A mask passed in from
+     * {@link #addY} was boxed at each of the four calls (192 bytes per group), and a masked load
+     * reaching past the end of its segment takes the JDK's out-of-range path, whose code kept C2
+     * from inlining {@link #combine} here, so every vector of the call was boxed: 172–184 KB and
+     * 10–21 µs per {@link #addY} over 1024 outputs at r = 8 (one thread, 512-bit, alone in a loop),
+     * against 2.2–3.0 µs at r = 16 with no tail (2026-12-06).
      */
-    private static void quad(float[] x, int xo, MemorySegment y, long yOff, long ld, int len,
-                             VectorMask<Float> tail, float[] out, int at0) {
+    private static void quad(float[] x, int xo, MemorySegment y, long yOff, long ld, int len, float[] out, int at0) {
         FloatVector p0 = FloatVector.zero(S);
         FloatVector p1 = p0;
         FloatVector p2 = p0;
@@ -274,7 +285,8 @@ final class AdapterRows {
             p2 = xv.fma(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE), p2);
             p3 = xv.fma(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE), p3);
         }
-        if (tail != null) {
+        if (c < len) {
+            VectorMask<Float> tail = S.indexInRange(0, len - c);
             FloatVector xv = FloatVector.fromArray(S, x, xo + c, tail);
             long at = yOff + 4L * c;
             p0 = xv.fma(FloatVector.fromMemorySegment(S, y, at, LE, tail), p0);
@@ -312,7 +324,7 @@ final class AdapterRows {
             return;
         }
         for (int i = 0; i < n; i++) {
-            rowTimes(dyc, i * ldy, dOut, s.rows, off, 4L * r, 1f, j1 - j0, v, i * r + j0, n == 1);
+            rowTimes(dyc, i * ldy, dOut, s.rows, off, 4L * r, 1f, j1 - j0, v, i * r + j0, n == 1, s.tailPad);
         }
     }
 
@@ -334,7 +346,7 @@ final class AdapterRows {
             }
         } else {
             for (int i = 0; i < n; i++) {
-                rowTimes(v, i * r, r, s.rows, off, 4L * dIn, gamma, len, out, i * ldx + k0, n == 1);
+                rowTimes(v, i * r, r, s.rows, off, 4L * dIn, gamma, len, out, i * ldx + k0, n == 1, s.tailPad);
             }
         }
         for (int i = 0; i < n; i++) {
@@ -391,7 +403,7 @@ final class AdapterRows {
             return 4L * c0;
         }
         s.conv = Scratch.grow(s.conv, cols);
-        MemorySegment dst = s.adapterRows.ensure(4L * rows * ld);
+        MemorySegment dst = s.adapterRows.ensure(4L * rows * ld + 4L * L);  // L to spare: masked tails stay inside
         for (int j = 0; j < rows; j++) {
             Convert.load(src.t(), (long) j * ld + c0, cols, s.conv, 0);
             MemorySegment.copy(s.conv, 0, dst, DType.LE_FLOAT, 4 * ((long) j * ld + c0), cols);
@@ -456,10 +468,11 @@ final class AdapterRows {
      * y as it is). The panel route's arithmetic: per column one fma chain in ascending k from +0, as
      * {@link MicroKernel#mma}'s tiles; with {@code split} (one row, as {@link MicroKernel#mmaRow}'s
      * vector kernels) two chains, even and odd k, added at the end. The scalar shape has one chain
-     * either way, as mmaRow's.
+     * either way, as mmaRow's. A masked row whose vector would reach past the end of y is loaded
+     * through {@code pad} (L floats) instead ({@link #padded}), with the same lanes.
      */
     static void rowTimes(float[] a, int ao, int k, MemorySegment y, long yOff, long ld, float scale, int len,
-                         float[] out, int oo, boolean split) {
+                         float[] out, int oo, boolean split, float[] pad) {
         int c = 0;
         if (!MicroKernel.SCALAR) {
             for (; c + 4 * L <= len; c += 4 * L) {
@@ -475,15 +488,26 @@ final class AdapterRows {
                 FloatVector e = FloatVector.zero(S);
                 FloatVector d = e;
                 long at = yOff + 4L * c;
+                // rows whose masked load lies inside y; the rest (at the end of y) through a zero-padded copy
+                int kIn = m == null ? k : inside(y, at, ld, k);
                 int kk = 0;
                 if (split) {
-                    for (; kk + 1 < k; kk += 2, at += 2 * ld) {
+                    for (; kk + 1 < kIn; kk += 2, at += 2 * ld) {
                         e = FloatVector.broadcast(S, a[ao + kk]).fma(load(y, at, scale, m), e);
                         d = FloatVector.broadcast(S, a[ao + kk + 1]).fma(load(y, at + ld, scale, m), d);
                     }
                 }
-                for (; kk < k; kk++, at += ld) {
+                for (; kk < kIn; kk++, at += ld) {
                     e = FloatVector.broadcast(S, a[ao + kk]).fma(load(y, at, scale, m), e);
+                }
+                for (; kk < k; kk++, at += ld) {  // the same chains: when split, even kk on e and odd on d
+                    FloatVector t = FloatVector.broadcast(S, a[ao + kk]).fma(padded(y, at, len - c, scale, pad),
+                            split && (kk & 1) != 0 ? d : e);
+                    if (split && (kk & 1) != 0) {
+                        d = t;
+                    } else {
+                        e = t;
+                    }
                 }
                 if (split) {
                     e = e.add(d);
@@ -565,6 +589,27 @@ final class AdapterRows {
     /** y's vector at byte {@code at} times scale (scale 1: as it is), masked when {@code m} is not null. */
     private static FloatVector load(MemorySegment y, long at, float scale, VectorMask<Float> m) {
         FloatVector v = m == null ? FloatVector.fromMemorySegment(S, y, at, LE) : FloatVector.fromMemorySegment(S, y, at, LE, m);
+        return scale != 1f ? v.mul(scale) : v;
+    }
+
+    /**
+     * Rows of y from byte {@code at}, {@code ld} bytes apart, whose whole vector (L floats, the reach
+     * of a masked load) lies inside y, at most k: a masked load reaching past the segment's end takes
+     * the JDK's out-of-range path, which left C2's code boxing vectors ({@link #quad}).
+     */
+    private static int inside(MemorySegment y, long at, long ld, int k) {
+        long room = y.byteSize() - 4L * L - at;
+        return room < 0 ? 0 : (int) Math.min(k, room / ld + 1);
+    }
+
+    /**
+     * {@link #load}'s masked vector for a row at the end of y: its first {@code count} floats from
+     * byte {@code at}, zeros after (the masked load's lanes), times scale, through {@code pad} (L floats).
+     */
+    private static FloatVector padded(MemorySegment y, long at, int count, float scale, float[] pad) {
+        MemorySegment.copy(y, DType.LE_FLOAT, at, pad, 0, count);
+        java.util.Arrays.fill(pad, count, L, 0f);
+        FloatVector v = FloatVector.fromArray(S, pad, 0);
         return scale != 1f ? v.mul(scale) : v;
     }
 

@@ -151,7 +151,7 @@ final class BackwardPass {
         this.byRows = Split.byRows(n, workers) && !rowAdapter;  // the row adapter runs by panels, with any worker count
         if (active) {
             int rPad = Split.padRows(r);
-            shared.v = Scratch.grow(shared.v, (long) Split.padRows(n) * r);
+            shared.v = Scratch.grow(shared.v, (long) Split.padRows(n) * r + MicroKernel.L);  // L to spare: rowTimes' masked stores
             shared.vT = Scratch.grow(shared.vT, (long) rPad * n);
             shared.uT = Scratch.grow(shared.uT, (long) rPad * n);
             if (mask != null && byRows) {

@@ -35,6 +35,8 @@ final class Scratch implements AutoCloseable {
     final float[] tile = new float[MicroKernel.MR * MicroKernel.NR];
     /** {@link AdapterRows#group}'s four partial vectors, passed through memory rather than returned (boxed). */
     final float[] quads = new float[4 * MicroKernel.L];
+    /** One masked row of {@link AdapterRows#rowTimes} at the end of its segment, zero-padded to L floats. */
+    final float[] tailPad = new float[MicroKernel.L];
     /** Keep bits: one row (forward) or [padRows(n), words(d_in)] (backward, small N). */
     long[] bits = new long[0];
     /** Gradient GEMM accumulators, tiles [rPad/MR][panels][MR×NR]. */
@@ -54,6 +56,11 @@ final class Scratch implements AutoCloseable {
     /** fp32 rows of A or B converted for {@link AdapterRows} (BF16, F16 or heap tensors), and its native copy. */
     float[] conv = new float[0];
     final NativeBuffer adapterRows = new NativeBuffer();
+    /**
+     * A copy of the L rows of B whose masked tail loads in {@link AdapterRows#addY} would reach past
+     * B's end, with L floats to spare.
+     */
+    final NativeBuffer tailRows = new NativeBuffer();
     /** One direct panel of B's or γA's columns for {@link AdapterRows}' tiles (K = d_out or r). */
     final NativeBuffer rowPanel = new NativeBuffer();
     /** The segment of the rows {@link AdapterRows#f32} last gave (a tensor's own, or {@link #adapterRows}'). */
@@ -114,6 +121,7 @@ final class Scratch implements AutoCloseable {
         gradPack.close();
         rowSum.close();
         adapterRows.close();
+        tailRows.close();
         rowPanel.close();
         packStage.close();
     }

@@ -117,7 +117,7 @@ class AdapterRowsTest {
         }
         int lanes = MicroKernel.L;
         java.util.SplittableRandom rng = new java.util.SplittableRandom(len * 31L + lanes);
-        float[] x = new float[len + 3];
+        float[] x = new float[len + 3 + lanes];  // L to spare after the tail, as group's callers keep
         for (int c = 0; c < x.length; c++) {
             x[c] = (float) rng.nextDouble(-1, 1);
         }
@@ -127,8 +127,7 @@ class AdapterRowsTest {
             for (long at = 0; at + 4 <= y.byteSize(); at += 4) {
                 y.set(DType.LE_FLOAT, at, (float) rng.nextDouble(-1, 1));
             }
-            var tail = len % lanes == 0 ? null : MicroKernel.SPECIES.indexInRange(len - len % lanes, len);
-            float[] got = AdapterRows.group(x, 3, y, 8, ld, len, tail, new float[4 * lanes]).toArray();
+            float[] got = AdapterRows.group(x, 3, y, 8, ld, len, new float[4 * lanes]).toArray();
             assertEquals(lanes, got.length);
             for (int q = 0; q < lanes; q++) {
                 double want = 0;
@@ -140,6 +139,53 @@ class AdapterRowsTest {
                 }
                 assertTrue(Math.abs(got[q] - want) <= 1e-6 * (mag + 1e-30) * (len + 1),
                         "row " + q + " of " + lanes + ", len " + len + ": " + got[q] + " against " + want);
+            }
+        }
+    }
+
+    /**
+     * {@link AdapterRows#addY} where the masked tail of B's last row would reach past the end of B
+     * (r mod L ≠ 0, B exactly [d_out, r]): those groups' rows go through a copy, with the same bits
+     * as when B has rows to spare after them (no copy), and each output within fp32 rounding of a
+     * double sum. r = 16 has no tail; d_out = 70 leaves outputs for the one-by-one dot products.
+     */
+    @ParameterizedTest(name = "n={0} r={1} d_out={2}")
+    @CsvSource({"1, 8, 64", "3, 8, 64", "1, 24, 70", "2, 1, 64", "1, 33, 64", "3, 16, 64", "2, 3, 70"})
+    void addYCopiesTheGroupsWhoseTailReachesPastB(int n, int r, int dOut) {
+        int lanes = MicroKernel.L;
+        java.util.SplittableRandom rng = new java.util.SplittableRandom(n * 1009L + r * 31L + dOut);
+        float[] gu = new float[Split.padRows(n) * r + lanes];
+        for (int c = 0; c < n * r; c++) {
+            gu[c] = (float) rng.nextDouble(-1, 1);
+        }
+        int spare = lanes;
+        float[] bValues = new float[(dOut + spare) * r];
+        for (int c = 0; c < bValues.length; c++) {
+            bValues[c] = (float) rng.nextDouble(-1, 1);
+        }
+        int ldy = Split.ld(dOut);
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined(); Scratch s = new Scratch()) {
+            Tensor exact = Tensor.of(arena, DType.F32, java.util.Arrays.copyOf(bValues, dOut * r), dOut, r);
+            Tensor roomy = Tensor.of(arena, DType.F32, bValues, dOut + spare, r);
+            float[] got = new float[n * ldy];
+            float[] want = new float[n * ldy];
+            AdapterRows.addY(gu, n, r, AdapterRows.Source.of(exact), 0, dOut, s, got, ldy);
+            AdapterRows.addY(gu, n, r, AdapterRows.Source.of(roomy), 0, dOut, s, want, ldy);
+            for (int i = 0; i < n; i++) {
+                for (int o = 0; o < dOut; o++) {
+                    float g = got[i * ldy + o];
+                    assertEquals(Float.floatToRawIntBits(want[i * ldy + o]), Float.floatToRawIntBits(g),
+                            "row " + i + ", output " + o + ": B exactly [d_out, r] against B with rows to spare");
+                    double sum = 0;
+                    double mag = 0;
+                    for (int c = 0; c < r; c++) {
+                        double t = (double) gu[i * r + c] * bValues[o * r + c];
+                        sum += t;
+                        mag += Math.abs(t);
+                    }
+                    assertTrue(Math.abs(g - sum) <= 1e-6 * (mag + 1e-30) * (r + 1), "row " + i + ", output " + o + ": " + g
+                            + " against " + sum);
+                }
             }
         }
     }
