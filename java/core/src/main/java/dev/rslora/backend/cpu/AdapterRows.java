@@ -376,7 +376,10 @@ final class AdapterRows {
      * 1.20–1.24, N = 2 1.38–1.41 against 1.18–1.22, N = 3 1.39–1.43 against 1.31–1.34, N = 4
      * 1.29–1.31 against 1.37–1.41, N = 6 1.33–1.38 against 1.62–1.65; r = 16: N = 4 1.19–1.20
      * against 1.26–1.36, N = 8 1.10 against 1.41–1.42; r = 8: N = 4 1.24–1.29 against 1.27–1.28,
-     * N = 8 1.18–1.19 against 1.48–1.51.
+     * N = 8 1.18–1.19 against 1.48–1.51. Re-measured once the masked tails stopped boxing
+     * ({@link #quad}; whole training step's R, tiles from 4 rows against dots up to 8, two JVMs
+     * each, 2026-12-06): r = 8: N = 4 1.30–1.33 against 1.27–1.53, N = 8 1.32 against 1.70–1.76;
+     * r = 24: N = 4 1.42–1.47 against 1.75–1.76, N = 8 1.49 against 2.06–2.08.
      */
     static final int FORWARD_TILE_MIN_ROWS = 4;
 
