@@ -1,0 +1,83 @@
+package dev.rslora.backend.cpu;
+
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.lang.foreign.Arena;
+import java.lang.management.ManagementFactory;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.fail;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Once the JIT has compiled them, {@link AdapterRows#addY} (Y's adapter term) and
+ * {@link AdapterRows#v} (V = dY·B, one row) allocate next to nothing per call at ranks with a masked
+ * tail (r mod L ≠ 0), on a B [d_out, r] that ends at its last row, where a masked load would reach
+ * past it. A vector boxed on the heap costs 64–80 bytes, so boxing shows as tens of KB per call:
+ * 172–197 KB before 35c74d6 (AdapterRows.quad's comment). The interpreter and C1 box every vector,
+ * so the calls repeat until a batch allocates under {@link #LIMIT} bytes per call, for up to
+ * {@link #BUDGET_NANOS}; the test fails if no batch does. Ranks: L/2 (every value in the tail) and
+ * 3L/2, at this run's tile shape (the scalar shape has no vectors).
+ */
+class AdapterRowsAllocationTest {
+    /** Bytes per call allowed once compiled (a boxed vector now and then, not one per row). */
+    private static final long LIMIT = 1024;
+    private static final long BUDGET_NANOS = 60_000_000_000L;
+    private static final int BATCH = 2000;
+
+    @ParameterizedTest(name = "r = {0}·L/2")
+    @ValueSource(ints = {1, 3})
+    void tailRanksAllocateNothingOnceCompiled(int halves) {
+        assumeTrue(!MicroKernel.SCALAR, "the scalar shape uses no vectors");
+        // the tests run in the module dev.rslora.core, which does not read the management modules
+        Module self = AdapterRowsAllocationTest.class.getModule();
+        ModuleLayer.boot().findModule("java.management").ifPresent(self::addReads);
+        ModuleLayer.boot().findModule("jdk.management").ifPresent(self::addReads);
+        var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        assumeTrue(threads.isThreadAllocatedMemorySupported() && threads.isThreadAllocatedMemoryEnabled(),
+                "this JVM does not count a thread's allocations");
+        int r = halves * MicroKernel.L / 2;
+        int dOut = 256;
+        SplittableRandom rng = new SplittableRandom(r);
+        try (Arena arena = Arena.ofConfined(); Scratch s = new Scratch()) {
+            float[] values = new float[dOut * r];
+            for (int c = 0; c < values.length; c++) {
+                values[c] = (float) rng.nextDouble(-1, 1);
+            }
+            AdapterRows.Source b = AdapterRows.Source.of(Tensor.of(arena, DType.F32, values, dOut, r));
+            float[] gu = new float[Split.padRows(1) * r + MicroKernel.L];
+            int ldy = Split.ld(dOut);
+            float[] dyc = new float[Split.padRows(1) * ldy];
+            for (int c = 0; c < dOut; c++) {
+                gu[c % r] = (float) rng.nextDouble(-1, 1);
+                dyc[c] = (float) rng.nextDouble(-1, 1);
+            }
+            float[] yc = new float[ldy];
+            float[] v = new float[Split.padRows(1) * r + MicroKernel.L];
+            long start = System.nanoTime();
+            long addY = Long.MAX_VALUE;
+            long rowV = Long.MAX_VALUE;
+            while (System.nanoTime() - start < BUDGET_NANOS) {
+                long a0 = threads.getCurrentThreadAllocatedBytes();
+                for (int k = 0; k < BATCH; k++) {
+                    AdapterRows.addY(gu, 1, r, b, 0, dOut, s, yc, ldy);
+                }
+                long a1 = threads.getCurrentThreadAllocatedBytes();
+                for (int k = 0; k < BATCH; k++) {
+                    AdapterRows.v(dyc, ldy, 1, b, dOut, r, 0, r, s, v);
+                }
+                long a2 = threads.getCurrentThreadAllocatedBytes();
+                addY = (a1 - a0) / BATCH;
+                rowV = (a2 - a1) / BATCH;
+                if (addY < LIMIT && rowV < LIMIT) {
+                    return;
+                }
+            }
+            fail("after " + BUDGET_NANOS / 1_000_000_000L + " s of calls at r = " + r + " (L = " + MicroKernel.L
+                    + "), the last batch allocated " + addY + " bytes per addY and " + rowV + " per V (limit " + LIMIT + ")");
+        }
+    }
+}
