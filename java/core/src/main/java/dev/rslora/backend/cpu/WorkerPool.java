@@ -19,6 +19,15 @@ import java.util.concurrent.locks.ReentrantLock;
  * which worker runs it, so results never depend on timing. Threads spin briefly between jobs (jobs
  * of one layer call follow each other within microseconds), then park. One job at a time:
  * concurrent callers queue on a lock.
+ *
+ * <p>Measured on the 2-core development VM (N = 512, d = 1024, r = 64, two workers, an instrumented
+ * copy, 2026-12-06): the workers were busy 92–95 % of each chunk job's wall time. The pool thread
+ * entered a job within 1 µs of its start in two jobs of three, but 0.1–1 ms late in 8–25 % of
+ * them and over 1 ms late in 2–3 %, and then finished its share last. Not fixed by spinning
+ * longer before parking (3 ms instead of 0.3: LoRA step 0.995–0.997×, base 0.989–0.990×, medians of
+ * per-round ratios in one JVM), nor by spinning without PAUSE (later still). Halving the chunks
+ * (Split.MC 32 rows) raised the busy share to 96 % and took the steps 0.98–0.99× at N = 512 but
+ * 1.00× at N = 2048, and 16 rows 1.01×: within this machine's noise, so MC stays.
  */
 final class WorkerPool implements AutoCloseable {
     /** One unit of a job, run by worker {@code worker}. */
