@@ -200,7 +200,7 @@ final class AdapterRows {
         int o = o0;
         if (!MicroKernel.SCALAR) {
             int t = r % L;
-            if (t != 0 && (long) n * r - t + L > gu.length) {
+            if (t != 0 && o0 + L <= o1 && (long) n * r - t + L > gu.length) {
                 throw new IllegalStateException("internal: gamma*U holds " + gu.length + " floats, its masked tail loads need "
                         + ((long) n * r - t + L) + " (n = " + n + ", r = " + r + ")");
             }
@@ -209,7 +209,7 @@ final class AdapterRows {
                 MemorySegment src = rows;
                 long from = at;
                 if (t != 0 && at + 4L * ((long) L * r - t + L) > rows.byteSize()) {
-                    // the last row's masked tail would reach past the end of B: the group's rows copied
+                    // the last row's tail vector would reach past the end of B: the group's rows copied
                     src = s.tailRows.ensure(4L * ((long) L * r + L));
                     MemorySegment.copy(rows, at, src, 0, 4L * L * r);
                     from = 0;
@@ -232,8 +232,8 @@ final class AdapterRows {
     /**
      * The L sums Σ_{c &lt; len} x[xo + c]·y_q[c] of the L rows q &lt; L of y (fp32 little-endian, row q
      * from byte yOff + q·ld) as one vector, lane q the sum of row q: per row one fma chain over its
-     * vectors, the last len mod L values through a mask (see {@link #quad}: every masked load must lie
-     * inside x and y); then the L chains' lanes summed
+     * vectors, the last len mod L values through a mask (see {@link #quad}: for speed, every masked
+     * load should lie inside x and y); then the L chains' lanes summed
      * by one tree of {@link #combine}s (L − 1 of them, where L separate trees took L·log2(L)
      * shuffles and a lane extraction each), in a fixed order whichever tier runs it. {@code quads}
      * (4·L floats, the worker's {@link Scratch#quads}) carries the four {@link #quad}s' vectors.
@@ -263,13 +263,17 @@ final class AdapterRows {
      * of line is boxed on the heap; stored, it costs a 64-byte store and reload. {@link #addY} over
      * 1024 outputs at r = 64 (one thread, 512-bit, alone in a loop, 2026-12-06): 24 KB allocated
      * and 4.9–51 µs per call returned, nothing allocated and 3.9–5.5 µs stored (six runs each).
-     * <p>The tail (len mod L ≠ 0: r = 8 and 24 at 512 bits) is loaded through a mask made here, and
-     * callers keep every masked load inside its array or segment. A mask passed in from
-     * {@link #addY} was boxed at each of the four calls (192 bytes per group), and a masked load
-     * reaching past the end of its segment takes the JDK's out-of-range path, whose code kept C2
-     * from inlining {@link #combine} here, so every vector of the call was boxed: 172–184 KB and
-     * 10–21 µs per {@link #addY} over 1024 outputs at r = 8 (one thread, 512-bit, alone in a loop),
-     * against 2.2–3.0 µs at r = 16 with no tail (2026-12-06).
+     * <p>The tail (len mod L ≠ 0: r = 8 and 24 at 512 bits) is read as whole vectors whose lanes
+     * past len are cleared in registers by a mask made here, which gives the masked loads' values
+     * (+0 there) with no masked memory access: so the caller keeps L floats readable past the
+     * tail of x's row and of y's row q = 3 ({@link #addY}: γU's slack, and B's last rows copied).
+     * The masked loads this replaces were boxing every vector of the call (172–184 KB and 10–21 µs
+     * per {@link #addY} over 1024 outputs at r = 8, one thread, 512-bit, alone in a loop, against
+     * 2.2–3.0 µs at r = 16 with no tail, 2026-12-06): a masked load reaching past the end of its
+     * segment takes the JDK's out-of-range path, and once any masked load in the JVM has taken it
+     * (a shared profile: gradient rows accumulated at a tensor's end, heap-tensor tests), C2
+     * compiled that path here too, ran out of its node budget (NodeCountInliningCutoff) and left
+     * {@link #combine} out of line; a mask passed in from {@link #addY} was boxed at each call.
      */
     private static void quad(float[] x, int xo, MemorySegment y, long yOff, long ld, int len, float[] out, int at0) {
         FloatVector p0 = FloatVector.zero(S);
@@ -286,13 +290,15 @@ final class AdapterRows {
             p3 = xv.fma(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE), p3);
         }
         if (c < len) {
+            // whole vectors, the lanes past len cleared in registers: the masked loads' values
             VectorMask<Float> tail = S.indexInRange(0, len - c);
-            FloatVector xv = FloatVector.fromArray(S, x, xo + c, tail);
+            FloatVector zero = FloatVector.zero(S);
+            FloatVector xv = zero.blend(FloatVector.fromArray(S, x, xo + c), tail);
             long at = yOff + 4L * c;
-            p0 = xv.fma(FloatVector.fromMemorySegment(S, y, at, LE, tail), p0);
-            p1 = xv.fma(FloatVector.fromMemorySegment(S, y, at + ld, LE, tail), p1);
-            p2 = xv.fma(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE, tail), p2);
-            p3 = xv.fma(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE, tail), p3);
+            p0 = xv.fma(zero.blend(FloatVector.fromMemorySegment(S, y, at, LE), tail), p0);
+            p1 = xv.fma(zero.blend(FloatVector.fromMemorySegment(S, y, at + ld, LE), tail), p1);
+            p2 = xv.fma(zero.blend(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE), tail), p2);
+            p3 = xv.fma(zero.blend(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE), tail), p3);
         }
         combine(combine(p0, p1, L / 2), combine(p2, p3, L / 2), L / 4).intoArray(out, at0);
     }
@@ -309,7 +315,8 @@ final class AdapterRows {
 
     /**
      * V[i, j0..j1) = Σ_o dY[i, o]·B[o, j0..j1) for i &lt; n (dY rows of {@code dyc} {@code ldy}
-     * apart, padded to MR rows), o ascending, into {@code v} row-major [padRows(n), r]; j1 − j0 ≤ NR.
+     * apart, padded to MR rows), o ascending, into {@code v} row-major [padRows(n), r], with L
+     * floats to spare after it (the masked stores of {@link #rowTimes} stay inside); j1 − j0 ≤ NR.
      */
     static void v(float[] dyc, int ldy, int n, Source b, int dOut, int r, int j0, int j1, Scratch s, float[] v) {
         long off = columns(b, dOut, r, j0, j1 - j0, s);
@@ -331,7 +338,8 @@ final class AdapterRows {
     /**
      * dX's adapter term for columns [k0, k1) of the n rows: out[i·ldx + k] = Σ_j V[i, j]·fl(γ·A[j, k]),
      * j ascending from +0, for k0 ≤ k &lt; min(k1, d_in); columns [d_in, k1) (panel padding) are 0.
-     * k0 is a multiple of NR; V is [padRows(n), r] and out has padRows(n) rows.
+     * k0 is a multiple of NR; V is [padRows(n), r] and out has padRows(n) rows, each with L floats
+     * to spare past k1 (Split.ld: the masked stores of {@link #rowTimes} stay inside).
      */
     static void dx(float[] v, int n, int r, Source a, int dIn, float gamma, int k0, int k1, Scratch s, float[] out,
                    int ldx) {
@@ -472,7 +480,11 @@ final class AdapterRows {
      * {@link MicroKernel#mma}'s tiles; with {@code split} (one row, as {@link MicroKernel#mmaRow}'s
      * vector kernels) two chains, even and odd k, added at the end. The scalar shape has one chain
      * either way, as mmaRow's. A masked row whose vector would reach past the end of y is loaded
-     * through {@code pad} (L floats) instead ({@link #padded}), with the same lanes.
+     * through {@code pad} (L floats) instead ({@link SegmentEnd}), with the same lanes; {@code out}
+     * has L floats to spare after the last stored column, so the masked stores stay inside it. The
+     * loads are written out here: a helper for them, once compiled on its own, was "already compiled
+     * into a big method" for C2 (-XX:+PrintInlining, after a test run with heap tensors), left out
+     * of line, and every vector it returned was boxed (49 KB per V call at r = 24).
      */
     static void rowTimes(float[] a, int ao, int k, MemorySegment y, long yOff, long ld, float scale, int len,
                          float[] out, int oo, boolean split, float[] pad) {
@@ -492,19 +504,26 @@ final class AdapterRows {
                 FloatVector d = e;
                 long at = yOff + 4L * c;
                 // rows whose masked load lies inside y; the rest (at the end of y) through a zero-padded copy
-                int kIn = m == null ? k : inside(y, at, ld, k);
+                int kIn = m == null ? k : SegmentEnd.rowsInside(y, at, ld, k);
                 int kk = 0;
                 if (split) {
                     for (; kk + 1 < kIn; kk += 2, at += 2 * ld) {
-                        e = FloatVector.broadcast(S, a[ao + kk]).fma(load(y, at, scale, m), e);
-                        d = FloatVector.broadcast(S, a[ao + kk + 1]).fma(load(y, at + ld, scale, m), d);
+                        FloatVector ye = m == null ? FloatVector.fromMemorySegment(S, y, at, LE)
+                                : FloatVector.fromMemorySegment(S, y, at, LE, m);
+                        FloatVector yd = m == null ? FloatVector.fromMemorySegment(S, y, at + ld, LE)
+                                : FloatVector.fromMemorySegment(S, y, at + ld, LE, m);
+                        e = FloatVector.broadcast(S, a[ao + kk]).fma(scale != 1f ? ye.mul(scale) : ye, e);
+                        d = FloatVector.broadcast(S, a[ao + kk + 1]).fma(scale != 1f ? yd.mul(scale) : yd, d);
                     }
                 }
                 for (; kk < kIn; kk++, at += ld) {
-                    e = FloatVector.broadcast(S, a[ao + kk]).fma(load(y, at, scale, m), e);
+                    FloatVector ye = m == null ? FloatVector.fromMemorySegment(S, y, at, LE)
+                            : FloatVector.fromMemorySegment(S, y, at, LE, m);
+                    e = FloatVector.broadcast(S, a[ao + kk]).fma(scale != 1f ? ye.mul(scale) : ye, e);
                 }
                 for (; kk < k; kk++, at += ld) {  // the same chains: when split, even kk on e and odd on d
-                    FloatVector t = FloatVector.broadcast(S, a[ao + kk]).fma(padded(y, at, len - c, scale, pad),
+                    FloatVector p = SegmentEnd.padded(y, at, len - c, pad);
+                    FloatVector t = FloatVector.broadcast(S, a[ao + kk]).fma(scale != 1f ? p.mul(scale) : p,
                             split && (kk & 1) != 0 ? d : e);
                     if (split && (kk & 1) != 0) {
                         d = t;
@@ -589,32 +608,6 @@ final class AdapterRows {
         e3.add(d3).intoArray(out, o + 3 * L);
     }
 
-    /** y's vector at byte {@code at} times scale (scale 1: as it is), masked when {@code m} is not null. */
-    private static FloatVector load(MemorySegment y, long at, float scale, VectorMask<Float> m) {
-        FloatVector v = m == null ? FloatVector.fromMemorySegment(S, y, at, LE) : FloatVector.fromMemorySegment(S, y, at, LE, m);
-        return scale != 1f ? v.mul(scale) : v;
-    }
-
-    /**
-     * Rows of y from byte {@code at}, {@code ld} bytes apart, whose whole vector (L floats, the reach
-     * of a masked load) lies inside y, at most k: a masked load reaching past the segment's end takes
-     * the JDK's out-of-range path, which left C2's code boxing vectors ({@link #quad}).
-     */
-    private static int inside(MemorySegment y, long at, long ld, int k) {
-        long room = y.byteSize() - 4L * L - at;
-        return room < 0 ? 0 : (int) Math.min(k, room / ld + 1);
-    }
-
-    /**
-     * {@link #load}'s masked vector for a row at the end of y: its first {@code count} floats from
-     * byte {@code at}, zeros after (the masked load's lanes), times scale, through {@code pad} (L floats).
-     */
-    private static FloatVector padded(MemorySegment y, long at, int count, float scale, float[] pad) {
-        MemorySegment.copy(y, DType.LE_FLOAT, at, pad, 0, count);
-        java.util.Arrays.fill(pad, count, L, 0f);
-        FloatVector v = FloatVector.fromArray(S, pad, 0);
-        return scale != 1f ? v.mul(scale) : v;
-    }
 
     private static FloatVector scaled(MemorySegment y, long at, float scale) {
         FloatVector v = FloatVector.fromMemorySegment(S, y, at, LE);

@@ -151,13 +151,27 @@ final class Panels {
                     }
                 }
             } else {
+                // the last panel, partial: lanes past cols are +0 (a vector wholly past them is stored as
+                // zeros, not loaded); a masked load reaching past src's end goes through a padded copy
                 for (int h = 0; h < NR; h += L) {
+                    long to = at + h * 4L;
+                    if (c0 + h >= cols) {
+                        for (int i = 0; i < rows; i++, to += NR * 4L) {
+                            FloatVector.zero(S).intoMemorySegment(dst, to, MicroKernel.ORDER);
+                        }
+                        continue;
+                    }
                     VectorMask<Float> m = S.indexInRange(c0 + h, cols);
-                    long to = at;
-                    long f = from;
-                    for (int i = 0; i < rows; i++, to += NR * 4L, f += ld * 4L) {
-                        FloatVector.fromMemorySegment(S, src, f + h * 4L, ByteOrder.LITTLE_ENDIAN, m).mul(scale, m)
-                                .intoMemorySegment(dst, to + h * 4L, MicroKernel.ORDER);
+                    long f = from + h * 4L;
+                    int inside = SegmentEnd.rowsInside(src, f, ld * 4L, rows);
+                    for (int i = 0; i < inside; i++, to += NR * 4L, f += ld * 4L) {
+                        FloatVector.fromMemorySegment(S, src, f, ByteOrder.LITTLE_ENDIAN, m).mul(scale, m)
+                                .intoMemorySegment(dst, to, MicroKernel.ORDER);
+                    }
+                    float[] pad = inside < rows ? new float[L] : null;
+                    for (int i = inside; i < rows; i++, to += NR * 4L, f += ld * 4L) {
+                        SegmentEnd.padded(src, f, Math.min(L, cols - c0 - h), pad).mul(scale, m)
+                                .intoMemorySegment(dst, to, MicroKernel.ORDER);
                     }
                 }
             }

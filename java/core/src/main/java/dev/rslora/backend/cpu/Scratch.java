@@ -57,7 +57,7 @@ final class Scratch implements AutoCloseable {
     float[] conv = new float[0];
     final NativeBuffer adapterRows = new NativeBuffer();
     /**
-     * A copy of the L rows of B whose masked tail loads in {@link AdapterRows#addY} would reach past
+     * A copy of the L rows of B whose tail vectors in {@link AdapterRows#addY} would reach past
      * B's end, with L floats to spare.
      */
     final NativeBuffer tailRows = new NativeBuffer();

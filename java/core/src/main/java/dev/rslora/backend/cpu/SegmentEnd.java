@@ -1,0 +1,44 @@
+package dev.rslora.backend.cpu;
+
+import dev.rslora.tensor.DType;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Masked loads kept inside their segment. A masked {@code fromMemorySegment} whose whole vector (L
+ * floats) does not lie inside the segment takes the JDK's out-of-range path: correct, but its code
+ * in a hot method kept C2 from inlining the method's helpers, which then boxed every vector (172–197
+ * KB per call in {@link AdapterRows}, 2026-12-06), and a branch profile that saw it taken keeps that
+ * code in every method that inlines the load. Callers load the rows whose vector lies inside
+ * directly ({@link #rowsInside}) and the rest, the last rows of a segment, through a zero-padded
+ * copy ({@link #padded}), which gives the masked load's lanes.
+ */
+final class SegmentEnd {
+    private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
+    private static final int L = MicroKernel.L;
+
+    private SegmentEnd() {
+    }
+
+    /**
+     * How many of {@code rows} rows, the first at byte {@code at} and each {@code stride} bytes
+     * after the last, have a whole vector (4·L bytes from the row's byte) inside {@code seg}: rows
+     * [0, result) do, rows [result, rows) do not (stride > 0).
+     */
+    static int rowsInside(MemorySegment seg, long at, long stride, int rows) {
+        long room = seg.byteSize() - 4L * L - at;
+        return room < 0 ? 0 : (int) Math.min(rows, room / stride + 1);
+    }
+
+    /**
+     * The masked load of the first {@code count} floats (0 &lt; count &lt; L) from byte {@code at}
+     * of {@code seg} (fp32 little-endian): those values, zeros after, through {@code pad} (L floats).
+     */
+    static FloatVector padded(MemorySegment seg, long at, int count, float[] pad) {
+        MemorySegment.copy(seg, DType.LE_FLOAT, at, pad, 0, count);
+        java.util.Arrays.fill(pad, count, L, 0f);
+        return FloatVector.fromArray(S, pad, 0);
+    }
+}
