@@ -168,7 +168,7 @@ final class AdapterRows {
         }
         s.conv = Scratch.grow(s.conv, count);
         Convert.load(src.t(), start, count, s.conv, 0);
-        MemorySegment dst = s.adapterRows.ensure(count * 4L + 4L * L);  // L to spare: masked tails stay inside
+        MemorySegment dst = s.adapterRows.ensure(count * 4L + 4L * L);  // L to spare: quad's whole tail vectors
         MemorySegment.copy(s.conv, 0, dst, DType.LE_FLOAT, 0, count);
         s.rows = dst;
         return 0;
@@ -192,7 +192,8 @@ final class AdapterRows {
      * Y's adapter term for outputs [o0, o1): yc[i·ldy + o] += gu_i · B_o for i &lt; n, with gu = γU
      * [n, r] row-major (fp32, rounded once): L outputs at a time ({@link #group}), the rest one by
      * one ({@link #dot}). With a tail (r mod L ≠ 0) {@code gu} holds L floats past the tail of its
-     * last row, so that every masked load of it lies inside the array (see {@link #quad}).
+     * last row, and a group whose last row's tail vector would reach past B's end is copied first:
+     * {@link #quad} reads tails as whole vectors.
      */
     static void addY(float[] gu, int n, int r, Source b, int o0, int o1, Scratch s, float[] yc, int ldy) {
         long base = f32(b, (long) o0 * r, (o1 - o0) * r, s);
@@ -201,7 +202,7 @@ final class AdapterRows {
         if (!MicroKernel.SCALAR) {
             int t = r % L;
             if (t != 0 && o0 + L <= o1 && (long) n * r - t + L > gu.length) {
-                throw new IllegalStateException("internal: gamma*U holds " + gu.length + " floats, its masked tail loads need "
+                throw new IllegalStateException("internal: gamma*U holds " + gu.length + " floats, its whole tail vectors need "
                         + ((long) n * r - t + L) + " (n = " + n + ", r = " + r + ")");
             }
             for (; o + L <= o1; o += L) {
@@ -232,8 +233,8 @@ final class AdapterRows {
     /**
      * The L sums Σ_{c &lt; len} x[xo + c]·y_q[c] of the L rows q &lt; L of y (fp32 little-endian, row q
      * from byte yOff + q·ld) as one vector, lane q the sum of row q: per row one fma chain over its
-     * vectors, the last len mod L values through a mask (see {@link #quad}: for speed, every masked
-     * load should lie inside x and y); then the L chains' lanes summed
+     * vectors, the last len mod L values as a whole vector with the lanes past len cleared (see
+     * {@link #quad}: L floats must be readable past the tail in x and y); then the L chains' lanes summed
      * by one tree of {@link #combine}s (L − 1 of them, where L separate trees took L·log2(L)
      * shuffles and a lane extraction each), in a fixed order whichever tier runs it. {@code quads}
      * (4·L floats, the worker's {@link Scratch#quads}) carries the four {@link #quad}s' vectors.
@@ -414,7 +415,7 @@ final class AdapterRows {
             return 4L * c0;
         }
         s.conv = Scratch.grow(s.conv, cols);
-        MemorySegment dst = s.adapterRows.ensure(4L * rows * ld + 4L * L);  // L to spare: masked tails stay inside
+        MemorySegment dst = s.adapterRows.ensure(4L * rows * ld + 4L * L);  // L to spare: rowTimes' masked tails stay inside
         for (int j = 0; j < rows; j++) {
             Convert.load(src.t(), (long) j * ld + c0, cols, s.conv, 0);
             MemorySegment.copy(s.conv, 0, dst, DType.LE_FLOAT, 4 * ((long) j * ld + c0), cols);
@@ -607,7 +608,6 @@ final class AdapterRows {
         e2.add(d2).intoArray(out, o + 2 * L);
         e3.add(d3).intoArray(out, o + 3 * L);
     }
-
 
     private static FloatVector scaled(MemorySegment y, long at, float scale) {
         FloatVector v = FloatVector.fromMemorySegment(S, y, at, LE);

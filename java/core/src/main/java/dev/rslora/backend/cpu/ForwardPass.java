@@ -207,7 +207,7 @@ final class ForwardPass {
         if (s.uOf == this) {
             return;
         }
-        s.uc = Scratch.grow(s.uc, (long) Split.padRows(n) * r + MicroKernel.L);  // L to spare: AdapterRows.addY's masked loads
+        s.uc = Scratch.grow(s.uc, (long) Split.padRows(n) * r + MicroKernel.L);  // L to spare: AdapterRows.quad reads whole tail vectors
         Convert.load(u, 0, n * r, s.uc, 0);
         if (rowAdapter && !tiles) {
             for (int c = 0; c < n * r; c++) {
