@@ -140,7 +140,10 @@ final class Convert {
 
     /**
      * One register-tile row: t[start + i] = round(src[off + i]) for i &lt; count ≤ NR, with vector
-     * stores for F32 and BF16 (a bulk copy costs more than the 32 values it moves).
+     * stores for F32 and BF16 (a bulk copy costs more than the 32 values it moves); src holds whole
+     * vectors (count rounded up to L). The last count mod L values go by a masked store, or, where
+     * that store's vector would reach past the tensor's end ({@link SegmentEnd}), by {@link #store}
+     * (Bf16.fromFloat rounds as {@link #toBf16Bits}).
      */
     static void storeTileRow(float[] src, int off, int count, Sink t, long start) {
         if (MicroKernel.SCALAR || t.dtype() == DType.F16 || !vectorOk(t.seg())) {
@@ -148,9 +151,16 @@ final class Convert {
             return;
         }
         MemorySegment seg = t.seg();
+        boolean f32 = t.dtype() == DType.F32;
+        long end = seg.byteSize();
         for (int h = 0; h < count; h += L) {
+            if (h + L > count && (start + h + L) * (f32 ? 4 : 2) > end) {
+                // the last values, whose masked store would reach past the tensor's end: the scalar path
+                store(src, off + h, count - h, t, start + h);
+                break;
+            }
             FloatVector v = FloatVector.fromArray(FS, src, off + h);
-            if (t.dtype() == DType.F32) {
+            if (f32) {
                 if (h + L <= count) {
                     v.intoMemorySegment(seg, (start + h) * 4, LE);
                 } else {

@@ -103,12 +103,26 @@ final class Panels {
                     }
                 }
             } else {
+                // the last panel, partial: as packRowsF32's (zeros stored for a vector wholly past cols; a
+                // masked load reaching past src's end through a padded copy)
                 for (int h = 0; h < NR; h += L) {
+                    long to = at + h * 4L;
+                    if (c0 + h >= cols) {
+                        for (int i = 0; i < rows; i++, to += NR * 4L) {
+                            FloatVector.zero(S).intoMemorySegment(dst, to, MicroKernel.ORDER);
+                        }
+                        continue;
+                    }
                     VectorMask<Float> m = S.indexInRange(c0 + h, cols);
-                    long to = at;
-                    for (int i = 0; i < rows; i++, to += NR * 4L) {
-                        FloatVector.fromArray(S, src, off + i * ld + c0 + h, m).mul(scale, m)
-                                .intoMemorySegment(dst, to + h * 4L, MicroKernel.ORDER);
+                    int f = off + c0 + h;
+                    int inside = SegmentEnd.rowsInside(src, f, ld, rows);
+                    for (int i = 0; i < inside; i++, to += NR * 4L, f += ld) {
+                        FloatVector.fromArray(S, src, f, m).mul(scale, m).intoMemorySegment(dst, to, MicroKernel.ORDER);
+                    }
+                    float[] pad = inside < rows ? new float[L] : null;
+                    for (int i = inside; i < rows; i++, to += NR * 4L, f += ld) {
+                        SegmentEnd.padded(src, f, Math.min(L, cols - c0 - h), pad).mul(scale, m)
+                                .intoMemorySegment(dst, to, MicroKernel.ORDER);
                     }
                 }
             }

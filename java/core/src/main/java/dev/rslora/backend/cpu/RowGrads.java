@@ -67,7 +67,7 @@ final class RowGrads {
         if (direct(old, out)) {
             MemorySegment prior = old == null ? null : old.readOnlySegment();
             long at = (long) j0 * dIn * 4;
-            combineInto(xb, dIn, dIn, v, j0, r, n, gamma, prior, at, out.seg(), at, j1 - j0);
+            combineInto(xb, dIn, dIn, v, j0, r, n, gamma, prior, at, out.seg(), at, j1 - j0, tailCols(s, n), s.tailPad);
             return;
         }
         s.row = Scratch.grow(s.row, dIn);
@@ -75,7 +75,7 @@ final class RowGrads {
         float[] row = s.row;
         MemorySegment rowSeg = s.rowSum.ensure(4L * dIn);  // native: see Scratch.rowSum
         for (int j = j0; j < j1; j++) {
-            combineInto(xb, dIn, dIn, v, j, r, n, 1f, null, 0, rowSeg, 0, 1);
+            combineInto(xb, dIn, dIn, v, j, r, n, 1f, null, 0, rowSeg, 0, 1, tailCols(s, n), s.tailPad);
             MemorySegment.copy(rowSeg, DType.LE_FLOAT, 0, row, 0, dIn);
             long at = (long) j * dIn;
             Convert.storeScaled(row, 0, dIn, gamma, old, at, out, at, s.old);
@@ -97,7 +97,7 @@ final class RowGrads {
         if (direct(old, sink)) {
             MemorySegment prior = old == null ? null : old.readOnlySegment();
             long at = (long) o0 * r * 4;
-            combineInto(ub, r, r, yb, 0, cols, n, gamma, prior, at, sink.seg(), at, cols);
+            combineInto(ub, r, r, yb, 0, cols, n, gamma, prior, at, sink.seg(), at, cols, tailCols(s, n), s.tailPad);
             return;
         }
         // one row of dB at a time, built in L1 and stored (scaled, old added) straight from there
@@ -106,11 +106,17 @@ final class RowGrads {
         float[] out = s.row;
         MemorySegment outSeg = s.rowSum.ensure(4L * r);  // native: see Scratch.rowSum
         for (int oc = 0; oc < cols; oc++) {
-            combineInto(ub, r, r, yb, oc, cols, n, 1f, null, 0, outSeg, 0, 1);
+            combineInto(ub, r, r, yb, oc, cols, n, 1f, null, 0, outSeg, 0, 1, tailCols(s, n), s.tailPad);
             MemorySegment.copy(outSeg, DType.LE_FLOAT, 0, out, 0, r);
             long to = (long) (o0 + oc) * r;
             Convert.storeScaled(out, 0, r, gamma, old, to, sink, to, s.old);
         }
+    }
+
+    /** This worker's buffer for {@link #combineInto}'s tail columns: n·L floats. */
+    private static float[] tailCols(Scratch s, int n) {
+        s.tailCols = Scratch.grow(s.tailCols, (long) n * L);
+        return s.tailCols;
     }
 
     /**
@@ -133,8 +139,11 @@ final class RowGrads {
      * for c &lt; count: the sum in fp32, its first term a product and the others fma in increasing
      * i, then the product by g, then the old value added, each rounded to fp32
      * ({@link Convert#storeScaled}'s F32 epilogue). Four vectors of c at a time, so four fma chains
-     * run side by side (one chain of n dependent fmas per vector ran at the fma latency); a masked
-     * vector for the last count mod L values. Writing straight from the registers saves a decoding
+     * run side by side (one chain of n dependent fmas per vector ran at the fma latency); one vector
+     * for the last count mod L values, whose columns of src are first copied, zero-padded, into
+     * {@code tailCols} (n·L floats), and whose masked stores (and old values) at the end of
+     * {@code seg} (or {@code prior}) go through {@code pad} (L floats, {@link SegmentEnd}): no masked
+     * access reaches past an array's or a segment's end. Writing straight from the registers saves a decoding
      * step's dA and dB rows a pass through L1 and a store call each.
      *
      * <p>The rows loop inside each helper: dB's rows are short (64 floats at r = 64, one group of
@@ -151,7 +160,8 @@ final class RowGrads {
      * {@code CompileTiersTest} compiles every method of the backend the way that failed.
      */
     static void combineInto(float[] src, int ld, int count, float[] w, int wOff, int wStride, int n, float g,
-                            MemorySegment prior, long from, MemorySegment seg, long at, int rows) {
+                            MemorySegment prior, long from, MemorySegment seg, long at, int rows, float[] tailCols,
+                            float[] pad) {
         if (MicroKernel.SCALAR) {
             sumScalar(src, ld, count, w, wOff, wStride, n, g, prior, from, seg, at, rows);
             return;
@@ -172,8 +182,8 @@ final class RowGrads {
             sum1(src, ld, count, c4, c1, w, wOff, wStride, n, g, prior, from, seg, at, rows);
         }
         if (c1 < count) {
-            // the last count − c1 < L values in one masked vector (r = 8 with 16 lanes: every row of dB)
-            sumMasked(src, ld, count, c1, w, wOff, wStride, n, g, prior, from, seg, at, rows);
+            // the last count − c1 < L values in one vector (r = 8 with 16 lanes: every row of dB)
+            sumMasked(src, ld, count, c1, w, wOff, wStride, n, g, prior, from, seg, at, rows, tailCols, pad);
         }
     }
 
@@ -315,21 +325,44 @@ final class RowGrads {
         }
     }
 
-    /** Columns [c, count), fewer than L, of {@link #combineInto}: one masked vector per row. */
+    /**
+     * Columns [c, count), fewer than L, of {@link #combineInto}: one vector per row, over those
+     * columns of src's n rows copied into tailCols [n, L] with zeros after them (the masked loads'
+     * lanes); the masked stores and old values of the rows whose vector lies inside seg and prior
+     * directly, those of the last rows through pad.
+     */
     private static void sumMasked(float[] src, int ld, int count, int c, float[] w, int wOff, int wStride, int n,
-                                  float g, MemorySegment prior, long from, MemorySegment seg, long at, int rows) {
-        VectorMask<Float> m = S.indexInRange(c, count);
+                                  float g, MemorySegment prior, long from, MemorySegment seg, long at, int rows,
+                                  float[] tailCols, float[] pad) {
+        int len = count - c;
+        for (int i = 0; i < n; i++) {
+            System.arraycopy(src, i * ld + c, tailCols, i * L, len);
+            java.util.Arrays.fill(tailCols, i * L + len, (i + 1) * L, 0f);
+        }
+        VectorMask<Float> m = S.indexInRange(0, len);
+        long stride = 4L * count;
+        int inside = SegmentEnd.rowsInside(seg, at + 4L * c, stride, rows);
+        if (prior != null) {
+            inside = Math.min(inside, SegmentEnd.rowsInside(prior, from + 4L * c, stride, rows));
+        }
         for (int q = 0; q < rows; q++) {
-            long row = 4L * q * count;
-            FloatVector acc = FloatVector.fromArray(S, src, c, m).mul(w[wOff + q]);
+            long row = stride * q + 4L * c;
+            FloatVector acc = FloatVector.fromArray(S, tailCols, 0).mul(w[wOff + q]);
             for (int i = 1; i < n; i++) {
-                acc = FloatVector.fromArray(S, src, i * ld + c, m).fma(FloatVector.broadcast(S, w[wOff + q + i * wStride]), acc);
+                acc = FloatVector.fromArray(S, tailCols, i * L).fma(FloatVector.broadcast(S, w[wOff + q + i * wStride]), acc);
             }
             acc = acc.mul(g);
-            if (prior != null) {
-                acc = acc.add(FloatVector.fromMemorySegment(S, prior, from + row + 4L * c, LE, m));
+            if (q < inside) {
+                if (prior != null) {
+                    acc = acc.add(FloatVector.fromMemorySegment(S, prior, from + row, LE, m));
+                }
+                acc.intoMemorySegment(seg, at + row, LE, m);
+            } else {
+                if (prior != null) {
+                    acc = acc.add(SegmentEnd.padded(prior, from + row, len, pad));
+                }
+                SegmentEnd.storeFirst(acc, len, seg, at + row, pad);
             }
-            acc.intoMemorySegment(seg, at + row + 4L * c, LE, m);
         }
     }
 

@@ -7,13 +7,16 @@ import jdk.incubator.vector.VectorSpecies;
 import java.lang.foreign.MemorySegment;
 
 /**
- * Masked loads kept inside their segment. A masked {@code fromMemorySegment} whose whole vector (L
- * floats) does not lie inside the segment takes the JDK's out-of-range path: correct, but its code
+ * Masked loads and stores kept inside their segment or array. A masked {@code fromMemorySegment}
+ * (or {@code fromArray}, {@code intoMemorySegment}) whose whole vector (L floats) does not lie
+ * inside the segment takes the JDK's out-of-range path: correct, but its code
  * in a hot method kept C2 from inlining the method's helpers, which then boxed every vector (172–197
  * KB per call in {@link AdapterRows}, 2026-12-06), and a branch profile that saw it taken keeps that
  * code in every method that inlines the load. Callers load the rows whose vector lies inside
  * directly ({@link #rowsInside}) and the rest, the last rows of a segment, through a zero-padded
- * copy ({@link #padded}), which gives the masked load's lanes.
+ * copy ({@link #padded}), which gives the masked load's lanes; a store at the end goes through
+ * {@link #storeFirst}. Every masked memory access of the backend lies inside its segment or array,
+ * by these helpers or by slack its buffer is allocated with.
  */
 final class SegmentEnd {
     private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
@@ -38,6 +41,36 @@ final class SegmentEnd {
      */
     static FloatVector padded(MemorySegment seg, long at, int count, float[] pad) {
         MemorySegment.copy(seg, DType.LE_FLOAT, at, pad, 0, count);
+        java.util.Arrays.fill(pad, count, L, 0f);
+        return FloatVector.fromArray(S, pad, 0);
+    }
+
+    /**
+     * The masked store of the first {@code count} lanes (0 &lt; count &lt; L) of {@code v} at byte
+     * {@code at} of {@code seg} (fp32 little-endian), through {@code pad} (L floats): the bytes past
+     * them are not touched.
+     */
+    static void storeFirst(FloatVector v, int count, MemorySegment seg, long at, float[] pad) {
+        v.intoArray(pad, 0);
+        MemorySegment.copy(pad, 0, seg, DType.LE_FLOAT, at, count);
+    }
+
+    /**
+     * {@link #rowsInside(MemorySegment, long, long, int)} for a heap array: how many of {@code rows}
+     * rows, the first at index {@code at} and each {@code stride} after the last, have a whole vector
+     * (L floats) inside {@code a}.
+     */
+    static int rowsInside(float[] a, long at, long stride, int rows) {
+        long room = a.length - (long) L - at;
+        return room < 0 ? 0 : (int) Math.min(rows, room / stride + 1);
+    }
+
+    /**
+     * The masked load of the first {@code count} floats (0 &lt; count &lt; L) from index {@code at}
+     * of {@code a}: those values, zeros after, through {@code pad} (L floats).
+     */
+    static FloatVector padded(float[] a, int at, int count, float[] pad) {
+        System.arraycopy(a, at, pad, 0, count);
         java.util.Arrays.fill(pad, count, L, 0f);
         return FloatVector.fromArray(S, pad, 0);
     }

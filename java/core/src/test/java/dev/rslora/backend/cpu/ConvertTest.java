@@ -64,4 +64,40 @@ class ConvertTest {
             }
         }
     }
+
+    /**
+     * {@link Convert#storeTileRow} writes what {@link Convert#store} writes, bit for bit, and nothing
+     * past its run: lengths around the vector width, the run in the middle of its tensor and ending
+     * exactly at the tensor's end (where the last values' masked store would reach past it and the
+     * scalar path takes them), every dtype.
+     */
+    @Test
+    void tileRowStoresMatchStoreUpToTheTensorsEnd() {
+        int l = MicroKernel.L;
+        float[] v = samples(0x711EL, 4 * MicroKernel.NR);
+        float sentinel = -7.25f;  // exact in every dtype
+        try (Arena arena = Arena.ofConfined()) {
+            for (DType d : DType.values()) {
+                for (int count : new int[] {1, l - 1, l, l + 3, MicroKernel.NR - 1, MicroKernel.NR}) {
+                    for (int after : new int[] {0, 1, l + 5}) {
+                        int start = 3;
+                        Tensor want = Tensor.allocate(arena, d, start + count + after);
+                        Tensor got = Tensor.allocate(arena, d, start + count + after);
+                        for (long i = 0; i < want.numel(); i++) {
+                            want.set(i, sentinel);
+                            got.set(i, sentinel);
+                        }
+                        Convert.store(v, 5, count, Convert.Sink.of(want), start);
+                        Convert.storeTileRow(v, 5, count, Convert.Sink.of(got), start);
+                        long bytes = want.segment().byteSize();
+                        for (long b = 0; b < bytes; b++) {
+                            assertEquals(want.segment().get(java.lang.foreign.ValueLayout.JAVA_BYTE, b),
+                                    got.segment().get(java.lang.foreign.ValueLayout.JAVA_BYTE, b),
+                                    d + " count " + count + " after " + after + " at byte " + b);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -107,6 +107,53 @@ class PanelsTest {
         }
     }
 
+    /**
+     * {@link Panels#packRows} from a heap block whose last row ends at the array's end (its partial
+     * panel's last vectors would reach past it: they go through a padded copy): the definition, bit
+     * for bit, +0 past cols, nothing written past the panels.
+     */
+    @Test
+    void rowPacksFromAnArrayEndingAtItsLastValue() {
+        SplittableRandom rng = new SplittableRandom(0x9ACC5L);
+        try (Arena arena = Arena.ofConfined()) {
+            for (int cols : new int[] {1, L - 1, L + 1, NR - 1, NR + 5, 2 * NR + L + 1}) {
+                for (int rows : new int[] {1, 3, 8}) {
+                    for (float scale : new float[] {1f, -0.625f}) {
+                        int off = 2;
+                        int ld = cols + (rows % 2);
+                        float[] src = new float[off + (rows - 1) * ld + cols];
+                        for (int i = 0; i < src.length; i++) {
+                            src[i] = (float) rng.nextDouble(-3, 3);
+                        }
+                        int panels = Panels.panels(cols);
+                        long panelBytes = (long) rows * NR * 4;
+                        long guard = 64;
+                        MemorySegment dst = arena.allocate(panels * panelBytes + guard, 64);
+                        dst.fill((byte) 0x7f);
+                        Panels.packRows(src, off, ld, rows, cols, scale, dst, 0, panelBytes);
+                        String what = "[" + rows + ", " + cols + "] ld " + ld + " scale " + scale;
+                        for (int p = 0; p < panels; p++) {
+                            for (int k = 0; k < rows; k++) {
+                                for (int c = 0; c < NR; c++) {
+                                    int col = p * NR + c;
+                                    float want = col < cols ? src[off + k * ld + col] * scale : 0f;
+                                    float got = dst.get(ValueLayout.JAVA_FLOAT, p * panelBytes + ((long) k * NR + c) * 4);
+                                    if (Float.floatToRawIntBits(want) != Float.floatToRawIntBits(got)) {
+                                        fail(what + ": panel " + p + " row " + k + " lane " + c + " want " + want + " got " + got);
+                                    }
+                                }
+                            }
+                        }
+                        for (long b = 0; b < guard; b += 4) {
+                            assertEquals(Float.intBitsToFloat(0x7f7f7f7f), dst.get(ValueLayout.JAVA_FLOAT, panels * panelBytes + b),
+                                    what + ": written past the panels");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     private static void check(Tensor src, float scale, float[] tmp, NativeBuffer stage, Arena arena, String what) {
         int rows = (int) src.dim(0);
         int cols = (int) src.dim(1);

@@ -14,7 +14,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * {@link RowGrads#combineInto} writes, bit for bit, its scalar definition (the same fp32 operations in
  * the same order as the reference's and {@link Convert#storeScaled}'s epilogue), with and without an
  * old value, at lengths around the vector width (vector blocks, single vectors, masked tails), for
- * one row and for several consecutive rows, and nothing outside its run.
+ * one row and for several consecutive rows, and nothing outside its run; also where the run ends
+ * exactly at the end of its segments and src's last row at the end of its array (the tail vector's
+ * stores and old values then go through the pad, {@link SegmentEnd}).
  */
 class RowGradsTest {
     @Test
@@ -28,53 +30,56 @@ class RowGradsTest {
                         continue;
                     }
                     for (int rows : new int[] {1, 3}) {
-                        for (boolean withOld : new boolean[] {false, true}) {
-                            int ld = count + 3;
-                            int wStride = 3;
-                            int wOff = 2;
-                            float[] src = new float[n * ld];
-                            float[] w = new float[wOff + rows + n * wStride];
-                            for (int i = 0; i < src.length; i++) {
-                                // mixed magnitudes, so that a different order or rounding would show
-                                src[i] = (float) (rng.nextDouble(-1, 1) * Math.pow(2, rng.nextInt(-20, 20)));
-                            }
-                            for (int i = 0; i < w.length; i++) {
-                                w[i] = (float) rng.nextDouble(-3, 3);
-                            }
-                            float g = (float) (16 / Math.sqrt(64)) * 1.1f;
-                            int at = 5;
-                            long span = (long) rows * count;
-                            Tensor old = Tensor.allocate(arena, DType.F32, at + span + 4);
-                            for (long i = 0; i < old.numel(); i++) {
-                                old.set(i, (float) rng.nextDouble(-1, 1));
-                            }
-                            Tensor want = Tensor.allocate(arena, DType.F32, at + span + 4);
-                            Tensor got = Tensor.allocate(arena, DType.F32, at + span + 4);
-                            for (long i = 0; i < want.numel(); i++) {
-                                want.set(i, Float.NaN);
-                                got.set(i, Float.NaN);
-                            }
-                            for (int q = 0; q < rows; q++) {
-                                for (int c = 0; c < count; c++) {
-                                    // the definition, scalar: the first term a product, then fma in increasing i; × g; + old
-                                    float acc = src[c] * w[wOff + q];
-                                    for (int i = 1; i < n; i++) {
-                                        acc = Math.fma(src[i * ld + c], w[wOff + q + i * wStride], acc);
-                                    }
-                                    acc *= g;
-                                    long e = at + (long) q * count + c;
-                                    if (withOld) {
-                                        acc += old.get(e);
-                                    }
-                                    want.set(e, acc);
+                        for (int after : new int[] {4, 0}) {
+                            for (boolean withOld : new boolean[] {false, true}) {
+                                int ld = after == 0 ? count : count + 3;
+                                int wStride = 3;
+                                int wOff = 2;
+                                float[] src = new float[(n - 1) * ld + count];
+                                float[] w = new float[wOff + rows + n * wStride];
+                                for (int i = 0; i < src.length; i++) {
+                                    // mixed magnitudes, so that a different order or rounding would show
+                                    src[i] = (float) (rng.nextDouble(-1, 1) * Math.pow(2, rng.nextInt(-20, 20)));
                                 }
-                            }
-                            MemorySegment prior = withOld ? old.readOnlySegment() : null;
-                            RowGrads.combineInto(src, ld, count, w, wOff, wStride, n, g, prior, at * 4L, got.segment(), at * 4L,
-                                    rows);
-                            for (long i = 0; i < want.numel(); i++) {
-                                assertEquals(Float.floatToRawIntBits(want.get(i)), Float.floatToRawIntBits(got.get(i)),
-                                        "n " + n + " count " + count + " rows " + rows + " old " + withOld + " at element " + i);
+                                for (int i = 0; i < w.length; i++) {
+                                    w[i] = (float) rng.nextDouble(-3, 3);
+                                }
+                                float g = (float) (16 / Math.sqrt(64)) * 1.1f;
+                                int at = 5;
+                                long span = (long) rows * count;
+                                Tensor old = Tensor.allocate(arena, DType.F32, at + span + after);
+                                for (long i = 0; i < old.numel(); i++) {
+                                    old.set(i, (float) rng.nextDouble(-1, 1));
+                                }
+                                Tensor want = Tensor.allocate(arena, DType.F32, at + span + after);
+                                Tensor got = Tensor.allocate(arena, DType.F32, at + span + after);
+                                for (long i = 0; i < want.numel(); i++) {
+                                    want.set(i, Float.NaN);
+                                    got.set(i, Float.NaN);
+                                }
+                                for (int q = 0; q < rows; q++) {
+                                    for (int c = 0; c < count; c++) {
+                                        // the definition, scalar: the first term a product, then fma in increasing i; × g; + old
+                                        float acc = src[c] * w[wOff + q];
+                                        for (int i = 1; i < n; i++) {
+                                            acc = Math.fma(src[i * ld + c], w[wOff + q + i * wStride], acc);
+                                        }
+                                        acc *= g;
+                                        long e = at + (long) q * count + c;
+                                        if (withOld) {
+                                            acc += old.get(e);
+                                        }
+                                        want.set(e, acc);
+                                    }
+                                }
+                                MemorySegment prior = withOld ? old.readOnlySegment() : null;
+                                RowGrads.combineInto(src, ld, count, w, wOff, wStride, n, g, prior, at * 4L, got.segment(), at * 4L,
+                                        rows, new float[n * l], new float[l]);
+                                for (long i = 0; i < want.numel(); i++) {
+                                    assertEquals(Float.floatToRawIntBits(want.get(i)), Float.floatToRawIntBits(got.get(i)),
+                                            "n " + n + " count " + count + " rows " + rows + " old " + withOld + " after " + after
+                                                    + " at element " + i);
+                                }
                             }
                         }
                     }
