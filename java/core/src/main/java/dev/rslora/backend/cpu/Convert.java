@@ -155,7 +155,7 @@ final class Convert {
         long end = seg.byteSize();
         for (int h = 0; h < count; h += L) {
             if (h + L > count && (start + h + L) * (f32 ? 4 : 2) > end) {
-                // the last values, whose masked store would reach past the tensor's end: the scalar path
+                // the last values, whose masked store would reach past the tensor's end: by store
                 store(src, off + h, count - h, t, start + h);
                 break;
             }

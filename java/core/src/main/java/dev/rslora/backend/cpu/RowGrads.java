@@ -91,7 +91,7 @@ final class RowGrads {
         for (int i = 0; i < n; i++) {
             Convert.load(dy, (long) i * dOut + o0, cols, yb, i * cols);
         }
-        s.uc = Scratch.grow(s.uc, (long) n * r);
+        s.uc = Scratch.grow(s.uc, (long) n * r + L);  // L to spare: combineInto loads its tail vectors straight from ub
         float[] ub = s.uc;
         Convert.load(u, 0, n * r, ub, 0);
         if (direct(old, sink)) {
@@ -139,11 +139,11 @@ final class RowGrads {
      * for c &lt; count: the sum in fp32, its first term a product and the others fma in increasing
      * i, then the product by g, then the old value added, each rounded to fp32
      * ({@link Convert#storeScaled}'s F32 epilogue). Four vectors of c at a time, so four fma chains
-     * run side by side (one chain of n dependent fmas per vector ran at the fma latency); one vector
-     * for the last count mod L values, whose columns of src are first copied, zero-padded, into
-     * {@code tailCols} (n·L floats), and whose masked stores (and old values) at the end of
-     * {@code seg} (or {@code prior}) go through {@code pad} (L floats, {@link SegmentEnd}): no masked
-     * access reaches past an array's or a segment's end. Writing straight from the registers saves a decoding
+     * run side by side (one chain of n dependent fmas per vector ran at the fma latency); one masked
+     * vector for the last count mod L values, whose loads from src's last rows (where src has no
+     * slack after them) go through {@code tailCols} (n·L floats) and whose stores (and old values) at
+     * the end of {@code seg} (or {@code prior}) through {@code pad} (L floats, {@link SegmentEnd}): no
+     * masked access reaches past an array's or a segment's end. Writing straight from the registers saves a decoding
      * step's dA and dB rows a pass through L1 and a store call each.
      *
      * <p>The rows loop inside each helper: dB's rows are short (64 floats at r = 64, one group of
@@ -326,18 +326,21 @@ final class RowGrads {
     }
 
     /**
-     * Columns [c, count), fewer than L, of {@link #combineInto}: one vector per row, over those
-     * columns of src's n rows copied into tailCols [n, L] with zeros after them (the masked loads'
-     * lanes); the masked stores and old values of the rows whose vector lies inside seg and prior
-     * directly, those of the last rows through pad.
+     * Columns [c, count), fewer than L, of {@link #combineInto}: one masked vector per row. Rows of src
+     * whose masked load lies inside it are loaded directly; the last ones (a src with no slack after
+     * its last row) from tailCols [n, L], where those columns are copied with zeros after them (the
+     * masked load's lanes). Likewise the masked stores and old values of the gradient rows whose
+     * vector lies inside seg and prior go directly, those of the last rows through pad.
      */
     private static void sumMasked(float[] src, int ld, int count, int c, float[] w, int wOff, int wStride, int n,
                                   float g, MemorySegment prior, long from, MemorySegment seg, long at, int rows,
                                   float[] tailCols, float[] pad) {
         int len = count - c;
-        for (int i = 0; i < n; i++) {
-            System.arraycopy(src, i * ld + c, tailCols, i * L, len);
-            java.util.Arrays.fill(tailCols, i * L + len, (i + 1) * L, 0f);
+        int srcIn = SegmentEnd.rowsInside(src, c, ld, n);
+        for (int i = srcIn; i < n; i++) {
+            int t = (i - srcIn) * L;
+            System.arraycopy(src, i * ld + c, tailCols, t, len);
+            java.util.Arrays.fill(tailCols, t + len, t + L, 0f);
         }
         VectorMask<Float> m = S.indexInRange(0, len);
         long stride = 4L * count;
@@ -347,9 +350,15 @@ final class RowGrads {
         }
         for (int q = 0; q < rows; q++) {
             long row = stride * q + 4L * c;
-            FloatVector acc = FloatVector.fromArray(S, tailCols, 0).mul(w[wOff + q]);
-            for (int i = 1; i < n; i++) {
-                acc = FloatVector.fromArray(S, tailCols, i * L).fma(FloatVector.broadcast(S, w[wOff + q + i * wStride]), acc);
+            FloatVector acc = (srcIn > 0 ? FloatVector.fromArray(S, src, c, m) : FloatVector.fromArray(S, tailCols, 0))
+                    .mul(w[wOff + q]);
+            int i = 1;
+            for (; i < srcIn; i++) {
+                acc = FloatVector.fromArray(S, src, i * ld + c, m).fma(FloatVector.broadcast(S, w[wOff + q + i * wStride]), acc);
+            }
+            for (; i < n; i++) {
+                acc = FloatVector.fromArray(S, tailCols, (i - srcIn) * L)
+                        .fma(FloatVector.broadcast(S, w[wOff + q + i * wStride]), acc);
             }
             acc = acc.mul(g);
             if (q < inside) {

@@ -27,7 +27,7 @@ final class Scratch implements AutoCloseable {
     float[] row = new float[0];
     /** Current gradient values when accumulating; the rounding buffer of {@link Convert#storeScaled} for other dtypes. */
     float[] old = new float[0];
-    /** {@link RowGrads#combineInto}'s last count mod L columns of its n source rows, zero-padded [n, L]. */
+    /** {@link RowGrads#combineInto}'s last count mod L columns of its last source rows, zero-padded [n, L]. */
     float[] tailCols = new float[0];
     /** Up to RowGrads.MAX_ROWS rows of D(X) [n, d_in] (the dA units' operand), loaded once per backward call. */
     float[] xRows = new float[0];
@@ -109,7 +109,8 @@ final class Scratch implements AutoCloseable {
 
     /** The block buffer sized for a direct pack of a matrix with {@code cols} columns. */
     float[] block(int cols) {
-        block = grow(block, (long) Panels.directBlockRows(cols) * cols);
+        // L to spare: Panels.packRows' masked loads of the last row's partial panel stay inside
+        block = grow(block, (long) Panels.directBlockRows(cols) * cols + MicroKernel.L);
         return block;
     }
 

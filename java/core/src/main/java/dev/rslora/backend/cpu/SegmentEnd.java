@@ -8,8 +8,8 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * Masked loads and stores kept inside their segment or array. A masked {@code fromMemorySegment}
- * (or {@code fromArray}, {@code intoMemorySegment}) whose whole vector (L floats) does not lie
- * inside the segment takes the JDK's out-of-range path: correct, but its code
+ * (or {@code fromArray}, {@code intoMemorySegment}, {@code intoArray}) whose whole vector (L floats)
+ * does not lie inside its segment or array takes the JDK's out-of-range path: correct, but its code
  * in a hot method kept C2 from inlining the method's helpers, which then boxed every vector (172–197
  * KB per call in {@link AdapterRows}, 2026-12-06), and a branch profile that saw it taken keeps that
  * code in every method that inlines the load. Callers load the rows whose vector lies inside
@@ -58,7 +58,7 @@ final class SegmentEnd {
     /**
      * {@link #rowsInside(MemorySegment, long, long, int)} for a heap array: how many of {@code rows}
      * rows, the first at index {@code at} and each {@code stride} after the last, have a whole vector
-     * (L floats) inside {@code a}.
+     * (L floats) inside {@code a}: rows [0, result) do, rows [result, rows) do not (stride &gt; 0).
      */
     static int rowsInside(float[] a, long at, long stride, int rows) {
         long room = a.length - (long) L - at;

@@ -15,8 +15,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * the same order as the reference's and {@link Convert#storeScaled}'s epilogue), with and without an
  * old value, at lengths around the vector width (vector blocks, single vectors, masked tails), for
  * one row and for several consecutive rows, and nothing outside its run; also where the run ends
- * exactly at the end of its segments and src's last row at the end of its array (the tail vector's
- * stores and old values then go through the pad, {@link SegmentEnd}).
+ * exactly at the end of its output's or its old values' segment, or both, and src's last row at the
+ * end of its array (the tail vector's loads, stores and old values then go through the buffers of
+ * {@link SegmentEnd}'s kind).
  */
 class RowGradsTest {
     @Test
@@ -30,12 +31,15 @@ class RowGradsTest {
                         continue;
                     }
                     for (int rows : new int[] {1, 3}) {
-                        for (int after : new int[] {4, 0}) {
+                        // floats after the run in the old values' tensor and in the output's, and after src's last row
+                        for (int[] ends : new int[][] {{4, 4, l}, {0, 0, 0}, {5, 0, 0}, {0, 5, l}}) {
                             for (boolean withOld : new boolean[] {false, true}) {
+                                int afterOld = ends[0];
+                                int after = ends[1];
                                 int ld = after == 0 ? count : count + 3;
                                 int wStride = 3;
                                 int wOff = 2;
-                                float[] src = new float[(n - 1) * ld + count];
+                                float[] src = new float[(n - 1) * ld + count + ends[2]];
                                 float[] w = new float[wOff + rows + n * wStride];
                                 for (int i = 0; i < src.length; i++) {
                                     // mixed magnitudes, so that a different order or rounding would show
@@ -47,7 +51,7 @@ class RowGradsTest {
                                 float g = (float) (16 / Math.sqrt(64)) * 1.1f;
                                 int at = 5;
                                 long span = (long) rows * count;
-                                Tensor old = Tensor.allocate(arena, DType.F32, at + span + after);
+                                Tensor old = Tensor.allocate(arena, DType.F32, at + span + afterOld);
                                 for (long i = 0; i < old.numel(); i++) {
                                     old.set(i, (float) rng.nextDouble(-1, 1));
                                 }
@@ -77,7 +81,7 @@ class RowGradsTest {
                                         rows, new float[n * l], new float[l]);
                                 for (long i = 0; i < want.numel(); i++) {
                                     assertEquals(Float.floatToRawIntBits(want.get(i)), Float.floatToRawIntBits(got.get(i)),
-                                            "n " + n + " count " + count + " rows " + rows + " old " + withOld + " after " + after
+                                            "n " + n + " count " + count + " rows " + rows + " old " + withOld + " ends " + java.util.Arrays.toString(ends)
                                                     + " at element " + i);
                                 }
                             }
