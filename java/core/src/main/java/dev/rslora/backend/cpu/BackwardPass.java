@@ -334,7 +334,7 @@ final class BackwardPass {
     private float[] maskedX(Scratch s) {
         if (s.xRowsOf != this) {
             long[] bits = byRows ? shared.bits : groupBits(s, 0, Panels.panels(dIn));
-            s.xRows = Scratch.grow(s.xRows, (long) n * dIn + MicroKernel.L);  // L to spare: RowGrads.combineInto loads its tail vectors straight from it
+            s.xRows = Scratch.grow(s.xRows, (long) n * dIn);
             for (int i = 0; i < n; i++) {
                 Convert.load(x, (long) i * dIn, dIn, s.xRows, i * dIn);
                 if (mask != null) {

@@ -67,7 +67,7 @@ final class RowGrads {
         if (direct(old, out)) {
             MemorySegment prior = old == null ? null : old.readOnlySegment();
             long at = (long) j0 * dIn * 4;
-            combineInto(xb, dIn, dIn, v, j0, r, n, gamma, prior, at, out.seg(), at, j1 - j0, tailCols(s, n), s.tailPad);
+            combineInto(xb, dIn, dIn, v, j0, r, n, gamma, prior, at, out.seg(), at, j1 - j0);
             return;
         }
         s.row = Scratch.grow(s.row, dIn);
@@ -75,7 +75,7 @@ final class RowGrads {
         float[] row = s.row;
         MemorySegment rowSeg = s.rowSum.ensure(4L * dIn);  // native: see Scratch.rowSum
         for (int j = j0; j < j1; j++) {
-            combineInto(xb, dIn, dIn, v, j, r, n, 1f, null, 0, rowSeg, 0, 1, tailCols(s, n), s.tailPad);
+            combineInto(xb, dIn, dIn, v, j, r, n, 1f, null, 0, rowSeg, 0, 1);
             MemorySegment.copy(rowSeg, DType.LE_FLOAT, 0, row, 0, dIn);
             long at = (long) j * dIn;
             Convert.storeScaled(row, 0, dIn, gamma, old, at, out, at, s.old);
@@ -91,13 +91,13 @@ final class RowGrads {
         for (int i = 0; i < n; i++) {
             Convert.load(dy, (long) i * dOut + o0, cols, yb, i * cols);
         }
-        s.uc = Scratch.grow(s.uc, (long) n * r + L);  // L to spare: combineInto loads its tail vectors straight from ub
+        s.uc = Scratch.grow(s.uc, (long) n * r);
         float[] ub = s.uc;
         Convert.load(u, 0, n * r, ub, 0);
         if (direct(old, sink)) {
             MemorySegment prior = old == null ? null : old.readOnlySegment();
             long at = (long) o0 * r * 4;
-            combineInto(ub, r, r, yb, 0, cols, n, gamma, prior, at, sink.seg(), at, cols, tailCols(s, n), s.tailPad);
+            combineInto(ub, r, r, yb, 0, cols, n, gamma, prior, at, sink.seg(), at, cols);
             return;
         }
         // one row of dB at a time, built in L1 and stored (scaled, old added) straight from there
@@ -106,17 +106,11 @@ final class RowGrads {
         float[] out = s.row;
         MemorySegment outSeg = s.rowSum.ensure(4L * r);  // native: see Scratch.rowSum
         for (int oc = 0; oc < cols; oc++) {
-            combineInto(ub, r, r, yb, oc, cols, n, 1f, null, 0, outSeg, 0, 1, tailCols(s, n), s.tailPad);
+            combineInto(ub, r, r, yb, oc, cols, n, 1f, null, 0, outSeg, 0, 1);
             MemorySegment.copy(outSeg, DType.LE_FLOAT, 0, out, 0, r);
             long to = (long) (o0 + oc) * r;
             Convert.storeScaled(out, 0, r, gamma, old, to, sink, to, s.old);
         }
-    }
-
-    /** This worker's buffer for {@link #combineInto}'s tail columns: n·L floats. */
-    private static float[] tailCols(Scratch s, int n) {
-        s.tailCols = Scratch.grow(s.tailCols, (long) n * L);
-        return s.tailCols;
     }
 
     /**
@@ -139,11 +133,8 @@ final class RowGrads {
      * for c &lt; count: the sum in fp32, its first term a product and the others fma in increasing
      * i, then the product by g, then the old value added, each rounded to fp32
      * ({@link Convert#storeScaled}'s F32 epilogue). Four vectors of c at a time, so four fma chains
-     * run side by side (one chain of n dependent fmas per vector ran at the fma latency); one masked
-     * vector for the last count mod L values, whose loads from src's last rows (where src has no
-     * slack after them) go through {@code tailCols} (n·L floats) and whose stores (and old values) at
-     * the end of {@code seg} (or {@code prior}) through {@code pad} (L floats, {@link SegmentEnd}): no
-     * masked access reaches past an array's or a segment's end. Writing straight from the registers saves a decoding
+     * run side by side (one chain of n dependent fmas per vector ran at the fma latency); a masked
+     * vector for the last count mod L values. Writing straight from the registers saves a decoding
      * step's dA and dB rows a pass through L1 and a store call each.
      *
      * <p>The rows loop inside each helper: dB's rows are short (64 floats at r = 64, one group of
@@ -160,8 +151,7 @@ final class RowGrads {
      * {@code CompileTiersTest} compiles every method of the backend the way that failed.
      */
     static void combineInto(float[] src, int ld, int count, float[] w, int wOff, int wStride, int n, float g,
-                            MemorySegment prior, long from, MemorySegment seg, long at, int rows, float[] tailCols,
-                            float[] pad) {
+                            MemorySegment prior, long from, MemorySegment seg, long at, int rows) {
         if (MicroKernel.SCALAR) {
             sumScalar(src, ld, count, w, wOff, wStride, n, g, prior, from, seg, at, rows);
             return;
@@ -182,8 +172,8 @@ final class RowGrads {
             sum1(src, ld, count, c4, c1, w, wOff, wStride, n, g, prior, from, seg, at, rows);
         }
         if (c1 < count) {
-            // the last count − c1 < L values in one vector (r = 8 with 16 lanes: every row of dB)
-            sumMasked(src, ld, count, c1, w, wOff, wStride, n, g, prior, from, seg, at, rows, tailCols, pad);
+            // the last count − c1 < L values in one masked vector (r = 8 with 16 lanes: every row of dB)
+            sumMasked(src, ld, count, c1, w, wOff, wStride, n, g, prior, from, seg, at, rows);
         }
     }
 
@@ -326,52 +316,31 @@ final class RowGrads {
     }
 
     /**
-     * Columns [c, count), fewer than L, of {@link #combineInto}: one masked vector per row. Rows of src
-     * whose masked load lies inside it are loaded directly; the last ones (a src with no slack after
-     * its last row) from tailCols [n, L], where those columns are copied with zeros after them (the
-     * masked load's lanes). Likewise the masked stores and old values of the gradient rows whose
-     * vector lies inside seg and prior go directly, those of the last rows through pad.
+     * Columns [c, count), fewer than L, of {@link #combineInto}: one masked vector per row. On the last
+     * row of src (U's or D(X)'s rows, sized exactly) and of a gradient that ends at its last row, the
+     * masked load, store or old value reaches past the end and takes the JDK's out-of-range path.
+     * Routing those rows through a padded copy instead
+     * ({@link SegmentEnd}, as AdapterRows does) was tried five ways on 2026-12-06, and each made dB
+     * slower in a loop alone (all 1024 rows of dB at N = 1, one thread, 1 M calls per JVM, JVMs
+     * alternated): at r = 8 2.0–3.5 µs per call against 1.7–2.3 for this code, at r = 24 4.5–6.5
+     * against 3.6–4.1, even with the padded rows in a method of their own; giving U's rows L floats to
+     * spare, so that their loads stayed inside, took r = 8 from 1.7–1.8 to 2.1 µs as well. Neither this
+     * code nor the variants allocate once compiled (AdapterRowsAllocationTest guards that).
      */
     private static void sumMasked(float[] src, int ld, int count, int c, float[] w, int wOff, int wStride, int n,
-                                  float g, MemorySegment prior, long from, MemorySegment seg, long at, int rows,
-                                  float[] tailCols, float[] pad) {
-        int len = count - c;
-        int srcIn = SegmentEnd.rowsInside(src, c, ld, n);
-        for (int i = srcIn; i < n; i++) {
-            int t = (i - srcIn) * L;
-            System.arraycopy(src, i * ld + c, tailCols, t, len);
-            java.util.Arrays.fill(tailCols, t + len, t + L, 0f);
-        }
-        VectorMask<Float> m = S.indexInRange(0, len);
-        long stride = 4L * count;
-        int inside = SegmentEnd.rowsInside(seg, at + 4L * c, stride, rows);
-        if (prior != null) {
-            inside = Math.min(inside, SegmentEnd.rowsInside(prior, from + 4L * c, stride, rows));
-        }
+                                  float g, MemorySegment prior, long from, MemorySegment seg, long at, int rows) {
+        VectorMask<Float> m = S.indexInRange(c, count);
         for (int q = 0; q < rows; q++) {
-            long row = stride * q + 4L * c;
-            FloatVector acc = (srcIn > 0 ? FloatVector.fromArray(S, src, c, m) : FloatVector.fromArray(S, tailCols, 0))
-                    .mul(w[wOff + q]);
-            int i = 1;
-            for (; i < srcIn; i++) {
+            long row = 4L * q * count;
+            FloatVector acc = FloatVector.fromArray(S, src, c, m).mul(w[wOff + q]);
+            for (int i = 1; i < n; i++) {
                 acc = FloatVector.fromArray(S, src, i * ld + c, m).fma(FloatVector.broadcast(S, w[wOff + q + i * wStride]), acc);
             }
-            for (; i < n; i++) {
-                acc = FloatVector.fromArray(S, tailCols, (i - srcIn) * L)
-                        .fma(FloatVector.broadcast(S, w[wOff + q + i * wStride]), acc);
-            }
             acc = acc.mul(g);
-            if (q < inside) {
-                if (prior != null) {
-                    acc = acc.add(FloatVector.fromMemorySegment(S, prior, from + row, LE, m));
-                }
-                acc.intoMemorySegment(seg, at + row, LE, m);
-            } else {
-                if (prior != null) {
-                    acc = acc.add(SegmentEnd.padded(prior, from + row, len, pad));
-                }
-                SegmentEnd.storeFirst(acc, len, seg, at + row, pad);
+            if (prior != null) {
+                acc = acc.add(FloatVector.fromMemorySegment(S, prior, from + row + 4L * c, LE, m));
             }
+            acc.intoMemorySegment(seg, at + row + 4L * c, LE, m);
         }
     }
 

@@ -27,8 +27,6 @@ final class Scratch implements AutoCloseable {
     float[] row = new float[0];
     /** Current gradient values when accumulating; the rounding buffer of {@link Convert#storeScaled} for other dtypes. */
     float[] old = new float[0];
-    /** {@link RowGrads#combineInto}'s last count mod L columns of its last source rows, zero-padded [n, L]. */
-    float[] tailCols = new float[0];
     /** Up to RowGrads.MAX_ROWS rows of D(X) [n, d_in] (the dA units' operand), loaded once per backward call. */
     float[] xRows = new float[0];
     /** The backward call whose D(X) rows {@link #xRows} holds. */
@@ -38,8 +36,7 @@ final class Scratch implements AutoCloseable {
     /** {@link AdapterRows#group}'s four partial vectors, passed through memory rather than returned (boxed). */
     final float[] quads = new float[4 * MicroKernel.L];
     /**
-     * One masked row at the end of a segment or array, zero-padded to L floats ({@link AdapterRows#rowTimes},
-     * {@link RowGrads#combineInto}).
+     * One masked row of {@link AdapterRows#rowTimes} at the end of its segment, zero-padded to L floats.
      */
     final float[] tailPad = new float[MicroKernel.L];
     /** Keep bits: one row (forward) or [padRows(n), words(d_in)] (backward, small N). */

@@ -16,7 +16,8 @@ import java.lang.foreign.MemorySegment;
  * directly ({@link #rowsInside}) and the rest, the last rows of a segment, through a zero-padded
  * copy ({@link #padded}), which gives the masked load's lanes; a store at the end goes through
  * {@link #storeFirst}. Every masked memory access of the backend lies inside its segment or array,
- * by these helpers or by slack its buffer is allocated with.
+ * by these helpers or by slack its buffer is allocated with, except RowGrads' tail vectors on the
+ * last rows of its operands and gradients, where a pad measured slower (RowGrads.sumMasked).
  */
 final class SegmentEnd {
     private static final VectorSpecies<Float> S = MicroKernel.SPECIES;

@@ -30,8 +30,8 @@
  *       bias was written), and the layer's
  *       packed adapter ({@link dev.rslora.backend.cpu.AdapterPanels}, repacked when A, B or γ change);</li>
  *   <li>{@link dev.rslora.backend.cpu.SegmentEnd}: masked loads and stores kept inside their segment
- *       or array (the last rows through a zero-padded copy), so that no hot method compiles the JDK's
- *       out-of-range path;</li>
+ *       or array (the last rows through a zero-padded copy), so that hot methods do not compile the
+ *       JDK's out-of-range path (RowGrads' tail vectors excepted: its comment says why);</li>
  *   <li>{@link dev.rslora.backend.cpu.MaskBits}: the dropout mask as keep bits (vectorised Philox,
  *       identical to {@link dev.rslora.dropout.DropoutMask});</li>
  *   <li>{@link dev.rslora.backend.cpu.Convert}: F32/BF16/F16 rows to and from fp32 (RNE stores);</li>
