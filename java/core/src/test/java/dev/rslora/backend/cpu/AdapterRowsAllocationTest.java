@@ -38,14 +38,7 @@ class AdapterRowsAllocationTest {
     @ParameterizedTest(name = "r = {0}·L/2")
     @ValueSource(ints = {1, 3})
     void tailRanksAllocateNothingOnceCompiled(int halves) {
-        assumeTrue(!MicroKernel.SCALAR, "the scalar shape uses no vectors");
-        // the tests run in the module dev.rslora.core, which does not read the management modules
-        Module self = AdapterRowsAllocationTest.class.getModule();
-        ModuleLayer.boot().findModule("java.management").ifPresent(self::addReads);
-        ModuleLayer.boot().findModule("jdk.management").ifPresent(self::addReads);
-        var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
-        assumeTrue(threads.isThreadAllocatedMemorySupported() && threads.isThreadAllocatedMemoryEnabled(),
-                "this JVM does not count a thread's allocations");
+        var threads = allocationCounter();
         int r = halves * MicroKernel.L / 2;
         int dOut = 256;
         SplittableRandom rng = new SplittableRandom(r);
@@ -99,13 +92,7 @@ class AdapterRowsAllocationTest {
     @ParameterizedTest(name = "r = {0}·L/2")
     @ValueSource(ints = {1, 3})
     void rowGradientTailsAllocateNothingOnceCompiled(int halves) {
-        assumeTrue(!MicroKernel.SCALAR, "the scalar shape uses no vectors");
-        Module self = AdapterRowsAllocationTest.class.getModule();
-        ModuleLayer.boot().findModule("java.management").ifPresent(self::addReads);
-        ModuleLayer.boot().findModule("jdk.management").ifPresent(self::addReads);
-        var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
-        assumeTrue(threads.isThreadAllocatedMemorySupported() && threads.isThreadAllocatedMemoryEnabled(),
-                "this JVM does not count a thread's allocations");
+        var threads = allocationCounter();
         int r = halves * MicroKernel.L / 2;
         int dOut = 96;
         int dIn = 5 * MicroKernel.L + MicroKernel.L / 2;
@@ -153,6 +140,22 @@ class AdapterRowsAllocationTest {
                 }
             }
         }
+    }
+
+    /**
+     * The thread MX bean that counts this thread's allocated bytes; skips the test at the scalar shape
+     * (no vectors) and on a JVM that does not count them.
+     */
+    private static com.sun.management.ThreadMXBean allocationCounter() {
+        assumeTrue(!MicroKernel.SCALAR, "the scalar shape uses no vectors");
+        // the tests run in the module dev.rslora.core, which does not read the management modules
+        Module self = AdapterRowsAllocationTest.class.getModule();
+        ModuleLayer.boot().findModule("java.management").ifPresent(self::addReads);
+        ModuleLayer.boot().findModule("jdk.management").ifPresent(self::addReads);
+        var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        assumeTrue(threads.isThreadAllocatedMemorySupported() && threads.isThreadAllocatedMemoryEnabled(),
+                "this JVM does not count a thread's allocations");
+        return threads;
     }
 
     private static Tensor random(Arena arena, SplittableRandom rng, long... shape) {
