@@ -10,6 +10,7 @@ import java.lang.foreign.Arena;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** The vectorised conversions are bit-identical to the scalar definitions in dev.rslora.tensor. */
 class ConvertTest {
@@ -68,16 +69,18 @@ class ConvertTest {
     /**
      * {@link Convert#storeTileRow} writes what {@link Convert#store} writes, bit for bit, and nothing
      * past its run: lengths around the vector width, the run in the middle of its tensor and ending
-     * exactly at the tensor's end (where the last values' masked store would reach past it and the
-     * scalar path takes them), every dtype.
+     * exactly at the tensor's end (where the last values' masked store would reach past it and those
+     * values go by {@link Convert#store}), F32 and BF16 (F16 rows, and every row at the scalar shape,
+     * go by {@link Convert#store} whole: nothing to compare).
      */
     @Test
     void tileRowStoresMatchStoreUpToTheTensorsEnd() {
+        assumeTrue(!MicroKernel.SCALAR, "the scalar shape stores tile rows by Convert.store");
         int l = MicroKernel.L;
         float[] v = samples(0x711EL, 4 * MicroKernel.NR);
         float sentinel = -7.25f;  // exact in every dtype
         try (Arena arena = Arena.ofConfined()) {
-            for (DType d : DType.values()) {
+            for (DType d : new DType[] {DType.F32, DType.BF16}) {
                 for (int count : new int[] {1, l - 1, l, l + 3, MicroKernel.NR - 1, MicroKernel.NR}) {
                     for (int after : new int[] {0, 1, l + 5}) {
                         int start = 3;
