@@ -35,9 +35,7 @@ final class Scratch implements AutoCloseable {
     final float[] tile = new float[MicroKernel.MR * MicroKernel.NR];
     /** {@link AdapterRows#group}'s four partial vectors, passed through memory rather than returned (boxed). */
     final float[] quads = new float[4 * MicroKernel.L];
-    /**
-     * One masked row of {@link AdapterRows#rowTimes} at the end of its segment, zero-padded to L floats.
-     */
+    /** One masked row of {@link AdapterRows#rowTimes} at the end of its segment, zero-padded to L floats. */
     final float[] tailPad = new float[MicroKernel.L];
     /** Keep bits: one row (forward) or [padRows(n), words(d_in)] (backward, small N). */
     long[] bits = new long[0];

@@ -7,17 +7,17 @@ import jdk.incubator.vector.VectorSpecies;
 import java.lang.foreign.MemorySegment;
 
 /**
- * Masked loads and stores kept inside their segment or array. A masked {@code fromMemorySegment}
+ * Masked loads kept inside their segment or array. A masked {@code fromMemorySegment}
  * (or {@code fromArray}, {@code intoMemorySegment}, {@code intoArray}) whose whole vector (L floats)
  * does not lie inside its segment or array takes the JDK's out-of-range path: correct, but its code
  * in a hot method kept C2 from inlining the method's helpers, which then boxed every vector (172–197
  * KB per call in {@link AdapterRows}, 2026-12-06), and a branch profile that saw it taken keeps that
  * code in every method that inlines the load. Callers load the rows whose vector lies inside
  * directly ({@link #rowsInside}) and the rest, the last rows of a segment, through a zero-padded
- * copy ({@link #padded}), which gives the masked load's lanes; a store at the end goes through
- * {@link #storeFirst}. Every masked memory access of the backend lies inside its segment or array,
- * by these helpers or by slack its buffer is allocated with, except RowGrads' tail vectors on the
- * last rows of its operands and gradients, where a pad measured slower (RowGrads.sumMasked).
+ * copy ({@link #padded}), which gives the masked load's lanes. Every masked memory access of the
+ * backend lies inside its segment or array, by these helpers, by slack its buffer is allocated with
+ * or (Convert.storeTileRow) by a plain store at the end, except RowGrads' tail vectors on the last
+ * rows of its operands and gradients, where a pad measured slower (RowGrads.sumMasked).
  */
 final class SegmentEnd {
     private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
@@ -44,16 +44,6 @@ final class SegmentEnd {
         MemorySegment.copy(seg, DType.LE_FLOAT, at, pad, 0, count);
         java.util.Arrays.fill(pad, count, L, 0f);
         return FloatVector.fromArray(S, pad, 0);
-    }
-
-    /**
-     * The masked store of the first {@code count} lanes (0 &lt; count &lt; L) of {@code v} at byte
-     * {@code at} of {@code seg} (fp32 little-endian), through {@code pad} (L floats): the bytes past
-     * them are not touched.
-     */
-    static void storeFirst(FloatVector v, int count, MemorySegment seg, long at, float[] pad) {
-        v.intoArray(pad, 0);
-        MemorySegment.copy(pad, 0, seg, DType.LE_FLOAT, at, count);
     }
 
     /**

@@ -29,7 +29,7 @@
  *       {@link dev.rslora.backend.cpu.CpuFrozenWeight}: W packed off-heap (again only after W or the
  *       bias was written), and the layer's
  *       packed adapter ({@link dev.rslora.backend.cpu.AdapterPanels}, repacked when A, B or γ change);</li>
- *   <li>{@link dev.rslora.backend.cpu.SegmentEnd}: masked loads and stores kept inside their segment
+ *   <li>{@link dev.rslora.backend.cpu.SegmentEnd}: masked loads kept inside their segment
  *       or array (the last rows through a zero-padded copy), so that hot methods do not compile the
  *       JDK's out-of-range path (RowGrads' tail vectors excepted: its comment says why);</li>
  *   <li>{@link dev.rslora.backend.cpu.MaskBits}: the dropout mask as keep bits (vectorised Philox,

@@ -1,7 +1,6 @@
 package dev.rslora.backend.cpu;
 
 import dev.rslora.tensor.DType;
-import jdk.incubator.vector.FloatVector;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
@@ -13,8 +12,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 /**
  * {@link SegmentEnd}'s boundary: a row counts as inside exactly when its whole vector (L floats)
  * ends at or before the segment's or array's end, the JDK's own condition for the in-range path (a
- * row one float short of that is outside); the padded load gives the masked load's lanes and the
- * store through the pad writes only the first count floats. No output value would show an
+ * row one float short of that is outside); the padded load gives the masked load's lanes. No output value would show an
  * off-by-one here (the JDK's out-of-range path computes the same values), so the arithmetic is
  * tested directly.
  */
@@ -50,7 +48,7 @@ class SegmentEndTest {
     }
 
     @Test
-    void paddedLoadsAndStoresTouchOnlyTheirCount() {
+    void paddedLoadsGiveTheMaskedLoadsLanes() {
         assumeTrue(!MicroKernel.SCALAR, "the scalar shape has no vectors (L = 1: nothing is partial)");
         float[] pad = new float[L];
         try (Arena arena = Arena.ofConfined()) {
@@ -69,17 +67,6 @@ class SegmentEndTest {
                     float want = lane < count ? (lane == 0 ? -0f : 10 + 2 + lane) : 0f;
                     assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(fromSeg[lane]), "segment lane " + lane);
                     assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(fromArray[lane]), "array lane " + lane);
-                }
-                MemorySegment out = arena.allocate(4L * (count + 1));
-                out.fill((byte) 0x7f);
-                float[] lanes = new float[L];
-                for (int lane = 0; lane < L; lane++) {
-                    lanes[lane] = -1 - lane;
-                }
-                SegmentEnd.storeFirst(FloatVector.fromArray(MicroKernel.SPECIES, lanes, 0), count, out, 4, pad);
-                assertEquals(Float.intBitsToFloat(0x7f7f7f7f), out.get(DType.LE_FLOAT, 0), "written before");
-                for (int i = 0; i < count; i++) {
-                    assertEquals(-1f - i, out.get(DType.LE_FLOAT, 4L + 4L * i), "stored lane " + i);
                 }
             }
         }
