@@ -2,6 +2,7 @@ package dev.rslora.model;
 
 import dev.rslora.backend.Backend;
 import dev.rslora.backend.GradMode;
+import dev.rslora.core.Init;
 import dev.rslora.core.LoraConfig;
 import dev.rslora.core.LoraLinear;
 import dev.rslora.peft.AdapterModule;
@@ -241,6 +242,7 @@ public final class LoraModel implements AutoCloseable {
                     + " among the " : " matches none of the ") + linear.size() + " 2-D weights (e.g. "
                     + preview(new ArrayList<>(linear.keySet())) + ")");
         }
+        Init init = loaded == null ? config.initForNewWeights() : null;  // refused before any layer is made
         Map<String, LoraLinear> layers = new LinkedHashMap<>();
         try {
             int id = 0;
@@ -251,7 +253,7 @@ public final class LoraModel implements AutoCloseable {
                     if (loaded != null) {
                         layers.put(path, loaded.layer(path, w, b, backend, id, seed));
                     } else {
-                        LoraConfig lc = config.loraConfig(path, config.init(), seed);
+                        LoraConfig lc = config.loraConfig(path, init, seed);
                         layers.put(path, LoraLinear.create(w, b, lc, DType.F32, backend, id));
                     }
                 } catch (IllegalArgumentException e) {
@@ -850,8 +852,10 @@ public final class LoraModel implements AutoCloseable {
      * The adapter as an {@link AdapterSet} (views of the live A and B), validated as {@link #save} validates it.
      *
      * @return the adapter set (it changes as training updates A and B)
+     * @throws IllegalStateException if the model is closed, or a layer was closed on its own (naming its module)
      */
     public AdapterSet adapters() {
+        requireLayersOpen("no adapter set was made");
         return AdapterSet.of(config, layers());
     }
 
@@ -874,7 +878,8 @@ public final class LoraModel implements AutoCloseable {
      * @param dtype the dtype of the saved A and B (F32, BF16 or F16; narrowing rounds to nearest even)
      * @throws IOException if the folder or files cannot be written
      * @throws IllegalArgumentException if dir or dtype is null, or the adapter would not load back (nothing is written)
-     * @throws IllegalStateException if the model is closed
+     * @throws IllegalStateException if the model is closed, or a layer was closed on its own (naming its module;
+     *                               nothing is written)
      */
     public void save(Path dir, DType dtype) throws IOException {
         if (dir == null) {
@@ -883,6 +888,7 @@ public final class LoraModel implements AutoCloseable {
         if (dtype == null) {
             throw new IllegalArgumentException("dtype is null: save A and B as F32 (PEFT's default), BF16 or F16");
         }
+        requireLayersOpen("nothing was saved");
         adapters().save(dir, dtype);
     }
 
@@ -892,10 +898,13 @@ public final class LoraModel implements AutoCloseable {
      * @param path an adapted module's path
      * @return its module config, A and B
      * @throws IllegalArgumentException if the path is not adapted
+     * @throws IllegalStateException if the model is closed, or this module's layer was closed on its own
      */
-
     public AdapterModule module(String path) {
         LoraLinear l = layer(path);
+        if (l.isClosed()) {
+            throw new IllegalStateException("module " + path + ": its layer was closed (through layer(\"" + path + "\"))");
+        }
         return new AdapterModule(path, l.config(), l.loraA(), l.loraB());
     }
 

@@ -92,7 +92,7 @@ public final class AdapterSet {
      */
     public static AdapterSet init(BaseCheckpoint base, PeftConfig config, long seed, Arena arena) throws PeftFormatException {
         Map<String, AdapterModule> mods = new LinkedHashMap<>();
-        Init init = config.init();
+        Init init = config.initForNewWeights();
         for (String path : base.linearModules()) {
             if (!config.targets(path)) {
                 continue;
@@ -344,10 +344,12 @@ public final class AdapterSet {
      * @param dir   the adapter folder to write (created if absent)
      * @param dtype the dtype of every saved tensor (F32, BF16 or F16; narrowing rounds to nearest even)
      * @throws IOException if the folder or files cannot be written
-     * @throws IllegalArgumentException naming the module or tensor when {@link #load} would refuse the set
+     * @throws IllegalArgumentException naming the module or tensor when {@link #load} would refuse the set, or
+     *                                  when {@code dtype} cannot hold one of its finite values (F16 beyond ±65504)
      */
     public void save(Path dir, DType dtype) throws IOException {
         validateForSave();
+        requireRepresentable(dtype);
         try (StagedOutput out = StagedOutput.folder(dir, true)) {
             writeFiles(out.dir(), dtype);
             out.commit();
@@ -365,6 +367,36 @@ public final class AdapterSet {
                     || name.matches(".*(^|\\.)lora_[^.]*(\\..*)?$")) {
                 throw new IllegalArgumentException("extra tensor " + name + " is named like a LoRA tensor: a reader would take it "
                         + "for an adapter factor or refuse it");
+            }
+        }
+    }
+
+    /**
+     * Refuses a save in F16 or BF16 that would turn a finite value into ±Infinity (F16 holds up to
+     * ±65504): the file would load, and the adapter's forward would return NaN. NaN and ±Infinity
+     * already present are saved as they are.
+     */
+    void requireRepresentable(DType dtype) {
+        if (dtype != DType.F16 && dtype != DType.BF16) {
+            return;
+        }
+        for (AdapterModule m : modules.values()) {
+            requireRepresentable("module " + m.path() + ": lora_A", m.loraA(), dtype);
+            requireRepresentable("module " + m.path() + ": lora_B", m.loraB(), dtype);
+        }
+        for (Map.Entry<String, Tensor> e : extras.entrySet()) {
+            requireRepresentable("extra tensor " + e.getKey(), e.getValue(), dtype);
+        }
+    }
+
+    private static void requireRepresentable(String what, Tensor t, DType dtype) {
+        long n = t.numel();
+        for (long i = 0; i < n; i++) {
+            float v = t.get(i);
+            if (Float.isFinite(v) && Float.isInfinite(dtype.round(v))) {
+                throw new IllegalArgumentException(what + " holds " + v + " (element " + i + "), beyond " + dtype + "'s range"
+                        + (dtype == DType.F16 ? " (±65504)" : "") + ": it would be saved as Infinity; save as F32"
+                        + (dtype == DType.F16 ? " or BF16" : "") + ", or fix the weights; nothing was written");
             }
         }
     }

@@ -169,8 +169,10 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
          * @param names module names, e.g. "q_proj", "v_proj"; or just "all-linear" (kept as PEFT's string shorthand, which
          *              {@code LoraModel} and {@code AdapterSet.init} do not resolve: they need the modules listed)
          * @return this builder
+         * @throws IllegalArgumentException if names or one of them is null (naming its position)
          */
         public Builder targetModules(String... names) {
+            requireNames("target_modules", names);
             this.targetModules = names.length == 1 && ModuleSelector.ALL_LINEAR.equalsIgnoreCase(names[0])
                     ? ModuleSelector.regex(names[0]) : ModuleSelector.names(List.of(names));
             return this;
@@ -192,10 +194,24 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
          *
          * @param names module names never adapted, matched as target_modules' list form
          * @return this builder
+         * @throws IllegalArgumentException if names or one of them is null (naming its position)
          */
         public Builder excludeModules(String... names) {
+            requireNames("exclude_modules", names);
             this.excludeModules = ModuleSelector.names(List.of(names));
             return this;
+        }
+
+        /** Refuses a null list or a null name in it (List.of would throw a bare NullPointerException). */
+        private static void requireNames(String field, String[] names) {
+            if (names == null) {
+                throw new IllegalArgumentException(field + " is null (expected module names)");
+            }
+            for (int i = 0; i < names.length; i++) {
+                if (names[i] == null) {
+                    throw new IllegalArgumentException(field + "[" + i + "] is null (expected a module name)");
+                }
+            }
         }
 
         /**
@@ -451,6 +467,25 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
      */
     public Init init() {
         return "gaussian".equals(initLoraWeights) ? Init.GAUSSIAN : Init.DEFAULT;
+    }
+
+    /**
+     * The core init for adapter weights made new ({@link AdapterSet#init}, a {@code LoraModel} wrapped
+     * without an adapter): init_lora_weights true or "gaussian" (SPEC §5). PEFT's false (A and B
+     * both left at nn.Linear's random init, so the new adapter is not a no-op), "eva" and
+     * "orthogonal" are initialisations this library does not implement, so they are refused here
+     * rather than replaced by the default. A loaded adapter may record any of them: its weights
+     * come from its file.
+     *
+     * @return GAUSSIAN for "gaussian", DEFAULT for true
+     * @throws IllegalArgumentException for init_lora_weights false, "eva" or "orthogonal" (naming it)
+     */
+    public Init initForNewWeights() {
+        if (Boolean.TRUE.equals(initLoraWeights) || "gaussian".equals(initLoraWeights)) {
+            return init();
+        }
+        throw new IllegalArgumentException("init_lora_weights " + (initLoraWeights instanceof String v ? "\"" + v + "\"" : initLoraWeights)
+                + " is not implemented for new adapter weights: use true (uniform A, B = 0) or \"gaussian\"");
     }
 
     /**

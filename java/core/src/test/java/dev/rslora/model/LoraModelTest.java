@@ -717,4 +717,28 @@ class LoraModelTest {
                     msg);
         }
     }
+
+    /**
+     * A layer closed on its own (through layer(path)) made save fail mid-write with the JDK's
+     * "Already closed", naming no module: refused first, naming it, with nothing written. New
+     * weights also refuse an init_lora_weights this library does not implement, naming it.
+     */
+    @Test
+    void saveAfterALayerWasClosedNamesItAndWritesNothing() throws Exception {
+        try (LoraModel model = LoraModel.wrapArrays(weights(new SplittableRandom(31), 8), config(0), ref, 31)) {
+            String path = "model.layers.0.self_attn.v_proj";
+            model.layer(path).close();
+            Path out = dir.resolve("after-close");
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> model.save(out));
+            assertEquals("module " + path + ": its layer was closed (through layer(\"" + path + "\")); nothing was saved",
+                    e.getMessage());
+            assertFalse(Files.exists(out), "nothing written");
+            e = assertThrows(IllegalStateException.class, () -> model.module(path));
+            assertEquals("module " + path + ": its layer was closed (through layer(\"" + path + "\"))", e.getMessage());
+        }
+        PeftConfig random = PeftConfig.builder().targetModules("q_proj").initLoraWeights(false).build();
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> LoraModel.wrapArrays(weights(new SplittableRandom(32), 8), random, ref, 32));
+        assertTrue(e.getMessage().contains("init_lora_weights false is not implemented"), e.getMessage());
+    }
 }

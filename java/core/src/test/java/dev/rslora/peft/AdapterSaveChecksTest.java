@@ -127,6 +127,36 @@ class AdapterSaveChecksTest {
         }
     }
 
+    /**
+     * F16 holds up to ±65504: a larger finite value was saved as Infinity, which load accepted and a
+     * forward turned into NaN. Refused naming the module, tensor, value and element; nothing written.
+     * BF16 holds it, F16 its largest value, and a NaN already there is saved as it is.
+     */
+    @Test
+    void aFiniteValueBeyondTheSavedDtypesRangeIsRefusedNotSavedAsInfinity() throws Exception {
+        try (Arena arena = Arena.ofShared()) {
+            PeftConfig config = PeftConfig.create(List.of("q_proj"), 4, 8, Scaling.RSLORA, Init.DEFAULT);
+            Map<String, LoraLinear> ls = layers(arena, config, List.of("l.0.q_proj"), new SplittableRandom(0xe55L));
+            LoraLinear layer = ls.get("l.0.q_proj");
+            layer.loraB().set(5, 1e6f);
+            AdapterSet set = AdapterSet.of(config, ls);
+            Path f16 = dir.resolve("f16");
+            String msg = assertThrows(IllegalArgumentException.class, () -> set.save(f16, DType.F16)).getMessage();
+            assertEquals("module l.0.q_proj: lora_B holds 1000000.0 (element 5), beyond F16's range (±65504): it would be saved as"
+                    + " Infinity; save as F32 or BF16, or fix the weights; nothing was written", msg);
+            assertFalse(Files.exists(f16), "nothing written");
+            set.save(dir.resolve("bf16"), DType.BF16);
+            assertEquals(DType.BF16.round(1e6f), AdapterSet.load(dir.resolve("bf16"), arena).module("l.0.q_proj").loraB().get(5));
+            layer.loraB().set(5, 65504f);
+            layer.loraA().set(0, Float.NaN);
+            set.save(f16, DType.F16);
+            AdapterModule back = AdapterSet.load(f16, arena).module("l.0.q_proj");
+            assertEquals(65504f, back.loraB().get(5));
+            assertTrue(Float.isNaN(back.loraA().get(0)));
+            closeAll(ls);
+        }
+    }
+
     @Test
     void loraDropoutIsWrittenWithItsRealValueAndReadBack() throws Exception {
         long seed = 0xd44L;

@@ -270,4 +270,34 @@ class PeftConfigTest {
         assertEquals(c.withPatterns(PatternMap.of(sortedRanks), c.alphaPattern()), back);
         assertEquals(json, PeftConfigWriter.toJson(back));
     }
+
+    /**
+     * init_lora_weights false, "eva" and "orthogonal" were accepted and silently replaced by the
+     * default for new weights (false: PEFT leaves B random, so the adapter is not a no-op). New
+     * weights refuse them, naming the value; the plain config (a loaded adapter's) keeps them.
+     */
+    @Test
+    void newWeightsRefuseTheInitialisationsThisLibraryDoesNotImplement() {
+        assertEquals(Init.DEFAULT, PeftConfig.builder().targetModules("q").build().initForNewWeights());
+        assertEquals(Init.GAUSSIAN, PeftConfig.builder().targetModules("q").initLoraWeights("gaussian").build().initForNewWeights());
+        for (Object init : List.of(Boolean.FALSE, "eva", "orthogonal")) {
+            PeftConfig c = PeftConfig.builder().targetModules("q").initLoraWeights(init).build();
+            assertEquals(Init.DEFAULT, c.init(), "a loaded adapter's config keeps its value: " + init);
+            String msg = assertThrows(IllegalArgumentException.class, c::initForNewWeights).getMessage();
+            String shown = init instanceof String v ? "\"" + v + "\"" : init.toString();
+            assertEquals("init_lora_weights " + shown + " is not implemented for new adapter weights: use true (uniform A,"
+                    + " B = 0) or \"gaussian\"", msg);
+        }
+    }
+
+    /** A null name in target_modules or exclude_modules was a bare NullPointerException from List.of. */
+    @Test
+    void nullModuleNamesAreRefusedNamingTheirPosition() {
+        String msg = assertThrows(IllegalArgumentException.class, () -> PeftConfig.builder().targetModules("q", null)).getMessage();
+        assertEquals("target_modules[1] is null (expected a module name)", msg);
+        msg = assertThrows(IllegalArgumentException.class, () -> PeftConfig.builder().excludeModules((String) null)).getMessage();
+        assertEquals("exclude_modules[0] is null (expected a module name)", msg);
+        msg = assertThrows(IllegalArgumentException.class, () -> PeftConfig.builder().targetModules((String[]) null)).getMessage();
+        assertEquals("target_modules is null (expected module names)", msg);
+    }
 }
