@@ -75,10 +75,17 @@ public final class LoraLinear implements AutoCloseable {
         this.layerId = layerId;
         this.backend = Objects.requireNonNull(backend, "backend");
         try {  // the arena holds off-heap memory until closed: a failed construction must not leak it
-            this.a = Tensor.allocate(arena, adapterDType, config.rank(), dIn);
-            this.b = Tensor.allocate(arena, adapterDType, dOut, config.rank());
-            this.gradA = Tensor.allocate(arena, adapterDType, config.rank(), dIn);
-            this.gradB = Tensor.allocate(arena, adapterDType, dOut, config.rank());
+            try {
+                this.a = Tensor.allocate(arena, adapterDType, config.rank(), dIn);
+                this.b = Tensor.allocate(arena, adapterDType, dOut, config.rank());
+                this.gradA = Tensor.allocate(arena, adapterDType, config.rank(), dIn);
+                this.gradB = Tensor.allocate(arena, adapterDType, dOut, config.rank());
+            } catch (OutOfMemoryError e) {  // malloc refused: an absurd r, not a full heap (-Xmx would not help)
+                throw new IllegalArgumentException("r=" + config.rank() + " needs A [" + config.rank() + ", " + dIn + "], B ["
+                        + dOut + ", " + config.rank() + "] and their gradients in " + adapterDType + ", "
+                        + 2L * adapterDType.byteSize() * config.rank() * (dIn + dOut)
+                        + " bytes, which this machine could not allocate (" + e.getMessage() + ")", e);
+            }
             this.frozen = backend.prepare(weight, bias);
         } catch (RuntimeException | Error e) {
             arena.close();
@@ -99,7 +106,8 @@ public final class LoraLinear implements AutoCloseable {
      * @param layerId      this layer's id: seeds A's initialisation with config.seed() and enters the
      *                     dropout mask's counter, so give each layer of a model its own
      * @return the new layer, in training mode with its adapter enabled
-     * @throws IllegalArgumentException if W is not 2-D, has an empty dimension, or the bias does not match it
+     * @throws IllegalArgumentException if W is not 2-D, has an empty dimension, or the bias does not match it; or
+     *                                  A, B and their gradients cannot be allocated (naming r and the bytes)
      */
     public static LoraLinear create(Tensor weight, Tensor bias, LoraConfig config, DType adapterDType,
                                     Backend backend, int layerId) {
@@ -179,8 +187,9 @@ public final class LoraLinear implements AutoCloseable {
      * @throws IllegalArgumentException if a shape does not match, y aliases an input, or the backend refuses the
      *                                  batch (the cpu backend's limits); a refused forward leaves the last one for
      *                                  {@link #backward} and does not advance the dropout step
-     * @throws IllegalStateException if the layer is closed or used by two threads at once, or merged and A or B
-     *                               was written since the merge (W holds the adapter as merged)
+     * @throws IllegalStateException if the layer is closed or used by two threads at once, merged and A or B
+     *                               was written since the merge (W holds the adapter as merged), or a training
+     *                               forward with dropout would advance the step past Long.MAX_VALUE
      */
     public void forward(Tensor x, Tensor y) {
         enter();
@@ -198,6 +207,10 @@ public final class LoraLinear implements AutoCloseable {
                         + " merged; unmerge() (which subtracts what merge() added) and merge() again");
             }
             LoraParams p = params(n, nextStep);
+            if (p.adapterActive() && training && config.dropout() > 0 && nextStep == Long.MAX_VALUE) {
+                throw new IllegalStateException("dropout step " + nextStep + " is the last one: this forward could not advance it"
+                        + " (setStep a smaller step); nothing was computed");
+            }
             Tensor uBefore = u;
             Tensor uView = null;
             if (p.adapterActive()) {

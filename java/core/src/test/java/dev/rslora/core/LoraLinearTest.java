@@ -452,6 +452,44 @@ class LoraLinearTest {
         }
     }
 
+    /**
+     * A rank whose A, B and gradients cannot be allocated was an OutOfMemoryError naming no rank (malloc
+     * refused the bytes; more heap would not help): now an IllegalArgumentException naming r and the
+     * bytes. A [r, 65536] at r = 2^31 − 1 is 2^49 bytes, past any machine's address space.
+     */
+    @Test
+    void anAbsurdRankIsRefusedNamingItNotAnOutOfMemoryError() {
+        try (Arena arena = Arena.ofShared()) {
+            Tensor w = Tensor.allocate(arena, DType.F32, 2, 1 << 16);
+            refused("r=2147483647 needs A [2147483647, 65536], B [2, 2147483647] and their gradients in F32",
+                    () -> LoraLinear.create(w, null, LoraConfig.rslora(Integer.MAX_VALUE, 8), ref));
+        }
+    }
+
+    /**
+     * A training forward with dropout at step Long.MAX_VALUE would wrap the step to Long.MIN_VALUE,
+     * which setStep refuses and the steps file cannot load back: it is refused before anything runs,
+     * and the step stays. The forward that reaches Long.MAX_VALUE is fine.
+     */
+    @Test
+    void aForwardThatWouldAdvanceTheDropoutStepPastLongMaxIsRefused() {
+        try (Arena arena = Arena.ofShared();
+             LoraLinear layer = LoraLinear.create(Tensor.allocate(arena, DType.F32, 3, 2), null,
+                     LoraConfig.rslora(1, 1).withDropout(0.5), ref)) {
+            Tensor x = Tensor.allocate(arena, DType.F32, 2, 2);
+            Tensor y = Tensor.allocate(arena, DType.F32, 2, 3);
+            layer.setStep(Long.MAX_VALUE - 1);
+            layer.forward(x, y);
+            assertEquals(Long.MAX_VALUE, layer.step());
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> layer.forward(x, y));
+            assertTrue(e.getMessage().contains("dropout step 9223372036854775807 is the last one"), e.getMessage());
+            assertEquals(Long.MAX_VALUE, layer.step());
+            layer.train(false);
+            layer.forward(x, y);  // eval draws no mask: the step need not advance
+            assertEquals(Long.MAX_VALUE, layer.step());
+        }
+    }
+
     /** A negative dropout step is refused naming it (the mask counter takes a step a layer could have reached). */
     @Test
     void aNegativeDropoutStepIsRefused() {
