@@ -321,6 +321,7 @@ public final class SafetensorsWriter {
      *                     written, when {@code target} is a folder, a device, pipe or socket, or its parent folder does not exist
      * @throws IllegalArgumentException if the header would exceed the readers' size limit, or the tensors' total size
      *                                  overflows a signed 64-bit offset (naming the first tensor past it)
+     * @throws IllegalStateException if a tensor's memory was freed (naming it; nothing is written)
      */
 
     public void write(Path target) throws IOException {
@@ -332,6 +333,10 @@ public final class SafetensorsWriter {
         }
         long expectedSize = 8L + header.length;
         for (Item it : ordered) {
+            if (it.data() != null && !it.data().scope().isAlive()) {
+                throw new IllegalStateException("tensor " + HeaderParser.quote(it.name()) + ": its memory was freed (the arena"
+                        + " that held it is closed); nothing was written");
+            }
             try {
                 expectedSize = Math.addExact(expectedSize, it.byteSize());
             } catch (ArithmeticException e) {

@@ -41,6 +41,25 @@ class SafetensorsWriterFailureTest {
         assertEquals(List.of(), listing(dir));
     }
 
+    /** A tensor whose arena was closed after it was added failed mid-write with the JDK's "Already closed", naming no tensor. */
+    @Test
+    void aTensorWhoseMemoryWasFreedIsNamedAndNothingIsWritten(@TempDir Path dir) throws Exception {
+        Path target = dir.resolve("out.safetensors");
+        SafetensorsWriter w = new SafetensorsWriter();
+        try (Arena live = Arena.ofConfined()) {
+            w.add("a.kept", Tensor.of(live, DType.F32, new float[] {1, 2}, 2));
+            Arena freed = Arena.ofConfined();
+            w.add("z.freed", Tensor.of(freed, DType.F32, new float[] {3}, 1));
+            freed.close();
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> w.write(target));
+            assertEquals("tensor \"z.freed\": its memory was freed (the arena that held it is closed); nothing was written",
+                    e.getMessage());
+        }
+        try (var files = Files.list(dir)) {
+            assertEquals(0, files.count(), "no file left");
+        }
+    }
+
     @Test
     void aFailureMidWriteLeavesNeitherTargetNorTemporaryFile(@TempDir Path dir) throws Exception {
         Path target = dir.resolve("out.safetensors");
