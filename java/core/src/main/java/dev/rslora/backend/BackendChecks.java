@@ -240,8 +240,12 @@ public final class BackendChecks {
     /**
      * Refuses an output over read-only memory (nulls are ignored): its first store would fail deep
      * inside the call, naming nothing, after the call had written its other outputs.
+     *
+     * @param name the output's name, for the message
+     * @param out  the tensor written, or null
+     * @throws IllegalArgumentException if out is read-only
      */
-    private static void writable(String name, Tensor out) {
+    public static void writable(String name, Tensor out) {
         if (out != null && out.isReadOnly()) {
             throw new IllegalArgumentException(name + " " + out.shapeString() + " is read-only memory (for example a"
                     + " memory-mapped file's tensor) but is written by this call: pass a writable tensor (copy it first)");

@@ -55,13 +55,15 @@ public final class SeqLogprob {
      *               {@link #backward})
      * @param logp   output, F32 [B]: each sequence's summed log-probability of its labels (nats, ≤ 0);
      *               0 for a sequence whose labels are all ignored
-     * @throws IllegalArgumentException if a shape or dtype does not match, a label is out of range, or lse
-     *                                  or logp shares memory with logits or with each other
+     * @throws IllegalArgumentException if a shape or dtype does not match, a label is out of range, lse or
+     *                                  logp is read-only, or they share memory with logits or with each other
      */
     public static void forward(Tensor logits, int[] labels, Tensor lse, Tensor logp) {
         Shape s = check(logits, labels);
         requireF32("lse", lse, s.batch, s.time);
         requireF32("logp", logp, s.batch);
+        BackendChecks.writable("lse", lse);
+        BackendChecks.writable("logp", logp);
         BackendChecks.disjoint("lse", lse, "logits", logits);
         BackendChecks.disjoint("logp", logp, "logits", logits);
         BackendChecks.disjoint("logp", logp, "lse", lse);
@@ -97,8 +99,8 @@ public final class SeqLogprob {
      * @param gradOut F32 [B]: ∂L/∂logp_b, e.g. a {@link DpoLoss.Result}'s gradient per sequence
      * @param dlogits output [B, T, V] (F32, BF16 or F16): ∂L/∂logits, every element written; may be
      *                {@code logits} itself (the scores are then overwritten)
-     * @throws IllegalArgumentException if a shape, dtype or label does not match the forward's rules, or
-     *                                  dlogits shares memory with lse, gradOut, or with logits other than
+     * @throws IllegalArgumentException if a shape, dtype or label does not match the forward's rules, dlogits
+     *                                  is read-only, or it shares memory with lse, gradOut, or with logits other than
      *                                  as the very same elements of the same dtype
      */
     public static void backward(Tensor logits, int[] labels, Tensor lse, Tensor gradOut, Tensor dlogits) {
@@ -109,6 +111,7 @@ public final class SeqLogprob {
             throw new IllegalArgumentException("dlogits shape " + (dlogits == null ? "null" : dlogits.shapeString()) + " must be "
                     + logits.shapeString());
         }
+        BackendChecks.writable("dlogits", dlogits);
         BackendChecks.disjoint("dlogits", dlogits, "lse", lse);
         BackendChecks.disjoint("dlogits", dlogits, "grad_logp", gradOut);
         if (dlogits.overlaps(logits) && !sameElements(dlogits, logits)) {

@@ -233,6 +233,32 @@ class SeqLogprobTest {
         }
     }
 
+    /**
+     * Read-only outputs (a memory-mapped file's tensors) were written until the JDK refused the first
+     * store, naming no argument, after lse had been partly written: refused first, naming them.
+     */
+    @Test
+    void readOnlyOutputsAreRefusedBeforeAnythingIsWritten() {
+        try (Arena a = Arena.ofConfined()) {
+            int[] labels = {0, 1};
+            Tensor x = Tensor.of(a, DType.F32, new float[] {1, 2, 3, 4, 5, 6}, 1, 2, 3);
+            Tensor lse = Tensor.allocate(a, DType.F32, 1, 2);
+            Tensor logp = Tensor.allocate(a, DType.F32, 1);
+            Tensor g = Tensor.of(a, DType.F32, new float[] {1}, 1);
+            Tensor roLogp = Tensor.wrap(logp.readOnlySegment(), DType.F32, 1);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SeqLogprob.forward(x, labels, lse, roLogp));
+            assertTrue(e.getMessage().startsWith("logp [1] is read-only memory"), e.getMessage());
+            assertArrayEquals(new float[] {0, 0}, lse.toFloatArray(), "lse untouched");
+            Tensor roLse = Tensor.wrap(lse.readOnlySegment(), DType.F32, 1, 2);
+            e = assertThrows(IllegalArgumentException.class, () -> SeqLogprob.forward(x, labels, roLse, logp));
+            assertTrue(e.getMessage().startsWith("lse [1, 2] is read-only memory"), e.getMessage());
+            SeqLogprob.forward(x, labels, lse, logp);
+            Tensor roX = Tensor.wrap(x.readOnlySegment(), DType.F32, 1, 2, 3);
+            e = assertThrows(IllegalArgumentException.class, () -> SeqLogprob.backward(roX, labels, lse, g, roX));
+            assertTrue(e.getMessage().startsWith("dlogits [1, 2, 3] is read-only memory"), e.getMessage());
+        }
+    }
+
     @Test
     void outputsThatShareMemoryWithAnInputOrEachOtherAreRefused() {
         try (Arena a = Arena.ofConfined()) {
