@@ -351,6 +351,9 @@ public final class SafetensorsWriter {
         }
         StagedOutput.requireReplaceable(target);
         if (!Files.isDirectory(dir)) {
+            if (Files.exists(dir)) {
+                throw new FileSystemException(dir.toString(), null, "the output's parent is a file, not a folder");
+            }
             throw new NoSuchFileException(dir.toString(), null, "the output's parent folder does not exist");
         }
         Path tmp = dir.resolve(StagedOutput.temporaryName(abs));
@@ -361,39 +364,14 @@ public final class SafetensorsWriter {
                 opened = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
             } catch (FileSystemException e) {
                 // name the folder the user chose (and the target), not the hidden temporary file
-                throw new FileSystemException(target.toString(), null, "cannot write in " + dir + ": "
-                        + (e.getReason() != null ? e.getReason() : e.getClass().getSimpleName()));
+                throw new FileSystemException(target.toString(), null, "cannot write in " + dir + ": " + StagedOutput.reason(e));
             }
             try (FileChannel ch = opened) {
                 created = true;
-                ByteBuffer prefix = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, header.length);
-                writeFully(ch, prefix);
-                writeFully(ch, ByteBuffer.wrap(header));
-                if (TEST_PAUSE_MILLIS > 0) {
-                    TestPause.sleep(TEST_PAUSE_MILLIS);  // an interrupt stays set: the next channel write fails
-                }
-                try (Arena staging = Arena.ofConfined()) {
-                    MemorySegment buffer = null;
-                    for (Item it : ordered) {
-                        if (it.producer() != null) {
-                            if (buffer == null) {
-                                buffer = staging.allocate(CHUNK);
-                            }
-                            writeProduced(ch, it, buffer);
-                        } else if (it.data().isNative()) {
-                            writeNative(ch, it.data());
-                        } else {
-                            if (buffer == null) {
-                                buffer = staging.allocate(CHUNK);
-                            }
-                            writeStaged(ch, it.data(), buffer);
-                        }
-                    }
-                }
-                if (ch.position() != expectedSize) {
-                    throw new IOException("wrote " + ch.position() + " bytes to " + tmp + " but expected " + expectedSize);
-                }
-                ch.force(true);
+                writeAll(ch, header, ordered, expectedSize, tmp);
+            } catch (ChannelFailure e) {
+                // the channel's own errors ("No space left on device") name no file: name the target
+                throw new IOException(target + ": " + e.getMessage() + " (while writing it; nothing was left behind)", e.getCause());
             }
             moveIntoPlace(tmp, abs);
         } catch (Throwable t) {
@@ -407,6 +385,54 @@ public final class SafetensorsWriter {
             throw t;
         }
         syncDirectory(dir);
+    }
+
+    /** The file's bytes through {@code ch}: length prefix, header, every tensor; then fsync. */
+    private static void writeAll(FileChannel ch, byte[] header, List<Item> ordered, long expectedSize, Path tmp)
+            throws IOException {
+        ByteBuffer prefix = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, header.length);
+        writeFully(ch, prefix);
+        writeFully(ch, ByteBuffer.wrap(header));
+        if (TEST_PAUSE_MILLIS > 0) {
+            TestPause.sleep(TEST_PAUSE_MILLIS);  // an interrupt stays set: the next channel write fails
+        }
+        try (Arena staging = Arena.ofConfined()) {
+            MemorySegment buffer = null;
+            for (Item it : ordered) {
+                if (it.producer() != null) {
+                    if (buffer == null) {
+                        buffer = staging.allocate(CHUNK);
+                    }
+                    writeProduced(ch, it, buffer);
+                } else if (it.data().isNative()) {
+                    writeNative(ch, it.data());
+                } else {
+                    if (buffer == null) {
+                        buffer = staging.allocate(CHUNK);
+                    }
+                    writeStaged(ch, it.data(), buffer);
+                }
+            }
+        }
+        if (ch.position() != expectedSize) {
+            throw new IOException("wrote " + ch.position() + " bytes to " + tmp + " but expected " + expectedSize);
+        }
+        try {
+            ch.force(true);
+        } catch (IOException e) {
+            throw ChannelFailure.of(e);
+        }
+    }
+
+    /** A plain IOException of the channel itself (not a producer's, nor an interrupt), which names no file. */
+    private static final class ChannelFailure extends IOException {
+        private ChannelFailure(IOException cause) {
+            super(cause.getMessage(), cause);
+        }
+
+        static IOException of(IOException e) {
+            return e.getClass() == IOException.class ? new ChannelFailure(e) : e;
+        }
     }
 
     private static void moveIntoPlace(Path tmp, Path target) throws IOException {
@@ -452,8 +478,12 @@ public final class SafetensorsWriter {
     }
 
     private static void writeFully(FileChannel ch, ByteBuffer b) throws IOException {
-        while (b.hasRemaining()) {
-            ch.write(b);
+        try {
+            while (b.hasRemaining()) {
+                ch.write(b);
+            }
+        } catch (IOException e) {
+            throw ChannelFailure.of(e);
         }
     }
 

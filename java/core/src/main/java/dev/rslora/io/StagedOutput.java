@@ -113,7 +113,7 @@ public final class StagedOutput implements AutoCloseable {
             } catch (FileSystemException e) {
                 // name the target the user chose and its folder, not the hidden staging folder
                 throw new FileSystemException(userTarget.toString(), null, "cannot write in " + staging.getParent() + ": "
-                        + (e.getReason() != null ? e.getReason() : e.getClass().getSimpleName()));
+                        + reason(e));
             }
             created = true;
             return this;
@@ -123,6 +123,30 @@ public final class StagedOutput implements AutoCloseable {
         } finally {
             lock.unlock();
         }
+    }
+
+    /**
+     * Why creating a file or folder failed, in words: the JDK's reason when it gives one, else what
+     * its exception class means (NoSuchFileException with no reason: the folder is missing, or is a
+     * pseudo-file system such as /proc that takes no new files).
+     */
+    static String reason(FileSystemException e) {
+        if (e.getReason() != null) {
+            return e.getReason();
+        }
+        if (e instanceof java.nio.file.AccessDeniedException) {
+            return "permission denied";
+        }
+        if (e instanceof java.nio.file.NoSuchFileException) {
+            return "no such folder, or it takes no new files";
+        }
+        if (e instanceof FileAlreadyExistsException) {
+            return "a file of that name already exists";
+        }
+        if (e instanceof java.nio.file.NotDirectoryException) {
+            return "not a folder";
+        }
+        return e.getClass().getSimpleName();
     }
 
     /**
