@@ -87,10 +87,36 @@ final class LayerCommand implements Callable<Integer> {
                         .add("grad_lora_A", layer.gradA())
                         .add("grad_lora_B", layer.gradB());
                 OutputPaths.write(w, output);
+                warnNonFinite("y", y);
+                warnNonFinite("grad_x", dx);
+                warnNonFinite("grad_lora_A", layer.gradA());
+                warnNonFinite("grad_lora_B", layer.gradB());
             }
             spec.commandLine().getErr().printf("rslora layer: N=%d d_in=%d d_out=%d r=%d %s γ=%.6g backend=%s -> %s%n",
                     t.n(), t.dIn(), t.dOut(), t.rank(), dt, cfg.gamma(), backend.name(), output);
         }
         return 0;
+    }
+
+    /**
+     * One warning line for an output holding NaN or ±Inf: written as computed (a correctness check may
+     * feed them on purpose), but never silently, since the other commands refuse non-finite inputs.
+     */
+    private void warnNonFinite(String name, Tensor t) {
+        long count = 0;
+        long first = -1;
+        for (long i = 0, n = t.numel(); i < n; i++) {
+            if (!Float.isFinite(t.get(i))) {
+                count++;
+                if (first < 0) {
+                    first = i;
+                }
+            }
+        }
+        if (count > 0) {
+            spec.commandLine().getErr().printf("rslora layer: warning: %s holds %d non-finite value%s (the first at flat index %d,"
+                    + " %s): an input holds NaN or ±Inf, or a value overflowed %s%n", name, count, count == 1 ? "" : "s", first,
+                    t.get(first), t.dtype());
+        }
     }
 }

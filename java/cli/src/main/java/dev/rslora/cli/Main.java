@@ -56,12 +56,7 @@ public final class Main {
         }
         CommandLine cl = new CommandLine(new Main());
         // an empty path would mean the working folder: refuse it where it is given, as a usage error
-        cl.registerConverter(java.nio.file.Path.class, s -> {
-            if (s.isBlank()) {
-                throw new CommandLine.TypeConversionException("a path must not be empty");
-            }
-            return java.nio.file.Path.of(s);
-        });
+        cl.registerConverter(java.nio.file.Path.class, Main::path);
         cl.setOut(out);
         cl.setErr(err);
         cl.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
@@ -92,13 +87,40 @@ public final class Main {
         }
     }
 
+    /**
+     * A path argument. Refused: an empty one (it would mean the working folder); one holding U+FFFD,
+     * which is what the JVM makes of bytes that are not valid in the locale's encoding (a file named
+     * with byte 0xFF in a UTF-8 locale): as given, it names another file than the one on disk, and an
+     * output would be written under that other name; and one the JDK refuses (a NUL character, or
+     * any non-ASCII path in the C locale: "Malformed input"), with its reason.
+     */
+    static java.nio.file.Path path(String s) {
+        if (s.isBlank()) {
+            throw new CommandLine.TypeConversionException("a path must not be empty");
+        }
+        String encoding = System.getProperty("sun.jnu.encoding", "the locale's encoding");
+        if (s.indexOf('\uFFFD') >= 0) {
+            throw new CommandLine.TypeConversionException("the path " + s + " holds bytes that are not valid " + encoding
+                    + " (shown as \uFFFD): the JVM cannot name that file; rename it");
+        }
+        try {
+            return java.nio.file.Path.of(s);
+        } catch (java.nio.file.InvalidPathException e) {
+            String why = String.valueOf(e.getReason());
+            boolean encodingFault = why.contains("Malformed") || why.contains("unmappable");
+            throw new CommandLine.TypeConversionException("the path " + s.replace("\0", "\\0") + " is not valid here ("
+                    + why + (encodingFault ? " in " + encoding + ", this locale's encoding): run in a UTF-8 locale"
+                    + " (e.g. LC_ALL=C.UTF-8) or rename it" : ")"));
+        }
+    }
+
     /** The exception's message on one line (its class name when it has none). */
     static String oneLine(Throwable ex) {
         if (ex instanceof java.nio.file.NoSuchFileException e) {
-            return "no such file: " + e.getFile();
+            return e.getReason() != null ? e.getFile() + ": " + e.getReason() : "no such file: " + e.getFile();
         }
         if (ex instanceof java.nio.file.AccessDeniedException e) {
-            return "permission denied: " + e.getFile();
+            return e.getReason() != null ? e.getFile() + ": " + e.getReason() : "permission denied: " + e.getFile();
         }
         // the JDK throws these with the path as the whole message (e.g. Files.createDirectories over a dangling link)
         if (ex instanceof java.nio.file.FileAlreadyExistsException e && e.getReason() == null) {
