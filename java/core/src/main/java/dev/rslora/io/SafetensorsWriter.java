@@ -10,7 +10,6 @@ import java.nio.channels.FileChannel;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.FileSystemException;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
@@ -317,8 +316,9 @@ public final class SafetensorsWriter {
      * behind and an existing {@code target} is unchanged.
      *
      * @param target the file to create or replace
-     * @throws IOException if writing, syncing or renaming fails, or a producer aborts; before anything is
-     *                     written, when {@code target} is a folder, a device, pipe or socket, or its parent folder does not exist
+     * @throws IOException if writing, syncing or renaming fails (naming the target), or a producer aborts; before
+     *                     anything is written, when {@code target} is a folder, a device, pipe or socket, or its parent
+     *                     folder does not exist or is a file
      * @throws IllegalArgumentException if the header would exceed the readers' size limit, or the tensors' total size
      *                                  overflows a signed 64-bit offset (naming the first tensor past it)
      * @throws IllegalStateException if a tensor's memory was freed (naming it; nothing is written)
@@ -350,12 +350,7 @@ public final class SafetensorsWriter {
             throw new FileSystemException(target.toString(), null, "the output is a folder, not a file");
         }
         StagedOutput.requireReplaceable(target);
-        if (!Files.isDirectory(dir)) {
-            if (Files.exists(dir)) {
-                throw new FileSystemException(dir.toString(), null, "the output's parent is a file, not a folder");
-            }
-            throw new NoSuchFileException(dir.toString(), null, "the output's parent folder does not exist");
-        }
+        StagedOutput.requireParentFolder(dir);
         Path tmp = dir.resolve(StagedOutput.temporaryName(abs));
         boolean created = false;
         try {
@@ -371,7 +366,7 @@ public final class SafetensorsWriter {
                 writeAll(ch, header, ordered, expectedSize, tmp);
             } catch (ChannelFailure e) {
                 // the channel's own errors ("No space left on device") name no file: name the target
-                throw new IOException(target + ": " + e.getMessage() + " (while writing it; nothing was left behind)", e.getCause());
+                throw new IOException(target + ": " + e.getMessage() + " (while writing it)", e.getCause());
             }
             moveIntoPlace(tmp, abs);
         } catch (Throwable t) {

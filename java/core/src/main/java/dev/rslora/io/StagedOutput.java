@@ -84,9 +84,7 @@ public final class StagedOutput implements AutoCloseable {
         this.singleFile = singleFile;
         this.replaceFiles = replaceFiles;
         Path parent = this.target.getParent();
-        if (parent == null || !Files.isDirectory(parent)) {
-            throw new java.nio.file.NoSuchFileException(String.valueOf(parent), null, "the output's parent folder does not exist");
-        }
+        requireParentFolder(parent);
         this.staging = parent.resolve(temporaryName(this.target));
     }
 
@@ -123,6 +121,39 @@ public final class StagedOutput implements AutoCloseable {
         } finally {
             lock.unlock();
         }
+    }
+
+    /**
+     * Refuses an output whose parent is missing or is not a folder.
+     *
+     * @param parent the output's parent (null: the output is a root)
+     * @throws FileSystemException naming the parent: a file, not a folder (NoSuchFileException when it does not exist)
+     */
+    static void requireParentFolder(Path parent) throws FileSystemException {
+        if (parent != null && Files.isDirectory(parent)) {
+            return;
+        }
+        if (parent != null && Files.exists(parent)) {
+            throw new FileSystemException(parent.toString(), null, "the output's parent is a file, not a folder");
+        }
+        throw new java.nio.file.NoSuchFileException(String.valueOf(parent), null, "the output's parent folder does not exist");
+    }
+
+    /**
+     * {@code e} as the user should read it: a plain IOException whose message names a path inside the
+     * hidden staging folder (a write that failed part-way, as {@link SafetensorsWriter} words it) names
+     * the same path under the output instead; any other exception is returned as it is.
+     *
+     * @param e an exception thrown while writing into {@link #dir()} or {@link #stagedFile()}
+     * @return e, or a plain IOException with the user's path and e as its cause
+     */
+    public IOException userFacing(IOException e) {
+        String m = e.getMessage();
+        if (e.getClass() != IOException.class || m == null || !m.contains(staging.toString())) {
+            return e;
+        }
+        String shown = singleFile ? m.replace(stagedFile().toString(), target.toString()) : m;
+        return new IOException(shown.replace(staging.toString(), target.toString()), e);
     }
 
     /**

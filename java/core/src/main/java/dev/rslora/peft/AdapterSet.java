@@ -88,7 +88,8 @@ public final class AdapterSet {
      * @param arena  owns the new A and B tensors
      * @return the new set, one module per targeted weight, no extras
      * @throws PeftFormatException when no module matches
-     * @throws IllegalArgumentException naming the module and r when its A and B cannot be allocated
+     * @throws IllegalArgumentException naming the module and r when its A and B cannot be allocated, or for an
+     *                                  init_lora_weights this library does not implement ({@link PeftConfig#initForNewWeights})
      */
     public static AdapterSet init(BaseCheckpoint base, PeftConfig config, long seed, Arena arena) throws PeftFormatException {
         Map<String, AdapterModule> mods = new LinkedHashMap<>();
@@ -351,7 +352,11 @@ public final class AdapterSet {
         validateForSave();
         requireRepresentable(dtype);
         try (StagedOutput out = StagedOutput.folder(dir, true)) {
-            writeFiles(out.dir(), dtype);
+            try {
+                writeFiles(out.dir(), dtype);
+            } catch (IOException e) {
+                throw out.userFacing(e);
+            }
             out.commit();
         }
     }

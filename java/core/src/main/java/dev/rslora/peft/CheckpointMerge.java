@@ -139,7 +139,11 @@ public final class CheckpointMerge {
             try (StagedOutput staged = base.isFolder() ? StagedOutput.folder(out, false) : StagedOutput.file(out)) {
                 for (BaseCheckpoint.Shard shard : base.shards()) {
                     Path file = base.isFolder() ? staged.dir().resolve(shard.fileName()) : staged.stagedFile();
-                    writeShard(shard.file(), file, report);
+                    try {
+                        writeShard(shard.file(), file, report);
+                    } catch (IOException e) {
+                        throw staged.userFacing(e);
+                    }
                 }
                 if (base.isFolder()) {
                     copyOtherFiles(staged.dir());
@@ -204,7 +208,11 @@ public final class CheckpointMerge {
             }
             long first = offset / dt.byteSize();
             long count = dst.byteSize() / dt.byteSize();
-            prepared[0].apply(w, first, count, dst, dt);
+            try {
+                prepared[0].apply(w, first, count, dst, dt);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("module " + m.path() + ": " + e.getMessage() + "; nothing was written", e);
+            }
             if (first + count == total) {
                 prepared[0] = null;
             }

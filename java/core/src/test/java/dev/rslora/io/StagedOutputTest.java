@@ -177,4 +177,31 @@ class StagedOutputTest {
         assertEquals(List.of("a.txt"), names(target));
         assertEquals("f", Files.readString(file));
     }
+
+    /**
+     * A write that failed part-way inside the hidden staging folder is reported under the output the
+     * user chose (a full disk named ".NAME.tmp-…/adapter_model.safetensors"); other exceptions pass as
+     * they are. A parent that is a file is named as one (it said "does not exist").
+     */
+    @Test
+    void failuresNameTheUsersPathNotTheStagingFolder() throws Exception {
+        Path out = dir.resolve("adapter");
+        try (StagedOutput staged = StagedOutput.folder(out, true)) {
+            IOException full = new IOException(staged.dir().resolve("w.safetensors") + ": No space left on device (while writing it)");
+            IOException shown = staged.userFacing(full);
+            assertEquals(out.resolve("w.safetensors") + ": No space left on device (while writing it)", shown.getMessage());
+            assertTrue(shown.getCause() == full);
+            IOException other = new NoSuchFileException(staged.dir().resolve("x").toString());
+            assertTrue(staged.userFacing(other) == other, "a file-system exception keeps its type");
+        }
+        Path file = dir.resolve("model.safetensors");
+        try (StagedOutput staged = StagedOutput.file(file)) {
+            IOException full = new IOException(staged.stagedFile() + ": File too large (while writing it)");
+            assertEquals(file + ": File too large (while writing it)", staged.userFacing(full).getMessage());
+        }
+        Path aFile = Files.writeString(dir.resolve("plain"), "x");
+        java.nio.file.FileSystemException e = assertThrows(java.nio.file.FileSystemException.class,
+                () -> StagedOutput.folder(aFile.resolve("sub"), true));
+        assertEquals(aFile + ": the output's parent is a file, not a folder", e.getMessage());
+    }
 }
