@@ -168,4 +168,28 @@ class MergeMathTest {
             MergeMath.prepare(a, b, 1, 1, true, new long[] {16, 8});
         }
     }
+
+    /**
+     * A merged value beyond the stored dtype's range was written as ±Infinity (PyTorch's in-place
+     * add does the same, silently): refused, naming the element. W [1, 2] = {64992, 1} in F16 (65000
+     * stored) plus γ·B·A = {1000, 1}: 65992 would be Infinity; with γ·B·A = 504, 65496 rounds to
+     * 65504 (F16's largest) and is kept, and BF16 holds 65992.
+     */
+    @Test
+    void aMergedValueBeyondTheWeightsRangeIsRefusedNotStoredAsInfinity() {
+        try (Arena arena = Arena.ofConfined()) {
+            Tensor a = Tensor.of(arena, DType.F32, new float[] {1000, 1}, 1, 2);
+            Tensor b = Tensor.of(arena, DType.F32, new float[] {1}, 1, 1);
+            Tensor w = Tensor.of(arena, DType.F16, new float[] {65000, 1}, 1, 2);
+            Tensor out = Tensor.allocate(arena, DType.F16, 1, 2);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> MergeMath.prepare(a, b, 1.0, +1, false, w.shape()).apply(w, out));
+            assertEquals("the merged W[0, 0] = 65992.0 is beyond F16's range: it would be stored as Infinity", e.getMessage());
+            MergeMath.prepare(a, b, 0.504, +1, false, w.shape()).apply(w, out);
+            assertEquals(65504f, out.get(0));
+            Tensor outBf16 = Tensor.allocate(arena, DType.BF16, 1, 2);
+            MergeMath.prepare(a, b, 1.0, +1, false, w.shape()).apply(w, outBf16);
+            assertEquals(DType.BF16.round(65992f), outBf16.get(0));
+        }
+    }
 }
