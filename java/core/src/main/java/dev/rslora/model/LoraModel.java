@@ -94,7 +94,9 @@ public final class LoraModel implements AutoCloseable {
      * @param seed    seeds A's initialisation (with each module's index) and the dropout streams
      * @return the model, in training mode with every adapter enabled
      * @throws IllegalArgumentException when the config targets no 2-D weight (PEFT's "all-linear" shorthand is not
-     *                                  resolved here: list the modules), or uses fan_in_fan_out
+     *                                  resolved here: list the modules), uses fan_in_fan_out, or asks for an
+     *                                  init_lora_weights this library does not implement (false, "eva", "orthogonal":
+     *                                  {@link PeftConfig#initForNewWeights})
      */
     public static LoraModel wrap(Map<String, Tensor> weights, PeftConfig config, Backend backend, long seed) {
         return build(weights, config, backend, seed, null, null);
@@ -132,6 +134,7 @@ public final class LoraModel implements AutoCloseable {
      * @param backend the backend every layer runs on
      * @param seed    seeds A's initialisation and the dropout streams
      * @return the model over the checkpoint's 2-D {@code .weight} tensors (and their biases)
+     * @throws IllegalArgumentException as {@link #wrap(Map, PeftConfig, Backend, long)}
      */
     public static LoraModel wrap(BaseCheckpoint base, PeftConfig config, Backend backend, long seed) {
         Map<String, Tensor> weights = new LinkedHashMap<>();
@@ -720,7 +723,8 @@ public final class LoraModel implements AutoCloseable {
      *                                  forward of the module's current N drops its last forward (its X was
      *                                  overwritten), so backward(float[][]) asks for a new forward
      * @throws IllegalStateException if another thread is in this model's forward or backward (nothing is touched then),
-     *                               or the model is closed
+     *                               the model is closed, or the module's dropout step cannot advance past
+     *                               Long.MAX_VALUE ({@link LoraLinear#forward})
      */
     public float[][] forward(String path, float[][] x) {
         enter();

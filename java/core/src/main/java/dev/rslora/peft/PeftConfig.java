@@ -120,9 +120,10 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
      * @param scaling       RSLORA writes use_rslora true, LORA false
      * @param init          GAUSSIAN writes init_lora_weights "gaussian", DEFAULT true
      * @return the config
-     * @throws IllegalArgumentException if r or α is out of range
+     * @throws IllegalArgumentException if r or α is out of range, or targetModules or one of its names is null
      */
     public static PeftConfig create(List<String> targetModules, int r, double alpha, Scaling scaling, Init init) {
+        Builder.requireNames("target_modules", targetModules == null ? null : targetModules.toArray(new String[0]));
         return new PeftConfig(r, alpha, scaling == Scaling.RSLORA, 0.0, ModuleSelector.names(targetModules), null, null, null,
                 PatternMap.empty(), PatternMap.empty(), "none", false, init == Init.GAUSSIAN ? "gaussian" : Boolean.TRUE,
                 null, null, null);
@@ -307,8 +308,10 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
          *
          * @param names module names whose weights are trained and saved in full
          * @return this builder
+         * @throws IllegalArgumentException if names or one of them is null (naming its position)
          */
         public Builder modulesToSave(String... names) {
+            requireNames("modules_to_save", names);
             this.modulesToSave = List.of(names);
             return this;
         }

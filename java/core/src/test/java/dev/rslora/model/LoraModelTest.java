@@ -737,8 +737,18 @@ class LoraModelTest {
             assertEquals("module " + path + ": its layer was closed (through layer(\"" + path + "\"))", e.getMessage());
         }
         PeftConfig random = PeftConfig.builder().targetModules("q_proj").initLoraWeights(false).build();
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> LoraModel.wrapArrays(weights(new SplittableRandom(32), 8), random, ref, 32));
-        assertTrue(e.getMessage().contains("init_lora_weights false is not implemented"), e.getMessage());
+        Map<String, float[][]> w = weights(new SplittableRandom(32), 8);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> LoraModel.wrapArrays(w, random, ref, 32));
+        assertEquals("init_lora_weights false is not implemented for new adapter weights: use true (uniform A, B = 0) or"
+                + " \"gaussian\"", e.getMessage());
+        // an adapter whose config records init_lora_weights false (trained elsewhere) still loads: its weights come from the file
+        Path saved = dir.resolve("init-false");
+        try (LoraModel model = LoraModel.wrapArrays(w, PeftConfig.builder().targetModules("q_proj").build(), ref, 32)) {
+            AdapterSet.of(random, model.layers()).save(saved, DType.F32);
+        }
+        try (LoraModel back = LoraModel.loadArrays(saved, w, ref, 32)) {
+            assertEquals(Boolean.FALSE, back.config().initLoraWeights());
+            assertEquals(2, back.layers().size());
+        }
     }
 }
