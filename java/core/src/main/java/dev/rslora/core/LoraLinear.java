@@ -80,16 +80,25 @@ public final class LoraLinear implements AutoCloseable {
                 this.b = Tensor.allocate(arena, adapterDType, dOut, config.rank());
                 this.gradA = Tensor.allocate(arena, adapterDType, config.rank(), dIn);
                 this.gradB = Tensor.allocate(arena, adapterDType, dOut, config.rank());
-            } catch (OutOfMemoryError e) {  // malloc refused: an absurd r, not a full heap (-Xmx would not help)
+            } catch (OutOfMemoryError e) {  // malloc refused (off-heap: -Xmx would not help)
                 throw new IllegalArgumentException("r=" + config.rank() + " needs A [" + config.rank() + ", " + dIn + "], B ["
                         + dOut + ", " + config.rank() + "] and their gradients in " + adapterDType + ", "
-                        + 2L * adapterDType.byteSize() * config.rank() * (dIn + dOut)
-                        + " bytes, which this machine could not allocate (" + e.getMessage() + ")", e);
+                        + adapterBytes(config.rank(), dIn, dOut, adapterDType) + ", which could not be allocated off the Java heap"
+                        + " (the machine's free memory or a ulimit/container limit bounds it, not -Xmx: " + e.getMessage() + ")", e);
             }
             this.frozen = backend.prepare(weight, bias);
         } catch (RuntimeException | Error e) {
             arena.close();
             throw e;
+        }
+    }
+
+    /** The bytes of A, B and their gradients, in words when they pass 2^63 − 1. */
+    private static String adapterBytes(long r, long dIn, long dOut, DType dtype) {
+        try {
+            return Math.multiplyExact(Math.multiplyExact(2L * dtype.byteSize(), r), Math.addExact(dIn, dOut)) + " bytes";
+        } catch (ArithmeticException e) {
+            return "over 2^63 bytes";
         }
     }
 
