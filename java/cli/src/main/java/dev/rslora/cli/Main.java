@@ -90,9 +90,10 @@ public final class Main {
     /**
      * A path argument. Refused: an empty one (it would mean the working folder); one holding U+FFFD,
      * which is what the JVM makes of bytes that are not valid in the locale's encoding (a file named
-     * with byte 0xFF in a UTF-8 locale): as given, it names another file than the one on disk, and an
-     * output would be written under that other name; and one the JDK refuses (a NUL character, or
-     * any non-ASCII path in the C locale: "Malformed input"), with its reason.
+     * with byte 0xFF in a UTF-8 locale, or any non-ASCII name in the C locale): as given, it names
+     * another file than the one on disk, and an output would be written under that other name (a name
+     * that really holds U+FFFD is refused too); and one the JDK refuses (a NUL character), with its
+     * reason.
      */
     static java.nio.file.Path path(String s) {
         if (s.isBlank()) {
@@ -100,8 +101,10 @@ public final class Main {
         }
         String encoding = System.getProperty("sun.jnu.encoding", "the locale's encoding");
         if (s.indexOf('\uFFFD') >= 0) {
+            boolean utf8 = encoding.equalsIgnoreCase("UTF-8");
             throw new CommandLine.TypeConversionException("the path " + s + " holds bytes that are not valid " + encoding
-                    + " (shown as \uFFFD): the JVM cannot name that file; rename it");
+                    + " (shown as \uFFFD): the JVM cannot name that file; " + (utf8 ? "rename it"
+                    : "run in a UTF-8 locale (e.g. LC_ALL=C.UTF-8), or rename it"));
         }
         try {
             return java.nio.file.Path.of(s);

@@ -5,10 +5,12 @@ import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 import dev.rslora.testing.TestData;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.condition.EnabledOnOs;
 import org.junit.jupiter.api.condition.OS;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.File;
 import java.lang.foreign.Arena;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -58,6 +60,7 @@ class OutputFailureTest {
      */
     @Test
     @EnabledOnOs(OS.LINUX)
+    @Timeout(120)
     void aWriteRefusedPartWayNamesTheOutputAndLeavesNothing() throws Exception {
         Path in = input(64, 64, -1);  // y alone is 16 KiB
         Path outDir = Files.createDirectory(dir.resolve("out"));
@@ -66,11 +69,13 @@ class OutputFailureTest {
                 "--output", out.toString(), "--alpha", "4", "--backend", "reference").command());
         List<String> cmd = new ArrayList<>(List.of("bash", "-c", "ulimit -f 8 && exec \"$@\"", "bash"));
         cmd.addAll(child);
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+        pb.environment().put("LC_ALL", "C");  // the C library's English text for EFBIG
+        Process p = pb.start();
         String text = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertTrue(p.waitFor(60, TimeUnit.SECONDS), "finished");
         assertEquals(1, p.exitValue(), text);
-        assertTrue(text.contains("rslora: error: " + out + ": File too large (while writing it; nothing was left behind)"), text);
+        assertTrue(text.contains("rslora: error: " + out + ": File too large (while writing it)"), text);
         try (Stream<Path> left = Files.list(outDir)) {
             assertEquals(List.of(), left.toList(), "no temporary file left");
         }
@@ -83,10 +88,11 @@ class OutputFailureTest {
         assertEquals(1, r.code(), r.err());
         assertTrue(r.err().contains("rslora: error: " + in + ": the output's parent is a file, not a folder"), r.err());
         if (Files.isDirectory(Path.of("/proc/self"))) {
+            // the reason depends on the kernel (no such file here; a sandbox may deny it): words, not a JDK class name
             r = CliRun.of("layer", "--input", in.toString(), "--output", "/proc/x", "--alpha", "4");
             assertEquals(1, r.code(), r.err());
-            assertTrue(r.err().contains("rslora: error: /proc/x: cannot write in /proc: no such folder, or it takes no new files"),
-                    r.err());
+            assertTrue(r.err().contains("rslora: error: /proc/x: cannot write in /proc: "), r.err());
+            assertTrue(!r.err().contains("Exception"), r.err());
         }
     }
 
@@ -98,7 +104,7 @@ class OutputFailureTest {
     @Test
     void aPathTheJvmCannotNameIsAUsageError() throws Exception {
         Path in = input(2, 4, -1);
-        String bad = dir.resolve("o\uFFFD.safetensors").toString();
+        String bad = dir + File.separator + "o\uFFFD.safetensors";  // a string: resolve() refuses U+FFFD outside UTF-8 locales
         CliRun r = CliRun.of("layer", "--input", in.toString(), "--output", bad, "--alpha", "4");
         assertEquals(2, r.code(), r.err());
         assertTrue(r.err().contains("Invalid value for option '--output': the path " + bad + " holds bytes that are not valid "),
@@ -115,7 +121,7 @@ class OutputFailureTest {
     /** NaN or ±Inf in the outputs is written as computed, with one warning line per tensor that holds any. */
     @Test
     void nonFiniteOutputsAreWrittenWithAWarningLine() throws Exception {
-        Path in = input(3, 4, 5);  // row 1 of x: y's row 1 and every column of grad_lora_A's row... through U
+        Path in = input(3, 4, 5);  // a NaN in row 1 of x: y's row 1, and dA and dB through D(X) and U; dX does not read X
         Path out = dir.resolve("nan.safetensors");
         CliRun r = CliRun.of("layer", "--input", in.toString(), "--output", out.toString(), "--alpha", "4", "--backend",
                 "reference");
