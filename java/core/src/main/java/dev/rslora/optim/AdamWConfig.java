@@ -29,7 +29,7 @@ public record AdamWConfig(double lr, double beta1, double beta2, double eps, dou
             throw new IllegalArgumentException("eps must be finite and >= 0, got eps=" + eps);
         }
         if (!(weightDecay >= 0) || Double.isInfinite(weightDecay)) {
-            throw new IllegalArgumentException("weightDecay must be finite and >= 0, got weightDecay=" + weightDecay);
+            throw new IllegalArgumentException("weight_decay must be finite and >= 0, got weight_decay=" + weightDecay);
         }
     }
 

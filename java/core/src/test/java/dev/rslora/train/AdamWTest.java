@@ -220,6 +220,9 @@ class AdamWTest {
         assertThrows(IllegalArgumentException.class, () -> new AdamWConfig(-1, 0.9, 0.999, 1e-8, 0));
         assertThrows(IllegalArgumentException.class, () -> new AdamWConfig(1e-3, 1.0, 0.999, 1e-8, 0));
         assertThrows(IllegalArgumentException.class, () -> new AdamWConfig(1e-3, 0.9, 0.999, Double.NaN, 0));
+        // PyTorch's name, as the CLI's --weight-decay and AdafactorConfig say it (it said "weightDecay")
+        assertEquals("weight_decay must be finite and >= 0, got weight_decay=-1.0",
+                assertThrows(IllegalArgumentException.class, () -> new AdamWConfig(1e-3, 0.9, 0.999, 1e-8, -1)).getMessage());
         try (Arena arena = Arena.ofShared()) {
             Tensor a = Tensor.allocate(arena, DType.F32, 2, 3);
             Tensor b = Tensor.allocate(arena, DType.F32, 3, 2);
