@@ -161,8 +161,6 @@ public final class MergeMath {
             throw new IllegalArgumentException("destination holds " + dst.byteSize() + " bytes, not " + count + " " + dstType + " elements");
         }
         DType src = w.dtype();
-        // a cheap filter: no finite value at or below it rounds to ±Infinity in dstType (F16's largest finite is 65504)
-        float maxBelowOverflow = dstType == DType.F16 ? 65504f : dstType == DType.BF16 ? 3.3895314e38f : Float.MAX_VALUE;
         MemorySegment ws = w.readOnlySegment();  // only read: not a write of W (its version stamp stays)
         double[] acc = new double[(int) Math.min(cols, Math.max(1, count))];
         long e = first;
@@ -184,7 +182,7 @@ public final class MergeMath {
             for (int c = 0; c < width; c++) {
                 float delta = (float) acc[c] * gamma32;
                 float v = src.load(ws, e + c) + (sign > 0 ? delta : -delta);
-                if (Math.abs(v) > maxBelowOverflow && Float.isFinite(v) && Float.isInfinite(dstType.round(v))) {
+                if (dstType.overflows(v)) {
                     throw new IllegalArgumentException("the merged W[" + row + ", " + (c0 + c) + "] = " + v + " is beyond "
                             + dstType + "'s range: it would be stored as Infinity");
                 }

@@ -398,7 +398,7 @@ public final class AdapterSet {
         long n = t.numel();
         for (long i = 0; i < n; i++) {
             float v = t.get(i);
-            if (Float.isFinite(v) && Float.isInfinite(dtype.round(v))) {
+            if (dtype.overflows(v)) {
                 throw new IllegalArgumentException(what + " holds " + v + " (element " + i + "), beyond " + dtype + "'s range"
                         + (dtype == DType.F16 ? " (±65504)" : "") + ": it would be saved as Infinity; save as F32"
                         + (dtype == DType.F16 ? " or BF16" : "") + ", or fix the weights; nothing was written");

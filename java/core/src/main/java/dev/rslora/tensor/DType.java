@@ -108,4 +108,21 @@ public enum DType {
             case F16 -> Fp16.toFloat(Fp16.fromFloat(value));
         };
     }
+
+    /**
+     * Whether a store would turn the finite {@code value} into ±Infinity: it lies beyond this dtype's
+     * range (F16 past ±65504, BF16 past ±3.3895314e38, rounding to nearest even; never for F32).
+     * Cheap for values in range: only those past the largest finite value are rounded.
+     *
+     * @param value any float (NaN and ±Infinity give false: they are stored as they are)
+     * @return true if value is finite and rounds to ±Infinity in this dtype
+     */
+    public boolean overflows(float value) {
+        float largest = switch (this) {
+            case F32 -> Float.MAX_VALUE;
+            case BF16 -> 3.3895314e38f;  // 0x7F7F
+            case F16 -> 65504f;
+        };
+        return Math.abs(value) > largest && Float.isFinite(value) && Float.isInfinite(round(value));
+    }
 }

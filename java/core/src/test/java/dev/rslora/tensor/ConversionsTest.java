@@ -111,4 +111,20 @@ class ConversionsTest {
             assertEquals((byte) 0x3F, t.segment().get(java.lang.foreign.ValueLayout.JAVA_BYTE, 1));
         }
     }
+
+    /** DType.overflows at the edges of each range: the last value that rounds down to the largest finite one, and the first that does not. */
+    @Test
+    void overflowsIsTrueExactlyForFiniteValuesThatRoundToInfinity() {
+        assertTrue(!DType.F16.overflows(65504f) && !DType.F16.overflows(Math.nextDown(65520f)) && !DType.F16.overflows(-65519f));
+        assertTrue(DType.F16.overflows(65520f) && DType.F16.overflows(-65520f) && DType.F16.overflows(1e6f));
+        float bf16Half = Float.intBitsToFloat(0x7F7F8000);  // halfway from BF16's largest finite to 2^128: ties to even, up
+        assertTrue(!DType.BF16.overflows(Math.nextDown(bf16Half)) && DType.BF16.overflows(bf16Half) && DType.BF16.overflows(Float.MAX_VALUE));
+        assertTrue(!DType.F32.overflows(Float.MAX_VALUE));
+        for (DType d : DType.values()) {
+            assertTrue(!d.overflows(Float.NaN) && !d.overflows(Float.POSITIVE_INFINITY) && !d.overflows(Float.NEGATIVE_INFINITY), d.name());
+        }
+        for (float v : new float[] {65520f, 1e6f, Math.nextDown(65520f)}) {
+            assertEquals(Float.isInfinite(DType.F16.round(v)), DType.F16.overflows(v), "F16 " + v);
+        }
+    }
 }
