@@ -479,9 +479,8 @@ final class AdapterRows {
      * one, then one masked), so y's rows are read straight from the tensor with no packing (scale 1:
      * y as it is). The panel route's arithmetic: per column one fma chain in ascending k from +0, as
      * {@link MicroKernel#mma}'s tiles; with {@code split} (one row, as {@link MicroKernel#mmaRow}'s
-     * vector kernels) two chains, even and odd k, added at the end. The scalar shape has one chain
-     * either way, as mmaRow's. A masked row whose vector would reach past the end of y is loaded
-     * through {@code pad} (L floats) instead ({@link SegmentEnd}), with the same lanes; {@code out}
+     * kernels) two chains, even and odd k, added at the end. A masked row whose vector would reach
+     * past the end of y is loaded through {@code pad} (L floats) instead ({@link SegmentEnd}), with the same lanes; {@code out}
      * has L floats to spare after the last stored column, so the masked stores stay inside it. The
      * loads are written out here: a helper for them, once compiled on its own, was "already compiled
      * into a big method" for C2 (-XX:+PrintInlining, after a test run with heap tensors), left out
@@ -544,12 +543,20 @@ final class AdapterRows {
             return;
         }
         for (; c < len; c++) {
-            float acc = 0f;
+            float e = 0f;
+            float d = 0f;
             long at = yOff + 4L * c;
-            for (int kk = 0; kk < k; kk++, at += ld) {
-                acc = Math.fma(a[ao + kk], y.get(DType.LE_FLOAT, at) * scale, acc);
+            int kk = 0;
+            if (split) {
+                for (; kk + 1 < k; kk += 2, at += 2 * ld) {
+                    e = Math.fma(a[ao + kk], y.get(DType.LE_FLOAT, at) * scale, e);
+                    d = Math.fma(a[ao + kk + 1], y.get(DType.LE_FLOAT, at + ld) * scale, d);
+                }
             }
-            out[oo + c] = acc;
+            for (; kk < k; kk++, at += ld) {
+                e = Math.fma(a[ao + kk], y.get(DType.LE_FLOAT, at) * scale, e);
+            }
+            out[oo + c] = split ? e + d : e;
         }
     }
 
