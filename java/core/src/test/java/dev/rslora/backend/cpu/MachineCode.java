@@ -160,14 +160,18 @@ final class MachineCode {
         }
     }
 
-    /** The innermost loops of {@code ins}: each backward branch and its target, those that hold no other. */
+    /**
+     * The innermost loops of {@code ins}: each backward branch to a target inside the code (a jump
+     * to a runtime stub below it is no loop) and its target, those that hold no other.
+     */
     static List<Loop> innermostLoops(List<Instruction> ins) {
         List<long[]> ranges = new ArrayList<>();
+        long first = ins.isEmpty() ? 0 : ins.get(0).address();
         for (Instruction i : ins) {
             Matcher m = BRANCH.matcher(i.text());
             if (m.find()) {
                 long target = Long.parseUnsignedLong(m.group(1), 16);
-                if (target <= i.address()) {
+                if (first <= target && target <= i.address()) {
                     ranges.add(new long[] {target, i.address()});
                 }
             }

@@ -94,9 +94,10 @@ class TileCodeTest {
     @Test
     void theReadingFindsASpillInALoop() throws IOException, InterruptedException {
         assumeTrue(MachineCode.objdumpAvailable(), "objdump (binutils) is not installed: apt-get install binutils");
+        // jmp to 0x100 bytes below the code (a runtime stub: no loop), then
         // loop1: vfmadd231ps zmm0,zmm1,zmm2; vmovups [rsp+0x40],zmm3; dec ecx; jne loop1
         // loop2: vfmadd231ps zmm4,zmm1,zmm2; add r10,[rsp+0x98]; dec ecx; jne loop2; ret
-        String bytes = "62f27548b8c2" + "62f17c48115c2401" + "ffc9" + "75ee"
+        String bytes = "e9fbfeffff" + "62f27548b8c2" + "62f17c48115c2401" + "ffc9" + "75ee"
                 + "62f27548b8e2" + "4c03942498000000" + "ffc9" + "75ee" + "c3";
         String log = compile("4", "", "c3c3c3c3") + compile("4", "", bytes) + compile("4", "%", "90909090");
         MachineCode code = MachineCode.lastC2(log, "x.Y::z");
