@@ -13,6 +13,9 @@
  */
 module dev.rslora.core {
     requires static jdk.incubator.vector;
+    // dev.rslora.simd.Fma reads HotSpot's UseFMA through them where they are resolved (else /proc/cpuinfo)
+    requires static java.management;
+    requires static jdk.management;
     requires com.fasterxml.jackson.databind;
 
     exports dev.rslora.tensor;

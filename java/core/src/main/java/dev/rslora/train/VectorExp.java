@@ -1,5 +1,6 @@
 package dev.rslora.train;
 
+import dev.rslora.simd.Fma;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
@@ -22,6 +23,8 @@ import jdk.incubator.vector.VectorOperators;
  * +Inf above 88.7, NaN for NaN (SeqLogprob passes x ≤ 0).
  */
 final class VectorExp {
+    /** Multiply-adds fused, or a multiply then an add where the JIT has no FMA instructions ({@link Fma}). */
+    private static final boolean FUSED = Fma.FUSED;
     private static final float LOG2E = 1.44269504088896341f;
     private static final float LN2_HI = 0.693359375f;
     private static final float LN2_LO = -2.12194440e-4f;
@@ -45,15 +48,15 @@ final class VectorExp {
         VectorMask<Float> under = x.compare(VectorOperators.LT, MIN_X);
         FloatVector xc = x.max(MIN_X).min(MAX_X);  // NaN stays NaN
         FloatVector round = FloatVector.broadcast(sp, ROUND);
-        FloatVector n = xc.fma(LOG2E, ROUND).sub(round);
-        FloatVector t = n.fma(FloatVector.broadcast(sp, -LN2_HI), xc);
-        t = n.fma(FloatVector.broadcast(sp, -LN2_LO), t);
-        FloatVector p = t.fma(P0, P1);
-        p = p.fma(t, FloatVector.broadcast(sp, P2));
-        p = p.fma(t, FloatVector.broadcast(sp, P3));
-        p = p.fma(t, FloatVector.broadcast(sp, P4));
-        p = p.fma(t, FloatVector.broadcast(sp, P5));
-        FloatVector et = p.mul(t).fma(t, t).add(1f);  // 1 + t + t²·P(t)
+        FloatVector n = (FUSED ? xc.fma(LOG2E, ROUND) : xc.mul(LOG2E).add(ROUND)).sub(round);
+        FloatVector t = (FUSED ? n.fma(FloatVector.broadcast(sp, -LN2_HI), xc) : n.mul(FloatVector.broadcast(sp, -LN2_HI)).add(xc));
+        t = (FUSED ? n.fma(FloatVector.broadcast(sp, -LN2_LO), t) : n.mul(FloatVector.broadcast(sp, -LN2_LO)).add(t));
+        FloatVector p = (FUSED ? t.fma(P0, P1) : t.mul(P0).add(P1));
+        p = (FUSED ? p.fma(t, FloatVector.broadcast(sp, P2)) : p.mul(t).add(FloatVector.broadcast(sp, P2)));
+        p = (FUSED ? p.fma(t, FloatVector.broadcast(sp, P3)) : p.mul(t).add(FloatVector.broadcast(sp, P3)));
+        p = (FUSED ? p.fma(t, FloatVector.broadcast(sp, P4)) : p.mul(t).add(FloatVector.broadcast(sp, P4)));
+        p = (FUSED ? p.fma(t, FloatVector.broadcast(sp, P5)) : p.mul(t).add(FloatVector.broadcast(sp, P5)));
+        FloatVector et = (FUSED ? p.mul(t).fma(t, t) : p.mul(t).mul(t).add(t)).add(1f);  // 1 + t + t²·P(t)
         IntVector bits = ((IntVector) n.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
         FloatVector r = et.mul(bits.reinterpretAsFloats());
         return r.blend(0f, under);

@@ -1,5 +1,6 @@
 package dev.rslora.backend.cpu;
 
+import dev.rslora.simd.Fma;
 import dev.rslora.backend.LoraParams;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
@@ -48,6 +49,8 @@ import static dev.rslora.backend.cpu.MicroKernel.NR;
  * (results depend on N already: {@link MergedWeight}); from there the forward's tiles give its bits.
  */
 final class AdapterRows {
+    /** Multiply-adds fused, or a multiply then an add where the JIT has no FMA instructions ({@link Fma}). */
+    private static final boolean FUSED = Fma.FUSED;
     private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
     private static final int L = MicroKernel.L;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
@@ -285,10 +288,10 @@ final class AdapterRows {
         for (; c + L <= len; c += L) {
             FloatVector xv = FloatVector.fromArray(S, x, xo + c);
             long at = yOff + 4L * c;
-            p0 = xv.fma(FloatVector.fromMemorySegment(S, y, at, LE), p0);
-            p1 = xv.fma(FloatVector.fromMemorySegment(S, y, at + ld, LE), p1);
-            p2 = xv.fma(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE), p2);
-            p3 = xv.fma(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE), p3);
+            p0 = (FUSED ? xv.fma(FloatVector.fromMemorySegment(S, y, at, LE), p0) : xv.mul(FloatVector.fromMemorySegment(S, y, at, LE)).add(p0));
+            p1 = (FUSED ? xv.fma(FloatVector.fromMemorySegment(S, y, at + ld, LE), p1) : xv.mul(FloatVector.fromMemorySegment(S, y, at + ld, LE)).add(p1));
+            p2 = (FUSED ? xv.fma(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE), p2) : xv.mul(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE)).add(p2));
+            p3 = (FUSED ? xv.fma(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE), p3) : xv.mul(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE)).add(p3));
         }
         if (c < len) {
             // whole vectors, the lanes past len cleared in registers: the masked loads' values
@@ -296,10 +299,10 @@ final class AdapterRows {
             FloatVector zero = FloatVector.zero(S);
             FloatVector xv = zero.blend(FloatVector.fromArray(S, x, xo + c), tail);
             long at = yOff + 4L * c;
-            p0 = xv.fma(zero.blend(FloatVector.fromMemorySegment(S, y, at, LE), tail), p0);
-            p1 = xv.fma(zero.blend(FloatVector.fromMemorySegment(S, y, at + ld, LE), tail), p1);
-            p2 = xv.fma(zero.blend(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE), tail), p2);
-            p3 = xv.fma(zero.blend(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE), tail), p3);
+            p0 = (FUSED ? xv.fma(zero.blend(FloatVector.fromMemorySegment(S, y, at, LE), tail), p0) : xv.mul(zero.blend(FloatVector.fromMemorySegment(S, y, at, LE), tail)).add(p0));
+            p1 = (FUSED ? xv.fma(zero.blend(FloatVector.fromMemorySegment(S, y, at + ld, LE), tail), p1) : xv.mul(zero.blend(FloatVector.fromMemorySegment(S, y, at + ld, LE), tail)).add(p1));
+            p2 = (FUSED ? xv.fma(zero.blend(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE), tail), p2) : xv.mul(zero.blend(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE), tail)).add(p2));
+            p3 = (FUSED ? xv.fma(zero.blend(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE), tail), p3) : xv.mul(zero.blend(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE), tail)).add(p3));
         }
         combine(combine(p0, p1, L / 2), combine(p2, p3, L / 2), L / 4).intoArray(out, at0);
     }
@@ -439,18 +442,18 @@ final class AdapterRows {
             FloatVector s3 = s0;
             for (; c + 4 * L <= len; c += 4 * L) {
                 long at = yOff + 4L * c;
-                s0 = FloatVector.fromArray(S, x, xo + c).fma(FloatVector.fromMemorySegment(S, y, at, LE), s0);
-                s1 = FloatVector.fromArray(S, x, xo + c + L).fma(FloatVector.fromMemorySegment(S, y, at + 4L * L, LE), s1);
-                s2 = FloatVector.fromArray(S, x, xo + c + 2 * L).fma(FloatVector.fromMemorySegment(S, y, at + 8L * L, LE), s2);
-                s3 = FloatVector.fromArray(S, x, xo + c + 3 * L).fma(FloatVector.fromMemorySegment(S, y, at + 12L * L, LE), s3);
+                s0 = (FUSED ? FloatVector.fromArray(S, x, xo + c).fma(FloatVector.fromMemorySegment(S, y, at, LE), s0) : FloatVector.fromArray(S, x, xo + c).mul(FloatVector.fromMemorySegment(S, y, at, LE)).add(s0));
+                s1 = (FUSED ? FloatVector.fromArray(S, x, xo + c + L).fma(FloatVector.fromMemorySegment(S, y, at + 4L * L, LE), s1) : FloatVector.fromArray(S, x, xo + c + L).mul(FloatVector.fromMemorySegment(S, y, at + 4L * L, LE)).add(s1));
+                s2 = (FUSED ? FloatVector.fromArray(S, x, xo + c + 2 * L).fma(FloatVector.fromMemorySegment(S, y, at + 8L * L, LE), s2) : FloatVector.fromArray(S, x, xo + c + 2 * L).mul(FloatVector.fromMemorySegment(S, y, at + 8L * L, LE)).add(s2));
+                s3 = (FUSED ? FloatVector.fromArray(S, x, xo + c + 3 * L).fma(FloatVector.fromMemorySegment(S, y, at + 12L * L, LE), s3) : FloatVector.fromArray(S, x, xo + c + 3 * L).mul(FloatVector.fromMemorySegment(S, y, at + 12L * L, LE)).add(s3));
             }
             for (; c + L <= len; c += L) {
-                s0 = FloatVector.fromArray(S, x, xo + c).fma(FloatVector.fromMemorySegment(S, y, yOff + 4L * c, LE), s0);
+                s0 = (FUSED ? FloatVector.fromArray(S, x, xo + c).fma(FloatVector.fromMemorySegment(S, y, yOff + 4L * c, LE), s0) : FloatVector.fromArray(S, x, xo + c).mul(FloatVector.fromMemorySegment(S, y, yOff + 4L * c, LE)).add(s0));
             }
             sum = hsum(s0.add(s1).add(s2.add(s3)));
         }
         for (; c < len; c++) {
-            sum = Math.fma(x[xo + c], y.get(DType.LE_FLOAT, yOff + 4L * c), sum);
+            sum = Fma.fma(x[xo + c], y.get(DType.LE_FLOAT, yOff + 4L * c), sum);
         }
         return sum;
     }
@@ -512,19 +515,18 @@ final class AdapterRows {
                                 : FloatVector.fromMemorySegment(S, y, at, LE, m);
                         FloatVector yd = m == null ? FloatVector.fromMemorySegment(S, y, at + ld, LE)
                                 : FloatVector.fromMemorySegment(S, y, at + ld, LE, m);
-                        e = FloatVector.broadcast(S, a[ao + kk]).fma(scale != 1f ? ye.mul(scale) : ye, e);
-                        d = FloatVector.broadcast(S, a[ao + kk + 1]).fma(scale != 1f ? yd.mul(scale) : yd, d);
+                        e = (FUSED ? FloatVector.broadcast(S, a[ao + kk]).fma(scale != 1f ? ye.mul(scale) : ye, e) : FloatVector.broadcast(S, a[ao + kk]).mul(scale != 1f ? ye.mul(scale) : ye).add(e));
+                        d = (FUSED ? FloatVector.broadcast(S, a[ao + kk + 1]).fma(scale != 1f ? yd.mul(scale) : yd, d) : FloatVector.broadcast(S, a[ao + kk + 1]).mul(scale != 1f ? yd.mul(scale) : yd).add(d));
                     }
                 }
                 for (; kk < kIn; kk++, at += ld) {
                     FloatVector ye = m == null ? FloatVector.fromMemorySegment(S, y, at, LE)
                             : FloatVector.fromMemorySegment(S, y, at, LE, m);
-                    e = FloatVector.broadcast(S, a[ao + kk]).fma(scale != 1f ? ye.mul(scale) : ye, e);
+                    e = (FUSED ? FloatVector.broadcast(S, a[ao + kk]).fma(scale != 1f ? ye.mul(scale) : ye, e) : FloatVector.broadcast(S, a[ao + kk]).mul(scale != 1f ? ye.mul(scale) : ye).add(e));
                 }
                 for (; kk < k; kk++, at += ld) {  // the same chains: when split, even kk on e and odd on d
                     FloatVector p = SegmentEnd.padded(y, at, len - c, pad);
-                    FloatVector t = FloatVector.broadcast(S, a[ao + kk]).fma(scale != 1f ? p.mul(scale) : p,
-                            split && (kk & 1) != 0 ? d : e);
+                    FloatVector t = (FUSED ? FloatVector.broadcast(S, a[ao + kk]).fma(scale != 1f ? p.mul(scale) : p, split && (kk & 1) != 0 ? d : e) : FloatVector.broadcast(S, a[ao + kk]).mul(scale != 1f ? p.mul(scale) : p).add(split && (kk & 1) != 0 ? d : e));
                     if (split && (kk & 1) != 0) {
                         d = t;
                     } else {
@@ -549,12 +551,12 @@ final class AdapterRows {
             int kk = 0;
             if (split) {
                 for (; kk + 1 < k; kk += 2, at += 2 * ld) {
-                    e = Math.fma(a[ao + kk], y.get(DType.LE_FLOAT, at) * scale, e);
-                    d = Math.fma(a[ao + kk + 1], y.get(DType.LE_FLOAT, at + ld) * scale, d);
+                    e = Fma.fma(a[ao + kk], y.get(DType.LE_FLOAT, at) * scale, e);
+                    d = Fma.fma(a[ao + kk + 1], y.get(DType.LE_FLOAT, at + ld) * scale, d);
                 }
             }
             for (; kk < k; kk++, at += ld) {
-                e = Math.fma(a[ao + kk], y.get(DType.LE_FLOAT, at) * scale, e);
+                e = Fma.fma(a[ao + kk], y.get(DType.LE_FLOAT, at) * scale, e);
             }
             out[oo + c] = split ? e + d : e;
         }
@@ -568,10 +570,10 @@ final class AdapterRows {
         FloatVector c3 = c0;
         for (int kk = 0; kk < k; kk++, at += ld) {
             FloatVector x = FloatVector.broadcast(S, a[ao + kk]);
-            c0 = x.fma(scaled(y, at, scale), c0);
-            c1 = x.fma(scaled(y, at + 4L * L, scale), c1);
-            c2 = x.fma(scaled(y, at + 8L * L, scale), c2);
-            c3 = x.fma(scaled(y, at + 12L * L, scale), c3);
+            c0 = (FUSED ? x.fma(scaled(y, at, scale), c0) : x.mul(scaled(y, at, scale)).add(c0));
+            c1 = (FUSED ? x.fma(scaled(y, at + 4L * L, scale), c1) : x.mul(scaled(y, at + 4L * L, scale)).add(c1));
+            c2 = (FUSED ? x.fma(scaled(y, at + 8L * L, scale), c2) : x.mul(scaled(y, at + 8L * L, scale)).add(c2));
+            c3 = (FUSED ? x.fma(scaled(y, at + 12L * L, scale), c3) : x.mul(scaled(y, at + 12L * L, scale)).add(c3));
         }
         c0.intoArray(out, o);
         c1.intoArray(out, o + L);
@@ -594,21 +596,21 @@ final class AdapterRows {
         for (; kk + 1 < k; kk += 2, at += 2 * ld) {
             FloatVector x = FloatVector.broadcast(S, a[ao + kk]);
             FloatVector w = FloatVector.broadcast(S, a[ao + kk + 1]);
-            e0 = x.fma(scaled(y, at, scale), e0);
-            d0 = w.fma(scaled(y, at + ld, scale), d0);
-            e1 = x.fma(scaled(y, at + 4L * L, scale), e1);
-            d1 = w.fma(scaled(y, at + ld + 4L * L, scale), d1);
-            e2 = x.fma(scaled(y, at + 8L * L, scale), e2);
-            d2 = w.fma(scaled(y, at + ld + 8L * L, scale), d2);
-            e3 = x.fma(scaled(y, at + 12L * L, scale), e3);
-            d3 = w.fma(scaled(y, at + ld + 12L * L, scale), d3);
+            e0 = (FUSED ? x.fma(scaled(y, at, scale), e0) : x.mul(scaled(y, at, scale)).add(e0));
+            d0 = (FUSED ? w.fma(scaled(y, at + ld, scale), d0) : w.mul(scaled(y, at + ld, scale)).add(d0));
+            e1 = (FUSED ? x.fma(scaled(y, at + 4L * L, scale), e1) : x.mul(scaled(y, at + 4L * L, scale)).add(e1));
+            d1 = (FUSED ? w.fma(scaled(y, at + ld + 4L * L, scale), d1) : w.mul(scaled(y, at + ld + 4L * L, scale)).add(d1));
+            e2 = (FUSED ? x.fma(scaled(y, at + 8L * L, scale), e2) : x.mul(scaled(y, at + 8L * L, scale)).add(e2));
+            d2 = (FUSED ? w.fma(scaled(y, at + ld + 8L * L, scale), d2) : w.mul(scaled(y, at + ld + 8L * L, scale)).add(d2));
+            e3 = (FUSED ? x.fma(scaled(y, at + 12L * L, scale), e3) : x.mul(scaled(y, at + 12L * L, scale)).add(e3));
+            d3 = (FUSED ? w.fma(scaled(y, at + ld + 12L * L, scale), d3) : w.mul(scaled(y, at + ld + 12L * L, scale)).add(d3));
         }
         if (kk < k) {
             FloatVector x = FloatVector.broadcast(S, a[ao + kk]);
-            e0 = x.fma(scaled(y, at, scale), e0);
-            e1 = x.fma(scaled(y, at + 4L * L, scale), e1);
-            e2 = x.fma(scaled(y, at + 8L * L, scale), e2);
-            e3 = x.fma(scaled(y, at + 12L * L, scale), e3);
+            e0 = (FUSED ? x.fma(scaled(y, at, scale), e0) : x.mul(scaled(y, at, scale)).add(e0));
+            e1 = (FUSED ? x.fma(scaled(y, at + 4L * L, scale), e1) : x.mul(scaled(y, at + 4L * L, scale)).add(e1));
+            e2 = (FUSED ? x.fma(scaled(y, at + 8L * L, scale), e2) : x.mul(scaled(y, at + 8L * L, scale)).add(e2));
+            e3 = (FUSED ? x.fma(scaled(y, at + 12L * L, scale), e3) : x.mul(scaled(y, at + 12L * L, scale)).add(e3));
         }
         e0.add(d0).intoArray(out, o);
         e1.add(d1).intoArray(out, o + L);

@@ -1,5 +1,6 @@
 package dev.rslora.backend.cpu;
 
+import dev.rslora.simd.Fma;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -46,6 +47,8 @@ import java.nio.ByteOrder;
  * {@link #mmaRow} is the one-row form of the same contract (decoding: N = 1).
  */
 final class MicroKernel {
+    /** Multiply-adds fused, or a multiply then an add where the JIT has no FMA instructions ({@link Fma}). */
+    private static final boolean FUSED = Fma.FUSED;
     /** The system property that forces a narrower tile shape. */
     static final String PROPERTY = "rslora.cpu.vectorBits";
     private static final VectorSpecies<Float> S512 = FloatVector.SPECIES_512;
@@ -140,6 +143,9 @@ final class MicroKernel {
         } else if (requested != null && CONFIG_ERROR == null && Integer.parseInt(requested.strip()) > BITS) {
             what += " (" + PROPERTY + "=" + requested + " lowered to the JIT's widest)";
         }
+        if (!Fma.FUSED) {
+            what += ", multiply then add (the JIT has no FMA instructions)";
+        }
         return what;
     }
 
@@ -202,14 +208,14 @@ final class MicroKernel {
             FloatVector b1 = FloatVector.fromMemorySegment(S512, b, bp + L512 * 4L, ORDER);
             int ai = aOff + kk;
             FloatVector x;
-            x = FloatVector.broadcast(S512, a[ai]); c00 = x.fma(b0, c00); c01 = x.fma(b1, c01); ai += lda;
-            x = FloatVector.broadcast(S512, a[ai]); c10 = x.fma(b0, c10); c11 = x.fma(b1, c11); ai += lda;
-            x = FloatVector.broadcast(S512, a[ai]); c20 = x.fma(b0, c20); c21 = x.fma(b1, c21); ai += lda;
-            x = FloatVector.broadcast(S512, a[ai]); c30 = x.fma(b0, c30); c31 = x.fma(b1, c31); ai += lda;
-            x = FloatVector.broadcast(S512, a[ai]); c40 = x.fma(b0, c40); c41 = x.fma(b1, c41); ai += lda;
-            x = FloatVector.broadcast(S512, a[ai]); c50 = x.fma(b0, c50); c51 = x.fma(b1, c51); ai += lda;
-            x = FloatVector.broadcast(S512, a[ai]); c60 = x.fma(b0, c60); c61 = x.fma(b1, c61); ai += lda;
-            x = FloatVector.broadcast(S512, a[ai]); c70 = x.fma(b0, c70); c71 = x.fma(b1, c71);
+            x = FloatVector.broadcast(S512, a[ai]); c00 = (FUSED ? x.fma(b0, c00) : x.mul(b0).add(c00)); c01 = (FUSED ? x.fma(b1, c01) : x.mul(b1).add(c01)); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]); c10 = (FUSED ? x.fma(b0, c10) : x.mul(b0).add(c10)); c11 = (FUSED ? x.fma(b1, c11) : x.mul(b1).add(c11)); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]); c20 = (FUSED ? x.fma(b0, c20) : x.mul(b0).add(c20)); c21 = (FUSED ? x.fma(b1, c21) : x.mul(b1).add(c21)); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]); c30 = (FUSED ? x.fma(b0, c30) : x.mul(b0).add(c30)); c31 = (FUSED ? x.fma(b1, c31) : x.mul(b1).add(c31)); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]); c40 = (FUSED ? x.fma(b0, c40) : x.mul(b0).add(c40)); c41 = (FUSED ? x.fma(b1, c41) : x.mul(b1).add(c41)); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]); c50 = (FUSED ? x.fma(b0, c50) : x.mul(b0).add(c50)); c51 = (FUSED ? x.fma(b1, c51) : x.mul(b1).add(c51)); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]); c60 = (FUSED ? x.fma(b0, c60) : x.mul(b0).add(c60)); c61 = (FUSED ? x.fma(b1, c61) : x.mul(b1).add(c61)); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]); c70 = (FUSED ? x.fma(b0, c70) : x.mul(b0).add(c70)); c71 = (FUSED ? x.fma(b1, c71) : x.mul(b1).add(c71));
         }
         int o = cOff;
         c00.intoArray(c, o); c01.intoArray(c, o + L512); o += ldc;
@@ -250,12 +256,12 @@ final class MicroKernel {
             FloatVector b1 = FloatVector.fromMemorySegment(S256, b, bp + L256 * 4L, ORDER);
             int ai = aOff + kk;
             FloatVector x;
-            x = FloatVector.broadcast(S256, a[ai]); c00 = x.fma(b0, c00); c01 = x.fma(b1, c01); ai += lda;
-            x = FloatVector.broadcast(S256, a[ai]); c10 = x.fma(b0, c10); c11 = x.fma(b1, c11); ai += lda;
-            x = FloatVector.broadcast(S256, a[ai]); c20 = x.fma(b0, c20); c21 = x.fma(b1, c21); ai += lda;
-            x = FloatVector.broadcast(S256, a[ai]); c30 = x.fma(b0, c30); c31 = x.fma(b1, c31); ai += lda;
-            x = FloatVector.broadcast(S256, a[ai]); c40 = x.fma(b0, c40); c41 = x.fma(b1, c41); ai += lda;
-            x = FloatVector.broadcast(S256, a[ai]); c50 = x.fma(b0, c50); c51 = x.fma(b1, c51);
+            x = FloatVector.broadcast(S256, a[ai]); c00 = (FUSED ? x.fma(b0, c00) : x.mul(b0).add(c00)); c01 = (FUSED ? x.fma(b1, c01) : x.mul(b1).add(c01)); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]); c10 = (FUSED ? x.fma(b0, c10) : x.mul(b0).add(c10)); c11 = (FUSED ? x.fma(b1, c11) : x.mul(b1).add(c11)); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]); c20 = (FUSED ? x.fma(b0, c20) : x.mul(b0).add(c20)); c21 = (FUSED ? x.fma(b1, c21) : x.mul(b1).add(c21)); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]); c30 = (FUSED ? x.fma(b0, c30) : x.mul(b0).add(c30)); c31 = (FUSED ? x.fma(b1, c31) : x.mul(b1).add(c31)); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]); c40 = (FUSED ? x.fma(b0, c40) : x.mul(b0).add(c40)); c41 = (FUSED ? x.fma(b1, c41) : x.mul(b1).add(c41)); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]); c50 = (FUSED ? x.fma(b0, c50) : x.mul(b0).add(c50)); c51 = (FUSED ? x.fma(b1, c51) : x.mul(b1).add(c51));
         }
         int o = cOff;
         c00.intoArray(c, o); c01.intoArray(c, o + L256); o += ldc;
@@ -299,14 +305,14 @@ final class MicroKernel {
             FloatVector b2 = FloatVector.fromMemorySegment(S128, b, bp + 2 * L128 * 4L, ORDER);
             int ai = aOff + kk;
             FloatVector x;
-            x = FloatVector.broadcast(S128, a[ai]); c00 = x.fma(b0, c00); c01 = x.fma(b1, c01); c02 = x.fma(b2, c02); ai += lda;
-            x = FloatVector.broadcast(S128, a[ai]); c10 = x.fma(b0, c10); c11 = x.fma(b1, c11); c12 = x.fma(b2, c12); ai += lda;
-            x = FloatVector.broadcast(S128, a[ai]); c20 = x.fma(b0, c20); c21 = x.fma(b1, c21); c22 = x.fma(b2, c22); ai += lda;
-            x = FloatVector.broadcast(S128, a[ai]); c30 = x.fma(b0, c30); c31 = x.fma(b1, c31); c32 = x.fma(b2, c32); ai += lda;
-            x = FloatVector.broadcast(S128, a[ai]); c40 = x.fma(b0, c40); c41 = x.fma(b1, c41); c42 = x.fma(b2, c42); ai += lda;
-            x = FloatVector.broadcast(S128, a[ai]); c50 = x.fma(b0, c50); c51 = x.fma(b1, c51); c52 = x.fma(b2, c52); ai += lda;
-            x = FloatVector.broadcast(S128, a[ai]); c60 = x.fma(b0, c60); c61 = x.fma(b1, c61); c62 = x.fma(b2, c62); ai += lda;
-            x = FloatVector.broadcast(S128, a[ai]); c70 = x.fma(b0, c70); c71 = x.fma(b1, c71); c72 = x.fma(b2, c72);
+            x = FloatVector.broadcast(S128, a[ai]); c00 = (FUSED ? x.fma(b0, c00) : x.mul(b0).add(c00)); c01 = (FUSED ? x.fma(b1, c01) : x.mul(b1).add(c01)); c02 = (FUSED ? x.fma(b2, c02) : x.mul(b2).add(c02)); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]); c10 = (FUSED ? x.fma(b0, c10) : x.mul(b0).add(c10)); c11 = (FUSED ? x.fma(b1, c11) : x.mul(b1).add(c11)); c12 = (FUSED ? x.fma(b2, c12) : x.mul(b2).add(c12)); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]); c20 = (FUSED ? x.fma(b0, c20) : x.mul(b0).add(c20)); c21 = (FUSED ? x.fma(b1, c21) : x.mul(b1).add(c21)); c22 = (FUSED ? x.fma(b2, c22) : x.mul(b2).add(c22)); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]); c30 = (FUSED ? x.fma(b0, c30) : x.mul(b0).add(c30)); c31 = (FUSED ? x.fma(b1, c31) : x.mul(b1).add(c31)); c32 = (FUSED ? x.fma(b2, c32) : x.mul(b2).add(c32)); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]); c40 = (FUSED ? x.fma(b0, c40) : x.mul(b0).add(c40)); c41 = (FUSED ? x.fma(b1, c41) : x.mul(b1).add(c41)); c42 = (FUSED ? x.fma(b2, c42) : x.mul(b2).add(c42)); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]); c50 = (FUSED ? x.fma(b0, c50) : x.mul(b0).add(c50)); c51 = (FUSED ? x.fma(b1, c51) : x.mul(b1).add(c51)); c52 = (FUSED ? x.fma(b2, c52) : x.mul(b2).add(c52)); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]); c60 = (FUSED ? x.fma(b0, c60) : x.mul(b0).add(c60)); c61 = (FUSED ? x.fma(b1, c61) : x.mul(b1).add(c61)); c62 = (FUSED ? x.fma(b2, c62) : x.mul(b2).add(c62)); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]); c70 = (FUSED ? x.fma(b0, c70) : x.mul(b0).add(c70)); c71 = (FUSED ? x.fma(b1, c71) : x.mul(b1).add(c71)); c72 = (FUSED ? x.fma(b2, c72) : x.mul(b2).add(c72));
         }
         int o = cOff;
         c00.intoArray(c, o); c01.intoArray(c, o + L128); c02.intoArray(c, o + 2 * L128); o += ldc;
@@ -341,10 +347,10 @@ final class MicroKernel {
             float b3 = b.get(ValueLayout.JAVA_FLOAT, bp + 12);
             int ai = aOff + kk;
             float x;
-            x = a[ai]; c00 = Math.fma(x, b0, c00); c01 = Math.fma(x, b1, c01); c02 = Math.fma(x, b2, c02); c03 = Math.fma(x, b3, c03); ai += lda;
-            x = a[ai]; c10 = Math.fma(x, b0, c10); c11 = Math.fma(x, b1, c11); c12 = Math.fma(x, b2, c12); c13 = Math.fma(x, b3, c13); ai += lda;
-            x = a[ai]; c20 = Math.fma(x, b0, c20); c21 = Math.fma(x, b1, c21); c22 = Math.fma(x, b2, c22); c23 = Math.fma(x, b3, c23); ai += lda;
-            x = a[ai]; c30 = Math.fma(x, b0, c30); c31 = Math.fma(x, b1, c31); c32 = Math.fma(x, b2, c32); c33 = Math.fma(x, b3, c33);
+            x = a[ai]; c00 = Fma.fma(x, b0, c00); c01 = Fma.fma(x, b1, c01); c02 = Fma.fma(x, b2, c02); c03 = Fma.fma(x, b3, c03); ai += lda;
+            x = a[ai]; c10 = Fma.fma(x, b0, c10); c11 = Fma.fma(x, b1, c11); c12 = Fma.fma(x, b2, c12); c13 = Fma.fma(x, b3, c13); ai += lda;
+            x = a[ai]; c20 = Fma.fma(x, b0, c20); c21 = Fma.fma(x, b1, c21); c22 = Fma.fma(x, b2, c22); c23 = Fma.fma(x, b3, c23); ai += lda;
+            x = a[ai]; c30 = Fma.fma(x, b0, c30); c31 = Fma.fma(x, b1, c31); c32 = Fma.fma(x, b2, c32); c33 = Fma.fma(x, b3, c33);
         }
         c[cOff] = c00; c[cOff + 1] = c01; c[cOff + 2] = c02; c[cOff + 3] = c03;
         c[o1] = c10; c[o1 + 1] = c11; c[o1 + 2] = c12; c[o1 + 3] = c13;
@@ -366,15 +372,15 @@ final class MicroKernel {
         for (; kk + 1 < k; kk += 2, bp += 2 * row) {
             FloatVector x = FloatVector.broadcast(S512, a[aOff + kk]);
             FloatVector y = FloatVector.broadcast(S512, a[aOff + kk + 1]);
-            e0 = x.fma(FloatVector.fromMemorySegment(S512, b, bp, ORDER), e0);
-            d0 = y.fma(FloatVector.fromMemorySegment(S512, b, bp + row, ORDER), d0);
-            e1 = x.fma(FloatVector.fromMemorySegment(S512, b, bp + L512 * 4L, ORDER), e1);
-            d1 = y.fma(FloatVector.fromMemorySegment(S512, b, bp + row + L512 * 4L, ORDER), d1);
+            e0 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S512, b, bp, ORDER), e0) : x.mul(FloatVector.fromMemorySegment(S512, b, bp, ORDER)).add(e0));
+            d0 = (FUSED ? y.fma(FloatVector.fromMemorySegment(S512, b, bp + row, ORDER), d0) : y.mul(FloatVector.fromMemorySegment(S512, b, bp + row, ORDER)).add(d0));
+            e1 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S512, b, bp + L512 * 4L, ORDER), e1) : x.mul(FloatVector.fromMemorySegment(S512, b, bp + L512 * 4L, ORDER)).add(e1));
+            d1 = (FUSED ? y.fma(FloatVector.fromMemorySegment(S512, b, bp + row + L512 * 4L, ORDER), d1) : y.mul(FloatVector.fromMemorySegment(S512, b, bp + row + L512 * 4L, ORDER)).add(d1));
         }
         if (kk < k) {
             FloatVector x = FloatVector.broadcast(S512, a[aOff + kk]);
-            e0 = x.fma(FloatVector.fromMemorySegment(S512, b, bp, ORDER), e0);
-            e1 = x.fma(FloatVector.fromMemorySegment(S512, b, bp + L512 * 4L, ORDER), e1);
+            e0 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S512, b, bp, ORDER), e0) : x.mul(FloatVector.fromMemorySegment(S512, b, bp, ORDER)).add(e0));
+            e1 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S512, b, bp + L512 * 4L, ORDER), e1) : x.mul(FloatVector.fromMemorySegment(S512, b, bp + L512 * 4L, ORDER)).add(e1));
         }
         e0.add(d0).intoArray(c, cOff);
         e1.add(d1).intoArray(c, cOff + L512);
@@ -394,15 +400,15 @@ final class MicroKernel {
         for (; kk + 1 < k; kk += 2, bp += 2 * row) {
             FloatVector x = FloatVector.broadcast(S256, a[aOff + kk]);
             FloatVector y = FloatVector.broadcast(S256, a[aOff + kk + 1]);
-            e0 = x.fma(FloatVector.fromMemorySegment(S256, b, bp, ORDER), e0);
-            d0 = y.fma(FloatVector.fromMemorySegment(S256, b, bp + row, ORDER), d0);
-            e1 = x.fma(FloatVector.fromMemorySegment(S256, b, bp + L256 * 4L, ORDER), e1);
-            d1 = y.fma(FloatVector.fromMemorySegment(S256, b, bp + row + L256 * 4L, ORDER), d1);
+            e0 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S256, b, bp, ORDER), e0) : x.mul(FloatVector.fromMemorySegment(S256, b, bp, ORDER)).add(e0));
+            d0 = (FUSED ? y.fma(FloatVector.fromMemorySegment(S256, b, bp + row, ORDER), d0) : y.mul(FloatVector.fromMemorySegment(S256, b, bp + row, ORDER)).add(d0));
+            e1 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S256, b, bp + L256 * 4L, ORDER), e1) : x.mul(FloatVector.fromMemorySegment(S256, b, bp + L256 * 4L, ORDER)).add(e1));
+            d1 = (FUSED ? y.fma(FloatVector.fromMemorySegment(S256, b, bp + row + L256 * 4L, ORDER), d1) : y.mul(FloatVector.fromMemorySegment(S256, b, bp + row + L256 * 4L, ORDER)).add(d1));
         }
         if (kk < k) {
             FloatVector x = FloatVector.broadcast(S256, a[aOff + kk]);
-            e0 = x.fma(FloatVector.fromMemorySegment(S256, b, bp, ORDER), e0);
-            e1 = x.fma(FloatVector.fromMemorySegment(S256, b, bp + L256 * 4L, ORDER), e1);
+            e0 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S256, b, bp, ORDER), e0) : x.mul(FloatVector.fromMemorySegment(S256, b, bp, ORDER)).add(e0));
+            e1 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S256, b, bp + L256 * 4L, ORDER), e1) : x.mul(FloatVector.fromMemorySegment(S256, b, bp + L256 * 4L, ORDER)).add(e1));
         }
         e0.add(d0).intoArray(c, cOff);
         e1.add(d1).intoArray(c, cOff + L256);
@@ -423,18 +429,18 @@ final class MicroKernel {
         for (; kk + 1 < k; kk += 2, bp += 2 * row) {
             FloatVector x = FloatVector.broadcast(S128, a[aOff + kk]);
             FloatVector y = FloatVector.broadcast(S128, a[aOff + kk + 1]);
-            e0 = x.fma(FloatVector.fromMemorySegment(S128, b, bp, ORDER), e0);
-            d0 = y.fma(FloatVector.fromMemorySegment(S128, b, bp + row, ORDER), d0);
-            e1 = x.fma(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER), e1);
-            d1 = y.fma(FloatVector.fromMemorySegment(S128, b, bp + row + L128 * 4L, ORDER), d1);
-            e2 = x.fma(FloatVector.fromMemorySegment(S128, b, bp + 2 * L128 * 4L, ORDER), e2);
-            d2 = y.fma(FloatVector.fromMemorySegment(S128, b, bp + row + 2 * L128 * 4L, ORDER), d2);
+            e0 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp, ORDER), e0) : x.mul(FloatVector.fromMemorySegment(S128, b, bp, ORDER)).add(e0));
+            d0 = (FUSED ? y.fma(FloatVector.fromMemorySegment(S128, b, bp + row, ORDER), d0) : y.mul(FloatVector.fromMemorySegment(S128, b, bp + row, ORDER)).add(d0));
+            e1 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER), e1) : x.mul(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER)).add(e1));
+            d1 = (FUSED ? y.fma(FloatVector.fromMemorySegment(S128, b, bp + row + L128 * 4L, ORDER), d1) : y.mul(FloatVector.fromMemorySegment(S128, b, bp + row + L128 * 4L, ORDER)).add(d1));
+            e2 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp + 2 * L128 * 4L, ORDER), e2) : x.mul(FloatVector.fromMemorySegment(S128, b, bp + 2 * L128 * 4L, ORDER)).add(e2));
+            d2 = (FUSED ? y.fma(FloatVector.fromMemorySegment(S128, b, bp + row + 2 * L128 * 4L, ORDER), d2) : y.mul(FloatVector.fromMemorySegment(S128, b, bp + row + 2 * L128 * 4L, ORDER)).add(d2));
         }
         if (kk < k) {
             FloatVector x = FloatVector.broadcast(S128, a[aOff + kk]);
-            e0 = x.fma(FloatVector.fromMemorySegment(S128, b, bp, ORDER), e0);
-            e1 = x.fma(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER), e1);
-            e2 = x.fma(FloatVector.fromMemorySegment(S128, b, bp + 2 * L128 * 4L, ORDER), e2);
+            e0 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp, ORDER), e0) : x.mul(FloatVector.fromMemorySegment(S128, b, bp, ORDER)).add(e0));
+            e1 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER), e1) : x.mul(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER)).add(e1));
+            e2 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp + 2 * L128 * 4L, ORDER), e2) : x.mul(FloatVector.fromMemorySegment(S128, b, bp + 2 * L128 * 4L, ORDER)).add(e2));
         }
         e0.add(d0).intoArray(c, cOff);
         e1.add(d1).intoArray(c, cOff + L128);
@@ -456,21 +462,21 @@ final class MicroKernel {
         for (; kk + 1 < k; kk += 2, bp += 2 * row) {
             float x = a[aOff + kk];
             float y = a[aOff + kk + 1];
-            e0 = Math.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp), e0);
-            d0 = Math.fma(y, b.get(ValueLayout.JAVA_FLOAT, bp + row), d0);
-            e1 = Math.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp + 4), e1);
-            d1 = Math.fma(y, b.get(ValueLayout.JAVA_FLOAT, bp + row + 4), d1);
-            e2 = Math.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp + 8), e2);
-            d2 = Math.fma(y, b.get(ValueLayout.JAVA_FLOAT, bp + row + 8), d2);
-            e3 = Math.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp + 12), e3);
-            d3 = Math.fma(y, b.get(ValueLayout.JAVA_FLOAT, bp + row + 12), d3);
+            e0 = Fma.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp), e0);
+            d0 = Fma.fma(y, b.get(ValueLayout.JAVA_FLOAT, bp + row), d0);
+            e1 = Fma.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp + 4), e1);
+            d1 = Fma.fma(y, b.get(ValueLayout.JAVA_FLOAT, bp + row + 4), d1);
+            e2 = Fma.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp + 8), e2);
+            d2 = Fma.fma(y, b.get(ValueLayout.JAVA_FLOAT, bp + row + 8), d2);
+            e3 = Fma.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp + 12), e3);
+            d3 = Fma.fma(y, b.get(ValueLayout.JAVA_FLOAT, bp + row + 12), d3);
         }
         if (kk < k) {
             float x = a[aOff + kk];
-            e0 = Math.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp), e0);
-            e1 = Math.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp + 4), e1);
-            e2 = Math.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp + 8), e2);
-            e3 = Math.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp + 12), e3);
+            e0 = Fma.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp), e0);
+            e1 = Fma.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp + 4), e1);
+            e2 = Fma.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp + 8), e2);
+            e3 = Fma.fma(x, b.get(ValueLayout.JAVA_FLOAT, bp + 12), e3);
         }
         c[cOff] = e0 + d0; c[cOff + 1] = e1 + d1; c[cOff + 2] = e2 + d2; c[cOff + 3] = e3 + d3;
     }

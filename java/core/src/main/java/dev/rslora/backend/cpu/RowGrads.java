@@ -1,5 +1,6 @@
 package dev.rslora.backend.cpu;
 
+import dev.rslora.simd.Fma;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 import jdk.incubator.vector.FloatVector;
@@ -21,6 +22,8 @@ import java.nio.ByteOrder;
  * added when accumulating, and is rounded once: the same arithmetic whichever worker runs it.
  */
 final class RowGrads {
+    /** Multiply-adds fused, or a multiply then an add where the JIT has no FMA instructions ({@link Fma}). */
+    private static final boolean FUSED = Fma.FUSED;
     /**
      * The largest N that takes this path, and with it the rest of the row path (no cached adapter
      * panels: {@link AdapterRows}' backward, and its forward in training mode). Measured (JMH, d = 1024,
@@ -193,10 +196,10 @@ final class RowGrads {
                 for (int i = 1; i < n; i++) {
                     FloatVector wi = FloatVector.broadcast(S, w[wOff + q + i * wStride]);
                     int k = i * ld + c;
-                    a0 = FloatVector.fromArray(S, src, k).fma(wi, a0);
-                    a1 = FloatVector.fromArray(S, src, k + L).fma(wi, a1);
-                    a2 = FloatVector.fromArray(S, src, k + 2 * L).fma(wi, a2);
-                    a3 = FloatVector.fromArray(S, src, k + 3 * L).fma(wi, a3);
+                    a0 = (FUSED ? FloatVector.fromArray(S, src, k).fma(wi, a0) : FloatVector.fromArray(S, src, k).mul(wi).add(a0));
+                    a1 = (FUSED ? FloatVector.fromArray(S, src, k + L).fma(wi, a1) : FloatVector.fromArray(S, src, k + L).mul(wi).add(a1));
+                    a2 = (FUSED ? FloatVector.fromArray(S, src, k + 2 * L).fma(wi, a2) : FloatVector.fromArray(S, src, k + 2 * L).mul(wi).add(a2));
+                    a3 = (FUSED ? FloatVector.fromArray(S, src, k + 3 * L).fma(wi, a3) : FloatVector.fromArray(S, src, k + 3 * L).mul(wi).add(a3));
                 }
                 a0 = a0.mul(g);
                 a1 = a1.mul(g);
@@ -251,14 +254,14 @@ final class RowGrads {
                     s1 = FloatVector.fromArray(S, src, k + L);
                     s2 = FloatVector.fromArray(S, src, k + 2 * L);
                     s3 = FloatVector.fromArray(S, src, k + 3 * L);
-                    a0 = s0.fma(vi, a0);
-                    a1 = s1.fma(vi, a1);
-                    a2 = s2.fma(vi, a2);
-                    a3 = s3.fma(vi, a3);
-                    b0 = s0.fma(ui, b0);
-                    b1 = s1.fma(ui, b1);
-                    b2 = s2.fma(ui, b2);
-                    b3 = s3.fma(ui, b3);
+                    a0 = (FUSED ? s0.fma(vi, a0) : s0.mul(vi).add(a0));
+                    a1 = (FUSED ? s1.fma(vi, a1) : s1.mul(vi).add(a1));
+                    a2 = (FUSED ? s2.fma(vi, a2) : s2.mul(vi).add(a2));
+                    a3 = (FUSED ? s3.fma(vi, a3) : s3.mul(vi).add(a3));
+                    b0 = (FUSED ? s0.fma(ui, b0) : s0.mul(ui).add(b0));
+                    b1 = (FUSED ? s1.fma(ui, b1) : s1.mul(ui).add(b1));
+                    b2 = (FUSED ? s2.fma(ui, b2) : s2.mul(ui).add(b2));
+                    b3 = (FUSED ? s3.fma(ui, b3) : s3.mul(ui).add(b3));
                 }
                 // the epilogue written out, not a helper: vectors passed to a method C2 does not inline are boxed
                 long f = from + row + 4L * c;
@@ -304,7 +307,7 @@ final class RowGrads {
             for (int c = c0; c < c1; c += L) {
                 FloatVector acc = FloatVector.fromArray(S, src, c).mul(w0);
                 for (int i = 1; i < n; i++) {
-                    acc = FloatVector.fromArray(S, src, i * ld + c).fma(FloatVector.broadcast(S, w[wOff + q + i * wStride]), acc);
+                    acc = (FUSED ? FloatVector.fromArray(S, src, i * ld + c).fma(FloatVector.broadcast(S, w[wOff + q + i * wStride]), acc) : FloatVector.fromArray(S, src, i * ld + c).mul(FloatVector.broadcast(S, w[wOff + q + i * wStride])).add(acc));
                 }
                 acc = acc.mul(g);
                 if (prior != null) {
@@ -334,7 +337,7 @@ final class RowGrads {
             long row = 4L * q * count;
             FloatVector acc = FloatVector.fromArray(S, src, c, m).mul(w[wOff + q]);
             for (int i = 1; i < n; i++) {
-                acc = FloatVector.fromArray(S, src, i * ld + c, m).fma(FloatVector.broadcast(S, w[wOff + q + i * wStride]), acc);
+                acc = (FUSED ? FloatVector.fromArray(S, src, i * ld + c, m).fma(FloatVector.broadcast(S, w[wOff + q + i * wStride]), acc) : FloatVector.fromArray(S, src, i * ld + c, m).mul(FloatVector.broadcast(S, w[wOff + q + i * wStride])).add(acc));
             }
             acc = acc.mul(g);
             if (prior != null) {
@@ -352,7 +355,7 @@ final class RowGrads {
             for (int c = 0; c < count; c++) {
                 float acc = src[c] * w[wOff + q];
                 for (int i = 1; i < n; i++) {
-                    acc = Math.fma(src[i * ld + c], w[wOff + q + i * wStride], acc);
+                    acc = Fma.fma(src[i * ld + c], w[wOff + q + i * wStride], acc);
                 }
                 acc *= g;
                 if (prior != null) {

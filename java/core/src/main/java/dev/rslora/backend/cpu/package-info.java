@@ -40,7 +40,8 @@
  *       {@link dev.rslora.backend.cpu.UnitsDone}: threads that claim units as they come, how work is
  *       cut, per-worker buffers, units of a job that its later units wait for.</li>
  * </ul>
- * Precision: every product is accumulated in fp32 (fma) and each output is rounded once to its
+ * Precision: every product is accumulated in fp32 (fma; a multiply then an add where the JIT has
+ * no FMA instructions, {@link dev.rslora.simd.Fma}) and each output is rounded once to its
  * dtype; γ is folded into the packed Bᵀ (forward) and γA (backward dX) panels (the row path's dot
  * products and axpys, below 4 rows: into U's fp32 copy and, element by element, into A) and applied to the fp32 sums of dA and dB; on the merged route W' is rounded to fp32 once per element. Each output element is one fixed sequence of operations whichever
  * worker computes it, so results depend neither on the worker count nor on timing. Performance

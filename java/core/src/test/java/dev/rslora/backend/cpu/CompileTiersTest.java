@@ -25,9 +25,9 @@ import static org.junit.jupiter.api.Assertions.fail;
  * reach), so every hot loop of {@link CompileTiersWorkload} gets an OSR compile at tier 3.
  */
 class CompileTiersTest {
-    /** The flags of this JVM that choose the tile shape and open the modules, passed on to the child. */
+    /** The flags of this JVM that choose the tile shape and the multiply-add and open the modules, passed on to the child. */
     private static final List<String> INHERITED = List.of("--add-modules", "--enable-native-access", "-XX:UseAVX",
-            "-XX:MaxVectorSize", "-Drslora.cpu.vectorBits");
+            "-XX:MaxVectorSize", "-XX:-UseFMA", "-XX:+UseFMA", "-Drslora.cpu.vectorBits");
 
     @Test
     void everyLoopCompilesOnStackWithC1() throws IOException, InterruptedException {

@@ -30,6 +30,11 @@ final class MachineCode {
             return body.stream().filter(t -> t.startsWith("vfmadd") || t.startsWith("vfnmadd")).count();
         }
 
+        /** Multiplies (vmul…, or SSE's mul…): a multiply-add's first half where the JIT has no FMA instructions. */
+        long multiplies() {
+            return body.stream().filter(t -> t.startsWith("vmul") || t.startsWith("mulp") || t.startsWith("muls")).count();
+        }
+
         /** Instructions that move a vector or FP register to or from the stack: spill stores and reloads. */
         List<String> vectorStack() {
             return body.stream().filter(t -> VECTOR_REG.matcher(t).find() && t.contains("[rsp")).toList();
@@ -46,9 +51,9 @@ final class MachineCode {
         }
 
         String summary() {
-            return String.format("loop of %d instructions: %d FMAs, %d vector stack accesses, %d general-register "
-                    + "stack accesses, %d calls", body.size(), fmas(), vectorStack().size(), generalStack().size(),
-                    calls().size());
+            return String.format("loop of %d instructions: %d FMAs, %d multiplies, %d vector stack accesses, "
+                    + "%d general-register stack accesses, %d calls", body.size(), fmas(), multiplies(),
+                    vectorStack().size(), generalStack().size(), calls().size());
         }
     }
 

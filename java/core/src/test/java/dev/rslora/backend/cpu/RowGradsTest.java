@@ -1,5 +1,6 @@
 package dev.rslora.backend.cpu;
 
+import dev.rslora.simd.Fma;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 import org.junit.jupiter.api.Test;
@@ -66,7 +67,7 @@ class RowGradsTest {
                                         // the definition, scalar: the first term a product, then fma in increasing i; × g; + old
                                         float acc = src[c] * w[wOff + q];
                                         for (int i = 1; i < n; i++) {
-                                            acc = Math.fma(src[i * ld + c], w[wOff + q + i * wStride], acc);
+                                            acc = Fma.fma(src[i * ld + c], w[wOff + q + i * wStride], acc);  // fused, or not, as the backend
                                         }
                                         acc *= g;
                                         long e = at + (long) q * count + c;

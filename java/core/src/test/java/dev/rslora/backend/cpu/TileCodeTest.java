@@ -1,5 +1,6 @@
 package dev.rslora.backend.cpu;
 
+import dev.rslora.simd.Fma;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
@@ -24,7 +25,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * JVM with this JVM's shape flags runs {@link TileCodeWorkload} and prints C2's code for
  * {@code MicroKernel}'s tile method and its one-row form; in that code no loop that does FMAs
  * moves a vector or FP register to or from the stack (a spill), and none calls out (a vector boxed
- * on the heap, or a Java fallback). The build runs the cpu tests once per tile shape
+ * on the heap, or a Java fallback: {@code Math.fma} without FMA instructions). Where the JIT has no
+ * FMA instructions ({@link Fma#FUSED} false) the multiply-adds are counted as multiplies. The build runs the cpu tests once per tile shape
  * (java/core/pom.xml), so each shape is checked by its own run. The counts of every such loop are
  * printed (the steady-state loop is the shortest); general registers reloaded from the stack (row
  * offsets of A, three per k in the 512-bit tile's loop on JDK 25) cost a load each and are
@@ -67,12 +69,15 @@ class TileCodeTest {
     private static void check(String log, String method, int fmasPerIteration) throws IOException, InterruptedException {
         MachineCode code = MachineCode.lastC2(log, method);
         assertNotNull(code, () -> "no C2 compile of " + method + " in the child's log");
+        // the multiply-adds: FMA instructions, or multiplies where the JIT has none (Fma.FUSED false)
+        java.util.function.ToLongFunction<MachineCode.Loop> madds = Fma.FUSED ? MachineCode.Loop::fmas
+                : MachineCode.Loop::multiplies;
         List<MachineCode.Loop> loops = MachineCode.innermostLoops(code.disassemble()).stream()
-                .filter(l -> l.fmas() > 0).toList();
+                .filter(l -> madds.applyAsLong(l) > 0).toList();
         System.out.println(CpuBackend.tileShape() + ", " + method + " (" + code.code.length + " bytes of C2 code):");
         loops.forEach(l -> System.out.println("  " + l.summary()));
-        assertTrue(loops.stream().anyMatch(l -> l.fmas() >= fmasPerIteration),
-                () -> method + ": no loop with " + fmasPerIteration + " FMAs per iteration; loops: " + loops);
+        assertTrue(loops.stream().anyMatch(l -> madds.applyAsLong(l) >= fmasPerIteration),
+                () -> method + ": no loop with " + fmasPerIteration + " multiply-adds per iteration; loops: " + loops);
         for (MachineCode.Loop l : loops) {
             assertTrue(l.vectorStack().isEmpty(), () -> method + ": a loop spills vector registers: "
                     + l.vectorStack() + "\n" + String.join("\n", l.body()));
