@@ -483,8 +483,8 @@ final class AdapterRows {
      * y as it is). The panel route's arithmetic: per column one fma chain in ascending k from +0, as
      * {@link MicroKernel#mma}'s tiles; with {@code split} (one row, as {@link MicroKernel#mmaRow}'s
      * kernels) two chains, even and odd k, added at the end. A masked row whose vector would reach
-     * past the end of y is loaded through {@code pad} (L floats) instead ({@link SegmentEnd}), with the same lanes; {@code out}
-     * has L floats to spare after the last stored column, so the masked stores stay inside it. The
+     * past the end of y is loaded through {@code pad} (L floats) instead ({@link SegmentEnd}), with
+     * the same lanes; {@code out} has L floats to spare after the last stored column, so the masked stores stay inside it. The
      * loads are written out here: a helper for them, once compiled on its own, was "already compiled
      * into a big method" for C2 (-XX:+PrintInlining, after a test run with heap tensors), left out
      * of line, and every vector it returned was boxed (49 KB per V call at r = 24).

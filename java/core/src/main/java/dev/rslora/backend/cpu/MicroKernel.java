@@ -41,8 +41,9 @@ import java.nio.ByteOrder;
  * tile or of its one-row form moves a vector register to or from the stack or calls out. C2's
  * steady-state k loop on JDK 25 (x86-64, 2026-12-06): 46 instructions for the 16 FMAs of the
  * 512-bit tile, 37 for 12 (256-bit), 68 for 24 (128-bit), 40 for 16 (scalar), with 3, 2, 8 and 2
- * of A's row offsets reloaded from the stack (general registers run short; a load each). The width is the JIT's preferred float vector width, or smaller when the system
- * property {@code rslora.cpu.vectorBits} (512, 256, 128 or 0 = scalar) asks for it; a request
+ * of A's row offsets reloaded from the stack (general registers run short; a load each). The
+ * width is the JIT's preferred float vector width, or smaller when the system property
+ * {@code rslora.cpu.vectorBits} (512, 256, 128 or 0 = scalar) asks for it; a request
  * above the preferred width is lowered to it (a species wider than the hardware's runs unintrinsified).
  * {@link #mmaRow} is the one-row form of the same contract (decoding: N = 1).
  */
