@@ -34,8 +34,10 @@ class CompileTiersTest {
         List<String> cmd = childJava();
         cmd.addAll(List.of("-XX:TieredStopAtLevel=3", "-XX:Tier3InvocationThreshold=100000000",
                 "-XX:Tier3MinInvocationThreshold=100000000", "-XX:Tier3CompileThreshold=100000000",
-                "-XX:Tier3BackEdgeThreshold=2000", "-XX:+PrintCompilation",
-                "-cp", classPath(), CompileTiersWorkload.class.getName(), "15"));
+                // the interpreter reports a loop's back-edges every 2^6 (not 2^10) and a loop compiles at
+                // 400: every loop that 15 repetitions at 2000 compiled (and a few more) in a third of the time
+                "-XX:Tier0BackedgeNotifyFreqLog=6", "-XX:Tier3BackEdgeThreshold=400", "-XX:+PrintCompilation",
+                "-cp", classPath(), CompileTiersWorkload.class.getName(), "5"));
         // output to a file, so that a hung child meets the timeout instead of a blocked read
         Path log = Files.createTempFile("compile-tiers", ".log");
         try {
