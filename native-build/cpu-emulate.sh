@@ -20,7 +20,8 @@
 #           (forward + reverse, or forward + shuffled), bigindex of every family, adamw (100 steps
 #           per mix), adafactor (30 steps) in two thread orders, seqlogprob
 #     build: only build BUILD_DIR/rslora_dev_emu and BUILD_DIR/emu_selftest
-#   BUILD_DIR defaults to cuda/dev/build. Needs g++ and the CUDA toolkit headers (no nvcc, no driver).
+#   BUILD_DIR defaults to cuda/dev/build. RS_EMU_JOBS: how many runs at once (default: the CPU count).
+#   Needs g++ and the CUDA toolkit headers (no nvcc, no driver).
 # Exit: 0 all passed; 1 a failure; 2 bad arguments; 3 g++ or the CUDA headers absent (nothing run, reason printed).
 set -uo pipefail
 mode="${1:-quick}"
@@ -29,6 +30,11 @@ root="$(cd "$here/.." && pwd)"
 build="${2:-$root/cuda/dev/build}"
 if [[ "$mode" != quick && "$mode" != full && "$mode" != build ]]; then
     echo "usage: $0 [quick|full|build] [BUILD_DIR]" >&2
+    exit 2
+fi
+jobs_max="${RS_EMU_JOBS:-$(nproc 2>/dev/null || echo 1)}"
+if ! [[ "$jobs_max" =~ ^[1-9][0-9]*$ ]]; then
+    echo "cpu-emulate: RS_EMU_JOBS=$jobs_max is not a positive integer" >&2
     exit 2
 fi
 cxx="${CXX_EMU:-g++}"
@@ -66,8 +72,14 @@ if [[ "$mode" == build ]]; then
     echo "cpu-emulate: built $bin and $build/emu_selftest"
     exit 0
 fi
-fail=0
-run() {  # order, args... (args "emuself": the emulation's own self-test binary)
+# The runs are single-threaded (every CUDA thread is a fiber of one OS thread), so up to
+# RS_EMU_JOBS of them (default: the number of CPUs) run at once; each one's report is printed in
+# queue order once all have finished, so the output does not depend on the parallelism.
+queue=()
+enqueue() {  # order, args... (args "emuself": the emulation's own self-test binary)
+    queue+=("$*")
+}
+run() {  # order, args...: prints this run's report; returns 1 on a failure
     local order="$1"
     shift
     local t0=$(date +%s)
@@ -78,40 +90,60 @@ run() {  # order, args... (args "emuself": the emulation's own self-test binary)
     local line
     line="$(grep -E '^[0-9]+ passed, [0-9]+ failed' <<<"$out" | tail -1)"
     if (( rc != 0 )); then
-        fail=1
         grep -vE '^ok ' <<<"$out" | tail -40
         echo "cpu-emulate: FAIL $* (order $order, rc $rc): ${line:-no summary}"
-    else
-        echo "cpu-emulate: ok   $* (order $order, $(( $(date +%s) - t0 )) s): $line"
+        return 1
     fi
+    echo "cpu-emulate: ok   $* (order $order, $(( $(date +%s) - t0 )) s): $line"
+}
+run_queue() {  # runs every queued run, at most jobs_max at once; sets fail
+    local logs="$build/emu-runs" i running=0
+    rm -rf "$logs" && mkdir -p "$logs"
+    local t0=$(date +%s)
+    for i in "${!queue[@]}"; do
+        # shellcheck disable=SC2086  # a queued run is words without spaces
+        ( run ${queue[$i]} >"$logs/$i.out" 2>&1; echo $? >"$logs/$i.rc" ) &
+        if (( ++running >= jobs_max )); then
+            wait -n
+            running=$(( running - 1 ))
+        fi
+    done
+    wait
+    for i in "${!queue[@]}"; do
+        cat "$logs/$i.out"
+        [[ "$(cat "$logs/$i.rc" 2>/dev/null)" == 0 ]] || fail=1
+    done
+    echo "cpu-emulate: ${#queue[@]} runs, $jobs_max at a time, in $(( $(date +%s) - t0 )) s"
 }
 if ! families=($("$here/kernel-table.sh" families)) || (( ${#families[@]} == 0 )); then
     echo "cpu-emulate: FAIL: no families in cuda/kernels.table"
     exit 1
 fi
-run fwd emuself
-run fwd selftest
+fail=0
+enqueue fwd emuself
+enqueue fwd selftest
 if [[ "$mode" == quick ]]; then
     orders=(fwd rev)
-    for i in "${!families[@]}"; do run "${orders[$((i % 2))]}" validate "${families[$i]}" quick; done
-    run fwd bigindex "${families[0]}"
-    (( ${#families[@]} > 1 )) && run rev bigindex "${families[${#families[@]} - 1]}"
-    run rev adamw quick
-    run rev adafactor quick
-    run fwd seqlogprob quick
+    for i in "${!families[@]}"; do enqueue "${orders[$((i % 2))]}" validate "${families[$i]}" quick; done
+    enqueue fwd bigindex "${families[0]}"
+    (( ${#families[@]} > 1 )) && enqueue rev bigindex "${families[${#families[@]} - 1]}"
+    enqueue rev adamw quick
+    enqueue rev adafactor quick
+    enqueue fwd seqlogprob quick
 else
     second=(rev shuffle)
     for i in "${!families[@]}"; do
-        run fwd validate "${families[$i]}"
-        run "${second[$((i % 2))]}" validate "${families[$i]}"
+        enqueue fwd validate "${families[$i]}"
+        enqueue "${second[$((i % 2))]}" validate "${families[$i]}"
     done
-    for i in "${!families[@]}"; do run "${second[$((i % 2))]}" bigindex "${families[$i]}"; done
-    run fwd adamw
-    run shuffle adamw
-    run fwd adafactor
-    run shuffle adafactor
-    run rev seqlogprob
+    for i in "${!families[@]}"; do enqueue "${second[$((i % 2))]}" bigindex "${families[$i]}"; done
+    enqueue fwd adamw
+    enqueue shuffle adamw
+    enqueue fwd adafactor
+    enqueue shuffle adafactor
+    enqueue rev seqlogprob
 fi
+run_queue
 if (( fail )); then
     echo "cpu-emulate: FAILED"
     exit 1
