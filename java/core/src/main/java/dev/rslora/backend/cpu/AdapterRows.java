@@ -288,10 +288,14 @@ final class AdapterRows {
         for (; c + L <= len; c += L) {
             FloatVector xv = FloatVector.fromArray(S, x, xo + c);
             long at = yOff + 4L * c;
-            p0 = (FUSED ? xv.fma(FloatVector.fromMemorySegment(S, y, at, LE), p0) : xv.mul(FloatVector.fromMemorySegment(S, y, at, LE)).add(p0));
-            p1 = (FUSED ? xv.fma(FloatVector.fromMemorySegment(S, y, at + ld, LE), p1) : xv.mul(FloatVector.fromMemorySegment(S, y, at + ld, LE)).add(p1));
-            p2 = (FUSED ? xv.fma(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE), p2) : xv.mul(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE)).add(p2));
-            p3 = (FUSED ? xv.fma(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE), p3) : xv.mul(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE)).add(p3));
+            FloatVector y0 = FloatVector.fromMemorySegment(S, y, at, LE);
+            p0 = FUSED ? xv.fma(y0, p0) : xv.mul(y0).add(p0);
+            FloatVector y1 = FloatVector.fromMemorySegment(S, y, at + ld, LE);
+            p1 = FUSED ? xv.fma(y1, p1) : xv.mul(y1).add(p1);
+            FloatVector y2 = FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE);
+            p2 = FUSED ? xv.fma(y2, p2) : xv.mul(y2).add(p2);
+            FloatVector y3 = FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE);
+            p3 = FUSED ? xv.fma(y3, p3) : xv.mul(y3).add(p3);
         }
         if (c < len) {
             // whole vectors, the lanes past len cleared in registers: the masked loads' values
@@ -299,10 +303,14 @@ final class AdapterRows {
             FloatVector zero = FloatVector.zero(S);
             FloatVector xv = zero.blend(FloatVector.fromArray(S, x, xo + c), tail);
             long at = yOff + 4L * c;
-            p0 = (FUSED ? xv.fma(zero.blend(FloatVector.fromMemorySegment(S, y, at, LE), tail), p0) : xv.mul(zero.blend(FloatVector.fromMemorySegment(S, y, at, LE), tail)).add(p0));
-            p1 = (FUSED ? xv.fma(zero.blend(FloatVector.fromMemorySegment(S, y, at + ld, LE), tail), p1) : xv.mul(zero.blend(FloatVector.fromMemorySegment(S, y, at + ld, LE), tail)).add(p1));
-            p2 = (FUSED ? xv.fma(zero.blend(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE), tail), p2) : xv.mul(zero.blend(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE), tail)).add(p2));
-            p3 = (FUSED ? xv.fma(zero.blend(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE), tail), p3) : xv.mul(zero.blend(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE), tail)).add(p3));
+            FloatVector y0 = zero.blend(FloatVector.fromMemorySegment(S, y, at, LE), tail);
+            p0 = FUSED ? xv.fma(y0, p0) : xv.mul(y0).add(p0);
+            FloatVector y1 = zero.blend(FloatVector.fromMemorySegment(S, y, at + ld, LE), tail);
+            p1 = FUSED ? xv.fma(y1, p1) : xv.mul(y1).add(p1);
+            FloatVector y2 = zero.blend(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE), tail);
+            p2 = FUSED ? xv.fma(y2, p2) : xv.mul(y2).add(p2);
+            FloatVector y3 = zero.blend(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE), tail);
+            p3 = FUSED ? xv.fma(y3, p3) : xv.mul(y3).add(p3);
         }
         combine(combine(p0, p1, L / 2), combine(p2, p3, L / 2), L / 4).intoArray(out, at0);
     }
@@ -442,13 +450,23 @@ final class AdapterRows {
             FloatVector s3 = s0;
             for (; c + 4 * L <= len; c += 4 * L) {
                 long at = yOff + 4L * c;
-                s0 = (FUSED ? FloatVector.fromArray(S, x, xo + c).fma(FloatVector.fromMemorySegment(S, y, at, LE), s0) : FloatVector.fromArray(S, x, xo + c).mul(FloatVector.fromMemorySegment(S, y, at, LE)).add(s0));
-                s1 = (FUSED ? FloatVector.fromArray(S, x, xo + c + L).fma(FloatVector.fromMemorySegment(S, y, at + 4L * L, LE), s1) : FloatVector.fromArray(S, x, xo + c + L).mul(FloatVector.fromMemorySegment(S, y, at + 4L * L, LE)).add(s1));
-                s2 = (FUSED ? FloatVector.fromArray(S, x, xo + c + 2 * L).fma(FloatVector.fromMemorySegment(S, y, at + 8L * L, LE), s2) : FloatVector.fromArray(S, x, xo + c + 2 * L).mul(FloatVector.fromMemorySegment(S, y, at + 8L * L, LE)).add(s2));
-                s3 = (FUSED ? FloatVector.fromArray(S, x, xo + c + 3 * L).fma(FloatVector.fromMemorySegment(S, y, at + 12L * L, LE), s3) : FloatVector.fromArray(S, x, xo + c + 3 * L).mul(FloatVector.fromMemorySegment(S, y, at + 12L * L, LE)).add(s3));
+                FloatVector x0 = FloatVector.fromArray(S, x, xo + c);
+                FloatVector y0 = FloatVector.fromMemorySegment(S, y, at, LE);
+                s0 = FUSED ? x0.fma(y0, s0) : x0.mul(y0).add(s0);
+                FloatVector x1 = FloatVector.fromArray(S, x, xo + c + L);
+                FloatVector y1 = FloatVector.fromMemorySegment(S, y, at + 4L * L, LE);
+                s1 = FUSED ? x1.fma(y1, s1) : x1.mul(y1).add(s1);
+                FloatVector x2 = FloatVector.fromArray(S, x, xo + c + 2 * L);
+                FloatVector y2 = FloatVector.fromMemorySegment(S, y, at + 8L * L, LE);
+                s2 = FUSED ? x2.fma(y2, s2) : x2.mul(y2).add(s2);
+                FloatVector x3 = FloatVector.fromArray(S, x, xo + c + 3 * L);
+                FloatVector y3 = FloatVector.fromMemorySegment(S, y, at + 12L * L, LE);
+                s3 = FUSED ? x3.fma(y3, s3) : x3.mul(y3).add(s3);
             }
             for (; c + L <= len; c += L) {
-                s0 = (FUSED ? FloatVector.fromArray(S, x, xo + c).fma(FloatVector.fromMemorySegment(S, y, yOff + 4L * c, LE), s0) : FloatVector.fromArray(S, x, xo + c).mul(FloatVector.fromMemorySegment(S, y, yOff + 4L * c, LE)).add(s0));
+                FloatVector x0 = FloatVector.fromArray(S, x, xo + c);
+                FloatVector y0 = FloatVector.fromMemorySegment(S, y, yOff + 4L * c, LE);
+                s0 = FUSED ? x0.fma(y0, s0) : x0.mul(y0).add(s0);
             }
             sum = hsum(s0.add(s1).add(s2.add(s3)));
         }
@@ -515,18 +533,27 @@ final class AdapterRows {
                                 : FloatVector.fromMemorySegment(S, y, at, LE, m);
                         FloatVector yd = m == null ? FloatVector.fromMemorySegment(S, y, at + ld, LE)
                                 : FloatVector.fromMemorySegment(S, y, at + ld, LE, m);
-                        e = (FUSED ? FloatVector.broadcast(S, a[ao + kk]).fma(scale != 1f ? ye.mul(scale) : ye, e) : FloatVector.broadcast(S, a[ao + kk]).mul(scale != 1f ? ye.mul(scale) : ye).add(e));
-                        d = (FUSED ? FloatVector.broadcast(S, a[ao + kk + 1]).fma(scale != 1f ? yd.mul(scale) : yd, d) : FloatVector.broadcast(S, a[ao + kk + 1]).mul(scale != 1f ? yd.mul(scale) : yd).add(d));
+                        FloatVector ae = FloatVector.broadcast(S, a[ao + kk]);
+                        FloatVector se = scale != 1f ? ye.mul(scale) : ye;
+                        e = FUSED ? ae.fma(se, e) : ae.mul(se).add(e);
+                        FloatVector ad = FloatVector.broadcast(S, a[ao + kk + 1]);
+                        FloatVector sd = scale != 1f ? yd.mul(scale) : yd;
+                        d = FUSED ? ad.fma(sd, d) : ad.mul(sd).add(d);
                     }
                 }
                 for (; kk < kIn; kk++, at += ld) {
                     FloatVector ye = m == null ? FloatVector.fromMemorySegment(S, y, at, LE)
                             : FloatVector.fromMemorySegment(S, y, at, LE, m);
-                    e = (FUSED ? FloatVector.broadcast(S, a[ao + kk]).fma(scale != 1f ? ye.mul(scale) : ye, e) : FloatVector.broadcast(S, a[ao + kk]).mul(scale != 1f ? ye.mul(scale) : ye).add(e));
+                    FloatVector ae = FloatVector.broadcast(S, a[ao + kk]);
+                    FloatVector se = scale != 1f ? ye.mul(scale) : ye;
+                    e = FUSED ? ae.fma(se, e) : ae.mul(se).add(e);
                 }
                 for (; kk < k; kk++, at += ld) {  // the same chains: when split, even kk on e and odd on d
                     FloatVector p = SegmentEnd.padded(y, at, len - c, pad);
-                    FloatVector t = (FUSED ? FloatVector.broadcast(S, a[ao + kk]).fma(scale != 1f ? p.mul(scale) : p, split && (kk & 1) != 0 ? d : e) : FloatVector.broadcast(S, a[ao + kk]).mul(scale != 1f ? p.mul(scale) : p).add(split && (kk & 1) != 0 ? d : e));
+                    FloatVector ak = FloatVector.broadcast(S, a[ao + kk]);
+                    FloatVector ps = scale != 1f ? p.mul(scale) : p;
+                    FloatVector acc = split && (kk & 1) != 0 ? d : e;
+                    FloatVector t = FUSED ? ak.fma(ps, acc) : ak.mul(ps).add(acc);
                     if (split && (kk & 1) != 0) {
                         d = t;
                     } else {
@@ -570,10 +597,14 @@ final class AdapterRows {
         FloatVector c3 = c0;
         for (int kk = 0; kk < k; kk++, at += ld) {
             FloatVector x = FloatVector.broadcast(S, a[ao + kk]);
-            c0 = (FUSED ? x.fma(scaled(y, at, scale), c0) : x.mul(scaled(y, at, scale)).add(c0));
-            c1 = (FUSED ? x.fma(scaled(y, at + 4L * L, scale), c1) : x.mul(scaled(y, at + 4L * L, scale)).add(c1));
-            c2 = (FUSED ? x.fma(scaled(y, at + 8L * L, scale), c2) : x.mul(scaled(y, at + 8L * L, scale)).add(c2));
-            c3 = (FUSED ? x.fma(scaled(y, at + 12L * L, scale), c3) : x.mul(scaled(y, at + 12L * L, scale)).add(c3));
+            FloatVector y0 = scaled(y, at, scale);
+            c0 = FUSED ? x.fma(y0, c0) : x.mul(y0).add(c0);
+            FloatVector y1 = scaled(y, at + 4L * L, scale);
+            c1 = FUSED ? x.fma(y1, c1) : x.mul(y1).add(c1);
+            FloatVector y2 = scaled(y, at + 8L * L, scale);
+            c2 = FUSED ? x.fma(y2, c2) : x.mul(y2).add(c2);
+            FloatVector y3 = scaled(y, at + 12L * L, scale);
+            c3 = FUSED ? x.fma(y3, c3) : x.mul(y3).add(c3);
         }
         c0.intoArray(out, o);
         c1.intoArray(out, o + L);
@@ -596,21 +627,33 @@ final class AdapterRows {
         for (; kk + 1 < k; kk += 2, at += 2 * ld) {
             FloatVector x = FloatVector.broadcast(S, a[ao + kk]);
             FloatVector w = FloatVector.broadcast(S, a[ao + kk + 1]);
-            e0 = (FUSED ? x.fma(scaled(y, at, scale), e0) : x.mul(scaled(y, at, scale)).add(e0));
-            d0 = (FUSED ? w.fma(scaled(y, at + ld, scale), d0) : w.mul(scaled(y, at + ld, scale)).add(d0));
-            e1 = (FUSED ? x.fma(scaled(y, at + 4L * L, scale), e1) : x.mul(scaled(y, at + 4L * L, scale)).add(e1));
-            d1 = (FUSED ? w.fma(scaled(y, at + ld + 4L * L, scale), d1) : w.mul(scaled(y, at + ld + 4L * L, scale)).add(d1));
-            e2 = (FUSED ? x.fma(scaled(y, at + 8L * L, scale), e2) : x.mul(scaled(y, at + 8L * L, scale)).add(e2));
-            d2 = (FUSED ? w.fma(scaled(y, at + ld + 8L * L, scale), d2) : w.mul(scaled(y, at + ld + 8L * L, scale)).add(d2));
-            e3 = (FUSED ? x.fma(scaled(y, at + 12L * L, scale), e3) : x.mul(scaled(y, at + 12L * L, scale)).add(e3));
-            d3 = (FUSED ? w.fma(scaled(y, at + ld + 12L * L, scale), d3) : w.mul(scaled(y, at + ld + 12L * L, scale)).add(d3));
+            FloatVector ye0 = scaled(y, at, scale);
+            e0 = FUSED ? x.fma(ye0, e0) : x.mul(ye0).add(e0);
+            FloatVector yd0 = scaled(y, at + ld, scale);
+            d0 = FUSED ? w.fma(yd0, d0) : w.mul(yd0).add(d0);
+            FloatVector ye1 = scaled(y, at + 4L * L, scale);
+            e1 = FUSED ? x.fma(ye1, e1) : x.mul(ye1).add(e1);
+            FloatVector yd1 = scaled(y, at + ld + 4L * L, scale);
+            d1 = FUSED ? w.fma(yd1, d1) : w.mul(yd1).add(d1);
+            FloatVector ye2 = scaled(y, at + 8L * L, scale);
+            e2 = FUSED ? x.fma(ye2, e2) : x.mul(ye2).add(e2);
+            FloatVector yd2 = scaled(y, at + ld + 8L * L, scale);
+            d2 = FUSED ? w.fma(yd2, d2) : w.mul(yd2).add(d2);
+            FloatVector ye3 = scaled(y, at + 12L * L, scale);
+            e3 = FUSED ? x.fma(ye3, e3) : x.mul(ye3).add(e3);
+            FloatVector yd3 = scaled(y, at + ld + 12L * L, scale);
+            d3 = FUSED ? w.fma(yd3, d3) : w.mul(yd3).add(d3);
         }
         if (kk < k) {
             FloatVector x = FloatVector.broadcast(S, a[ao + kk]);
-            e0 = (FUSED ? x.fma(scaled(y, at, scale), e0) : x.mul(scaled(y, at, scale)).add(e0));
-            e1 = (FUSED ? x.fma(scaled(y, at + 4L * L, scale), e1) : x.mul(scaled(y, at + 4L * L, scale)).add(e1));
-            e2 = (FUSED ? x.fma(scaled(y, at + 8L * L, scale), e2) : x.mul(scaled(y, at + 8L * L, scale)).add(e2));
-            e3 = (FUSED ? x.fma(scaled(y, at + 12L * L, scale), e3) : x.mul(scaled(y, at + 12L * L, scale)).add(e3));
+            FloatVector ye0 = scaled(y, at, scale);
+            e0 = FUSED ? x.fma(ye0, e0) : x.mul(ye0).add(e0);
+            FloatVector ye1 = scaled(y, at + 4L * L, scale);
+            e1 = FUSED ? x.fma(ye1, e1) : x.mul(ye1).add(e1);
+            FloatVector ye2 = scaled(y, at + 8L * L, scale);
+            e2 = FUSED ? x.fma(ye2, e2) : x.mul(ye2).add(e2);
+            FloatVector ye3 = scaled(y, at + 12L * L, scale);
+            e3 = FUSED ? x.fma(ye3, e3) : x.mul(ye3).add(e3);
         }
         e0.add(d0).intoArray(out, o);
         e1.add(d1).intoArray(out, o + L);

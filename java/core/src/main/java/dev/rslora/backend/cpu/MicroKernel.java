@@ -209,14 +209,22 @@ final class MicroKernel {
             FloatVector b1 = FloatVector.fromMemorySegment(S512, b, bp + L512 * 4L, ORDER);
             int ai = aOff + kk;
             FloatVector x;
-            x = FloatVector.broadcast(S512, a[ai]); c00 = (FUSED ? x.fma(b0, c00) : x.mul(b0).add(c00)); c01 = (FUSED ? x.fma(b1, c01) : x.mul(b1).add(c01)); ai += lda;
-            x = FloatVector.broadcast(S512, a[ai]); c10 = (FUSED ? x.fma(b0, c10) : x.mul(b0).add(c10)); c11 = (FUSED ? x.fma(b1, c11) : x.mul(b1).add(c11)); ai += lda;
-            x = FloatVector.broadcast(S512, a[ai]); c20 = (FUSED ? x.fma(b0, c20) : x.mul(b0).add(c20)); c21 = (FUSED ? x.fma(b1, c21) : x.mul(b1).add(c21)); ai += lda;
-            x = FloatVector.broadcast(S512, a[ai]); c30 = (FUSED ? x.fma(b0, c30) : x.mul(b0).add(c30)); c31 = (FUSED ? x.fma(b1, c31) : x.mul(b1).add(c31)); ai += lda;
-            x = FloatVector.broadcast(S512, a[ai]); c40 = (FUSED ? x.fma(b0, c40) : x.mul(b0).add(c40)); c41 = (FUSED ? x.fma(b1, c41) : x.mul(b1).add(c41)); ai += lda;
-            x = FloatVector.broadcast(S512, a[ai]); c50 = (FUSED ? x.fma(b0, c50) : x.mul(b0).add(c50)); c51 = (FUSED ? x.fma(b1, c51) : x.mul(b1).add(c51)); ai += lda;
-            x = FloatVector.broadcast(S512, a[ai]); c60 = (FUSED ? x.fma(b0, c60) : x.mul(b0).add(c60)); c61 = (FUSED ? x.fma(b1, c61) : x.mul(b1).add(c61)); ai += lda;
-            x = FloatVector.broadcast(S512, a[ai]); c70 = (FUSED ? x.fma(b0, c70) : x.mul(b0).add(c70)); c71 = (FUSED ? x.fma(b1, c71) : x.mul(b1).add(c71));
+            x = FloatVector.broadcast(S512, a[ai]);
+            c00 = FUSED ? x.fma(b0, c00) : x.mul(b0).add(c00); c01 = FUSED ? x.fma(b1, c01) : x.mul(b1).add(c01); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]);
+            c10 = FUSED ? x.fma(b0, c10) : x.mul(b0).add(c10); c11 = FUSED ? x.fma(b1, c11) : x.mul(b1).add(c11); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]);
+            c20 = FUSED ? x.fma(b0, c20) : x.mul(b0).add(c20); c21 = FUSED ? x.fma(b1, c21) : x.mul(b1).add(c21); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]);
+            c30 = FUSED ? x.fma(b0, c30) : x.mul(b0).add(c30); c31 = FUSED ? x.fma(b1, c31) : x.mul(b1).add(c31); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]);
+            c40 = FUSED ? x.fma(b0, c40) : x.mul(b0).add(c40); c41 = FUSED ? x.fma(b1, c41) : x.mul(b1).add(c41); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]);
+            c50 = FUSED ? x.fma(b0, c50) : x.mul(b0).add(c50); c51 = FUSED ? x.fma(b1, c51) : x.mul(b1).add(c51); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]);
+            c60 = FUSED ? x.fma(b0, c60) : x.mul(b0).add(c60); c61 = FUSED ? x.fma(b1, c61) : x.mul(b1).add(c61); ai += lda;
+            x = FloatVector.broadcast(S512, a[ai]);
+            c70 = FUSED ? x.fma(b0, c70) : x.mul(b0).add(c70); c71 = FUSED ? x.fma(b1, c71) : x.mul(b1).add(c71);
         }
         int o = cOff;
         c00.intoArray(c, o); c01.intoArray(c, o + L512); o += ldc;
@@ -257,12 +265,18 @@ final class MicroKernel {
             FloatVector b1 = FloatVector.fromMemorySegment(S256, b, bp + L256 * 4L, ORDER);
             int ai = aOff + kk;
             FloatVector x;
-            x = FloatVector.broadcast(S256, a[ai]); c00 = (FUSED ? x.fma(b0, c00) : x.mul(b0).add(c00)); c01 = (FUSED ? x.fma(b1, c01) : x.mul(b1).add(c01)); ai += lda;
-            x = FloatVector.broadcast(S256, a[ai]); c10 = (FUSED ? x.fma(b0, c10) : x.mul(b0).add(c10)); c11 = (FUSED ? x.fma(b1, c11) : x.mul(b1).add(c11)); ai += lda;
-            x = FloatVector.broadcast(S256, a[ai]); c20 = (FUSED ? x.fma(b0, c20) : x.mul(b0).add(c20)); c21 = (FUSED ? x.fma(b1, c21) : x.mul(b1).add(c21)); ai += lda;
-            x = FloatVector.broadcast(S256, a[ai]); c30 = (FUSED ? x.fma(b0, c30) : x.mul(b0).add(c30)); c31 = (FUSED ? x.fma(b1, c31) : x.mul(b1).add(c31)); ai += lda;
-            x = FloatVector.broadcast(S256, a[ai]); c40 = (FUSED ? x.fma(b0, c40) : x.mul(b0).add(c40)); c41 = (FUSED ? x.fma(b1, c41) : x.mul(b1).add(c41)); ai += lda;
-            x = FloatVector.broadcast(S256, a[ai]); c50 = (FUSED ? x.fma(b0, c50) : x.mul(b0).add(c50)); c51 = (FUSED ? x.fma(b1, c51) : x.mul(b1).add(c51));
+            x = FloatVector.broadcast(S256, a[ai]);
+            c00 = FUSED ? x.fma(b0, c00) : x.mul(b0).add(c00); c01 = FUSED ? x.fma(b1, c01) : x.mul(b1).add(c01); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]);
+            c10 = FUSED ? x.fma(b0, c10) : x.mul(b0).add(c10); c11 = FUSED ? x.fma(b1, c11) : x.mul(b1).add(c11); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]);
+            c20 = FUSED ? x.fma(b0, c20) : x.mul(b0).add(c20); c21 = FUSED ? x.fma(b1, c21) : x.mul(b1).add(c21); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]);
+            c30 = FUSED ? x.fma(b0, c30) : x.mul(b0).add(c30); c31 = FUSED ? x.fma(b1, c31) : x.mul(b1).add(c31); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]);
+            c40 = FUSED ? x.fma(b0, c40) : x.mul(b0).add(c40); c41 = FUSED ? x.fma(b1, c41) : x.mul(b1).add(c41); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]);
+            c50 = FUSED ? x.fma(b0, c50) : x.mul(b0).add(c50); c51 = FUSED ? x.fma(b1, c51) : x.mul(b1).add(c51);
         }
         int o = cOff;
         c00.intoArray(c, o); c01.intoArray(c, o + L256); o += ldc;
@@ -306,14 +320,30 @@ final class MicroKernel {
             FloatVector b2 = FloatVector.fromMemorySegment(S128, b, bp + 2 * L128 * 4L, ORDER);
             int ai = aOff + kk;
             FloatVector x;
-            x = FloatVector.broadcast(S128, a[ai]); c00 = (FUSED ? x.fma(b0, c00) : x.mul(b0).add(c00)); c01 = (FUSED ? x.fma(b1, c01) : x.mul(b1).add(c01)); c02 = (FUSED ? x.fma(b2, c02) : x.mul(b2).add(c02)); ai += lda;
-            x = FloatVector.broadcast(S128, a[ai]); c10 = (FUSED ? x.fma(b0, c10) : x.mul(b0).add(c10)); c11 = (FUSED ? x.fma(b1, c11) : x.mul(b1).add(c11)); c12 = (FUSED ? x.fma(b2, c12) : x.mul(b2).add(c12)); ai += lda;
-            x = FloatVector.broadcast(S128, a[ai]); c20 = (FUSED ? x.fma(b0, c20) : x.mul(b0).add(c20)); c21 = (FUSED ? x.fma(b1, c21) : x.mul(b1).add(c21)); c22 = (FUSED ? x.fma(b2, c22) : x.mul(b2).add(c22)); ai += lda;
-            x = FloatVector.broadcast(S128, a[ai]); c30 = (FUSED ? x.fma(b0, c30) : x.mul(b0).add(c30)); c31 = (FUSED ? x.fma(b1, c31) : x.mul(b1).add(c31)); c32 = (FUSED ? x.fma(b2, c32) : x.mul(b2).add(c32)); ai += lda;
-            x = FloatVector.broadcast(S128, a[ai]); c40 = (FUSED ? x.fma(b0, c40) : x.mul(b0).add(c40)); c41 = (FUSED ? x.fma(b1, c41) : x.mul(b1).add(c41)); c42 = (FUSED ? x.fma(b2, c42) : x.mul(b2).add(c42)); ai += lda;
-            x = FloatVector.broadcast(S128, a[ai]); c50 = (FUSED ? x.fma(b0, c50) : x.mul(b0).add(c50)); c51 = (FUSED ? x.fma(b1, c51) : x.mul(b1).add(c51)); c52 = (FUSED ? x.fma(b2, c52) : x.mul(b2).add(c52)); ai += lda;
-            x = FloatVector.broadcast(S128, a[ai]); c60 = (FUSED ? x.fma(b0, c60) : x.mul(b0).add(c60)); c61 = (FUSED ? x.fma(b1, c61) : x.mul(b1).add(c61)); c62 = (FUSED ? x.fma(b2, c62) : x.mul(b2).add(c62)); ai += lda;
-            x = FloatVector.broadcast(S128, a[ai]); c70 = (FUSED ? x.fma(b0, c70) : x.mul(b0).add(c70)); c71 = (FUSED ? x.fma(b1, c71) : x.mul(b1).add(c71)); c72 = (FUSED ? x.fma(b2, c72) : x.mul(b2).add(c72));
+            x = FloatVector.broadcast(S128, a[ai]);
+            c00 = FUSED ? x.fma(b0, c00) : x.mul(b0).add(c00); c01 = FUSED ? x.fma(b1, c01) : x.mul(b1).add(c01);
+            c02 = FUSED ? x.fma(b2, c02) : x.mul(b2).add(c02); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]);
+            c10 = FUSED ? x.fma(b0, c10) : x.mul(b0).add(c10); c11 = FUSED ? x.fma(b1, c11) : x.mul(b1).add(c11);
+            c12 = FUSED ? x.fma(b2, c12) : x.mul(b2).add(c12); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]);
+            c20 = FUSED ? x.fma(b0, c20) : x.mul(b0).add(c20); c21 = FUSED ? x.fma(b1, c21) : x.mul(b1).add(c21);
+            c22 = FUSED ? x.fma(b2, c22) : x.mul(b2).add(c22); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]);
+            c30 = FUSED ? x.fma(b0, c30) : x.mul(b0).add(c30); c31 = FUSED ? x.fma(b1, c31) : x.mul(b1).add(c31);
+            c32 = FUSED ? x.fma(b2, c32) : x.mul(b2).add(c32); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]);
+            c40 = FUSED ? x.fma(b0, c40) : x.mul(b0).add(c40); c41 = FUSED ? x.fma(b1, c41) : x.mul(b1).add(c41);
+            c42 = FUSED ? x.fma(b2, c42) : x.mul(b2).add(c42); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]);
+            c50 = FUSED ? x.fma(b0, c50) : x.mul(b0).add(c50); c51 = FUSED ? x.fma(b1, c51) : x.mul(b1).add(c51);
+            c52 = FUSED ? x.fma(b2, c52) : x.mul(b2).add(c52); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]);
+            c60 = FUSED ? x.fma(b0, c60) : x.mul(b0).add(c60); c61 = FUSED ? x.fma(b1, c61) : x.mul(b1).add(c61);
+            c62 = FUSED ? x.fma(b2, c62) : x.mul(b2).add(c62); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]);
+            c70 = FUSED ? x.fma(b0, c70) : x.mul(b0).add(c70); c71 = FUSED ? x.fma(b1, c71) : x.mul(b1).add(c71);
+            c72 = FUSED ? x.fma(b2, c72) : x.mul(b2).add(c72);
         }
         int o = cOff;
         c00.intoArray(c, o); c01.intoArray(c, o + L128); c02.intoArray(c, o + 2 * L128); o += ldc;
@@ -373,15 +403,21 @@ final class MicroKernel {
         for (; kk + 1 < k; kk += 2, bp += 2 * row) {
             FloatVector x = FloatVector.broadcast(S512, a[aOff + kk]);
             FloatVector y = FloatVector.broadcast(S512, a[aOff + kk + 1]);
-            e0 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S512, b, bp, ORDER), e0) : x.mul(FloatVector.fromMemorySegment(S512, b, bp, ORDER)).add(e0));
-            d0 = (FUSED ? y.fma(FloatVector.fromMemorySegment(S512, b, bp + row, ORDER), d0) : y.mul(FloatVector.fromMemorySegment(S512, b, bp + row, ORDER)).add(d0));
-            e1 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S512, b, bp + L512 * 4L, ORDER), e1) : x.mul(FloatVector.fromMemorySegment(S512, b, bp + L512 * 4L, ORDER)).add(e1));
-            d1 = (FUSED ? y.fma(FloatVector.fromMemorySegment(S512, b, bp + row + L512 * 4L, ORDER), d1) : y.mul(FloatVector.fromMemorySegment(S512, b, bp + row + L512 * 4L, ORDER)).add(d1));
+            FloatVector p0 = FloatVector.fromMemorySegment(S512, b, bp, ORDER);
+            e0 = FUSED ? x.fma(p0, e0) : x.mul(p0).add(e0);
+            FloatVector q0 = FloatVector.fromMemorySegment(S512, b, bp + row, ORDER);
+            d0 = FUSED ? y.fma(q0, d0) : y.mul(q0).add(d0);
+            FloatVector p1 = FloatVector.fromMemorySegment(S512, b, bp + L512 * 4L, ORDER);
+            e1 = FUSED ? x.fma(p1, e1) : x.mul(p1).add(e1);
+            FloatVector q1 = FloatVector.fromMemorySegment(S512, b, bp + row + L512 * 4L, ORDER);
+            d1 = FUSED ? y.fma(q1, d1) : y.mul(q1).add(d1);
         }
         if (kk < k) {
             FloatVector x = FloatVector.broadcast(S512, a[aOff + kk]);
-            e0 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S512, b, bp, ORDER), e0) : x.mul(FloatVector.fromMemorySegment(S512, b, bp, ORDER)).add(e0));
-            e1 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S512, b, bp + L512 * 4L, ORDER), e1) : x.mul(FloatVector.fromMemorySegment(S512, b, bp + L512 * 4L, ORDER)).add(e1));
+            FloatVector p0 = FloatVector.fromMemorySegment(S512, b, bp, ORDER);
+            e0 = FUSED ? x.fma(p0, e0) : x.mul(p0).add(e0);
+            FloatVector p1 = FloatVector.fromMemorySegment(S512, b, bp + L512 * 4L, ORDER);
+            e1 = FUSED ? x.fma(p1, e1) : x.mul(p1).add(e1);
         }
         e0.add(d0).intoArray(c, cOff);
         e1.add(d1).intoArray(c, cOff + L512);
@@ -401,15 +437,21 @@ final class MicroKernel {
         for (; kk + 1 < k; kk += 2, bp += 2 * row) {
             FloatVector x = FloatVector.broadcast(S256, a[aOff + kk]);
             FloatVector y = FloatVector.broadcast(S256, a[aOff + kk + 1]);
-            e0 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S256, b, bp, ORDER), e0) : x.mul(FloatVector.fromMemorySegment(S256, b, bp, ORDER)).add(e0));
-            d0 = (FUSED ? y.fma(FloatVector.fromMemorySegment(S256, b, bp + row, ORDER), d0) : y.mul(FloatVector.fromMemorySegment(S256, b, bp + row, ORDER)).add(d0));
-            e1 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S256, b, bp + L256 * 4L, ORDER), e1) : x.mul(FloatVector.fromMemorySegment(S256, b, bp + L256 * 4L, ORDER)).add(e1));
-            d1 = (FUSED ? y.fma(FloatVector.fromMemorySegment(S256, b, bp + row + L256 * 4L, ORDER), d1) : y.mul(FloatVector.fromMemorySegment(S256, b, bp + row + L256 * 4L, ORDER)).add(d1));
+            FloatVector p0 = FloatVector.fromMemorySegment(S256, b, bp, ORDER);
+            e0 = FUSED ? x.fma(p0, e0) : x.mul(p0).add(e0);
+            FloatVector q0 = FloatVector.fromMemorySegment(S256, b, bp + row, ORDER);
+            d0 = FUSED ? y.fma(q0, d0) : y.mul(q0).add(d0);
+            FloatVector p1 = FloatVector.fromMemorySegment(S256, b, bp + L256 * 4L, ORDER);
+            e1 = FUSED ? x.fma(p1, e1) : x.mul(p1).add(e1);
+            FloatVector q1 = FloatVector.fromMemorySegment(S256, b, bp + row + L256 * 4L, ORDER);
+            d1 = FUSED ? y.fma(q1, d1) : y.mul(q1).add(d1);
         }
         if (kk < k) {
             FloatVector x = FloatVector.broadcast(S256, a[aOff + kk]);
-            e0 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S256, b, bp, ORDER), e0) : x.mul(FloatVector.fromMemorySegment(S256, b, bp, ORDER)).add(e0));
-            e1 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S256, b, bp + L256 * 4L, ORDER), e1) : x.mul(FloatVector.fromMemorySegment(S256, b, bp + L256 * 4L, ORDER)).add(e1));
+            FloatVector p0 = FloatVector.fromMemorySegment(S256, b, bp, ORDER);
+            e0 = FUSED ? x.fma(p0, e0) : x.mul(p0).add(e0);
+            FloatVector p1 = FloatVector.fromMemorySegment(S256, b, bp + L256 * 4L, ORDER);
+            e1 = FUSED ? x.fma(p1, e1) : x.mul(p1).add(e1);
         }
         e0.add(d0).intoArray(c, cOff);
         e1.add(d1).intoArray(c, cOff + L256);
@@ -430,18 +472,27 @@ final class MicroKernel {
         for (; kk + 1 < k; kk += 2, bp += 2 * row) {
             FloatVector x = FloatVector.broadcast(S128, a[aOff + kk]);
             FloatVector y = FloatVector.broadcast(S128, a[aOff + kk + 1]);
-            e0 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp, ORDER), e0) : x.mul(FloatVector.fromMemorySegment(S128, b, bp, ORDER)).add(e0));
-            d0 = (FUSED ? y.fma(FloatVector.fromMemorySegment(S128, b, bp + row, ORDER), d0) : y.mul(FloatVector.fromMemorySegment(S128, b, bp + row, ORDER)).add(d0));
-            e1 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER), e1) : x.mul(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER)).add(e1));
-            d1 = (FUSED ? y.fma(FloatVector.fromMemorySegment(S128, b, bp + row + L128 * 4L, ORDER), d1) : y.mul(FloatVector.fromMemorySegment(S128, b, bp + row + L128 * 4L, ORDER)).add(d1));
-            e2 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp + 2 * L128 * 4L, ORDER), e2) : x.mul(FloatVector.fromMemorySegment(S128, b, bp + 2 * L128 * 4L, ORDER)).add(e2));
-            d2 = (FUSED ? y.fma(FloatVector.fromMemorySegment(S128, b, bp + row + 2 * L128 * 4L, ORDER), d2) : y.mul(FloatVector.fromMemorySegment(S128, b, bp + row + 2 * L128 * 4L, ORDER)).add(d2));
+            FloatVector p0 = FloatVector.fromMemorySegment(S128, b, bp, ORDER);
+            e0 = FUSED ? x.fma(p0, e0) : x.mul(p0).add(e0);
+            FloatVector q0 = FloatVector.fromMemorySegment(S128, b, bp + row, ORDER);
+            d0 = FUSED ? y.fma(q0, d0) : y.mul(q0).add(d0);
+            FloatVector p1 = FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER);
+            e1 = FUSED ? x.fma(p1, e1) : x.mul(p1).add(e1);
+            FloatVector q1 = FloatVector.fromMemorySegment(S128, b, bp + row + L128 * 4L, ORDER);
+            d1 = FUSED ? y.fma(q1, d1) : y.mul(q1).add(d1);
+            FloatVector p2 = FloatVector.fromMemorySegment(S128, b, bp + 2 * L128 * 4L, ORDER);
+            e2 = FUSED ? x.fma(p2, e2) : x.mul(p2).add(e2);
+            FloatVector q2 = FloatVector.fromMemorySegment(S128, b, bp + row + 2 * L128 * 4L, ORDER);
+            d2 = FUSED ? y.fma(q2, d2) : y.mul(q2).add(d2);
         }
         if (kk < k) {
             FloatVector x = FloatVector.broadcast(S128, a[aOff + kk]);
-            e0 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp, ORDER), e0) : x.mul(FloatVector.fromMemorySegment(S128, b, bp, ORDER)).add(e0));
-            e1 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER), e1) : x.mul(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER)).add(e1));
-            e2 = (FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp + 2 * L128 * 4L, ORDER), e2) : x.mul(FloatVector.fromMemorySegment(S128, b, bp + 2 * L128 * 4L, ORDER)).add(e2));
+            FloatVector p0 = FloatVector.fromMemorySegment(S128, b, bp, ORDER);
+            e0 = FUSED ? x.fma(p0, e0) : x.mul(p0).add(e0);
+            FloatVector p1 = FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER);
+            e1 = FUSED ? x.fma(p1, e1) : x.mul(p1).add(e1);
+            FloatVector p2 = FloatVector.fromMemorySegment(S128, b, bp + 2 * L128 * 4L, ORDER);
+            e2 = FUSED ? x.fma(p2, e2) : x.mul(p2).add(e2);
         }
         e0.add(d0).intoArray(c, cOff);
         e1.add(d1).intoArray(c, cOff + L128);

@@ -196,10 +196,14 @@ final class RowGrads {
                 for (int i = 1; i < n; i++) {
                     FloatVector wi = FloatVector.broadcast(S, w[wOff + q + i * wStride]);
                     int k = i * ld + c;
-                    a0 = (FUSED ? FloatVector.fromArray(S, src, k).fma(wi, a0) : FloatVector.fromArray(S, src, k).mul(wi).add(a0));
-                    a1 = (FUSED ? FloatVector.fromArray(S, src, k + L).fma(wi, a1) : FloatVector.fromArray(S, src, k + L).mul(wi).add(a1));
-                    a2 = (FUSED ? FloatVector.fromArray(S, src, k + 2 * L).fma(wi, a2) : FloatVector.fromArray(S, src, k + 2 * L).mul(wi).add(a2));
-                    a3 = (FUSED ? FloatVector.fromArray(S, src, k + 3 * L).fma(wi, a3) : FloatVector.fromArray(S, src, k + 3 * L).mul(wi).add(a3));
+                    FloatVector s0 = FloatVector.fromArray(S, src, k);
+                    a0 = FUSED ? s0.fma(wi, a0) : s0.mul(wi).add(a0);
+                    FloatVector s1 = FloatVector.fromArray(S, src, k + L);
+                    a1 = FUSED ? s1.fma(wi, a1) : s1.mul(wi).add(a1);
+                    FloatVector s2 = FloatVector.fromArray(S, src, k + 2 * L);
+                    a2 = FUSED ? s2.fma(wi, a2) : s2.mul(wi).add(a2);
+                    FloatVector s3 = FloatVector.fromArray(S, src, k + 3 * L);
+                    a3 = FUSED ? s3.fma(wi, a3) : s3.mul(wi).add(a3);
                 }
                 a0 = a0.mul(g);
                 a1 = a1.mul(g);
@@ -254,14 +258,14 @@ final class RowGrads {
                     s1 = FloatVector.fromArray(S, src, k + L);
                     s2 = FloatVector.fromArray(S, src, k + 2 * L);
                     s3 = FloatVector.fromArray(S, src, k + 3 * L);
-                    a0 = (FUSED ? s0.fma(vi, a0) : s0.mul(vi).add(a0));
-                    a1 = (FUSED ? s1.fma(vi, a1) : s1.mul(vi).add(a1));
-                    a2 = (FUSED ? s2.fma(vi, a2) : s2.mul(vi).add(a2));
-                    a3 = (FUSED ? s3.fma(vi, a3) : s3.mul(vi).add(a3));
-                    b0 = (FUSED ? s0.fma(ui, b0) : s0.mul(ui).add(b0));
-                    b1 = (FUSED ? s1.fma(ui, b1) : s1.mul(ui).add(b1));
-                    b2 = (FUSED ? s2.fma(ui, b2) : s2.mul(ui).add(b2));
-                    b3 = (FUSED ? s3.fma(ui, b3) : s3.mul(ui).add(b3));
+                    a0 = FUSED ? s0.fma(vi, a0) : s0.mul(vi).add(a0);
+                    a1 = FUSED ? s1.fma(vi, a1) : s1.mul(vi).add(a1);
+                    a2 = FUSED ? s2.fma(vi, a2) : s2.mul(vi).add(a2);
+                    a3 = FUSED ? s3.fma(vi, a3) : s3.mul(vi).add(a3);
+                    b0 = FUSED ? s0.fma(ui, b0) : s0.mul(ui).add(b0);
+                    b1 = FUSED ? s1.fma(ui, b1) : s1.mul(ui).add(b1);
+                    b2 = FUSED ? s2.fma(ui, b2) : s2.mul(ui).add(b2);
+                    b3 = FUSED ? s3.fma(ui, b3) : s3.mul(ui).add(b3);
                 }
                 // the epilogue written out, not a helper: vectors passed to a method C2 does not inline are boxed
                 long f = from + row + 4L * c;
@@ -307,7 +311,9 @@ final class RowGrads {
             for (int c = c0; c < c1; c += L) {
                 FloatVector acc = FloatVector.fromArray(S, src, c).mul(w0);
                 for (int i = 1; i < n; i++) {
-                    acc = (FUSED ? FloatVector.fromArray(S, src, i * ld + c).fma(FloatVector.broadcast(S, w[wOff + q + i * wStride]), acc) : FloatVector.fromArray(S, src, i * ld + c).mul(FloatVector.broadcast(S, w[wOff + q + i * wStride])).add(acc));
+                    FloatVector s = FloatVector.fromArray(S, src, i * ld + c);
+                    FloatVector wi = FloatVector.broadcast(S, w[wOff + q + i * wStride]);
+                    acc = FUSED ? s.fma(wi, acc) : s.mul(wi).add(acc);
                 }
                 acc = acc.mul(g);
                 if (prior != null) {
@@ -337,7 +343,9 @@ final class RowGrads {
             long row = 4L * q * count;
             FloatVector acc = FloatVector.fromArray(S, src, c, m).mul(w[wOff + q]);
             for (int i = 1; i < n; i++) {
-                acc = (FUSED ? FloatVector.fromArray(S, src, i * ld + c, m).fma(FloatVector.broadcast(S, w[wOff + q + i * wStride]), acc) : FloatVector.fromArray(S, src, i * ld + c, m).mul(FloatVector.broadcast(S, w[wOff + q + i * wStride])).add(acc));
+                FloatVector s = FloatVector.fromArray(S, src, i * ld + c, m);
+                FloatVector wi = FloatVector.broadcast(S, w[wOff + q + i * wStride]);
+                acc = FUSED ? s.fma(wi, acc) : s.mul(wi).add(acc);
             }
             acc = acc.mul(g);
             if (prior != null) {
