@@ -3,16 +3,10 @@ package dev.rslora.backend.cpu;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * Every method of the cpu backend compiles with C1 on stack (OSR), at this run's tile shape. A
@@ -25,31 +19,17 @@ import static org.junit.jupiter.api.Assertions.fail;
  * reach), so every hot loop of {@link CompileTiersWorkload} gets an OSR compile at tier 3.
  */
 class CompileTiersTest {
-    /** The flags of this JVM that choose the tile shape and the multiply-add and open the modules, passed on to the child. */
-    private static final List<String> INHERITED = List.of("--add-modules", "--enable-native-access", "-XX:UseAVX",
-            "-XX:MaxVectorSize", "-XX:-UseFMA", "-XX:+UseFMA", "-Drslora.cpu.vectorBits");
-
     @Test
     void everyLoopCompilesOnStackWithC1() throws IOException, InterruptedException {
-        List<String> cmd = childJava();
+        List<String> cmd = ChildJvm.java();
         cmd.addAll(List.of("-XX:TieredStopAtLevel=3", "-XX:Tier3InvocationThreshold=100000000",
                 "-XX:Tier3MinInvocationThreshold=100000000", "-XX:Tier3CompileThreshold=100000000",
                 // the interpreter reports a loop's back-edges every 2^6 (not 2^10) and a loop compiles at
                 // 400: every loop that 15 repetitions at 2000 compiled (and a few more) in a third of the time
                 "-XX:Tier0BackedgeNotifyFreqLog=6", "-XX:Tier3BackEdgeThreshold=400", "-XX:+PrintCompilation",
-                "-cp", classPath(), CompileTiersWorkload.class.getName(), "5"));
-        // output to a file, so that a hung child meets the timeout instead of a blocked read
-        Path log = Files.createTempFile("compile-tiers", ".log");
-        try {
-            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-            if (!p.waitFor(5, TimeUnit.MINUTES)) {
-                p.destroyForcibly();
-                fail("the child JVM did not finish in 5 minutes: " + cmd);
-            }
-            check(cmd, p.exitValue(), Files.readString(log, StandardCharsets.UTF_8));
-        } finally {
-            Files.deleteIfExists(log);
-        }
+                "-cp", ChildJvm.classPath(), CompileTiersWorkload.class.getName(), "5"));
+        ChildJvm.Result child = ChildJvm.run(cmd, 5);
+        check(cmd, child.exit(), child.out());
     }
 
     /** The child JVM's exit status and output (the -XX:+PrintCompilation lines) against what the test expects. */
@@ -68,32 +48,5 @@ class CompileTiersTest {
             assertTrue(ours.stream().anyMatch(l -> l.contains(" % ") && l.contains("dev.rslora.backend.cpu." + type)),
                     () -> "no OSR compile of a method of " + type + " in the child JVM:\n" + String.join("\n", ours));
         }
-    }
-
-    /** The java launcher of this JVM with its flags that choose the tile shape and open the modules (a child's start). */
-    static List<String> childJava() {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        List<String> mine = List.of(ProcessHandle.current().info().arguments().orElse(new String[0]));
-        for (int i = 0; i < mine.size(); i++) {
-            String arg = mine.get(i);
-            if (INHERITED.stream().anyMatch(arg::startsWith)) {
-                cmd.add(arg);
-                if (!arg.contains("=") && arg.startsWith("--") && i + 1 < mine.size()) {
-                    cmd.add(mine.get(++i)); // "--add-modules jdk.incubator.vector" as two arguments
-                }
-            }
-        }
-        return cmd;
-    }
-
-    /**
-     * This JVM's class path and module path as one class path
-     * (surefire puts the module under test on the module path).
-     */
-    static String classPath() {
-        String cp = System.getProperty("java.class.path", "");
-        String mp = System.getProperty("jdk.module.path");
-        return mp == null || mp.isEmpty() ? cp : cp + java.io.File.pathSeparator + mp;
     }
 }

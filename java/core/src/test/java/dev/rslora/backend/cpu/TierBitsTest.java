@@ -3,15 +3,9 @@ package dev.rslora.backend.cpu;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * The interpreter and C2 compute the same bits: every vector loop of the cpu backend (and of
@@ -24,24 +18,15 @@ import static org.junit.jupiter.api.Assertions.fail;
 class TierBitsTest {
     @Test
     void theInterpreterAndC2GiveTheSameBits() throws IOException, InterruptedException {
-        List<String> cmd = new ArrayList<>(CompileTiersTest.childJava());
-        cmd.addAll(List.of("-Xint", "-cp", CompileTiersTest.classPath(), TierBitsWorkload.class.getName(), "1"));
-        Path log = Files.createTempFile("tier-bits", ".log");
-        try {
-            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-            if (!p.waitFor(5, TimeUnit.MINUTES)) {
-                p.destroyForcibly();
-                fail("the -Xint child JVM did not finish in 5 minutes: " + cmd);
-            }
-            String out = Files.readString(log, StandardCharsets.UTF_8);
-            assertEquals(0, p.exitValue(), () -> "child JVM failed: " + cmd + "\n" + out);
-            List<String> lines = out.lines().filter(l -> !l.startsWith("WARNING")).toList();
-            String interpreted = lines.isEmpty() ? "" : lines.get(lines.size() - 1).strip();
-            String compiled = String.join(" ", TierBitsWorkload.digests(3000));
-            assertEquals(compiled, interpreted, "CRC-32 per case (rows, rows, row backward, panels, merged, SeqLogprob):"
-                    + " C2 in this JVM, then the interpreter\n" + out);
-        } finally {
-            Files.deleteIfExists(log);
-        }
+        List<String> cmd = ChildJvm.java();
+        cmd.addAll(List.of("-Xint", "-cp", ChildJvm.classPath(), TierBitsWorkload.class.getName(), "1"));
+        ChildJvm.Result child = ChildJvm.run(cmd, 5);
+        String out = child.out();
+        assertEquals(0, child.exit(), () -> "child JVM failed: " + cmd + "\n" + out);
+        List<String> lines = out.lines().filter(l -> !l.startsWith("WARNING")).toList();
+        String interpreted = lines.isEmpty() ? "" : lines.get(lines.size() - 1).strip();
+        String compiled = String.join(" ", TierBitsWorkload.digests(3000));
+        assertEquals(compiled, interpreted, "CRC-32 per case (rows, rows, row backward, panels, merged, SeqLogprob):"
+                + " C2 in this JVM, then the interpreter\n" + out);
     }
 }

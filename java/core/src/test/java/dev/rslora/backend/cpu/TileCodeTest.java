@@ -4,20 +4,15 @@ import dev.rslora.simd.Fma;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
@@ -42,27 +37,18 @@ class TileCodeTest {
         String suffix = MicroKernel.SCALAR ? "Scalar" : Integer.toString(MicroKernel.BITS);
         String tile = "dev.rslora.backend.cpu.MicroKernel::mma" + suffix;
         String row = "dev.rslora.backend.cpu.MicroKernel::row" + suffix;
-        List<String> cmd = CompileTiersTest.childJava();
+        List<String> cmd = ChildJvm.java();
         cmd.addAll(List.of("-XX:+UnlockDiagnosticVMOptions", "-XX:CompileCommand=quiet",
                 "-XX:CompileCommand=print," + tile, "-XX:CompileCommand=print," + row,
-                "-cp", CompileTiersTest.classPath(), TileCodeWorkload.class.getName(), "3000"));
-        Path log = Files.createTempFile("tile-code", ".log");
-        try {
-            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-            if (!p.waitFor(5, TimeUnit.MINUTES)) {
-                p.destroyForcibly();
-                fail("the child JVM did not finish in 5 minutes: " + cmd);
-            }
-            String out = Files.readString(log, StandardCharsets.UTF_8);
-            assertEquals(0, p.exitValue(), () -> "child JVM failed: " + cmd + "\n" + tail(out));
-            assertTrue(out.contains("done"), () -> "child JVM did not finish its workload:\n" + tail(out));
-            int tileFmas = MicroKernel.MR * MicroKernel.NV;  // per k
-            int rowFmas = MicroKernel.SCALAR ? MicroKernel.NV : 2 * MicroKernel.NV;  // per iteration (vectors: two k)
-            check(out, tile, tileFmas);
-            check(out, row, rowFmas);
-        } finally {
-            Files.deleteIfExists(log);
-        }
+                "-cp", ChildJvm.classPath(), TileCodeWorkload.class.getName(), "3000"));
+        ChildJvm.Result child = ChildJvm.run(cmd, 5);
+        String out = child.out();
+        assertEquals(0, child.exit(), () -> "child JVM failed: " + cmd + "\n" + tail(out));
+        assertTrue(out.contains("done"), () -> "child JVM did not finish its workload:\n" + tail(out));
+        int tileFmas = MicroKernel.MR * MicroKernel.NV;  // per k
+        int rowFmas = MicroKernel.SCALAR ? MicroKernel.NV : 2 * MicroKernel.NV;  // per iteration (vectors: two k)
+        check(out, tile, tileFmas);
+        check(out, row, rowFmas);
     }
 
     /** {@code method}'s last C2 code in the log: its FMA loops hold no vector stack access and no call. */
