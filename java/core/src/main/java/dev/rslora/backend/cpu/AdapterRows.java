@@ -520,12 +520,14 @@ final class AdapterRows {
                 }
             }
             for (; c < len; c += L) {
-                VectorMask<Float> m = c + L <= len ? null : S.indexInRange(c, len);
+                boolean part = c + L > len;
+                // 128-bit tiles: the tail's lanes past len loaded plainly and never stored (MicroKernel.PLAIN_MEMORY)
+                VectorMask<Float> m = part && !MicroKernel.PLAIN_MEMORY ? S.indexInRange(c, len) : null;
                 FloatVector e = FloatVector.zero(S);
                 FloatVector d = e;
                 long at = yOff + 4L * c;
-                // rows whose masked load lies inside y; the rest (at the end of y) through a zero-padded copy
-                int kIn = m == null ? k : SegmentEnd.rowsInside(y, at, ld, k);
+                // rows whose (masked) load lies inside y; the rest (at the end of y) through a zero-padded copy
+                int kIn = part ? SegmentEnd.rowsInside(y, at, ld, k) : k;
                 int kk = 0;
                 if (split) {
                     for (; kk + 1 < kIn; kk += 2, at += 2 * ld) {
@@ -563,10 +565,13 @@ final class AdapterRows {
                 if (split) {
                     e = e.add(d);
                 }
-                if (m == null) {
+                if (!part) {
                     e.intoArray(out, oo + c);
-                } else {
+                } else if (m != null) {
                     e.intoArray(out, oo + c, m);
+                } else {
+                    e.intoArray(pad, 0);  // the padded loads are done with pad
+                    System.arraycopy(pad, 0, out, oo + c, len - c);
                 }
             }
             return;

@@ -142,7 +142,8 @@ final class Convert {
      * One register-tile row: t[start + i] = round(src[off + i]) for i &lt; count ≤ NR, with vector
      * stores for F32 and BF16 (a bulk copy costs more than the 32 values it moves); src holds whole
      * vectors (count rounded up to L). The last count mod L values go by a masked store, or, where
-     * that store's vector would reach past the tensor's end ({@link SegmentEnd}), by {@link #store}
+     * that store's vector would reach past the tensor's end ({@link SegmentEnd}) or with 128-bit tiles
+     * ({@link MicroKernel#PLAIN_MEMORY}), by {@link #store}
      * (Bf16.fromFloat rounds as {@link #toBf16Bits}).
      */
     static void storeTileRow(float[] src, int off, int count, Sink t, long start) {
@@ -154,8 +155,9 @@ final class Convert {
         boolean f32 = t.dtype() == DType.F32;
         long end = seg.byteSize();
         for (int h = 0; h < count; h += L) {
-            if (h + L > count && (start + h + L) * (f32 ? 4 : 2) > end) {
-                // the last values, whose masked store would reach past the tensor's end: by store
+            if (h + L > count && (MicroKernel.PLAIN_MEMORY || (start + h + L) * (f32 ? 4 : 2) > end)) {
+                // the last values by store: no masked stores with 128-bit tiles (MicroKernel.PLAIN_MEMORY),
+                // nor where the masked store would reach past the tensor's end
                 store(src, off + h, count - h, t, start + h);
                 break;
             }

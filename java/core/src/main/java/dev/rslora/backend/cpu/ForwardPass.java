@@ -4,7 +4,6 @@ import dev.rslora.backend.LoraParams;
 import dev.rslora.tensor.Tensor;
 
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteOrder;
 
 import static dev.rslora.backend.cpu.MicroKernel.MR;
 import static dev.rslora.backend.cpu.MicroKernel.NR;
@@ -392,7 +391,7 @@ final class ForwardPass {
         float[] uRow = s.row;
         MemorySegment uSeg = u.readOnlySegment();  // U is F32: scanned in place, copied only for a row to redo
         for (int i = c0; i < c1; i++) {
-            if (TileOps.allFinite(uSeg, 4L * i * r, r, ByteOrder.LITTLE_ENDIAN)) {
+            if (TileOps.allFinite(uSeg, 4L * i * r, r)) {
                 continue;
             }
             Convert.load(u, (long) i * r, r, uRow, 0);

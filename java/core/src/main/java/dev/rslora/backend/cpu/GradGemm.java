@@ -117,7 +117,7 @@ final class GradGemm {
             int base = (oc / NR) * MR * NR + oc % NR;
             int at = oc * r;
             int j = 0;
-            if (!MicroKernel.SCALAR) {
+            if (!MicroKernel.SCALAR && !MicroKernel.PLAIN_MEMORY) {  // no gathers with 128-bit tiles
                 for (; j + MicroKernel.L <= r; j += MicroKernel.L) {
                     FloatVector.fromArray(MicroKernel.SPECIES, acc, base, index, j).intoArray(block, at + j);
                 }

@@ -3,6 +3,7 @@ package dev.rslora.backend.cpu;
 import dev.rslora.backend.LoraParams;
 import dev.rslora.dropout.DropoutMask;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
@@ -14,8 +15,8 @@ import jdk.incubator.vector.VectorSpecies;
  * chunk of rows. Bit c%64 of word c/64 is 1 when element (row, c) survives. The bits are exactly
  * {@link DropoutMask#keep}: counter (c/4, row, layer, step), key (seed low, seed high),
  * Philox4x32-10 lane c%4, keep iff {@code (bits >>> 8) >= threshold} (see DropoutMask's javadoc);
- * this class inlines the generator (vectorised over 8 counters, scalar for the tail) so that no
- * array is allocated per call.
+ * this class inlines the generator (vectorised over 4–8 counters with 256- and 512-bit tiles,
+ * scalar for the tail and with narrower tiles) so that no array is allocated per call.
  *
  * @param k0        key word 0 (low 32 bits of the seed)
  * @param k1        key word 1 (high 32 bits of the seed)
@@ -31,7 +32,23 @@ record MaskBits(int k0, int k1, int layer, int step, int threshold, float scale)
     private static final VectorSpecies<Long> LS = VectorSpecies.of(long.class,
             VectorShape.forBitSize(Math.max(128, MicroKernel.BITS)));
     private static final int LL = LS.length();
+    /**
+     * Whether {@link #row} runs the generator on LongVectors: from 256-bit tiles (4 lanes) up. With
+     * 128-bit tiles (2 lanes) the JIT leaves them to the Vector API's Java fallback, which boxes
+     * every operation: on x86 with 16-byte vectors C2 rejects the 2-lane compare whose mask becomes
+     * bits (JDK 25; NEON, for its part, multiplies 64-bit lanes only by emulation). There a training
+     * step at p = 0.1 (N = 8, d = 1024, r = 6) allocated 2.2 MB, and a 1024-column row of bits took 590 ns per 64
+     * bits (-XX:MaxVectorSize=16; 880 with -XX:UseAVX=0) against 330 for the scalar generator, the
+     * tail's code (so the bits are the same), with no allocation (2026-12-07).
+     */
+    static final boolean VECTOR_PHILOX = !MicroKernel.SCALAR && LL >= 4 && 16 % LL == 0;
     private static final LongVector IOTA = LongVector.zero(LS).addIndex(1);
+    /** Int lanes of the tile width, for the keep masks of {@link #keep}. */
+    private static final VectorSpecies<Integer> IS = VectorSpecies.of(int.class,
+            VectorShape.forBitSize(Math.max(128, MicroKernel.BITS)));
+    /** Lane i holds 1 &lt;&lt; i. */
+    private static final IntVector LANE_BIT = IntVector.broadcast(IS, 1).lanewise(VectorOperators.LSHL,
+            IntVector.zero(IS).addIndex(1));
     /** Long.expand patterns: bit t of every nibble of the low 4·LL bits. */
     private static final long[] NIBBLE_BIT = nibblePatterns();
     private static final long PHILOX_M0 = 0xD2511F53L;
@@ -62,7 +79,7 @@ record MaskBits(int k0, int k1, int layer, int step, int threshold, float scale)
         int g0 = word0 << 4;
         int g1 = Math.min(word1 << 4, (cols + 3) >>> 2);
         int g = g0;
-        if (!MicroKernel.SCALAR && LL >= 2 && 16 % LL == 0) {
+        if (VECTOR_PHILOX) {
             // 16 groups (one 64-column word) per step, LL generator instances per vector.
             for (; g + 16 <= g1; g += 16) {
                 long word = 0;
@@ -173,10 +190,24 @@ record MaskBits(int k0, int k1, int layer, int step, int threshold, float scale)
             }
             return;
         }
+        FloatVector zero = FloatVector.zero(S);
         for (int h = 0; h < MicroKernel.NR; h += L) {
-            VectorMask<Float> keep = VectorMask.fromLong(S, bits(words, wOff, col0 + h, L));
-            FloatVector.fromArray(S, tile, off + h, keep).mul(scale).intoArray(tile, off + h);
+            VectorMask<Float> keep = keep(bits(words, wOff, col0 + h, L));
+            zero.blend(FloatVector.fromArray(S, tile, off + h).mul(scale), keep).intoArray(tile, off + h);
         }
+    }
+
+    /**
+     * Lane i set where bit i of {@code bits} is (bits of L columns): the bits broadcast, each lane
+     * ANDed with its own bit, read as a float (+0, or a subnormal, which Java never flushes) and
+     * compared with zero, so the mask is a float mask with no cast. Not {@code VectorMask.fromLong},
+     * which C2 on aarch64 compiles only with SVE2's bit permutations (JDK 25): on NEON and on
+     * Graviton 3's SVE it ran in the Vector API's Java fallback, a boxed mask per call. The dropped
+     * lanes are then a blend with +0 rather than a masked load (which NEON does not have): the same
+     * values as the masked load's zeros times the scale.
+     */
+    private static VectorMask<Float> keep(long bits) {
+        return IntVector.broadcast(IS, (int) bits).and(LANE_BIT).reinterpretAsFloats().compare(VectorOperators.NE, 0f);
     }
 
     /** The keep bits of columns [col, col + count), low bit first; requires col%64 + count ≤ 64. */
@@ -197,9 +228,10 @@ record MaskBits(int k0, int k1, int layer, int step, int threshold, float scale)
     void apply(float[] src, int srcOff, long[] words, int wOff, int col0, int count, float[] dst, int dstOff) {
         int c = 0;
         if (!MicroKernel.SCALAR) {
+            FloatVector zero = FloatVector.zero(S);
             for (; c + L <= count; c += L) {
-                VectorMask<Float> keep = VectorMask.fromLong(S, bits(words, wOff, col0 + c, L));
-                FloatVector.fromArray(S, src, srcOff + c, keep).mul(scale).intoArray(dst, dstOff + c);
+                VectorMask<Float> keep = keep(bits(words, wOff, col0 + c, L));
+                zero.blend(FloatVector.fromArray(S, src, srcOff + c).mul(scale), keep).intoArray(dst, dstOff + c);
             }
         }
         for (; c < count; c++) {

@@ -66,6 +66,18 @@ final class MicroKernel {
     /** Vector bits of the tiles: 512, 256, 128, or 0 for scalar code. */
     static final int BITS = chooseBits(System.getProperty(PROPERTY), PREFERRED_BITS);
     static final boolean SCALAR = BITS == 0;
+    /**
+     * 128-bit tiles: vector code uses plain loads and stores only, no masked loads or stores and no
+     * gathers; tails go through scalar code or a staging copy instead. A 128-bit tile is what NEON
+     * machines get (Apple silicon, Graviton 2, Ampere Altra) and x86 with AVX but not AVX2, and
+     * there C2 compiles none of those operations (JDK 25: aarch64 needs SVE for them, x86 AVX2 for
+     * gathers); the Vector API's Java fallback then boxes every vector, and a training step at
+     * N = 200, d = 256, r = 64 allocated 2.2 MB (the gathers of {@link TileOps#transpose}; under
+     * qemu as a Neoverse N1, 2026-12-07). Wider tiles come only with AVX2, AVX-512 or SVE, which
+     * compile them. x86 forced to 16-byte vectors ({@code -XX:MaxVectorSize=16}) takes this route
+     * too, which is how the test suite runs it.
+     */
+    static final boolean PLAIN_MEMORY = BITS == 128;
     /** The species of every vector loop of the backend (never used when {@link #SCALAR}). */
     static final VectorSpecies<Float> SPECIES = switch (BITS) {
         case 512 -> S512;

@@ -117,7 +117,10 @@ final class Panels {
                     int f = off + c0 + h;
                     int inside = SegmentEnd.rowsInside(src, f, ld, rows);
                     for (int i = 0; i < inside; i++, to += NR * 4L, f += ld) {
-                        FloatVector.fromArray(S, src, f, m).mul(scale, m).intoMemorySegment(dst, to, MicroKernel.ORDER);
+                        // 128-bit tiles: a plain load, the lanes past cols cleared by a blend (MicroKernel.PLAIN_MEMORY)
+                        FloatVector v = MicroKernel.PLAIN_MEMORY ? FloatVector.zero(S).blend(FloatVector.fromArray(S, src, f), m)
+                                : FloatVector.fromArray(S, src, f, m);
+                        v.mul(scale, m).intoMemorySegment(dst, to, MicroKernel.ORDER);
                     }
                     float[] pad = inside < rows ? new float[L] : null;
                     for (int i = inside; i < rows; i++, to += NR * 4L, f += ld) {
@@ -179,8 +182,11 @@ final class Panels {
                     long f = from + h * 4L;
                     int inside = SegmentEnd.rowsInside(src, f, ld * 4L, rows);
                     for (int i = 0; i < inside; i++, to += NR * 4L, f += ld * 4L) {
-                        FloatVector.fromMemorySegment(S, src, f, ByteOrder.LITTLE_ENDIAN, m).mul(scale, m)
-                                .intoMemorySegment(dst, to, MicroKernel.ORDER);
+                        // 128-bit tiles: a plain load, the lanes past cols cleared by a blend (MicroKernel.PLAIN_MEMORY)
+                        FloatVector v = MicroKernel.PLAIN_MEMORY
+                                ? FloatVector.zero(S).blend(FloatVector.fromMemorySegment(S, src, f, ByteOrder.LITTLE_ENDIAN), m)
+                                : FloatVector.fromMemorySegment(S, src, f, ByteOrder.LITTLE_ENDIAN, m);
+                        v.mul(scale, m).intoMemorySegment(dst, to, MicroKernel.ORDER);
                     }
                     float[] pad = inside < rows ? new float[L] : null;
                     for (int i = inside; i < rows; i++, to += NR * 4L, f += ld * 4L) {

@@ -156,7 +156,7 @@ final class RowGrads {
     static void combineInto(float[] src, int ld, int count, float[] w, int wOff, int wStride, int n, float g,
                             MemorySegment prior, long from, MemorySegment seg, long at, int rows) {
         if (MicroKernel.SCALAR) {
-            sumScalar(src, ld, count, w, wOff, wStride, n, g, prior, from, seg, at, rows);
+            sumScalar(src, ld, count, 0, w, wOff, wStride, n, g, prior, from, seg, at, rows);
             return;
         }
         int c4 = count / (4 * L) * (4 * L);
@@ -174,7 +174,10 @@ final class RowGrads {
         if (c1 > c4) {
             sum1(src, ld, count, c4, c1, w, wOff, wStride, n, g, prior, from, seg, at, rows);
         }
-        if (c1 < count) {
+        if (c1 < count && MicroKernel.PLAIN_MEMORY) {
+            // the last count − c1 < L values in scalar code: no masked loads and stores (MicroKernel.PLAIN_MEMORY)
+            sumScalar(src, ld, count, c1, w, wOff, wStride, n, g, prior, from, seg, at, rows);
+        } else if (c1 < count) {
             // the last count − c1 < L values in one masked vector (r = 8 with 16 lanes: every row of dB)
             sumMasked(src, ld, count, c1, w, wOff, wStride, n, g, prior, from, seg, at, rows);
         }
@@ -355,12 +358,15 @@ final class RowGrads {
         }
     }
 
-    /** Columns [0, count) of {@link #combineInto} in scalar code (the scalar tile). */
-    private static void sumScalar(float[] src, int ld, int count, float[] w, int wOff, int wStride, int n, float g,
-                                  MemorySegment prior, long from, MemorySegment seg, long at, int rows) {
+    /**
+     * Columns [c0, count) of {@link #combineInto} in scalar code: the scalar tile's whole rows, and the
+     * tails of 128-bit tiles (the vector code's operations in its order, so the same bits).
+     */
+    private static void sumScalar(float[] src, int ld, int count, int c0, float[] w, int wOff, int wStride, int n,
+                                  float g, MemorySegment prior, long from, MemorySegment seg, long at, int rows) {
         for (int q = 0; q < rows; q++) {
             long row = 4L * q * count;
-            for (int c = 0; c < count; c++) {
+            for (int c = c0; c < count; c++) {
                 float acc = src[c] * w[wOff + q];
                 for (int i = 1; i < n; i++) {
                     acc = Fma.fma(src[i * ld + c], w[wOff + q + i * wStride], acc);

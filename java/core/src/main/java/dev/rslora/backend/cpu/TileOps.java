@@ -1,11 +1,11 @@
 package dev.rslora.backend.cpu;
 
+import dev.rslora.tensor.DType;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /** Small vector helpers on register-tile rows, fp32 rows and blocks. */
@@ -31,7 +31,7 @@ final class TileOps {
 
     /**
      * Whether a[off .. off+n) holds no NaN or ±Inf (the V rows of the merged route's backward), by
-     * the same sum as {@link #allFinite(MemorySegment, long, int, ByteOrder)} but with array loads.
+     * the same sum as {@link #allFinite(MemorySegment, long, int)} but with array loads.
      * Not that method on {@code MemorySegment.ofArray(a)}: the JDK keeps one type profile for the
      * segment accesses of all vector loads and stores, and one heap segment among the native ones
      * made the micro-kernel's panel loads polymorphic for the rest of the JVM's life. Measured
@@ -56,23 +56,25 @@ final class TileOps {
     }
 
     /**
-     * Whether n fp32 values at byte offset {@code at} of {@code seg}, in byte order {@code order},
-     * hold no NaN or ±Inf: x·0 is 0 for every finite x and NaN otherwise, summed a vector at a time
-     * (one scalar chain of dependent adds ran at the add latency).
+     * Whether n little-endian fp32 values at byte offset {@code at} of {@code seg} hold no NaN or
+     * ±Inf: x·0 is 0 for every finite x and NaN otherwise, summed a vector at a time (one scalar
+     * chain of dependent adds ran at the add latency). The tail reads through the constant layout
+     * {@link DType#LE_FLOAT}: a layout made per call ({@code withOrder}) was not a constant for the
+     * JIT, and each call allocated it and its access path, 20–40 KB per merged-route step at r = 24
+     * (StepAllocationTest, 2026-12-07).
      */
-    static boolean allFinite(MemorySegment seg, long at, int n, ByteOrder order) {
+    static boolean allFinite(MemorySegment seg, long at, int n) {
         int c = 0;
         float z = 0f;
         if (!MicroKernel.SCALAR && Convert.vectorOk(seg)) {
             FloatVector acc = FloatVector.zero(S);
             for (; c + L <= n; c += L) {
-                acc = acc.add(FloatVector.fromMemorySegment(S, seg, at + 4L * c, order).mul(0f));
+                acc = acc.add(FloatVector.fromMemorySegment(S, seg, at + 4L * c, ByteOrder.LITTLE_ENDIAN).mul(0f));
             }
             z = acc.reduceLanes(VectorOperators.ADD);
         }
-        ValueLayout.OfFloat f = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(order);
         for (; c < n; c++) {
-            z += seg.get(f, at + 4L * c) * 0f;
+            z += seg.get(DType.LE_FLOAT, at + 4L * c) * 0f;
         }
         return z == 0f;
     }
@@ -99,7 +101,7 @@ final class TileOps {
     static void transpose(float[] src, int srcOff, int lds, int rows, int j0, int j1, float[] dst, int dstOff, int ldd,
                           int[] index) {
         int i0 = 0;
-        if (!MicroKernel.SCALAR) {
+        if (!MicroKernel.SCALAR && !MicroKernel.PLAIN_MEMORY) {  // no gathers with 128-bit tiles
             for (; i0 + L <= rows; i0 += L) {
                 for (int j = j0; j < j1; j++) {
                     FloatVector.fromArray(S, src, srcOff + i0 * lds + j, index, 0).intoArray(dst, dstOff + j * ldd + i0);

@@ -32,7 +32,8 @@ class AdapterRowsAllocationTest {
      * fix (49–197 KB per call), would not.
      */
     private static final long LIMIT = 4096;
-    private static final long BUDGET_NANOS = 60_000_000_000L;
+    /** 60 s, or {@code rslora.test.allocationBudgetSeconds} (an emulated JVM compiles slowly: native-build/neon-check.sh). */
+    static final long BUDGET_NANOS = Long.getLong("rslora.test.allocationBudgetSeconds", 60) * 1_000_000_000L;
     private static final int BATCH = 2000;
 
     @ParameterizedTest(name = "r = {0}·L/2")
@@ -148,6 +149,11 @@ class AdapterRowsAllocationTest {
      */
     private static com.sun.management.ThreadMXBean allocationCounter() {
         assumeTrue(!MicroKernel.SCALAR, "the scalar shape uses no vectors");
+        return threadAllocations();
+    }
+
+    /** The thread MX bean that counts this thread's allocated bytes; skips the test on a JVM that does not count them. */
+    static com.sun.management.ThreadMXBean threadAllocations() {
         // the tests run in the module dev.rslora.core, which does not read the management modules
         Module self = AdapterRowsAllocationTest.class.getModule();
         ModuleLayer.boot().findModule("java.management").ifPresent(self::addReads);

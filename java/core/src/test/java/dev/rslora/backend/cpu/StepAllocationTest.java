@@ -1,0 +1,131 @@
+package dev.rslora.backend.cpu;
+
+import dev.rslora.backend.FrozenWeight;
+import dev.rslora.backend.GradMode;
+import dev.rslora.backend.LoraParams;
+import dev.rslora.simd.Fma;
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * Once compiled, a whole training step (forward and backward) and a decoding forward allocate next
+ * to nothing, on every route the backend has: one row, a few rows (the row adapter and outer-product
+ * gradients), tens of rows (register tiles over per-unit panels), more than {@link RowGrads#MAX_ROWS}
+ * rows (cached panels, the transposes of V and U, the gradient GEMMs), and the merged route (N ≥ 2d,
+ * no dropout); with and without dropout, fp32 and bf16, gradients assigned and accumulated; d_in,
+ * d_out and r all ending in a partial vector at this run's tile shape. A vector operation that the
+ * JIT leaves to the Vector API's Java fallback boxes every vector, tens of KB per step at these
+ * sizes: a masked store, a gather or {@code VectorMask.fromLong} on a machine without them (NEON,
+ * MicroKernel.PLAIN_MEMORY), or a 2-lane long compare (MaskBits.VECTOR_PHILOX): before those
+ * fixes a step at p = 0.1, N = 8, d = 1024, r = 6 allocated 2.2 MB with 128-bit tiles.
+ * One worker, so that all of a step's allocation is this thread's. The problems run round-robin,
+ * a batch of steps each, until every problem's last batch is under {@link #LIMIT} bytes per step
+ * (the interpreter and C1 box every vector, so the first batches allocate), for up to
+ * {@link #BUDGET_NANOS}.
+ */
+class StepAllocationTest {
+    /**
+     * Bytes per step allowed: the jobs' lambdas, the passes' objects and per-call arrays come to
+     * about 1.5 KB; a vector boxed per row, panel or tail would be tens of KB.
+     */
+    private static final long LIMIT = 8192;
+    /**
+     * The limit where the JIT has no FMA ({@code cpu-no-fma}): known and not fixed, after the other
+     * cpu tests in the same JVM the last blends of the 16-lane {@link BlockTranspose} block stay
+     * in the Vector API's Java fallback (JFR: FloatVector.blendTemplate under block16's last
+     * stage), 10–21 KB per step wherever the adapter panels are repacked; run alone, that
+     * execution stays under {@link #LIMIT}. Still far below what a whole path in the fallback
+     * costs (hundreds of KB).
+     */
+    private static final long LIMIT_NO_FMA = 65536;
+    /** Twice {@link AdapterRowsAllocationTest#BUDGET_NANOS}: 120 s unless {@code rslora.test.allocationBudgetSeconds} says. */
+    private static final long BUDGET_NANOS = 2 * AdapterRowsAllocationTest.BUDGET_NANOS;
+    private static final int BATCH = 20;
+
+    /** One problem: tensors, parameters, and the bytes per step of its last batch. */
+    private record Problem(String name, LoraParams train, LoraParams decode, Tensor x, Tensor a, Tensor b, Tensor u,
+                           Tensor y, Tensor dy, Tensor dx, Tensor gradA, Tensor gradB) {
+    }
+
+    @Test
+    void compiledStepsAllocateNextToNothing() {
+        var threads = AdapterRowsAllocationTest.threadAllocations();
+        long limit = Fma.FUSED ? LIMIT : LIMIT_NO_FMA;
+        int l = MicroKernel.SCALAR ? 4 : MicroKernel.L;
+        int dIn = Math.max(2 * MicroKernel.NR, 64) + l / 2 + 1;  // a whole 64-column word of keep bits, then a tail
+        int dOut = MicroKernel.NR + l / 2 + 1;
+        int r = l + l / 2;
+        try (Arena arena = Arena.ofShared(); CpuBackend cpu = new CpuBackend(1)) {
+            SplittableRandom rng = new SplittableRandom(77);
+            List<Problem> problems = new ArrayList<>();
+            for (DType dtype : new DType[] {DType.F32, DType.BF16}) {
+                FrozenWeight w = cpu.prepare(random(arena, rng, dtype, dOut, dIn), random(arena, rng, dtype, dOut));
+                int merged = 2 * Math.max(dIn, dOut);  // N ≥ 2d: the merged route without dropout
+                for (int n : new int[] {1, 3, RowGrads.MAX_ROWS - 1, RowGrads.MAX_ROWS + 5, merged}) {
+                    for (float p : new float[] {0f, 0.1f}) {
+                        GradMode mode = n % 2 == 0 ? GradMode.ASSIGN : GradMode.ACCUMULATE;
+                        double gamma = 2.0 / Math.sqrt(r);
+                        problems.add(new Problem(dtype + " n=" + n + " p=" + p + " " + mode,
+                                new LoraParams(n, dIn, dOut, r, gamma, p, 5L, 3L, 1, true, true, mode),
+                                new LoraParams(n, dIn, dOut, r, gamma, p, 5L, 3L, 1, false, true, GradMode.ASSIGN),
+                                random(arena, rng, dtype, n, dIn), random(arena, rng, dtype, r, dIn),
+                                random(arena, rng, dtype, dOut, r), Tensor.allocate(arena, DType.F32, n, r),
+                                Tensor.allocate(arena, dtype, n, dOut), random(arena, rng, dtype, n, dOut),
+                                Tensor.allocate(arena, dtype, n, dIn), Tensor.allocate(arena, dtype, r, dIn),
+                                Tensor.allocate(arena, dtype, dOut, r)));
+                    }
+                }
+                long start = System.nanoTime();
+                long[] perStep = new long[problems.size()];
+                while (true) {
+                    boolean all = true;
+                    for (int k = 0; k < problems.size(); k++) {
+                        Problem q = problems.get(k);
+                        long a0 = threads.getCurrentThreadAllocatedBytes();
+                        for (int i = 0; i < BATCH; i++) {
+                            q.a().markWritten();  // the optimizer's update: the adapter panels are repacked
+                            q.b().markWritten();
+                            cpu.forward(q.train(), w, q.x(), q.a(), q.b(), q.u(), q.y());
+                            cpu.backward(q.train(), w, q.x(), q.a(), q.b(), q.u(), q.dy(), q.dx(), q.gradA(), q.gradB());
+                            cpu.forward(q.decode(), w, q.x(), q.a(), q.b(), q.u(), q.y());
+                        }
+                        perStep[k] = (threads.getCurrentThreadAllocatedBytes() - a0) / BATCH;
+                        all &= perStep[k] < limit;
+                    }
+                    if (all) {
+                        break;
+                    }
+                    if (System.nanoTime() - start > BUDGET_NANOS) {
+                        StringBuilder over = new StringBuilder();
+                        for (int k = 0; k < problems.size(); k++) {
+                            if (perStep[k] >= limit) {
+                                over.append("\n  ").append(problems.get(k).name()).append(": ").append(perStep[k]).append(" B");
+                            }
+                        }
+                        fail("after " + BUDGET_NANOS / 1_000_000_000L + " s, at d_in = " + dIn + ", d_out = " + dOut + ", r = "
+                                + r + " (" + MicroKernel.BITS + "-bit tiles), these still allocated " + limit
+                                + " bytes or more per step (training step and decoding forward):" + over);
+                    }
+                }
+                problems.clear();
+                w.close();
+            }
+        }
+    }
+
+    private static Tensor random(Arena arena, SplittableRandom rng, DType dtype, long... shape) {
+        Tensor t = Tensor.allocate(arena, dtype, shape);
+        for (long i = 0; i < t.numel(); i++) {
+            t.set(i, (float) rng.nextDouble(-1, 1));
+        }
+        return t;
+    }
+}
