@@ -49,6 +49,11 @@ final class BlockTranspose {
      * straight run of Vector API calls per lane count: with helpers for missing rows, masked columns
      * or the blends, C2 reached its node limit inside the 16-lane block (NodeCountInliningCutoff),
      * left calls out of line, boxed their vectors and packed 8× slower than the gathers it replaces.
+     * The 16-lane block runs in two methods, stages 8 and 4 then 2 and 1, through the destination
+     * rows (16 stores and loads more, forwarded from the store buffer): whole, C2 compiled it on
+     * its own (never inlined: 1804 bytes), but in some JVMs ran out of nodes near its end and left
+     * the last blends to the Java fallback (JFR: FloatVector.blendTemplate in stage 1; 10–21 KB
+     * per training step after the other cpu tests, -XX:-UseFMA; StepAllocationTest, 2026-12-07).
      * Vector shapes only.
      */
     static void block(MemorySegment src, long from, long srcStride, float scale, MemorySegment dst, long to,
@@ -68,6 +73,13 @@ final class BlockTranspose {
 
     private static void block16(MemorySegment src, long f, long ss, float g, MemorySegment dst, long t,
                                 long ds) {
+        block16Stages84(src, f, ss, g, dst, t, ds);
+        block16Stages21(dst, t, ds);
+    }
+
+    /** The 16-lane block's loads and its stages 8 and 4, stored to the destination rows. */
+    private static void block16Stages84(MemorySegment src, long f, long ss, float g, MemorySegment dst, long t,
+                                        long ds) {
         FloatVector v0 = load(src, f, g);
         FloatVector v1 = load(src, f + ss, g);
         FloatVector v2 = load(src, f + 2 * ss, g);
@@ -103,6 +115,43 @@ final class BlockTranspose {
         a = v9; v9 = a.blend(vd.rearrange(X4), HI4); vd = vd.blend(a.rearrange(X4), LO4);
         a = va; va = a.blend(ve.rearrange(X4), HI4); ve = ve.blend(a.rearrange(X4), LO4);
         a = vb; vb = a.blend(vf.rearrange(X4), HI4); vf = vf.blend(a.rearrange(X4), LO4);
+        v0.intoMemorySegment(dst, t, MicroKernel.ORDER);
+        v1.intoMemorySegment(dst, t + ds, MicroKernel.ORDER);
+        v2.intoMemorySegment(dst, t + 2 * ds, MicroKernel.ORDER);
+        v3.intoMemorySegment(dst, t + 3 * ds, MicroKernel.ORDER);
+        v4.intoMemorySegment(dst, t + 4 * ds, MicroKernel.ORDER);
+        v5.intoMemorySegment(dst, t + 5 * ds, MicroKernel.ORDER);
+        v6.intoMemorySegment(dst, t + 6 * ds, MicroKernel.ORDER);
+        v7.intoMemorySegment(dst, t + 7 * ds, MicroKernel.ORDER);
+        v8.intoMemorySegment(dst, t + 8 * ds, MicroKernel.ORDER);
+        v9.intoMemorySegment(dst, t + 9 * ds, MicroKernel.ORDER);
+        va.intoMemorySegment(dst, t + 10 * ds, MicroKernel.ORDER);
+        vb.intoMemorySegment(dst, t + 11 * ds, MicroKernel.ORDER);
+        vc.intoMemorySegment(dst, t + 12 * ds, MicroKernel.ORDER);
+        vd.intoMemorySegment(dst, t + 13 * ds, MicroKernel.ORDER);
+        ve.intoMemorySegment(dst, t + 14 * ds, MicroKernel.ORDER);
+        vf.intoMemorySegment(dst, t + 15 * ds, MicroKernel.ORDER);
+    }
+
+    /** The 16-lane block's stages 2 and 1, in place on the destination rows. */
+    private static void block16Stages21(MemorySegment dst, long t, long ds) {
+        FloatVector v0 = FloatVector.fromMemorySegment(S, dst, t, MicroKernel.ORDER);
+        FloatVector v1 = FloatVector.fromMemorySegment(S, dst, t + ds, MicroKernel.ORDER);
+        FloatVector v2 = FloatVector.fromMemorySegment(S, dst, t + 2 * ds, MicroKernel.ORDER);
+        FloatVector v3 = FloatVector.fromMemorySegment(S, dst, t + 3 * ds, MicroKernel.ORDER);
+        FloatVector v4 = FloatVector.fromMemorySegment(S, dst, t + 4 * ds, MicroKernel.ORDER);
+        FloatVector v5 = FloatVector.fromMemorySegment(S, dst, t + 5 * ds, MicroKernel.ORDER);
+        FloatVector v6 = FloatVector.fromMemorySegment(S, dst, t + 6 * ds, MicroKernel.ORDER);
+        FloatVector v7 = FloatVector.fromMemorySegment(S, dst, t + 7 * ds, MicroKernel.ORDER);
+        FloatVector v8 = FloatVector.fromMemorySegment(S, dst, t + 8 * ds, MicroKernel.ORDER);
+        FloatVector v9 = FloatVector.fromMemorySegment(S, dst, t + 9 * ds, MicroKernel.ORDER);
+        FloatVector va = FloatVector.fromMemorySegment(S, dst, t + 10 * ds, MicroKernel.ORDER);
+        FloatVector vb = FloatVector.fromMemorySegment(S, dst, t + 11 * ds, MicroKernel.ORDER);
+        FloatVector vc = FloatVector.fromMemorySegment(S, dst, t + 12 * ds, MicroKernel.ORDER);
+        FloatVector vd = FloatVector.fromMemorySegment(S, dst, t + 13 * ds, MicroKernel.ORDER);
+        FloatVector ve = FloatVector.fromMemorySegment(S, dst, t + 14 * ds, MicroKernel.ORDER);
+        FloatVector vf = FloatVector.fromMemorySegment(S, dst, t + 15 * ds, MicroKernel.ORDER);
+        FloatVector a;
         // stage 2
         a = v0; v0 = a.blend(v2.rearrange(X2), HI2); v2 = v2.blend(a.rearrange(X2), LO2);
         a = v1; v1 = a.blend(v3.rearrange(X2), HI2); v3 = v3.blend(a.rearrange(X2), LO2);

@@ -3,7 +3,6 @@ package dev.rslora.backend.cpu;
 import dev.rslora.backend.FrozenWeight;
 import dev.rslora.backend.GradMode;
 import dev.rslora.backend.LoraParams;
-import dev.rslora.simd.Fma;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 import org.junit.jupiter.api.Test;
@@ -25,7 +24,9 @@ import static org.junit.jupiter.api.Assertions.fail;
  * JIT leaves to the Vector API's Java fallback boxes every vector, tens of KB per step at these
  * sizes: a masked store, a gather or {@code VectorMask.fromLong} on a machine without them (NEON,
  * MicroKernel.PLAIN_MEMORY), or a 2-lane long compare (MaskBits.VECTOR_PHILOX): before those
- * fixes a step at p = 0.1, N = 8, d = 1024, r = 6 allocated 2.2 MB with 128-bit tiles.
+ * fixes a step at p = 0.1, N = 8, d = 1024, r = 6 allocated 2.2 MB with 128-bit tiles; or a
+ * method so long that C2 ran out of nodes before its last vector operations (BlockTranspose's
+ * 16-lane block, 10–21 KB per step with -XX:-UseFMA after the other cpu tests).
  * One worker, so that all of a step's allocation is this thread's. The problems run round-robin,
  * a batch of steps each, until every problem's last batch is under {@link #LIMIT} bytes per step
  * (the interpreter and C1 box every vector, so the first batches allocate), for up to
@@ -37,15 +38,6 @@ class StepAllocationTest {
      * about 1.5 KB; a vector boxed per row, panel or tail would be tens of KB.
      */
     private static final long LIMIT = 8192;
-    /**
-     * The limit where the JIT has no FMA ({@code cpu-no-fma}): known and not fixed, after the other
-     * cpu tests in the same JVM the last blends of the 16-lane {@link BlockTranspose} block stay
-     * in the Vector API's Java fallback (JFR: FloatVector.blendTemplate under block16's last
-     * stage), 10–21 KB per step wherever the adapter panels are repacked; run alone, that
-     * execution stays under {@link #LIMIT}. Still far below what a whole path in the fallback
-     * costs (hundreds of KB).
-     */
-    private static final long LIMIT_NO_FMA = 65536;
     /** Twice {@link AdapterRowsAllocationTest#BUDGET_NANOS}: 120 s unless {@code rslora.test.allocationBudgetSeconds} says. */
     private static final long BUDGET_NANOS = 2 * AdapterRowsAllocationTest.BUDGET_NANOS;
     private static final int BATCH = 20;
@@ -58,7 +50,6 @@ class StepAllocationTest {
     @Test
     void compiledStepsAllocateNextToNothing() {
         var threads = AdapterRowsAllocationTest.threadAllocations();
-        long limit = Fma.FUSED ? LIMIT : LIMIT_NO_FMA;
         int l = MicroKernel.SCALAR ? 4 : MicroKernel.L;
         int dIn = Math.max(2 * MicroKernel.NR, 64) + l / 2 + 1;  // a whole 64-column word of keep bits, then a tail
         int dOut = MicroKernel.NR + l / 2 + 1;
@@ -98,7 +89,7 @@ class StepAllocationTest {
                             cpu.forward(q.decode(), w, q.x(), q.a(), q.b(), q.u(), q.y());
                         }
                         perStep[k] = (threads.getCurrentThreadAllocatedBytes() - a0) / BATCH;
-                        all &= perStep[k] < limit;
+                        all &= perStep[k] < LIMIT;
                     }
                     if (all) {
                         break;
@@ -106,12 +97,12 @@ class StepAllocationTest {
                     if (System.nanoTime() - start > BUDGET_NANOS) {
                         StringBuilder over = new StringBuilder();
                         for (int k = 0; k < problems.size(); k++) {
-                            if (perStep[k] >= limit) {
+                            if (perStep[k] >= LIMIT) {
                                 over.append("\n  ").append(problems.get(k).name()).append(": ").append(perStep[k]).append(" B");
                             }
                         }
                         fail("after " + BUDGET_NANOS / 1_000_000_000L + " s, at d_in = " + dIn + ", d_out = " + dOut + ", r = "
-                                + r + " (" + MicroKernel.BITS + "-bit tiles), these still allocated " + limit
+                                + r + " (" + MicroKernel.BITS + "-bit tiles), these still allocated " + LIMIT
                                 + " bytes or more per step (training step and decoding forward):" + over);
                     }
                 }
