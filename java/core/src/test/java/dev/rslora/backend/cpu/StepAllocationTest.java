@@ -42,7 +42,7 @@ class StepAllocationTest {
     private static final long BUDGET_NANOS = 2 * AdapterRowsAllocationTest.BUDGET_NANOS;
     private static final int BATCH = 20;
 
-    /** One problem: tensors, parameters, and the bytes per step of its last batch. */
+    /** One problem: its name, training and decoding parameters, and tensors. */
     private record Problem(String name, LoraParams train, LoraParams decode, Tensor x, Tensor a, Tensor b, Tensor u,
                            Tensor y, Tensor dy, Tensor dx, Tensor gradA, Tensor gradB) {
     }
