@@ -15,8 +15,6 @@ import java.nio.ByteOrder;
 final class SeqLogprobVector {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    /** Vectors summed in fp32 before the block sum is added in double (512 elements at 16 lanes). */
-    private static final int BLOCK = 32;
 
     private SeqLogprobVector() {
     }
@@ -37,24 +35,8 @@ final class SeqLogprobVector {
         if (max == Float.NEGATIVE_INFINITY || Float.isNaN(max)) {
             return max;
         }
-        FloatVector m = FloatVector.broadcast(S, max);
-        double sum = 0;
-        float[] lanes = new float[l];
-        int v = 0;
-        while (v < bound) {
-            FloatVector acc = FloatVector.zero(S);
-            int end = Math.min(bound, v + BLOCK * l);
-            for (; v < end; v += l) {
-                acc = acc.add(VectorExp.exp(FloatVector.fromMemorySegment(S, xs, base + (long) v * Float.BYTES, LE).sub(m)));
-            }
-            // the lanes in lane order: reduceLanes(ADD) leaves the order to the JIT, and the interpreter's differs
-            // from C2's, so a run's bits would depend on when the method was compiled (TierBitsTest)
-            acc.intoArray(lanes, 0);
-            for (float x : lanes) {
-                sum += x;
-            }
-        }
-        for (; v < vocab; v++) {
+        double sum = VectorExp.exp(xs, base, bound, max, null, 0f, new float[l]);
+        for (int v = bound; v < vocab; v++) {
             sum += Math.exp(xs.getAtIndex(dev.rslora.tensor.DType.LE_FLOAT, row + v) - max);
         }
         return max + Math.log(sum);
@@ -65,13 +47,7 @@ final class SeqLogprobVector {
         int l = S.length();
         int bound = vocab - vocab % l;
         long base = row * Float.BYTES;
-        FloatVector lv = FloatVector.broadcast(S, lse);
-        FloatVector ng = FloatVector.broadcast(S, -g);
-        for (int v = 0; v < bound; v += l) {
-            long off = base + (long) v * Float.BYTES;
-            FloatVector p = VectorExp.exp(FloatVector.fromMemorySegment(S, xs, off, LE).sub(lv));
-            ng.mul(p).intoMemorySegment(ds, off, LE);
-        }
+        VectorExp.exp(xs, base, bound, lse, ds, -g, null);
         for (int v = bound; v < vocab; v++) {
             float p = (float) Math.exp(xs.getAtIndex(dev.rslora.tensor.DType.LE_FLOAT, row + v) - lse);
             ds.setAtIndex(dev.rslora.tensor.DType.LE_FLOAT, row + v, -(g * p));

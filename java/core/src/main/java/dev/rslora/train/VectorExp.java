@@ -5,6 +5,10 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
 
 /**
  * e^x of fp32 lanes from fma, multiplies, adds and an exponent shift only, so that every compiler
@@ -39,33 +43,72 @@ final class VectorExp {
     private static final float P4 = 1.6666665459e-1f;
     private static final float P5 = 5.0000001201e-1f;
 
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    /** Vectors summed in fp32 before the block's lanes are added in double (512 values at 16 lanes). */
+    static final int BLOCK = 32;
+
     private VectorExp() {
     }
 
-    /** e^x lane by lane. */
-    static FloatVector exp(FloatVector x) {
-        jdk.incubator.vector.VectorSpecies<Float> sp = x.species();
-        VectorMask<Float> under = x.compare(VectorOperators.LT, MIN_X);
-        FloatVector xc = x.max(MIN_X).min(MAX_X);  // NaN stays NaN
-        FloatVector round = FloatVector.broadcast(sp, ROUND);
-        FloatVector n = (FUSED ? xc.fma(LOG2E, ROUND) : xc.mul(LOG2E).add(ROUND)).sub(round);
-        FloatVector negLn2Hi = FloatVector.broadcast(sp, -LN2_HI);
-        FloatVector t = FUSED ? n.fma(negLn2Hi, xc) : n.mul(negLn2Hi).add(xc);
-        FloatVector negLn2Lo = FloatVector.broadcast(sp, -LN2_LO);
-        t = FUSED ? n.fma(negLn2Lo, t) : n.mul(negLn2Lo).add(t);
-        FloatVector p = FUSED ? t.fma(P0, P1) : t.mul(P0).add(P1);
-        FloatVector c2 = FloatVector.broadcast(sp, P2);
-        p = FUSED ? p.fma(t, c2) : p.mul(t).add(c2);
-        FloatVector c3 = FloatVector.broadcast(sp, P3);
-        p = FUSED ? p.fma(t, c3) : p.mul(t).add(c3);
-        FloatVector c4 = FloatVector.broadcast(sp, P4);
-        p = FUSED ? p.fma(t, c4) : p.mul(t).add(c4);
-        FloatVector c5 = FloatVector.broadcast(sp, P5);
-        p = FUSED ? p.fma(t, c5) : p.mul(t).add(c5);
-        FloatVector pt = p.mul(t);
-        FloatVector et = (FUSED ? pt.fma(t, t) : pt.mul(t).add(t)).add(1f);  // 1 + t + t²·P(t)
-        IntVector bits = ((IntVector) n.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
-        FloatVector r = et.mul(bits.reinterpretAsFloats());
-        return r.blend(0f, under);
+    /**
+     * e^(x − shift) for count fp32 values x (count a multiple of the lane count), little-endian from
+     * byte {@code off} of xs. With {@code ds} null, returns their sum: {@link #BLOCK} vectors summed
+     * in fp32 lanes, each block's lanes then added to a double in lane order (through {@code lanes},
+     * L floats; reduceLanes(ADD) leaves the order to the JIT, and the interpreter's differs from
+     * C2's, so a run's bits would depend on when the method was compiled: TierBitsTest). Otherwise
+     * stores scale·e^(x − shift) at the same byte of ds and returns 0.
+     * <p>The loop and the polynomial are one method, for both uses: a vector passed to or returned
+     * from a call is boxed on the heap unless C2 inlines the call, and C2 never inlined e^x as a
+     * method of its own (434 bytes of bytecode, over -XX:FreqInlineSize's 325): SeqLogprob's
+     * forward and backward over 8 rows of 32000 logits allocated 6.1 MB per call, 192 bytes per
+     * vector (JDK 25, 512-bit, 2026-12-07).
+     */
+    static double exp(MemorySegment xs, long off, int count, float shift, MemorySegment ds, float scale, float[] lanes) {
+        int l = S.length();
+        FloatVector sh = FloatVector.broadcast(S, shift);
+        FloatVector round = FloatVector.broadcast(S, ROUND);
+        FloatVector negLn2Hi = FloatVector.broadcast(S, -LN2_HI);
+        FloatVector negLn2Lo = FloatVector.broadcast(S, -LN2_LO);
+        FloatVector c2 = FloatVector.broadcast(S, P2);
+        FloatVector c3 = FloatVector.broadcast(S, P3);
+        FloatVector c4 = FloatVector.broadcast(S, P4);
+        FloatVector c5 = FloatVector.broadcast(S, P5);
+        double sum = 0;
+        int v = 0;
+        while (v < count) {
+            FloatVector acc = FloatVector.zero(S);
+            int end = Math.min(count, v + BLOCK * l);
+            for (; v < end; v += l) {
+                long at = off + (long) v * Float.BYTES;
+                FloatVector x = FloatVector.fromMemorySegment(S, xs, at, LE).sub(sh);
+                VectorMask<Float> under = x.compare(VectorOperators.LT, MIN_X);
+                FloatVector xc = x.max(MIN_X).min(MAX_X);  // NaN stays NaN
+                FloatVector n = (FUSED ? xc.fma(LOG2E, ROUND) : xc.mul(LOG2E).add(ROUND)).sub(round);
+                FloatVector t = FUSED ? n.fma(negLn2Hi, xc) : n.mul(negLn2Hi).add(xc);
+                t = FUSED ? n.fma(negLn2Lo, t) : n.mul(negLn2Lo).add(t);
+                FloatVector p = FUSED ? t.fma(P0, P1) : t.mul(P0).add(P1);
+                p = FUSED ? p.fma(t, c2) : p.mul(t).add(c2);
+                p = FUSED ? p.fma(t, c3) : p.mul(t).add(c3);
+                p = FUSED ? p.fma(t, c4) : p.mul(t).add(c4);
+                p = FUSED ? p.fma(t, c5) : p.mul(t).add(c5);
+                FloatVector pt = p.mul(t);
+                FloatVector et = (FUSED ? pt.fma(t, t) : pt.mul(t).add(t)).add(1f);  // 1 + t + t²·P(t)
+                IntVector bits = ((IntVector) n.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
+                FloatVector e = et.mul(bits.reinterpretAsFloats()).blend(0f, under);
+                if (ds == null) {
+                    acc = acc.add(e);
+                } else {
+                    e.mul(scale).intoMemorySegment(ds, at, LE);
+                }
+            }
+            if (ds == null) {
+                acc.intoArray(lanes, 0);
+                for (int i = 0; i < l; i++) {
+                    sum += lanes[i];
+                }
+            }
+        }
+        return sum;
     }
 }

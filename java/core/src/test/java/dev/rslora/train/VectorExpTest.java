@@ -1,13 +1,20 @@
 package dev.rslora.train;
 
+import dev.rslora.tensor.DType;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 import org.junit.jupiter.api.Test;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** {@link VectorExp} against Math.exp: within 2 ulp over its range, and its edges. */
+/**
+ * {@link VectorExp} against Math.exp: within 2 ulp over its range, and its edges; the scaled store
+ * and the blocked sum over one run of values.
+ */
 class VectorExpTest {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
 
@@ -24,7 +31,7 @@ class VectorExpTest {
             for (int i = 0; i < l; i++) {
                 in[i] = (float) (x0 + i / 4096.0);
             }
-            VectorExp.exp(FloatVector.fromArray(S, in, 0)).intoArray(out, 0);
+            exp(in, out);
             for (int i = 0; i < l; i++) {
                 double want = Math.exp(in[i]);
                 double ulps = Math.abs(out[i] - want) / Math.ulp((float) want);
@@ -48,8 +55,58 @@ class VectorExpTest {
             float[] in = new float[l];
             java.util.Arrays.fill(in, x[k]);
             float[] out = new float[l];
-            VectorExp.exp(FloatVector.fromArray(S, in, 0)).intoArray(out, 0);
+            exp(in, out);
             assertEquals(want[k], out[0], "exp(" + x[k] + ")");
+        }
+    }
+
+    /**
+     * One run of values through both modes: the store gives scale·e^(x − shift) per value (the same
+     * bits as the unscaled values times the scale), the sum the blocks' fp32 lane sums added in
+     * double in lane order, from the same e^(x − shift).
+     */
+    @Test
+    void scaledStoreAndBlockedSumOfOneRun() {
+        int l = S.length();
+        int count = l * (2 * VectorExp.BLOCK + 3);  // two whole blocks and a short one
+        java.util.SplittableRandom rng = new java.util.SplittableRandom(5);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment xs = arena.allocate(4L * count + 8);
+            for (int i = 0; i < count; i++) {
+                xs.set(DType.LE_FLOAT, 8 + 4L * i, (float) rng.nextDouble(-30, 10));
+            }
+            float shift = 7.25f;
+            MemorySegment plain = arena.allocate(4L * count + 8);
+            MemorySegment scaled = arena.allocate(4L * count + 8);
+            assertEquals(0.0, VectorExp.exp(xs, 8, count, shift, plain, 1f, null));
+            VectorExp.exp(xs, 8, count, shift, scaled, -0.375f, null);
+            double want = 0;
+            for (int b = 0; b < count; b += VectorExp.BLOCK * l) {
+                float[] acc = new float[l];
+                for (int v = b; v < Math.min(count, b + VectorExp.BLOCK * l); v++) {
+                    float e = plain.get(DType.LE_FLOAT, 8 + 4L * v);
+                    float x = xs.get(DType.LE_FLOAT, 8 + 4L * v) - shift;
+                    assertTrue(Math.abs(e - Math.exp(x)) <= 2 * Math.ulp((float) Math.exp(x)), "e^" + x + ": " + e);
+                    assertEquals(Float.floatToRawIntBits(-0.375f * e), Float.floatToRawIntBits(scaled.get(DType.LE_FLOAT, 8 + 4L * v)),
+                            "scaled value " + v);
+                    acc[v % l] += e;
+                }
+                for (float a : acc) {
+                    want += a;
+                }
+            }
+            assertEquals(want, VectorExp.exp(xs, 8, count, shift, null, 0f, new float[l]), "the blocked sum");
+        }
+    }
+
+    /** out[i] = e^in[i] for the L values of in, through VectorExp's store (shift 0, scale 1: exact). */
+    private static void exp(float[] in, float[] out) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment xs = arena.allocate(4L * in.length);
+            MemorySegment ds = arena.allocate(4L * in.length);
+            MemorySegment.copy(in, 0, xs, DType.LE_FLOAT, 0, in.length);
+            VectorExp.exp(xs, 0, in.length, 0f, ds, 1f, null);
+            MemorySegment.copy(ds, DType.LE_FLOAT, 0, out, 0, in.length);
         }
     }
 }

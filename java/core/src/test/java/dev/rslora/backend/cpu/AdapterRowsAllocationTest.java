@@ -2,11 +2,11 @@ package dev.rslora.backend.cpu;
 
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
+import dev.rslora.testing.Allocations;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.lang.foreign.Arena;
-import java.lang.management.ManagementFactory;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.fail;
@@ -32,8 +32,7 @@ class AdapterRowsAllocationTest {
      * fix (49–197 KB per call), would not.
      */
     private static final long LIMIT = 4096;
-    /** 60 s, or {@code rslora.test.allocationBudgetSeconds} (an emulated JVM compiles slowly: native-build/neon-check.sh). */
-    static final long BUDGET_NANOS = Long.getLong("rslora.test.allocationBudgetSeconds", 60) * 1_000_000_000L;
+    private static final long BUDGET_NANOS = Allocations.BUDGET_NANOS;
     private static final int BATCH = 2000;
 
     @ParameterizedTest(name = "r = {0}·L/2")
@@ -149,19 +148,7 @@ class AdapterRowsAllocationTest {
      */
     private static com.sun.management.ThreadMXBean allocationCounter() {
         assumeTrue(!MicroKernel.SCALAR, "the scalar shape uses no vectors");
-        return threadAllocations();
-    }
-
-    /** The thread MX bean that counts this thread's allocated bytes; skips the test on a JVM that does not count them. */
-    static com.sun.management.ThreadMXBean threadAllocations() {
-        // the tests run in the module dev.rslora.core, which does not read the management modules
-        Module self = AdapterRowsAllocationTest.class.getModule();
-        ModuleLayer.boot().findModule("java.management").ifPresent(self::addReads);
-        ModuleLayer.boot().findModule("jdk.management").ifPresent(self::addReads);
-        var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
-        assumeTrue(threads.isThreadAllocatedMemorySupported() && threads.isThreadAllocatedMemoryEnabled(),
-                "this JVM does not count a thread's allocations");
-        return threads;
+        return Allocations.counter();
     }
 
     private static Tensor random(Arena arena, SplittableRandom rng, long... shape) {

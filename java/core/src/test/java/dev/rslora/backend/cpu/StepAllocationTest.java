@@ -5,6 +5,7 @@ import dev.rslora.backend.GradMode;
 import dev.rslora.backend.LoraParams;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
+import dev.rslora.testing.Allocations;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
@@ -41,8 +42,8 @@ class StepAllocationTest {
      * not found), so the limit is 32 KB rather than 8.
      */
     private static final long LIMIT = 32768;
-    /** Twice {@link AdapterRowsAllocationTest#BUDGET_NANOS}: 120 s unless {@code rslora.test.allocationBudgetSeconds} says. */
-    private static final long BUDGET_NANOS = 2 * AdapterRowsAllocationTest.BUDGET_NANOS;
+    /** Twice {@link Allocations#BUDGET_NANOS}: 120 s unless {@code rslora.test.allocationBudgetSeconds} says. */
+    private static final long BUDGET_NANOS = 2 * Allocations.BUDGET_NANOS;
     private static final int BATCH = 20;
 
     /** One problem: its name, training and decoding parameters, and tensors. */
@@ -52,7 +53,7 @@ class StepAllocationTest {
 
     @Test
     void compiledStepsAllocateNextToNothing() {
-        var threads = AdapterRowsAllocationTest.threadAllocations();
+        var threads = Allocations.counter();
         int l = MicroKernel.SCALAR ? 4 : MicroKernel.L;
         int dIn = Math.max(2 * MicroKernel.NR, 64) + l / 2 + 1;  // a whole 64-column word of keep bits, then a tail
         int dOut = MicroKernel.NR + l / 2 + 1;
