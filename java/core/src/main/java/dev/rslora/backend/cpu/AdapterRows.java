@@ -39,7 +39,7 @@ import static dev.rslora.backend.cpu.MicroKernel.NR;
  *
  * <p>Dot products sum in vector lanes (U: four vectors of fma chains, then one, then the rest;
  * Y: one chain per output, L outputs at a time, a masked last vector), then across the lanes by a
- * fixed tree of shuffles ({@link #hsum} per U value; {@link #group}'s one tree for L outputs, whose
+ * fixed tree of shuffles (one per U value in {@link #dot}; {@link #addGroup}'s one tree for L outputs, whose
  * L separate trees made Y's term cost 1.4× the frozen base's decoding forward at r = 8), not
  * {@code reduceLanes}, whose order the JIT may change between tiers: an element's arithmetic is
  * fixed, whichever worker runs it.
@@ -68,7 +68,12 @@ final class AdapterRows {
     private static final VectorMask<Float> UPPER2 = Lanes.set(2);
     private static final VectorMask<Float> UPPER4 = Lanes.set(4);
     private static final VectorMask<Float> UPPER8 = Lanes.set(8);
-    /** {@link #group}'s last shuffle: the tree leaves row q's sum in lane {@link #treeLane}(q); this puts it in lane q. */
+    /** The lane tree's levels at bit L/2 and L/4 ({@link #quad}). */
+    private static final VectorMask<Float> UPPER_HALF = L == 16 ? UPPER8 : L == 8 ? UPPER4 : UPPER2;
+    private static final VectorShuffle<Float> XOR_HALF = L == 16 ? XOR8 : L == 8 ? XOR4 : XOR2;
+    private static final VectorMask<Float> UPPER_QUARTER = L == 16 ? UPPER4 : L == 8 ? UPPER2 : UPPER1;
+    private static final VectorShuffle<Float> XOR_QUARTER = L == 16 ? XOR4 : L == 8 ? XOR2 : XOR1;
+    /** {@link #addGroup}'s last shuffle: the tree leaves row q's sum in lane {@link #treeLane}(q); this puts it in lane q. */
     private static final VectorShuffle<Float> GROUP_ORDER =
             MicroKernel.SCALAR ? null : VectorShuffle.fromOp(S, AdapterRows::treeLane);
 
@@ -76,7 +81,7 @@ final class AdapterRows {
     }
 
     /**
-     * The lane of {@link #group}'s tree that holds row q's sum: the lane's bits L/2 and L/4 give the
+     * The lane of {@link #addGroup}'s tree that holds row q's sum: the lane's bits L/2 and L/4 give the
      * row within its {@link #quad} (worth 1 and 2), its bits 2 and 1 (L = 16: (t0, t1) and (t2, t3)
      * paired at bit 2, then the pairs at bit 1) or its bit 1 (L = 8) give the quad.
      */
@@ -193,7 +198,7 @@ final class AdapterRows {
 
     /**
      * Y's adapter term for outputs [o0, o1): yc[i·ldy + o] += gu_i · B_o for i &lt; n, with gu = γU
-     * [n, r] row-major (fp32, rounded once): L outputs at a time ({@link #group}), the rest one by
+     * [n, r] row-major (fp32, rounded once): L outputs at a time ({@link #addGroup}), the rest one by
      * one ({@link #dot}). With a tail (r mod L ≠ 0) {@code gu} holds L floats past the tail of its
      * last row, and a group whose last row's tail vector would reach past B's end is copied first:
      * {@link #quad} reads tails as whole vectors.
@@ -219,9 +224,7 @@ final class AdapterRows {
                     from = 0;
                 }
                 for (int i = 0; i < n; i++) {
-                    int yo = i * ldy + o;
-                    FloatVector.fromArray(S, yc, yo).add(group(gu, i * r, src, from, 4L * r, r, s.quads))
-                            .intoArray(yc, yo);
+                    addGroup(gu, i * r, src, from, 4L * r, r, s.quads, yc, i * ldy + o);
                 }
             }
         }
@@ -234,35 +237,45 @@ final class AdapterRows {
     }
 
     /**
-     * The L sums Σ_{c &lt; len} x[xo + c]·y_q[c] of the L rows q &lt; L of y (fp32 little-endian, row q
-     * from byte yOff + q·ld) as one vector, lane q the sum of row q: per row one fma chain over its
-     * vectors, the last len mod L values as a whole vector with the lanes past len cleared (see
-     * {@link #quad}: L floats must be readable past the tail in x and y); then the L chains' lanes summed
-     * by one tree of {@link #combine}s (L − 1 of them, where L separate trees took L·log2(L)
-     * shuffles and a lane extraction each), in a fixed order whichever tier runs it. {@code quads}
+     * out[oo + q] += Σ_{c &lt; len} x[xo + c]·y_q[c] for the L rows q &lt; L of y (fp32 little-endian,
+     * row q from byte yOff + q·ld): per row one fma chain over its vectors, the last len mod L values
+     * as a whole vector with the lanes past len cleared (see {@link #quad}: L floats must be readable
+     * past the tail in x and y); then the L chains' lanes summed by one tree of blends, shuffles and
+     * adds (L − 1 of them, where L separate trees took L·log2(L) shuffles and a lane extraction each),
+     * in a fixed order whichever tier runs it, and the L sums added to out in one vector. {@code quads}
      * (4·L floats, the worker's {@link Scratch#quads}) carries the four {@link #quad}s' vectors.
      */
-    static FloatVector group(float[] x, int xo, MemorySegment y, long yOff, long ld, int len, float[] quads) {
+    static void addGroup(float[] x, int xo, MemorySegment y, long yOff, long ld, int len, float[] quads, float[] out,
+                         int oo) {
         quad(x, xo, y, yOff, ld, len, quads, 0);
+        FloatVector sums;
         if (L == 4) {
-            return FloatVector.fromArray(S, quads, 0).rearrange(GROUP_ORDER);
+            sums = FloatVector.fromArray(S, quads, 0);
+        } else if (L == 8) {
+            quad(x, xo, y, yOff + 4 * ld, ld, len, quads, L);
+            FloatVector a = FloatVector.fromArray(S, quads, 0);
+            FloatVector b = FloatVector.fromArray(S, quads, L);
+            sums = a.blend(b, UPPER1).add(b.blend(a, UPPER1).rearrange(XOR1));
+        } else {
+            quad(x, xo, y, yOff + 4 * ld, ld, len, quads, L);
+            quad(x, xo, y, yOff + 8 * ld, ld, len, quads, 2 * L);
+            quad(x, xo, y, yOff + 12 * ld, ld, len, quads, 3 * L);
+            FloatVector q0 = FloatVector.fromArray(S, quads, 0);
+            FloatVector q1 = FloatVector.fromArray(S, quads, L);
+            FloatVector q2 = FloatVector.fromArray(S, quads, 2 * L);
+            FloatVector q3 = FloatVector.fromArray(S, quads, 3 * L);
+            FloatVector a = q0.blend(q1, UPPER2).add(q1.blend(q0, UPPER2).rearrange(XOR2));
+            FloatVector b = q2.blend(q3, UPPER2).add(q3.blend(q2, UPPER2).rearrange(XOR2));
+            sums = a.blend(b, UPPER1).add(b.blend(a, UPPER1).rearrange(XOR1));
         }
-        quad(x, xo, y, yOff + 4 * ld, ld, len, quads, L);
-        if (L == 8) {
-            return combine(FloatVector.fromArray(S, quads, 0), FloatVector.fromArray(S, quads, L), 1).rearrange(GROUP_ORDER);
-        }
-        quad(x, xo, y, yOff + 8 * ld, ld, len, quads, 2 * L);
-        quad(x, xo, y, yOff + 12 * ld, ld, len, quads, 3 * L);
-        return combine(combine(FloatVector.fromArray(S, quads, 0), FloatVector.fromArray(S, quads, L), 2),
-                combine(FloatVector.fromArray(S, quads, 2 * L), FloatVector.fromArray(S, quads, 3 * L), 2), 1)
-                .rearrange(GROUP_ORDER);
+        FloatVector.fromArray(S, out, oo).add(sums.rearrange(GROUP_ORDER)).intoArray(out, oo);
     }
 
     /**
-     * Four rows of {@link #group}: their fma chains, then two levels of the tree, the first at lane
+     * Four rows of {@link #addGroup}: their fma chains, then two levels of the tree, the first at lane
      * bit L/2 (rows 0|1 and 2|3), the second at L/4 (rows 01|23): lane i holds a partial sum of row
      * [i has bit L/2] + 2·[i has bit L/4]; stored at {@code out[at0 .. at0 + L)}, not returned.
-     * C2 does not inline this method into {@link #group} (over -XX:FreqInlineSize's 325 bytes of
+     * C2 does not inline this method into {@link #addGroup} (over -XX:FreqInlineSize's 325 bytes of
      * bytecode: -XX:+PrintInlining "hot method too big"), and a vector returned from a call left out
      * of line is boxed on the heap; stored, it costs a 64-byte store and reload. {@link #addY} over
      * 1024 outputs at r = 64 (one thread, 512-bit, alone in a loop, 2026-12-06): 24 KB allocated
@@ -277,7 +290,7 @@ final class AdapterRows {
      * segment takes the JDK's out-of-range path, and once any masked load in the JVM has taken it
      * (a shared profile: gradient rows accumulated at a tensor's end, heap-tensor tests), C2
      * compiled that path here too, ran out of its node budget (NodeCountInliningCutoff) and left
-     * {@link #combine} out of line; a mask passed in from {@link #addY} was boxed at each call.
+     * a helper of the lane tree out of line; a mask passed in from {@link #addY} was boxed at each call.
      */
     private static void quad(float[] x, int xo, MemorySegment y, long yOff, long ld, int len, float[] out, int at0) {
         FloatVector p0 = FloatVector.zero(S);
@@ -312,17 +325,11 @@ final class AdapterRows {
             FloatVector y3 = zero.blend(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE), tail);
             p3 = FUSED ? xv.fma(y3, p3) : xv.mul(y3).add(p3);
         }
-        combine(combine(p0, p1, L / 2), combine(p2, p3, L / 2), L / 4).intoArray(out, at0);
-    }
-
-    /**
-     * One level of the lane tree at lane bit h: lane i of the result is a[i] + a[i^h] where i lacks
-     * bit h, b[i] + b[i^h] where it has it (one shuffle, two blends, one add).
-     */
-    private static FloatVector combine(FloatVector a, FloatVector b, int h) {
-        VectorMask<Float> upper = h == 8 ? UPPER8 : h == 4 ? UPPER4 : h == 2 ? UPPER2 : UPPER1;
-        VectorShuffle<Float> xor = h == 8 ? XOR8 : h == 4 ? XOR4 : h == 2 ? XOR2 : XOR1;
-        return a.blend(b, upper).add(b.blend(a, upper).rearrange(xor));
+        // one level of the lane tree at lane bit h: lane i of a.blend(b) + (b.blend(a)) ^ h is a[i] + a[i^h]
+        // where i lacks bit h, b[i] + b[i^h] where it has it (one shuffle, two blends, one add)
+        FloatVector p01 = p0.blend(p1, UPPER_HALF).add(p1.blend(p0, UPPER_HALF).rearrange(XOR_HALF));
+        FloatVector p23 = p2.blend(p3, UPPER_HALF).add(p3.blend(p2, UPPER_HALF).rearrange(XOR_HALF));
+        p01.blend(p23, UPPER_QUARTER).add(p23.blend(p01, UPPER_QUARTER).rearrange(XOR_QUARTER)).intoArray(out, at0);
     }
 
     /**
@@ -438,7 +445,7 @@ final class AdapterRows {
     /**
      * Σ_{c &lt; len} x[xo + c]·y[c] (y fp32 little-endian from byte {@code yOff}): four vectors of fma
      * chains over the first multiple of 4L values, then one, added lanewise, then across the lanes
-     * ({@link #hsum}); then the remaining values by scalar fma.
+     * (a fixed tree of shuffles); then the remaining values by scalar fma.
      */
     static float dot(float[] x, int xo, MemorySegment y, long yOff, int len) {
         int c = 0;
@@ -468,30 +475,25 @@ final class AdapterRows {
                 FloatVector y0 = FloatVector.fromMemorySegment(S, y, yOff + 4L * c, LE);
                 s0 = FUSED ? x0.fma(y0, s0) : x0.mul(y0).add(s0);
             }
-            sum = hsum(s0.add(s1).add(s2.add(s3)));
+            // the lanes summed by a fixed tree: lanes i and i^h added for h = L/2 … 1, then lane 0. Explicit
+            // shuffles and adds, so every compiler tier computes the same bits (reduceLanes leaves the order to
+            // the JIT, and the interpreter's differs from C2's); no store and reload of the lanes, which cost a
+            // store-forwarding stall per dot product. Written here, not in a helper (see the class comment).
+            FloatVector v = s0.add(s1).add(s2.add(s3));
+            if (L >= 16) {
+                v = v.add(v.rearrange(XOR8));
+            }
+            if (L >= 8) {
+                v = v.add(v.rearrange(XOR4));
+            }
+            v = v.add(v.rearrange(XOR2));
+            v = v.add(v.rearrange(XOR1));
+            sum = v.lane(0);
         }
         for (; c < len; c++) {
             sum = Fma.fma(x[xo + c], y.get(DType.LE_FLOAT, yOff + 4L * c), sum);
         }
         return sum;
-    }
-
-    /**
-     * The sum of v's lanes by a fixed tree: lanes i and i^h added for h = L/2 … 1, then lane 0.
-     * Explicit shuffles and adds, so every compiler tier computes the same bits ({@code reduceLanes}
-     * leaves the order to the JIT, and the interpreter's differs from C2's); no store and reload
-     * of the lanes, which cost a store-forwarding stall per dot product.
-     */
-    static float hsum(FloatVector v) {
-        if (L >= 16) {
-            v = v.add(v.rearrange(XOR8));
-        }
-        if (L >= 8) {
-            v = v.add(v.rearrange(XOR4));
-        }
-        v = v.add(v.rearrange(XOR2));
-        v = v.add(v.rearrange(XOR1));
-        return v.lane(0);
     }
 
     /**
@@ -551,7 +553,8 @@ final class AdapterRows {
                     e = FUSED ? ae.fma(se, e) : ae.mul(se).add(e);
                 }
                 for (; kk < k; kk++, at += ld) {  // the same chains: when split, even kk on e and odd on d
-                    FloatVector p = SegmentEnd.padded(y, at, len - c, pad);
+                    SegmentEnd.pad(y, at, len - c, pad);
+                    FloatVector p = FloatVector.fromArray(S, pad, 0);
                     FloatVector ak = FloatVector.broadcast(S, a[ao + kk]);
                     FloatVector ps = scale != 1f ? p.mul(scale) : p;
                     FloatVector acc = split && (kk & 1) != 0 ? d : e;
@@ -602,13 +605,17 @@ final class AdapterRows {
         FloatVector c3 = c0;
         for (int kk = 0; kk < k; kk++, at += ld) {
             FloatVector x = FloatVector.broadcast(S, a[ao + kk]);
-            FloatVector y0 = scaled(y, at, scale);
+            FloatVector y0 = FloatVector.fromMemorySegment(S, y, at, LE);
+            y0 = scale != 1f ? y0.mul(scale) : y0;
             c0 = FUSED ? x.fma(y0, c0) : x.mul(y0).add(c0);
-            FloatVector y1 = scaled(y, at + 4L * L, scale);
+            FloatVector y1 = FloatVector.fromMemorySegment(S, y, at + 4L * L, LE);
+            y1 = scale != 1f ? y1.mul(scale) : y1;
             c1 = FUSED ? x.fma(y1, c1) : x.mul(y1).add(c1);
-            FloatVector y2 = scaled(y, at + 8L * L, scale);
+            FloatVector y2 = FloatVector.fromMemorySegment(S, y, at + 8L * L, LE);
+            y2 = scale != 1f ? y2.mul(scale) : y2;
             c2 = FUSED ? x.fma(y2, c2) : x.mul(y2).add(c2);
-            FloatVector y3 = scaled(y, at + 12L * L, scale);
+            FloatVector y3 = FloatVector.fromMemorySegment(S, y, at + 12L * L, LE);
+            y3 = scale != 1f ? y3.mul(scale) : y3;
             c3 = FUSED ? x.fma(y3, c3) : x.mul(y3).add(c3);
         }
         c0.intoArray(out, o);
@@ -632,42 +639,49 @@ final class AdapterRows {
         for (; kk + 1 < k; kk += 2, at += 2 * ld) {
             FloatVector x = FloatVector.broadcast(S, a[ao + kk]);
             FloatVector w = FloatVector.broadcast(S, a[ao + kk + 1]);
-            FloatVector ye0 = scaled(y, at, scale);
+            FloatVector ye0 = FloatVector.fromMemorySegment(S, y, at, LE);
+            ye0 = scale != 1f ? ye0.mul(scale) : ye0;
             e0 = FUSED ? x.fma(ye0, e0) : x.mul(ye0).add(e0);
-            FloatVector yd0 = scaled(y, at + ld, scale);
+            FloatVector yd0 = FloatVector.fromMemorySegment(S, y, at + ld, LE);
+            yd0 = scale != 1f ? yd0.mul(scale) : yd0;
             d0 = FUSED ? w.fma(yd0, d0) : w.mul(yd0).add(d0);
-            FloatVector ye1 = scaled(y, at + 4L * L, scale);
+            FloatVector ye1 = FloatVector.fromMemorySegment(S, y, at + 4L * L, LE);
+            ye1 = scale != 1f ? ye1.mul(scale) : ye1;
             e1 = FUSED ? x.fma(ye1, e1) : x.mul(ye1).add(e1);
-            FloatVector yd1 = scaled(y, at + ld + 4L * L, scale);
+            FloatVector yd1 = FloatVector.fromMemorySegment(S, y, at + ld + 4L * L, LE);
+            yd1 = scale != 1f ? yd1.mul(scale) : yd1;
             d1 = FUSED ? w.fma(yd1, d1) : w.mul(yd1).add(d1);
-            FloatVector ye2 = scaled(y, at + 8L * L, scale);
+            FloatVector ye2 = FloatVector.fromMemorySegment(S, y, at + 8L * L, LE);
+            ye2 = scale != 1f ? ye2.mul(scale) : ye2;
             e2 = FUSED ? x.fma(ye2, e2) : x.mul(ye2).add(e2);
-            FloatVector yd2 = scaled(y, at + ld + 8L * L, scale);
+            FloatVector yd2 = FloatVector.fromMemorySegment(S, y, at + ld + 8L * L, LE);
+            yd2 = scale != 1f ? yd2.mul(scale) : yd2;
             d2 = FUSED ? w.fma(yd2, d2) : w.mul(yd2).add(d2);
-            FloatVector ye3 = scaled(y, at + 12L * L, scale);
+            FloatVector ye3 = FloatVector.fromMemorySegment(S, y, at + 12L * L, LE);
+            ye3 = scale != 1f ? ye3.mul(scale) : ye3;
             e3 = FUSED ? x.fma(ye3, e3) : x.mul(ye3).add(e3);
-            FloatVector yd3 = scaled(y, at + ld + 12L * L, scale);
+            FloatVector yd3 = FloatVector.fromMemorySegment(S, y, at + ld + 12L * L, LE);
+            yd3 = scale != 1f ? yd3.mul(scale) : yd3;
             d3 = FUSED ? w.fma(yd3, d3) : w.mul(yd3).add(d3);
         }
         if (kk < k) {
             FloatVector x = FloatVector.broadcast(S, a[ao + kk]);
-            FloatVector ye0 = scaled(y, at, scale);
+            FloatVector ye0 = FloatVector.fromMemorySegment(S, y, at, LE);
+            ye0 = scale != 1f ? ye0.mul(scale) : ye0;
             e0 = FUSED ? x.fma(ye0, e0) : x.mul(ye0).add(e0);
-            FloatVector ye1 = scaled(y, at + 4L * L, scale);
+            FloatVector ye1 = FloatVector.fromMemorySegment(S, y, at + 4L * L, LE);
+            ye1 = scale != 1f ? ye1.mul(scale) : ye1;
             e1 = FUSED ? x.fma(ye1, e1) : x.mul(ye1).add(e1);
-            FloatVector ye2 = scaled(y, at + 8L * L, scale);
+            FloatVector ye2 = FloatVector.fromMemorySegment(S, y, at + 8L * L, LE);
+            ye2 = scale != 1f ? ye2.mul(scale) : ye2;
             e2 = FUSED ? x.fma(ye2, e2) : x.mul(ye2).add(e2);
-            FloatVector ye3 = scaled(y, at + 12L * L, scale);
+            FloatVector ye3 = FloatVector.fromMemorySegment(S, y, at + 12L * L, LE);
+            ye3 = scale != 1f ? ye3.mul(scale) : ye3;
             e3 = FUSED ? x.fma(ye3, e3) : x.mul(ye3).add(e3);
         }
         e0.add(d0).intoArray(out, o);
         e1.add(d1).intoArray(out, o + L);
         e2.add(d2).intoArray(out, o + 2 * L);
         e3.add(d3).intoArray(out, o + 3 * L);
-    }
-
-    private static FloatVector scaled(MemorySegment y, long at, float scale) {
-        FloatVector v = FloatVector.fromMemorySegment(S, y, at, LE);
-        return scale != 1f ? v.mul(scale) : v;
     }
 }

@@ -67,10 +67,6 @@ final class BlockTranspose {
         }
     }
 
-    private static FloatVector load(MemorySegment src, long at, float scale) {
-        return FloatVector.fromMemorySegment(S, src, at, LE).mul(scale);
-    }
-
     private static void block16(MemorySegment src, long f, long ss, float g, MemorySegment dst, long t,
                                 long ds) {
         block16Stages84(src, f, ss, g, dst, t, ds);
@@ -80,22 +76,22 @@ final class BlockTranspose {
     /** The 16-lane block's loads and its stages 8 and 4, stored to the destination rows. */
     private static void block16Stages84(MemorySegment src, long f, long ss, float g, MemorySegment dst, long t,
                                         long ds) {
-        FloatVector v0 = load(src, f, g);
-        FloatVector v1 = load(src, f + ss, g);
-        FloatVector v2 = load(src, f + 2 * ss, g);
-        FloatVector v3 = load(src, f + 3 * ss, g);
-        FloatVector v4 = load(src, f + 4 * ss, g);
-        FloatVector v5 = load(src, f + 5 * ss, g);
-        FloatVector v6 = load(src, f + 6 * ss, g);
-        FloatVector v7 = load(src, f + 7 * ss, g);
-        FloatVector v8 = load(src, f + 8 * ss, g);
-        FloatVector v9 = load(src, f + 9 * ss, g);
-        FloatVector va = load(src, f + 10 * ss, g);
-        FloatVector vb = load(src, f + 11 * ss, g);
-        FloatVector vc = load(src, f + 12 * ss, g);
-        FloatVector vd = load(src, f + 13 * ss, g);
-        FloatVector ve = load(src, f + 14 * ss, g);
-        FloatVector vf = load(src, f + 15 * ss, g);
+        FloatVector v0 = FloatVector.fromMemorySegment(S, src, f, LE).mul(g);
+        FloatVector v1 = FloatVector.fromMemorySegment(S, src, f + ss, LE).mul(g);
+        FloatVector v2 = FloatVector.fromMemorySegment(S, src, f + 2 * ss, LE).mul(g);
+        FloatVector v3 = FloatVector.fromMemorySegment(S, src, f + 3 * ss, LE).mul(g);
+        FloatVector v4 = FloatVector.fromMemorySegment(S, src, f + 4 * ss, LE).mul(g);
+        FloatVector v5 = FloatVector.fromMemorySegment(S, src, f + 5 * ss, LE).mul(g);
+        FloatVector v6 = FloatVector.fromMemorySegment(S, src, f + 6 * ss, LE).mul(g);
+        FloatVector v7 = FloatVector.fromMemorySegment(S, src, f + 7 * ss, LE).mul(g);
+        FloatVector v8 = FloatVector.fromMemorySegment(S, src, f + 8 * ss, LE).mul(g);
+        FloatVector v9 = FloatVector.fromMemorySegment(S, src, f + 9 * ss, LE).mul(g);
+        FloatVector va = FloatVector.fromMemorySegment(S, src, f + 10 * ss, LE).mul(g);
+        FloatVector vb = FloatVector.fromMemorySegment(S, src, f + 11 * ss, LE).mul(g);
+        FloatVector vc = FloatVector.fromMemorySegment(S, src, f + 12 * ss, LE).mul(g);
+        FloatVector vd = FloatVector.fromMemorySegment(S, src, f + 13 * ss, LE).mul(g);
+        FloatVector ve = FloatVector.fromMemorySegment(S, src, f + 14 * ss, LE).mul(g);
+        FloatVector vf = FloatVector.fromMemorySegment(S, src, f + 15 * ss, LE).mul(g);
         FloatVector a;
         // stage 8: rows (i, i + 8)
         a = v0; v0 = a.blend(v8.rearrange(X8), HI8); v8 = v8.blend(a.rearrange(X8), LO8);
@@ -190,14 +186,14 @@ final class BlockTranspose {
 
     private static void block8(MemorySegment src, long f, long ss, float g, MemorySegment dst, long t,
                                 long ds) {
-        FloatVector v0 = load(src, f, g);
-        FloatVector v1 = load(src, f + ss, g);
-        FloatVector v2 = load(src, f + 2 * ss, g);
-        FloatVector v3 = load(src, f + 3 * ss, g);
-        FloatVector v4 = load(src, f + 4 * ss, g);
-        FloatVector v5 = load(src, f + 5 * ss, g);
-        FloatVector v6 = load(src, f + 6 * ss, g);
-        FloatVector v7 = load(src, f + 7 * ss, g);
+        FloatVector v0 = FloatVector.fromMemorySegment(S, src, f, LE).mul(g);
+        FloatVector v1 = FloatVector.fromMemorySegment(S, src, f + ss, LE).mul(g);
+        FloatVector v2 = FloatVector.fromMemorySegment(S, src, f + 2 * ss, LE).mul(g);
+        FloatVector v3 = FloatVector.fromMemorySegment(S, src, f + 3 * ss, LE).mul(g);
+        FloatVector v4 = FloatVector.fromMemorySegment(S, src, f + 4 * ss, LE).mul(g);
+        FloatVector v5 = FloatVector.fromMemorySegment(S, src, f + 5 * ss, LE).mul(g);
+        FloatVector v6 = FloatVector.fromMemorySegment(S, src, f + 6 * ss, LE).mul(g);
+        FloatVector v7 = FloatVector.fromMemorySegment(S, src, f + 7 * ss, LE).mul(g);
         FloatVector a;
         a = v0; v0 = a.blend(v4.rearrange(X4), HI4); v4 = v4.blend(a.rearrange(X4), LO4);
         a = v1; v1 = a.blend(v5.rearrange(X4), HI4); v5 = v5.blend(a.rearrange(X4), LO4);
@@ -223,10 +219,10 @@ final class BlockTranspose {
 
     private static void block4(MemorySegment src, long f, long ss, float g, MemorySegment dst, long t,
                                 long ds) {
-        FloatVector v0 = load(src, f, g);
-        FloatVector v1 = load(src, f + ss, g);
-        FloatVector v2 = load(src, f + 2 * ss, g);
-        FloatVector v3 = load(src, f + 3 * ss, g);
+        FloatVector v0 = FloatVector.fromMemorySegment(S, src, f, LE).mul(g);
+        FloatVector v1 = FloatVector.fromMemorySegment(S, src, f + ss, LE).mul(g);
+        FloatVector v2 = FloatVector.fromMemorySegment(S, src, f + 2 * ss, LE).mul(g);
+        FloatVector v3 = FloatVector.fromMemorySegment(S, src, f + 3 * ss, LE).mul(g);
         FloatVector a;
         a = v0; v0 = a.blend(v2.rearrange(X2), HI2); v2 = v2.blend(a.rearrange(X2), LO2);
         a = v1; v1 = a.blend(v3.rearrange(X2), HI2); v3 = v3.blend(a.rearrange(X2), LO2);

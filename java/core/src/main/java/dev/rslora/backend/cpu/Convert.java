@@ -144,7 +144,7 @@ final class Convert {
      * vectors (count rounded up to L). The last count mod L values go by a masked store, or, where
      * that store's vector would reach past the tensor's end ({@link SegmentEnd}) or with 128-bit tiles
      * ({@link MicroKernel#PLAIN_MEMORY}), by {@link #store}
-     * (Bf16.fromFloat rounds as {@link #toBf16Bits}).
+     * (Bf16.fromFloat rounds as {@link #storeBf16Vector}).
      */
     static void storeTileRow(float[] src, int off, int count, Sink t, long start) {
         if (MicroKernel.SCALAR || t.dtype() == DType.F16 || !vectorOk(t.seg())) {
@@ -161,20 +161,15 @@ final class Convert {
                 store(src, off + h, count - h, t, start + h);
                 break;
             }
-            FloatVector v = FloatVector.fromArray(FS, src, off + h);
             if (f32) {
+                FloatVector v = FloatVector.fromArray(FS, src, off + h);
                 if (h + L <= count) {
                     v.intoMemorySegment(seg, (start + h) * 4, LE);
                 } else {
                     v.intoMemorySegment(seg, (start + h) * 4, LE, FS.indexInRange(h, count));
                 }
             } else {
-                ShortVector bits = toBf16Bits(v.reinterpretAsInts());
-                if (h + L <= count) {
-                    bits.intoMemorySegment(seg, (start + h) * 2, LE);
-                } else {
-                    bits.intoMemorySegment(seg, (start + h) * 2, LE, SS.indexInRange(h, count));
-                }
+                storeBf16Vector(src, off + h, seg, (start + h) * 2, count - h);
             }
         }
     }
@@ -197,8 +192,7 @@ final class Convert {
         int i = 0;
         if (!MicroKernel.SCALAR && vectorOk(seg)) {
             for (; i + L <= count; i += L) {
-                IntVector x = FloatVector.fromArray(FS, src, off + i).reinterpretAsInts();
-                toBf16Bits(x).intoMemorySegment(seg, (start + i) * 2, LE);
+                storeBf16Vector(src, off + i, seg, (start + i) * 2, L);
             }
         }
         for (; i < count; i++) {
@@ -206,12 +200,22 @@ final class Convert {
         }
     }
 
-    /** Round-to-nearest-even of fp32 bits to bf16 bits, NaN → 0x7FFF (as Bf16.fromFloat). */
-    static ShortVector toBf16Bits(IntVector x) {
+    /**
+     * The L floats src[off .. off + L) rounded to bf16 bits (nearest even, NaN → 0x7FFF, as
+     * Bf16.fromFloat), the first {@code valid} of them stored at byte {@code at} of seg (a masked
+     * store when valid &lt; L). Load, rounding and store in one method: a vector passed to or
+     * returned from a call that C2 leaves out of line is boxed (see the package comment).
+     */
+    private static void storeBf16Vector(float[] src, int off, MemorySegment seg, long at, int valid) {
+        IntVector x = FloatVector.fromArray(FS, src, off).reinterpretAsInts();
         IntVector lsb = x.lanewise(VectorOperators.LSHR, 16).and(1);
         IntVector r = x.add(0x7FFF).add(lsb).lanewise(VectorOperators.LSHR, 16);
         VectorMask<Integer> nan = x.and(0x7FFF_FFFF).compare(VectorOperators.GT, 0x7F80_0000);
-        r = r.blend(0x7FFF, nan);
-        return (ShortVector) r.convertShape(VectorOperators.I2S, SS, 0);
+        ShortVector bits = (ShortVector) r.blend(0x7FFF, nan).convertShape(VectorOperators.I2S, SS, 0);
+        if (valid >= L) {
+            bits.intoMemorySegment(seg, at, LE);
+        } else {
+            bits.intoMemorySegment(seg, at, LE, SS.indexInRange(0, valid));
+        }
     }
 }

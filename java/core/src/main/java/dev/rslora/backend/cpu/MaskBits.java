@@ -43,10 +43,19 @@ record MaskBits(int k0, int k1, int layer, int step, int threshold, float scale)
      */
     static final boolean VECTOR_PHILOX = !MicroKernel.SCALAR && LL >= 4 && 16 % LL == 0;
     private static final LongVector IOTA = LongVector.zero(LS).addIndex(1);
-    /** Int lanes of the tile width, for the keep masks of {@link #keep}. */
+    /** Int lanes of the tile width, for the keep masks (see {@link #LANE_BIT}). */
     private static final VectorSpecies<Integer> IS = VectorSpecies.of(int.class,
             VectorShape.forBitSize(Math.max(128, MicroKernel.BITS)));
-    /** Lane i holds 1 &lt;&lt; i. */
+    /**
+     * Lane i holds 1 &lt;&lt; i. The keep mask of L columns' bits: lane i set where bit i of the bits
+     * is, as the bits broadcast, each lane ANDed with its own bit, read as a float (+0, or a
+     * subnormal, which Java never flushes) and compared with zero, so the mask is a float mask with
+     * no cast. Not {@code VectorMask.fromLong}, which C2 on aarch64 compiles only with SVE2's bit
+     * permutations (JDK 25): on NEON and on Graviton 3's SVE it ran in the Vector API's Java
+     * fallback, a boxed mask per call. The dropped lanes are then a blend with +0 rather than a
+     * masked load (which NEON does not have): the same values as the masked load's zeros times the
+     * scale. Written out where it is used, not returned by a helper (see the package comment).
+     */
     private static final IntVector LANE_BIT = IntVector.broadcast(IS, 1).lanewise(VectorOperators.LSHL,
             IntVector.zero(IS).addIndex(1));
     /** Long.expand patterns: bit t of every nibble of the low 4·LL bits. */
@@ -192,22 +201,10 @@ record MaskBits(int k0, int k1, int layer, int step, int threshold, float scale)
         }
         FloatVector zero = FloatVector.zero(S);
         for (int h = 0; h < MicroKernel.NR; h += L) {
-            VectorMask<Float> keep = keep(bits(words, wOff, col0 + h, L));
+            VectorMask<Float> keep = IntVector.broadcast(IS, (int) bits(words, wOff, col0 + h, L)).and(LANE_BIT)
+                    .reinterpretAsFloats().compare(VectorOperators.NE, 0f);  // see LANE_BIT
             zero.blend(FloatVector.fromArray(S, tile, off + h).mul(scale), keep).intoArray(tile, off + h);
         }
-    }
-
-    /**
-     * Lane i set where bit i of {@code bits} is (bits of L columns): the bits broadcast, each lane
-     * ANDed with its own bit, read as a float (+0, or a subnormal, which Java never flushes) and
-     * compared with zero, so the mask is a float mask with no cast. Not {@code VectorMask.fromLong},
-     * which C2 on aarch64 compiles only with SVE2's bit permutations (JDK 25): on NEON and on
-     * Graviton 3's SVE it ran in the Vector API's Java fallback, a boxed mask per call. The dropped
-     * lanes are then a blend with +0 rather than a masked load (which NEON does not have): the same
-     * values as the masked load's zeros times the scale.
-     */
-    private static VectorMask<Float> keep(long bits) {
-        return IntVector.broadcast(IS, (int) bits).and(LANE_BIT).reinterpretAsFloats().compare(VectorOperators.NE, 0f);
     }
 
     /** The keep bits of columns [col, col + count), low bit first; requires col%64 + count ≤ 64. */
@@ -230,7 +227,8 @@ record MaskBits(int k0, int k1, int layer, int step, int threshold, float scale)
         if (!MicroKernel.SCALAR) {
             FloatVector zero = FloatVector.zero(S);
             for (; c + L <= count; c += L) {
-                VectorMask<Float> keep = keep(bits(words, wOff, col0 + c, L));
+                VectorMask<Float> keep = IntVector.broadcast(IS, (int) bits(words, wOff, col0 + c, L)).and(LANE_BIT)
+                        .reinterpretAsFloats().compare(VectorOperators.NE, 0f);  // see LANE_BIT
                 zero.blend(FloatVector.fromArray(S, src, srcOff + c).mul(scale), keep).intoArray(dst, dstOff + c);
             }
         }

@@ -124,8 +124,8 @@ final class Panels {
                     }
                     float[] pad = inside < rows ? new float[L] : null;
                     for (int i = inside; i < rows; i++, to += NR * 4L, f += ld) {
-                        SegmentEnd.padded(src, f, Math.min(L, cols - c0 - h), pad).mul(scale, m)
-                                .intoMemorySegment(dst, to, MicroKernel.ORDER);
+                        SegmentEnd.pad(src, f, Math.min(L, cols - c0 - h), pad);
+                        FloatVector.fromArray(S, pad, 0).mul(scale, m).intoMemorySegment(dst, to, MicroKernel.ORDER);
                     }
                 }
             }
@@ -190,8 +190,8 @@ final class Panels {
                     }
                     float[] pad = inside < rows ? new float[L] : null;
                     for (int i = inside; i < rows; i++, to += NR * 4L, f += ld * 4L) {
-                        SegmentEnd.padded(src, f, Math.min(L, cols - c0 - h), pad).mul(scale, m)
-                                .intoMemorySegment(dst, to, MicroKernel.ORDER);
+                        SegmentEnd.pad(src, f, Math.min(L, cols - c0 - h), pad);
+                        FloatVector.fromArray(S, pad, 0).mul(scale, m).intoMemorySegment(dst, to, MicroKernel.ORDER);
                     }
                 }
             }

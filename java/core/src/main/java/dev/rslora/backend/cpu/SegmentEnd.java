@@ -1,8 +1,6 @@
 package dev.rslora.backend.cpu;
 
 import dev.rslora.tensor.DType;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 
@@ -14,13 +12,12 @@ import java.lang.foreign.MemorySegment;
  * KB per call in {@link AdapterRows}, 2026-12-06), and a branch profile that saw it taken keeps that
  * code in every method that inlines the load. Callers load the rows whose vector lies inside
  * directly ({@link #rowsInside}) and the rest, the last rows of a segment, through a zero-padded
- * copy ({@link #padded}), which gives the masked load's lanes. Every masked memory access of the
+ * copy ({@link #pad}), which gives the masked load's lanes. Every masked memory access of the
  * backend lies inside its segment or array, by these helpers, by slack its buffer is allocated with
  * or (Convert.storeTileRow) by a plain store at the end, except RowGrads' tail vectors on the last
  * rows of its operands and gradients, where a pad measured slower (RowGrads.sumMasked).
  */
 final class SegmentEnd {
-    private static final VectorSpecies<Float> S = MicroKernel.SPECIES;
     private static final int L = MicroKernel.L;
 
     private SegmentEnd() {
@@ -38,12 +35,13 @@ final class SegmentEnd {
 
     /**
      * The masked load of the first {@code count} floats (0 &lt; count &lt; L) from byte {@code at}
-     * of {@code seg} (fp32 little-endian): those values, zeros after, through {@code pad} (L floats).
+     * of {@code seg} (fp32 little-endian), made readable as a whole vector: {@code pad} (L floats)
+     * gets those values, zeros after, and the caller loads pad. Not returned as a vector: a vector
+     * returned from a call that C2 leaves out of line is boxed (see the package comment).
      */
-    static FloatVector padded(MemorySegment seg, long at, int count, float[] pad) {
+    static void pad(MemorySegment seg, long at, int count, float[] pad) {
         MemorySegment.copy(seg, DType.LE_FLOAT, at, pad, 0, count);
         java.util.Arrays.fill(pad, count, L, 0f);
-        return FloatVector.fromArray(S, pad, 0);
     }
 
     /**
@@ -57,12 +55,11 @@ final class SegmentEnd {
     }
 
     /**
-     * The masked load of the first {@code count} floats (0 &lt; count &lt; L) from index {@code at}
-     * of {@code a}: those values, zeros after, through {@code pad} (L floats).
+     * {@link #pad(MemorySegment, long, int, float[])} for a heap array: pad gets the first
+     * {@code count} floats (0 &lt; count &lt; L) from index {@code at} of {@code a}, zeros after.
      */
-    static FloatVector padded(float[] a, int at, int count, float[] pad) {
+    static void pad(float[] a, int at, int count, float[] pad) {
         System.arraycopy(a, at, pad, 0, count);
         java.util.Arrays.fill(pad, count, L, 0f);
-        return FloatVector.fromArray(S, pad, 0);
     }
 }

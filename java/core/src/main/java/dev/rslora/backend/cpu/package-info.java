@@ -44,8 +44,13 @@
  * no FMA instructions, {@link dev.rslora.simd.Fma}) and each output is rounded once to its
  * dtype; γ is folded into the packed Bᵀ (forward) and γA (backward dX) panels (the row path's dot
  * products and axpys, below 4 rows: into U's fp32 copy and, element by element, into A) and applied to the fp32 sums of dA and dB; on the merged route W' is rounded to fp32 once per element. Each output element is one fixed sequence of operations whichever
- * worker computes it, so results depend neither on the worker count nor on timing. Performance
- * notes and measurements: the commit history, {@code dev.rslora.bench.CpuLayerBenchmark} and
+ * worker computes it, so results depend neither on the worker count nor on timing.
+ * <p>No vector crosses a method boundary: vector code loads, computes and stores inside one method,
+ * and helpers pass arrays, segments and offsets, never a vector, mask, shuffle or species. C2 keeps
+ * vectors in registers only within a method and what it inlines, and which calls it inlines depends
+ * on the run's profile: a vector passed to or returned from a call left out of line is boxed at
+ * every call (dev.rslora.VectorBoundaryTest checks the rule, the cpu-no-inline test execution the
+ * allocation with nothing of ours inlined). Performance notes and measurements: the commit history, {@code dev.rslora.bench.CpuLayerBenchmark} and
  * bench/RESULTS.md.
  */
 package dev.rslora.backend.cpu;

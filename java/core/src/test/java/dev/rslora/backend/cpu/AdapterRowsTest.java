@@ -105,9 +105,9 @@ class AdapterRowsTest {
     }
 
     /**
-     * {@link AdapterRows#group}: lane q is row q's dot product (the tree's lanes put back in order),
-     * within fp32 rounding of a double sum, for lengths with whole vectors only, a masked tail only
-     * (len &lt; L) and both.
+     * {@link AdapterRows#addGroup}: output q gets row q's dot product added (the tree's lanes put back
+     * in order), within fp32 rounding of a double sum, for lengths with whole vectors only, a masked
+     * tail only (len &lt; L) and both; a second call adds the same sums again (exactly twice them).
      */
     @ParameterizedTest(name = "len={0}")
     @CsvSource({"1", "3", "8", "15", "16", "17", "33", "64", "100"})
@@ -117,7 +117,7 @@ class AdapterRowsTest {
         }
         int lanes = MicroKernel.L;
         java.util.SplittableRandom rng = new java.util.SplittableRandom(len * 31L + lanes);
-        float[] x = new float[len + 3 + lanes];  // L to spare after the tail, as group's callers keep
+        float[] x = new float[len + 3 + lanes];  // L to spare after the tail, as addGroup's callers keep
         for (int c = 0; c < x.length; c++) {
             x[c] = (float) rng.nextDouble(-1, 1);
         }
@@ -127,9 +127,15 @@ class AdapterRowsTest {
             for (long at = 0; at + 4 <= y.byteSize(); at += 4) {
                 y.set(DType.LE_FLOAT, at, (float) rng.nextDouble(-1, 1));
             }
-            float[] got = AdapterRows.group(x, 3, y, 8, ld, len, new float[4 * lanes]).toArray();
-            assertEquals(lanes, got.length);
+            float[] out = new float[lanes + 2];
+            float[] quads = new float[4 * lanes];
+            AdapterRows.addGroup(x, 3, y, 8, ld, len, quads, out, 1);
+            float[] got = java.util.Arrays.copyOfRange(out, 1, 1 + lanes);
+            AdapterRows.addGroup(x, 3, y, 8, ld, len, quads, out, 1);
+            assertEquals(0f, out[0], "before the group");
+            assertEquals(0f, out[lanes + 1], "after the group");
             for (int q = 0; q < lanes; q++) {
+                assertEquals(2 * got[q], out[1 + q], "row " + q + ": the second call adds its sum again");
                 double want = 0;
                 double mag = 0;
                 for (int c = 0; c < len; c++) {

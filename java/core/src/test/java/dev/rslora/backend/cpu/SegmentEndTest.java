@@ -60,9 +60,11 @@ class SegmentEndTest {
                     array[i] = i == 2 ? -0f : 10 + i;
                 }
                 java.util.Arrays.fill(pad, Float.NaN);
-                float[] fromSeg = SegmentEnd.padded(seg, 8, count, pad).toArray();
+                SegmentEnd.pad(seg, 8, count, pad);
+                float[] fromSeg = pad.clone();
                 java.util.Arrays.fill(pad, Float.NaN);
-                float[] fromArray = SegmentEnd.padded(array, 2, count, pad).toArray();
+                SegmentEnd.pad(array, 2, count, pad);
+                float[] fromArray = pad.clone();
                 for (int lane = 0; lane < L; lane++) {
                     float want = lane < count ? (lane == 0 ? -0f : 10 + 2 + lane) : 0f;
                     assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(fromSeg[lane]), "segment lane " + lane);
