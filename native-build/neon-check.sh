@@ -7,7 +7,8 @@
 #
 #   native-build/neon-check.sh [--ci] [TEST ...]
 #
-# TEST: surefire test selectors (default: the allocation tests and the tile shape check). --ci (as
+# TEST: surefire test selectors (default: the allocation tests, e^x's accuracy and the tile shape
+# check). --ci (as
 # .ci/run calls it): when the emulator or the JDK cannot be had (no network to the Debian mirror),
 # say so and exit 0 instead of failing; a test that fails still fails. Needs
 # network access to deb.debian.org (sid's arm64 packages, about 55 MB, cached in
@@ -34,7 +35,7 @@ if [ "${1:-}" = "--ci" ]; then
 fi
 tests=("$@")
 if [ ${#tests[@]} -eq 0 ]; then
-    tests=(StepAllocationTest AdapterRowsAllocationTest TileShapeTest)
+    tests=(StepAllocationTest AdapterRowsAllocationTest SeqLogprobAllocationTest VectorExpTest TileShapeTest)
 fi
 
 die() { echo "neon-check: $*" >&2; exit 2; }
