@@ -31,7 +31,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * compiled on its own into more than -XX:InlineSmallCode's bytes is not, "already compiled into a
  * big method"; over -XX:FreqInlineSize's 325 bytes of bytecode never), so a helper that passed
  * vectors made a step allocate in some runs and not in others: 8–13 KB per step in one CI run of
- * 66ea3f3 that four other full runs did not repeat; 11–36 KB per step (d = 73, r = 24, N ≤ 146) with
+ * 66ea3f3 that four other full runs did not repeat; 8–214 KB per step (d = 73, r = 24, N ≤ 146) with
  * any one of AdapterRows' scaled, combine or hsum, BlockTranspose's load, MaskBits' keep or
  * Convert's toBf16Bits left out of line (-XX:CompileCommand=dontinline, 2026-12-07); and e^x, over
  * the size limit, boxed two vectors per 16 logits in every run (SeqLogprobAllocationTest). Vector

@@ -40,8 +40,9 @@ class StepAllocationTest {
      * Bytes per step allowed. A compiled step allocates about 2 KB (the jobs' lambdas, the passes'
      * objects), also with none of the backend's methods inlined (the cpu-no-inline execution); a
      * path left to the Java fallback, or a vector boxed at a call C2 left out of line, tens of KB to
-     * MB (the leaks this test found: 14 KB – 2.2 MB per step; 8–13 KB in one CI run of 66ea3f3, where
-     * the compiled code depended on the order of the tests before it: VectorBoundaryTest).
+     * MB (the leaks this test found: 14 KB – 2.2 MB per step; 8–13 KB in one CI run of 66ea3f3, not
+     * repeated, most likely a vector passed to a call that C2 left out of line in that run:
+     * VectorBoundaryTest).
      */
     private static final long LIMIT = 8192;
     /** Twice {@link Allocations#BUDGET_NANOS}: 120 s unless {@code rslora.test.allocationBudgetSeconds} says. */
