@@ -29,9 +29,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * vector operations run in the Vector API's Java fallback. Which calls C2 inlines depends on the
  * profile of the run (a call site rare in it is not, "low call site frequency"; a callee already
  * compiled on its own into more than -XX:InlineSmallCode's bytes is not, "already compiled into a
- * big method"; over -XX:FreqInlineSize's 325 bytes of bytecode never), so a helper that passed
- * vectors made a step allocate in some runs and not in others: 8–13 KB per step in one CI run of
- * 66ea3f3 that four other full runs did not repeat; 8–214 KB per step (d = 73, r = 24, N ≤ 146) with
+ * big method"; over -XX:FreqInlineSize's 325 bytes of bytecode never), so a helper that passes
+ * vectors allocates in some runs and not in others: 8–214 KB per step (d = 73, r = 24, N ≤ 146) with
  * any one of AdapterRows' scaled, combine or hsum, BlockTranspose's load, MaskBits' keep or
  * Convert's toBf16Bits left out of line (-XX:CompileCommand=dontinline, 2026-12-07); and e^x, over
  * the size limit, boxed two vectors per 16 logits in every run (SeqLogprobAllocationTest). Vector
