@@ -35,7 +35,7 @@ final class SeqLogprobVector {
         if (max == Float.NEGATIVE_INFINITY || Float.isNaN(max)) {
             return max;
         }
-        double sum = VectorExp.exp(xs, base, bound, max, null, 0f, new float[l]);
+        double sum = VectorExp.exp(xs, base, bound, max, null, 0f);
         for (int v = bound; v < vocab; v++) {
             sum += Math.exp(xs.getAtIndex(dev.rslora.tensor.DType.LE_FLOAT, row + v) - max);
         }
@@ -47,7 +47,7 @@ final class SeqLogprobVector {
         int l = S.length();
         int bound = vocab - vocab % l;
         long base = row * Float.BYTES;
-        VectorExp.exp(xs, base, bound, lse, ds, -g, null);
+        VectorExp.exp(xs, base, bound, lse, ds, -g);
         for (int v = bound; v < vocab; v++) {
             float p = (float) Math.exp(xs.getAtIndex(dev.rslora.tensor.DType.LE_FLOAT, row + v) - lse);
             ds.setAtIndex(dev.rslora.tensor.DType.LE_FLOAT, row + v, -(g * p));

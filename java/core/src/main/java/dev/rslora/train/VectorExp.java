@@ -54,8 +54,8 @@ final class VectorExp {
     /**
      * e^(x − shift) for count fp32 values x (count a multiple of the lane count), little-endian from
      * byte {@code off} of xs. With {@code ds} null, returns their sum: {@link #BLOCK} vectors summed
-     * in fp32 lanes, each block's lanes then added to a double in lane order (through {@code lanes},
-     * L floats; reduceLanes(ADD) leaves the order to the JIT, and the interpreter's differs from
+     * in fp32 lanes, each block's lanes then added to a double in lane order (through an array of L
+     * floats; reduceLanes(ADD) leaves the order to the JIT, and the interpreter's differs from
      * C2's, so a run's bits would depend on when the method was compiled: TierBitsTest). Otherwise
      * stores scale·e^(x − shift) at the same byte of ds and returns 0.
      * <p>The loop and the polynomial are one method, for both uses: a vector passed to or returned
@@ -64,8 +64,9 @@ final class VectorExp {
      * forward and backward over 8 rows of 32000 logits allocated 6.1 MB per call, 192 bytes per
      * vector (JDK 25, 512-bit, 2026-12-07).
      */
-    static double exp(MemorySegment xs, long off, int count, float shift, MemorySegment ds, float scale, float[] lanes) {
+    static double exp(MemorySegment xs, long off, int count, float shift, MemorySegment ds, float scale) {
         int l = S.length();
+        float[] lanes = ds == null ? new float[l] : null;
         FloatVector sh = FloatVector.broadcast(S, shift);
         FloatVector round = FloatVector.broadcast(S, ROUND);
         FloatVector negLn2Hi = FloatVector.broadcast(S, -LN2_HI);
