@@ -1,6 +1,11 @@
 package dev.rslora.testing;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.lang.management.ManagementFactory;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -17,6 +22,27 @@ public final class Allocations {
     public static final long BUDGET_NANOS = Long.getLong("rslora.test.allocationBudgetSeconds", 60) * 1_000_000_000L;
 
     private Allocations() {
+    }
+
+    /**
+     * Records a residue that a test allows in this run but that should not be there: printed, and
+     * appended to the file that {@code rslora.test.allocationReport} names, if one does (.ci/run
+     * prints those files at its end, where the CI log's tail shows them).
+     */
+    public static void report(String text) {
+        System.out.println("ALLOCATION RESIDUE " + text);
+        String file = System.getProperty("rslora.test.allocationReport");
+        if (file == null || file.isBlank()) {
+            return;
+        }
+        try {
+            Path path = Path.of(file);
+            Files.createDirectories(path.toAbsolutePath().getParent());
+            Files.writeString(path, text + System.lineSeparator() + System.lineSeparator(), StandardOpenOption.CREATE,
+                    StandardOpenOption.APPEND);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot append the allocation report to " + file, e);
+        }
     }
 
     /** The thread MX bean that counts this thread's allocated bytes; skips the test on a JVM that does not count them. */
