@@ -45,7 +45,8 @@ class VectorBoundaryTest {
     /** Methods (the owner's internal name, a dot, the name) that may take or return vector types: only static initializers call them. */
     private static final Set<String> CLASS_INIT_ONLY = Set.of(
             "dev/rslora/backend/cpu/Lanes.xorShuffle", "dev/rslora/backend/cpu/Lanes.bit",
-            "dev/rslora/backend/cpu/Lanes.xor", "dev/rslora/backend/cpu/Lanes.set", "dev/rslora/backend/cpu/Lanes.clear");
+            "dev/rslora/backend/cpu/Lanes.xor", "dev/rslora/backend/cpu/Lanes.set", "dev/rslora/backend/cpu/Lanes.clear",
+            "dev/rslora/backend/cpu/Lanes.pick");
 
     @Test
     void noMethodTakesOrReturnsAVectorAndNoInstanceFieldHoldsOne() throws IOException, URISyntaxException {

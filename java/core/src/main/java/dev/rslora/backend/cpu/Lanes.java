@@ -1,5 +1,6 @@
 package dev.rslora.backend.cpu;
 
+import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
@@ -7,7 +8,8 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * The lane permutations and masks of the in-register reductions ({@link AdapterRows}) and
  * transposes ({@link BlockTranspose}), for h = 1, 2, 4, 8 at the backend's species: the
- * permutation l → l ^ h, and the lanes whose bit h is set or clear. Null where h ≥ L or on the
+ * permutation l → l ^ h, the lanes whose bit h is set or clear, and with 16 lanes the index
+ * vectors of the two-vector selections that exchange a row pair's lanes. Null where h ≥ L or on the
  * scalar tile. For field initializers: hot code reads fields of its own class, since a call that
  * C2 leaves out of line at a cold call site (each accessor is 38 bytes of bytecode, over the
  * 35-byte limit there) returns a shuffle or mask of unknown class, and the vector operation using
@@ -45,6 +47,25 @@ final class Lanes {
             lanes[i] = ((i & h) != 0) == set;
         }
         return VectorMask.fromArray(S, lanes, 0);
+    }
+
+    /**
+     * For L = 16 only (else null): the index vector that, as {@code pick.selectFrom(v, w)}, does one
+     * row pair's exchange of a transpose stage ({@link BlockTranspose}): lane l takes, for row i
+     * ({@code upper} false), v[l] where bit h of l is clear and w[l ^ h] where it is set; for row
+     * i + h ({@code upper} true), v[l ^ h] where it is clear and w[l] where it is set. Indexes
+     * below L name v's lanes, L and above w's.
+     */
+    static FloatVector pick(int h, boolean upper) {
+        if (MicroKernel.SCALAR || L != 16) {
+            return null;
+        }
+        float[] index = new float[L];
+        for (int l = 0; l < L; l++) {
+            boolean set = (l & h) != 0;
+            index[l] = upper ? (set ? L + l : l ^ h) : (set ? L + (l ^ h) : l);
+        }
+        return FloatVector.fromArray(S, index, 0);
     }
 
     /** l → l ^ h. */
