@@ -231,36 +231,38 @@ final class RowGrads {
      * both rows' fma chains, so eight chains run side by side instead of four. With n = 8 rows of
      * X (or U), four chains of eight dependent fmas ran at the fma latency: dA and dB took 24 and
      * 25 µs of worker time at N = 8, d = 1024, r = 64. The arithmetic of each element is
-     * {@link #sum4}'s.
+     * {@link #sum4}'s. C2 parses it to about 14 000 nodes (17 000–18 100 with -XX:-UseFMA),
+     * near or below its inlining cutoff ({@link GraphSizeTest}): written straight through (the first term apart, both rows'
+     * epilogues) it was 35 000, and in some orders of the cpu tests C2 kept virtual calls on
+     * boxed vectors in its epilogue: 6.6 KB per dA at n = 1, r = 24 (AdapterRowsAllocationTest,
+     * 2026-12-07). This form took 2.95 µs per dA [64, 1024] at n = 1 against 2.65, and 11.0 against
+     * 10.3 at n = 8 (one thread, the two alternated in one JVM).
      */
     private static void sum4Pairs(float[] src, int ld, int count, int c4, float[] w, int wOff, int wStride, int n, float g,
                                   MemorySegment prior, long from, MemorySegment seg, long at, int rows) {
         long next = 4L * count;
+        FloatVector negZero = FloatVector.broadcast(S, -0f);
         for (int q = 0; q < rows; q += 2) {
-            float v0 = w[wOff + q];
-            float u0 = w[wOff + q + 1];
             long row = 4L * q * count;
             for (int c = 0; c < c4; c += 4 * L) {
-                FloatVector s0 = FloatVector.fromArray(S, src, c);
-                FloatVector s1 = FloatVector.fromArray(S, src, c + L);
-                FloatVector s2 = FloatVector.fromArray(S, src, c + 2 * L);
-                FloatVector s3 = FloatVector.fromArray(S, src, c + 3 * L);
-                FloatVector a0 = s0.mul(v0);
-                FloatVector a1 = s1.mul(v0);
-                FloatVector a2 = s2.mul(v0);
-                FloatVector a3 = s3.mul(v0);
-                FloatVector b0 = s0.mul(u0);
-                FloatVector b1 = s1.mul(u0);
-                FloatVector b2 = s2.mul(u0);
-                FloatVector b3 = s3.mul(u0);
-                for (int i = 1; i < n; i++) {
+                // from −0, so that the first fma (or product, then + −0) is the first term's product
+                // exactly, sign of zero included: the first term is not written out separately
+                FloatVector a0 = negZero;
+                FloatVector a1 = negZero;
+                FloatVector a2 = negZero;
+                FloatVector a3 = negZero;
+                FloatVector b0 = negZero;
+                FloatVector b1 = negZero;
+                FloatVector b2 = negZero;
+                FloatVector b3 = negZero;
+                for (int i = 0; i < n; i++) {
                     FloatVector vi = FloatVector.broadcast(S, w[wOff + q + i * wStride]);
                     FloatVector ui = FloatVector.broadcast(S, w[wOff + q + 1 + i * wStride]);
                     int k = i * ld + c;
-                    s0 = FloatVector.fromArray(S, src, k);
-                    s1 = FloatVector.fromArray(S, src, k + L);
-                    s2 = FloatVector.fromArray(S, src, k + 2 * L);
-                    s3 = FloatVector.fromArray(S, src, k + 3 * L);
+                    FloatVector s0 = FloatVector.fromArray(S, src, k);
+                    FloatVector s1 = FloatVector.fromArray(S, src, k + L);
+                    FloatVector s2 = FloatVector.fromArray(S, src, k + 2 * L);
+                    FloatVector s3 = FloatVector.fromArray(S, src, k + 3 * L);
                     a0 = FUSED ? s0.fma(vi, a0) : s0.mul(vi).add(a0);
                     a1 = FUSED ? s1.fma(vi, a1) : s1.mul(vi).add(a1);
                     a2 = FUSED ? s2.fma(vi, a2) : s2.mul(vi).add(a2);
@@ -270,37 +272,26 @@ final class RowGrads {
                     b2 = FUSED ? s2.fma(ui, b2) : s2.mul(ui).add(b2);
                     b3 = FUSED ? s3.fma(ui, b3) : s3.mul(ui).add(b3);
                 }
-                // the epilogue written out, not a helper: vectors passed to a method C2 does not inline are boxed
+                // the epilogue once per row of the pair, a rolled loop taking a's vectors, then b's
+                // (written out twice, the method was past C2's inlining cutoff)
                 long f = from + row + 4L * c;
                 long t = at + row + 4L * c;
-                a0 = a0.mul(g);
-                a1 = a1.mul(g);
-                a2 = a2.mul(g);
-                a3 = a3.mul(g);
-                b0 = b0.mul(g);
-                b1 = b1.mul(g);
-                b2 = b2.mul(g);
-                b3 = b3.mul(g);
-                if (prior != null) {
-                    a0 = a0.add(FloatVector.fromMemorySegment(S, prior, f, LE));
-                    a1 = a1.add(FloatVector.fromMemorySegment(S, prior, f + 4L * L, LE));
-                    a2 = a2.add(FloatVector.fromMemorySegment(S, prior, f + 8L * L, LE));
-                    a3 = a3.add(FloatVector.fromMemorySegment(S, prior, f + 12L * L, LE));
+                for (int half = 0; half < 2; half++, f += next, t += next) {
+                    FloatVector x0 = (half == 0 ? a0 : b0).mul(g);
+                    FloatVector x1 = (half == 0 ? a1 : b1).mul(g);
+                    FloatVector x2 = (half == 0 ? a2 : b2).mul(g);
+                    FloatVector x3 = (half == 0 ? a3 : b3).mul(g);
+                    if (prior != null) {
+                        x0 = x0.add(FloatVector.fromMemorySegment(S, prior, f, LE));
+                        x1 = x1.add(FloatVector.fromMemorySegment(S, prior, f + 4L * L, LE));
+                        x2 = x2.add(FloatVector.fromMemorySegment(S, prior, f + 8L * L, LE));
+                        x3 = x3.add(FloatVector.fromMemorySegment(S, prior, f + 12L * L, LE));
+                    }
+                    x0.intoMemorySegment(seg, t, LE);
+                    x1.intoMemorySegment(seg, t + 4L * L, LE);
+                    x2.intoMemorySegment(seg, t + 8L * L, LE);
+                    x3.intoMemorySegment(seg, t + 12L * L, LE);
                 }
-                a0.intoMemorySegment(seg, t, LE);
-                a1.intoMemorySegment(seg, t + 4L * L, LE);
-                a2.intoMemorySegment(seg, t + 8L * L, LE);
-                a3.intoMemorySegment(seg, t + 12L * L, LE);
-                if (prior != null) {
-                    b0 = b0.add(FloatVector.fromMemorySegment(S, prior, f + next, LE));
-                    b1 = b1.add(FloatVector.fromMemorySegment(S, prior, f + next + 4L * L, LE));
-                    b2 = b2.add(FloatVector.fromMemorySegment(S, prior, f + next + 8L * L, LE));
-                    b3 = b3.add(FloatVector.fromMemorySegment(S, prior, f + next + 12L * L, LE));
-                }
-                b0.intoMemorySegment(seg, t + next, LE);
-                b1.intoMemorySegment(seg, t + next + 4L * L, LE);
-                b2.intoMemorySegment(seg, t + next + 8L * L, LE);
-                b3.intoMemorySegment(seg, t + next + 12L * L, LE);
             }
         }
     }
