@@ -521,61 +521,12 @@ final class AdapterRows {
                     block4(a, ao, k, y, at, ld, scale, out, oo + c);
                 }
             }
-            for (; c < len; c += L) {
-                boolean part = c + L > len;
-                // 128-bit tiles: the tail's lanes past len loaded plainly and never stored (MicroKernel.PLAIN_MEMORY)
-                VectorMask<Float> m = part && !MicroKernel.PLAIN_MEMORY ? S.indexInRange(c, len) : null;
-                FloatVector e = FloatVector.zero(S);
-                FloatVector d = e;
-                long at = yOff + 4L * c;
-                // rows whose (masked) load lies inside y; the rest (at the end of y) through a zero-padded copy
-                int kIn = part ? SegmentEnd.rowsInside(y, at, ld, k) : k;
-                int kk = 0;
-                if (split) {
-                    for (; kk + 1 < kIn; kk += 2, at += 2 * ld) {
-                        FloatVector ye = m == null ? FloatVector.fromMemorySegment(S, y, at, LE)
-                                : FloatVector.fromMemorySegment(S, y, at, LE, m);
-                        FloatVector yd = m == null ? FloatVector.fromMemorySegment(S, y, at + ld, LE)
-                                : FloatVector.fromMemorySegment(S, y, at + ld, LE, m);
-                        FloatVector ae = FloatVector.broadcast(S, a[ao + kk]);
-                        FloatVector se = scale != 1f ? ye.mul(scale) : ye;
-                        e = FUSED ? ae.fma(se, e) : ae.mul(se).add(e);
-                        FloatVector ad = FloatVector.broadcast(S, a[ao + kk + 1]);
-                        FloatVector sd = scale != 1f ? yd.mul(scale) : yd;
-                        d = FUSED ? ad.fma(sd, d) : ad.mul(sd).add(d);
-                    }
-                }
-                for (; kk < kIn; kk++, at += ld) {
-                    FloatVector ye = m == null ? FloatVector.fromMemorySegment(S, y, at, LE)
-                            : FloatVector.fromMemorySegment(S, y, at, LE, m);
-                    FloatVector ae = FloatVector.broadcast(S, a[ao + kk]);
-                    FloatVector se = scale != 1f ? ye.mul(scale) : ye;
-                    e = FUSED ? ae.fma(se, e) : ae.mul(se).add(e);
-                }
-                for (; kk < k; kk++, at += ld) {  // the same chains: when split, even kk on e and odd on d
-                    SegmentEnd.pad(y, at, len - c, pad);
-                    FloatVector p = FloatVector.fromArray(S, pad, 0);
-                    FloatVector ak = FloatVector.broadcast(S, a[ao + kk]);
-                    FloatVector ps = scale != 1f ? p.mul(scale) : p;
-                    FloatVector acc = split && (kk & 1) != 0 ? d : e;
-                    FloatVector t = FUSED ? ak.fma(ps, acc) : ak.mul(ps).add(acc);
-                    if (split && (kk & 1) != 0) {
-                        d = t;
-                    } else {
-                        e = t;
-                    }
-                }
-                if (split) {
-                    e = e.add(d);
-                }
-                if (!part) {
-                    e.intoArray(out, oo + c);
-                } else if (m != null) {
-                    e.intoArray(out, oo + c, m);
-                } else {
-                    e.intoArray(pad, 0);  // the padded loads are done with pad
-                    System.arraycopy(pad, 0, out, oo + c, len - c);
-                }
+            int whole = c + (len - c) / L * L;
+            if (c < whole) {
+                rowTimesWhole(a, ao, k, y, yOff, ld, scale, out, oo, split, c, whole);
+            }
+            if (whole < len) {
+                rowTimesPart(a, ao, k, y, yOff, ld, scale, len, out, oo, split, pad, whole);
             }
             return;
         }
@@ -594,6 +545,104 @@ final class AdapterRows {
                 e = Fma.fma(a[ao + kk], y.get(DType.LE_FLOAT, at) * scale, e);
             }
             out[oo + c] = split ? e + d : e;
+        }
+    }
+
+    /**
+     * {@link #rowTimes}' whole vectors of columns [c0, c1), fewer than four: one at a time, as
+     * {@link #block4} and {@link #block4Split} do four. Its own method, as is {@link #rowTimesPart}:
+     * in one method with rowTimes' four-vector loop and the partial vector, C2 parsed them to
+     * 25 000 nodes, past its inlining cutoff ({@link GraphSizeTest}).
+     */
+    private static void rowTimesWhole(float[] a, int ao, int k, MemorySegment y, long yOff, long ld, float scale,
+                                      float[] out, int oo, boolean split, int c0, int c1) {
+        for (int c = c0; c < c1; c += L) {
+            FloatVector e = FloatVector.zero(S);
+            FloatVector d = e;
+            long at = yOff + 4L * c;
+            int kk = 0;
+            if (split) {
+                for (; kk + 1 < k; kk += 2, at += 2 * ld) {
+                    FloatVector ye = FloatVector.fromMemorySegment(S, y, at, LE);
+                    FloatVector yd = FloatVector.fromMemorySegment(S, y, at + ld, LE);
+                    FloatVector ae = FloatVector.broadcast(S, a[ao + kk]);
+                    FloatVector se = scale != 1f ? ye.mul(scale) : ye;
+                    e = FUSED ? ae.fma(se, e) : ae.mul(se).add(e);
+                    FloatVector ad = FloatVector.broadcast(S, a[ao + kk + 1]);
+                    FloatVector sd = scale != 1f ? yd.mul(scale) : yd;
+                    d = FUSED ? ad.fma(sd, d) : ad.mul(sd).add(d);
+                }
+            }
+            for (; kk < k; kk++, at += ld) {
+                FloatVector ye = FloatVector.fromMemorySegment(S, y, at, LE);
+                FloatVector ae = FloatVector.broadcast(S, a[ao + kk]);
+                FloatVector se = scale != 1f ? ye.mul(scale) : ye;
+                e = FUSED ? ae.fma(se, e) : ae.mul(se).add(e);
+            }
+            (split ? e.add(d) : e).intoArray(out, oo + c);
+        }
+    }
+
+    /**
+     * {@link #rowTimes}' last vector of columns, [c, len) with len − c &lt; L: masked loads and a
+     * masked store, except on the 128-bit tile (no masked memory access there: the lanes past len
+     * loaded plainly and never stored, MicroKernel.PLAIN_MEMORY); rows whose load would reach past
+     * the end of y through {@code pad}. The mask is never null where it is used: where it could
+     * be (a whole vector had none), C2 boxed it on every call (JFR: the masks' boolean arrays under
+     * rowTimes, about 5 % of a steady step's 2 KB) and kept virtual calls on it (-XX:+LogCompilation,
+     * 2026-12-07).
+     */
+    private static void rowTimesPart(float[] a, int ao, int k, MemorySegment y, long yOff, long ld, float scale, int len,
+                                     float[] out, int oo, boolean split, float[] pad, int c) {
+        VectorMask<Float> m = MicroKernel.PLAIN_MEMORY ? null : S.indexInRange(c, len);
+        FloatVector e = FloatVector.zero(S);
+        FloatVector d = e;
+        long at = yOff + 4L * c;
+        // rows whose (masked) load lies inside y; the rest (at the end of y) through a zero-padded copy
+        int kIn = SegmentEnd.rowsInside(y, at, ld, k);
+        int kk = 0;
+        if (split) {
+            for (; kk + 1 < kIn; kk += 2, at += 2 * ld) {
+                FloatVector ye = MicroKernel.PLAIN_MEMORY ? FloatVector.fromMemorySegment(S, y, at, LE)
+                        : FloatVector.fromMemorySegment(S, y, at, LE, m);
+                FloatVector yd = MicroKernel.PLAIN_MEMORY ? FloatVector.fromMemorySegment(S, y, at + ld, LE)
+                        : FloatVector.fromMemorySegment(S, y, at + ld, LE, m);
+                FloatVector ae = FloatVector.broadcast(S, a[ao + kk]);
+                FloatVector se = scale != 1f ? ye.mul(scale) : ye;
+                e = FUSED ? ae.fma(se, e) : ae.mul(se).add(e);
+                FloatVector ad = FloatVector.broadcast(S, a[ao + kk + 1]);
+                FloatVector sd = scale != 1f ? yd.mul(scale) : yd;
+                d = FUSED ? ad.fma(sd, d) : ad.mul(sd).add(d);
+            }
+        }
+        for (; kk < kIn; kk++, at += ld) {
+            FloatVector ye = MicroKernel.PLAIN_MEMORY ? FloatVector.fromMemorySegment(S, y, at, LE)
+                    : FloatVector.fromMemorySegment(S, y, at, LE, m);
+            FloatVector ae = FloatVector.broadcast(S, a[ao + kk]);
+            FloatVector se = scale != 1f ? ye.mul(scale) : ye;
+            e = FUSED ? ae.fma(se, e) : ae.mul(se).add(e);
+        }
+        for (; kk < k; kk++, at += ld) {  // the same chains: when split, even kk on e and odd on d
+            SegmentEnd.pad(y, at, len - c, pad);
+            FloatVector p = FloatVector.fromArray(S, pad, 0);
+            FloatVector ak = FloatVector.broadcast(S, a[ao + kk]);
+            FloatVector ps = scale != 1f ? p.mul(scale) : p;
+            FloatVector acc = split && (kk & 1) != 0 ? d : e;
+            FloatVector t = FUSED ? ak.fma(ps, acc) : ak.mul(ps).add(acc);
+            if (split && (kk & 1) != 0) {
+                d = t;
+            } else {
+                e = t;
+            }
+        }
+        if (split) {
+            e = e.add(d);
+        }
+        if (!MicroKernel.PLAIN_MEMORY) {
+            e.intoArray(out, oo + c, m);
+        } else {
+            e.intoArray(pad, 0);  // the padded loads are done with pad
+            System.arraycopy(pad, 0, out, oo + c, len - c);
         }
     }
 
