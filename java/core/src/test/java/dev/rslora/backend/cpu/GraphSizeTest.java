@@ -21,8 +21,8 @@ import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 /**
  * No vector method of the cpu backend grows to a C2 graph of the size in which C2 was seen to box
- * its vectors: {@value #LIMIT} nodes when C2's parse of it ended (more for the register tiles in
- * {@link #ALLOWED}). Every run prints each method's count, and the ones past {@value #CUTOFF}.
+ * its vectors: {@value #LIMIT} nodes once C2 had parsed it and inlined what it had delayed (more
+ * for the register tiles in {@link #ALLOWED}). Every run prints each method's count, and the ones past {@value #CUTOFF}.
  * <p>Why: past {@value #CUTOFF} nodes (HotSpot's NodeCountInliningCutoff, a constant in product
  * JVMs) C2 delays the Vector API's force-inlined methods that are left and inlines them afterwards.
  * The vector a delayed call returns is then of unknown class where the next call uses it, and that
@@ -39,11 +39,12 @@ import static org.junit.jupiter.api.Assumptions.assumeFalse;
  * <p>The limit is not the cutoff itself: a method's count depends on which of the backend's own
  * vector helpers C2 inlined into it in that run (Convert.storeScaled: 15 500 or 22 800 in two
  * runs), so methods near the cutoff pass it in some runs (Convert.storeScaled,
- * AdapterRows.rowTimesPart, BackwardPass.computeDx on the 256- and 128-bit tiles, Panels.transposeRows
- * on the 128-bit tile: 18 000–28 000). Those are not seen to box, and remain a risk: open.
+ * AdapterRows.rowTimesPart, Panels.transposeRows on the 128-bit tile: 18 000–28 000), as do
+ * callers that inline whole kernels (BackwardPass.computeDx on the 256- and 128-bit tiles, 23 000–
+ * 27 000), which this test does not count. Those are not seen to box, and remain a risk: open.
  * <p>The child JVM runs {@link GraphSizeWorkload} (every route of the backend, one worker and
- * several) with C2 and -XX:+LogCompilation; this test reads each C2 compile's node count when its
- * parse ended.
+ * several) with C2 and -XX:+LogCompilation; this test reads each C2 compile's node count at the
+ * end of its last parse at the outermost level (the method's own, then each delayed call's).
  */
 class GraphSizeTest {
     /** HotSpot's NodeCountInliningCutoff (a develop flag: this value in every product JVM). */
@@ -78,7 +79,7 @@ class GraphSizeTest {
             ChildJvm.Result child = ChildJvm.run(cmd, 5);
             assertEquals(0, child.exit(), () -> "child JVM failed: " + cmd + "\n" + child.out());
             Map<String, Integer> nodes = parseNodes(log);
-            System.out.println(CpuBackend.tileShape() + ": C2's nodes at the end of parsing, per vector method: " + nodes);
+            System.out.println(CpuBackend.tileShape() + ": C2's graph nodes per vector method: " + nodes);
             List<String> past = new ArrayList<>();
             List<String> over = new ArrayList<>();
             nodes.forEach((method, n) -> {
@@ -93,10 +94,10 @@ class GraphSizeTest {
             assertTrue(over.isEmpty(), () -> "C2's graphs of these vector methods of the cpu backend reached " + LIMIT
                     + " nodes (or their limit in ALLOWED), the size at which C2 was seen to box their vectors:\n  "
                     + String.join("\n  ", over) + "\nall: " + nodes);
-            // not vacuous: the register tile and a score of other vector methods were compiled by C2 and measured
+            // not vacuous: the register tile and many other vector methods (19-24 here) were compiled by C2 and measured
             String tile = "MicroKernel.mma" + MicroKernel.BITS;
             assertTrue(nodes.containsKey(tile), () -> "no C2 compile of " + tile + " in the child JVM: " + nodes);
-            assertTrue(nodes.size() >= 20, () -> "C2 compiled only " + nodes.size() + " vector methods in the child JVM: " + nodes);
+            assertTrue(nodes.size() >= 15, () -> "C2 compiled only " + nodes.size() + " vector methods in the child JVM: " + nodes);
         } finally {
             Files.deleteIfExists(log);
         }
@@ -105,8 +106,9 @@ class GraphSizeTest {
     /**
      * Per C2 compile of a method of this package that calls the Vector API itself (not only through
      * methods it inlined: a caller's count depends on which kernels C2 inlined into it that run,
-     * not on its own code): the node count when its parse ended (the outermost parse_done),
-     * largest over its compiles; "Class.method", with "%" appended for on-stack compiles.
+     * not on its own code): the node count at its last outermost parse_done (its own parse, then
+     * each delayed call's, the count growing), largest over its compiles; "Class.method", with "%"
+     * appended for on-stack compiles.
      */
     static Map<String, Integer> parseNodes(Path log) throws IOException {
         Map<String, Integer> largest = new TreeMap<>();
@@ -142,7 +144,9 @@ class GraphSizeTest {
                     if (m.find() && vectorKlasses.contains(m.group(2))) {
                         vectorMethods.add(m.group(1));
                     }
-                } else if (line.startsWith("<call ") && depth == 1) {
+                } else if (line.startsWith("<call ") && depth == 1 && parsed < 0) {
+                    // a call in the method's own bytecode: at depth 1 before its parse ends (after
+                    // it, late-inlined methods are parsed at depth 1 too)
                     Matcher m = CALL.matcher(line);
                     vector |= m.find() && vectorMethods.contains(m.group(1));
                 } else if (line.startsWith("<parse ")) {
