@@ -16,7 +16,7 @@ import jdk.jfr.consumer.RecordedMethod;
 import jdk.jfr.consumer.RecordingFile;
 
 /**
- * Where some code allocates, for an allocation test's failure message: a JFR recording of
+ * Where some code allocates, for an allocation test's failure message or report: a JFR recording of
  * allocation samples while the code runs, summed by the allocated class, the JDK method that
  * allocated it and the nearest of the project's frames. A vector boxed by the Vector API's Java
  * fallback, or at a call that C2 left out of line, shows as {@code jdk.incubator.vector.Float512Vector}
@@ -36,16 +36,14 @@ public final class AllocationSites {
      * Runs {@code work} under a recording, again and again until it allocated {@link #MIN_BYTES}
      * or for {@link #MAX_NANOS}, and returns its {@code top} allocation sites by sampled
      * bytes, one per line with its share; or why there is no answer (no JFR in this JVM, or no
-     * sample taken). Never throws: the caller is already failing and must still report its own finding.
+     * sample taken). Never throws: the caller must still report its own finding.
      */
     public static String of(Runnable work, int top) {
-        Module self = AllocationSites.class.getModule();
-        if (ModuleLayer.boot().findModule("jdk.jfr").map(m -> {
-            self.addReads(m);
-            return false;
-        }).orElse(true)) {
+        java.util.Optional<Module> jfr = ModuleLayer.boot().findModule("jdk.jfr");
+        if (jfr.isEmpty()) {
             return "  (no allocation sites: jdk.jfr is not in this JVM's boot layer)";
         }
+        AllocationSites.class.getModule().addReads(jfr.get());
         try {
             return record(work, top);
         } catch (IOException | RuntimeException e) {
