@@ -33,7 +33,7 @@ import static org.junit.jupiter.api.Assumptions.assumeFalse;
  * (45 000 and 31 000 nodes in two methods) and RowGrads.sum4Pairs (35 000) came to allocate 8–51 KB
  * per training step in some orders of the cpu tests with -XX:-UseFMA, and 6.6 KB per dA in
  * AdapterRowsAllocationTest (three CI runs; reproduced here with surefire's random order, seed 6,
- * in 2 of 3 runs; JFR: FloatVector.blendTemplate under block16Stages84; -XX:+LogCompilation:
+ * in 3 of 4 runs; JFR: FloatVector.blendTemplate under block16Stages84; -XX:+LogCompilation:
  * virtual calls to Float512Vector.byteSize and vspecies there, 2026-12-07). They now parse to
  * 13 000 and 14 000–18 000.
  * <p>The limit is not the cutoff itself: a method's count depends on which of the backend's own

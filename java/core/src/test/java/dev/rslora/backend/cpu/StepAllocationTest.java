@@ -53,7 +53,7 @@ class StepAllocationTest {
      * fails at 128 KB: three CI runs there (66ea3f3, ab0913b, c620cb3) kept 8–37 KB per step at
      * N ≥ 3, F32, after the other cpu tests. The cause, C2's graphs of BlockTranspose's 16-lane
      * block and RowGrads.sum4Pairs past its inlining cutoff ({@link GraphSizeTest}), is fixed (10
-     * runs of the test order that showed it in 2 of 3, surefire's random order with seed 6, clean);
+     * runs of the test order that showed it in 3 of 4, surefire's random order with seed 6, clean);
      * other methods are still past that cutoff in some runs, mma512 with -XX:-UseFMA among them, so
      * a residue there is reported rather than failed. What only that execution can catch, its
      * multiply-then-add code in the Java fallback, is an inner loop's every vector: about 1 MB
