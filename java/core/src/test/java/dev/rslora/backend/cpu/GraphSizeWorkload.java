@@ -5,6 +5,7 @@ import dev.rslora.backend.GradMode;
 import dev.rslora.backend.LoraParams;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
+import dev.rslora.testing.TestData;
 
 import java.lang.foreign.Arena;
 import java.util.SplittableRandom;
@@ -30,7 +31,7 @@ public final class GraphSizeWorkload {
         SplittableRandom rng = new SplittableRandom(5);
         try (Arena arena = Arena.ofShared(); CpuBackend cpu = new CpuBackend(1)) {
             for (DType dtype : new DType[] {DType.F32, DType.BF16}) {
-                FrozenWeight w = cpu.prepare(random(arena, rng, dtype, dOut, dIn), random(arena, rng, dtype, dOut));
+                FrozenWeight w = cpu.prepare(TestData.uniform(arena, dtype, rng, 1, dOut, dIn), TestData.uniform(arena, dtype, rng, 1, dOut));
                 for (int round = 0; round < rounds; round++) {
                     for (int n : new int[] {1, 3, RowGrads.MAX_ROWS - 1, RowGrads.MAX_ROWS + 5, 2 * Math.max(dIn, dOut)}) {
                         for (float p : new float[] {0f, 0.1f}) {
@@ -38,15 +39,15 @@ public final class GraphSizeWorkload {
                             LoraParams train = new LoraParams(n, dIn, dOut, r, 0.5, p, 5L, 3L, 1, true, true, mode);
                             LoraParams decode = new LoraParams(n, dIn, dOut, r, 0.5, p, 5L, 3L, 1, false, true, GradMode.ASSIGN);
                             try (Arena step = Arena.ofConfined()) {
-                                Tensor x = random(step, rng, dtype, n, dIn);
-                                Tensor a = random(step, rng, dtype, r, dIn);
-                                Tensor b = random(step, rng, dtype, dOut, r);
+                                Tensor x = TestData.uniform(step, dtype, rng, 1, n, dIn);
+                                Tensor a = TestData.uniform(step, dtype, rng, 1, r, dIn);
+                                Tensor b = TestData.uniform(step, dtype, rng, 1, dOut, r);
                                 Tensor u = Tensor.allocate(step, DType.F32, n, r);
                                 Tensor y = Tensor.allocate(step, dtype, n, dOut);
-                                Tensor dy = random(step, rng, dtype, n, dOut);
+                                Tensor dy = TestData.uniform(step, dtype, rng, 1, n, dOut);
                                 Tensor dx = Tensor.allocate(step, dtype, n, dIn);
-                                Tensor gradA = random(step, rng, dtype, r, dIn);
-                                Tensor gradB = random(step, rng, dtype, dOut, r);
+                                Tensor gradA = TestData.uniform(step, dtype, rng, 1, r, dIn);
+                                Tensor gradB = TestData.uniform(step, dtype, rng, 1, dOut, r);
                                 for (int i = 0; i < 10; i++) {
                                     a.markWritten();
                                     b.markWritten();
@@ -62,13 +63,5 @@ public final class GraphSizeWorkload {
             }
         }
         CompileTiersWorkload.main(new String[] {"300"});
-    }
-
-    private static Tensor random(Arena arena, SplittableRandom rng, DType dtype, long... shape) {
-        Tensor t = Tensor.allocate(arena, dtype, shape);
-        for (long i = 0; i < t.numel(); i++) {
-            t.set(i, (float) rng.nextDouble(-1, 1));
-        }
-        return t;
     }
 }
