@@ -342,7 +342,7 @@ final class AdapterRows {
         if (n >= TILE_MIN_ROWS) {
             MemorySegment panel = panel(s.rows, dOut, r, j0, j1 - j0, 1f, s);
             for (int it = 0; it < n; it += MR) {
-                MicroKernel.mma(dyc, it * ldy, ldy, panel, 0, dOut, s.tile, 0, false);
+                MicroKernel.mma(dyc, it * ldy, ldy, panel, 0, dOut, s.tile, 0);
                 for (int m = 0; m < Math.min(MR, n - it); m++) {
                     System.arraycopy(s.tile, m * NR, v, (it + m) * r + j0, j1 - j0);
                 }
@@ -368,7 +368,7 @@ final class AdapterRows {
             for (int c = 0; c < len; c += NR) {
                 MemorySegment panel = panel(s.rows, r, dIn, k0 + c, Math.min(NR, len - c), gamma, s);
                 for (int it = 0; it < n; it += MR) {
-                    MicroKernel.mma(v, it * r, r, panel, 0, r, out, it * ldx + k0 + c, ldx, false);
+                    MicroKernel.mma(v, it * r, r, panel, 0, r, out, it * ldx + k0 + c, ldx);
                 }
             }
         } else {

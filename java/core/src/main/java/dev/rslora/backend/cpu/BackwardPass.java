@@ -384,7 +384,7 @@ final class BackwardPass {
                 if (oneRow) {
                     MicroKernel.mmaRow(s.dyc, 0, bP, bOff, dOut, tile, 0, false);
                 } else {
-                    MicroKernel.mma(s.dyc, it * ldy, ldy, bP, bOff, dOut, tile, 0, false);
+                    MicroKernel.mma(s.dyc, it * ldy, ldy, bP, bOff, dOut, tile, 0);
                 }
                 int rows = Math.min(MR, mc - it);
                 for (int m = 0; m < rows; m++) {
@@ -409,44 +409,55 @@ final class BackwardPass {
      * dX[c0:c1, panels pk0..pk1) = mask ⊙ (V·γA) + dY·W, V from the shared V, keep bits of row i
      * at bits[i·words]: each register tile written in place in the chunk buffer yc (rows ld(d_in)
      * apart; the LoRA segment and its mask first, then the W segment accumulating on them there),
-     * then each row stored whole.
+     * then each row stored whole. The adapter's row form first, then {@link #dxTiles}: two C2 compile
+     * units (dxTiles is too large for C2 to inline), so that neither parses past C2's inlining
+     * cutoff with AdapterRows.dx, the mask, the W segment and the dtype's store inlined in one
+     * (18 700 nodes on the 128-bit tile, where C2 delayed the bf16 store's vector calls:
+     * GraphSizeTest).
      */
     private void computeDx(Scratch s, int c0, int c1, int pk0, int pk1, long[] bits) {
+        int ldx = Split.ld(dIn);
+        s.yc = Scratch.grow(s.yc, (long) Split.padRows(c1 - c0) * ldx);
+        if (rowAdapter) {
+            AdapterRows.dx(shared.v, c1 - c0, r, aSrc, dIn, gamma, pk0 * NR, pk1 * NR, s, s.yc, ldx);
+        }
+        dxTiles(s, c0, c1, pk0, pk1, bits);
+    }
+
+    /** {@link #computeDx} after the adapter's row form: the register tiles, the redone rows, the store. */
+    private void dxTiles(Scratch s, int c0, int c1, int pk0, int pk1, long[] bits) {
         int mc = c1 - c0;
         int ldy = Split.ld(dOut);
         int ldx = Split.ld(dIn);
-        s.yc = Scratch.grow(s.yc, (long) Split.padRows(mc) * ldx);
         float[] out = s.yc;
         float[] v = shared.v;
-        if (rowAdapter) {
-            AdapterRows.dx(v, mc, r, aSrc, dIn, gamma, pk0 * NR, pk1 * NR, s, out, ldx);
-        }
         boolean onLora = loraDx || rowAdapter;  // the W segment accumulates on the adapter term
+        int rows = oneRow ? 1 : MR;  // a tile's rows, or the one row of mmaRow
         for (int pk = pk0; pk < pk1; pk++) {
             long wOff = (long) pk * dOut * PANEL_ROW_BYTES;
             long aOff = (long) pk * r * PANEL_ROW_BYTES;
             int k0 = pk * NR;
-            if (oneRow) {
-                if (loraDx) {
-                    MicroKernel.mmaRow(v, 0, gaP, aOff, r, out, k0, false);
-                }
-                if (onLora && mask != null) {
-                    mask.applyToTileRow(out, k0, bits, 0, k0);
-                }
-                MicroKernel.mmaRow(s.dyc, 0, wPanels, wOff, dOut, out, k0, onLora);
-                continue;
-            }
-            for (int it = 0; it < mc; it += MR) {
+            for (int it = 0; it < mc; it += rows) {
                 int cOff = it * ldx + k0;
                 if (loraDx) {
-                    MicroKernel.mma(v, (c0 + it) * r, r, gaP, aOff, r, out, cOff, ldx, false);
+                    if (oneRow) {
+                        MicroKernel.mmaRow(v, 0, gaP, aOff, r, out, k0, false);
+                    } else {
+                        MicroKernel.mma(v, (c0 + it) * r, r, gaP, aOff, r, out, cOff, ldx);
+                    }
                 }
-                if (onLora && mask != null) {
-                    for (int m = 0; m < MR; m++) {
+                if (onLora && mask != null) {  // one call site: C2 inlines it once (GraphSizeTest)
+                    for (int m = 0; m < rows; m++) {
                         mask.applyToTileRow(out, cOff + m * ldx, bits, (c0 + it + m) * words, k0);
                     }
                 }
-                MicroKernel.mma(s.dyc, it * ldy, ldy, wPanels, wOff, dOut, out, cOff, ldx, onLora);
+                if (oneRow) {
+                    MicroKernel.mmaRow(s.dyc, 0, wPanels, wOff, dOut, out, k0, onLora);
+                } else if (onLora) {
+                    MicroKernel.mmaAdd(s.dyc, it * ldy, ldy, wPanels, wOff, dOut, out, cOff, ldx, s.sum);
+                } else {
+                    MicroKernel.mma(s.dyc, it * ldy, ldy, wPanels, wOff, dOut, out, cOff, ldx);
+                }
             }
         }
         if (merged != null) {

@@ -312,7 +312,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
             Convert.load(b, (long) o0 * r, rows * r, s.uc, 0);
             Convert.load(wt, (long) o0 * dIn, rows * dIn, s.xc, 0);
             for (int pk = 0; pk < Panels.panels(dIn); pk++) {
-                MicroKernel.mma(s.uc, 0, r, gaP, (long) pk * r * PANEL_ROW_BYTES, r, tile, 0, false);
+                MicroKernel.mma(s.uc, 0, r, gaP, (long) pk * r * PANEL_ROW_BYTES, r, tile, 0);
                 int k0 = pk * NR;
                 int kn = Math.min(NR, dIn - k0);
                 for (int m = 0; m < rows; m++) {

@@ -1,6 +1,7 @@
 package dev.rslora.backend.cpu;
 
 import dev.rslora.backend.LoraParams;
+import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 
 import java.lang.foreign.MemorySegment;
@@ -207,7 +208,7 @@ final class ForwardPass {
             return;
         }
         s.uc = Scratch.grow(s.uc, (long) Split.padRows(n) * r + MicroKernel.L);  // L to spare: AdapterRows.quad reads whole tail vectors
-        Convert.load(u, 0, n * r, s.uc, 0);
+        MemorySegment.copy(u.readOnlySegment(), DType.LE_FLOAT, 0, s.uc, 0, n * r);  // U is F32 (BackendChecks)
         if (rowAdapter && !tiles) {
             for (int c = 0; c < n * r; c++) {
                 s.uc[c] *= gamma;  // γU, the operand of AdapterRows.addY
@@ -285,7 +286,7 @@ final class ForwardPass {
             if (oneRow) {
                 MicroKernel.mmaRow(src, 0, panels, bOff, dIn, tile, 0, false);
             } else {
-                MicroKernel.mma(src, it * ld, ld, panels, bOff, dIn, tile, 0, false);
+                MicroKernel.mma(src, it * ld, ld, panels, bOff, dIn, tile, 0);
             }
             int rows = Math.min(MR, mc - it);
             for (int m = 0; m < rows; m++) {
@@ -317,7 +318,7 @@ final class ForwardPass {
                 MicroKernel.mmaRow(s.xc, 0, wPanels, wOff, dIn, yc, po * NR, false);
             } else {
                 for (int it = 0; it < mc; it += MR) {
-                    MicroKernel.mma(s.xc, it * ld, ld, wPanels, wOff, dIn, yc, it * ldy + po * NR, ldy, false);
+                    MicroKernel.mma(s.xc, it * ld, ld, wPanels, wOff, dIn, yc, it * ldy + po * NR, ldy);
                 }
             }
             if (loraY && uReady == null) {
@@ -371,7 +372,7 @@ final class ForwardPass {
             return;
         }
         for (int it = 0; it < mc; it += MR) {
-            MicroKernel.mma(s.uc, it * r, r, panels, bOff, r, s.yc, it * ldy + po * NR, ldy, true);
+            MicroKernel.mmaAdd(s.uc, it * r, r, panels, bOff, r, s.yc, it * ldy + po * NR, ldy, s.sum);
         }
     }
 

@@ -21,11 +21,13 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  *     for each group of NC columns of the worker's share: pack the block's rows into direct
  *       panels (K = kc; F32 without dropout straight from the tensor, else converted and masked
  *       into fp32 rows first), then every MR×NR tile of the group:
- *       acc tile (=|+=) left[MR rows, kc] · panel      (accumulators in tiles [rPad/MR][panels])
+ *       acc tile (= | +=) left[MR rows, kc] · panel     (accumulators in tiles [rPad/MR][panels];
+ *                                                     += through MicroKernel.mmaAdd)
  *   epilogue: γ·acc (+ old) rounded once to the gradient's dtype
  * </pre>
- * Each element is one fp32 sum over n in increasing order, whoever computes it: no partial sums,
- * no reduction, the same bits for any worker count. Replaces per-worker [r, d] partial sums
+ * Each element is one fp32 sum per block of KC rows of n, in increasing order, and the blocks'
+ * sums added in order, whoever computes it: no reduction across workers, the same bits for any
+ * worker count. Replaces per-worker [r, d] partial sums
  * accumulated chunk by chunk (K = 64) and reduced afterwards, whose read-modify-write passes over
  * r·d floats per chunk made the rank-256 products run well below the base GEMM's rate.
  */
@@ -77,8 +79,12 @@ final class GradGemm {
                 for (int p = g0; p < g1; p++) {
                     long bOff = (p - g0) * panelBytes;
                     for (int it = 0; it < rPad; it += MR) {
-                        MicroKernel.mma(left, it * n + kb, n, pack, bOff, kc, acc, ((it / MR) * np + (p - p0)) * MR * NR,
-                                kb > 0);
+                        int at = ((it / MR) * np + (p - p0)) * MR * NR;
+                        if (kb > 0) {
+                            MicroKernel.mmaAdd(left, it * n + kb, n, pack, bOff, kc, acc, at, NR, s.sum);
+                        } else {
+                            MicroKernel.mma(left, it * n + kb, n, pack, bOff, kc, acc, at);
+                        }
                     }
                 }
             }

@@ -90,7 +90,7 @@ final class MergedWeight {
                           int panel, float[] tile) {
         long loraOff = (long) panel * r * PANEL_ROW_BYTES;
         for (int k0 = 0; k0 < depth; k0 += MR) {
-            MicroKernel.mma(rows, k0 * r, r, lora, loraOff, r, tile, 0, false);
+            MicroKernel.mma(rows, k0 * r, r, lora, loraOff, r, tile, 0);
             int n = Math.min(MR, depth - k0);
             for (int m = 0; m < n; m++) {
                 long at = ((long) panel * depth + k0 + m) * PANEL_ROW_BYTES;

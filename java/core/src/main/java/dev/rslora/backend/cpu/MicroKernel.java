@@ -12,7 +12,8 @@ import java.nio.ByteOrder;
  * The register tile every GEMM of the cpu backend is built from, in the shape that suits the
  * vector length, chosen once when this class is initialised:
  * <pre>
- *   C[MR, NR] (=|+=) Σ_{k&lt;K} a[aOff + m·lda + k] · panel[k][0..NR)
+ *   C[MR, NR] = Σ_{k&lt;K} a[aOff + m·lda + k] · panel[k][0..NR)          (mma)
+ *   C[MR, NR] = C + Σ_{k&lt;K} …, the sum formed first, then added            (mmaAdd)
  * </pre>
  * A is a heap float[] read row-major (K contiguous, rows {@code lda} apart; the caller pads A to
  * MR rows so pad rows may hold stale values: they only reach pad rows of C). A packed A ([K][MR],
@@ -25,8 +26,13 @@ import java.nio.ByteOrder;
  * constant stride lets the JIT drop the per-load range checks (a B operand read with a run-time
  * row stride measured 15% slower). C is an MR×NR tile in a heap float[], row m at
  * {@code cOff + m·ldc}: ldc = NR for a contiguous tile, or a chunk buffer's row length for a tile
- * written in place among the chunk's output rows (Y and dX); C is read and written only outside
- * the k loop, so its stride costs nothing there.
+ * written in place among the chunk's output rows (Y and dX); C is written only after the k loop,
+ * so its stride costs nothing there. The tiles start from zero and never load C: with C's
+ * 16–24 vector loads as well, C2's graph of the 512-bit tile (-XX:-UseFMA) and of the 128-bit
+ * tile passed HotSpot's inlining cutoff before their multiply-adds were all parsed, and C2
+ * delayed those (GraphSizeTest explains why that can box vectors); {@link #mmaAdd} adds the
+ * finished tile to C instead (JMH, 2026-12-07: the training step at N = 512, d = 1024, r = 64 and
+ * 256 ran as fast as with C loaded into the accumulators, R 1.246 and 1.863 against 1.247 and 1.858).
  *
  * <p>Shapes (MR rows × NV vectors; per k: NV panel loads, MR broadcasts, MR·NV FMAs), each sized
  * to leave its accumulators, panel vectors and broadcast in registers:
@@ -34,6 +40,7 @@ import java.nio.ByteOrder;
  *   512-bit (AVX-512, 32 zmm)       8 × 2 vectors = 8×32 floats   16 + 2 + 1 = 19 registers
  *   256-bit (AVX2, 16 ymm)          6 × 2 vectors = 6×16 floats   12 + 2 + 1 = 15 registers
  *   128-bit (NEON, 32 v-registers)  8 × 3 vectors = 8×12 floats   24 + 3 + 1 = 28 registers
+ *   128-bit without FMA (x86, 16)   4 × 3 vectors = 4×12 floats   12 + 3 + 1 = 16 registers
  *   scalar  (no usable vectors)     4 × 4 floats                  16 + 4 + 1 = 21 FP registers
  * </pre>
  * (8×2 with 256-bit vectors would need 19 of AVX2's 16 registers: that is what the 6×2 shape
@@ -99,6 +106,11 @@ final class MicroKernel {
     private MicroKernel() {
     }
 
+    /** The name of the tile method in use: mma512, mma256, mma128, mma128x4 (no FMA) or mmaScalar. */
+    static String tileMethod() {
+        return "mma" + (SCALAR ? "Scalar" : BITS + (MR == 4 ? "x4" : ""));
+    }
+
     /** The largest tile width ≤ {@code bits}. */
     static int shapeBits(int bits) {
         return bits >= 512 ? 512 : bits >= 256 ? 256 : bits >= 128 ? 128 : 0;
@@ -125,7 +137,7 @@ final class MicroKernel {
 
     /** Tile rows of the shape for {@code bits} (512, 256, 128, 0). */
     static int rowsFor(int bits) {
-        return bits == 256 ? 6 : bits == 0 ? 4 : 8;
+        return bits == 256 ? 6 : bits == 0 || (bits == 128 && !FUSED) ? 4 : 8;
     }
 
     /** Vectors per tile row of the shape for {@code bits}. */
@@ -162,20 +174,39 @@ final class MicroKernel {
         return what;
     }
 
-    /** C tile (=|+=) A[MR, K]·panel[K, NR], the tile contiguous (row m at cOff + m·NR). */
-    static void mma(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
-                    boolean accumulate) {
-        mma(a, aOff, lda, b, bOff, k, c, cOff, NR, accumulate);
+    /** C tile = A[MR, K]·panel[K, NR], the tile contiguous (row m at cOff + m·NR). */
+    static void mma(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff) {
+        mma(a, aOff, lda, b, bOff, k, c, cOff, NR);
     }
 
-    /** C tile (=|+=) A[MR, K]·panel[K, NR], tile row m at cOff + m·ldc (ldc ≥ NR). */
-    static void mma(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff, int ldc,
-                    boolean accumulate) {
+    /** C tile = A[MR, K]·panel[K, NR], tile row m at cOff + m·ldc (ldc ≥ NR). */
+    static void mma(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff, int ldc) {
         switch (BITS) {
-            case 512 -> mma512(a, aOff, lda, b, bOff, k, c, cOff, ldc, accumulate);
-            case 256 -> mma256(a, aOff, lda, b, bOff, k, c, cOff, ldc, accumulate);
-            case 128 -> mma128(a, aOff, lda, b, bOff, k, c, cOff, ldc, accumulate);
-            default -> mmaScalar(a, aOff, lda, b, bOff, k, c, cOff, ldc, accumulate);
+            case 512 -> mma512(a, aOff, lda, b, bOff, k, c, cOff, ldc);
+            case 256 -> mma256(a, aOff, lda, b, bOff, k, c, cOff, ldc);
+            case 128 -> {
+                if (FUSED) {
+                    mma128(a, aOff, lda, b, bOff, k, c, cOff, ldc);
+                } else {
+                    mma128x4(a, aOff, lda, b, bOff, k, c, cOff, ldc);
+                }
+            }
+            default -> mmaScalar(a, aOff, lda, b, bOff, k, c, cOff, ldc);
+        }
+    }
+
+    /**
+     * C tile += A[MR, K]·panel[K, NR], tile row m at cOff + m·ldc (ldc ≥ NR): the product into
+     * {@code tmp} (MR·NR floats), then added to C, so C = C + (A·panel), one rounding of the sum.
+     * The tiles themselves never load C: 16–24 vector loads more would take the 512- and 128-bit
+     * tiles past C2's inlining cutoff ({@code GraphSizeTest}), and an add over the finished tile
+     * costs MR·NV loads, adds and stores against MR·NV·K multiply-adds.
+     */
+    static void mmaAdd(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff, int ldc,
+                       float[] tmp) {
+        mma(a, aOff, lda, b, bOff, k, tmp, 0, NR);
+        for (int m = 0; m < MR; m++) {
+            TileOps.addPadded(c, cOff + m * ldc, tmp, m * NR, NR);
         }
     }
 
@@ -191,30 +222,18 @@ final class MicroKernel {
 
     /** 8×2 vectors of 512 bits: 16 accumulators + 2 panel vectors + 1 broadcast = 19 registers. */
     private static void mma512(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
-                               int ldc, boolean accumulate) {
+                               int ldc) {
         final int nr = 2 * L512;
         FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
-        if (accumulate) {
-            int o = cOff;
-            c00 = FloatVector.fromArray(S512, c, o); c01 = FloatVector.fromArray(S512, c, o + L512); o += ldc;
-            c10 = FloatVector.fromArray(S512, c, o); c11 = FloatVector.fromArray(S512, c, o + L512); o += ldc;
-            c20 = FloatVector.fromArray(S512, c, o); c21 = FloatVector.fromArray(S512, c, o + L512); o += ldc;
-            c30 = FloatVector.fromArray(S512, c, o); c31 = FloatVector.fromArray(S512, c, o + L512); o += ldc;
-            c40 = FloatVector.fromArray(S512, c, o); c41 = FloatVector.fromArray(S512, c, o + L512); o += ldc;
-            c50 = FloatVector.fromArray(S512, c, o); c51 = FloatVector.fromArray(S512, c, o + L512); o += ldc;
-            c60 = FloatVector.fromArray(S512, c, o); c61 = FloatVector.fromArray(S512, c, o + L512); o += ldc;
-            c70 = FloatVector.fromArray(S512, c, o); c71 = FloatVector.fromArray(S512, c, o + L512);
-        } else {
-            FloatVector z = FloatVector.zero(S512);
-            c00 = z; c01 = z;
-            c10 = z; c11 = z;
-            c20 = z; c21 = z;
-            c30 = z; c31 = z;
-            c40 = z; c41 = z;
-            c50 = z; c51 = z;
-            c60 = z; c61 = z;
-            c70 = z; c71 = z;
-        }
+        FloatVector z = FloatVector.zero(S512);
+        c00 = z; c01 = z;
+        c10 = z; c11 = z;
+        c20 = z; c21 = z;
+        c30 = z; c31 = z;
+        c40 = z; c41 = z;
+        c50 = z; c51 = z;
+        c60 = z; c61 = z;
+        c70 = z; c71 = z;
         long bp = bOff;
         for (int kk = 0; kk < k; kk++, bp += nr * 4L) {
             FloatVector b0 = FloatVector.fromMemorySegment(S512, b, bp, ORDER);
@@ -251,26 +270,16 @@ final class MicroKernel {
 
     /** 6×2 vectors of 256 bits: 12 accumulators + 2 panel vectors + 1 broadcast = 15 registers. */
     private static void mma256(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
-                               int ldc, boolean accumulate) {
+                               int ldc) {
         final int nr = 2 * L256;
         FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-        if (accumulate) {
-            int o = cOff;
-            c00 = FloatVector.fromArray(S256, c, o); c01 = FloatVector.fromArray(S256, c, o + L256); o += ldc;
-            c10 = FloatVector.fromArray(S256, c, o); c11 = FloatVector.fromArray(S256, c, o + L256); o += ldc;
-            c20 = FloatVector.fromArray(S256, c, o); c21 = FloatVector.fromArray(S256, c, o + L256); o += ldc;
-            c30 = FloatVector.fromArray(S256, c, o); c31 = FloatVector.fromArray(S256, c, o + L256); o += ldc;
-            c40 = FloatVector.fromArray(S256, c, o); c41 = FloatVector.fromArray(S256, c, o + L256); o += ldc;
-            c50 = FloatVector.fromArray(S256, c, o); c51 = FloatVector.fromArray(S256, c, o + L256);
-        } else {
-            FloatVector z = FloatVector.zero(S256);
-            c00 = z; c01 = z;
-            c10 = z; c11 = z;
-            c20 = z; c21 = z;
-            c30 = z; c31 = z;
-            c40 = z; c41 = z;
-            c50 = z; c51 = z;
-        }
+        FloatVector z = FloatVector.zero(S256);
+        c00 = z; c01 = z;
+        c10 = z; c11 = z;
+        c20 = z; c21 = z;
+        c30 = z; c31 = z;
+        c40 = z; c41 = z;
+        c50 = z; c51 = z;
         long bp = bOff;
         for (int kk = 0; kk < k; kk++, bp += nr * 4L) {
             FloatVector b0 = FloatVector.fromMemorySegment(S256, b, bp, ORDER);
@@ -301,30 +310,18 @@ final class MicroKernel {
 
     /** 8×3 vectors of 128 bits: 24 accumulators + 3 panel vectors + 1 broadcast = 28 registers. */
     private static void mma128(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
-                               int ldc, boolean accumulate) {
+                               int ldc) {
         final int nr = 3 * L128;
         FloatVector c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32, c40, c41, c42, c50, c51, c52, c60, c61, c62, c70, c71, c72;
-        if (accumulate) {
-            int o = cOff;
-            c00 = FloatVector.fromArray(S128, c, o); c01 = FloatVector.fromArray(S128, c, o + L128); c02 = FloatVector.fromArray(S128, c, o + 2 * L128); o += ldc;
-            c10 = FloatVector.fromArray(S128, c, o); c11 = FloatVector.fromArray(S128, c, o + L128); c12 = FloatVector.fromArray(S128, c, o + 2 * L128); o += ldc;
-            c20 = FloatVector.fromArray(S128, c, o); c21 = FloatVector.fromArray(S128, c, o + L128); c22 = FloatVector.fromArray(S128, c, o + 2 * L128); o += ldc;
-            c30 = FloatVector.fromArray(S128, c, o); c31 = FloatVector.fromArray(S128, c, o + L128); c32 = FloatVector.fromArray(S128, c, o + 2 * L128); o += ldc;
-            c40 = FloatVector.fromArray(S128, c, o); c41 = FloatVector.fromArray(S128, c, o + L128); c42 = FloatVector.fromArray(S128, c, o + 2 * L128); o += ldc;
-            c50 = FloatVector.fromArray(S128, c, o); c51 = FloatVector.fromArray(S128, c, o + L128); c52 = FloatVector.fromArray(S128, c, o + 2 * L128); o += ldc;
-            c60 = FloatVector.fromArray(S128, c, o); c61 = FloatVector.fromArray(S128, c, o + L128); c62 = FloatVector.fromArray(S128, c, o + 2 * L128); o += ldc;
-            c70 = FloatVector.fromArray(S128, c, o); c71 = FloatVector.fromArray(S128, c, o + L128); c72 = FloatVector.fromArray(S128, c, o + 2 * L128);
-        } else {
-            FloatVector z = FloatVector.zero(S128);
-            c00 = z; c01 = z; c02 = z;
-            c10 = z; c11 = z; c12 = z;
-            c20 = z; c21 = z; c22 = z;
-            c30 = z; c31 = z; c32 = z;
-            c40 = z; c41 = z; c42 = z;
-            c50 = z; c51 = z; c52 = z;
-            c60 = z; c61 = z; c62 = z;
-            c70 = z; c71 = z; c72 = z;
-        }
+        FloatVector z = FloatVector.zero(S128);
+        c00 = z; c01 = z; c02 = z;
+        c10 = z; c11 = z; c12 = z;
+        c20 = z; c21 = z; c22 = z;
+        c30 = z; c31 = z; c32 = z;
+        c40 = z; c41 = z; c42 = z;
+        c50 = z; c51 = z; c52 = z;
+        c60 = z; c61 = z; c62 = z;
+        c70 = z; c71 = z; c72 = z;
         long bp = bOff;
         for (int kk = 0; kk < k; kk++, bp += nr * 4L) {
             FloatVector b0 = FloatVector.fromMemorySegment(S128, b, bp, ORDER);
@@ -368,20 +365,46 @@ final class MicroKernel {
         c70.intoArray(c, o); c71.intoArray(c, o + L128); c72.intoArray(c, o + 2 * L128);
     }
 
+    /**
+     * 4×3 vectors of 128 bits, multiply then add: the 128-bit tile where the JIT has no FMA
+     * instructions (x86 before Haswell, whose 16 xmm registers hold 12 accumulators + 3 panel
+     * vectors + 1 broadcast exactly; NEON always has FMA). The 8-row tile's 24 multiplies and 24
+     * adds per k took C2's graph past its inlining cutoff (GraphSizeTest).
+     */
+    private static void mma128x4(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
+                                 int ldc) {
+        final int nr = 3 * L128;
+        FloatVector z = FloatVector.zero(S128);
+        FloatVector c00 = z, c01 = z, c02 = z, c10 = z, c11 = z, c12 = z, c20 = z, c21 = z, c22 = z, c30 = z, c31 = z, c32 = z;
+        long bp = bOff;
+        for (int kk = 0; kk < k; kk++, bp += nr * 4L) {
+            FloatVector b0 = FloatVector.fromMemorySegment(S128, b, bp, ORDER);
+            FloatVector b1 = FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER);
+            FloatVector b2 = FloatVector.fromMemorySegment(S128, b, bp + 2 * L128 * 4L, ORDER);
+            int ai = aOff + kk;
+            FloatVector x;
+            x = FloatVector.broadcast(S128, a[ai]);
+            c00 = x.mul(b0).add(c00); c01 = x.mul(b1).add(c01); c02 = x.mul(b2).add(c02); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]);
+            c10 = x.mul(b0).add(c10); c11 = x.mul(b1).add(c11); c12 = x.mul(b2).add(c12); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]);
+            c20 = x.mul(b0).add(c20); c21 = x.mul(b1).add(c21); c22 = x.mul(b2).add(c22); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]);
+            c30 = x.mul(b0).add(c30); c31 = x.mul(b1).add(c31); c32 = x.mul(b2).add(c32);
+        }
+        int o = cOff;
+        c00.intoArray(c, o); c01.intoArray(c, o + L128); c02.intoArray(c, o + 2 * L128); o += ldc;
+        c10.intoArray(c, o); c11.intoArray(c, o + L128); c12.intoArray(c, o + 2 * L128); o += ldc;
+        c20.intoArray(c, o); c21.intoArray(c, o + L128); c22.intoArray(c, o + 2 * L128); o += ldc;
+        c30.intoArray(c, o); c31.intoArray(c, o + L128); c32.intoArray(c, o + 2 * L128);
+    }
+
     /** 4×4 scalars: 16 accumulators + 4 panel values + 1 A value = 21 FP registers. */
     private static void mmaScalar(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
-                                  int ldc, boolean accumulate) {
+                                  int ldc) {
         final int o1 = cOff + ldc, o2 = o1 + ldc, o3 = o2 + ldc;
-        float c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33;
-        if (accumulate) {
-            c00 = c[cOff]; c01 = c[cOff + 1]; c02 = c[cOff + 2]; c03 = c[cOff + 3];
-            c10 = c[o1]; c11 = c[o1 + 1]; c12 = c[o1 + 2]; c13 = c[o1 + 3];
-            c20 = c[o2]; c21 = c[o2 + 1]; c22 = c[o2 + 2]; c23 = c[o2 + 3];
-            c30 = c[o3]; c31 = c[o3 + 1]; c32 = c[o3 + 2]; c33 = c[o3 + 3];
-        } else {
-            c00 = 0f; c01 = 0f; c02 = 0f; c03 = 0f; c10 = 0f; c11 = 0f; c12 = 0f; c13 = 0f;
-            c20 = 0f; c21 = 0f; c22 = 0f; c23 = 0f; c30 = 0f; c31 = 0f; c32 = 0f; c33 = 0f;
-        }
+        float c00 = 0f, c01 = 0f, c02 = 0f, c03 = 0f, c10 = 0f, c11 = 0f, c12 = 0f, c13 = 0f;
+        float c20 = 0f, c21 = 0f, c22 = 0f, c23 = 0f, c30 = 0f, c31 = 0f, c32 = 0f, c33 = 0f;
         long bp = bOff;
         for (int kk = 0; kk < k; kk++, bp += 4 * 4L) {
             float b0 = b.get(ValueLayout.JAVA_FLOAT, bp);

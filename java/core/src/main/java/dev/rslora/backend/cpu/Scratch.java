@@ -33,6 +33,8 @@ final class Scratch implements AutoCloseable {
     Object xRowsOf;
     /** An MR×NR register tile stored for its epilogue (U, V, merge); Y and dX tiles go straight to yc. */
     final float[] tile = new float[MicroKernel.MR * MicroKernel.NR];
+    /** {@link MicroKernel#mmaAdd}'s product tile, before it is added to C. */
+    final float[] sum = new float[MicroKernel.MR * MicroKernel.NR];
     /** {@link AdapterRows#addGroup}'s four partial vectors, passed through memory rather than returned (boxed). */
     final float[] quads = new float[4 * MicroKernel.L];
     /** One masked row of {@link AdapterRows#rowTimes} at the end of its segment, zero-padded to L floats. */

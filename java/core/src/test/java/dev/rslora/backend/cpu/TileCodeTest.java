@@ -35,7 +35,7 @@ class TileCodeTest {
         assumeTrue(arch.equals("amd64") || arch.equals("x86_64"), "x86-64 only, this is " + arch);
         assumeTrue(MachineCode.objdumpAvailable(), "objdump (binutils) is not installed: apt-get install binutils");
         String suffix = MicroKernel.SCALAR ? "Scalar" : Integer.toString(MicroKernel.BITS);
-        String tile = "dev.rslora.backend.cpu.MicroKernel::mma" + suffix;
+        String tile = "dev.rslora.backend.cpu.MicroKernel::" + MicroKernel.tileMethod();
         String row = "dev.rslora.backend.cpu.MicroKernel::row" + suffix;
         List<String> cmd = ChildJvm.java();
         cmd.addAll(List.of("-XX:+UnlockDiagnosticVMOptions", "-XX:CompileCommand=quiet",

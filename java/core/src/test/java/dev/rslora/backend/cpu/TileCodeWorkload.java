@@ -8,7 +8,7 @@ import dev.rslora.tensor.Tensor;
 /**
  * The child JVM of {@link TileCodeTest}: LoRA training steps (forward and backward, one worker,
  * d_in = 256, d_out = 192, r = 16, F32, the outputs allocated once) at N = 64, which runs the
- * register tile ({@code MicroKernel.mma}, with and without accumulation), and at N = 1, which runs
+ * register tile ({@code MicroKernel.mma}, alone and under {@code mmaAdd}), and at N = 1, which runs
  * its one-row form ({@code MicroKernel.mmaRow}), {@code reps} rounds, so that C2 compiles both.
  * Prints "done" at the end.
  */
