@@ -88,63 +88,58 @@ final class Convert {
      * The gradient epilogue of one run of values: {@code t[start + i] = round(src[off + i]·g + old[i])}
      * for i &lt; count, the product rounded to fp32 before the old value is added, and {@code old[i]}
      * read from {@code old} at {@code oldStart + i} (no addition when {@code old} is null). An F32
-     * sink with an F32 (or no) old value is written with vector loads and stores straight to the
-     * segments: no scratch pass and no bulk-copy call, whose fixed cost dominated short runs (a
-     * 256-float row of dA). Other dtypes go through {@code tmp} (at least count floats, not {@code src}) and
-     * {@link #store}: the same arithmetic, one rounding to the sink's dtype.
+     * sink with an F32 (or no) old value in native memory is written with vector loads and stores
+     * straight to the segments: no scratch pass and no bulk-copy call, whose fixed cost dominated
+     * short runs (a 256-float row of dA). The values after its last whole vector, and all of them
+     * for other dtypes, go through {@code tmp} (at least count floats, not {@code src}) and
+     * {@link #store}: the same arithmetic, one rounding to the sink's dtype, in plain loops that C2
+     * vectorises itself (with its own vector tail and the Vector API beside the conversions, this
+     * method parsed to 18 100–18 700 nodes, past C2's inlining cutoff: GraphSizeTest).
      */
     static void storeScaled(float[] src, int off, int count, float g, Tensor old, long oldStart, Sink t, long start,
                             float[] tmp) {
-        if (MicroKernel.SCALAR || t.dtype() != DType.F32 || (old != null && old.dtype() != DType.F32) || !vectorOk(t.seg())
-                || (old != null && !vectorOk(old.readOnlySegment()))) {
-            if (old != null) {
-                load(old, oldStart, count, tmp, 0);
-            }
-            int i = 0;
-            if (!MicroKernel.SCALAR) {
-                for (; i + L <= count; i += L) {
-                    FloatVector v = FloatVector.fromArray(FS, src, off + i).mul(g);
-                    if (old != null) {
-                        v = v.add(FloatVector.fromArray(FS, tmp, i));
-                    }
-                    v.intoArray(tmp, i);
+        int whole = 0;
+        if (!MicroKernel.SCALAR && t.dtype() == DType.F32 && (old == null || old.dtype() == DType.F32) && vectorOk(t.seg())
+                && (old == null || vectorOk(old.readOnlySegment()))) {
+            whole = count / L * L;
+            MemorySegment seg = t.seg();
+            MemorySegment prior = old == null ? null : old.readOnlySegment();
+            long at = start * 4;
+            long from = oldStart * 4;
+            for (int i = 0; i < whole; i += L, at += L * 4L, from += L * 4L) {
+                FloatVector v = FloatVector.fromArray(FS, src, off + i).mul(g);
+                if (prior != null) {
+                    v = v.add(FloatVector.fromMemorySegment(FS, prior, from, LE));
                 }
+                v.intoMemorySegment(seg, at, LE);
             }
-            for (; i < count; i++) {
-                float v = src[off + i] * g;
-                tmp[i] = old != null ? v + tmp[i] : v;
+            if (whole == count) {
+                return;
             }
-            store(tmp, 0, count, t, start);
-            return;
         }
-        MemorySegment seg = t.seg();
-        MemorySegment prior = old == null ? null : old.readOnlySegment();
-        long at = start * 4;
-        long from = oldStart * 4;
-        int i = 0;
-        for (; i + L <= count; i += L, at += L * 4L, from += L * 4L) {
-            FloatVector v = FloatVector.fromArray(FS, src, off + i).mul(g);
-            if (prior != null) {
-                v = v.add(FloatVector.fromMemorySegment(FS, prior, from, LE));
+        int rest = count - whole;
+        int from = off + whole;
+        if (old != null) {
+            load(old, oldStart + whole, rest, tmp, 0);
+            for (int i = 0; i < rest; i++) {
+                tmp[i] = src[from + i] * g + tmp[i];
             }
-            v.intoMemorySegment(seg, at, LE);
-        }
-        for (; i < count; i++, at += 4, from += 4) {
-            float v = src[off + i] * g;
-            if (prior != null) {
-                v += prior.get(DType.LE_FLOAT, from);
+        } else {
+            for (int i = 0; i < rest; i++) {
+                tmp[i] = src[from + i] * g;
             }
-            seg.set(DType.LE_FLOAT, at, v);
         }
+        store(tmp, 0, rest, t, start + whole);
     }
 
     /**
      * One register-tile row: t[start + i] = round(src[off + i]) for i &lt; count ≤ NR, with vector
      * stores for F32 and BF16 (a bulk copy costs more than the 32 values it moves); src holds whole
-     * vectors (count rounded up to L). The last count mod L values go by a masked store, or, where
-     * that store's vector would reach past the tensor's end ({@link SegmentEnd}) or with 128-bit tiles
-     * ({@link MicroKernel#PLAIN_MEMORY}), by {@link #store}
-     * (Bf16.fromFloat rounds as {@link #storeBf16Vector}).
+     * vectors (count rounded up to L). The last count mod L values go by a masked store for F32, or,
+     * where that store's vector would reach past the tensor's end ({@link SegmentEnd}), with 128-bit
+     * tiles ({@link MicroKernel#PLAIN_MEMORY}) and for BF16, by {@link #store} (Bf16.fromFloat rounds
+     * as {@link #storeBf16Vector}; a masked bf16 store beside the whole one made every caller that
+     * inlines the conversion 1 200 nodes larger: GraphSizeTest).
      */
     static void storeTileRow(float[] src, int off, int count, Sink t, long start) {
         if (MicroKernel.SCALAR || t.dtype() == DType.F16 || !vectorOk(t.seg())) {
@@ -155,9 +150,9 @@ final class Convert {
         boolean f32 = t.dtype() == DType.F32;
         long end = seg.byteSize();
         for (int h = 0; h < count; h += L) {
-            if (h + L > count && (MicroKernel.PLAIN_MEMORY || (start + h + L) * (f32 ? 4 : 2) > end)) {
-                // the last values by store: no masked stores with 128-bit tiles (MicroKernel.PLAIN_MEMORY),
-                // nor where the masked store would reach past the tensor's end
+            if (h + L > count && (!f32 || MicroKernel.PLAIN_MEMORY || (start + h + L) * 4 > end)) {
+                // the last values by store: no masked stores with 128-bit tiles (MicroKernel.PLAIN_MEMORY)
+                // nor for bf16, nor where the masked store would reach past the tensor's end
                 store(src, off + h, count - h, t, start + h);
                 break;
             }
@@ -169,7 +164,7 @@ final class Convert {
                     v.intoMemorySegment(seg, (start + h) * 4, LE, FS.indexInRange(h, count));
                 }
             } else {
-                storeBf16Vector(src, off + h, seg, (start + h) * 2, count - h);
+                storeBf16Vector(src, off + h, seg, (start + h) * 2);
             }
         }
     }
@@ -192,7 +187,7 @@ final class Convert {
         int i = 0;
         if (!MicroKernel.SCALAR && vectorOk(seg)) {
             for (; i + L <= count; i += L) {
-                storeBf16Vector(src, off + i, seg, (start + i) * 2, L);
+                storeBf16Vector(src, off + i, seg, (start + i) * 2);
             }
         }
         for (; i < count; i++) {
@@ -202,20 +197,16 @@ final class Convert {
 
     /**
      * The L floats src[off .. off + L) rounded to bf16 bits (nearest even, NaN → 0x7FFF, as
-     * Bf16.fromFloat), the first {@code valid} of them stored at byte {@code at} of seg (a masked
-     * store when valid &lt; L). Load, rounding and store in one method: a vector passed to or
-     * returned from a call that C2 leaves out of line is boxed (see the package comment).
+     * Bf16.fromFloat), stored at byte {@code at} of seg. Load, rounding and store in one method: a
+     * vector passed to or returned from a call that C2 leaves out of line is boxed (see the package
+     * comment).
      */
-    private static void storeBf16Vector(float[] src, int off, MemorySegment seg, long at, int valid) {
+    private static void storeBf16Vector(float[] src, int off, MemorySegment seg, long at) {
         IntVector x = FloatVector.fromArray(FS, src, off).reinterpretAsInts();
         IntVector lsb = x.lanewise(VectorOperators.LSHR, 16).and(1);
         IntVector r = x.add(0x7FFF).add(lsb).lanewise(VectorOperators.LSHR, 16);
         VectorMask<Integer> nan = x.and(0x7FFF_FFFF).compare(VectorOperators.GT, 0x7F80_0000);
         ShortVector bits = (ShortVector) r.blend(0x7FFF, nan).convertShape(VectorOperators.I2S, SS, 0);
-        if (valid >= L) {
-            bits.intoMemorySegment(seg, at, LE);
-        } else {
-            bits.intoMemorySegment(seg, at, LE, SS.indexInRange(0, valid));
-        }
+        bits.intoMemorySegment(seg, at, LE);
     }
 }

@@ -274,20 +274,30 @@ final class Panels {
             int rowsIn = Math.max(0, Math.min(L, valid - cb));
             long first = from + cb * stride;
             long out = to + 4L * cb;
-            if (rowsIn == L) {
-                for (int k = 0; k < full; k += L) {
-                    BlockTranspose.block(src, first + 4L * k, stride, scale, dst, out + k * rowBytes, rowBytes);
+            if (rowsIn > 0) {
+                MemorySegment pad = rowsIn < L ? stageOf(stage) : null;
+                if (pad != null) {
+                    pad.asSlice(PAD_BLOCK, 4L * L * L).fill((byte) 0);
                 }
-            } else if (rowsIn > 0) {
-                // scaled as they are staged, then transposed with scale 1: the padding stays +0 (0·γ is −0 for γ < 0)
-                MemorySegment pad = stageOf(stage);
-                pad.asSlice(PAD_BLOCK, 4L * L * L).fill((byte) 0);
                 for (int k = 0; k < full; k += L) {
-                    for (int c = 0; c < rowsIn; c++) {
-                        FloatVector.fromMemorySegment(S, src, first + c * stride + 4L * k, ByteOrder.LITTLE_ENDIAN).mul(scale)
-                                .intoMemorySegment(pad, PAD_BLOCK + 4L * c * L, ByteOrder.LITTLE_ENDIAN);
+                    // a block with fewer than L rows is scaled as it is staged, then transposed with
+                    // scale 1: the padding stays +0 (0·γ is −0 for γ < 0); one call site of the block
+                    // transpose, so that C2 inlines it once (GraphSizeTest)
+                    MemorySegment in = src;
+                    long at = first + 4L * k;
+                    long ld = stride;
+                    float sc = scale;
+                    if (pad != null) {
+                        for (int c = 0; c < rowsIn; c++) {
+                            FloatVector.fromMemorySegment(S, src, at + c * stride, ByteOrder.LITTLE_ENDIAN).mul(scale)
+                                    .intoMemorySegment(pad, PAD_BLOCK + 4L * c * L, ByteOrder.LITTLE_ENDIAN);
+                        }
+                        in = pad;
+                        at = PAD_BLOCK;
+                        ld = 4L * L;
+                        sc = 1f;
                     }
-                    BlockTranspose.block(pad, PAD_BLOCK, 4L * L, 1f, dst, out + k * rowBytes, rowBytes);
+                    BlockTranspose.block(in, at, ld, sc, dst, out + k * rowBytes, rowBytes);
                 }
             } else {
                 FloatVector zero = FloatVector.zero(S);
