@@ -16,7 +16,8 @@ import java.util.SplittableRandom;
  * {@link RowGrads#MAX_ROWS}, the merged route; fp32 and bf16, with and without dropout, gradients
  * assigned and accumulated; every dimension ending in a partial vector), long enough for C2 to
  * compile them, then {@link CompileTiersWorkload}'s cases (two and eight workers, the column split
- * and the gradient GEMMs, fp16). Prints "done" at the end.
+ * and the gradient GEMMs, fp16). First, the test's positive control ({@link OversizedVectorMethod}).
+ * Prints "done" at the end.
  */
 public final class GraphSizeWorkload {
     private GraphSizeWorkload() {
@@ -24,6 +25,10 @@ public final class GraphSizeWorkload {
 
     public static void main(String[] args) throws ReflectiveOperationException, java.net.MalformedURLException {
         int rounds = Integer.parseInt(args[0]);
+        float[] control = new float[12 * MicroKernel.SPECIES.length()];
+        for (int i = 0; i < 20_000; i++) {
+            OversizedVectorMethod.run(control, control, 0.5f);
+        }
         int l = MicroKernel.SCALAR ? 4 : MicroKernel.L;
         int dIn = Math.max(2 * MicroKernel.NR, 64) + l / 2 + 1;
         int dOut = MicroKernel.NR + l / 2 + 1;
