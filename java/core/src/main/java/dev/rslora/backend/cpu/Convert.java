@@ -89,47 +89,49 @@ final class Convert {
      * for i &lt; count, the product rounded to fp32 before the old value is added, and {@code old[i]}
      * read from {@code old} at {@code oldStart + i} (no addition when {@code old} is null). An F32
      * sink with an F32 (or no) old value in native memory is written with vector loads and stores
-     * straight to the segments: no scratch pass and no bulk-copy call, whose fixed cost dominated
-     * short runs (a 256-float row of dA). The values after its last whole vector, and all of them
-     * for other dtypes, go through {@code tmp} (at least count floats, not {@code src}) and
+     * straight to the segments, its last count mod L values one by one: no scratch pass and no
+     * bulk-copy call, whose fixed cost dominated short runs (a 256-float row of dA, the r values of
+     * a dB row). Other dtypes go through {@code tmp} (at least count floats, not {@code src}) and
      * {@link #store}: the same arithmetic, one rounding to the sink's dtype, in plain loops that C2
-     * vectorises itself (with its own vector tail and the Vector API beside the conversions, this
-     * method parsed to 18 100–18 700 nodes, past C2's inlining cutoff: GraphSizeTest).
+     * vectorises itself (with the Vector API there as well, beside the conversions, this method
+     * parsed to 18 400 nodes in one run of three, past C2's inlining cutoff: GraphSizeTest).
      */
     static void storeScaled(float[] src, int off, int count, float g, Tensor old, long oldStart, Sink t, long start,
                             float[] tmp) {
-        int whole = 0;
-        if (!MicroKernel.SCALAR && t.dtype() == DType.F32 && (old == null || old.dtype() == DType.F32) && vectorOk(t.seg())
-                && (old == null || vectorOk(old.readOnlySegment()))) {
-            whole = count / L * L;
-            MemorySegment seg = t.seg();
-            MemorySegment prior = old == null ? null : old.readOnlySegment();
-            long at = start * 4;
-            long from = oldStart * 4;
-            for (int i = 0; i < whole; i += L, at += L * 4L, from += L * 4L) {
-                FloatVector v = FloatVector.fromArray(FS, src, off + i).mul(g);
-                if (prior != null) {
-                    v = v.add(FloatVector.fromMemorySegment(FS, prior, from, LE));
+        if (MicroKernel.SCALAR || t.dtype() != DType.F32 || (old != null && old.dtype() != DType.F32) || !vectorOk(t.seg())
+                || (old != null && !vectorOk(old.readOnlySegment()))) {
+            if (old != null) {
+                load(old, oldStart, count, tmp, 0);
+                for (int i = 0; i < count; i++) {
+                    tmp[i] = src[off + i] * g + tmp[i];
                 }
-                v.intoMemorySegment(seg, at, LE);
+            } else {
+                for (int i = 0; i < count; i++) {
+                    tmp[i] = src[off + i] * g;
+                }
             }
-            if (whole == count) {
-                return;
-            }
+            store(tmp, 0, count, t, start);
+            return;
         }
-        int rest = count - whole;
-        int from = off + whole;
-        if (old != null) {
-            load(old, oldStart + whole, rest, tmp, 0);
-            for (int i = 0; i < rest; i++) {
-                tmp[i] = src[from + i] * g + tmp[i];
+        MemorySegment seg = t.seg();
+        MemorySegment prior = old == null ? null : old.readOnlySegment();
+        long at = start * 4;
+        long from = oldStart * 4;
+        int i = 0;
+        for (; i + L <= count; i += L, at += L * 4L, from += L * 4L) {
+            FloatVector v = FloatVector.fromArray(FS, src, off + i).mul(g);
+            if (prior != null) {
+                v = v.add(FloatVector.fromMemorySegment(FS, prior, from, LE));
             }
-        } else {
-            for (int i = 0; i < rest; i++) {
-                tmp[i] = src[from + i] * g;
-            }
+            v.intoMemorySegment(seg, at, LE);
         }
-        store(tmp, 0, rest, t, start + whole);
+        for (; i < count; i++, at += 4, from += 4) {
+            float v = src[off + i] * g;
+            if (prior != null) {
+                v += prior.get(DType.LE_FLOAT, from);
+            }
+            seg.set(DType.LE_FLOAT, at, v);
+        }
     }
 
     /**
