@@ -369,7 +369,11 @@ final class MicroKernel {
      * 4×3 vectors of 128 bits, multiply then add: the 128-bit tile where the JIT has no FMA
      * instructions (x86 before Haswell, whose 16 xmm registers hold 12 accumulators + 3 panel
      * vectors + 1 broadcast exactly; NEON always has FMA). The 8-row tile's 24 multiplies and 24
-     * adds per k took C2's graph past its inlining cutoff (GraphSizeTest).
+     * adds per k took C2's graph past its inlining cutoff, where C2 delayed multiply-adds
+     * (GraphSizeTest). Its price, measured with -XX:UseAVX=0 (SSE: 16 xmm registers, no FMA), JMH
+     * loraThenBaseCpu, one thread, N = 512, d = 1024, r = 64, three alternated rounds
+     * (2026-12-07): 227 ms a LoRA and base step pair against 217–221 ms with the 8-row tile (+4 %);
+     * an 8×2 tile (16 products and 16 sums per k, also under the cutoff) took 236–244 ms.
      */
     private static void mma128x4(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
                                  int ldc) {
