@@ -40,7 +40,7 @@ import java.nio.ByteOrder;
  *   512-bit (AVX-512, 32 zmm)       8 × 2 vectors = 8×32 floats   16 + 2 + 1 = 19 registers
  *   256-bit (AVX2, 16 ymm)          6 × 2 vectors = 6×16 floats   12 + 2 + 1 = 15 registers
  *   128-bit (NEON, 32 v-registers)  8 × 3 vectors = 8×12 floats   24 + 3 + 1 = 28 registers
- *   128-bit without FMA (x86, 16)   4 × 3 vectors = 4×12 floats   12 + 3 + 1 = 16 registers
+ *   128-bit without FMA (x86, 16)   4 × 3 vectors = 4×12 floats   12 + 3 + 1 = 16, + 1 product
  *   scalar  (no usable vectors)     4 × 4 floats                  16 + 4 + 1 = 21 FP registers
  * </pre>
  * (8×2 with 256-bit vectors would need 19 of AVX2's 16 registers: that is what the 6×2 shape
@@ -197,7 +197,7 @@ final class MicroKernel {
 
     /**
      * C tile += A[MR, K]·panel[K, NR], tile row m at cOff + m·ldc (ldc ≥ NR): the product into
-     * {@code tmp} (MR·NR floats), then added to C, so C = C + (A·panel), one rounding of the sum.
+     * {@code tmp} (MR·NR floats), then added to C: C + (A·panel), the product's sums in fp32 first.
      * The tiles themselves never load C: 16–24 vector loads more would take the 512- and 128-bit
      * tiles past C2's inlining cutoff ({@code GraphSizeTest}), and an add over the finished tile
      * costs MR·NV loads, adds and stores against MR·NV·K multiply-adds.
@@ -367,8 +367,8 @@ final class MicroKernel {
 
     /**
      * 4×3 vectors of 128 bits, multiply then add: the 128-bit tile where the JIT has no FMA
-     * instructions (x86 before Haswell, whose 16 xmm registers hold 12 accumulators + 3 panel
-     * vectors + 1 broadcast exactly; NEON always has FMA). The 8-row tile's 24 multiplies and 24
+     * instructions (x86 before Haswell, with 16 xmm registers: 12 accumulators + 3 panel vectors +
+     * 1 broadcast, and a product between its multiply and its add; NEON always has FMA). The 8-row tile's 24 multiplies and 24
      * adds per k took C2's graph past its inlining cutoff, where C2 delayed multiply-adds
      * (GraphSizeTest). Its price, measured with -XX:UseAVX=0 (SSE: 16 xmm registers, no FMA), JMH
      * loraThenBaseCpu, one thread, N = 512, d = 1024, r = 64, three alternated rounds
