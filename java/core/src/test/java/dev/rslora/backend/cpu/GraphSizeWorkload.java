@@ -16,7 +16,7 @@ import java.util.SplittableRandom;
  * {@link RowGrads#MAX_ROWS}, the merged route; fp32 and bf16, with and without dropout, gradients
  * assigned and accumulated; every dimension ending in a partial vector), long enough for C2 to
  * compile them, then {@link CompileTiersWorkload}'s cases (two and eight workers, the column split
- * and the gradient GEMMs, fp16). First, the test's positive control ({@link OversizedVectorMethod}).
+ * and the gradient GEMMs, fp16). The test's positive control ({@link OversizedVectorMethod}) runs at the start and in every round.
  * Prints "done" at the end.
  */
 public final class GraphSizeWorkload {
@@ -25,10 +25,10 @@ public final class GraphSizeWorkload {
 
     public static void main(String[] args) throws ReflectiveOperationException, java.net.MalformedURLException {
         int rounds = Integer.parseInt(args[0]);
+        // the positive control, at the start and again in every round: C2 compiles a method once it
+        // has run some 15 000 times, a number C2 raises while its queue is long (a CI run's start)
         float[] control = new float[12 * MicroKernel.SPECIES.length()];
-        for (int i = 0; i < 20_000; i++) {
-            OversizedVectorMethod.run(control, control, 0.5f);
-        }
+        runControl(control, 20_000);
         int l = MicroKernel.SCALAR ? 4 : MicroKernel.L;
         int dIn = Math.max(2 * MicroKernel.NR, 64) + l / 2 + 1;
         int dOut = MicroKernel.NR + l / 2 + 1;
@@ -38,6 +38,7 @@ public final class GraphSizeWorkload {
             for (DType dtype : new DType[] {DType.F32, DType.BF16}) {
                 FrozenWeight w = cpu.prepare(TestData.uniform(arena, dtype, rng, 1, dOut, dIn), TestData.uniform(arena, dtype, rng, 1, dOut));
                 for (int round = 0; round < rounds; round++) {
+                    runControl(control, 2_000);
                     for (int n : new int[] {1, 3, RowGrads.MAX_ROWS - 1, RowGrads.MAX_ROWS + 5, 2 * Math.max(dIn, dOut)}) {
                         for (float p : new float[] {0f, 0.1f}) {
                             GradMode mode = (n + round + (p > 0 ? 1 : 0)) % 2 == 0 ? GradMode.ASSIGN : GradMode.ACCUMULATE;
@@ -68,5 +69,11 @@ public final class GraphSizeWorkload {
             }
         }
         CompileTiersWorkload.main(new String[] {"300"});
+    }
+
+    private static void runControl(float[] buffer, int times) {
+        for (int i = 0; i < times; i++) {
+            OversizedVectorMethod.run(buffer, buffer, 0.5f);
+        }
     }
 }
