@@ -31,8 +31,10 @@ import java.nio.ByteOrder;
  * 16–24 vector loads as well, C2's graph of the 512-bit tile (-XX:-UseFMA) and of the 128-bit
  * tile passed HotSpot's inlining cutoff before their multiply-adds were all parsed, and C2
  * delayed those (GraphSizeTest explains why that can box vectors); {@link #mmaAdd} adds the
- * finished tile to C instead (JMH, 2026-12-07: the training step at N = 512, d = 1024, r = 64 and
- * 256 ran as fast as with C loaded into the accumulators, R 1.246 and 1.863 against 1.247 and 1.858).
+ * finished tile to C instead (JMH, 2026-12-07, old and new alternated: the training step at
+ * N = 512, d = 1024, r = 64 and 256 ran as fast as with C loaded into the accumulators, R 1.246
+ * and 1.863 against 1.247 and 1.858 on the 512-bit tile, 1.254 and 1.869 against 1.260 and 1.857
+ * on the 256-bit one; the 128-bit tile's step pair took 49–52 ms against 53–56 ms on this x86).
  *
  * <p>Shapes (MR rows × NV vectors; per k: NV panel loads, MR broadcasts, MR·NV FMAs), each sized
  * to leave its accumulators, panel vectors and broadcast in registers:
