@@ -140,8 +140,9 @@ final class Convert {
      * vectors (count rounded up to L). The last count mod L values go by a masked store for F32, or,
      * where that store's vector would reach past the tensor's end ({@link SegmentEnd}), with 128-bit
      * tiles ({@link MicroKernel#PLAIN_MEMORY}) and for BF16, by {@link #store} (Bf16.fromFloat rounds
-     * as {@link #storeBf16Vector}; a masked bf16 store beside the whole one made every caller that
-     * inlines the conversion 1 200 nodes larger: GraphSizeTest).
+     * as {@link #storeBf16Vector}; with a masked bf16 store beside the whole one, a caller that
+     * inlines the conversion would parse both wherever partial rows made the masked one hot:
+     * GraphSizeTest).
      */
     static void storeTileRow(float[] src, int off, int count, Sink t, long start) {
         if (MicroKernel.SCALAR || t.dtype() == DType.F16 || !vectorOk(t.seg())) {
