@@ -42,8 +42,6 @@ final class BackwardPass {
     private final Tensor u;
     private final Tensor dy;
     private final Convert.Sink dx;
-    private final Tensor gradA;
-    private final Tensor gradB;
     private final Convert.Sink gradAOut;
     private final Convert.Sink gradBOut;
     private final Tensor a;
@@ -116,8 +114,6 @@ final class BackwardPass {
         this.u = u;
         this.dy = dy;
         this.dx = Convert.Sink.of(dx);
-        this.gradA = gradA;
-        this.gradB = gradB;
         this.gradAOut = Convert.Sink.of(gradA);
         this.gradBOut = Convert.Sink.of(gradB);
         this.a = a;
@@ -236,7 +232,7 @@ final class BackwardPass {
                 } else {
                     int po0 = (u - dxUnits - aGrad) * groupPanels;
                     int po1 = Math.min(Panels.panels(dOut), po0 + groupPanels);
-                    GradGemm.run(s, shared.uT, n, r, dy, dOut, null, null, 0, po0, po1, gamma, accumulate ? gradB : null,
+                    GradGemm.run(s, shared.uT, n, r, dy, dOut, null, null, 0, po0, po1, gamma, accumulate,
                             gradBOut, true);
                 }
             }
@@ -281,13 +277,13 @@ final class BackwardPass {
     private void gradA(Scratch s, int unit, int aRows, int groupPanels) {
         if (rowGrads) {
             int j0 = unit * aRows;
-            RowGrads.dA(s, maskedX(s), shared.v, n, r, dIn, j0, Math.min(r, j0 + aRows), gamma, accumulate ? gradA : null,
+            RowGrads.dA(s, maskedX(s), shared.v, n, r, dIn, j0, Math.min(r, j0 + aRows), gamma, accumulate,
                     gradAOut);
         } else {
             int pk0 = unit * groupPanels;
             int pk1 = Math.min(Panels.panels(dIn), pk0 + groupPanels);
             long[] bits = byRows ? shared.bits : groupBits(s, pk0, pk1);
-            GradGemm.run(s, shared.vT, n, r, x, dIn, mask, bits, words, pk0, pk1, gamma, accumulate ? gradA : null,
+            GradGemm.run(s, shared.vT, n, r, x, dIn, mask, bits, words, pk0, pk1, gamma, accumulate,
                     gradAOut, false);
         }
     }
@@ -296,7 +292,7 @@ final class BackwardPass {
     private void rowGradB(Scratch s, int block, int panels) {
         int po0 = block * panels;
         int po1 = Math.min(Panels.panels(dOut), po0 + panels);
-        RowGrads.dB(s, u, n, r, dy, dOut, po0 * NR, Math.min(dOut, po1 * NR), gamma, accumulate ? gradB : null, gradBOut);
+        RowGrads.dB(s, u, n, r, dy, dOut, po0 * NR, Math.min(dOut, po1 * NR), gamma, accumulate, gradBOut);
     }
 
     /** Job 1, row path: rows [c0, c1): V, Vᵀ, Uᵀ, keep bits, then dX. */

@@ -42,11 +42,11 @@ final class GradGemm {
      * @param right      the right operand [n, cols] (any dtype)
      * @param mask       applied to right's rows (D(X)), or null
      * @param bits       the keep bits of all n rows (row i's word 0 at i·words), or null without mask
-     * @param old        the gradient's current values when accumulating, else null
+     * @param add        add the gradient's current values (the gradient mode ACCUMULATE)
      * @param transposed store column o of the result as row o of {@code out} ([cols, r]); else row j as row j ([r, cols])
      */
     static void run(Scratch s, float[] left, int n, int r, Tensor right, int cols, MaskBits mask, long[] bits, int words,
-                    int p0, int p1, float gamma, Tensor old, Convert.Sink out, boolean transposed) {
+                    int p0, int p1, float gamma, boolean add, Convert.Sink out, boolean transposed) {
         int np = p1 - p0;
         if (np <= 0) {
             return;
@@ -92,15 +92,15 @@ final class GradGemm {
         int col0 = p0 * NR;
         int count = Math.min(cols, p1 * NR) - col0;
         if (transposed) {
-            storeColumns(s, acc, np, r, col0, count, gamma, old, out);
+            storeColumns(s, acc, np, r, col0, count, gamma, add, out);
         } else {
-            storeRows(s, acc, np, r, cols, col0, count, gamma, old, out);
+            storeRows(s, acc, np, r, cols, col0, count, gamma, add, out);
         }
     }
 
     /** Rows j &lt; r of the result, columns [col0, col0 + count), into out [r, cols]. */
     private static void storeRows(Scratch s, float[] acc, int np, int r, int cols, int col0, int count, float gamma,
-                                  Tensor old, Convert.Sink out) {
+                                  boolean add, Convert.Sink out) {
         s.row = Scratch.grow(s.row, (long) np * NR);
         s.old = Scratch.grow(s.old, count);
         for (int j = 0; j < r; j++) {
@@ -109,13 +109,13 @@ final class GradGemm {
                 System.arraycopy(acc, tileRow + q * MR * NR, s.row, q * NR, NR);
             }
             long at = (long) j * cols + col0;
-            Convert.storeScaled(s.row, 0, count, gamma, old, at, out, at, s.old);
+            Convert.storeScaled(s.row, 0, count, gamma, add, out, at, s.old);
         }
     }
 
     /** Columns o in [col0, col0 + count) of the result as rows o of out [cols, r] (contiguous: one block, stored once). */
     private static void storeColumns(Scratch s, float[] acc, int np, int r, int col0, int count, float gamma,
-                                     Tensor old, Convert.Sink out) {
+                                     boolean add, Convert.Sink out) {
         int[] index = s.columnIndex(np, r);
         s.row = Scratch.grow(s.row, (long) count * r);
         float[] block = s.row;
@@ -134,6 +134,6 @@ final class GradGemm {
         }
         int n = count * r;
         s.old = Scratch.grow(s.old, n);
-        Convert.storeScaled(block, 0, n, gamma, old, (long) col0 * r, out, (long) col0 * r, s.old);
+        Convert.storeScaled(block, 0, n, gamma, add, out, (long) col0 * r, s.old);
     }
 }

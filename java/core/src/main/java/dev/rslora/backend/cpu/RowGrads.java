@@ -65,10 +65,10 @@ final class RowGrads {
      *
      * @param v V [n, r] row-major
      */
-    static void dA(Scratch s, float[] xb, float[] v, int n, int r, int dIn, int j0, int j1, float gamma, Tensor old,
+    static void dA(Scratch s, float[] xb, float[] v, int n, int r, int dIn, int j0, int j1, float gamma, boolean add,
                    Convert.Sink out) {
-        if (direct(old, out)) {
-            MemorySegment prior = old == null ? null : old.readOnlySegment();
+        if (direct(out)) {
+            MemorySegment prior = add ? out.seg() : null;
             long at = (long) j0 * dIn * 4;
             combineInto(xb, dIn, dIn, v, j0, r, n, gamma, prior, at, out.seg(), at, j1 - j0);
             return;
@@ -81,12 +81,12 @@ final class RowGrads {
             combineInto(xb, dIn, dIn, v, j, r, n, 1f, null, 0, rowSeg, 0, 1);
             MemorySegment.copy(rowSeg, DType.LE_FLOAT, 0, row, 0, dIn);
             long at = (long) j * dIn;
-            Convert.storeScaled(row, 0, dIn, gamma, old, at, out, at, s.old);
+            Convert.storeScaled(row, 0, dIn, gamma, add, out, at, s.old);
         }
     }
 
     /** dB rows o in [o0, o1) of dB [d_out, r], from dy [n, d_out] and u [n, r] (F32). */
-    static void dB(Scratch s, Tensor u, int n, int r, Tensor dy, int dOut, int o0, int o1, float gamma, Tensor old,
+    static void dB(Scratch s, Tensor u, int n, int r, Tensor dy, int dOut, int o0, int o1, float gamma, boolean add,
                    Convert.Sink sink) {
         int cols = o1 - o0;
         s.gradBlock = Scratch.grow(s.gradBlock, (long) n * cols);
@@ -97,8 +97,8 @@ final class RowGrads {
         s.uc = Scratch.grow(s.uc, (long) n * r);
         float[] ub = s.uc;
         Convert.load(u, 0, n * r, ub, 0);
-        if (direct(old, sink)) {
-            MemorySegment prior = old == null ? null : old.readOnlySegment();
+        if (direct(sink)) {
+            MemorySegment prior = add ? sink.seg() : null;
             long at = (long) o0 * r * 4;
             combineInto(ub, r, r, yb, 0, cols, n, gamma, prior, at, sink.seg(), at, cols);
             return;
@@ -112,19 +112,18 @@ final class RowGrads {
             combineInto(ub, r, r, yb, oc, cols, n, 1f, null, 0, outSeg, 0, 1);
             MemorySegment.copy(outSeg, DType.LE_FLOAT, 0, out, 0, r);
             long to = (long) (o0 + oc) * r;
-            Convert.storeScaled(out, 0, r, gamma, old, to, sink, to, s.old);
+            Convert.storeScaled(out, 0, r, gamma, add, sink, to, s.old);
         }
     }
 
     /**
      * Whether a gradient goes straight from the registers to its segment ({@link #combineInto}): an
-     * F32 sink, an F32 old value or none. Otherwise each row's sum is built in fp32 (combineInto with
+     * F32 sink in native memory (its current values, when accumulating, read from the same segment). Otherwise each row's sum is built in fp32 (combineInto with
      * g = 1, exact) and stored by {@link Convert#storeScaled}: the same arithmetic, rounded once to
      * the sink's dtype.
      */
-    private static boolean direct(Tensor old, Convert.Sink out) {
-        return out.dtype() == DType.F32 && (old == null || old.dtype() == DType.F32) && Convert.vectorOk(out.seg())
-                && (old == null || Convert.vectorOk(old.readOnlySegment()));
+    private static boolean direct(Convert.Sink out) {
+        return out.dtype() == DType.F32 && Convert.vectorOk(out.seg());
     }
 
     /**

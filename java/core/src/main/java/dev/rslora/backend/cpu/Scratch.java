@@ -25,7 +25,7 @@ final class Scratch implements AutoCloseable {
     Object maskedOf;
     /** Rows of a tensor as fp32 (U rows; epilogue rows of the gradients). */
     float[] row = new float[0];
-    /** Current gradient values when accumulating; the rounding buffer of {@link Convert#storeScaled} for other dtypes. */
+    /** {@link Convert#storeScaled}'s rounding buffer for BF16 gradients. */
     float[] old = new float[0];
     /** Up to RowGrads.MAX_ROWS rows of D(X) [n, d_in] (the dA units' operand), loaded once per backward call. */
     float[] xRows = new float[0];

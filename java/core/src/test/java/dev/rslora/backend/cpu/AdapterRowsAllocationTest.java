@@ -120,11 +120,11 @@ class AdapterRowsAllocationTest {
                 while (System.nanoTime() - start < BUDGET_NANOS) {
                     long a0 = threads.getCurrentThreadAllocatedBytes();
                     for (int k = 0; k < BATCH; k++) {
-                        RowGrads.dB(s, u, n, r, dy, dOut, 0, dOut, gamma, (k & 1) == 0 ? null : gradB, bOut);
+                        RowGrads.dB(s, u, n, r, dy, dOut, 0, dOut, gamma, (k & 1) != 0, bOut);
                     }
                     long a1 = threads.getCurrentThreadAllocatedBytes();
                     for (int k = 0; k < BATCH; k++) {
-                        RowGrads.dA(s, xb, v, n, r, dIn, 0, r, gamma, (k & 1) == 0 ? null : gradA, aOut);
+                        RowGrads.dA(s, xb, v, n, r, dIn, 0, r, gamma, (k & 1) != 0, aOut);
                     }
                     long a2 = threads.getCurrentThreadAllocatedBytes();
                     perB = (a1 - a0) / BATCH;
