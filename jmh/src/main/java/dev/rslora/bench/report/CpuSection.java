@@ -88,11 +88,12 @@ final class CpuSection {
                         + Fmt.ratio(p.ms() / o.ms(), Fmt.quotientError(p.ms(), p.errorMs(), o.ms(), o.errorMs())));
             }
             rows.add(List.of(Integer.toString(o.shape().n()), o.shape().dLabel(), Integer.toString(o.shape().r()),
-                    FigureTable.throughput(o, false), cells.isEmpty() ? Fmt.NONE : String.join("<br>", cells)));
+                    Catalog.byId(o.impl()).label(), FigureTable.throughput(o, false),
+                    cells.isEmpty() ? Fmt.NONE : String.join("<br>", cells)));
         }
         if (rows.isEmpty()) {
             return "ours (rslora cpu): " + Fmt.NONE + "\n";
         }
-        return Fmt.table(List.of("N", "d", "r", "ours GFLOP/s", "OpenBLAS GFLOP/s → ours ÷ it"), rows);
+        return Fmt.table(List.of("N", "d", "r", "ours", "ours GFLOP/s", "OpenBLAS GFLOP/s → ours ÷ it"), rows);
     }
 }

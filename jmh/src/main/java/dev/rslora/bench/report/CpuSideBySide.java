@@ -356,7 +356,7 @@ final class CpuSideBySide {
         }
         for (RTarget t : R_TARGETS) {
             double floor = 1 + 3.0 * t.r() / 1024;
-            String what = "R ≤ " + Fmt.num(t.max(), 2) + " at r=" + t.r() + ", N=512, d=1024 (512-bit tile)";
+            String what = "R ≤ " + Fmt.num(t.max(), 2) + " at r=" + t.r() + ", N=512, d=1024 (" + Catalog.tileName("512") + ")";
             Optional<Interleaved> m = find(res, Interleaved.Kind.LORA_VS_BASE, 512, 1024, t.r(), "512", null);
             String floorNote = floor > t.max() ? "; the target is below the FLOP floor R = 1 + 3r/d = " + Fmt.num(floor, 3)
                     + ", reachable only if the LoRA FLOPs ran faster than the base's" : "";
@@ -373,12 +373,12 @@ final class CpuSideBySide {
                             + "; load " + res.load(o.source()), busyVerdict(o, p))));
         }
         decodeTargets(rows, res, Interleaved.Kind.LORA_VS_BASE,
-                "N=1: the LoRA step ≤ " + Fmt.num(DECODE_MAX, 1) + "× the frozen base (d=1024, r=64, 512-bit tile)",
+                "N=1: the LoRA step ≤ " + Fmt.num(DECODE_MAX, 1) + "× the frozen base (d=1024, r=64, " + Catalog.tileName("512") + ")",
                 "; traffic floor 1 + 3r/d = " + Fmt.num(1 + 3.0 * 64 / 1024, 3) + " to 1 + 4r/d = " + Fmt.num(1 + 4.0 * 64 / 1024, 3)
                         + " (memory-bound: both passes read the packed W, A and B, and dA and dB are written, each"
                         + " written byte costing one, or two with its read for ownership)");
         decodeTargets(rows, res, Interleaved.Kind.LORA_VS_BASE_FORWARD, "N=1 decoding (forward only): LoRA forward ≤ "
-                + Fmt.num(DECODE_MAX, 1) + "× the frozen base forward (d=1024, r=64, 512-bit tile)",
+                + Fmt.num(DECODE_MAX, 1) + "× the frozen base forward (d=1024, r=64, " + Catalog.tileName("512") + ")",
                 "; traffic floor 1 + 2r/d = " + Fmt.num(1 + 2.0 * 64 / 1024, 3) + " (the forward reads the packed W, A and B)");
         return Fmt.table(List.of("target", "measured: median (range over iterations)", "verdict"), rows);
     }

@@ -61,12 +61,13 @@ final class ReadmeCpuBlock {
                 .append("All figures, the separate runs and the issue-14 targets: [`bench/RESULTS.md`](bench/RESULTS.md).\n\n");
         List<List<String>> rows = new ArrayList<>();
         for (Interleaved i : res.interleaved()) {
-            if (i.kind() != Interleaved.Kind.OURS_VS_OPENBLAS) {
+            // one thread each: the per-core rate ratio, in CPU time (that run's wall-time pairing is diluted)
+            boolean oneThread = i.param("threads", "0").equals("1");
+            if (oneThread ? i.kind() != Interleaved.Kind.OURS_VS_OPENBLAS_CPU : i.kind() != Interleaved.Kind.OURS_VS_OPENBLAS) {
                 continue;
             }
             String busy = i.param("busy", "0");
             String core = i.param("core", "?");
-            boolean oneThread = i.param("threads", "0").equals("1");  // the per-core rate ratio, timed in CPU time
             rows.add(List.of("ours ÷ OpenBLAS sgemm chain, " + core + " kernels" + Catalog.isa(core)
                             + (oneThread ? ", one thread each, CPU time" : ", all cores")
                             + (busy.equals("0") ? "" : ", " + busy + " competing thread(s)"), shape(i), CpuSideBySide.tile(i),

@@ -55,6 +55,7 @@ class ResultsReportTest {
         String vs = line(md, "| 2048 | 1024 | 64 |", "GFLOP/s →");
         assertTrue(vs.contains("Haswell kernels") && vs.contains("→ 1.100 ±"), vs);
         assertTrue(vs.contains("Cooperlake kernels") && vs.contains("→ 0.909 ±"), vs);
+        assertTrue(vs.startsWith("| 2048 | 1024 | 64 | rslora cpu (Vector API), 512-bit vectors, 8×32 tile | "), vs);  // the vector shape named
         // issue 14's targets without side-by-side runs: not yet measured, the R floors named
         assertTrue(line(md, "R ≤ 1.40 at r=256").contains("not yet measured; the target is below the FLOP floor R = 1 + 3r/d = 1.750"), md);
         assertTrue(md.contains("our register tile by default: 512-bit vectors, 8×32 tile"), md);
@@ -148,7 +149,7 @@ class ResultsReportTest {
 
     @Test
     void decodingForwardOnlyRowsAndTheirTarget() throws IOException {
-        String target = "N=1 decoding (forward only): LoRA forward ≤ 1.3× the frozen base forward (d=1024, r=64, 512-bit tile)";
+        String target = "N=1 decoding (forward only): LoRA forward ≤ 1.3× the frozen base forward (d=1024, r=64, 512-bit vectors, 8×32 tile)";
         // no forward-only run: the table and the target say so; the full-step N=1 row keeps its figure
         Path raw = tmp.resolve("raw");
         Synthetic.cpu(raw);
@@ -193,12 +194,12 @@ class ResultsReportTest {
         // the verdicts say they are one run's
         assertTrue(md.contains("### Targets (issue 14)\n\nEach verdict is this run's alone."), md);
         // each pairing has its own target row and verdict
-        String step = "N=1: the LoRA step ≤ 1.3× the frozen base (d=1024, r=64, 512-bit tile)";
+        String step = "N=1: the LoRA step ≤ 1.3× the frozen base (d=1024, r=64, 512-bit vectors, 8×32 tile)";
         assertTrue(line(md, step + ", single steps alternating").contains("100.0 µs vs 80.0 µs: 1.250")
                 && line(md, step + ", single steps alternating").contains("| **met** (every iteration)"), md);
         assertTrue(line(md, step + ", 32 steps a side").contains("140.0 µs vs 100.0 µs: 1.400")
                 && line(md, step + ", 32 steps a side").contains("| **not met**; traffic floor 1 + 3r/d"), md);
-        String fwd = "N=1 decoding (forward only): LoRA forward ≤ 1.3× the frozen base forward (d=1024, r=64, 512-bit tile)";
+        String fwd = "N=1 decoding (forward only): LoRA forward ≤ 1.3× the frozen base forward (d=1024, r=64, 512-bit vectors, 8×32 tile)";
         assertTrue(line(md, fwd + ", 32 steps a side").contains("11.0 µs vs 10.0 µs: 1.100"), md);
         assertTrue(line(md, fwd + ", single steps alternating").contains("12.0 µs vs 10.0 µs: 1.200"), md);
         // the README's summary names the pairing of the block rows only
@@ -208,6 +209,8 @@ class ResultsReportTest {
         String text = Files.readString(readme, StandardCharsets.UTF_8);
         assertTrue(text.contains("| R (LoRA 140 µs, base 100 µs per step, 32 steps a side) |"), text);
         assertTrue(text.contains("| R (LoRA 100 µs, base 80 µs per step) |"), text);
+        // one thread each: the CPU-time ratio (100 ÷ 80 ms), not the same run's wall-time one (200 ÷ 200 ms)
+        assertTrue(text.contains(", one thread each, CPU time | 2048, 1024, 64 | 512-bit vectors, 8×32 tile | 1.25 (1.25–1.25) |"), text);
         assertTrue(text.contains("| decoding, forward only: LoRA 11 µs ÷ base 10 µs, 32 steps a side | 1, 1024, 64 |"), text);
         // of the decoding shapes only r = 64 (N = 8, r = 16 is in RESULTS.md alone)
         assertTrue(md.contains("| 8 | 1024 | 16 | 512-bit vectors, 8×32 tile |"), md);
