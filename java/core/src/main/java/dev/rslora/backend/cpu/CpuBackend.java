@@ -28,6 +28,9 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  *       register tile (γ folded into the packed Bᵀ); U = D(X)·Aᵀ is written as F32 without γ.</li>
  *   <li>Backward: V = dY·B and dX = dY·W + γ·D'(V·A) (the V·A tile a second K-segment masked in
  *       the register tile), then dA and dB as GEMMs over all N rows ({@link GradGemm}).</li>
+ *   <li>Up to {@link RowGrads#MAX_ROWS} rows (64): the backward, and the forward in training mode
+ *       (N ≤ 2 otherwise), read A and B row-major with no cached panels ({@link AdapterRows}), and dA
+ *       and dB are outer products written row by row ({@link RowGrads}).</li>
  *   <li>Many rows without dropout (N ≥ 2·d_in for the forward, N ≥ 2·d_out for dX): the pass forms
  *       W' = W + γB·A in its packed layout and drops the LoRA K-segment ({@link MergedWeight}); U and
  *       V are still computed for dA and dB. {@code -Drslora.cpu.mergedWeight=off} keeps the segment
