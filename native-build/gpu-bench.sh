@@ -19,7 +19,11 @@
 # Environment:
 #   RSLORA_JAVA            java to use (default: java on PATH); needs the bundled benchmarks.jar
 #   RSLORA_BENCH_JAR       default gpu-bundle/lib/benchmarks.jar, else jmh/target/benchmarks.jar
-#   RSLORA_BENCH_N, _D, _R comma lists (default 8192 / 4096 / 16,64,256: the reference shape, ~1.5 min);
+#   RSLORA_BENCH_N, _D, _R comma lists (default 8192 / 4096 / 16,64,256: the reference shape; ~4-5 min
+#                          with every part, estimated, not measured: the 2026-12-04 H200 run's peer and
+#                          JMH (4 methods x 3 ranks, ~5 s a fork) took 81 s; now 7 methods x 3 ranks and
+#                          9 family forks (~150 s of JMH) plus the CUDA-event timings and the larger set
+#                          of peers, capped at 60 and 120 s; jmh/README.md "The GPU part");
 #                          the full sweep is RSLORA_BENCH_N=2048,8192,16384 RSLORA_BENCH_D=4096,11008
 #                          (about 12 minutes: run it alone with RSLORA_BENCH_BUDGET_S=900)
 #   RSLORA_BENCH_BUDGET_S  seconds this script may use in all (default 420); each part's timeout is
