@@ -165,7 +165,8 @@ static_assert(offsetof(RsLoraBackwardDxParams, gamma) == 56, "RsLoraBackwardDxPa
 static_assert(offsetof(RsLoraBackwardDxParams, drop) == 60, "RsLoraBackwardDxParams.drop");
 static_assert(sizeof(RsLoraBackwardDxParams) == 88, "RsLoraBackwardDxParams size");
 
-// v4 (sm_80-family tensor-core GEMMs, bf16/f16 only; GPU-CONTRACT.md data contract). T = the
+// v4 (sm_80-family tensor-core GEMMs, bf16/f16 only; GPU-CONTRACT.md data contract, a document
+// outside this repository: cuda/REVIEW.md, "The CPU emulation"). T = the
 // dtype of X and W; r_pad = round_up(r, 8) is the row stride of Ug, Bt and Vg, whose pad columns
 // are 0. Every T tensor row must start 16-byte aligned: d_in % 8 == 0, d_out % 8 == 0, 16-byte
 // aligned bases (cuda/kernels/lora_v4_launch.h refuses anything else).

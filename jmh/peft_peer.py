@@ -16,12 +16,13 @@ PyTorch user writes it, several ways, and the frozen base nn.Linear alone, same 
               (a custom autograd Function, as Unsloth writes it)
   In every LoRA step X requires grad, so the step computes Y, dX, dA, dB (W frozen).
 
-Method (docs/PERFORMANCE.md section 6): CUDA events around each step, warm-up first, median of many
-repetitions, inputs (X, dY) and the layer (W, A, B) rotated over enough copies that consecutive steps
-miss L2 (the rule of jmh/src/main/java/dev/rslora/bench/Rotation.java), uniform random data (never
-zeros: B is randomised too, unlike PEFT's zero init), and checks in the same run: gamma is
-alpha/sqrt(r), sampled rows of Y equal X.W^T + gamma.(X.A^T).B^T with dropout off, and after timing every
-output and gradient is finite with at most 1 % exact zeros.
+Method (PERFORMANCE.md section 6, ../shared/docs/, outside this repository): CUDA events around each
+step, warm-up first, median of many repetitions, inputs (X, dY) and the layer (W, A, B) rotated over
+enough copies that consecutive steps miss L2 (the rule of
+jmh/src/main/java/dev/rslora/bench/Rotation.java), uniform random data (never zeros: B is randomised
+too, unlike PEFT's zero init), and checks in the same run: gamma is alpha/sqrt(r), sampled rows of Y
+equal X.W^T + gamma.(X.A^T).B^T with dropout off, and after timing every output and gradient is finite
+with at most 1 % exact zeros.
 
 Prints JSON lines (also written to --out): one {"kind": "meta"} line, one {"kind": "timing"} line per
 (impl, n, d, r), one {"kind": "ratio"} line per LoRA timing with R = lora / base (medians), and

@@ -2,6 +2,7 @@
 // namespace rsarch, all __device__ __forceinline__. Under RS_EMULATE the CPU emulation
 // (cuda/dev/emu/, included before any kernel) defines the same names and signatures, so this file
 // compiles to nothing there. sm80.cuh and sm90.cuh include it; kernels reach these only through them.
+// (GPU-CONTRACT.md lies outside this repository: see cuda/REVIEW.md, "The CPU emulation".)
 // Blocks are 1-D (threadIdx.y = threadIdx.z = 0) wherever lane_id()/warp_id() are used.
 #pragma once
 #include <stdint.h>

@@ -2,6 +2,7 @@
 // cp.async (Ampere asynchronous global→shared copies), ldmatrix (warp-collective 8×8 b16 matrix
 // loads from shared memory) and mma.sync m16n8k16 (bf16/f16 in, f32 accumulate). Valid on sm_80,
 // sm_86, sm_89 and sm_90. Under RS_EMULATE cuda/dev/emu/sm80_emu.h provides the same names.
+// (GPU-CONTRACT.md lies outside this repository: see cuda/REVIEW.md, "The CPU emulation".)
 //
 // Fragment layouts (PTX ISA, "Matrix fragments for mma.m16n8k16 with floating point type"), with
 // g = lane >> 2 (groupID) and t = lane & 3 (threadID_in_group); each .b32 register holds two

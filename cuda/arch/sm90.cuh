@@ -1,4 +1,5 @@
-// Hopper (sm_90a) device functions of the GPU-work contract (helpers/GPU-CONTRACT.md): mbarriers,
+// Hopper (sm_90a) device functions of the GPU-work contract (GPU-CONTRACT.md, outside this repository,
+// in ../helpers/ when these were written: cuda/REVIEW.md, "The CPU emulation"): mbarriers,
 // proxy fences, TMA (cp.async.bulk.tensor) loads and stores, wgmma.mma_async with shared-memory
 // matrix descriptors, setmaxnreg. Inline PTX, written from the PTX ISA (9.7.9.25 mbarrier,
 // 9.7.9.27 cp.async.bulk.tensor, 9.7.15 wgmma, 9.7.19.x setmaxnreg); the CPU emulation implements

@@ -1,8 +1,9 @@
 // `bench FAMILY [JSONL|-] [NxDINxDOUT,...]`: the median time (CUDA events, 20 reps after 3 warm-ups)
 // of each part of the family's layer step at bf16, dropout 0.1, r = 16, 64, 256, by default at the
-// PERFORMANCE.md reference shape 8192x4096x4096. Parts (the grouping the results report sums):
+// PERFORMANCE.md reference shape 8192x4096x4096 (../shared/docs/PERFORMANCE.md, outside this
+// repository). Parts (the grouping the results report sums):
 // prep, down, forward, vdb (+ vdb_reduce + reduce(dB)), da (+ reduce(dA)), dx. Prints per part
-// ms, TFLOP/s, the roofline floor of /work/shared/tools/floor.py (790 TFLOP/s, 4.3 TB/s) and
+// ms, TFLOP/s, the roofline floor of ../shared/tools/floor.py (790 TFLOP/s, 4.3 TB/s) and
 // floor/measured; with JSONL, one "kernel" line per part and one "launch" line per kernel (bench/
 // RESULTS.md is generated from them: jmh/bench.sh gpu-import).
 #pragma once

@@ -11,7 +11,8 @@
 //                            leading dimensions whose padding is NaN (so a read past a row shows)
 //   gemm_sm80 v4 [quick]     rslora_lora_{forward,up_add,backward_dx,dx_add}_v4_{bf16,f16} against
 //                            the double reference from the same T inputs (data contract of
-//                            GPU-CONTRACT.md: Ug, Bt, Vg with zero pad columns up to r_pad, At [r, d_in])
+//                            GPU-CONTRACT.md, outside this repository: Ug, Bt, Vg with zero pad
+//                            columns up to r_pad, At [r, d_in])
 //                            with the mask compared to rs_dropout_one element by element
 //   gemm_sm80 bigindex       n·d > 2^31 elements (64-bit index math) for the four v4 kernels, the last
 //                            row tile checked (the emulation runs only its blocks)

@@ -393,7 +393,8 @@ static void core_suite(DT dt, bool quick, int& pass, int& fail, uint64_t& seed) 
 }
 
 // ---------------------------------------------------------------------------------------------
-// v3 kernels against a double reference of the layer-step contract (GPU-CONTRACT.md v3 items 3, 6)
+// v3 kernels against a double reference of the layer-step contract (GPU-CONTRACT.md v3 items 3, 6;
+// that contract lies outside this repository: cuda/REVIEW.md, "The CPU emulation")
 struct LayerCase {
     int n, d_in, d_out, r;
     bool bias;

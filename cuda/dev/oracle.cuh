@@ -116,7 +116,8 @@ inline int oracle_one(const std::string& family, const OracleShape& s, uint64_t 
     return bad;
 }
 
-// The large shapes: the PERFORMANCE.md reference at every rank, the MLP width, and tails everywhere.
+// The large shapes: the PERFORMANCE.md reference at every rank, the MLP width, and tails everywhere
+// (../shared/docs/PERFORMANCE.md, outside this repository).
 inline int oracle(const std::string& family, bool quick) {
     const std::vector<DT> dts = family_dtypes(family);
     const OracleShape shapes[] = {

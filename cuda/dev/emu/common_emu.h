@@ -1,5 +1,6 @@
 // The "Common" device functions of GPU-CONTRACT.md (GPU side: cuda/arch/common.cuh) on the CPU
 // emulation, plus the CUDA warp intrinsics __syncwarp / __shfl_*_sync (full mask only).
+// (GPU-CONTRACT.md lies outside this repository: see cuda/REVIEW.md, "The CPU emulation".)
 //   smem_addr(p)        the 32-bit shared address of p inside the block's dynamic window
 //                       (0x400 + offset); any other pointer is reported;
 //   lane_id, warp_id    threadIdx.x & 31, threadIdx.x >> 5 (reported if the block is not 1-D);

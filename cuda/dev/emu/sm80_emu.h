@@ -1,4 +1,5 @@
 // The sm80 device functions of GPU-CONTRACT.md (GPU side: cuda/arch/sm80.cuh) on the CPU emulation.
+// (GPU-CONTRACT.md lies outside this repository: see cuda/REVIEW.md, "The CPU emulation".)
 //
 // cp_async_16(dst, src, pred)  cp.async.cg 16 bytes. At the call: dst must be 16-byte aligned and in
 //     the window, src 16-byte aligned; the source is read now (pred) or not at all (!pred: zero

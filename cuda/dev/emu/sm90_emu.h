@@ -1,5 +1,6 @@
 // The sm90 device functions of GPU-CONTRACT.md (GPU side: cuda/arch/sm90.cuh) and the driver's
-// cuTensorMapEncodeTiled on the CPU emulation. Semantics chosen where the PTX ISA leaves latitude:
+// cuTensorMapEncodeTiled on the CPU emulation (GPU-CONTRACT.md lies outside this repository: see
+// cuda/REVIEW.md, "The CPU emulation"). Semantics chosen where the PTX ISA leaves latitude:
 //
 // mbarrier (a 64-bit object in shared memory, addressed by its 32-bit shared address):
 //   mbar_init(bar, count)   count in 1..2^20-1; phase 0, pending arrivals = count, tx-count 0. The 8

@@ -2,7 +2,7 @@ package dev.rslora.bench.report;
 
 /**
  * One benchmark shape: N tokens, W [d_out, d_in], rank r (0 for a frozen base alone), and the
- * work the layer must do (PERFORMANCE.md §2):
+ * work the layer must do (PERFORMANCE.md §2, in ../shared/docs/, outside this repository):
  * <pre>
  *   LoRA fwd+bwd = 4·N·d_in·d_out + 6·N·r·(d_in + d_out)   (Y, dX GEMMs + U, Y-term, V, dB, dA, dX-term)
  *   base fwd+bwd = 4·N·d_in·d_out                          (Y = X·Wᵀ and dX = dY·W)

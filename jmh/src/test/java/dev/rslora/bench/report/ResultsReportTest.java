@@ -627,7 +627,8 @@ class ResultsReportTest {
         Shape s = new Shape(8192, 4096, 4096, 16);
         assertEquals(4.0 * 8192 * 4096 * 4096, s.baseFlop());
         assertEquals(s.baseFlop() + 6.0 * 8192 * 16 * 8192, s.loraFlop());
-        // PERFORMANCE.md §2: 549.8 GFLOP for the base at the reference shape; LoRA extra 3r/d of it
+        // PERFORMANCE.md §2 (../shared/docs/, outside this repository): 549.8 GFLOP for the base at the
+        // reference shape; LoRA extra 3r/d of it
         assertEquals(549.8, s.baseFlop() / 1e9, 0.05);
         assertEquals(3.0 * 16 / 4096, (s.loraFlop() - s.baseFlop()) / s.baseFlop(), 1e-12);
     }

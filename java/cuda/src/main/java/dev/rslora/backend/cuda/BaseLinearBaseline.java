@@ -3,10 +3,10 @@ package dev.rslora.backend.cuda;
 import dev.rslora.tensor.DType;
 
 /**
- * The frozen base linear layer on cuBLAS: {@code Y = X·Wᵀ} [n, d_out] and {@code dX = dY·W}
- * [n, d_in] (no dW: W is frozen), the denominator of the PERFORMANCE.md ratio
- * R = (LoRA fwd + bwd) / (base fwd + bwd), and an independent cross-check of the kernels' base
- * GEMMs. Operates on {@link DeviceTensor}s of one dtype on the backend's stream. Two ways: the
+ * The frozen base linear layer on cuBLAS: {@code Y = X·Wᵀ} [n, d_out] and {@code dX = dY·W} [n, d_in]
+ * (no dW: W is frozen), the denominator of the PERFORMANCE.md ratio R = (LoRA fwd + bwd) / (base fwd
+ * + bwd) (../shared/docs/, outside this repository), and an independent cross-check of the kernels'
+ * base GEMMs. Operates on {@link DeviceTensor}s of one dtype on the backend's stream. Two ways: the
  * classic {@code cublasGemmEx} ({@link CublasBinding}: JCublas or java.lang.foreign; algorithm
  * CUBLAS_GEMM_DEFAULT, cuBLAS's own workspace), or {@link #cublasLt} (the backend's cuBLASLt handle:
  * heuristic algorithm, our 32 MiB workspace; the split step's GEMMs).
