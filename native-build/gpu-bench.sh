@@ -35,8 +35,8 @@
 # A number or list of numbers above that is not one (7m, 0420, 16,,64) exits 2 naming it, before anything runs.
 # Order: our CUDA-event timings (the figures R is made of), the PyTorch peers, JMH per rank, the fused
 # families. Exit status: 0 when every part that ran produced results (parts the budget left no time
-# for are counted in the last line, "N of M parts not run: the budget ..."); 1 when a part failed or
-# timed out; 3 when nothing failed but a part skipped itself (no CUDA, or no torch/peft for the peer).
+# for, or stopped before their own limit, are counted in the last line, "N of M parts not run or cut
+# short: the budget ..."); 1 when a part failed or ran past its own limit; 3 when nothing failed but a part skipped itself (no CUDA, or no torch/peft for the peer).
 set -uo pipefail
 
 if [[ $# -ne 1 || "$1" == -* ]]; then
@@ -82,6 +82,17 @@ cap() {  # max seconds → min(max, time left - 2), at least 1
     echo "$l"
 }
 note() { echo "gpu-bench: $*" | tee -a "$log"; }
+# a part that exited non-zero (not 3): label rc t want. A timeout the budget had cut below the part's
+# own limit (t < want) is the budget running out, counted with the parts not run; any other is a failure
+ended() {
+    if (( ($2 == 124 || $2 == 137) && $3 < $4 )); then
+        cut=$((cut + 1))
+        note "$1: cut short by the budget after ${3}s (its own limit ${4}s; not a failure: RSLORA_BENCH_BUDGET_S)"
+    else
+        failed=1
+        note "$1: FAILED (rc $2$( (($2 == 124 || $2 == 137)) && echo ", timed out after ${3}s"))"
+    fi
+}
 # a part that exited 0 must have written its file: how many results it holds, else the part failed
 produced() {  # label file pattern noun
     if [[ -s "$2" ]]; then
@@ -120,7 +131,7 @@ rc=$?
 case $rc in
     0) produced "Java CUDA-event timings" "$logdir/java-events.jsonl" '"kind": "timing"' timings ;;
     3) skipped=$((skipped + 1)); note "Java CUDA-event timings: skipped (CUDA unavailable)" ;;
-    *) failed=1; note "Java CUDA-event timings: FAILED (rc $rc$( ((rc == 124 || rc == 137)) && echo ", timed out after ${t}s"))" ;;
+    *) ended "Java CUDA-event timings" "$rc" "$t" 60 ;;
 esac
 
 # 2 the PyTorch peers (torch's base is usually the best base: R's denominator), at most two thirds of
@@ -136,7 +147,7 @@ rc=$?
 case $rc in
     0) produced "PyTorch peers" "$logdir/peft.jsonl" '"kind": "timing"' timings ;;
     3) skipped=$((skipped + 1)); note "PyTorch peers: skipped ($(grep -o '"reason": "[^"]*"' "$logdir/peft.jsonl" 2>/dev/null))" ;;
-    *) failed=1; note "PyTorch peers: FAILED (rc $rc$( ((rc == 124 || rc == 137)) && echo ", timed out after ${t}s"))" ;;
+    *) ended "PyTorch peers" "$rc" "$t" "$peer_timeout" ;;
 esac
 
 # 3 JMH through the Java API, one run per rank
@@ -158,7 +169,7 @@ for r in "${ranks[@]}"; do
     case $rc in
         0) produced "JMH r=$r" "$out" '"benchmark"' results ;;
         3) skipped=$((skipped + 1)); note "JMH r=$r: skipped (CUDA unavailable, see gpu-bench.log)"; break ;;
-        *) failed=1; note "JMH r=$r: FAILED (rc $rc$( ((rc == 124 || rc == 137)) && echo ", timed out after ${t}s"))" ;;
+        *) ended "JMH r=$r" "$rc" "$t" 90 ;;
     esac
 done
 
@@ -179,13 +190,13 @@ if [[ -n "$families" ]]; then
         case $rc in
             0) produced "JMH families" "$out" '"benchmark"' results ;;
             3) skipped=$((skipped + 1)); note "JMH families: skipped (CUDA unavailable)" ;;
-            *) failed=1; note "JMH families: FAILED (rc $rc$( ((rc == 124 || rc == 137)) && echo ", timed out after ${t}s"))" ;;
+            *) ended "JMH families" "$rc" "$t" 60 ;;
         esac
     fi
 fi
 
 stop_sampler
-(( cut > 0 )) && note "$cut of $parts parts not run: the budget (${budget}s) was spent (RSLORA_BENCH_BUDGET_S)"
+(( cut > 0 )) && note "$cut of $parts parts not run or cut short: the budget (${budget}s) was spent (RSLORA_BENCH_BUDGET_S)"
 note "$(( $(date +%s) - t_start ))s; files: $(cd "$logdir" && ls gpu-info.csv gpu-clocks.csv peft.jsonl java-events.jsonl jmh-gpu-*.json 2>/dev/null | tr '\n' ' ')"
 if (( failed )); then
     exit 1

@@ -309,6 +309,23 @@ check "gpu-check: a LOGDIR holding only other files (a tee'd console log) is use
 "$here/gpu-bench.sh" "$work/afile/logs" >"$work/g4.log" 2>&1
 rc=$?
 check "gpu-bench: a LOGDIR it cannot create is named" bash -c "test $rc -eq 2 && grep -q 'cannot create LOGDIR $work/afile/logs' '$work/g4.log'"
+# a part the budget stopped before its own limit is counted as cut short, not failed; a part that ran
+# past its own limit fails (stub java and python: no JVM, GPU or torch needed)
+mkdir -p "$work/stub"
+printf '#!/bin/sh\nexec sleep 30\n' >"$work/stub/sleeper"
+printf '#!/bin/sh\nexit 3\n' >"$work/stub/skipper"
+chmod +x "$work/stub/sleeper" "$work/stub/skipper"
+(cd "$root" && RSLORA_JAVA="$work/stub/sleeper" RSLORA_PYTHON="$work/stub/skipper" RSLORA_BENCH_BUDGET_S=20 \
+    RSLORA_BENCH_FAMILIES= native-build/gpu-bench.sh "$work/b1") >"$work/b1.log" 2>&1
+rc=$?
+check "gpu-bench: a part the budget cut short is not a failure" bash -c "test $rc -eq 3 \
+    && grep -q 'Java CUDA-event timings: cut short by the budget after 6s (its own limit 60s' '$work/b1.log' \
+    && grep -q '4 of 5 parts not run or cut short' '$work/b1.log' && ! grep -q FAILED '$work/b1.log'"
+(cd "$root" && RSLORA_JAVA="$work/stub/skipper" RSLORA_PYTHON="$work/stub/sleeper" RSLORA_PEER_TIMEOUT_S=3 \
+    RSLORA_BENCH_BUDGET_S=60 RSLORA_BENCH_FAMILIES= native-build/gpu-bench.sh "$work/b2") >"$work/b2.log" 2>&1
+rc=$?
+check "gpu-bench: a part that ran past its own limit fails" bash -c "test $rc -eq 1 \
+    && grep -q 'PyTorch peers: FAILED (rc 124, timed out after 3s)' '$work/b2.log'"
 (cd "$work" && "$here/build-kernels.sh" --help) >"$work/g6.log" 2>&1
 rc=$?
 check "build-kernels: an option is a usage error, not an OUTDIR" bash -c "test $rc -eq 2 && grep -q '^usage:' '$work/g6.log' && test ! -e '$work/--help'"
