@@ -202,6 +202,62 @@ public final class BackendChecks {
     }
 
     /**
+     * The refusal of a merge (or unmerge) whose result at W[row, col] would not be finite although W's
+     * element is: a value beyond the weight dtype's range (stored as ±Infinity) or NaN (a non-finite A or
+     * B). Such a W could not be restored by unmerge, so a backend checks every element before it writes
+     * any and throws this, leaving W unchanged. The message recomputes the element's terms in double.
+     *
+     * @param w     the prepared weight, still unchanged
+     * @param a     A [r, d_in]
+     * @param b     B [d_out, r]
+     * @param gamma γ of the layer
+     * @param sign  +1 merge, −1 unmerge
+     * @param row   the element's row in W [d_out, d_in]
+     * @param col   the element's column
+     * @return the exception to throw, naming the element, W's value there, γ·(B·A) there, the sum and the dtype
+     */
+    public static IllegalArgumentException mergeNotFinite(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign,
+                                                          long row, long col) {
+        Tensor wt = w.weight();
+        double s = 0;
+        for (long j = 0; j < a.dim(0); j++) {
+            s += (double) b.get(row, j) * a.get(j, col);
+        }
+        float old = wt.get(row, col);
+        double delta = sign * gamma * s;
+        double sum = old + delta;
+        DType dt = wt.dtype();
+        String op = sign > 0 ? "merge" : "unmerge";
+        String why = Double.isNaN(sum) ? "is NaN (lora_A or lora_B holds a non-finite value)"
+                : "is beyond " + dt + "'s range (largest finite " + largestFinite(dt) + ")";
+        return new IllegalArgumentException(op + ": the " + dt + " weight's W[" + row + ", " + col + "] = " + old
+                + (sign > 0 ? " + " : " - ") + "γ·(B·A)[" + row + ", " + col + "] = " + (sign > 0 ? delta : -delta)
+                + " gives " + sum + ", which " + why + ": it would be stored as " + (Double.isNaN(sum) ? "NaN" : "Infinity")
+                + " and unmerge could not restore W; nothing was written (W is unchanged)");
+    }
+
+    private static float largestFinite(DType dt) {
+        return switch (dt) {
+            case F32 -> Float.MAX_VALUE;
+            case BF16 -> 3.3895314e38f;
+            case F16 -> 65504f;
+        };
+    }
+
+    /**
+     * Whether storing {@code merged} over the finite-or-not W value {@code old} would destroy it: the rounded
+     * result is not finite while {@code old} is (a W element already ±Infinity or NaN stays the caller's).
+     *
+     * @param dtype  the weight's dtype
+     * @param old    W's element before the merge
+     * @param merged the fp32 result before rounding to {@code dtype}
+     * @return true if the merge must be refused
+     */
+    public static boolean mergeDestroys(DType dtype, float old, float merged) {
+        return !Float.isFinite(dtype.round(merged)) && Float.isFinite(old);
+    }
+
+    /**
      * Refuses an output that shares memory with another tensor (nulls are ignored).
      *
      * @param outName the output's name, for the message

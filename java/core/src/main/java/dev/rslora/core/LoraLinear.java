@@ -349,7 +349,10 @@ public final class LoraLinear implements AutoCloseable {
      * copy of this A and B for {@link #unmerge()}.
      *
      * @throws IllegalStateException if already merged, the adapter is disabled, or the layer is closed
-     * @throws IllegalArgumentException if W is read-only (e.g. memory-mapped from a checkpoint; the layer stays unmerged)
+     * @throws IllegalArgumentException if W is read-only (e.g. memory-mapped from a checkpoint), or a merged element
+     *                                  would not be finite in W's dtype (W + γ·B·A beyond F16's range, say: it would
+     *                                  be stored as ±Infinity, which unmerge could not undo; the message names the
+     *                                  element, its value and the dtype); W is then unchanged and the layer unmerged
      */
     public void merge() {
         enter();
@@ -381,6 +384,8 @@ public final class LoraLinear implements AutoCloseable {
      * A or B was written while merged.
      *
      * @throws IllegalStateException if not merged, or the layer is closed
+     * @throws IllegalArgumentException if an unmerged element would not be finite in W's dtype (as {@link #merge()});
+     *                                  W is then unchanged and the layer stays merged
      */
     public void unmerge() {
         enter();

@@ -292,8 +292,18 @@ public final class CpuBackend implements Backend, AutoCloseable {
             float g = (float) (sign * gamma);
             pool.run((r + MR - 1) / MR, (wk, unit) -> Panels.packDirect(a, g, gaP, unit * MR, Math.min(r, unit * MR + MR),
                     scratch[wk].block(w.dIn)), parallel);
-            Convert.Sink out = Convert.Sink.of(w.weight());
             int blocks = (w.dOut + W_PACK_ROWS - 1) / W_PACK_ROWS;
+            // first pass: compute every element and check it, writing nothing; a merged value that would not be
+            // finite (past F16's range, say) is refused with W unchanged, as unmerge could not restore it
+            long[] firstBad = new long[blocks];
+            pool.run(blocks, (wk, unit) -> firstBad[unit] = mergeRows(w, b, r, gaP, null, scratch[wk], unit * W_PACK_ROWS,
+                    Math.min(w.dOut, unit * W_PACK_ROWS + W_PACK_ROWS)), parallel);
+            for (long bad : firstBad) {
+                if (bad >= 0) {
+                    throw BackendChecks.mergeNotFinite(w, a, b, gamma, sign, bad / w.dIn, bad % w.dIn);
+                }
+            }
+            Convert.Sink out = Convert.Sink.of(w.weight());
             pool.run(blocks, (wk, unit) -> mergeRows(w, b, r, gaP, out, scratch[wk], unit * W_PACK_ROWS,
                     Math.min(w.dOut, unit * W_PACK_ROWS + W_PACK_ROWS)), parallel);
             packWeight(w, parallel);
@@ -302,8 +312,12 @@ public final class CpuBackend implements Backend, AutoCloseable {
         }
     }
 
-    /** W[o] ← round(W[o] + ΔW[o]) for rows o in [from, end), MR rows at a time. */
-    private void mergeRows(CpuFrozenWeight w, Tensor b, int r, MemorySegment gaP, Convert.Sink out, Scratch s, int from,
+    /**
+     * W[o] ← round(W[o] + ΔW[o]) for rows o in [from, end), MR rows at a time; with {@code out} null, only checks:
+     * writes nothing and returns the flat index of the first element whose merged value would not be finite in W's
+     * dtype while W's is ({@link BackendChecks#mergeDestroys}), or −1 (also what a writing pass returns).
+     */
+    private long mergeRows(CpuFrozenWeight w, Tensor b, int r, MemorySegment gaP, Convert.Sink out, Scratch s, int from,
                            int end) {
         int dIn = w.dIn;
         s.xc = Scratch.grow(s.xc, (long) MR * dIn);
@@ -324,8 +338,20 @@ public final class CpuBackend implements Backend, AutoCloseable {
                     }
                 }
             }
-            Convert.store(s.xc, 0, rows * dIn, out, (long) o0 * dIn);
+            if (out != null) {
+                Convert.store(s.xc, 0, rows * dIn, out, (long) o0 * dIn);
+                continue;
+            }
+            DType dt = wt.dtype();
+            for (int i = 0; i < rows * dIn; i++) {
+                // W's own value is read again only for a non-finite result (rare): s.xc now holds W + ΔW
+                if (!Float.isFinite(dt.round(s.xc[i]))
+                        && BackendChecks.mergeDestroys(dt, wt.get((long) o0 * dIn + i), s.xc[i])) {
+                    return (long) o0 * dIn + i;
+                }
+            }
         }
+        return -1;
     }
 
     private static CpuFrozenWeight frozen(FrozenWeight fw, LoraParams p) {

@@ -181,14 +181,27 @@ public final class ReferenceBackend implements Backend {
         int dOut = (int) wt.dim(0);
         int dIn = (int) wt.dim(1);
         int r = (int) a.dim(0);
+        // two passes: every element is checked before any is written, so a refused merge leaves W as it was
         for (int o = 0; o < dOut; o++) {
             for (int k = 0; k < dIn; k++) {
-                double s = 0;
-                for (int j = 0; j < r; j++) {
-                    s += (double) b.get(o, j) * a.get(j, k);
+                if (BackendChecks.mergeDestroys(wt.dtype(), wt.get(o, k), merged(wt, a, b, gamma, sign, r, o, k))) {
+                    throw BackendChecks.mergeNotFinite(w, a, b, gamma, sign, o, k);
                 }
-                wt.set(o, k, (float) (wt.get(o, k) + sign * gamma * s));
             }
         }
+        for (int o = 0; o < dOut; o++) {
+            for (int k = 0; k < dIn; k++) {
+                wt.set(o, k, merged(wt, a, b, gamma, sign, r, o, k));
+            }
+        }
+    }
+
+    /** fl32(W[o, k] + sign·γ·Σ_j B[o, j]·A[j, k]), the sum in double: the value merge stores (rounded to W's dtype). */
+    private static float merged(Tensor wt, Tensor a, Tensor b, double gamma, int sign, int r, int o, int k) {
+        double s = 0;
+        for (int j = 0; j < r; j++) {
+            s += (double) b.get(o, j) * a.get(j, k);
+        }
+        return (float) (wt.get(o, k) + sign * gamma * s);
     }
 }
