@@ -277,8 +277,13 @@ public final class BackendChecks {
      * Refuses a tensor (nulls are ignored) whose memory this thread cannot use: its arena is closed,
      * or confined to another thread. The first access would fail inside the call, naming nothing,
      * possibly after the call had written (or accumulated into) other outputs.
+     *
+     * @param name the tensor's name, for the message
+     * @param t    the tensor, or null
+     * @throws IllegalArgumentException naming the tensor and its shape if its arena is closed or confined to another
+     *                                  thread
      */
-    private static void usable(String name, Tensor t) {
+    public static void usable(String name, Tensor t) {
         if (t == null) {
             return;
         }

@@ -149,7 +149,9 @@ public final class LoraLinear implements AutoCloseable {
      * @param backend the backend that runs forward and backward
      * @param layerId this layer's dropout id
      * @return the new layer
-     * @throws IllegalArgumentException if a shape does not match
+     * @throws IllegalArgumentException if a shape does not match, or the memory of lora_A or lora_B was freed (its
+     *                                  arena closed) or is confined to another thread (naming which); checked before
+     *                                  anything is allocated
      */
     public static LoraLinear withAdapter(Tensor weight, Tensor bias, Tensor loraA, Tensor loraB, LoraConfig config,
                                          Backend backend, int layerId) {
@@ -158,9 +160,16 @@ public final class LoraLinear implements AutoCloseable {
         // checked before the layer allocates its adapter and the backend prepares W
         requireShape("lora_A", loraA, new long[] {config.rank(), weight.dim(1)});
         requireShape("lora_B", loraB, new long[] {weight.dim(0), config.rank()});
+        BackendChecks.usable("lora_A", loraA);
+        BackendChecks.usable("lora_B", loraB);
         LoraLinear layer = new LoraLinear(weight, bias, config, loraA.dtype(), backend, layerId);
-        layer.a.copyFrom(loraA);
-        layer.b.copyFrom(loraB);
+        try {
+            layer.a.copyFrom(loraA);
+            layer.b.copyFrom(loraB);
+        } catch (RuntimeException | Error e) {
+            layer.close();  // the layer holds off-heap A, B, their gradients and the backend's copy of W
+            throw e;
+        }
         return layer;
     }
 

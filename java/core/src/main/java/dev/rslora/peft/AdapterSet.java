@@ -1,6 +1,7 @@
 package dev.rslora.peft;
 
 import dev.rslora.backend.Backend;
+import dev.rslora.backend.BackendChecks;
 import dev.rslora.core.Init;
 import dev.rslora.core.LoraConfig;
 import dev.rslora.core.LoraLinear;
@@ -438,13 +439,20 @@ public final class AdapterSet {
      * @param layerId the layer's dropout id
      * @param seed    the dropout seed
      * @return a new layer holding copies of the module's A and B
-     * @throws IllegalArgumentException when the set has no such module or the weight's shape does not match
+     * @throws IllegalArgumentException when the set has no such module, the weight's shape does not match, or the
+     *                                  memory of its lora_A or lora_B was freed (naming the module and the tensor)
      */
     public LoraLinear layer(String path, Tensor weight, Tensor bias, Backend backend, int layerId, long seed) {
         AdapterModule m = module(path);
         if (!weight.sameShape(m.dOut(), m.dIn())) {
             throw new IllegalArgumentException("module " + path + ": weight " + weight.shapeString() + " is not [d_out, d_in] = ["
                     + m.dOut() + ", " + m.dIn() + "]" + (config.fanInFanOut() ? " (fan_in_fan_out: pass W transposed)" : ""));
+        }
+        try {
+            BackendChecks.usable("lora_A", m.loraA());
+            BackendChecks.usable("lora_B", m.loraB());
+        } catch (IllegalArgumentException e) {  // the arena this set was loaded or built in was closed
+            throw new IllegalArgumentException("module " + path + ": " + e.getMessage(), e);
         }
         return LoraLinear.withAdapter(weight, bias, m.loraA(), m.loraB(), config.loraConfig(path, config.init(), seed), backend, layerId);
     }
