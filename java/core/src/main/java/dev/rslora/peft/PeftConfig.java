@@ -4,6 +4,7 @@ import dev.rslora.core.Init;
 import dev.rslora.core.LoraConfig;
 import dev.rslora.core.Scaling;
 
+import java.math.BigInteger;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -30,7 +31,8 @@ import java.util.regex.PatternSyntaxException;
  * @param targetModules       which modules carry an adapter, or null when the file does not say
  * @param excludeModules      modules never adapted, or null
  * @param layersToTransform   layer indices to adapt (list-form target_modules only: refused with a regex), or null
- * @param layersPattern       names of the layer lists for layersToTransform (refused with a regex), or null
+ * @param layersPattern       names of the layer lists for layersToTransform (refused with a regex), or null; each a
+ *                            regex without capturing groups (PEFT reads the layer index as group 1)
  * @param rankPattern         per-module ranks (first matching key in file order)
  * @param alphaPattern        per-module alphas (first matching key in file order)
  * @param bias                "none", "all" or "lora_only" (trained base biases travel as extra tensors)
@@ -56,7 +58,8 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
     /**
      * Checks the values (IllegalArgumentException naming the field) and fills PEFT's defaults for
      * nulls. As PEFT's LoraConfig, refuses layers_to_transform or layers_pattern with a regex
-     * (string) target_modules, which they could not filter.
+     * (string) target_modules, which they could not filter; refuses a layers_pattern with a capturing
+     * group, where PEFT's int() of the layer index would fail later.
      */
     public PeftConfig {
         if (r < 1) {
@@ -100,11 +103,19 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
                     + targetModules + " selects modules by itself); put the layer indices in the regex or make target_modules a list");
         }
         for (String p : layersPattern == null ? List.<String>of() : layersPattern) {
+            Pattern layer;
             try {
-                Pattern.compile(layerRegex(p));
+                layer = Pattern.compile(layerRegex(p));
             } catch (PatternSyntaxException e) {
                 throw new IllegalArgumentException("layers_pattern " + PeftConfigReader.quote(p) + " is not a valid regex: "
                         + e.getDescription());
+            }
+            if (layer.matcher("").groupCount() != 1) {
+                // PEFT reads the index as group(1) of .*\.<pattern>\.(\d+)\.: a group of the pattern's own comes
+                // first, and PEFT's int() of it fails (int("layers")); refused here when the config is made
+                throw new IllegalArgumentException("layers_pattern " + PeftConfigReader.quote(p) + " has a capturing group:"
+                        + " the layer index is the first group of .*\\.<pattern>\\.(\\d+)\\., so it would be the"
+                        + " pattern's own group (PEFT's int() of it fails the same way); use a non-capturing group (?:...)");
             }
         }
         modulesToSave = modulesToSave == null ? null : List.copyOf(modulesToSave);
@@ -494,7 +505,8 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
     /**
      * Whether PEFT would put an adapter on module {@code path} (peft check_target_module_exists):
      * not excluded, not inside a modules_to_save module, matched by target_modules, and, for the
-     * list form with layers_to_transform, in one of those layers. False when target_modules is null.
+     * list form with layers_to_transform, in one of those layers (the index compared as a number of any size, as
+     * Python's int: a layer 99999999999 is in none of them). False when target_modules is null.
      *
      * @param path the module path
      * @return true when PEFT would adapt it
@@ -517,8 +529,17 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
                 || layersToTransform == null || layersToTransform.isEmpty()) {
             return true;
         }
-        Integer layer = layerIndex(path);
-        return layer != null && layersToTransform.contains(layer);
+        String layer = layerIndex(path);
+        return layer != null && inLayersToTransform(layer);
+    }
+
+    /**
+     * Whether the layer index {@code digits} is one of layers_to_transform, compared as numbers (as PEFT's
+     * {@code int(...) in layers_to_transform}): "007" is 7, and an index past int's range is in none.
+     */
+    private boolean inLayersToTransform(String digits) {
+        BigInteger index = new BigInteger(digits);
+        return index.bitLength() < Integer.SIZE && layersToTransform.contains(index.intValue());
     }
 
     /**
@@ -534,13 +555,16 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
         return targetModules == null || targetModules.isAllLinear() || targets(path);
     }
 
-    /** The layer index PEFT reads from a path: {@code .*\.<pattern>\.(\d+)\.} (any list name when layers_pattern is empty). */
-    private Integer layerIndex(String path) {
+    /**
+     * The digits of the layer index PEFT reads from a path: {@code .*\.<pattern>\.(\d+)\.} (any list name when
+     * layers_pattern is empty), or null; of any length (Python's int has no range).
+     */
+    private String layerIndex(String path) {
         List<String> patterns = layersPattern == null || layersPattern.isEmpty() ? List.of("[^.]*") : layersPattern;
         for (String p : patterns) {
             Matcher m = Pattern.compile(layerRegex(p)).matcher(path);
             if (m.lookingAt()) {
-                return Integer.valueOf(m.group(1));
+                return m.group(1);  // the constructor refused a pattern with a group of its own
             }
         }
         return null;
