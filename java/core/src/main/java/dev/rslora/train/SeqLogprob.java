@@ -56,7 +56,8 @@ public final class SeqLogprob {
      * @param logp   output, F32 [B]: each sequence's summed log-probability of its labels (nats, ≤ 0);
      *               0 for a sequence whose labels are all ignored
      * @throws IllegalArgumentException if a shape or dtype does not match, a label is out of range, lse or
-     *                                  logp is read-only, or they share memory with logits or with each other
+     *                                  logp is read-only, they share memory with logits or with each other, or a
+     *                                  tensor's memory was freed (naming it); checked before anything is written
      */
     public static void forward(Tensor logits, int[] labels, Tensor lse, Tensor logp) {
         Shape s = check(logits, labels);
@@ -64,6 +65,10 @@ public final class SeqLogprob {
         requireF32("logp", logp, s.batch);
         BackendChecks.writable("lse", lse);
         BackendChecks.writable("logp", logp);
+        // every tensor's memory alive (not freed) before the first row of lse is written
+        BackendChecks.usable("logits", logits);
+        BackendChecks.usable("lse", lse);
+        BackendChecks.usable("logp", logp);
         BackendChecks.disjoint("lse", lse, "logits", logits);
         BackendChecks.disjoint("logp", logp, "logits", logits);
         BackendChecks.disjoint("logp", logp, "lse", lse);
@@ -100,8 +105,9 @@ public final class SeqLogprob {
      * @param dlogits output [B, T, V] (F32, BF16 or F16): ∂L/∂logits, every element written; may be
      *                {@code logits} itself (the scores are then overwritten)
      * @throws IllegalArgumentException if a shape, dtype or label does not match the forward's rules, dlogits
-     *                                  is read-only, or it shares memory with lse, gradOut, or with logits other than
-     *                                  as the very same elements of the same dtype
+     *                                  is read-only, it shares memory with lse, gradOut, or with logits other than
+     *                                  as the very same elements of the same dtype, or a tensor's memory was freed
+     *                                  (naming it); checked before anything is written
      */
     public static void backward(Tensor logits, int[] labels, Tensor lse, Tensor gradOut, Tensor dlogits) {
         Shape s = check(logits, labels);
@@ -112,6 +118,10 @@ public final class SeqLogprob {
                     + logits.shapeString());
         }
         BackendChecks.writable("dlogits", dlogits);
+        BackendChecks.usable("logits", logits);
+        BackendChecks.usable("lse", lse);
+        BackendChecks.usable("grad_logp", gradOut);
+        BackendChecks.usable("dlogits", dlogits);
         BackendChecks.disjoint("dlogits", dlogits, "lse", lse);
         BackendChecks.disjoint("dlogits", dlogits, "grad_logp", gradOut);
         if (dlogits.overlaps(logits) && !sameElements(dlogits, logits)) {
