@@ -52,7 +52,7 @@ final class AdafactorUpdate {
         DType pt = target.dtype();
         MemorySegment ps = target.segment();
         DType gt = slot.grad().dtype();
-        MemorySegment gs = slot.grad().segment();
+        MemorySegment gs = slot.grad().readOnlySegment();  // only read: the gradient's version stamp stays
         int n = Math.toIntExact(slot.numel());
         float eps1 = s.eps1();
         float b2 = s.beta2();

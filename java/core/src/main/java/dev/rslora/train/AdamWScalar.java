@@ -33,7 +33,7 @@ final class AdamWScalar {
         DType pt = target.dtype();
         DType gt = grad.dtype();
         MemorySegment ps = target.segment();
-        MemorySegment gs = grad.segment();
+        MemorySegment gs = grad.readOnlySegment();  // only read: the gradient's version stamp stays
         MemorySegment ms = m.segment();
         MemorySegment vs = v.segment();
         float decay = c.decay();

@@ -22,7 +22,7 @@ final class AdamWVector {
     /** Updates all elements of the F32 {@code target} from the F32 {@code grad}. */
     static void update(Tensor target, Tensor grad, Tensor m, Tensor v, AdamWCoefficients c) {
         MemorySegment ps = target.segment();
-        MemorySegment gs = grad.segment();
+        MemorySegment gs = grad.readOnlySegment();  // only read: the gradient's version stamp stays
         MemorySegment ms = m.segment();
         MemorySegment vs = v.segment();
         long n = target.numel();

@@ -106,7 +106,7 @@ public final class GradClip {
     }
 
     private static double sumOfSquares(Tensor t) {
-        MemorySegment s = t.segment();
+        MemorySegment s = t.readOnlySegment();  // only read: not a write of t (its version stamp stays)
         long n = t.numel();
         double sum = 0;
         if (t.dtype() == DType.F32) {

@@ -72,9 +72,10 @@ public final class SeqLogprob {
         BackendChecks.disjoint("lse", lse, "logits", logits);
         BackendChecks.disjoint("logp", logp, "logits", logits);
         BackendChecks.disjoint("logp", logp, "lse", lse);
-        MemorySegment xs = logits.segment();
+        MemorySegment xs = logits.readOnlySegment();  // only read: logits' version stamp stays
         DType dt = logits.dtype();
         MemorySegment ls = lse.segment();
+        MemorySegment ps = logp.segment();
         boolean vector = VECTOR && dt == DType.F32 && VectorAccess.ok(logits);
         for (int b = 0; b < s.batch; b++) {
             double seq = 0;
@@ -90,7 +91,7 @@ public final class SeqLogprob {
                 ls.setAtIndex(DType.LE_FLOAT, bt, (float) l);
                 seq += dt.load(xs, row + label) - l;
             }
-            logp.segment().setAtIndex(DType.LE_FLOAT, b, (float) seq);
+            ps.setAtIndex(DType.LE_FLOAT, b, (float) seq);
         }
     }
 
@@ -128,13 +129,16 @@ public final class SeqLogprob {
             throw new IllegalArgumentException("dlogits " + dlogits + " partly overlaps logits " + logits + ": it may be logits itself"
                     + " (the same memory, the same dtype) or separate memory, nothing in between");
         }
-        MemorySegment xs = logits.segment();
+        // the inputs only read (their version stamps stay); dlogits may be logits itself, written through ds
+        MemorySegment xs = logits.readOnlySegment();
+        MemorySegment gs = gradOut.readOnlySegment();
+        MemorySegment lses = lse.readOnlySegment();
         DType dt = logits.dtype();
         MemorySegment ds = dlogits.segment();
         DType ddt = dlogits.dtype();
         boolean vector = VECTOR && dt == DType.F32 && ddt == DType.F32 && VectorAccess.ok(logits) && VectorAccess.ok(dlogits);
         for (int b = 0; b < s.batch; b++) {
-            float g = gradOut.segment().getAtIndex(DType.LE_FLOAT, b);
+            float g = gs.getAtIndex(DType.LE_FLOAT, b);
             for (int t = 0; t < s.time; t++) {
                 int bt = b * s.time + t;
                 long row = (long) bt * s.vocab;
@@ -145,7 +149,7 @@ public final class SeqLogprob {
                     }
                     continue;
                 }
-                float l = lse.segment().getAtIndex(DType.LE_FLOAT, bt);
+                float l = lses.getAtIndex(DType.LE_FLOAT, bt);
                 float xLabel = dt.load(xs, row + label);  // read before the row is written (dlogits may alias logits)
                 if (vector) {
                     SeqLogprobVector.backwardRow(xs, ds, row, s.vocab, l, g);
