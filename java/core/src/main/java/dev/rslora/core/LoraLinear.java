@@ -33,7 +33,9 @@ import java.util.concurrent.atomic.AtomicReference;
  * {@code Y = X·Wᵀ + b} exactly, without a second copy of the model: the reference pass of DPO.
  *
  * <p>Ownership: the layer owns a shared arena holding A, B, their gradients and U; {@link #close()}
- * frees it. One thread at a time may call a layer (checked: a concurrent call throws).
+ * frees it. One thread at a time may call a layer (checked: a concurrent call throws), {@link #close()}
+ * included: closing while another thread is inside a call throws instead of freeing the memory that
+ * call is using.
  */
 public final class LoraLinear implements AutoCloseable {
     private final LoraConfig config;
@@ -63,7 +65,7 @@ public final class LoraLinear implements AutoCloseable {
     private boolean training = true;
     private boolean merged;
     private boolean adapterEnabled = true;
-    private boolean closed;
+    private volatile boolean closed;
     private GradMode gradMode = GradMode.ASSIGN;
 
     private LoraLinear(Tensor weight, Tensor bias, LoraConfig config, DType adapterDType, Backend backend, int layerId) {
@@ -455,11 +457,20 @@ public final class LoraLinear implements AutoCloseable {
         if (closed) {
             throw new IllegalStateException("layer is closed");
         }
+        claim("");
+        if (closed) {  // closed by another thread between the check above and the claim
+            exit();
+            throw new IllegalStateException("layer is closed");
+        }
+    }
+
+    /** Takes the one-thread-at-a-time claim, or throws naming both threads ({@code what}: this thread's call, or ""). */
+    private void claim(String what) {
         Thread me = Thread.currentThread();
         if (!user.compareAndSet(null, me)) {
             Thread other = user.get();  // null if it left since the claim failed: the message must not throw
             throw new IllegalStateException("LoraLinear used by two threads at once (" + (other == null ? "another thread"
-                    : other.getName()) + " and " + me.getName() + "): one thread at a time");
+                    : other.getName()) + " and " + me.getName() + what + "): one thread at a time");
         }
     }
 
@@ -756,12 +767,28 @@ public final class LoraLinear implements AutoCloseable {
         }
     }
 
+    /**
+     * Frees A, B, their gradients, U and the backend's prepared W; a second close does nothing. Takes the
+     * same one-thread-at-a-time claim as every other call, so it never frees memory another thread's call
+     * is using: it throws instead, and the caller closes once that call has returned.
+     *
+     * @throws IllegalStateException if another thread is inside a call of this layer (naming both threads);
+     *                               the layer then stays open
+     */
     @Override
     public void close() {
-        if (!closed) {
-            closed = true;
-            frozen.close();
-            arena.close();
+        if (closed) {
+            return;
+        }
+        claim(", closing it");
+        try {
+            if (!closed) {
+                closed = true;
+                frozen.close();
+                arena.close();
+            }
+        } finally {
+            exit();
         }
     }
 }

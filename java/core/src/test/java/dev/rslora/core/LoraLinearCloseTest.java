@@ -1,0 +1,76 @@
+package dev.rslora.core;
+
+import dev.rslora.backend.Backend;
+import dev.rslora.backend.ForwardingBackend;
+import dev.rslora.backend.FrozenWeight;
+import dev.rslora.backend.LoraParams;
+import dev.rslora.backend.reference.ReferenceBackend;
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicReference;
+
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** close() takes the layer's one-thread-at-a-time claim: it never frees memory another thread's call is using. */
+class LoraLinearCloseTest {
+    @Test
+    void closeDuringAnotherThreadsForwardIsRefusedAndThatForwardCompletes() throws Exception {
+        CountDownLatch inside = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        Backend ref = new ReferenceBackend();
+        Backend slow = new ForwardingBackend() {
+            @Override
+            public Backend inner() {
+                return ref;
+            }
+
+            @Override
+            public void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
+                inside.countDown();
+                try {
+                    release.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                ref.forward(p, w, x, a, b, u, y);  // reads A, B and writes U in the layer's arena
+            }
+        };
+        try (Arena arena = Arena.ofShared()) {
+            Tensor w = Tensor.allocate(arena, DType.F32, 2, 3);
+            LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(1, 1), slow);
+            Tensor x = Tensor.allocate(arena, DType.F32, 1, 3);
+            Tensor y = Tensor.allocate(arena, DType.F32, 1, 2);
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            Thread t = new Thread(() -> {
+                try {
+                    layer.forward(x, y);
+                } catch (Throwable e) {
+                    failure.set(e);
+                }
+            }, "forwarder");
+            t.start();
+            inside.await();
+            String m;
+            try {
+                m = assertThrows(IllegalStateException.class, layer::close).getMessage();
+            } finally {
+                release.countDown();
+                t.join();
+            }
+            assertTrue(m.contains("two threads at once") && m.contains("forwarder") && m.contains("closing it"), m);
+            assertNull(failure.get(), "the forward the refused close did not disturb must complete");
+            assertFalse(layer.isClosed());
+            layer.close();
+            assertTrue(layer.isClosed());
+            layer.close();  // a second close does nothing
+            assertThrows(IllegalStateException.class, () -> layer.forward(x, y));
+        }
+    }
+}
