@@ -346,11 +346,13 @@ public final class AdapterSet {
      * @param dir   the adapter folder to write (created if absent)
      * @param dtype the dtype of every saved tensor (F32, BF16 or F16; narrowing rounds to nearest even)
      * @throws IOException if the folder or files cannot be written
-     * @throws IllegalArgumentException naming the module or tensor when {@link #load} would refuse the set, or
-     *                                  when {@code dtype} cannot hold one of its finite values (F16 beyond ±65504)
+     * @throws IllegalArgumentException naming the module or tensor when {@link #load} would refuse the set, when
+     *                                  {@code dtype} cannot hold one of its finite values (F16 beyond ±65504), or when
+     *                                  a tensor's memory was freed (the model that owns it closed)
      */
     public void save(Path dir, DType dtype) throws IOException {
         validateForSave();
+        requireAlive();
         requireRepresentable(dtype);
         try (StagedOutput out = StagedOutput.folder(dir, true)) {
             try {
@@ -374,6 +376,30 @@ public final class AdapterSet {
                 throw new IllegalArgumentException("extra tensor " + name + " is named like a LoRA tensor: a reader would take it "
                         + "for an adapter factor or refuse it");
             }
+        }
+    }
+
+    /**
+     * Refuses a save of a tensor whose memory was freed (the model or arena that owns it was closed), naming
+     * the module or extra tensor, before anything is written: the converting writer would otherwise fail
+     * inside with an error that names nothing.
+     */
+    void requireAlive() {
+        for (AdapterModule m : modules.values()) {
+            requireAlive("module " + m.path() + ": lora_A", m.loraA());
+            requireAlive("module " + m.path() + ": lora_B", m.loraB());
+        }
+        for (Map.Entry<String, Tensor> e : extras.entrySet()) {
+            requireAlive("extra tensor " + e.getKey(), e.getValue());
+        }
+    }
+
+    private static void requireAlive(String what, Tensor t) {
+        try {
+            BackendChecks.usable(what, t);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(e.getMessage() + "; was the model or arena that owns it closed? nothing was written",
+                    e);
         }
     }
 
