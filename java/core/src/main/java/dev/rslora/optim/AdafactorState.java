@@ -49,7 +49,15 @@ public record AdafactorState(long step, AdafactorConfig config, List<Entry> entr
         public Entry {
             Objects.requireNonNull(name, "name");
             shape = shape.clone();
-            long numel = numel(shape);
+            long numel;
+            try {
+                numel = numel(shape);
+            } catch (ArithmeticException e) {
+                throw new IllegalArgumentException("entry " + name + ": shape " + Arrays.toString(shape)
+                        + " has more than 2^63 - 1 elements", e);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("entry " + name + ": " + e.getMessage(), e);
+            }
             if (factored(shape)) {
                 long cols = shape[shape.length - 1];
                 long rowsTotal = numel(Arrays.copyOf(shape, shape.length - 1));

@@ -44,7 +44,12 @@ public record AdamWState(long step, AdamWConfig config, List<Entry> entries) {
                 if (d < 0) {
                     throw new IllegalArgumentException("entry " + name + ": negative dimension in shape " + Arrays.toString(shape));
                 }
-                numel = Math.multiplyExact(numel, d);
+                try {
+                    numel = Math.multiplyExact(numel, d);
+                } catch (ArithmeticException e) {
+                    throw new IllegalArgumentException("entry " + name + ": shape " + Arrays.toString(shape)
+                            + " has more than 2^63 - 1 elements", e);
+                }
             }
             if (m.length != numel || v.length != numel || (master != null && master.length != numel)) {
                 throw new IllegalArgumentException("entry " + name + " of shape " + Arrays.toString(shape) + " (" + numel
