@@ -96,7 +96,8 @@ public final class LoraModel implements AutoCloseable {
      * @throws IllegalArgumentException when the config targets no 2-D weight (PEFT's "all-linear" shorthand is not
      *                                  resolved here: list the modules), uses fan_in_fan_out, or asks for an
      *                                  init_lora_weights this library does not implement (false, "eva", "orthogonal":
-     *                                  {@link PeftConfig#initForNewWeights})
+     *                                  {@link PeftConfig#initForNewWeights}), or a tensor of the map is null (naming its
+     *                                  key)
      */
     public static LoraModel wrap(Map<String, Tensor> weights, PeftConfig config, Backend backend, long seed) {
         return build(weights, config, backend, seed, null, null);
@@ -222,6 +223,9 @@ public final class LoraModel implements AutoCloseable {
         }
         Map<String, Tensor> linear = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> e : weights.entrySet()) {
+            if (e.getValue() == null) {
+                throw new IllegalArgumentException("weight " + e.getKey() + " is null: every entry of the map must hold a tensor");
+            }
             if (e.getKey().endsWith(WEIGHT) && e.getValue().rank() == 2) {
                 linear.put(e.getKey().substring(0, e.getKey().length() - WEIGHT.length()), e.getValue());
             }
