@@ -1,5 +1,6 @@
 package dev.rslora.train;
 
+import dev.rslora.backend.BackendChecks;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Overlap;
 import dev.rslora.tensor.Tensor;
@@ -91,6 +92,7 @@ public final class GradClip {
             if (all[i] == null) {
                 throw new IllegalArgumentException("grads[" + i + "] is null");
             }
+            BackendChecks.usable("grads[" + i + "]", all[i]);  // a freed tensor named here, not as a bare "Already closed"
         }
         Optional<Overlap> clash = Overlap.find(Arrays.asList(all));
         if (clash.isPresent()) {

@@ -81,6 +81,27 @@ class GradClipTest {
     }
 
     @Test
+    void aFreedGradientIsNamedBeforeAnyIsScaled() {
+        try (Arena arena = Arena.ofShared()) {
+            Tensor live = Tensor.of(arena, DType.F32, new float[] {30f, 40f}, 2);
+            Arena gone = Arena.ofShared();
+            Tensor freed = Tensor.of(gone, DType.F32, new float[] {1f}, 1);
+            gone.close();
+            for (boolean clip : new boolean[] {false, true}) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> {
+                    if (clip) {
+                        GradClip.clipGlobalNorm(List.of(live, freed), 1.0);
+                    } else {
+                        GradClip.globalNorm(List.of(live, freed));
+                    }
+                });
+                assertTrue(e.getMessage().contains("grads[1] [1]: its arena is closed"), e.getMessage());
+            }
+            assertArrayEquals(new float[] {30f, 40f}, live.toFloatArray());  // not scaled
+        }
+    }
+
+    @Test
     void aGradientListedTwiceOrSharingMemoryIsRefusedBeforeScaling() {
         try (Arena arena = Arena.ofShared()) {
             Tensor g = Tensor.of(arena, DType.F32, new float[] {3f, 4f}, 2);
