@@ -102,14 +102,14 @@ final class GradGemm {
     private static void storeRows(Scratch s, float[] acc, int np, int r, int cols, int col0, int count, float gamma,
                                   boolean add, Convert.Sink out) {
         s.row = Scratch.grow(s.row, (long) np * NR);
-        s.old = Scratch.grow(s.old, count);
+        s.bf16Sums = Scratch.grow(s.bf16Sums, count);
         for (int j = 0; j < r; j++) {
             int tileRow = (j / MR) * np * MR * NR + (j % MR) * NR;
             for (int q = 0; q < np; q++) {
                 System.arraycopy(acc, tileRow + q * MR * NR, s.row, q * NR, NR);
             }
             long at = (long) j * cols + col0;
-            Convert.storeScaled(s.row, 0, count, gamma, add, out, at, s.old);
+            Convert.storeScaled(s.row, 0, count, gamma, add, out, at, s.bf16Sums);
         }
     }
 
@@ -133,7 +133,7 @@ final class GradGemm {
             }
         }
         int n = count * r;
-        s.old = Scratch.grow(s.old, n);
-        Convert.storeScaled(block, 0, n, gamma, add, out, (long) col0 * r, s.old);
+        s.bf16Sums = Scratch.grow(s.bf16Sums, n);
+        Convert.storeScaled(block, 0, n, gamma, add, out, (long) col0 * r, s.bf16Sums);
     }
 }

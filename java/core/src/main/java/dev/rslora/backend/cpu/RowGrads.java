@@ -74,14 +74,14 @@ final class RowGrads {
             return;
         }
         s.row = Scratch.grow(s.row, dIn);
-        s.old = Scratch.grow(s.old, dIn);
+        s.bf16Sums = Scratch.grow(s.bf16Sums, dIn);
         float[] row = s.row;
         MemorySegment rowSeg = s.rowSum.ensure(4L * dIn);  // native: see Scratch.rowSum
         for (int j = j0; j < j1; j++) {
             combineInto(xb, dIn, dIn, v, j, r, n, 1f, null, 0, rowSeg, 0, 1);
             MemorySegment.copy(rowSeg, DType.LE_FLOAT, 0, row, 0, dIn);
             long at = (long) j * dIn;
-            Convert.storeScaled(row, 0, dIn, gamma, add, out, at, s.old);
+            Convert.storeScaled(row, 0, dIn, gamma, add, out, at, s.bf16Sums);
         }
     }
 
@@ -105,14 +105,14 @@ final class RowGrads {
         }
         // one row of dB at a time, built in L1 and stored (scaled, old added) straight from there
         s.row = Scratch.grow(s.row, r);
-        s.old = Scratch.grow(s.old, r);
+        s.bf16Sums = Scratch.grow(s.bf16Sums, r);
         float[] out = s.row;
         MemorySegment outSeg = s.rowSum.ensure(4L * r);  // native: see Scratch.rowSum
         for (int oc = 0; oc < cols; oc++) {
             combineInto(ub, r, r, yb, oc, cols, n, 1f, null, 0, outSeg, 0, 1);
             MemorySegment.copy(outSeg, DType.LE_FLOAT, 0, out, 0, r);
             long to = (long) (o0 + oc) * r;
-            Convert.storeScaled(out, 0, r, gamma, add, sink, to, s.old);
+            Convert.storeScaled(out, 0, r, gamma, add, sink, to, s.bf16Sums);
         }
     }
 

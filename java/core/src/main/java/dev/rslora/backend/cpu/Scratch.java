@@ -26,7 +26,7 @@ final class Scratch implements AutoCloseable {
     /** Rows of a tensor as fp32 (U rows; epilogue rows of the gradients). */
     float[] row = new float[0];
     /** {@link Convert#storeScaled}'s rounding buffer for BF16 gradients. */
-    float[] old = new float[0];
+    float[] bf16Sums = new float[0];
     /** Up to RowGrads.MAX_ROWS rows of D(X) [n, d_in] (the dA units' operand), loaded once per backward call. */
     float[] xRows = new float[0];
     /** The backward call whose D(X) rows {@link #xRows} holds. */
