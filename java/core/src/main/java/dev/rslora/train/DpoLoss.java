@@ -1,5 +1,6 @@
 package dev.rslora.train;
 
+import java.util.Arrays;
 import java.util.Locale;
 
 /**
@@ -219,8 +220,13 @@ public final class DpoLoss {
             gr[b] = -dl / n;
             chosen[b] = beta * (policyChosen[b] - referenceChosen[b]);
             rejected[b] = beta * (policyRejected[b] - referenceRejected[b]);
-            if (!Double.isFinite(z) || !Double.isFinite(l) || !Double.isFinite(dl) || !Double.isFinite(chosen[b])
-                    || !Double.isFinite(rejected[b])) {
+            if (!Double.isFinite(z)) {
+                throw new IllegalArgumentException("pair " + b + ": the log-probs (policy chosen " + policyChosen[b]
+                        + ", policy rejected " + policyRejected[b] + ", reference chosen " + referenceChosen[b]
+                        + ", reference rejected " + referenceRejected[b] + ") give a log-ratio margin z that overflows a"
+                        + " double (z=" + z + ")");
+            }
+            if (!Double.isFinite(l) || !Double.isFinite(dl) || !Double.isFinite(chosen[b]) || !Double.isFinite(rejected[b])) {
                 throw new IllegalArgumentException("beta=" + beta + " overflows a double at pair " + b + " (" + type
                         + " loss, log-ratio margin z=" + z + "): loss " + l + ", gradient " + dl + ", rewards " + chosen[b]
                         + " and " + rejected[b] + "; use a beta within a few orders of magnitude of 0.1");
@@ -228,6 +234,10 @@ public final class DpoLoss {
             if (chosen[b] > rejected[b]) {
                 correct++;
             }
+        }
+        if (!Double.isFinite(sum)) {  // every pair's loss finite, their sum not
+            throw new IllegalArgumentException("the " + n + " pairs' losses, each finite, sum past a double's range (sum="
+                    + sum + "); the largest is " + Arrays.stream(losses).max().orElse(Double.NaN));
         }
         return new Result(sum / n, losses, chosen, rejected, (double) correct / n, gc, gr);
     }

@@ -146,4 +146,19 @@ class DpoLossTest {
         // the same pairs at the paper's β are fine
         assertTrue(Double.isFinite(DpoLoss.paper(0.1).compute(c, r, rc, rr).loss()));
     }
+
+    /** Finite log-probs whose margin z overflows are named, not β; finite losses whose sum overflows are refused. */
+    @Test
+    void namesTheLogProbsWhoseMarginOverflowsAndALossSumPastARange() {
+        double[] zero = {0.0};
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> DpoLoss.paper(0.1).compute(new double[] {1e308}, new double[] {-1e308}, zero, zero));
+        assertTrue(e.getMessage().startsWith("pair 0: the log-probs (policy chosen 1.0E308, policy rejected -1.0E308")
+                && e.getMessage().contains("overflows") && !e.getMessage().contains("beta"), e.getMessage());
+        // hinge at β = 1: each pair's loss 1 + 1.5e308 is finite, the two together are not
+        double[] pc = {-1.5e308, -1.5e308};
+        double[] z2 = {0.0, 0.0};
+        e = assertThrows(IllegalArgumentException.class, () -> new DpoLoss(1.0, 0, DpoLoss.Type.HINGE).compute(pc, z2, z2, z2));
+        assertTrue(e.getMessage().contains("the 2 pairs' losses, each finite, sum past a double's range"), e.getMessage());
+    }
 }
