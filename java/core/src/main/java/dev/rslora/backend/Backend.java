@@ -86,12 +86,11 @@ public interface Backend {
      * @param b     B [d_out, r]
      * @param gamma γ of the layer
      * @param sign  +1 to merge, −1 to unmerge
-     * @throws IllegalArgumentException if an argument does not fit ({@link BackendChecks#merge}), or (the
-     *                                  {@code reference} and {@code cpu} backends) a merged element would not be
-     *                                  finite in W's dtype while W's element is (beyond F16's range, say): checked for
-     *                                  every element before any is written, so W is unchanged
-     *                                  ({@link BackendChecks#mergeNotFinite} names the element). The {@code cuda}
-     *                                  backend does not check this yet: there such an element is stored as ±Infinity.
+     * @throws IllegalArgumentException if an argument does not fit ({@link BackendChecks#merge}), or a merged element
+     *                                  would not be finite in W's dtype while W's element is (beyond F16's range,
+     *                                  say): checked for every element before W takes any (the {@code cuda} backend
+     *                                  checks the result downloaded from the device and restores the device copy), so
+     *                                  W is unchanged ({@link BackendChecks#mergeNotFinite} names the element)
      */
 
     void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign);

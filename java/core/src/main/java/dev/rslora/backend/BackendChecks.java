@@ -4,6 +4,7 @@ import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 
 /**
  * The argument checks of the {@link Backend} contract, run once per call before any work: every
@@ -255,6 +256,32 @@ public final class BackendChecks {
      */
     public static boolean mergeDestroys(DType dtype, float old, float merged) {
         return !Float.isFinite(dtype.round(merged)) && Float.isFinite(old);
+    }
+
+    /**
+     * The first element (flat index) where a merge result computed apart from W, and already in W's
+     * dtype, is not finite while W's element is ({@link #mergeDestroys}), or −1: how a backend that
+     * merges on a device checks the downloaded result before W takes it.
+     *
+     * @param before W, unchanged
+     * @param after  the merge result, of W's shape and dtype
+     * @return the flat index of the first element the merge would destroy, or −1
+     * @throws IllegalArgumentException if the shapes or dtypes differ
+     */
+    public static long firstDestroyed(Tensor before, Tensor after) {
+        if (!Arrays.equals(before.shape(), after.shape()) || before.dtype() != after.dtype()) {
+            throw new IllegalArgumentException("merge result " + after + " does not match W " + before);
+        }
+        MemorySegment was = before.readOnlySegment();
+        MemorySegment is = after.readOnlySegment();
+        DType dt = before.dtype();
+        for (long i = 0; i < before.numel(); i++) {
+            float v = dt.load(is, i);
+            if (!Float.isFinite(v) && Float.isFinite(dt.load(was, i))) {
+                return i;
+            }
+        }
+        return -1;
     }
 
     /**

@@ -363,8 +363,7 @@ public final class LoraLinear implements AutoCloseable {
      * @throws IllegalArgumentException if W is read-only (e.g. memory-mapped from a checkpoint), or a merged element
      *                                  would not be finite in W's dtype (W + γ·B·A beyond F16's range, say: it would
      *                                  be stored as ±Infinity, which unmerge could not undo; the message names the
-     *                                  element, its value and the dtype; the reference and cpu backends: the cuda
-     *                                  backend does not check yet); W is then unchanged and the layer unmerged
+     *                                  element, its value and the dtype); W is then unchanged and the layer unmerged
      */
     public void merge() {
         enter();

@@ -8,6 +8,7 @@ import dev.rslora.backend.GradMode;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 
+import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -577,10 +578,21 @@ public final class CudaBackend implements Backend, AutoCloseable {
         int dOut = (int) wt.host().dim(0);
         int dIn = (int) wt.host().dim(1);
         int r = (int) a.dim(0);
-        try (DeviceBuffer da = io.upload(a, DType.F32); DeviceBuffer db = io.upload(b, DType.F32)) {
+        try (DeviceBuffer da = io.upload(a, DType.F32); DeviceBuffer db = io.upload(b, DType.F32);
+             Arena scratch = Arena.ofConfined()) {
             kernels.merge(wt.dtype(), wt.primary(), db, da, dOut, dIn, r, (float) (sign * gamma));
             wt.invalidateConversions();
-            io.download(wt.primary(), wt.dtype(), wt.host());
+            // the result goes to a host copy first: an element W's dtype cannot hold (±Infinity where W was
+            // finite, which unmerge could not undo) is refused with W unchanged, the device copy restored from
+            // the host (as the reference and cpu backends refuse before writing)
+            Tensor result = Tensor.allocate(scratch, wt.dtype(), dOut, dIn);
+            io.download(wt.primary(), wt.dtype(), result);
+            long bad = BackendChecks.firstDestroyed(wt.host(), result);
+            if (bad >= 0) {
+                ctx.upload(wt.host().readOnlySegment(), wt.primary());
+                throw BackendChecks.mergeNotFinite(fw, a, b, gamma, sign, bad / dIn, bad % dIn);
+            }
+            wt.host().copyFrom(result);
             wt.markCurrent();
         }
     }

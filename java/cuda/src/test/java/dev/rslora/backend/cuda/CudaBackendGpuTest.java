@@ -21,6 +21,7 @@ import java.util.List;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -284,6 +285,38 @@ class CudaBackendGpuTest {
                         fail("round trip [" + i + "]: " + original.get(i) + " -> " + merged.get(i) + " -> " + w.get(i)
                                 + ", more than " + bound + " (" + t + " seed " + seed + ")");
                     }
+                }
+            }
+        }
+    }
+
+    @Test
+    void mergeBeyondTheDtypesRangeIsRefusedWithWUnchangedOnHostAndDevice() {
+        // W's row 1 and 2 hold values that W + γ·B·A pushes past the dtype's range (γ = 1, B·A = f·f): the
+        // merge is refused naming W[1, 2], the host W keeps its values, and the device copy is restored: a
+        // small merge after it starts from the original W (MergeRule checks the step from that W)
+        CudaBackend cuda = GpuSupport.backend();
+        for (DType t : DType.values()) {
+            try (Arena arena = Arena.ofShared()) {
+                float big = t == DType.F16 ? 60000f : 3e38f;
+                float f = t == DType.F16 ? 100f : (float) Math.sqrt(big);
+                Tensor w = Tensor.allocate(arena, t, 3, 4);
+                w.fill(1f);
+                w.set(1, 2, big);
+                w.set(2, 0, big);
+                Tensor original = w.to(arena, t);
+                Tensor a = Tensor.allocate(arena, DType.F32, 1, 4);
+                Tensor b = Tensor.allocate(arena, DType.F32, 3, 1);
+                a.fill(f);
+                b.fill(f);
+                try (FrozenWeight fw = cuda.prepare(w, null)) {
+                    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> cuda.merge(fw, a, b, 1.0, 1));
+                    assertTrue(e.getMessage().contains("W[1, 2]") && e.getMessage().contains("unchanged"), e.getMessage());
+                    GpuSupport.assertBitwise("host W after the refused merge", w, original, t.toString());
+                    a.fill(0.5f);
+                    b.fill(0.5f);
+                    cuda.merge(fw, a, b, 1.0, 1);
+                    MergeRule.assertStep("W after a merge that follows the refused one", original, w, a, b, 1.0, 1, t.toString());
                 }
             }
         }
