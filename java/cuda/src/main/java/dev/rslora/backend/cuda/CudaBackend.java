@@ -580,20 +580,43 @@ public final class CudaBackend implements Backend, AutoCloseable {
         int r = (int) a.dim(0);
         try (DeviceBuffer da = io.upload(a, DType.F32); DeviceBuffer db = io.upload(b, DType.F32);
              Arena scratch = Arena.ofConfined()) {
-            kernels.merge(wt.dtype(), wt.primary(), db, da, dOut, dIn, r, (float) (sign * gamma));
-            wt.invalidateConversions();
             // the result goes to a host copy first: an element W's dtype cannot hold (±Infinity where W was
             // finite, which unmerge could not undo) is refused with W unchanged, the device copy restored from
-            // the host (as the reference and cpu backends refuse before writing)
+            // the host (as the reference and cpu backends refuse before writing); the copy is allocated before
+            // the kernel runs, and any failure after it restores the device copy too
             Tensor result = Tensor.allocate(scratch, wt.dtype(), dOut, dIn);
-            io.download(wt.primary(), wt.dtype(), result);
-            long bad = BackendChecks.firstDestroyed(wt.host(), result);
+            long bad;
+            try {
+                kernels.merge(wt.dtype(), wt.primary(), db, da, dOut, dIn, r, (float) (sign * gamma));
+                wt.invalidateConversions();
+                io.download(wt.primary(), wt.dtype(), result);
+                bad = BackendChecks.firstDestroyed(wt.host(), result);
+            } catch (RuntimeException | Error e) {
+                restore(wt, e);
+                throw e;
+            }
             if (bad >= 0) {
-                ctx.upload(wt.host().readOnlySegment(), wt.primary());
+                restore(wt, null);
                 throw BackendChecks.mergeNotFinite(fw, a, b, gamma, sign, bad / dIn, bad % dIn);
             }
             wt.host().copyFrom(result);
             wt.markCurrent();
+        }
+    }
+
+    /**
+     * Puts the host W back into the device copy after a merge that W does not take (refused, or failed
+     * after its kernel ran), in place (the copy's TMA descriptors stay valid). A failure here is added to
+     * {@code cause} as suppressed, or thrown when there is none.
+     */
+    private void restore(ResidentTensor wt, Throwable cause) {
+        try {
+            ctx.upload(wt.host().readOnlySegment(), wt.primary());
+        } catch (RuntimeException e) {
+            if (cause == null) {
+                throw e;
+            }
+            cause.addSuppressed(e);
         }
     }
 

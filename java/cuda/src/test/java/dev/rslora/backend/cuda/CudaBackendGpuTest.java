@@ -310,9 +310,21 @@ class CudaBackendGpuTest {
                 a.fill(f);
                 b.fill(f);
                 try (FrozenWeight fw = cuda.prepare(w, null)) {
+                    long stamp = w.version();
                     IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> cuda.merge(fw, a, b, 1.0, 1));
                     assertTrue(e.getMessage().contains("W[1, 2]") && e.getMessage().contains("unchanged"), e.getMessage());
+                    assertEquals(stamp, w.version(), "the refused merge wrote the host W");
                     GpuSupport.assertBitwise("host W after the refused merge", w, original, t.toString());
+                    // the device copy itself, read back: restored from the host (the next merge starts from it,
+                    // the host W's stamp unchanged, so nothing uploads it again)
+                    Tensor device = Tensor.allocate(arena, t, 3, 4);
+                    synchronized (cuda) {
+                        cuda.context().makeCurrent();
+                        Transfers io = new Transfers(cuda.context(), new LoraKernels(cuda.context()));
+                        io.download(((CudaFrozenWeight) fw).residentWeight().primary(), t, device);
+                    }
+                    GpuSupport.assertBitwise("device W after the refused merge", device, original, t.toString());
+                    assertEquals(stamp, w.version(), "reading W moved its stamp");
                     a.fill(0.5f);
                     b.fill(0.5f);
                     cuda.merge(fw, a, b, 1.0, 1);
