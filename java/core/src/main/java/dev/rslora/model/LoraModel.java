@@ -943,7 +943,11 @@ public final class LoraModel implements AutoCloseable {
      * Closes every layer, the heap-array buffers and the weights copied from heap arrays.
      *
      * @throws IllegalStateException if another thread is inside this model's heap-array forward or backward, merge
-     *                               or unmerge (one thread at a time): nothing is closed
+     *                               or unmerge (one thread at a time): nothing is closed; or inside a call of one of
+     *                               its layers ({@link LoraLinear#close()} refuses): every other layer is closed, and
+     *                               that layer, the heap-array buffers and the copied weights (which its call may be
+     *                               reading) stay open, the model too, so that closing it again once the call has
+     *                               returned frees the rest
      */
     @Override
     public void close() {
@@ -952,8 +956,22 @@ public final class LoraModel implements AutoCloseable {
         }
         enter();
         try {
+            IllegalStateException busy = null;
+            for (LoraLinear layer : layers.values()) {
+                try {
+                    layer.close();  // a second close of a layer closed by an earlier attempt does nothing
+                } catch (IllegalStateException e) {
+                    if (busy == null) {
+                        busy = e;
+                    } else {
+                        busy.addSuppressed(e);
+                    }
+                }
+            }
+            if (busy != null) {
+                throw busy;
+            }
             closed = true;
-            layers.values().forEach(LoraLinear::close);
             heap.values().forEach(h -> h.arena.close());
             if (owned != null) {
                 owned.close();

@@ -1,0 +1,90 @@
+package dev.rslora.model;
+
+import dev.rslora.backend.Backend;
+import dev.rslora.backend.ForwardingBackend;
+import dev.rslora.backend.FrozenWeight;
+import dev.rslora.backend.LoraParams;
+import dev.rslora.backend.reference.ReferenceBackend;
+import dev.rslora.core.LoraLinear;
+import dev.rslora.peft.PeftConfig;
+import dev.rslora.tensor.DType;
+import dev.rslora.tensor.Tensor;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicReference;
+
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * LoraModel.close() while another thread is inside one of its layers' calls: the other layers close,
+ * the busy one, the copied weights it reads and the model stay open, and a second close frees the rest.
+ */
+class LoraModelCloseBusyTest {
+    @Test
+    void aBusyLayerKeepsTheModelOpenUntilClosedAgain() throws Exception {
+        CountDownLatch inside = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        Backend ref = new ReferenceBackend();
+        Backend slow = new ForwardingBackend() {
+            @Override
+            public Backend inner() {
+                return ref;
+            }
+
+            @Override
+            public void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
+                inside.countDown();
+                try {
+                    release.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                ref.forward(p, w, x, a, b, u, y);  // reads the copied W, A and B
+            }
+        };
+        PeftConfig c = PeftConfig.builder().targetModules("q_proj", "k_proj").r(2).loraAlpha(4).build();
+        Map<String, float[][]> weights = new LinkedHashMap<>();
+        weights.put("model.q_proj.weight", new float[3][4]);
+        weights.put("model.k_proj.weight", new float[3][4]);
+        LoraModel model = LoraModel.wrapArrays(weights, c, slow, 0);
+        LoraLinear q = model.layer("model.q_proj");
+        LoraLinear k = model.layer("model.k_proj");
+        try (Arena arena = Arena.ofShared()) {
+            Tensor x = Tensor.allocate(arena, DType.F32, 1, 4);
+            Tensor y = Tensor.allocate(arena, DType.F32, 1, 3);
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            Thread t = new Thread(() -> {
+                try {
+                    q.forward(x, y);
+                } catch (Throwable e) {
+                    failure.set(e);
+                }
+            }, "forwarder");
+            t.start();
+            inside.await();
+            String m;
+            try {
+                m = assertThrows(IllegalStateException.class, model::close).getMessage();
+                assertTrue(k.isClosed(), "the idle layer is closed");
+                assertFalse(q.isClosed(), "the busy layer stays open");
+                model.layer("model.q_proj");  // the model is still open: no "LoraModel is closed"
+            } finally {
+                release.countDown();
+                t.join();
+            }
+            assertTrue(m.contains("forwarder") && m.contains("closing it"), m);
+            assertNull(failure.get(), "the busy layer's forward must complete on the memory it was using");
+            model.close();
+            assertTrue(q.isClosed());
+            assertThrows(IllegalStateException.class, () -> model.layer("model.q_proj"));
+            model.close();  // closed: nothing more to do
+        }
+    }
+}
