@@ -229,7 +229,10 @@ public final class BackendChecks {
         double sum = old + delta;
         DType dt = wt.dtype();
         String op = sign > 0 ? "merge" : "unmerge";
+        boolean fits = Double.isFinite(sum) && Float.isFinite(dt.round((float) sum));  // the exact value: a backend's fp32 steps overflowed
         String why = Double.isNaN(sum) ? "is NaN (lora_A or lora_B holds a non-finite value)"
+                : fits ? "is within " + dt + "'s range, but the merge's fp32 arithmetic overflows on the way (a term of"
+                        + " B·A, or γ times it, beyond " + Float.MAX_VALUE + ")"
                 : "is beyond " + dt + "'s range (largest finite " + largestFinite(dt) + ")";
         return new IllegalArgumentException(op + ": the " + dt + " weight's W[" + row + ", " + col + "] = " + old
                 + (sign > 0 ? " + " : " - ") + "γ·(B·A)[" + row + ", " + col + "] = " + (sign > 0 ? delta : -delta)

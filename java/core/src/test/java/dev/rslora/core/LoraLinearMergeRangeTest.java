@@ -98,4 +98,22 @@ class LoraLinearMergeRangeTest {
             }
         }
     }
+
+    /**
+     * The exact result fits but the cpu backend's fp32 sum of B·A overflows on the way (3e38 + 3e38, then
+     * − 3e38): refused, and the message says so instead of calling the exact value out of range.
+     */
+    @org.junit.jupiter.api.Test
+    void anFp32OverflowOnTheWayIsNamedAsSuch() {
+        try (Arena arena = Arena.ofShared()) {
+            Tensor w = Tensor.allocate(arena, DType.F32, 1, 1);
+            try (LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(3, (float) Math.sqrt(3)), backend("cpu"))) {
+                layer.loraA().copyFrom(new float[] {3e38f, 3e38f, -3e38f});
+                layer.loraB().fill(1f);
+                String m = assertThrows(IllegalArgumentException.class, layer::merge).getMessage();
+                assertTrue(m.contains("is within F32's range, but the merge's fp32 arithmetic overflows"), m);
+                assertArrayEquals(new float[] {0f}, w.toFloatArray());
+            }
+        }
+    }
 }
