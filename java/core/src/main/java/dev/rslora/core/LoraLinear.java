@@ -469,6 +469,10 @@ public final class LoraLinear implements AutoCloseable {
         Thread me = Thread.currentThread();
         if (!user.compareAndSet(null, me)) {
             Thread other = user.get();  // null if it left since the claim failed: the message must not throw
+            if (other == me) {
+                throw new IllegalStateException("LoraLinear called from inside one of its own calls on thread " + me.getName()
+                        + (what.isEmpty() ? "" : " (" + what.substring(2) + ")") + ": a layer's calls do not nest");
+            }
             throw new IllegalStateException("LoraLinear used by two threads at once (" + (other == null ? "another thread"
                     : other.getName()) + " and " + me.getName() + what + "): one thread at a time");
         }

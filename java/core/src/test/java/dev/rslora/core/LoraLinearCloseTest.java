@@ -73,4 +73,34 @@ class LoraLinearCloseTest {
             assertThrows(IllegalStateException.class, () -> layer.forward(x, y));
         }
     }
+
+    @Test
+    void closeFromInsideTheLayersOwnCallIsNamedAsNesting() {
+        Backend ref = new ReferenceBackend();
+        AtomicReference<LoraLinear> self = new AtomicReference<>();
+        AtomicReference<String> message = new AtomicReference<>();
+        Backend reentrant = new ForwardingBackend() {
+            @Override
+            public Backend inner() {
+                return ref;
+            }
+
+            @Override
+            public void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
+                message.set(assertThrows(IllegalStateException.class, () -> self.get().close()).getMessage());
+                ref.forward(p, w, x, a, b, u, y);
+            }
+        };
+        try (Arena arena = Arena.ofShared()) {
+            Tensor w = Tensor.allocate(arena, DType.F32, 2, 3);
+            try (LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(1, 1), reentrant)) {
+                self.set(layer);
+                layer.forward(Tensor.allocate(arena, DType.F32, 1, 3), Tensor.allocate(arena, DType.F32, 1, 2));
+                String m = message.get();
+                assertTrue(m.startsWith("LoraLinear called from inside one of its own calls on thread ")
+                        && m.contains("(closing it): a layer's calls do not nest"), m);
+                assertFalse(layer.isClosed());
+            }
+        }
+    }
 }
