@@ -167,9 +167,11 @@ public final class DpoLoss {
      * @param referenceChosen   ρ_c: the frozen reference model's log-probabilities of the chosen responses
      * @param referenceRejected ρ_r: the reference's log-probabilities of the rejected responses
      * @return the mean loss, per-pair losses and rewards, the reward accuracy and ∂loss/∂π per pair
-     * @throws IllegalArgumentException if B = 0, the four lengths differ, an input is not finite, or β
-     *                                  makes a pair's loss, gradient or reward overflow a double (the
-     *                                  message names β and the pair)
+     * @throws IllegalArgumentException if B = 0, the four lengths differ, an input is not finite, a pair's
+     *                                  log-probs give a margin z that overflows a double (naming the pair and
+     *                                  its four values), β makes a pair's loss, gradient or reward overflow a
+     *                                  double (naming β and the pair), or the pairs' losses, each finite, sum
+     *                                  past a double's range
      */
     public Result compute(double[] policyChosen, double[] policyRejected, double[] referenceChosen, double[] referenceRejected) {
         int n = policyChosen.length;
