@@ -49,19 +49,11 @@ public record AdafactorState(long step, AdafactorConfig config, List<Entry> entr
         public Entry {
             Objects.requireNonNull(name, "name");
             shape = shape.clone();
-            long numel;
-            try {
-                numel = numel(shape);
-            } catch (ArithmeticException e) {
-                throw new IllegalArgumentException("entry " + name + ": shape " + Arrays.toString(shape)
-                        + " has more than 2^63 - 1 elements", e);
-            } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException("entry " + name + ": " + e.getMessage(), e);
-            }
+            long numel = ShapeCount.of(name, shape);
             if (factored(shape)) {
                 long cols = shape[shape.length - 1];
-                long rowsTotal = numel(Arrays.copyOf(shape, shape.length - 1));
-                long batch = numel(Arrays.copyOf(shape, shape.length - 2));
+                long rowsTotal = ShapeCount.of(name, Arrays.copyOf(shape, shape.length - 1));
+                long batch = ShapeCount.of(name, Arrays.copyOf(shape, shape.length - 2));
                 require(expAvgSqRow != null && expAvgSqRow.length == rowsTotal, name, "exp_avg_sq_row", rowsTotal,
                         expAvgSqRow);
                 require(expAvgSqCol != null && expAvgSqCol.length == batch * cols, name, "exp_avg_sq_col", batch * cols,
@@ -102,17 +94,6 @@ public record AdafactorState(long step, AdafactorConfig config, List<Entry> entr
             return shape.length >= 2;
         }
 
-        static long numel(long[] shape) {
-            long n = 1;
-            for (long d : shape) {
-                if (d < 0) {
-                    throw new IllegalArgumentException("negative dimension in shape " + Arrays.toString(shape));
-                }
-                n = Math.multiplyExact(n, d);
-            }
-            return n;
-        }
-
         /**
          * The parameter's shape.
          *
@@ -139,7 +120,7 @@ public record AdafactorState(long step, AdafactorConfig config, List<Entry> entr
          */
 
         public long numel() {
-            return numel(shape);
+            return ShapeCount.of(name, shape);  // checked when the entry was made
         }
     }
 }

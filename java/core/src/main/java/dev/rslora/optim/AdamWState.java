@@ -39,18 +39,7 @@ public record AdamWState(long step, AdamWConfig config, List<Entry> entries) {
         public Entry {
             Objects.requireNonNull(name, "name");
             shape = shape.clone();
-            long numel = 1;
-            for (long d : shape) {
-                if (d < 0) {
-                    throw new IllegalArgumentException("entry " + name + ": negative dimension in shape " + Arrays.toString(shape));
-                }
-                try {
-                    numel = Math.multiplyExact(numel, d);
-                } catch (ArithmeticException e) {
-                    throw new IllegalArgumentException("entry " + name + ": shape " + Arrays.toString(shape)
-                            + " has more than 2^63 - 1 elements", e);
-                }
-            }
+            long numel = ShapeCount.of(name, shape);
             if (m.length != numel || v.length != numel || (master != null && master.length != numel)) {
                 throw new IllegalArgumentException("entry " + name + " of shape " + Arrays.toString(shape) + " (" + numel
                         + " elements) has m/v/master lengths " + m.length + "/" + v.length + "/"

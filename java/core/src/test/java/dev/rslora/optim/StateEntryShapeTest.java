@@ -25,4 +25,10 @@ class StateEntryShapeTest {
                 () -> new AdafactorState.Entry("q", new long[] {3, -1}, NONE, NONE, null, null, null)).getMessage();
         assertEquals("entry q: negative dimension in shape [3, -1]", m);
     }
+
+    @Test
+    void aShapeWithAZeroDimensionHoldsNoElementWhateverTheOthers() {
+        long[] shape = {Long.MAX_VALUE, 2, 0};
+        assertEquals(0, new AdamWState.Entry("p", shape, NONE, NONE, null).m().length);
+    }
 }
