@@ -398,8 +398,9 @@ public final class AdapterSet {
         try {
             BackendChecks.usable(what, t);
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(e.getMessage() + "; was the model or arena that owns it closed? nothing was written",
-                    e);
+            // a closed arena: the model or arena owning the tensor was closed; else its memory is confined to another thread
+            throw new IllegalArgumentException(e.getMessage() + (e.getMessage().contains("arena is closed")
+                    ? "; was the model or arena that owns it closed?" : "") + "; nothing was written", e);
         }
     }
 

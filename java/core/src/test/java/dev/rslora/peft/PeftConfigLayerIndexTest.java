@@ -23,8 +23,8 @@ class PeftConfigLayerIndexTest {
     void aLayerIndexPastIntsRangeIsInNoneOfTheLayersAsInPython() throws Exception {
         PeftConfig c = PeftConfigReader.parse(BASE + "\"layers_to_transform\":[0, 7]}", "cfg");
         assertFalse(c.targets("model.layers.99999999999.q_proj"));
-        assertFalse(c.targets("model.layers.4294967296.q_proj"));   // 2^32: int(...) would wrap to 0
-        assertFalse(c.targets("model.layers.4294967303.q_proj"));   // 2^32 + 7
+        assertFalse(c.targets("model.layers.4294967296.q_proj"));   // 2^32: not layer 0 (an index truncated to 32 bits would be)
+        assertFalse(c.targets("model.layers.4294967303.q_proj"));   // 2^32 + 7: not layer 7
         assertTrue(c.targets("model.layers.0.q_proj"));
         assertTrue(c.targets("model.layers.0000000000000000000007.q_proj"), "int(\"00...07\") is 7");
         Map<String, float[][]> w = new LinkedHashMap<>();
