@@ -83,9 +83,13 @@ cap() {  # max seconds → min(max, time left - 2), at least 1
 }
 note() { echo "gpu-bench: $*" | tee -a "$log"; }
 # a part that exited non-zero (not 3): label rc t want. A timeout the budget had cut below the part's
-# own limit (t < want) is the budget running out, counted with the parts not run; any other is a failure
+# own limit (t < want) is the budget running out, counted with the parts not run; any other is a failure,
+# a kill before the timeout included (137 from the OOM killer: the part ran less than t seconds)
+part_start=0
+start_part() { part_start=$(date +%s); }
 ended() {
-    if (( ($2 == 124 || $2 == 137) && $3 < $4 )); then
+    local ran=$(( $(date +%s) - part_start ))
+    if (( ($2 == 124 || $2 == 137) && $3 < $4 && ran >= $3 )); then
         cut=$((cut + 1))
         note "$1: cut short by the budget after ${3}s (its own limit ${4}s; not a failure: RSLORA_BENCH_BUDGET_S)"
     else
@@ -124,7 +128,7 @@ et=$(( budget / 3 ))
 (( et > 60 )) && et=60
 t=$(cap "$et")
 note "Java CUDA-event timings: n=$ns d=$ds r=$rs (timeout ${t}s)"
-timeout --kill-after=5 "$t" "$java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector \
+start_part; timeout --kill-after=5 "$t" "$java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector \
     -cp "$jar" dev.rslora.bench.GpuEventBench --n "$ns" --d "$ds" --ranks "$rs" --dropout 0.1 \
     --out "$logdir/java-events.jsonl" >>"$log" 2>&1
 rc=$?
@@ -141,7 +145,7 @@ pt=$(( $(left) * 2 / 3 ))
 (( pt > peer_timeout )) && pt=$peer_timeout
 t=$(cap "$pt")
 note "PyTorch peers: n=$ns d=$ds r=$rs (timeout ${t}s)"
-timeout --kill-after=5 "$t" "$python" jmh/peft_peer.py --n "$ns" --d "$ds" --ranks "$rs" --dropout 0.1 \
+start_part; timeout --kill-after=5 "$t" "$python" jmh/peft_peer.py --n "$ns" --d "$ds" --ranks "$rs" --dropout 0.1 \
     --budget-s "$(( t > 20 ? t - 15 : 5 ))" --out "$logdir/peft.jsonl" >>"$log" 2>&1
 rc=$?
 case $rc in
@@ -162,7 +166,7 @@ for r in "${ranks[@]}"; do
     t=$(cap 90)
     out="$logdir/jmh-gpu-r$r.json"
     note "JMH r=$r: n=$ns d=$ds (timeout ${t}s)"
-    timeout --kill-after=5 "$t" "$java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector \
+    start_part; timeout --kill-after=5 "$t" "$java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector \
         -cp "$jar" dev.rslora.bench.GpuBench -p "n=$ns" -p "d=$ds" -p "r=$r" -p dropout=0.1 \
         -rf json -rff "$out" >>"$log" 2>&1
     rc=$?
@@ -183,7 +187,7 @@ if [[ -n "$families" ]]; then
         t=$(cap 60)
         out="$logdir/jmh-gpu-families.json"
         note "JMH fusedGraph, kernels $families: n=$ns d=$ds r=$rs (timeout ${t}s)"
-        timeout --kill-after=5 "$t" "$java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector \
+        start_part; timeout --kill-after=5 "$t" "$java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector \
             -cp "$jar" dev.rslora.bench.GpuBench 'CudaLayerBenchmark.fusedGraph' -p "kernels=$families" -p "n=$ns" -p "d=$ds" \
             -p "r=$rs" -p dropout=0.1 -rf json -rff "$out" >>"$log" 2>&1
         rc=$?

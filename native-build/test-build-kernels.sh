@@ -314,7 +314,8 @@ check "gpu-bench: a LOGDIR it cannot create is named" bash -c "test $rc -eq 2 &&
 mkdir -p "$work/stub"
 printf '#!/bin/sh\nexec sleep 30\n' >"$work/stub/sleeper"
 printf '#!/bin/sh\nexit 3\n' >"$work/stub/skipper"
-chmod +x "$work/stub/sleeper" "$work/stub/skipper"
+printf '#!/bin/sh\nkill -9 $$\n' >"$work/stub/killed"
+chmod +x "$work/stub/sleeper" "$work/stub/skipper" "$work/stub/killed"
 (cd "$root" && RSLORA_JAVA="$work/stub/sleeper" RSLORA_PYTHON="$work/stub/skipper" RSLORA_BENCH_BUDGET_S=20 \
     RSLORA_BENCH_FAMILIES= native-build/gpu-bench.sh "$work/b1") >"$work/b1.log" 2>&1
 rc=$?
@@ -326,6 +327,12 @@ check "gpu-bench: a part the budget cut short is not a failure" bash -c "test $r
 rc=$?
 check "gpu-bench: a part that ran past its own limit fails" bash -c "test $rc -eq 1 \
     && grep -q 'PyTorch peers: FAILED (rc 124, timed out after 3s)' '$work/b2.log'"
+# killed at once (137, as by the OOM killer) under a budget-cut limit: a failure, not the budget
+(cd "$root" && RSLORA_JAVA="$work/stub/killed" RSLORA_PYTHON="$work/stub/skipper" RSLORA_BENCH_BUDGET_S=20 \
+    RSLORA_BENCH_FAMILIES= RSLORA_BENCH_R=16 native-build/gpu-bench.sh "$work/b3") >"$work/b3.log" 2>&1
+rc=$?
+check "gpu-bench: a part killed before its timeout fails even under a cut limit" bash -c "test $rc -eq 1 \
+    && grep -q 'Java CUDA-event timings: FAILED (rc 137' '$work/b3.log' && ! grep -q 'cut short' '$work/b3.log'"
 (cd "$work" && "$here/build-kernels.sh" --help) >"$work/g6.log" 2>&1
 rc=$?
 check "build-kernels: an option is a usage error, not an OUTDIR" bash -c "test $rc -eq 2 && grep -q '^usage:' '$work/g6.log' && test ! -e '$work/--help'"
