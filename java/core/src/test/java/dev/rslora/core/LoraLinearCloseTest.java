@@ -3,6 +3,7 @@ package dev.rslora.core;
 import dev.rslora.backend.Backend;
 import dev.rslora.backend.ForwardingBackend;
 import dev.rslora.backend.FrozenWeight;
+import dev.rslora.backend.HeldForward;
 import dev.rslora.backend.LoraParams;
 import dev.rslora.backend.reference.ReferenceBackend;
 import dev.rslora.tensor.DType;
@@ -10,7 +11,6 @@ import dev.rslora.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicReference;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -22,26 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class LoraLinearCloseTest {
     @Test
     void closeDuringAnotherThreadsForwardIsRefusedAndThatForwardCompletes() throws Exception {
-        CountDownLatch inside = new CountDownLatch(1);
-        CountDownLatch release = new CountDownLatch(1);
-        Backend ref = new ReferenceBackend();
-        Backend slow = new ForwardingBackend() {
-            @Override
-            public Backend inner() {
-                return ref;
-            }
-
-            @Override
-            public void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
-                inside.countDown();
-                try {
-                    release.await();
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-                ref.forward(p, w, x, a, b, u, y);  // reads A, B and writes U in the layer's arena
-            }
-        };
+        HeldForward slow = new HeldForward(new ReferenceBackend(), true);  // then reads A, B and writes U in the layer's arena
         try (Arena arena = Arena.ofShared()) {
             Tensor w = Tensor.allocate(arena, DType.F32, 2, 3);
             LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(1, 1), slow);
@@ -56,12 +37,12 @@ class LoraLinearCloseTest {
                 }
             }, "forwarder");
             t.start();
-            inside.await();
+            slow.awaitInside();
             String m;
             try {
                 m = assertThrows(IllegalStateException.class, layer::close).getMessage();
             } finally {
-                release.countDown();
+                slow.release();
                 t.join();
             }
             assertTrue(m.contains("two threads at once") && m.contains("forwarder") && m.contains("closing it"), m);

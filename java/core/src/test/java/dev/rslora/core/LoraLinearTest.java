@@ -1,8 +1,8 @@
 package dev.rslora.core;
 
 import dev.rslora.backend.Backend;
-import dev.rslora.backend.ForwardingBackend;
 import dev.rslora.backend.FrozenWeight;
+import dev.rslora.backend.HeldForward;
 import dev.rslora.backend.GradMode;
 import dev.rslora.backend.LoraParams;
 import dev.rslora.backend.RefusingRows;
@@ -17,7 +17,6 @@ import java.lang.foreign.Arena;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicReference;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -240,29 +239,7 @@ class LoraLinearTest {
 
     @Test
     void concurrentUseIsDetected() throws Exception {
-        CountDownLatch inside = new CountDownLatch(1);
-        CountDownLatch release = new CountDownLatch(1);
-        Backend slow = new ForwardingBackend() {
-            @Override
-            public Backend inner() {
-                return ref;
-            }
-
-            @Override
-            public String name() {
-                return "slow";
-            }
-
-            @Override
-            public void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
-                inside.countDown();
-                try {
-                    release.await();
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            }
-        };
+        HeldForward slow = new HeldForward(ref, false);
         try (Arena arena = Arena.ofShared()) {
             Tensor w = Tensor.allocate(arena, DType.F32, 2, 2);
             try (LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(1, 1), slow)) {
@@ -270,7 +247,7 @@ class LoraLinearTest {
                 AtomicReference<Throwable> failure = new AtomicReference<>();
                 Thread t = new Thread(() -> layer.forward(arena, x));
                 t.start();
-                inside.await();
+                slow.awaitInside();
                 try {
                     layer.forward(arena, x);
                 } catch (Throwable e) {
@@ -283,7 +260,7 @@ class LoraLinearTest {
                 } catch (Throwable e) {
                     zeroGrad.set(e);
                 }
-                release.countDown();
+                slow.release();
                 t.join();
                 assertInstanceOf(IllegalStateException.class, failure.get());
                 assertTrue(failure.get().getMessage().contains("two threads"));

@@ -1,9 +1,6 @@
 package dev.rslora.model;
 
-import dev.rslora.backend.Backend;
-import dev.rslora.backend.ForwardingBackend;
-import dev.rslora.backend.FrozenWeight;
-import dev.rslora.backend.LoraParams;
+import dev.rslora.backend.HeldForward;
 import dev.rslora.backend.reference.ReferenceBackend;
 import dev.rslora.core.LoraLinear;
 import dev.rslora.peft.PeftConfig;
@@ -14,7 +11,6 @@ import org.junit.jupiter.api.Test;
 import java.lang.foreign.Arena;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicReference;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -29,26 +25,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class LoraModelCloseBusyTest {
     @Test
     void aBusyLayerKeepsTheModelOpenUntilClosedAgain() throws Exception {
-        CountDownLatch inside = new CountDownLatch(1);
-        CountDownLatch release = new CountDownLatch(1);
-        Backend ref = new ReferenceBackend();
-        Backend slow = new ForwardingBackend() {
-            @Override
-            public Backend inner() {
-                return ref;
-            }
-
-            @Override
-            public void forward(LoraParams p, FrozenWeight w, Tensor x, Tensor a, Tensor b, Tensor u, Tensor y) {
-                inside.countDown();
-                try {
-                    release.await();
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-                ref.forward(p, w, x, a, b, u, y);  // reads the copied W, A and B
-            }
-        };
+        HeldForward slow = new HeldForward(new ReferenceBackend(), true);  // then reads the copied W, A and B
         PeftConfig c = PeftConfig.builder().targetModules("q_proj", "k_proj").r(2).loraAlpha(4).build();
         Map<String, float[][]> weights = new LinkedHashMap<>();
         weights.put("model.q_proj.weight", new float[3][4]);
@@ -68,7 +45,7 @@ class LoraModelCloseBusyTest {
                 }
             }, "forwarder");
             t.start();
-            inside.await();
+            slow.awaitInside();
             String m;
             try {
                 m = assertThrows(IllegalStateException.class, model::close).getMessage();
@@ -76,7 +53,7 @@ class LoraModelCloseBusyTest {
                 assertFalse(q.isClosed(), "the busy layer stays open");
                 model.layer("model.q_proj");  // the model is still open: no "LoraModel is closed"
             } finally {
-                release.countDown();
+                slow.release();
                 t.join();
             }
             assertTrue(m.contains("forwarder") && m.contains("closing it"), m);
