@@ -3,6 +3,7 @@ package dev.rslora.backend;
 import dev.rslora.tensor.Tensor;
 
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * A backend whose forward stops inside the call until {@link #release()}: for tests of what another
@@ -50,5 +51,43 @@ public final class HeldForward implements ForwardingBackend {
     /** Lets the held forward go on. */
     public void release() {
         release.countDown();
+    }
+
+    /**
+     * Runs {@code call} (a layer call that reaches this backend's forward) on a new thread named
+     * {@code name}, and returns once that forward is held inside.
+     *
+     * @return the running call: {@link Held#finish()} releases it and returns what it threw
+     */
+    public Held hold(String name, Runnable call) throws InterruptedException {
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        Thread t = new Thread(() -> {
+            try {
+                call.run();
+            } catch (Throwable e) {
+                failure.set(e);
+            }
+        }, name);
+        t.start();
+        awaitInside();
+        return new Held(t, failure);
+    }
+
+    /** A call held inside {@link #forward} on its own thread. */
+    public final class Held {
+        private final Thread thread;
+        private final AtomicReference<Throwable> failure;
+
+        private Held(Thread thread, AtomicReference<Throwable> failure) {
+            this.thread = thread;
+            this.failure = failure;
+        }
+
+        /** Releases the call, waits for its thread, and returns what the call threw (null if nothing). */
+        public Throwable finish() throws InterruptedException {
+            release();
+            thread.join();
+            return failure.get();
+        }
     }
 }

@@ -28,25 +28,16 @@ class LoraLinearCloseTest {
             LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(1, 1), slow);
             Tensor x = Tensor.allocate(arena, DType.F32, 1, 3);
             Tensor y = Tensor.allocate(arena, DType.F32, 1, 2);
-            AtomicReference<Throwable> failure = new AtomicReference<>();
-            Thread t = new Thread(() -> {
-                try {
-                    layer.forward(x, y);
-                } catch (Throwable e) {
-                    failure.set(e);
-                }
-            }, "forwarder");
-            t.start();
-            slow.awaitInside();
+            HeldForward.Held forward = slow.hold("forwarder", () -> layer.forward(x, y));
             String m;
+            Throwable failure;
             try {
                 m = assertThrows(IllegalStateException.class, layer::close).getMessage();
             } finally {
-                slow.release();
-                t.join();
+                failure = forward.finish();
             }
             assertTrue(m.contains("two threads at once") && m.contains("forwarder") && m.contains("closing it"), m);
-            assertNull(failure.get(), "the forward the refused close did not disturb must complete");
+            assertNull(failure, "the forward the refused close did not disturb must complete");
             assertFalse(layer.isClosed());
             layer.close();
             assertTrue(layer.isClosed());

@@ -11,7 +11,6 @@ import org.junit.jupiter.api.Test;
 import java.lang.foreign.Arena;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.concurrent.atomic.AtomicReference;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -36,28 +35,19 @@ class LoraModelCloseBusyTest {
         try (Arena arena = Arena.ofShared()) {
             Tensor x = Tensor.allocate(arena, DType.F32, 1, 4);
             Tensor y = Tensor.allocate(arena, DType.F32, 1, 3);
-            AtomicReference<Throwable> failure = new AtomicReference<>();
-            Thread t = new Thread(() -> {
-                try {
-                    q.forward(x, y);
-                } catch (Throwable e) {
-                    failure.set(e);
-                }
-            }, "forwarder");
-            t.start();
-            slow.awaitInside();
+            HeldForward.Held forward = slow.hold("forwarder", () -> q.forward(x, y));
             String m;
+            Throwable failure;
             try {
                 m = assertThrows(IllegalStateException.class, model::close).getMessage();
                 assertTrue(k.isClosed(), "the idle layer is closed");
                 assertFalse(q.isClosed(), "the busy layer stays open");
                 model.layer("model.q_proj");  // the model is still open: no "LoraModel is closed"
             } finally {
-                slow.release();
-                t.join();
+                failure = forward.finish();
             }
             assertTrue(m.contains("forwarder") && m.contains("closing it"), m);
-            assertNull(failure.get(), "the busy layer's forward must complete on the memory it was using");
+            assertNull(failure, "the busy layer's forward must complete on the memory it was using");
             model.close();
             assertTrue(q.isClosed());
             assertThrows(IllegalStateException.class, () -> model.layer("model.q_proj"));
