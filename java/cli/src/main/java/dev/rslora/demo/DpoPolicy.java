@@ -105,8 +105,10 @@ final class DpoPolicy implements AutoCloseable {
     /** Copies logits [B, K] into pairLogits [2B, 1, K] twice (chosen rows, then rejected rows). */
     private void stackPairs() {
         long rowBytes = (long) batch * k * Float.BYTES;
-        MemorySegment.copy(logits.segment(), 0, pairLogits.segment(), 0, rowBytes);
-        MemorySegment.copy(logits.segment(), 0, pairLogits.segment(), rowBytes, rowBytes);
+        MemorySegment from = logits.readOnlySegment();
+        MemorySegment to = pairLogits.segment();
+        MemorySegment.copy(from, 0, to, 0, rowBytes);
+        MemorySegment.copy(from, 0, to, rowBytes, rowBytes);
     }
 
     private int[] labels(int[] chosen, int[] rejected) {
@@ -118,8 +120,9 @@ final class DpoPolicy implements AutoCloseable {
 
     private double[] logpHalf(int half) {
         double[] out = new double[batch];
+        MemorySegment s = logp.readOnlySegment();
         for (int b = 0; b < batch; b++) {
-            out[b] = logp.segment().getAtIndex(DType.LE_FLOAT, (long) half * batch + b);
+            out[b] = s.getAtIndex(DType.LE_FLOAT, (long) half * batch + b);
         }
         return out;
     }
@@ -140,13 +143,14 @@ final class DpoPolicy implements AutoCloseable {
         stackPairs();
         SeqLogprob.forward(pairLogits, labels, lse, logp);
         DpoLoss.Result r = loss.compute(logpHalf(0), logpHalf(1), refChosen, refRejected);
+        MemorySegment g = gradLogp.segment();
         for (int b = 0; b < batch; b++) {
-            gradLogp.segment().setAtIndex(DType.LE_FLOAT, b, (float) r.gradPolicyChosen()[b]);
-            gradLogp.segment().setAtIndex(DType.LE_FLOAT, (long) batch + b, (float) r.gradPolicyRejected()[b]);
+            g.setAtIndex(DType.LE_FLOAT, b, (float) r.gradPolicyChosen()[b]);
+            g.setAtIndex(DType.LE_FLOAT, (long) batch + b, (float) r.gradPolicyRejected()[b]);
         }
         // dlogits in place over the stacked logits, then the two halves summed into logits [B, K]
         SeqLogprob.backward(pairLogits, labels, lse, gradLogp, pairLogits);
-        MemorySegment pl = pairLogits.segment();
+        MemorySegment pl = pairLogits.readOnlySegment();
         MemorySegment dl = logits.segment();
         long half = (long) batch * k;
         for (long i = 0; i < half; i++) {

@@ -152,7 +152,7 @@ final class DpoWorld implements AutoCloseable {
         int n = (int) logits.dim(0);
         int k = (int) logits.dim(1);
         double[][] out = new double[n][k];
-        MemorySegment s = logits.segment();
+        MemorySegment s = logits.readOnlySegment();
         for (int i = 0; i < n; i++) {
             double max = Double.NEGATIVE_INFINITY;
             for (int y = 0; y < k; y++) {
@@ -174,9 +174,10 @@ final class DpoWorld implements AutoCloseable {
         int n = (int) t.dim(0);
         int k = (int) t.dim(1);
         double[][] out = new double[n][k];
+        MemorySegment s = t.readOnlySegment();
         for (int i = 0; i < n; i++) {
             for (int y = 0; y < k; y++) {
-                out[i][y] = t.segment().getAtIndex(DType.LE_FLOAT, (long) i * k + y);
+                out[i][y] = s.getAtIndex(DType.LE_FLOAT, (long) i * k + y);
             }
         }
         return out;

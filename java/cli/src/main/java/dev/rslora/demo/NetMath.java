@@ -25,7 +25,7 @@ final class NetMath {
         requireF32(out);
         requireSameShape(grad, out);
         MemorySegment g = grad.segment();
-        MemorySegment o = out.segment();
+        MemorySegment o = out.readOnlySegment();
         for (long i = 0; i < grad.numel(); i++) {
             float y = o.getAtIndex(DType.LE_FLOAT, i);
             g.setAtIndex(DType.LE_FLOAT, i, g.getAtIndex(DType.LE_FLOAT, i) * (1 - y * y));
@@ -43,8 +43,8 @@ final class NetMath {
         requireF32(dy);
         requireSameShape(y, target);
         requireSameShape(y, dy);
-        MemorySegment ys = y.segment();
-        MemorySegment ts = target.segment();
+        MemorySegment ys = y.readOnlySegment();
+        MemorySegment ts = target.readOnlySegment();
         MemorySegment ds = dy.segment();
         long n = y.numel();
         float scale = (float) (2.0 / n);

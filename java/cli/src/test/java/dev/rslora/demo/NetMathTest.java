@@ -9,6 +9,7 @@ import java.lang.foreign.Arena;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 class NetMathTest {
@@ -47,6 +48,28 @@ class NetMathTest {
             }
             Tensor bf = Tensor.allocate(arena, DType.BF16, 50);
             assertThrows(IllegalArgumentException.class, () -> NetMath.tanhInPlace(bf));
+        }
+    }
+
+    @Test
+    void theTensorsOnlyReadKeepTheirVersions() {
+        // a tensor read here may be a layer's input between its forward and backward, where a moved
+        // version makes the backward refuse ("written after the forward")
+        try (Arena arena = Arena.ofShared()) {
+            Tensor y = Tensor.of(arena, DType.F32, new float[] {1, 2, 3}, 1, 3);
+            Tensor t = Tensor.of(arena, DType.F32, new float[] {0, 2, 1}, 1, 3);
+            Tensor dy = Tensor.allocate(arena, DType.F32, 1, 3);
+            long yv = y.version();
+            long tv = t.version();
+            long dyv = dy.version();
+            NetMath.mse(y, t, dy);
+            assertEquals(yv, y.version(), "mse reads y");
+            assertEquals(tv, t.version(), "mse reads the target");
+            assertNotEquals(dyv, dy.version(), "mse writes dy");
+            Tensor out = Tensor.of(arena, DType.F32, new float[] {0.1f, 0.2f, 0.3f}, 1, 3);
+            long ov = out.version();
+            NetMath.tanhBackwardInPlace(dy, out);
+            assertEquals(ov, out.version(), "tanh's backward reads its output");
         }
     }
 }
