@@ -226,6 +226,12 @@ cpu() {
         #    small training batches: up to 64 rows the row path (no cached adapter panels, outer-product gradients)
         jmh r-small 'CpuLayerBenchmark.loraThenBase$' -p n=16,32,64 -p dIn=1024 -p dOut=1024 -p r=16,64 -p dropout=0 \
             -p tile=512 "${ri[@]}"
+        #    settings fine-tuning runs often have: dropout 0.1 on the LoRA input (fp32 and bf16), and a bf16
+        #    model (X, W and dY in bf16, the adapter fp32 as PEFT keeps it) at a batch and at one row
+        jmh r-dropout 'CpuLayerBenchmark.loraThenBase$' -p n=512 -p dIn=1024 -p dOut=1024 -p r=16,64 -p dropout=0.1 \
+            -p dtype=F32,BF16 -p tile=512 "${ri[@]}"
+        jmh r-bf16 'CpuLayerBenchmark.loraThenBase$' -p n=1,512 -p dIn=1024 -p dOut=1024 -p r=16,64 -p dropout=0 \
+            -p dtype=BF16 -p tile=512 "${ri[@]}"
         jmh decode 'CpuLayerBenchmark.(loraThenBase|forwardThenBase)$' -p n=1,8 -p dIn=1024 -p dOut=1024 -p r=8,16,64 -p dropout=0 -p tile=512 \
             "${ri[@]}"
         #    the same in blocks of 32 steps a side: single steps alternating let the base step pay for writing back

@@ -1,6 +1,7 @@
 package dev.rslora.bench;
 
 import dev.rslora.backend.cpu.CpuBackend;
+import dev.rslora.tensor.DType;
 import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -60,6 +61,9 @@ public class CpuLayerBenchmark {
     /** The register tile: "auto" (the JIT's widest), or 512, 256, 128, 0 (see {@link Tile}). */
     @Param({"auto"})
     public String tile;
+    /** X, W, dY, Y and dX's dtype: F32, or BF16 (a bf16 model; the adapter stays F32, see {@link LayerStep}). */
+    @Param({"F32"})
+    public String dtype;
     /** Threads of competing floating-point load ({@link Busy}) while measuring. */
     @Param({"0"})
     public int busy;
@@ -86,7 +90,7 @@ public class CpuLayerBenchmark {
     public void setUp() {
         Tile.apply(tile);
         backend = threads > 0 ? new CpuBackend(threads) : new CpuBackend();
-        step = new LayerStep(backend, n, dIn, dOut, r, dropout);
+        step = new LayerStep(backend, n, dIn, dOut, r, dropout, DType.valueOf(dtype));
         load = busy > 0 ? new Busy(busy) : null;
     }
 

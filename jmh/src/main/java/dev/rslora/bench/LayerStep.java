@@ -11,9 +11,11 @@ import java.lang.foreign.Arena;
 import java.util.SplittableRandom;
 
 /**
- * One fp32 LoRA layer training step on a host backend, with seeded random inputs, shared by the
+ * One LoRA layer training step on a host backend, with seeded random inputs, shared by the
  * CPU benchmarks. Shapes: X [n, d_in], W [d_out, d_in] (+ bias), A [r, d_in], B [d_out, r],
- * dY [n, d_out]; γ = 16/√r (α = 16, rsLoRA); dropout p on the LoRA input.
+ * dY [n, d_out]; γ = 16/√r (α = 16, rsLoRA); dropout p on the LoRA input. X, W, the bias, dY, Y and
+ * dX are in the dtype {@code t} (F32, or BF16 for a bf16 model); A, B, U and the adapter gradients
+ * stay F32, as PEFT keeps a bf16 model's adapter weights.
  *
  * <p>A training step ({@link #lora}) first marks A and B written, as the optimizer's update after
  * the previous step does (its cost is not timed: only the write's effect on the backend). Without
@@ -31,16 +33,20 @@ final class LayerStep implements AutoCloseable {
     private final Tensor x, a, b, u, y, dy, dx, gradA, gradB;
 
     LayerStep(Backend backend, int n, int dIn, int dOut, int r, float dropout) {
+        this(backend, n, dIn, dOut, r, dropout, DType.F32);
+    }
+
+    LayerStep(Backend backend, int n, int dIn, int dOut, int r, float dropout, DType t) {
         this.backend = backend;
         SplittableRandom rng = new SplittableRandom(42);
-        weight = backend.prepare(random(rng, dOut, dIn), random(rng, dOut));
-        x = random(rng, n, dIn);
-        a = random(rng, r, dIn);
-        b = random(rng, dOut, r);
-        dy = random(rng, n, dOut);
+        weight = backend.prepare(random(rng, t, dOut, dIn), random(rng, t, dOut));
+        x = random(rng, t, n, dIn);
+        a = random(rng, DType.F32, r, dIn);
+        b = random(rng, DType.F32, dOut, r);
+        dy = random(rng, t, n, dOut);
         u = Tensor.allocate(arena, DType.F32, n, r);
-        y = Tensor.allocate(arena, DType.F32, n, dOut);
-        dx = Tensor.allocate(arena, DType.F32, n, dIn);
+        y = Tensor.allocate(arena, t, n, dOut);
+        dx = Tensor.allocate(arena, t, n, dIn);
         gradA = Tensor.allocate(arena, DType.F32, r, dIn);
         gradB = Tensor.allocate(arena, DType.F32, dOut, r);
         double gamma = 16.0 / Math.sqrt(r);
@@ -50,8 +56,8 @@ final class LayerStep implements AutoCloseable {
         decode = new LoraParams(n, dIn, dOut, r, gamma, dropout, 7L, 0L, 0, false, true, GradMode.ASSIGN);
     }
 
-    private Tensor random(SplittableRandom rng, long... shape) {
-        Tensor t = Tensor.allocate(arena, DType.F32, shape);
+    private Tensor random(SplittableRandom rng, DType dtype, long... shape) {
+        Tensor t = Tensor.allocate(arena, dtype, shape);
         for (long i = 0; i < t.numel(); i++) {
             t.set(i, (float) rng.nextDouble(-1, 1));
         }

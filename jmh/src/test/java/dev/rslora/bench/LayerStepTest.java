@@ -2,6 +2,7 @@ package dev.rslora.bench;
 
 import dev.rslora.backend.Backend;
 import dev.rslora.backend.reference.ReferenceBackend;
+import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 
@@ -12,6 +13,7 @@ import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * What the backend sees of A and B in the benchmarks' steps: the cpu backend keeps packed copies of
@@ -58,5 +60,33 @@ class LayerStepTest {
         }
         assertEquals(2, calls.size(), calls.toString());
         assertEquals(calls.get(0), calls.get(1), "inference does not change A and B: " + calls);
+    }
+
+    @Test
+    void aBf16StepHandsTheBackendBf16ActivationsAndWeightAndFp32Adapters() {
+        List<String> dtypes = new ArrayList<>();
+        Backend real = new ReferenceBackend();
+        Backend seen = (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[] {Backend.class},
+                (proxy, m, args) -> {
+                    if (m.getName().equals("backward") && args[3] != null) {
+                        // backward(p, w, x, a, b, u, dy, dx, gradA, gradB)
+                        StringBuilder sb = new StringBuilder();
+                        for (int i : new int[] {2, 3, 4, 5, 6, 7, 8, 9}) {
+                            sb.append(((Tensor) args[i]).dtype()).append(' ');
+                        }
+                        dtypes.add(sb.toString().strip());
+                    }
+                    try {
+                        return m.invoke(real, args);
+                    } catch (InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
+        try (LayerStep step = new LayerStep(seen, 3, 8, 5, 2, 0.1f, DType.BF16)) {
+            float sum = step.lora();
+            assertTrue(Float.isFinite(sum) && sum != 0, "a bf16 step computes: " + sum);
+        }
+        // x a b u dy dx gradA gradB
+        assertEquals(List.of("BF16 F32 F32 F32 BF16 BF16 F32 F32"), dtypes);
     }
 }

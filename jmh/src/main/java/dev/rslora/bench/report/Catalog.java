@@ -112,8 +112,10 @@ public final class Catalog {
 
     /** The implementation a JMH result belongs to, or null when the benchmark is not one of ours. */
     public static Impl ofJmh(String benchmarkClass, String method, Map<String, String> params) {
-        if (method.equals("loraForwardBackward") && masked(params)) {
-            // the CPU figures are dropout 0's (same ids, same shapes): a -p dropout=… LoRA step is listed apart
+        if (method.equals("loraForwardBackward") && masked(params)
+                || benchmarkClass.equals("CpuLayerBenchmark") && !f32(params)) {
+            // the CPU figures are fp32 and dropout 0's (same ids, same shapes): a -p dropout=… LoRA step, or a
+            // step in another dtype, is listed apart
             return null;
         }
         String id = switch (benchmarkClass + "." + method) {
@@ -134,6 +136,11 @@ public final class Catalog {
             default -> null;
         };
         return id == null ? null : byId(id);
+    }
+
+    /** Whether a run's tensors are fp32: its {@code dtype} parameter F32, or absent (runs from before it). */
+    static boolean f32(Map<String, String> params) {
+        return params.getOrDefault("dtype", "F32").strip().equalsIgnoreCase("F32");
     }
 
     /** Whether a run's {@code dropout} parameter is above 0 (absent: 0). */

@@ -14,7 +14,7 @@ final class CpuSection {
     }
 
     static String write(Results res) {
-        StringBuilder sb = new StringBuilder("## CPU: fp32, dropout 0, fwd+bwd\n\n");
+        StringBuilder sb = new StringBuilder("## CPU: fp32, dropout 0 unless a row says otherwise, fwd+bwd\n\n");
         List<Measurement> lora = res.of(Platform.CPU, Role.LORA);
         if (lora.isEmpty() && res.of(Platform.CPU, Role.BASE).isEmpty() && res.interleaved().isEmpty()) {
             return sb.append("CPU results: **" + Fmt.NONE + "** (run `jmh/bench.sh cpu`).\n\n").toString();

@@ -71,7 +71,8 @@ final class CpuSideBySide {
         return res.interleaved().stream().filter(i -> i.kind() == kind).filter(p)
                 .sorted(Comparator.<Interleaved>comparingInt(i -> i.shape().n()).thenComparingInt(i -> i.shape().dIn())
                         .thenComparingInt(i -> i.shape().r()).thenComparing(i -> i.param("tile", "auto"))
-                        .thenComparing(i -> i.param("busy", "0")).thenComparingInt(CpuSideBySide::block))
+                        .thenComparing(i -> i.param("busy", "0")).thenComparingInt(CpuSideBySide::block)
+                        .thenComparing(i -> i.param("dtype", "F32")).thenComparing(i -> i.param("dropout", "0")))
                 .toList();
     }
 
@@ -92,15 +93,18 @@ final class CpuSideBySide {
 
     /**
      * "512-bit vectors, 8×32 tile" for the run's tile parameter; "the JIT's widest" for "auto"; with
-     * ", dropout p" when its LoRA steps applied a mask ({@link #masked}): the section and the README
-     * summary say dropout 0 unless a row says otherwise.
+     * ", dropout p" when its LoRA steps applied a mask ({@link #masked}) and ", bf16 X, W and dY (adapter
+     * fp32)" for a run in another dtype: the section and the README summary say fp32 and dropout 0 unless
+     * a row says otherwise.
      */
     static String tile(Interleaved i) {
         String t = i.param("tile", "auto");
         String name = t.equals("auto") ? null : Catalog.tileName(t);
         String jvm = i.param("jvm", "");
         return (name != null ? name : "the JIT's widest vectors") + (jvm.isEmpty() ? "" : " (" + jvm + ")")
-                + (masked(i) ? ", dropout " + i.param("dropout", "0") : "");
+                + (masked(i) ? ", dropout " + i.param("dropout", "0") : "")
+                + (Catalog.f32(i.params()) ? "" : ", " + i.param("dtype", "F32").toLowerCase(java.util.Locale.ROOT)
+                        + " X, W and dY (adapter fp32)");
     }
 
     /** "1.150 (1.050–1.300, 6 iterations)"; over several JVMs "…, 18 iterations in 3 JVMs; per JVM 1.10, 1.25, 1.08)". */
@@ -328,13 +332,14 @@ final class CpuSideBySide {
     }
 
     /**
-     * Every quiet run of a kind at a shape and tile without a dropout mask (issue 14's targets are
-     * dropout 0's), in {@link #of}'s order (single steps before blocks).
+     * Every quiet fp32 run of a kind at a shape and tile without a dropout mask (issue 14's targets are
+     * fp32 and dropout 0's), in {@link #of}'s order (single steps before blocks).
      */
     private static List<Interleaved> matching(Results res, Interleaved.Kind kind, int n, int d, int r, String tile,
                                               String core) {
         return of(res, kind, i -> i.shape().n() == n && i.shape().dIn() == d && i.shape().dOut() == d && i.shape().r() == r
                 && i.param("tile", "auto").equals(tile) && i.param("busy", "0").equals("0") && !masked(i)
+                && Catalog.f32(i.params())
                 && (kind == Interleaved.Kind.OURS_VS_OPENBLAS_CPU || !i.param("threads", "0").equals("1"))
                 && (core == null || i.param("core", "?").equalsIgnoreCase(core)));
     }
