@@ -5,7 +5,10 @@
 #                                           raw JMH JSON to bench/raw/cpu-*.json (+ cpu-env.json, cpu-loads.json),
 #                                           regenerate bench/RESULTS.md and the README's CPU summary; --only re-runs
 #                                           the named runs (vs-512, decode, ...: the names of bench/raw/cpu-NAME.json)
-#                                           and keeps every other result with its load
+#                                           and keeps every other result with its load; it refuses (exit 1, before
+#                                           any run) on a machine other than the one bench/raw/cpu-env.json records
+#                                           (CPU vendor, family/model, model, ISA or logical CPUs differ): the report
+#                                           names one machine for all results
 #   jmh/bench.sh gpu-import LOGDIR [--commit SHA]
 #                                           take a GPU check's files (native-build/gpu-check.sh LOGDIR on a GPU
 #                                           host) into bench/raw/gpu/ (only when it measured something), regenerate;
@@ -15,7 +18,8 @@
 #                                           summary from bench/raw/ (the GPU part from LOGDIR instead of bench/raw/gpu/)
 # --quick is a smoke test of the pipeline (N=512, d=1024, r=16, one short iteration each; benchmarks
 # missing from this build are skipped) that writes to bench/raw-quick/ and bench/quick/, never to the
-# committed results. Environment: JAVA_HOME (a JDK 25; found like ./rslora does), MVN_FLAGS (default -q -B).
+# committed results. Environment: JAVA_HOME (a JDK 25; found like ./rslora does), MVN_FLAGS (default -q -B),
+# RSLORA_BENCH_MIX_MACHINES=1 (--only adds its runs to results from another machine, with a warning).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=../native-build/find-jdk.sh
@@ -29,7 +33,7 @@ mvn_flags=(${MVN_FLAGS:--q -B})
 from_caller() { [[ "$1" == /* ]] && echo "$1" || echo "$caller/$1"; }
 
 usage() {
-    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,/^[^#]/{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2  # the header comment
     exit 2
 }
 
@@ -86,6 +90,30 @@ jmh() {
     printf 'cpu-%s.json\t%s\t%s\t%s\t%s\n' "$name" "$before" "$(load_now)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$busy" \
         >>"$stage/loads.tsv"
     grep -E '^(Benchmark|[A-Za-z]+Benchmark[.:])' "$stage/cpu-$name.log" || true
+}
+
+# env_field FILE KEY: a top-level value of a cpu-env.json without its quotes, empty when absent (Jackson's
+# pretty printer writes one `  "key" : value,` a line; grep and sed only, no jq or python on a fresh machine)
+env_field() {
+    sed -n "/^ *\"$2\" *: */{s///;s/,\$//;s/^\"\(.*\)\"\$/\1/;p;q}" "$1"
+}
+
+# machine FILE: the machine a cpu-env.json records, for messages
+machine() {
+    printf '%s (%s, family/model %s, %s logical CPUs)' "$(env_field "$1" cpu_model)" "$(env_field "$1" cpu_vendor)" \
+        "$(env_field "$1" cpu_family_model)" "$(env_field "$1" logical_cpus)"
+}
+
+# machine_diff OLD NEW: the machine facts two cpu-env.json disagree on, `field "old" vs "new"` each; empty when
+# they name the same machine (memory and load are not compared: they vary on one machine)
+machine_diff() {
+    local k a b out=""
+    for k in cpu_vendor cpu_family_model cpu_model isa logical_cpus; do
+        a="$(env_field "$1" "$k")"
+        b="$(env_field "$2" "$k")"
+        [[ "$a" == "$b" ]] || out+="${out:+, }$k \"${a:-(not recorded)}\" vs \"${b:-(not recorded)}\""
+    done
+    printf '%s' "$out"
 }
 
 # cpu-loads.json from loads.tsv
@@ -172,6 +200,22 @@ cpu() {
     local t0=$(date +%s)
     "${java[@]}" -cp "$jar" dev.rslora.bench.BenchEnv --out "$stage/cpu-env.json" \
         --openblas auto --openblas Haswell --openblas Cooperlake
+    if [[ -n "$only" && -f "$raw/cpu-env.json" ]]; then
+        # a partial run keeps the other results, and the report names this run's machine for all of them: on
+        # another machine (a VM moved to another host) it would mix two CPUs under the new one's name
+        local mixed
+        mixed="$(machine_diff "$raw/cpu-env.json" "$stage/cpu-env.json")"
+        if [[ -n "$mixed" ]]; then
+            local what="$raw was measured on $(machine "$raw/cpu-env.json") and this one is $(machine "$stage/cpu-env.json") ($mixed)"
+            if [[ "${RSLORA_BENCH_MIX_MACHINES:-}" == 1 ]]; then
+                echo "bench: warning: RSLORA_BENCH_MIX_MACHINES=1: --only mixes machines: $what; the report will name this one for all results" >&2
+            else
+                rm -rf "$stage"
+                echo "bench: --only would mix machines: $what; run the whole suite (without --only) to replace every result (RSLORA_BENCH_MIX_MACHINES=1 mixes them anyway)" >&2
+                exit 1
+            fi
+        fi
+    fi
     : >"$stage/loads.tsv"
     local cores=(-p core=Haswell,Cooperlake)
     # Our 256-bit tile runs with the JIT limited to 256-bit vectors, as on an AVX2 machine.

@@ -13,7 +13,9 @@
 # build-kernels.sh refuse bad arguments, and the GPU scripts numeric environment knobs that are not whole
 # numbers, before doing anything. (11) gpu-check's budget on a fake bundle: the runtime is unpacked at a
 # budget below the benchmarks' reserve, what the budget cuts is SKIP 'budget'. (12) jmh/bench.sh takes a
-# relative LOGDIR as the caller's, and names a jar it cannot list. Prints "N passed, N failed".
+# relative LOGDIR as the caller's, names a jar it cannot list, and cpu --only refuses (before any run) to
+# add results from a machine other than bench/raw's unless RSLORA_BENCH_MIX_MACHINES=1. Prints "N passed,
+# N failed".
 set -uo pipefail
 # each case sets the build's switches it tests; one inherited from the caller (a test run with
 # RSLORA_FORCE_NO_NVCC=1, as on a machine without a GPU) would turn every compile case into "nvcc absent"
@@ -457,6 +459,58 @@ chmod +x "$work/jdk2/bin/java" "$work/jdk2/bin/javac"
 rc=$?
 check "bench.sh cpu: a jar it cannot list is named (exit 1)" \
     bash -c "test $rc -eq 1 && grep -q 'cannot list the benchmarks of jmh/target/benchmarks.jar' '$work/bench-list.log' && grep -q 'corrupt jarfile' '$work/bench-list.log'"
+
+# --only on a machine other than the one bench/raw records stops before any JMH run (the report would name
+# the new machine for every result): bench.sh in a copy of its tree, a fake JDK that lists the five classes,
+# writes BenchEnv's cpu-env.json for family/model $FAKE_FM and records each JMH run (then fails it)
+mkdir -p "$work/mtree/jmh/target" "$work/mtree/native-build" "$work/mtree/bench/raw" "$work/jdk3/bin"
+cp "$root/jmh/bench.sh" "$work/mtree/jmh/" && cp "$root/native-build/find-jdk.sh" "$work/mtree/native-build/"
+echo jar >"$work/mtree/jmh/target/benchmarks.jar"
+cat >"$work/jdk3/bin/java" <<'J'
+#!/bin/bash
+[[ "$1" == -XshowSettings* ]] && { echo "    java.specification.version = 25" >&2; exit 0; }
+if [[ " $* " == *" -l "* ]]; then
+    echo "Benchmarks:"
+    for c in CpuLayerBenchmark.loraThenBase ReferenceLayerBenchmark.loraForwardBackward OpenBlasLoraBenchmark.loraForwardBackward \
+        CpuVsOpenBlasBenchmark.oursThenOpenBlas FmaPeakBenchmark.fma512; do echo "dev.rslora.bench.$c"; done
+    exit 0
+fi
+if [[ " $* " == *" dev.rslora.bench.BenchEnv "* ]]; then
+    while [[ $# -gt 0 ]]; do [[ "$1" == --out ]] && out="$2"; shift; done
+    printf '{\n  "date" : "2026-12-07T10:00:00Z",\n  "cpu_model" : "AMD EPYC",\n  "cpu_vendor" : "AuthenticAMD",\n  "cpu_family_model" : "%s",\n  "isa" : "avx2 fma avx512f avx512bw avx512vl avx512_bf16 avx_vnni",\n  "logical_cpus" : 2,\n  "memory" : "24683748 kB",\n  "openblas_environment" : {\n    "OPENBLAS_CORETYPE" : "Haswell"\n  }\n}\n' \
+        "$FAKE_FM" >"$out"
+    exit 0
+fi
+[[ " $* " == *" -rff "* ]] && { printf '%s\n' "$*" >>"$FAKE_JMH_RUNS"; echo "fake JMH run" >&2; exit 1; }
+exit 0
+J
+chmod +x "$work/jdk3/bin/java" && cp "$work/jdk3/bin/java" "$work/jdk3/bin/javac"
+FAKE_FM=26/2 "$work/jdk3/bin/java" -cp x dev.rslora.bench.BenchEnv --out "$work/mtree/bench/raw/cpu-env.json"
+echo '[]' >"$work/mtree/bench/raw/cpu-r-small.json"
+printf '{"loads": {\n  "cpu-r-small.json": {"before": "0.1 0.1 0.1", "after": "0.2 0.2 0.2"}\n}}\n' >"$work/mtree/bench/raw/cpu-loads.json"
+cp -r "$work/mtree/bench/raw" "$work/mtree-raw-before"
+mix() {  # case family/model [VAR=value...]: bench.sh cpu --no-build --only r-small, output in $work/mix-<case>.log
+    local c="$1" fm="$2"
+    shift 2
+    rm -f "$work/jmh-runs-$c"
+    (env "$@" JAVA_HOME="$work/jdk3" FAKE_FM="$fm" FAKE_JMH_RUNS="$work/jmh-runs-$c" \
+        "$work/mtree/jmh/bench.sh" cpu --no-build --only r-small) >"$work/mix-$c.log" 2>&1
+}
+mix a 25/17
+rc=$?
+check "bench.sh cpu --only: another machine (26/2 recorded, 25/17 here) is refused before any run" \
+    bash -c "test $rc -eq 1 && grep -q 'would mix machines: .*family/model 26/2.*family/model 25/17' '$work/mix-a.log' \
+        && grep -qF 'cpu_family_model \"26/2\" vs \"25/17\"' '$work/mix-a.log' && test ! -e '$work/jmh-runs-a'"
+check "bench.sh cpu --only: a refused run leaves bench/raw as it was and no .run-* folder" \
+    bash -c "diff -r '$work/mtree-raw-before' '$work/mtree/bench/raw' && ! compgen -G '$work/mtree/bench/raw/.run-*'"
+mix b 26/2
+check "bench.sh cpu --only: the same machine passes the check and runs" \
+    bash -c "! grep -qE 'would mix|mixes machines' '$work/mix-b.log' && grep -q -- '-rff .*/cpu-r-small.json' '$work/jmh-runs-b'"
+rm -rf "$work/mtree/bench/raw"/.run-*
+mix c 25/17 RSLORA_BENCH_MIX_MACHINES=1
+check "bench.sh cpu --only: RSLORA_BENCH_MIX_MACHINES=1 runs on another machine with a warning" \
+    bash -c "grep -q 'warning: RSLORA_BENCH_MIX_MACHINES=1: --only mixes machines: .*26/2.*25/17' '$work/mix-c.log' \
+        && ! grep -q 'would mix machines' '$work/mix-c.log' && grep -q -- '-rff .*/cpu-r-small.json' '$work/jmh-runs-c'"
 
 # (13) cpu-emulate.sh with a fake compiler (each binary it "builds" prints a passing summary): a relative
 # BUILD_DIR is the caller's (make runs in cuda/dev), and a repo whose path has a space builds and runs
