@@ -90,7 +90,7 @@ public class CpuLayerBenchmark {
     public void setUp() {
         Tile.apply(tile);
         backend = threads > 0 ? new CpuBackend(threads) : new CpuBackend();
-        step = new LayerStep(backend, n, dIn, dOut, r, dropout, DType.valueOf(dtype));
+        step = new LayerStep(backend, n, dIn, dOut, r, dropout, DType.valueOf(dtype.strip().toUpperCase(java.util.Locale.ROOT)));
         load = busy > 0 ? new Busy(busy) : null;
     }
 

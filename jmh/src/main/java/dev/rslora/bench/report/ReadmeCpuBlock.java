@@ -49,7 +49,9 @@ final class ReadmeCpuBlock {
     static String write(Results res) {
         StringBuilder sb = new StringBuilder();
         JsonNode env = res.cpuEnv();
-        String machine = env == null ? "an unrecorded machine" : env.path("cpu_model").asText("?") + ", "
+        // the family/model with the name: a VM keeps its CPU name when it moves to another host generation
+        String machine = env == null ? "an unrecorded machine" : env.path("cpu_model").asText("?")
+                + (env.has("cpu_family_model") ? " (family/model " + env.path("cpu_family_model").asText() + ")" : "") + ", "
                 + env.path("logical_cpus").asText("?") + " logical CPUs, " + env.path("isa").asText("?");
         String ended = res.cpuRunsEnded();
         if (ended != null) {
@@ -89,7 +91,8 @@ final class ReadmeCpuBlock {
                     res.load(i.source())));
         }
         for (Interleaved i : res.interleaved()) {
-            if (i.kind() != Interleaved.Kind.LORA_VS_BASE_FORWARD || !i.param("busy", "0").equals("0") || otherDecodingRank(i)) {
+            if (i.kind() != Interleaved.Kind.LORA_VS_BASE_FORWARD || !i.param("busy", "0").equals("0") || otherDecodingRank(i)
+                    || otherSettingRank(i)) {
                 continue;
             }
             rows.add(List.of("decoding, forward only: LoRA " + micros(i.aMedian()) + " µs ÷ base " + micros(i.bMedian()) + " µs"

@@ -60,6 +60,20 @@ class DtypeRunsTest {
     }
 
     @Test
+    void theReadmeKeepsBf16ForwardRowsToRank64AsTheStepRows() throws IOException {
+        Path raw = tmp.resolve("raw");
+        for (int r : new int[] {16, 64}) {
+            double lora = r == 16 ? 103e6 : 107e6;
+            Synthetic.write(raw.resolve("cpu-fwd-" + r + ".json"), List.of(Synthetic.aux(Synthetic.B + "CpuLayerBenchmark.forwardThenBase",
+                    2.0, new String[] {"n=512", "dIn=1024", "dOut=1024", "r=" + r, "dropout=0", "dtype=BF16", "tile=512", "busy=0"},
+                    DropoutRunsTest.L, new double[][] {{lora, lora}, {100e6, 100e6}, {100, 100}})));
+        }
+        String readme = ReadmeCpuBlock.write(Results.load(raw, null));
+        assertTrue(line(readme, "| 1.07 (").contains("bf16"), readme);
+        assertFalse(readme.contains("| 1.03 ("), readme);
+    }
+
+    @Test
     void aRunWithoutTheDtypeParameterIsFp32() throws IOException {
         Path raw = tmp.resolve("raw");
         // files from before the parameter existed

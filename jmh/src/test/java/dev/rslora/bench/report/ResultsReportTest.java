@@ -234,7 +234,7 @@ class ResultsReportTest {
         Files.writeString(readme, ReadmeCpuBlock.BEGIN + "\n" + ReadmeCpuBlock.END + "\n", StandardCharsets.UTF_8);
         assertTrue(ReadmeCpuBlock.update(readme, res));
         String text = Files.readString(readme, StandardCharsets.UTF_8);
-        assertTrue(text.contains("\nMeasured on Test CPU 9000, 2 logical CPUs, avx2 avx512f (runs ended 2026-01-02 01:15–03:04 UTC; 1 run "
+        assertTrue(text.contains("\nMeasured on Test CPU 9000 (family/model 26/2), 2 logical CPUs, avx2 avx512f (runs ended 2026-01-02 01:15–03:04 UTC; 1 run "
                 + "without a recorded time) (fp32,"), text);
         String md = generate(raw, null);
         assertTrue(md.contains("- machine facts recorded: 2026-01-02T03:04:05Z (at the start of the last `jmh/bench.sh cpu` run"), md);
