@@ -43,6 +43,10 @@ record MaskBits(int k0, int k1, int layer, int step, int threshold, float scale)
      */
     static final boolean VECTOR_PHILOX = !MicroKernel.SCALAR && LL >= 4 && 16 % (2 * LL) == 0;
     private static final LongVector IOTA = LongVector.zero(LS).addIndex(1);
+    /** Philox's multipliers and the low-32-bit mask in every lane ({@link #vectorBits}). */
+    private static final LongVector M0 = LongVector.broadcast(LS, 0xD2511F53L);
+    private static final LongVector M1 = LongVector.broadcast(LS, 0xCD9E8D57L);
+    private static final LongVector LOW32 = LongVector.broadcast(LS, 0xFFFF_FFFFL);
     /** Int lanes of the tile width, for the keep masks (see {@link #LANE_BIT}). */
     private static final VectorSpecies<Integer> IS = VectorSpecies.of(int.class,
             VectorShape.forBitSize(Math.max(128, MicroKernel.BITS)));
@@ -163,35 +167,42 @@ record MaskBits(int k0, int k1, int layer, int step, int threshold, float scale)
         LongVector b3 = c3;
         int key0 = k0;
         int key1 = k1;
+        // the constants and each round's keys as vectors, each broadcast once: an operation with a scalar
+        // operand broadcasts it where it is used, and those copies took C2's graph of this method past
+        // its inlining cutoff (GraphSizeTest)
+        LongVector m0 = M0;
+        LongVector m1 = M1;
+        LongVector low = LOW32;
         for (int round = 0; round < 10; round++) {
             if (round > 0) {
                 key0 += PHILOX_W0;
                 key1 += PHILOX_W1;
             }
-            long kk0 = key0 & 0xFFFF_FFFFL;
-            long kk1 = key1 & 0xFFFF_FFFFL;
-            LongVector pa0 = a0.mul(PHILOX_M0);
-            LongVector pa1 = a2.mul(PHILOX_M1);
-            LongVector pb0 = b0.mul(PHILOX_M0);
-            LongVector pb1 = b2.mul(PHILOX_M1);
+            LongVector kk0 = LongVector.broadcast(LS, key0 & 0xFFFF_FFFFL);
+            LongVector kk1 = LongVector.broadcast(LS, key1 & 0xFFFF_FFFFL);
+            LongVector pa0 = a0.mul(m0);
+            LongVector pa1 = a2.mul(m1);
+            LongVector pb0 = b0.mul(m0);
+            LongVector pb1 = b2.mul(m1);
             a0 = pa1.lanewise(VectorOperators.LSHR, 32).lanewise(VectorOperators.XOR, a1).lanewise(VectorOperators.XOR, kk0);
             a2 = pa0.lanewise(VectorOperators.LSHR, 32).lanewise(VectorOperators.XOR, a3).lanewise(VectorOperators.XOR, kk1);
             b0 = pb1.lanewise(VectorOperators.LSHR, 32).lanewise(VectorOperators.XOR, b1).lanewise(VectorOperators.XOR, kk0);
             b2 = pb0.lanewise(VectorOperators.LSHR, 32).lanewise(VectorOperators.XOR, b3).lanewise(VectorOperators.XOR, kk1);
-            a1 = pa1.and(0xFFFF_FFFFL);
-            a3 = pa0.and(0xFFFF_FFFFL);
-            b1 = pb1.and(0xFFFF_FFFFL);
-            b3 = pb0.and(0xFFFF_FFFFL);
+            a1 = pa1.and(low);
+            a3 = pa0.and(low);
+            b1 = pb1.and(low);
+            b3 = pb0.and(low);
         }
-        long t = threshold;
-        long a = Long.expand(a0.lanewise(VectorOperators.LSHR, 8).compare(VectorOperators.GE, t).toLong(), NIBBLE_BIT[0])
-                | Long.expand(a1.lanewise(VectorOperators.LSHR, 8).compare(VectorOperators.GE, t).toLong(), NIBBLE_BIT[1])
-                | Long.expand(a2.lanewise(VectorOperators.LSHR, 8).compare(VectorOperators.GE, t).toLong(), NIBBLE_BIT[2])
-                | Long.expand(a3.lanewise(VectorOperators.LSHR, 8).compare(VectorOperators.GE, t).toLong(), NIBBLE_BIT[3]);
-        long b = Long.expand(b0.lanewise(VectorOperators.LSHR, 8).compare(VectorOperators.GE, t).toLong(), NIBBLE_BIT[0])
-                | Long.expand(b1.lanewise(VectorOperators.LSHR, 8).compare(VectorOperators.GE, t).toLong(), NIBBLE_BIT[1])
-                | Long.expand(b2.lanewise(VectorOperators.LSHR, 8).compare(VectorOperators.GE, t).toLong(), NIBBLE_BIT[2])
-                | Long.expand(b3.lanewise(VectorOperators.LSHR, 8).compare(VectorOperators.GE, t).toLong(), NIBBLE_BIT[3]);
+        // (c >>> 8) >= threshold as c >= threshold << 8 (c < 2^32 here): no shift per mask
+        long t = (long) threshold << 8;
+        long a = Long.expand(a0.compare(VectorOperators.GE, t).toLong(), NIBBLE_BIT[0])
+                | Long.expand(a1.compare(VectorOperators.GE, t).toLong(), NIBBLE_BIT[1])
+                | Long.expand(a2.compare(VectorOperators.GE, t).toLong(), NIBBLE_BIT[2])
+                | Long.expand(a3.compare(VectorOperators.GE, t).toLong(), NIBBLE_BIT[3]);
+        long b = Long.expand(b0.compare(VectorOperators.GE, t).toLong(), NIBBLE_BIT[0])
+                | Long.expand(b1.compare(VectorOperators.GE, t).toLong(), NIBBLE_BIT[1])
+                | Long.expand(b2.compare(VectorOperators.GE, t).toLong(), NIBBLE_BIT[2])
+                | Long.expand(b3.compare(VectorOperators.GE, t).toLong(), NIBBLE_BIT[3]);
         return a | b << (4 * LL);
     }
 
