@@ -43,10 +43,6 @@ record MaskBits(int k0, int k1, int layer, int step, int threshold, float scale)
      */
     static final boolean VECTOR_PHILOX = !MicroKernel.SCALAR && LL >= 4 && 16 % (2 * LL) == 0;
     private static final LongVector IOTA = LongVector.zero(LS).addIndex(1);
-    /** Philox's multipliers and the low-32-bit mask in every lane ({@link #vectorBits}). */
-    private static final LongVector M0 = LongVector.broadcast(LS, 0xD2511F53L);
-    private static final LongVector M1 = LongVector.broadcast(LS, 0xCD9E8D57L);
-    private static final LongVector LOW32 = LongVector.broadcast(LS, 0xFFFF_FFFFL);
     /** Int lanes of the tile width, for the keep masks (see {@link #LANE_BIT}). */
     private static final VectorSpecies<Integer> IS = VectorSpecies.of(int.class,
             VectorShape.forBitSize(Math.max(128, MicroKernel.BITS)));
@@ -68,6 +64,10 @@ record MaskBits(int k0, int k1, int layer, int step, int threshold, float scale)
     private static final long PHILOX_M1 = 0xCD9E8D57L;
     private static final int PHILOX_W0 = 0x9E3779B9;
     private static final int PHILOX_W1 = 0xBB67AE85;
+    /** Philox's multipliers and the low-32-bit mask in every lane ({@link #vectorBits}). */
+    private static final LongVector M0 = LongVector.broadcast(LS, PHILOX_M0);
+    private static final LongVector M1 = LongVector.broadcast(LS, PHILOX_M1);
+    private static final LongVector LOW32 = LongVector.broadcast(LS, 0xFFFF_FFFFL);
 
     /** The mask of this step, or null when dropout is inactive (or the adapter is merged). */
     static MaskBits of(LoraParams p) {
@@ -150,7 +150,7 @@ record MaskBits(int k0, int k1, int layer, int step, int threshold, float scale)
      * <p>Two vectors per call because a round is a chain of dependent operations (multiply, shift,
      * xor: its latency, not the vector units, set the pace of one vector), and a call per vector left
      * the two chains of a word one after the other: C2 keeps this method out of line (too large to
-     * inline). One vector per call took 0.80–0.91 ns per column, two 0.62–0.68 (512-bit vectors, one thread,
+     * inline). One vector per call took 0.80–0.91 ns per column, two 0.59–0.68 (512-bit vectors, one thread,
      * 512 rows of 1024 columns, AMD EPYC family 25 model 17, 2026-12-07).
      */
     private long vectorBits(long row, int g) {
