@@ -243,6 +243,11 @@ cpu() {
         #    report pools the three JVMs' iterations and lists each JVM's median.
         jmh vs-512 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Cooperlake -p tile=512 -f 3
         jmh vs-256 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Haswell "${t256[@]}" -f 3
+        #    The same pair with the JIT compiling for AVX2 (-XX:UseAVX=2: VEX code, 16 ymm registers), which
+        #    is what an AVX2 machine runs: on an AVX-512 host -XX:MaxVectorSize=32 alone keeps EVEX code
+        #    (ymm16-31), and our tile ran slower there (jmh/README.md).
+        jmh vs-256-avx2 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Haswell \
+            -p tile=256 -jvmArgsAppend "-XX:UseAVX=2" -f 3
         #    The 512-bit pair at d = 4096 (N = 512): a packed W of 64 MB, which every chunk of rows streams from
         #    memory; two steps a block (a step takes ~0.1 s), three JVMs as well.
         jmh vs-512-d4096 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512 -p d=4096 -p r=64 -p core=Cooperlake -p tile=512 \
@@ -256,6 +261,8 @@ cpu() {
             -p block=4
         jmh vs-1t-256 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Haswell -p threads=1 -p block=4 \
             "${t256[@]}"
+        jmh vs-1t-256-avx2 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Haswell -p threads=1 \
+            -p block=4 -p tile=256 -jvmArgsAppend "-XX:UseAVX=2"
         # 3. R and decoding latency with the LoRA and base steps interleaved; decoding also forward only
         #    (forwardThenBase: the LoRA forward against the frozen base's, no backward).
         local ri=(-wi 3 -w 1s -i 6 -r 1s)
