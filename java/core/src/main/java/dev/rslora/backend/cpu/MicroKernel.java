@@ -55,6 +55,11 @@ import java.nio.ByteOrder;
  * {@code rslora.cpu.vectorBits} (512, 256, 128 or 0 = scalar) asks for it; a request
  * above the preferred width is lowered to it (a species wider than the hardware's runs unintrinsified).
  * {@link #mmaRow} is the one-row form of the same contract (decoding: N = 1).
+ * On an AVX-512 machine, {@code -XX:MaxVectorSize=32} keeps C2's EVEX code (ymm16–31) and the 256-bit
+ * tile ran 97–99 GFLOP/s there against 114 compiled for AVX2 ({@code -XX:UseAVX=2}, as an AVX2
+ * machine runs it; one thread, in cache, Zen 4, 2026-12-07). A k loop counting A's offset instead of k
+ * ran 113 under EVEX, but under {@code -XX:UseAVX=2} it kept vectors on the stack ({@code TileCodeTest})
+ * and was no faster, so it was not kept (jmh/README.md).
  */
 final class MicroKernel {
     /** Multiply-adds fused, or a multiply then an add where the JIT has no FMA instructions ({@link Fma}). */
