@@ -42,7 +42,7 @@ import java.nio.ByteOrder;
  *   512-bit (AVX-512, 32 zmm)       8 × 2 vectors = 8×32 floats   16 + 2 + 1 = 19 registers
  *   256-bit (AVX2, 16 ymm)          6 × 2 vectors = 6×16 floats   12 + 2 + 1 = 15 registers
  *   128-bit (NEON, 32 v-registers)  8 × 3 vectors = 8×12 floats   24 + 3 + 1 = 28 registers
- *   128-bit without FMA (x86, 16)   4 × 3 vectors = 4×12 floats   12 + 3 + 1 = 16, + 1 product
+ *   128-bit without FMA (x86, 16)   5 × 2 vectors = 5×8 floats    10 + 2 + 1 = 13, + 1 product
  *   scalar  (no usable vectors)     4 × 4 floats                  16 + 4 + 1 = 21 FP registers
  * </pre>
  * (8×2 with 256-bit vectors would need 19 of AVX2's 16 registers: that is what the 6×2 shape
@@ -113,9 +113,14 @@ final class MicroKernel {
     private MicroKernel() {
     }
 
-    /** The name of the tile method in use: mma512, mma256, mma128, mma128x4 (no FMA) or mmaScalar. */
+    /** The name of the tile method in use: mma512, mma256, mma128, mma128x5 (no FMA) or mmaScalar. */
     static String tileMethod() {
-        return "mma" + (SCALAR ? "Scalar" : BITS + (MR == 4 ? "x4" : ""));
+        return "mma" + (SCALAR ? "Scalar" : BITS + (BITS == 128 && !FUSED ? "x5" : ""));
+    }
+
+    /** The name of the one-row method in use: row512, row256, row128, row128x2 (no FMA) or rowScalar. */
+    static String rowMethod() {
+        return "row" + (SCALAR ? "Scalar" : BITS + (BITS == 128 && !FUSED ? "x2" : ""));
     }
 
     /** The largest tile width ≤ {@code bits}. */
@@ -144,12 +149,12 @@ final class MicroKernel {
 
     /** Tile rows of the shape for {@code bits} (512, 256, 128, 0). */
     static int rowsFor(int bits) {
-        return bits == 256 ? 6 : bits == 0 || (bits == 128 && !FUSED) ? 4 : 8;
+        return bits == 256 ? 6 : bits == 0 ? 4 : bits == 128 && !FUSED ? 5 : 8;
     }
 
     /** Vectors per tile row of the shape for {@code bits}. */
     static int vectorsFor(int bits) {
-        return bits == 128 ? 3 : bits == 0 ? 4 : 2;
+        return bits == 128 ? (FUSED ? 3 : 2) : bits == 0 ? 4 : 2;
     }
 
     /** fp32 lanes per vector for {@code bits} (1: scalar). */
@@ -195,7 +200,7 @@ final class MicroKernel {
                 if (FUSED) {
                     mma128(a, aOff, lda, b, bOff, k, c, cOff, ldc);
                 } else {
-                    mma128x4(a, aOff, lda, b, bOff, k, c, cOff, ldc);
+                    mma128x5(a, aOff, lda, b, bOff, k, c, cOff, ldc);
                 }
             }
             default -> mmaScalar(a, aOff, lda, b, bOff, k, c, cOff, ldc);
@@ -222,7 +227,13 @@ final class MicroKernel {
         switch (BITS) {
             case 512 -> row512(a, aOff, b, bOff, k, c, cOff, accumulate);
             case 256 -> row256(a, aOff, b, bOff, k, c, cOff, accumulate);
-            case 128 -> row128(a, aOff, b, bOff, k, c, cOff, accumulate);
+            case 128 -> {
+                if (FUSED) {
+                    row128(a, aOff, b, bOff, k, c, cOff, accumulate);
+                } else {
+                    row128x2(a, aOff, b, bOff, k, c, cOff, accumulate);
+                }
+            }
             default -> rowScalar(a, aOff, b, bOff, k, c, cOff, accumulate);
         }
     }
@@ -373,41 +384,46 @@ final class MicroKernel {
     }
 
     /**
-     * 4×3 vectors of 128 bits, multiply then add: the 128-bit tile where the JIT has no FMA
-     * instructions (x86 before Haswell, with 16 xmm registers: 12 accumulators + 3 panel vectors +
-     * 1 broadcast, and a product between its multiply and its add; NEON always has FMA). The 8-row tile's 24 multiplies and 24
-     * adds per k took C2's graph past its inlining cutoff, where C2 delayed multiply-adds
-     * (GraphSizeTest). Its price, measured with -XX:UseAVX=0 (SSE: 16 xmm registers, no FMA), JMH
-     * loraThenBaseCpu, one thread, N = 512, d = 1024, r = 64, three alternated rounds
-     * (2026-12-07): 227 ms a LoRA and base step pair against 217–221 ms with the 8-row tile (+4 %);
-     * an 8×2 tile (16 products and 16 sums per k, also under the cutoff) took 236–244 ms.
+     * 5×2 vectors of 128 bits, multiply then add: the 128-bit tile where the JIT has no FMA
+     * instructions (x86 before Haswell: AVX or SSE, 16 xmm registers; NEON always has FMA):
+     * 10 accumulators + 2 panel vectors + 1 broadcast + 1 product = 14 registers. The 8-row tile's
+     * 24 multiplies and 24 adds per k took C2's graph past its inlining cutoff, where C2 delayed
+     * multiply-adds (GraphSizeTest). The 4×3 tile used before (12 + 3 + 1, + 1 product = 17) kept
+     * vectors on the stack in its loops once C2 had only 16 registers (-XX:UseAVX=1 -XX:-UseFMA,
+     * TileCodeTest, 2026-12-07): the build had run it with -XX:MaxVectorSize=16 on an AVX-512 host,
+     * whose EVEX code has 32; 3×3 and 4×2 also fit, 5×2 does the most multiply-adds per k of them.
+     * JMH loraThenBaseCpu under -XX:UseAVX=1 -XX:-UseFMA (one thread, N = 512, d = 1024, r = 64, four
+     * alternated rounds, on the Zen 4 development VM): the frozen base step took 59–72 CPU-ms against
+     * 88–100 with the 4×3 tile, the LoRA step 73–86 against 106–122.
      */
-    private static void mma128x4(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
+    private static void mma128x5(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
                                  int ldc) {
-        final int nr = 3 * L128;
+        final int nr = 2 * L128;
         FloatVector z = FloatVector.zero(S128);
-        FloatVector c00 = z, c01 = z, c02 = z, c10 = z, c11 = z, c12 = z, c20 = z, c21 = z, c22 = z, c30 = z, c31 = z, c32 = z;
+        FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z;
         long bp = bOff;
         for (int kk = 0; kk < k; kk++, bp += nr * 4L) {
             FloatVector b0 = FloatVector.fromMemorySegment(S128, b, bp, ORDER);
             FloatVector b1 = FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER);
-            FloatVector b2 = FloatVector.fromMemorySegment(S128, b, bp + 2 * L128 * 4L, ORDER);
             int ai = aOff + kk;
             FloatVector x;
             x = FloatVector.broadcast(S128, a[ai]);
-            c00 = x.mul(b0).add(c00); c01 = x.mul(b1).add(c01); c02 = x.mul(b2).add(c02); ai += lda;
+            c00 = x.mul(b0).add(c00); c01 = x.mul(b1).add(c01); ai += lda;
             x = FloatVector.broadcast(S128, a[ai]);
-            c10 = x.mul(b0).add(c10); c11 = x.mul(b1).add(c11); c12 = x.mul(b2).add(c12); ai += lda;
+            c10 = x.mul(b0).add(c10); c11 = x.mul(b1).add(c11); ai += lda;
             x = FloatVector.broadcast(S128, a[ai]);
-            c20 = x.mul(b0).add(c20); c21 = x.mul(b1).add(c21); c22 = x.mul(b2).add(c22); ai += lda;
+            c20 = x.mul(b0).add(c20); c21 = x.mul(b1).add(c21); ai += lda;
             x = FloatVector.broadcast(S128, a[ai]);
-            c30 = x.mul(b0).add(c30); c31 = x.mul(b1).add(c31); c32 = x.mul(b2).add(c32);
+            c30 = x.mul(b0).add(c30); c31 = x.mul(b1).add(c31); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]);
+            c40 = x.mul(b0).add(c40); c41 = x.mul(b1).add(c41);
         }
         int o = cOff;
-        c00.intoArray(c, o); c01.intoArray(c, o + L128); c02.intoArray(c, o + 2 * L128); o += ldc;
-        c10.intoArray(c, o); c11.intoArray(c, o + L128); c12.intoArray(c, o + 2 * L128); o += ldc;
-        c20.intoArray(c, o); c21.intoArray(c, o + L128); c22.intoArray(c, o + 2 * L128); o += ldc;
-        c30.intoArray(c, o); c31.intoArray(c, o + L128); c32.intoArray(c, o + 2 * L128);
+        c00.intoArray(c, o); c01.intoArray(c, o + L128); o += ldc;
+        c10.intoArray(c, o); c11.intoArray(c, o + L128); o += ldc;
+        c20.intoArray(c, o); c21.intoArray(c, o + L128); o += ldc;
+        c30.intoArray(c, o); c31.intoArray(c, o + L128); o += ldc;
+        c40.intoArray(c, o); c41.intoArray(c, o + L128);
     }
 
     /** 4×4 scalars: 16 accumulators + 4 panel values + 1 A value = 21 FP registers. */
@@ -543,6 +559,34 @@ final class MicroKernel {
         e0.add(d0).intoArray(c, cOff);
         e1.add(d1).intoArray(c, cOff + L128);
         e2.add(d2).intoArray(c, cOff + 2 * L128);
+    }
+
+    /** One row × 2 vectors of 128 bits, multiply then add (the no-FMA tile's panels), two accumulator sets (even and odd k). */
+    private static void row128x2(float[] a, int aOff, MemorySegment b, long bOff, int k, float[] c, int cOff, boolean accumulate) {
+        final long row = 2 * L128 * 4L;
+        FloatVector z = FloatVector.zero(S128);
+        FloatVector e0 = z, e1 = z, d0 = z, d1 = z;
+        if (accumulate) {
+            e0 = FloatVector.fromArray(S128, c, cOff);
+            e1 = FloatVector.fromArray(S128, c, cOff + L128);
+        }
+        long bp = bOff;
+        int kk = 0;
+        for (; kk + 1 < k; kk += 2, bp += 2 * row) {
+            FloatVector x = FloatVector.broadcast(S128, a[aOff + kk]);
+            FloatVector y = FloatVector.broadcast(S128, a[aOff + kk + 1]);
+            e0 = x.mul(FloatVector.fromMemorySegment(S128, b, bp, ORDER)).add(e0);
+            d0 = y.mul(FloatVector.fromMemorySegment(S128, b, bp + row, ORDER)).add(d0);
+            e1 = x.mul(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER)).add(e1);
+            d1 = y.mul(FloatVector.fromMemorySegment(S128, b, bp + row + L128 * 4L, ORDER)).add(d1);
+        }
+        if (kk < k) {
+            FloatVector x = FloatVector.broadcast(S128, a[aOff + kk]);
+            e0 = x.mul(FloatVector.fromMemorySegment(S128, b, bp, ORDER)).add(e0);
+            e1 = x.mul(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER)).add(e1);
+        }
+        e0.add(d0).intoArray(c, cOff);
+        e1.add(d1).intoArray(c, cOff + L128);
     }
 
     /**

@@ -54,7 +54,7 @@ import static org.junit.jupiter.api.Assumptions.assumeFalse;
  * of three): the tiles no longer load C (MicroKernel.mmaAdd), the block transpose and the mask
  * have one call site each, computeDx is two compile units, and storeScaled parses only its sink's
  * dtype (10 800–14 900 nodes, as C2 inlines its F32 vector loop or not). Without FMA instructions the
- * 128-bit shape takes a 4×12 tile (MicroKernel.mma128x4), which the cpu-no-fma execution runs.
+ * 128-bit shape takes a 5×8 tile (MicroKernel.mma128x5), which the cpu-no-fma execution runs.
  */
 class GraphSizeTest {
     /** HotSpot's NodeCountInliningCutoff (a develop flag: this value in every product JVM). */

@@ -34,9 +34,8 @@ class TileCodeTest {
         String arch = System.getProperty("os.arch", "");
         assumeTrue(arch.equals("amd64") || arch.equals("x86_64"), "x86-64 only, this is " + arch);
         assumeTrue(MachineCode.objdumpAvailable(), "objdump (binutils) is not installed: apt-get install binutils");
-        String suffix = MicroKernel.SCALAR ? "Scalar" : Integer.toString(MicroKernel.BITS);
         String tile = "dev.rslora.backend.cpu.MicroKernel::" + MicroKernel.tileMethod();
-        String row = "dev.rslora.backend.cpu.MicroKernel::row" + suffix;
+        String row = "dev.rslora.backend.cpu.MicroKernel::" + MicroKernel.rowMethod();
         List<String> cmd = ChildJvm.java();
         cmd.addAll(List.of("-XX:+UnlockDiagnosticVMOptions", "-XX:CompileCommand=quiet",
                 "-XX:CompileCommand=print," + tile, "-XX:CompileCommand=print," + row,
