@@ -109,6 +109,24 @@ public final class CpuBackend implements Backend, AutoCloseable {
         return MicroKernel.shapeName(vectorBits);
     }
 
+    /**
+     * The register tile for a width on a JIT with or without FMA instructions and with
+     * {@code vectorRegisters} (32, or 16 on x86 without AVX-512): what another JVM chose.
+     */
+    public static String tileShape(int vectorBits, boolean fused, int vectorRegisters) {
+        return MicroKernel.shapeName(vectorBits, fused, vectorRegisters);
+    }
+
+    /** Whether this JVM's tiles fuse their multiply-adds (the JIT has FMA instructions). */
+    public static boolean fusedMultiplyAdd() {
+        return dev.rslora.simd.Fma.FUSED;
+    }
+
+    /** Vector registers this JVM's JIT allocates (32, or 16 on x86 without AVX-512), which size the tiles. */
+    public static int vectorRegisters() {
+        return MicroKernel.REGISTERS;
+    }
+
     /** Vector bits of the register tile in use: 512, 256, 128, or 0 for scalar code. */
     public static int vectorBits() {
         return MicroKernel.BITS;

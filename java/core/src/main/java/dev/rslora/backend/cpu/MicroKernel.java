@@ -1,6 +1,7 @@
 package dev.rslora.backend.cpu;
 
 import dev.rslora.simd.Fma;
+import dev.rslora.simd.VectorRegisters;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -42,6 +43,7 @@ import java.nio.ByteOrder;
  *   512-bit (AVX-512, 32 zmm)       8 × 2 vectors = 8×32 floats   16 + 2 + 1 = 19 registers
  *   256-bit (AVX2, 16 ymm)          6 × 2 vectors = 6×16 floats   12 + 2 + 1 = 15 registers
  *   128-bit (NEON, 32 v-registers)  8 × 3 vectors = 8×12 floats   24 + 3 + 1 = 28 registers
+ *   128-bit, 16 registers (x86)     6 × 2 vectors = 6×8 floats    12 + 2 + 1 = 15 registers
  *   128-bit without FMA (x86, 16)   5 × 2 vectors = 5×8 floats    10 + 2 + 1 = 13, + 1 product
  *   scalar  (no usable vectors)     4 × 4 floats                  16 + 4 + 1 = 21 FP registers
  * </pre>
@@ -64,6 +66,8 @@ import java.nio.ByteOrder;
 final class MicroKernel {
     /** Multiply-adds fused, or a multiply then an add where the JIT has no FMA instructions ({@link Fma}). */
     private static final boolean FUSED = Fma.FUSED;
+    /** Vector registers the JIT allocates: 32 (aarch64, x86 with AVX-512) or 16 (x86 otherwise). */
+    static final int REGISTERS = VectorRegisters.COUNT;
     /** The system property that forces a narrower tile shape. */
     static final String PROPERTY = "rslora.cpu.vectorBits";
     private static final VectorSpecies<Float> S512 = FloatVector.SPECIES_512;
@@ -113,14 +117,17 @@ final class MicroKernel {
     private MicroKernel() {
     }
 
-    /** The name of the tile method in use: mma512, mma256, mma128, mma128x5 (no FMA) or mmaScalar. */
+    /**
+     * The name of the tile method in use: mma512, mma256, mma128, mma128x6 (16 registers),
+     * mma128x5 (no FMA) or mmaScalar.
+     */
     static String tileMethod() {
-        return "mma" + (SCALAR ? "Scalar" : BITS + (BITS == 128 && !FUSED ? "x5" : ""));
+        return "mma" + (SCALAR ? "Scalar" : BITS + (BITS != 128 ? "" : !FUSED ? "x5" : NV == 2 ? "x6" : ""));
     }
 
-    /** The name of the one-row method in use: row512, row256, row128, row128x2 (no FMA) or rowScalar. */
+    /** The name of the one-row method in use: row512, row256, row128, row128x2 (two vectors a row) or rowScalar. */
     static String rowMethod() {
-        return "row" + (SCALAR ? "Scalar" : BITS + (BITS == 128 && !FUSED ? "x2" : ""));
+        return "row" + (SCALAR ? "Scalar" : BITS + (BITS == 128 && NV == 2 ? "x2" : ""));
     }
 
     /** The largest tile width ≤ {@code bits}. */
@@ -149,12 +156,25 @@ final class MicroKernel {
 
     /** Tile rows of the shape for {@code bits} (512, 256, 128, 0). */
     static int rowsFor(int bits) {
-        return bits == 256 ? 6 : bits == 0 ? 4 : bits == 128 && !FUSED ? 5 : 8;
+        return rowsFor(bits, FUSED, REGISTERS);
+    }
+
+    /** Tile rows for {@code bits} on a JIT with or without FMA and with {@code registers} vector registers. */
+    static int rowsFor(int bits, boolean fused, int registers) {
+        if (bits == 128) {
+            return !fused ? 5 : registers < 32 ? 6 : 8;
+        }
+        return bits == 256 ? 6 : bits == 0 ? 4 : 8;
     }
 
     /** Vectors per tile row of the shape for {@code bits}. */
     static int vectorsFor(int bits) {
-        return bits == 128 ? (FUSED ? 3 : 2) : bits == 0 ? 4 : 2;
+        return vectorsFor(bits, FUSED, REGISTERS);
+    }
+
+    /** Vectors per tile row for {@code bits} on a JIT with or without FMA and with {@code registers} vector registers. */
+    static int vectorsFor(int bits, boolean fused, int registers) {
+        return bits == 128 ? (fused && registers >= 32 ? 3 : 2) : bits == 0 ? 4 : 2;
     }
 
     /** fp32 lanes per vector for {@code bits} (1: scalar). */
@@ -164,11 +184,16 @@ final class MicroKernel {
 
     /** "512-bit vectors, 8×32 tile", "scalar, 4×4 tile", … for a tile width. */
     static String shapeName(int bits) {
+        return shapeName(bits, FUSED, REGISTERS);
+    }
+
+    /** {@link #shapeName(int)} on a JIT with or without FMA and with {@code registers} vector registers. */
+    static String shapeName(int bits, boolean fused, int registers) {
         if (bits != 512 && bits != 256 && bits != 128 && bits != 0) {
             throw new IllegalArgumentException("no tile shape for " + bits + " bits: expected 512, 256, 128 or 0");
         }
-        return (bits == 0 ? "scalar" : bits + "-bit vectors") + ", " + rowsFor(bits) + "×" + vectorsFor(bits) * lanesFor(bits)
-                + " tile";
+        return (bits == 0 ? "scalar" : bits + "-bit vectors") + ", " + rowsFor(bits, fused, registers) + "×"
+                + vectorsFor(bits, fused, registers) * lanesFor(bits) + " tile";
     }
 
     /** The shape in use, plus why when it differs from the JIT's preferred width. */
@@ -197,10 +222,12 @@ final class MicroKernel {
             case 512 -> mma512(a, aOff, lda, b, bOff, k, c, cOff, ldc);
             case 256 -> mma256(a, aOff, lda, b, bOff, k, c, cOff, ldc);
             case 128 -> {
-                if (FUSED) {
+                if (!FUSED) {
+                    mma128x5(a, aOff, lda, b, bOff, k, c, cOff, ldc);
+                } else if (NV == 3) {
                     mma128(a, aOff, lda, b, bOff, k, c, cOff, ldc);
                 } else {
-                    mma128x5(a, aOff, lda, b, bOff, k, c, cOff, ldc);
+                    mma128x6(a, aOff, lda, b, bOff, k, c, cOff, ldc);
                 }
             }
             default -> mmaScalar(a, aOff, lda, b, bOff, k, c, cOff, ldc);
@@ -228,7 +255,7 @@ final class MicroKernel {
             case 512 -> row512(a, aOff, b, bOff, k, c, cOff, accumulate);
             case 256 -> row256(a, aOff, b, bOff, k, c, cOff, accumulate);
             case 128 -> {
-                if (FUSED) {
+                if (NV == 3) {
                     row128(a, aOff, b, bOff, k, c, cOff, accumulate);
                 } else {
                     row128x2(a, aOff, b, bOff, k, c, cOff, accumulate);
@@ -381,6 +408,53 @@ final class MicroKernel {
         c50.intoArray(c, o); c51.intoArray(c, o + L128); c52.intoArray(c, o + 2 * L128); o += ldc;
         c60.intoArray(c, o); c61.intoArray(c, o + L128); c62.intoArray(c, o + 2 * L128); o += ldc;
         c70.intoArray(c, o); c71.intoArray(c, o + L128); c72.intoArray(c, o + 2 * L128);
+    }
+
+    /**
+     * 6×2 vectors of 128 bits, the 128-bit tile where the JIT has 16 registers (x86 without AVX-512:
+     * AVX with FMA3 but not AVX2, or AVX2 limited to 128 bits): 12 accumulators + 2 panel vectors +
+     * 1 broadcast = 15. The 8×3 tile kept vectors on the stack there (-XX:UseAVX=1, TileCodeTest:
+     * 28 stack accesses a loop); JMH loraThenBaseCpu, one thread, N = 512, d = 1024, r = 64, four
+     * alternated rounds (Zen 4 VM, 2026-12-07): base step 45–51 CPU-ms against 80–88 with the 8×3
+     * tile, LoRA step 55–61 against 96–107.
+     */
+    private static void mma128x6(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
+                               int ldc) {
+        final int nr = 2 * L128;
+        FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+        FloatVector z = FloatVector.zero(S128);
+        c00 = z; c01 = z;
+        c10 = z; c11 = z;
+        c20 = z; c21 = z;
+        c30 = z; c31 = z;
+        c40 = z; c41 = z;
+        c50 = z; c51 = z;
+        long bp = bOff;
+        for (int kk = 0; kk < k; kk++, bp += nr * 4L) {
+            FloatVector b0 = FloatVector.fromMemorySegment(S128, b, bp, ORDER);
+            FloatVector b1 = FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER);
+            int ai = aOff + kk;
+            FloatVector x;
+            x = FloatVector.broadcast(S128, a[ai]);
+            c00 = FUSED ? x.fma(b0, c00) : x.mul(b0).add(c00); c01 = FUSED ? x.fma(b1, c01) : x.mul(b1).add(c01); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]);
+            c10 = FUSED ? x.fma(b0, c10) : x.mul(b0).add(c10); c11 = FUSED ? x.fma(b1, c11) : x.mul(b1).add(c11); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]);
+            c20 = FUSED ? x.fma(b0, c20) : x.mul(b0).add(c20); c21 = FUSED ? x.fma(b1, c21) : x.mul(b1).add(c21); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]);
+            c30 = FUSED ? x.fma(b0, c30) : x.mul(b0).add(c30); c31 = FUSED ? x.fma(b1, c31) : x.mul(b1).add(c31); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]);
+            c40 = FUSED ? x.fma(b0, c40) : x.mul(b0).add(c40); c41 = FUSED ? x.fma(b1, c41) : x.mul(b1).add(c41); ai += lda;
+            x = FloatVector.broadcast(S128, a[ai]);
+            c50 = FUSED ? x.fma(b0, c50) : x.mul(b0).add(c50); c51 = FUSED ? x.fma(b1, c51) : x.mul(b1).add(c51);
+        }
+        int o = cOff;
+        c00.intoArray(c, o); c01.intoArray(c, o + L128); o += ldc;
+        c10.intoArray(c, o); c11.intoArray(c, o + L128); o += ldc;
+        c20.intoArray(c, o); c21.intoArray(c, o + L128); o += ldc;
+        c30.intoArray(c, o); c31.intoArray(c, o + L128); o += ldc;
+        c40.intoArray(c, o); c41.intoArray(c, o + L128); o += ldc;
+        c50.intoArray(c, o); c51.intoArray(c, o + L128);
     }
 
     /**
@@ -561,7 +635,7 @@ final class MicroKernel {
         e2.add(d2).intoArray(c, cOff + 2 * L128);
     }
 
-    /** One row × 2 vectors of 128 bits, multiply then add (the no-FMA tile's panels), two accumulator sets (even and odd k). */
+    /** One row × 2 vectors of 128 bits (the 16-register tiles' panels), two accumulator sets (even and odd k). */
     private static void row128x2(float[] a, int aOff, MemorySegment b, long bOff, int k, float[] c, int cOff, boolean accumulate) {
         final long row = 2 * L128 * 4L;
         FloatVector z = FloatVector.zero(S128);
@@ -575,15 +649,15 @@ final class MicroKernel {
         for (; kk + 1 < k; kk += 2, bp += 2 * row) {
             FloatVector x = FloatVector.broadcast(S128, a[aOff + kk]);
             FloatVector y = FloatVector.broadcast(S128, a[aOff + kk + 1]);
-            e0 = x.mul(FloatVector.fromMemorySegment(S128, b, bp, ORDER)).add(e0);
-            d0 = y.mul(FloatVector.fromMemorySegment(S128, b, bp + row, ORDER)).add(d0);
-            e1 = x.mul(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER)).add(e1);
-            d1 = y.mul(FloatVector.fromMemorySegment(S128, b, bp + row + L128 * 4L, ORDER)).add(d1);
+            e0 = FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp, ORDER), e0) : x.mul(FloatVector.fromMemorySegment(S128, b, bp, ORDER)).add(e0);
+            d0 = FUSED ? y.fma(FloatVector.fromMemorySegment(S128, b, bp + row, ORDER), d0) : y.mul(FloatVector.fromMemorySegment(S128, b, bp + row, ORDER)).add(d0);
+            e1 = FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER), e1) : x.mul(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER)).add(e1);
+            d1 = FUSED ? y.fma(FloatVector.fromMemorySegment(S128, b, bp + row + L128 * 4L, ORDER), d1) : y.mul(FloatVector.fromMemorySegment(S128, b, bp + row + L128 * 4L, ORDER)).add(d1);
         }
         if (kk < k) {
             FloatVector x = FloatVector.broadcast(S128, a[aOff + kk]);
-            e0 = x.mul(FloatVector.fromMemorySegment(S128, b, bp, ORDER)).add(e0);
-            e1 = x.mul(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER)).add(e1);
+            e0 = FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp, ORDER), e0) : x.mul(FloatVector.fromMemorySegment(S128, b, bp, ORDER)).add(e0);
+            e1 = FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER), e1) : x.mul(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER)).add(e1);
         }
         e0.add(d0).intoArray(c, cOff);
         e1.add(d1).intoArray(c, cOff + L128);
