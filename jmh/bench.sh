@@ -297,6 +297,10 @@ cpu() {
         jmh cpu-t256 'CpuLayerBenchmark.loraThenBaseCpu' "${t256[@]}" "${ct[@]}"
         jmh cpu-t256-avx2 'CpuLayerBenchmark.loraThenBaseCpu' -p tile=256 -jvmArgsAppend "-XX:UseAVX=2" "${ct[@]}"
         jmh cpu-t128 'CpuLayerBenchmark.loraThenBaseCpu' -p tile=128 -jvmArgsAppend "-XX:MaxVectorSize=16" "${ct[@]}"
+        #    128-bit tiles as x86 without AVX-512 compiles them (16 vector registers): with FMA (AVX and FMA3,
+        #    or AVX2 limited to 128 bits) and without (x86 before Haswell)
+        jmh cpu-t128-avx 'CpuLayerBenchmark.loraThenBaseCpu' -p tile=128 -jvmArgsAppend "-XX:UseAVX=1" "${ct[@]}"
+        jmh cpu-t128-nofma 'CpuLayerBenchmark.loraThenBaseCpu' -p tile=128 -jvmArgsAppend "-XX:UseAVX=1 -XX:-UseFMA" "${ct[@]}"
         jmh cpu-scalar 'CpuLayerBenchmark.loraThenBaseCpu' -p tile=0 "${ct[@]}"
         # 5. Separate runs, shape group by shape group: every figure and the scaling tables.
         # Shapes N ∈ {512, 2048}, d ∈ {1024, 4096}, r ∈ {16, 64, 256}, fp32, dropout 0; each implementation's

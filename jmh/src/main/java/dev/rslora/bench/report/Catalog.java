@@ -160,8 +160,21 @@ public final class Catalog {
 
     /** "512-bit vectors, 8×32 tile" for "512", …; null for a value that is no tile width. */
     static String tileName(String bits) {
+        return tileName(bits, "");
+    }
+
+    /**
+     * The tile a benchmark JVM with these -XX flags chose for a width: -XX:-UseFMA means no FMA
+     * instructions, -XX:UseAVX=0…2 an x86 JIT with 16 vector registers; otherwise this JVM's own
+     * (the report runs where the benchmarks ran). Null for a value that is no tile width.
+     */
+    static String tileName(String bits, String jvmFlags) {
+        boolean fused = jvmFlags.contains("-XX:-UseFMA") ? false
+                : jvmFlags.contains("-XX:+UseFMA") || dev.rslora.backend.cpu.CpuBackend.fusedMultiplyAdd();
+        java.util.regex.Matcher avx = java.util.regex.Pattern.compile("-XX:UseAVX=(\\d+)").matcher(jvmFlags);
+        int registers = avx.find() ? (Integer.parseInt(avx.group(1)) >= 3 ? 32 : 16) : dev.rslora.backend.cpu.CpuBackend.vectorRegisters();
         try {
-            return dev.rslora.backend.cpu.CpuBackend.tileShape(Integer.parseInt(bits));
+            return dev.rslora.backend.cpu.CpuBackend.tileShape(Integer.parseInt(bits), fused, registers);
         } catch (IllegalArgumentException e) {
             return null;
         }

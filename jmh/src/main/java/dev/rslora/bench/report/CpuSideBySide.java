@@ -99,8 +99,8 @@ final class CpuSideBySide {
      */
     static String tile(Interleaved i) {
         String t = i.param("tile", "auto");
-        String name = t.equals("auto") ? null : Catalog.tileName(t);
         String jvm = i.param("jvm", "");
+        String name = t.equals("auto") ? null : Catalog.tileName(t, jvm);
         return (name != null ? name : "the JIT's widest vectors") + (jvm.isEmpty() ? "" : " (" + jvm + ")")
                 + (masked(i) ? ", dropout " + i.param("dropout", "0") : "")
                 + (Catalog.f32(i.params()) ? "" : ", " + i.param("dtype", "F32").toLowerCase(java.util.Locale.ROOT)

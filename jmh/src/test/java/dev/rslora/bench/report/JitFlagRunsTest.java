@@ -49,4 +49,17 @@ class JitFlagRunsTest {
         // the N=2048 target, not measured here, keeps one row saying so
         assertEquals(1, CpuSideBySide.targets(res).lines().filter(l -> l.contains("Haswell") && l.contains("N=2048")).count());
     }
+
+    @Test
+    void theTileNameFollowsTheRunsFlags() {
+        // 16 registers (x86 without AVX-512): the 128-bit tiles that fit them, with and without FMA
+        assertEquals("128-bit vectors, 6×8 tile", Catalog.tileName("128", "-XX:UseAVX=1"));
+        assertEquals("128-bit vectors, 5×8 tile", Catalog.tileName("128", "-XX:UseAVX=1 -XX:-UseFMA"));
+        // 32 registers with FMA (NEON, or AVX-512's EVEX code limited to 128 bits)
+        assertEquals("128-bit vectors, 8×12 tile", Catalog.tileName("128", "-XX:UseAVX=3 -XX:+UseFMA"));
+        // the 256-bit tile is sized for AVX2's 16 registers whatever the flags
+        assertEquals("256-bit vectors, 6×16 tile", Catalog.tileName("256", "-XX:UseAVX=2"));
+        assertEquals("256-bit vectors, 6×16 tile", Catalog.tileName("256", "-XX:MaxVectorSize=32"));
+        assertEquals(null, Catalog.tileName("96", ""));
+    }
 }
