@@ -466,6 +466,10 @@ final class MicroKernel {
      * vectors on the stack in its loops once C2 had only 16 registers (-XX:UseAVX=1 -XX:-UseFMA,
      * TileCodeTest, 2026-12-07): the build had run it with -XX:MaxVectorSize=16 on an AVX-512 host,
      * whose EVEX code has 32; 3×3 and 4×2 also fit, 5×2 does the most multiply-adds per k of them.
+     * With SSE's two-operand code (-XX:UseAVX=0) 5×2 still moves 8–13 vectors to or from the stack
+     * per loop and 4×2 none, but 4×2 ran 10–15 % slower under -XX:UseAVX=1 (base step 78–92 against
+     * 66–76 CPU-ms, four alternated rounds), and an SSE-only JIT boxes other vector code of the
+     * backend anyway (the allocation tests time out under -XX:UseAVX=0): 5×2 stays.
      * JMH loraThenBaseCpu under -XX:UseAVX=1 -XX:-UseFMA (one thread, N = 512, d = 1024, r = 64, four
      * alternated rounds, on the Zen 4 development VM): the frozen base step took 59–72 CPU-ms against
      * 88–100 with the 4×3 tile, the LoRA step 73–86 against 106–122.
