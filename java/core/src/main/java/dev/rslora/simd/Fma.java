@@ -1,7 +1,6 @@
 package dev.rslora.simd;
 
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -66,12 +65,7 @@ public final class Fma {
 
     /** HotSpot's UseFMA flag, or null where the JVM has no such flag or no jdk.management. */
     private static Boolean hotSpotFlag() {
-        try {
-            com.sun.management.HotSpotDiagnosticMXBean bean =
-                    ManagementFactory.getPlatformMXBean(com.sun.management.HotSpotDiagnosticMXBean.class);
-            return bean == null ? null : Boolean.valueOf(bean.getVMOption("UseFMA").getValue());
-        } catch (IllegalArgumentException | LinkageError | SecurityException e) {
-            return null;
-        }
+        String v = HotSpotFlags.value("UseFMA");
+        return v == null ? null : Boolean.valueOf(v);
     }
 }

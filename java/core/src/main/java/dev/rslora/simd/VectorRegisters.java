@@ -1,7 +1,5 @@
 package dev.rslora.simd;
 
-import java.lang.management.ManagementFactory;
-
 /**
  * How many vector registers the JIT allocates: 32 on aarch64 (NEON, SVE) and on x86 where HotSpot
  * uses AVX-512 ({@code UseAVX} 3, EVEX code: xmm/ymm/zmm 0–31, whatever the vector width), else 16
@@ -28,12 +26,7 @@ public final class VectorRegisters {
     }
 
     private static Integer useAvx() {
-        try {
-            com.sun.management.HotSpotDiagnosticMXBean bean =
-                    ManagementFactory.getPlatformMXBean(com.sun.management.HotSpotDiagnosticMXBean.class);
-            return bean == null ? null : Integer.valueOf(bean.getVMOption("UseAVX").getValue());
-        } catch (IllegalArgumentException | LinkageError | SecurityException e) {
-            return null;
-        }
+        String v = HotSpotFlags.value("UseAVX");
+        return v == null ? null : Integer.valueOf(v);
     }
 }

@@ -158,6 +158,8 @@ public final class Catalog {
         return t.equals("auto") ? "" : "@" + t;
     }
 
+    private static final java.util.regex.Pattern USE_AVX = java.util.regex.Pattern.compile("-XX:UseAVX=(\\d+)");
+
     /** "512-bit vectors, 8×32 tile" for "512", …; null for a value that is no tile width. */
     static String tileName(String bits) {
         return tileName(bits, "");
@@ -171,7 +173,7 @@ public final class Catalog {
     static String tileName(String bits, String jvmFlags) {
         boolean fused = jvmFlags.contains("-XX:-UseFMA") ? false
                 : jvmFlags.contains("-XX:+UseFMA") || dev.rslora.backend.cpu.CpuBackend.fusedMultiplyAdd();
-        java.util.regex.Matcher avx = java.util.regex.Pattern.compile("-XX:UseAVX=(\\d+)").matcher(jvmFlags);
+        java.util.regex.Matcher avx = USE_AVX.matcher(jvmFlags);
         int registers = avx.find() ? (Integer.parseInt(avx.group(1)) >= 3 ? 32 : 16) : dev.rslora.backend.cpu.CpuBackend.vectorRegisters();
         try {
             return dev.rslora.backend.cpu.CpuBackend.tileShape(Integer.parseInt(bits), fused, registers);

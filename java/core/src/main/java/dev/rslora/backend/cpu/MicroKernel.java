@@ -413,7 +413,7 @@ final class MicroKernel {
     /**
      * 6×2 vectors of 128 bits, the 128-bit tile where the JIT has 16 registers (x86 without AVX-512:
      * AVX with FMA3 but not AVX2, or AVX2 limited to 128 bits): 12 accumulators + 2 panel vectors +
-     * 1 broadcast = 15. The 8×3 tile kept vectors on the stack there (-XX:UseAVX=1, TileCodeTest:
+     * 1 broadcast = 15 (only where the JIT has FMA: without, {@link #mma128x5}). The 8×3 tile kept vectors on the stack there (-XX:UseAVX=1, TileCodeTest:
      * 28 stack accesses a loop); JMH loraThenBaseCpu, one thread, N = 512, d = 1024, r = 64, four
      * alternated rounds (Zen 4 VM, 2026-12-07): base step 45–51 CPU-ms against 80–88 with the 8×3
      * tile, LoRA step 55–61 against 96–107.
@@ -436,17 +436,17 @@ final class MicroKernel {
             int ai = aOff + kk;
             FloatVector x;
             x = FloatVector.broadcast(S128, a[ai]);
-            c00 = FUSED ? x.fma(b0, c00) : x.mul(b0).add(c00); c01 = FUSED ? x.fma(b1, c01) : x.mul(b1).add(c01); ai += lda;
+            c00 = x.fma(b0, c00); c01 = x.fma(b1, c01); ai += lda;
             x = FloatVector.broadcast(S128, a[ai]);
-            c10 = FUSED ? x.fma(b0, c10) : x.mul(b0).add(c10); c11 = FUSED ? x.fma(b1, c11) : x.mul(b1).add(c11); ai += lda;
+            c10 = x.fma(b0, c10); c11 = x.fma(b1, c11); ai += lda;
             x = FloatVector.broadcast(S128, a[ai]);
-            c20 = FUSED ? x.fma(b0, c20) : x.mul(b0).add(c20); c21 = FUSED ? x.fma(b1, c21) : x.mul(b1).add(c21); ai += lda;
+            c20 = x.fma(b0, c20); c21 = x.fma(b1, c21); ai += lda;
             x = FloatVector.broadcast(S128, a[ai]);
-            c30 = FUSED ? x.fma(b0, c30) : x.mul(b0).add(c30); c31 = FUSED ? x.fma(b1, c31) : x.mul(b1).add(c31); ai += lda;
+            c30 = x.fma(b0, c30); c31 = x.fma(b1, c31); ai += lda;
             x = FloatVector.broadcast(S128, a[ai]);
-            c40 = FUSED ? x.fma(b0, c40) : x.mul(b0).add(c40); c41 = FUSED ? x.fma(b1, c41) : x.mul(b1).add(c41); ai += lda;
+            c40 = x.fma(b0, c40); c41 = x.fma(b1, c41); ai += lda;
             x = FloatVector.broadcast(S128, a[ai]);
-            c50 = FUSED ? x.fma(b0, c50) : x.mul(b0).add(c50); c51 = FUSED ? x.fma(b1, c51) : x.mul(b1).add(c51);
+            c50 = x.fma(b0, c50); c51 = x.fma(b1, c51);
         }
         int o = cOff;
         c00.intoArray(c, o); c01.intoArray(c, o + L128); o += ldc;
@@ -653,15 +653,21 @@ final class MicroKernel {
         for (; kk + 1 < k; kk += 2, bp += 2 * row) {
             FloatVector x = FloatVector.broadcast(S128, a[aOff + kk]);
             FloatVector y = FloatVector.broadcast(S128, a[aOff + kk + 1]);
-            e0 = FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp, ORDER), e0) : x.mul(FloatVector.fromMemorySegment(S128, b, bp, ORDER)).add(e0);
-            d0 = FUSED ? y.fma(FloatVector.fromMemorySegment(S128, b, bp + row, ORDER), d0) : y.mul(FloatVector.fromMemorySegment(S128, b, bp + row, ORDER)).add(d0);
-            e1 = FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER), e1) : x.mul(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER)).add(e1);
-            d1 = FUSED ? y.fma(FloatVector.fromMemorySegment(S128, b, bp + row + L128 * 4L, ORDER), d1) : y.mul(FloatVector.fromMemorySegment(S128, b, bp + row + L128 * 4L, ORDER)).add(d1);
+            FloatVector p0 = FloatVector.fromMemorySegment(S128, b, bp, ORDER);
+            e0 = FUSED ? x.fma(p0, e0) : x.mul(p0).add(e0);
+            FloatVector q0 = FloatVector.fromMemorySegment(S128, b, bp + row, ORDER);
+            d0 = FUSED ? y.fma(q0, d0) : y.mul(q0).add(d0);
+            FloatVector p1 = FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER);
+            e1 = FUSED ? x.fma(p1, e1) : x.mul(p1).add(e1);
+            FloatVector q1 = FloatVector.fromMemorySegment(S128, b, bp + row + L128 * 4L, ORDER);
+            d1 = FUSED ? y.fma(q1, d1) : y.mul(q1).add(d1);
         }
         if (kk < k) {
             FloatVector x = FloatVector.broadcast(S128, a[aOff + kk]);
-            e0 = FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp, ORDER), e0) : x.mul(FloatVector.fromMemorySegment(S128, b, bp, ORDER)).add(e0);
-            e1 = FUSED ? x.fma(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER), e1) : x.mul(FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER)).add(e1);
+            FloatVector p0 = FloatVector.fromMemorySegment(S128, b, bp, ORDER);
+            e0 = FUSED ? x.fma(p0, e0) : x.mul(p0).add(e0);
+            FloatVector p1 = FloatVector.fromMemorySegment(S128, b, bp + L128 * 4L, ORDER);
+            e1 = FUSED ? x.fma(p1, e1) : x.mul(p1).add(e1);
         }
         e0.add(d0).intoArray(c, cOff);
         e1.add(d1).intoArray(c, cOff + L128);
