@@ -218,7 +218,9 @@ cpu() {
     fi
     : >"$stage/loads.tsv"
     local cores=(-p core=Haswell,Cooperlake)
-    # Our 256-bit tile runs with the JIT limited to 256-bit vectors, as on an AVX2 machine.
+    # Our 256-bit tile with the JIT limited to 256-bit vectors: on this AVX-512 host C2 keeps its 32 EVEX
+    # registers, as an SVE-256 machine (Graviton 3) has, so this runs the 8x16 tile; -XX:UseAVX=2 below
+    # compiles as an AVX2 machine does (16 registers, the 6x16 tile).
     local t256=(-p tile=256 -jvmArgsAppend "-XX:MaxVectorSize=32")
     if (( quick )); then
         local q=(-wi 1 -w 500ms -i 2 -r 500ms)
@@ -245,7 +247,7 @@ cpu() {
         jmh vs-256 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Haswell "${t256[@]}" -f 3
         #    The same pair with the JIT compiling for AVX2 (-XX:UseAVX=2: VEX code, 16 ymm registers), which
         #    is what an AVX2 machine runs: on an AVX-512 host -XX:MaxVectorSize=32 alone keeps EVEX code
-        #    (ymm16-31), and our tile ran slower there (jmh/README.md).
+        #    (ymm16-31) and with it the 8x16 tile (jmh/README.md).
         jmh vs-256-avx2 'CpuVsOpenBlasBenchmark.oursThenOpenBlas' -p n=512,2048 -p d=1024 -p r=64 -p core=Haswell \
             -p tile=256 -jvmArgsAppend "-XX:UseAVX=2" -f 3
         #    The 512-bit pair at d = 4096 (N = 512): a packed W of 64 MB, which every chunk of rows streams from
@@ -290,8 +292,8 @@ cpu() {
         jmh decode-blocks 'CpuLayerBenchmark.(loraThenBase|forwardThenBase)$' -p n=1,8 -p dIn=1024 -p dOut=1024 -p r=8,16,64 -p dropout=0 \
             -p tile=512 -p block=32 "${ri[@]}"
         # 4. One worker thread timed in its CPU time: each tile's rate against the FMA ceiling of its width
-        #    (256 bits as on an AVX2 machine twice: the JIT limited to 32-byte vectors, and AVX2 alone with 16
-        #    registers), unaffected by other processes on a shared machine.
+        #    (256 bits twice: the JIT limited to 32-byte vectors with 32 registers, the 8x16 tile, and AVX2
+        #    alone with 16 registers, the 6x16 tile), unaffected by other processes on a shared machine.
         local ct=(-p n=512 -p dIn=1024 -p dOut=1024 -p r=64 -p dropout=0 -p threads=1 -wi 3 -w 1s -i 5 -r 1s)
         jmh cpu-t512 'CpuLayerBenchmark.loraThenBaseCpu' -p tile=512 "${ct[@]}"
         jmh cpu-t256 'CpuLayerBenchmark.loraThenBaseCpu' "${t256[@]}" "${ct[@]}"

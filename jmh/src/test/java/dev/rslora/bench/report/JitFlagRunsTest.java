@@ -57,9 +57,9 @@ class JitFlagRunsTest {
         assertEquals("128-bit vectors, 5×8 tile", Catalog.tileName("128", "-XX:UseAVX=1 -XX:-UseFMA"));
         // 32 registers with FMA (NEON, or AVX-512's EVEX code limited to 128 bits)
         assertEquals("128-bit vectors, 8×12 tile", Catalog.tileName("128", "-XX:UseAVX=3 -XX:+UseFMA"));
-        // the 256-bit tile is sized for AVX2's 16 registers whatever the flags
+        // 256 bits: 6×16 where an AVX2 JIT has 16 registers, 8×16 where AVX-512's EVEX code has 32
         assertEquals("256-bit vectors, 6×16 tile", Catalog.tileName("256", "-XX:UseAVX=2"));
-        assertEquals("256-bit vectors, 6×16 tile", Catalog.tileName("256", "-XX:MaxVectorSize=32"));
+        assertEquals("256-bit vectors, 8×16 tile", Catalog.tileName("256", "-XX:UseAVX=3 -XX:MaxVectorSize=32 -XX:+UseFMA"));
         assertEquals(null, Catalog.tileName("96", ""));
     }
 }

@@ -41,6 +41,7 @@ import java.nio.ByteOrder;
  * to leave its accumulators, panel vectors and broadcast in registers:
  * <pre>
  *   512-bit (AVX-512, 32 zmm)       8 × 2 vectors = 8×32 floats   16 + 2 + 1 = 19 registers
+ *   256-bit, 32 registers (SVE-256) 8 × 2 vectors = 8×16 floats   16 + 2 + 1 = 19 registers
  *   256-bit (AVX2, 16 ymm)          6 × 2 vectors = 6×16 floats   12 + 2 + 1 = 15 registers
  *   128-bit (NEON, 32 v-registers)  8 × 3 vectors = 8×12 floats   24 + 3 + 1 = 28 registers
  *   128-bit, 16 registers (x86)     6 × 2 vectors = 6×8 floats    12 + 2 + 1 = 15 registers
@@ -48,17 +49,19 @@ import java.nio.ByteOrder;
  *   scalar  (no usable vectors)     4 × 4 floats                  16 + 4 + 1 = 21 FP registers
  * </pre>
  * (8×2 with 256-bit vectors would need 19 of AVX2's 16 registers: that is what the 6×2 shape
- * avoids.) As compiled, checked by {@code TileCodeTest} at each shape in the build: no loop of the
+ * avoids there.) As compiled, checked by {@code TileCodeTest} at each shape in the build: no loop of the
  * tile or of its one-row form moves a vector register to or from the stack or calls out. C2's
  * steady-state k loop on JDK 25 (x86-64, 2026-12-06): 46 instructions for the 16 FMAs of the
  * 512-bit tile, 37 for 12 (256-bit), 68 for 24 (128-bit), 40 for 16 (scalar), with 3, 2, 8 and 2
- * of A's row offsets reloaded from the stack (general registers run short; a load each). The
+ * of A's row offsets reloaded from the stack (general registers run short; a load each); the
+ * 8×16 tile, 46 for 16 with 3 (2026-12-07). The
  * width is the JIT's preferred float vector width, or smaller when the system property
  * {@code rslora.cpu.vectorBits} (512, 256, 128 or 0 = scalar) asks for it; a request
  * above the preferred width is lowered to it (a species wider than the hardware's runs unintrinsified).
  * {@link #mmaRow} is the one-row form of the same contract (decoding: N = 1).
- * On an AVX-512 machine, {@code -XX:MaxVectorSize=32} keeps C2's EVEX code (ymm16–31) and the 256-bit
- * tile ran 97–99 GFLOP/s there against 114 compiled for AVX2 ({@code -XX:UseAVX=2}, as an AVX2
+ * On an AVX-512 machine, {@code -XX:MaxVectorSize=32} keeps C2's EVEX code (ymm16–31): 32
+ * registers, as SVE has, so the 256-bit tile there is 8×16 ({@link #mma256x8}). The 6×16 tile ran
+ * 97–99 GFLOP/s as EVEX code against 114 compiled for AVX2 ({@code -XX:UseAVX=2}, as an AVX2
  * machine runs it; one thread, in cache, Zen 4, 2026-12-07). A k loop counting A's offset instead of k
  * ran 113 under EVEX, but under {@code -XX:UseAVX=2} it kept vectors on the stack ({@code TileCodeTest})
  * and was no faster, so it was not kept (jmh/README.md).
@@ -118,11 +121,19 @@ final class MicroKernel {
     }
 
     /**
-     * The name of the tile method in use: mma512, mma256, mma128, mma128x6 (16 registers),
-     * mma128x5 (no FMA) or mmaScalar.
+     * The name of the tile method in use: mma512, mma256x8 (32 registers), mma256 (16), mma128,
+     * mma128x6 (16 registers), mma128x5 (no FMA) or mmaScalar.
      */
     static String tileMethod() {
-        return "mma" + (SCALAR ? "Scalar" : BITS + (BITS != 128 ? "" : !FUSED ? "x5" : NV == 2 ? "x6" : ""));
+        if (SCALAR) {
+            return "mmaScalar";
+        }
+        String rows = switch (BITS) {
+            case 256 -> MR == 8 ? "x8" : "";
+            case 128 -> !FUSED ? "x5" : NV == 2 ? "x6" : "";
+            default -> "";
+        };
+        return "mma" + BITS + rows;
     }
 
     /** The name of the one-row method in use: row512, row256, row128, row128x2 (two vectors a row) or rowScalar. */
@@ -164,7 +175,10 @@ final class MicroKernel {
         if (bits == 128) {
             return !fused ? 5 : registers < 32 ? 6 : 8;
         }
-        return bits == 256 ? 6 : bits == 0 ? 4 : 8;
+        if (bits == 256) {
+            return fused && registers >= 32 ? 8 : 6;
+        }
+        return bits == 0 ? 4 : 8;
     }
 
     /** Vectors per tile row of the shape for {@code bits}. */
@@ -220,7 +234,13 @@ final class MicroKernel {
     static void mma(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff, int ldc) {
         switch (BITS) {
             case 512 -> mma512(a, aOff, lda, b, bOff, k, c, cOff, ldc);
-            case 256 -> mma256(a, aOff, lda, b, bOff, k, c, cOff, ldc);
+            case 256 -> {
+                if (MR == 8) {
+                    mma256x8(a, aOff, lda, b, bOff, k, c, cOff, ldc);
+                } else {
+                    mma256(a, aOff, lda, b, bOff, k, c, cOff, ldc);
+                }
+            }
             case 128 -> {
                 if (!FUSED) {
                     mma128x5(a, aOff, lda, b, bOff, k, c, cOff, ldc);
@@ -313,7 +333,67 @@ final class MicroKernel {
         c70.intoArray(c, o); c71.intoArray(c, o + L512);
     }
 
-    /** 6×2 vectors of 256 bits: 12 accumulators + 2 panel vectors + 1 broadcast = 15 registers. */
+    /**
+     * 8×2 vectors of 256 bits, the 256-bit tile where the JIT has 32 vector registers and FMA (SVE
+     * with 256-bit vectors, e.g. Graviton 3, whose JIT prefers 256 bits; an AVX-512 JIT limited to
+     * 256 bits, {@code -XX:MaxVectorSize=32}): 16 accumulators + 2 panel vectors + 1 broadcast = 19
+     * registers, 16 FMAs per 2 panel loads and 8 broadcasts against {@link #mma256}'s 12 per 2 and 6.
+     * Scratch harness, one thread, 72 rows of X [72, 1024] through the 64 panels of a packed W
+     * [1024, 1024] as {@code ForwardPass.computeY} runs them, -XX:MaxVectorSize=32, 15 alternated
+     * rounds (Zen 4, 2026-12-07): 109.7 GFLOP/s median against 94.2 for 6×2 (8×3 106.2, 12×2 106.8,
+     * so the smallest of the three is kept).
+     */
+    private static void mma256x8(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
+                                 int ldc) {
+        final int nr = 2 * L256;
+        FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
+        FloatVector z = FloatVector.zero(S256);
+        c00 = z; c01 = z;
+        c10 = z; c11 = z;
+        c20 = z; c21 = z;
+        c30 = z; c31 = z;
+        c40 = z; c41 = z;
+        c50 = z; c51 = z;
+        c60 = z; c61 = z;
+        c70 = z; c71 = z;
+        long bp = bOff;
+        for (int kk = 0; kk < k; kk++, bp += nr * 4L) {
+            FloatVector b0 = FloatVector.fromMemorySegment(S256, b, bp, ORDER);
+            FloatVector b1 = FloatVector.fromMemorySegment(S256, b, bp + L256 * 4L, ORDER);
+            int ai = aOff + kk;
+            FloatVector x;
+            x = FloatVector.broadcast(S256, a[ai]);
+            c00 = x.fma(b0, c00); c01 = x.fma(b1, c01); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]);
+            c10 = x.fma(b0, c10); c11 = x.fma(b1, c11); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]);
+            c20 = x.fma(b0, c20); c21 = x.fma(b1, c21); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]);
+            c30 = x.fma(b0, c30); c31 = x.fma(b1, c31); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]);
+            c40 = x.fma(b0, c40); c41 = x.fma(b1, c41); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]);
+            c50 = x.fma(b0, c50); c51 = x.fma(b1, c51); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]);
+            c60 = x.fma(b0, c60); c61 = x.fma(b1, c61); ai += lda;
+            x = FloatVector.broadcast(S256, a[ai]);
+            c70 = x.fma(b0, c70); c71 = x.fma(b1, c71);
+        }
+        int o = cOff;
+        c00.intoArray(c, o); c01.intoArray(c, o + L256); o += ldc;
+        c10.intoArray(c, o); c11.intoArray(c, o + L256); o += ldc;
+        c20.intoArray(c, o); c21.intoArray(c, o + L256); o += ldc;
+        c30.intoArray(c, o); c31.intoArray(c, o + L256); o += ldc;
+        c40.intoArray(c, o); c41.intoArray(c, o + L256); o += ldc;
+        c50.intoArray(c, o); c51.intoArray(c, o + L256); o += ldc;
+        c60.intoArray(c, o); c61.intoArray(c, o + L256); o += ldc;
+        c70.intoArray(c, o); c71.intoArray(c, o + L256);
+    }
+
+    /**
+     * 6×2 vectors of 256 bits, the 256-bit tile where the JIT has 16 registers (x86 with AVX2, no
+     * AVX-512) or no FMA: 12 accumulators + 2 panel vectors + 1 broadcast = 15 registers.
+     */
     private static void mma256(float[] a, int aOff, int lda, MemorySegment b, long bOff, int k, float[] c, int cOff,
                                int ldc) {
         final int nr = 2 * L256;

@@ -11,8 +11,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The register tile's shape: chosen from the JIT's vector width or the rslora.cpu.vectorBits
  * property, and the shape each test JVM really runs. The build runs the cpu tests once per shape
- * (java/core/pom.xml: 512-bit by default on this machine, -XX:UseAVX=2 for 256 bits,
- * -XX:MaxVectorSize=16 for 128 bits, -Drslora.cpu.vectorBits=0 for scalar code), each telling
+ * (java/core/pom.xml: 512-bit by default on this machine, -XX:UseAVX=2 and -XX:MaxVectorSize=32
+ * for 256 bits with 16 and 32 registers, -XX:MaxVectorSize=16 and -XX:UseAVX=1 for 128 bits,
+ * -Drslora.cpu.vectorBits=0 for scalar code), each telling
  * this test which shape it asked for in rslora.test.expectVectorBits.
  */
 class TileShapeTest {
@@ -35,14 +36,32 @@ class TileShapeTest {
     void shapesFitTheirRegisterFiles() {
         // accumulators, panel vectors, the broadcast, and without FMA the product between multiply and add
         int registers = MicroKernel.MR * MicroKernel.NV + MicroKernel.NV + 1 + (dev.rslora.simd.Fma.FUSED ? 0 : 1);
-        // AVX2 has 16 ymm registers, whatever this JVM has; other widths are sized by the JIT's register file
-        // (x86 without AVX-512: 16, the cpu-tile-128-avx and cpu-no-fma executions)
-        int available = MicroKernel.BITS == 256 ? 16 : MicroKernel.REGISTERS;
+        // every width is sized by the JIT's register file: 16 on x86 without AVX-512 (the cpu-tile-256,
+        // cpu-tile-128-avx and cpu-no-fma executions), 32 with AVX-512 or on aarch64 (cpu-tile-256-evex, cpu-tile-128)
+        int available = MicroKernel.REGISTERS;
         assertTrue(registers <= available, registers + " vector registers needed by " + CpuBackend.tileShape());
         assertEquals(MicroKernel.NV * MicroKernel.L, MicroKernel.NR);
         assertEquals(0, Split.MC % MicroKernel.MR, "chunks are whole tiles");
         assertEquals(0, Split.MC_STREAMED % MicroKernel.MR, "chunks are whole tiles");
         assertEquals(0, Split.NC % MicroKernel.NR, "gradient column groups are whole panels");
+    }
+
+    @Test
+    void eachWidthIsSizedByTheRegisterFile() {
+        // 32 registers with FMA: the bigger tile; 16 (x86 without AVX-512) or no FMA: the one that fits
+        assertEquals("256-bit vectors, 8×16 tile", MicroKernel.shapeName(256, true, 32));
+        assertEquals("256-bit vectors, 6×16 tile", MicroKernel.shapeName(256, true, 16));
+        assertEquals("256-bit vectors, 6×16 tile", MicroKernel.shapeName(256, false, 32));
+        assertEquals("128-bit vectors, 8×12 tile", MicroKernel.shapeName(128, true, 32));
+        assertEquals("128-bit vectors, 6×8 tile", MicroKernel.shapeName(128, true, 16));
+        assertEquals("128-bit vectors, 5×8 tile", MicroKernel.shapeName(128, false, 16));
+        assertEquals("512-bit vectors, 8×32 tile", MicroKernel.shapeName(512, true, 32));
+        assertEquals("scalar, 4×4 tile", MicroKernel.shapeName(0, true, 16));
+        // the method the build's code checks (TileCodeTest) is the one this JVM's shape names
+        String method = MicroKernel.tileMethod();
+        if (MicroKernel.BITS == 256) {
+            assertEquals(MicroKernel.MR == 8 ? "mma256x8" : "mma256", method);
+        }
     }
 
     @Test
