@@ -360,22 +360,28 @@ final class CpuSideBySide {
         return jvm.isEmpty() ? "" : ", " + jvm;
     }
 
+    /** "ours (256-bit vectors, 6×16 tile) ÷ OpenBLAS Haswell … ≥ 1.05× at …": the tile the run's JIT flags chose. */
+    private static String targetName(SpeedTarget t, String jvmFlags) {
+        return "ours (" + Catalog.tileName(t.tile(), jvmFlags) + ") ÷ OpenBLAS " + t.core() + Catalog.isa(t.core()) + " ≥ "
+                + Fmt.num(t.min(), 2) + "× at N=" + t.n() + ", d=1024, r=64";
+    }
+
     static String targets(Results res) {
         List<List<String>> rows = new ArrayList<>();
         for (SpeedTarget t : SPEED) {
-            String what = "ours (" + Catalog.tileName(t.tile()) + ") ÷ OpenBLAS " + t.core() + Catalog.isa(t.core()) + " ≥ "
-                    + Fmt.num(t.min(), 2) + "× at N=" + t.n() + ", d=1024, r=64";
             List<Interleaved> all = singles(res, Interleaved.Kind.OURS_VS_OPENBLAS, t);
             if (all.isEmpty()) {
-                rows.add(List.of(what + " (all cores, wall time)", Fmt.NONE, Fmt.NONE));
+                rows.add(List.of(targetName(t, "") + " (all cores, wall time)", Fmt.NONE, Fmt.NONE));
             }
             for (Interleaved i : all) {
-                rows.add(List.of(what + " (all cores, wall time" + jvm(i) + ")", figure(i) + "; load " + res.load(i.source()),
+                rows.add(List.of(targetName(t, i.param("jvm", "")) + " (all cores, wall time" + jvm(i) + ")",
+                        figure(i) + "; load " + res.load(i.source()),
                         verdict(i.figure() >= t.min(), i.figureMin() >= t.min(), i.figureMax() >= t.min())
                                 + ceilingNote(res, i, t, true) + underLoad(res, i)));
             }
             for (Interleaved i : singles(res, Interleaved.Kind.OURS_VS_OPENBLAS_CPU, t)) {
-                rows.add(List.of(what + " (one thread each, CPU time" + jvm(i) + ")", figure(i) + "; load " + res.load(i.source()),
+                rows.add(List.of(targetName(t, i.param("jvm", "")) + " (one thread each, CPU time" + jvm(i) + ")",
+                        figure(i) + "; load " + res.load(i.source()),
                         verdict(i.figure() >= t.min(), i.figureMin() >= t.min(), i.figureMax() >= t.min())
                                 + ceilingNote(res, i, t, false) + underLoad(res, i)));
             }

@@ -46,6 +46,9 @@ class JitFlagRunsTest {
                 && rows.get(0).contains("**not met**"), rows.get(0));
         assertTrue(rows.get(1).contains("wall time, -XX:UseAVX=2)") && rows.get(1).contains("1.100 (")
                 && rows.get(1).contains("**met**"), rows.get(1));
+        // each row names the tile its own flags chose: AVX2's 16 registers give 6×16 on any host
+        assertTrue(rows.get(1).startsWith("| ours (256-bit vectors, 6×16 tile) ÷"), rows.get(1));
+        assertTrue(rows.get(0).startsWith("| ours (" + Catalog.tileName("256", "-XX:MaxVectorSize=32") + ") ÷"), rows.get(0));
         // the N=2048 target, not measured here, keeps one row saying so
         assertEquals(1, CpuSideBySide.targets(res).lines().filter(l -> l.contains("Haswell") && l.contains("N=2048")).count());
     }

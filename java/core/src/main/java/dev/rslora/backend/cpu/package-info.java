@@ -15,8 +15,11 @@
  *   <li>{@link dev.rslora.backend.cpu.ForwardPass}, {@link dev.rslora.backend.cpu.BackwardPass}: one
  *       call's work as jobs of units (chunks of rows, panels, column groups);</li>
  *   <li>{@link dev.rslora.backend.cpu.MicroKernel}: the fp32 register tile every GEMM uses, shaped for
- *       the vector length (8×32 with 512-bit vectors, 6×16 with 256-bit, 8×12 with 128-bit (6×8 where
- *       x86 gives the JIT 16 registers, 5×8 where it has no FMA instructions), 4×4 scalar; {@code -Drslora.cpu.vectorBits} forces a narrower one), and its one-row form;</li>
+ *       the vector length and the JIT's register file (8×32 with 512-bit vectors; 8×16 with 256-bit
+ *       where the JIT has 32 registers (SVE, AVX-512 limited to 256 bits), 6×16 with AVX2's 16; 8×12
+ *       with 128-bit (6×8 where x86 gives the JIT 16 registers, 5×8 where it has no FMA
+ *       instructions); 4×4 scalar; {@code -Drslora.cpu.vectorBits} forces a narrower one), and its
+ *       one-row form;</li>
  *   <li>{@link dev.rslora.backend.cpu.MergedWeight}: for many rows and no dropout, W' = W + γB·A
  *       formed in a pass's packed layout in place of its LoRA K-segment;</li>
  *   <li>{@link dev.rslora.backend.cpu.GradGemm}, {@link dev.rslora.backend.cpu.RowGrads}: dA and dB
