@@ -16,7 +16,9 @@
 # when missing; as root or through sudo). Runs `mvn -o` against the reactor built by the README's
 # build command. Emulated, a JVM runs roughly 10-30x slower than natively: the allocation tests take
 # some minutes (each allocation test may take RSLORA_NEON_BUDGET seconds, default 900, to reach
-# compiled code). QEMU_CPU picks another CPU model (e.g. neoverse-v1: SVE, to compare).
+# compiled code). QEMU_CPU picks another CPU model: QEMU_CPU=max,sve-default-vector-length=32 is an SVE2
+# machine with 256-bit vectors, where the JIT prefers 256 bits and has 32 vector registers (the 8x16
+# tile); RSLORA_NEON_JVM_FLAGS=-XX:UseSVE=1 then compiles as for SVE without SVE2 (Graviton 3).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -86,13 +88,23 @@ export QEMU_CPU="$cpu"
 exec qemu-aarch64-static -L "$root" "$jdk/bin/java" "\$@"
 EOF
 chmod +x "$wrapper"
-"$wrapper" -XX:+PrintFlagsFinal -version 2> /dev/null | grep -E ' (UseSVE|MaxVectorSize|UseFMA) ' >&2 \
-    || unavailable "the emulated JVM does not start: $wrapper -version"
+flags="$("$wrapper" ${RSLORA_NEON_JVM_FLAGS:-} -XX:+PrintFlagsFinal -version 2> /dev/null | grep -E ' (UseSVE|MaxVectorSize|UseFMA) ')" \
+    || unavailable "the emulated JVM does not start: $wrapper ${RSLORA_NEON_JVM_FLAGS:-} -version"
+echo "$flags" >&2
+# the tile width that JVM prefers: 16-byte vectors (NEON, or SVE-128 such as Graviton 4) give the 128-bit
+# tiles, 32-byte SVE (Graviton 3; QEMU_CPU=max,sve-default-vector-length=32) the 256-bit ones
+bytes="$(echo "$flags" | awk '$2 == "MaxVectorSize" {print $4}')"
+case "$bytes" in
+    16) bits=128 ;;
+    32) bits=256 ;;
+    64|128|256) bits=512 ;;
+    *) die "unexpected MaxVectorSize '$bytes' on the emulated JVM" ;;
+esac
 
 selector="$(IFS=,; echo "${tests[*]}")"
 cd "$repo"
 # surefire forks the emulated JVM (-Djvm) for the default test execution of rslora-core; the tile
-# shape check expects the 128-bit tile that a NEON JVM prefers
+# shape check expects the width that JVM prefers
 RSLORA_FORCE_NO_NVCC=1 mvn -o -B -q -pl java/core surefire:test@default-test -Djvm="$wrapper" \
-    -Dtest="$selector" -Dsurefire.failIfNoSpecifiedTests=false -Drslora.jvm.flags="--enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Drslora.test.expectVectorBits=128 -Drslora.test.allocationBudgetSeconds=${RSLORA_NEON_BUDGET:-900}"
-echo "neon-check: passed: ${tests[*]} on an emulated $cpu ($(basename "$jdk"))"
+    -Dtest="$selector" -Dsurefire.failIfNoSpecifiedTests=false -Drslora.jvm.flags="--enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector ${RSLORA_NEON_JVM_FLAGS:-} -Drslora.test.expectVectorBits=$bits -Drslora.test.allocationBudgetSeconds=${RSLORA_NEON_BUDGET:-900}"
+echo "neon-check: passed: ${tests[*]} on an emulated $cpu ($(basename "$jdk")${RSLORA_NEON_JVM_FLAGS:+, $RSLORA_NEON_JVM_FLAGS}, $bits-bit tiles)"
