@@ -16,8 +16,8 @@ public final class VectorRegisters {
     private VectorRegisters() {
     }
 
-    /** The count for an architecture and HotSpot's UseAVX value (null: not reported). */
-    static int count(String arch, Integer useAvx) {
+    /** The count for an architecture ({@code os.arch}) and HotSpot's UseAVX value (null: not reported). */
+    public static int count(String arch, Integer useAvx) {
         boolean x86 = arch.equals("amd64") || arch.equals("x86_64");
         if (!x86) {
             return 32;

@@ -174,7 +174,9 @@ public final class Catalog {
         boolean fused = jvmFlags.contains("-XX:-UseFMA") ? false
                 : jvmFlags.contains("-XX:+UseFMA") || dev.rslora.backend.cpu.CpuBackend.fusedMultiplyAdd();
         java.util.regex.Matcher avx = USE_AVX.matcher(jvmFlags);
-        int registers = avx.find() ? (Integer.parseInt(avx.group(1)) >= 3 ? 32 : 16) : dev.rslora.backend.cpu.CpuBackend.vectorRegisters();
+        int registers = avx.find()
+                ? dev.rslora.simd.VectorRegisters.count(System.getProperty("os.arch", ""), Integer.valueOf(avx.group(1)))
+                : dev.rslora.backend.cpu.CpuBackend.vectorRegisters();
         try {
             return dev.rslora.backend.cpu.CpuBackend.tileShape(Integer.parseInt(bits), fused, registers);
         } catch (IllegalArgumentException e) {

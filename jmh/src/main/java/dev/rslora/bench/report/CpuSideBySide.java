@@ -366,6 +366,15 @@ final class CpuSideBySide {
                 + Fmt.num(t.min(), 2) + "× at N=" + t.n() + ", d=1024, r=64";
     }
 
+    /** One run's row of a speed target: all cores in wall time, or one thread each in CPU time. */
+    private static List<String> speedRow(Results res, SpeedTarget t, Interleaved i, boolean allCores) {
+        return List.of(targetName(t, i.param("jvm", "")) + (allCores ? " (all cores, wall time" : " (one thread each, CPU time")
+                        + jvm(i) + ")",
+                figure(i) + "; load " + res.load(i.source()),
+                verdict(i.figure() >= t.min(), i.figureMin() >= t.min(), i.figureMax() >= t.min())
+                        + ceilingNote(res, i, t, allCores) + underLoad(res, i));
+    }
+
     static String targets(Results res) {
         List<List<String>> rows = new ArrayList<>();
         for (SpeedTarget t : SPEED) {
@@ -373,18 +382,8 @@ final class CpuSideBySide {
             if (all.isEmpty()) {
                 rows.add(List.of(targetName(t, "") + " (all cores, wall time)", Fmt.NONE, Fmt.NONE));
             }
-            for (Interleaved i : all) {
-                rows.add(List.of(targetName(t, i.param("jvm", "")) + " (all cores, wall time" + jvm(i) + ")",
-                        figure(i) + "; load " + res.load(i.source()),
-                        verdict(i.figure() >= t.min(), i.figureMin() >= t.min(), i.figureMax() >= t.min())
-                                + ceilingNote(res, i, t, true) + underLoad(res, i)));
-            }
-            for (Interleaved i : singles(res, Interleaved.Kind.OURS_VS_OPENBLAS_CPU, t)) {
-                rows.add(List.of(targetName(t, i.param("jvm", "")) + " (one thread each, CPU time" + jvm(i) + ")",
-                        figure(i) + "; load " + res.load(i.source()),
-                        verdict(i.figure() >= t.min(), i.figureMin() >= t.min(), i.figureMax() >= t.min())
-                                + ceilingNote(res, i, t, false) + underLoad(res, i)));
-            }
+            all.forEach(i -> rows.add(speedRow(res, t, i, true)));
+            singles(res, Interleaved.Kind.OURS_VS_OPENBLAS_CPU, t).forEach(i -> rows.add(speedRow(res, t, i, false)));
         }
         for (RTarget t : R_TARGETS) {
             double floor = 1 + 3.0 * t.r() / 1024;
