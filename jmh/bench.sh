@@ -234,10 +234,11 @@ cpu() {
                 -p tile=256 -jvmArgsAppend "-XX:UseAVX=2" "${q[@]}"
         fi
     else
-        # 1. The machine's FMA ceiling per vector width, one thread.
-        jmh fma 'FmaPeakBenchmark' -t 1 -wi 2 -w 1s -i 3 -r 1s
+        # 1. The machine's FMA ceiling per vector width, one thread: 20 iterations of 100 ms, the report
+        #    takes the best (on this shared host the rate drops for stretches of seconds; jmh/README.md).
+        jmh fma 'FmaPeakBenchmark' -t 1 -wi 2 -w 1s -i 20 -r 100ms
         #    and with one thread per core (all cores together: the ceiling of the all-core figures)
-        jmh fma-all 'FmaPeakBenchmark.fma(512|256)$' -t "$(nproc)" -wi 2 -w 1s -i 3 -r 1s
+        jmh fma-all 'FmaPeakBenchmark.fma(512|256)$' -t "$(nproc)" -wi 2 -w 1s -i 20 -r 100ms
         # 2. Ours against OpenBLAS interleaved in one JVM (N = 512 and 2048, d = 1024, r = 64): the 512-bit
         #    tile against the Cooperlake (AVX-512) kernels, the 256-bit tile against the Haswell (AVX2) ones.
         #    Three JVMs each (-f 3): on this shared machine both sides' times move from one JVM to the next,

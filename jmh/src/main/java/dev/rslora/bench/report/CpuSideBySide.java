@@ -33,6 +33,9 @@ final class CpuSideBySide {
     static String write(Results res) {
         StringBuilder sb = new StringBuilder();
         sb.append("### The machine's FMA ceiling (`FmaPeakBenchmark`, operands in registers; one thread, and one per core)\n\n")
+                .append("Each run is many short iterations, and the ceiling is the best of them: on this shared machine the FMA ")
+                .append("rate drops for stretches of seconds while the thread keeps its CPU (jmh/README.md), and a mean over long ")
+                .append("iterations took those stretches for the ceiling. Every \"% of the ceiling\" below is of the best.\n\n")
                 .append(fmaCeiling(res)).append("\n");
         sb.append("### Ours against OpenBLAS, interleaved in one JVM (the ratios to quote)\n\n")
                 .append("`CpuVsOpenBlasBenchmark`: per invocation a block of our LoRA steps, a pause, a block of the OpenBLAS ")
@@ -127,42 +130,80 @@ final class CpuSideBySide {
             if (!handles(u)) {
                 continue;
             }
-            String width = u.benchmark().substring("FmaPeakBenchmark.fma".length());
+            String width = width(u);
             int threads = threadsOf(u);
-            double ns = u.ms() * 1e6;
-            double perThread = 2.0 * lanes(width) / ns;
-            double cpu = perCpuSecond(u, width);
-            rows.add(List.of(width.equals("Scalar") ? "scalar" : width + "-bit", Integer.toString(threads), Fmt.num(ns, 4),
-                    Fmt.num(perThread, 1), Fmt.num(threads * perThread, 1), Double.isNaN(cpu) ? "n/a" : Fmt.num(cpu, 1),
+            Peak p = peak(u);
+            double perThread = 2.0 * lanes(width) / p.bestNs();
+            rows.add(List.of(width.equals("Scalar") ? "scalar" : width + "-bit", Integer.toString(threads),
+                    p.iterations() == 0 ? "n/a" : Integer.toString(p.iterations()), Fmt.num(p.bestNs(), 4) + " (" + Fmt.num(p.medianNs(), 4) + ")",
+                    Fmt.num(perThread, 1), Fmt.num(threads * perThread, 1), Double.isNaN(p.cpuGflops()) ? "n/a" : Fmt.num(p.cpuGflops(), 1),
                     res.load(u.source())));
         }
         if (rows.isEmpty()) {
             return Fmt.NONE + "\n";
         }
-        return Fmt.table(List.of("vector width", "threads", "ns per FMA instruction per thread (wall)", "GFLOP/s per thread (wall)",
-                "GFLOP/s, all threads (wall)", "GFLOP/s per CPU-second of a thread", "load (1/5/15 min) before → after"), rows);
+        return Fmt.table(List.of("vector width", "threads", "iterations", "ns per FMA instruction per thread (wall): best (median)",
+                "GFLOP/s per thread (wall), best", "GFLOP/s, all threads (wall), best", "GFLOP/s per CPU-second of a thread, best",
+                "load (1/5/15 min) before → after"), rows);
+    }
+
+    /**
+     * An FMA-ceiling run's figures: its measurement iterations, the best and the median iteration's
+     * ns per FMA instruction per thread (wall), and the best iteration's GFLOP/s per second of the
+     * threads' CPU time (NaN without the aux counters). A ceiling is what the core can reach, and
+     * only interference (other processes on the host, a lower clock) makes an iteration slower, so
+     * the best iteration is the ceiling; files without per-iteration data give their mean for both
+     * and 0 iterations.
+     */
+    record Peak(int iterations, double bestNs, double medianNs, double cpuGflops) {
+    }
+
+    static Peak peak(JmhJson.Unknown u) {
+        List<Double> ms = u.iterationsMs();
+        double best = ms.isEmpty() ? u.ms() : ms.stream().mapToDouble(Double::doubleValue).min().orElseThrow();
+        double median = ms.isEmpty() ? u.ms() : Interleaved.median(ms.stream().mapToDouble(Double::doubleValue).toArray());
+        return new Peak(ms.size(), best * 1e6, median * 1e6, perCpuSecond(u, width(u)));
+    }
+
+    private static String width(JmhJson.Unknown u) {
+        return u.benchmark().substring("FmaPeakBenchmark.fma".length());
     }
 
     private static int threadsOf(JmhJson.Unknown u) {
         return Integer.parseInt(u.params().getOrDefault(JmhJson.JMH_THREADS, "1"));
     }
 
-    /** GFLOP/s per second of the threads' CPU time from the aux counters (NaN without them). */
+    /**
+     * GFLOP/s per second of the threads' CPU time from the aux counters, its best iteration (the
+     * sums where the file has no per-iteration counters; NaN without the counters).
+     */
     private static double perCpuSecond(JmhJson.Unknown u, String width) {
+        List<Double> fi = u.auxIterations().getOrDefault("fmas", List.of());
+        List<Double> ci = u.auxIterations().getOrDefault("cpuNanos", List.of());
+        double best = Double.NaN;
+        for (int i = 0; i < Math.min(fi.size(), ci.size()); i++) {
+            if (ci.get(i) > 0) {
+                double g = 2.0 * lanes(width) * fi.get(i) / ci.get(i);
+                best = Double.isNaN(best) ? g : Math.max(best, g);
+            }
+        }
+        if (!Double.isNaN(best)) {
+            return best;
+        }
         Double f = u.aux().get("fmas");
         Double c = u.aux().get("cpuNanos");
         return f == null || c == null || !(c > 0) ? Double.NaN : 2.0 * lanes(width) * f / c;
     }
 
     /**
-     * The FMA ceiling of all cores together at a width, in wall-clock GFLOP/s: the run with the most
-     * JMH threads (more than one; bench.sh runs one per core), times its thread count (NaN when no
-     * such run exists).
+     * The FMA ceiling of all cores together at a width, in wall-clock GFLOP/s: the best iteration
+     * ({@link #peak}) of the run with the most JMH threads (more than one; bench.sh runs one per
+     * core), times its thread count (NaN when no such run exists).
      */
     static double allCoreCeiling(Results res, String width) {
         return res.unknown().stream().filter(u -> u.benchmark().equals("FmaPeakBenchmark.fma" + width) && threadsOf(u) > 1)
                 .max(java.util.Comparator.comparingInt(CpuSideBySide::threadsOf))
-                .map(u -> threadsOf(u) * 2.0 * lanes(width) / (u.ms() * 1e6)).orElse(Double.NaN);
+                .map(u -> threadsOf(u) * 2.0 * lanes(width) / peak(u).bestNs()).orElse(Double.NaN);
     }
 
     /** The thread count of {@link #allCoreCeiling}'s run (0 when none). */
@@ -177,7 +218,7 @@ final class CpuSideBySide {
 
     /**
      * The FMA ceiling of one core at a width ("512", "256", "128", "Scalar") in GFLOP/s per second
-     * of the thread's CPU time (NaN when not measured).
+     * of the thread's CPU time, its best iteration ({@link #peak}; NaN when not measured).
      */
     static double ceiling(Results res, String width) {
         return res.unknown().stream().filter(u -> u.benchmark().equals("FmaPeakBenchmark.fma" + width) && threadsOf(u) == 1)
@@ -495,7 +536,7 @@ final class CpuSideBySide {
         double perCore = ceiling(res, "512");
         if (Double.isNaN(perCore)) {
             perCore = res.unknown().stream().filter(u -> u.benchmark().equals("FmaPeakBenchmark.fma512") && threadsOf(u) == 1)
-                    .mapToDouble(u -> 2.0 * 16 / (u.ms() * 1e6)).findFirst().orElse(Double.NaN);
+                    .mapToDouble(u -> 2.0 * 16 / peak(u).bestNs()).findFirst().orElse(Double.NaN);
         }
         int cores = res.cpuEnv() == null ? 0 : res.cpuEnv().path("logical_cpus").asInt(0);
         if (Double.isNaN(perCore) || cores == 0) {

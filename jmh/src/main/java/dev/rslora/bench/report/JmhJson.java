@@ -20,10 +20,16 @@ public final class JmhJson {
 
     /**
      * A result this reader does not map to an implementation (listed apart in the report, or used
-     * by a section that knows it); {@code aux} holds its secondary metrics' scores (JMH aux counters: sums).
+     * by a section that knows it); {@code aux} holds its secondary metrics' scores (JMH aux counters: sums),
+     * {@code iterationsMs} the primary metric per measurement iteration (every fork's, in order; empty
+     * when the file has no raw data) and {@code auxIterations} each secondary metric's per iteration.
      */
     public record Unknown(String benchmark, Map<String, String> params, double ms, double errorMs, String source,
-                          Map<String, Double> aux) {
+                          Map<String, Double> aux, List<Double> iterationsMs, Map<String, List<Double>> auxIterations) {
+        public Unknown {
+            iterationsMs = List.copyOf(iterationsMs);
+            auxIterations = Map.copyOf(auxIterations);
+        }
     }
 
     /** Everything one file held. */
@@ -95,12 +101,16 @@ public final class JmhJson {
             Catalog.Impl impl = Catalog.ofJmh(cls, method, params);
             if (impl == null) {
                 Map<String, Double> aux = new LinkedHashMap<>();
-                run.path("secondaryMetrics").properties().forEach(e -> aux.put(e.getKey(), e.getValue().path("score").asDouble(Double.NaN)));
+                Map<String, List<Double>> auxIterations = new LinkedHashMap<>();
+                run.path("secondaryMetrics").properties().forEach(e -> {
+                    aux.put(e.getKey(), e.getValue().path("score").asDouble(Double.NaN));
+                    auxIterations.put(e.getKey(), rawData(e.getValue(), 1.0));
+                });
                 int jmhThreads = run.path("threads").asInt(1);
                 if (jmhThreads > 1) {  // JMH's -t (no @Param of these benchmarks is called that)
                     params.put(JMH_THREADS, Integer.toString(jmhThreads));
                 }
-                unknown.add(new Unknown(cls + "." + method, params, score, error, source, aux));
+                unknown.add(new Unknown(cls + "." + method, params, score, error, source, aux, rawData(metric, scale), auxIterations));
                 continue;
             }
             Shape shape = shape(params, where);
@@ -108,6 +118,19 @@ public final class JmhJson {
             out.add(new Measurement(impl.id(), impl.role(), impl.platform(), shape, score, error, kind, source));
         }
         return new Content(out, unknown, jvms, interleaved);
+    }
+
+    /** A metric's {@code rawData} (one array per fork) flattened, each value times {@code scale}; non-numbers skipped. */
+    static List<Double> rawData(JsonNode metric, double scale) {
+        List<Double> out = new ArrayList<>();
+        for (JsonNode fork : metric.path("rawData")) {
+            for (JsonNode v : fork) {
+                if (v.isNumber()) {
+                    out.add(v.asDouble() * scale);
+                }
+            }
+        }
+        return out;
     }
 
     /** n, r and either d (square) or dIn and dOut. */
