@@ -292,6 +292,10 @@ cpu() {
         #    the gradients the LoRA step left dirty in the caches
         jmh decode-blocks 'CpuLayerBenchmark.(loraThenBase|forwardThenBase)$' -p n=1,8 -p dIn=1024 -p dOut=1024 -p r=8,16,64 -p dropout=0 \
             -p tile=512 -p block=32 "${ri[@]}"
+        #    the N = 1 step's and forward's bytes moved alone (no arithmetic, the same threads): the traffic floor
+        #    under the decoding targets, measured on this machine
+        jmh traffic 'TrafficFloorBenchmark.(loraThenBase|forwardThenBase)$' -p n=1 -p dIn=1024 -p dOut=1024 -p r=64 -p block=32 \
+            "${ri[@]}"
         # 4. One worker thread timed in its CPU time: each tile's rate against the FMA ceiling of its width
         #    (256 bits twice: the JIT limited to 32-byte vectors with 32 registers, the 8x16 tile, and AVX2
         #    alone with 16 registers, the 6x16 tile), unaffected by other processes on a shared machine.

@@ -84,7 +84,8 @@ final class CpuSideBySide {
      * parameter; 1: single steps alternating, also for files from before it existed); 1 for other kinds.
      */
     static int block(Interleaved i) {
-        boolean paired = i.kind() == Interleaved.Kind.LORA_VS_BASE || i.kind() == Interleaved.Kind.LORA_VS_BASE_FORWARD;
+        boolean paired = i.kind() == Interleaved.Kind.LORA_VS_BASE || i.kind() == Interleaved.Kind.LORA_VS_BASE_FORWARD
+                || i.kind() == Interleaved.Kind.TRAFFIC || i.kind() == Interleaved.Kind.TRAFFIC_FORWARD;
         return paired ? Integer.parseInt(i.param("block", "1")) : 1;
     }
 
@@ -448,11 +449,25 @@ final class CpuSideBySide {
                 "N=1: the LoRA step ≤ " + Fmt.num(DECODE_MAX, 1) + "× the frozen base (d=1024, r=64, " + Catalog.tileName("512") + ")",
                 "; traffic floor 1 + 3r/d = " + Fmt.num(1 + 3.0 * 64 / 1024, 3) + " to 1 + 4r/d = " + Fmt.num(1 + 4.0 * 64 / 1024, 3)
                         + " (memory-bound: both passes read the packed W, A and B, and dA and dB are written, each"
-                        + " written byte costing one, or two with its read for ownership)");
+                        + " written byte costing one, or two with its read for ownership)" + trafficFloor(res, Interleaved.Kind.TRAFFIC));
         decodeTargets(rows, res, Interleaved.Kind.LORA_VS_BASE_FORWARD, "N=1 decoding (forward only): LoRA forward ≤ "
                 + Fmt.num(DECODE_MAX, 1) + "× the frozen base forward (d=1024, r=64, " + Catalog.tileName("512") + ")",
-                "; traffic floor 1 + 2r/d = " + Fmt.num(1 + 2.0 * 64 / 1024, 3) + " (the forward reads the packed W, A and B)");
+                "; traffic floor 1 + 2r/d = " + Fmt.num(1 + 2.0 * 64 / 1024, 3) + " (the forward reads the packed W, A and B)"
+                        + trafficFloor(res, Interleaved.Kind.TRAFFIC_FORWARD));
         return Fmt.table(List.of("target", "measured: median (range over iterations)", "verdict"), rows);
+    }
+
+    /**
+     * "; the same bytes moved alone, no arithmetic (`TrafficFloorBenchmark`, k steps a side): R = …"
+     * from the traffic run of {@code kind} at N = 1, d = 1024, r = 64 (the one with the most steps a
+     * side), else "".
+     */
+    static String trafficFloor(Results res, Interleaved.Kind kind) {
+        return of(res, kind, i -> i.shape().n() == 1 && i.shape().dIn() == 1024 && i.shape().dOut() == 1024 && i.shape().r() == 64)
+                .stream().max(Comparator.comparingInt(CpuSideBySide::block))
+                .map(i -> "; the same bytes moved alone, no arithmetic (`TrafficFloorBenchmark`, " + block(i)
+                        + " steps a side, this machine): R = " + figure(i) + underLoad(res, i))
+                .orElse("");
     }
 
     /**

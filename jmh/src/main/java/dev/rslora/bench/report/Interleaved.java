@@ -20,6 +20,9 @@ import java.util.Map;
  *   OURS_VS_OPENBLAS_CPU  the same run in the calling thread's CPU time (kept for threads = 1, where it holds all the work)
  *   BUSY_OURS, BUSY_PEER  CpuVsOpenBlasBenchmark.busyEffect: A = the side's steps with a busy thread, B = without;
  *                       figure A/B (the slowdown one busy core causes)
+ *   TRAFFIC             TrafficFloorBenchmark.loraThenBase      A = a LoRA step's bytes moved alone, B = the base step's;
+ *                       figure A/B (the traffic floor under R at N = 1)
+ *   TRAFFIC_FORWARD     TrafficFloorBenchmark.forwardThenBase   the same for the forwards
  * </pre>
  * The figure quoted is the median over iterations of the per-iteration ratio, with its range; a run
  * with several forks (JMH -f, one JVM each) pools the iterations of all of them, and
@@ -39,7 +42,9 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
         OURS_VS_OPENBLAS,
         OURS_VS_OPENBLAS_CPU,
         BUSY_OURS,
-        BUSY_PEER
+        BUSY_PEER,
+        TRAFFIC,
+        TRAFFIC_FORWARD
     }
 
     static Kind kindOf(String cls, String method) {
@@ -49,6 +54,8 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
             case "CpuLayerBenchmark.forwardThenBase" -> Kind.LORA_VS_BASE_FORWARD;
             case "CpuVsOpenBlasBenchmark.oursThenOpenBlas" -> Kind.OURS_VS_OPENBLAS;
             case "CpuVsOpenBlasBenchmark.busyEffect" -> Kind.BUSY_OURS;
+            case "TrafficFloorBenchmark.loraThenBase" -> Kind.TRAFFIC;
+            case "TrafficFloorBenchmark.forwardThenBase" -> Kind.TRAFFIC_FORWARD;
             default -> null;
         };
     }
@@ -62,7 +69,7 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
             throws IOException {
         JsonNode sm = run.path("secondaryMetrics");
         String a = switch (kind) {
-            case LORA_VS_BASE, LORA_VS_BASE_FORWARD -> "loraNanos";
+            case LORA_VS_BASE, LORA_VS_BASE_FORWARD, TRAFFIC, TRAFFIC_FORWARD -> "loraNanos";
             case LORA_VS_BASE_CPU -> "loraCpuNanos";
             case OURS_VS_OPENBLAS -> "oursNanos";
             case OURS_VS_OPENBLAS_CPU -> "oursCpuNanos";
@@ -70,7 +77,7 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
             case BUSY_PEER -> "peerBusyNanos";
         };
         String b = switch (kind) {
-            case LORA_VS_BASE, LORA_VS_BASE_FORWARD -> "baseNanos";
+            case LORA_VS_BASE, LORA_VS_BASE_FORWARD, TRAFFIC, TRAFFIC_FORWARD -> "baseNanos";
             case LORA_VS_BASE_CPU -> "baseCpuNanos";
             case OURS_VS_OPENBLAS -> "peerNanos";
             case OURS_VS_OPENBLAS_CPU -> "peerCpuNanos";

@@ -203,6 +203,16 @@ class ResultsReportTest {
         String fwd = "N=1 decoding (forward only): LoRA forward ≤ 1.3× the frozen base forward (d=1024, r=64, 512-bit vectors, 8×32 tile)";
         assertTrue(line(md, fwd + ", 32 steps a side").contains("11.0 µs vs 10.0 µs: 1.100"), md);
         assertTrue(line(md, fwd + ", single steps alternating").contains("12.0 µs vs 10.0 µs: 1.200"), md);
+        assertFalse(md.contains("moved alone"), "no traffic floor measured, none quoted");
+        // with the traffic floor measured, each N = 1 target row quotes it (the bytes alone: 1.2 and 1.25; forward 1.1)
+        Synthetic.traffic(raw);
+        String withFloor = generate(raw, null);
+        assertTrue(line(withFloor, step + ", 32 steps a side").contains("; the same bytes moved alone, no arithmetic "
+                + "(`TrafficFloorBenchmark`, 32 steps a side, this machine): R = 1.225 (1.200–1.250, 2 iterations)"), withFloor);
+        assertTrue(line(withFloor, step + ", single steps alternating").contains("R = 1.225 (1.200–1.250"), withFloor);
+        assertTrue(line(withFloor, fwd + ", 32 steps a side").contains("moved alone, no arithmetic (`TrafficFloorBenchmark`, "
+                + "32 steps a side, this machine): R = 1.100 (1.100–1.100, 2 iterations)"), withFloor);
+        assertFalse(withFloor.contains("TrafficFloorBenchmark.loraThenBase |"), "not listed as an unknown result");
         // the README's summary names the pairing of the block rows only
         Path readme = tmp.resolve("README.md");
         Files.writeString(readme, ReadmeCpuBlock.BEGIN + "\n" + ReadmeCpuBlock.END + "\n", StandardCharsets.UTF_8);

@@ -253,6 +253,19 @@ final class Synthetic {
     }
 
     /**
+     * The traffic floor at N = 1, d = 1024, r = 64 in blocks of 32 (cpu-traffic.json): the step's bytes
+     * alone, LoRA 120 and 125 µs against base 100 µs (R 1.2, 1.25); the forward's, 55 against 50 µs (1.1).
+     */
+    static void traffic(Path raw) throws IOException {
+        String[] l = {"loraNanos", "baseNanos", "steps"};
+        String[] p = {"n=1", "dIn=1024", "dOut=1024", "r=64", "block=32", "threads=0"};
+        write(raw.resolve("cpu-traffic.json"), List.of(
+                aux(B + "TrafficFloorBenchmark.loraThenBase", 7.04, p, l, new double[][] {{3.84e6, 4.0e6}, {3.2e6, 3.2e6}, {32, 32}}),
+                aux(B + "TrafficFloorBenchmark.forwardThenBase", 3.36, p, l, new double[][] {{1.76e6, 1.76e6}, {1.6e6, 1.6e6},
+                        {32, 32}})));
+    }
+
+    /**
      * A GPU check folder at N=8192, d=4096, r=16: cuBLAS base 1.0 ms, fused eager 1.2 ms (R 1.2), graph
      * 1.05 ms (R 1.05), chain 1.5 ms; PEFT 1.47 ms over torch's base 1.0 ms; cuda/dev v1 kernels
      * summing to 1.09 ms.
