@@ -120,33 +120,28 @@ public class TrafficFloorBenchmark {
     /** {@link #block} LoRA steps' bytes then as many base steps', each side timed. */
     @Benchmark
     public void loraThenBase(CpuLayerBenchmark.Interleaved t, Blackhole bh) {
-        long t0 = System.nanoTime();
-        for (int i = 0; i < block; i++) {
-            team.pass(Pass.LORA_FORWARD);
-            team.pass(Pass.LORA_BACKWARD);
-        }
-        long t1 = System.nanoTime();
-        for (int i = 0; i < block; i++) {
-            team.pass(Pass.BASE);
-            team.pass(Pass.BASE);
-        }
-        long t2 = System.nanoTime();
-        t.loraNanos += t1 - t0;
-        t.baseNanos += t2 - t1;
-        t.steps += block;
-        bh.consume(team.sum());
+        timePair(t, bh, new Pass[] {Pass.LORA_FORWARD, Pass.LORA_BACKWARD}, new Pass[] {Pass.BASE, Pass.BASE});
     }
 
     /** The forwards' bytes alone: {@link #block} LoRA forwards then as many base forwards. */
     @Benchmark
     public void forwardThenBase(CpuLayerBenchmark.Interleaved t, Blackhole bh) {
+        timePair(t, bh, new Pass[] {Pass.LORA_FORWARD}, new Pass[] {Pass.BASE});
+    }
+
+    /** {@link #block} times the passes of {@code lora}, then as many times {@code base}'s, each side's wall time added to t. */
+    private void timePair(CpuLayerBenchmark.Interleaved t, Blackhole bh, Pass[] lora, Pass[] base) {
         long t0 = System.nanoTime();
         for (int i = 0; i < block; i++) {
-            team.pass(Pass.LORA_FORWARD);
+            for (Pass p : lora) {
+                team.pass(p);
+            }
         }
         long t1 = System.nanoTime();
         for (int i = 0; i < block; i++) {
-            team.pass(Pass.BASE);
+            for (Pass p : base) {
+                team.pass(p);
+            }
         }
         long t2 = System.nanoTime();
         t.loraNanos += t1 - t0;

@@ -160,10 +160,10 @@ final class CpuSideBySide {
     }
 
     static Peak peak(JmhJson.Unknown u) {
-        List<Double> ms = u.iterationsMs();
-        double best = ms.isEmpty() ? u.ms() : ms.stream().mapToDouble(Double::doubleValue).min().orElseThrow();
-        double median = ms.isEmpty() ? u.ms() : Interleaved.median(ms.stream().mapToDouble(Double::doubleValue).toArray());
-        return new Peak(ms.size(), best * 1e6, median * 1e6, perCpuSecond(u, width(u)));
+        double[] ms = u.iterationsMs().stream().mapToDouble(Double::doubleValue).toArray();
+        double best = ms.length == 0 ? u.ms() : java.util.Arrays.stream(ms).min().orElseThrow();
+        double median = ms.length == 0 ? u.ms() : Interleaved.median(ms);
+        return new Peak(ms.length, best * 1e6, median * 1e6, perCpuSecond(u, width(u)));
     }
 
     private static String width(JmhJson.Unknown u) {

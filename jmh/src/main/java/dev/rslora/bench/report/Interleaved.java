@@ -153,17 +153,13 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
         if (!rawData.isArray() || rawData.isEmpty()) {
             throw new IOException(where + " has no iterations");
         }
-        List<Double> v = new ArrayList<>();
         for (int f = 0; f < rawData.size(); f++) {
             JsonNode fork = rawData.get(f);
             if (!fork.isArray() || fork.isEmpty()) {
                 throw new IOException(where + " has no iterations in fork " + f);
             }
-            for (JsonNode x : fork) {
-                v.add(JmhJson.number(x, where));
-            }
         }
-        return v.stream().mapToDouble(Double::doubleValue).toArray();
+        return JmhJson.iterations(rawData, 1.0, where).stream().mapToDouble(Double::doubleValue).toArray();
     }
 
     /** The fork of each value {@link #iterations} returns for the same rawData. */

@@ -102,15 +102,16 @@ public final class JmhJson {
             if (impl == null) {
                 Map<String, Double> aux = new LinkedHashMap<>();
                 Map<String, List<Double>> auxIterations = new LinkedHashMap<>();
-                run.path("secondaryMetrics").properties().forEach(e -> {
+                for (Map.Entry<String, JsonNode> e : run.path("secondaryMetrics").properties()) {
                     aux.put(e.getKey(), e.getValue().path("score").asDouble(Double.NaN));
-                    auxIterations.put(e.getKey(), rawData(e.getValue(), 1.0));
-                });
+                    auxIterations.put(e.getKey(), iterations(e.getValue().path("rawData"), 1.0, where + " " + e.getKey()));
+                }
                 int jmhThreads = run.path("threads").asInt(1);
                 if (jmhThreads > 1) {  // JMH's -t (no @Param of these benchmarks is called that)
                     params.put(JMH_THREADS, Integer.toString(jmhThreads));
                 }
-                unknown.add(new Unknown(cls + "." + method, params, score, error, source, aux, rawData(metric, scale), auxIterations));
+                unknown.add(new Unknown(cls + "." + method, params, score, error, source, aux,
+                        iterations(metric.path("rawData"), scale, where + " primaryMetric"), auxIterations));
                 continue;
             }
             Shape shape = shape(params, where);
@@ -120,14 +121,16 @@ public final class JmhJson {
         return new Content(out, unknown, jvms, interleaved);
     }
 
-    /** A metric's {@code rawData} (one array per fork) flattened, each value times {@code scale}; non-numbers skipped. */
-    static List<Double> rawData(JsonNode metric, double scale) {
+    /**
+     * A metric's {@code rawData} ([fork][iteration]) flattened, fork after fork, each value times
+     * {@code scale}; empty when the metric has none. A value that is not a number is an error
+     * ({@link #number}).
+     */
+    static List<Double> iterations(JsonNode rawData, double scale, String where) throws IOException {
         List<Double> out = new ArrayList<>();
-        for (JsonNode fork : metric.path("rawData")) {
+        for (JsonNode fork : rawData) {
             for (JsonNode v : fork) {
-                if (v.isNumber()) {
-                    out.add(v.asDouble() * scale);
-                }
+                out.add(number(v, where) * scale);
             }
         }
         return out;
