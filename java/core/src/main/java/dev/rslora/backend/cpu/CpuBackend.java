@@ -20,8 +20,10 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  * the vector length) on a fixed pool of threads.
  *
  * <ul>
- *   <li>{@link #prepare} packs W [d_out, d_in] once into two panel layouts (Y = X·Wᵀ and
- *       dX = dY·W) held off-heap by the returned weight; {@link #merge} rewrites W and re-packs.</li>
+ *   <li>{@link #prepare} packs W [d_out, d_in] into the panel layout of Y = X·Wᵀ, and the first
+ *       backward that computes dX into that of dX = dY·W, both fp32 and held off-heap by the returned
+ *       weight (4 bytes per element of W each: a layer that never computes dX holds one);
+ *       {@link #merge} rewrites W and re-packs.</li>
  *   <li>The adapter's panels (Aᵀ, (γB)ᵀ, B, γA) are kept per layer in its prepared weight and
  *       packed again only when A, B or γ changed ({@link AdapterPanels}: tensors' version stamps).</li>
  *   <li>Forward: Y = X·Wᵀ + b + γ·U·Bᵀ with the LoRA term as a second K-segment of the same
@@ -140,7 +142,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
         try {
             checkOpen();
             CpuFrozenWeight w = new CpuFrozenWeight(weight, bias);
-            packWeight(w, accessible(weight, bias));
+            packWeight(w, true, false, accessible(weight, bias));
             return w;
         } finally {
             lock.unlock();
@@ -150,27 +152,41 @@ public final class CpuBackend implements Backend, AutoCloseable {
     /** Rows of W per unit of its direct packing. */
     private static final int W_PACK_ROWS = 64;
 
-    /** Both packings of W: one unit per transposed panel, one per W_PACK_ROWS rows of the direct packing. */
-    private void packWeight(CpuFrozenWeight w, boolean parallel) {
+    /**
+     * Packs the layouts of W asked for: one unit per transposed panel of the forward's, one per
+     * W_PACK_ROWS rows of dX's direct one.
+     */
+    private void packWeight(CpuFrozenWeight w, boolean forward, boolean backward, boolean parallel) {
         long stamp = w.weight().version();  // before reading: a write during the packing shows as stale
-        int panels = Panels.panels(w.dOut);
-        int blocks = (w.dOut + W_PACK_ROWS - 1) / W_PACK_ROWS;
+        int panels = forward ? Panels.panels(w.dOut) : 0;
+        int blocks = backward ? (w.dOut + W_PACK_ROWS - 1) / W_PACK_ROWS : 0;
+        MemorySegment direct = backward ? w.backwardPanels() : null;
         pool.run(panels + blocks, (wk, unit) -> {
             Scratch s = scratch[wk];
             if (unit < panels) {
                 Panels.packTransposed(w.weight(), 1f, w.forward, unit, unit + 1, s.packRows, s.packStage);
             } else {
                 int o0 = (unit - panels) * W_PACK_ROWS;
-                Panels.packDirect(w.weight(), 1f, w.backward, o0, Math.min(w.dOut, o0 + W_PACK_ROWS), s.block(w.dIn));
+                Panels.packDirect(w.weight(), 1f, direct, o0, Math.min(w.dOut, o0 + W_PACK_ROWS), s.block(w.dIn));
             }
         }, parallel);
-        w.packed(stamp);
+        if (forward) {
+            w.forwardPacked(stamp);
+        }
+        if (backward) {
+            w.backwardPacked(stamp);
+        }
     }
 
-    /** Repacks W and the bias when they were written through their tensors since the last packing. */
-    private void refresh(CpuFrozenWeight w) {
-        if (w.stale()) {
-            packWeight(w, accessible(w.weight(), w.bias()));
+    /**
+     * Packs the layouts a call reads that are missing or older than W's (or the bias's) last write
+     * through its tensor: the forward's ({@code forward}), dX's ({@code dx}).
+     */
+    private void refresh(CpuFrozenWeight w, boolean forward, boolean dx) {
+        boolean f = forward && w.forwardStale();
+        boolean b = dx && w.backwardStale();
+        if (f || b) {
+            packWeight(w, f, b, accessible(w.weight(), w.bias()));
         }
     }
 
@@ -185,7 +201,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
             checkOpen();
             w.checkOpen();
             boolean parallel = accessible(x, y, w.weight(), w.bias(), a, b, u);
-            refresh(w);
+            refresh(w, true, false);
             Tensor uOut = u;
             if (active && uOut == null) {
                 long bytes = (long) p.n() * p.rank() * 4;
@@ -243,7 +259,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
             checkOpen();
             w.checkOpen();
             boolean parallel = accessible(x, dy, dx, w.weight(), a, b, u, gradA, gradB);
-            refresh(w);
+            refresh(w, false, dx != null);
             AdapterPanels cache = w.adapter;
             MemorySegment bP = null;
             MemorySegment gaP = null;
@@ -289,8 +305,8 @@ public final class CpuBackend implements Backend, AutoCloseable {
 
     /**
      * {@code W ← round(W + sign·γ·B·A)}: ΔW tiles come from the micro-kernel (B rows times
-     * sign·γ·A panels, K = r), are added to W in fp32 and rounded once to W's dtype; then both
-     * packings are rebuilt.
+     * sign·γ·A panels, K = r), are added to W in fp32 and rounded once to W's dtype; then the
+     * packings that exist are rebuilt.
      */
     @Override
     public void merge(FrozenWeight fw, Tensor a, Tensor b, double gamma, int sign) {
@@ -324,7 +340,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
             Convert.Sink out = Convert.Sink.of(w.weight());
             pool.run(blocks, (wk, unit) -> mergeRows(w, b, r, gaP, out, scratch[wk], unit * W_PACK_ROWS,
                     Math.min(w.dOut, unit * W_PACK_ROWS + W_PACK_ROWS)), parallel);
-            packWeight(w, parallel);
+            packWeight(w, true, w.backward != null, parallel);
         } finally {
             lock.unlock();
         }

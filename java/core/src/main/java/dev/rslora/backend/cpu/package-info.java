@@ -29,7 +29,8 @@
  *       adapter panels to repack after each optimizer step (from 4 rows, a panel per unit);</li>
  *   <li>{@link dev.rslora.backend.cpu.Panels}: packing into the kernel's B-operand panels, the
  *       transposed ones by {@link dev.rslora.backend.cpu.BlockTranspose}'s in-register L×L blocks;
- *       {@link dev.rslora.backend.cpu.CpuFrozenWeight}: W packed off-heap (again only after W or the
+ *       {@link dev.rslora.backend.cpu.CpuFrozenWeight}: W packed off-heap in fp32, the forward's layout
+ *       by prepare and dX's by the first backward that computes dX (each again only after W or the
  *       bias was written), and the layer's
  *       packed adapter ({@link dev.rslora.backend.cpu.AdapterPanels}, repacked when A, B or γ change);</li>
  *   <li>{@link dev.rslora.backend.cpu.SegmentEnd}: masked loads kept inside their segment
