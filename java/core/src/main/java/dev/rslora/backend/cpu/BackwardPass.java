@@ -73,18 +73,18 @@ final class BackwardPass {
     private final boolean rowGrads;
     private final Shared shared;
     /** W' panels formed here (the merged route), or null: dX reads W and adds the LoRA segment. */
-    private final MemorySegment merged;
+    private MemorySegment merged;
     /** B [padRows(d_out), r] as fp32 for forming W' (merged route only). */
     private final float[] bRows;
     /** The panels dX's W segment reads: W' (merged) or W. */
-    private final MemorySegment wPanels;
+    private MemorySegment wPanels;
     /** N ≤ RowGrads.MAX_ROWS: V and dX's adapter term from row-major B and A ({@link AdapterRows}), no kept panels. */
     private final boolean rowAdapter;
     /** A and B as {@link AdapterRows} reads them (row adapter only, else null). */
     private final AdapterRows.Source aSrc;
     private final AdapterRows.Source bSrc;
     /** Whether dX's tiles start with the γD'(V·A) segment (adapter active, not merged, not {@link #rowAdapter}). */
-    private final boolean loraDx;
+    private boolean loraDx;
 
     /** Buffers the workers share within one call (owned by the backend, grown on demand). */
     static final class Shared {
@@ -174,8 +174,17 @@ final class BackwardPass {
             }
         }, parallel);
         if (merged != null) {
-            pool.run(Panels.panels(dIn), (wk, pk) -> MergedWeight.formPanel(w.backward, gaP, bRows, dOut, r, merged, pk,
+            boolean[] finite = new boolean[Panels.panels(dIn)];
+            pool.run(finite.length, (wk, pk) -> finite[pk] = MergedWeight.formPanel(w.backward, gaP, bRows, dOut, r, merged, pk,
                     scratch[wk].tile), parallel);
+            for (boolean f : finite) {
+                if (!f) {  // W' not finite somewhere: it would not give the segment route's result (MergedWeight.formPanel)
+                    merged = null;
+                    wPanels = w.backward;
+                    loraDx = active;
+                    break;
+                }
+            }
         }
         if (byRows) {
             int rows = Split.chunkRows(n, workers, dIn, dOut);

@@ -60,13 +60,13 @@ final class ForwardPass {
     /** N = 1: the one-row kernel. */
     private final boolean oneRow;
     /** W'ᵀ panels formed here (the merged route), or null: Y reads Wᵀ and adds the LoRA segment. */
-    private final MemorySegment merged;
+    private MemorySegment merged;
     /** Aᵀ [padRows(d_in), r] for forming W' (merged route only). */
     private final float[] aTRows;
     /** The panels Y's W segment reads: W'ᵀ (merged) or Wᵀ. */
-    private final MemorySegment wPanels;
+    private MemorySegment wPanels;
     /** Whether Y's tiles add the γU·Bᵀ segment (adapter active, not merged, not {@link #rowAdapter}). */
-    private final boolean loraY;
+    private boolean loraY;
     /** N ≤ AdapterRows.forwardMaxRows: U and Y's adapter term from row-major A and B ({@link AdapterRows}), no cached panels. */
     private final boolean rowAdapter;
     /**
@@ -138,8 +138,17 @@ final class ForwardPass {
             }
         }, parallel);
         if (merged != null) {
-            pool.run(Panels.panels(dOut), (wk, po) -> MergedWeight.formPanel(w.forward, gbT, aTRows, dIn, r, merged, po,
+            boolean[] finite = new boolean[Panels.panels(dOut)];
+            pool.run(finite.length, (wk, po) -> finite[po] = MergedWeight.formPanel(w.forward, gbT, aTRows, dIn, r, merged, po,
                     scratch[wk].tile), parallel);
+            for (boolean f : finite) {
+                if (!f) {  // W' not finite somewhere: it would not give the segment route's result (MergedWeight.formPanel)
+                    merged = null;
+                    wPanels = w.forward;
+                    loraY = active;
+                    break;
+                }
+            }
         }
         if (Split.byRows(n, workers) && !rowAdapter) {  // the row adapter runs by panels, with any worker count
             int rows = Split.chunkRows(n, workers, dIn, dOut);

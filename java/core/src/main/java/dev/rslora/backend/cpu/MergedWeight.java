@@ -3,6 +3,7 @@ package dev.rslora.backend.cpu;
 import dev.rslora.backend.LoraParams;
 import dev.rslora.tensor.Tensor;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -29,7 +30,9 @@ import static dev.rslora.backend.cpu.MicroKernel.PANEL_ROW_BYTES;
  * A row whose U (forward) or V (backward) is not finite, from ±Inf in X or dY, is computed again on
  * the segment route: W' folds γB·A in before X meets it and turned the segment's NaN (Inf·0, Infs of
  * both signs) into ±Inf ({@code ForwardPass.redoNonFinite}, {@code BackwardPass.redoNonFinite}).
- * The pass's K-segment route stays for dropout, small N ({@link #use}) and weights above {@link #MAX_BYTES}.
+ * The pass's K-segment route stays for dropout, small N ({@link #use}) and weights above {@link #MAX_BYTES},
+ * and a pass whose W' came out not finite somewhere (±Inf or NaN in A, B or W, or γB·A past fp32's range)
+ * switches to it after forming ({@link #formPanel}).
  */
 final class MergedWeight {
     /**
@@ -81,37 +84,52 @@ final class MergedWeight {
      * tile = rows[k, :r]·lora panel (K = r), then out row k = base row k + tile row. Both layouts:
      * panel row k of a packing with K = {@code depth} sits at (panel·depth + k)·NR floats.
      *
+     * <p>Returns whether every element of the panel is finite. One that is not (±Inf or NaN in A, B or
+     * W, or γB·A or W + γB·A past fp32's range: A = 1e30, B = 1e10) would not give the segment route's
+     * result: X·W'ᵀ overflows or turns 0·Inf into NaN where X·Wᵀ + γ(X·Aᵀ)·Bᵀ stays finite (X = 1e-20)
+     * or is ±Inf; the pass then takes the segment route ({@code ForwardPass}, {@code BackwardPass}).
+     *
      * @param base  the pass's packing of W (w.forward or w.backward)
      * @param lora  the packing with K = r over the same panels ((γB)ᵀ panels or γA panels)
      * @param rows  the A operand [padRows(depth), r]: Aᵀ (forward) or B (backward), fp32
      * @param depth K of the base packing: d_in (forward) or d_out (backward)
+     * @return whether all of the panel's elements (padding included, which is 0 + 0) are finite
      */
-    static void formPanel(MemorySegment base, MemorySegment lora, float[] rows, int depth, int r, MemorySegment out,
-                          int panel, float[] tile) {
+    static boolean formPanel(MemorySegment base, MemorySegment lora, float[] rows, int depth, int r, MemorySegment out,
+                             int panel, float[] tile) {
         long loraOff = (long) panel * r * PANEL_ROW_BYTES;
+        boolean finite = true;
         for (int k0 = 0; k0 < depth; k0 += MR) {
             MicroKernel.mma(rows, k0 * r, r, lora, loraOff, r, tile, 0);
             int n = Math.min(MR, depth - k0);
             for (int m = 0; m < n; m++) {
                 long at = ((long) panel * depth + k0 + m) * PANEL_ROW_BYTES;
-                addRow(base, at, tile, m * NR, out);
+                finite &= addRow(base, at, tile, m * NR, out);
             }
         }
+        return finite;
     }
 
-    /** out[at .. at + NR floats) = base[at ..] + tile[off .. off + NR). */
-    private static void addRow(MemorySegment base, long at, float[] tile, int off, MemorySegment out) {
+    /** out[at .. at + NR floats) = base[at ..] + tile[off .. off + NR); whether all NR sums are finite. */
+    private static boolean addRow(MemorySegment base, long at, float[] tile, int off, MemorySegment out) {
         if (MicroKernel.SCALAR) {
+            boolean finite = true;
             for (int c = 0; c < NR; c++) {
                 long b = at + 4L * c;
-                out.set(ValueLayout.JAVA_FLOAT_UNALIGNED, b, base.get(ValueLayout.JAVA_FLOAT_UNALIGNED, b) + tile[off + c]);
+                float v = base.get(ValueLayout.JAVA_FLOAT_UNALIGNED, b) + tile[off + c];
+                out.set(ValueLayout.JAVA_FLOAT_UNALIGNED, b, v);
+                finite &= Float.isFinite(v);
             }
-            return;
+            return finite;
         }
+        // v − v is 0 for a finite v and NaN for ±Inf or NaN: their sum is NaN when any sum was not finite
+        FloatVector probe = FloatVector.zero(S);
         for (int c = 0; c < NR; c += L) {
             long b = at + 4L * c;
-            FloatVector.fromMemorySegment(S, base, b, MicroKernel.ORDER).add(FloatVector.fromArray(S, tile, off + c))
-                    .intoMemorySegment(out, b, MicroKernel.ORDER);
+            FloatVector v = FloatVector.fromMemorySegment(S, base, b, MicroKernel.ORDER).add(FloatVector.fromArray(S, tile, off + c));
+            v.intoMemorySegment(out, b, MicroKernel.ORDER);
+            probe = probe.add(v.sub(v));
         }
+        return probe.reduceLanes(VectorOperators.ADD) == 0f;
     }
 }

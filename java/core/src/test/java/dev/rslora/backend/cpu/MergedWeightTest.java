@@ -138,6 +138,67 @@ class MergedWeightTest {
         }
     }
 
+    /**
+     * W' = W + γB·A that is not finite somewhere sends the pass to the segment route, which gives the
+     * reference's result: γB·A past fp32's range while Y = X·Wᵀ + γ(X·Aᵀ)·Bᵀ stays finite (A = 1e30,
+     * B = 1e10, X = 1e-20: the merged route gave Y = Inf and dX = NaN where the reference gives 2.6e22 and
+     * ±Inf), an Inf in B or in A (NaN from the merged route where the reference gives ±Inf), and an Inf in
+     * W. Both shapes take the route in both passes; the second has N ≤ 64 (the row-path gradients).
+     */
+    @Test
+    void wPrimeNotFiniteTakesTheSegmentRoute() {
+        ReferenceBackend ref = new ReferenceBackend();
+        int[][] shapes = {{300, 129, 70, 24}, {40, 16, 16, 4}};
+        String[] cases = {"overflowing γB·A", "B[0, 0] = +Inf", "A[0, 2] = +Inf", "W[1, 1] = +Inf"};
+        try (CpuBackend merged = new CpuBackend(2)) {
+            for (int[] s : shapes) {
+                for (String c : cases) {
+                    try (LayerFixture f = new LayerFixture(s[0], s[1], s[2], s[3], DType.F32, 0f, GradMode.ASSIGN, true, 7L * s[0])) {
+                        switch (c) {
+                            case "overflowing γB·A" -> {
+                                f.a.fill(1e30f);
+                                f.b.fill(1e10f);
+                                f.x.fill(1e-20f);
+                            }
+                            case "B[0, 0] = +Inf" -> f.b.set(0, 0, Float.POSITIVE_INFINITY);
+                            case "A[0, 2] = +Inf" -> f.a.set(0, 2, Float.POSITIVE_INFINITY);
+                            default -> f.w.set(1, 1, Float.POSITIVE_INFINITY);
+                        }
+                        String ctx = f.describe() + ", " + c;
+                        assertTrue(MergedWeight.use(f.params, s[1], true) && MergedWeight.use(f.params, s[2], true), ctx);
+                        LayerFixture.Outputs want = f.run(ref);
+                        LayerFixture.Outputs got = f.run(merged);
+                        sameValues("Y", got.y(), want.y(), ctx);
+                        sameValues("dX", got.dx(), want.dx(), ctx);
+                        sameValues("dA", got.gradA(), want.gradA(), ctx);
+                        sameValues("dB", got.gradB(), want.gradB(), ctx);
+                    }
+                }
+            }
+        }
+    }
+
+    /** NaN, +Inf and −Inf where the reference has them, and finite values within 1e-4 of its, relative to the largest. */
+    private static void sameValues(String what, Tensor got, Tensor want, String ctx) {
+        double scale = 0;
+        for (long i = 0; i < want.numel(); i++) {
+            float w = want.get(i);
+            if (Float.isFinite(w)) {
+                scale = Math.max(scale, Math.abs(w));
+            }
+        }
+        for (long i = 0; i < want.numel(); i++) {
+            float g = got.get(i);
+            float w = want.get(i);
+            boolean same = Float.isNaN(w) ? Float.isNaN(g)
+                    : Float.isInfinite(w) ? g == w
+                    : Float.isFinite(g) && Math.abs(g - w) <= 1e-4 * Math.max(scale, Float.MIN_NORMAL);
+            if (!same) {
+                fail(what + "[" + i + "]: " + g + ", the reference " + w + " (" + ctx + ")");
+            }
+        }
+    }
+
     /** Every element NaN, +Inf, −Inf or finite exactly where the reference's is. */
     private static void sameKinds(String what, Tensor got, Tensor want, String ctx) {
         int nonFinite = 0;
