@@ -55,6 +55,7 @@ public final class LoraLinear implements AutoCloseable {
     /** A's version stamp when the last forward (or backward) finished: the A that U = D(X)·Aᵀ was computed from. */
     private long savedAVersion;
     private long savedXVersion;    // X's stamp after the last forward: dA reads X again in backward
+    private long savedWVersion;    // W's stamp after the last forward: dX = dY·W must read the W that gave Y
     /** Copies of A and B as merge() added them to W (allocated at the first merge): what unmerge() subtracts. */
     private Tensor mergedA;
     private Tensor mergedB;
@@ -250,6 +251,7 @@ public final class LoraLinear implements AutoCloseable {
             savedParams = p;
             savedAVersion = a.version();
             savedXVersion = x.version();
+            savedWVersion = frozen.weight().version();
         } finally {
             exit();
         }
@@ -296,7 +298,8 @@ public final class LoraLinear implements AutoCloseable {
      *                               tensor's write paths, see {@link Tensor#version()}) since that forward (its U
      *                               is stale; B may change: the backward then is that of the current A and B),
      *                               the forward's X was written (the same way) since, while the adapter is active
-     *                               (dA reads X again), or the layer is closed
+     *                               (dA reads X again), W was written since while dx is not null (dX reads W),
+     *                               or the layer is closed
      * @throws IllegalArgumentException if a shape does not match, or dx aliases an input or a gradient
      */
     public void backward(Tensor dy, Tensor dx) {
@@ -322,6 +325,13 @@ public final class LoraLinear implements AutoCloseable {
             BackendChecks.disjoint("grad_x", dx, "grad_B", gradB);
             BackendChecks.disjoint("grad_A", gradA, "grad_y", dy);
             BackendChecks.disjoint("grad_B", gradB, "grad_y", dy);
+            if (dx != null && frozen.weight().version() != savedWVersion) {
+                // dX = dY·W with a W that did not give Y is the gradient of no function (PyTorch refuses the same for
+                // a weight modified in place); dA and dB do not read W, so a backward without dX may go on
+                throw new IllegalStateException("the base weight W was written after the forward this backward would"
+                        + " differentiate (set, fill or copyFrom on it, or a merge() by another layer sharing it): dX would"
+                        + " use the new W; run forward again, or pass dx = null");
+            }
             if (!savedParams.adapterActive()) {
                 // the forward ran with the adapter disabled: dX = dY·W, and A, B received no gradient
                 if (dx != null) {
@@ -348,8 +358,9 @@ public final class LoraLinear implements AutoCloseable {
             LoraParams p = new LoraParams(n, dIn(), dOut(), config.rank(), savedParams.gamma(), savedParams.dropout(),
                     savedParams.seed(), savedParams.step(), layerId, savedParams.training(), true, gradMode);
             backend.backward(p, frozen, savedX, a, b, uFor(n), dy, dx, gradA, gradB);
-            savedAVersion = a.version();  // a backend that reads A or X through segment() bumps its stamp
+            savedAVersion = a.version();  // a backend that reads A, X or W through segment() bumps its stamp
             savedXVersion = savedX.version();
+            savedWVersion = frozen.weight().version();
         } finally {
             exit();
         }

@@ -603,6 +603,58 @@ class LoraLinearTest {
     }
 
     /**
+     * dX = dY·W reads W in the backward: W written after the forward (set, fill, copyFrom, or a merge by
+     * another layer sharing it) made dX come from the new W, silently, on every backend. Refused when dX
+     * is asked for (with the adapter on or off); a backward without dX (dA and dB do not read W) runs.
+     * dX of an allowed backward is checked against a run that never wrote W, so the test fails on a
+     * backward that used the wrong W.
+     */
+    @Test
+    void backwardWithDxAfterWWasWrittenIsRefused() {
+        SplittableRandom rng = new SplittableRandom(25);
+        int n = 3, dIn = 5, dOut = 4, r = 2;
+        try (Arena arena = Arena.ofShared(); CpuBackend cpu = new CpuBackend(1)) {
+            Tensor w = TestData.uniform(arena, DType.F32, rng, 1, dOut, dIn);
+            Tensor x = TestData.uniform(arena, DType.F32, rng, 1, n, dIn);
+            Tensor dy = TestData.uniform(arena, DType.F32, rng, 1, n, dOut);
+            Tensor dx = Tensor.allocate(arena, DType.F32, n, dIn);
+            float[] w0 = w.toFloatArray();
+            for (Backend backend : new Backend[] {ref, cpu}) {
+                try (LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(r, 8), backend);
+                     LoraLinear sharing = LoraLinear.create(w, null, LoraConfig.rslora(r, 8), backend)) {
+                    layer.loraB().fill(0.5f);
+                    sharing.loraB().fill(0.25f);
+                    layer.forward(arena, x);
+                    layer.backward(dy, dx);
+                    float[] want = dx.toFloatArray();
+                    layer.forward(arena, x);
+                    w.set(1, 2, 7f);
+                    IllegalStateException e = assertThrows(IllegalStateException.class, () -> layer.backward(dy, dx));
+                    assertTrue(e.getMessage().contains("base weight W was written"), e.getMessage());
+                    layer.backward(dy, null);  // dA and dB do not read W
+                    w.copyFrom(w0);
+                    layer.forward(arena, x);
+                    sharing.merge();  // writes the W both layers read
+                    e = assertThrows(IllegalStateException.class, () -> layer.backward(dy, dx));
+                    assertTrue(e.getMessage().contains("base weight W was written"), e.getMessage());
+                    sharing.unmerge();
+                    w.copyFrom(w0);  // unmerge rounds: back to the exact W of the first backward
+                    try (var off = layer.disableAdapter()) {
+                        layer.forward(arena, x);
+                    }
+                    w.fill(1f);
+                    e = assertThrows(IllegalStateException.class, () -> layer.backward(dy, dx));
+                    assertTrue(e.getMessage().contains("base weight W was written"), e.getMessage());
+                    w.copyFrom(w0);
+                    layer.forward(arena, x);
+                    layer.backward(dy, dx);
+                    assertArrayEquals(want, dx.toFloatArray(), "dX of the W the forward read");
+                }
+            }
+        }
+    }
+
+    /**
      * unmerge() subtracted γ·B·A of the current A and B: a write to either while merged (an optimizer
      * step, a load) left W = W₀ + γ·B₀A₀ − γ·B₁A₁ for good, and forwards while merged silently ran
      * the old adapter.
