@@ -96,6 +96,24 @@ public interface Backend {
     void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign);
 
     /**
+     * Runs {@link #merge}'s checks, element check included where the backend has one that writes nothing, and
+     * writes nothing: what a caller merging several weights all or nothing runs on every weight first. The
+     * {@code reference} and {@code cpu} backends compute every merged element (as merge does before it
+     * writes); the default, which the {@code cuda} backend keeps, checks the arguments only, and its merge
+     * still refuses an element before writing W.
+     *
+     * @param w     the prepared W, unchanged
+     * @param a     A [r, d_in]
+     * @param b     B [d_out, r]
+     * @param gamma γ of the layer
+     * @param sign  +1 to merge, −1 to unmerge
+     * @throws IllegalArgumentException as {@link #merge} would
+     */
+    default void checkMerge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign) {
+        BackendChecks.merge(w, a, b, gamma, sign);
+    }
+
+    /**
      * Whether this instance was closed. The {@code cpu} and {@code cuda} backends hold threads or a
      * device context and are {@link AutoCloseable}; closed, they refuse every call (and so do the
      * layers built on them). {@link Backends#get} never hands out a closed instance.

@@ -367,6 +367,30 @@ public final class LoraLinear implements AutoCloseable {
     }
 
     /**
+     * Runs {@link #merge()}'s checks and writes nothing: on the {@code reference} and {@code cpu} backends every
+     * merged element is computed and checked, as merge does before it writes ({@link Backend#checkMerge}); the
+     * {@code cuda} backend checks the arguments here and the elements in merge. A model merging all its layers
+     * runs this on every layer first ({@code LoraModel.merge}).
+     *
+     * @throws IllegalStateException    as {@link #merge()}: already merged, the adapter disabled, the layer closed
+     * @throws IllegalArgumentException as {@link #merge()}: a merged element that would not be finite in W's dtype
+     */
+    public void checkMerge() {
+        enter();
+        try {
+            if (merged) {
+                throw new IllegalStateException("already merged");
+            }
+            if (!adapterEnabled) {
+                throw new IllegalStateException("the adapter is disabled: enable it before merging");
+            }
+            backend.checkMerge(frozen, a, b, config.gamma(), +1);
+        } finally {
+            exit();
+        }
+    }
+
+    /**
      * W ← round(W + γ·B·A); afterwards forward is the base layer alone (as PEFT's merge). The layer keeps a
      * copy of this A and B for {@link #unmerge()}.
      *

@@ -450,9 +450,12 @@ public final class LoraModel implements AutoCloseable {
      * @throws IllegalStateException if a layer is already merged or its adapter disabled (naming the module), another
      *                               thread is in this model's heap-array forward or backward, or the model is closed
      * @throws IllegalArgumentException if a W is read-only, e.g. memory-mapped by {@link #wrap(BaseCheckpoint, PeftConfig,
-     *                                  Backend, long)} (naming the module); if a layer's merge still fails (an
-     *                                  allocation), the layers merged before it are unmerged again (W as before
-     *                                  up to the rounding of W + ΔW − ΔW)
+     *                                  Backend, long)}, or a merged element would not be finite in W's dtype (naming
+     *                                  the module and the element; on the {@code reference} and {@code cpu} backends
+     *                                  every element of every layer is checked first, {@link LoraLinear#checkMerge()});
+     *                                  if a layer's merge still fails (an allocation, or the {@code cuda} backend's
+     *                                  element check), the layers merged before it are unmerged again (W as before up
+     *                                  to the rounding of W + ΔW − ΔW)
      */
     public void merge() {
         enter();
@@ -472,6 +475,16 @@ public final class LoraModel implements AutoCloseable {
                     throw new IllegalArgumentException("module " + e.getKey() + ": weight " + l.weight().shapeString() + " is"
                             + " read-only memory (e.g. memory-mapped from a checkpoint): merge into a checkpoint file with"
                             + " CheckpointMerge, or wrap writable copies of the weights; no layer was merged");
+                }
+            }
+            // every merged element of every layer is checked before any W is written: a layer refused after others
+            // were merged would leave them unmerged again only up to rounding (W + ΔW − ΔW, in W's dtype)
+            for (Map.Entry<String, LoraLinear> e : layers().entrySet()) {
+                try {
+                    e.getValue().checkMerge();
+                } catch (IllegalArgumentException ex) {
+                    throw new IllegalArgumentException("module " + e.getKey() + ": " + ex.getMessage()
+                            + "; no layer was merged", ex);
                 }
             }
             everyLayerOrNone(LoraLinear::merge, LoraLinear::unmerge);
@@ -654,14 +667,20 @@ public final class LoraModel implements AutoCloseable {
      */
     private void everyLayerOrNone(Consumer<LoraLinear> step, Consumer<LoraLinear> undo) {
         List<LoraLinear> done = new ArrayList<>();
+        String module = null;
         try {
-            for (LoraLinear l : layers.values()) {
-                step.accept(l);
-                done.add(l);
+            for (Map.Entry<String, LoraLinear> e : layers.entrySet()) {
+                module = e.getKey();
+                step.accept(e.getValue());
+                done.add(e.getValue());
             }
         } catch (RuntimeException | Error e) {
             for (int i = done.size() - 1; i >= 0; i--) {
                 undo.accept(done.get(i));
+            }
+            if (e instanceof IllegalArgumentException) {
+                throw new IllegalArgumentException("module " + module + ": " + e.getMessage() + "; the " + done.size()
+                        + " layers before it were reverted", e);
             }
             throw e;
         }

@@ -2,6 +2,7 @@ package dev.rslora.model;
 
 import dev.rslora.backend.Backend;
 import dev.rslora.backend.GradMode;
+import dev.rslora.backend.cpu.CpuBackend;
 import dev.rslora.backend.reference.ReferenceBackend;
 import dev.rslora.core.LoraLinear;
 import dev.rslora.peft.PeftConfig;
@@ -197,6 +198,34 @@ class LoraModelSwitchesTest {
                 refused(IllegalArgumentException.class, "module net.2.fc: weight [6, 6] is read-only", model::merge);
                 assertSameWeights(base, model);
                 model.layers().forEach((p, l) -> assertFalse(l.isMerged(), p));
+            }
+        }
+    }
+
+    /**
+     * A merge that a later layer refuses for an element past its dtype's range (F16 here) changes no W: every
+     * layer's elements are checked before any W is written, and the refusal names the module. Before, the
+     * layers before it were merged and unmerged again, which left their F16 W a rounding step off in places
+     * (W + ΔW − ΔW), and the message named no module. Both backends that check elements up front.
+     */
+    @Test
+    void aMergeALaterLayerRefusesForRangeWritesNoW() {
+        try (Arena arena = Arena.ofShared(); CpuBackend cpu = new CpuBackend(1)) {
+            for (Backend be : new Backend[] {ref, cpu}) {
+                Map<String, Tensor> w = new LinkedHashMap<>();
+                weights().forEach((name, v) -> w.put(name, name.endsWith(".bias")
+                        ? Tensor.wrap(Tensor.fromMatrix(arena, DType.F16, v).segment(), DType.F16, v[0].length)
+                        : Tensor.fromMatrix(arena, DType.F16, v)));
+                try (LoraModel model = trained(LoraModel.wrap(w, CONFIG, be, 5))) {
+                    model.layer("net.2.fc").loraB().fill(1e6f);  // W + γ·B·A far past F16's 65504
+                    Map<String, float[]> base = ws(model);
+                    refused(IllegalArgumentException.class, "module net.2.fc: merge: the F16 weight's W[", model::merge);
+                    assertSameWeights(base, model);
+                    model.layers().forEach((p, l) -> assertFalse(l.isMerged(), p));
+                    model.layer("net.2.fc").loraB().fill(0.5f);
+                    model.merge();  // the refusal left every layer able to merge
+                    assertTrue(model.isMerged());
+                }
             }
         }
     }

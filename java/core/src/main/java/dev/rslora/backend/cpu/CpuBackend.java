@@ -310,6 +310,16 @@ public final class CpuBackend implements Backend, AutoCloseable {
      */
     @Override
     public void merge(FrozenWeight fw, Tensor a, Tensor b, double gamma, int sign) {
+        mergeOrCheck(fw, a, b, gamma, sign, true);
+    }
+
+    /** Computes and checks every element of merge's result, as merge does before writing; writes nothing. */
+    @Override
+    public void checkMerge(FrozenWeight fw, Tensor a, Tensor b, double gamma, int sign) {
+        mergeOrCheck(fw, a, b, gamma, sign, false);
+    }
+
+    private void mergeOrCheck(FrozenWeight fw, Tensor a, Tensor b, double gamma, int sign, boolean write) {
         if (!(fw instanceof CpuFrozenWeight w)) {
             throw new IllegalArgumentException("weight was prepared by another backend: "
                     + (fw == null ? "null" : fw.getClass().getName()));
@@ -336,6 +346,9 @@ public final class CpuBackend implements Backend, AutoCloseable {
                 if (bad >= 0) {
                     throw BackendChecks.mergeNotFinite(w, a, b, gamma, sign, bad / w.dIn, bad % w.dIn);
                 }
+            }
+            if (!write) {
+                return;
             }
             Convert.Sink out = Convert.Sink.of(w.weight());
             pool.run(blocks, (wk, unit) -> mergeRows(w, b, r, gaP, out, scratch[wk], unit * W_PACK_ROWS,

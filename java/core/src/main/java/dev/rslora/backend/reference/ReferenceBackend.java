@@ -176,22 +176,31 @@ public final class ReferenceBackend implements Backend {
 
     @Override
     public void merge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign) {
+        // two passes: every element is checked before any is written, so a refused merge leaves W as it was
+        checkMerge(w, a, b, gamma, sign);
+        Tensor wt = w.weight();
+        int dOut = (int) wt.dim(0);
+        int dIn = (int) wt.dim(1);
+        int r = (int) a.dim(0);
+        for (int o = 0; o < dOut; o++) {
+            for (int k = 0; k < dIn; k++) {
+                wt.set(o, k, merged(wt, a, b, gamma, sign, r, o, k));
+            }
+        }
+    }
+
+    @Override
+    public void checkMerge(FrozenWeight w, Tensor a, Tensor b, double gamma, int sign) {
         BackendChecks.merge(w, a, b, gamma, sign);
         Tensor wt = w.weight();
         int dOut = (int) wt.dim(0);
         int dIn = (int) wt.dim(1);
         int r = (int) a.dim(0);
-        // two passes: every element is checked before any is written, so a refused merge leaves W as it was
         for (int o = 0; o < dOut; o++) {
             for (int k = 0; k < dIn; k++) {
                 if (BackendChecks.mergeDestroys(wt.dtype(), wt.get(o, k), merged(wt, a, b, gamma, sign, r, o, k))) {
                     throw BackendChecks.mergeNotFinite(w, a, b, gamma, sign, o, k);
                 }
-            }
-        }
-        for (int o = 0; o < dOut; o++) {
-            for (int k = 0; k < dIn; k++) {
-                wt.set(o, k, merged(wt, a, b, gamma, sign, r, o, k));
             }
         }
     }
