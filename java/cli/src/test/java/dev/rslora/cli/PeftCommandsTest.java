@@ -317,6 +317,42 @@ class PeftCommandsTest {
                 "cannot unmerge", "lm_head.weight");
     }
 
+    /**
+     * A NaN in lora_A (or an Inf in lora_B) made every merged element it touched NaN (±Inf), and merge wrote
+     * them into the checkpoint with exit 0 (2304 NaN in a GPT-2 c_attn): refused, naming the module and the
+     * element, with no output. Unmerge refuses the same way.
+     */
+    @Test
+    void anAdapterWithANonFiniteValueIsRefusedNotMergedIntoTheCheckpoint() throws Exception {
+        Path out = dir.resolve("out.safetensors");
+        String base = g("base-bf16.safetensors");
+        String[][] cases = {{"lora_A", "NaN"}, {"lora_B", "Infinity"}};
+        for (String[] c : cases) {
+            Path weights = dir.resolve(c[0] + ".safetensors");
+            try (Arena arena = Arena.ofConfined()) {
+                BaseCheckpoint in = BaseCheckpoint.open(Golden.path("adapter-lora/adapter_model.safetensors"), arena);
+                SafetensorsWriter w = new SafetensorsWriter().metadata("format", "pt");
+                String target = in.names().stream().filter(n -> n.contains("." + c[0] + ".")).findFirst().orElseThrow();
+                for (String n : in.names()) {
+                    if (n.equals(target)) {
+                        Tensor t = Tensor.allocate(arena, in.entry(n).dtype().compute(), in.entry(n).shape());
+                        t.copyFrom(in.tensor(n));
+                        t.set(0, Float.parseFloat(c[1]));
+                        w.add(n, t);
+                    } else {
+                        w.copy(in.shardOf(n).file(), n);
+                    }
+                }
+                w.write(weights);
+            }
+            Path adapter = adapterVariant("non-finite-" + c[0], null, weights);
+            assertRefused(cli("merge", "--base", base, "--adapter", adapter.toString(), "--output", out.toString()), out,
+                    "module ", "is not finite while W's element is");
+            assertRefused(cli("merge", "--base", base, "--adapter", adapter.toString(), "--output", out.toString(), "--unmerge"),
+                    out, "is not finite while W's element is");
+        }
+    }
+
     @Test
     void anAdapterWithoutTensorsIsRefusedInsteadOfMergingAsACopyOfTheBase() throws Exception {
         // e.g. a weights file saved from the wrong object: a merge would exit 0 having changed nothing

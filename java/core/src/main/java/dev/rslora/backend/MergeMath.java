@@ -147,7 +147,8 @@ public final class MergeMath {
      * @param dst     receives W ± γ·B·A for those elements: exactly count·dstType bytes
      * @param dstType the dtype written to dst (the sum is rounded once to it)
      * @throws IllegalArgumentException if w's shape or dst's size does not match, or a finite merged value is
-     *                                  beyond dstType's range (it would be stored as ±Infinity; naming the element)
+     *                                  beyond dstType's range (it would be stored as ±Infinity; naming the element), or
+     *                                  a merged value is not finite where W's element is (NaN or ±Inf in A or B)
      * @throws IndexOutOfBoundsException if [first, first + count) is outside the weight
      */
     public void apply(Tensor w, long first, long count, MemorySegment dst, DType dstType) {
@@ -181,10 +182,16 @@ public final class MergeMath {
             long outBase = e - first;
             for (int c = 0; c < width; c++) {
                 float delta = (float) acc[c] * gamma32;
-                float v = src.load(ws, e + c) + (sign > 0 ? delta : -delta);
+                float old = src.load(ws, e + c);
+                float v = old + (sign > 0 ? delta : -delta);
                 if (dstType.overflows(v)) {
                     throw new IllegalArgumentException("the merged W[" + row + ", " + (c0 + c) + "] = " + v + " is beyond "
                             + dstType + "'s range: it would be stored as Infinity");
+                }
+                if (BackendChecks.mergeDestroys(dstType, old, v)) {  // NaN or ±Inf in A or B, or fp32 overflow on the way
+                    throw new IllegalArgumentException("the merged W[" + row + ", " + (c0 + c) + "] = " + old
+                            + (sign > 0 ? " + " : " - ") + "γ·(B·A) = " + v + " is not finite while W's element is (lora_A or"
+                            + " lora_B holds a non-finite value, or γ·B·A overflows fp32): it would be stored as " + v);
                 }
                 dstType.store(dst, outBase + c, v);
             }

@@ -192,4 +192,31 @@ class MergeMathTest {
             assertEquals(DType.BF16.round(65992f), outBf16.get(0));
         }
     }
+
+    /**
+     * NaN or ±Inf in A or B made the merged element NaN or ±Inf, and it was written (the CLI's merge then
+     * put 2304 NaN into a checkpoint, exit 0): refused, naming the element, as the backends' merge refuses
+     * it. W's own non-finite element stays the caller's: merged over, it is written as it comes out.
+     */
+    @Test
+    void aNonFiniteAdapterIsRefusedWhereWIsFinite() {
+        try (Arena arena = Arena.ofConfined()) {
+            Tensor w = Tensor.of(arena, DType.F32, new float[] {1, 2}, 1, 2);
+            Tensor b = Tensor.of(arena, DType.F32, new float[] {1}, 1, 1);
+            Tensor out = Tensor.allocate(arena, DType.F32, 1, 2);
+            Tensor nanA = Tensor.of(arena, DType.F32, new float[] {0.5f, Float.NaN}, 1, 2);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> MergeMath.prepare(nanA, b, 1.0, +1, false, w.shape()).apply(w, out));
+            assertEquals("the merged W[0, 1] = 2.0 + γ·(B·A) = NaN is not finite while W's element is (lora_A or lora_B"
+                    + " holds a non-finite value, or γ·B·A overflows fp32): it would be stored as NaN", e.getMessage());
+            Tensor infB = Tensor.of(arena, DType.F32, new float[] {Float.NEGATIVE_INFINITY}, 1, 1);
+            Tensor a = Tensor.of(arena, DType.F32, new float[] {0.5f, 1}, 1, 2);
+            e = assertThrows(IllegalArgumentException.class, () -> MergeMath.prepare(a, infB, 1.0, -1, false, w.shape()).apply(w, out));
+            assertTrue(e.getMessage().startsWith("the merged W[0, 0] = 1.0 - γ·(B·A) = Infinity is not finite"), e.getMessage());
+            Tensor infW = Tensor.of(arena, DType.F32, new float[] {Float.POSITIVE_INFINITY, 2}, 1, 2);
+            MergeMath.prepare(a, b, 1.0, +1, false, infW.shape()).apply(infW, out);
+            assertEquals(Float.POSITIVE_INFINITY, out.get(0));
+            assertEquals(3f, out.get(1));
+        }
+    }
 }
