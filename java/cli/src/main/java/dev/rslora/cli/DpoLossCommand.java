@@ -13,7 +13,9 @@ import picocli.CommandLine.Spec;
 
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 
@@ -64,6 +66,12 @@ final class DpoLossCommand implements Callable<Integer> {
             int n = v[0].length;
             Tensor scalar = Tensor.allocate(arena, DType.F32);
             scalar.set(0, (float) r.loss());
+            Map<String, Tensor> outputs = new LinkedHashMap<>();
+            outputs.put("loss", scalar);
+            outputs.put("chosen_rewards", f32(arena, r.chosenRewards()));
+            outputs.put("rejected_rewards", f32(arena, r.rejectedRewards()));
+            outputs.put("grad_policy_chosen_logps", f32(arena, r.gradPolicyChosen()));
+            outputs.put("grad_policy_rejected_logps", f32(arena, r.gradPolicyRejected()));
             SafetensorsWriter w = new SafetensorsWriter()
                     .metadata("format", "pt")
                     .metadata("rslora.beta", Double.toString(beta))
@@ -71,13 +79,11 @@ final class DpoLossCommand implements Callable<Integer> {
                     .metadata("rslora.loss_type", loss.type().trlName())
                     .metadata("rslora.loss", Double.toString(r.loss()))
                     .metadata("rslora.reward_accuracy", Double.toString(r.rewardAccuracy()))
-                    .metadata("rslora.reward_margin", Double.toString(r.rewardMargin()))
-                    .add("loss", scalar)
-                    .add("chosen_rewards", f32(arena, r.chosenRewards()))
-                    .add("rejected_rewards", f32(arena, r.rejectedRewards()))
-                    .add("grad_policy_chosen_logps", f32(arena, r.gradPolicyChosen()))
-                    .add("grad_policy_rejected_logps", f32(arena, r.gradPolicyRejected()));
+                    .metadata("rslora.reward_margin", Double.toString(r.rewardMargin()));
+            outputs.forEach(w::add);
             OutputPaths.write(w, output);
+            outputs.forEach((name, t) -> NonFiniteOutputs.warn(spec.commandLine().getErr(), "dpo-loss", name, t,
+                    "a value overflowed fp32 (β or the log-probabilities at their extremes?)"));
             spec.commandLine().getErr().printf(Locale.ROOT, "rslora dpo-loss: %d pairs, %s β=%s: loss %.6g, reward accuracy %.4g -> %s%n",
                     n, loss.type().trlName(), beta, r.loss(), r.rewardAccuracy(), output);
         }

@@ -98,25 +98,9 @@ final class LayerCommand implements Callable<Integer> {
         return 0;
     }
 
-    /**
-     * One warning line for an output holding NaN or ±Inf: written as computed (a correctness check may
-     * feed them on purpose), but never silently, since the other commands refuse non-finite inputs.
-     */
+    /** One warning line for an output holding NaN or ±Inf ({@link NonFiniteOutputs}). */
     private void warnNonFinite(String name, Tensor t) {
-        long count = 0;
-        long first = -1;
-        for (long i = 0, n = t.numel(); i < n; i++) {
-            if (!Float.isFinite(t.get(i))) {
-                count++;
-                if (first < 0) {
-                    first = i;
-                }
-            }
-        }
-        if (count > 0) {
-            spec.commandLine().getErr().printf("rslora layer: warning: %s holds %d non-finite value%s (the first at flat index %d,"
-                    + " %s): an input holds NaN or ±Inf, or a value overflowed %s%n", name, count, count == 1 ? "" : "s", first,
-                    t.get(first), t.dtype());
-        }
+        NonFiniteOutputs.warn(spec.commandLine().getErr(), "layer", name, t,
+                "an input holds NaN or ±Inf, or a value overflowed " + t.dtype());
     }
 }

@@ -163,6 +163,9 @@ final class OptimizerStepCommand implements Callable<Integer> {
                     Tensor snapshot = Tensor.allocate(arena, DType.F32, param.shape());
                     snapshot.copyFrom(param);
                     w.add("param." + (t + 1), snapshot);
+                    NonFiniteOutputs.warn(spec.commandLine().getErr(), "optimizer-step", "param." + (t + 1), snapshot,
+                            "the update overflowed or divided by zero (--lr, --eps, --weight-decay or the gradients at their"
+                                    + " extremes?)");
                 }
             }
             OutputPaths.write(w, output);

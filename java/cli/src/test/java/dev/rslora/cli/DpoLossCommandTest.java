@@ -97,6 +97,24 @@ class DpoLossCommandTest {
         assertFalse(Files.exists(out), "no output file left behind");
     }
 
+    /** β = 1e300 overflows the fp32 outputs: written as computed, exit 0, one warning line per tensor; β = 0.1 none. */
+    @Test
+    void nonFiniteOutputsAreWrittenWithAWarning() throws Exception {
+        try (Arena arena = Arena.ofShared()) {
+            Path in = input(arena, new SplittableRandom(5), 6, null, null);
+            Path out = dir.resolve("huge-beta.safetensors");
+            CliRun r = CliRun.of("dpo-loss", "--input", in.toString(), "--output", out.toString(), "--beta", "1e300");
+            assertEquals(0, r.code(), r.err());
+            for (String name : List.of("loss", "chosen_rewards", "rejected_rewards")) {
+                assertTrue(r.err().contains("rslora dpo-loss: warning: " + name + " holds "), name + " in: " + r.err());
+            }
+            Path sane = dir.resolve("sane.safetensors");
+            CliRun ok = CliRun.of("dpo-loss", "--input", in.toString(), "--output", sane.toString(), "--beta", "0.1");
+            assertEquals(0, ok.code(), ok.err());
+            assertFalse(ok.err().contains("warning"), ok.err());
+        }
+    }
+
     @Test
     void badInputsAreRefusedWithOneLineAndNoOutput() throws Exception {
         Path out = dir.resolve("never.safetensors");

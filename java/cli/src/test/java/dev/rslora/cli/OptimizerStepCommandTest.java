@@ -171,6 +171,34 @@ class OptimizerStepCommandTest {
         return CliRun.of(a.toArray(String[]::new));
     }
 
+    /**
+     * Finite inputs and extreme settings can make the parameter NaN or ±Inf (AdamW with ε = 0 over a zero
+     * gradient: 0/0; a learning rate of 1e300): written as computed, exit 0, but with one warning line per
+     * such step, as `layer` warns. Before, nothing said so. A sane run prints no warning.
+     */
+    @Test
+    void aNonFiniteParameterIsWrittenWithAWarning() throws Exception {
+        try (Arena arena = Arena.ofShared()) {
+            SafetensorsWriter w = new SafetensorsWriter();
+            w.add("param", Tensor.of(arena, DType.F32, new float[] {1, 2, 3, 4}, 4));
+            w.add("grad.0", Tensor.allocate(arena, DType.F32, 4));
+            Path zeroGrad = dir.resolve("zero-grad.safetensors");
+            w.write(zeroGrad);
+            Path out = dir.resolve("nan.safetensors");
+            CliRun r = run(zeroGrad, out, "--optimizer", "adamw", "--lr", "1e-2", "--eps", "0");
+            assertEquals(0, r.code(), r.err());
+            assertTrue(r.err().contains("rslora optimizer-step: warning: param.1 holds 4 non-finite values (the first at flat"
+                    + " index 0, NaN)"), r.err());
+            try (Arena a2 = Arena.ofConfined()) {
+                assertTrue(Float.isNaN(SafetensorsFile.open(out, a2).tensor("param.1").get(0)), "written as computed");
+            }
+            Path sane = dir.resolve("sane.safetensors");
+            CliRun ok = run(input(arena, new long[] {3, 4}, 2, 1, 2), sane, "--optimizer", "adamw", "--lr", "1e-2");
+            assertEquals(0, ok.code(), ok.err());
+            assertFalse(ok.err().contains("warning"), ok.err());
+        }
+    }
+
     @Test
     void badInputsAreRefusedWithOneLineAndNoOutput() throws Exception {
         Path out = dir.resolve("never.safetensors");
