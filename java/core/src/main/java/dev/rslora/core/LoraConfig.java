@@ -4,7 +4,7 @@ package dev.rslora.core;
  * The hyper-parameters of one LoRA adapter.
  *
  * @param rank    r ≥ 1
- * @param alpha   α &gt; 0 (may be fractional), such that γ fits in fp32 and is not 0 there
+ * @param alpha   α &gt; 0 (may be fractional), such that γ fits in fp32 and is a normal number there (≥ 2^-126)
  * @param scaling {@link Scaling#RSLORA} (γ = α/√r, default) or {@link Scaling#LORA} (γ = α/r)
  * @param dropout p in [0, 1), also once rounded to fp32: inverted dropout on the adapter input only
  * @param init    initialisation of A (B starts at zero)
@@ -44,6 +44,13 @@ public record LoraConfig(int rank, double alpha, Scaling scaling, double dropout
             // cuda backends while the double reference still applies it
             throw new IllegalArgumentException("alpha=" + alpha + " with rank=" + rank + " gives γ=" + scaling.gamma(alpha, rank)
                     + ", which is 0 in fp32 (the adapter would have no effect)");
+        }
+        if ((float) scaling.gamma(alpha, rank) < Float.MIN_NORMAL) {
+            // ... and a subnormal γ keeps only some of its bits in fp32: the cpu and cuda backends then scale by a
+            // value up to a third off the reference's (γ = 2.1e-45 is stored as 1.4e-45)
+            throw new IllegalArgumentException("alpha=" + alpha + " with rank=" + rank + " gives γ=" + scaling.gamma(alpha, rank)
+                    + ", which is subnormal in fp32 (below " + Float.MIN_NORMAL + "): the backends, which scale in fp32,"
+                    + " would not agree on it");
         }
     }
 
