@@ -199,9 +199,13 @@ public final class Tensor {
      *
      * @param axis in [0, rank())
      * @return that dimension
-     * @throws ArrayIndexOutOfBoundsException if axis is outside [0, rank())
+     * @throws ArrayIndexOutOfBoundsException if axis is outside [0, rank()), naming it and the shape
      */
     public long dim(int axis) {
+        if (axis < 0 || axis >= shape.length) {
+            throw new ArrayIndexOutOfBoundsException("axis " + axis + " of the " + shape.length + "-D tensor " + shapeString()
+                    + ": axes are 0.." + (shape.length - 1));
+        }
         return shape[axis];
     }
 

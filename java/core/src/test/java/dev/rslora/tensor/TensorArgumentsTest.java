@@ -20,6 +20,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Bad arguments to {@link Tensor}'s accessors and copies: refused naming them, never a wrong element. */
 class TensorArgumentsTest {
+    /** dim past the rank threw the JDK's bare "Index 2 out of bounds for length 2". */
+    @Test
+    void dimPastTheRankNamesTheAxisAndTheShape() {
+        try (Arena arena = Arena.ofConfined()) {
+            Tensor t = Tensor.allocate(arena, DType.F32, 3, 4);
+            assertEquals(4, t.dim(1));
+            ArrayIndexOutOfBoundsException e = assertThrows(ArrayIndexOutOfBoundsException.class, () -> t.dim(2));
+            assertEquals("axis 2 of the 2-D tensor [3, 4]: axes are 0..1", e.getMessage());
+            assertThrows(ArrayIndexOutOfBoundsException.class, () -> t.dim(-1));
+        }
+    }
+
     @Test
     void rowColAccessorsRefuseATensorThatIsNot2D() {
         try (Arena arena = Arena.ofConfined()) {
