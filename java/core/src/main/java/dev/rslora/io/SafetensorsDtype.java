@@ -8,9 +8,9 @@ import dev.rslora.tensor.DType;
  * <p>The constants are declared in the reference implementation's order (increasing alignment:
  * {@code BOOL} first, {@code U64} last); the writer orders tensors by this order, largest first,
  * then by name. Any tensor of a listed dtype can be read and copied as raw bytes; only
- * {@code F32}, {@code BF16} and {@code F16} map to a {@link DType} for arithmetic. A name missing
- * from this table (for example the sub-byte {@code F4}/{@code F6_*} types of newer writers) is an
- * unknown dtype and the file is refused.
+ * {@code F32}, {@code BF16} and {@code F16} map to a {@link DType} for arithmetic (a merge copies the
+ * others byte for byte). A name missing from this table (the sub-byte {@code F4}/{@code F6_*} types of
+ * newer writers, whose elements are not whole bytes) is an unknown dtype and the file is refused.
  */
 public enum SafetensorsDtype {
     /** Boolean, one byte. */
@@ -23,6 +23,12 @@ public enum SafetensorsDtype {
     F8_E5M2(1, null),
     /** 8-bit float, 4 exponent and 3 mantissa bits. */
     F8_E4M3(1, null),
+    /** 8-bit exponent-only float (OCP MX block scales, torch.float8_e8m0fnu). */
+    F8_E8M0(1, null),
+    /** 8-bit float, 4 exponent and 3 mantissa bits, no negative zero (AMD's FNUZ variant). */
+    F8_E4M3FNUZ(1, null),
+    /** 8-bit float, 5 exponent and 2 mantissa bits, no negative zero (AMD's FNUZ variant). */
+    F8_E5M2FNUZ(1, null),
     /** Signed 16-bit integer. */
     I16(2, null),
     /** Unsigned 16-bit integer. */
@@ -37,6 +43,8 @@ public enum SafetensorsDtype {
     U32(4, null),
     /** IEEE single precision ({@link DType#F32}). */
     F32(4, DType.F32),
+    /** Complex number of two IEEE single-precision floats. */
+    C64(8, null),
     /** IEEE double precision. */
     F64(8, null),
     /** Signed 64-bit integer. */
@@ -55,7 +63,7 @@ public enum SafetensorsDtype {
     /**
      * Bytes per element.
      *
-     * @return 1 (BOOL, U8, I8, F8_*), 2 (16-bit), 4 (32-bit) or 8 (F64, I64, U64)
+     * @return 1 (BOOL, U8, I8, F8_*), 2 (16-bit), 4 (32-bit) or 8 (C64, F64, I64, U64)
      */
     public int byteSize() {
         return byteSize;

@@ -130,6 +130,34 @@ class SafetensorsRoundTripTest {
         }
     }
 
+    /**
+     * The byte-sized dtypes of newer writers (MX block scales F8_E8M0, AMD's FNUZ float8s, complex C64)
+     * were unknown, so a merge refused a base that only held them in tensors it copies. They read, keep
+     * their bytes, and sort where the reference's enum puts them (C64 between F64 and F32).
+     */
+    @Test
+    void newerByteSizedDtypesAreReadAndWritten(@TempDir Path dir) throws Exception {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment scales = arena.allocate(4);
+            scales.setAtIndex(java.lang.foreign.ValueLayout.JAVA_BYTE, 2, (byte) 127);
+            SafetensorsWriter w = new SafetensorsWriter()
+                    .addRaw("scales", "F8_E8M0", new long[]{4}, scales)
+                    .addRaw("fnuz", "F8_E4M3FNUZ", new long[]{2}, arena.allocate(2))
+                    .addRaw("fnuz2", "F8_E5M2FNUZ", new long[]{1}, arena.allocate(1))
+                    .addRaw("f", "F32", new long[]{1}, arena.allocate(4))
+                    .addRaw("c", "C64", new long[]{2}, arena.allocate(16))
+                    .addRaw("d", "F64", new long[]{1}, arena.allocate(8));
+            Path p = dir.resolve("newer.safetensors");
+            w.write(p);
+            SafetensorsFile f = SafetensorsFile.open(p, arena);
+            assertEquals(List.of("d", "c", "f", "fnuz2", "fnuz", "scales"), f.names());
+            assertEquals(SafetensorsDtype.C64, f.entry("c").dtype());
+            assertEquals(16, f.entry("c").byteLength());
+            assertEquals(SafetensorsDtype.F8_E8M0, f.entry("scales").dtype());
+            assertEquals((byte) 127, f.bytes("scales").getAtIndex(java.lang.foreign.ValueLayout.JAVA_BYTE, 2));
+        }
+    }
+
     @Test
     void namesSortByUtf8BytesLikeTheReferenceWriter() {
         // U+FFFF sorts before U+1F600 in UTF-8 bytes (EF.. < F0..) but after it in UTF-16 units (FFFF > D83D).
