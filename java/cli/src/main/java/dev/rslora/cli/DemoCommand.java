@@ -101,7 +101,7 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--weight-decay", paramLabel = "WD", description = "AdamW weight decay (default 0.01, PyTorch's)")
     Double weightDecay;
 
-    @Option(names = "--final-window", paramLabel = "N", description = "final loss = mean over the last N steps (default 20, at most a tenth of the steps)")
+    @Option(names = "--final-window", paramLabel = "N", description = "final loss = mean over the last N steps (default 20, or a tenth of --steps when that is less; at most the steps)")
     Integer finalWindow;
 
     @Option(names = "--max-grad-norm", paramLabel = "X", description = "clip the global gradient norm to X (default: no clipping)")

@@ -78,6 +78,56 @@ public final class AdapterSet {
     // ------------------------------------------------------------------ creation
 
     /**
+     * Refuses, before anything is allocated, an adapter whose A and B together need more than
+     * {@code available} bytes: the JDK's off-heap allocation may succeed on an overcommitting OS, and
+     * initialising A then ran for minutes into the OOM killer ({@code init --rank 100000} on a GPT-2:
+     * 15 GB on a 24 GB machine).
+     *
+     * @param available bytes the machine can still give (MemAvailable), or −1 when unknown: no check
+     */
+    static void refuseBeyondMemory(BaseCheckpoint base, PeftConfig config, long available) {
+        if (available < 0) {
+            return;
+        }
+        long total = 0;
+        int modules = 0;
+        String largest = null;
+        long largestBytes = 0;
+        for (String path : base.linearModules()) {
+            if (!config.targets(path)) {
+                continue;
+            }
+            long[] w = base.entry(path + ".weight").shape();
+            long bytes = 4L * config.rankOf(path) * (w[0] + w[1]);
+            total += bytes;
+            modules++;
+            if (bytes > largestBytes) {
+                largestBytes = bytes;
+                largest = path;
+            }
+        }
+        if (total > available) {
+            throw new IllegalArgumentException("lora_A and lora_B of the " + modules + " targeted modules need " + total
+                    + " bytes in F32 (module " + largest + ": r=" + config.rankOf(largest) + ", " + largestBytes + " bytes), more"
+                    + " than the " + available + " bytes this machine has available: choose a smaller rank");
+        }
+    }
+
+    /** MemAvailable from /proc/meminfo in bytes, or −1 where it cannot be read (not Linux). */
+    static long availableMemoryBytes() {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/meminfo"))) {
+                if (line.startsWith("MemAvailable:")) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                }
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            return -1;
+        }
+        return -1;
+    }
+
+    /**
      * A new adapter on every module of {@code base} that {@code config} targets (2-D float
      * weights only): A initialised per the config's init_lora_weights (SPEC.md §5: uniform on
      * ±1/√d_in, or normal with std 1/r), B = 0, F32, allocated in {@code arena}. Each module draws
@@ -95,6 +145,7 @@ public final class AdapterSet {
     public static AdapterSet init(BaseCheckpoint base, PeftConfig config, long seed, Arena arena) throws PeftFormatException {
         Map<String, AdapterModule> mods = new LinkedHashMap<>();
         Init init = config.initForNewWeights();
+        refuseBeyondMemory(base, config, availableMemoryBytes());
         for (String path : base.linearModules()) {
             if (!config.targets(path)) {
                 continue;

@@ -231,8 +231,11 @@ public final class PeftConfigReader {
         if (v == null || v.isNull()) {
             return dflt;
         }
-        if (!v.isIntegralNumber() || !v.canConvertToInt()) {
+        if (!v.isIntegralNumber()) {
             throw error(field, "must be an integer, got " + v);
+        }
+        if (!v.canConvertToInt()) {
+            throw error(field, "must be an integer of at most " + Integer.MAX_VALUE + " (a Java int), got " + v);
         }
         return v.intValue();
     }

@@ -86,6 +86,37 @@ class AdapterSetTest {
         }
     }
 
+    /**
+     * init allocated A and B of any rank and filled A: `rslora init --rank 100000` on a GPT-2 ran for minutes
+     * towards 15 GB on a 24 GB machine. An adapter needing more than the memory available is refused up
+     * front, naming the total and the largest module; exactly the available bytes pass; an unknown amount
+     * (−1: no /proc/meminfo) checks nothing. This machine reports what it has.
+     */
+    @Test
+    void anAdapterBeyondTheAvailableMemoryIsRefusedBeforeAllocating() throws Exception {
+        PeftConfig config = PeftConfig.create(List.of("q_proj", "v_proj"), 4, 16, Scaling.RSLORA, Init.DEFAULT);
+        try (Arena arena = Arena.ofConfined()) {
+            BaseCheckpoint base = BaseCheckpoint.open(Golden.path("base-bf16.safetensors"), arena);
+            long need = 0;
+            for (String path : base.linearModules()) {
+                if (config.targets(path)) {
+                    long[] w = base.entry(path + ".weight").shape();
+                    need += 4L * 4 * (w[0] + w[1]);
+                }
+            }
+            long total = need;
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> AdapterSet.refuseBeyondMemory(base, config, total - 1));
+            assertTrue(e.getMessage().contains("need " + total + " bytes in F32") && e.getMessage().contains("r=4")
+                    && e.getMessage().contains("than the " + (total - 1) + " bytes this machine has available"), e.getMessage());
+            AdapterSet.refuseBeyondMemory(base, config, total);
+            AdapterSet.refuseBeyondMemory(base, config, -1);
+            if (Files.exists(Path.of("/proc/meminfo"))) {
+                assertTrue(AdapterSet.availableMemoryBytes() > 0, "MemAvailable read");
+            }
+        }
+    }
+
     @Test
     void initSaveLoadIsIdenticalAndSavingAgainReproducesTheFilesByteForByte() throws Exception {
         PeftConfig config = PeftConfig.create(List.of("q_proj", "v_proj"), 4, 16, Scaling.RSLORA, Init.DEFAULT).withBaseModel("tiny");
