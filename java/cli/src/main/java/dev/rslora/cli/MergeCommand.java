@@ -66,6 +66,10 @@ final class MergeCommand implements Callable<Integer> {
                     unmerge ? "unmerge" : "merge", set.modules().size(),
                     set.extras().isEmpty() ? "" : " + " + set.extras().size() + " replaced tensor(s)",
                     ckpt.shards().size(), merge.totalBytes() / 1e6, seconds, output);
+            if (!merge.notCopied().isEmpty()) {
+                spec.commandLine().getErr().printf("rslora %s: note: not copied from the base folder: %s%n",
+                        unmerge ? "unmerge" : "merge", String.join(", ", merge.notCopied()));
+            }
         }
         return 0;
     }

@@ -353,6 +353,34 @@ class PeftCommandsTest {
         }
     }
 
+    /**
+     * A shard folder's subfolders and hidden files were left out of the merged folder without a word (exit 0):
+     * the merge now names them in a note; the regular files are copied as before.
+     */
+    @Test
+    void aShardFoldersSubfoldersAndHiddenFilesAreNamedWhenNotCopied() throws Exception {
+        Path base = Files.createDirectory(dir.resolve("base-with-extras"));
+        try (Stream<Path> files = Files.list(Golden.path("base-bf16-sharded"))) {
+            for (Path f : files.toList()) {
+                Files.copy(f, base.resolve(f.getFileName()));
+            }
+        }
+        Files.createDirectory(base.resolve("original"));
+        Files.writeString(base.resolve("original/params.json"), "{}");
+        Files.writeString(base.resolve(".gitattributes"), "*.safetensors filter=lfs");
+        Path out = dir.resolve("merged-extras");
+        CliRun r = cli("merge", "--base", base.toString(), "--adapter", g("adapter-lora"), "--output", out.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.err().contains("rslora merge: note: not copied from the base folder: .gitattributes (a hidden file),"
+                + " original/ (a folder)"), r.err());
+        assertTrue(Files.exists(out.resolve("config.json")) && Files.exists(out.resolve("model.safetensors.index.json")));
+        assertFalse(Files.exists(out.resolve("original")) || Files.exists(out.resolve(".gitattributes")));
+        CliRun plain = cli("merge", "--base", g("base-bf16-sharded"), "--adapter", g("adapter-lora"), "--output",
+                dir.resolve("merged-plain").toString());
+        assertEquals(0, plain.code(), plain.err());
+        assertFalse(plain.err().contains("not copied"), plain.err());
+    }
+
     @Test
     void anAdapterWithoutTensorsIsRefusedInsteadOfMergingAsACopyOfTheBase() throws Exception {
         // e.g. a weights file saved from the wrong object: a merge would exit 0 having changed nothing

@@ -32,7 +32,8 @@ import java.util.stream.Stream;
  *   <li>each extra adapter tensor (modules_to_save, a SEQ_CLS head) replaces the base tensor of
  *       the same name, converted to its dtype, as PEFT's merge_and_unload does;</li>
  *   <li>every other tensor is copied byte for byte; each file keeps its header metadata; a
- *       shard folder keeps its layout, its index and its other files (config.json, tokenizer…).</li>
+ *       shard folder keeps its layout, its index and its other regular files (config.json, tokenizer…);
+ *       its subfolders and hidden files are not copied, and {@link #notCopied()} names them.</li>
  * </ul>
  * Everything is checked before anything is written (missing base tensors, shape mismatches
  * named with the module and both shapes, dtypes). The output is written under a temporary name
@@ -56,6 +57,8 @@ public final class CheckpointMerge {
     private final int sign;
     private volatile boolean cancelled;
     private final CountDownLatch finished = new CountDownLatch(1);
+    /** Entries of a base folder the last writeTo left out (subfolders, hidden and special files). */
+    private volatile List<String> notCopied = List.of();
 
     /**
      * Checks that {@code adapter} fits {@code base}.
@@ -226,18 +229,37 @@ public final class CheckpointMerge {
             shardNames.add(s.fileName());
         }
         List<Path> others = new ArrayList<>();
+        List<String> left = new ArrayList<>();
         try (Stream<Path> list = Files.list(base.path())) {
-            for (Path p : list.toList()) {
+            for (Path p : list.sorted().toList()) {
                 String n = p.getFileName().toString();
-                if (Files.isRegularFile(p) && !shardNames.contains(n) && !n.startsWith(".")) {
+                if (shardNames.contains(n)) {
+                    continue;
+                }
+                if (Files.isRegularFile(p) && !n.startsWith(".")) {
                     others.add(p);
+                } else {
+                    left.add(Files.isDirectory(p) ? n + "/ (a folder)" : n.startsWith(".") ? n + " (a hidden file)"
+                            : n + " (not a regular file)");
                 }
             }
         }
+        notCopied = List.copyOf(left);
         for (Path p : others) {
             checkCancelled();
             Files.copy(p, staging.resolve(p.getFileName()));
         }
+    }
+
+    /**
+     * What the last {@link #writeTo} of a shard folder did not copy from the base folder: its subfolders
+     * (an {@code original/} copy of the weights, say), hidden files ({@code .gitattributes}) and special
+     * files, each named with why, so that a caller can say so.
+     *
+     * @return names with a reason, sorted; empty for a single-file base or before writeTo
+     */
+    public List<String> notCopied() {
+        return notCopied;
     }
 
     /**
