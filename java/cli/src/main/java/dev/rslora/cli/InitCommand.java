@@ -84,10 +84,39 @@ final class InitCommand implements Callable<Integer> {
             AdapterSet set = AdapterSet.init(ckpt, config, seed, arena);
             refuseUnmatched(names, set.modules().keySet());
             set.save(output, DType.F32);
+            List<String> passed = notAdaptable(ckpt, config);
+            if (!passed.isEmpty()) {
+                spec.commandLine().getErr().printf("rslora init: note: targeted but not adapted (not a 2-D F32/BF16/F16 weight): %s%n",
+                        String.join(", ", passed));
+            }
             spec.commandLine().getErr().printf("rslora init: %d modules, r=%d, α=%s, γ=%.6g (%s), %d parameters -> %s%n",
                     set.modules().size(), rank, Inspect.number(alpha), sc.gamma(alpha, rank), scaling, set.loraParameterCount(), output);
         }
         return 0;
+    }
+
+    /**
+     * Weights {@code P.weight} whose module P the config targets but which no adapter can take (not 2-D, or
+     * not F32/BF16/F16: a quantised or fused 3-D tensor), each with its dtype and shape: init adapts the
+     * others, and these would otherwise vanish from its module count without a word.
+     */
+    private static List<String> notAdaptable(BaseCheckpoint ckpt, PeftConfig config) {
+        List<String> out = new java.util.ArrayList<>();
+        if (config.targetModules() == null || config.targetModules().isAllLinear()) {
+            return out;  // all-linear means the 2-D weights (AdapterSet.init): nothing else was asked for
+        }
+        Set<String> linear = Set.copyOf(ckpt.linearModules());
+        for (String name : ckpt.names()) {
+            if (!name.endsWith(".weight")) {
+                continue;
+            }
+            String path = name.substring(0, name.length() - ".weight".length());
+            if (!linear.contains(path) && config.targets(path)) {
+                var e = ckpt.entry(name);
+                out.add(name + " " + e.dtypeName() + " " + e.shapeString());
+            }
+        }
+        return out;
     }
 
     /**

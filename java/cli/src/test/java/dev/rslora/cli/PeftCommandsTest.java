@@ -93,6 +93,37 @@ class PeftCommandsTest {
         assertTrue(r.err().contains("4 modules"), r.err());
     }
 
+    /**
+     * A targeted weight no adapter can take (3-D here, or a quantised dtype) was left out of init's module
+     * count without a word: init now names it in a note, and adapts the others.
+     */
+    @Test
+    void initNamesATargetedWeightItCannotAdapt() throws Exception {
+        Path base = dir.resolve("fused.safetensors");
+        try (Arena arena = Arena.ofConfined()) {
+            BaseCheckpoint in = BaseCheckpoint.open(Golden.path("base-bf16.safetensors"), arena);
+            SafetensorsWriter w = new SafetensorsWriter().metadata("format", "pt");
+            for (String n : in.names()) {
+                if (n.equals("model.layers.1.self_attn.q_proj.weight")) {
+                    w.add(n, Tensor.allocate(arena, DType.BF16, 1, 16, 16));
+                } else {
+                    w.copy(in.shardOf(n).file(), n);
+                }
+            }
+            w.write(base);
+        }
+        Path out = dir.resolve("fused-adapter");
+        CliRun r = cli("init", "--base", base.toString(), "--target-modules", "q_proj", "--rank", "2", "--alpha", "4",
+                "--output", out.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.err().contains("rslora init: 1 modules"), r.err());
+        assertTrue(r.err().contains("note: targeted but not adapted (not a 2-D F32/BF16/F16 weight):"
+                + " model.layers.1.self_attn.q_proj.weight BF16 [1, 16, 16]"), r.err());
+        CliRun plain = cli("init", "--base", g("base-bf16.safetensors"), "--target-modules", "q_proj", "--rank", "2", "--alpha",
+                "4", "--output", dir.resolve("plain-adapter").toString());
+        assertFalse(plain.err().contains("note:"), plain.err());
+    }
+
     /** GPT-2's Conv1D weights are stored [d_in, d_out]: PEFT's adapter on them has lora_A [r, d_in] with fan_in_fan_out true. */
     @Test
     void initWithFanInFanOutGivesTheTensorsPeftSavesForGpt2() throws Exception {
