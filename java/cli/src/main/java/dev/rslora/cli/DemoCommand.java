@@ -251,6 +251,12 @@ final class DemoCommand implements Callable<Integer> {
         o.println();
         o.print(SummaryTable.format(r.summaries(), c.finalWindow()));
         o.println();
+        List<String> diverged = r.summaries().stream().filter(s -> !Double.isFinite(s.finalLossMean()))
+                .map(s -> s.scaling().name().toLowerCase(Locale.ROOT) + " r=" + s.rank()).toList();
+        if (!diverged.isEmpty()) {
+            err.printf(Locale.ROOT, "rslora demo: warning: the loss is not finite for %s: those runs diverged (--lr %s too"
+                    + " large?)%n", String.join(", ", diverged), c.optimizer().lr());
+        }
         List<Path> written = new ArrayList<>();
         String plotsSkipped = null;
         try (StagedOutput staged = StagedOutput.folder(out, true)) {

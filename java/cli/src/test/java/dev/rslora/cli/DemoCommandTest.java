@@ -122,6 +122,21 @@ class DemoCommandTest {
         return out;
     }
 
+    /** --lr 1e30 diverged and printed "NaN ± 0.00000" with exit 0 and no word: a warning names the runs. */
+    @Test
+    void aDivergedSweepSaysSo() throws Exception {
+        Path out = dir.resolve("diverged");
+        CliRun r = cli("demo", "--quick", "--backend", "reference", "--dim", "8", "--batch", "8", "--steps", "10", "--ranks", "2",
+                "--seeds", "1", "--lr", "1e30", "--out", out.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.err().contains("rslora demo: warning: the loss is not finite for lora r=2, rslora r=2: those runs diverged"),
+                r.err());
+        CliRun ok = cli("demo", "--quick", "--backend", "reference", "--dim", "8", "--batch", "8", "--steps", "10", "--ranks", "2",
+                "--seeds", "1", "--out", dir.resolve("sane").toString());
+        assertEquals(0, ok.code(), ok.err());
+        assertFalse(ok.err().contains("warning"), ok.err());
+    }
+
     @Test
     void badOptionsGiveOneLineErrors() {
         record Case(int code, String fragment, String[] args) {
