@@ -58,6 +58,7 @@ final class DpoLossCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         DpoLoss loss = new DpoLoss(beta, labelSmoothing, DpoLoss.Type.fromName(lossType));
         OutputPaths.requireNotALinkToAStream(output);
+        OutputPaths.requireNotReadOnly(output);
         OutputPaths.requireNotAnInput(output, input);
         try (Arena arena = Arena.ofShared()) {
             SafetensorsFile in = SafetensorsFile.open(input, arena);

@@ -60,6 +60,7 @@ final class LayerCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         Scaling sc = Scaling.fromName(scaling);
         OutputPaths.requireNotALinkToAStream(output);
+        OutputPaths.requireNotReadOnly(output);
         OutputPaths.requireNotAnInput(output, input);
         try (Arena arena = Arena.ofShared()) {
             SafetensorsFile in = SafetensorsFile.open(input, arena);

@@ -45,6 +45,7 @@ final class MergeCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         long start = System.nanoTime();
         OutputPaths.requireNotALinkToAStream(output);
+        OutputPaths.requireNotReadOnly(output);
         OutputPaths.requireNotAnInput(output, base, adapter, adapter.resolve(AdapterSet.WEIGHTS_FILE),
                 adapter.resolve(AdapterSet.CONFIG_FILE));
         try (Arena arena = Arena.ofShared()) {

@@ -144,6 +144,7 @@ final class OptimizerStepCommand implements Callable<Integer> {
         AdafactorConfig afc = adafactor ? adafactorConfig() : null;
         AdamWConfig awc = adafactor ? null : adamWConfig();
         OutputPaths.requireNotALinkToAStream(output);
+        OutputPaths.requireNotReadOnly(output);
         OutputPaths.requireNotAnInput(output, input);
         try (Arena arena = Arena.ofShared()) {
             SafetensorsFile in = SafetensorsFile.open(input, arena);

@@ -5,7 +5,11 @@ import dev.rslora.io.SafetensorsWriter;
 
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
@@ -39,6 +43,29 @@ final class OutputPaths {
                 throw new IllegalArgumentException("--output " + output + " is the input file " + in
                         + "; writing it would replace the input, choose another path");
             }
+        }
+    }
+
+    /**
+     * Refuses an existing {@code output} file that nobody may write (no write bit in its POSIX mode, as
+     * {@code chmod a-w} leaves it): the atomic write renames a new file over it, which the folder's
+     * permissions allow whatever the file's own, so a file its owner had protected was replaced
+     * silently. A file only others may not write is replaced, as {@code mv} would.
+     *
+     * @param output the --output path
+     * @throws IllegalArgumentException naming the output and its mode
+     * @throws IOException              if its mode cannot be read
+     */
+    static void requireNotReadOnly(Path output) throws IOException {
+        if (!Files.isRegularFile(output, LinkOption.NOFOLLOW_LINKS)
+                || !output.getFileSystem().supportedFileAttributeViews().contains("posix")) {
+            return;
+        }
+        Set<PosixFilePermission> mode = Files.getPosixFilePermissions(output, LinkOption.NOFOLLOW_LINKS);
+        if (!mode.contains(PosixFilePermission.OWNER_WRITE) && !mode.contains(PosixFilePermission.GROUP_WRITE)
+                && !mode.contains(PosixFilePermission.OTHERS_WRITE)) {
+            throw new IllegalArgumentException("--output " + output + " is a read-only file (mode "
+                    + PosixFilePermissions.toString(mode) + "): writing would replace it; remove it or make it writable first");
         }
     }
 

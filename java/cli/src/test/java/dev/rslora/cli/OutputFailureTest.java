@@ -97,6 +97,28 @@ class OutputFailureTest {
     }
 
     /**
+     * An existing output that nobody may write (chmod a-w) was replaced by the rename, silently, even
+     * for another user's protected file (found by a CLI review): refused naming its mode, the file kept.
+     * A writable one is still replaced.
+     */
+    @Test
+    @EnabledOnOs({OS.LINUX, OS.MAC})
+    void aReadOnlyOutputFileIsRefusedAndKept() throws Exception {
+        Path in = input(2, 4, -1);
+        Path out = dir.resolve("protected.safetensors");
+        Files.writeString(out, "keep");
+        Files.setPosixFilePermissions(out, java.nio.file.attribute.PosixFilePermissions.fromString("r--r--r--"));
+        CliRun r = CliRun.of("layer", "--input", in.toString(), "--output", out.toString(), "--alpha", "4");
+        assertEquals(1, r.code(), r.err());
+        assertTrue(r.err().contains("rslora: error: --output " + out + " is a read-only file (mode r--r--r--)"), r.err());
+        assertEquals("keep", Files.readString(out));
+        Files.setPosixFilePermissions(out, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+        CliRun ok = CliRun.of("layer", "--input", in.toString(), "--output", out.toString(), "--alpha", "4");
+        assertEquals(0, ok.code(), ok.err());
+        assertTrue(Files.size(out) > 4, "replaced");
+    }
+
+    /**
      * The JVM decodes arguments in the locale's encoding: bytes that are not valid there become U+FFFD,
      * so a path holding them named another file, and an output was written under that other name.
      * Refused as a usage error, as is a path the JDK refuses (a NUL character), with its reason.
