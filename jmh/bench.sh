@@ -9,14 +9,15 @@
 #                                           any run) on a machine other than the one bench/raw/cpu-env.json records
 #                                           (CPU vendor, family/model, model, ISA or logical CPUs differ): the report
 #                                           names one machine for all results
-#   jmh/bench.sh gpu-import LOGDIR [--commit SHA]
+#   jmh/bench.sh gpu-import LOGDIR [--commit SHA] [--no-build]
 #                                           take a GPU check's files (native-build/gpu-check.sh LOGDIR on a GPU
 #                                           host) into bench/raw/gpu/ (only when it measured something), regenerate;
 #                                           --commit names the commit the bundle was packed from when LOGDIR has
 #                                           no BUNDLE.txt (checks before 2026-12 did not copy it)
-#   jmh/bench.sh report [LOGDIR]            regenerate bench/RESULTS.md, bench/r-vs-rank.png and the README's CPU
+#   jmh/bench.sh report [LOGDIR] [--no-build]
+#                                           regenerate bench/RESULTS.md, bench/r-vs-rank.png and the README's CPU
 #                                           summary from bench/raw/ (the GPU part from LOGDIR instead of bench/raw/gpu/)
-# --quick is a smoke test of the pipeline (N=512, d=1024, r=16, one short iteration each; benchmarks
+# --quick is a smoke test of the pipeline (N=512, d=1024, r=16, two short iterations each; benchmarks
 # missing from this build are skipped) that writes to bench/raw-quick/ and bench/quick/, never to the
 # committed results. Environment: JAVA_HOME (a JDK 25; found like ./rslora does), MVN_FLAGS (default -q -B),
 # RSLORA_BENCH_MIX_MACHINES=1 (--only adds its runs to results from another machine, with a warning).
@@ -32,8 +33,9 @@ mvn_flags=(${MVN_FLAGS:--q -B})
 
 from_caller() { [[ "$1" == /* ]] && echo "$1" || echo "$caller/$1"; }
 
-usage() {
-    sed -n '2,/^[^#]/{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2  # the header comment
+usage() { # [WHY]: what was wrong, first, then the header comment
+    [[ -n "${1:-}" ]] && echo "bench: $1" >&2
+    sed -n '2,/^[^#]/{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -43,9 +45,10 @@ build() {
     mvn "${mvn_flags[@]}" -DskipTests -pl jmh -am package
 }
 
-stale() { # true when the jar is missing or older than any build input
+stale() { # true when the jar is missing or older than any of its build inputs (core, cuda and its kernels, jmh, poms)
     [[ -f "$jar" ]] || return 0
-    [[ -n "$(find pom.xml java/*/pom.xml jmh/pom.xml java/*/src/main jmh/src/main cuda -newer "$jar" -type f -print -quit 2>/dev/null)" ]]
+    [[ -n "$(find pom.xml java/core/pom.xml java/cuda/pom.xml jmh/pom.xml java/core/src/main java/cuda/src/main \
+        jmh/src/main cuda -newer "$jar" -type f -print -quit 2>/dev/null)" ]]
 }
 
 report() { # extra ResultsReport arguments
@@ -150,10 +153,10 @@ cpu() {
             --quick) quick=1 ;;
             --no-build) nobuild=1 ;;
             --only) want_only=1 ;;
-            *) usage ;;
+            *) usage "cpu: unknown option '$a'" ;;
         esac
     done
-    (( want_only )) && usage
+    (( want_only )) && usage "cpu: --only needs a list of runs (e.g. --only vs-512,decode)"
     if (( quick )) && [[ -n "$only" ]]; then
         echo "bench: --only names runs of the full suite; --quick runs its own smoke set (use one or the other)" >&2
         exit 2
@@ -361,26 +364,54 @@ cpu() {
     fi
 }
 
+# gpu_args ARGS...: LOGDIR (required for gpu-import), --commit SHA, --no-build, in any order, into logdir,
+# commit and nobuild
+gpu_args() {
+    local want=$1
+    shift
+    logdir="" commit="" nobuild=0
+    while (( $# )); do
+        case "$1" in
+            --no-build) nobuild=1 ;;
+            --commit)
+                [[ $want == gpu-import ]] || usage "$want: unknown option --commit (it belongs to gpu-import)"
+                (( $# >= 2 )) || usage "$want: --commit needs a commit"
+                commit=$2
+                shift ;;
+            -*) usage "$want: unknown option '$1'" ;;
+            *)
+                [[ -z "$logdir" ]] || usage "$want: one LOGDIR, got '$logdir' and '$1'"
+                logdir=$1 ;;
+        esac
+        shift
+    done
+    [[ $want != gpu-import || -n "$logdir" ]] || usage "gpu-import: LOGDIR missing (a native-build/gpu-check.sh log folder)"
+    [[ -z "$logdir" ]] || logdir="$(from_caller "$logdir")"
+    if [[ -n "$commit" ]]; then  # any name git knows (HEAD, a tag, an abbreviated id in either case), as its full id
+        local full
+        full="$(git rev-parse -q --verify "$commit^{commit}" 2>/dev/null)" || {
+            echo "bench: --commit $commit is not a commit of this repository" >&2
+            exit 2
+        }
+        commit=$full
+    fi
+}
+
 cmd="${1:-}"
-[[ -n "$cmd" ]] || usage
+[[ -n "$cmd" ]] || usage "a command is missing: cpu, gpu-import or report"
 shift
 case "$cmd" in
     cpu) cpu "$@" ;;
     gpu-import)
-        [[ ( $# -eq 1 || ( $# -eq 3 && "$2" == --commit ) ) && "$1" != -* ]] || usage
-        if [[ $# -eq 3 ]] && ! git rev-parse -q --verify "$3^{commit}" >/dev/null 2>&1; then
-            echo "bench: --commit $3 is not a commit of this repository" >&2
-            exit 2
-        fi
-        set -- "$(from_caller "$1")" "${@:2}"
-        if stale; then build; fi
-        if [[ $# -eq 3 ]]; then report --import-gpu "$1" --commit "$3" --readme README.md; else report --import-gpu "$1" --readme README.md; fi
+        gpu_args gpu-import "$@"
+        if (( nobuild == 0 )) && stale; then build; fi
+        if [[ -n "$commit" ]]; then report --import-gpu "$logdir" --commit "$commit" --readme README.md
+        else report --import-gpu "$logdir" --readme README.md; fi
         ;;
     report)
-        [[ $# -le 1 && "${1:-}" != -* ]] || usage
-        [[ $# -eq 1 ]] && set -- "$(from_caller "$1")"
-        if stale; then build; fi
-        if [[ $# -eq 1 ]]; then report --gpu "$1" --readme README.md; else report --readme README.md; fi
+        gpu_args report "$@"
+        if (( nobuild == 0 )) && stale; then build; fi
+        if [[ -n "$logdir" ]]; then report --gpu "$logdir" --readme README.md; else report --readme README.md; fi
         ;;
-    *) usage ;;
+    *) usage "unknown command '$cmd' (cpu, gpu-import or report)" ;;
 esac

@@ -1,5 +1,6 @@
 package dev.rslora.bench.report;
 
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
@@ -160,6 +161,36 @@ public final class Catalog {
 
     private static final java.util.regex.Pattern USE_AVX = java.util.regex.Pattern.compile("-XX:UseAVX=(\\d+)");
 
+    /**
+     * What decides a tile's shape on the machine the CPU results ran on: FMA instructions, the JIT's vector
+     * registers, and its architecture (for -XX:UseAVX). Taken from its cpu-env.json ({@link Results#load}), so
+     * that the report names the same tiles wherever it is regenerated; this JVM's own where no such file is.
+     */
+    record Machine(boolean fma, int registers, String arch) {
+        static final Machine THIS_JVM = new Machine(dev.rslora.backend.cpu.CpuBackend.fusedMultiplyAdd(),
+                dev.rslora.backend.cpu.CpuBackend.vectorRegisters(), System.getProperty("os.arch", ""));
+
+        /** From a BenchEnv record: "isa" (fma, avx512f) and "os" (its last word is os.arch); this JVM's where absent. */
+        static Machine of(com.fasterxml.jackson.databind.JsonNode env) {
+            if (env == null || !env.has("isa") || !env.has("os")) {
+                return THIS_JVM;
+            }
+            List<String> isa = List.of(env.path("isa").asText("").split("\\s+"));
+            String[] os = env.path("os").asText("").strip().split("\\s+");
+            String arch = os.length > 1 ? os[os.length - 1] : THIS_JVM.arch();
+            int registers = dev.rslora.simd.VectorRegisters.count(arch, isa.contains("avx512f") ? 3 : 2);
+            boolean x86 = arch.equals("amd64") || arch.equals("x86_64");
+            return new Machine(x86 ? isa.contains("fma") : THIS_JVM.fma(), registers, arch);
+        }
+    }
+
+    private static volatile Machine machine = Machine.THIS_JVM;
+
+    /** Names tiles for this machine from now on ({@link Results#load} sets the one its cpu-env.json records). */
+    static void machine(Machine m) {
+        machine = m;
+    }
+
     /** "512-bit vectors, 8×32 tile" for "512", …; null for a value that is no tile width. */
     static String tileName(String bits) {
         return tileName(bits, "");
@@ -167,16 +198,14 @@ public final class Catalog {
 
     /**
      * The tile a benchmark JVM with these -XX flags chose for a width: -XX:-UseFMA means no FMA
-     * instructions, -XX:UseAVX=0…2 an x86 JIT with 16 vector registers; otherwise this JVM's own
-     * (the report runs where the benchmarks ran). Null for a value that is no tile width.
+     * instructions, -XX:UseAVX=0…2 an x86 JIT with 16 vector registers; otherwise the recorded machine's
+     * ({@link Machine}). Null for a value that is no tile width.
      */
     static String tileName(String bits, String jvmFlags) {
-        boolean fused = jvmFlags.contains("-XX:-UseFMA") ? false
-                : jvmFlags.contains("-XX:+UseFMA") || dev.rslora.backend.cpu.CpuBackend.fusedMultiplyAdd();
+        Machine m = machine;
+        boolean fused = jvmFlags.contains("-XX:-UseFMA") ? false : jvmFlags.contains("-XX:+UseFMA") || m.fma();
         java.util.regex.Matcher avx = USE_AVX.matcher(jvmFlags);
-        int registers = avx.find()
-                ? dev.rslora.simd.VectorRegisters.count(System.getProperty("os.arch", ""), Integer.valueOf(avx.group(1)))
-                : dev.rslora.backend.cpu.CpuBackend.vectorRegisters();
+        int registers = avx.find() ? dev.rslora.simd.VectorRegisters.count(m.arch(), Integer.valueOf(avx.group(1))) : m.registers();
         try {
             return dev.rslora.backend.cpu.CpuBackend.tileShape(Integer.parseInt(bits), fused, registers);
         } catch (IllegalArgumentException e) {

@@ -135,7 +135,11 @@ public final class GpuLines {
         if (!family.matches("v\\d+")) {
             throw new IOException(where + ": family '" + family + "' is not v<N>");
         }
-        return new Kernel(family, o.path("kernel").asText("?"), s, number(o, "median_ms", where), number(o, "flop", where),
+        double ms = number(o, "median_ms", where);
+        if (!(ms > 0 && Double.isFinite(ms))) {
+            throw new IOException(where + ": median_ms " + ms + " is not a finite time > 0");
+        }
+        return new Kernel(family, o.path("kernel").asText("?"), s, ms, number(o, "flop", where),
                 o.path("floor_ms").asDouble(Double.NaN), o.path("device").asText("?"), source);
     }
 

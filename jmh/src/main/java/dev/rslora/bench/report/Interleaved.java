@@ -124,6 +124,9 @@ public record Interleaved(Kind kind, Shape shape, Map<String, String> params, do
             if (!(aSteps[i] > 0 && bSteps[i] > 0 && aNs[i] > 0 && bNs[i] > 0)) {
                 throw new IOException(where + ": iteration " + i + " of " + kind + " has no steps or no time");
             }
+            if (!(Double.isFinite(aSteps[i]) && Double.isFinite(bSteps[i]) && Double.isFinite(aNs[i]) && Double.isFinite(bNs[i]))) {
+                throw new IOException(where + ": iteration " + i + " of " + kind + " has a time or step count that is not finite");
+            }
             aMs[i] = aNs[i] / 1e6 / aSteps[i];
             bMs[i] = bNs[i] / 1e6 / bSteps[i];
         }

@@ -81,6 +81,9 @@ public final class JmhJson {
             double scale = toMs(text(metric, "scoreUnit", where), where);
             double score = number(metric.get("score"), where + " score") * scale;
             double error = number(metric.get("scoreError"), where + " scoreError") * scale;
+            if (!(score > 0 && Double.isFinite(score))) {  // every benchmark here reports a time per operation
+                throw new IOException(where + " (" + benchmark + "): score " + score + " ms is not a finite time > 0");
+            }
             String jvm = run.path("vmName").asText("?") + " " + run.path("vmVersion").asText(run.path("jdkVersion").asText("?"));
             if (!jvms.contains(jvm)) {
                 jvms.add(jvm);
@@ -110,8 +113,14 @@ public final class JmhJson {
                 if (jmhThreads > 1) {  // JMH's -t (no @Param of these benchmarks is called that)
                     params.put(JMH_THREADS, Integer.toString(jmhThreads));
                 }
-                unknown.add(new Unknown(cls + "." + method, params, score, error, source, aux,
-                        iterations(metric.path("rawData"), scale, where + " primaryMetric"), auxIterations));
+                List<Double> its = iterations(metric.path("rawData"), scale, where + " primaryMetric");
+                for (int k = 0; k < its.size(); k++) {
+                    if (!(its.get(k) > 0 && Double.isFinite(its.get(k)))) {
+                        throw new IOException(where + " (" + benchmark + "): iteration " + k + " of the primary metric is "
+                                + its.get(k) + " ms, not a finite time > 0");
+                    }
+                }
+                unknown.add(new Unknown(cls + "." + method, params, score, error, source, aux, its, auxIterations));
                 continue;
             }
             Shape shape = shape(params, where);

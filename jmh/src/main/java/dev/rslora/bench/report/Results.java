@@ -73,6 +73,19 @@ public final class Results {
         }
     }
 
+    /** A parser's work whose model refusal (a shape with n = 0, a time of 0) becomes an IOException naming {@code from}. */
+    private interface Parse<T> {
+        T run() throws IOException;
+    }
+
+    private static <T> T parsed(Path from, Parse<T> parse) throws IOException {
+        try {
+            return parse.run();
+        } catch (IllegalArgumentException e) {
+            throw new IOException(from + ": " + e.getMessage(), e);
+        }
+    }
+
     /**
      * Loads RAW (JMH JSON and cpu-env.json; null: no CPU files) and GPU (null: RAW/gpu; absent folders hold
      * nothing).
@@ -80,10 +93,13 @@ public final class Results {
     public static Results load(Path raw, Path gpu) throws IOException {
         Results r = new Results();
         ObjectMapper json = new ObjectMapper();
+        // tiles are named for the machine the CPU results ran on, before any result is read (Catalog.Machine)
+        Path env = raw == null ? null : raw.resolve("cpu-env.json");
+        Catalog.machine(env != null && Files.isRegularFile(env) ? Catalog.Machine.of(readJson(json, env)) : Catalog.Machine.THIS_JVM);
         for (Path f : raw == null ? List.<Path>of() : files(raw, ".json")) {
             JsonNode root = readJson(json, f);
             if (root != null && JmhJson.isJmh(root)) {
-                r.addJmh(JmhJson.parse(root, f.getFileName().toString()), r.cpuSources, r.cpuJvms);
+                r.addJmh(parsed(f, () -> JmhJson.parse(root, f.getFileName().toString())), r.cpuSources, r.cpuJvms);
             } else if (root != null && root.isObject() && root.has("openblas")) {
                 r.cpuEnv = root;
                 r.cpuSources.add(f.getFileName().toString());
@@ -122,12 +138,12 @@ public final class Results {
                     r.notes.add(f.getFileName() + ": empty (the JMH run did not finish)");
                     continue;
                 }
-                r.addJmh(JmhJson.read(f), r.gpuSources, r.gpuJvms);
+                r.addJmh(parsed(f, () -> JmhJson.read(f)), r.gpuSources, r.gpuJvms);
             }
         }
         List<Path> lines = files(g, ".jsonl").stream().filter(f -> f.getFileName().toString().startsWith("peft")
                 || f.getFileName().toString().startsWith("dev-bench") || f.getFileName().toString().startsWith("java-events")).toList();
-        GpuLines.Content gl = GpuLines.read(lines);
+        GpuLines.Content gl = parsed(g, () -> GpuLines.read(lines));
         r.measurements.addAll(gl.measurements());
         r.kernels.addAll(gl.kernels());
         r.gpuFacts.putAll(gl.facts());

@@ -147,6 +147,9 @@ public final class ResultsReport {
         } catch (IOException e) {
             System.err.println("ResultsReport: " + describe(e));
             return 1;
+        } catch (IllegalArgumentException e) {  // a value the model refuses (a time of 0, a shape with n = 0), named there
+            System.err.println("ResultsReport: " + e.getMessage() + ": nothing written");
+            return 1;
         }
         return 0;
     }

@@ -65,4 +65,37 @@ class JitFlagRunsTest {
         assertEquals("256-bit vectors, 8×16 tile", Catalog.tileName("256", "-XX:UseAVX=3 -XX:MaxVectorSize=32 -XX:+UseFMA"));
         assertEquals(null, Catalog.tileName("96", ""));
     }
+
+    /**
+     * Tiles were named for the JVM regenerating the report (its FMA and registers), so RESULTS.md changed
+     * 14 lines when regenerated under -XX:UseAVX=2; they are now named for the machine cpu-env.json records.
+     */
+    @Test
+    void tilesAreNamedForTheRecordedMachineNotTheReportsJvm() throws IOException {
+        String avx2 = "{\"isa\": \"avx2 fma\", \"os\": \"Linux 6.1 amd64\", \"openblas\": []}";
+        String avx512 = "{\"isa\": \"avx2 fma avx512f\", \"os\": \"Linux 6.1 amd64\", \"openblas\": []}";
+        String noFma = "{\"isa\": \"sse4_2\", \"os\": \"Linux 6.1 x86_64\", \"openblas\": []}";
+        String arm = "{\"isa\": \"neon\", \"os\": \"Linux 6.1 aarch64\", \"openblas\": []}";
+        try {
+            Path raw = tmp.resolve("raw");
+            Synthetic.lines(raw.resolve("cpu-env.json"), avx2);
+            Results.load(raw, tmp.resolve("no-gpu"));
+            assertEquals("256-bit vectors, 6×16 tile", Catalog.tileName("256"));
+            assertEquals("128-bit vectors, 6×8 tile", Catalog.tileName("128"));
+            Synthetic.lines(raw.resolve("cpu-env.json"), avx512);
+            Results.load(raw, tmp.resolve("no-gpu"));
+            assertEquals("256-bit vectors, 8×16 tile", Catalog.tileName("256"));
+            assertEquals("256-bit vectors, 6×16 tile", Catalog.tileName("256", "-XX:UseAVX=2"), "the run's own flags still win");
+            Synthetic.lines(raw.resolve("cpu-env.json"), noFma);
+            Results.load(raw, tmp.resolve("no-gpu"));
+            assertEquals("128-bit vectors, 5×8 tile", Catalog.tileName("128"));
+            Synthetic.lines(raw.resolve("cpu-env.json"), arm);
+            Results.load(raw, tmp.resolve("no-gpu"));
+            assertEquals(Catalog.Machine.THIS_JVM.fma(), Catalog.Machine.of(new com.fasterxml.jackson.databind.ObjectMapper()
+                    .readTree(arm)).fma(), "no x86 ISA list to read FMA from: this JVM's");
+            assertEquals(32, Catalog.Machine.of(new com.fasterxml.jackson.databind.ObjectMapper().readTree(arm)).registers());
+        } finally {
+            Catalog.machine(Catalog.Machine.THIS_JVM);
+        }
+    }
 }

@@ -245,7 +245,7 @@ class ResultsReportTest {
         Files.writeString(readme, ReadmeCpuBlock.BEGIN + "\n" + ReadmeCpuBlock.END + "\n", StandardCharsets.UTF_8);
         assertTrue(ReadmeCpuBlock.update(readme, res));
         String text = Files.readString(readme, StandardCharsets.UTF_8);
-        assertTrue(text.contains("\nMeasured on Test CPU 9000 (family/model 26/2), 2 logical CPUs, avx2 avx512f (runs ended 2026-01-02 01:15–03:04 UTC; 1 run "
+        assertTrue(text.contains("\nMeasured on Test CPU 9000 (family/model 26/2), 2 logical CPUs, avx2 fma avx512f (runs ended 2026-01-02 01:15–03:04 UTC; 1 run "
                 + "without a recorded time) (fp32,"), text);
         String md = generate(raw, null);
         assertTrue(md.contains("- machine facts recorded: 2026-01-02T03:04:05Z (at the start of the last `jmh/bench.sh cpu` run"), md);
@@ -609,6 +609,49 @@ class ResultsReportTest {
         Files.writeString(raw4.resolve("gpu/jmh-gpu-r16.json"), "{not json");
         e = assertThrows(IOException.class, () -> Results.load(raw4, null));
         assertTrue(e.getMessage().contains("jmh-gpu-r16.json is not JSON"), e.getMessage());
+    }
+
+    /**
+     * A time of 0, NaN or −1 ms, or a shape with n = 0, ended in a Java stack trace (the model's own
+     * refusal, uncaught), or passed into the tables as Infinity, a negative kernel time or "n/a"; each is
+     * now one line naming the file, and nothing is written.
+     */
+    @Test
+    void timesThatAreNotFiniteAndPositiveAreRefusedInOneLine() throws IOException {
+        Path out = tmp.resolve("out");
+        Files.createDirectories(out);
+        String[][] cases = {
+            {"cpu-zero.json", "CpuLayerBenchmark.loraForwardBackward", "0", "n=4"},
+            {"cpu-neg.json", "CpuLayerBenchmark.loraForwardBackward", "-3", "n=4"},
+            {"cpu-unknown-zero.json", "FmaPeakBenchmark.fma512", "0", "n=4"},
+            {"cpu-n0.json", "CpuLayerBenchmark.loraForwardBackward", "1.5", "n=0"},
+        };
+        for (String[] c : cases) {
+            Path raw = tmp.resolve("raw-" + c[0]);
+            Synthetic.write(raw.resolve(c[0]), List.of(Synthetic.jmh(Synthetic.B + c[1], Double.parseDouble(c[2]), 0.1, "ms/op",
+                    c[3], "dIn=8", "dOut=8", "r=2")));
+            java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+            java.io.PrintStream old = System.err;
+            System.setErr(new java.io.PrintStream(err, true, java.nio.charset.StandardCharsets.UTF_8));
+            int code;
+            try {
+                code = ResultsReport.run("--raw", raw.toString(), "--out", out.resolve("RESULTS.md").toString(), "--plot",
+                        out.resolve("p.png").toString());
+            } finally {
+                System.setErr(old);
+            }
+            String msg = err.toString(java.nio.charset.StandardCharsets.UTF_8).strip();
+            assertEquals(1, code, c[0] + ": " + msg);
+            assertFalse(msg.contains("\n") || msg.contains("\tat "), "one line, no stack trace: " + msg);
+            assertTrue(msg.startsWith("ResultsReport: ") && msg.contains(c[0]), msg);
+            assertFalse(Files.exists(out.resolve("RESULTS.md")), "nothing written");
+        }
+        Path gpu = tmp.resolve("raw-kernel");
+        Synthetic.lines(gpu.resolve("gpu/dev-bench-v1.jsonl"), "{\"kind\": \"kernel\", \"family\": \"v1\", \"kernel\": \"down\","
+                + " \"n\": 8, \"d_in\": 8, \"d_out\": 8, \"r\": 2, \"median_ms\": -1.0, \"flop\": 10}");
+        IOException e = assertThrows(IOException.class, () -> Results.load(gpu, null));
+        assertTrue(e.getMessage().contains("dev-bench-v1.jsonl line 1") && e.getMessage().contains("median_ms -1.0 is not a finite"
+                + " time > 0"), e.getMessage());
     }
 
     @Test

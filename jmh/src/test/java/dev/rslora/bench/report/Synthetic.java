@@ -94,8 +94,8 @@ final class Synthetic {
                         "n=512", "dIn=1024", "dOut=1024", "r=16", "dropout=0"),
                 jmh("org.example.SomethingElse.run", 1.0, 0.1, "us/op", "x=1")));
         lines(raw.resolve("cpu-env.json"), "{\"date\": \"2026-01-02T03:04:05Z\", \"cpu_model\": \"Test CPU 9000\", "
-                + "\"cpu_vendor\": \"AuthenticAMD\", \"cpu_family_model\": \"26/2\", \"logical_cpus\": 2, \"isa\": \"avx2 avx512f\", "
-                + "\"memory\": \"1 kB\", \"load_average\": \"0.1\", \"os\": \"Linux\", \"vector_bits\": \"512-bit FloatVector\", "
+                + "\"cpu_vendor\": \"AuthenticAMD\", \"cpu_family_model\": \"26/2\", \"logical_cpus\": 2, \"isa\": \"avx2 fma avx512f\", "
+                + "\"memory\": \"1 kB\", \"load_average\": \"0.1\", \"os\": \"Linux 6.1 amd64\", \"vector_bits\": \"512-bit FloatVector\", "
                 + "\"openblas_environment\": {\"OPENBLAS_CORETYPE\": \"Haswell\"}, \"openblas\": [{\"requested\": \"auto\", "
                 + "\"core\": \"Cooperlake\", \"config\": \"OpenBLAS 0.3.31 DYNAMIC_ARCH\", \"threads\": \"2\"}], "
                 + "\"cpu_tile\": \"512-bit vectors, 8×32 tile\"}");
