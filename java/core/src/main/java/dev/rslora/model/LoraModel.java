@@ -89,6 +89,9 @@ public final class LoraModel implements AutoCloseable {
      * @param weights state-dict names → tensors: {@code <path>.weight} [d_out, d_in] for every linear
      *                module, optionally {@code <path>.bias} [d_out]; other entries (1-D norms,
      *                embeddings) are not adapted. Borrowed: the caller's arena must outlive the model.
+     *                Layers are made in the map's order (a LinkedHashMap's insertion order, a TreeMap's), or
+     *                in name order for a map without one (Map.of, HashMap): layer ids, A's initialisation and
+     *                {@link #parameters()} follow it, the same in every JVM.
      * @param config  which modules to adapt and their r, α, scaling, dropout and initialisation
      * @param backend the backend every layer runs on
      * @param seed    seeds A's initialisation (with each module's index) and the dropout streams
@@ -192,9 +195,18 @@ public final class LoraModel implements AutoCloseable {
         }
     }
 
+    /**
+     * The map in its own order when it has one (a LinkedHashMap, a TreeMap), else sorted by name: layer ids, A's
+     * initialisation and parameters() follow this order, and a Map.of or HashMap iterates in an order that can
+     * differ from one JVM to the next (the same seed gave another model, and a resumed run's state was refused).
+     */
+    static <V> Map<String, V> ordered(Map<String, V> weights) {
+        return weights instanceof java.util.SequencedMap<String, V> ? weights : new java.util.TreeMap<>(weights);
+    }
+
     private static Map<String, Tensor> copyArrays(Map<String, float[][]> weights, Arena arena) {
         Map<String, Tensor> out = new LinkedHashMap<>();
-        for (Map.Entry<String, float[][]> e : weights.entrySet()) {
+        for (Map.Entry<String, float[][]> e : ordered(weights).entrySet()) {
             Tensor t;
             try {
                 t = Tensor.fromMatrix(arena, DType.F32, e.getValue());
@@ -222,7 +234,7 @@ public final class LoraModel implements AutoCloseable {
                     + "without fan_in_fan_out");
         }
         Map<String, Tensor> linear = new LinkedHashMap<>();
-        for (Map.Entry<String, Tensor> e : weights.entrySet()) {
+        for (Map.Entry<String, Tensor> e : ordered(weights).entrySet()) {
             if (e.getValue() == null) {
                 throw new IllegalArgumentException("weight " + e.getKey() + " is null: every entry of the map must hold a tensor");
             }
@@ -718,10 +730,18 @@ public final class LoraModel implements AutoCloseable {
      * @throws IllegalStateException if a layer is merged (then no layer is disabled) or the model is closed
      */
     public LoraLinear.AdapterScope disableAdapters() {
+        requireLayersOpen("no adapter was disabled");  // else the layers before it stayed disabled with no scope to undo it
         requireNoneMerged();
         List<LoraLinear.AdapterScope> scopes = new ArrayList<>();
-        for (LoraLinear l : layers().values()) {
-            scopes.add(l.disableAdapter());
+        try {
+            for (LoraLinear l : layers().values()) {
+                scopes.add(l.disableAdapter());
+            }
+        } catch (RuntimeException | Error e) {
+            for (int i = scopes.size() - 1; i >= 0; i--) {
+                scopes.get(i).close();
+            }
+            throw e;
         }
         return () -> {
             for (int i = scopes.size() - 1; i >= 0; i--) {

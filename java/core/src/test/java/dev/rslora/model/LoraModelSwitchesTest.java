@@ -171,6 +171,9 @@ class LoraModelSwitchesTest {
             refused(IllegalStateException.class, closed, () -> model.setAdaptersEnabled(false));
             refused(IllegalStateException.class, closed, model::zeroGrad);
             refused(IllegalStateException.class, closed, model::merge);
+            // disableAdapters left the layers before the closed one disabled, with no scope to enable them again
+            refused(IllegalStateException.class, closed + " (through layer(\"net.1.fc\")); no adapter was disabled",
+                    model::disableAdapters);
             assertTrue(first.isTraining());
             assertEquals(GradMode.ASSIGN, first.gradMode());
             assertEquals(0, first.step());
@@ -227,6 +230,39 @@ class LoraModelSwitchesTest {
                     assertTrue(model.isMerged());
                 }
             }
+        }
+    }
+
+    /**
+     * Layer ids and A's initialisation followed the weight map's iteration order: a Map.of gave another model
+     * with the same seed in another JVM (and a resumed run's optimizer state was refused). A map without an
+     * order is now taken in name order, so it builds the same model as a TreeMap; a LinkedHashMap keeps its own.
+     */
+    @Test
+    void aMapWithoutAnOrderIsTakenInNameOrder() {
+        float[][] w = random(new SplittableRandom(31), 6, 6);
+        // a HashMap iterates these keys as l.3, l.2, l.0, l.1 in every JVM (their String hashes): the test does not
+        // depend on Map.of's per-JVM order to fail on the old code
+        Map<String, float[][]> unordered = new java.util.HashMap<>();
+        for (int i = 0; i < 4; i++) {
+            unordered.put("l." + i + ".fc.weight", w);
+        }
+        List<String> sorted = List.of("l.0.fc", "l.1.fc", "l.2.fc", "l.3.fc");
+        Map<String, float[][]> reversed = new LinkedHashMap<>();
+        for (int i = 3; i >= 0; i--) {
+            reversed.put("l." + i + ".fc.weight", w);
+        }
+        try (LoraModel a = LoraModel.wrapArrays(unordered, CONFIG, ref, 5);
+             LoraModel b = LoraModel.wrapArrays(new java.util.TreeMap<>(unordered), CONFIG, ref, 5);
+             LoraModel d = LoraModel.wrapArrays(Map.copyOf(unordered), CONFIG, ref, 5);
+             LoraModel c = LoraModel.wrapArrays(reversed, CONFIG, ref, 5)) {
+            assertEquals(sorted, List.copyOf(a.layers().keySet()));
+            assertEquals(List.copyOf(b.layers().keySet()), List.copyOf(a.layers().keySet()));
+            assertEquals(sorted, List.copyOf(d.layers().keySet()), "Map.of / Map.copyOf too");
+            for (String m : sorted) {
+                assertArrayEquals(b.layer(m).loraA().toFloatArray(), a.layer(m).loraA().toFloatArray(), m + ": the same A");
+            }
+            assertEquals(List.of("l.3.fc", "l.2.fc", "l.1.fc", "l.0.fc"), List.copyOf(c.layers().keySet()), "insertion order kept");
         }
     }
 
