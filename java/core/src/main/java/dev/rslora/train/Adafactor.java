@@ -100,7 +100,7 @@ public final class Adafactor implements Optimizer {
     /** Takes one Adafactor step (t ← t + 1) from the current gradients. */
     @Override
     public void step() {
-        params.checkUsable();
+        params.checkSteppable();
         step++;
         AdafactorSpec.Step st = AdafactorSpec.step(config, step);
         for (int i = 0; i < slots.size(); i++) {

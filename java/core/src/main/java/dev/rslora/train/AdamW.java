@@ -94,7 +94,7 @@ public final class AdamW implements Optimizer {
     /** Takes one AdamW step (t ← t + 1) from the current gradients. */
     @Override
     public void step() {
-        params.checkUsable();
+        params.checkSteppable();
         step++;
         AdamWCoefficients c = AdamWCoefficients.of(config, step);
         for (int i = 0; i < slots.size(); i++) {

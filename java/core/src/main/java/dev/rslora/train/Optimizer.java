@@ -13,6 +13,8 @@ public interface Optimizer extends AutoCloseable {
      *
      * @throws IllegalStateException if the optimizer is closed, or a parameter's memory was freed (its model closed
      *                               first; the message names the parameter): nothing is updated then
+     * @throws IllegalArgumentException if a gradient holds NaN or ±Inf (naming the parameter, element and value):
+     *                                  nothing is updated; skip the step, as torch.amp.GradScaler does after an overflow
      */
     void step();
 

@@ -241,6 +241,12 @@ final class OptimizerParams implements AutoCloseable {
         }
     }
 
+    /** {@link #checkUsable()}, and every gradient finite ({@link FiniteGrads}): what a step checks before it writes. */
+    void checkSteppable() {
+        checkUsable();
+        FiniteGrads.require(params);
+    }
+
     /** Frees the masters and the optimizer's state (idempotent). */
     @Override
     public void close() {

@@ -1,5 +1,6 @@
 package dev.rslora.train;
 
+import dev.rslora.optim.AdafactorConfig;
 import dev.rslora.optim.AdamWConfig;
 import dev.rslora.optim.AdamWState;
 
@@ -98,6 +99,49 @@ class AdamWTest {
                 if (dtype != DType.F32) {
                     // the parameter is exactly the rounded master
                     assertEquals(dtype.round(master[i]), params.get(k).value().get(i), "seed=" + seed + " step " + t);
+                }
+            }
+        }
+    }
+
+    /**
+     * A NaN or ±Inf gradient was stepped through silently: AdamW wrote NaN into the element and its moments,
+     * Adafactor into the whole parameter and its factored state for good. Both now refuse the step before
+     * writing anything (values, state and step count as before), naming the parameter, element and value;
+     * the vector probe's whole vectors and the scalar tail, F32 and BF16 gradients, are each checked.
+     */
+    @Test
+    void aGradientHoldingNanOrInfIsRefusedBeforeAnythingIsWritten() {
+        try (Arena arena = Arena.ofShared()) {
+            for (DType gradType : new DType[] {DType.F32, DType.BF16}) {
+                for (int at : new int[] {3, 36}) {  // inside the first whole vector, and in the tail of 37 elements
+                    for (float bad : new float[] {Float.NaN, Float.POSITIVE_INFINITY}) {
+                        Tensor p = Tensor.allocate(arena, DType.F32, 37);
+                        p.fill(0.5f);
+                        Tensor g = Tensor.allocate(arena, gradType, 37);
+                        g.fill(0.1f);
+                        List<Parameter> ps = List.of(new Parameter("w", p, g));
+                        try (AdamW adamw = new AdamW(ps, new AdamWConfig(1e-2, 0.9, 0.999, 1e-8, 0.01));
+                             Adafactor ada = new Adafactor(ps, AdafactorConfig.hfDefaults())) {
+                            adamw.step();
+                            ada.step();
+                            float[] before = p.toFloatArray();
+                            g.set(at, bad);
+                            for (Optimizer o : new Optimizer[] {adamw, ada}) {
+                                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, o::step);
+                                assertTrue(e.getMessage().startsWith("parameter 'w': its gradient holds " + bad + " at element " + at
+                                        + " (flat index): nothing was updated"), e.getMessage());
+                                assertEquals(1, o.stepCount(), "no step counted");
+                            }
+                            assertArrayEquals(before, p.toFloatArray(), "nothing written");
+                            g.set(at, 0.1f);
+                            adamw.step();
+                            ada.step();
+                            for (float v : p.toFloatArray()) {
+                                assertTrue(Float.isFinite(v), "the state stayed clean: " + v);
+                            }
+                        }
+                    }
                 }
             }
         }
