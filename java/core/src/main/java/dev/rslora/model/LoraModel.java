@@ -907,13 +907,28 @@ public final class LoraModel implements AutoCloseable {
     }
 
     /**
-     * {@link #save(Path, DType)} in F32, as PEFT saves by default.
+     * {@link #save(Path, DType)} in the dtype the layers hold A and B in (as PEFT saves the adapter's own
+     * tensors): F32 for a new adapter, BF16 or F16 for one loaded in that dtype, F32 when the layers differ.
+     * Lossless, and {@link #load} reads the same dtype back, so a run resumes bit for bit; saving a BF16
+     * adapter as F32 made the resumed run train in F32, silently.
      *
      * @param dir the folder to write (created if absent)
      * @throws IOException if the folder or files cannot be written
      */
     public void save(Path dir) throws IOException {
-        save(dir, DType.F32);
+        save(dir, adapterDType());
+    }
+
+    /** The dtype every layer's A and B have, or F32 when they differ (or there are none). */
+    private DType adapterDType() {
+        java.util.Set<DType> seen = new java.util.HashSet<>();
+        for (LoraLinear l : layers().values()) {
+            if (!l.isClosed()) {
+                seen.add(l.loraA().dtype());
+                seen.add(l.loraB().dtype());
+            }
+        }
+        return seen.size() == 1 ? seen.iterator().next() : DType.F32;
     }
 
     /**

@@ -427,6 +427,34 @@ class LoraModelTest {
         }
     }
     /**
+     * save(dir) wrote F32 whatever the layers held: a BF16 adapter loaded, trained and saved that way came back
+     * as F32 layers, and the resumed run trained in F32 (all of lora_B differed from the uninterrupted run after
+     * five steps, silently). It now saves the layers' own dtype; a new adapter is F32 as before.
+     */
+    @Test
+    void saveKeepsTheAdaptersDtypeSoAResumedRunTrainsInIt() throws Exception {
+        SplittableRandom rng = new SplittableRandom(41);
+        Map<String, float[][]> w = weights(rng, 8);
+        try (LoraModel fresh = LoraModel.wrapArrays(w, config(0), ref, 3)) {
+            fresh.save(dir.resolve("f32"));
+            assertEquals(List.of(DType.F32), AdapterSet.load(dir.resolve("f32"), Arena.ofAuto()).dtypes());
+            fresh.save(dir.resolve("bf16"), DType.BF16);
+        }
+        try (LoraModel half = LoraModel.loadArrays(dir.resolve("bf16"), w, ref, 3)) {
+            for (var l : half.layers().values()) {
+                assertEquals(DType.BF16, l.loraA().dtype());
+            }
+            half.save(dir.resolve("again"));
+            assertEquals(List.of(DType.BF16), AdapterSet.load(dir.resolve("again"), Arena.ofAuto()).dtypes());
+            try (LoraModel back = LoraModel.loadArrays(dir.resolve("again"), w, ref, 3)) {
+                for (var l : back.layers().values()) {
+                    assertEquals(DType.BF16, l.loraB().dtype(), "resumed in the dtype it was trained in");
+                }
+            }
+        }
+    }
+
+    /**
      * Disabling the adapters with one layer merged is refused; it used to have disabled every layer
      * before the merged one first, so a caller that caught the refusal went on with a model whose
      * first layers silently computed the base path only.
