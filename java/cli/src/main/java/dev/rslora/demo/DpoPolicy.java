@@ -162,7 +162,9 @@ final class DpoPolicy implements AutoCloseable {
         NetMath.tanhBackwardInPlace(dh1, h1);
         layer1.backward(dh1, null);
         schedule.apply(optimizer);
-        optimizer.step();
+        if (Double.isFinite(r.loss())) {  // a diverged run skips the step (the optimizer would refuse NaN gradients)
+            optimizer.step();
+        }
         return new StepRecord(r.loss(), r.rewardAccuracy(), r.rewardMargin());
     }
 

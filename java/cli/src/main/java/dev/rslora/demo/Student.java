@@ -59,7 +59,9 @@ final class Student implements AutoCloseable {
     StepRecord step(Tensor x, Tensor target) {
         double loss = lossAndGradients(x, target);
         double norm = maxGradNorm > 0 ? optimizer.clipGradNorm(maxGradNorm) : optimizer.gradNorm();
-        optimizer.step();
+        if (Double.isFinite(norm)) {  // a diverged run (NaN or ±Inf gradients) skips the step, as GradScaler does; the
+            optimizer.step();         // optimizer would refuse it, and the sweep reports the run's non-finite loss
+        }
         return new StepRecord(loss, norm);
     }
 
