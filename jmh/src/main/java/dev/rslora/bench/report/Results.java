@@ -51,6 +51,8 @@ public final class Results {
     private final List<String> notes = new ArrayList<>();
     private final List<String> cpuSources = new ArrayList<>();
     private final List<String> gpuSources = new ArrayList<>();
+    /** The GPU folder given instead of RAW/gpu ({@code report LOGDIR}), or null. */
+    private Path gpuFolder;
     private final Map<String, String> gpuFacts = new LinkedHashMap<>();
     private JsonNode cpuEnv;
 
@@ -132,6 +134,7 @@ public final class Results {
             }
         }
         Path g = gpu != null ? gpu : raw.resolve("gpu");
+        r.gpuFolder = gpu;
         for (Path f : files(g, ".json")) {
             if (f.getFileName().toString().startsWith("jmh-gpu")) {
                 if (Files.size(f) == 0) {
@@ -345,6 +348,20 @@ public final class Results {
         return cpuSources;
     }
 
+    /**
+     * The GPU folder read instead of RAW/gpu ({@code jmh/bench.sh report LOGDIR}).
+     *
+     * @return that folder, or null when the GPU part came from RAW/gpu
+     */
+    public Path gpuFolder() {
+        return gpuFolder;
+    }
+
+    /**
+     * The GPU part's files.
+     *
+     * @return their names
+     */
     public List<String> gpuSources() {
         return gpuSources;
     }

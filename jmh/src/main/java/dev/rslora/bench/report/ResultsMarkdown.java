@@ -16,7 +16,10 @@ final class ResultsMarkdown {
         StringBuilder sb = new StringBuilder();
         sb.append("# rsLoRA benchmark results\n\n");
         sb.append("Generated ").append(generated).append(" by `jmh/bench.sh report` (`dev.rslora.bench.report.ResultsReport`) ")
-                .append("from the raw benchmark output in `bench/raw/`. **Do not edit by hand; no number here is typed in.** ")
+                .append("from the raw benchmark output in `bench/raw/`")
+                .append(res.gpuFolder() == null ? "" : ", the GPU part from `" + res.gpuFolder() + "` instead of `bench/raw/gpu/` (so the "
+                        + "committed raw files alone do not reproduce it)")
+                .append(". **Do not edit by hand; no number here is typed in.** ")
                 .append("To regenerate:\n\n")
                 .append("- `jmh/bench.sh cpu`: runs the CPU suite on this machine (see jmh/README.md for its duration), writes `bench/raw/cpu-*.json`, then regenerates;\n")
                 .append("- `native-build/gpu-check.sh LOGDIR` on a GPU host, then `jmh/bench.sh gpu-import LOGDIR [--commit SHA]` here: replaces ")
@@ -49,7 +52,8 @@ final class ResultsMarkdown {
         }
         sb.append("## Raw files\n\n")
                 .append("- CPU (`bench/raw/`): ").append(res.cpuSources().isEmpty() ? "none" : String.join(", ", res.cpuSources())).append("\n")
-                .append("- GPU: ").append(res.gpuSources().isEmpty() ? "none" : String.join(", ", res.gpuSources())).append("\n");
+                .append("- GPU (`").append(res.gpuFolder() == null ? "bench/raw/gpu/" : res.gpuFolder().toString()).append("`): ")
+                .append(res.gpuSources().isEmpty() ? "none" : String.join(", ", res.gpuSources())).append("\n");
         return sb.toString();
     }
 }

@@ -160,6 +160,11 @@ class ResultsReportTest {
         assertTrue(md.contains("1 + r(d_in + d_out)/(d_in·d_out) (1 + r/d + r/N where W' is formed).\n\nnot yet measured\n"), md);
         assertTrue(line(md, target).endsWith("| not yet measured | not yet measured |"), md);
         assertTrue(line(md, "N=1: the LoRA step").contains("100.0 µs vs 80.0 µs: 1.250"), md);
+        // the pairing without a result keeps its target row (it vanished when decode-blocks' file was missing)
+        assertTrue(line(md, "N=1: the LoRA step ≤ 1.3× the frozen base (d=1024, r=64, 512-bit vectors, 8×32 tile), 32 steps a side")
+                .endsWith("| not yet measured | not yet measured |"), md);
+        assertTrue(md.indexOf("the frozen base (d=1024, r=64, 512-bit vectors, 8×32 tile), single steps alternating")
+                < md.indexOf("the frozen base (d=1024, r=64, 512-bit vectors, 8×32 tile), 32 steps a side"), "single steps first");
         // ratios 1.2, 1.25, 1.1 (base 10 µs): met by every iteration; the table has both shapes, forward FLOP ratios
         Synthetic.decode(raw, 1.2, 1.25, 1.1);
         md = generate(raw, null);
@@ -313,6 +318,10 @@ class ResultsReportTest {
         Synthetic.gpu(check);
         String md = generate(raw, check);
         assertTrue(md.contains("CPU results: **not yet measured**"), md);
+        // a GPU folder other than RAW/gpu is named where the file says where it came from (report LOGDIR)
+        assertTrue(md.contains("the GPU part from `" + check + "` instead of `bench/raw/gpu/`"), md);
+        assertTrue(md.contains("- GPU (`" + check + "`): "), md);
+        assertFalse(generate(raw, null).contains("the GPU part from"), "none without a GPU folder");
         // every GPU R divides by the fastest base of the run, torch's 0.8 ms (± 0.02), named in the "R ÷" column
         String eager = line(md, "| 8192 | 4096 | 16 | rslora cuda fused, eager");
         assertTrue(eager.contains("| 1.500 ± 0.040 |") && eager.contains("| torch-base 0.800 ms (peft.jsonl) |"), eager);
