@@ -37,11 +37,15 @@ final class OptimizerParams implements AutoCloseable {
      * @param check         the optimizer's own check of one parameter (throws IllegalArgumentException)
      */
     OptimizerParams(String optimizer, List<Parameter> params, boolean masterWeights, Consumer<Parameter> check) {
-        if (params.isEmpty()) {
-            throw new IllegalArgumentException(optimizer + " needs at least one parameter");
+        if (params == null || params.isEmpty()) {
+            throw new IllegalArgumentException(optimizer + " needs at least one parameter, got " + (params == null ? "null" : "none"));
         }
         Set<String> names = new HashSet<>();
-        for (Parameter p : params) {
+        for (int i = 0; i < params.size(); i++) {
+            Parameter p = params.get(i);
+            if (p == null) {
+                throw new IllegalArgumentException(optimizer + ": parameter " + i + " of the list is null");
+            }
             if (!names.add(p.name())) {
                 throw new IllegalArgumentException("duplicate parameter name '" + p.name() + "'");
             }

@@ -34,7 +34,13 @@ import java.util.zip.CRC32;
  * the key existed) has none and loads as before, with only its tensors checked.
  */
 final class StateFiles {
-    static final ObjectMapper JSON = new ObjectMapper();
+    /**
+     * Parameter names are JSON keys of the metadata here: Jackson's default limit on a key (50 000 characters)
+     * made a state that {@code save} wrote fail to load; the safetensors header's own size limit bounds them.
+     */
+    static final ObjectMapper JSON = new ObjectMapper(com.fasterxml.jackson.core.JsonFactory.builder()
+            .streamReadConstraints(com.fasterxml.jackson.core.StreamReadConstraints.builder().maxNameLength(Integer.MAX_VALUE).build())
+            .build());
     /** The version written before {@value MetadataChecksum#KEY} existed; still read, without a metadata check. */
     static final String LEGACY_VERSION = "1";
 

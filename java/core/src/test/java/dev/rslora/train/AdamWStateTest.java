@@ -212,4 +212,42 @@ class AdamWStateTest {
             }
         }
     }
+
+    /**
+     * A state that save wrote for a parameter with a 70 000-character name failed to load (Jackson's default
+     * limit on a JSON key); both optimizers now read it back. A null parameter list or element was a bare
+     * NullPointerException from inside; it is an IllegalArgumentException naming it.
+     */
+    @Test
+    void aLongParameterNameLoadsBackAndNullParametersAreNamed(@TempDir Path dir) throws IOException {
+        String name = "p".repeat(70_000);
+        try (Arena arena = Arena.ofShared()) {
+            Tensor v = Tensor.allocate(arena, DType.F32, 3);
+            Tensor g = Tensor.allocate(arena, DType.F32, 3);
+            v.fill(1f);
+            g.fill(0.5f);
+            List<Parameter> ps = List.of(new Parameter(name, v, g));
+            try (AdamW a = new AdamW(ps, AdamWConfig.torchDefaults()); Adafactor f = new Adafactor(ps,
+                    dev.rslora.optim.AdafactorConfig.hfDefaults())) {
+                a.step();
+                f.step();
+                a.save(dir.resolve("adamw.safetensors"));
+                f.save(dir.resolve("adafactor.safetensors"));
+                try (AdamW a2 = new AdamW(ps, AdamWConfig.torchDefaults()); Adafactor f2 = new Adafactor(ps,
+                        dev.rslora.optim.AdafactorConfig.hfDefaults())) {
+                    a2.load(dir.resolve("adamw.safetensors"));
+                    f2.load(dir.resolve("adafactor.safetensors"));
+                    assertEquals(1, a2.stepCount());
+                    assertEquals(1, f2.stepCount());
+                }
+            }
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> new AdamW(null, AdamWConfig.torchDefaults()));
+            assertEquals("AdamW needs at least one parameter, got null", e.getMessage());
+            List<Parameter> withNull = new ArrayList<>();
+            withNull.add(null);
+            e = assertThrows(IllegalArgumentException.class, () -> new Adafactor(withNull, dev.rslora.optim.AdafactorConfig.hfDefaults()));
+            assertTrue(e.getMessage().endsWith(": parameter 0 of the list is null"), e.getMessage());
+        }
+    }
 }
