@@ -109,8 +109,13 @@ final class GpuSection {
                     .append(", warm-up ").append(f.getOrDefault("events.warmup", "?")).append(", median of ")
                     .append(f.getOrDefault("events.reps", "?")).append(", run ").append(f.getOrDefault("events.date", "?")).append("\n");
         }
-        res.kernels().stream().map(GpuLines.Kernel::device).distinct()
-                .forEach(d -> sb.append("- cuda/dev device: ").append(d).append("\n"));
+        List<String> devices = res.kernels().stream().map(GpuLines.Kernel::device).distinct().toList();
+        devices.forEach(d -> sb.append("- cuda/dev device: ").append(d).append("\n"));
+        if (devices.stream().filter(d -> !d.equals("?")).count() > 1) {  // a LOGDIR assembled from two machines' runs
+            sb.append("- **warning:** the cuda/dev kernel timings come from ").append(devices.size()).append(" devices (")
+                    .append(String.join(", ", devices)).append("), and each step's R divides by one base: compare only within"
+                    + " one device's rows\n");
+        }
         sb.append("- JVM (GPU JMH): ").append(res.gpuJvms().isEmpty() ? "?" : String.join("; ", res.gpuJvms())).append("\n");
         return sb.toString();
     }

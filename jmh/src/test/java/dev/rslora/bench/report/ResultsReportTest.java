@@ -322,6 +322,14 @@ class ResultsReportTest {
         assertTrue(md.contains("the GPU part from `" + check + "` instead of `bench/raw/gpu/`"), md);
         assertTrue(md.contains("- GPU (`" + check + "`): "), md);
         assertFalse(generate(raw, null).contains("the GPU part from"), "none without a GPU folder");
+        assertFalse(md.contains("kernel timings come from"), "one device: no warning");
+        // a LOGDIR assembled from two machines' runs: the kernel rows would divide by another device's base
+        Synthetic.lines(check.resolve("dev-bench-v2.jsonl"), "{\"kind\": \"kernel\", \"device\": \"NVIDIA A100\", "
+                + "\"version\": 2, \"kernel\": \"down\", \"n\": 8192, \"d_in\": 4096, \"d_out\": 4096, \"r\": 16, "
+                + "\"median_ms\": 0.05, \"flop\": 1e10}");
+        assertTrue(generate(raw, check).contains("- **warning:** the cuda/dev kernel timings come from 2 devices (NVIDIA H200,"
+                + " NVIDIA A100)"), "two devices named");
+        Files.delete(check.resolve("dev-bench-v2.jsonl"));
         // every GPU R divides by the fastest base of the run, torch's 0.8 ms (± 0.02), named in the "R ÷" column
         String eager = line(md, "| 8192 | 4096 | 16 | rslora cuda fused, eager");
         assertTrue(eager.contains("| 1.500 ± 0.040 |") && eager.contains("| torch-base 0.800 ms (peft.jsonl) |"), eager);
