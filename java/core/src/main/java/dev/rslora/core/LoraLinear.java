@@ -378,15 +378,20 @@ public final class LoraLinear implements AutoCloseable {
     public void checkMerge() {
         enter();
         try {
-            if (merged) {
-                throw new IllegalStateException("already merged");
-            }
-            if (!adapterEnabled) {
-                throw new IllegalStateException("the adapter is disabled: enable it before merging");
-            }
+            requireMergeable();
             backend.checkMerge(frozen, a, b, config.gamma(), +1);
         } finally {
             exit();
+        }
+    }
+
+    /** merge()'s and checkMerge()'s state checks: not merged yet, the adapter enabled. */
+    private void requireMergeable() {
+        if (merged) {
+            throw new IllegalStateException("already merged");
+        }
+        if (!adapterEnabled) {
+            throw new IllegalStateException("the adapter is disabled: enable it before merging");
         }
     }
 
@@ -403,12 +408,7 @@ public final class LoraLinear implements AutoCloseable {
     public void merge() {
         enter();
         try {
-            if (merged) {
-                throw new IllegalStateException("already merged");
-            }
-            if (!adapterEnabled) {
-                throw new IllegalStateException("the adapter is disabled: enable it before merging");
-            }
+            requireMergeable();
             if (mergedA == null) {
                 mergedA = Tensor.allocate(arena, a.dtype(), a.shape());
                 mergedB = Tensor.allocate(arena, b.dtype(), b.shape());

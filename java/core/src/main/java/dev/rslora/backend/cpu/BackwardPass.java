@@ -174,16 +174,10 @@ final class BackwardPass {
             }
         }, parallel);
         if (merged != null) {
-            boolean[] finite = new boolean[Panels.panels(dIn)];
-            pool.run(finite.length, (wk, pk) -> finite[pk] = MergedWeight.formPanel(w.backward, gaP, bRows, dOut, r, merged, pk,
-                    scratch[wk].tile), parallel);
-            for (boolean f : finite) {
-                if (!f) {  // W' not finite somewhere: it would not give the segment route's result (MergedWeight.formPanel)
-                    merged = null;
-                    wPanels = w.backward;
-                    loraDx = active;
-                    break;
-                }
+            if (!MergedWeight.form(pool, parallel, scratch, w.backward, gaP, bRows, dOut, r, merged, Panels.panels(dIn))) {
+                merged = null;  // W' not finite somewhere: the segment route gives the reference's result
+                wPanels = w.backward;
+                loraDx = active;
             }
         }
         if (byRows) {

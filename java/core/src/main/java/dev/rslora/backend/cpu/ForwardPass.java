@@ -138,16 +138,10 @@ final class ForwardPass {
             }
         }, parallel);
         if (merged != null) {
-            boolean[] finite = new boolean[Panels.panels(dOut)];
-            pool.run(finite.length, (wk, po) -> finite[po] = MergedWeight.formPanel(w.forward, gbT, aTRows, dIn, r, merged, po,
-                    scratch[wk].tile), parallel);
-            for (boolean f : finite) {
-                if (!f) {  // W' not finite somewhere: it would not give the segment route's result (MergedWeight.formPanel)
-                    merged = null;
-                    wPanels = w.forward;
-                    loraY = active;
-                    break;
-                }
+            if (!MergedWeight.form(pool, parallel, scratch, w.forward, gbT, aTRows, dIn, r, merged, Panels.panels(dOut))) {
+                merged = null;  // W' not finite somewhere: the segment route gives the reference's result
+                wPanels = w.forward;
+                loraY = active;
             }
         }
         if (Split.byRows(n, workers) && !rowAdapter) {  // the row adapter runs by panels, with any worker count

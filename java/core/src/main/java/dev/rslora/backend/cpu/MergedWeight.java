@@ -80,6 +80,23 @@ final class MergedWeight {
     }
 
     /**
+     * Forms every panel of W' ({@link #formPanel}, one unit per panel) into {@code out}.
+     *
+     * @return whether all of W' is finite; when not, the pass takes the segment route
+     */
+    static boolean form(WorkerPool pool, boolean parallel, Scratch[] scratch, MemorySegment base, MemorySegment lora,
+                        float[] rows, int depth, int r, MemorySegment out, int panels) {
+        boolean[] finite = new boolean[panels];
+        pool.run(panels, (wk, p) -> finite[p] = formPanel(base, lora, rows, depth, r, out, p, scratch[wk].tile), parallel);
+        for (boolean f : finite) {
+            if (!f) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
      * Panel {@code panel} of W': for each tile of MR panel rows (K index k of the layout),
      * tile = rows[k, :r]·lora panel (K = r), then out row k = base row k + tile row. Both layouts:
      * panel row k of a packing with K = {@code depth} sits at (panel·depth + k)·NR floats.

@@ -7,6 +7,7 @@ import dev.rslora.backend.LoraParams;
 import dev.rslora.backend.reference.ReferenceBackend;
 import dev.rslora.tensor.DType;
 import dev.rslora.tensor.Tensor;
+import dev.rslora.testing.TestData;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -37,10 +38,10 @@ class DxPackingTest {
         SplittableRandom rng = new SplittableRandom(0xD0 + n);
         try (Arena arena = Arena.ofShared(); CpuBackend cpu = new CpuBackend(2)) {
             ReferenceBackend ref = new ReferenceBackend();
-            Tensor w = random(arena, rng, 0.1, D_OUT, D_IN);
-            Tensor bias = random(arena, rng, 1, D_OUT);
-            Tensor a = random(arena, rng, 0.1, R, D_IN);
-            Tensor b = random(arena, rng, 1, D_OUT, R);
+            Tensor w = TestData.uniform(arena, DType.F32, rng, 0.1, D_OUT, D_IN);
+            Tensor bias = TestData.uniform(arena, DType.F32, rng, 1, D_OUT);
+            Tensor a = TestData.uniform(arena, DType.F32, rng, 0.1, R, D_IN);
+            Tensor b = TestData.uniform(arena, DType.F32, rng, 1, D_OUT, R);
             try (FrozenWeight fc = cpu.prepare(w, bias); FrozenWeight fr = ref.prepare(w, bias)) {
                 CpuFrozenWeight packed = (CpuFrozenWeight) fc;
                 Steps s = new Steps(cpu, fc, ref, fr, n, a, b, arena, rng);
@@ -63,7 +64,7 @@ class DxPackingTest {
                 s.step("a second step with dX", true);
                 assertEquals(1, packed.backwardPacks, "steps that write nothing repack nothing");
 
-                w.copyFrom(random(arena, rng, 0.2, D_OUT, D_IN));
+                w.copyFrom(TestData.uniform(arena, DType.F32, rng, 0.2, D_OUT, D_IN));
                 int forwardPacks = packed.forwardPacks;
                 s.step("W written, a step without dX", false);
                 assertEquals(forwardPacks + 1, packed.forwardPacks, "the forward repacks its own layout");
@@ -84,8 +85,8 @@ class DxPackingTest {
                          Arena arena, SplittableRandom rng) {
         void step(String what, boolean withDx) {
             LoraParams p = new LoraParams(n, D_IN, D_OUT, R, 0.8, 0f, 1L, 1, 0, true, true, GradMode.ASSIGN);
-            Tensor x = random(arena, rng, 1, n, D_IN);
-            Tensor dy = random(arena, rng, 1, n, D_OUT);
+            Tensor x = TestData.uniform(arena, DType.F32, rng, 1, n, D_IN);
+            Tensor dy = TestData.uniform(arena, DType.F32, rng, 1, n, D_OUT);
             Tensor[] got = run(cpu, fc, p, x, dy, withDx);
             Tensor[] want = run(ref, fr, p, x, dy, withDx);
             String ctx = what + ", n=" + n;
@@ -113,13 +114,5 @@ class DxPackingTest {
             be.backward(p, fw, x, a, b, u, dy, dx, ga, gb);
             return new Tensor[] {y, ga, gb, dx};
         }
-    }
-
-    private static Tensor random(Arena arena, SplittableRandom rng, double scale, long... shape) {
-        Tensor t = Tensor.allocate(arena, DType.F32, shape);
-        for (long i = 0; i < t.numel(); i++) {
-            t.set(i, (float) (scale * rng.nextDouble(-1, 1)));
-        }
-        return t;
     }
 }
