@@ -150,10 +150,13 @@ public final class Adafactor implements Optimizer {
      *
      * @param state a snapshot of an optimizer over the same parameters; its step count and config
      *              become this optimizer's
-     * @throws IllegalArgumentException if the names, order, shapes or state layout differ (nothing is
-     *                                  changed then)
+     * @throws IllegalArgumentException if state is null, or the names, order, shapes or state layout differ
+     *                                  (nothing is changed then)
      */
     public void restore(AdafactorState state) {
+        if (state == null) {
+            throw new IllegalArgumentException("Adafactor.restore: state is null");
+        }
         params.checkUsable();
         List<AdafactorState.Entry> entries = state.entries();
         params.checkEntryCount(entries.size());
@@ -183,8 +186,12 @@ public final class Adafactor implements Optimizer {
      *
      * @param file the state file to write; replaced atomically if it exists
      * @throws IOException if the file cannot be written
+     * @throws IllegalArgumentException if file is null
      */
     public void save(Path file) throws IOException {
+        if (file == null) {
+            throw new IllegalArgumentException("Adafactor.save: file is null");
+        }
         AdafactorStateFile.write(snapshot(), file);
     }
 
@@ -193,9 +200,12 @@ public final class Adafactor implements Optimizer {
      *
      * @param file a state file written by {@link #save} for the same parameters
      * @throws IOException if the file cannot be read or is not a valid Adafactor state file
-     * @throws IllegalArgumentException if the state does not fit this optimizer's parameters
+     * @throws IllegalArgumentException if file is null, or the state does not fit this optimizer's parameters
      */
     public void load(Path file) throws IOException {
+        if (file == null) {
+            throw new IllegalArgumentException("Adafactor.load: file is null");
+        }
         restore(AdafactorStateFile.read(file));
     }
 

@@ -152,10 +152,13 @@ public final class AdamW implements Optimizer {
      *
      * @param state a snapshot of an optimizer over the same parameters; its step count and config
      *              become this optimizer's
-     * @throws IllegalArgumentException if the names, order, shapes or state layout differ (nothing is
-     *                                  changed then)
+     * @throws IllegalArgumentException if state is null, or the names, order, shapes or state layout differ
+     *                                  (nothing is changed then)
      */
     public void restore(AdamWState state) {
+        if (state == null) {
+            throw new IllegalArgumentException("AdamW.restore: state is null");
+        }
         params.checkUsable();
         List<AdamWState.Entry> entries = state.entries();
         params.checkEntryCount(entries.size());
@@ -179,8 +182,12 @@ public final class AdamW implements Optimizer {
      *
      * @param file the state file to write; replaced atomically if it exists
      * @throws IOException if the file cannot be written
+     * @throws IllegalArgumentException if file is null
      */
     public void save(Path file) throws IOException {
+        if (file == null) {
+            throw new IllegalArgumentException("AdamW.save: file is null");
+        }
         AdamWStateFile.write(snapshot(), file);
     }
 
@@ -189,9 +196,12 @@ public final class AdamW implements Optimizer {
      *
      * @param file a state file written by {@link #save} for the same parameters
      * @throws IOException if the file cannot be read or is not a valid AdamW state file
-     * @throws IllegalArgumentException if the state does not fit this optimizer's parameters
+     * @throws IllegalArgumentException if file is null, or the state does not fit this optimizer's parameters
      */
     public void load(Path file) throws IOException {
+        if (file == null) {
+            throw new IllegalArgumentException("AdamW.load: file is null");
+        }
         restore(AdamWStateFile.read(file));
     }
 

@@ -90,8 +90,12 @@ public final class AdamWStateFile {
      * @param state the optimizer state, e.g. from {@code snapshot()}
      * @param file  the safetensors file to write; a partial file is never left behind
      * @throws IOException if the file cannot be written
+     * @throws IllegalArgumentException if state or file is null
      */
     public static void write(AdamWState state, Path file) throws IOException {
+        if (state == null || file == null) {
+            throw new IllegalArgumentException("AdamWStateFile.write: " + (state == null ? "state" : "file") + " is null");
+        }
         try (Arena arena = Arena.ofConfined()) {
             SafetensorsWriter w = new SafetensorsWriter();
             List<String> names = new ArrayList<>();
@@ -131,9 +135,13 @@ public final class AdamWStateFile {
      * @return the state it holds, with the metadata's CRC-32 (version 2) and every tensor's CRC-32 checked
      * @throws IOException if the file cannot be read, or is not a valid state file of this format and
      *                     version 1 or 2 (the message names the file and what is wrong)
+     * @throws IllegalArgumentException if file is null
      */
 
     public static AdamWState read(Path file) throws IOException {
+        if (file == null) {
+            throw new IllegalArgumentException("AdamWStateFile.read: file is null");
+        }
         try (Arena arena = Arena.ofConfined()) {
             SafetensorsFile f = SafetensorsFile.open(file, arena);
             Map<String, String> meta = f.metadata();

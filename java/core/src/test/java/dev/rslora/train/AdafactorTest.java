@@ -311,4 +311,38 @@ class AdafactorTest {
             assertEquals("optimizer is closed", e.getMessage());
         }
     }
+
+    /**
+     * A null state or file was a bare NullPointerException from inside the JDK; it is an
+     * IllegalArgumentException naming the method and the argument, and nothing is changed.
+     */
+    @Test
+    void nullStatesAndFilesAreNamed() throws IOException {
+        try (Setup s = Setup.of(new SplittableRandom(1), DType.F32); Adafactor o = new Adafactor(s.params(), AdafactorConfig.trainer(1e-3))) {
+            s.newGradients(new SplittableRandom(2));
+            o.step();
+            AdafactorState before = o.snapshot();
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> o.restore(null));
+            assertEquals("Adafactor.restore: state is null", e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> o.save(null));
+            assertEquals("Adafactor.save: file is null", e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> o.load(null));
+            assertEquals("Adafactor.load: file is null", e.getMessage());
+            assertEquals(1, o.stepCount());
+            assertArrayEquals(before.entries().get(0).expAvgSqRow(), o.snapshot().entries().get(0).expAvgSqRow());
+
+            e = assertThrows(IllegalArgumentException.class, () -> AdafactorStateFile.write(null, dir.resolve("s")));
+            assertEquals("AdafactorStateFile.write: state is null", e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> AdafactorStateFile.write(before, null));
+            assertEquals("AdafactorStateFile.write: file is null", e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> AdafactorStateFile.read(null));
+            assertEquals("AdafactorStateFile.read: file is null", e.getMessage());
+            // not a state file at all: named by the typed exceptions of the safetensors reader
+            Path empty = Files.createFile(dir.resolve("empty.safetensors"));
+            IOException io = assertThrows(IOException.class, () -> o.load(empty));
+            assertTrue(io.getMessage().contains(empty.toString()), io.getMessage());
+            io = assertThrows(IOException.class, () -> o.load(dir));
+            assertTrue(io.getMessage().contains(dir + ": is a folder"), io.getMessage());
+        }
+    }
 }

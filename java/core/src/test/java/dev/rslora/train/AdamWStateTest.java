@@ -250,4 +250,73 @@ class AdamWStateTest {
             assertTrue(e.getMessage().endsWith(": parameter 0 of the list is null"), e.getMessage());
         }
     }
+
+    /**
+     * A null state or file was a bare NullPointerException from inside the JDK ("because \"target\" is null");
+     * it is an IllegalArgumentException naming the method and the argument, and nothing is changed.
+     */
+    @Test
+    void nullStatesAndFilesAreNamed(@TempDir Path dir) throws IOException {
+        try (Arena arena = Arena.ofShared()) {
+            Run a = new Run(arena, DType.BF16, 1);
+            try (AdamW opt = new AdamW(a.params, CONFIG)) {
+                a.steps(opt, 0, 2);
+                AdamWState before = opt.snapshot();
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> opt.restore(null));
+                assertEquals("AdamW.restore: state is null", e.getMessage());
+                e = assertThrows(IllegalArgumentException.class, () -> opt.save(null));
+                assertEquals("AdamW.save: file is null", e.getMessage());
+                e = assertThrows(IllegalArgumentException.class, () -> opt.load(null));
+                assertEquals("AdamW.load: file is null", e.getMessage());
+                assertEquals(2, opt.stepCount());
+                assertBitEqual(List.of(before.entries().get(0).m()), List.of(opt.snapshot().entries().get(0).m()));
+
+                e = assertThrows(IllegalArgumentException.class, () -> AdamWStateFile.write(null, dir.resolve("s")));
+                assertEquals("AdamWStateFile.write: state is null", e.getMessage());
+                e = assertThrows(IllegalArgumentException.class, () -> AdamWStateFile.write(before, null));
+                assertEquals("AdamWStateFile.write: file is null", e.getMessage());
+                e = assertThrows(IllegalArgumentException.class, () -> AdamWStateFile.read(null));
+                assertEquals("AdamWStateFile.read: file is null", e.getMessage());
+            }
+        }
+    }
+
+    /**
+     * load of a path that is not a state file: each refusal names the file (typed exceptions, no
+     * Jackson or JDK stack dump as the only information), and a state for other shapes names both shapes.
+     */
+    @Test
+    void loadOfAMissingEmptyTruncatedOrMisshapenFileNamesIt(@TempDir Path dir) throws IOException {
+        try (Arena arena = Arena.ofShared()) {
+            Run a = new Run(arena, DType.F32, 1);
+            try (AdamW opt = new AdamW(a.params, CONFIG)) {
+                Path missing = dir.resolve("missing.safetensors");
+                java.nio.file.NoSuchFileException nf = assertThrows(java.nio.file.NoSuchFileException.class, () -> opt.load(missing));
+                assertEquals(missing.toString(), nf.getFile());
+                java.nio.file.FileSystemException folder = assertThrows(java.nio.file.FileSystemException.class,
+                        () -> opt.load(dir));
+                assertTrue(folder.getMessage().contains(dir + ": is a folder"), folder.getMessage());
+                Path empty = Files.createFile(dir.resolve("empty.safetensors"));
+                IOException e = assertThrows(SafetensorsException.class, () -> opt.load(empty));
+                assertTrue(e.getMessage().contains(empty.toString()) && e.getMessage().contains("holds 0 bytes"), e.getMessage());
+                Path good = dir.resolve("good.safetensors");
+                opt.save(good);
+                byte[] bytes = Files.readAllBytes(good);
+                Path cut = dir.resolve("cut.safetensors");
+                Files.write(cut, Arrays.copyOf(bytes, 40));  // inside the JSON header
+                e = assertThrows(SafetensorsException.class, () -> opt.load(cut));
+                assertTrue(e.getMessage().contains(cut.toString()) && e.getMessage().contains("holds 40"), e.getMessage());
+                assertEquals(0, opt.stepCount());
+            }
+            List<Parameter> transposed = new ArrayList<>(a.params);
+            transposed.set(0, new Parameter(a.params.get(0).name(), Tensor.allocate(arena, DType.F32, 9, 5),
+                    Tensor.allocate(arena, DType.F32, 9, 5)));
+            try (AdamW opt = new AdamW(a.params, CONFIG); AdamW other = new AdamW(transposed, CONFIG)) {
+                Path good = dir.resolve("good.safetensors");
+                opt.save(good);
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> other.load(good));
+                assertEquals("state parameter 'layer0.lora_A.weight' has shape [5, 9], the parameter [9, 5]", e.getMessage());
+            }
+        }
+    }
 }
