@@ -167,13 +167,17 @@ public final class DpoLoss {
      * @param referenceChosen   ρ_c: the frozen reference model's log-probabilities of the chosen responses
      * @param referenceRejected ρ_r: the reference's log-probabilities of the rejected responses
      * @return the mean loss, per-pair losses and rewards, the reward accuracy and ∂loss/∂π per pair
-     * @throws IllegalArgumentException if B = 0, the four lengths differ, an input is not finite, a pair's
+     * @throws IllegalArgumentException if an array is null (naming it), B = 0, the four lengths differ, an input is not finite, a pair's
      *                                  log-probs give a margin z that overflows a double (naming the pair and
      *                                  its four values), β makes a pair's loss, gradient or reward overflow a
      *                                  double (naming β and the pair), or the pairs' losses, each finite, sum
      *                                  past a double's range
      */
     public Result compute(double[] policyChosen, double[] policyRejected, double[] referenceChosen, double[] referenceRejected) {
+        requireArray("policyChosen", policyChosen);
+        requireArray("policyRejected", policyRejected);
+        requireArray("referenceChosen", referenceChosen);
+        requireArray("referenceRejected", referenceRejected);
         int n = policyChosen.length;
         if (n < 1) {
             throw new IllegalArgumentException("DPO needs at least one preference pair");
@@ -242,6 +246,12 @@ public final class DpoLoss {
                     + sum + "); the largest is " + Arrays.stream(losses).max().orElse(Double.NaN));
         }
         return new Result(sum / n, losses, chosen, rejected, (double) correct / n, gc, gr);
+    }
+
+    private static void requireArray(String name, double[] values) {
+        if (values == null) {
+            throw new IllegalArgumentException("DpoLoss.compute: " + name + " is null");
+        }
     }
 
     private static void requireFinite(String what, double v, int pair) {

@@ -161,4 +161,27 @@ class DpoLossTest {
         e = assertThrows(IllegalArgumentException.class, () -> new DpoLoss(1.0, 0, DpoLoss.Type.HINGE).compute(pc, z2, z2, z2));
         assertTrue(e.getMessage().contains("the 2 pairs' losses, each finite, sum past a double's range"), e.getMessage());
     }
+
+    /**
+     * A null log-prob array was a bare NullPointerException ("Cannot read the array length because
+     * \"policyChosen\" is null"); each is an IllegalArgumentException naming the argument. A null loss
+     * type or type name was already refused by name.
+     */
+    @Test
+    void nullArgumentsAreNamed() {
+        DpoLoss l = DpoLoss.paper(0.1);
+        double[] x = {-1.0};
+        String[] names = {"policyChosen", "policyRejected", "referenceChosen", "referenceRejected"};
+        for (int k = 0; k < names.length; k++) {
+            double[][] args = {x, x, x, x};
+            args[k] = null;
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> l.compute(args[0], args[1], args[2], args[3]));
+            assertEquals("DpoLoss.compute: " + names[k] + " is null", e.getMessage());
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new DpoLoss(0.1, 0, null));
+        assertEquals("loss type is null", e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> DpoLoss.Type.fromName(null));
+        assertTrue(e.getMessage().contains("got 'null'"), e.getMessage());
+    }
 }
