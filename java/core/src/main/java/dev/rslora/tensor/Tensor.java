@@ -9,7 +9,9 @@ import java.util.Objects;
  * A host tensor: a row-major, little-endian view of off-heap memory with a dtype and a shape.
  *
  * <p>A tensor never owns memory; the {@link Arena} that allocated (or memory-mapped) its segment
- * does, and closing that arena invalidates the tensor. Use a shared arena
+ * does, and closing that arena invalidates the tensor: its accessors then throw an
+ * IllegalStateException naming it (a layer's A, B and gradients die with {@code LoraLinear.close()},
+ * a model's with {@code LoraModel.close()}). Use a shared arena
  * ({@link Arena#ofShared()}) for tensors that the multi-threaded {@code cpu} backend touches.
  *
  * <p>Version stamp: {@link #version()} changes whenever the contents may have changed, so that a
@@ -269,9 +271,15 @@ public final class Tensor {
      * @param i the row-major flat index, in [0, numel())
      * @return the element, exactly (BF16 and F16 widen without rounding)
      * @throws IndexOutOfBoundsException if i is outside the tensor
+     * @throws IllegalStateException     if the arena that owns the memory was closed (naming the tensor), as for
+     *                                   every accessor that reads or writes the elements
      */
     public float get(long i) {
-        return dtype.load(data, i);
+        try {
+            return dtype.load(data, i);
+        } catch (IllegalStateException e) {
+            throw closed(e, "get");
+        }
     }
 
     /**
@@ -280,10 +288,15 @@ public final class Tensor {
      * @param row in [0, dim(0))
      * @param col in [0, dim(1)); not checked against the row length (an out-of-range col reads the next row)
      * @return the element, exactly
-     * @throws IllegalStateException if the tensor is not 2-D
+     * @throws IllegalStateException if the tensor is not 2-D, or the arena that owns its memory was closed
      */
     public float get(long row, long col) {
-        return dtype.load(data, row * cols2d("get") + col);
+        long cols = cols2d("get");
+        try {
+            return dtype.load(data, row * cols + col);
+        } catch (IllegalStateException e) {
+            throw closed(e, "get");
+        }
     }
 
     /**
@@ -291,10 +304,15 @@ public final class Tensor {
      *
      * @param i the row-major flat index, in [0, numel())
      * @param v the value; rounded to nearest even for BF16/F16
+     * @throws IllegalStateException if the arena that owns the memory was closed (naming the tensor)
      */
     public void set(long i, float v) {
         version++;
-        dtype.store(data, i, v);
+        try {
+            dtype.store(data, i, v);
+        } catch (IllegalStateException e) {
+            throw closed(e, "set");
+        }
     }
 
     /**
@@ -303,12 +321,16 @@ public final class Tensor {
      * @param row in [0, dim(0))
      * @param col in [0, dim(1)); not checked against the row length
      * @param v   the value; rounded to nearest even for BF16/F16
-     * @throws IllegalStateException if the tensor is not 2-D
+     * @throws IllegalStateException if the tensor is not 2-D, or the arena that owns its memory was closed
      */
     public void set(long row, long col, float v) {
         long cols = cols2d("set");
         version++;
-        dtype.store(data, row * cols + col, v);
+        try {
+            dtype.store(data, row * cols + col, v);
+        } catch (IllegalStateException e) {
+            throw closed(e, "set");
+        }
     }
 
     /** dim(1) of a 2-D tensor, for the (row, col) accessors; any other rank would read the wrong element or none. */
@@ -326,8 +348,12 @@ public final class Tensor {
      */
     public void fill(float v) {
         version++;
-        for (long i = 0; i < numel; i++) {
-            dtype.store(data, i, v);
+        try {
+            for (long i = 0; i < numel; i++) {
+                dtype.store(data, i, v);
+            }
+        } catch (IllegalStateException e) {
+            throw closed(e, "fill");
         }
     }
 
@@ -339,6 +365,13 @@ public final class Tensor {
      * @throws IllegalArgumentException if the shapes differ, or src of another dtype shares memory with this tensor
      */
     public void copyFrom(Tensor src) {
+        // before the overlap check: the memory of a closed tensor may have been handed out again (to this one)
+        if (!isAlive()) {
+            throw closed(null, "copyFrom");
+        }
+        if (!src.isAlive()) {
+            throw src.closed(null, "copyFrom (the source)");
+        }
         if (!Arrays.equals(shape, src.shape)) {
             throw new IllegalArgumentException("copy from shape " + src.shapeString() + " into " + shapeString());
         }
@@ -349,12 +382,16 @@ public final class Tensor {
                     + " destination, which a dtype conversion cannot copy in place (convert into a separate tensor)");
         }
         version++;
-        if (src.dtype == dtype) {
-            data.copyFrom(src.data);
-            return;
-        }
-        for (long i = 0; i < numel; i++) {
-            dtype.store(data, i, src.dtype.load(src.data, i));
+        try {
+            if (src.dtype == dtype) {
+                data.copyFrom(src.data);
+                return;
+            }
+            for (long i = 0; i < numel; i++) {
+                dtype.store(data, i, src.dtype.load(src.data, i));
+            }
+        } catch (IllegalStateException e) {
+            throw isAlive() ? src.closed(e, "copyFrom (the source)") : closed(e, "copyFrom");
         }
     }
 
@@ -371,7 +408,11 @@ public final class Tensor {
         }
         if (dtype == DType.F32) {
             version++;
-            MemorySegment.copy(values, 0, data, DType.LE_FLOAT, 0, values.length);
+            try {
+                MemorySegment.copy(values, 0, data, DType.LE_FLOAT, 0, values.length);
+            } catch (IllegalStateException e) {
+                throw closed(e, "copyFrom");
+            }
             return;
         }
         for (int i = 0; i < values.length; i++) {
@@ -394,7 +435,11 @@ public final class Tensor {
         version++;
         for (int r = 0; r < rows.length; r++) {
             if (dtype == DType.F32) {
-                MemorySegment.copy(rows[r], 0, data, DType.LE_FLOAT, (long) r * cols * 4, cols);
+                try {
+                    MemorySegment.copy(rows[r], 0, data, DType.LE_FLOAT, (long) r * cols * 4, cols);
+                } catch (IllegalStateException e) {
+                    throw closed(e, "copyFrom");
+                }
             } else {
                 for (int c = 0; c < cols; c++) {
                     set((long) r * cols + c, rows[r][c]);
@@ -419,7 +464,11 @@ public final class Tensor {
         float[][] out = new float[rows][cols];
         for (int r = 0; r < rows; r++) {
             if (dtype == DType.F32) {
-                MemorySegment.copy(data, DType.LE_FLOAT, (long) r * cols * 4, out[r], 0, cols);
+                try {
+                    MemorySegment.copy(data, DType.LE_FLOAT, (long) r * cols * 4, out[r], 0, cols);
+                } catch (IllegalStateException e) {
+                    throw closed(e, "toMatrix");
+                }
             } else {
                 for (int c = 0; c < cols; c++) {
                     out[r][c] = get((long) r * cols + c);
@@ -455,13 +504,37 @@ public final class Tensor {
         }
         float[] out = new float[(int) numel];
         if (dtype == DType.F32) {
-            MemorySegment.copy(data, DType.LE_FLOAT, 0, out, 0, out.length);
+            try {
+                MemorySegment.copy(data, DType.LE_FLOAT, 0, out, 0, out.length);
+            } catch (IllegalStateException e) {
+                throw closed(e, "toFloatArray");
+            }
             return out;
         }
         for (int i = 0; i < out.length; i++) {
             out[i] = get(i);
         }
         return out;
+    }
+
+    /** Whether the arena that owns this tensor's memory is still open. */
+    private boolean isAlive() {
+        return data.scope().isAlive();
+    }
+
+    /**
+     * The exception for a failed access in {@code op}: the JDK's bare "Already closed" replaced by one
+     * naming this tensor and why its memory is gone; {@code e} itself when this tensor is still alive (the
+     * failure is something else). Called only after an access threw (or with a null {@code e} once this tensor
+     * is known to be closed), so the accessors pay nothing for it.
+     */
+    private IllegalStateException closed(IllegalStateException e, String op) {
+        if (isAlive()) {
+            return e;
+        }
+        return new IllegalStateException(op + ": tensor " + shapeString() + " " + dtype + " is closed: the arena that"
+                + " owns its memory was closed, freeing it (a LoraLinear's A, B and gradients are freed by its close(), a"
+                + " LoraModel's by the model's close()); read or copy the values before closing", e);
     }
 
     /**

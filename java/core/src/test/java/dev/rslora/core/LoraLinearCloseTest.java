@@ -13,6 +13,7 @@ import org.junit.jupiter.api.Test;
 import java.lang.foreign.Arena;
 import java.util.concurrent.atomic.AtomicReference;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -73,6 +74,29 @@ class LoraLinearCloseTest {
                         && m.contains("(closing it): a layer's calls do not nest"), m);
                 assertFalse(layer.isClosed());
             }
+        }
+    }
+
+    /**
+     * A's, B's and the gradients' accessors after the layer was closed threw the JDK's bare "Already closed";
+     * the message names the tensor and that a LoraLinear's close() frees them.
+     */
+    @Test
+    void theAdapterTensorsOfAClosedLayerSayTheyWereClosed() {
+        try (Arena arena = Arena.ofShared()) {
+            Tensor w = Tensor.allocate(arena, DType.F32, 2, 3);
+            LoraLinear layer = LoraLinear.create(w, null, LoraConfig.rslora(1, 1), new ReferenceBackend());
+            Tensor a = layer.loraA();
+            Tensor gradB = layer.gradB();
+            float a0 = a.get(0);
+            layer.close();
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> a.get(0));
+            assertTrue(e.getMessage().startsWith("get: tensor [1, 3] F32 is closed") && e.getMessage().contains(
+                    "a LoraLinear's A, B and gradients are freed by its close()"), e.getMessage());
+            e = assertThrows(IllegalStateException.class, () -> gradB.fill(0f));
+            assertTrue(e.getMessage().startsWith("fill: tensor [2, 1] F32 is closed"), e.getMessage());
+            assertEquals(0f, w.get(0), "the borrowed W stays usable");
+            assertTrue(Float.isFinite(a0));
         }
     }
 }

@@ -3,7 +3,10 @@ package dev.rslora.tensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.EnabledOnOs;
 import org.junit.jupiter.api.condition.OS;
+import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 import java.io.IOException;
 import java.io.RandomAccessFile;
@@ -132,5 +135,47 @@ class TensorArgumentsTest {
             assertTrue(m.getMessage().contains("at most 2147483639 rows and columns (a Java array's limit), got [1, 2147483640]"),
                     m.getMessage());
         }
+    }
+
+    /**
+     * Every accessor of a tensor whose arena was closed threw the JDK's bare "Already closed", naming nothing;
+     * it names the call, the tensor and why its memory is gone (the JDK's exception kept as the cause).
+     */
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void aTensorOfAClosedArenaIsNamedByEveryAccessor(DType dtype) {
+        Tensor t;
+        Tensor src;
+        try (Arena arena = Arena.ofShared()) {
+            t = Tensor.allocate(arena, dtype, 2, 3);
+            src = Tensor.allocate(arena, dtype, 2, 3);
+        }
+        String closed = "tensor [2, 3] " + dtype + " is closed: the arena that owns its memory was closed";
+        expectClosed("get", closed, () -> t.get(1));
+        expectClosed("get", closed, () -> t.get(1, 2));
+        expectClosed("set", closed, () -> t.set(1, 1f));
+        expectClosed("set", closed, () -> t.set(1, 2, 1f));
+        expectClosed("fill", closed, () -> t.fill(1f));
+        expectClosed(dtype == DType.F32 ? "copyFrom" : "set", closed, () -> t.copyFrom(new float[6]));
+        expectClosed(dtype == DType.F32 ? "copyFrom" : "set", closed, () -> t.copyFrom(new float[2][3]));
+        expectClosed(dtype == DType.F32 ? "toMatrix" : "get", closed, t::toMatrix);
+        expectClosed(dtype == DType.F32 ? "toFloatArray" : "get", closed, t::toFloatArray);
+        expectClosed("copyFrom", closed, () -> t.copyFrom(src));
+        try (Arena arena = Arena.ofConfined()) {
+            Tensor live = Tensor.allocate(arena, dtype, 2, 3);
+            Tensor liveF32 = Tensor.allocate(arena, DType.F32, 2, 3);
+            expectClosed("copyFrom (the source)", closed, () -> live.copyFrom(src));
+            // the closed tensor's memory may be the live one's now: named as closed, not as sharing memory
+            expectClosed("copyFrom", closed, () -> src.copyFrom(liveF32));
+            expectClosed("copyFrom (the source)", closed, () -> src.to(arena, DType.F32));
+            assertEquals(0f, live.get(0), "a live tensor reads as before");
+        }
+    }
+
+    private static void expectClosed(String op, String closed, Executable call) {
+        IllegalStateException e = assertThrows(IllegalStateException.class, call);
+        assertTrue(e.getMessage().startsWith(op + ": " + closed), e.getMessage());
+        assertTrue(e.getCause() == null || e.getCause() instanceof IllegalStateException, "the JDK's exception is the cause: "
+                + e.getCause());
     }
 }
