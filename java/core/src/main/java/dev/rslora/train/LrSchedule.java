@@ -186,9 +186,13 @@ public record LrSchedule(Kind kind, double baseLr, long warmupSteps, long traini
      *
      * @param optimizer the optimizer whose next step, t = stepCount() + 1, gets {@link #lr lr(t)}
      * @throws IllegalStateException if the optimizer computes its own step size (Adafactor's relative_step)
+     * @throws IllegalArgumentException if optimizer is null
      */
 
     public void apply(Optimizer optimizer) {
+        if (optimizer == null) {
+            throw new IllegalArgumentException("LrSchedule.apply: optimizer is null");
+        }
         optimizer.setLearningRate(lr(optimizer.stepCount() + 1));
     }
 }

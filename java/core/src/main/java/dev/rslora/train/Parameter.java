@@ -42,9 +42,13 @@ public record Parameter(String name, Tensor value, Tensor grad) {
      *               not copied)
      * @param prefix the module path, e.g. {@code "model.layers.0.self_attn.q_proj"} (PEFT names)
      * @return the two parameters, A first
+     * @throws IllegalArgumentException if layer or prefix is null
      */
 
     public static List<Parameter> of(LoraLinear layer, String prefix) {
+        if (layer == null || prefix == null) {  // a null prefix named the parameters "null.lora_A.weight"
+            throw new IllegalArgumentException("Parameter.of: " + (layer == null ? "layer" : "prefix") + " is null");
+        }
         return List.of(new Parameter(prefix + ".lora_A.weight", layer.loraA(), layer.gradA()),
                 new Parameter(prefix + ".lora_B.weight", layer.loraB(), layer.gradB()));
     }

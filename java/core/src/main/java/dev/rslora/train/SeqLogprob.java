@@ -55,7 +55,7 @@ public final class SeqLogprob {
      *               {@link #backward})
      * @param logp   output, F32 [B]: each sequence's summed log-probability of its labels (nats, ≤ 0);
      *               0 for a sequence whose labels are all ignored
-     * @throws IllegalArgumentException if a shape or dtype does not match, a label is out of range, lse or
+     * @throws IllegalArgumentException if an argument is null, a shape or dtype does not match, a label is out of range, lse or
      *                                  logp is read-only, they share memory with logits or with each other, or a
      *                                  tensor's memory was freed (naming it); checked before anything is written
      */
@@ -105,7 +105,7 @@ public final class SeqLogprob {
      * @param gradOut F32 [B]: ∂L/∂logp_b, e.g. a {@link DpoLoss.Result}'s gradient per sequence
      * @param dlogits output [B, T, V] (F32, BF16 or F16): ∂L/∂logits, every element written; may be
      *                {@code logits} itself (the scores are then overwritten)
-     * @throws IllegalArgumentException if a shape, dtype or label does not match the forward's rules, dlogits
+     * @throws IllegalArgumentException if an argument is null, a shape, dtype or label does not match the forward's rules, dlogits
      *                                  is read-only, it shares memory with lse, gradOut, or with logits other than
      *                                  as the very same elements of the same dtype, or a tensor's memory was freed
      *                                  (naming it); checked before anything is written
@@ -195,6 +195,9 @@ public final class SeqLogprob {
     }
 
     private static Shape check(Tensor logits, int[] labels) {
+        if (logits == null || labels == null) {
+            throw new IllegalArgumentException((logits == null ? "logits" : "labels") + " is null");
+        }
         if (logits.rank() != 3) {
             throw new IllegalArgumentException("logits must be [B, T, V], got " + logits.shapeString());
         }

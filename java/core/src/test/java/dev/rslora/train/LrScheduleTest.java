@@ -85,4 +85,11 @@ class LrScheduleTest {
         assertThrows(IllegalArgumentException.class, () -> LrSchedule.linear(-1, 0, 1));
         assertEquals(30, LrSchedule.withWarmupRatio(LrSchedule.Kind.LINEAR, 1, 0.1, 300).warmupSteps());
     }
+
+    /** apply(null) was a bare NullPointerException ("because \"optimizer\" is null"); it names the argument. */
+    @Test
+    void applyToANullOptimizerIsNamed() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> LrSchedule.constant(1e-3).apply(null));
+        assertEquals("LrSchedule.apply: optimizer is null", e.getMessage());
+    }
 }

@@ -312,4 +312,24 @@ class SeqLogprobTest {
             assertArrayEquals(separate.toFloatArray(), x.toFloatArray());
         }
     }
+
+    /** A null logits or labels was a bare NullPointerException from inside the shape check; both are named. */
+    @Test
+    void nullLogitsOrLabelsAreNamed() {
+        try (Arena arena = Arena.ofConfined()) {
+            Tensor logits = Tensor.allocate(arena, DType.F32, 1, 2, 3);
+            Tensor lse = Tensor.allocate(arena, DType.F32, 1, 2);
+            Tensor logp = Tensor.allocate(arena, DType.F32, 1);
+            int[] labels = {0, 1};
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> SeqLogprob.forward(null, labels, lse, logp));
+            assertEquals("logits is null", e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> SeqLogprob.forward(logits, null, lse, logp));
+            assertEquals("labels is null", e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> SeqLogprob.backward(null, labels, lse, logp, logits));
+            assertEquals("logits is null", e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> SeqLogprob.backward(logits, null, lse, logp, logits));
+            assertEquals("labels is null", e.getMessage());
+        }
+    }
 }
