@@ -275,9 +275,12 @@ public final class LoraLinear implements AutoCloseable {
      * @param outArena the arena that owns Y
      * @param x        the input X [N, d_in]
      * @return Y [N, d_out]
-     * @throws IllegalArgumentException if X is not [N, d_in] (checked before Y is allocated)
+     * @throws IllegalArgumentException if outArena is null, or X is not [N, d_in] (checked before Y is allocated)
      */
     public Tensor forward(Arena outArena, Tensor x) {
+        if (outArena == null) {
+            throw new IllegalArgumentException("LoraLinear.forward: outArena is null");
+        }
         int n = checkRows("x", x, dIn());
         Tensor y = Tensor.allocate(outArena, x.dtype(), n, dOut());
         forward(x, y);

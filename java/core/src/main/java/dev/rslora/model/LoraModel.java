@@ -99,10 +99,11 @@ public final class LoraModel implements AutoCloseable {
      * @throws IllegalArgumentException when the config targets no 2-D weight (PEFT's "all-linear" shorthand is not
      *                                  resolved here: list the modules), uses fan_in_fan_out, or asks for an
      *                                  init_lora_weights this library does not implement (false, "eva", "orthogonal":
-     *                                  {@link PeftConfig#initForNewWeights}), or a tensor of the map is null (naming its
-     *                                  key)
+     *                                  {@link PeftConfig#initForNewWeights}), or the map or a tensor of it is null (naming
+     *                                  its key)
      */
     public static LoraModel wrap(Map<String, Tensor> weights, PeftConfig config, Backend backend, long seed) {
+        requireArg("LoraModel.wrap", "weights", weights);
         return build(weights, config, backend, seed, null, null);
     }
 
@@ -118,6 +119,7 @@ public final class LoraModel implements AutoCloseable {
      * @throws IllegalArgumentException as {@link #wrap(Map, PeftConfig, Backend, long)}, or for a ragged array
      */
     public static LoraModel wrapArrays(Map<String, float[][]> weights, PeftConfig config, Backend backend, long seed) {
+        requireArg("LoraModel.wrapArrays", "weights", weights);
         Arena arena = Arena.ofShared();
         try {
             return build(copyArrays(weights, arena), config, backend, seed, null, arena);
@@ -138,9 +140,10 @@ public final class LoraModel implements AutoCloseable {
      * @param backend the backend every layer runs on
      * @param seed    seeds A's initialisation and the dropout streams
      * @return the model over the checkpoint's 2-D {@code .weight} tensors (and their biases)
-     * @throws IllegalArgumentException as {@link #wrap(Map, PeftConfig, Backend, long)}
+     * @throws IllegalArgumentException if base is null, or as {@link #wrap(Map, PeftConfig, Backend, long)}
      */
     public static LoraModel wrap(BaseCheckpoint base, PeftConfig config, Backend backend, long seed) {
+        requireArg("LoraModel.wrap", "base", base);
         Map<String, Tensor> weights = new LinkedHashMap<>();
         for (String path : base.linearModules()) {
             weights.put(path + WEIGHT, base.tensor(path + WEIGHT));
@@ -164,9 +167,12 @@ public final class LoraModel implements AutoCloseable {
      * @param seed    seeds the dropout streams (A and B come from the folder)
      * @return the model holding the folder's adapter
      * @throws IOException if the folder cannot be read or is not a valid PEFT adapter
-     * @throws IllegalArgumentException if the adapter does not fit the weights (the message names the module)
+     * @throws IllegalArgumentException if dir or weights is null, or the adapter does not fit the weights (the message
+     *                                  names the module)
      */
     public static LoraModel load(Path dir, Map<String, Tensor> weights, Backend backend, long seed) throws IOException {
+        requireArg("LoraModel.load", "dir", dir);
+        requireArg("LoraModel.load", "weights", weights);
         try (Arena files = Arena.ofShared()) {
             AdapterSet set = AdapterSet.load(dir, files);
             return build(weights, set.config(), backend, seed, set, null);
@@ -182,9 +188,11 @@ public final class LoraModel implements AutoCloseable {
      * @param seed    seeds the dropout streams
      * @return the model holding the folder's adapter
      * @throws IOException if the folder cannot be read or is not a valid PEFT adapter
-     * @throws IllegalArgumentException if the adapter does not fit the weights
+     * @throws IllegalArgumentException if dir or weights is null, or the adapter does not fit the weights
      */
     public static LoraModel loadArrays(Path dir, Map<String, float[][]> weights, Backend backend, long seed) throws IOException {
+        requireArg("LoraModel.loadArrays", "dir", dir);
+        requireArg("LoraModel.loadArrays", "weights", weights);
         Arena arena = Arena.ofShared();
         try (Arena files = Arena.ofShared()) {
             AdapterSet set = AdapterSet.load(dir, files);
@@ -202,6 +210,13 @@ public final class LoraModel implements AutoCloseable {
      */
     static <V> Map<String, V> ordered(Map<String, V> weights) {
         return weights instanceof java.util.SequencedMap<String, V> ? weights : new java.util.TreeMap<>(weights);
+    }
+
+    /** Refuses a null argument of a factory before anything is read or allocated, naming it. */
+    private static void requireArg(String method, String name, Object value) {
+        if (value == null) {
+            throw new IllegalArgumentException(method + ": " + name + " is null");
+        }
     }
 
     private static Map<String, Tensor> copyArrays(Map<String, float[][]> weights, Arena arena) {

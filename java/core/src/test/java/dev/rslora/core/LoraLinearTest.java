@@ -720,4 +720,17 @@ class LoraLinearTest {
             }
         }
     }
+
+    /** forward(null, x) was a bare NullPointerException from Tensor.allocate; the arena is named, before any work. */
+    @Test
+    void forwardIntoANullArenaIsNamed() {
+        try (Arena arena = Arena.ofShared();
+             LoraLinear layer = LoraLinear.create(Tensor.allocate(arena, DType.F32, 2, 3), null, LoraConfig.rslora(1, 1),
+                     new ReferenceBackend())) {
+            Tensor x = Tensor.allocate(arena, DType.F32, 1, 3);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> layer.forward((Arena) null, x));
+            assertEquals("LoraLinear.forward: outArena is null", e.getMessage());
+            assertEquals(0, layer.forward(arena, x).get(0), "the layer still runs");
+        }
+    }
 }

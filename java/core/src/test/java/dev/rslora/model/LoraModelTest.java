@@ -779,4 +779,31 @@ class LoraModelTest {
             assertEquals(2, back.layers().size());
         }
     }
+
+    /**
+     * A null weight map, checkpoint or adapter folder was a bare NullPointerException from inside (TreeMap.putAll,
+     * Files.provider); each factory names its argument before anything is read or allocated.
+     */
+    @Test
+    void theFactoriesNameANullArgument() {
+        PeftConfig config = PeftConfig.builder().targetModules("q").r(1).build();
+        Backend backend = new ReferenceBackend();
+        Map<String, Tensor> weights = Map.of();
+        Path dir = Path.of("adapter");
+        record Case(String message, org.junit.jupiter.api.function.Executable call) {
+        }
+        List<Case> cases = List.of(
+                new Case("LoraModel.wrap: weights is null", () -> LoraModel.wrap((Map<String, Tensor>) null, config, backend, 0)),
+                new Case("LoraModel.wrap: base is null",
+                        () -> LoraModel.wrap((dev.rslora.peft.BaseCheckpoint) null, config, backend, 0)),
+                new Case("LoraModel.wrapArrays: weights is null", () -> LoraModel.wrapArrays(null, config, backend, 0)),
+                new Case("LoraModel.load: dir is null", () -> LoraModel.load(null, weights, backend, 0)),
+                new Case("LoraModel.load: weights is null", () -> LoraModel.load(dir, null, backend, 0)),
+                new Case("LoraModel.loadArrays: dir is null", () -> LoraModel.loadArrays(null, Map.of(), backend, 0)),
+                new Case("LoraModel.loadArrays: weights is null", () -> LoraModel.loadArrays(dir, null, backend, 0)));
+        for (Case c : cases) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, c.call(), c.message());
+            assertEquals(c.message(), e.getMessage());
+        }
+    }
 }
