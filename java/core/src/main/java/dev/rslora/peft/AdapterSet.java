@@ -274,8 +274,12 @@ public final class AdapterSet {
      * @return the adapter, its tensors zero-copy views of the file
      * @throws PeftFormatException when a check fails (naming the file, module or tensor)
      * @throws IOException if the files cannot be read
+     * @throws IllegalArgumentException if dir or arena is null
      */
     public static AdapterSet load(Path dir, Arena arena) throws IOException {
+        if (dir == null || arena == null) {
+            throw new IllegalArgumentException("AdapterSet.load: " + (dir == null ? "dir" : "arena") + " is null");
+        }
         if (!Files.isDirectory(dir)) {
             throw new PeftFormatException(dir + ": an adapter is a folder holding " + CONFIG_FILE + " and " + WEIGHTS_FILE);
         }
@@ -397,11 +401,14 @@ public final class AdapterSet {
      * @param dir   the adapter folder to write (created if absent)
      * @param dtype the dtype of every saved tensor (F32, BF16 or F16; narrowing rounds to nearest even)
      * @throws IOException if the folder or files cannot be written
-     * @throws IllegalArgumentException naming the module or tensor when {@link #load} would refuse the set, when
+     * @throws IllegalArgumentException if dir or dtype is null; naming the module or tensor when {@link #load} would refuse the set, when
      *                                  {@code dtype} cannot hold one of its finite values (F16 beyond ±65504), or when
      *                                  a tensor's memory was freed (the model that owns it closed)
      */
     public void save(Path dir, DType dtype) throws IOException {
+        if (dir == null || dtype == null) {
+            throw new IllegalArgumentException("AdapterSet.save: " + (dir == null ? "dir" : "dtype") + " is null");
+        }
         validateForSave();
         requireAlive();
         requireRepresentable(dtype);

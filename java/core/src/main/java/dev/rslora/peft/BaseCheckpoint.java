@@ -65,8 +65,12 @@ public final class BaseCheckpoint {
      * @throws java.nio.file.NoSuchFileException when the path does not exist
      * @throws dev.rslora.io.SafetensorsException when a shard breaks the safetensors format
      * @throws PeftFormatException                 when the folder or its index is inconsistent
+     * @throws IllegalArgumentException            if path or arena is null
      */
     public static BaseCheckpoint open(Path path, Arena arena) throws IOException {
+        if (path == null || arena == null) {
+            throw new IllegalArgumentException("BaseCheckpoint.open: " + (path == null ? "path" : "arena") + " is null");
+        }
         if (Files.exists(path) && !Files.isDirectory(path)) {   // SafetensorsFile refuses a device or pipe, naming it
             SafetensorsFile f = SafetensorsFile.open(path, arena);
             Shard s = new Shard(path.getFileName().toString(), f);

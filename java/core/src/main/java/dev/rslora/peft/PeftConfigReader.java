@@ -73,8 +73,12 @@ public final class PeftConfigReader {
      * @return the config
      * @throws PeftFormatException when the JSON is invalid or a field is missing, out of range or unsupported
      * @throws IOException if the file cannot be read
+     * @throws IllegalArgumentException if file is null
      */
     public static PeftConfig read(Path file) throws IOException {
+        if (file == null) {
+            throw new IllegalArgumentException("PeftConfigReader.read: file is null");
+        }
         return parse(readText(file), file.toString());
     }
 

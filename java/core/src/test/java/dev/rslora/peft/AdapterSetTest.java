@@ -355,4 +355,30 @@ class AdapterSetTest {
             assertEquals(2.0, set.module("m.q_proj").gamma(), "use_rslora missing: γ = α/r = 4/2");
         }
     }
+
+    /**
+     * The file entry points of the peft package threw raw JDK NullPointerExceptions for a null path, arena or
+     * dtype (Files.provider, SafetensorsDtype.of); each names its argument, before anything is read or written.
+     */
+    @Test
+    void theFileEntryPointsNameANullArgument() throws Exception {
+        try (Arena arena = Arena.ofShared()) {
+            AdapterSet set = new AdapterSet(PeftConfig.create(List.of("q"), 1, 1, Scaling.RSLORA, Init.DEFAULT), Map.of(), Map.of());
+            record Case(String message, org.junit.jupiter.api.function.Executable call) {
+            }
+            List<Case> cases = List.of(
+                    new Case("AdapterSet.load: dir is null", () -> AdapterSet.load(null, arena)),
+                    new Case("AdapterSet.load: arena is null", () -> AdapterSet.load(dir, null)),
+                    new Case("AdapterSet.save: dir is null", () -> set.save(null, DType.F32)),
+                    new Case("AdapterSet.save: dtype is null", () -> set.save(dir.resolve("out"), null)),
+                    new Case("BaseCheckpoint.open: path is null", () -> BaseCheckpoint.open(null, arena)),
+                    new Case("BaseCheckpoint.open: arena is null", () -> BaseCheckpoint.open(dir, null)),
+                    new Case("PeftConfigReader.read: file is null", () -> PeftConfigReader.read(null)));
+            for (Case c : cases) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, c.call(), c.message());
+                assertEquals(c.message(), e.getMessage());
+            }
+            assertTrue(Files.notExists(dir.resolve("out")), "nothing written");
+        }
+    }
 }
