@@ -23,7 +23,6 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Objects;
 import java.util.SplittableRandom;
 
 /**
@@ -65,9 +64,11 @@ public final class AdapterSet {
      * @throws IllegalArgumentException if a module is keyed under another path than its own
      */
     public AdapterSet(PeftConfig config, Map<String, AdapterModule> modules, Map<String, Tensor> extras) {
-        this.config = Objects.requireNonNull(config, "config");
-        this.modules = Collections.unmodifiableMap(new LinkedHashMap<>(modules));
-        this.extras = Collections.unmodifiableMap(new LinkedHashMap<>(extras));
+        this.config = Args.given("AdapterSet", "config", config);
+        this.modules = Collections.unmodifiableMap(new LinkedHashMap<>(Args.given("AdapterSet", "modules", modules)));
+        this.extras = Collections.unmodifiableMap(new LinkedHashMap<>(Args.given("AdapterSet", "extras", extras)));
+        this.modules.forEach((k, v) -> Args.given("AdapterSet", "module " + k, v));
+        this.extras.forEach((k, v) -> Args.given("AdapterSet", "extra " + k, v));
         for (Map.Entry<String, AdapterModule> e : this.modules.entrySet()) {
             if (!e.getKey().equals(e.getValue().path())) {
                 throw new IllegalArgumentException("module keyed " + e.getKey() + " has path " + e.getValue().path());
@@ -143,6 +144,9 @@ public final class AdapterSet {
      *                                  init_lora_weights this library does not implement ({@link PeftConfig#initForNewWeights})
      */
     public static AdapterSet init(BaseCheckpoint base, PeftConfig config, long seed, Arena arena) throws PeftFormatException {
+        Args.given("AdapterSet.init", "base", base);
+        Args.given("AdapterSet.init", "config", config);
+        Args.given("AdapterSet.init", "arena", arena);
         Map<String, AdapterModule> mods = new LinkedHashMap<>();
         Init init = config.initForNewWeights();
         refuseBeyondMemory(base, config, availableMemoryBytes());
@@ -203,6 +207,8 @@ public final class AdapterSet {
      *         saved but not loaded, or would load as a different adapter
      */
     public static AdapterSet of(PeftConfig config, Map<String, LoraLinear> layers) {
+        Args.given("AdapterSet.of", "config", config);
+        Args.given("AdapterSet.of", "layers", layers).forEach((k, v) -> Args.given("AdapterSet.of", "layer " + k, v));
         Map<String, AdapterModule> mods = new LinkedHashMap<>();
         PeftConfig written = PeftConfigWriter.asWritten(config);
         for (Map.Entry<String, LoraLinear> e : layers.entrySet()) {
@@ -256,7 +262,7 @@ public final class AdapterSet {
      */
     public AdapterSet withExtras(Map<String, Tensor> more) {
         Map<String, Tensor> all = new LinkedHashMap<>(extras);
-        all.putAll(more);
+        all.putAll(Args.given("AdapterSet.withExtras", "more", more));
         return new AdapterSet(config, modules, all);
     }
 
@@ -529,6 +535,8 @@ public final class AdapterSet {
      */
     public LoraLinear layer(String path, Tensor weight, Tensor bias, Backend backend, int layerId, long seed) {
         AdapterModule m = module(path);
+        Args.given("AdapterSet.layer", "weight", weight);
+        Args.given("AdapterSet.layer", "backend", backend);
         if (!weight.sameShape(m.dOut(), m.dIn())) {
             throw new IllegalArgumentException("module " + path + ": weight " + weight.shapeString() + " is not [d_out, d_in] = ["
                     + m.dOut() + ", " + m.dIn() + "]" + (config.fanInFanOut() ? " (fan_in_fan_out: pass W transposed)" : ""));

@@ -70,8 +70,8 @@ public final class CheckpointMerge {
      * @throws PeftFormatException naming the module or tensor that does not fit, or when the adapter holds nothing to merge
      */
     public CheckpointMerge(BaseCheckpoint base, AdapterSet adapter, boolean unmerge) throws PeftFormatException {
-        this.base = base;
-        this.adapter = adapter;
+        this.base = Args.given("CheckpointMerge", "base", base);
+        this.adapter = Args.given("CheckpointMerge", "adapter", adapter);
         this.sign = unmerge ? -1 : 1;
         if (adapter.modules().isEmpty() && adapter.extras().isEmpty()) {
             throw new PeftFormatException("the adapter has no LoRA modules and no extra tensors: a merge would only copy "

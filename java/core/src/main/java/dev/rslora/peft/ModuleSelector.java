@@ -38,7 +38,7 @@ public final class ModuleSelector {
      * @return the list selector
      */
     public static ModuleSelector names(List<String> names) {
-        for (String n : names) {
+        for (String n : Args.given("ModuleSelector.names", "names", names)) {
             Objects.requireNonNull(n, "module name");
         }
         return new ModuleSelector(List.copyOf(names), null, null);
@@ -54,7 +54,7 @@ public final class ModuleSelector {
      */
     public static ModuleSelector regex(String regex) {
         try {
-            return new ModuleSelector(null, regex, Pattern.compile(regex));
+            return new ModuleSelector(null, regex, Pattern.compile(Args.given("ModuleSelector.regex", "regex", regex)));
         } catch (PatternSyntaxException e) {
             throw new IllegalArgumentException("invalid regex " + PeftConfigReader.quote(regex) + ": "
                     + e.getDescription() + " near index " + e.getIndex());
@@ -105,6 +105,7 @@ public final class ModuleSelector {
      */
 
     public boolean matches(String path) {
+        Args.given("ModuleSelector.matches", "path", path);
         if (pattern != null) {
             return pattern.matcher(path).matches();
         }

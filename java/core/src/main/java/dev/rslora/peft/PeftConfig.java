@@ -197,7 +197,7 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
          * @return this builder
          */
         public Builder targetModulesRegex(String regex) {
-            this.targetModules = ModuleSelector.regex(regex);
+            this.targetModules = ModuleSelector.regex(Args.given("targetModulesRegex", "regex", regex));
             return this;
         }
 
@@ -277,7 +277,7 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
          * @return this builder
          */
         public Builder rankPattern(Map<String, Integer> ranks) {
-            this.rankPattern = new LinkedHashMap<>(ranks);
+            this.rankPattern = new LinkedHashMap<>(Args.given("rankPattern", "ranks", ranks));
             return this;
         }
 
@@ -288,7 +288,7 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
          * @return this builder
          */
         public Builder alphaPattern(Map<String, Double> alphas) {
-            this.alphaPattern = new LinkedHashMap<>(alphas);
+            this.alphaPattern = new LinkedHashMap<>(Args.given("alphaPattern", "alphas", alphas));
             return this;
         }
 
@@ -512,6 +512,7 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
      * @return true when PEFT would adapt it
      */
     public boolean targets(String path) {
+        Args.given("PeftConfig.targets", "path", path);
         if (excludeModules != null && excludeModules.matches(path)) {
             return false;
         }
@@ -552,6 +553,7 @@ public record PeftConfig(int r, double loraAlpha, boolean useRslora, double lora
      */
 
     public boolean admits(String path) {
+        Args.given("PeftConfig.admits", "path", path);
         return targetModules == null || targetModules.isAllLinear() || targets(path);
     }
 

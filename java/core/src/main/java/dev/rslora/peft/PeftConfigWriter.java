@@ -26,6 +26,7 @@ public final class PeftConfigWriter {
      */
 
     public static String toJson(PeftConfig c) {
+        Args.given("PeftConfigWriter.toJson", "config", c);
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("peft_type", "LORA");
         m.put("r", c.r());

@@ -381,4 +381,42 @@ class AdapterSetTest {
             assertTrue(Files.notExists(dir.resolve("out")), "nothing written");
         }
     }
+
+    @Test
+    void theOtherEntryPointsNameANullArgument() throws Exception {
+        try (Arena arena = Arena.ofShared()) {
+            PeftConfig config = PeftConfig.create(List.of("q"), 1, 1, Scaling.RSLORA, Init.DEFAULT);
+            AdapterSet set = new AdapterSet(config, Map.of(), Map.of());
+            Map<String, AdapterModule> nullModule = new java.util.HashMap<>();
+            nullModule.put("q", null);
+            Map<String, dev.rslora.core.LoraLinear> nullLayer = new java.util.HashMap<>();
+            nullLayer.put("q", null);
+            record Case(String message, org.junit.jupiter.api.function.Executable call) {
+            }
+            List<Case> cases = List.of(
+                    new Case("AdapterSet: config is null", () -> new AdapterSet(null, Map.of(), Map.of())),
+                    new Case("AdapterSet: modules is null", () -> new AdapterSet(config, null, Map.of())),
+                    new Case("AdapterSet: extras is null", () -> new AdapterSet(config, Map.of(), null)),
+                    new Case("AdapterSet: module q is null", () -> new AdapterSet(config, nullModule, Map.of())),
+                    new Case("AdapterSet.withExtras: more is null", () -> set.withExtras(null)),
+                    new Case("AdapterSet.of: config is null", () -> AdapterSet.of(null, Map.of())),
+                    new Case("AdapterSet.of: layers is null", () -> AdapterSet.of(config, null)),
+                    new Case("AdapterSet.of: layer q is null", () -> AdapterSet.of(config, nullLayer)),
+                    new Case("AdapterSet.init: base is null", () -> AdapterSet.init(null, config, 1, arena)),
+                    new Case("CheckpointMerge: base is null", () -> new CheckpointMerge(null, set, false)),
+                    new Case("PeftConfigWriter.toJson: config is null", () -> PeftConfigWriter.toJson(null)),
+                    new Case("PeftConfig.targets: path is null", () -> config.targets(null)),
+                    new Case("PeftConfig.admits: path is null", () -> config.admits(null)),
+                    new Case("targetModulesRegex: regex is null", () -> PeftConfig.builder().targetModulesRegex(null)),
+                    new Case("rankPattern: ranks is null", () -> PeftConfig.builder().rankPattern(null)),
+                    new Case("alphaPattern: alphas is null", () -> PeftConfig.builder().alphaPattern(null)),
+                    new Case("ModuleSelector.names: names is null", () -> ModuleSelector.names(null)),
+                    new Case("ModuleSelector.regex: regex is null", () -> ModuleSelector.regex(null)),
+                    new Case("ModuleSelector.matches: path is null", () -> ModuleSelector.regex("q").matches(null)));
+            for (Case c : cases) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, c.call(), c.message());
+                assertEquals(c.message(), e.getMessage());
+            }
+        }
+    }
 }
