@@ -80,7 +80,7 @@ public final class CudaAdamW implements AutoCloseable {
      * @param backend the backend whose context holds the tensors and runs the kernels
      * @param params  the parameters, in the order of the state (names unique, not empty)
      * @param config  the hyper-parameters of the first step
-     * @throws IllegalArgumentException if params is empty, names a parameter twice, holds another backend's tensor, or uses one tensor twice (value = grad, or shared between parameters)
+     * @throws IllegalArgumentException if params is null or empty, holds null, names a parameter twice, holds another backend's tensor, or uses one tensor twice (value = grad, or shared between parameters)
      */
     public CudaAdamW(CudaBackend backend, List<Param> params, AdamWConfig config) {
         this(backend, params, config, true);
@@ -94,14 +94,12 @@ public final class CudaAdamW implements AutoCloseable {
      * @param params        the parameters, in the order of the state (not empty)
      * @param config        the hyper-parameters of the first step
      * @param masterWeights whether BF16/F16 parameters get an f32 master copy on the device
-     * @throws IllegalArgumentException if params is empty, names a parameter twice, holds another backend's tensor, or uses one tensor twice (value = grad, or shared between parameters)
+     * @throws IllegalArgumentException if params is null or empty, holds null, names a parameter twice, holds another backend's tensor, or uses one tensor twice (value = grad, or shared between parameters)
      */
     public CudaAdamW(CudaBackend backend, List<Param> params, AdamWConfig config, boolean masterWeights) {
         this.backend = Objects.requireNonNull(backend, "backend");
         this.config = Objects.requireNonNull(config, "config");
-        if (params.isEmpty()) {
-            throw new IllegalArgumentException("AdamW needs at least one parameter");
-        }
+        OptimizerBuffers.checkList("AdamW", params);
         Set<String> names = new HashSet<>();
         for (Param p : params) {
             if (!names.add(p.name())) {

@@ -59,6 +59,23 @@ final class OptimizerBuffers implements AutoCloseable {
     }
 
     /**
+     * Refuses a null or empty parameter list and a null element, naming it, as the CPU
+     * {@code OptimizerParams} does (before, a NullPointerException from inside the constructor).
+     *
+     * @param optimizer the optimizer in the message, e.g. "AdamW"
+     */
+    static void checkList(String optimizer, List<?> params) {
+        if (params == null || params.isEmpty()) {
+            throw new IllegalArgumentException(optimizer + " needs at least one parameter, got " + (params == null ? "null" : "none"));
+        }
+        for (int i = 0; i < params.size(); i++) {
+            if (params.get(i) == null) {
+                throw new IllegalArgumentException(optimizer + ": parameter " + i + " of the list is null");
+            }
+        }
+    }
+
+    /**
      * Refuses one device tensor used by two parameters (the same value twice would be updated twice
      * per step, a value that is another's gradient would change that gradient mid-step, a shared
      * gradient would be clipped twice), as the CPU {@code OptimizerParams} does; before any device

@@ -96,4 +96,35 @@ class OptimizerArgumentsTest {
         assertDoesNotThrow(w::close);
         assertDoesNotThrow(g::close);
     }
+
+    /**
+     * A null parameter list, or a null element, is refused naming it, as the CPU optimizers refuse it
+     * ({@code OptimizerParams}); before, both device optimizers threw a bare NullPointerException from
+     * inside their constructors.
+     */
+    @Test
+    void aNullParameterListOrElementIsNamed() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> new CudaAdamW(backend, null, AdamWConfig.torchDefaults()));
+        assertEquals("AdamW needs at least one parameter, got null", e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> new CudaAdafactor(backend, null, AdafactorConfig.hfDefaults(), true));
+        assertEquals("Adafactor needs at least one parameter, got null", e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> new CudaAdamW(backend, List.of(), AdamWConfig.torchDefaults()));
+        assertEquals("AdamW needs at least one parameter, got none", e.getMessage());
+
+        DeviceTensor a = tensor(4, 8);
+        DeviceTensor ga = tensor(4, 8);
+        java.util.List<CudaAdamW.Param> withNull = new java.util.ArrayList<>();
+        withNull.add(new CudaAdamW.Param("a", a, ga));
+        withNull.add(null);
+        e = assertThrows(IllegalArgumentException.class, () -> new CudaAdamW(backend, withNull, AdamWConfig.torchDefaults()));
+        assertEquals("AdamW: parameter 1 of the list is null", e.getMessage());
+        java.util.List<CudaAdafactor.Param> withNullF = new java.util.ArrayList<>();
+        withNullF.add(null);
+        e = assertThrows(IllegalArgumentException.class,
+                () -> new CudaAdafactor(backend, withNullF, AdafactorConfig.hfDefaults(), true));
+        assertEquals("Adafactor: parameter 0 of the list is null", e.getMessage());
+        assertEquals(0, a.pins(), "nothing pinned by a refused list");
+    }
 }
