@@ -29,6 +29,10 @@ final class SizeClasses {
             return Long.highestOneBit(bytes - 1) << 1;
         }
         long step = Long.highestOneBit(bytes - 1) >> 3;  // 1/8 of the power of two below
-        return Math.multiplyExact((bytes + step - 1) / step, step);
+        long steps = (bytes - 1) / step + 1;  // ceil(bytes / step) without bytes + step - 1, which passes 2^63 - 1
+        if (steps > Long.MAX_VALUE / step) {
+            throw new IllegalArgumentException("allocation of " + bytes + " bytes: its size class passes 2^63 - 1 bytes");
+        }
+        return steps * step;
     }
 }

@@ -36,4 +36,22 @@ class SizeClassesTest {
             prev = c;
         }
     }
+
+    /**
+     * A request near 2^63 bytes: its class was computed as (bytes + step - 1) / step · step, whose sum
+     * wrapped to a negative class (Long.MAX_VALUE - 3 gave -8,646,911,284,551,352,320), handed to the
+     * driver (cuMemAlloc of a negative size) and counted as negative bytes in use. Now refused naming it.
+     */
+    @Test
+    void aRequestWhoseClassPassesALongIsRefused() {
+        for (long bytes : new long[] {Long.MAX_VALUE, Long.MAX_VALUE - 3, (1L << 62) + (1L << 59) * 7 + 1}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SizeClasses.classOf(bytes), "" + bytes);
+            assertTrue(e.getMessage().contains(Long.toString(bytes)), e.getMessage());
+        }
+        assertEquals((1L << 62) + (1L << 59) * 7, SizeClasses.classOf((1L << 62) + (1L << 59) * 7), "the largest class");
+        assertEquals(1L << 62, SizeClasses.classOf((1L << 62) - 5));
+        CachingAllocator alloc = new CachingAllocator(new CachingAllocatorTest.FakeDevice());
+        assertThrows(IllegalArgumentException.class, () -> alloc.allocate(Long.MAX_VALUE - 3));
+        assertEquals(0, alloc.stats().bytesInUse());
+    }
 }
