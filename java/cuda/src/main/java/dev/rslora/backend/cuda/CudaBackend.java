@@ -377,6 +377,9 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public synchronized DeviceTensor allocate(DType t, long... shape) {
         // the shape first: a refused one must not leave device memory behind (two negative
         // dimensions multiply to a positive count)
+        if (t == null || shape == null) {
+            throw new IllegalArgumentException("device tensor: " + (t == null ? "dtype" : "shape") + " is null");
+        }
         long n = 1;
         for (long d : shape) {
             if (d < 1) {
@@ -389,6 +392,10 @@ public final class CudaBackend implements Backend, AutoCloseable {
                 throw new IllegalArgumentException("device tensor shape " + Arrays.toString(shape)
                         + " has more elements than a long holds");
             }
+        }
+        if (n > Long.MAX_VALUE / t.byteSize()) {
+            throw new IllegalArgumentException("device tensor shape " + Arrays.toString(shape) + " " + t
+                    + " has more bytes than a long holds");
         }
         enter();
         return new DeviceTensor(this, t, shape, ctx.allocate(Transfers.bytes(n, t)));

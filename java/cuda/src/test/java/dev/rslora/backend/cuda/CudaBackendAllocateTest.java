@@ -29,4 +29,20 @@ class CudaBackendAllocateTest {
                 () -> backend.allocate(DType.F32, 1L << 40, 1L << 40));
         assertTrue(e.getMessage().contains("[1099511627776, 1099511627776]"), e.getMessage());
     }
+
+    /**
+     * An element count that fits a long but whose bytes do not (2^62 F32 elements) was an
+     * ArithmeticException "long overflow" naming nothing, thrown after the context was entered; a null
+     * dtype or shape a NullPointerException. Now all are refused before any device call, naming them.
+     */
+    @Test
+    void aByteCountPastALongOrANullDtypeIsRefusedBeforeAnyDeviceCall() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> backend.allocate(DType.F32, 1L << 31, 1L << 31));
+        assertTrue(e.getMessage().contains("[2147483648, 2147483648] F32") && e.getMessage().contains("bytes"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> backend.allocate(null, 4, 8));
+        assertTrue(e.getMessage().contains("dtype is null"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> backend.allocate(DType.F32, (long[]) null));
+        assertTrue(e.getMessage().contains("shape is null"), e.getMessage());
+    }
 }
