@@ -74,7 +74,7 @@ public final class CudaLoraLayer implements AutoCloseable {
      * @param layerId     the dropout layer id
      * @param n           the rows of X every step uses, 1 ≤ n ≤ 4,194,240 (65,535 row tiles of 64)
      * @param gradMode    assign or accumulate dA and dB
-     * @throws IllegalArgumentException if a tensor is not 2-D, the shapes do not fit, n is past the kernels' row limit,
+     * @throws IllegalArgumentException if backend, W, A, B or gradMode is null, a tensor is not 2-D or has an empty dimension, the shapes do not fit, n is past the kernels' row limit,
      *                                  or γ is not finite in fp32
      */
     public CudaLoraLayer(CudaBackend backend, Tensor w, Tensor bias, Tensor loraA, Tensor loraB, double gamma,
@@ -98,12 +98,17 @@ public final class CudaLoraLayer implements AutoCloseable {
      * @param n           the rows of X every step uses, 1 ≤ n ≤ 4,194,240 (65,535 row tiles of 64)
      * @param gradMode    assign or accumulate dA and dB
      * @param stepRequest "fused", "split", "auto", or null for the backend's default
-     * @throws IllegalArgumentException if a tensor is not 2-D, the shapes do not fit, n is past the kernels' row limit,
+     * @throws IllegalArgumentException if backend, W, A, B or gradMode is null, a tensor is not 2-D or has an empty dimension, the shapes do not fit, n is past the kernels' row limit,
      *                                  γ is not finite in fp32, or the request is unknown
      * @throws IllegalStateException if split is requested and cuBLASLt is not usable here
      */
     public CudaLoraLayer(CudaBackend backend, Tensor w, Tensor bias, Tensor loraA, Tensor loraB, double gamma,
                          float dropout, long seed, int layerId, int n, GradMode gradMode, String stepRequest) {
+        String absent = backend == null ? "backend" : w == null ? "W" : loraA == null ? "A" : loraB == null ? "B"
+                : gradMode == null ? "gradMode" : null;
+        if (absent != null) {
+            throw new IllegalArgumentException("CUDA LoRA layer: " + absent + " is null");
+        }
         if (w.rank() != 2 || loraA.rank() != 2 || loraB.rank() != 2) {
             throw new IllegalArgumentException("W, A, B must be 2-D: " + w.shapeString() + " " + loraA.shapeString() + " "
                     + loraB.shapeString());
@@ -111,7 +116,8 @@ public final class CudaLoraLayer implements AutoCloseable {
         this.dOut = (int) w.dim(0);
         this.dIn = (int) w.dim(1);
         this.r = (int) loraA.dim(0);
-        if (!loraA.sameShape(r, dIn) || !loraB.sameShape(dOut, r) || (bias != null && !bias.sameShape(dOut)) || n < 1) {
+        if (!loraA.sameShape(r, dIn) || !loraB.sameShape(dOut, r) || (bias != null && !bias.sameShape(dOut)) || n < 1
+                || r < 1 || dIn < 1 || dOut < 1) {
             throw new IllegalArgumentException("shapes disagree: W " + w.shapeString() + ", A " + loraA.shapeString() + ", B "
                     + loraB.shapeString() + ", bias " + (bias == null ? "none" : bias.shapeString()) + ", n " + n);
         }
@@ -191,6 +197,9 @@ public final class CudaLoraLayer implements AutoCloseable {
     }
 
     private void check(String name, DeviceTensor x, long rows, long cols) {
+        if (x == null) {
+            throw new IllegalArgumentException(name + " is null: expected [" + rows + ", " + cols + "] " + t);
+        }
         backend.checkOwn(x);
         if (x.dtype() != t || !java.util.Arrays.equals(x.shape(), new long[] {rows, cols})) {
             throw new IllegalArgumentException(name + " must be [" + rows + ", " + cols + "] " + t + ", got " + x);
@@ -363,8 +372,9 @@ public final class CudaLoraLayer implements AutoCloseable {
      * @param hostGradB receives dB [d_out, r], any dtype
      */
     public void copyGradientsTo(Tensor hostGradA, Tensor hostGradB) {
-        if (!hostGradA.sameShape(r, dIn) || !hostGradB.sameShape(dOut, r)) {
-            throw new IllegalArgumentException("gradient shapes " + hostGradA.shapeString() + ", " + hostGradB.shapeString()
+        if (hostGradA == null || hostGradB == null || !hostGradA.sameShape(r, dIn) || !hostGradB.sameShape(dOut, r)) {
+            throw new IllegalArgumentException("gradient shapes " + (hostGradA == null ? "null" : hostGradA.shapeString()) + ", "
+                    + (hostGradB == null ? "null" : hostGradB.shapeString())
                     + " != [" + r + ", " + dIn + "], [" + dOut + ", " + r + "]");
         }
         synchronized (backend) {
@@ -380,8 +390,8 @@ public final class CudaLoraLayer implements AutoCloseable {
      * @param hostU receives U [n, r] (any dtype; U is without γ)
      */
     public void copyUTo(Tensor hostU) {
-        if (!hostU.sameShape(n, r)) {
-            throw new IllegalArgumentException("U shape " + hostU.shapeString() + " != [" + n + ", " + r + "]");
+        if (hostU == null || !hostU.sameShape(n, r)) {
+            throw new IllegalArgumentException("U shape " + (hostU == null ? "null" : hostU.shapeString()) + " != [" + n + ", " + r + "]");
         }
         synchronized (backend) {
             enter();

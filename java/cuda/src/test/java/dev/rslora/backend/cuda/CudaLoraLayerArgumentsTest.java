@@ -67,4 +67,30 @@ class CudaLoraLayerArgumentsTest {
         assertDoesNotThrow(() -> CudaLoraLayer.disjoint("y", y, "x", x));
         assertDoesNotThrow(() -> CudaLoraLayer.disjoint("grad_x", null, "x", x));
     }
+
+    /**
+     * A null grad mode was taken as ASSIGN without a word (LoraParams, and so every host backend,
+     * refuses it: "gradMode is null"); an empty adapter (A [0, d_in], B [d_out, 0]: rank 0) passed the
+     * shape check and reached the device. Both are refused before any device work (the backend here has
+     * no context: a device call would throw a NullPointerException), as are null tensors, naming them.
+     */
+    @Test
+    void aNullGradModeAnEmptyAdapterOrANullTensorIsRefusedBeforeAnyDeviceWork() {
+        try (Arena arena = Arena.ofConfined()) {
+            Tensor w = Tensor.allocate(arena, DType.F32, 6, 8);
+            Tensor a = Tensor.allocate(arena, DType.F32, 2, 8);
+            Tensor b = Tensor.allocate(arena, DType.F32, 6, 2);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> new CudaLoraLayer(backend, w, null, a, b, 1.0, 0f, 1, 0, 4, null));
+            assertTrue(e.getMessage().contains("gradMode is null"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> new CudaLoraLayer(backend, w, null, null, b, 1.0, 0f, 1, 0, 4, GradMode.ASSIGN));
+            assertTrue(e.getMessage().contains("A is null"), e.getMessage());
+            Tensor a0 = Tensor.allocate(arena, DType.F32, 0, 8);
+            Tensor b0 = Tensor.allocate(arena, DType.F32, 6, 0);
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> new CudaLoraLayer(backend, w, null, a0, b0, 1.0, 0f, 1, 0, 4, GradMode.ASSIGN));
+            assertTrue(e.getMessage().contains("A [0, 8]"), e.getMessage());
+        }
+    }
 }
