@@ -140,13 +140,25 @@ final class LoraKernels {
                 ver == 2 ? LaunchGeometry.THREADS_V2 : LaunchGeometry.THREADS, p.bytes());
     }
 
-    /** (6) W ← round(W + signedGamma·B·A)  (W [d_out, d_in] T in place). */
+    /**
+     * (6) W ← round(W + signedGamma·B·A)  (W [d_out, d_in] T in place). The kernel tiles d_out along
+     * gridDim.y (at most 65,535 tiles of 64 rows), so a taller W runs in blocks of
+     * {@link LaunchGeometry#MAX_ROWS} rows of W and B: each element depends on its own row of B only,
+     * so the result is the same.
+     */
     void merge(DType t, DeviceBuffer w, DeviceBuffer b, DeviceBuffer a, int dOut, int dIn, int r, float signedGamma) {
-        byte[] params = KernelParams.MERGE.packer()
-                .ptr("w", addr(w)).ptr("lora_b", addr(b)).ptr("lora_a", addr(a))
-                .i32("d_out", dOut).i32("d_in", dIn).i32("r", r).f32("signed_gamma", signedGamma)
-                .bytes();
-        launcher.launch(kernelName("lora_merge", t), LaunchGeometry.merge(dOut, dIn), LaunchGeometry.THREADS, params);
+        if (dOut < 1) {
+            throw new IllegalArgumentException("merge of W with d_out = " + dOut);
+        }
+        for (int o0 = 0, rows; o0 < dOut; o0 += rows) {
+            rows = Math.min(LaunchGeometry.MAX_ROWS, dOut - o0);
+            byte[] params = KernelParams.MERGE.packer()
+                    .ptr("w", addr(w) + (long) o0 * dIn * t.byteSize()).ptr("lora_b", addr(b) + (long) o0 * r * Float.BYTES)
+                    .ptr("lora_a", addr(a))
+                    .i32("d_out", rows).i32("d_in", dIn).i32("r", r).f32("signed_gamma", signedGamma)
+                    .bytes();
+            launcher.launch(kernelName("lora_merge", t), LaunchGeometry.merge(rows, dIn), LaunchGeometry.THREADS, params);
+        }
     }
 
     /** dst = convert(src) for {@code count} elements; one of the two dtypes must be F32 and they must differ. */

@@ -230,4 +230,41 @@ class LoraKernelsLaunchTest {
         assertEquals(0, ByteBuffer.wrap(dx.dropout(KernelParams.BACKWARD_DX)).order(ByteOrder.LITTLE_ENDIAN).getInt(24),
                 "mask disabled");
     }
+
+    /**
+     * The merge kernel tiles d_out along gridDim.y: a W of more than 65,535 · 64 = 4,194,240 rows (which
+     * prepare, forward and backward take, and the host backends merge) threw "grid (1, 65536, 1) is
+     * outside CUDA's limits" at merge. It now runs in row blocks of W and B, each within the limit, the
+     * pointers advanced by the rows before it; a W within the limit is still one launch.
+     */
+    @Test
+    void aMergeOfMoreRowsThanTheGridTakesRunsInRowBlocks() {
+        Recorder rec = new Recorder();
+        LoraKernels k = new LoraKernels(rec, 1);
+        int dOut = 2 * LaunchGeometry.MAX_ROWS + 5;
+        int dIn = 3;
+        int r = 2;
+        DeviceBuffer w = buf(1024);
+        DeviceBuffer b = buf(1024);
+        DeviceBuffer a = buf(1024);
+        k.merge(DType.BF16, w, b, a, dOut, dIn, r, 0.5f);
+        assertEquals(3, rec.launches.size(), rec.names().toString());
+        int[] rows = {LaunchGeometry.MAX_ROWS, LaunchGeometry.MAX_ROWS, 5};
+        long o0 = 0;
+        for (int i = 0; i < 3; i++) {
+            Launch l = rec.launches.get(i);
+            assertEquals("rslora_lora_merge_v1_bf16", l.kernel());
+            assertEquals(rows[i], l.i32(KernelParams.MERGE, "d_out"));
+            assertEquals(dIn, l.i32(KernelParams.MERGE, "d_in"));
+            assertEquals(w.address() + o0 * dIn * 2, l.ptr(KernelParams.MERGE, "w"));
+            assertEquals(b.address() + o0 * r * 4, l.ptr(KernelParams.MERGE, "lora_b"));
+            assertEquals(a.address(), l.ptr(KernelParams.MERGE, "lora_a"));
+            assertEquals(new LaunchGeometry.Grid(1, tiles(rows[i]), 1), l.grid());
+            o0 += rows[i];
+        }
+        rec.launches.clear();
+        k.merge(DType.F32, w, b, a, LaunchGeometry.MAX_ROWS, dIn, r, 0.5f);
+        assertEquals(1, rec.launches.size());
+        assertEquals(new LaunchGeometry.Grid(1, LaunchGeometry.MAX_GRID_YZ, 1), rec.launches.getFirst().grid());
+    }
 }
