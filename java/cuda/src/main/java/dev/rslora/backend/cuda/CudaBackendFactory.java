@@ -107,6 +107,17 @@ public final class CudaBackendFactory implements BackendFactory {
         long workspaceCap = CudaBackend.workspaceCapFromProperty();
         KernelSelector.requested(System.getProperty(KernelSelector.PROPERTY, "auto"));
         KernelImage.Status kernels = KernelImage.load();
-        return new CudaBackend(new CudaContext(deviceOrdinal(), kernels.image()), workspaceCap);
+        CudaContext ctx = new CudaContext(deviceOrdinal(), kernels.image());
+        try {
+            return new CudaBackend(ctx, workspaceCap);
+        } catch (RuntimeException | Error e) {
+            // the context holds the primary context's retain, a stream, the module and pinned staging
+            try {
+                ctx.close();
+            } catch (RuntimeException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
+        }
     }
 }
