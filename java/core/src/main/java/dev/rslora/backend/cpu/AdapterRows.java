@@ -68,7 +68,7 @@ final class AdapterRows {
     private static final VectorMask<Float> UPPER2 = Lanes.set(2);
     private static final VectorMask<Float> UPPER4 = Lanes.set(4);
     private static final VectorMask<Float> UPPER8 = Lanes.set(8);
-    /** The lane tree's levels at bit L/2 and L/4 ({@link #quad}). */
+    /** The lane tree's levels at bit L/2 and L/4 (each four rows of {@link #addGroup}). */
     private static final VectorMask<Float> UPPER_HALF = L == 16 ? UPPER8 : L == 8 ? UPPER4 : UPPER2;
     private static final VectorShuffle<Float> XOR_HALF = L == 16 ? XOR8 : L == 8 ? XOR4 : XOR2;
     private static final VectorMask<Float> UPPER_QUARTER = L == 16 ? UPPER4 : L == 8 ? UPPER2 : UPPER1;
@@ -82,7 +82,7 @@ final class AdapterRows {
 
     /**
      * The lane of {@link #addGroup}'s tree that holds row q's sum: the lane's bits L/2 and L/4 give the
-     * row within its {@link #quad} (worth 1 and 2), its bits 2 and 1 (L = 16: (t0, t1) and (t2, t3)
+     * row within its quad of four rows (worth 1 and 2), its bits 2 and 1 (L = 16: (t0, t1) and (t2, t3)
      * paired at bit 2, then the pairs at bit 1) or its bit 1 (L = 8) give the quad.
      */
     static int treeLane(int q) {
@@ -176,7 +176,7 @@ final class AdapterRows {
         }
         s.conv = Scratch.grow(s.conv, count);
         Convert.load(src.t(), start, count, s.conv, 0);
-        MemorySegment dst = s.adapterRows.ensure(count * 4L + 4L * L);  // L to spare: quad's whole tail vectors
+        MemorySegment dst = s.adapterRows.ensure(count * 4L + 4L * L);  // L to spare: addGroup's whole tail vectors
         MemorySegment.copy(s.conv, 0, dst, DType.LE_FLOAT, 0, count);
         s.rows = dst;
         return 0;
@@ -201,7 +201,7 @@ final class AdapterRows {
      * [n, r] row-major (fp32, rounded once): L outputs at a time ({@link #addGroup}), the rest one by
      * one ({@link #dot}). With a tail (r mod L ≠ 0) {@code gu} holds L floats past the tail of its
      * last row, and a group whose last row's tail vector would reach past B's end is copied first:
-     * {@link #quad} reads tails as whole vectors.
+     * {@link #addGroup} reads tails as whole vectors.
      */
     static void addY(float[] gu, int n, int r, Source b, int o0, int o1, Scratch s, float[] yc, int ldy) {
         long base = f32(b, (long) o0 * r, (o1 - o0) * r, s);
@@ -224,7 +224,7 @@ final class AdapterRows {
                     from = 0;
                 }
                 for (int i = 0; i < n; i++) {
-                    addGroup(gu, i * r, src, from, 4L * r, r, s.quads, yc, i * ldy + o);
+                    addGroup(gu, i * r, src, from, 4L * r, r, yc, i * ldy + o);
                 }
             }
         }
@@ -239,51 +239,22 @@ final class AdapterRows {
     /**
      * out[oo + q] += Σ_{c &lt; len} x[xo + c]·y_q[c] for the L rows q &lt; L of y (fp32 little-endian,
      * row q from byte yOff + q·ld): per row one fma chain over its vectors, the last len mod L values
-     * as a whole vector with the lanes past len cleared (see {@link #quad}: L floats must be readable
-     * past the tail in x and y); then the L chains' lanes summed by one tree of blends, shuffles and
-     * adds (L − 1 of them, where L separate trees took L·log2(L) shuffles and a lane extraction each),
-     * in a fixed order whichever tier runs it, and the L sums added to out in one vector. {@code quads}
-     * (4·L floats, the worker's {@link Scratch#quads}) carries the four {@link #quad}s' vectors.
-     */
-    static void addGroup(float[] x, int xo, MemorySegment y, long yOff, long ld, int len, float[] quads, float[] out,
-                         int oo) {
-        quad(x, xo, y, yOff, ld, len, quads, 0);
-        FloatVector sums;
-        if (L == 4) {
-            sums = FloatVector.fromArray(S, quads, 0);
-        } else if (L == 8) {
-            quad(x, xo, y, yOff + 4 * ld, ld, len, quads, L);
-            FloatVector a = FloatVector.fromArray(S, quads, 0);
-            FloatVector b = FloatVector.fromArray(S, quads, L);
-            sums = a.blend(b, UPPER1).add(b.blend(a, UPPER1).rearrange(XOR1));
-        } else {
-            quad(x, xo, y, yOff + 4 * ld, ld, len, quads, L);
-            quad(x, xo, y, yOff + 8 * ld, ld, len, quads, 2 * L);
-            quad(x, xo, y, yOff + 12 * ld, ld, len, quads, 3 * L);
-            FloatVector q0 = FloatVector.fromArray(S, quads, 0);
-            FloatVector q1 = FloatVector.fromArray(S, quads, L);
-            FloatVector q2 = FloatVector.fromArray(S, quads, 2 * L);
-            FloatVector q3 = FloatVector.fromArray(S, quads, 3 * L);
-            FloatVector a = q0.blend(q1, UPPER2).add(q1.blend(q0, UPPER2).rearrange(XOR2));
-            FloatVector b = q2.blend(q3, UPPER2).add(q3.blend(q2, UPPER2).rearrange(XOR2));
-            sums = a.blend(b, UPPER1).add(b.blend(a, UPPER1).rearrange(XOR1));
-        }
-        FloatVector.fromArray(S, out, oo).add(sums.rearrange(GROUP_ORDER)).intoArray(out, oo);
-    }
-
-    /**
-     * Four rows of {@link #addGroup}: their fma chains, then two levels of the tree, the first at lane
-     * bit L/2 (rows 0|1 and 2|3), the second at L/4 (rows 01|23): lane i holds a partial sum of row
-     * [i has bit L/2] + 2·[i has bit L/4]; stored at {@code out[at0 .. at0 + L)}, not returned.
-     * C2 does not inline this method into {@link #addGroup} (over -XX:FreqInlineSize's 325 bytes of
-     * bytecode: -XX:+PrintInlining "hot method too big"), and a vector returned from a call left out
-     * of line is boxed on the heap; stored, it costs a 64-byte store and reload. {@link #addY} over
-     * 1024 outputs at r = 64 (one thread, 512-bit, alone in a loop, 2026-12-06): 24 KB allocated
-     * and 4.9–51 µs per call returned, nothing allocated and 3.9–5.5 µs stored (six runs each).
+     * as a whole vector with the lanes past len cleared (L floats must be readable past the tail in x
+     * and in y's row L − 1); then the L chains' lanes summed by one tree of blends, shuffles and adds
+     * (L − 1 of them, where L separate trees took L·log2(L) shuffles and a lane extraction each), in a
+     * fixed order whichever tier runs it, and the L sums added to out in one vector.
+     *
+     * <p>One method per vector shape, the L chains in registers (L + 2 vectors live). Until
+     * 2026-12-08 the chains ran four rows at a time in an out-of-line helper that stored its partial
+     * sums for this method to reload (C2 would not inline it: over FreqInlineSize), with the same
+     * chains and the same tree, so the same bits; {@link #addY} over B [1024, 64] at N = 1 (one
+     * thread, 512-bit, scratch harness, alternated JVMs) took 3.6–4.0 µs instead of 5.3–7.4 with B
+     * in L2, and 6.2–7.2 µs instead of 6.3–8.8 with B evicted to L3 first.
+     *
      * <p>The tail (len mod L ≠ 0: r = 8 and 24 at 512 bits) is read as whole vectors whose lanes
      * past len are cleared in registers by a mask made here, which gives the masked loads' values
      * (+0 there) with no masked memory access: so the caller keeps L floats readable past the
-     * tail of x's row and of y's row q = 3 ({@link #addY}: γU's slack, and B's last rows copied).
+     * tail of x's row and of y's row L − 1 ({@link #addY}: γU's slack, and B's last rows copied).
      * The masked loads this replaces were boxing every vector of the call (172–184 KB and 10–21 µs
      * per {@link #addY} over 1024 outputs at r = 8, one thread, 512-bit, alone in a loop, against
      * 2.2–3.0 µs at r = 16 with no tail, 2026-12-06): a masked load reaching past the end of its
@@ -292,11 +263,178 @@ final class AdapterRows {
      * compiled that path here too, ran out of its node budget (NodeCountInliningCutoff) and left
      * a helper of the lane tree out of line; a mask passed in from {@link #addY} was boxed at each call.
      */
-    private static void quad(float[] x, int xo, MemorySegment y, long yOff, long ld, int len, float[] out, int at0) {
-        FloatVector p0 = FloatVector.zero(S);
-        FloatVector p1 = p0;
-        FloatVector p2 = p0;
-        FloatVector p3 = p0;
+    static void addGroup(float[] x, int xo, MemorySegment y, long yOff, long ld, int len, float[] out, int oo) {
+        switch (L) {
+            case 16 -> group16(x, xo, y, yOff, ld, len, out, oo);
+            case 8 -> group8(x, xo, y, yOff, ld, len, out, oo);
+            default -> group4(x, xo, y, yOff, ld, len, out, oo);
+        }
+    }
+
+    /** {@link #addGroup} with 512-bit vectors: 16 chains. */
+    private static void group16(float[] x, int xo, MemorySegment y, long yOff, long ld, int len, float[] out, int oo) {
+        FloatVector z = FloatVector.zero(S);
+        FloatVector p0 = z, p1 = z, p2 = z, p3 = z, p4 = z, p5 = z, p6 = z, p7 = z, p8 = z, p9 = z, p10 = z, p11 = z, p12 = z, p13 = z, p14 = z, p15 = z;
+        int c = 0;
+        for (; c + L <= len; c += L) {
+            FloatVector xv = FloatVector.fromArray(S, x, xo + c);
+            long at = yOff + 4L * c;
+            FloatVector y0 = FloatVector.fromMemorySegment(S, y, at, LE);
+            p0 = FUSED ? xv.fma(y0, p0) : xv.mul(y0).add(p0);
+            FloatVector y1 = FloatVector.fromMemorySegment(S, y, at + ld, LE);
+            p1 = FUSED ? xv.fma(y1, p1) : xv.mul(y1).add(p1);
+            FloatVector y2 = FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE);
+            p2 = FUSED ? xv.fma(y2, p2) : xv.mul(y2).add(p2);
+            FloatVector y3 = FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE);
+            p3 = FUSED ? xv.fma(y3, p3) : xv.mul(y3).add(p3);
+            FloatVector y4 = FloatVector.fromMemorySegment(S, y, at + 4 * ld, LE);
+            p4 = FUSED ? xv.fma(y4, p4) : xv.mul(y4).add(p4);
+            FloatVector y5 = FloatVector.fromMemorySegment(S, y, at + 5 * ld, LE);
+            p5 = FUSED ? xv.fma(y5, p5) : xv.mul(y5).add(p5);
+            FloatVector y6 = FloatVector.fromMemorySegment(S, y, at + 6 * ld, LE);
+            p6 = FUSED ? xv.fma(y6, p6) : xv.mul(y6).add(p6);
+            FloatVector y7 = FloatVector.fromMemorySegment(S, y, at + 7 * ld, LE);
+            p7 = FUSED ? xv.fma(y7, p7) : xv.mul(y7).add(p7);
+            FloatVector y8 = FloatVector.fromMemorySegment(S, y, at + 8 * ld, LE);
+            p8 = FUSED ? xv.fma(y8, p8) : xv.mul(y8).add(p8);
+            FloatVector y9 = FloatVector.fromMemorySegment(S, y, at + 9 * ld, LE);
+            p9 = FUSED ? xv.fma(y9, p9) : xv.mul(y9).add(p9);
+            FloatVector y10 = FloatVector.fromMemorySegment(S, y, at + 10 * ld, LE);
+            p10 = FUSED ? xv.fma(y10, p10) : xv.mul(y10).add(p10);
+            FloatVector y11 = FloatVector.fromMemorySegment(S, y, at + 11 * ld, LE);
+            p11 = FUSED ? xv.fma(y11, p11) : xv.mul(y11).add(p11);
+            FloatVector y12 = FloatVector.fromMemorySegment(S, y, at + 12 * ld, LE);
+            p12 = FUSED ? xv.fma(y12, p12) : xv.mul(y12).add(p12);
+            FloatVector y13 = FloatVector.fromMemorySegment(S, y, at + 13 * ld, LE);
+            p13 = FUSED ? xv.fma(y13, p13) : xv.mul(y13).add(p13);
+            FloatVector y14 = FloatVector.fromMemorySegment(S, y, at + 14 * ld, LE);
+            p14 = FUSED ? xv.fma(y14, p14) : xv.mul(y14).add(p14);
+            FloatVector y15 = FloatVector.fromMemorySegment(S, y, at + 15 * ld, LE);
+            p15 = FUSED ? xv.fma(y15, p15) : xv.mul(y15).add(p15);
+        }
+        if (c < len) {
+            // whole vectors, the lanes past len cleared in registers: the masked loads' values
+            VectorMask<Float> tail = S.indexInRange(0, len - c);
+            FloatVector xv = z.blend(FloatVector.fromArray(S, x, xo + c), tail);
+            long at = yOff + 4L * c;
+            FloatVector y0 = z.blend(FloatVector.fromMemorySegment(S, y, at, LE), tail);
+            p0 = FUSED ? xv.fma(y0, p0) : xv.mul(y0).add(p0);
+            FloatVector y1 = z.blend(FloatVector.fromMemorySegment(S, y, at + ld, LE), tail);
+            p1 = FUSED ? xv.fma(y1, p1) : xv.mul(y1).add(p1);
+            FloatVector y2 = z.blend(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE), tail);
+            p2 = FUSED ? xv.fma(y2, p2) : xv.mul(y2).add(p2);
+            FloatVector y3 = z.blend(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE), tail);
+            p3 = FUSED ? xv.fma(y3, p3) : xv.mul(y3).add(p3);
+            FloatVector y4 = z.blend(FloatVector.fromMemorySegment(S, y, at + 4 * ld, LE), tail);
+            p4 = FUSED ? xv.fma(y4, p4) : xv.mul(y4).add(p4);
+            FloatVector y5 = z.blend(FloatVector.fromMemorySegment(S, y, at + 5 * ld, LE), tail);
+            p5 = FUSED ? xv.fma(y5, p5) : xv.mul(y5).add(p5);
+            FloatVector y6 = z.blend(FloatVector.fromMemorySegment(S, y, at + 6 * ld, LE), tail);
+            p6 = FUSED ? xv.fma(y6, p6) : xv.mul(y6).add(p6);
+            FloatVector y7 = z.blend(FloatVector.fromMemorySegment(S, y, at + 7 * ld, LE), tail);
+            p7 = FUSED ? xv.fma(y7, p7) : xv.mul(y7).add(p7);
+            FloatVector y8 = z.blend(FloatVector.fromMemorySegment(S, y, at + 8 * ld, LE), tail);
+            p8 = FUSED ? xv.fma(y8, p8) : xv.mul(y8).add(p8);
+            FloatVector y9 = z.blend(FloatVector.fromMemorySegment(S, y, at + 9 * ld, LE), tail);
+            p9 = FUSED ? xv.fma(y9, p9) : xv.mul(y9).add(p9);
+            FloatVector y10 = z.blend(FloatVector.fromMemorySegment(S, y, at + 10 * ld, LE), tail);
+            p10 = FUSED ? xv.fma(y10, p10) : xv.mul(y10).add(p10);
+            FloatVector y11 = z.blend(FloatVector.fromMemorySegment(S, y, at + 11 * ld, LE), tail);
+            p11 = FUSED ? xv.fma(y11, p11) : xv.mul(y11).add(p11);
+            FloatVector y12 = z.blend(FloatVector.fromMemorySegment(S, y, at + 12 * ld, LE), tail);
+            p12 = FUSED ? xv.fma(y12, p12) : xv.mul(y12).add(p12);
+            FloatVector y13 = z.blend(FloatVector.fromMemorySegment(S, y, at + 13 * ld, LE), tail);
+            p13 = FUSED ? xv.fma(y13, p13) : xv.mul(y13).add(p13);
+            FloatVector y14 = z.blend(FloatVector.fromMemorySegment(S, y, at + 14 * ld, LE), tail);
+            p14 = FUSED ? xv.fma(y14, p14) : xv.mul(y14).add(p14);
+            FloatVector y15 = z.blend(FloatVector.fromMemorySegment(S, y, at + 15 * ld, LE), tail);
+            p15 = FUSED ? xv.fma(y15, p15) : xv.mul(y15).add(p15);
+        }
+        // lane bit L/2 (rows 2k | 2k+1), then L/4 (pairs of those): quad k's partial sums, lane i holding row
+        // 4k + [i has bit L/2] + 2·[i has bit L/4]
+        FloatVector h0 = p0.blend(p1, UPPER_HALF).add(p1.blend(p0, UPPER_HALF).rearrange(XOR_HALF));
+        FloatVector h2 = p2.blend(p3, UPPER_HALF).add(p3.blend(p2, UPPER_HALF).rearrange(XOR_HALF));
+        FloatVector q0 = h0.blend(h2, UPPER_QUARTER).add(h2.blend(h0, UPPER_QUARTER).rearrange(XOR_QUARTER));
+        FloatVector h4 = p4.blend(p5, UPPER_HALF).add(p5.blend(p4, UPPER_HALF).rearrange(XOR_HALF));
+        FloatVector h6 = p6.blend(p7, UPPER_HALF).add(p7.blend(p6, UPPER_HALF).rearrange(XOR_HALF));
+        FloatVector q1 = h4.blend(h6, UPPER_QUARTER).add(h6.blend(h4, UPPER_QUARTER).rearrange(XOR_QUARTER));
+        FloatVector h8 = p8.blend(p9, UPPER_HALF).add(p9.blend(p8, UPPER_HALF).rearrange(XOR_HALF));
+        FloatVector h10 = p10.blend(p11, UPPER_HALF).add(p11.blend(p10, UPPER_HALF).rearrange(XOR_HALF));
+        FloatVector q2 = h8.blend(h10, UPPER_QUARTER).add(h10.blend(h8, UPPER_QUARTER).rearrange(XOR_QUARTER));
+        FloatVector h12 = p12.blend(p13, UPPER_HALF).add(p13.blend(p12, UPPER_HALF).rearrange(XOR_HALF));
+        FloatVector h14 = p14.blend(p15, UPPER_HALF).add(p15.blend(p14, UPPER_HALF).rearrange(XOR_HALF));
+        FloatVector q3 = h12.blend(h14, UPPER_QUARTER).add(h14.blend(h12, UPPER_QUARTER).rearrange(XOR_QUARTER));
+        // lane bit 2 (quads 0 | 1, 2 | 3), then bit 1 (01 | 23)
+        FloatVector a = q0.blend(q1, UPPER2).add(q1.blend(q0, UPPER2).rearrange(XOR2));
+        FloatVector b = q2.blend(q3, UPPER2).add(q3.blend(q2, UPPER2).rearrange(XOR2));
+        FloatVector sums = a.blend(b, UPPER1).add(b.blend(a, UPPER1).rearrange(XOR1));
+        FloatVector.fromArray(S, out, oo).add(sums.rearrange(GROUP_ORDER)).intoArray(out, oo);
+    }
+
+    /** {@link #addGroup} with 256-bit vectors: 8 chains. */
+    private static void group8(float[] x, int xo, MemorySegment y, long yOff, long ld, int len, float[] out, int oo) {
+        FloatVector z = FloatVector.zero(S);
+        FloatVector p0 = z, p1 = z, p2 = z, p3 = z, p4 = z, p5 = z, p6 = z, p7 = z;
+        int c = 0;
+        for (; c + L <= len; c += L) {
+            FloatVector xv = FloatVector.fromArray(S, x, xo + c);
+            long at = yOff + 4L * c;
+            FloatVector y0 = FloatVector.fromMemorySegment(S, y, at, LE);
+            p0 = FUSED ? xv.fma(y0, p0) : xv.mul(y0).add(p0);
+            FloatVector y1 = FloatVector.fromMemorySegment(S, y, at + ld, LE);
+            p1 = FUSED ? xv.fma(y1, p1) : xv.mul(y1).add(p1);
+            FloatVector y2 = FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE);
+            p2 = FUSED ? xv.fma(y2, p2) : xv.mul(y2).add(p2);
+            FloatVector y3 = FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE);
+            p3 = FUSED ? xv.fma(y3, p3) : xv.mul(y3).add(p3);
+            FloatVector y4 = FloatVector.fromMemorySegment(S, y, at + 4 * ld, LE);
+            p4 = FUSED ? xv.fma(y4, p4) : xv.mul(y4).add(p4);
+            FloatVector y5 = FloatVector.fromMemorySegment(S, y, at + 5 * ld, LE);
+            p5 = FUSED ? xv.fma(y5, p5) : xv.mul(y5).add(p5);
+            FloatVector y6 = FloatVector.fromMemorySegment(S, y, at + 6 * ld, LE);
+            p6 = FUSED ? xv.fma(y6, p6) : xv.mul(y6).add(p6);
+            FloatVector y7 = FloatVector.fromMemorySegment(S, y, at + 7 * ld, LE);
+            p7 = FUSED ? xv.fma(y7, p7) : xv.mul(y7).add(p7);
+        }
+        if (c < len) {
+            // whole vectors, the lanes past len cleared in registers: the masked loads' values
+            VectorMask<Float> tail = S.indexInRange(0, len - c);
+            FloatVector xv = z.blend(FloatVector.fromArray(S, x, xo + c), tail);
+            long at = yOff + 4L * c;
+            FloatVector y0 = z.blend(FloatVector.fromMemorySegment(S, y, at, LE), tail);
+            p0 = FUSED ? xv.fma(y0, p0) : xv.mul(y0).add(p0);
+            FloatVector y1 = z.blend(FloatVector.fromMemorySegment(S, y, at + ld, LE), tail);
+            p1 = FUSED ? xv.fma(y1, p1) : xv.mul(y1).add(p1);
+            FloatVector y2 = z.blend(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE), tail);
+            p2 = FUSED ? xv.fma(y2, p2) : xv.mul(y2).add(p2);
+            FloatVector y3 = z.blend(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE), tail);
+            p3 = FUSED ? xv.fma(y3, p3) : xv.mul(y3).add(p3);
+            FloatVector y4 = z.blend(FloatVector.fromMemorySegment(S, y, at + 4 * ld, LE), tail);
+            p4 = FUSED ? xv.fma(y4, p4) : xv.mul(y4).add(p4);
+            FloatVector y5 = z.blend(FloatVector.fromMemorySegment(S, y, at + 5 * ld, LE), tail);
+            p5 = FUSED ? xv.fma(y5, p5) : xv.mul(y5).add(p5);
+            FloatVector y6 = z.blend(FloatVector.fromMemorySegment(S, y, at + 6 * ld, LE), tail);
+            p6 = FUSED ? xv.fma(y6, p6) : xv.mul(y6).add(p6);
+            FloatVector y7 = z.blend(FloatVector.fromMemorySegment(S, y, at + 7 * ld, LE), tail);
+            p7 = FUSED ? xv.fma(y7, p7) : xv.mul(y7).add(p7);
+        }
+        // lane bit L/2 (rows 2k | 2k+1), then L/4 (pairs of those): quad k's partial sums, lane i holding row
+        // 4k + [i has bit L/2] + 2·[i has bit L/4]
+        FloatVector h0 = p0.blend(p1, UPPER_HALF).add(p1.blend(p0, UPPER_HALF).rearrange(XOR_HALF));
+        FloatVector h2 = p2.blend(p3, UPPER_HALF).add(p3.blend(p2, UPPER_HALF).rearrange(XOR_HALF));
+        FloatVector q0 = h0.blend(h2, UPPER_QUARTER).add(h2.blend(h0, UPPER_QUARTER).rearrange(XOR_QUARTER));
+        FloatVector h4 = p4.blend(p5, UPPER_HALF).add(p5.blend(p4, UPPER_HALF).rearrange(XOR_HALF));
+        FloatVector h6 = p6.blend(p7, UPPER_HALF).add(p7.blend(p6, UPPER_HALF).rearrange(XOR_HALF));
+        FloatVector q1 = h4.blend(h6, UPPER_QUARTER).add(h6.blend(h4, UPPER_QUARTER).rearrange(XOR_QUARTER));
+        // lane bit 1 (quads 0 | 1)
+        FloatVector sums = q0.blend(q1, UPPER1).add(q1.blend(q0, UPPER1).rearrange(XOR1));
+        FloatVector.fromArray(S, out, oo).add(sums.rearrange(GROUP_ORDER)).intoArray(out, oo);
+    }
+
+    /** {@link #addGroup} with 128-bit vectors: 4 chains. */
+    private static void group4(float[] x, int xo, MemorySegment y, long yOff, long ld, int len, float[] out, int oo) {
+        FloatVector z = FloatVector.zero(S);
+        FloatVector p0 = z, p1 = z, p2 = z, p3 = z;
         int c = 0;
         for (; c + L <= len; c += L) {
             FloatVector xv = FloatVector.fromArray(S, x, xo + c);
@@ -313,23 +451,24 @@ final class AdapterRows {
         if (c < len) {
             // whole vectors, the lanes past len cleared in registers: the masked loads' values
             VectorMask<Float> tail = S.indexInRange(0, len - c);
-            FloatVector zero = FloatVector.zero(S);
-            FloatVector xv = zero.blend(FloatVector.fromArray(S, x, xo + c), tail);
+            FloatVector xv = z.blend(FloatVector.fromArray(S, x, xo + c), tail);
             long at = yOff + 4L * c;
-            FloatVector y0 = zero.blend(FloatVector.fromMemorySegment(S, y, at, LE), tail);
+            FloatVector y0 = z.blend(FloatVector.fromMemorySegment(S, y, at, LE), tail);
             p0 = FUSED ? xv.fma(y0, p0) : xv.mul(y0).add(p0);
-            FloatVector y1 = zero.blend(FloatVector.fromMemorySegment(S, y, at + ld, LE), tail);
+            FloatVector y1 = z.blend(FloatVector.fromMemorySegment(S, y, at + ld, LE), tail);
             p1 = FUSED ? xv.fma(y1, p1) : xv.mul(y1).add(p1);
-            FloatVector y2 = zero.blend(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE), tail);
+            FloatVector y2 = z.blend(FloatVector.fromMemorySegment(S, y, at + 2 * ld, LE), tail);
             p2 = FUSED ? xv.fma(y2, p2) : xv.mul(y2).add(p2);
-            FloatVector y3 = zero.blend(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE), tail);
+            FloatVector y3 = z.blend(FloatVector.fromMemorySegment(S, y, at + 3 * ld, LE), tail);
             p3 = FUSED ? xv.fma(y3, p3) : xv.mul(y3).add(p3);
         }
-        // one level of the lane tree at lane bit h: lane i of a.blend(b) + (b.blend(a)) ^ h is a[i] + a[i^h]
-        // where i lacks bit h, b[i] + b[i^h] where it has it (one shuffle, two blends, one add)
-        FloatVector p01 = p0.blend(p1, UPPER_HALF).add(p1.blend(p0, UPPER_HALF).rearrange(XOR_HALF));
-        FloatVector p23 = p2.blend(p3, UPPER_HALF).add(p3.blend(p2, UPPER_HALF).rearrange(XOR_HALF));
-        p01.blend(p23, UPPER_QUARTER).add(p23.blend(p01, UPPER_QUARTER).rearrange(XOR_QUARTER)).intoArray(out, at0);
+        // lane bit L/2 (rows 2k | 2k+1), then L/4 (pairs of those): quad k's partial sums, lane i holding row
+        // 4k + [i has bit L/2] + 2·[i has bit L/4]
+        FloatVector h0 = p0.blend(p1, UPPER_HALF).add(p1.blend(p0, UPPER_HALF).rearrange(XOR_HALF));
+        FloatVector h2 = p2.blend(p3, UPPER_HALF).add(p3.blend(p2, UPPER_HALF).rearrange(XOR_HALF));
+        FloatVector q0 = h0.blend(h2, UPPER_QUARTER).add(h2.blend(h0, UPPER_QUARTER).rearrange(XOR_QUARTER));
+        FloatVector sums = q0;
+        FloatVector.fromArray(S, out, oo).add(sums.rearrange(GROUP_ORDER)).intoArray(out, oo);
     }
 
     /**
@@ -404,7 +543,7 @@ final class AdapterRows {
      * 1.29–1.31 against 1.37–1.41, N = 6 1.33–1.38 against 1.62–1.65; r = 16: N = 4 1.19–1.20
      * against 1.26–1.36, N = 8 1.10 against 1.41–1.42; r = 8: N = 4 1.24–1.29 against 1.27–1.28,
      * N = 8 1.18–1.19 against 1.48–1.51. Re-measured once the masked tails stopped boxing
-     * ({@link #quad}; whole training step's R, tiles from 4 rows against dots up to 8, two JVMs
+     * ({@link #addGroup}; whole training step's R, tiles from 4 rows against dots up to 8, two JVMs
      * each, 2026-12-06): r = 8: N = 4 1.30–1.33 against 1.27–1.53, N = 8 1.32 against 1.70–1.76;
      * r = 24: N = 4 1.42–1.47 against 1.75–1.76, N = 8 1.49 against 2.06–2.08.
      */

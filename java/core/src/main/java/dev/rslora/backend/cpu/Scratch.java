@@ -36,7 +36,6 @@ final class Scratch implements AutoCloseable {
     /** {@link MicroKernel#mmaAdd}'s product tile, before it is added to C. */
     final float[] sum = new float[MicroKernel.MR * MicroKernel.NR];
     /** {@link AdapterRows#addGroup}'s four partial vectors, passed through memory rather than returned (boxed). */
-    final float[] quads = new float[4 * MicroKernel.L];
     /** One masked row of {@link AdapterRows#rowTimes} at the end of its segment, zero-padded to L floats. */
     final float[] tailPad = new float[MicroKernel.L];
     /** Keep bits: one row (forward) or [padRows(n), words(d_in)] (backward, small N). */

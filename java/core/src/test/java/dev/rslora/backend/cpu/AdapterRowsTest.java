@@ -128,10 +128,9 @@ class AdapterRowsTest {
                 y.set(DType.LE_FLOAT, at, (float) rng.nextDouble(-1, 1));
             }
             float[] out = new float[lanes + 2];
-            float[] quads = new float[4 * lanes];
-            AdapterRows.addGroup(x, 3, y, 8, ld, len, quads, out, 1);
+            AdapterRows.addGroup(x, 3, y, 8, ld, len, out, 1);
             float[] got = java.util.Arrays.copyOfRange(out, 1, 1 + lanes);
-            AdapterRows.addGroup(x, 3, y, 8, ld, len, quads, out, 1);
+            AdapterRows.addGroup(x, 3, y, 8, ld, len, out, 1);
             assertEquals(0f, out[0], "before the group");
             assertEquals(0f, out[lanes + 1], "after the group");
             for (int q = 0; q < lanes; q++) {

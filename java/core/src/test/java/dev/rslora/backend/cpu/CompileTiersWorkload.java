@@ -56,7 +56,30 @@ public final class CompileTiersWorkload {
                 throw new IllegalStateException(e);
             }
         }
+        groups();
         System.out.println("done " + Arrays.toString(CASES));
+    }
+
+    /**
+     * {@link AdapterRows#addGroup} over long rows: the layer cases' rows (r ≤ 40) give its k loop a
+     * back-edge or two per call, too few for an on-stack compile, so its one method per shape (L + 2
+     * vectors live) would never meet C1 here.
+     */
+    private static void groups() {
+        int len = 1024;
+        int lanes = MicroKernel.L;
+        if (MicroKernel.SCALAR) {
+            return;  // the scalar shape never groups (AdapterRows.addY adds one output at a time)
+        }
+        float[] x = new float[len + lanes];
+        float[] out = new float[lanes];
+        java.util.Arrays.fill(x, 0.5f);
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            java.lang.foreign.MemorySegment y = arena.allocate(4L * (len * lanes + lanes));
+            for (int i = 0; i < 40; i++) {
+                AdapterRows.addGroup(x, 0, y, 0, 4L * len, len, out, 0);
+            }
+        }
     }
 
     /** Case {@code c}: prepare, forward and backward {@code reps} times. */
