@@ -74,4 +74,47 @@ final class Compare {
             }
         }
     }
+
+    /**
+     * The elements with |got − ref| &gt; atol·max|finite ref| + ulp(dtype)·|ref| (an infinite or NaN
+     * element must equal its reference exactly), as text naming the first and the worst error, or
+     * null when there is none.
+     */
+    static String mismatch(String what, Tensor got, Tensor ref, double atolFraction) {
+        float[] g = got.toFloatArray();
+        float[] e = ref.toFloatArray();
+        double rtol = switch (ref.dtype()) {
+            case F32 -> 1e-5;
+            case BF16 -> 0x1p-7;
+            case F16 -> 0x1p-10;
+        } * 1.01;
+        double mx = 0;
+        for (float f : e) {
+            if (Float.isFinite(f)) {
+                mx = Math.max(mx, Math.abs(f));
+            }
+        }
+        double atol = atolFraction * Math.max(mx, 1e-30);
+        int bad = 0;
+        String first = null;
+        double worst = 0;
+        for (int i = 0; i < e.length; i++) {
+            double err = Math.abs((double) g[i] - e[i]);
+            if (!Float.isFinite(e[i]) || !Float.isFinite(g[i])) {
+                if (Float.compare(g[i], e[i]) == 0) {
+                    continue;
+                }
+                err = Double.NaN;
+            }
+            if (!(err <= atol + rtol * Math.abs(e[i]))) {
+                if (first == null) {
+                    first = "[" + i / Compare.cols(ref) + ", " + i % Compare.cols(ref) + "] got " + g[i] + " ref " + e[i];
+                }
+                bad++;
+                worst = Double.isNaN(err) ? Double.POSITIVE_INFINITY : Math.max(worst, err);
+            }
+        }
+        return first == null ? null : what + ": " + bad + "/" + e.length + " bad, first " + first + " worst err " + worst
+                + " maxAbsRef " + Compare.maxAbs(e);
+    }
 }

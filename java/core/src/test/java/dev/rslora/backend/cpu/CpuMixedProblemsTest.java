@@ -101,7 +101,7 @@ class CpuMixedProblemsTest {
                     }
                     // fp32 sums may cancel: atol a fraction of max|ref| (a bug is off by O(max|ref|)), rtol an ulp of the dtype
                     double atol = got[q].dtype() == DType.F32 ? (q < 3 ? 2e-5 : 5e-5) : (q < 3 ? 1e-4 : 1e-3);
-                    String e = mismatch(NAMES[q], got[q], ref[q], atol);
+                    String e = Compare.mismatch(NAMES[q], got[q], ref[q], atol);
                     if (e != null) {
                         bad.add(e + " (" + ctx + ")");
                     }
@@ -131,7 +131,7 @@ class CpuMixedProblemsTest {
                 be.forward(par, fw, x, a, b, null, y);
                 Tensor withUy = poisoned(arena, t[6], n, par.dOut());
                 be.forward(par, fw, x, a, b, u, withUy);
-                String e = mismatch("Y without U against Y with U", y, withUy, 0);
+                String e = Compare.mismatch("Y without U against Y with U", y, withUy, 0);
                 if (e != null) {
                     bad.add(e + " (" + ctx + ")");
                 }
@@ -162,24 +162,5 @@ class CpuMixedProblemsTest {
         Tensor out = Tensor.allocate(arena, t, shape);
         out.fill(Float.NaN);
         return out;
-    }
-
-    /** The first element with |got − ref| &gt; atol·max|ref| + ulp(dtype)·|ref|, as text, or null. */
-    private static String mismatch(String what, Tensor got, Tensor ref, double atolFraction) {
-        float[] g = got.toFloatArray();
-        float[] e = ref.toFloatArray();
-        double rtol = switch (ref.dtype()) {
-            case F32 -> 1e-5;
-            case BF16 -> 0x1p-7;
-            case F16 -> 0x1p-10;
-        } * 1.01;
-        double atol = atolFraction * Math.max(Compare.maxAbs(e), 1e-30);
-        for (int i = 0; i < e.length; i++) {
-            double err = Math.abs((double) g[i] - e[i]);
-            if (!(err <= atol + rtol * Math.abs(e[i]))) {
-                return what + " [" + i / Compare.cols(ref) + ", " + i % Compare.cols(ref) + "] got " + g[i] + " ref " + e[i];
-            }
-        }
-        return null;
     }
 }

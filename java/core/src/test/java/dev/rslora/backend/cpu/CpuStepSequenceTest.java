@@ -261,7 +261,7 @@ public final class CpuStepSequenceTest {
                         continue;
                     }
                     double atol = out[1][q].dtype() == DType.F32 ? (q < 3 ? 2e-5 : 5e-5) : (q < 3 ? 1e-4 : 1e-3);
-                    String e = mismatch(NAMES[q], out[1][q], out[0][q], atol);
+                    String e = Compare.mismatch(NAMES[q], out[1][q], out[0][q], atol);
                     if (e != null) {
                         fail(e + " cpu1 vs ref (" + ctx + ")");
                     }
@@ -380,7 +380,7 @@ public final class CpuStepSequenceTest {
         for (int k = 0; k < 3; k++) {
             cpus[k].merge(L.fw[k + 1], a, b, gamma, sign);
         }
-        String e = mismatch("merged W", L.w[1], L.w[0], frac);
+        String e = Compare.mismatch("merged W", L.w[1], L.w[0], frac);
         if (e != null) {
             fail(e + " (sign " + sign + ") cpu1 vs ref (" + ctx + ")");
         }
@@ -484,43 +484,5 @@ public final class CpuStepSequenceTest {
             }
         }
         return null;
-    }
-
-    static String mismatch(String what, Tensor got, Tensor ref, double atolFraction) {
-        float[] g = got.toFloatArray();
-        float[] e = ref.toFloatArray();
-        double rtol = switch (ref.dtype()) {
-            case F32 -> 1e-5;
-            case BF16 -> 0x1p-7;
-            case F16 -> 0x1p-10;
-        } * 1.01;
-        double mx = 0;
-        for (float f : e) {
-            if (Float.isFinite(f)) {
-                mx = Math.max(mx, Math.abs(f));
-            }
-        }
-        double atol = atolFraction * Math.max(mx, 1e-30);
-        int bad = 0;
-        String first = null;
-        double worst = 0;
-        for (int i = 0; i < e.length; i++) {
-            double err = Math.abs((double) g[i] - e[i]);
-            if (!Float.isFinite(e[i]) || !Float.isFinite(g[i])) {
-                if (Float.compare(g[i], e[i]) == 0) {
-                    continue;
-                }
-                err = Double.NaN;
-            }
-            if (!(err <= atol + rtol * Math.abs(e[i]))) {
-                if (first == null) {
-                    first = "[" + i / Compare.cols(ref) + ", " + i % Compare.cols(ref) + "] got " + g[i] + " ref " + e[i];
-                }
-                bad++;
-                worst = Double.isNaN(err) ? Double.POSITIVE_INFINITY : Math.max(worst, err);
-            }
-        }
-        return first == null ? null : what + ": " + bad + "/" + e.length + " bad, first " + first + " worst err " + worst
-                + " maxAbsRef " + Compare.maxAbs(e);
     }
 }
