@@ -58,8 +58,13 @@ final class CachingAllocator implements AutoCloseable {
                 if (bytesCached == 0) {
                     throw outOfMemory;
                 }
-                trim();  // give the cache back to the driver and try once more
-                block = raw.allocate(cls);
+                try {
+                    trim();  // give the cache back to the driver and try once more
+                    block = raw.allocate(cls);
+                } catch (RuntimeException again) {
+                    again.addSuppressed(outOfMemory);  // the first refusal says what was asked with the cache full
+                    throw again;
+                }
             }
             driverAllocations++;
         }

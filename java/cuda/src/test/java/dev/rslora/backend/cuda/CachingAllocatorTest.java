@@ -138,6 +138,21 @@ class CachingAllocatorTest {
         big.close();
     }
 
+    /** A retry that fails too keeps the first refusal (the request with the cache still full) as suppressed. */
+    @Test
+    void aFailedRetryKeepsTheFirstRefusal() {
+        FakeDevice dev = new FakeDevice();
+        dev.limit = 3L << 20;
+        CachingAllocator a = new CachingAllocator(dev);
+        DeviceBuffer held = a.allocate(2L << 20);
+        a.allocate(1L << 20).close();  // cached: the fake holds all 3 MiB
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> a.allocate(2L << 20));
+        assertEquals(1, e.getSuppressed().length, "the first refusal is kept");
+        assertTrue(e.getSuppressed()[0].getMessage().contains("fake out of memory"), e.getSuppressed()[0].getMessage());
+        assertEquals(0, a.stats().bytesCached(), "the cache was given back before the retry");
+        held.close();
+    }
+
     /**
      * A buffer still open at close is counted as a leak and freed then, with the cache, while the
      * context still holds the device (its context skipped the free of a buffer closed later, and the
