@@ -408,8 +408,24 @@ public final class CudaBackend implements Backend, AutoCloseable {
      * @return a new device tensor the caller owns; the copy is complete on return
      */
     public synchronized DeviceTensor upload(Tensor host) {
+        usableHost("upload", host);
         enter();
         return new DeviceTensor(this, host.dtype(), host.shape(), io.upload(host, host.dtype()));
+    }
+
+    /**
+     * Refuses a null host tensor, or one whose arena was closed or that another thread confines, naming
+     * it, before any device call (FFM's own refusal says only "Already closed").
+     */
+    static void usableHost(String method, Tensor host) {
+        if (host == null) {
+            throw new IllegalArgumentException(method + ": the host tensor is null");
+        }
+        try {
+            BackendChecks.usable("host tensor", host);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(method + ": " + e.getMessage(), e);
+        }
     }
 
     synchronized void copyIn(Tensor host, DeviceTensor dst) {

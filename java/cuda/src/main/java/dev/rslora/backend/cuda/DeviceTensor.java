@@ -96,6 +96,7 @@ public final class DeviceTensor implements AutoCloseable {
      * @param host a host tensor of this shape, any dtype (converted, rounded to nearest even)
      */
     public void copyFrom(Tensor host) {
+        CudaBackend.usableHost("copyFrom", host);
         requireSameShape(host);
         backend.copyIn(host, this);
     }
@@ -106,6 +107,7 @@ public final class DeviceTensor implements AutoCloseable {
      * @param host receives this tensor's values; same shape, any dtype
      */
     public void copyTo(Tensor host) {
+        CudaBackend.usableHost("copyTo", host);
         requireSameShape(host);
         backend.copyOut(this, host);
     }

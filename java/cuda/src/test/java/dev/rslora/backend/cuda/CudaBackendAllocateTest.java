@@ -3,6 +3,7 @@ package dev.rslora.backend.cuda;
 import dev.rslora.tensor.DType;
 import org.junit.jupiter.api.Test;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -44,5 +45,17 @@ class CudaBackendAllocateTest {
         assertTrue(e.getMessage().contains("dtype is null"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> backend.allocate(DType.F32, (long[]) null));
         assertTrue(e.getMessage().contains("shape is null"), e.getMessage());
+    }
+
+    /** upload of a null host tensor or of one whose arena was closed: named, before any device call (was an NPE / FFM's "Already closed"). */
+    @Test
+    void uploadOfANullOrClosedHostTensorIsRefusedBeforeAnyDeviceCall() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> backend.upload(null));
+        assertEquals("upload: the host tensor is null", e.getMessage());
+        java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared();
+        dev.rslora.tensor.Tensor host = dev.rslora.tensor.Tensor.allocate(arena, DType.F32, 2, 3);
+        arena.close();
+        e = assertThrows(IllegalArgumentException.class, () -> backend.upload(host));
+        assertTrue(e.getMessage().startsWith("upload: host tensor [2, 3]") && e.getMessage().contains("arena is closed"), e.getMessage());
     }
 }
