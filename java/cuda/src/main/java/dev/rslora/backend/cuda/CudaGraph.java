@@ -70,9 +70,16 @@ public final class CudaGraph implements AutoCloseable {
         closed = true;
         backend.unregister(this);
         try {
-            backend.context().synchronize();
-            JCudaDriver.cuGraphExecDestroy(exec);
-            JCudaDriver.cuGraphDestroy(graph);
+            try {
+                backend.context().synchronize();
+            } finally {
+                // destroyed even when the synchronize reports a (sticky) device error: the graph would leak
+                try {
+                    JCudaDriver.cuGraphExecDestroy(exec);
+                } finally {
+                    JCudaDriver.cuGraphDestroy(graph);
+                }
+            }
         } finally {
             pinned.forEach(DeviceTensor::unpin);
             onClose.run();
