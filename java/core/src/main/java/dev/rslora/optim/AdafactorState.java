@@ -2,7 +2,6 @@ package dev.rslora.optim;
 
 import java.util.Arrays;
 import java.util.List;
-import java.util.Objects;
 
 /**
  * A copy of an Adafactor optimizer's state ({@code dev.rslora.train.Adafactor} or {@code CudaAdafactor}),
@@ -21,7 +20,14 @@ public record AdafactorState(long step, AdafactorConfig config, List<Entry> entr
         if (step < 0) {
             throw new IllegalArgumentException("step must be >= 0, got step=" + step);
         }
-        Objects.requireNonNull(config, "config");
+        if (config == null || entries == null) {
+            throw new IllegalArgumentException("AdafactorState: " + (config == null ? "config" : "entries") + " is null");
+        }
+        for (int i = 0; i < entries.size(); i++) {
+            if (entries.get(i) == null) {
+                throw new IllegalArgumentException("AdafactorState: entry " + i + " is null");
+            }
+        }
         entries = List.copyOf(entries);
         for (Entry e : entries) {
             if ((e.expAvg() != null) != config.usesFirstMoment()) {
@@ -47,7 +53,10 @@ public record AdafactorState(long step, AdafactorConfig config, List<Entry> entr
                         float[] master) {
         /** Checks that every array has the length its shape implies. */
         public Entry {
-            Objects.requireNonNull(name, "name");
+            if (name == null || shape == null) {
+                throw new IllegalArgumentException("AdafactorState.Entry" + (name == null ? ": name" : " " + name + ": shape")
+                        + " is null");
+            }
             shape = shape.clone();
             long numel = ShapeCount.of(name, shape);
             if (factored(shape)) {

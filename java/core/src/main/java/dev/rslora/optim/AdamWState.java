@@ -2,7 +2,6 @@ package dev.rslora.optim;
 
 import java.util.Arrays;
 import java.util.List;
-import java.util.Objects;
 
 /**
  * A copy of an {@code dev.rslora.train.AdamW} (or {@code CudaAdamW}) optimizer's state, in parameter order: the step count t, the
@@ -21,7 +20,14 @@ public record AdamWState(long step, AdamWConfig config, List<Entry> entries) {
         if (step < 0) {
             throw new IllegalArgumentException("step must be >= 0, got step=" + step);
         }
-        Objects.requireNonNull(config, "config");
+        if (config == null || entries == null) {
+            throw new IllegalArgumentException("AdamWState: " + (config == null ? "config" : "entries") + " is null");
+        }
+        for (int i = 0; i < entries.size(); i++) {
+            if (entries.get(i) == null) {
+                throw new IllegalArgumentException("AdamWState: entry " + i + " is null");
+            }
+        }
         entries = List.copyOf(entries);
     }
 
@@ -37,7 +43,13 @@ public record AdamWState(long step, AdamWConfig config, List<Entry> entries) {
     public record Entry(String name, long[] shape, float[] m, float[] v, float[] master) {
         /** Checks the entry (IllegalArgumentException naming the parameter). */
         public Entry {
-            Objects.requireNonNull(name, "name");
+            if (name == null) {
+                throw new IllegalArgumentException("AdamWState.Entry: name is null");
+            }
+            if (shape == null || m == null || v == null) {
+                throw new IllegalArgumentException("AdamWState.Entry " + name + ": "
+                        + (shape == null ? "shape" : m == null ? "m" : "v") + " is null");
+            }
             shape = shape.clone();
             long numel = ShapeCount.of(name, shape);
             if (m.length != numel || v.length != numel || (master != null && master.length != numel)) {

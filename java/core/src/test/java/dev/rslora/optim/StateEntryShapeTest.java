@@ -31,4 +31,28 @@ class StateEntryShapeTest {
         long[] shape = {Long.MAX_VALUE, 2, 0};
         assertEquals(0, new AdamWState.Entry("p", shape, NONE, NONE, null).m().length);
     }
+
+    /** A null config, entry list, entry or entry field: an IllegalArgumentException naming it (were NullPointerExceptions). */
+    @Test
+    void nullPartsOfAStateAreNamed() {
+        AdamWState.Entry e = new AdamWState.Entry("p", new long[] {0}, NONE, NONE, null);
+        java.util.List<AdamWState.Entry> withNull = java.util.Arrays.asList(e, null);
+        record Case(String message, org.junit.jupiter.api.function.Executable call) {
+        }
+        for (Case c : java.util.List.of(
+                new Case("AdamWState: config is null", () -> new AdamWState(0, null, java.util.List.of())),
+                new Case("AdamWState: entries is null", () -> new AdamWState(0, AdamWConfig.torchDefaults(), null)),
+                new Case("AdamWState: entry 1 is null", () -> new AdamWState(0, AdamWConfig.torchDefaults(), withNull)),
+                new Case("AdamWState.Entry: name is null", () -> new AdamWState.Entry(null, new long[] {0}, NONE, NONE, null)),
+                new Case("AdamWState.Entry p: shape is null", () -> new AdamWState.Entry("p", null, NONE, NONE, null)),
+                new Case("AdamWState.Entry p: m is null", () -> new AdamWState.Entry("p", new long[] {0}, null, NONE, null)),
+                new Case("AdamWState.Entry p: v is null", () -> new AdamWState.Entry("p", new long[] {0}, NONE, null, null)),
+                new Case("AdafactorState: config is null", () -> new AdafactorState(0, null, java.util.List.of())),
+                new Case("AdafactorState.Entry: name is null",
+                        () -> new AdafactorState.Entry(null, new long[] {0}, null, null, NONE, null, null)),
+                new Case("AdafactorState.Entry q: shape is null",
+                        () -> new AdafactorState.Entry("q", null, null, null, NONE, null, null)))) {
+            assertEquals(c.message(), assertThrows(IllegalArgumentException.class, c.call(), c.message()).getMessage());
+        }
+    }
 }
