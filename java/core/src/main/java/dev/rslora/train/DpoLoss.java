@@ -76,6 +76,25 @@ public final class DpoLoss {
     public record Result(double loss, double[] losses, double[] chosenRewards, double[] rejectedRewards, double rewardAccuracy,
                          double[] gradPolicyChosen, double[] gradPolicyRejected) {
         /**
+         * Checks that every array is there and that all hold one value per pair.
+         *
+         * @throws IllegalArgumentException naming the array that is null or whose length differs from losses'
+         */
+        public Result {
+            String[] names = {"losses", "chosenRewards", "rejectedRewards", "gradPolicyChosen", "gradPolicyRejected"};
+            double[][] arrays = {losses, chosenRewards, rejectedRewards, gradPolicyChosen, gradPolicyRejected};
+            for (int i = 0; i < arrays.length; i++) {
+                if (arrays[i] == null) {
+                    throw new IllegalArgumentException("DpoLoss.Result: " + names[i] + " is null");
+                }
+                if (arrays[i].length != losses.length) {
+                    throw new IllegalArgumentException("DpoLoss.Result: " + names[i] + " holds " + arrays[i].length
+                            + " values, losses " + losses.length);
+                }
+            }
+        }
+
+        /**
          * Mean of chosen − rejected rewards (TRL's rewards/margins).
          *
          * @return (1/B)·Σ (chosen_rewards_b − rejected_rewards_b), in nats scaled by β

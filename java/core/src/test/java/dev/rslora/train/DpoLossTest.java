@@ -184,4 +184,16 @@ class DpoLossTest {
         e = assertThrows(IllegalArgumentException.class, () -> DpoLoss.Type.fromName(null));
         assertTrue(e.getMessage().contains("got 'null'"), e.getMessage());
     }
+
+    /** A hand-built Result with a null or short array is refused at construction, naming it (rewardMargin() threw an NPE). */
+    @Test
+    void aResultNamesANullOrShortArray() {
+        double[] one = {0.5};
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> new DpoLoss.Result(0.5, one, null, one, 1, one, one));
+        assertEquals("DpoLoss.Result: chosenRewards is null", e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> new DpoLoss.Result(0.5, one, one, new double[2], 1, one, one));
+        assertEquals("DpoLoss.Result: rejectedRewards holds 2 values, losses 1", e.getMessage());
+        assertEquals(0.0, new DpoLoss.Result(0.5, one, one, one, 1, one, one).rewardMargin());
+    }
 }
