@@ -290,6 +290,38 @@ class CudaBackendGpuTest {
         }
     }
 
+    /**
+     * A W taller than the merge kernel's grid takes (d_out along gridDim.y, at most 65 535 tiles of 64
+     * rows) merges in row blocks (LoraKernels.merge, 2026-12-08; launches checked device-free by
+     * LoraKernelsLaunchTest): the result bit for bit against the kernel's op order emulated in Java, and
+     * within SPEC §6 of the reference, in the rows on both sides of the block boundary too.
+     */
+    @Test
+    void aWTallerThanTheGridMergesInRowBlocks() {
+        CudaBackend cuda = GpuSupport.backend();
+        int rows = LaunchGeometry.MAX_ROWS + 100;
+        int cols = 8;
+        int r = 2;
+        double gamma = 2.0 / Math.sqrt(r);
+        SplittableRandom rnd = new SplittableRandom(4242);
+        try (Arena arena = Arena.ofShared()) {
+            Tensor w = Tensor.allocate(arena, DType.BF16, rows, cols);
+            GpuSupport.fill(w, rnd, -1, 1);
+            Tensor a = Tensor.allocate(arena, DType.F32, r, cols);
+            Tensor b = Tensor.allocate(arena, DType.F32, rows, r);
+            GpuSupport.fill(a, rnd, -1, 1);
+            GpuSupport.fill(b, rnd, -1, 1);
+            Tensor before = w.to(arena, DType.BF16);
+            Tensor emulated = w.to(arena, DType.BF16);
+            MergeRule.emulate(emulated, a, b, (float) gamma, MergeRule.Arithmetic.KERNEL);
+            try (FrozenWeight fw = cuda.prepare(w, null)) {
+                cuda.merge(fw, a, b, gamma, 1);
+            }
+            GpuSupport.assertBitwise("W [" + rows + ", " + cols + "] merged", w, emulated, "seed 4242");
+            MergeRule.assertStep("W [" + rows + ", " + cols + "] merged", before, w, a, b, gamma, 1, "seed 4242");
+        }
+    }
+
     @Test
     void mergeBeyondTheDtypesRangeIsRefusedWithWUnchangedOnHostAndDevice() {
         // W's row 1 and 2 hold values that W + γ·B·A pushes past the dtype's range (γ = 1, B·A = f·f): the
