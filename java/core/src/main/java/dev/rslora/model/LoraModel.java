@@ -5,6 +5,7 @@ import dev.rslora.backend.GradMode;
 import dev.rslora.core.Init;
 import dev.rslora.core.LoraConfig;
 import dev.rslora.core.LoraLinear;
+import dev.rslora.internal.Args;
 import dev.rslora.peft.AdapterModule;
 import dev.rslora.peft.AdapterSet;
 import dev.rslora.peft.BaseCheckpoint;
@@ -103,7 +104,7 @@ public final class LoraModel implements AutoCloseable {
      *                                  its key)
      */
     public static LoraModel wrap(Map<String, Tensor> weights, PeftConfig config, Backend backend, long seed) {
-        requireArg("LoraModel.wrap", "weights", weights);
+        Args.given("LoraModel.wrap", "weights", weights);
         return build(weights, config, backend, seed, null, null);
     }
 
@@ -119,7 +120,7 @@ public final class LoraModel implements AutoCloseable {
      * @throws IllegalArgumentException as {@link #wrap(Map, PeftConfig, Backend, long)}, or for a ragged array
      */
     public static LoraModel wrapArrays(Map<String, float[][]> weights, PeftConfig config, Backend backend, long seed) {
-        requireArg("LoraModel.wrapArrays", "weights", weights);
+        Args.given("LoraModel.wrapArrays", "weights", weights);
         Arena arena = Arena.ofShared();
         try {
             return build(copyArrays(weights, arena), config, backend, seed, null, arena);
@@ -143,7 +144,7 @@ public final class LoraModel implements AutoCloseable {
      * @throws IllegalArgumentException if base is null, or as {@link #wrap(Map, PeftConfig, Backend, long)}
      */
     public static LoraModel wrap(BaseCheckpoint base, PeftConfig config, Backend backend, long seed) {
-        requireArg("LoraModel.wrap", "base", base);
+        Args.given("LoraModel.wrap", "base", base);
         Map<String, Tensor> weights = new LinkedHashMap<>();
         for (String path : base.linearModules()) {
             weights.put(path + WEIGHT, base.tensor(path + WEIGHT));
@@ -171,8 +172,8 @@ public final class LoraModel implements AutoCloseable {
      *                                  names the module)
      */
     public static LoraModel load(Path dir, Map<String, Tensor> weights, Backend backend, long seed) throws IOException {
-        requireArg("LoraModel.load", "dir", dir);
-        requireArg("LoraModel.load", "weights", weights);
+        Args.given("LoraModel.load", "dir", dir);
+        Args.given("LoraModel.load", "weights", weights);
         try (Arena files = Arena.ofShared()) {
             AdapterSet set = AdapterSet.load(dir, files);
             return build(weights, set.config(), backend, seed, set, null);
@@ -191,8 +192,8 @@ public final class LoraModel implements AutoCloseable {
      * @throws IllegalArgumentException if dir or weights is null, or the adapter does not fit the weights
      */
     public static LoraModel loadArrays(Path dir, Map<String, float[][]> weights, Backend backend, long seed) throws IOException {
-        requireArg("LoraModel.loadArrays", "dir", dir);
-        requireArg("LoraModel.loadArrays", "weights", weights);
+        Args.given("LoraModel.loadArrays", "dir", dir);
+        Args.given("LoraModel.loadArrays", "weights", weights);
         Arena arena = Arena.ofShared();
         try (Arena files = Arena.ofShared()) {
             AdapterSet set = AdapterSet.load(dir, files);
@@ -210,13 +211,6 @@ public final class LoraModel implements AutoCloseable {
      */
     static <V> Map<String, V> ordered(Map<String, V> weights) {
         return weights instanceof java.util.SequencedMap<String, V> ? weights : new java.util.TreeMap<>(weights);
-    }
-
-    /** Refuses a null argument of a factory before anything is read or allocated, naming it. */
-    private static void requireArg(String method, String name, Object value) {
-        if (value == null) {
-            throw new IllegalArgumentException(method + ": " + name + " is null");
-        }
     }
 
     private static Map<String, Tensor> copyArrays(Map<String, float[][]> weights, Arena arena) {

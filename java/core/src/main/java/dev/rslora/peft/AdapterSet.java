@@ -5,6 +5,7 @@ import dev.rslora.backend.BackendChecks;
 import dev.rslora.core.Init;
 import dev.rslora.core.LoraConfig;
 import dev.rslora.core.LoraLinear;
+import dev.rslora.internal.Args;
 import dev.rslora.io.SafetensorsDtype;
 import dev.rslora.io.SafetensorsEntry;
 import dev.rslora.io.SafetensorsFile;

@@ -1,6 +1,7 @@
 package dev.rslora.peft;
 
 import dev.rslora.backend.MergeMath;
+import dev.rslora.internal.Args;
 import dev.rslora.io.SafetensorsEntry;
 import dev.rslora.io.SafetensorsFile;
 import dev.rslora.io.SafetensorsWriter;

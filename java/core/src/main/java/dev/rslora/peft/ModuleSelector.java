@@ -1,5 +1,7 @@
 package dev.rslora.peft;
 
+import dev.rslora.internal.Args;
+
 import java.util.List;
 import java.util.Objects;
 import java.util.regex.Pattern;

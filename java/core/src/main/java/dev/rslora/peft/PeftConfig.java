@@ -3,6 +3,7 @@ package dev.rslora.peft;
 import dev.rslora.core.Init;
 import dev.rslora.core.LoraConfig;
 import dev.rslora.core.Scaling;
+import dev.rslora.internal.Args;
 
 import java.math.BigInteger;
 import java.util.LinkedHashMap;

@@ -1,5 +1,7 @@
 package dev.rslora.peft;
 
+import dev.rslora.internal.Args;
+
 import java.util.LinkedHashMap;
 import java.util.Map;
 

@@ -1,5 +1,7 @@
 package dev.rslora.train;
 
+import dev.rslora.internal.Args;
+
 import java.util.Arrays;
 import java.util.Locale;
 
@@ -193,10 +195,10 @@ public final class DpoLoss {
      *                                  past a double's range
      */
     public Result compute(double[] policyChosen, double[] policyRejected, double[] referenceChosen, double[] referenceRejected) {
-        requireArray("policyChosen", policyChosen);
-        requireArray("policyRejected", policyRejected);
-        requireArray("referenceChosen", referenceChosen);
-        requireArray("referenceRejected", referenceRejected);
+        Args.given("DpoLoss.compute", "policyChosen", policyChosen);
+        Args.given("DpoLoss.compute", "policyRejected", policyRejected);
+        Args.given("DpoLoss.compute", "referenceChosen", referenceChosen);
+        Args.given("DpoLoss.compute", "referenceRejected", referenceRejected);
         int n = policyChosen.length;
         if (n < 1) {
             throw new IllegalArgumentException("DPO needs at least one preference pair");
@@ -265,12 +267,6 @@ public final class DpoLoss {
                     + sum + "); the largest is " + Arrays.stream(losses).max().orElse(Double.NaN));
         }
         return new Result(sum / n, losses, chosen, rejected, (double) correct / n, gc, gr);
-    }
-
-    private static void requireArray(String name, double[] values) {
-        if (values == null) {
-            throw new IllegalArgumentException("DpoLoss.compute: " + name + " is null");
-        }
     }
 
     private static void requireFinite(String what, double v, int pair) {

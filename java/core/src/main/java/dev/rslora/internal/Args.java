@@ -1,7 +1,10 @@
-package dev.rslora.peft;
+package dev.rslora.internal;
 
-/** The null check of the package's public entry points: an IllegalArgumentException naming the method and argument. */
-final class Args {
+/**
+ * The null check of the module's public entry points: an IllegalArgumentException naming the method
+ * and argument. In a package the module does not export: not part of the API.
+ */
+public final class Args {
     private Args() {
     }
 
@@ -9,7 +12,7 @@ final class Args {
      * @return {@code value}
      * @throws IllegalArgumentException "{@code method}: {@code name} is null" when value is null
      */
-    static <T> T given(String method, String name, T value) {
+    public static <T> T given(String method, String name, T value) {
         if (value == null) {
             throw new IllegalArgumentException(method + ": " + name + " is null");
         }
