@@ -34,7 +34,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class LayeringTest {
     /** Layer order, lowest first: package (below dev.rslora) → the module it lives in. One row, one layer. */
     static final List<Map<String, String>> LAYERS = List.of(
-            Map.of("tensor", "java/core", "simd", "java/core"),
+            Map.of("tensor", "java/core", "simd", "java/core", "internal", "java/core"),
             Map.of("dropout", "java/core"),
             Map.of("optim", "java/core"),
             Map.of("backend", "java/core"),
